@@ -1,0 +1,73 @@
+"""Open the catalog database and bring its schema up to date (Alembic).
+
+SQLite is the embedded default; PostgreSQL is used by URL. Migrations run at
+open time so a station or worker never talks to an out-of-date schema.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import create_engine
+
+from catalog.errors import CatalogUnavailable
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "migrate", "open_catalog", "redact_url"]
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given minus nothing secret
+        return url.split("@")[-1]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the database to the newest schema."""
+    cfg = alembic_config()
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def open_catalog(url: str, *, run_migrations: bool = True, **engine_kwargs: Any) -> Engine:
+    """Create an engine for *url* and migrate it; CatalogUnavailable if that fails."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **engine_kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if run_migrations:
+        try:
+            migrate(engine)
+        except OperationalError as exc:
+            raise CatalogUnavailable(redact_url(url), str(exc.orig).strip()) from exc
+    return engine

@@ -1,0 +1,211 @@
+"""Catalog tables (SQLModel).
+
+A Recording is one set of bytes (unique SHA-256); each time those bytes are
+found on a device is a Sighting. The stamp (case, time, place, collector,
+purpose) lives on the Recording and every change to it is a StampRevision.
+Every state change and access is a CustodyEvent in a hash chain.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from catalog.types import UTCDateTime, utcnow
+
+__all__ = [
+    "CustodyEvent", "CustodyHead", "Device", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
+    "Recording", "RecordingState", "Sighting", "StampRevision", "Station",
+]
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class RecordingState(enum.StrEnum):
+    STAGED = "staged"  # hashed copy in the station's staging area, not yet in WORM storage
+    ARCHIVED = "archived"  # written to the WORM store
+    VERIFIED = "verified"  # stored bytes re-hashed / server checksum confirmed equal
+    DISPOSED = "disposed"  # retention ended and the object was lawfully deleted (tombstone)
+
+
+class IntegrityStatus(enum.StrEnum):
+    OK = "ok"  # structure checks and probe passed
+    DAMAGED = "damaged"  # truncated or a header lies; bytes preserved as found
+    UNREADABLE = "unreadable"  # not parseable as media at all (empty, unknown, garbage)
+
+
+class MediaKind(enum.StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+    PHOTO = "photo"
+    OTHER = "other"
+
+
+class Station(SQLModel, table=True):
+    code: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    default_lat: float | None = None
+    default_lon: float | None = None
+    created_at: datetime | None = _ts(nullable=False)
+
+
+class Officer(SQLModel, table=True):
+    """执法人员: one enforcement officer."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True, unique=True, max_length=32)  # 警号 / 执法证号
+    name: str = Field(default="", max_length=100)
+    unit_number: str = Field(default="", max_length=64)
+    unit_name: str = Field(default="", max_length=200)
+    post: str = Field(default="", max_length=100)
+    certificate_number: str = Field(default="", max_length=64)
+    category: str = Field(default="", max_length=64)
+    area: str = Field(default="", max_length=200)
+    valid_from: datetime | None = _ts()
+    valid_until: datetime | None = _ts()
+
+
+class Device(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    serial: str = Field(index=True, unique=True, max_length=64)
+    profile: str = Field(max_length=64)
+    officer_number: str | None = Field(default=None, max_length=32)
+    unit_number: str = Field(default="", max_length=64)
+    unit_name: str = Field(default="", max_length=200)
+    first_seen: datetime | None = _ts(nullable=False)
+    last_seen: datetime | None = _ts(nullable=False)
+
+
+class DockSession(SQLModel, table=True):
+    __tablename__ = "dock_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    station_code: str = Field(foreign_key="station.code", max_length=64)
+    device_serial: str = Field(index=True, max_length=64)
+    profile: str = Field(max_length=64)
+    source_path: str = Field(max_length=1024)
+    started_at: datetime | None = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+    files_seen: int = 0
+    files_new: int = 0
+    files_known: int = 0
+    files_failed: int = 0
+
+
+class Recording(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_recording_captured", "captured_start", "captured_end"),
+        Index("ix_recording_place", "lat", "lon"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(index=True, unique=True, min_length=64, max_length=64)
+    size_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    media_kind: str = Field(max_length=16, index=True)
+    container: str | None = Field(default=None, max_length=64)
+    video_codec: str | None = Field(default=None, max_length=64)
+    audio_codec: str | None = Field(default=None, max_length=64)
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    original_name: str = Field(max_length=1024)
+    device_serial: str | None = Field(default=None, index=True, max_length=64)
+    officer_number: str | None = Field(default=None, index=True, max_length=32)
+    officer_name: str | None = Field(default=None, max_length=100)
+    station_code: str = Field(max_length=64)
+    captured_start: datetime | None = _ts(index=True)
+    captured_end: datetime | None = _ts()
+    raw_device_time: str | None = Field(default=None, max_length=64)
+    time_source: str = Field(max_length=32)
+    zone_assumed: str | None = Field(default=None, max_length=64)
+    clock_offset_s: float = 0.0
+    lat: float | None = None
+    lon: float | None = None
+    place_source: str | None = Field(default=None, max_length=32)
+    case_number: str | None = Field(default=None, index=True, max_length=64)
+    purpose: str | None = Field(default=None, max_length=500)
+    important: bool = False
+    integrity_status: str = Field(max_length=16)
+    integrity_detail: str = Field(default="", max_length=2000)
+    state: str = Field(max_length=16, index=True)
+    retain_until: datetime | None = _ts()
+    store_name: str | None = Field(default=None, max_length=32)
+    store_key: str | None = Field(default=None, max_length=256)
+    store_version: str | None = Field(default=None, max_length=256)
+    stamp_revision: int = 1
+    ingested_at: datetime | None = _ts(nullable=False)
+    technical: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Sighting(SQLModel, table=True):
+    """One appearance of a recording's bytes on a device."""
+
+    __table_args__ = (
+        UniqueConstraint("device_serial", "device_path", "recording_id", name="uq_sighting_place"),
+        Index("ix_sighting_quick", "device_serial", "device_path", "size_bytes", "mtime_ns"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    dock_session_id: int = Field(foreign_key="dock_session.id")
+    device_serial: str = Field(max_length=64)
+    device_path: str = Field(max_length=2048)  # display-safe relative path on the device
+    size_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    mtime_ns: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    important: bool = False
+    seen_at: datetime | None = _ts(nullable=False)
+
+
+class StampRevision(SQLModel, table=True):
+    """One version of a recording's evidence stamp; revision 1 is the ingest stamp."""
+
+    __tablename__ = "stamp_revision"
+    __table_args__ = (UniqueConstraint("recording_id", "revision", name="uq_stamp_revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    revision: int
+    case_number: str | None = Field(default=None, max_length=64)
+    captured_start: datetime | None = _ts()
+    lat: float | None = None
+    lon: float | None = None
+    place_source: str | None = Field(default=None, max_length=32)
+    collector: str | None = Field(default=None, max_length=32)
+    purpose: str | None = Field(default=None, max_length=500)
+    important: bool = False
+    changed_by: str = Field(max_length=100)
+    changed_at: datetime | None = _ts(nullable=False)
+    reason: str = Field(default="", max_length=1000)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CustodyEvent(SQLModel, table=True):
+    """A link of the custody hash chain."""
+
+    __tablename__ = "custody_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, index=True)
+    recording_id: int | None = Field(default=None, index=True)
+    dock_session_id: int | None = None
+    actor: str = Field(max_length=100)
+    at: datetime | None = _ts(nullable=False)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class CustodyHead(SQLModel, table=True):
+    """Single row holding the chain head; locked while appending so the chain stays linear."""
+
+    __tablename__ = "custody_head"
+
+    id: int = Field(default=1, primary_key=True)
+    last_event_id: int | None = None
+    last_hash: str = Field(max_length=64)
+

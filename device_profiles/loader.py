@@ -1,0 +1,240 @@
+"""Parse device-profile YAML files into typed, validated objects.
+
+A profile is data: how to recognise a recorder, where its recordings are,
+how its file names and sidecars read, what its clock means, and whether it
+may be cleared once its recordings are archived. Unknown keys are refused and
+every problem in a file is reported at once.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from device_profiles.errors import ProfileInvalid, ProfileNotFound
+
+__all__ = [
+    "BUILTIN_DIR",
+    "TIME_SOURCES",
+    "ClockRule",
+    "DeviceProfile",
+    "FilenameRule",
+    "IdentityRule",
+    "Recognition",
+    "SidecarRule",
+    "load_profile",
+    "load_profiles",
+    "parse_profile",
+]
+
+#: Folder holding the profiles shipped with the system.
+BUILTIN_DIR = Path(__file__).parent / "profiles"
+
+#: Where a capture time may come from, in the words profiles use.
+TIME_SOURCES = ("sidecar", "container", "exif", "filename", "file_mtime")
+
+_FILENAME_GROUPS = {"serial", "officer", "date", "time", "important", "prefix", "ext", "number"}
+
+
+@dataclass(frozen=True)
+class Recognition:
+    any_files: tuple[str, ...] = ()  # one of these paths exists (case-insensitive)
+    all_paths: tuple[str, ...] = ()  # every one of these paths exists
+    volume_labels: tuple[str, ...] = ()  # the mount's label is one of these
+
+
+@dataclass(frozen=True)
+class IdentityRule:
+    file: str
+    encoding: str
+    fields: Mapping[str, str]  # our name (serial, officer_number, ...) -> key in the file
+
+
+@dataclass(frozen=True)
+class FilenameRule:
+    pattern: re.Pattern[str]
+    important_suffix: str | None = None
+
+
+@dataclass(frozen=True)
+class SidecarRule:
+    name: str  # template with {stem} and {name}
+    format: str  # "json" or "keyvalue"
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    zone: str | None  # the device's local zone when its clock is local time
+    container_time_is_local: bool = False  # container says UTC but holds local wall time
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    description: str
+    recognise: Recognition
+    recordings: tuple[str, ...]  # glob patterns relative to the device root
+    ignore: tuple[str, ...]
+    time_sources: tuple[str, ...]
+    clock: ClockRule
+    clear_after_archive: bool
+    identity: IdentityRule | None = None
+    filename: FilenameRule | None = None
+    sidecar: SidecarRule | None = None
+    source: str = field(default="", compare=False)
+
+
+_TOP_KEYS = {
+    "name", "description", "recognise", "recordings", "ignore", "time_sources", "clock",
+    "clear_after_archive", "identity", "filename", "sidecar",
+}
+_REQUIRED = {"name", "recognise", "recordings", "time_sources", "clock", "clear_after_archive"}
+
+
+def _check_keys(where: str, data: Any, allowed: set[str], problems: list[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping, got {type(data).__name__}")
+        return {}
+    for key in sorted(set(data) - allowed):
+        problems.append(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+    return data
+
+
+def _str_list(where: str, value: Any, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{where}: expected a list of strings, got {value!r}")
+        return ()
+    return tuple(value)
+
+
+def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
+    """Validate one profile mapping; raise ProfileInvalid listing every problem."""
+    problems: list[str] = []
+    top = _check_keys("profile", data, _TOP_KEYS, problems)
+    for key in sorted(_REQUIRED - set(top)):
+        problems.append(f"profile: missing required key {key!r}")
+
+    name = top.get("name", "")
+    if "name" in top and (not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name)):
+        problems.append(f"name: {name!r} must be lowercase letters, digits and '-'")
+
+    rec = _check_keys("recognise", top.get("recognise", {}), {"any_files", "all_paths", "volume_labels"},
+                      problems)
+    recognise = Recognition(
+        any_files=_str_list("recognise.any_files", rec.get("any_files"), problems),
+        all_paths=_str_list("recognise.all_paths", rec.get("all_paths"), problems),
+        volume_labels=_str_list("recognise.volume_labels", rec.get("volume_labels"), problems),
+    )
+    if "recognise" in top and not (recognise.any_files or recognise.all_paths or recognise.volume_labels):
+        problems.append("recognise: give at least one of any_files, all_paths, volume_labels")
+
+    recordings = _str_list("recordings", top.get("recordings"), problems)
+    if "recordings" in top and not recordings:
+        problems.append("recordings: give at least one glob pattern")
+    ignore = _str_list("ignore", top.get("ignore"), problems)
+
+    time_sources = _str_list("time_sources", top.get("time_sources"), problems)
+    for ts in time_sources:
+        if ts not in TIME_SOURCES:
+            problems.append(f"time_sources: unknown source {ts!r} (allowed: {', '.join(TIME_SOURCES)})")
+
+    clk = _check_keys("clock", top.get("clock", {}), {"zone", "container_time_is_local"}, problems)
+    zone = clk.get("zone")
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"clock.zone: {zone!r} is not a known IANA time zone")
+    local_container = clk.get("container_time_is_local", False)
+    if not isinstance(local_container, bool):
+        problems.append(f"clock.container_time_is_local: expected true/false, got {local_container!r}")
+    clock = ClockRule(zone=zone, container_time_is_local=bool(local_container))
+
+    clear = top.get("clear_after_archive", False)
+    if not isinstance(clear, bool):
+        problems.append(f"clear_after_archive: expected true/false, got {clear!r}")
+
+    identity = None
+    if top.get("identity") is not None:
+        ident = _check_keys("identity", top["identity"], {"file", "encoding", "fields"}, problems)
+        encoding = ident.get("encoding", "utf-8")
+        try:
+            "x".encode(encoding)
+        except LookupError:
+            problems.append(f"identity.encoding: unknown codec {encoding!r}")
+        fields = ident.get("fields", {})
+        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+            problems.append(f"identity.fields: expected a mapping of names to keys, got {fields!r}")
+            fields = {}
+        if not isinstance(ident.get("file"), str):
+            problems.append("identity.file: missing or not a string")
+        identity = IdentityRule(file=str(ident.get("file", "")), encoding=encoding, fields=dict(fields))
+
+    filename = None
+    if top.get("filename") is not None:
+        fn = _check_keys("filename", top["filename"], {"pattern", "important_suffix"}, problems)
+        try:
+            pattern = re.compile(str(fn.get("pattern", "")), re.IGNORECASE)
+            unknown_groups = set(pattern.groupindex) - _FILENAME_GROUPS
+            if unknown_groups:
+                problems.append(f"filename.pattern: unknown groups {sorted(unknown_groups)} "
+                                f"(allowed: {', '.join(sorted(_FILENAME_GROUPS))})")
+            filename = FilenameRule(pattern=pattern, important_suffix=fn.get("important_suffix"))
+        except re.error as exc:
+            problems.append(f"filename.pattern: not a valid regular expression ({exc})")
+
+    sidecar = None
+    if top.get("sidecar") is not None:
+        sc = _check_keys("sidecar", top["sidecar"], {"name", "format"}, problems)
+        fmt = sc.get("format", "json")
+        if fmt not in ("json", "keyvalue"):
+            problems.append(f"sidecar.format: {fmt!r} is not one of json, keyvalue")
+        if not isinstance(sc.get("name"), str) or "{stem}" not in sc.get("name", ""):
+            problems.append("sidecar.name: must be a template containing {stem}")
+        sidecar = SidecarRule(name=str(sc.get("name", "")), format=str(fmt))
+    if "sidecar" in time_sources and sidecar is None:
+        problems.append("time_sources: 'sidecar' is listed but the profile has no sidecar rule")
+    if "filename" in time_sources and filename is None:
+        problems.append("time_sources: 'filename' is listed but the profile has no filename rule")
+
+    if problems:
+        raise ProfileInvalid(source, problems)
+    return DeviceProfile(
+        name=name, description=str(top.get("description", "")), recognise=recognise,
+        recordings=recordings, ignore=ignore, time_sources=time_sources, clock=clock,
+        clear_after_archive=bool(clear), identity=identity, filename=filename, sidecar=sidecar,
+        source=source,
+    )
+
+
+def load_profile(path: Path) -> DeviceProfile:
+    """Read and validate one YAML profile file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ProfileInvalid(path, [f"cannot read: {exc}"]) from exc
+    return parse_profile(data, source=str(path))
+
+
+def load_profiles(extra_dirs: tuple[Path, ...] = ()) -> dict[str, DeviceProfile]:
+    """Load the built-in profiles plus any in *extra_dirs* (later ones win by name)."""
+    profiles: dict[str, DeviceProfile] = {}
+    for folder in (BUILTIN_DIR, *extra_dirs):
+        for path in sorted(folder.glob("*.yaml")):
+            profile = load_profile(path)
+            profiles[profile.name] = profile
+    return profiles
+
+
+def get_profile(profiles: Mapping[str, DeviceProfile], name: str) -> DeviceProfile:
+    try:
+        return profiles[name]
+    except KeyError:
+        raise ProfileNotFound(name, known=tuple(sorted(profiles))) from None

@@ -1,0 +1,403 @@
+"""The `evidence` command line (a public contract: JSON goes to stdout).
+
+Exit codes: 0 done (every file preserved, even if some are damaged);
+1 some file could not be preserved; 2 bad input or configuration;
+3 the catalog or the store is unavailable.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from catalog import (
+    CatalogUnavailable,
+    CustodyEvent,
+    CustodyKind,
+    Near,
+    RecordingNotFound,
+    SearchFilters,
+    StampInvalid,
+    append_event,
+    get_recording,
+    open_catalog,
+    recording_as_json,
+    restamp,
+    run_search,
+    sightings_of,
+    stamp_history,
+)
+from device_profiles import ProfileError, load_profiles
+from ingest.config import Settings
+from ingest.errors import ConfigInvalid, DeviceGone, IngestError
+from ingest.pipeline import IngestOptions, IngestReport, ingest_folder
+from storage import LocalStore, StorageError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except _USER_ERRORS as exc:
+        _fail(str(exc), 2)
+    except (CatalogUnavailable, StorageError) as exc:
+        _fail(str(exc), 3)
+
+
+def _settings(station: str | None = None) -> Settings:
+    env = dict(os.environ)
+    if station:
+        env["EVIDENCE_STATION"] = station
+    return Settings.from_env(env)
+
+
+def _engine(settings: Settings) -> Engine:
+    return open_catalog(settings.database_url)
+
+
+def _store(settings: Settings) -> LocalStore:
+    return LocalStore(settings.store_path)
+
+
+def _console() -> Console:
+    # Piped output keeps whole rows (no terminal width to fit).
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 220)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _short_time(value: str | None) -> str:
+    return value.replace("T", " ").replace("Z", "")[:19] if value else "-"
+
+
+def _recordings_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    for column in ("id", "kind", "name", "captured (UTC)", "time src", "place", "officer", "case",
+                   "integrity", "state"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        place = r.get("place")
+        where = f"{place['lat']:.4f},{place['lon']:.4f} ({place['source']})" if place else "-"
+        integrity = r["integrity"]["status"] + (f": {r['integrity']['detail'][:60]}"
+                                                if r["integrity"]["detail"] else "")
+        officer = (r.get("officer") or {}).get("number") or "-"
+        name = r["original_name"] + (" [重要/IMP]" if r["important"] else "")
+        table.add_row(str(r["id"]), r["media_kind"], name, _short_time(r["captured_start"]), r["time_source"],
+                      where, officer, r["case_number"] or "-", integrity, r["state"])
+    return table
+
+
+def _print_report(report: IngestReport, title: str) -> None:
+    console = _console()
+    console.print(_recordings_table(report.recordings, title))
+    for item in report.skipped:
+        console.print(f"[dim]skipped[/dim] {item['file']}: {item['reason']}", markup=True)
+    for item in report.errors:
+        kept = "kept" if item["preserved"] else "NOT preserved"
+        console.print(f"[red]error[/red] {item['file']} ({item['stage']}, {kept}): {item['reason']}")
+    new = sum(1 for r in report.recordings if r.get("ingest") == "new")
+    known = len(report.recordings) - new
+    console.print(f"{new} new, {known} already known, {len(report.skipped)} skipped, "
+                  f"{len(report.errors)} error(s); dock session {report.dock_session_id}")
+
+
+def _run_ingest(path: Path, settings: Settings, options: IngestOptions, *, quiet: bool) -> IngestReport:
+    engine, store = _engine(settings), _store(settings)
+    if quiet or not sys.stderr.isatty():
+        return ingest_folder(path, settings=settings, engine=engine, store=store, options=options)
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"ingesting {path.name}", total=None)
+
+        def progress(event: str, value: int) -> None:
+            if event == "bytes":
+                bar.update(task, total=value)
+            elif event == "advance":
+                bar.advance(task, value)
+
+        return ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
+                             progress=progress)
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output on stderr.")
+def main(verbose: int) -> None:
+    """Audiovisual evidence ingest: dock, hash, stamp, catalogue, keep unaltered."""
+    logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--profile", help="Device profile name (default: recognise the device).")
+@click.option("--station", help="Station code (default EVIDENCE_STATION).")
+@click.option("--officer", help="Collector's officer number (default: from the device).")
+@click.option("--case", "case_number", help="Case number to stamp on every recording.")
+@click.option("--purpose", help="What the recordings prove (证明对象).")
+@click.option("--clock-offset", type=float, help="Seconds to add to the device clock (known drift).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+def ingest(path: Path, profile: str | None, station: str | None, officer: str | None,
+           case_number: str | None, purpose: str | None, clock_offset: float | None, as_json: bool) -> None:
+    """Ingest every recording from a mounted device or a folder."""
+    with _errors():
+        settings = _settings(station)
+        options = IngestOptions(profile=profile, officer=officer, case_number=case_number, purpose=purpose,
+                                clock_offset_s=clock_offset, actor=f"station:{settings.station}")
+        report = _run_ingest(path, settings, options, quiet=as_json)
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        _print_report(report, f"{path} ({report.profile}, device {report.device_serial})")
+    sys.exit(0 if report.all_preserved else 1)
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=option) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no zone; add Z or +08:00", param_hint=option)
+    return parsed
+
+
+def _parse_near(value: str | None) -> Near | None:
+    if value is None:
+        return None
+    try:
+        lat, lon, metres = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not LAT,LON,METRES", param_hint="--near") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and metres > 0):
+        raise click.BadParameter(f"{value!r} is out of range", param_hint="--near")
+    return Near(lat, lon, metres)
+
+
+@main.command()
+@click.option("--case", "case_number")
+@click.option("--officer", help="Officer number or name.")
+@click.option("--device", help="Device serial.")
+@click.option("--from", "start", help="ISO time with zone: recordings ending at or after it.")
+@click.option("--to", "end", help="ISO time with zone: recordings starting at or before it.")
+@click.option("--near", help="LAT,LON,METRES")
+@click.option("--purpose", help="Text contained in the purpose.")
+@click.option("--kind", type=click.Choice(["video", "audio", "photo", "other"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def search(case_number: str | None, officer: str | None, device: str | None, start: str | None,
+           end: str | None, near: str | None, purpose: str | None, kind: str | None, limit: int,
+           as_json: bool) -> None:
+    """Find recordings."""
+    filters = SearchFilters(case_number=case_number, officer=officer, device=device,
+                            start=_parse_time(start, "--from"), end=_parse_time(end, "--to"),
+                            near=_parse_near(near), purpose=purpose, kind=kind, limit=limit)
+    with _errors():
+        engine = _engine(_settings())
+        with Session(engine) as session:
+            rows = [recording_as_json(r) for r in run_search(session, filters)]
+    if as_json:
+        _print_json({"recordings": rows})
+    else:
+        _console().print(_recordings_table(rows, f"{len(rows)} recording(s)"))
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--by", default=None, help="Who is looking (recorded in the custody log).")
+def show(ref: str, as_json: bool, by: str | None) -> None:
+    """Show one recording with its sightings, stamp history and custody events."""
+    with _errors():
+        settings = _settings()
+        engine = _engine(settings)
+        with Session(engine) as session:
+            recording = get_recording(session, ref)
+            assert recording.id is not None
+            data = recording_as_json(recording, sightings=sightings_of(session, recording.id))
+            data["stamp_history"] = [
+                {"revision": h.revision, "changed_by": h.changed_by,
+                 "changed_at": h.changed_at.isoformat() if h.changed_at else None,
+                 "reason": h.reason, "changes": h.changes} for h in stamp_history(session, recording.id)]
+            append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
+                         recording_id=recording.id, details={"via": "cli show"})
+            session.commit()
+            events = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
+                                  .order_by(col(CustodyEvent.id))).all()
+            data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor,
+                                "at": e.at.isoformat() if e.at else None, "details": e.details,
+                                "hash": e.hash} for e in events]
+    if as_json:
+        _print_json(data)
+        return
+    console = _console()
+    for key, value in data.items():
+        if key in ("sightings", "stamp_history", "custody", "technical"):
+            continue
+        console.print(f"[bold]{key}[/bold]: {json.dumps(value, ensure_ascii=False)}")
+    console.print("[bold]sightings[/bold]:")
+    for s in data["sightings"]:
+        console.print(f"  {s['device_serial']} {s['device_path']} (session {s['dock_session_id']})")
+    console.print("[bold]stamp history[/bold]:")
+    for h in data["stamp_history"]:
+        console.print(f"  r{h['revision']} by {h['changed_by']} at {h['changed_at']}: {h['reason']} "
+                      f"{json.dumps(h['changes'], ensure_ascii=False)}")
+    console.print("[bold]custody[/bold]:")
+    for e in data["custody"]:
+        console.print(f"  #{e['id']} {e['at']} {e['kind']} by {e['actor']}")
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--by", default=None, help="Who reads the bytes (recorded in the custody log).")
+def cat(ref: str, by: str | None) -> None:
+    """Write a recording's original bytes to stdout (a recorded access)."""
+    with _errors():
+        settings = _settings()
+        engine, store = _engine(settings), _store(settings)
+        with Session(engine) as session:
+            recording = get_recording(session, ref)
+            source = store.open(recording.sha256)
+            append_event(session, CustodyKind.ACCESSED, actor=by or os.environ.get("USER", "cli"),
+                         recording_id=recording.id, details={"via": "cli cat", "sha256": recording.sha256})
+            session.commit()
+        out = sys.stdout.buffer
+        with source:
+            while chunk := source.read(1024 * 1024):
+                out.write(chunk)
+        out.flush()
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--by", "by", required=True, help="Who makes the change.")
+@click.option("--reason", required=True, help="Why the stamp changes.")
+@click.option("--case", "case_number")
+@click.option("--purpose")
+@click.option("--officer", "collector", help="Collector's officer number.")
+@click.option("--place", help="LAT,LON (source becomes 'manual').")
+@click.option("--important/--not-important", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | None, collector: str | None,
+        place: str | None, important: bool | None, as_json: bool) -> None:
+    """Change a recording's evidence stamp (kept as a new revision)."""
+    changes: dict[str, Any] = {}
+    if case_number is not None:
+        changes["case_number"] = case_number
+    if purpose is not None:
+        changes["purpose"] = purpose
+    if collector is not None:
+        changes["collector"] = collector
+    if important is not None:
+        changes["important"] = important
+    if place is not None:
+        try:
+            lat, lon = (float(v) for v in place.split(","))
+        except ValueError:
+            raise click.BadParameter(f"{place!r} is not LAT,LON", param_hint="--place") from None
+        changes.update(lat=lat, lon=lon, place_source="manual")
+    if not changes:
+        raise click.UsageError("give at least one of --case, --purpose, --officer, --place, --important")
+    with _errors():
+        settings = _settings()
+        engine = _engine(settings)
+        with Session(engine) as session:
+            recording = get_recording(session, ref)
+            revision = restamp(session, recording, by=by, reason=reason, case_pattern=settings.case_pattern,
+                               **changes)
+            session.commit()
+            data = {**recording_as_json(recording), "revision": revision.revision, "changes": revision.changes}
+    if as_json:
+        _print_json(data)
+    else:
+        click.echo(f"recording {data['id']}: stamp revision {data['revision']} "
+                   f"{json.dumps(data['changes'], ensure_ascii=False)}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def profiles(as_json: bool) -> None:
+    """List the device profiles."""
+    with _errors():
+        settings = _settings()
+        found = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
+    rows = [{"name": p.name, "description": p.description, "time_sources": list(p.time_sources),
+             "clock_zone": p.clock.zone, "clear_after_archive": p.clear_after_archive, "source": p.source}
+            for p in found.values()]
+    if as_json:
+        _print_json({"profiles": rows})
+    else:
+        for r in rows:
+            click.echo(f"{r['name']:28s} {r['description']}")
+
+
+@main.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+def samples(dest: Path) -> None:
+    """Write sample recorders (one per built-in profile) into DEST."""
+    from ingest.samples import generate_samples
+
+    with _errors():
+        made = generate_samples(dest)
+    for name, path in made.all().items():
+        click.echo(f"{name}: {path}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def demo(as_json: bool) -> None:
+    """Generate sample recorders under $EVIDENCE_HOME/samples and ingest each (twice: the second
+    dock shows that nothing is ingested twice)."""
+    from ingest.samples import generate_samples
+
+    with _errors():
+        settings = _settings()
+        root = settings.home / "samples"
+        made = generate_samples(root) if not root.exists() else None
+        devices = made.all() if made else {p.name: p for p in sorted(root.iterdir()) if p.is_dir()}
+        reports = []
+        for name, path in devices.items():
+            options = IngestOptions(purpose="日常巡查 routine patrol", actor=f"station:{settings.station}")
+            report = _run_ingest(path, settings, options, quiet=as_json)
+            reports.append((name, path, report))
+            if not as_json:
+                _print_report(report, f"{name}: {path}")
+        again = ingest_folder(devices[next(iter(devices))], settings=settings, engine=_engine(settings),
+                              store=_store(settings), options=IngestOptions(actor=f"station:{settings.station}"))
+    if as_json:
+        _print_json({"devices": [{"name": n, "path": str(p), **r.as_json()} for n, p, r in reports],
+                     "redock": again.as_json()})
+        return
+    click.echo(f"re-dock of {next(iter(devices))}: {len(again.skipped)} entries skipped, "
+               f"{sum(1 for r in again.recordings if r.get('ingest') == 'new')} new")
+    click.echo(f"catalog: {settings.database_url}\nWORM store: {settings.store_url}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

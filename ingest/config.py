@@ -1,0 +1,163 @@
+"""Settings of a station / archive: the only module that reads the environment.
+
+Values come from EVIDENCE_* variables, then from an optional TOML file
+(EVIDENCE_CONFIG, else $EVIDENCE_HOME/evidence.toml), then defaults. A bad
+value fails at start with the key, the value and the reason.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from catalog import DEFAULT_CASE_PATTERN
+from ingest.errors import ConfigInvalid
+from storage import RetentionRefused, validate_routine_months
+
+__all__ = ["SETTINGS_HELP", "Settings"]
+
+#: Every setting: env name -> (TOML key, default shown in the README, meaning).
+SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
+    "EVIDENCE_HOME": ("home", "./evidence-data", "folder for the embedded catalog, WORM store and staging"),
+    "EVIDENCE_CONFIG": ("-", "$EVIDENCE_HOME/evidence.toml", "optional TOML file with the keys below"),
+    "EVIDENCE_DATABASE_URL": ("database_url", "sqlite:///$EVIDENCE_HOME/catalog.db", "catalog database URL"),
+    "EVIDENCE_STORE_URL": ("store_url", "file://$EVIDENCE_HOME/worm", "WORM store"),
+    "EVIDENCE_STAGING_DIR": ("staging_dir", "$EVIDENCE_HOME/staging", "station staging area"),
+    "EVIDENCE_STATION": ("station", "station-1", "this station's code"),
+    "EVIDENCE_STATION_NAME": ("station_name", "(the code)", "this station's display name"),
+    "EVIDENCE_STATION_PLACE": ("station_place", "(none)", "'LAT,LON' used when a file has no GPS"),
+    "EVIDENCE_STATION_TZ": ("station_tz", "Asia/Shanghai", "zone for device clocks a profile leaves open"),
+    "EVIDENCE_ROUTINE_RETENTION_MONTHS": ("routine_retention_months", "6", "routine retention; < 6 refused"),
+    "EVIDENCE_CASE_PATTERN": ("case_pattern", "(see README)", "regular expression a case number must match"),
+    "EVIDENCE_PROFILES_DIR": ("profiles_dir", "(none)", "extra folder of device-profile YAML files"),
+    "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
+    "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    store_url: str
+    staging_dir: Path
+    station: str
+    station_name: str
+    station_place: tuple[float, float] | None
+    station_tz: str
+    routine_retention_months: int
+    case_pattern: str
+    profiles_dir: Path | None
+    probe_workers: int
+    probe_timeout_s: float
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store_url.removeprefix("file://"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        home = Path(environ.get("EVIDENCE_HOME", "./evidence-data")).expanduser().absolute()
+        config_path = environ.get("EVIDENCE_CONFIG")
+        toml: dict[str, Any] = {}
+        path = Path(config_path) if config_path else home / "evidence.toml"
+        if config_path or path.exists():
+            try:
+                toml = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigInvalid("EVIDENCE_CONFIG", str(path), f"Cannot read TOML: {exc}") from exc
+            known = {toml_key for toml_key, _, _ in SETTINGS_HELP.values()}
+            unknown = sorted(set(toml) - known)
+            if unknown:
+                raise ConfigInvalid("EVIDENCE_CONFIG", str(path), f"Unknown keys: {', '.join(unknown)}.")
+
+        def get(key: str, default: str) -> str:
+            if key in environ:
+                return environ[key]
+            toml_key = SETTINGS_HELP[key][0]
+            return str(toml[toml_key]) if toml_key in toml else default
+
+        def integer(key: str, default: str, minimum: int) -> int:
+            raw = get(key, default)
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigInvalid(key, raw, "Not a valid integer.") from None
+            if value < minimum:
+                raise ConfigInvalid(key, raw, f"Must be at least {minimum}.")
+            return value
+
+        months = integer("EVIDENCE_ROUTINE_RETENTION_MONTHS", "6", 1)
+        try:
+            validate_routine_months(months)
+        except RetentionRefused as exc:
+            raise ConfigInvalid("EVIDENCE_ROUTINE_RETENTION_MONTHS", str(months), f"{exc}.") from None
+
+        raw_timeout = get("EVIDENCE_PROBE_TIMEOUT_S", "120")
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            raise ConfigInvalid("EVIDENCE_PROBE_TIMEOUT_S", raw_timeout, "Not a number of seconds.") from None
+        if timeout <= 0:
+            raise ConfigInvalid("EVIDENCE_PROBE_TIMEOUT_S", raw_timeout, "Must be above 0.")
+
+        zone = get("EVIDENCE_STATION_TZ", "Asia/Shanghai")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigInvalid("EVIDENCE_STATION_TZ", zone, "Not a known IANA time zone.") from None
+
+        place = None
+        raw_place = get("EVIDENCE_STATION_PLACE", "")
+        if raw_place:
+            place = _parse_place("EVIDENCE_STATION_PLACE", raw_place)
+
+        pattern = get("EVIDENCE_CASE_PATTERN", DEFAULT_CASE_PATTERN)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigInvalid("EVIDENCE_CASE_PATTERN", pattern, f"Not a regular expression: {exc}.") from None
+
+        station = get("EVIDENCE_STATION", "station-1")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", station):
+            raise ConfigInvalid("EVIDENCE_STATION", station, "Use 1-64 letters, digits, '_', '.', '-'.")
+
+        store_url = get("EVIDENCE_STORE_URL", f"file://{home / 'worm'}")
+        if not store_url.startswith("file://"):
+            raise ConfigInvalid("EVIDENCE_STORE_URL", store_url,
+                                "Only file:// (the local WORM store) is supported in this release.")
+        profiles_dir = get("EVIDENCE_PROFILES_DIR", "")
+        if profiles_dir and not Path(profiles_dir).is_dir():
+            raise ConfigInvalid("EVIDENCE_PROFILES_DIR", profiles_dir, "Not a folder.")
+
+        return cls(
+            home=home,
+            database_url=get("EVIDENCE_DATABASE_URL", f"sqlite:///{home / 'catalog.db'}"),
+            store_url=store_url,
+            staging_dir=Path(get("EVIDENCE_STAGING_DIR", str(home / "staging"))).absolute(),
+            station=station,
+            station_name=get("EVIDENCE_STATION_NAME", station),
+            station_place=place,
+            station_tz=zone,
+            routine_retention_months=months,
+            case_pattern=pattern,
+            profiles_dir=Path(profiles_dir) if profiles_dir else None,
+            probe_workers=integer("EVIDENCE_PROBE_WORKERS", "2", 1),
+            probe_timeout_s=timeout,
+        )
+
+
+def _parse_place(key: str, raw: str) -> tuple[float, float]:
+    try:
+        lat_text, lon_text = raw.split(",")
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        raise ConfigInvalid(key, raw, "Expected 'LAT,LON' in decimal degrees.") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ConfigInvalid(key, raw, "Latitude must be within ±90 and longitude within ±180.")
+    return lat, lon

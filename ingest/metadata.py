@@ -1,0 +1,471 @@
+"""Turn what was read about a file into its description: pure functions only.
+
+Inputs are plain values gathered by `ingest.probe` (ffprobe JSON, EXIF
+values, the sidecar, the filename, the file's own time); the output is a
+`RecordingMetadata`: media kind, technical facts, capture time with its
+source / zone / clock offset, place with its source, and an integrity
+verdict. Nothing here touches a file, a process or the clock.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from device_profiles import DeviceProfile, FilenameRule
+from ingest.integrity import Structure
+
+__all__ = [
+    "CaptureTime", "ExifFacts", "Facts", "FilenameFacts", "Place", "RawTime", "RecordingMetadata",
+    "SidecarFacts", "describe", "exif_facts", "parse_filename", "parse_iso6709", "resolve_capture_time",
+    "sidecar_facts",
+]
+
+_AUDIO_FORMATS = {"wav", "amr", "mp3"}
+_PHOTO_FORMATS = {"jpeg", "png"}
+_IMAGE_CODECS = {"mjpeg", "png", "bmp", "gif", "tiff", "webp"}
+_LOCATION_TAGS = ("location", "location-eng", "com.apple.quicktime.location.ISO6709", "xyz")
+_ISO6709 = re.compile(r"^\s*([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?(?:CRS[^/]*)?/?\s*$")
+
+
+@dataclass(frozen=True)
+class RawTime:
+    source: str  # sidecar | container | exif | filename | file_mtime
+    text: str  # the value as the device wrote it
+    utc: datetime  # the value read as UTC (zone applied when it was local time)
+    zone_assumed: str | None  # the zone applied to a local time, None when the value carried one
+    device_clock: bool  # True when it comes from the recorder's own clock
+
+
+@dataclass(frozen=True)
+class CaptureTime:
+    start: datetime
+    end: datetime
+    raw_device_time: str | None
+    source: str
+    zone_assumed: str | None
+    clock_offset_s: float  # corrected UTC minus the device clock's reading (0: none known/applied)
+
+
+@dataclass(frozen=True)
+class Place:
+    lat: float
+    lon: float
+    source: str  # sidecar | exif | container | station
+
+
+@dataclass(frozen=True)
+class FilenameFacts:
+    text: str
+    serial: str | None = None
+    officer: str | None = None
+    local_time: datetime | None = None  # naive: the device's wall clock
+    important: bool = False
+
+
+@dataclass(frozen=True)
+class ExifFacts:
+    datetime_original: str | None = None  # "YYYY:MM:DD HH:MM:SS", device wall clock
+    offset_time_original: str | None = None  # "+08:00"
+    lat: float | None = None
+    lon: float | None = None
+    gps_utc: datetime | None = None
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+
+
+@dataclass(frozen=True)
+class SidecarFacts:
+    start_utc: datetime | None = None
+    end_utc: datetime | None = None
+    device_time: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    serial: str | None = None
+    officer_number: str | None = None
+    track_points: int = 0
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything read about one staged file."""
+
+    name: str
+    size_bytes: int
+    mtime_ns: int  # the file's time on the device
+    structure: Structure
+    probe: Mapping[str, Any] | None = None  # ffprobe -show_format -show_streams JSON
+    probe_error: str | None = None
+    image_size: tuple[int, int] | None = None  # photos: width, height (from the image header)
+    image_error: str | None = None
+    exif: ExifFacts | None = None
+    sidecar: SidecarFacts | None = None
+    sidecar_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordingMetadata:
+    media_kind: str
+    container: str | None
+    video_codec: str | None
+    audio_codec: str | None
+    duration_s: float | None
+    width: int | None
+    height: int | None
+    capture: CaptureTime
+    place: Place | None
+    integrity_status: str
+    integrity_detail: str
+    important: bool
+    serial_hint: str | None
+    officer_hint: str | None
+    technical: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- parsers
+
+
+def parse_filename(rule: FilenameRule | None, name: str) -> FilenameFacts | None:
+    """Apply a profile's filename rule; None when the name does not follow it."""
+    if rule is None:
+        return None
+    match = rule.pattern.fullmatch(name)
+    if match is None:
+        return None
+    groups = match.groupdict()
+    local_time = None
+    if groups.get("date") and groups.get("time"):
+        try:
+            local_time = datetime.strptime(groups["date"] + groups["time"], "%Y%m%d%H%M%S")
+        except ValueError:
+            local_time = None  # 20261340_256100: a name that only looks like a time
+    important = bool(groups.get("important")) or bool(
+        rule.important_suffix and name.rsplit(".", 1)[0].upper().endswith(rule.important_suffix.upper()))
+    text = f"{groups['date']}_{groups['time']}" if groups.get("date") and groups.get("time") else name
+    return FilenameFacts(text=text, serial=groups.get("serial"), officer=groups.get("officer"),
+                         local_time=local_time, important=important)
+
+
+def parse_iso6709(text: str) -> tuple[float, float] | None:
+    """'+39.9042+116.4074+050.000/' -> (39.9042, 116.4074); None if not ISO 6709 decimal degrees."""
+    match = _ISO6709.match(text)
+    if not match:
+        return None
+    lat, lon = float(match.group(1)), float(match.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return lat, lon
+
+
+def _dms(values: Any, ref: Any, negative: str) -> float | None:
+    if not isinstance(values, list | tuple) or len(values) != 3:
+        return None
+    try:
+        deg = float(values[0]) + float(values[1]) / 60 + float(values[2]) / 3600
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return -deg if str(ref).strip().upper().startswith(negative) else deg
+
+
+def exif_facts(tags: Mapping[str, Any]) -> ExifFacts:
+    """EXIF tags (exifread names; ratios as floats) -> the facts we use."""
+    lat = _dms(tags.get("GPS GPSLatitude"), tags.get("GPS GPSLatitudeRef", "N"), "S")
+    lon = _dms(tags.get("GPS GPSLongitude"), tags.get("GPS GPSLongitudeRef", "E"), "W")
+    if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        lat = lon = None
+    if lat == 0.0 and lon == 0.0:
+        lat = lon = None  # "null island": receivers write zeros before their first fix
+    if lat is not None and lon is not None:
+        lat, lon = round(lat, 7), round(lon, 7)  # ~1 cm; drops the noise of degree/minute/second ratios
+    gps_utc = None
+    stamp, date = tags.get("GPS GPSTimeStamp"), tags.get("GPS GPSDate")
+    if isinstance(stamp, list | tuple) and len(stamp) == 3 and isinstance(date, str):
+        try:
+            day = datetime.strptime(date.strip(), "%Y:%m:%d").replace(tzinfo=UTC)
+            gps_utc = day + timedelta(hours=float(stamp[0]), minutes=float(stamp[1]), seconds=float(stamp[2]))
+        except (ValueError, TypeError, ZeroDivisionError):
+            gps_utc = None
+
+    def text(key: str) -> str | None:
+        value = tags.get(key)
+        return str(value).strip() or None if value is not None else None
+
+    return ExifFacts(
+        datetime_original=text("EXIF DateTimeOriginal") or text("Image DateTime"),
+        offset_time_original=text("EXIF OffsetTimeOriginal") or text("EXIF OffsetTime"),
+        lat=lat, lon=lon, gps_utc=gps_utc, make=text("Image Make"), model=text("Image Model"),
+        serial=text("EXIF BodySerialNumber"),
+    )
+
+
+def _aware_utc(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value.astimezone(UTC) if value.tzinfo else None
+
+
+def sidecar_facts(data: Any) -> SidecarFacts:
+    """Validate a recorder's JSON sidecar. Raises ValueError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"sidecar is a {type(data).__name__}, expected an object")
+    start = end = None
+    if data.get("start_utc") is not None:
+        start = _aware_utc(str(data["start_utc"]))
+        if start is None:
+            raise ValueError(f"start_utc {data['start_utc']!r} is not an ISO time with a zone")
+    if data.get("end_utc") is not None:
+        end = _aware_utc(str(data["end_utc"]))
+        if end is None:
+            raise ValueError(f"end_utc {data['end_utc']!r} is not an ISO time with a zone")
+    track = data.get("track") or []
+    if not isinstance(track, list):
+        raise ValueError("track is not a list of points")
+    lat = lon = None
+    for point in track:
+        try:
+            plat, plon = float(point["lat"]), float(point["lon"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if -90 <= plat <= 90 and -180 <= plon <= 180 and (plat, plon) != (0.0, 0.0):
+            lat, lon = plat, plon
+            if start is None and point.get("utc"):
+                start = _aware_utc(str(point["utc"]))
+            break
+    return SidecarFacts(start_utc=start, end_utc=end, device_time=data.get("device_time"), lat=lat, lon=lon,
+                        serial=data.get("serial"), officer_number=data.get("officer_number"),
+                        track_points=len(track))
+
+
+# ----------------------------------------------------------------------------- time
+
+
+def _local_to_utc(naive: datetime, zone: str) -> datetime:
+    return naive.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def _container_time(probe: Mapping[str, Any] | None) -> tuple[str, datetime, bool] | None:
+    """(text, value, has_zone) from the container's own date tags."""
+    if not probe:
+        return None
+    tags = {k.lower(): str(v) for k, v in (probe.get("format", {}).get("tags") or {}).items()}
+    for stream in probe.get("streams", []):
+        for k, v in (stream.get("tags") or {}).items():
+            tags.setdefault(k.lower(), str(v))
+    created = tags.get("creation_time", "")
+    if created:
+        value = _aware_utc(created)
+        if value is not None:
+            return created, value, True
+    date = tags.get("date", "").strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) and re.fullmatch(r"\d{2}:\d{2}:\d{2}", created):
+        # Broadcast-WAV bext origination date + time (ffprobe shows them as date / creation_time):
+        # the recorder's local wall clock.
+        text = f"{date} {created}"
+        return text, datetime.strptime(text, "%Y-%m-%d %H:%M:%S"), False
+    if "date" in tags:  # AVI IDIT / ICRD: no zone
+        text = tags["date"].strip()
+        for fmt in ("%a %b %d %H:%M:%S %Y", "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
+            try:
+                return text, datetime.strptime(text, fmt), False
+            except ValueError:
+                continue
+    return None
+
+
+def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfile,
+                zone: str) -> dict[str, RawTime]:
+    found: dict[str, RawTime] = {}
+    side = facts.sidecar
+    if side is not None and side.start_utc is not None:
+        found["sidecar"] = RawTime("sidecar", side.start_utc.isoformat(), side.start_utc, None, False)
+    if side is not None and side.device_time:
+        try:
+            naive = datetime.strptime(side.device_time.strip()[:19], "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            naive = None
+        if naive is not None:  # the recorder's own clock reading, written beside the GPS time
+            found["device_time"] = RawTime("device_time", side.device_time, _local_to_utc(naive, zone), zone,
+                                           True)
+    container = _container_time(facts.probe)
+    if container is not None:
+        text, value, has_zone = container
+        if has_zone and not profile.clock.container_time_is_local:
+            found["container"] = RawTime("container", text, value, None, True)
+        else:
+            # Labelled UTC (or unlabelled) but holding the device's local wall clock.
+            found["container"] = RawTime("container", text, _local_to_utc(value.replace(tzinfo=None), zone),
+                                         zone, True)
+    exif = facts.exif
+    if exif is not None and exif.datetime_original:
+        try:
+            naive = datetime.strptime(exif.datetime_original[:19], "%Y:%m:%d %H:%M:%S")
+        except ValueError:
+            naive = None
+        if naive is not None:
+            offset = exif.offset_time_original
+            if offset and re.fullmatch(r"[+-]\d\d:\d\d", offset):
+                aware = datetime.fromisoformat(naive.isoformat() + offset)
+                found["exif"] = RawTime("exif", f"{exif.datetime_original} {offset}", aware.astimezone(UTC),
+                                        None, True)
+            else:
+                found["exif"] = RawTime("exif", exif.datetime_original, _local_to_utc(naive, zone), zone, True)
+    if names is not None and names.local_time is not None:
+        found["filename"] = RawTime("filename", names.text, _local_to_utc(names.local_time, zone), zone, True)
+    mtime = datetime.fromtimestamp(facts.mtime_ns / 1e9, tz=UTC)
+    found["file_mtime"] = RawTime("file_mtime", mtime.isoformat(), mtime, None, True)
+    return found
+
+
+def resolve_capture_time(candidates: Mapping[str, RawTime], order: tuple[str, ...], *,
+                         duration_s: float | None, explicit_offset_s: float | None = None,
+                         sidecar_end: datetime | None = None) -> CaptureTime:
+    """Pick the first available source in *order* and apply the clock correction.
+
+    A known offset (given at ingest) corrects device-clock sources. When an
+    independent clock (GPS in a sidecar) wins, the offset recorded is how far
+    the device clock was from it.
+    """
+    ordered = [candidates[s] for s in order if s in candidates] or [candidates["file_mtime"]]
+    chosen = ordered[0]
+    if chosen.device_clock:
+        device: RawTime | None = chosen
+        offset = explicit_offset_s or 0.0
+        start = chosen.utc + timedelta(seconds=offset)
+    else:
+        # An independent clock won: measure the device clock against it. A file's mtime is
+        # too loose (copies, FAT's local time) to measure a drift with.
+        readings = [c for c in ordered if c.device_clock and c.source != "file_mtime"]
+        device = candidates.get("device_time") or (readings[0] if readings else None)
+        start = chosen.utc
+        offset = round((start - device.utc).total_seconds(), 3) if device is not None else 0.0
+    if sidecar_end is not None and chosen.source == "sidecar":
+        end = sidecar_end
+    else:
+        end = start + timedelta(seconds=duration_s or 0.0)
+    return CaptureTime(start=start, end=max(start, end), raw_device_time=(device or chosen).text,
+                       source=chosen.source, zone_assumed=chosen.zone_assumed, clock_offset_s=offset)
+
+
+# ----------------------------------------------------------------------------- the whole
+
+
+def _streams(probe: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    video = audio = None
+    for stream in (probe or {}).get("streams", []):
+        attached = (stream.get("disposition") or {}).get("attached_pic")
+        if stream.get("codec_type") == "video" and not attached and video is None:
+            video = stream
+        elif stream.get("codec_type") == "audio" and audio is None:
+            audio = stream
+    return video, audio
+
+
+def _media_kind(fmt: str, video: dict[str, Any] | None, audio: dict[str, Any] | None) -> str:
+    if fmt in _PHOTO_FORMATS:
+        return "photo"
+    if video is not None:
+        return "photo" if video.get("codec_name") in _IMAGE_CODECS and fmt != "avi" else "video"
+    if audio is not None or fmt in _AUDIO_FORMATS:
+        return "audio"
+    if fmt in ("mp4", "avi", "matroska"):
+        return "video"
+    return "other"
+
+
+def _float(value: Any) -> float | None:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if result >= 0 else None
+
+
+def _integrity(facts: Facts, kind: str) -> tuple[str, str]:
+    structure = facts.structure
+    if structure.format == "empty":
+        return "unreadable", structure.problem or "empty file (0 bytes)"
+    if structure.problem:
+        extra = f"; ffprobe: {facts.probe_error}" if facts.probe_error else ""
+        return "damaged", structure.problem + extra
+    if kind == "photo":
+        if facts.image_error:
+            return "damaged", f"image header unreadable: {facts.image_error}"
+        return "ok", ""
+    if facts.probe_error:
+        status = "unreadable" if structure.format == "unknown" else "damaged"
+        return status, f"ffprobe: {facts.probe_error}"
+    if facts.probe is None:
+        return "unreadable", f"unrecognised format ({structure.format})"
+    if kind in ("video", "audio") and _float(facts.probe.get("format", {}).get("duration")) is None:
+        return "damaged", "container gives no duration"
+    return "ok", ""
+
+
+def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
+             station_place: tuple[float, float] | None = None, clock_offset_s: float | None = None,
+             names: FilenameFacts | None = None) -> RecordingMetadata:
+    """Everything the catalog records about a file, decided from *facts* alone."""
+    video, audio = _streams(facts.probe)
+    kind = _media_kind(facts.structure.format, video, audio)
+    fmt_info = (facts.probe or {}).get("format", {})
+    duration = _float(fmt_info.get("duration")) if kind in ("video", "audio") else None
+    width = height = None
+    if video is not None:
+        width, height = video.get("width"), video.get("height")
+    elif facts.image_size is not None:
+        width, height = facts.image_size
+
+    zone = profile.clock.zone or station_zone
+    times = _candidates(facts, names, profile, zone)
+    capture = resolve_capture_time(times, profile.time_sources, duration_s=duration,
+                                   explicit_offset_s=clock_offset_s,
+                                   sidecar_end=facts.sidecar.end_utc if facts.sidecar else None)
+
+    place = None
+    tags = {k: str(v) for k, v in (fmt_info.get("tags") or {}).items()}
+    container_place = next((p for t in _LOCATION_TAGS if t in tags and (p := parse_iso6709(tags[t]))), None)
+    if facts.sidecar is not None and facts.sidecar.lat is not None and facts.sidecar.lon is not None:
+        place = Place(facts.sidecar.lat, facts.sidecar.lon, "sidecar")
+    elif facts.exif is not None and facts.exif.lat is not None and facts.exif.lon is not None:
+        place = Place(facts.exif.lat, facts.exif.lon, "exif")
+    elif container_place is not None:
+        place = Place(container_place[0], container_place[1], "container")
+    elif station_place is not None:
+        place = Place(station_place[0], station_place[1], "station")
+
+    status, detail = _integrity(facts, kind)
+    if facts.sidecar_error:
+        detail = "; ".join(filter(None, [detail, f"sidecar ignored: {facts.sidecar_error}"]))
+    serial = (facts.sidecar.serial if facts.sidecar else None) or (names.serial if names else None) or (
+        facts.exif.serial if facts.exif else None)
+    officer = (facts.sidecar.officer_number if facts.sidecar else None) or (names.officer if names else None)
+    technical: dict[str, Any] = {
+        "format": facts.structure.format,
+        "format_name": fmt_info.get("format_name"),
+        "bit_rate": fmt_info.get("bit_rate"),
+        "time_candidates": {k: {"text": v.text, "utc": v.utc.isoformat(), "zone_assumed": v.zone_assumed}
+                            for k, v in times.items()},
+    }
+    if facts.exif is not None:
+        technical["exif"] = {"make": facts.exif.make, "model": facts.exif.model, "serial": facts.exif.serial,
+                             "gps_utc": facts.exif.gps_utc.isoformat() if facts.exif.gps_utc else None}
+    if audio is not None:
+        technical["audio"] = {"sample_rate": audio.get("sample_rate"), "channels": audio.get("channels")}
+    if video is not None:
+        technical["video"] = {"frame_rate": video.get("avg_frame_rate"), "pix_fmt": video.get("pix_fmt")}
+    return RecordingMetadata(
+        media_kind=kind,
+        container=fmt_info.get("format_name") or (facts.structure.format if facts.structure.format not in
+                                                   ("unknown", "empty") else None),
+        video_codec=video.get("codec_name") if video else None,
+        audio_codec=audio.get("codec_name") if audio else None,
+        duration_s=duration, width=width, height=height, capture=capture, place=place,
+        integrity_status=status, integrity_detail=detail, important=bool(names and names.important),
+        serial_hint=serial, officer_hint=officer, technical=technical,
+    )

@@ -1,0 +1,410 @@
+"""One-shot ingest of a docked device or a folder.
+
+For each recording: skip it if this device already gave us these bytes;
+copy + hash in one pass into staging; describe it from the staging copy
+(in parallel with the next copy); stamp it; put it in the WORM store;
+record everything as custody events. One bad file is reported and never
+stops the rest; a file is never lost: if the store refuses it, it stays in
+staging as `staged` and is archived on the next run.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from catalog import (
+    CustodyKind,
+    DockSession,
+    Recording,
+    RecordingState,
+    Sighting,
+    Stamp,
+    StampInvalid,
+    append_event,
+    ensure_device,
+    ensure_officer,
+    ensure_station,
+    find_by_sha256,
+    find_known_sighting,
+    record_stamp,
+    recording_as_json,
+    validate_stamp,
+)
+from catalog.types import utcnow
+from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
+from ingest.config import Settings
+from ingest.errors import CopyFailed, DeviceGone
+from ingest.identity import DeviceIdentity, read_identity
+from ingest.integrity import Structure
+from ingest.metadata import Facts, describe, parse_filename
+from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
+from ingest.scan import DeviceFile, scan_device, sidecar_path
+from ingest.transfer import CopyResult, copy_and_hash
+from storage import EvidenceStore, StorageError, compute_retain_until
+
+__all__ = ["IngestOptions", "IngestReport", "archive_staged", "ingest_folder"]
+
+logger = logging.getLogger(__name__)
+
+#: Catalog commits are grouped: at most this many files or this many seconds per transaction.
+COMMIT_EVERY_FILES = 64
+COMMIT_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    profile: str | None = None
+    officer: str | None = None
+    case_number: str | None = None
+    purpose: str | None = None
+    clock_offset_s: float | None = None
+    actor: str = "station"
+
+
+@dataclass
+class IngestReport:
+    dock_session_id: int | None = None
+    profile: str = ""
+    device_serial: str = ""
+    recordings: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def all_preserved(self) -> bool:
+        return all(e.get("preserved") for e in self.errors)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"dock_session": self.dock_session_id, "profile": self.profile,
+                "device_serial": self.device_serial, "recordings": self.recordings,
+                "skipped": self.skipped, "errors": self.errors}
+
+
+Progress = Callable[[str, int], None]  # (event, value): "files" total, "bytes" total, "advance" bytes
+
+
+def _part_key(serial: str, file: DeviceFile) -> str:
+    raw = b"\0".join([serial.encode(), os.fsencode(file.path), str(file.size_bytes).encode(),
+                      str(file.mtime_ns).encode()])
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+def _read_sidecar(profile: DeviceProfile, file: DeviceFile) -> tuple[bytes | None, str | None]:
+    side = sidecar_path(profile, file.path)
+    if side is None:
+        return None, None
+    try:
+        if side.is_symlink() or not side.is_file():
+            return None, None
+        with side.open("rb") as fh:
+            raw = fh.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as exc:
+        return None, f"sidecar {side.name!r} unreadable: {exc.strerror or exc}"
+    if len(raw) > MAX_SIDECAR_BYTES:
+        return None, f"sidecar {side.name!r} is over {MAX_SIDECAR_BYTES} bytes"
+    return raw, None
+
+
+def _device_serial(identity: DeviceIdentity, files: list[DeviceFile], profile: DeviceProfile,
+                   root: Path) -> str:
+    if identity.serial:
+        return identity.serial
+    for file in files[:20]:
+        names = parse_filename(profile.filename, file.name)
+        if names is not None and names.serial:
+            return names.serial
+    # No identity anywhere: name the device by where it was found, stably.
+    return "unknown-" + hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:10]
+
+
+def _validate_options(options: IngestOptions, settings: Settings) -> None:
+    problems = validate_stamp(Stamp(case_number=options.case_number, captured_start=None, lat=None, lon=None,
+                                    place_source=None, collector=options.officer, purpose=options.purpose,
+                                    important=False), case_pattern=settings.case_pattern)
+    if problems:
+        raise StampInvalid(problems)
+
+
+@dataclass
+class _Pending:
+    file: DeviceFile
+    copy: CopyResult
+    future: Future[Facts]
+    sidecar_note: str | None
+
+
+class _Run:
+    """State of one ingest run (one dock session)."""
+
+    def __init__(self, root: Path, settings: Settings, engine: Engine, store: EvidenceStore,
+                 options: IngestOptions, progress: Progress | None) -> None:
+        self.root, self.settings, self.engine, self.store = root, settings, engine, store
+        self.options, self.progress = options, progress
+        self.report = IngestReport()
+        self.session = Session(engine, expire_on_commit=False)
+        self.last_commit = time.monotonic()
+        self.uncommitted = 0
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _maybe_commit(self, *, force: bool = False) -> None:
+        self.uncommitted += 1
+        if force or self.uncommitted >= COMMIT_EVERY_FILES or time.monotonic() - self.last_commit > COMMIT_EVERY_S:
+            self.session.commit()
+            self.uncommitted = 0
+            self.last_commit = time.monotonic()
+
+    def _error(self, file: DeviceFile, stage: str, reason: str, *, preserved: bool) -> None:
+        logger.warning("%s failed for %r: %s", stage, file.relative, reason)
+        self.report.errors.append({"file": file.relative, "stage": stage, "reason": reason,
+                                   "preserved": preserved})
+        append_event(self.session, CustodyKind.INGEST_FAILED, actor=self.options.actor,
+                     dock_session_id=self.dock.id,
+                     details={"file": file.relative, "stage": stage, "reason": reason, "preserved": preserved})
+
+    # -- steps ------------------------------------------------------------------------------------
+    def begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
+        s, opts = self.session, self.options
+        place = self.settings.station_place
+        ensure_station(s, self.settings.station, name=self.settings.station_name,
+                       lat=place[0] if place else None, lon=place[1] if place else None)
+        self.officer_number = opts.officer or identity.officer_number
+        if identity.officer_number:
+            ensure_officer(s, identity.officer_number, name=identity.officer_name or "",
+                           unit_number=identity.unit_number or "", unit_name=identity.unit_name or "")
+        if opts.officer:
+            ensure_officer(s, opts.officer)
+        ensure_device(s, serial, profile=profile.name, officer_number=identity.officer_number,
+                      unit_number=identity.unit_number or "", unit_name=identity.unit_name or "")
+        self.dock = DockSession(station_code=self.settings.station, device_serial=serial, profile=profile.name,
+                                source_path=str(self.root), started_at=utcnow())
+        s.add(self.dock)
+        s.flush()
+        append_event(s, CustodyKind.DOCKED, actor=opts.actor, dock_session_id=self.dock.id, details={
+            "station": self.settings.station, "device_serial": serial, "profile": profile.name,
+            "path": str(self.root), "identity": {k: v for k, v in vars(identity).items() if v},
+        })
+        s.commit()
+        self.profile, self.identity, self.serial = profile, identity, serial
+        self.report.dock_session_id, self.report.profile, self.report.device_serial = (
+            self.dock.id, profile.name, serial)
+
+    def add_sighting(self, recording: Recording, file: DeviceFile, important: bool) -> None:
+        assert recording.id is not None and self.dock.id is not None
+        exists = self.session.exec(select(Sighting).where(
+            Sighting.recording_id == recording.id, Sighting.device_serial == self.serial,
+            Sighting.device_path == file.relative)).first()
+        if exists is None:
+            self.session.add(Sighting(recording_id=recording.id, dock_session_id=self.dock.id,
+                                      device_serial=self.serial, device_path=file.relative,
+                                      size_bytes=file.size_bytes, mtime_ns=file.mtime_ns, important=important,
+                                      seen_at=utcnow()))
+        else:
+            exists.mtime_ns, exists.size_bytes = file.mtime_ns, file.size_bytes
+            self.session.add(exists)
+
+    def known_bytes(self, recording: Recording, file: DeviceFile) -> None:
+        names = parse_filename(self.profile.filename, file.name)
+        self.add_sighting(recording, file, bool(names and names.important))
+        if names is not None and names.important and not recording.important:
+            recording.important = True  # an _IMP marker seen anywhere is kept
+            self.session.add(recording)
+        append_event(self.session, CustodyKind.SIGHTED, actor=self.options.actor, recording_id=recording.id,
+                     dock_session_id=self.dock.id,
+                     details={"device_serial": self.serial, "device_path": file.relative})
+        self.dock.files_known += 1
+        self.report.recordings.append({**recording_as_json(recording), "ingest": "known",
+                                       "device_path": file.relative})
+        self._maybe_commit()
+
+    def register(self, pending: _Pending) -> None:
+        file, copy = pending.file, pending.copy
+        try:
+            facts = pending.future.result()
+        except Exception as exc:  # noqa: BLE001 - a describe bug must not lose the file
+            logger.exception("Describing %r failed.", file.relative)
+            facts = Facts(name=file.name, size_bytes=copy.size_bytes, mtime_ns=file.mtime_ns,
+                          structure=Structure("unknown", None), probe_error=f"describe failed: {exc}")
+        existing = find_by_sha256(self.session, copy.sha256)
+        if existing is not None:  # the same bytes twice on this device
+            self.known_bytes(existing, file)
+            copy.destination.unlink(missing_ok=True)
+            return
+        names = parse_filename(self.profile.filename, file.name)
+        meta = describe(facts, profile=self.profile, station_zone=self.settings.station_tz,
+                        station_place=self.settings.station_place, clock_offset_s=self.options.clock_offset_s,
+                        names=names)
+        if pending.sidecar_note:
+            meta.technical["sidecar_note"] = pending.sidecar_note
+        if file.warnings:
+            meta.technical["name_warnings"] = list(file.warnings)
+            meta.technical["original_name_bytes_hex"] = os.fsencode(file.path.name).hex()
+        officer = self.options.officer or meta.officer_hint or self.officer_number
+        officer_name = self.identity.officer_name if officer == self.identity.officer_number else None
+        retain_until = compute_retain_until(meta.capture.end,
+                                            routine_months=self.settings.routine_retention_months)
+        recording = Recording(
+            sha256=copy.sha256, size_bytes=copy.size_bytes, media_kind=meta.media_kind, container=meta.container,
+            video_codec=meta.video_codec, audio_codec=meta.audio_codec, duration_s=meta.duration_s,
+            width=meta.width, height=meta.height, original_name=file.name,
+            device_serial=meta.serial_hint or self.serial, officer_number=officer, officer_name=officer_name,
+            station_code=self.settings.station, captured_start=meta.capture.start,
+            captured_end=meta.capture.end, raw_device_time=meta.capture.raw_device_time,
+            time_source=meta.capture.source, zone_assumed=meta.capture.zone_assumed,
+            clock_offset_s=meta.capture.clock_offset_s,
+            lat=meta.place.lat if meta.place else None, lon=meta.place.lon if meta.place else None,
+            place_source=meta.place.source if meta.place else None, case_number=self.options.case_number,
+            purpose=self.options.purpose, important=meta.important, integrity_status=meta.integrity_status,
+            integrity_detail=meta.integrity_detail[:2000], state=RecordingState.STAGED.value,
+            retain_until=retain_until, ingested_at=utcnow(), technical=meta.technical,
+        )
+        self.session.add(recording)
+        self.session.flush()
+        self.add_sighting(recording, file, meta.important)
+        append_event(self.session, CustodyKind.COPIED, actor=self.options.actor, recording_id=recording.id,
+                     dock_session_id=self.dock.id, details={
+                         "device_serial": self.serial, "device_path": file.relative, "sha256": copy.sha256,
+                         "size_bytes": copy.size_bytes, "resumed_from": copy.resumed_from,
+                         "integrity": meta.integrity_status})
+        record_stamp(self.session, recording, by=self.options.actor, reason="ingest")
+        self.dock.files_new += 1
+        try:
+            stored = self.store.put_file(copy.destination, sha256=copy.sha256, size_bytes=copy.size_bytes,
+                                         retain_until=retain_until, consume=True)
+        except StorageError as exc:
+            self._error(file, "archive", f"{exc}; kept in staging, will be archived on the next run",
+                        preserved=True)
+        else:
+            recording.state = RecordingState.ARCHIVED.value
+            recording.store_name, recording.store_key = self.store.name, stored.key
+            recording.store_version = stored.version_id
+            append_event(self.session, CustodyKind.ARCHIVED, actor=self.options.actor,
+                         recording_id=recording.id, details={
+                             "store": self.store.name, "key": stored.key, "location": stored.location,
+                             "retain_until": stored.retain_until.isoformat()})
+        self.session.add(recording)
+        self.report.recordings.append({**recording_as_json(recording), "ingest": "new",
+                                       "device_path": file.relative})
+        self._maybe_commit()
+
+    def run(self, files: list[DeviceFile]) -> None:
+        staging = self.settings.staging_dir
+        staging.mkdir(parents=True, exist_ok=True)
+        if self.progress:
+            self.progress("files", len(files))
+            self.progress("bytes", sum(f.size_bytes for f in files))
+        pending: deque[_Pending] = deque()
+        with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
+            for file in files:
+                self.dock.files_seen += 1
+                known = find_known_sighting(self.session, device_serial=self.serial,
+                                            device_path=file.relative, size_bytes=file.size_bytes,
+                                            mtime_ns=file.mtime_ns)
+                if known is not None:
+                    self.report.skipped.append({"file": file.relative,
+                                                "reason": f"already ingested as recording {known.recording_id}"})
+                    if self.progress:
+                        self.progress("advance", file.size_bytes)
+                    continue
+                sidecar, sidecar_note = _read_sidecar(self.profile, file)
+                try:
+                    copy = copy_and_hash(file.path, staging, part_name=_part_key(self.serial, file),
+                                         progress=(lambda n: self.progress("advance", n))
+                                         if self.progress else None)
+                except CopyFailed as exc:
+                    self.dock.files_failed += 1
+                    self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
+                                                            if exc.bytes_copied else ""), preserved=False)
+                    if not self.root.is_dir():
+                        raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
+                    continue
+                existing = find_by_sha256(self.session, copy.sha256)
+                if existing is not None:
+                    self.known_bytes(existing, file)
+                    copy.destination.unlink(missing_ok=True)
+                    continue
+                future = pool.submit(gather_facts, copy.destination, name=file.name, mtime_ns=file.mtime_ns,
+                                     sidecar=sidecar, probe_timeout_s=self.settings.probe_timeout_s)
+                pending.append(_Pending(file, copy, future, sidecar_note))
+                while pending and pending[0].future.done():
+                    self.register(pending.popleft())
+            while pending:
+                self.register(pending.popleft())
+
+    def finish(self) -> None:
+        self.dock.finished_at = utcnow()
+        self.session.add(self.dock)
+        append_event(self.session, CustodyKind.UNDOCKED, actor=self.options.actor, dock_session_id=self.dock.id,
+                     details={"files_seen": self.dock.files_seen, "files_new": self.dock.files_new,
+                              "files_known": self.dock.files_known, "files_failed": self.dock.files_failed})
+        self.session.commit()
+        self.session.close()
+
+
+def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, actor: str = "station") -> int:
+    """Put recordings left `staged` by an earlier run into the store; return how many were archived."""
+    archived = 0
+    with Session(engine) as session:
+        waiting = session.exec(select(Recording).where(Recording.state == RecordingState.STAGED.value)).all()
+        for recording in waiting:
+            path = staging / recording.sha256
+            if not path.exists() and not store.exists(recording.sha256):
+                continue
+            assert recording.retain_until is not None
+            try:
+                stored = store.put_file(path, sha256=recording.sha256, size_bytes=recording.size_bytes,
+                                        retain_until=recording.retain_until, consume=True)
+            except StorageError as exc:
+                logger.warning("Recording %r is still staged: %s", recording.id, exc)
+                continue
+            recording.state = RecordingState.ARCHIVED.value
+            recording.store_name, recording.store_key = store.name, stored.key
+            session.add(recording)
+            append_event(session, CustodyKind.ARCHIVED, actor=actor, recording_id=recording.id, details={
+                "store": store.name, "key": stored.key, "retain_until": stored.retain_until.isoformat(),
+                "retry": True})
+            session.commit()
+            archived += 1
+    return archived
+
+
+def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: EvidenceStore,
+                  options: IngestOptions = IngestOptions(), progress: Progress | None = None) -> IngestReport:
+    """Ingest every recording under *root* (a mounted device or a folder).
+
+    Raises:
+      StampInvalid: the case number / purpose / officer given are not acceptable (nothing was read).
+      ProfileNotFound: no profile fits and none was named.
+      DeviceGone: the folder is missing, or vanished mid-ingest (what was done is kept and reported).
+    """
+    _validate_options(options, settings)
+    if not root.is_dir():
+        raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
+    profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
+    profile = get_profile(profiles, options.profile) if options.profile else recognise(root, profiles)
+    identity = read_identity(root, profile.identity) if profile.identity else DeviceIdentity()
+    scan = scan_device(root, profile)
+    archive_staged(engine, store, settings.staging_dir, actor=options.actor)
+    run = _Run(root, settings, engine, store, options, progress)
+    run.begin(profile, identity, _device_serial(identity, scan.files, profile, root))
+    if identity.problem and profile.identity:
+        run.report.skipped.append({"file": profile.identity.file, "reason": identity.problem})
+    run.report.skipped.extend({"file": s.relative, "reason": s.reason} for s in scan.skipped)
+    try:
+        run.run(scan.files)
+    except DeviceGone as exc:
+        # What was copied so far is kept and catalogued; the rest waits for the next dock.
+        run.report.errors.append({"file": str(root), "stage": "device", "reason": str(exc), "preserved": False})
+    finally:
+        run.finish()
+    return run.report

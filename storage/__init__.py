@@ -1,0 +1,27 @@
+"""WORM evidence storage: the store interface, implementations and retention rules."""
+from storage.backend import EvidenceStore, StoredObject, object_key
+from storage.backends.local import LocalStore
+from storage.errors import (
+    BackendUnavailable,
+    HashMismatch,
+    IntegrityError,
+    ObjectExists,
+    ObjectLocked,
+    ObjectMissing,
+    RetentionRefused,
+    StorageError,
+)
+from storage.retention import (
+    MIN_ROUTINE_MONTHS,
+    compute_retain_until,
+    is_disposable,
+    validate_extension,
+    validate_routine_months,
+)
+
+__all__ = [
+    "MIN_ROUTINE_MONTHS", "BackendUnavailable", "EvidenceStore", "HashMismatch", "IntegrityError",
+    "LocalStore", "ObjectExists", "ObjectLocked", "ObjectMissing", "RetentionRefused", "StorageError",
+    "StoredObject", "compute_retain_until", "is_disposable", "object_key", "validate_extension",
+    "validate_routine_months",
+]

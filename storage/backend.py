@@ -1,0 +1,64 @@
+"""The WORM evidence store interface.
+
+Objects are addressed by the SHA-256 of their bytes. A store never
+overwrites, never deletes inside retention or under legal hold, and only
+lets retention grow. Implementations live in `storage.backends`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+__all__ = ["EvidenceStore", "StoredObject", "object_key"]
+
+
+def object_key(sha256: str) -> str:
+    """The key under which the object with this SHA-256 is stored."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a lower-case hex SHA-256: {sha256!r}")
+    return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    sha256: str
+    size_bytes: int
+    retain_until: datetime
+    legal_hold: bool
+    version_id: str | None = None
+    location: str = ""  # a URL-ish description: file:///…, s3://bucket/key
+
+
+class EvidenceStore(Protocol):
+    """What ingest and the catalog need from WORM storage."""
+
+    name: str
+
+    def put_file(self, path: Path, *, sha256: str, size_bytes: int, retain_until: datetime,
+                 consume: bool = False) -> StoredObject:
+        """Store the file at *path* under its hash; with *consume* the store may take the file itself."""
+        ...
+
+    def head(self, sha256: str) -> StoredObject:
+        """Describe a stored object (ObjectMissing if absent)."""
+        ...
+
+    def exists(self, sha256: str) -> bool:
+        ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open the stored bytes for reading."""
+        ...
+
+    def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:
+        ...
+
+    def set_legal_hold(self, sha256: str, on: bool) -> StoredObject:
+        ...
+
+    def delete(self, sha256: str, *, now: datetime) -> None:
+        """Delete an object whose retention has passed and that has no hold."""
+        ...

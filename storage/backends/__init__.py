@@ -1,0 +1,4 @@
+"""WORM store implementations."""
+from storage.backends.local import LocalStore
+
+__all__ = ["LocalStore"]

@@ -1,0 +1,73 @@
+"""Errors of the WORM evidence store.
+
+```
+StorageError
+  + ObjectExists        (WORM: key already written with other content)
+  + ObjectMissing       (no object under that key)
+  + ObjectLocked        (delete or shorten inside retention / under legal hold)
+  + RetentionRefused    (a retention period or date that the rules forbid)
+  + IntegrityError
+      - HashMismatch    (bytes do not hash to what was expected)
+  + BackendUnavailable  (transient; safe to retry)
+```
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+__all__ = [
+    "BackendUnavailable", "HashMismatch", "IntegrityError", "ObjectExists", "ObjectLocked",
+    "ObjectMissing", "RetentionRefused", "StorageError",
+]
+
+
+class StorageError(Exception):
+    """Base class for evidence-store failures."""
+
+
+class ObjectExists(StorageError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"object {key!r} already exists in the WORM store and cannot be overwritten")
+
+
+class ObjectMissing(StorageError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"object {key!r} is not in the store")
+
+
+class ObjectLocked(StorageError):
+    def __init__(self, key: str, *, retain_until: datetime | None, legal_hold: bool, action: str) -> None:
+        self.key = key
+        self.retain_until = retain_until
+        self.legal_hold = legal_hold
+        self.action = action
+        why = "it is under legal hold" if legal_hold else f"it is retained until {retain_until:%Y-%m-%dT%H:%M:%SZ}"
+        super().__init__(f"cannot {action} object {key!r}: {why}")
+
+
+class RetentionRefused(StorageError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class IntegrityError(StorageError):
+    """The stored bytes are not the bytes we were promised."""
+
+
+class HashMismatch(IntegrityError):
+    def __init__(self, path: str, *, algorithm: str, expected: str, found: str) -> None:
+        self.path = path
+        self.algorithm = algorithm
+        self.expected = expected
+        self.found = found
+        super().__init__(f"{algorithm} mismatch for {path}: expected={expected!r} found={found!r}")
+
+
+class BackendUnavailable(StorageError):
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"evidence store {backend} is unavailable: {reason}")

@@ -1,0 +1,55 @@
+"""Retention arithmetic: pure functions, no clock (pass `now`).
+
+Rules (DESIGN.md, evidence rule 5): routine footage is kept at least six
+calendar months after capture; a configured period below that is refused;
+retention can be extended but never shortened; nothing is disposed of while
+a legal hold is set.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from dateutil.relativedelta import relativedelta
+
+from storage.errors import RetentionRefused
+
+__all__ = [
+    "MIN_ROUTINE_MONTHS", "compute_retain_until", "is_disposable", "validate_extension",
+    "validate_routine_months",
+]
+
+#: The legal floor for routine footage (日常巡查 ≥ 6 个月).
+MIN_ROUTINE_MONTHS = 6
+
+
+def validate_routine_months(months: int) -> int:
+    """Return *months* if it is a lawful routine retention period, else raise RetentionRefused."""
+    if months < MIN_ROUTINE_MONTHS:
+        raise RetentionRefused(
+            f"routine retention of {months} month(s) is below the legal minimum of "
+            f"{MIN_ROUTINE_MONTHS} months")
+    return months
+
+
+def compute_retain_until(captured_end: datetime, *, routine_months: int) -> datetime:
+    """Retain-until for routine footage: capture end plus whole calendar months.
+
+    Month arithmetic clamps to the month's last day (31 Aug + 6 months = 28/29 Feb).
+    """
+    if captured_end.tzinfo is None:
+        raise ValueError(f"captured_end must be timezone-aware, got naive {captured_end.isoformat()}")
+    return captured_end + relativedelta(months=validate_routine_months(routine_months))
+
+
+def validate_extension(key: str, current: datetime | None, requested: datetime) -> datetime:
+    """Return *requested* if it does not shorten *current* retention; else raise RetentionRefused."""
+    if current is not None and requested < current:
+        raise RetentionRefused(
+            f"retention of {key!r} can only be extended: requested {requested.isoformat()} is before "
+            f"current {current.isoformat()}")
+    return requested
+
+
+def is_disposable(retain_until: datetime | None, legal_hold: bool, now: datetime) -> bool:
+    """True when retention has passed and no legal hold is set."""
+    return not legal_hold and retain_until is not None and now >= retain_until

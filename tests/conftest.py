@@ -1,0 +1,102 @@
+"""Shared fixtures: clean environment, real services, generated sample devices.
+
+A test needing a service (ffmpeg, PostgreSQL) skips when it is missing on a
+developer machine and fails under CI (CI=true), like dramatiq's check_redis().
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import create_engine
+
+from catalog import open_catalog
+from ingest.config import Settings
+from ingest.samples import SampleSet, generate_samples
+from storage import LocalStore
+
+PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} is required under CI but is not available")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("EVIDENCE_") and key != "EVIDENCE_TEST_PG_URL":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_available() -> None:
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        _missing("ffmpeg/ffprobe")
+
+
+@pytest.fixture(scope="session")
+def sample_set(tmp_path_factory: pytest.TempPathFactory, ffmpeg_available: None) -> SampleSet:
+    return generate_samples(tmp_path_factory.mktemp("samples") / "devices")
+
+
+@pytest.fixture
+def samples(sample_set: SampleSet, tmp_path: Path) -> SampleSet:
+    """A private copy of the sample devices, safe to change."""
+    dest = tmp_path / "devices"
+    shutil.copytree(sample_set.cn_recorder.parent, dest, symlinks=True)
+    return SampleSet(cn_recorder=dest / sample_set.cn_recorder.name, dcim_camera=dest / sample_set.dcim_camera.name,
+                     sidecar_recorder=dest / sample_set.sidecar_recorder.name)
+
+
+def _postgres_database() -> Iterator[str]:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception:  # noqa: BLE001 - any connection failure means "not here"
+        admin.dispose()
+        _missing(f"PostgreSQL at {PG_ADMIN_URL}")
+    name = f"evidence_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The catalog database: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, catalog_url: str) -> Settings:
+    return Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url})
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = open_catalog(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(settings: Settings) -> LocalStore:
+    return LocalStore(settings.store_path)

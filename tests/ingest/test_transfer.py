@@ -1,0 +1,97 @@
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import CopyFailed
+from ingest.transfer import CHUNK_BYTES, copy_and_hash
+
+
+def _source(tmp_path: Path, size: int) -> Path:
+    path = tmp_path / "src.bin"
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK_BYTES, 2 * CHUNK_BYTES + 3, 9 * CHUNK_BYTES + 12345])
+def test_copy_hashes_exactly_the_bytes_it_writes(tmp_path, size):
+    src = _source(tmp_path, size)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    result = copy_and_hash(src, staging, part_name="k")
+    expected = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert (result.sha256, result.size_bytes, result.resumed_from) == (expected, size, 0)
+    assert result.destination == staging / expected
+    assert result.destination.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in staging.iterdir()) == [expected]  # no .part left behind
+
+
+def test_progress_reports_every_byte(tmp_path):
+    src = _source(tmp_path, 3 * CHUNK_BYTES + 7)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    seen: list[int] = []
+    copy_and_hash(src, staging, part_name="k", progress=seen.append)
+    assert sum(seen) == 3 * CHUNK_BYTES + 7
+
+
+def test_interrupted_copy_resumes_from_the_part_file(tmp_path):
+    # Given a copy that stopped after 5 MiB (its .part is in staging)
+    src = _source(tmp_path, 3 * CHUNK_BYTES)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "k.part").write_bytes(src.read_bytes()[: 5 * 1024 * 1024])
+    # When the copy runs again
+    result = copy_and_hash(src, staging, part_name="k")
+    # Then it continues from the device where it stopped and the hash covers all bytes
+    assert result.resumed_from == 5 * 1024 * 1024
+    assert result.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert result.destination.read_bytes() == src.read_bytes()
+
+
+def test_part_file_longer_than_the_source_is_discarded(tmp_path):
+    src = _source(tmp_path, 100)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "k.part").write_bytes(b"x" * 500)
+    result = copy_and_hash(src, staging, part_name="k")
+    assert result.resumed_from == 0 and result.destination.read_bytes() == src.read_bytes()
+
+
+def test_missing_source_fails_with_the_file_and_reason(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.raises(CopyFailed) as info:
+        copy_and_hash(tmp_path / "gone.mp4", staging, part_name="k")
+    assert info.value.source == str(tmp_path / "gone.mp4")
+    assert info.value.reason == "No such file or directory"
+    assert str(info.value).startswith(f"copy of '{tmp_path / 'gone.mp4'}' to ")
+
+
+def test_unreadable_source_keeps_nothing_complete(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    folder = tmp_path / "a-folder.mp4"
+    folder.mkdir()
+    with pytest.raises(CopyFailed, match="Is a directory"):
+        copy_and_hash(folder, staging, part_name="k")
+    assert [p.name for p in staging.iterdir() if not p.name.endswith(".part")] == []
+
+
+def test_symlinked_source_is_refused(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (tmp_path / "link.mp4").symlink_to("/etc/hostname")
+    with pytest.raises(CopyFailed, match="Too many levels of symbolic links"):
+        copy_and_hash(tmp_path / "link.mp4", staging, part_name="k")
+
+
+def test_same_bytes_copied_twice_leave_one_staged_file(tmp_path):
+    src = _source(tmp_path, 1000)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    first = copy_and_hash(src, staging, part_name="a")
+    second = copy_and_hash(src, staging, part_name="b")
+    assert first.destination == second.destination
+    assert [p.name for p in staging.iterdir()] == [first.sha256]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from catalog.types import UTCDateTime, utcnow
+from catalog.types import UTCDateTime
 
 __all__ = [
     "CustodyEvent", "CustodyHead", "Device", "DockSession", "IntegrityStatus", "MediaKind", "Officer",

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from catalog.errors import RecordingNotFound
-from catalog.models import Device, DockSession, Officer, Recording, Sighting, Station
+from catalog.models import Device, Officer, Recording, Sighting, Station
 from catalog.types import utcnow
 
 __all__ = [

@@ -75,8 +75,13 @@ def _settings(station: str | None = None) -> Settings:
     return Settings.from_env(env)
 
 
-def _engine(settings: Settings) -> Engine:
-    return open_catalog(settings.database_url)
+@contextmanager
+def _catalog(settings: Settings) -> Iterator[Engine]:
+    engine = open_catalog(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()  # return pooled connections now, not at interpreter exit
 
 
 def _store(settings: Settings) -> LocalStore:
@@ -128,7 +133,12 @@ def _print_report(report: IngestReport, title: str) -> None:
 
 
 def _run_ingest(path: Path, settings: Settings, options: IngestOptions, *, quiet: bool) -> IngestReport:
-    engine, store = _engine(settings), _store(settings)
+    with _catalog(settings) as engine:
+        return _ingest_with_progress(path, settings, engine, _store(settings), options, quiet=quiet)
+
+
+def _ingest_with_progress(path: Path, settings: Settings, engine: Engine, store: LocalStore,
+                          options: IngestOptions, *, quiet: bool) -> IngestReport:
     if quiet or not sys.stderr.isatty():
         return ingest_folder(path, settings=settings, engine=engine, store=store, options=options)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
@@ -218,10 +228,8 @@ def search(case_number: str | None, officer: str | None, device: str | None, sta
     filters = SearchFilters(case_number=case_number, officer=officer, device=device,
                             start=_parse_time(start, "--from"), end=_parse_time(end, "--to"),
                             near=_parse_near(near), purpose=purpose, kind=kind, limit=limit)
-    with _errors():
-        engine = _engine(_settings())
-        with Session(engine) as session:
-            rows = [recording_as_json(r) for r in run_search(session, filters)]
+    with _errors(), _catalog(_settings()) as engine, Session(engine) as session:
+        rows = [recording_as_json(r) for r in run_search(session, filters)]
     if as_json:
         _print_json({"recordings": rows})
     else:
@@ -234,25 +242,22 @@ def search(case_number: str | None, officer: str | None, device: str | None, sta
 @click.option("--by", default=None, help="Who is looking (recorded in the custody log).")
 def show(ref: str, as_json: bool, by: str | None) -> None:
     """Show one recording with its sightings, stamp history and custody events."""
-    with _errors():
-        settings = _settings()
-        engine = _engine(settings)
-        with Session(engine) as session:
-            recording = get_recording(session, ref)
-            assert recording.id is not None
-            data = recording_as_json(recording, sightings=sightings_of(session, recording.id))
-            data["stamp_history"] = [
-                {"revision": h.revision, "changed_by": h.changed_by,
-                 "changed_at": h.changed_at.isoformat() if h.changed_at else None,
-                 "reason": h.reason, "changes": h.changes} for h in stamp_history(session, recording.id)]
-            append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
-                         recording_id=recording.id, details={"via": "cli show"})
-            session.commit()
-            events = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
-                                  .order_by(col(CustodyEvent.id))).all()
-            data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor,
-                                "at": e.at.isoformat() if e.at else None, "details": e.details,
-                                "hash": e.hash} for e in events]
+    with _errors(), _catalog(_settings()) as engine, Session(engine) as session:
+        recording = get_recording(session, ref)
+        assert recording.id is not None
+        data = recording_as_json(recording, sightings=sightings_of(session, recording.id))
+        data["stamp_history"] = [
+            {"revision": h.revision, "changed_by": h.changed_by,
+             "changed_at": h.changed_at.isoformat() if h.changed_at else None,
+             "reason": h.reason, "changes": h.changes} for h in stamp_history(session, recording.id)]
+        append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
+                     recording_id=recording.id, details={"via": "cli show"})
+        session.commit()
+        events = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
+                              .order_by(col(CustodyEvent.id))).all()
+        data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor,
+                            "at": e.at.isoformat() if e.at else None, "details": e.details,
+                            "hash": e.hash} for e in events]
     if as_json:
         _print_json(data)
         return
@@ -280,10 +285,9 @@ def cat(ref: str, by: str | None) -> None:
     """Write a recording's original bytes to stdout (a recorded access)."""
     with _errors():
         settings = _settings()
-        engine, store = _engine(settings), _store(settings)
-        with Session(engine) as session:
+        with _catalog(settings) as engine, Session(engine) as session:
             recording = get_recording(session, ref)
-            source = store.open(recording.sha256)
+            source = _store(settings).open(recording.sha256)
             append_event(session, CustodyKind.ACCESSED, actor=by or os.environ.get("USER", "cli"),
                          recording_id=recording.id, details={"via": "cli cat", "sha256": recording.sha256})
             session.commit()
@@ -326,8 +330,7 @@ def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | 
         raise click.UsageError("give at least one of --case, --purpose, --officer, --place, --important")
     with _errors():
         settings = _settings()
-        engine = _engine(settings)
-        with Session(engine) as session:
+        with _catalog(settings) as engine, Session(engine) as session:
             recording = get_recording(session, ref)
             revision = restamp(session, recording, by=by, reason=reason, case_pattern=settings.case_pattern,
                                **changes)
@@ -388,8 +391,8 @@ def demo(as_json: bool) -> None:
             reports.append((name, path, report))
             if not as_json:
                 _print_report(report, f"{name}: {path}")
-        again = ingest_folder(devices[next(iter(devices))], settings=settings, engine=_engine(settings),
-                              store=_store(settings), options=IngestOptions(actor=f"station:{settings.station}"))
+        again = _run_ingest(devices[next(iter(devices))], settings,
+                            IngestOptions(actor=f"station:{settings.station}"), quiet=True)
     if as_json:
         _print_json({"devices": [{"name": n, "path": str(p), **r.as_json()} for n, p, r in reports],
                      "redock": again.as_json()})

@@ -303,6 +303,8 @@ class _Run:
         if self.progress:
             self.progress("files", len(files))
             self.progress("bytes", sum(f.size_bytes for f in files))
+        report_bytes = self.progress
+        on_bytes = (lambda n: report_bytes("advance", n)) if report_bytes is not None else None
         pending: deque[_Pending] = deque()
         with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
             for file in files:
@@ -319,8 +321,7 @@ class _Run:
                 sidecar, sidecar_note = _read_sidecar(self.profile, file)
                 try:
                     copy = copy_and_hash(file.path, staging, part_name=_part_key(self.serial, file),
-                                         progress=(lambda n: self.progress("advance", n))
-                                         if self.progress else None)
+                                         progress=on_bytes)
                 except CopyFailed as exc:
                     self.dock.files_failed += 1
                     self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"

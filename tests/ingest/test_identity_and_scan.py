@@ -11,7 +11,8 @@ GBK_RULE = PROFILES["cn-enforcement-recorder"].identity
 
 
 def test_gbk_identity_file_is_read():
-    raw = "[DeviceInfo]\r\n产品序号=A123456\r\n警员编号=010203\r\n警员姓名=张三\r\n单位名称=城管执法局\r\n".encode("gbk")
+    text = "[DeviceInfo]\r\n产品序号=A123456\r\n警员编号=010203\r\n警员姓名=张三\r\n单位名称=城管执法局\r\n"
+    raw = text.encode("gbk")
     identity = parse_identity(raw, GBK_RULE)
     assert (identity.serial, identity.officer_number, identity.officer_name, identity.unit_name) == (
         "A123456", "010203", "张三", "城管执法局")

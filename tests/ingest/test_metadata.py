@@ -221,7 +221,8 @@ def test_integrity_verdicts(facts, status, detail):
 def test_custom_profile_order_can_prefer_the_container():
     profile = parse_profile({"name": "c", "recognise": {"any_files": ["X"]}, "recordings": ["*"],
                              "time_sources": ["container", "filename"], "clock": {"zone": "UTC"},
-                             "clear_after_archive": False, "filename": {"pattern": r"(?P<date>\d{8})_(?P<time>\d{6})\.mp4"}})
+                             "clear_after_archive": False,
+                             "filename": {"pattern": r"(?P<date>\d{8})_(?P<time>\d{6})\.mp4"}})
     meta = describe(_facts(name="20261120_083000.mp4", probe=_probe({"creation_time": "2026-11-20T08:31:00Z"})),
                     profile=profile, station_zone="UTC", names=parse_filename(profile.filename, "20261120_083000.mp4"))
     assert meta.capture.source == "container"

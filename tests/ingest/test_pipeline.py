@@ -67,7 +67,8 @@ def test_enforcement_recorder_is_ingested_with_every_stamp_field(samples, settin
     assert clip["place"] == {"lat": 39.9042, "lon": 116.4074, "source": "container"}
     assert clip["officer"] == {"number": "010203", "name": "张三"}  # from the GBK identity file
     assert (clip["case_number"], clip["purpose"]) == ("京朝城管罚字〔2026〕第00123号", "占道经营 现场执法")
-    assert (clip["media_kind"], clip["state"], clip["integrity"]) == ("video", "archived", {"status": "ok", "detail": ""})
+    assert (clip["media_kind"], clip["state"]) == ("video", "archived")
+    assert clip["integrity"] == {"status": "ok", "detail": ""}
     assert clip["retain_until"] == "2027-05-20T00:30:02Z"
     assert rows[f"{CN_PREFIX}_083500_IMP.mp4"]["important"] is True
     assert rows[f"{CN_PREFIX}_083000.mp4"]["important"] is False
@@ -170,7 +171,8 @@ def test_camera_times_from_exif_with_and_without_offset(samples, tmp_path, catal
         rows = _by_name(_ingest(samples.dcim_camera, settings, engine, LocalStore(settings.store_path)))
     finally:
         engine.dispose()
-    assert (rows["IMG_0001.JPG"]["captured_start"], rows["IMG_0001.JPG"]["zone_assumed"]) == ("2026-11-20T06:05:00Z", None)
+    first = rows["IMG_0001.JPG"]
+    assert (first["captured_start"], first["zone_assumed"]) == ("2026-11-20T06:05:00Z", None)
     assert rows["IMG_0001.JPG"]["raw_device_time"] == "2026:11:20 14:05:00 +08:00"
     assert rows["IMG_0001.JPG"]["device_serial"] == "CAM998877"  # EXIF BodySerialNumber
     assert (rows["IMG_0002.JPG"]["captured_start"], rows["IMG_0002.JPG"]["zone_assumed"]) == (
@@ -189,7 +191,8 @@ def test_file_time_is_used_when_nothing_else_dates_a_photo(tmp_path, settings, e
     when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     os.utime(photo, (when.timestamp(), when.timestamp()))
     row = _ingest(tmp_path / "cam", settings, engine, store).recordings[0]
-    assert (row["time_source"], row["captured_start"], row["zone_assumed"]) == ("file_mtime", "2026-03-04T05:06:07Z", None)
+    assert (row["time_source"], row["captured_start"]) == ("file_mtime", "2026-03-04T05:06:07Z")
+    assert row["zone_assumed"] is None
 
 
 def test_sidecar_recorder_uses_gps_time_and_records_the_clock_drift(samples, settings, engine, store):

@@ -1,7 +1,7 @@
 """initial catalog
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 19:29:56.398983
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import sqlmodel
 from alembic import op
 
 import catalog.types
-
 
 revision = '0001'
 down_revision = None

@@ -1,0 +1,104 @@
+"""The `evidence` command line: its JSON contract, exit codes and recorded accesses."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import Session, select
+
+from catalog import CustodyEvent, open_catalog
+from ingest.cli import main
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+RECORDING_FIELDS = {"id", "sha256", "size_bytes", "media_kind", "original_name", "device_serial", "officer", "station",
+                    "captured_start", "captured_end", "time_source", "clock_offset_s", "place", "case_number",
+                    "purpose", "important", "integrity", "state", "retain_until"}
+
+
+@pytest.fixture
+def env(tmp_path, catalog_url):
+    return {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
+
+
+def _run(env, *args):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_ingest_json_contract(samples, env):
+    result = _run(env, "ingest", str(samples.sidecar_recorder), "--json", "--case", "AB-2026-00042",
+                  "--purpose", "证明违法事实", "--station", "dock-7", "--officer", "999001")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {"recordings", "skipped", "errors"}
+    assert len(data["recordings"]) == 3 and data["errors"] == []
+    for row in data["recordings"]:
+        assert set(row) >= RECORDING_FIELDS
+        assert (row["case_number"], row["purpose"], row["station"]) == ("AB-2026-00042", "证明违法事实", "dock-7")
+        assert row["officer"]["number"] == "999001"
+
+
+def test_table_output_and_damaged_files_still_exit_zero(samples, env):
+    result = _run(env, "ingest", str(samples.cn_recorder))
+    assert result.exit_code == 0
+    assert "damaged: box 'mdat'" in result.stdout and "unreadable: empty file (0 bytes)" in result.stdout
+    assert "10 new, 0 already known, 2 skipped, 0 error(s)" in result.stdout
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path, env):
+    result = _run(env, "ingest", str(tmp_path / "not-mounted"))
+    assert result.exit_code == 2
+    assert f"error: device folder '{tmp_path / 'not-mounted'}' is gone: not a folder" in result.stderr
+    result = _run({**env, "EVIDENCE_ROUTINE_RETENTION_MONTHS": "2"}, "search")
+    assert result.exit_code == 2 and "below the legal minimum of 6 months" in result.stderr
+    (tmp_path / "plain").mkdir()
+    result = _run(env, "ingest", str(tmp_path / "plain"))
+    assert result.exit_code == 2 and "no device profile recognises" in result.stderr
+    result = _run(env, "ingest", str(tmp_path / "plain"), "--case", "?")
+    assert result.exit_code == 2 and "case number '?' does not match" in result.stderr
+
+
+def test_unreachable_catalog_exits_3(tmp_path, env):
+    bad = {**env, "EVIDENCE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    result = _run(bad, "search")
+    assert result.exit_code == 3 and "catalog database postgresql+psycopg://nobody@127.0.0.1:1/none" in result.stderr
+
+
+def test_search_show_cat_and_tag(samples, env):
+    _run(env, "ingest", str(samples.cn_recorder), "--json")
+    found = json.loads(_run(env, "search", "--json", "--kind", "audio").stdout)["recordings"]
+    assert sorted(r["original_name"][-3:] for r in found) == ["amr", "wav"]
+    near = json.loads(_run(env, "search", "--json", "--near", "39.9042,116.4074,100").stdout)["recordings"]
+    assert len(near) == 2 and {r["place"]["source"] for r in near} == {"container", "exif"}
+    window = json.loads(_run(env, "search", "--json", "--from", "2026-11-20T08:39:00+08:00",
+                             "--to", "2026-11-20T00:46:00Z").stdout)["recordings"]
+    assert [r["original_name"][-10:] for r in window] == ["084000.jpg", "084500.wav"]
+    assert _run(env, "search", "--from", "yesterday").exit_code == 2
+
+    wav = next(r for r in found if r["original_name"].endswith(".wav"))
+    # cat: exact original bytes, and the access is in the custody log
+    result = CliRunner().invoke(main, ["cat", str(wav["id"]), "--by", "clerk:王五"], env=env)
+    original = (samples.cn_recorder / "AUDIO" / "20261120" / wav["original_name"]).read_bytes()
+    assert result.exit_code == 0 and result.stdout_bytes == original
+    # tag: a revision
+    tagged = json.loads(_run(env, "tag", wav["sha256"][:12], "--by", "clerk:王五", "--reason", "case opened",
+                             "--case", "AB-2026-00042", "--important", "--json").stdout)
+    assert (tagged["revision"], tagged["case_number"], tagged["important"]) == (2, "AB-2026-00042", True)
+    assert _run(env, "tag", str(wav["id"]), "--by", "x", "--reason", "y", "--case", "!").exit_code == 2
+    shown = json.loads(_run(env, "show", str(wav["id"]), "--json", "--by", "auditor").stdout)
+    assert [h["revision"] for h in shown["stamp_history"]] == [1, 2]
+    assert shown["sightings"][0]["device_path"] == f"AUDIO/20261120/{wav['original_name']}"
+    kinds = [e["kind"] for e in shown["custody"]]
+    assert kinds == ["copied", "stamped", "archived", "accessed", "restamped", "viewed"]
+    engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
+    with Session(engine) as session:
+        access = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "accessed")).one()
+        assert access.actor == "clerk:王五" and access.details["sha256"] == wav["sha256"]
+    engine.dispose()
+
+
+def test_profiles_lists_the_builtin_profiles(env):
+    data = json.loads(_run(env, "profiles", "--json").stdout)
+    assert [p["name"] for p in data["profiles"]] == ["cn-enforcement-recorder", "generic-dcim-camera",
+                                                     "gps-sidecar-recorder"]

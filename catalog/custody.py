@@ -57,6 +57,21 @@ def event_hash(prev_hash: str, *, kind: str, recording_id: int | None, dock_sess
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
+def _locked_head(session: Session) -> CustodyHead:
+    """The chain head, locked FOR UPDATE once per transaction (later appends reuse the lock)."""
+    transaction = session.get_transaction()
+    cached = session.info.get("custody_head")
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        head: CustodyHead = cached[1]
+        return head
+    found = session.exec(select(CustodyHead).where(CustodyHead.id == 1).with_for_update()).first()
+    if found is None:
+        found = CustodyHead(id=1, last_event_id=None, last_hash=GENESIS_HASH)
+        session.add(found)
+    session.info["custody_head"] = (session.get_transaction(), found)
+    return found
+
+
 def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_id: int | None = None,
                  dock_session_id: int | None = None, details: dict[str, Any] | None = None,
                  at: datetime | None = None) -> CustodyEvent:
@@ -64,10 +79,7 @@ def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_i
     # JSON round-trip first, so the hash covers exactly what the database will return.
     details = json.loads(_canonical(details or {}))
     at = at or utcnow()
-    head = session.exec(select(CustodyHead).where(CustodyHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = CustodyHead(id=1, last_event_id=None, last_hash=GENESIS_HASH)
-        session.add(head)
+    head = _locked_head(session)
     digest = event_hash(head.last_hash, kind=kind.value, recording_id=recording_id,
                         dock_session_id=dock_session_id, actor=actor, at=at, details=details)
     event = CustodyEvent(kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,

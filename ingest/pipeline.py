@@ -199,9 +199,9 @@ class _Run:
         self.report.dock_session_id, self.report.profile, self.report.device_serial = (
             self.dock.id, profile.name, serial)
 
-    def add_sighting(self, recording: Recording, file: DeviceFile, important: bool) -> None:
+    def add_sighting(self, recording: Recording, file: DeviceFile, important: bool, *, is_new: bool = False) -> None:
         assert recording.id is not None and self.dock.id is not None
-        exists = self.session.exec(select(Sighting).where(
+        exists = None if is_new else self.session.exec(select(Sighting).where(
             Sighting.recording_id == recording.id, Sighting.device_serial == self.serial,
             Sighting.device_path == file.relative)).first()
         if exists is None:
@@ -270,7 +270,7 @@ class _Run:
         )
         self.session.add(recording)
         self.session.flush()
-        self.add_sighting(recording, file, meta.important)
+        self.add_sighting(recording, file, meta.important, is_new=True)
         append_event(self.session, CustodyKind.COPIED, actor=self.options.actor, recording_id=recording.id,
                      dock_session_id=self.dock.id, details={
                          "device_serial": self.serial, "device_path": file.relative, "sha256": copy.sha256,

@@ -74,3 +74,17 @@ def test_scan_skips_operating_system_litter_and_special_files(tmp_path):
     result = scan_device(tmp_path, PROFILES["generic-dcim-camera"])
     assert [f.name for f in result.files] == ["A.JPG"]
     assert [(s.relative, s.reason) for s in result.skipped] == [("DCIM/100A/B.JPG", "not a regular file")]
+
+
+def test_longest_possible_name_and_deep_folders_are_handled(tmp_path):
+    folder = tmp_path / "DCIM" / "100A"
+    folder.mkdir(parents=True)
+    long_name = "执" * 83 + ".JPG"  # 83 × 3 bytes + 4 = 253 bytes, near the 255-byte limit
+    (folder / long_name).write_bytes(b"\xff\xd8\xff")
+    deep = tmp_path
+    for level in range(20):
+        deep = deep / f"d{level}"
+    deep.mkdir(parents=True)
+    result = scan_device(tmp_path, PROFILES["generic-dcim-camera"])
+    assert [f.name for f in result.files] == [long_name]
+    assert any(s.reason == "folder deeper than 16 levels not walked" for s in result.skipped)

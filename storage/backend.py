@@ -30,6 +30,7 @@ class StoredObject:
     legal_hold: bool
     version_id: str | None = None
     location: str = ""  # a URL-ish description: file:///…, s3://bucket/key
+    verified: bool = False  # the store itself confirmed the bytes hash to sha256 (S3 checksum on write)
 
 
 class EvidenceStore(Protocol):
@@ -61,4 +62,8 @@ class EvidenceStore(Protocol):
 
     def delete(self, sha256: str, *, now: datetime) -> None:
         """Delete an object whose retention has passed and that has no hold."""
+        ...
+
+    def verify(self, sha256: str) -> str:
+        """Re-hash the stored bytes; HashMismatch if they are not the bytes stored."""
         ...

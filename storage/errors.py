@@ -8,6 +8,7 @@ StorageError
   + RetentionRefused    (a retention period or date that the rules forbid)
   + IntegrityError
       - HashMismatch    (bytes do not hash to what was expected)
+  + BucketNotWorm       (the bucket lacks versioning or Object Lock: refuse to archive there)
   + BackendUnavailable  (transient; safe to retry)
 ```
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 __all__ = [
-    "BackendUnavailable", "HashMismatch", "IntegrityError", "ObjectExists", "ObjectLocked",
+    "BackendUnavailable", "BucketNotWorm", "HashMismatch", "IntegrityError", "ObjectExists", "ObjectLocked",
     "ObjectMissing", "RetentionRefused", "StorageError",
 ]
 
@@ -64,6 +65,13 @@ class HashMismatch(IntegrityError):
         self.expected = expected
         self.found = found
         super().__init__(f"{algorithm} mismatch for {path}: expected={expected!r} found={found!r}")
+
+
+class BucketNotWorm(StorageError):
+    def __init__(self, bucket: str, reason: str) -> None:
+        self.bucket = bucket
+        self.reason = reason
+        super().__init__(f"bucket {bucket!r} cannot hold evidence: {reason}")
 
 
 class BackendUnavailable(StorageError):

@@ -1,0 +1,343 @@
+"""WORM store on S3 with Object Lock (COMPLIANCE): MinIO, AWS S3, Ceph RGW, SeaweedFS.
+
+Every write carries an `x-amz-checksum-sha256` the server verifies (one PUT,
+or every part of a multipart upload) and COMPLIANCE retention. After a write
+the object is read back (HEAD): checksum and size must match what was hashed
+at copy time, and retention / legal hold are re-applied if the server dropped
+them (some servers ignore lock headers on multipart uploads). botocore
+errors become the project's storage errors here and nowhere else.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from storage.backend import StoredObject, object_key
+from storage.errors import (
+    BackendUnavailable,
+    BucketNotWorm,
+    HashMismatch,
+    ObjectLocked,
+    ObjectMissing,
+    StorageError,
+)
+from storage.retention import is_disposable, validate_extension
+
+__all__ = ["S3WormStore", "make_s3_client"]
+
+logger = logging.getLogger(__name__)
+
+#: S3's smallest part (except the last) and most parts.
+MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+_MISSING = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
+_BAD_DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
+_TRANSIENT = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500", "RequestTimeTooSkewed"}
+
+
+def make_s3_client(*, endpoint_url: str | None, access_key: str | None, secret_key: str | None,
+                   region: str = "us-east-1", max_pool: int = 16) -> Any:
+    """A boto3 S3 client for WORM use: path-style, checksums only where we ask for them."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=region, retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
+        s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=60,
+        request_checksum_calculation="when_required", response_checksum_validation="when_required",
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,
+                        aws_secret_access_key=secret_key, config=config)
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def _whole_seconds_up(when: datetime) -> datetime:
+    # Servers keep retain-until in whole seconds; rounding up never shortens what was asked for.
+    when = when.astimezone(UTC)
+    return when.replace(microsecond=0) + (timedelta(seconds=1) if when.microsecond else timedelta())
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3WormStore:
+    """Evidence objects under `<prefix>sha256/ab/cd/<sha256>` in an Object Lock bucket."""
+
+    name = "s3"
+
+    def __init__(self, *, client: Any, bucket: str, prefix: str = "",
+                 multipart_threshold_bytes: int = 64 * 1024 * 1024, part_size_bytes: int = 16 * 1024 * 1024,
+                 max_concurrency: int = 4) -> None:
+        if part_size_bytes < MIN_PART_BYTES:
+            raise ValueError(f"part_size_bytes {part_size_bytes} is below S3's minimum of {MIN_PART_BYTES}")
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+        self.multipart_threshold_bytes = multipart_threshold_bytes
+        self.part_size_bytes = part_size_bytes
+        self.max_concurrency = max_concurrency
+
+    # -- errors ------------------------------------------------------------------------------------
+    def _translate(self, exc: Exception, key: str, action: str) -> StorageError:
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _MISSING or status == 404:
+                return ObjectMissing(key)
+            if code in _TRANSIENT or status >= 500:
+                return BackendUnavailable(f"s3:{self.bucket}", f"{action} {key}: {code} {exc}")
+            if code == "NoSuchBucket":
+                return BucketNotWorm(self.bucket, "the bucket does not exist")
+            return StorageError(f"S3 refused to {action} {key!r}: {code}: "
+                                f"{exc.response.get('Error', {}).get('Message', '')}")
+        if isinstance(exc, BotoCoreError):
+            return BackendUnavailable(f"s3:{self.bucket}", f"{action} {key}: {exc}")
+        raise exc
+
+    def _key(self, sha256: str) -> str:
+        return self.prefix + object_key(sha256)
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def check_bucket(self) -> None:
+        """Refuse a bucket without versioning and Object Lock (BucketNotWorm)."""
+        try:
+            versioning = self.client.get_bucket_versioning(Bucket=self.bucket)
+            lock = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) in ("ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound"):
+                raise BucketNotWorm(self.bucket, "Object Lock is not enabled (create the bucket with "
+                                                 "Object Lock; it cannot be added later on most servers)") from exc
+            raise self._translate(exc, self.bucket, "inspect bucket") from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, self.bucket, "inspect bucket") from exc
+        if versioning.get("Status") != "Enabled":
+            raise BucketNotWorm(self.bucket, f"versioning is {versioning.get('Status', 'off')!r}, not 'Enabled'")
+        if lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+            raise BucketNotWorm(self.bucket, "Object Lock is not enabled")
+
+    # -- reads -------------------------------------------------------------------------------------
+    def _head(self, key: str, version_id: str | None = None) -> dict[str, Any]:
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            return cast(dict[str, Any], self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED",
+                                                                **extra))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "read") from exc
+
+    def _stored(self, sha256: str, head: dict[str, Any], *, verified: bool = False) -> StoredObject:
+        key = self._key(sha256)
+        until = head.get("ObjectLockRetainUntilDate")
+        return StoredObject(
+            key=key, sha256=sha256, size_bytes=int(head["ContentLength"]),
+            retain_until=until.astimezone(UTC) if until else datetime.min.replace(tzinfo=UTC),
+            legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON", version_id=head.get("VersionId"),
+            location=f"s3://{self.bucket}/{key}", verified=verified)
+
+    def head(self, sha256: str) -> StoredObject:
+        return self._stored(sha256, self._head(self._key(sha256)))
+
+    def exists(self, sha256: str) -> bool:
+        try:
+            self._head(self._key(sha256))
+        except ObjectMissing:
+            return False
+        return True
+
+    def open(self, sha256: str) -> BinaryIO:
+        key = self._key(sha256)
+        try:
+            return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "read") from exc
+
+    def read_range(self, sha256: str, start: int, end_inclusive: int) -> bytes:
+        key = self._key(sha256)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end_inclusive}")["Body"]
+            return cast(bytes, body.read())
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "read") from exc
+
+    def presigned_url(self, sha256: str, *, expires_s: int = 900) -> str:
+        return cast(str, self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(sha256)}, ExpiresIn=expires_s))
+
+    def verify(self, sha256: str) -> str:
+        digest = hashlib.sha256()
+        key = self._key(sha256)
+        try:
+            with self.open(sha256) as body:
+                while chunk := body.read(4 * 1024 * 1024):
+                    digest.update(chunk)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "read") from exc
+        if digest.hexdigest() != sha256:
+            raise HashMismatch(key, algorithm="sha256", expected=sha256, found=digest.hexdigest())
+        return sha256
+
+    # -- writes ------------------------------------------------------------------------------------
+    def put_file(self, path: Path, *, sha256: str, size_bytes: int, retain_until: datetime,
+                 consume: bool = False) -> StoredObject:
+        key = self._key(sha256)
+        until = _whole_seconds_up(retain_until)
+        try:
+            head = self._head(key)
+        except ObjectMissing:
+            head = None
+        if head is None:
+            try:
+                if size_bytes >= self.multipart_threshold_bytes:
+                    expected_checksum = self._put_multipart(path, key, sha256=sha256, size_bytes=size_bytes,
+                                                            until=until)
+                else:
+                    expected_checksum = self._put_single(path, key, sha256=sha256, until=until)
+            except ClientError as exc:
+                if _code(exc) in _BAD_DIGEST:
+                    raise HashMismatch(str(path), algorithm="sha256", expected=sha256,
+                                       found="(the server computed a different SHA-256)") from exc
+                raise self._translate(exc, key, "store") from exc
+            except BotoCoreError as exc:
+                raise self._translate(exc, key, "store") from exc
+            head = self._head(key)
+            stored_checksum = head.get("ChecksumSHA256")
+            if stored_checksum != expected_checksum or int(head["ContentLength"]) != size_bytes:
+                raise HashMismatch(f"s3://{self.bucket}/{key}", algorithm="sha256",
+                                   expected=f"{expected_checksum} ({size_bytes} bytes)",
+                                   found=f"{stored_checksum} ({head['ContentLength']} bytes)")
+        head = self._ensure_lock(key, head, until)
+        if consume:
+            path.unlink(missing_ok=True)
+        return self._stored(sha256, head, verified=True)
+
+    def _put_single(self, path: Path, key: str, *, sha256: str, until: datetime) -> str:
+        checksum = _b64(sha256)
+        with path.open("rb") as body:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=checksum,
+                                   ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until,
+                                   Metadata={"sha256": sha256})
+        return checksum
+
+    def _part_size(self, size_bytes: int) -> int:
+        return max(self.part_size_bytes, math.ceil(size_bytes / MAX_PARTS))
+
+    def _put_multipart(self, path: Path, key: str, *, sha256: str, size_bytes: int, until: datetime) -> str:
+        upload = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=until, Metadata={"sha256": sha256})
+        upload_id = upload["UploadId"]
+        part_size = self._part_size(size_bytes)
+        whole = hashlib.sha256()
+        part_digests: list[bytes] = []
+        futures: list[Future[dict[str, Any]]] = []
+        # At most max_concurrency parts in memory or in flight: bounded memory whatever the size.
+        slots = threading.BoundedSemaphore(self.max_concurrency)
+
+        def send(number: int, data: bytes, checksum: str) -> dict[str, Any]:
+            try:
+                reply = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                                Body=data, ChecksumSHA256=checksum)
+                return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": checksum}
+            finally:
+                slots.release()
+
+        try:
+            with path.open("rb") as src, ThreadPoolExecutor(self.max_concurrency,
+                                                            thread_name_prefix="s3-part") as pool:
+                number = 0
+                while True:
+                    slots.acquire()
+                    data = src.read(part_size)
+                    if not data:
+                        slots.release()
+                        break
+                    number += 1
+                    whole.update(data)
+                    digest = hashlib.sha256(data).digest()
+                    part_digests.append(digest)
+                    futures.append(pool.submit(send, number, data, base64.b64encode(digest).decode()))
+                    del data
+                parts = [f.result() for f in futures]
+            if whole.hexdigest() != sha256:
+                raise HashMismatch(str(path), algorithm="sha256", expected=sha256, found=whole.hexdigest())
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except (ClientError, BotoCoreError):
+                logger.warning("Could not abort multipart upload %r of %r.", upload_id, key)
+            raise
+        # S3's checksum of a multipart object: SHA-256 of the part digests, with the part count.
+        return f"{base64.b64encode(hashlib.sha256(b''.join(part_digests)).digest()).decode()}-{len(part_digests)}"
+
+    def _ensure_lock(self, key: str, head: dict[str, Any], until: datetime) -> dict[str, Any]:
+        """Re-apply COMPLIANCE retention if the server dropped it or holds a shorter date."""
+        current = head.get("ObjectLockRetainUntilDate")
+        if head.get("ObjectLockMode") == "COMPLIANCE" and current is not None and current >= until:
+            return head
+        logger.warning("Retention on %r missing or short (%s %s); re-applying.", key, head.get("ObjectLockMode"),
+                       current)
+        self._put_retention(key, head.get("VersionId"), until)
+        return self._head(key)
+
+    def _put_retention(self, key: str, version_id: str | None, until: datetime) -> None:
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            self.client.put_object_retention(Bucket=self.bucket, Key=key,
+                                             Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until}, **extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "set retention on") from exc
+
+    def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:
+        current = self.head(sha256)
+        until = _whole_seconds_up(retain_until)
+        validate_extension(current.key, current.retain_until, until)
+        self._put_retention(current.key, current.version_id, until)
+        return self.head(sha256)
+
+    def set_legal_hold(self, sha256: str, on: bool) -> StoredObject:
+        current = self.head(sha256)
+        extra = {"VersionId": current.version_id} if current.version_id else {}
+        try:
+            self.client.put_object_legal_hold(Bucket=self.bucket, Key=current.key,
+                                              LegalHold={"Status": "ON" if on else "OFF"}, **extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, current.key, "set legal hold on") from exc
+        return self.head(sha256)
+
+    def delete(self, sha256: str, *, now: datetime) -> None:
+        obj = self.head(sha256)
+        if not is_disposable(obj.retain_until, obj.legal_hold, now):
+            raise ObjectLocked(obj.key, retain_until=obj.retain_until, legal_hold=obj.legal_hold, action="delete")
+        try:
+            versions = self.client.list_object_versions(Bucket=self.bucket, Prefix=obj.key)
+            for version in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+                if version["Key"] == obj.key:
+                    self.client.delete_object(Bucket=self.bucket, Key=obj.key, VersionId=version["VersionId"])
+        except ClientError as exc:
+            if _code(exc) == "AccessDenied":
+                raise ObjectLocked(obj.key, retain_until=obj.retain_until, legal_hold=obj.legal_hold,
+                                   action="delete") from exc
+            raise self._translate(exc, obj.key, "delete") from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, obj.key, "delete") from exc
+
+    def version_count(self, sha256: str) -> int:
+        """How many versions the key holds (1 for a well-kept archive)."""
+        key = self._key(sha256)
+        try:
+            versions = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "list") from exc
+        return sum(1 for v in versions.get("Versions", []) if v["Key"] == key)

@@ -33,7 +33,6 @@ from catalog import (
     StampInvalid,
     append_event,
     get_recording,
-    open_catalog,
     recording_as_json,
     restamp,
     run_search,
@@ -44,7 +43,8 @@ from device_profiles import ProfileError, load_profiles
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid, DeviceGone, IngestError
 from ingest.pipeline import IngestOptions, IngestReport, ingest_folder
-from storage import LocalStore, StorageError
+from ingest.wiring import catalog_engine, open_store
+from storage import BucketNotWorm, EvidenceStore, StorageError
 
 __all__ = ["main"]
 
@@ -62,7 +62,7 @@ def _fail(message: str, code: int) -> None:
 def _errors() -> Iterator[None]:
     try:
         yield
-    except _USER_ERRORS as exc:
+    except (*_USER_ERRORS, BucketNotWorm) as exc:
         _fail(str(exc), 2)
     except (CatalogUnavailable, StorageError) as exc:
         _fail(str(exc), 3)
@@ -75,17 +75,8 @@ def _settings(station: str | None = None) -> Settings:
     return Settings.from_env(env)
 
 
-@contextmanager
-def _catalog(settings: Settings) -> Iterator[Engine]:
-    engine = open_catalog(settings.database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()  # return pooled connections now, not at interpreter exit
-
-
-def _store(settings: Settings) -> LocalStore:
-    return LocalStore(settings.store_path)
+_catalog = catalog_engine
+_store = open_store
 
 
 def _console() -> Console:
@@ -137,7 +128,7 @@ def _run_ingest(path: Path, settings: Settings, options: IngestOptions, *, quiet
         return _ingest_with_progress(path, settings, engine, _store(settings), options, quiet=quiet)
 
 
-def _ingest_with_progress(path: Path, settings: Settings, engine: Engine, store: LocalStore,
+def _ingest_with_progress(path: Path, settings: Settings, engine: Engine, store: EvidenceStore,
                           options: IngestOptions, *, quiet: bool) -> IngestReport:
     if quiet or not sys.stderr.isatty():
         return ingest_folder(path, settings=settings, engine=engine, store=store, options=options)

@@ -19,14 +19,21 @@ from catalog import DEFAULT_CASE_PATTERN
 from ingest.errors import ConfigInvalid
 from storage import RetentionRefused, validate_routine_months
 
-__all__ = ["SETTINGS_HELP", "Settings"]
+__all__ = ["SETTINGS_HELP", "S3Settings", "Secret", "Settings"]
 
 #: Every setting: env name -> (TOML key, default shown in the README, meaning).
 SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_HOME": ("home", "./evidence-data", "folder for the embedded catalog, WORM store and staging"),
     "EVIDENCE_CONFIG": ("-", "$EVIDENCE_HOME/evidence.toml", "optional TOML file with the keys below"),
     "EVIDENCE_DATABASE_URL": ("database_url", "sqlite:///$EVIDENCE_HOME/catalog.db", "catalog database URL"),
-    "EVIDENCE_STORE_URL": ("store_url", "file://$EVIDENCE_HOME/worm", "WORM store"),
+    "EVIDENCE_STORE_URL": ("store_url", "file://$EVIDENCE_HOME/worm", "WORM store: file://PATH or s3://BUCKET[/PREFIX]"),
+    "EVIDENCE_S3_ENDPOINT": ("s3_endpoint", "(AWS)", "S3 endpoint URL (MinIO, Ceph RGW, SeaweedFS)"),
+    "EVIDENCE_S3_ACCESS_KEY": ("s3_access_key", "(boto3 default chain)", "S3 access key"),
+    "EVIDENCE_S3_SECRET_KEY": ("s3_secret_key", "(boto3 default chain)", "S3 secret key (never printed)"),
+    "EVIDENCE_S3_REGION": ("s3_region", "us-east-1", "S3 region"),
+    "EVIDENCE_S3_MULTIPART_THRESHOLD_MB": ("s3_multipart_threshold_mb", "64", "files this large use multipart"),
+    "EVIDENCE_S3_PART_SIZE_MB": ("s3_part_size_mb", "16", "multipart part size (at least 5)"),
+    "EVIDENCE_S3_CONCURRENCY": ("s3_concurrency", "4", "parts uploaded at once (memory = parts × part size)"),
     "EVIDENCE_STAGING_DIR": ("staging_dir", "$EVIDENCE_HOME/staging", "station staging area"),
     "EVIDENCE_STATION": ("station", "station-1", "this station's code"),
     "EVIDENCE_STATION_NAME": ("station_name", "(the code)", "this station's display name"),
@@ -38,6 +45,38 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
 }
+
+
+class Secret:
+    """A credential whose repr never shows it (as starlette.datastructures.Secret)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str
+    endpoint: str | None
+    access_key: str | None
+    secret_key: Secret | None
+    region: str
+    multipart_threshold_bytes: int
+    part_size_bytes: int
+    concurrency: int
 
 
 @dataclass(frozen=True)
@@ -55,6 +94,7 @@ class Settings:
     profiles_dir: Path | None
     probe_workers: int
     probe_timeout_s: float
+    s3: S3Settings | None = None
 
     @property
     def store_path(self) -> Path:
@@ -128,9 +168,23 @@ class Settings:
             raise ConfigInvalid("EVIDENCE_STATION", station, "Use 1-64 letters, digits, '_', '.', '-'.")
 
         store_url = get("EVIDENCE_STORE_URL", f"file://{home / 'worm'}")
-        if not store_url.startswith("file://"):
-            raise ConfigInvalid("EVIDENCE_STORE_URL", store_url,
-                                "Only file:// (the local WORM store) is supported in this release.")
+        s3 = None
+        if store_url.startswith("s3://"):
+            bucket, _, prefix = store_url.removeprefix("s3://").partition("/")
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+                raise ConfigInvalid("EVIDENCE_STORE_URL", store_url, "Not a valid S3 bucket name.")
+            part_mb = integer("EVIDENCE_S3_PART_SIZE_MB", "16", 5)
+            secret = get("EVIDENCE_S3_SECRET_KEY", "")
+            s3 = S3Settings(
+                bucket=bucket, prefix=prefix.strip("/") + "/" if prefix.strip("/") else "",
+                endpoint=get("EVIDENCE_S3_ENDPOINT", "") or None,
+                access_key=get("EVIDENCE_S3_ACCESS_KEY", "") or None,
+                secret_key=Secret(secret) if secret else None,
+                region=get("EVIDENCE_S3_REGION", "us-east-1"),
+                multipart_threshold_bytes=integer("EVIDENCE_S3_MULTIPART_THRESHOLD_MB", "64", 5) * 2**20,
+                part_size_bytes=part_mb * 2**20, concurrency=integer("EVIDENCE_S3_CONCURRENCY", "4", 1))
+        elif not store_url.startswith("file://"):
+            raise ConfigInvalid("EVIDENCE_STORE_URL", store_url, "Use file://PATH or s3://BUCKET[/PREFIX].")
         profiles_dir = get("EVIDENCE_PROFILES_DIR", "")
         if profiles_dir and not Path(profiles_dir).is_dir():
             raise ConfigInvalid("EVIDENCE_PROFILES_DIR", profiles_dir, "Not a folder.")
@@ -149,6 +203,7 @@ class Settings:
             profiles_dir=Path(profiles_dir) if profiles_dir else None,
             probe_workers=integer("EVIDENCE_PROBE_WORKERS", "2", 1),
             probe_timeout_s=timeout,
+            s3=s3,
         )
 
 

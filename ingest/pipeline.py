@@ -51,7 +51,7 @@ from ingest.metadata import Facts, describe, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
-from storage import EvidenceStore, StorageError, compute_retain_until
+from storage import EvidenceStore, StorageError, StoredObject, compute_retain_until
 
 __all__ = ["IngestOptions", "IngestReport", "archive_staged", "ingest_folder"]
 
@@ -285,13 +285,7 @@ class _Run:
             self._error(file, "archive", f"{exc}; kept in staging, will be archived on the next run",
                         preserved=True)
         else:
-            recording.state = RecordingState.ARCHIVED.value
-            recording.store_name, recording.store_key = self.store.name, stored.key
-            recording.store_version = stored.version_id
-            append_event(self.session, CustodyKind.ARCHIVED, actor=self.options.actor,
-                         recording_id=recording.id, details={
-                             "store": self.store.name, "key": stored.key, "location": stored.location,
-                             "retain_until": stored.retain_until.isoformat()})
+            _mark_archived(self.session, recording, self.store, stored, actor=self.options.actor)
         self.session.add(recording)
         self.report.recordings.append({**recording_as_json(recording), "ingest": "new",
                                        "device_path": file.relative})
@@ -352,6 +346,22 @@ class _Run:
         self.session.close()
 
 
+def _mark_archived(session: Session, recording: Recording, store: EvidenceStore, stored: StoredObject, *,
+                   actor: str, retry: bool = False) -> None:
+    """Record the WORM copy; `verified` when the store confirmed the checksum itself (S3)."""
+    recording.state = (RecordingState.VERIFIED if stored.verified else RecordingState.ARCHIVED).value
+    recording.store_name, recording.store_key = store.name, stored.key
+    recording.store_version = stored.version_id
+    session.add(recording)
+    append_event(session, CustodyKind.ARCHIVED, actor=actor, recording_id=recording.id, details={
+        "store": store.name, "key": stored.key, "location": stored.location, "version_id": stored.version_id,
+        "retain_until": stored.retain_until.isoformat(), "retry": retry})
+    if stored.verified:
+        append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id, details={
+            "how": "server-side SHA-256 checksum on write, read back and compared", "sha256": recording.sha256,
+            "version_id": stored.version_id})
+
+
 def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, actor: str = "station") -> int:
     """Put recordings left `staged` by an earlier run into the store; return how many were archived."""
     archived = 0
@@ -368,12 +378,7 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, actor
             except StorageError as exc:
                 logger.warning("Recording %r is still staged: %s", recording.id, exc)
                 continue
-            recording.state = RecordingState.ARCHIVED.value
-            recording.store_name, recording.store_key = store.name, stored.key
-            session.add(recording)
-            append_event(session, CustodyKind.ARCHIVED, actor=actor, recording_id=recording.id, details={
-                "store": store.name, "key": stored.key, "retain_until": stored.retain_until.isoformat(),
-                "retry": True})
+            _mark_archived(session, recording, store, stored, actor=actor, retry=True)
             session.commit()
             archived += 1
     return archived

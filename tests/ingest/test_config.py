@@ -30,7 +30,9 @@ def test_defaults_live_under_evidence_home(tmp_path):
     ("EVIDENCE_STATION", "../x", "Config 'EVIDENCE_STATION' has value '../x'. Use 1-64 letters"),
     ("EVIDENCE_PROBE_WORKERS", "0", "Config 'EVIDENCE_PROBE_WORKERS' has value '0'. Must be at least 1."),
     ("EVIDENCE_PROBE_TIMEOUT_S", "-1", "Config 'EVIDENCE_PROBE_TIMEOUT_S' has value '-1'. Must be above 0."),
-    ("EVIDENCE_STORE_URL", "ftp://x", "Config 'EVIDENCE_STORE_URL' has value 'ftp://x'. Only file://"),
+    ("EVIDENCE_STORE_URL", "ftp://x", "Config 'EVIDENCE_STORE_URL' has value 'ftp://x'. Use file://PATH or s3://"),
+    ("EVIDENCE_STORE_URL", "s3://Bad_Bucket",
+     "Config 'EVIDENCE_STORE_URL' has value 's3://Bad_Bucket'. Not a valid S3"),
     ("EVIDENCE_PROFILES_DIR", "/no/such/dir", "Config 'EVIDENCE_PROFILES_DIR' has value '/no/such/dir'. Not a folder."),
 ])
 def test_bad_values_name_the_key_the_value_and_why(tmp_path, key, value, message):
@@ -61,3 +63,17 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for key in SETTINGS_HELP:
         assert f"`{key}`" in readme, key
+
+
+def test_s3_store_settings_and_the_secret_stays_hidden(tmp_path):
+    s = Settings.from_env({"EVIDENCE_HOME": str(tmp_path), "EVIDENCE_STORE_URL": "s3://evidence-bj/station-7/",
+                           "EVIDENCE_S3_ENDPOINT": "http://127.0.0.1:9000", "EVIDENCE_S3_ACCESS_KEY": "AK",
+                           "EVIDENCE_S3_SECRET_KEY": "very-secret", "EVIDENCE_S3_PART_SIZE_MB": "8"})
+    assert s.s3 is not None
+    assert (s.s3.bucket, s.s3.prefix, s.s3.endpoint, s.s3.part_size_bytes) == (
+        "evidence-bj", "station-7/", "http://127.0.0.1:9000", 8 * 2**20)
+    assert str(s.s3.secret_key) == "very-secret"
+    assert "very-secret" not in repr(s)
+    with pytest.raises(ConfigInvalid, match="Must be at least 5"):
+        Settings.from_env({"EVIDENCE_HOME": str(tmp_path), "EVIDENCE_STORE_URL": "s3://evidence-bj",
+                           "EVIDENCE_S3_PART_SIZE_MB": "1"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -309,3 +309,37 @@ def test_ingest_stamp_is_revision_one(samples, settings, engine, store):
         revisions = session.exec(select(StampRevision)).all()
         assert len(revisions) == 3
         assert {(r.revision, r.collector, r.purpose, r.reason) for r in revisions} == {(1, "999001", "巡查", "ingest")}
+
+
+@pytest.mark.s3
+def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url, s3_server):
+    from catalog import open_catalog
+    from ingest.config import Settings
+    from ingest.wiring import open_store
+    from tests.conftest import make_bucket
+
+    _client, bucket = make_bucket(s3_server)
+    settings = Settings.from_env({
+        "EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+        "EVIDENCE_STORE_URL": f"s3://{bucket}/bj", "EVIDENCE_S3_ENDPOINT": s3_server.endpoint,
+        "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key})
+    store = open_store(settings)
+    engine = open_catalog(settings.database_url)
+    try:
+        report = _ingest(samples.sidecar_recorder, settings, engine, store)
+        assert {r["state"] for r in report.recordings} == {"verified"}
+        assert {r["store"]["name"] for r in report.recordings} == {"s3"}
+        assert all(r["store"]["key"].startswith("bj/sha256/") for r in report.recordings)
+        assert list(settings.staging_dir.iterdir()) == []  # staging cleared only after the verified write
+        for row in report.recordings:
+            # the server keeps whole seconds: rounded up, never shorter than the catalogue's date
+            catalogued = datetime.fromisoformat(row["retain_until"].replace("Z", "+00:00"))
+            held = store.head(row["sha256"]).retain_until
+            assert catalogued <= held < catalogued + timedelta(seconds=1)
+            assert store.verify(row["sha256"]) == row["sha256"]
+        with Session(engine) as session:
+            kinds = [e.kind for e in session.exec(select(CustodyEvent).where(
+                CustodyEvent.recording_id == report.recordings[0]["id"]))]
+        assert kinds == ["copied", "stamped", "archived", "verified"]
+    finally:
+        engine.dispose()

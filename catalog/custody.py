@@ -31,6 +31,8 @@ class CustodyKind(enum.StrEnum):
     SIGHTED = "sighted"  # known bytes seen again (another device or path)
     ARCHIVED = "archived"  # written to the WORM store
     VERIFIED = "verified"  # stored copy confirmed equal to the ingest hash
+    MANIFESTED = "manifested"  # a signed manifest (one stamp revision) written to WORM storage
+    KEY_REGISTERED = "key_registered"  # a station's public signing key entered the catalog
     STAMPED = "stamped"  # first evidence stamp
     RESTAMPED = "restamped"  # a stamp revision
     ACCESSED = "accessed"  # original bytes read (cat, play, download)

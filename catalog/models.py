@@ -18,7 +18,7 @@ from catalog.types import UTCDateTime
 
 __all__ = [
     "CustodyEvent", "CustodyHead", "Device", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
-    "Recording", "RecordingState", "Sighting", "StampRevision", "Station",
+    "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey",
 ]
 
 
@@ -52,6 +52,19 @@ class Station(SQLModel, table=True):
     default_lat: float | None = None
     default_lon: float | None = None
     created_at: datetime | None = _ts(nullable=False)
+
+
+class StationKey(SQLModel, table=True):
+    """A station's public signing key (Ed25519), registered so anyone can check its manifests."""
+
+    __tablename__ = "station_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    station_code: str = Field(foreign_key="station.code", index=True, max_length=64)
+    fingerprint: str = Field(unique=True, max_length=64)  # SHA-256 of the raw public key, hex
+    public_key: str = Field(max_length=64)  # raw 32-byte key, base64
+    created_at: datetime | None = _ts(nullable=False)
+    retired_at: datetime | None = _ts()
 
 
 class Officer(SQLModel, table=True):

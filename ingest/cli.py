@@ -2,7 +2,8 @@
 
 Exit codes: 0 done (every file preserved, even if some are damaged);
 1 some file could not be preserved; 2 bad input or configuration;
-3 the catalog or the store is unavailable.
+3 the catalog or the store is unavailable; 4 evidence failed an integrity
+or signature check.
 """
 from __future__ import annotations
 
@@ -30,27 +31,34 @@ from catalog import (
     Near,
     RecordingNotFound,
     SearchFilters,
+    SignatureInvalid,
     StampInvalid,
     append_event,
     get_recording,
+    load_or_create_key,
+    read_manifest,
     recording_as_json,
     restamp,
     run_search,
     sightings_of,
     stamp_history,
+    trusted_fingerprints,
+    write_manifest,
 )
 from device_profiles import ProfileError, load_profiles
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid, DeviceGone, IngestError
 from ingest.pipeline import IngestOptions, IngestReport, ingest_folder
 from ingest.wiring import catalog_engine, open_store
-from storage import BucketNotWorm, EvidenceStore, StorageError
+from storage import BucketNotWorm, EvidenceStore, HashMismatch, StorageError
 
 __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError)
+#: Evidence that fails a check: the command must say so loudly and exit non-zero.
+_INTEGRITY_ERRORS = (SignatureInvalid, HashMismatch)
 
 
 def _fail(message: str, code: int) -> None:
@@ -64,6 +72,8 @@ def _errors() -> Iterator[None]:
         yield
     except (*_USER_ERRORS, BucketNotWorm) as exc:
         _fail(str(exc), 2)
+    except _INTEGRITY_ERRORS as exc:
+        _fail(f"INTEGRITY: {exc}", 4)
     except (CatalogUnavailable, StorageError) as exc:
         _fail(str(exc), 3)
 
@@ -326,12 +336,36 @@ def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | 
             revision = restamp(session, recording, by=by, reason=reason, case_pattern=settings.case_pattern,
                                **changes)
             session.commit()
+            if recording.state in ("archived", "verified"):
+                # Seal the new revision beside the recording, signed by this station.
+                write_manifest(session, _store(settings), recording,
+                               load_or_create_key(settings.station_key_path), actor=by)
+                session.commit()
             data = {**recording_as_json(recording), "revision": revision.revision, "changes": revision.changes}
     if as_json:
         _print_json(data)
     else:
         click.echo(f"recording {data['id']}: stamp revision {data['revision']} "
                    f"{json.dumps(data['changes'], ensure_ascii=False)}")
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--revision", type=click.IntRange(1), help="Stamp revision (default: the current one).")
+@click.option("--by", default=None, help="Who reads it (recorded in the custody log).")
+def manifest(ref: str, revision: int | None, by: str | None) -> None:
+    """Print a recording's signed manifest from WORM storage, after checking its signature against the
+    station keys registered in the catalog."""
+    with _errors():
+        settings = _settings()
+        with _catalog(settings) as engine, Session(engine) as session:
+            recording = get_recording(session, ref)
+            number = revision or recording.stamp_revision
+            body = read_manifest(_store(settings), recording.sha256, number, trusted=trusted_fingerprints(session))
+            append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
+                         recording_id=recording.id, details={"via": "cli manifest", "revision": number})
+            session.commit()
+    _print_json({"verified_signature": True, "manifest": body})
 
 
 @main.command()

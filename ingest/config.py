@@ -37,6 +37,8 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_STAGING_DIR": ("staging_dir", "$EVIDENCE_HOME/staging", "station staging area"),
     "EVIDENCE_STATION": ("station", "station-1", "this station's code"),
     "EVIDENCE_STATION_NAME": ("station_name", "(the code)", "this station's display name"),
+    "EVIDENCE_STATION_KEY": ("station_key", "$EVIDENCE_HOME/keys/<station>.ed25519.pem",
+                             "Ed25519 key that signs manifests (created at first use)"),
     "EVIDENCE_STATION_PLACE": ("station_place", "(none)", "'LAT,LON' used when a file has no GPS"),
     "EVIDENCE_STATION_TZ": ("station_tz", "Asia/Shanghai", "zone for device clocks a profile leaves open"),
     "EVIDENCE_ROUTINE_RETENTION_MONTHS": ("routine_retention_months", "6", "routine retention; < 6 refused"),
@@ -87,6 +89,7 @@ class Settings:
     staging_dir: Path
     station: str
     station_name: str
+    station_key_path: Path
     station_place: tuple[float, float] | None
     station_tz: str
     routine_retention_months: int
@@ -196,6 +199,7 @@ class Settings:
             staging_dir=Path(get("EVIDENCE_STAGING_DIR", str(home / "staging"))).absolute(),
             station=station,
             station_name=get("EVIDENCE_STATION_NAME", station),
+            station_key_path=Path(get("EVIDENCE_STATION_KEY", str(home / "keys" / f"{station}.ed25519.pem"))),
             station_place=place,
             station_tz=zone,
             routine_retention_months=months,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -35,11 +36,14 @@ from catalog import (
     ensure_device,
     ensure_officer,
     ensure_station,
+    ensure_station_key,
     find_by_sha256,
     find_known_sighting,
+    load_or_create_key,
     record_stamp,
     recording_as_json,
     validate_stamp,
+    write_manifest,
 )
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
@@ -186,6 +190,8 @@ class _Run:
             ensure_officer(s, opts.officer)
         ensure_device(s, serial, profile=profile.name, officer_number=identity.officer_number,
                       unit_number=identity.unit_number or "", unit_name=identity.unit_name or "")
+        self.key = load_or_create_key(self.settings.station_key_path)
+        ensure_station_key(s, self.settings.station, self.key, actor=opts.actor)
         self.dock = DockSession(station_code=self.settings.station, device_serial=serial, profile=profile.name,
                                 source_path=str(self.root), started_at=utcnow())
         s.add(self.dock)
@@ -286,6 +292,10 @@ class _Run:
                         preserved=True)
         else:
             _mark_archived(self.session, recording, self.store, stored, actor=self.options.actor)
+            try:
+                write_manifest(self.session, self.store, recording, self.key, actor=self.options.actor)
+            except StorageError as exc:
+                self._error(file, "manifest", f"signed manifest not written: {exc}", preserved=True)
         self.session.add(recording)
         self.report.recordings.append({**recording_as_json(recording), "ingest": "new",
                                        "device_path": file.relative})
@@ -362,7 +372,8 @@ def _mark_archived(session: Session, recording: Recording, store: EvidenceStore,
             "version_id": stored.version_id})
 
 
-def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, actor: str = "station") -> int:
+def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: Ed25519PrivateKey,
+                   actor: str = "station") -> int:
     """Put recordings left `staged` by an earlier run into the store; return how many were archived."""
     archived = 0
     with Session(engine) as session:
@@ -379,6 +390,10 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, actor
                 logger.warning("Recording %r is still staged: %s", recording.id, exc)
                 continue
             _mark_archived(session, recording, store, stored, actor=actor, retry=True)
+            try:
+                write_manifest(session, store, recording, key, actor=actor)
+            except StorageError as exc:
+                logger.warning("Recording %r archived without its manifest: %s", recording.id, exc)
             session.commit()
             archived += 1
     return archived
@@ -400,7 +415,8 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     profile = get_profile(profiles, options.profile) if options.profile else recognise(root, profiles)
     identity = read_identity(root, profile.identity) if profile.identity else DeviceIdentity()
     scan = scan_device(root, profile)
-    archive_staged(engine, store, settings.staging_dir, actor=options.actor)
+    archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
+                   actor=options.actor)
     run = _Run(root, settings, engine, store, options, progress)
     run.begin(profile, identity, _device_serial(identity, scan.files, profile, root))
     if identity.problem and profile.identity:

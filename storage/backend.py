@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-__all__ = ["EvidenceStore", "StoredObject", "object_key"]
+__all__ = ["EvidenceStore", "StoredObject", "manifest_key", "object_key"]
 
 
 def object_key(sha256: str) -> str:
@@ -19,6 +19,13 @@ def object_key(sha256: str) -> str:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise ValueError(f"not a lower-case hex SHA-256: {sha256!r}")
     return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def manifest_key(sha256: str, revision: int) -> str:
+    """The key of a recording's signed manifest for one stamp revision."""
+    if revision < 1:
+        raise ValueError(f"stamp revisions start at 1, got {revision}")
+    return f"manifests/{object_key(sha256)}.r{revision}.json"
 
 
 @dataclass(frozen=True)
@@ -66,4 +73,11 @@ class EvidenceStore(Protocol):
 
     def verify(self, sha256: str) -> str:
         """Re-hash the stored bytes; HashMismatch if they are not the bytes stored."""
+        ...
+
+    def put_manifest(self, sha256: str, revision: int, data: bytes, *, retain_until: datetime) -> StoredObject:
+        """Store a signed manifest under WORM retention; the same bytes twice are accepted, others refused."""
+        ...
+
+    def get_manifest(self, sha256: str, revision: int) -> bytes:
         ...

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.backend import StoredObject, object_key
-from storage.errors import BackendUnavailable, HashMismatch, ObjectLocked, ObjectMissing
+from storage.backend import StoredObject, manifest_key, object_key
+from storage.errors import BackendUnavailable, HashMismatch, ObjectExists, ObjectLocked, ObjectMissing
 from storage.retention import is_disposable, validate_extension
 
 __all__ = ["LocalStore"]
@@ -48,6 +48,7 @@ class LocalStore:
             (root / "objects").mkdir(parents=True, exist_ok=True)
             (root / "retention").mkdir(parents=True, exist_ok=True)
             (root / "incoming").mkdir(parents=True, exist_ok=True)
+            (root / "manifests").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BackendUnavailable(f"local:{root}", str(exc)) from exc
 
@@ -173,6 +174,39 @@ class LocalStore:
         if found != sha256:
             raise HashMismatch(object_key(sha256), algorithm="sha256", expected=sha256, found=found)
         return found
+
+
+    def put_manifest(self, sha256: str, revision: int, data: bytes, *, retain_until: datetime) -> StoredObject:
+        key = manifest_key(sha256, revision)
+        path = self.root / key
+        if path.exists():
+            if path.read_bytes() != data:
+                raise ObjectExists(key)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / "incoming" / f"{sha256}.r{revision}.{uuid.uuid4().hex}"
+            with tmp.open("xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o444)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                if path.read_bytes() != data:
+                    raise ObjectExists(key) from None
+            finally:
+                tmp.unlink()
+            _fsync_dir(path.parent)
+        return StoredObject(key=key, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                            retain_until=retain_until, legal_hold=False, location=path.as_uri())
+
+    def get_manifest(self, sha256: str, revision: int) -> bytes:
+        key = manifest_key(sha256, revision)
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
 
 
 def remove_tree(root: Path) -> None:

@@ -21,11 +21,12 @@ from typing import Any, BinaryIO, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.backend import StoredObject, object_key
+from storage.backend import StoredObject, manifest_key, object_key
 from storage.errors import (
     BackendUnavailable,
     BucketNotWorm,
     HashMismatch,
+    ObjectExists,
     ObjectLocked,
     ObjectMissing,
     StorageError,
@@ -332,6 +333,40 @@ class S3WormStore:
             raise self._translate(exc, obj.key, "delete") from exc
         except BotoCoreError as exc:
             raise self._translate(exc, obj.key, "delete") from exc
+
+    def put_manifest(self, sha256: str, revision: int, data: bytes, *, retain_until: datetime) -> StoredObject:
+        key = self.prefix + manifest_key(sha256, revision)
+        digest = hashlib.sha256(data).hexdigest()
+        checksum = _b64(digest)
+        until = _whole_seconds_up(retain_until)
+        try:
+            head = self._head(key)
+        except ObjectMissing:
+            head = None
+        if head is not None and head.get("ChecksumSHA256") != checksum:
+            raise ObjectExists(key)
+        if head is None:
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumSHA256=checksum,
+                                       ContentType="application/json", ObjectLockMode="COMPLIANCE",
+                                       ObjectLockRetainUntilDate=until)
+            except (ClientError, BotoCoreError) as exc:
+                raise self._translate(exc, key, "store") from exc
+            head = self._head(key)
+        head = self._ensure_lock(key, head, until)
+        until_held = head.get("ObjectLockRetainUntilDate")
+        return StoredObject(key=key, sha256=digest, size_bytes=len(data),
+                            retain_until=until_held.astimezone(UTC) if until_held else until,
+                            legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
+                            version_id=head.get("VersionId"), location=f"s3://{self.bucket}/{key}",
+                            verified=head.get("ChecksumSHA256") == checksum)
+
+    def get_manifest(self, sha256: str, revision: int) -> bytes:
+        key = self.prefix + manifest_key(sha256, revision)
+        try:
+            return cast(bytes, self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "read") from exc
 
     def version_count(self, sha256: str) -> int:
         """How many versions the key holds (1 for a well-kept archive)."""

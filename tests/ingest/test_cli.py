@@ -90,7 +90,13 @@ def test_search_show_cat_and_tag(samples, env):
     assert [h["revision"] for h in shown["stamp_history"]] == [1, 2]
     assert shown["sightings"][0]["device_path"] == f"AUDIO/20261120/{wav['original_name']}"
     kinds = [e["kind"] for e in shown["custody"]]
-    assert kinds == ["copied", "stamped", "archived", "accessed", "restamped", "viewed"]
+    assert kinds == ["copied", "stamped", "archived", "manifested", "accessed", "restamped", "manifested", "viewed"]
+    # the re-stamp is sealed as signed manifest r2; r1 still holds the ingest stamp
+    sealed = json.loads(_run(env, "manifest", str(wav["id"])).stdout)
+    assert sealed["verified_signature"] is True
+    assert (sealed["manifest"]["stamp"]["revision"], sealed["manifest"]["stamp"]["case_number"]) == (2, "AB-2026-00042")
+    first = json.loads(_run(env, "manifest", str(wav["id"]), "--revision", "1").stdout)["manifest"]
+    assert (first["stamp"]["case_number"], first["sha256"]) == (None, wav["sha256"])
     engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
     with Session(engine) as session:
         access = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "accessed")).one()

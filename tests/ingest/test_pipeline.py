@@ -116,7 +116,8 @@ def test_hostile_name_is_kept_as_data_and_never_becomes_a_path(samples, settings
         for name in files:
             path = Path(dirpath) / name
             assert path.is_relative_to(settings.home)
-            assert name in ("catalog.db", "catalog.db-wal", "catalog.db-shm") or name.endswith(".json") \
+            assert name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "station-1.ed25519.pem") \
+                or name.endswith(".json") \
                 or all(c in "0123456789abcdef" for c in name), name
 
 
@@ -157,7 +158,7 @@ def test_same_bytes_on_two_devices_are_one_recording_with_two_sightings(samples,
             "DCIM/100OTHER/MVI_0100.MP4", f"RECORD/20261120/{CN_PREFIX}_083000.mp4"]
         assert recording.original_name == f"{CN_PREFIX}_083000.mp4"  # the first sighting names it
         kinds = [e.kind for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id))]
-        assert kinds == ["copied", "stamped", "archived", "sighted"]
+        assert kinds == ["copied", "stamped", "archived", "manifested", "sighted"]
 
 
 def test_camera_times_from_exif_with_and_without_offset(samples, tmp_path, catalog_url, store):
@@ -292,7 +293,7 @@ def test_custody_chain_covers_the_ingest_and_detects_tampering(samples, settings
     _ingest(samples.sidecar_recorder, settings, engine, store)
     with Session(engine) as session:
         chain = load_chain(session)
-        assert [e.kind for e in chain][:1] == ["docked"] and chain[-1].kind == "undocked"
+        assert [e.kind for e in chain][:2] == ["key_registered", "docked"] and chain[-1].kind == "undocked"
         assert find_chain_breaks(chain) == []
         victim = next(e for e in chain if e.kind == "copied")
         victim.details = {**victim.details, "size_bytes": 1}
@@ -340,6 +341,6 @@ def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url
         with Session(engine) as session:
             kinds = [e.kind for e in session.exec(select(CustodyEvent).where(
                 CustodyEvent.recording_id == report.recordings[0]["id"]))]
-        assert kinds == ["copied", "stamped", "archived", "verified"]
+        assert kinds == ["copied", "stamped", "archived", "verified", "manifested"]
     finally:
         engine.dispose()

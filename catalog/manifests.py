@@ -1,0 +1,118 @@
+"""Signed manifests: what the catalog knows about a recording, sealed into WORM storage.
+
+One manifest per stamp revision (`r1` at ingest, `r2`… after each re-stamp),
+signed with the station's Ed25519 key and stored under Object Lock beside
+the recording, so the stamp and custody of a recording can be checked
+without trusting the database. `build_manifest` is pure.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from importlib import metadata
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session, col, select
+
+from catalog.custody import CustodyKind, append_event
+from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, StationKey
+from catalog.signing import fingerprint, public_key_b64, sign_document, verify_document
+from catalog.types import utcnow
+from storage import EvidenceStore, StoredObject
+
+__all__ = ["MANIFEST_FORMAT", "build_manifest", "ensure_station_key", "read_manifest", "software_version",
+           "trusted_fingerprints", "write_manifest"]
+
+MANIFEST_FORMAT = "evidence-manifest/1"
+
+
+def software_version() -> str:
+    try:
+        return metadata.version("evidence-ingest")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def build_manifest(recording: Recording, revision: StampRevision, sightings: list[Sighting],
+                   events: list[CustodyEvent], *, signed_at: datetime, version: str) -> dict[str, Any]:
+    """The manifest body for one stamp revision (no I/O)."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "sha256": recording.sha256,
+        "size_bytes": recording.size_bytes,
+        "original_name": recording.original_name,
+        "media": {"kind": recording.media_kind, "container": recording.container,
+                  "video_codec": recording.video_codec, "audio_codec": recording.audio_codec,
+                  "duration_s": recording.duration_s, "width": recording.width, "height": recording.height},
+        "device_serial": recording.device_serial,
+        "officer": {"number": recording.officer_number, "name": recording.officer_name},
+        "station": recording.station_code,
+        "capture": {"start": _iso(recording.captured_start), "end": _iso(recording.captured_end),
+                    "raw_device_time": recording.raw_device_time, "time_source": recording.time_source,
+                    "zone_assumed": recording.zone_assumed, "clock_offset_s": recording.clock_offset_s},
+        "stamp": {"revision": revision.revision, "case_number": revision.case_number,
+                  "captured_start": _iso(revision.captured_start),
+                  "place": ({"lat": revision.lat, "lon": revision.lon, "source": revision.place_source}
+                            if revision.lat is not None else None),
+                  "collector": revision.collector, "purpose": revision.purpose, "important": revision.important,
+                  "changed_by": revision.changed_by, "changed_at": _iso(revision.changed_at),
+                  "reason": revision.reason, "changes": revision.changes},
+        "integrity": {"status": recording.integrity_status, "detail": recording.integrity_detail},
+        "retain_until": _iso(recording.retain_until),
+        "sightings": [{"device_serial": s.device_serial, "device_path": s.device_path, "seen_at": _iso(s.seen_at)}
+                      for s in sightings],
+        "custody": [{"id": e.id, "kind": e.kind, "at": _iso(e.at), "actor": e.actor, "hash": e.hash}
+                    for e in events],
+        "software": {"name": "evidence-ingest", "version": version},
+        "signed_at": signed_at.isoformat(),
+    }
+
+
+def ensure_station_key(session: Session, station_code: str, key: Ed25519PrivateKey, *, actor: str) -> StationKey:
+    """Register the station's public key once (a custody event records it)."""
+    public = public_key_b64(key)
+    found = session.exec(select(StationKey).where(StationKey.fingerprint == fingerprint(public))).first()
+    if found is not None:
+        return found
+    row = StationKey(station_code=station_code, fingerprint=fingerprint(public), public_key=public,
+                     created_at=utcnow())
+    session.add(row)
+    append_event(session, CustodyKind.KEY_REGISTERED, actor=actor,
+                 details={"station": station_code, "fingerprint": row.fingerprint, "public_key": public})
+    return row
+
+
+def trusted_fingerprints(session: Session) -> set[str]:
+    return set(session.exec(select(StationKey.fingerprint)))
+
+
+def write_manifest(session: Session, store: EvidenceStore, recording: Recording, key: Ed25519PrivateKey, *,
+                   actor: str) -> StoredObject:
+    """Sign the recording's current stamp revision and store it under WORM retention."""
+    assert recording.id is not None and recording.retain_until is not None
+    session.flush()
+    revision = session.exec(select(StampRevision).where(
+        StampRevision.recording_id == recording.id, StampRevision.revision == recording.stamp_revision)).one()
+    sightings = list(session.exec(select(Sighting).where(Sighting.recording_id == recording.id)
+                                  .order_by(col(Sighting.id))))
+    events = list(session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
+                               .order_by(col(CustodyEvent.id))))
+    body = build_manifest(recording, revision, sightings, events, signed_at=utcnow(), version=software_version())
+    document = sign_document(body, key)
+    data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    stored = store.put_manifest(recording.sha256, revision.revision, data, retain_until=recording.retain_until)
+    append_event(session, CustodyKind.MANIFESTED, actor=actor, recording_id=recording.id, details={
+        "revision": revision.revision, "key": stored.key, "key_fingerprint": document["signature"]["key_fingerprint"]})
+    return stored
+
+
+def read_manifest(store: EvidenceStore, sha256: str, revision: int, *,
+                  trusted: set[str] | None = None) -> dict[str, Any]:
+    """Fetch a manifest and return its body if the signature verifies (SignatureInvalid otherwise)."""
+    document = json.loads(store.get_manifest(sha256, revision))
+    return verify_document(document, trusted_fingerprints=trusted)

@@ -12,6 +12,7 @@ from catalog.manifests import (
 )
 from catalog.models import (
     CustodyEvent,
+    DerivedMedia,
     Device,
     DockSession,
     IntegrityStatus,
@@ -38,7 +39,7 @@ from catalog.signing import SignatureInvalid, load_or_create_key
 from catalog.stamps import DEFAULT_CASE_PATTERN, Stamp, record_stamp, restamp, stamp_history, validate_stamp
 
 __all__ = [
-    "DEFAULT_CASE_PATTERN", "CatalogError", "CatalogUnavailable", "CustodyBroken", "CustodyEvent",
+    "DEFAULT_CASE_PATTERN", "DerivedMedia", "CatalogError", "CatalogUnavailable", "CustodyBroken", "CustodyEvent",
     "CustodyKind", "Device", "DockSession", "IntegrityStatus", "MediaKind", "Near", "Officer", "Recording",
     "RecordingNotFound", "RecordingState", "SearchFilters", "Sighting", "Stamp", "StampInvalid",
     "StampRevision", "Station", "append_event",

@@ -18,7 +18,7 @@ from catalog.types import UTCDateTime
 
 __all__ = [
     "CustodyEvent", "CustodyHead", "Device", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
-    "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey",
+    "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia",
 ]
 
 
@@ -222,3 +222,20 @@ class CustodyHead(SQLModel, table=True):
     last_event_id: int | None = None
     last_hash: str = Field(max_length=64)
 
+
+
+class DerivedMedia(SQLModel, table=True):
+    """A thumbnail or browser proxy made from a recording. Never evidence; says what it derives from."""
+
+    __tablename__ = "derived_media"
+    __table_args__ = (UniqueConstraint("recording_id", "kind", name="uq_derived_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    derived_from_sha256: str = Field(max_length=64)
+    kind: str = Field(max_length=32)  # thumbnail | proxy
+    key: str = Field(max_length=512)
+    sha256: str = Field(max_length=64)
+    size_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    content_type: str = Field(max_length=64)
+    created_at: datetime | None = _ts(nullable=False)

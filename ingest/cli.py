@@ -21,7 +21,6 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from catalog import (
@@ -46,11 +45,15 @@ from catalog import (
     write_manifest,
 )
 from device_profiles import ProfileError, load_profiles
+from ingest.actors import WorkerContext, declare_actors
+from ingest.archiving import archive_staged
+from ingest.broker import make_broker
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid, DeviceGone, IngestError
-from ingest.pipeline import IngestOptions, IngestReport, ingest_folder
+from ingest.pipeline import IngestOptions, IngestReport
+from ingest.runner import run_ingest, run_workers
 from ingest.wiring import catalog_engine, open_store
-from storage import BucketNotWorm, EvidenceStore, HashMismatch, StorageError
+from storage import BucketNotWorm, HashMismatch, StorageError
 
 __all__ = ["main"]
 
@@ -133,15 +136,10 @@ def _print_report(report: IngestReport, title: str) -> None:
                   f"{len(report.errors)} error(s); dock session {report.dock_session_id}")
 
 
-def _run_ingest(path: Path, settings: Settings, options: IngestOptions, *, quiet: bool) -> IngestReport:
-    with _catalog(settings) as engine:
-        return _ingest_with_progress(path, settings, engine, _store(settings), options, quiet=quiet)
-
-
-def _ingest_with_progress(path: Path, settings: Settings, engine: Engine, store: EvidenceStore,
-                          options: IngestOptions, *, quiet: bool) -> IngestReport:
+def _run_ingest(path: Path, settings: Settings, options: IngestOptions, *, quiet: bool,
+                derive: bool = True) -> IngestReport:
     if quiet or not sys.stderr.isatty():
-        return ingest_folder(path, settings=settings, engine=engine, store=store, options=options)
+        return run_ingest(path, settings, options, derive=derive)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
         task = bar.add_task(f"ingesting {path.name}", total=None)
@@ -152,8 +150,7 @@ def _ingest_with_progress(path: Path, settings: Settings, engine: Engine, store:
             elif event == "advance":
                 bar.advance(task, value)
 
-        return ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
-                             progress=progress)
+        return run_ingest(path, settings, options, derive=derive, progress=progress)
 
 
 @click.group()
@@ -171,15 +168,17 @@ def main(verbose: int) -> None:
 @click.option("--case", "case_number", help="Case number to stamp on every recording.")
 @click.option("--purpose", help="What the recordings prove (证明对象).")
 @click.option("--clock-offset", type=float, help="Seconds to add to the device clock (known drift).")
+@click.option("--no-derive", is_flag=True, help="Skip thumbnails and browser proxies.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def ingest(path: Path, profile: str | None, station: str | None, officer: str | None,
-           case_number: str | None, purpose: str | None, clock_offset: float | None, as_json: bool) -> None:
+           case_number: str | None, purpose: str | None, clock_offset: float | None, no_derive: bool,
+           as_json: bool) -> None:
     """Ingest every recording from a mounted device or a folder."""
     with _errors():
         settings = _settings(station)
         options = IngestOptions(profile=profile, officer=officer, case_number=case_number, purpose=purpose,
                                 clock_offset_s=clock_offset, actor=f"station:{settings.station}")
-        report = _run_ingest(path, settings, options, quiet=as_json)
+        report = _run_ingest(path, settings, options, quiet=as_json, derive=not no_derive)
     if as_json:
         _print_json(report.as_json())
     else:
@@ -383,6 +382,56 @@ def profiles(as_json: bool) -> None:
     else:
         for r in rows:
             click.echo(f"{r['name']:28s} {r['description']}")
+
+
+@main.command()
+@click.option("--archive-threads", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--derive-threads", type=click.IntRange(1, 16), default=1, show_default=True)
+def worker(archive_threads: int, derive_threads: int) -> None:
+    """Run queue workers (archive + verify, and derived media in its own threads) until stopped."""
+    import signal
+    import threading
+
+    with _errors():
+        settings = _settings()
+        if not settings.broker_url:
+            raise ConfigInvalid("EVIDENCE_BROKER_URL", "", "Set a redis:// or amqp:// broker to run workers; "
+                                "the embedded default archives inline during ingest.")
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        run_workers(settings, stop, archive_threads=archive_threads, derive_threads=derive_threads)
+
+
+@main.command("archive-pending")
+@click.option("--json", "as_json", is_flag=True)
+def archive_pending(as_json: bool) -> None:
+    """Archive (or, with a broker, re-enqueue) every recording still `staged`."""
+    from catalog import Recording, RecordingState
+
+    with _errors():
+        settings = _settings()
+        with _catalog(settings) as engine:
+            if settings.broker_url:
+                broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
+                actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings),
+                                        namespace=settings.queue_namespace)
+                with Session(engine) as session:
+                    ids = list(session.exec(select(Recording.id).where(
+                        Recording.state == RecordingState.STAGED.value)))
+                for recording_id in ids:
+                    actors.archive.send(recording_id)
+                broker.close()
+                result = {"enqueued": len(ids)}
+            else:
+                done = archive_staged(engine, _store(settings), settings.staging_dir,
+                                      key=load_or_create_key(settings.station_key_path),
+                                      actor=f"station:{settings.station}")
+                result = {"archived": done}
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(", ".join(f"{v} {k}" for k, v in result.items()))
 
 
 @main.command()

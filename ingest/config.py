@@ -44,6 +44,8 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_ROUTINE_RETENTION_MONTHS": ("routine_retention_months", "6", "routine retention; < 6 refused"),
     "EVIDENCE_CASE_PATTERN": ("case_pattern", "(see README)", "regular expression a case number must match"),
     "EVIDENCE_PROFILES_DIR": ("profiles_dir", "(none)", "extra folder of device-profile YAML files"),
+    "EVIDENCE_BROKER_URL": ("broker_url", "(in-process)", "queue broker: redis://… or amqp://…"),
+    "EVIDENCE_QUEUE_NAMESPACE": ("queue_namespace", "evidence", "prefix of queue names (and Redis keys)"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
 }
@@ -98,6 +100,8 @@ class Settings:
     probe_workers: int
     probe_timeout_s: float
     s3: S3Settings | None = None
+    broker_url: str = ""
+    queue_namespace: str = "evidence"
 
     @property
     def store_path(self) -> Path:
@@ -208,7 +212,21 @@ class Settings:
             probe_workers=integer("EVIDENCE_PROBE_WORKERS", "2", 1),
             probe_timeout_s=timeout,
             s3=s3,
+            broker_url=_broker_url(get("EVIDENCE_BROKER_URL", "")),
+            queue_namespace=_namespace(get("EVIDENCE_QUEUE_NAMESPACE", "evidence")),
         )
+
+
+def _broker_url(raw: str) -> str:
+    if raw and not raw.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+        raise ConfigInvalid("EVIDENCE_BROKER_URL", raw, "Use redis://HOST:PORT/DB or amqp://USER:PASS@HOST:PORT/VHOST.")
+    return raw
+
+
+def _namespace(raw: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_-]{0,40}", raw):
+        raise ConfigInvalid("EVIDENCE_QUEUE_NAMESPACE", raw, "Use up to 41 letters, digits, '_' or '-'.")
+    return raw
 
 
 def _parse_place(key: str, raw: str) -> tuple[float, float]:

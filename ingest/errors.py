@@ -7,13 +7,16 @@ IngestError
   + UnsafeName         (a device name that must not become a path)
   + DeviceGone         (the docked folder vanished)
   + SampleToolMissing  (ffmpeg/ffprobe not installed)
+  + StagedCopyMissing  (a staged recording's bytes are neither in staging nor in the store)
+  + DeriveFailed       (a thumbnail or proxy could not be made; the evidence is unaffected)
 ```
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ConfigInvalid", "CopyFailed", "DeviceGone", "IngestError", "SampleToolMissing", "UnsafeName"]
+__all__ = ["ConfigInvalid", "CopyFailed", "DeriveFailed", "DeviceGone", "IngestError", "SampleToolMissing",
+           "StagedCopyMissing", "UnsafeName"]
 
 
 class IngestError(Exception):
@@ -57,3 +60,20 @@ class SampleToolMissing(IngestError):
     def __init__(self, tool: str) -> None:
         self.tool = tool
         super().__init__(f"{tool} is not installed; install Debian's ffmpeg package (apt-get install ffmpeg)")
+
+
+class StagedCopyMissing(IngestError):
+    def __init__(self, recording_id: int, sha256: str, path: Path) -> None:
+        self.recording_id = recording_id
+        self.sha256 = sha256
+        self.path = str(path)
+        super().__init__(f"recording {recording_id} ({sha256[:12]}…) is staged but {self.path!r} is gone "
+                         "and the store does not hold it")
+
+
+class DeriveFailed(IngestError):
+    def __init__(self, recording_id: int, kind: str, reason: str) -> None:
+        self.recording_id = recording_id
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"could not make the {kind} of recording {recording_id}: {reason}")

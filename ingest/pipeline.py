@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -47,6 +46,7 @@ from catalog import (
 )
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
+from ingest.archiving import archive_staged, mark_archived
 from ingest.config import Settings
 from ingest.errors import CopyFailed, DeviceGone
 from ingest.identity import DeviceIdentity, read_identity
@@ -55,9 +55,9 @@ from ingest.metadata import Facts, describe, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
-from storage import EvidenceStore, StorageError, StoredObject, compute_retain_until
+from storage import EvidenceStore, StorageError, compute_retain_until
 
-__all__ = ["IngestOptions", "IngestReport", "archive_staged", "ingest_folder"]
+__all__ = ["IngestOptions", "IngestReport", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class IngestOptions:
     purpose: str | None = None
     clock_offset_s: float | None = None
     actor: str = "station"
+    defer_archive: bool = False  # leave recordings staged for the archive queue (store-and-forward)
 
 
 @dataclass
@@ -96,6 +97,7 @@ class IngestReport:
 
 
 Progress = Callable[[str, int], None]  # (event, value): "files" total, "bytes" total, "advance" bytes
+AfterCommit = Callable[[list[int]], None]  # ids of new recordings now safely in the catalog
 
 
 def _part_key(serial: str, file: DeviceFile) -> str:
@@ -152,9 +154,10 @@ class _Run:
     """State of one ingest run (one dock session)."""
 
     def __init__(self, root: Path, settings: Settings, engine: Engine, store: EvidenceStore,
-                 options: IngestOptions, progress: Progress | None) -> None:
+                 options: IngestOptions, progress: Progress | None, after_commit: AfterCommit | None) -> None:
         self.root, self.settings, self.engine, self.store = root, settings, engine, store
-        self.options, self.progress = options, progress
+        self.options, self.progress, self.after_commit = options, progress, after_commit
+        self.new_ids: list[int] = []
         self.report = IngestReport()
         self.session = Session(engine, expire_on_commit=False)
         self.last_commit = time.monotonic()
@@ -164,9 +167,16 @@ class _Run:
     def _maybe_commit(self, *, force: bool = False) -> None:
         self.uncommitted += 1
         if force or self.uncommitted >= COMMIT_EVERY_FILES or time.monotonic() - self.last_commit > COMMIT_EVERY_S:
-            self.session.commit()
-            self.uncommitted = 0
-            self.last_commit = time.monotonic()
+            self._commit()
+
+    def _commit(self) -> None:
+        self.session.commit()
+        self.uncommitted = 0
+        self.last_commit = time.monotonic()
+        # Messages go out only after the rows they name are committed.
+        if self.after_commit is not None and self.new_ids:
+            self.after_commit(self.new_ids)
+        self.new_ids = []
 
     def _error(self, file: DeviceFile, stage: str, reason: str, *, preserved: bool) -> None:
         logger.warning("%s failed for %r: %s", stage, file.relative, reason)
@@ -284,6 +294,14 @@ class _Run:
                          "integrity": meta.integrity_status})
         record_stamp(self.session, recording, by=self.options.actor, reason="ingest")
         self.dock.files_new += 1
+        assert recording.id is not None
+        self.new_ids.append(recording.id)
+        if self.options.defer_archive:
+            self.session.add(recording)
+            self.report.recordings.append({**recording_as_json(recording), "ingest": "new",
+                                           "device_path": file.relative})
+            self._maybe_commit()
+            return
         try:
             stored = self.store.put_file(copy.destination, sha256=copy.sha256, size_bytes=copy.size_bytes,
                                          retain_until=retain_until, consume=True)
@@ -291,7 +309,7 @@ class _Run:
             self._error(file, "archive", f"{exc}; kept in staging, will be archived on the next run",
                         preserved=True)
         else:
-            _mark_archived(self.session, recording, self.store, stored, actor=self.options.actor)
+            mark_archived(self.session, recording, self.store, stored, actor=self.options.actor)
             try:
                 write_manifest(self.session, self.store, recording, self.key, actor=self.options.actor)
             except StorageError as exc:
@@ -352,61 +370,22 @@ class _Run:
         append_event(self.session, CustodyKind.UNDOCKED, actor=self.options.actor, dock_session_id=self.dock.id,
                      details={"files_seen": self.dock.files_seen, "files_new": self.dock.files_new,
                               "files_known": self.dock.files_known, "files_failed": self.dock.files_failed})
-        self.session.commit()
+        self._commit()
         self.session.close()
 
 
-def _mark_archived(session: Session, recording: Recording, store: EvidenceStore, stored: StoredObject, *,
-                   actor: str, retry: bool = False) -> None:
-    """Record the WORM copy; `verified` when the store confirmed the checksum itself (S3)."""
-    recording.state = (RecordingState.VERIFIED if stored.verified else RecordingState.ARCHIVED).value
-    recording.store_name, recording.store_key = store.name, stored.key
-    recording.store_version = stored.version_id
-    session.add(recording)
-    append_event(session, CustodyKind.ARCHIVED, actor=actor, recording_id=recording.id, details={
-        "store": store.name, "key": stored.key, "location": stored.location, "version_id": stored.version_id,
-        "retain_until": stored.retain_until.isoformat(), "retry": retry})
-    if stored.verified:
-        append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id, details={
-            "how": "server-side SHA-256 checksum on write, read back and compared", "sha256": recording.sha256,
-            "version_id": stored.version_id})
-
-
-def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: Ed25519PrivateKey,
-                   actor: str = "station") -> int:
-    """Put recordings left `staged` by an earlier run into the store; return how many were archived."""
-    archived = 0
-    with Session(engine) as session:
-        waiting = session.exec(select(Recording).where(Recording.state == RecordingState.STAGED.value)).all()
-        for recording in waiting:
-            path = staging / recording.sha256
-            if not path.exists() and not store.exists(recording.sha256):
-                continue
-            assert recording.retain_until is not None
-            try:
-                stored = store.put_file(path, sha256=recording.sha256, size_bytes=recording.size_bytes,
-                                        retain_until=recording.retain_until, consume=True)
-            except StorageError as exc:
-                logger.warning("Recording %r is still staged: %s", recording.id, exc)
-                continue
-            _mark_archived(session, recording, store, stored, actor=actor, retry=True)
-            try:
-                write_manifest(session, store, recording, key, actor=actor)
-            except StorageError as exc:
-                logger.warning("Recording %r archived without its manifest: %s", recording.id, exc)
-            session.commit()
-            archived += 1
-    return archived
-
-
 def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: EvidenceStore,
-                  options: IngestOptions = IngestOptions(), progress: Progress | None = None) -> IngestReport:
+                  options: IngestOptions = IngestOptions(), progress: Progress | None = None,
+                  after_commit: AfterCommit | None = None) -> IngestReport:
     """Ingest every recording under *root* (a mounted device or a folder).
 
     Raises:
       StampInvalid: the case number / purpose / officer given are not acceptable (nothing was read).
       ProfileNotFound: no profile fits and none was named.
       DeviceGone: the folder is missing, or vanished mid-ingest (what was done is kept and reported).
+
+    *after_commit* receives the ids of new recordings once they are committed: the place to enqueue
+    archive (with ``defer_archive``) or derive messages.
     """
     _validate_options(options, settings)
     if not root.is_dir():
@@ -415,9 +394,10 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     profile = get_profile(profiles, options.profile) if options.profile else recognise(root, profiles)
     identity = read_identity(root, profile.identity) if profile.identity else DeviceIdentity()
     scan = scan_device(root, profile)
-    archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
-                   actor=options.actor)
-    run = _Run(root, settings, engine, store, options, progress)
+    if not options.defer_archive:
+        archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
+                       actor=options.actor)
+    run = _Run(root, settings, engine, store, options, progress, after_commit)
     run.begin(profile, identity, _device_serial(identity, scan.files, profile, root))
     if identity.problem and profile.identity:
         run.report.skipped.append({"file": profile.identity.file, "reason": identity.problem})

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-__all__ = ["EvidenceStore", "StoredObject", "manifest_key", "object_key"]
+__all__ = ["EvidenceStore", "StoredObject", "derived_key", "manifest_key", "object_key"]
 
 
 def object_key(sha256: str) -> str:
@@ -26,6 +26,13 @@ def manifest_key(sha256: str, revision: int) -> str:
     if revision < 1:
         raise ValueError(f"stamp revisions start at 1, got {revision}")
     return f"manifests/{object_key(sha256)}.r{revision}.json"
+
+
+def derived_key(sha256: str, name: str) -> str:
+    """The key of a derived (non-evidence) file made from a recording: thumbnail, proxy."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"derived file name {name!r} must be a plain file name")
+    return f"derived/{object_key(sha256)}/{name}"
 
 
 @dataclass(frozen=True)
@@ -80,4 +87,11 @@ class EvidenceStore(Protocol):
         ...
 
     def get_manifest(self, sha256: str, revision: int) -> bytes:
+        ...
+
+    def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
+        """Store a derived file outside the evidence area (no lock; replaceable); return its key."""
+        ...
+
+    def open_derived(self, sha256: str, name: str) -> BinaryIO:
         ...

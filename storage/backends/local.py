@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.backend import StoredObject, manifest_key, object_key
+from storage.backend import StoredObject, derived_key, manifest_key, object_key
 from storage.errors import BackendUnavailable, HashMismatch, ObjectExists, ObjectLocked, ObjectMissing
 from storage.retention import is_disposable, validate_extension
 
@@ -205,6 +205,23 @@ class LocalStore:
         key = manifest_key(sha256, revision)
         try:
             return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+
+
+    def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
+        key = derived_key(sha256, name)
+        dest = self.root / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "incoming" / f"derived.{uuid.uuid4().hex}"
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)  # derived files are not evidence: a newer rendition replaces the old
+        return key
+
+    def open_derived(self, sha256: str, name: str) -> BinaryIO:
+        key = derived_key(sha256, name)
+        try:
+            return (self.root / key).open("rb")
         except FileNotFoundError:
             raise ObjectMissing(key) from None
 

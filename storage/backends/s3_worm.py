@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.backend import StoredObject, manifest_key, object_key
+from storage.backend import StoredObject, derived_key, manifest_key, object_key
 from storage.errors import (
     BackendUnavailable,
     BucketNotWorm,
@@ -365,6 +365,24 @@ class S3WormStore:
         key = self.prefix + manifest_key(sha256, revision)
         try:
             return cast(bytes, self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "read") from exc
+
+    def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
+        key = self.prefix + derived_key(sha256, name)
+        try:
+            with path.open("rb") as body:
+                # No Object Lock: derived files are not evidence. They say what they derive from.
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                       Metadata={"derived-from-sha256": sha256, "evidence": "false"})
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "store") from exc
+        return key
+
+    def open_derived(self, sha256: str, name: str) -> BinaryIO:
+        key = self.prefix + derived_key(sha256, name)
+        try:
+            return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "read") from exc
 

@@ -1,0 +1,120 @@
+"""The queue actors: thin wrappers that take ids from messages and call plain functions.
+
+Wire names are stable (renaming a function must not orphan queued
+messages). Archiving and derived media use separate queues, so rendering a
+proxy never delays getting evidence into WORM storage. Every actor is safe
+to run twice.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from catalog import CustodyKind, RecordingNotFound, append_event, load_or_create_key, open_catalog
+from ingest.archiving import archive_recording
+from ingest.config import Settings
+from ingest.derive import derive_recording
+from ingest.errors import DeriveFailed, StagedCopyMissing
+from storage import EvidenceStore, HashMismatch
+
+__all__ = ["Actors", "WorkerContext", "declare_actors", "queue_names"]
+
+logger = logging.getLogger(__name__)
+
+#: Retry transient failures (store or database down) for about a day, backing off to 10 minutes.
+ARCHIVE_RETRY: dict[str, Any] = {"max_retries": 200, "min_backoff": 1_000, "max_backoff": 600_000}
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    engine: Engine
+    store: EvidenceStore
+    key: Ed25519PrivateKey
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerContext:
+        from ingest.wiring import open_store
+
+        return cls(settings=settings, engine=open_catalog(settings.database_url), store=open_store(settings),
+                   key=load_or_create_key(settings.station_key_path))
+
+
+@dataclass(frozen=True)
+class Actors:
+    archive: dramatiq.Actor[Any, Any]
+    derive: dramatiq.Actor[Any, Any]
+    verify: dramatiq.Actor[Any, Any]
+
+
+def queue_names(namespace: str) -> dict[str, str]:
+    return {name: f"{namespace}-{name}" for name in ("archive", "derive", "verify")}
+
+
+def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext], *,
+                   namespace: str = "evidence") -> Actors:
+    """Bind the actors to *broker*; *context* gives each worker its catalog, store and key (cached)."""
+    ctx = functools.lru_cache(maxsize=1)(context)
+    queues = queue_names(namespace)
+
+    def archive(recording_id: int) -> None:
+        c = ctx()
+        try:
+            state = archive_recording(c.engine, c.store, c.settings.staging_dir, recording_id, key=c.key,
+                                      actor=f"worker:{c.settings.station}")
+        except (StagedCopyMissing, HashMismatch) as exc:
+            with Session(c.engine) as session:
+                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{c.settings.station}",
+                             recording_id=recording_id, details={"stage": "archive", "reason": str(exc)})
+                session.commit()
+            raise
+        if state in ("archived", "verified"):
+            actors.derive.send(recording_id)
+
+    def derive(recording_id: int) -> None:
+        c = ctx()
+        try:
+            made = derive_recording(c.engine, c.store, c.settings.staging_dir / "derive", recording_id)
+        except DeriveFailed as exc:
+            logger.warning("%s", exc)  # not evidence: recorded in the log, never retried
+            return
+        logger.info("Derived %s for recording %r.", ", ".join(made) or "nothing", recording_id)
+
+    def verify(recording_id: int) -> None:
+        from catalog import Recording
+
+        c = ctx()
+        with Session(c.engine) as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None:
+                raise RecordingNotFound(str(recording_id))
+            try:
+                c.store.verify(recording.sha256)
+            except HashMismatch as exc:
+                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{c.settings.station}",
+                             recording_id=recording_id, details={"stage": "verify", "reason": str(exc)})
+                session.commit()
+                raise
+            append_event(session, CustodyKind.VERIFIED, actor=f"worker:{c.settings.station}",
+                         recording_id=recording_id, details={"how": "re-hashed the stored bytes"})
+            session.commit()
+
+    permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
+    actors = Actors(
+        archive=dramatiq.actor(actor_name="ingest.archive_recording", queue_name=queues["archive"], broker=broker,
+                               throws=permanent, **ARCHIVE_RETRY)(archive),
+        derive=dramatiq.actor(actor_name="ingest.derive_media", queue_name=queues["derive"], broker=broker,
+                              max_retries=3, min_backoff=1_000, max_backoff=30_000,
+                              throws=(RecordingNotFound,))(derive),
+        verify=dramatiq.actor(actor_name="ingest.verify_recording", queue_name=queues["verify"], broker=broker,
+                              throws=permanent, **ARCHIVE_RETRY)(verify),
+    )
+    return actors

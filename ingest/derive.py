@@ -1,0 +1,138 @@
+"""Derived media: a JPEG thumbnail (OpenCV) and a browser-playable H.264/AAC MP4 proxy (ffmpeg).
+
+Derived files are never evidence: they are made from a copy of the stored
+original, kept outside the evidence area, and each records the SHA-256 it
+derives from. A failure here never touches the recording.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import cv2
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from catalog import DerivedMedia, Recording, RecordingNotFound
+from catalog.types import utcnow
+from ingest.errors import DeriveFailed
+from storage import EvidenceStore
+
+__all__ = ["PROXY_HEIGHT", "THUMBNAIL_WIDTH", "derive_recording", "make_proxy", "make_thumbnail"]
+
+logger = logging.getLogger(__name__)
+
+#: Thumbnail width in pixels (height keeps the aspect ratio).
+THUMBNAIL_WIDTH = 320
+#: Proxy height in pixels: 480p plays anywhere and is quick to make.
+PROXY_HEIGHT = 480
+
+
+def make_thumbnail(source: Path, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
+    """A JPEG of the photo, or of the video frame one second in (or its middle, if shorter)."""
+    if is_photo:
+        frame = cv2.imread(str(source), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise ValueError("OpenCV cannot decode the image")
+    else:
+        capture = cv2.VideoCapture(str(source))
+        try:
+            if not capture.isOpened():
+                raise ValueError("OpenCV cannot open the video")
+            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+            frames = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
+            target = min(fps * 1.0, frames / 2) if frames else 0.0
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+            ok, frame = capture.read()
+            if not ok:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, frame = capture.read()
+            if not ok:
+                raise ValueError("no decodable frame")
+        finally:
+            capture.release()
+    height = max(1, round(frame.shape[0] * width / frame.shape[1]))
+    small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    if not cv2.imwrite(str(dest), small, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+        raise ValueError(f"cannot write {dest}")
+    return dest
+
+
+def make_proxy(source: Path, dest: Path, *, height: int = PROXY_HEIGHT, threads: int = 2,
+               timeout_s: float = 3600) -> Path:
+    """H.264 (yuv420p) + AAC in MP4 with the index first, scaled to *height* (never up)."""
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source),
+            "-map", "0:v:0", "-map", "0:a:0?", "-vf", f"scale=-2:'min({height},ih)'",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
+            "-threads", str(threads), str(dest)]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        raise ValueError(lines[-1] if lines else f"ffmpeg exited with {done.returncode}")
+    return dest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record(session: Session, recording: Recording, kind: str, key: str, path: Path, content_type: str) -> None:
+    assert recording.id is not None
+    row = session.exec(select(DerivedMedia).where(DerivedMedia.recording_id == recording.id,
+                                                  DerivedMedia.kind == kind)).first()
+    row = row or DerivedMedia(recording_id=recording.id, kind=kind, derived_from_sha256=recording.sha256, key=key,
+                              sha256="", size_bytes=0, content_type=content_type)
+    row.key, row.sha256, row.size_bytes, row.created_at = key, _sha256(path), path.stat().st_size, utcnow()
+    session.add(row)
+
+
+def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, *,
+                     threads: int = 2) -> list[str]:
+    """Make and store the thumbnail (video, photo) and proxy (video) of a recording; return the kinds made.
+
+    Raises:
+      DeriveFailed: the original could not be rendered (damaged or unreadable media).
+    """
+    with Session(engine) as session:
+        recording = session.get(Recording, recording_id)
+        if recording is None:
+            raise RecordingNotFound(str(recording_id))
+        if recording.media_kind not in ("video", "photo"):
+            return []
+        work_dir.mkdir(parents=True, exist_ok=True)
+        made: list[str] = []
+        with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"derive-{recording_id}-") as tmp:
+            original = Path(tmp) / "original"
+            with store.open(recording.sha256) as src, original.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+            try:
+                thumb = make_thumbnail(original, Path(tmp) / "thumbnail.jpg",
+                                       is_photo=recording.media_kind == "photo")
+            except ValueError as exc:
+                raise DeriveFailed(recording_id, "thumbnail", str(exc)) from exc
+            key = store.put_derived(recording.sha256, "thumbnail.jpg", thumb, content_type="image/jpeg")
+            _record(session, recording, "thumbnail", key, thumb, "image/jpeg")
+            made.append("thumbnail")
+            if recording.media_kind == "video":
+                try:
+                    proxy = make_proxy(original, Path(tmp) / "proxy.mp4", threads=threads)
+                except ValueError as exc:
+                    session.commit()
+                    raise DeriveFailed(recording_id, "proxy", str(exc)) from exc
+                key = store.put_derived(recording.sha256, "proxy.mp4", proxy, content_type="video/mp4")
+                _record(session, recording, "proxy", key, proxy, "video/mp4")
+                made.append("proxy")
+        session.commit()
+        return made

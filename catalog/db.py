@@ -6,6 +6,7 @@ open time so a station or worker never talks to an out-of-date schema.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ __all__ = ["MIGRATIONS_DIR", "alembic_config", "migrate", "open_catalog", "redac
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: Alembic keeps its migration context in module globals: one migration at a time per process.
+_MIGRATE_LOCK = threading.Lock()
 
 
 def redact_url(url: str) -> str:
@@ -53,7 +56,7 @@ def alembic_config() -> Config:
 def migrate(engine: Engine) -> None:
     """Upgrade the database to the newest schema."""
     cfg = alembic_config()
-    with engine.begin() as connection:
+    with _MIGRATE_LOCK, engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

@@ -7,8 +7,8 @@ to run twice.
 """
 from __future__ import annotations
 
-import functools
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +44,8 @@ class WorkerContext:
     def from_settings(cls, settings: Settings) -> WorkerContext:
         from ingest.wiring import open_store
 
-        return cls(settings=settings, engine=open_catalog(settings.database_url), store=open_store(settings),
+        store = open_store(settings)  # first: an unreachable archive must not leave a pool of connections behind
+        return cls(settings=settings, engine=open_catalog(settings.database_url), store=store,
                    key=load_or_create_key(settings.station_key_path))
 
 
@@ -53,6 +54,7 @@ class Actors:
     archive: dramatiq.Actor[Any, Any]
     derive: dramatiq.Actor[Any, Any]
     verify: dramatiq.Actor[Any, Any]
+    close: Callable[[], None]  # release the worker context's database connections
 
 
 def queue_names(namespace: str) -> dict[str, str]:
@@ -60,9 +62,22 @@ def queue_names(namespace: str) -> dict[str, str]:
 
 
 def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext], *,
-                   namespace: str = "evidence") -> Actors:
-    """Bind the actors to *broker*; *context* gives each worker its catalog, store and key (cached)."""
-    ctx = functools.lru_cache(maxsize=1)(context)
+                   namespace: str = "evidence", retry: dict[str, Any] | None = None) -> Actors:
+    """Bind the actors to *broker*; *context* gives each worker its catalog, store and key (cached).
+
+    *retry* overrides the archive/verify retry policy (max_retries, min_backoff, max_backoff in ms).
+    """
+    retry = {**ARCHIVE_RETRY, **(retry or {})}
+    cached: list[WorkerContext] = []
+    lock = threading.Lock()
+
+    def ctx() -> WorkerContext:
+        # One context per process, built once even when several worker threads start together.
+        with lock:
+            if not cached:
+                cached.append(context())
+            return cached[0]
+
     queues = queue_names(namespace)
 
     def archive(recording_id: int) -> None:
@@ -82,7 +97,7 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
     def derive(recording_id: int) -> None:
         c = ctx()
         try:
-            made = derive_recording(c.engine, c.store, c.settings.staging_dir / "derive", recording_id)
+            made = derive_recording(c.engine, c.store, c.settings.home / "work", recording_id)
         except DeriveFailed as exc:
             logger.warning("%s", exc)  # not evidence: recorded in the log, never retried
             return
@@ -107,14 +122,21 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
                          recording_id=recording_id, details={"how": "re-hashed the stored bytes"})
             session.commit()
 
+    def close() -> None:
+        with lock:
+            for c in cached:
+                c.engine.dispose()
+            cached.clear()
+
     permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
     actors = Actors(
         archive=dramatiq.actor(actor_name="ingest.archive_recording", queue_name=queues["archive"], broker=broker,
-                               throws=permanent, **ARCHIVE_RETRY)(archive),
+                               throws=permanent, **retry)(archive),
         derive=dramatiq.actor(actor_name="ingest.derive_media", queue_name=queues["derive"], broker=broker,
                               max_retries=3, min_backoff=1_000, max_backoff=30_000,
                               throws=(RecordingNotFound,))(derive),
         verify=dramatiq.actor(actor_name="ingest.verify_recording", queue_name=queues["verify"], broker=broker,
-                              throws=permanent, **ARCHIVE_RETRY)(verify),
+                              throws=permanent, **retry)(verify),
+        close=close,
     )
     return actors

@@ -422,6 +422,7 @@ def archive_pending(as_json: bool) -> None:
                 for recording_id in ids:
                     actors.archive.send(recording_id)
                 broker.close()
+                actors.close()
                 result = {"enqueued": len(ids)}
             else:
                 done = archive_staged(engine, _store(settings), settings.staging_dir,

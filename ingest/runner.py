@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive: bool = True,
                progress: Progress | None = None) -> IngestReport:
     with catalog_engine(settings) as engine:
-        store = open_store(settings)
+        # With a broker the station never touches the archive: it must work while the archive is away.
+        store = open_store(settings, check=not settings.broker_url)
         key = load_or_create_key(settings.station_key_path)
         broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
         actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key),
@@ -67,7 +68,8 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
                 derive_threads: int = 1) -> None:
     """Archive/verify and derive workers (separate thread pools) until *stop* is set."""
     broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
-    declare_actors(broker, lambda: WorkerContext.from_settings(settings), namespace=settings.queue_namespace)
+    actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings),
+                            namespace=settings.queue_namespace)
     queues = queue_names(settings.queue_namespace)
     archive = dramatiq.Worker(broker, queues={queues["archive"], queues["verify"]}, worker_threads=archive_threads)
     derive = dramatiq.Worker(broker, queues={queues["derive"]}, worker_threads=derive_threads)
@@ -81,3 +83,4 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
         archive.stop()
         derive.stop()
         broker.close()
+        actors.close()

@@ -49,6 +49,7 @@ class SeaweedServer:
     secret_key: str = "SK" + uuid.uuid4().hex
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    ports: dict[str, int] | None = None  # kept across restarts so clients can reconnect
 
     @property
     def endpoint(self) -> str:
@@ -60,7 +61,9 @@ class SeaweedServer:
         config.write_text(json.dumps({"identities": [{
             "name": "admin", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}), encoding="utf-8")
-        ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        if self.ports is None:
+            self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        ports = self.ports
         self.port = ports["s3.port"]
         args = [self.weed, "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.config={config}",

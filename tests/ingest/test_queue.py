@@ -1,0 +1,192 @@
+"""The archive queue: derived media, actors safe to run twice, Redis workers, store-and-forward."""
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import dramatiq
+import pytest
+from sqlmodel import Session, select
+
+from catalog import CustodyEvent, DerivedMedia, Recording, open_catalog
+from ingest.actors import WorkerContext, declare_actors, queue_names
+from ingest.broker import make_broker
+from ingest.config import Settings
+from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.runner import run_ingest, run_workers
+from ingest.wiring import open_store
+from storage import LocalStore, derived_key
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_namespace():
+    """A private key namespace on the machine's Redis, removed afterwards."""
+    import redis
+
+    from tests.conftest import _missing
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        _missing(f"Redis at {REDIS_URL}")
+    namespace = f"evtest-{uuid.uuid4().hex[:10]}"
+    yield namespace
+    for key in client.scan_iter(f"{namespace}*"):
+        client.delete(key)
+    client.close()
+
+
+def _states(engine) -> dict[str, str]:
+    with Session(engine) as session:
+        return {r.original_name: r.state for r in session.exec(select(Recording))}
+
+
+def _wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _probe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_embedded_ingest_makes_thumbnails_and_browser_proxies(samples, settings):
+    report = run_ingest(samples.dcim_camera, settings, IngestOptions())
+    store = LocalStore(settings.store_path)
+    engine = open_catalog(settings.database_url)
+    try:
+        with Session(engine) as session:
+            derived = {(r.original_name, d.kind): d for d, r in session.exec(
+                select(DerivedMedia, Recording).where(DerivedMedia.recording_id == Recording.id))}
+    finally:
+        engine.dispose()
+    assert set(derived) >= {("IMG_0001.JPG", "thumbnail"), ("MVI_0003.MP4", "thumbnail"), ("MVI_0003.MP4", "proxy")}
+    video = next(r for r in report.recordings if r["original_name"] == "MVI_0003.MP4")
+    proxy = derived[("MVI_0003.MP4", "proxy")]
+    assert (proxy.derived_from_sha256, proxy.key) == (video["sha256"], derived_key(video["sha256"], "proxy.mp4"))
+    proxy_path = store.root / proxy.key
+    streams = {s["codec_type"]: s for s in _probe(proxy_path)["streams"]}
+    assert (streams["video"]["codec_name"], streams["video"]["pix_fmt"], streams["audio"]["codec_name"]) == (
+        "h264", "yuv420p", "aac")
+    assert streams["video"]["height"] == 240  # 320x240 source: never scaled up
+    thumb = cv2.imread(str(store.root / derived[("IMG_0001.JPG", "thumbnail")].key))
+    assert thumb.shape[1] == 320 and thumb.shape[0] == 240
+    # derived files are not evidence: the recording's own object is untouched
+    assert store.verify(video["sha256"]) == video["sha256"]
+
+
+def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
+    # Given a dock ingested with archiving deferred to the queue
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True))
+    assert {r["state"] for r in report.recordings} == {"staged"}
+    # When every archive message is delivered twice
+    broker = make_broker("")
+    key = __import__("catalog").load_or_create_key(settings.station_key_path)
+    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key))
+    for row in report.recordings:
+        actors.archive.send(row["id"])
+        actors.archive.send(row["id"])
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        queues = queue_names("evidence")
+        broker.join(queues["archive"], fail_fast=True)
+        broker.join(queues["derive"], fail_fast=True)
+        worker.join()
+    finally:
+        worker.stop()
+        broker.close()
+    # Then each recording is archived once, with one ARCHIVED event, and staging is empty
+    assert set(_states(engine).values()) == {"archived"}
+    with Session(engine) as session:
+        archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived")).all()
+        derived = session.exec(select(DerivedMedia)).all()
+    assert sorted(e.recording_id for e in archived) == sorted(r["id"] for r in report.recordings)
+    assert list(settings.staging_dir.iterdir()) == []
+    assert {d.kind for d in derived} == {"thumbnail", "proxy"}
+
+
+def test_redis_workers_archive_what_stations_enqueue(samples, tmp_path, catalog_url, redis_namespace):
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_QUEUE_NAMESPACE": redis_namespace})
+    report = run_ingest(samples.sidecar_recorder, settings, IngestOptions())
+    assert {r["state"] for r in report.recordings} == {"staged"}  # the station does not wait for the archive
+    engine = open_catalog(settings.database_url)
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 2})
+    workers.start()
+    try:
+        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
+        with Session(engine) as session:
+            _wait_for(lambda: len(session.exec(select(DerivedMedia)).all()) >= 4, 60, "derived media")
+    finally:
+        stop.set()
+        workers.join(timeout=30)
+        engine.dispose()
+    assert list(settings.staging_dir.iterdir()) == []
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samples, tmp_path, catalog_url,
+                                                                          redis_namespace):
+    from tests.conftest import _missing, make_bucket
+    from tests.s3server import SeaweedServer, find_weed
+
+    weed = find_weed()
+    if weed is None:
+        _missing("the SeaweedFS `weed` binary")
+    server = SeaweedServer(weed=weed, data_dir=tmp_path / "weed")
+    server.start()
+    try:
+        _client, bucket = make_bucket(server)
+        server.stop()  # Given the archive goes away before the officer docks
+        settings = Settings.from_env({
+            "EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+            "EVIDENCE_STORE_URL": f"s3://{bucket}", "EVIDENCE_S3_ENDPOINT": server.endpoint,
+            "EVIDENCE_S3_ACCESS_KEY": server.access_key, "EVIDENCE_S3_SECRET_KEY": server.secret_key,
+            "EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_QUEUE_NAMESPACE": redis_namespace})
+        # When the station ingests: it works, and recordings wait in staging
+        report = run_ingest(samples.sidecar_recorder, settings, IngestOptions())
+        staged = sorted(r["sha256"] for r in report.recordings)
+        assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
+        broker = make_broker(REDIS_URL, namespace=redis_namespace)
+        actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), namespace=redis_namespace,
+                                retry={"min_backoff": 200, "max_backoff": 2_000})
+        worker = dramatiq.Worker(broker, queues={queue_names(redis_namespace)["archive"]}, worker_threads=2)
+        worker.start()
+        engine = open_catalog(settings.database_url)
+        try:
+            time.sleep(3)  # workers try, fail, back off
+            assert set(_states(engine).values()) == {"staged"}
+            assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
+            server.start()  # Then the archive returns
+            _wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archiving after the outage")
+        finally:
+            worker.stop()
+            broker.close()
+            actors.close()
+            engine.dispose()
+        assert list(settings.staging_dir.iterdir()) == []
+        store = open_store(settings)
+        for sha in staged:
+            assert store.verify(sha) == sha and store.version_count(sha) == 1
+    finally:
+        server.stop()

@@ -190,3 +190,140 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
             assert store.verify(sha) == sha and store.version_count(sha) == 1
     finally:
         server.stop()
+
+
+def _env(settings_env: dict[str, str]) -> dict[str, str]:
+    import os
+
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}, **settings_env}
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path, catalog_url, s3_server,
+                                                                        redis_namespace):
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import make_bucket
+
+    # Given a 512 MiB recording staged and queued, and a worker uploading it in 5 MiB parts
+    client, bucket = make_bucket(s3_server)
+    env = {"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+           "EVIDENCE_STORE_URL": f"s3://{bucket}", "EVIDENCE_S3_ENDPOINT": s3_server.endpoint,
+           "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key,
+           "EVIDENCE_S3_PART_SIZE_MB": "5", "EVIDENCE_S3_MULTIPART_THRESHOLD_MB": "5",
+           "EVIDENCE_S3_CONCURRENCY": "1", "EVIDENCE_BROKER_URL": REDIS_URL,
+           "EVIDENCE_QUEUE_NAMESPACE": redis_namespace}
+    settings = Settings.from_env(env)
+    device = tmp_path / "cam" / "DCIM" / "100BIG"
+    device.mkdir(parents=True)
+    with (device / "MVI_0001.MP4").open("wb") as fh:
+        for _ in range(512):
+            fh.write(os.urandom(1024 * 1024))
+    report = run_ingest(tmp_path / "cam", settings, IngestOptions(), derive=False)
+    sha = report.recordings[0]["sha256"]
+    evidence = str(Path(sys.executable).with_name("evidence"))
+    worker = subprocess.Popen([evidence, "worker", "--archive-threads", "1"], env=_env(env),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # When the worker is killed (SIGKILL) while parts are going up
+        def uploading() -> bool:
+            uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+            return any(client.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts")
+                       for u in uploads)
+
+        _wait_for(uploading, 60, "the multipart upload to start")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    store = open_store(settings)
+    engine = open_catalog(settings.database_url)
+    try:
+        # Then nothing is lost: the recording is still staged with its staged copy, and nothing is stored
+        assert _states(engine) == {"MVI_0001.MP4": "staged"}
+        assert (settings.staging_dir / sha).stat().st_size == 512 * 1024 * 1024
+        assert not store.exists(sha)
+        # And when the pending recordings are sent again and a new worker runs, exactly one version results
+        resend = subprocess.run([evidence, "archive-pending", "--json"], env=_env(env), capture_output=True,
+                                check=True)
+        assert json.loads(resend.stdout) == {"enqueued": 1}
+        stop = threading.Event()
+        thread = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
+        thread.start()
+        try:
+            _wait_for(lambda: _states(engine) == {"MVI_0001.MP4": "verified"}, 120, "the second worker")
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+    finally:
+        engine.dispose()
+    assert store.version_count(sha) == 1 and store.verify(sha) == sha
+    assert not (settings.staging_dir / sha).exists()
+
+
+@pytest.mark.slow
+def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url):
+    import os
+    import shutil
+    import signal
+
+    from tests.conftest import _missing
+    from tests.s3server import _free_ports
+
+    server = shutil.which("redis-server")
+    if server is None:
+        _missing("redis-server")
+    (port,) = _free_ports(1)
+    data = tmp_path / "redis"
+    data.mkdir()
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+                                 "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL,
+                                start_new_session=True)
+        import redis
+
+        def answers() -> bool:
+            try:
+                return bool(redis.Redis(port=port, host="127.0.0.1").ping())
+            except redis.exceptions.ConnectionError:
+                return False
+
+        _wait_for(answers, 20, "redis-server to start")
+        return proc
+
+    def stop_redis(proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    redis_proc = start_redis()
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
+    engine = open_catalog(settings.database_url)
+    try:
+        # Given messages queued while no worker runs, then the broker restarts (its journal keeps them)
+        first = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+        stop_redis(redis_proc)
+        redis_proc = start_redis()
+        # When workers start, and the broker restarts again under them
+        workers.start()
+        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the restart")
+        stop_redis(redis_proc)
+        redis_proc = start_redis()
+        second = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
+        # Then everything queued on either side of the restarts is archived
+        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 90, "archiving after a live restart")
+        assert len(_states(engine)) == len(first.recordings) + len(second.recordings)
+    finally:
+        stop.set()
+        if workers.is_alive():
+            workers.join(timeout=60)
+        engine.dispose()
+        stop_redis(redis_proc)

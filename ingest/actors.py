@@ -57,11 +57,14 @@ class Actors:
     close: Callable[[], None]  # release the worker context's database connections
 
 
-def queue_names(namespace: str) -> dict[str, str]:
-    return {name: f"{namespace}-{name}" for name in ("archive", "derive", "verify")}
+def queue_names(namespace: str, station: str) -> dict[str, str]:
+    """Queue names. Archiving reads a station's staging area, so each station has its own archive queue;
+    derived media and verification read the archive and can run anywhere."""
+    return {"archive": f"{namespace}-archive-{station}", "derive": f"{namespace}-derive",
+            "verify": f"{namespace}-verify"}
 
 
-def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext], *,
+def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext], *, station: str,
                    namespace: str = "evidence", retry: dict[str, Any] | None = None) -> Actors:
     """Bind the actors to *broker*; *context* gives each worker its catalog, store and key (cached).
 
@@ -78,7 +81,7 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
                 cached.append(context())
             return cached[0]
 
-    queues = queue_names(namespace)
+    queues = queue_names(namespace, station)
 
     def archive(recording_id: int) -> None:
         c = ctx()

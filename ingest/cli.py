@@ -387,8 +387,11 @@ def profiles(as_json: bool) -> None:
 @main.command()
 @click.option("--archive-threads", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--derive-threads", type=click.IntRange(1, 16), default=1, show_default=True)
-def worker(archive_threads: int, derive_threads: int) -> None:
-    """Run queue workers (archive + verify, and derived media in its own threads) until stopped."""
+@click.option("--only", default="archive,derive,verify", show_default=True,
+              help="Kinds of work to take (central workers without a staging area: derive,verify).")
+def worker(archive_threads: int, derive_threads: int, only: str) -> None:
+    """Run queue workers until stopped: this station's archive queue, verify, and derived media in its
+    own threads."""
     import signal
     import threading
 
@@ -400,7 +403,10 @@ def worker(archive_threads: int, derive_threads: int) -> None:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        run_workers(settings, stop, archive_threads=archive_threads, derive_threads=derive_threads)
+        kinds = frozenset(k.strip() for k in only.split(",") if k.strip())
+        if not kinds or not kinds <= {"archive", "derive", "verify"}:
+            raise click.BadParameter(f"{only!r}: choose from archive, derive, verify", param_hint="--only")
+        run_workers(settings, stop, archive_threads=archive_threads, derive_threads=derive_threads, only=kinds)
 
 
 @main.command("archive-pending")
@@ -415,7 +421,7 @@ def archive_pending(as_json: bool) -> None:
             if settings.broker_url:
                 broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
                 actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings),
-                                        namespace=settings.queue_namespace)
+                                        station=settings.station, namespace=settings.queue_namespace)
                 with Session(engine) as session:
                     ids = list(session.exec(select(Recording.id).where(
                         Recording.state == RecordingState.STAGED.value)))

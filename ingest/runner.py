@@ -35,7 +35,7 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
         key = load_or_create_key(settings.station_key_path)
         broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
         actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key),
-                                namespace=settings.queue_namespace)
+                                station=settings.station, namespace=settings.queue_namespace)
         try:
             if settings.broker_url:
                 def enqueue_archive(ids: list[int]) -> None:
@@ -49,7 +49,7 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
             report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
                                    progress=progress, after_commit=new_ids.extend)
             if derive and new_ids:
-                queue = queue_names(settings.queue_namespace)["derive"]
+                queue = queue_names(settings.queue_namespace, settings.station)["derive"]
                 for recording_id in new_ids:
                     actors.derive.send(recording_id)
                 worker = dramatiq.Worker(broker, queues={queue}, worker_threads=2)
@@ -64,23 +64,28 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
             broker.close()
 
 
-def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4,
-                derive_threads: int = 1) -> None:
-    """Archive/verify and derive workers (separate thread pools) until *stop* is set."""
+def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4, derive_threads: int = 1,
+                only: frozenset[str] = frozenset({"archive", "derive", "verify"})) -> None:
+    """Workers until *stop* is set: this station's archive queue plus verify, and derived media in its own
+    threads (rendering never holds up archiving). *only* limits the kinds of work taken."""
     broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
-    actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings),
+    actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), station=settings.station,
                             namespace=settings.queue_namespace)
-    queues = queue_names(settings.queue_namespace)
-    archive = dramatiq.Worker(broker, queues={queues["archive"], queues["verify"]}, worker_threads=archive_threads)
-    derive = dramatiq.Worker(broker, queues={queues["derive"]}, worker_threads=derive_threads)
-    archive.start()
-    derive.start()
-    logger.warning("Workers running: %d archive/verify thread(s), %d derive thread(s).", archive_threads,
-                   derive_threads)
+    queues = queue_names(settings.queue_namespace, settings.station)
+    workers = []
+    main_queues = {queues[kind] for kind in ("archive", "verify") if kind in only}
+    if main_queues:
+        workers.append(dramatiq.Worker(broker, queues=main_queues, worker_threads=archive_threads))
+    if "derive" in only:
+        workers.append(dramatiq.Worker(broker, queues={queues["derive"]}, worker_threads=derive_threads))
+    for worker in workers:
+        worker.start()
+    taken = sorted(main_queues | ({queues["derive"]} if "derive" in only else set()))
+    logger.warning("Workers running for station %r on %s.", settings.station, ", ".join(taken))
     try:
         stop.wait()
     finally:
-        archive.stop()
-        derive.stop()
+        for worker in workers:
+            worker.stop()
         broker.close()
         actors.close()

@@ -99,14 +99,14 @@ def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
     # When every archive message is delivered twice
     broker = make_broker("")
     key = __import__("catalog").load_or_create_key(settings.station_key_path)
-    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key))
+    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key), station=settings.station)
     for row in report.recordings:
         actors.archive.send(row["id"])
         actors.archive.send(row["id"])
     worker = dramatiq.Worker(broker, worker_threads=1)
     worker.start()
     try:
-        queues = queue_names("evidence")
+        queues = queue_names("evidence", settings.station)
         broker.join(queues["archive"], fail_fast=True)
         broker.join(queues["derive"], fail_fast=True)
         worker.join()
@@ -168,9 +168,10 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
         staged = sorted(r["sha256"] for r in report.recordings)
         assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
         broker = make_broker(REDIS_URL, namespace=redis_namespace)
-        actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), namespace=redis_namespace,
-                                retry={"min_backoff": 200, "max_backoff": 2_000})
-        worker = dramatiq.Worker(broker, queues={queue_names(redis_namespace)["archive"]}, worker_threads=2)
+        actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), station=settings.station,
+                                namespace=redis_namespace, retry={"min_backoff": 200, "max_backoff": 2_000})
+        worker = dramatiq.Worker(broker, queues={queue_names(redis_namespace, settings.station)["archive"]},
+                                 worker_threads=2)
         worker.start()
         engine = open_catalog(settings.database_url)
         try:
@@ -327,3 +328,37 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url):
             workers.join(timeout=60)
         engine.dispose()
         stop_redis(redis_proc)
+
+
+def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url):
+    import pika
+
+    from tests.conftest import _missing
+
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except pika.exceptions.AMQPError:
+        _missing("RabbitMQ at 127.0.0.1:5672")
+    namespace = f"evtest-{uuid.uuid4().hex[:10]}"
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": url, "EVIDENCE_QUEUE_NAMESPACE": namespace})
+    engine = open_catalog(settings.database_url)
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
+    try:
+        report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+        assert {r["state"] for r in report.recordings} == {"staged"}
+        workers.start()
+        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving through RabbitMQ")
+    finally:
+        stop.set()
+        if workers.is_alive():
+            workers.join(timeout=60)
+        engine.dispose()
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for queue in queue_names(namespace, settings.station).values():
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(queue=queue + suffix)
+        connection.close()

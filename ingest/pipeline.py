@@ -55,12 +55,14 @@ from ingest.metadata import Facts, describe, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
-from storage import EvidenceStore, StorageError, compute_retain_until
+from storage import EvidenceStore, StorageError, StoredObject, compute_retain_until
 
 __all__ = ["IngestOptions", "IngestReport", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
+#: Uploads to the store that may run beside the copying (each bounded in memory by the store itself).
+ARCHIVES_IN_FLIGHT = 2
 #: Catalog commits are grouped: at most this many files or this many seconds per transaction.
 COMMIT_EVERY_FILES = 64
 COMMIT_EVERY_S = 1.0
@@ -143,6 +145,13 @@ def _validate_options(options: IngestOptions, settings: Settings) -> None:
 
 
 @dataclass
+class _Archiving:
+    recording: Recording
+    file: DeviceFile
+    future: Future[StoredObject]
+
+
+@dataclass
 class _Pending:
     file: DeviceFile
     copy: CopyResult
@@ -158,6 +167,8 @@ class _Run:
         self.root, self.settings, self.engine, self.store = root, settings, engine, store
         self.options, self.progress, self.after_commit = options, progress, after_commit
         self.new_ids: list[int] = []
+        self.archiving: deque[_Archiving] = deque()
+        self.archive_pool = ThreadPoolExecutor(max_workers=ARCHIVES_IN_FLIGHT, thread_name_prefix="archive")
         self.report = IngestReport()
         self.session = Session(engine, expire_on_commit=False)
         self.last_commit = time.monotonic()
@@ -243,6 +254,11 @@ class _Run:
                                        "device_path": file.relative})
         self._maybe_commit()
 
+    def _drop_staged_duplicate(self, existing: Recording, copy: CopyResult) -> None:
+        # Same bytes as a recording still staged (or uploading right now): that staged file is its copy.
+        if existing.state != RecordingState.STAGED.value:
+            copy.destination.unlink(missing_ok=True)
+
     def register(self, pending: _Pending) -> None:
         file, copy = pending.file, pending.copy
         try:
@@ -254,7 +270,7 @@ class _Run:
         existing = find_by_sha256(self.session, copy.sha256)
         if existing is not None:  # the same bytes twice on this device
             self.known_bytes(existing, file)
-            copy.destination.unlink(missing_ok=True)
+            self._drop_staged_duplicate(existing, copy)
             return
         names = parse_filename(self.profile.filename, file.name)
         meta = describe(facts, profile=self.profile, station_zone=self.settings.station_tz,
@@ -302,22 +318,34 @@ class _Run:
                                            "device_path": file.relative})
             self._maybe_commit()
             return
-        try:
-            stored = self.store.put_file(copy.destination, sha256=copy.sha256, size_bytes=copy.size_bytes,
-                                         retain_until=retain_until, consume=True)
-        except StorageError as exc:
-            self._error(file, "archive", f"{exc}; kept in staging, will be archived on the next run",
-                        preserved=True)
-        else:
-            mark_archived(self.session, recording, self.store, stored, actor=self.options.actor)
-            try:
-                write_manifest(self.session, self.store, recording, self.key, actor=self.options.actor)
-            except StorageError as exc:
-                self._error(file, "manifest", f"signed manifest not written: {exc}", preserved=True)
+        # The upload runs beside the next copy; its result is recorded here, on this thread.
         self.session.add(recording)
-        self.report.recordings.append({**recording_as_json(recording), "ingest": "new",
-                                       "device_path": file.relative})
         self._maybe_commit()
+        future = self.archive_pool.submit(self.store.put_file, copy.destination, sha256=copy.sha256,
+                                          size_bytes=copy.size_bytes, retain_until=retain_until, consume=True)
+        self.archiving.append(_Archiving(recording, file, future))
+        self._drain_archives(keep=ARCHIVES_IN_FLIGHT)
+
+    def _drain_archives(self, *, keep: int) -> None:
+        """Record finished uploads in order; wait while more than *keep* are still running."""
+        while self.archiving and (len(self.archiving) > keep or self.archiving[0].future.done()):
+            item = self.archiving.popleft()
+            recording, file = item.recording, item.file
+            try:
+                stored = item.future.result()
+            except StorageError as exc:
+                self._error(file, "archive", f"{exc}; kept in staging, will be archived on the next run",
+                            preserved=True)
+            else:
+                mark_archived(self.session, recording, self.store, stored, actor=self.options.actor)
+                try:
+                    write_manifest(self.session, self.store, recording, self.key, actor=self.options.actor)
+                except StorageError as exc:
+                    self._error(file, "manifest", f"signed manifest not written: {exc}", preserved=True)
+            self.session.add(recording)
+            self.report.recordings.append({**recording_as_json(recording), "ingest": "new",
+                                           "device_path": file.relative})
+            self._maybe_commit()
 
     def run(self, files: list[DeviceFile]) -> None:
         staging = self.settings.staging_dir
@@ -354,7 +382,7 @@ class _Run:
                 existing = find_by_sha256(self.session, copy.sha256)
                 if existing is not None:
                     self.known_bytes(existing, file)
-                    copy.destination.unlink(missing_ok=True)
+                    self._drop_staged_duplicate(existing, copy)
                     continue
                 future = pool.submit(gather_facts, copy.destination, name=file.name, mtime_ns=file.mtime_ns,
                                      sidecar=sidecar, probe_timeout_s=self.settings.probe_timeout_s)
@@ -363,8 +391,13 @@ class _Run:
                     self.register(pending.popleft())
             while pending:
                 self.register(pending.popleft())
+        self._drain_archives(keep=0)
 
     def finish(self) -> None:
+        try:
+            self._drain_archives(keep=0)  # also after an unplugged device: what was copied is archived
+        finally:
+            self.archive_pool.shutdown(wait=True)
         self.dock.finished_at = utcnow()
         self.session.add(self.dock)
         append_event(self.session, CustodyKind.UNDOCKED, actor=self.options.actor, dock_session_id=self.dock.id,

@@ -344,3 +344,19 @@ def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url
         assert kinds == ["copied", "stamped", "archived", "verified", "manifested"]
     finally:
         engine.dispose()
+
+
+def test_the_same_bytes_twice_in_one_dock_are_archived_once(samples, settings, engine, store):
+    folder = samples.cn_recorder / "RECORD" / "20261120"
+    shutil.copyfile(folder / f"{CN_PREFIX}_083000.mp4", folder / f"{CN_PREFIX}_083001.mp4")
+    report = _ingest(samples.cn_recorder, settings, engine, store)
+    rows = [r for r in report.recordings if r["original_name"].endswith(("083000.mp4", "083001.mp4"))]
+    assert sorted(r["ingest"] for r in rows) == ["known", "new"]
+    assert len({r["sha256"] for r in rows}) == 1
+    sha = rows[0]["sha256"]
+    assert store.verify(sha) == sha  # the duplicate never took the staged copy away from the upload
+    with Session(engine) as session:
+        recording = session.exec(select(Recording).where(Recording.sha256 == sha)).one()
+        assert recording.state == "archived"
+        assert len(session.exec(select(Sighting).where(Sighting.recording_id == recording.id)).all()) == 2
+    assert list(settings.staging_dir.iterdir()) == []

@@ -239,16 +239,18 @@ class S3WormStore:
         upload_id = upload["UploadId"]
         part_size = self._part_size(size_bytes)
         whole = hashlib.sha256()
-        part_digests: list[bytes] = []
-        futures: list[Future[dict[str, Any]]] = []
+        futures: list[Future[tuple[dict[str, Any], bytes]]] = []
         # At most max_concurrency parts in memory or in flight: bounded memory whatever the size.
         slots = threading.BoundedSemaphore(self.max_concurrency)
 
-        def send(number: int, data: bytes, checksum: str) -> dict[str, Any]:
+        def send(number: int, data: bytes) -> tuple[dict[str, Any], bytes]:
             try:
+                # The part digest is computed here, in parallel with the reader's whole-file hash.
+                digest = hashlib.sha256(data).digest()
+                checksum = base64.b64encode(digest).decode()
                 reply = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
                                                 Body=data, ChecksumSHA256=checksum)
-                return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": checksum}
+                return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": checksum}, digest
             finally:
                 slots.release()
 
@@ -264,21 +266,20 @@ class S3WormStore:
                         break
                     number += 1
                     whole.update(data)
-                    digest = hashlib.sha256(data).digest()
-                    part_digests.append(digest)
-                    futures.append(pool.submit(send, number, data, base64.b64encode(digest).decode()))
+                    futures.append(pool.submit(send, number, data))
                     del data
-                parts = [f.result() for f in futures]
+                results = [f.result() for f in futures]
             if whole.hexdigest() != sha256:
                 raise HashMismatch(str(path), algorithm="sha256", expected=sha256, found=whole.hexdigest())
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                  MultipartUpload={"Parts": parts})
+                                                  MultipartUpload={"Parts": [part for part, _ in results]})
         except BaseException:
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except (ClientError, BotoCoreError):
                 logger.warning("Could not abort multipart upload %r of %r.", upload_id, key)
             raise
+        part_digests = [digest for _, digest in results]
         # S3's checksum of a multipart object: SHA-256 of the part digests, with the part count.
         return f"{base64.b64encode(hashlib.sha256(b''.join(part_digests)).digest()).decode()}-{len(part_digests)}"
 

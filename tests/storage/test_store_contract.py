@@ -164,3 +164,28 @@ def test_unreachable_server_is_a_transient_error(tmp_path):
     path, sha = _file(tmp_path, b"x")
     with pytest.raises(BackendUnavailable, match="evidence store s3:nowhere is unavailable"):
         store.put_file(path, sha256=sha, size_bytes=1, retain_until=SOON)
+
+
+@pytest.mark.s3
+def test_presigned_url_reads_the_original_bytes(s3_store, tmp_path):
+    import urllib.request
+
+    path, sha = _file(tmp_path, b"shared with the prosecutor")
+    s3_store.put_file(path, sha256=sha, size_bytes=26, retain_until=SOON)
+    url = s3_store.presigned_url(sha, expires_s=60)
+    assert url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback test server
+        assert response.read() == b"shared with the prosecutor"
+
+
+def test_a_version_can_be_deleted_once_retention_has_passed(worm_store, tmp_path):
+    import time
+
+    path, sha = _file(tmp_path, b"routine patrol, nothing happened")
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    worm_store.put_file(path, sha256=sha, size_bytes=32, retain_until=until)
+    with pytest.raises(ObjectLocked):
+        worm_store.delete(sha, now=datetime.now(UTC))
+    time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 1.5)
+    worm_store.delete(sha, now=datetime.now(UTC))
+    assert not worm_store.exists(sha)

@@ -362,3 +362,39 @@ def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url
             for suffix in ("", ".DQ", ".XQ"):
                 channel.queue_delete(queue=queue + suffix)
         connection.close()
+
+
+def test_verify_actor_records_a_clean_copy_and_flags_a_tampered_one(samples, settings, engine, store):
+    from catalog import load_or_create_key
+    from storage import object_key
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store)
+    clean, tampered = report.recordings[0], report.recordings[1]
+    victim = store.root / "objects" / object_key(tampered["sha256"])
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    victim.write_bytes(bytes(data))
+
+    broker = make_broker("")
+    key = load_or_create_key(settings.station_key_path)
+    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key), station=settings.station)
+    actors.verify.send(clean["id"])
+    actors.verify.send(tampered["id"])
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        broker.join(queue_names("evidence", settings.station)["verify"], fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+        broker.close()
+    with Session(engine) as session:
+        events = {(e.recording_id, e.kind): e for e in session.exec(select(CustodyEvent).where(
+            CustodyEvent.kind.in_(["verified", "ingest_failed"])))}
+    assert events[(clean["id"], "verified")].details == {"how": "re-hashed the stored bytes"}
+    failure = events[(tampered["id"], "ingest_failed")].details
+    assert failure["stage"] == "verify" and failure["reason"].startswith("sha256 mismatch for sha256/")
+    assert (tampered["id"], "verified") not in events
+    assert broker.dead_letters and broker.dead_letters[0].kwargs == {} and broker.dead_letters[0].args == (
+        tampered["id"],)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import CopyFailed
+from storage import fsync_dir
 
-__all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash", "fsync_dir"]
+__all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,6 @@ class CopyResult:
     size_bytes: int
     sha256: str
     resumed_from: int  # bytes taken from an earlier interrupted copy
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _hash_existing(path: Path, digest: hashlib._Hash) -> int:

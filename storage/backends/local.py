@@ -21,7 +21,7 @@ from storage.backend import StoredObject, derived_key, manifest_key, object_key
 from storage.errors import BackendUnavailable, HashMismatch, ObjectExists, ObjectLocked, ObjectMissing
 from storage.retention import is_disposable, validate_extension
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "fsync_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 COPY_CHUNK_BYTES = 4 * 1024 * 1024
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's new or renamed entries durable (after link, rename or unlink)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -71,7 +72,7 @@ class LocalStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def put_file(self, path: Path, *, sha256: str, size_bytes: int, retain_until: datetime,
                  consume: bool = False) -> StoredObject:
@@ -95,7 +96,7 @@ class LocalStore:
                 self._copy_verified(path, dest, sha256=sha256)
                 if consume:
                     path.unlink()
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
         except FileExistsError:
             logger.info("Object %r appeared concurrently; keeping the first copy.", sha256)
         except OSError as exc:
@@ -162,7 +163,7 @@ class LocalStore:
         os.chmod(path, 0o644)
         path.unlink()
         self._lock_path(sha256).unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def verify(self, sha256: str) -> str:
         """Re-hash the stored bytes; raise HashMismatch if they changed."""
@@ -197,7 +198,7 @@ class LocalStore:
                     raise ObjectExists(key) from None
             finally:
                 tmp.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         return StoredObject(key=key, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                             retain_until=retain_until, legal_hold=False, location=path.as_uri())
 

@@ -43,6 +43,7 @@ class CustodyKind(enum.StrEnum):
     DISPOSED = "disposed"
     INGEST_FAILED = "ingest_failed"  # a file could not be preserved; why
     UNDOCKED = "undocked"  # session finished
+    CLEARED = "cleared"  # the device's copy was deleted after the archived copy was verified
 
 
 def _canonical(value: Any) -> str:

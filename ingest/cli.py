@@ -441,6 +441,118 @@ def archive_pending(as_json: bool) -> None:
         click.echo(", ".join(f"{v} {k}" for k, v in result.items()))
 
 
+def _status_table(status: dict[str, Any]) -> Table:
+    table = Table(title=f"station {status.get('station', '?')} · {status.get('updated_at', '')[:19]}")
+    for column in ("device", "state", "profile", "serial", "progress", "rate", "ETA", "new", "known", "cleared",
+                   "errors"):
+        table.add_column(column, overflow="fold")
+    for d in status.get("devices", []):
+        total = d["bytes_total"] or 0
+        done = f"{d['bytes_done'] / 2**20:.0f}/{total / 2**20:.0f} MiB" if total else "-"
+        rate = f"{d['rate_bytes_s'] / 2**20:.0f} MiB/s" if d["rate_bytes_s"] else "-"
+        eta = f"{d['eta_s']:.0f} s" if d["eta_s"] is not None else "-"
+        table.add_row(d["path"], d["state"], d["profile"] or "-", d["device_serial"] or "-", done, rate, eta,
+                      str(d["new"]), str(d["known"]), str(d["cleared"]), str(len(d["errors"])))
+    return table
+
+
+@main.group()
+def station() -> None:
+    """The dock station: watch for docked recorders, show their status, tag their recordings."""
+
+
+@station.command("watch")
+@click.option("--mount-root", "mount_roots", multiple=True,
+              help="Folder (or glob) where recorders are mounted; repeatable (default EVIDENCE_MOUNT_ROOTS).")
+def station_watch(mount_roots: tuple[str, ...]) -> None:
+    """Run the station until SIGTERM/SIGINT: ingest every docked recorder, clear verified files where allowed."""
+    import dataclasses
+    import signal
+    import threading
+
+    from rich.live import Live
+
+    from ingest.station import StationService
+
+    with _errors():
+        settings = _settings()
+        if mount_roots:
+            settings = dataclasses.replace(settings, mount_roots=mount_roots)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        if sys.stdout.isatty():
+            with Live(_status_table({"station": settings.station}), refresh_per_second=4) as live:
+                StationService(settings, on_change=lambda data: live.update(_status_table(data))).run(stop)
+        else:
+            StationService(settings).run(stop)
+
+
+@station.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def station_status(as_json: bool) -> None:
+    """The station's last written status (for a kiosk screen)."""
+    from ingest.station import read_status
+
+    with _errors():
+        status = read_status(_settings().status_path)
+    if as_json:
+        _print_json(status)
+    else:
+        _console().print(_status_table(status) if status else "the station has not run yet")
+
+
+@station.command("tag")
+@click.option("--session", "session_id", type=int, required=True, help="Dock session number.")
+@click.option("--file", "files", multiple=True, help="Device path within the session (default: all).")
+@click.option("--by", "by", required=True, help="The officer tagging (becomes the revision's author).")
+@click.option("--reason", default="tagged at the station", show_default=True)
+@click.option("--case", "case_number")
+@click.option("--purpose")
+@click.option("--important/--not-important", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def station_tag(session_id: int, files: tuple[str, ...], by: str, reason: str, case_number: str | None,
+                purpose: str | None, important: bool | None, as_json: bool) -> None:
+    """Assign case number, purpose or important flag to the recordings of a dock session."""
+    from catalog import Recording, Sighting
+
+    changes: dict[str, Any] = {k: v for k, v in (("case_number", case_number), ("purpose", purpose),
+                                                 ("important", important)) if v is not None}
+    if not changes:
+        raise click.UsageError("give at least one of --case, --purpose, --important")
+    results: list[dict[str, Any]] = []
+    with _errors():
+        settings = _settings()
+        with _catalog(settings) as engine, Session(engine) as session:
+            query = select(Sighting).where(Sighting.dock_session_id == session_id)
+            sightings = [s for s in session.exec(query) if not files or s.device_path in files]
+            missing = sorted(set(files) - {s.device_path for s in sightings})
+            if missing or not sightings:
+                raise RecordingNotFound(f"session {session_id}: " + (", ".join(missing) or "no recordings"))
+            key = load_or_create_key(settings.station_key_path)
+            for sighting in sightings:
+                recording = session.get(Recording, sighting.recording_id)
+                assert recording is not None
+                wanted = {k: v for k, v in changes.items() if getattr(recording, k) != v}
+                if not wanted:
+                    results.append({"id": recording.id, "device_path": sighting.device_path, "revision": None})
+                    continue
+                revision = restamp(session, recording, by=by, reason=reason, case_pattern=settings.case_pattern,
+                                   **wanted)
+                session.commit()
+                if recording.state in ("archived", "verified"):
+                    write_manifest(session, _store(settings), recording, key, actor=by)
+                    session.commit()
+                results.append({"id": recording.id, "device_path": sighting.device_path,
+                                "revision": revision.revision})
+    if as_json:
+        _print_json({"tagged": results})
+    else:
+        for r in results:
+            click.echo(f"recording {r['id']} ({r['device_path']}): "
+                       + (f"stamp revision {r['revision']}" if r["revision"] else "already so"))
+
+
 @main.command()
 @click.argument("dest", type=click.Path(path_type=Path))
 def samples(dest: Path) -> None:

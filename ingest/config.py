@@ -46,6 +46,13 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_PROFILES_DIR": ("profiles_dir", "(none)", "extra folder of device-profile YAML files"),
     "EVIDENCE_BROKER_URL": ("broker_url", "(in-process)", "queue broker: redis://… or amqp://…"),
     "EVIDENCE_QUEUE_NAMESPACE": ("queue_namespace", "evidence", "prefix of queue names (and Redis keys)"),
+    "EVIDENCE_MOUNT_ROOTS": ("mount_roots", "/media:/run/media/*",
+                             "where docked recorders are mounted (':'-separated globs)"),
+    "EVIDENCE_STATION_WORKERS": ("station_workers", "4", "devices ingested at once by `station watch`"),
+    "EVIDENCE_MOUNT_STABLE_S": ("mount_stable_s", "1.0", "a new volume must be unchanged this long before reading"),
+    "EVIDENCE_RESCAN_S": ("rescan_s", "5", "periodic rescan of the mount roots (safety net for inotify)"),
+    "EVIDENCE_CLEAR_DEVICES": ("clear_devices", "profile",
+                               "'profile': clear verified files where the profile allows; 'never'"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
 }
@@ -102,6 +109,15 @@ class Settings:
     s3: S3Settings | None = None
     broker_url: str = ""
     queue_namespace: str = "evidence"
+    mount_roots: tuple[str, ...] = ("/media", "/run/media/*")
+    station_workers: int = 4
+    mount_stable_s: float = 1.0
+    rescan_s: float = 5.0
+    clear_devices: str = "profile"
+
+    @property
+    def status_path(self) -> Path:
+        return self.home / "station-status.json"
 
     @property
     def store_path(self) -> Path:
@@ -214,7 +230,29 @@ class Settings:
             s3=s3,
             broker_url=_broker_url(get("EVIDENCE_BROKER_URL", "")),
             queue_namespace=_namespace(get("EVIDENCE_QUEUE_NAMESPACE", "evidence")),
+            mount_roots=tuple(r for r in get("EVIDENCE_MOUNT_ROOTS", "/media:/run/media/*").split(":") if r),
+            station_workers=integer("EVIDENCE_STATION_WORKERS", "4", 1),
+            mount_stable_s=_seconds("EVIDENCE_MOUNT_STABLE_S", get("EVIDENCE_MOUNT_STABLE_S", "1.0")),
+            rescan_s=_seconds("EVIDENCE_RESCAN_S", get("EVIDENCE_RESCAN_S", "5")),
+            clear_devices=_choice("EVIDENCE_CLEAR_DEVICES", get("EVIDENCE_CLEAR_DEVICES", "profile"),
+                                  ("profile", "never")),
         )
+
+
+def _seconds(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigInvalid(key, raw, "Not a number of seconds.") from None
+    if value < 0:
+        raise ConfigInvalid(key, raw, "Must not be negative.")
+    return value
+
+
+def _choice(key: str, raw: str, allowed: tuple[str, ...]) -> str:
+    if raw not in allowed:
+        raise ConfigInvalid(key, raw, f"Use one of: {', '.join(allowed)}.")
+    return raw
 
 
 def _broker_url(raw: str) -> str:

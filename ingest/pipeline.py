@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from catalog import (
@@ -63,6 +65,10 @@ logger = logging.getLogger(__name__)
 
 #: Uploads to the store that may run beside the copying (each bounded in memory by the store itself).
 ARCHIVES_IN_FLIGHT = 2
+#: Registration of station, officer, device and key rows, one dock at a time within a process.
+_REGISTER_LOCK = threading.Lock()
+#: Files larger than this are copied outside any open catalogue transaction.
+LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Catalog commits are grouped: at most this many files or this many seconds per transaction.
 COMMIT_EVERY_FILES = 64
 COMMIT_EVERY_S = 1.0
@@ -77,6 +83,7 @@ class IngestOptions:
     clock_offset_s: float | None = None
     actor: str = "station"
     defer_archive: bool = False  # leave recordings staged for the archive queue (store-and-forward)
+    should_stop: Callable[[], bool] | None = None  # checked between files: a station shutting down
 
 
 @dataclass
@@ -199,6 +206,19 @@ class _Run:
 
     # -- steps ------------------------------------------------------------------------------------
     def begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
+        # Several docks may register the same station/officer/key at once: one at a time in this process,
+        # and a retry when another process won the race (the rows then exist and are found).
+        for attempt in range(3):
+            try:
+                with _REGISTER_LOCK:
+                    self._begin(profile, identity, serial)
+                return
+            except IntegrityError:
+                self.session.rollback()
+                if attempt == 2:
+                    raise
+
+    def _begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
         s, opts = self.session, self.options
         place = self.settings.station_place
         ensure_station(s, self.settings.station, name=self.settings.station_name,
@@ -358,6 +378,11 @@ class _Run:
         pending: deque[_Pending] = deque()
         with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
             for file in files:
+                if self.options.should_stop is not None and self.options.should_stop():
+                    self.report.errors.append({"file": str(self.root), "stage": "station",
+                                               "reason": "station stopping: the rest waits for the next dock",
+                                               "preserved": False})
+                    break
                 self.dock.files_seen += 1
                 known = find_known_sighting(self.session, device_serial=self.serial,
                                             device_path=file.relative, size_bytes=file.size_bytes,
@@ -369,6 +394,10 @@ class _Run:
                         self.progress("advance", file.size_bytes)
                     continue
                 sidecar, sidecar_note = _read_sidecar(self.profile, file)
+                if self.uncommitted and file.size_bytes > LONG_COPY_BYTES:
+                    # Never hold a transaction (and the custody-head lock) across a long device read:
+                    # other docks on this station would wait for it.
+                    self._commit()
                 try:
                     copy = copy_and_hash(file.path, staging, part_name=_part_key(self.serial, file),
                                          progress=on_bytes)

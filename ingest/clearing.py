@@ -1,0 +1,83 @@
+"""Clear a recorder only after its recordings are safe: the one place that deletes on a device.
+
+A device file is removed only when (1) its profile allows clearing, (2) it is still the very file we
+copied (same device, path, size and mtime as the sighting), and (3) the archived copy is verified: on S3
+the server confirmed the SHA-256 on write and the read-back matched (`verified`); on the local store the
+stored object is re-hashed here and must equal the ingest hash. Each removal is a custody event.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from catalog import CustodyKind, Recording, RecordingState, Sighting, append_event
+from device_profiles import DeviceProfile
+from ingest.scan import scan_device
+from storage import EvidenceStore, HashMismatch, StorageError
+
+__all__ = ["ClearReport", "clear_device"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClearReport:
+    cleared: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)  # device path -> why it stays
+
+    @property
+    def waiting(self) -> int:
+        """Files that will be clearable once archiving finishes."""
+        return sum(1 for why in self.kept.values() if why.startswith("not yet"))
+
+
+def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: DeviceProfile, *, device_serial: str,
+                 actor: str) -> ClearReport:
+    report = ClearReport()
+    if not profile.clear_after_archive:
+        return report
+    files = scan_device(root, profile).files
+    with Session(engine) as session:
+        for file in files:
+            sighting = session.exec(select(Sighting).where(
+                Sighting.device_serial == device_serial, Sighting.device_path == file.relative,
+                Sighting.size_bytes == file.size_bytes, Sighting.mtime_ns == file.mtime_ns)).first()
+            if sighting is None:
+                report.kept[file.relative] = "not ingested in this form from this device"
+                continue
+            recording = session.get(Recording, sighting.recording_id)
+            assert recording is not None
+            if recording.state == RecordingState.STAGED.value:
+                report.kept[file.relative] = "not yet archived"
+                continue
+            if recording.state == RecordingState.ARCHIVED.value:
+                try:  # local store: prove the stored bytes by re-hashing them
+                    store.verify(recording.sha256)
+                except (HashMismatch, StorageError) as exc:
+                    report.kept[file.relative] = f"archived copy failed verification: {exc}"
+                    continue
+                recording.state = RecordingState.VERIFIED.value
+                session.add(recording)
+                append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id,
+                             details={"how": "re-hashed the stored bytes before clearing the device"})
+            if recording.state != RecordingState.VERIFIED.value:
+                report.kept[file.relative] = f"recording is {recording.state}"
+                continue
+            try:
+                os.unlink(file.path)
+            except OSError as exc:
+                report.kept[file.relative] = f"cannot delete on the device: {exc.strerror or exc}"
+                continue
+            append_event(session, CustodyKind.CLEARED, actor=actor, recording_id=recording.id, details={
+                "device_serial": device_serial, "device_path": file.relative, "sha256": recording.sha256,
+                "store_key": recording.store_key})
+            session.commit()
+            report.cleared.append(file.relative)
+        session.commit()
+    logger.info("Cleared %d file(s) from %r; %d kept.", len(report.cleared), str(root), len(report.kept))
+    return report

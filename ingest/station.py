@@ -1,0 +1,244 @@
+"""`evidence station watch`: notice docked recorders and ingest them unattended, several at once.
+
+Each stable new volume goes to a bounded pool of ingest threads (one device's slowness never blocks
+another: each has its own thread, and no catalogue transaction is held across a long copy). After ingest,
+devices whose profile allows it are cleared file by file as their archived copies are verified (a sweep
+that also waits for queue workers). Progress is kept per device and written to a status file
+(`evidence station status`) for a kiosk screen. SIGTERM stops between files; nothing done is lost and the
+next start resumes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from catalog import load_or_create_key
+from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
+from device_profiles.matching import list_top_paths
+from ingest.actors import Actors, WorkerContext, declare_actors
+from ingest.broker import make_broker
+from ingest.clearing import clear_device
+from ingest.config import Settings
+from ingest.dock_watcher import DockWatcher, Volume
+from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.wiring import catalog_engine, open_store
+
+__all__ = ["DeviceStatus", "StationService", "read_status"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceStatus:
+    path: str
+    state: str = "settling"  # ingesting | waiting-archive | done | failed | unknown | undocked
+    profile: str | None = None
+    device_serial: str | None = None
+    dock_session: int | None = None
+    files_total: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    rate_bytes_s: float = 0.0
+    eta_s: float | None = None
+    new: int = 0
+    known: int = 0
+    skipped: int = 0
+    cleared: int = 0
+    waiting_clear: int = 0
+    errors: list[str] = field(default_factory=list)
+    message: str = ""
+    docked_at: str = ""
+    first_byte_after_s: float | None = None
+    finished_at: str | None = None
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """The last status the station wrote ({} if it never ran)."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return data
+
+
+class StationService:
+    def __init__(self, settings: Settings, *, on_change: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.settings = settings
+        self.on_change = on_change
+        self.devices: dict[str, DeviceStatus] = {}
+        self.awaiting_clear: dict[str, tuple[Path, DeviceProfile, str]] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
+        self._dirty = True
+
+    # -- status --------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"station": self.settings.station, "updated_at": datetime.now(UTC).isoformat(),
+                    "running": not self.stop.is_set(), "devices": [asdict(d) for d in self.devices.values()]}
+
+    def _changed(self) -> None:
+        self._dirty = True
+
+    def _write_status(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        data = self.snapshot()
+        path = self.settings.status_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        if self.on_change is not None:
+            self.on_change(data)
+
+    # -- docking -------------------------------------------------------------------------------------
+    def _is_volume(self, path: Path) -> bool:
+        present = list_top_paths(path)
+        return any(is_match(p, present) for p in self.profiles.values())
+
+    def _docked(self, volume: Volume) -> None:
+        key = str(volume.path)
+        status = DeviceStatus(path=key, docked_at=datetime.now(UTC).isoformat())
+        try:
+            profile = recognise(volume.path, self.profiles)
+        except ProfileNotFound as exc:
+            status.state, status.message = "unknown", str(exc)
+            logger.warning("Unknown volume %r: not ingested.", key)
+            with self.lock:
+                self.devices[key] = status
+            self._changed()
+            return
+        status.profile, status.state = profile.name, "queued"
+        with self.lock:
+            self.devices[key] = status
+        self._changed()
+        logger.warning("Docked %r (%s).", key, profile.name)
+        self.pool.submit(self._ingest, volume, profile, time.monotonic())
+
+    def _undocked(self, volume: Volume) -> None:
+        key = str(volume.path)
+        with self.lock:
+            status = self.devices.get(key)
+            if status is not None and status.state not in ("ingesting", "queued"):
+                status.state = "undocked"
+            self.awaiting_clear.pop(key, None)
+        self._changed()
+        logger.warning("Undocked %r.", key)
+
+    def _ingest(self, volume: Volume, profile: DeviceProfile, docked_at: float) -> None:
+        key = str(volume.path)
+        status = self.devices[key]
+        status.state = "ingesting"
+        self._changed()
+        started = time.monotonic()
+
+        def progress(event: str, value: int) -> None:
+            if event == "files":
+                status.files_total = value
+            elif event == "bytes":
+                status.bytes_total = value
+            elif event == "advance":
+                if status.first_byte_after_s is None and value:
+                    status.first_byte_after_s = round(time.monotonic() - docked_at, 3)
+                status.bytes_done += value
+                elapsed = max(time.monotonic() - started, 1e-6)
+                status.rate_bytes_s = status.bytes_done / elapsed
+                left = max(status.bytes_total - status.bytes_done, 0)
+                status.eta_s = round(left / status.rate_bytes_s, 1) if status.rate_bytes_s else None
+            self._changed()
+
+        def enqueue(ids: list[int]) -> None:
+            for recording_id in ids:
+                self.actors.archive.send(recording_id)
+
+        options = IngestOptions(profile=profile.name, actor=f"station:{self.settings.station}",
+                                defer_archive=bool(self.settings.broker_url), should_stop=self.stop.is_set)
+        try:
+            report = ingest_folder(volume.path, settings=self.settings, engine=self.engine, store=self.store,
+                                   options=options, progress=progress,
+                                   after_commit=enqueue if self.settings.broker_url else None)
+        except Exception as exc:  # noqa: BLE001 - one device's failure never stops the station
+            logger.exception("Ingest of %r failed.", key)
+            status.state, status.message = "failed", str(exc)
+            self._changed()
+            return
+        status.device_serial, status.dock_session = report.device_serial, report.dock_session_id
+        status.new = sum(1 for r in report.recordings if r.get("ingest") == "new")
+        status.known = len(report.recordings) - status.new
+        status.skipped = len(report.skipped)
+        status.errors = [f"{e['file']}: {e['reason']}" for e in report.errors]
+        status.finished_at = datetime.now(UTC).isoformat()
+        status.state = "done"
+        if self.settings.clear_devices == "profile" and profile.clear_after_archive:
+            status.state = "waiting-archive"
+            with self.lock:
+                self.awaiting_clear[key] = (volume.path, profile, report.device_serial)
+        self._changed()
+        logger.warning("Ingested %r: %d new, %d known, %d skipped, %d error(s).", key, status.new, status.known,
+                       status.skipped, len(status.errors))
+
+    def _sweep_clearing(self) -> None:
+        with self.lock:
+            waiting = list(self.awaiting_clear.items())
+        for key, (path, profile, serial) in waiting:
+            if not path.is_dir():
+                with self.lock:
+                    self.awaiting_clear.pop(key, None)
+                continue
+            try:
+                result = clear_device(self.engine, self.store, path, profile, device_serial=serial,
+                                      actor=f"station:{self.settings.station}")
+            except Exception:  # noqa: BLE001 - retried at the next sweep
+                logger.exception("Clearing %r failed; will retry.", key)
+                continue
+            status = self.devices[key]
+            status.cleared += len(result.cleared)
+            status.waiting_clear = result.waiting
+            if result.waiting == 0:
+                status.state = "done"
+                with self.lock:
+                    self.awaiting_clear.pop(key, None)
+            self._changed()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> None:
+        if stop is not None:
+            self.stop = stop
+        settings = self.settings
+        with catalog_engine(settings) as engine:
+            self.engine = engine
+            self.store = open_store(settings, check=not settings.broker_url)
+            key = load_or_create_key(settings.station_key_path)
+            broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
+            self.actors: Actors = declare_actors(broker, lambda: WorkerContext(settings, engine, self.store, key),
+                                                 station=settings.station, namespace=settings.queue_namespace)
+            self.pool = ThreadPoolExecutor(max_workers=settings.station_workers, thread_name_prefix="dock")
+            watcher = DockWatcher(list(settings.mount_roots), is_volume=self._is_volume, on_ready=self._docked,
+                                  on_gone=self._undocked, stable_s=settings.mount_stable_s,
+                                  rescan_s=settings.rescan_s)
+            watcher.start()
+            logger.warning("Station %r watching %s.", settings.station, ", ".join(settings.mount_roots))
+            try:
+                while not self.stop.wait(0.25):
+                    self._sweep_clearing()
+                    self._write_status()
+            finally:
+                watcher.stop()
+                self.pool.shutdown(wait=True)  # in-flight docks stop between files
+                self._sweep_clearing()
+                self._dirty = True
+                self._write_status()
+                broker.close()
+                self.actors.close()

@@ -1,0 +1,181 @@
+"""The dock station: noticing volumes, ingesting several at once, clearing only what is verified."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import Session, select
+
+from catalog import CustodyEvent, Recording, StampRevision, open_catalog
+from ingest.cli import main
+from ingest.config import Settings
+from ingest.dock_watcher import DockWatcher, Volume
+from ingest.station import StationService, read_status
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+
+def _wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def test_watcher_hands_over_a_volume_once_it_has_settled_and_reports_it_gone(tmp_path):
+    ready, gone = [], []
+    watcher = DockWatcher([str(tmp_path)], is_volume=lambda p: (p / "DCIM").is_dir(), on_ready=ready.append,
+                          on_gone=gone.append, stable_s=2.0)
+    device = tmp_path / "CAM"
+    (device / "DCIM").mkdir(parents=True)
+    watcher.scan_once(now=0.0)
+    (device / "DCIM" / "IMG_0001.JPG").write_bytes(b"still being written")
+    watcher.scan_once(now=1.5)  # changed since the first look: settling starts again
+    watcher.scan_once(now=3.0)
+    assert ready == []
+    watcher.scan_once(now=3.6)
+    assert [v.path for v in ready] == [device]
+    watcher.scan_once(now=10.0)
+    assert len(ready) == 1  # handed over once
+    shutil.rmtree(device)
+    watcher.scan_once(now=11.0)
+    assert [v.path for v in gone] == [device]
+
+
+def test_watcher_looks_one_level_down_for_user_folders(tmp_path):
+    ready = []
+    watcher = DockWatcher([str(tmp_path / "*")], is_volume=lambda p: (p / "ZFYINFO.TXT").exists(),
+                          on_ready=ready.append, on_gone=lambda v: None, stable_s=0.0)
+    device = tmp_path / "run" / "officer" / "ZFY"
+    device.mkdir(parents=True)
+    (device / "ZFYINFO.TXT").write_bytes(b"x")
+    watcher.scan_once(now=0.0)
+    watcher.scan_once(now=0.1)
+    assert [v.path for v in ready] == [device]
+
+
+@pytest.fixture
+def station_settings(tmp_path, catalog_url):
+    root = tmp_path / "media"
+    root.mkdir()
+    return Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url,
+                              "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3",
+                              "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATION_WORKERS": "2"})
+
+
+def _devices(status: dict) -> dict[str, dict]:
+    return {Path(d["path"]).name: d for d in status.get("devices", [])}
+
+
+def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, station_settings):
+    root = Path(station_settings.mount_roots[0])
+    service = StationService(station_settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        # Given two recorders docked at nearly the same time, one whose profile allows clearing
+        shutil.copytree(samples.cn_recorder, root / "ZFY", symlinks=True)
+        shutil.copytree(samples.dcim_camera, root / "CAMERA")
+        (root / "USBSTICK").mkdir()  # nothing any profile recognises: never a volume here
+        # When the station has finished with both
+        _wait_for(lambda: {d["state"] for d in _devices(read_status(station_settings.status_path)).values()}
+                  == {"done"} and len(_devices(read_status(station_settings.status_path))) == 2, 90,
+                  "both docks to finish")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    status = read_status(station_settings.status_path)
+    devices = _devices(status)
+    assert status["running"] is False
+    assert (devices["ZFY"]["profile"], devices["ZFY"]["device_serial"], devices["ZFY"]["new"]) == (
+        "cn-enforcement-recorder", "A123456", 10)
+    assert devices["ZFY"]["bytes_done"] == devices["ZFY"]["bytes_total"] > 0
+    assert devices["ZFY"]["first_byte_after_s"] is not None
+    # Then the recorder is cleared of every file that was verified, and nothing else is touched
+    assert devices["ZFY"]["cleared"] == 10
+    left = sorted(str(p.relative_to(root / "ZFY")) for p in (root / "ZFY").rglob("*") if p.is_file()
+                  or p.is_symlink())
+    assert left == ["RECORD/20261120/ZFY_A123456_010203_20261120_092000.mp4", "RECORD/20261120/notes.txt",
+                    "ZFYINFO.TXT"]
+    assert devices["CAMERA"]["cleared"] == 0  # the generic camera's profile forbids clearing
+    assert sorted(p.name for p in (root / "CAMERA" / "DCIM" / "100EVCAM").iterdir()) == [
+        "IMG_0001.JPG", "IMG_0001.THM", "IMG_0002.JPG", "IMG_0004.JPG", "MVI_0003.MP4"]
+    engine = open_catalog(station_settings.database_url)
+    try:
+        with Session(engine) as session:
+            cleared = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "cleared")).all()
+            states = {r.state for r in session.exec(select(Recording).where(Recording.device_serial == "A123456"))}
+    finally:
+        engine.dispose()
+    assert len(cleared) == 10 and states == {"verified"}  # re-hashed in the store before each deletion
+
+
+def test_an_unknown_volume_is_reported_not_ingested(station_settings, tmp_path):
+    service = StationService(station_settings)
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    (stick / "holiday.mp4").write_bytes(b"not evidence")
+    service._docked(Volume(path=stick, identity=(0, 0)))
+    status = service.devices[str(stick)]
+    assert status.state == "unknown" and status.message.startswith("no device profile recognises")
+    assert (stick / "holiday.mp4").exists()
+
+
+def test_station_tag_stamps_a_dock_session_as_the_officer(samples, station_settings):
+    env = {"EVIDENCE_HOME": str(station_settings.home), "EVIDENCE_DATABASE_URL": station_settings.database_url}
+    runner = CliRunner()
+    ingested = runner.invoke(main, ["ingest", str(samples.sidecar_recorder), "--json", "--no-derive"], env=env)
+    session_id = json.loads(ingested.stdout)["dock_session"]
+    result = runner.invoke(main, ["station", "tag", "--session", str(session_id), "--by", "020304",
+                                  "--case", "AB-2026-00042", "--purpose", "证明违法事实", "--important",
+                                  "--file", "CLIPS/CLIP0001.mp4", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert [(t["device_path"], t["revision"]) for t in json.loads(result.stdout)["tagged"]] == [
+        ("CLIPS/CLIP0001.mp4", 2)]
+    engine = open_catalog(station_settings.database_url)
+    try:
+        with Session(engine) as session:
+            revision = session.exec(select(StampRevision).where(StampRevision.revision == 2)).one()
+    finally:
+        engine.dispose()
+    assert (revision.changed_by, revision.case_number, revision.purpose, revision.important) == (
+        "020304", "AB-2026-00042", "证明违法事实", True)
+    missing = runner.invoke(main, ["station", "tag", "--session", str(session_id), "--by", "x", "--case",
+                                   "AB-2026-00043", "--file", "CLIPS/NOPE.mp4"], env=env)
+    assert missing.exit_code == 2 and "CLIPS/NOPE.mp4" in missing.stderr
+
+
+@pytest.mark.slow
+def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, station_settings):
+    root = Path(station_settings.mount_roots[0])
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")},
+           "EVIDENCE_HOME": str(station_settings.home), "EVIDENCE_DATABASE_URL": station_settings.database_url,
+           "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3", "EVIDENCE_RESCAN_S": "0.5"}
+    evidence = str(Path(sys.executable).with_name("evidence"))
+    proc = subprocess.Popen([evidence, "station", "watch"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: read_status(station_settings.status_path).get("running"), 30, "the station to start")
+        shutil.copytree(samples.sidecar_recorder, root / "GPSREC")
+        _wait_for(lambda: _devices(read_status(station_settings.status_path)).get("GPSREC", {}).get("state")
+                  == "done", 90, "the dock to finish")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Docked" in err and "Ingested" in err and "3 new" in err  # plain log lines when not a terminal
+    assert read_status(station_settings.status_path)["running"] is False
+    assert sorted(p.name for p in (root / "GPSREC" / "CLIPS").iterdir()) == [
+        "CLIP0001.json", "CLIP0002.json", "CLIP0003.json"]  # recordings cleared, sidecars left

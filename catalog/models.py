@@ -108,6 +108,9 @@ class DockSession(SQLModel, table=True):
     files_new: int = 0
     files_known: int = 0
     files_failed: int = 0
+    officer_number: str | None = Field(default=None, max_length=32)
+    clock_offset_s: float | None = None  # station UTC minus the device clock, when the profile can read it
+    result: str | None = Field(default=None, max_length=32)  # complete | partial | interrupted
 
 
 class Recording(SQLModel, table=True):

@@ -71,6 +71,8 @@ class SidecarRule:
 class ClockRule:
     zone: str | None  # the device's local zone when its clock is local time
     container_time_is_local: bool = False  # container says UTC but holds local wall time
+    file: str | None = None  # a file where the docked device shows its current clock
+    file_format: str = "%Y-%m-%d %H:%M:%S"  # strptime format of that file's first line
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,8 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
         if ts not in TIME_SOURCES:
             problems.append(f"time_sources: unknown source {ts!r} (allowed: {', '.join(TIME_SOURCES)})")
 
-    clk = _check_keys("clock", top.get("clock", {}), {"zone", "container_time_is_local"}, problems)
+    clk = _check_keys("clock", top.get("clock", {}), {"zone", "container_time_is_local", "file", "file_format"},
+                      problems)
     zone = clk.get("zone")
     if zone is not None:
         try:
@@ -155,7 +158,14 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
     local_container = clk.get("container_time_is_local", False)
     if not isinstance(local_container, bool):
         problems.append(f"clock.container_time_is_local: expected true/false, got {local_container!r}")
-    clock = ClockRule(zone=zone, container_time_is_local=bool(local_container))
+    clock_file = clk.get("file")
+    if clock_file is not None and not isinstance(clock_file, str):
+        problems.append(f"clock.file: expected a file name, got {clock_file!r}")
+    file_format = clk.get("file_format", "%Y-%m-%d %H:%M:%S")
+    if not isinstance(file_format, str) or "%" not in file_format:
+        problems.append(f"clock.file_format: {file_format!r} is not a strptime format")
+    clock = ClockRule(zone=zone, container_time_is_local=bool(local_container),
+                      file=clock_file if isinstance(clock_file, str) else None, file_format=str(file_format))
 
     clear = top.get("clear_after_archive", False)
     if not isinstance(clear, bool):

@@ -33,11 +33,12 @@ class ConfigInvalid(IngestError):
 
 class CopyFailed(IngestError):
     def __init__(self, source: Path | str, destination: Path | str, *, reason: str,
-                 bytes_copied: int = 0) -> None:
+                 bytes_copied: int = 0, errno: int | None = None) -> None:
         self.source = str(source)
         self.destination = str(destination)
         self.reason = reason
         self.bytes_copied = bytes_copied
+        self.errno = errno  # ENOSPC: the staging disk is full (wait); ENODEV/EIO: the device went away
         super().__init__(f"copy of {self.source!r} to {self.destination!r} failed after "
                          f"{bytes_copied} bytes: {reason}")
 

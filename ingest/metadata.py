@@ -20,8 +20,8 @@ from ingest.integrity import Structure
 
 __all__ = [
     "CaptureTime", "ExifFacts", "Facts", "FilenameFacts", "Place", "RawTime", "RecordingMetadata",
-    "SidecarFacts", "describe", "exif_facts", "parse_filename", "parse_iso6709", "resolve_capture_time",
-    "sidecar_facts",
+    "SidecarFacts", "describe", "exif_facts", "measure_clock_offset", "parse_filename", "parse_iso6709",
+    "resolve_capture_time", "sidecar_facts",
 ]
 
 _AUDIO_FORMATS = {"wav", "amr", "mp3"}
@@ -320,6 +320,21 @@ def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfil
     mtime = datetime.fromtimestamp(facts.mtime_ns / 1e9, tz=UTC)
     found["file_mtime"] = RawTime("file_mtime", mtime.isoformat(), mtime, None, True)
     return found
+
+
+def measure_clock_offset(text: str, *, fmt: str, zone: str, station_now: datetime) -> float | None:
+    """Seconds to add to the device clock to get UTC, from the device's own clock reading at docking.
+
+    *text* is what the device shows (its first line is parsed with *fmt*, in *zone*); None if unreadable.
+    Rounded to whole seconds: the reading itself is only that precise.
+    """
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    try:
+        device = datetime.strptime(line, fmt)
+    except ValueError:
+        return None
+    device_utc = device.replace(tzinfo=ZoneInfo(zone)) if device.tzinfo is None else device
+    return float(round((station_now - device_utc.astimezone(UTC)).total_seconds()))
 
 
 def resolve_capture_time(candidates: Mapping[str, RawTime], order: tuple[str, ...], *,

@@ -9,15 +9,17 @@ staging as `staged` and is archived on the next run.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ from ingest.config import Settings
 from ingest.errors import CopyFailed, DeviceGone
 from ingest.identity import DeviceIdentity, read_identity
 from ingest.integrity import Structure
-from ingest.metadata import Facts, describe, parse_filename
+from ingest.metadata import Facts, describe, measure_clock_offset, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
@@ -67,6 +69,8 @@ logger = logging.getLogger(__name__)
 ARCHIVES_IN_FLIGHT = 2
 #: Registration of station, officer, device and key rows, one dock at a time within a process.
 _REGISTER_LOCK = threading.Lock()
+#: How often a paused ingest looks for staging space again.
+DISK_FULL_POLL_S = 0.5
 #: Files larger than this are copied outside any open catalogue transaction.
 LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Catalog commits are grouped: at most this many files or this many seconds per transaction.
@@ -94,6 +98,7 @@ class IngestReport:
     recordings: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def all_preserved(self) -> bool:
@@ -102,7 +107,7 @@ class IngestReport:
     def as_json(self) -> dict[str, Any]:
         return {"dock_session": self.dock_session_id, "profile": self.profile,
                 "device_serial": self.device_serial, "recordings": self.recordings,
-                "skipped": self.skipped, "errors": self.errors}
+                "skipped": self.skipped, "errors": self.errors, "notes": self.notes}
 
 
 Progress = Callable[[str, int], None]  # (event, value): "files" total, "bytes" total, "advance" bytes
@@ -174,6 +179,8 @@ class _Run:
         self.root, self.settings, self.engine, self.store = root, settings, engine, store
         self.options, self.progress, self.after_commit = options, progress, after_commit
         self.new_ids: list[int] = []
+        self.measured_offset_s: float | None = None
+        self.stopped = False
         self.archiving: deque[_Archiving] = deque()
         self.archive_pool = ThreadPoolExecutor(max_workers=ARCHIVES_IN_FLIGHT, thread_name_prefix="archive")
         self.report = IngestReport()
@@ -234,12 +241,14 @@ class _Run:
         self.key = load_or_create_key(self.settings.station_key_path)
         ensure_station_key(s, self.settings.station, self.key, actor=opts.actor)
         self.dock = DockSession(station_code=self.settings.station, device_serial=serial, profile=profile.name,
-                                source_path=str(self.root), started_at=utcnow())
+                                source_path=str(self.root), started_at=utcnow(), officer_number=self.officer_number,
+                                clock_offset_s=self.measured_offset_s)
         s.add(self.dock)
         s.flush()
         append_event(s, CustodyKind.DOCKED, actor=opts.actor, dock_session_id=self.dock.id, details={
             "station": self.settings.station, "device_serial": serial, "profile": profile.name,
             "path": str(self.root), "identity": {k: v for k, v in vars(identity).items() if v},
+            "device_clock_offset_s": self.measured_offset_s,
         })
         s.commit()
         self.profile, self.identity, self.serial = profile, identity, serial
@@ -367,6 +376,30 @@ class _Run:
                                            "device_path": file.relative})
             self._maybe_commit()
 
+    def _copy_waiting_for_space(self, file: DeviceFile, staging: Path,
+                                on_bytes: Callable[[int], None] | None) -> CopyResult:
+        """Copy; when staging is full, pause (resumable .part kept) until space returns or time runs out."""
+        waited = 0.0
+        while True:
+            try:
+                return copy_and_hash(file.path, staging, part_name=_part_key(self.serial, file), progress=on_bytes)
+            except CopyFailed as exc:
+                stopping = self.options.should_stop is not None and self.options.should_stop()
+                if exc.errno != errno.ENOSPC or waited >= self.settings.disk_full_wait_s or stopping:
+                    raise
+                if waited == 0.0:
+                    logger.error("Staging disk %r is full while copying %r: paused until space returns.",
+                                 str(staging), file.relative)
+                    self.report.notes.append(f"paused: staging disk full while copying {file.relative} "
+                                             f"({exc.bytes_copied} bytes kept)")
+                    if self.progress:
+                        self.progress("paused", exc.bytes_copied)
+                time.sleep(DISK_FULL_POLL_S)
+                waited += DISK_FULL_POLL_S
+                if shutil.disk_usage(staging).free < min(file.size_bytes - exc.bytes_copied, 1 << 20) + (1 << 20):
+                    continue
+                logger.warning("Staging has space again; resuming %r.", file.relative)
+
     def run(self, files: list[DeviceFile]) -> None:
         staging = self.settings.staging_dir
         staging.mkdir(parents=True, exist_ok=True)
@@ -382,6 +415,7 @@ class _Run:
                     self.report.errors.append({"file": str(self.root), "stage": "station",
                                                "reason": "station stopping: the rest waits for the next dock",
                                                "preserved": False})
+                    self.stopped = True
                     break
                 self.dock.files_seen += 1
                 known = find_known_sighting(self.session, device_serial=self.serial,
@@ -399,8 +433,7 @@ class _Run:
                     # other docks on this station would wait for it.
                     self._commit()
                 try:
-                    copy = copy_and_hash(file.path, staging, part_name=_part_key(self.serial, file),
-                                         progress=on_bytes)
+                    copy = self._copy_waiting_for_space(file, staging, on_bytes)
                 except CopyFailed as exc:
                     self.dock.files_failed += 1
                     self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
@@ -428,12 +461,29 @@ class _Run:
         finally:
             self.archive_pool.shutdown(wait=True)
         self.dock.finished_at = utcnow()
+        self.dock.result = ("interrupted" if self.stopped or any(e["stage"] == "device" for e in self.report.errors)
+                            else "partial" if self.report.errors else "complete")
         self.session.add(self.dock)
         append_event(self.session, CustodyKind.UNDOCKED, actor=self.options.actor, dock_session_id=self.dock.id,
                      details={"files_seen": self.dock.files_seen, "files_new": self.dock.files_new,
                               "files_known": self.dock.files_known, "files_failed": self.dock.files_failed})
         self._commit()
         self.session.close()
+
+
+def _measure_device_clock(root: Path, profile: DeviceProfile, station_tz: str) -> float | None:
+    if profile.clock.file is None:
+        return None
+    path = root / profile.clock.file
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        with path.open("rb") as fh:
+            text = fh.read(1024).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    return measure_clock_offset(text, fmt=profile.clock.file_format, zone=profile.clock.zone or station_tz,
+                                station_now=utcnow())
 
 
 def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: EvidenceStore,
@@ -455,11 +505,15 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
     profile = get_profile(profiles, options.profile) if options.profile else recognise(root, profiles)
     identity = read_identity(root, profile.identity) if profile.identity else DeviceIdentity()
+    measured = _measure_device_clock(root, profile, settings.station_tz)
+    if measured is not None and options.clock_offset_s is None:
+        options = replace(options, clock_offset_s=measured)  # the device said what its clock reads: correct it
     scan = scan_device(root, profile)
     if not options.defer_archive:
         archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
                        actor=options.actor)
     run = _Run(root, settings, engine, store, options, progress, after_commit)
+    run.measured_offset_s = measured
     run.begin(profile, identity, _device_serial(identity, scan.files, profile, root))
     if identity.problem and profile.identity:
         run.report.skipped.append({"file": profile.identity.file, "reason": identity.problem})

@@ -163,7 +163,7 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
     except PermissionError:
         src_fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # O_NOATIME needs ownership
     except OSError as exc:
-        raise CopyFailed(source, part, reason=exc.strerror or str(exc)) from exc
+        raise CopyFailed(source, part, reason=exc.strerror or str(exc), errno=exc.errno) from exc
     try:
         source_size = os.fstat(src_fd).st_size
         if resume and part.exists() and part.stat().st_size <= source_size:
@@ -184,7 +184,7 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
             os.fsync(dst_fd)
         except OSError as exc:
             raise CopyFailed(source, part, reason=exc.strerror or str(exc),
-                             bytes_copied=_size_or_zero(part)) from exc
+                             bytes_copied=_size_or_zero(part), errno=exc.errno) from exc
         finally:
             os.close(dst_fd)
     finally:

@@ -181,6 +181,12 @@ class _Run:
         self.new_ids: list[int] = []
         self.measured_offset_s: float | None = None
         self.stopped = False
+        self._dock: DockSession | None = None
+        self._dock_id: int | None = None
+        self._begin_thread: threading.Thread | None = None
+        self._begin_error: BaseException | None = None
+        self.files_seen = 0
+        self.files_failed = 0
         self.archiving: deque[_Archiving] = deque()
         self.archive_pool = ThreadPoolExecutor(max_workers=ARCHIVES_IN_FLIGHT, thread_name_prefix="archive")
         self.report = IngestReport()
@@ -212,21 +218,50 @@ class _Run:
                      details={"file": file.relative, "stage": stage, "reason": reason, "preserved": preserved})
 
     # -- steps ------------------------------------------------------------------------------------
+    def start_begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
+        """Register the dock on a helper thread while the first file already copies (first byte fast)."""
+        self.profile, self.identity, self.serial = profile, identity, serial
+        self._begin_thread = threading.Thread(target=self._begin_safely, args=(profile, identity, serial),
+                                              name="dock-begin", daemon=True)
+        self._begin_thread.start()
+
+    def _begin_safely(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
+        try:
+            self.begin(profile, identity, serial)
+        except BaseException as exc:  # re-raised on the ingest thread by _ensure_begun
+            self._begin_error = exc
+
+    def _ensure_begun(self) -> None:
+        if self._dock is not None:
+            return
+        if self._begin_thread is not None:
+            self._begin_thread.join()
+        if self._begin_error is not None:
+            raise self._begin_error
+        self._dock = self.session.get(DockSession, self._dock_id)
+
+    @property
+    def dock(self) -> DockSession:
+        self._ensure_begun()
+        assert self._dock is not None
+        return self._dock
+
     def begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
         # Several docks may register the same station/officer/key at once: one at a time in this process,
         # and a retry when another process won the race (the rows then exist and are found).
         for attempt in range(3):
-            try:
-                with _REGISTER_LOCK:
-                    self._begin(profile, identity, serial)
-                return
-            except IntegrityError:
-                self.session.rollback()
-                if attempt == 2:
-                    raise
+            with Session(self.engine, expire_on_commit=False) as session:
+                try:
+                    with _REGISTER_LOCK:
+                        self._begin(session, profile, identity, serial)
+                    return
+                except IntegrityError:
+                    session.rollback()
+                    if attempt == 2:
+                        raise
 
-    def _begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
-        s, opts = self.session, self.options
+    def _begin(self, s: Session, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
+        opts = self.options
         place = self.settings.station_place
         ensure_station(s, self.settings.station, name=self.settings.station_name,
                        lat=place[0] if place else None, lon=place[1] if place else None)
@@ -240,20 +275,19 @@ class _Run:
                       unit_number=identity.unit_number or "", unit_name=identity.unit_name or "")
         self.key = load_or_create_key(self.settings.station_key_path)
         ensure_station_key(s, self.settings.station, self.key, actor=opts.actor)
-        self.dock = DockSession(station_code=self.settings.station, device_serial=serial, profile=profile.name,
-                                source_path=str(self.root), started_at=utcnow(), officer_number=self.officer_number,
-                                clock_offset_s=self.measured_offset_s)
-        s.add(self.dock)
+        dock = DockSession(station_code=self.settings.station, device_serial=serial, profile=profile.name,
+                           source_path=str(self.root), started_at=utcnow(), officer_number=self.officer_number,
+                           clock_offset_s=self.measured_offset_s)
+        s.add(dock)
         s.flush()
-        append_event(s, CustodyKind.DOCKED, actor=opts.actor, dock_session_id=self.dock.id, details={
+        append_event(s, CustodyKind.DOCKED, actor=opts.actor, dock_session_id=dock.id, details={
             "station": self.settings.station, "device_serial": serial, "profile": profile.name,
             "path": str(self.root), "identity": {k: v for k, v in vars(identity).items() if v},
             "device_clock_offset_s": self.measured_offset_s,
         })
         s.commit()
-        self.profile, self.identity, self.serial = profile, identity, serial
-        self.report.dock_session_id, self.report.profile, self.report.device_serial = (
-            self.dock.id, profile.name, serial)
+        self._dock_id = dock.id
+        self.report.dock_session_id, self.report.profile, self.report.device_serial = (dock.id, profile.name, serial)
 
     def add_sighting(self, recording: Recording, file: DeviceFile, important: bool, *, is_new: bool = False) -> None:
         assert recording.id is not None and self.dock.id is not None
@@ -270,6 +304,7 @@ class _Run:
             self.session.add(exists)
 
     def known_bytes(self, recording: Recording, file: DeviceFile) -> None:
+        self._ensure_begun()
         names = parse_filename(self.profile.filename, file.name)
         self.add_sighting(recording, file, bool(names and names.important))
         if names is not None and names.important and not recording.important:
@@ -289,6 +324,7 @@ class _Run:
             copy.destination.unlink(missing_ok=True)
 
     def register(self, pending: _Pending) -> None:
+        self._ensure_begun()
         file, copy = pending.file, pending.copy
         try:
             facts = pending.future.result()
@@ -417,7 +453,7 @@ class _Run:
                                                "preserved": False})
                     self.stopped = True
                     break
-                self.dock.files_seen += 1
+                self.files_seen += 1
                 known = find_known_sighting(self.session, device_serial=self.serial,
                                             device_path=file.relative, size_bytes=file.size_bytes,
                                             mtime_ns=file.mtime_ns)
@@ -435,7 +471,7 @@ class _Run:
                 try:
                     copy = self._copy_waiting_for_space(file, staging, on_bytes)
                 except CopyFailed as exc:
-                    self.dock.files_failed += 1
+                    self.files_failed += 1
                     self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
                                                             if exc.bytes_copied else ""), preserved=False)
                     if not self.root.is_dir():
@@ -460,13 +496,20 @@ class _Run:
             self._drain_archives(keep=0)  # also after an unplugged device: what was copied is archived
         finally:
             self.archive_pool.shutdown(wait=True)
-        self.dock.finished_at = utcnow()
-        self.dock.result = ("interrupted" if self.stopped or any(e["stage"] == "device" for e in self.report.errors)
-                            else "partial" if self.report.errors else "complete")
-        self.session.add(self.dock)
-        append_event(self.session, CustodyKind.UNDOCKED, actor=self.options.actor, dock_session_id=self.dock.id,
-                     details={"files_seen": self.dock.files_seen, "files_new": self.dock.files_new,
-                              "files_known": self.dock.files_known, "files_failed": self.dock.files_failed})
+        try:
+            self._ensure_begun()
+        except BaseException:
+            self.session.close()  # registration failed: the caller sees that error, not this one
+            return
+        dock = self.dock
+        dock.files_seen, dock.files_failed = self.files_seen, self.files_failed
+        dock.finished_at = utcnow()
+        dock.result = ("interrupted" if self.stopped or any(e["stage"] == "device" for e in self.report.errors)
+                       else "partial" if self.report.errors else "complete")
+        self.session.add(dock)
+        append_event(self.session, CustodyKind.UNDOCKED, actor=self.options.actor, dock_session_id=dock.id,
+                     details={"files_seen": dock.files_seen, "files_new": dock.files_new,
+                              "files_known": dock.files_known, "files_failed": dock.files_failed})
         self._commit()
         self.session.close()
 
@@ -514,7 +557,7 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
                        actor=options.actor)
     run = _Run(root, settings, engine, store, options, progress, after_commit)
     run.measured_offset_s = measured
-    run.begin(profile, identity, _device_serial(identity, scan.files, profile, root))
+    run.start_begin(profile, identity, _device_serial(identity, scan.files, profile, root))
     if identity.problem and profile.identity:
         run.report.skipped.append({"file": profile.identity.file, "reason": identity.problem})
     run.report.skipped.extend({"file": s.relative, "reason": s.reason} for s in scan.skipped)

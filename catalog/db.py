@@ -65,6 +65,8 @@ def open_catalog(url: str, *, run_migrations: bool = True, **engine_kwargs: Any)
     """Create an engine for *url* and migrate it; CatalogUnavailable if that fails."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if not url.startswith("sqlite"):
+        engine_kwargs.setdefault("pool_pre_ping", True)  # a database that restarted: reconnect, don't fail
     engine = create_engine(url, **engine_kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -9,6 +9,7 @@ staging as `staged` and is archived on the next run.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -24,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from catalog import (
+    CatalogUnavailable,
     CustodyKind,
     DockSession,
     Recording,
@@ -45,6 +47,7 @@ from catalog import (
     load_or_create_key,
     record_stamp,
     recording_as_json,
+    redact_url,
     validate_stamp,
     write_manifest,
 )
@@ -55,6 +58,10 @@ from ingest.config import Settings
 from ingest.errors import CopyFailed, DeviceGone
 from ingest.identity import DeviceIdentity, read_identity
 from ingest.integrity import Structure
+from ingest.journal import JournalEntry
+from ingest.journal import forget as forget_journal
+from ingest.journal import load as load_journal
+from ingest.journal import record as record_journal
 from ingest.metadata import Facts, describe, measure_clock_offset, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
@@ -167,8 +174,10 @@ class _Archiving:
 class _Pending:
     file: DeviceFile
     copy: CopyResult
-    future: Future[Facts]
+    future: Future[Facts] | None
     sidecar_note: str | None
+    key: str = ""
+    sidecar: bytes | None = None
 
 
 class _Run:
@@ -187,6 +196,10 @@ class _Run:
         self._begin_error: BaseException | None = None
         self.files_seen = 0
         self.files_failed = 0
+        self.offline = False
+        self.offline_reason = ""
+        self.journaled = 0
+        self.journal = load_journal(settings.staging_dir, "")  # replaced once the serial is known
         self.archiving: deque[_Archiving] = deque()
         self.archive_pool = ThreadPoolExecutor(max_workers=ARCHIVES_IN_FLIGHT, thread_name_prefix="archive")
         self.report = IngestReport()
@@ -213,6 +226,8 @@ class _Run:
         logger.warning("%s failed for %r: %s", stage, file.relative, reason)
         self.report.errors.append({"file": file.relative, "stage": stage, "reason": reason,
                                    "preserved": preserved})
+        if self.offline:
+            return
         append_event(self.session, CustodyKind.INGEST_FAILED, actor=self.options.actor,
                      dock_session_id=self.dock.id,
                      details={"file": file.relative, "stage": stage, "reason": reason, "preserved": preserved})
@@ -221,6 +236,7 @@ class _Run:
     def start_begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
         """Register the dock on a helper thread while the first file already copies (first byte fast)."""
         self.profile, self.identity, self.serial = profile, identity, serial
+        self.journal = load_journal(self.settings.staging_dir, serial)
         self._begin_thread = threading.Thread(target=self._begin_safely, args=(profile, identity, serial),
                                               name="dock-begin", daemon=True)
         self._begin_thread.start()
@@ -327,6 +343,7 @@ class _Run:
         self._ensure_begun()
         file, copy = pending.file, pending.copy
         try:
+            assert pending.future is not None
             facts = pending.future.result()
         except Exception as exc:  # noqa: BLE001 - a describe bug must not lose the file
             logger.exception("Describing %r failed.", file.relative)
@@ -454,48 +471,112 @@ class _Run:
                     self.stopped = True
                     break
                 self.files_seen += 1
-                known = find_known_sighting(self.session, device_serial=self.serial,
-                                            device_path=file.relative, size_bytes=file.size_bytes,
-                                            mtime_ns=file.mtime_ns)
-                if known is not None:
-                    self.report.skipped.append({"file": file.relative,
-                                                "reason": f"already ingested as recording {known.recording_id}"})
+                key = _part_key(self.serial, file)
+                if not self.offline:
+                    try:
+                        known = find_known_sighting(self.session, device_serial=self.serial,
+                                                    device_path=file.relative, size_bytes=file.size_bytes,
+                                                    mtime_ns=file.mtime_ns)
+                    except OperationalError as exc:
+                        self._go_offline(exc, pending)
+                        known = None
+                    if known is not None:
+                        self.report.skipped.append({"file": file.relative,
+                                                    "reason": f"already ingested as recording {known.recording_id}"})
+                        if self.progress:
+                            self.progress("advance", file.size_bytes)
+                        continue
+                sidecar, sidecar_note = _read_sidecar(self.profile, file)
+                journaled = self.journal.get(key)
+                if journaled is not None and (staging / journaled.sha256).exists():
+                    # Copied during a catalogue outage: catalogue the staged copy, do not read the device again.
+                    copy = CopyResult(source=file.path, destination=staging / journaled.sha256,
+                                      size_bytes=journaled.size_bytes, sha256=journaled.sha256, resumed_from=0)
+                    if journaled.sidecar_hex is not None:
+                        sidecar = bytes.fromhex(journaled.sidecar_hex)
                     if self.progress:
                         self.progress("advance", file.size_bytes)
+                else:
+                    if not self.offline and self.uncommitted and file.size_bytes > LONG_COPY_BYTES:
+                        # Never hold a transaction (and the custody-head lock) across a long device read:
+                        # other docks on this station would wait for it.
+                        try:
+                            self._commit()
+                        except OperationalError as exc:
+                            self._go_offline(exc, pending)
+                    try:
+                        copy = self._copy_waiting_for_space(file, staging, on_bytes)
+                    except CopyFailed as exc:
+                        self.files_failed += 1
+                        self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
+                                                                if exc.bytes_copied else ""), preserved=False)
+                        if not self.root.is_dir():
+                            raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
+                        continue
+                item = _Pending(file, copy, None, sidecar_note, key=key, sidecar=sidecar)
+                if self.offline:
+                    self._journal(item)
                     continue
-                sidecar, sidecar_note = _read_sidecar(self.profile, file)
-                if self.uncommitted and file.size_bytes > LONG_COPY_BYTES:
-                    # Never hold a transaction (and the custody-head lock) across a long device read:
-                    # other docks on this station would wait for it.
-                    self._commit()
                 try:
-                    copy = self._copy_waiting_for_space(file, staging, on_bytes)
-                except CopyFailed as exc:
-                    self.files_failed += 1
-                    self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
-                                                            if exc.bytes_copied else ""), preserved=False)
-                    if not self.root.is_dir():
-                        raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
+                    existing = find_by_sha256(self.session, copy.sha256)
+                    if existing is not None:
+                        self.known_bytes(existing, file)
+                        self._drop_staged_duplicate(existing, copy)
+                        continue
+                except OperationalError as exc:
+                    self._go_offline(exc, pending)
+                    self._journal(item)
                     continue
-                existing = find_by_sha256(self.session, copy.sha256)
-                if existing is not None:
-                    self.known_bytes(existing, file)
-                    self._drop_staged_duplicate(existing, copy)
-                    continue
-                future = pool.submit(gather_facts, copy.destination, name=file.name, mtime_ns=file.mtime_ns,
-                                     sidecar=sidecar, probe_timeout_s=self.settings.probe_timeout_s)
-                pending.append(_Pending(file, copy, future, sidecar_note))
-                while pending and pending[0].future.done():
-                    self.register(pending.popleft())
-            while pending:
-                self.register(pending.popleft())
-        self._drain_archives(keep=0)
+                item.future = pool.submit(gather_facts, copy.destination, name=file.name, mtime_ns=file.mtime_ns,
+                                          sidecar=sidecar, probe_timeout_s=self.settings.probe_timeout_s)
+                pending.append(item)
+                self._register_ready(pending, wait=False)
+            self._register_ready(pending, wait=True)
+        if not self.offline:
+            try:
+                self._drain_archives(keep=0)
+            except OperationalError as exc:
+                self._go_offline(exc, pending)
+
+    def _register_ready(self, pending: deque[_Pending], *, wait: bool) -> None:
+        while pending and not self.offline and (wait or (pending[0].future is not None and
+                                                         pending[0].future.done())):
+            item = pending.popleft()
+            try:
+                self.register(item)
+            except OperationalError as exc:
+                self._journal(item)
+                self._go_offline(exc, pending)
+
+    def _journal(self, item: _Pending) -> None:
+        record_journal(self.settings.staging_dir, self.serial, JournalEntry(
+            part_key=item.key, sha256=item.copy.sha256, size_bytes=item.copy.size_bytes,
+            relative=item.file.relative, sidecar_hex=item.sidecar.hex() if item.sidecar is not None else None))
+        self.journaled += 1
+
+    def _go_offline(self, exc: Exception, pending: deque[_Pending]) -> None:
+        """The catalogue is unreachable: keep copying into staging and journal what is staged."""
+        if not self.offline:
+            logger.error("Catalogue unavailable while ingesting %r (%s): copying on, cataloguing later.",
+                         str(self.root), exc)
+            self.offline = True
+            self.offline_reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+            with contextlib.suppress(OperationalError):
+                self.session.rollback()
+        while pending:
+            self._journal(pending.popleft())
 
     def finish(self) -> None:
         try:
-            self._drain_archives(keep=0)  # also after an unplugged device: what was copied is archived
+            if not self.offline:
+                self._drain_archives(keep=0)  # also after an unplugged device: what was copied is archived
+        except OperationalError as exc:
+            self._go_offline(exc, deque())
         finally:
             self.archive_pool.shutdown(wait=True)
+        if self.offline:
+            self.session.close()
+            return
         try:
             self._ensure_begun()
         except BaseException:
@@ -512,6 +593,8 @@ class _Run:
                               "files_known": dock.files_known, "files_failed": dock.files_failed})
         self._commit()
         self.session.close()
+        if dock.result == "complete":
+            forget_journal(self.settings.staging_dir, self.serial)
 
 
 def _measure_device_clock(root: Path, profile: DeviceProfile, station_tz: str) -> float | None:
@@ -553,8 +636,9 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
         options = replace(options, clock_offset_s=measured)  # the device said what its clock reads: correct it
     scan = scan_device(root, profile)
     if not options.defer_archive:
-        archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
-                       actor=options.actor)
+        with contextlib.suppress(OperationalError):  # a catalogue outage is handled below, per file
+            archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
+                           actor=options.actor)
     run = _Run(root, settings, engine, store, options, progress, after_commit)
     run.measured_offset_s = measured
     run.start_begin(profile, identity, _device_serial(identity, scan.files, profile, root))
@@ -568,4 +652,8 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
         run.report.errors.append({"file": str(root), "stage": "device", "reason": str(exc), "preserved": False})
     finally:
         run.finish()
+    if run.offline:
+        raise CatalogUnavailable(redact_url(settings.database_url), (
+            f"{run.offline_reason}; {run.journaled} file(s) from {root} are copied to staging and journaled, "
+            "and are catalogued at the next ingest of this device once the catalogue is back"))
     return run.report

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from catalog import load_or_create_key
+from catalog import CatalogUnavailable, load_or_create_key
 from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
 from device_profiles.matching import list_top_paths
 from ingest.actors import Actors, WorkerContext, declare_actors
@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class DeviceStatus:
     path: str
-    state: str = "settling"  # ingesting | waiting-archive | done | failed | unknown | undocked
+    # settling | queued | ingesting | waiting-catalog | waiting-archive | done | failed | unknown | undocked
+    state: str = "settling"
     profile: str | None = None
     device_serial: str | None = None
     dock_session: int | None = None
@@ -76,6 +77,7 @@ class StationService:
         self.on_change = on_change
         self.devices: dict[str, DeviceStatus] = {}
         self.awaiting_clear: dict[str, tuple[Path, DeviceProfile, str]] = {}
+        self.awaiting_catalog: dict[str, tuple[Volume, DeviceProfile, float]] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
@@ -169,6 +171,13 @@ class StationService:
             report = ingest_folder(volume.path, settings=self.settings, engine=self.engine, store=self.store,
                                    options=options, progress=progress,
                                    after_commit=enqueue if self.settings.broker_url else None)
+        except CatalogUnavailable as exc:
+            # Copies are in staging and journaled; try again while the device stays docked.
+            status.state, status.message = "waiting-catalog", str(exc)
+            with self.lock:
+                self.awaiting_catalog[key] = (volume, profile, time.monotonic())
+            self._changed()
+            return
         except Exception as exc:  # noqa: BLE001 - one device's failure never stops the station
             logger.exception("Ingest of %r failed.", key)
             status.state, status.message = "failed", str(exc)
@@ -188,6 +197,17 @@ class StationService:
         self._changed()
         logger.warning("Ingested %r: %d new, %d known, %d skipped, %d error(s).", key, status.new, status.known,
                        status.skipped, len(status.errors))
+
+    def _retry_catalogue(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            due = [(k, v) for k, v in self.awaiting_catalog.items() if now - v[2] >= self.settings.rescan_s]
+            for key, _ in due:
+                del self.awaiting_catalog[key]
+        for key, (volume, profile, _) in due:
+            if volume.path.is_dir():
+                self.devices[key].bytes_done = 0
+                self.pool.submit(self._ingest, volume, profile, time.monotonic())
 
     def _sweep_clearing(self) -> None:
         with self.lock:
@@ -232,6 +252,7 @@ class StationService:
             logger.warning("Station %r watching %s.", settings.station, ", ".join(settings.mount_roots))
             try:
                 while not self.stop.wait(0.25):
+                    self._retry_catalogue()
                     self._sweep_clearing()
                     self._write_status()
             finally:

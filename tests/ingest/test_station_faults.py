@@ -278,3 +278,59 @@ def test_staging_disk_full_pauses_and_resumes_when_space_returns(tmp_path, catal
             assert fh.read() == clip.read_bytes()
     finally:
         subprocess.run(["umount", str(staging)], check=False)
+
+
+@pytest.mark.postgres
+def test_catalogue_outage_keeps_copying_and_catalogues_from_staging_when_it_returns(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from catalog import CatalogUnavailable
+    from tests.conftest import PG_ADMIN_URL, _postgres_database
+
+    databases = _postgres_database()
+    url = next(databases)
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
+    engine = open_catalog(url)
+    store = LocalStore(settings.store_path)
+    device = tmp_path / "cam"
+    folder = device / "DCIM" / "100CAM"
+    originals = {}
+    for i in range(3):
+        photo = make_photo(folder / f"IMG_000{i}.JPG", size=f"{160 + 16 * i}x120")
+        originals[photo.name] = photo.read_bytes()
+    try:
+        # Given the catalogue database goes down
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        # When a device is docked, every file is still copied to staging and journaled
+        with pytest.raises(CatalogUnavailable) as info:
+            ingest_folder(device, settings=settings, engine=engine, store=store)
+        assert "3 file(s) from" in str(info.value) and "journaled" in str(info.value)
+        staged = sorted(p.name for p in settings.staging_dir.iterdir() if p.is_file())
+        assert len(staged) == 3
+        # (the device's bytes change but look the same: proof the next pass does not read them again)
+        for photo in folder.iterdir():
+            stat = photo.stat()
+            photo.write_bytes(bytes(len(originals[photo.name])))
+            os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        # Then, once it is back, the staged copies are catalogued and archived
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        report = ingest_folder(device, settings=settings, engine=engine, store=store)
+        assert report.errors == [] and len(report.recordings) == 3
+        for row in report.recordings:
+            with store.open(row["sha256"]) as fh:
+                assert fh.read() == originals[row["original_name"]]
+        journal = settings.staging_dir / "journal"
+        assert not journal.exists() or list(journal.iterdir()) == []
+        assert [p for p in settings.staging_dir.iterdir() if p.is_file()] == []
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        for _ in databases:
+            pass

@@ -1,0 +1,60 @@
+"""Staging journal: what a dock copied while the catalogue was unreachable.
+
+One JSON line per staged file, fsynced, keyed by the device-file key. When the catalogue returns, the
+next ingest of that device finds its files here and catalogues the staged copies without reading the
+device again. The journal is removed once a dock of that device completes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["JournalEntry", "forget", "load", "record"]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    part_key: str
+    sha256: str
+    size_bytes: int
+    relative: str
+    sidecar_hex: str | None = None
+
+
+def _path(staging: Path, device_serial: str) -> Path:
+    # Serials come from devices: hash them rather than use them as file names.
+    return staging / "journal" / f"{hashlib.sha256(device_serial.encode()).hexdigest()[:24]}.jsonl"
+
+
+def record(staging: Path, device_serial: str, entry: JournalEntry) -> None:
+    path = _path(staging, device_serial)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(asdict(entry)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
+    """Entries whose staged copy is still there, by device-file key (a torn last line is ignored)."""
+    path = _path(staging, device_serial)
+    entries: dict[str, JournalEntry] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return entries
+    for line in lines:
+        try:
+            entry = JournalEntry(**json.loads(line))
+        except (ValueError, TypeError):
+            continue
+        if (staging / entry.sha256).exists():
+            entries[entry.part_key] = entry
+    return entries
+
+
+def forget(staging: Path, device_serial: str) -> None:
+    _path(staging, device_serial).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +147,23 @@ def worm_store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S
         return LocalStore(tmp_path / "worm")
     store: S3WormStore = request.getfixturevalue("s3_store")
     return store
+
+
+def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Poll *predicate* until true; fail naming *what* was awaited (tests never sleep blindly)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture
+def station_settings(tmp_path: Path, catalog_url: str) -> Settings:
+    """A station watching a temporary mount root, with short settle and rescan times."""
+    root = tmp_path / "media"
+    root.mkdir()
+    return Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url,
+                              "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3",
+                              "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATION_WORKERS": "4"})

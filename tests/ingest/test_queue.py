@@ -21,6 +21,7 @@ from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.runner import run_ingest, run_workers
 from ingest.wiring import open_store
 from storage import LocalStore, derived_key
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -50,14 +51,6 @@ def _states(engine) -> dict[str, str]:
     with Session(engine) as session:
         return {r.original_name: r.state for r in session.exec(select(Recording))}
 
-
-def _wait_for(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _probe(path: Path) -> dict:
@@ -133,9 +126,9 @@ def test_redis_workers_archive_what_stations_enqueue(samples, tmp_path, catalog_
     workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 2})
     workers.start()
     try:
-        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
         with Session(engine) as session:
-            _wait_for(lambda: len(session.exec(select(DerivedMedia)).all()) >= 4, 60, "derived media")
+            wait_for(lambda: len(session.exec(select(DerivedMedia)).all()) >= 4, 60, "derived media")
     finally:
         stop.set()
         workers.join(timeout=30)
@@ -179,7 +172,7 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
             assert set(_states(engine).values()) == {"staged"}
             assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
             server.start()  # Then the archive returns
-            _wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archiving after the outage")
+            wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archiving after the outage")
         finally:
             worker.stop()
             broker.close()
@@ -235,7 +228,7 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
             return any(client.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts")
                        for u in uploads)
 
-        _wait_for(uploading, 60, "the multipart upload to start")
+        wait_for(uploading, 60, "the multipart upload to start")
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
     finally:
@@ -257,7 +250,7 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
         thread = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
         thread.start()
         try:
-            _wait_for(lambda: _states(engine) == {"MVI_0001.MP4": "verified"}, 120, "the second worker")
+            wait_for(lambda: _states(engine) == {"MVI_0001.MP4": "verified"}, 120, "the second worker")
         finally:
             stop.set()
             thread.join(timeout=60)
@@ -295,7 +288,7 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url):
             except redis.exceptions.ConnectionError:
                 return False
 
-        _wait_for(answers, 20, "redis-server to start")
+        wait_for(answers, 20, "redis-server to start")
         return proc
 
     def stop_redis(proc: subprocess.Popen[bytes]) -> None:
@@ -315,12 +308,12 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url):
         redis_proc = start_redis()
         # When workers start, and the broker restarts again under them
         workers.start()
-        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the restart")
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the restart")
         stop_redis(redis_proc)
         redis_proc = start_redis()
         second = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
         # Then everything queued on either side of the restarts is archived
-        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 90, "archiving after a live restart")
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 90, "archiving after a live restart")
         assert len(_states(engine)) == len(first.recordings) + len(second.recordings)
     finally:
         stop.set()
@@ -350,7 +343,7 @@ def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url
         report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
         assert {r["state"] for r in report.recordings} == {"staged"}
         workers.start()
-        _wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving through RabbitMQ")
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving through RabbitMQ")
     finally:
         stop.set()
         if workers.is_alive():

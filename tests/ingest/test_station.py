@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,12 @@ from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording, StampRevision, open_catalog
 from ingest.cli import main
-from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.station import StationService, read_status
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
-
-def _wait_for(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def test_watcher_hands_over_a_volume_once_it_has_settled_and_reports_it_gone(tmp_path):
@@ -65,15 +56,6 @@ def test_watcher_looks_one_level_down_for_user_folders(tmp_path):
     assert [v.path for v in ready] == [device]
 
 
-@pytest.fixture
-def station_settings(tmp_path, catalog_url):
-    root = tmp_path / "media"
-    root.mkdir()
-    return Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url,
-                              "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3",
-                              "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATION_WORKERS": "2"})
-
-
 def _devices(status: dict) -> dict[str, dict]:
     return {Path(d["path"]).name: d for d in status.get("devices", [])}
 
@@ -90,7 +72,7 @@ def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, 
         shutil.copytree(samples.dcim_camera, root / "CAMERA")
         (root / "USBSTICK").mkdir()  # nothing any profile recognises: never a volume here
         # When the station has finished with both
-        _wait_for(lambda: {d["state"] for d in _devices(read_status(station_settings.status_path)).values()}
+        wait_for(lambda: {d["state"] for d in _devices(read_status(station_settings.status_path)).values()}
                   == {"done"} and len(_devices(read_status(station_settings.status_path))) == 2, 90,
                   "both docks to finish")
     finally:
@@ -167,9 +149,9 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
     proc = subprocess.Popen([evidence, "station", "watch"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: read_status(station_settings.status_path).get("running"), 30, "the station to start")
+        wait_for(lambda: read_status(station_settings.status_path).get("running"), 30, "the station to start")
         shutil.copytree(samples.sidecar_recorder, root / "GPSREC")
-        _wait_for(lambda: _devices(read_status(station_settings.status_path)).get("GPSREC", {}).get("state")
+        wait_for(lambda: _devices(read_status(station_settings.status_path)).get("GPSREC", {}).get("state")
                   == "done", 90, "the dock to finish")
     finally:
         proc.send_signal(signal.SIGTERM)

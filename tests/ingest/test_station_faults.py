@@ -21,17 +21,10 @@ from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo
 from ingest.station import StationService, read_status
 from storage import LocalStore
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
-
-def _wait_for(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _big_device(root: Path, mib: int, name: str = "MVI_0001.MP4") -> Path:
@@ -154,15 +147,6 @@ def test_a_recorder_clock_hours_off_is_measured_and_corrected(tmp_path, catalog_
     assert abs((corrected - device_reading).total_seconds() - 18030) <= 2
 
 
-@pytest.fixture
-def station_settings(tmp_path, catalog_url):
-    root = tmp_path / "media"
-    root.mkdir()
-    return Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url,
-                              "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3",
-                              "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATION_WORKERS": "4"})
-
-
 @pytest.mark.slow
 def test_twenty_devices_docked_within_one_second(tmp_path, station_settings):
     root = Path(station_settings.mount_roots[0])
@@ -179,7 +163,7 @@ def test_twenty_devices_docked_within_one_second(tmp_path, station_settings):
             data = bytearray((template / "photo.jpg").read_bytes())
             data[-3] = i  # a different photo on every camera (inside the scan data, before the end marker)
             (folder / "IMG_0001.JPG").write_bytes(bytes(data))
-        _wait_for(lambda: [d["state"] for d in read_status(station_settings.status_path).get("devices", [])]
+        wait_for(lambda: [d["state"] for d in read_status(station_settings.status_path).get("devices", [])]
                   == ["done"] * 20, 120, "twenty docks to finish")
     finally:
         stop.set()
@@ -211,12 +195,12 @@ def test_station_killed_mid_ingest_and_restarted_loses_and_duplicates_nothing(tm
     proc = start()
     try:
         shutil.move(str(device), str(root / "CAM"))
-        _wait_for(lambda: (read_status(station_settings.status_path).get("devices") or [{}])[0].get(
+        wait_for(lambda: (read_status(station_settings.status_path).get("devices") or [{}])[0].get(
             "bytes_done", 0) > 0, 60, "copying to start")
         os.killpg(proc.pid, signal.SIGKILL)  # power cut
         proc.wait(timeout=30)
         proc = start()
-        _wait_for(lambda: [d.get("state") for d in read_status(station_settings.status_path).get("devices", [])]
+        wait_for(lambda: [d.get("state") for d in read_status(station_settings.status_path).get("devices", [])]
                   == ["done"], 120, "the restarted station to finish")
     finally:
         proc.send_signal(signal.SIGTERM)

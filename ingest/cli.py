@@ -514,37 +514,18 @@ def station_status(as_json: bool) -> None:
 def station_tag(session_id: int, files: tuple[str, ...], by: str, reason: str, case_number: str | None,
                 purpose: str | None, important: bool | None, as_json: bool) -> None:
     """Assign case number, purpose or important flag to the recordings of a dock session."""
-    from catalog import Recording, Sighting
+    from ingest.tagging import tag_dock_session
 
     changes: dict[str, Any] = {k: v for k, v in (("case_number", case_number), ("purpose", purpose),
                                                  ("important", important)) if v is not None}
     if not changes:
         raise click.UsageError("give at least one of --case, --purpose, --important")
-    results: list[dict[str, Any]] = []
     with _errors():
         settings = _settings()
-        with _catalog(settings) as engine, Session(engine) as session:
-            query = select(Sighting).where(Sighting.dock_session_id == session_id)
-            sightings = [s for s in session.exec(query) if not files or s.device_path in files]
-            missing = sorted(set(files) - {s.device_path for s in sightings})
-            if missing or not sightings:
-                raise RecordingNotFound(f"session {session_id}: " + (", ".join(missing) or "no recordings"))
-            key = load_or_create_key(settings.station_key_path)
-            for sighting in sightings:
-                recording = session.get(Recording, sighting.recording_id)
-                assert recording is not None
-                wanted = {k: v for k, v in changes.items() if getattr(recording, k) != v}
-                if not wanted:
-                    results.append({"id": recording.id, "device_path": sighting.device_path, "revision": None})
-                    continue
-                revision = restamp(session, recording, by=by, reason=reason, case_pattern=settings.case_pattern,
-                                   **wanted)
-                session.commit()
-                if recording.state in ("archived", "verified"):
-                    write_manifest(session, _store(settings), recording, key, actor=by)
-                    session.commit()
-                results.append({"id": recording.id, "device_path": sighting.device_path,
-                                "revision": revision.revision})
+        with _catalog(settings) as engine:
+            results = tag_dock_session(engine, _store(settings), load_or_create_key(settings.station_key_path),
+                                       session_id=session_id, files=files, by=by, reason=reason,
+                                       case_pattern=settings.case_pattern, changes=changes)
     if as_json:
         _print_json({"tagged": results})
     else:

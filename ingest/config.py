@@ -53,6 +53,7 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_RESCAN_S": ("rescan_s", "5", "periodic rescan of the mount roots (safety net for inotify)"),
     "EVIDENCE_CLEAR_DEVICES": ("clear_devices", "profile",
                                "'profile': clear verified files where the profile allows; 'never'"),
+    "EVIDENCE_STATUS_ADDR": ("status_addr", "127.0.0.1:8765", "station HTTP endpoint HOST:PORT ('' turns it off)"),
     "EVIDENCE_DISK_FULL_WAIT_S": ("disk_full_wait_s", "600", "how long ingest pauses for staging space to return"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
@@ -116,6 +117,7 @@ class Settings:
     rescan_s: float = 5.0
     clear_devices: str = "profile"
     disk_full_wait_s: float = 600.0
+    status_addr: tuple[str, int] | None = ("127.0.0.1", 8765)
 
     @property
     def status_path(self) -> Path:
@@ -236,10 +238,20 @@ class Settings:
             station_workers=integer("EVIDENCE_STATION_WORKERS", "4", 1),
             mount_stable_s=_seconds("EVIDENCE_MOUNT_STABLE_S", get("EVIDENCE_MOUNT_STABLE_S", "1.0")),
             rescan_s=_seconds("EVIDENCE_RESCAN_S", get("EVIDENCE_RESCAN_S", "5")),
+            status_addr=_address("EVIDENCE_STATUS_ADDR", get("EVIDENCE_STATUS_ADDR", "127.0.0.1:8765")),
             disk_full_wait_s=_seconds("EVIDENCE_DISK_FULL_WAIT_S", get("EVIDENCE_DISK_FULL_WAIT_S", "600")),
             clear_devices=_choice("EVIDENCE_CLEAR_DEVICES", get("EVIDENCE_CLEAR_DEVICES", "profile"),
                                   ("profile", "never")),
         )
+
+
+def _address(key: str, raw: str) -> tuple[str, int] | None:
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigInvalid(key, raw, "Use HOST:PORT (port 0 picks a free one), or leave it empty to turn it off.")
+    return host, int(port)
 
 
 def _seconds(key: str, raw: str) -> float:

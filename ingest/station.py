@@ -30,6 +30,7 @@ from ingest.clearing import clear_device
 from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.status_server import StatusServer
 from ingest.wiring import catalog_engine, open_store
 
 __all__ = ["DeviceStatus", "StationService", "read_status"]
@@ -82,12 +83,17 @@ class StationService:
         self.stop = threading.Event()
         self.profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
         self._dirty = True
+        self.endpoint: StatusServer | None = None
+        self.endpoint_address: tuple[str, int] | None = None
 
     # -- status --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {"station": self.settings.station, "updated_at": datetime.now(UTC).isoformat(),
-                    "running": not self.stop.is_set(), "devices": [asdict(d) for d in self.devices.values()]}
+                    "running": not self.stop.is_set(),
+                    "endpoint": (f"http://{self.endpoint_address[0]}:{self.endpoint_address[1]}"
+                                 if self.endpoint_address else None),
+                    "devices": [asdict(d) for d in self.devices.values()]}
 
     def _changed(self) -> None:
         self._dirty = True
@@ -232,6 +238,27 @@ class StationService:
                     self.awaiting_clear.pop(key, None)
             self._changed()
 
+    def _start_endpoint(self, key: Any) -> StatusServer | None:
+        if self.settings.status_addr is None:
+            return None
+        from ingest.tagging import tag_dock_session
+
+        def tag(**kwargs: Any) -> list[dict[str, Any]]:
+            return tag_dock_session(self.engine, self.store, key, case_pattern=self.settings.case_pattern,
+                                    **kwargs)
+
+        host, port = self.settings.status_addr
+        try:
+            server = StatusServer(host, port, status=self.snapshot, tag=tag)
+        except OSError as exc:  # the kiosk endpoint is a convenience: the station runs without it
+            logger.error("Status endpoint %s:%d not started: %s", host, port, exc)
+            return None
+        server.start()
+        with self.lock:
+            self.endpoint_address = server.address
+        logger.warning("Status endpoint on http://%s:%d/status", *server.address)
+        return server
+
     # -- lifecycle -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
         if stop is not None:
@@ -249,6 +276,7 @@ class StationService:
                                   on_gone=self._undocked, stable_s=settings.mount_stable_s,
                                   rescan_s=settings.rescan_s)
             watcher.start()
+            self.endpoint = self._start_endpoint(key)
             logger.warning("Station %r watching %s.", settings.station, ", ".join(settings.mount_roots))
             try:
                 while not self.stop.wait(0.25):
@@ -256,6 +284,8 @@ class StationService:
                     self._sweep_clearing()
                     self._write_status()
             finally:
+                if self.endpoint is not None:
+                    self.endpoint.stop()
                 watcher.stop()
                 self.pool.shutdown(wait=True)  # in-flight docks stop between files
                 self._sweep_clearing()

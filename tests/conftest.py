@@ -166,4 +166,5 @@ def station_settings(tmp_path: Path, catalog_url: str) -> Settings:
     root.mkdir()
     return Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url,
                               "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3",
-                              "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATION_WORKERS": "4"})
+                              "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATION_WORKERS": "4",
+                              "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"})

@@ -144,7 +144,8 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
     root = Path(station_settings.mount_roots[0])
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")},
            "EVIDENCE_HOME": str(station_settings.home), "EVIDENCE_DATABASE_URL": station_settings.database_url,
-           "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3", "EVIDENCE_RESCAN_S": "0.5"}
+           "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3", "EVIDENCE_RESCAN_S": "0.5",
+           "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"}
     evidence = str(Path(sys.executable).with_name("evidence"))
     proc = subprocess.Popen([evidence, "station", "watch"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -161,3 +162,44 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
     assert read_status(station_settings.status_path)["running"] is False
     assert sorted(p.name for p in (root / "GPSREC" / "CLIPS").iterdir()) == [
         "CLIP0001.json", "CLIP0002.json", "CLIP0003.json"]  # recordings cleared, sidecars left
+
+
+def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_settings):
+    import urllib.error
+    import urllib.request
+
+    root = Path(station_settings.mount_roots[0])
+    service = StationService(station_settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        host, port = service.endpoint_address
+        request = urllib.request.Request(f"http://{host}:{port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        wait_for(lambda: service.endpoint_address is not None, 30, "the endpoint")
+        assert service.endpoint_address[0] == "127.0.0.1"
+        shutil.copytree(samples.sidecar_recorder, root / "GPSREC")
+        wait_for(lambda: _devices(call("GET", "/status")[1]).get("GPSREC", {}).get("state") in ("done",
+                                                                                              "waiting-archive"),
+                 90, "the dock to finish")
+        session_id = _devices(call("GET", "/status")[1])["GPSREC"]["dock_session"]
+        code, body = call("POST", f"/sessions/{session_id}/tag",
+                          {"by": "020304", "case_number": "AB-2026-00042", "files": ["CLIPS/CLIP0002.wav"]})
+        assert (code, [t["revision"] for t in body["tagged"]]) == (200, [2])
+        assert call("POST", f"/sessions/{session_id}/tag", {"case_number": "AB-2026-00042"})[0] == 400
+        assert call("POST", f"/sessions/{session_id}/tag", {"by": "x", "case_number": "?"})[0] == 400
+        assert call("POST", "/sessions/999999/tag", {"by": "x", "purpose": "p"})[0] == 404
+        assert call("GET", "/nothing")[0] == 404
+    finally:
+        stop.set()
+        thread.join(timeout=60)

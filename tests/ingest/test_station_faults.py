@@ -182,7 +182,8 @@ def test_station_killed_mid_ingest_and_restarted_loses_and_duplicates_nothing(tm
     root = Path(station_settings.mount_roots[0])
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")},
            "EVIDENCE_HOME": str(station_settings.home), "EVIDENCE_DATABASE_URL": station_settings.database_url,
-           "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3", "EVIDENCE_RESCAN_S": "0.5"}
+           "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3", "EVIDENCE_RESCAN_S": "0.5",
+           "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"}
     evidence = str(Path(sys.executable).with_name("evidence"))
     device = tmp_path / "staged-device"
     _big_device(device, 400, "MVI_0001.MP4")

@@ -1,0 +1,51 @@
+"""Tag the recordings of a dock session at the station: each change a stamp revision by the officer."""
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from catalog import Recording, RecordingNotFound, Sighting, StampInvalid, restamp, write_manifest
+from storage import EvidenceStore
+
+__all__ = ["TAGGABLE", "tag_dock_session"]
+
+#: What an officer may set at the station.
+TAGGABLE = ("case_number", "purpose", "important")
+
+
+def tag_dock_session(engine: Engine, store: EvidenceStore, key: Ed25519PrivateKey, *, session_id: int,
+                     files: tuple[str, ...] = (), by: str, reason: str, case_pattern: str,
+                     changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Apply *changes* to the recordings of dock session *session_id* (or the chosen device paths).
+
+    Raises:
+      StampInvalid: no change given, an unknown field, or a value the stamp rules refuse.
+      RecordingNotFound: the session has no recordings, or a chosen path is not in it.
+    """
+    unknown = sorted(set(changes) - set(TAGGABLE))
+    if unknown or not changes:
+        raise StampInvalid([f"tag with {', '.join(TAGGABLE)}" + (f"; not {', '.join(unknown)}" if unknown else "")])
+    results: list[dict[str, Any]] = []
+    with Session(engine) as session:
+        sightings = [s for s in session.exec(select(Sighting).where(Sighting.dock_session_id == session_id))
+                     if not files or s.device_path in files]
+        missing = sorted(set(files) - {s.device_path for s in sightings})
+        if missing or not sightings:
+            raise RecordingNotFound(f"session {session_id}: " + (", ".join(missing) or "no recordings"))
+        for sighting in sightings:
+            recording = session.get(Recording, sighting.recording_id)
+            assert recording is not None
+            wanted = {k: v for k, v in changes.items() if getattr(recording, k) != v}
+            if not wanted:
+                results.append({"id": recording.id, "device_path": sighting.device_path, "revision": None})
+                continue
+            revision = restamp(session, recording, by=by, reason=reason, case_pattern=case_pattern, **wanted)
+            session.commit()
+            if recording.state in ("archived", "verified"):
+                write_manifest(session, store, recording, key, actor=by)
+                session.commit()
+            results.append({"id": recording.id, "device_path": sighting.device_path, "revision": revision.revision})
+    return results

@@ -95,6 +95,7 @@ class IngestOptions:
     actor: str = "station"
     defer_archive: bool = False  # leave recordings staged for the archive queue (store-and-forward)
     should_stop: Callable[[], bool] | None = None  # checked between files: a station shutting down
+    usb: dict[str, str] | None = None  # the docked volume's USB identity, when the station knows it
 
 
 @dataclass
@@ -299,7 +300,7 @@ class _Run:
         append_event(s, CustodyKind.DOCKED, actor=opts.actor, dock_session_id=dock.id, details={
             "station": self.settings.station, "device_serial": serial, "profile": profile.name,
             "path": str(self.root), "identity": {k: v for k, v in vars(identity).items() if v},
-            "device_clock_offset_s": self.measured_offset_s,
+            "device_clock_offset_s": self.measured_offset_s, "usb": opts.usb,
         })
         s.commit()
         self._dock_id = dock.id

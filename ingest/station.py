@@ -31,6 +31,7 @@ from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.status_server import StatusServer
+from ingest.usb_identity import usb_identity
 from ingest.wiring import catalog_engine, open_store
 
 __all__ = ["DeviceStatus", "StationService", "read_status"]
@@ -61,6 +62,7 @@ class DeviceStatus:
     docked_at: str = ""
     first_byte_after_s: float | None = None
     finished_at: str | None = None
+    usb: dict[str, str] | None = None
 
 
 def read_status(path: Path) -> dict[str, Any]:
@@ -129,6 +131,7 @@ class StationService:
             self._changed()
             return
         status.profile, status.state = profile.name, "queued"
+        status.usb = usb_identity(volume.path)
         with self.lock:
             self.devices[key] = status
         self._changed()
@@ -172,7 +175,8 @@ class StationService:
                 self.actors.archive.send(recording_id)
 
         options = IngestOptions(profile=profile.name, actor=f"station:{self.settings.station}",
-                                defer_archive=bool(self.settings.broker_url), should_stop=self.stop.is_set)
+                                defer_archive=bool(self.settings.broker_url), should_stop=self.stop.is_set,
+                                usb=status.usb)
         try:
             report = ingest_folder(volume.path, settings=self.settings, engine=self.engine, store=self.store,
                                    options=options, progress=progress,

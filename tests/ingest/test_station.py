@@ -1,6 +1,7 @@
 """The dock station: noticing volumes, ingesting several at once, clearing only what is verified."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -203,3 +204,33 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
     finally:
         stop.set()
         thread.join(timeout=60)
+
+
+def test_a_device_redocked_at_once_is_a_new_docking_that_copies_nothing_again(samples, station_settings):
+    root = Path(station_settings.mount_roots[0])
+    station_settings = dataclasses.replace(station_settings, clear_devices="never")
+    service = StationService(station_settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        shutil.copytree(samples.sidecar_recorder, root / "GPSREC")
+        wait_for(lambda: _devices(service.snapshot()).get("GPSREC", {}).get("state") == "done", 90, "first dock")
+        first = _devices(service.snapshot())["GPSREC"]["dock_session"]
+        parked = root.parent / "GPSREC-unplugged"
+        (root / "GPSREC").rename(parked)  # pulled out ...
+        wait_for(lambda: _devices(service.snapshot())["GPSREC"]["state"] == "undocked", 30, "the undock")
+        parked.rename(root / "GPSREC")  # ... and straight back in
+        wait_for(lambda: _devices(service.snapshot())["GPSREC"]["dock_session"] not in (None, first)
+                 and _devices(service.snapshot())["GPSREC"]["state"] == "done", 90, "the second dock")
+        second = _devices(service.snapshot())["GPSREC"]
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert (second["new"], second["skipped"]) == (0, 3)  # every file recognised as already ingested
+    engine = open_catalog(station_settings.database_url)
+    try:
+        with Session(engine) as session:
+            assert len(session.exec(select(Recording)).all()) == 3
+    finally:
+        engine.dispose()

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,29 @@ def station_settings(tmp_path: Path, catalog_url: str) -> Settings:
                               "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3",
                               "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATION_WORKERS": "4",
                               "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"})
+
+
+@contextmanager
+def running_station(settings: Settings) -> Iterator[object]:
+    """A StationService running on a thread for the duration of the block."""
+    from ingest.station import StationService
+
+    service = StationService(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        yield service
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def station_env(settings: Settings) -> dict[str, str]:
+    """The environment for an `evidence station watch` process with these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update({"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url,
+                "EVIDENCE_MOUNT_ROOTS": ":".join(settings.mount_roots),
+                "EVIDENCE_MOUNT_STABLE_S": str(settings.mount_stable_s), "EVIDENCE_RESCAN_S": str(settings.rescan_s),
+                "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"})
+    return env

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from catalog import CustodyEvent, Recording, StampRevision, open_catalog
 from ingest.cli import main
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.station import StationService, read_status
-from tests.conftest import wait_for
+from tests.conftest import running_station, station_env, wait_for
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -63,11 +61,7 @@ def _devices(status: dict) -> dict[str, dict]:
 
 def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, station_settings):
     root = Path(station_settings.mount_roots[0])
-    service = StationService(station_settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,))
-    thread.start()
-    try:
+    with running_station(station_settings):
         # Given two recorders docked at nearly the same time, one whose profile allows clearing
         shutil.copytree(samples.cn_recorder, root / "ZFY", symlinks=True)
         shutil.copytree(samples.dcim_camera, root / "CAMERA")
@@ -76,9 +70,6 @@ def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, 
         wait_for(lambda: {d["state"] for d in _devices(read_status(station_settings.status_path)).values()}
                   == {"done"} and len(_devices(read_status(station_settings.status_path))) == 2, 90,
                   "both docks to finish")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
     status = read_status(station_settings.status_path)
     devices = _devices(status)
     assert status["running"] is False
@@ -143,10 +134,7 @@ def test_station_tag_stamps_a_dock_session_as_the_officer(samples, station_setti
 @pytest.mark.slow
 def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, station_settings):
     root = Path(station_settings.mount_roots[0])
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")},
-           "EVIDENCE_HOME": str(station_settings.home), "EVIDENCE_DATABASE_URL": station_settings.database_url,
-           "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3", "EVIDENCE_RESCAN_S": "0.5",
-           "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"}
+    env = station_env(station_settings)
     evidence = str(Path(sys.executable).with_name("evidence"))
     proc = subprocess.Popen([evidence, "station", "watch"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -170,13 +158,10 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
     import urllib.request
 
     root = Path(station_settings.mount_roots[0])
-    service = StationService(station_settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,))
-    thread.start()
+    address: list[tuple[str, int]] = []
 
     def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        host, port = service.endpoint_address
+        host, port = address[0]
         request = urllib.request.Request(f"http://{host}:{port}{path}", method=method,
                                          data=json.dumps(body).encode() if body is not None else None,
                                          headers={"Content-Type": "application/json"})
@@ -186,9 +171,10 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    try:
+    with running_station(station_settings) as service:
         wait_for(lambda: service.endpoint_address is not None, 30, "the endpoint")
-        assert service.endpoint_address[0] == "127.0.0.1"
+        address.append(service.endpoint_address)
+        assert address[0][0] == "127.0.0.1"
         shutil.copytree(samples.sidecar_recorder, root / "GPSREC")
         wait_for(lambda: _devices(call("GET", "/status")[1]).get("GPSREC", {}).get("state") in ("done",
                                                                                               "waiting-archive"),
@@ -201,19 +187,12 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
         assert call("POST", f"/sessions/{session_id}/tag", {"by": "x", "case_number": "?"})[0] == 400
         assert call("POST", "/sessions/999999/tag", {"by": "x", "purpose": "p"})[0] == 404
         assert call("GET", "/nothing")[0] == 404
-    finally:
-        stop.set()
-        thread.join(timeout=60)
 
 
 def test_a_device_redocked_at_once_is_a_new_docking_that_copies_nothing_again(samples, station_settings):
     root = Path(station_settings.mount_roots[0])
     station_settings = dataclasses.replace(station_settings, clear_devices="never")
-    service = StationService(station_settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,))
-    thread.start()
-    try:
+    with running_station(station_settings) as service:
         shutil.copytree(samples.sidecar_recorder, root / "GPSREC")
         wait_for(lambda: _devices(service.snapshot()).get("GPSREC", {}).get("state") == "done", 90, "first dock")
         first = _devices(service.snapshot())["GPSREC"]["dock_session"]
@@ -224,9 +203,6 @@ def test_a_device_redocked_at_once_is_a_new_docking_that_copies_nothing_again(sa
         wait_for(lambda: _devices(service.snapshot())["GPSREC"]["dock_session"] not in (None, first)
                  and _devices(service.snapshot())["GPSREC"]["state"] == "done", 90, "the second dock")
         second = _devices(service.snapshot())["GPSREC"]
-    finally:
-        stop.set()
-        thread.join(timeout=60)
     assert (second["new"], second["skipped"]) == (0, 3)  # every file recognised as already ingested
     engine = open_catalog(station_settings.database_url)
     try:

@@ -19,9 +19,9 @@ from ingest import pipeline
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo
-from ingest.station import StationService, read_status
+from ingest.station import read_status
 from storage import LocalStore
-from tests.conftest import wait_for
+from tests.conftest import running_station, station_env, wait_for
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -152,11 +152,7 @@ def test_twenty_devices_docked_within_one_second(tmp_path, station_settings):
     root = Path(station_settings.mount_roots[0])
     template = tmp_path / "template"
     make_photo(template / "photo.jpg", size="160x120")
-    service = StationService(station_settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,))
-    thread.start()
-    try:
+    with running_station(station_settings):
         for i in range(20):
             folder = root / f"CAM{i:02d}" / "DCIM" / "100CAM"
             folder.mkdir(parents=True)
@@ -165,9 +161,6 @@ def test_twenty_devices_docked_within_one_second(tmp_path, station_settings):
             (folder / "IMG_0001.JPG").write_bytes(bytes(data))
         wait_for(lambda: [d["state"] for d in read_status(station_settings.status_path).get("devices", [])]
                   == ["done"] * 20, 120, "twenty docks to finish")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
     engine = open_catalog(station_settings.database_url)
     try:
         with Session(engine) as session:
@@ -180,10 +173,7 @@ def test_twenty_devices_docked_within_one_second(tmp_path, station_settings):
 @pytest.mark.slow
 def test_station_killed_mid_ingest_and_restarted_loses_and_duplicates_nothing(tmp_path, station_settings):
     root = Path(station_settings.mount_roots[0])
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")},
-           "EVIDENCE_HOME": str(station_settings.home), "EVIDENCE_DATABASE_URL": station_settings.database_url,
-           "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3", "EVIDENCE_RESCAN_S": "0.5",
-           "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"}
+    env = station_env(station_settings)
     evidence = str(Path(sys.executable).with_name("evidence"))
     device = tmp_path / "staged-device"
     _big_device(device, 400, "MVI_0001.MP4")

@@ -9,14 +9,18 @@ IngestError
   + SampleToolMissing  (ffmpeg/ffprobe not installed)
   + StagedCopyMissing  (a staged recording's bytes are neither in staging nor in the store)
   + DeriveFailed       (a thumbnail or proxy could not be made; the evidence is unaffected)
+CatalogUnavailable (catalog)
+  + CatalogueDeferred  (the catalogue was down: files are staged and journaled for later)
 ```
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ConfigInvalid", "CopyFailed", "DeriveFailed", "DeviceGone", "IngestError", "SampleToolMissing",
-           "StagedCopyMissing", "UnsafeName"]
+from catalog import CatalogUnavailable
+
+__all__ = ["CatalogueDeferred", "ConfigInvalid", "CopyFailed", "DeriveFailed", "DeviceGone", "IngestError",
+           "SampleToolMissing", "StagedCopyMissing", "UnsafeName"]
 
 
 class IngestError(Exception):
@@ -78,3 +82,12 @@ class DeriveFailed(IngestError):
         self.kind = kind
         self.reason = reason
         super().__init__(f"could not make the {kind} of recording {recording_id}: {reason}")
+
+
+class CatalogueDeferred(CatalogUnavailable):
+    """The catalogue was unreachable during a dock; what was copied is staged and journaled."""
+
+    def __init__(self, url: str, reason: str, *, device_serial: str, journaled: int) -> None:
+        self.device_serial = device_serial
+        self.journaled = journaled
+        super().__init__(url, reason)

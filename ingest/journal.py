@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["JournalEntry", "forget", "load", "record"]
+__all__ = ["JournalEntry", "forget", "journaled_serials", "load", "record"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,17 @@ class JournalEntry:
     size_bytes: int
     relative: str
     sidecar_hex: str | None = None
+    # Enough to catalogue the staged copy even after the device has gone:
+    device_serial: str = ""
+    name: str = ""
+    path_hex: str = ""
+    mtime_ns: int = 0
+    device_size_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+    root: str = ""
+    profile: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _path(staging: Path, device_serial: str) -> Path:
@@ -58,3 +70,17 @@ def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
 
 def forget(staging: Path, device_serial: str) -> None:
     _path(staging, device_serial).unlink(missing_ok=True)
+
+
+def journaled_serials(staging: Path) -> list[str]:
+    """Device serials that have a journal waiting to be catalogued."""
+    serials = []
+    for path in sorted((staging / "journal").glob("*.jsonl")):
+        try:
+            first = path.read_text(encoding="utf-8").splitlines()[0]
+            serial = json.loads(first).get("device_serial")
+        except (OSError, IndexError, ValueError, AttributeError):
+            continue
+        if serial:
+            serials.append(str(serial))
+    return serials

@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from catalog import (
-    CatalogUnavailable,
     CustodyKind,
     DockSession,
     Recording,
@@ -55,7 +54,7 @@ from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
 from ingest.archiving import archive_staged, mark_archived
 from ingest.config import Settings
-from ingest.errors import CopyFailed, DeviceGone
+from ingest.errors import CatalogueDeferred, CopyFailed, DeviceGone
 from ingest.identity import DeviceIdentity, read_identity
 from ingest.integrity import Structure
 from ingest.journal import JournalEntry
@@ -68,7 +67,7 @@ from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, StorageError, StoredObject, compute_retain_until
 
-__all__ = ["IngestOptions", "IngestReport", "ingest_folder"]
+__all__ = ["IngestOptions", "IngestReport", "catalogue_journal", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -550,10 +549,47 @@ class _Run:
                 self._go_offline(exc, pending)
 
     def _journal(self, item: _Pending) -> None:
+        opts = self.options
         record_journal(self.settings.staging_dir, self.serial, JournalEntry(
             part_key=item.key, sha256=item.copy.sha256, size_bytes=item.copy.size_bytes,
-            relative=item.file.relative, sidecar_hex=item.sidecar.hex() if item.sidecar is not None else None))
+            relative=item.file.relative, sidecar_hex=item.sidecar.hex() if item.sidecar is not None else None,
+            device_serial=self.serial, name=item.file.name, path_hex=os.fsencode(item.file.path).hex(),
+            mtime_ns=item.file.mtime_ns, device_size_bytes=item.file.size_bytes, warnings=list(item.file.warnings),
+            root=str(self.root), profile=self.profile.name, identity=dict(vars(self.identity)),
+            options={"officer": opts.officer, "case_number": opts.case_number, "purpose": opts.purpose,
+                     "clock_offset_s": opts.clock_offset_s, "actor": opts.actor}))
         self.journaled += 1
+
+    def replay(self, entries: list[JournalEntry]) -> None:
+        """Catalogue staged copies from a journal; the device itself may be gone."""
+        staging = self.settings.staging_dir
+        pending: deque[_Pending] = deque()
+        with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
+            for entry in entries:
+                path = (Path(os.fsdecode(bytes.fromhex(entry.path_hex))) if entry.path_hex
+                        else self.root / entry.relative)
+                file = DeviceFile(path=path, relative=entry.relative, name=entry.name or Path(entry.relative).name,
+                                  size_bytes=entry.device_size_bytes or entry.size_bytes, mtime_ns=entry.mtime_ns,
+                                  warnings=tuple(entry.warnings))
+                copy = CopyResult(source=path, destination=staging / entry.sha256, size_bytes=entry.size_bytes,
+                                  sha256=entry.sha256, resumed_from=0)
+                sidecar = bytes.fromhex(entry.sidecar_hex) if entry.sidecar_hex else None
+                item = _Pending(file, copy, None, None, key=entry.part_key, sidecar=sidecar)
+                self.files_seen += 1
+                try:
+                    existing = find_by_sha256(self.session, copy.sha256)
+                    if existing is not None:
+                        self.known_bytes(existing, file)
+                        self._drop_staged_duplicate(existing, copy)
+                        continue
+                except OperationalError as exc:
+                    self._go_offline(exc, pending)
+                    break
+                item.future = pool.submit(gather_facts, copy.destination, name=file.name, mtime_ns=file.mtime_ns,
+                                          sidecar=sidecar, probe_timeout_s=self.settings.probe_timeout_s)
+                pending.append(item)
+                self._register_ready(pending, wait=False)
+            self._register_ready(pending, wait=True)
 
     def _go_offline(self, exc: Exception, pending: deque[_Pending]) -> None:
         """The catalogue is unreachable: keep copying into staging and journal what is staged."""
@@ -654,7 +690,38 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     finally:
         run.finish()
     if run.offline:
-        raise CatalogUnavailable(redact_url(settings.database_url), (
+        raise CatalogueDeferred(redact_url(settings.database_url), (
             f"{run.offline_reason}; {run.journaled} file(s) from {root} are copied to staging and journaled, "
-            "and are catalogued at the next ingest of this device once the catalogue is back"))
+            "and are catalogued as soon as the catalogue is back"), device_serial=run.serial,
+            journaled=run.journaled)
+    return run.report
+
+
+def catalogue_journal(device_serial: str, *, settings: Settings, engine: Engine,
+                      store: EvidenceStore) -> IngestReport | None:
+    """Catalogue what a dock of *device_serial* staged during a catalogue outage (the device may be gone).
+
+    Returns None when nothing waits. Raises CatalogueDeferred if the catalogue is still unreachable.
+    """
+    entries = [e for e in load_journal(settings.staging_dir, device_serial).values() if e.root and e.profile]
+    if not entries:
+        return None
+    first = entries[0]
+    profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
+    profile = get_profile(profiles, first.profile)
+    known = {f for f in DeviceIdentity.__dataclass_fields__}
+    identity = DeviceIdentity(**{k: v for k, v in first.identity.items() if k in known})
+    opts = first.options
+    options = IngestOptions(officer=opts.get("officer"), case_number=opts.get("case_number"),
+                            purpose=opts.get("purpose"), clock_offset_s=opts.get("clock_offset_s"),
+                            actor=str(opts.get("actor") or "station"))
+    run = _Run(Path(first.root), settings, engine, store, options, None, None)
+    run.start_begin(profile, identity, device_serial)
+    try:
+        run.replay(entries)
+    finally:
+        run.finish()
+    if run.offline:
+        raise CatalogueDeferred(redact_url(settings.database_url), run.offline_reason, device_serial=device_serial,
+                                journaled=len(entries))
     return run.report

@@ -9,6 +9,7 @@ next start resumes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from catalog import CatalogUnavailable, load_or_create_key
+from catalog import CatalogUnavailable, load_or_create_key, open_catalog
 from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
 from device_profiles.matching import list_top_paths
 from ingest.actors import Actors, WorkerContext, declare_actors
@@ -29,10 +30,11 @@ from ingest.broker import make_broker
 from ingest.clearing import clear_device
 from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
-from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.journal import journaled_serials
+from ingest.pipeline import IngestOptions, catalogue_journal, ingest_folder
 from ingest.status_server import StatusServer
 from ingest.usb_identity import usb_identity
-from ingest.wiring import catalog_engine, open_store
+from ingest.wiring import open_store
 
 __all__ = ["DeviceStatus", "StationService", "read_status"]
 
@@ -65,6 +67,14 @@ class DeviceStatus:
     usb: dict[str, str] | None = None
 
 
+class _Disposer:
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
 def read_status(path: Path) -> dict[str, Any]:
     """The last status the station wrote ({} if it never ran)."""
     try:
@@ -86,6 +96,8 @@ class StationService:
         self.profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
         self._dirty = True
         self.endpoint: StatusServer | None = None
+        self._last_journal_sweep = 0.0
+        self._replaying: set[str] = set()
         self.endpoint_address: tuple[str, int] | None = None
 
     # -- status --------------------------------------------------------------------------------------
@@ -142,7 +154,7 @@ class StationService:
         key = str(volume.path)
         with self.lock:
             status = self.devices.get(key)
-            if status is not None and status.state not in ("ingesting", "queued"):
+            if status is not None and status.state not in ("ingesting", "queued", "waiting-catalog"):
                 status.state = "undocked"
             self.awaiting_clear.pop(key, None)
         self._changed()
@@ -182,8 +194,9 @@ class StationService:
                                    options=options, progress=progress,
                                    after_commit=enqueue if self.settings.broker_url else None)
         except CatalogUnavailable as exc:
-            # Copies are in staging and journaled; try again while the device stays docked.
+            # Copies are in staging and journaled; try again (from the journal if the device leaves).
             status.state, status.message = "waiting-catalog", str(exc)
+            status.device_serial = getattr(exc, "device_serial", None) or status.device_serial
             with self.lock:
                 self.awaiting_catalog[key] = (volume, profile, time.monotonic())
             self._changed()
@@ -210,14 +223,48 @@ class StationService:
 
     def _retry_catalogue(self) -> None:
         now = time.monotonic()
+        if now - self._last_journal_sweep < self.settings.rescan_s:
+            return
+        self._last_journal_sweep = now
         with self.lock:
-            due = [(k, v) for k, v in self.awaiting_catalog.items() if now - v[2] >= self.settings.rescan_s]
-            for key, _ in due:
-                del self.awaiting_catalog[key]
-        for key, (volume, profile, _) in due:
-            if volume.path.is_dir():
+            due = dict(self.awaiting_catalog)
+            self.awaiting_catalog.clear()
+            busy = {d.device_serial for d in self.devices.values()
+                    if d.state in ("queued", "ingesting") and d.device_serial}
+        docked_serials = set()
+        for key, (volume, profile, _) in due.items():
+            if volume.path.is_dir():  # still docked: ingest again, the journal spares re-reading it
+                docked_serials.add(self.devices[key].device_serial)
                 self.devices[key].bytes_done = 0
                 self.pool.submit(self._ingest, volume, profile, time.monotonic())
+        # Journals of devices no longer docked (or left by an earlier run): catalogue from staging alone.
+        for serial in journaled_serials(self.settings.staging_dir):
+            if serial in busy or serial in docked_serials or serial in self._replaying:
+                continue
+            self._replaying.add(serial)
+            self.pool.submit(self._replay, serial)
+
+    def _replay(self, serial: str) -> None:
+        try:
+            report = catalogue_journal(serial, settings=self.settings, engine=self.engine, store=self.store)
+        except CatalogUnavailable:
+            return  # still down: the next sweep tries again
+        except Exception:  # noqa: BLE001 - retried at the next sweep
+            logger.exception("Cataloguing the journal of %r failed.", serial)
+            return
+        finally:
+            self._replaying.discard(serial)
+        if report is None:
+            return
+        with self.lock:
+            for status in self.devices.values():
+                if status.device_serial == serial and status.state in ("waiting-catalog", "undocked"):
+                    status.state = "done"
+                    status.new = sum(1 for r in report.recordings if r.get("ingest") == "new")
+                    status.dock_session = report.dock_session_id
+                    status.message = "catalogued from the staging journal after the device left"
+        self._changed()
+        logger.warning("Catalogued %d journaled recording(s) of device %r.", len(report.recordings), serial)
 
     def _sweep_clearing(self) -> None:
         with self.lock:
@@ -268,7 +315,13 @@ class StationService:
         if stop is not None:
             self.stop = stop
         settings = self.settings
-        with catalog_engine(settings) as engine:
+        try:
+            engine = open_catalog(settings.database_url)
+        except CatalogUnavailable as exc:
+            # Start anyway: docks are copied into staging and journaled until the catalogue answers.
+            logger.error("%s; the station starts and journals what it copies.", exc)
+            engine = open_catalog(settings.database_url, run_migrations=False)
+        with contextlib.closing(_Disposer(engine)):
             self.engine = engine
             self.store = open_store(settings, check=not settings.broker_url)
             key = load_or_create_key(settings.station_key_path)

@@ -309,3 +309,105 @@ def test_catalogue_outage_keeps_copying_and_catalogues_from_staging_when_it_retu
         admin.dispose()
         for _ in databases:
             pass
+
+
+@pytest.fixture
+def pg_outage(tmp_path):
+    """A private PostgreSQL catalogue that can be taken down and brought back for real."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import PG_ADMIN_URL, _postgres_database
+
+    databases = _postgres_database()
+    url = next(databases)
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def allow(on: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if on else "false"}'))
+            if not on:
+                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+
+    @contextmanager
+    def down():
+        allow(False)
+        try:
+            yield
+        finally:
+            allow(True)
+
+    open_catalog(url).dispose()  # migrated while it is up
+    try:
+        yield url, down, allow
+    finally:
+        allow(True)
+        admin.dispose()
+        for _ in databases:
+            pass
+
+
+@pytest.mark.postgres
+def test_a_journal_is_catalogued_even_after_the_device_has_left(tmp_path, pg_outage):
+    from ingest.errors import CatalogueDeferred
+    from ingest.pipeline import catalogue_journal
+
+    url, down, _allow = pg_outage
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
+    store = LocalStore(settings.store_path)
+    device = tmp_path / "cam"
+    originals = {p.name: p.read_bytes() for p in (
+        make_photo(device / "DCIM" / "100CAM" / f"IMG_000{i}.JPG", size=f"{160 + 16 * i}x120") for i in range(2))}
+    engine = open_catalog(url)
+    try:
+        # Given a dock during a catalogue outage, after which the officer takes the camera away
+        with down(), pytest.raises(CatalogueDeferred) as info:
+            ingest_folder(device, settings=settings, engine=engine, store=store)
+        serial = info.value.device_serial
+        assert info.value.journaled == 2
+        shutil.rmtree(device)
+        # When the catalogue is back, the journal alone is enough
+        report = catalogue_journal(serial, settings=settings, engine=engine, store=store)
+        assert report is not None and sorted(r["original_name"] for r in report.recordings) == sorted(originals)
+        for row in report.recordings:
+            with store.open(row["sha256"]) as fh:
+                assert fh.read() == originals[row["original_name"]]
+            assert row["captured_start"] is not None and row["state"] == "archived"
+        with Session(engine) as session:
+            paths = sorted(s.device_path for s in session.exec(select(Sighting)))
+        assert paths == ["DCIM/100CAM/IMG_0000.JPG", "DCIM/100CAM/IMG_0001.JPG"]
+        assert catalogue_journal(serial, settings=settings, engine=engine, store=store) is None  # nothing left
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_station_catalogues_a_departed_devices_journal_when_the_catalogue_returns(tmp_path, pg_outage):
+    url, down, allow = pg_outage
+    root = tmp_path / "media"
+    root.mkdir()
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": url,
+                                  "EVIDENCE_MOUNT_ROOTS": str(root), "EVIDENCE_MOUNT_STABLE_S": "0.3",
+                                  "EVIDENCE_RESCAN_S": "0.5", "EVIDENCE_STATUS_ADDR": "127.0.0.1:0",
+                                  "EVIDENCE_CLEAR_DEVICES": "never"})
+    with running_station(settings) as service:
+        wait_for(lambda: read_status(settings.status_path).get("running"), 30, "the station to start")
+        allow(False)
+        make_photo(tmp_path / "cam" / "DCIM" / "100CAM" / "IMG_0001.JPG")
+        (tmp_path / "cam").rename(root / "CAM")
+        wait_for(lambda: service.devices.get(str(root / "CAM")) is not None
+                 and service.devices[str(root / "CAM")].state in ("waiting-catalog", "failed"), 60, "the dock")
+        assert service.devices[str(root / "CAM")].state == "waiting-catalog", service.devices[str(root / "CAM")]
+        shutil.rmtree(root / "CAM")  # the officer leaves with the camera
+        allow(True)
+        wait_for(lambda: service.devices[str(root / "CAM")].state == "done", 60, "cataloguing from the journal")
+        assert service.devices[str(root / "CAM")].message.startswith("catalogued from the staging journal")
+    engine = open_catalog(url)
+    try:
+        with Session(engine) as session:
+            assert [r.original_name for r in session.exec(select(Recording))] == ["IMG_0001.JPG"]
+    finally:
+        engine.dispose()

@@ -17,6 +17,7 @@ from catalog import CustodyEvent, Recording, StampRevision, open_catalog
 from ingest.cli import main
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.station import StationService, read_status
+from storage import LocalStore
 from tests.conftest import running_station, station_env, wait_for
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -151,6 +152,19 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
     assert read_status(station_settings.status_path)["running"] is False
     assert sorted(p.name for p in (root / "GPSREC" / "CLIPS").iterdir()) == [
         "CLIP0001.json", "CLIP0002.json", "CLIP0003.json"]  # recordings cleared, sidecars left
+    # the catalogue and the store hold what the device held, verified before it was cleared
+    engine = open_catalog(station_settings.database_url)
+    try:
+        with Session(engine) as session:
+            rows = {r.original_name: r for r in session.exec(select(Recording))}
+    finally:
+        engine.dispose()
+    assert sorted(rows) == ["CLIP0001.mp4", "CLIP0002.wav", "CLIP0003.mp4"]
+    assert {r.state for r in rows.values()} == {"verified"}
+    store = LocalStore(station_settings.store_path)
+    for name, row in rows.items():
+        with store.open(row.sha256) as fh:
+            assert fh.read() == (samples.sidecar_recorder / "CLIPS" / name).read_bytes()
 
 
 def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_settings):

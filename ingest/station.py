@@ -9,7 +9,6 @@ next start resumes.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -65,14 +64,6 @@ class DeviceStatus:
     first_byte_after_s: float | None = None
     finished_at: str | None = None
     usb: dict[str, str] | None = None
-
-
-class _Disposer:
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 def read_status(path: Path) -> dict[str, Any]:
@@ -321,7 +312,7 @@ class StationService:
             # Start anyway: docks are copied into staging and journaled until the catalogue answers.
             logger.error("%s; the station starts and journals what it copies.", exc)
             engine = open_catalog(settings.database_url, run_migrations=False)
-        with contextlib.closing(_Disposer(engine)):
+        try:
             self.engine = engine
             self.store = open_store(settings, check=not settings.broker_url)
             key = load_or_create_key(settings.station_key_path)
@@ -350,3 +341,5 @@ class StationService:
                 self._write_status()
                 broker.close()
                 self.actors.close()
+        finally:
+            engine.dispose()

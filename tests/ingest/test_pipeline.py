@@ -157,7 +157,8 @@ def test_same_bytes_on_two_devices_are_one_recording_with_two_sightings(samples,
         assert sorted(s.device_path for s in sightings) == [
             "DCIM/100OTHER/MVI_0100.MP4", f"RECORD/20261120/{CN_PREFIX}_083000.mp4"]
         assert recording.original_name == f"{CN_PREFIX}_083000.mp4"  # the first sighting names it
-        kinds = [e.kind for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id))]
+        kinds = [e.kind for e in session.exec(select(CustodyEvent).where(
+            CustodyEvent.recording_id == recording.id).order_by(CustodyEvent.id))]
         assert kinds == ["copied", "stamped", "archived", "manifested", "sighted"]
 
 
@@ -340,7 +341,7 @@ def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url
             assert store.verify(row["sha256"]) == row["sha256"]
         with Session(engine) as session:
             kinds = [e.kind for e in session.exec(select(CustodyEvent).where(
-                CustodyEvent.recording_id == report.recordings[0]["id"]))]
+                CustodyEvent.recording_id == report.recordings[0]["id"]).order_by(CustodyEvent.id))]
         assert kinds == ["copied", "stamped", "archived", "verified", "manifested"]
     finally:
         engine.dispose()

@@ -513,30 +513,35 @@ class _Run:
                         if not self.root.is_dir():
                             raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
                         continue
-                item = _Pending(file, copy, None, sidecar_note, key=key, sidecar=sidecar)
-                if self.offline:
-                    self._journal(item)
-                    continue
-                try:
-                    existing = find_by_sha256(self.session, copy.sha256)
-                    if existing is not None:
-                        self.known_bytes(existing, file)
-                        self._drop_staged_duplicate(existing, copy)
-                        continue
-                except OperationalError as exc:
-                    self._go_offline(exc, pending)
-                    self._journal(item)
-                    continue
-                item.future = pool.submit(gather_facts, copy.destination, name=file.name, mtime_ns=file.mtime_ns,
-                                          sidecar=sidecar, probe_timeout_s=self.settings.probe_timeout_s)
-                pending.append(item)
-                self._register_ready(pending, wait=False)
+                self._catalogue(_Pending(file, copy, None, sidecar_note, key=key, sidecar=sidecar), pool, pending)
             self._register_ready(pending, wait=True)
         if not self.offline:
             try:
                 self._drain_archives(keep=0)
             except OperationalError as exc:
                 self._go_offline(exc, pending)
+
+    def _catalogue(self, item: _Pending, pool: ThreadPoolExecutor, pending: deque[_Pending]) -> None:
+        """A staged copy: a new sighting of bytes already known, or describe and register it; journal it
+        instead while the catalogue is unreachable."""
+        if self.offline:
+            self._journal(item)
+            return
+        try:
+            existing = find_by_sha256(self.session, item.copy.sha256)
+            if existing is not None:
+                self.known_bytes(existing, item.file)
+                self._drop_staged_duplicate(existing, item.copy)
+                return
+        except OperationalError as exc:
+            self._go_offline(exc, pending)
+            self._journal(item)
+            return
+        item.future = pool.submit(gather_facts, item.copy.destination, name=item.file.name,
+                                  mtime_ns=item.file.mtime_ns, sidecar=item.sidecar,
+                                  probe_timeout_s=self.settings.probe_timeout_s)
+        pending.append(item)
+        self._register_ready(pending, wait=False)
 
     def _register_ready(self, pending: deque[_Pending], *, wait: bool) -> None:
         while pending and not self.offline and (wait or (pending[0].future is not None and
@@ -574,21 +579,10 @@ class _Run:
                 copy = CopyResult(source=path, destination=staging / entry.sha256, size_bytes=entry.size_bytes,
                                   sha256=entry.sha256, resumed_from=0)
                 sidecar = bytes.fromhex(entry.sidecar_hex) if entry.sidecar_hex else None
-                item = _Pending(file, copy, None, None, key=entry.part_key, sidecar=sidecar)
                 self.files_seen += 1
-                try:
-                    existing = find_by_sha256(self.session, copy.sha256)
-                    if existing is not None:
-                        self.known_bytes(existing, file)
-                        self._drop_staged_duplicate(existing, copy)
-                        continue
-                except OperationalError as exc:
-                    self._go_offline(exc, pending)
-                    break
-                item.future = pool.submit(gather_facts, copy.destination, name=file.name, mtime_ns=file.mtime_ns,
-                                          sidecar=sidecar, probe_timeout_s=self.settings.probe_timeout_s)
-                pending.append(item)
-                self._register_ready(pending, wait=False)
+                self._catalogue(_Pending(file, copy, None, None, key=entry.part_key, sidecar=sidecar), pool, pending)
+                if self.offline:
+                    break  # still down: the journal keeps the rest
             self._register_ready(pending, wait=True)
 
     def _go_offline(self, exc: Exception, pending: deque[_Pending]) -> None:

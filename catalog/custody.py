@@ -44,6 +44,16 @@ class CustodyKind(enum.StrEnum):
     INGEST_FAILED = "ingest_failed"  # a file could not be preserved; why
     UNDOCKED = "undocked"  # session finished
     CLEARED = "cleared"  # the device's copy was deleted after the archived copy was verified
+    CASE_OPENED = "case_opened"
+    CASE_LINKED = "case_linked"  # a recording or document now serves a case (with its purpose)
+    CASE_UNLINKED = "case_unlinked"
+    CASE_CLOSED = "case_closed"
+    CASE_REOPENED = "case_reopened"
+    DOCUMENT_ATTACHED = "document_attached"  # a text record stored in WORM storage for a case
+    DISPOSAL_PROPOSED = "disposal_proposed"  # a sweep listed what is due and awaits approval
+    DISPOSAL_APPROVED = "disposal_approved"
+    DISPOSAL_FAILED = "disposal_failed"  # a due item was refused (by rule or by the store)
+    DISPOSAL_RECORDED = "disposal_recorded"  # the signed disposal record was written to WORM storage
 
 
 def _canonical(value: Any) -> str:

@@ -6,11 +6,19 @@ CatalogError
   + RecordingNotFound   (no recording with that id / prefix)
   + StampInvalid        (a stamp breaks the rules; every problem listed)
   + CustodyBroken       (the hash chain does not verify; every break listed)
+  + PolicyInvalid       (the retention policy / case-type table is unusable)
+  + CaseInvalid         (case fields break the rules; every problem listed)
+  + CaseNotFound        (no case with that number)
+  + CaseStateError      (the action does not fit the case's or recording's state)
+  + DisposalError       (a disposal batch cannot be created, approved or run)
 ```
 """
 from __future__ import annotations
 
-__all__ = ["CatalogError", "CatalogUnavailable", "CustodyBroken", "RecordingNotFound", "StampInvalid"]
+__all__ = [
+    "CaseInvalid", "CaseNotFound", "CaseStateError", "CatalogError", "CatalogUnavailable", "CustodyBroken",
+    "DisposalError", "PolicyInvalid", "RecordingNotFound", "StampInvalid",
+]
 
 
 class CatalogError(Exception):
@@ -40,3 +48,27 @@ class CustodyBroken(CatalogError):
     def __init__(self, details: list[str]) -> None:
         self.details = list(details)
         super().__init__(f"custody chain broken ({len(self.details)} problem(s)): " + "; ".join(self.details))
+
+
+class PolicyInvalid(CatalogError):
+    """The retention policy cannot be used; the message names the file or key and the reason."""
+
+
+class CaseInvalid(CatalogError):
+    def __init__(self, details: list[str]) -> None:
+        self.details = list(details)
+        super().__init__("invalid case: " + "; ".join(self.details))
+
+
+class CaseNotFound(CatalogError):
+    def __init__(self, number: str) -> None:
+        self.number = number
+        super().__init__(f"no case {number!r} in the catalog")
+
+
+class CaseStateError(CatalogError):
+    """E.g. closing a closed case, linking a disposed recording, attaching to a closed case."""
+
+
+class DisposalError(CatalogError):
+    """A disposal batch cannot be created, approved or executed as asked."""

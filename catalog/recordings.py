@@ -124,6 +124,8 @@ def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None 
         "integrity": {"status": recording.integrity_status, "detail": recording.integrity_detail},
         "state": recording.state,
         "retain_until": _iso(recording.retain_until),
+        "legal_hold": recording.legal_hold,
+        "retention_rule": recording.retention_rule,
         "technical": {
             "container": recording.container, "video_codec": recording.video_codec,
             "audio_codec": recording.audio_codec, "duration_s": recording.duration_s,

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from catalog.models import Recording
+from catalog.models import Case, CaseLink, Recording
 
 __all__ = ["Near", "SearchFilters", "bounding_box", "build_search", "haversine_m", "run_search",
            "within_radius"]
@@ -60,7 +60,10 @@ def bounding_box(near: Near) -> tuple[float, float, float, float]:
 def build_search(filters: SearchFilters) -> SelectOfScalar[Recording]:
     query = select(Recording)
     if filters.case_number:
-        query = query.where(Recording.case_number == filters.case_number)
+        # Stamped with the number at collection, or linked to the case in the archive.
+        linked = (select(CaseLink.recording_id).where(CaseLink.case_id == Case.id, Case.number == filters.case_number,
+                                                      col(CaseLink.unlinked_at).is_(None)))
+        query = query.where(or_(Recording.case_number == filters.case_number, col(Recording.id).in_(linked)))
     if filters.officer:
         query = query.where(or_(col(Recording.officer_number) == filters.officer,
                                 col(Recording.officer_name) == filters.officer))

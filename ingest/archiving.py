@@ -7,6 +7,7 @@ only after the store holds the bytes (verified by the server for S3).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,7 +25,13 @@ logger = logging.getLogger(__name__)
 
 def mark_archived(session: Session, recording: Recording, store: EvidenceStore, stored: StoredObject, *,
                   actor: str, retry: bool = False) -> None:
-    """Record the WORM copy; `verified` when the store confirmed the checksum itself (S3)."""
+    """Record the WORM copy; `verified` when the store confirmed the checksum itself (S3).
+
+    A recording put under legal hold while it was still staged (linked to an open case) gets the
+    hold on the stored object here.
+    """
+    if recording.legal_hold and not stored.legal_hold:
+        stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
     recording.state = (RecordingState.VERIFIED if stored.verified else RecordingState.ARCHIVED).value
     recording.store_name, recording.store_key = store.name, stored.key
     recording.store_version = stored.version_id

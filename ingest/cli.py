@@ -11,11 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
@@ -24,15 +21,14 @@ from rich.table import Table
 from sqlmodel import Session, col, select
 
 from catalog import (
-    CatalogUnavailable,
     CustodyEvent,
     CustodyKind,
+    Disposal,
     Near,
-    RecordingNotFound,
     SearchFilters,
-    SignatureInvalid,
-    StampInvalid,
     append_event,
+    apply_retention,
+    cases_of,
     get_recording,
     load_or_create_key,
     read_manifest,
@@ -44,61 +40,26 @@ from catalog import (
     trusted_fingerprints,
     write_manifest,
 )
-from device_profiles import ProfileError, load_profiles
+from device_profiles import load_profiles
 from ingest.actors import WorkerContext, declare_actors
 from ingest.archiving import archive_staged
 from ingest.broker import make_broker
+from ingest.cli_cases import case, retention
+from ingest.cli_common import console as _console
+from ingest.cli_common import errors as _errors
+from ingest.cli_common import parse_time as _parse_time
+from ingest.cli_common import print_json as _print_json
+from ingest.cli_common import settings as _settings
 from ingest.config import Settings
-from ingest.errors import ConfigInvalid, DeviceGone, IngestError
+from ingest.errors import ConfigInvalid
 from ingest.pipeline import IngestOptions, IngestReport
 from ingest.runner import run_ingest, run_workers
 from ingest.wiring import catalog_engine, open_store
-from storage import BucketNotWorm, HashMismatch, StorageError
 
 __all__ = ["main"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError)
-#: Evidence that fails a check: the command must say so loudly and exit non-zero.
-_INTEGRITY_ERRORS = (SignatureInvalid, HashMismatch)
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except (*_USER_ERRORS, BucketNotWorm) as exc:
-        _fail(str(exc), 2)
-    except _INTEGRITY_ERRORS as exc:
-        _fail(f"INTEGRITY: {exc}", 4)
-    except (CatalogUnavailable, StorageError) as exc:
-        _fail(str(exc), 3)
-
-
-def _settings(station: str | None = None) -> Settings:
-    env = dict(os.environ)
-    if station:
-        env["EVIDENCE_STATION"] = station
-    return Settings.from_env(env)
-
-
 _catalog = catalog_engine
 _store = open_store
-
-
-def _console() -> Console:
-    # Piped output keeps whole rows (no terminal width to fit).
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 220)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _short_time(value: str | None) -> str:
@@ -186,18 +147,6 @@ def ingest(path: Path, profile: str | None, station: str | None, officer: str | 
     sys.exit(0 if report.all_preserved else 1)
 
 
-def _parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=option) from None
-    if parsed.tzinfo is None:
-        raise click.BadParameter(f"{value!r} has no zone; add Z or +08:00", param_hint=option)
-    return parsed
-
-
 def _parse_near(value: str | None) -> Near | None:
     if value is None:
         return None
@@ -250,6 +199,13 @@ def show(ref: str, as_json: bool, by: str | None) -> None:
             {"revision": h.revision, "changed_by": h.changed_by,
              "changed_at": h.changed_at.isoformat() if h.changed_at else None,
              "reason": h.reason, "changes": h.changes} for h in stamp_history(session, recording.id)]
+        data["cases"] = [{"number": c.number, "title": c.title, "status": c.status, "purpose": link.purpose,
+                          "linked_by": link.linked_by} for c, link in cases_of(session, recording.id)]
+        tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
+        data["disposal"] = None if tombstone is None else {
+            "batch": tombstone.batch_id, "rule": tombstone.rule, "operator": tombstone.operator,
+            "approver": tombstone.approver, "disposed_at": tombstone.disposed_at.isoformat()
+            if tombstone.disposed_at else None, "stamp": tombstone.stamp, "note": tombstone.note}
         append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
                      recording_id=recording.id, details={"via": "cli show"})
         session.commit()
@@ -263,7 +219,7 @@ def show(ref: str, as_json: bool, by: str | None) -> None:
         return
     console = _console()
     for key, value in data.items():
-        if key in ("sightings", "stamp_history", "custody", "technical"):
+        if key in ("sightings", "stamp_history", "custody", "technical") or value is None:
             continue
         console.print(f"[bold]{key}[/bold]: {json.dumps(value, ensure_ascii=False)}")
     console.print("[bold]sightings[/bold]:")
@@ -340,6 +296,11 @@ def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | 
                 write_manifest(session, _store(settings), recording,
                                load_or_create_key(settings.station_key_path), actor=by)
                 session.commit()
+            if "case_number" in changes:
+                # A case number naming an open case links the recording to it (and holds it).
+                assert recording.id is not None
+                apply_retention(session, _store(settings), settings.retention_policy, actor=by,
+                                recording_ids=[recording.id])
             data = {**recording_as_json(recording), "revision": revision.revision, "changes": revision.changes}
     if as_json:
         _print_json(data)
@@ -525,7 +486,8 @@ def station_tag(session_id: int, files: tuple[str, ...], by: str, reason: str, c
         with _catalog(settings) as engine:
             results = tag_dock_session(engine, _store(settings), load_or_create_key(settings.station_key_path),
                                        session_id=session_id, files=files, by=by, reason=reason,
-                                       case_pattern=settings.case_pattern, changes=changes)
+                                       case_pattern=settings.case_pattern, changes=changes,
+                                       policy=settings.retention_policy)
     if as_json:
         _print_json({"tagged": results})
     else:
@@ -574,6 +536,10 @@ def demo(as_json: bool) -> None:
     click.echo(f"re-dock of {next(iter(devices))}: {len(again.skipped)} entries skipped, "
                f"{sum(1 for r in again.recordings if r.get('ingest') == 'new')} new")
     click.echo(f"catalog: {settings.database_url}\nWORM store: {settings.store_url}")
+
+
+main.add_command(case)
+main.add_command(retention)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,12 +10,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from catalog import DEFAULT_CASE_PATTERN
+from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, CaseType, PolicyInvalid, RetentionPolicy, load_case_types
 from ingest.errors import ConfigInvalid
 from storage import RetentionRefused, validate_routine_months
 
@@ -43,6 +43,10 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_STATION_TZ": ("station_tz", "Asia/Shanghai", "zone for device clocks a profile leaves open"),
     "EVIDENCE_ROUTINE_RETENTION_MONTHS": ("routine_retention_months", "6", "routine retention; < 6 refused"),
     "EVIDENCE_CASE_PATTERN": ("case_pattern", "(see README)", "regular expression a case number must match"),
+    "EVIDENCE_CASE_TYPES": ("case_types", "(built-in table)",
+                            "TOML file of case types and their retention (years or permanent)"),
+    "EVIDENCE_DISPOSAL_APPROVAL": ("disposal_approval", "required",
+                                   "'required': a second, named person approves each disposal batch; 'none'"),
     "EVIDENCE_PROFILES_DIR": ("profiles_dir", "(none)", "extra folder of device-profile YAML files"),
     "EVIDENCE_BROKER_URL": ("broker_url", "(in-process)", "queue broker: redis://… or amqp://…"),
     "EVIDENCE_QUEUE_NAMESPACE": ("queue_namespace", "evidence", "prefix of queue names (and Redis keys)"),
@@ -118,6 +122,14 @@ class Settings:
     clear_devices: str = "profile"
     disk_full_wait_s: float = 600.0
     status_addr: tuple[str, int] | None = ("127.0.0.1", 8765)
+    case_types: Mapping[str, CaseType] = field(default_factory=lambda: dict(DEFAULT_CASE_TYPES))
+    disposal_approval: str = "required"
+
+    @property
+    def retention_policy(self) -> RetentionPolicy:
+        """Routine period, case types and the agency's calendar zone (EVIDENCE_STATION_TZ)."""
+        return RetentionPolicy(routine_months=self.routine_retention_months, case_types=self.case_types,
+                               zone=self.station_tz)
 
     @property
     def status_path(self) -> Path:
@@ -216,6 +228,14 @@ class Settings:
         if profiles_dir and not Path(profiles_dir).is_dir():
             raise ConfigInvalid("EVIDENCE_PROFILES_DIR", profiles_dir, "Not a folder.")
 
+        case_types_path = get("EVIDENCE_CASE_TYPES", "")
+        case_types = dict(DEFAULT_CASE_TYPES)
+        if case_types_path:
+            try:
+                case_types = load_case_types(Path(case_types_path))
+            except PolicyInvalid as exc:
+                raise ConfigInvalid("EVIDENCE_CASE_TYPES", case_types_path, f"{exc}.") from None
+
         return cls(
             home=home,
             database_url=get("EVIDENCE_DATABASE_URL", f"sqlite:///{home / 'catalog.db'}"),
@@ -242,6 +262,9 @@ class Settings:
             disk_full_wait_s=_seconds("EVIDENCE_DISK_FULL_WAIT_S", get("EVIDENCE_DISK_FULL_WAIT_S", "600")),
             clear_devices=_choice("EVIDENCE_CLEAR_DEVICES", get("EVIDENCE_CLEAR_DEVICES", "profile"),
                                   ("profile", "never")),
+            case_types=case_types,
+            disposal_approval=_choice("EVIDENCE_DISPOSAL_APPROVAL", get("EVIDENCE_DISPOSAL_APPROVAL", "required"),
+                                      ("required", "none")),
         )
 
 

@@ -50,6 +50,7 @@ from catalog import (
     validate_stamp,
     write_manifest,
 )
+from catalog.retention import routine_rule
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
 from ingest.archiving import archive_staged, mark_archived
@@ -381,6 +382,7 @@ class _Run:
             purpose=self.options.purpose, important=meta.important, integrity_status=meta.integrity_status,
             integrity_detail=meta.integrity_detail[:2000], state=RecordingState.STAGED.value,
             retain_until=retain_until, ingested_at=utcnow(), technical=meta.technical,
+            retention_rule=routine_rule(self.settings.routine_retention_months),
         )
         self.session.add(recording)
         self.session.flush()

@@ -14,13 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import dramatiq
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from catalog import load_or_create_key
+from catalog import CatalogError, apply_retention, load_or_create_key
 from ingest.actors import WorkerContext, declare_actors, queue_names
 from ingest.broker import make_broker
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
 from ingest.wiring import catalog_engine, open_store
+from storage import EvidenceStore
 
 __all__ = ["run_ingest", "run_workers"]
 
@@ -42,12 +45,20 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
                     for recording_id in ids:
                         actors.archive.send(recording_id)
 
+                def after_commit(ids: list[int]) -> None:
+                    if options.case_number:
+                        # Catalogue the case link and hold before any worker archives the recording.
+                        _hold_for_cases(engine, store, settings, ids, actor=options.actor)
+                    enqueue_archive(ids)
+
                 return ingest_folder(path, settings=settings, engine=engine, store=store,
                                      options=replace(options, defer_archive=True), progress=progress,
-                                     after_commit=enqueue_archive)
+                                     after_commit=after_commit)
             new_ids: list[int] = []
             report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
                                    progress=progress, after_commit=new_ids.extend)
+            if options.case_number and new_ids:
+                _hold_for_cases(engine, store, settings, new_ids, actor=options.actor)
             if derive and new_ids:
                 queue = queue_names(settings.queue_namespace, settings.station)["derive"]
                 for recording_id in new_ids:
@@ -62,6 +73,16 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
             return report
         finally:
             broker.close()
+
+
+def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, ids: list[int], *,
+                    actor: str) -> None:
+    """Recordings stamped with the number of an open case join it and are held."""
+    try:
+        with Session(engine) as session:
+            apply_retention(session, store, settings.retention_policy, actor=actor, recording_ids=ids)
+    except CatalogError as exc:  # the next `evidence retention apply` links and holds them
+        logger.error("Case links for %d new recording(s) not made yet: %s", len(ids), exc)
 
 
 def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4, derive_threads: int = 1,

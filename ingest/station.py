@@ -287,7 +287,7 @@ class StationService:
 
         def tag(**kwargs: Any) -> list[dict[str, Any]]:
             return tag_dock_session(self.engine, self.store, key, case_pattern=self.settings.case_pattern,
-                                    **kwargs)
+                                    policy=self.settings.retention_policy, **kwargs)
 
         host, port = self.settings.status_addr
         try:

@@ -1,5 +1,5 @@
 """WORM evidence storage: the store interface, implementations and retention rules."""
-from storage.backend import EvidenceStore, StoredObject, derived_key, manifest_key, object_key
+from storage.backend import EvidenceStore, StoredObject, derived_key, manifest_key, object_key, record_key
 from storage.backends.local import LocalStore, fsync_dir
 from storage.backends.s3_worm import S3WormStore, make_s3_client
 from storage.errors import (
@@ -25,5 +25,5 @@ __all__ = [
     "MIN_ROUTINE_MONTHS", "BackendUnavailable", "BucketNotWorm", "EvidenceStore", "HashMismatch", "IntegrityError",
     "LocalStore", "ObjectExists", "ObjectLocked", "ObjectMissing", "RetentionRefused", "S3WormStore",
     "StorageError", "StoredObject", "compute_retain_until", "derived_key", "fsync_dir", "is_disposable",
-    "make_s3_client", "manifest_key", "object_key", "validate_extension", "validate_routine_months",
+    "make_s3_client", "manifest_key", "object_key", "record_key", "validate_extension", "validate_routine_months",
 ]

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-__all__ = ["EvidenceStore", "StoredObject", "derived_key", "manifest_key", "object_key"]
+__all__ = ["EvidenceStore", "StoredObject", "derived_key", "manifest_key", "object_key", "record_key"]
 
 
 def object_key(sha256: str) -> str:
@@ -33,6 +33,14 @@ def derived_key(sha256: str, name: str) -> str:
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"derived file name {name!r} must be a plain file name")
     return f"derived/{object_key(sha256)}/{name}"
+
+
+def record_key(name: str) -> str:
+    """The key of an archive record (disposal record, custody checkpoint): `records/<name>`."""
+    parts = name.split("/")
+    if not name or any(not p or p in (".", "..") or not all(c.isalnum() or c in "._-" for c in p) for p in parts):
+        raise ValueError(f"record name {name!r} must be '/'-separated plain names (letters, digits, '.', '_', '-')")
+    return f"records/{name}"
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,11 @@ class EvidenceStore(Protocol):
         ...
 
     def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:
+        """Lengthen retention of the object and of its manifests (never shortens: RetentionRefused)."""
         ...
 
     def set_legal_hold(self, sha256: str, on: bool) -> StoredObject:
+        """Set or lift the legal hold on the object and its manifests."""
         ...
 
     def delete(self, sha256: str, *, now: datetime) -> None:
@@ -89,9 +99,20 @@ class EvidenceStore(Protocol):
     def get_manifest(self, sha256: str, revision: int) -> bytes:
         ...
 
+    def put_record(self, name: str, data: bytes, *, retain_until: datetime) -> StoredObject:
+        """Store an archive record under WORM retention; the same bytes twice are accepted, others refused."""
+        ...
+
+    def get_record(self, name: str) -> bytes:
+        ...
+
     def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
         """Store a derived file outside the evidence area (no lock; replaceable); return its key."""
         ...
 
     def open_derived(self, sha256: str, name: str) -> BinaryIO:
+        ...
+
+    def delete_derived(self, sha256: str) -> int:
+        """Remove every derived file of a recording (at disposal); return how many went."""
         ...

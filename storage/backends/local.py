@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.backend import StoredObject, derived_key, manifest_key, object_key
+from storage.backend import StoredObject, derived_key, manifest_key, object_key, record_key
 from storage.errors import BackendUnavailable, HashMismatch, ObjectExists, ObjectLocked, ObjectMissing
 from storage.retention import is_disposable, validate_extension
 
@@ -177,15 +177,15 @@ class LocalStore:
         return found
 
 
-    def put_manifest(self, sha256: str, revision: int, data: bytes, *, retain_until: datetime) -> StoredObject:
-        key = manifest_key(sha256, revision)
+    def _put_once(self, key: str, data: bytes, *, retain_until: datetime) -> StoredObject:
+        """Write *data* under *key* once (0444); the same bytes again are accepted, other bytes refused."""
         path = self.root / key
         if path.exists():
             if path.read_bytes() != data:
                 raise ObjectExists(key)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.root / "incoming" / f"{sha256}.r{revision}.{uuid.uuid4().hex}"
+            tmp = self.root / "incoming" / f"once.{uuid.uuid4().hex}"
             with tmp.open("xb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -202,13 +202,23 @@ class LocalStore:
         return StoredObject(key=key, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                             retain_until=retain_until, legal_hold=False, location=path.as_uri())
 
-    def get_manifest(self, sha256: str, revision: int) -> bytes:
-        key = manifest_key(sha256, revision)
+    def _read_once(self, key: str) -> bytes:
         try:
             return (self.root / key).read_bytes()
         except FileNotFoundError:
             raise ObjectMissing(key) from None
 
+    def put_manifest(self, sha256: str, revision: int, data: bytes, *, retain_until: datetime) -> StoredObject:
+        return self._put_once(manifest_key(sha256, revision), data, retain_until=retain_until)
+
+    def get_manifest(self, sha256: str, revision: int) -> bytes:
+        return self._read_once(manifest_key(sha256, revision))
+
+    def put_record(self, name: str, data: bytes, *, retain_until: datetime) -> StoredObject:
+        return self._put_once(record_key(name), data, retain_until=retain_until)
+
+    def get_record(self, name: str) -> bytes:
+        return self._read_once(record_key(name))
 
     def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
         key = derived_key(sha256, name)
@@ -225,6 +235,17 @@ class LocalStore:
             return (self.root / key).open("rb")
         except FileNotFoundError:
             raise ObjectMissing(key) from None
+
+    def delete_derived(self, sha256: str) -> int:
+        folder = self.root / "derived" / object_key(sha256)
+        if not folder.is_dir():
+            return 0
+        removed = 0
+        for path in folder.iterdir():
+            path.unlink()
+            removed += 1
+        folder.rmdir()
+        return removed
 
 
 def remove_tree(root: Path) -> None:

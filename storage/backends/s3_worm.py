@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.backend import StoredObject, derived_key, manifest_key, object_key
+from storage.backend import StoredObject, derived_key, manifest_key, object_key, record_key
 from storage.errors import (
     BackendUnavailable,
     BucketNotWorm,
@@ -301,21 +301,40 @@ class S3WormStore:
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "set retention on") from exc
 
+    def _manifest_keys(self, sha256: str) -> list[str]:
+        prefix = self.prefix + manifest_key(sha256, 1).rsplit(".r", 1)[0] + ".r"
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, prefix, "list") from exc
+
     def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:
         current = self.head(sha256)
         until = _whole_seconds_up(retain_until)
         validate_extension(current.key, current.retain_until, until)
         self._put_retention(current.key, current.version_id, until)
+        for key in self._manifest_keys(sha256):
+            # A manifest is kept at least as long as the recording it describes.
+            head = self._head(key)
+            held = head.get("ObjectLockRetainUntilDate")
+            if held is None or held < until:
+                self._put_retention(key, head.get("VersionId"), until)
         return self.head(sha256)
+
+    def _put_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            self.client.put_object_legal_hold(Bucket=self.bucket, Key=key,
+                                              LegalHold={"Status": "ON" if on else "OFF"}, **extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key, "set legal hold on") from exc
 
     def set_legal_hold(self, sha256: str, on: bool) -> StoredObject:
         current = self.head(sha256)
-        extra = {"VersionId": current.version_id} if current.version_id else {}
-        try:
-            self.client.put_object_legal_hold(Bucket=self.bucket, Key=current.key,
-                                              LegalHold={"Status": "ON" if on else "OFF"}, **extra)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc, current.key, "set legal hold on") from exc
+        self._put_legal_hold(current.key, current.version_id, on)
+        for key in self._manifest_keys(sha256):
+            self._put_legal_hold(key, self._head(key).get("VersionId"), on)
         return self.head(sha256)
 
     def delete(self, sha256: str, *, now: datetime) -> None:
@@ -335,8 +354,8 @@ class S3WormStore:
         except BotoCoreError as exc:
             raise self._translate(exc, obj.key, "delete") from exc
 
-    def put_manifest(self, sha256: str, revision: int, data: bytes, *, retain_until: datetime) -> StoredObject:
-        key = self.prefix + manifest_key(sha256, revision)
+    def _put_once(self, key: str, data: bytes, *, retain_until: datetime, content_type: str) -> StoredObject:
+        """Write *data* under *key* with COMPLIANCE retention once; the same bytes again are accepted."""
         digest = hashlib.sha256(data).hexdigest()
         checksum = _b64(digest)
         until = _whole_seconds_up(retain_until)
@@ -349,7 +368,7 @@ class S3WormStore:
         if head is None:
             try:
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumSHA256=checksum,
-                                       ContentType="application/json", ObjectLockMode="COMPLIANCE",
+                                       ContentType=content_type, ObjectLockMode="COMPLIANCE",
                                        ObjectLockRetainUntilDate=until)
             except (ClientError, BotoCoreError) as exc:
                 raise self._translate(exc, key, "store") from exc
@@ -362,12 +381,25 @@ class S3WormStore:
                             version_id=head.get("VersionId"), location=f"s3://{self.bucket}/{key}",
                             verified=head.get("ChecksumSHA256") == checksum)
 
-    def get_manifest(self, sha256: str, revision: int) -> bytes:
-        key = self.prefix + manifest_key(sha256, revision)
+    def _read_once(self, key: str) -> bytes:
         try:
             return cast(bytes, self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "read") from exc
+
+    def put_manifest(self, sha256: str, revision: int, data: bytes, *, retain_until: datetime) -> StoredObject:
+        return self._put_once(self.prefix + manifest_key(sha256, revision), data, retain_until=retain_until,
+                              content_type="application/json")
+
+    def get_manifest(self, sha256: str, revision: int) -> bytes:
+        return self._read_once(self.prefix + manifest_key(sha256, revision))
+
+    def put_record(self, name: str, data: bytes, *, retain_until: datetime) -> StoredObject:
+        return self._put_once(self.prefix + record_key(name), data, retain_until=retain_until,
+                              content_type="application/json")
+
+    def get_record(self, name: str) -> bytes:
+        return self._read_once(self.prefix + record_key(name))
 
     def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
         key = self.prefix + derived_key(sha256, name)
@@ -386,6 +418,20 @@ class S3WormStore:
             return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "read") from exc
+
+    def delete_derived(self, sha256: str) -> int:
+        """Remove every version of the recording's derived files (they carry no lock)."""
+        prefix = self.prefix + derived_key(sha256, "x")[:-1]
+        removed = 0
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    self.client.delete_object(Bucket=self.bucket, Key=version["Key"], VersionId=version["VersionId"])
+                    removed += "Size" in version
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, prefix, "delete") from exc
+        return removed
 
     def version_count(self, sha256: str) -> int:
         """How many versions the key holds (1 for a well-kept archive)."""

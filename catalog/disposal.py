@@ -1,0 +1,266 @@
+"""Lawful disposal: plan what is due, propose a batch, approve it, delete, keep tombstones and a signed record.
+
+Every item is re-decided at the moment of deletion, so a recording linked
+to a case after the plan was made is refused, not deleted; the store's own
+lock is the last word (an early delete is refused by the server and reported
+as an error). Each disposed recording keeps a tombstone (hash, stamp, rule,
+time, operator, approver); each batch ends with a signed disposal record in
+WORM storage.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from dateutil.relativedelta import relativedelta
+from sqlmodel import Session, col, delete, select
+
+from catalog.cases import case_facts
+from catalog.custody import CustodyKind, append_event
+from catalog.errors import DisposalError
+from catalog.manifests import ensure_station_key, software_version
+from catalog.models import (
+    DerivedMedia,
+    Disposal,
+    DisposalBatch,
+    DisposalStatus,
+    Recording,
+    RecordingState,
+    Station,
+)
+from catalog.recordings import ensure_station
+from catalog.retention import RetentionPolicy, decide_retention
+from catalog.retention_job import base_time
+from catalog.signing import sign_document
+from catalog.stamps import current_stamp
+from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
+
+__all__ = ["DISPOSAL_RECORD_FORMAT", "PlanItem", "Signer", "approve_batch", "plan_disposal", "start_sweep"]
+
+logger = logging.getLogger(__name__)
+
+DISPOSAL_RECORD_FORMAT = "evidence-disposal-record/1"
+#: Disposal records are kept for good; WORM storage needs a date, so: a century.
+RECORD_RETENTION = relativedelta(years=100)
+_IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who signs disposal records: the station (or archive host) key registered in the catalog."""
+
+    station: str
+    key: Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    recording_id: int
+    sha256: str
+    original_name: str
+    media_kind: str
+    size_bytes: int
+    retain_until: datetime
+    rule: str
+    status: str  # due | upcoming | held
+    hold_reasons: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["retain_until"] = self.retain_until.isoformat()
+        out["hold_reasons"] = list(self.hold_reasons)
+        return out
+
+
+def plan_disposal(session: Session, policy: RetentionPolicy, *, as_of: datetime, within_days: int = 0,
+                  limit: int | None = None) -> list[PlanItem]:
+    """What becomes disposable by *as_of* (`due`) or within *within_days* after it (`upcoming`), and what
+    would be due but is held (`held`), each with the rule that decides it. Changes nothing."""
+    horizon = as_of + timedelta(days=within_days)
+    query = (select(Recording).where(col(Recording.state).in_(_IN_STORE), col(Recording.retain_until) <= horizon)
+             .order_by(col(Recording.retain_until), col(Recording.id)))
+    recordings = list(session.exec(query))
+    facts = case_facts(session, [r.id for r in recordings if r.id is not None])
+    items: list[PlanItem] = []
+    for r in recordings:
+        assert r.id is not None
+        decision = decide_retention(base_time=base_time(r), current=r.retain_until, cases=facts[r.id], policy=policy)
+        if decision.retain_until > horizon:
+            continue
+        status = "held" if decision.legal_hold else ("due" if decision.retain_until <= as_of else "upcoming")
+        items.append(PlanItem(r.id, r.sha256, r.original_name, r.media_kind, r.size_bytes, decision.retain_until,
+                              decision.rule, status, decision.hold_reasons))
+        if limit is not None and len(items) >= limit:
+            break
+    return items
+
+
+def start_sweep(session: Session, store: EvidenceStore, policy: RetentionPolicy, *, now: datetime, by: str,
+                approval_required: bool, signer: Signer) -> DisposalBatch | None:
+    """Propose a batch of everything due now; without required approval, dispose of it at once.
+
+    Returns None when nothing is due.
+    """
+    if not by.strip():
+        raise DisposalError("a sweep needs the name of the operator who runs it")
+    due = [item for item in plan_disposal(session, policy, as_of=now) if item.status == "due"]
+    if not due:
+        return None
+    batch = DisposalBatch(status=DisposalStatus.AWAITING_APPROVAL.value, created_by=by, created_at=now,
+                          items=[item.as_json() for item in due], outcome=[])
+    session.add(batch)
+    session.flush()
+    append_event(session, CustodyKind.DISPOSAL_PROPOSED, actor=by, details={
+        "batch": batch.id, "items": len(due), "sha256": [item.sha256 for item in due],
+        "approval_required": approval_required})
+    session.commit()
+    if approval_required:
+        return batch
+    return _execute(session, store, policy, batch, now=now, signer=signer)
+
+
+def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolicy, batch_id: int, *, by: str,
+                  now: datetime, signer: Signer) -> DisposalBatch:
+    """A named approver (not the operator) approves a proposed batch, which is then carried out."""
+    batch = session.get(DisposalBatch, batch_id)
+    if batch is None:
+        raise DisposalError(f"no disposal batch {batch_id}")
+    if batch.status != DisposalStatus.AWAITING_APPROVAL.value:
+        raise DisposalError(f"disposal batch {batch_id} is {batch.status!r}; only a batch awaiting approval can "
+                            "be approved")
+    if not by.strip():
+        raise DisposalError("approval needs the approver's name")
+    if by.strip() == batch.created_by:
+        raise DisposalError(f"disposal batch {batch_id} was proposed by {batch.created_by!r}; a different person "
+                            "must approve it")
+    batch.approved_by, batch.approved_at = by.strip(), now
+    session.add(batch)
+    append_event(session, CustodyKind.DISPOSAL_APPROVED, actor=batch.approved_by, details={
+        "batch": batch.id, "items": len(batch.items), "proposed_by": batch.created_by})
+    session.commit()
+    return _execute(session, store, policy, batch, now=now, signer=signer)
+
+
+def _stamp_json(recording: Recording) -> dict[str, Any]:
+    stamp = current_stamp(recording)
+    out = {f.name: getattr(stamp, f.name) for f in fields(stamp)}
+    out["captured_start"] = stamp.captured_start.isoformat() if stamp.captured_start else None
+    out["stamp_revision"] = recording.stamp_revision
+    return out
+
+
+def _execute(session: Session, store: EvidenceStore, policy: RetentionPolicy, batch: DisposalBatch, *,
+             now: datetime, signer: Signer) -> DisposalBatch:
+    operator, approver = batch.created_by, batch.approved_by
+    outcome: list[dict[str, Any]] = []
+    for item in batch.items:
+        result = _dispose_one(session, store, policy, batch, item, now=now, operator=operator, approver=approver)
+        outcome.append(result)
+        session.commit()
+    batch.outcome = outcome
+    ok = all(o["result"] in ("disposed", "already disposed") for o in outcome)
+    batch.status = (DisposalStatus.DONE if ok else DisposalStatus.PARTIAL).value
+    batch.finished_at = now
+    session.add(batch)
+    session.commit()
+    try:
+        write_disposal_record(session, store, batch, signer=signer, now=now)
+    except StorageError as exc:
+        logger.error("Disposal batch %s done, but its signed record was not written: %s", batch.id, exc)
+        batch.outcome = [*outcome, {"result": "record not written", "reason": str(exc)}]
+        batch.status = DisposalStatus.PARTIAL.value
+        session.add(batch)
+        session.commit()
+    return batch
+
+
+def _refuse(session: Session, batch: DisposalBatch, item: dict[str, Any], reason: str, *, actor: str,
+            result: str = "refused") -> dict[str, Any]:
+    append_event(session, CustodyKind.DISPOSAL_FAILED, actor=actor, recording_id=item["recording_id"], details={
+        "batch": batch.id, "sha256": item["sha256"], "result": result, "reason": reason})
+    return {"recording_id": item["recording_id"], "sha256": item["sha256"], "result": result, "reason": reason}
+
+
+def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy, batch: DisposalBatch,
+                 item: dict[str, Any], *, now: datetime, operator: str, approver: str | None) -> dict[str, Any]:
+    assert batch.id is not None
+    recording = session.get(Recording, item["recording_id"])
+    if recording is None or recording.sha256 != item["sha256"]:
+        return _refuse(session, batch, item, "the catalog no longer holds this recording", actor=operator,
+                       result="failed")
+    assert recording.id is not None
+    if recording.state == RecordingState.DISPOSED.value:
+        return {"recording_id": recording.id, "sha256": recording.sha256, "result": "already disposed",
+                "reason": ""}
+    facts = case_facts(session, [recording.id])[recording.id]
+    decision = decide_retention(base_time=base_time(recording), current=recording.retain_until, cases=facts,
+                                policy=policy)
+    if decision.legal_hold:
+        return _refuse(session, batch, item, "under legal hold: " + "; ".join(decision.hold_reasons), actor=operator)
+    if now < decision.retain_until:
+        return _refuse(session, batch, item, f"retained until {decision.retain_until.isoformat()} "
+                                             f"({decision.rule})", actor=operator)
+    note = ""
+    try:
+        store.delete(recording.sha256, now=now)
+    except ObjectLocked as exc:
+        return _refuse(session, batch, item, f"the store refused: {exc}", actor=operator)
+    except ObjectMissing:
+        note = "the store no longer held the object (deleted earlier in an interrupted sweep)"
+    except StorageError as exc:
+        return _refuse(session, batch, item, f"store error: {exc}", actor=operator, result="failed")
+    try:
+        store.delete_derived(recording.sha256)
+    except StorageError as exc:
+        note = (note + "; " if note else "") + f"derived files not removed: {exc}"
+    session.exec(delete(DerivedMedia).where(col(DerivedMedia.recording_id) == recording.id))
+    tombstone = Disposal(recording_id=recording.id, batch_id=batch.id, sha256=recording.sha256,
+                         size_bytes=recording.size_bytes, original_name=recording.original_name,
+                         media_kind=recording.media_kind, stamp=_stamp_json(recording), rule=decision.rule,
+                         retain_until=decision.retain_until, disposed_at=now, operator=operator, approver=approver,
+                         store_name=recording.store_name, store_key=recording.store_key,
+                         store_version=recording.store_version, note=note)
+    session.add(tombstone)
+    recording.state = RecordingState.DISPOSED.value
+    session.add(recording)
+    append_event(session, CustodyKind.DISPOSED, actor=operator, recording_id=recording.id, details={
+        "batch": batch.id, "sha256": recording.sha256, "rule": decision.rule,
+        "retain_until": decision.retain_until.isoformat(), "operator": operator, "approver": approver,
+        "store_key": recording.store_key, "note": note})
+    return {"recording_id": recording.id, "sha256": recording.sha256, "result": "disposed", "reason": note,
+            "rule": decision.rule, "stamp": tombstone.stamp}
+
+
+def write_disposal_record(session: Session, store: EvidenceStore, batch: DisposalBatch, *, signer: Signer,
+                          now: datetime) -> str:
+    """Sign the batch (items, outcome, people, times) and keep it in WORM storage; return its key."""
+    assert batch.id is not None
+    tombstones = {d.recording_id: d for d in session.exec(select(Disposal).where(Disposal.batch_id == batch.id))}
+    body = {
+        "format": DISPOSAL_RECORD_FORMAT, "batch": batch.id, "status": batch.status,
+        "proposed_by": batch.created_by, "proposed_at": batch.created_at.isoformat() if batch.created_at else None,
+        "approved_by": batch.approved_by, "approved_at": batch.approved_at.isoformat() if batch.approved_at else None,
+        "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
+        "items": [{**o, "size_bytes": tombstones[o["recording_id"]].size_bytes,
+                   "original_name": tombstones[o["recording_id"]].original_name}
+                  if o.get("recording_id") in tombstones else o for o in batch.outcome],
+        "software": {"name": "evidence-ingest", "version": software_version()},
+        "signed_at": now.isoformat(),
+    }
+    if session.get(Station, signer.station) is None:
+        ensure_station(session, signer.station)
+    ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}")
+    document = sign_document(body, signer.key)
+    data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    stored = store.put_record(f"disposals/batch-{batch.id:06d}.json", data, retain_until=now + RECORD_RETENTION)
+    batch.record_key = stored.key
+    session.add(batch)
+    append_event(session, CustodyKind.DISPOSAL_RECORDED, actor=f"station:{signer.station}", details={
+        "batch": batch.id, "key": stored.key, "sha256": stored.sha256,
+        "key_fingerprint": document["signature"]["key_fingerprint"]})
+    session.commit()
+    return stored.key

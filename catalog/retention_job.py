@@ -1,0 +1,139 @@
+"""Apply retention decisions to the catalog and the WORM store: an idempotent job.
+
+For each recording still kept, the decision (`catalog.retention`) is
+compared with what the catalog holds; a longer retain-until is extended on
+the store first, then a changed legal hold is set or lifted, then the
+catalog row and a custody event are committed. Run twice, the second run
+changes nothing. A store failure on one recording is reported and the job
+goes on with the next.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from catalog.cases import adopt_stamped, case_facts
+from catalog.custody import CustodyKind, append_event
+from catalog.models import Recording, RecordingState
+from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention
+from storage import EvidenceStore, StorageError
+
+__all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
+
+logger = logging.getLogger(__name__)
+
+_IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+
+
+@dataclass
+class RetentionChange:
+    recording_id: int
+    sha256: str
+    old_until: datetime | None
+    new_until: datetime
+    old_hold: bool
+    new_hold: bool
+    rule: str
+    hold_reasons: tuple[str, ...]
+    error: str | None = None
+    applied_to_store: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"recording_id": self.recording_id, "sha256": self.sha256,
+                "old_retain_until": self.old_until.isoformat() if self.old_until else None,
+                "retain_until": self.new_until.isoformat(), "old_legal_hold": self.old_hold,
+                "legal_hold": self.new_hold, "rule": self.rule, "hold_reasons": list(self.hold_reasons),
+                "applied_to_store": self.applied_to_store, "error": self.error}
+
+
+def base_time(recording: Recording) -> datetime:
+    """What routine retention counts from: capture end (else start); for a document, or a recording
+    without a capture time, when it entered the archive."""
+    if recording.media_kind == "document":
+        when = recording.ingested_at
+    else:
+        when = recording.captured_end or recording.captured_start or recording.ingested_at
+    assert when is not None
+    return when
+
+
+def decide_for(session: Session, recordings: list[Recording], policy: RetentionPolicy
+               ) -> dict[int, RetentionDecision]:
+    ids = [r.id for r in recordings if r.id is not None]
+    facts = case_facts(session, ids)
+    return {r.id: decide_retention(base_time=base_time(r), current=r.retain_until, cases=facts[r.id], policy=policy)
+            for r in recordings if r.id is not None}
+
+
+def _targets(session: Session, recording_ids: Iterable[int] | None) -> list[int]:
+    query = select(Recording.id).where(Recording.state != RecordingState.DISPOSED.value).order_by(col(Recording.id))
+    if recording_ids is not None:
+        wanted = sorted(set(recording_ids))
+        if not wanted:
+            return []
+        query = query.where(col(Recording.id).in_(wanted))
+    return [rid for rid in session.exec(query) if rid is not None]
+
+
+def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPolicy, *, actor: str,
+                    recording_ids: Iterable[int] | None = None, batch: int = 200) -> list[RetentionChange]:
+    """Bring retention and legal holds in line with the rules; return what changed (and what failed).
+
+    Commits after each recording, so store and catalog never drift by more than one recording.
+    """
+    wanted = None if recording_ids is None else list(recording_ids)
+    adopt_stamped(session, by=actor, recording_ids=wanted)
+    session.commit()  # from here each recording is its own transaction
+    changes: list[RetentionChange] = []
+    ids = _targets(session, wanted)
+    for start in range(0, len(ids), batch):
+        recordings = list(session.exec(select(Recording).where(col(Recording.id).in_(ids[start:start + batch]))
+                                       .order_by(col(Recording.id))))
+        decisions = decide_for(session, recordings, policy)
+        for recording in recordings:
+            assert recording.id is not None
+            decision = decisions[recording.id]
+            longer = recording.retain_until is None or decision.retain_until > recording.retain_until
+            if not longer and decision.legal_hold == recording.legal_hold:
+                continue  # already as the rules say
+            change = RetentionChange(recording.id, recording.sha256, recording.retain_until, decision.retain_until,
+                                     recording.legal_hold, decision.legal_hold, decision.rule,
+                                     decision.hold_reasons)
+            changes.append(change)
+            try:
+                _apply_one(session, store, recording, decision, change, actor=actor)
+            except StorageError as exc:
+                session.rollback()
+                change.error = str(exc)
+                logger.error("Retention of recording %s not applied: %s", recording.id, exc)
+    return changes
+
+
+def _apply_one(session: Session, store: EvidenceStore, recording: Recording, decision: RetentionDecision,
+               change: RetentionChange, *, actor: str) -> None:
+    in_store = recording.state in _IN_STORE
+    longer = change.old_until is None or change.new_until > change.old_until
+    # Extend first, then change the hold: protection never dips between the two calls.
+    if in_store and longer:
+        store.extend_retention(recording.sha256, decision.retain_until)
+    if in_store and decision.legal_hold != recording.legal_hold:
+        store.set_legal_hold(recording.sha256, decision.legal_hold)
+    change.applied_to_store = in_store
+    if longer:
+        recording.retain_until = decision.retain_until
+        recording.retention_rule = decision.rule
+        append_event(session, CustodyKind.RETENTION_CHANGED, actor=actor, recording_id=recording.id, details={
+            "old": change.old_until.isoformat() if change.old_until else None,
+            "new": decision.retain_until.isoformat(), "rule": decision.rule, "in_store": in_store})
+    if decision.legal_hold != recording.legal_hold:
+        recording.legal_hold = decision.legal_hold
+        append_event(session, CustodyKind.LEGAL_HOLD, actor=actor, recording_id=recording.id, details={
+            "on": decision.legal_hold, "reasons": list(decision.hold_reasons), "in_store": in_store})
+    session.add(recording)
+    session.commit()

@@ -1,0 +1,172 @@
+"""Text records (PDF, Word, OFD, scans…) attached to a case: hashed, catalogued and kept like recordings.
+
+A document is copied into staging in one read pass (SHA-256 on the way),
+recognised by its bytes (`classify_document` is pure), stored in the WORM
+store under its hash with a signed manifest, and linked to the case. A file
+that is not a recognised document is still kept, flagged `unreadable`.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session
+
+from catalog import (
+    Case,
+    CaseStateError,
+    CaseStatus,
+    CustodyKind,
+    IntegrityStatus,
+    MediaKind,
+    Recording,
+    RecordingState,
+    Station,
+    append_event,
+    ensure_station,
+    ensure_station_key,
+    find_by_sha256,
+    link_recording,
+    record_stamp,
+    write_manifest,
+)
+from catalog.retention import routine_rule
+from catalog.types import utcnow
+from ingest.archiving import mark_archived
+from ingest.config import Settings
+from ingest.transfer import copy_and_hash
+from storage import EvidenceStore, compute_retain_until
+
+__all__ = ["AttachResult", "DocumentKind", "attach_document", "classify_document"]
+
+logger = logging.getLogger(__name__)
+
+_TAIL_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class DocumentKind:
+    container: str  # pdf | docx | xlsx | pptx | ofd | zip | ole | jpeg | png | tiff | text | unknown
+    status: str  # IntegrityStatus value
+    detail: str
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    recording: Recording
+    new: bool  # False: the same bytes were already in the archive (only a link was added)
+
+
+def classify_document(head: bytes, tail: bytes, *, name: str, zip_members: list[str] | None) -> DocumentKind:
+    """Recognise a document from its first and last bytes (and, for ZIP-based formats, its member names)."""
+    ok, damaged, unreadable = IntegrityStatus.OK.value, IntegrityStatus.DAMAGED.value, IntegrityStatus.UNREADABLE.value
+    if not head:
+        return DocumentKind("unknown", unreadable, "empty file")
+    if head.startswith(b"%PDF-"):
+        if b"%%EOF" not in tail:
+            return DocumentKind("pdf", damaged, "PDF without its %%EOF trailer (truncated?); kept as found")
+        return DocumentKind("pdf", ok, "")
+    if head.startswith(b"PK\x03\x04"):
+        if zip_members is None:
+            return DocumentKind("zip", damaged, "ZIP-based document whose directory cannot be read; kept as found")
+        members = set(zip_members)
+        for marker, container in (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"),
+                                  ("ppt/presentation.xml", "pptx"), ("OFD.xml", "ofd")):
+            if marker in members:
+                return DocumentKind(container, ok, "")
+        return DocumentKind("zip", ok, "ZIP archive (not a Word, Excel, PowerPoint or OFD document)")
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return DocumentKind("ole", ok, "legacy Office document (.doc/.xls)")
+    if head.startswith(b"\xff\xd8\xff"):
+        if not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
+            return DocumentKind("jpeg", damaged, "JPEG without its end-of-image marker (truncated?); kept as found")
+        return DocumentKind("jpeg", ok, "")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return DocumentKind("png", ok, "")
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return DocumentKind("tiff", ok, "")
+    if name.lower().endswith((".txt", ".md", ".csv", ".xml", ".json")):
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # a multi-byte character cut at the end of the sample is fine
+                return DocumentKind("text", damaged, f"not valid UTF-8 text at byte {exc.start}; kept as found")
+        return DocumentKind("text", ok, "")
+    return DocumentKind("unknown", unreadable, "not a recognised document type (PDF, Word/Excel/PowerPoint, OFD, "
+                                               "JPEG, PNG, TIFF, text); kept as found")
+
+
+def _classify_file(path: Path, name: str) -> DocumentKind:
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+        fh.seek(max(0, size - _TAIL_BYTES))
+        tail = fh.read(_TAIL_BYTES)
+    members = None
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            members = None
+    return classify_document(head, tail, name=name, zip_members=members)
+
+
+def attach_document(session: Session, store: EvidenceStore, settings: Settings, case: Case, path: Path, *,
+                    title: str, by: str, key: Ed25519PrivateKey, dated: date | None = None) -> AttachResult:
+    """Store *path* as a document of *case* (WORM, hashed, signed manifest) and link it with *title*.
+
+    Raises:
+      CaseStateError: the case is closed, or the same bytes were disposed of.
+      CopyFailed: the file cannot be read (nothing is stored).
+      StorageError: the store refused or is down (the staged copy stays for a retry).
+    """
+    if case.status != CaseStatus.OPEN.value:
+        raise CaseStateError(f"case {case.number} is closed (on {case.closed_on}); reopen it before attaching "
+                             f"{path.name}")
+    staging = settings.staging_dir
+    staging.mkdir(parents=True, exist_ok=True)
+    copy = copy_and_hash(path, staging, part_name=f"attach-{uuid.uuid4().hex}", resume=False)
+    existing = find_by_sha256(session, copy.sha256)
+    if existing is not None:
+        if existing.state != RecordingState.STAGED.value:
+            copy.destination.unlink(missing_ok=True)
+        link_recording(session, case, existing, purpose=title, by=by, source="attach")
+        session.commit()
+        return AttachResult(existing, new=False)
+    kind = _classify_file(copy.destination, path.name)
+    if session.get(Station, settings.station) is None:
+        ensure_station(session, settings.station, name=settings.station_name)
+    ensure_station_key(session, settings.station, key, actor=by)
+    now = utcnow()
+    captured = datetime.combine(dated, time(), tzinfo=ZoneInfo(settings.station_tz)) if dated else None
+    recording = Recording(
+        sha256=copy.sha256, size_bytes=copy.size_bytes, media_kind=MediaKind.DOCUMENT.value, container=kind.container,
+        original_name=path.name, station_code=settings.station, captured_start=captured, captured_end=captured,
+        time_source="document date" if dated else "none", case_number=case.number, purpose=title,
+        integrity_status=kind.status, integrity_detail=kind.detail, state=RecordingState.STAGED.value,
+        retain_until=compute_retain_until(now, routine_months=settings.routine_retention_months),
+        retention_rule=routine_rule(settings.routine_retention_months), ingested_at=now,
+        technical={"attached_from": path.name},
+    )
+    session.add(recording)
+    session.flush()
+    append_event(session, CustodyKind.DOCUMENT_ATTACHED, actor=by, recording_id=recording.id, details={
+        "case": case.number, "name": path.name, "sha256": copy.sha256, "size_bytes": copy.size_bytes,
+        "container": kind.container, "integrity": kind.status})
+    record_stamp(session, recording, by=by, reason=f"attached to case {case.number}")
+    link_recording(session, case, recording, purpose=title, by=by, source="attach")
+    session.commit()  # catalogued as staged first: a store failure leaves a recoverable staged copy
+    assert recording.retain_until is not None
+    stored = store.put_file(copy.destination, sha256=copy.sha256, size_bytes=copy.size_bytes,
+                            retain_until=recording.retain_until, consume=True)
+    mark_archived(session, recording, store, stored, actor=by)
+    write_manifest(session, store, recording, key, actor=by)
+    session.commit()
+    return AttachResult(recording, new=True)

@@ -1,0 +1,243 @@
+"""Case retention applied to real WORM stores (local and SeaweedFS Object Lock), and lawful disposal."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from dateutil.relativedelta import relativedelta
+from sqlmodel import Session, col, select
+
+from catalog import (
+    DEFAULT_CASE_PATTERN,
+    DEFAULT_CASE_TYPES,
+    CaseStateError,
+    CustodyEvent,
+    Disposal,
+    DisposalError,
+    Recording,
+    RetentionPolicy,
+    Signer,
+    apply_retention,
+    approve_batch,
+    close_case,
+    create_case,
+    find_chain_breaks,
+    link_recording,
+    load_chain,
+    plan_disposal,
+    reopen_case,
+    start_sweep,
+    unlink_recording,
+    write_manifest,
+)
+from catalog.signing import verify_document
+from catalog.stamps import record_stamp
+from catalog.types import utcnow
+from storage import ObjectLocked, S3WormStore, manifest_key
+from tests.conftest import wait_for
+
+POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
+KEY = Ed25519PrivateKey.generate()
+SIGNER = Signer("station-1", KEY)
+
+
+def _archived(session: Session, store, tmp_path: Path, n: int, *, retain_until: datetime,
+              captured_end: datetime, manifest: bool = False) -> Recording:
+    data = f"recording {n} {tmp_path}".encode() * 50
+    sha = hashlib.sha256(data).hexdigest()
+    path = tmp_path / f"{n}.bin"
+    path.write_bytes(data)
+    stored = store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=retain_until)
+    recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name=f"clip{n}.mp4",
+                          station_code="station-1", captured_start=captured_end - timedelta(minutes=1),
+                          captured_end=captured_end, time_source="container", integrity_status="ok",
+                          state="verified", ingested_at=utcnow(), retain_until=stored.retain_until,
+                          store_name=store.name, store_key=stored.key, case_number=None, purpose="巡查")
+    session.add(recording)
+    session.flush()
+    record_stamp(session, recording, by="station:test", reason="ingest")
+    if manifest:
+        write_manifest(session, store, recording, KEY, actor="station:test")
+    session.commit()
+    return recording
+
+
+def _case(session: Session, number: str, case_type: str = "penalty-general"):
+    today = datetime.now(UTC).date()
+    return create_case(session, number=number, title="无照经营", case_type=case_type, unit="城管",
+                       opened_on=today - timedelta(days=30), by="clerk:李四", case_pattern=DEFAULT_CASE_PATTERN,
+                       policy=POLICY, today=today)
+
+
+def _server_refuses_delete(store: S3WormStore, sha256: str) -> str:
+    """Ask the S3 server itself (no client-side check) to delete the locked version; return its error code."""
+    head = store.head(sha256)
+    with pytest.raises(ClientError) as refused:
+        store.client.delete_object(Bucket=store.bucket, Key=head.key, VersionId=head.version_id)
+    return str(refused.value.response["Error"]["Code"])
+
+
+def test_case_lifecycle_sets_holds_and_extends_retention_on_the_store(engine, worm_store, tmp_path):
+    now = utcnow()
+    with Session(engine) as session:
+        rec = _archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
+                        captured_end=now - timedelta(days=1), manifest=True)
+        case = _case(session, "AB-2026-00042")
+        link_recording(session, case, rec, purpose="证明违法事实", by="clerk:李四")
+        session.commit()
+
+        changes = apply_retention(session, worm_store, POLICY, actor="clerk:李四")
+        assert [(c.recording_id, c.new_hold, c.error) for c in changes] == [(rec.id, True, None)]
+        assert worm_store.head(rec.sha256).legal_hold is True
+        with pytest.raises(ObjectLocked, match="legal hold"):
+            worm_store.delete(rec.sha256, now=now + timedelta(days=365 * 100))
+        if isinstance(worm_store, S3WormStore):
+            assert _server_refuses_delete(worm_store, rec.sha256) == "AccessDenied"
+            manifest = worm_store.client.head_object(Bucket=worm_store.bucket, Key=manifest_key(rec.sha256, 1))
+            assert manifest["ObjectLockLegalHoldStatus"] == "ON"  # the manifest is held with its recording
+
+        closed_on = datetime.now(UTC).date()
+        close_case(session, case, by="clerk:李四", closed_on=closed_on, today=closed_on)
+        session.commit()
+        changes = apply_retention(session, worm_store, POLICY, actor="clerk:李四")
+        expected = datetime.combine(date(closed_on.year + 30, closed_on.month, closed_on.day) + timedelta(days=1),
+                                    datetime.min.time()).replace(tzinfo=UTC) - timedelta(hours=8)
+        assert [(c.new_until, c.new_hold) for c in changes] == [(expected, False)]
+        head = worm_store.head(rec.sha256)
+        assert head.retain_until == expected and head.legal_hold is False
+        if isinstance(worm_store, S3WormStore):
+            assert _server_refuses_delete(worm_store, rec.sha256) == "AccessDenied"  # COMPLIANCE, 30 years
+            manifest = worm_store.client.head_object(Bucket=worm_store.bucket, Key=manifest_key(rec.sha256, 1))
+            assert manifest["ObjectLockRetainUntilDate"] >= expected
+        assert apply_retention(session, worm_store, POLICY, actor="retention-job") == []  # idempotent
+
+        reopen_case(session, case, by="supervisor:王", reason="行政复议")
+        session.commit()
+        apply_retention(session, worm_store, POLICY, actor="supervisor:王")
+        assert worm_store.head(rec.sha256).legal_hold is True
+        unlink_recording(session, case, rec, by="clerk:李四", reason="与本案无关")
+        session.commit()
+        changes = apply_retention(session, worm_store, POLICY, actor="clerk:李四")
+        assert [(c.new_hold, c.new_until) for c in changes] == [(False, expected)]  # unlinking never shortens
+        head = worm_store.head(rec.sha256)
+        assert head.legal_hold is False and head.retain_until == expected
+        session.refresh(rec)
+        assert rec.retain_until == expected and rec.legal_hold is False
+        kinds = [e.kind for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == rec.id)
+                                                  .order_by(col(CustodyEvent.id)))]
+        assert kinds.count("legal_hold") == 4 and kinds.count("retention_changed") == 1
+        assert find_chain_breaks(load_chain(session)) == []
+
+
+def _wait_until(*moments: datetime | None) -> None:
+    """Until the clock passes every retain-until given (S3 keeps them in whole seconds, rounded up)."""
+    last = max(m for m in moments if m is not None)
+    wait_for(lambda: utcnow() > last, 15, f"the clock to pass {last.isoformat()}")
+
+
+def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_record(engine, worm_store, tmp_path):
+    soon = utcnow() + timedelta(seconds=2)
+    old_capture = datetime(2025, 1, 1, tzinfo=UTC)
+    with Session(engine) as session:
+        due = _archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=old_capture)
+        held = _archived(session, worm_store, tmp_path, 2, retain_until=soon, captured_end=old_capture)
+        routine_ends_in_3_days = utcnow() - relativedelta(months=6) + timedelta(days=3)
+        later = _archived(session, worm_store, tmp_path, 3, retain_until=utcnow() + timedelta(days=1),
+                          captured_end=routine_ends_in_3_days)
+        case = _case(session, "AB-2026-00099")
+        link_recording(session, case, held, purpose="证明", by="clerk:李四")
+        session.commit()
+        apply_retention(session, worm_store, POLICY, actor="retention-job")
+        _wait_until(due.retain_until, held.retain_until)
+
+        plan = {i.recording_id: i for i in plan_disposal(session, POLICY, as_of=utcnow(), within_days=7)}
+        assert plan[due.id].status == "due"
+        assert plan[held.id].status == "held" and plan[held.id].hold_reasons == ("case AB-2026-00099 is open",)
+        assert plan[later.id].status == "upcoming"
+        assert not plan_disposal(session, POLICY, as_of=utcnow() - timedelta(days=400))
+
+        batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=True,
+                            signer=SIGNER)
+        assert batch is not None and batch.status == "awaiting_approval"
+        assert [i["recording_id"] for i in batch.items] == [due.id]
+        assert worm_store.exists(due.sha256)  # nothing happens before approval
+        with pytest.raises(DisposalError, match="a different person must approve it"):
+            approve_batch(session, worm_store, POLICY, batch.id, by="clerk:李四", now=utcnow(), signer=SIGNER)
+
+        done = approve_batch(session, worm_store, POLICY, batch.id, by="supervisor:王", now=utcnow(), signer=SIGNER)
+        assert done.status == "done"
+        assert [o["result"] for o in done.outcome] == ["disposed"]
+        assert not worm_store.exists(due.sha256)
+        assert worm_store.exists(held.sha256) and worm_store.exists(later.sha256)
+        session.refresh(due)
+        assert due.state == "disposed"
+        tombstone = session.exec(select(Disposal).where(Disposal.recording_id == due.id)).one()
+        assert (tombstone.sha256, tombstone.operator, tombstone.approver) == (due.sha256, "clerk:李四", "supervisor:王")
+        assert tombstone.stamp["purpose"] == "巡查" and tombstone.rule
+        record = json.loads(worm_store.get_record(f"disposals/batch-{batch.id:06d}.json"))
+        body = verify_document(record)
+        assert body["approved_by"] == "supervisor:王"
+        assert [(i["sha256"], i["result"]) for i in body["items"]] == [(due.sha256, "disposed")]
+        assert done.record_key and done.record_key.endswith(f"disposals/batch-{batch.id:06d}.json")
+        with pytest.raises(DisposalError, match="is 'done'"):
+            approve_batch(session, worm_store, POLICY, batch.id, by="supervisor:赵", now=utcnow(), signer=SIGNER)
+        with pytest.raises(CaseStateError, match="was disposed of"):
+            link_recording(session, case, due, purpose="证明", by="clerk:李四")
+        kinds = [e.kind for e in load_chain(session)]
+        assert {"disposal_proposed", "disposal_approved", "disposed", "disposal_recorded"} <= set(kinds)
+        assert find_chain_breaks(load_chain(session)) == []
+
+
+def test_an_item_linked_to_a_case_after_the_plan_is_refused_and_reported(engine, worm_store, tmp_path):
+    soon = utcnow() + timedelta(seconds=2)
+    with Session(engine) as session:
+        first = _archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
+                                                                                                  tzinfo=UTC))
+        second = _archived(session, worm_store, tmp_path, 2, retain_until=soon, captured_end=datetime(2025, 1, 1,
+                                                                                                   tzinfo=UTC))
+        _wait_until(first.retain_until, second.retain_until)
+        batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=True,
+                            signer=SIGNER)
+        assert batch is not None and len(batch.items) == 2
+        case = _case(session, "AB-2026-00100")
+        link_recording(session, case, second, purpose="新发现的证据", by="clerk:李四")
+        session.commit()
+        done = approve_batch(session, worm_store, POLICY, batch.id, by="supervisor:王", now=utcnow(), signer=SIGNER)
+        results = {o["recording_id"]: o for o in done.outcome}
+        assert results[first.id]["result"] == "disposed"
+        assert results[second.id]["result"] == "refused"
+        assert "under legal hold: case AB-2026-00100 is open" in results[second.id]["reason"]
+        assert done.status == "partial"
+        assert worm_store.exists(second.sha256)
+        failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "disposal_failed")).one()
+        assert failed.recording_id == second.id
+
+
+def test_the_store_has_the_last_word_when_the_catalog_drifted(engine, worm_store, tmp_path):
+    soon = utcnow() + timedelta(seconds=2)
+    with Session(engine) as session:
+        rec = _archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
+                                                                                                tzinfo=UTC))
+        worm_store.extend_retention(rec.sha256, utcnow() + timedelta(days=1))  # changed behind the catalog's back
+        _wait_until(rec.retain_until)
+        batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=False,
+                            signer=SIGNER)
+        assert batch is not None and batch.status == "partial" and batch.approved_by is None
+        assert batch.outcome[0]["result"] == "refused"
+        assert batch.outcome[0]["reason"].startswith("the store refused")
+        assert worm_store.exists(rec.sha256)
+        session.refresh(rec)
+        assert rec.state == "verified"
+        assert session.exec(select(Disposal)).first() is None
+
+
+def test_a_sweep_with_nothing_due_makes_no_batch(engine, worm_store, tmp_path):
+    with Session(engine) as session:
+        _archived(session, worm_store, tmp_path, 1, retain_until=utcnow() + timedelta(days=1), captured_end=utcnow())
+        assert start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk", approval_required=False,
+                           signer=SIGNER) is None

@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -101,11 +101,12 @@ def routine_rule(months: int) -> str:
 
 
 def case_retain_until(closed_on: date, case_type: CaseType, zone: str) -> datetime | None:
-    """Kept through the anniversary day of closing: the start of the next day in *zone*. None: permanent."""
+    """Kept through the anniversary day of closing: the start of the next day in *zone* (in UTC).
+    None: permanent."""
     if case_type.years is None:
         return None
     last_day = closed_on + relativedelta(years=case_type.years)
-    return datetime.combine(last_day + timedelta(days=1), time(), tzinfo=ZoneInfo(zone))
+    return datetime.combine(last_day + timedelta(days=1), time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 def decide_retention(*, base_time: datetime, current: datetime | None, cases: Iterable[CaseFacts],
@@ -117,8 +118,6 @@ def decide_retention(*, base_time: datetime, current: datetime | None, cases: It
     """
     routine = compute_retain_until(base_time, routine_months=policy.routine_months)
     candidates: list[tuple[datetime, str]] = [(routine, routine_rule(policy.routine_months))]
-    if current is not None:
-        candidates.append((current, "kept: retention never shrinks"))
     holds: list[str] = []
     for case in sorted(cases, key=lambda c: c.number):
         kind = policy.case_type(case.case_type)
@@ -133,7 +132,9 @@ def decide_retention(*, base_time: datetime, current: datetime | None, cases: It
         else:
             candidates.append((until, f"case {case.number} closed {case.closed_on.isoformat()} + "
                                       f"{kind.describe()} ({kind.code})"))
-    # Strictly longer wins; on a tie the earlier (more specific) rule is named.
+    if current is not None:  # last: it is named only when no rule reaches it
+        candidates.append((current, "kept: retention never shrinks"))
+    # Strictly longer wins; on a tie the earlier rule is named.
     retain_until, rule = candidates[0]
     for when, why in candidates[1:]:
         if when > retain_until:

@@ -21,6 +21,7 @@ from rich.table import Table
 from sqlmodel import Session, col, select
 
 from catalog import (
+    CaseStateError,
     CustodyEvent,
     CustodyKind,
     Disposal,
@@ -243,6 +244,12 @@ def cat(ref: str, by: str | None) -> None:
         settings = _settings()
         with _catalog(settings) as engine, Session(engine) as session:
             recording = get_recording(session, ref)
+            if recording.state == "disposed":
+                tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
+                when = tombstone.disposed_at.isoformat() if tombstone and tombstone.disposed_at else "?"
+                raise CaseStateError(f"recording {recording.id} ({recording.original_name}) was disposed of on {when}"
+                                     f" (batch {tombstone.batch_id if tombstone else '?'}, rule: "
+                                     f"{tombstone.rule if tombstone else '?'}); only its tombstone remains")
             source = _store(settings).open(recording.sha256)
             append_event(session, CustodyKind.ACCESSED, actor=by or os.environ.get("USER", "cli"),
                          recording_id=recording.id, details={"via": "cli cat", "sha256": recording.sha256})

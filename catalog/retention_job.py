@@ -21,7 +21,7 @@ from catalog.cases import adopt_stamped, case_facts
 from catalog.custody import CustodyKind, append_event
 from catalog.models import Recording, RecordingState
 from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention
-from storage import EvidenceStore, StorageError
+from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
 
@@ -49,7 +49,7 @@ class RetentionChange:
                 "old_retain_until": self.old_until.isoformat() if self.old_until else None,
                 "retain_until": self.new_until.isoformat(), "old_legal_hold": self.old_hold,
                 "legal_hold": self.new_hold, "rule": self.rule, "hold_reasons": list(self.hold_reasons),
-                "applied_to_store": self.applied_to_store, "error": self.error}
+                "applied_to_store": self.applied_to_store, "error": self.error, "notes": list(self.notes)}
 
 
 def base_time(recording: Recording) -> datetime:
@@ -82,10 +82,14 @@ def _targets(session: Session, recording_ids: Iterable[int] | None) -> list[int]
 
 
 def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPolicy, *, actor: str,
-                    recording_ids: Iterable[int] | None = None, batch: int = 200) -> list[RetentionChange]:
+                    recording_ids: Iterable[int] | None = None, check_store: bool = False,
+                    batch: int = 200) -> list[RetentionChange]:
     """Bring retention and legal holds in line with the rules; return what changed (and what failed).
 
-    Commits after each recording, so store and catalog never drift by more than one recording.
+    With *check_store* every stored object is also read back (one HEAD each) and repaired where the store
+    is behind the rules (a hold lifted or a date shortened behind the catalogue's back, or a crash between
+    the store call and the commit). Commits after each recording, so store and catalogue never drift by more
+    than one recording.
     """
     wanted = None if recording_ids is None else list(recording_ids)
     adopt_stamped(session, by=actor, recording_ids=wanted)
@@ -99,41 +103,52 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
         for recording in recordings:
             assert recording.id is not None
             decision = decisions[recording.id]
-            longer = recording.retain_until is None or decision.retain_until > recording.retain_until
-            if not longer and decision.legal_hold == recording.legal_hold:
-                continue  # already as the rules say
             change = RetentionChange(recording.id, recording.sha256, recording.retain_until, decision.retain_until,
                                      recording.legal_hold, decision.legal_hold, decision.rule,
                                      decision.hold_reasons)
-            changes.append(change)
             try:
-                _apply_one(session, store, recording, decision, change, actor=actor)
+                stored = store.head(recording.sha256) if check_store and recording.state in _IN_STORE else None
+                longer = recording.retain_until is None or decision.retain_until > recording.retain_until
+                store_behind = stored is not None and (stored.retain_until < decision.retain_until
+                                                       or stored.legal_hold != decision.legal_hold)
+                if not longer and decision.legal_hold == recording.legal_hold and not store_behind:
+                    continue  # already as the rules say
+                changes.append(change)
+                if stored is not None and store_behind:
+                    change.notes.append(f"the store held until {stored.retain_until.isoformat()}, legal hold "
+                                        f"{'on' if stored.legal_hold else 'off'}: repaired")
+                _apply_one(session, store, recording, decision, change, actor=actor, stored=stored)
             except StorageError as exc:
                 session.rollback()
+                if change not in changes:
+                    changes.append(change)
                 change.error = str(exc)
                 logger.error("Retention of recording %s not applied: %s", recording.id, exc)
     return changes
 
 
 def _apply_one(session: Session, store: EvidenceStore, recording: Recording, decision: RetentionDecision,
-               change: RetentionChange, *, actor: str) -> None:
+               change: RetentionChange, *, actor: str, stored: StoredObject | None) -> None:
     in_store = recording.state in _IN_STORE
     longer = change.old_until is None or change.new_until > change.old_until
+    store_until = stored.retain_until if stored is not None else change.old_until
+    store_hold = stored.legal_hold if stored is not None else recording.legal_hold
     # Extend first, then change the hold: protection never dips between the two calls.
-    if in_store and longer:
+    if in_store and (store_until is None or decision.retain_until > store_until):
         store.extend_retention(recording.sha256, decision.retain_until)
-    if in_store and decision.legal_hold != recording.legal_hold:
+    if in_store and decision.legal_hold != store_hold:
         store.set_legal_hold(recording.sha256, decision.legal_hold)
     change.applied_to_store = in_store
-    if longer:
+    repair = {"repair": change.notes[0]} if change.notes else {}
+    if longer or (stored is not None and stored.retain_until < decision.retain_until):
         recording.retain_until = decision.retain_until
         recording.retention_rule = decision.rule
         append_event(session, CustodyKind.RETENTION_CHANGED, actor=actor, recording_id=recording.id, details={
             "old": change.old_until.isoformat() if change.old_until else None,
-            "new": decision.retain_until.isoformat(), "rule": decision.rule, "in_store": in_store})
-    if decision.legal_hold != recording.legal_hold:
+            "new": decision.retain_until.isoformat(), "rule": decision.rule, "in_store": in_store, **repair})
+    if decision.legal_hold != recording.legal_hold or decision.legal_hold != store_hold:
         recording.legal_hold = decision.legal_hold
         append_event(session, CustodyKind.LEGAL_HOLD, actor=actor, recording_id=recording.id, details={
-            "on": decision.legal_hold, "reasons": list(decision.hold_reasons), "in_store": in_store})
+            "on": decision.legal_hold, "reasons": list(decision.hold_reasons), "in_store": in_store, **repair})
     session.add(recording)
     session.commit()

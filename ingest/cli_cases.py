@@ -74,6 +74,8 @@ def _print_changes(changes: list[RetentionChange]) -> None:
         line = f"  recording {c.recording_id}: retain until {until} ({c.rule}); {hold}"
         if c.hold_reasons:
             line += f" ({'; '.join(c.hold_reasons)})"
+        if c.notes:
+            line += f"  ({'; '.join(c.notes)})"
         if c.error:
             line += f"  ERROR: {c.error}"
         click.echo(line)
@@ -338,13 +340,16 @@ def retention_show(ref: str, as_json: bool) -> None:
 
 @retention.command("apply")
 @click.option("--by", default="retention-job", show_default=True)
+@click.option("--check-store", is_flag=True,
+              help="Also read every stored object's retention and hold back (one HEAD each) and repair drift.")
 @click.option("--json", "as_json", is_flag=True)
-def retention_apply(by: str, as_json: bool) -> None:
+def retention_apply(by: str, check_store: bool, as_json: bool) -> None:
     """Bring every recording's retention and legal hold in line with the rules (idempotent; run it daily)."""
     with errors():
         cfg = settings()
         with catalog_engine(cfg) as engine, Session(engine) as session:
-            changes = apply_retention(session, open_store(cfg), cfg.retention_policy, actor=by)
+            changes = apply_retention(session, open_store(cfg), cfg.retention_policy, actor=by,
+                                      check_store=check_store)
     _report({"changed": len(changes)}, changes, as_json, f"{len(changes)} recording(s) changed")
 
 

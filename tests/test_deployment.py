@@ -55,3 +55,15 @@ def test_the_image_copies_only_what_exists():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_systemd_units_run_real_commands():
+    units = sorted((ROOT / "deploy").glob("*/*.service"))
+    assert {u.name for u in units} >= {"evidence-station.service", "evidence-retention.service"}
+    for unit in units:
+        line = next(x for x in unit.read_text(encoding="utf-8").splitlines() if x.startswith("ExecStart="))
+        args = line.removeprefix("ExecStart=").split()[1:]
+        result = CliRunner().invoke(main, [*args, "--help"])
+        assert result.exit_code == 0, (unit.name, args, result.output)
+    timer = (ROOT / "deploy" / "archive" / "evidence-retention.timer").read_text(encoding="utf-8")
+    assert "OnCalendar=" in timer and "Persistent=true" in timer

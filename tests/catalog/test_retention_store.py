@@ -241,3 +241,23 @@ def test_a_sweep_with_nothing_due_makes_no_batch(engine, worm_store, tmp_path):
         _archived(session, worm_store, tmp_path, 1, retain_until=utcnow() + timedelta(days=1), captured_end=utcnow())
         assert start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk", approval_required=False,
                            signer=SIGNER) is None
+
+
+def test_check_store_repairs_a_hold_lifted_behind_the_catalogue(engine, worm_store, tmp_path):
+    now = utcnow()
+    with Session(engine) as session:
+        rec = _archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
+                        captured_end=now - timedelta(days=1))
+        link_recording(session, _case(session, "AB-2026-00200"), rec, purpose="证明", by="clerk")
+        session.commit()
+        apply_retention(session, worm_store, POLICY, actor="clerk")
+        worm_store.set_legal_hold(rec.sha256, False)  # someone with store rights lifted it directly
+        assert apply_retention(session, worm_store, POLICY, actor="retention-job") == []  # the catalogue agrees
+        repaired = apply_retention(session, worm_store, POLICY, actor="retention-job", check_store=True)
+        assert [(c.recording_id, c.new_hold, c.error) for c in repaired] == [(rec.id, True, None)]
+        assert "legal hold off: repaired" in repaired[0].notes[0]
+        assert worm_store.head(rec.sha256).legal_hold is True
+        assert apply_retention(session, worm_store, POLICY, actor="retention-job", check_store=True) == []
+        event = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "legal_hold")
+                             .order_by(col(CustodyEvent.id).desc())).first()
+        assert event is not None and "repaired" in event.details["repair"]

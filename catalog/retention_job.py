@@ -1,9 +1,10 @@
 """Apply retention decisions to the catalog and the WORM store: an idempotent job.
 
 For each recording still kept, the decision (`catalog.retention`) is
-compared with what the catalog holds; a longer retain-until is extended on
-the store first, then a changed legal hold is set or lifted, then the
-catalog row and a custody event are committed. Run twice, the second run
+compared with what the catalog holds. A longer retain-until or a new legal
+hold is applied to the store before the catalog records it; a hold is
+lifted in the catalog before the store: whatever happens in between, the
+store protects at least what the catalog says. Run twice, the second run
 changes nothing. A store failure on one recording is reported and the job
 goes on with the next.
 """
@@ -83,17 +84,18 @@ def _targets(session: Session, recording_ids: Iterable[int] | None) -> list[int]
 
 def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPolicy, *, actor: str,
                     recording_ids: Iterable[int] | None = None, check_store: bool = False,
-                    batch: int = 200) -> list[RetentionChange]:
+                    batch: int = 200, commit_every: int = 50) -> list[RetentionChange]:
     """Bring retention and legal holds in line with the rules; return what changed (and what failed).
 
     With *check_store* every stored object is also read back (one HEAD each) and repaired where the store
     is behind the rules (a hold lifted or a date shortened behind the catalogue's back, or a crash between
-    the store call and the commit). Commits after each recording, so store and catalogue never drift by more
-    than one recording.
+    the store call and the commit). Store calls come before the catalogue rows that record them and are
+    idempotent, so a crash between the two is put right by the next run; commits come every *commit_every*
+    changes.
     """
     wanted = None if recording_ids is None else list(recording_ids)
     adopt_stamped(session, by=actor, recording_ids=wanted)
-    session.commit()  # from here each recording is its own transaction
+    session.commit()
     changes: list[RetentionChange] = []
     ids = _targets(session, wanted)
     for start in range(0, len(ids), batch):
@@ -119,11 +121,15 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
                                         f"{'on' if stored.legal_hold else 'off'}: repaired")
                 _apply_one(session, store, recording, decision, change, actor=actor, stored=stored)
             except StorageError as exc:
-                session.rollback()
+                # Protection is added on the store before the session; a lift was committed before the store.
                 if change not in changes:
                     changes.append(change)
                 change.error = str(exc)
                 logger.error("Retention of recording %s not applied: %s", recording.id, exc)
+                continue
+            if len(changes) % commit_every == 0:
+                session.commit()
+        session.commit()
     return changes
 
 
@@ -133,11 +139,12 @@ def _apply_one(session: Session, store: EvidenceStore, recording: Recording, dec
     longer = change.old_until is None or change.new_until > change.old_until
     store_until = stored.retain_until if stored is not None else change.old_until
     store_hold = stored.legal_hold if stored is not None else recording.legal_hold
-    # Extend first, then change the hold: protection never dips between the two calls.
+    # What adds protection goes to the store first, what removes it goes to the catalogue first: a crash
+    # in between always leaves the store protecting more than the catalogue says, never less.
     if in_store and (store_until is None or decision.retain_until > store_until):
         store.extend_retention(recording.sha256, decision.retain_until)
-    if in_store and decision.legal_hold != store_hold:
-        store.set_legal_hold(recording.sha256, decision.legal_hold)
+    if in_store and decision.legal_hold and not store_hold:
+        store.set_legal_hold(recording.sha256, True)
     change.applied_to_store = in_store
     repair = {"repair": change.notes[0]} if change.notes else {}
     if longer or (stored is not None and stored.retain_until < decision.retain_until):
@@ -151,4 +158,6 @@ def _apply_one(session: Session, store: EvidenceStore, recording: Recording, dec
         append_event(session, CustodyKind.LEGAL_HOLD, actor=actor, recording_id=recording.id, details={
             "on": decision.legal_hold, "reasons": list(decision.hold_reasons), "in_store": in_store, **repair})
     session.add(recording)
-    session.commit()
+    if in_store and not decision.legal_hold and store_hold:
+        session.commit()
+        store.set_legal_hold(recording.sha256, False)

@@ -17,8 +17,8 @@ from sqlmodel import Field, SQLModel
 from catalog.types import UTCDateTime
 
 __all__ = [
-    "Case", "CaseLink", "CaseStatus", "CustodyEvent", "CustodyHead", "Device", "Disposal", "DisposalBatch",
-    "DisposalStatus", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
+    "Case", "CaseLink", "CaseStatus", "CustodyAnchor", "CustodyEvent", "CustodyHead", "Device", "Disposal",
+    "DisposalBatch", "DisposalStatus", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
     "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia",
 ]
 
@@ -169,6 +169,7 @@ class Recording(SQLModel, table=True):
     stamp_revision: int = 1
     legal_hold: bool = False  # set while a linked case is open or kept permanently
     retention_rule: str = Field(default="", max_length=300)  # the rule that set retain_until
+    fixity_checked_at: datetime | None = _ts()  # last time the stored bytes were re-hashed and found equal
     ingested_at: datetime | None = _ts(nullable=False)
     technical: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
@@ -240,6 +241,20 @@ class CustodyHead(SQLModel, table=True):
     last_event_id: int | None = None
     last_hash: str = Field(max_length=64)
 
+
+
+class CustodyAnchor(SQLModel, table=True):
+    """The chain head as it was written, signed, to WORM storage. The store's copy is the one that counts."""
+
+    __tablename__ = "custody_anchor"
+
+    id: int | None = Field(default=None, primary_key=True)
+    last_event_id: int = Field(index=True)
+    last_hash: str = Field(max_length=64)
+    written_at: datetime | None = _ts(nullable=False)
+    written_by: str = Field(max_length=100)
+    record_name: str = Field(max_length=512, unique=True)
+    key_fingerprint: str = Field(max_length=64)
 
 
 class DerivedMedia(SQLModel, table=True):

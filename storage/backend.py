@@ -106,6 +106,10 @@ class EvidenceStore(Protocol):
     def get_record(self, name: str) -> bytes:
         ...
 
+    def list_records(self, prefix: str) -> list[str]:
+        """Names (as given to put_record) of the records under *prefix* (e.g. `custody/`), sorted."""
+        ...
+
     def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
         """Store a derived file outside the evidence area (no lock; replaceable); return its key."""
         ...

@@ -220,6 +220,13 @@ class LocalStore:
     def get_record(self, name: str) -> bytes:
         return self._read_once(record_key(name))
 
+    def list_records(self, prefix: str) -> list[str]:
+        base = self.root / "records"
+        if not base.is_dir():
+            return []
+        names = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+        return sorted(n for n in names if n.startswith(prefix))
+
     def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
         key = derived_key(sha256, name)
         dest = self.root / key

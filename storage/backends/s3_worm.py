@@ -401,6 +401,14 @@ class S3WormStore:
     def get_record(self, name: str) -> bytes:
         return self._read_once(self.prefix + record_key(name))
 
+    def list_records(self, prefix: str) -> list[str]:
+        base = self.prefix + "records/"
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base + prefix)
+            return sorted(item["Key"].removeprefix(base) for page in pages for item in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, base + prefix, "list") from exc
+
     def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
         key = self.prefix + derived_key(sha256, name)
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import HashMismatch, ObjectLocked, ObjectMissing, RetentionRefused, S3WormStore
+from storage import HashMismatch, ObjectExists, ObjectLocked, ObjectMissing, RetentionRefused, S3WormStore
 
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
 
@@ -189,3 +189,18 @@ def test_a_version_can_be_deleted_once_retention_has_passed(worm_store, tmp_path
     time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 1.5)
     worm_store.delete(sha, now=datetime.now(UTC))
     assert not worm_store.exists(sha)
+
+
+def test_records_are_write_once_and_listed_by_prefix(worm_store):
+    until = datetime.now(UTC) + timedelta(days=1)
+    worm_store.put_record("custody/anchor-000000000002-a.json", b'{"n": 2}', retain_until=until)
+    worm_store.put_record("custody/anchor-000000000001-a.json", b'{"n": 1}', retain_until=until)
+    worm_store.put_record("disposals/batch-000001.json", b"{}", retain_until=until)
+    worm_store.put_record("custody/anchor-000000000001-a.json", b'{"n": 1}', retain_until=until)  # same bytes: ok
+    with pytest.raises(ObjectExists):
+        worm_store.put_record("custody/anchor-000000000001-a.json", b'{"n": 9}', retain_until=until)
+    assert worm_store.list_records("custody/") == ["custody/anchor-000000000001-a.json",
+                                                   "custody/anchor-000000000002-a.json"]
+    assert worm_store.get_record("disposals/batch-000001.json") == b"{}"
+    with pytest.raises(ValueError, match="plain names"):
+        worm_store.put_record("../escape.json", b"{}", retain_until=until)

@@ -1,0 +1,289 @@
+"""Independent verification: stored bytes, catalogue, signed manifests, custody chain and its WORM anchors.
+
+Nothing here trusts one source alone. Each stored object is re-read and
+re-hashed; the catalogue row is compared with its stamp revisions and with
+the signed manifests in WORM storage (signatures checked against the
+registered station keys); the custody chain is walked link by link and
+compared with the signed anchors in the store. Every problem names the
+values that show it.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from catalog.anchors import check_anchors, read_anchors
+from catalog.custody import GENESIS_HASH, event_hash
+from catalog.manifests import read_manifest, trusted_fingerprints
+from catalog.models import CustodyEvent, CustodyHead, Disposal, Recording, RecordingState, StampRevision
+from catalog.signing import SignatureInvalid
+from storage import EvidenceStore, ObjectMissing, StorageError
+
+__all__ = ["Problem", "VerifyReport", "check_chain", "check_recording_record", "rehash", "select_recordings",
+           "verify_archive"]
+
+READ_CHUNK = 8 * 1024 * 1024
+_IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # object | catalog | manifest | signature | chain | anchor
+    subject: str  # what it is about: "recording 12 (clip.mp4)", "event 45", an anchor's name
+    detail: str  # what was expected and what was found
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.subject}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    recordings: int = 0
+    bytes_read: int = 0
+    manifests: int = 0
+    events: int = 0
+    anchors: int = 0
+    skipped: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    verified_ids: list[int] = field(default_factory=list)  # recordings that passed every check
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "recordings": self.recordings, "bytes_read": self.bytes_read,
+                "manifests": self.manifests, "events": self.events, "anchors": self.anchors,
+                "skipped": self.skipped, "problems": [asdict(p) for p in self.problems]}
+
+
+def rehash(store: EvidenceStore, sha256: str) -> tuple[str, int]:
+    """SHA-256 and size of the bytes the store holds under *sha256*'s key (one streaming read)."""
+    digest = hashlib.sha256()
+    size = 0
+    with store.open(sha256) as body:
+        while chunk := body.read(READ_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _subject(recording: Recording) -> str:
+    return f"recording {recording.id} ({recording.original_name})"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def check_recording_record(recording: Recording, revisions: list[StampRevision], manifests: dict[int, Any],
+                           events: dict[int, str]) -> list[Problem]:
+    """Compare a catalogue row with its stamp revisions, its signed manifests and the custody events they list.
+
+    *manifests*: revision -> verified manifest body (or an exception text); *events*: event id -> hash. Pure.
+    """
+    problems: list[Problem] = []
+    who = _subject(recording)
+    numbers = [r.revision for r in revisions]
+    if numbers != list(range(1, recording.stamp_revision + 1)):
+        problems.append(Problem("catalog", who, f"stamp revisions {numbers} do not run 1..{recording.stamp_revision}"))
+    current = next((r for r in revisions if r.revision == recording.stamp_revision), None)
+    if current is not None:
+        pairs = {"case_number": (recording.case_number, current.case_number),
+                 "captured_start": (_iso(recording.captured_start), _iso(current.captured_start)),
+                 "lat": (recording.lat, current.lat), "lon": (recording.lon, current.lon),
+                 "collector": (recording.officer_number, current.collector),
+                 "purpose": (recording.purpose, current.purpose), "important": (recording.important, current.important)}
+        for name, (row, rev) in pairs.items():
+            if row != rev:
+                problems.append(Problem("catalog", who, f"{name} is {row!r} in the recording row but {rev!r} in "
+                                                        f"stamp revision {current.revision}"))
+    for revision in revisions:
+        body = manifests.get(revision.revision)
+        where = f"{who}, manifest r{revision.revision}"
+        if isinstance(body, str):
+            kind = "signature" if body.startswith("signature") else "manifest"
+            problems.append(Problem(kind, where, body))
+            continue
+        if body is None:
+            continue
+        facts = {"sha256": (recording.sha256, body.get("sha256")),
+                 "size_bytes": (recording.size_bytes, body.get("size_bytes")),
+                 "original_name": (recording.original_name, body.get("original_name")),
+                 "device_serial": (recording.device_serial, body.get("device_serial")),
+                 "station": (recording.station_code, body.get("station"))}
+        stamp = body.get("stamp", {})
+        place = stamp.get("place") or {}
+        facts.update({
+            "stamp.case_number": (revision.case_number, stamp.get("case_number")),
+            "stamp.captured_start": (_iso(revision.captured_start), stamp.get("captured_start")),
+            "stamp.lat": (revision.lat, place.get("lat")), "stamp.lon": (revision.lon, place.get("lon")),
+            "stamp.collector": (revision.collector, stamp.get("collector")),
+            "stamp.purpose": (revision.purpose, stamp.get("purpose")),
+            "stamp.important": (revision.important, stamp.get("important")),
+            "stamp.changed_by": (revision.changed_by, stamp.get("changed_by")),
+        })
+        for name, (catalogue, signed) in facts.items():
+            if catalogue != signed:
+                problems.append(Problem("catalog", where, f"{name}: the catalogue says {catalogue!r}, the signed "
+                                                          f"manifest says {signed!r}"))
+        for listed in body.get("custody", []):
+            found = events.get(listed.get("id"))
+            if found != listed.get("hash"):
+                problems.append(Problem("chain", where, f"the manifest lists custody event {listed.get('id')} "
+                                                        f"({listed.get('kind')}) with hash "
+                                                        f"{str(listed.get('hash'))[:16]}…; the catalogue has "
+                                                        + (f"{found[:16]}…" if found else "no such event")))
+    return problems
+
+
+def _manifests(store: EvidenceStore, recording: Recording, trusted: set[str]) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    for number in range(1, recording.stamp_revision + 1):
+        try:
+            out[number] = read_manifest(store, recording.sha256, number, trusted=trusted)
+        except SignatureInvalid as exc:
+            out[number] = f"signature: {exc}"
+        except ObjectMissing:
+            out[number] = "the signed manifest is missing from the store"
+        except (StorageError, ValueError, KeyError) as exc:
+            out[number] = f"the manifest cannot be read: {exc}"
+    return out
+
+
+def select_recordings(session: Session, *, ids: list[int] | None = None, sample: int | None = None,
+                      rolling: bool = False, seed: int | None = None) -> list[int]:
+    """Which recordings to verify: the given ids, a random sample, the *sample* least recently checked
+    (*rolling*), or all."""
+    if ids:
+        return sorted(set(ids))
+    query = select(Recording.id).where(col(Recording.state).in_(_IN_STORE))
+    if rolling and sample:
+        query = query.order_by(col(Recording.fixity_checked_at).is_not(None), col(Recording.fixity_checked_at),
+                               col(Recording.id)).limit(sample)
+        return [rid for rid in session.exec(query) if rid is not None]
+    every = [rid for rid in session.exec(query.order_by(col(Recording.id))) if rid is not None]
+    if sample is not None and sample < len(every):
+        return sorted(random.Random(seed).sample(every, sample))
+    return every
+
+
+def _events_for(session: Session, recording_id: int) -> dict[int, str]:
+    rows = session.exec(select(CustodyEvent.id, CustodyEvent.hash).where(CustodyEvent.recording_id == recording_id))
+    return {eid: digest for eid, digest in rows if eid is not None}
+
+
+def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[int], *, chain: bool = True,
+                   trusted: set[str] | None = None, workers: int = 4) -> VerifyReport:
+    """Re-hash and cross-check *recording_ids*; with *chain* also walk the custody chain and its anchors."""
+    report = VerifyReport()
+    keys = trusted if trusted is not None else trusted_fingerprints(session)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="verify") as pool:
+        window: list[tuple[Recording, Future[tuple[str, int]] | None]] = []
+
+        def settle(recording: Recording, future: Future[tuple[str, int]] | None) -> None:
+            report.recordings += 1
+            before = len(report.problems)
+            who = _subject(recording)
+            if recording.state == RecordingState.DISPOSED.value:
+                if session.exec(select(Disposal.id).where(Disposal.recording_id == recording.id)).first() is None:
+                    report.problems.append(Problem("catalog", who, "marked disposed but has no tombstone"))
+                return
+            if future is None:
+                report.skipped.append(f"{who}: {recording.state}, not in the store yet")
+                return
+            try:
+                found, size = future.result()
+            except ObjectMissing:
+                report.problems.append(Problem("object", who, f"the catalogue says sha256 {recording.sha256}, "
+                                                              "but the store holds no object under that hash"))
+            except StorageError as exc:
+                report.problems.append(Problem("object", who, f"cannot be read back: {exc}"))
+            else:
+                report.bytes_read += size
+                if found != recording.sha256:
+                    report.problems.append(Problem("object", who, f"stored bytes hash to {found}, expected "
+                                                                  f"{recording.sha256}"))
+                if size != recording.size_bytes:
+                    report.problems.append(Problem("object", who, f"stored object is {size} bytes, the catalogue "
+                                                                  f"says {recording.size_bytes}"))
+            assert recording.id is not None
+            revisions = list(session.exec(select(StampRevision).where(StampRevision.recording_id == recording.id)
+                                          .order_by(col(StampRevision.revision))))
+            manifests = _manifests(store, recording, keys)
+            report.manifests += len(manifests)
+            report.problems.extend(check_recording_record(recording, revisions, manifests,
+                                                          _events_for(session, recording.id)))
+            if len(report.problems) == before:
+                report.verified_ids.append(recording.id)
+
+        for start in range(0, len(recording_ids), 64):
+            rows = list(session.exec(select(Recording).where(col(Recording.id).in_(recording_ids[start:start + 64]))
+                                     .order_by(col(Recording.id))))
+            for recording in rows:
+                in_store = recording.state in _IN_STORE
+                window.append((recording, pool.submit(rehash, store, recording.sha256) if in_store else None))
+                while len(window) > workers * 2:
+                    settle(*window.pop(0))
+        for item in window:
+            settle(*item)
+    if chain:
+        problems, report.events, report.anchors = check_chain(session, store, trusted=keys)
+        report.problems.extend(problems)
+    return report
+
+
+def _walk(session: Session, batch: int) -> Iterator[CustodyEvent]:
+    """Every event in id order, *batch* rows at a time, in a session of its own (memory stays flat)."""
+    last = 0
+    with Session(session.get_bind()) as walker:
+        while True:
+            rows = list(walker.exec(select(CustodyEvent).where(col(CustodyEvent.id) > last)
+                                    .order_by(col(CustodyEvent.id)).limit(batch)))
+            if not rows:
+                return
+            last = rows[-1].id or last
+            yield from rows
+            walker.expunge_all()
+
+
+def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | None,
+                batch: int = 5000) -> tuple[list[Problem], int, int]:
+    """Walk the chain link by link (streaming) and compare it with the signed anchors in the store."""
+    anchors, anchor_problems = read_anchors(store, trusted=trusted)
+    problems = [Problem("anchor", name, detail) for name, detail in anchor_problems]
+    wanted = {a.last_event_id for a in anchors}
+    hashes: dict[int, str] = {}
+    prev, count, last_id = GENESIS_HASH, 0, None
+    previous_id = 0
+    for event in _walk(session, batch):
+        assert event.id is not None and event.at is not None
+        count += 1
+        if event.id in wanted:
+            hashes[event.id] = event.hash
+        if event.prev_hash != prev:
+            problems.append(Problem("chain", f"event {event.id} ({event.kind})",
+                                    f"prev_hash {event.prev_hash[:16]}… does not follow event {previous_id}'s hash "
+                                    f"{prev[:16]}… (an event before it was deleted, inserted or reordered)"))
+        expected = event_hash(event.prev_hash, kind=event.kind, recording_id=event.recording_id,
+                              dock_session_id=event.dock_session_id, actor=event.actor, at=event.at,
+                              details=event.details)
+        if expected != event.hash:
+            problems.append(Problem("chain", f"event {event.id} ({event.kind})",
+                                    f"content does not match its hash: stored {event.hash[:16]}…, computed "
+                                    f"{expected[:16]}… (the row was edited)"))
+        prev, previous_id, last_id = event.hash, event.id, event.id
+    head = session.get(CustodyHead, 1)
+    if head is not None and head.last_hash != prev:
+        problems.append(Problem("chain", "chain head", f"the head says {head.last_hash[:16]}… (event "
+                                                       f"{head.last_event_id}), the last event is {last_id} with "
+                                                       f"{prev[:16]}… (events after it were deleted?)"))
+    problems.extend(Problem("anchor", name, detail) for name, detail in check_anchors(anchors, hashes, last_id))
+    return problems, count, len(anchors)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from catalog.models import CustodyEvent, CustodyHead
@@ -79,7 +80,12 @@ def _locked_head(session: Session) -> CustodyHead:
     if cached is not None and transaction is not None and cached[0] is transaction:
         head: CustodyHead = cached[1]
         return head
-    found = session.exec(select(CustodyHead).where(CustodyHead.id == 1).with_for_update()).first()
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE and pysqlite starts no transaction for a SELECT: take the write lock
+        # first with a no-op write, so no other writer can commit between reading the head and moving it.
+        session.execute(text("UPDATE custody_head SET last_hash = last_hash WHERE id = 1"))
+    found = session.exec(select(CustodyHead).where(CustodyHead.id == 1).with_for_update()
+                         .execution_options(populate_existing=True)).first()
     if found is None:
         found = CustodyHead(id=1, last_event_id=None, last_hash=GENESIS_HASH)
         session.add(found)

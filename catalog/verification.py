@@ -13,7 +13,7 @@ import hashlib
 import random
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ class Problem:
     kind: str  # object | catalog | manifest | signature | chain | anchor
     subject: str  # what it is about: "recording 12 (clip.mp4)", "event 45", an anchor's name
     detail: str  # what was expected and what was found
+    recording_id: int | None = None
 
     def __str__(self) -> str:
         return f"[{self.kind}] {self.subject}: {self.detail}"
@@ -141,7 +142,7 @@ def check_recording_record(recording: Recording, revisions: list[StampRevision],
                                                         f"({listed.get('kind')}) with hash "
                                                         f"{str(listed.get('hash'))[:16]}…; the catalogue has "
                                                         + (f"{found[:16]}…" if found else "no such event")))
-    return problems
+    return [replace(p, recording_id=recording.id) for p in problems]
 
 
 def _manifests(store: EvidenceStore, recording: Recording, trusted: set[str]) -> dict[int, Any]:
@@ -194,7 +195,8 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
             who = _subject(recording)
             if recording.state == RecordingState.DISPOSED.value:
                 if session.exec(select(Disposal.id).where(Disposal.recording_id == recording.id)).first() is None:
-                    report.problems.append(Problem("catalog", who, "marked disposed but has no tombstone"))
+                    report.problems.append(Problem("catalog", who, "marked disposed but has no tombstone",
+                                                   recording.id))
                 return
             if future is None:
                 report.skipped.append(f"{who}: {recording.state}, not in the store yet")
@@ -203,17 +205,18 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
                 found, size = future.result()
             except ObjectMissing:
                 report.problems.append(Problem("object", who, f"the catalogue says sha256 {recording.sha256}, "
-                                                              "but the store holds no object under that hash"))
+                                                              "but the store holds no object under that hash",
+                                               recording.id))
             except StorageError as exc:
-                report.problems.append(Problem("object", who, f"cannot be read back: {exc}"))
+                report.problems.append(Problem("object", who, f"cannot be read back: {exc}", recording.id))
             else:
                 report.bytes_read += size
                 if found != recording.sha256:
                     report.problems.append(Problem("object", who, f"stored bytes hash to {found}, expected "
-                                                                  f"{recording.sha256}"))
+                                                                  f"{recording.sha256}", recording.id))
                 if size != recording.size_bytes:
                     report.problems.append(Problem("object", who, f"stored object is {size} bytes, the catalogue "
-                                                                  f"says {recording.size_bytes}"))
+                                                                  f"says {recording.size_bytes}", recording.id))
             assert recording.id is not None
             revisions = list(session.exec(select(StampRevision).where(StampRevision.recording_id == recording.id)
                                           .order_by(col(StampRevision.revision))))

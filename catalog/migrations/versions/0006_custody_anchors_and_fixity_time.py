@@ -38,6 +38,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('fixity_checked_at', catalog.types.UTCDateTime(), nullable=True))
 
     # ### end Alembic commands ###
+    # The chain head row exists from the start, so two first writers cannot both create it.
+    op.execute(f"INSERT INTO custody_head (id, last_event_id, last_hash) SELECT 1, NULL, '{'0' * 64}' "
+               "WHERE NOT EXISTS (SELECT 1 FROM custody_head)")
 
 
 def downgrade() -> None:

@@ -1,0 +1,214 @@
+"""Independent verification catches every tamper case, on the local store and on S3 Object Lock."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from catalog import CustodyKind, Recording, append_event, ensure_station, ensure_station_key, write_manifest
+from catalog.anchors import write_anchor
+from catalog.custody import event_hash
+from catalog.fixity import run_fixity
+from catalog.models import CustodyEvent, CustodyHead
+from catalog.signing import sign_document
+from catalog.stamps import record_stamp
+from catalog.types import utcnow
+from catalog.verification import select_recordings, verify_archive
+from storage import LocalStore, S3WormStore, manifest_key, object_key
+
+KEY = Ed25519PrivateKey.generate()
+
+
+def _archive(session: Session, store, tmp_path, n: int) -> Recording:
+    if session.get(Recording, 1) is None and n == 1:
+        ensure_station(session, "station-1")
+        ensure_station_key(session, "station-1", KEY, actor="station:test")
+    data = os.urandom(1024) + f"recording {n}".encode()
+    sha = hashlib.sha256(data).hexdigest()
+    path = tmp_path / f"{n}.mp4"
+    path.write_bytes(data)
+    stored = store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=utcnow() + timedelta(days=2))
+    recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name=f"clip{n}.mp4",
+                          station_code="station-1", captured_start=datetime(2026, 11, 20, tzinfo=UTC),
+                          captured_end=datetime(2026, 11, 20, 0, 1, tzinfo=UTC), time_source="container",
+                          integrity_status="ok", state="verified", ingested_at=utcnow(),
+                          retain_until=stored.retain_until, store_name=store.name, store_key=stored.key,
+                          device_serial="A123456", officer_number="010203", purpose="巡查")
+    session.add(recording)
+    session.flush()
+    record_stamp(session, recording, by="station:test", reason="ingest")
+    write_manifest(session, store, recording, KEY, actor="station:test")
+    session.commit()
+    return recording
+
+
+def _archive_three(engine, store, tmp_path) -> list[Recording]:
+    with Session(engine, expire_on_commit=False) as session:  # the rows stay readable after the session
+        return [_archive(session, store, tmp_path, n) for n in (1, 2, 3)]
+
+
+def _verify(engine, store, **kw):
+    with Session(engine) as session:
+        return verify_archive(session, store, select_recordings(session), **kw)
+
+
+def _overwrite(store, key: str, data: bytes) -> None:
+    """Tamper below the application: a new S3 version, or the file itself on the local store."""
+    if isinstance(store, S3WormStore):
+        store.client.put_object(Bucket=store.bucket, Key=store.prefix + key, Body=data)
+    else:
+        assert isinstance(store, LocalStore)
+        path = store.root / "objects" / key if key.startswith("sha256/") else store.root / key
+        path.chmod(0o644)
+        path.write_bytes(data)
+
+
+def test_an_untouched_archive_verifies(engine, worm_store, tmp_path):
+    recordings = _archive_three(engine, worm_store, tmp_path)
+    with Session(engine) as session:
+        assert write_anchor(session, worm_store, station="station-1", key=KEY, actor="test", now=utcnow())
+    report = _verify(engine, worm_store)
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.recordings == 3 and report.manifests == 3 and report.anchors == 1
+    assert report.bytes_read == sum(r.size_bytes for r in recordings)
+    assert report.events > 6
+
+
+def test_one_flipped_byte_in_a_stored_object_is_named(engine, worm_store, tmp_path):
+    recordings = _archive_three(engine, worm_store, tmp_path)
+    target = recordings[1]
+    with worm_store.open(target.sha256) as fh:
+        data = bytearray(fh.read())
+    data[100] ^= 0x01
+    _overwrite(worm_store, object_key(target.sha256), bytes(data))
+    report = _verify(engine, worm_store)
+    assert [(p.kind, p.recording_id) for p in report.problems] == [("object", target.id)]
+    assert f"stored bytes hash to {hashlib.sha256(data).hexdigest()}, expected {target.sha256}" in \
+        report.problems[0].detail
+
+
+def test_an_edited_catalogue_row_is_named(engine, worm_store, tmp_path):
+    recordings = _archive_three(engine, worm_store, tmp_path)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE recording SET case_number = 'AB-2026-99999' WHERE id = :id"),
+                     {"id": recordings[0].id})
+        conn.execute(text("UPDATE stamp_revision SET purpose = '证明违法事实' WHERE recording_id = :id"),
+                     {"id": recordings[2].id})
+    report = _verify(engine, worm_store)
+    details = {(p.recording_id, p.detail) for p in report.problems}
+    assert (recordings[0].id, "case_number is 'AB-2026-99999' in the recording row but None in stamp revision 1") \
+        in details
+    assert (recordings[2].id, "stamp.purpose: the catalogue says '证明违法事实', the signed manifest says '巡查'") \
+        in details
+
+
+def test_a_deleted_or_reordered_custody_row_breaks_the_chain_where_it_happened(engine, worm_store, tmp_path):
+    _archive_three(engine, worm_store, tmp_path)
+    with Session(engine) as session:
+        ids = [e.id for e in session.exec(select(CustodyEvent).order_by(CustodyEvent.id))]  # type: ignore[arg-type]
+    victim = ids[3]  # recording 2's `stamped` event, which its signed manifest lists
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM custody_event WHERE id = :id"), {"id": victim})
+    report = _verify(engine, worm_store)
+    chain = [p for p in report.problems if p.kind == "chain"]
+    assert any(p.subject.startswith(f"event {ids[4]} ") and f"does not follow event {ids[2]}'s hash" in p.detail
+               for p in chain), [str(p) for p in chain]
+    # The manifests list the events they were signed with, so the deleted one is missed there too.
+    assert any(f"custody event {victim}" in p.detail and "no such event" in p.detail for p in chain)
+
+    with engine.begin() as conn:  # two events change places: each row takes the other's content
+        rows = {r.id: r for r in conn.execute(text("SELECT id, kind, actor FROM custody_event WHERE id IN (:a, :b)"),
+                                               {"a": ids[1], "b": ids[2]})}
+        for this, other in ((ids[1], ids[2]), (ids[2], ids[1])):
+            conn.execute(text("UPDATE custody_event SET kind = :kind, actor = :actor WHERE id = :id"),
+                         {"kind": rows[other].kind, "actor": rows[other].actor, "id": this})
+    report = _verify(engine, worm_store)
+    moved = {p.subject.split(" (")[0] for p in report.problems if p.kind == "chain" and "was edited" in p.detail}
+    assert {f"event {ids[1]}", f"event {ids[2]}"} <= moved
+
+
+def test_a_chain_rewritten_consistently_is_caught_by_the_worm_anchor(engine, worm_store, tmp_path):
+    _archive_three(engine, worm_store, tmp_path)
+    with Session(engine) as session:
+        anchor = write_anchor(session, worm_store, station="station-1", key=KEY, actor="test", now=utcnow())
+        assert anchor is not None
+        anchored_id, anchored_hash, anchor_name = anchor.last_event_id, anchor.last_hash, anchor.record_name
+        events = list(session.exec(select(CustodyEvent).order_by(CustodyEvent.id)))  # type: ignore[arg-type]
+        # Someone with database rights edits an old event and recomputes every hash after it.
+        events[2].actor = "someone else"
+        prev = events[1].hash
+        for event in events[2:]:
+            assert event.at is not None
+            event.prev_hash = prev
+            event.hash = event_hash(prev, kind=event.kind, recording_id=event.recording_id,
+                                    dock_session_id=event.dock_session_id, actor=event.actor, at=event.at,
+                                    details=event.details)
+            prev = event.hash
+            session.add(event)
+        head = session.get(CustodyHead, 1)
+        assert head is not None
+        head.last_hash = prev
+        session.add(head)
+        session.commit()
+    report = _verify(engine, worm_store)
+    anchors = [p for p in report.problems if p.kind == "anchor"]
+    assert len(anchors) == 1 and anchors[0].subject == anchor_name
+    assert f"says event {anchored_id} has hash {anchored_hash[:16]}" in anchors[0].detail
+    assert not [p for p in report.problems if p.kind == "chain" and "content does not match" in p.detail]
+
+
+def test_a_forged_manifest_signature_is_named(engine, worm_store, tmp_path):
+    recordings = _archive_three(engine, worm_store, tmp_path)
+    target = recordings[0]
+    body = json.loads(worm_store.get_manifest(target.sha256, 1))["manifest"]
+    body["stamp"]["purpose"] = "证明违法事实"
+    forged = sign_document(body, Ed25519PrivateKey.generate())  # a key no station registered
+    _overwrite(worm_store, manifest_key(target.sha256, 1), json.dumps(forged).encode())
+    report = _verify(engine, worm_store)
+    assert [(p.kind, p.recording_id) for p in report.problems] == [("signature", target.id)]
+    assert "is not a registered station key" in report.problems[0].detail
+
+
+def test_fixity_checks_a_rolling_sample_and_records_it(engine, worm_store, tmp_path):
+    recordings = _archive_three(engine, worm_store, tmp_path)
+    with Session(engine) as session:
+        first = run_fixity(session, worm_store, sample=2, actor="worker:fixity", now=utcnow())
+        second = run_fixity(session, worm_store, sample=2, actor="worker:fixity", now=utcnow())
+        assert first.verified_ids == [recordings[0].id, recordings[1].id]
+        assert recordings[2].id in second.verified_ids  # never checked before: first in line
+        kinds = [e.kind for e in session.exec(select(CustodyEvent).where(CustodyEvent.kind == "verified"))]
+        assert len(kinds) == 4
+    with worm_store.open(recordings[1].sha256) as fh:
+        data = bytearray(fh.read())
+    data[0] ^= 0xFF
+    _overwrite(worm_store, object_key(recordings[1].sha256), bytes(data))
+    with Session(engine) as session:
+        report = run_fixity(session, worm_store, sample=3, actor="worker:fixity", now=utcnow())
+        assert [p.recording_id for p in report.problems] == [recordings[1].id]
+        failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "fixity_failed")).one()
+        assert failed.recording_id == recordings[1].id and "stored bytes hash to" in failed.details["problems"][0]
+
+
+def test_concurrent_writers_keep_one_total_order(engine):
+    def writer(n: int) -> None:
+        with Session(engine) as session:
+            for i in range(25):
+                append_event(session, CustodyKind.VIEWED, actor=f"writer-{n}", details={"i": i})
+                session.commit()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with Session(engine) as session:
+        from catalog import find_chain_breaks, load_chain
+
+        chain = load_chain(session)
+        assert len(chain) == 100 and find_chain_breaks(chain, head_hash=session.get(CustodyHead, 1).last_hash) == []

@@ -24,9 +24,12 @@ from catalog.errors import (
     CatalogUnavailable,
     CustodyBroken,
     DisposalError,
+    ExportFailed,
+    PermissionDenied,
     PolicyInvalid,
     RecordingNotFound,
     StampInvalid,
+    UserInvalid,
 )
 from catalog.manifests import (
     MANIFEST_FORMAT,
@@ -55,6 +58,7 @@ from catalog.models import (
     Sighting,
     StampRevision,
     Station,
+    User,
 )
 from catalog.recordings import (
     ensure_device,
@@ -82,6 +86,7 @@ from catalog.signing import SignatureInvalid, load_or_create_key
 from catalog.stamps import DEFAULT_CASE_PATTERN, Stamp, record_stamp, restamp, stamp_history, validate_stamp
 
 __all__ = [
+    "ExportFailed", "PermissionDenied", "UserInvalid", "User",
     "DEFAULT_CASE_TYPES", "Case", "CaseFacts", "CaseInvalid", "CaseLink", "CaseNotFound", "CaseStateError",
     "CaseStatus", "CaseType", "Disposal", "DisposalBatch", "DisposalError", "DisposalStatus", "PlanItem",
     "PolicyInvalid", "RetentionChange", "RetentionDecision", "RetentionPolicy", "Signer", "active_links",

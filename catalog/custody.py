@@ -56,6 +56,7 @@ class CustodyKind(enum.StrEnum):
     DISPOSAL_FAILED = "disposal_failed"  # a due item was refused (by rule or by the store)
     DISPOSAL_RECORDED = "disposal_recorded"  # the signed disposal record was written to WORM storage
     FIXITY_FAILED = "fixity_failed"  # a check found stored bytes, catalogue or manifest not as recorded
+    USER_CHANGED = "user_changed"  # a user added, given roles or deactivated
     VERIFICATION_RUN = "verification_run"  # `evidence verify` ran: what it checked and what it found
 
 

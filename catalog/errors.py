@@ -11,13 +11,17 @@ CatalogError
   + CaseNotFound        (no case with that number)
   + CaseStateError      (the action does not fit the case's or recording's state)
   + DisposalError       (a disposal batch cannot be created, approved or run)
+  + UserInvalid         (a user cannot be added as asked)
+  + PermissionDenied    (the named person's roles do not allow the action)
+  + ExportFailed        (an evidence package cannot be written as asked)
 ```
 """
 from __future__ import annotations
 
 __all__ = [
     "CaseInvalid", "CaseNotFound", "CaseStateError", "CatalogError", "CatalogUnavailable", "CustodyBroken",
-    "DisposalError", "PolicyInvalid", "RecordingNotFound", "StampInvalid",
+    "DisposalError", "ExportFailed", "PermissionDenied", "PolicyInvalid", "RecordingNotFound", "StampInvalid",
+    "UserInvalid",
 ]
 
 
@@ -72,3 +76,15 @@ class CaseStateError(CatalogError):
 
 class DisposalError(CatalogError):
     """A disposal batch cannot be created, approved or executed as asked."""
+
+
+class UserInvalid(CatalogError):
+    """A user cannot be added: the message lists every problem."""
+
+
+class PermissionDenied(CatalogError):
+    """The person named does not have a role that allows the action."""
+
+
+class ExportFailed(CatalogError):
+    """An evidence package cannot be written (destination exists, an item is not archived…)."""

@@ -19,7 +19,7 @@ from catalog.types import UTCDateTime
 __all__ = [
     "Case", "CaseLink", "CaseStatus", "CustodyAnchor", "CustodyEvent", "CustodyHead", "Device", "Disposal",
     "DisposalBatch", "DisposalStatus", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
-    "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia",
+    "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia", "User",
 ]
 
 
@@ -347,3 +347,16 @@ class Disposal(SQLModel, table=True):
     store_key: str | None = Field(default=None, max_length=256)
     store_version: str | None = Field(default=None, max_length=256)
     note: str = Field(default="", max_length=1000)
+
+
+class User(SQLModel, table=True):
+    """A person who uses the archive, with roles (officer, clerk, supervisor, auditor, admin)."""
+
+    __tablename__ = "app_user"  # USER is reserved in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=100)
+    display_name: str = Field(default="", max_length=200)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    created_at: datetime | None = _ts(nullable=False)

@@ -51,6 +51,7 @@ from ingest.cli_common import errors as _errors
 from ingest.cli_common import parse_time as _parse_time
 from ingest.cli_common import print_json as _print_json
 from ingest.cli_common import settings as _settings
+from ingest.cli_verify import custody, export, user, verify
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid
 from ingest.pipeline import IngestOptions, IngestReport
@@ -547,6 +548,10 @@ def demo(as_json: bool) -> None:
 
 main.add_command(case)
 main.add_command(retention)
+main.add_command(verify)
+main.add_command(custody)
+main.add_command(export)
+main.add_command(user)
 
 
 if __name__ == "__main__":  # pragma: no cover

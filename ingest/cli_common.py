@@ -18,10 +18,13 @@ from catalog import (
     CaseStateError,
     CatalogUnavailable,
     DisposalError,
+    ExportFailed,
+    PermissionDenied,
     PolicyInvalid,
     RecordingNotFound,
     SignatureInvalid,
     StampInvalid,
+    UserInvalid,
 )
 from device_profiles import ProfileError
 from ingest.config import Settings
@@ -31,7 +34,8 @@ from storage import BucketNotWorm, HashMismatch, RetentionRefused, StorageError
 __all__ = ["console", "errors", "fail", "parse_date", "parse_time", "print_json", "settings", "who"]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
-                CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, RetentionRefused)
+                CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, RetentionRefused, ExportFailed,
+                PermissionDenied, UserInvalid)
 #: Evidence that fails a check: the command must say so loudly and exit non-zero.
 _INTEGRITY_ERRORS = (SignatureInvalid, HashMismatch)
 

@@ -116,9 +116,10 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
         raise ExportFailed("not in the WORM store yet (still staged): " + ", ".join(
             f"recording {r.id} ({r.original_name})" for r in waiting))
     zipped = out.suffix.lower() == ".zip"
-    work = Path(tempfile.mkdtemp(prefix=".evidence-export-", dir=out.parent)) if zipped else out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside the destination and moved into place whole: a failed export leaves nothing behind.
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        work.mkdir(parents=True, exist_ok=True)
         payload = _write_payload(session, store, work, case, items, by=by, now=now)
         bag = bagit.make_bag(str(work), bag_info={
             "Source-Organization": organisation or "evidence-ingest archive",
@@ -132,9 +133,13 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
         tagmanifest = hashlib.sha256((work / "tagmanifest-sha256.txt").read_bytes()).hexdigest()
         if zipped:
             _zip(work, out)
+        else:
+            if out.exists():
+                out.rmdir()  # checked empty above
+            work.chmod(0o755)
+            work.rename(out)
     finally:
-        if zipped:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     for item in items:
         append_event(session, CustodyKind.EXPORTED, actor=by, recording_id=item.recording.id, details={
             "package": out.name, "case": case_number, "sha256": item.recording.sha256, "path": item.path,

@@ -54,6 +54,7 @@ class Actors:
     archive: dramatiq.Actor[Any, Any]
     derive: dramatiq.Actor[Any, Any]
     verify: dramatiq.Actor[Any, Any]
+    fixity: dramatiq.Actor[Any, Any]
     close: Callable[[], None]  # release the worker context's database connections
 
 
@@ -125,6 +126,21 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
                          recording_id=recording_id, details={"how": "re-hashed the stored bytes"})
             session.commit()
 
+    def fixity(sample: int) -> None:
+        """Verify the *sample* least recently checked recordings; the outcome goes into the custody log."""
+        from catalog.fixity import run_fixity
+        from catalog.types import utcnow
+
+        c = ctx()
+        with Session(c.engine) as session:
+            report = run_fixity(session, c.store, sample=sample, actor=f"worker:{c.settings.station}", now=utcnow())
+        if report.problems:
+            logger.error("Fixity check found %d problem(s): %s", len(report.problems),
+                         "; ".join(str(p) for p in report.problems[:5]))
+        else:
+            logger.info("Fixity check: %d recording(s), %d bytes re-hashed, all as recorded.", report.recordings,
+                        report.bytes_read)
+
     def close() -> None:
         with lock:
             for c in cached:
@@ -140,6 +156,8 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
                               throws=(RecordingNotFound,))(derive),
         verify=dramatiq.actor(actor_name="ingest.verify_recording", queue_name=queues["verify"], broker=broker,
                               throws=permanent, **retry)(verify),
+        fixity=dramatiq.actor(actor_name="catalog.fixity_sample", queue_name=queues["verify"], broker=broker,
+                              max_retries=3, min_backoff=60_000, max_backoff=600_000)(fixity),
         close=close,
     )
     return actors

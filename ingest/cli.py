@@ -358,7 +358,9 @@ def profiles(as_json: bool) -> None:
 @click.option("--derive-threads", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--only", default="archive,derive,verify", show_default=True,
               help="Kinds of work to take (central workers without a staging area: derive,verify).")
-def worker(archive_threads: int, derive_threads: int, only: str) -> None:
+@click.option("--schedule", is_flag=True, help="Also anchor the custody chain and queue fixity checks "
+              "periodically (EVIDENCE_ANCHOR_INTERVAL_S, EVIDENCE_FIXITY_INTERVAL_S); run it in one worker.")
+def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool) -> None:
     """Run queue workers until stopped: this station's archive queue, verify, and derived media in its
     own threads."""
     import signal
@@ -375,7 +377,8 @@ def worker(archive_threads: int, derive_threads: int, only: str) -> None:
         kinds = frozenset(k.strip() for k in only.split(",") if k.strip())
         if not kinds or not kinds <= {"archive", "derive", "verify"}:
             raise click.BadParameter(f"{only!r}: choose from archive, derive, verify", param_hint="--only")
-        run_workers(settings, stop, archive_threads=archive_threads, derive_threads=derive_threads, only=kinds)
+        run_workers(settings, stop, archive_threads=archive_threads, derive_threads=derive_threads, only=kinds,
+                    schedule=schedule)
 
 
 @main.command("archive-pending")

@@ -59,6 +59,10 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
                                "'profile': clear verified files where the profile allows; 'never'"),
     "EVIDENCE_STATUS_ADDR": ("status_addr", "127.0.0.1:8765", "station HTTP endpoint HOST:PORT ('' turns it off)"),
     "EVIDENCE_DISK_FULL_WAIT_S": ("disk_full_wait_s", "600", "how long ingest pauses for staging space to return"),
+    "EVIDENCE_ANCHOR_INTERVAL_S": ("anchor_interval_s", "3600",
+                                   "`worker --schedule` writes the custody chain head to WORM storage this often"),
+    "EVIDENCE_FIXITY_INTERVAL_S": ("fixity_interval_s", "3600", "`worker --schedule` queues a fixity check this often"),
+    "EVIDENCE_FIXITY_SAMPLE": ("fixity_sample", "100", "recordings re-hashed per fixity check (least recent first)"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
 }
@@ -124,6 +128,9 @@ class Settings:
     status_addr: tuple[str, int] | None = ("127.0.0.1", 8765)
     case_types: Mapping[str, CaseType] = field(default_factory=lambda: dict(DEFAULT_CASE_TYPES))
     disposal_approval: str = "required"
+    anchor_interval_s: float = 3600.0
+    fixity_interval_s: float = 3600.0
+    fixity_sample: int = 100
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -263,6 +270,9 @@ class Settings:
             clear_devices=_choice("EVIDENCE_CLEAR_DEVICES", get("EVIDENCE_CLEAR_DEVICES", "profile"),
                                   ("profile", "never")),
             case_types=case_types,
+            anchor_interval_s=_seconds("EVIDENCE_ANCHOR_INTERVAL_S", get("EVIDENCE_ANCHOR_INTERVAL_S", "3600")),
+            fixity_interval_s=_seconds("EVIDENCE_FIXITY_INTERVAL_S", get("EVIDENCE_FIXITY_INTERVAL_S", "3600")),
+            fixity_sample=integer("EVIDENCE_FIXITY_SAMPLE", "100", 1),
             disposal_approval=_choice("EVIDENCE_DISPOSAL_APPROVAL", get("EVIDENCE_DISPOSAL_APPROVAL", "required"),
                                       ("required", "none")),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from catalog import CatalogError, apply_retention, load_or_create_key
-from ingest.actors import WorkerContext, declare_actors, queue_names
+from ingest.actors import Actors, WorkerContext, declare_actors, queue_names
 from ingest.broker import make_broker
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
@@ -85,10 +86,46 @@ def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, id
         logger.error("Case links for %d new recording(s) not made yet: %s", len(ids), exc)
 
 
+def _scheduler(settings: Settings, actors: Actors, stop: threading.Event) -> None:
+    """Periodic work: anchor the custody chain in WORM storage, queue fixity checks. Failures are logged and
+    tried again at the next tick; they never stop the workers."""
+    from catalog.anchors import write_anchor
+    from catalog.types import utcnow
+
+    context: WorkerContext | None = None
+    next_anchor = next_fixity = time.monotonic()
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if settings.anchor_interval_s and now >= next_anchor:
+                next_anchor = now + settings.anchor_interval_s
+                try:
+                    context = context or WorkerContext.from_settings(settings)
+                    with Session(context.engine) as session:
+                        row = write_anchor(session, context.store, station=settings.station, key=context.key,
+                                           actor=f"worker:{settings.station}", now=utcnow())
+                    if row is not None:
+                        logger.info("Custody chain anchored at event %s in %s.", row.last_event_id, row.record_name)
+                except Exception:  # noqa: BLE001 - a down store or database: try again at the next tick
+                    logger.exception("Could not anchor the custody chain; retrying in %.0f s.",
+                                     settings.anchor_interval_s)
+            if settings.fixity_interval_s and now >= next_fixity:
+                next_fixity = now + settings.fixity_interval_s
+                try:
+                    actors.fixity.send(settings.fixity_sample)
+                except Exception:  # noqa: BLE001 - the broker is away: the next tick sends it
+                    logger.exception("Could not queue a fixity check.")
+            stop.wait(min(x for x in (settings.anchor_interval_s, settings.fixity_interval_s, 1.0) if x > 0))
+    finally:
+        if context is not None:
+            context.engine.dispose()
+
+
 def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4, derive_threads: int = 1,
-                only: frozenset[str] = frozenset({"archive", "derive", "verify"})) -> None:
+                only: frozenset[str] = frozenset({"archive", "derive", "verify"}), schedule: bool = False) -> None:
     """Workers until *stop* is set: this station's archive queue plus verify, and derived media in its own
-    threads (rendering never holds up archiving). *only* limits the kinds of work taken."""
+    threads (rendering never holds up archiving). *only* limits the kinds of work taken. With *schedule* this
+    process also anchors the custody chain and queues fixity checks periodically (run it in one worker)."""
     broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
     actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), station=settings.station,
                             namespace=settings.queue_namespace)
@@ -101,11 +138,17 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
         workers.append(dramatiq.Worker(broker, queues={queues["derive"]}, worker_threads=derive_threads))
     for worker in workers:
         worker.start()
+    scheduler = None
+    if schedule:
+        scheduler = threading.Thread(target=_scheduler, args=(settings, actors, stop), name="scheduler", daemon=True)
+        scheduler.start()
     taken = sorted(main_queues | ({queues["derive"]} if "derive" in only else set()))
     logger.warning("Workers running for station %r on %s.", settings.station, ", ".join(taken))
     try:
         stop.wait()
     finally:
+        if scheduler is not None:
+            scheduler.join(timeout=30)
         for worker in workers:
             worker.stop()
         broker.close()

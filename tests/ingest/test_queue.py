@@ -391,3 +391,35 @@ def test_verify_actor_records_a_clean_copy_and_flags_a_tampered_one(samples, set
     assert (tampered["id"], "verified") not in events
     assert broker.dead_letters and broker.dead_letters[0].kwargs == {} and broker.dead_letters[0].args == (
         tampered["id"],)
+
+
+def test_scheduled_worker_anchors_the_chain_and_runs_fixity_checks(samples, tmp_path, catalog_url, redis_namespace):
+    from catalog.models import CustodyAnchor
+
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_QUEUE_NAMESPACE": redis_namespace,
+                                  "EVIDENCE_ANCHOR_INTERVAL_S": "0.5", "EVIDENCE_FIXITY_INTERVAL_S": "0.5",
+                                  "EVIDENCE_FIXITY_SAMPLE": "2"})
+    run_ingest(samples.sidecar_recorder, settings, IngestOptions())
+    engine = open_catalog(settings.database_url)
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop),
+                               kwargs={"archive_threads": 2, "schedule": True})
+    workers.start()
+    try:
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
+
+        def checked() -> int:
+            with Session(engine) as session:
+                return len(session.exec(select(CustodyEvent).where(
+                    CustodyEvent.kind == "verified", CustodyEvent.actor == "worker:station-1")).all())
+
+        wait_for(lambda: checked() >= 3, 60, "fixity checks of every recording")
+        with Session(engine) as session:
+            wait_for(lambda: len(session.exec(select(CustodyAnchor)).all()) >= 2, 30, "two anchors")
+    finally:
+        stop.set()
+        workers.join(timeout=30)
+        engine.dispose()
+    store = LocalStore(settings.store_path)
+    assert len(store.list_records("custody/")) >= 2

@@ -44,7 +44,7 @@ class Anchor:
 def write_anchor(session: Session, store: EvidenceStore, *, station: str, key: Any, actor: str,
                  now: datetime, force: bool = False) -> CustodyAnchor | None:
     """Write the current chain head to the store (signed); None if the head is already anchored."""
-    head = session.get(CustodyHead, 1)
+    head = session.get(CustodyHead, 1, populate_existing=True)
     if head is None or head.last_event_id is None:
         return None
     latest = session.exec(select(CustodyAnchor).order_by(col(CustodyAnchor.last_event_id).desc())).first()
@@ -54,7 +54,7 @@ def write_anchor(session: Session, store: EvidenceStore, *, station: str, key: A
         ensure_station(session, station)
     ensure_station_key(session, station, key, actor=actor)
     session.flush()
-    head = session.get(CustodyHead, 1)  # registering the key may have appended an event
+    head = session.get(CustodyHead, 1, populate_existing=True)  # registering the key may have appended an event
     assert head is not None and head.last_event_id is not None
     body = {"format": ANCHOR_FORMAT, "last_event_id": head.last_event_id, "last_hash": head.last_hash,
             "written_at": now.isoformat(), "station": station,

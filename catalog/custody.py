@@ -11,14 +11,18 @@ import enum
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text, update
 from sqlmodel import Session, select
 
 from catalog.models import CustodyEvent, CustodyHead
 from catalog.types import utcnow
+
+_EVENT = CustodyEvent.__table__  # type: ignore[attr-defined]
+_HEAD = CustodyHead.__table__  # type: ignore[attr-defined]
 
 __all__ = ["GENESIS_HASH", "CustodyKind", "append_event", "event_hash", "find_chain_breaks", "load_chain"]
 
@@ -64,54 +68,94 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def event_hash(prev_hash: str, *, kind: str, recording_id: int | None, dock_session_id: int | None,
-               actor: str, at: datetime, details: dict[str, Any]) -> str:
-    """SHA-256 over the previous hash and the event's canonical JSON."""
-    body = _canonical({
+def event_body(*, kind: str, recording_id: int | None, dock_session_id: int | None, actor: str, at: datetime,
+               details: dict[str, Any]) -> str:
+    """The canonical JSON an event's hash covers (after the previous hash and a newline)."""
+    return _canonical({
         "kind": kind, "recording_id": recording_id, "dock_session_id": dock_session_id, "actor": actor,
         "at": at.astimezone(UTC).isoformat(timespec="microseconds"), "details": details,
     })
+
+
+def event_hash(prev_hash: str, *, kind: str, recording_id: int | None, dock_session_id: int | None,
+               actor: str, at: datetime, details: dict[str, Any]) -> str:
+    """SHA-256 over the previous hash, a newline and the event's canonical JSON."""
+    body = event_body(kind=kind, recording_id=recording_id, dock_session_id=dock_session_id, actor=actor, at=at,
+                      details=details)
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
-def _locked_head(session: Session) -> CustodyHead:
-    """The chain head, locked FOR UPDATE once per transaction (later appends reuse the lock)."""
+#: PostgreSQL appends in one statement: lock the head, hash (the same formula as `event_hash`, with the
+#: server's sha256()), insert, move the head. One round trip per event.
+_PG_APPEND = text("""
+WITH head AS (SELECT last_hash FROM custody_head WHERE id = 1 FOR UPDATE),
+added AS (
+    INSERT INTO custody_event (kind, recording_id, dock_session_id, actor, at, details, prev_hash, hash)
+    SELECT :kind, :recording_id, :dock_session_id, :actor, :at, CAST(:details AS JSON), head.last_hash,
+           encode(sha256(convert_to(head.last_hash || chr(10) || :body, 'UTF8')), 'hex')
+    FROM head
+    RETURNING id, prev_hash, hash)
+UPDATE custody_head SET last_event_id = added.id, last_hash = added.hash FROM added WHERE custody_head.id = 1
+RETURNING added.id, added.prev_hash, added.hash
+""")
+
+
+@dataclass
+class _Head:
+    transaction: Any
+    last_event_id: int | None
+    last_hash: str
+
+
+def _locked_head(session: Session) -> _Head:
+    """The chain head, locked once per transaction (later appends in it reuse the lock and the cached head)."""
     transaction = session.get_transaction()
     cached = session.info.get("custody_head")
-    if cached is not None and transaction is not None and cached[0] is transaction:
-        head: CustodyHead = cached[1]
-        return head
+    if isinstance(cached, _Head) and transaction is not None and cached.transaction is transaction:
+        return cached
     if session.get_bind().dialect.name == "sqlite":
         # SQLite ignores FOR UPDATE and pysqlite starts no transaction for a SELECT: take the write lock
         # first with a no-op write, so no other writer can commit between reading the head and moving it.
         session.execute(text("UPDATE custody_head SET last_hash = last_hash WHERE id = 1"))
-    found = session.exec(select(CustodyHead).where(CustodyHead.id == 1).with_for_update()
-                         .execution_options(populate_existing=True)).first()
-    if found is None:
-        found = CustodyHead(id=1, last_event_id=None, last_hash=GENESIS_HASH)
-        session.add(found)
-    session.info["custody_head"] = (session.get_transaction(), found)
-    return found
+    row = session.execute(select(_HEAD.c.last_event_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1)
+                          .with_for_update()).first()
+    if row is None:  # a catalogue from before migration 0006 made the row
+        session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
+        head = _Head(session.get_transaction(), None, GENESIS_HASH)
+    else:
+        head = _Head(session.get_transaction(), row[0], row[1])
+    session.info["custody_head"] = head
+    return head
 
 
 def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_id: int | None = None,
                  dock_session_id: int | None = None, details: dict[str, Any] | None = None,
                  at: datetime | None = None) -> CustodyEvent:
-    """Add one event to the chain inside the caller's transaction."""
+    """Add one event to the chain inside the caller's transaction (one round trip on PostgreSQL).
+
+    Returns the event as written (not attached to the session).
+    """
     # JSON round-trip first, so the hash covers exactly what the database will return.
     details = json.loads(_canonical(details or {}))
     at = at or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        body = event_body(kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id, actor=actor,
+                          at=at, details=details)
+        row = session.execute(_PG_APPEND, {
+            "kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id, "actor": actor,
+            "at": at.astimezone(UTC).replace(tzinfo=None), "details": _canonical(details), "body": body}).one()
+        return CustodyEvent(id=row[0], kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,
+                            actor=actor, at=at, details=details, prev_hash=row[1], hash=row[2])
     head = _locked_head(session)
     digest = event_hash(head.last_hash, kind=kind.value, recording_id=recording_id,
                         dock_session_id=dock_session_id, actor=actor, at=at, details=details)
-    event = CustodyEvent(kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,
-                         actor=actor, at=at, details=details, prev_hash=head.last_hash, hash=digest)
-    session.add(event)
-    session.flush()
-    head.last_event_id = event.id
-    head.last_hash = digest
-    session.add(head)
-    return event
+    values: dict[str, Any] = {"kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id,
+                              "actor": actor, "at": at, "details": details, "prev_hash": head.last_hash,
+                              "hash": digest}
+    event_id = session.execute(insert(_EVENT).values(**values).returning(_EVENT.c.id)).scalar_one()
+    session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_event_id=event_id, last_hash=digest))
+    head.last_event_id, head.last_hash = event_id, digest
+    return CustodyEvent(id=event_id, **values)
 
 
 def load_chain(session: Session) -> list[CustodyEvent]:

@@ -10,7 +10,9 @@ values that show it.
 from __future__ import annotations
 
 import hashlib
+import queue
 import random
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -66,13 +68,35 @@ class VerifyReport:
 
 
 def rehash(store: EvidenceStore, sha256: str) -> tuple[str, int]:
-    """SHA-256 and size of the bytes the store holds under *sha256*'s key (one streaming read)."""
+    """SHA-256 and size of the bytes the store holds under *sha256*'s key: one streaming read, with the next
+    chunk read while the last is hashed (both release the GIL), so the slower of the two sets the pace."""
     digest = hashlib.sha256()
     size = 0
-    with store.open(sha256) as body:
-        while chunk := body.read(READ_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=3)
+
+    def read() -> None:
+        try:
+            with store.open(sha256) as body:
+                while chunk := body.read(READ_CHUNK):
+                    chunks.put(chunk)
+            chunks.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the hashing thread, which raises it
+            chunks.put(exc)
+
+    reader = threading.Thread(target=read, name="rehash-read", daemon=True)
+    reader.start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            digest.update(item)
+            size += len(item)
+    finally:
+        while reader.is_alive():  # on an error, let the reader finish its current put and end
+            try:
+                chunks.get_nowait()
+            except queue.Empty:
+                reader.join(timeout=0.05)
     return digest.hexdigest(), size
 
 
@@ -283,7 +307,7 @@ def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | N
                                     f"content does not match its hash: stored {event.hash[:16]}…, computed "
                                     f"{expected[:16]}… (the row was edited)"))
         prev, previous_id, last_id = event.hash, event.id, event.id
-    head = session.get(CustodyHead, 1)
+    head = session.get(CustodyHead, 1, populate_existing=True)
     if head is not None and head.last_hash != prev:
         problems.append(Problem("chain", "chain head", f"the head says {head.last_hash[:16]}… (event "
                                                        f"{head.last_event_id}), the last event is {last_id} with "

@@ -196,3 +196,14 @@ def station_env(settings: Settings) -> dict[str, str]:
                 "EVIDENCE_MOUNT_STABLE_S": str(settings.mount_stable_s), "EVIDENCE_RESCAN_S": str(settings.rescan_s),
                 "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"})
     return env
+
+
+def as_attacker(engine: Engine) -> None:
+    """Remove the database's append-only guard on custody events, as someone with the owner's rights could:
+    the tamper tests then show that verification still catches what they do."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE custody_event DISABLE TRIGGER USER"))
+        else:
+            conn.execute(text("DROP TRIGGER IF EXISTS custody_event_no_update"))
+            conn.execute(text("DROP TRIGGER IF EXISTS custody_event_no_delete"))

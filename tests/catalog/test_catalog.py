@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
 from catalog import (
@@ -28,6 +30,7 @@ from catalog import (
 )
 from catalog.search import bounding_box, haversine_m
 from catalog.stamps import record_stamp
+from tests.conftest import as_attacker
 
 T0 = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
 
@@ -154,6 +157,15 @@ def test_recording_lookup_by_id_or_hash_prefix(engine):
             get_recording(session, "999999")
 
 
+def test_custody_events_are_append_only_in_the_database(engine):
+    with Session(engine) as session:
+        append_event(session, CustodyKind.VIEWED, actor="user", details={})
+        session.commit()
+    for statement in ("UPDATE custody_event SET actor = 'someone else'", "DELETE FROM custody_event"):
+        with pytest.raises(DBAPIError, match="custody events are append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+
+
 def test_custody_chain_detects_a_deleted_event(engine):
     with Session(engine) as session:
         for n in range(4):
@@ -161,6 +173,7 @@ def test_custody_chain_detects_a_deleted_event(engine):
         session.commit()
         chain = load_chain(session)
         assert find_chain_breaks(chain) == []
+        as_attacker(engine)
         session.delete(chain[1])
         session.commit()
         problems = find_chain_breaks(load_chain(session))

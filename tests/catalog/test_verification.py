@@ -21,6 +21,7 @@ from catalog.stamps import record_stamp
 from catalog.types import utcnow
 from catalog.verification import select_recordings, verify_archive
 from storage import LocalStore, S3WormStore, manifest_key, object_key
+from tests.conftest import as_attacker
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -113,6 +114,7 @@ def test_a_deleted_or_reordered_custody_row_breaks_the_chain_where_it_happened(e
     with Session(engine) as session:
         ids = [e.id for e in session.exec(select(CustodyEvent).order_by(CustodyEvent.id))]  # type: ignore[arg-type]
     victim = ids[3]  # recording 2's `stamped` event, which its signed manifest lists
+    as_attacker(engine)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM custody_event WHERE id = :id"), {"id": victim})
     report = _verify(engine, worm_store)
@@ -139,6 +141,7 @@ def test_a_chain_rewritten_consistently_is_caught_by_the_worm_anchor(engine, wor
         anchor = write_anchor(session, worm_store, station="station-1", key=KEY, actor="test", now=utcnow())
         assert anchor is not None
         anchored_id, anchored_hash, anchor_name = anchor.last_event_id, anchor.last_hash, anchor.record_name
+        as_attacker(engine)
         events = list(session.exec(select(CustodyEvent).order_by(CustodyEvent.id)))  # type: ignore[arg-type]
         # Someone with database rights edits an old event and recomputes every hash after it.
         events[2].actor = "someone else"

@@ -68,8 +68,9 @@ def build(work: Path, files: int, mib: int) -> tuple[LocalStore, str]:
 
 
 def _read_one(store: LocalStore, sha: str) -> None:
+    buffer = memoryview(bytearray(READ_CHUNK))
     with store.open(sha) as fh:
-        while fh.read(READ_CHUNK):
+        while fh.readinto(buffer):  # the fastest way to read: no allocation per chunk
             pass
 
 

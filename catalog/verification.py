@@ -69,34 +69,50 @@ class VerifyReport:
 
 def rehash(store: EvidenceStore, sha256: str) -> tuple[str, int]:
     """SHA-256 and size of the bytes the store holds under *sha256*'s key: one streaming read, with the next
-    chunk read while the last is hashed (both release the GIL), so the slower of the two sets the pace."""
+    chunk read while the last is hashed (both release the GIL), so the slower of the two sets the pace.
+    Three reused buffers carry the bytes (`readinto` where the stream has it): no allocation per chunk."""
     digest = hashlib.sha256()
     size = 0
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=3)
+    buffers = [bytearray(READ_CHUNK) for _ in range(3)]
+    free: queue.Queue[int] = queue.Queue()
+    for index in range(len(buffers)):
+        free.put(index)
+    filled: queue.Queue[tuple[int, int] | BaseException | None] = queue.Queue()
+    stop = threading.Event()
 
     def read() -> None:
         try:
             with store.open(sha256) as body:
-                while chunk := body.read(READ_CHUNK):
-                    chunks.put(chunk)
-            chunks.put(None)
+                into = getattr(body, "readinto", None)
+                while not stop.is_set():
+                    index = free.get()
+                    if into is not None:
+                        count = into(memoryview(buffers[index]))
+                    else:
+                        chunk = body.read(READ_CHUNK)
+                        count = len(chunk)
+                        buffers[index][:count] = chunk
+                    if not count:
+                        break
+                    filled.put((index, count))
+            filled.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the hashing thread, which raises it
-            chunks.put(exc)
+            filled.put(exc)
 
     reader = threading.Thread(target=read, name="rehash-read", daemon=True)
     reader.start()
     try:
-        while (item := chunks.get()) is not None:
+        while (item := filled.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            digest.update(item)
-            size += len(item)
+            index, count = item
+            digest.update(memoryview(buffers[index])[:count])
+            size += count
+            free.put(index)
     finally:
-        while reader.is_alive():  # on an error, let the reader finish its current put and end
-            try:
-                chunks.get_nowait()
-            except queue.Empty:
-                reader.join(timeout=0.05)
+        stop.set()
+        free.put(0)  # wake a reader waiting for a buffer so it can see the stop
+        reader.join(timeout=5)
     return digest.hexdigest(), size
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from catalog import (
+    Case,
     CustodyKind,
-    ExportFailed,
     append_event,
     get_recording,
     load_or_create_key,
@@ -106,19 +106,23 @@ def custody_anchor(force: bool, as_json: bool) -> None:
 @click.argument("subject", nargs=-1, required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="A new folder, or FILE.zip.")
 @click.option("--by", required=True, help="The user exporting (needs the clerk, supervisor, auditor or admin role).")
-@click.option("--recordings", "as_recordings", is_flag=True, help="SUBJECT is recording ids, not a case number.")
+@click.option("--recordings", "as_recordings", is_flag=True,
+              help="SUBJECT is recording ids even if one looks like a case number.")
 @click.option("--json", "as_json", is_flag=True)
 def export(subject: tuple[str, ...], out: Path, by: str, as_recordings: bool, as_json: bool) -> None:
-    """Write a BagIt evidence package for a case (its recordings and documents) or for recordings."""
+    """Write a BagIt evidence package: `export CASE` (its recordings and documents) or `export ID ...`."""
     with errors():
-        if not as_recordings and len(subject) != 1:
-            raise ExportFailed("give one case number (or --recordings ID ...)")
         cfg = settings()
         store = open_store(cfg)
         with catalog_engine(cfg) as engine, Session(engine) as session:
+            is_case = (not as_recordings and len(subject) == 1
+                       and session.exec(select(Case.id).where(Case.number == subject[0])).first() is not None)
+            if not is_case:
+                for ref in subject:  # each must be a recording (RecordingNotFound names the one that is not)
+                    get_recording(session, ref)
             result = export_package(session, store, out=out, by=by, now=utcnow(),
-                                    case_number=None if as_recordings else subject[0],
-                                    refs=list(subject) if as_recordings else None, organisation=cfg.station_name)
+                                    case_number=subject[0] if is_case else None,
+                                    refs=None if is_case else list(subject), organisation=cfg.station_name)
     if as_json:
         print_json(result.as_json())
     else:

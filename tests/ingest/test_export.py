@@ -140,6 +140,14 @@ def test_zip_package_and_role_checks(archive, env, tmp_path):
     again = _run(env, "export", CASE, "--out", str(package), "--by", "clerk:李四")
     assert again.exit_code == 2 and "never written over another" in again.stderr
 
+    ids = [str(r["id"]) for r in json.loads(_ok(env, "search", "--case", CASE, "--json").stdout)["recordings"][:2]]
+    picked = json.loads(_ok(env, "export", *ids, "--out", str(tmp_path / "two"), "--by", "clerk:李四",
+                            "--json").stdout)
+    assert picked["items"] == 2
+    bagit.Bag(str(tmp_path / "two")).validate()
+    unknown = _run(env, "export", "AB-404", "--out", str(tmp_path / "z"), "--by", "clerk:李四")
+    assert unknown.exit_code == 2 and "no recording 'AB-404'" in unknown.stderr
+
 
 def test_a_tampered_store_object_is_never_exported(archive, env, tmp_path):
     shown = json.loads(_ok(env, "search", "--case", CASE, "--json").stdout)["recordings"][0]

@@ -24,6 +24,7 @@ from ingest import pipeline
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import HOSTILE_NAME, make_photo
 from storage import BackendUnavailable, LocalStore, object_key
+from tests.conftest import as_attacker
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -297,6 +298,7 @@ def test_custody_chain_covers_the_ingest_and_detects_tampering(samples, settings
         assert [e.kind for e in chain][:2] == ["key_registered", "docked"] and chain[-1].kind == "undocked"
         assert find_chain_breaks(chain) == []
         victim = next(e for e in chain if e.kind == "copied")
+        as_attacker(engine)  # past the database's append-only guard, as an owner could go
         victim.details = {**victim.details, "size_bytes": 1}
         session.add(victim)
         session.commit()

@@ -60,7 +60,10 @@ class CustodyKind(enum.StrEnum):
     DISPOSAL_FAILED = "disposal_failed"  # a due item was refused (by rule or by the store)
     DISPOSAL_RECORDED = "disposal_recorded"  # the signed disposal record was written to WORM storage
     FIXITY_FAILED = "fixity_failed"  # a check found stored bytes, catalogue or manifest not as recorded
-    USER_CHANGED = "user_changed"  # a user added, given roles or deactivated
+    USER_CHANGED = "user_changed"  # a user added, given roles or a password, or deactivated
+    SIGNED_IN = "signed_in"
+    SIGN_IN_FAILED = "sign_in_failed"  # wrong password, unknown user, or locked out
+    SIGNED_OUT = "signed_out"
     VERIFICATION_RUN = "verification_run"  # `evidence verify` ran: what it checked and what it found
 
 

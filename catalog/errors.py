@@ -21,7 +21,7 @@ from __future__ import annotations
 __all__ = [
     "CaseInvalid", "CaseNotFound", "CaseStateError", "CatalogError", "CatalogUnavailable", "CustodyBroken",
     "DisposalError", "ExportFailed", "PermissionDenied", "PolicyInvalid", "RecordingNotFound", "StampInvalid",
-    "UserInvalid",
+    "SignInRefused", "UserInvalid",
 ]
 
 
@@ -88,3 +88,11 @@ class PermissionDenied(CatalogError):
 
 class ExportFailed(CatalogError):
     """An evidence package cannot be written (destination exists, an item is not archived…)."""
+
+
+class SignInRefused(CatalogError):
+    """Wrong name or password (the same words for both), or the account is locked."""
+
+    def __init__(self, message: str, *, locked_until: object = None) -> None:
+        self.locked_until = locked_until
+        super().__init__(message)

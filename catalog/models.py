@@ -20,6 +20,7 @@ __all__ = [
     "Case", "CaseLink", "CaseStatus", "CustodyAnchor", "CustodyEvent", "CustodyHead", "Device", "Disposal",
     "DisposalBatch", "DisposalStatus", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
     "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia", "User",
+    "WebSession",
 ]
 
 
@@ -360,3 +361,19 @@ class User(SQLModel, table=True):
     roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = True
     created_at: datetime | None = _ts(nullable=False)
+    password_hash: str | None = Field(default=None, max_length=200)  # argon2id; None: cannot sign in
+    failed_logins: int = 0  # consecutive failures since the last success
+    locked_until: datetime | None = _ts()  # sign-in refused until then (too many failures)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False)

@@ -5,14 +5,30 @@ catalogue checks that person's roles here.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.errors import PermissionDenied, UserInvalid
-from catalog.models import User
+from catalog.errors import PermissionDenied, SignInRefused, UserInvalid
+from catalog.models import User, WebSession
 from catalog.types import utcnow
 
-__all__ = ["PERMISSIONS", "ROLES", "add_user", "list_users", "require"]
+__all__ = ["LOCKOUT", "MAX_FAILURES", "MIN_PASSWORD", "PERMISSIONS", "ROLES", "add_user", "authenticate",
+           "end_session", "find_session", "get_user", "list_users", "require", "set_password", "set_roles",
+           "start_session"]
+
+#: Consecutive failed sign-ins before the account is locked, and for how long.
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+MIN_PASSWORD = 10
+_HASHER = PasswordHasher()  # argon2id with the library's current parameters
+_DUMMY_HASH = _HASHER.hash("not a real password, used to spend the same time on unknown names")
 
 #: 执法人员 officer, 档案管理员 clerk, 监督人员 supervisor, 审计人员 auditor, 管理员 admin.
 ROLES = ("officer", "clerk", "supervisor", "auditor", "admin")
@@ -20,6 +36,8 @@ ROLES = ("officer", "clerk", "supervisor", "auditor", "admin")
 #: Which roles may take each guarded action.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "export": frozenset({"clerk", "supervisor", "auditor", "admin"}),
+    "search": frozenset({"clerk", "supervisor", "auditor", "admin"}),
+    "view": frozenset({"clerk", "supervisor", "auditor", "admin"}),
 }
 
 
@@ -56,3 +74,109 @@ def require(session: Session, name: str, action: str) -> User:
         raise PermissionDenied(f"user {name!r} (roles: {', '.join(user.roles)}) may not {action}: that needs one of "
                                f"{', '.join(sorted(allowed))}")
     return user
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise UserInvalid(f"no user {name!r}")
+    return user
+
+
+def set_password(session: Session, name: str, password: str, *, by: str) -> User:
+    """Store an argon2id hash of *password* (at least MIN_PASSWORD characters) and unlock the account."""
+    if len(password) < MIN_PASSWORD:
+        raise UserInvalid(f"a password needs at least {MIN_PASSWORD} characters (got {len(password)})")
+    user = get_user(session, name)
+    user.password_hash = _HASHER.hash(password)
+    user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+    append_event(session, CustodyKind.USER_CHANGED, actor=by, details={"user": name, "action": "password set"})
+    return user
+
+
+def set_roles(session: Session, name: str, roles: list[str], *, by: str) -> User:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        raise UserInvalid(f"roles must be some of {', '.join(ROLES)}; got {', '.join(roles) or 'none'}")
+    user = get_user(session, name)
+    old = list(user.roles)
+    user.roles = sorted(set(roles))
+    session.add(user)
+    append_event(session, CustodyKind.USER_CHANGED, actor=by, details={"user": name, "action": "roles",
+                                                                       "old": old, "new": user.roles})
+    return user
+
+
+def authenticate(session: Session, name: str, password: str, *, now: datetime, source: str = "") -> User:
+    """The user if *password* is right; SignInRefused otherwise (the same words for a wrong name or password).
+
+    After MAX_FAILURES failures in a row the account is locked for LOCKOUT. Every attempt is a custody event.
+    """
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None or not user.active or user.password_hash is None:
+        with contextlib.suppress(VerificationError):
+            _HASHER.verify(_DUMMY_HASH, password + "x")
+        append_event(session, CustodyKind.SIGN_IN_FAILED, actor=name[:100], details={"reason": "unknown or inactive",
+                                                                                     "source": source})
+        session.commit()
+        raise SignInRefused("wrong user name or password")
+    if user.locked_until is not None and user.locked_until > now:
+        append_event(session, CustodyKind.SIGN_IN_FAILED, actor=name, details={"reason": "locked", "source": source})
+        session.commit()
+        raise SignInRefused(f"too many failed sign-ins: locked until {user.locked_until.isoformat()}",
+                            locked_until=user.locked_until)
+    try:
+        _HASHER.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        user.failed_logins += 1
+        locked = user.failed_logins >= MAX_FAILURES
+        if locked:
+            user.locked_until = now + LOCKOUT
+        session.add(user)
+        append_event(session, CustodyKind.SIGN_IN_FAILED, actor=name, details={
+            "reason": "wrong password", "failures": user.failed_logins, "locked": locked, "source": source})
+        session.commit()
+        raise SignInRefused("wrong user name or password") from None
+    if _HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = _HASHER.hash(password)
+    user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+    append_event(session, CustodyKind.SIGNED_IN, actor=name, details={"source": source})
+    session.commit()
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User, *, now: datetime, ttl: timedelta) -> tuple[str, WebSession]:
+    """A new browser session: the random token goes in the cookie, only its hash into the catalogue."""
+    assert user.id is not None
+    token = secrets.token_urlsafe(32)
+    row = WebSession(token_sha256=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
+                     created_at=now, expires_at=now + ttl)
+    session.add(row)
+    session.commit()
+    return token, row
+
+
+def find_session(session: Session, token: str | None, *, now: datetime) -> tuple[WebSession, User] | None:
+    if not token:
+        return None
+    row = session.exec(select(WebSession).where(WebSession.token_sha256 == _digest(token))).first()
+    if row is None or row.expires_at is None or row.expires_at <= now:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return row, user
+
+
+def end_session(session: Session, token: str, *, actor: str) -> None:
+    row = session.exec(select(WebSession).where(WebSession.token_sha256 == _digest(token))).first()
+    if row is not None:
+        session.delete(row)
+        append_event(session, CustodyKind.SIGNED_OUT, actor=actor, details={})
+        session.commit()

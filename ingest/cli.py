@@ -51,7 +51,7 @@ from ingest.cli_common import errors as _errors
 from ingest.cli_common import parse_time as _parse_time
 from ingest.cli_common import print_json as _print_json
 from ingest.cli_common import settings as _settings
-from ingest.cli_verify import custody, export, user, verify
+from ingest.cli_verify import custody, export, serve, user, verify
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid
 from ingest.pipeline import IngestOptions, IngestReport
@@ -555,6 +555,7 @@ main.add_command(verify)
 main.add_command(custody)
 main.add_command(export)
 main.add_command(user)
+main.add_command(serve)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,12 +24,12 @@ from catalog.anchors import write_anchor
 from catalog.export import export_package
 from catalog.fixity import record_results
 from catalog.types import utcnow
-from catalog.users import ROLES, add_user, list_users
+from catalog.users import ROLES, add_user, list_users, set_password, set_roles
 from catalog.verification import select_recordings, verify_archive
 from ingest.cli_common import errors, print_json, settings, who
 from ingest.wiring import catalog_engine, open_store
 
-__all__ = ["custody", "export", "user", "verify"]
+__all__ = ["custody", "export", "serve", "user", "verify"]
 
 
 @click.command()
@@ -148,6 +148,54 @@ def user_add(name: str, roles: tuple[str, ...], display_name: str, by: str | Non
             added = add_user(session, name, roles=list(roles), display_name=display_name, by=who(by))
             session.commit()
             click.echo(f"user {added.name}: {', '.join(added.roles)}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.option("--by", default=None, help="The administrator setting it.")
+def user_passwd(name: str, password_stdin: bool, by: str | None) -> None:
+    """Set a user's password (argon2id hash; unlocks the account)."""
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else click.prompt("password", hide_input=True, confirmation_prompt=True))
+    with errors():
+        cfg = settings()
+        with catalog_engine(cfg) as engine, Session(engine) as session:
+            set_password(session, name, password, by=who(by))
+            session.commit()
+    click.echo(f"password set for {name}")
+
+
+@user.command("role")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
+@click.option("--by", default=None)
+def user_role(name: str, roles: tuple[str, ...], by: str | None) -> None:
+    """Replace a user's roles."""
+    with errors():
+        cfg = settings()
+        with catalog_engine(cfg) as engine, Session(engine) as session:
+            changed = set_roles(session, name, list(roles), by=who(by))
+            session.commit()
+            click.echo(f"user {changed.name}: {', '.join(changed.roles)}")
+
+
+@click.command("serve")
+@click.option("--host", help="Default from EVIDENCE_WEB_ADDR.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Default from EVIDENCE_WEB_ADDR.")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the web application (pages and the JSON API; OpenAPI at /api/openapi.json)."""
+    import uvicorn
+
+    from catalog.web import WebConfig, create_app
+
+    with errors():
+        cfg = settings()
+        store = open_store(cfg)
+        with catalog_engine(cfg) as engine:
+            app = create_app(WebConfig(engine=engine, store=store, secure_cookies=cfg.web_secure_cookies))
+            uvicorn.run(app, host=host or cfg.web_addr[0], port=port if port is not None else cfg.web_addr[1],
+                        log_level="info", proxy_headers=True)
 
 
 @user.command("list")

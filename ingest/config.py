@@ -63,6 +63,9 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
                                    "`worker --schedule` writes the custody chain head to WORM storage this often"),
     "EVIDENCE_FIXITY_INTERVAL_S": ("fixity_interval_s", "3600", "`worker --schedule` queues a fixity check this often"),
     "EVIDENCE_FIXITY_SAMPLE": ("fixity_sample", "100", "recordings re-hashed per fixity check (least recent first)"),
+    "EVIDENCE_WEB_ADDR": ("web_addr", "127.0.0.1:8000", "`evidence serve` listens here (HOST:PORT)"),
+    "EVIDENCE_WEB_SECURE_COOKIES": ("web_secure_cookies", "false",
+                                    "'true' behind a TLS proxy: session cookies are sent over HTTPS only"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
 }
@@ -131,6 +134,8 @@ class Settings:
     anchor_interval_s: float = 3600.0
     fixity_interval_s: float = 3600.0
     fixity_sample: int = 100
+    web_addr: tuple[str, int] = ("127.0.0.1", 8000)
+    web_secure_cookies: bool = False
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -273,6 +278,9 @@ class Settings:
             anchor_interval_s=_seconds("EVIDENCE_ANCHOR_INTERVAL_S", get("EVIDENCE_ANCHOR_INTERVAL_S", "3600")),
             fixity_interval_s=_seconds("EVIDENCE_FIXITY_INTERVAL_S", get("EVIDENCE_FIXITY_INTERVAL_S", "3600")),
             fixity_sample=integer("EVIDENCE_FIXITY_SAMPLE", "100", 1),
+            web_addr=_address("EVIDENCE_WEB_ADDR", get("EVIDENCE_WEB_ADDR", "127.0.0.1:8000")) or ("127.0.0.1", 8000),
+            web_secure_cookies=_choice("EVIDENCE_WEB_SECURE_COOKIES", get("EVIDENCE_WEB_SECURE_COOKIES", "false"),
+                                       ("true", "false")) == "true",
             disposal_approval=_choice("EVIDENCE_DISPOSAL_APPROVAL", get("EVIDENCE_DISPOSAL_APPROVAL", "required"),
                                       ("required", "none")),
         )

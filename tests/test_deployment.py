@@ -25,7 +25,7 @@ def test_services_cover_the_production_parts():
 
 
 def test_every_evidence_command_parses():
-    for name in ("worker", "station-worker", "station", "scheduler"):
+    for name in ("worker", "station-worker", "station", "scheduler", "web"):
         command = COMPOSE["services"][name]["command"]
         result = CliRunner().invoke(main, [*command, "--help"])
         assert result.exit_code == 0, (name, command, result.output)

@@ -1,0 +1,136 @@
+"""The web application's first slice: sign-in with lock-out and CSRF, roles on the API, languages, operations."""
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from catalog import CustodyEvent, Recording
+from catalog.stamps import record_stamp
+from catalog.types import utcnow
+from catalog.users import MAX_FAILURES, add_user, set_password
+from catalog.web import WebConfig, create_app
+from catalog.web.i18n import catalog_messages
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def client(engine, store):
+    with Session(engine) as session:
+        for name, role in (("clerk:李四", "clerk"), ("officer:张三", "officer"), ("auditor:赵", "auditor")):
+            add_user(session, name, roles=[role], by="admin")
+            set_password(session, name, PASSWORD, by="admin")
+        recording = Recording(sha256="a" * 64, size_bytes=10, media_kind="video", original_name="CLIP0001.mp4",
+                              station_code="station-1", captured_start=datetime(2026, 11, 20, tzinfo=UTC),
+                              captured_end=datetime(2026, 11, 20, 0, 1, tzinfo=UTC), time_source="container",
+                              integrity_status="ok", state="archived", ingested_at=utcnow(),
+                              retain_until=utcnow() + timedelta(days=180), officer_number="010203",
+                              case_number="AB-2026-00042", purpose="证明无照经营")
+        session.add(recording)
+        session.flush()
+        record_stamp(session, recording, by="station:test", reason="ingest")
+        session.commit()
+    with TestClient(create_app(WebConfig(engine=engine, store=store))) as test_client:
+        yield test_client
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]*)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def _login(client: TestClient, name: str, password: str = PASSWORD):
+    form = client.get("/login")
+    return client.post("/login", data={"name": name, "password": password, "csrf": _csrf(form.text)},
+                       follow_redirects=False)
+
+
+def test_health_metrics_and_openapi(client):
+    assert client.get("/health").json() == {"status": "ok", "database": "ok", "store": "local"}
+    metrics = client.get("/metrics").text
+    assert 'evidence_recordings{state="archived"} 1.0' in metrics and "evidence_http_requests_total" in metrics
+    assert "/api/recordings" in client.get("/api/openapi.json").json()["paths"]
+
+
+def test_sign_in_in_chinese_by_default_english_on_a_switch(client):
+    assert "登录" in client.get("/login").text
+    english = client.get("/login?lang=en")
+    assert "Sign in" in english.text and "登录" not in english.text
+    assert client.cookies.get("lang") == "en"
+    signed = _login(client, "clerk:李四")
+    assert signed.status_code == 303 and client.cookies.get("evidence_session")
+    page = client.get("/")
+    assert page.status_code == 200 and "Search recordings" in page.text and "CLIP0001.mp4" in page.text
+    assert "检索音视频记录" in client.get("/?lang=zh_CN").text
+
+
+def test_wrong_passwords_lock_the_account_and_are_recorded(client, engine):
+    for _ in range(MAX_FAILURES):
+        refused = _login(client, "clerk:李四", "wrong password!")
+        assert refused.status_code == 401 and "用户名或密码错误" in refused.text
+    locked = _login(client, "clerk:李四")  # even the right password waits out the lock
+    assert locked.status_code == 401 and "登录失败次数过多" in locked.text
+    unknown = _login(client, "nobody", "whatever123")
+    assert unknown.status_code == 401 and "用户名或密码错误" in unknown.text  # same words: names are not revealed
+    with Session(engine) as session:
+        failures = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "sign_in_failed")).all()
+        assert [e.details["reason"] for e in failures] == ["wrong password"] * MAX_FAILURES + ["locked",
+                                                                                              "unknown or inactive"]
+
+
+def test_sign_in_without_the_form_token_is_refused(client):
+    client.get("/login")
+    forged = client.post("/login", data={"name": "clerk:李四", "password": PASSWORD, "csrf": "forged"},
+                         follow_redirects=False)
+    assert forged.status_code == 403 and "表单已过期" in forged.text
+    assert client.cookies.get("evidence_session") is None
+
+
+def test_every_role_gets_only_what_it_may(client, engine):
+    assert client.get("/api/recordings").status_code == 401
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    _login(client, "officer:张三")
+    refused = client.get("/api/recordings")
+    assert refused.status_code == 403 and "do not allow search" in refused.json()["error"]
+    assert client.get("/api/recordings/1").status_code == 403
+    client.cookies.clear()
+    _login(client, "auditor:赵")
+    found = client.get("/api/recordings", params={"case": "AB-2026-00042"}).json()["recordings"]
+    assert [r["original_name"] for r in found] == ["CLIP0001.mp4"]
+    viewed = client.get(f"/api/recordings/{found[0]['id']}", params={"reason": "年度审计"})
+    assert viewed.status_code == 200
+    with Session(engine) as session:
+        event = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "viewed")).one()
+        assert (event.actor, event.details["reason"], event.recording_id) == ("auditor:赵", "年度审计", found[0]["id"])
+
+
+def test_bad_input_gets_clear_answers_never_a_500(client):
+    _login(client, "clerk:李四")
+    assert client.get("/api/recordings", params={"from": "yesterday"}).status_code == 422
+    assert client.get("/api/recordings", params={"limit": 10**9}).status_code == 422
+    assert client.get("/api/recordings/99999999").status_code == 404
+    injection = client.get("/api/recordings", params={"case": "' OR 1=1 --", "purpose": "%'; DROP TABLE recording;"})
+    assert injection.status_code == 200 and injection.json()["recordings"] == []
+    page = client.get("/", params={"from": "2026-13-45"})
+    assert page.status_code == 400 and "时间格式无效" in page.text
+    assert client.get("/api/recordings").json()["recordings"]  # the table is still there
+
+
+def test_sign_out_needs_the_session_token(client):
+    _login(client, "clerk:李四")
+    page = client.get("/")
+    client.post("/logout", data={"csrf": "forged"}, follow_redirects=False)
+    assert client.get("/api/recordings").status_code == 200  # a forged sign-out does nothing
+    client.post("/logout", data={"csrf": _csrf(page.text)}, follow_redirects=False)
+    assert client.get("/api/recordings").status_code == 401
+
+
+def test_both_catalogs_translate_every_message():
+    chinese, english = catalog_messages("zh_CN"), catalog_messages("en")
+    assert set(chinese) == set(english) and len(chinese) >= 15
+    assert all(re.search(r"[\u4e00-\u9fff]", text) for text in chinese.values())

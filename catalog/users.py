@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "export": frozenset({"clerk", "supervisor", "auditor", "admin"}),
     "search": frozenset({"clerk", "supervisor", "auditor", "admin"}),
     "view": frozenset({"clerk", "supervisor", "auditor", "admin"}),
+    "play": frozenset({"clerk", "supervisor", "admin"}),  # footage is personal data: auditors read logs instead
+    "stamp": frozenset({"clerk", "admin"}),
 }
 
 

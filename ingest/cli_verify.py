@@ -193,7 +193,9 @@ def serve(host: str | None, port: int | None) -> None:
         cfg = settings()
         store = open_store(cfg)
         with catalog_engine(cfg) as engine:
-            app = create_app(WebConfig(engine=engine, store=store, secure_cookies=cfg.web_secure_cookies))
+            app = create_app(WebConfig(engine=engine, store=store, secure_cookies=cfg.web_secure_cookies,
+                                       station=cfg.station, key=load_or_create_key(cfg.station_key_path),
+                                       case_pattern=cfg.case_pattern))
             uvicorn.run(app, host=host or cfg.web_addr[0], port=port if port is not None else cfg.web_addr[1],
                         log_level="info", proxy_headers=True)
 

@@ -8,95 +8,47 @@ Every view of a recording is a custody event with the user.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sqlalchemy import func, text
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import RecordingNotFound, SignInRefused
-from catalog.models import Recording, User, WebSession
+from catalog.models import Recording
 from catalog.recordings import get_recording, recording_as_json
 from catalog.search import SearchFilters, run_search
 from catalog.types import utcnow
-from catalog.users import PERMISSIONS, authenticate, end_session, find_session, start_session
-from catalog.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
-from storage import EvidenceStore
+from catalog.users import PERMISSIONS, authenticate, end_session, start_session
+from catalog.web.deps import (
+    DB,
+    PRE_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SearchCaller,
+    ViewCaller,
+    WebConfig,
+    caller,
+    language,
+    render,
+)
+from catalog.web.i18n import gettext_for
+from catalog.web.recordings import router as recordings_router
 
 __all__ = ["WebConfig", "create_app"]
-
-SESSION_COOKIE = "evidence_session"
-PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (no session yet)
-LANG_COOKIE = "lang"
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    engine: Engine
-    store: EvidenceStore
-    session_ttl: timedelta = timedelta(hours=12)
-    secure_cookies: bool = False  # True behind TLS (a reverse proxy)
-
-
-@dataclass
-class Caller:
-    user: User
-    web_session: WebSession
-
-
-def _db(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.config.engine) as session:
-        yield session
-
-
-DB = Annotated[Session, Depends(_db)]
-
-
-def language(request: Request) -> str:
-    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or DEFAULT_LANGUAGE
-    return wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE
-
-
-def caller(request: Request, session: Session) -> Caller | None:
-    found = find_session(session, request.cookies.get(SESSION_COOKIE), now=utcnow())
-    return None if found is None else Caller(user=found[1], web_session=found[0])
-
-
-def api_caller(action: str) -> Any:
-    """A dependency: the signed-in caller whose roles allow *action* (401/403 otherwise; writes need the
-    session's X-CSRF-Token)."""
-    def check(request: Request, session: DB) -> Caller:
-        who = caller(request, session)
-        if who is None:
-            raise HTTPException(401, "sign in first")
-        if not PERMISSIONS[action] & set(who.user.roles):
-            raise HTTPException(403, f"your roles ({', '.join(who.user.roles)}) do not allow {action}")
-        if request.method not in ("GET", "HEAD") and \
-                request.headers.get("x-csrf-token") != who.web_session.csrf_token:
-            raise HTTPException(403, "missing or wrong X-CSRF-Token")
-        return who
-    return Depends(check)
-
-
-SearchCaller = Annotated[Caller, api_caller("search")]
-ViewCaller = Annotated[Caller, api_caller("view")]
-
 
 def create_app(config: WebConfig) -> FastAPI:
     app = FastAPI(title="evidence-ingest", version="1", openapi_url="/api/openapi.json", docs_url="/api/docs",
                   redoc_url=None)
-    app.state.config = config
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     templates.env.autoescape = True
+    app.state.config = config
+    app.state.templates = templates
+    app.include_router(recordings_router)
     registry = CollectorRegistry()
     requests_total = Counter("evidence_http_requests_total", "HTTP requests", ["method", "status"],
                              registry=registry)
@@ -108,12 +60,7 @@ def create_app(config: WebConfig) -> FastAPI:
         requests_total.labels(request.method, str(response.status_code)).inc()
         return response
 
-    def page(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
-        response = templates.TemplateResponse(request, name, {
-            "_": gettext_for(lang), "lang": lang, "languages": LANGUAGES, **context}, status_code=status)
-        if request.query_params.get("lang") in LANGUAGES:
-            response.set_cookie(LANG_COOKIE, lang, samesite="lax", secure=config.secure_cookies)
-        return response
+    page = render
 
     # -- operations ---------------------------------------------------------------------------------------
     @app.get("/health", tags=["operations"])

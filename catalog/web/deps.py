@@ -1,0 +1,94 @@
+"""What every route shares: the database session, the signed-in caller and their rights, page rendering."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from catalog.models import User, WebSession
+from catalog.types import utcnow
+from catalog.users import PERMISSIONS, find_session
+from catalog.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
+from storage import EvidenceStore
+
+__all__ = ["DB", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller", "WebConfig", "api_caller",
+           "caller", "language", "render"]
+
+SESSION_COOKIE = "evidence_session"
+PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (no session yet)
+LANG_COOKIE = "lang"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    engine: Engine
+    store: EvidenceStore
+    session_ttl: timedelta = timedelta(hours=12)
+    secure_cookies: bool = False  # True behind TLS (a reverse proxy)
+    station: str = "web"  # signs the manifests of stamp revisions made in the browser
+    key: Ed25519PrivateKey | None = None
+    case_pattern: str = r".{4,64}"
+
+
+@dataclass
+class Caller:
+    user: User
+    web_session: WebSession
+
+
+def _db(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.config.engine) as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(_db)]
+
+
+def language(request: Request) -> str:
+    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or DEFAULT_LANGUAGE
+    return wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def caller(request: Request, session: Session) -> Caller | None:
+    found = find_session(session, request.cookies.get(SESSION_COOKIE), now=utcnow())
+    return None if found is None else Caller(user=found[1], web_session=found[0])
+
+
+def api_caller(action: str) -> Any:
+    """A dependency: the signed-in caller whose roles allow *action* (401/403 otherwise; writes need the
+    session's X-CSRF-Token)."""
+    def check(request: Request, session: DB) -> Caller:
+        who = caller(request, session)
+        if who is None:
+            raise HTTPException(401, "sign in first")
+        if not PERMISSIONS[action] & set(who.user.roles):
+            raise HTTPException(403, f"your roles ({', '.join(who.user.roles)}) do not allow {action}")
+        if request.method not in ("GET", "HEAD") and \
+                request.headers.get("x-csrf-token") != who.web_session.csrf_token:
+            raise HTTPException(403, "missing or wrong X-CSRF-Token")
+        return who
+    return Depends(check)
+
+
+SearchCaller = Annotated[Caller, api_caller("search")]
+ViewCaller = Annotated[Caller, api_caller("view")]
+
+
+PlayCaller = Annotated[Caller, api_caller("play")]
+StampCaller = Annotated[Caller, api_caller("stamp")]
+
+
+def render(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page in *lang*; a `?lang=` switch is remembered in a cookie."""
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(request, name, {
+        "_": gettext_for(lang), "lang": lang, "languages": LANGUAGES, **context}, status_code=status)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, samesite="lax", secure=request.app.state.config.secure_cookies)
+    return response

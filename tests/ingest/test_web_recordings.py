@@ -1,0 +1,125 @@
+"""The recording page with real media: player with HTTP range requests, recorded accesses, stamp edits."""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from catalog import CustodyEvent, DerivedMedia, Recording, load_or_create_key, open_catalog, read_manifest
+from catalog.users import add_user, set_password
+from catalog.web import WebConfig, create_app
+from catalog.web.recordings import parse_range
+from ingest.pipeline import IngestOptions
+from ingest.runner import run_ingest
+from storage import LocalStore
+
+PASSWORD = "correct horse battery"
+
+
+def test_range_headers_are_parsed_strictly():
+    assert parse_range(None, 100) is None
+    assert parse_range("bytes=0-9", 100) == (0, 9)
+    assert parse_range("bytes=90-", 100) == (90, 99)
+    assert parse_range("bytes=-10", 100) == (90, 99)
+    assert parse_range("bytes=50-1000", 100) == (50, 99)
+    for bad in ("bytes=100-", "bytes=5-4", "items=0-1", "bytes=-", "bytes=0-1,5-6", "bytes=-0"):
+        with pytest.raises(ValueError):
+            parse_range(bad, 100)
+
+
+@pytest.fixture
+def site(samples, settings):
+    run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="巡查"))  # with thumbnails and proxies
+    engine = open_catalog(settings.database_url)
+    with Session(engine) as session:
+        for name, role in (("clerk:李四", "clerk"), ("auditor:赵", "auditor"), ("officer:张三", "officer")):
+            add_user(session, name, roles=[role], by="admin")
+            set_password(session, name, PASSWORD, by="admin")
+        session.commit()
+        video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
+                             .where(DerivedMedia.kind == "proxy")).first()
+        assert video is not None
+        video_id = video.id
+    store = LocalStore(settings.store_path)
+    app = create_app(WebConfig(engine=engine, store=store, key=load_or_create_key(settings.station_key_path),
+                               case_pattern=settings.case_pattern))
+    with TestClient(app) as client:
+        yield client, engine, store, video_id
+    engine.dispose()
+
+
+def _login(client, name):
+    form = client.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]*)"', form).group(1)
+    assert client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf},
+                       follow_redirects=False).status_code == 303
+
+
+def _events(engine, kind):
+    with Session(engine) as session:
+        return session.exec(select(CustodyEvent).where(CustodyEvent.kind == kind)
+                            .order_by(CustodyEvent.id)).all()  # type: ignore[arg-type]
+
+
+def test_clerk_plays_with_range_requests_and_each_playback_is_recorded(site):
+    client, engine, store, video_id = site
+    _login(client, "clerk:李四")
+    page = client.get(f"/recordings/{video_id}")
+    assert page.status_code == 200 and f'src="/media/{video_id}/proxy.mp4"' in page.text
+    assert [e.actor for e in _events(engine, "viewed")] == ["clerk:李四"]
+    with Session(engine) as session:
+        recording = session.get(Recording, video_id)
+        with store.open_derived(recording.sha256, "proxy.mp4") as fh:
+            proxy = fh.read()
+    first = client.get(f"/media/{video_id}/proxy.mp4", headers={"Range": "bytes=0-99"})
+    assert first.status_code == 206 and first.content == proxy[:100]
+    assert first.headers["content-range"] == f"bytes 0-99/{len(proxy)}"
+    more = client.get(f"/media/{video_id}/proxy.mp4", headers={"Range": f"bytes=100-{len(proxy) - 1}"})
+    assert more.status_code == 206 and first.content + more.content == proxy
+    assert len(_events(engine, "accessed")) == 1  # the start of playback, not every range
+    beyond = client.get(f"/media/{video_id}/proxy.mp4", headers={"Range": f"bytes={len(proxy)}-"})
+    assert beyond.status_code == 416
+
+    assert client.get(f"/media/{video_id}/original").status_code == 422  # a reason is required
+    original = client.get(f"/media/{video_id}/original", params={"reason": "复议调阅"})
+    assert original.status_code == 200 and hashlib.sha256(original.content).hexdigest() == recording.sha256
+    accesses = _events(engine, "accessed")
+    assert accesses[-1].details == {"via": "web download", "what": "original", "reason": "复议调阅"}
+
+
+def test_clerk_changes_the_stamp_with_a_reason_and_a_signed_revision(site):
+    client, engine, store, video_id = site
+    _login(client, "clerk:李四")
+    page = client.get(f"/recordings/{video_id}").text
+    csrf = re.search(r'name="csrf" value="([^"]*)"', page).group(1)
+    url = f"/recordings/{video_id}/stamp"
+    form = {"csrf": csrf, "case_number": "AB-2026-00042", "purpose": "证明无照经营", "reason": "复核后关联案件"}
+    assert client.post(url, data={**form, "csrf": "forged"}).status_code == 403
+    blank = client.post(url, data={**form, "reason": " "})
+    assert blank.status_code == 400 and "a stamp change needs a reason" in blank.text
+    bad = client.post(url, data={**form, "case_number": "?"})
+    assert bad.status_code == 400 and "does not match the pattern" in bad.text
+    saved = client.post(url, data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    with Session(engine) as session:
+        recording = session.get(Recording, video_id)
+        assert (recording.stamp_revision, recording.case_number) == (2, "AB-2026-00042")
+        manifest = read_manifest(store, recording.sha256, 2)
+        assert manifest["stamp"]["changed_by"] == "clerk:李四" and manifest["stamp"]["reason"] == "复核后关联案件"
+
+
+def test_auditors_read_but_do_not_play_and_officers_do_not_browse(site):
+    client, engine, _store, video_id = site
+    _login(client, "auditor:赵")
+    page = client.get(f"/recordings/{video_id}")
+    assert page.status_code == 200 and "<video" not in page.text and "/stamp" not in page.text
+    assert client.get(f"/media/{video_id}/proxy.mp4").status_code == 403
+    assert client.get(f"/media/{video_id}/original", params={"reason": "x"}).status_code == 403
+    client.cookies.clear()
+    _login(client, "officer:张三")
+    assert client.get(f"/recordings/{video_id}").status_code == 403
+    assert client.post(f"/recordings/{video_id}/stamp", data={"csrf": "x", "reason": "y"}).status_code == 403
+    assert _events(engine, "accessed") == []

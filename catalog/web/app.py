@@ -25,6 +25,7 @@ from catalog.recordings import get_recording, recording_as_json
 from catalog.search import SearchFilters, run_search
 from catalog.types import utcnow
 from catalog.users import PERMISSIONS, authenticate, end_session, start_session
+from catalog.web.cases import router as cases_router
 from catalog.web.deps import (
     DB,
     PRE_CSRF_COOKIE,
@@ -49,6 +50,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.config = config
     app.state.templates = templates
     app.include_router(recordings_router)
+    app.include_router(cases_router)
     registry = CollectorRegistry()
     requests_total = Counter("evidence_http_requests_total", "HTTP requests", ["method", "status"],
                              registry=registry)

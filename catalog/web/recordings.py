@@ -25,7 +25,7 @@ from catalog.web.deps import DB, Caller, PlayCaller, ViewCaller, caller, languag
 from catalog.web.i18n import gettext_for
 from storage import EvidenceStore, ObjectMissing
 
-__all__ = ["parse_range", "router"]
+__all__ = ["parse_range", "router", "signed_in"]
 
 router = APIRouter()
 _CHUNK = 1024 * 1024
@@ -159,7 +159,7 @@ def _page_data(session: Session, recording: Recording) -> dict[str, Any]:
     return data
 
 
-def _signed_in(request: Request, session: Session, action: str) -> Caller | Response:
+def signed_in(request: Request, session: Session, action: str) -> Caller | Response:
     who = caller(request, session)
     if who is None:
         return RedirectResponse("/login", status_code=303)
@@ -172,7 +172,7 @@ def _signed_in(request: Request, session: Session, action: str) -> Caller | Resp
 
 @router.get("/recordings/{ref}", response_class=HTMLResponse, include_in_schema=False)
 def recording_page(ref: str, request: Request, session: DB, reason: str | None = None) -> Response:
-    who = _signed_in(request, session, "view")
+    who = signed_in(request, session, "view")
     if not isinstance(who, Caller):
         return who
     recording = _recording(session, ref)
@@ -190,7 +190,7 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
           case_number: Annotated[str, Form()] = "", purpose: Annotated[str, Form()] = "",
           important: Annotated[str, Form()] = "") -> Response:
     """Change the stamp as a new revision (who, when, why); the new revision's manifest is signed and stored."""
-    who = _signed_in(request, session, "stamp")
+    who = signed_in(request, session, "stamp")
     if not isinstance(who, Caller):
         return who
     lang = language(request)

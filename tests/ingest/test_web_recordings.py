@@ -123,3 +123,42 @@ def test_auditors_read_but_do_not_play_and_officers_do_not_browse(site):
     assert client.get(f"/recordings/{video_id}").status_code == 403
     assert client.post(f"/recordings/{video_id}/stamp", data={"csrf": "x", "reason": "y"}).status_code == 403
     assert _events(engine, "accessed") == []
+
+
+def test_case_page_lists_the_case_and_exports_a_valid_package(site, tmp_path):
+    import io
+    import zipfile
+    from datetime import date
+
+    import bagit
+
+    from catalog import (
+        DEFAULT_CASE_PATTERN,
+        DEFAULT_CASE_TYPES,
+        RetentionPolicy,
+        create_case,
+        get_recording,
+        link_recording,
+    )
+
+    client, engine, _store, video_id = site
+    with Session(engine) as session:
+        case = create_case(session, number="AB-2026-00042", title="无照经营", case_type="penalty-general", unit="",
+                           opened_on=date(2026, 11, 1), by="clerk:李四", case_pattern=DEFAULT_CASE_PATTERN,
+                           policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
+        link_recording(session, case, get_recording(session, video_id), purpose="证明现场", by="clerk:李四")
+        session.commit()
+    _login(client, "clerk:李四")
+    page = client.get("/cases/AB-2026-00042")
+    assert page.status_code == 200 and "证明现场" in page.text and "导出证据包" in page.text
+    assert client.get("/cases/AB-404").status_code == 404
+    csrf = re.search(r'name="csrf" value="([^"]*)"', page.text).group(1)
+    assert client.post("/cases/AB-2026-00042/export", data={"csrf": "forged"}).status_code == 403
+    package = client.post("/cases/AB-2026-00042/export", data={"csrf": csrf})
+    assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
+    zipfile.ZipFile(io.BytesIO(package.content)).extractall(tmp_path / "got")
+    bagit.Bag(str(tmp_path / "got" / "AB-2026-00042")).validate()
+    assert [e.actor for e in _events(engine, "exported")] == ["clerk:李四"]
+    client.cookies.clear()
+    _login(client, "officer:张三")
+    assert client.get("/cases/AB-2026-00042").status_code == 403

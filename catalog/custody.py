@@ -64,6 +64,8 @@ class CustodyKind(enum.StrEnum):
     SIGNED_IN = "signed_in"
     SIGN_IN_FAILED = "sign_in_failed"  # wrong password, unknown user, or locked out
     SIGNED_OUT = "signed_out"
+    SPOT_CHECK_DRAWN = "spot_check_drawn"  # a random sample drawn (criteria, seed, population, the ids)
+    REVIEWED = "reviewed"  # a spot-check outcome recorded for a recording
     VERIFICATION_RUN = "verification_run"  # `evidence verify` ran: what it checked and what it found
 
 

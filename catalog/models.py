@@ -20,7 +20,7 @@ __all__ = [
     "Case", "CaseLink", "CaseStatus", "CustodyAnchor", "CustodyEvent", "CustodyHead", "Device", "Disposal",
     "DisposalBatch", "DisposalStatus", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
     "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia", "User",
-    "WebSession",
+    "WebSession", "SpotCheck", "SpotCheckItem",
 ]
 
 
@@ -377,3 +377,30 @@ class WebSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime | None = _ts(nullable=False)
     expires_at: datetime | None = _ts(nullable=False)
+
+
+class SpotCheck(SQLModel, table=True):
+    """双随机 spot check: a random sample drawn with a recorded seed (anyone can redraw it and get the same)."""
+
+    __tablename__ = "spot_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by: str = Field(max_length=100)
+    created_at: datetime | None = _ts(nullable=False)
+    seed: str = Field(max_length=64)
+    criteria: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    population: int  # how many recordings matched the criteria when drawn
+    sample_size: int
+
+
+class SpotCheckItem(SQLModel, table=True):
+    __tablename__ = "spot_check_item"
+    __table_args__ = (UniqueConstraint("check_id", "recording_id", name="uq_spot_check_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    check_id: int = Field(foreign_key="spot_check.id", index=True)
+    recording_id: int = Field(foreign_key="recording.id")
+    outcome: str = Field(default="pending", max_length=16)  # pending | compliant | issue
+    notes: str = Field(default="", max_length=2000)
+    reviewed_by: str | None = Field(default=None, max_length=100)
+    reviewed_at: datetime | None = _ts()

@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view": frozenset({"clerk", "supervisor", "auditor", "admin"}),
     "play": frozenset({"clerk", "supervisor", "admin"}),  # footage is personal data: auditors read logs instead
     "stamp": frozenset({"clerk", "admin"}),
+    "spotcheck": frozenset({"supervisor", "admin"}),
 }
 
 

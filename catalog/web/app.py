@@ -39,6 +39,7 @@ from catalog.web.deps import (
 )
 from catalog.web.i18n import gettext_for
 from catalog.web.recordings import router as recordings_router
+from catalog.web.spotchecks import router as spotchecks_router
 
 __all__ = ["WebConfig", "create_app"]
 
@@ -51,6 +52,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.state.templates = templates
     app.include_router(recordings_router)
     app.include_router(cases_router)
+    app.include_router(spotchecks_router)
     registry = CollectorRegistry()
     requests_total = Counter("evidence_http_requests_total", "HTTP requests", ["method", "status"],
                              registry=registry)

@@ -1,0 +1,95 @@
+"""Spot checks (双随机) in the browser: draw a reproducible sample, review each recording, list past checks."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import col, select
+
+from catalog.models import Recording, SpotCheck, SpotCheckItem
+from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, new_spot_check, record_outcome
+from catalog.types import utcnow
+from catalog.web.deps import DB, Caller, language, render
+from catalog.web.recordings import signed_in
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _when(value: str) -> datetime | None:
+    if not value.strip():
+        return None
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(value)
+    return parsed
+
+
+def _list(request: Request, session: DB, who: Caller, status: int = 200, error: str | None = None) -> Response:
+    checks = list(session.exec(select(SpotCheck).order_by(col(SpotCheck.id).desc()).limit(100)))
+    return render(request, "spotchecks.html", language(request), status, user=who.user,
+                  csrf=who.web_session.csrf_token, checks=checks, error=error)
+
+
+@router.get("/spot-checks", response_class=HTMLResponse, include_in_schema=False)
+def spot_checks(request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "spotcheck")
+    return who if not isinstance(who, Caller) else _list(request, session, who)
+
+
+@router.post("/spot-checks", include_in_schema=False)
+def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
+                    size: Annotated[int, Form(ge=1, le=500)] = 10, unit: Annotated[str, Form()] = "",
+                    officer: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
+                    start: Annotated[str, Form()] = "", end: Annotated[str, Form()] = "",
+                    seed: Annotated[str, Form()] = "") -> Response:
+    who = signed_in(request, session, "spotcheck")
+    if not isinstance(who, Caller):
+        return who
+    if csrf != who.web_session.csrf_token:
+        raise HTTPException(403, "missing or wrong form token")
+    try:
+        criteria = SpotCheckCriteria(unit=unit.strip() or None, officer=officer.strip() or None,
+                                     kind=kind.strip() or None, start=_when(start), end=_when(end))
+        check = new_spot_check(session, criteria, size, by=who.user.name, now=utcnow(), seed=seed.strip() or None)
+    except ValueError as exc:
+        return _list(request, session, who, 400, f"not an ISO 8601 time with a zone: {exc}")
+    except SpotCheckError as exc:
+        return _list(request, session, who, 400, str(exc))
+    return RedirectResponse(f"/spot-checks/{check.id}", status_code=303)
+
+
+@router.get("/spot-checks/{check_id}", response_class=HTMLResponse, include_in_schema=False)
+def spot_check(check_id: int, request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "spotcheck")
+    if not isinstance(who, Caller):
+        return who
+    check = session.get(SpotCheck, check_id)
+    if check is None:
+        raise HTTPException(404, f"no spot check {check_id}")
+    rows = session.exec(select(SpotCheckItem, Recording).where(SpotCheckItem.check_id == check_id,
+                                                               SpotCheckItem.recording_id == Recording.id)
+                        .order_by(col(SpotCheckItem.id)))
+    return render(request, "spotcheck.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
+                  check=check, items=list(rows), error=None)
+
+
+@router.post("/spot-checks/{check_id}/items/{item_id}", include_in_schema=False)
+def review(check_id: int, item_id: int, request: Request, session: DB, csrf: Annotated[str, Form()],
+           outcome: Annotated[str, Form()], notes: Annotated[str, Form()] = "") -> Response:
+    who = signed_in(request, session, "spotcheck")
+    if not isinstance(who, Caller):
+        return who
+    if csrf != who.web_session.csrf_token:
+        raise HTTPException(403, "missing or wrong form token")
+    item = session.get(SpotCheckItem, item_id)
+    if item is None or item.check_id != check_id:
+        raise HTTPException(404, f"no item {item_id} in spot check {check_id}")
+    try:
+        record_outcome(session, item_id, outcome=outcome, notes=notes, by=who.user.name, now=utcnow())
+    except SpotCheckError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return RedirectResponse(f"/spot-checks/{check_id}", status_code=303)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then lint, types and pytest
-# (against real ffmpeg and PostgreSQL on 127.0.0.1:5432). Under CI=true a
+# (against real ffmpeg, PostgreSQL on 127.0.0.1:5432, and chromium for the browser tests). Under CI=true a
 # missing service is a failure, not a skip. "No tests ran" is a failure too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-./scripts/bootstrap.sh || exit 1
+./scripts/bootstrap.sh --test || exit 1
 .venv/bin/ruff check . || exit 1
 .venv/bin/mypy || exit 1
 .venv/bin/pytest "$@"

@@ -1,0 +1,145 @@
+"""The web application in a real browser: Debian's chromium driven by Playwright (headless, no downloaded
+browser). Screenshots of the main pages go to test-artifacts/screenshots/."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from catalog import DerivedMedia, Recording, load_or_create_key, open_catalog
+from catalog.users import add_user, set_password
+from catalog.web import WebConfig, create_app
+from ingest.pipeline import IngestOptions
+from ingest.runner import run_ingest
+from storage import LocalStore
+from tests.conftest import _missing, wait_for
+
+pytestmark = [pytest.mark.usefixtures("ffmpeg_available"), pytest.mark.slow]
+
+PASSWORD = "correct horse battery"
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+def _chromium() -> str:
+    path = os.environ.get("EVIDENCE_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        _missing("Debian's chromium (apt-get install chromium)")
+    return str(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(samples, settings):
+    import uvicorn
+
+    run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="日常巡查", case_number="AB-2026-00042"))
+    run_ingest(samples.dcim_camera, settings, IngestOptions(purpose="日常巡查"))
+    engine = open_catalog(settings.database_url)
+    with Session(engine) as session:
+        for name, role in (("clerk:李四", "clerk"), ("supervisor:王", "supervisor")):
+            add_user(session, name, roles=[role], by="admin")
+            set_password(session, name, PASSWORD, by="admin")
+        session.commit()
+        video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
+                             .where(DerivedMedia.kind == "proxy")).first()
+        assert video is not None
+        video_id = video.id
+    app = create_app(WebConfig(engine=engine, store=LocalStore(settings.store_path),
+                               key=load_or_create_key(settings.station_key_path), case_pattern=settings.case_pattern))
+    port = _free_port()
+    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    wait_for(lambda: web.started, 20, "the web server to start")
+    try:
+        yield f"http://127.0.0.1:{port}", engine, video_id
+    finally:
+        web.should_exit = True
+        thread.join(timeout=20)
+        engine.dispose()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, headless=True,
+                                     args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _login(page, base: str, name: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
+    base, engine, video_id = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/login")
+    assert page.locator("h1").inner_text() == "登录"
+    page.screenshot(path=str(SHOTS / "login.png"))
+    _login(page, base, "clerk:李四")
+
+    page.fill("input[name=case]", "AB-2026-00042")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator(".card").count() == 3
+    page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+
+    page.goto(f"{base}/recordings/{video_id}")
+    video = page.locator("video#player")
+    video.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function("document.querySelector('video#player').readyState >= 2", timeout=20_000)
+    page.screenshot(path=str(SHOTS / "recording.png"), full_page=True)
+
+    stamp = page.locator("form[action$='/stamp']")
+    stamp.locator("input[name=purpose]").fill("证明当事人无照经营")
+    stamp.locator("input[name=reason]").fill("复核后补充证明对象")
+    page.click("form[action$='/stamp'] button[type=submit]")
+    page.wait_for_url(f"{base}/recordings/{video_id}")
+    assert "r2" in page.content() and "复核后补充证明对象" in page.content()
+
+    page.goto(f"{base}/?lang=en")
+    assert page.locator("h1").inner_text() == "Search recordings"
+    page.goto(f"{base}/?lang=zh_CN")
+    assert page.locator("h1").inner_text() == "检索音视频记录"
+
+    supervisor = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(supervisor, base, "supervisor:王")
+    supervisor.goto(f"{base}/spot-checks")
+    supervisor.fill("input[name=size]", "3")
+    supervisor.fill("input[name=seed]", "2026-11-第四季度")
+    supervisor.click("form[action='/spot-checks'] button[type=submit]")
+    supervisor.wait_for_url(re.compile(r".*/spot-checks/\d+$"))
+    assert supervisor.locator("select[name=outcome]").count() == 3
+    supervisor.locator("form[action*='/items/'] button[type=submit]").first.click()
+    supervisor.wait_for_load_state()
+    assert "supervisor:王" in supervisor.content()
+    supervisor.screenshot(path=str(SHOTS / "spot-check.png"), full_page=True)
+    with Session(engine) as session:
+        from catalog import CustodyEvent
+
+        kinds = {e.kind for e in session.exec(select(CustodyEvent))}
+    assert {"signed_in", "viewed", "accessed", "restamped", "spot_check_drawn", "reviewed"} <= kinds

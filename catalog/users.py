@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "play": frozenset({"clerk", "supervisor", "admin"}),  # footage is personal data: auditors read logs instead
     "stamp": frozenset({"clerk", "admin"}),
     "spotcheck": frozenset({"supervisor", "admin"}),
+    "audit": frozenset({"auditor", "admin"}),
 }
 
 

@@ -7,6 +7,7 @@ Every view of a recording is a custody event with the user.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from catalog.recordings import get_recording, recording_as_json
 from catalog.search import SearchFilters, run_search
 from catalog.types import utcnow
 from catalog.users import PERMISSIONS, authenticate, end_session, start_session
+from catalog.web.audit import router as audit_router
 from catalog.web.cases import router as cases_router
 from catalog.web.deps import (
     DB,
@@ -48,11 +50,13 @@ def create_app(config: WebConfig) -> FastAPI:
                   redoc_url=None)
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     templates.env.autoescape = True
+    templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     app.state.config = config
     app.state.templates = templates
     app.include_router(recordings_router)
     app.include_router(cases_router)
     app.include_router(spotchecks_router)
+    app.include_router(audit_router)
     registry = CollectorRegistry()
     requests_total = Counter("evidence_http_requests_total", "HTTP requests", ["method", "status"],
                              registry=registry)

@@ -134,3 +134,20 @@ def test_both_catalogs_translate_every_message():
     chinese, english = catalog_messages("zh_CN"), catalog_messages("en")
     assert set(chinese) == set(english) and len(chinese) >= 15
     assert all(re.search(r"[\u4e00-\u9fff]", text) for text in chinese.values())
+
+
+def test_auditors_read_the_access_and_custody_logs(client):
+    _login(client, "clerk:李四")
+    assert client.get("/audit").status_code == 403
+    client.get("/api/recordings/1", params={"reason": "复核"})
+    client.cookies.clear()
+    _login(client, "auditor:赵")
+    access = client.get("/audit", params={"log": "access"})
+    assert access.status_code == 200 and "调阅记录" in access.text
+    assert "viewed" in access.text and "signed_in" in access.text and "复核" in access.text
+    assert "user_changed" not in access.text  # the access log leaves other events out
+    assert "user_changed" in client.get("/audit").text
+    only = client.get("/audit", params={"actor": "clerk:李四", "kind": "viewed"})
+    assert only.text.count("<td>viewed</td>") == 1
+    assert client.get("/audit", params={"recording": "1; DROP TABLE x"}).status_code == 400
+    assert client.get("/audit", params={"page": 10**12}).status_code == 200

@@ -11,7 +11,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from catalog.types import UTCDateTime
@@ -131,6 +131,10 @@ class Recording(SQLModel, table=True):
     __table_args__ = (
         Index("ix_recording_captured", "captured_start", "captured_end"),
         Index("ix_recording_place", "lat", "lon"),
+        Index("ix_recording_officer_time", "officer_number", "captured_start"),
+        # Spot-check draws walk the kept recordings in id order (an index-only scan on PostgreSQL).
+        Index("ix_recording_kept_id", "id", postgresql_where=text("state IN ('archived', 'verified')"),
+              sqlite_where=text("state IN ('archived', 'verified')")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -146,7 +150,7 @@ class Recording(SQLModel, table=True):
     original_name: str = Field(max_length=1024)
     device_serial: str | None = Field(default=None, index=True, max_length=64)
     officer_number: str | None = Field(default=None, index=True, max_length=32)
-    officer_name: str | None = Field(default=None, max_length=100)
+    officer_name: str | None = Field(default=None, index=True, max_length=100)
     station_code: str = Field(max_length=64)
     captured_start: datetime | None = _ts(index=True)
     captured_end: datetime | None = _ts()

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import union
 from sqlmodel import Session, col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -61,9 +62,11 @@ def build_search(filters: SearchFilters) -> SelectOfScalar[Recording]:
     query = select(Recording)
     if filters.case_number:
         # Stamped with the number at collection, or linked to the case in the archive.
+        # One id list from two index lookups (an OR across them would scan the whole table).
+        stamped = select(Recording.id).where(Recording.case_number == filters.case_number)
         linked = (select(CaseLink.recording_id).where(CaseLink.case_id == Case.id, Case.number == filters.case_number,
                                                       col(CaseLink.unlinked_at).is_(None)))
-        query = query.where(or_(Recording.case_number == filters.case_number, col(Recording.id).in_(linked)))
+        query = query.where(col(Recording.id).in_(union(stamped, linked)))
     if filters.officer:
         query = query.where(or_(col(Recording.officer_number) == filters.officer,
                                 col(Recording.officer_name) == filters.officer))

@@ -10,16 +10,16 @@ import random
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CatalogError
 from catalog.models import Officer, Recording, RecordingState, SpotCheck, SpotCheckItem
 
-__all__ = ["OUTCOMES", "SpotCheckCriteria", "SpotCheckError", "draw", "new_spot_check", "population",
-           "record_outcome"]
+__all__ = ["OUTCOMES", "SpotCheckCriteria", "SpotCheckError", "draw", "draw_from_catalogue", "draw_positions",
+           "new_spot_check", "population", "record_outcome"]
 
 OUTCOMES = ("compliant", "issue")
 MAX_SAMPLE = 500
@@ -46,11 +46,16 @@ class SpotCheckCriteria:
 def draw(population_ids: list[int], size: int, seed: str) -> list[int]:
     """The sample: *size* ids from the sorted population, chosen by a generator seeded with SHA-256(seed)."""
     ordered = sorted(set(population_ids))
+    return [ordered[p] for p in draw_positions(len(ordered), size, seed)]
+
+
+def draw_positions(population_size: int, size: int, seed: str) -> list[int]:
+    """The positions (in id order) `draw` picks: the same generator, so `draw(ids)` equals the ids at these."""
     rng = random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big"))
-    return sorted(rng.sample(ordered, min(size, len(ordered))))
+    return sorted(rng.sample(range(population_size), min(size, population_size)))
 
 
-def population(session: Session, criteria: SpotCheckCriteria) -> list[int]:
+def _population_query(criteria: SpotCheckCriteria) -> Any:
     query = select(Recording.id).where(col(Recording.state).in_((RecordingState.ARCHIVED.value,
                                                                    RecordingState.VERIFIED.value)))
     if criteria.officer:
@@ -65,26 +70,60 @@ def population(session: Session, criteria: SpotCheckCriteria) -> list[int]:
         units = select(Officer.number).where((Officer.unit_number == criteria.unit)
                                              | (Officer.unit_name == criteria.unit))
         query = query.where(col(Recording.officer_number).in_(units))
-    return [rid for rid in session.exec(query) if rid is not None]
+    return query
+
+
+def population(session: Session, criteria: SpotCheckCriteria) -> list[int]:
+    """Every recording id the criteria select (what an auditor redraws from)."""
+    return [rid for rid in session.exec(_population_query(criteria)) if rid is not None]
+
+
+def draw_from_catalogue(session: Session, criteria: SpotCheckCriteria, size: int, seed: str) -> tuple[int, list[int]]:
+    """(population size, sample), equal to `draw(population(...), size, seed)` without loading every id: the
+    database counts, the seeded generator picks positions, and a server-side cursor over the population in id
+    order skips to each position (PostgreSQL; SQLite reads the ids)."""
+    query = _population_query(criteria).order_by(col(Recording.id))
+    if session.get_bind().dialect.name != "postgresql":
+        ids = population(session, criteria)
+        return len(ids), draw(ids, size, seed)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    positions = draw_positions(total, size, seed)
+    if not positions:
+        return total, []
+    compiled = query.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+    import psycopg
+
+    raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+    chosen: list[int] = []
+    with raw.cursor(name=f"spot_check_{secrets.token_hex(4)}") as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        at = 0
+        for position in positions:
+            if position > at:
+                cursor.scroll(position - at)
+            row = cursor.fetchone()
+            assert row is not None
+            chosen.append(int(row[0]))
+            at = position + 1
+    return total, chosen
 
 
 def new_spot_check(session: Session, criteria: SpotCheckCriteria, size: int, *, by: str, now: datetime,
                    seed: str | None = None) -> SpotCheck:
     if not 1 <= size <= MAX_SAMPLE:
         raise SpotCheckError(f"a spot check draws 1 to {MAX_SAMPLE} recordings, not {size}")
-    ids = population(session, criteria)
-    if not ids:
-        raise SpotCheckError(f"no archived recording matches {criteria.as_json()}")
     seed = seed or secrets.token_hex(16)
-    chosen = draw(ids, size, seed)
-    check = SpotCheck(created_by=by, created_at=now, seed=seed, criteria=criteria.as_json(), population=len(ids),
+    total, chosen = draw_from_catalogue(session, criteria, size, seed)
+    if not chosen:
+        raise SpotCheckError(f"no archived recording matches {criteria.as_json()}")
+    check = SpotCheck(created_by=by, created_at=now, seed=seed, criteria=criteria.as_json(), population=total,
                       sample_size=len(chosen))
     session.add(check)
     session.flush()
     assert check.id is not None
     session.add_all(SpotCheckItem(check_id=check.id, recording_id=rid) for rid in chosen)
     append_event(session, CustodyKind.SPOT_CHECK_DRAWN, actor=by, details={
-        "check": check.id, "criteria": check.criteria, "seed": seed, "population": len(ids), "recordings": chosen})
+        "check": check.id, "criteria": check.criteria, "seed": seed, "population": total, "recordings": chosen})
     session.commit()
     return check
 

@@ -1,0 +1,119 @@
+"""Search and spot-check draws over 1,000,000 recordings in PostgreSQL (seeded with COPY), p95 against targets.
+
+Queries go through `catalog.search.run_search` (what the web page and API use): officer + time range, case
+number, near a point; and a spot-check draw of 50 (`catalog.spotcheck`). Baseline in the same run: a
+primary-key lookup, the floor any query pays.
+
+    .venv/bin/python bench/search_speed.py [--recordings 1000000] [--queries 200]
+        [--admin-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from catalog import Near, Recording, SearchFilters, open_catalog, run_search  # noqa: E402
+from catalog.spotcheck import SpotCheckCriteria, draw_from_catalogue  # noqa: E402
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+OFFICERS = 2000
+
+
+def seed(url: str, count: int) -> None:
+    import psycopg
+
+    rng = random.Random(7)
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy("COPY recording (sha256, size_bytes, media_kind, original_name, station_code, captured_start, "
+                      "captured_end, time_source, clock_offset_s, lat, lon, officer_number, case_number, purpose, "
+                      "important, integrity_status, integrity_detail, state, stamp_revision, legal_hold, "
+                      "retention_rule, ingested_at, technical) FROM STDIN") as copy:
+            for n in range(count):
+                start = T0 + timedelta(seconds=rng.randrange(0, 365 * 86400))
+                copy.write_row((
+                    f"{n:064x}", 1000, "video" if n % 5 else "photo", f"{n}.mp4", f"station-{n % 50}",
+                    start.replace(tzinfo=None), (start + timedelta(minutes=3)).replace(tzinfo=None), "container",
+                    0.0, 39.5 + rng.random(), 116.0 + rng.random(), f"{n % OFFICERS:06d}",
+                    f"AB-2025-{n % 200_000:06d}" if n % 3 == 0 else None, "日常巡查", False, "ok", "", "archived",
+                    1, False, "routine", start.replace(tzinfo=None), "{}"))
+        conn.commit()
+        conn.autocommit = True
+        cur.execute("VACUUM ANALYZE recording")  # the steady state autovacuum keeps: visibility map set
+
+
+def p95(samples: list[float]) -> float:
+    return sorted(samples)[int(len(samples) * 0.95)] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recordings", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+    name = f"evidence_bench_{uuid.uuid4().hex[:8]}"
+    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        open_catalog(url).dispose()
+        begin = time.perf_counter()
+        seed(url, args.recordings)
+        print(f"seeded {args.recordings:,} recordings in {time.perf_counter() - begin:.0f} s")
+        engine = open_catalog(url)
+        rng = random.Random(11)
+        timings: dict[str, list[float]] = {k: [] for k in ("pk", "officer+time", "case", "near", "draw 50")}
+        try:
+            with Session(engine) as session:
+                for _ in range(args.queries):
+                    rid = rng.randrange(1, args.recordings)
+                    begin = time.perf_counter()
+                    session.get(Recording, rid)
+                    timings["pk"].append(time.perf_counter() - begin)
+                    session.expunge_all()
+                    start = T0 + timedelta(days=rng.randrange(0, 330))
+                    for label, filters in (
+                            ("officer+time", SearchFilters(officer=f"{rng.randrange(OFFICERS):06d}", start=start,
+                                                           end=start + timedelta(days=30), limit=100)),
+                            ("case", SearchFilters(case_number=f"AB-2025-{rng.randrange(200_000):06d}", limit=100)),
+                            ("near", SearchFilters(near=Near(39.5 + rng.random(), 116.0 + rng.random(), 300),
+                                                   limit=100))):
+                        begin = time.perf_counter()
+                        run_search(session, filters)
+                        timings[label].append(time.perf_counter() - begin)
+                        session.expunge_all()
+                for _ in range(10):
+                    begin = time.perf_counter()
+                    draw_from_catalogue(session, SpotCheckCriteria(), 50, uuid.uuid4().hex)
+                    timings["draw 50"].append(time.perf_counter() - begin)
+        finally:
+            engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    targets = {"officer+time": 100, "case": 100, "near": 100, "draw 50": 200}
+    base = statistics.median(timings["pk"]) * 1000
+    print(f"baseline primary-key lookup: median {base:.2f} ms")
+    for label, samples in timings.items():
+        if label == "pk":
+            continue
+        print(f"{label:>13}: median {statistics.median(samples) * 1000:6.1f} ms, p95 {p95(samples):6.1f} ms "
+              f"(target p95 < {targets[label]} ms; {statistics.median(samples) * 1000 / base:.0f}× a pk lookup)")
+
+
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "stamp": frozenset({"clerk", "admin"}),
     "spotcheck": frozenset({"supervisor", "admin"}),
     "audit": frozenset({"auditor", "admin"}),
+    "statistics": frozenset({"supervisor", "auditor", "admin", "clerk"}),
 }
 
 

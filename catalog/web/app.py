@@ -42,6 +42,7 @@ from catalog.web.deps import (
 from catalog.web.i18n import gettext_for
 from catalog.web.recordings import router as recordings_router
 from catalog.web.spotchecks import router as spotchecks_router
+from catalog.web.stats import router as stats_router
 
 __all__ = ["WebConfig", "create_app"]
 
@@ -57,6 +58,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.include_router(cases_router)
     app.include_router(spotchecks_router)
     app.include_router(audit_router)
+    app.include_router(stats_router)
     registry = CollectorRegistry()
     requests_total = Counter("evidence_http_requests_total", "HTTP requests", ["method", "status"],
                              registry=registry)

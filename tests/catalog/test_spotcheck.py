@@ -101,3 +101,31 @@ def test_supervisors_run_spot_checks_in_the_browser(archive, store):
         done = client.post(item_url, data={"csrf": csrf, "outcome": "compliant"}, follow_redirects=False)
         assert done.status_code == 303
         assert "compliant (supervisor:王)" in client.get(drawn.headers["location"]).text
+
+
+def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
+    from catalog.web.stats import statistics
+
+    with Session(archive) as session:
+        figures = statistics(session)
+        assert figures["total"] == 40 and figures["pending_archive"] == 0
+        assert {r["key"]: r["count"] for r in figures["by_officer"]} == {"010203": 30, "040506": 10}
+        assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"朝阳大队": 30, "海淀大队": 10}
+        assert len(figures["by_day"]) == 20 and figures["integrity"] == {"ok": 40}
+        add_user(session, "supervisor:王", roles=["supervisor"], by="admin")
+        add_user(session, "officer:张三", roles=["officer"], by="admin")
+        for name in ("supervisor:王", "officer:张三"):
+            set_password(session, name, PASSWORD, by="admin")
+        session.commit()
+    with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
+        def login(name: str) -> None:
+            csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/login").text).group(1)
+            client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf})
+
+        login("officer:张三")
+        assert client.get("/stats").status_code == 403
+        client.cookies.clear()
+        login("supervisor:王")
+        page = client.get("/stats")
+        assert page.status_code == 200 and "各执法人员记录数" in page.text and page.text.count("<svg") == 5
+        assert "朝阳大队" in page.text

@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "spotcheck": frozenset({"supervisor", "admin"}),
     "audit": frozenset({"auditor", "admin"}),
     "statistics": frozenset({"supervisor", "auditor", "admin", "clerk"}),
+    "admin": frozenset({"admin"}),
 }
 
 

@@ -26,6 +26,7 @@ from catalog.recordings import get_recording, recording_as_json
 from catalog.search import SearchFilters, run_search
 from catalog.types import utcnow
 from catalog.users import PERMISSIONS, authenticate, end_session, start_session
+from catalog.web.admin import router as admin_router
 from catalog.web.audit import router as audit_router
 from catalog.web.cases import router as cases_router
 from catalog.web.deps import (
@@ -59,6 +60,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.include_router(spotchecks_router)
     app.include_router(audit_router)
     app.include_router(stats_router)
+    app.include_router(admin_router)
     registry = CollectorRegistry()
     requests_total = Counter("evidence_http_requests_total", "HTTP requests", ["method", "status"],
                              registry=registry)

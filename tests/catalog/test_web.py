@@ -151,3 +151,31 @@ def test_auditors_read_the_access_and_custody_logs(client):
     assert only.text.count("<td>viewed</td>") == 1
     assert client.get("/audit", params={"recording": "1; DROP TABLE x"}).status_code == 400
     assert client.get("/audit", params={"page": 10**12}).status_code == 200
+
+
+def test_admins_manage_users_and_nobody_else_can(client, engine):
+    with Session(engine) as session:
+        add_user(session, "admin:钱", roles=["admin"], by="setup")
+        set_password(session, "admin:钱", PASSWORD, by="setup")
+        session.commit()
+    _login(client, "clerk:李四")
+    assert client.get("/admin").status_code == 403
+    assert client.post("/admin/users", data={"csrf": "x", "name": "n", "action": "add"}).status_code == 403
+    client.cookies.clear()
+    _login(client, "admin:钱")
+    page = client.get("/admin")
+    assert page.status_code == 200 and "clerk:李四" in page.text and "执法人员清单" in page.text
+    csrf = _csrf(page.text)
+    added = client.post("/admin/users", data={"csrf": csrf, "action": "add", "name": "supervisor:孙",
+                                              "roles": ["supervisor"], "password": "long enough pass"},
+                        follow_redirects=False)
+    assert added.status_code == 303
+    short = client.post("/admin/users", data={"csrf": csrf, "action": "password", "name": "supervisor:孙",
+                                              "password": "short"})
+    assert short.status_code == 400 and "at least 10 characters" in short.text
+    self_off = client.post("/admin/users", data={"csrf": csrf, "action": "deactivate", "name": "admin:钱"})
+    assert self_off.status_code == 400 and "cannot deactivate yourself" in self_off.text
+    client.post("/admin/users", data={"csrf": csrf, "action": "deactivate", "name": "clerk:李四"})
+    client.cookies.clear()
+    assert _login(client, "clerk:李四").status_code == 401  # a deactivated user cannot sign in
+    assert _login(client, "supervisor:孙", "long enough pass").status_code == 303

@@ -12,11 +12,10 @@ from catalog import CustodyEvent, Officer, Recording
 from catalog.models import SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, draw, new_spot_check, population, record_outcome
 from catalog.types import utcnow
-from catalog.users import add_user, set_password
 from catalog.web import WebConfig, create_app
+from tests.webhelpers import add_web_users, web_login
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-PASSWORD = "correct horse battery"
 
 
 def test_the_same_seed_draws_the_same_sample_whatever_the_order():
@@ -73,20 +72,12 @@ def test_outcomes_are_recorded_and_an_issue_needs_notes(archive):
 
 
 def test_supervisors_run_spot_checks_in_the_browser(archive, store):
-    with Session(archive) as session:
-        for name, role in (("supervisor:王", "supervisor"), ("clerk:李四", "clerk")):
-            add_user(session, name, roles=[role], by="admin")
-            set_password(session, name, PASSWORD, by="admin")
-        session.commit()
+    add_web_users(archive, {"supervisor:王": "supervisor", "clerk:李四": "clerk"})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
-        def login(name: str) -> None:
-            csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/login").text).group(1)
-            client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf})
-
-        login("clerk:李四")
+        web_login(client, "clerk:李四")
         assert client.get("/spot-checks").status_code == 403
         client.cookies.clear()
-        login("supervisor:王")
+        web_login(client, "supervisor:王")
         page = client.get("/spot-checks")
         assert page.status_code == 200 and "双随机抽查" in page.text
         csrf = re.search(r'name="csrf" value="([^"]*)"', page.text).group(1)
@@ -112,20 +103,12 @@ def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
         assert {r["key"]: r["count"] for r in figures["by_officer"]} == {"010203": 30, "040506": 10}
         assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"朝阳大队": 30, "海淀大队": 10}
         assert len(figures["by_day"]) == 20 and figures["integrity"] == {"ok": 40}
-        add_user(session, "supervisor:王", roles=["supervisor"], by="admin")
-        add_user(session, "officer:张三", roles=["officer"], by="admin")
-        for name in ("supervisor:王", "officer:张三"):
-            set_password(session, name, PASSWORD, by="admin")
-        session.commit()
+    add_web_users(archive, {"supervisor:王": "supervisor", "officer:张三": "officer"})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
-        def login(name: str) -> None:
-            csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/login").text).group(1)
-            client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf})
-
-        login("officer:张三")
+        web_login(client, "officer:张三")
         assert client.get("/stats").status_code == 403
         client.cookies.clear()
-        login("supervisor:王")
+        web_login(client, "supervisor:王")
         page = client.get("/stats")
         assert page.status_code == 200 and "各执法人员记录数" in page.text and page.text.count("<svg") == 5
         assert "朝阳大队" in page.text

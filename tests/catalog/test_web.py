@@ -14,8 +14,9 @@ from catalog.types import utcnow
 from catalog.users import MAX_FAILURES, add_user, set_password
 from catalog.web import WebConfig, create_app
 from catalog.web.i18n import catalog_messages
+from tests.webhelpers import WEB_PASSWORD, form_token, web_login
 
-PASSWORD = "correct horse battery"
+PASSWORD = WEB_PASSWORD
 
 
 @pytest.fixture
@@ -38,16 +39,7 @@ def client(engine, store):
         yield test_client
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]*)"', page)
-    assert found, page
-    return found.group(1)
-
-
-def _login(client: TestClient, name: str, password: str = PASSWORD):
-    form = client.get("/login")
-    return client.post("/login", data={"name": name, "password": password, "csrf": _csrf(form.text)},
-                       follow_redirects=False)
+_csrf, _login = form_token, web_login
 
 
 def test_health_metrics_and_openapi(client):

@@ -13,16 +13,16 @@ import pytest
 from sqlmodel import Session, select
 
 from catalog import DerivedMedia, Recording, load_or_create_key, open_catalog
-from catalog.users import add_user, set_password
 from catalog.web import WebConfig, create_app
 from ingest.pipeline import IngestOptions
 from ingest.runner import run_ingest
 from storage import LocalStore
 from tests.conftest import _missing, wait_for
+from tests.webhelpers import WEB_PASSWORD, add_web_users
 
 pytestmark = [pytest.mark.usefixtures("ffmpeg_available"), pytest.mark.slow]
 
-PASSWORD = "correct horse battery"
+PASSWORD = WEB_PASSWORD
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
@@ -46,11 +46,8 @@ def server(samples, settings):
     run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="日常巡查", case_number="AB-2026-00042"))
     run_ingest(samples.dcim_camera, settings, IngestOptions(purpose="日常巡查"))
     engine = open_catalog(settings.database_url)
+    add_web_users(engine, {"clerk:李四": "clerk", "supervisor:王": "supervisor"})
     with Session(engine) as session:
-        for name, role in (("clerk:李四", "clerk"), ("supervisor:王", "supervisor")):
-            add_user(session, name, roles=[role], by="admin")
-            set_password(session, name, PASSWORD, by="admin")
-        session.commit()
         video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
                              .where(DerivedMedia.kind == "proxy")).first()
         assert video is not None

@@ -9,14 +9,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, DerivedMedia, Recording, load_or_create_key, open_catalog, read_manifest
-from catalog.users import add_user, set_password
 from catalog.web import WebConfig, create_app
 from catalog.web.recordings import parse_range
 from ingest.pipeline import IngestOptions
 from ingest.runner import run_ingest
 from storage import LocalStore
-
-PASSWORD = "correct horse battery"
+from tests.webhelpers import add_web_users, web_login
 
 
 def test_range_headers_are_parsed_strictly():
@@ -34,11 +32,8 @@ def test_range_headers_are_parsed_strictly():
 def site(samples, settings):
     run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="巡查"))  # with thumbnails and proxies
     engine = open_catalog(settings.database_url)
+    add_web_users(engine, {"clerk:李四": "clerk", "auditor:赵": "auditor", "officer:张三": "officer"})
     with Session(engine) as session:
-        for name, role in (("clerk:李四", "clerk"), ("auditor:赵", "auditor"), ("officer:张三", "officer")):
-            add_user(session, name, roles=[role], by="admin")
-            set_password(session, name, PASSWORD, by="admin")
-        session.commit()
         video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
                              .where(DerivedMedia.kind == "proxy")).first()
         assert video is not None
@@ -52,10 +47,7 @@ def site(samples, settings):
 
 
 def _login(client, name):
-    form = client.get("/login").text
-    csrf = re.search(r'name="csrf" value="([^"]*)"', form).group(1)
-    assert client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf},
-                       follow_redirects=False).status_code == 303
+    assert web_login(client, name).status_code == 303
 
 
 def _events(engine, kind):

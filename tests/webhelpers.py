@@ -1,0 +1,33 @@
+"""Helpers the web tests share: users with passwords, the form token of a page, signing in."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from catalog.users import add_user, set_password
+
+WEB_PASSWORD = "correct horse battery"
+
+
+def add_web_users(engine: Engine, users: dict[str, str], *, password: str = WEB_PASSWORD) -> None:
+    """Add each user (name -> role) with *password*."""
+    with Session(engine) as session:
+        for name, role in users.items():
+            add_user(session, name, roles=[role], by="admin")
+            set_password(session, name, password, by="admin")
+        session.commit()
+
+
+def form_token(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]*)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def web_login(client: Any, name: str, password: str = WEB_PASSWORD) -> Any:
+    """Sign in through the form (as a browser does); the response is the redirect or the refusal."""
+    token = form_token(client.get("/login").text)
+    return client.post("/login", data={"name": name, "password": password, "csrf": token}, follow_redirects=False)

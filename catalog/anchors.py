@@ -18,8 +18,7 @@ from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
 from catalog.manifests import ensure_station_key, software_version
-from catalog.models import CustodyAnchor, CustodyHead, Station
-from catalog.recordings import ensure_station
+from catalog.models import CustodyAnchor, CustodyHead
 from catalog.signing import SignatureInvalid, sign_document, verify_document
 from storage import EvidenceStore
 
@@ -50,8 +49,6 @@ def write_anchor(session: Session, store: EvidenceStore, *, station: str, key: A
     latest = session.exec(select(CustodyAnchor).order_by(col(CustodyAnchor.last_event_id).desc())).first()
     if latest is not None and latest.last_event_id == head.last_event_id and not force:
         return None
-    if session.get(Station, station) is None:
-        ensure_station(session, station)
     ensure_station_key(session, station, key, actor=actor)
     session.flush()
     head = session.get(CustodyHead, 1, populate_existing=True)  # registering the key may have appended an event

@@ -30,9 +30,7 @@ from catalog.models import (
     DisposalStatus,
     Recording,
     RecordingState,
-    Station,
 )
-from catalog.recordings import ensure_station
 from catalog.retention import RetentionPolicy, decide_retention
 from catalog.retention_job import base_time
 from catalog.signing import sign_document
@@ -251,8 +249,6 @@ def write_disposal_record(session: Session, store: EvidenceStore, batch: Disposa
         "software": {"name": "evidence-ingest", "version": software_version()},
         "signed_at": now.isoformat(),
     }
-    if session.get(Station, signer.station) is None:
-        ensure_station(session, signer.station)
     ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}")
     document = sign_document(body, signer.key)
     data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()

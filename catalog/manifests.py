@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, StationKey
+from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, Station, StationKey
+from catalog.recordings import ensure_station
 from catalog.signing import fingerprint, public_key_b64, sign_document, verify_document
 from catalog.types import utcnow
 from storage import EvidenceStore, StoredObject
@@ -73,8 +74,11 @@ def build_manifest(recording: Recording, revision: StampRevision, sightings: lis
     }
 
 
-def ensure_station_key(session: Session, station_code: str, key: Ed25519PrivateKey, *, actor: str) -> StationKey:
-    """Register the station's public key once (a custody event records it)."""
+def ensure_station_key(session: Session, station_code: str, key: Ed25519PrivateKey, *, actor: str,
+                       station_name: str = "") -> StationKey:
+    """Register the station's public key once (a custody event records it); the station row too if missing."""
+    if session.get(Station, station_code) is None:
+        ensure_station(session, station_code, name=station_name)
     public = public_key_b64(key)
     found = session.exec(select(StationKey).where(StationKey.fingerprint == fingerprint(public))).first()
     if found is not None:

@@ -27,9 +27,7 @@ from catalog import (
     MediaKind,
     Recording,
     RecordingState,
-    Station,
     append_event,
-    ensure_station,
     ensure_station_key,
     find_by_sha256,
     link_recording,
@@ -141,9 +139,7 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
         session.commit()
         return AttachResult(existing, new=False)
     kind = _classify_file(copy.destination, path.name)
-    if session.get(Station, settings.station) is None:
-        ensure_station(session, settings.station, name=settings.station_name)
-    ensure_station_key(session, settings.station, key, actor=by)
+    ensure_station_key(session, settings.station, key, actor=by, station_name=settings.station_name)
     now = utcnow()
     captured = datetime.combine(dated, time(), tzinfo=ZoneInfo(settings.station_tz)) if dated else None
     recording = Recording(

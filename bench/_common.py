@@ -6,7 +6,8 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -43,3 +44,24 @@ def timed(fn: Callable[[], object]) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@contextmanager
+def temporary_databases(admin_url: str, count: int = 1) -> Iterator[list[str]]:
+    """*count* fresh PostgreSQL databases (their URLs), dropped afterwards whatever happens."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    names = [f"evidence_bench_{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    try:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield [admin_url.rsplit("/", 1)[0] + f"/{name}" for name in names]
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -15,15 +15,15 @@ import json
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from bench._common import temporary_databases  # noqa: E402
 from catalog import CustodyKind, append_event, open_catalog  # noqa: E402
 from catalog.custody import GENESIS_HASH, event_hash  # noqa: E402
 
@@ -97,28 +97,16 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    names = [f"evidence_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     results = {}
-    try:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        for name, size in zip(names, (1_000, args.events), strict=True):
-            url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with temporary_databases(args.admin_url, 2) as urls:
+        for url, size in zip(urls, (1_000, args.events), strict=True):
             open_catalog(url).dispose()  # schema
             begin = time.perf_counter()
             fill(url, size)
             print(f"filled {size:,} events in {time.perf_counter() - begin:.1f} s")
-            times = time_appends(url, args.appends)
-            results[size] = times
-        pooled = time_appends(url, args.appends, pooled=True)
-        floor = time_plain_inserts(args.admin_url.rsplit("/", 1)[0] + f"/{names[1]}", args.appends)
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            results[size] = time_appends(url, args.appends)
+        pooled = time_appends(urls[1], args.appends, pooled=True)
+        floor = time_plain_inserts(urls[1], args.appends)
     small, big = results[1_000], results[args.events]
     for size, times in ((1_000, small), (args.events, big)):
         ordered = sorted(times)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from bench._common import temporary_databases  # noqa: E402
 from catalog import Near, Recording, SearchFilters, open_catalog, run_search  # noqa: E402
 from catalog.spotcheck import SpotCheckCriteria, draw_from_catalogue  # noqa: E402
 
@@ -63,12 +63,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    name = f"evidence_bench_{uuid.uuid4().hex[:8]}"
-    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with temporary_databases(args.admin_url) as (url,):
         open_catalog(url).dispose()
         begin = time.perf_counter()
         seed(url, args.recordings)
@@ -101,10 +96,6 @@ def main() -> None:
                     timings["draw 50"].append(time.perf_counter() - begin)
         finally:
             engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     targets = {"officer+time": 100, "case": 100, "near": 100, "draw 50": 200}
     base = statistics.median(timings["pk"]) * 1000
     print(f"baseline primary-key lookup: median {base:.2f} ms")

@@ -6,28 +6,21 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session
 
 from catalog import Recording, open_catalog
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
-from ingest.cli import main
 from ingest.config import Settings
 from storage import LocalStore
 from tests.conftest import wait_for
+from tests.ingest.conftest import run_cli
 from tests.ingest.test_documents import pdf_bytes
 
 CASE = "京朝城管罚字〔2026〕第00123号"
 
 
-@pytest.fixture
-def env(tmp_path, catalog_url):
-    return {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
-
-
-def _run(env, *args):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+_run = run_cli
 
 
 def _json(env, *args):

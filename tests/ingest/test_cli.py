@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from catalog import CustodyEvent, open_catalog
 from ingest.cli import main
+from tests.ingest.conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -17,13 +18,7 @@ RECORDING_FIELDS = {"id", "sha256", "size_bytes", "media_kind", "original_name",
                     "purpose", "important", "integrity", "state", "retain_until"}
 
 
-@pytest.fixture
-def env(tmp_path, catalog_url):
-    return {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
-
-
-def _run(env, *args):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+_run = run_cli
 
 
 def test_ingest_json_contract(samples, env):

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import bagit
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, open_catalog
-from ingest.cli import main
 from ingest.config import Settings
 from storage import LocalStore, object_key
 from tests.conftest import _missing
+from tests.ingest.conftest import run_cli
 from tests.ingest.test_documents import pdf_bytes
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -24,13 +23,7 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 CASE = "AB-2026-00042"
 
 
-@pytest.fixture
-def env(tmp_path, catalog_url):
-    return {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
-
-
-def _run(env, *args):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+_run = run_cli
 
 
 def _ok(env, *args):

@@ -42,6 +42,7 @@ class CustodyKind(enum.StrEnum):
     RESTAMPED = "restamped"  # a stamp revision
     ACCESSED = "accessed"  # original bytes read (cat, play, download)
     VIEWED = "viewed"  # catalog entry shown
+    ACCESS_REFUSED = "access_refused"  # someone asked for a recording outside their scope (their units, their own)
     EXPORTED = "exported"
     RETENTION_CHANGED = "retention_changed"
     LEGAL_HOLD = "legal_hold"

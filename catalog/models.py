@@ -132,6 +132,7 @@ class Recording(SQLModel, table=True):
         Index("ix_recording_captured", "captured_start", "captured_end"),
         Index("ix_recording_place", "lat", "lon"),
         Index("ix_recording_officer_time", "officer_number", "captured_start"),
+        Index("ix_recording_station_time", "station_code", "captured_start"),
         # Spot-check draws walk the kept recordings in id order (an index-only scan on PostgreSQL).
         Index("ix_recording_kept_id", "id", postgresql_where=text("state IN ('archived', 'verified')"),
               sqlite_where=text("state IN ('archived', 'verified')")),
@@ -368,6 +369,9 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=200)  # argon2id; None: cannot sign in
     failed_logins: int = 0  # consecutive failures since the last success
     locked_until: datetime | None = _ts()  # sign-in refused until then (too many failures)
+    officer_number: str | None = Field(default=None, max_length=32)  # an officer's own 警号: their recordings
+    units: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # a supervisor's units (unit numbers or names); empty: the whole agency
 
 
 class WebSession(SQLModel, table=True):

@@ -1,25 +1,31 @@
-"""Search the catalog: pure query building plus a distance filter.
+"""Search the catalog: pure query building, shared by the command line, the web pages and the API.
 
-`build_search` turns filters into a SELECT (a bounding box narrows `--near`
-in SQL); `within_radius` finishes the circle in Python with the haversine
-distance, so both SQLite and PostgreSQL answer the same.
+`build_search` turns filters into one SELECT: every filter is a bound parameter (never text pasted into
+SQL), a caller's scope (catalog.access) is part of the WHERE, and "near a point" is a bounding box (for
+the (lat, lon) index) plus an equirectangular distance around the point, computed in SQL so paging and
+counts are exact on SQLite and PostgreSQL alike (within 0.1 % of the great-circle distance for radii up
+to MAX_RADIUS_M).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import union
-from sqlmodel import Session, col, or_, select
+from sqlalchemy import ColumnElement, and_, union
+from sqlmodel import Session, col, func, not_, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from catalog.models import Case, CaseLink, Recording
+from catalog.access import Scope, scope_clause
+from catalog.models import Case, CaseLink, Officer, Recording, RecordingState
+from catalog.types import utcnow
 
-__all__ = ["Near", "SearchFilters", "bounding_box", "build_search", "haversine_m", "run_search",
-           "within_radius"]
+__all__ = ["MAX_RADIUS_M", "RETENTION_STATES", "SORTS", "Near", "SearchFilters", "bounding_box", "build_search",
+           "count_search", "haversine_m", "run_search"]
 
 EARTH_RADIUS_M = 6_371_008.8
+Q = TypeVar("Q", bound=SelectOfScalar[Any])
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,17 @@ class Near:
     lat: float
     lon: float
     metres: float
+
+
+#: The widest circle a search takes (the flat-earth distance stays within 0.1 % of the true one).
+MAX_RADIUS_M = 100_000.0
+
+#: held: under legal hold; kept: within its retention period; due: period over, awaiting disposal;
+#: disposed: lawfully deleted (a tombstone); staged: not yet in WORM storage.
+RETENTION_STATES = ("held", "kept", "due", "disposed", "staged")
+
+#: Sort orders by name ("-" first: descending); the id breaks ties so pages never overlap.
+SORTS = ("captured", "-captured", "ingested", "-ingested", "size", "-size", "officer")
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,16 @@ class SearchFilters:
     near: Near | None = None
     purpose: str | None = None  # substring, case-insensitive
     kind: str | None = None
+    station: str | None = None
+    unit: str | None = None  # the officer's unit number or name
+    important: bool | None = None
+    integrity: str | None = None  # ok | damaged | unreadable
+    retention: str | None = None  # one of RETENTION_STATES
+    sort: str = "captured"
+    offset: int = 0
     limit: int = 500
+    scope: Scope = Scope(everything=True)
+    now: datetime | None = None  # "due" is judged at this time (default: now)
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -58,42 +84,102 @@ def bounding_box(near: Near) -> tuple[float, float, float, float]:
     return near.lat - dlat, near.lat + dlat, near.lon - dlon, near.lon + dlon
 
 
-def build_search(filters: SearchFilters) -> SelectOfScalar[Recording]:
-    query = select(Recording)
+def _like(text: str) -> str:
+    """A LIKE pattern matching *text* literally (its % and _ escaped with \\)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _near(near: Near) -> ColumnElement[bool]:
+    min_lat, max_lat, min_lon, max_lon = bounding_box(near)
+    k = math.cos(math.radians(near.lat))
+    limit = math.degrees(near.metres / EARTH_RADIUS_M) ** 2
+    dlat, dlon = col(Recording.lat) - near.lat, (col(Recording.lon) - near.lon) * k
+    return and_(col(Recording.lat).between(min_lat, max_lat), col(Recording.lon).between(min_lon, max_lon),
+                dlat * dlat + dlon * dlon <= limit)
+
+
+def _retention(state: str, now: datetime) -> ColumnElement[bool]:
+    kept = col(Recording.state).in_((RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value))
+    if state == "held":
+        return col(Recording.legal_hold).is_(True)
+    if state == "kept":
+        return and_(kept, not_(col(Recording.legal_hold)), or_(col(Recording.retain_until).is_(None),
+                                                                col(Recording.retain_until) > now))
+    if state == "due":
+        return and_(kept, not_(col(Recording.legal_hold)), col(Recording.retain_until) <= now)
+    if state == "disposed":
+        return col(Recording.state) == RecordingState.DISPOSED.value
+    if state == "staged":
+        return col(Recording.state) == RecordingState.STAGED.value
+    raise ValueError(f"retention state must be one of {', '.join(RETENTION_STATES)}, not {state!r}")
+
+
+def _order(sort: str) -> list[Any]:
+    columns = {"captured": col(Recording.captured_start), "ingested": col(Recording.ingested_at),
+               "size": col(Recording.size_bytes), "officer": col(Recording.officer_number)}
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+    column = columns[sort.lstrip("-")]
+    if sort.startswith("-"):
+        return [column.desc(), col(Recording.id).desc()]
+    return [column, col(Recording.id)] if sort != "officer" else [column, col(Recording.captured_start),
+                                                                   col(Recording.id)]
+
+
+def _filtered(query: Q, filters: SearchFilters) -> Q:
+    conditions: list[ColumnElement[bool]] = []
     if filters.case_number:
         # Stamped with the number at collection, or linked to the case in the archive.
         # One id list from two index lookups (an OR across them would scan the whole table).
         stamped = select(Recording.id).where(Recording.case_number == filters.case_number)
         linked = (select(CaseLink.recording_id).where(CaseLink.case_id == Case.id, Case.number == filters.case_number,
                                                       col(CaseLink.unlinked_at).is_(None)))
-        query = query.where(col(Recording.id).in_(union(stamped, linked)))
+        conditions.append(col(Recording.id).in_(union(stamped, linked)))
     if filters.officer:
-        query = query.where(or_(col(Recording.officer_number) == filters.officer,
-                                col(Recording.officer_name) == filters.officer))
+        conditions.append(or_(col(Recording.officer_number) == filters.officer,
+                              col(Recording.officer_name) == filters.officer))
     if filters.device:
-        query = query.where(Recording.device_serial == filters.device)
+        conditions.append(col(Recording.device_serial) == filters.device)
+    if filters.station:
+        conditions.append(col(Recording.station_code) == filters.station)
+    if filters.unit:
+        members = select(Officer.number).where(or_(Officer.unit_number == filters.unit,
+                                                   Officer.unit_name == filters.unit))
+        conditions.append(col(Recording.officer_number).in_(members))
     if filters.start:
-        query = query.where(col(Recording.captured_end) >= filters.start)
+        conditions.append(col(Recording.captured_end) >= filters.start)
     if filters.end:
-        query = query.where(col(Recording.captured_start) <= filters.end)
+        conditions.append(col(Recording.captured_start) <= filters.end)
     if filters.purpose:
-        query = query.where(col(Recording.purpose).ilike(f"%{filters.purpose}%"))
+        conditions.append(col(Recording.purpose).ilike(_like(filters.purpose), escape="\\"))
     if filters.kind:
-        query = query.where(Recording.media_kind == filters.kind)
+        conditions.append(col(Recording.media_kind) == filters.kind)
+    if filters.important is not None:
+        conditions.append(col(Recording.important).is_(filters.important))
+    if filters.integrity:
+        conditions.append(col(Recording.integrity_status) == filters.integrity)
+    if filters.retention:
+        conditions.append(_retention(filters.retention, filters.now or utcnow()))
     if filters.near:
-        min_lat, max_lat, min_lon, max_lon = bounding_box(filters.near)
-        query = query.where(col(Recording.lat).between(min_lat, max_lat),
-                            col(Recording.lon).between(min_lon, max_lon))
-    return query.order_by(col(Recording.captured_start), col(Recording.id)).limit(filters.limit)
+        conditions.append(_near(filters.near))
+    scoped = scope_clause(filters.scope)
+    if scoped is not None:
+        conditions.append(scoped)
+    return query.where(*conditions) if conditions else query
 
 
-def within_radius(recordings: list[Recording], near: Near | None) -> list[Recording]:
-    if near is None:
-        return recordings
-    return [r for r in recordings
-            if r.lat is not None and r.lon is not None
-            and haversine_m(near.lat, near.lon, r.lat, r.lon) <= near.metres]
+def build_search(filters: SearchFilters) -> SelectOfScalar[Recording]:
+    """The page of recordings the filters select, in the asked order. ValueError for an unknown sort or
+    retention state."""
+    query = _filtered(select(Recording), filters)
+    return query.order_by(*_order(filters.sort)).offset(filters.offset).limit(filters.limit)
 
 
 def run_search(session: Session, filters: SearchFilters) -> list[Recording]:
-    return within_radius(list(session.exec(build_search(filters))), filters.near)
+    return list(session.exec(build_search(filters)))
+
+
+def count_search(session: Session, filters: SearchFilters, *, cap: int = 10_000) -> int:
+    """How many recordings match, counting no further than *cap* + 1 (a page says "more than 10,000")."""
+    ids = _filtered(select(Recording.id), filters).limit(cap + 1).subquery()
+    return int(session.exec(select(func.count()).select_from(ids)).one())

@@ -20,7 +20,7 @@ from catalog.models import User, WebSession
 from catalog.types import utcnow
 
 __all__ = ["LOCKOUT", "MAX_FAILURES", "MIN_PASSWORD", "PERMISSIONS", "ROLES", "add_user", "authenticate",
-           "end_session", "find_session", "get_user", "list_users", "require", "set_password", "set_roles",
+           "end_session", "find_session", "get_user", "list_users", "require", "set_password", "set_roles", "set_scope",
            "start_session"]
 
 #: Consecutive failed sign-ins before the account is locked, and for how long.
@@ -33,13 +33,16 @@ _DUMMY_HASH = _HASHER.hash("not a real password, used to spend the same time on 
 #: 执法人员 officer, 档案管理员 clerk, 监督人员 supervisor, 审计人员 auditor, 管理员 admin.
 ROLES = ("officer", "clerk", "supervisor", "auditor", "admin")
 
-#: Which roles may take each guarded action.
+#: Which roles may take each guarded action. What each may act on is the caller's scope (catalog.access):
+#: an officer works on their own recordings (search, view, play, tag), a supervisor on their units'.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "export": frozenset({"clerk", "supervisor", "auditor", "admin"}),
-    "search": frozenset({"clerk", "supervisor", "auditor", "admin"}),
-    "view": frozenset({"clerk", "supervisor", "auditor", "admin"}),
-    "play": frozenset({"clerk", "supervisor", "admin"}),  # footage is personal data: auditors read logs instead
-    "stamp": frozenset({"clerk", "admin"}),
+    "search": frozenset({"officer", "clerk", "supervisor", "auditor", "admin"}),
+    "view": frozenset({"officer", "clerk", "supervisor", "auditor", "admin"}),
+    "play": frozenset({"officer", "clerk", "supervisor", "admin"}),  # auditors read logs, not footage
+    "stamp": frozenset({"officer", "clerk", "admin"}),  # an officer tags their own recordings
+    "cases": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # read case files
+    "manage_cases": frozenset({"clerk", "admin"}),  # open, close, reopen, link and unlink
     "spotcheck": frozenset({"supervisor", "admin"}),
     "audit": frozenset({"auditor", "admin"}),
     "statistics": frozenset({"supervisor", "auditor", "admin", "clerk"}),
@@ -47,8 +50,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
-def add_user(session: Session, name: str, *, roles: list[str], display_name: str = "", by: str) -> User:
+def _scope_problems(officer_number: str | None, units: list[str]) -> list[str]:
     problems = []
+    if officer_number is not None and not 1 <= len(officer_number.strip()) <= 32:
+        problems.append(f"officer number {officer_number!r} must be 1-32 characters")
+    problems += [f"unit {u!r} must be 1-200 characters" for u in units if not 1 <= len(u.strip()) <= 200]
+    return problems
+
+
+def add_user(session: Session, name: str, *, roles: list[str], display_name: str = "", by: str,
+             officer_number: str | None = None, units: list[str] | None = None) -> User:
+    """A new user. An officer's *officer_number* (警号) makes their own recordings theirs to see; a supervisor's
+    *units* limit them to those units' officers (none: the whole agency)."""
+    units = units or []
+    problems = _scope_problems(officer_number, units)
     if not name.strip() or len(name) > 100:
         problems.append(f"user name {name!r} must be 1-100 characters")
     unknown = sorted(set(roles) - set(ROLES))
@@ -58,10 +73,29 @@ def add_user(session: Session, name: str, *, roles: list[str], display_name: str
         problems.append(f"user {name!r} already exists")
     if problems:
         raise UserInvalid("; ".join(problems))
-    user = User(name=name, display_name=display_name, roles=sorted(set(roles)), active=True, created_at=utcnow())
+    user = User(name=name, display_name=display_name, roles=sorted(set(roles)), active=True, created_at=utcnow(),
+                officer_number=officer_number.strip() if officer_number else None,
+                units=sorted({u.strip() for u in units}))
     session.add(user)
-    append_event(session, CustodyKind.USER_CHANGED, actor=by, details={"user": name, "roles": user.roles,
-                                                                       "action": "added"})
+    append_event(session, CustodyKind.USER_CHANGED, actor=by, details={
+        "user": name, "roles": user.roles, "action": "added", "officer_number": user.officer_number,
+        "units": user.units})
+    return user
+
+
+def set_scope(session: Session, name: str, *, officer_number: str | None, units: list[str], by: str) -> User:
+    """Tie the user to an officer number and/or units (what they may see); recorded with the old values."""
+    problems = _scope_problems(officer_number, units)
+    if problems:
+        raise UserInvalid("; ".join(problems))
+    user = get_user(session, name)
+    old = {"officer_number": user.officer_number, "units": list(user.units)}
+    user.officer_number = officer_number.strip() if officer_number else None
+    user.units = sorted({u.strip() for u in units})
+    session.add(user)
+    append_event(session, CustodyKind.USER_CHANGED, actor=by, details={
+        "user": name, "action": "scope", "old": old, "new": {"officer_number": user.officer_number,
+                                                              "units": user.units}})
     return user
 
 

@@ -66,6 +66,8 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_WEB_ADDR": ("web_addr", "127.0.0.1:8000", "`evidence serve` listens here (HOST:PORT)"),
     "EVIDENCE_WEB_SECURE_COOKIES": ("web_secure_cookies", "false",
                                     "'true' behind a TLS proxy: session cookies are sent over HTTPS only"),
+    "EVIDENCE_ACCESS_REASON": ("access_reason", "download",
+                               "first step that needs a stated reason (调阅事由) in the browser: view, play, download"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
 }
@@ -136,6 +138,7 @@ class Settings:
     fixity_sample: int = 100
     web_addr: tuple[str, int] = ("127.0.0.1", 8000)
     web_secure_cookies: bool = False
+    access_reason: str = "download"
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -281,6 +284,8 @@ class Settings:
             web_addr=_address("EVIDENCE_WEB_ADDR", get("EVIDENCE_WEB_ADDR", "127.0.0.1:8000")) or ("127.0.0.1", 8000),
             web_secure_cookies=_choice("EVIDENCE_WEB_SECURE_COOKIES", get("EVIDENCE_WEB_SECURE_COOKIES", "false"),
                                        ("true", "false")) == "true",
+            access_reason=_choice("EVIDENCE_ACCESS_REASON", get("EVIDENCE_ACCESS_REASON", "download"),
+                                  ("view", "play", "download")),
             disposal_approval=_choice("EVIDENCE_DISPOSAL_APPROVAL", get("EVIDENCE_DISPOSAL_APPROVAL", "required"),
                                       ("required", "none")),
         )

@@ -22,7 +22,8 @@ from catalog.types import utcnow
 from ingest.errors import DeriveFailed
 from storage import EvidenceStore
 
-__all__ = ["PROXY_HEIGHT", "THUMBNAIL_WIDTH", "derive_recording", "make_proxy", "make_thumbnail"]
+__all__ = ["PROXY_HEIGHT", "PROXY_NAMES", "THUMBNAIL_WIDTH", "derive_recording", "make_audio_proxy", "make_proxy",
+           "make_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 THUMBNAIL_WIDTH = 320
 #: Proxy height in pixels: 480p plays anywhere and is quick to make.
 PROXY_HEIGHT = 480
+#: The browser proxy's file name and type by media kind.
+PROXY_NAMES = {"video": ("proxy.mp4", "video/mp4"), "audio": ("proxy.m4a", "audio/mp4")}
 
 
 def make_thumbnail(source: Path, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
@@ -62,6 +65,12 @@ def make_thumbnail(source: Path, dest: Path, *, is_photo: bool, width: int = THU
     return dest
 
 
+def make_audio_proxy(source: Path, dest: Path, *, timeout_s: float = 3600) -> Path:
+    """AAC in MP4 with the index first: every browser plays it (AMR, a recorder's usual format, none does)."""
+    return _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0:a:0", "-vn",
+                    "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(dest)], dest, timeout_s)
+
+
 def make_proxy(source: Path, dest: Path, *, height: int = PROXY_HEIGHT, threads: int = 2,
                timeout_s: float = 3600) -> Path:
     """H.264 (yuv420p) + AAC in MP4 with the index first, scaled to *height* (never up)."""
@@ -72,6 +81,10 @@ def make_proxy(source: Path, dest: Path, *, height: int = PROXY_HEIGHT, threads:
             "-c:v", "libx264", "-preset", "superfast", "-crf", "26", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
             "-threads", str(threads), str(dest)]
+    return _ffmpeg(args, dest, timeout_s)
+
+
+def _ffmpeg(args: list[str], dest: Path, timeout_s: float) -> Path:
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -102,7 +115,7 @@ def _record(session: Session, recording: Recording, kind: str, key: str, path: P
 
 def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, *,
                      threads: int = 2) -> list[str]:
-    """Make and store the thumbnail (video, photo) and proxy (video) of a recording; return the kinds made.
+    """Make and store the thumbnail (video, photo) and proxy (video, audio) of a recording; return the kinds made.
 
     Raises:
       DeriveFailed: the original could not be rendered (damaged or unreadable media).
@@ -111,7 +124,7 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
         recording = session.get(Recording, recording_id)
         if recording is None:
             raise RecordingNotFound(str(recording_id))
-        if recording.media_kind not in ("video", "photo"):
+        if recording.media_kind not in ("video", "photo", "audio"):
             return []
         work_dir.mkdir(parents=True, exist_ok=True)
         made: list[str] = []
@@ -119,22 +132,25 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
             original = Path(tmp) / "original"
             with store.open(recording.sha256) as src, original.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
-            try:
-                thumb = make_thumbnail(original, Path(tmp) / "thumbnail.jpg",
-                                       is_photo=recording.media_kind == "photo")
-            except ValueError as exc:
-                raise DeriveFailed(recording_id, "thumbnail", str(exc)) from exc
-            key = store.put_derived(recording.sha256, "thumbnail.jpg", thumb, content_type="image/jpeg")
-            _record(session, recording, "thumbnail", key, thumb, "image/jpeg")
-            made.append("thumbnail")
-            if recording.media_kind == "video":
+            if recording.media_kind in ("video", "photo"):
                 try:
-                    proxy = make_proxy(original, Path(tmp) / "proxy.mp4", threads=threads)
+                    thumb = make_thumbnail(original, Path(tmp) / "thumbnail.jpg",
+                                           is_photo=recording.media_kind == "photo")
+                except ValueError as exc:
+                    raise DeriveFailed(recording_id, "thumbnail", str(exc)) from exc
+                key = store.put_derived(recording.sha256, "thumbnail.jpg", thumb, content_type="image/jpeg")
+                _record(session, recording, "thumbnail", key, thumb, "image/jpeg")
+                made.append("thumbnail")
+            if recording.media_kind in ("video", "audio"):
+                name, content_type = PROXY_NAMES[recording.media_kind]
+                try:
+                    proxy = (make_proxy(original, Path(tmp) / name, threads=threads)
+                             if recording.media_kind == "video" else make_audio_proxy(original, Path(tmp) / name))
                 except ValueError as exc:
                     session.commit()
                     raise DeriveFailed(recording_id, "proxy", str(exc)) from exc
-                key = store.put_derived(recording.sha256, "proxy.mp4", proxy, content_type="video/mp4")
-                _record(session, recording, "proxy", key, proxy, "video/mp4")
+                key = store.put_derived(recording.sha256, name, proxy, content_type=content_type)
+                _record(session, recording, "proxy", key, proxy, content_type)
                 made.append("proxy")
         session.commit()
         return made

@@ -72,8 +72,8 @@ class EvidenceStore(Protocol):
     def exists(self, sha256: str) -> bool:
         ...
 
-    def open(self, sha256: str) -> BinaryIO:
-        """Open the stored bytes for reading."""
+    def open(self, sha256: str, *, start: int = 0) -> BinaryIO:
+        """Open the stored bytes for reading, from byte *start* (a ranged read: nothing before it is fetched)."""
         ...
 
     def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:
@@ -114,7 +114,8 @@ class EvidenceStore(Protocol):
         """Store a derived file outside the evidence area (no lock; replaceable); return its key."""
         ...
 
-    def open_derived(self, sha256: str, name: str) -> BinaryIO:
+    def open_derived(self, sha256: str, name: str, *, start: int = 0) -> BinaryIO:
+        """Open a derived file, from byte *start*."""
         ...
 
     def delete_derived(self, sha256: str) -> int:

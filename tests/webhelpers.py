@@ -12,11 +12,13 @@ from catalog.users import add_user, set_password
 WEB_PASSWORD = "correct horse battery"
 
 
-def add_web_users(engine: Engine, users: dict[str, str], *, password: str = WEB_PASSWORD) -> None:
-    """Add each user (name -> role) with *password*."""
+def add_web_users(engine: Engine, users: dict[str, str], *, password: str = WEB_PASSWORD,
+                  officer_numbers: dict[str, str] | None = None, units: dict[str, list[str]] | None = None) -> None:
+    """Add each user (name -> role) with *password*, an officer's own number and a supervisor's units."""
     with Session(engine) as session:
         for name, role in users.items():
-            add_user(session, name, roles=[role], by="admin")
+            add_user(session, name, roles=[role], by="admin", officer_number=(officer_numbers or {}).get(name),
+                     units=(units or {}).get(name, []))
             set_password(session, name, password, by="admin")
         session.commit()
 

@@ -11,8 +11,7 @@ from catalog.custody import CustodyKind, append_event
 from catalog.errors import UserInvalid
 from catalog.models import Officer
 from catalog.users import ROLES, add_user, get_user, list_users, set_password, set_roles
-from catalog.web.deps import DB, Caller, language, render
-from catalog.web.recordings import signed_in
+from catalog.web.deps import DB, Caller, language, render, signed_in
 
 __all__ = ["router"]
 

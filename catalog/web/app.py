@@ -12,20 +12,17 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sqlalchemy import func, text
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from catalog.custody import CustodyKind, append_event
-from catalog.errors import RecordingNotFound, SignInRefused
+from catalog.errors import SignInRefused
 from catalog.models import Recording
-from catalog.recordings import get_recording, recording_as_json
-from catalog.search import SearchFilters, run_search
 from catalog.types import utcnow
-from catalog.users import PERMISSIONS, authenticate, end_session, start_session
+from catalog.users import authenticate, end_session, start_session
 from catalog.web.admin import router as admin_router
 from catalog.web.audit import router as audit_router
 from catalog.web.cases import router as cases_router
@@ -33,8 +30,6 @@ from catalog.web.deps import (
     DB,
     PRE_CSRF_COOKIE,
     SESSION_COOKIE,
-    SearchCaller,
-    ViewCaller,
     WebConfig,
     caller,
     language,
@@ -42,6 +37,7 @@ from catalog.web.deps import (
 )
 from catalog.web.i18n import gettext_for
 from catalog.web.recordings import router as recordings_router
+from catalog.web.search import router as search_router
 from catalog.web.spotchecks import router as spotchecks_router
 from catalog.web.stats import router as stats_router
 
@@ -55,6 +51,7 @@ def create_app(config: WebConfig) -> FastAPI:
     templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     app.state.config = config
     app.state.templates = templates
+    app.include_router(search_router)
     app.include_router(recordings_router)
     app.include_router(cases_router)
     app.include_router(spotchecks_router)
@@ -129,74 +126,17 @@ def create_app(config: WebConfig) -> FastAPI:
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    # -- pages --------------------------------------------------------------------------------------------
-    def _filters(params: dict[str, str | None], limit: int) -> SearchFilters:
-        from datetime import datetime
-
-        def when(value: str | None) -> datetime | None:
-            if not value:
-                return None
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                raise ValueError(value)
-            return parsed
-
-        return SearchFilters(case_number=params.get("case") or None, officer=params.get("officer") or None,
-                             device=params.get("device") or None, start=when(params.get("from")),
-                             end=when(params.get("to")), purpose=params.get("purpose") or None,
-                             kind=params.get("kind") or None, limit=limit)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def search_page(request: Request, session: DB) -> Response:
-        lang = language(request)
-        who = caller(request, session)
-        if who is None:
-            return RedirectResponse("/login", status_code=303)
-        _ = gettext_for(lang)
-        if not PERMISSIONS["search"] & set(who.user.roles):
-            return page(request, "search.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
-                        q={}, rows=[], error=_("Your role does not allow this."))
-        params = {k: request.query_params.get(k) for k in ("case", "officer", "device", "from", "to", "purpose")}
-        try:
-            filters = _filters(params, 200)
-        except ValueError:
-            return page(request, "search.html", lang, 400, user=who.user, csrf=who.web_session.csrf_token,
-                        q=params, rows=[], error=_("Not a valid time (use ISO 8601 with a zone, e.g. "
-                                                   "2026-11-20T08:00+08:00)."))
-        rows = [recording_as_json(r) for r in run_search(session, filters)]
-        return page(request, "search.html", lang, user=who.user, csrf=who.web_session.csrf_token, q=params,
-                    rows=rows, error=None)
-
-    # -- API ----------------------------------------------------------------------------------------------
-    @app.get("/api/recordings", tags=["recordings"])
-    def api_search(session: DB, who: SearchCaller,
-                   case: str | None = None, officer: str | None = None, device: str | None = None,
-                   start: Annotated[str | None, Query(alias="from")] = None,
-                   end: Annotated[str | None, Query(alias="to")] = None, purpose: str | None = None,
-                   kind: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-        """Search recordings (the same filters as `evidence search`)."""
-        try:
-            filters = _filters({"case": case, "officer": officer, "device": device, "from": start, "to": end,
-                                "purpose": purpose, "kind": kind}, limit)
-        except ValueError as exc:
-            raise HTTPException(422, f"not an ISO 8601 time with a zone: {exc}") from None
-        return {"recordings": [recording_as_json(r) for r in run_search(session, filters)]}
-
-    @app.get("/api/recordings/{ref}", tags=["recordings"])
-    def api_recording(ref: str, session: DB, who: ViewCaller,
-                      reason: str | None = None) -> dict[str, Any]:
-        """One recording; the view is a custody event naming the user (and the stated reason)."""
-        try:
-            recording = get_recording(session, ref)
-        except RecordingNotFound as exc:
-            raise HTTPException(404, str(exc)) from None
-        append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
-                     details={"via": "api", "reason": reason})
-        session.commit()
-        return recording_as_json(recording)
-
     @app.exception_handler(HTTPException)
-    def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    def http_error(request: Request, exc: HTTPException) -> Response:
+        """JSON for the API and media; a page (in the reader's language) for a browser."""
+        browser = "text/html" in request.headers.get("accept", "") and \
+            not request.url.path.startswith(("/api/", "/media/"))
+        if not browser:
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        with Session(config.engine) as session:
+            who = caller(request, session)
+            return page(request, "message.html", language(request), exc.status_code,
+                        user=who.user if who else None, csrf=who.web_session.csrf_token if who else "",
+                        message=str(exc.detail))
 
     return app

@@ -6,8 +6,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, func, select
 
 from catalog.models import CustodyEvent
-from catalog.web.deps import DB, Caller, language, render
-from catalog.web.recordings import signed_in
+from catalog.web.deps import DB, Caller, language, render, signed_in
 
 __all__ = ["ACCESS_KINDS", "router"]
 

@@ -1,42 +1,244 @@
-"""A case in the browser: its recordings and text records together, with purposes, retention and export."""
+"""Cases in the browser: the list, opening a case, its recordings and text records together (links with
+purposes, retention, holds), linking and unlinking with reasons, closing and reopening, and export.
+
+Every change is the same catalogue call the command line makes, followed by the same retention pass, so a
+link made in the browser holds the recording (and its WORM object) exactly as `evidence case link` does.
+"""
 from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 from starlette.background import BackgroundTask
 
-from catalog.cases import case_as_json, get_case
+from catalog.cases import (
+    case_as_json,
+    close_case,
+    create_case,
+    get_case,
+    link_recording,
+    list_cases,
+    reopen_case,
+    unlink_recording,
+)
 from catalog.custody import CustodyKind, append_event
-from catalog.errors import CaseNotFound, ExportFailed
+from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, ExportFailed, RecordingNotFound
 from catalog.export import export_package, safe_name
+from catalog.models import Case, CaseStatus
+from catalog.recordings import get_recording
+from catalog.retention_job import apply_retention
 from catalog.types import utcnow
-from catalog.users import PERMISSIONS
-from catalog.web.deps import DB, Caller, language, render
-from catalog.web.recordings import signed_in
+from catalog.web.deps import DB, Caller, WebConfig, language, render, signed_in
+from catalog.web.recordings import visible_recording
 
 __all__ = ["router"]
 
 router = APIRouter()
 
 
-@router.get("/cases/{number}", response_class=HTMLResponse, include_in_schema=False)
-def case_page(number: str, request: Request, session: DB) -> Response:
-    who = signed_in(request, session, "view")
-    if not isinstance(who, Caller):
-        return who
+def _today(config: WebConfig) -> date:
+    return datetime.now(ZoneInfo(config.policy.zone)).date()
+
+
+def _case(session: Session, number: str) -> Case:
     try:
-        case = get_case(session, number)
+        return get_case(session, number)
     except CaseNotFound as exc:
         raise HTTPException(404, str(exc)) from None
+
+
+def _form_caller(request: Request, session: Session, csrf: str) -> Caller | Response:
+    who = signed_in(request, session, "manage_cases")
+    if isinstance(who, Caller) and csrf != who.web_session.csrf_token:
+        raise HTTPException(403, "missing or wrong form token")
+    return who
+
+
+def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> list[str]:
+    """Apply retention to what changed; the problems (a store that refused) as lines for the page."""
+    changes = apply_retention(session, config.store, config.policy, actor=by, recording_ids=ids)
+    return [f"recording {c.recording_id}: {c.error}" for c in changes if c.error]
+
+
+def _case_page(request: Request, session: Session, who: Caller, case: Case, status: int = 200,
+               error: str | None = None) -> Response:
+    config: WebConfig = request.app.state.config
+    return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
+                  c=case_as_json(session, case, config.policy), can_export=who.may("export"),
+                  can_manage=who.may("manage_cases"), error=error)
+
+
+@router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
+def cases_page(request: Request, session: DB, status: str = "") -> Response:
+    who = signed_in(request, session, "cases")
+    if not isinstance(who, Caller):
+        return who
+    return _cases_list(request, session, who, status=status)
+
+
+def _cases_list(request: Request, session: Session, who: Caller, *, status: str = "", code: int = 200,
+                error: str | None = None, form: dict[str, str] | None = None) -> Response:
+    config: WebConfig = request.app.state.config
+    wanted = status if status in (s.value for s in CaseStatus) else None
+    return render(request, "cases.html", language(request), code, user=who.user, csrf=who.web_session.csrf_token,
+                  cases=list_cases(session, status=wanted)[:500], wanted=wanted or "", error=error,
+                  types=sorted(config.policy.case_types.values(), key=lambda t: t.code),
+                  can_manage=who.may("manage_cases"), form=form or {}, today=_today(config).isoformat())
+
+
+@router.post("/cases", include_in_schema=False)
+def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], number: Annotated[str, Form()],
+              title: Annotated[str, Form()], case_type: Annotated[str, Form()], unit: Annotated[str, Form()] = "",
+              opened_on: Annotated[str, Form()] = "") -> Response:
+    who = _form_caller(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    config: WebConfig = request.app.state.config
+    form = {"number": number, "title": title, "case_type": case_type, "unit": unit, "opened_on": opened_on}
+    try:
+        opened = date.fromisoformat(opened_on) if opened_on.strip() else _today(config)
+    except ValueError:
+        return _cases_list(request, session, who, code=400, form=form,
+                           error=f"opened on: {opened_on!r} is not a date (YYYY-MM-DD)")
+    try:
+        case = create_case(session, number=number.strip(), title=title, case_type=case_type, unit=unit,
+                           opened_on=opened, by=who.user.name, case_pattern=config.case_pattern,
+                           policy=config.policy, today=_today(config))
+        session.commit()
+    except CaseInvalid as exc:
+        session.rollback()
+        return _cases_list(request, session, who, code=400, form=form, error=str(exc))
+    ids = [r["recording_id"] for r in case_as_json(session, case)["recordings"]]
+    problems = _retain(session, config, ids, who.user.name) if ids else []
+    if problems:
+        return _case_page(request, session, who, case, 502, "; ".join(problems))
+    return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
+
+
+@router.get("/cases/{number}", response_class=HTMLResponse, include_in_schema=False)
+def case_page(number: str, request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "cases")
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "web case page", "case": number})
     session.commit()
-    return render(request, "case.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  c=case_as_json(session, case), can_export=bool(PERMISSIONS["export"] & set(who.user.roles)))
+    return _case_page(request, session, who, case)
+
+
+def _after_change(request: Request, session: Session, who: Caller, case: Case, ids: list[int]) -> Response:
+    problems = _retain(session, request.app.state.config, ids, who.user.name)
+    if problems:
+        return _case_page(request, session, who, case, 502, "; ".join(problems))
+    return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
+
+
+@router.post("/cases/{number}/link", include_in_schema=False)
+def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()], recordings: Annotated[str, Form()],
+         purpose: Annotated[str, Form()]) -> Response:
+    """Link recordings (ids or SHA-256 prefixes, separated by spaces or commas) with what they prove here."""
+    who = _form_caller(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    refs = [r for r in recordings.replace(",", " ").split() if r]
+    try:
+        if not refs:
+            raise CaseInvalid(["name at least one recording (its id or SHA-256 prefix)"])
+        found = [get_recording(session, ref) for ref in refs[:200]]
+        for recording in found:
+            link_recording(session, case, recording, purpose=purpose, by=who.user.name)
+        session.commit()
+    except (CaseInvalid, CaseStateError, RecordingNotFound) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, [r.id for r in found if r.id is not None])
+
+
+@router.post("/recordings/{ref}/link", include_in_schema=False)
+def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                        case: Annotated[str, Form()], purpose: Annotated[str, Form()]) -> Response:
+    who = _form_caller(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    recording = visible_recording(session, ref, who, "link")
+    found = _case(session, case.strip())
+    try:
+        link_recording(session, found, recording, purpose=purpose, by=who.user.name)
+        session.commit()
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        raise HTTPException(400, str(exc)) from None
+    assert recording.id is not None
+    _after_change(request, session, who, found, [recording.id])
+    return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
+
+
+@router.post("/cases/{number}/unlink", include_in_schema=False)
+def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+           recording: Annotated[int, Form()], reason: Annotated[str, Form()]) -> Response:
+    who = _form_caller(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    try:
+        found = get_recording(session, recording)
+        unlink_recording(session, case, found, by=who.user.name, reason=reason)
+        session.commit()
+    except (CaseInvalid, CaseStateError, RecordingNotFound) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, [recording])
+
+
+def _members(session: Session, case: Case) -> list[int]:
+    data: dict[str, Any] = case_as_json(session, case)
+    return [r["recording_id"] for key in ("recordings", "documents") for r in data[key]]
+
+
+@router.post("/cases/{number}/close", include_in_schema=False)
+def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+          closed_on: Annotated[str, Form()] = "") -> Response:
+    who = _form_caller(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    config: WebConfig = request.app.state.config
+    try:
+        day = date.fromisoformat(closed_on) if closed_on.strip() else _today(config)
+    except ValueError:
+        return _case_page(request, session, who, case, 400, f"closed on: {closed_on!r} is not a date (YYYY-MM-DD)")
+    try:
+        close_case(session, case, by=who.user.name, closed_on=day, today=_today(config))
+        session.commit()
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, _members(session, case))
+
+
+@router.post("/cases/{number}/reopen", include_in_schema=False)
+def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+           reason: Annotated[str, Form()]) -> Response:
+    who = _form_caller(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    try:
+        reopen_case(session, case, by=who.user.name, reason=reason)
+        session.commit()
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, _members(session, case))
 
 
 @router.post("/cases/{number}/export", include_in_schema=False)

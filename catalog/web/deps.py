@@ -2,25 +2,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from catalog.access import Scope, user_scope
 from catalog.models import User, WebSession
+from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
 from catalog.types import utcnow
 from catalog.users import PERMISSIONS, find_session
 from catalog.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
 from storage import EvidenceStore
 
-__all__ = ["DB", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller", "WebConfig", "api_caller",
-           "caller", "language", "render"]
+__all__ = ["ACCESS_STEPS", "DB", "NAV", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
+           "WebConfig", "api_caller", "caller", "language", "render", "signed_in"]
 
+#: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
+ACCESS_STEPS = ("view", "play", "download")
 SESSION_COOKIE = "evidence_session"
 PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (no session yet)
 LANG_COOKIE = "lang"
@@ -35,12 +40,22 @@ class WebConfig:
     station: str = "web"  # signs the manifests of stamp revisions made in the browser
     key: Ed25519PrivateKey | None = None
     case_pattern: str = r".{4,64}"
+    access_reason: str = "download"  # the first step that needs a stated reason: view, play or download
+    zone: str = "Asia/Shanghai"  # the agency's clock: times typed without a zone are read in it
+    policy: RetentionPolicy = field(default_factory=lambda: RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"))
 
 
 @dataclass
 class Caller:
     user: User
     web_session: WebSession
+
+    @property
+    def scope(self) -> Scope:
+        return user_scope(self.user)
+
+    def may(self, action: str) -> bool:
+        return bool(PERMISSIONS[action] & set(self.user.roles))
 
 
 def _db(request: Request) -> Iterator[Session]:
@@ -68,7 +83,7 @@ def api_caller(action: str) -> Any:
         who = caller(request, session)
         if who is None:
             raise HTTPException(401, "sign in first")
-        if not PERMISSIONS[action] & set(who.user.roles):
+        if not who.may(action):
             raise HTTPException(403, f"your roles ({', '.join(who.user.roles)}) do not allow {action}")
         if request.method not in ("GET", "HEAD") and \
                 request.headers.get("x-csrf-token") != who.web_session.csrf_token:
@@ -85,10 +100,33 @@ PlayCaller = Annotated[Caller, api_caller("play")]
 StampCaller = Annotated[Caller, api_caller("stamp")]
 
 
+#: The header's links: (path, label, the action the role must allow).
+NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/spot-checks", "Spot checks", "spotcheck"),
+       ("/stats", "Statistics", "statistics"), ("/audit", "Audit", "audit"), ("/admin", "Administration", "admin"))
+
+
+def signed_in(request: Request, session: Session, action: str) -> Caller | Response:
+    """The caller of a page whose role allows *action*; otherwise the sign-in page or a 403 page."""
+    who = caller(request, session)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    if not who.may(action):
+        lang = language(request)
+        return render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
+                      message=gettext_for(lang)("Your role does not allow this."))
+    return who
+
+
 def render(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page in *lang*; a `?lang=` switch is remembered in a cookie."""
+    """A page in *lang*; a `?lang=` switch (which keeps the page's other parameters) is remembered in a cookie."""
+    user: User | None = context.get("user")
+    roles = set(user.roles) if user is not None else set()
+    nav = [(path, label) for path, label, action in NAV if PERMISSIONS[action] & roles]
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    switches = {code: f"{request.url.path}?{urlencode([*kept, ('lang', code)])}" for code in LANGUAGES}
     response: HTMLResponse = request.app.state.templates.TemplateResponse(request, name, {
-        "_": gettext_for(lang), "lang": lang, "languages": LANGUAGES, **context}, status_code=status)
+        "_": gettext_for(lang), "lang": lang, "languages": LANGUAGES, "nav": nav, "lang_links": switches,
+        "path": request.url.path, **context}, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", secure=request.app.state.config.secure_cookies)
     return response

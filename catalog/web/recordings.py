@@ -6,26 +6,26 @@ Opening the page is a `viewed` custody event; starting playback or downloading t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, BinaryIO
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlmodel import Session, col, select
 
+from catalog.access import can_see
 from catalog.cases import cases_of
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import RecordingNotFound, StampInvalid
 from catalog.manifests import write_manifest
 from catalog.models import CustodyEvent, DerivedMedia, Recording
-from catalog.recordings import get_recording, recording_as_json
+from catalog.recordings import get_recording, recording_as_json, sightings_of
 from catalog.stamps import restamp, stamp_history
-from catalog.users import PERMISSIONS
-from catalog.web.deps import DB, Caller, PlayCaller, ViewCaller, caller, language, render
-from catalog.web.i18n import gettext_for
+from catalog.web.deps import ACCESS_STEPS, DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
 from storage import EvidenceStore, ObjectMissing
 
-__all__ = ["parse_range", "router", "signed_in"]
+__all__ = ["parse_range", "reason_needed", "router", "visible_recording"]
 
 router = APIRouter()
 _CHUNK = 1024 * 1024
@@ -52,15 +52,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _stream(fh: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+def _stream(fh: BinaryIO, length: int) -> Iterator[bytes]:
+    """*length* bytes from a file already opened at the range's start (the store fetched only those)."""
     with fh:
-        if start:
-            if fh.seekable():
-                fh.seek(start)
-            else:  # a network stream: skip forward
-                skip = start
-                while skip:
-                    skip -= len(fh.read(min(_CHUNK, skip)))
         left = length
         while left > 0:
             chunk = fh.read(min(_CHUNK, left))
@@ -70,14 +64,32 @@ def _stream(fh: BinaryIO, start: int, length: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _recording(session: Session, ref: str) -> Recording:
+def visible_recording(session: Session, ref: str, who: Caller, action: str) -> Recording:
+    """The recording *ref* if it is in the caller's scope: 404 if there is none, 403 (recorded in the custody
+    log as a refused access) if it belongs to someone the caller may not see."""
     try:
-        return get_recording(session, ref)
+        recording = get_recording(session, ref)
     except RecordingNotFound as exc:
         raise HTTPException(404, str(exc)) from None
+    assert recording.id is not None
+    scope = who.scope
+    if not can_see(session, scope, recording.id):
+        append_event(session, CustodyKind.ACCESS_REFUSED, actor=who.user.name, recording_id=recording.id,
+                     details={"action": action, "scope": scope.describe()})
+        session.commit()
+        raise HTTPException(403, f"recording {recording.id} is outside what {who.user.name} may {action} "
+                                 f"({scope.describe()})")
+    return recording
 
 
-def _serve(request: Request, opener: Any, size: int, content_type: str) -> Response:
+def reason_needed(request: Request, step: str) -> bool:
+    """Whether the agency's policy (EVIDENCE_ACCESS_REASON) asks for a stated reason at *step*
+    (view < play < download: a policy naming an earlier step asks at every later one too)."""
+    policy: str = request.app.state.config.access_reason
+    return ACCESS_STEPS.index(step) >= ACCESS_STEPS.index(policy)
+
+
+def _serve(request: Request, opener: Callable[[int], BinaryIO], size: int, content_type: str) -> Response:
     try:
         wanted = parse_range(request.headers.get("range"), size)
     except ValueError as exc:
@@ -86,13 +98,26 @@ def _serve(request: Request, opener: Any, size: int, content_type: str) -> Respo
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
     if wanted:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(_stream(opener(), start, end - start + 1), status_code=206 if wanted else 200,
+    return StreamingResponse(_stream(opener(start), end - start + 1), status_code=206 if wanted else 200,
                              headers=headers, media_type=content_type)
+
+
+def _accessed(request: Request, session: Session, who: Caller, recording: Recording, *, via: str, what: str,
+              reason: str | None, step: str) -> None:
+    """Record the start of a playback or download (a follow-up range request of the same playback is not a
+    new access); 422 when policy asks for a reason and none was given."""
+    if reason_needed(request, step) and not (reason or "").strip():
+        raise HTTPException(422, f"state the reason for this access (调阅事由): add ?reason=… to {request.url.path}")
+    range_header = request.headers.get("range", "")
+    if not range_header or range_header.startswith("bytes=0-"):
+        append_event(session, CustodyKind.ACCESSED, actor=who.user.name, recording_id=recording.id,
+                     details={"via": via, "what": what, "reason": reason})
+        session.commit()
 
 
 @router.get("/media/{ref}/thumbnail", include_in_schema=False)
 def thumbnail(ref: str, session: DB, who: ViewCaller, request: Request) -> Response:
-    recording = _recording(session, ref)
+    recording = visible_recording(session, ref, who, "view")
     store: EvidenceStore = request.app.state.config.store
     try:
         with store.open_derived(recording.sha256, "thumbnail.jpg") as fh:
@@ -102,22 +127,36 @@ def thumbnail(ref: str, session: DB, who: ViewCaller, request: Request) -> Respo
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.get("/media/{ref}/proxy.mp4", tags=["media"])
+@router.get("/media/{ref}/proxy", tags=["media"])
+@router.get("/media/{ref}/proxy.mp4", include_in_schema=False)
 def proxy(ref: str, session: DB, who: PlayCaller, request: Request, reason: str | None = None) -> Response:
-    """The browser proxy (never the evidence), with HTTP range requests. Starting playback is an access."""
-    recording = _recording(session, ref)
+    """The browser proxy of a video or audio recording (never the evidence), with HTTP range requests.
+    Starting playback is an access, with the stated reason."""
+    recording = visible_recording(session, ref, who, "play")
     derived = session.exec(select(DerivedMedia).where(DerivedMedia.recording_id == recording.id,
                                                       DerivedMedia.kind == "proxy")).first()
     if derived is None:
-        raise HTTPException(404, "no browser proxy for this recording (yet)")
-    range_header = request.headers.get("range", "")
-    if not range_header or range_header.startswith("bytes=0-"):
-        append_event(session, CustodyKind.ACCESSED, actor=who.user.name, recording_id=recording.id,
-                     details={"via": "web play", "what": "browser proxy", "reason": reason})
-        session.commit()
+        raise HTTPException(404, f"no browser proxy for recording {recording.id} (yet): the derive worker makes one "
+                                 "after archiving")
+    _accessed(request, session, who, recording, via="web play", what="browser proxy", reason=reason, step="play")
     store: EvidenceStore = request.app.state.config.store
-    return _serve(request, lambda: store.open_derived(recording.sha256, "proxy.mp4"), derived.size_bytes,
-                  "video/mp4")
+    name = derived.key.rsplit("/", 1)[-1]
+    return _serve(request, lambda start: store.open_derived(recording.sha256, name, start=start), derived.size_bytes,
+                  derived.content_type)
+
+
+@router.get("/media/{ref}/photo", tags=["media"])
+def photo(ref: str, session: DB, who: PlayCaller, request: Request, reason: str | None = None) -> Response:
+    """A photo's original bytes shown in the browser (viewing the photo is an access, like playback)."""
+    recording = visible_recording(session, ref, who, "play")
+    if recording.media_kind != "photo":
+        raise HTTPException(404, f"recording {recording.id} is a {recording.media_kind}, not a photo")
+    _accessed(request, session, who, recording, via="web view", what="photo", reason=reason, step="play")
+    store: EvidenceStore = request.app.state.config.store
+    response = _serve(request, lambda start: store.open(recording.sha256, start=start), recording.size_bytes,
+                      "image/jpeg")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @router.get("/media/{ref}/original", tags=["media"])
@@ -125,22 +164,15 @@ def original(ref: str, session: DB, who: PlayCaller, request: Request, reason: s
     """The original bytes from WORM storage (a download needs a stated reason; it is an access)."""
     if not reason.strip():
         raise HTTPException(422, "state the reason for retrieving the original (调阅事由): ?reason=…")
-    recording = _recording(session, ref)
-    append_event(session, CustodyKind.ACCESSED, actor=who.user.name, recording_id=recording.id,
-                 details={"via": "web download", "what": "original", "reason": reason})
-    session.commit()
+    recording = visible_recording(session, ref, who, "download")
+    _accessed(request, session, who, recording, via="web download", what="original", reason=reason, step="download")
     store: EvidenceStore = request.app.state.config.store
     content_type = {"video": "video/mp4", "audio": "audio/mpeg", "photo": "image/jpeg"}.get(recording.media_kind,
                                                                                          "application/octet-stream")
-    response = _serve(request, lambda: store.open(recording.sha256), recording.size_bytes, content_type)
-    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(recording.original_name)}"
+    response = _serve(request, lambda start: store.open(recording.sha256, start=start), recording.size_bytes,
+                      content_type)
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(recording.original_name, safe='')}"
     return response
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 def _page_data(session: Session, recording: Recording) -> dict[str, Any]:
@@ -151,52 +183,56 @@ def _page_data(session: Session, recording: Recording) -> dict[str, Any]:
                        for h in stamp_history(session, recording.id)]
     data["cases"] = [{"number": c.number, "title": c.title, "status": c.status, "purpose": link.purpose}
                      for c, link in cases_of(session, recording.id)]
-    data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor, "at": e.at.isoformat()[:19] if e.at else ""}
+    data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor, "at": e.at.isoformat()[:19] if e.at else "",
+                        "reason": (e.details or {}).get("reason") or ""}
                        for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
                                              .order_by(col(CustodyEvent.id)))]
-    data["has_proxy"] = session.exec(select(DerivedMedia.id).where(DerivedMedia.recording_id == recording.id,
-                                                                   DerivedMedia.kind == "proxy")).first() is not None
+    data["derived"] = {d.kind: d.content_type for d in session.exec(
+        select(DerivedMedia).where(DerivedMedia.recording_id == recording.id))}
+    data["has_proxy"] = "proxy" in data["derived"]
+    data["sightings"] = [{"device_serial": s.device_serial, "device_path": s.device_path,
+                          "seen_at": s.seen_at.isoformat()[:19] if s.seen_at else ""}
+                         for s in sightings_of(session, recording.id)]
+    data["raw_technical"] = recording.technical
     return data
 
 
-def signed_in(request: Request, session: Session, action: str) -> Caller | Response:
-    who = caller(request, session)
-    if who is None:
-        return RedirectResponse("/login", status_code=303)
-    if not PERMISSIONS[action] & set(who.user.roles):
-        lang = language(request)
-        return render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
-                      message=gettext_for(lang)("Your role does not allow this."))
-    return who
+def _render_page(request: Request, session: Session, who: Caller, recording: Recording, *, reason: str | None,
+                 status: int = 200, error: str | None = None) -> Response:
+    return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
+                  r=_page_data(session, recording), can_play=who.may("play"), can_stamp=who.may("stamp"),
+                  can_link=who.may("manage_cases"), reason=reason or "",
+                  play_needs_reason=reason_needed(request, "play") and not (reason or "").strip(), error=error)
 
 
 @router.get("/recordings/{ref}", response_class=HTMLResponse, include_in_schema=False)
 def recording_page(ref: str, request: Request, session: DB, reason: str | None = None) -> Response:
+    """Opening the page is a `viewed` custody event (with the reason, when policy asks for one first)."""
     who = signed_in(request, session, "view")
     if not isinstance(who, Caller):
         return who
-    recording = _recording(session, ref)
+    recording = visible_recording(session, ref, who, "view")
+    if reason_needed(request, "view") and not (reason or "").strip():
+        return render(request, "reason.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
+                      action=f"/recordings/{recording.id}", title=recording.original_name)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "web page", "reason": reason})
     session.commit()
-    lang = language(request)
-    return render(request, "recording.html", lang, user=who.user, csrf=who.web_session.csrf_token,
-                  r=_page_data(session, recording), can_play=bool(PERMISSIONS["play"] & set(who.user.roles)),
-                  can_stamp=bool(PERMISSIONS["stamp"] & set(who.user.roles)), error=None)
+    return _render_page(request, session, who, recording, reason=reason)
 
 
 @router.post("/recordings/{ref}/stamp", include_in_schema=False)
 def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()], reason: Annotated[str, Form()],
           case_number: Annotated[str, Form()] = "", purpose: Annotated[str, Form()] = "",
           important: Annotated[str, Form()] = "") -> Response:
-    """Change the stamp as a new revision (who, when, why); the new revision's manifest is signed and stored."""
+    """Change the stamp as a new revision (who, when, why); the new revision's manifest is signed and stored.
+    An officer tags only their own recordings (their scope)."""
     who = signed_in(request, session, "stamp")
     if not isinstance(who, Caller):
         return who
-    lang = language(request)
-    recording = _recording(session, ref)
     if csrf != who.web_session.csrf_token:
         raise HTTPException(403, "missing or wrong form token")
+    recording = visible_recording(session, ref, who, "stamp")
     config = request.app.state.config
     changes: dict[str, Any] = {"case_number": case_number.strip() or None, "purpose": purpose.strip() or None,
                                "important": important == "on"}
@@ -209,7 +245,18 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
             session.commit()
     except StampInvalid as exc:
         session.rollback()
-        return render(request, "recording.html", lang, 400, user=who.user, csrf=who.web_session.csrf_token,
-                      r=_page_data(session, recording), can_play=bool(PERMISSIONS["play"] & set(who.user.roles)),
-                      can_stamp=True, error=str(exc))
+        return _render_page(request, session, who, recording, reason=None, status=400, error=str(exc))
     return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
+
+
+@router.get("/api/recordings/{ref}", tags=["recordings"])
+def api_recording(ref: str, session: DB, who: ViewCaller, reason: str | None = None) -> dict[str, Any]:
+    """One recording with its stamp history and linked cases; the view is a custody event naming the user
+    (and the stated reason)."""
+    recording = visible_recording(session, ref, who, "view")
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
+                 details={"via": "api", "reason": reason})
+    session.commit()
+    data = _page_data(session, recording)
+    data.pop("raw_technical")
+    return data

@@ -11,8 +11,7 @@ from sqlmodel import col, select
 from catalog.models import Recording, SpotCheck, SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, new_spot_check, record_outcome
 from catalog.types import utcnow
-from catalog.web.deps import DB, Caller, language, render
-from catalog.web.recordings import signed_in
+from catalog.web.deps import DB, Caller, language, render, signed_in
 
 __all__ = ["router"]
 

@@ -12,8 +12,7 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Officer, Recording, RecordingState
 from catalog.types import utcnow
-from catalog.web.deps import DB, Caller, language, render
-from catalog.web.recordings import signed_in
+from catalog.web.deps import DB, Caller, language, render, signed_in
 
 __all__ = ["router", "statistics"]
 

@@ -38,6 +38,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+
+def _open_at(path: Path, start: int) -> BinaryIO:
+    fh = path.open("rb")
+    if start:
+        fh.seek(start)
+    return fh
+
 class LocalStore:
     """WORM store in a directory tree: objects/<key> (0444) and retention/<key>.json."""
 
@@ -135,9 +142,9 @@ class LocalStore:
     def exists(self, sha256: str) -> bool:
         return self._object_path(sha256).exists()
 
-    def open(self, sha256: str) -> BinaryIO:
+    def open(self, sha256: str, *, start: int = 0) -> BinaryIO:
         try:
-            return self._object_path(sha256).open("rb")
+            return _open_at(self._object_path(sha256), start)
         except FileNotFoundError:
             raise ObjectMissing(object_key(sha256)) from None
 
@@ -236,10 +243,10 @@ class LocalStore:
         os.replace(tmp, dest)  # derived files are not evidence: a newer rendition replaces the old
         return key
 
-    def open_derived(self, sha256: str, name: str) -> BinaryIO:
+    def open_derived(self, sha256: str, name: str, *, start: int = 0) -> BinaryIO:
         key = derived_key(sha256, name)
         try:
-            return (self.root / key).open("rb")
+            return _open_at(self.root / key, start)
         except FileNotFoundError:
             raise ObjectMissing(key) from None
 

@@ -74,6 +74,11 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+
+def _from(start: int) -> dict[str, str]:
+    """get_object arguments for the bytes from *start* on (S3 sends only those)."""
+    return {"Range": f"bytes={start}-"} if start else {}
+
 class S3WormStore:
     """Evidence objects under `<prefix>sha256/ab/cd/<sha256>` in an Object Lock bucket."""
 
@@ -155,10 +160,10 @@ class S3WormStore:
             return False
         return True
 
-    def open(self, sha256: str) -> BinaryIO:
+    def open(self, sha256: str, *, start: int = 0) -> BinaryIO:
         key = self._key(sha256)
         try:
-            return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
+            return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=key, **_from(start))["Body"])
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "read") from exc
 
@@ -420,10 +425,10 @@ class S3WormStore:
             raise self._translate(exc, key, "store") from exc
         return key
 
-    def open_derived(self, sha256: str, name: str) -> BinaryIO:
+    def open_derived(self, sha256: str, name: str, *, start: int = 0) -> BinaryIO:
         key = self.prefix + derived_key(sha256, name)
         try:
-            return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
+            return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=key, **_from(start))["Body"])
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "read") from exc
 

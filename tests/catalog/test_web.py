@@ -1,6 +1,7 @@
 """The web application's first slice: sign-in with lock-out and CSRF, roles on the API, languages, operations."""
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -86,10 +87,10 @@ def test_sign_in_without_the_form_token_is_refused(client):
 def test_every_role_gets_only_what_it_may(client, engine):
     assert client.get("/api/recordings").status_code == 401
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
-    _login(client, "officer:张三")
-    refused = client.get("/api/recordings")
-    assert refused.status_code == 403 and "do not allow search" in refused.json()["error"]
-    assert client.get("/api/recordings/1").status_code == 403
+    _login(client, "officer:张三")  # an officer account not yet tied to an officer number sees nothing
+    assert client.get("/api/recordings").json()["recordings"] == []
+    refused = client.get("/api/recordings/1")
+    assert refused.status_code == 403 and "outside what officer:张三 may view" in refused.json()["error"]
     client.cookies.clear()
     _login(client, "auditor:赵")
     found = client.get("/api/recordings", params={"case": "AB-2026-00042"}).json()["recordings"]
@@ -99,17 +100,25 @@ def test_every_role_gets_only_what_it_may(client, engine):
     with Session(engine) as session:
         event = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "viewed")).one()
         assert (event.actor, event.details["reason"], event.recording_id) == ("auditor:赵", "年度审计", found[0]["id"])
+        refusal = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "access_refused")).one()
+        assert (refusal.actor, refusal.recording_id, refusal.details["action"]) == ("officer:张三", 1, "view")
 
 
 def test_bad_input_gets_clear_answers_never_a_500(client):
     _login(client, "clerk:李四")
     assert client.get("/api/recordings", params={"from": "yesterday"}).status_code == 422
-    assert client.get("/api/recordings", params={"limit": 10**9}).status_code == 422
+    assert client.get("/api/recordings", params={"size": 10**9}).status_code == 422
+    assert client.get("/api/recordings", params={"page": 10**20}).status_code == 422
     assert client.get("/api/recordings/99999999").status_code == 404
     injection = client.get("/api/recordings", params={"case": "' OR 1=1 --", "purpose": "%'; DROP TABLE recording;"})
     assert injection.status_code == 200 and injection.json()["recordings"] == []
-    page = client.get("/", params={"from": "2026-13-45"})
-    assert page.status_code == 400 and "时间格式无效" in page.text
+    page = client.get("/", params={"from": "2026-13-45", "lat": "91", "lon": "x", "radius": "5"})
+    shown = html.unescape(page.text)
+    assert page.status_code == 400 and "起始时间: '2026-13-45' 不是有效时间" in shown and "经度: 'x' 不是数字" in shown
+    huge = client.get("/", params={"page": "99999999999999999999"})
+    assert huge.status_code == 400 and "页码" in huge.text
+    past = client.get("/", params={"page": "50"})
+    assert past.status_code == 200 and "没有第 50 页" in past.text
     assert client.get("/api/recordings").json()["recordings"]  # the table is still there
 
 

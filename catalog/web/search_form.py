@@ -1,0 +1,131 @@
+"""Read search filters from a URL's query (the page and the API share it). Pure.
+
+Every problem is collected, not just the first, and each names the field, the value and what would be
+right, as an English message id the page translates (`Problem.message`) with the values filled in after.
+The filters live in the URL, so a search is a link a clerk can bookmark or send.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from catalog.access import Scope
+from catalog.models import IntegrityStatus, MediaKind
+from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS, Near, SearchFilters
+
+__all__ = ["FIELDS", "FIELD_LABELS", "MAX_PAGE", "MAX_TEXT", "PAGE_SIZES", "Problem", "SearchInvalid", "parse_search"]
+
+#: The query parameters a search reads.
+FIELDS = ("case", "officer", "device", "station", "unit", "from", "to", "lat", "lon", "radius", "purpose", "kind",
+          "important", "integrity", "retention", "sort", "page", "size")
+#: Each field's label on the page (a message id), so a problem names the box the clerk typed in.
+FIELD_LABELS = {"case": "Case number", "officer": "Officer", "device": "Device", "station": "Station", "unit": "Unit",
+                "from": "From", "to": "To", "lat": "Latitude", "lon": "Longitude", "radius": "Radius (m)",
+                "purpose": "Purpose", "kind": "Kind", "important": "Important", "integrity": "Integrity",
+                "retention": "Retention", "sort": "Sort", "page": "Page", "size": "Per page"}
+MAX_TEXT = 200
+MAX_PAGE = 10_000
+PAGE_SIZES = (24, 48, 96)
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str  # an English message id with {value} (and other) placeholders
+    value: str
+    allowed: str = ""  # the choices, for a value that must be one of them
+
+    def text(self, translate: Callable[[str], str] | None = None) -> str:
+        template = translate(self.message) if translate else self.message
+        label = translate(FIELD_LABELS[self.field]) if translate else self.field
+        return f"{label}: " + template.format(value=self.value, allowed=self.allowed, max_text=MAX_TEXT,
+                                                   max_page=MAX_PAGE, max_radius=int(MAX_RADIUS_M))
+
+
+class SearchInvalid(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.text() for p in problems))
+        self.problems = problems
+
+
+def _time(value: str, zone: ZoneInfo) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)  # the agency's clock
+
+
+def _number(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def parse_search(params: Mapping[str, str | None], *, zone: ZoneInfo, scope: Scope, default_sort: str = "-captured",
+                 default_size: int = PAGE_SIZES[0], sizes: tuple[int, ...] = PAGE_SIZES) -> tuple[SearchFilters, int]:
+    """(filters, page number) from the query; SearchInvalid listing every problem."""
+    problems: list[Problem] = []
+    raw = {k: (params.get(k) or "").strip() for k in FIELDS}
+
+    def bad(field: str, message: str) -> None:
+        problems.append(Problem(field, message, raw[field][:80]))
+
+    for field in ("case", "officer", "device", "station", "unit", "purpose"):
+        if len(raw[field]) > MAX_TEXT or "\x00" in raw[field]:
+            bad(field, "{value!r} is longer than {max_text} characters or holds a NUL byte")
+    times: dict[str, datetime | None] = {"from": None, "to": None}
+    for field in times:
+        if raw[field]:
+            try:
+                times[field] = _time(raw[field], zone)
+            except ValueError:
+                bad(field, "{value!r} is not a time; use ISO 8601, e.g. 2026-11-20T08:00 or 2026-11-20T08:00+08:00")
+    if times["from"] and times["to"] and times["from"] > times["to"]:
+        bad("to", "{value!r} is before the start of the range")
+    near = None
+    given = [f for f in ("lat", "lon", "radius") if raw[f]]
+    if given:
+        values: dict[str, float] = {}
+        for field in ("lat", "lon", "radius"):
+            try:
+                values[field] = _number(raw[field])
+            except ValueError:
+                bad(field, "{value!r} is not a number (a place needs latitude, longitude and radius in metres)")
+        if len(values) == 3:
+            if not -90 <= values["lat"] <= 90:
+                bad("lat", "{value} is not a latitude (-90 to 90)")
+            elif not -180 <= values["lon"] <= 180:
+                bad("lon", "{value} is not a longitude (-180 to 180)")
+            elif not 0 < values["radius"] <= MAX_RADIUS_M:
+                bad("radius", "{value} metres is not a radius from 1 to {max_radius}")
+            else:
+                near = Near(values["lat"], values["lon"], values["radius"])
+    choices = {"kind": [k.value for k in MediaKind], "integrity": [i.value for i in IntegrityStatus],
+               "retention": list(RETENTION_STATES), "sort": list(SORTS), "important": ["yes", "no"]}
+    for field, allowed in choices.items():
+        if raw[field] and raw[field] not in allowed:
+            problems.append(Problem(field, "{value!r} is not one of {allowed}", raw[field][:80], ", ".join(allowed)))
+    page, size = 1, default_size
+    if raw["page"]:
+        if not raw["page"].isdigit() or not 1 <= int(raw["page"][:12]) <= MAX_PAGE:
+            bad("page", "{value!r} is not a page number from 1 to {max_page}")
+        else:
+            page = int(raw["page"])
+    if raw["size"]:
+        if not raw["size"].isdigit() or int(raw["size"][:12]) not in sizes:
+            problems.append(Problem("size", "{value!r} is not one of {allowed}", raw["size"][:80],
+                                    ", ".join(map(str, sizes))))
+        else:
+            size = int(raw["size"])
+    if problems:
+        raise SearchInvalid(problems)
+    filters = SearchFilters(
+        case_number=raw["case"] or None, officer=raw["officer"] or None, device=raw["device"] or None,
+        station=raw["station"] or None, unit=raw["unit"] or None, start=times["from"], end=times["to"], near=near,
+        purpose=raw["purpose"] or None, kind=raw["kind"] or None,
+        important={"yes": True, "no": False}.get(raw["important"]), integrity=raw["integrity"] or None,
+        retention=raw["retention"] or None, sort=raw["sort"] or default_sort, offset=(page - 1) * size, limit=size,
+        scope=scope)
+    return filters, page

@@ -1,0 +1,55 @@
+"""Every visible text of the web pages is in both gettext catalogs (zh-CN translated, English)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from catalog.models import CaseStatus, IntegrityStatus, MediaKind
+from catalog.search import RETENTION_STATES, SORTS
+from catalog.web.deps import NAV
+from catalog.web.i18n import catalog_messages
+from catalog.web.search_form import SearchInvalid, parse_search
+
+WEB = Path(__file__).parents[2] / "catalog" / "web"
+LITERAL = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
+
+
+def used_message_ids() -> set[str]:
+    """The literal `_("…")` strings in the templates and the web modules, plus the values shown through
+    `_(value)`: navigation labels, media kinds, integrity, retention states, sort orders, case statuses and
+    the search form's problem messages."""
+    found: set[str] = set()
+    for path in [*WEB.glob("templates/*.html"), *WEB.glob("*.py")]:
+        for match in LITERAL.finditer(path.read_text(encoding="utf-8")):
+            found.add(match.group(1) if match.group(1) is not None else match.group(2))
+    found |= {label for _path, label, _action in NAV}
+    found |= {k.value for k in MediaKind} | {i.value for i in IntegrityStatus} | {s.value for s in CaseStatus}
+    found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
+    return found
+
+
+def problem_messages() -> set[str]:
+    from zoneinfo import ZoneInfo
+
+    from catalog.access import Scope
+
+    bad = {"case": "x" * 300, "from": "x", "to": "y", "lat": "x", "lon": "1", "radius": "1", "kind": "x",
+           "page": "0", "size": "7"}
+    messages = set()
+    for query in (bad, {"lat": "91", "lon": "1", "radius": "1"}, {"lat": "1", "lon": "181", "radius": "1"},
+                  {"lat": "1", "lon": "1", "radius": "0"}, {"from": "2026-11-02", "to": "2026-11-01"}):
+        try:
+            parse_search(query, zone=ZoneInfo("Asia/Shanghai"), scope=Scope(everything=True))
+        except SearchInvalid as exc:
+            messages |= {p.message for p in exc.problems}
+    return messages
+
+
+def test_every_shown_message_is_in_both_catalogs():
+    chinese, english = catalog_messages("zh_CN"), catalog_messages("en")
+    wanted = used_message_ids() | problem_messages()
+    assert sorted(wanted - set(chinese)) == []
+    assert sorted(wanted - set(english)) == []
+    assert set(chinese) == set(english)
+    untranslated = [m for m in wanted if not re.search(r"[\u4e00-\u9fff]", chinese[m]) and m not in ("SHA-256",)]
+    assert untranslated == []

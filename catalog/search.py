@@ -120,10 +120,10 @@ def _order(sort: str) -> list[Any]:
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     column = columns[sort.lstrip("-")]
-    if sort.startswith("-"):
-        return [column.desc(), col(Recording.id).desc()]
-    return [column, col(Recording.id)] if sort != "officer" else [column, col(Recording.captured_start),
-                                                                   col(Recording.id)]
+    if sort.startswith("-"):  # recordings without the value (no capture time, no officer) last either way
+        return [column.desc().nulls_last(), col(Recording.id).desc()]
+    then = [col(Recording.captured_start), col(Recording.id)] if sort == "officer" else [col(Recording.id)]
+    return [column.asc().nulls_last(), *then]
 
 
 def _filtered(query: Q, filters: SearchFilters) -> Q:

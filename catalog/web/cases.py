@@ -38,6 +38,7 @@ from catalog.retention_job import apply_retention
 from catalog.types import utcnow
 from catalog.web.deps import DB, Caller, WebConfig, language, render, signed_in
 from catalog.web.recordings import visible_recording
+from storage import BackendUnavailable, StorageError
 
 __all__ = ["router"]
 
@@ -254,9 +255,11 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
     try:
         export_package(session, request.app.state.config.store, out=out, by=who.user.name, now=utcnow(),
                        case_number=number)
-    except (ExportFailed, CaseNotFound) as exc:
+    except (ExportFailed, CaseNotFound, StorageError) as exc:
+        # a missing or altered object stops the package: nothing half-verified leaves the archive
         shutil.rmtree(folder, ignore_errors=True)
-        raise HTTPException(409 if isinstance(exc, ExportFailed) else 404, str(exc)) from None
+        status = 404 if isinstance(exc, CaseNotFound) else 503 if isinstance(exc, BackendUnavailable) else 409
+        raise HTTPException(status, f"no package for case {number}: {exc}") from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -23,7 +23,7 @@ from catalog.models import CustodyEvent, DerivedMedia, Recording
 from catalog.recordings import get_recording, recording_as_json, sightings_of
 from catalog.stamps import restamp, stamp_history
 from catalog.web.deps import ACCESS_STEPS, DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
-from storage import EvidenceStore, ObjectMissing
+from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
 __all__ = ["parse_range", "reason_needed", "router", "visible_recording"]
 
@@ -98,7 +98,14 @@ def _serve(request: Request, opener: Callable[[int], BinaryIO], size: int, conte
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
     if wanted:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(_stream(opener(start), end - start + 1), status_code=206 if wanted else 200,
+    try:
+        body = opener(start)
+    except ObjectMissing as exc:
+        raise HTTPException(404, f"{exc}: the catalogue lists it but the store does not have it; tell the archive "
+                                 "administrator (`evidence verify` reports every such object)") from None
+    except BackendUnavailable as exc:
+        raise HTTPException(503, f"the evidence store cannot be reached now: {exc}") from None
+    return StreamingResponse(_stream(body, end - start + 1), status_code=206 if wanted else 200,
                              headers=headers, media_type=content_type)
 
 
@@ -124,6 +131,8 @@ def thumbnail(ref: str, session: DB, who: ViewCaller, request: Request) -> Respo
             data = fh.read()
     except ObjectMissing:
         raise HTTPException(404, "no thumbnail (yet)") from None
+    except BackendUnavailable as exc:
+        raise HTTPException(503, f"the evidence store cannot be reached now: {exc}") from None
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 

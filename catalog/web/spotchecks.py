@@ -3,28 +3,43 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
+from catalog.access import Scope
 from catalog.models import Recording, SpotCheck, SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, new_spot_check, record_outcome
 from catalog.types import utcnow
 from catalog.web.deps import DB, Caller, language, render, signed_in
 
-__all__ = ["router"]
+__all__ = ["router", "scoped_unit"]
 
 router = APIRouter()
 
 
-def _when(value: str) -> datetime | None:
+def _when(value: str, zone: str) -> datetime | None:
+    """An ISO 8601 time; without a zone, on the agency's clock. ValueError otherwise."""
     if not value.strip():
         return None
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(value)
-    return parsed
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=ZoneInfo(zone))
+
+
+def scoped_unit(scope: Scope, unit: str) -> str | None:
+    """The unit a draw may cover for a caller with *scope*: any for the whole archive; else one of the
+    caller's units (their only one when none is named). PermissionError names the units allowed. Pure."""
+    if scope.everything:
+        return unit or None
+    allowed = sorted(scope.units)
+    if unit in allowed:
+        return unit
+    if not unit and len(allowed) == 1:
+        return allowed[0]
+    raise PermissionError(f"a spot check draws from your units only ({', '.join(allowed) or 'none'}); "
+                          f"choose one of them" + (f", not {unit!r}" if unit else ""))
 
 
 def _list(request: Request, session: DB, who: Caller, status: int = 200, error: str | None = None) -> Response:
@@ -50,12 +65,17 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
         return who
     if csrf != who.web_session.csrf_token:
         raise HTTPException(403, "missing or wrong form token")
+    zone = request.app.state.config.zone
     try:
-        criteria = SpotCheckCriteria(unit=unit.strip() or None, officer=officer.strip() or None,
-                                     kind=kind.strip() or None, start=_when(start), end=_when(end))
+        chosen_unit = scoped_unit(who.scope, unit.strip())
+    except PermissionError as exc:
+        return _list(request, session, who, 403, str(exc))
+    try:
+        criteria = SpotCheckCriteria(unit=chosen_unit, officer=officer.strip() or None,
+                                     kind=kind.strip() or None, start=_when(start, zone), end=_when(end, zone))
         check = new_spot_check(session, criteria, size, by=who.user.name, now=utcnow(), seed=seed.strip() or None)
     except ValueError as exc:
-        return _list(request, session, who, 400, f"not an ISO 8601 time with a zone: {exc}")
+        return _list(request, session, who, 400, f"not an ISO 8601 time: {exc}")
     except SpotCheckError as exc:
         return _list(request, session, who, 400, str(exc))
     return RedirectResponse(f"/spot-checks/{check.id}", status_code=303)

@@ -1,0 +1,146 @@
+"""Search filters, sorting, paging and scopes on SQLite and PostgreSQL; the pure form parser and scope rules."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session
+
+from catalog import Officer, SearchFilters, run_search
+from catalog.access import Scope, can_see, scope_for
+from catalog.search import Near, count_search, haversine_m
+from catalog.web.search_form import MAX_PAGE, SearchInvalid, parse_search
+from tests.catalog.test_catalog import _recording
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+EVERYTHING = Scope(everything=True)
+
+
+@pytest.fixture
+def archive(engine):
+    """Six recordings of three officers in two units at two stations, in every retention state."""
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    with Session(engine) as session:
+        session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
+        session.add(Officer(number="020304", name="李四", unit_number="U1", unit_name="一中队"))
+        session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
+        _recording(session, 1, retain_until=now + timedelta(days=90), purpose="100% 占道_经营", lat=39.9042,
+                   lon=116.4074)
+        _recording(session, 2, officer_number="020304", officer_name="李四", station_code="station-2",
+                   retain_until=now - timedelta(days=1), important=True, size_bytes=5000)
+        _recording(session, 3, officer_number="030405", officer_name="王五", legal_hold=True,
+                   retain_until=now - timedelta(days=1), integrity_status="damaged", lat=39.9142, lon=116.4074)
+        _recording(session, 4, officer_number="030405", officer_name="王五", state="staged")
+        _recording(session, 5, state="disposed", retain_until=now - timedelta(days=10))
+        _recording(session, 6, officer_number=None, officer_name=None, retain_until=None, media_kind="photo")
+        session.commit()
+    return engine, now
+
+
+def _names(session, **kw):
+    return [r.original_name.removeprefix("clip").removesuffix(".mp4") for r in run_search(session, SearchFilters(**kw))]
+
+
+def test_filters_sorting_paging_and_counts(archive):
+    engine, now = archive
+    with Session(engine) as session:
+        assert _names(session, station="station-2") == ["2"]
+        assert _names(session, unit="U1") == _names(session, unit="一中队") == ["1", "2", "5"]
+        assert _names(session, important=True) == ["2"]
+        assert _names(session, important=False, kind="video") == ["1", "3", "4", "5"]
+        assert _names(session, integrity="damaged") == ["3"]
+        assert _names(session, retention="held", now=now) == ["3"]
+        assert _names(session, retention="kept", now=now) == ["1", "6"]  # no date yet: still kept
+        assert _names(session, retention="due", now=now) == ["2"]
+        assert _names(session, retention="disposed", now=now) == ["5"]
+        assert _names(session, retention="staged", now=now) == ["4"]
+        # a purpose search matches % and _ literally, not as wildcards
+        assert _names(session, purpose="100%") == ["1"] and _names(session, purpose="道_经") == ["1"]
+        assert _names(session, purpose="0%占") == [] and _names(session, purpose="_") == ["1"]
+        assert _names(session, sort="-captured") == ["6", "5", "4", "3", "2", "1"]
+        assert _names(session, sort="-size")[0] == "2"
+        assert _names(session, sort="officer")[:2] == ["1", "5"]  # officer 010203, then by time
+        pages = [_names(session, sort="captured", offset=o, limit=4) for o in (0, 4)]
+        assert pages == [["1", "2", "3", "4"], ["5", "6"]]
+        assert count_search(session, SearchFilters(unit="U1")) == 3
+        assert count_search(session, SearchFilters(), cap=3) == 4  # counting stops just past the cap
+        with pytest.raises(ValueError, match="sort must be one of"):
+            run_search(session, SearchFilters(sort="id; DROP TABLE recording"))
+
+
+def test_near_a_point_is_a_circle_in_sql_so_pages_and_counts_agree(archive):
+    engine, _now = archive
+    d = haversine_m(39.9042, 116.4074, 39.9142, 116.4074)  # 1112 m apart
+    with Session(engine) as session:
+        assert _names(session, near=Near(39.9042, 116.4074, d - 5)) == ["1"]
+        assert _names(session, near=Near(39.9042, 116.4074, d + 5)) == ["1", "3"]
+        assert count_search(session, SearchFilters(near=Near(39.9042, 116.4074, d + 5))) == 2
+        # a point 1112 m east at this latitude is inside a 1120 m circle, not inside a 1100 m one
+        east = 116.4074 + (39.9142 - 39.9042) / 0.7669
+        _recording(session, 7, lat=39.9042, lon=east)
+        session.commit()
+        assert haversine_m(39.9042, 116.4074, 39.9042, east) == pytest.approx(1112, abs=5)
+        assert "7" in _names(session, near=Near(39.9042, 116.4074, 1120))
+        assert "7" not in _names(session, near=Near(39.9042, 116.4074, 1100))
+
+
+def test_scopes_limit_search_and_single_lookups(archive):
+    engine, _now = archive
+    own = scope_for(roles=["officer"], officer_number="030405", units=[])
+    unit_one = scope_for(roles=["supervisor"], officer_number=None, units=["一中队"])
+    with Session(engine) as session:
+        assert _names(session, scope=own) == ["3", "4"]
+        assert _names(session, scope=unit_one) == ["1", "2", "5"]
+        assert _names(session, scope=Scope()) == []
+        assert can_see(session, own, 3) and not can_see(session, own, 1)
+        assert can_see(session, EVERYTHING, 6) and not can_see(session, unit_one, 6)
+
+
+def test_scope_rules():
+    assert scope_for(roles=["clerk"], officer_number=None, units=["U1"]) == EVERYTHING
+    assert scope_for(roles=["supervisor"], officer_number=None, units=[]) == EVERYTHING  # agency-wide
+    assert scope_for(roles=["supervisor"], officer_number=None, units=[" U1 ", ""]) == Scope(units=frozenset({"U1"}))
+    assert scope_for(roles=["officer"], officer_number="010203", units=["U1"]) == Scope(officers=frozenset({"010203"}))
+    assert scope_for(roles=["officer"], officer_number=None, units=[]) == Scope()
+    both = scope_for(roles=["officer", "supervisor"], officer_number="010203", units=["U2"])
+    assert both == Scope(officers=frozenset({"010203"}), units=frozenset({"U2"}))
+    assert "nothing" in Scope().describe() and "unit U2" in both.describe()
+
+
+def test_search_form_reads_every_filter_from_the_url():
+    filters, page = parse_search({"case": " AB-1 ", "from": "2026-11-20T08:00", "to": "2026-11-21T00:00Z",
+                                  "lat": "39.9", "lon": "116.4", "radius": "250", "important": "yes",
+                                  "integrity": "damaged", "retention": "held", "sort": "size", "page": "3",
+                                  "size": "48", "station": "s1", "unit": "U1"}, zone=SHANGHAI, scope=EVERYTHING)
+    assert (filters.case_number, filters.near, filters.important, filters.sort) == ("AB-1", Near(39.9, 116.4, 250),
+                                                                                    True, "size")
+    assert filters.start == datetime(2026, 11, 20, 8, 0, tzinfo=SHANGHAI)  # no zone: the agency's clock
+    assert filters.end == datetime(2026, 11, 21, tzinfo=UTC)
+    assert (page, filters.offset, filters.limit, filters.station, filters.unit) == (3, 96, 48, "s1", "U1")
+    defaults, first = parse_search({}, zone=SHANGHAI, scope=EVERYTHING)
+    assert (first, defaults.offset, defaults.sort, defaults.near) == (1, 0, "-captured", None)
+
+
+@pytest.mark.parametrize(("query", "field", "words"), [
+    ({"from": "2026-13-45"}, "from", "not a time"),
+    ({"from": "2026-11-21", "to": "2026-11-20"}, "to", "before the start"),
+    ({"lat": "91", "lon": "0", "radius": "10"}, "lat", "not a latitude"),
+    ({"lat": "0", "lon": "-181", "radius": "10"}, "lon", "not a longitude"),
+    ({"lat": "0", "lon": "0", "radius": "1e9"}, "radius", "not a radius"),
+    ({"lat": "nan", "lon": "0", "radius": "10"}, "lat", "not a number"),
+    ({"lat": "1"}, "lon", "not a number"),
+    ({"page": "0"}, "page", "not a page number"),
+    ({"page": str(MAX_PAGE + 1)}, "page", "not a page number"),
+    ({"page": "9" * 40}, "page", "not a page number"),
+    ({"page": "-1"}, "page", "not a page number"),
+    ({"size": "1000"}, "size", "not one of 24, 48, 96"),
+    ({"sort": "id desc; --"}, "sort", "not one of"),
+    ({"kind": "<script>"}, "kind", "not one of"),
+    ({"case": "x" * 201}, "case", "longer than 200"),
+    ({"officer": "a\x00b"}, "officer", "NUL byte"),
+])
+def test_search_form_names_the_field_and_the_reason(query, field, words):
+    with pytest.raises(SearchInvalid) as caught:
+        parse_search(query, zone=SHANGHAI, scope=EVERYTHING)
+    assert any(p.field == field and words in p.text() for p in caught.value.problems), caught.value

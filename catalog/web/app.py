@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
@@ -126,17 +127,28 @@ def create_app(config: WebConfig) -> FastAPI:
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    @app.exception_handler(HTTPException)
-    def http_error(request: Request, exc: HTTPException) -> Response:
+    def answer(request: Request, status: int, detail: Any) -> Response:
         """JSON for the API and media; a page (in the reader's language) for a browser."""
         browser = "text/html" in request.headers.get("accept", "") and \
             not request.url.path.startswith(("/api/", "/media/"))
         if not browser:
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+            return JSONResponse({"error": detail}, status_code=status)
         with Session(config.engine) as session:
             who = caller(request, session)
-            return page(request, "message.html", language(request), exc.status_code,
+            return page(request, "message.html", language(request), status,
                         user=who.user if who else None, csrf=who.web_session.csrf_token if who else "",
-                        message=str(exc.detail))
+                        message=detail if isinstance(detail, str) else "; ".join(map(str, detail)))
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, exc: HTTPException) -> Response:
+        return answer(request, exc.status_code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """A missing or malformed field: name each one (a form sent with a blank required box, a path id that is
+        not a number)."""
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
+                    for e in exc.errors()]
+        return answer(request, 422, problems)
 
     return app

@@ -2,22 +2,13 @@
 scopes hold (an officer sees their own recordings, a supervisor their units')."""
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, date, datetime, timedelta
-
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, CustodyEvent, Officer, Recording, RetentionPolicy
-from catalog.cases import create_case
-from catalog.stamps import record_stamp
-from catalog.types import utcnow
+from catalog import CustodyEvent, Recording
 from catalog.users import ROLES
-from catalog.web import WebConfig, create_app
-from tests.webhelpers import add_web_users, form_token, web_login
-
-CASE = "AB-2026-00042"
+from tests.catalog.conftest import CASE
+from tests.webhelpers import form_token, web_login
 
 #: (label, method, path, form) — the form gets the session's CSRF token added.
 ROUTES = [
@@ -58,41 +49,6 @@ ALLOWED = {
 }
 
 
-def _recording(store, tmp_path, n: int, officer: str, kind: str = "video") -> Recording:
-    """A recording whose bytes are really in the store (under WORM retention)."""
-    start = datetime(2026, 11, 20, 8, n, tzinfo=UTC)
-    data = f"recording {n}".encode() * 100
-    path = tmp_path / f"R{n}"
-    path.write_bytes(data)
-    sha256 = hashlib.sha256(data).hexdigest()
-    store.put_file(path, sha256=sha256, size_bytes=len(data), retain_until=utcnow() + timedelta(days=180))
-    return Recording(sha256=sha256, size_bytes=len(data), media_kind=kind, original_name=f"R{n}.{kind}",
-                     station_code="station-1", captured_start=start, captured_end=start + timedelta(seconds=30),
-                     time_source="container", integrity_status="ok", state="archived", ingested_at=utcnow(),
-                     retain_until=utcnow() + timedelta(days=180), officer_number=officer)
-
-
-@pytest.fixture
-def site(engine, store, tmp_path):
-    with Session(engine) as session:
-        session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
-        session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
-        for recording in (_recording(store, tmp_path, 1, "010203"), _recording(store, tmp_path, 2, "010203", "photo"),
-                          _recording(store, tmp_path, 3, "030405")):
-            session.add(recording)
-            session.flush()
-            record_stamp(session, recording, by="station:test", reason="ingest")
-        create_case(session, number=CASE, title="无照经营", case_type="penalty-general", unit="",
-                    opened_on=date(2026, 11, 1), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,
-                    policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
-        session.commit()
-    users = {role: role for role in ROLES} | {"other-officer": "officer", "unit-2-supervisor": "supervisor"}
-    add_web_users(engine, users, officer_numbers={"officer": "010203", "other-officer": "030405"},
-                  units={"unit-2-supervisor": ["U2"]})
-    with TestClient(create_app(WebConfig(engine=engine, store=store))) as client:
-        yield client, engine
-
-
 def _call(client, method, path, form, token):
     if method == "GET":
         return client.get(path, follow_redirects=False)
@@ -100,8 +56,8 @@ def _call(client, method, path, form, token):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_each_role_is_refused_what_it_may_not_do(site, role):
-    client, engine = site
+def test_each_role_is_refused_what_it_may_not_do(web_site, role):
+    client, engine = web_site
     assert web_login(client, role).status_code == 303
     token = form_token(client.get("/").text)  # every role may search (in its scope)
     wrong = []
@@ -116,8 +72,8 @@ def test_each_role_is_refused_what_it_may_not_do(site, role):
     assert ("accessed" in mine) == (role in ("officer", "clerk", "supervisor", "admin"))
 
 
-def test_unsigned_callers_get_401_or_the_sign_in_page(site):
-    client, _engine = site
+def test_unsigned_callers_get_401_or_the_sign_in_page(web_site):
+    client, _engine = web_site
     for _label, method, path, _form in ROUTES:
         response = client.request(method, path, follow_redirects=False)
         assert response.status_code in (303, 401, 422), (path, response.status_code)  # never the page itself
@@ -125,8 +81,8 @@ def test_unsigned_callers_get_401_or_the_sign_in_page(site):
             assert response.headers["location"] == "/login"
 
 
-def test_an_officer_sees_and_tags_only_their_own_recordings(site):
-    client, engine = site
+def test_an_officer_sees_and_tags_only_their_own_recordings(web_site):
+    client, engine = web_site
     web_login(client, "other-officer")
     page = client.get("/")
     assert "我的音视频记录" in page.text and "R3.video" in page.text and "R1.video" not in page.text
@@ -147,8 +103,8 @@ def test_an_officer_sees_and_tags_only_their_own_recordings(site):
         ("other-officer", 1, "view"), ("other-officer", 1, "play"), ("other-officer", 1, "stamp")}
 
 
-def test_a_supervisor_plays_and_draws_only_in_their_units(site):
-    client, engine = site
+def test_a_supervisor_plays_and_draws_only_in_their_units(web_site):
+    client, engine = web_site
     web_login(client, "unit-2-supervisor")
     assert [r["id"] for r in client.get("/api/recordings").json()["recordings"]] == [3]
     assert client.get("/recordings/1").status_code == 403 and client.get("/recordings/3").status_code == 200

@@ -20,11 +20,12 @@ from catalog import (
     get_recording,
     load_or_create_key,
 )
+from catalog.access import user_scope
 from catalog.anchors import write_anchor
 from catalog.export import export_package
 from catalog.fixity import record_results
 from catalog.types import utcnow
-from catalog.users import ROLES, add_user, list_users, set_password, set_roles
+from catalog.users import ROLES, add_user, list_users, set_password, set_roles, set_scope
 from catalog.verification import select_recordings, verify_archive
 from ingest.cli_common import errors, print_json, settings, who
 from ingest.wiring import catalog_engine, open_store
@@ -139,15 +140,34 @@ def user() -> None:
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
 @click.option("--display-name", default="")
+@click.option("--officer-number", help="An officer's own number (警号): their recordings are theirs to see and tag.")
+@click.option("--unit", "units", multiple=True, help="A supervisor's unit (number or name); repeat. None: all units.")
 @click.option("--by", default=None, help="The administrator adding the user.")
-def user_add(name: str, roles: tuple[str, ...], display_name: str, by: str | None) -> None:
+def user_add(name: str, roles: tuple[str, ...], display_name: str, officer_number: str | None, units: tuple[str, ...],
+             by: str | None) -> None:
     """Add a user with one or more roles."""
     with errors():
         cfg = settings()
         with catalog_engine(cfg) as engine, Session(engine) as session:
-            added = add_user(session, name, roles=list(roles), display_name=display_name, by=who(by))
+            added = add_user(session, name, roles=list(roles), display_name=display_name, by=who(by),
+                             officer_number=officer_number, units=list(units))
             session.commit()
-            click.echo(f"user {added.name}: {', '.join(added.roles)}")
+            click.echo(f"user {added.name}: {', '.join(added.roles)}; sees {user_scope(added).describe()}")
+
+
+@user.command("scope")
+@click.argument("name")
+@click.option("--officer-number", help="The officer's own number (omit to clear).")
+@click.option("--unit", "units", multiple=True, help="A supervisor's unit; repeat (omit all to clear: every unit).")
+@click.option("--by", default=None)
+def user_scope_command(name: str, officer_number: str | None, units: tuple[str, ...], by: str | None) -> None:
+    """Set which recordings a user sees: an officer's own number, a supervisor's units."""
+    with errors():
+        cfg = settings()
+        with catalog_engine(cfg) as engine, Session(engine) as session:
+            changed = set_scope(session, name, officer_number=officer_number, units=list(units), by=who(by))
+            session.commit()
+            click.echo(f"user {changed.name} sees {user_scope(changed).describe()}")
 
 
 @user.command("passwd")
@@ -208,10 +228,11 @@ def user_list(as_json: bool) -> None:
         cfg = settings()
         with catalog_engine(cfg) as engine, Session(engine) as session:
             rows: list[dict[str, Any]] = [
-                {"name": u.name, "display_name": u.display_name, "roles": u.roles, "active": u.active}
+                {"name": u.name, "display_name": u.display_name, "roles": u.roles, "active": u.active,
+                 "officer_number": u.officer_number, "units": u.units, "sees": user_scope(u).describe()}
                 for u in list_users(session)]
     if as_json:
         print_json({"users": rows})
     else:
         for r in rows:
-            click.echo(f"{r['name']:24s} {', '.join(r['roles'])}{'' if r['active'] else ' (inactive)'}")
+            click.echo(f"{r['name']:24s} {', '.join(r['roles']):28s} {r['sees']}{'' if r['active'] else ' (inactive)'}")

@@ -62,6 +62,7 @@ class CustodyKind(enum.StrEnum):
     DISPOSAL_RECORDED = "disposal_recorded"  # the signed disposal record was written to WORM storage
     FIXITY_FAILED = "fixity_failed"  # a check found stored bytes, catalogue or manifest not as recorded
     USER_CHANGED = "user_changed"  # a user added, given roles or a password, or deactivated
+    REGISTRY_CHANGED = "registry_changed"  # an officer, station or device record changed (old and new values)
     SIGNED_IN = "signed_in"
     SIGN_IN_FAILED = "sign_in_failed"  # wrong password, unknown user, or locked out
     SIGNED_OUT = "signed_out"

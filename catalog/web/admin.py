@@ -1,55 +1,90 @@
-"""The administrator's pages: users (add, roles, password, deactivate) and the officer list (执法人员清单)."""
+"""The administrator's pages: users (roles, passwords, what each may see), officers with their certificates
+(执法证), stations, devices, and the retention policy in force.
+
+Every change goes through the same catalogue function as the command line and is a custody event.
+The retention policy is shown, not edited here: it comes from the deployment's configuration
+(EVIDENCE_ROUTINE_RETENTION_MONTHS, EVIDENCE_CASE_TYPES), which is under the agency's change control.
+"""
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
+from catalog.access import user_scope
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import UserInvalid
-from catalog.models import Officer
-from catalog.users import ROLES, add_user, get_user, list_users, set_password, set_roles
-from catalog.web.deps import DB, Caller, language, render, signed_in
+from catalog.models import Device, DockSession, Officer, Station, StationKey
+from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_device, save_officer, save_station
+from catalog.users import ROLES, add_user, get_user, list_users, set_password, set_roles, set_scope
+from catalog.web.deps import DB, Caller, WebConfig, language, render, signed_in
 
 __all__ = ["router"]
 
 router = APIRouter()
+SECTIONS = (("/admin", "Users"), ("/admin/officers", "Officers"), ("/admin/stations", "Stations"),
+            ("/admin/devices", "Devices"), ("/admin/policy", "Retention policy"))
 
 
-def _page(request: Request, session: Session, who: Caller, status: int = 200, error: str | None = None) -> Response:
-    officers = list(session.exec(select(Officer).order_by(col(Officer.number)).limit(500)))
-    return render(request, "admin.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
-                  users=list_users(session), officers=officers, roles=ROLES, error=error)
+def _today(request: Request) -> date:
+    return datetime.now(ZoneInfo(request.app.state.config.zone)).date()
+
+
+def _render(request: Request, who: Caller, template: str, status: int = 200, **context: Any) -> Response:
+    return render(request, template, language(request), status, user=who.user, csrf=who.web_session.csrf_token,
+                  sections=SECTIONS, **context)
+
+
+def _checked(request: Request, session: Session, csrf: str) -> Caller | Response:
+    who = signed_in(request, session, "admin")
+    if isinstance(who, Caller) and csrf != who.web_session.csrf_token:
+        raise HTTPException(403, "missing or wrong form token")
+    return who
+
+
+def _users_page(request: Request, session: Session, who: Caller, status: int = 200,
+                error: str | None = None) -> Response:
+    users = [(u, user_scope(u).describe()) for u in list_users(session)]
+    return _render(request, who, "admin.html", status, users=users, roles=ROLES, error=error)
 
 
 @router.get("/admin", response_class=HTMLResponse, include_in_schema=False)
 def admin(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "admin")
-    return who if not isinstance(who, Caller) else _page(request, session, who)
+    return who if not isinstance(who, Caller) else _users_page(request, session, who)
 
 
 @router.post("/admin/users", include_in_schema=False)
 def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], name: Annotated[str, Form()],
                 action: Annotated[str, Form()], roles: Annotated[list[str] | None, Form()] = None,
-                password: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "") -> Response:
-    """add (name, roles, password) | roles | password | deactivate | activate."""
-    who = signed_in(request, session, "admin")
+                password: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "",
+                officer_number: Annotated[str, Form()] = "", units: Annotated[str, Form()] = "") -> Response:
+    """add (name, roles, password, officer number, units) | roles | password | scope | deactivate | activate.
+    *units* are comma-separated."""
+    who = _checked(request, session, csrf)
     if not isinstance(who, Caller):
         return who
-    if csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
+    unit_list = [u.strip() for u in units.replace("，", ",").split(",") if u.strip()]
     try:
         if action == "add":
-            add_user(session, name.strip(), roles=roles or [], display_name=display_name, by=who.user.name)
+            add_user(session, name.strip(), roles=roles or [], display_name=display_name, by=who.user.name,
+                     officer_number=officer_number.strip() or None, units=unit_list)
             session.flush()
             if password:
                 set_password(session, name.strip(), password, by=who.user.name)
         elif action == "roles":
+            if name == who.user.name and "admin" not in (roles or []):
+                raise UserInvalid("you cannot take the admin role from yourself (another administrator can)")
             set_roles(session, name, roles or [], by=who.user.name)
         elif action == "password":
             set_password(session, name, password, by=who.user.name)
+        elif action == "scope":
+            set_scope(session, name, officer_number=officer_number.strip() or None, units=unit_list,
+                      by=who.user.name)
         elif action in ("deactivate", "activate"):
             if name == who.user.name:
                 raise UserInvalid("you cannot deactivate yourself")
@@ -63,5 +98,133 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
         session.commit()
     except UserInvalid as exc:
         session.rollback()
-        return _page(request, session, who, 400, str(exc))
+        return _users_page(request, session, who, 400, str(exc))
     return RedirectResponse("/admin", status_code=303)
+
+
+# -- officers ------------------------------------------------------------------------------------------------
+def _officers_page(request: Request, session: Session, who: Caller, status: int = 200, error: str | None = None,
+                   form: dict[str, str] | None = None) -> Response:
+    today = _today(request)
+    rows = [(o, certificate_state(o.valid_from.date() if o.valid_from else None,
+                                  o.valid_until.date() if o.valid_until else None, today))
+            for o in session.exec(select(Officer).order_by(col(Officer.number)).limit(2000))]
+    return _render(request, who, "admin_officers.html", status, officers=rows, error=error, form=form or {})
+
+
+@router.get("/admin/officers", response_class=HTMLResponse, include_in_schema=False)
+def officers(request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "admin")
+    return who if not isinstance(who, Caller) else _officers_page(request, session, who)
+
+
+@router.post("/admin/officers", include_in_schema=False)
+def change_officer(request: Request, session: DB, csrf: Annotated[str, Form()], number: Annotated[str, Form()],
+                   name: Annotated[str, Form()] = "", unit_number: Annotated[str, Form()] = "",
+                   unit_name: Annotated[str, Form()] = "", post: Annotated[str, Form()] = "",
+                   certificate_number: Annotated[str, Form()] = "", category: Annotated[str, Form()] = "",
+                   area: Annotated[str, Form()] = "", valid_from: Annotated[str, Form()] = "",
+                   valid_until: Annotated[str, Form()] = "") -> Response:
+    """Add an officer or replace their record (matched by number)."""
+    who = _checked(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    typed = {"number": number, "name": name, "unit_number": unit_number, "unit_name": unit_name, "post": post,
+             "certificate_number": certificate_number, "category": category, "area": area,
+             "valid_from": valid_from, "valid_until": valid_until}
+    days: dict[str, date | None] = {}
+    problems = []
+    for field in ("valid_from", "valid_until"):
+        try:
+            days[field] = date.fromisoformat(typed[field]) if typed[field].strip() else None
+        except ValueError:
+            problems.append(f"{field}: {typed[field]!r} is not a date (YYYY-MM-DD)")
+    try:
+        if problems:
+            raise RegistryInvalid(problems)
+        save_officer(session, OfficerForm(number=number, name=name, unit_number=unit_number, unit_name=unit_name,
+                                          post=post, certificate_number=certificate_number, category=category,
+                                          area=area, valid_from=days["valid_from"], valid_until=days["valid_until"]),
+                     by=who.user.name)
+        session.commit()
+    except RegistryInvalid as exc:
+        session.rollback()
+        return _officers_page(request, session, who, 400, str(exc), typed)
+    return RedirectResponse("/admin/officers", status_code=303)
+
+
+# -- stations and devices ------------------------------------------------------------------------------------
+def _stations_page(request: Request, session: Session, who: Caller, status: int = 200,
+                   error: str | None = None) -> Response:
+    stations = list(session.exec(select(Station).order_by(col(Station.code))))
+    keys = {s.code: list(session.exec(select(StationKey).where(StationKey.station_code == s.code)
+                                      .order_by(col(StationKey.id)))) for s in stations}
+    last = dict(session.exec(select(DockSession.station_code, func.max(DockSession.started_at))
+                             .group_by(DockSession.station_code)).all())
+    return _render(request, who, "admin_stations.html", status, stations=stations, keys=keys, last=last, error=error)
+
+
+@router.get("/admin/stations", response_class=HTMLResponse, include_in_schema=False)
+def stations(request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "admin")
+    return who if not isinstance(who, Caller) else _stations_page(request, session, who)
+
+
+@router.post("/admin/stations/{code}", include_in_schema=False)
+def change_station(code: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                   name: Annotated[str, Form()], lat: Annotated[str, Form()] = "",
+                   lon: Annotated[str, Form()] = "") -> Response:
+    who = _checked(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    try:
+        place = [float(v) if v.strip() else None for v in (lat, lon)]
+    except ValueError:
+        return _stations_page(request, session, who, 400, f"({lat!r}, {lon!r}) are not numbers")
+    try:
+        save_station(session, code, name=name, lat=place[0], lon=place[1], by=who.user.name)
+        session.commit()
+    except RegistryInvalid as exc:
+        session.rollback()
+        return _stations_page(request, session, who, 400, str(exc))
+    return RedirectResponse("/admin/stations", status_code=303)
+
+
+def _devices_page(request: Request, session: Session, who: Caller, status: int = 200,
+                  error: str | None = None) -> Response:
+    devices = list(session.exec(select(Device).order_by(col(Device.serial)).limit(2000)))
+    names = dict(session.exec(select(Officer.number, Officer.name)).all())
+    return _render(request, who, "admin_devices.html", status, devices=devices, names=names, error=error)
+
+
+@router.get("/admin/devices", response_class=HTMLResponse, include_in_schema=False)
+def devices(request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "admin")
+    return who if not isinstance(who, Caller) else _devices_page(request, session, who)
+
+
+@router.post("/admin/devices/{serial}", include_in_schema=False)
+def change_device(serial: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                  officer_number: Annotated[str, Form()] = "", unit_number: Annotated[str, Form()] = "",
+                  unit_name: Annotated[str, Form()] = "") -> Response:
+    who = _checked(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    try:
+        save_device(session, serial, officer_number=officer_number, unit_number=unit_number, unit_name=unit_name,
+                    by=who.user.name)
+        session.commit()
+    except RegistryInvalid as exc:
+        session.rollback()
+        return _devices_page(request, session, who, 400, str(exc))
+    return RedirectResponse("/admin/devices", status_code=303)
+
+
+@router.get("/admin/policy", response_class=HTMLResponse, include_in_schema=False)
+def policy(request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "admin")
+    if not isinstance(who, Caller):
+        return who
+    config: WebConfig = request.app.state.config
+    return _render(request, who, "admin_policy.html", policy=config.policy, access_reason=config.access_reason,
+                   types=sorted(config.policy.case_types.values(), key=lambda t: t.code))

@@ -5,8 +5,11 @@ import re
 from pathlib import Path
 
 from catalog.models import CaseStatus, IntegrityStatus, MediaKind
+from catalog.registry import CERTIFICATE_STATES
 from catalog.search import RETENTION_STATES, SORTS
-from catalog.web.deps import NAV
+from catalog.users import ROLES
+from catalog.web.admin import SECTIONS
+from catalog.web.deps import ACCESS_STEPS, NAV
 from catalog.web.i18n import catalog_messages
 from catalog.web.search_form import SearchInvalid, parse_search
 
@@ -16,8 +19,8 @@ LITERAL = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[
 
 def used_message_ids() -> set[str]:
     """The literal `_("…")` strings in the templates and the web modules, plus the values shown through
-    `_(value)`: navigation labels, media kinds, integrity, retention states, sort orders, case statuses and
-    the search form's problem messages."""
+    `_(value)`: navigation labels, media kinds, integrity, retention states, sort orders, case statuses, roles,
+    certificate states and access steps."""
     found: set[str] = set()
     for path in [*WEB.glob("templates/*.html"), *WEB.glob("*.py")]:
         for match in LITERAL.finditer(path.read_text(encoding="utf-8")):
@@ -25,6 +28,7 @@ def used_message_ids() -> set[str]:
     found |= {label for _path, label, _action in NAV}
     found |= {k.value for k in MediaKind} | {i.value for i in IntegrityStatus} | {s.value for s in CaseStatus}
     found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
+    found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
     return found
 
 

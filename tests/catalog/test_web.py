@@ -146,12 +146,23 @@ def test_auditors_read_the_access_and_custody_logs(client):
     access = client.get("/audit", params={"log": "access"})
     assert access.status_code == 200 and "调阅记录" in access.text
     assert "viewed" in access.text and "signed_in" in access.text and "复核" in access.text
-    assert "user_changed" not in access.text  # the access log leaves other events out
-    assert "user_changed" in client.get("/audit").text
+    assert "<td>user_changed</td>" not in access.text  # the access log leaves other events out
+    assert "<td>user_changed</td>" in client.get("/audit").text
+    assert "<td>user_changed</td>" in client.get("/audit", params={"log": "admin"}).text
     only = client.get("/audit", params={"actor": "clerk:李四", "kind": "viewed"})
     assert only.text.count("<td>viewed</td>") == 1
     assert client.get("/audit", params={"recording": "1; DROP TABLE x"}).status_code == 400
     assert client.get("/audit", params={"page": 10**12}).status_code == 200
+    bad_time = client.get("/audit", params={"from": "last week"})
+    assert bad_time.status_code == 400 and "is not a time" in bad_time.text
+    future = client.get("/audit", params={"from": "2999-01-01T00:00"})
+    assert future.text.count("<td>viewed</td>") == 0
+    download = client.get("/audit.csv", params={"log": "access", "actor": "clerk:李四"})
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    lines = download.text.strip().splitlines()
+    assert lines[0].startswith("id,at,kind,actor") and any(",viewed,clerk:李四," in line for line in lines)
+    assert all(",clerk:李四," in line for line in lines[1:])
+    assert "audit log (CSV)" in client.get("/audit", params={"kind": "exported"}).text  # the download is recorded
 
 
 def test_admins_manage_users_and_nobody_else_can(client, engine):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,7 +44,17 @@ from catalog.web.search import router as search_router
 from catalog.web.spotchecks import router as spotchecks_router
 from catalog.web.stats import router as stats_router
 
-__all__ = ["WebConfig", "create_app"]
+__all__ = ["WebConfig", "create_app", "local_time"]
+
+def local_time(value: str | datetime | None, zone: str) -> str:
+    """An ISO time (or datetime) on the agency's clock, e.g. `2026-11-20 10:20:00 +08:00`; '-' for none. Pure."""
+    if not value:
+        return "-"
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(ZoneInfo(zone)).isoformat(sep=" ", timespec="seconds").replace("+", " +", 1)
+
 
 def create_app(config: WebConfig) -> FastAPI:
     app = FastAPI(title="evidence-ingest", version="1", openapi_url="/api/openapi.json", docs_url="/api/docs",
@@ -50,6 +62,7 @@ def create_app(config: WebConfig) -> FastAPI:
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     templates.env.autoescape = True
     templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
+    templates.env.filters["local"] = lambda value: local_time(value, config.zone)
     app.state.config = config
     app.state.templates = templates
     app.include_router(search_router)

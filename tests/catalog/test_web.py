@@ -191,3 +191,11 @@ def test_admins_manage_users_and_nobody_else_can(client, engine):
     client.cookies.clear()
     assert _login(client, "clerk:李四").status_code == 401  # a deactivated user cannot sign in
     assert _login(client, "supervisor:孙", "long enough pass").status_code == 303
+
+
+def test_times_are_shown_on_the_agencys_clock():
+    from catalog.web.app import local_time
+
+    assert local_time("2026-11-20T02:20:00Z", "Asia/Shanghai") == "2026-11-20 10:20:00 +08:00"
+    assert local_time(datetime(2026, 11, 20, 2, 20, tzinfo=UTC), "UTC") == "2026-11-20 02:20:00 +00:00"
+    assert local_time(None, "Asia/Shanghai") == "-"

@@ -46,10 +46,11 @@ def server(samples, settings):
     run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="日常巡查", case_number="AB-2026-00042"))
     run_ingest(samples.dcim_camera, settings, IngestOptions(purpose="日常巡查"))
     engine = open_catalog(settings.database_url)
-    add_web_users(engine, {"clerk:李四": "clerk", "supervisor:王": "supervisor"})
+    add_web_users(engine, {"clerk:李四": "clerk", "supervisor:王": "supervisor", "officer:李四": "officer",
+                           "auditor:赵": "auditor", "admin:钱": "admin"}, officer_numbers={"officer:李四": "020304"})
     with Session(engine) as session:
         video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
-                             .where(DerivedMedia.kind == "proxy")).first()
+                             .where(DerivedMedia.kind == "proxy", Recording.media_kind == "video")).first()
         assert video is not None
         video_id = video.id
     app = create_app(WebConfig(engine=engine, store=LocalStore(settings.store_path),
@@ -140,3 +141,80 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
 
         kinds = {e.kind for e in session.exec(select(CustodyEvent))}
     assert {"signed_in", "viewed", "accessed", "restamped", "spot_check_drawn", "reviewed"} <= kinds
+
+
+def _ids(engine, **where) -> list[int]:
+    with Session(engine) as session:
+        query = select(Recording.id)
+        for field, value in where.items():
+            query = query.where(getattr(Recording, field) == value)
+        return [i for i in session.exec(query.order_by(Recording.id)) if i is not None]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
+    base, engine, _video_id = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    # the officer sees only their own recordings, plays their audio and tags it
+    officer = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(officer, base, "officer:李四")
+    assert officer.locator("h1").inner_text() == "我的音视频记录"
+    own = _ids(engine, officer_number="020304")
+    assert officer.locator(".card").count() == len(own) >= 2
+    audio_id = _ids(engine, officer_number="020304", media_kind="audio")[0]
+    officer.goto(f"{base}/recordings/{audio_id}")
+    officer.locator("audio#player").evaluate("a => { a.muted = true; return a.play(); }")
+    officer.wait_for_function("document.querySelector('audio#player').readyState >= 2", timeout=20_000)
+    stamp = officer.locator("form[action$='/stamp']")
+    stamp.locator("input[name=purpose]").fill("证明现场陈述")
+    stamp.locator("input[name=reason]").fill("执法人员补充标注")
+    officer.click("form[action$='/stamp'] button[type=submit]")
+    officer.wait_for_url(f"{base}/recordings/{audio_id}")
+    assert "执法人员补充标注" in officer.content()
+    officer.screenshot(path=str(SHOTS / "officer.png"), full_page=True)
+    others = [i for i in _ids(engine) if i not in own]
+    refused = officer.goto(f"{base}/recordings/{others[0]}")
+    assert refused is not None and refused.status == 403
+
+    # the clerk views a photo, searches near a place, switches language without losing the filters, runs a case
+    clerk = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(clerk, base, "clerk:李四")
+    photo_id = _ids(engine, original_name="IMG_0001.JPG")[0]
+    clerk.goto(f"{base}/recordings/{photo_id}")
+    clerk.wait_for_function("document.querySelector('img#photo').complete && "
+                            "document.querySelector('img#photo').naturalWidth > 0", timeout=20_000)
+    clerk.goto(f"{base}/?lat=31.2304&lon=121.4737&radius=2000&sort=captured")
+    near = clerk.locator(".card").count()
+    assert near >= 2
+    clerk.click("text=English")
+    assert clerk.locator("h1").inner_text() == "Search recordings"
+    assert clerk.locator("input[name=lat]").input_value() == "31.2304" and clerk.locator(".card").count() == near
+    clerk.goto(f"{base}/?lang=zh_CN")
+    clerk.goto(f"{base}/cases")
+    form = clerk.locator("form[action='/cases']")
+    form.locator("input[name=number]").fill("AB-2026-00100")
+    form.locator("input[name=title]").fill("无照经营（浏览器立案）")
+    form.locator("button[type=submit]").click()
+    clerk.wait_for_url(f"{base}/cases/AB-2026-00100")
+    link = clerk.locator("#link-form")
+    link.locator("input[name=recordings]").fill(f"{photo_id} {audio_id}")
+    link.locator("input[name=purpose]").fill("证明经营场所")
+    link.locator("button[type=submit]").click()
+    clerk.wait_for_url(f"{base}/cases/AB-2026-00100")
+    assert clerk.locator("#recordings tr").count() == 3  # header + two linked recordings
+    assert "法律保全" in clerk.content()
+    clerk.screenshot(path=str(SHOTS / "case.png"), full_page=True)
+
+    # the auditor reads who looked at what, and why
+    auditor = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(auditor, base, "auditor:赵")
+    auditor.goto(f"{base}/audit?log=access&actor=officer:李四")
+    assert auditor.locator("#events td:text-is('accessed')").count() >= 1
+    auditor.screenshot(path=str(SHOTS / "audit.png"), full_page=True)
+
+    admin = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(admin, base, "admin:钱")
+    admin.goto(f"{base}/admin")
+    assert admin.locator("#users tr").count() == 6  # header + five users
+    admin.screenshot(path=str(SHOTS / "admin.png"), full_page=True)

@@ -1,8 +1,9 @@
 """Search and spot-check draws over 1,000,000 recordings in PostgreSQL (seeded with COPY), p95 against targets.
 
-Queries go through `catalog.search.run_search` (what the web page and API use): officer + time range, case
-number, near a point; and a spot-check draw of 50 (`catalog.spotcheck`). Baseline in the same run: a
-primary-key lookup, the floor any query pays.
+Each query is what one search page costs: `catalog.search.count_search` (counting up to 10,001) plus
+`run_search` for the first page of 24, newest first — by officer + time range, case number, near a point,
+unit + time range, station + day, recordings due for disposal, and browsing everything; and a spot-check
+draw of 50 (`catalog.spotcheck`). Baseline in the same run: a primary-key lookup, the floor any query pays.
 
     .venv/bin/python bench/search_speed.py [--recordings 1000000] [--queries 200]
         [--admin-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
@@ -15,6 +16,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,10 +26,12 @@ from sqlmodel import Session  # noqa: E402
 
 from bench._common import temporary_databases  # noqa: E402
 from catalog import Near, Recording, SearchFilters, open_catalog, run_search  # noqa: E402
+from catalog.search import count_search  # noqa: E402
 from catalog.spotcheck import SpotCheckCriteria, draw_from_catalogue  # noqa: E402
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 OFFICERS = 2000
+UNITS = 40
 
 
 def seed(url: str, count: int) -> None:
@@ -39,7 +43,7 @@ def seed(url: str, count: int) -> None:
         with cur.copy("COPY recording (sha256, size_bytes, media_kind, original_name, station_code, captured_start, "
                       "captured_end, time_source, clock_offset_s, lat, lon, officer_number, case_number, purpose, "
                       "important, integrity_status, integrity_detail, state, stamp_revision, legal_hold, "
-                      "retention_rule, ingested_at, technical) FROM STDIN") as copy:
+                      "retention_rule, ingested_at, technical, retain_until) FROM STDIN") as copy:
             for n in range(count):
                 start = T0 + timedelta(seconds=rng.randrange(0, 365 * 86400))
                 copy.write_row((
@@ -47,7 +51,12 @@ def seed(url: str, count: int) -> None:
                     start.replace(tzinfo=None), (start + timedelta(minutes=3)).replace(tzinfo=None), "container",
                     0.0, 39.5 + rng.random(), 116.0 + rng.random(), f"{n % OFFICERS:06d}",
                     f"AB-2025-{n % 200_000:06d}" if n % 3 == 0 else None, "日常巡查", False, "ok", "", "archived",
-                    1, False, "routine", start.replace(tzinfo=None), "{}"))
+                    1, False, "routine", start.replace(tzinfo=None), "{}",
+                    (start + timedelta(days=183 if n % 4 == 0 else 1100)).replace(tzinfo=None)))
+        with cur.copy("COPY officer (number, name, unit_number, unit_name, post, certificate_number, category, "
+                      "area) FROM STDIN") as copy:
+            for n in range(OFFICERS):
+                copy.write_row((f"{n:06d}", f"officer {n}", f"U{n % UNITS}", f"unit {n % UNITS}", "", "", "", ""))
         conn.commit()
         conn.autocommit = True
         cur.execute("VACUUM ANALYZE recording")  # the steady state autovacuum keeps: visibility map set
@@ -70,7 +79,8 @@ def main() -> None:
         print(f"seeded {args.recordings:,} recordings in {time.perf_counter() - begin:.0f} s")
         engine = open_catalog(url)
         rng = random.Random(11)
-        timings: dict[str, list[float]] = {k: [] for k in ("pk", "officer+time", "case", "near", "draw 50")}
+        timings: dict[str, list[float]] = {k: [] for k in ("pk", "officer+time", "case", "near", "unit+time",
+                                                            "station+day", "due", "browse all", "draw 50")}
         try:
             with Session(engine) as session:
                 for _ in range(args.queries):
@@ -80,14 +90,22 @@ def main() -> None:
                     timings["pk"].append(time.perf_counter() - begin)
                     session.expunge_all()
                     start = T0 + timedelta(days=rng.randrange(0, 330))
+                    day = T0 + timedelta(days=rng.randrange(0, 364))
                     for label, filters in (
                             ("officer+time", SearchFilters(officer=f"{rng.randrange(OFFICERS):06d}", start=start,
-                                                           end=start + timedelta(days=30), limit=100)),
-                            ("case", SearchFilters(case_number=f"AB-2025-{rng.randrange(200_000):06d}", limit=100)),
-                            ("near", SearchFilters(near=Near(39.5 + rng.random(), 116.0 + rng.random(), 300),
-                                                   limit=100))):
+                                                           end=start + timedelta(days=30))),
+                            ("case", SearchFilters(case_number=f"AB-2025-{rng.randrange(200_000):06d}")),
+                            ("near", SearchFilters(near=Near(39.5 + rng.random(), 116.0 + rng.random(), 300))),
+                            ("unit+time", SearchFilters(unit=f"U{rng.randrange(UNITS)}", start=start,
+                                                        end=start + timedelta(days=30))),
+                            ("station+day", SearchFilters(station=f"station-{rng.randrange(50)}", start=day,
+                                                          end=day + timedelta(days=1))),
+                            ("due", SearchFilters(retention="due")),
+                            ("browse all", SearchFilters())):
+                        page = replace(filters, sort="-captured", limit=24)
                         begin = time.perf_counter()
-                        run_search(session, filters)
+                        count_search(session, page, cap=10_000)
+                        run_search(session, page)
                         timings[label].append(time.perf_counter() - begin)
                         session.expunge_all()
                 for _ in range(10):
@@ -96,7 +114,8 @@ def main() -> None:
                     timings["draw 50"].append(time.perf_counter() - begin)
         finally:
             engine.dispose()
-    targets = {"officer+time": 100, "case": 100, "near": 100, "draw 50": 200}
+    targets = {"officer+time": 100, "case": 100, "near": 100, "unit+time": 100, "station+day": 100, "due": 100,
+               "browse all": 100, "draw 50": 200}
     base = statistics.median(timings["pk"]) * 1000
     print(f"baseline primary-key lookup: median {base:.2f} ms")
     for label, samples in timings.items():

@@ -120,8 +120,10 @@ def _order(sort: str) -> list[Any]:
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     column = columns[sort.lstrip("-")]
-    if sort.startswith("-"):  # recordings without the value (no capture time, no officer) last either way
-        return [column.desc().nulls_last(), col(Recording.id).desc()]
+    # NULLs (no capture time, no officer) go where PostgreSQL's b-tree keeps them, so either direction is an
+    # index scan: last going up, first going down.
+    if sort.startswith("-"):
+        return [column.desc().nulls_first(), col(Recording.id).desc()]
     then = [col(Recording.captured_start), col(Recording.id)] if sort == "officer" else [col(Recording.id)]
     return [column.asc().nulls_last(), *then]
 

@@ -84,6 +84,28 @@ def test_embedded_ingest_makes_thumbnails_and_browser_proxies(samples, settings)
     assert store.verify(video["sha256"]) == video["sha256"]
 
 
+@pytest.mark.usefixtures("ffmpeg_available")
+@pytest.mark.parametrize("maker", ["wav", "amr"])
+def test_audio_recordings_get_an_aac_proxy_a_browser_plays(tmp_path, maker):
+    from ingest.derive import make_audio_proxy
+    from ingest.samples import make_amr, make_wav
+
+    source = make_wav(tmp_path / "in.wav", seconds=1.5) if maker == "wav" else make_amr(tmp_path / "in.amr",
+                                                                                        seconds=1.0)
+    proxy = make_audio_proxy(source, tmp_path / "proxy.m4a")
+    probed = _probe(proxy)
+    assert [s["codec_type"] for s in probed["streams"]] == ["audio"]
+    assert probed["streams"][0]["codec_name"] == "aac" and float(probed["format"]["duration"]) > 0.5
+    with pytest.raises(ValueError):
+        make_audio_proxy(_garbage(tmp_path), tmp_path / "bad.m4a")
+
+
+def _garbage(tmp_path: Path) -> Path:
+    path = tmp_path / "garbage.amr"
+    path.write_bytes(b"not audio at all" * 64)
+    return path
+
+
 def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
     # Given a dock ingested with archiving deferred to the queue
     report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,

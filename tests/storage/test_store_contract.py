@@ -204,3 +204,19 @@ def test_records_are_write_once_and_listed_by_prefix(worm_store):
     assert worm_store.get_record("disposals/batch-000001.json") == b"{}"
     with pytest.raises(ValueError, match="plain names"):
         worm_store.put_record("../escape.json", b"{}", retain_until=until)
+
+
+def test_ranged_opens_start_where_asked(worm_store, tmp_path):
+    # a player seeking to the end must not make the store read (or send) everything before it
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    path, sha = _file(tmp_path, data)
+    worm_store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=datetime.now(UTC) + timedelta(days=1))
+    with worm_store.open(sha, start=len(data) - 100) as fh:
+        assert fh.read() == data[-100:]
+    proxy = tmp_path / "proxy.mp4"
+    proxy.write_bytes(data[:1_000_000])
+    worm_store.put_derived(sha, "proxy.mp4", proxy, content_type="video/mp4")
+    with worm_store.open_derived(sha, "proxy.mp4", start=999_990) as fh:
+        assert fh.read() == data[999_990:1_000_000]
+    with worm_store.open_derived(sha, "proxy.mp4") as fh:
+        assert fh.read(10) == data[:10]

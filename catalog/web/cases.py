@@ -36,13 +36,14 @@ from catalog.models import Case, CaseStatus
 from catalog.recordings import get_recording
 from catalog.retention_job import apply_retention
 from catalog.types import utcnow
-from catalog.web.deps import DB, Caller, WebConfig, language, render, signed_in
+from catalog.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
 from catalog.web.recordings import visible_recording
 from storage import BackendUnavailable, StorageError
 
 __all__ = ["router"]
 
 router = APIRouter()
+CasesCaller = Annotated[Caller, api_caller("cases")]
 
 
 def _today(config: WebConfig) -> date:
@@ -240,6 +241,30 @@ def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
     return _after_change(request, session, who, case, _members(session, case))
+
+
+@router.get("/api/cases", tags=["cases"])
+def api_cases(request: Request, session: DB, who: CasesCaller, status: str | None = None) -> dict[str, Any]:
+    """Case files (newest first, at most 500), optionally only `open` or `closed` ones."""
+    if status is not None and status not in (s.value for s in CaseStatus):
+        raise HTTPException(422, f"status must be open or closed, not {status[:40]!r}")
+    config: WebConfig = request.app.state.config
+    return {"cases": [{"number": c.number, "title": c.title, "case_type": c.case_type, "unit": c.unit,
+                       "status": c.status, "opened_on": c.opened_on.isoformat(),
+                       "closed_on": c.closed_on.isoformat() if c.closed_on else None}
+                      for c in list_cases(session, status=status)[:500]],
+            "case_types": sorted(config.policy.case_types)}
+
+
+@router.get("/api/cases/{number}", tags=["cases"])
+def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> dict[str, Any]:
+    """One case with its recordings and text records (purposes, retention, holds) and past links; the view is
+    recorded."""
+    case = _case(session, number)
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": number})
+    session.commit()
+    data: dict[str, Any] = case_as_json(session, case, request.app.state.config.policy)
+    return data
 
 
 @router.post("/cases/{number}/export", include_in_schema=False)

@@ -67,6 +67,12 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     reopened = client.post("/cases/AB-2026-00100/reopen", data={"csrf": token, "reason": "复议"},
                            follow_redirects=False)
     assert reopened.status_code == 303
+    api = client.get("/api/cases/AB-2026-00100").json()
+    assert (api["status"], [r["recording_id"] for r in api["recordings"]]) == ("open", [1])
+    assert api["unlinked"][0]["reason"] == "误关联"
+    assert [c["number"] for c in client.get("/api/cases", params={"status": "open"}).json()["cases"]] == [
+        "AB-2026-00100", CASE]
+    assert client.get("/api/cases", params={"status": "archived"}).status_code == 422
     kinds = _kinds(engine)
     for kind in ("case_opened", "case_linked", "case_unlinked", "case_closed", "case_reopened", "legal_hold"):
         assert kind in kinds

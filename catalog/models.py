@@ -131,8 +131,12 @@ class Recording(SQLModel, table=True):
     __table_args__ = (
         Index("ix_recording_captured", "captured_start", "captured_end"),
         Index("ix_recording_place", "lat", "lon"),
-        Index("ix_recording_officer_time", "officer_number", "captured_start"),
-        Index("ix_recording_station_time", "station_code", "captured_start"),
+        # Search pages count and pick their page from these alone (PostgreSQL index-only scans): the overlap
+        # test needs captured_end, the page's rows are then fetched by id.
+        Index("ix_recording_officer_time", "officer_number", "captured_start",
+              postgresql_include=["captured_end", "id"]),
+        Index("ix_recording_station_time", "station_code", "captured_start",
+              postgresql_include=["captured_end", "id"]),
         # Spot-check draws walk the kept recordings in id order (an index-only scan on PostgreSQL).
         Index("ix_recording_kept_id", "id", postgresql_where=text("state IN ('archived', 'verified')"),
               sqlite_where=text("state IN ('archived', 'verified')")),

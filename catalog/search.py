@@ -172,9 +172,13 @@ def _filtered(query: Q, filters: SearchFilters) -> Q:
 
 def build_search(filters: SearchFilters) -> SelectOfScalar[Recording]:
     """The page of recordings the filters select, in the asked order. ValueError for an unknown sort or
-    retention state."""
-    query = _filtered(select(Recording), filters)
-    return query.order_by(*_order(filters.sort)).offset(filters.offset).limit(filters.limit)
+    retention state.
+
+    The page's ids are chosen first (from the covering indexes alone where one fits) and only those rows are
+    read: a unit's month of footage is sorted from the index, not from thousands of scattered table rows."""
+    order = _order(filters.sort)
+    page = _filtered(select(Recording.id), filters).order_by(*order).offset(filters.offset).limit(filters.limit)
+    return select(Recording).where(col(Recording.id).in_(page.scalar_subquery())).order_by(*order)
 
 
 def run_search(session: Session, filters: SearchFilters) -> list[Recording]:

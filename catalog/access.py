@@ -15,7 +15,7 @@ from sqlmodel import Session, col, or_, select
 
 from catalog.models import Officer, Recording, User
 
-__all__ = ["Scope", "can_see", "scope_clause", "scope_for", "user_scope"]
+__all__ = ["EVERYTHING", "Scope", "can_see", "scope_clause", "scope_for", "user_scope"]
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,17 @@ class Scope:
         return ", ".join(parts) or "nothing (an officer account without an officer number)"
 
 
+#: The whole archive (clerks, auditors, administrators, agency-wide supervisors).
+EVERYTHING = Scope(everything=True)
+
+
 def scope_for(*, roles: list[str], officer_number: str | None, units: list[str]) -> Scope:
     """The widest scope any of the roles gives. Pure."""
     if {"clerk", "auditor", "admin"} & set(roles):
-        return Scope(everything=True)
+        return EVERYTHING
     wanted_units = frozenset(u.strip() for u in units if u.strip())
     if "supervisor" in roles and not wanted_units:
-        return Scope(everything=True)
+        return EVERYTHING
     officers = frozenset({officer_number}) if "officer" in roles and officer_number else frozenset()
     return Scope(officers=officers, units=wanted_units if "supervisor" in roles else frozenset())
 

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, union
 from sqlmodel import Session, col, func, not_, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from catalog.access import Scope, scope_clause
+from catalog.access import EVERYTHING, Scope, scope_clause
 from catalog.models import Case, CaseLink, Officer, Recording, RecordingState
 from catalog.types import utcnow
 
@@ -64,7 +64,7 @@ class SearchFilters:
     sort: str = "captured"
     offset: int = 0
     limit: int = 500
-    scope: Scope = Scope(everything=True)
+    scope: Scope = EVERYTHING
     now: datetime | None = None  # "due" is judged at this time (default: now)
 
 

@@ -3,55 +3,62 @@ storage, upcoming disposals and integrity failures, with plain SVG bar charts (n
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
+from catalog.access import EVERYTHING, Scope, scope_clause
 from catalog.models import Officer, Recording, RecordingState
 from catalog.types import utcnow
-from catalog.web.deps import DB, Caller, language, render, signed_in
+from catalog.web.deps import DB, Caller, api_caller, language, render, signed_in
 
 __all__ = ["router", "statistics"]
 
 router = APIRouter()
+StatisticsCaller = Annotated[Caller, api_caller("statistics")]
 _KEPT = (RecordingState.STAGED.value, RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 
-def _grouped(session: Session, key: Any, limit: int = 20) -> list[dict[str, Any]]:
+def _grouped(session: Session, key: Any, scoped: list[Any], limit: int = 20) -> list[dict[str, Any]]:
     hours = func.coalesce(func.sum(Recording.duration_s), 0) / 3600.0
-    rows = session.execute(select(key, func.count(), hours).where(col(Recording.state).in_(_KEPT))
+    rows = session.execute(select(key, func.count(), hours).where(col(Recording.state).in_(_KEPT), *scoped)
                            .group_by(key).order_by(func.count().desc()).limit(limit))
     return [{"key": str(k) if k is not None else "-", "count": int(n), "hours": round(float(h), 2)}
             for k, n, h in rows]
 
 
-def statistics(session: Session) -> dict[str, Any]:
-    """Every figure the page shows (also the JSON at /api/statistics)."""
+def statistics(session: Session, scope: Scope = EVERYTHING) -> dict[str, Any]:
+    """Every figure the page shows (also the JSON at /api/statistics), over the recordings in *scope* (a
+    supervisor with units sees their units')."""
     now = utcnow()
+    clause = scope_clause(scope)
+    scoped = [] if clause is None else [clause]
     kept = col(Recording.state).in_(_KEPT)
     total, tagged, size = session.execute(select(
         func.count(), func.sum(case((col(Recording.case_number).is_not(None), 1), else_=0)),
-        func.coalesce(func.sum(Recording.size_bytes), 0)).where(kept)).one()
-    pending = session.execute(select(func.count()).where(Recording.state == RecordingState.STAGED.value)).scalar_one()
+        func.coalesce(func.sum(Recording.size_bytes), 0)).where(kept, *scoped)).one()
+    pending = session.execute(select(func.count()).where(Recording.state == RecordingState.STAGED.value,
+                                                         *scoped)).scalar_one()
     upcoming = session.execute(select(func.count()).where(
         col(Recording.state).in_((RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)),
-        col(Recording.retain_until) <= now + timedelta(days=30), col(Recording.legal_hold).is_(False))).scalar_one()
-    integrity = dict(session.execute(select(Recording.integrity_status, func.count()).where(kept)
+        col(Recording.retain_until) <= now + timedelta(days=30), col(Recording.legal_hold).is_(False),
+        *scoped)).scalar_one()
+    integrity = dict(session.execute(select(Recording.integrity_status, func.count()).where(kept, *scoped)
                                      .group_by(Recording.integrity_status)).all())
     day = func.date(Recording.captured_start)
-    by_day = [r for r in _grouped(session, day, 400) if r["key"] != "-"]
+    by_day = [r for r in _grouped(session, day, scoped, 400) if r["key"] != "-"]
     by_day.sort(key=lambda r: r["key"])
     unit = select(Officer.unit_name).where(Officer.number == Recording.officer_number).scalar_subquery()
     return {
         "total": int(total), "tagged_share": round(int(tagged or 0) / total, 3) if total else 0.0,
         "pending_archive": int(pending), "storage_bytes": int(size), "upcoming_disposals_30d": int(upcoming),
         "integrity": {k: int(v) for k, v in integrity.items()},
-        "by_officer": _grouped(session, Recording.officer_number),
-        "by_station": _grouped(session, Recording.station_code),
-        "by_unit": _grouped(session, unit), "by_day": by_day[-30:],
+        "by_officer": _grouped(session, Recording.officer_number, scoped),
+        "by_station": _grouped(session, Recording.station_code, scoped),
+        "by_unit": _grouped(session, unit, scoped), "by_day": by_day[-30:], "scope": scope.describe(),
     }
 
 
@@ -80,4 +87,10 @@ def stats_page(request: Request, session: DB) -> Response:
     if not isinstance(who, Caller):
         return who
     return render(request, "stats.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  s=statistics(session), chart=bar_chart)
+                  s=statistics(session, who.scope), chart=bar_chart)
+
+
+@router.get("/api/statistics", tags=["statistics"])
+def api_statistics(session: DB, who: StatisticsCaller) -> dict[str, Any]:
+    """The statistics page's figures as JSON (over the caller's scope)."""
+    return statistics(session, who.scope)

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Officer, Recording
+from catalog.access import scope_for
 from catalog.models import SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, draw, new_spot_check, population, record_outcome
 from catalog.types import utcnow
@@ -103,7 +104,10 @@ def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
         assert {r["key"]: r["count"] for r in figures["by_officer"]} == {"010203": 30, "040506": 10}
         assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"朝阳大队": 30, "海淀大队": 10}
         assert len(figures["by_day"]) == 20 and figures["integrity"] == {"ok": 40}
-    add_web_users(archive, {"supervisor:王": "supervisor", "officer:张三": "officer"})
+        haidian = statistics(session, scope_for(roles=["supervisor"], officer_number=None, units=["海淀大队"]))
+        assert haidian["total"] == 10 and [r["key"] for r in haidian["by_unit"]] == ["海淀大队"]
+    add_web_users(archive, {"supervisor:王": "supervisor", "officer:张三": "officer", "supervisor:海淀": "supervisor"},
+                  units={"supervisor:海淀": ["海淀大队"]})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
         web_login(client, "officer:张三")
         assert client.get("/stats").status_code == 403
@@ -112,3 +116,7 @@ def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
         page = client.get("/stats")
         assert page.status_code == 200 and "各执法人员记录数" in page.text and page.text.count("<svg") == 5
         assert "朝阳大队" in page.text
+        client.cookies.clear()
+        web_login(client, "supervisor:海淀")
+        own = client.get("/api/statistics").json()
+        assert own["total"] == 10 and own["scope"] == "unit 海淀大队"

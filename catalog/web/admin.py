@@ -7,6 +7,7 @@ The retention policy is shown, not edited here: it comes from the deployment's c
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -46,6 +47,24 @@ def _checked(request: Request, session: Session, csrf: str) -> Caller | Response
     return who
 
 
+def _show(request: Request, session: Session, page: Callable[[Request, Session, Caller], Response]) -> Response:
+    """A GET of one of the pages: the administrator's, or the sign-in page / a refusal."""
+    who = signed_in(request, session, "admin")
+    return who if not isinstance(who, Caller) else page(request, session, who)
+
+
+def _apply(request: Request, session: Session, who: Caller, change: Callable[[], object],
+           page: Callable[..., Response], back: str) -> Response:
+    """Make *change* and commit, then go *back*; a refused change shows *page* again with the reason (400)."""
+    try:
+        change()
+        session.commit()
+    except (RegistryInvalid, UserInvalid) as exc:
+        session.rollback()
+        return page(request, session, who, 400, str(exc))
+    return RedirectResponse(back, status_code=303)
+
+
 def _users_page(request: Request, session: Session, who: Caller, status: int = 200,
                 error: str | None = None) -> Response:
     users = [(u, user_scope(u).describe()) for u in list_users(session)]
@@ -54,8 +73,7 @@ def _users_page(request: Request, session: Session, who: Caller, status: int = 2
 
 @router.get("/admin", response_class=HTMLResponse, include_in_schema=False)
 def admin(request: Request, session: DB) -> Response:
-    who = signed_in(request, session, "admin")
-    return who if not isinstance(who, Caller) else _users_page(request, session, who)
+    return _show(request, session, _users_page)
 
 
 @router.post("/admin/users", include_in_schema=False)
@@ -69,7 +87,8 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
     if not isinstance(who, Caller):
         return who
     unit_list = [u.strip() for u in units.replace("，", ",").split(",") if u.strip()]
-    try:
+
+    def change() -> None:
         if action == "add":
             add_user(session, name.strip(), roles=roles or [], display_name=display_name, by=who.user.name,
                      officer_number=officer_number.strip() or None, units=unit_list)
@@ -95,11 +114,8 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
                                                                                           "action": action})
         else:
             raise UserInvalid(f"unknown action {action!r}")
-        session.commit()
-    except UserInvalid as exc:
-        session.rollback()
-        return _users_page(request, session, who, 400, str(exc))
-    return RedirectResponse("/admin", status_code=303)
+
+    return _apply(request, session, who, change, _users_page, "/admin")
 
 
 # -- officers ------------------------------------------------------------------------------------------------
@@ -114,8 +130,7 @@ def _officers_page(request: Request, session: Session, who: Caller, status: int 
 
 @router.get("/admin/officers", response_class=HTMLResponse, include_in_schema=False)
 def officers(request: Request, session: DB) -> Response:
-    who = signed_in(request, session, "admin")
-    return who if not isinstance(who, Caller) else _officers_page(request, session, who)
+    return _show(request, session, _officers_page)
 
 
 @router.post("/admin/officers", include_in_schema=False)
@@ -139,18 +154,17 @@ def change_officer(request: Request, session: DB, csrf: Annotated[str, Form()], 
             days[field] = date.fromisoformat(typed[field]) if typed[field].strip() else None
         except ValueError:
             problems.append(f"{field}: {typed[field]!r} is not a date (YYYY-MM-DD)")
-    try:
-        if problems:
-            raise RegistryInvalid(problems)
-        save_officer(session, OfficerForm(number=number, name=name, unit_number=unit_number, unit_name=unit_name,
-                                          post=post, certificate_number=certificate_number, category=category,
-                                          area=area, valid_from=days["valid_from"], valid_until=days["valid_until"]),
-                     by=who.user.name)
-        session.commit()
-    except RegistryInvalid as exc:
-        session.rollback()
-        return _officers_page(request, session, who, 400, str(exc), typed)
-    return RedirectResponse("/admin/officers", status_code=303)
+    if problems:
+        return _officers_page(request, session, who, 400, "; ".join(problems), typed)
+    record = OfficerForm(number=number, name=name, unit_number=unit_number, unit_name=unit_name, post=post,
+                         certificate_number=certificate_number, category=category, area=area,
+                         valid_from=days["valid_from"], valid_until=days["valid_until"])
+
+    def again(r: Request, s: Session, w: Caller, status: int, error: str) -> Response:  # keeps what was typed
+        return _officers_page(r, s, w, status, error, typed)
+
+    return _apply(request, session, who, lambda: save_officer(session, record, by=who.user.name), again,
+                  "/admin/officers")
 
 
 # -- stations and devices ------------------------------------------------------------------------------------
@@ -166,8 +180,7 @@ def _stations_page(request: Request, session: Session, who: Caller, status: int 
 
 @router.get("/admin/stations", response_class=HTMLResponse, include_in_schema=False)
 def stations(request: Request, session: DB) -> Response:
-    who = signed_in(request, session, "admin")
-    return who if not isinstance(who, Caller) else _stations_page(request, session, who)
+    return _show(request, session, _stations_page)
 
 
 @router.post("/admin/stations/{code}", include_in_schema=False)
@@ -181,13 +194,9 @@ def change_station(code: str, request: Request, session: DB, csrf: Annotated[str
         place = [float(v) if v.strip() else None for v in (lat, lon)]
     except ValueError:
         return _stations_page(request, session, who, 400, f"({lat!r}, {lon!r}) are not numbers")
-    try:
-        save_station(session, code, name=name, lat=place[0], lon=place[1], by=who.user.name)
-        session.commit()
-    except RegistryInvalid as exc:
-        session.rollback()
-        return _stations_page(request, session, who, 400, str(exc))
-    return RedirectResponse("/admin/stations", status_code=303)
+    return _apply(request, session, who,
+                  lambda: save_station(session, code, name=name, lat=place[0], lon=place[1], by=who.user.name),
+                  _stations_page, "/admin/stations")
 
 
 def _devices_page(request: Request, session: Session, who: Caller, status: int = 200,
@@ -199,8 +208,7 @@ def _devices_page(request: Request, session: Session, who: Caller, status: int =
 
 @router.get("/admin/devices", response_class=HTMLResponse, include_in_schema=False)
 def devices(request: Request, session: DB) -> Response:
-    who = signed_in(request, session, "admin")
-    return who if not isinstance(who, Caller) else _devices_page(request, session, who)
+    return _show(request, session, _devices_page)
 
 
 @router.post("/admin/devices/{serial}", include_in_schema=False)
@@ -210,14 +218,10 @@ def change_device(serial: str, request: Request, session: DB, csrf: Annotated[st
     who = _checked(request, session, csrf)
     if not isinstance(who, Caller):
         return who
-    try:
-        save_device(session, serial, officer_number=officer_number, unit_number=unit_number, unit_name=unit_name,
-                    by=who.user.name)
-        session.commit()
-    except RegistryInvalid as exc:
-        session.rollback()
-        return _devices_page(request, session, who, 400, str(exc))
-    return RedirectResponse("/admin/devices", status_code=303)
+    return _apply(request, session, who,
+                  lambda: save_device(session, serial, officer_number=officer_number, unit_number=unit_number,
+                                      unit_name=unit_name, by=who.user.name),
+                  _devices_page, "/admin/devices")
 
 
 @router.get("/admin/policy", response_class=HTMLResponse, include_in_schema=False)

@@ -89,7 +89,10 @@ def reason_needed(request: Request, step: str) -> bool:
     return ACCESS_STEPS.index(step) >= ACCESS_STEPS.index(policy)
 
 
-def _serve(request: Request, opener: Callable[[int], BinaryIO], size: int, content_type: str) -> Response:
+def _serve(request: Request, opener: Callable[[int], BinaryIO], size: int, content_type: str,
+           opened: Callable[[], None] = lambda: None) -> Response:
+    """The bytes (or the asked range) of what *opener* opens at a given offset; *opened* runs once the store
+    has handed them over (so a failed read is never logged as an access)."""
     try:
         wanted = parse_range(request.headers.get("range"), size)
     except ValueError as exc:
@@ -105,21 +108,25 @@ def _serve(request: Request, opener: Callable[[int], BinaryIO], size: int, conte
                                  "administrator (`evidence verify` reports every such object)") from None
     except BackendUnavailable as exc:
         raise HTTPException(503, f"the evidence store cannot be reached now: {exc}") from None
+    opened()
     return StreamingResponse(_stream(body, end - start + 1), status_code=206 if wanted else 200,
                              headers=headers, media_type=content_type)
 
 
-def _accessed(request: Request, session: Session, who: Caller, recording: Recording, *, via: str, what: str,
-              reason: str | None, step: str) -> None:
-    """Record the start of a playback or download (a follow-up range request of the same playback is not a
-    new access); 422 when policy asks for a reason and none was given."""
+def _access(request: Request, session: Session, who: Caller, recording: Recording, *, via: str, what: str,
+            reason: str | None, step: str) -> Callable[[], None]:
+    """What records the start of a playback or download once the bytes are there (a follow-up range request of
+    the same playback is not a new access); 422 at once when policy asks for a reason and none was given."""
     if reason_needed(request, step) and not (reason or "").strip():
         raise HTTPException(422, f"state the reason for this access (调阅事由): add ?reason=… to {request.url.path}")
     range_header = request.headers.get("range", "")
-    if not range_header or range_header.startswith("bytes=0-"):
-        append_event(session, CustodyKind.ACCESSED, actor=who.user.name, recording_id=recording.id,
-                     details={"via": via, "what": what, "reason": reason})
-        session.commit()
+
+    def record() -> None:
+        if not range_header or range_header.startswith("bytes=0-"):
+            append_event(session, CustodyKind.ACCESSED, actor=who.user.name, recording_id=recording.id,
+                         details={"via": via, "what": what, "reason": reason})
+            session.commit()
+    return record
 
 
 @router.get("/media/{ref}/thumbnail", include_in_schema=False)
@@ -147,11 +154,12 @@ def proxy(ref: str, session: DB, who: PlayCaller, request: Request, reason: str 
     if derived is None:
         raise HTTPException(404, f"no browser proxy for recording {recording.id} (yet): the derive worker makes one "
                                  "after archiving")
-    _accessed(request, session, who, recording, via="web play", what="browser proxy", reason=reason, step="play")
+    record = _access(request, session, who, recording, via="web play", what="browser proxy", reason=reason,
+                     step="play")
     store: EvidenceStore = request.app.state.config.store
     name = derived.key.rsplit("/", 1)[-1]
     return _serve(request, lambda start: store.open_derived(recording.sha256, name, start=start), derived.size_bytes,
-                  derived.content_type)
+                  derived.content_type, record)
 
 
 @router.get("/media/{ref}/photo", tags=["media"])
@@ -160,10 +168,10 @@ def photo(ref: str, session: DB, who: PlayCaller, request: Request, reason: str 
     recording = visible_recording(session, ref, who, "play")
     if recording.media_kind != "photo":
         raise HTTPException(404, f"recording {recording.id} is a {recording.media_kind}, not a photo")
-    _accessed(request, session, who, recording, via="web view", what="photo", reason=reason, step="play")
+    record = _access(request, session, who, recording, via="web view", what="photo", reason=reason, step="play")
     store: EvidenceStore = request.app.state.config.store
     response = _serve(request, lambda start: store.open(recording.sha256, start=start), recording.size_bytes,
-                      "image/jpeg")
+                      "image/jpeg", record)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -174,12 +182,13 @@ def original(ref: str, session: DB, who: PlayCaller, request: Request, reason: s
     if not reason.strip():
         raise HTTPException(422, "state the reason for retrieving the original (调阅事由): ?reason=…")
     recording = visible_recording(session, ref, who, "download")
-    _accessed(request, session, who, recording, via="web download", what="original", reason=reason, step="download")
+    record = _access(request, session, who, recording, via="web download", what="original", reason=reason,
+                     step="download")
     store: EvidenceStore = request.app.state.config.store
     content_type = {"video": "video/mp4", "audio": "audio/mpeg", "photo": "image/jpeg"}.get(recording.media_kind,
                                                                                          "application/octet-stream")
     response = _serve(request, lambda start: store.open(recording.sha256, start=start), recording.size_bytes,
-                      content_type)
+                      content_type, record)
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(recording.original_name, safe='')}"
     return response
 

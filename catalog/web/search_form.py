@@ -115,8 +115,8 @@ def parse_search(params: Mapping[str, str | None], *, zone: ZoneInfo, scope: Sco
             page = int(raw["page"])
     if raw["size"]:
         if not raw["size"].isdigit() or int(raw["size"][:12]) not in sizes:
-            allowed = ", ".join(map(str, sizes)) if len(sizes) <= 10 else f"{min(sizes)}-{max(sizes)}"
-            problems.append(Problem("size", "{value!r} is not one of {allowed}", raw["size"][:80], allowed))
+            sized = ", ".join(map(str, sizes)) if len(sizes) <= 10 else f"{min(sizes)}-{max(sizes)}"
+            problems.append(Problem("size", "{value!r} is not one of {allowed}", raw["size"][:80], sized))
         else:
             size = int(raw["size"])
     if problems:

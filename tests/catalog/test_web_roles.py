@@ -6,6 +6,7 @@ import pytest
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording
+from catalog.types import utcnow
 from catalog.users import ROLES
 from tests.catalog.conftest import CASE
 from tests.webhelpers import form_token, web_login
@@ -120,3 +121,23 @@ def test_a_supervisor_plays_and_draws_only_in_their_units(web_site):
     with Session(engine) as session:
         event = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "spot_check_drawn")).one()
     assert event.details["recordings"] == [3] and event.details["criteria"]["unit"] == "U2"
+
+
+def test_a_recording_missing_from_the_store_is_a_clear_404_and_not_an_access(web_site):
+    client, engine = web_site
+    with Session(engine) as session:
+        ghost = Recording(sha256="f" * 64, size_bytes=10, media_kind="photo", original_name="GHOST.JPG",
+                          station_code="station-1", time_source="container", integrity_status="ok",
+                          state="archived", ingested_at=utcnow(), officer_number="010203")
+        session.add(ghost)
+        session.commit()
+        ghost_id = ghost.id
+    web_login(client, "clerk")
+    for path in (f"/media/{ghost_id}/photo", f"/media/{ghost_id}/original?reason=复核"):
+        missing = client.get(path)
+        assert missing.status_code == 404 and "is not in the store" in missing.json()["error"]
+        assert "evidence verify" in missing.json()["error"]
+    with Session(engine) as session:
+        accesses = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "accessed",
+                                                           CustodyEvent.recording_id == ghost_id)).all()
+    assert accesses == []

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -19,9 +20,19 @@ from catalog.retention import CaseFacts, RetentionPolicy
 from catalog.types import utcnow
 
 __all__ = [
-    "active_links", "adopt_stamped", "case_as_json", "case_facts", "cases_of", "close_case", "create_case", "get_case",
-    "link_recording", "list_cases", "reopen_case", "unlink_recording", "validate_case",
+    "Attach", "active_links", "adopt_stamped", "case_as_json", "case_facts", "cases_of", "close_case", "create_case",
+    "get_case", "link_recording", "list_cases", "reopen_case", "unlink_recording", "validate_case",
 ]
+
+
+class Attach(Protocol):
+    """Store the file at *path* as a text record of *case* (hashed, in WORM storage, signed) and link it; the
+    record and whether its bytes were new. `evidence serve` passes ingest.documents.attach_document in
+    this shape to the web application."""
+
+    def __call__(self, session: Session, case: Case, path: Path, *, title: str, by: str,
+                 dated: date | None) -> tuple[Recording, bool]: ...
+
 
 _MAX_TITLE = 300
 _MAX_PURPOSE = 500

@@ -99,13 +99,17 @@ def plan_disposal(session: Session, policy: RetentionPolicy, *, as_of: datetime,
 
 def start_sweep(session: Session, store: EvidenceStore, policy: RetentionPolicy, *, now: datetime, by: str,
                 approval_required: bool, signer: Signer) -> DisposalBatch | None:
-    """Propose a batch of everything due now; without required approval, dispose of it at once.
+    """Propose a batch of everything due now that no batch awaiting approval holds already; without required
+    approval, dispose of it at once.
 
-    Returns None when nothing is due.
+    Returns None when nothing (new) is due.
     """
     if not by.strip():
         raise DisposalError("a sweep needs the name of the operator who runs it")
-    due = [item for item in plan_disposal(session, policy, as_of=now) if item.status == "due"]
+    pending = {i["recording_id"] for b in session.exec(select(DisposalBatch).where(
+        DisposalBatch.status == DisposalStatus.AWAITING_APPROVAL.value)) for i in b.items}
+    due = [item for item in plan_disposal(session, policy, as_of=now)
+           if item.status == "due" and item.recording_id not in pending]  # not proposed twice
     if not due:
         return None
     batch = DisposalBatch(status=DisposalStatus.AWAITING_APPROVAL.value, created_by=by, created_at=now,

@@ -43,6 +43,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "stamp": frozenset({"officer", "clerk", "admin"}),  # an officer tags their own recordings
     "cases": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # read case files
     "manage_cases": frozenset({"clerk", "admin"}),  # open, close, reopen, link and unlink
+    "retention": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # see what is due and past batches
+    "propose_disposal": frozenset({"clerk", "admin"}),  # start a sweep (a batch awaiting approval)
+    "approve_disposal": frozenset({"supervisor", "admin"}),  # a second, named person approves and disposes
     "spotcheck": frozenset({"supervisor", "admin"}),
     "audit": frozenset({"auditor", "admin"}),
     "statistics": frozenset({"supervisor", "auditor", "admin", "clerk"}),

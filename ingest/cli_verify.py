@@ -208,15 +208,19 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from catalog.web import WebConfig, create_app
+    from ingest.documents import document_attacher
 
     with errors():
         cfg = settings()
         store = open_store(cfg)
+        key = load_or_create_key(cfg.station_key_path)
         with catalog_engine(cfg) as engine:
             app = create_app(WebConfig(engine=engine, store=store, secure_cookies=cfg.web_secure_cookies,
-                                       station=cfg.station, key=load_or_create_key(cfg.station_key_path),
-                                       case_pattern=cfg.case_pattern, access_reason=cfg.access_reason,
-                                       zone=cfg.station_tz, policy=cfg.retention_policy))
+                                       station=cfg.station, key=key, case_pattern=cfg.case_pattern,
+                                       access_reason=cfg.access_reason, zone=cfg.station_tz,
+                                       policy=cfg.retention_policy,
+                                       disposal_approval=cfg.disposal_approval == "required",
+                                       attach=document_attacher(cfg, store, key)))
             uvicorn.run(app, host=host or cfg.web_addr[0], port=port if port is not None else cfg.web_addr[1],
                         log_level="info", proxy_headers=True)
 

@@ -34,6 +34,7 @@ from catalog import (
     record_stamp,
     write_manifest,
 )
+from catalog.cases import Attach
 from catalog.retention import routine_rule
 from catalog.types import utcnow
 from ingest.archiving import mark_archived
@@ -41,7 +42,7 @@ from ingest.config import Settings
 from ingest.transfer import copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
-__all__ = ["AttachResult", "DocumentKind", "attach_document", "classify_document"]
+__all__ = ["AttachResult", "DocumentKind", "attach_document", "classify_document", "document_attacher"]
 
 logger = logging.getLogger(__name__)
 
@@ -166,3 +167,12 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     write_manifest(session, store, recording, key, actor=by)
     session.commit()
     return AttachResult(recording, new=True)
+
+
+def document_attacher(settings: Settings, store: EvidenceStore, key: Ed25519PrivateKey) -> Attach:
+    """`attach_document` for the web application's upload on the case page (catalog.web.deps.Attach)."""
+    def attach(session: Session, case: Case, path: Path, *, title: str, by: str,
+               dated: date | None) -> tuple[Recording, bool]:
+        result = attach_document(session, store, settings, case, path, title=title, by=by, key=key, dated=dated)
+        return result.recording, result.new
+    return attach

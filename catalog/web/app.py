@@ -40,6 +40,7 @@ from catalog.web.deps import (
 )
 from catalog.web.i18n import gettext_for
 from catalog.web.recordings import router as recordings_router
+from catalog.web.retention import router as retention_router
 from catalog.web.search import router as search_router
 from catalog.web.spotchecks import router as spotchecks_router
 from catalog.web.stats import router as stats_router
@@ -68,6 +69,7 @@ def create_app(config: WebConfig) -> FastAPI:
     app.include_router(search_router)
     app.include_router(recordings_router)
     app.include_router(cases_router)
+    app.include_router(retention_router)
     app.include_router(spotchecks_router)
     app.include_router(audit_router)
     app.include_router(stats_router)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.background import BackgroundTask
@@ -182,6 +182,67 @@ def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated
     assert recording.id is not None
     _after_change(request, session, who, found, [recording.id])
     return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
+
+
+#: The largest text record accepted through the browser (a scan of a long file; video goes through a station).
+MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
+
+
+def upload_name(filename: str | None) -> str:
+    """A safe file name for an upload: its last path part, control characters and separators dropped. Pure."""
+    last = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in last if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    return cleaned[:200] or "document"
+
+
+@router.post("/cases/{number}/documents", include_in_schema=False)
+def attach_documents(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                     title: Annotated[str, Form()], files: Annotated[list[UploadFile], File()],
+                     dated: Annotated[str, Form()] = "") -> Response:
+    """Store uploaded text records (询问笔录, 现场检查笔录, scans…) for the case: hashed, in WORM storage, with a
+    signed manifest, linked with *title* as their purpose; a damaged file is kept as found and says so."""
+    who = _form_caller(request, session, csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    config: WebConfig = request.app.state.config
+    if config.attach is None:
+        raise HTTPException(501, "this server cannot store documents; run `evidence serve`, or attach them with "
+                                 "`evidence case attach`")
+    try:
+        day = date.fromisoformat(dated) if dated.strip() else None
+    except ValueError:
+        return _case_page(request, session, who, case, 400, f"document date: {dated!r} is not a date (YYYY-MM-DD)")
+    if not title.strip():
+        return _case_page(request, session, who, case, 400, "say what the documents are (their title)")
+    folder = Path(tempfile.mkdtemp(prefix="evidence-upload-"))
+    ids: list[int] = []
+    try:
+        for upload in files:
+            path = folder / upload_name(upload.filename)
+            size = 0
+            with path.open("wb") as out:
+                while chunk := upload.file.read(1024 * 1024):
+                    size += len(chunk)
+                    if size > MAX_DOCUMENT_BYTES:
+                        return _case_page(request, session, who, case, 413,
+                                          f"{path.name} is larger than {MAX_DOCUMENT_BYTES >> 20} MiB")
+                    out.write(chunk)
+            if size == 0:
+                return _case_page(request, session, who, case, 400, f"{path.name} is empty")
+            recording, _new = config.attach(session, case, path, title=title.strip(), by=who.user.name, dated=day)
+            path.unlink()
+            if recording.id is not None:
+                ids.append(recording.id)
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    except StorageError as exc:  # the staged copy stays for `evidence archive-pending`
+        session.rollback()
+        return _case_page(request, session, who, case, 503, f"the evidence store refused or is down: {exc}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return _after_change(request, session, who, case, ids)
 
 
 @router.post("/cases/{number}/unlink", include_in_schema=False)

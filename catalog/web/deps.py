@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from catalog.access import Scope, user_scope
+from catalog.cases import Attach
 from catalog.models import User, WebSession
 from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
 from catalog.types import utcnow
@@ -43,6 +44,8 @@ class WebConfig:
     access_reason: str = "download"  # the first step that needs a stated reason: view, play or download
     zone: str = "Asia/Shanghai"  # the agency's clock: times typed without a zone are read in it
     policy: RetentionPolicy = field(default_factory=lambda: RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"))
+    disposal_approval: bool = True  # EVIDENCE_DISPOSAL_APPROVAL=required: a second person approves each batch
+    attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
 
 
 @dataclass
@@ -101,7 +104,8 @@ StampCaller = Annotated[Caller, api_caller("stamp")]
 
 
 #: The header's links: (path, label, the action the role must allow).
-NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/spot-checks", "Spot checks", "spotcheck"),
+NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/retention", "Retention and disposal", "retention"),
+       ("/spot-checks", "Spot checks", "spotcheck"),
        ("/stats", "Statistics", "statistics"), ("/audit", "Audit", "audit"), ("/admin", "Administration", "admin"))
 
 

@@ -5,6 +5,7 @@ import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -52,5 +53,6 @@ def web_site(engine, store, tmp_path):
     users = {role: role for role in ROLES} | {"other-officer": "officer", "unit-2-supervisor": "supervisor"}
     add_web_users(engine, users, officer_numbers={"officer": "010203", "other-officer": "030405"},
                   units={"unit-2-supervisor": ["U2"]})
-    with TestClient(create_app(WebConfig(engine=engine, store=store))) as client:
+    config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), station="station-1")
+    with TestClient(create_app(config)) as client:
         yield client, engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from catalog.models import CaseStatus, IntegrityStatus, MediaKind
+from catalog.models import CaseStatus, DisposalStatus, IntegrityStatus, MediaKind
 from catalog.registry import CERTIFICATE_STATES
 from catalog.search import RETENTION_STATES, SORTS
 from catalog.users import ROLES
@@ -29,6 +29,7 @@ def used_message_ids() -> set[str]:
     found |= {k.value for k in MediaKind} | {i.value for i in IntegrityStatus} | {s.value for s in CaseStatus}
     found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
+    found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
     return found
 
 

@@ -91,3 +91,21 @@ def test_a_clerk_links_from_the_recording_page(web_site):
     assert done.status_code == 303
     assert CASE in client.get("/recordings/3").text
     assert "证明现场" in client.get(f"/cases/{CASE}").text
+
+
+def test_document_upload_needs_a_server_that_can_store_documents(web_site):
+    client, _engine = web_site
+    web_login(client, "clerk")
+    token = form_token(client.get(f"/cases/{CASE}").text)
+    refused = client.post(f"/cases/{CASE}/documents", data={"csrf": token, "title": "询问笔录"},
+                          files=[("files", ("a.pdf", b"%PDF-1.4", "application/pdf"))])
+    assert refused.status_code == 501 and "evidence case attach" in refused.json()["error"]
+
+
+def test_upload_names_are_made_safe():
+    from catalog.web.cases import upload_name
+
+    assert upload_name("../../etc/passwd") == "passwd"
+    assert upload_name("C:\\Users\\张三\\询问笔录.pdf") == "询问笔录.pdf"
+    assert upload_name("a\x00b\nc.pdf") == "abc.pdf"
+    assert upload_name("..") == upload_name(None) == upload_name("  ") == "document"

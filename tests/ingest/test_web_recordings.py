@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from catalog import CustodyEvent, DerivedMedia, Recording, load_or_create_key, open_catalog, read_manifest
 from catalog.web import WebConfig, create_app
 from catalog.web.recordings import parse_range
+from ingest.documents import document_attacher
 from ingest.pipeline import IngestOptions
 from ingest.runner import run_ingest
 from storage import LocalStore
@@ -39,8 +40,9 @@ def site(samples, settings):
         assert video is not None
         video_id = video.id
     store = LocalStore(settings.store_path)
-    app = create_app(WebConfig(engine=engine, store=store, key=load_or_create_key(settings.station_key_path),
-                               case_pattern=settings.case_pattern))
+    key = load_or_create_key(settings.station_key_path)
+    app = create_app(WebConfig(engine=engine, store=store, key=key, case_pattern=settings.case_pattern,
+                               attach=document_attacher(settings, store, key)))
     with TestClient(app) as client:
         yield client, engine, store, video_id
     engine.dispose()
@@ -154,3 +156,39 @@ def test_case_page_lists_the_case_and_exports_a_valid_package(site, tmp_path):
     client.cookies.clear()
     _login(client, "officer:张三")
     assert client.get("/cases/AB-2026-00042").status_code == 403
+
+
+def test_a_clerk_attaches_text_records_to_a_case_in_the_browser(site):
+    from datetime import date
+
+    from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, RetentionPolicy, create_case
+    from tests.ingest.test_documents import pdf_bytes
+
+    client, engine, store, _video_id = site
+    with Session(engine) as session:
+        create_case(session, number="AB-2026-00042", title="无照经营", case_type="penalty-general", unit="",
+                    opened_on=date(2026, 11, 1), by="clerk:李四", case_pattern=DEFAULT_CASE_PATTERN,
+                    policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
+        session.commit()
+    _login(client, "clerk:李四")
+    csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/cases/AB-2026-00042").text).group(1)
+    url = "/cases/AB-2026-00042/documents"
+    files = [("files", ("../../询问笔录.pdf", pdf_bytes(), "application/pdf")),
+             ("files", ("scan.pdf", b"%PDF-1.4 cut off", "application/pdf"))]
+    untitled = client.post(url, data={"csrf": csrf, "title": " "}, files=files)
+    assert untitled.status_code == 400 and "title" in untitled.text
+    nothing = [("files", ("x.pdf", b"", "application/pdf"))]
+    empty = client.post(url, data={"csrf": csrf, "title": "询问笔录"}, files=nothing)
+    assert empty.status_code == 400 and "x.pdf is empty" in empty.text
+    done = client.post(url, data={"csrf": csrf, "title": "询问笔录", "dated": "2026-11-02"}, files=files,
+                       follow_redirects=False)
+    assert done.status_code == 303
+    page = client.get("/cases/AB-2026-00042").text
+    assert "询问笔录.pdf" in page and "scan.pdf" in page and "../" not in page
+    with Session(engine) as session:
+        docs = {r.original_name: r for r in session.exec(select(Recording).where(Recording.media_kind == "document"))}
+    assert set(docs) == {"询问笔录.pdf", "scan.pdf"}
+    assert docs["询问笔录.pdf"].integrity_status == "ok" and docs["scan.pdf"].integrity_status == "damaged"
+    assert all(store.verify(d.sha256) == d.sha256 for d in docs.values())  # in WORM storage, as uploaded
+    assert read_manifest(store, docs["scan.pdf"].sha256, 1)["stamp"]["purpose"] == "询问笔录"
+    assert [e.actor for e in _events(engine, "document_attached")] == ["clerk:李四", "clerk:李四"]

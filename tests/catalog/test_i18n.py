@@ -11,10 +11,10 @@ from catalog.users import ROLES
 from catalog.web.admin import SECTIONS
 from catalog.web.deps import ACCESS_STEPS, NAV
 from catalog.web.i18n import catalog_messages
-from catalog.web.search_form import SearchInvalid, parse_search
+from catalog.web.search_form import FIELD_LABELS, SearchInvalid, parse_search
 
 WEB = Path(__file__).parents[2] / "catalog" / "web"
-LITERAL = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
+LITERAL = re.compile(r"""(?:\b_|gettext_for\([^)]*\))\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
 
 
 def used_message_ids() -> set[str]:
@@ -30,6 +30,7 @@ def used_message_ids() -> set[str]:
     found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
     found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
+    found |= set(FIELD_LABELS.values())
     return found
 
 
@@ -56,5 +57,6 @@ def test_every_shown_message_is_in_both_catalogs():
     assert sorted(wanted - set(chinese)) == []
     assert sorted(wanted - set(english)) == []
     assert set(chinese) == set(english)
+    assert sorted(set(chinese) - wanted) == []  # no message left behind by a removed page
     untranslated = [m for m in wanted if not re.search(r"[\u4e00-\u9fff]", chinese[m]) and m not in ("SHA-256",)]
     assert untranslated == []

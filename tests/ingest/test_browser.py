@@ -205,6 +205,9 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     assert clerk.locator("#recordings tr").count() == 3  # header + two linked recordings
     assert "法律保全" in clerk.content()
     clerk.screenshot(path=str(SHOTS / "case.png"), full_page=True)
+    clerk.goto(f"{base}/retention")
+    assert clerk.locator("h1").inner_text() == "保存与销毁" and clerk.locator("#plan tr").count() >= 2
+    clerk.screenshot(path=str(SHOTS / "retention.png"), full_page=True)
 
     # the auditor reads who looked at what, and why
     auditor = browser.new_page(viewport={"width": 1280, "height": 900})

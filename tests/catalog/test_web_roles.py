@@ -145,3 +145,30 @@ def test_a_recording_missing_from_the_store_is_a_clear_404_and_not_an_access(web
         accesses = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "accessed",
                                                            CustodyEvent.recording_id == ghost_id)).all()
     assert accesses == []
+
+
+@pytest.mark.parametrize("policy", ["view", "play"])
+def test_a_policy_can_ask_for_the_reason_before_viewing_or_playing(web_site, store, policy):
+    from fastapi.testclient import TestClient
+
+    from catalog.web import WebConfig, create_app
+
+    _client, engine = web_site
+    with TestClient(create_app(WebConfig(engine=engine, store=store, access_reason=policy))) as client:
+        web_login(client, "clerk")
+        first = client.get("/recordings/2")  # a photo
+        if policy == "view":
+            assert first.status_code == 200 and 'name="reason"' in first.text and "R2.photo" in first.text
+            assert 'id="photo"' not in first.text  # nothing shown before the reason
+        else:
+            assert 'id="reason-form"' in first.text and 'id="photo"' not in first.text
+        assert client.get("/media/2/photo").status_code == 422
+        page = client.get("/recordings/2", params={"reason": "行政复议调阅"})
+        assert page.status_code == 200 and 'src="/media/2/photo?reason=%E8%A1%8C' in page.text
+        assert client.get("/media/2/photo", params={"reason": "行政复议调阅"}).status_code == 200
+    with Session(engine) as session:
+        events = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == 2,
+                                                         CustodyEvent.actor == "clerk")).all()
+    assert {(e.kind, e.details.get("reason")) for e in events} >= {("viewed", "行政复议调阅"),
+                                                                   ("accessed", "行政复议调阅")}
+    assert all(e.details.get("reason") for e in events if e.kind == "accessed")

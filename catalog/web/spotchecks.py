@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
 from catalog.access import Scope
-from catalog.models import Recording, SpotCheck, SpotCheckItem
+from catalog.models import DerivedMedia, Recording, SpotCheck, SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, new_spot_check, record_outcome
 from catalog.types import utcnow
 from catalog.web.deps import DB, Caller, language, render, signed_in
@@ -89,11 +89,13 @@ def spot_check(check_id: int, request: Request, session: DB) -> Response:
     check = session.get(SpotCheck, check_id)
     if check is None:
         raise HTTPException(404, f"no spot check {check_id}")
-    rows = session.exec(select(SpotCheckItem, Recording).where(SpotCheckItem.check_id == check_id,
-                                                               SpotCheckItem.recording_id == Recording.id)
-                        .order_by(col(SpotCheckItem.id)))
+    rows = list(session.exec(select(SpotCheckItem, Recording).where(SpotCheckItem.check_id == check_id,
+                                                                    SpotCheckItem.recording_id == Recording.id)
+                             .order_by(col(SpotCheckItem.id))))
+    proxies = set(session.exec(select(DerivedMedia.recording_id).where(
+        DerivedMedia.kind == "proxy", col(DerivedMedia.recording_id).in_([r.id for _item, r in rows]))))
     return render(request, "spotcheck.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  check=check, items=list(rows), error=None)
+                  check=check, items=rows, proxies=proxies, error=None)
 
 
 @router.post("/spot-checks/{check_id}/items/{item_id}", include_in_schema=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 from catalog.models import CaseStatus, DisposalStatus, IntegrityStatus, MediaKind
 from catalog.registry import CERTIFICATE_STATES
 from catalog.search import RETENTION_STATES, SORTS
+from catalog.spotcheck import OUTCOMES
 from catalog.users import ROLES
 from catalog.web.admin import SECTIONS
 from catalog.web.deps import ACCESS_STEPS, NAV
@@ -30,7 +31,7 @@ def used_message_ids() -> set[str]:
     found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
     found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
-    found |= set(FIELD_LABELS.values())
+    found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES}
     return found
 
 

@@ -92,7 +92,7 @@ def test_supervisors_run_spot_checks_in_the_browser(archive, store):
         item_url = re.search(r'action="(/spot-checks/\d+/items/\d+)"', check_page.text).group(1)
         done = client.post(item_url, data={"csrf": csrf, "outcome": "compliant"}, follow_redirects=False)
         assert done.status_code == 303
-        assert "compliant (supervisor:王)" in client.get(drawn.headers["location"]).text
+        assert "合规 (supervisor:王)" in client.get(drawn.headers["location"]).text
 
 
 def test_statistics_page_counts_what_the_catalogue_holds(archive, store):

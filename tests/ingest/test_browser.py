@@ -132,6 +132,12 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
     supervisor.click("form[action='/spot-checks'] button[type=submit]")
     supervisor.wait_for_url(re.compile(r".*/spot-checks/\d+$"))
     assert supervisor.locator("select[name=outcome]").count() == 3
+    assert supervisor.locator("#items video, #items audio, #items img").count() >= 1  # each item plays in place
+    players = supervisor.locator("#items video, #items audio")
+    if players.count():
+        players.first.evaluate("m => { m.muted = true; return m.play(); }")
+        supervisor.wait_for_function("[...document.querySelectorAll('#items video, #items audio')]"
+                                     ".some(m => m.readyState >= 2)", timeout=20_000)
     supervisor.locator("form[action*='/items/'] button[type=submit]").first.click()
     supervisor.wait_for_load_state()
     assert "supervisor:王" in supervisor.content()

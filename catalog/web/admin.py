@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, func, select
 
@@ -38,13 +38,6 @@ def _today(request: Request) -> date:
 def _render(request: Request, who: Caller, template: str, status: int = 200, **context: Any) -> Response:
     return render(request, template, language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   sections=SECTIONS, **context)
-
-
-def _checked(request: Request, session: Session, csrf: str) -> Caller | Response:
-    who = signed_in(request, session, "admin")
-    if isinstance(who, Caller) and csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
-    return who
 
 
 def _show(request: Request, session: Session, page: Callable[[Request, Session, Caller], Response]) -> Response:
@@ -83,7 +76,7 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
                 officer_number: Annotated[str, Form()] = "", units: Annotated[str, Form()] = "") -> Response:
     """add (name, roles, password, officer number, units) | roles | password | scope | deactivate | activate.
     *units* are comma-separated."""
-    who = _checked(request, session, csrf)
+    who = signed_in(request, session, "admin", csrf)
     if not isinstance(who, Caller):
         return who
     unit_list = [u.strip() for u in units.replace("，", ",").split(",") if u.strip()]
@@ -141,7 +134,7 @@ def change_officer(request: Request, session: DB, csrf: Annotated[str, Form()], 
                    area: Annotated[str, Form()] = "", valid_from: Annotated[str, Form()] = "",
                    valid_until: Annotated[str, Form()] = "") -> Response:
     """Add an officer or replace their record (matched by number)."""
-    who = _checked(request, session, csrf)
+    who = signed_in(request, session, "admin", csrf)
     if not isinstance(who, Caller):
         return who
     typed = {"number": number, "name": name, "unit_number": unit_number, "unit_name": unit_name, "post": post,
@@ -187,7 +180,7 @@ def stations(request: Request, session: DB) -> Response:
 def change_station(code: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                    name: Annotated[str, Form()], lat: Annotated[str, Form()] = "",
                    lon: Annotated[str, Form()] = "") -> Response:
-    who = _checked(request, session, csrf)
+    who = signed_in(request, session, "admin", csrf)
     if not isinstance(who, Caller):
         return who
     try:
@@ -215,7 +208,7 @@ def devices(request: Request, session: DB) -> Response:
 def change_device(serial: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                   officer_number: Annotated[str, Form()] = "", unit_number: Annotated[str, Form()] = "",
                   unit_name: Annotated[str, Form()] = "") -> Response:
-    who = _checked(request, session, csrf)
+    who = signed_in(request, session, "admin", csrf)
     if not isinstance(who, Caller):
         return who
     return _apply(request, session, who,

@@ -57,13 +57,6 @@ def _case(session: Session, number: str) -> Case:
         raise HTTPException(404, str(exc)) from None
 
 
-def _form_caller(request: Request, session: Session, csrf: str) -> Caller | Response:
-    who = signed_in(request, session, "manage_cases")
-    if isinstance(who, Caller) and csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
-    return who
-
-
 def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> list[str]:
     """Apply retention to what changed; the problems (a store that refused) as lines for the page."""
     changes = apply_retention(session, config.store, config.policy, actor=by, recording_ids=ids)
@@ -100,7 +93,7 @@ def _cases_list(request: Request, session: Session, who: Caller, *, status: str 
 def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], number: Annotated[str, Form()],
               title: Annotated[str, Form()], case_type: Annotated[str, Form()], unit: Annotated[str, Form()] = "",
               opened_on: Annotated[str, Form()] = "") -> Response:
-    who = _form_caller(request, session, csrf)
+    who = signed_in(request, session, "manage_cases", csrf)
     if not isinstance(who, Caller):
         return who
     config: WebConfig = request.app.state.config
@@ -147,7 +140,7 @@ def _after_change(request: Request, session: Session, who: Caller, case: Case, i
 def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()], recordings: Annotated[str, Form()],
          purpose: Annotated[str, Form()]) -> Response:
     """Link recordings (ids or SHA-256 prefixes, separated by spaces or commas) with what they prove here."""
-    who = _form_caller(request, session, csrf)
+    who = signed_in(request, session, "manage_cases", csrf)
     if not isinstance(who, Caller):
         return who
     case = _case(session, number)
@@ -168,7 +161,7 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
 @router.post("/recordings/{ref}/link", include_in_schema=False)
 def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                         case: Annotated[str, Form()], purpose: Annotated[str, Form()]) -> Response:
-    who = _form_caller(request, session, csrf)
+    who = signed_in(request, session, "manage_cases", csrf)
     if not isinstance(who, Caller):
         return who
     recording = visible_recording(session, ref, who, "link")
@@ -201,7 +194,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
                      dated: Annotated[str, Form()] = "") -> Response:
     """Store uploaded text records (询问笔录, 现场检查笔录, scans…) for the case: hashed, in WORM storage, with a
     signed manifest, linked with *title* as their purpose; a damaged file is kept as found and says so."""
-    who = _form_caller(request, session, csrf)
+    who = signed_in(request, session, "manage_cases", csrf)
     if not isinstance(who, Caller):
         return who
     case = _case(session, number)
@@ -248,7 +241,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
 @router.post("/cases/{number}/unlink", include_in_schema=False)
 def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            recording: Annotated[int, Form()], reason: Annotated[str, Form()]) -> Response:
-    who = _form_caller(request, session, csrf)
+    who = signed_in(request, session, "manage_cases", csrf)
     if not isinstance(who, Caller):
         return who
     case = _case(session, number)
@@ -270,7 +263,7 @@ def _members(session: Session, case: Case) -> list[int]:
 @router.post("/cases/{number}/close", include_in_schema=False)
 def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
           closed_on: Annotated[str, Form()] = "") -> Response:
-    who = _form_caller(request, session, csrf)
+    who = signed_in(request, session, "manage_cases", csrf)
     if not isinstance(who, Caller):
         return who
     case = _case(session, number)
@@ -291,7 +284,7 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
 @router.post("/cases/{number}/reopen", include_in_schema=False)
 def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            reason: Annotated[str, Form()]) -> Response:
-    who = _form_caller(request, session, csrf)
+    who = signed_in(request, session, "manage_cases", csrf)
     if not isinstance(who, Caller):
         return who
     case = _case(session, number)
@@ -331,11 +324,9 @@ def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> di
 @router.post("/cases/{number}/export", include_in_schema=False)
 def case_export(number: str, request: Request, session: DB, csrf: Annotated[str, Form()]) -> Response:
     """The case's BagIt package as a ZIP download (built, validated, recorded, then sent and removed)."""
-    who = signed_in(request, session, "export")
+    who = signed_in(request, session, "export", csrf)
     if not isinstance(who, Caller):
         return who
-    if csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
     folder = Path(tempfile.mkdtemp(prefix="evidence-web-export-"))
     out = folder / f"{safe_name(number)}.zip"
     try:

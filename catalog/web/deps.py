@@ -1,6 +1,7 @@
 """What every route shares: the database session, the signed-in caller and their rights, page rendering."""
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -109,8 +110,9 @@ NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/retention", "
        ("/stats", "Statistics", "statistics"), ("/audit", "Audit", "audit"), ("/admin", "Administration", "admin"))
 
 
-def signed_in(request: Request, session: Session, action: str) -> Caller | Response:
-    """The caller of a page whose role allows *action*; otherwise the sign-in page or a 403 page."""
+def signed_in(request: Request, session: Session, action: str, csrf: str | None = None) -> Caller | Response:
+    """The caller of a page whose role allows *action*; otherwise the sign-in page or a 403 page. A form post
+    passes its *csrf* field, which must be the session's token (403 otherwise)."""
     who = caller(request, session)
     if who is None:
         return RedirectResponse("/login", status_code=303)
@@ -118,6 +120,8 @@ def signed_in(request: Request, session: Session, action: str) -> Caller | Respo
         lang = language(request)
         return render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
                       message=gettext_for(lang)("Your role does not allow this."))
+    if csrf is not None and not secrets.compare_digest(csrf, who.web_session.csrf_token):
+        raise HTTPException(403, "missing or wrong form token")
     return who
 
 

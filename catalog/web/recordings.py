@@ -245,11 +245,9 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
           important: Annotated[str, Form()] = "") -> Response:
     """Change the stamp as a new revision (who, when, why); the new revision's manifest is signed and stored.
     An officer tags only their own recordings (their scope)."""
-    who = signed_in(request, session, "stamp")
+    who = signed_in(request, session, "stamp", csrf)
     if not isinstance(who, Caller):
         return who
-    if csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
     recording = visible_recording(session, ref, who, "stamp")
     config = request.app.state.config
     changes: dict[str, Any] = {"case_number": case_number.strip() or None, "purpose": purpose.strip() or None,

@@ -44,13 +44,6 @@ def _signer(config: WebConfig) -> Signer:
     return Signer(config.station, config.key)
 
 
-def _form(request: Request, session: Session, csrf: str, action: str) -> Caller | Response:
-    who = signed_in(request, session, action)
-    if isinstance(who, Caller) and csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
-    return who
-
-
 @router.get("/retention", response_class=HTMLResponse, include_in_schema=False)
 def retention(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "retention")
@@ -60,7 +53,7 @@ def retention(request: Request, session: DB) -> Response:
 @router.post("/retention/sweep", include_in_schema=False)
 def sweep(request: Request, session: DB, csrf: Annotated[str, Form()]) -> Response:
     """Propose a batch of everything due now (or, without required approval, dispose of it at once)."""
-    who = _form(request, session, csrf, "propose_disposal")
+    who = signed_in(request, session, "propose_disposal", csrf)
     if not isinstance(who, Caller):
         return who
     config: WebConfig = request.app.state.config
@@ -80,7 +73,7 @@ def sweep(request: Request, session: DB, csrf: Annotated[str, Form()]) -> Respon
 def approve(batch_id: int, request: Request, session: DB, csrf: Annotated[str, Form()],
             confirm: Annotated[str, Form()] = "") -> Response:
     """A second person approves a proposed batch; it is carried out at once (each item re-checked first)."""
-    who = _form(request, session, csrf, "approve_disposal")
+    who = signed_in(request, session, "approve_disposal", csrf)
     if not isinstance(who, Caller):
         return who
     if confirm != "yes":

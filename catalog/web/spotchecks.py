@@ -60,11 +60,9 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
                     officer: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
                     start: Annotated[str, Form()] = "", end: Annotated[str, Form()] = "",
                     seed: Annotated[str, Form()] = "") -> Response:
-    who = signed_in(request, session, "spotcheck")
+    who = signed_in(request, session, "spotcheck", csrf)
     if not isinstance(who, Caller):
         return who
-    if csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
     zone = request.app.state.config.zone
     try:
         chosen_unit = scoped_unit(who.scope, unit.strip())
@@ -101,11 +99,9 @@ def spot_check(check_id: int, request: Request, session: DB) -> Response:
 @router.post("/spot-checks/{check_id}/items/{item_id}", include_in_schema=False)
 def review(check_id: int, item_id: int, request: Request, session: DB, csrf: Annotated[str, Form()],
            outcome: Annotated[str, Form()], notes: Annotated[str, Form()] = "") -> Response:
-    who = signed_in(request, session, "spotcheck")
+    who = signed_in(request, session, "spotcheck", csrf)
     if not isinstance(who, Caller):
         return who
-    if csrf != who.web_session.csrf_token:
-        raise HTTPException(403, "missing or wrong form token")
     item = session.get(SpotCheckItem, item_id)
     if item is None or item.check_id != check_id:
         raise HTTPException(404, f"no item {item_id} in spot check {check_id}")

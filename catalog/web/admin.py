@@ -8,9 +8,8 @@ The retention policy is shown, not edited here: it comes from the deployment's c
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,10 +28,6 @@ __all__ = ["router"]
 router = APIRouter()
 SECTIONS = (("/admin", "Users"), ("/admin/officers", "Officers"), ("/admin/stations", "Stations"),
             ("/admin/devices", "Devices"), ("/admin/policy", "Retention policy"))
-
-
-def _today(request: Request) -> date:
-    return datetime.now(ZoneInfo(request.app.state.config.zone)).date()
 
 
 def _render(request: Request, who: Caller, template: str, status: int = 200, **context: Any) -> Response:
@@ -114,7 +109,7 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
 # -- officers ------------------------------------------------------------------------------------------------
 def _officers_page(request: Request, session: Session, who: Caller, status: int = 200, error: str | None = None,
                    form: dict[str, str] | None = None) -> Response:
-    today = _today(request)
+    today = request.app.state.config.today()
     rows = [(o, certificate_state(o.valid_from.date() if o.valid_from else None,
                                   o.valid_until.date() if o.valid_until else None, today))
             for o in session.exec(select(Officer).order_by(col(Officer.number)).limit(2000))]

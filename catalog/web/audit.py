@@ -9,7 +9,6 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -22,6 +21,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from catalog.custody import CustodyKind, append_event
 from catalog.models import CustodyAnchor, CustodyEvent, CustodyHead
 from catalog.web.deps import DB, Caller, language, render, signed_in
+from catalog.web.search_form import parse_time
 
 __all__ = ["ACCESS_KINDS", "LOGS", "router"]
 
@@ -54,8 +54,7 @@ def _filters(request: Request) -> tuple[dict[str, str], SelectOfScalar[CustodyEv
     for field, op in (("from", "ge"), ("to", "le")):
         if q[field]:
             try:
-                when = datetime.fromisoformat(q[field].replace("Z", "+00:00"))
-                when = when if when.tzinfo else when.replace(tzinfo=zone)
+                when = parse_time(q[field], zone)
                 query = query.where(col(CustodyEvent.at) >= when if op == "ge" else col(CustodyEvent.at) <= when)
             except ValueError:
                 problems.append(f"{field}: {q[field][:40]!r} is not a time (ISO 8601, e.g. 2026-11-20T08:00)")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -44,10 +43,6 @@ __all__ = ["router"]
 
 router = APIRouter()
 CasesCaller = Annotated[Caller, api_caller("cases")]
-
-
-def _today(config: WebConfig) -> date:
-    return datetime.now(ZoneInfo(config.policy.zone)).date()
 
 
 def _case(session: Session, number: str) -> Case:
@@ -86,7 +81,7 @@ def _cases_list(request: Request, session: Session, who: Caller, *, status: str 
     return render(request, "cases.html", language(request), code, user=who.user, csrf=who.web_session.csrf_token,
                   cases=list_cases(session, status=wanted)[:500], wanted=wanted or "", error=error,
                   types=sorted(config.policy.case_types.values(), key=lambda t: t.code),
-                  can_manage=who.may("manage_cases"), form=form or {}, today=_today(config).isoformat())
+                  can_manage=who.may("manage_cases"), form=form or {}, today=config.today().isoformat())
 
 
 @router.post("/cases", include_in_schema=False)
@@ -99,14 +94,14 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
     config: WebConfig = request.app.state.config
     form = {"number": number, "title": title, "case_type": case_type, "unit": unit, "opened_on": opened_on}
     try:
-        opened = date.fromisoformat(opened_on) if opened_on.strip() else _today(config)
+        opened = date.fromisoformat(opened_on) if opened_on.strip() else config.today()
     except ValueError:
         return _cases_list(request, session, who, code=400, form=form,
                            error=f"opened on: {opened_on!r} is not a date (YYYY-MM-DD)")
     try:
         case = create_case(session, number=number.strip(), title=title, case_type=case_type, unit=unit,
                            opened_on=opened, by=who.user.name, case_pattern=config.case_pattern,
-                           policy=config.policy, today=_today(config))
+                           policy=config.policy, today=config.today())
         session.commit()
     except CaseInvalid as exc:
         session.rollback()
@@ -269,11 +264,11 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
     case = _case(session, number)
     config: WebConfig = request.app.state.config
     try:
-        day = date.fromisoformat(closed_on) if closed_on.strip() else _today(config)
+        day = date.fromisoformat(closed_on) if closed_on.strip() else config.today()
     except ValueError:
         return _case_page(request, session, who, case, 400, f"closed on: {closed_on!r} is not a date (YYYY-MM-DD)")
     try:
-        close_case(session, case, by=who.user.name, closed_on=day, today=_today(config))
+        close_case(session, case, by=who.user.name, closed_on=day, today=config.today())
         session.commit()
     except (CaseInvalid, CaseStateError) as exc:
         session.rollback()

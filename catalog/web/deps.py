@@ -4,9 +4,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, HTTPException, Request
@@ -47,6 +48,10 @@ class WebConfig:
     policy: RetentionPolicy = field(default_factory=lambda: RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"))
     disposal_approval: bool = True  # EVIDENCE_DISPOSAL_APPROVAL=required: a second person approves each batch
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
+
+    def today(self) -> date:
+        """Today's date on the agency's calendar (case dates, certificate validity)."""
+        return datetime.now(ZoneInfo(self.zone)).date()
 
 
 @dataclass

@@ -16,7 +16,8 @@ from catalog.access import Scope
 from catalog.models import IntegrityStatus, MediaKind
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS, Near, SearchFilters
 
-__all__ = ["FIELDS", "FIELD_LABELS", "MAX_PAGE", "MAX_TEXT", "PAGE_SIZES", "Problem", "SearchInvalid", "parse_search"]
+__all__ = ["FIELDS", "FIELD_LABELS", "MAX_PAGE", "MAX_TEXT", "PAGE_SIZES", "Problem", "SearchInvalid", "parse_search",
+           "parse_time"]
 
 #: The query parameters a search reads.
 FIELDS = ("case", "officer", "device", "station", "unit", "from", "to", "lat", "lon", "radius", "purpose", "kind",
@@ -51,9 +52,10 @@ class SearchInvalid(ValueError):
         self.problems = problems
 
 
-def _time(value: str, zone: ZoneInfo) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)  # the agency's clock
+def parse_time(value: str, zone: ZoneInfo) -> datetime:
+    """An ISO 8601 time; one typed without a zone is on the agency's clock (*zone*). ValueError otherwise."""
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
 
 
 def _number(value: str) -> float:
@@ -79,7 +81,7 @@ def parse_search(params: Mapping[str, str | None], *, zone: ZoneInfo, scope: Sco
     for field in times:
         if raw[field]:
             try:
-                times[field] = _time(raw[field], zone)
+                times[field] = parse_time(raw[field], zone)
             except ValueError:
                 bad(field, "{value!r} is not a time; use ISO 8601, e.g. 2026-11-20T08:00 or 2026-11-20T08:00+08:00")
     if times["from"] and times["to"] and times["from"] > times["to"]:

@@ -14,6 +14,7 @@ from catalog.models import DerivedMedia, Recording, SpotCheck, SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, new_spot_check, record_outcome
 from catalog.types import utcnow
 from catalog.web.deps import DB, Caller, language, render, signed_in
+from catalog.web.search_form import parse_time
 
 __all__ = ["router", "scoped_unit"]
 
@@ -21,11 +22,7 @@ router = APIRouter()
 
 
 def _when(value: str, zone: str) -> datetime | None:
-    """An ISO 8601 time; without a zone, on the agency's clock. ValueError otherwise."""
-    if not value.strip():
-        return None
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=ZoneInfo(zone))
+    return parse_time(value, ZoneInfo(zone)) if value.strip() else None
 
 
 def scoped_unit(scope: Scope, unit: str) -> str | None:

@@ -41,6 +41,7 @@ from catalog import (
     trusted_fingerprints,
     write_manifest,
 )
+from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS
 from device_profiles import load_profiles
 from ingest.actors import WorkerContext, declare_actors
 from ingest.archiving import archive_staged
@@ -156,7 +157,7 @@ def _parse_near(value: str | None) -> Near | None:
         lat, lon, metres = (float(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not LAT,LON,METRES", param_hint="--near") from None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and metres > 0):
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 < metres <= MAX_RADIUS_M):
         raise click.BadParameter(f"{value!r} is out of range", param_hint="--near")
     return Near(lat, lon, metres)
 
@@ -169,16 +170,24 @@ def _parse_near(value: str | None) -> Near | None:
 @click.option("--to", "end", help="ISO time with zone: recordings starting at or before it.")
 @click.option("--near", help="LAT,LON,METRES")
 @click.option("--purpose", help="Text contained in the purpose.")
-@click.option("--kind", type=click.Choice(["video", "audio", "photo", "other"]))
+@click.option("--kind", type=click.Choice(["video", "audio", "photo", "document", "other"]))
+@click.option("--station", help="Station code.")
+@click.option("--unit", help="The officer's unit (number or name).")
+@click.option("--important/--not-important", default=None, help="Only recordings marked (or not) important.")
+@click.option("--integrity", type=click.Choice(["ok", "damaged", "unreadable"]))
+@click.option("--retention", type=click.Choice(RETENTION_STATES), help="held, kept, due, disposed or staged.")
+@click.option("--sort", type=click.Choice(SORTS), default="captured", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def search(case_number: str | None, officer: str | None, device: str | None, start: str | None,
-           end: str | None, near: str | None, purpose: str | None, kind: str | None, limit: int,
-           as_json: bool) -> None:
-    """Find recordings."""
+           end: str | None, near: str | None, purpose: str | None, kind: str | None, station: str | None,
+           unit: str | None, important: bool | None, integrity: str | None, retention: str | None, sort: str,
+           limit: int, as_json: bool) -> None:
+    """Find recordings (the web search page's filters)."""
     filters = SearchFilters(case_number=case_number, officer=officer, device=device,
                             start=_parse_time(start, "--from"), end=_parse_time(end, "--to"),
-                            near=_parse_near(near), purpose=purpose, kind=kind, limit=limit)
+                            near=_parse_near(near), purpose=purpose, kind=kind, station=station, unit=unit,
+                            important=important, integrity=integrity, retention=retention, sort=sort, limit=limit)
     with _errors(), _catalog(_settings()) as engine, Session(engine) as session:
         rows = [recording_as_json(r) for r in run_search(session, filters)]
     if as_json:

@@ -70,6 +70,13 @@ def test_search_show_cat_and_tag(samples, env):
                              "--to", "2026-11-20T00:46:00Z").stdout)["recordings"]
     assert [r["original_name"][-10:] for r in window] == ["084000.jpg", "084500.wav"]
     assert _run(env, "search", "--from", "yesterday").exit_code == 2
+    assert _run(env, "search", "--near", "39.9,116.4,1000000").exit_code == 2  # wider than any search takes
+    damaged = json.loads(_run(env, "search", "--json", "--integrity", "damaged", "--sort", "-captured").stdout)
+    starts = [r["captured_start"] for r in damaged["recordings"]]
+    assert len(starts) >= 2 and all(r["integrity"]["status"] == "damaged" for r in damaged["recordings"])
+    assert starts == sorted(starts, reverse=True)  # newest first
+    staged = json.loads(_run(env, "search", "--json", "--retention", "staged", "--station", "station-1").stdout)
+    assert staged["recordings"] == []  # ingest archived everything
 
     wav = next(r for r in found if r["original_name"].endswith(".wav"))
     # cat: exact original bytes, and the access is in the custody log

@@ -21,7 +21,7 @@ from catalog.types import utcnow
 
 __all__ = [
     "Attach", "active_links", "adopt_stamped", "case_as_json", "case_facts", "cases_of", "close_case", "create_case",
-    "get_case", "link_recording", "list_cases", "reopen_case", "unlink_recording", "validate_case",
+    "get_case", "link_recording", "list_cases", "member_ids", "reopen_case", "unlink_recording", "validate_case",
 ]
 
 
@@ -205,6 +205,12 @@ def active_links(session: Session, case_id: int) -> list[tuple[CaseLink, Recordi
                                                           CaseLink.recording_id == Recording.id)
                         .order_by(col(CaseLink.id)))
     return [(link, recording) for link, recording in rows]
+
+
+def member_ids(session: Session, case: Case) -> list[int]:
+    """The ids of the recordings and text records linked to *case* now (what its retention pass covers)."""
+    assert case.id is not None
+    return [recording.id for _link, recording in active_links(session, case.id) if recording.id is not None]
 
 
 def cases_of(session: Session, recording_id: int) -> list[tuple[Case, CaseLink]]:

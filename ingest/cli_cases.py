@@ -37,6 +37,7 @@ from catalog import (
     start_sweep,
     unlink_recording,
 )
+from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
 from catalog.models import Disposal
 from catalog.types import utcnow
@@ -271,7 +272,7 @@ def case_close(number: str, closed_on: str | None, by: str, as_json: bool) -> No
             close_case(session, found, by=by, closed_on=parse_date(closed_on, "--on") or today, today=today)
             session.commit()
             assert found.id is not None
-            ids = [r["recording_id"] for key in ("recordings", "documents") for r in case_as_json(session, found)[key]]
+            ids = member_ids(session, found)
             changes = _apply(session, open_store(cfg), cfg, ids, by)
             data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
     _report(data, changes, as_json, f"case {number} closed on {data['case']['closed_on']}")
@@ -290,7 +291,7 @@ def case_reopen(number: str, reason: str, by: str, as_json: bool) -> None:
             found = get_case(session, number)
             reopen_case(session, found, by=by, reason=reason)
             session.commit()
-            ids = [r["recording_id"] for key in ("recordings", "documents") for r in case_as_json(session, found)[key]]
+            ids = member_ids(session, found)
             changes = _apply(session, open_store(cfg), cfg, ids, by)
             data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
     _report(data, changes, as_json, f"case {number} reopened")

@@ -25,6 +25,7 @@ from catalog.cases import (
     get_case,
     link_recording,
     list_cases,
+    member_ids,
     reopen_case,
     unlink_recording,
 )
@@ -106,11 +107,7 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
     except CaseInvalid as exc:
         session.rollback()
         return _cases_list(request, session, who, code=400, form=form, error=str(exc))
-    ids = [r["recording_id"] for r in case_as_json(session, case)["recordings"]]
-    problems = _retain(session, config, ids, who.user.name) if ids else []
-    if problems:
-        return _case_page(request, session, who, case, 502, "; ".join(problems))
-    return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
+    return _after_change(request, session, who, case, member_ids(session, case))  # stamped ones it adopted
 
 
 @router.get("/cases/{number}", response_class=HTMLResponse, include_in_schema=False)
@@ -250,11 +247,6 @@ def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form
     return _after_change(request, session, who, case, [recording])
 
 
-def _members(session: Session, case: Case) -> list[int]:
-    data: dict[str, Any] = case_as_json(session, case)
-    return [r["recording_id"] for key in ("recordings", "documents") for r in data[key]]
-
-
 @router.post("/cases/{number}/close", include_in_schema=False)
 def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
           closed_on: Annotated[str, Form()] = "") -> Response:
@@ -273,7 +265,7 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
     except (CaseInvalid, CaseStateError) as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
-    return _after_change(request, session, who, case, _members(session, case))
+    return _after_change(request, session, who, case, member_ids(session, case))
 
 
 @router.post("/cases/{number}/reopen", include_in_schema=False)
@@ -289,7 +281,7 @@ def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form
     except (CaseInvalid, CaseStateError) as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
-    return _after_change(request, session, who, case, _members(session, case))
+    return _after_change(request, session, who, case, member_ids(session, case))
 
 
 @router.get("/api/cases", tags=["cases"])

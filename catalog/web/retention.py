@@ -5,7 +5,7 @@ disposal record in WORM storage. The same catalogue calls as `evidence retention
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -87,12 +87,3 @@ def approve(batch_id: int, request: Request, session: DB, csrf: Annotated[str, F
     except BackendUnavailable as exc:
         return _page(request, session, who, 503, f"the evidence store cannot be reached now: {exc}")
     return RedirectResponse(f"/retention#batch-{batch_id}", status_code=303)
-
-
-def batch_summary(batch: DisposalBatch) -> dict[str, Any]:
-    """How a batch ended: items, disposed, refused or failed (for the page and the API). Pure."""
-    results = [o.get("result") for o in batch.outcome]
-    return {"items": len(batch.items), "disposed": results.count("disposed"),
-            "other": len(results) - results.count("disposed")}
-
-

@@ -69,6 +69,8 @@ class CustodyKind(enum.StrEnum):
     SPOT_CHECK_DRAWN = "spot_check_drawn"  # a random sample drawn (criteria, seed, population, the ids)
     REVIEWED = "reviewed"  # a spot-check outcome recorded for a recording
     VERIFICATION_RUN = "verification_run"  # `evidence verify` ran: what it checked and what it found
+    INTEGRITY_CHECKED = "integrity_checked"  # a later integrity check (decoding) added a verdict; the first is kept
+    DISCARDED = "discarded"  # files a device profile marks as disposable derivatives, not copied (listed with why)
 
 
 def _canonical(value: Any) -> str:

@@ -20,7 +20,7 @@ __all__ = [
     "Case", "CaseLink", "CaseStatus", "CustodyAnchor", "CustodyEvent", "CustodyHead", "Device", "Disposal",
     "DisposalBatch", "DisposalStatus", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
     "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia", "User",
-    "WebSession", "SpotCheck", "SpotCheckItem",
+    "WebSession", "SpotCheck", "SpotCheckItem", "IntegrityCheck",
 ]
 
 
@@ -161,6 +161,9 @@ class Recording(SQLModel, table=True):
     captured_end: datetime | None = _ts()
     raw_device_time: str | None = Field(default=None, max_length=64)
     time_source: str = Field(max_length=32)
+    time_implausible: bool = False
+    # the capture time is before the sane floor, after the station's clock, or unrepresentable: a wrong device
+    # clock. The raw value is kept (raw_device_time, technical["time_problem"]); it never shortens retention.
     zone_assumed: str | None = Field(default=None, max_length=64)
     clock_offset_s: float = 0.0
     lat: float | None = None
@@ -181,7 +184,28 @@ class Recording(SQLModel, table=True):
     retention_rule: str = Field(default="", max_length=300)  # the rule that set retain_until
     fixity_checked_at: datetime | None = _ts()  # last time the stored bytes were re-hashed and found equal
     ingested_at: datetime | None = _ts(nullable=False)
+    archived_at: datetime | None = _ts()  # when the WORM store first held it (routine retention counts from here too)
+    belongs_to_id: int | None = Field(default=None, index=True)  # a device housekeeping file (.THM, .LRV, a
+    # sidecar): the recording it belongs to, when known
     technical: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class IntegrityCheck(SQLModel, table=True):
+    """One integrity verdict on a recording. Revision 1 is the ingest check (structure + probe); later ones (the
+    background decode check) add to it, never overwrite it. Recording.integrity_status is the worst so far."""
+
+    __tablename__ = "integrity_check"
+    __table_args__ = (UniqueConstraint("recording_id", "revision", name="uq_integrity_revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    revision: int
+    check: str = Field(max_length=32)  # ingest | decode
+    status: str = Field(max_length=16)  # ok | damaged | unreadable: this check's own verdict
+    detail: str = Field(default="", max_length=2000)
+    checked_by: str = Field(max_length=100)
+    checked_at: datetime | None = _ts(nullable=False)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Sighting(SQLModel, table=True):

@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -70,6 +71,10 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
                                "first step that needs a stated reason (调阅事由) in the browser: view, play, download"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
     "EVIDENCE_PROBE_TIMEOUT_S": ("probe_timeout_s", "120", "ffprobe time limit per file"),
+    "EVIDENCE_TIME_FLOOR": ("time_floor", "2005-01-01",
+                            "capture times before this date (UTC) are a wrong device clock: flagged time_implausible"),
+    "EVIDENCE_STAGED_ALARM_S": ("staged_alarm_s", "3600",
+                                "a recording still `staged` (not in WORM storage) this long raises the staged alarm"),
 }
 
 
@@ -139,6 +144,8 @@ class Settings:
     web_addr: tuple[str, int] = ("127.0.0.1", 8000)
     web_secure_cookies: bool = False
     access_reason: str = "download"
+    time_floor: datetime = datetime(2005, 1, 1, tzinfo=UTC)
+    staged_alarm_s: float = 3600.0
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -288,6 +295,8 @@ class Settings:
                                   ("view", "play", "download")),
             disposal_approval=_choice("EVIDENCE_DISPOSAL_APPROVAL", get("EVIDENCE_DISPOSAL_APPROVAL", "required"),
                                       ("required", "none")),
+            time_floor=_date("EVIDENCE_TIME_FLOOR", get("EVIDENCE_TIME_FLOOR", "2005-01-01")),
+            staged_alarm_s=_seconds("EVIDENCE_STAGED_ALARM_S", get("EVIDENCE_STAGED_ALARM_S", "3600")),
         )
 
 
@@ -308,6 +317,16 @@ def _seconds(key: str, raw: str) -> float:
     if value < 0:
         raise ConfigInvalid(key, raw, "Must not be negative.")
     return value
+
+
+def _date(key: str, raw: str) -> datetime:
+    try:
+        day = date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ConfigInvalid(key, raw, "Not a date (YYYY-MM-DD).") from None
+    if not date(1970, 1, 1) <= day <= date(2100, 1, 1):
+        raise ConfigInvalid(key, raw, "Must lie between 1970-01-01 and 2100-01-01.")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _choice(key: str, raw: str, allowed: tuple[str, ...]) -> str:

@@ -19,10 +19,13 @@ from device_profiles import DeviceProfile, FilenameRule
 from ingest.integrity import Structure
 
 __all__ = [
-    "CaptureTime", "ExifFacts", "Facts", "FilenameFacts", "Place", "RawTime", "RecordingMetadata",
-    "SidecarFacts", "describe", "exif_facts", "measure_clock_offset", "parse_filename", "parse_iso6709",
-    "resolve_capture_time", "sidecar_facts",
+    "FUTURE_TOLERANCE", "CaptureTime", "ExifFacts", "Facts", "FilenameFacts", "Place", "RawTime",
+    "RecordingMetadata", "SidecarFacts", "TimeBounds", "describe", "exif_facts", "implausible_reason",
+    "measure_clock_offset", "parse_filename", "parse_iso6709", "resolve_capture_time", "sidecar_facts",
 ]
+
+#: How far after the station's own clock a capture time may lie before it is a wrong device clock.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 _AUDIO_FORMATS = {"wav", "amr", "mp3"}
 _PHOTO_FORMATS = {"jpeg", "png"}
@@ -48,6 +51,20 @@ class CaptureTime:
     source: str
     zone_assumed: str | None
     clock_offset_s: float  # corrected UTC minus the device clock's reading (0: none known/applied)
+    implausible: bool = False  # a wrong device clock: no source, or not the preferred one, gave a sane time
+    problem: str | None = None  # what was wrong, with the raw values
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """What a capture time may be: not before *floor*, not after the station's clock (*now*) + FUTURE_TOLERANCE."""
+
+    floor: datetime
+    now: datetime
+
+    @property
+    def latest(self) -> datetime:
+        return self.now + FUTURE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -246,7 +263,20 @@ def sidecar_facts(data: Any) -> SidecarFacts:
 
 
 def _local_to_utc(naive: datetime, zone: str) -> datetime:
+    """Raises OverflowError when the result is outside Python's range (year 1 east of UTC, year 9999 west)."""
     return naive.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def implausible_reason(value: datetime, bounds: TimeBounds | None) -> str | None:
+    """Why *value* cannot be a real capture time (None: it can)."""
+    if bounds is None:
+        return None
+    if value < bounds.floor:
+        return f"{value.isoformat()} is before {bounds.floor.date().isoformat()} (the earliest plausible time)"
+    if value > bounds.latest:
+        return (f"{value.isoformat()} is more than {FUTURE_TOLERANCE.days} day after the station's clock "
+                f"({bounds.now.isoformat(timespec='seconds')})")
+    return None
 
 
 def _container_time(probe: Mapping[str, Any] | None) -> tuple[str, datetime, bool] | None:
@@ -278,9 +308,20 @@ def _container_time(probe: Mapping[str, Any] | None) -> tuple[str, datetime, boo
     return None
 
 
-def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfile,
-                zone: str) -> dict[str, RawTime]:
+def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfile, zone: str,
+                unusable: dict[str, str]) -> dict[str, RawTime]:
+    """Every capture-time reading in the file; a reading outside Python's range goes to *unusable* (source -> why)
+    instead: a device clock set to 0001 or 9999 must never stop an ingest."""
     found: dict[str, RawTime] = {}
+
+    def add(source: str, text: str, make: Any, zone_assumed: str | None, device_clock: bool) -> None:
+        try:
+            value = make()
+        except (OverflowError, ValueError) as exc:
+            unusable[source] = f"{source} time {text!r} is outside the representable range ({exc})"
+            return
+        found[source] = RawTime(source, text, value, zone_assumed, device_clock)
+
     side = facts.sidecar
     if side is not None and side.start_utc is not None:
         found["sidecar"] = RawTime("sidecar", side.start_utc.isoformat(), side.start_utc, None, False)
@@ -290,8 +331,7 @@ def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfil
         except ValueError:
             naive = None
         if naive is not None:  # the recorder's own clock reading, written beside the GPS time
-            found["device_time"] = RawTime("device_time", side.device_time, _local_to_utc(naive, zone), zone,
-                                           True)
+            add("device_time", side.device_time, lambda: _local_to_utc(naive, zone), zone, True)
     container = _container_time(facts.probe)
     if container is not None:
         text, value, has_zone = container
@@ -299,8 +339,7 @@ def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfil
             found["container"] = RawTime("container", text, value, None, True)
         else:
             # Labelled UTC (or unlabelled) but holding the device's local wall clock.
-            found["container"] = RawTime("container", text, _local_to_utc(value.replace(tzinfo=None), zone),
-                                         zone, True)
+            add("container", text, lambda: _local_to_utc(value.replace(tzinfo=None), zone), zone, True)
     exif = facts.exif
     if exif is not None and exif.datetime_original:
         try:
@@ -310,15 +349,17 @@ def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfil
         if naive is not None:
             offset = exif.offset_time_original
             if offset and re.fullmatch(r"[+-]\d\d:\d\d", offset):
-                aware = datetime.fromisoformat(naive.isoformat() + offset)
-                found["exif"] = RawTime("exif", f"{exif.datetime_original} {offset}", aware.astimezone(UTC),
-                                        None, True)
+                add("exif", f"{exif.datetime_original} {offset}",
+                    lambda: datetime.fromisoformat(naive.isoformat() + offset).astimezone(UTC), None, True)
             else:
-                found["exif"] = RawTime("exif", exif.datetime_original, _local_to_utc(naive, zone), zone, True)
+                add("exif", exif.datetime_original, lambda: _local_to_utc(naive, zone), zone, True)
     if names is not None and names.local_time is not None:
-        found["filename"] = RawTime("filename", names.text, _local_to_utc(names.local_time, zone), zone, True)
-    mtime = datetime.fromtimestamp(facts.mtime_ns / 1e9, tz=UTC)
-    found["file_mtime"] = RawTime("file_mtime", mtime.isoformat(), mtime, None, True)
+        local = names.local_time
+        add("filename", names.text, lambda: _local_to_utc(local, zone), zone, True)
+    add("file_mtime", str(facts.mtime_ns), lambda: datetime.fromtimestamp(facts.mtime_ns / 1e9, tz=UTC), None, True)
+    if "file_mtime" in found:
+        mtime = found["file_mtime"]
+        found["file_mtime"] = RawTime("file_mtime", mtime.utc.isoformat(), mtime.utc, None, True)
     return found
 
 
@@ -337,34 +378,74 @@ def measure_clock_offset(text: str, *, fmt: str, zone: str, station_now: datetim
     return float(round((station_now - device_utc.astimezone(UTC)).total_seconds()))
 
 
+def _shift(value: datetime, seconds: float) -> datetime | None:
+    try:
+        return value + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
 def resolve_capture_time(candidates: Mapping[str, RawTime], order: tuple[str, ...], *,
                          duration_s: float | None, explicit_offset_s: float | None = None,
-                         sidecar_end: datetime | None = None) -> CaptureTime:
-    """Pick the first available source in *order* and apply the clock correction.
+                         sidecar_end: datetime | None = None, bounds: TimeBounds | None = None,
+                         unusable: Mapping[str, str] | None = None, fallback: datetime | None = None) -> CaptureTime:
+    """Pick the first source in *order* that gives a plausible time (within *bounds*) and apply the clock correction.
 
-    A known offset (given at ingest) corrects device-clock sources. When an
-    independent clock (GPS in a sidecar) wins, the offset recorded is how far
-    the device clock was from it.
+    A known offset (given at ingest) corrects device-clock sources. When an independent clock (GPS in a sidecar)
+    wins, the offset recorded is how far the device clock was from it. When the preferred source is unusable or
+    implausible (a clock reset to 2000, a name saying 9999) the next plausible one is used and the result is flagged
+    `implausible` with every rejected reading in `problem`; when none is plausible the first usable one is kept as
+    the device gave it (flagged), else *fallback* (the docking time). Never raises.
     """
-    ordered = [candidates[s] for s in order if s in candidates] or [candidates["file_mtime"]]
-    chosen = ordered[0]
+    unusable = unusable or {}
+    preferred = [s for s in order if s in candidates or s in unusable]
+    ordered = [candidates[s] for s in order if s in candidates]
+    if not ordered and "file_mtime" in candidates:
+        ordered = [candidates["file_mtime"]]
+    rejected: list[str] = [unusable[s] for s in preferred if s in unusable]
+    chosen: RawTime | None = None
+    start: datetime | None = None
+    first_usable: tuple[RawTime, datetime] | None = None
+    for candidate in ordered:
+        corrected = _shift(candidate.utc, explicit_offset_s or 0.0) if candidate.device_clock else candidate.utc
+        if corrected is None:
+            rejected.append(f"{candidate.source} time {candidate.text!r} + clock offset "
+                            f"{explicit_offset_s or 0:g} s is outside the representable range")
+            continue
+        first_usable = first_usable or (candidate, corrected)
+        why = implausible_reason(corrected, bounds)
+        if why is None:
+            chosen, start = candidate, corrected
+            break
+        rejected.append(f"{candidate.source} time {candidate.text!r} = {why}")
+    problem: str | None = None
+    if chosen is None or start is None:
+        if first_usable is not None:
+            chosen, start = first_usable
+            problem = "no plausible capture time; kept the device's " + chosen.source + " time as found: "
+        else:
+            when = fallback or (bounds.now if bounds else datetime(1970, 1, 1, tzinfo=UTC))
+            chosen, start = RawTime("docked", when.isoformat(), when, None, False), when
+            problem = "no usable capture time; the docking time is used: "
+        problem += "; ".join(rejected)
+    elif rejected:
+        problem = f"used the {chosen.source} time because " + "; ".join(rejected)
     if chosen.device_clock:
         device: RawTime | None = chosen
         offset = explicit_offset_s or 0.0
-        start = chosen.utc + timedelta(seconds=offset)
     else:
         # An independent clock won: measure the device clock against it. A file's mtime is
         # too loose (copies, FAT's local time) to measure a drift with.
         readings = [c for c in ordered if c.device_clock and c.source != "file_mtime"]
         device = candidates.get("device_time") or (readings[0] if readings else None)
-        start = chosen.utc
-        offset = round((start - device.utc).total_seconds(), 3) if device is not None else 0.0
-    if sidecar_end is not None and chosen.source == "sidecar":
-        end = sidecar_end
-    else:
-        end = start + timedelta(seconds=duration_s or 0.0)
-    return CaptureTime(start=start, end=max(start, end), raw_device_time=(device or chosen).text,
-                       source=chosen.source, zone_assumed=chosen.zone_assumed, clock_offset_s=offset)
+        try:
+            offset = round((start - device.utc).total_seconds(), 3) if device is not None else 0.0
+        except OverflowError:
+            offset = 0.0
+    end = sidecar_end if sidecar_end is not None and chosen.source == "sidecar" else _shift(start, duration_s or 0.0)
+    return CaptureTime(start=start, end=max(start, end or start), raw_device_time=(device or chosen).text,
+                       source=chosen.source, zone_assumed=chosen.zone_assumed, clock_offset_s=offset,
+                       implausible=problem is not None, problem=problem)
 
 
 # ----------------------------------------------------------------------------- the whole
@@ -424,10 +505,17 @@ def _integrity(facts: Facts, kind: str) -> tuple[str, str]:
 
 def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
              station_place: tuple[float, float] | None = None, clock_offset_s: float | None = None,
-             names: FilenameFacts | None = None) -> RecordingMetadata:
-    """Everything the catalog records about a file, decided from *facts* alone."""
+             names: FilenameFacts | None = None, bounds: TimeBounds | None = None,
+             role: str = "recording") -> RecordingMetadata:
+    """Everything the catalog records about a file, decided from *facts* alone.
+
+    *bounds* (the sane floor and the station's clock at docking) decide which capture times are plausible.
+    *role* is what the profile says of the file: `recording` (a recording pattern matched), `housekeeping` (a
+    device-made derivative such as .THM/.LRV or a sidecar: kept as kind `other`) or `unlisted` (neither: its
+    content alone says what it is).
+    """
     video, audio = _streams(facts.probe)
-    kind = _media_kind(facts.structure.format, video, audio)
+    kind = "other" if role == "housekeeping" else _media_kind(facts.structure.format, video, audio)
     fmt_info = (facts.probe or {}).get("format", {})
     duration = _float(fmt_info.get("duration")) if kind in ("video", "audio") else None
     width = height = None
@@ -437,10 +525,12 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
         width, height = facts.image_size
 
     zone = profile.clock.zone or station_zone
-    times = _candidates(facts, names, profile, zone)
+    unusable: dict[str, str] = {}
+    times = _candidates(facts, names, profile, zone, unusable)
     capture = resolve_capture_time(times, profile.time_sources, duration_s=duration,
                                    explicit_offset_s=clock_offset_s,
-                                   sidecar_end=facts.sidecar.end_utc if facts.sidecar else None)
+                                   sidecar_end=facts.sidecar.end_utc if facts.sidecar else None, bounds=bounds,
+                                   unusable=unusable)
 
     place = None
     tags = {k: str(v) for k, v in (fmt_info.get("tags") or {}).items()}
@@ -465,8 +555,11 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
         "format_name": fmt_info.get("format_name"),
         "bit_rate": fmt_info.get("bit_rate"),
         "time_candidates": {k: {"text": v.text, "utc": v.utc.isoformat(), "zone_assumed": v.zone_assumed}
-                            for k, v in times.items()},
+                            for k, v in times.items()}
+                           | {k: {"utc": None, "problem": why} for k, why in unusable.items()},
     }
+    if capture.problem:
+        technical["time_problem"] = capture.problem
     if facts.exif is not None:
         technical["exif"] = {"make": facts.exif.make, "model": facts.exif.model, "serial": facts.exif.serial,
                              "gps_utc": facts.exif.gps_utc.isoformat() if facts.exif.gps_utc else None}

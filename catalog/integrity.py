@@ -1,0 +1,62 @@
+"""Integrity verdicts as revisions: the ingest check is revision 1, later checks (the background decode check)
+add revisions and never overwrite an earlier one.
+
+`worst` is pure. `record_integrity` is the one function every path uses to record a verdict: it adds the
+revision, moves the recording's current status to the worst verdict so far (a later check never "heals" a file
+an earlier one found damaged) and, for any check after ingest, appends an `integrity_checked` custody event.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from catalog.custody import CustodyKind, append_event
+from catalog.models import IntegrityCheck, IntegrityStatus, Recording
+from catalog.types import utcnow
+
+__all__ = ["integrity_history", "record_integrity", "worst"]
+
+_RANK = {IntegrityStatus.OK.value: 0, IntegrityStatus.DAMAGED.value: 1, IntegrityStatus.UNREADABLE.value: 2}
+
+
+def worst(a: str, b: str) -> str:
+    """The more serious of two integrity statuses (ok < damaged < unreadable)."""
+    return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
+
+
+def record_integrity(session: Session, recording: Recording, *, check: str, status: str, detail: str, by: str,
+                     details: dict[str, Any] | None = None, at: datetime | None = None) -> IntegrityCheck:
+    """Add an integrity revision for *recording* (flushed first if new) and update its current status."""
+    if status not in _RANK:
+        raise ValueError(f"integrity status {status!r} is not one of {', '.join(_RANK)}")
+    if recording.id is None:
+        session.add(recording)
+        session.flush()
+    assert recording.id is not None
+    last = session.exec(select(func.max(IntegrityCheck.revision))
+                        .where(IntegrityCheck.recording_id == recording.id)).one()
+    revision = (last or 0) + 1
+    row = IntegrityCheck(recording_id=recording.id, revision=revision, check=check, status=status,
+                         detail=detail[:2000], checked_by=by, checked_at=at or utcnow(), details=details or {})
+    session.add(row)
+    before = recording.integrity_status
+    if revision == 1:
+        recording.integrity_status, recording.integrity_detail = status, detail[:2000]
+    else:
+        if status != IntegrityStatus.OK.value:
+            recording.integrity_status = worst(before, status)
+            recording.integrity_detail = "; ".join(filter(None, [recording.integrity_detail,
+                                                                 f"{check} check: {detail}"]))[:2000]
+        append_event(session, CustodyKind.INTEGRITY_CHECKED, actor=by, recording_id=recording.id, details={
+            "check": check, "revision": revision, "status": status, "detail": detail[:2000],
+            "was": before, "now": recording.integrity_status, **(details or {})})
+    session.add(recording)
+    return row
+
+
+def integrity_history(session: Session, recording_id: int) -> list[IntegrityCheck]:
+    return list(session.exec(select(IntegrityCheck).where(IntegrityCheck.recording_id == recording_id)
+                             .order_by(col(IntegrityCheck.revision))))

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, delete, select
 
-from catalog.cases import case_facts
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
 from catalog.manifests import ensure_station_key, software_version
@@ -31,8 +30,8 @@ from catalog.models import (
     Recording,
     RecordingState,
 )
-from catalog.retention import RetentionPolicy, decide_retention
-from catalog.retention_job import base_time
+from catalog.retention import RetentionPolicy
+from catalog.retention_job import decide_for
 from catalog.signing import sign_document
 from catalog.stamps import current_stamp
 from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
@@ -82,11 +81,11 @@ def plan_disposal(session: Session, policy: RetentionPolicy, *, as_of: datetime,
     query = (select(Recording).where(col(Recording.state).in_(_IN_STORE), col(Recording.retain_until) <= horizon)
              .order_by(col(Recording.retain_until), col(Recording.id)))
     recordings = list(session.exec(query))
-    facts = case_facts(session, [r.id for r in recordings if r.id is not None])
+    decisions = decide_for(session, recordings, policy)
     items: list[PlanItem] = []
     for r in recordings:
         assert r.id is not None
-        decision = decide_retention(base_time=base_time(r), current=r.retain_until, cases=facts[r.id], policy=policy)
+        decision = decisions[r.id]
         if decision.retain_until > horizon:
             continue
         status = "held" if decision.legal_hold else ("due" if decision.retain_until <= as_of else "upcoming")
@@ -198,9 +197,7 @@ def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy
     if recording.state == RecordingState.DISPOSED.value:
         return {"recording_id": recording.id, "sha256": recording.sha256, "result": "already disposed",
                 "reason": ""}
-    facts = case_facts(session, [recording.id])[recording.id]
-    decision = decide_retention(base_time=base_time(recording), current=recording.retain_until, cases=facts,
-                                policy=policy)
+    decision = decide_for(session, [recording], policy)[recording.id]
     if decision.legal_hold:
         return _refuse(session, batch, item, "under legal hold: " + "; ".join(decision.hold_reasons), actor=operator)
     if now < decision.retain_until:

@@ -4,6 +4,8 @@ add revisions and never overwrite an earlier one.
 `worst` is pure. `record_integrity` is the one function every path uses to record a verdict: it adds the
 revision, moves the recording's current status to the worst verdict so far (a later check never "heals" a file
 an earlier one found damaged) and, for any check after ingest, appends an `integrity_checked` custody event.
+A recording catalogued without its ingest revision (by a path that set only `Recording.integrity_status`) gets
+that verdict written as revision 1 before a later check is added, so the first verdict is never lost.
 """
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ from catalog.custody import CustodyKind, append_event
 from catalog.models import IntegrityCheck, IntegrityStatus, Recording
 from catalog.types import utcnow
 
-__all__ = ["integrity_history", "record_integrity", "worst"]
+__all__ = ["INGEST_CHECK", "integrity_history", "record_integrity", "worst"]
+
+#: The check name of revision 1: structure and probe at ingest.
+INGEST_CHECK = "ingest"
 
 _RANK = {IntegrityStatus.OK.value: 0, IntegrityStatus.DAMAGED.value: 1, IntegrityStatus.UNREADABLE.value: 2}
 
@@ -38,6 +43,12 @@ def record_integrity(session: Session, recording: Recording, *, check: str, stat
     assert recording.id is not None
     last = session.exec(select(func.max(IntegrityCheck.revision))
                         .where(IntegrityCheck.recording_id == recording.id)).one()
+    if not last and check != INGEST_CHECK:
+        # The ingest verdict lives only on the recording: keep it as revision 1 before adding this one.
+        session.add(IntegrityCheck(recording_id=recording.id, revision=1, check=INGEST_CHECK,
+                                   status=recording.integrity_status, detail=recording.integrity_detail,
+                                   checked_by="ingest", checked_at=recording.ingested_at or utcnow(), details={}))
+        last = 1
     revision = (last or 0) + 1
     row = IntegrityCheck(recording_id=recording.id, revision=revision, check=check, status=status,
                          detail=detail[:2000], checked_by=by, checked_at=at or utcnow(), details=details or {})
@@ -51,12 +62,13 @@ def record_integrity(session: Session, recording: Recording, *, check: str, stat
             recording.integrity_detail = "; ".join(filter(None, [recording.integrity_detail,
                                                                  f"{check} check: {detail}"]))[:2000]
         append_event(session, CustodyKind.INTEGRITY_CHECKED, actor=by, recording_id=recording.id, details={
-            "check": check, "revision": revision, "status": status, "detail": detail[:2000],
-            "was": before, "now": recording.integrity_status, **(details or {})})
+            **(details or {}), "check": check, "revision": revision, "status": status, "detail": detail[:2000],
+            "was": before, "now": recording.integrity_status})
     session.add(recording)
     return row
 
 
 def integrity_history(session: Session, recording_id: int) -> list[IntegrityCheck]:
+    """Every integrity revision of a recording, oldest first."""
     return list(session.exec(select(IntegrityCheck).where(IntegrityCheck.recording_id == recording_id)
                              .order_by(col(IntegrityCheck.revision))))

@@ -114,6 +114,8 @@ def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None 
         "captured_end": _iso(recording.captured_end),
         "raw_device_time": recording.raw_device_time,
         "time_source": recording.time_source,
+        "time_implausible": recording.time_implausible,
+        "time_problem": (recording.technical or {}).get("time_problem"),
         "zone_assumed": recording.zone_assumed,
         "clock_offset_s": recording.clock_offset_s,
         "place": ({"lat": recording.lat, "lon": recording.lon, "source": recording.place_source}
@@ -123,6 +125,8 @@ def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None 
         "important": recording.important,
         "integrity": {"status": recording.integrity_status, "detail": recording.integrity_detail},
         "state": recording.state,
+        "ingested_at": _iso(recording.ingested_at),
+        "archived_at": _iso(recording.archived_at),
         "retain_until": _iso(recording.retain_until),
         "legal_hold": recording.legal_hold,
         "retention_rule": recording.retention_rule,
@@ -131,6 +135,7 @@ def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None 
             "audio_codec": recording.audio_codec, "duration_s": recording.duration_s,
             "width": recording.width, "height": recording.height,
         },
+        "belongs_to": recording.belongs_to_id,
         "stamp_revision": recording.stamp_revision,
         "store": {"name": recording.store_name, "key": recording.store_key},
     }

@@ -2,12 +2,20 @@
 
 The rules (issue 5, DESIGN.md evidence rule 5):
 
-* routine: retain-until = capture end (for documents: the time they were
-  attached) + the routine period (≥ 6 months);
+* routine: retain-until = the later of capture end and archiving (for
+  documents: the time they were attached) + the routine period (≥ 6
+  months); a capture time flagged implausible (a device clock reset to
+  2000, or set 20 years ahead) does not count, so a device clock can
+  neither shorten retention nor lock an object until the year 9999;
 * linked to an open case: legal hold;
 * linked to a closed case: retain-until = the day after closed date + the
   case type's years (in the agency's zone), no hold from that case;
   a permanent case type keeps the legal hold for good;
+* pending case: a recording stamped with a case number that is not
+  registered here (or is registered but the recording was never linked to
+  it), or marked important while linked to no case, is held until a clerk
+  links it to a registered case (which then decides) or removes the case
+  number / important flag with a stated reason;
 * the longest applicable date wins and retention never shrinks: the
   recording's current retain-until is always a candidate, so unlinking or
   reopening never shortens anything.
@@ -29,9 +37,13 @@ from catalog.errors import PolicyInvalid
 from storage import compute_retain_until, validate_routine_months
 
 __all__ = [
-    "DEFAULT_CASE_TYPES", "CaseFacts", "CaseType", "RetentionDecision", "RetentionPolicy", "case_retain_until",
-    "decide_retention", "disposal_due", "load_case_types", "parse_case_types", "routine_rule",
+    "DEFAULT_CASE_TYPES", "PENDING_CASE", "CaseFacts", "CaseType", "RetentionDecision", "RetentionPolicy",
+    "case_retain_until", "decide_retention", "disposal_due", "load_case_types", "parse_case_types",
+    "pending_case_holds", "routine_base", "routine_rule",
 ]
+
+#: How every pending-case hold reason begins (shown in plans, pages and `evidence show`).
+PENDING_CASE = "pending case"
 
 
 @dataclass(frozen=True)
@@ -97,7 +109,35 @@ class RetentionDecision:
 
 
 def routine_rule(months: int) -> str:
-    return f"routine: capture end + {months} months"
+    return f"routine: later of capture end and archiving + {months} months"
+
+
+def routine_base(*, captured_end: datetime | None, entered_at: datetime, time_implausible: bool = False) -> datetime:
+    """What routine retention counts from: the later of capture end and *entered_at* (when the archive took the
+    record). A capture time flagged implausible (a wrong device clock) does not count."""
+    if captured_end is None or time_implausible:
+        return entered_at
+    return max(captured_end, entered_at)
+
+
+def pending_case_holds(*, case_number: str | None, case_registered: bool, ever_linked_to_it: bool,
+                       important: bool, linked_now: bool) -> tuple[str, ...]:
+    """Why a recording waits for a clerk's decision (empty: it does not).
+
+    *case_registered*: a case with the stamped number exists here; *ever_linked_to_it*: the recording was linked
+    to that case at some time (a clerk's unlink is a decision); *linked_now*: it serves some case now.
+    """
+    reasons = []
+    if case_number and not case_registered:
+        reasons.append(f"{PENDING_CASE}: case number {case_number} is not registered here; held until a clerk "
+                       "links the recording to a registered case or removes the case number with a reason")
+    elif case_number and not ever_linked_to_it:
+        reasons.append(f"{PENDING_CASE}: case {case_number} is registered but the recording was never linked to "
+                       "it; held until a clerk links it or removes the case number with a reason")
+    if important and not linked_now:
+        reasons.append(f"{PENDING_CASE}: marked important and linked to no case; held until a clerk links it to "
+                       "a case or removes the important flag with a reason")
+    return tuple(reasons)
 
 
 def case_retain_until(closed_on: date, case_type: CaseType, zone: str) -> datetime | None:
@@ -110,15 +150,18 @@ def case_retain_until(closed_on: date, case_type: CaseType, zone: str) -> dateti
 
 
 def decide_retention(*, base_time: datetime, current: datetime | None, cases: Iterable[CaseFacts],
-                     policy: RetentionPolicy) -> RetentionDecision:
+                     policy: RetentionPolicy, pending: Iterable[str] = ()) -> RetentionDecision:
     """The retention a record must have now, given every case it is linked to.
 
-    *base_time* is the capture end (or, for a document, when it was attached); *current* is the
-    retain-until the record already has, which is never undercut.
+    *base_time* is what routine retention counts from (`routine_base`); *current* is the retain-until the record
+    already has, which is never undercut; *pending* are its pending-case holds (`pending_case_holds`).
     """
-    routine = compute_retain_until(base_time, routine_months=policy.routine_months)
+    try:
+        routine = compute_retain_until(base_time, routine_months=policy.routine_months)
+    except OverflowError:  # a base near year 9999 (never from a plausible clock): as long as can be written
+        routine = datetime.max.replace(tzinfo=UTC)
     candidates: list[tuple[datetime, str]] = [(routine, routine_rule(policy.routine_months))]
-    holds: list[str] = []
+    holds: list[str] = list(pending)
     for case in sorted(cases, key=lambda c: c.number):
         kind = policy.case_type(case.case_type)
         if case.status == "open":

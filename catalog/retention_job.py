@@ -20,8 +20,8 @@ from sqlmodel import Session, col, select
 
 from catalog.cases import adopt_stamped, case_facts
 from catalog.custody import CustodyKind, append_event
-from catalog.models import Recording, RecordingState
-from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention
+from catalog.models import Case, CaseLink, Recording, RecordingState
+from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds, routine_base
 from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
@@ -54,21 +54,42 @@ class RetentionChange:
 
 
 def base_time(recording: Recording) -> datetime:
-    """What routine retention counts from: capture end (else start); for a document, or a recording
-    without a capture time, when it entered the archive."""
+    """What routine retention counts from: the later of capture end (else start) and when the archive took the
+    recording (archived, else ingested); a document counts from when it was attached; an implausible capture time
+    (a wrong device clock) does not count."""
+    entered = recording.archived_at or recording.ingested_at
+    assert entered is not None
     if recording.media_kind == "document":
-        when = recording.ingested_at
-    else:
-        when = recording.captured_end or recording.captured_start or recording.ingested_at
-    assert when is not None
-    return when
+        return recording.ingested_at or entered
+    return routine_base(captured_end=recording.captured_end or recording.captured_start, entered_at=entered,
+                        time_implausible=recording.time_implausible)
+
+
+def _pending(session: Session, recordings: list[Recording], linked_now: set[int]) -> dict[int, tuple[str, ...]]:
+    numbers = sorted({r.case_number for r in recordings if r.case_number})
+    ids = [r.id for r in recordings if r.id is not None and (r.case_number or r.important)]
+    registered: set[str] = set()
+    ever: set[tuple[int, str]] = set()
+    for start in range(0, len(numbers), 500):
+        registered.update(session.exec(select(Case.number).where(col(Case.number).in_(numbers[start:start + 500]))))
+    for start in range(0, len(ids), 500):
+        ever.update((rid, number) for rid, number in session.exec(select(CaseLink.recording_id, Case.number).where(
+            col(CaseLink.recording_id).in_(ids[start:start + 500]), CaseLink.case_id == Case.id)))
+    return {r.id: pending_case_holds(case_number=r.case_number, case_registered=r.case_number in registered,
+                                     ever_linked_to_it=(r.id, r.case_number) in ever, important=r.important,
+                                     linked_now=r.id in linked_now)
+            for r in recordings if r.id is not None}
 
 
 def decide_for(session: Session, recordings: list[Recording], policy: RetentionPolicy
                ) -> dict[int, RetentionDecision]:
+    """The retention each recording must have now: the one decision every path uses (the job, plans, disposal,
+    `retention show`, archiving)."""
     ids = [r.id for r in recordings if r.id is not None]
     facts = case_facts(session, ids)
-    return {r.id: decide_retention(base_time=base_time(r), current=r.retain_until, cases=facts[r.id], policy=policy)
+    pending = _pending(session, recordings, {rid for rid, cases in facts.items() if cases})
+    return {r.id: decide_retention(base_time=base_time(r), current=r.retain_until, cases=facts[r.id], policy=policy,
+                                   pending=pending[r.id])
             for r in recordings if r.id is not None}
 
 

@@ -6,6 +6,7 @@ from device_profiles.loader import (
     ClockRule,
     DeviceProfile,
     FilenameRule,
+    HousekeepingRule,
     IdentityRule,
     Recognition,
     SidecarRule,
@@ -17,7 +18,7 @@ from device_profiles.loader import (
 from device_profiles.matching import is_match, recognise
 
 __all__ = [
-    "BUILTIN_DIR", "TIME_SOURCES", "ClockRule", "DeviceProfile", "FilenameRule", "IdentityRule",
+    "BUILTIN_DIR", "TIME_SOURCES", "ClockRule", "DeviceProfile", "FilenameRule", "HousekeepingRule", "IdentityRule",
     "ProfileError", "ProfileInvalid", "ProfileNotFound", "Recognition", "SidecarRule",
     "get_profile", "is_match", "load_profile", "load_profiles", "parse_profile", "recognise",
 ]

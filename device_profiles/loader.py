@@ -1,9 +1,14 @@
 """Parse device-profile YAML files into typed, validated objects.
 
-A profile is data: how to recognise a recorder, where its recordings are,
-how its file names and sidecars read, what its clock means, and whether it
-may be cleared once its recordings are archived. Unknown keys are refused and
-every problem in a file is reported at once.
+A profile is data: how to recognise a recorder, which files are its
+recordings and which are its own housekeeping files (thumbnails, low-res
+copies, index databases), how its file names and sidecars read, what its
+clock means, and whether it may be cleared once its recordings are archived.
+A profile describes files; it never decides what is left behind: every
+regular file in its recording area (the whole device unless `area` says
+otherwise) is kept, except housekeeping files it explicitly marks `discard`
+with a reason. Unknown keys are refused and every problem in a file is
+reported at once.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ __all__ = [
     "ClockRule",
     "DeviceProfile",
     "FilenameRule",
+    "HousekeepingRule",
     "IdentityRule",
     "Recognition",
     "SidecarRule",
@@ -68,6 +74,20 @@ class SidecarRule:
 
 
 @dataclass(frozen=True)
+class HousekeepingRule:
+    """Device-made files that derive from a recording (.THM, .LRV, an index database).
+
+    Kept as kind `other` (linked to the recording they belong to, found by *belongs_to* templates in the same
+    folder) unless *discard* is set: then they are not copied, and each is listed with *reason*.
+    """
+
+    pattern: str
+    discard: bool = False
+    reason: str = ""
+    belongs_to: tuple[str, ...] = ("{stem}.*",)
+
+
+@dataclass(frozen=True)
 class ClockRule:
     zone: str | None  # the device's local zone when its clock is local time
     container_time_is_local: bool = False  # container says UTC but holds local wall time
@@ -81,18 +101,19 @@ class DeviceProfile:
     description: str
     recognise: Recognition
     recordings: tuple[str, ...]  # glob patterns relative to the device root
-    ignore: tuple[str, ...]
     time_sources: tuple[str, ...]
     clock: ClockRule
     clear_after_archive: bool
     identity: IdentityRule | None = None
     filename: FilenameRule | None = None
     sidecar: SidecarRule | None = None
+    housekeeping: tuple[HousekeepingRule, ...] = ()
+    area: tuple[str, ...] = ()  # folders (globs) holding the device's files; empty: the whole device
     source: str = field(default="", compare=False)
 
 
 _TOP_KEYS = {
-    "name", "description", "recognise", "recordings", "ignore", "time_sources", "clock",
+    "name", "description", "recognise", "recordings", "housekeeping", "area", "time_sources", "clock",
     "clear_after_archive", "identity", "filename", "sidecar",
 }
 _REQUIRED = {"name", "recognise", "recordings", "time_sources", "clock", "clear_after_archive"}
@@ -119,6 +140,10 @@ def _str_list(where: str, value: Any, problems: list[str]) -> tuple[str, ...]:
 def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
     """Validate one profile mapping; raise ProfileInvalid listing every problem."""
     problems: list[str] = []
+    if isinstance(data, dict) and "ignore" in data:
+        problems.append("ignore: no longer supported: every file on a device is kept; list device-made derivatives "
+                        "under housekeeping (with discard: true and a reason to leave one behind)")
+        data = {k: v for k, v in data.items() if k != "ignore"}
     top = _check_keys("profile", data, _TOP_KEYS, problems)
     for key in sorted(_REQUIRED - set(top)):
         problems.append(f"profile: missing required key {key!r}")
@@ -140,7 +165,8 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
     recordings = _str_list("recordings", top.get("recordings"), problems)
     if "recordings" in top and not recordings:
         problems.append("recordings: give at least one glob pattern")
-    ignore = _str_list("ignore", top.get("ignore"), problems)
+    area = tuple(a.strip("/") for a in _str_list("area", top.get("area"), problems))
+    housekeeping = _housekeeping(top.get("housekeeping"), problems)
 
     time_sources = _str_list("time_sources", top.get("time_sources"), problems)
     for ts in time_sources:
@@ -218,10 +244,43 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
         raise ProfileInvalid(source, problems)
     return DeviceProfile(
         name=name, description=str(top.get("description", "")), recognise=recognise,
-        recordings=recordings, ignore=ignore, time_sources=time_sources, clock=clock,
+        recordings=recordings, time_sources=time_sources, clock=clock,
         clear_after_archive=bool(clear), identity=identity, filename=filename, sidecar=sidecar,
-        source=source,
+        housekeeping=housekeeping, area=area, source=source,
     )
+
+
+def _housekeeping(value: Any, problems: list[str]) -> tuple[HousekeepingRule, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.append(f"housekeeping: expected a list of rules, got {value!r}")
+        return ()
+    rules = []
+    for index, entry in enumerate(value):
+        where = f"housekeeping[{index}]"
+        item = _check_keys(where, entry, {"pattern", "discard", "reason", "belongs_to"}, problems)
+        if not item:
+            continue
+        pattern, discard, reason = item.get("pattern"), item.get("discard", False), item.get("reason", "")
+        if not isinstance(pattern, str) or not pattern.strip():
+            problems.append(f"{where}.pattern: expected a glob, got {pattern!r}")
+            continue
+        if not isinstance(discard, bool):
+            problems.append(f"{where}.discard: expected true/false, got {discard!r}")
+            continue
+        if not isinstance(reason, str) or (discard and not reason.strip()):
+            problems.append(f"{where}.reason: a discarded file needs the reason it may be left behind")
+            continue
+        belongs = item.get("belongs_to", ["{stem}.*"])
+        if isinstance(belongs, str):
+            belongs = [belongs]
+        if not isinstance(belongs, list) or not all(isinstance(b, str) and "{stem}" in b for b in belongs):
+            problems.append(f"{where}.belongs_to: expected name templates containing {{stem}}, got {belongs!r}")
+            continue
+        rules.append(HousekeepingRule(pattern=pattern, discard=discard, reason=reason.strip(),
+                                      belongs_to=tuple(belongs)))
+    return tuple(rules)
 
 
 def load_profile(path: Path) -> DeviceProfile:

@@ -2,8 +2,9 @@
 
 Wire names are stable (renaming a function must not orphan queued
 messages). Archiving and derived media use separate queues, so rendering a
-proxy never delays getting evidence into WORM storage. Every actor is safe
-to run twice.
+proxy never delays getting evidence into WORM storage; the decode check
+(decoding every frame of an archived original) shares the derive queue for
+the same reason. Every actor is safe to run twice.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sqlmodel import Session
 from catalog import CustodyKind, RecordingNotFound, append_event, load_or_create_key, open_catalog
 from ingest.archiving import archive_recording
 from ingest.config import Settings
+from ingest.decode_check import DecodeTimedOut, check_recording
 from ingest.derive import derive_recording
 from ingest.errors import DeriveFailed, StagedCopyMissing
 from storage import EvidenceStore, HashMismatch
@@ -53,6 +55,7 @@ class WorkerContext:
 class Actors:
     archive: dramatiq.Actor[Any, Any]
     derive: dramatiq.Actor[Any, Any]
+    decode_check: dramatiq.Actor[Any, Any]
     verify: dramatiq.Actor[Any, Any]
     fixity: dramatiq.Actor[Any, Any]
     close: Callable[[], None]  # release the worker context's database connections
@@ -97,6 +100,7 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
             raise
         if state in ("archived", "verified"):
             actors.derive.send(recording_id)
+            actors.decode_check.send(recording_id)
 
     def derive(recording_id: int) -> None:
         c = ctx()
@@ -106,6 +110,17 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
             logger.warning("%s", exc)  # not evidence: recorded in the log, never retried
             return
         logger.info("Derived %s for recording %r.", ", ".join(made) or "nothing", recording_id)
+
+    def decode_check(recording_id: int) -> None:
+        c = ctx()
+        try:
+            status = check_recording(c.engine, c.store, c.settings.home / "work", recording_id,
+                                     by=f"worker:{c.settings.station}")
+        except DecodeTimedOut as exc:
+            logger.error("%s", exc)  # a file that hangs the decoder would hang it again: not retried
+            return
+        if status is not None and status != "ok":
+            logger.warning("Decode check found recording %r %s.", recording_id, status)
 
     def verify(recording_id: int) -> None:
         from catalog import Recording
@@ -154,6 +169,9 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
         derive=dramatiq.actor(actor_name="ingest.derive_media", queue_name=queues["derive"], broker=broker,
                               max_retries=3, min_backoff=1_000, max_backoff=30_000,
                               throws=(RecordingNotFound,))(derive),
+        decode_check=dramatiq.actor(actor_name="ingest.decode_check", queue_name=queues["derive"], broker=broker,
+                                    max_retries=3, min_backoff=1_000, max_backoff=60_000,
+                                    throws=(RecordingNotFound,))(decode_check),
         verify=dramatiq.actor(actor_name="ingest.verify_recording", queue_name=queues["verify"], broker=broker,
                               throws=permanent, **retry)(verify),
         fixity=dramatiq.actor(actor_name="catalog.fixity_sample", queue_name=queues["verify"], broker=broker,

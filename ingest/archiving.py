@@ -3,6 +3,12 @@
 Safe to run twice: a recording already archived is left alone, and the
 store itself is content-addressed and write-once. The staging copy goes
 only after the store holds the bytes (verified by the server for S3).
+
+Retention is decided again at the hand-off: routine retention runs from
+the later of capture end and archiving, so a recording that waited in
+staging (an archive outage, a device clock reset to 2000) is locked for the
+full period from the day it reaches WORM storage, never from a date that
+may already have passed.
 """
 from __future__ import annotations
 
@@ -14,11 +20,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from catalog import CustodyKind, Recording, RecordingNotFound, RecordingState, append_event, write_manifest
+from catalog import (
+    DEFAULT_CASE_TYPES,
+    CustodyKind,
+    Recording,
+    RecordingNotFound,
+    RecordingState,
+    RetentionPolicy,
+    append_event,
+    write_manifest,
+)
+from catalog.retention_job import decide_for
+from catalog.types import utcnow
 from ingest.errors import StagedCopyMissing
 from storage import EvidenceStore, StorageError, StoredObject
 
-__all__ = ["archive_recording", "archive_staged", "mark_archived"]
+__all__ = ["archive_recording", "archive_staged", "mark_archived", "retention_at_hand_off"]
+
+#: Used only by callers that do not pass the configured policy (the routine period is then the legal minimum).
+_FALLBACK_POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +53,35 @@ def mark_archived(session: Session, recording: Recording, store: EvidenceStore, 
     if recording.legal_hold and not stored.legal_hold:
         stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
     recording.state = (RecordingState.VERIFIED if stored.verified else RecordingState.ARCHIVED).value
+    recording.archived_at = recording.archived_at or utcnow()
     recording.store_name, recording.store_key = store.name, stored.key
     recording.store_version = stored.version_id
     session.add(recording)
     append_event(session, CustodyKind.ARCHIVED, actor=actor, recording_id=recording.id, details={
         "store": store.name, "key": stored.key, "location": stored.location, "version_id": stored.version_id,
-        "retain_until": stored.retain_until.isoformat(), "retry": retry})
+        "retain_until": stored.retain_until.isoformat(), "rule": recording.retention_rule,
+        "legal_hold": recording.legal_hold, "retry": retry})
     if stored.verified:
         append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id, details={
             "how": "server-side SHA-256 checksum on write, read back and compared", "sha256": recording.sha256,
             "version_id": stored.version_id})
 
 
+def retention_at_hand_off(session: Session, recording: Recording, policy: RetentionPolicy) -> None:
+    """Stamp the hand-off to the store (`archived_at`, now) and grow the recording's retention to what the rules
+    say counted from it: the store is then asked to lock it at least that long (never a date in the past)."""
+    recording.archived_at = utcnow()
+    decision = decide_for(session, [recording], policy)[recording.id] if recording.id is not None else None
+    if decision is None:
+        return
+    if recording.retain_until is None or decision.retain_until > recording.retain_until:
+        recording.retain_until, recording.retention_rule = decision.retain_until, decision.rule
+    recording.legal_hold = recording.legal_hold or decision.legal_hold
+    session.add(recording)
+
+
 def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recording_id: int, *,
-                      key: Ed25519PrivateKey, actor: str) -> str:
+                      key: Ed25519PrivateKey, actor: str, policy: RetentionPolicy | None = None) -> str:
     """Archive one staged recording; return its state.
 
     Raises:
@@ -63,6 +98,7 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         path = staging / recording.sha256
         if not path.exists() and not store.exists(recording.sha256):
             raise StagedCopyMissing(recording_id, recording.sha256, path)
+        retention_at_hand_off(session, recording, policy or _FALLBACK_POLICY)
         assert recording.retain_until is not None
         stored = store.put_file(path, sha256=recording.sha256, size_bytes=recording.size_bytes,
                                 retain_until=recording.retain_until, consume=True)
@@ -76,7 +112,7 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
 
 
 def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: Ed25519PrivateKey,
-                   actor: str = "station") -> int:
+                   actor: str = "station", policy: RetentionPolicy | None = None) -> int:
     """Archive every recording left `staged` whose bytes are at hand; return how many were archived."""
     with Session(engine) as session:
         waiting = list(session.exec(select(Recording.id).where(Recording.state == RecordingState.STAGED.value)))
@@ -84,7 +120,7 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: 
     for recording_id in waiting:
         assert recording_id is not None
         try:
-            archive_recording(engine, store, staging, recording_id, key=key, actor=actor)
+            archive_recording(engine, store, staging, recording_id, key=key, actor=actor, policy=policy)
         except (StorageError, StagedCopyMissing) as exc:
             logger.warning("Recording %r is still staged: %s", recording_id, exc)
             continue

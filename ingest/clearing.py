@@ -1,6 +1,7 @@
 """Clear a recorder only after its recordings are safe: the one place that deletes on a device.
 
-A device file is removed only when (1) its profile allows clearing, (2) it is still the very file we
+A device file is removed only when (1) its profile allows clearing and calls it a recording (or a housekeeping
+file of one), (2) it is still the very file we
 copied (same device, path, size and mtime as the sighting), and (3) the archived copy is verified: on S3
 the server confirmed the SHA-256 on write and the read-back matched (`verified`); on the local store the
 stored object is re-hashed here and must equal the ingest hash. Each removal is a custody event.
@@ -41,7 +42,10 @@ def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: Devi
     report = ClearReport()
     if not profile.clear_after_archive:
         return report
-    files = scan_device(root, profile).files
+    # Only recordings and the housekeeping files that belong to one (sidecars, thumbnails) go: the identity file
+    # and files the profile does not know (settings, firmware, trash) stay on the device whatever happens.
+    files = [f for f in scan_device(root, profile).files
+             if f.role == "recording" or (f.role == "housekeeping" and f.companion is not None)]
     with Session(engine) as session:
         for file in files:
             sighting = session.exec(select(Sighting).where(

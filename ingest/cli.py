@@ -52,6 +52,7 @@ from ingest.cli_common import errors as _errors
 from ingest.cli_common import parse_time as _parse_time
 from ingest.cli_common import print_json as _print_json
 from ingest.cli_common import settings as _settings
+from ingest.cli_integrity import integrity
 from ingest.cli_verify import custody, export, serve, user, verify
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid
@@ -565,6 +566,7 @@ main.add_command(custody)
 main.add_command(export)
 main.add_command(user)
 main.add_command(serve)
+main.add_command(integrity)
 
 
 if __name__ == "__main__":  # pragma: no cover

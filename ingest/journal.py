@@ -1,8 +1,11 @@
-"""Staging journal: what a dock copied while the catalogue was unreachable.
+"""Staging journal: every copy a dock staged, written before it is catalogued.
 
-One JSON line per staged file, fsynced, keyed by the device-file key. When the catalogue returns, the
-next ingest of that device finds its files here and catalogues the staged copies without reading the
-device again. The journal is removed once a dock of that device completes.
+One JSON line per staged file, keyed by the device-file key, written as soon as the copy is staged (fsynced
+with each catalogue commit, and at once while the catalogue is unreachable). Whatever happens after staging (the
+device pulled, the station killed, the catalogue away), the journal says what to catalogue: the next ingest of
+that device finds its files here and catalogues the staged copies without reading the device again, and the
+station catalogues the journals of devices that have gone. The journal is removed once a dock of that device
+completes.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JournalEntry", "forget", "journaled_serials", "load", "record"]
+__all__ = ["JournalEntry", "forget", "journaled_serials", "load", "record", "sync"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class JournalEntry:
     profile: str = ""
     identity: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    role: str = "recording"  # what the file is to its profile (ingest.scan.ROLES)
+    companion: str | None = None  # housekeeping: the device path of the recording it belongs to
 
 
 def _path(staging: Path, device_serial: str) -> Path:
@@ -41,13 +46,27 @@ def _path(staging: Path, device_serial: str) -> Path:
     return staging / "journal" / f"{hashlib.sha256(device_serial.encode()).hexdigest()[:24]}.jsonl"
 
 
-def record(staging: Path, device_serial: str, entry: JournalEntry) -> None:
+def record(staging: Path, device_serial: str, entry: JournalEntry, *, durable: bool = True) -> None:
+    """Append *entry*; with *durable* it is on disk before this returns (else at the next `sync`)."""
     path = _path(staging, device_serial)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(asdict(entry)) + "\n")
         fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            os.fsync(fh.fileno())
+
+
+def sync(staging: Path, device_serial: str) -> None:
+    """Make every entry appended so far durable."""
+    try:
+        fd = os.open(_path(staging, device_serial), os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
@@ -69,7 +88,12 @@ def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
 
 
 def forget(staging: Path, device_serial: str) -> None:
-    _path(staging, device_serial).unlink(missing_ok=True)
+    path = _path(staging, device_serial)
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()  # only when no other device's journal waits there
+    except OSError:
+        pass
 
 
 def journaled_serials(staging: Path) -> list[str]:

@@ -26,9 +26,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import (
+    Case,
     CustodyKind,
     DockSession,
     Recording,
@@ -50,23 +51,24 @@ from catalog import (
     validate_stamp,
     write_manifest,
 )
-from catalog.retention import routine_rule
+from catalog.integrity import record_integrity
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
 from ingest.archiving import archive_staged, mark_archived
+from ingest.cataloguing import RowContext, new_recording
 from ingest.config import Settings
 from ingest.errors import CatalogueDeferred, CopyFailed, DeviceGone
 from ingest.identity import DeviceIdentity, read_identity
-from ingest.integrity import Structure
 from ingest.journal import JournalEntry
 from ingest.journal import forget as forget_journal
 from ingest.journal import load as load_journal
 from ingest.journal import record as record_journal
-from ingest.metadata import Facts, describe, measure_clock_offset, parse_filename
+from ingest.journal import sync as sync_journal
+from ingest.metadata import Facts, measure_clock_offset, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
-from storage import EvidenceStore, StorageError, StoredObject, compute_retain_until
+from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["IngestOptions", "IngestReport", "catalogue_journal", "ingest_folder"]
 
@@ -105,6 +107,7 @@ class IngestReport:
     device_serial: str = ""
     recordings: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    discarded: list[dict[str, Any]] = field(default_factory=list)  # left on the device on purpose, each with why
     errors: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -115,7 +118,7 @@ class IngestReport:
     def as_json(self) -> dict[str, Any]:
         return {"dock_session": self.dock_session_id, "profile": self.profile,
                 "device_serial": self.device_serial, "recordings": self.recordings,
-                "skipped": self.skipped, "errors": self.errors, "notes": self.notes}
+                "skipped": self.skipped, "discarded": self.discarded, "errors": self.errors, "notes": self.notes}
 
 
 Progress = Callable[[str, int], None]  # (event, value): "files" total, "bytes" total, "advance" bytes
@@ -207,6 +210,10 @@ class _Run:
         self.session = Session(engine, expire_on_commit=False)
         self.last_commit = time.monotonic()
         self.uncommitted = 0
+        self._case_known: bool | None = None
+        self.companions: list[tuple[int, str]] = []  # (new recording id, device path of the recording it serves)
+        self._written: set[str] = set()  # device-file keys written ahead to the journal by this run
+        self._journal_dirty = False
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _maybe_commit(self, *, force: bool = False) -> None:
@@ -215,6 +222,9 @@ class _Run:
             self._commit()
 
     def _commit(self) -> None:
+        if self._journal_dirty:  # what this commit catalogues is durable in the journal first
+            sync_journal(self.settings.staging_dir, self.serial)
+            self._journal_dirty = False
         self.session.commit()
         self.uncommitted = 0
         self.last_commit = time.monotonic()
@@ -340,75 +350,92 @@ class _Run:
         if existing.state != RecordingState.STAGED.value:
             copy.destination.unlink(missing_ok=True)
 
+    def _row_context(self) -> RowContext:
+        opts, identity = self.options, self.identity
+        return RowContext(profile=self.profile, station=self.settings.station, station_zone=self.settings.station_tz,
+                          station_place=self.settings.station_place, policy=self.settings.retention_policy,
+                          time_floor=self.settings.time_floor, serial=self.serial, officer_option=opts.officer,
+                          identity_officer_number=identity.officer_number,
+                          identity_officer_name=identity.officer_name, case_number=opts.case_number,
+                          purpose=opts.purpose, clock_offset_s=opts.clock_offset_s,
+                          defer_archive=opts.defer_archive)
+
+    def _case_registered(self) -> bool:
+        number = self.options.case_number
+        if number is None:
+            return False
+        if self._case_known is None:
+            self._case_known = self.session.exec(select(Case.id).where(Case.number == number)).first() is not None
+        return self._case_known
+
     def register(self, pending: _Pending) -> None:
+        """Catalogue one staged copy. Nothing the file holds can stop this: a describe failure or an impossible
+        clock becomes a flagged row; only the catalogue itself failing (OperationalError) escapes, and the
+        caller journals the copy then."""
         self._ensure_begun()
         file, copy = pending.file, pending.copy
         try:
             assert pending.future is not None
-            facts = pending.future.result()
-        except Exception as exc:  # noqa: BLE001 - a describe bug must not lose the file
-            logger.exception("Describing %r failed.", file.relative)
-            facts = Facts(name=file.name, size_bytes=copy.size_bytes, mtime_ns=file.mtime_ns,
-                          structure=Structure("unknown", None), probe_error=f"describe failed: {exc}")
+            facts: Facts | None = pending.future.result()
+        except Exception as exc:  # noqa: BLE001 - reading the staged copy failed: keep it, say so
+            logger.exception("Reading %r failed.", file.relative)
+            facts = None
+            pending.sidecar_note = "; ".join(filter(None, [pending.sidecar_note, f"reading failed: {exc}"]))
         existing = find_by_sha256(self.session, copy.sha256)
         if existing is not None:  # the same bytes twice on this device
             self.known_bytes(existing, file)
             self._drop_staged_duplicate(existing, copy)
             return
-        names = parse_filename(self.profile.filename, file.name)
-        meta = describe(facts, profile=self.profile, station_zone=self.settings.station_tz,
-                        station_place=self.settings.station_place, clock_offset_s=self.options.clock_offset_s,
-                        names=names)
-        if pending.sidecar_note:
-            meta.technical["sidecar_note"] = pending.sidecar_note
-        if file.warnings:
-            meta.technical["name_warnings"] = list(file.warnings)
-            meta.technical["original_name_bytes_hex"] = os.fsencode(file.path.name).hex()
-        officer = self.options.officer or meta.officer_hint or self.officer_number
-        officer_name = self.identity.officer_name if officer == self.identity.officer_number else None
-        retain_until = compute_retain_until(meta.capture.end,
-                                            routine_months=self.settings.routine_retention_months)
-        recording = Recording(
-            sha256=copy.sha256, size_bytes=copy.size_bytes, media_kind=meta.media_kind, container=meta.container,
-            video_codec=meta.video_codec, audio_codec=meta.audio_codec, duration_s=meta.duration_s,
-            width=meta.width, height=meta.height, original_name=file.name,
-            device_serial=meta.serial_hint or self.serial, officer_number=officer, officer_name=officer_name,
-            station_code=self.settings.station, captured_start=meta.capture.start,
-            captured_end=meta.capture.end, raw_device_time=meta.capture.raw_device_time,
-            time_source=meta.capture.source, zone_assumed=meta.capture.zone_assumed,
-            clock_offset_s=meta.capture.clock_offset_s,
-            lat=meta.place.lat if meta.place else None, lon=meta.place.lon if meta.place else None,
-            place_source=meta.place.source if meta.place else None, case_number=self.options.case_number,
-            purpose=self.options.purpose, important=meta.important, integrity_status=meta.integrity_status,
-            integrity_detail=meta.integrity_detail[:2000], state=RecordingState.STAGED.value,
-            retain_until=retain_until, ingested_at=utcnow(), technical=meta.technical,
-            retention_rule=routine_rule(self.settings.routine_retention_months),
-        )
-        self.session.add(recording)
-        self.session.flush()
-        self.add_sighting(recording, file, meta.important, is_new=True)
-        append_event(self.session, CustodyKind.COPIED, actor=self.options.actor, recording_id=recording.id,
-                     dock_session_id=self.dock.id, details={
-                         "device_serial": self.serial, "device_path": file.relative, "sha256": copy.sha256,
-                         "size_bytes": copy.size_bytes, "resumed_from": copy.resumed_from,
-                         "integrity": meta.integrity_status})
-        record_stamp(self.session, recording, by=self.options.actor, reason="ingest")
+        recording = new_recording(file, copy, facts, ctx=self._row_context(), now=utcnow(),
+                                  case_registered=self._case_registered(), sidecar_note=pending.sidecar_note)
+        try:
+            # One file's rows succeed or fail together, without touching the rest of the batch.
+            with self.session.begin_nested():
+                self._insert(recording, file, copy)
+        except IntegrityError:
+            # Another dock catalogued the same bytes a moment ago (the hash is unique): this is a sighting.
+            existing = find_by_sha256(self.session, copy.sha256)
+            if existing is None:
+                raise
+            self.known_bytes(existing, file)
+            self._drop_staged_duplicate(existing, copy)
+            return
         self.dock.files_new += 1
         assert recording.id is not None
         self.new_ids.append(recording.id)
+        if file.companion is not None:
+            self.companions.append((recording.id, file.companion))
         if self.options.defer_archive:
-            self.session.add(recording)
             self.report.recordings.append({**recording_as_json(recording), "ingest": "new",
                                            "device_path": file.relative})
             self._maybe_commit()
             return
         # The upload runs beside the next copy; its result is recorded here, on this thread.
-        self.session.add(recording)
         self._maybe_commit()
+        assert recording.retain_until is not None
         future = self.archive_pool.submit(self.store.put_file, copy.destination, sha256=copy.sha256,
-                                          size_bytes=copy.size_bytes, retain_until=retain_until, consume=True)
+                                          size_bytes=copy.size_bytes, retain_until=recording.retain_until,
+                                          consume=True)
         self.archiving.append(_Archiving(recording, file, future))
         self._drain_archives(keep=ARCHIVES_IN_FLIGHT)
+
+    def _insert(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
+        integrity = (recording.integrity_status, recording.integrity_detail)
+        self.session.add(recording)
+        self.session.flush()
+        self.add_sighting(recording, file, recording.important, is_new=True)
+        append_event(self.session, CustodyKind.COPIED, actor=self.options.actor, recording_id=recording.id,
+                     dock_session_id=self.dock.id, details={
+                         "device_serial": self.serial, "device_path": file.relative, "sha256": copy.sha256,
+                         "size_bytes": copy.size_bytes, "resumed_from": copy.resumed_from,
+                         "integrity": recording.integrity_status, "role": file.role,
+                         "time_implausible": recording.time_implausible,
+                         "time_problem": recording.technical.get("time_problem"),
+                         "retain_until": recording.retain_until.isoformat() if recording.retain_until else None,
+                         "legal_hold": recording.legal_hold})
+        record_integrity(self.session, recording, check="ingest", status=integrity[0], detail=integrity[1],
+                         by=self.options.actor, details={"structure": recording.technical.get("format")})
+        record_stamp(self.session, recording, by=self.options.actor, reason="ingest")
 
     def _drain_archives(self, *, keep: int) -> None:
         """Record finished uploads in order; wait while more than *keep* are still running."""
@@ -418,6 +445,7 @@ class _Run:
             try:
                 stored = item.future.result()
             except StorageError as exc:
+                recording.archived_at = None  # not in the store: archiving sets it when it really happens
                 self._error(file, "archive", f"{exc}; kept in staging, will be archived on the next run",
                             preserved=True)
             else:
@@ -465,67 +493,81 @@ class _Run:
         on_bytes = (lambda n: report_bytes("advance", n)) if report_bytes is not None else None
         pending: deque[_Pending] = deque()
         with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
-            for file in files:
-                if self.options.should_stop is not None and self.options.should_stop():
-                    self.report.errors.append({"file": str(self.root), "stage": "station",
-                                               "reason": "station stopping: the rest waits for the next dock",
-                                               "preserved": False})
-                    self.stopped = True
-                    break
-                self.files_seen += 1
-                key = _part_key(self.serial, file)
-                if not self.offline:
-                    try:
-                        known = find_known_sighting(self.session, device_serial=self.serial,
-                                                    device_path=file.relative, size_bytes=file.size_bytes,
-                                                    mtime_ns=file.mtime_ns)
-                    except OperationalError as exc:
-                        self._go_offline(exc, pending)
-                        known = None
-                    if known is not None:
-                        self.report.skipped.append({"file": file.relative,
-                                                    "reason": f"already ingested as recording {known.recording_id}"})
-                        if self.progress:
-                            self.progress("advance", file.size_bytes)
-                        continue
-                sidecar, sidecar_note = _read_sidecar(self.profile, file)
-                journaled = self.journal.get(key)
-                if journaled is not None and (staging / journaled.sha256).exists():
-                    # Copied during a catalogue outage: catalogue the staged copy, do not read the device again.
-                    copy = CopyResult(source=file.path, destination=staging / journaled.sha256,
-                                      size_bytes=journaled.size_bytes, sha256=journaled.sha256, resumed_from=0)
-                    if journaled.sidecar_hex is not None:
-                        sidecar = bytes.fromhex(journaled.sidecar_hex)
-                    if self.progress:
-                        self.progress("advance", file.size_bytes)
-                else:
-                    if not self.offline and self.uncommitted and file.size_bytes > LONG_COPY_BYTES:
-                        # Never hold a transaction (and the custody-head lock) across a long device read:
-                        # other docks on this station would wait for it.
-                        try:
-                            self._commit()
-                        except OperationalError as exc:
-                            self._go_offline(exc, pending)
-                    try:
-                        copy = self._copy_waiting_for_space(file, staging, on_bytes)
-                    except CopyFailed as exc:
-                        self.files_failed += 1
-                        self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
-                                                                if exc.bytes_copied else ""), preserved=False)
-                        if not self.root.is_dir():
-                            raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
-                        continue
-                self._catalogue(_Pending(file, copy, None, sidecar_note, key=key, sidecar=sidecar), pool, pending)
-            self._register_ready(pending, wait=True)
+            try:
+                for file in files:
+                    if not self._one(file, staging, on_bytes, pool, pending):
+                        break
+            finally:
+                # Whatever happens next (the device pulled, the station stopping), every copy that reached
+                # staging is catalogued now, or journaled if the catalogue is away.
+                self._register_ready(pending, wait=True)
         if not self.offline:
             try:
                 self._drain_archives(keep=0)
             except OperationalError as exc:
                 self._go_offline(exc, pending)
 
+    def _one(self, file: DeviceFile, staging: Path, on_bytes: Callable[[int], None] | None,
+             pool: ThreadPoolExecutor, pending: deque[_Pending]) -> bool:
+        """Copy one file into staging and hand it to cataloguing; False when the station is stopping.
+
+        Raises DeviceGone when the device vanished (what is staged so far is kept by the caller).
+        """
+        if self.options.should_stop is not None and self.options.should_stop():
+            self.report.errors.append({"file": str(self.root), "stage": "station",
+                                       "reason": "station stopping: the rest waits for the next dock",
+                                       "preserved": False})
+            self.stopped = True
+            return False
+        self.files_seen += 1
+        key = _part_key(self.serial, file)
+        if not self.offline:
+            try:
+                known = find_known_sighting(self.session, device_serial=self.serial, device_path=file.relative,
+                                            size_bytes=file.size_bytes, mtime_ns=file.mtime_ns)
+            except OperationalError as exc:
+                self._go_offline(exc, pending)
+                known = None
+            if known is not None:
+                self.report.skipped.append({"file": file.relative,
+                                            "reason": f"already ingested as recording {known.recording_id}"})
+                if self.progress:
+                    self.progress("advance", file.size_bytes)
+                return True
+        sidecar, sidecar_note = _read_sidecar(self.profile, file) if file.role == "recording" else (None, None)
+        journaled = self.journal.get(key)
+        if journaled is not None and (staging / journaled.sha256).exists():
+            # Copied during a catalogue outage: catalogue the staged copy, do not read the device again.
+            copy = CopyResult(source=file.path, destination=staging / journaled.sha256,
+                              size_bytes=journaled.size_bytes, sha256=journaled.sha256, resumed_from=0)
+            if journaled.sidecar_hex is not None:
+                sidecar = bytes.fromhex(journaled.sidecar_hex)
+            if self.progress:
+                self.progress("advance", file.size_bytes)
+        else:
+            if not self.offline and self.uncommitted and file.size_bytes > LONG_COPY_BYTES:
+                # Never hold a transaction (and the custody-head lock) across a long device read:
+                # other docks on this station would wait for it.
+                try:
+                    self._commit()
+                except OperationalError as exc:
+                    self._go_offline(exc, pending)
+            try:
+                copy = self._copy_waiting_for_space(file, staging, on_bytes)
+            except CopyFailed as exc:
+                self.files_failed += 1
+                self._error(file, "copy", exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
+                                                        if exc.bytes_copied else ""), preserved=False)
+                if not self.root.is_dir():
+                    raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
+                return True
+        self._catalogue(_Pending(file, copy, None, sidecar_note, key=key, sidecar=sidecar), pool, pending)
+        return True
+
     def _catalogue(self, item: _Pending, pool: ThreadPoolExecutor, pending: deque[_Pending]) -> None:
         """A staged copy: a new sighting of bytes already known, or describe and register it; journal it
         instead while the catalogue is unreachable."""
+        self._write_ahead(item)
         if self.offline:
             self._journal(item)
             return
@@ -554,18 +596,32 @@ class _Run:
             except OperationalError as exc:
                 self._journal(item)
                 self._go_offline(exc, pending)
+            except Exception as exc:  # noqa: BLE001 - never lose a staged copy to a bug: journal it, go on later
+                logger.exception("Cataloguing %r failed; its staged copy is journaled.", item.file.relative)
+                self._journal(item)
+                self._go_offline(exc, pending)
 
     def _journal(self, item: _Pending) -> None:
+        """The catalogue cannot take *item* now: make its journal entry durable and count it."""
+        self._write_ahead(item)
+        sync_journal(self.settings.staging_dir, self.serial)
+        self.journaled += 1
+
+    def _write_ahead(self, item: _Pending) -> None:
+        if item.key in self._written or item.key in self.journal:
+            return
+        self._written.add(item.key)
+        self._journal_dirty = True
         opts = self.options
-        record_journal(self.settings.staging_dir, self.serial, JournalEntry(
+        record_journal(self.settings.staging_dir, self.serial, durable=False, entry=JournalEntry(
             part_key=item.key, sha256=item.copy.sha256, size_bytes=item.copy.size_bytes,
             relative=item.file.relative, sidecar_hex=item.sidecar.hex() if item.sidecar is not None else None,
             device_serial=self.serial, name=item.file.name, path_hex=os.fsencode(item.file.path).hex(),
             mtime_ns=item.file.mtime_ns, device_size_bytes=item.file.size_bytes, warnings=list(item.file.warnings),
             root=str(self.root), profile=self.profile.name, identity=dict(vars(self.identity)),
             options={"officer": opts.officer, "case_number": opts.case_number, "purpose": opts.purpose,
-                     "clock_offset_s": opts.clock_offset_s, "actor": opts.actor}))
-        self.journaled += 1
+                     "clock_offset_s": opts.clock_offset_s, "actor": opts.actor},
+            role=item.file.role, companion=item.file.companion))
 
     def replay(self, entries: list[JournalEntry]) -> None:
         """Catalogue staged copies from a journal; the device itself may be gone."""
@@ -577,7 +633,14 @@ class _Run:
                         else self.root / entry.relative)
                 file = DeviceFile(path=path, relative=entry.relative, name=entry.name or Path(entry.relative).name,
                                   size_bytes=entry.device_size_bytes or entry.size_bytes, mtime_ns=entry.mtime_ns,
-                                  warnings=tuple(entry.warnings))
+                                  warnings=tuple(entry.warnings), role=entry.role, companion=entry.companion)
+                try:
+                    if find_known_sighting(self.session, device_serial=self.serial, device_path=file.relative,
+                                           size_bytes=file.size_bytes, mtime_ns=file.mtime_ns) is not None:
+                        continue  # catalogued before the run that journaled it ended
+                except OperationalError as exc:
+                    self._go_offline(exc, pending)
+                    break
                 copy = CopyResult(source=path, destination=staging / entry.sha256, size_bytes=entry.size_bytes,
                                   sha256=entry.sha256, resumed_from=0)
                 sidecar = bytes.fromhex(entry.sidecar_hex) if entry.sidecar_hex else None
@@ -599,6 +662,19 @@ class _Run:
         while pending:
             self._journal(pending.popleft())
 
+    def _link_companions(self) -> None:
+        """Housekeeping files (thumbnails, sidecars) point at the recording they belong to, now every file of the
+        dock is catalogued."""
+        for recording_id, device_path in self.companions:
+            sighting = self.session.exec(select(Sighting).where(Sighting.device_serial == self.serial,
+                                                                Sighting.device_path == device_path)
+                                         .order_by(col(Sighting.id).desc())).first()
+            row = self.session.get(Recording, recording_id)
+            if sighting is not None and row is not None and row.belongs_to_id is None:
+                row.belongs_to_id = sighting.recording_id
+                self.session.add(row)
+        self.companions = []
+
     def finish(self) -> None:
         try:
             if not self.offline:
@@ -616,6 +692,10 @@ class _Run:
             self.session.close()  # registration failed: the caller sees that error, not this one
             return
         dock = self.dock
+        self._link_companions()
+        if self.report.discarded:
+            append_event(self.session, CustodyKind.DISCARDED, actor=self.options.actor, dock_session_id=dock.id,
+                         details={"device_serial": self.serial, "files": self.report.discarded})
         dock.files_seen, dock.files_failed = self.files_seen, self.files_failed
         dock.finished_at = utcnow()
         dock.result = ("interrupted" if self.stopped or any(e["stage"] == "device" for e in self.report.errors)
@@ -671,13 +751,14 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     if not options.defer_archive:
         with contextlib.suppress(OperationalError):  # a catalogue outage is handled below, per file
             archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
-                           actor=options.actor)
+                           actor=options.actor, policy=settings.retention_policy)
     run = _Run(root, settings, engine, store, options, progress, after_commit)
     run.measured_offset_s = measured
     run.start_begin(profile, identity, _device_serial(identity, scan.files, profile, root))
     if identity.problem and profile.identity:
         run.report.skipped.append({"file": profile.identity.file, "reason": identity.problem})
     run.report.skipped.extend({"file": s.relative, "reason": s.reason} for s in scan.skipped)
+    run.report.discarded.extend({"file": s.relative, "reason": s.reason} for s in scan.discarded)
     try:
         run.run(scan.files)
     except DeviceGone as exc:

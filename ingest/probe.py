@@ -1,23 +1,27 @@
 """Read the facts about a staged file: ffprobe, EXIF, image header, sidecar.
 
 The only module that runs ffprobe or opens media parsers. It reads the
-staging copy, never the device. Photos are not sent to ffprobe: EXIF and the
-image header are read in-process, which is what makes large photo batches
-fast.
+staging copy, never the device. Photos (JPEG, PNG, HEIF/HEIC, TIFF, WebP,
+GIF, BMP: decided by content, see `ingest.integrity.sniff_format`) are not
+sent to ffprobe: EXIF and the image header are read in-process, which is what
+makes large photo batches fast.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
 import exifread
 import ffmpeg
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-from ingest.integrity import check_structure
+from ingest.integrity import PHOTO_FORMATS, check_structure
 from ingest.metadata import ExifFacts, Facts, SidecarFacts, exif_facts, sidecar_facts
 
 __all__ = ["MAX_SIDECAR_BYTES", "gather_facts", "parse_sidecar", "run_ffprobe"]
@@ -26,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: Sidecars hold a GPS track; anything larger is not one of ours.
 MAX_SIDECAR_BYTES = 4 * 1024 * 1024
-_NO_PROBE = {"empty", "jpeg", "png"}
+_NO_PROBE = PHOTO_FORMATS | {"empty"}
+
+pillow_heif.register_heif_opener()  # Pillow opens HEIF/HEIC/AVIF from here on
 
 
 def run_ffprobe(path: Path, *, timeout_s: float) -> dict[str, Any]:
@@ -61,12 +67,35 @@ def _tag_value(tag: Any) -> Any:
     return str(getattr(tag, "printable", tag))
 
 
-def _read_exif(path: Path) -> ExifFacts | None:
-    with path.open("rb") as fh:
-        tags = exifread.process_file(fh, details=False)
+def _read_exif(path: Path, embedded: bytes | None, *, fmt: str) -> ExifFacts | None:
+    """EXIF through exifread: from the file itself, else from the EXIF block Pillow found in the header.
+
+    HEIF goes straight to the block: exifread's own HEIF reader fails when the writer (libheif) places the EXIF
+    item at a base offset plus an extent, which iPhones do not but other writers do.
+    """
+    tags: dict[str, Any] = {}
+    if fmt != "heif":
+        with path.open("rb") as fh:
+            tags = exifread.process_file(fh, details=False)
+    if not tags and embedded:
+        tiff = embedded[6:] if embedded.startswith(b"Exif\x00\x00") else embedded
+        tags = exifread.process_file(io.BytesIO(tiff), details=False)
     if not tags:
         return None
     return exif_facts({name: _tag_value(tag) for name, tag in tags.items()})
+
+
+def _read_image(path: Path) -> tuple[tuple[int, int], bytes | None]:
+    """(width, height) and the raw EXIF block from the image header; the pixels are never decoded.
+
+    Raises UnidentifiedImageError / OSError / SyntaxError / ValueError when the header is unreadable.
+    """
+    with warnings.catch_warnings():
+        # a huge image is still evidence: only its header is read here, so the bomb guard does not apply
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as img:
+            exif = img.info.get("exif")
+            return img.size, exif if isinstance(exif, bytes) else None
 
 
 def parse_sidecar(raw: bytes) -> SidecarFacts:
@@ -85,14 +114,14 @@ def gather_facts(staged: Path, *, name: str, mtime_ns: int, sidecar: bytes | Non
     size = staged.stat().st_size
     probe = probe_error = image_error = sidecar_error = None
     image_size = exif = side = None
-    if structure.format in ("jpeg", "png"):
+    if structure.format in PHOTO_FORMATS:
+        embedded: bytes | None = None
         try:
-            with Image.open(staged) as img:
-                image_size = img.size
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            image_size, embedded = _read_image(staged)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             image_error = str(exc)[:300]
         try:
-            exif = _read_exif(staged)
+            exif = _read_exif(staged, embedded, fmt=structure.format)
         except Exception as exc:  # noqa: BLE001 - exifread raises many types on hostile input
             logger.warning("EXIF unreadable in %r: %s", name, exc)
     if structure.format not in _NO_PROBE:

@@ -2,9 +2,10 @@
 
 With EVIDENCE_BROKER_URL set (Redis or RabbitMQ) ingest stops at `staged`
 and enqueues archive messages once rows are committed; workers archive,
-verify and render derived media (store-and-forward: a station keeps working
-while the archive is away). Without it (the embedded default) ingest
-archives inline and an in-process worker renders derived media afterwards.
+verify, render derived media and decode-check originals (store-and-forward:
+a station keeps working while the archive is away). Without it (the embedded
+default) ingest archives inline and an in-process worker renders derived
+media and runs the decode checks afterwards.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
                 queue = queue_names(settings.queue_namespace, settings.station)["derive"]
                 for recording_id in new_ids:
                     actors.derive.send(recording_id)
+                    actors.decode_check.send(recording_id)
                 worker = dramatiq.Worker(broker, queues={queue}, worker_threads=2)
                 worker.start()
                 try:

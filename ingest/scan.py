@@ -1,29 +1,43 @@
-"""Walk a docked device and list the recordings its profile describes.
+"""Walk a docked device and list every file on it that is to be kept, and what it is to the profile.
 
-Read-only: nothing on the device is opened for writing, symbolic links are
-never followed, and anything that is not a regular file is reported, not
-read.
+Every regular file in the profile's recording area (the whole device unless the profile names an `area`) is
+listed for copying: the profile only says what each file is to it (a recording, a housekeeping file of a
+recording, the identity file, or nothing it knows: `unlisted`) so it can be described; what it *is* (video,
+audio, photo, other) is decided later from its content. The only files left behind are those a housekeeping
+rule explicitly marks `discard` and the operating system's own metadata (Finder/Explorer litter), each listed
+with its reason; trash folders are kept, since they may hold deleted recordings.
+
+Read-only: nothing on the device is opened for writing, symbolic links are never followed, and anything that is
+not a regular file is reported, not read.
 """
 from __future__ import annotations
 
 import os
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from device_profiles import DeviceProfile
+from device_profiles import DeviceProfile, HousekeepingRule
 from ingest.errors import DeviceGone
-from ingest.names import display_name, matches_any, name_warnings
+from ingest.names import display_name, glob_regex, matches_any, name_warnings
 
-__all__ = ["DEFAULT_IGNORES", "DeviceFile", "ScanResult", "Skipped", "scan_device", "sidecar_path"]
+__all__ = ["OS_LITTER", "ROLES", "DeviceFile", "ScanResult", "Skipped", "scan_device", "sidecar_path"]
 
-#: Operating-system litter that is never a recording.
-DEFAULT_IGNORES = (
-    "System Volume Information/**", "$RECYCLE.BIN/**", ".Trashes/**", ".Spotlight-V100/**", ".fseventsd/**",
-    "**/.DS_Store", "**/._*", "**/Thumbs.db", "**/desktop.ini",
+#: Operating-system metadata that is never a recording: (pattern, why it may be left behind). Trash folders
+#: ($RECYCLE.BIN, .Trashes) are deliberately not here: they may hold a recording someone deleted.
+OS_LITTER: tuple[tuple[str, str], ...] = (
+    ("System Volume Information/**", "Windows volume metadata (indexer, restore points), not made by the device"),
+    (".Spotlight-V100/**", "macOS search index, not made by the device"),
+    (".fseventsd/**", "macOS file-system event log, not made by the device"),
+    ("**/.DS_Store", "macOS Finder folder settings, not made by the device"),
+    ("**/._*", "macOS AppleDouble metadata of another file, not made by the device"),
+    ("**/Thumbs.db", "Windows Explorer thumbnail cache, not made by the device"),
+    ("**/desktop.ini", "Windows Explorer folder settings, not made by the device"),
 )
-#: Deepest folder level walked (guards against pathological trees).
-MAX_DEPTH = 16
+#: What a listed file is to its profile.
+ROLES = ("recording", "housekeeping", "identity", "unlisted")
+#: Deepest folder level walked (guards against pathological trees; anything deeper is reported).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,8 @@ class DeviceFile:
     size_bytes: int
     mtime_ns: int
     warnings: tuple[str, ...] = ()
+    role: str = "recording"  # one of ROLES
+    companion: str | None = None  # housekeeping: the relative path of the recording it belongs to, when known
 
 
 @dataclass(frozen=True)
@@ -45,7 +61,8 @@ class Skipped:
 @dataclass
 class ScanResult:
     files: list[DeviceFile] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # not regular files, unreadable folders: cannot be kept
+    discarded: list[Skipped] = field(default_factory=list)  # left behind on purpose, each with its reason
 
 
 def sidecar_path(profile: DeviceProfile, file: Path) -> Path | None:
@@ -56,15 +73,37 @@ def sidecar_path(profile: DeviceProfile, file: Path) -> Path | None:
     return file.with_name(profile.sidecar.name.format(stem=stem, name=name))
 
 
+def _housekeeping_rule(relative: str, profile: DeviceProfile) -> HousekeepingRule | None:
+    return next((rule for rule in profile.housekeeping if glob_regex(rule.pattern).fullmatch(relative)), None)
+
+
+def _in_area(relative: str, profile: DeviceProfile) -> bool:
+    return not profile.area or any(glob_regex(a + "/**").fullmatch(relative) for a in profile.area)
+
+
+def _companion(relative: str, rule: HousekeepingRule, siblings: dict[str, list[str]],
+               recordings: set[str]) -> str | None:
+    """The recording in the same folder that a housekeeping file belongs to (by its name templates)."""
+    path = PurePosixPath(relative)
+    folder = str(path.parent) if str(path.parent) != "." else ""
+    stem = path.name.rsplit(".", 1)[0]
+    for template in rule.belongs_to:
+        wanted = glob_regex(template.format(stem=stem))
+        for candidate in siblings.get(folder, []):
+            full = f"{folder}/{candidate}" if folder else candidate
+            if full != relative and full in recordings and wanted.fullmatch(candidate):
+                return full
+    return None
+
+
 def scan_device(root: Path, profile: DeviceProfile) -> ScanResult:
-    """List recordings under *root* in a stable order; report what is skipped and why."""
+    """List every file to keep under *root* in a stable order; report what cannot be kept or is left, and why."""
     if not root.is_dir():
         raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
     result = ScanResult()
-    ignores = DEFAULT_IGNORES + profile.ignore
-    sidecars: set[str] = set()
     identity_file = profile.identity.file.lower() if profile.identity else None
     root_bytes = os.fsencode(root)
+    found: list[DeviceFile] = []
 
     def walk(folder: bytes, depth: int) -> None:
         try:
@@ -76,39 +115,63 @@ def scan_device(root: Path, profile: DeviceProfile) -> ScanResult:
             result.skipped.append(Skipped(rel, f"folder unreadable: {exc.strerror or exc}"))
             return
         for entry in entries:
-            rel_raw = os.path.relpath(entry.path, root_bytes)
-            rel = display_name(rel_raw)
+            rel = display_name(os.path.relpath(entry.path, root_bytes))
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError as exc:
                 result.skipped.append(Skipped(rel, f"cannot stat: {exc.strerror or exc}"))
                 continue
+            as_checked = rel + "/x" if stat.S_ISDIR(info.st_mode) else rel
+            litter = next((why for pattern, why in OS_LITTER if glob_regex(pattern).fullmatch(as_checked)), None)
             if stat.S_ISLNK(info.st_mode):
                 target = display_name(os.fsencode(os.readlink(entry.path)))
                 result.skipped.append(Skipped(rel, f"symbolic link to {target!r} not followed"))
             elif stat.S_ISDIR(info.st_mode):
-                if matches_any(rel + "/", ignores) or matches_any(rel + "/x", ignores):
-                    continue
-                if depth >= MAX_DEPTH:
+                if litter is not None:
+                    result.discarded.append(Skipped(rel + "/", litter))
+                elif depth >= MAX_DEPTH:
                     result.skipped.append(Skipped(rel, f"folder deeper than {MAX_DEPTH} levels not walked"))
                 else:
                     walk(entry.path, depth + 1)
             elif not stat.S_ISREG(info.st_mode):
                 result.skipped.append(Skipped(rel, "not a regular file"))
-            elif matches_any(rel, ignores) or rel.lower() == identity_file or rel in sidecars:
-                continue
-            elif matches_any(rel, profile.recordings):
-                path = Path(os.fsdecode(entry.path))
-                side = sidecar_path(profile, path)
-                if side is not None:
-                    sidecars.add(display_name(os.path.relpath(os.fsencode(side), root_bytes)))
-                result.files.append(DeviceFile(
-                    path=path, relative=rel, name=display_name(entry.name), size_bytes=info.st_size,
-                    mtime_ns=info.st_mtime_ns, warnings=tuple(name_warnings(entry.name))))
+            elif litter is not None:
+                result.discarded.append(Skipped(rel, litter))
+            elif not _in_area(rel, profile):
+                result.discarded.append(Skipped(rel, "outside the profile's recording area "
+                                                     f"({', '.join(profile.area)})"))
             else:
-                result.skipped.append(Skipped(rel, f"not a recording for profile {profile.name!r}"))
+                found.append(DeviceFile(path=Path(os.fsdecode(entry.path)), relative=rel,
+                                        name=display_name(entry.name), size_bytes=info.st_size,
+                                        mtime_ns=info.st_mtime_ns, warnings=tuple(name_warnings(entry.name))))
 
     walk(root_bytes, 0)
-    # A sidecar listed before its recording was reported as "not a recording": it is metadata.
-    result.skipped = [s for s in result.skipped if s.relative not in sidecars]
+    # What each file is to the profile: the identity file, a sidecar or housekeeping file of a recording, a
+    # recording, or unlisted. Decided after the walk, when every sibling is known.
+    recordings = {f.relative for f in found if matches_any(f.relative, profile.recordings)}
+    siblings: dict[str, list[str]] = {}
+    for f in found:
+        parent = str(PurePosixPath(f.relative).parent)
+        siblings.setdefault("" if parent == "." else parent, []).append(PurePosixPath(f.relative).name)
+    sidecar_of: dict[str, str] = {}
+    for f in found:
+        if f.relative in recordings and (side := sidecar_path(profile, f.path)) is not None:
+            sidecar_of[display_name(os.path.relpath(os.fsencode(side), root_bytes))] = f.relative
+    for f in found:
+        rule = _housekeeping_rule(f.relative, profile)
+        if identity_file is not None and f.relative.lower() == identity_file:
+            role, companion = "identity", None
+        elif f.relative in sidecar_of:
+            role, companion = "housekeeping", sidecar_of[f.relative]
+        elif rule is not None:
+            if rule.discard:
+                result.discarded.append(Skipped(f.relative, rule.reason))
+                continue
+            role, companion = "housekeeping", _companion(f.relative, rule, siblings, recordings)
+        elif f.relative in recordings:
+            role, companion = "recording", None
+        else:
+            role, companion = "unlisted", None
+        result.files.append(DeviceFile(path=f.path, relative=f.relative, name=f.name, size_bytes=f.size_bytes,
+                                       mtime_ns=f.mtime_ns, warnings=f.warnings, role=role, companion=companion))
     return result

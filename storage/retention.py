@@ -14,7 +14,7 @@ from dateutil.relativedelta import relativedelta
 from storage.errors import RetentionRefused
 
 __all__ = [
-    "MIN_ROUTINE_MONTHS", "compute_retain_until", "is_disposable", "validate_extension",
+    "MIN_ROUTINE_MONTHS", "compute_retain_until", "is_disposable", "require_future", "validate_extension",
     "validate_routine_months",
 ]
 
@@ -53,3 +53,16 @@ def validate_extension(key: str, current: datetime | None, requested: datetime) 
 def is_disposable(retain_until: datetime | None, legal_hold: bool, now: datetime) -> bool:
     """True when retention has passed and no legal hold is set."""
     return not legal_hold and retain_until is not None and now >= retain_until
+
+
+def require_future(key: str, retain_until: datetime, now: datetime) -> datetime:
+    """Return *retain_until* if it lies after *now*; else raise RetentionRefused.
+
+    A WORM lock "until" a date already passed protects nothing (S3 refuses it outright): the caller decided
+    retention from the wrong time, typically a device clock reset to the past.
+    """
+    if retain_until <= now:
+        raise RetentionRefused(
+            f"refusing to lock {key!r} until {retain_until.isoformat()}: that is not after now "
+            f"({now.isoformat(timespec='seconds')}); retention must count from the archiving time too")
+    return retain_until

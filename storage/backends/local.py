@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from storage.backend import StoredObject, derived_key, manifest_key, object_key, record_key
 from storage.errors import BackendUnavailable, HashMismatch, ObjectExists, ObjectLocked, ObjectMissing
-from storage.retention import is_disposable, validate_extension
+from storage.retention import is_disposable, require_future, validate_extension
 
 __all__ = ["LocalStore", "fsync_dir"]
 
@@ -83,6 +83,7 @@ class LocalStore:
 
     def put_file(self, path: Path, *, sha256: str, size_bytes: int, retain_until: datetime,
                  consume: bool = False) -> StoredObject:
+        require_future(object_key(sha256), retain_until, datetime.now(UTC))
         dest = self._object_path(sha256)
         if dest.exists():
             # Content-addressed: the same key holds the same bytes. Keep the longer retention.
@@ -152,6 +153,7 @@ class LocalStore:
         current, hold = self._read_lock(sha256) if self.exists(sha256) else (None, False)
         if current is None:
             raise ObjectMissing(object_key(sha256))
+        require_future(object_key(sha256), retain_until, datetime.now(UTC))
         validate_extension(object_key(sha256), current, retain_until)
         self._write_lock(sha256, retain_until, hold)
         return self.head(sha256)
@@ -186,6 +188,7 @@ class LocalStore:
 
     def _put_once(self, key: str, data: bytes, *, retain_until: datetime) -> StoredObject:
         """Write *data* under *key* once (0444); the same bytes again are accepted, other bytes refused."""
+        require_future(key, retain_until, datetime.now(UTC))
         path = self.root / key
         if path.exists():
             if path.read_bytes() != data:

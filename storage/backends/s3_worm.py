@@ -31,7 +31,7 @@ from storage.errors import (
     ObjectMissing,
     StorageError,
 )
-from storage.retention import is_disposable, validate_extension
+from storage.retention import is_disposable, require_future, validate_extension
 
 __all__ = ["S3WormStore", "make_s3_client"]
 
@@ -196,7 +196,7 @@ class S3WormStore:
     def put_file(self, path: Path, *, sha256: str, size_bytes: int, retain_until: datetime,
                  consume: bool = False) -> StoredObject:
         key = self._key(sha256)
-        until = _whole_seconds_up(retain_until)
+        until = require_future(key, _whole_seconds_up(retain_until), datetime.now(UTC))
         try:
             head = self._head(key)
         except ObjectMissing:
@@ -316,7 +316,7 @@ class S3WormStore:
 
     def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:
         current = self.head(sha256)
-        until = _whole_seconds_up(retain_until)
+        until = require_future(current.key, _whole_seconds_up(retain_until), datetime.now(UTC))
         validate_extension(current.key, current.retain_until, until)
         self._put_retention(current.key, current.version_id, until)
         for key in self._manifest_keys(sha256):
@@ -363,7 +363,7 @@ class S3WormStore:
         """Write *data* under *key* with COMPLIANCE retention once; the same bytes again are accepted."""
         digest = hashlib.sha256(data).hexdigest()
         checksum = _b64(digest)
-        until = _whole_seconds_up(retain_until)
+        until = require_future(key, _whole_seconds_up(retain_until), datetime.now(UTC))
         try:
             head = self._head(key)
         except ObjectMissing:

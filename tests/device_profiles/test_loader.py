@@ -31,6 +31,14 @@ def test_builtin_profiles_cover_the_three_device_shapes():
     assert profiles["gps-sidecar-recorder"].sidecar is not None
 
 
+def test_an_ignore_list_is_refused_because_every_file_is_kept():
+    with pytest.raises(ProfileInvalid) as info:
+        parse_profile({**VALID, "ignore": ["**/*.tmp"]})
+    assert info.value.details == [
+        "ignore: no longer supported: every file on a device is kept; list device-made derivatives under "
+        "housekeeping (with discard: true and a reason to leave one behind)"]
+
+
 def test_a_valid_mapping_parses():
     profile = parse_profile(VALID)
     assert profile.name == "test-cam" and profile.time_sources == ("container", "file_mtime")
@@ -42,8 +50,8 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ProfileInvalid) as info:
         parse_profile(bad, source="bad.yaml")
     details = info.value.details
-    assert "profile: unknown key 'colour' (allowed: clear_after_archive, clock, description, filename, identity, " \
-           "ignore, name, recognise, recordings, sidecar, time_sources)" in details
+    assert "profile: unknown key 'colour' (allowed: area, clear_after_archive, clock, description, filename, " \
+           "housekeeping, identity, name, recognise, recordings, sidecar, time_sources)" in details
     assert "time_sources: unknown source 'sundial' (allowed: sidecar, container, exif, filename, file_mtime)" in details
     assert "clock.zone: 'Mars/Olympus' is not a known IANA time zone" in details
     assert "clear_after_archive: expected true/false, got 'yes'" in details

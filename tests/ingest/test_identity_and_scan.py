@@ -39,41 +39,91 @@ def test_identity_file_is_found_case_insensitively(tmp_path):
     assert read_identity(tmp_path / "nowhere", GBK_RULE).problem.startswith("device root unreadable")
 
 
-def test_scan_lists_recordings_and_explains_every_skip(samples):
+def test_scan_keeps_every_regular_file_and_explains_every_skip(samples):
     result = scan_device(samples.cn_recorder, PROFILES["cn-enforcement-recorder"])
-    names = [f.relative for f in result.files]
-    assert len(names) == 10
-    assert "RECORD/20261120/ZFY_A123456_010203_20261120_083500_IMP.mp4" in names
-    assert "ZFYINFO.TXT" not in names
+    roles = {f.relative: f.role for f in result.files}
+    assert len(roles) == 12
+    assert roles["RECORD/20261120/ZFY_A123456_010203_20261120_083500_IMP.mp4"] == "recording"
+    assert roles["ZFYINFO.TXT"] == "identity"  # kept (and never cleared): it says whose device this is
+    assert roles["RECORD/20261120/notes.txt"] == "unlisted"  # a file the profile does not know is kept too
     skipped = {s.relative: s.reason for s in result.skipped}
-    assert skipped["RECORD/20261120/ZFY_A123456_010203_20261120_092000.mp4"] == \
-        "symbolic link to '/etc/passwd' not followed"
-    assert skipped["RECORD/20261120/notes.txt"] == "not a recording for profile 'cn-enforcement-recorder'"
+    assert skipped == {"RECORD/20261120/ZFY_A123456_010203_20261120_092000.mp4":
+                       "symbolic link to '/etc/passwd' not followed"}
+    assert result.discarded == []
     hostile = next(f for f in result.files if f.name.startswith(".."))
     assert hostile.name == "..\\x0a;rm -rf ~;$(reboot) \\xff\\xfe.mp4"
     assert os.fsencode(hostile.path).endswith(HOSTILE_NAME)
     assert "name is not valid UTF-8" in hostile.warnings
 
 
-def test_scan_hides_sidecars_and_thumbnails(samples):
+def test_sidecars_and_thumbnails_are_kept_as_housekeeping_files_of_their_recording(samples):
     side = scan_device(samples.sidecar_recorder, PROFILES["gps-sidecar-recorder"])
-    assert [f.relative for f in side.files] == ["CLIPS/CLIP0001.mp4", "CLIPS/CLIP0002.wav", "CLIPS/CLIP0003.mp4"]
-    assert side.skipped == []
+    assert [(f.relative, f.role, f.companion) for f in side.files] == [
+        ("CLIPS/CLIP0001.json", "housekeeping", "CLIPS/CLIP0001.mp4"), ("CLIPS/CLIP0001.mp4", "recording", None),
+        ("CLIPS/CLIP0002.json", "housekeeping", "CLIPS/CLIP0002.wav"), ("CLIPS/CLIP0002.wav", "recording", None),
+        ("CLIPS/CLIP0003.json", "housekeeping", "CLIPS/CLIP0003.mp4"), ("CLIPS/CLIP0003.mp4", "recording", None),
+        ("RECORDER.JSON", "identity", None)]
+    assert side.skipped == [] and side.discarded == []
     cam = scan_device(samples.dcim_camera, PROFILES["generic-dcim-camera"])
-    assert [f.name for f in cam.files] == ["IMG_0001.JPG", "IMG_0002.JPG", "IMG_0004.JPG", "MVI_0003.MP4"]
-    assert cam.skipped == []
+    assert [(f.name, f.role, f.companion) for f in cam.files] == [
+        ("IMG_0001.JPG", "recording", None), ("IMG_0001.THM", "housekeeping", "DCIM/100EVCAM/IMG_0001.JPG"),
+        ("IMG_0002.JPG", "recording", None), ("IMG_0004.JPG", "recording", None),
+        ("MVI_0003.MP4", "recording", None)]
+    assert cam.skipped == [] and cam.discarded == []
 
 
-def test_scan_skips_operating_system_litter_and_special_files(tmp_path):
+def test_a_camcorder_card_keeps_avchd_streams_and_files_outside_dcim(tmp_path):
+    stream = tmp_path / "PRIVATE" / "AVCHD" / "BDMV" / "STREAM"
+    stream.mkdir(parents=True)
+    (stream / "00000.MTS").write_bytes(b"G" + bytes(187))
+    (tmp_path / "DCIM" / "100CANON").mkdir(parents=True)
+    (tmp_path / "DCIM" / "100CANON" / "IMG_0001.HEIC").write_bytes(b"x")
+    (tmp_path / "MISC").mkdir()
+    (tmp_path / "MISC" / "GPSLOG.LOG").write_bytes(b"$GPRMC")
+    result = scan_device(tmp_path, PROFILES["generic-dcim-camera"])
+    assert [(f.relative, f.role) for f in result.files] == [
+        ("DCIM/100CANON/IMG_0001.HEIC", "recording"), ("MISC/GPSLOG.LOG", "unlisted"),
+        ("PRIVATE/AVCHD/BDMV/STREAM/00000.MTS", "recording")]
+
+
+def test_operating_system_litter_is_discarded_with_its_reason_but_trash_is_kept(tmp_path):
     (tmp_path / "DCIM" / "100A").mkdir(parents=True)
     shutil.copyfile(__file__, tmp_path / "DCIM" / "100A" / "A.JPG")
     (tmp_path / "System Volume Information").mkdir()
     (tmp_path / "System Volume Information" / "IndexerVolumeGuid").write_bytes(b"x")
     (tmp_path / "DCIM" / "100A" / "._A.JPG").write_bytes(b"x")
+    (tmp_path / ".Trashes" / "501").mkdir(parents=True)
+    (tmp_path / ".Trashes" / "501" / "MVI_0007.MP4").write_bytes(b"a deleted recording")
     os.mkfifo(tmp_path / "DCIM" / "100A" / "B.JPG")
     result = scan_device(tmp_path, PROFILES["generic-dcim-camera"])
-    assert [f.name for f in result.files] == ["A.JPG"]
+    assert [f.relative for f in result.files] == [".Trashes/501/MVI_0007.MP4", "DCIM/100A/A.JPG"]
     assert [(s.relative, s.reason) for s in result.skipped] == [("DCIM/100A/B.JPG", "not a regular file")]
+    assert [(s.relative, s.reason) for s in result.discarded] == [
+        ("DCIM/100A/._A.JPG", "macOS AppleDouble metadata of another file, not made by the device"),
+        ("System Volume Information/",
+         "Windows volume metadata (indexer, restore points), not made by the device")]
+
+
+def test_a_profile_may_discard_a_housekeeping_file_only_with_a_reason(tmp_path):
+    from device_profiles import ProfileInvalid, parse_profile
+
+    base = {"name": "cam", "recognise": {"all_paths": ["DCIM"]}, "recordings": ["**/*.mp4"],
+            "time_sources": ["container"], "clock": {"zone": None}, "clear_after_archive": False}
+    try:
+        parse_profile({**base, "housekeeping": [{"pattern": "**/*.lrv", "discard": True}]})
+    except ProfileInvalid as exc:
+        assert exc.details == ["housekeeping[0].reason: a discarded file needs the reason it may be left behind"]
+    else:
+        raise AssertionError("a discard without a reason was accepted")
+    profile = parse_profile({**base, "housekeeping": [{"pattern": "**/*.lrv", "discard": True,
+                                                       "reason": "low-resolution copy the camera rebuilds"}]})
+    (tmp_path / "DCIM" / "100GOPRO").mkdir(parents=True)
+    for name in ("GX010001.MP4", "GX010001.LRV"):
+        (tmp_path / "DCIM" / "100GOPRO" / name).write_bytes(name.encode())
+    result = scan_device(tmp_path, profile)
+    assert [f.name for f in result.files] == ["GX010001.MP4"]
+    assert [(s.relative, s.reason) for s in result.discarded] == [
+        ("DCIM/100GOPRO/GX010001.LRV", "low-resolution copy the camera rebuilds")]
 
 
 def test_longest_possible_name_and_deep_folders_are_handled(tmp_path):
@@ -82,9 +132,10 @@ def test_longest_possible_name_and_deep_folders_are_handled(tmp_path):
     long_name = "执" * 83 + ".JPG"  # 83 × 3 bytes + 4 = 253 bytes, near the 255-byte limit
     (folder / long_name).write_bytes(b"\xff\xd8\xff")
     deep = tmp_path
-    for level in range(20):
+    for level in range(70):
         deep = deep / f"d{level}"
     deep.mkdir(parents=True)
+    (deep.parent / "deep.mp4").write_bytes(b"x")  # level 69: still kept? no: beyond the walk, and reported
     result = scan_device(tmp_path, PROFILES["generic-dcim-camera"])
     assert [f.name for f in result.files] == [long_name]
-    assert any(s.reason == "folder deeper than 16 levels not walked" for s in result.skipped)
+    assert [s.reason for s in result.skipped] == ["folder deeper than 64 levels not walked"]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, select
 
 from catalog import (
@@ -60,7 +61,7 @@ def test_enforcement_recorder_is_ingested_with_every_stamp_field(samples, settin
     assert report.profile == "cn-enforcement-recorder" and report.device_serial == "A123456"
     assert report.errors == [] and report.all_preserved
     rows = _by_name(report)
-    assert len(rows) == 10
+    assert len(rows) == 12  # every file on the recorder, its identity file and a stray note included
     clip = rows[f"{CN_PREFIX}_083000.mp4"]
     assert clip["captured_start"] == "2026-11-20T00:30:00Z" and clip["captured_end"] == "2026-11-20T00:30:02Z"
     assert (clip["time_source"], clip["zone_assumed"], clip["raw_device_time"]) == (
@@ -70,7 +71,11 @@ def test_enforcement_recorder_is_ingested_with_every_stamp_field(samples, settin
     assert (clip["case_number"], clip["purpose"]) == ("京朝城管罚字〔2026〕第00123号", "占道经营 现场执法")
     assert (clip["media_kind"], clip["state"]) == ("video", "archived")
     assert clip["integrity"] == {"status": "ok", "detail": ""}
-    assert clip["retain_until"] == "2027-05-20T00:30:02Z"
+    # Routine retention runs from the later of capture end and archiving; the case number names no registered
+    # case, so the clip is held until a clerk decides.
+    archived = datetime.fromisoformat(clip["archived_at"].replace("Z", "+00:00"))
+    assert clip["retain_until"] == (archived + relativedelta(months=6)).isoformat().replace("+00:00", "Z")
+    assert clip["legal_hold"] is True and clip["time_implausible"] is False
     assert rows[f"{CN_PREFIX}_083500_IMP.mp4"]["important"] is True
     assert rows[f"{CN_PREFIX}_083000.mp4"]["important"] is False
     photo = rows[f"{CN_PREFIX}_084000.jpg"]
@@ -80,7 +85,10 @@ def test_enforcement_recorder_is_ingested_with_every_stamp_field(samples, settin
     amr = rows[f"{CN_PREFIX}_085000.amr"]
     assert (amr["media_kind"], amr["integrity"]["status"], amr["technical"]["audio_codec"]) == ("audio", "ok", "amr_nb")
     skipped = {s["file"]: s["reason"] for s in report.skipped}
-    assert skipped[f"RECORD/20261120/{CN_PREFIX}_092000.mp4"] == "symbolic link to '/etc/passwd' not followed"
+    assert skipped == {f"RECORD/20261120/{CN_PREFIX}_092000.mp4": "symbolic link to '/etc/passwd' not followed"}
+    identity, note = rows["ZFYINFO.TXT"], rows["notes.txt"]
+    assert (identity["media_kind"], identity["integrity"]["status"]) == ("other", "ok")
+    assert (note["media_kind"], note["integrity"]["status"], note["state"]) == ("other", "ok", "archived")
 
 
 def test_damaged_and_unreadable_files_are_preserved_byte_for_byte(samples, settings, engine, store):
@@ -132,14 +140,14 @@ def test_redocking_the_same_device_ingests_nothing_twice(samples, settings, engi
     first = _ingest(samples.cn_recorder, settings, engine, store)
     second = _ingest(samples.cn_recorder, settings, engine, store)
     assert second.recordings == []
-    assert len(second.skipped) == len(first.skipped) + 10
+    assert len(second.skipped) == len(first.skipped) + 12
     assert all(s["reason"].startswith("already ingested as recording ") for s in second.skipped
-               if s["file"].endswith((".mp4", ".jpg", ".wav", ".amr")) and "092000" not in s["file"])
+               if "092000" not in s["file"])
     with Session(engine) as session:
-        assert len(session.exec(select(Recording)).all()) == 10
-        assert len(session.exec(select(Sighting)).all()) == 10
+        assert len(session.exec(select(Recording)).all()) == 12
+        assert len(session.exec(select(Sighting)).all()) == 12
         sessions = session.exec(select(DockSession).order_by(DockSession.id)).all()
-        assert [(s.files_new, s.files_known) for s in sessions] == [(10, 0), (0, 0)]
+        assert [(s.files_new, s.files_known) for s in sessions] == [(12, 0), (0, 0)]
 
 
 def test_same_bytes_on_two_devices_are_one_recording_with_two_sightings(samples, settings, engine, store, tmp_path):
@@ -240,7 +248,7 @@ def test_a_file_vanishing_mid_dock_is_reported_and_the_rest_continue(samples, se
     report = _ingest(samples.cn_recorder, settings, engine, store)
     assert report.errors == [{"file": f"AUDIO/20261120/{CN_PREFIX}_084500.wav", "stage": "copy",
                               "reason": "No such file or directory", "preserved": False}]
-    assert len(report.recordings) == 9 and not report.all_preserved
+    assert len(report.recordings) == 11 and not report.all_preserved
     with Session(engine) as session:
         failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).one()
         assert failed.details["file"] == f"AUDIO/20261120/{CN_PREFIX}_084500.wav"
@@ -257,7 +265,7 @@ def test_a_device_unplugged_mid_dock_keeps_what_was_copied(samples, settings, en
     monkeypatch.setattr(pipeline, "scan_device", scan_then_unplug)
     report = _ingest(samples.sidecar_recorder, settings, engine, store)
     assert report.errors[-1]["stage"] == "device"
-    assert "vanished while copying 'CLIPS/CLIP0001.mp4'" in report.errors[-1]["reason"]
+    assert "vanished while copying 'CLIPS/CLIP0001.json'" in report.errors[-1]["reason"]
     with Session(engine) as session:
         dock = session.exec(select(DockSession)).one()
         assert dock.finished_at is not None and dock.files_failed == 1
@@ -279,7 +287,9 @@ def test_store_outage_leaves_recordings_staged_and_the_next_run_archives_them(sa
     report = _ingest(samples.sidecar_recorder, settings, engine, store)
     assert {r["state"] for r in report.recordings} == {"staged"}
     assert all(e["preserved"] and e["stage"] == "archive" for e in report.errors) and report.all_preserved
-    assert sorted(p.name for p in settings.staging_dir.iterdir()) == sorted(r["sha256"] for r in report.recordings)
+    # The staged copies wait, with the journal that names them, for the next run.
+    assert sorted(p.name for p in settings.staging_dir.iterdir()) == sorted(
+        [r["sha256"] for r in report.recordings] + ["journal"])
     store.down = False
     again = _ingest(samples.sidecar_recorder, settings, engine, store)
     assert again.recordings == []
@@ -311,7 +321,7 @@ def test_ingest_stamp_is_revision_one(samples, settings, engine, store):
     _ingest(samples.sidecar_recorder, settings, engine, store, officer="999001", purpose="巡查")
     with Session(engine) as session:
         revisions = session.exec(select(StampRevision)).all()
-        assert len(revisions) == 3
+        assert len(revisions) == 7  # three recordings, their three sidecars, the recorder's identity file
         assert {(r.revision, r.collector, r.purpose, r.reason) for r in revisions} == {(1, "999001", "巡查", "ingest")}
 
 

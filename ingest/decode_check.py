@@ -1,0 +1,361 @@
+"""The background decode check: decode every audio and video frame of an original and record the verdict.
+
+The ingest check reads headers only, so a clip whose container and sample
+tables are intact but whose coded data is garbage passes it. Decoding finds
+that. `decode_verdict` is pure: it reads ffmpeg's stderr (`-v error` plus
+progress lines) and returns the first error line and the media time it
+occurred at. `run_decode_check` runs ffmpeg with a deadline and kills it when
+a hostile file would hang it. `check_recording` fetches the original from the
+store, runs the check once per recording and records it as an integrity
+revision (`catalog.integrity`), never overwriting the ingest verdict.
+
+Where the first error happened: ffmpeg prints its progress line
+(`frame=… time=HH:MM:SS.xx …`) to stderr even at `-v error`, in order with
+the error lines. With `-stats_period 0.001` it prints one about every frame
+it muxes, so the last progress time before the first error is a lower bound
+on the error's media time. The decoder (and the h264 parser, which logs
+first) run ahead of the muxer by a few frames: on 1080p H.264 at 30 fps the
+bound was 0.02-0.13 s before the damaged frame.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlparse
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from catalog import IntegrityStatus, Recording, RecordingNotFound, RecordingState
+from catalog.integrity import record_integrity
+from catalog.models import IntegrityCheck
+from ingest.errors import IngestError
+from storage import EvidenceStore
+
+__all__ = ["DECODE_CHECK", "DecodeIncomplete", "DecodeLog", "DecodeResult", "DecodeTimedOut", "check_recording",
+           "decode_timeout_s", "decode_verdict", "is_heif", "run_decode_check", "skip_reason", "unchecked_ids"]
+
+logger = logging.getLogger(__name__)
+
+#: The check name of a decode verdict in the integrity revisions.
+DECODE_CHECK = "decode"
+#: Media kinds that are decoded; documents and `other` are not media.
+CHECKED_KINDS = ("video", "audio", "photo")
+#: Seconds between ffmpeg progress lines: about one per muxed frame, ~25 KiB of stderr a second.
+STATS_PERIOD_S = 0.001
+#: Shortest deadline for one decode, and seconds allowed per second of media (decoding runs ~14x realtime).
+MIN_TIMEOUT_S = 120.0
+TIMEOUT_PER_MEDIA_S = 3.0
+#: ISO-BMFF major brands of HEIF/HEIC images, which this ffmpeg cannot decode.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+#: Longest first-error line kept (a hostile file controls what the decoder prints).
+MAX_LINE_CHARS = 500
+
+_PROGRESS = re.compile(r"^(?:frame=|size=|Lsize=)")
+_TIME = re.compile(r"\btime=\s*(-?)(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+_REPEATED = re.compile(r"^Last message repeated (\d+) times?")
+_CONTEXT = re.compile(r"^\[([^\]@]+?) @ 0x[0-9a-fA-F]+\]\s*")
+#: Signals that stop a decoder from outside (OOM killer, shutdown): no verdict on the file.
+_STOPPED = {-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP}
+
+
+class DecodeIncomplete(IngestError):
+    """The decode did not run to its end, so there is no verdict (the file is not judged)."""
+
+    def __init__(self, path: Path | str, reason: str, *, decoded_s: float | None = None) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.decoded_s = decoded_s
+        reached = f" (reached {decoded_s:.2f} s of media)" if decoded_s is not None else ""
+        super().__init__(f"decode check of {self.path!r} incomplete: {reason}{reached}")
+
+
+class DecodeTimedOut(DecodeIncomplete):
+    def __init__(self, path: Path | str, timeout_s: float, *, decoded_s: float | None = None) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(path, f"ffmpeg did not finish within {timeout_s:g} s and was killed", decoded_s=decoded_s)
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    status: str  # ok | damaged
+    first_error: str | None  # the first error line, "[h264 @ 0x55…]" shortened to "[h264]"
+    error_time_s: float | None  # the first error is at or after this media time (None: no error, or a still)
+    error_lines: int  # error lines in all (repeats counted)
+    decoded_s: float | None  # media time the decode reached (last progress line)
+    exit_code: int
+    elapsed_s: float = 0.0
+    decoder: str = "ffmpeg"
+
+    def describe(self) -> str:
+        """The verdict as one sentence (the integrity revision's detail)."""
+        if self.status == IntegrityStatus.OK.value:
+            return (f"decoded {self.decoded_s:.2f} s of media without errors" if self.decoded_s
+                    else "decoded without errors")
+        if self.first_error is not None:
+            where = f" at {self.error_time_s:.2f} s or later" if self.error_time_s is not None else ""
+            more = f" ({self.error_lines} error lines in all)" if self.error_lines > 1 else ""
+            return f"decoder error{where}: {self.first_error}{more}"
+        reached = f" after {self.decoded_s:.2f} s of media" if self.decoded_s is not None else ""
+        if self.exit_code < 0:
+            return f"ffmpeg crashed ({_signal_name(-self.exit_code)}){reached} without an error message"
+        return f"ffmpeg exited with code {self.exit_code}{reached} without an error message"
+
+    def as_details(self) -> dict[str, Any]:
+        return {"first_error": self.first_error, "error_time_s": self.error_time_s, "error_lines": self.error_lines,
+                "decoded_s": self.decoded_s, "exit_code": self.exit_code, "elapsed_s": round(self.elapsed_s, 3),
+                "decoder": self.decoder}
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class DecodeLog:
+    """ffmpeg's stderr read line by line, keeping only what the verdict needs (memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self.first_error: str | None = None
+        self.error_time_s: float | None = None
+        self.error_lines = 0
+        self.decoded_s: float | None = None
+
+    def feed(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        if _PROGRESS.match(line):
+            found = _TIME.search(line)
+            if found:
+                seconds = int(found[2]) * 3600 + int(found[3]) * 60 + float(found[4])
+                self.decoded_s = 0.0 if found[1] else seconds  # audio priming can put the start below zero
+            return
+        repeated = _REPEATED.match(line)
+        if repeated:
+            self.error_lines += int(repeated[1])
+            return
+        self.error_lines += 1
+        if self.first_error is None:
+            self.first_error = _CONTEXT.sub(lambda m: f"[{m[1].strip()}] ", line)[:MAX_LINE_CHARS]
+            self.error_time_s = self.decoded_s or 0.0  # before any progress line: at the start
+
+    def result(self, exit_code: int) -> DecodeResult:
+        damaged = self.error_lines > 0 or exit_code != 0
+        return DecodeResult(status=IntegrityStatus.DAMAGED.value if damaged else IntegrityStatus.OK.value,
+                            first_error=self.first_error, error_time_s=self.error_time_s,
+                            error_lines=self.error_lines, decoded_s=self.decoded_s, exit_code=exit_code)
+
+
+def decode_verdict(stderr_text: str, *, exit_code: int) -> DecodeResult:
+    """The verdict from ffmpeg's whole stderr (`-v error -stats`) and its exit code."""
+    log = DecodeLog()
+    for line in re.split(r"[\r\n]", stderr_text):
+        log.feed(line)
+    return log.result(exit_code)
+
+
+def decode_timeout_s(duration_s: float | None) -> float:
+    """A generous deadline: three times the media's duration, never under two minutes."""
+    return max(MIN_TIMEOUT_S, TIMEOUT_PER_MEDIA_S * (duration_s or 0.0))
+
+
+def is_heif(head: bytes) -> bool:
+    """True for a HEIF/HEIC image (an ISO-BMFF `ftyp` with an image brand)."""
+    return len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
+def _read_stderr(stream: IO[bytes], log: DecodeLog) -> None:
+    pending = b""
+    while chunk := stream.read(65536):
+        *lines, pending = re.split(rb"[\r\n]", pending + chunk)
+        for line in lines:
+            log.feed(line.decode("utf-8", errors="replace"))
+        if len(pending) > 65536:  # no line break in sight: a hostile stream; judge what there is
+            log.feed(pending.decode("utf-8", errors="replace"))
+            pending = b""
+    log.feed(pending.decode("utf-8", errors="replace"))
+
+
+def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> DecodeResult:
+    """Decode every audio and video stream of *path* (`ffmpeg -f null`) and judge it.
+
+    Raises:
+      DecodeTimedOut: ffmpeg ran past *timeout_s* (it is killed).
+      DecodeIncomplete: ffmpeg could not be started, or was stopped by a signal from outside.
+    """
+    # Subtitle and data tracks (timecode, telemetry) are not coded media and have no null encoder: mapped out.
+    args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-stats_period", f"{STATS_PERIOD_S:g}",
+            "-threads", str(threads), "-i", str(path), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
+    log = DecodeLog()
+    started = time.monotonic()
+    try:
+        # Its own session: a Ctrl-C or SIGTERM meant for the worker must not end a decode as if the file failed.
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as exc:
+        raise DecodeIncomplete(path, f"cannot run ffmpeg: {exc}") from exc
+    assert proc.stderr is not None
+    reader = threading.Thread(target=_read_stderr, args=(proc.stderr, log), name="decode-stderr", daemon=True)
+    reader.start()
+    exit_code: int | None = None
+    try:
+        exit_code = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join()
+        proc.stderr.close()
+    if exit_code is None:
+        raise DecodeTimedOut(path, timeout_s, decoded_s=log.decoded_s)
+    if exit_code in _STOPPED:
+        raise DecodeIncomplete(path, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s)
+    return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
+
+
+@cache
+def _ffmpeg_version() -> str:
+    try:
+        out = subprocess.run(["ffmpeg", "-hide_banner", "-version"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "ffmpeg"
+    first = out.stdout.decode("utf-8", errors="replace").split("\n", 1)[0].split()
+    return f"ffmpeg {first[2]}" if len(first) > 2 and first[:2] == ["ffmpeg", "version"] else "ffmpeg"
+
+
+def _decode_heif(path: Path) -> DecodeResult | None:
+    """HEIF through Pillow with pillow-heif when it is installed; None (no verdict) when it is not."""
+    try:
+        heif: Any = importlib.import_module("pillow_heif")
+        image_module: Any = importlib.import_module("PIL.Image")
+    except ImportError:
+        return None
+    heif.register_heif_opener()
+    started = time.monotonic()
+    try:
+        with image_module.open(path) as image:
+            image.load()
+        status, error = IntegrityStatus.OK.value, None
+    except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the image did not decode
+        status, error = IntegrityStatus.DAMAGED.value, f"{type(exc).__name__}: {exc}"[:MAX_LINE_CHARS]
+    return DecodeResult(status=status, first_error=error, error_time_s=None, error_lines=int(error is not None),
+                        decoded_s=None, exit_code=0, elapsed_s=time.monotonic() - started,
+                        decoder=f"pillow-heif {heif.__version__}")
+
+
+def decode_file(path: Path, *, is_photo: bool, timeout_s: float, threads: int = 2) -> DecodeResult | None:
+    """Decode one original; None when this machine cannot decode its format (HEIF without pillow-heif)."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if is_heif(head):
+        return _decode_heif(path)
+    result = run_decode_check(path, timeout_s=timeout_s, threads=threads)
+    if is_photo:  # a still has no timeline: "0.04 s" would only be ffmpeg's frame duration
+        result = replace(result, error_time_s=None, decoded_s=None)
+    return result
+
+
+def skip_reason(recording: Recording, *, decode_revisions: int, again: bool = False) -> str | None:
+    """Why a recording gets no decode check now (None: check it)."""
+    if recording.media_kind not in CHECKED_KINDS:
+        return f"{recording.media_kind} recordings are not decoded"
+    if recording.state not in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value):
+        return f"its original is not in the archive (state {recording.state})"
+    if decode_revisions and not again:
+        return "already decode-checked"
+    return None
+
+
+def _decode_revisions(session: Session, recording_id: int) -> int:
+    return len(session.exec(select(IntegrityCheck.id).where(IntegrityCheck.recording_id == recording_id,
+                                                            IntegrityCheck.check == DECODE_CHECK)).all())
+
+
+def unchecked_ids(session: Session) -> list[int]:
+    """Archived video, audio and photo recordings without a decode verdict, oldest first."""
+    decoded = select(IntegrityCheck.recording_id).where(IntegrityCheck.check == DECODE_CHECK)
+    rows = session.exec(select(Recording.id).where(
+        col(Recording.media_kind).in_(CHECKED_KINDS),
+        col(Recording.state).in_([RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value]),
+        col(Recording.id).not_in(decoded)).order_by(col(Recording.id)))
+    return [row for row in rows if row is not None]
+
+
+def _local_object(store: EvidenceStore, sha256: str) -> Path | None:
+    """The stored object's own file when the store is a local filesystem (read in place, never copied)."""
+    location = store.head(sha256).location
+    if not location.startswith("file://"):
+        return None
+    path = Path(unquote(urlparse(location).path))
+    return path if path.is_file() else None
+
+
+@contextmanager
+def _original(store: EvidenceStore, sha256: str, work_dir: Path, recording_id: int) -> Iterator[Path]:
+    local = _local_object(store, sha256)
+    if local is not None:
+        yield local
+        return
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"decode-{recording_id}-") as tmp:
+        original = Path(tmp) / "original"
+        with store.open(sha256) as src, original.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+        yield original
+
+
+def check_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, *,
+                    timeout_s: float | None = None, by: str = "decode-check", again: bool = False,
+                    threads: int = 2) -> str | None:
+    """Decode a recording's original and record the verdict as an integrity revision; return that verdict.
+
+    None: no check (not media, not archived yet, already checked unless *again*, or a format this machine
+    cannot decode). *timeout_s* defaults to `decode_timeout_s` of the recording's duration.
+
+    Raises:
+      RecordingNotFound: no such recording.
+      DecodeIncomplete: the decode did not finish (DecodeTimedOut: ran past the deadline); nothing recorded.
+    """
+    with Session(engine) as session:
+        recording = session.get(Recording, recording_id)
+        if recording is None:
+            raise RecordingNotFound(str(recording_id))
+        reason = skip_reason(recording, decode_revisions=_decode_revisions(session, recording_id), again=again)
+        if reason is not None:
+            logger.info("No decode check for recording %r: %s.", recording_id, reason)
+            return None
+        sha256, kind, duration_s = recording.sha256, recording.media_kind, recording.duration_s
+    # No database connection is held while decoding (it can take minutes).
+    limit = timeout_s if timeout_s is not None else decode_timeout_s(duration_s)
+    with _original(store, sha256, work_dir, recording_id) as path:
+        result = decode_file(path, is_photo=kind == "photo", timeout_s=limit, threads=threads)
+    if result is None:
+        logger.info("No decode check for recording %r: its format cannot be decoded here.", recording_id)
+        return None
+    with Session(engine) as session:
+        locked = session.exec(select(Recording).where(Recording.id == recording_id).with_for_update()).one()
+        if not again and _decode_revisions(session, recording_id):
+            return None  # another worker recorded its verdict meanwhile
+        record_integrity(session, locked, check=DECODE_CHECK, status=result.status, detail=result.describe(),
+                         by=by, details=result.as_details())
+        session.commit()
+    logger.info("Decode check of recording %r: %s (%.1f s).", recording_id, result.describe(), result.elapsed_s)
+    return result.status

@@ -158,7 +158,7 @@ def decide_retention(*, base_time: datetime, current: datetime | None, cases: It
     """
     try:
         routine = compute_retain_until(base_time, routine_months=policy.routine_months)
-    except OverflowError:  # a base near year 9999 (never from a plausible clock): as long as can be written
+    except (OverflowError, ValueError):  # a base near year 9999 (never a plausible clock): as long as can be written
         routine = datetime.max.replace(tzinfo=UTC)
     candidates: list[tuple[datetime, str]] = [(routine, routine_rule(policy.routine_months))]
     holds: list[str] = list(pending)

@@ -26,10 +26,10 @@ from catalog.custody import GENESIS_HASH, event_hash
 from catalog.manifests import read_manifest, trusted_fingerprints
 from catalog.models import CustodyEvent, CustodyHead, Disposal, Recording, RecordingState, StampRevision
 from catalog.signing import SignatureInvalid
-from storage import EvidenceStore, ObjectMissing, StorageError
+from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 
-__all__ = ["Problem", "VerifyReport", "check_chain", "check_recording_record", "rehash", "select_recordings",
-           "verify_archive"]
+__all__ = ["Problem", "VerifyReport", "check_chain", "check_lock", "check_recording_record", "rehash",
+           "select_recordings", "verify_archive"]
 
 READ_CHUNK = 8 * 1024 * 1024
 _IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
@@ -37,7 +37,7 @@ _IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # object | catalog | manifest | signature | chain | anchor
+    kind: str  # object | retention | catalog | manifest | signature | chain | anchor
     subject: str  # what it is about: "recording 12 (clip.mp4)", "event 45", an anchor's name
     detail: str  # what was expected and what was found
     recording_id: int | None = None
@@ -114,6 +114,29 @@ def rehash(store: EvidenceStore, sha256: str) -> tuple[str, int]:
         free.put(0)  # wake a reader waiting for a buffer so it can see the stop
         reader.join(timeout=5)
     return digest.hexdigest(), size
+
+
+def _read_back(store: EvidenceStore, sha256: str) -> tuple[str, int, StoredObject]:
+    found, size = rehash(store, sha256)
+    return found, size, store.head(sha256)
+
+
+def check_lock(recording: Recording, stored: StoredObject) -> list[Problem]:
+    """The store must protect at least what the catalogue says: a lock that ends sooner, or a legal hold the store
+    does not have, would let the object go early (edited behind the application's back, or never applied). Pure."""
+    problems = []
+    who = _subject(recording)
+    if recording.retain_until is not None and stored.retain_until < recording.retain_until:
+        problems.append(Problem("retention", who, f"the store locks {stored.key} until "
+                                                  f"{stored.retain_until.isoformat()}, the catalogue says "
+                                                  f"{recording.retain_until.isoformat()} ({recording.retention_rule}); "
+                                                  "`evidence retention apply --check-store` repairs it",
+                                recording.id))
+    if recording.legal_hold and not stored.legal_hold:
+        problems.append(Problem("retention", who, f"the catalogue holds {stored.key} under legal hold, the store "
+                                                  "does not; `evidence retention apply --check-store` repairs it",
+                                recording.id))
+    return problems
 
 
 def _subject(recording: Recording) -> str:
@@ -227,9 +250,9 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
     report = VerifyReport()
     keys = trusted if trusted is not None else trusted_fingerprints(session)
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="verify") as pool:
-        window: list[tuple[Recording, Future[tuple[str, int]] | None]] = []
+        window: list[tuple[Recording, Future[tuple[str, int, StoredObject]] | None]] = []
 
-        def settle(recording: Recording, future: Future[tuple[str, int]] | None) -> None:
+        def settle(recording: Recording, future: Future[tuple[str, int, StoredObject]] | None) -> None:
             report.recordings += 1
             before = len(report.problems)
             who = _subject(recording)
@@ -242,7 +265,7 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
                 report.skipped.append(f"{who}: {recording.state}, not in the store yet")
                 return
             try:
-                found, size = future.result()
+                found, size, stored = future.result()
             except ObjectMissing:
                 report.problems.append(Problem("object", who, f"the catalogue says sha256 {recording.sha256}, "
                                                               "but the store holds no object under that hash",
@@ -257,6 +280,7 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
                 if size != recording.size_bytes:
                     report.problems.append(Problem("object", who, f"stored object is {size} bytes, the catalogue "
                                                                   f"says {recording.size_bytes}", recording.id))
+                report.problems.extend(check_lock(recording, stored))
             assert recording.id is not None
             revisions = list(session.exec(select(StampRevision).where(StampRevision.recording_id == recording.id)
                                           .order_by(col(StampRevision.revision))))
@@ -272,7 +296,7 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
                                      .order_by(col(Recording.id))))
             for recording in rows:
                 in_store = recording.state in _IN_STORE
-                window.append((recording, pool.submit(rehash, store, recording.sha256) if in_store else None))
+                window.append((recording, pool.submit(_read_back, store, recording.sha256) if in_store else None))
                 while len(window) > workers * 2:
                     settle(*window.pop(0))
         for item in window:

@@ -18,30 +18,28 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from catalog import (
     CaseStateError,
-    CustodyEvent,
     CustodyKind,
     Disposal,
     Near,
     SearchFilters,
     append_event,
-    apply_retention,
-    cases_of,
     get_recording,
     load_or_create_key,
     read_manifest,
     recording_as_json,
-    restamp,
     run_search,
-    sightings_of,
-    stamp_history,
     trusted_fingerprints,
-    write_manifest,
 )
+from catalog.alarms import staged_overdue
+from catalog.detail import recording_detail
+from catalog.errors import CatalogError
+from catalog.restamping import change_stamp
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS
+from catalog.types import utcnow
 from device_profiles import load_profiles
 from ingest.actors import WorkerContext, declare_actors
 from ingest.archiving import archive_staged
@@ -92,13 +90,18 @@ def _print_report(report: IngestReport, title: str) -> None:
     console.print(_recordings_table(report.recordings, title))
     for item in report.skipped:
         console.print(f"[dim]skipped[/dim] {item['file']}: {item['reason']}", markup=True)
+    for item in report.discarded:
+        console.print(f"[yellow]left on the device on purpose[/yellow] {item['file']}: {item['reason']}")
     for item in report.errors:
         kept = "kept" if item["preserved"] else "NOT preserved"
         console.print(f"[red]error[/red] {item['file']} ({item['stage']}, {kept}): {item['reason']}")
     new = sum(1 for r in report.recordings if r.get("ingest") == "new")
     known = len(report.recordings) - new
-    console.print(f"{new} new, {known} already known, {len(report.skipped)} skipped, "
-                  f"{len(report.errors)} error(s); dock session {report.dock_session_id}")
+    flagged = sum(1 for r in report.recordings if r.get("time_implausible"))
+    held = sum(1 for r in report.recordings if r.get("legal_hold"))
+    console.print(f"{new} new, {known} already known, {len(report.skipped)} skipped, {len(report.discarded)} "
+                  f"discarded, {len(report.errors)} error(s); {flagged} with an implausible device clock, {held} under "
+                  f"legal hold; dock session {report.dock_session_id}")
 
 
 def _run_ingest(path: Path, settings: Settings, options: IngestOptions, *, quiet: bool,
@@ -204,36 +207,28 @@ def search(case_number: str | None, officer: str | None, device: str | None, sta
 def show(ref: str, as_json: bool, by: str | None) -> None:
     """Show one recording with its sightings, stamp history and custody events."""
     with _errors(), _catalog(_settings()) as engine, Session(engine) as session:
+        settings = _settings()
         recording = get_recording(session, ref)
         assert recording.id is not None
-        data = recording_as_json(recording, sightings=sightings_of(session, recording.id))
-        data["stamp_history"] = [
-            {"revision": h.revision, "changed_by": h.changed_by,
-             "changed_at": h.changed_at.isoformat() if h.changed_at else None,
-             "reason": h.reason, "changes": h.changes} for h in stamp_history(session, recording.id)]
-        data["cases"] = [{"number": c.number, "title": c.title, "status": c.status, "purpose": link.purpose,
-                          "linked_by": link.linked_by} for c, link in cases_of(session, recording.id)]
-        tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
-        data["disposal"] = None if tombstone is None else {
-            "batch": tombstone.batch_id, "rule": tombstone.rule, "operator": tombstone.operator,
-            "approver": tombstone.approver, "disposed_at": tombstone.disposed_at.isoformat()
-            if tombstone.disposed_at else None, "stamp": tombstone.stamp, "note": tombstone.note}
         append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
                      recording_id=recording.id, details={"via": "cli show"})
         session.commit()
-        events = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
-                              .order_by(col(CustodyEvent.id))).all()
-        data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor,
-                            "at": e.at.isoformat() if e.at else None, "details": e.details,
-                            "hash": e.hash} for e in events]
+        data = recording_detail(session, recording, settings.retention_policy)
     if as_json:
         _print_json(data)
         return
     console = _console()
     for key, value in data.items():
-        if key in ("sightings", "stamp_history", "custody", "technical") or value is None:
+        if key in ("sightings", "stamp_history", "custody", "technical", "integrity_history", "derived") \
+                or value is None:
             continue
         console.print(f"[bold]{key}[/bold]: {json.dumps(value, ensure_ascii=False)}")
+    for why in data["retention"]["hold_reasons"]:
+        console.print(f"[bold yellow]held[/bold yellow]: {why}")
+    console.print("[bold]integrity history[/bold]:")
+    for c in data["integrity_history"]:
+        console.print(f"  r{c['revision']} {c['check']} {c['status']} by {c['checked_by']} at {c['checked_at']}: "
+                      f"{c['detail']}")
     console.print("[bold]sightings[/bold]:")
     for s in data["sightings"]:
         console.print(f"  {s['device_serial']} {s['device_path']} (session {s['dock_session_id']})")
@@ -306,19 +301,10 @@ def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | 
         settings = _settings()
         with _catalog(settings) as engine, Session(engine) as session:
             recording = get_recording(session, ref)
-            revision = restamp(session, recording, by=by, reason=reason, case_pattern=settings.case_pattern,
-                               **changes)
-            session.commit()
-            if recording.state in ("archived", "verified"):
-                # Seal the new revision beside the recording, signed by this station.
-                write_manifest(session, _store(settings), recording,
-                               load_or_create_key(settings.station_key_path), actor=by)
-                session.commit()
-            if "case_number" in changes:
-                # A case number naming an open case links the recording to it (and holds it).
-                assert recording.id is not None
-                apply_retention(session, _store(settings), settings.retention_policy, actor=by,
-                                recording_ids=[recording.id])
+            done = change_stamp(session, _store(settings), recording, by=by, reason=reason,
+                                case_pattern=settings.case_pattern, policy=settings.retention_policy,
+                                key=load_or_create_key(settings.station_key_path), **changes)
+            revision = done.revision
             data = {**recording_as_json(recording), "revision": revision.revision, "changes": revision.changes}
     if as_json:
         _print_json(data)
@@ -477,11 +463,25 @@ def station_status(as_json: bool) -> None:
     from ingest.station import read_status
 
     with _errors():
-        status = read_status(_settings().status_path)
+        settings = _settings()
+        status = read_status(settings.status_path)
+        try:  # the alarm as the catalogue says it now, whether or not the station is running
+            with _catalog(settings) as engine, Session(engine) as session:
+                alarm = staged_overdue(session, now=utcnow(), older_than_s=settings.staged_alarm_s)
+            status["alarms"] = [alarm.as_json()] if alarm.raised else []
+        except CatalogError as exc:
+            status.setdefault("alarms", [])
+            status["catalogue"] = f"unreachable: {exc}"
     if as_json:
         _print_json(status)
-    else:
-        _console().print(_status_table(status) if status else "the station has not run yet")
+        return
+    console = _console()
+    console.print(_status_table(status) if status.get("devices") is not None else "the station has not run yet")
+    for alarm in status.get("alarms", []):
+        console.print(f"[bold red]ALARM[/bold red] {alarm['message']}")
+    for device in status.get("devices", []):
+        for line in device.get("discarded", []):
+            console.print(f"left on {device['path']} on purpose: {line}")
 
 
 @station.command("tag")

@@ -220,7 +220,8 @@ def serve(host: str | None, port: int | None) -> None:
                                        access_reason=cfg.access_reason, zone=cfg.station_tz,
                                        policy=cfg.retention_policy,
                                        disposal_approval=cfg.disposal_approval == "required",
-                                       attach=document_attacher(cfg, store, key)))
+                                       attach=document_attacher(cfg, store, key),
+                                       staged_alarm_s=cfg.staged_alarm_s))
             uvicorn.run(app, host=host or cfg.web_addr[0], port=port if port is not None else cfg.web_addr[1],
                         log_level="info", proxy_headers=True)
 

@@ -9,6 +9,7 @@ completes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -90,10 +91,8 @@ def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
 def forget(staging: Path, device_serial: str) -> None:
     path = _path(staging, device_serial)
     path.unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         path.parent.rmdir()  # only when no other device's journal waits there
-    except OSError:
-        pass
 
 
 def journaled_serials(staging: Path) -> list[str]:

@@ -21,7 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session
+
 from catalog import CatalogUnavailable, load_or_create_key, open_catalog
+from catalog.alarms import staged_overdue
+from catalog.types import utcnow
 from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
 from device_profiles.matching import list_top_paths
 from ingest.actors import Actors, WorkerContext, declare_actors
@@ -59,6 +63,7 @@ class DeviceStatus:
     cleared: int = 0
     waiting_clear: int = 0
     errors: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)  # left on the device on purpose: "path: why"
     message: str = ""
     docked_at: str = ""
     first_byte_after_s: float | None = None
@@ -88,6 +93,8 @@ class StationService:
         self._dirty = True
         self.endpoint: StatusServer | None = None
         self._last_journal_sweep = 0.0
+        self._last_alarm_check = 0.0
+        self.alarms: list[dict[str, Any]] = []
         self._replaying: set[str] = set()
         self.endpoint_address: tuple[str, int] | None = None
 
@@ -98,6 +105,7 @@ class StationService:
                     "running": not self.stop.is_set(),
                     "endpoint": (f"http://{self.endpoint_address[0]}:{self.endpoint_address[1]}"
                                  if self.endpoint_address else None),
+                    "alarms": list(self.alarms),
                     "devices": [asdict(d) for d in self.devices.values()]}
 
     def _changed(self) -> None:
@@ -202,6 +210,7 @@ class StationService:
         status.known = len(report.recordings) - status.new
         status.skipped = len(report.skipped)
         status.errors = [f"{e['file']}: {e['reason']}" for e in report.errors]
+        status.discarded = [f"{d['file']}: {d['reason']}" for d in report.discarded]
         status.finished_at = datetime.now(UTC).isoformat()
         status.state = "done"
         if self.settings.clear_devices == "profile" and profile.clear_after_archive:
@@ -256,6 +265,27 @@ class StationService:
                     status.message = "catalogued from the staging journal after the device left"
         self._changed()
         logger.warning("Catalogued %d journaled recording(s) of device %r.", len(report.recordings), serial)
+
+    def _check_alarms(self) -> None:
+        """Every rescan period: recordings staged longer than EVIDENCE_STAGED_ALARM_S (the catalogue may be away:
+        then the last answer stands)."""
+        now = time.monotonic()
+        if now - self._last_alarm_check < self.settings.rescan_s:
+            return
+        self._last_alarm_check = now
+        try:
+            with Session(self.engine) as session:
+                alarm = staged_overdue(session, now=utcnow(), older_than_s=self.settings.staged_alarm_s)
+        except Exception:  # noqa: BLE001 - a catalogue outage is reported elsewhere; keep the station running
+            logger.debug("Staged-alarm check skipped: the catalogue is unreachable.", exc_info=True)
+            return
+        alarms = [alarm.as_json()] if alarm.raised else []
+        if alarms != self.alarms:
+            if alarm.raised:
+                logger.error("ALARM: %s", alarm.message())
+            with self.lock:
+                self.alarms = alarms
+            self._changed()
 
     def _sweep_clearing(self) -> None:
         with self.lock:
@@ -330,6 +360,7 @@ class StationService:
                 while not self.stop.wait(0.25):
                     self._retry_catalogue()
                     self._sweep_clearing()
+                    self._check_alarms()
                     self._write_status()
             finally:
                 if self.endpoint is not None:

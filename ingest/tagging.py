@@ -7,16 +7,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from catalog import (
-    Recording,
-    RecordingNotFound,
-    RetentionPolicy,
-    Sighting,
-    StampInvalid,
-    apply_retention,
-    restamp,
-    write_manifest,
-)
+from catalog import Recording, RecordingNotFound, RetentionPolicy, Sighting, StampInvalid
+from catalog.restamping import change_stamp
 from storage import EvidenceStore
 
 __all__ = ["TAGGABLE", "tag_dock_session"]
@@ -27,11 +19,11 @@ TAGGABLE = ("case_number", "purpose", "important")
 
 def tag_dock_session(engine: Engine, store: EvidenceStore, key: Ed25519PrivateKey, *, session_id: int,
                      files: tuple[str, ...] = (), by: str, reason: str, case_pattern: str,
-                     changes: dict[str, Any], policy: RetentionPolicy | None = None) -> list[dict[str, Any]]:
+                     changes: dict[str, Any], policy: RetentionPolicy) -> list[dict[str, Any]]:
     """Apply *changes* to the recordings of dock session *session_id* (or the chosen device paths).
 
-    A case number that names an open case links the recordings to it; with *policy* the resulting
-    legal hold is applied to the store at once (else by the next `evidence retention apply`).
+    Each change is the same act as in the browser or `evidence tag` (`catalog.restamping.change_stamp`): a
+    revision, sealed, and retention applied at once (a case number that names an open case links and holds).
 
     Raises:
       StampInvalid: no change given, an unknown field, or a value the stamp rules refuse.
@@ -54,12 +46,8 @@ def tag_dock_session(engine: Engine, store: EvidenceStore, key: Ed25519PrivateKe
             if not wanted:
                 results.append({"id": recording.id, "device_path": sighting.device_path, "revision": None})
                 continue
-            revision = restamp(session, recording, by=by, reason=reason, case_pattern=case_pattern, **wanted)
-            session.commit()
-            if recording.state in ("archived", "verified"):
-                write_manifest(session, store, recording, key, actor=by)
-                session.commit()
-            results.append({"id": recording.id, "device_path": sighting.device_path, "revision": revision.revision})
-        if policy is not None and "case_number" in changes:
-            apply_retention(session, store, policy, actor=by, recording_ids=[r["id"] for r in results])
+            done = change_stamp(session, store, recording, by=by, reason=reason, case_pattern=case_pattern,
+                                policy=policy, key=key, **wanted)
+            results.append({"id": recording.id, "device_path": sighting.device_path,
+                            "revision": done.revision.revision, "legal_hold": recording.legal_hold})
     return results

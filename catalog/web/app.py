@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
+from catalog.alarms import staged_overdue
 from catalog.errors import SignInRefused
 from catalog.models import Recording
 from catalog.types import utcnow
@@ -54,7 +55,10 @@ def local_time(value: str | datetime | None, zone: str) -> str:
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.astimezone(ZoneInfo(zone)).isoformat(sep=" ", timespec="seconds").replace("+", " +", 1)
+    try:
+        return when.astimezone(ZoneInfo(zone)).isoformat(sep=" ", timespec="seconds").replace("+", " +", 1)
+    except OverflowError:  # a device clock at the edge of the calendar (9999-12-31): shown as recorded, in UTC
+        return when.isoformat(sep=" ", timespec="seconds").replace("+", " +", 1)
 
 
 def create_app(config: WebConfig) -> FastAPI:
@@ -88,15 +92,24 @@ def create_app(config: WebConfig) -> FastAPI:
     page = render
 
     # -- operations ---------------------------------------------------------------------------------------
+    staged_gauge = Gauge("evidence_staged_overdue_recordings",
+                         "Recordings still staged (not in WORM storage) longer than EVIDENCE_STAGED_ALARM_S",
+                         registry=registry)
+
     @app.get("/health", tags=["operations"])
-    def health(session: DB) -> dict[str, str]:
+    def health(session: DB) -> dict[str, Any]:
+        """Liveness (200 while the catalogue answers) with the alarms a person must act on: `status` is `alarm`
+        when recordings have waited in staging longer than EVIDENCE_STAGED_ALARM_S."""
         session.execute(text("SELECT 1"))
-        return {"status": "ok", "database": "ok", "store": config.store.name}
+        alarm = staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s)
+        return {"status": "alarm" if alarm.raised else "ok", "database": "ok", "store": config.store.name,
+                "alarms": [alarm.as_json()] if alarm.raised else []}
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def metrics(session: DB) -> Response:
         for state, count_ in session.execute(select(Recording.state, func.count()).group_by(Recording.state)):
             recordings_gauge.labels(state).set(count_)
+        staged_gauge.set(staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s).count)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- signing in ---------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class WebConfig:
     policy: RetentionPolicy = field(default_factory=lambda: RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"))
     disposal_approval: bool = True  # EVIDENCE_DISPOSAL_APPROVAL=required: a second person approves each batch
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
+    staged_alarm_s: float = 3600.0  # EVIDENCE_STAGED_ALARM_S: recordings staged longer raise an alarm
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""

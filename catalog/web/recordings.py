@@ -12,16 +12,15 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from catalog.access import can_see
-from catalog.cases import cases_of
 from catalog.custody import CustodyKind, append_event
+from catalog.detail import recording_detail
 from catalog.errors import RecordingNotFound, StampInvalid
-from catalog.manifests import write_manifest
-from catalog.models import CustodyEvent, DerivedMedia, Recording
-from catalog.recordings import get_recording, recording_as_json, sightings_of
-from catalog.stamps import restamp, stamp_history
+from catalog.models import DerivedMedia, Recording
+from catalog.recordings import get_recording
+from catalog.restamping import change_stamp
 from catalog.web.deps import ACCESS_STEPS, DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
@@ -193,24 +192,9 @@ def original(ref: str, session: DB, who: PlayCaller, request: Request, reason: s
     return response
 
 
-def _page_data(session: Session, recording: Recording) -> dict[str, Any]:
-    assert recording.id is not None
-    data = recording_as_json(recording)
-    data["history"] = [{"revision": h.revision, "changed_by": h.changed_by, "reason": h.reason,
-                        "changed_at": h.changed_at.isoformat()[:19] if h.changed_at else "", "changes": h.changes}
-                       for h in stamp_history(session, recording.id)]
-    data["cases"] = [{"number": c.number, "title": c.title, "status": c.status, "purpose": link.purpose}
-                     for c, link in cases_of(session, recording.id)]
-    data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor, "at": e.at.isoformat()[:19] if e.at else "",
-                        "reason": (e.details or {}).get("reason") or ""}
-                       for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
-                                             .order_by(col(CustodyEvent.id)))]
-    data["derived"] = {d.kind: d.content_type for d in session.exec(
-        select(DerivedMedia).where(DerivedMedia.recording_id == recording.id))}
+def _page_data(request: Request, session: Session, recording: Recording) -> dict[str, Any]:
+    data = recording_detail(session, recording, request.app.state.config.policy)
     data["has_proxy"] = "proxy" in data["derived"]
-    data["sightings"] = [{"device_serial": s.device_serial, "device_path": s.device_path,
-                          "seen_at": s.seen_at.isoformat()[:19] if s.seen_at else ""}
-                         for s in sightings_of(session, recording.id)]
     data["raw_technical"] = recording.technical
     return data
 
@@ -218,7 +202,7 @@ def _page_data(session: Session, recording: Recording) -> dict[str, Any]:
 def _render_page(request: Request, session: Session, who: Caller, recording: Recording, *, reason: str | None,
                  status: int = 200, error: str | None = None) -> Response:
     return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
-                  r=_page_data(session, recording), can_play=who.may("play"), can_stamp=who.may("stamp"),
+                  r=_page_data(request, session, recording), can_play=who.may("play"), can_stamp=who.may("stamp"),
                   can_link=who.may("manage_cases"), reason=reason or "",
                   play_needs_reason=reason_needed(request, "play") and not (reason or "").strip(), error=error)
 
@@ -254,11 +238,8 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                                "important": important == "on"}
     changes = {k: v for k, v in changes.items() if getattr(recording, k) != v}
     try:
-        restamp(session, recording, by=who.user.name, reason=reason, case_pattern=config.case_pattern, **changes)
-        session.commit()
-        if recording.state in ("archived", "verified") and config.key is not None:
-            write_manifest(session, config.store, recording, config.key, actor=who.user.name)
-            session.commit()
+        change_stamp(session, config.store, recording, by=who.user.name, reason=reason,
+                     case_pattern=config.case_pattern, policy=config.policy, key=config.key, **changes)
     except StampInvalid as exc:
         session.rollback()
         return _render_page(request, session, who, recording, reason=None, status=400, error=str(exc))
@@ -266,13 +247,14 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
 
 
 @router.get("/api/recordings/{ref}", tags=["recordings"])
-def api_recording(ref: str, session: DB, who: ViewCaller, reason: str | None = None) -> dict[str, Any]:
+def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
+                  reason: str | None = None) -> dict[str, Any]:
     """One recording with its stamp history and linked cases; the view is a custody event naming the user
     (and the stated reason)."""
     recording = visible_recording(session, ref, who, "view")
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "api", "reason": reason})
     session.commit()
-    data = _page_data(session, recording)
+    data = _page_data(request, session, recording)
     data.pop("raw_technical")
     return data

@@ -11,6 +11,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from catalog.access import EVERYTHING, Scope, scope_clause
+from catalog.alarms import staged_overdue
 from catalog.models import Officer, Recording, RecordingState
 from catalog.types import utcnow
 from catalog.web.deps import DB, Caller, api_caller, language, render, signed_in
@@ -86,8 +87,9 @@ def stats_page(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "statistics")
     if not isinstance(who, Caller):
         return who
+    alarm = staged_overdue(session, now=utcnow(), older_than_s=request.app.state.config.staged_alarm_s)
     return render(request, "stats.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  s=statistics(session, who.scope), chart=bar_chart)
+                  s=statistics(session, who.scope), chart=bar_chart, alarm=alarm)
 
 
 @router.get("/api/statistics", tags=["statistics"])

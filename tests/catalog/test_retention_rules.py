@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from catalog import DEFAULT_CASE_TYPES, CaseFacts, PolicyInvalid, RetentionPolicy, decide_retention, disposal_due
-from catalog.retention import CaseType, case_retain_until, parse_case_types
+from catalog.retention import CaseType, case_retain_until, parse_case_types, pending_case_holds, routine_base
 from storage import RetentionRefused
 
 POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
@@ -26,7 +26,7 @@ def test_routine_recording_is_kept_capture_end_plus_the_routine_period():
     decision = decide_retention(base_time=CAPTURED, current=None, cases=[], policy=POLICY)
     assert decision.retain_until == ROUTINE_END
     assert decision.legal_hold is False
-    assert decision.rule == "routine: capture end + 6 months"
+    assert decision.rule == "routine: later of capture end and archiving + 6 months"
 
 
 def test_a_longer_routine_period_is_honoured_and_a_shorter_one_refused():
@@ -147,3 +147,64 @@ def test_case_type_table_lists_every_problem():
         assert expected in message
     with pytest.raises(PolicyInvalid, match="non-empty"):
         parse_case_types({}, source="empty.toml")
+
+
+ARCHIVED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("device_clock", "implausible"), [
+    (datetime(2000, 1, 1, tzinfo=UTC), True),  # a clock reset to 2000
+    (datetime(2019, 5, 1, tzinfo=UTC), False),  # an old photo, ingested today: a true but old time
+    (datetime(2046, 11, 30, tzinfo=UTC), True),  # a clock 20 years ahead
+])
+def test_a_device_clock_never_shortens_routine_retention(device_clock, implausible):
+    base = routine_base(captured_end=device_clock, entered_at=ARCHIVED, time_implausible=implausible)
+    decision = decide_retention(base_time=base, current=None, cases=[], policy=POLICY)
+    assert decision.retain_until == datetime(2027, 5, 30, 9, 0, tzinfo=UTC)  # archiving + 6 months
+    assert not disposal_due(decision, ARCHIVED + timedelta(days=1))
+
+
+def test_a_plausible_capture_after_archiving_counts_from_the_capture_end():
+    later = ARCHIVED + timedelta(hours=20)  # a clip whose end the station saw a little ahead (within a day)
+    assert routine_base(captured_end=later, entered_at=ARCHIVED) == later
+    assert routine_base(captured_end=None, entered_at=ARCHIVED) == ARCHIVED
+
+
+def test_a_base_at_the_end_of_the_calendar_is_kept_as_long_as_can_be_written():
+    decision = decide_retention(base_time=datetime(9999, 12, 31, 23, 59, tzinfo=UTC), current=None, cases=[],
+                                policy=POLICY)
+    assert decision.retain_until == datetime.max.replace(tzinfo=UTC)
+
+
+def test_a_case_number_that_names_no_registered_case_holds_until_a_clerk_decides():
+    reasons = pending_case_holds(case_number="AB-2026-404", case_registered=False, ever_linked_to_it=False,
+                                 important=False, linked_now=False)
+    assert reasons == ("pending case: case number AB-2026-404 is not registered here; held until a clerk links "
+                       "the recording to a registered case or removes the case number with a reason",)
+    decision = decide_retention(base_time=CAPTURED, current=None, cases=[], policy=POLICY, pending=reasons)
+    assert decision.legal_hold is True and decision.hold_reasons == reasons
+    assert not disposal_due(decision, datetime(2099, 1, 1, tzinfo=UTC))
+
+
+def test_a_registered_case_decides_once_linked_and_a_clerks_unlink_is_a_decision():
+    never = pending_case_holds(case_number="AB-1", case_registered=True, ever_linked_to_it=False, important=False,
+                               linked_now=False)
+    assert never and "registered but the recording was never linked" in never[0]
+    assert pending_case_holds(case_number="AB-1", case_registered=True, ever_linked_to_it=True, important=False,
+                              linked_now=True) == ()
+    assert pending_case_holds(case_number="AB-1", case_registered=True, ever_linked_to_it=True, important=False,
+                              linked_now=False) == ()  # unlinked by a clerk, with a reason
+
+
+def test_an_important_recording_is_held_until_it_serves_a_case_or_loses_the_flag():
+    held = pending_case_holds(case_number=None, case_registered=False, ever_linked_to_it=False, important=True,
+                              linked_now=False)
+    assert held == ("pending case: marked important and linked to no case; held until a clerk links it to a case "
+                    "or removes the important flag with a reason",)
+    assert pending_case_holds(case_number=None, case_registered=False, ever_linked_to_it=False, important=True,
+                              linked_now=True) == ()
+    assert pending_case_holds(case_number=None, case_registered=False, ever_linked_to_it=False, important=False,
+                              linked_now=False) == ()
+    closed = decide_retention(base_time=CAPTURED, current=None, cases=[_closed(date(2026, 6, 30))], policy=POLICY,
+                              pending=())
+    assert closed.legal_hold is False and closed.rule.startswith("case AB-2026-001 closed")

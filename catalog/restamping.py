@@ -1,0 +1,58 @@
+"""Change a recording's evidence stamp: the one operation the command line, the station and the web app share.
+
+A change is a new stamp revision (`catalog.stamps.restamp`), sealed in a freshly signed manifest beside the
+recording in WORM storage, and followed at once by the retention pass: a case number that names an open case
+links the recording to it and holds it, one that names no registered case (or an important flag) puts it under a
+pending-case hold, and removing them with a reason lets the rules decide again. Nothing waits for the nightly job.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session
+
+from catalog.manifests import write_manifest
+from catalog.models import Recording, RecordingState, StampRevision
+from catalog.retention import RetentionPolicy
+from catalog.retention_job import RetentionChange, apply_retention
+from catalog.stamps import restamp
+from storage import EvidenceStore
+
+__all__ = ["RETENTION_FIELDS", "StampChange", "change_stamp"]
+
+#: Stamp fields that can change what keeps a recording (and so run the retention pass).
+RETENTION_FIELDS = frozenset({"case_number", "important", "captured_start"})
+
+
+class StampChange:
+    """What a stamp change did: the revision, whether it was sealed, and the retention changes it caused."""
+
+    def __init__(self, revision: StampRevision, sealed: bool, retention: list[RetentionChange]) -> None:
+        self.revision = revision
+        self.sealed = sealed
+        self.retention = retention
+
+
+def change_stamp(session: Session, store: EvidenceStore, recording: Recording, *, by: str, reason: str,
+                 case_pattern: str, policy: RetentionPolicy, key: Ed25519PrivateKey | None,
+                 **changes: Any) -> StampChange:
+    """Restamp *recording* (a new revision; StampInvalid if the result breaks a rule), seal the revision in a signed
+    manifest when the recording is in the store and a signing key is at hand, and apply retention at once.
+
+    Commits. A store failure while sealing or applying retention propagates (StorageError) after the revision is
+    committed: the revision stands, and `evidence retention apply` finishes the rest.
+    """
+    revision = restamp(session, recording, by=by, reason=reason, case_pattern=case_pattern, **changes)
+    session.commit()
+    sealed = False
+    if key is not None and recording.state in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value):
+        write_manifest(session, store, recording, key, actor=by)
+        session.commit()
+        sealed = True
+    retention: list[RetentionChange] = []
+    if RETENTION_FIELDS & set(revision.changes):
+        assert recording.id is not None
+        retention = apply_retention(session, store, policy, actor=by, recording_ids=[recording.id])
+        session.refresh(recording)
+    return StampChange(revision, sealed, retention)

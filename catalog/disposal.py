@@ -17,12 +17,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dateutil.relativedelta import relativedelta
+from sqlalchemy import and_, exists, or_
 from sqlmodel import Session, col, delete, select
 
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
 from catalog.manifests import ensure_station_key, software_version
 from catalog.models import (
+    Case,
+    CaseLink,
     DerivedMedia,
     Disposal,
     DisposalBatch,
@@ -30,13 +33,14 @@ from catalog.models import (
     Recording,
     RecordingState,
 )
-from catalog.retention import RetentionPolicy
+from catalog.retention import PENDING_CASE, RetentionPolicy
 from catalog.retention_job import decide_for
 from catalog.signing import sign_document
 from catalog.stamps import current_stamp
 from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
 
-__all__ = ["DISPOSAL_RECORD_FORMAT", "PlanItem", "Signer", "approve_batch", "plan_disposal", "start_sweep"]
+__all__ = ["DISPOSAL_RECORD_FORMAT", "PlanItem", "Signer", "approve_batch", "plan_disposal", "plan_pending_cases",
+           "start_sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ class PlanItem:
     size_bytes: int
     retain_until: datetime
     rule: str
-    status: str  # due | upcoming | held
+    status: str  # due | upcoming | held | pending-case
     hold_reasons: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
@@ -93,6 +97,29 @@ def plan_disposal(session: Session, policy: RetentionPolicy, *, as_of: datetime,
                               decision.rule, status, decision.hold_reasons))
         if limit is not None and len(items) >= limit:
             break
+    return items
+
+
+def plan_pending_cases(session: Session, policy: RetentionPolicy, *, limit: int = 200) -> list[PlanItem]:
+    """Recordings waiting for a clerk's case decision (pending-case holds), oldest first, whatever their date:
+    stamped with a case number that no registered case linked, or important and serving no case."""
+    named_case = exists().where(col(CaseLink.recording_id) == col(Recording.id), col(CaseLink.case_id) == col(Case.id),
+                                col(Case.number) == col(Recording.case_number))
+    serving = exists().where(col(CaseLink.recording_id) == col(Recording.id), col(CaseLink.unlinked_at).is_(None))
+    query = (select(Recording).where(col(Recording.state) != RecordingState.DISPOSED.value,
+                                     or_(and_(col(Recording.case_number).is_not(None), ~named_case),
+                                         and_(col(Recording.important).is_(True), ~serving)))
+             .order_by(col(Recording.ingested_at), col(Recording.id)).limit(limit))
+    recordings = list(session.exec(query))
+    decisions = decide_for(session, recordings, policy)
+    items = []
+    for r in recordings:
+        assert r.id is not None
+        decision = decisions[r.id]
+        pending = tuple(why for why in decision.hold_reasons if why.startswith(PENDING_CASE))
+        if pending:
+            items.append(PlanItem(r.id, r.sha256, r.original_name, r.media_kind, r.size_bytes, decision.retain_until,
+                                  decision.rule, "pending-case", pending))
     return items
 
 

@@ -19,10 +19,14 @@ from catalog.custody import CustodyKind, append_event
 from catalog.models import IntegrityCheck, IntegrityStatus, Recording
 from catalog.types import utcnow
 
-__all__ = ["INGEST_CHECK", "integrity_history", "record_integrity", "worst"]
+__all__ = ["DECODE_CHECK", "INGEST_CHECK", "INTEGRITY_CHECKS", "integrity_history", "record_integrity", "worst"]
 
 #: The check name of revision 1: structure and probe at ingest.
 INGEST_CHECK = "ingest"
+#: The background decode check (ffmpeg decoding every stream, on the derive queue).
+DECODE_CHECK = "decode"
+#: Every kind of integrity check, as shown in histories and pages.
+INTEGRITY_CHECKS = (INGEST_CHECK, DECODE_CHECK)
 
 _RANK = {IntegrityStatus.OK.value: 0, IntegrityStatus.DAMAGED.value: 1, IntegrityStatus.UNREADABLE.value: 2}
 
@@ -59,8 +63,9 @@ def record_integrity(session: Session, recording: Recording, *, check: str, stat
     else:
         if status != IntegrityStatus.OK.value:
             recording.integrity_status = worst(before, status)
-            recording.integrity_detail = "; ".join(filter(None, [recording.integrity_detail,
-                                                                 f"{check} check: {detail}"]))[:2000]
+            finding = f"{check} check: {detail}"
+            if finding not in recording.integrity_detail:  # the same finding again adds nothing
+                recording.integrity_detail = "; ".join(filter(None, [recording.integrity_detail, finding]))[:2000]
         append_event(session, CustodyKind.INTEGRITY_CHECKED, actor=by, recording_id=recording.id, details={
             **(details or {}), "check": check, "revision": revision, "status": status, "detail": detail[:2000],
             "was": before, "now": recording.integrity_status})

@@ -91,7 +91,7 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
         c = ctx()
         try:
             state = archive_recording(c.engine, c.store, c.settings.staging_dir, recording_id, key=c.key,
-                                      actor=f"worker:{c.settings.station}")
+                                      actor=f"worker:{c.settings.station}", policy=c.settings.retention_policy)
         except (StagedCopyMissing, HashMismatch) as exc:
             with Session(c.engine) as session:
                 append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{c.settings.station}",

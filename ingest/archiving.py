@@ -21,7 +21,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from catalog import (
-    DEFAULT_CASE_TYPES,
     CustodyKind,
     Recording,
     RecordingNotFound,
@@ -36,9 +35,6 @@ from ingest.errors import StagedCopyMissing
 from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["archive_recording", "archive_staged", "mark_archived", "retention_at_hand_off"]
-
-#: Used only by callers that do not pass the configured policy (the routine period is then the legal minimum).
-_FALLBACK_POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +77,7 @@ def retention_at_hand_off(session: Session, recording: Recording, policy: Retent
 
 
 def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recording_id: int, *,
-                      key: Ed25519PrivateKey, actor: str, policy: RetentionPolicy | None = None) -> str:
+                      key: Ed25519PrivateKey, actor: str, policy: RetentionPolicy) -> str:
     """Archive one staged recording; return its state.
 
     Raises:
@@ -98,7 +94,7 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         path = staging / recording.sha256
         if not path.exists() and not store.exists(recording.sha256):
             raise StagedCopyMissing(recording_id, recording.sha256, path)
-        retention_at_hand_off(session, recording, policy or _FALLBACK_POLICY)
+        retention_at_hand_off(session, recording, policy)
         assert recording.retain_until is not None
         stored = store.put_file(path, sha256=recording.sha256, size_bytes=recording.size_bytes,
                                 retain_until=recording.retain_until, consume=True)
@@ -112,7 +108,7 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
 
 
 def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: Ed25519PrivateKey,
-                   actor: str = "station", policy: RetentionPolicy | None = None) -> int:
+                   policy: RetentionPolicy, actor: str = "station") -> int:
     """Archive every recording left `staged` whose bytes are at hand; return how many were archived."""
     with Session(engine) as session:
         waiting = list(session.exec(select(Recording.id).where(Recording.state == RecordingState.STAGED.value)))

@@ -21,16 +21,19 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 __all__ = [
-    "INSV_MAGIC", "MAX_BOXES", "MAX_MOOV_BYTES", "MAX_TABLE_ENTRIES", "Box", "BoxCheck", "check_image_boxes",
-    "check_movie_boxes", "check_sample_tables", "major_brand",
+    "INSV_MAGIC", "MAX_BOXES", "MAX_MOOV_BYTES", "MAX_TABLE_ENTRIES", "MAX_TRACKS", "Box", "BoxCheck",
+    "check_image_boxes", "check_movie_boxes", "check_sample_tables", "major_brand",
 ]
 
 #: Top-level boxes walked before giving up (real files have < 20; fragmented ones a few thousand).
 MAX_BOXES = 10_000
 #: The largest `moov` index read for the sample-table check (a 10-hour recording's index is a few MiB).
 MAX_MOOV_BYTES = 64 * 1024 * 1024
-#: Entries in one track's sample-size or chunk-offset table beyond which its chunks are not checked.
+#: Entries in one track's sample-size or chunk-offset table beyond which its chunks are not checked; also the
+#: number of chunks checked in all tracks together (about two seconds of work).
 MAX_TABLE_ENTRIES = 4_000_000
+#: Tracks looked at (real movies have fewer than twenty).
+MAX_TRACKS = 256
 #: Insta360 cameras append a trailer (gyro, thumbnails) after the last box; the file ends with this text.
 INSV_MAGIC = b"8db42d694ccc418790edff439fe026bf"
 _INSV_FOOTER_BYTES = 72  # 32 reserved, u32 LE trailer size, u32 LE version, 32-byte magic
@@ -74,13 +77,15 @@ def _insv_media_end(fh: BinaryIO, size: int) -> int | None:
     footer = fh.read(_INSV_FOOTER_BYTES)
     if footer[-32:] != INSV_MAGIC:
         return None
-    trailer_bytes = struct.unpack("<I", footer[32:36])[0]
+    trailer_bytes = int.from_bytes(footer[32:36], "little")
     if not _INSV_FOOTER_BYTES <= trailer_bytes <= size:
         return None
     return size - trailer_bytes
 
 
 def _walk(fh: BinaryIO, end: int) -> tuple[list[Box], str | None]:
+    """The top-level boxes up to *end* and the first framing problem; stops quietly after MAX_BOXES (the boxes then
+    end before *end*)."""
     boxes: list[Box] = []
     offset = 0
     for _ in range(MAX_BOXES):
@@ -127,6 +132,9 @@ def check_movie_boxes(fh: BinaryIO, size: int) -> BoxCheck:
     if problem is not None:
         return BoxCheck(problem, _join(notes))
     moov = next((b for b in boxes if b.name == "moov"), None)
+    if moov is None and boxes and boxes[-1].end != (size if media_end is None else media_end):
+        notes.append(f"more than {MAX_BOXES} top-level boxes: the walk stopped at offset {boxes[-1].end}")
+        return BoxCheck(None, _join(notes))
     if moov is None:
         return BoxCheck("no 'moov' index box: the recording was not finalised (truncated or still recording)",
                         _join(notes))
@@ -309,10 +317,7 @@ def _first_chunk_past_end(t: _Tables, file_size: int) -> str | None:
             count = min(per_chunk, total - sample)
             if count <= 0:
                 return None
-            if t.constant_size:
-                chunk_bytes = count * t.constant_size
-            else:
-                chunk_bytes = sum(t.sizes[sample:sample + count])
+            chunk_bytes = count * t.constant_size if t.constant_size else sum(t.sizes[sample:sample + count])
             offset = t.offsets[chunk - 1]
             if offset + chunk_bytes > file_size:
                 return (f"track {t.track_id} chunk {chunk} at offset {offset} + {chunk_bytes} bytes ends past "
@@ -334,7 +339,10 @@ def check_sample_tables(moov: bytes, file_size: int) -> BoxCheck:
                 return BoxCheck(None, "fragmented movie ('mvex'): sample tables not checked")
             if name == "trak":
                 traks.append((payload, end))
-        for index, trak in enumerate(traks, start=1):
+        if len(traks) > MAX_TRACKS:
+            notes.append(f"{len(traks)} tracks: only the first {MAX_TRACKS} were checked")
+        budget = MAX_TABLE_ENTRIES
+        for index, trak in enumerate(traks[:MAX_TRACKS], start=1):
             try:
                 tables = _track_tables(moov, trak, index)
             except _TooBig as exc:
@@ -342,6 +350,11 @@ def check_sample_tables(moov: bytes, file_size: int) -> BoxCheck:
                 continue
             if tables is None:
                 continue
+            if len(tables.offsets) > budget:
+                notes.append(f"track {tables.track_id} and later ones not checked: more than {MAX_TABLE_ENTRIES} "
+                             f"chunks in all")
+                break
+            budget -= len(tables.offsets)
             problem = _first_chunk_past_end(tables, file_size)
             if problem is not None:
                 return BoxCheck(problem, _join(notes))

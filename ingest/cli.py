@@ -353,7 +353,8 @@ def profiles(as_json: bool) -> None:
 @click.option("--archive-threads", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--derive-threads", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--only", default="archive,derive,verify", show_default=True,
-              help="Kinds of work to take (central workers without a staging area: derive,verify).")
+              help="Kinds of work to take (central workers without a staging area: derive,verify). 'derive' "
+                   "covers thumbnails, browser proxies and the background decode check.")
 @click.option("--schedule", is_flag=True, help="Also anchor the custody chain and queue fixity checks "
               "periodically (EVIDENCE_ANCHOR_INTERVAL_S, EVIDENCE_FIXITY_INTERVAL_S); run it in one worker.")
 def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool) -> None:
@@ -401,7 +402,7 @@ def archive_pending(as_json: bool) -> None:
             else:
                 done = archive_staged(engine, _store(settings), settings.staging_dir,
                                       key=load_or_create_key(settings.station_key_path),
-                                      actor=f"station:{settings.station}")
+                                      actor=f"station:{settings.station}", policy=settings.retention_policy)
                 result = {"archived": done}
     if as_json:
         _print_json(result)

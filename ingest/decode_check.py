@@ -10,12 +10,14 @@ store, runs the check once per recording and records it as an integrity
 revision (`catalog.integrity`), never overwriting the ingest verdict.
 
 Where the first error happened: ffmpeg prints its progress line
-(`frame=… time=HH:MM:SS.xx …`) to stderr even at `-v error`, in order with
-the error lines. With `-stats_period 0.001` it prints one about every frame
-it muxes, so the last progress time before the first error is a lower bound
-on the error's media time. The decoder (and the h264 parser, which logs
-first) run ahead of the muxer by a few frames: on 1080p H.264 at 30 fps the
-bound was 0.02-0.13 s before the damaged frame.
+(`frame=… time=HH:MM:SS.xx …`, the end time of the last packet it wrote) to
+stderr even at `-v error`, in order with the error lines. With a 10 µs
+`-stats_period` it prints one per packet handled, so the last progress time
+before the first error places the error: the h264 parser and frame threads
+run 2-3 frames ahead of the muxer, so on 1080p H.264 at 30 fps it read
+0.05-0.10 s before the first damaged frame, and on a 320x240 clip one audio
+packet (0.02 s) after it; the same on every run. (`-debug_ts` gives per-packet
+times too, but at `-v info`: 12x the output, in a format ffmpeg changes.)
 """
 from __future__ import annotations
 
@@ -40,9 +42,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from catalog import IntegrityStatus, Recording, RecordingNotFound, RecordingState
-from catalog.integrity import record_integrity
+from catalog.integrity import DECODE_CHECK, record_integrity
 from catalog.models import IntegrityCheck
-from ingest.errors import IngestError
+from ingest.errors import DecodeIncomplete, DecodeTimedOut
 from storage import EvidenceStore
 
 __all__ = ["DECODE_CHECK", "DecodeIncomplete", "DecodeLog", "DecodeResult", "DecodeTimedOut", "check_recording",
@@ -50,12 +52,11 @@ __all__ = ["DECODE_CHECK", "DecodeIncomplete", "DecodeLog", "DecodeResult", "Dec
 
 logger = logging.getLogger(__name__)
 
-#: The check name of a decode verdict in the integrity revisions.
-DECODE_CHECK = "decode"
 #: Media kinds that are decoded; documents and `other` are not media.
 CHECKED_KINDS = ("video", "audio", "photo")
-#: Seconds between ffmpeg progress lines: about one per muxed frame, ~25 KiB of stderr a second.
-STATS_PERIOD_S = 0.001
+#: Seconds between ffmpeg progress lines (as ffmpeg parses it: no exponent). This short, ffmpeg prints one
+#: per packet it handles: ~6 KiB of stderr per second of 1080p media, read line by line and not kept.
+STATS_PERIOD = "0.00001"
 #: Shortest deadline for one decode, and seconds allowed per second of media (decoding runs ~14x realtime).
 MIN_TIMEOUT_S = 120.0
 TIMEOUT_PER_MEDIA_S = 3.0
@@ -72,28 +73,11 @@ _CONTEXT = re.compile(r"^\[([^\]@]+?) @ 0x[0-9a-fA-F]+\]\s*")
 _STOPPED = {-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP}
 
 
-class DecodeIncomplete(IngestError):
-    """The decode did not run to its end, so there is no verdict (the file is not judged)."""
-
-    def __init__(self, path: Path | str, reason: str, *, decoded_s: float | None = None) -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.decoded_s = decoded_s
-        reached = f" (reached {decoded_s:.2f} s of media)" if decoded_s is not None else ""
-        super().__init__(f"decode check of {self.path!r} incomplete: {reason}{reached}")
-
-
-class DecodeTimedOut(DecodeIncomplete):
-    def __init__(self, path: Path | str, timeout_s: float, *, decoded_s: float | None = None) -> None:
-        self.timeout_s = timeout_s
-        super().__init__(path, f"ffmpeg did not finish within {timeout_s:g} s and was killed", decoded_s=decoded_s)
-
-
 @dataclass(frozen=True)
 class DecodeResult:
     status: str  # ok | damaged
     first_error: str | None  # the first error line, "[h264 @ 0x55…]" shortened to "[h264]"
-    error_time_s: float | None  # the first error is at or after this media time (None: no error, or a still)
+    error_time_s: float | None  # media time of the first error, within ~0.1 s (None: no error, or a still)
     error_lines: int  # error lines in all (repeats counted)
     decoded_s: float | None  # media time the decode reached (last progress line)
     exit_code: int
@@ -106,7 +90,7 @@ class DecodeResult:
             return (f"decoded {self.decoded_s:.2f} s of media without errors" if self.decoded_s
                     else "decoded without errors")
         if self.first_error is not None:
-            where = f" at {self.error_time_s:.2f} s or later" if self.error_time_s is not None else ""
+            where = f" at about {self.error_time_s:.2f} s" if self.error_time_s is not None else ""
             more = f" ({self.error_lines} error lines in all)" if self.error_lines > 1 else ""
             return f"decoder error{where}: {self.first_error}{more}"
         reached = f" after {self.decoded_s:.2f} s of media" if self.decoded_s is not None else ""
@@ -130,7 +114,8 @@ def _signal_name(number: int) -> str:
 class DecodeLog:
     """ffmpeg's stderr read line by line, keeping only what the verdict needs (memory stays bounded)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, input_path: str | None = None) -> None:
+        self.input_path = input_path  # named "input" in the verdict: a store or temporary path means nothing later
         self.first_error: str | None = None
         self.error_time_s: float | None = None
         self.error_lines = 0
@@ -152,6 +137,8 @@ class DecodeLog:
             return
         self.error_lines += 1
         if self.first_error is None:
+            if self.input_path:
+                line = line.replace(self.input_path, "input")
             self.first_error = _CONTEXT.sub(lambda m: f"[{m[1].strip()}] ", line)[:MAX_LINE_CHARS]
             self.error_time_s = self.decoded_s or 0.0  # before any progress line: at the start
 
@@ -162,9 +149,10 @@ class DecodeLog:
                             error_lines=self.error_lines, decoded_s=self.decoded_s, exit_code=exit_code)
 
 
-def decode_verdict(stderr_text: str, *, exit_code: int) -> DecodeResult:
-    """The verdict from ffmpeg's whole stderr (`-v error -stats`) and its exit code."""
-    log = DecodeLog()
+def decode_verdict(stderr_text: str, *, exit_code: int, input_path: str | None = None) -> DecodeResult:
+    """The verdict from ffmpeg's whole stderr (`-v error -stats`) and its exit code (*input_path*: the path
+    ffmpeg was given, shown as "input")."""
+    log = DecodeLog(input_path=input_path)
     for line in re.split(r"[\r\n]", stderr_text):
         log.feed(line)
     return log.result(exit_code)
@@ -200,9 +188,9 @@ def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> Decod
       DecodeIncomplete: ffmpeg could not be started, or was stopped by a signal from outside.
     """
     # Subtitle and data tracks (timecode, telemetry) are not coded media and have no null encoder: mapped out.
-    args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-stats_period", f"{STATS_PERIOD_S:g}",
+    args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-stats_period", STATS_PERIOD,
             "-threads", str(threads), "-i", str(path), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
-    log = DecodeLog()
+    log = DecodeLog(input_path=str(path))
     started = time.monotonic()
     try:
         # Its own session: a Ctrl-C or SIGTERM meant for the worker must not end a decode as if the file failed.

@@ -9,6 +9,8 @@ IngestError
   + SampleToolMissing  (ffmpeg/ffprobe not installed)
   + StagedCopyMissing  (a staged recording's bytes are neither in staging nor in the store)
   + DeriveFailed       (a thumbnail or proxy could not be made; the evidence is unaffected)
+  + DecodeIncomplete   (a decode check did not run to its end: no verdict, the file is not judged)
+      - DecodeTimedOut (ffmpeg was killed at the time limit)
 CatalogUnavailable (catalog)
   + CatalogueDeferred  (the catalogue was down: files are staged and journaled for later)
 ```
@@ -19,8 +21,8 @@ from pathlib import Path
 
 from catalog import CatalogUnavailable
 
-__all__ = ["CatalogueDeferred", "ConfigInvalid", "CopyFailed", "DeriveFailed", "DeviceGone", "IngestError",
-           "SampleToolMissing", "StagedCopyMissing", "UnsafeName"]
+__all__ = ["CatalogueDeferred", "ConfigInvalid", "CopyFailed", "DecodeIncomplete", "DecodeTimedOut", "DeriveFailed",
+           "DeviceGone", "IngestError", "SampleToolMissing", "StagedCopyMissing", "UnsafeName"]
 
 
 class IngestError(Exception):
@@ -91,3 +93,20 @@ class CatalogueDeferred(CatalogUnavailable):
         self.device_serial = device_serial
         self.journaled = journaled
         super().__init__(url, reason)
+
+
+class DecodeIncomplete(IngestError):
+    """The decode did not run to its end, so there is no verdict (the file is not judged)."""
+
+    def __init__(self, path: Path | str, reason: str, *, decoded_s: float | None = None) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.decoded_s = decoded_s
+        reached = f" (reached {decoded_s:.2f} s of media)" if decoded_s is not None else ""
+        super().__init__(f"decode check of {self.path!r} incomplete: {reason}{reached}")
+
+
+class DecodeTimedOut(DecodeIncomplete):
+    def __init__(self, path: Path | str, timeout_s: float, *, decoded_s: float | None = None) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(path, f"ffmpeg did not finish within {timeout_s:g} s and was killed", decoded_s=decoded_s)

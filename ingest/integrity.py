@@ -14,7 +14,10 @@ from typing import BinaryIO
 
 from ingest.bmff import check_image_boxes, check_movie_boxes, major_brand
 
-__all__ = ["HEAD_BYTES", "HEIF_BRANDS", "PHOTO_FORMATS", "Structure", "check_structure", "dv_recording_time", "sniff_format"]
+__all__ = [
+    "AUDIO_BRANDS", "AUDIO_FORMATS", "HEAD_BYTES", "HEIF_BRANDS", "MOVIE_FORMATS", "PHOTO_FORMATS", "RAW_STREAMS",
+    "Structure", "avchd_recording_time", "check_structure", "dv_recording_time", "sniff_format",
+]
 
 #: Bytes read from the start of a file to name its format.
 HEAD_BYTES = 4096
@@ -22,6 +25,15 @@ HEAD_BYTES = 4096
 HEIF_BRANDS = frozenset({"heic", "heix", "hevc", "hevx", "heim", "heis", "mif1", "msf1", "avif", "avis"})
 #: Still-image formats (photos): described from their header and EXIF, never sent to ffprobe.
 PHOTO_FORMATS = frozenset({"jpeg", "png", "heif", "tiff", "webp", "gif", "bmp"})
+#: Containers that only ever hold sound (Ogg nearly always does: Vorbis/Opus; its streams say when not).
+AUDIO_FORMATS = frozenset({"wav", "amr", "mp3", "aac", "flac", "ogg"})
+#: Containers made for moving pictures: video even when ffprobe cannot read them (damaged then, not "other").
+MOVIE_FORMATS = frozenset({"mp4", "avi", "matroska", "mpegts", "m2ts", "mxf", "dv", "h264", "hevc", "mpegps", "asf",
+                           "flv"})
+#: ISO-BMFF major brands of audio-only files (iTunes M4A/M4B/M4P).
+AUDIO_BRANDS = frozenset({"M4A ", "M4B ", "M4P "})
+#: Elementary streams without a container (no duration or date is normal for them), with their codec's name.
+RAW_STREAMS = {"h264": "H.264", "hevc": "HEVC"}
 #: Transport-stream packets whose sync byte is checked at the start of the file.
 TS_PACKETS_CHECKED = 64
 _TS_SYNC = 0x47
@@ -30,6 +42,10 @@ _MXF_PARTITION = bytes.fromhex("060e2b34020501010d01020101020000")[:14]
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 _BMP_HEADERS = (12, 40, 52, 56, 64, 108, 124)
 _DIF_SEQUENCE_BYTES = 12000  # 150 DIF blocks of 80 bytes; a DV frame is 10 (525/60) or 12 (625/50) of them
+#: AVCHD camcorders (Sony, Panasonic, Canon, JVC) put a "modified DV pack" block in an H.264 SEI message of the
+#: first access unit: this UUID, "MDPM", a count, then 5-byte records (tag 0x18: zone, year, year, month;
+#: tag 0x19: day, hour, minute, second; all BCD). ffprobe does not show it.
+_MDPM_MARKER = bytes.fromhex("17ee8c60f84d11d98cd60800200c9a66") + b"MDPM"
 _H264_TYPES = {1, 5, 6, 7, 9}  # slice, IDR slice, SEI, SPS, access unit delimiter
 _HEVC_TYPES = {32, 33, 34, 35, 39}  # VPS, SPS, PPS, access unit delimiter, prefix SEI
 
@@ -41,7 +57,7 @@ class Structure:
     brand: str | None = None  # ISO-BMFF major brand as written ("isom", "qt  ", "M4A ", "3gp6", "heic")
     note: str | None = None  # worth knowing, not damage (a check skipped, a trailer stepped over)
     first_bytes: bytes = b""  # the first 16 bytes: what an unrecognised file starts with
-    embedded_time: str | None = None  # a wall-clock "YYYY-MM-DD HH:MM:SS" the framing holds and ffprobe hides (DV)
+    embedded_time: str | None = None  # wall-clock "YYYY-MM-DD HH:MM:SS" that ffprobe hides (DV VAUX, AVCHD MDPM)
 
 
 def _is_mpeg_audio(head: bytes) -> bool:
@@ -58,11 +74,13 @@ def _is_adts(head: bytes) -> bool:
     return len(head) >= 7 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0 and (head[2] >> 2) & 0x0F < 13
 
 
-def _packets_in_sync(head: bytes, packet: int, sync_at: int, needed: int = 3) -> bool:
-    """Sync bytes every *packet* bytes, each followed by a header whose adaptation-field control is not the
-    reserved 00 (which rules out a text of capital Gs)."""
-    positions = range(sync_at, len(head) - 3, packet)
-    return len(positions) >= needed and all(head[p] == _TS_SYNC and head[p + 3] & 0x30 for p in positions)
+def _packets_in_sync(head: bytes, packet: int, sync_at: int) -> bool:
+    """The first packet and most of the first eight (at least three) start with a sync byte whose header has an
+    adaptation-field control other than the reserved 00 (which rules out a text of capital Gs). Not all of
+    them: a stream that loses sync early is still a stream, and `_check_transport` names the damage."""
+    positions = range(sync_at, min(len(head) - 3, sync_at + 8 * packet), packet)
+    synced = [head[p] == _TS_SYNC and head[p + 3] & 0x30 != 0 for p in positions]
+    return bool(synced) and synced[0] and sum(synced) >= 3 and 2 * sum(synced) > len(synced)
 
 
 def _annexb(head: bytes) -> str | None:
@@ -181,11 +199,9 @@ def _check_jpeg(fh: BinaryIO, size: int) -> str | None:
     return None
 
 
-def _check_transport(fh: BinaryIO, size: int, packet: int, sync_at: int) -> str | None:
-    """Whole packets only, and the sync byte where it belongs in the first packets and the last."""
+def _check_transport(fh: BinaryIO, start: bytes, size: int, packet: int, sync_at: int) -> str | None:
+    """Whole packets only, and the sync byte where it belongs in the first packets (*start*) and the last."""
     name = "M2TS" if packet == 192 else "MPEG-TS"
-    fh.seek(0)
-    start = fh.read(packet * TS_PACKETS_CHECKED)
     for index in range(min(TS_PACKETS_CHECKED, len(start) // packet)):
         at = index * packet + sync_at
         if start[at] != _TS_SYNC:
@@ -201,6 +217,45 @@ def _check_transport(fh: BinaryIO, size: int, packet: int, sync_at: int) -> str 
         if found != bytes([_TS_SYNC]):
             return (f"{name} sync lost at byte {whole - packet + sync_at} (the last packet): found "
                     f"0x{found.hex() or '--'} where every {packet}-byte packet has 0x47")
+    return None
+
+
+def _payloads(start: bytes, packet: int, sync_at: int) -> dict[int, bytes]:
+    """The transport packets' payloads in *start*, joined per PID (adaptation fields skipped)."""
+    joined: dict[int, bytearray] = {}
+    for at in range(sync_at, len(start) - 187, packet):
+        if start[at] != _TS_SYNC:
+            break
+        pid, control = (start[at + 1] & 0x1F) << 8 | start[at + 2], (start[at + 3] >> 4) & 3
+        if not control & 1:
+            continue  # adaptation field only
+        first = at + 4 + (1 + start[at + 4] if control & 2 else 0)
+        joined.setdefault(pid, bytearray()).extend(start[first:at + 188])
+    return {pid: bytes(data) for pid, data in joined.items()}
+
+
+def avchd_recording_time(start: bytes, packet: int = 192, sync_at: int = 4) -> str | None:
+    """The recording date and time an AVCHD camcorder writes in the MDPM block of its first H.264 access unit,
+    as "YYYY-MM-DD HH:MM:SS" on the camera's wall clock (its zone byte is not trusted: cameras differ on DST);
+    None when absent or not a valid date. *start* is the first packets of an M2TS (or, packet=188, TS). Pure."""
+    for data in _payloads(start, packet, sync_at).values():
+        at = data.find(_MDPM_MARKER)
+        if at < 0:
+            continue
+        at += len(_MDPM_MARKER)
+        block = data[at:at + 1 + 5 * 255].replace(b"\x00\x00\x03", b"\x00\x00")  # undo emulation prevention
+        if not block:
+            continue
+        records = {block[i]: block[i + 1:i + 5] for i in range(1, min(len(block) - 4, 1 + 5 * block[0]), 5)}
+        date, time = records.get(0x18), records.get(0x19)
+        if date is None or time is None:
+            continue
+        try:
+            when = datetime(_bcd(date[1]) * 100 + _bcd(date[2]), _bcd(date[3]), _bcd(time[0]), _bcd(time[1]),
+                            _bcd(time[2]), _bcd(time[3]))
+        except ValueError:
+            continue
+        return when.strftime("%Y-%m-%d %H:%M:%S")
     return None
 
 
@@ -262,7 +317,11 @@ def check_structure(path: Path) -> Structure:
         elif fmt == "jpeg":
             problem = _check_jpeg(fh, size)
         elif fmt in ("mpegts", "m2ts"):
-            problem = _check_transport(fh, size, 192 if fmt == "m2ts" else 188, 4 if fmt == "m2ts" else 0)
+            packet, sync_at = (192, 4) if fmt == "m2ts" else (188, 0)
+            fh.seek(0)
+            start = fh.read(packet * TS_PACKETS_CHECKED)
+            problem = _check_transport(fh, start, size, packet, sync_at)
+            embedded = avchd_recording_time(start, packet, sync_at)
         elif fmt == "dv":
             problem = _check_dv(size)
             fh.seek(0)

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from device_profiles import DeviceProfile, FilenameRule
-from ingest.integrity import Structure
+from ingest.integrity import AUDIO_BRANDS, AUDIO_FORMATS, MOVIE_FORMATS, PHOTO_FORMATS, RAW_STREAMS, Structure
 
 __all__ = [
     "FUTURE_TOLERANCE", "CaptureTime", "ExifFacts", "Facts", "FilenameFacts", "Place", "RawTime",
@@ -27,8 +27,6 @@ __all__ = [
 #: How far after the station's own clock a capture time may lie before it is a wrong device clock.
 FUTURE_TOLERANCE = timedelta(days=1)
 
-_AUDIO_FORMATS = {"wav", "amr", "mp3"}
-_PHOTO_FORMATS = {"jpeg", "png"}
 _IMAGE_CODECS = {"mjpeg", "png", "bmp", "gif", "tiff", "webp"}
 _LOCATION_TAGS = ("location", "location-eng", "com.apple.quicktime.location.ISO6709", "xyz")
 _ISO6709 = re.compile(r"^\s*([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?(?:CRS[^/]*)?/?\s*$")
@@ -279,32 +277,59 @@ def implausible_reason(value: datetime, bounds: TimeBounds | None) -> str | None
     return None
 
 
-def _container_time(probe: Mapping[str, Any] | None) -> tuple[str, datetime, bool] | None:
-    """(text, value, has_zone) from the container's own date tags."""
-    if not probe:
+#: Zone-less date-time layouts seen in container tags (ffprobe's IDIT rendering, ID3v2.3 TYER+TDAT+TIME, EXIF-like).
+_WALL_CLOCK_FORMATS = ("%a %b %d %H:%M:%S %Y", "%Y:%m:%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M")
+#: Tags holding when the recording was made, best first. ffprobe names them: creation_time (MP4/MOV/3GP/M4A
+#: mvhd, Matroska DateUTC, AVI IDIT without a zone), modification_date (MXF identification set),
+#: date (AVI ICRD, ID3 TDRC / TYER+TDAT+TIME), date_recorded (Matroska tag).
+_DATE_TAGS = ("creation_time", "date_recorded", "modification_date", "date")
+
+
+def _parse_stamp(text: str) -> tuple[datetime, bool] | None:
+    """A full date and time: (value, True) when it carries a zone (in UTC where representable), (naive wall
+    clock, False) when not; None for a date alone, a time alone or anything else."""
+    text = text.strip()
+    if not re.search(r"\d{4}", text) or not re.search(r"\d{1,2}:\d{2}", text):
         return None
-    tags = {k.lower(): str(v) for k, v in (probe.get("format", {}).get("tags") or {}).items()}
-    for stream in probe.get("streams", []):
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return next(((v, False) for fmt in _WALL_CLOCK_FORMATS if (v := _strptime(text, fmt)) is not None), None)
+    try:
+        return (value, False) if value.tzinfo is None else (value.astimezone(UTC), True)
+    except OverflowError:
+        return value, True  # year 1 / 9999 at an offset: kept in its own zone; the range check happens later
+
+
+def _strptime(text: str, fmt: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, fmt)
+    except ValueError:
+        return None
+
+
+def _container_time(probe: Mapping[str, Any] | None, embedded: str | None = None) -> tuple[str, datetime, bool] | None:
+    """(text, value, has_zone) from the container's own date tags, else from *embedded* (a wall-clock time the
+    framing holds that ffprobe does not show: DV VAUX, AVCHD MDPM recording time). has_zone False: the
+    value is the recorder's local wall clock."""
+    tags = {k.lower(): str(v) for k, v in ((probe or {}).get("format", {}).get("tags") or {}).items()}
+    for stream in (probe or {}).get("streams", []):
         for k, v in (stream.get("tags") or {}).items():
             tags.setdefault(k.lower(), str(v))
-    created = tags.get("creation_time", "")
-    if created:
-        value = _aware_utc(created)
-        if value is not None:
-            return created, value, True
-    date = tags.get("date", "").strip()
+    # Apple's creationdate keeps the capture moment with its offset even after an edit re-stamps creation_time.
+    for key in ("com.apple.quicktime.creationdate", "creation_time"):
+        parsed = _parse_stamp(tags.get(key, ""))
+        if parsed is not None and parsed[1]:
+            return tags[key], parsed[0], True
+    created, date = tags.get("creation_time", "").strip(), tags.get("date", "").strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) and re.fullmatch(r"\d{2}:\d{2}:\d{2}", created):
         # Broadcast-WAV bext origination date + time (ffprobe shows them as date / creation_time):
         # the recorder's local wall clock.
         text = f"{date} {created}"
         return text, datetime.strptime(text, "%Y-%m-%d %H:%M:%S"), False
-    if "date" in tags:  # AVI IDIT / ICRD: no zone
-        text = tags["date"].strip()
-        for fmt in ("%a %b %d %H:%M:%S %Y", "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
-            try:
-                return text, datetime.strptime(text, fmt), False
-            except ValueError:
-                continue
+    for text in [tags.get(key, "").strip() for key in _DATE_TAGS] + [embedded or ""]:
+        if (parsed := _parse_stamp(text)) is not None:
+            return text, parsed[0], parsed[1]
     return None
 
 
@@ -332,7 +357,7 @@ def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfil
             naive = None
         if naive is not None:  # the recorder's own clock reading, written beside the GPS time
             add("device_time", side.device_time, lambda: _local_to_utc(naive, zone), zone, True)
-    container = _container_time(facts.probe)
+    container = _container_time(facts.probe, facts.structure.embedded_time)
     if container is not None:
         text, value, has_zone = container
         if has_zone and not profile.clock.container_time_is_local:
@@ -462,16 +487,17 @@ def _streams(probe: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, di
     return video, audio
 
 
-def _media_kind(fmt: str, video: dict[str, Any] | None, audio: dict[str, Any] | None) -> str:
-    if fmt in _PHOTO_FORMATS:
+def _media_kind(fmt: str, video: dict[str, Any] | None, audio: dict[str, Any] | None,
+                brand: str | None = None) -> str:
+    """video / audio / photo / other from the content: the sniffed format and the streams ffprobe found."""
+    if fmt in PHOTO_FORMATS:
         return "photo"
     if video is not None:
-        return "photo" if video.get("codec_name") in _IMAGE_CODECS and fmt != "avi" else "video"
-    if audio is not None or fmt in _AUDIO_FORMATS:
+        # a still-image codec in something that is not a movie container (ffprobe's image demuxers)
+        return "photo" if video.get("codec_name") in _IMAGE_CODECS and fmt not in MOVIE_FORMATS else "video"
+    if audio is not None or fmt in AUDIO_FORMATS or (fmt == "mp4" and brand in AUDIO_BRANDS):
         return "audio"
-    if fmt in ("mp4", "avi", "matroska"):
-        return "video"
-    return "other"
+    return "video" if fmt in MOVIE_FORMATS else "other"
 
 
 def _float(value: Any) -> float | None:
@@ -482,23 +508,33 @@ def _float(value: Any) -> float | None:
     return result if result >= 0 else None
 
 
-def _integrity(facts: Facts, kind: str) -> tuple[str, str]:
+def _integrity(facts: Facts, kind: str, role: str) -> tuple[str, str]:
+    """The verdict on the content (*kind* is what the content is, whatever the profile calls the file)."""
     structure = facts.structure
+    ffprobe = f"; ffprobe: {facts.probe_error}" if facts.probe_error else ""
     if structure.format == "empty":
-        return "unreadable", structure.problem or "empty file (0 bytes)"
+        return ("unreadable", structure.problem or "empty file (0 bytes)") if role == "recording" else (
+            "ok", "empty file (0 bytes); not audiovisual media; kept as found")
+    if kind == "other" and role != "recording":
+        return "ok", "not audiovisual media; kept as found"
+    if kind == "other":
+        head = structure.first_bytes
+        shown = f"first bytes {head.hex(' ')} = {head!r}" if head else "no bytes read"
+        return "unreadable", ("named like a recording but its content is not a recognised audiovisual format "
+                              f"({shown}){ffprobe}")
     if structure.problem:
-        extra = f"; ffprobe: {facts.probe_error}" if facts.probe_error else ""
-        return "damaged", structure.problem + extra
+        return "damaged", structure.problem + ffprobe
     if kind == "photo":
         if facts.image_error:
             return "damaged", f"image header unreadable: {facts.image_error}"
         return "ok", ""
     if facts.probe_error:
-        status = "unreadable" if structure.format == "unknown" else "damaged"
-        return status, f"ffprobe: {facts.probe_error}"
+        return "damaged", f"ffprobe: {facts.probe_error}"
     if facts.probe is None:
         return "unreadable", f"unrecognised format ({structure.format})"
     if kind in ("video", "audio") and _float(facts.probe.get("format", {}).get("duration")) is None:
+        if structure.format in RAW_STREAMS:
+            return "ok", f"raw {RAW_STREAMS[structure.format]} stream without a container: no duration or date in it"
         return "damaged", "container gives no duration"
     return "ok", ""
 
@@ -515,7 +551,8 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
     content alone says what it is).
     """
     video, audio = _streams(facts.probe)
-    kind = "other" if role == "housekeeping" else _media_kind(facts.structure.format, video, audio)
+    content_kind = _media_kind(facts.structure.format, video, audio, facts.structure.brand)
+    kind = "other" if role == "housekeeping" else content_kind
     fmt_info = (facts.probe or {}).get("format", {})
     duration = _float(fmt_info.get("duration")) if kind in ("video", "audio") else None
     width = height = None
@@ -544,7 +581,7 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
     elif station_place is not None:
         place = Place(station_place[0], station_place[1], "station")
 
-    status, detail = _integrity(facts, kind)
+    status, detail = _integrity(facts, content_kind, role)
     if facts.sidecar_error:
         detail = "; ".join(filter(None, [detail, f"sidecar ignored: {facts.sidecar_error}"]))
     serial = (facts.sidecar.serial if facts.sidecar else None) or (names.serial if names else None) or (
@@ -558,6 +595,9 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
                             for k, v in times.items()}
                            | {k: {"utc": None, "problem": why} for k, why in unusable.items()},
     }
+    streams = [str(s.get("codec_type")) for s in (facts.probe or {}).get("streams", [])]
+    technical.update({k: v for k, v in (("brand", facts.structure.brand), ("structure_note", facts.structure.note),
+                                        ("streams", {t: streams.count(t) for t in sorted(set(streams))})) if v})
     if capture.problem:
         technical["time_problem"] = capture.problem
     if facts.exif is not None:

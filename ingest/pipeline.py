@@ -70,7 +70,7 @@ from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, StorageError, StoredObject
 
-__all__ = ["IngestOptions", "IngestReport", "catalogue_journal", "ingest_folder"]
+__all__ = ["IngestOptions", "IngestReport", "busy_serials", "catalogue_journal", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,15 @@ logger = logging.getLogger(__name__)
 ARCHIVES_IN_FLIGHT = 2
 #: Registration of station, officer, device and key rows, one dock at a time within a process.
 _REGISTER_LOCK = threading.Lock()
+#: Device serials an ingest run of this process is working on (their journals are live, not left over).
+_BUSY: set[str] = set()
+_BUSY_LOCK = threading.Lock()
+
+
+def busy_serials() -> set[str]:
+    """Serials of the devices this process is ingesting or cataloguing right now."""
+    with _BUSY_LOCK:
+        return set(_BUSY)
 #: How often a paused ingest looks for staging space again.
 DISK_FULL_POLL_S = 0.5
 #: Files larger than this are copied outside any open catalogue transaction.
@@ -247,6 +256,8 @@ class _Run:
     def start_begin(self, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
         """Register the dock on a helper thread while the first file already copies (first byte fast)."""
         self.profile, self.identity, self.serial = profile, identity, serial
+        with _BUSY_LOCK:
+            _BUSY.add(serial)
         self.journal = load_journal(self.settings.staging_dir, serial)
         self._begin_thread = threading.Thread(target=self._begin_safely, args=(profile, identity, serial),
                                               name="dock-begin", daemon=True)
@@ -673,9 +684,19 @@ class _Run:
             if sighting is not None and row is not None and row.belongs_to_id is None:
                 row.belongs_to_id = sighting.recording_id
                 self.session.add(row)
+                for entry in self.report.recordings:
+                    if entry["id"] == recording_id:
+                        entry["belongs_to"] = sighting.recording_id
         self.companions = []
 
     def finish(self) -> None:
+        try:
+            self._finish()
+        finally:
+            with _BUSY_LOCK:
+                _BUSY.discard(getattr(self, "serial", ""))
+
+    def _finish(self) -> None:
         try:
             if not self.offline:
                 self._drain_archives(keep=0)  # also after an unplugged device: what was copied is archived

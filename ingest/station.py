@@ -34,7 +34,7 @@ from ingest.clearing import clear_device
 from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.journal import journaled_serials
-from ingest.pipeline import IngestOptions, catalogue_journal, ingest_folder
+from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder
 from ingest.status_server import StatusServer
 from ingest.usb_identity import usb_identity
 from ingest.wiring import open_store
@@ -230,7 +230,7 @@ class StationService:
             due = dict(self.awaiting_catalog)
             self.awaiting_catalog.clear()
             busy = {d.device_serial for d in self.devices.values()
-                    if d.state in ("queued", "ingesting") and d.device_serial}
+                    if d.state in ("queued", "ingesting") and d.device_serial} | busy_serials()
         docked_serials = set()
         for key, (volume, profile, _) in due.items():
             if volume.path.is_dir():  # still docked: ingest again, the journal spares re-reading it

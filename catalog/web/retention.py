@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from catalog.disposal import Signer, approve_batch, plan_disposal, start_sweep
+from catalog.disposal import Signer, approve_batch, plan_disposal, plan_pending_cases, start_sweep
 from catalog.errors import DisposalError
 from catalog.models import DisposalBatch
 from catalog.types import utcnow
@@ -31,8 +31,10 @@ def _page(request: Request, session: Session, who: Caller, status: int = 200, er
     items = plan_disposal(session, config.policy, as_of=utcnow(), within_days=PLAN_DAYS, limit=PLAN_ROWS)
     batches = list(session.exec(select(DisposalBatch).order_by(col(DisposalBatch.id).desc()).limit(50)))
     counts = {s: sum(1 for i in items if i.status == s) for s in ("due", "upcoming", "held")}
+    pending = plan_pending_cases(session, config.policy, limit=PLAN_ROWS)
     return render(request, "retention.html", language(request), status, user=who.user,
                   csrf=who.web_session.csrf_token, items=items, counts=counts, batches=batches, error=error,
+                  pending=pending,
                   notice=notice, days=PLAN_DAYS, rows=PLAN_ROWS, approval=config.disposal_approval,
                   can_propose=who.may("propose_disposal"), can_approve=who.may("approve_disposal"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from catalog.integrity import INTEGRITY_CHECKS
 from catalog.models import CaseStatus, DisposalStatus, IntegrityStatus, MediaKind
 from catalog.registry import CERTIFICATE_STATES
 from catalog.search import RETENTION_STATES, SORTS
@@ -31,7 +32,7 @@ def used_message_ids() -> set[str]:
     found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
     found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
-    found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES}
+    found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
     return found
 
 

@@ -56,7 +56,8 @@ def _archived(session: Session, store, tmp_path: Path, n: int, *, retain_until: 
     recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name=f"clip{n}.mp4",
                           station_code="station-1", captured_start=captured_end - timedelta(minutes=1),
                           captured_end=captured_end, time_source="container", integrity_status="ok",
-                          state="verified", ingested_at=utcnow(), retain_until=stored.retain_until,
+                          state="verified", ingested_at=captured_end, archived_at=captured_end,
+                          retain_until=stored.retain_until,
                           store_name=store.name, store_key=stored.key, case_number=None, purpose="巡查")
     session.add(recording)
     session.flush()

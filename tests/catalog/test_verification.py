@@ -89,7 +89,10 @@ def test_one_flipped_byte_in_a_stored_object_is_named(engine, worm_store, tmp_pa
     data[100] ^= 0x01
     _overwrite(worm_store, object_key(target.sha256), bytes(data))
     report = _verify(engine, worm_store)
-    assert [(p.kind, p.recording_id) for p in report.problems] == [("object", target.id)]
+    expected = [("object", target.id)]
+    if isinstance(worm_store, S3WormStore):  # the forged version was written without the lock: named too
+        expected.append(("retention", target.id))
+    assert [(p.kind, p.recording_id) for p in report.problems] == expected
     assert f"stored bytes hash to {hashlib.sha256(data).hexdigest()}, expected {target.sha256}" in \
         report.problems[0].detail
 
@@ -193,7 +196,7 @@ def test_fixity_checks_a_rolling_sample_and_records_it(engine, worm_store, tmp_p
     _overwrite(worm_store, object_key(recordings[1].sha256), bytes(data))
     with Session(engine) as session:
         report = run_fixity(session, worm_store, sample=3, actor="worker:fixity", now=utcnow())
-        assert [p.recording_id for p in report.problems] == [recordings[1].id]
+        assert {p.recording_id for p in report.problems} == {recordings[1].id}
         failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "fixity_failed")).one()
         assert failed.recording_id == recordings[1].id and "stored bytes hash to" in failed.details["problems"][0]
 

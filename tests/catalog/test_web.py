@@ -44,8 +44,9 @@ _csrf, _login = form_token, web_login
 
 
 def test_health_metrics_and_openapi(client):
-    assert client.get("/health").json() == {"status": "ok", "database": "ok", "store": "local"}
+    assert client.get("/health").json() == {"status": "ok", "database": "ok", "store": "local", "alarms": []}
     metrics = client.get("/metrics").text
+    assert "evidence_staged_overdue_recordings 0.0" in metrics
     assert 'evidence_recordings{state="archived"} 1.0' in metrics and "evidence_http_requests_total" in metrics
     assert "/api/recordings" in client.get("/api/openapi.json").json()["paths"]
 

@@ -34,12 +34,16 @@ def test_case_lifecycle_from_the_command_line(samples, env, tmp_path):
     stamped = _json(env, "ingest", str(samples.sidecar_recorder), "--case", CASE, "--purpose", "证明无照经营",
                     "--no-derive")["recordings"]
     other = _json(env, "ingest", str(samples.dcim_camera), "--no-derive")["recordings"]
-    assert all(not r["legal_hold"] for r in stamped)  # no such case yet: routine retention
+    assert all(r["legal_hold"] for r in stamped)  # no such case yet: held pending the case
 
     created = _json(env, "case", "create", CASE, "--title", "张某无照经营案", "--type", "penalty-general",
                     "--unit", "朝阳区城管执法局", "--opened", "2026-11-01", "--by", "clerk:李四")
     assert {r["recording_id"] for r in created["case"]["recordings"]} == {r["id"] for r in stamped}
-    assert {c["recording_id"] for c in created["retention"] if c["legal_hold"]} == {r["id"] for r in stamped}
+    # already held pending the case, they are now held by it: nothing to change on the store
+    assert [c for c in created["retention"] if not c["legal_hold"]] == []
+    for row in stamped:
+        shown = _json(env, "retention", "show", str(row["id"]))
+        assert shown["decision"]["hold_reasons"] == [f"case {CASE} is open"] and shown["legal_hold"] is True
 
     pdf = tmp_path / "询问笔录.pdf"
     pdf.write_bytes(pdf_bytes())
@@ -135,7 +139,9 @@ def test_sweep_and_approval_from_the_command_line(env, tmp_path):
             old = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name="old.mp4",
                             station_code="station-1", captured_start=datetime(2025, 1, 1, tzinfo=UTC),
                             captured_end=datetime(2025, 1, 1, 0, 1, tzinfo=UTC), time_source="container",
-                            integrity_status="ok", state="archived", ingested_at=utcnow(),
+                            integrity_status="ok", state="archived",
+                            ingested_at=datetime(2025, 1, 1, 0, 2, tzinfo=UTC),
+                            archived_at=datetime(2025, 1, 1, 0, 2, tzinfo=UTC),
                             retain_until=stored.retain_until, store_name="local", store_key=stored.key)
             session.add(old)
             session.flush()

@@ -26,8 +26,9 @@ def test_ingest_json_contract(samples, env):
                   "--purpose", "证明违法事实", "--station", "dock-7", "--officer", "999001")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) >= {"recordings", "skipped", "errors"}
-    assert len(data["recordings"]) == 3 and data["errors"] == []
+    assert set(data) >= {"recordings", "skipped", "discarded", "errors"}
+    # three clips, their three GPS sidecars and the recorder's identity file: every file on the device
+    assert len(data["recordings"]) == 7 and data["errors"] == [] and data["discarded"] == []
     for row in data["recordings"]:
         assert set(row) >= RECORDING_FIELDS
         assert (row["case_number"], row["purpose"], row["station"]) == ("AB-2026-00042", "证明违法事实", "dock-7")
@@ -38,7 +39,7 @@ def test_table_output_and_damaged_files_still_exit_zero(samples, env):
     result = _run(env, "ingest", str(samples.cn_recorder))
     assert result.exit_code == 0
     assert "damaged: box 'mdat'" in result.stdout and "unreadable: empty file (0 bytes)" in result.stdout
-    assert "10 new, 0 already known, 2 skipped, 0 error(s)" in result.stdout
+    assert "12 new, 0 already known, 1 skipped, 0 discarded, 0 error(s)" in result.stdout
 
 
 def test_bad_input_exits_2_with_a_clear_message(tmp_path, env):
@@ -92,7 +93,10 @@ def test_search_show_cat_and_tag(samples, env):
     assert [h["revision"] for h in shown["stamp_history"]] == [1, 2]
     assert shown["sightings"][0]["device_path"] == f"AUDIO/20261120/{wav['original_name']}"
     kinds = [e["kind"] for e in shown["custody"]]
-    assert kinds == ["copied", "stamped", "archived", "manifested", "accessed", "restamped", "manifested", "viewed"]
+    # the background decode check added its verdict; the case number names no registered case: held at once
+    assert kinds == ["copied", "stamped", "archived", "manifested", "integrity_checked", "accessed", "restamped",
+                     "manifested", "legal_hold", "viewed"]
+    assert shown["retention"]["pending_case"] and shown["legal_hold"] is True
     # the re-stamp is sealed as signed manifest r2; r1 still holds the ingest stamp
     sealed = json.loads(_run(env, "manifest", str(wav["id"])).stdout)
     assert sealed["verified_signature"] is True

@@ -51,7 +51,7 @@ def test_export_is_a_valid_bag_that_standard_tools_verify(archive, env, tmp_path
     result = _run(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["items"] == 4
+    assert summary["items"] == 8  # the three clips, their GPS sidecars, the recorder's identity file, the PDF
     bag = bagit.Bag(str(out))
     bag.validate()  # the Library of Congress validator, full fixity
     assert {"sha256", "sha512"} <= set(bag.algorithms)
@@ -60,7 +60,7 @@ def test_export_is_a_valid_bag_that_standard_tools_verify(archive, env, tmp_path
     assert sha256sum.returncode == 0, sha256sum.stdout + sha256sum.stderr
     items = json.loads((out / "data" / "items.json").read_text(encoding="utf-8"))
     kinds = sorted(i["media_kind"] for i in items["items"])
-    assert kinds.count("document") == 1 and len(kinds) == 4
+    assert kinds.count("document") == 1 and len(kinds) == 8
     for item in items["items"]:
         assert (out / item["file"]).is_file()
         assert item["manifests"] and (out / item["manifests"][0]["signed"]).is_file()
@@ -74,7 +74,7 @@ def test_export_is_a_valid_bag_that_standard_tools_verify(archive, env, tmp_path
     try:
         with Session(engine) as session:
             exported = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "exported")).all()
-            assert len(exported) == 4 and {e.actor for e in exported} == {"clerk:李四"}
+            assert len(exported) == 8 and {e.actor for e in exported} == {"clerk:李四"}
             assert {e.details["tagmanifest_sha256"] for e in exported} == {summary["tagmanifest_sha256"]}
     finally:
         engine.dispose()

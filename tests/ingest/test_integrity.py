@@ -69,3 +69,26 @@ def test_sniffing_names_containers():
     assert sniff_format(b"RIFF\x00\x00\x00\x00AVI LIST") == "avi"
     assert sniff_format(b"#!AMR-WB\n") == "amr"
     assert sniff_format(b"\x1a\x45\xdf\xa3") == "matroska"
+
+
+def test_a_movie_with_more_top_level_boxes_than_are_walked_is_not_called_unfinalised(tmp_path):
+    # Given a fragmented-looking file: ftyp, then more 'free' boxes than the walk looks at, then moov
+    from ingest.bmff import MAX_BOXES
+
+    ftyp = b"\x00\x00\x00\x10ftypisom\x00\x00\x02\x00"
+    movie = tmp_path / "many.mp4"
+    movie.write_bytes(ftyp + b"\x00\x00\x00\x08free" * MAX_BOXES + b"\x00\x00\x00\x08moov")
+    # When it is checked, Then nothing is called missing: the walk says where it stopped
+    structure = check_structure(movie)
+    assert (structure.format, structure.brand, structure.problem) == ("mp4", "isom", None)
+    assert structure.note == (f"more than {MAX_BOXES} top-level boxes: the walk stopped at offset "
+                              f"{16 + 8 * (MAX_BOXES - 1)}")
+
+
+def test_a_trailer_that_only_looks_like_insta360s_is_still_damage(tmp_path):
+    # an Insta360 footer whose trailer size is larger than the file: not a trailer, so the boxes must end the file
+    clip = make_clip(tmp_path / "a.mp4")
+    size = clip.stat().st_size
+    clip.write_bytes(clip.read_bytes() + b"\x01" * 36 + b"\xff\xff\xff\x7f" + b"8db42d694ccc418790edff439fe026bf")
+    assert check_structure(clip).problem == (
+        f"box '\\x01\\x01\\x01\\x01' at offset {size} declares 16843009 bytes but only 72 remain (file truncated)")

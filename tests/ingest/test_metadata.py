@@ -206,8 +206,10 @@ def test_sidecar_wins_time_and_place_and_a_broken_one_is_noted():
     (dict(structure=Structure("empty", "empty file (0 bytes)")), "unreadable", "empty file (0 bytes)"),
     (dict(structure=Structure("mp4", "no 'moov' index box"), probe_error="moov atom not found"), "damaged",
      "no 'moov' index box; ffprobe: moov atom not found"),
-    (dict(structure=Structure("unknown", None), probe_error="Invalid data found when processing input"),
-     "unreadable", "ffprobe: Invalid data found when processing input"),
+    (dict(structure=Structure("unknown", None, first_bytes=b"hello"),
+          probe_error="Invalid data found when processing input"),
+     "unreadable", "named like a recording but its content is not a recognised audiovisual format "
+                   "(first bytes 68 65 6c 6c 6f = b'hello'); ffprobe: Invalid data found when processing input"),
     (dict(structure=Structure("mp4", None), probe_error="Invalid data"), "damaged", "ffprobe: Invalid data"),
     (dict(probe=_probe(duration="N/A")), "damaged", "container gives no duration"),
     (dict(structure=Structure("jpeg", None), image_error="truncated"), "damaged", "image header unreadable: truncated"),
@@ -227,3 +229,67 @@ def test_custom_profile_order_can_prefer_the_container():
                     profile=profile, station_zone="UTC", names=parse_filename(profile.filename, "20261120_083000.mp4"))
     assert meta.capture.source == "container"
     assert meta.capture.start == datetime(2026, 11, 20, 8, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("role", ["unlisted", "housekeeping"])
+def test_a_file_that_is_not_media_and_not_called_a_recording_is_kept_as_found(role):
+    facts = _facts(name="INDEX.DAT", structure=Structure("unknown", None, first_bytes=b"\x00\x01"),
+                   probe_error="Invalid data found when processing input")
+    meta = describe(facts, profile=DCIM, station_zone="UTC", role=role)
+    assert (meta.media_kind, meta.integrity_status, meta.integrity_detail) == (
+        "other", "ok", "not audiovisual media; kept as found")
+
+
+def test_a_housekeeping_thumbnail_is_kind_other_but_judged_as_the_photo_it_is():
+    facts = _facts(name="GOPR0001.THM", structure=Structure("jpeg", "JPEG end-of-image marker missing (truncated)"))
+    meta = describe(facts, profile=DCIM, station_zone="UTC", role="housekeeping")
+    assert (meta.media_kind, meta.integrity_status, meta.integrity_detail) == (
+        "other", "damaged", "JPEG end-of-image marker missing (truncated)")
+
+
+def test_an_unlisted_file_whose_content_is_media_is_described_as_that_media():
+    meta = describe(_facts(name="FILE0001.BIN", probe=_probe()), profile=DCIM, station_zone="UTC", role="unlisted")
+    assert (meta.media_kind, meta.integrity_status, meta.duration_s) == ("video", "ok", 2.0)
+
+
+def test_an_mp4_with_only_audio_streams_is_audio_and_an_m4a_brand_says_so_even_unreadable():
+    audio_only = _probe(streams=[{"codec_type": "audio", "codec_name": "aac"}])
+    assert describe(_facts(probe=audio_only), profile=DCIM, station_zone="UTC").media_kind == "audio"
+    broken = _facts(structure=Structure("mp4", None, brand="M4A "), probe_error="moov atom not found")
+    meta = describe(broken, profile=DCIM, station_zone="UTC")
+    assert (meta.media_kind, meta.integrity_status, meta.integrity_detail) == (
+        "audio", "damaged", "ffprobe: moov atom not found")
+
+
+@pytest.mark.parametrize(("tags", "text", "utc", "zone"), [
+    # AVI IDIT as ffmpeg's avidec renders it: creation_time without a zone -> the device's wall clock
+    ({"creation_time": "2026-11-20 14:10:05", "date": "2026-11-20"}, "2026-11-20 14:10:05",
+     datetime(2026, 11, 20, 6, 10, 5, tzinfo=UTC), "Asia/Shanghai"),
+    # ID3v2.3 TYER+TDAT+TIME merged by ffmpeg into minutes only; ID3v2.4 TDRC with seconds
+    ({"date": "2026-11-20 14:10"}, "2026-11-20 14:10", datetime(2026, 11, 20, 6, 10, tzinfo=UTC), "Asia/Shanghai"),
+    ({"date": "2026-11-20T14:10:05"}, "2026-11-20T14:10:05", datetime(2026, 11, 20, 6, 10, 5, tzinfo=UTC),
+     "Asia/Shanghai"),
+    # MXF identification set: ffprobe labels it UTC
+    ({"modification_date": "2026-11-20T06:10:05.000000Z"}, "2026-11-20T06:10:05.000000Z",
+     datetime(2026, 11, 20, 6, 10, 5, tzinfo=UTC), None),
+    # Apple keeps the capture moment with its offset; it wins over an edited creation_time
+    ({"com.apple.quicktime.creationdate": "2026-11-20T14:10:05+0800", "creation_time": "2026-12-01T00:00:00Z"},
+     "2026-11-20T14:10:05+0800", datetime(2026, 11, 20, 6, 10, 5, tzinfo=UTC), None),
+])
+def test_container_dates_with_and_without_a_zone(tags, text, utc, zone):
+    meta = describe(_facts(probe=_probe(tags)), profile=DCIM, station_zone="Asia/Shanghai")
+    assert (meta.capture.source, meta.capture.raw_device_time, meta.capture.start, meta.capture.zone_assumed) == (
+        "container", text, utc, zone)
+
+
+@pytest.mark.parametrize("tags", [{"date": "2026"}, {"date": "2026-11-20"}, {"creation_time": "08:45:00"}])
+def test_a_date_without_a_time_is_not_a_capture_time(tags):
+    meta = describe(_facts(probe=_probe(tags)), profile=DCIM, station_zone="UTC")
+    assert meta.capture.source == "file_mtime"
+
+
+def test_a_wall_clock_time_from_the_framing_is_used_when_no_tag_has_one():
+    facts = _facts(structure=Structure("dv", None, embedded_time="2026-11-20 14:10:05"), probe=_probe())
+    meta = describe(facts, profile=DCIM, station_zone="Asia/Shanghai")
+    assert (meta.capture.source, meta.capture.start, meta.capture.zone_assumed) == (
+        "container", datetime(2026, 11, 20, 6, 10, 5, tzinfo=UTC), "Asia/Shanghai")

@@ -75,7 +75,7 @@ def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, 
     devices = _devices(status)
     assert status["running"] is False
     assert (devices["ZFY"]["profile"], devices["ZFY"]["device_serial"], devices["ZFY"]["new"]) == (
-        "cn-enforcement-recorder", "A123456", 10)
+        "cn-enforcement-recorder", "A123456", 12)  # every file, the identity file and a stray note included
     assert devices["ZFY"]["bytes_done"] == devices["ZFY"]["bytes_total"] > 0
     assert devices["ZFY"]["first_byte_after_s"] is not None
     # Then the recorder is cleared of every file that was verified, and nothing else is touched
@@ -91,7 +91,7 @@ def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, 
     try:
         with Session(engine) as session:
             cleared = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "cleared")).all()
-            states = {r.state for r in session.exec(select(Recording).where(Recording.device_serial == "A123456"))}
+            states = {session.get(Recording, e.recording_id).state for e in cleared}  # type: ignore[union-attr]
     finally:
         engine.dispose()
     assert len(cleared) == 10 and states == {"verified"}  # re-hashed in the store before each deletion
@@ -148,10 +148,11 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "Docked" in err and "Ingested" in err and "3 new" in err  # plain log lines when not a terminal
+    assert "Docked" in err and "Ingested" in err and "7 new" in err  # plain log lines when not a terminal
     assert read_status(station_settings.status_path)["running"] is False
-    assert sorted(p.name for p in (root / "GPSREC" / "CLIPS").iterdir()) == [
-        "CLIP0001.json", "CLIP0002.json", "CLIP0003.json"]  # recordings cleared, sidecars left
+    # the recordings and their sidecars are cleared; the recorder's identity file stays
+    assert sorted(str(p.relative_to(root / "GPSREC")) for p in (root / "GPSREC").rglob("*")) == [
+        "CLIPS", "RECORDER.JSON"]
     # the catalogue and the store hold what the device held, verified before it was cleared
     engine = open_catalog(station_settings.database_url)
     try:
@@ -159,12 +160,14 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
             rows = {r.original_name: r for r in session.exec(select(Recording))}
     finally:
         engine.dispose()
-    assert sorted(rows) == ["CLIP0001.mp4", "CLIP0002.wav", "CLIP0003.mp4"]
-    assert {r.state for r in rows.values()} == {"verified"}
+    assert sorted(rows) == ["CLIP0001.json", "CLIP0001.mp4", "CLIP0002.json", "CLIP0002.wav", "CLIP0003.json",
+                            "CLIP0003.mp4", "RECORDER.JSON"]
+    assert {r.state for n, r in rows.items() if n != "RECORDER.JSON"} == {"verified"}
     store = LocalStore(station_settings.store_path)
     for name, row in rows.items():
         with store.open(row.sha256) as fh:
-            assert fh.read() == (samples.sidecar_recorder / "CLIPS" / name).read_bytes()
+            original = samples.sidecar_recorder / ("" if name == "RECORDER.JSON" else "CLIPS") / name
+            assert fh.read() == original.read_bytes()
 
 
 def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_settings):
@@ -217,10 +220,10 @@ def test_a_device_redocked_at_once_is_a_new_docking_that_copies_nothing_again(sa
         wait_for(lambda: _devices(service.snapshot())["GPSREC"]["dock_session"] not in (None, first)
                  and _devices(service.snapshot())["GPSREC"]["state"] == "done", 90, "the second dock")
         second = _devices(service.snapshot())["GPSREC"]
-    assert (second["new"], second["skipped"]) == (0, 3)  # every file recognised as already ingested
+    assert (second["new"], second["skipped"]) == (0, 7)  # every file recognised as already ingested
     engine = open_catalog(station_settings.database_url)
     try:
         with Session(engine) as session:
-            assert len(session.exec(select(Recording)).all()) == 3
+            assert len(session.exec(select(Recording)).all()) == 7
     finally:
         engine.dispose()

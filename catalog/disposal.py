@@ -22,7 +22,7 @@ from sqlmodel import Session, col, delete, select
 
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
-from catalog.manifests import ensure_station_key, software_version
+from catalog.manifests import ensure_station_key, read_manifest, software_version, trusted_fingerprints
 from catalog.models import (
     Case,
     CaseLink,
@@ -35,7 +35,7 @@ from catalog.models import (
 )
 from catalog.retention import PENDING_CASE, RetentionPolicy
 from catalog.retention_job import decide_for
-from catalog.signing import sign_document
+from catalog.signing import SignatureInvalid, sign_document
 from catalog.stamps import current_stamp
 from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
 
@@ -225,6 +225,13 @@ def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy
         return {"recording_id": recording.id, "sha256": recording.sha256, "result": "already disposed",
                 "reason": ""}
     decision = decide_for(session, [recording], policy)[recording.id]
+    signed = _signed_retention(session, store, recording)
+    if isinstance(signed, str):
+        return _refuse(session, batch, item, signed, actor=operator)
+    if signed is not None and now < signed[1]:
+        why = (f"its signed manifest r{signed[0]} keeps it until {signed[1].isoformat()}; the catalogue row says "
+               f"{decision.retain_until.isoformat()} (the row was edited behind the application's back?)")
+        return _refuse(session, batch, item, why, actor=operator)
     if decision.legal_hold:
         return _refuse(session, batch, item, "under legal hold: " + "; ".join(decision.hold_reasons), actor=operator)
     if now < decision.retain_until:
@@ -259,6 +266,31 @@ def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy
         "store_key": recording.store_key, "note": note})
     return {"recording_id": recording.id, "sha256": recording.sha256, "result": "disposed", "reason": note,
             "rule": decision.rule, "stamp": tombstone.stamp}
+
+
+def _signed_retention(session: Session, store: EvidenceStore,
+                      recording: Recording) -> tuple[int, datetime] | str | None:
+    """The longest retain-until any of the recording's signed manifests states, with its revision; a refusal reason
+    when a manifest cannot be read or its signature fails (nothing is disposed of that cannot be proven); None for
+    a recording that has no manifest to read (never archived with one)."""
+    trusted = trusted_fingerprints(session)
+    longest: tuple[int, datetime] | None = None
+    for revision in range(1, recording.stamp_revision + 1):
+        try:
+            body = read_manifest(store, recording.sha256, revision, trusted=trusted)
+        except ObjectMissing:
+            if revision == 1:
+                return None
+            return f"its signed manifest r{revision} is missing from the store; run `evidence verify {recording.id}`"
+        except (SignatureInvalid, StorageError, ValueError, KeyError) as exc:
+            return f"its signed manifest r{revision} cannot be trusted ({exc}); run `evidence verify {recording.id}`"
+        try:
+            until = datetime.fromisoformat(str(body.get("retain_until")))
+        except ValueError:
+            continue
+        if until.tzinfo is not None and (longest is None or until > longest[1]):
+            longest = (revision, until)
+    return longest
 
 
 def write_disposal_record(session: Session, store: EvidenceStore, batch: DisposalBatch, *, signer: Signer,

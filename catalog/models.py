@@ -225,6 +225,7 @@ class Sighting(SQLModel, table=True):
     mtime_ns: int = Field(sa_column=Column(BigInteger(), nullable=False))
     important: bool = False
     seen_at: datetime | None = _ts(nullable=False)
+    cleared_at: datetime | None = _ts()  # when the station deleted this file from the device (its path is free)
 
 
 class StampRevision(SQLModel, table=True):

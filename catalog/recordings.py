@@ -64,10 +64,15 @@ def ensure_device(session: Session, serial: str, *, profile: str, officer_number
 
 def find_known_sighting(session: Session, *, device_serial: str, device_path: str, size_bytes: int,
                         mtime_ns: int) -> Sighting | None:
-    """A sighting of the same file (same device, path, size and mtime): already ingested."""
+    """A sighting of the same file (same device, path, size and mtime) still on the device: already ingested.
+
+    A sighting the station has since cleared from the device does not count: whatever that path holds now is
+    another file, even with the same size and time (a recorder whose clock restarts at 2000-01-01 every day).
+    """
     query = select(Sighting).where(Sighting.device_serial == device_serial,
                                    Sighting.device_path == device_path,
-                                   Sighting.size_bytes == size_bytes, Sighting.mtime_ns == mtime_ns)
+                                   Sighting.size_bytes == size_bytes, Sighting.mtime_ns == mtime_ns,
+                                   col(Sighting.cleared_at).is_(None))
     return session.exec(query).first()
 
 

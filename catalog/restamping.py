@@ -19,10 +19,21 @@ from catalog.retention_job import RetentionChange, apply_retention
 from catalog.stamps import restamp
 from storage import EvidenceStore
 
-__all__ = ["RETENTION_FIELDS", "StampChange", "change_stamp"]
+__all__ = ["RETENTION_FIELDS", "StampChange", "change_stamp", "lifts_a_hold"]
 
 #: Stamp fields that can change what keeps a recording (and so run the retention pass).
 RETENTION_FIELDS = frozenset({"case_number", "important", "captured_start"})
+
+
+def lifts_a_hold(recording: Recording, changes: dict[str, Any]) -> list[str]:
+    """The changes that take away what holds a recording pending its case (a case number or the important flag):
+    a clerk's decision, with a reason, never an officer's at the dock. Pure; empty when none does."""
+    lifted = []
+    if "case_number" in changes and recording.case_number and not changes["case_number"]:
+        lifted.append(f"removes case number {recording.case_number}")
+    if "important" in changes and recording.important and not changes["important"]:
+        lifted.append("removes the important flag")
+    return lifted
 
 
 class StampChange:

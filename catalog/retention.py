@@ -42,6 +42,8 @@ __all__ = [
     "pending_case_holds", "routine_base", "routine_rule",
 ]
 
+#: The latest retain-until ever decided (every store can write it, rounded up to whole seconds).
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 #: How every pending-case hold reason begins (shown in plans, pages and `evidence show`).
 PENDING_CASE = "pending case"
 
@@ -159,7 +161,7 @@ def decide_retention(*, base_time: datetime, current: datetime | None, cases: It
     try:
         routine = compute_retain_until(base_time, routine_months=policy.routine_months)
     except (OverflowError, ValueError):  # a base near year 9999 (never a plausible clock): as long as can be written
-        routine = datetime.max.replace(tzinfo=UTC)
+        routine = LATEST
     candidates: list[tuple[datetime, str]] = [(routine, routine_rule(policy.routine_months))]
     holds: list[str] = list(pending)
     for case in sorted(cases, key=lambda c: c.number):

@@ -147,6 +147,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _parse_iso(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
 def check_recording_record(recording: Recording, revisions: list[StampRevision], manifests: dict[int, Any],
                            events: dict[int, str]) -> list[Problem]:
     """Compare a catalogue row with its stamp revisions, its signed manifests and the custody events they list.
@@ -198,6 +206,11 @@ def check_recording_record(recording: Recording, revisions: list[StampRevision],
             if catalogue != signed:
                 problems.append(Problem("catalog", where, f"{name}: the catalogue says {catalogue!r}, the signed "
                                                           f"manifest says {signed!r}"))
+        signed_until = _parse_iso(body.get("retain_until"))
+        if signed_until is not None and (recording.retain_until is None or recording.retain_until < signed_until):
+            problems.append(Problem("catalog", where, f"retain_until: the catalogue says {_iso(recording.retain_until)}"
+                                                      f", earlier than the {signed_until.isoformat()} signed in this "
+                                                      "manifest (retention only grows: the row was edited)"))
         for listed in body.get("custody", []):
             found = events.get(listed.get("id"))
             if found != listed.get("hash"):

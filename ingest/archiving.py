@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from catalog import (
@@ -119,6 +120,11 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: 
             archive_recording(engine, store, staging, recording_id, key=key, actor=actor, policy=policy)
         except (StorageError, StagedCopyMissing) as exc:
             logger.warning("Recording %r is still staged: %s", recording_id, exc)
+            continue
+        except OperationalError:
+            raise  # the catalogue is away: the caller decides
+        except Exception:  # noqa: BLE001 - one recording's bug never blocks the others (the staged alarm shows it)
+            logger.exception("Recording %r is still staged: archiving it failed.", recording_id)
             continue
         archived += 1
     return archived

@@ -139,8 +139,9 @@ def check_movie_boxes(fh: BinaryIO, size: int) -> BoxCheck:
         return BoxCheck("no 'moov' index box: the recording was not finalised (truncated or still recording)",
                         _join(notes))
     if any(b.name == "moof" for b in boxes):
-        notes.append("fragmented movie: its samples are described in 'moof' fragments, sample tables not checked")
-        return BoxCheck(None, _join(notes))
+        # Only the index says a movie is fragmented (its 'mvex' box, checked below): a 'moof' appended to a cut
+        # file must not switch the sample-table check off.
+        notes.append("'moof' fragment boxes present")
     if moov.size_bytes - moov.header_bytes > MAX_MOOV_BYTES:
         notes.append(f"index ('moov') of {moov.size_bytes} bytes is larger than the {MAX_MOOV_BYTES} bytes "
                      f"read for checking: sample tables not checked")
@@ -333,14 +334,17 @@ def check_sample_tables(moov: bytes, file_size: int) -> BoxCheck:
     """
     notes: list[str] = []
     try:
-        traks = []
+        traks: list[tuple[int, int]] = []
+        track_count = 0
         for name, payload, end in _children(moov, 0, len(moov), "moov"):
             if name == "mvex":
                 return BoxCheck(None, "fragmented movie ('mvex'): sample tables not checked")
             if name == "trak":
-                traks.append((payload, end))
-        if len(traks) > MAX_TRACKS:
-            notes.append(f"{len(traks)} tracks: only the first {MAX_TRACKS} were checked")
+                track_count += 1  # only the first MAX_TRACKS are kept: a hostile index of millions stays small
+                if len(traks) < MAX_TRACKS:
+                    traks.append((payload, end))
+        if track_count > MAX_TRACKS:
+            notes.append(f"{track_count} tracks: only the first {MAX_TRACKS} were checked")
         budget = MAX_TABLE_ENTRIES
         for index, trak in enumerate(traks[:MAX_TRACKS], start=1):
             try:

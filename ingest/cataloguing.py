@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from catalog import Recording, RecordingState, RetentionPolicy, decide_retention
+from catalog.integrity import worst
 from catalog.retention import pending_case_holds, routine_base
 from device_profiles import DeviceProfile
 from ingest.integrity import Structure
@@ -93,7 +94,14 @@ def new_recording(file: DeviceFile, copy: CopyResult, facts: Facts | None, *, ct
         technical["original_name_bytes_hex"] = os.fsencode(file.path.name).hex()
     if file.companion:
         technical["belongs_to_device_path"] = file.companion
-    important = meta.important and file.role == "recording"
+    important = meta.important and file.role in ("recording", "unlisted")
+    integrity, detail = meta.integrity_status, meta.integrity_detail
+    if copy.size_bytes != file.size_bytes:
+        # The device listed one size and gave another: the file changed while it was read, or the read ended early.
+        integrity = worst(integrity, "damaged")
+        detail = "; ".join(filter(None, [detail, f"the device listed {file.size_bytes} bytes but {copy.size_bytes} "
+                                                 "were read (the file changed while it was copied, or the read "
+                                                 "ended early); the copy is kept as read"]))
     pending = pending_case_holds(case_number=ctx.case_number, case_registered=case_registered,
                                  ever_linked_to_it=False, important=important, linked_now=False)
     base = routine_base(captured_end=meta.capture.end, entered_at=now, time_implausible=meta.capture.implausible)
@@ -111,8 +119,8 @@ def new_recording(file: DeviceFile, copy: CopyResult, facts: Facts | None, *, ct
         clock_offset_s=meta.capture.clock_offset_s,
         lat=meta.place.lat if meta.place else None, lon=meta.place.lon if meta.place else None,
         place_source=meta.place.source if meta.place else None, case_number=ctx.case_number,
-        purpose=ctx.purpose, important=important, integrity_status=meta.integrity_status,
-        integrity_detail=meta.integrity_detail[:2000], state=RecordingState.STAGED.value,
+        purpose=ctx.purpose, important=important, integrity_status=integrity,
+        integrity_detail=detail[:2000], state=RecordingState.STAGED.value,
         retain_until=decision.retain_until, retention_rule=decision.rule, legal_hold=decision.legal_hold,
         ingested_at=now, archived_at=None if ctx.defer_archive else now, technical=technical,
     )

@@ -1,22 +1,26 @@
 """Clear a recorder only after its recordings are safe: the one place that deletes on a device.
 
 A device file is removed only when (1) its profile allows clearing and calls it a recording (or a housekeeping
-file of one), (2) it is still the very file we
-copied (same device, path, size and mtime as the sighting), and (3) the archived copy is verified: on S3
-the server confirmed the SHA-256 on write and the read-back matched (`verified`); on the local store the
-stored object is re-hashed here and must equal the ingest hash. Each removal is a custody event.
+file of one), (2) it is still the very file we copied: same device, path, size and mtime as a sighting not yet
+cleared, *and* its bytes on the device hash to the archived SHA-256 (read again here: a recorder whose clock
+restarts at 2000-01-01 writes new recordings with the path, size and time of old ones), and (3) the archived
+copy is verified: on S3 the server confirmed the SHA-256 on write and the read-back matched (`verified`); on
+the local store the stored object is re-hashed here and must equal the ingest hash. Each removal is a custody
+event, and the sighting is marked cleared, so whatever that path holds later is read as a new file.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import CustodyKind, Recording, RecordingState, Sighting, append_event
+from catalog.types import utcnow
 from device_profiles import DeviceProfile
 from ingest.scan import scan_device
 from storage import EvidenceStore, HashMismatch, StorageError
@@ -37,6 +41,24 @@ class ClearReport:
         return sum(1 for why in self.kept.values() if why.startswith("not yet"))
 
 
+#: Bytes read per chunk when hashing a device file before deleting it.
+CHUNK = 4 * 1024 * 1024
+
+
+def _device_sha256(path: Path) -> str:
+    """SHA-256 of a file on the device, read without following links or touching its access time."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:  # O_NOATIME needs ownership
+        fd = os.open(path, flags & ~getattr(os, "O_NOATIME", 0))
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: DeviceProfile, *, device_serial: str,
                  actor: str) -> ClearReport:
     report = ClearReport()
@@ -50,7 +72,8 @@ def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: Devi
         for file in files:
             sighting = session.exec(select(Sighting).where(
                 Sighting.device_serial == device_serial, Sighting.device_path == file.relative,
-                Sighting.size_bytes == file.size_bytes, Sighting.mtime_ns == file.mtime_ns)).first()
+                Sighting.size_bytes == file.size_bytes, Sighting.mtime_ns == file.mtime_ns,
+                col(Sighting.cleared_at).is_(None)).order_by(col(Sighting.id).desc())).first()
             if sighting is None:
                 report.kept[file.relative] = "not ingested in this form from this device"
                 continue
@@ -73,13 +96,25 @@ def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: Devi
                 report.kept[file.relative] = f"recording is {recording.state}"
                 continue
             try:
+                on_device = _device_sha256(file.path)
+            except OSError as exc:
+                report.kept[file.relative] = f"cannot read it back on the device: {exc.strerror or exc}"
+                continue
+            if on_device != recording.sha256:
+                report.kept[file.relative] = (f"its bytes on the device hash to {on_device}, not to the archived "
+                                              f"{recording.sha256} (a new file with an old file's name, size and "
+                                              "time): it stays on the device")
+                continue
+            try:
                 os.unlink(file.path)
             except OSError as exc:
                 report.kept[file.relative] = f"cannot delete on the device: {exc.strerror or exc}"
                 continue
+            sighting.cleared_at = utcnow()
+            session.add(sighting)
             append_event(session, CustodyKind.CLEARED, actor=actor, recording_id=recording.id, details={
                 "device_serial": device_serial, "device_path": file.relative, "sha256": recording.sha256,
-                "store_key": recording.store_key})
+                "store_key": recording.store_key, "checked": "device bytes re-hashed and equal"})
             session.commit()
             report.cleared.append(file.relative)
         session.commit()

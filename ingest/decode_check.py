@@ -158,9 +158,14 @@ def decode_verdict(stderr_text: str, *, exit_code: int, input_path: str | None =
     return log.result(exit_code)
 
 
+#: The longest any decode check may run (a 1080p decode runs ~14x realtime here: six hours covers 80 h of media).
+MAX_TIMEOUT_S = 6 * 3600.0
+
+
 def decode_timeout_s(duration_s: float | None) -> float:
-    """A generous deadline: three times the media's duration, never under two minutes."""
-    return max(MIN_TIMEOUT_S, TIMEOUT_PER_MEDIA_S * (duration_s or 0.0))
+    """A generous deadline: three times the media's duration, never under two minutes, and never over
+    MAX_TIMEOUT_S whatever duration a (possibly hostile) header claims."""
+    return min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, TIMEOUT_PER_MEDIA_S * (duration_s or 0.0)))
 
 
 def is_heif(head: bytes) -> bool:

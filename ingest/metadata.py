@@ -218,11 +218,13 @@ def exif_facts(tags: Mapping[str, Any]) -> ExifFacts:
 
 
 def _aware_utc(text: str) -> datetime | None:
+    """An ISO time with a zone, in UTC; None without a zone or when UTC cannot hold it (year 1 / 9999 at an
+    offset)."""
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return value.astimezone(UTC) if value.tzinfo else None
+    except (ValueError, OverflowError):
         return None
-    return value.astimezone(UTC) if value.tzinfo else None
 
 
 def sidecar_facts(data: Any) -> SidecarFacts:
@@ -298,7 +300,7 @@ def _parse_stamp(text: str) -> tuple[datetime, bool] | None:
     try:
         return (value, False) if value.tzinfo is None else (value.astimezone(UTC), True)
     except OverflowError:
-        return value, True  # year 1 / 9999 at an offset: kept in its own zone; the range check happens later
+        return None  # year 1 / 9999 at an offset: UTC cannot hold it, so it cannot be a capture time
 
 
 def _strptime(text: str, fmt: str) -> datetime | None:
@@ -400,13 +402,16 @@ def measure_clock_offset(text: str, *, fmt: str, zone: str, station_now: datetim
     except ValueError:
         return None
     device_utc = device.replace(tzinfo=ZoneInfo(zone)) if device.tzinfo is None else device
-    return float(round((station_now - device_utc.astimezone(UTC)).total_seconds()))
+    try:
+        return float(round((station_now - device_utc.astimezone(UTC)).total_seconds()))
+    except OverflowError:  # a clock at year 1 / 9999: no usable offset, the files' own times are judged instead
+        return None
 
 
 def _shift(value: datetime, seconds: float) -> datetime | None:
     try:
         return value + timedelta(seconds=seconds)
-    except OverflowError:
+    except (OverflowError, ValueError):  # past the calendar's end, or not a number (nan, inf)
         return None
 
 
@@ -468,6 +473,13 @@ def resolve_capture_time(candidates: Mapping[str, RawTime], order: tuple[str, ..
         except OverflowError:
             offset = 0.0
     end = sidecar_end if sidecar_end is not None and chosen.source == "sidecar" else _shift(start, duration_s or 0.0)
+    if end is not None and bounds is not None and end > bounds.latest and start <= bounds.latest:
+        # A plausible start with an end past the station's clock: the header's duration (or the sidecar's end)
+        # lies; it must not stretch retention, so the end is taken as the start.
+        length = (end - start).total_seconds()
+        why = f"end {implausible_reason(end, bounds)} (a duration of {length:g} s); the end is taken as the start"
+        problem = "; ".join(filter(None, [problem, why]))
+        end = start
     return CaptureTime(start=start, end=max(start, end or start), raw_device_time=(device or chosen).text,
                        source=chosen.source, zone_assumed=chosen.zone_assumed, clock_offset_s=offset,
                        implausible=problem is not None, problem=problem)

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import hashlib
 import logging
+import math
 import os
 import shutil
 import threading
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ from catalog import (
     write_manifest,
 )
 from catalog.integrity import record_integrity
+from catalog.restamping import change_stamp
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
 from ingest.archiving import archive_staged, mark_archived
@@ -64,7 +67,7 @@ from ingest.journal import forget as forget_journal
 from ingest.journal import load as load_journal
 from ingest.journal import record as record_journal
 from ingest.journal import sync as sync_journal
-from ingest.metadata import Facts, measure_clock_offset, parse_filename
+from ingest.metadata import FUTURE_TOLERANCE, Facts, measure_clock_offset, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
@@ -74,6 +77,9 @@ __all__ = ["IngestOptions", "IngestReport", "busy_serials", "catalogue_journal",
 
 logger = logging.getLogger(__name__)
 
+#: How the serial of a device without any identity begins (it is named by where it was mounted, so another card in
+#: the same slot gets the same name: its files are always read and told apart by their hash).
+ANONYMOUS_SERIAL = "unknown-"
 #: Uploads to the store that may run beside the copying (each bounded in memory by the store itself).
 ARCHIVES_IN_FLIGHT = 2
 #: Registration of station, officer, device and key rows, one dock at a time within a process.
@@ -140,6 +146,13 @@ def _part_key(serial: str, file: DeviceFile) -> str:
     return hashlib.sha256(raw).hexdigest()[:40]
 
 
+def _mtime_is_trustworthy(file: DeviceFile, *, floor: datetime, now: datetime) -> bool:
+    """Whether (path, size, mtime) may stand for the file's bytes. A recorder whose clock restarts at 2000-01-01
+    every power-up writes new recordings with the very path, size and time of old ones: those are always read and
+    told apart by their hash."""
+    return floor.timestamp() * 1e9 <= file.mtime_ns <= (now + FUTURE_TOLERANCE).timestamp() * 1e9
+
+
 def _read_sidecar(profile: DeviceProfile, file: DeviceFile) -> tuple[bytes | None, str | None]:
     side = sidecar_path(profile, file.path)
     if side is None:
@@ -165,13 +178,20 @@ def _device_serial(identity: DeviceIdentity, files: list[DeviceFile], profile: D
         if names is not None and names.serial:
             return names.serial
     # No identity anywhere: name the device by where it was found, stably.
-    return "unknown-" + hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:10]
+    return ANONYMOUS_SERIAL + hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:10]
+
+
+#: The largest device clock correction accepted (a clock off by more is a wrong date, flagged, not corrected).
+MAX_CLOCK_OFFSET_S = 100 * 366 * 86400
 
 
 def _validate_options(options: IngestOptions, settings: Settings) -> None:
     problems = validate_stamp(Stamp(case_number=options.case_number, captured_start=None, lat=None, lon=None,
                                     place_source=None, collector=options.officer, purpose=options.purpose,
                                     important=False), case_pattern=settings.case_pattern)
+    offset = options.clock_offset_s
+    if offset is not None and not (math.isfinite(offset) and abs(offset) <= MAX_CLOCK_OFFSET_S):
+        problems.append(f"clock offset {offset!r} s is not a number of seconds within 100 years")
     if problems:
         raise StampInvalid(problems)
 
@@ -221,6 +241,7 @@ class _Run:
         self.uncommitted = 0
         self._case_known: bool | None = None
         self.companions: list[tuple[int, str]] = []  # (new recording id, device path of the recording it serves)
+        self.marked_important: list[tuple[int, str]] = []  # known recordings seen again under an _IMP name
         self._written: set[str] = set()  # device-file keys written ahead to the journal by this run
         self._journal_dirty = False
 
@@ -327,7 +348,10 @@ class _Run:
         self._dock_id = dock.id
         self.report.dock_session_id, self.report.profile, self.report.device_serial = (dock.id, profile.name, serial)
 
-    def add_sighting(self, recording: Recording, file: DeviceFile, important: bool, *, is_new: bool = False) -> None:
+    def add_sighting(self, recording: Recording, file: DeviceFile, important: bool, *, size_bytes: int,
+                     is_new: bool = False) -> None:
+        """Record where these bytes were found. *size_bytes* is what was actually copied: a sighting never claims
+        more than the archive holds, so a read that ended early is not "already ingested" at the next dock."""
         assert recording.id is not None and self.dock.id is not None
         exists = None if is_new else self.session.exec(select(Sighting).where(
             Sighting.recording_id == recording.id, Sighting.device_serial == self.serial,
@@ -335,19 +359,20 @@ class _Run:
         if exists is None:
             self.session.add(Sighting(recording_id=recording.id, dock_session_id=self.dock.id,
                                       device_serial=self.serial, device_path=file.relative,
-                                      size_bytes=file.size_bytes, mtime_ns=file.mtime_ns, important=important,
+                                      size_bytes=size_bytes, mtime_ns=file.mtime_ns, important=important,
                                       seen_at=utcnow()))
         else:
-            exists.mtime_ns, exists.size_bytes = file.mtime_ns, file.size_bytes
+            exists.mtime_ns, exists.size_bytes, exists.cleared_at = file.mtime_ns, size_bytes, None
             self.session.add(exists)
 
-    def known_bytes(self, recording: Recording, file: DeviceFile) -> None:
+    def known_bytes(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
         self._ensure_begun()
         names = parse_filename(self.profile.filename, file.name)
-        self.add_sighting(recording, file, bool(names and names.important))
-        if names is not None and names.important and not recording.important:
-            recording.important = True  # an _IMP marker seen anywhere is kept
-            self.session.add(recording)
+        marked = bool(names and names.important) and file.role in ("recording", "unlisted")
+        self.add_sighting(recording, file, marked, size_bytes=copy.size_bytes)
+        if marked and not recording.important and recording.id is not None:
+            # An _IMP marker seen anywhere is kept: as a stamp revision with its hold, once this dock is committed.
+            self.marked_important.append((recording.id, file.relative))
         append_event(self.session, CustodyKind.SIGHTED, actor=self.options.actor, recording_id=recording.id,
                      dock_session_id=self.dock.id,
                      details={"device_serial": self.serial, "device_path": file.relative})
@@ -394,7 +419,7 @@ class _Run:
             pending.sidecar_note = "; ".join(filter(None, [pending.sidecar_note, f"reading failed: {exc}"]))
         existing = find_by_sha256(self.session, copy.sha256)
         if existing is not None:  # the same bytes twice on this device
-            self.known_bytes(existing, file)
+            self.known_bytes(existing, file, copy)
             self._drop_staged_duplicate(existing, copy)
             return
         recording = new_recording(file, copy, facts, ctx=self._row_context(), now=utcnow(),
@@ -408,9 +433,19 @@ class _Run:
             existing = find_by_sha256(self.session, copy.sha256)
             if existing is None:
                 raise
-            self.known_bytes(existing, file)
+            self.known_bytes(existing, file, copy)
             self._drop_staged_duplicate(existing, copy)
             return
+        except OperationalError:
+            raise  # the catalogue itself is away: the caller journals and goes on copying
+        except Exception as exc:  # noqa: BLE001 - a value the database cannot hold: keep the file, as found
+            logger.exception("Cataloguing %r as described failed; catalogued as found instead.", file.relative)
+            recording = new_recording(file, copy, None, ctx=self._row_context(), now=utcnow(),
+                                      case_registered=self._case_registered(),
+                                      sidecar_note=f"its description could not be stored: {type(exc).__name__}: "
+                                                   f"{exc}"[:500])
+            with self.session.begin_nested():
+                self._insert(recording, file, copy)
         self.dock.files_new += 1
         assert recording.id is not None
         self.new_ids.append(recording.id)
@@ -434,7 +469,7 @@ class _Run:
         integrity = (recording.integrity_status, recording.integrity_detail)
         self.session.add(recording)
         self.session.flush()
-        self.add_sighting(recording, file, recording.important, is_new=True)
+        self.add_sighting(recording, file, recording.important, size_bytes=copy.size_bytes, is_new=True)
         append_event(self.session, CustodyKind.COPIED, actor=self.options.actor, recording_id=recording.id,
                      dock_session_id=self.dock.id, details={
                          "device_serial": self.serial, "device_path": file.relative, "sha256": copy.sha256,
@@ -455,8 +490,10 @@ class _Run:
             recording, file = item.recording, item.file
             try:
                 stored = item.future.result()
-            except StorageError as exc:
+            except Exception as exc:  # noqa: BLE001 - StorageError, or a bug: the staged copy waits either way
                 recording.archived_at = None  # not in the store: archiving sets it when it really happens
+                if not isinstance(exc, StorageError):
+                    logger.exception("Archiving %r failed.", file.relative)
                 self._error(file, "archive", f"{exc}; kept in staging, will be archived on the next run",
                             preserved=True)
             else:
@@ -532,7 +569,8 @@ class _Run:
             return False
         self.files_seen += 1
         key = _part_key(self.serial, file)
-        if not self.offline:
+        if (not self.offline and not self.serial.startswith(ANONYMOUS_SERIAL)
+                and _mtime_is_trustworthy(file, floor=self.settings.time_floor, now=utcnow())):
             try:
                 known = find_known_sighting(self.session, device_serial=self.serial, device_path=file.relative,
                                             size_bytes=file.size_bytes, mtime_ns=file.mtime_ns)
@@ -585,7 +623,7 @@ class _Run:
         try:
             existing = find_by_sha256(self.session, item.copy.sha256)
             if existing is not None:
-                self.known_bytes(existing, item.file)
+                self.known_bytes(existing, item.file, item.copy)
                 self._drop_staged_duplicate(existing, item.copy)
                 return
         except OperationalError as exc:
@@ -673,6 +711,26 @@ class _Run:
         while pending:
             self._journal(pending.popleft())
 
+    def _stamp_marked_important(self) -> None:
+        """Known bytes seen again under an important (_IMP) name: the flag is a stamp revision by the station, sealed,
+        with the pending-case hold applied at once (the same operation as a clerk's `evidence tag --important`)."""
+        for recording_id, device_path in self.marked_important:
+            recording = self.session.get(Recording, recording_id)
+            if recording is None or recording.important:
+                continue
+            try:
+                change_stamp(self.session, self.store, recording, by=self.options.actor,
+                             reason=f"seen again on device {self.serial} as {device_path}, marked important there",
+                             case_pattern=self.settings.case_pattern, policy=self.settings.retention_policy,
+                             key=self.key, important=True)
+            except StorageError as exc:  # the revision stands; `evidence retention apply` completes the hold
+                self.report.notes.append(f"recording {recording_id} marked important; its hold waits for the "
+                                         f"store: {exc}")
+            for entry in self.report.recordings:  # the report shows the recording as it now is
+                if entry["id"] == recording_id:
+                    entry.update(recording_as_json(recording))
+        self.marked_important = []
+
     def _link_companions(self) -> None:
         """Housekeeping files (thumbnails, sidecars) point at the recording they belong to, now every file of the
         dock is catalogued."""
@@ -726,6 +784,7 @@ class _Run:
                      details={"files_seen": dock.files_seen, "files_new": dock.files_new,
                               "files_known": dock.files_known, "files_failed": dock.files_failed})
         self._commit()
+        self._stamp_marked_important()
         self.session.close()
         if dock.result == "complete":
             forget_journal(self.settings.staging_dir, self.serial)
@@ -766,6 +825,8 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     profile = get_profile(profiles, options.profile) if options.profile else recognise(root, profiles)
     identity = read_identity(root, profile.identity) if profile.identity else DeviceIdentity()
     measured = _measure_device_clock(root, profile, settings.station_tz)
+    if measured is not None and abs(measured) > MAX_CLOCK_OFFSET_S:
+        measured = None  # a clock file saying year 1 or 9999 corrects nothing: the files' own times are judged
     if measured is not None and options.clock_offset_s is None:
         options = replace(options, clock_offset_s=measured)  # the device said what its clock reads: correct it
     scan = scan_device(root, profile)

@@ -5,7 +5,9 @@ listed for copying: the profile only says what each file is to it (a recording, 
 recording, the identity file, or nothing it knows: `unlisted`) so it can be described; what it *is* (video,
 audio, photo, other) is decided later from its content. The only files left behind are those a housekeeping
 rule explicitly marks `discard` and the operating system's own metadata (Finder/Explorer litter), each listed
-with its reason; trash folders are kept, since they may hold deleted recordings.
+with its reason; trash folders are kept, since they may hold deleted recordings. Litter is judged by its name
+*and* its first bytes: a recording named `._CLIP.MP4` or `Thumbs.db`, or hidden inside `System Volume
+Information/`, is media and is kept.
 
 Read-only: nothing on the device is opened for writing, symbolic links are never followed, and anything that is
 not a regular file is reported, not read.
@@ -19,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from device_profiles import DeviceProfile, HousekeepingRule
 from ingest.errors import DeviceGone
+from ingest.integrity import HEAD_BYTES, sniff_format
 from ingest.names import display_name, glob_regex, matches_any, name_warnings
 
 __all__ = ["OS_LITTER", "ROLES", "DeviceFile", "ScanResult", "Skipped", "scan_device", "sidecar_path"]
@@ -96,6 +99,21 @@ def _companion(relative: str, rule: HousekeepingRule, siblings: dict[str, list[s
     return None
 
 
+def _is_media(path: bytes) -> bool:
+    """Whether a file's first bytes are a recognised media format (litter names do not hide recordings)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        head = os.read(fd, HEAD_BYTES)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return sniff_format(head) not in ("unknown", "empty")
+
+
 def scan_device(root: Path, profile: DeviceProfile) -> ScanResult:
     """List every file to keep under *root* in a stable order; report what cannot be kept or is left, and why."""
     if not root.is_dir():
@@ -105,7 +123,7 @@ def scan_device(root: Path, profile: DeviceProfile) -> ScanResult:
     root_bytes = os.fsencode(root)
     found: list[DeviceFile] = []
 
-    def walk(folder: bytes, depth: int) -> None:
+    def walk(folder: bytes, depth: int, inherited: str | None = None) -> None:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
@@ -122,20 +140,19 @@ def scan_device(root: Path, profile: DeviceProfile) -> ScanResult:
                 result.skipped.append(Skipped(rel, f"cannot stat: {exc.strerror or exc}"))
                 continue
             as_checked = rel + "/x" if stat.S_ISDIR(info.st_mode) else rel
-            litter = next((why for pattern, why in OS_LITTER if glob_regex(pattern).fullmatch(as_checked)), None)
+            litter = next((why for pattern, why in OS_LITTER if glob_regex(pattern).fullmatch(as_checked)),
+                          inherited)
             if stat.S_ISLNK(info.st_mode):
                 target = display_name(os.fsencode(os.readlink(entry.path)))
                 result.skipped.append(Skipped(rel, f"symbolic link to {target!r} not followed"))
             elif stat.S_ISDIR(info.st_mode):
-                if litter is not None:
-                    result.discarded.append(Skipped(rel + "/", litter))
-                elif depth >= MAX_DEPTH:
+                if depth >= MAX_DEPTH:
                     result.skipped.append(Skipped(rel, f"folder deeper than {MAX_DEPTH} levels not walked"))
-                else:
-                    walk(entry.path, depth + 1)
+                else:  # a litter folder is walked too: a recording hidden in it is kept
+                    walk(entry.path, depth + 1, litter)
             elif not stat.S_ISREG(info.st_mode):
                 result.skipped.append(Skipped(rel, "not a regular file"))
-            elif litter is not None:
+            elif litter is not None and not _is_media(entry.path):
                 result.discarded.append(Skipped(rel, litter))
             elif not _in_area(rel, profile):
                 result.discarded.append(Skipped(rel, "outside the profile's recording area "

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from catalog import Recording, RecordingNotFound, RetentionPolicy, Sighting, StampInvalid
-from catalog.restamping import change_stamp
+from catalog.restamping import change_stamp, lifts_a_hold
 from storage import EvidenceStore
 
 __all__ = ["TAGGABLE", "tag_dock_session"]
@@ -39,10 +39,18 @@ def tag_dock_session(engine: Engine, store: EvidenceStore, key: Ed25519PrivateKe
         missing = sorted(set(files) - {s.device_path for s in sightings})
         if missing or not sightings:
             raise RecordingNotFound(f"session {session_id}: " + (", ".join(missing) or "no recordings"))
+        planned = []
         for sighting in sightings:
             recording = session.get(Recording, sighting.recording_id)
             assert recording is not None
             wanted = {k: v for k, v in changes.items() if getattr(recording, k) != v}
+            lifted = lifts_a_hold(recording, wanted)
+            if lifted:  # refused before anything of the session is changed
+                raise StampInvalid([f"recording {recording.id} ({sighting.device_path}): this {' and '.join(lifted)}, "
+                                    "which lifts its hold: a clerk decides that, with a reason "
+                                    "(`evidence tag ID --reason … --by …` or the web app), not the station"])
+            planned.append((sighting, recording, wanted))
+        for sighting, recording, wanted in planned:
             if not wanted:
                 results.append({"id": recording.id, "device_path": sighting.device_path, "revision": None})
                 continue

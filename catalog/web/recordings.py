@@ -20,7 +20,7 @@ from catalog.detail import recording_detail
 from catalog.errors import RecordingNotFound, StampInvalid
 from catalog.models import DerivedMedia, Recording
 from catalog.recordings import get_recording
-from catalog.restamping import change_stamp
+from catalog.restamping import change_stamp, lifts_a_hold
 from catalog.web.deps import ACCESS_STEPS, DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
@@ -237,6 +237,11 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
     changes: dict[str, Any] = {"case_number": case_number.strip() or None, "purpose": purpose.strip() or None,
                                "important": important == "on"}
     changes = {k: v for k, v in changes.items() if getattr(recording, k) != v}
+    lifted = lifts_a_hold(recording, changes)
+    if lifted and not who.may("manage_cases"):
+        return _render_page(request, session, who, recording, reason=None, status=403,
+                            error=f"this change {' and '.join(lifted)}, which lifts the recording's hold: a clerk "
+                                  "decides that")
     try:
         change_stamp(session, config.store, recording, by=who.user.name, reason=reason,
                      case_pattern=config.case_pattern, policy=config.policy, key=config.key, **changes)

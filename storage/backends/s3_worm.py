@@ -67,6 +67,8 @@ def _b64(hex_digest: str) -> str:
 def _whole_seconds_up(when: datetime) -> datetime:
     # Servers keep retain-until in whole seconds; rounding up never shortens what was asked for.
     when = when.astimezone(UTC)
+    if when.microsecond and when.replace(microsecond=0) >= datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC):
+        return when.replace(microsecond=0)  # the calendar's last second: nothing later can be written
     return when.replace(microsecond=0) + (timedelta(seconds=1) if when.microsecond else timedelta())
 
 

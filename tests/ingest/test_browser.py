@@ -103,7 +103,7 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
     page.fill("input[name=case]", "AB-2026-00042")
     page.click("form.filters button[type=submit]")
     page.wait_for_load_state()
-    assert page.locator(".card").count() == 3
+    assert page.locator(".card").count() == 7  # three clips, their GPS sidecars, the recorder's identity file
     page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
 
     page.goto(f"{base}/recordings/{video_id}")

@@ -100,8 +100,23 @@ def test_operating_system_litter_is_discarded_with_its_reason_but_trash_is_kept(
     assert [(s.relative, s.reason) for s in result.skipped] == [("DCIM/100A/B.JPG", "not a regular file")]
     assert [(s.relative, s.reason) for s in result.discarded] == [
         ("DCIM/100A/._A.JPG", "macOS AppleDouble metadata of another file, not made by the device"),
-        ("System Volume Information/",
+        ("System Volume Information/IndexerVolumeGuid",
          "Windows volume metadata (indexer, restore points), not made by the device")]
+
+
+def test_a_recording_with_a_litter_name_or_in_a_litter_folder_is_kept(tmp_path):
+    clip = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64)
+    (tmp_path / "DCIM" / "100A").mkdir(parents=True)
+    (tmp_path / "DCIM" / "100A" / "._CLIP0002.MP4").write_bytes(clip)  # renamed to hide it from a dock
+    (tmp_path / "DCIM" / "100A" / "Thumbs.db").write_bytes(clip)
+    (tmp_path / "DCIM" / "100A" / "._REAL").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    deep = tmp_path / "System Volume Information" / "deep" / "er"
+    deep.mkdir(parents=True)
+    (deep / "REC.MP4").write_bytes(clip)
+    result = scan_device(tmp_path, PROFILES["generic-dcim-camera"])
+    assert sorted(f.relative for f in result.files) == [
+        "DCIM/100A/._CLIP0002.MP4", "DCIM/100A/Thumbs.db", "System Volume Information/deep/er/REC.MP4"]
+    assert [s.relative for s in result.discarded] == ["DCIM/100A/._REAL"]
 
 
 def test_a_profile_may_discard_a_housekeeping_file_only_with_a_reason(tmp_path):

@@ -145,3 +145,23 @@ def test_stamping_a_case_number_in_the_browser_links_or_holds_without_waiting_fo
             row = session.get(Recording, recording_id)
             assert row is not None and row.legal_hold is True
             assert store.head(row.sha256).legal_hold is True
+
+
+def test_an_officer_in_the_browser_may_mark_but_not_unmark_an_important_recording(samples, settings, engine,
+                                                                                   store):
+    report = ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions())
+    imp = next(r for r in report.recordings if r["original_name"] == IMP)
+    add_web_users(engine, {"officer": "officer", "clerk": "clerk"}, officer_numbers={"officer": "010203"})
+    config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), case_pattern=DEFAULT_CASE_PATTERN,
+                       policy=settings.retention_policy)
+    with TestClient(create_app(config)) as client:
+        assert web_login(client, "officer").status_code == 303
+        token = form_token(client.get(f"/recordings/{imp['id']}").text)
+        refused = client.post(f"/recordings/{imp['id']}/stamp", data={"csrf": token, "reason": "不重要"})
+        assert refused.status_code == 403 and "removes the important flag" in refused.text
+        client.post("/logout", data={"csrf": token})
+    with Session(engine) as session:
+        row = session.get(Recording, imp["id"])
+        assert row is not None and row.important is True and row.legal_hold is True
+    assert store.head(imp["sha256"]).legal_hold is True

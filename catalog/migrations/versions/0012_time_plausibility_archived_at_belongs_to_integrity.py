@@ -1,4 +1,4 @@
-"""time_implausible, archived_at and belongs_to on recordings; integrity checks as revisions
+"""time_implausible, archived_at and belongs_to on recordings; integrity checks as revisions; cleared sightings
 
 Revision ID: 0012
 Revises: 0011
@@ -25,6 +25,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('belongs_to_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_recording_belongs_to_id'), ['belongs_to_id'], unique=False)
 
+    with op.batch_alter_table('sighting', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('cleared_at', UTCDateTime(), nullable=True))
+
     op.create_table(
         'integrity_check',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -47,11 +50,17 @@ def upgrade() -> None:
                "checked_at, details) SELECT id, 1, 'ingest', integrity_status, integrity_detail, 'migration 0012', "
                "ingested_at, '{}' FROM recording")
     op.execute("UPDATE recording SET archived_at = ingested_at WHERE state IN ('archived', 'verified', 'disposed')")
+    # A file the station deleted from its device no longer stands for whatever that path holds now.
+    op.execute("UPDATE sighting SET cleared_at = (SELECT MIN(e.at) FROM custody_event e WHERE e.kind = 'cleared' "
+               "AND e.recording_id = sighting.recording_id) WHERE EXISTS (SELECT 1 FROM custody_event e "
+               "WHERE e.kind = 'cleared' AND e.recording_id = sighting.recording_id)")
 
 
 def downgrade() -> None:
     op.drop_index(op.f('ix_integrity_check_recording_id'), table_name='integrity_check')
     op.drop_table('integrity_check')
+    with op.batch_alter_table('sighting', schema=None) as batch_op:
+        batch_op.drop_column('cleared_at')
     with op.batch_alter_table('recording', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recording_belongs_to_id'))
         batch_op.drop_column('belongs_to_id')

@@ -173,7 +173,7 @@ def test_a_plausible_capture_after_archiving_counts_from_the_capture_end():
 def test_a_base_at_the_end_of_the_calendar_is_kept_as_long_as_can_be_written():
     decision = decide_retention(base_time=datetime(9999, 12, 31, 23, 59, tzinfo=UTC), current=None, cases=[],
                                 policy=POLICY)
-    assert decision.retain_until == datetime.max.replace(tzinfo=UTC)
+    assert decision.retain_until == datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def test_a_case_number_that_names_no_registered_case_holds_until_a_clerk_decides():

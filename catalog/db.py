@@ -12,14 +12,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import create_engine
+from sqlmodel import Session, create_engine
 
 from catalog.errors import CatalogUnavailable
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "migrate", "open_catalog", "redact_url"]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "begin_write", "migrate", "open_catalog", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def begin_write(session: Session) -> None:
+    """Make sure *session* is inside a write transaction before a SAVEPOINT.
+
+    pysqlite opens a transaction only before an INSERT/UPDATE/DELETE: a SAVEPOINT issued first would start one
+    of its own, and its RELEASE would commit (and fsync) at once, one commit per savepoint. Taking the write lock
+    with the same no-op update the custody append uses opens the transaction the savepoints then nest in.
+    PostgreSQL needs nothing.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE custody_head SET last_hash = last_hash WHERE id = 1"))
 
 
 def alembic_config() -> Config:

@@ -53,6 +53,7 @@ from catalog import (
     validate_stamp,
     write_manifest,
 )
+from catalog.db import begin_write
 from catalog.integrity import record_integrity
 from catalog.restamping import change_stamp
 from catalog.types import utcnow
@@ -426,6 +427,7 @@ class _Run:
                                   case_registered=self._case_registered(), sidecar_note=pending.sidecar_note)
         try:
             # One file's rows succeed or fail together, without touching the rest of the batch.
+            begin_write(self.session)
             with self.session.begin_nested():
                 self._insert(recording, file, copy)
         except IntegrityError:

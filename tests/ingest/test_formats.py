@@ -18,6 +18,7 @@ from ingest.metadata import TimeBounds, describe
 from ingest.probe import gather_facts
 from ingest.samples import make_photo
 from tests import media
+from tests.conftest import _missing
 from tests.media import CREATED_UTC, LOCAL_WALL, PLACE
 
 DCIM = load_profiles()["generic-dcim-camera"]
@@ -62,7 +63,7 @@ def path_of(made):
     def get(name: str) -> Path:
         found = made[name]
         if isinstance(found, str):
-            pytest.skip(found)
+            _missing(found)  # skips on a developer machine, fails under CI=true
         return found
     return get
 

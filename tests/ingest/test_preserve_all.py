@@ -14,9 +14,11 @@ from catalog import CustodyEvent, Recording
 from catalog.detail import recording_detail
 from ingest.clearing import clear_device
 from ingest.config import Settings
+from ingest.errors import SampleToolMissing
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo
 from tests import media
+from tests.conftest import _missing
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -38,8 +40,10 @@ def _camera_card(root: Path) -> dict[str, str]:
         media.make_header_only_mov(broken): "video", media.make_mp4_past_eof(broken): "video",
         media.make_truncated_ts(broken): "video",
     }
-    if media.has_encoder("libx265"):
+    try:
         made[media.make_hevc(card / "RECORD")] = "video"
+    except SampleToolMissing as exc:
+        _missing(str(exc))  # skips on a developer machine, fails under CI=true
     (card / "MISC" / "GPSLOG.NMEA").write_bytes(b"$GPRMC,060705.00,A,3113.82,N,12128.42,E,0.0,0.0,201126,,,A*6A\r\n")
     (avchd / "INDEX.BDM").write_bytes(b"INDX0200" + bytes(32))
     thumb = make_photo(root / "thumb.jpg", size="160x120")  # a camera's JPEG thumbnail, named .THM

@@ -10,7 +10,6 @@ event, and the sighting is marked cleared, so whatever that path holds later is 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from catalog import CustodyKind, Recording, RecordingState, Sighting, append_eve
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
 from ingest.scan import scan_device
+from ingest.transfer import hash_device_file
 from storage import EvidenceStore, HashMismatch, StorageError
 
 __all__ = ["ClearReport", "clear_device"]
@@ -39,24 +39,6 @@ class ClearReport:
     def waiting(self) -> int:
         """Files that will be clearable once archiving finishes."""
         return sum(1 for why in self.kept.values() if why.startswith("not yet"))
-
-
-#: Bytes read per chunk when hashing a device file before deleting it.
-CHUNK = 4 * 1024 * 1024
-
-
-def _device_sha256(path: Path) -> str:
-    """SHA-256 of a file on the device, read without following links or touching its access time."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOATIME", 0)
-    try:
-        fd = os.open(path, flags)
-    except PermissionError:  # O_NOATIME needs ownership
-        fd = os.open(path, flags & ~getattr(os, "O_NOATIME", 0))
-    digest = hashlib.sha256()
-    with os.fdopen(fd, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: DeviceProfile, *, device_serial: str,
@@ -96,7 +78,7 @@ def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: Devi
                 report.kept[file.relative] = f"recording is {recording.state}"
                 continue
             try:
-                on_device = _device_sha256(file.path)
+                on_device = hash_device_file(file.path)
             except OSError as exc:
                 report.kept[file.relative] = f"cannot read it back on the device: {exc.strerror or exc}"
                 continue

@@ -23,6 +23,7 @@ from device_profiles import DeviceProfile, HousekeepingRule
 from ingest.errors import DeviceGone
 from ingest.integrity import HEAD_BYTES, sniff_format
 from ingest.names import display_name, glob_regex, matches_any, name_warnings
+from ingest.transfer import open_device_file
 
 __all__ = ["OS_LITTER", "ROLES", "DeviceFile", "ScanResult", "Skipped", "scan_device", "sidecar_path"]
 
@@ -102,7 +103,7 @@ def _companion(relative: str, rule: HousekeepingRule, siblings: dict[str, list[s
 def _is_media(path: bytes) -> bool:
     """Whether a file's first bytes are a recognised media format (litter names do not hide recordings)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = open_device_file(path)
     except OSError:
         return False
     try:

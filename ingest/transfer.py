@@ -24,7 +24,7 @@ from pathlib import Path
 from ingest.errors import CopyFailed
 from storage import fsync_dir
 
-__all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash"]
+__all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash", "hash_device_file", "open_device_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,26 @@ class CopyResult:
     size_bytes: int
     sha256: str
     resumed_from: int  # bytes taken from an earlier interrupted copy
+
+
+def open_device_file(source: Path | bytes) -> int:
+    """A read-only descriptor for a file on a device: symbolic links are never followed, and its access time is
+    left alone where the kernel allows (O_NOATIME needs ownership). Raises OSError."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(source, flags | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        return os.open(source, flags)
+
+
+def hash_device_file(source: Path) -> str:
+    """SHA-256 of a file on a device, read as `open_device_file` opens it (clearing checks the bytes it deletes).
+    Raises OSError."""
+    digest = hashlib.sha256()
+    with os.fdopen(open_device_file(source), "rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _hash_existing(path: Path, digest: hashlib._Hash) -> int:
@@ -159,9 +179,7 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
     digest = hashlib.sha256()
     offset = 0
     try:
-        src_fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOATIME", 0))
-    except PermissionError:
-        src_fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # O_NOATIME needs ownership
+        src_fd = open_device_file(source)
     except OSError as exc:
         raise CopyFailed(source, part, reason=exc.strerror or str(exc), errno=exc.errno) from exc
     try:

@@ -22,7 +22,14 @@ from sqlmodel import Session, col, delete, select
 
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
-from catalog.manifests import ensure_station_key, read_manifest, software_version, trusted_fingerprints
+from catalog.manifests import (
+    MANIFEST_MISSING,
+    ensure_station_key,
+    read_manifests,
+    signed_retain_until,
+    software_version,
+    trusted_fingerprints,
+)
 from catalog.models import (
     Case,
     CaseLink,
@@ -35,7 +42,7 @@ from catalog.models import (
 )
 from catalog.retention import PENDING_CASE, RetentionPolicy
 from catalog.retention_job import decide_for
-from catalog.signing import SignatureInvalid, sign_document
+from catalog.signing import sign_document
 from catalog.stamps import current_stamp
 from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
 
@@ -273,22 +280,15 @@ def _signed_retention(session: Session, store: EvidenceStore,
     """The longest retain-until any of the recording's signed manifests states, with its revision; a refusal reason
     when a manifest cannot be read or its signature fails (nothing is disposed of that cannot be proven); None for
     a recording that has no manifest to read (never archived with one)."""
-    trusted = trusted_fingerprints(session)
+    manifests = read_manifests(store, recording, trusted=trusted_fingerprints(session))
+    if manifests.get(1) == MANIFEST_MISSING:
+        return None
     longest: tuple[int, datetime] | None = None
-    for revision in range(1, recording.stamp_revision + 1):
-        try:
-            body = read_manifest(store, recording.sha256, revision, trusted=trusted)
-        except ObjectMissing:
-            if revision == 1:
-                return None
-            return f"its signed manifest r{revision} is missing from the store; run `evidence verify {recording.id}`"
-        except (SignatureInvalid, StorageError, ValueError, KeyError) as exc:
-            return f"its signed manifest r{revision} cannot be trusted ({exc}); run `evidence verify {recording.id}`"
-        try:
-            until = datetime.fromisoformat(str(body.get("retain_until")))
-        except ValueError:
-            continue
-        if until.tzinfo is not None and (longest is None or until > longest[1]):
+    for revision, body in manifests.items():
+        if isinstance(body, str):
+            return f"its signed manifest r{revision}: {body}; run `evidence verify {recording.id}`"
+        until = signed_retain_until(body)
+        if until is not None and (longest is None or until > longest[1]):
             longest = (revision, until)
     return longest
 

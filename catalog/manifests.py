@@ -18,14 +18,16 @@ from sqlmodel import Session, col, select
 from catalog.custody import CustodyKind, append_event
 from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, Station, StationKey
 from catalog.recordings import ensure_station
-from catalog.signing import fingerprint, public_key_b64, sign_document, verify_document
+from catalog.signing import SignatureInvalid, fingerprint, public_key_b64, sign_document, verify_document
 from catalog.types import utcnow
-from storage import EvidenceStore, StoredObject
+from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 
-__all__ = ["MANIFEST_FORMAT", "build_manifest", "ensure_station_key", "read_manifest", "software_version",
-           "trusted_fingerprints", "write_manifest"]
+__all__ = ["MANIFEST_FORMAT", "MANIFEST_MISSING", "build_manifest", "ensure_station_key", "read_manifest",
+           "read_manifests", "signed_retain_until", "software_version", "trusted_fingerprints", "write_manifest"]
 
 MANIFEST_FORMAT = "evidence-manifest/1"
+#: What `read_manifests` says of a revision whose manifest the store does not hold.
+MANIFEST_MISSING = "the signed manifest is missing from the store"
 
 
 def software_version() -> str:
@@ -120,3 +122,28 @@ def read_manifest(store: EvidenceStore, sha256: str, revision: int, *,
     """Fetch a manifest and return its body if the signature verifies (SignatureInvalid otherwise)."""
     document = json.loads(store.get_manifest(sha256, revision))
     return verify_document(document, trusted_fingerprints=trusted)
+
+
+def read_manifests(store: EvidenceStore, recording: Recording, *, trusted: set[str]) -> dict[int, Any]:
+    """Every stamp revision's manifest: revision -> the verified body, or the text of why it cannot be trusted
+    (MANIFEST_MISSING, or "signature: …", or "the manifest cannot be read: …")."""
+    out: dict[int, Any] = {}
+    for number in range(1, recording.stamp_revision + 1):
+        try:
+            out[number] = read_manifest(store, recording.sha256, number, trusted=trusted)
+        except SignatureInvalid as exc:
+            out[number] = f"signature: {exc}"
+        except ObjectMissing:
+            out[number] = MANIFEST_MISSING
+        except (StorageError, ValueError, KeyError) as exc:
+            out[number] = f"the manifest cannot be read: {exc}"
+    return out
+
+
+def signed_retain_until(body: dict[str, Any]) -> datetime | None:
+    """The retain-until a verified manifest body states (None when it states none usable)."""
+    try:
+        parsed = datetime.fromisoformat(str(body.get("retain_until")))
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else None

@@ -23,9 +23,8 @@ from sqlmodel import Session, col, select
 
 from catalog.anchors import check_anchors, read_anchors
 from catalog.custody import GENESIS_HASH, event_hash
-from catalog.manifests import read_manifest, trusted_fingerprints
+from catalog.manifests import read_manifests, signed_retain_until, trusted_fingerprints
 from catalog.models import CustodyEvent, CustodyHead, Disposal, Recording, RecordingState, StampRevision
-from catalog.signing import SignatureInvalid
 from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 
 __all__ = ["Problem", "VerifyReport", "check_chain", "check_lock", "check_recording_record", "rehash",
@@ -147,14 +146,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _parse_iso(value: Any) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def check_recording_record(recording: Recording, revisions: list[StampRevision], manifests: dict[int, Any],
                            events: dict[int, str]) -> list[Problem]:
     """Compare a catalogue row with its stamp revisions, its signed manifests and the custody events they list.
@@ -206,7 +197,7 @@ def check_recording_record(recording: Recording, revisions: list[StampRevision],
             if catalogue != signed:
                 problems.append(Problem("catalog", where, f"{name}: the catalogue says {catalogue!r}, the signed "
                                                           f"manifest says {signed!r}"))
-        signed_until = _parse_iso(body.get("retain_until"))
+        signed_until = signed_retain_until(body)
         if signed_until is not None and (recording.retain_until is None or recording.retain_until < signed_until):
             problems.append(Problem("catalog", where, f"retain_until: the catalogue says {_iso(recording.retain_until)}"
                                                       f", earlier than the {signed_until.isoformat()} signed in this "
@@ -219,20 +210,6 @@ def check_recording_record(recording: Recording, revisions: list[StampRevision],
                                                         f"{str(listed.get('hash'))[:16]}…; the catalogue has "
                                                         + (f"{found[:16]}…" if found else "no such event")))
     return [replace(p, recording_id=recording.id) for p in problems]
-
-
-def _manifests(store: EvidenceStore, recording: Recording, trusted: set[str]) -> dict[int, Any]:
-    out: dict[int, Any] = {}
-    for number in range(1, recording.stamp_revision + 1):
-        try:
-            out[number] = read_manifest(store, recording.sha256, number, trusted=trusted)
-        except SignatureInvalid as exc:
-            out[number] = f"signature: {exc}"
-        except ObjectMissing:
-            out[number] = "the signed manifest is missing from the store"
-        except (StorageError, ValueError, KeyError) as exc:
-            out[number] = f"the manifest cannot be read: {exc}"
-    return out
 
 
 def select_recordings(session: Session, *, ids: list[int] | None = None, sample: int | None = None,
@@ -297,7 +274,7 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
             assert recording.id is not None
             revisions = list(session.exec(select(StampRevision).where(StampRevision.recording_id == recording.id)
                                           .order_by(col(StampRevision.revision))))
-            manifests = _manifests(store, recording, keys)
+            manifests = read_manifests(store, recording, trusted=keys)
             report.manifests += len(manifests)
             report.problems.extend(check_recording_record(recording, revisions, manifests,
                                                           _events_for(session, recording.id)))

@@ -22,7 +22,8 @@ import piexif
 
 from ingest.errors import SampleToolMissing
 
-__all__ = ["HOSTILE_NAME", "SampleSet", "generate_samples", "make_amr", "make_clip", "make_photo", "make_wav"]
+__all__ = ["HOSTILE_NAME", "SampleSet", "exif_dms", "generate_samples", "make_amr", "make_clip", "make_photo",
+           "make_wav", "run_ffmpeg"]
 
 #: A file name with a newline, shell syntax, a parent reference and a byte that is not UTF-8.
 HOSTILE_NAME = b"..\n;rm -rf ~;$(reboot) \xff\xfe.mp4"
@@ -46,7 +47,8 @@ class SampleSet:
                 "gps-sidecar-recorder": self.sidecar_recorder}
 
 
-def _ffmpeg(*args: str) -> None:
+def run_ffmpeg(*args: str) -> None:
+    """Run ffmpeg quietly with *args* (overwriting its output); SampleToolMissing without ffmpeg."""
     if shutil.which("ffmpeg") is None:
         raise SampleToolMissing("ffmpeg")
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
@@ -62,7 +64,7 @@ def make_clip(path: Path, *, seconds: float = 2.0, size: str = "320x240", creati
     if location:
         meta += ["-metadata", f"location={location}"]
     flags = ["-movflags", "+faststart"] if faststart else []
-    _ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
+    run_ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
             "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
             *meta, *flags, str(path))
@@ -78,7 +80,7 @@ def make_wav(path: Path, *, seconds: float = 1.0, bext_local_time: datetime | No
         meta = ["-write_bext", "1", "-metadata", f"originator={originator}",
                 "-metadata", f"origination_date={bext_local_time:%Y-%m-%d}",
                 "-metadata", f"origination_time={bext_local_time:%H:%M:%S}"]
-    _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=660:duration={seconds}", "-ac", "1", "-ar", "16000",
+    run_ffmpeg("-f", "lavfi", "-i", f"sine=frequency=660:duration={seconds}", "-ac", "1", "-ar", "16000",
             "-c:a", "pcm_s16le", *meta, str(path))
     return path
 
@@ -97,7 +99,7 @@ def _rational(value: float) -> tuple[int, int]:
     return int(round(value * 1_000_000)), 1_000_000
 
 
-def _dms(value: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+def exif_dms(value: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     value = abs(value)
     degrees = int(value)
     minutes = int((value - degrees) * 60)
@@ -110,7 +112,7 @@ def make_photo(path: Path, *, taken_local: datetime | None = None, offset: str |
                serial: str | None = None, size: str = "640x480") -> Path:
     """A JPEG from ffmpeg with EXIF written by piexif (DateTimeOriginal, OffsetTimeOriginal, GPS)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}", "-frames:v", "1", "-q:v", "5", str(path))
+    run_ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}", "-frames:v", "1", "-q:v", "5", str(path))
     zeroth = {piexif.ImageIFD.Make: b"EvidenceCam", piexif.ImageIFD.Model: b"EC-1"}
     exif: dict[int, object] = {}
     gps_ifd: dict[int, object] = {}
@@ -123,8 +125,8 @@ def make_photo(path: Path, *, taken_local: datetime | None = None, offset: str |
     if gps is not None:
         lat, lon = gps
         gps_ifd = {
-            piexif.GPSIFD.GPSLatitudeRef: b"N" if lat >= 0 else b"S", piexif.GPSIFD.GPSLatitude: _dms(lat),
-            piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W", piexif.GPSIFD.GPSLongitude: _dms(lon),
+            piexif.GPSIFD.GPSLatitudeRef: b"N" if lat >= 0 else b"S", piexif.GPSIFD.GPSLatitude: exif_dms(lat),
+            piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W", piexif.GPSIFD.GPSLongitude: exif_dms(lon),
         }
         if gps_utc is not None:
             gps_ifd[piexif.GPSIFD.GPSDateStamp] = gps_utc.strftime("%Y:%m:%d").encode()

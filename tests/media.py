@@ -21,6 +21,7 @@ from PIL import Image
 
 from ingest.bmff import INSV_MAGIC
 from ingest.errors import SampleToolMissing
+from ingest.samples import exif_dms, run_ffmpeg
 
 __all__ = [
     "CREATED_UTC", "LOCAL_WALL", "PLACE", "PLACE_ISO6709", "chunk_runs", "cut_mdat", "has_encoder", "make_3gp",
@@ -39,12 +40,6 @@ PLACE_ISO6709 = "+31.2304+121.4737/"
 
 _CREATED = CREATED_UTC.strftime("%Y-%m-%dT%H:%M:%SZ")
 _SMALL = "160x120"
-
-
-def _ffmpeg(*args: str) -> None:
-    if shutil.which("ffmpeg") is None:
-        raise SampleToolMissing("ffmpeg")
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def has_encoder(name: str) -> bool:
@@ -84,7 +79,7 @@ def make_mts(folder: Path) -> Path:
     if 0 in records:
         raise ValueError(f"MDPM record {records.hex()} holds a zero byte, which a command-line argument cannot carry")
     sei = "sei_user_data=17ee8c60-f84d-11d9-8cd6-0800200c9a66+MDPM" + records.decode("latin-1")
-    _ffmpeg(*_video(), *_tone(rate=48000), *_X264, "-bsf:v", f"h264_metadata={sei}", "-c:a", "ac3",
+    run_ffmpeg(*_video(), *_tone(rate=48000), *_X264, "-bsf:v", f"h264_metadata={sei}", "-c:a", "ac3",
             "-f", "mpegts", "-mpegts_m2ts_mode", "1", str(path))
     return path
 
@@ -92,14 +87,14 @@ def make_mts(folder: Path) -> Path:
 def make_ts(folder: Path) -> Path:
     """A plain MPEG transport stream (188-byte packets): H.264 + AAC."""
     path = folder / "clip.ts"
-    _ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-f", "mpegts", str(path))
+    run_ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-f", "mpegts", str(path))
     return path
 
 
 def make_mkv(folder: Path) -> Path:
     """Matroska with DateUTC (ffprobe: creation_time with a zone)."""
     path = folder / "clip.mkv"
-    _ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-metadata", f"creation_time={_CREATED}", str(path))
+    run_ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-metadata", f"creation_time={_CREATED}", str(path))
     return path
 
 
@@ -107,7 +102,7 @@ def make_mxf(folder: Path) -> Path:
     """OP1a MXF as broadcast cameras write it: MPEG-2 4:2:2 720x576 25 fps + PCM 48 kHz; ffmpeg writes
     creation_time as the identification set's modification date."""
     path = folder / "C0001.MXF"
-    _ffmpeg(*_video(0.4, "720x576", 25), *_tone(0.4, 48000), "-c:v", "mpeg2video", "-pix_fmt", "yuv422p",
+    run_ffmpeg(*_video(0.4, "720x576", 25), *_tone(0.4, 48000), "-c:v", "mpeg2video", "-pix_fmt", "yuv422p",
             "-c:a", "pcm_s16le", "-metadata", f"creation_time={_CREATED}", str(path))
     return path
 
@@ -116,18 +111,10 @@ def make_dv(folder: Path) -> Path:
     """Raw DV (PAL 720x576, PCM 48 kHz stereo), 5 frames; ffmpeg's DV muxer writes creation_time into the
     VAUX recording date/time packs, as a camcorder's clock would (no zone)."""
     path = folder / "tape.dv"
-    _ffmpeg(*_video(0.2, "720x576", 25), *_tone(0.2, 48000), "-c:v", "dvvideo", "-pix_fmt", "yuv420p",
+    run_ffmpeg(*_video(0.2, "720x576", 25), *_tone(0.2, 48000), "-c:v", "dvvideo", "-pix_fmt", "yuv420p",
             "-c:a", "pcm_s16le", "-ac", "2", "-metadata", f"creation_time={LOCAL_WALL:%Y-%m-%dT%H:%M:%S}",
             "-f", "dv", str(path))
     return path
-
-
-def _dms(value: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    value = abs(value)
-    degrees = int(value)
-    minutes = int((value - degrees) * 60)
-    seconds = (value - degrees - minutes / 60) * 3600
-    return (degrees, 1), (minutes, 1), (int(round(seconds * 10000)), 10000)
 
 
 def make_heic(folder: Path, *, offset: str = "+08:00") -> Path:
@@ -137,8 +124,8 @@ def make_heic(folder: Path, *, offset: str = "+08:00") -> Path:
         "0th": {piexif.ImageIFD.Make: b"Apple", piexif.ImageIFD.Model: b"iPhone 15"},
         "Exif": {piexif.ExifIFD.DateTimeOriginal: LOCAL_WALL.strftime("%Y:%m:%d %H:%M:%S").encode(),
                  piexif.ExifIFD.OffsetTimeOriginal: offset.encode()},
-        "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: _dms(PLACE[0]),
-                piexif.GPSIFD.GPSLongitudeRef: b"E", piexif.GPSIFD.GPSLongitude: _dms(PLACE[1])},
+        "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: exif_dms(PLACE[0]),
+                piexif.GPSIFD.GPSLongitudeRef: b"E", piexif.GPSIFD.GPSLongitude: exif_dms(PLACE[1])},
     })
     pillow_heif.register_heif_opener()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(path, format="HEIF", exif=exif, quality=50)
@@ -149,7 +136,7 @@ def make_insv(folder: Path) -> Path:
     """An Insta360-like .insv: two fisheye video tracks, audio, two timecode (tmcd data) tracks,
     creation_time and location, then a vendor trailer after the last box ending in the Insta360 magic."""
     path = folder / "VID_20261120_141000_00_001.insv"
-    _ffmpeg(*_video(), *_video(source="testsrc2"), *_tone(), "-map", "0:v", "-map", "1:v", "-map", "2:a", *_X264,
+    run_ffmpeg(*_video(), *_video(source="testsrc2"), *_tone(), "-map", "0:v", "-map", "1:v", "-map", "2:a", *_X264,
             "-c:a", "aac", "-timecode", "14:10:00:00", "-write_tmcd", "1", "-metadata", f"creation_time={_CREATED}",
             "-metadata", f"location={PLACE_ISO6709}", "-f", "mp4", str(path))
     records = bytes(range(256)) * 2  # stands in for gyro / exposure / thumbnail records
@@ -162,7 +149,7 @@ def make_insv(folder: Path) -> Path:
 def make_mp3(folder: Path) -> Path:
     """MP3 (libmp3lame) whose ID3v2.4 TDRC holds the recorder's wall clock (ffprobe: date, no zone)."""
     path = folder / "REC0001.MP3"
-    _ffmpeg(*_tone(), "-c:a", "libmp3lame", "-b:a", "64k", "-metadata", f"date={LOCAL_WALL:%Y-%m-%dT%H:%M:%S}",
+    run_ffmpeg(*_tone(), "-c:a", "libmp3lame", "-b:a", "64k", "-metadata", f"date={LOCAL_WALL:%Y-%m-%dT%H:%M:%S}",
             str(path))
     return path
 
@@ -170,14 +157,14 @@ def make_mp3(folder: Path) -> Path:
 def make_m4a(folder: Path) -> Path:
     """An audio-only MP4 (brand 'M4A ') with creation_time, as phone voice recorders write."""
     path = folder / "Voice 001.m4a"
-    _ffmpeg(*_tone(), "-c:a", "aac", "-metadata", f"creation_time={_CREATED}", str(path))
+    run_ffmpeg(*_tone(), "-c:a", "aac", "-metadata", f"creation_time={_CREATED}", str(path))
     return path
 
 
 def make_3gp(folder: Path) -> Path:
     """3GPP (brand '3gp6'): H.264 QCIF + AAC mono, creation_time and location."""
     path = folder / "VID0001.3gp"
-    _ffmpeg(*_video(size="176x144"), *_tone(rate=8000), *_X264, "-c:a", "aac", "-ac", "1",
+    run_ffmpeg(*_video(size="176x144"), *_tone(rate=8000), *_X264, "-c:a", "aac", "-ac", "1",
             "-metadata", f"creation_time={_CREATED}", "-metadata", f"location={PLACE_ISO6709}", str(path))
     return path
 
@@ -185,7 +172,7 @@ def make_3gp(folder: Path) -> Path:
 def make_mov(folder: Path) -> Path:
     """QuickTime (brand 'qt  ') with creation_time and an ISO 6709 location (ffmpeg writes ©xyz)."""
     path = folder / "IMG_0002.MOV"
-    _ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-metadata", f"creation_time={_CREATED}",
+    run_ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-metadata", f"creation_time={_CREATED}",
             "-metadata", f"location={PLACE_ISO6709}", str(path))
     return path
 
@@ -208,7 +195,7 @@ def make_avi(folder: Path, *, idit: bool = True, icrd: str | None = "2026-11-20"
     """
     path = folder / "PICT0001.AVI"
     meta = ["-metadata", f"date={icrd}"] if icrd else []
-    _ffmpeg(*_video(), *_tone(), "-c:v", "mjpeg", "-q:v", "8", "-c:a", "pcm_s16le", *meta, str(path))
+    run_ffmpeg(*_video(), *_tone(), "-c:v", "mjpeg", "-q:v", "8", "-c:a", "pcm_s16le", *meta, str(path))
     if not idit:
         return path
     data = bytearray(path.read_bytes())
@@ -232,7 +219,7 @@ def make_avi(folder: Path, *, idit: bool = True, icrd: str | None = "2026-11-20"
 def make_h264(folder: Path) -> Path:
     """A raw Annex-B H.264 elementary stream (what some recorders and DVR exports write): no container."""
     path = folder / "stream.h264"
-    _ffmpeg(*_video(), *_X264, "-f", "h264", str(path))
+    run_ffmpeg(*_video(), *_X264, "-f", "h264", str(path))
     return path
 
 
@@ -241,7 +228,7 @@ def make_hevc(folder: Path) -> Path:
     if not has_encoder("libx265"):
         raise SampleToolMissing("ffmpeg with libx265")
     path = folder / "stream.h265"
-    _ffmpeg(*_video(), "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+    run_ffmpeg(*_video(), "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
             "-x265-params", "log-level=error", "-f", "hevc", str(path))
     return path
 
@@ -254,7 +241,7 @@ def make_faststart_mp4(folder: Path, *, name: str = "whole.mp4", seconds: float 
     """An H.264 (+ AAC) MP4 with its index first (`-movflags +faststart`): ftyp, moov, free, mdat."""
     path = folder / name
     sound = [*_tone(seconds), "-c:a", "aac"] if audio else []
-    _ffmpeg(*_video(seconds, size, rate), *sound, *_X264, "-movflags", "+faststart", str(path))
+    run_ffmpeg(*_video(seconds, size, rate), *sound, *_X264, "-movflags", "+faststart", str(path))
     return path
 
 
@@ -287,7 +274,7 @@ def make_mp4_past_eof(folder: Path) -> Path:
 def make_header_only_mov(folder: Path) -> Path:
     """A QuickTime file that is only ftyp + moov (+ free): its sample tables point into an mdat that is not there."""
     path = folder / "header_only.mov"
-    _ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-movflags", "+faststart", str(path))
+    run_ffmpeg(*_video(), *_tone(), *_X264, "-c:a", "aac", "-movflags", "+faststart", str(path))
     data = path.read_bytes()
     path.write_bytes(data[:_mdat_offset(data)])
     return path

@@ -7,6 +7,7 @@ pending-case hold, and removing them with a reason lets the rules decide again. 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -36,13 +37,13 @@ def lifts_a_hold(recording: Recording, changes: dict[str, Any]) -> list[str]:
     return lifted
 
 
+@dataclass(frozen=True)
 class StampChange:
     """What a stamp change did: the revision, whether it was sealed, and the retention changes it caused."""
 
-    def __init__(self, revision: StampRevision, sealed: bool, retention: list[RetentionChange]) -> None:
-        self.revision = revision
-        self.sealed = sealed
-        self.retention = retention
+    revision: StampRevision
+    sealed: bool
+    retention: list[RetentionChange]
 
 
 def change_stamp(session: Session, store: EvidenceStore, recording: Recording, *, by: str, reason: str,

@@ -67,10 +67,9 @@ def mark_archived(session: Session, recording: Recording, store: EvidenceStore, 
 def retention_at_hand_off(session: Session, recording: Recording, policy: RetentionPolicy) -> None:
     """Stamp the hand-off to the store (`archived_at`, now) and grow the recording's retention to what the rules
     say counted from it: the store is then asked to lock it at least that long (never a date in the past)."""
+    assert recording.id is not None
     recording.archived_at = utcnow()
-    decision = decide_for(session, [recording], policy)[recording.id] if recording.id is not None else None
-    if decision is None:
-        return
+    decision = decide_for(session, [recording], policy)[recording.id]
     if recording.retain_until is None or decision.retain_until > recording.retain_until:
         recording.retain_until, recording.retention_rule = decision.retain_until, decision.rule
     recording.legal_hold = recording.legal_hold or decision.legal_hold

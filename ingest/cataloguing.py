@@ -18,7 +18,6 @@ from catalog import Recording, RecordingState, RetentionPolicy, decide_retention
 from catalog.integrity import worst
 from catalog.retention import pending_case_holds, routine_base
 from device_profiles import DeviceProfile
-from ingest.integrity import Structure
 from ingest.metadata import CaptureTime, Facts, RecordingMetadata, TimeBounds, describe, parse_filename
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
@@ -54,7 +53,8 @@ def fallback_metadata(file: DeviceFile, facts: Facts | None, reason: str, now: d
                        clock_offset_s=0.0, implausible=True, problem=f"not described ({reason}); the docking time "
                                                                      "stands in for the capture time")
     return RecordingMetadata(
-        media_kind="other", container=facts.structure.format if facts else None, video_codec=None, audio_codec=None,
+        media_kind="other", container=facts.structure.format if facts else "unknown", video_codec=None,
+        audio_codec=None,
         duration_s=None, width=None, height=None, capture=when, place=None, integrity_status="unreadable",
         integrity_detail=f"describing the file failed: {reason}"[:2000], important=False, serial_hint=None,
         officer_hint=None, technical={"describe_error": reason[:2000], "time_problem": when.problem})
@@ -79,12 +79,8 @@ def new_recording(file: DeviceFile, copy: CopyResult, facts: Facts | None, *, ct
     *facts* is None when reading the file failed outright. *case_registered*: a case with the stamped number exists
     here (only the wording of the pending-case hold depends on it).
     """
-    if facts is None:
-        facts = Facts(name=file.name, size_bytes=copy.size_bytes, mtime_ns=file.mtime_ns,
-                      structure=Structure("unknown", None), probe_error="the file could not be read")
-        meta = fallback_metadata(file, facts, "the file could not be read", now)
-    else:
-        meta = _describe(file, facts, ctx, now)
+    meta = (fallback_metadata(file, None, "the file could not be read", now) if facts is None
+            else _describe(file, facts, ctx, now))
     technical: dict[str, Any] = dict(meta.technical)
     technical["device_role"] = file.role
     if sidecar_note:

@@ -206,8 +206,9 @@ def search(case_number: str | None, officer: str | None, device: str | None, sta
 @click.option("--by", default=None, help="Who is looking (recorded in the custody log).")
 def show(ref: str, as_json: bool, by: str | None) -> None:
     """Show one recording with its sightings, stamp history and custody events."""
-    with _errors(), _catalog(_settings()) as engine, Session(engine) as session:
+    with _errors():
         settings = _settings()
+    with _errors(), _catalog(settings) as engine, Session(engine) as session:
         recording = get_recording(session, ref)
         assert recording.id is not None
         append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),

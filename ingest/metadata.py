@@ -383,10 +383,12 @@ def _candidates(facts: Facts, names: FilenameFacts | None, profile: DeviceProfil
     if names is not None and names.local_time is not None:
         local = names.local_time
         add("filename", names.text, lambda: _local_to_utc(local, zone), zone, True)
-    add("file_mtime", str(facts.mtime_ns), lambda: datetime.fromtimestamp(facts.mtime_ns / 1e9, tz=UTC), None, True)
-    if "file_mtime" in found:
-        mtime = found["file_mtime"]
-        found["file_mtime"] = RawTime("file_mtime", mtime.utc.isoformat(), mtime.utc, None, True)
+    try:
+        mtime = datetime.fromtimestamp(facts.mtime_ns / 1e9, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        unusable["file_mtime"] = f"file_mtime {facts.mtime_ns} ns is outside the representable range ({exc})"
+    else:
+        found["file_mtime"] = RawTime("file_mtime", mtime.isoformat(), mtime, None, True)
     return found
 
 

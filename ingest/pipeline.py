@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import math
@@ -22,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ from catalog import (
     write_manifest,
 )
 from catalog.db import begin_write
-from catalog.integrity import record_integrity
+from catalog.integrity import INGEST_CHECK, record_integrity
 from catalog.restamping import change_stamp
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
@@ -68,7 +69,7 @@ from ingest.journal import forget as forget_journal
 from ingest.journal import load as load_journal
 from ingest.journal import record as record_journal
 from ingest.journal import sync as sync_journal
-from ingest.metadata import FUTURE_TOLERANCE, Facts, measure_clock_offset, parse_filename
+from ingest.metadata import Facts, TimeBounds, implausible_reason, measure_clock_offset, parse_filename
 from ingest.probe import MAX_SIDECAR_BYTES, gather_facts
 from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
@@ -88,12 +89,6 @@ _REGISTER_LOCK = threading.Lock()
 #: Device serials an ingest run of this process is working on (their journals are live, not left over).
 _BUSY: set[str] = set()
 _BUSY_LOCK = threading.Lock()
-
-
-def busy_serials() -> set[str]:
-    """Serials of the devices this process is ingesting or cataloguing right now."""
-    with _BUSY_LOCK:
-        return set(_BUSY)
 #: How often a paused ingest looks for staging space again.
 DISK_FULL_POLL_S = 0.5
 #: Files larger than this are copied outside any open catalogue transaction.
@@ -101,6 +96,12 @@ LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Catalog commits are grouped: at most this many files or this many seconds per transaction.
 COMMIT_EVERY_FILES = 64
 COMMIT_EVERY_S = 1.0
+
+
+def busy_serials() -> set[str]:
+    """Serials of the devices this process is ingesting or cataloguing right now."""
+    with _BUSY_LOCK:
+        return set(_BUSY)
 
 
 @dataclass(frozen=True)
@@ -147,11 +148,15 @@ def _part_key(serial: str, file: DeviceFile) -> str:
     return hashlib.sha256(raw).hexdigest()[:40]
 
 
-def _mtime_is_trustworthy(file: DeviceFile, *, floor: datetime, now: datetime) -> bool:
-    """Whether (path, size, mtime) may stand for the file's bytes. A recorder whose clock restarts at 2000-01-01
-    every power-up writes new recordings with the very path, size and time of old ones: those are always read and
-    told apart by their hash."""
-    return floor.timestamp() * 1e9 <= file.mtime_ns <= (now + FUTURE_TOLERANCE).timestamp() * 1e9
+def _mtime_is_trustworthy(file: DeviceFile, bounds: TimeBounds) -> bool:
+    """Whether (path, size, mtime) may stand for the file's bytes: only when the file time is a plausible capture
+    time. A recorder whose clock restarts at 2000-01-01 every power-up writes new recordings with the very path,
+    size and time of old ones: those are always read and told apart by their hash."""
+    try:
+        when = datetime.fromtimestamp(file.mtime_ns / 1e9, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return implausible_reason(when, bounds) is None
 
 
 def _read_sidecar(profile: DeviceProfile, file: DeviceFile) -> tuple[bytes | None, str | None]:
@@ -387,7 +392,9 @@ class _Run:
         if existing.state != RecordingState.STAGED.value:
             copy.destination.unlink(missing_ok=True)
 
+    @functools.cached_property
     def _row_context(self) -> RowContext:
+        """What every new row of this dock shares (known once the dock has begun)."""
         opts, identity = self.options, self.identity
         return RowContext(profile=self.profile, station=self.settings.station, station_zone=self.settings.station_tz,
                           station_place=self.settings.station_place, policy=self.settings.retention_policy,
@@ -423,7 +430,7 @@ class _Run:
             self.known_bytes(existing, file, copy)
             self._drop_staged_duplicate(existing, copy)
             return
-        recording = new_recording(file, copy, facts, ctx=self._row_context(), now=utcnow(),
+        recording = new_recording(file, copy, facts, ctx=self._row_context, now=utcnow(),
                                   case_registered=self._case_registered(), sidecar_note=pending.sidecar_note)
         try:
             # One file's rows succeed or fail together, without touching the rest of the batch.
@@ -442,7 +449,7 @@ class _Run:
             raise  # the catalogue itself is away: the caller journals and goes on copying
         except Exception as exc:  # noqa: BLE001 - a value the database cannot hold: keep the file, as found
             logger.exception("Cataloguing %r as described failed; catalogued as found instead.", file.relative)
-            recording = new_recording(file, copy, None, ctx=self._row_context(), now=utcnow(),
+            recording = new_recording(file, copy, None, ctx=self._row_context, now=utcnow(),
                                       case_registered=self._case_registered(),
                                       sidecar_note=f"its description could not be stored: {type(exc).__name__}: "
                                                    f"{exc}"[:500])
@@ -468,7 +475,6 @@ class _Run:
         self._drain_archives(keep=ARCHIVES_IN_FLIGHT)
 
     def _insert(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
-        integrity = (recording.integrity_status, recording.integrity_detail)
         self.session.add(recording)
         self.session.flush()
         self.add_sighting(recording, file, recording.important, size_bytes=copy.size_bytes, is_new=True)
@@ -481,8 +487,9 @@ class _Run:
                          "time_problem": recording.technical.get("time_problem"),
                          "retain_until": recording.retain_until.isoformat() if recording.retain_until else None,
                          "legal_hold": recording.legal_hold})
-        record_integrity(self.session, recording, check="ingest", status=integrity[0], detail=integrity[1],
-                         by=self.options.actor, details={"structure": recording.technical.get("format")})
+        record_integrity(self.session, recording, check=INGEST_CHECK, status=recording.integrity_status,
+                         detail=recording.integrity_detail, by=self.options.actor,
+                         details={"structure": recording.technical.get("format")})
         record_stamp(self.session, recording, by=self.options.actor, reason="ingest")
 
     def _drain_archives(self, *, keep: int) -> None:
@@ -572,7 +579,7 @@ class _Run:
         self.files_seen += 1
         key = _part_key(self.serial, file)
         if (not self.offline and not self.serial.startswith(ANONYMOUS_SERIAL)
-                and _mtime_is_trustworthy(file, floor=self.settings.time_floor, now=utcnow())):
+                and _mtime_is_trustworthy(file, TimeBounds(floor=self.settings.time_floor, now=utcnow()))):
             try:
                 known = find_known_sighting(self.session, device_serial=self.serial, device_path=file.relative,
                                             size_bytes=file.size_bytes, mtime_ns=file.mtime_ns)
@@ -728,10 +735,14 @@ class _Run:
             except StorageError as exc:  # the revision stands; `evidence retention apply` completes the hold
                 self.report.notes.append(f"recording {recording_id} marked important; its hold waits for the "
                                          f"store: {exc}")
-            for entry in self.report.recordings:  # the report shows the recording as it now is
-                if entry["id"] == recording_id:
-                    entry.update(recording_as_json(recording))
+            self._refresh_report(recording)
         self.marked_important = []
+
+    def _refresh_report(self, recording: Recording) -> None:
+        """The report shows a recording as it is after the dock's last changes (a link, a revision)."""
+        for entry in self.report.recordings:
+            if entry["id"] == recording.id:
+                entry.update(recording_as_json(recording))
 
     def _link_companions(self) -> None:
         """Housekeeping files (thumbnails, sidecars) point at the recording they belong to, now every file of the
@@ -744,9 +755,7 @@ class _Run:
             if sighting is not None and row is not None and row.belongs_to_id is None:
                 row.belongs_to_id = sighting.recording_id
                 self.session.add(row)
-                for entry in self.report.recordings:
-                    if entry["id"] == recording_id:
-                        entry["belongs_to"] = sighting.recording_id
+                self._refresh_report(row)
         self.companions = []
 
     def finish(self) -> None:

@@ -11,6 +11,7 @@ from storage.errors import (
     ObjectLocked,
     ObjectMissing,
     RetentionRefused,
+    SealBroken,
     StorageError,
 )
 from storage.retention import (
@@ -24,6 +25,6 @@ from storage.retention import (
 __all__ = [
     "MIN_ROUTINE_MONTHS", "BackendUnavailable", "BucketNotWorm", "EvidenceStore", "HashMismatch", "IntegrityError",
     "LocalStore", "ObjectExists", "ObjectLocked", "ObjectMissing", "RetentionRefused", "S3WormStore",
-    "StorageError", "StoredObject", "compute_retain_until", "derived_key", "fsync_dir", "is_disposable",
+    "SealBroken", "StorageError", "StoredObject", "compute_retain_until", "derived_key", "fsync_dir", "is_disposable",
     "make_s3_client", "manifest_key", "object_key", "record_key", "validate_extension", "validate_routine_months",
 ]

@@ -53,6 +53,8 @@ class StoredObject:
     version_id: str | None = None
     location: str = ""  # a URL-ish description: file:///…, s3://bucket/key
     verified: bool = False  # the store itself confirmed the bytes hash to sha256 (S3 checksum on write)
+    #: Local store: files of this object found not as the store sealed them (each names the file). Empty on S3.
+    seal_problems: tuple[str, ...] = ()
 
 
 class EvidenceStore(Protocol):

@@ -8,6 +8,7 @@ StorageError
   + RetentionRefused    (a retention period or date that the rules forbid)
   + IntegrityError
       - HashMismatch    (bytes do not hash to what was expected)
+      - SealBroken      (local store: a file or folder no longer sealed as the store left it)
   + BucketNotWorm       (the bucket lacks versioning or Object Lock: refuse to archive there)
   + BackendUnavailable  (transient; safe to retry)
 ```
@@ -18,7 +19,7 @@ from datetime import datetime
 
 __all__ = [
     "BackendUnavailable", "BucketNotWorm", "HashMismatch", "IntegrityError", "ObjectExists", "ObjectLocked",
-    "ObjectMissing", "RetentionRefused", "StorageError",
+    "ObjectMissing", "RetentionRefused", "SealBroken", "StorageError",
 ]
 
 
@@ -33,9 +34,10 @@ class ObjectExists(StorageError):
 
 
 class ObjectMissing(StorageError):
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, detail: str = "") -> None:
         self.key = key
-        super().__init__(f"object {key!r} is not in the store")
+        self.detail = detail
+        super().__init__(f"object {key!r} is not in the store" + (f": {detail}" if detail else ""))
 
 
 class ObjectLocked(StorageError):
@@ -65,6 +67,16 @@ class HashMismatch(IntegrityError):
         self.expected = expected
         self.found = found
         super().__init__(f"{algorithm} mismatch for {path}: expected={expected!r} found={found!r}")
+
+
+class SealBroken(IntegrityError):
+    """A file or folder of the local store is not as the store sealed it: someone outside the store changed
+    its mode, removed or renamed it, linked it, or cleared its immutable flag. Each problem names the path."""
+
+    def __init__(self, key: str, problems: list[str]) -> None:
+        self.key = key
+        self.problems = problems
+        super().__init__(f"object {key!r} was altered outside the store: " + "; ".join(problems))
 
 
 class BucketNotWorm(StorageError):

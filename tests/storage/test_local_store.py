@@ -107,3 +107,30 @@ def test_verify_detects_a_flipped_byte(local, tmp_path):
 def test_object_key_rejects_non_hashes():
     with pytest.raises(ValueError, match="not a lower-case hex SHA-256"):
         object_key("../../etc/passwd")
+
+
+def test_a_consumed_file_keeps_its_name_until_the_store_has_given_it_one(local, tmp_path):
+    # A redelivered archive message looks for the bytes in staging or in the store: at no moment may they be in
+    # neither (a put that unlinked its source before linking the object made a second worker give up on them).
+    import threading
+
+    files = [_file(tmp_path, f"clip {n}".encode(), f"staged-{n}") for n in range(40)]
+    gaps: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for path, sha in files:
+                if not path.exists() and not local.exists(sha):
+                    gaps.append(path.name)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for path, sha in files:
+            local.put_file(path, sha256=sha, size_bytes=path.stat().st_size, retain_until=UNTIL, consume=True)
+    finally:
+        done.set()
+        watcher.join()
+    assert gaps == []
+    assert all(local.exists(sha) and not path.exists() for path, sha in files)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,13 +19,17 @@ from device_profiles import DeviceProfile, FilenameRule
 from ingest.integrity import AUDIO_BRANDS, AUDIO_FORMATS, MOVIE_FORMATS, PHOTO_FORMATS, RAW_STREAMS, Structure
 
 __all__ = [
-    "FUTURE_TOLERANCE", "CaptureTime", "ExifFacts", "Facts", "FilenameFacts", "Place", "RawTime",
+    "FUTURE_TOLERANCE", "MAX_DURATION_S", "CaptureTime", "ExifFacts", "Facts", "FilenameFacts", "Place", "RawTime",
     "RecordingMetadata", "SidecarFacts", "TimeBounds", "describe", "exif_facts", "implausible_reason",
-    "measure_clock_offset", "parse_filename", "parse_iso6709", "resolve_capture_time", "sidecar_facts",
+    "measure_clock_offset", "parse_filename", "parse_iso6709", "plausible_duration", "resolve_capture_time",
+    "sidecar_facts",
 ]
 
 #: How far after the station's own clock a capture time may lie before it is a wrong device clock.
 FUTURE_TOLERANCE = timedelta(days=1)
+#: No recorder makes one file longer than this: a container claiming more (4,294,967,295 s is an unset or wrapped
+#: 32-bit field) lies, and its duration is neither stored nor used for the capture end (which sets retention).
+MAX_DURATION_S = 7 * 24 * 3600.0
 
 _IMAGE_CODECS = {"mjpeg", "png", "bmp", "gif", "tiff", "webp"}
 _LOCATION_TAGS = ("location", "location-eng", "com.apple.quicktime.location.ISO6709", "xyz")
@@ -522,6 +526,19 @@ def _float(value: Any) -> float | None:
     return result if result >= 0 else None
 
 
+def plausible_duration(claimed: float | None, streams: list[float | None]) -> tuple[float | None, str | None]:
+    """The duration to use, and why the container's was not: a claim above MAX_DURATION_S (or not finite) is
+    replaced by the longest plausible stream duration, else by none. Pure."""
+    if claimed is None or claimed == claimed and claimed <= MAX_DURATION_S:
+        return claimed, None
+    said = f"the container claims a duration of {claimed:.0f} s ({claimed / 86400:.0f} days), more than " \
+           f"{MAX_DURATION_S / 86400:.0f} days"
+    usable = [d for d in streams if d is not None and d == d and 0 < d <= MAX_DURATION_S]
+    if usable:
+        return max(usable), f"{said}: its streams' {max(usable):g} s is used"
+    return None, f"{said}: no duration is used and the capture end is taken as its start"
+
+
 def _integrity(facts: Facts, kind: str, role: str) -> tuple[str, str]:
     """The verdict on the content (*kind* is what the content is, whatever the profile calls the file)."""
     structure = facts.structure
@@ -568,7 +585,9 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
     content_kind = _media_kind(facts.structure.format, video, audio, facts.structure.brand)
     kind = "other" if role == "housekeeping" else content_kind
     fmt_info = (facts.probe or {}).get("format", {})
-    duration = _float(fmt_info.get("duration")) if kind in ("video", "audio") else None
+    claimed = _float(fmt_info.get("duration")) if kind in ("video", "audio") else None
+    duration, duration_problem = plausible_duration(
+        claimed, [_float(s.get("duration")) for s in (facts.probe or {}).get("streams", [])])
     width = height = None
     if video is not None:
         width, height = video.get("width"), video.get("height")
@@ -582,6 +601,9 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
                                    explicit_offset_s=clock_offset_s,
                                    sidecar_end=facts.sidecar.end_utc if facts.sidecar else None, bounds=bounds,
                                    unusable=unusable)
+    if duration_problem:  # flagged like a wrong clock: the time needs a person's look
+        capture = replace(capture, implausible=True,
+                          problem="; ".join(filter(None, [capture.problem, duration_problem])))
 
     place = None
     tags = {k: str(v) for k, v in (fmt_info.get("tags") or {}).items()}
@@ -598,6 +620,8 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
     status, detail = _integrity(facts, content_kind, role)
     if facts.sidecar_error:
         detail = "; ".join(filter(None, [detail, f"sidecar ignored: {facts.sidecar_error}"]))
+    if duration_problem:
+        detail = "; ".join(filter(None, [detail, duration_problem]))
     serial = (facts.sidecar.serial if facts.sidecar else None) or (names.serial if names else None) or (
         facts.exif.serial if facts.exif else None)
     officer = (facts.sidecar.officer_number if facts.sidecar else None) or (names.officer if names else None)
@@ -614,6 +638,8 @@ def describe(facts: Facts, *, profile: DeviceProfile, station_zone: str,
                                         ("streams", {t: streams.count(t) for t in sorted(set(streams))})) if v})
     if capture.problem:
         technical["time_problem"] = capture.problem
+    if duration_problem:
+        technical["duration_claimed_s"] = claimed
     if facts.exif is not None:
         technical["exif"] = {"make": facts.exif.make, "model": facts.exif.model, "serial": facts.exif.serial,
                              "gps_utc": facts.exif.gps_utc.isoformat() if facts.exif.gps_utc else None}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import struct
 import subprocess
 import warnings
 from pathlib import Path
@@ -88,14 +89,46 @@ def _read_exif(path: Path, embedded: bytes | None, *, fmt: str) -> ExifFacts | N
 def _read_image(path: Path) -> tuple[tuple[int, int], bytes | None]:
     """(width, height) and the raw EXIF block from the image header; the pixels are never decoded.
 
+    A very large photo (a 400-megapixel panorama or scan) is still a photo: Pillow's decompression-bomb guard
+    protects decoding, and nothing is decoded here, so past its limit the header is read by the format's own
+    plugin without that check (the guard stays in force for every decode, e.g. thumbnails).
+
     Raises UnidentifiedImageError / OSError / SyntaxError / ValueError when the header is unreadable.
     """
-    with warnings.catch_warnings():
-        # a huge image is still evidence: only its header is read here, so the bomb guard does not apply
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as img:
-            exif = img.info.get("exif")
-            return img.size, exif if isinstance(exif, bytes) else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.size, _exif_block(img)
+    except Image.DecompressionBombError:
+        return _read_large_image(path)
+
+
+def _exif_block(img: Image.Image) -> bytes | None:
+    exif = img.info.get("exif")
+    return exif if isinstance(exif, bytes) else None
+
+
+def _read_large_image(path: Path) -> tuple[tuple[int, int], bytes | None]:
+    """What `Image.open` does (each registered format's `accept` test, then its opener on the header) without
+    the decompression-bomb check, which only matters when pixels are decoded."""
+    Image.init()
+    with path.open("rb") as fh:
+        prefix = fh.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            if accept is not None and not accept(prefix):
+                continue
+            fh.seek(0)
+            try:
+                img = factory(fh, str(path))
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+            try:
+                return img.size, _exif_block(img)
+            finally:
+                img.close()
+    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
 
 
 def parse_sidecar(raw: bytes) -> SidecarFacts:

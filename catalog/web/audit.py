@@ -1,14 +1,12 @@
 """The auditor's pages: the access log (调阅记录), the administration log, the verification results and the
 whole custody log, each filtered by event, person, recording and time, paged, and downloadable as CSV.
 
-Downloading the log is itself recorded (an `exported` custody event naming the filters).
+Downloading the log is itself recorded (an `exported` custody event naming the filters). The CSV is made by
+`catalog.csvsafe`: a UTF-8 BOM first, and no cell a spreadsheet would run as a formula.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -18,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from catalog.csvsafe import csv_chunks
 from catalog.custody import CustodyKind, append_event
 from catalog.models import CustodyAnchor, CustodyEvent, CustodyHead
 from catalog.web.deps import DB, Caller, language, render, signed_in
@@ -106,18 +105,9 @@ def audit_csv(request: Request, session: DB) -> Response:
     session.commit()
     events = list(session.exec(query.order_by(col(CustodyEvent.id)).limit(CSV_LIMIT)))
 
-    def rows() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["id", "at", "kind", "actor", "recording_id", "details", "prev_hash", "hash"])
-        for e in events:
-            writer.writerow([e.id, e.at.isoformat() if e.at else "", e.kind, e.actor, e.recording_id or "",
-                             json.dumps(e.details, ensure_ascii=False, sort_keys=True), e.prev_hash, e.hash])
-            if out.tell() > 64 * 1024:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
+    header = ["id", "at", "kind", "actor", "recording_id", "details", "prev_hash", "hash"]
+    rows = ([e.id, e.at.isoformat() if e.at else "", e.kind, e.actor, e.recording_id or "",
+             json.dumps(e.details, ensure_ascii=False, sort_keys=True), e.prev_hash, e.hash] for e in events)
 
-    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers={
+    return StreamingResponse(csv_chunks(header, rows), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": "attachment; filename=custody-log.csv"})

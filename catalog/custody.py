@@ -150,9 +150,13 @@ def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_i
     if session.get_bind().dialect.name == "postgresql":
         body = event_body(kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id, actor=actor,
                           at=at, details=details)
-        row = session.execute(_PG_APPEND, {
-            "kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id, "actor": actor,
-            "at": at.astimezone(UTC).replace(tzinfo=None), "details": _canonical(details), "body": body}).one()
+        params = {"kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id,
+                  "actor": actor, "at": at.astimezone(UTC).replace(tzinfo=None), "details": _canonical(details),
+                  "body": body}
+        row = session.execute(_PG_APPEND, params).one_or_none()
+        if row is None:  # the head row was deleted behind our back: start it again as on SQLite (verify names it)
+            session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
+            row = session.execute(_PG_APPEND, params).one()
         return CustodyEvent(id=row[0], kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,
                             actor=actor, at=at, details=details, prev_hash=row[1], hash=row[2])
     head = _locked_head(session)

@@ -16,14 +16,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
+from catalog.key_trust import load_key_trust, publish_key
 from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, Station, StationKey
 from catalog.recordings import ensure_station
-from catalog.signing import SignatureInvalid, fingerprint, public_key_b64, sign_document, verify_document
+from catalog.signing import SignatureInvalid, TrustedKeys, fingerprint, public_key_b64, sign_document, verify_document
 from catalog.types import utcnow
 from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 
-__all__ = ["MANIFEST_FORMAT", "MANIFEST_MISSING", "build_manifest", "ensure_station_key", "read_manifest",
-           "read_manifests", "signed_retain_until", "software_version", "trusted_fingerprints", "write_manifest"]
+__all__ = ["MANIFEST_FORMAT", "MANIFEST_MISSING", "build_manifest", "ensure_station_key", "publish_own_key",
+           "read_manifest", "read_manifests", "signed_retain_until", "software_version", "trusted_fingerprints",
+           "write_manifest"]
 
 MANIFEST_FORMAT = "evidence-manifest/1"
 #: What `read_manifests` says of a revision whose manifest the store does not hold.
@@ -77,24 +79,39 @@ def build_manifest(recording: Recording, revision: StampRevision, sightings: lis
 
 
 def ensure_station_key(session: Session, station_code: str, key: Ed25519PrivateKey, *, actor: str,
-                       station_name: str = "") -> StationKey:
-    """Register the station's public key once (a custody event records it); the station row too if missing."""
+                       station_name: str = "", store: EvidenceStore | None = None) -> StationKey:
+    """Register the station's public key once (a custody event records it); the station row too if missing.
+
+    With *store*, also make sure WORM storage holds the key's self-signed record (see `catalog.key_trust`): a key is
+    trusted only with both. Without it (a station working while the archive is away) the record is written the
+    first time the key signs a manifest or an anchor."""
     if session.get(Station, station_code) is None:
         ensure_station(session, station_code, name=station_name)
     public = public_key_b64(key)
     found = session.exec(select(StationKey).where(StationKey.fingerprint == fingerprint(public))).first()
-    if found is not None:
-        return found
-    row = StationKey(station_code=station_code, fingerprint=fingerprint(public), public_key=public,
-                     created_at=utcnow())
-    session.add(row)
-    append_event(session, CustodyKind.KEY_REGISTERED, actor=actor,
-                 details={"station": station_code, "fingerprint": row.fingerprint, "public_key": public})
-    return row
+    if found is None:
+        found = StationKey(station_code=station_code, fingerprint=fingerprint(public), public_key=public,
+                           created_at=utcnow())
+        session.add(found)
+        append_event(session, CustodyKind.KEY_REGISTERED, actor=actor,
+                     details={"station": station_code, "fingerprint": found.fingerprint, "public_key": public})
+    if store is not None:
+        publish_key(store, key, station=found.station_code, now=utcnow())
+    return found
 
 
-def trusted_fingerprints(session: Session) -> set[str]:
-    return set(session.exec(select(StationKey.fingerprint)))
+def publish_own_key(session: Session, store: EvidenceStore, key: Ed25519PrivateKey, *, fallback_station: str) -> None:
+    """Before signing anything into *store*: its key record must be there (written once; cached per process)."""
+    row = session.exec(select(StationKey.station_code).where(
+        StationKey.fingerprint == fingerprint(public_key_b64(key)))).first()
+    publish_key(store, key, station=row or fallback_station, now=utcnow())
+
+
+def trusted_fingerprints(session: Session, store: EvidenceStore | None = None) -> TrustedKeys:
+    """Keys with a `key_registered` event in the custody chain and (given *store*) a key record in WORM storage;
+    the result also says, for each known but untrusted key, why (see `catalog.key_trust`). A `station_key` row
+    alone is not trust: anyone with database rights can insert one."""
+    return load_key_trust(session, store).trusted
 
 
 def write_manifest(session: Session, store: EvidenceStore, recording: Recording, key: Ed25519PrivateKey, *,
@@ -109,6 +126,7 @@ def write_manifest(session: Session, store: EvidenceStore, recording: Recording,
     events = list(session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
                                .order_by(col(CustodyEvent.id))))
     body = build_manifest(recording, revision, sightings, events, signed_at=utcnow(), version=software_version())
+    publish_own_key(session, store, key, fallback_station=recording.station_code)
     document = sign_document(body, key)
     data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
     stored = store.put_manifest(recording.sha256, revision.revision, data, retain_until=recording.retain_until)

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["SignatureInvalid", "canonical_json", "fingerprint", "load_or_create_key", "public_key_b64",
+__all__ = ["SignatureInvalid", "TrustedKeys", "canonical_json", "fingerprint", "load_or_create_key", "public_key_b64",
            "sign_document", "verify_document"]
 
 
@@ -25,6 +25,15 @@ class SignatureInvalid(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"signature does not verify: {reason}")
+
+
+class TrustedKeys(set[str]):
+    """The fingerprints of trusted keys, and for keys the catalogue knows but does not trust, why not
+    (so a signature made with such a key is refused with the reason, not just "unknown key")."""
+
+    def __init__(self, fingerprints: set[str] | None = None, *, untrusted: dict[str, str] | None = None) -> None:
+        super().__init__(fingerprints or ())
+        self.untrusted: dict[str, str] = dict(untrusted or {})
 
 
 def canonical_json(value: Any) -> bytes:
@@ -84,7 +93,10 @@ def verify_document(document: dict[str, Any], *, trusted_fingerprints: set[str] 
         if fingerprint(public) != signature["key_fingerprint"]:
             raise SignatureInvalid("the key fingerprint does not match the public key")
         if trusted_fingerprints is not None and signature["key_fingerprint"] not in trusted_fingerprints:
-            raise SignatureInvalid(f"key {signature['key_fingerprint'][:16]}… is not a registered station key")
+            why = (trusted_fingerprints.untrusted.get(signature["key_fingerprint"])
+                   if isinstance(trusted_fingerprints, TrustedKeys) else None)
+            raise SignatureInvalid(f"key {signature['key_fingerprint'][:16]}… is not a registered station key"
+                                   + (f" ({why})" if why else ""))
         Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
             base64.b64decode(signature["value"]), canonical_json(body))
     except (KeyError, TypeError, ValueError) as exc:

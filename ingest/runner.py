@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from catalog import CatalogError, apply_retention, load_or_create_key
 from ingest.actors import Actors, WorkerContext, declare_actors, queue_names
+from ingest.anchoring import anchor_chain
 from ingest.broker import make_broker
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
@@ -53,9 +54,12 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
                         _hold_for_cases(engine, store, settings, ids, actor=options.actor)
                     enqueue_archive(ids)
 
-                return ingest_folder(path, settings=settings, engine=engine, store=store,
-                                     options=replace(options, defer_archive=True), progress=progress,
-                                     after_commit=after_commit)
+                report = ingest_folder(path, settings=settings, engine=engine, store=store,
+                                       options=replace(options, defer_archive=True), progress=progress,
+                                       after_commit=after_commit)
+                anchor_chain(settings, engine, store, key=key, actor=options.actor,
+                             reason=f"dock session {report.dock_session_id}")
+                return report
             new_ids: list[int] = []
             report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
                                    progress=progress, after_commit=new_ids.extend)
@@ -74,6 +78,9 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
                     worker.join()
                 finally:
                     worker.stop()
+            # After the decode checks too: the dock session and everything it led to is in the anchored head.
+            anchor_chain(settings, engine, store, key=key, actor=options.actor,
+                         reason=f"dock session {report.dock_session_id}")
             return report
         finally:
             broker.close()
@@ -106,7 +113,8 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event) -> Non
                     context = context or WorkerContext.from_settings(settings)
                     with Session(context.engine) as session:
                         row = write_anchor(session, context.store, station=settings.station, key=context.key,
-                                           actor=f"worker:{settings.station}", now=utcnow())
+                                           actor=f"worker:{settings.station}", now=utcnow(),
+                                           reason="hourly (EVIDENCE_ANCHOR_INTERVAL_S)")
                     if row is not None:
                         logger.info("Custody chain anchored at event %s in %s.", row.last_event_id, row.record_name)
                 except Exception:  # noqa: BLE001 - a down store or database: try again at the next tick

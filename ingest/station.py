@@ -29,6 +29,7 @@ from catalog.types import utcnow
 from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
 from device_profiles.matching import list_top_paths
 from ingest.actors import Actors, WorkerContext, declare_actors
+from ingest.anchoring import anchor_chain
 from ingest.broker import make_broker
 from ingest.clearing import clear_device
 from ingest.config import Settings
@@ -97,6 +98,10 @@ class StationService:
         self.alarms: list[dict[str, Any]] = []
         self._replaying: set[str] = set()
         self.endpoint_address: tuple[str, int] | None = None
+        # Anchoring the custody chain head: after each dock session, every EVIDENCE_ANCHOR_INTERVAL_S, at stop.
+        self._anchor_wake = threading.Event()
+        self._anchor_reasons: list[str] = []
+        self._anchor_stopping = False
 
     # -- status --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -218,6 +223,7 @@ class StationService:
             with self.lock:
                 self.awaiting_clear[key] = (volume.path, profile, report.device_serial)
         self._changed()
+        self._anchor_soon(f"dock session {report.dock_session_id}")
         logger.warning("Ingested %r: %d new, %d known, %d skipped, %d error(s).", key, status.new, status.known,
                        status.skipped, len(status.errors))
 
@@ -256,6 +262,7 @@ class StationService:
             self._replaying.discard(serial)
         if report is None:
             return
+        self._anchor_soon(f"dock session {report.dock_session_id} (catalogued from the journal)")
         with self.lock:
             for status in self.devices.values():
                 if status.device_serial == serial and status.state in ("waiting-catalog", "undocked"):
@@ -331,6 +338,31 @@ class StationService:
         logger.warning("Status endpoint on http://%s:%d/status", *server.address)
         return server
 
+    # -- custody anchors -----------------------------------------------------------------------------
+    def _anchor_soon(self, reason: str) -> None:
+        with self.lock:
+            self._anchor_reasons.append(reason)
+        self._anchor_wake.set()
+
+    def _anchor_loop(self, key: Any) -> None:
+        """Anchor the chain head at start, after dock sessions, every EVIDENCE_ANCHOR_INTERVAL_S (0: only after
+        dock sessions) and once more at stop. Its own thread: a slow store never holds up docks or the status."""
+        interval = self.settings.anchor_interval_s
+        reason = "station start"
+        while True:
+            try:
+                anchor_chain(self.settings, self.engine, self.store, key=key, reason=reason)
+            except Exception:  # noqa: BLE001 - the next dock session or tick tries again; the station runs on
+                logger.exception("Anchoring the custody chain failed.")
+            if self._anchor_stopping and not self._anchor_wake.is_set():
+                return
+            self._anchor_wake.wait(interval if interval > 0 else None)
+            self._anchor_wake.clear()
+            with self.lock:
+                reasons, self._anchor_reasons = self._anchor_reasons, []
+            reason = "; ".join(reasons) or ("station stop" if self._anchor_stopping
+                                            else "hourly (EVIDENCE_ANCHOR_INTERVAL_S)")
+
     # -- lifecycle -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
         if stop is not None:
@@ -354,6 +386,8 @@ class StationService:
                                   on_gone=self._undocked, stable_s=settings.mount_stable_s,
                                   rescan_s=settings.rescan_s)
             watcher.start()
+            anchoring = threading.Thread(target=self._anchor_loop, args=(key,), name="anchor", daemon=True)
+            anchoring.start()
             self.endpoint = self._start_endpoint(key)
             logger.warning("Station %r watching %s.", settings.station, ", ".join(settings.mount_roots))
             try:
@@ -367,6 +401,9 @@ class StationService:
                     self.endpoint.stop()
                 watcher.stop()
                 self.pool.shutdown(wait=True)  # in-flight docks stop between files
+                self._anchor_stopping = True  # one last anchor covers the sessions that just ended
+                self._anchor_wake.set()
+                anchoring.join(timeout=60)
                 self._sweep_clearing()
                 self._dirty = True
                 self._write_status()

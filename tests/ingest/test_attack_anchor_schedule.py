@@ -1,0 +1,94 @@
+"""The custody chain head is anchored in WORM storage by default, not only when a scheduler runs (issue 13, item 4):
+after every dock session (`evidence ingest`, `station watch`) and every EVIDENCE_ANCHOR_INTERVAL_S by the station.
+An insider who then cuts the tail of the chain with SQL (and rewrites the head row) is caught by `evidence verify`."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from catalog import CustodyKind, append_event, open_catalog
+from catalog.models import CustodyAnchor, CustodyEvent, CustodyHead
+from ingest.station import read_status
+from storage import LocalStore
+from tests.conftest import as_attacker, running_station, wait_for
+from tests.ingest.conftest import run_cli
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+
+def _newest_anchor(engine) -> CustodyAnchor | None:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return session.exec(select(CustodyAnchor).order_by(col(CustodyAnchor.id).desc())).first()
+
+
+def _head(engine) -> int:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        head = session.get(CustodyHead, 1)
+        assert head is not None and head.last_event_id is not None
+        return head.last_event_id
+
+
+def _cut_tail_to(engine, keep: int) -> None:  # type: ignore[no-untyped-def]
+    as_attacker(engine)
+    with engine.begin() as conn:
+        kept = conn.execute(text("SELECT hash FROM custody_event WHERE id = :id"), {"id": keep}).scalar()
+        conn.execute(text("DELETE FROM custody_event WHERE id > :id"), {"id": keep})
+        conn.execute(text("UPDATE custody_head SET last_event_id = :id, last_hash = :hash WHERE id = 1"),
+                     {"id": keep, "hash": kept})
+
+
+def test_evidence_ingest_anchors_the_dock_session_so_its_events_cannot_be_cut(samples, env, tmp_path):
+    result = run_cli(env, "ingest", str(samples.cn_recorder), "--json")
+    assert result.exit_code == 0, result.output
+    dock = json.loads(result.stdout)["dock_session"]
+    engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
+    try:
+        anchor = _newest_anchor(engine)
+        assert anchor is not None and anchor.last_event_id == _head(engine)
+        store = LocalStore(tmp_path / "home" / "worm")
+        body = json.loads(store.get_record(anchor.record_name))["manifest"]
+        assert body["reason"] == f"dock session {dock}"
+        with Session(engine) as session:
+            undocked = session.exec(select(CustodyEvent.id).where(CustodyEvent.kind == "undocked")).one()
+            assert undocked is not None and undocked <= anchor.last_event_id
+        # The insider removes the dock session's last events (undocked and what followed) and rewrites the head.
+        _cut_tail_to(engine, undocked - 1)
+    finally:
+        engine.dispose()
+    verify = run_cli(env, "verify", "--all")
+    assert verify.exit_code == 4, verify.output
+    assert f"PROBLEM [anchor] {anchor.record_name}: written" in verify.output
+    assert f"the catalogue has no event {anchor.last_event_id}; the chain now ends at event {undocked - 1}" \
+        in verify.output
+
+
+def test_station_anchors_after_each_dock_session_and_every_interval(samples, station_settings):
+    settings = dataclasses.replace(station_settings, anchor_interval_s=0.5)
+    engine = open_catalog(settings.database_url)
+    root = settings.mount_roots[0]
+    store = LocalStore(settings.store_path)
+
+    def reasons() -> list[str]:
+        return [json.loads(store.get_record(name))["manifest"].get("reason", "")
+                for name in store.list_records("custody/")]
+
+    try:
+        with running_station(settings):
+            shutil.copytree(samples.dcim_camera, f"{root}/CAMERA")
+            wait_for(lambda: [d["state"] for d in read_status(settings.status_path).get("devices", [])] == ["done"],
+                     90, "the dock to finish")
+            wait_for(lambda: any(r.startswith("dock session") for r in reasons()), 30, "an anchor after the dock")
+            # Something happens in the archive that no dock session follows (a clerk views a recording):
+            with Session(engine) as session:
+                viewed = append_event(session, CustodyKind.VIEWED, actor="clerk", details={"page": "recording"})
+                session.commit()
+            wait_for(lambda: (a := _newest_anchor(engine)) is not None and viewed.id is not None
+                     and a.last_event_id >= viewed.id, 30, "the interval anchor to cover the viewed event")
+        assert "hourly (EVIDENCE_ANCHOR_INTERVAL_S)" in reasons()
+    finally:
+        engine.dispose()

@@ -27,6 +27,8 @@ from sqlmodel import Session  # noqa: E402
 
 from bench._common import OUT, evict, fresh_dir, median, timed  # noqa: E402
 from catalog import Recording, ensure_station, ensure_station_key, open_catalog, write_manifest  # noqa: E402
+from catalog.custody import CustodyKind, append_event  # noqa: E402
+from catalog.replay import ROW_KEY, row_values  # noqa: E402
 from catalog.stamps import record_stamp  # noqa: E402
 from catalog.types import utcnow  # noqa: E402
 from catalog.verification import READ_CHUNK, select_recordings, verify_archive  # noqa: E402
@@ -41,7 +43,7 @@ def build(work: Path, files: int, mib: int) -> tuple[LocalStore, str]:
     try:
         with Session(engine) as session:
             ensure_station(session, "bench")
-            ensure_station_key(session, "bench", key, actor="bench")
+            ensure_station_key(session, "bench", key, actor="bench", store=store)
             for n in range(files):
                 path = work / "src.bin"
                 digest = hashlib.sha256()
@@ -59,6 +61,8 @@ def build(work: Path, files: int, mib: int) -> tuple[LocalStore, str]:
                                       retain_until=stored.retain_until, store_name="local", store_key=stored.key)
                 session.add(recording)
                 session.flush()
+                append_event(session, CustodyKind.COPIED, actor="bench", recording_id=recording.id,
+                             details={"sha256": sha, ROW_KEY: row_values(recording, "state", "retain_until")})
                 record_stamp(session, recording, by="bench", reason="bench")
                 write_manifest(session, store, recording, key, actor="bench")
                 session.commit()

@@ -5,17 +5,45 @@ auditor or admin works on the whole archive; a supervisor on the recordings of t
 units (all of them when no unit is set: an agency-wide supervisor); an officer on the recordings they
 collected. A person with several roles gets the widest. `scope_for` is pure; `scope_clause` turns a scope
 into SQL so a search, a draw or a single lookup never returns what the caller may not see.
+
+Every read of a recording's content goes through `read_evidence` (web media routes, `evidence cat`) or
+`check_access` (the evidence package, which records `exported` itself): the role must allow the step
+(view < play < download; a download of an original is a play of it, so an auditor does neither), the
+recording must be in the caller's scope (a refusal is an `access_refused` custody event naming both), and
+a reason must be stated where the agency's policy (EVIDENCE_ACCESS_REASON) asks for one — a download always.
+An access is then recorded once: once per web session and recording and what was read (original, photo,
+proxy, thumbnail), whatever HTTP range the request asked for, and once per command-line read.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import ColumnElement, false
+from sqlalchemy import ColumnElement, false, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, or_, select
 
-from catalog.models import Officer, Recording, User
+from catalog.cases import case_as_json
+from catalog.custody import CustodyKind, append_event
+from catalog.errors import CaseStateError, PermissionDenied
+from catalog.models import Case, Disposal, DisposalBatch, Officer, Recording, RecordingState, User, ViewingAccess
+from catalog.retention import RetentionPolicy
+from catalog.types import utcnow
 
-__all__ = ["EVERYTHING", "Scope", "can_see", "scope_clause", "scope_for", "user_scope"]
+if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
+    from catalog.disposal import PlanItem
+
+__all__ = ["ACCESS_STEPS", "EVERYTHING", "STEP_PERMISSION", "AccessRefused", "BatchInScope", "DisposalInScope",
+           "ReasonRequired", "Scope", "can_see", "case_in_scope", "check_access", "disposal_in_scope",
+           "disposed_message", "hidden_recordings", "out_of_scope", "read_evidence", "reason_needed", "record_access",
+           "record_refusals", "scope_clause", "scope_for", "user_scope"]
+
+#: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
+ACCESS_STEPS = ("view", "play", "download")
+#: The role permission (users.PERMISSIONS) each step needs: downloading an original is playing it.
+STEP_PERMISSION = {"view": "view", "play": "play", "download": "play"}
 
 
 @dataclass(frozen=True)
@@ -70,3 +98,199 @@ def can_see(session: Session, scope: Scope, recording_id: int) -> bool:
     if clause is None:
         return True
     return session.exec(select(Recording.id).where(Recording.id == recording_id, clause)).first() is not None
+
+
+def out_of_scope(session: Session, scope: Scope, recording_ids: Iterable[int]) -> list[int]:
+    """Which of *recording_ids* lie outside *scope* (sorted)."""
+    wanted = sorted(set(recording_ids))
+    clause = scope_clause(scope)
+    if clause is None or not wanted:
+        return []
+    inside = set(session.exec(select(Recording.id).where(col(Recording.id).in_(wanted), clause)))
+    return [i for i in wanted if i not in inside]
+
+
+class AccessRefused(PermissionDenied):
+    """A read refused: the role does not allow it, or the recordings are outside the caller's scope (listed)."""
+
+    def __init__(self, message: str, *, recording_ids: Iterable[int] = (), scope: str = "") -> None:
+        self.recording_ids = sorted(set(recording_ids))
+        self.scope = scope
+        super().__init__(message)
+
+
+class ReasonRequired(AccessRefused):
+    """The agency's policy asks for a stated reason (调阅事由) for this step and none was given."""
+
+
+def reason_needed(policy: str, step: str) -> bool:
+    """Whether EVIDENCE_ACCESS_REASON=*policy* asks for a reason at *step* (view < play < download: a policy
+    naming an earlier step asks at every later one too; a download always needs one). Pure."""
+    return ACCESS_STEPS.index(step) >= ACCESS_STEPS.index(policy)
+
+
+def record_refusals(session: Session, actor: str, recording_ids: Iterable[int], *, action: str, why: str,
+                    details: dict[str, Any] | None = None) -> None:
+    """One committed `access_refused` custody event per recording (what was asked and why it was refused)."""
+    for rid in sorted(set(recording_ids)):
+        append_event(session, CustodyKind.ACCESS_REFUSED, actor=actor, recording_id=rid,
+                     details={"action": action, "why": why, **(details or {})})
+    session.commit()
+
+
+def _role_problem(user: User, step: str) -> str | None:
+    from catalog.users import PERMISSIONS  # users imports this module (scopes) at its top
+
+    allowed = PERMISSIONS[STEP_PERMISSION[step]]
+    if user.active and allowed & set(user.roles):
+        return None
+    if not user.active:
+        return f"user {user.name!r} is not active"
+    return (f"user {user.name!r} (roles: {', '.join(user.roles)}) may not {step} recordings: that needs one of "
+            f"{', '.join(sorted(allowed))}")
+
+
+def check_access(session: Session, user: User, recordings: list[Recording], *, step: str, reason: str | None,
+                 policy: str, action: str | None = None) -> None:
+    """Refuse (AccessRefused) unless *user* may take *step* on every one of *recordings*: their role allows it
+    and each is in their scope; each refused recording is an `access_refused` custody event (committed), and the
+    message names the refused ids and the caller's scope. ReasonRequired when *policy* asks for a reason at
+    *step* and *reason* is blank (nothing recorded: nothing was asked for yet)."""
+    action = action or step
+    ids = [r.id for r in recordings if r.id is not None]
+    scope = user_scope(user)
+    problem = _role_problem(user, step)
+    if problem is not None:
+        record_refusals(session, user.name, ids, action=action, why="role", details={"roles": list(user.roles)})
+        raise AccessRefused(f"{problem}; refused: {_ids(ids)}", recording_ids=ids, scope=scope.describe())
+    outside = out_of_scope(session, scope, ids)
+    if outside:
+        record_refusals(session, user.name, outside, action=action, why="scope",
+                        details={"scope": scope.describe()})
+        raise AccessRefused(f"{_ids(outside)} {'is' if len(outside) == 1 else 'are'} outside what {user.name} may "
+                            f"{action} ({scope.describe()})", recording_ids=outside, scope=scope.describe())
+    if reason_needed(policy, step) and not (reason or "").strip():
+        why = ("a download always needs one" if step == "download" else
+               f"the agency's policy EVIDENCE_ACCESS_REASON={policy} asks for one before anyone may {step} a recording")
+        raise ReasonRequired(f"state the reason for this access (调阅事由) to {_ids(ids)}: {why}", recording_ids=ids,
+                             scope=scope.describe())
+
+
+def _ids(ids: list[int]) -> str:
+    return ("recording " if len(ids) == 1 else "recordings ") + ", ".join(str(i) for i in ids)
+
+
+def record_access(session: Session, *, actor: str, recording: Recording, what: str, details: dict[str, Any],
+                  viewing_session: str | None) -> bool:
+    """Record one `accessed` custody event for *recording* (committed). With a *viewing_session* (the web
+    session's key) only its first read of this recording's *what* is recorded — a marker row in the same
+    transaction as the event, so a follow-up range request, a parallel one or one served by another process
+    adds nothing. True if an event was written."""
+    assert recording.id is not None
+    marker: int | None = None
+    if viewing_session is not None:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = insert(ViewingAccess).values(session_key=viewing_session, recording_id=recording.id, what=what,
+                                                 at=utcnow()).on_conflict_do_nothing(
+            index_elements=["session_key", "recording_id", "what"]).returning(col(ViewingAccess.id))
+        marker = session.execute(statement).scalar_one_or_none()
+        if marker is None:  # this session's read of it is already recorded
+            session.rollback()
+            return False
+    event = append_event(session, CustodyKind.ACCESSED, actor=actor, recording_id=recording.id,
+                         details={**details, "what": what})
+    if marker is not None:
+        session.execute(update(ViewingAccess).where(col(ViewingAccess.id) == marker).values(event_id=event.id))
+    session.commit()
+    return True
+
+
+def disposed_message(session: Session, recording: Recording) -> str:
+    """Why a disposed recording's bytes cannot be read: when, in which batch and by which rule it went."""
+    tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
+    when = tombstone.disposed_at.isoformat() if tombstone and tombstone.disposed_at else "?"
+    return (f"recording {recording.id} ({recording.original_name}) was disposed of on {when} (batch "
+            f"{tombstone.batch_id if tombstone else '?'}, rule: {tombstone.rule if tombstone else '?'}); only its "
+            "tombstone remains")
+
+
+def read_evidence(session: Session, *, user: User, recording: Recording, step: str, what: str, via: str,
+                  reason: str | None, policy: str, viewing_session: str | None, opener: Callable[[], BinaryIO],
+                  record: bool = True, details: dict[str, Any] | None = None) -> BinaryIO:
+    """Open a recording's content for *user*: check role, scope and reason (check_access), open it with
+    *opener* (a failed or refused read is never logged as an access), then record the access once
+    (record_access). The caller reads and closes what is returned."""
+    check_access(session, user, [recording], step=step, reason=reason, policy=policy)
+    if recording.state == RecordingState.DISPOSED.value:
+        raise CaseStateError(disposed_message(session, recording))
+    handle = opener()
+    try:
+        if record:
+            record_access(session, actor=user.name, recording=recording, what=what, viewing_session=viewing_session,
+                          details={"via": via, "reason": (reason or "").strip() or None, **(details or {})})
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def case_in_scope(session: Session, case: Case, scope: Scope, policy: RetentionPolicy | None = None) -> dict[str, Any]:
+    """A case as `case_as_json` gives it, with only the recordings, text records and past links inside *scope*:
+    what lies outside is left out, counted in `outside_scope` (recordings, documents, unlinked) and nothing else —
+    no id, name, purpose or date of it."""
+    data = case_as_json(session, case, policy)
+    sections = ("recordings", "documents", "unlinked")
+    ids = [item["recording_id"] for key in sections for item in data[key]]
+    hidden = set(out_of_scope(session, scope, ids))
+    data["outside_scope"] = {}
+    for key in sections:
+        kept = [item for item in data[key] if item["recording_id"] not in hidden]
+        data["outside_scope"][key] = len(data[key]) - len(kept)
+        data[key] = kept
+    return data
+
+
+def hidden_recordings(session: Session, scope: Scope, ids: Iterable[int]) -> set[int]:
+    """Which of *ids* lie outside *scope* (asked 500 at a time: a disposal batch may hold many)."""
+    if scope.everything:
+        return set()
+    wanted = sorted(set(ids))
+    return {rid for start in range(0, len(wanted), 500)
+            for rid in out_of_scope(session, scope, wanted[start:start + 500])}
+
+
+@dataclass(frozen=True)
+class BatchInScope:
+    """A disposal batch as one caller may see it: its items and outcome lines of recordings in their scope (an
+    outcome line naming no recording is kept), and how many of its items lie outside it (a batch with any cannot
+    be approved by them)."""
+
+    batch: DisposalBatch
+    items: list[dict[str, Any]]
+    outcome: list[dict[str, Any]]
+    hidden: int
+
+
+@dataclass(frozen=True)
+class DisposalInScope:
+    """Retention and disposal as one caller may see them: nothing of a recording outside their scope, not even
+    its id or name; `hidden` counts the distinct recordings left out."""
+
+    plan: list[PlanItem]
+    pending: list[PlanItem]
+    batches: list[BatchInScope]
+    hidden: int
+
+
+def disposal_in_scope(session: Session, scope: Scope, *, plan: Sequence[PlanItem] = (),
+                      pending: Sequence[PlanItem] = (), batches: Sequence[DisposalBatch] = ()) -> DisposalInScope:
+    """The disposal plan, the pending-case holds and the disposal batches limited to *scope*: the one filter the
+    web's retention page and `evidence retention plan|batches` share."""
+    ids = ([i.recording_id for i in (*plan, *pending)]
+           + [int(i["recording_id"]) for b in batches for i in b.items])
+    hidden = hidden_recordings(session, scope, ids)
+    views = [BatchInScope(b, [i for i in b.items if int(i["recording_id"]) not in hidden],
+                          [o for o in b.outcome if o.get("recording_id") not in hidden],
+                          sum(1 for i in b.items if int(i["recording_id"]) in hidden)) for b in batches]
+    return DisposalInScope([i for i in plan if i.recording_id not in hidden],
+                           [i for i in pending if i.recording_id not in hidden], views, len(hidden))

@@ -20,10 +20,10 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import and_, exists, or_
 from sqlmodel import Session, col, delete, select
 
+from catalog.access import EVERYTHING, Scope, scope_clause, user_scope
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
 from catalog.manifests import (
-    MANIFEST_MISSING,
     ensure_station_key,
     read_manifests,
     signed_retain_until,
@@ -39,15 +39,29 @@ from catalog.models import (
     DisposalStatus,
     Recording,
     RecordingState,
+    User,
 )
-from catalog.retention import PENDING_CASE, RetentionPolicy
+from catalog.replay import (
+    ROW_KEY,
+    CaseReplay,
+    case_findings,
+    chain_decision,
+    link_findings,
+    load_case_replays,
+    load_link_rows,
+    load_replays,
+    origin_findings,
+    row_findings,
+    row_values,
+)
+from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
 from catalog.retention_job import decide_for
 from catalog.signing import sign_document
 from catalog.stamps import current_stamp
 from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
 
-__all__ = ["DISPOSAL_RECORD_FORMAT", "PlanItem", "Signer", "approve_batch", "plan_disposal", "plan_pending_cases",
-           "start_sweep"]
+__all__ = ["DISPOSAL_RECORD_FORMAT", "PlanItem", "Signer", "approve_batch", "approver_scope", "batch_out_of_scope",
+           "chain_check", "plan_disposal", "plan_pending_cases", "start_sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +172,30 @@ def start_sweep(session: Session, store: EvidenceStore, policy: RetentionPolicy,
     return _execute(session, store, policy, batch, now=now, signer=signer)
 
 
+def approver_scope(session: Session, by: str) -> Scope:
+    """The scope of the archive user named *by* (the whole archive for a name that is no user here: the commands
+    that accept names check elsewhere that the caller is a real user)."""
+    user = session.exec(select(User).where(User.name == by.strip())).first()
+    return EVERYTHING if user is None else user_scope(user)
+
+
+def batch_out_of_scope(session: Session, batch: DisposalBatch, scope: Scope) -> list[int]:
+    """The ids of the batch's recordings that *scope* does not cover (empty for the whole archive)."""
+    clause = scope_clause(scope)
+    ids = sorted({int(item["recording_id"]) for item in batch.items})
+    if clause is None or not ids:
+        return []
+    seen: set[int] = set()
+    for start in range(0, len(ids), 500):
+        seen.update(rid for rid in session.exec(select(Recording.id).where(
+            col(Recording.id).in_(ids[start:start + 500]), clause)) if rid is not None)
+    return [rid for rid in ids if rid not in seen]
+
+
 def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolicy, batch_id: int, *, by: str,
-                  now: datetime, signer: Signer) -> DisposalBatch:
-    """A named approver (not the operator) approves a proposed batch, which is then carried out."""
+                  now: datetime, signer: Signer, scope: Scope | None = None) -> DisposalBatch:
+    """A named approver (not the operator) whose scope covers every recording of a proposed batch approves it; it is
+    then carried out. *scope*: the approver's (default: the scope of the archive user named *by*)."""
     batch = session.get(DisposalBatch, batch_id)
     if batch is None:
         raise DisposalError(f"no disposal batch {batch_id}")
@@ -172,6 +207,12 @@ def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolic
     if by.strip() == batch.created_by:
         raise DisposalError(f"disposal batch {batch_id} was proposed by {batch.created_by!r}; a different person "
                             "must approve it")
+    scope = scope if scope is not None else approver_scope(session, by)
+    outside = batch_out_of_scope(session, batch, scope)
+    if outside:
+        raise DisposalError(f"disposal batch {batch_id} holds recording(s) {', '.join(map(str, outside))} outside "
+                            f"the scope of {by.strip()!r} ({scope.describe()}); an approver whose units cover every "
+                            "recording of the batch must approve it")
     batch.approved_by, batch.approved_at = by.strip(), now
     session.add(batch)
     append_event(session, CustodyKind.DISPOSAL_APPROVED, actor=batch.approved_by, details={
@@ -192,8 +233,10 @@ def _execute(session: Session, store: EvidenceStore, policy: RetentionPolicy, ba
              now: datetime, signer: Signer) -> DisposalBatch:
     operator, approver = batch.created_by, batch.approved_by
     outcome: list[dict[str, Any]] = []
+    cases = load_case_replays(session)  # the cases as the custody chain says (their rows may have been edited)
     for item in batch.items:
-        result = _dispose_one(session, store, policy, batch, item, now=now, operator=operator, approver=approver)
+        result = _dispose_one(session, store, policy, batch, item, now=now, operator=operator, approver=approver,
+                              cases=cases)
         outcome.append(result)
         session.commit()
     batch.outcome = outcome
@@ -220,14 +263,38 @@ def _refuse(session: Session, batch: DisposalBatch, item: dict[str, Any], reason
     return {"recording_id": item["recording_id"], "sha256": item["sha256"], "result": result, "reason": reason}
 
 
+def chain_check(session: Session, recording: Recording, policy: RetentionPolicy,
+                cases: dict[str, CaseReplay]) -> tuple[list[str], RetentionDecision | None]:
+    """What the custody chain says against disposing of *recording*: no event that created the row (planted), every
+    way the row, its case links or its cases differ from the chain (and any of its events that no longer match
+    their hash), and the retention the rules give the chain's own values (None when they cannot be applied)."""
+    assert recording.id is not None
+    replays, broken = load_replays(session, [recording.id], check_hashes=True)
+    replay = replays[recording.id]
+    links = load_link_rows(session, [recording.id])[recording.id]
+    differences = (broken + origin_findings(recording, replay) + row_findings(recording, replay)
+                   + link_findings(replay, links))
+    numbers = {link.case for link in replay.links} | {number for number, _link in links}
+    if numbers:
+        rows = session.exec(select(Case).where(col(Case.number).in_(sorted(numbers))))
+        differences += [f"case {number}: {text}" for number, text in case_findings(cases, rows, numbers)]
+    return differences, chain_decision(replay, cases, policy)
+
+
 def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy, batch: DisposalBatch,
-                 item: dict[str, Any], *, now: datetime, operator: str, approver: str | None) -> dict[str, Any]:
+                 item: dict[str, Any], *, now: datetime, operator: str, approver: str | None,
+                 cases: dict[str, CaseReplay] | None = None) -> dict[str, Any]:
     assert batch.id is not None
     recording = session.get(Recording, item["recording_id"])
     if recording is None or recording.sha256 != item["sha256"]:
         return _refuse(session, batch, item, "the catalog no longer holds this recording", actor=operator,
                        result="failed")
     assert recording.id is not None
+    differences, said = chain_check(session, recording, policy, load_case_replays(session) if cases is None else cases)
+    if differences:
+        return _refuse(session, batch, item, "the catalogue disagrees with the custody chain: "
+                       + "; ".join(differences) + f"; nothing was deleted (run `evidence verify {recording.id}`)",
+                       actor=operator)
     if recording.state == RecordingState.DISPOSED.value:
         return {"recording_id": recording.id, "sha256": recording.sha256, "result": "already disposed",
                 "reason": ""}
@@ -235,15 +302,21 @@ def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy
     signed = _signed_retention(session, store, recording)
     if isinstance(signed, str):
         return _refuse(session, batch, item, signed, actor=operator)
-    if signed is not None and now < signed[1]:
+    if now < signed[1]:
         why = (f"its signed manifest r{signed[0]} keeps it until {signed[1].isoformat()}; the catalogue row says "
                f"{decision.retain_until.isoformat()} (the row was edited behind the application's back?)")
         return _refuse(session, batch, item, why, actor=operator)
-    if decision.legal_hold:
-        return _refuse(session, batch, item, "under legal hold: " + "; ".join(decision.hold_reasons), actor=operator)
-    if now < decision.retain_until:
-        return _refuse(session, batch, item, f"retained until {decision.retain_until.isoformat()} "
-                                             f"({decision.rule})", actor=operator)
+    holds = list(decision.hold_reasons)
+    until, rule = decision.retain_until, decision.rule
+    if said is not None:  # the rules applied to what the chain says (its cases, capture times, retain-until)
+        holds += [f"{why} (by the custody chain)" for why in said.hold_reasons if why not in holds]
+        if said.retain_until > until:
+            until, rule = said.retain_until, f"{said.rule}, by the custody chain; the catalogue row says " \
+                                             f"{recording.retain_until.isoformat() if recording.retain_until else None}"
+    if holds:
+        return _refuse(session, batch, item, "under legal hold: " + "; ".join(holds), actor=operator)
+    if now < until:
+        return _refuse(session, batch, item, f"retained until {until.isoformat()} ({rule})", actor=operator)
     note = ""
     try:
         store.delete(recording.sha256, now=now)
@@ -270,19 +343,21 @@ def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy
     append_event(session, CustodyKind.DISPOSED, actor=operator, recording_id=recording.id, details={
         "batch": batch.id, "sha256": recording.sha256, "rule": decision.rule,
         "retain_until": decision.retain_until.isoformat(), "operator": operator, "approver": approver,
-        "store_key": recording.store_key, "note": note})
+        "store_key": recording.store_key, "note": note, ROW_KEY: row_values(recording, "state")})
     return {"recording_id": recording.id, "sha256": recording.sha256, "result": "disposed", "reason": note,
             "rule": decision.rule, "stamp": tombstone.stamp}
 
 
 def _signed_retention(session: Session, store: EvidenceStore,
-                      recording: Recording) -> tuple[int, datetime] | str | None:
+                      recording: Recording) -> tuple[int, datetime] | str:
     """The longest retain-until any of the recording's signed manifests states, with its revision; a refusal reason
-    when a manifest cannot be read or its signature fails (nothing is disposed of that cannot be proven); None for
-    a recording that has no manifest to read (never archived with one)."""
-    manifests = read_manifests(store, recording, trusted=trusted_fingerprints(session))
-    if manifests.get(1) == MANIFEST_MISSING:
-        return None
+    when the row has no stamp revision (so no manifest: nothing vouches for it), or a manifest is missing, cannot be
+    read or its signature fails (nothing is disposed of that cannot be proven)."""
+    if recording.stamp_revision < 1:
+        return (f"recording {recording.id} ({recording.original_name}) has no stamp revision and so no signed "
+                "manifest: nothing vouches for this row (inserted behind the application's back?); run "
+                f"`evidence verify {recording.id}`")
+    manifests = read_manifests(store, recording, trusted=trusted_fingerprints(session, store))
     longest: tuple[int, datetime] | None = None
     for revision, body in manifests.items():
         if isinstance(body, str):
@@ -290,6 +365,9 @@ def _signed_retention(session: Session, store: EvidenceStore,
         until = signed_retain_until(body)
         if until is not None and (longest is None or until > longest[1]):
             longest = (revision, until)
+    if longest is None:
+        return (f"none of the signed manifests of recording {recording.id} states a retain-until; run "
+                f"`evidence verify {recording.id}`")
     return longest
 
 
@@ -309,7 +387,7 @@ def write_disposal_record(session: Session, store: EvidenceStore, batch: Disposa
         "software": {"name": "evidence-ingest", "version": software_version()},
         "signed_at": now.isoformat(),
     }
-    ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}")
+    ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}", store=store)
     document = sign_document(body, signer.key)
     data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
     stored = store.put_record(f"disposals/batch-{batch.id:06d}.json", data, retain_until=now + RECORD_RETENTION)
@@ -319,4 +397,7 @@ def write_disposal_record(session: Session, store: EvidenceStore, batch: Disposa
         "batch": batch.id, "key": stored.key, "sha256": stored.sha256,
         "key_fingerprint": document["signature"]["key_fingerprint"]})
     session.commit()
+    from catalog.anchors import anchor_quietly  # the chain head, with this batch's events, into WORM storage
+    anchor_quietly(session, store, station=signer.station, key=signer.key, actor=f"station:{signer.station}",
+                   now=now, reason=f"disposal batch {batch.id}")
     return stored.key

@@ -5,8 +5,9 @@ out of the store: tampered bytes are never exported), the case's text
 records, every signed manifest with its canonical body and raw signature
 (so `openssl pkeyutl -verify` checks it), the station public keys, the
 custody events of every item with the WORM anchors, an HTML report, and a
-VERIFY.txt saying how to check all of it. Writing a package is a custody
-event per item and needs a role that may export.
+VERIFY.txt saying how to check all of it. Writing a package needs a role
+that may export, the rights and scope to download every item, and a stated
+reason; it is one `exported` custody event per item.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
+from catalog.access import AccessRefused, ReasonRequired, check_access
 from catalog.anchors import ANCHOR_PREFIX
 from catalog.cases import active_links, get_case
 from catalog.custody import CustodyKind, append_event
@@ -35,11 +37,12 @@ from catalog.errors import ExportFailed
 from catalog.manifests import software_version, trusted_fingerprints
 from catalog.models import Case, CustodyEvent, Disposal, Recording, RecordingState, StationKey
 from catalog.recordings import get_recording
-from catalog.signing import canonical_json, verify_document
+from catalog.replay import load_replays, origin_findings, row_findings
+from catalog.signing import SignatureInvalid, canonical_json, verify_document
 from catalog.users import require
-from storage import EvidenceStore, HashMismatch
+from storage import EvidenceStore, HashMismatch, ObjectMissing
 
-__all__ = ["ExportResult", "export_package", "safe_name"]
+__all__ = ["ExportResult", "export_package", "provenance_problems", "safe_name"]
 
 _IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 _CHUNK = 8 * 1024 * 1024
@@ -98,29 +101,52 @@ def _event_json(e: CustodyEvent) -> dict[str, Any]:
             "prev_hash": e.prev_hash, "hash": e.hash}
 
 
-def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str, now: datetime,
+def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str, now: datetime, reason: str,
                    case_number: str | None = None, refs: list[str] | None = None,
                    organisation: str = "") -> ExportResult:
-    """Write the package for a case (or for recordings by id) to *out* (a new folder, or a `.zip`)."""
-    require(session, by, "export")
+    """Write the package for a case (or for recordings by id) to *out* (a new folder, or a `.zip`).
+
+    A package hands over originals, so each item is checked as a download of it would be (catalog.access): the
+    role must allow playing and downloading (an auditor's does not), every item must be in the caller's scope,
+    and a *reason* must be stated. A refusal refuses the whole package (a partial package would misstate the
+    case): each refused recording is an `access_refused` custody event and the message names them. A package
+    written is one `exported` event per item, with the reason."""
+    user = require(session, by, "export")
     if (case_number is None) == (not refs):
         raise ExportFailed("export a case number, or one or more recording ids — not both, not neither")
-    if out.exists() and (out.is_file() or any(out.iterdir())):
-        raise ExportFailed(f"{out} already exists; an evidence package is never written over another")
     case = get_case(session, case_number) if case_number else None
     items = _items(session, case, refs or [])
     if not items:
         raise ExportFailed(f"case {case_number} has no recordings or documents to export")
+    subject = f"case {case_number}" if case_number else "the package"
+    recordings = [i.recording for i in items]
+    try:
+        # what a tombstone says is a view; an original (or a text record) in the package is a download
+        check_access(session, user, recordings, step="view", reason=reason, policy="download", action="export")
+        check_access(session, user, [r for r in recordings if r.state != RecordingState.DISPOSED.value],
+                     step="download", reason=reason, policy="download", action="export")
+    except AccessRefused as exc:
+        exc.args = (f"export of {subject} refused, nothing was written: {exc}",)
+        raise
+    if not reason.strip():
+        raise ReasonRequired(f"export of {subject} refused: state the reason for handing over this evidence "
+                             "(调阅事由); it is recorded with every item", recording_ids=[])
+    if out.exists() and (out.is_file() or any(out.iterdir())):
+        raise ExportFailed(f"{out} already exists; an evidence package is never written over another")
     waiting = [i.recording for i in items if i.recording.state == RecordingState.STAGED.value]
     if waiting:
         raise ExportFailed("not in the WORM store yet (still staged): " + ", ".join(
             f"recording {r.id} ({r.original_name})" for r in waiting))
+    unproven = provenance_problems(session, recordings)
+    if unproven:
+        raise ExportFailed(f"export of {subject} refused, nothing was written: " + "; ".join(unproven)
+                           + f" (run `evidence verify {' '.join(str(r.id) for r in recordings)}`)")
     zipped = out.suffix.lower() == ".zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     # Built beside the destination and moved into place whole: a failed export leaves nothing behind.
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        payload = _write_payload(session, store, work, case, items, by=by, now=now)
+        payload = _write_payload(session, store, work, case, items, by=by, now=now, reason=reason.strip())
         bag = bagit.make_bag(str(work), bag_info={
             "Source-Organization": organisation or "evidence-ingest archive",
             "External-Identifier": case_number or ", ".join(str(i.recording.id) for i in items),
@@ -128,6 +154,7 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
                                      "Evidence package for selected recordings"),
             "Contact-Name": by, "Bag-Software-Agent": f"evidence-ingest {software_version()}",
             "Internal-Sender-Identifier": f"exported {now.isoformat()}",
+            "Internal-Sender-Description": f"reason: {reason.strip()}",
         }, checksums=["sha256", "sha512"])
         bag.validate(fast=False)  # what we hand over must verify before it leaves
         tagmanifest = hashlib.sha256((work / "tagmanifest-sha256.txt").read_bytes()).hexdigest()
@@ -143,9 +170,26 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     for item in items:
         append_event(session, CustodyKind.EXPORTED, actor=by, recording_id=item.recording.id, details={
             "package": out.name, "case": case_number, "sha256": item.recording.sha256, "path": item.path,
-            "tagmanifest_sha256": tagmanifest})
+            "tagmanifest_sha256": tagmanifest, "reason": reason.strip()})
     session.commit()
     return ExportResult(out, len(items), payload, tagmanifest)
+
+
+def provenance_problems(session: Session, recordings: list[Recording]) -> list[str]:
+    """Why a package must not carry these recordings: a row that no custody event created (planted), a row that
+    differs from what its custody events set, a row in the store with no stamp revision (so no signed manifest).
+    Each names the recording. One query for the lot (catalog.replay)."""
+    ids = [r.id for r in recordings if r.id is not None]
+    replays = load_replays(session, ids)[0]
+    found = []
+    for r in recordings:
+        assert r.id is not None
+        who = f"recording {r.id} ({r.original_name})"
+        found += [f"{who}: {text}" for text in origin_findings(r, replays[r.id]) + row_findings(r, replays[r.id])]
+        if r.state in _IN_STORE and r.stamp_revision < 1:
+            found.append(f"{who}: in the store, but it has no stamp revision and so no signed manifest: nothing "
+                         "vouches for it")
+    return found
 
 
 def _zip(folder: Path, out: Path) -> None:
@@ -158,8 +202,8 @@ def _zip(folder: Path, out: Path) -> None:
 
 
 def _write_payload(session: Session, store: EvidenceStore, root: Path, case: Case | None, items: list[_Item], *,
-                   by: str, now: datetime) -> int:
-    trusted = trusted_fingerprints(session)
+                   by: str, now: datetime, reason: str) -> int:
+    trusted = trusted_fingerprints(session, store)
     for folder in ("recordings", "documents", "manifests", "keys", "custody/anchors"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     total = 0
@@ -177,9 +221,18 @@ def _write_payload(session: Session, store: EvidenceStore, root: Path, case: Cas
             total += _copy_verified(store, r, root / item.path)
             entry["file"] = f"data/{item.path}"
             for number in range(1, r.stamp_revision + 1):
-                raw = store.get_manifest(r.sha256, number)
-                document = json.loads(raw)
-                verify_document(document, trusted_fingerprints=trusted)  # SignatureInvalid stops the export
+                try:
+                    raw = store.get_manifest(r.sha256, number)
+                    document = json.loads(raw)
+                    verify_document(document, trusted_fingerprints=trusted)
+                except ObjectMissing as exc:
+                    raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} is "
+                                       f"missing from the store; nothing was written (run `evidence verify {r.id}`)"
+                                       ) from exc
+                except SignatureInvalid as exc:
+                    raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} cannot "
+                                       f"be trusted: {exc}; nothing was written (run `evidence verify {r.id}`)"
+                                       ) from exc
                 stem = f"manifests/{r.sha256}.r{number}"
                 (root / f"{stem}.json").write_bytes(raw)
                 (root / f"{stem}.body.json").write_bytes(canonical_json(document["manifest"]))
@@ -215,7 +268,7 @@ def _write_payload(session: Session, store: EvidenceStore, root: Path, case: Cas
             fh.write(json.dumps(_event_json(event), ensure_ascii=False, sort_keys=True) + "\n")
     for name in store.list_records(ANCHOR_PREFIX):
         (root / "custody" / "anchors" / name.rsplit("/", 1)[-1]).write_bytes(store.get_record(name))
-    summary = {"format": "evidence-package/1", "exported_at": now.isoformat(), "exported_by": by,
+    summary = {"format": "evidence-package/1", "exported_at": now.isoformat(), "exported_by": by, "reason": reason,
                "software": {"name": "evidence-ingest", "version": software_version()},
                "case": _case_facts(case), "items": rows}
     (root / "items.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -265,7 +318,7 @@ def _report_html(summary: dict[str, Any], events: list[CustodyEvent]) -> str:
              "text-align:left;vertical-align:top;font-size:13px}code{word-break:break-all}</style></head><body>",
              "<h1>证据包报告 · Evidence package report</h1>",
              f"<p>导出时间 Exported: {_cell(summary['exported_at'])} · 导出人 By: {_cell(summary['exported_by'])} · "
-             f"软件 Software: {_cell(summary['software']['version'])}</p>"]
+             f"软件 Software: {_cell(summary['software']['version'])} · 事由 Reason: {_cell(summary['reason'])}</p>"]
     if case:
         parts.append("<h2>案件 Case</h2><table>" + "".join(
             f"<tr><th>{label}</th><td>{_cell(case[key])}</td></tr>" for key, label in (

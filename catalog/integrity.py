@@ -3,7 +3,8 @@ add revisions and never overwrite an earlier one.
 
 `worst` is pure. `record_integrity` is the one function every path uses to record a verdict: it adds the
 revision, moves the recording's current status to the worst verdict so far (a later check never "heals" a file
-an earlier one found damaged) and, for any check after ingest, appends an `integrity_checked` custody event.
+an earlier one found damaged) and, for any check after ingest (or a first verdict that changes the row's status),
+appends an `integrity_checked` custody event carrying the new status (`now`), which `evidence verify` replays.
 A recording catalogued without its ingest revision (by a path that set only `Recording.integrity_status`) gets
 that verdict written as revision 1 before a later check is added, so the first verdict is never lost.
 """
@@ -60,6 +61,10 @@ def record_integrity(session: Session, recording: Recording, *, check: str, stat
     before = recording.integrity_status
     if revision == 1:
         recording.integrity_status, recording.integrity_detail = status, detail[:2000]
+        if before != status:  # the ingest path records its verdict in the row's `copied` event; any other is one
+            append_event(session, CustodyKind.INTEGRITY_CHECKED, actor=by, recording_id=recording.id, details={
+                **(details or {}), "check": check, "revision": 1, "status": status, "detail": detail[:2000],
+                "was": before, "now": status})
     else:
         if status != IntegrityStatus.OK.value:
             recording.integrity_status = worst(before, status)

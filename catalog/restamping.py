@@ -4,15 +4,21 @@ A change is a new stamp revision (`catalog.stamps.restamp`), sealed in a freshly
 recording in WORM storage, and followed at once by the retention pass: a case number that names an open case
 links the recording to it and holds it, one that names no registered case (or an important flag) puts it under a
 pending-case hold, and removing them with a reason lets the rules decide again. Nothing waits for the nightly job.
+
+Taking away what holds a recording pending its case (its case number or its important flag) is a clerk's decision:
+`change_stamp` refuses it (HoldLiftRefused) unless the caller's roles allow managing cases — whoever calls it, the
+web app, `evidence tag`, `evidence station tag` or the station's kiosk endpoint.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
+from catalog.errors import PermissionDenied
 from catalog.manifests import write_manifest
 from catalog.models import Recording, RecordingState, StampRevision
 from catalog.retention import RetentionPolicy
@@ -20,10 +26,13 @@ from catalog.retention_job import RetentionChange, apply_retention
 from catalog.stamps import restamp
 from storage import EvidenceStore
 
-__all__ = ["RETENTION_FIELDS", "StampChange", "change_stamp", "lifts_a_hold"]
+__all__ = ["HOLD_LIFTERS", "RETENTION_FIELDS", "HoldLiftRefused", "StampChange", "change_stamp",
+           "check_hold_lift", "lifts_a_hold"]
 
 #: Stamp fields that can change what keeps a recording (and so run the retention pass).
 RETENTION_FIELDS = frozenset({"case_number", "important", "captured_start"})
+#: The permission (catalog.users.PERMISSIONS) whose roles may take away what holds a recording pending its case.
+HOLD_LIFTERS = "manage_cases"
 
 
 def lifts_a_hold(recording: Recording, changes: dict[str, Any]) -> list[str]:
@@ -37,6 +46,34 @@ def lifts_a_hold(recording: Recording, changes: dict[str, Any]) -> list[str]:
     return lifted
 
 
+class HoldLiftRefused(PermissionDenied):
+    """A stamp change would take away what holds a recording pending its case, and the caller may not decide that."""
+
+    def __init__(self, message: str, *, recording_id: int | None, lifted: list[str]) -> None:
+        self.recording_id = recording_id
+        self.lifted = list(lifted)
+        super().__init__(message)
+
+
+def check_hold_lift(recording: Recording, changes: dict[str, Any], *, by: str, roles: Iterable[str],
+                    where: str = "") -> None:
+    """HoldLiftRefused unless *roles* may take away what *changes* take away of *recording*'s pending-case hold
+    (see lifts_a_hold; a role allowed to manage cases — a clerk or an administrator). *where* names the recording
+    further (e.g. its path on the device). Changes equal to the current values lift nothing."""
+    from catalog.users import PERMISSIONS  # users imports access, which the web and CLI import before this
+
+    wanted = {k: v for k, v in changes.items() if getattr(recording, k, None) != v}
+    lifted = lifts_a_hold(recording, wanted)
+    allowed, held = PERMISSIONS[HOLD_LIFTERS], sorted(set(roles))
+    if not lifted or allowed & set(held):
+        return
+    raise HoldLiftRefused(
+        f"recording {recording.id} ({where or recording.original_name}): this change {' and '.join(lifted)}, which "
+        f"lifts its hold: a clerk decides that, with a reason (a user with a role of {', '.join(sorted(allowed))}: "
+        f"`evidence tag ID --reason …` or the web app), not {by} (roles: {', '.join(held) or 'none'})",
+        recording_id=recording.id, lifted=lifted)
+
+
 @dataclass(frozen=True)
 class StampChange:
     """What a stamp change did: the revision, whether it was sealed, and the retention changes it caused."""
@@ -48,13 +85,18 @@ class StampChange:
 
 def change_stamp(session: Session, store: EvidenceStore, recording: Recording, *, by: str, reason: str,
                  case_pattern: str, policy: RetentionPolicy, key: Ed25519PrivateKey | None,
-                 **changes: Any) -> StampChange:
+                 roles: Iterable[str] = (), **changes: Any) -> StampChange:
     """Restamp *recording* (a new revision; StampInvalid if the result breaks a rule), seal the revision in a signed
     manifest when the recording is in the store and a signing key is at hand, and apply retention at once.
+
+    *roles* are the caller's (an archive user's roles; none for the station): HoldLiftRefused, before anything is
+    changed, when the change takes away the recording's case number or important flag and no role of the caller
+    may manage cases (check_hold_lift).
 
     Commits. A store failure while sealing or applying retention propagates (StorageError) after the revision is
     committed: the revision stands, and `evidence retention apply` finishes the rest.
     """
+    check_hold_lift(recording, changes, by=by, roles=roles)
     revision = restamp(session, recording, by=by, reason=reason, case_pattern=case_pattern, **changes)
     session.commit()
     sealed = False

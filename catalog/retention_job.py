@@ -21,7 +21,8 @@ from sqlmodel import Session, col, select
 from catalog.cases import adopt_stamped, case_facts
 from catalog.custody import CustodyKind, append_event
 from catalog.models import Case, CaseLink, Recording, RecordingState
-from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds, routine_base
+from catalog.replay import base_time_of
+from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds
 from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
@@ -57,12 +58,11 @@ def base_time(recording: Recording) -> datetime:
     """What routine retention counts from: the later of capture end (else start) and when the archive took the
     recording (archived, else ingested); a document counts from when it was attached; an implausible capture time
     (a wrong device clock) does not count."""
-    entered = recording.archived_at or recording.ingested_at
-    assert entered is not None
-    if recording.media_kind == "document":
-        return recording.ingested_at or entered
-    return routine_base(captured_end=recording.captured_end or recording.captured_start, entered_at=entered,
-                        time_implausible=recording.time_implausible)
+    ingested = recording.ingested_at or recording.archived_at
+    assert ingested is not None
+    return base_time_of(media_kind=recording.media_kind, captured_start=recording.captured_start,
+                        captured_end=recording.captured_end, archived_at=recording.archived_at,
+                        ingested_at=ingested, time_implausible=recording.time_implausible)
 
 
 def _pending(session: Session, recordings: list[Recording], linked_now: set[int]) -> dict[int, tuple[str, ...]]:

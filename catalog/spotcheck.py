@@ -1,7 +1,9 @@
 """双随机 spot checks: a reproducible random sample of recordings, and the reviewer's outcome for each.
 
 `draw` is pure: the same population and seed always give the same sample, so an auditor can redraw a
-past check from its recorded criteria and seed and confirm nobody picked the recordings by hand.
+past check from its recorded criteria and seed and confirm nobody picked the recordings by hand. A check is
+opened and reviewed only by someone whose scope covers every recording in it (a supervisor of other units is
+refused, and the refusal is an `access_refused` custody event).
 """
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from typing import Any, cast
 
 from sqlmodel import Session, col, func, select
 
+from catalog.access import Scope, out_of_scope, scope_clause
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CatalogError
-from catalog.models import Officer, Recording, RecordingState, SpotCheck, SpotCheckItem
+from catalog.models import DerivedMedia, Officer, Recording, RecordingState, SpotCheck, SpotCheckItem
 
-__all__ = ["OUTCOMES", "SpotCheckCriteria", "SpotCheckError", "draw", "draw_from_catalogue", "draw_positions",
-           "new_spot_check", "population", "record_outcome"]
+__all__ = ["OUTCOMES", "SpotCheckCriteria", "SpotCheckError", "SpotCheckNotFound", "SpotCheckRefused",
+           "derived_kinds", "draw", "draw_from_catalogue", "draw_positions", "new_spot_check", "open_spot_check",
+           "population", "record_outcome", "spot_checks_in_scope"]
 
 OUTCOMES = ("compliant", "issue")
 MAX_SAMPLE = 500
@@ -128,15 +132,80 @@ def new_spot_check(session: Session, criteria: SpotCheckCriteria, size: int, *, 
     return check
 
 
-def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, by: str,
-                   now: datetime) -> SpotCheckItem:
+class SpotCheckNotFound(SpotCheckError):
+    """No such spot check, or no such item in it."""
+
+
+class SpotCheckRefused(SpotCheckError):
+    """The caller's scope does not cover the spot check (a supervisor of other units)."""
+
+
+def _refuse_outside(session: Session, check: SpotCheck, scope: Scope, *, by: str, verb: str) -> None:
+    """SpotCheckRefused (recorded as an `access_refused` custody event) unless every recording of *check* is in
+    *scope*: a check of other units is neither opened nor reviewed by a supervisor limited to theirs."""
+    ids = [rid for rid in session.exec(select(SpotCheckItem.recording_id).where(SpotCheckItem.check_id == check.id))]
+    outside = out_of_scope(session, scope, ids)
+    if not outside:
+        return
+    unit = check.criteria.get("unit") or "the whole archive"
+    append_event(session, CustodyKind.ACCESS_REFUSED, actor=by, details={
+        "action": f"{verb} spot check", "check": check.id, "check_unit": unit, "scope": scope.describe(),
+        "outside": len(outside)})
+    session.commit()
+    raise SpotCheckRefused(f"spot check {check.id} (drawn from {unit}) is outside what {by} may {verb}: "
+                           f"{len(outside)} of its {len(ids)} recordings lie outside {scope.describe()}")
+
+
+def open_spot_check(session: Session, check_id: int, *, scope: Scope,
+                    by: str) -> tuple[SpotCheck, list[tuple[SpotCheckItem, Recording]]]:
+    """The check and its (item, recording) rows if *scope* covers all of it; SpotCheckError if there is none,
+    SpotCheckRefused (recorded) if it lies outside the caller's scope."""
+    check = session.get(SpotCheck, check_id)
+    if check is None:
+        raise SpotCheckNotFound(f"no spot check {check_id}")
+    _refuse_outside(session, check, scope, by=by, verb="open")
+    rows = session.exec(select(SpotCheckItem, Recording).where(SpotCheckItem.check_id == check_id,
+                                                               SpotCheckItem.recording_id == Recording.id)
+                        .order_by(col(SpotCheckItem.id)))
+    return check, [(item, recording) for item, recording in rows]
+
+
+def derived_kinds(session: Session, recording_ids: list[int], kind: str) -> set[int]:
+    """Which of *recording_ids* have a derived file of *kind* (a browser proxy, a thumbnail)."""
+    return set(session.exec(select(DerivedMedia.recording_id).where(DerivedMedia.kind == kind,
+                                                                    col(DerivedMedia.recording_id).in_(recording_ids))))
+
+
+def spot_checks_in_scope(session: Session, scope: Scope, *, limit: int = 100) -> list[SpotCheck]:
+    """The latest checks whose every recording lies in *scope* (a supervisor of other units does not see theirs)."""
+    query = select(SpotCheck).order_by(col(SpotCheck.id).desc())
+    clause = scope_clause(scope)
+    if clause is not None:
+        outside = select(SpotCheckItem.check_id).join(Recording, col(Recording.id) == SpotCheckItem.recording_id) \
+            .where(~clause)
+        query = query.where(col(SpotCheck.id).not_in(outside))
+    return list(session.exec(query.limit(limit)))
+
+
+def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, by: str, now: datetime,
+                   scope: Scope, check_id: int | None = None) -> SpotCheckItem:
+    """Record the reviewer's outcome for one item; refused (SpotCheckRefused, recorded) when the check (*check_id*,
+    else the item's) lies outside *scope* — decided before anything is said of its items —, and SpotCheckNotFound
+    when there is no such check, or the item is not part of it."""
     if outcome not in OUTCOMES:
         raise SpotCheckError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
     if outcome == "issue" and not notes.strip():
         raise SpotCheckError("describe the issue found")
     item = session.get(SpotCheckItem, item_id)
-    if item is None:
-        raise SpotCheckError(f"no spot-check item {item_id}")
+    # The scope is checked on the check asked for before saying anything of its items: an answer "no item X in
+    # spot check Y" to a caller outside Y would tell which items Y holds.
+    check = session.get(SpotCheck, item.check_id if check_id is None and item is not None else check_id)
+    if check is None:
+        raise SpotCheckNotFound(f"no spot check {check_id}" if check_id is not None else
+                                f"no spot-check item {item_id}")
+    _refuse_outside(session, check, scope, by=by, verb="review")
+    if item is None or item.check_id != check.id:
+        raise SpotCheckNotFound(f"no item {item_id} in spot check {check.id}")
     item.outcome, item.notes, item.reviewed_by, item.reviewed_at = outcome, notes.strip(), by, now
     session.add(item)
     append_event(session, CustodyKind.REVIEWED, actor=by, recording_id=item.recording_id, at=now, details={

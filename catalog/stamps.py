@@ -125,8 +125,10 @@ def restamp(session: Session, recording: Recording, *, by: str, reason: str, cas
     recording.stamp_revision = number
     session.add(revision)
     session.add(recording)
+    moved = {"row": {"captured_start": _json(recording.captured_start),
+                     "captured_end": _json(recording.captured_end)}} if "captured_start" in diff else {}
     append_event(session, CustodyKind.RESTAMPED, actor=by, recording_id=recording.id,
-                 details={"revision": number, "reason": reason, "changes": diff})
+                 details={"revision": number, "reason": reason, "changes": diff, **moved})
     return revision
 
 

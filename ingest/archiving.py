@@ -30,6 +30,7 @@ from catalog import (
     append_event,
     write_manifest,
 )
+from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
 from catalog.types import utcnow
 from ingest.errors import StagedCopyMissing
@@ -57,7 +58,8 @@ def mark_archived(session: Session, recording: Recording, store: EvidenceStore, 
     append_event(session, CustodyKind.ARCHIVED, actor=actor, recording_id=recording.id, details={
         "store": store.name, "key": stored.key, "location": stored.location, "version_id": stored.version_id,
         "retain_until": stored.retain_until.isoformat(), "rule": recording.retention_rule,
-        "legal_hold": recording.legal_hold, "retry": retry})
+        "legal_hold": recording.legal_hold, "retry": retry,
+        ROW_KEY: row_values(recording, "state", "retain_until", "legal_hold", "archived_at")})
     if stored.verified:
         append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id, details={
             "how": "server-side SHA-256 checksum on write, read back and compared", "sha256": recording.sha256,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from catalog import CustodyKind, Recording, RecordingState, Sighting, append_event
+from catalog.replay import ROW_KEY, row_values
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
 from ingest.scan import scan_device
@@ -73,7 +74,8 @@ def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: Devi
                 recording.state = RecordingState.VERIFIED.value
                 session.add(recording)
                 append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id,
-                             details={"how": "re-hashed the stored bytes before clearing the device"})
+                             details={"how": "re-hashed the stored bytes before clearing the device",
+                                      ROW_KEY: row_values(recording, "state")})
             if recording.state != RecordingState.VERIFIED.value:
                 report.kept[file.relative] = f"recording is {recording.state}"
                 continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,9 @@ from rich.table import Table
 from sqlmodel import Session, select
 
 from catalog import (
-    CaseStateError,
     CustodyKind,
-    Disposal,
     Near,
+    PermissionDenied,
     SearchFilters,
     append_event,
     get_recording,
@@ -34,20 +32,25 @@ from catalog import (
     run_search,
     trusted_fingerprints,
 )
+from catalog.access import can_see, check_access, read_evidence
 from catalog.alarms import staged_overdue
 from catalog.detail import recording_detail
 from catalog.errors import CatalogError
+from catalog.models import Sighting
 from catalog.restamping import change_stamp
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS
 from catalog.types import utcnow
+from catalog.users import Identity
 from device_profiles import load_profiles
 from ingest.actors import WorkerContext, declare_actors
 from ingest.archiving import archive_staged
 from ingest.broker import make_broker
 from ingest.cli_cases import case, retention
+from ingest.cli_common import caller as _caller
 from ingest.cli_common import console as _console
 from ingest.cli_common import errors as _errors
 from ingest.cli_common import parse_time as _parse_time
+from ingest.cli_common import person as _person
 from ingest.cli_common import print_json as _print_json
 from ingest.cli_common import settings as _settings
 from ingest.cli_integrity import integrity
@@ -62,6 +65,26 @@ __all__ = ["main"]
 
 _catalog = catalog_engine
 _store = open_store
+
+
+def _station_operator(settings: Settings) -> Identity:
+    """The caller, if they may operate this station (the station's own account, or a bound station/admin user)."""
+    with _catalog(settings) as engine, Session(engine) as session:
+        return _caller(settings, session, "operate_station")
+
+
+def _in_scope(session: Session, identity: Identity, recording_ids: list[int], action: str) -> None:
+    """PermissionDenied naming the first recording outside what the caller may *action*."""
+    for recording_id in recording_ids:
+        if not can_see(session, identity.scope, recording_id):
+            raise PermissionDenied(f"recording {recording_id} is outside what {identity.actor} ({identity.account}) "
+                                   f"may {action}: {identity.scope.describe()}")
+
+
+def _reason(reason: str | None, needed: bool, what: str) -> str | None:
+    if needed and not (reason or "").strip():
+        raise click.UsageError(f"state the reason for {what} (调阅事由) with --reason")
+    return reason.strip() if reason else None
 
 
 def _short_time(value: str | None) -> str:
@@ -144,8 +167,9 @@ def ingest(path: Path, profile: str | None, station: str | None, officer: str | 
     """Ingest every recording from a mounted device or a folder."""
     with _errors():
         settings = _settings(station)
+        operator = _station_operator(settings)
         options = IngestOptions(profile=profile, officer=officer, case_number=case_number, purpose=purpose,
-                                clock_offset_s=clock_offset, actor=f"station:{settings.station}")
+                                clock_offset_s=clock_offset, actor=operator.actor)
         report = _run_ingest(path, settings, options, quiet=as_json, derive=not no_derive)
     if as_json:
         _print_json(report.as_json())
@@ -182,17 +206,22 @@ def _parse_near(value: str | None) -> Near | None:
 @click.option("--retention", type=click.Choice(RETENTION_STATES), help="held, kept, due, disposed or staged.")
 @click.option("--sort", type=click.Choice(SORTS), default="captured", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=500, show_default=True)
+@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
 @click.option("--json", "as_json", is_flag=True)
 def search(case_number: str | None, officer: str | None, device: str | None, start: str | None,
            end: str | None, near: str | None, purpose: str | None, kind: str | None, station: str | None,
            unit: str | None, important: bool | None, integrity: str | None, retention: str | None, sort: str,
-           limit: int, as_json: bool) -> None:
-    """Find recordings (the web search page's filters)."""
-    filters = SearchFilters(case_number=case_number, officer=officer, device=device,
-                            start=_parse_time(start, "--from"), end=_parse_time(end, "--to"),
-                            near=_parse_near(near), purpose=purpose, kind=kind, station=station, unit=unit,
-                            important=important, integrity=integrity, retention=retention, sort=sort, limit=limit)
-    with _errors(), _catalog(_settings()) as engine, Session(engine) as session:
+           limit: int, by: str | None, as_json: bool) -> None:
+    """Find recordings (the web search page's filters), within what the caller may see."""
+    with _errors():
+        settings = _settings()
+    with _errors(), _catalog(settings) as engine, Session(engine) as session:
+        identity = _caller(settings, session, "search", by)
+        filters = SearchFilters(case_number=case_number, officer=officer, device=device,
+                                start=_parse_time(start, "--from"), end=_parse_time(end, "--to"),
+                                near=_parse_near(near), purpose=purpose, kind=kind, station=station, unit=unit,
+                                important=important, integrity=integrity, retention=retention, sort=sort,
+                                limit=limit, scope=identity.scope)
         rows = [recording_as_json(r) for r in run_search(session, filters)]
     if as_json:
         _print_json({"recordings": rows})
@@ -203,16 +232,20 @@ def search(case_number: str | None, officer: str | None, device: str | None, sta
 @main.command()
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--by", default=None, help="Who is looking (recorded in the custody log).")
-def show(ref: str, as_json: bool, by: str | None) -> None:
-    """Show one recording with its sightings, stamp history and custody events."""
+@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+@click.option("--reason", help="Why you look (调阅事由); required when EVIDENCE_ACCESS_REASON=view.")
+def show(ref: str, as_json: bool, by: str | None, reason: str | None) -> None:
+    """Show one recording with its sightings, stamp history and custody events (a recorded view)."""
     with _errors():
         settings = _settings()
     with _errors(), _catalog(settings) as engine, Session(engine) as session:
+        identity = _caller(settings, session, "view", by)
+        why = _reason(reason, settings.access_reason == "view", "viewing a recording")
         recording = get_recording(session, ref)
-        assert recording.id is not None
-        append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
-                     recording_id=recording.id, details={"via": "cli show"})
+        check_access(session, _person(session, identity), [recording], step="view", reason=why,
+                     policy=settings.access_reason)
+        append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
+                     details={"via": "cli show", "reason": why, "os_user": identity.account.login})
         session.commit()
         data = recording_detail(session, recording, settings.retention_policy)
     if as_json:
@@ -244,23 +277,22 @@ def show(ref: str, as_json: bool, by: str | None) -> None:
 
 @main.command()
 @click.argument("ref")
-@click.option("--by", default=None, help="Who reads the bytes (recorded in the custody log).")
-def cat(ref: str, by: str | None) -> None:
-    """Write a recording's original bytes to stdout (a recorded access)."""
+@click.option("--reason", required=True, help="Why you retrieve the original (调阅事由; recorded).")
+@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+def cat(ref: str, reason: str, by: str | None) -> None:
+    """Write a recording's original bytes to stdout (a recorded access, with the stated reason)."""
     with _errors():
         settings = _settings()
         with _catalog(settings) as engine, Session(engine) as session:
+            identity = _caller(settings, session, "play", by)
+            why = _reason(reason, True, "retrieving the original")
             recording = get_recording(session, ref)
-            if recording.state == "disposed":
-                tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
-                when = tombstone.disposed_at.isoformat() if tombstone and tombstone.disposed_at else "?"
-                raise CaseStateError(f"recording {recording.id} ({recording.original_name}) was disposed of on {when}"
-                                     f" (batch {tombstone.batch_id if tombstone else '?'}, rule: "
-                                     f"{tombstone.rule if tombstone else '?'}); only its tombstone remains")
-            source = _store(settings).open(recording.sha256)
-            append_event(session, CustodyKind.ACCESSED, actor=by or os.environ.get("USER", "cli"),
-                         recording_id=recording.id, details={"via": "cli cat", "sha256": recording.sha256})
-            session.commit()
+            # rights, scope and reason as a web download, then one recorded access (catalog.access)
+            source = read_evidence(session, user=_person(session, identity),
+                                   recording=recording, step="download", what="original", via="cli cat", reason=why,
+                                   policy="download", viewing_session=None,
+                                   opener=lambda: _store(settings).open(recording.sha256),
+                                   details={"sha256": recording.sha256, "os_user": identity.account.login})
         out = sys.stdout.buffer
         with source:
             while chunk := source.read(1024 * 1024):
@@ -270,7 +302,7 @@ def cat(ref: str, by: str | None) -> None:
 
 @main.command()
 @click.argument("ref")
-@click.option("--by", "by", required=True, help="Who makes the change.")
+@click.option("--by", "by", default=None, help="Assert who you are (must be the user bound to your OS account).")
 @click.option("--reason", required=True, help="Why the stamp changes.")
 @click.option("--case", "case_number")
 @click.option("--purpose")
@@ -278,7 +310,7 @@ def cat(ref: str, by: str | None) -> None:
 @click.option("--place", help="LAT,LON (source becomes 'manual').")
 @click.option("--important/--not-important", default=None)
 @click.option("--json", "as_json", is_flag=True)
-def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | None, collector: str | None,
+def tag(ref: str, by: str | None, reason: str, case_number: str | None, purpose: str | None, collector: str | None,
         place: str | None, important: bool | None, as_json: bool) -> None:
     """Change a recording's evidence stamp (kept as a new revision)."""
     changes: dict[str, Any] = {}
@@ -301,10 +333,14 @@ def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | 
     with _errors():
         settings = _settings()
         with _catalog(settings) as engine, Session(engine) as session:
+            identity = _caller(settings, session, "stamp", by)
             recording = get_recording(session, ref)
-            done = change_stamp(session, _store(settings), recording, by=by, reason=reason,
+            assert recording.id is not None
+            _in_scope(session, identity, [recording.id], "tag")
+            # lifting a pending-case hold needs a clerk's role: change_stamp refuses it otherwise (exit 2)
+            done = change_stamp(session, _store(settings), recording, by=identity.actor, reason=reason,
                                 case_pattern=settings.case_pattern, policy=settings.retention_policy,
-                                key=load_or_create_key(settings.station_key_path), **changes)
+                                key=load_or_create_key(settings.station_key_path), roles=identity.roles, **changes)
             revision = done.revision
             data = {**recording_as_json(recording), "revision": revision.revision, "changes": revision.changes}
     if as_json:
@@ -317,18 +353,25 @@ def tag(ref: str, by: str, reason: str, case_number: str | None, purpose: str | 
 @main.command()
 @click.argument("ref")
 @click.option("--revision", type=click.IntRange(1), help="Stamp revision (default: the current one).")
-@click.option("--by", default=None, help="Who reads it (recorded in the custody log).")
-def manifest(ref: str, revision: int | None, by: str | None) -> None:
+@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+@click.option("--reason", help="Why you look (调阅事由); required when EVIDENCE_ACCESS_REASON=view.")
+def manifest(ref: str, revision: int | None, by: str | None, reason: str | None) -> None:
     """Print a recording's signed manifest from WORM storage, after checking its signature against the
     station keys registered in the catalog."""
     with _errors():
         settings = _settings()
         with _catalog(settings) as engine, Session(engine) as session:
+            identity = _caller(settings, session, "view", by)
+            why = _reason(reason, settings.access_reason == "view", "viewing a recording")
             recording = get_recording(session, ref)
+            check_access(session, _person(session, identity), [recording], step="view", reason=why,
+                         policy=settings.access_reason)
             number = revision or recording.stamp_revision
-            body = read_manifest(_store(settings), recording.sha256, number, trusted=trusted_fingerprints(session))
-            append_event(session, CustodyKind.VIEWED, actor=by or os.environ.get("USER", "cli"),
-                         recording_id=recording.id, details={"via": "cli manifest", "revision": number})
+            store = _store(settings)
+            body = read_manifest(store, recording.sha256, number, trusted=trusted_fingerprints(session, store))
+            append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
+                         details={"via": "cli manifest", "revision": number, "reason": why,
+                                  "os_user": identity.account.login})
             session.commit()
     _print_json({"verified_signature": True, "manifest": body})
 
@@ -369,6 +412,7 @@ def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool)
         if not settings.broker_url:
             raise ConfigInvalid("EVIDENCE_BROKER_URL", "", "Set a redis:// or amqp:// broker to run workers; "
                                 "the embedded default archives inline during ingest.")
+        _station_operator(settings)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -387,6 +431,7 @@ def archive_pending(as_json: bool) -> None:
 
     with _errors():
         settings = _settings()
+        operator = _station_operator(settings)
         with _catalog(settings) as engine:
             if settings.broker_url:
                 broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
@@ -403,7 +448,7 @@ def archive_pending(as_json: bool) -> None:
             else:
                 done = archive_staged(engine, _store(settings), settings.staging_dir,
                                       key=load_or_create_key(settings.station_key_path),
-                                      actor=f"station:{settings.station}", policy=settings.retention_policy)
+                                      actor=operator.actor, policy=settings.retention_policy)
                 result = {"archived": done}
     if as_json:
         _print_json(result)
@@ -448,6 +493,7 @@ def station_watch(mount_roots: tuple[str, ...]) -> None:
         settings = _settings()
         if mount_roots:
             settings = dataclasses.replace(settings, mount_roots=mount_roots)
+        _station_operator(settings)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -489,13 +535,13 @@ def station_status(as_json: bool) -> None:
 @station.command("tag")
 @click.option("--session", "session_id", type=int, required=True, help="Dock session number.")
 @click.option("--file", "files", multiple=True, help="Device path within the session (default: all).")
-@click.option("--by", "by", required=True, help="The officer tagging (becomes the revision's author).")
+@click.option("--by", "by", default=None, help="Assert who you are (must be the user bound to your OS account).")
 @click.option("--reason", default="tagged at the station", show_default=True)
 @click.option("--case", "case_number")
 @click.option("--purpose")
 @click.option("--important/--not-important", default=None)
 @click.option("--json", "as_json", is_flag=True)
-def station_tag(session_id: int, files: tuple[str, ...], by: str, reason: str, case_number: str | None,
+def station_tag(session_id: int, files: tuple[str, ...], by: str | None, reason: str, case_number: str | None,
                 purpose: str | None, important: bool | None, as_json: bool) -> None:
     """Assign case number, purpose or important flag to the recordings of a dock session."""
     from ingest.tagging import tag_dock_session
@@ -507,10 +553,15 @@ def station_tag(session_id: int, files: tuple[str, ...], by: str, reason: str, c
     with _errors():
         settings = _settings()
         with _catalog(settings) as engine:
+            with Session(engine) as session:
+                identity = _caller(settings, session, "stamp", by)
+                _in_scope(session, identity, sorted({s.recording_id for s in session.exec(
+                    select(Sighting).where(Sighting.dock_session_id == session_id))
+                    if not files or s.device_path in files}), "tag")
             results = tag_dock_session(engine, _store(settings), load_or_create_key(settings.station_key_path),
-                                       session_id=session_id, files=files, by=by, reason=reason,
+                                       session_id=session_id, files=files, by=identity.actor, reason=reason,
                                        case_pattern=settings.case_pattern, changes=changes,
-                                       policy=settings.retention_policy)
+                                       policy=settings.retention_policy, roles=identity.roles)
     if as_json:
         _print_json({"tagged": results})
     else:
@@ -540,18 +591,19 @@ def demo(as_json: bool) -> None:
 
     with _errors():
         settings = _settings()
+        operator = _station_operator(settings)
         root = settings.home / "samples"
         made = generate_samples(root) if not root.exists() else None
         devices = made.all() if made else {p.name: p for p in sorted(root.iterdir()) if p.is_dir()}
         reports = []
         for name, path in devices.items():
-            options = IngestOptions(purpose="日常巡查 routine patrol", actor=f"station:{settings.station}")
+            options = IngestOptions(purpose="日常巡查 routine patrol", actor=operator.actor)
             report = _run_ingest(path, settings, options, quiet=as_json)
             reports.append((name, path, report))
             if not as_json:
                 _print_report(report, f"{name}: {path}")
         again = _run_ingest(devices[next(iter(devices))], settings,
-                            IngestOptions(actor=f"station:{settings.station}"), quiet=True)
+                            IngestOptions(actor=operator.actor), quiet=True)
     if as_json:
         _print_json({"devices": [{"name": n, "path": str(p), **r.as_json()} for n, p, r in reports],
                      "redock": again.as_json()})

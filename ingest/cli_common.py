@@ -1,4 +1,5 @@
-"""What every `evidence` command shares: error → exit-code mapping, settings, output helpers."""
+"""What every `evidence` command shares: error → exit-code mapping, settings, output helpers, and who is
+calling (`caller`: the archive user bound to the caller's operating-system account, catalog.users.identify)."""
 from __future__ import annotations
 
 import json
@@ -7,10 +8,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
 from catalog import (
     CaseInvalid,
@@ -26,12 +30,16 @@ from catalog import (
     StampInvalid,
     UserInvalid,
 )
+from catalog.models import User
+from catalog.users import Identity, get_user, identify, os_account
 from device_profiles import ProfileError
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid, DeviceGone, IngestError
+from ingest.wiring import catalog_engine
 from storage import BucketNotWorm, HashMismatch, RetentionRefused, StorageError
 
-__all__ = ["console", "errors", "fail", "parse_date", "parse_time", "print_json", "settings", "who"]
+__all__ = ["caller", "catalogue_owner_uid", "console", "errors", "fail", "parse_date", "parse_time", "person",
+           "print_json", "settings", "who"]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
                 CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, RetentionRefused, ExportFailed,
@@ -65,9 +73,42 @@ def settings(station: str | None = None) -> Settings:
     return Settings.from_env(env)
 
 
-def who(by: str | None) -> str:
-    """The person named with --by, else the login name (recorded in the custody log)."""
-    return by or os.environ.get("USER", "cli")
+def catalogue_owner_uid(cfg: Settings) -> int | None:
+    """The uid that owns the catalogue: the SQLite file's owner (the nearest existing parent's before it is
+    created), else the owner of EVIDENCE_HOME, where the station's signing key lives. None if nothing exists."""
+    url = make_url(cfg.database_url)
+    path = cfg.home
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database).absolute()
+    for candidate in (path, *path.parents):
+        try:
+            return candidate.stat().st_uid
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def caller(cfg: Settings, session: Session, action: str, by: str | None = None) -> Identity:
+    """Who runs this command, from the operating system (never from $USER or --by): the active archive user
+    bound to the caller's OS login whose roles allow *action* (--by, if given, must name that user), or the
+    station service for the catalogue's owner. PermissionDenied (exit 2) names the account and what is missing."""
+    return identify(session, action, account=os_account(), asserted=by, owner_uid=catalogue_owner_uid(cfg),
+                    station=cfg.station)
+
+
+def person(session: Session, identity: Identity) -> User:
+    """The archive user behind *identity* (reads of evidence are a person's, never the station's)."""
+    if identity.user is None:
+        raise PermissionDenied(f"{identity.account} acts as {identity.actor}, not as an archive user: reading "
+                               "evidence needs a person bound to an OS account (`evidence user bind`)")
+    return get_user(session, identity.user)
+
+
+def who(by: str | None, action: str = "verify") -> str:
+    """The custody-log name of the caller for *action* (see `caller`); opens the catalogue to find it."""
+    cfg = settings()
+    with catalog_engine(cfg) as engine, Session(engine) as session:
+        return caller(cfg, session, action, by).actor
 
 
 def console() -> Console:

@@ -14,10 +14,11 @@ import click
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog import get_recording
+from catalog import PermissionDenied, get_recording
+from catalog.access import can_see
 from catalog.integrity import integrity_history
 from catalog.models import IntegrityCheck
-from ingest.cli_common import errors, print_json, settings, who
+from ingest.cli_common import caller, errors, print_json, settings
 from ingest.config import Settings
 from ingest.decode_check import DECODE_CHECK, DecodeIncomplete, check_recording, skip_reason, unchecked_ids
 from ingest.wiring import catalog_engine, open_store
@@ -77,7 +78,7 @@ def _line(row: dict[str, Any]) -> str:
 @click.option("--unchecked", is_flag=True,
               help="Every archived video, audio and photo recording that has no decode verdict yet.")
 @click.option("--again", is_flag=True, help="Decode recordings already decode-checked too (a new revision).")
-@click.option("--by", default=None, help="Who runs the check (recorded with the verdict and in the custody log).")
+@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
 @click.option("--json", "as_json", is_flag=True)
 def check(refs: tuple[str, ...], unchecked: bool, again: bool, by: str | None, as_json: bool) -> None:
     """Decode recordings now (ids or SHA-256 prefixes, or --unchecked) and record each verdict as a revision.
@@ -89,9 +90,10 @@ def check(refs: tuple[str, ...], unchecked: bool, again: bool, by: str | None, a
         store = open_store(cfg)
         with catalog_engine(cfg) as engine:
             with Session(engine) as session:
+                actor = caller(cfg, session, "verify", by).actor
                 ids = [r.id for r in (get_recording(session, ref) for ref in refs) if r.id is not None] if refs \
                     else unchecked_ids(session)
-            rows = [_check_one(engine, store, cfg, recording_id, by=who(by), again=again) for recording_id in ids]
+            rows = [_check_one(engine, store, cfg, recording_id, by=actor, again=again) for recording_id in ids]
     if as_json:
         print_json({"recordings": rows})
     else:
@@ -108,14 +110,19 @@ def check(refs: tuple[str, ...], unchecked: bool, again: bool, by: str | None, a
 
 @integrity.command("history")
 @click.argument("ref")
+@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
 @click.option("--json", "as_json", is_flag=True)
-def history(ref: str, as_json: bool) -> None:
+def history(ref: str, by: str | None, as_json: bool) -> None:
     """Every integrity revision of a recording, oldest first, and its current status (the worst so far)."""
     with errors():
         cfg = settings()
         with catalog_engine(cfg) as engine, Session(engine) as session:
+            identity = caller(cfg, session, "view", by)
             recording = get_recording(session, ref)
             assert recording.id is not None
+            if not can_see(session, identity.scope, recording.id):
+                raise PermissionDenied(f"recording {recording.id} is outside what {identity.actor} may view "
+                                       f"({identity.scope.describe()})")
             data: dict[str, Any] = {
                 "id": recording.id, "original_name": recording.original_name,
                 "integrity_status": recording.integrity_status, "integrity_detail": recording.integrity_detail,

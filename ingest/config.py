@@ -6,6 +6,7 @@ value fails at start with the key, the value and the reason.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -61,12 +62,19 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
     "EVIDENCE_STATUS_ADDR": ("status_addr", "127.0.0.1:8765", "station HTTP endpoint HOST:PORT ('' turns it off)"),
     "EVIDENCE_DISK_FULL_WAIT_S": ("disk_full_wait_s", "600", "how long ingest pauses for staging space to return"),
     "EVIDENCE_ANCHOR_INTERVAL_S": ("anchor_interval_s", "3600",
-                                   "`worker --schedule` writes the custody chain head to WORM storage this often"),
+                                   "`station watch` and `worker --schedule` write the custody chain head to WORM "
+                                   "storage this often (also after every dock session, disposal and verify; "
+                                   "0: only then)"),
     "EVIDENCE_FIXITY_INTERVAL_S": ("fixity_interval_s", "3600", "`worker --schedule` queues a fixity check this often"),
     "EVIDENCE_FIXITY_SAMPLE": ("fixity_sample", "100", "recordings re-hashed per fixity check (least recent first)"),
     "EVIDENCE_WEB_ADDR": ("web_addr", "127.0.0.1:8000", "`evidence serve` listens here (HOST:PORT)"),
     "EVIDENCE_WEB_SECURE_COOKIES": ("web_secure_cookies", "false",
                                     "'true' behind a TLS proxy: session cookies are sent over HTTPS only"),
+    "EVIDENCE_WEB_TRUSTED_PROXIES": ("web_trusted_proxies", "127.0.0.1",
+                                     "addresses or networks (comma-separated, e.g. 172.30.0.1 or 10.0.0.0/8) whose "
+                                     "X-Forwarded-For / X-Forwarded-Proto `evidence serve` believes: your reverse "
+                                     "proxy. Sign-in backoff and the custody log use the client address they give; "
+                                     "empty: believe none"),
     "EVIDENCE_ACCESS_REASON": ("access_reason", "download",
                                "first step that needs a stated reason (调阅事由) in the browser: view, play, download"),
     "EVIDENCE_PROBE_WORKERS": ("probe_workers", "2", "parallel ffprobe/EXIF readers"),
@@ -75,6 +83,9 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
                             "capture times before this date (UTC) are a wrong device clock: flagged time_implausible"),
     "EVIDENCE_STAGED_ALARM_S": ("staged_alarm_s", "3600",
                                 "a recording still `staged` (not in WORM storage) this long raises the staged alarm"),
+    "EVIDENCE_METRICS_TOKEN": ("metrics_token", "",
+                               "bearer token that opens /metrics and the API docs without signing in (Prometheus); "
+                               "empty: only signed-in users"),
 }
 
 
@@ -143,9 +154,11 @@ class Settings:
     fixity_sample: int = 100
     web_addr: tuple[str, int] = ("127.0.0.1", 8000)
     web_secure_cookies: bool = False
+    web_trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     access_reason: str = "download"
     time_floor: datetime = datetime(2005, 1, 1, tzinfo=UTC)
     staged_alarm_s: float = 3600.0
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -291,13 +304,32 @@ class Settings:
             web_addr=_address("EVIDENCE_WEB_ADDR", get("EVIDENCE_WEB_ADDR", "127.0.0.1:8000")) or ("127.0.0.1", 8000),
             web_secure_cookies=_choice("EVIDENCE_WEB_SECURE_COOKIES", get("EVIDENCE_WEB_SECURE_COOKIES", "false"),
                                        ("true", "false")) == "true",
+            web_trusted_proxies=_proxies("EVIDENCE_WEB_TRUSTED_PROXIES",
+                                         get("EVIDENCE_WEB_TRUSTED_PROXIES", "127.0.0.1")),
             access_reason=_choice("EVIDENCE_ACCESS_REASON", get("EVIDENCE_ACCESS_REASON", "download"),
                                   ("view", "play", "download")),
             disposal_approval=_choice("EVIDENCE_DISPOSAL_APPROVAL", get("EVIDENCE_DISPOSAL_APPROVAL", "required"),
                                       ("required", "none")),
             time_floor=_date("EVIDENCE_TIME_FLOOR", get("EVIDENCE_TIME_FLOOR", "2005-01-01")),
             staged_alarm_s=_seconds("EVIDENCE_STAGED_ALARM_S", get("EVIDENCE_STAGED_ALARM_S", "3600")),
+            metrics_token=Secret(get("EVIDENCE_METRICS_TOKEN", "").strip()),
         )
+
+
+def _proxies(key: str, raw: str) -> tuple[str, ...]:
+    """Trusted proxy addresses or networks, comma-separated ('*': any, which is only safe when nothing but the
+    proxy can reach the app); empty: none."""
+    items = tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+    if items == ("*",):
+        return items
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)  # an address is a network of one
+        except ValueError:
+            raise ConfigInvalid(key, raw, f"{item!r} is not an IP address or network. Use comma-separated addresses "
+                                          "or networks (e.g. 127.0.0.1,172.30.0.1 or 10.0.0.0/8), '*' for any, "
+                                          "or leave it empty to believe no proxy.") from None
+    return items
 
 
 def _address(key: str, raw: str) -> tuple[str, int] | None:

@@ -35,6 +35,7 @@ from catalog import (
     write_manifest,
 )
 from catalog.cases import Attach
+from catalog.replay import ROW_KEY, row_values
 from catalog.retention import routine_rule
 from catalog.types import utcnow
 from ingest.archiving import mark_archived
@@ -140,7 +141,8 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
         session.commit()
         return AttachResult(existing, new=False)
     kind = _classify_file(copy.destination, path.name)
-    ensure_station_key(session, settings.station, key, actor=by, station_name=settings.station_name)
+    ensure_station_key(session, settings.station, key, actor=by, station_name=settings.station_name,
+                       store=store)
     now = utcnow()
     captured = datetime.combine(dated, time(), tzinfo=ZoneInfo(settings.station_tz)) if dated else None
     recording = Recording(
@@ -156,7 +158,7 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     session.flush()
     append_event(session, CustodyKind.DOCUMENT_ATTACHED, actor=by, recording_id=recording.id, details={
         "case": case.number, "name": path.name, "sha256": copy.sha256, "size_bytes": copy.size_bytes,
-        "container": kind.container, "integrity": kind.status})
+        "container": kind.container, "integrity": kind.status, ROW_KEY: row_values(recording)})
     record_stamp(session, recording, by=by, reason=f"attached to case {case.number}")
     link_recording(session, case, recording, purpose=title, by=by, source="attach")
     session.commit()  # catalogued as staged first: a store failure leaves a recoverable staged copy

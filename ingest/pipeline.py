@@ -56,6 +56,7 @@ from catalog import (
 )
 from catalog.db import begin_write
 from catalog.integrity import INGEST_CHECK, record_integrity
+from catalog.replay import ROW_KEY, row_values
 from catalog.restamping import change_stamp
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
@@ -486,7 +487,7 @@ class _Run:
                          "time_implausible": recording.time_implausible,
                          "time_problem": recording.technical.get("time_problem"),
                          "retain_until": recording.retain_until.isoformat() if recording.retain_until else None,
-                         "legal_hold": recording.legal_hold})
+                         "legal_hold": recording.legal_hold, ROW_KEY: row_values(recording)})
         record_integrity(self.session, recording, check=INGEST_CHECK, status=recording.integrity_status,
                          detail=recording.integrity_detail, by=self.options.actor,
                          details={"structure": recording.technical.get("format")})

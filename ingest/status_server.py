@@ -4,8 +4,10 @@
     POST /sessions/<id>/tag       -> {"by": "010203", "reason"?: "...", "files"?: [...],
                                       "case_number"?: "...", "purpose"?: "...", "important"?: true}
 
-Bound to 127.0.0.1 by default: the kiosk runs on the station itself. Errors answer 400/404 with
-{"error": "..."}; nothing here can clear a device or change retention.
+Bound to 127.0.0.1 by default: the kiosk runs on the station itself. Errors answer 400/403/404 with
+{"error": "..."}; nothing here can clear a device or change retention. The kiosk tags as the station (its "by" is
+a typed officer number, not a signed-in user), so it can never lift a pending-case hold: taking away a case number
+or the important flag that holds a recording answers 403 (`catalog.restamping.change_stamp` decides).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from catalog import CatalogError, RecordingNotFound, StampInvalid
+from catalog import CatalogError, PermissionDenied, RecordingNotFound, StampInvalid
 
 __all__ = ["StatusServer"]
 
@@ -92,6 +94,8 @@ class StatusServer:
                     self._send(404, {"error": str(exc)})
                 except (StampInvalid, ValueError) as exc:
                     self._send(400, {"error": str(exc)})
+                except PermissionDenied as exc:  # e.g. lifting a pending-case hold: a clerk decides that
+                    self._send(403, {"error": str(exc)})
                 except CatalogError as exc:
                     self._send(503, {"error": str(exc)})
                 else:

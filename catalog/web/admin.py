@@ -16,11 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, func, select
 
 from catalog.access import user_scope
-from catalog.custody import CustodyKind, append_event
 from catalog.errors import UserInvalid
 from catalog.models import Device, DockSession, Officer, Station, StationKey
 from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_device, save_officer, save_station
-from catalog.users import ROLES, add_user, get_user, list_users, set_password, set_roles, set_scope
+from catalog.users import ROLES, add_user, list_users, set_active, set_password, set_roles, set_scope
 from catalog.web.deps import DB, Caller, WebConfig, language, render, signed_in
 
 __all__ = ["router"]
@@ -95,11 +94,7 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
         elif action in ("deactivate", "activate"):
             if name == who.user.name:
                 raise UserInvalid("you cannot deactivate yourself")
-            target = get_user(session, name)
-            target.active = action == "activate"
-            session.add(target)
-            append_event(session, CustodyKind.USER_CHANGED, actor=who.user.name, details={"user": name,
-                                                                                          "action": action})
+            set_active(session, name, action == "activate", by=who.user.name)  # deactivating ends sessions
         else:
             raise UserInvalid(f"unknown action {action!r}")
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
@@ -26,7 +27,7 @@ from catalog.alarms import staged_overdue
 from catalog.errors import SignInRefused
 from catalog.models import Recording
 from catalog.types import utcnow
-from catalog.users import authenticate, end_session, start_session
+from catalog.users import DEVICE_COOKIE, DEVICE_TTL, end_session, sign_in, start_session
 from catalog.web.admin import router as admin_router
 from catalog.web.audit import router as audit_router
 from catalog.web.cases import router as cases_router
@@ -46,7 +47,20 @@ from catalog.web.search import router as search_router
 from catalog.web.spotchecks import router as spotchecks_router
 from catalog.web.stats import router as stats_router
 
-__all__ = ["WebConfig", "create_app", "local_time"]
+__all__ = ["SECURITY_HEADERS", "WebConfig", "create_app", "local_time"]
+
+#: Sent with every response. No page has a script (none inline, no event handler attributes), so scripts may come
+#: only from this origin; inline style attributes remain (style-src 'unsafe-inline': styles cannot run code).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
+                                "form-action 'self'; frame-ancestors 'none'"),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
 
 def local_time(value: str | datetime | None, zone: str) -> str:
     """An ISO time (or datetime) on the agency's clock, e.g. `2026-11-20 10:20:00 +08:00`; '-' for none. Pure."""
@@ -62,8 +76,8 @@ def local_time(value: str | datetime | None, zone: str) -> str:
 
 
 def create_app(config: WebConfig) -> FastAPI:
-    app = FastAPI(title="evidence-ingest", version="1", openapi_url="/api/openapi.json", docs_url="/api/docs",
-                  redoc_url=None)
+    # The API description and its browsable docs are routes of their own below (sign-in or the metrics token).
+    app = FastAPI(title="evidence-ingest", version="1", openapi_url=None, docs_url=None, redoc_url=None)
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     templates.env.autoescape = True
     templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -87,6 +101,8 @@ def create_app(config: WebConfig) -> FastAPI:
     async def count(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
         requests_total.labels(request.method, str(response.status_code)).inc()
+        for name, value in SECURITY_HEADERS.items():  # every page, file, API answer and error
+            response.headers.setdefault(name, value)
         return response
 
     page = render
@@ -105,8 +121,44 @@ def create_app(config: WebConfig) -> FastAPI:
         return {"status": "alarm" if alarm.raised else "ok", "database": "ok", "store": config.store.name,
                 "alarms": [alarm.as_json()] if alarm.raised else []}
 
+    def operator(request: Request, session: Session) -> Response | None:
+        """None when the caller may read operational data (/metrics, the API description): a signed-in user, or
+        `Authorization: Bearer <EVIDENCE_METRICS_TOKEN>` when a token is configured; else a 401 naming both."""
+        sent = request.headers.get("authorization", "")
+        scheme, _, token = sent.partition(" ")
+        if config.metrics_token and scheme.lower() == "bearer" and \
+                secrets.compare_digest(token.strip().encode(), config.metrics_token.encode()):
+            return None
+        if caller(request, session) is not None:
+            return None
+        why = "a wrong bearer token" if sent else "no session and no bearer token"
+        return JSONResponse({"error": f"sign in, or send Authorization: Bearer <EVIDENCE_METRICS_TOKEN> ({why})"},
+                            status_code=401, headers={"WWW-Authenticate": 'Bearer realm="evidence"'})
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi_description(request: Request, session: DB) -> Response:
+        return operator(request, session) or JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs(request: Request, session: DB) -> Response:
+        if (refused := operator(request, session)) is not None:
+            return refused
+        nonce = secrets.token_urlsafe(16)
+        page_ = get_swagger_ui_html(openapi_url="/api/openapi.json", title="evidence-ingest API",
+                                    swagger_favicon_url="data:,")
+        html = bytes(page_.body).decode().replace("<script>", f'<script nonce="{nonce}">')
+        # Swagger UI is the only page with a script of its own (from its CDN); it alone gets this policy.
+        return HTMLResponse(html, headers={"Content-Security-Policy": (
+            f"default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'nonce-{nonce}'; "
+            "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+            "base-uri 'none'; frame-ancestors 'none'")})
+
     @app.get("/metrics", tags=["operations"], response_class=Response)
-    def metrics(session: DB) -> Response:
+    def metrics(request: Request, session: DB) -> Response:
+        """Prometheus metrics, for a signed-in user or a scraper sending `Authorization: Bearer
+        <EVIDENCE_METRICS_TOKEN>`."""
+        if (refused := operator(request, session)) is not None:
+            return refused
         for state, count_ in session.execute(select(Recording.state, func.count()).group_by(Recording.state)):
             recordings_gauge.labels(state).set(count_)
         staged_gauge.set(staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s).count)
@@ -131,16 +183,21 @@ def create_app(config: WebConfig) -> FastAPI:
             return page(request, "login.html", lang, 403, csrf=expected or "", user=None,
                         error=_("The form expired; please try again."))
         try:
-            user = authenticate(session, name, password, now=utcnow(),
-                                source=request.client.host if request.client else "")
+            signed = sign_in(session, name, password, now=utcnow(),
+                             source=request.client.host if request.client else "",
+                             device_cookie=request.cookies.get(DEVICE_COOKIE))
         except SignInRefused as exc:
             message = _("Too many failed sign-ins; try again later.") if exc.locked_until else \
                 _("Wrong user name or password.")
             return page(request, "login.html", lang, 401, csrf=expected, user=None, error=message)
-        token, _row = start_session(session, user, now=utcnow(), ttl=config.session_ttl)
+        token, _row = start_session(session, signed.user, now=utcnow(), ttl=config.session_ttl)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies,
                             max_age=int(config.session_ttl.total_seconds()))
+        # This browser has signed in as this name: others' failed guesses will not slow it (catalog.users.sign_in).
+        # Only the sign-in form needs it; it stays after signing out.
+        response.set_cookie(DEVICE_COOKIE, signed.device_cookie, path="/login", httponly=True, samesite="strict",
+                            secure=config.secure_cookies, max_age=int(DEVICE_TTL.total_seconds()))
         response.delete_cookie(PRE_CSRF_COOKIE)
         return response
 

@@ -18,8 +18,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlmodel import Session
 from starlette.background import BackgroundTask
 
+from catalog.access import AccessRefused, ReasonRequired, case_in_scope
 from catalog.cases import (
-    case_as_json,
     close_case,
     create_case,
     get_case,
@@ -35,6 +35,7 @@ from catalog.export import export_package, safe_name
 from catalog.models import Case, CaseStatus
 from catalog.recordings import get_recording
 from catalog.retention_job import apply_retention
+from catalog.signing import SignatureInvalid
 from catalog.types import utcnow
 from catalog.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
 from catalog.web.recordings import visible_recording
@@ -63,7 +64,7 @@ def _case_page(request: Request, session: Session, who: Caller, case: Case, stat
                error: str | None = None) -> Response:
     config: WebConfig = request.app.state.config
     return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
-                  c=case_as_json(session, case, config.policy), can_export=who.may("export"),
+                  c=case_in_scope(session, case, who.scope, config.policy), can_export=who.may("export"),
                   can_manage=who.may("manage_cases"), error=error)
 
 
@@ -110,13 +111,14 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
     return _after_change(request, session, who, case, member_ids(session, case))  # stamped ones it adopted
 
 
-@router.get("/cases/{number}", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/cases/{number:path}", response_class=HTMLResponse, include_in_schema=False)
 def case_page(number: str, request: Request, session: DB) -> Response:
     who = signed_in(request, session, "cases")
     if not isinstance(who, Caller):
         return who
     case = _case(session, number)
-    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "web case page", "case": number})
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "web case page",
+                                                                            "case": case.number})
     session.commit()
     return _case_page(request, session, who, case)
 
@@ -128,7 +130,7 @@ def _after_change(request: Request, session: Session, who: Caller, case: Case, i
     return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
 
 
-@router.post("/cases/{number}/link", include_in_schema=False)
+@router.post("/cases/{number:path}/link", include_in_schema=False)
 def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()], recordings: Annotated[str, Form()],
          purpose: Annotated[str, Form()]) -> Response:
     """Link recordings (ids or SHA-256 prefixes, separated by spaces or commas) with what they prove here."""
@@ -180,7 +182,7 @@ def upload_name(filename: str | None) -> str:
     return cleaned[:200] or "document"
 
 
-@router.post("/cases/{number}/documents", include_in_schema=False)
+@router.post("/cases/{number:path}/documents", include_in_schema=False)
 def attach_documents(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                      title: Annotated[str, Form()], files: Annotated[list[UploadFile], File()],
                      dated: Annotated[str, Form()] = "") -> Response:
@@ -230,7 +232,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
     return _after_change(request, session, who, case, ids)
 
 
-@router.post("/cases/{number}/unlink", include_in_schema=False)
+@router.post("/cases/{number:path}/unlink", include_in_schema=False)
 def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            recording: Annotated[int, Form()], reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
@@ -247,7 +249,7 @@ def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form
     return _after_change(request, session, who, case, [recording])
 
 
-@router.post("/cases/{number}/close", include_in_schema=False)
+@router.post("/cases/{number:path}/close", include_in_schema=False)
 def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
           closed_on: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
@@ -268,7 +270,7 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
     return _after_change(request, session, who, case, member_ids(session, case))
 
 
-@router.post("/cases/{number}/reopen", include_in_schema=False)
+@router.post("/cases/{number:path}/reopen", include_in_schema=False)
 def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
@@ -297,33 +299,38 @@ def api_cases(request: Request, session: DB, who: CasesCaller, status: str | Non
             "case_types": sorted(config.policy.case_types)}
 
 
-@router.get("/api/cases/{number}", tags=["cases"])
+@router.get("/api/cases/{number:path}", tags=["cases"])
 def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> dict[str, Any]:
     """One case with its recordings and text records (purposes, retention, holds) and past links; the view is
-    recorded."""
+    recorded. A caller limited to some units or to their own recordings gets only what lies in their scope, and
+    `outside_scope` counts the rest."""
     case = _case(session, number)
-    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": number})
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": case.number})
     session.commit()
-    data: dict[str, Any] = case_as_json(session, case, request.app.state.config.policy)
-    return data
+    return case_in_scope(session, case, who.scope, request.app.state.config.policy)
 
 
-@router.post("/cases/{number}/export", include_in_schema=False)
-def case_export(number: str, request: Request, session: DB, csrf: Annotated[str, Form()]) -> Response:
-    """The case's BagIt package as a ZIP download (built, validated, recorded, then sent and removed)."""
+@router.post("/cases/{number:path}/export", include_in_schema=False)
+def case_export(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                reason: Annotated[str, Form()] = "") -> Response:
+    """The case's BagIt package as a ZIP download (built, validated, recorded, then sent and removed). The same
+    operation as `evidence export CASE`: the rights and scope of downloading every item, and a stated reason."""
     who = signed_in(request, session, "export", csrf)
     if not isinstance(who, Caller):
         return who
+    case = _case(session, number)
     folder = Path(tempfile.mkdtemp(prefix="evidence-web-export-"))
-    out = folder / f"{safe_name(number)}.zip"
+    out = folder / f"{safe_name(case.number)}.zip"
     try:
         export_package(session, request.app.state.config.store, out=out, by=who.user.name, now=utcnow(),
-                       case_number=number)
-    except (ExportFailed, CaseNotFound, StorageError) as exc:
-        # a missing or altered object stops the package: nothing half-verified leaves the archive
+                       case_number=case.number, reason=reason)
+    except (AccessRefused, ExportFailed, StorageError, SignatureInvalid) as exc:
+        # a refusal, or a missing or altered object, stops the package: nothing half-verified leaves the archive
         shutil.rmtree(folder, ignore_errors=True)
-        status = 404 if isinstance(exc, CaseNotFound) else 503 if isinstance(exc, BackendUnavailable) else 409
-        raise HTTPException(status, f"no package for case {number}: {exc}") from None
+        session.rollback()
+        status = (422 if isinstance(exc, ReasonRequired) else 403 if isinstance(exc, AccessRefused) else
+                  503 if isinstance(exc, BackendUnavailable) else 409)
+        return _case_page(request, session, who, case, status, f"no package for case {case.number}: {exc}")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

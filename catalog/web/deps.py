@@ -49,6 +49,7 @@ class WebConfig:
     disposal_approval: bool = True  # EVIDENCE_DISPOSAL_APPROVAL=required: a second person approves each batch
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
     staged_alarm_s: float = 3600.0  # EVIDENCE_STAGED_ALARM_S: recordings staged longer raise an alarm
+    metrics_token: str = ""  # EVIDENCE_METRICS_TOKEN: `Authorization: Bearer …` opens /metrics and the API docs
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
+from catalog.access import disposal_in_scope
 from catalog.disposal import Signer, approve_batch, plan_disposal, plan_pending_cases, start_sweep
 from catalog.errors import DisposalError
 from catalog.models import DisposalBatch
@@ -30,11 +31,14 @@ def _page(request: Request, session: Session, who: Caller, status: int = 200, er
     config: WebConfig = request.app.state.config
     items = plan_disposal(session, config.policy, as_of=utcnow(), within_days=PLAN_DAYS, limit=PLAN_ROWS)
     batches = list(session.exec(select(DisposalBatch).order_by(col(DisposalBatch.id).desc()).limit(50)))
-    counts = {s: sum(1 for i in items if i.status == s) for s in ("due", "upcoming", "held")}
     pending = plan_pending_cases(session, config.policy, limit=PLAN_ROWS)
+    # A supervisor limited to units sees only their units' recordings: nothing of the others, not even a name
+    # (the same filter as `evidence retention plan|batches`).
+    seen = disposal_in_scope(session, who.scope, plan=items, pending=pending, batches=batches)
+    counts = {s: sum(1 for i in seen.plan if i.status == s) for s in ("due", "upcoming", "held")}
     return render(request, "retention.html", language(request), status, user=who.user,
-                  csrf=who.web_session.csrf_token, items=items, counts=counts, batches=batches, error=error,
-                  pending=pending,
+                  csrf=who.web_session.csrf_token, items=seen.plan, counts=counts, batches=seen.batches,
+                  error=error, pending=seen.pending,
                   notice=notice, days=PLAN_DAYS, rows=PLAN_ROWS, approval=config.disposal_approval,
                   can_propose=who.may("propose_disposal"), can_approve=who.may("approve_disposal"))
 
@@ -83,7 +87,7 @@ def approve(batch_id: int, request: Request, session: DB, csrf: Annotated[str, F
     config: WebConfig = request.app.state.config
     try:
         approve_batch(session, config.store, config.policy, batch_id, by=who.user.name, now=utcnow(),
-                      signer=_signer(config))
+                      signer=_signer(config), scope=who.scope)
     except DisposalError as exc:
         return _page(request, session, who, 400, str(exc))
     except BackendUnavailable as exc:

@@ -1,4 +1,7 @@
-"""Spot checks (双随机) in the browser: draw a reproducible sample, review each recording, list past checks."""
+"""Spot checks (双随机) in the browser: draw a reproducible sample, review each recording, list past checks.
+
+A supervisor limited to units draws from their units only, sees only checks of their units, and is refused
+(403, recorded as `access_refused`) a check of other units, whether opening it or recording an outcome."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,11 +10,19 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import col, select
 
 from catalog.access import Scope
-from catalog.models import DerivedMedia, Recording, SpotCheck, SpotCheckItem
-from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, new_spot_check, record_outcome
+from catalog.spotcheck import (
+    SpotCheckCriteria,
+    SpotCheckError,
+    SpotCheckNotFound,
+    SpotCheckRefused,
+    derived_kinds,
+    new_spot_check,
+    open_spot_check,
+    record_outcome,
+    spot_checks_in_scope,
+)
 from catalog.types import utcnow
 from catalog.web.deps import DB, Caller, language, render, signed_in
 from catalog.web.search_form import parse_time
@@ -40,7 +51,7 @@ def scoped_unit(scope: Scope, unit: str) -> str | None:
 
 
 def _list(request: Request, session: DB, who: Caller, status: int = 200, error: str | None = None) -> Response:
-    checks = list(session.exec(select(SpotCheck).order_by(col(SpotCheck.id).desc()).limit(100)))
+    checks = spot_checks_in_scope(session, who.scope, limit=100)
     return render(request, "spotchecks.html", language(request), status, user=who.user,
                   csrf=who.web_session.csrf_token, checks=checks, error=error)
 
@@ -81,14 +92,13 @@ def spot_check(check_id: int, request: Request, session: DB) -> Response:
     who = signed_in(request, session, "spotcheck")
     if not isinstance(who, Caller):
         return who
-    check = session.get(SpotCheck, check_id)
-    if check is None:
-        raise HTTPException(404, f"no spot check {check_id}")
-    rows = list(session.exec(select(SpotCheckItem, Recording).where(SpotCheckItem.check_id == check_id,
-                                                                    SpotCheckItem.recording_id == Recording.id)
-                             .order_by(col(SpotCheckItem.id))))
-    proxies = set(session.exec(select(DerivedMedia.recording_id).where(
-        DerivedMedia.kind == "proxy", col(DerivedMedia.recording_id).in_([r.id for _item, r in rows]))))
+    try:
+        check, rows = open_spot_check(session, check_id, scope=who.scope, by=who.user.name)
+    except SpotCheckRefused as exc:
+        return _list(request, session, who, 403, str(exc))
+    except SpotCheckError as exc:
+        raise HTTPException(404, str(exc)) from None
+    proxies = derived_kinds(session, [r.id for _item, r in rows if r.id is not None], "proxy")
     return render(request, "spotcheck.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
                   check=check, items=rows, proxies=proxies, error=None)
 
@@ -99,11 +109,13 @@ def review(check_id: int, item_id: int, request: Request, session: DB, csrf: Ann
     who = signed_in(request, session, "spotcheck", csrf)
     if not isinstance(who, Caller):
         return who
-    item = session.get(SpotCheckItem, item_id)
-    if item is None or item.check_id != check_id:
-        raise HTTPException(404, f"no item {item_id} in spot check {check_id}")
     try:
-        record_outcome(session, item_id, outcome=outcome, notes=notes, by=who.user.name, now=utcnow())
+        record_outcome(session, item_id, outcome=outcome, notes=notes, by=who.user.name, now=utcnow(),
+                       scope=who.scope, check_id=check_id)
+    except SpotCheckRefused as exc:
+        return _list(request, session, who, 403, str(exc))
+    except SpotCheckNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
     except SpotCheckError as exc:
         raise HTTPException(400, str(exc)) from None
     return RedirectResponse(f"/spot-checks/{check_id}", status_code=303)

@@ -11,6 +11,8 @@ from sqlmodel import Session
 
 from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, Officer, Recording, RetentionPolicy
 from catalog.cases import create_case
+from catalog.custody import CustodyKind, append_event
+from catalog.replay import ROW_KEY, row_values
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
 from catalog.users import ROLES
@@ -45,6 +47,8 @@ def web_site(engine, store, tmp_path):
                           _recording(store, tmp_path, 3, "030405")):
             session.add(recording)
             session.flush()
+            append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
+                         details={"sha256": recording.sha256, ROW_KEY: row_values(recording)})
             record_stamp(session, recording, by="station:test", reason="ingest")
         create_case(session, number=CASE, title="无照经营", case_type="penalty-general", unit="",
                     opened_on=date(2026, 11, 1), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,

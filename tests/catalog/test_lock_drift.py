@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
 from catalog import Recording, apply_retention, ensure_station_key, write_manifest
+from catalog.custody import CustodyKind, append_event
+from catalog.replay import ROW_KEY, row_values
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
 from catalog.verification import verify_archive
@@ -36,6 +38,8 @@ def _stored_recording(session, store, tmp_path) -> Recording:
                           retain_until=stored.retain_until, store_name=store.name, store_key=stored.key)
     session.add(recording)
     session.flush()
+    append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
+                 details={"sha256": sha, "size_bytes": len(data), ROW_KEY: row_values(recording)})
     record_stamp(session, recording, by="station:test", reason="ingest")
     key = Ed25519PrivateKey.generate()
     ensure_station_key(session, "station-1", key, actor="station:test")
@@ -56,13 +60,18 @@ def test_a_lock_shorter_than_the_catalogue_is_reported_and_repaired(engine, sett
         else:
             as_attacker(engine)
             recording.retain_until = NOW + timedelta(days=400)
-            session.add(recording)
+            session.add(recording)  # the catalogue's side of a retention change (its event too), not the store's
+            append_event(session, CustodyKind.RETENTION_CHANGED, actor="job", recording_id=recording.id,
+                         details={"new": recording.retain_until.isoformat()})
             session.commit()
         held = worm_store.head(recording.sha256).retain_until
         report = verify_archive(session, worm_store, [recording.id], chain=False)
-        assert [(p.kind, p.recording_id) for p in report.problems] == [("retention", recording.id)]
+        # Named twice: shorter than the catalogue row says, and shorter than the custody chain recorded.
+        assert [(p.kind, p.recording_id) for p in report.problems] == [("retention", recording.id)] * 2
         assert report.problems[0].detail.startswith(f"the store locks {recording.store_key} until "
                                                     f"{held.isoformat()}, the catalogue says")
+        assert report.problems[1].detail.startswith(f"the store locks {recording.store_key} until "
+                                                    f"{held.isoformat()}, but it must be kept until")
         assert report.problems[0].recording_id not in report.verified_ids
         # The weekly check repairs it: the store is brought up to the catalogue's date
         changes = apply_retention(session, worm_store, settings.retention_policy, actor="job", check_store=True)

@@ -35,6 +35,9 @@ from catalog import (
     unlink_recording,
     write_manifest,
 )
+from catalog.custody import CustodyKind, append_event
+from catalog.manifests import ensure_station_key
+from catalog.replay import ROW_KEY, row_values
 from catalog.signing import verify_document
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
@@ -47,7 +50,9 @@ SIGNER = Signer("station-1", KEY)
 
 
 def _archived(session: Session, store, tmp_path: Path, n: int, *, retain_until: datetime,
-              captured_end: datetime, manifest: bool = False) -> Recording:
+              captured_end: datetime, manifest: bool = True) -> Recording:
+    """A stored recording as ingest makes it: its `copied` event (with the row's values), its stamp and, unless
+    *manifest* is false, its signed manifest (the key registered and published in the store)."""
     data = f"recording {n} {tmp_path}".encode() * 50
     sha = hashlib.sha256(data).hexdigest()
     path = tmp_path / f"{n}.bin"
@@ -61,8 +66,11 @@ def _archived(session: Session, store, tmp_path: Path, n: int, *, retain_until: 
                           store_name=store.name, store_key=stored.key, case_number=None, purpose="巡查")
     session.add(recording)
     session.flush()
+    append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
+                 details={"sha256": sha, "size_bytes": len(data), ROW_KEY: row_values(recording)})
     record_stamp(session, recording, by="station:test", reason="ingest")
     if manifest:
+        ensure_station_key(session, "station-1", KEY, actor="station:test", store=store)
         write_manifest(session, store, recording, KEY, actor="station:test")
     session.commit()
     return recording

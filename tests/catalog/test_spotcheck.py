@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Officer, Recording
-from catalog.access import scope_for
+from catalog.access import EVERYTHING, scope_for
 from catalog.models import SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, draw, new_spot_check, population, record_outcome
 from catalog.types import utcnow
@@ -64,10 +64,13 @@ def test_outcomes_are_recorded_and_an_issue_needs_notes(archive):
         check = new_spot_check(session, SpotCheckCriteria(), 3, by="supervisor:王", now=utcnow(), seed="fixed")
         item = session.exec(select(SpotCheckItem).where(SpotCheckItem.check_id == check.id)).first()
         with pytest.raises(SpotCheckError, match="describe the issue"):
-            record_outcome(session, item.id, outcome="issue", notes=" ", by="supervisor:王", now=utcnow())
+            record_outcome(session, item.id, outcome="issue", notes=" ", by="supervisor:王", now=utcnow(),
+                           scope=EVERYTHING)
         with pytest.raises(SpotCheckError, match="outcome must be one of"):
-            record_outcome(session, item.id, outcome="fine", notes="", by="supervisor:王", now=utcnow())
-        record_outcome(session, item.id, outcome="issue", notes="未佩戴执法证", by="supervisor:王", now=utcnow())
+            record_outcome(session, item.id, outcome="fine", notes="", by="supervisor:王", now=utcnow(),
+                           scope=EVERYTHING)
+        record_outcome(session, item.id, outcome="issue", notes="未佩戴执法证", by="supervisor:王", now=utcnow(),
+                       scope=EVERYTHING)
         reviewed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "reviewed")).one()
         assert (reviewed.recording_id, reviewed.details["outcome"]) == (item.recording_id, "issue")
 
@@ -120,3 +123,38 @@ def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
         web_login(client, "supervisor:海淀")
         own = client.get("/api/statistics").json()
         assert own["total"] == 10 and own["scope"] == "unit 海淀大队"
+
+
+def test_a_supervisor_of_other_units_learns_nothing_of_a_checks_items(archive, store):
+    """Reviewing an item of a check outside the caller's units is refused before the item is looked up: the
+    answer is the same 403 whether the item belongs to that check, to another one, or to none."""
+    with Session(archive) as session:
+        theirs = new_spot_check(session, SpotCheckCriteria(unit="U1"), 3, by="supervisor:王", now=utcnow(), seed="a")
+        mine = new_spot_check(session, SpotCheckCriteria(unit="U2"), 2, by="supervisor:海淀", now=utcnow(), seed="b")
+        their_item = session.exec(select(SpotCheckItem).where(SpotCheckItem.check_id == theirs.id)).first()
+        my_item = session.exec(select(SpotCheckItem).where(SpotCheckItem.check_id == mine.id)).first()
+        assert their_item is not None and my_item is not None
+        their_check, mine_check, their_id, my_id = theirs.id, mine.id, their_item.id, my_item.id
+    add_web_users(archive, {"supervisor:海淀": "supervisor"}, units={"supervisor:海淀": ["U2"]})
+    with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
+        web_login(client, "supervisor:海淀")
+        csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/spot-checks").text).group(1)
+        answers = []
+        for item in (their_id, my_id, 99999999):
+            answer = client.post(f"/spot-checks/{their_check}/items/{item}",
+                                 data={"csrf": csrf, "outcome": "compliant"}, follow_redirects=False)
+            answers.append(answer.status_code)
+            assert f"spot check {their_check} (drawn from U1) is outside what supervisor:海淀 may review" in answer.text
+            assert "no item" not in answer.text
+        assert answers == [403, 403, 403]
+        # In their own check, an item of another check is simply not there.
+        foreign = client.post(f"/spot-checks/{mine_check}/items/{their_id}", data={"csrf": csrf,
+                                                                                 "outcome": "compliant"})
+        assert foreign.status_code == 404 and f"no item {their_id} in spot check {mine_check}" in foreign.text
+        assert client.post(f"/spot-checks/99999999/items/{my_id}", data={"csrf": csrf, "outcome": "compliant"}
+                           ).status_code == 404
+    with Session(archive) as session:
+        refused = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "access_refused")).all()
+        assert [e.details["check"] for e in refused] == [their_check] * 3
+        assert (session.get(SpotCheckItem, their_id).reviewed_by, session.get(SpotCheckItem, my_id).reviewed_by) == (
+            None, None)

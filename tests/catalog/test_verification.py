@@ -16,6 +16,7 @@ from catalog.anchors import write_anchor
 from catalog.custody import event_hash
 from catalog.fixity import run_fixity
 from catalog.models import CustodyEvent, CustodyHead
+from catalog.replay import ROW_KEY, row_values
 from catalog.signing import sign_document
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
@@ -43,6 +44,9 @@ def _archive(session: Session, store, tmp_path, n: int) -> Recording:
                           device_serial="A123456", officer_number="010203", purpose="巡查")
     session.add(recording)
     session.flush()
+    append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
+                 details={"sha256": sha, "size_bytes": len(data), "device_serial": "A123456",
+                          "device_path": f"DCIM/clip{n}.mp4", ROW_KEY: row_values(recording)})
     record_stamp(session, recording, by="station:test", reason="ingest")
     write_manifest(session, store, recording, KEY, actor="station:test")
     session.commit()
@@ -66,8 +70,10 @@ def _overwrite(store, key: str, data: bytes) -> None:
     else:
         assert isinstance(store, LocalStore)
         path = store.root / "objects" / key if key.startswith("sha256/") else store.root / key
+        mode = path.stat().st_mode & 0o777
         path.chmod(0o644)
         path.write_bytes(data)
+        path.chmod(mode)  # the seal put back: only the bytes tell
 
 
 def test_an_untouched_archive_verifies(engine, worm_store, tmp_path):
@@ -90,8 +96,8 @@ def test_one_flipped_byte_in_a_stored_object_is_named(engine, worm_store, tmp_pa
     _overwrite(worm_store, object_key(target.sha256), bytes(data))
     report = _verify(engine, worm_store)
     expected = [("object", target.id)]
-    if isinstance(worm_store, S3WormStore):  # the forged version was written without the lock: named too
-        expected.append(("retention", target.id))
+    if isinstance(worm_store, S3WormStore):  # the forged version was written without the lock: named too (against
+        expected += [("retention", target.id)] * 2  # the catalogue row and against the custody chain)
     assert [(p.kind, p.recording_id) for p in report.problems] == expected
     assert f"stored bytes hash to {hashlib.sha256(data).hexdigest()}, expected {target.sha256}" in \
         report.problems[0].detail
@@ -116,13 +122,14 @@ def test_a_deleted_or_reordered_custody_row_breaks_the_chain_where_it_happened(e
     _archive_three(engine, worm_store, tmp_path)
     with Session(engine) as session:
         ids = [e.id for e in session.exec(select(CustodyEvent).order_by(CustodyEvent.id))]  # type: ignore[arg-type]
-    victim = ids[3]  # recording 2's `stamped` event, which its signed manifest lists
+    # key_registered; then copied, stamped, manifested for each recording
+    victim = ids[5]  # recording 2's `stamped` event, which its signed manifest lists
     as_attacker(engine)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM custody_event WHERE id = :id"), {"id": victim})
     report = _verify(engine, worm_store)
     chain = [p for p in report.problems if p.kind == "chain"]
-    assert any(p.subject.startswith(f"event {ids[4]} ") and f"does not follow event {ids[2]}'s hash" in p.detail
+    assert any(p.subject.startswith(f"event {ids[6]} ") and f"does not follow event {ids[4]}'s hash" in p.detail
                for p in chain), [str(p) for p in chain]
     # The manifests list the events they were signed with, so the deleted one is missed there too.
     assert any(f"custody event {victim}" in p.detail and "no such event" in p.detail for p in chain)

@@ -45,6 +45,8 @@ _csrf, _login = form_token, web_login
 
 def test_health_metrics_and_openapi(client):
     assert client.get("/health").json() == {"status": "ok", "database": "ok", "store": "local", "alarms": []}
+    assert client.get("/metrics").status_code == 401  # sign-in or EVIDENCE_METRICS_TOKEN
+    _login(client, "auditor:赵")
     metrics = client.get("/metrics").text
     assert "evidence_staged_overdue_recordings 0.0" in metrics
     assert 'evidence_recordings{state="archived"} 1.0' in metrics and "evidence_http_requests_total" in metrics
@@ -162,7 +164,8 @@ def test_auditors_read_the_access_and_custody_logs(client):
     download = client.get("/audit.csv", params={"log": "access", "actor": "clerk:李四"})
     assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
     lines = download.text.strip().splitlines()
-    assert lines[0].startswith("id,at,kind,actor") and any(",viewed,clerk:李四," in line for line in lines)
+    assert lines[0].startswith("\ufeffid,at,kind,actor")  # a UTF-8 BOM first: Excel reads the Chinese names
+    assert any(",viewed,clerk:李四," in line for line in lines)
     assert all(",clerk:李四," in line for line in lines[1:])
     assert "audit log (CSV)" in client.get("/audit", params={"kind": "exported"}).text  # the download is recorded
 

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from catalog import Recording, open_catalog
+from catalog import Recording, ensure_station_key, load_or_create_key, open_catalog, write_manifest
+from catalog.custody import CustodyKind, append_event
+from catalog.replay import ROW_KEY, row_values
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
 from ingest.config import Settings
@@ -145,7 +147,13 @@ def test_sweep_and_approval_from_the_command_line(env, tmp_path):
                             retain_until=stored.retain_until, store_name="local", store_key=stored.key)
             session.add(old)
             session.flush()
+            # as ingest makes it: its `copied` event, its stamp, its manifest signed with the station's key
+            append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=old.id,
+                         details={"sha256": sha, "size_bytes": len(data), ROW_KEY: row_values(old)})
             record_stamp(session, old, by="station:test", reason="ingest")
+            key = load_or_create_key(settings.station_key_path)
+            ensure_station_key(session, settings.station, key, actor="station:test", store=store)
+            write_manifest(session, store, old, key, actor="station:test")
             session.commit()
             old_id = old.id
     finally:
@@ -163,7 +171,7 @@ def test_sweep_and_approval_from_the_command_line(env, tmp_path):
     shown = _json(env, "show", str(old_id))
     assert shown["state"] == "disposed"
     assert (shown["disposal"]["operator"], shown["disposal"]["approver"]) == ("clerk:李四", "supervisor:王")
-    cat = _run(env, "cat", str(old_id))
+    cat = _run(env, "cat", str(old_id), "--reason", "复核")
     assert cat.exit_code == 2 and "was disposed of on" in cat.stderr and "only its tombstone remains" in cat.stderr
     batches = _json(env, "retention", "batches")["batches"]
     assert [b["status"] for b in batches] == ["done"]

@@ -4,11 +4,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, open_catalog
-from ingest.cli import main
 from tests.ingest.conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -81,7 +79,7 @@ def test_search_show_cat_and_tag(samples, env):
 
     wav = next(r for r in found if r["original_name"].endswith(".wav"))
     # cat: exact original bytes, and the access is in the custody log
-    result = CliRunner().invoke(main, ["cat", str(wav["id"]), "--by", "clerk:王五"], env=env)
+    result = _run(env, "cat", str(wav["id"]), "--reason", "复核录音", "--by", "clerk:王五")
     original = (samples.cn_recorder / "AUDIO" / "20261120" / wav["original_name"]).read_bytes()
     assert result.exit_code == 0 and result.stdout_bytes == original
     # tag: a revision

@@ -15,7 +15,7 @@ from catalog import CustodyEvent, open_catalog
 from ingest.config import Settings
 from storage import LocalStore, object_key
 from tests.conftest import _missing
-from tests.ingest.conftest import run_cli
+from tests.ingest.conftest import invoke, run_cli
 from tests.ingest.test_documents import pdf_bytes
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -41,14 +41,14 @@ def archive(samples, env, tmp_path):
     pdf = tmp_path / "询问笔录.pdf"
     pdf.write_bytes(pdf_bytes())
     _ok(env, "case", "attach", CASE, str(pdf), "--title", "询问笔录", "--by", "clerk:李四")
-    _ok(env, "user", "add", "clerk:李四", "--role", "clerk", "--by", "admin")
+    # clerk:李四 exists: the commands above ran as them (tests.ingest.conftest.run_cli)
     _ok(env, "user", "add", "officer:张三", "--role", "officer", "--by", "admin")
     return LocalStore(Settings.from_env(env).store_path)
 
 
 def test_export_is_a_valid_bag_that_standard_tools_verify(archive, env, tmp_path):
     out = tmp_path / "package"
-    result = _run(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--json")
+    result = _run(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--reason", "移送法院", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["items"] == 8  # the three clips, their GPS sidecars, the recorder's identity file, the PDF
@@ -84,7 +84,7 @@ def test_openssl_verifies_a_manifest_signature_from_the_package(archive, env, tm
     if shutil.which("openssl") is None:
         _missing("openssl")
     out = tmp_path / "package"
-    _ok(env, "export", CASE, "--out", str(out), "--by", "clerk:李四")
+    _ok(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--reason", "移送法院")
     item = json.loads((out / "data" / "items.json").read_text(encoding="utf-8"))["items"][0]
     signed = item["manifests"][0]
     stem = out / signed["signed"].removesuffix(".json")
@@ -101,7 +101,7 @@ def test_openssl_verifies_a_manifest_signature_from_the_package(archive, env, tm
 
 def test_tampering_with_any_payload_file_fails_validation(archive, env, tmp_path):
     out = tmp_path / "package"
-    _ok(env, "export", CASE, "--out", str(out), "--by", "clerk:李四")
+    _ok(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--reason", "移送法院")
     payload = sorted(p for p in (out / "data").rglob("*") if p.is_file())
     assert len(payload) > 10
     for victim in payload:  # one flipped bit in any file of the payload is caught, by name
@@ -119,26 +119,29 @@ def test_tampering_with_any_payload_file_fails_validation(archive, env, tmp_path
 
 
 def test_zip_package_and_role_checks(archive, env, tmp_path):
+    unstated = _run(env, "export", CASE, "--out", str(tmp_path / "w"), "--by", "clerk:李四")
+    assert unstated.exit_code == 2 and "state the reason" in unstated.stderr and not (tmp_path / "w").exists()
     denied = _run(env, "export", CASE, "--out", str(tmp_path / "x"), "--by", "officer:张三")
     assert denied.exit_code == 2 and "may not export: that needs one of" in denied.stderr
-    stranger = _run(env, "export", CASE, "--out", str(tmp_path / "y"), "--by", "nobody")
-    assert stranger.exit_code == 2 and "'nobody' is not an active user" in stranger.stderr
+    # run as the OS account bound to officer:张三, asserting another name (tests.ingest.conftest.invoke)
+    stranger = invoke(env, "export", CASE, "--out", str(tmp_path / "y"), "--by", "nobody", "--reason", "移送")
+    assert stranger.exit_code == 2 and "nobody" in stranger.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
     package = tmp_path / "案件.zip"
-    _ok(env, "export", CASE, "--out", str(package), "--by", "clerk:李四")
+    _ok(env, "export", CASE, "--out", str(package), "--by", "clerk:李四", "--reason", "移送法院")
     with zipfile.ZipFile(package) as archive_zip:
         archive_zip.extractall(tmp_path / "unzipped")
     bagit.Bag(str(tmp_path / "unzipped" / "案件")).validate()
-    again = _run(env, "export", CASE, "--out", str(package), "--by", "clerk:李四")
+    again = _run(env, "export", CASE, "--out", str(package), "--by", "clerk:李四", "--reason", "移送法院")
     assert again.exit_code == 2 and "never written over another" in again.stderr
 
     ids = [str(r["id"]) for r in json.loads(_ok(env, "search", "--case", CASE, "--json").stdout)["recordings"][:2]]
     picked = json.loads(_ok(env, "export", *ids, "--out", str(tmp_path / "two"), "--by", "clerk:李四",
-                            "--json").stdout)
+                            "--reason", "移送法院", "--json").stdout)
     assert picked["items"] == 2
     bagit.Bag(str(tmp_path / "two")).validate()
-    unknown = _run(env, "export", "AB-404", "--out", str(tmp_path / "z"), "--by", "clerk:李四")
+    unknown = _run(env, "export", "AB-404", "--out", str(tmp_path / "z"), "--by", "clerk:李四", "--reason", "移送法院")
     assert unknown.exit_code == 2 and "no recording 'AB-404'" in unknown.stderr
 
 
@@ -147,7 +150,7 @@ def test_a_tampered_store_object_is_never_exported(archive, env, tmp_path):
     path = archive.root / "objects" / object_key(shown["sha256"])
     path.chmod(0o644)
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")
-    result = _run(env, "export", CASE, "--out", str(tmp_path / "package"), "--by", "clerk:李四")
+    result = _run(env, "export", CASE, "--out", str(tmp_path / "package"), "--by", "clerk:李四", "--reason", "移送法院")
     assert result.exit_code == 4, result.output
     assert result.stderr.startswith("error: INTEGRITY:") and shown["sha256"] in result.stderr
     assert not (tmp_path / "package").exists() or not any((tmp_path / "package").rglob("*.mp4"))
@@ -156,7 +159,8 @@ def test_a_tampered_store_object_is_never_exported(archive, env, tmp_path):
 def test_verify_from_the_command_line(archive, env):
     good = _run(env, "verify", "--all")
     assert good.exit_code == 0 and "all checks passed" in good.stdout, good.output
-    anchor = _run(env, "custody", "anchor", "--json")
+    assert json.loads(_run(env, "custody", "anchor", "--json").stdout)["anchor"] is None  # verify anchored the head
+    anchor = _run(env, "custody", "anchor", "--force", "--json")
     assert json.loads(anchor.stdout)["anchor"]["last_event_id"] > 0
     sample = json.loads(_ok(env, "verify", "--sample", "2", "--no-chain", "--json").stdout)
     assert sample["ok"] and sample["recordings"] == 2

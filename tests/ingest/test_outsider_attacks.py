@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from catalog import Recording, StampInvalid, plan_disposal
 from catalog.disposal import Signer, start_sweep
+from catalog.restamping import HoldLiftRefused
 from catalog.verification import verify_archive
 from device_profiles import load_profiles
 from ingest import pipeline
@@ -157,7 +158,7 @@ def test_the_station_cannot_lift_a_hold_only_a_clerk_can(tmp_path, settings, eng
               creation_time="2026-11-20T08:35:00Z")
     report = _ingest(device, settings, engine, store)
     clip = next(r for r in report.recordings if r["original_name"].endswith("_IMP.mp4"))
-    with pytest.raises(StampInvalid, match="removes the important flag, which lifts its hold: a clerk decides"):
+    with pytest.raises(HoldLiftRefused, match="removes the important flag, which lifts its hold: a clerk decides"):
         tag_dock_session(engine, store, Ed25519PrivateKey.generate(), session_id=report.dock_session_id,
                          by="anyone", reason="tagged at the station kiosk", case_pattern=settings.case_pattern,
                          changes={"important": False}, policy=settings.retention_policy)
@@ -237,8 +238,10 @@ def test_a_row_and_lock_file_edited_behind_the_applications_back_are_caught_and_
         batch = start_sweep(session, store, settings.retention_policy, now=datetime.now(UTC), by="clerk",
                             approval_required=False, signer=Signer("station-1", Ed25519PrivateKey.generate()))
         assert batch is not None and batch.status == "partial"
-        assert batch.outcome[0]["result"] == "refused" and "its signed manifest r1 keeps it until" in \
-            batch.outcome[0]["reason"]
+        # Refused before anything else: the row disagrees with the retain-until its custody events recorded.
+        assert batch.outcome[0]["result"] == "refused" and batch.outcome[0]["reason"].startswith(
+            "the catalogue disagrees with the custody chain: retain_until: the catalogue row says "
+            f"{past.isoformat()}, the custody chain says ")
     assert store.exists(row["sha256"])
 
 

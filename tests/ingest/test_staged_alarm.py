@@ -64,9 +64,9 @@ def test_recordings_staged_too_long_raise_the_alarm_in_the_cli_and_the_web_app(s
     with TestClient(create_app(config)) as client:
         health = client.get("/health").json()
         assert health["status"] == "alarm" and health["alarms"][0]["count"] == len(ids)
+        web_login(client, "clerk")
         metrics = client.get("/metrics").text
         assert f"evidence_staged_overdue_recordings {float(len(ids))}" in metrics
-        web_login(client, "clerk")
         assert 'id="staged-alarm"' in client.get("/stats").text
 
 

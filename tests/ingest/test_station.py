@@ -19,6 +19,7 @@ from ingest.dock_watcher import DockWatcher, Volume
 from ingest.station import StationService, read_status
 from storage import LocalStore
 from tests.conftest import running_station, station_env, wait_for
+from tests.ingest.conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -113,9 +114,10 @@ def test_station_tag_stamps_a_dock_session_as_the_officer(samples, station_setti
     runner = CliRunner()
     ingested = runner.invoke(main, ["ingest", str(samples.sidecar_recorder), "--json", "--no-derive"], env=env)
     session_id = json.loads(ingested.stdout)["dock_session"]
-    result = runner.invoke(main, ["station", "tag", "--session", str(session_id), "--by", "020304",
-                                  "--case", "AB-2026-00042", "--purpose", "证明违法事实", "--important",
-                                  "--file", "CLIPS/CLIP0001.mp4", "--json"], env=env)
+    # the officer's archive user is bound to the OS account at the station (tests.ingest.conftest.run_cli)
+    result = run_cli(env, "station", "tag", "--session", str(session_id), "--by", "020304",
+                     "--case", "AB-2026-00042", "--purpose", "证明违法事实", "--important",
+                     "--file", "CLIPS/CLIP0001.mp4", "--json")
     assert result.exit_code == 0, result.output
     assert [(t["device_path"], t["revision"]) for t in json.loads(result.stdout)["tagged"]] == [
         ("CLIPS/CLIP0001.mp4", 2)]
@@ -127,8 +129,8 @@ def test_station_tag_stamps_a_dock_session_as_the_officer(samples, station_setti
         engine.dispose()
     assert (revision.changed_by, revision.case_number, revision.purpose, revision.important) == (
         "020304", "AB-2026-00042", "证明违法事实", True)
-    missing = runner.invoke(main, ["station", "tag", "--session", str(session_id), "--by", "x", "--case",
-                                   "AB-2026-00043", "--file", "CLIPS/NOPE.mp4"], env=env)
+    missing = run_cli(env, "station", "tag", "--session", str(session_id), "--by", "x", "--case",
+                      "AB-2026-00043", "--file", "CLIPS/NOPE.mp4")
     assert missing.exit_code == 2 and "CLIPS/NOPE.mp4" in missing.stderr
 
 
@@ -200,6 +202,12 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
         code, body = call("POST", f"/sessions/{session_id}/tag",
                           {"by": "020304", "case_number": "AB-2026-00042", "files": ["CLIPS/CLIP0002.wav"]})
         assert (code, [t["revision"] for t in body["tagged"]]) == (200, [2])
+        # The kiosk tags as the station: taking the case number (and so its pending-case hold) away again is a
+        # clerk's decision, refused here whatever "by" says (catalog.restamping.change_stamp).
+        code, body = call("POST", f"/sessions/{session_id}/tag",
+                          {"by": "020304", "case_number": "", "files": ["CLIPS/CLIP0002.wav"]})
+        assert code == 403 and "removes case number AB-2026-00042" in body["error"]
+        assert "a clerk decides that" in body["error"]
         assert call("POST", f"/sessions/{session_id}/tag", {"case_number": "AB-2026-00042"})[0] == 400
         assert call("POST", f"/sessions/{session_id}/tag", {"by": "x", "case_number": "?"})[0] == 400
         assert call("POST", "/sessions/999999/tag", {"by": "x", "purpose": "p"})[0] == 404

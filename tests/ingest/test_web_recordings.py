@@ -148,7 +148,9 @@ def test_case_page_lists_the_case_and_exports_a_valid_package(site, tmp_path):
     assert client.get("/cases/AB-404").status_code == 404
     csrf = re.search(r'name="csrf" value="([^"]*)"', page.text).group(1)
     assert client.post("/cases/AB-2026-00042/export", data={"csrf": "forged"}).status_code == 403
-    package = client.post("/cases/AB-2026-00042/export", data={"csrf": csrf})
+    unstated = client.post("/cases/AB-2026-00042/export", data={"csrf": csrf})
+    assert unstated.status_code == 422 and "state the reason" in unstated.text and _events(engine, "exported") == []
+    package = client.post("/cases/AB-2026-00042/export", data={"csrf": csrf, "reason": "移送法院"})
     assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
     zipfile.ZipFile(io.BytesIO(package.content)).extractall(tmp_path / "got")
     bagit.Bag(str(tmp_path / "got" / "AB-2026-00042")).validate()

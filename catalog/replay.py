@@ -1,0 +1,473 @@
+"""Replay the custody chain into what the catalogue must say: retention state that can be verified.
+
+Every change to a recording's retain-until, legal hold, state, integrity status or capture times is a custody
+event that carries the new values: a `row` object in its details (`row_values`) or, for the kinds that always
+carried them, their own keys (`retention_changed` → `new`, `legal_hold` → `on`, `integrity_checked` → `now`).
+Case links, and a case's type, status and closing date, are custody events too.
+
+`fold_recording` and `fold_cases` turn those events into a `RecordingReplay` and `CaseReplay`s; `origin_findings`
+names a row that no `copied`/`document_attached` event made (planted); `row_findings`, `link_findings` and
+`case_findings` name every place the catalogue rows differ from them; `chain_decision`
+applies the retention rules (`catalog.retention.decide_retention`) to the facts the chain states, so a case
+type or a capture end edited in the database cannot shorten what the rules give. All of these are pure. The
+loaders at the end read one recording's events (through the index on `custody_event.recording_id`), the case
+events (through the index on `kind`), and the rows to compare them with.
+
+A field the chain never stated (a row from before this module, or one made by a test fixture) is not compared;
+the event that made the row is always required. The replay also keeps every (device serial, path) that a
+`copied` or `sighted` event names: the warrant of a sighting row found after the last signed manifest.
+"""
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from catalog.custody import CustodyKind, event_hash
+from catalog.errors import PolicyInvalid
+from catalog.models import Case, CaseLink, CustodyEvent, Recording
+from catalog.retention import (
+    CaseFacts,
+    RetentionDecision,
+    RetentionPolicy,
+    decide_retention,
+    pending_case_holds,
+    routine_base,
+)
+
+__all__ = [
+    "BASE_FIELDS", "CASE_KINDS", "FOLD_KINDS", "LIFECYCLE_KINDS", "ORIGIN_KINDS", "ROW_KEY", "TRACKED_FIELDS",
+    "CaseReplay", "LinkReplay", "RecordingReplay", "base_time_of", "case_findings", "chain_decision",
+    "chain_findings", "fold_cases", "fold_recording", "link_findings", "load_case_replays", "load_link_rows",
+    "load_replays", "origin_findings", "row_findings", "row_values",
+]
+
+#: The key of the values a custody event sets on the catalogue row.
+ROW_KEY = "row"
+#: What verify and disposal compare: the row must say what the chain last set.
+TRACKED_FIELDS = ("state", "retain_until", "legal_hold", "integrity_status", "captured_start", "captured_end")
+#: What routine retention counts from (recorded when the row is made, compared too; `archived_at` only feeds
+#: the rules, since a failed upload clears it until the archive step sets it again with its own event).
+BASE_FIELDS = ("media_kind", "ingested_at", "archived_at", "time_implausible")
+_COMPARED = (*TRACKED_FIELDS, "media_kind", "ingested_at", "time_implausible")
+_TIMES = frozenset({"retain_until", "captured_start", "captured_end", "ingested_at", "archived_at"})
+
+#: The kinds that make a recording row: ingest (`copied`) and a text record attached to a case. A row no such event
+#: made was inserted behind the application's back.
+ORIGIN_KINDS = (CustodyKind.COPIED.value, CustodyKind.DOCUMENT_ATTACHED.value)
+#: The kinds the recording fold reads (`sighted`: where known bytes were found again, a sighting row's warrant).
+FOLD_KINDS = tuple(k.value for k in (
+    CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.ARCHIVED, CustodyKind.VERIFIED,
+    CustodyKind.STAMPED, CustodyKind.RESTAMPED, CustodyKind.RETENTION_CHANGED, CustodyKind.LEGAL_HOLD,
+    CustodyKind.INTEGRITY_CHECKED, CustodyKind.DISPOSED, CustodyKind.CASE_LINKED, CustodyKind.CASE_UNLINKED,
+    CustodyKind.SIGHTED))
+#: Kinds only written for a recording that has a catalogue row (a chain naming one whose row is gone).
+LIFECYCLE_KINDS = tuple(k.value for k in (
+    CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.ARCHIVED, CustodyKind.STAMPED,
+    CustodyKind.RESTAMPED, CustodyKind.MANIFESTED, CustodyKind.RETENTION_CHANGED, CustodyKind.LEGAL_HOLD,
+    CustodyKind.DISPOSED, CustodyKind.CASE_LINKED))
+#: The kinds the case fold reads (recording_id is NULL on them).
+CASE_KINDS = tuple(k.value for k in (CustodyKind.CASE_OPENED, CustodyKind.CASE_CLOSED, CustodyKind.CASE_REOPENED))
+
+#: `verified` events that changed the state (before they carried `row`): the archive step's server checksum and
+#: the re-hash before clearing a device. A fixity check's `verified` leaves the state as it is.
+_STATE_VERIFIED_HOW = frozenset({"server-side SHA-256 checksum on write, read back and compared",
+                                 "re-hashed the stored bytes before clearing the device"})
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def row_values(recording: Recording, *names: str) -> dict[str, Any]:
+    """The catalogue row's *names* (default: every tracked and base field) as an event carries them."""
+    return {name: _json(getattr(recording, name)) for name in (names or (*TRACKED_FIELDS, *BASE_FIELDS))}
+
+
+def _parse(name: str, value: Any) -> Any:
+    if name in _TIMES and isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return repr(value)
+
+
+@dataclass
+class LinkReplay:
+    case: str
+    purpose: str
+    active: bool
+    event_id: int
+
+
+@dataclass
+class RecordingReplay:
+    """What the chain says of one recording."""
+
+    recording_id: int
+    values: dict[str, Any] = field(default_factory=dict)  # field -> value; absent: the chain never said
+    set_by: dict[str, tuple[int, str]] = field(default_factory=dict)  # field -> (event id, kind) that set it
+    links: list[LinkReplay] = field(default_factory=list)
+    case_number: str | None = None
+    important: bool = False
+    stamped: bool = False  # a stamped event gave case number and important flag
+    sha256: str | None = None
+    disposed_batch: int | None = None
+    events: int = 0
+    kinds: set[str] = field(default_factory=set)
+    origin: tuple[int, str, str | None] | None = None  # (event id, kind, sha256) of the event that made the row
+    places: dict[tuple[str, str], int] = field(default_factory=dict)  # (device serial, path) -> copied/sighted event
+
+    def linked_now(self) -> list[LinkReplay]:
+        return [link for link in self.links if link.active]
+
+    def ever_linked(self) -> set[str]:
+        return {link.case for link in self.links}
+
+
+@dataclass
+class CaseReplay:
+    number: str
+    case_type: str | None
+    status: str
+    opened_on: date | None
+    closed_on: date | None
+    event_id: int
+
+
+def _set(replay: RecordingReplay, event: CustodyEvent, name: str, value: Any) -> None:
+    assert event.id is not None
+    replay.values[name] = _parse(name, value)
+    replay.set_by[name] = (event.id, event.kind)
+
+
+def _shift_end(replay: RecordingReplay, event: CustodyEvent, new_start: datetime | None) -> None:
+    """A re-stamp that moved the capture start moves the end with it (catalog.stamps._apply), for events
+    that did not carry the new end."""
+    start, end = replay.values.get("captured_start"), replay.values.get("captured_end")
+    if new_start is not None and isinstance(start, datetime) and new_start != start and "captured_end" in replay.values:
+        _set(replay, event, "captured_end", (new_start + ((end or start) - start)).isoformat())
+
+
+def _apply(replay: RecordingReplay, event: CustodyEvent) -> None:
+    details = event.details or {}
+    kind = event.kind
+    replay.events += 1
+    replay.kinds.add(kind)
+    if isinstance(details.get("sha256"), str) and kind in (CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED,
+                                                          CustodyKind.DISPOSED):
+        replay.sha256 = details["sha256"]
+    if kind in ORIGIN_KINDS and replay.origin is None:
+        assert event.id is not None
+        sha = details.get("sha256")
+        replay.origin = (event.id, kind, sha if isinstance(sha, str) else None)
+    if kind in (CustodyKind.COPIED, CustodyKind.SIGHTED) and isinstance(details.get("device_serial"), str) \
+            and isinstance(details.get("device_path"), str):
+        assert event.id is not None
+        replay.places.setdefault((details["device_serial"], details["device_path"]), event.id)
+    row = details.get(ROW_KEY)
+    if kind == CustodyKind.RESTAMPED:
+        changes = details.get("changes") or {}
+        if "case_number" in changes:
+            replay.case_number = (changes["case_number"] or {}).get("new")
+        if "important" in changes:
+            replay.important = bool((changes["important"] or {}).get("new"))
+        if "captured_start" in changes and not isinstance(row, dict):
+            new = _parse("captured_start", (changes["captured_start"] or {}).get("new"))
+            _shift_end(replay, event, new)
+            _set(replay, event, "captured_start", _json(new))
+    elif kind == CustodyKind.STAMPED:
+        replay.stamped = True
+        replay.case_number, replay.important = details.get("case_number"), bool(details.get("important"))
+        if "captured_start" in details and "captured_start" not in replay.values:
+            _set(replay, event, "captured_start", details["captured_start"])
+    elif kind == CustodyKind.RETENTION_CHANGED and "new" in details:
+        _set(replay, event, "retain_until", details["new"])
+    elif kind == CustodyKind.LEGAL_HOLD and "on" in details:
+        _set(replay, event, "legal_hold", bool(details["on"]))
+    elif kind == CustodyKind.INTEGRITY_CHECKED and "now" in details:
+        _set(replay, event, "integrity_status", details["now"])
+    elif kind == CustodyKind.DISPOSED:
+        _set(replay, event, "state", "disposed")
+        replay.disposed_batch = details.get("batch") if isinstance(details.get("batch"), int) else None
+    elif kind == CustodyKind.CASE_LINKED and isinstance(details.get("case"), str):
+        assert event.id is not None
+        replay.links.append(LinkReplay(details["case"], str(details.get("purpose", "")), True, event.id))
+    elif kind == CustodyKind.CASE_UNLINKED and isinstance(details.get("case"), str):
+        for link in replay.links:
+            if link.case == details["case"] and link.active:
+                link.active = False
+                break
+    elif not isinstance(row, dict):  # events written before they carried `row`: what they said for certain
+        if kind == CustodyKind.COPIED:
+            _set(replay, event, "state", "staged")
+            for name, key in (("retain_until", "retain_until"), ("legal_hold", "legal_hold"),
+                              ("integrity_status", "integrity"), ("time_implausible", "time_implausible")):
+                if key in details:
+                    _set(replay, event, name, details[key])
+        elif kind == CustodyKind.DOCUMENT_ATTACHED:
+            _set(replay, event, "state", "staged")
+            if "integrity" in details:
+                _set(replay, event, "integrity_status", details["integrity"])
+        elif kind == CustodyKind.ARCHIVED:
+            _set(replay, event, "state", "archived")
+            if "legal_hold" in details:
+                _set(replay, event, "legal_hold", bool(details["legal_hold"]))
+        elif kind == CustodyKind.VERIFIED and details.get("how") in _STATE_VERIFIED_HOW:
+            _set(replay, event, "state", "verified")
+    if isinstance(row, dict):
+        for name, value in row.items():
+            if name in TRACKED_FIELDS or name in BASE_FIELDS:
+                _set(replay, event, name, value)
+
+
+def fold_recording(recording_id: int, events: Iterable[CustodyEvent]) -> RecordingReplay:
+    """Replay one recording's events (in id order) into what its catalogue row must say. Pure."""
+    replay = RecordingReplay(recording_id)
+    for event in events:
+        _apply(replay, event)
+    return replay
+
+
+def _day(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def fold_cases(events: Iterable[CustodyEvent]) -> dict[str, CaseReplay]:
+    """Replay case events (opened, closed, reopened; in id order) into each case's type, status and dates. Pure."""
+    cases: dict[str, CaseReplay] = {}
+    for event in events:
+        details = event.details or {}
+        number = details.get("case")
+        if not isinstance(number, str):
+            continue
+        assert event.id is not None
+        if event.kind == CustodyKind.CASE_OPENED:
+            cases[number] = CaseReplay(number, details.get("case_type"), "open", _day(details.get("opened_on")),
+                                       None, event.id)
+            continue
+        case = cases.get(number)
+        if case is None:  # closed or reopened without being opened in this chain: say so when compared
+            case = cases[number] = CaseReplay(number, None, "open", None, None, 0)
+        if event.kind == CustodyKind.CASE_CLOSED:
+            case.status, case.closed_on = "closed", _day(details.get("closed_on"))
+            if details.get("case_type"):
+                case.case_type = details["case_type"]
+        elif event.kind == CustodyKind.CASE_REOPENED:
+            case.status, case.closed_on = "open", None
+    return cases
+
+
+def base_time_of(*, media_kind: str | None, captured_start: datetime | None, captured_end: datetime | None,
+                 archived_at: datetime | None, ingested_at: datetime, time_implausible: bool) -> datetime:
+    """What routine retention counts from (catalog.retention_job.base_time, on plain values). Pure."""
+    if media_kind == "document":
+        return ingested_at
+    return routine_base(captured_end=captured_end or captured_start, entered_at=archived_at or ingested_at,
+                        time_implausible=time_implausible)
+
+
+def chain_decision(replay: RecordingReplay, cases: Mapping[str, CaseReplay],
+                   policy: RetentionPolicy) -> RetentionDecision | None:
+    """The retention the rules give the facts the chain states (capture times, cases and their types, the
+    retain-until already recorded), or None when the rules cannot be applied (a case type the policy no
+    longer knows). When the chain never stated what routine retention counts from, only the cases and the
+    recorded retain-until count. Pure."""
+    values = replay.values
+    ingested = values.get("ingested_at")
+    if isinstance(ingested, datetime) and "media_kind" in values:
+        base = base_time_of(media_kind=values.get("media_kind"), captured_start=values.get("captured_start"),
+                            captured_end=values.get("captured_end"), archived_at=values.get("archived_at"),
+                            ingested_at=ingested, time_implausible=bool(values.get("time_implausible")))
+    else:
+        base = datetime(1970, 1, 1, tzinfo=UTC)  # unknown: routine retention names nothing
+    facts = []
+    for link in replay.linked_now():
+        case = cases.get(link.case)
+        if case is None or case.case_type is None:
+            continue
+        facts.append(CaseFacts(number=case.number, case_type=case.case_type, status=case.status,
+                               closed_on=case.closed_on))
+    pending: tuple[str, ...] = ()
+    if replay.stamped:
+        pending = pending_case_holds(case_number=replay.case_number, case_registered=replay.case_number in cases,
+                                     ever_linked_to_it=replay.case_number in replay.ever_linked(),
+                                     important=replay.important, linked_now=bool(replay.linked_now()))
+    current = values.get("retain_until")
+    try:
+        return decide_retention(base_time=base, current=current if isinstance(current, datetime) else None,
+                                cases=facts, policy=policy, pending=pending)
+    except (PolicyInvalid, OverflowError, ValueError):
+        return None
+
+
+def row_findings(recording: Recording, replay: RecordingReplay) -> list[str]:
+    """Every tracked value of the row that differs from the value the chain last set. Pure."""
+    found = []
+    for name in _COMPARED:
+        if name not in replay.values:
+            continue
+        chain, row = replay.values[name], getattr(recording, name)
+        if name == "legal_hold" or name == "time_implausible":
+            chain, row = bool(chain), bool(row)
+        if chain == row:
+            continue
+        event_id, kind = replay.set_by[name]
+        why = ""
+        if name == "retain_until" and isinstance(chain, datetime) and (row is None or row < chain):
+            why = " (earlier than recorded: retention only grows, so the row was edited behind the application's back)"
+        elif name == "legal_hold" and chain and not row:
+            why = " (a hold lifted without a legal_hold event)"
+        elif name == "state" and chain in ("archived", "verified") and row in ("staged", "disposed"):
+            why = f" (a row set to {row} is hidden from checks of what the store holds)"
+        found.append(f"{name}: the catalogue row says {_show(row)}, the custody chain says {_show(chain)} "
+                     f"(event {event_id}, {kind}){why}")
+    return found
+
+
+def origin_findings(recording: Recording, replay: RecordingReplay) -> list[str]:
+    """A row that no `copied` or `document_attached` event made (inserted behind the application's back: planted
+    evidence), or whose hash is not the one that event recorded. Pure."""
+    if replay.origin is None:
+        seen = (f"its {replay.events} other event(s) ({', '.join(sorted(replay.kinds))}) do not make a row"
+                if replay.events else "it has no custody event at all")
+        return [f"no custody event created this row: the custody chain has no `copied` (ingest) or "
+                f"`document_attached` event for recording {recording.id} ({seen}); the row was inserted behind the "
+                "application's back and nothing vouches for its bytes or facts"]
+    event_id, kind, sha = replay.origin
+    if sha is not None and sha != recording.sha256:
+        return [f"sha256: the catalogue row says {recording.sha256}, the custody event that created it (event "
+                f"{event_id}, {kind}) says {sha} (the row was edited behind the application's back)"]
+    return []
+
+
+def link_findings(replay: RecordingReplay, rows: Iterable[tuple[str, CaseLink]]) -> list[str]:
+    """Case links in the catalogue that the chain's case_linked/case_unlinked events do not account for (and the
+    reverse). *rows*: (case number, link row) of every link row of the recording. Pure."""
+    chain: dict[str, list[LinkReplay]] = defaultdict(list)
+    for link in replay.links:
+        chain[link.case].append(link)
+    table: dict[str, list[CaseLink]] = defaultdict(list)
+    for number, row in rows:
+        table[number].append(row)
+    found = []
+    for number in sorted(set(chain) | set(table)):
+        said, held = chain.get(number, []), table.get(number, [])
+        said_active = sorted(link.purpose for link in said if link.active)
+        held_active = sorted(row.purpose for row in held if row.unlinked_at is None)
+        if len(said) != len(held) or said_active != held_active:
+            found.append(f"case {number}: the catalogue has {len(held)} link row(s), {len(held_active)} active "
+                         f"{held_active}; the custody chain has {len(said)} case_linked event(s), "
+                         f"{len(said_active)} still active {said_active} (a link added, removed or ended behind the "
+                         "application's back)")
+    return found
+
+
+def case_findings(chain: Mapping[str, CaseReplay], rows: Iterable[Case],
+                  numbers: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(case number, what differs) for every case row that differs from the chain's case events, every case the
+    chain opened that has no row and every row the chain never opened; *numbers* limits it to those cases.
+    Pure."""
+    wanted = None if numbers is None else set(numbers)
+    table = {row.number: row for row in rows}
+    found: list[tuple[str, str]] = []
+    for number in sorted(set(chain) | set(table)):
+        if wanted is not None and number not in wanted:
+            continue
+        said, row = chain.get(number), table.get(number)
+        if row is None:
+            assert said is not None
+            found.append((number, f"the custody chain opened it (event {said.event_id}) but the catalogue has no "
+                                  "case row (deleted behind the application's back)"))
+            continue
+        if said is None or said.event_id == 0:
+            found.append((number, "the catalogue has a case row that no case_opened event in the custody chain "
+                                  "accounts for (added behind the application's back)"))
+            continue
+        for name, held, stated in (("case_type", row.case_type, said.case_type), ("status", row.status, said.status),
+                                   ("opened_on", row.opened_on, said.opened_on),
+                                   ("closed_on", row.closed_on, said.closed_on)):
+            if name == "opened_on" and stated is None:
+                continue
+            if held != stated:
+                found.append((number, f"{name}: the case row says {held!r}, the custody chain says {stated!r} "
+                                      "(changed behind the application's back; retention follows the chain)"))
+    return found
+
+
+def chain_findings(recording: Recording, replay: RecordingReplay, cases: Mapping[str, CaseReplay],
+                   policy: RetentionPolicy) -> list[str]:
+    """Where the row is behind what the rules give the chain's facts (a longer retain-until, a hold). Pure."""
+    decision = chain_decision(replay, cases, policy)
+    if decision is None:
+        return []
+    found = []
+    if recording.retain_until is None or recording.retain_until < decision.retain_until:
+        found.append(f"retain_until: the catalogue row says {_show(recording.retain_until)}, the rules applied to "
+                     f"the custody chain give at least {_show(decision.retain_until)} ({decision.rule}); "
+                     "`evidence retention apply` brings it in line")
+    if decision.legal_hold and not recording.legal_hold:
+        found.append("legal_hold: the catalogue row has none, the rules applied to the custody chain hold it ("
+                     + "; ".join(decision.hold_reasons) + "); `evidence retention apply` brings it in line")
+    return found
+
+
+# --- loaders: the queries the fold needs (verify and disposal share them) ---------------------------------------
+
+def load_replays(session: Session, recording_ids: list[int], *,
+                 check_hashes: bool = False) -> tuple[dict[int, RecordingReplay], list[str]]:
+    """The replay of each recording (one query over the recording_id index for the lot); with *check_hashes*
+    each event read is also re-hashed (an edited event is named in the second list)."""
+    replays = {rid: RecordingReplay(rid) for rid in recording_ids}
+    broken: list[str] = []
+    if not recording_ids:
+        return replays, broken
+    query = (select(CustodyEvent).where(col(CustodyEvent.recording_id).in_(recording_ids),
+                                        col(CustodyEvent.kind).in_(FOLD_KINDS))
+             .order_by(col(CustodyEvent.recording_id), col(CustodyEvent.id)))
+    for event in session.exec(query):
+        assert event.recording_id is not None and event.at is not None
+        if check_hashes:
+            expected = event_hash(event.prev_hash, kind=event.kind, recording_id=event.recording_id,
+                                  dock_session_id=event.dock_session_id, actor=event.actor, at=event.at,
+                                  details=event.details)
+            if expected != event.hash:
+                broken.append(f"custody event {event.id} ({event.kind}) of recording {event.recording_id} does not "
+                              f"match its hash (stored {event.hash[:16]}…, computed {expected[:16]}…): edited")
+        _apply(replays[event.recording_id], event)
+    return replays, broken
+
+
+def load_case_replays(session: Session) -> dict[str, CaseReplay]:
+    """Every case as the chain's case events say (one query over the kind index)."""
+    query = select(CustodyEvent).where(col(CustodyEvent.kind).in_(CASE_KINDS)).order_by(col(CustodyEvent.id))
+    return fold_cases(session.exec(query))
+
+
+def load_link_rows(session: Session, recording_ids: list[int]) -> dict[int, list[tuple[str, CaseLink]]]:
+    """Every case link row (active or ended) of the recordings, with its case's number."""
+    found: dict[int, list[tuple[str, CaseLink]]] = {rid: [] for rid in recording_ids}
+    if recording_ids:
+        rows = session.exec(select(Case.number, CaseLink).where(col(CaseLink.recording_id).in_(recording_ids),
+                                                                CaseLink.case_id == Case.id)
+                            .order_by(col(CaseLink.id)))
+        for number, link in rows:
+            found[link.recording_id].append((number, link))
+    return found

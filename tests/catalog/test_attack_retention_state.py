@@ -1,0 +1,225 @@
+"""High 2: early disposal that `verify` could not see. An insider with database rights (and the store account's
+rights on the local store) shortens a recording's retention in the catalogue row and in the store's retention
+record, lifts its legal hold, edits its integrity verdict; the application's own two-person disposal must refuse
+to destroy it (a `disposal_failed` event naming why), and `evidence verify --all` must name every edit (exit 4).
+
+Everything runs for real: ingest through `evidence ingest`, the attack as direct SQL on SQLite and PostgreSQL plus
+a rewrite of the local store's retention record, disposal through `evidence retention sweep|approve`, and
+`evidence verify --all`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from catalog import DEFAULT_CASE_PATTERN, load_or_create_key, open_catalog
+from catalog.models import CustodyEvent, Recording
+from catalog.restamping import change_stamp
+from ingest.config import Settings
+from ingest.samples import make_wav
+from storage import LocalStore, object_key
+from tests.ingest.conftest import run_cli
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+IDENTITY = "产品序号=A123456\r\n警员编号=010203\r\n".encode("gbk")
+LONG_AGO = datetime(2024, 1, 1, tzinfo=UTC)
+PAST = datetime(2024, 7, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+def env(tmp_path: Path, catalog_url: str) -> dict[str, str]:
+    return {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
+
+
+@pytest.fixture
+def engine(env: dict[str, str]) -> Iterator[Engine]:
+    engine = open_catalog(Settings.from_env(env).database_url)
+    yield engine
+    engine.dispose()
+
+
+def store_of(env: dict[str, str]) -> LocalStore:
+    return LocalStore(Settings.from_env(env).store_path)
+
+
+def ingest_recorder(env: dict[str, str], tmp_path: Path, name: str, *, extra: tuple[str, ...] = ()
+                    ) -> list[dict[str, Any]]:
+    """Dock a recorder holding one WAV (its length, and so its bytes, set by *name*) and ingest it with
+    `evidence ingest`; the new recordings' JSON."""
+    seconds = 0.5 + sum(name.encode()) % 97 / 50
+    device = tmp_path / f"recorder-{name}"
+    device.mkdir(parents=True)
+    (device / "ZFYINFO.TXT").write_bytes(IDENTITY)
+    make_wav(device / "RECORD" / f"ZFY_A123456_010203_20261120_0800{len(name):02d}_{name}.wav", seconds=seconds)
+    result = run_cli(env, "ingest", str(device), "--no-derive", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    rows = [r for r in json.loads(result.stdout)["recordings"] if r["ingest"] == "new"
+            and r["device_path"].endswith(".wav")]
+    assert rows and all(r["state"] in ("archived", "verified") for r in rows)
+    return rows
+
+
+def verify_all(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    result = run_cli(env, "verify", "--all", "--json", "--by", "auditor-zhao")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def problems_of(report: dict[str, Any], recording_id: int | None = None) -> list[str]:
+    return [f"[{p['kind']}] {p['detail']}" for p in report["problems"]
+            if recording_id is None or p["recording_id"] == recording_id]
+
+
+@contextmanager
+def writable(*paths: Path) -> Iterator[None]:
+    """What an attacker with the store account's rights does: make the sealed files and folders writable, and put
+    the seals back afterwards (so the store's own seal check sees nothing)."""
+    modes = {p: stat.S_IMODE(os.lstat(p).st_mode) for p in paths}
+    try:
+        for p in paths:
+            os.chmod(p, modes[p] | stat.S_IWUSR)
+        yield
+    finally:
+        for p in reversed(paths):
+            os.chmod(p, modes[p])
+
+
+def rewrite_retention_record(store: LocalStore, sha256: str, *, retain_until: datetime, legal_hold: bool) -> None:
+    record = store.root / "retention" / f"{object_key(sha256)}.json"
+    folders = [p for p in (record.parent, *record.parent.parents) if p != store.root and store.root in p.parents]
+    with writable(*reversed(folders), record):
+        record.write_text(json.dumps({"retain_until": retain_until.isoformat(), "legal_hold": legal_hold}),
+                          encoding="utf-8")
+    assert store.head(sha256).retain_until == retain_until and store.head(sha256).legal_hold is legal_hold
+
+
+def sql(engine: Engine, statement: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(statement), values)
+
+
+def sweep_and_approve(env: dict[str, str]) -> tuple[dict[str, Any], int]:
+    proposed = run_cli(env, "retention", "sweep", "--by", "clerk-li", "--json")
+    assert proposed.exit_code == 0, proposed.output
+    batch = json.loads(proposed.stdout)
+    assert batch["status"] == "awaiting_approval", batch
+    approved = run_cli(env, "retention", "approve", str(batch["batch"]), "--by", "supervisor-wang", "--json")
+    return json.loads(approved.stdout), approved.exit_code
+
+
+def test_retention_shortened_in_the_row_and_the_store_record_is_refused_by_disposal_and_named_by_verify(
+        env, engine, tmp_path):
+    [row] = ingest_recorder(env, tmp_path, "a")
+    rid, sha = row["id"], row["sha256"]
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    with Session(engine) as session:
+        kept = session.get(Recording, rid)
+        assert kept is not None and kept.retain_until is not None and kept.captured_end is not None
+        truly_until, truly_end = kept.retain_until, kept.captured_end
+
+    # The attack: the row says the recording was made and archived long ago and is due; so does the store.
+    sql(engine, "UPDATE recording SET retain_until = :until, captured_start = :start, captured_end = :end, "
+                "archived_at = :start, ingested_at = :start, retention_rule = 'routine' WHERE id = :id",
+        until=PAST, start=LONG_AGO, end=LONG_AGO, id=rid)
+    sql(engine, "UPDATE stamp_revision SET captured_start = :start WHERE recording_id = :id", start=LONG_AGO, id=rid)
+    store = store_of(env)
+    rewrite_retention_record(store, sha, retain_until=PAST, legal_hold=False)
+
+    outcome, code = sweep_and_approve(env)
+    assert code == 1  # a partial batch
+    [item] = outcome["outcome"]
+    assert (item["recording_id"], item["result"]) == (rid, "refused")
+    assert item["reason"].startswith("the catalogue disagrees with the custody chain: ")
+    assert f"retain_until: the catalogue row says {PAST.isoformat()}, the custody chain says " \
+           f"{truly_until.isoformat()}" in item["reason"]
+    assert f"captured_end: the catalogue row says {LONG_AGO.isoformat()}, the custody chain says " \
+           f"{truly_end.isoformat()}" in item["reason"]
+    assert store.exists(sha)  # nothing was deleted
+    with Session(engine) as session:
+        failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "disposal_failed",
+                                                         CustodyEvent.recording_id == rid)).one()
+        assert failed.details["reason"] == item["reason"]
+        assert session.exec(select(CustodyEvent).where(CustodyEvent.kind == "disposed")).first() is None
+
+    code, report = verify_all(env)
+    assert code == 4
+    found = problems_of(report, rid)
+    assert any(p.startswith(f"[retention] retain_until: the catalogue row says {PAST.isoformat()}, the custody "
+                            f"chain says {truly_until.isoformat()}") and "edited behind the application's back" in p
+               for p in found), found
+    assert any(p.startswith(f"[catalog] captured_end: the catalogue row says {LONG_AGO.isoformat()}") for p in found)
+    assert any(p.startswith(f"[catalog] captured_start: the catalogue row says {LONG_AGO.isoformat()}")
+               for p in found)
+    assert any(p.startswith("[catalog] ingested_at: the catalogue row says") for p in found)
+    assert any(f"the store locks {object_key(sha)} until {PAST.isoformat()}, but it must be kept until "
+               f"{truly_until.isoformat()}" in p for p in found), found
+
+
+def test_a_hold_lifted_and_an_integrity_verdict_edited_behind_the_app_are_named_and_block_disposal(
+        env, engine, tmp_path):
+    # Stamped with a case number nobody registered: held until a clerk decides (a pending-case hold).
+    [held] = ingest_recorder(env, tmp_path, "held", extra=("--case", "AB-2026-07777", "--purpose", "证明违法事实"))
+    [damaged] = ingest_recorder(env, tmp_path, "ok")
+    assert held["legal_hold"] is True
+    store = store_of(env)
+    for r in (held, damaged):
+        sql(engine, "UPDATE recording SET retain_until = :until, captured_end = :end, archived_at = :end, "
+                    "ingested_at = :end WHERE id = :id", until=PAST, end=LONG_AGO, id=r["id"])
+        rewrite_retention_record(store, r["sha256"], retain_until=PAST, legal_hold=False)
+    # What held it goes too: its hold, and the case number that put it on (row and stamp revision alike).
+    sql(engine, "UPDATE recording SET legal_hold = false, case_number = NULL WHERE id = :id", id=held["id"])
+    sql(engine, "UPDATE stamp_revision SET case_number = NULL WHERE recording_id = :id", id=held["id"])
+    sql(engine, "UPDATE recording SET integrity_status = 'damaged' WHERE id = :id", id=damaged["id"])
+
+    outcome, code = sweep_and_approve(env)
+    assert code == 1
+    reasons = {o["recording_id"]: o["reason"] for o in outcome["outcome"]}
+    assert set(reasons) == {held["id"], damaged["id"]}
+    assert "legal_hold: the catalogue row says False, the custody chain says True" in reasons[held["id"]]
+    assert "integrity_status: the catalogue row says 'damaged', the custody chain says 'ok'" in reasons[damaged["id"]]
+    assert all(o["result"] == "refused" for o in outcome["outcome"])
+    assert store.exists(held["sha256"]) and store.exists(damaged["sha256"])
+
+    code, report = verify_all(env)
+    assert code == 4
+    on_held = problems_of(report, held["id"])
+    assert any(p.startswith("[retention] legal_hold: the catalogue row says False, the custody chain says True")
+               and "a hold lifted without a legal_hold event" in p for p in on_held), on_held
+    assert any("the custody chain holds" in p and "under legal hold, the store does not" in p for p in on_held)
+    assert any(p.startswith("[catalog] integrity_status: the catalogue row says 'damaged', the custody chain says "
+                            "'ok'") for p in problems_of(report, damaged["id"]))
+
+
+def test_retention_applied_through_the_app_keeps_verify_and_disposal_quiet(env, engine, tmp_path):
+    """The control: the same recordings changed only through the application verify clean, so every problem the
+    attacks above show comes from the attack."""
+    [row] = ingest_recorder(env, tmp_path, "c", extra=("--case", "AB-2026-08888", "--purpose", "证明"))
+    created = run_cli(env, "case", "create", "AB-2026-08888", "--title", "占道经营", "--type", "penalty-summary",
+                      "--opened", "2026-01-05", "--by", "clerk-li", "--json")
+    assert created.exit_code == 0, created.output
+    closed = run_cli(env, "case", "close", "AB-2026-08888", "--on", "2026-02-01", "--by", "clerk-li", "--json")
+    assert closed.exit_code == 0, closed.output
+    cfg = Settings.from_env(env)
+    with Session(engine) as session:  # a clerk corrects the capture time (the web form's call)
+        recording = session.get(Recording, row["id"])
+        assert recording is not None
+        change_stamp(session, store_of(env), recording, by="clerk-li", reason="设备时钟错误",
+                     case_pattern=DEFAULT_CASE_PATTERN, policy=cfg.retention_policy,
+                     key=load_or_create_key(cfg.station_key_path), captured_start=datetime(2026, 1, 5, tzinfo=UTC))
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    with Session(engine) as session:
+        kept = session.get(Recording, row["id"])
+        assert kept is not None and kept.retain_until is not None and kept.retain_until.year == 2036

@@ -1,0 +1,157 @@
+"""Medium 4: what `verify --all` did not see. Rows hidden from it by setting `state` to `disposed` or `staged`, a
+recording row deleted outright (its events, manifests and object remain), and a case's composition and type edited
+in the database: each is named (exit 4), and none of it lets the application's disposal destroy evidence.
+
+The attacks are direct SQL on SQLite and PostgreSQL against a catalogue filled through `evidence ingest`,
+`evidence case …` and `evidence retention sweep|approve`; the checks run `evidence verify --all`.
+"""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from catalog.models import Case, CaseLink, Disposal, Recording
+from catalog.types import utcnow
+from tests.catalog.test_attack_retention_state import (
+    LONG_AGO,
+    PAST,
+    engine,  # noqa: F401 - a fixture
+    env,  # noqa: F401 - a fixture
+    ingest_recorder,
+    problems_of,
+    rewrite_retention_record,
+    sql,
+    store_of,
+    sweep_and_approve,
+    verify_all,
+)
+from tests.catalog.test_retention_store import _archived, _wait_until
+from tests.ingest.conftest import run_cli
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+
+def _delete_row(db, recording_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Remove a recording row outright, with every row that refers to it (as an attacker must)."""
+    for table in ("stamp_revision", "sighting", "integrity_check", "case_link", "derived_media", "spot_check_item"):
+        sql(db, f"DELETE FROM {table} WHERE recording_id = :id", id=recording_id)  # noqa: S608 - fixed names
+    sql(db, "DELETE FROM recording WHERE id = :id", id=recording_id)
+
+
+def test_rows_hidden_as_disposed_or_staged_and_a_deleted_row_are_named(env, engine, tmp_path):  # noqa: F811
+    hidden_disposed, hidden_staged, deleted = (ingest_recorder(env, tmp_path, n)[0] for n in ("d", "s", "gone"))
+    # A recording lawfully disposed of (its tombstone, `disposed` event and signed record exist) stays quiet.
+    store = store_of(env)
+    with Session(engine) as session:
+        lawful = _archived(session, store, tmp_path, 9, retain_until=utcnow() + timedelta(seconds=2),
+                           captured_end=datetime(2025, 1, 1, tzinfo=UTC))
+        _wait_until(lawful.retain_until)
+    outcome, code = sweep_and_approve(env)
+    assert code == 0 and [(o["recording_id"], o["result"]) for o in outcome["outcome"]] == [(lawful.id, "disposed")]
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    with Session(engine) as session:  # every row is checked, the disposed one too
+        assert report["recordings"] == len(session.exec(select(Recording.id)).all()) >= 4
+
+    sql(engine, "UPDATE recording SET state = 'disposed' WHERE id = :id", id=hidden_disposed["id"])
+    sql(engine, "UPDATE recording SET state = 'staged' WHERE id = :id", id=hidden_staged["id"])
+    _delete_row(engine, deleted["id"])
+
+    code, report = verify_all(env)
+    assert code == 4
+    on_disposed = problems_of(report, hidden_disposed["id"])
+    assert any(p.startswith(f"[catalog] state: the catalogue row says 'disposed', the custody chain says "
+                            f"'{hidden_disposed['state']}'") for p in on_disposed), on_disposed
+    assert "[catalog] marked disposed but has no tombstone" in on_disposed
+    assert "[catalog] marked disposed but the custody chain has no `disposed` event for it" in on_disposed
+    assert any(p.startswith("[catalog] no disposal batch names it, so no signed disposal record can vouch for it")
+               for p in on_disposed)
+    on_staged = problems_of(report, hidden_staged["id"])
+    assert any(p.startswith(f"[catalog] state: the catalogue row says 'staged', the custody chain says "
+                            f"'{hidden_staged['state']}'") and "hidden from checks of what the store holds" in p
+               for p in on_staged), on_staged
+    assert not any(str(hidden_staged["id"]) in line and "not in the store yet" in line for line in report["skipped"])
+    gone = problems_of(report, deleted["id"])
+    assert len(gone) == 1 and gone[0].startswith("[catalog] the custody chain has ")
+    assert "but the catalogue has no row: deleted behind the application's back" in gone[0]
+    assert problems_of(report, lawful.id) == []
+
+    # The lawful tombstone removed, and its row's sha256 changed, are named as well.
+    sql(engine, "DELETE FROM disposal WHERE recording_id = :id", id=lawful.id)
+    code, report = verify_all(env)
+    assert code == 4 and "[catalog] marked disposed but has no tombstone" in problems_of(report, lawful.id)
+
+
+def test_case_type_and_links_edited_in_the_database_are_named_and_cannot_release_evidence(env, engine,  # noqa: F811
+                                                                                           tmp_path):
+    first, second, third = (ingest_recorder(env, tmp_path, n)[0] for n in ("one", "two", "three"))
+    number = "AB-2026-00555"
+    created = run_cli(env, "case", "create", number, "--title", "重大案件", "--type", "major", "--opened", "2026-01-05",
+                      "--by", "clerk-li", "--json")
+    assert created.exit_code == 0, created.output
+    for r in (first, second):
+        linked = run_cli(env, "case", "link", number, str(r["id"]), "--purpose", "证明违法事实", "--by", "clerk-li",
+                         "--json")
+        assert linked.exit_code == 0, linked.output
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+
+    with Session(engine) as session:
+        case_id = session.exec(select(Case.id).where(Case.number == number)).one()
+    # The case becomes a short, closed, summary case; one link is ended and one deleted; a recording is slipped in;
+    # a case nobody opened appears.
+    sql(engine, "UPDATE case_file SET case_type = 'penalty-summary', status = 'closed', closed_on = :day "
+                "WHERE id = :id", day=datetime(2000, 1, 1).date(), id=case_id)
+    sql(engine, "UPDATE case_link SET unlinked_at = :at, unlinked_by = 'x', unlink_reason = 'x' "
+                "WHERE recording_id = :id", at=utcnow(), id=second["id"])
+    sql(engine, "DELETE FROM case_link WHERE recording_id = :id", id=first["id"])
+    sql(engine, "INSERT INTO case_link (case_id, recording_id, purpose, source, linked_by, linked_at) "
+                "VALUES (:case, :rec, '证明', 'manual', 'clerk-li', :at)", case=case_id, rec=third["id"], at=utcnow())
+    sql(engine, "INSERT INTO case_file (number, title, case_type, unit, status, opened_on, created_by, created_at) "
+                "VALUES ('AB-2026-00556', 't', 'inspection', '', 'open', :day, 'x', :at)",
+        day=datetime(2026, 1, 5).date(), at=utcnow())
+
+    code, report = verify_all(env)
+    assert code == 4
+    cases = {p["detail"] for p in report["problems"] if p["subject"].startswith("case ")}
+    assert "case_type: the case row says 'penalty-summary', the custody chain says 'major' (changed behind the " \
+           "application's back; retention follows the chain)" in cases
+    assert "status: the case row says 'closed', the custody chain says 'open' (changed behind the application's " \
+           "back; retention follows the chain)" in cases
+    assert any(d.startswith("the catalogue has a case row that no case_opened event") for d in cases)
+    links = {p["recording_id"]: p["detail"] for p in report["problems"] if p["kind"] == "case" and p["recording_id"]}
+    assert links[first["id"]].startswith(f"case {number}: the catalogue has 0 link row(s), 0 active []; the custody "
+                                         "chain has 1 case_linked event(s), 1 still active ['证明违法事实']")
+    assert links[second["id"]].startswith(f"case {number}: the catalogue has 1 link row(s), 0 active []; the custody "
+                                          "chain has 1 case_linked event(s), 1 still active")
+    assert links[third["id"]].startswith(f"case {number}: the catalogue has 1 link row(s), 1 active ['证明']; the "
+                                         "custody chain has 0 case_linked event(s)")
+
+    # With its hold and dates gone too (row and store), the permanently kept recording is still not destroyed.
+    store = store_of(env)
+    sql(engine, "UPDATE recording SET retain_until = :until, legal_hold = false, captured_end = :end, "
+                "archived_at = :end, ingested_at = :end WHERE id = :id", until=PAST, end=LONG_AGO, id=first["id"])
+    rewrite_retention_record(store, first["sha256"], retain_until=PAST, legal_hold=False)
+    outcome, code = sweep_and_approve(env)
+    [item] = outcome["outcome"]
+    assert (item["recording_id"], item["result"], code) == (first["id"], "refused", 1)
+    assert f"case {number}: case_type: the case row says 'penalty-summary', the custody chain says 'major'" \
+        in item["reason"]
+    assert store.exists(first["sha256"])
+    with Session(engine) as session:
+        assert session.exec(select(Disposal)).first() is None
+        assert session.get(Recording, first["id"]).state in ("archived", "verified")  # type: ignore[union-attr]
+        assert len(session.exec(select(CaseLink)).all()) == 2
+
+
+def test_verify_of_named_ids_checks_their_cases_and_json_lists_every_problem(env, engine, tmp_path):  # noqa: F811
+    [row] = ingest_recorder(env, tmp_path, "ids")
+    sql(engine, "UPDATE recording SET legal_hold = true WHERE id = :id", id=row["id"])
+    result = run_cli(env, "verify", str(row["id"]), "--json", "--by", "auditor-zhao")
+    assert result.exit_code == 4
+    report = json.loads(result.stdout)
+    assert any(p.startswith("[retention] legal_hold: the catalogue row says True, the custody chain says False")
+               for p in problems_of(report, row["id"]))

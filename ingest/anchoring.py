@@ -1,12 +1,14 @@
 """Anchor the custody chain head in WORM storage after work that adds history (best effort, never raises).
 
 By default the chain head is anchored after every dock session (`evidence ingest`, `station watch`), after
-every disposal batch, after every `evidence verify`, and every EVIDENCE_ANCHOR_INTERVAL_S by `station watch`
-and `worker --schedule`. A store or catalogue that is away is logged; the next anchor covers the same events.
+every disposal batch, after every `evidence verify`, and every EVIDENCE_ANCHOR_INTERVAL_S by `station watch`,
+`worker --schedule` and `evidence serve` (so web activity is anchored where no station or scheduler runs).
+A store or catalogue that is away is logged; the next anchor covers the same events.
 """
 from __future__ import annotations
 
 import logging
+import threading
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -18,7 +20,7 @@ from catalog.types import utcnow
 from ingest.config import Settings
 from storage import EvidenceStore
 
-__all__ = ["anchor_chain"]
+__all__ = ["anchor_chain", "anchor_periodically"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,3 +43,12 @@ def anchor_chain(settings: Settings, engine: Engine, store: EvidenceStore, *, re
     with Session(engine, expire_on_commit=False) as session:
         return anchor_quietly(session, store, station=settings.station, key=key,
                               actor=actor or f"station:{settings.station}", now=utcnow(), reason=reason)
+
+
+def anchor_periodically(settings: Settings, engine: Engine, store: EvidenceStore, *, key: object, who: str,
+                        stop: threading.Event) -> None:
+    """Anchor the chain head every EVIDENCE_ANCHOR_INTERVAL_S until *stop* is set (0: never); a run in which
+    nothing happened writes nothing (`write_anchor` skips an anchored head). For a thread of *who*."""
+    interval = settings.anchor_interval_s
+    while interval > 0 and not stop.wait(interval):
+        anchor_chain(settings, engine, store, key=key, reason=f"every {interval:g} s ({who})")

@@ -7,6 +7,7 @@ may export.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from catalog.users import (
     set_scope,
 )
 from catalog.verification import select_recordings, verify_archive
-from ingest.anchoring import anchor_chain
+from ingest.anchoring import anchor_chain, anchor_periodically
 from ingest.cli_common import caller, errors, print_json, settings, who
 from ingest.wiring import catalog_engine, open_store
 
@@ -320,11 +321,19 @@ def serve(host: str | None, port: int | None) -> None:
                                        attach=document_attacher(cfg, store, key),
                                        staged_alarm_s=cfg.staged_alarm_s,
                                        metrics_token=str(cfg.metrics_token)))
-            # X-Forwarded-For/-Proto are believed only from EVIDENCE_WEB_TRUSTED_PROXIES (the reverse proxy): the
-            # client address they give is what sign-in backoff counts and the custody log records.
-            uvicorn.run(app, host=host or cfg.web_addr[0], port=port if port is not None else cfg.web_addr[1],
-                        log_level="info", proxy_headers=bool(cfg.web_trusted_proxies),
-                        forwarded_allow_ips=list(cfg.web_trusted_proxies))
+            # Web activity (views, stamps, case links, sign-ins) is anchored even where no station or scheduler runs.
+            stop = threading.Event()
+            threading.Thread(target=anchor_periodically, args=(cfg, engine, store),
+                             kwargs={"key": key, "who": "evidence serve", "stop": stop}, name="anchor",
+                             daemon=True).start()
+            try:
+                # X-Forwarded-For/-Proto are believed only from EVIDENCE_WEB_TRUSTED_PROXIES (the reverse proxy):
+                # the client address they give is what sign-in backoff counts and the custody log records.
+                uvicorn.run(app, host=host or cfg.web_addr[0], port=port if port is not None else cfg.web_addr[1],
+                            log_level="info", proxy_headers=bool(cfg.web_trusted_proxies),
+                            forwarded_allow_ips=list(cfg.web_trusted_proxies))
+            finally:
+                stop.set()
 
 
 @user.command("list")

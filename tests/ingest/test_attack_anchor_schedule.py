@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -91,4 +93,26 @@ def test_station_anchors_after_each_dock_session_and_every_interval(samples, sta
                      and a.last_event_id >= viewed.id, 30, "the interval anchor to cover the viewed event")
         assert "hourly (EVIDENCE_ANCHOR_INTERVAL_S)" in reasons()
     finally:
+        engine.dispose()
+
+
+def test_evidence_serve_alone_anchors_web_activity_every_interval(env, tmp_path):
+    # Where only the web app runs (no station, no scheduler), what happens there must still reach WORM storage.
+    from tests.catalog.test_attack_shared_address_lockout import _serve, _stop
+
+    assert run_cli(env, "user", "add", "clerk:李四", "--role", "clerk", "--by", "admin").exit_code == 0
+    engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
+    proc, _ = _serve({**os.environ, **env, "EVIDENCE_ANCHOR_INTERVAL_S": "0.5"})
+    try:
+        with Session(engine) as session:  # a sign-in, a view: anything the web app appends
+            viewed = append_event(session, CustodyKind.VIEWED, actor="clerk:李四", details={"via": "web page"})
+            session.commit()
+        wait_for(lambda: (a := _newest_anchor(engine)) is not None and viewed.id is not None
+                 and a.last_event_id >= viewed.id, 30, "evidence serve to anchor the viewed event")
+        store = LocalStore(Path(env["EVIDENCE_HOME"]) / "worm")
+        reasons = [json.loads(store.get_record(name))["manifest"].get("reason", "")
+                   for name in store.list_records("custody/")]
+        assert "every 0.5 s (evidence serve)" in reasons
+    finally:
+        _stop(proc)
         engine.dispose()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the project needs on a fresh Debian machine: ffmpeg, a Python
 # virtual environment in .venv, and the project with its test tools.
-# With --test also what the browser tests need: Debian's chromium and a CJK font.
+# With --test also what the tests need beyond Python: Debian's chromium and a CJK font (browser tests), capsh (local-store attack).
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
+  command -v capsh >/dev/null 2>&1 || missing+=(libcap2-bin)  # the local-store attack drops CAP_LINUX_IMMUTABLE
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

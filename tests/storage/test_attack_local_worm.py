@@ -27,6 +27,7 @@ from storage.backends.local import remove_tree
 from storage.errors import SealBroken
 from storage.hardening import CAP_LINUX_IMMUTABLE, has_capability, is_immutable, set_immutable
 from storage.writer import init_store, serve_in_thread
+from tests.conftest import _missing
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_UID = 65534
@@ -58,7 +59,7 @@ def _interpreter(uid: int | None) -> str:
                 return candidate
         except OSError:
             continue
-    pytest.skip(f"no {version} that uid {uid} may run (the attacker must be a second account)")
+    _missing(f"a {version} that uid {uid} may run (the attacker must be a second account)")
 
 
 def _attack(code: str, *, uid: int | None = None, drop_immutable: bool = False) -> str:
@@ -70,7 +71,7 @@ def _attack(code: str, *, uid: int | None = None, drop_immutable: bool = False) 
     args = [_interpreter(uid), "-c", script]
     if drop_immutable:
         if shutil.which("capsh") is None:
-            pytest.skip("capsh (libcap2-bin) is needed to drop CAP_LINUX_IMMUTABLE from the attacker")
+            _missing("capsh (libcap2-bin), to drop CAP_LINUX_IMMUTABLE from the attacker")
         args = ["capsh", "--drop=cap_linux_immutable", "--", "-c", " ".join(_quote(a) for a in args)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
                           env={"PATH": os.environ["PATH"],
@@ -212,7 +213,7 @@ def test_service_account_attacks_on_its_own_store_fail_or_are_named(work):
 
 def test_separate_owner_the_service_writes_only_through_the_store_writer(work):
     if not ROOT:
-        pytest.skip("needs two OS accounts (the store owner and the service): run as root to switch to uid 65534")
+        _missing("two OS accounts (the store owner and the service): running as root, to switch to uid 65534")
     root = work / "worm"
     init_store(root, immutable=False)
     server, thread = serve_in_thread(root, allow_uids={SERVICE_UID}, socket_gid=SERVICE_UID)
@@ -313,13 +314,13 @@ def test_an_immutable_store_refuses_to_run_without_the_capability(work):
 
 def test_immutable_flag_stops_even_root_without_the_capability(work):
     if not has_capability():
-        pytest.skip("this process lacks CAP_LINUX_IMMUTABLE (CI cannot grant it): the chattr +i branch is untested")
+        _missing("CAP_LINUX_IMMUTABLE in this process (the chattr +i branch)")
     probe = work / "probe"
     probe.write_bytes(b"x")
     try:
         set_immutable(probe, True)
     except OSError as exc:
-        pytest.skip(f"the filesystem under {work} has no immutable flag: {exc}")
+        _missing(f"an immutable flag on the filesystem under {work} ({exc})")
     set_immutable(probe, False)
     root = work / "worm"
     init_store(root, immutable=True)

@@ -24,7 +24,8 @@ from catalog.types import utcnow
 _EVENT = CustodyEvent.__table__  # type: ignore[attr-defined]
 _HEAD = CustodyHead.__table__  # type: ignore[attr-defined]
 
-__all__ = ["GENESIS_HASH", "CustodyKind", "append_event", "event_hash", "find_chain_breaks", "load_chain"]
+__all__ = ["GENESIS_HASH", "CustodyKind", "append_event", "event_hash", "find_chain_breaks", "load_chain",
+           "stored_event_hash"]
 
 #: prev_hash of the first event.
 GENESIS_HASH = "0" * 64
@@ -171,6 +172,13 @@ def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_i
     return CustodyEvent(id=event_id, **values)
 
 
+def stored_event_hash(event: CustodyEvent) -> str:
+    """What *event*'s hash must be, recomputed from the row as stored (its prev_hash and its content)."""
+    assert event.at is not None
+    return event_hash(event.prev_hash, kind=event.kind, recording_id=event.recording_id,
+                      dock_session_id=event.dock_session_id, actor=event.actor, at=event.at, details=event.details)
+
+
 def load_chain(session: Session) -> list[CustodyEvent]:
     return list(session.exec(select(CustodyEvent).order_by(CustodyEvent.id)))  # type: ignore[arg-type]
 
@@ -182,10 +190,7 @@ def find_chain_breaks(events: Iterable[CustodyEvent], *, head_hash: str | None =
     for event in events:
         if event.prev_hash != prev:
             problems.append(f"event {event.id}: prev_hash {event.prev_hash[:12]}… does not follow {prev[:12]}…")
-        assert event.at is not None
-        expected = event_hash(event.prev_hash, kind=event.kind, recording_id=event.recording_id,
-                              dock_session_id=event.dock_session_id, actor=event.actor, at=event.at,
-                              details=event.details)
+        expected = stored_event_hash(event)
         if expected != event.hash:
             problems.append(f"event {event.id} ({event.kind}): content does not match its hash "
                             f"(stored {event.hash[:12]}…, computed {expected[:12]}…)")

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from catalog.custody import CustodyKind, event_hash
+from catalog.custody import CustodyKind, stored_event_hash
 from catalog.errors import PolicyInvalid
 from catalog.models import Case, CaseLink, CustodyEvent, Recording
 from catalog.retention import (
@@ -445,9 +445,7 @@ def load_replays(session: Session, recording_ids: list[int], *,
     for event in session.exec(query):
         assert event.recording_id is not None and event.at is not None
         if check_hashes:
-            expected = event_hash(event.prev_hash, kind=event.kind, recording_id=event.recording_id,
-                                  dock_session_id=event.dock_session_id, actor=event.actor, at=event.at,
-                                  details=event.details)
+            expected = stored_event_hash(event)
             if expected != event.hash:
                 broken.append(f"custody event {event.id} ({event.kind}) of recording {event.recording_id} does not "
                               f"match its hash (stored {event.hash[:16]}…, computed {expected[:16]}…): edited")

@@ -26,7 +26,7 @@ from sqlalchemy import exists, func
 from sqlmodel import Session, col, select
 
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
-from catalog.custody import GENESIS_HASH, event_hash
+from catalog.custody import GENESIS_HASH, stored_event_hash
 from catalog.manifests import read_manifests, signed_retain_until, trusted_fingerprints
 from catalog.models import (
     Case,
@@ -638,9 +638,7 @@ def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | N
             problems.append(Problem("chain", f"event {event.id} ({event.kind})",
                                     f"prev_hash {event.prev_hash[:16]}… does not follow event {previous_id}'s hash "
                                     f"{prev[:16]}… (an event before it was deleted, inserted or reordered)"))
-        expected = event_hash(event.prev_hash, kind=event.kind, recording_id=event.recording_id,
-                              dock_session_id=event.dock_session_id, actor=event.actor, at=event.at,
-                              details=event.details)
+        expected = stored_event_hash(event)
         if expected != event.hash:
             problems.append(Problem("chain", f"event {event.id} ({event.kind})",
                                     f"content does not match its hash: stored {event.hash[:16]}…, computed "

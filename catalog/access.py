@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
 
 __all__ = ["ACCESS_STEPS", "EVERYTHING", "STEP_PERMISSION", "AccessRefused", "BatchInScope", "DisposalInScope",
            "ReasonRequired", "Scope", "can_see", "case_in_scope", "check_access", "disposal_in_scope",
-           "disposed_message", "hidden_recordings", "out_of_scope", "read_evidence", "reason_needed", "record_access",
+           "disposed_message", "out_of_scope", "read_evidence", "reason_needed", "record_access",
            "record_refusals", "scope_clause", "scope_for", "user_scope"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
@@ -94,19 +94,20 @@ def scope_clause(scope: Scope) -> ColumnElement[bool] | None:
 
 
 def can_see(session: Session, scope: Scope, recording_id: int) -> bool:
-    clause = scope_clause(scope)
-    if clause is None:
-        return True
-    return session.exec(select(Recording.id).where(Recording.id == recording_id, clause)).first() is not None
+    return not out_of_scope(session, scope, [recording_id])
 
 
 def out_of_scope(session: Session, scope: Scope, recording_ids: Iterable[int]) -> list[int]:
-    """Which of *recording_ids* lie outside *scope* (sorted)."""
+    """Which of *recording_ids* lie outside *scope* (sorted; asked 500 at a time: a case or a disposal batch
+    may hold many). An id with no recording is outside."""
     wanted = sorted(set(recording_ids))
     clause = scope_clause(scope)
     if clause is None or not wanted:
         return []
-    inside = set(session.exec(select(Recording.id).where(col(Recording.id).in_(wanted), clause)))
+    inside: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        inside.update(rid for rid in session.exec(select(Recording.id).where(
+            col(Recording.id).in_(wanted[start:start + 500]), clause)) if rid is not None)
     return [i for i in wanted if i not in inside]
 
 
@@ -250,15 +251,6 @@ def case_in_scope(session: Session, case: Case, scope: Scope, policy: RetentionP
     return data
 
 
-def hidden_recordings(session: Session, scope: Scope, ids: Iterable[int]) -> set[int]:
-    """Which of *ids* lie outside *scope* (asked 500 at a time: a disposal batch may hold many)."""
-    if scope.everything:
-        return set()
-    wanted = sorted(set(ids))
-    return {rid for start in range(0, len(wanted), 500)
-            for rid in out_of_scope(session, scope, wanted[start:start + 500])}
-
-
 @dataclass(frozen=True)
 class BatchInScope:
     """A disposal batch as one caller may see it: its items and outcome lines of recordings in their scope (an
@@ -288,7 +280,7 @@ def disposal_in_scope(session: Session, scope: Scope, *, plan: Sequence[PlanItem
     web's retention page and `evidence retention plan|batches` share."""
     ids = ([i.recording_id for i in (*plan, *pending)]
            + [int(i["recording_id"]) for b in batches for i in b.items])
-    hidden = hidden_recordings(session, scope, ids)
+    hidden = set(out_of_scope(session, scope, ids))
     views = [BatchInScope(b, [i for i in b.items if int(i["recording_id"]) not in hidden],
                           [o for o in b.outcome if o.get("recording_id") not in hidden],
                           sum(1 for i in b.items if int(i["recording_id"]) in hidden)) for b in batches]

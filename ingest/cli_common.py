@@ -35,11 +35,10 @@ from catalog.users import Identity, get_user, identify, os_account
 from device_profiles import ProfileError
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid, DeviceGone, IngestError
-from ingest.wiring import catalog_engine
 from storage import BucketNotWorm, HashMismatch, RetentionRefused, StorageError
 
 __all__ = ["caller", "catalogue_owner_uid", "console", "errors", "fail", "parse_date", "parse_time", "person",
-           "print_json", "settings", "who"]
+           "print_json", "settings"]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
                 CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, RetentionRefused, ExportFailed,
@@ -102,13 +101,6 @@ def person(session: Session, identity: Identity) -> User:
         raise PermissionDenied(f"{identity.account} acts as {identity.actor}, not as an archive user: reading "
                                "evidence needs a person bound to an OS account (`evidence user bind`)")
     return get_user(session, identity.user)
-
-
-def who(by: str | None, action: str = "verify") -> str:
-    """The custody-log name of the caller for *action* (see `caller`); opens the catalogue to find it."""
-    cfg = settings()
-    with catalog_engine(cfg) as engine, Session(engine) as session:
-        return caller(cfg, session, action, by).actor
 
 
 def console() -> Console:

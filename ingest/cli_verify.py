@@ -40,7 +40,7 @@ from catalog.users import (
 )
 from catalog.verification import select_recordings, verify_archive
 from ingest.anchoring import anchor_chain, anchor_periodically
-from ingest.cli_common import caller, errors, print_json, settings, who
+from ingest.cli_common import caller, errors, print_json, settings
 from ingest.wiring import catalog_engine, open_store
 
 __all__ = ["custody", "export", "serve", "user", "verify"]
@@ -54,7 +54,7 @@ __all__ = ["custody", "export", "serve", "user", "verify"]
 @click.option("--sample", type=click.IntRange(1), help="A random sample of N recordings.")
 @click.option("--no-chain", is_flag=True, help="Skip the custody chain and anchor check.")
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Objects read at once.")
-@click.option("--by", default=None, help="Who runs the check (recorded in the custody log).")
+@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
 @click.option("--json", "as_json", is_flag=True)
 def verify(refs: tuple[str, ...], everything: bool, sample: int | None, no_chain: bool, workers: int,
            by: str | None, as_json: bool) -> None:
@@ -68,11 +68,11 @@ def verify(refs: tuple[str, ...], everything: bool, sample: int | None, no_chain
         cfg = settings()
         store = open_store(cfg)
         with catalog_engine(cfg) as engine, Session(engine) as session:
+            actor = caller(cfg, session, "verify", by).actor  # refused before any object is read
             ids = ([r.id for r in (get_recording(session, ref) for ref in refs) if r.id is not None] if refs
                    else select_recordings(session, sample=sample))
             report = verify_archive(session, store, ids, chain=not no_chain, workers=workers, everything=everything,
                                     policy=cfg.retention_policy)
-            actor = who(by)
             record_results(session, report, actor=actor, now=utcnow(), how="evidence verify: re-hashed from the "
                                                                           "store, manifests and signatures checked")
             append_event(session, CustodyKind.VERIFICATION_RUN, actor=actor, details={

@@ -99,9 +99,6 @@ def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, id
 def _scheduler(settings: Settings, actors: Actors, stop: threading.Event) -> None:
     """Periodic work: anchor the custody chain in WORM storage, queue fixity checks. Failures are logged and
     tried again at the next tick; they never stop the workers."""
-    from catalog.anchors import write_anchor
-    from catalog.types import utcnow
-
     context: WorkerContext | None = None
     next_anchor = next_fixity = time.monotonic()
     try:
@@ -111,12 +108,8 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event) -> Non
                 next_anchor = now + settings.anchor_interval_s
                 try:
                     context = context or WorkerContext.from_settings(settings)
-                    with Session(context.engine) as session:
-                        row = write_anchor(session, context.store, station=settings.station, key=context.key,
-                                           actor=f"worker:{settings.station}", now=utcnow(),
-                                           reason="hourly (EVIDENCE_ANCHOR_INTERVAL_S)")
-                    if row is not None:
-                        logger.info("Custody chain anchored at event %s in %s.", row.last_event_id, row.record_name)
+                    anchor_chain(settings, context.engine, context.store, key=context.key,
+                                 actor=f"worker:{settings.station}", reason="hourly (EVIDENCE_ANCHOR_INTERVAL_S)")
                 except Exception:  # noqa: BLE001 - a down store or database: try again at the next tick
                     logger.exception("Could not anchor the custody chain; retrying in %.0f s.",
                                      settings.anchor_interval_s)

@@ -498,20 +498,15 @@ class LocalStore:
         return sorted(n for n in names if n.startswith(prefix))
 
     def put_derived(self, sha256: str, name: str, path: Path, *, content_type: str) -> str:
-        if self._client is not None:
-            with path.open("rb") as fh:
+        with path.open("rb") as fh:
+            if self._client is not None:
                 key: str = self._client.put_derived(fh.fileno(), sha256, name)
-            return key
-        key = derived_key(sha256, name)
-        dest = self.root / key
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / "incoming" / f"derived.{uuid.uuid4().hex}"
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)  # derived files are not evidence: a newer rendition replaces the old
-        return key
+                return key
+            return self.put_derived_fd(fh.fileno(), sha256, name)
 
     def put_derived_fd(self, fd: int, sha256: str, name: str) -> str:
-        """put_derived from an open file (the store writer's way in)."""
+        """put_derived from an open file (the store writer's way in). Derived files are not evidence: a newer
+        rendition replaces the old."""
         key = derived_key(sha256, name)
         dest = self.root / key
         dest.parent.mkdir(parents=True, exist_ok=True)

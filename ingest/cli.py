@@ -32,7 +32,7 @@ from catalog import (
     run_search,
     trusted_fingerprints,
 )
-from catalog.access import can_see, check_access, read_evidence
+from catalog.access import can_see, check_access, read_evidence, reason_needed
 from catalog.alarms import staged_overdue
 from catalog.detail import recording_detail
 from catalog.errors import CatalogError
@@ -240,7 +240,7 @@ def show(ref: str, as_json: bool, by: str | None, reason: str | None) -> None:
         settings = _settings()
     with _errors(), _catalog(settings) as engine, Session(engine) as session:
         identity = _caller(settings, session, "view", by)
-        why = _reason(reason, settings.access_reason == "view", "viewing a recording")
+        why = _reason(reason, reason_needed(settings.access_reason, "view"), "viewing a recording")
         recording = get_recording(session, ref)
         check_access(session, _person(session, identity), [recording], step="view", reason=why,
                      policy=settings.access_reason)
@@ -285,7 +285,7 @@ def cat(ref: str, reason: str, by: str | None) -> None:
         settings = _settings()
         with _catalog(settings) as engine, Session(engine) as session:
             identity = _caller(settings, session, "play", by)
-            why = _reason(reason, True, "retrieving the original")
+            why = _reason(reason, reason_needed(settings.access_reason, "download"), "retrieving the original")
             recording = get_recording(session, ref)
             # rights, scope and reason as a web download, then one recorded access (catalog.access)
             source = read_evidence(session, user=_person(session, identity),
@@ -362,7 +362,7 @@ def manifest(ref: str, revision: int | None, by: str | None, reason: str | None)
         settings = _settings()
         with _catalog(settings) as engine, Session(engine) as session:
             identity = _caller(settings, session, "view", by)
-            why = _reason(reason, settings.access_reason == "view", "viewing a recording")
+            why = _reason(reason, reason_needed(settings.access_reason, "view"), "viewing a recording")
             recording = get_recording(session, ref)
             check_access(session, _person(session, identity), [recording], step="view", reason=why,
                          policy=settings.access_reason)

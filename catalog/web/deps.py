@@ -24,11 +24,9 @@ from catalog.users import PERMISSIONS, find_session
 from catalog.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
 from storage import EvidenceStore
 
-__all__ = ["ACCESS_STEPS", "DB", "NAV", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
+__all__ = ["DB", "NAV", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
            "WebConfig", "api_caller", "caller", "language", "render", "signed_in"]
 
-#: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
-ACCESS_STEPS = ("view", "play", "download")
 SESSION_COOKIE = "evidence_session"
 PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (no session yet)
 LANG_COOKIE = "lang"

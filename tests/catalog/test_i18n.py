@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from catalog.access import ACCESS_STEPS
 from catalog.integrity import INTEGRITY_CHECKS
 from catalog.models import CaseStatus, DisposalStatus, IntegrityStatus, MediaKind
 from catalog.registry import CERTIFICATE_STATES
@@ -11,7 +12,7 @@ from catalog.search import RETENTION_STATES, SORTS
 from catalog.spotcheck import OUTCOMES
 from catalog.users import ROLES
 from catalog.web.admin import SECTIONS
-from catalog.web.deps import ACCESS_STEPS, NAV
+from catalog.web.deps import NAV
 from catalog.web.i18n import catalog_messages
 from catalog.web.search_form import FIELD_LABELS, SearchInvalid, parse_search
 

@@ -40,6 +40,7 @@ from catalog.manifests import (
     write_manifest,
 )
 from catalog.models import (
+    ArchiveClaim,
     Case,
     CaseLink,
     CaseStatus,
@@ -53,6 +54,7 @@ from catalog.models import (
     IntegrityStatus,
     MediaKind,
     Officer,
+    OutboxMessage,
     Recording,
     RecordingState,
     Sighting,
@@ -86,6 +88,7 @@ from catalog.signing import SignatureInvalid, load_or_create_key
 from catalog.stamps import DEFAULT_CASE_PATTERN, Stamp, record_stamp, restamp, stamp_history, validate_stamp
 
 __all__ = [
+    "ArchiveClaim", "OutboxMessage",
     "ExportFailed", "PermissionDenied", "UserInvalid", "User",
     "DEFAULT_CASE_TYPES", "Case", "CaseFacts", "CaseInvalid", "CaseLink", "CaseNotFound", "CaseStateError",
     "CaseStatus", "CaseType", "Disposal", "DisposalBatch", "DisposalError", "DisposalStatus", "PlanItem",

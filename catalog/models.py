@@ -21,6 +21,7 @@ __all__ = [
     "DisposalBatch", "DisposalStatus", "DockSession", "IntegrityStatus", "MediaKind", "Officer",
     "Recording", "RecordingState", "Sighting", "StampRevision", "Station", "StationKey", "DerivedMedia", "User",
     "WebSession", "SignInDevice", "SpotCheck", "SpotCheckItem", "IntegrityCheck", "ViewingAccess",
+    "OutboxMessage", "ArchiveClaim",
 ]
 
 
@@ -125,6 +126,7 @@ class DockSession(SQLModel, table=True):
     officer_number: str | None = Field(default=None, max_length=32)
     clock_offset_s: float | None = None  # station UTC minus the device clock, when the profile can read it
     result: str | None = Field(default=None, max_length=32)  # complete | partial | interrupted
+    result_note: str | None = Field(default=None, max_length=2000)  # what happened, in words (catalog.docks)
 
 
 class Recording(SQLModel, table=True):
@@ -474,3 +476,31 @@ class ViewingAccess(SQLModel, table=True):
     what: str = Field(max_length=16)  # original, photo, proxy, thumbnail
     event_id: int | None = None  # the custody event that recorded this access
     at: datetime | None = _ts(nullable=False)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A queue message written in the same transaction as the rows it names (the transactional outbox): a broker
+    outage never loses it; `ingest.relay` hands it to the broker when it answers. Not evidence: sent rows are
+    pruned after a week."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_station_sent", "station_code", "sent_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = Field(max_length=64)  # the dramatiq actor name, e.g. ingest.archive_recording
+    recording_id: int = Field(index=True)
+    station_code: str = Field(max_length=64)  # whose queue takes it (archiving reads that station's staging)
+    created_at: datetime | None = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+    reason: str = Field(default="", max_length=200)  # ingest, reconcile, re-routed, archive-pending
+
+
+class ArchiveClaim(SQLModel, table=True):
+    """A worker archiving a recording holds it (renewed while the upload runs): two workers never upload the same
+    bytes at once, and a killed worker's hold expires so another can take the recording."""
+
+    __tablename__ = "archive_claim"
+
+    recording_id: int = Field(primary_key=True)
+    holder: str = Field(max_length=200)
+    expires_at: datetime | None = _ts(nullable=False)

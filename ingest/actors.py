@@ -9,30 +9,96 @@ the same reason. Every actor is safe to run twice.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from dramatiq.errors import Retry
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from catalog import CustodyKind, RecordingNotFound, append_event, load_or_create_key, open_catalog
+from catalog import (
+    CatalogUnavailable,
+    CustodyKind,
+    RecordingNotFound,
+    append_event,
+    load_or_create_key,
+    open_catalog,
+    outbox,
+)
+from catalog.types import utcnow
 from ingest.archiving import archive_recording
 from ingest.config import Settings
 from ingest.decode_check import DecodeTimedOut, check_recording
 from ingest.derive import derive_recording
-from ingest.errors import DeriveFailed, StagedCopyMissing
-from storage import EvidenceStore, HashMismatch
+from ingest.errors import DeriveFailed, NotStagedHere, StagedCopyMissing
+from storage import EvidenceStore, HashMismatch, StorageError
 
-__all__ = ["Actors", "WorkerContext", "declare_actors", "queue_names"]
+__all__ = ["Actors", "ClaimHeld", "WorkerContext", "archive_claim", "declare_actors", "queue_names"]
 
 logger = logging.getLogger(__name__)
 
 #: Retry transient failures (store or database down) for about a day, backing off to 10 minutes.
 ARCHIVE_RETRY: dict[str, Any] = {"max_retries": 200, "min_backoff": 1_000, "max_backoff": 600_000}
+
+
+class ClaimHeld(Exception):
+    """Another worker holds the recording (it is archiving it, or died doing so and its hold has not run out)."""
+
+    def __init__(self, recording_id: int, remaining_s: float) -> None:
+        self.recording_id = recording_id
+        self.remaining_s = max(remaining_s, 0.0)
+        super().__init__(f"recording {recording_id} is being archived by another worker; trying again in "
+                         f"{self.remaining_s:.0f} s if it is still staged then")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+@contextmanager
+def archive_claim(engine: Engine, recording_id: int, *, lease_s: float) -> Iterator[None]:
+    """Hold *recording_id* while the body runs, renewing the hold every third of *lease_s*; ClaimHeld when another
+    live worker holds it. A killed worker's hold runs out after *lease_s*."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    with Session(engine) as session:
+        if not outbox.claim(session, recording_id, holder=holder, now=utcnow(), lease_s=lease_s):
+            expires = outbox.claim_expires(session, recording_id)
+            raise ClaimHeld(recording_id, (expires - utcnow()).total_seconds() if expires else lease_s)
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(lease_s / 3):
+            try:
+                with Session(engine) as session:
+                    if not outbox.claim(session, recording_id, holder=holder, now=utcnow(), lease_s=lease_s):
+                        logger.error("Lost the hold on recording %r while archiving it.", recording_id)
+            except Exception:  # noqa: BLE001 - the catalogue blinked: the next renewal tries again
+                logger.warning("Could not renew the hold on recording %r.", recording_id, exc_info=True)
+
+    renewer = threading.Thread(target=renew, name=f"claim-{recording_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join(timeout=5)
+        try:
+            with Session(engine) as session:
+                outbox.release(session, recording_id, holder=holder)
+        except Exception:  # noqa: BLE001 - it runs out by itself
+            logger.warning("Could not release the hold on recording %r; it runs out in %g s.", recording_id,
+                           lease_s)
 
 
 @dataclass
@@ -59,6 +125,13 @@ class Actors:
     verify: dramatiq.Actor[Any, Any]
     fixity: dramatiq.Actor[Any, Any]
     close: Callable[[], None]  # release the worker context's database connections
+
+    def send(self, actor_name: str, recording_id: int) -> None:
+        """Send one outbox message (ingest.relay) to the actor it names."""
+        by_name = {a.actor_name: a for a in (self.archive, self.derive, self.decode_check, self.verify)}
+        if actor_name not in by_name:
+            raise ValueError(f"outbox names an unknown actor {actor_name!r}")
+        by_name[actor_name].send(recording_id)
 
 
 def queue_names(namespace: str, station: str) -> dict[str, str]:
@@ -89,16 +162,38 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
 
     def archive(recording_id: int) -> None:
         c = ctx()
+        station = c.settings.station
+        started = time.monotonic()
         try:
-            state = archive_recording(c.engine, c.store, c.settings.staging_dir, recording_id, key=c.key,
-                                      actor=f"worker:{c.settings.station}", policy=c.settings.retention_policy)
-        except (StagedCopyMissing, HashMismatch) as exc:
+            with archive_claim(c.engine, recording_id, lease_s=c.settings.archive_lease_s):
+                state = archive_recording(c.engine, c.store, c.settings.staging_dir, recording_id, key=c.key,
+                                          actor=f"worker:{station}", policy=c.settings.retention_policy,
+                                          station=station)
+        except ClaimHeld as exc:
+            # Another worker is archiving it now (or was, and died): try again once its hold has run out.
+            logger.info("%s", exc)
+            raise Retry(str(exc), delay=int(exc.remaining_s * 1000) + 1000) from None
+        except NotStagedHere as exc:
+            # Not this station's to archive, and nothing wrong with the evidence: hand it to the station that has it.
+            logger.warning("%s; message passed to that station's queue.", exc)
             with Session(c.engine) as session:
-                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{c.settings.station}",
+                outbox.add(session, recording_id, station=exc.staged_at, now=utcnow(),
+                           reason=f"re-routed from {station}")
+                session.commit()
+            return
+        except (StagedCopyMissing, HashMismatch) as exc:
+            logger.error("Archiving recording %r failed for good: %s", recording_id, exc)
+            with Session(c.engine) as session:
+                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{station}",
                              recording_id=recording_id, details={"stage": "archive", "reason": str(exc)})
                 session.commit()
             raise
+        except (StorageError, OperationalError, CatalogUnavailable) as exc:
+            # Transient (the store or the catalogue is away): one line, no traceback; the retry policy tries again.
+            logger.warning("Recording %r stays staged for now: %s", recording_id, _first_line(exc))
+            raise Retry(_first_line(exc)) from None
         if state in ("archived", "verified"):
+            logger.info("Archived recording %r (%s) in %.1f s.", recording_id, state, time.monotonic() - started)
             actors.derive.send(recording_id)
             actors.decode_check.send(recording_id)
 
@@ -164,7 +259,7 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
 
     permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
     actors = Actors(
-        archive=dramatiq.actor(actor_name="ingest.archive_recording", queue_name=queues["archive"], broker=broker,
+        archive=dramatiq.actor(actor_name=outbox.ARCHIVE_ACTOR, queue_name=queues["archive"], broker=broker,
                                throws=permanent, **retry)(archive),
         derive=dramatiq.actor(actor_name="ingest.derive_media", queue_name=queues["derive"], broker=broker,
                               max_retries=3, min_backoff=1_000, max_backoff=30_000,

@@ -33,7 +33,7 @@ from catalog import (
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
 from catalog.types import utcnow
-from ingest.errors import StagedCopyMissing
+from ingest.errors import NotStagedHere, StagedCopyMissing
 from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["archive_recording", "archive_staged", "mark_archived", "retention_at_hand_off"]
@@ -79,12 +79,13 @@ def retention_at_hand_off(session: Session, recording: Recording, policy: Retent
 
 
 def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recording_id: int, *,
-                      key: Ed25519PrivateKey, actor: str, policy: RetentionPolicy) -> str:
-    """Archive one staged recording; return its state.
+                      key: Ed25519PrivateKey, actor: str, policy: RetentionPolicy, station: str) -> str:
+    """Archive one staged recording of *station* (whose staging area *staging* is); return its state.
 
     Raises:
       BackendUnavailable: the store is down (transient: retry later; the staged copy stays).
-      StagedCopyMissing: neither staging nor the store holds the bytes (permanent).
+      NotStagedHere: the recording was staged at another station (nothing is wrong with it: that station archives it).
+      StagedCopyMissing: neither this station's staging nor the store holds the bytes (permanent).
       RecordingNotFound: no such recording.
     """
     with Session(engine) as session:
@@ -93,6 +94,8 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
             raise RecordingNotFound(str(recording_id))
         if recording.state != RecordingState.STAGED.value:
             return recording.state  # already done: a redelivered message
+        if recording.station_code != station:
+            raise NotStagedHere(recording_id, recording.station_code, station)
         path = staging / recording.sha256
         if not path.exists() and not store.exists(recording.sha256):
             raise StagedCopyMissing(recording_id, recording.sha256, path)
@@ -110,15 +113,18 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
 
 
 def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: Ed25519PrivateKey,
-                   policy: RetentionPolicy, actor: str = "station") -> int:
-    """Archive every recording left `staged` whose bytes are at hand; return how many were archived."""
+                   policy: RetentionPolicy, station: str, actor: str = "station") -> int:
+    """Archive every recording left `staged` at *station* (whose staging area is *staging*); return how many were
+    archived. Other stations' staged recordings are theirs to archive: never touched here."""
     with Session(engine) as session:
-        waiting = list(session.exec(select(Recording.id).where(Recording.state == RecordingState.STAGED.value)))
+        waiting = list(session.exec(select(Recording.id).where(Recording.state == RecordingState.STAGED.value,
+                                                               Recording.station_code == station)))
     archived = 0
     for recording_id in waiting:
         assert recording_id is not None
         try:
-            archive_recording(engine, store, staging, recording_id, key=key, actor=actor, policy=policy)
+            archive_recording(engine, store, staging, recording_id, key=key, actor=actor, policy=policy,
+                              station=station)
         except (StorageError, StagedCopyMissing) as exc:
             logger.warning("Recording %r is still staged: %s", recording_id, exc)
             continue

@@ -83,6 +83,26 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
                             "capture times before this date (UTC) are a wrong device clock: flagged time_implausible"),
     "EVIDENCE_STAGED_ALARM_S": ("staged_alarm_s", "3600",
                                 "a recording still `staged` (not in WORM storage) this long raises the staged alarm"),
+    "EVIDENCE_OUTBOX_RELAY_S": ("outbox_relay_s", "2",
+                                "how often `station watch` and `worker` hand waiting outbox messages to the broker "
+                                "(messages are written to the catalogue's outbox with their recording and survive a "
+                                "broker outage)"),
+    "EVIDENCE_RECONCILE_AFTER_S": ("reconcile_after_s", "900",
+                                   "a recording still `staged` this long, with no message sent for it as long and no "
+                                   "worker holding it, is queued again by the reconciler (in every `worker`)"),
+    "EVIDENCE_ARCHIVE_LEASE_S": ("archive_lease_s", "60",
+                                 "a worker archiving a recording holds it this long, renewed every third of it; "
+                                 "an unrenewed hold (a killed worker) frees the recording for another worker"),
+    "EVIDENCE_REDIS_HEARTBEAT_S": ("redis_heartbeat_s", "30",
+                                   "Redis broker: a worker silent this long is dead and its unacknowledged messages "
+                                   "are requeued (dramatiq heartbeat_timeout)"),
+    "EVIDENCE_REDIS_MAINTENANCE_CHANCE": ("redis_maintenance_chance", "50000",
+                                          "Redis broker: of every million broker commands, how many run the "
+                                          "maintenance that requeues dead workers' messages (dramatiq's default "
+                                          "1000 left them stranded for minutes)"),
+    "EVIDENCE_STATUS_HEARTBEAT_S": ("status_heartbeat_s", "5",
+                                    "`station watch` rewrites its status at least this often; a status older than "
+                                    "three beats reads as not running"),
     "EVIDENCE_METRICS_TOKEN": ("metrics_token", "",
                                "bearer token that opens /metrics and the API docs without signing in (Prometheus); "
                                "empty: only signed-in users"),
@@ -159,6 +179,12 @@ class Settings:
     time_floor: datetime = datetime(2005, 1, 1, tzinfo=UTC)
     staged_alarm_s: float = 3600.0
     metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    outbox_relay_s: float = 2.0
+    reconcile_after_s: float = 900.0
+    archive_lease_s: float = 60.0
+    redis_heartbeat_s: float = 30.0
+    redis_maintenance_chance: int = 50_000
+    status_heartbeat_s: float = 5.0
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -313,6 +339,12 @@ class Settings:
             time_floor=_date("EVIDENCE_TIME_FLOOR", get("EVIDENCE_TIME_FLOOR", "2005-01-01")),
             staged_alarm_s=_seconds("EVIDENCE_STAGED_ALARM_S", get("EVIDENCE_STAGED_ALARM_S", "3600")),
             metrics_token=Secret(get("EVIDENCE_METRICS_TOKEN", "").strip()),
+            outbox_relay_s=_positive("EVIDENCE_OUTBOX_RELAY_S", get("EVIDENCE_OUTBOX_RELAY_S", "2")),
+            reconcile_after_s=_positive("EVIDENCE_RECONCILE_AFTER_S", get("EVIDENCE_RECONCILE_AFTER_S", "900")),
+            archive_lease_s=_positive("EVIDENCE_ARCHIVE_LEASE_S", get("EVIDENCE_ARCHIVE_LEASE_S", "60")),
+            redis_heartbeat_s=_positive("EVIDENCE_REDIS_HEARTBEAT_S", get("EVIDENCE_REDIS_HEARTBEAT_S", "30")),
+            redis_maintenance_chance=integer("EVIDENCE_REDIS_MAINTENANCE_CHANCE", "50000", 1),
+            status_heartbeat_s=_positive("EVIDENCE_STATUS_HEARTBEAT_S", get("EVIDENCE_STATUS_HEARTBEAT_S", "5")),
         )
 
 
@@ -348,6 +380,13 @@ def _seconds(key: str, raw: str) -> float:
         raise ConfigInvalid(key, raw, "Not a number of seconds.") from None
     if value < 0:
         raise ConfigInvalid(key, raw, "Must not be negative.")
+    return value
+
+
+def _positive(key: str, raw: str) -> float:
+    value = _seconds(key, raw)
+    if value == 0:
+        raise ConfigInvalid(key, raw, "Must be more than 0 seconds.")
     return value
 
 

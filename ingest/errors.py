@@ -22,7 +22,7 @@ from pathlib import Path
 from catalog import CatalogUnavailable
 
 __all__ = ["CatalogueDeferred", "ConfigInvalid", "CopyFailed", "DecodeIncomplete", "DecodeTimedOut", "DeriveFailed",
-           "DeviceGone", "IngestError", "SampleToolMissing", "StagedCopyMissing", "UnsafeName"]
+           "DeviceGone", "IngestError", "NotStagedHere", "SampleToolMissing", "StagedCopyMissing", "UnsafeName"]
 
 
 class IngestError(Exception):
@@ -76,6 +76,18 @@ class StagedCopyMissing(IngestError):
         self.path = str(path)
         super().__init__(f"recording {recording_id} ({sha256[:12]}…) is staged but {self.path!r} is gone "
                          "and the store does not hold it")
+
+
+class NotStagedHere(IngestError):
+    """An archive message reached a station that does not hold the recording's staged copy: not a failure of the
+    evidence (the station that staged it archives it)."""
+
+    def __init__(self, recording_id: int, staged_at: str, here: str) -> None:
+        self.recording_id = recording_id
+        self.staged_at = staged_at
+        self.here = here
+        super().__init__(f"recording {recording_id} was staged at station {staged_at!r}, not here ({here!r}): "
+                         "that station archives it")
 
 
 class DeriveFailed(IngestError):

@@ -48,6 +48,7 @@ from catalog import (
     find_by_sha256,
     find_known_sighting,
     load_or_create_key,
+    outbox,
     record_stamp,
     recording_as_json,
     redact_url,
@@ -55,6 +56,7 @@ from catalog import (
     write_manifest,
 )
 from catalog.db import begin_write
+from catalog.docks import close_open_sessions
 from catalog.integrity import INGEST_CHECK, record_integrity
 from catalog.replay import ROW_KEY, row_values
 from catalog.restamping import change_stamp
@@ -76,7 +78,7 @@ from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, StorageError, StoredObject
 
-__all__ = ["IngestOptions", "IngestReport", "busy_serials", "catalogue_journal", "ingest_folder"]
+__all__ = ["IngestOptions", "IngestReport", "busy_serials", "catalogue_journal", "ingest_folder", "open_docks"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ ARCHIVES_IN_FLIGHT = 2
 _REGISTER_LOCK = threading.Lock()
 #: Device serials an ingest run of this process is working on (their journals are live, not left over).
 _BUSY: set[str] = set()
+#: Dock sessions this process is running (never closed as abandoned by another run).
+_OPEN_DOCKS: set[int] = set()
 _BUSY_LOCK = threading.Lock()
 #: How often a paused ingest looks for staging space again.
 DISK_FULL_POLL_S = 0.5
@@ -97,6 +101,12 @@ LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Catalog commits are grouped: at most this many files or this many seconds per transaction.
 COMMIT_EVERY_FILES = 64
 COMMIT_EVERY_S = 1.0
+
+
+def open_docks() -> set[int]:
+    """Dock sessions this process is running now."""
+    with _BUSY_LOCK:
+        return set(_OPEN_DOCKS)
 
 
 def busy_serials() -> set[str]:
@@ -228,6 +238,7 @@ class _Run:
         self.root, self.settings, self.engine, self.store = root, settings, engine, store
         self.options, self.progress, self.after_commit = options, progress, after_commit
         self.new_ids: list[int] = []
+        self.dock_new_ids: list[int] = []  # every recording this dock catalogued, committed
         self.measured_offset_s: float | None = None
         self.stopped = False
         self._dock: DockSession | None = None
@@ -265,9 +276,15 @@ class _Run:
         self.session.commit()
         self.uncommitted = 0
         self.last_commit = time.monotonic()
-        # Messages go out only after the rows they name are committed.
+        # Messages go out only after the rows they name are committed; with a broker they are already in the
+        # outbox (same transaction), so whatever the callback meets (a broker away) never stops the dock.
         if self.after_commit is not None and self.new_ids:
-            self.after_commit(self.new_ids)
+            try:
+                self.after_commit(self.new_ids)
+            except Exception:  # noqa: BLE001 - the committed rows stand; the outbox or the next run does the rest
+                logger.warning("After-commit step for %d new recording(s) failed; they are catalogued and wait "
+                               "for the relay.", len(self.new_ids), exc_info=True)
+        self.dock_new_ids.extend(self.new_ids)
         self.new_ids = []
 
     def _error(self, file: DeviceFile, stage: str, reason: str, *, preserved: bool) -> None:
@@ -351,7 +368,19 @@ class _Run:
             "path": str(self.root), "identity": {k: v for k, v in vars(identity).items() if v},
             "device_clock_offset_s": self.measured_offset_s, "usb": opts.usb,
         })
+        if self.journal:
+            # An earlier dock of this device journaled its copies and never ended (catalogue away, station killed):
+            # it ends now, saying so, and this dock catalogues what it staged.
+            assert dock.id is not None
+            close_open_sessions(s, station=self.settings.station, device_serial=serial, exclude=open_docks(),
+                                now=utcnow(), actor=opts.actor,
+                                note=f"ended before its files were catalogued (the catalogue was unreachable, or "
+                                     f"the station stopped); what it copied was journaled in staging and is "
+                                     f"catalogued by dock session {dock.id}")
         s.commit()
+        assert dock.id is not None
+        with _BUSY_LOCK:
+            _OPEN_DOCKS.add(dock.id)
         self._dock_id = dock.id
         self.report.dock_session_id, self.report.profile, self.report.device_serial = (dock.id, profile.name, serial)
 
@@ -389,8 +418,9 @@ class _Run:
         self._maybe_commit()
 
     def _drop_staged_duplicate(self, existing: Recording, copy: CopyResult) -> None:
-        # Same bytes as a recording still staged (or uploading right now): that staged file is its copy.
-        if existing.state != RecordingState.STAGED.value:
+        # Same bytes as a recording staged here (or uploading right now): that staged file is its copy. Staged at
+        # another station, that station holds and archives its own copy: this one is not needed.
+        if existing.state != RecordingState.STAGED.value or existing.station_code != self.settings.station:
             copy.destination.unlink(missing_ok=True)
 
     @functools.cached_property
@@ -492,6 +522,10 @@ class _Run:
                          detail=recording.integrity_detail, by=self.options.actor,
                          details={"structure": recording.technical.get("format")})
         record_stamp(self.session, recording, by=self.options.actor, reason="ingest")
+        if self.options.defer_archive:
+            # The archive message is part of the same transaction: committed together, never lost to a broker outage.
+            assert recording.id is not None
+            outbox.add(self.session, recording.id, station=self.settings.station, now=utcnow(), reason="ingest")
 
     def _drain_archives(self, *, keep: int) -> None:
         """Record finished uploads in order; wait while more than *keep* are still running."""
@@ -745,6 +779,25 @@ class _Run:
             if entry["id"] == recording.id:
                 entry.update(recording_as_json(recording))
 
+    def _result_note(self, dock: DockSession) -> str:
+        """What happened, in words: counts, why it did not complete, and where archiving stands."""
+        parts = [f"{dock.files_seen} file(s) read: {dock.files_new} new, {dock.files_known} already known, "
+                 f"{len(self.report.skipped)} skipped, {dock.files_failed} failed"]
+        if self.stopped:
+            parts.append("the station stopped before the device was finished; the rest waits for the next dock")
+        for error in self.report.errors:
+            if error["stage"] == "device":
+                parts.append(f"the device went away: {error['reason']}")
+        failed = [e for e in self.report.errors if e["stage"] not in ("device", "station")]
+        if failed:
+            parts.append(f"{len(failed)} error(s), first: {failed[0]['file']}: {failed[0]['reason']}"[:400])
+        if self.options.defer_archive and self.dock_new_ids:
+            waiting = outbox.unsent(self.session, self.dock_new_ids)
+            parts.append(f"{len(self.dock_new_ids)} archive message(s) written to the outbox"
+                         + (f", {waiting} not yet taken by the broker when the dock ended (the relay hands them "
+                            "over as soon as it answers)" if waiting else ", all taken by the broker"))
+        return "; ".join(parts)[:2000]
+
     def _link_companions(self) -> None:
         """Housekeeping files (thumbnails, sidecars) point at the recording they belong to, now every file of the
         dock is catalogued."""
@@ -765,6 +818,7 @@ class _Run:
         finally:
             with _BUSY_LOCK:
                 _BUSY.discard(getattr(self, "serial", ""))
+                _OPEN_DOCKS.discard(self._dock_id or -1)
 
     def _finish(self) -> None:
         try:
@@ -791,10 +845,13 @@ class _Run:
         dock.finished_at = utcnow()
         dock.result = ("interrupted" if self.stopped or any(e["stage"] == "device" for e in self.report.errors)
                        else "partial" if self.report.errors else "complete")
+        self._commit()  # the last batch first: the note counts what is committed
+        dock.result_note = self._result_note(dock)
         self.session.add(dock)
         append_event(self.session, CustodyKind.UNDOCKED, actor=self.options.actor, dock_session_id=dock.id,
                      details={"files_seen": dock.files_seen, "files_new": dock.files_new,
-                              "files_known": dock.files_known, "files_failed": dock.files_failed})
+                              "files_known": dock.files_known, "files_failed": dock.files_failed,
+                              "result": dock.result, "note": dock.result_note})
         self._commit()
         self._stamp_marked_important()
         self.session.close()
@@ -845,7 +902,7 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     if not options.defer_archive:
         with contextlib.suppress(OperationalError):  # a catalogue outage is handled below, per file
             archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
-                           actor=options.actor, policy=settings.retention_policy)
+                           actor=options.actor, policy=settings.retention_policy, station=settings.station)
     run = _Run(root, settings, engine, store, options, progress, after_commit)
     run.measured_offset_s = measured
     run.start_begin(profile, identity, _device_serial(identity, scan.files, profile, root))
@@ -869,10 +926,12 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
 
 
 def catalogue_journal(device_serial: str, *, settings: Settings, engine: Engine,
-                      store: EvidenceStore) -> IngestReport | None:
+                      store: EvidenceStore, after_commit: AfterCommit | None = None) -> IngestReport | None:
     """Catalogue what a dock of *device_serial* staged during a catalogue outage (the device may be gone).
 
-    Returns None when nothing waits. Raises CatalogueDeferred if the catalogue is still unreachable.
+    With a broker the recordings are archived as after any dock: through the outbox and the station's queue (never
+    inline from here, where a store outage would leave them staged with no message). Returns None when nothing
+    waits. Raises CatalogueDeferred if the catalogue is still unreachable.
     """
     entries = [e for e in load_journal(settings.staging_dir, device_serial).values() if e.root and e.profile]
     if not entries:
@@ -885,8 +944,8 @@ def catalogue_journal(device_serial: str, *, settings: Settings, engine: Engine,
     opts = first.options
     options = IngestOptions(officer=opts.get("officer"), case_number=opts.get("case_number"),
                             purpose=opts.get("purpose"), clock_offset_s=opts.get("clock_offset_s"),
-                            actor=str(opts.get("actor") or "station"))
-    run = _Run(Path(first.root), settings, engine, store, options, None, None)
+                            actor=str(opts.get("actor") or "station"), defer_archive=bool(settings.broker_url))
+    run = _Run(Path(first.root), settings, engine, store, options, None, after_commit)
     run.start_begin(profile, identity, device_serial)
     try:
         run.replay(entries)

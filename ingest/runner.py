@@ -19,12 +19,13 @@ import dramatiq
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog import CatalogError, apply_retention, load_or_create_key
+from catalog import CatalogError, apply_retention, load_or_create_key, open_catalog
 from ingest.actors import Actors, WorkerContext, declare_actors, queue_names
 from ingest.anchoring import anchor_chain
 from ingest.broker import make_broker
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
+from ingest.relay import reconcile_once, relay_once
 from ingest.wiring import catalog_engine, open_store
 from storage import EvidenceStore
 
@@ -44,15 +45,13 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
                                 station=settings.station, namespace=settings.queue_namespace)
         try:
             if settings.broker_url:
-                def enqueue_archive(ids: list[int]) -> None:
-                    for recording_id in ids:
-                        actors.archive.send(recording_id)
-
                 def after_commit(ids: list[int]) -> None:
                     if options.case_number:
                         # Catalogue the case link and hold before any worker archives the recording.
                         _hold_for_cases(engine, store, settings, ids, actor=options.actor)
-                    enqueue_archive(ids)
+                    # The archive messages are in the outbox with the rows: hand them over now if the broker answers
+                    # (a broker away costs nothing here: `station watch` and every worker relay them later).
+                    relay_once(engine, actors.send, station=settings.station)
 
                 report = ingest_folder(path, settings=settings, engine=engine, store=store,
                                        options=replace(options, defer_archive=True), progress=progress,
@@ -96,14 +95,27 @@ def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, id
         logger.error("Case links for %d new recording(s) not made yet: %s", len(ids), exc)
 
 
-def _scheduler(settings: Settings, actors: Actors, stop: threading.Event) -> None:
-    """Periodic work: anchor the custody chain in WORM storage, queue fixity checks. Failures are logged and
-    tried again at the next tick; they never stop the workers."""
+def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, schedule: bool) -> None:
+    """Periodic work. Always: hand this station's outbox to the broker and queue again what stayed staged too long
+    (every EVIDENCE_OUTBOX_RELAY_S). With *schedule*: anchor the custody chain in WORM storage and queue fixity
+    checks. Failures are logged and tried again at the next tick; they never stop the workers."""
     context: WorkerContext | None = None
-    next_anchor = next_fixity = time.monotonic()
+    engine = None
+    next_anchor = next_fixity = next_relay = time.monotonic()
     try:
         while not stop.is_set():
             now = time.monotonic()
+            if now >= next_relay:
+                next_relay = now + settings.outbox_relay_s
+                try:
+                    engine = engine or open_catalog(settings.database_url, run_migrations=False)
+                    reconcile_once(engine, station=settings.station, after_s=settings.reconcile_after_s)
+                    relay_once(engine, actors.send, station=settings.station)
+                except Exception as exc:  # noqa: BLE001 - the catalogue is away: the next tick tries again
+                    logger.warning("Outbox relay skipped: %s", str(getattr(exc, "orig", exc)).strip()[:300])
+            if not schedule:
+                stop.wait(settings.outbox_relay_s)
+                continue
             if settings.anchor_interval_s and now >= next_anchor:
                 next_anchor = now + settings.anchor_interval_s
                 try:
@@ -119,10 +131,13 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event) -> Non
                     actors.fixity.send(settings.fixity_sample)
                 except Exception:  # noqa: BLE001 - the broker is away: the next tick sends it
                     logger.exception("Could not queue a fixity check.")
-            stop.wait(min(x for x in (settings.anchor_interval_s, settings.fixity_interval_s, 1.0) if x > 0))
+            stop.wait(min(x for x in (settings.anchor_interval_s, settings.fixity_interval_s,
+                                      settings.outbox_relay_s, 1.0) if x > 0))
     finally:
         if context is not None:
             context.engine.dispose()
+        if engine is not None:
+            engine.dispose()
 
 
 def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4, derive_threads: int = 1,
@@ -142,17 +157,15 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
         workers.append(dramatiq.Worker(broker, queues={queues["derive"]}, worker_threads=derive_threads))
     for worker in workers:
         worker.start()
-    scheduler = None
-    if schedule:
-        scheduler = threading.Thread(target=_scheduler, args=(settings, actors, stop), name="scheduler", daemon=True)
-        scheduler.start()
+    scheduler = threading.Thread(target=_scheduler, args=(settings, actors, stop), kwargs={"schedule": schedule},
+                                 name="scheduler", daemon=True)
+    scheduler.start()
     taken = sorted(main_queues | ({queues["derive"]} if "derive" in only else set()))
     logger.warning("Workers running for station %r on %s.", settings.station, ", ".join(taken))
     try:
         stop.wait()
     finally:
-        if scheduler is not None:
-            scheduler.join(timeout=30)
+        scheduler.join(timeout=30)
         for worker in workers:
             worker.stop()
         broker.close()

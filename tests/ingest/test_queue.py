@@ -231,7 +231,9 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
            "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key,
            "EVIDENCE_S3_PART_SIZE_MB": "5", "EVIDENCE_S3_MULTIPART_THRESHOLD_MB": "5",
            "EVIDENCE_S3_CONCURRENCY": "1", "EVIDENCE_BROKER_URL": REDIS_URL,
-           "EVIDENCE_QUEUE_NAMESPACE": redis_namespace}
+           "EVIDENCE_QUEUE_NAMESPACE": redis_namespace,
+           # the killed worker's hold on the recording runs out after this (the next worker waits for it)
+           "EVIDENCE_ARCHIVE_LEASE_S": "3"}
     settings = Settings.from_env(env)
     device = tmp_path / "cam" / "DCIM" / "100BIG"
     device.mkdir(parents=True)

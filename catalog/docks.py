@@ -1,0 +1,40 @@
+"""Dock sessions end with a result that says what happened, even when the process that ran them could not say it.
+
+A dock that ran to the end records its own result (ingest.pipeline). One whose station was killed, or whose
+catalogue went away mid-dock, is left open; `close_open_sessions` closes such sessions as `interrupted`, with
+the reason in words, when the station starts again or when the same device's journal or next dock is catalogued.
+Each closing is an `undocked` custody event, as for a dock that ended by itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from catalog.custody import CustodyKind, append_event
+from catalog.models import DockSession
+
+__all__ = ["close_open_sessions"]
+
+
+def close_open_sessions(session: Session, *, station: str, now: datetime, note: str, actor: str,
+                        device_serial: str | None = None, exclude: Iterable[int] = ()) -> list[int]:
+    """Close *station*'s dock sessions that never ended (of *device_serial* only, when given), except *exclude*,
+    as `interrupted` with *note*; return their ids. The caller commits."""
+    query = select(DockSession).where(DockSession.station_code == station, col(DockSession.finished_at).is_(None))
+    if device_serial is not None:
+        query = query.where(DockSession.device_serial == device_serial)
+    skip = set(exclude)
+    closed = []
+    for dock in session.exec(query.order_by(col(DockSession.id))):
+        if dock.id in skip:
+            continue
+        dock.finished_at, dock.result, dock.result_note = now, "interrupted", note[:2000]
+        session.add(dock)
+        append_event(session, CustodyKind.UNDOCKED, actor=actor, dock_session_id=dock.id, details={
+            "result": "interrupted", "note": note[:2000], "files_seen": dock.files_seen,
+            "files_new": dock.files_new, "files_known": dock.files_known, "files_failed": dock.files_failed})
+        assert dock.id is not None
+        closed.append(dock.id)
+    return closed

@@ -1,0 +1,146 @@
+"""The transactional outbox and archive claims: queue work that survives a broker outage and never runs twice.
+
+A station writes an outbox row in the same transaction as the recording it names, so a committed recording always
+has its archive message, whether or not the broker answers at that moment; `ingest.relay` hands unsent rows to the
+broker when it does. The reconciler (`reconcile`) queues again what stayed `staged` too long with no message sent
+for it recently and no worker holding it. A worker claims a recording before uploading it (`claim`, renewed while
+the upload runs), so a message delivered twice (a requeue after a worker died, a reconciled duplicate) never puts
+the same bytes into the WORM store twice at once.
+
+Plain functions on a session; the caller commits. No broker here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from catalog.models import ArchiveClaim, OutboxMessage, Recording, RecordingState
+
+__all__ = ["ARCHIVE_ACTOR", "Backlog", "add", "backlog", "claim", "claim_expires", "claimed", "due", "mark_sent",
+           "prune", "reconcile", "release", "unsent"]
+
+#: The archive actor's wire name (ingest.actors declares it with this name).
+ARCHIVE_ACTOR = "ingest.archive_recording"
+#: Sent rows are kept this long (a record of what was queued when), then pruned.
+KEEP_SENT = timedelta(days=7)
+
+
+def add(session: Session, recording_id: int, *, station: str, now: datetime, reason: str,
+        actor: str = ARCHIVE_ACTOR) -> OutboxMessage:
+    """Queue *actor* for *recording_id* on *station*'s queue, inside the caller's transaction."""
+    row = OutboxMessage(actor=actor, recording_id=recording_id, station_code=station, created_at=now,
+                        reason=reason[:200])
+    session.add(row)
+    return row
+
+
+def due(session: Session, *, station: str, limit: int = 500) -> list[OutboxMessage]:
+    """Unsent messages for *station*'s queues, oldest first, locked for this transaction (PostgreSQL skips rows
+    another relay holds, so two relays of one station never send the same row; on SQLite two relays may both send
+    a row, which the archive claim and the recording's state make harmless)."""
+    query = (select(OutboxMessage).where(OutboxMessage.station_code == station, col(OutboxMessage.sent_at).is_(None))
+             .order_by(col(OutboxMessage.id)).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.exec(query))
+
+
+def mark_sent(session: Session, rows: list[OutboxMessage], *, now: datetime) -> None:
+    for row in rows:
+        row.sent_at = now
+        session.add(row)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Messages not yet handed to the broker."""
+
+    count: int
+    oldest: datetime | None
+
+    def age_s(self, now: datetime) -> float:
+        return max((now - self.oldest).total_seconds(), 0.0) if self.oldest else 0.0
+
+
+def backlog(session: Session, *, station: str | None = None) -> Backlog:
+    where: list[ColumnElement[bool]] = [col(OutboxMessage.sent_at).is_(None)]
+    if station is not None:
+        where.append(col(OutboxMessage.station_code) == station)
+    count, oldest = session.exec(select(func.count(), func.min(OutboxMessage.created_at)).where(*where)).one()
+    return Backlog(int(count or 0), oldest)
+
+
+def prune(session: Session, *, now: datetime) -> int:
+    """Forget sent messages older than a week; return how many."""
+    result = session.execute(delete(OutboxMessage).where(col(OutboxMessage.sent_at).is_not(None),
+                                                         col(OutboxMessage.sent_at) < now - KEEP_SENT))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def reconcile(session: Session, *, station: str, now: datetime, after_s: float, limit: int = 1000) -> list[int]:
+    """Queue again (as outbox rows) every recording of *station* still `staged` after *after_s* seconds whose last
+    message is older than that and that no worker holds. Returns their ids."""
+    cutoff = now - timedelta(seconds=after_s)
+    recent = (select(OutboxMessage.recording_id)
+              .where(func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at) >= cutoff))
+    held = select(ArchiveClaim.recording_id).where(col(ArchiveClaim.expires_at) > now)
+    ids = [rid for rid in session.exec(
+        select(Recording.id).where(Recording.state == RecordingState.STAGED.value,
+                                   Recording.station_code == station, col(Recording.ingested_at) < cutoff,
+                                   col(Recording.id).not_in(recent), col(Recording.id).not_in(held))
+        .order_by(col(Recording.id)).limit(limit)) if rid is not None]
+    for recording_id in ids:
+        add(session, recording_id, station=station, now=now, reason="reconcile")
+    return ids
+
+
+def claim(session: Session, recording_id: int, *, holder: str, now: datetime, lease_s: float) -> bool:
+    """Hold *recording_id* for *holder* until now + *lease_s* (also renews *holder*'s own hold). False when another
+    holder's hold has not expired. Commits (a claim must be visible to other workers at once)."""
+    until = now + timedelta(seconds=lease_s)
+    taken = session.execute(update(ArchiveClaim).where(
+        col(ArchiveClaim.recording_id) == recording_id,
+        or_(col(ArchiveClaim.holder) == holder, col(ArchiveClaim.expires_at) <= now)).values(holder=holder,
+                                                                                             expires_at=until))
+    if getattr(taken, "rowcount", 0):
+        session.commit()
+        return True
+    try:
+        session.add(ArchiveClaim(recording_id=recording_id, holder=holder, expires_at=until))
+        session.commit()
+        return True
+    except IntegrityError:
+        session.rollback()
+        return False
+
+
+def release(session: Session, recording_id: int, *, holder: str) -> None:
+    """Give up *holder*'s hold (commits)."""
+    session.execute(delete(ArchiveClaim).where(col(ArchiveClaim.recording_id) == recording_id,
+                                               col(ArchiveClaim.holder) == holder))
+    session.commit()
+
+
+def claim_expires(session: Session, recording_id: int) -> datetime | None:
+    """When the current hold on *recording_id* runs out (None: nobody holds it)."""
+    row = session.get(ArchiveClaim, recording_id)
+    return row.expires_at if row is not None else None
+
+
+def claimed(session: Session, *, now: datetime) -> set[int]:
+    """Recordings a worker holds right now."""
+    return {rid for rid in session.exec(select(ArchiveClaim.recording_id).where(col(ArchiveClaim.expires_at) > now))}
+
+
+def unsent(session: Session, recording_ids: list[int]) -> int:
+    """How many of these recordings' messages still wait for the broker."""
+    count = 0
+    for start in range(0, len(recording_ids), 500):
+        chunk = recording_ids[start:start + 500]
+        count += int(session.exec(select(func.count()).where(col(OutboxMessage.recording_id).in_(chunk),
+                                                            col(OutboxMessage.sent_at).is_(None))).one() or 0)
+    return count

@@ -4,6 +4,10 @@ A recording stays `staged` (hashed, catalogued, but only on the station's disk) 
 is store-and-forward working as designed. Staged for longer than the configured time (EVIDENCE_STAGED_ALARM_S,
 default one hour) it is an alarm: the station status, `evidence station status`, the web app's `/health` and the
 `evidence_staged_overdue_recordings` Prometheus gauge all show it.
+
+`station_backlog` and `failures_by_stage` feed the gauges of `ingest.station_health` (a station's own endpoint) and
+the web app's `/metrics` (the whole archive): counts and ages, so an alert rule can say how long something has
+waited rather than only that it has.
 """
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from catalog.models import Recording, RecordingState
+from catalog.custody import CustodyKind
+from catalog.models import CustodyEvent, DockSession, Recording, RecordingState
 
-__all__ = ["StagedAlarm", "staged_overdue"]
+__all__ = ["StagedAlarm", "StationBacklog", "failures_by_stage", "staged_overdue", "station_backlog"]
 
 #: Recordings named in an alarm (the count covers all of them).
 NAMED = 20
@@ -47,12 +52,48 @@ class StagedAlarm:
                 "recording_ids": self.recording_ids, "message": self.message()}
 
 
-def staged_overdue(session: Session, *, now: datetime, older_than_s: float) -> StagedAlarm:
-    """Recordings staged since before *now* − *older_than_s*."""
+def staged_overdue(session: Session, *, now: datetime, older_than_s: float,
+                   station: str | None = None) -> StagedAlarm:
+    """Recordings staged since before *now* − *older_than_s* (only *station*'s when given)."""
     cutoff = now - timedelta(seconds=older_than_s)
-    where = (Recording.state == RecordingState.STAGED.value, col(Recording.ingested_at) < cutoff)
+    where: tuple[Any, ...] = (Recording.state == RecordingState.STAGED.value, col(Recording.ingested_at) < cutoff)
+    if station is not None:
+        where += (Recording.station_code == station,)
     count, oldest = session.exec(select(func.count(), func.min(Recording.ingested_at)).where(*where)).one()
     ids = [rid for rid in session.exec(select(Recording.id).where(*where)
                                        .order_by(col(Recording.ingested_at), col(Recording.id)).limit(NAMED))
            if rid is not None]
     return StagedAlarm(older_than_s=older_than_s, count=int(count or 0), oldest=oldest, recording_ids=ids)
+
+
+@dataclass(frozen=True)
+class StationBacklog:
+    """What one station still holds: recordings only in its staging area, and dock sessions not yet ended."""
+
+    staged: int
+    staged_oldest: datetime | None
+    docks_open: int
+
+    def staged_age_s(self, now: datetime) -> float:
+        """Seconds the oldest staged recording has waited (0 when none waits)."""
+        return max((now - self.staged_oldest).total_seconds(), 0.0) if self.staged_oldest else 0.0
+
+
+def station_backlog(session: Session, station: str) -> StationBacklog:
+    """*station*'s staged recordings (count, oldest ingest time) and its open dock sessions."""
+    count, oldest = session.exec(select(func.count(), func.min(Recording.ingested_at)).where(
+        Recording.state == RecordingState.STAGED.value, Recording.station_code == station)).one()
+    docks = session.exec(select(func.count()).select_from(DockSession).where(
+        DockSession.station_code == station, col(DockSession.finished_at).is_(None))).one()
+    return StationBacklog(staged=int(count or 0), staged_oldest=oldest, docks_open=int(docks or 0))
+
+
+def failures_by_stage(session: Session, *, since: datetime) -> dict[str, int]:
+    """`ingest_failed` custody events since *since*, counted by their "stage" ("unknown" when an event names none).
+
+    Cheap: the kind is indexed and failures are rare; the stage is read from the event's JSON details in SQL."""
+    details = CustodyEvent.__table__.c.details  # type: ignore[attr-defined]
+    stage = func.coalesce(details["stage"].as_string(), "unknown")
+    rows = session.execute(select(stage, func.count()).where(
+        CustodyEvent.kind == CustodyKind.INGEST_FAILED.value, col(CustodyEvent.at) >= since).group_by(stage))
+    return {str(name): int(n) for name, n in rows}

@@ -24,7 +24,7 @@ from typing import Any
 from sqlmodel import Session
 
 from catalog import CatalogUnavailable, load_or_create_key, open_catalog
-from catalog.alarms import staged_overdue
+from catalog.docks import close_open_sessions
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
 from device_profiles.matching import list_top_paths
@@ -35,7 +35,9 @@ from ingest.clearing import clear_device
 from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.journal import journaled_serials
-from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder
+from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder, open_docks
+from ingest.relay import RelayResult, relay_once
+from ingest.station_health import StationMetrics, liveness, probe_broker
 from ingest.status_server import StatusServer
 from ingest.usb_identity import usb_identity
 from ingest.wiring import open_store
@@ -72,13 +74,14 @@ class DeviceStatus:
     usb: dict[str, str] | None = None
 
 
-def read_status(path: Path) -> dict[str, Any]:
-    """The last status the station wrote ({} if it never ran)."""
+def read_status(path: Path, *, heartbeat_s: float = 5.0, now: datetime | None = None) -> dict[str, Any]:
+    """The last status the station wrote ({} if it never ran); `running` is false and `stale` true when its
+    heartbeat is older than three beats (a station killed without a chance to say so)."""
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    return data
+    return liveness(data, now or datetime.now(UTC), heartbeat_s)
 
 
 class StationService:
@@ -94,23 +97,28 @@ class StationService:
         self._dirty = True
         self.endpoint: StatusServer | None = None
         self._last_journal_sweep = 0.0
-        self._last_alarm_check = 0.0
-        self.alarms: list[dict[str, Any]] = []
+        self.metrics = StationMetrics(settings.station, broker_configured=bool(settings.broker_url))
+        self._last_beat = 0.0
+        self._last_alarms: list[dict[str, Any]] = []
         self._replaying: set[str] = set()
         self.endpoint_address: tuple[str, int] | None = None
         # Anchoring the custody chain head: after each dock session, every EVIDENCE_ANCHOR_INTERVAL_S, at stop.
         self._anchor_wake = threading.Event()
         self._anchor_reasons: list[str] = []
         self._anchor_stopping = False
+        # Handing the outbox to the broker: woken after each dock commit, and every EVIDENCE_OUTBOX_RELAY_S.
+        self._relay_wake = threading.Event()
+        self.last_relay: RelayResult | None = None
 
     # -- status --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {"station": self.settings.station, "updated_at": datetime.now(UTC).isoformat(),
+                    "heartbeat_at": datetime.now(UTC).isoformat(), "pid": os.getpid(),
                     "running": not self.stop.is_set(),
                     "endpoint": (f"http://{self.endpoint_address[0]}:{self.endpoint_address[1]}"
                                  if self.endpoint_address else None),
-                    "alarms": list(self.alarms),
+                    "alarms": self.metrics.alarms(),
                     "devices": [asdict(d) for d in self.devices.values()]}
 
     def _changed(self) -> None:
@@ -179,6 +187,7 @@ class StationService:
             elif event == "advance":
                 if status.first_byte_after_s is None and value:
                     status.first_byte_after_s = round(time.monotonic() - docked_at, 3)
+                self.metrics.bytes_copied(value)
                 status.bytes_done += value
                 elapsed = max(time.monotonic() - started, 1e-6)
                 status.rate_bytes_s = status.bytes_done / elapsed
@@ -186,19 +195,16 @@ class StationService:
                 status.eta_s = round(left / status.rate_bytes_s, 1) if status.rate_bytes_s else None
             self._changed()
 
-        def enqueue(ids: list[int]) -> None:
-            for recording_id in ids:
-                self.actors.archive.send(recording_id)
-
         options = IngestOptions(profile=profile.name, actor=f"station:{self.settings.station}",
                                 defer_archive=bool(self.settings.broker_url), should_stop=self.stop.is_set,
                                 usb=status.usb)
         try:
             report = ingest_folder(volume.path, settings=self.settings, engine=self.engine, store=self.store,
                                    options=options, progress=progress,
-                                   after_commit=enqueue if self.settings.broker_url else None)
+                                   after_commit=self._relay_soon if self.settings.broker_url else None)
         except CatalogUnavailable as exc:
             # Copies are in staging and journaled; try again (from the journal if the device leaves).
+            self.metrics.failure("catalogue")
             status.state, status.message = "waiting-catalog", str(exc)
             status.device_serial = getattr(exc, "device_serial", None) or status.device_serial
             with self.lock:
@@ -207,6 +213,7 @@ class StationService:
             return
         except Exception as exc:  # noqa: BLE001 - one device's failure never stops the station
             logger.exception("Ingest of %r failed.", key)
+            self.metrics.failure("station")
             status.state, status.message = "failed", str(exc)
             self._changed()
             return
@@ -215,6 +222,8 @@ class StationService:
         status.known = len(report.recordings) - status.new
         status.skipped = len(report.skipped)
         status.errors = [f"{e['file']}: {e['reason']}" for e in report.errors]
+        for error in report.errors:
+            self.metrics.failure(str(error.get("stage") or "unknown"))
         status.discarded = [f"{d['file']}: {d['reason']}" for d in report.discarded]
         status.finished_at = datetime.now(UTC).isoformat()
         status.state = "done"
@@ -252,7 +261,8 @@ class StationService:
 
     def _replay(self, serial: str) -> None:
         try:
-            report = catalogue_journal(serial, settings=self.settings, engine=self.engine, store=self.store)
+            report = catalogue_journal(serial, settings=self.settings, engine=self.engine, store=self.store,
+                                       after_commit=self._relay_soon if self.settings.broker_url else None)
         except CatalogUnavailable:
             return  # still down: the next sweep tries again
         except Exception:  # noqa: BLE001 - retried at the next sweep
@@ -272,27 +282,6 @@ class StationService:
                     status.message = "catalogued from the staging journal after the device left"
         self._changed()
         logger.warning("Catalogued %d journaled recording(s) of device %r.", len(report.recordings), serial)
-
-    def _check_alarms(self) -> None:
-        """Every rescan period: recordings staged longer than EVIDENCE_STAGED_ALARM_S (the catalogue may be away:
-        then the last answer stands)."""
-        now = time.monotonic()
-        if now - self._last_alarm_check < self.settings.rescan_s:
-            return
-        self._last_alarm_check = now
-        try:
-            with Session(self.engine) as session:
-                alarm = staged_overdue(session, now=utcnow(), older_than_s=self.settings.staged_alarm_s)
-        except Exception:  # noqa: BLE001 - a catalogue outage is reported elsewhere; keep the station running
-            logger.debug("Staged-alarm check skipped: the catalogue is unreachable.", exc_info=True)
-            return
-        alarms = [alarm.as_json()] if alarm.raised else []
-        if alarms != self.alarms:
-            if alarm.raised:
-                logger.error("ALARM: %s", alarm.message())
-            with self.lock:
-                self.alarms = alarms
-            self._changed()
 
     def _sweep_clearing(self) -> None:
         with self.lock:
@@ -328,7 +317,7 @@ class StationService:
 
         host, port = self.settings.status_addr
         try:
-            server = StatusServer(host, port, status=self.snapshot, tag=tag)
+            server = StatusServer(host, port, status=self.snapshot, tag=tag, metrics=self.metrics.render)
         except OSError as exc:  # the kiosk endpoint is a convenience: the station runs without it
             logger.error("Status endpoint %s:%d not started: %s", host, port, exc)
             return None
@@ -337,6 +326,40 @@ class StationService:
             self.endpoint_address = server.address
         logger.warning("Status endpoint on http://%s:%d/status", *server.address)
         return server
+
+    # -- queue messages ------------------------------------------------------------------------------
+    def _relay_soon(self, _ids: list[int]) -> None:
+        self._relay_wake.set()
+
+    def _relay_loop(self) -> None:
+        """Hand this station's outbox to the broker. Its own thread: a broker that is away or slow never holds up
+        copying, cataloguing or the status; the messages wait in the catalogue and go when it answers."""
+        while not self.stop.is_set():
+            try:
+                self.last_relay = relay_once(self.engine, self.actors.send, station=self.settings.station)
+                self.metrics.relay_result(self.last_relay.ok, self.last_relay.error, waiting=self.last_relay.waiting)
+            except Exception as exc:  # noqa: BLE001 - the catalogue is away: nothing to hand over until it is back
+                logger.debug("Outbox relay skipped: %s", exc)
+            self._relay_wake.wait(self.settings.outbox_relay_s)
+            self._relay_wake.clear()
+
+    def _close_abandoned_sessions(self) -> None:
+        """Dock sessions of this station left open by a run that was killed end now, saying so."""
+        try:
+            with Session(self.engine) as session:
+                closed = close_open_sessions(
+                    session, station=self.settings.station, now=utcnow(), actor=f"station:{self.settings.station}",
+                    exclude=open_docks(),
+                    note="the station stopped (killed, crashed or lost power) or lost its catalogue before this dock "
+                         "ended; what it copied is in staging and is catalogued from its journal or at the next dock "
+                         "of the device")
+                session.commit()
+        except Exception as exc:  # noqa: BLE001 - the catalogue is away: the next start, journal or dock closes them
+            logger.warning("Could not close dock sessions left open: %s", exc)
+            return
+        if closed:
+            logger.warning("Closed %d dock session(s) left open by an earlier run as interrupted: %s", len(closed),
+                           ", ".join(map(str, closed)))
 
     # -- custody anchors -----------------------------------------------------------------------------
     def _anchor_soon(self, reason: str) -> None:
@@ -385,16 +408,32 @@ class StationService:
             watcher = DockWatcher(list(settings.mount_roots), is_volume=self._is_volume, on_ready=self._docked,
                                   on_gone=self._undocked, stable_s=settings.mount_stable_s,
                                   rescan_s=settings.rescan_s)
+            self._close_abandoned_sessions()
+            self._write_status()  # the status file exists (and says running) from the start
             watcher.start()
             anchoring = threading.Thread(target=self._anchor_loop, args=(key,), name="anchor", daemon=True)
             anchoring.start()
+            relaying = None
+            if settings.broker_url:
+                relaying = threading.Thread(target=self._relay_loop, name="relay", daemon=True)
+                relaying.start()
+            threading.Thread(target=self.metrics.refresh_forever, args=(engine, self.stop), name="health", daemon=True,
+                             kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
+                                     "broker_probe": (lambda: probe_broker(settings)) if settings.broker_url
+                                     else None}).start()
             self.endpoint = self._start_endpoint(key)
             logger.warning("Station %r watching %s.", settings.station, ", ".join(settings.mount_roots))
             try:
                 while not self.stop.wait(0.25):
                     self._retry_catalogue()
                     self._sweep_clearing()
-                    self._check_alarms()
+                    self.metrics.heartbeat()
+                    alarms = self.metrics.alarms()
+                    if alarms != self._last_alarms:  # an alarm raised or cleared shows at once
+                        self._last_alarms, self._dirty = alarms, True
+                    if time.monotonic() - self._last_beat >= settings.status_heartbeat_s:
+                        self._last_beat = time.monotonic()
+                        self._dirty = True  # a heartbeat: the status file says the station is alive
                     self._write_status()
             finally:
                 if self.endpoint is not None:
@@ -404,6 +443,9 @@ class StationService:
                 self._anchor_stopping = True  # one last anchor covers the sessions that just ended
                 self._anchor_wake.set()
                 anchoring.join(timeout=60)
+                if relaying is not None:
+                    self._relay_wake.set()
+                    relaying.join(timeout=30)
                 self._sweep_clearing()
                 self._dirty = True
                 self._write_status()

@@ -1,6 +1,8 @@
 """The station's local HTTP endpoint for a kiosk screen: status, and tagging a dock session.
 
     GET  /status                  -> the station status (as `evidence station status --json`)
+    GET  /metrics                 -> Prometheus text (`ingest.station_health.StationMetrics.render`); 404 when the
+                                     station gives no metrics
     POST /sessions/<id>/tag       -> {"by": "010203", "reason"?: "...", "files"?: [...],
                                       "case_number"?: "...", "purpose"?: "...", "important"?: true}
 
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from catalog import CatalogError, PermissionDenied, RecordingNotFound, StampInvalid
 
 __all__ = ["StatusServer"]
@@ -32,8 +36,8 @@ _TAG_PATH = re.compile(r"^/sessions/(\d{1,12})/tag$")
 
 class StatusServer:
     def __init__(self, host: str, port: int, *, status: Callable[[], dict[str, Any]],
-                 tag: Callable[..., list[dict[str, Any]]]) -> None:
-        self.status, self.tag = status, tag
+                 tag: Callable[..., list[dict[str, Any]]], metrics: Callable[[], bytes] | None = None) -> None:
+        self.status, self.tag, self.metrics = status, tag, metrics
         self.httpd = ThreadingHTTPServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="status-http", daemon=True)
@@ -56,7 +60,9 @@ class StatusServer:
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-                logger.info("status endpoint: " + format, *args)
+                # A scraper polls /metrics every few seconds: its lines would drown the kiosk's requests.
+                level = logging.DEBUG if getattr(self, "path", "").startswith("/metrics") else logging.INFO
+                logger.log(level, "status endpoint: " + format, *args)
 
             def _send(self, code: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body, ensure_ascii=False).encode()
@@ -67,8 +73,21 @@ class StatusServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                if self.path.split("?")[0] == "/status":
+                path = self.path.split("?")[0]
+                if path == "/status":
                     self._send(200, server.status())
+                elif path == "/metrics" and server.metrics is not None:
+                    try:
+                        data = server.metrics()
+                    except Exception as exc:  # noqa: BLE001 - a scrape error must not end the endpoint
+                        logger.exception("Rendering /metrics failed.")
+                        self._send(500, {"error": f"metrics failed: {exc}"})
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 else:
                     self._send(404, {"error": f"no such resource {self.path!r}"})
 

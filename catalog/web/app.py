@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -23,9 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
-from catalog.alarms import staged_overdue
+from catalog import outbox as catalog_outbox
+from catalog.alarms import failures_by_stage, staged_overdue
 from catalog.errors import SignInRefused
-from catalog.models import Recording
+from catalog.models import Recording, RecordingState
 from catalog.types import utcnow
 from catalog.users import DEVICE_COOKIE, DEVICE_TTL, end_session, sign_in, start_session
 from catalog.web.admin import router as admin_router
@@ -153,15 +154,42 @@ def create_app(config: WebConfig) -> FastAPI:
             "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
             "base-uri 'none'; frame-ancestors 'none'")})
 
+    # Archive-wide figures from the catalogue (each station's own endpoint has the same per station, with
+    # station="..." and without the `catalogue_` part of the name).
+    outbox_gauge = Gauge("evidence_catalogue_outbox_pending_messages",
+                         "Outbox messages of every station not yet handed to the broker", registry=registry)
+    outbox_age_gauge = Gauge("evidence_catalogue_outbox_oldest_age_seconds",
+                             "Age of the oldest unsent outbox message (0: none)", registry=registry)
+    staged_count_gauge = Gauge("evidence_catalogue_staged_recordings",
+                               "Recordings still staged (not in WORM storage), all stations", registry=registry)
+    staged_age_gauge = Gauge("evidence_catalogue_staged_oldest_age_seconds",
+                             "Age of the oldest staged recording, all stations (0: none)", registry=registry)
+    failures_gauge = Gauge("evidence_catalogue_ingest_failures_24h",
+                           "ingest_failed custody events in the last 24 hours, by stage", ["stage"], registry=registry)
+
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def metrics(request: Request, session: DB) -> Response:
         """Prometheus metrics, for a signed-in user or a scraper sending `Authorization: Bearer
-        <EVIDENCE_METRICS_TOKEN>`."""
+        <EVIDENCE_METRICS_TOKEN>`. Every gauge is set afresh at each scrape: a state no recording is in any more
+        reads 0 (it kept its last count before), a failure stage with none left in the last 24 hours disappears."""
         if (refused := operator(request, session)) is not None:
             return refused
-        for state, count_ in session.execute(select(Recording.state, func.count()).group_by(Recording.state)):
-            recordings_gauge.labels(state).set(count_)
-        staged_gauge.set(staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s).count)
+        now = utcnow()
+        counts: dict[str, int] = {str(state): int(n) for state, n in session.execute(
+            select(Recording.state, func.count()).group_by(Recording.state))}
+        for state in {s.value for s in RecordingState} | set(counts):
+            recordings_gauge.labels(state).set(counts.get(state, 0))
+        staged_gauge.set(staged_overdue(session, now=now, older_than_s=config.staged_alarm_s).count)
+        waiting = catalog_outbox.backlog(session)
+        outbox_gauge.set(waiting.count)
+        outbox_age_gauge.set(waiting.age_s(now))
+        staged, oldest = session.execute(select(func.count(), func.min(Recording.ingested_at)).where(
+            Recording.state == RecordingState.STAGED.value)).one()
+        staged_count_gauge.set(int(staged or 0))
+        staged_age_gauge.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
+        failures_gauge.clear()
+        for stage, n in failures_by_stage(session, since=now - timedelta(hours=24)).items():
+            failures_gauge.labels(stage).set(n)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- signing in ---------------------------------------------------------------------------------------

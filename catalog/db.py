@@ -5,8 +5,12 @@ open time so a station or worker never talks to an out-of-date schema.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +23,17 @@ from sqlmodel import Session, create_engine
 
 from catalog.errors import CatalogUnavailable
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "begin_write", "migrate", "open_catalog", "redact_url"]
+__all__ = ["MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write", "migrate", "open_catalog",
+           "redact_url"]
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: Alembic keeps its migration context in module globals: one migration at a time per process.
 _MIGRATE_LOCK = threading.Lock()
+#: PostgreSQL advisory lock key held by the transaction that migrates: one migration at a time per database
+#: ("evidence" as an 8-byte integer; any fixed number unlikely to be used by another application works).
+MIGRATION_LOCK_KEY = int.from_bytes(b"evidence", "big") - 2**63
 
 
 def redact_url(url: str) -> str:
@@ -48,15 +56,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def begin_write(session: Session) -> None:
-    """Make sure *session* is inside a write transaction before a SAVEPOINT.
+    """Take the catalogue's write lock (the custody chain head) before a SAVEPOINT or an insert of unique values.
+
+    Every transaction that records custody events holds the head lock until it commits. Taking it first, before
+    inserting a row whose unique key another transaction may insert too (the same bytes docked at two stations at
+    once), gives every writer the same lock order: the second waits for the head, then sees the first's row as a
+    plain unique violation (a new sighting) instead of a PostgreSQL deadlock.
 
     pysqlite opens a transaction only before an INSERT/UPDATE/DELETE: a SAVEPOINT issued first would start one
-    of its own, and its RELEASE would commit (and fsync) at once, one commit per savepoint. Taking the write lock
-    with the same no-op update the custody append uses opens the transaction the savepoints then nest in.
-    PostgreSQL needs nothing.
+    of its own, and its RELEASE would commit (and fsync) at once, one commit per savepoint. The same no-op update
+    the custody append uses opens the transaction the savepoints then nest in.
     """
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("UPDATE custody_head SET last_hash = last_hash WHERE id = 1"))
+    else:
+        session.execute(text("SELECT 1 FROM custody_head WHERE id = 1 FOR UPDATE"))
 
 
 def alembic_config() -> Config:
@@ -65,12 +79,52 @@ def alembic_config() -> Config:
     return cfg
 
 
+@contextmanager
+def _sqlite_migrate_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on `<database>.migrate-lock` beside a SQLite file, held while migrating.
+
+    SQLite runs each migration's DDL in its own transaction, so a second process starting at the same moment
+    saw the first's half-made schema ("table alembic_version already exists"). Only read access is needed for
+    flock, so a lock file another account created still works; none is taken for an in-memory database.
+    """
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only folder: nobody can create the schema there anyway
+        logger.warning("Migrating %s without a lock (cannot open %s: %s).", database, path, exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def migrate(engine: Engine) -> None:
-    """Upgrade the database to the newest schema."""
+    """Upgrade the database to the newest schema, one process at a time.
+
+    Processes that start together on an empty catalogue (a station and its worker after a fresh install) each
+    migrate; without a lock all but one crashed on alembic_version. PostgreSQL: the migrating transaction takes
+    a transaction-scoped advisory lock first, so the others wait until it commits and then find the schema
+    current. SQLite: an exclusive file lock beside the database file (_sqlite_migrate_lock).
+    """
     cfg = alembic_config()
-    with _MIGRATE_LOCK, engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+    with _MIGRATE_LOCK:
+        if engine.dialect.name == "sqlite":
+            with _sqlite_migrate_lock(engine), engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+            return
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
 
 
 def open_catalog(url: str, *, run_migrations: bool = True, **engine_kwargs: Any) -> Engine:

@@ -44,7 +44,7 @@ from catalog.users import Identity
 from device_profiles import load_profiles
 from ingest.actors import WorkerContext, declare_actors
 from ingest.archiving import archive_staged
-from ingest.broker import make_broker
+from ingest.broker import make_broker_for
 from ingest.cli_cases import case, retention
 from ingest.cli_common import caller as _caller
 from ingest.cli_common import console as _console
@@ -59,7 +59,7 @@ from ingest.config import Settings
 from ingest.errors import ConfigInvalid
 from ingest.pipeline import IngestOptions, IngestReport
 from ingest.runner import run_ingest, run_workers
-from ingest.wiring import catalog_engine, open_store
+from ingest.wiring import catalog_engine, check_store_at_start, open_store
 
 __all__ = ["main"]
 
@@ -144,11 +144,54 @@ def _run_ingest(path: Path, settings: Settings, options: IngestOptions, *, quiet
         return run_ingest(path, settings, options, derive=derive, progress=progress)
 
 
+#: Libraries that log every connection or request at INFO/DEBUG: WARNING unless -vv asks for their detail.
+NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "pika", "alembic", "watchdog", "asyncio")
+#: Commands that run as services: their INFO lines (one per archived recording, workers starting) are the log.
+SERVICE_COMMANDS = frozenset({"serve", "worker"})
+
+
+class _IsoFormatter(logging.Formatter):
+    """`2026-11-30T14:03:07.412+08:00 INFO ingest.actors: …`: local time with its offset, to the millisecond."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's
+        from datetime import datetime
+
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
+def configure_logging(verbose: int, *, service: bool) -> None:
+    """One timestamped stderr handler on the root logger: WARNING for commands, INFO for services (each -v one
+    level more). Noisy libraries stay at WARNING until -vv. Calling it again replaces the handler it installed
+    (never a second copy of every line); a root logger someone else configured (a test harness) is left alone.
+    """
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "evidence_cli", False)]
+    if len(ours) < len(root.handlers):
+        return
+    for handler in ours:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.evidence_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(_IsoFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    level = max(logging.DEBUG, (logging.INFO if service else logging.WARNING) - 10 * verbose)
+    root.setLevel(level)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else max(level, logging.WARNING))
+
+
+def _service_logging() -> None:
+    """Switch the log to a service's INFO level (for a service command under a group, e.g. `station watch`)."""
+    ctx = click.get_current_context().find_root()
+    configure_logging(ctx.params.get("verbose", 0), service=True)
+
+
 @click.group()
-@click.option("-v", "--verbose", count=True, help="More log output on stderr.")
-def main(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: also the libraries').")
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """Audiovisual evidence ingest: dock, hash, stamp, catalogue, keep unaltered."""
-    logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose, service=ctx.invoked_subcommand in SERVICE_COMMANDS)
 
 
 @main.command()
@@ -412,13 +455,14 @@ def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool)
         if not settings.broker_url:
             raise ConfigInvalid("EVIDENCE_BROKER_URL", "", "Set a redis:// or amqp:// broker to run workers; "
                                 "the embedded default archives inline during ingest.")
-        _station_operator(settings)
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         kinds = frozenset(k.strip() for k in only.split(",") if k.strip())
         if not kinds or not kinds <= {"archive", "derive", "verify"}:
             raise click.BadParameter(f"{only!r}: choose from archive, derive, verify", param_hint="--only")
+        _station_operator(settings)
+        check_store_at_start(settings, "the worker")
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         run_workers(settings, stop, archive_threads=archive_threads, derive_threads=derive_threads, only=kinds,
                     schedule=schedule)
 
@@ -426,29 +470,39 @@ def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool)
 @main.command("archive-pending")
 @click.option("--json", "as_json", is_flag=True)
 def archive_pending(as_json: bool) -> None:
-    """Archive (or, with a broker, re-enqueue) every recording still `staged`."""
-    from catalog import Recording, RecordingState
+    """Archive (or, with a broker, queue again) every recording still `staged` at this station (EVIDENCE_STATION):
+    other stations' staged copies are on their disks, and theirs to archive."""
+    from catalog import outbox
+    from ingest.relay import relay_once
 
     with _errors():
         settings = _settings()
         operator = _station_operator(settings)
+        check_store_at_start(settings, "archive-pending")
         with _catalog(settings) as engine:
             if settings.broker_url:
-                broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
+                broker = make_broker_for(settings)
                 actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings),
                                         station=settings.station, namespace=settings.queue_namespace)
-                with Session(engine) as session:
-                    ids = list(session.exec(select(Recording.id).where(
-                        Recording.state == RecordingState.STAGED.value)))
-                for recording_id in ids:
-                    actors.archive.send(recording_id)
-                broker.close()
-                actors.close()
-                result = {"enqueued": len(ids)}
+                with Session(engine) as session:  # through the outbox: a broker away loses nothing
+                    ids, elsewhere = outbox.queue_staged(session, station=settings.station, now=utcnow(),
+                                                         reason="archive-pending")
+                    session.commit()
+                try:
+                    relayed = relay_once(engine, actors.send, station=settings.station)
+                finally:
+                    broker.close()
+                    actors.close()
+                result = {"enqueued": len(ids) if relayed.ok else 0}
+                if not relayed.ok:
+                    result["waiting_for_broker"] = relayed.waiting
+                if elsewhere:
+                    result["staged_at_other_stations"] = elsewhere
             else:
                 done = archive_staged(engine, _store(settings), settings.staging_dir,
                                       key=load_or_create_key(settings.station_key_path),
-                                      actor=operator.actor, policy=settings.retention_policy)
+                                      actor=operator.actor, policy=settings.retention_policy,
+                                      station=settings.station)
                 result = {"archived": done}
     if as_json:
         _print_json(result)
@@ -489,11 +543,13 @@ def station_watch(mount_roots: tuple[str, ...]) -> None:
 
     from ingest.station import StationService
 
+    _service_logging()
     with _errors():
         settings = _settings()
         if mount_roots:
             settings = dataclasses.replace(settings, mount_roots=mount_roots)
         _station_operator(settings)
+        check_store_at_start(settings, "the station")
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -512,11 +568,13 @@ def station_status(as_json: bool) -> None:
 
     with _errors():
         settings = _settings()
-        status = read_status(settings.status_path)
-        try:  # the alarm as the catalogue says it now, whether or not the station is running
+        status = read_status(settings.status_path, heartbeat_s=settings.status_heartbeat_s)
+        try:  # the staged alarm as the catalogue says it now, whether or not the station is running
             with _catalog(settings) as engine, Session(engine) as session:
-                alarm = staged_overdue(session, now=utcnow(), older_than_s=settings.staged_alarm_s)
-            status["alarms"] = [alarm.as_json()] if alarm.raised else []
+                alarm = staged_overdue(session, now=utcnow(), older_than_s=settings.staged_alarm_s,
+                                       station=settings.station)
+            others = [a for a in status.get("alarms", []) if a.get("kind") != "staged_overdue"]
+            status["alarms"] = others + ([alarm.as_json()] if alarm.raised else [])
         except CatalogError as exc:
             status.setdefault("alarms", [])
             status["catalogue"] = f"unreachable: {exc}"

@@ -330,7 +330,8 @@ def serve(host: str | None, port: int | None) -> None:
                 # X-Forwarded-For/-Proto are believed only from EVIDENCE_WEB_TRUSTED_PROXIES (the reverse proxy):
                 # the client address they give is what sign-in backoff counts and the custody log records.
                 uvicorn.run(app, host=host or cfg.web_addr[0], port=port if port is not None else cfg.web_addr[1],
-                            log_level="info", proxy_headers=bool(cfg.web_trusted_proxies),
+                            log_level="info", log_config=None,  # our timestamped handler (ingest.cli)
+                            proxy_headers=bool(cfg.web_trusted_proxies),
                             forwarded_allow_ips=list(cfg.web_trusted_proxies))
             finally:
                 stop.set()

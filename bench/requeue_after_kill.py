@@ -1,0 +1,282 @@
+"""How long a `kill -9`ed worker's unacknowledged message waits before another worker gets it.
+
+Each trial: worker A (its own process, 1 thread) takes a message for an actor that blocks; worker B starts and
+is polling; A is SIGKILLed; the time from the kill to B starting the same message is measured. Trials run in
+parallel, each with its own queue (and, on Redis, its own namespace) on a private redis-server (free port) or on
+the machine's RabbitMQ (queues named uniquely and deleted afterwards).
+
+Settings measured: Redis with dramatiq's defaults (heartbeat 60 s, maintenance chance 1000 per million),
+with ours (EVIDENCE_REDIS_HEARTBEAT_S=30, EVIDENCE_REDIS_MAINTENANCE_CHANCE=50000), with a tight test setting
+(3 s, 200000), and RabbitMQ. Then the busy check: a live worker whose only thread is in a task far longer than
+the heartbeat, with more messages prefetched, must not have them requeued under it (maintenance on every
+command, heartbeat 3 s).
+
+    .venv/bin/python bench/requeue_after_kill.py [--runs 3] [--default-timebox 480] [--skip-default]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.s3server import _free_ports  # noqa: E402
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+ACTOR = "requeue_bench_hold"
+
+
+def _mark(path: Path) -> None:
+    """Write the time now into *path*, atomically (the parent polls for it)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(repr(time.time()))
+    os.replace(tmp, path)
+
+
+def worker_main(url: str, queue: str, namespace: str, heartbeat_ms: int, chance: int, marks: Path,
+                threads: int) -> None:
+    """A worker process: takes `hold` messages, marks each start with the time, blocks for the asked time."""
+    import dramatiq
+
+    from ingest.broker import make_broker
+
+    broker = make_broker(url, namespace=namespace, heartbeat_timeout_ms=heartbeat_ms, maintenance_chance=chance)
+
+    def hold(token: str, seconds: float) -> None:
+        _mark(marks / f"{token}.{os.getpid()}")
+        time.sleep(seconds)
+
+    dramatiq.actor(broker=broker, queue_name=queue, actor_name=ACTOR, max_retries=0, time_limit=86_400_000)(hold)
+    worker = dramatiq.Worker(broker, queues={queue}, worker_threads=threads)
+    worker.start()
+    _mark(marks / f"ready.{os.getpid()}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    os._exit(0)  # a blocked actor would hold a clean stop for its whole sleep
+
+
+@dataclass
+class Target:
+    label: str
+    url: str
+    heartbeat_ms: int = 60_000
+    chance: int = 1000
+
+
+def _spawn(target: Target, queue: str, namespace: str, marks: Path, threads: int = 1) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--worker", target.url, queue, namespace,
+                             str(target.heartbeat_ms), str(target.chance), str(marks), str(threads)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_path(path: Path, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _sender(target: Target, queue: str, namespace: str) -> object:
+    import dramatiq
+
+    from ingest.broker import make_broker
+
+    broker = make_broker(target.url, namespace=namespace, heartbeat_timeout_ms=target.heartbeat_ms,
+                         maintenance_chance=target.chance)
+
+    def hold(token: str, seconds: float) -> None:  # pragma: no cover - runs in the workers
+        raise AssertionError
+
+    return dramatiq.actor(broker=broker, queue_name=queue, actor_name=ACTOR, max_retries=0)(hold)
+
+
+def _delete_rabbit_queues(url: str, queue: str) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            channel.queue_delete(queue=name)
+    finally:
+        connection.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def trial(target: Target, root: Path, timebox_s: float) -> tuple[float | None, float]:
+    """(seconds from the kill to the second worker starting the message, or None past *timebox_s*;
+    seconds the second worker had been polling before the kill)."""
+    queue = f"opsbench-{uuid.uuid4().hex[:10]}"
+    namespace = f"opsbench-{uuid.uuid4().hex[:8]}"
+    marks = root / queue
+    marks.mkdir(parents=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        first = _spawn(target, queue, namespace, marks)
+        procs.append(first)
+        if not _wait_path(marks / f"ready.{first.pid}", 60):
+            raise RuntimeError(f"{target.label}: worker A did not start")
+        actor = _sender(target, queue, namespace)
+        actor.send("m", 86_400.0)  # type: ignore[attr-defined]
+        actor.broker.close()  # type: ignore[attr-defined]
+        if not _wait_path(marks / f"m.{first.pid}", 60):
+            raise RuntimeError(f"{target.label}: worker A did not take the message")
+        second = _spawn(target, queue, namespace, marks)
+        procs.append(second)
+        if not _wait_path(marks / f"ready.{second.pid}", 60):
+            raise RuntimeError(f"{target.label}: worker B did not start")
+        ready_at = float((marks / f"ready.{second.pid}").read_text())
+        os.killpg(first.pid, signal.SIGKILL)
+        killed_at = time.time()
+        first.wait(timeout=30)
+        mark = marks / f"m.{second.pid}"
+        if not _wait_path(mark, timebox_s):
+            return None, killed_at - ready_at
+        return float(mark.read_text()) - killed_at, killed_at - ready_at
+    finally:
+        for proc in procs:
+            _stop(proc)
+        if target.url.startswith("amqp"):
+            _delete_rabbit_queues(target.url, queue)
+
+
+def busy_check(target: Target, root: Path, watch_s: float) -> dict[str, int]:
+    """A live worker with 1 thread blocked far longer than the heartbeat and more messages prefetched, a second
+    live worker beside it; maintenance on every command. Returns how many times each message was started."""
+    queue = f"opsbench-busy-{uuid.uuid4().hex[:8]}"
+    namespace = f"opsbench-{uuid.uuid4().hex[:8]}"
+    marks = root / queue
+    marks.mkdir(parents=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs = [_spawn(target, queue, namespace, marks) for _ in range(2)]
+        for proc in procs:
+            if not _wait_path(marks / f"ready.{proc.pid}", 60):
+                raise RuntimeError("busy check: a worker did not start")
+        actor = _sender(target, queue, namespace)
+        for i in range(6):
+            actor.send(f"b{i}", 86_400.0)  # type: ignore[attr-defined]
+        actor.broker.close()  # type: ignore[attr-defined]
+        time.sleep(watch_s)  # the thing measured is what does NOT happen during this time
+        starts: dict[str, int] = {}
+        for mark in marks.glob("b*.*"):
+            token = mark.name.split(".")[0]
+            starts[token] = starts.get(token, 0) + 1
+        return starts
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def _redis(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("needs redis-server on PATH")
+    (port,) = _free_ports(1)
+    proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(root)], stdout=subprocess.DEVNULL, start_new_session=True)
+    import redis
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if redis.Redis(host="127.0.0.1", port=port).ping():
+                break
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def _run(target: Target, runs: int, root: Path, timebox_s: float) -> None:
+    results: list[tuple[float | None, float]] = [(None, 0.0)] * runs
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            results[i] = trial(target, root, timebox_s)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        print(f"{target.label}: ERROR {errors[0]}", flush=True)
+        return
+    times = [r[0] for r in results]
+    shown = ", ".join(f"> {timebox_s:.0f} s (time box)" if t is None else f"{t:.2f} s" for t in times)
+    done = [t for t in times if t is not None]
+    median = f"median {statistics.median(done):.2f} s" if len(done) == len(times) else \
+        f"{len(times) - len(done)} of {len(times)} not requeued within {timebox_s:.0f} s"
+    print(f"{target.label}: {shown}; {median}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--default-timebox", type=float, default=480.0)
+    parser.add_argument("--skip-default", action="store_true", help="skip dramatiq's defaults (minutes)")
+    parser.add_argument("--rabbit-url", default=RABBIT_URL)
+    parser.add_argument("--only", choices=["default", "ours", "tight", "rabbit", "busy"], action="append")
+    args = parser.parse_args()
+    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"requeue-bench-{uuid.uuid4().hex[:6]}"
+    root.mkdir(parents=True)
+    redis_proc, redis_url = _redis(root)
+    chosen = set(args.only or ["default", "ours", "tight", "rabbit", "busy"])
+    if args.skip_default:
+        chosen.discard("default")
+    try:
+        jobs = []
+        if "default" in chosen:
+            jobs.append((Target("redis, dramatiq defaults (60 s, 1000)", redis_url, 60_000, 1000),
+                         args.default_timebox))
+        if "ours" in chosen:
+            jobs.append((Target("redis, ours (30 s, 50000)", redis_url, 30_000, 50_000), 300.0))
+        if "tight" in chosen:
+            jobs.append((Target("redis, tight (3 s, 200000)", redis_url, 3_000, 200_000), 120.0))
+        if "rabbit" in chosen:
+            jobs.append((Target("rabbitmq", args.rabbit_url), 120.0))
+        threads = [threading.Thread(target=_run, args=(target, args.runs, root, box)) for target, box in jobs]
+        for t in threads:
+            t.start()
+        if "busy" in chosen:
+            starts = busy_check(Target("busy", redis_url, 3_000, 1_000_000), root, watch_s=20.0)
+            twice = {k: v for k, v in starts.items() if v > 1}
+            print(f"busy live worker (redis, heartbeat 3 s, maintenance on every command, 20 s): "
+                  f"{len(starts)} message(s) started, {twice or 'none'} started twice", flush=True)
+        for t in threads:
+            t.join()
+    finally:
+        os.killpg(redis_proc.pid, signal.SIGTERM)
+        redis_proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        url, queue, namespace, heartbeat, chance, marks, threads = sys.argv[2:9]
+        worker_main(url, queue, namespace, int(heartbeat), int(chance), Path(marks), int(threads))
+    else:
+        main()

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from catalog.models import ArchiveClaim, OutboxMessage, Recording, RecordingState
 
 __all__ = ["ARCHIVE_ACTOR", "Backlog", "add", "backlog", "claim", "claim_expires", "claimed", "due", "mark_sent",
-           "prune", "reconcile", "release", "unsent"]
+           "prune", "queue_staged", "reconcile", "release", "unsent"]
 
 #: The archive actor's wire name (ingest.actors declares it with this name).
 ARCHIVE_ACTOR = "ingest.archive_recording"
@@ -144,3 +144,16 @@ def unsent(session: Session, recording_ids: list[int]) -> int:
         count += int(session.exec(select(func.count()).where(col(OutboxMessage.recording_id).in_(chunk),
                                                             col(OutboxMessage.sent_at).is_(None))).one() or 0)
     return count
+
+
+def queue_staged(session: Session, *, station: str, now: datetime, reason: str) -> tuple[list[int], int]:
+    """Queue (as outbox rows) every recording still `staged` at *station*; return their ids and how many recordings
+    are staged at other stations (theirs to archive: never queued here)."""
+    ids = [rid for rid in session.exec(select(Recording.id).where(
+        Recording.state == RecordingState.STAGED.value, Recording.station_code == station)
+        .order_by(col(Recording.id))) if rid is not None]
+    for recording_id in ids:
+        add(session, recording_id, station=station, now=now, reason=reason)
+    elsewhere = session.exec(select(func.count()).where(Recording.state == RecordingState.STAGED.value,
+                                                       Recording.station_code != station)).one()
+    return ids, int(elsewhere or 0)

@@ -109,10 +109,11 @@ class WorkerContext:
     key: Ed25519PrivateKey
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerContext:
+    def from_settings(cls, settings: Settings, *, upload_threads: int = 8) -> WorkerContext:
         from ingest.wiring import open_store
 
-        store = open_store(settings)  # first: an unreachable archive must not leave a pool of connections behind
+        # first: an unreachable archive must not leave a pool of connections behind
+        store = open_store(settings, upload_threads=upload_threads)
         return cls(settings=settings, engine=open_catalog(settings.database_url), store=store,
                    key=load_or_create_key(settings.station_key_path))
 

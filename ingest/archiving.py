@@ -71,7 +71,8 @@ def retention_at_hand_off(session: Session, recording: Recording, policy: Retent
     say counted from it: the store is then asked to lock it at least that long (never a date in the past)."""
     assert recording.id is not None
     recording.archived_at = utcnow()
-    decision = decide_for(session, [recording], policy)[recording.id]
+    with session.no_autoflush:  # nothing is written before the upload: no write transaction held across it
+        decision = decide_for(session, [recording], policy)[recording.id]
     if recording.retain_until is None or decision.retain_until > recording.retain_until:
         recording.retain_until, recording.retention_rule = decision.retain_until, decision.rule
     recording.legal_hold = recording.legal_hold or decision.legal_hold

@@ -100,6 +100,9 @@ SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
                                           "Redis broker: of every million broker commands, how many run the "
                                           "maintenance that requeues dead workers' messages (dramatiq's default "
                                           "1000 left them stranded for minutes)"),
+    "EVIDENCE_STAGING_SWEEP_S": ("staging_sweep_s", "300",
+                                 "`station watch` removes staged copies nothing needs (archived and in the store, "
+                                 "or disposed) at start and this often"),
     "EVIDENCE_STATUS_HEARTBEAT_S": ("status_heartbeat_s", "5",
                                     "`station watch` rewrites its status at least this often; a status older than "
                                     "three beats reads as not running"),
@@ -185,6 +188,7 @@ class Settings:
     redis_heartbeat_s: float = 30.0
     redis_maintenance_chance: int = 50_000
     status_heartbeat_s: float = 5.0
+    staging_sweep_s: float = 300.0
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -344,6 +348,7 @@ class Settings:
             archive_lease_s=_positive("EVIDENCE_ARCHIVE_LEASE_S", get("EVIDENCE_ARCHIVE_LEASE_S", "60")),
             redis_heartbeat_s=_positive("EVIDENCE_REDIS_HEARTBEAT_S", get("EVIDENCE_REDIS_HEARTBEAT_S", "30")),
             redis_maintenance_chance=integer("EVIDENCE_REDIS_MAINTENANCE_CHANCE", "50000", 1),
+            staging_sweep_s=_positive("EVIDENCE_STAGING_SWEEP_S", get("EVIDENCE_STAGING_SWEEP_S", "300")),
             status_heartbeat_s=_positive("EVIDENCE_STATUS_HEARTBEAT_S", get("EVIDENCE_STATUS_HEARTBEAT_S", "5")),
         )
 

@@ -62,6 +62,7 @@ from catalog.replay import ROW_KEY, row_values
 from catalog.restamping import change_stamp
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
+from ingest import known_files
 from ingest.archiving import archive_staged, mark_archived
 from ingest.cataloguing import RowContext, new_recording
 from ingest.config import Settings
@@ -251,6 +252,9 @@ class _Run:
         self.offline_reason = ""
         self.journaled = 0
         self.journal = load_journal(settings.staging_dir, "")  # replaced once the serial is known
+        self.known: dict[str, known_files.KnownFile] = {}  # this device's files catalogued before (no catalogue needed)
+        self._to_remember: list[known_files.KnownFile] = []  # in the open transaction; remembered once committed
+        self.device_keys: set[str] | None = None  # known-file keys of every file this dock found (run() only)
         self.archiving: deque[_Archiving] = deque()
         self.archive_pool = ThreadPoolExecutor(max_workers=ARCHIVES_IN_FLIGHT, thread_name_prefix="archive")
         self.report = IngestReport()
@@ -274,6 +278,13 @@ class _Run:
             sync_journal(self.settings.staging_dir, self.serial)
             self._journal_dirty = False
         self.session.commit()
+        if self._to_remember:
+            batch, self._to_remember = self._to_remember, []
+            try:
+                known_files.remember(self.settings.home, self.serial, batch)
+            except OSError as exc:  # a cache: the next outage reads these files again
+                logger.warning("Could not record %d catalogued file(s) in staging: %s", len(batch), exc)
+            self.known.update((entry.key, entry) for entry in batch)
         self.uncommitted = 0
         self.last_commit = time.monotonic()
         # Messages go out only after the rows they name are committed; with a broker they are already in the
@@ -304,6 +315,12 @@ class _Run:
         with _BUSY_LOCK:
             _BUSY.add(serial)
         self.journal = load_journal(self.settings.staging_dir, serial)
+        if not serial.startswith(ANONYMOUS_SERIAL):
+            try:
+                self.known = known_files.load(self.settings.home, serial)
+            except OSError as exc:
+                logger.warning("The record of known files of %r is unreadable (%s): they are looked up in the "
+                               "catalogue only.", serial, exc)
         self._begin_thread = threading.Thread(target=self._begin_safely, args=(profile, identity, serial),
                                               name="dock-begin", daemon=True)
         self._begin_thread.start()
@@ -401,11 +418,23 @@ class _Run:
             exists.mtime_ns, exists.size_bytes, exists.cleared_at = file.mtime_ns, size_bytes, None
             self.session.add(exists)
 
+    def _remember(self, recording: Recording, file: DeviceFile, size_bytes: int) -> None:
+        """Note a file this transaction catalogues, for the station's own record (written once committed): only
+        where (path, size, mtime) may stand for its bytes, as the catalogue's sightings are trusted."""
+        if (recording.id is None or size_bytes != file.size_bytes or self.serial.startswith(ANONYMOUS_SERIAL)
+                or not _mtime_is_trustworthy(file, TimeBounds(floor=self.settings.time_floor, now=utcnow()))):
+            return
+        entry = known_files.KnownFile.of(self.serial, device_path=file.relative, size_bytes=file.size_bytes,
+                                         mtime_ns=file.mtime_ns, sha256=recording.sha256, recording_id=recording.id)
+        if self.known.get(entry.key) != entry:
+            self._to_remember.append(entry)
+
     def known_bytes(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
         self._ensure_begun()
         names = parse_filename(self.profile.filename, file.name)
         marked = bool(names and names.important) and file.role in ("recording", "unlisted")
         self.add_sighting(recording, file, marked, size_bytes=copy.size_bytes)
+        self._remember(recording, file, copy.size_bytes)
         if marked and not recording.important and recording.id is not None:
             # An _IMP marker seen anywhere is kept: as a stamp revision with its hold, once this dock is committed.
             self.marked_important.append((recording.id, file.relative))
@@ -488,6 +517,7 @@ class _Run:
                 self._insert(recording, file, copy)
         self.dock.files_new += 1
         assert recording.id is not None
+        self._remember(recording, file, copy.size_bytes)
         self.new_ids.append(recording.id)
         if file.companion is not None:
             self.companions.append((recording.id, file.companion))
@@ -584,6 +614,7 @@ class _Run:
         report_bytes = self.progress
         on_bytes = (lambda n: report_bytes("advance", n)) if report_bytes is not None else None
         pending: deque[_Pending] = deque()
+        self.device_keys = set()
         with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
             try:
                 for file in files:
@@ -613,17 +644,31 @@ class _Run:
             return False
         self.files_seen += 1
         key = _part_key(self.serial, file)
-        if (not self.offline and not self.serial.startswith(ANONYMOUS_SERIAL)
+        known_key = known_files.key(self.serial, file.relative, file.size_bytes, file.mtime_ns)
+        if self.device_keys is not None:
+            self.device_keys.add(known_key)
+        if (not self.serial.startswith(ANONYMOUS_SERIAL)
                 and _mtime_is_trustworthy(file, TimeBounds(floor=self.settings.time_floor, now=utcnow()))):
-            try:
-                known = find_known_sighting(self.session, device_serial=self.serial, device_path=file.relative,
-                                            size_bytes=file.size_bytes, mtime_ns=file.mtime_ns)
-            except OperationalError as exc:
-                self._go_offline(exc, pending)
-                known = None
-            if known is not None:
+            known_id: int | None = None
+            if not self.offline:
+                try:
+                    sighting = find_known_sighting(self.session, device_serial=self.serial,
+                                                   device_path=file.relative, size_bytes=file.size_bytes,
+                                                   mtime_ns=file.mtime_ns)
+                    if sighting is not None:
+                        known_id = sighting.recording_id
+                        if known_key not in self.known:  # catalogued before the station kept its own record
+                            row = self.session.get(Recording, known_id)
+                            if row is not None:
+                                self._remember(row, file, file.size_bytes)
+                except OperationalError as exc:
+                    self._go_offline(exc, pending)
+            if self.offline:  # the catalogue is away: the station's own record says what it catalogued
+                local = self.known.get(known_key)
+                known_id = local.recording_id if local is not None else None
+            if known_id is not None:
                 self.report.skipped.append({"file": file.relative,
-                                            "reason": f"already ingested as recording {known.recording_id}"})
+                                            "reason": f"already ingested as recording {known_id}"})
                 if self.progress:
                     self.progress("advance", file.size_bytes)
                 return True
@@ -752,6 +797,7 @@ class _Run:
             self.offline_reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
             with contextlib.suppress(OperationalError):
                 self.session.rollback()
+            self._to_remember.clear()  # never committed: never remembered
         while pending:
             self._journal(pending.popleft())
 
@@ -857,6 +903,11 @@ class _Run:
         self.session.close()
         if dock.result == "complete":
             forget_journal(self.settings.staging_dir, self.serial)
+            if self.device_keys is not None and not self.serial.startswith(ANONYMOUS_SERIAL):
+                try:  # the record holds no more than the device does
+                    known_files.rewrite(self.settings.home, self.serial, self.device_keys)
+                except OSError as exc:
+                    logger.warning("Could not compact the record of known files of %r: %s", self.serial, exc)
 
 
 def _measure_device_clock(root: Path, profile: DeviceProfile, station_tz: str) -> float | None:

@@ -22,7 +22,7 @@ from sqlmodel import Session
 from catalog import CatalogError, apply_retention, load_or_create_key, open_catalog
 from ingest.actors import Actors, WorkerContext, declare_actors, queue_names
 from ingest.anchoring import anchor_chain
-from ingest.broker import make_broker
+from ingest.broker import make_broker_for
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
 from ingest.relay import reconcile_once, relay_once
@@ -40,7 +40,7 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
         # With a broker the station never touches the archive: it must work while the archive is away.
         store = open_store(settings, check=not settings.broker_url)
         key = load_or_create_key(settings.station_key_path)
-        broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
+        broker = make_broker_for(settings)
         actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key),
                                 station=settings.station, namespace=settings.queue_namespace)
         try:
@@ -145,8 +145,10 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
     """Workers until *stop* is set: this station's archive queue plus verify, and derived media in its own
     threads (rendering never holds up archiving). *only* limits the kinds of work taken. With *schedule* this
     process also anchors the custody chain and queues fixity checks periodically (run it in one worker)."""
-    broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
-    actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), station=settings.station,
+    broker = make_broker_for(settings)
+    threads = archive_threads + derive_threads
+    actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings, upload_threads=threads),
+                            station=settings.station,
                             namespace=settings.queue_namespace)
     queues = queue_names(settings.queue_namespace, settings.station)
     workers = []
@@ -161,7 +163,7 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
                                  name="scheduler", daemon=True)
     scheduler.start()
     taken = sorted(main_queues | ({queues["derive"]} if "derive" in only else set()))
-    logger.warning("Workers running for station %r on %s.", settings.station, ", ".join(taken))
+    logger.info("Workers running for station %r on %s.", settings.station, ", ".join(taken))
     try:
         stop.wait()
     finally:

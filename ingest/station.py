@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from catalog import CatalogUnavailable, load_or_create_key, open_catalog
@@ -28,15 +29,17 @@ from catalog.docks import close_open_sessions
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
 from device_profiles.matching import list_top_paths
+from ingest import known_files
 from ingest.actors import Actors, WorkerContext, declare_actors
 from ingest.anchoring import anchor_chain
-from ingest.broker import make_broker
+from ingest.broker import make_broker_for
 from ingest.clearing import clear_device
 from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
 from ingest.journal import journaled_serials
 from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder, open_docks
 from ingest.relay import RelayResult, relay_once
+from ingest.staging_sweep import sweep_staging
 from ingest.station_health import StationMetrics, liveness, probe_broker
 from ingest.status_server import StatusServer
 from ingest.usb_identity import usb_identity
@@ -283,6 +286,29 @@ class StationService:
         self._changed()
         logger.warning("Catalogued %d journaled recording(s) of device %r.", len(report.recordings), serial)
 
+    def _sweep_staging_loop(self) -> None:
+        """At start and every EVIDENCE_STAGING_SWEEP_S, on a thread of its own (asking the store about each copy
+        takes time): remove staged copies nothing needs any more (ingest.staging_sweep has the rules)."""
+        while True:
+            self._sweep_staging()
+            if self.stop.wait(self.settings.staging_sweep_s):
+                return
+
+    def _sweep_staging(self) -> None:
+        try:
+            result = sweep_staging(self.engine, self.store, self.settings.staging_dir, station=self.settings.station,
+                                   protect=set())
+        except OperationalError as exc:
+            logger.warning("Staging sweep skipped: the catalogue is unreachable (%s).",
+                           str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200])
+            return
+        except Exception:  # noqa: BLE001 - retried at the next sweep; never stops the station
+            logger.exception("Staging sweep failed; will retry.")
+            return
+        if result.removed:
+            logger.warning("Staging sweep removed %d copies nothing needs (%d bytes).", len(result.removed),
+                           result.bytes_removed)
+
     def _sweep_clearing(self) -> None:
         with self.lock:
             waiting = list(self.awaiting_clear.items())
@@ -297,6 +323,11 @@ class StationService:
             except Exception:  # noqa: BLE001 - retried at the next sweep
                 logger.exception("Clearing %r failed; will retry.", key)
                 continue
+            if result.cleared:  # whatever those paths hold next is a new file
+                try:
+                    known_files.forget_paths(self.settings.home, serial, result.cleared)
+                except OSError as exc:
+                    logger.error("Cleared files of %r stay in the record of known files: %s", serial, exc)
             status = self.devices[key]
             status.cleared += len(result.cleared)
             status.waiting_clear = result.waiting
@@ -399,9 +430,9 @@ class StationService:
             engine = open_catalog(settings.database_url, run_migrations=False)
         try:
             self.engine = engine
-            self.store = open_store(settings, check=not settings.broker_url)
+            self.store = open_store(settings, check=False)  # `station watch` checked the bucket at start
             key = load_or_create_key(settings.station_key_path)
-            broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
+            broker = make_broker_for(settings)
             self.actors: Actors = declare_actors(broker, lambda: WorkerContext(settings, engine, self.store, key),
                                                  station=settings.station, namespace=settings.queue_namespace)
             self.pool = ThreadPoolExecutor(max_workers=settings.station_workers, thread_name_prefix="dock")
@@ -417,6 +448,7 @@ class StationService:
             if settings.broker_url:
                 relaying = threading.Thread(target=self._relay_loop, name="relay", daemon=True)
                 relaying.start()
+            threading.Thread(target=self._sweep_staging_loop, name="staging-sweep", daemon=True).start()
             threading.Thread(target=self.metrics.refresh_forever, args=(engine, self.stop), name="health", daemon=True,
                              kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
                                      "broker_probe": (lambda: probe_broker(settings)) if settings.broker_url

@@ -126,9 +126,10 @@ def test_hostile_name_is_kept_as_data_and_never_becomes_a_path(samples, settings
         for name in files:
             path = Path(dirpath) / name
             assert path.is_relative_to(settings.home)
-            assert name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "station-1.ed25519.pem") \
+            assert name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db.migrate-lock",
+                            "station-1.ed25519.pem") \
                 or name.endswith(".json") \
-                or all(c in "0123456789abcdef" for c in name), name
+                or all(c in "0123456789abcdef" for c in name.removesuffix(".jsonl")), name
 
 
 def test_the_device_is_never_written_to(samples, settings, engine, store):

@@ -1,0 +1,220 @@
+"""Sweep the staging area of copies nothing needs any more.
+
+A staged copy, `staging/<sha256>`, normally goes when its recording is archived (the store consumes it). Some are
+left behind: identical bytes docked at two stations at once leave the losing station with a copy of a recording
+that the other station stages and archives (1 GB in the fault drill), and a crash between the store's write and
+the unlink leaves a copy of an archived recording. Nothing else ever removes them.
+
+A copy is removed only when it is certain not to be needed; every doubt keeps it:
+
+* only names of 64 lowercase hex digits that are regular files (never followed: a symbolic link, a folder or a
+  device node named like a hash is left alone and counted), so `*.part` resumable copies, the `journal/` and
+  `known/` folders and anything else in staging are never touched;
+* kept when a staging journal names the hash (a copy staged during a catalogue outage, waiting to be
+  catalogued) or the caller *protect*s it (copies the running ingests are using);
+* kept when no recording has that hash: not yet catalogued (it may be journaled or being registered now);
+* kept while its recording is `staged`, here (the copy the archive worker will upload) or at another station
+  (the other station archives it; this copy stays until the store holds the bytes);
+* removed when its recording is `archived` or `verified` *and* the store answers that it holds the object;
+  kept when the store does not (then this copy may be the only one: a warning says so) or cannot answer;
+* removed when its recording is `disposed`: its retention ended and the archived object was lawfully deleted,
+  so a copy must not outlive it;
+* any other state is kept.
+
+Recording states only move forward (staged → archived → verified → disposed), so a decision to remove cannot
+turn wrong between the catalogue's answer and the unlink. The journals and *protect* are read last, just before
+removing. A catalogue error (OperationalError) or an unreadable journal removes nothing and is raised for the
+caller to log; the next sweep tries again. SweepResult counts each kept copy once, under the first reason that
+keeps it in the order the catalogue, the store, then the journals and *protect* are consulted.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from catalog import Recording, RecordingState
+from storage import EvidenceStore, StorageError
+
+__all__ = ["Removed", "SweepResult", "journaled_hashes", "sweep_staging"]
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[0-9a-f]{64}")
+#: Hashes asked of the catalogue per query.
+QUERY_CHUNK = 500
+
+# Why a copy is kept (the keys of SweepResult.kept).
+NOT_REGULAR = "not a regular file"
+JOURNALED = "named by a staging journal"
+PROTECTED = "in use by an ingest"
+UNCATALOGUED = "not catalogued"
+STAGED_HERE = "staged at this station"
+STAGED_ELSEWHERE = "staged at another station"
+NOT_IN_STORE = "archived but not in the store"
+STORE_UNAVAILABLE = "store did not answer"
+OTHER_STATE = "recording in another state"
+UNREMOVABLE = "could not be removed"
+
+
+@dataclass(frozen=True)
+class Removed:
+    sha256: str
+    size_bytes: int
+    why: str
+
+
+@dataclass
+class SweepResult:
+    removed: list[Removed] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)  # why -> how many copies
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(r.size_bytes for r in self.removed)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"removed": [vars(r) for r in self.removed], "bytes_removed": self.bytes_removed,
+                "kept": dict(self.kept)}
+
+
+def journaled_hashes(staging: Path) -> set[str]:
+    """Every SHA-256 a staging journal names (any readable line; torn ones are skipped).
+
+    Raises OSError when a journal exists but cannot be read.
+    """
+    found: set[str] = set()
+    folder = staging / "journal"
+    try:
+        paths = sorted(folder.iterdir())
+    except FileNotFoundError:
+        return found
+    for path in paths:
+        if not path.name.endswith(".jsonl"):
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            continue  # catalogued and forgotten a moment ago
+        for line in text.splitlines():
+            try:
+                sha = json.loads(line).get("sha256")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(sha, str):
+                found.add(sha)
+    return found
+
+
+def _candidates(staging: Path, kept: Counter[str]) -> dict[str, int]:
+    """Regular files named like a hash, with their sizes (links are not followed)."""
+    found: dict[str, int] = {}
+    with os.scandir(staging) as entries:
+        for entry in entries:
+            if not _NAME.fullmatch(entry.name):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                if not stat.S_ISDIR(info.st_mode):
+                    logger.warning("Staging holds %r, named like a staged copy but not a regular file: left alone.",
+                                   entry.path)
+                kept[NOT_REGULAR] += 1
+                continue
+            found[entry.name] = info.st_size
+    return found
+
+
+def _catalogue(engine: Engine, hashes: list[str]) -> dict[str, tuple[int, str, str]]:
+    """sha256 -> (recording id, state, station code) of the recordings holding these hashes."""
+    rows: dict[str, tuple[int, str, str]] = {}
+    with Session(engine) as session:
+        for start in range(0, len(hashes), QUERY_CHUNK):
+            chunk = hashes[start:start + QUERY_CHUNK]
+            for rid, sha, state, station in session.exec(
+                    select(Recording.id, Recording.sha256, Recording.state, Recording.station_code)
+                    .where(col(Recording.sha256).in_(chunk))):
+                assert rid is not None
+                rows[sha] = (rid, state, station)
+    return rows
+
+
+def sweep_staging(engine: Engine, store: EvidenceStore, staging: Path, *, station: str,
+                  protect: set[str]) -> SweepResult:
+    """Remove the staged copies that are certain not to be needed (the rules are in the module docstring).
+
+    Raises:
+      OperationalError: the catalogue did not answer (nothing was removed).
+      OSError: staging or a journal in it cannot be read (nothing was removed).
+    """
+    kept: Counter[str] = Counter()
+    result = SweepResult()
+    try:
+        sizes = _candidates(staging, kept)
+    except FileNotFoundError:
+        return result
+    rows = _catalogue(engine, sorted(sizes))
+    doomed: dict[str, str] = {}
+    store_down: str | None = None
+    for sha in sorted(sizes):
+        row = rows.get(sha)
+        if row is None:
+            kept[UNCATALOGUED] += 1
+            continue
+        rid, state, where = row
+        if state == RecordingState.STAGED.value:
+            kept[STAGED_HERE if where == station else STAGED_ELSEWHERE] += 1
+        elif state == RecordingState.DISPOSED.value:
+            doomed[sha] = f"recording {rid} is disposed (its retention ended and the archive deleted it)"
+        elif state in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value):
+            if store_down is not None:
+                kept[STORE_UNAVAILABLE] += 1
+                continue
+            try:
+                held = store.exists(sha)
+            except StorageError as exc:
+                store_down = str(exc)
+                logger.warning("Staging sweep: the store did not answer (%s); copies of archived recordings "
+                               "are kept for now.", exc)
+                kept[STORE_UNAVAILABLE] += 1
+                continue
+            if held:
+                doomed[sha] = f"recording {rid} is {state} and the store {store.name!r} holds its bytes"
+            else:
+                logger.warning("Staging sweep: recording %d is %s but the store %r does not hold %s; its staged "
+                               "copy is kept.", rid, state, store.name, sha)
+                kept[NOT_IN_STORE] += 1
+        else:
+            kept[OTHER_STATE] += 1
+    if doomed:
+        journaled = journaled_hashes(staging)  # read last: a copy journaled meanwhile is still kept
+        for sha, why in doomed.items():
+            if sha in journaled:
+                kept[JOURNALED] += 1
+                continue
+            if sha in protect:
+                kept[PROTECTED] += 1
+                continue
+            try:
+                os.unlink(staging / sha)
+            except FileNotFoundError:
+                continue  # consumed by the pipeline or the archive meanwhile
+            except OSError as exc:
+                logger.warning("Staging sweep: cannot remove %s: %s", sha, exc.strerror or exc)
+                kept[UNREMOVABLE] += 1
+                continue
+            logger.info("Removed staged copy %s (%d bytes): %s.", sha, sizes[sha], why)
+            result.removed.append(Removed(sha, sizes[sha], why))
+    result.kept = dict(kept)
+    return result

@@ -7,7 +7,7 @@ Each closing is an `undocked` custody event, as for a dock that ended by itself.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -19,16 +19,18 @@ __all__ = ["close_open_sessions"]
 
 
 def close_open_sessions(session: Session, *, station: str, now: datetime, note: str, actor: str,
-                        device_serial: str | None = None, exclude: Iterable[int] = ()) -> list[int]:
-    """Close *station*'s dock sessions that never ended (of *device_serial* only, when given), except *exclude*,
-    as `interrupted` with *note*; return their ids. The caller commits."""
+                        device_serial: str | None = None, exclude: Iterable[int] = (),
+                        live: Callable[[str], bool] = lambda _serial: False) -> list[int]:
+    """Close *station*'s dock sessions that never ended (of *device_serial* only, when given), except *exclude* and
+    those of a device some run is still ingesting (*live*), as `interrupted` with *note*; return their ids. The
+    caller commits."""
     query = select(DockSession).where(DockSession.station_code == station, col(DockSession.finished_at).is_(None))
     if device_serial is not None:
         query = query.where(DockSession.device_serial == device_serial)
     skip = set(exclude)
     closed = []
     for dock in session.exec(query.order_by(col(DockSession.id))):
-        if dock.id in skip:
+        if dock.id in skip or live(dock.device_serial):
             continue
         dock.finished_at, dock.result, dock.result_note = now, "interrupted", note[:2000]
         session.add(dock)

@@ -12,16 +12,17 @@ Plain functions on a session; the caller commits. No broker here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog.models import ArchiveClaim, OutboxMessage, Recording, RecordingState
+from catalog.types import utcnow
 
-__all__ = ["ARCHIVE_ACTOR", "Backlog", "add", "backlog", "claim", "claim_expires", "claimed", "due", "mark_sent",
-           "prune", "queue_staged", "reconcile", "release", "unsent"]
+__all__ = ["ARCHIVE_ACTOR", "Backlog", "add", "backlog", "claim", "claim_expires", "claimed", "db_now", "due",
+           "mark_sent", "prune", "queue_staged", "reconcile", "release", "unsent"]
 
 #: The archive actor's wire name (ingest.actors declares it with this name).
 ARCHIVE_ACTOR = "ingest.archive_recording"
@@ -75,7 +76,10 @@ def backlog(session: Session, *, station: str | None = None) -> Backlog:
 
 
 def prune(session: Session, *, now: datetime) -> int:
-    """Forget sent messages older than a week; return how many."""
+    """Forget sent messages older than a week, and run-out holds of recordings no longer staged; return how many
+    messages."""
+    session.execute(delete(ArchiveClaim).where(col(ArchiveClaim.expires_at) < now, col(ArchiveClaim.recording_id).in_(
+        select(Recording.id).where(Recording.state != RecordingState.STAGED.value))))
     result = session.execute(delete(OutboxMessage).where(col(OutboxMessage.sent_at).is_not(None),
                                                          col(OutboxMessage.sent_at) < now - KEEP_SENT))
     return int(getattr(result, "rowcount", 0) or 0)
@@ -87,7 +91,8 @@ def reconcile(session: Session, *, station: str, now: datetime, after_s: float, 
     cutoff = now - timedelta(seconds=after_s)
     recent = (select(OutboxMessage.recording_id)
               .where(func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at) >= cutoff))
-    held = select(ArchiveClaim.recording_id).where(col(ArchiveClaim.expires_at) > now)
+    # Held now, or tried by a worker since the cutoff: its message is alive (retrying while the store is away).
+    held = select(ArchiveClaim.recording_id).where(col(ArchiveClaim.expires_at) > cutoff)
     ids = [rid for rid in session.exec(
         select(Recording.id).where(Recording.state == RecordingState.STAGED.value,
                                    Recording.station_code == station, col(Recording.ingested_at) < cutoff,
@@ -118,11 +123,23 @@ def claim(session: Session, recording_id: int, *, holder: str, now: datetime, le
         return False
 
 
-def release(session: Session, recording_id: int, *, holder: str) -> None:
-    """Give up *holder*'s hold (commits)."""
-    session.execute(delete(ArchiveClaim).where(col(ArchiveClaim.recording_id) == recording_id,
-                                               col(ArchiveClaim.holder) == holder))
+def release(session: Session, recording_id: int, *, holder: str, now: datetime) -> None:
+    """Give up *holder*'s hold (commits). The row stays, run out at *now*: it says when a worker last tried the
+    recording, which tells the reconciler its message is alive (retrying) even while the store is away."""
+    session.execute(update(ArchiveClaim).where(col(ArchiveClaim.recording_id) == recording_id,
+                                               col(ArchiveClaim.holder) == holder).values(expires_at=now))
     session.commit()
+
+
+def db_now(session: Session) -> datetime:
+    """The catalogue server's clock (UTC) where workers on several hosts share it (PostgreSQL): holds are compared
+    with one clock, never with each host's own, so a worker whose clock runs ahead cannot take a live hold. SQLite
+    is local to one host: its clock is this one."""
+    if session.get_bind().dialect.name == "postgresql":
+        value = session.execute(select(func.timezone("UTC", func.clock_timestamp()))).scalar_one()
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+    return utcnow()
 
 
 def claim_expires(session: Session, recording_id: int) -> datetime | None:

@@ -72,17 +72,22 @@ def archive_claim(engine: Engine, recording_id: int, *, lease_s: float) -> Itera
     live worker holds it. A killed worker's hold runs out after *lease_s*."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with Session(engine) as session:
-        if not outbox.claim(session, recording_id, holder=holder, now=utcnow(), lease_s=lease_s):
+        now = outbox.db_now(session)
+        if not outbox.claim(session, recording_id, holder=holder, now=now, lease_s=lease_s):
             expires = outbox.claim_expires(session, recording_id)
-            raise ClaimHeld(recording_id, (expires - utcnow()).total_seconds() if expires else lease_s)
+            raise ClaimHeld(recording_id, (expires - now).total_seconds() if expires else lease_s)
     done = threading.Event()
 
     def renew() -> None:
         while not done.wait(lease_s / 3):
             try:
                 with Session(engine) as session:
-                    if not outbox.claim(session, recording_id, holder=holder, now=utcnow(), lease_s=lease_s):
+                    if not outbox.claim(session, recording_id, holder=holder, now=outbox.db_now(session),
+                                        lease_s=lease_s):
+                        # Another worker took it over (our renewals failed for a whole lease): the archive step
+                        # commits only while the recording is still staged, so one of us records it, never both.
                         logger.error("Lost the hold on recording %r while archiving it.", recording_id)
+                        return
             except Exception:  # noqa: BLE001 - the catalogue blinked: the next renewal tries again
                 logger.warning("Could not renew the hold on recording %r.", recording_id, exc_info=True)
 
@@ -95,7 +100,7 @@ def archive_claim(engine: Engine, recording_id: int, *, lease_s: float) -> Itera
         renewer.join(timeout=5)
         try:
             with Session(engine) as session:
-                outbox.release(session, recording_id, holder=holder)
+                outbox.release(session, recording_id, holder=holder, now=outbox.db_now(session))
         except Exception:  # noqa: BLE001 - it runs out by itself
             logger.warning("Could not release the hold on recording %r; it runs out in %g s.", recording_id,
                            lease_s)

@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import (
     CustodyKind,
@@ -104,6 +104,13 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         assert recording.retain_until is not None
         stored = store.put_file(path, sha256=recording.sha256, size_bytes=recording.size_bytes,
                                 retain_until=recording.retain_until, consume=True)
+        # Still staged? Locked now (the flush writes the row first): a second delivery that lost its hold and raced
+        # this one to the end finds it archived and records nothing (one `archived` event, ever).
+        state = session.execute(select(Recording.state).where(col(Recording.id) == recording_id)
+                                .with_for_update()).scalar_one()
+        if state != RecordingState.STAGED.value:
+            session.rollback()
+            return str(state)
         mark_archived(session, recording, store, stored, actor=actor, retry=True)
         try:
             write_manifest(session, store, recording, key, actor=actor)

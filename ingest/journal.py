@@ -10,6 +10,7 @@ completes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JournalEntry", "forget", "journaled_serials", "load", "record", "sync"]
+__all__ = ["JournalEntry", "forget", "hold", "held", "journaled_serials", "let_go", "load", "record", "sync"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,39 @@ class JournalEntry:
 def _path(staging: Path, device_serial: str) -> Path:
     # Serials come from devices: hash them rather than use them as file names.
     return staging / "journal" / f"{hashlib.sha256(device_serial.encode()).hexdigest()[:24]}.jsonl"
+
+
+def _lock_path(staging: Path, device_serial: str) -> Path:
+    return _path(staging, device_serial).with_suffix(".lock")
+
+
+def hold(staging: Path, device_serial: str) -> int | None:
+    """Mark *device_serial* as being ingested by this process for as long as the returned descriptor is open (an
+    advisory lock other processes see: a station never replays, or closes the dock session of, a device that a
+    one-shot `evidence ingest` is still reading). None when another run holds it already (it is not waited for)."""
+    path = _lock_path(staging, device_serial)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def let_go(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # releases the lock
+
+
+def held(staging: Path, device_serial: str) -> bool:
+    """Whether some run (this process or another) is ingesting *device_serial* now."""
+    fd = hold(staging, device_serial)
+    if fd is None:
+        return True
+    let_go(fd)
+    return False
 
 
 def record(staging: Path, device_serial: str, entry: JournalEntry, *, durable: bool = True) -> None:

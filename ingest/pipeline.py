@@ -62,7 +62,7 @@ from catalog.replay import ROW_KEY, row_values
 from catalog.restamping import change_stamp
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
-from ingest import known_files
+from ingest import journal, known_files
 from ingest.archiving import archive_staged, mark_archived
 from ingest.cataloguing import RowContext, new_recording
 from ingest.config import Settings
@@ -315,6 +315,7 @@ class _Run:
         with _BUSY_LOCK:
             _BUSY.add(serial)
         self.journal = load_journal(self.settings.staging_dir, serial)
+        self._hold = journal.hold(self.settings.staging_dir, serial)  # other processes see this dock is live
         if not serial.startswith(ANONYMOUS_SERIAL):
             try:
                 self.known = known_files.load(self.settings.home, serial)
@@ -385,11 +386,12 @@ class _Run:
             "path": str(self.root), "identity": {k: v for k, v in vars(identity).items() if v},
             "device_clock_offset_s": self.measured_offset_s, "usb": opts.usb,
         })
-        if self.journal:
+        if self.journal and self._hold is not None:
             # An earlier dock of this device journaled its copies and never ended (catalogue away, station killed):
             # it ends now, saying so, and this dock catalogues what it staged.
             assert dock.id is not None
-            close_open_sessions(s, station=self.settings.station, device_serial=serial, exclude=open_docks(),
+            close_open_sessions(s, station=self.settings.station, device_serial=serial,
+                                exclude={dock.id, *open_docks()},
                                 now=utcnow(), actor=opts.actor,
                                 note=f"ended before its files were catalogued (the catalogue was unreachable, or "
                                      f"the station stopped); what it copied was journaled in staging and is "
@@ -447,9 +449,10 @@ class _Run:
         self._maybe_commit()
 
     def _drop_staged_duplicate(self, existing: Recording, copy: CopyResult) -> None:
-        # Same bytes as a recording staged here (or uploading right now): that staged file is its copy. Staged at
-        # another station, that station holds and archives its own copy: this one is not needed.
-        if existing.state != RecordingState.STAGED.value or existing.station_code != self.settings.station:
+        # Same bytes as a recording still staged (or uploading right now): that staged file is its copy, or (staged
+        # at another station) a second copy kept until that station has archived it; the staging sweep then removes
+        # it. Archived already: this copy is not needed.
+        if existing.state != RecordingState.STAGED.value:
             copy.destination.unlink(missing_ok=True)
 
     @functools.cached_property
@@ -862,6 +865,7 @@ class _Run:
         try:
             self._finish()
         finally:
+            journal.let_go(getattr(self, "_hold", None))
             with _BUSY_LOCK:
                 _BUSY.discard(getattr(self, "serial", ""))
                 _OPEN_DOCKS.discard(self._dock_id or -1)

@@ -69,8 +69,8 @@ def relay_once(engine: Engine, send: Send, *, station: str, limit: int = 500) ->
 def reconcile_once(engine: Engine, *, station: str, after_s: float) -> list[int]:
     """Queue again (through the outbox) this station's recordings staged longer than *after_s* with no recent
     message and no worker holding them; prune week-old sent messages. Returns the ids queued again."""
-    now = utcnow()
     with Session(engine) as session:
+        now = outbox.db_now(session)
         ids = outbox.reconcile(session, station=station, now=now, after_s=after_s)
         outbox.prune(session, now=now)
         session.commit()

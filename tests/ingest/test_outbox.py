@@ -3,6 +3,7 @@ mid-dock, a message delivered twice or to the wrong station, a recording strande
 docked at two stations at once, a dock session left open by a killed run."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -249,9 +250,9 @@ def test_a_claimed_recording_is_archived_by_one_worker_and_a_dead_workers_claim_
         assert not outbox.claim(session, rid, holder="w2", now=now + timedelta(seconds=58), lease_s=30)
         assert outbox.claim(session, rid, holder="w2", now=now + timedelta(seconds=60), lease_s=30)
         assert outbox.claimed(session, now=now + timedelta(seconds=61)) == {rid}
-        outbox.release(session, rid, holder="w1")  # not w1's any more: nothing happens
+        outbox.release(session, rid, holder="w1", now=now)  # not w1's any more: nothing happens
         assert outbox.claimed(session, now=now + timedelta(seconds=61)) == {rid}
-        outbox.release(session, rid, holder="w2")
+        outbox.release(session, rid, holder="w2", now=now)
         assert outbox.claimed(session, now=now + timedelta(seconds=61)) == set()
     # A message delivered while another live worker holds the recording is retried later, never uploaded twice
     with Session(engine) as session:
@@ -392,14 +393,71 @@ def test_the_same_bytes_docked_at_two_stations_at_once_make_one_recording_and_no
             # One recording per distinct file, two sightings each, every dock closed complete
             assert len(recordings) == 36 and len(sightings) == 72
             assert {d.result for d in docks} == {"complete"} and all(d.finished_at for d in docks)
-            # The station that lost each race keeps no staged copy of bytes staged at the other station
+            # Each station archives its own; the copies the losing station kept of bytes staged at the other go with
+            # the staging sweep once the other has archived them: no orphan is left anywhere
+            from ingest.archiving import archive_staged
+            from ingest.staging_sweep import sweep_staging
+
+            for station in ("a", "b"):
+                here = _queued_settings(tmp_path, url, "", station=f"station-{station}")
+                archive_staged(engine, store, here.staging_dir, key=load_or_create_key(here.station_key_path),
+                               policy=here.retention_policy, station=here.station)
             for station in ("a", "b"):
                 staging = tmp_path / f"station-{station}" / "staging"
-                mine = {r.sha256 for r in recordings if r.station_code == f"station-{station}"}
-                left = {p.name for p in staging.iterdir() if p.is_file() and len(p.name) == 64}
-                assert left <= mine, f"orphan staged copies at station-{station}: {sorted(left - mine)[:3]}"
+                sweep_staging(engine, store, staging, station=f"station-{station}", protect=set())
+                left = [p.name for p in staging.iterdir() if p.is_file() and len(p.name) == 64]
+                assert left == [], f"orphan staged copies at station-{station}: {left[:3]}"
+            assert set(_states(engine).values()) == {"archived"}
         finally:
             engine.dispose()
     finally:
         for _ in databases:
             pass
+
+
+class _SlowStore(LocalStore):
+    """The real local store, whose uploads wait for each other: two deliveries of one message mid-upload at once."""
+
+    def __init__(self, root: Path, parties: int) -> None:
+        super().__init__(root)
+        self.barrier = threading.Barrier(parties, timeout=30)
+
+    def put_file(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait()
+        return super().put_file(*args, **kwargs)
+
+
+def test_two_deliveries_racing_to_the_end_record_one_archive(samples, settings, engine):
+    # Given a recording staged, and two workers that both passed the claim (a hold lost to a network partition)
+    from ingest.archiving import archive_recording
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine,
+                           store=LocalStore(settings.store_path), options=IngestOptions(defer_archive=True))
+    rid = report.recordings[0]["id"]
+    store = _SlowStore(settings.store_path, parties=2)
+    key = load_or_create_key(settings.station_key_path)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def deliver(name: str) -> None:
+        try:
+            results.append(archive_recording(engine, store, settings.staging_dir, rid, key=key, actor=name,
+                                             policy=settings.retention_policy, station=settings.station))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(f"worker:{n}",)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Then both finish, the recording is archived once: one `archived` event, one stored object
+    from sqlalchemy.exc import OperationalError
+
+    assert all(isinstance(e, OperationalError) for e in errors), errors  # SQLite: the loser may find it locked
+    assert set(results) <= {"archived"} and _states(engine)[rid] == "archived"
+    with Session(engine) as session:
+        archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived",
+                                                           CustodyEvent.recording_id == rid)).all()
+    assert len(archived) == 1

@@ -30,6 +30,7 @@ from catalog import (
     append_event,
     write_manifest,
 )
+from catalog.db import begin_write
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
 from catalog.types import utcnow
@@ -104,8 +105,11 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         assert recording.retain_until is not None
         stored = store.put_file(path, sha256=recording.sha256, size_bytes=recording.size_bytes,
                                 retain_until=recording.retain_until, consume=True)
-        # Still staged? Locked now (the flush writes the row first): a second delivery that lost its hold and raced
-        # this one to the end finds it archived and records nothing (one `archived` event, ever).
+        # Still staged? Locked now: a second delivery that lost its hold and raced this one to the end finds it
+        # archived and records nothing (one `archived` event, ever). The custody head first, as every writer takes
+        # it, then the row: a dock appending a sighting of these bytes never deadlocks with this.
+        with session.no_autoflush:
+            begin_write(session)
         state = session.execute(select(Recording.state).where(col(Recording.id) == recording_id)
                                 .with_for_update()).scalar_one()
         if state != RecordingState.STAGED.value:

@@ -199,8 +199,9 @@ def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> Decod
     started = time.monotonic()
     try:
         # Its own session: a Ctrl-C or SIGTERM meant for the worker must not end a decode as if the file failed.
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        # But it dies with the worker (setpriv's parent-death signal): a killed worker leaves no ffmpeg running on.
+        proc = subprocess.Popen(_dies_with_parent(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
         raise DecodeIncomplete(path, f"cannot run ffmpeg: {exc}") from exc
     assert proc.stderr is not None
@@ -222,6 +223,13 @@ def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> Decod
     if exit_code in _STOPPED:
         raise DecodeIncomplete(path, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s)
     return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
+
+
+def _dies_with_parent(args: list[str]) -> list[str]:
+    """*args* run so that the child is killed when the thread that started it ends (util-linux `setpriv
+    --pdeathsig`, where installed)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else args
 
 
 @cache

@@ -794,8 +794,13 @@ class _Run:
     def _go_offline(self, exc: Exception, pending: deque[_Pending]) -> None:
         """The catalogue is unreachable: keep copying into staging and journal what is staged."""
         if not self.offline:
-            logger.error("Catalogue unavailable while ingesting %r (%s): copying on, cataloguing later.",
-                         str(self.root), exc)
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001"):
+                logger.error("Catalogue conflict while ingesting %r (%s: the database rolled back this dock's open "
+                             "batch, a bug to report): copying on, journaled copies are catalogued next.",
+                             str(self.root), str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200])
+            else:
+                logger.error("Catalogue unavailable while ingesting %r (%s): copying on, cataloguing later.",
+                             str(self.root), exc)
             self.offline = True
             self.offline_reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
             with contextlib.suppress(OperationalError):

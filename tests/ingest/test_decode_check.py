@@ -374,3 +374,47 @@ def test_cli_checks_unchecked_recordings_and_shows_the_history(tmp_path, clips, 
     assert run_cli(env, "integrity", "check", "999999").exit_code == 2
     assert run_cli(env, "integrity", "check").exit_code == 2
     assert run_cli(env, "integrity", "history", "999999").exit_code == 2
+
+
+def test_a_killed_worker_leaves_no_decoder_running(tmp_path):
+    # Given a worker process decoding a long clip (a decode that takes many seconds)
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import wait_for
+
+    clip = tmp_path / "long.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=1280x720:rate=30:duration=120",
+                    "-c:v", "libx264", "-preset", "ultrafast", str(clip)], check=True)
+    script = ("import sys; from pathlib import Path; from ingest.decode_check import run_decode_check; "
+              "run_decode_check(Path(sys.argv[1]), timeout_s=600, threads=1)")
+    worker = subprocess.Popen([sys.executable, "-c", script, str(clip)], cwd=Path(__file__).resolve().parents[2],
+                              start_new_session=True)
+
+    def decoders() -> list[int]:
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmdline = (Path("/proc") / pid / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmdline and cmdline[0].endswith(b"ffmpeg") and str(clip).encode() in cmdline:
+                found.append(int(pid))
+        return found
+
+    try:
+        wait_for(lambda: decoders() != [], 30, "the decoder to start")
+        # When the worker is killed without warning
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        # Then its ffmpeg goes with it (its own session keeps it from a Ctrl-C, not from outliving the worker)
+        wait_for(lambda: decoders() == [], 10, "the orphaned decoder to be killed")
+    finally:
+        for pid in decoders():
+            os.kill(pid, signal.SIGKILL)
+        if worker.poll() is None:
+            worker.kill()

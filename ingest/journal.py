@@ -48,15 +48,16 @@ def _path(staging: Path, device_serial: str) -> Path:
     return staging / "journal" / f"{hashlib.sha256(device_serial.encode()).hexdigest()[:24]}.jsonl"
 
 
-def _lock_path(staging: Path, device_serial: str) -> Path:
-    return _path(staging, device_serial).with_suffix(".lock")
+def _lock_path(locks: Path, device_serial: str) -> Path:
+    return locks / f"{hashlib.sha256(device_serial.encode()).hexdigest()[:24]}.lock"
 
 
-def hold(staging: Path, device_serial: str) -> int | None:
+def hold(locks: Path, device_serial: str) -> int | None:
     """Mark *device_serial* as being ingested by this process for as long as the returned descriptor is open (an
     advisory lock other processes see: a station never replays, or closes the dock session of, a device that a
-    one-shot `evidence ingest` is still reading). None when another run holds it already (it is not waited for)."""
-    path = _lock_path(staging, device_serial)
+    one-shot `evidence ingest` is still reading). None when another run holds it already (it is not waited for).
+    The lock files live in *locks* ($EVIDENCE_HOME/locks), one small file per device, kept."""
+    path = _lock_path(locks, device_serial)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -72,9 +73,9 @@ def let_go(fd: int | None) -> None:
         os.close(fd)  # releases the lock
 
 
-def held(staging: Path, device_serial: str) -> bool:
+def held(locks: Path, device_serial: str) -> bool:
     """Whether some run (this process or another) is ingesting *device_serial* now."""
-    fd = hold(staging, device_serial)
+    fd = hold(locks, device_serial)
     if fd is None:
         return True
     let_go(fd)

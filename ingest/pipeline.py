@@ -315,7 +315,7 @@ class _Run:
         with _BUSY_LOCK:
             _BUSY.add(serial)
         self.journal = load_journal(self.settings.staging_dir, serial)
-        self._hold = journal.hold(self.settings.staging_dir, serial)  # other processes see this dock is live
+        self._hold = journal.hold(self.settings.home / "locks", serial)  # other processes see this dock is live
         if not serial.startswith(ANONYMOUS_SERIAL):
             try:
                 self.known = known_files.load(self.settings.home, serial)

@@ -260,7 +260,7 @@ class StationService:
         for serial in journaled_serials(self.settings.staging_dir):
             if serial in busy or serial in docked_serials or serial in self._replaying:
                 continue
-            if journal_held(self.settings.staging_dir, serial):
+            if journal_held(self.settings.home / "locks", serial):
                 continue  # another process (a one-shot `evidence ingest`) is still ingesting that device
             self._replaying.add(serial)
             self.pool.submit(self._replay, serial)
@@ -383,7 +383,7 @@ class StationService:
             with Session(self.engine) as session:
                 closed = close_open_sessions(
                     session, station=self.settings.station, now=utcnow(), actor=f"station:{self.settings.station}",
-                    exclude=open_docks(), live=lambda serial: journal_held(self.settings.staging_dir, serial),
+                    exclude=open_docks(), live=lambda serial: journal_held(self.settings.home / "locks", serial),
                     note="the station stopped (killed, crashed or lost power) or lost its catalogue before this dock "
                          "ended; what it copied is in staging and is catalogued from its journal or at the next dock "
                          "of the device")

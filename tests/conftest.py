@@ -151,6 +151,19 @@ def worm_store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S
     return store
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[object]:
+    """A started redis-server of the test's own (tests.redisserver.PrivateRedis), killed afterwards."""
+    from tests.redisserver import PrivateRedis
+
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
 def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
     """Poll *predicate* until true; fail naming *what* was awaited (tests never sleep blindly)."""
     deadline = time.monotonic() + timeout_s

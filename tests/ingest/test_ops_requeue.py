@@ -10,20 +10,17 @@ heartbeat was 2-10 s in the bench; P(no maintenance in 30 s â‰ˆ 40 polls) = 0.8â
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ingest.config import Settings
-from tests.conftest import _missing, wait_for
-from tests.s3server import _free_ports
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -69,30 +66,9 @@ os._exit(0)
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A private redis-server on a free port (killed by its pid afterwards)."""
-    server = shutil.which("redis-server")
-    if server is None:
-        _missing("redis-server")
-    import redis
-
-    (port,) = _free_ports(1)
-    proc = subprocess.Popen([str(server), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
-                            start_new_session=True)
-
-    def answers() -> bool:
-        try:
-            return bool(redis.Redis(host="127.0.0.1", port=port).ping())
-        except redis.exceptions.ConnectionError:
-            return False
-
-    try:
-        wait_for(answers, 20, "the private redis-server")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+def redis_url(private_redis) -> str:  # type: ignore[no-untyped-def]
+    """A private redis-server on a free port (tests.redisserver)."""
+    return str(private_redis.url)
 
 
 class Workers:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import _missing, make_bucket, wait_for
+from tests.conftest import make_bucket, wait_for
 from tests.ingest.conftest import bind_caller
 from tests.s3server import SeaweedServer, _free_ports
 
@@ -29,30 +27,9 @@ TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A private redis-server on a free port (killed by its pid afterwards)."""
-    server = shutil.which("redis-server")
-    if server is None:
-        _missing("redis-server")
-    import redis
-
-    (port,) = _free_ports(1)
-    proc = subprocess.Popen([str(server), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
-                            start_new_session=True)
-
-    def answers() -> bool:
-        try:
-            return bool(redis.Redis(host="127.0.0.1", port=port).ping())
-        except redis.exceptions.ConnectionError:
-            return False
-
-    try:
-        wait_for(answers, 20, "the private redis-server")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+def redis_url(private_redis) -> str:  # type: ignore[no-untyped-def]
+    """A private redis-server on a free port (tests.redisserver)."""
+    return str(private_redis.url)
 
 
 def _env(tmp_path: Path, redis_url: str, *, bucket: str, endpoint: str, access_key: str = "AK",

@@ -4,10 +4,6 @@ docked at two stations at once, a dock session left open by a killed run."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import subprocess
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +30,7 @@ from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.relay import reconcile_once, relay_once
 from ingest.runner import run_ingest, run_workers
 from storage import LocalStore
-from tests.conftest import _missing, running_station, wait_for
+from tests.conftest import running_station, wait_for
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -42,55 +38,6 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 def _states(engine) -> dict[int, str]:  # type: ignore[no-untyped-def]
     with Session(engine) as session:
         return {r.id: r.state for r in session.exec(select(Recording))}
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, killed and started again on the same data folder."""
-
-    def __init__(self, folder: Path) -> None:
-        from tests.s3server import _free_ports
-
-        server = shutil.which("redis-server")
-        if server is None:
-            _missing("redis-server")
-        self.binary = str(server)
-        (self.port,) = _free_ports(1)
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        self.proc = subprocess.Popen([self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-                                      str(self.folder), "--appendonly", "yes", "--save", ""],
-                                     stdout=subprocess.DEVNULL, start_new_session=True)
-
-        def answers() -> bool:
-            try:
-                return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping())
-            except redis.exceptions.ConnectionError:
-                return False
-
-        wait_for(answers, 20, "the private redis-server to answer")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def private_redis(tmp_path):  # type: ignore[no-untyped-def]
-    redis = PrivateRedis(tmp_path / "redis")
-    try:
-        yield redis
-    finally:
-        redis.kill()
 
 
 def _queued_settings(tmp_path: Path, catalog_url: str, broker: str, station: str = "station-1",
@@ -104,7 +51,6 @@ def _queued_settings(tmp_path: Path, catalog_url: str, broker: str, station: str
 def test_a_dead_broker_never_stops_a_dock_and_its_messages_go_when_it_returns(samples, tmp_path, catalog_url,
                                                                              private_redis):
     # Given a broker that died before the dock (every send is refused)
-    private_redis.start()
     private_redis.kill()
     settings = _queued_settings(tmp_path, catalog_url, private_redis.url)
     # When a device is ingested

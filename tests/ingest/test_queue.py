@@ -285,56 +285,22 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
 
 
 @pytest.mark.slow
-def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url):
-    import os
-    import shutil
-    import signal
-
-    from tests.conftest import _missing
-    from tests.s3server import _free_ports
-
-    server = shutil.which("redis-server")
-    if server is None:
-        _missing("redis-server")
-    (port,) = _free_ports(1)
-    data = tmp_path / "redis"
-    data.mkdir()
-
-    def start_redis() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-                                 "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL,
-                                start_new_session=True)
-        import redis
-
-        def answers() -> bool:
-            try:
-                return bool(redis.Redis(port=port, host="127.0.0.1").ping())
-            except redis.exceptions.ConnectionError:
-                return False
-
-        wait_for(answers, 20, "redis-server to start")
-        return proc
-
-    def stop_redis(proc: subprocess.Popen[bytes]) -> None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-
-    redis_proc = start_redis()
+def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, private_redis):
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
-                                  "EVIDENCE_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
+                                  "EVIDENCE_BROKER_URL": private_redis.url})
     stop = threading.Event()
     workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
     engine = open_catalog(settings.database_url)
     try:
         # Given messages queued while no worker runs, then the broker restarts (its journal keeps them)
         first = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
-        stop_redis(redis_proc)
-        redis_proc = start_redis()
+        private_redis.stop()
+        private_redis.start()
         # When workers start, and the broker restarts again under them
         workers.start()
         wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the restart")
-        stop_redis(redis_proc)
-        redis_proc = start_redis()
+        private_redis.stop()
+        private_redis.start()
         second = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
         # Then everything queued on either side of the restarts is archived
         wait_for(lambda: set(_states(engine).values()) == {"archived"}, 90, "archiving after a live restart")
@@ -344,7 +310,6 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url):
         if workers.is_alive():
             workers.join(timeout=60)
         engine.dispose()
-        stop_redis(redis_proc)
 
 
 def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url):

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -275,27 +271,9 @@ def test_an_unreachable_broker_with_messages_waiting_is_an_alarm_until_the_probe
 
 # -- the broker probe against real brokers --------------------------------------------------------------
 @pytest.fixture
-def private_redis(tmp_path):  # type: ignore[no-untyped-def]
-    server = shutil.which("redis-server")
-    if server is None:
-        _missing("redis-server")
-    (port,) = _free_ports(1)
-    proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path),
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
-    import redis
-
-    def answers() -> bool:
-        try:
-            return bool(redis.Redis(host="127.0.0.1", port=port).ping())
-        except redis.exceptions.ConnectionError:
-            return False
-
-    try:
-        wait_for(answers, 20, "the private redis-server to start")
-        yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+def redis_port(private_redis):  # type: ignore[no-untyped-def]
+    """A private redis-server's port (tests.redisserver)."""
+    return private_redis.port
 
 
 def _broker_settings(tmp_path: Path, url: str, namespace: str = "evidence") -> Settings:
@@ -319,10 +297,10 @@ def _send(broker, settings: Settings, archive: int, delayed: int, verify: int) -
         verify_actor.send(i)
 
 
-def test_queue_depths_of_a_real_redis_broker(private_redis, tmp_path):
+def test_queue_depths_of_a_real_redis_broker(redis_port, tmp_path):
     from ingest.broker import make_broker
 
-    settings = _broker_settings(tmp_path, f"redis://127.0.0.1:{private_redis}/0")
+    settings = _broker_settings(tmp_path, f"redis://127.0.0.1:{redis_port}/0")
     assert queue_depths(settings) == {"evidence-archive-station-q": 0, "evidence-derive": 0, "evidence-verify": 0}
     broker = make_broker(settings.broker_url, namespace=settings.queue_namespace)
     try:

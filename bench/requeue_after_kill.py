@@ -49,6 +49,7 @@ def worker_main(url: str, queue: str, namespace: str, heartbeat_ms: int, chance:
     import dramatiq
 
     from ingest.broker import make_broker
+    from ingest.runner import ARCHIVE_POLL_MS
 
     broker = make_broker(url, namespace=namespace, heartbeat_timeout_ms=heartbeat_ms, maintenance_chance=chance)
 
@@ -57,7 +58,8 @@ def worker_main(url: str, queue: str, namespace: str, heartbeat_ms: int, chance:
         time.sleep(seconds)
 
     dramatiq.actor(broker=broker, queue_name=queue, actor_name=ACTOR, max_retries=0, time_limit=86_400_000)(hold)
-    worker = dramatiq.Worker(broker, queues={queue}, worker_threads=threads)
+    # Polling as `evidence worker`'s archive pool does (every command may run the maintenance that requeues).
+    worker = dramatiq.Worker(broker, queues={queue}, worker_threads=threads, worker_timeout=ARCHIVE_POLL_MS)
     worker.start()
     _mark(marks / f"ready.{os.getpid()}")
     stop = threading.Event()

@@ -116,11 +116,15 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
             session.rollback()
             return str(state)
         mark_archived(session, recording, store, stored, actor=actor, retry=True)
+        # Committed before the manifest goes to the store: the catalogue's write lock (the custody head) is never
+        # held across that upload, so docks and other workers are not held up by it.
+        session.commit()
         try:
             write_manifest(session, store, recording, key, actor=actor)
+            session.commit()
         except StorageError as exc:
+            session.rollback()
             logger.warning("Recording %r archived without its manifest: %s", recording_id, exc)
-        session.commit()
         return recording.state
 
 

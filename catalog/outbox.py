@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, or_, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from catalog.models import ArchiveClaim, OutboxMessage, Recording, RecordingState
+from catalog.custody import CustodyKind
+from catalog.models import ArchiveClaim, CustodyEvent, OutboxMessage, Recording, RecordingState
 from catalog.types import utcnow
 
 __all__ = ["ARCHIVE_ACTOR", "Backlog", "add", "backlog", "claim", "claim_expires", "claimed", "db_now", "due",
@@ -86,16 +87,24 @@ def prune(session: Session, *, now: datetime) -> int:
 
 
 def reconcile(session: Session, *, station: str, now: datetime, after_s: float, limit: int = 1000) -> list[int]:
-    """Queue again (as outbox rows) every recording of *station* still `staged` after *after_s* seconds whose last
-    message is older than that and that no worker holds. Returns their ids."""
+    """Queue again (as outbox rows) every recording of *station* that needs its archive step — still `staged`, or
+    archived with no signed manifest recorded (a store failure or a crash between the two commits) — after
+    *after_s* seconds, when no message for it is waiting in the outbox or was sent since then, and no worker holds
+    or tried it since then. Returns their ids."""
     cutoff = now - timedelta(seconds=after_s)
+    # A message still unsent (the broker away) is in flight too: never a second row for it.
     recent = (select(OutboxMessage.recording_id)
-              .where(func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at) >= cutoff))
+              .where(or_(col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.sent_at) >= cutoff)))
     # Held now, or tried by a worker since the cutoff: its message is alive (retrying while the store is away).
     held = select(ArchiveClaim.recording_id).where(col(ArchiveClaim.expires_at) > cutoff)
+    sealed = select(CustodyEvent.recording_id).where(CustodyEvent.kind == CustodyKind.MANIFESTED.value,
+                                                     col(CustodyEvent.recording_id).is_not(None))
+    needs_work = or_(col(Recording.state) == RecordingState.STAGED.value,
+                     and_(col(Recording.state).in_([RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value]),
+                          col(Recording.id).not_in(sealed)))
     ids = [rid for rid in session.exec(
-        select(Recording.id).where(Recording.state == RecordingState.STAGED.value,
-                                   Recording.station_code == station, col(Recording.ingested_at) < cutoff,
+        select(Recording.id).where(needs_work, Recording.station_code == station,
+                                   col(Recording.ingested_at) < cutoff,
                                    col(Recording.id).not_in(recent), col(Recording.id).not_in(held))
         .order_by(col(Recording.id)).limit(limit)) if rid is not None]
     for recording_id in ids:

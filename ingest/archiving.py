@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from catalog import (
+    CustodyEvent,
     CustodyKind,
     Recording,
     RecordingNotFound,
@@ -35,7 +36,7 @@ from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
 from catalog.types import utcnow
 from ingest.errors import NotStagedHere, StagedCopyMissing
-from storage import EvidenceStore, StorageError, StoredObject
+from storage import EvidenceStore, ObjectExists, StorageError, StoredObject
 
 __all__ = ["archive_recording", "archive_staged", "mark_archived", "retention_at_hand_off"]
 
@@ -95,7 +96,11 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         if recording is None:
             raise RecordingNotFound(str(recording_id))
         if recording.state != RecordingState.STAGED.value:
-            return recording.state  # already done: a redelivered message
+            # Already archived (a redelivered or reconciled message): only its signed manifest may be missing.
+            if recording.state in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value) \
+                    and recording.station_code == station and not _sealed(session, recording_id):
+                _seal(session, store, recording, key, actor=actor)
+            return recording.state
         if recording.station_code != station:
             raise NotStagedHere(recording_id, recording.station_code, station)
         path = staging / recording.sha256
@@ -117,15 +122,31 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
             return str(state)
         mark_archived(session, recording, store, stored, actor=actor, retry=True)
         # Committed before the manifest goes to the store: the catalogue's write lock (the custody head) is never
-        # held across that upload, so docks and other workers are not held up by it.
+        # held across that upload, so docks and other workers are not held up by it. A manifest that fails (or a
+        # crash between the two) is written by the reconciler's next message for it (catalog.outbox.reconcile).
         session.commit()
-        try:
-            write_manifest(session, store, recording, key, actor=actor)
-            session.commit()
-        except StorageError as exc:
-            session.rollback()
-            logger.warning("Recording %r archived without its manifest: %s", recording_id, exc)
+        _seal(session, store, recording, key, actor=actor)
         return recording.state
+
+
+def _sealed(session: Session, recording_id: int) -> bool:
+    return session.exec(select(CustodyEvent.id).where(CustodyEvent.recording_id == recording_id,
+                                                      CustodyEvent.kind == CustodyKind.MANIFESTED.value)).first() \
+        is not None
+
+
+def _seal(session: Session, store: EvidenceStore, recording: Recording, key: Ed25519PrivateKey, *, actor: str) -> None:
+    """Write the archived recording's signed manifest; a failure is logged (ERROR) and left for the reconciler."""
+    try:
+        write_manifest(session, store, recording, key, actor=actor)
+        session.commit()
+    except ObjectExists as exc:
+        session.rollback()  # written by a run that died before recording it: `evidence verify` reads and checks it
+        logger.error("Recording %r: a manifest is in the store but not recorded in the catalogue (%s); "
+                     "`evidence verify` checks it.", recording.id, exc)
+    except Exception as exc:  # noqa: BLE001 - the archived state stands; the reconciler's next message seals it
+        session.rollback()
+        logger.error("Recording %r archived without its signed manifest yet: %s", recording.id, exc)
 
 
 def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: Ed25519PrivateKey,

@@ -407,3 +407,69 @@ def test_two_deliveries_racing_to_the_end_record_one_archive(samples, settings, 
         archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived",
                                                            CustodyEvent.recording_id == rid)).all()
     assert len(archived) == 1
+
+
+class _NoManifests(LocalStore):
+    """The real local store whose manifest writes fail (the store went away between the two commits)."""
+
+    def put_manifest(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from storage.errors import BackendUnavailable
+
+        raise BackendUnavailable("local", "manifest write: connection reset")
+
+
+def test_an_archived_recording_whose_manifest_failed_is_sealed_by_the_reconciler(samples, settings, engine):
+    # Given a recording archived while its signed manifest could not be written (attack, issue 14 review)
+    from catalog.manifests import MANIFEST_MISSING, read_manifests, trusted_fingerprints
+    from ingest.archiving import archive_recording
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine,
+                           store=LocalStore(settings.store_path), options=IngestOptions(defer_archive=True))
+    rid = report.recordings[0]["id"]
+    key = load_or_create_key(settings.station_key_path)
+    kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
+    assert archive_recording(engine, _NoManifests(settings.store_path), settings.staging_dir, rid, **kw) == "archived"
+    # When the reconciler runs later, the recording is queued again, and its message (the store back) seals it
+    with Session(engine) as session:
+        later = outbox.db_now(session) + timedelta(hours=1)
+        for row in session.exec(select(OutboxMessage)):
+            row.sent_at = row.created_at  # every original message was handed over long ago
+            session.add(row)
+        session.commit()
+        assert rid in outbox.reconcile(session, station=settings.station, now=later, after_s=600)
+        session.commit()
+    good = LocalStore(settings.store_path)
+    assert archive_recording(engine, good, settings.staging_dir, rid, **kw) == "archived"
+    # Then its manifest is in the store and recorded; and it is not queued again
+    with Session(engine) as session:
+        recording = session.get(Recording, rid)
+        assert recording is not None
+        manifests = read_manifests(good, recording, trusted=trusted_fingerprints(session, good))
+        assert manifests[1] != MANIFEST_MISSING and isinstance(manifests[1], dict)
+        manifested = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "manifested",
+                                                             CustodyEvent.recording_id == rid)).all()
+        assert len(manifested) == 1
+        for row in session.exec(select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None))):
+            row.sent_at = later
+            session.add(row)
+        session.commit()
+        assert rid not in outbox.reconcile(session, station=settings.station, now=later + timedelta(hours=1),
+                                           after_s=600)
+
+
+def test_the_reconciler_adds_nothing_while_messages_wait_for_a_broker_that_is_away(samples, settings, engine, store):
+    # Given staged recordings whose messages wait in the outbox (the broker away for hours)
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True))
+    staged = len(report.recordings)
+    with Session(engine) as session:
+        now = outbox.db_now(session)
+    # When the reconciler passes hourly for six hours
+    for hour in range(1, 7):
+        with Session(engine) as session:
+            assert outbox.reconcile(session, station=settings.station, now=now + timedelta(hours=hour),
+                                    after_s=600) == []
+            session.commit()
+    # Then there is still one waiting message per recording
+    with Session(engine) as session:
+        assert outbox.backlog(session, station=settings.station).count == staged

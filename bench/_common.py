@@ -88,3 +88,19 @@ def object_lock_server(name: str, *buckets: str) -> Iterator[tuple[Any, Any]]:
         yield server, client
     finally:
         server.stop()
+
+
+@contextmanager
+def private_redis(folder: Path) -> Iterator[str]:
+    """A redis-server of the run's own (tests.redisserver: a free 127.0.0.1 port, its own folder); its URL. Stopped
+    by its pid afterwards."""
+    if shutil.which("redis-server") is None:
+        raise SystemExit("needs redis-server on PATH")
+    from tests.redisserver import PrivateRedis
+
+    server = PrivateRedis(fresh_dir(folder))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -36,42 +36,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, median, object_lock_server, temporary_databases  # noqa: E402
+from bench._common import (  # noqa: E402
+    OUT,
+    evict,
+    fresh_dir,
+    median,
+    object_lock_server,
+    private_redis,
+    temporary_databases,
+)
 from bench.copy_hash import make_sources  # noqa: E402
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
 #: How long one run may take before the benchmark gives up (a stuck queue is a failure, not a slow result).
 RUN_LIMIT_S = 1800.0
-
-
-@contextmanager
-def private_redis(folder: Path) -> Iterator[str]:
-    """A redis-server on a free 127.0.0.1 port with its own folder; its URL. Stopped by its pid afterwards."""
-    import redis
-
-    from tests.s3server import _free_ports
-
-    server = shutil.which("redis-server")
-    if server is None:
-        raise SystemExit("needs redis-server on PATH")
-    (port,) = _free_ports(1)
-    proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(fresh_dir(folder)),
-                             "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if redis.Redis(host="127.0.0.1", port=port).ping():
-                    break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"redis-server did not answer on port {port}") from None
-                time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.s3server import _free_ports  # noqa: E402
+from bench._common import private_redis  # noqa: E402
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ACTOR = "requeue_bench_hold"
@@ -188,27 +188,6 @@ def busy_check(target: Target, root: Path, watch_s: float) -> dict[str, int]:
             _stop(proc)
 
 
-def _redis(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        raise SystemExit("needs redis-server on PATH")
-    (port,) = _free_ports(1)
-    proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--dir", str(root)], stdout=subprocess.DEVNULL, start_new_session=True)
-    import redis
-
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if redis.Redis(host="127.0.0.1", port=port).ping():
-                break
-        except redis.exceptions.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
 def _run(target: Target, runs: int, root: Path, timebox_s: float) -> None:
     results: list[tuple[float | None, float]] = [(None, 0.0)] * runs
     errors: list[BaseException] = []
@@ -245,34 +224,32 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(os.environ.get("TMPDIR", "/tmp")) / f"requeue-bench-{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True)
-    redis_proc, redis_url = _redis(root)
-    chosen = set(args.only or ["default", "ours", "tight", "rabbit", "busy"])
-    if args.skip_default:
-        chosen.discard("default")
     try:
-        jobs = []
-        if "default" in chosen:
-            jobs.append((Target("redis, dramatiq defaults (60 s, 1000)", redis_url, 60_000, 1000),
-                         args.default_timebox))
-        if "ours" in chosen:
-            jobs.append((Target("redis, ours (30 s, 50000)", redis_url, 30_000, 50_000), 300.0))
-        if "tight" in chosen:
-            jobs.append((Target("redis, tight (3 s, 200000)", redis_url, 3_000, 200_000), 120.0))
-        if "rabbit" in chosen:
-            jobs.append((Target("rabbitmq", args.rabbit_url), 120.0))
-        threads = [threading.Thread(target=_run, args=(target, args.runs, root, box)) for target, box in jobs]
-        for t in threads:
-            t.start()
-        if "busy" in chosen:
-            starts = busy_check(Target("busy", redis_url, 3_000, 1_000_000), root, watch_s=20.0)
-            twice = {k: v for k, v in starts.items() if v > 1}
-            print(f"busy live worker (redis, heartbeat 3 s, maintenance on every command, 20 s): "
-                  f"{len(starts)} message(s) started, {twice or 'none'} started twice", flush=True)
-        for t in threads:
-            t.join()
+        with private_redis(root / "redis") as redis_url:
+            chosen = set(args.only or ["default", "ours", "tight", "rabbit", "busy"])
+            if args.skip_default:
+                chosen.discard("default")
+            jobs = []
+            if "default" in chosen:
+                jobs.append((Target("redis, dramatiq defaults (60 s, 1000)", redis_url, 60_000, 1000),
+                             args.default_timebox))
+            if "ours" in chosen:
+                jobs.append((Target("redis, ours (30 s, 50000)", redis_url, 30_000, 50_000), 300.0))
+            if "tight" in chosen:
+                jobs.append((Target("redis, tight (3 s, 200000)", redis_url, 3_000, 200_000), 120.0))
+            if "rabbit" in chosen:
+                jobs.append((Target("rabbitmq", args.rabbit_url), 120.0))
+            threads = [threading.Thread(target=_run, args=(target, args.runs, root, box)) for target, box in jobs]
+            for t in threads:
+                t.start()
+            if "busy" in chosen:
+                starts = busy_check(Target("busy", redis_url, 3_000, 1_000_000), root, watch_s=20.0)
+                twice = {k: v for k, v in starts.items() if v > 1}
+                print(f"busy live worker (redis, heartbeat 3 s, maintenance on every command, 20 s): "
+                      f"{len(starts)} message(s) started, {twice or 'none'} started twice", flush=True)
+            for t in threads:
+                t.join()
     finally:
-        os.killpg(redis_proc.pid, signal.SIGTERM)
-        redis_proc.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -12,7 +12,26 @@ from pathlib import Path
 from tests.conftest import _missing, wait_for
 from tests.s3server import _free_ports
 
-__all__ = ["PrivateRedis"]
+__all__ = ["PrivateRedis", "answers", "server_args"]
+
+
+def server_args(binary: str, port: int, folder: Path) -> list[str]:
+    """redis-server on 127.0.0.1:*port*, its append-only journal in *folder*, no snapshots."""
+    return [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder), "--appendonly", "yes",
+            "--save", ""]
+
+
+def answers(port: int) -> bool:
+    """Whether the redis-server on 127.0.0.1:*port* answers a PING (within a second)."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 class PrivateRedis:
@@ -31,23 +50,11 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def answers(self) -> bool:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        except redis.exceptions.RedisError:
-            return False
-        finally:
-            client.close()
-
     def start(self) -> None:
         out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
-        self.proc = subprocess.Popen([self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-                                      str(self.folder), "--appendonly", "yes", "--save", ""],
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self.answers, 30, f"the private redis-server on port {self.port} to answer")
+        self.proc = subprocess.Popen(server_args(self.binary, self.port, self.folder), stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: answers(self.port), 30, f"the private redis-server on port {self.port} to answer")
 
     def _signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -42,6 +42,7 @@ from ingest.config import Settings
 from ingest.wiring import open_store
 from storage import S3WormStore
 from tests.conftest import PG_ADMIN_URL, _missing, _postgres_database, make_bucket, wait_for
+from tests.redisserver import answers, server_args
 from tests.s3server import SeaweedServer, _free_ports, find_weed
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
@@ -119,24 +120,12 @@ class RedisServer:
         folder.mkdir(parents=True)
         (self.port,) = _free_ports(1)
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = Proc("redis", [str(server), "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-                                   str(folder), "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
-                         dict(os.environ), logs / "redis.log")
-
-    def answers(self) -> bool:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        except redis.exceptions.RedisError:
-            return False
-        finally:
-            client.close()
+        # tests.redisserver's command line, run as one of this harness's processes (its log, its teardown)
+        self.proc = Proc("redis", server_args(str(server), self.port, folder), dict(os.environ), logs / "redis.log")
 
     def start(self) -> None:
         self.proc.start()
-        wait_for(self.answers, 30, f"redis-server on port {self.port} to answer")
+        wait_for(lambda: answers(self.port), 30, f"redis-server on port {self.port} to answer")
 
     def kill(self) -> None:
         self.proc.kill()

@@ -27,6 +27,26 @@ from ingest.pipeline import IngestOptions  # noqa: E402
 from ingest.runner import run_ingest  # noqa: E402
 
 
+def aws_cli() -> str:
+    """The AWS CLI of this environment (the [bench] extra), the baseline of the S3 benchmarks."""
+    aws = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
+    if not Path(aws).exists():
+        raise SystemExit("needs the AWS CLI (pip install awscli)")
+    return aws
+
+
+def dcim_device(name: str, files: int, total_mib: int) -> tuple[Path, Path, float]:
+    """A "device" (bench/out/<name>-device) whose DCIM/100BENCH folder holds *files* clips of *total_mib* in all,
+    hard links to bench/out/<name>-src (same bytes, no extra disk): (device, that folder, GiB in all)."""
+    sources = make_sources(OUT / f"{name}-src", files, total_mib // files)
+    device = fresh_dir(OUT / f"{name}-device")
+    folder = device / "DCIM" / "100BENCH"
+    folder.mkdir(parents=True)
+    for i, src in enumerate(sources):
+        os.link(src, folder / f"MVI_{i:04d}.MP4")
+    return device, folder, sum(s.stat().st_size for s in sources) / 2**30
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--total-mib", type=int, default=4096)
@@ -34,16 +54,8 @@ def main() -> None:
     parser.add_argument("--part-mib", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    aws = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
-    if not Path(aws).exists():
-        raise SystemExit("needs the AWS CLI (pip install awscli)")
-    sources = make_sources(OUT / "s3-src", args.files, args.total_mib // args.files)
-    device = fresh_dir(OUT / "s3-device")
-    folder = device / "DCIM" / "100BENCH"
-    folder.mkdir(parents=True)
-    for i, src in enumerate(sources):
-        os.link(src, folder / f"MVI_{i:04d}.MP4")  # same bytes, no extra disk
-    total_gib = sum(s.stat().st_size for s in sources) / 2**30
+    aws = aws_cli()
+    device, folder, total_gib = dcim_device("s3", args.files, args.total_mib)
 
     try:
         with object_lock_server("s3-weed", "baseline", "evidence") as (server, _client):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -45,7 +44,7 @@ from bench._common import (  # noqa: E402
     private_redis,
     temporary_databases,
 )
-from bench.copy_hash import make_sources  # noqa: E402
+from bench.archive_s3 import aws_cli, dcim_device  # noqa: E402
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
 #: How long one run may take before the benchmark gives up (a stuck queue is a failure, not a slow result).
@@ -195,16 +194,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
-    aws = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
-    if not Path(aws).exists():
-        raise SystemExit("needs the AWS CLI (pip install awscli)")
-    sources = make_sources(OUT / "queued-src", args.files, args.total_mib // args.files)
-    device = fresh_dir(OUT / "queued-device")
-    folder = device / "DCIM" / "100BENCH"
-    folder.mkdir(parents=True)
-    for i, src in enumerate(sources):
-        os.link(src, folder / f"MVI_{i:04d}.MP4")  # same bytes, no extra disk
-    total_gib = sum(s.stat().st_size for s in sources) / 2**30
+    aws = aws_cli()
+    device, folder, total_gib = dcim_device("queued", args.files, args.total_mib)
     buckets = [f"{kind}-r{n}" for n in range(args.rounds) for kind in ("baseline", "evidence")]
     times: dict[str, list[float]] = {"baseline": [], "ours": []}
     try:

@@ -40,7 +40,7 @@ from ingest.archiving import archive_recording
 from ingest.config import Settings
 from ingest.decode_check import DecodeTimedOut, check_recording
 from ingest.derive import derive_recording
-from ingest.errors import DeriveFailed, NotStagedHere, StagedCopyMissing
+from ingest.errors import DeriveFailed, NotStagedHere, StagedCopyMissing, first_line
 from storage import EvidenceStore, HashMismatch, StorageError
 
 __all__ = ["Actors", "ClaimHeld", "WorkerContext", "archive_claim", "declare_actors", "queue_names"]
@@ -59,11 +59,6 @@ class ClaimHeld(Exception):
         self.remaining_s = max(remaining_s, 0.0)
         super().__init__(f"recording {recording_id} is being archived by another worker; trying again in "
                          f"{self.remaining_s:.0f} s if it is still staged then")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
 @contextmanager
@@ -196,8 +191,8 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
             raise
         except (StorageError, OperationalError, CatalogUnavailable) as exc:
             # Transient (the store or the catalogue is away): one line, no traceback; the retry policy tries again.
-            logger.warning("Recording %r stays staged for now: %s", recording_id, _first_line(exc))
-            raise Retry(_first_line(exc)) from None
+            logger.warning("Recording %r stays staged for now: %s", recording_id, first_line(exc))
+            raise Retry(first_line(exc)) from None
         if state in ("archived", "verified"):
             logger.info("Archived recording %r (%s) in %.1f s.", recording_id, state, time.monotonic() - started)
             actors.derive.send(recording_id)

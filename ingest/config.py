@@ -197,6 +197,11 @@ class Settings:
                                zone=self.station_tz)
 
     @property
+    def locks_dir(self) -> Path:
+        """One lock file per device a run is ingesting (ingest.journal.hold)."""
+        return self.home / "locks"
+
+    @property
     def status_path(self) -> Path:
         return self.home / "station-status.json"
 

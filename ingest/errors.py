@@ -22,7 +22,16 @@ from pathlib import Path
 from catalog import CatalogUnavailable
 
 __all__ = ["CatalogueDeferred", "ConfigInvalid", "CopyFailed", "DecodeIncomplete", "DecodeTimedOut", "DeriveFailed",
-           "DeviceGone", "IngestError", "NotStagedHere", "SampleToolMissing", "StagedCopyMissing", "UnsafeName"]
+           "DeviceGone", "IngestError", "NotStagedHere", "SampleToolMissing", "StagedCopyMissing", "UnsafeName",
+           "first_line"]
+
+
+def first_line(exc: BaseException, limit: int | None = 300) -> str:
+    """What to log of *exc* in one line: the database driver's own message for SQLAlchemy errors (`orig`), its first
+    line, at most *limit* characters (the exception's type name when it says nothing)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line[:limit] if limit is not None else line
 
 
 class IngestError(Exception):

@@ -66,7 +66,7 @@ from ingest import journal, known_files
 from ingest.archiving import archive_staged, mark_archived
 from ingest.cataloguing import RowContext, new_recording
 from ingest.config import Settings
-from ingest.errors import CatalogueDeferred, CopyFailed, DeviceGone
+from ingest.errors import CatalogueDeferred, CopyFailed, DeviceGone, first_line
 from ingest.identity import DeviceIdentity, read_identity
 from ingest.journal import JournalEntry
 from ingest.journal import forget as forget_journal
@@ -315,7 +315,7 @@ class _Run:
         with _BUSY_LOCK:
             _BUSY.add(serial)
         self.journal = load_journal(self.settings.staging_dir, serial)
-        self._hold = journal.hold(self.settings.home / "locks", serial)  # other processes see this dock is live
+        self._hold = journal.hold(self.settings.locks_dir, serial)  # other processes see this dock is live
         if not serial.startswith(ANONYMOUS_SERIAL):
             try:
                 self.known = known_files.load(self.settings.home, serial)
@@ -797,12 +797,12 @@ class _Run:
             if getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001"):
                 logger.error("Catalogue conflict while ingesting %r (%s: the database rolled back this dock's open "
                              "batch, a bug to report): copying on, journaled copies are catalogued next.",
-                             str(self.root), str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200])
+                             str(self.root), first_line(exc, 200))
             else:
                 logger.error("Catalogue unavailable while ingesting %r (%s): copying on, cataloguing later.",
                              str(self.root), exc)
             self.offline = True
-            self.offline_reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+            self.offline_reason = first_line(exc)
             with contextlib.suppress(OperationalError):
                 self.session.rollback()
             self._to_remember.clear()  # never committed: never remembered

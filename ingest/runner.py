@@ -24,6 +24,7 @@ from ingest.actors import Actors, WorkerContext, declare_actors, queue_names
 from ingest.anchoring import anchor_chain
 from ingest.broker import make_broker_for
 from ingest.config import Settings
+from ingest.errors import first_line
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
 from ingest.relay import reconcile_once, relay_once
 from ingest.wiring import catalog_engine, open_store
@@ -115,7 +116,7 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, sch
                     reconcile_once(engine, station=settings.station, after_s=settings.reconcile_after_s)
                     relay_once(engine, actors.send, station=settings.station)
                 except Exception as exc:  # noqa: BLE001 - the catalogue is away: the next tick tries again
-                    logger.warning("Outbox relay skipped: %s", str(getattr(exc, "orig", exc)).strip()[:300])
+                    logger.warning("Outbox relay skipped: %s", first_line(exc))
             if not schedule:
                 stop.wait(settings.outbox_relay_s)
                 continue

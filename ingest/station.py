@@ -36,6 +36,7 @@ from ingest.broker import make_broker_for
 from ingest.clearing import clear_device
 from ingest.config import Settings
 from ingest.dock_watcher import DockWatcher, Volume
+from ingest.errors import first_line
 from ingest.journal import held as journal_held
 from ingest.journal import journaled_serials
 from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder, open_docks
@@ -260,7 +261,7 @@ class StationService:
         for serial in journaled_serials(self.settings.staging_dir):
             if serial in busy or serial in docked_serials or serial in self._replaying:
                 continue
-            if journal_held(self.settings.home / "locks", serial):
+            if journal_held(self.settings.locks_dir, serial):
                 continue  # another process (a one-shot `evidence ingest`) is still ingesting that device
             self._replaying.add(serial)
             self.pool.submit(self._replay, serial)
@@ -303,7 +304,7 @@ class StationService:
                                    protect=set())
         except OperationalError as exc:
             logger.warning("Staging sweep skipped: the catalogue is unreachable (%s).",
-                           str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200])
+                           first_line(exc, 200))
             return
         except Exception:  # noqa: BLE001 - retried at the next sweep; never stops the station
             logger.exception("Staging sweep failed; will retry.")
@@ -383,7 +384,7 @@ class StationService:
             with Session(self.engine) as session:
                 closed = close_open_sessions(
                     session, station=self.settings.station, now=utcnow(), actor=f"station:{self.settings.station}",
-                    exclude=open_docks(), live=lambda serial: journal_held(self.settings.home / "locks", serial),
+                    exclude=open_docks(), live=lambda serial: journal_held(self.settings.locks_dir, serial),
                     note="the station stopped (killed, crashed or lost power) or lost its catalogue before this dock "
                          "ended; what it copied is in staging and is catalogued from its journal or at the next dock "
                          "of the device")

@@ -32,6 +32,7 @@ from catalog.alarms import staged_overdue, station_backlog
 from catalog.types import utcnow
 from ingest.actors import queue_names
 from ingest.config import Settings
+from ingest.errors import first_line
 
 __all__ = ["ALARM_KINDS", "BYTES_WINDOW_S", "PROBE_TIMEOUT_S", "STAGES", "BrokerProbe", "StationMetrics",
            "liveness", "probe_broker", "queue_depths"]
@@ -55,11 +56,6 @@ BrokerProbe = Callable[[], tuple[bool, dict[str, int]]]
 #: Errors that mean "the catalogue cannot be read now" (a refused connection is an OperationalError; a catalogue
 #: left unmigrated by a start during an outage fails the same way, and equally needs a person).
 _CATALOGUE_DOWN = (SQLAlchemyError, CatalogUnavailable)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def liveness(status: dict[str, Any], now: datetime, heartbeat_s: float) -> dict[str, Any]:
@@ -293,8 +289,8 @@ class StationMetrics:
                 overdue = staged_overdue(session, now=now, older_than_s=staged_alarm_s, station=self.station)
         except _CATALOGUE_DOWN as exc:
             self._set("catalogue_unreachable", True,
-                      f"the catalogue does not answer: {_first_line(exc)}; copies are staged and journaled until it "
-                      "does; check the database server and the network to it", now)
+                      f"the catalogue does not answer: {first_line(exc, None)}; copies are staged and journaled "
+                      "until it does; check the database server and the network to it", now)
             self._catalogue.set(0)
             with self._lock:
                 self._decide_broker(now)

@@ -79,7 +79,7 @@ from ingest.scan import DeviceFile, scan_device, sidecar_path
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, StorageError, StoredObject
 
-__all__ = ["IngestOptions", "IngestReport", "busy_serials", "catalogue_journal", "ingest_folder", "open_docks"]
+__all__ = ["IngestOptions", "IngestReport", "busy_serials", "catalogue_journal", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,6 @@ ARCHIVES_IN_FLIGHT = 2
 _REGISTER_LOCK = threading.Lock()
 #: Device serials an ingest run of this process is working on (their journals are live, not left over).
 _BUSY: set[str] = set()
-#: Dock sessions this process is running (never closed as abandoned by another run).
-_OPEN_DOCKS: set[int] = set()
 _BUSY_LOCK = threading.Lock()
 #: How often a paused ingest looks for staging space again.
 DISK_FULL_POLL_S = 0.5
@@ -102,12 +100,6 @@ LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Catalog commits are grouped: at most this many files or this many seconds per transaction.
 COMMIT_EVERY_FILES = 64
 COMMIT_EVERY_S = 1.0
-
-
-def open_docks() -> set[int]:
-    """Dock sessions this process is running now."""
-    with _BUSY_LOCK:
-        return set(_OPEN_DOCKS)
 
 
 def busy_serials() -> set[str]:
@@ -388,18 +380,15 @@ class _Run:
         })
         if self.journal and self._hold is not None:
             # An earlier dock of this device journaled its copies and never ended (catalogue away, station killed):
-            # it ends now, saying so, and this dock catalogues what it staged.
+            # it ends now, saying so, and this dock catalogues what it staged. Holding the device's run lock, this
+            # run is the only live one of it in any process: every other open session of it is abandoned.
             assert dock.id is not None
-            close_open_sessions(s, station=self.settings.station, device_serial=serial,
-                                exclude={dock.id, *open_docks()},
+            close_open_sessions(s, station=self.settings.station, device_serial=serial, exclude={dock.id},
                                 now=utcnow(), actor=opts.actor,
                                 note=f"ended before its files were catalogued (the catalogue was unreachable, or "
                                      f"the station stopped); what it copied was journaled in staging and is "
                                      f"catalogued by dock session {dock.id}")
         s.commit()
-        assert dock.id is not None
-        with _BUSY_LOCK:
-            _OPEN_DOCKS.add(dock.id)
         self._dock_id = dock.id
         self.report.dock_session_id, self.report.profile, self.report.device_serial = (dock.id, profile.name, serial)
 
@@ -873,7 +862,6 @@ class _Run:
             journal.let_go(getattr(self, "_hold", None))
             with _BUSY_LOCK:
                 _BUSY.discard(getattr(self, "serial", ""))
-                _OPEN_DOCKS.discard(self._dock_id or -1)
 
     def _finish(self) -> None:
         try:

@@ -39,7 +39,7 @@ from ingest.dock_watcher import DockWatcher, Volume
 from ingest.errors import first_line
 from ingest.journal import held as journal_held
 from ingest.journal import journaled_serials
-from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder, open_docks
+from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder
 from ingest.relay import RelayResult, relay_once
 from ingest.staging_sweep import sweep_staging
 from ingest.station_health import StationMetrics, liveness, probe_broker
@@ -384,7 +384,7 @@ class StationService:
             with Session(self.engine) as session:
                 closed = close_open_sessions(
                     session, station=self.settings.station, now=utcnow(), actor=f"station:{self.settings.station}",
-                    exclude=open_docks(), live=lambda serial: journal_held(self.settings.locks_dir, serial),
+                    live=lambda serial: journal_held(self.settings.locks_dir, serial),
                     note="the station stopped (killed, crashed or lost power) or lost its catalogue before this dock "
                          "ended; what it copied is in staging and is catalogued from its journal or at the next dock "
                          "of the device")

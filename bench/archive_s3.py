@@ -24,7 +24,7 @@ from bench._common import OUT, evict, fresh_dir, object_lock_server  # noqa: E40
 from bench.copy_hash import make_sources  # noqa: E402
 from ingest.config import Settings  # noqa: E402
 from ingest.pipeline import IngestOptions  # noqa: E402
-from ingest.runner import run_ingest  # noqa: E402
+from ingest.queue.workers import run_ingest  # noqa: E402
 
 
 def aws_cli() -> str:

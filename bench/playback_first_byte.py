@@ -32,7 +32,7 @@ from bench._common import OUT, evict, fresh_dir, object_lock_server  # noqa: E40
 from catalog import DerivedMedia, Recording, open_catalog  # noqa: E402
 from catalog.types import utcnow  # noqa: E402
 from catalog.users import add_user, set_password  # noqa: E402
-from catalog.web import WebConfig, create_app  # noqa: E402
+from evidence.web import WebConfig, create_app  # noqa: E402
 from storage import EvidenceStore, LocalStore, S3WormStore, derived_key  # noqa: E402
 from tests.s3server import find_weed  # noqa: E402
 

@@ -48,8 +48,8 @@ def worker_main(url: str, queue: str, namespace: str, heartbeat_ms: int, chance:
     """A worker process: takes `hold` messages, marks each start with the time, blocks for the asked time."""
     import dramatiq
 
-    from ingest.broker import make_broker
-    from ingest.runner import ARCHIVE_POLL_MS
+    from ingest.queue.broker import make_broker
+    from ingest.queue.workers import ARCHIVE_POLL_MS
 
     broker = make_broker(url, namespace=namespace, heartbeat_timeout_ms=heartbeat_ms, maintenance_chance=chance)
 
@@ -94,7 +94,7 @@ def _wait_path(path: Path, timeout_s: float) -> bool:
 def _sender(target: Target, queue: str, namespace: str) -> object:
     import dramatiq
 
-    from ingest.broker import make_broker
+    from ingest.queue.broker import make_broker
 
     broker = make_broker(target.url, namespace=namespace, heartbeat_timeout_ms=target.heartbeat_ms,
                          maintenance_chance=target.chance)

@@ -23,7 +23,7 @@ from bench._common import OUT, evict, fresh_dir  # noqa: E402
 from catalog import open_catalog  # noqa: E402
 from ingest.config import Settings  # noqa: E402
 from ingest.pipeline import ingest_folder  # noqa: E402
-from ingest.station import StationService  # noqa: E402
+from ingest.station.service import StationService  # noqa: E402
 from storage import LocalStore  # noqa: E402
 
 

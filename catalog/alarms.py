@@ -5,7 +5,7 @@ is store-and-forward working as designed. Staged for longer than the configured 
 default one hour) it is an alarm: the station status, `evidence station status`, the web app's `/health` and the
 `evidence_staged_overdue_recordings` Prometheus gauge all show it.
 
-`station_backlog` and `failures_by_stage` feed the gauges of `ingest.station_health` (a station's own endpoint) and
+`station_backlog` and `failures_by_stage` feed the gauges of `ingest.station.health` (a station's own endpoint) and
 the web app's `/metrics` (the whole archive): counts and ages, so an alert rule can say how long something has
 waited rather than only that it has.
 """

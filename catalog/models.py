@@ -480,7 +480,7 @@ class ViewingAccess(SQLModel, table=True):
 
 class OutboxMessage(SQLModel, table=True):
     """A queue message written in the same transaction as the rows it names (the transactional outbox): a broker
-    outage never loses it; `ingest.relay` hands it to the broker when it answers. Not evidence: sent rows are
+    outage never loses it; `ingest.queue.relay` hands it to the broker when it answers. Not evidence: sent rows are
     pruned after a week."""
 
     __tablename__ = "outbox"

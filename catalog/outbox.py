@@ -1,7 +1,7 @@
 """The transactional outbox and archive claims: queue work that survives a broker outage and never runs twice.
 
 A station writes an outbox row in the same transaction as the recording it names, so a committed recording always
-has its archive message, whether or not the broker answers at that moment; `ingest.relay` hands unsent rows to the
+has its archive message, whether or not the broker answers at that moment; `ingest.queue.relay` hands unsent rows to the
 broker when it does. The reconciler (`reconcile`) queues again what stayed `staged` too long with no message sent
 for it recently and no worker holding it. A worker claims a recording before uploading it (`claim`, renewed while
 the upload runs), so a message delivered twice (a requeue after a worker died, a reconciled duplicate) never puts
@@ -25,7 +25,7 @@ from catalog.types import utcnow
 __all__ = ["ARCHIVE_ACTOR", "Backlog", "add", "backlog", "claim", "claim_expires", "claimed", "db_now", "due",
            "mark_sent", "prune", "queue_staged", "reconcile", "release", "unsent"]
 
-#: The archive actor's wire name (ingest.actors declares it with this name).
+#: The archive actor's wire name (ingest.queue.actors declares it with this name).
 ARCHIVE_ACTOR = "ingest.archive_recording"
 #: Sent rows are kept this long (a record of what was queued when), then pruned.
 KEEP_SENT = timedelta(days=7)

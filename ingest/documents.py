@@ -172,7 +172,7 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
 
 
 def document_attacher(settings: Settings, store: EvidenceStore, key: Ed25519PrivateKey) -> Attach:
-    """`attach_document` for the web application's upload on the case page (catalog.web.deps.Attach)."""
+    """`attach_document` for the web application's upload on the case page (evidence.web.deps.Attach)."""
     def attach(session: Session, case: Case, path: Path, *, title: str, by: str,
                dated: date | None) -> tuple[Recording, bool]:
         result = attach_document(session, store, settings, case, path, title=title, by=by, key=key, dated=dated)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from device_profiles import DeviceProfile, HousekeepingRule
+from ingest.describe.structure import HEAD_BYTES, sniff_format
 from ingest.errors import DeviceGone
-from ingest.integrity import HEAD_BYTES, sniff_format
 from ingest.names import display_name, glob_regex, matches_any, name_warnings
 from ingest.transfer import open_device_file
 

@@ -188,7 +188,7 @@ def station_settings(tmp_path: Path, catalog_url: str) -> Settings:
 @contextmanager
 def running_station(settings: Settings) -> Iterator[object]:
     """A StationService running on a thread for the duration of the block."""
-    from ingest.station import StationService
+    from ingest.station.service import StationService
 
     service = StationService(settings)
     stop = threading.Event()
@@ -220,3 +220,9 @@ def as_attacker(engine: Engine) -> None:
         else:
             conn.execute(text("DROP TRIGGER IF EXISTS custody_event_no_update"))
             conn.execute(text("DROP TRIGGER IF EXISTS custody_event_no_delete"))
+
+
+@pytest.fixture
+def env(tmp_path: Path, catalog_url: str) -> dict[str, str]:
+    """The environment of an `evidence` command run by a test (tests/cli.py): its own home and the test catalogue."""
+    return {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}

@@ -19,7 +19,7 @@ import piexif
 import pillow_heif
 from PIL import Image
 
-from ingest.bmff import INSV_MAGIC
+from ingest.describe.bmff import INSV_MAGIC
 from ingest.errors import SampleToolMissing
 from ingest.samples import exif_dms, run_ffmpeg
 

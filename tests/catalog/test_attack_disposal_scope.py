@@ -12,9 +12,9 @@ from sqlmodel import Session
 from catalog import DisposalBatch, Officer
 from catalog.models import Recording
 from catalog.types import utcnow
-from catalog.web import WebConfig, create_app
+from evidence.web import WebConfig, create_app
 from tests.catalog.test_retention_store import KEY, POLICY, _archived, _wait_until
-from tests.ingest.conftest import run_cli
+from tests.cli import run_cli
 from tests.webhelpers import add_web_users, form_token, web_login
 
 OLD = datetime(2025, 1, 1, tzinfo=UTC)

@@ -26,7 +26,7 @@ from catalog.signing import fingerprint, load_or_create_key, public_key_b64, sig
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
 from catalog.verification import select_recordings, verify_archive
-from ingest.cli import main
+from evidence.cli.main import main
 from storage import LocalStore, S3WormStore
 from tests.conftest import _missing, as_attacker
 

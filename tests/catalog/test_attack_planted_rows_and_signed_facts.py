@@ -40,7 +40,7 @@ from tests.catalog.test_attack_retention_state import (
     verify_all,
 )
 from tests.catalog.test_retention_store import _wait_until
-from tests.ingest.conftest import run_cli
+from tests.cli import run_cli
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 

@@ -29,7 +29,7 @@ from catalog.restamping import change_stamp
 from ingest.config import Settings
 from ingest.samples import make_wav
 from storage import LocalStore, object_key
-from tests.ingest.conftest import run_cli
+from tests.cli import run_cli
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 

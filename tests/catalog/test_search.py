@@ -10,7 +10,7 @@ from sqlmodel import Session
 from catalog import Officer, SearchFilters, run_search
 from catalog.access import Scope, can_see, scope_for
 from catalog.search import Near, count_search, haversine_m
-from catalog.web.search_form import MAX_PAGE, SearchInvalid, parse_search
+from evidence.web.search_form import MAX_PAGE, SearchInvalid, parse_search
 from tests.catalog.test_catalog import _recording
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

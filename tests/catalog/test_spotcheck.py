@@ -13,7 +13,7 @@ from catalog.access import EVERYTHING, scope_for
 from catalog.models import SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, draw, new_spot_check, population, record_outcome
 from catalog.types import utcnow
-from catalog.web import WebConfig, create_app
+from evidence.web import WebConfig, create_app
 from tests.webhelpers import add_web_users, web_login
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -99,7 +99,7 @@ def test_supervisors_run_spot_checks_in_the_browser(archive, store):
 
 
 def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
-    from catalog.web.stats import statistics
+    from evidence.web.stats import statistics
 
     with Session(archive) as session:
         figures = statistics(session)

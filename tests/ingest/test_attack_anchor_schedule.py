@@ -15,10 +15,10 @@ from sqlmodel import Session, col, select
 
 from catalog import CustodyKind, append_event, open_catalog
 from catalog.models import CustodyAnchor, CustodyEvent, CustodyHead
-from ingest.station import read_status
+from ingest.station.service import read_status
 from storage import LocalStore
+from tests.cli import run_cli
 from tests.conftest import as_attacker, running_station, wait_for
-from tests.ingest.conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -98,7 +98,7 @@ def test_station_anchors_after_each_dock_session_and_every_interval(samples, sta
 
 def test_evidence_serve_alone_anchors_web_activity_every_interval(env, tmp_path):
     # Where only the web app runs (no station, no scheduler), what happens there must still reach WORM storage.
-    from tests.catalog.test_attack_shared_address_lockout import _serve, _stop
+    from tests.evidence.web.test_attack_shared_address_lockout import _serve, _stop
 
     assert run_cli(env, "user", "add", "clerk:李四", "--role", "clerk", "--by", "admin").exit_code == 0
     engine = open_catalog(env["EVIDENCE_DATABASE_URL"])

@@ -13,7 +13,7 @@ from PIL import Image
 from sqlmodel import Session
 
 from catalog import Recording
-from ingest.metadata import MAX_DURATION_S, plausible_duration
+from ingest.describe.metadata import MAX_DURATION_S, plausible_duration
 from ingest.pipeline import ingest_folder
 from ingest.samples import make_clip
 

@@ -17,8 +17,6 @@ from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording, find_chain_breaks, load_chain, load_or_create_key
 from catalog.integrity import integrity_history
-from ingest.actors import WorkerContext, declare_actors, queue_names
-from ingest.broker import make_broker
 from ingest.decode_check import (
     DecodeTimedOut,
     check_recording,
@@ -28,11 +26,13 @@ from ingest.decode_check import (
     is_heif,
     run_decode_check,
 )
-from ingest.integrity import check_structure
+from ingest.describe.structure import check_structure
 from ingest.pipeline import IngestOptions, ingest_folder
-from ingest.runner import run_ingest
+from ingest.queue.actors import WorkerContext, declare_actors, queue_names
+from ingest.queue.broker import make_broker
+from ingest.queue.workers import run_ingest
 from ingest.samples import make_clip, make_photo
-from tests.ingest.conftest import run_cli
+from tests.cli import run_cli
 
 CLIP_S = 2.0
 DAMAGE_FROM_S = 1.0

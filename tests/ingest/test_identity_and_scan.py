@@ -2,7 +2,7 @@ import os
 import shutil
 
 from device_profiles import IdentityRule, load_profiles
-from ingest.identity import parse_identity, read_identity
+from ingest.describe.identity import parse_identity, read_identity
 from ingest.samples import HOSTILE_NAME
 from ingest.scan import scan_device
 

@@ -19,14 +19,14 @@ import pytest
 from sqlmodel import Session, select
 
 from catalog import Recording, open_catalog
+from tests.cli import bind_caller
 from tests.conftest import make_bucket, wait_for
-from tests.ingest.conftest import bind_caller
 from tests.ingest.test_ops_start_checks import _process_env, redis_url  # noqa: F401 - the fixture
 from tests.s3server import SeaweedServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
-EVIDENCE = [sys.executable, "-m", "ingest.cli"]
+EVIDENCE = [sys.executable, "-m", "evidence.cli.main"]
 REPO = Path(__file__).parents[2]
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d"
 LINE = re.compile(rf"^{STAMP} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
@@ -99,15 +99,15 @@ def test_worker_log_is_timestamped_info_without_middleware_or_pool_warnings(
 
 def test_logging_set_up_twice_prints_each_record_once() -> None:
     script = ("import logging\n"
-              "from ingest.cli import configure_logging\n"
+              "from evidence.cli.main import configure_logging\n"
               "configure_logging(0, service=True)\n"
               "configure_logging(1, service=True)\n"
-              "logging.getLogger('ingest.actors').info('archived recording 7')\n"
+              "logging.getLogger('ingest.queue.actors').info('archived recording 7')\n"
               "logging.getLogger('botocore.endpoint').info('chatter')\n"
               "logging.getLogger('urllib3.connectionpool').warning('Connection pool is full')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
     lines = done.stderr.splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == [
-        "INFO ingest.actors: archived recording 7",
+        "INFO ingest.queue.actors: archived recording 7",
         "WARNING urllib3.connectionpool: Connection pool is full"], done.stderr
     assert all(re.match(STAMP, line) for line in lines)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import bind_caller
 from tests.conftest import make_bucket, wait_for
-from tests.ingest.conftest import bind_caller
 from tests.s3server import SeaweedServer, _free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
-EVIDENCE = [sys.executable, "-m", "ingest.cli"]
+EVIDENCE = [sys.executable, "-m", "evidence.cli.main"]
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
 

@@ -20,11 +20,11 @@ from catalog.restamping import HoldLiftRefused
 from catalog.verification import verify_archive
 from device_profiles import load_profiles
 from ingest import pipeline
-from ingest.clearing import clear_device
-from ingest.integrity import check_structure
+from ingest.describe.structure import check_structure
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_amr, make_clip, make_wav
-from ingest.tagging import tag_dock_session
+from ingest.station.clearing import clear_device
+from ingest.station.tagging import tag_dock_session
 from ingest.transfer import CopyResult
 from storage import object_key
 from tests import media

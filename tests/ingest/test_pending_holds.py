@@ -14,10 +14,10 @@ from sqlmodel import Session, select
 from catalog import DEFAULT_CASE_PATTERN, CaseLink, Recording, apply_retention, create_case, plan_disposal
 from catalog.cases import close_case, get_case
 from catalog.disposal import Signer, start_sweep
-from catalog.web import WebConfig, create_app
+from evidence.web import WebConfig, create_app
 from ingest.pipeline import IngestOptions, ingest_folder
-from ingest.tagging import tag_dock_session
-from tests.ingest.conftest import run_cli
+from ingest.station.tagging import tag_dock_session
+from tests.cli import run_cli
 from tests.webhelpers import add_web_users, form_token, web_login
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")

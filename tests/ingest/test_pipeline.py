@@ -331,7 +331,7 @@ def test_ingest_stamp_is_revision_one(samples, settings, engine, store):
 def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url, s3_server):
     from catalog import open_catalog
     from ingest.config import Settings
-    from ingest.wiring import open_store
+    from ingest.services import open_store
     from tests.conftest import make_bucket
 
     _client, bucket = make_bucket(s3_server)

@@ -12,11 +12,11 @@ from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording
 from catalog.detail import recording_detail
-from ingest.clearing import clear_device
 from ingest.config import Settings
 from ingest.errors import SampleToolMissing
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo
+from ingest.station.clearing import clear_device
 from tests import media
 from tests.conftest import _missing
 

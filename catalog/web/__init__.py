@@ -1,5 +1,0 @@
-"""The web application for clerks, supervisors and auditors (issue 7: in progress)."""
-from catalog.web.app import create_app
-from catalog.web.deps import WebConfig
-
-__all__ = ["WebConfig", "create_app"]

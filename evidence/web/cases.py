@@ -1,0 +1,338 @@
+"""Cases in the browser: the list, opening a case, its recordings and text records together (links with
+purposes, retention, holds), linking and unlinking with reasons, closing and reopening, and export.
+
+Every change is the same catalogue call the command line makes, followed by the same retention pass, so a
+link made in the browser holds the recording (and its WORM object) exactly as `evidence case link` does.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
+from starlette.background import BackgroundTask
+
+from catalog.access import AccessRefused, ReasonRequired, case_in_scope
+from catalog.cases import (
+    close_case,
+    create_case,
+    get_case,
+    link_recording,
+    list_cases,
+    member_ids,
+    reopen_case,
+    unlink_recording,
+)
+from catalog.custody import CustodyKind, append_event
+from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, ExportFailed, RecordingNotFound
+from catalog.export import export_package, safe_name
+from catalog.models import Case, CaseStatus
+from catalog.recordings import get_recording
+from catalog.retention_job import apply_retention
+from catalog.signing import SignatureInvalid
+from catalog.types import utcnow
+from evidence.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
+from evidence.web.recordings import visible_recording
+from storage import BackendUnavailable, StorageError
+
+__all__ = ["router"]
+
+router = APIRouter()
+CasesCaller = Annotated[Caller, api_caller("cases")]
+
+
+def _case(session: Session, number: str) -> Case:
+    try:
+        return get_case(session, number)
+    except CaseNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> list[str]:
+    """Apply retention to what changed; the problems (a store that refused) as lines for the page."""
+    changes = apply_retention(session, config.store, config.policy, actor=by, recording_ids=ids)
+    return [f"recording {c.recording_id}: {c.error}" for c in changes if c.error]
+
+
+def _case_page(request: Request, session: Session, who: Caller, case: Case, status: int = 200,
+               error: str | None = None) -> Response:
+    config: WebConfig = request.app.state.config
+    return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
+                  c=case_in_scope(session, case, who.scope, config.policy), can_export=who.may("export"),
+                  can_manage=who.may("manage_cases"), error=error)
+
+
+@router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
+def cases_page(request: Request, session: DB, status: str = "") -> Response:
+    who = signed_in(request, session, "cases")
+    if not isinstance(who, Caller):
+        return who
+    return _cases_list(request, session, who, status=status)
+
+
+def _cases_list(request: Request, session: Session, who: Caller, *, status: str = "", code: int = 200,
+                error: str | None = None, form: dict[str, str] | None = None) -> Response:
+    config: WebConfig = request.app.state.config
+    wanted = status if status in (s.value for s in CaseStatus) else None
+    return render(request, "cases.html", language(request), code, user=who.user, csrf=who.web_session.csrf_token,
+                  cases=list_cases(session, status=wanted)[:500], wanted=wanted or "", error=error,
+                  types=sorted(config.policy.case_types.values(), key=lambda t: t.code),
+                  can_manage=who.may("manage_cases"), form=form or {}, today=config.today().isoformat())
+
+
+@router.post("/cases", include_in_schema=False)
+def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], number: Annotated[str, Form()],
+              title: Annotated[str, Form()], case_type: Annotated[str, Form()], unit: Annotated[str, Form()] = "",
+              opened_on: Annotated[str, Form()] = "") -> Response:
+    who = signed_in(request, session, "manage_cases", csrf)
+    if not isinstance(who, Caller):
+        return who
+    config: WebConfig = request.app.state.config
+    form = {"number": number, "title": title, "case_type": case_type, "unit": unit, "opened_on": opened_on}
+    try:
+        opened = date.fromisoformat(opened_on) if opened_on.strip() else config.today()
+    except ValueError:
+        return _cases_list(request, session, who, code=400, form=form,
+                           error=f"opened on: {opened_on!r} is not a date (YYYY-MM-DD)")
+    try:
+        case = create_case(session, number=number.strip(), title=title, case_type=case_type, unit=unit,
+                           opened_on=opened, by=who.user.name, case_pattern=config.case_pattern,
+                           policy=config.policy, today=config.today())
+        session.commit()
+    except CaseInvalid as exc:
+        session.rollback()
+        return _cases_list(request, session, who, code=400, form=form, error=str(exc))
+    return _after_change(request, session, who, case, member_ids(session, case))  # stamped ones it adopted
+
+
+@router.get("/cases/{number:path}", response_class=HTMLResponse, include_in_schema=False)
+def case_page(number: str, request: Request, session: DB) -> Response:
+    who = signed_in(request, session, "cases")
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "web case page",
+                                                                            "case": case.number})
+    session.commit()
+    return _case_page(request, session, who, case)
+
+
+def _after_change(request: Request, session: Session, who: Caller, case: Case, ids: list[int]) -> Response:
+    problems = _retain(session, request.app.state.config, ids, who.user.name)
+    if problems:
+        return _case_page(request, session, who, case, 502, "; ".join(problems))
+    return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
+
+
+@router.post("/cases/{number:path}/link", include_in_schema=False)
+def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()], recordings: Annotated[str, Form()],
+         purpose: Annotated[str, Form()]) -> Response:
+    """Link recordings (ids or SHA-256 prefixes, separated by spaces or commas) with what they prove here."""
+    who = signed_in(request, session, "manage_cases", csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    refs = [r for r in recordings.replace(",", " ").split() if r]
+    try:
+        if not refs:
+            raise CaseInvalid(["name at least one recording (its id or SHA-256 prefix)"])
+        found = [get_recording(session, ref) for ref in refs[:200]]
+        for recording in found:
+            link_recording(session, case, recording, purpose=purpose, by=who.user.name)
+        session.commit()
+    except (CaseInvalid, CaseStateError, RecordingNotFound) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, [r.id for r in found if r.id is not None])
+
+
+@router.post("/recordings/{ref}/link", include_in_schema=False)
+def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                        case: Annotated[str, Form()], purpose: Annotated[str, Form()]) -> Response:
+    who = signed_in(request, session, "manage_cases", csrf)
+    if not isinstance(who, Caller):
+        return who
+    recording = visible_recording(session, ref, who, "link")
+    found = _case(session, case.strip())
+    try:
+        link_recording(session, found, recording, purpose=purpose, by=who.user.name)
+        session.commit()
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        raise HTTPException(400, str(exc)) from None
+    assert recording.id is not None
+    _after_change(request, session, who, found, [recording.id])
+    return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
+
+
+#: The largest text record accepted through the browser (a scan of a long file; video goes through a station).
+MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
+
+
+def upload_name(filename: str | None) -> str:
+    """A safe file name for an upload: its last path part, control characters and separators dropped. Pure."""
+    last = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in last if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    return cleaned[:200] or "document"
+
+
+@router.post("/cases/{number:path}/documents", include_in_schema=False)
+def attach_documents(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                     title: Annotated[str, Form()], files: Annotated[list[UploadFile], File()],
+                     dated: Annotated[str, Form()] = "") -> Response:
+    """Store uploaded text records (询问笔录, 现场检查笔录, scans…) for the case: hashed, in WORM storage, with a
+    signed manifest, linked with *title* as their purpose; a damaged file is kept as found and says so."""
+    who = signed_in(request, session, "manage_cases", csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    config: WebConfig = request.app.state.config
+    if config.attach is None:
+        raise HTTPException(501, "this server cannot store documents; run `evidence serve`, or attach them with "
+                                 "`evidence case attach`")
+    try:
+        day = date.fromisoformat(dated) if dated.strip() else None
+    except ValueError:
+        return _case_page(request, session, who, case, 400, f"document date: {dated!r} is not a date (YYYY-MM-DD)")
+    if not title.strip():
+        return _case_page(request, session, who, case, 400, "say what the documents are (their title)")
+    folder = Path(tempfile.mkdtemp(prefix="evidence-upload-"))
+    ids: list[int] = []
+    try:
+        for upload in files:
+            path = folder / upload_name(upload.filename)
+            size = 0
+            with path.open("wb") as out:
+                while chunk := upload.file.read(1024 * 1024):
+                    size += len(chunk)
+                    if size > MAX_DOCUMENT_BYTES:
+                        return _case_page(request, session, who, case, 413,
+                                          f"{path.name} is larger than {MAX_DOCUMENT_BYTES >> 20} MiB")
+                    out.write(chunk)
+            if size == 0:
+                return _case_page(request, session, who, case, 400, f"{path.name} is empty")
+            recording, _new = config.attach(session, case, path, title=title.strip(), by=who.user.name, dated=day)
+            path.unlink()
+            if recording.id is not None:
+                ids.append(recording.id)
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    except StorageError as exc:  # the staged copy stays for `evidence archive-pending`
+        session.rollback()
+        return _case_page(request, session, who, case, 503, f"the evidence store refused or is down: {exc}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return _after_change(request, session, who, case, ids)
+
+
+@router.post("/cases/{number:path}/unlink", include_in_schema=False)
+def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+           recording: Annotated[int, Form()], reason: Annotated[str, Form()]) -> Response:
+    who = signed_in(request, session, "manage_cases", csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    try:
+        found = get_recording(session, recording)
+        unlink_recording(session, case, found, by=who.user.name, reason=reason)
+        session.commit()
+    except (CaseInvalid, CaseStateError, RecordingNotFound) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, [recording])
+
+
+@router.post("/cases/{number:path}/close", include_in_schema=False)
+def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+          closed_on: Annotated[str, Form()] = "") -> Response:
+    who = signed_in(request, session, "manage_cases", csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    config: WebConfig = request.app.state.config
+    try:
+        day = date.fromisoformat(closed_on) if closed_on.strip() else config.today()
+    except ValueError:
+        return _case_page(request, session, who, case, 400, f"closed on: {closed_on!r} is not a date (YYYY-MM-DD)")
+    try:
+        close_case(session, case, by=who.user.name, closed_on=day, today=config.today())
+        session.commit()
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, member_ids(session, case))
+
+
+@router.post("/cases/{number:path}/reopen", include_in_schema=False)
+def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+           reason: Annotated[str, Form()]) -> Response:
+    who = signed_in(request, session, "manage_cases", csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    try:
+        reopen_case(session, case, by=who.user.name, reason=reason)
+        session.commit()
+    except (CaseInvalid, CaseStateError) as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return _after_change(request, session, who, case, member_ids(session, case))
+
+
+@router.get("/api/cases", tags=["cases"])
+def api_cases(request: Request, session: DB, who: CasesCaller, status: str | None = None) -> dict[str, Any]:
+    """Case files (newest first, at most 500), optionally only `open` or `closed` ones."""
+    if status is not None and status not in (s.value for s in CaseStatus):
+        raise HTTPException(422, f"status must be open or closed, not {status[:40]!r}")
+    config: WebConfig = request.app.state.config
+    return {"cases": [{"number": c.number, "title": c.title, "case_type": c.case_type, "unit": c.unit,
+                       "status": c.status, "opened_on": c.opened_on.isoformat(),
+                       "closed_on": c.closed_on.isoformat() if c.closed_on else None}
+                      for c in list_cases(session, status=status)[:500]],
+            "case_types": sorted(config.policy.case_types)}
+
+
+@router.get("/api/cases/{number:path}", tags=["cases"])
+def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> dict[str, Any]:
+    """One case with its recordings and text records (purposes, retention, holds) and past links; the view is
+    recorded. A caller limited to some units or to their own recordings gets only what lies in their scope, and
+    `outside_scope` counts the rest."""
+    case = _case(session, number)
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": case.number})
+    session.commit()
+    return case_in_scope(session, case, who.scope, request.app.state.config.policy)
+
+
+@router.post("/cases/{number:path}/export", include_in_schema=False)
+def case_export(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                reason: Annotated[str, Form()] = "") -> Response:
+    """The case's BagIt package as a ZIP download (built, validated, recorded, then sent and removed). The same
+    operation as `evidence export CASE`: the rights and scope of downloading every item, and a stated reason."""
+    who = signed_in(request, session, "export", csrf)
+    if not isinstance(who, Caller):
+        return who
+    case = _case(session, number)
+    folder = Path(tempfile.mkdtemp(prefix="evidence-web-export-"))
+    out = folder / f"{safe_name(case.number)}.zip"
+    try:
+        export_package(session, request.app.state.config.store, out=out, by=who.user.name, now=utcnow(),
+                       case_number=case.number, reason=reason)
+    except (AccessRefused, ExportFailed, StorageError, SignatureInvalid) as exc:
+        # a refusal, or a missing or altered object, stops the package: nothing half-verified leaves the archive
+        shutil.rmtree(folder, ignore_errors=True)
+        session.rollback()
+        status = (422 if isinstance(exc, ReasonRequired) else 403 if isinstance(exc, AccessRefused) else
+                  503 if isinstance(exc, BackendUnavailable) else 409)
+        return _case_page(request, session, who, case, status, f"no package for case {case.number}: {exc}")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(out, media_type="application/zip", filename=out.name,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))

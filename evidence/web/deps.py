@@ -1,0 +1,145 @@
+"""What every route shares: the database session, the signed-in caller and their rights, page rendering."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from catalog.access import Scope, user_scope
+from catalog.cases import Attach
+from catalog.models import User, WebSession
+from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
+from catalog.types import utcnow
+from catalog.users import PERMISSIONS, find_session
+from evidence.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
+from storage import EvidenceStore
+
+__all__ = ["DB", "NAV", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
+           "WebConfig", "api_caller", "caller", "language", "render", "signed_in"]
+
+SESSION_COOKIE = "evidence_session"
+PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (no session yet)
+LANG_COOKIE = "lang"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    engine: Engine
+    store: EvidenceStore
+    session_ttl: timedelta = timedelta(hours=12)
+    secure_cookies: bool = False  # True behind TLS (a reverse proxy)
+    station: str = "web"  # signs the manifests of stamp revisions made in the browser
+    key: Ed25519PrivateKey | None = None
+    case_pattern: str = r".{4,64}"
+    access_reason: str = "download"  # the first step that needs a stated reason: view, play or download
+    zone: str = "Asia/Shanghai"  # the agency's clock: times typed without a zone are read in it
+    policy: RetentionPolicy = field(default_factory=lambda: RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"))
+    disposal_approval: bool = True  # EVIDENCE_DISPOSAL_APPROVAL=required: a second person approves each batch
+    attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
+    staged_alarm_s: float = 3600.0  # EVIDENCE_STAGED_ALARM_S: recordings staged longer raise an alarm
+    metrics_token: str = ""  # EVIDENCE_METRICS_TOKEN: `Authorization: Bearer …` opens /metrics and the API docs
+
+    def today(self) -> date:
+        """Today's date on the agency's calendar (case dates, certificate validity)."""
+        return datetime.now(ZoneInfo(self.zone)).date()
+
+
+@dataclass
+class Caller:
+    user: User
+    web_session: WebSession
+
+    @property
+    def scope(self) -> Scope:
+        return user_scope(self.user)
+
+    def may(self, action: str) -> bool:
+        return bool(PERMISSIONS[action] & set(self.user.roles))
+
+
+def _db(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.config.engine) as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(_db)]
+
+
+def language(request: Request) -> str:
+    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or DEFAULT_LANGUAGE
+    return wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def caller(request: Request, session: Session) -> Caller | None:
+    found = find_session(session, request.cookies.get(SESSION_COOKIE), now=utcnow())
+    return None if found is None else Caller(user=found[1], web_session=found[0])
+
+
+def api_caller(action: str) -> Any:
+    """A dependency: the signed-in caller whose roles allow *action* (401/403 otherwise; writes need the
+    session's X-CSRF-Token)."""
+    def check(request: Request, session: DB) -> Caller:
+        who = caller(request, session)
+        if who is None:
+            raise HTTPException(401, "sign in first")
+        if not who.may(action):
+            raise HTTPException(403, f"your roles ({', '.join(who.user.roles)}) do not allow {action}")
+        if request.method not in ("GET", "HEAD") and \
+                request.headers.get("x-csrf-token") != who.web_session.csrf_token:
+            raise HTTPException(403, "missing or wrong X-CSRF-Token")
+        return who
+    return Depends(check)
+
+
+SearchCaller = Annotated[Caller, api_caller("search")]
+ViewCaller = Annotated[Caller, api_caller("view")]
+
+
+PlayCaller = Annotated[Caller, api_caller("play")]
+StampCaller = Annotated[Caller, api_caller("stamp")]
+
+
+#: The header's links: (path, label, the action the role must allow).
+NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/retention", "Retention and disposal", "retention"),
+       ("/spot-checks", "Spot checks", "spotcheck"),
+       ("/stats", "Statistics", "statistics"), ("/audit", "Audit", "audit"), ("/admin", "Administration", "admin"))
+
+
+def signed_in(request: Request, session: Session, action: str, csrf: str | None = None) -> Caller | Response:
+    """The caller of a page whose role allows *action*; otherwise the sign-in page or a 403 page. A form post
+    passes its *csrf* field, which must be the session's token (403 otherwise)."""
+    who = caller(request, session)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    if not who.may(action):
+        lang = language(request)
+        return render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
+                      message=gettext_for(lang)("Your role does not allow this."))
+    if csrf is not None and not secrets.compare_digest(csrf, who.web_session.csrf_token):
+        raise HTTPException(403, "missing or wrong form token")
+    return who
+
+
+def render(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page in *lang*; a `?lang=` switch (which keeps the page's other parameters) is remembered in a cookie."""
+    user: User | None = context.get("user")
+    roles = set(user.roles) if user is not None else set()
+    nav = [(path, label) for path, label, action in NAV if PERMISSIONS[action] & roles]
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    switches = {code: f"{request.url.path}?{urlencode([*kept, ('lang', code)])}" for code in LANGUAGES}
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(request, name, {
+        "_": gettext_for(lang), "lang": lang, "languages": LANGUAGES, "nav": nav, "lang_links": switches,
+        "path": request.url.path, **context}, status_code=status)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, samesite="lax", secure=request.app.state.config.secure_cookies)
+    return response

@@ -1,0 +1,2 @@
+"""The queue: the broker (Redis, RabbitMQ or in-process), the actors that wrap plain functions, the workers that
+run them, and the relay that hands the catalogue's outbox to the broker."""

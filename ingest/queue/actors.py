@@ -1,0 +1,277 @@
+"""The queue actors: thin wrappers that take ids from messages and call plain functions.
+
+Wire names are stable (renaming a function must not orphan queued
+messages). Archiving and derived media use separate queues, so rendering a
+proxy never delays getting evidence into WORM storage; the decode check
+(decoding every frame of an archived original) shares the derive queue for
+the same reason. Every actor is safe to run twice.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from dramatiq.errors import Retry
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from catalog import (
+    CatalogUnavailable,
+    CustodyKind,
+    RecordingNotFound,
+    append_event,
+    load_or_create_key,
+    open_catalog,
+    outbox,
+)
+from catalog.types import utcnow
+from ingest.archiving import archive_recording
+from ingest.config import Settings
+from ingest.decode_check import DecodeTimedOut, check_recording
+from ingest.derive import derive_recording
+from ingest.errors import DeriveFailed, NotStagedHere, StagedCopyMissing, first_line
+from storage import EvidenceStore, HashMismatch, StorageError
+
+__all__ = ["Actors", "ClaimHeld", "WorkerContext", "archive_claim", "declare_actors", "queue_names"]
+
+logger = logging.getLogger(__name__)
+
+#: Retry transient failures (store or database down) for about a day, backing off to 10 minutes.
+ARCHIVE_RETRY: dict[str, Any] = {"max_retries": 200, "min_backoff": 1_000, "max_backoff": 600_000}
+
+
+class ClaimHeld(Exception):
+    """Another worker holds the recording (it is archiving it, or died doing so and its hold has not run out)."""
+
+    def __init__(self, recording_id: int, remaining_s: float) -> None:
+        self.recording_id = recording_id
+        self.remaining_s = max(remaining_s, 0.0)
+        super().__init__(f"recording {recording_id} is being archived by another worker; trying again in "
+                         f"{self.remaining_s:.0f} s if it is still staged then")
+
+
+@contextmanager
+def archive_claim(engine: Engine, recording_id: int, *, lease_s: float) -> Iterator[None]:
+    """Hold *recording_id* while the body runs, renewing the hold every third of *lease_s*; ClaimHeld when another
+    live worker holds it. A killed worker's hold runs out after *lease_s*."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    with Session(engine) as session:
+        now = outbox.db_now(session)
+        if not outbox.claim(session, recording_id, holder=holder, now=now, lease_s=lease_s):
+            expires = outbox.claim_expires(session, recording_id)
+            raise ClaimHeld(recording_id, (expires - now).total_seconds() if expires else lease_s)
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(lease_s / 3):
+            try:
+                with Session(engine) as session:
+                    if not outbox.claim(session, recording_id, holder=holder, now=outbox.db_now(session),
+                                        lease_s=lease_s):
+                        # Another worker took it over (our renewals failed for a whole lease): the archive step
+                        # commits only while the recording is still staged, so one of us records it, never both.
+                        logger.error("Lost the hold on recording %r while archiving it.", recording_id)
+                        return
+            except Exception:  # noqa: BLE001 - the catalogue blinked: the next renewal tries again
+                logger.warning("Could not renew the hold on recording %r.", recording_id, exc_info=True)
+
+    renewer = threading.Thread(target=renew, name=f"claim-{recording_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join(timeout=5)
+        try:
+            with Session(engine) as session:
+                outbox.release(session, recording_id, holder=holder, now=outbox.db_now(session))
+        except Exception:  # noqa: BLE001 - it runs out by itself
+            logger.warning("Could not release the hold on recording %r; it runs out in %g s.", recording_id,
+                           lease_s)
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    engine: Engine
+    store: EvidenceStore
+    key: Ed25519PrivateKey
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, upload_threads: int = 8) -> WorkerContext:
+        from ingest.services import open_store
+
+        # first: an unreachable archive must not leave a pool of connections behind
+        store = open_store(settings, upload_threads=upload_threads)
+        return cls(settings=settings, engine=open_catalog(settings.database_url), store=store,
+                   key=load_or_create_key(settings.station_key_path))
+
+
+@dataclass(frozen=True)
+class Actors:
+    archive: dramatiq.Actor[Any, Any]
+    derive: dramatiq.Actor[Any, Any]
+    decode_check: dramatiq.Actor[Any, Any]
+    verify: dramatiq.Actor[Any, Any]
+    fixity: dramatiq.Actor[Any, Any]
+    close: Callable[[], None]  # release the worker context's database connections
+
+    def send(self, actor_name: str, recording_id: int) -> None:
+        """Send one outbox message (ingest.queue.relay) to the actor it names."""
+        by_name = {a.actor_name: a for a in (self.archive, self.derive, self.decode_check, self.verify)}
+        if actor_name not in by_name:
+            raise ValueError(f"outbox names an unknown actor {actor_name!r}")
+        by_name[actor_name].send(recording_id)
+
+
+def queue_names(namespace: str, station: str) -> dict[str, str]:
+    """Queue names. Archiving reads a station's staging area, so each station has its own archive queue;
+    derived media and verification read the archive and can run anywhere."""
+    return {"archive": f"{namespace}-archive-{station}", "derive": f"{namespace}-derive",
+            "verify": f"{namespace}-verify"}
+
+
+def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext], *, station: str,
+                   namespace: str = "evidence", retry: dict[str, Any] | None = None) -> Actors:
+    """Bind the actors to *broker*; *context* gives each worker its catalog, store and key (cached).
+
+    *retry* overrides the archive/verify retry policy (max_retries, min_backoff, max_backoff in ms).
+    """
+    retry = {**ARCHIVE_RETRY, **(retry or {})}
+    cached: list[WorkerContext] = []
+    lock = threading.Lock()
+
+    def ctx() -> WorkerContext:
+        # One context per process, built once even when several worker threads start together.
+        with lock:
+            if not cached:
+                cached.append(context())
+            return cached[0]
+
+    queues = queue_names(namespace, station)
+
+    def archive(recording_id: int) -> None:
+        c = ctx()
+        station = c.settings.station
+        started = time.monotonic()
+        try:
+            with archive_claim(c.engine, recording_id, lease_s=c.settings.archive_lease_s):
+                state = archive_recording(c.engine, c.store, c.settings.staging_dir, recording_id, key=c.key,
+                                          actor=f"worker:{station}", policy=c.settings.retention_policy,
+                                          station=station)
+        except ClaimHeld as exc:
+            # Another worker is archiving it now (or was, and died): try again once its hold has run out.
+            logger.info("%s", exc)
+            raise Retry(str(exc), delay=int(exc.remaining_s * 1000) + 1000) from None
+        except NotStagedHere as exc:
+            # Not this station's to archive, and nothing wrong with the evidence: hand it to the station that has it.
+            logger.warning("%s; message passed to that station's queue.", exc)
+            with Session(c.engine) as session:
+                outbox.add(session, recording_id, station=exc.staged_at, now=utcnow(),
+                           reason=f"re-routed from {station}")
+                session.commit()
+            return
+        except (StagedCopyMissing, HashMismatch) as exc:
+            logger.error("Archiving recording %r failed for good: %s", recording_id, exc)
+            with Session(c.engine) as session:
+                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{station}",
+                             recording_id=recording_id, details={"stage": "archive", "reason": str(exc)})
+                session.commit()
+            raise
+        except (StorageError, OperationalError, CatalogUnavailable) as exc:
+            # Transient (the store or the catalogue is away): one line, no traceback; the retry policy tries again.
+            logger.warning("Recording %r stays staged for now: %s", recording_id, first_line(exc))
+            raise Retry(first_line(exc)) from None
+        if state in ("archived", "verified"):
+            logger.info("Archived recording %r (%s) in %.1f s.", recording_id, state, time.monotonic() - started)
+            actors.derive.send(recording_id)
+            actors.decode_check.send(recording_id)
+
+    def derive(recording_id: int) -> None:
+        c = ctx()
+        try:
+            made = derive_recording(c.engine, c.store, c.settings.home / "work", recording_id)
+        except DeriveFailed as exc:
+            logger.warning("%s", exc)  # not evidence: recorded in the log, never retried
+            return
+        logger.info("Derived %s for recording %r.", ", ".join(made) or "nothing", recording_id)
+
+    def decode_check(recording_id: int) -> None:
+        c = ctx()
+        try:
+            status = check_recording(c.engine, c.store, c.settings.home / "work", recording_id,
+                                     by=f"worker:{c.settings.station}")
+        except DecodeTimedOut as exc:
+            logger.error("%s", exc)  # a file that hangs the decoder would hang it again: not retried
+            return
+        if status is not None and status != "ok":
+            logger.warning("Decode check found recording %r %s.", recording_id, status)
+
+    def verify(recording_id: int) -> None:
+        from catalog import Recording
+
+        c = ctx()
+        with Session(c.engine) as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None:
+                raise RecordingNotFound(str(recording_id))
+            try:
+                c.store.verify(recording.sha256)
+            except HashMismatch as exc:
+                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{c.settings.station}",
+                             recording_id=recording_id, details={"stage": "verify", "reason": str(exc)})
+                session.commit()
+                raise
+            append_event(session, CustodyKind.VERIFIED, actor=f"worker:{c.settings.station}",
+                         recording_id=recording_id, details={"how": "re-hashed the stored bytes"})
+            session.commit()
+
+    def fixity(sample: int) -> None:
+        """Verify the *sample* least recently checked recordings; the outcome goes into the custody log."""
+        from catalog.fixity import run_fixity
+        from catalog.types import utcnow
+
+        c = ctx()
+        with Session(c.engine) as session:
+            report = run_fixity(session, c.store, sample=sample, actor=f"worker:{c.settings.station}", now=utcnow())
+        if report.problems:
+            logger.error("Fixity check found %d problem(s): %s", len(report.problems),
+                         "; ".join(str(p) for p in report.problems[:5]))
+        else:
+            logger.info("Fixity check: %d recording(s), %d bytes re-hashed, all as recorded.", report.recordings,
+                        report.bytes_read)
+
+    def close() -> None:
+        with lock:
+            for c in cached:
+                c.engine.dispose()
+            cached.clear()
+
+    permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
+    actors = Actors(
+        archive=dramatiq.actor(actor_name=outbox.ARCHIVE_ACTOR, queue_name=queues["archive"], broker=broker,
+                               throws=permanent, **retry)(archive),
+        derive=dramatiq.actor(actor_name="ingest.derive_media", queue_name=queues["derive"], broker=broker,
+                              max_retries=3, min_backoff=1_000, max_backoff=30_000,
+                              throws=(RecordingNotFound,))(derive),
+        decode_check=dramatiq.actor(actor_name="ingest.decode_check", queue_name=queues["derive"], broker=broker,
+                                    max_retries=3, min_backoff=1_000, max_backoff=60_000,
+                                    throws=(RecordingNotFound,))(decode_check),
+        verify=dramatiq.actor(actor_name="ingest.verify_recording", queue_name=queues["verify"], broker=broker,
+                              throws=permanent, **retry)(verify),
+        fixity=dramatiq.actor(actor_name="catalog.fixity_sample", queue_name=queues["verify"], broker=broker,
+                              max_retries=3, min_backoff=60_000, max_backoff=600_000)(fixity),
+        close=close,
+    )
+    return actors

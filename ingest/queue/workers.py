@@ -1,0 +1,181 @@
+"""Run ingest with the queue, and run workers: the glue between the pipeline and dramatiq.
+
+With EVIDENCE_BROKER_URL set (Redis or RabbitMQ) ingest stops at `staged`
+and enqueues archive messages once rows are committed; workers archive,
+verify, render derived media and decode-check originals (store-and-forward:
+a station keeps working while the archive is away). Without it (the embedded
+default) ingest archives inline and an in-process worker renders derived
+media and runs the decode checks afterwards.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import dramatiq
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from catalog import CatalogError, apply_retention, load_or_create_key, open_catalog
+from ingest.anchoring import anchor_chain
+from ingest.config import Settings
+from ingest.errors import first_line
+from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
+from ingest.queue.actors import Actors, WorkerContext, declare_actors, queue_names
+from ingest.queue.broker import make_broker_for
+from ingest.queue.relay import reconcile_once, relay_once
+from ingest.services import catalog_engine, open_store
+from storage import EvidenceStore
+
+__all__ = ["run_ingest", "run_workers"]
+
+logger = logging.getLogger(__name__)
+
+#: Longest pause (ms) between polls of an idle archive/verify consumer: how long a new archive message can wait.
+ARCHIVE_POLL_MS = 100
+
+
+def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive: bool = True,
+               progress: Progress | None = None) -> IngestReport:
+    with catalog_engine(settings) as engine:
+        # With a broker the station never touches the archive: it must work while the archive is away.
+        store = open_store(settings, check=not settings.broker_url)
+        key = load_or_create_key(settings.station_key_path)
+        broker = make_broker_for(settings)
+        actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key),
+                                station=settings.station, namespace=settings.queue_namespace)
+        try:
+            if settings.broker_url:
+                def after_commit(ids: list[int]) -> None:
+                    if options.case_number:
+                        # Catalogue the case link and hold before any worker archives the recording.
+                        _hold_for_cases(engine, store, settings, ids, actor=options.actor)
+                    # The archive messages are in the outbox with the rows: hand them over now if the broker answers
+                    # (a broker away costs nothing here: `station watch` and every worker relay them later).
+                    relay_once(engine, actors.send, station=settings.station)
+
+                report = ingest_folder(path, settings=settings, engine=engine, store=store,
+                                       options=replace(options, defer_archive=True), progress=progress,
+                                       after_commit=after_commit)
+                anchor_chain(settings, engine, store, key=key, actor=options.actor,
+                             reason=f"dock session {report.dock_session_id}")
+                return report
+            new_ids: list[int] = []
+            report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
+                                   progress=progress, after_commit=new_ids.extend)
+            if options.case_number and new_ids:
+                _hold_for_cases(engine, store, settings, new_ids, actor=options.actor)
+            if derive and new_ids:
+                queue = queue_names(settings.queue_namespace, settings.station)["derive"]
+                for recording_id in new_ids:
+                    actors.derive.send(recording_id)
+                    actors.decode_check.send(recording_id)
+                # Woken every 100 ms when idle (not every second): stopping it then takes ~0.1 s, not ~2 s.
+                worker = dramatiq.Worker(broker, queues={queue}, worker_threads=2, worker_timeout=100)
+                worker.start()
+                try:
+                    broker.join(queue)
+                    worker.join()
+                finally:
+                    worker.stop()
+            # After the decode checks too: the dock session and everything it led to is in the anchored head.
+            anchor_chain(settings, engine, store, key=key, actor=options.actor,
+                         reason=f"dock session {report.dock_session_id}")
+            return report
+        finally:
+            broker.close()
+
+
+def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, ids: list[int], *,
+                    actor: str) -> None:
+    """Recordings stamped with the number of an open case join it and are held."""
+    try:
+        with Session(engine) as session:
+            apply_retention(session, store, settings.retention_policy, actor=actor, recording_ids=ids)
+    except CatalogError as exc:  # the next `evidence retention apply` links and holds them
+        logger.error("Case links for %d new recording(s) not made yet: %s", len(ids), exc)
+
+
+def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, schedule: bool) -> None:
+    """Periodic work. Always: hand this station's outbox to the broker and queue again what stayed staged too long
+    (every EVIDENCE_OUTBOX_RELAY_S). With *schedule*: anchor the custody chain in WORM storage and queue fixity
+    checks. Failures are logged and tried again at the next tick; they never stop the workers."""
+    context: WorkerContext | None = None
+    engine = None
+    next_anchor = next_fixity = next_relay = time.monotonic()
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_relay:
+                next_relay = now + settings.outbox_relay_s
+                try:
+                    engine = engine or open_catalog(settings.database_url, run_migrations=False)
+                    reconcile_once(engine, station=settings.station, after_s=settings.reconcile_after_s)
+                    relay_once(engine, actors.send, station=settings.station)
+                except Exception as exc:  # noqa: BLE001 - the catalogue is away: the next tick tries again
+                    logger.warning("Outbox relay skipped: %s", first_line(exc))
+            if not schedule:
+                stop.wait(settings.outbox_relay_s)
+                continue
+            if settings.anchor_interval_s and now >= next_anchor:
+                next_anchor = now + settings.anchor_interval_s
+                try:
+                    context = context or WorkerContext.from_settings(settings)
+                    anchor_chain(settings, context.engine, context.store, key=context.key,
+                                 actor=f"worker:{settings.station}", reason="hourly (EVIDENCE_ANCHOR_INTERVAL_S)")
+                except Exception:  # noqa: BLE001 - a down store or database: try again at the next tick
+                    logger.exception("Could not anchor the custody chain; retrying in %.0f s.",
+                                     settings.anchor_interval_s)
+            if settings.fixity_interval_s and now >= next_fixity:
+                next_fixity = now + settings.fixity_interval_s
+                try:
+                    actors.fixity.send(settings.fixity_sample)
+                except Exception:  # noqa: BLE001 - the broker is away: the next tick sends it
+                    logger.exception("Could not queue a fixity check.")
+            stop.wait(min(x for x in (settings.anchor_interval_s, settings.fixity_interval_s,
+                                      settings.outbox_relay_s, 1.0) if x > 0))
+    finally:
+        if context is not None:
+            context.engine.dispose()
+        if engine is not None:
+            engine.dispose()
+
+
+def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4, derive_threads: int = 1,
+                only: frozenset[str] = frozenset({"archive", "derive", "verify"}), schedule: bool = False) -> None:
+    """Workers until *stop* is set: this station's archive queue plus verify, and derived media in its own
+    threads (rendering never holds up archiving). *only* limits the kinds of work taken. With *schedule* this
+    process also anchors the custody chain and queues fixity checks periodically (run it in one worker)."""
+    broker = make_broker_for(settings)
+    threads = archive_threads + derive_threads
+    actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings, upload_threads=threads),
+                            station=settings.station,
+                            namespace=settings.queue_namespace)
+    queues = queue_names(settings.queue_namespace, settings.station)
+    workers = []
+    main_queues = {queues[kind] for kind in ("archive", "verify") if kind in only}
+    if main_queues:
+        # An idle dramatiq consumer sleeps up to worker_timeout between polls (default 1 s, jittered): the first
+        # archive message of a dock waited ~0.5 s on average. 100 ms costs ~40 small Redis calls a second when idle.
+        workers.append(dramatiq.Worker(broker, queues=main_queues, worker_threads=archive_threads,
+                                       worker_timeout=ARCHIVE_POLL_MS))
+    if "derive" in only:
+        workers.append(dramatiq.Worker(broker, queues={queues["derive"]}, worker_threads=derive_threads))
+    for worker in workers:
+        worker.start()
+    scheduler = threading.Thread(target=_scheduler, args=(settings, actors, stop), kwargs={"schedule": schedule},
+                                 name="scheduler", daemon=True)
+    scheduler.start()
+    taken = sorted(main_queues | ({queues["derive"]} if "derive" in only else set()))
+    logger.info("Workers running for station %r on %s.", settings.station, ", ".join(taken))
+    try:
+        stop.wait()
+    finally:
+        scheduler.join(timeout=30)
+        for worker in workers:
+            worker.stop()
+        broker.close()
+        actors.close()

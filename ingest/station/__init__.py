@@ -1,0 +1,2 @@
+"""`evidence station watch`: the unattended station (service), its health and alarms (health), the dock watcher,
+the kiosk's status endpoint, USB identity, device clearing, tagging at the dock and the staging sweep."""

@@ -1,0 +1,123 @@
+"""The station's local HTTP endpoint for a kiosk screen: status, and tagging a dock session.
+
+    GET  /status                  -> the station status (as `evidence station status --json`)
+    GET  /metrics                 -> Prometheus text (`ingest.station.health.StationMetrics.render`); 404 when the
+                                     station gives no metrics
+    POST /sessions/<id>/tag       -> {"by": "010203", "reason"?: "...", "files"?: [...],
+                                      "case_number"?: "...", "purpose"?: "...", "important"?: true}
+
+Bound to 127.0.0.1 by default: the kiosk runs on the station itself. Errors answer 400/403/404 with
+{"error": "..."}; nothing here can clear a device or change retention. The kiosk tags as the station (its "by" is
+a typed officer number, not a signed-in user), so it can never lift a pending-case hold: taking away a case number
+or the important flag that holds a recording answers 403 (`catalog.restamping.change_stamp` decides).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from catalog import CatalogError, PermissionDenied, RecordingNotFound, StampInvalid
+
+__all__ = ["StatusServer"]
+
+logger = logging.getLogger(__name__)
+
+#: Largest request body accepted (a tag request is a few hundred bytes).
+MAX_BODY_BYTES = 64 * 1024
+_TAG_PATH = re.compile(r"^/sessions/(\d{1,12})/tag$")
+
+
+class StatusServer:
+    def __init__(self, host: str, port: int, *, status: Callable[[], dict[str, Any]],
+                 tag: Callable[..., list[dict[str, Any]]], metrics: Callable[[], bytes] | None = None) -> None:
+        self.status, self.tag, self.metrics = status, tag, metrics
+        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="status-http", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.httpd.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+                # A scraper polls /metrics every few seconds: its lines would drown the kiosk's requests.
+                level = logging.DEBUG if getattr(self, "path", "").startswith("/metrics") else logging.INFO
+                logger.log(level, "status endpoint: " + format, *args)
+
+            def _send(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body, ensure_ascii=False).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                path = self.path.split("?")[0]
+                if path == "/status":
+                    self._send(200, server.status())
+                elif path == "/metrics" and server.metrics is not None:
+                    try:
+                        data = server.metrics()
+                    except Exception as exc:  # noqa: BLE001 - a scrape error must not end the endpoint
+                        logger.exception("Rendering /metrics failed.")
+                        self._send(500, {"error": f"metrics failed: {exc}"})
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                else:
+                    self._send(404, {"error": f"no such resource {self.path!r}"})
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                match = _TAG_PATH.match(self.path)
+                if match is None:
+                    self._send(404, {"error": f"no such resource {self.path!r}"})
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY_BYTES:
+                    self._send(413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
+                    return
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    if not isinstance(body, dict) or not str(body.get("by", "")).strip():
+                        raise ValueError('give "by": the officer number of who tags')
+                    changes = {k: body[k] for k in ("case_number", "purpose", "important") if k in body}
+                    files = tuple(str(f) for f in body.get("files", []))
+                    result = server.tag(session_id=int(match.group(1)), files=files, by=str(body["by"]),
+                                        reason=str(body.get("reason") or "tagged at the station kiosk"),
+                                        changes=changes)
+                except RecordingNotFound as exc:
+                    self._send(404, {"error": str(exc)})
+                except (StampInvalid, ValueError) as exc:
+                    self._send(400, {"error": str(exc)})
+                except PermissionDenied as exc:  # e.g. lifting a pending-case hold: a clerk decides that
+                    self._send(403, {"error": str(exc)})
+                except CatalogError as exc:
+                    self._send(503, {"error": str(exc)})
+                else:
+                    self._send(200, {"tagged": result})
+
+        return Handler

@@ -1,0 +1,176 @@
+"""Court-ready packages and verification from the command line, with real media and real tools."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import bagit
+import pytest
+from sqlmodel import Session, select
+
+from catalog import CustodyEvent, open_catalog
+from ingest.config import Settings
+from storage import LocalStore, object_key
+from tests.cli import invoke, run_cli
+from tests.conftest import _missing
+from tests.ingest.test_documents import pdf_bytes
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+CASE = "AB-2026-00042"
+
+
+_run = run_cli
+
+
+def _ok(env, *args):
+    result = _run(env, *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def archive(samples, env, tmp_path):
+    """A case with three stamped clips and a PDF, and a clerk allowed to export."""
+    _ok(env, "ingest", str(samples.sidecar_recorder), "--case", CASE, "--purpose", "证明无照经营", "--no-derive")
+    _ok(env, "case", "create", CASE, "--title", "张某无照经营案", "--type", "penalty-general", "--opened",
+        "2026-11-01", "--by", "clerk:李四")
+    pdf = tmp_path / "询问笔录.pdf"
+    pdf.write_bytes(pdf_bytes())
+    _ok(env, "case", "attach", CASE, str(pdf), "--title", "询问笔录", "--by", "clerk:李四")
+    # clerk:李四 exists: the commands above ran as them (tests.cli.run_cli)
+    _ok(env, "user", "add", "officer:张三", "--role", "officer", "--by", "admin")
+    return LocalStore(Settings.from_env(env).store_path)
+
+
+def test_export_is_a_valid_bag_that_standard_tools_verify(archive, env, tmp_path):
+    out = tmp_path / "package"
+    result = _run(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--reason", "移送法院", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["items"] == 8  # the three clips, their GPS sidecars, the recorder's identity file, the PDF
+    bag = bagit.Bag(str(out))
+    bag.validate()  # the Library of Congress validator, full fixity
+    assert {"sha256", "sha512"} <= set(bag.algorithms)
+    assert bag.info["External-Identifier"] == CASE
+    sha256sum = subprocess.run(["sha256sum", "-c", "manifest-sha256.txt"], cwd=out, capture_output=True, text=True)
+    assert sha256sum.returncode == 0, sha256sum.stdout + sha256sum.stderr
+    items = json.loads((out / "data" / "items.json").read_text(encoding="utf-8"))
+    kinds = sorted(i["media_kind"] for i in items["items"])
+    assert kinds.count("document") == 1 and len(kinds) == 8
+    for item in items["items"]:
+        assert (out / item["file"]).is_file()
+        assert item["manifests"] and (out / item["manifests"][0]["signed"]).is_file()
+    report = (out / "data" / "report.html").read_text(encoding="utf-8")
+    assert CASE in report and items["items"][0]["sha256"] in report and "保管链 Custody" in report
+    events = [json.loads(line) for line in (out / "data" / "custody" / "events.jsonl").read_text().splitlines()]
+    assert {"copied", "stamped", "case_opened", "case_linked", "document_attached"} <= {e["kind"] for e in events}
+    assert (out / "data" / "VERIFY.txt").is_file()
+
+    engine = open_catalog(Settings.from_env(env).database_url)
+    try:
+        with Session(engine) as session:
+            exported = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "exported")).all()
+            assert len(exported) == 8 and {e.actor for e in exported} == {"clerk:李四"}
+            assert {e.details["tagmanifest_sha256"] for e in exported} == {summary["tagmanifest_sha256"]}
+    finally:
+        engine.dispose()
+
+
+def test_openssl_verifies_a_manifest_signature_from_the_package(archive, env, tmp_path):
+    if shutil.which("openssl") is None:
+        _missing("openssl")
+    out = tmp_path / "package"
+    _ok(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--reason", "移送法院")
+    item = json.loads((out / "data" / "items.json").read_text(encoding="utf-8"))["items"][0]
+    signed = item["manifests"][0]
+    stem = out / signed["signed"].removesuffix(".json")
+    key = out / "data" / "keys" / f"{signed['key_fingerprint']}.pem"
+    command = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(key), "-rawin",
+               "-in", f"{stem}.body.json", "-sigfile", f"{stem}.sig"]
+    good = subprocess.run(command, capture_output=True, text=True)
+    assert good.returncode == 0 and "Signature Verified Successfully" in good.stdout, good.stdout + good.stderr
+    body = Path(f"{stem}.body.json")
+    body.write_bytes(body.read_bytes().replace(b'"important":false', b'"important":true '))
+    bad = subprocess.run(command, capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
+def test_tampering_with_any_payload_file_fails_validation(archive, env, tmp_path):
+    out = tmp_path / "package"
+    _ok(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--reason", "移送法院")
+    payload = sorted(p for p in (out / "data").rglob("*") if p.is_file())
+    assert len(payload) > 10
+    for victim in payload:  # one flipped bit in any file of the payload is caught, by name
+        original = victim.read_bytes()
+        data = bytearray(original)
+        data[len(data) // 2] ^= 0x01
+        victim.write_bytes(bytes(data))
+        with pytest.raises(bagit.BagValidationError) as caught:
+            bagit.Bag(str(out)).validate()
+        assert {d.path for d in caught.value.details} == {victim.relative_to(out).as_posix()}
+        assert subprocess.run(["sha256sum", "--quiet", "-c", "manifest-sha256.txt"], cwd=out,
+                              capture_output=True).returncode != 0
+        victim.write_bytes(original)
+    bagit.Bag(str(out)).validate()
+
+
+def test_zip_package_and_role_checks(archive, env, tmp_path):
+    unstated = _run(env, "export", CASE, "--out", str(tmp_path / "w"), "--by", "clerk:李四")
+    assert unstated.exit_code == 2 and "state the reason" in unstated.stderr and not (tmp_path / "w").exists()
+    denied = _run(env, "export", CASE, "--out", str(tmp_path / "x"), "--by", "officer:张三")
+    assert denied.exit_code == 2 and "may not export: that needs one of" in denied.stderr
+    # run as the OS account bound to officer:张三, asserting another name (tests.cli.invoke)
+    stranger = invoke(env, "export", CASE, "--out", str(tmp_path / "y"), "--by", "nobody", "--reason", "移送")
+    assert stranger.exit_code == 2 and "nobody" in stranger.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+    package = tmp_path / "案件.zip"
+    _ok(env, "export", CASE, "--out", str(package), "--by", "clerk:李四", "--reason", "移送法院")
+    with zipfile.ZipFile(package) as archive_zip:
+        archive_zip.extractall(tmp_path / "unzipped")
+    bagit.Bag(str(tmp_path / "unzipped" / "案件")).validate()
+    again = _run(env, "export", CASE, "--out", str(package), "--by", "clerk:李四", "--reason", "移送法院")
+    assert again.exit_code == 2 and "never written over another" in again.stderr
+
+    ids = [str(r["id"]) for r in json.loads(_ok(env, "search", "--case", CASE, "--json").stdout)["recordings"][:2]]
+    picked = json.loads(_ok(env, "export", *ids, "--out", str(tmp_path / "two"), "--by", "clerk:李四",
+                            "--reason", "移送法院", "--json").stdout)
+    assert picked["items"] == 2
+    bagit.Bag(str(tmp_path / "two")).validate()
+    unknown = _run(env, "export", "AB-404", "--out", str(tmp_path / "z"), "--by", "clerk:李四", "--reason", "移送法院")
+    assert unknown.exit_code == 2 and "no recording 'AB-404'" in unknown.stderr
+
+
+def test_a_tampered_store_object_is_never_exported(archive, env, tmp_path):
+    shown = json.loads(_ok(env, "search", "--case", CASE, "--json").stdout)["recordings"][0]
+    path = archive.root / "objects" / object_key(shown["sha256"])
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    result = _run(env, "export", CASE, "--out", str(tmp_path / "package"), "--by", "clerk:李四", "--reason", "移送法院")
+    assert result.exit_code == 4, result.output
+    assert result.stderr.startswith("error: INTEGRITY:") and shown["sha256"] in result.stderr
+    assert not (tmp_path / "package").exists() or not any((tmp_path / "package").rglob("*.mp4"))
+
+
+def test_verify_from_the_command_line(archive, env):
+    good = _run(env, "verify", "--all")
+    assert good.exit_code == 0 and "all checks passed" in good.stdout, good.output
+    assert json.loads(_run(env, "custody", "anchor", "--json").stdout)["anchor"] is None  # verify anchored the head
+    anchor = _run(env, "custody", "anchor", "--force", "--json")
+    assert json.loads(anchor.stdout)["anchor"]["last_event_id"] > 0
+    sample = json.loads(_ok(env, "verify", "--sample", "2", "--no-chain", "--json").stdout)
+    assert sample["ok"] and sample["recordings"] == 2
+    shown = json.loads(_ok(env, "search", "--case", CASE, "--json").stdout)["recordings"][0]
+    path = archive.root / "objects" / object_key(shown["sha256"])
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0x01
+    path.write_bytes(bytes(data))
+    bad = _run(env, "verify", "--all")
+    assert bad.exit_code == 4
+    assert f"PROBLEM [object] recording {shown['id']} ({shown['original_name']}): stored bytes hash to" in bad.stdout
+    assert _run(env, "verify").exit_code == 2  # nothing chosen: a usage error

@@ -1,0 +1,139 @@
+"""Issue 13, item 7 and the security headers: a formula typed as a login name must reach the auditor's CSV as
+text, and every response carries the headers that stop framing, sniffing, referrer leaks and foreign scripts;
+/metrics and the API description need a session or the metrics token."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from catalog.csvsafe import BOM, csv_chunks, defuse
+from evidence.web import WebConfig, create_app
+from tests.webhelpers import add_web_users, web_login
+
+TOKEN = "prometheus-scrape-token-9f2c"
+HOSTILE_NAMES = ["=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)*cmd|' /C calc'!A0",
+                 "\t=1+1", "\r=1+1"]
+
+
+@pytest.fixture
+def client(engine, store):
+    add_web_users(engine, {"auditor:赵": "auditor", "clerk:李四": "clerk"})
+    with TestClient(create_app(WebConfig(engine=engine, store=store, metrics_token=TOKEN))) as test_client:
+        yield test_client
+
+
+def _cells(text: str) -> list[list[str]]:
+    assert text.startswith(BOM), text[:20]
+    return list(csv.reader(io.StringIO(text[len(BOM):])))
+
+
+def test_a_formula_typed_as_a_login_name_reaches_the_audit_csv_as_text(client):
+    for name in HOSTILE_NAMES:  # real failed sign-ins through the form
+        refused = web_login(client, name, "whatever")
+        assert refused.status_code == 401
+    web_login(client, "clerk:李四", "wrong password")
+    assert web_login(client, "auditor:赵").status_code == 303
+    download = client.get("/audit.csv", params={"kind": "sign_in_failed"})
+    assert download.status_code == 200 and download.headers["content-type"] == "text/csv; charset=utf-8"
+    assert download.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Chinese Excel reads 李四 right
+    rows = _cells(download.text)
+    actors = [row[3] for row in rows[1:]]
+    assert [f"'{n}" for n in HOSTILE_NAMES] == [a for a in actors if a != "clerk:李四"]
+    assert "clerk:李四" in actors
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (row, cell)
+
+
+def test_defuse_follows_the_owasp_rule():
+    assert [defuse(v) for v in ("=1", "+1", "-1", "@x", "\tx", "\rx", "a=1", "", None, 5, "李四")] == \
+        ["'=1", "'+1", "'-1", "'@x", "'\tx", "'\rx", "a=1", "", "", "5", "李四"]
+    text = "".join(csv_chunks(["h"], [["=1"], ["ok"]], chunk_chars=1))
+    assert text == f"{BOM}h\r\n'=1\r\nok\r\n"
+
+
+SPACED_NAMES = ["  =cmd|' /C calc'!A0", " +1+cmd|' /C calc'!A0", "\u3000@SUM(1+1)", "\n-2+3", " \t =1+1"]
+
+
+def test_a_formula_after_leading_spaces_reaches_the_audit_csv_as_text(client):
+    """Spreadsheets skip leading spaces before `=`: a login name `  =cmd|…` must be defused too."""
+    for name in SPACED_NAMES:
+        assert web_login(client, name, "whatever").status_code == 401
+    assert web_login(client, "auditor:赵").status_code == 303
+    download = client.get("/audit.csv", params={"kind": "sign_in_failed"})
+    assert download.status_code == 200
+    actors = [row[3] for row in _cells(download.text)[1:]]
+    assert sorted(actors) == sorted(f"'{n}" for n in SPACED_NAMES), actors
+    for cell in (c for row in _cells(download.text) for c in row):
+        assert not cell.lstrip().startswith(("=", "+", "-", "@")), cell
+
+
+def test_defuse_looks_past_leading_whitespace():
+    assert [defuse(v) for v in ("  =1", " +1", "\u00a0-1", "\u3000@x", "\n=1", "  a=1", "   ", " 5", "a -1")] == \
+        ["'  =1", "' +1", "'\u00a0-1", "'\u3000@x", "'\n=1", "  a=1", "   ", " 5", "a -1"]
+
+
+def _security_headers(response) -> None:
+    h = response.headers
+    assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff"
+    assert h["referrer-policy"] == "no-referrer"
+    csp = h["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    script_src = re.search(r"script-src ([^;]*)", csp)
+    assert script_src and "'unsafe-inline'" not in script_src.group(1) and "'unsafe-eval'" not in script_src.group(1)
+
+
+def test_every_kind_of_response_carries_the_security_headers(client):
+    answers = [client.get("/login"), client.get("/health"), client.get("/metrics"), client.get("/no/such/page"),
+               client.get("/", follow_redirects=False), client.get("/api/recordings"),
+               client.post("/login", data={"name": "x"})]
+    web_login(client, "auditor:赵")
+    answers += [client.get("/audit"), client.get("/audit.csv"), client.get("/metrics"),
+                client.get("/no/such/page", headers={"accept": "text/html"})]
+    assert {a.status_code for a in answers} >= {200, 303, 401, 404, 422}
+    for answer in answers:
+        _security_headers(answer)
+
+
+def test_no_template_has_an_inline_script_or_event_handler():
+    templates = Path(__file__).resolve().parents[3] / "evidence" / "web" / "templates"
+    for page in templates.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text, re.I), f"{page.name}: an inline <script>"
+        assert not re.search(r"\son[a-z]+\s*=", text, re.I), f"{page.name}: an inline event handler"
+        assert "javascript:" not in text.lower(), page.name
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/api/openapi.json", "/api/docs"])
+def test_metrics_and_api_docs_need_a_session_or_the_token(client, path):
+    anonymous = client.get(path)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert "no session and no bearer token" in anonymous.json()["error"]
+    wrong = client.get(path, headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status_code == 401 and "a wrong bearer token" in wrong.json()["error"]
+    assert client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    web_login(client, "clerk:李四")
+    shown = client.get(path)
+    assert shown.status_code == 200
+    if path == "/api/openapi.json":
+        assert "/api/recordings" in shown.json()["paths"]
+    if path == "/api/docs":  # Swagger UI's own script runs under a nonce, nothing else inline
+        nonce = re.search(r"'nonce-([^']+)'", shown.headers["content-security-policy"])
+        assert nonce and f'<script nonce="{nonce.group(1)}">' in shown.text
+        assert "frame-ancestors 'none'" in shown.headers["content-security-policy"]
+
+
+def test_without_a_configured_token_no_bearer_opens_metrics(engine, store):
+    with TestClient(create_app(WebConfig(engine=engine, store=store))) as anonymous:
+        assert anonymous.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+        assert anonymous.get("/metrics", headers={"Authorization": "Bearer"}).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+def test_the_framework_default_doc_routes_do_not_exist(client, path):
+    assert client.get(path).status_code == 404

@@ -1,0 +1,428 @@
+"""Issue 13, attacked as an insider would: export without rights or scope, reads that left no record (Range
+tricks, a page that fetched media nobody played), thumbnails and the API past the reason policy, spot checks of
+other units, case numbers with `/`, and case pages that showed other units' recordings.
+
+The web app runs for real: in-process (FastAPI's test client) and, for the Range attacks, under uvicorn on
+127.0.0.1; the command line through click; the catalogue on SQLite and PostgreSQL with a real local WORM store.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import socket
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx2 as httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from catalog import (
+    DEFAULT_CASE_PATTERN,
+    CustodyEvent,
+    DerivedMedia,
+    Recording,
+    get_case,
+    link_recording,
+    open_catalog,
+)
+from catalog.manifests import ensure_station_key, write_manifest
+from catalog.models import ViewingAccess
+from catalog.types import utcnow
+from evidence.web import WebConfig, create_app
+from tests.conftest import wait_for
+from tests.evidence.web.conftest import CASE
+from tests.webhelpers import form_token, web_login
+
+PROXY = b"proxy bytes " * 300
+THUMB = b"\xff\xd8\xff\xe0 not really a jpeg" * 10
+
+
+def _events(engine: Any, kind: str, **where: Any) -> list[CustodyEvent]:
+    with Session(engine) as session:
+        query = select(CustodyEvent).where(CustodyEvent.kind == kind)
+        for field, value in where.items():
+            query = query.where(getattr(CustodyEvent, field) == value)
+        return list(session.exec(query.order_by(col(CustodyEvent.id))))
+
+
+def _seal(engine: Any, store: Any) -> None:
+    """Signed manifests in the store for recordings 1, 2 (officer 010203, unit U1) and 3 (officer 030405, unit
+    U2), as the archive writes them (an evidence package carries them)."""
+    key = Ed25519PrivateKey.generate()
+    with Session(engine) as session:
+        ensure_station_key(session, "station-1", key, actor="station:station-1", store=store)
+        for rid in (1, 2, 3):
+            write_manifest(session, store, session.get(Recording, rid), key, actor="station:station-1")
+        session.commit()
+
+
+def _link_all(engine: Any, store: Any) -> None:
+    """Recordings 1, 2 and 3, sealed, linked to the case."""
+    _seal(engine, store)
+    with Session(engine) as session:
+        case = get_case(session, CASE)
+        for rid in (1, 2, 3):
+            link_recording(session, case, session.get(Recording, rid), purpose=f"证明事实{rid}", by="clerk")
+        session.commit()
+
+
+def _derive(engine: Any, store: Any, tmp_path: Path, recording_id: int, kind: str, data: bytes) -> None:
+    """A derived file (proxy or thumbnail) for a recording, stored and catalogued as the derive worker does."""
+    name, content_type = {"proxy": ("proxy.mp4", "video/mp4"), "thumbnail": ("thumbnail.jpg", "image/jpeg")}[kind]
+    with Session(engine) as session:
+        recording = session.get(Recording, recording_id)
+        path = tmp_path / f"{recording_id}.{name}"
+        path.write_bytes(data)
+        key = store.put_derived(recording.sha256, name, path, content_type=content_type)
+        session.add(DerivedMedia(recording_id=recording_id, derived_from_sha256=recording.sha256, kind=kind, key=key,
+                                 sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                                 content_type=content_type, created_at=utcnow()))
+        session.commit()
+
+
+def _app(engine: Any, store: Any, **config: Any) -> Any:
+    return create_app(WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), station="station-1",
+                                **config))
+
+
+# -- High 1: export applies the rights and scope of downloading each original, and a stated reason --------------
+
+def test_export_is_refused_to_an_auditor_and_to_a_supervisor_of_other_units(web_site, store):
+    client, engine = web_site
+    _link_all(engine, store)
+    url = f"/cases/{CASE}/export"
+
+    web_login(client, "auditor")
+    page = client.get(f"/cases/{CASE}")
+    assert 'name="reason"' in page.text and 'id="export-form"' in page.text  # the form asks for the reason
+    refused = client.post(url, data={"csrf": form_token(page.text), "reason": "审计抽查"})
+    assert refused.status_code == 403 and "application/zip" not in refused.headers["content-type"]
+    assert "auditor" in refused.text and "may not download" in refused.text and "recordings 1, 2, 3" in refused.text
+    assert {(e.recording_id, e.details["action"], e.details["why"]) for e in _events(engine, "access_refused",
+                                                                                        actor="auditor")} == {
+        (1, "export", "role"), (2, "export", "role"), (3, "export", "role")}
+
+    client.cookies.clear()
+    web_login(client, "unit-2-supervisor")
+    token = form_token(client.get(f"/cases/{CASE}").text)
+    outside = client.post(url, data={"csrf": token, "reason": "复核"})
+    assert outside.status_code == 403 and "application/zip" not in outside.headers["content-type"]
+    assert "recordings 1, 2 are outside what unit-2-supervisor may export (unit U2)" in outside.text
+    assert "nothing was written" in outside.text
+    assert sorted(e.recording_id for e in _events(engine, "access_refused", actor="unit-2-supervisor")) == [1, 2]
+    assert _events(engine, "exported") == []
+
+    client.cookies.clear()
+    web_login(client, "supervisor")  # no units: the whole agency
+    token = form_token(client.get(f"/cases/{CASE}").text)
+    for blank in ("", "   "):
+        unstated = client.post(url, data={"csrf": token, "reason": blank})
+        assert unstated.status_code == 422 and "state the reason" in unstated.text
+    package = client.post(url, data={"csrf": token, "reason": "移送法院"})
+    assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(package.content)).namelist()
+    assert sum("/data/recordings/" in n for n in names) == 3
+    exported = _events(engine, "exported")
+    assert sorted(e.recording_id for e in exported) == [1, 2, 3]  # exactly one per recording
+    assert {(e.actor, e.details["reason"]) for e in exported} == {("supervisor", "移送法院")}
+
+
+def test_the_command_line_export_and_cat_apply_the_same_checks(web_site, store, tmp_path, catalog_url):
+    from tests.cli import run_cli
+
+    _client, engine = web_site
+    _link_all(engine, store)
+    env = {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
+
+    auditor = run_cli(env, "export", CASE, "--out", str(tmp_path / "a.zip"), "--by", "auditor", "--reason", "审计")
+    assert auditor.exit_code == 2 and "may not download" in auditor.stderr and "recordings 1, 2, 3" in auditor.stderr
+    outside = run_cli(env, "export", CASE, "--out", str(tmp_path / "b"), "--by", "unit-2-supervisor",
+                      "--reason", "复核")
+    assert outside.exit_code == 2, outside.output
+    assert "recordings 1, 2 are outside what unit-2-supervisor may export (unit U2)" in outside.stderr
+    assert not (tmp_path / "a.zip").exists() and not (tmp_path / "b").exists()
+    unstated = run_cli(env, "export", CASE, "--out", str(tmp_path / "c"), "--by", "clerk")
+    assert unstated.exit_code == 2 and "state the reason" in unstated.stderr
+    assert _events(engine, "exported") == []
+    done = run_cli(env, "export", CASE, "--out", str(tmp_path / "d"), "--by", "clerk", "--reason", "移送法院")
+    assert done.exit_code == 0, done.output
+    assert sorted((e.recording_id, e.details["reason"]) for e in _events(engine, "exported")) == [
+        (1, "移送法院"), (2, "移送法院"), (3, "移送法院")]
+
+    # `evidence cat` is the same read as a web download: scope and reason checked, one access recorded
+    refused = run_cli(env, "cat", "1", "--by", "unit-2-supervisor", "--reason", "复核")
+    assert refused.exit_code == 2 and "recording 1 is outside what unit-2-supervisor may download" in refused.stderr
+    assert refused.stdout_bytes == b""
+    read = run_cli(env, "cat", "3", "--by", "unit-2-supervisor", "--reason", "复核")
+    assert read.exit_code == 0 and read.stdout_bytes == b"recording 3" * 100
+    assert [(e.recording_id, e.details["reason"], e.details["what"]) for e in
+            _events(engine, "accessed", actor="unit-2-supervisor")] == [(3, "复核", "original")]
+
+
+# -- Medium 3: one recorded access per viewing session, whatever the Range header ---------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """*app* under uvicorn on 127.0.0.1 (a free port) for the duration."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 20, "the web server to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def two_servers(web_site, store, tmp_path, catalog_url):
+    """Two web servers on one catalogue, each with its own engine (as two processes would have), recording 1 with
+    a browser proxy."""
+    _client, engine = web_site
+    _derive(engine, store, tmp_path, 1, "proxy", PROXY)
+    other_engine = open_catalog(catalog_url)
+    try:
+        with _serving(_app(engine, store)) as first, _serving(_app(other_engine, store)) as second:
+            yield first, second, engine
+    finally:
+        other_engine.dispose()
+
+
+RANGES = [None, "bytes=00-", "bytes=-999999999", "bytes=1-"]
+LATER = [*RANGES, "bytes=0-0", "bytes=5-9", "bytes=0-"]
+MEDIA = {"original": ("/media/1/original?reason=复核", b"recording 1" * 100),
+         "photo": ("/media/2/photo", b"recording 2" * 100),
+         "proxy": ("/media/1/proxy", PROXY)}
+
+
+@pytest.mark.parametrize("what", sorted(MEDIA))
+def test_the_first_request_of_a_session_is_recorded_whatever_its_range(two_servers, what):
+    first, second, engine = two_servers
+    path, body = MEDIA[what]
+    recording_id = 2 if what == "photo" else 1
+
+    def accesses() -> list[CustodyEvent]:
+        return _events(engine, "accessed", actor="clerk", recording_id=recording_id)
+
+    for n, first_range in enumerate(RANGES, start=1):  # each sign-in is a new viewing session
+        with httpx.Client(base_url=first if n % 2 else second) as browser:
+            assert web_login(browser, "clerk").status_code == 303
+            got = browser.get(path, headers={"Range": first_range} if first_range else {})
+            assert got.status_code in (200, 206) and got.content and got.content in body
+            assert [e.details["what"] for e in accesses()] == [what] * n, first_range
+            for later in LATER:  # the same viewing session: no new event, whatever it asks for
+                again = browser.get(path, headers={"Range": later} if later else {})
+                assert again.status_code in (200, 206)
+            # the same session served by the other server (its own engine): the mark is in the catalogue
+            other = httpx.get((second if n % 2 else first) + path, cookies=browser.cookies,
+                              headers={"Range": "bytes=0-"})
+            assert other.status_code == 206 and other.content == body
+            assert len(accesses()) == n
+    with Session(engine) as session:
+        marks = session.exec(select(ViewingAccess).where(ViewingAccess.recording_id == recording_id)).all()
+        assert len(marks) == len(RANGES) and {m.what for m in marks} == {what}
+        assert {m.event_id for m in marks} == {e.id for e in accesses()}
+
+
+def test_parallel_first_requests_of_one_session_record_one_access(two_servers):
+    first, second, engine = two_servers
+    with httpx.Client(base_url=first) as browser:
+        web_login(browser, "clerk")
+        cookies = browser.cookies
+    results: list[int] = []
+
+    def fetch(n: int) -> None:
+        base = first if n % 2 else second
+        response = httpx.get(f"{base}/media/1/proxy", cookies=cookies, headers={"Range": f"bytes={n}-"})
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=fetch, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == [206] * 12
+    assert len(_events(engine, "accessed", recording_id=1)) == 1
+
+
+def test_opening_the_recording_page_fetches_and_records_no_media(web_site, store, tmp_path):
+    client, engine = web_site
+    _derive(engine, store, tmp_path, 1, "proxy", PROXY)
+    _derive(engine, store, tmp_path, 1, "thumbnail", THUMB)
+    web_login(client, "clerk")
+    page = client.get("/recordings/1").text
+    assert '<video id="player" controls preload="none"' in page and 'preload="metadata"' not in page
+    assert 'src="/media/1/proxy"' in page
+    assert _events(engine, "accessed") == [] and [e.recording_id for e in _events(engine, "viewed")] == [1]
+    # an outsider's Range trick on someone else's recording is refused and recorded, whatever the spelling
+    client.cookies.clear()
+    web_login(client, "other-officer")
+    for spelling in ("bytes=00-", "bytes=-999999999", "bytes=1-"):
+        refused = client.get("/media/1/original", params={"reason": "x"}, headers={"Range": spelling})
+        assert refused.status_code == 403 and "outside what other-officer may download" in refused.text
+    assert _events(engine, "accessed") == []
+    assert len(_events(engine, "access_refused", actor="other-officer", recording_id=1)) == 3
+
+
+@pytest.mark.parametrize("policy", ["view", "play"])
+def test_thumbnails_and_the_api_follow_the_reason_policy(web_site, store, tmp_path, policy):
+    _client, engine = web_site
+    _derive(engine, store, tmp_path, 1, "thumbnail", THUMB)
+    with TestClient(_app(engine, store, access_reason=policy)) as client:
+        web_login(client, "auditor")  # may view, never play
+        search = client.get("/").text
+        bare = client.get("/media/1/thumbnail")
+        api = client.get("/api/recordings/1")
+        if policy == "view":
+            assert "/media/1/thumbnail" not in search  # the result grid shows no content without a reason
+            assert bare.status_code == 422 and "state the reason" in bare.json()["error"]
+            assert api.status_code == 422 and "state the reason" in api.json()["error"]
+            page = client.get("/recordings/1", params={"reason": "审计核查"}).text
+            assert 'src="/media/1/thumbnail?reason=%E5%AE%A1' in page
+        else:
+            assert "/media/1/thumbnail" in search and bare.status_code == 200 and api.status_code == 200
+        stated = client.get("/media/1/thumbnail", params={"reason": "审计核查"})
+        assert stated.status_code == 200 and stated.content == THUMB
+        client.get("/media/1/thumbnail", params={"reason": "审计核查"})
+        assert client.get("/media/1/proxy", params={"reason": "x"}).status_code == 403  # the role still rules
+        client.cookies.clear()
+        web_login(client, "other-officer")
+        assert client.get("/media/1/thumbnail", params={"reason": "x"}).status_code == 403  # and the scope
+    looks = _events(engine, "accessed", actor="auditor", recording_id=1)
+    assert [(e.details["what"], e.details["reason"]) for e in looks] == (
+        [("thumbnail", "审计核查")] if policy == "view" else [])  # recorded once a reason is asked for
+
+
+# -- Medium 5: spot checks of other units -------------------------------------------------------------------------
+
+def test_a_supervisor_of_other_units_can_neither_open_nor_review_a_spot_check(web_site):
+    client, engine = web_site
+    web_login(client, "admin")
+    drawn = client.post("/spot-checks", data={"csrf": form_token(client.get("/spot-checks").text), "size": "2",
+                                              "unit": "U1"}, follow_redirects=False)
+    assert drawn.status_code == 303
+    check_id = int(drawn.headers["location"].rsplit("/", 1)[-1])
+    with Session(engine) as session:
+        from catalog.models import SpotCheckItem
+
+        item_id = session.exec(select(SpotCheckItem.id).where(SpotCheckItem.check_id == check_id)).first()
+
+    client.cookies.clear()
+    web_login(client, "unit-2-supervisor")
+    listing = client.get("/spot-checks")
+    assert f'href="/spot-checks/{check_id}"' not in listing.text
+    opened = client.get(f"/spot-checks/{check_id}")
+    assert opened.status_code == 403 and "R1.video" not in opened.text
+    assert f"spot check {check_id} (drawn from U1) is outside what unit-2-supervisor may open" in opened.text
+    assert "unit U2" in opened.text
+    reviewed = client.post(f"/spot-checks/{check_id}/items/{item_id}",
+                           data={"csrf": form_token(listing.text), "outcome": "compliant", "notes": ""})
+    assert reviewed.status_code == 403 and f"spot check {check_id} (drawn from U1) is outside what " \
+        "unit-2-supervisor may review" in reviewed.text
+    assert _events(engine, "reviewed") == []
+    refusals = _events(engine, "access_refused", actor="unit-2-supervisor")
+    assert [(e.details["action"], e.details["check"], e.details["scope"]) for e in refusals] == [
+        ("open spot check", check_id, "unit U2"), ("review spot check", check_id, "unit U2")]
+
+    client.cookies.clear()
+    web_login(client, "supervisor")  # the whole agency
+    assert client.get(f"/spot-checks/{check_id}").status_code == 200
+
+
+# -- Low: case numbers with `/`, and case pages within the caller's scope -----------------------------------------
+
+def test_case_numbers_with_slashes_work_on_every_route(web_site, store, settings, tmp_path):
+    from ingest.documents import document_attacher
+
+    _client, engine = web_site
+    _seal(engine, store)
+    number = "罚/2026/001"
+    key = Ed25519PrivateKey.generate()
+    app = create_app(WebConfig(engine=engine, store=store, key=key, station="station-1",
+                               case_pattern=DEFAULT_CASE_PATTERN, attach=document_attacher(settings, store, key)))
+    with TestClient(app) as client:
+        web_login(client, "admin")
+        token = form_token(client.get("/cases").text)
+        opened = client.post("/cases", data={"csrf": token, "number": number, "title": "斜杠编号",
+                                             "case_type": "penalty-general"}, follow_redirects=False)
+        assert opened.status_code == 303 and opened.headers["location"] == f"/cases/{quote(number, safe='')}"
+        for spelled in (quote(number, safe="/"), quote(number, safe="")):  # as a link, and fully escaped
+            page = client.get(f"/cases/{spelled}")
+            assert page.status_code == 200 and "斜杠编号" in page.text
+        base = f"/cases/{quote(number, safe='/')}"
+        assert f'action="{base}/link"' in page.text  # the page's own forms reach the right case
+
+        def post(action: str, **form: Any) -> httpx.Response:
+            response: httpx.Response = client.post(f"{base}/{action}", data={"csrf": token, **form},
+                                                   follow_redirects=False)
+            assert response.status_code in (200, 303), (action, response.status_code,
+                                                         re.findall(r'role="alert">([^<]*)', response.text))
+            return response
+
+        post("link", recordings="1 3", purpose="证明现场")
+        document = tmp_path / "询问笔录.txt"
+        document.write_text("询问笔录：当事人陈述。", encoding="utf-8")
+        attached = client.post(f"{base}/documents", data={"csrf": token, "title": "询问笔录"},
+                               files={"files": (document.name, document.read_bytes(), "text/plain")},
+                               follow_redirects=False)
+        assert attached.status_code == 303, attached.text[:300]
+        post("unlink", recording="3", reason="与本案无关")
+        exported = post("export", reason="移送法院")
+        assert exported.headers["content-type"] == "application/zip"
+        api = client.get(f"/api/cases/{quote(number, safe='/')}").json()
+        assert api["number"] == number and [r["recording_id"] for r in api["recordings"]] == [1]
+        assert [d["purpose"] for d in api["documents"]] == ["询问笔录"] and api["unlinked"][0]["recording_id"] == 3
+        post("close")
+        assert client.get(f"/api/cases/{quote(number, safe='')}").json()["status"] == "closed"
+        post("reopen", reason="行政复议")
+        assert client.get(f"{base}").status_code == 200
+    with Session(engine) as session:
+        kinds = [e.kind for e in session.exec(select(CustodyEvent).order_by(col(CustodyEvent.id)))
+                 if e.details.get("case") == number]
+    assert {"case_opened", "case_linked", "document_attached", "case_unlinked", "case_closed",
+            "case_reopened"} <= set(kinds)
+    assert len(_events(engine, "exported")) == 2  # recording 1 and the text record
+
+
+def test_a_supervisor_of_some_units_sees_nothing_of_other_units_on_a_case(web_site, store):
+    client, engine = web_site
+    _link_all(engine, store)
+    with Session(engine) as session:
+        hidden = {r.sha256 for r in session.exec(select(Recording).where(col(Recording.id).in_([1, 2])))}
+    web_login(client, "unit-2-supervisor")
+    page = client.get(f"/cases/{CASE}")
+    assert page.status_code == 200 and "R3.video" in page.text and "证明事实3" in page.text
+    for secret in ("R1.video", "R2.photo", "证明事实1", "证明事实2", "/recordings/1\"", "/recordings/2\"", *hidden):
+        assert secret not in page.text
+    assert "2 条不在您的权限范围内（未显示）" in page.text
+    api = client.get(f"/api/cases/{CASE}")
+    assert [r["recording_id"] for r in api.json()["recordings"]] == [3]
+    assert api.json()["outside_scope"] == {"recordings": 2, "documents": 0, "unlinked": 0}
+    for secret in ("R1.video", "R2.photo", "证明事实1", *hidden):
+        assert secret not in api.text
+    client.cookies.clear()
+    web_login(client, "clerk")  # the whole archive sees the whole case
+    assert [r["recording_id"] for r in client.get(f"/api/cases/{CASE}").json()["recordings"]] == [1, 2, 3]
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(CustodyEvent)
+                            .where(CustodyEvent.kind == "viewed")).one() == 3

@@ -1,0 +1,229 @@
+"""The web application in a real browser: Debian's chromium driven by Playwright (headless, no downloaded
+browser). Screenshots of the main pages go to test-artifacts/screenshots/."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from catalog import DerivedMedia, Recording, load_or_create_key, open_catalog
+from evidence.web import WebConfig, create_app
+from ingest.pipeline import IngestOptions
+from ingest.queue.workers import run_ingest
+from storage import LocalStore
+from tests.conftest import _missing, wait_for
+from tests.webhelpers import WEB_PASSWORD, add_web_users
+
+pytestmark = [pytest.mark.usefixtures("ffmpeg_available"), pytest.mark.slow]
+
+PASSWORD = WEB_PASSWORD
+SHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
+
+
+def _chromium() -> str:
+    path = os.environ.get("EVIDENCE_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        _missing("Debian's chromium (apt-get install chromium)")
+    return str(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(samples, settings):
+    import uvicorn
+
+    run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="日常巡查", case_number="AB-2026-00042"))
+    run_ingest(samples.dcim_camera, settings, IngestOptions(purpose="日常巡查"))
+    engine = open_catalog(settings.database_url)
+    add_web_users(engine, {"clerk:李四": "clerk", "supervisor:王": "supervisor", "officer:李四": "officer",
+                           "auditor:赵": "auditor", "admin:钱": "admin"}, officer_numbers={"officer:李四": "020304"})
+    with Session(engine) as session:
+        video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
+                             .where(DerivedMedia.kind == "proxy", Recording.media_kind == "video")).first()
+        assert video is not None
+        video_id = video.id
+    app = create_app(WebConfig(engine=engine, store=LocalStore(settings.store_path),
+                               key=load_or_create_key(settings.station_key_path), case_pattern=settings.case_pattern))
+    port = _free_port()
+    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    wait_for(lambda: web.started, 20, "the web server to start")
+    try:
+        yield f"http://127.0.0.1:{port}", engine, video_id
+    finally:
+        web.should_exit = True
+        thread.join(timeout=20)
+        engine.dispose()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, headless=True,
+                                     args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _login(page, base: str, name: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
+    base, engine, video_id = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/login")
+    assert page.locator("h1").inner_text() == "登录"
+    page.screenshot(path=str(SHOTS / "login.png"))
+    _login(page, base, "clerk:李四")
+
+    page.fill("input[name=case]", "AB-2026-00042")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator(".card").count() == 7  # three clips, their GPS sidecars, the recorder's identity file
+    page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+
+    page.goto(f"{base}/recordings/{video_id}")
+    video = page.locator("video#player")
+    video.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function("document.querySelector('video#player').readyState >= 2", timeout=20_000)
+    page.screenshot(path=str(SHOTS / "recording.png"), full_page=True)
+
+    stamp = page.locator("form[action$='/stamp']")
+    stamp.locator("input[name=purpose]").fill("证明当事人无照经营")
+    stamp.locator("input[name=reason]").fill("复核后补充证明对象")
+    page.click("form[action$='/stamp'] button[type=submit]")
+    page.wait_for_url(f"{base}/recordings/{video_id}")
+    assert "r2" in page.content() and "复核后补充证明对象" in page.content()
+
+    page.goto(f"{base}/?lang=en")
+    assert page.locator("h1").inner_text() == "Search recordings"
+    page.goto(f"{base}/?lang=zh_CN")
+    assert page.locator("h1").inner_text() == "检索音视频记录"
+
+    supervisor = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(supervisor, base, "supervisor:王")
+    supervisor.goto(f"{base}/spot-checks")
+    supervisor.fill("input[name=size]", "3")
+    supervisor.fill("input[name=seed]", "2026-11-第四季度")
+    supervisor.click("form[action='/spot-checks'] button[type=submit]")
+    supervisor.wait_for_url(re.compile(r".*/spot-checks/\d+$"))
+    assert supervisor.locator("select[name=outcome]").count() == 3
+    assert supervisor.locator("#items video, #items audio, #items img").count() >= 1  # each item plays in place
+    players = supervisor.locator("#items video, #items audio")
+    if players.count():
+        players.first.evaluate("m => { m.muted = true; return m.play(); }")
+        supervisor.wait_for_function("[...document.querySelectorAll('#items video, #items audio')]"
+                                     ".some(m => m.readyState >= 2)", timeout=20_000)
+    supervisor.locator("form[action*='/items/'] button[type=submit]").first.click()
+    supervisor.wait_for_load_state()
+    assert "supervisor:王" in supervisor.content()
+    supervisor.screenshot(path=str(SHOTS / "spot-check.png"), full_page=True)
+    with Session(engine) as session:
+        from catalog import CustodyEvent
+
+        kinds = {e.kind for e in session.exec(select(CustodyEvent))}
+    assert {"signed_in", "viewed", "accessed", "restamped", "spot_check_drawn", "reviewed"} <= kinds
+
+
+def _ids(engine, **where) -> list[int]:
+    with Session(engine) as session:
+        query = select(Recording.id)
+        for field, value in where.items():
+            query = query.where(getattr(Recording, field) == value)
+        return [i for i in session.exec(query.order_by(Recording.id)) if i is not None]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
+    base, engine, _video_id = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    # the officer sees only their own recordings, plays their audio and tags it
+    officer = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(officer, base, "officer:李四")
+    assert officer.locator("h1").inner_text() == "我的音视频记录"
+    own = _ids(engine, officer_number="020304")
+    assert officer.locator(".card").count() == len(own) >= 2
+    audio_id = _ids(engine, officer_number="020304", media_kind="audio")[0]
+    officer.goto(f"{base}/recordings/{audio_id}")
+    officer.locator("audio#player").evaluate("a => { a.muted = true; return a.play(); }")
+    officer.wait_for_function("document.querySelector('audio#player').readyState >= 2", timeout=20_000)
+    stamp = officer.locator("form[action$='/stamp']")
+    stamp.locator("input[name=purpose]").fill("证明现场陈述")
+    stamp.locator("input[name=reason]").fill("执法人员补充标注")
+    officer.click("form[action$='/stamp'] button[type=submit]")
+    officer.wait_for_url(f"{base}/recordings/{audio_id}")
+    assert "执法人员补充标注" in officer.content()
+    officer.screenshot(path=str(SHOTS / "officer.png"), full_page=True)
+    others = [i for i in _ids(engine) if i not in own]
+    refused = officer.goto(f"{base}/recordings/{others[0]}")
+    assert refused is not None and refused.status == 403
+
+    # the clerk views a photo, searches near a place, switches language without losing the filters, runs a case
+    clerk = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(clerk, base, "clerk:李四")
+    photo_id = _ids(engine, original_name="IMG_0001.JPG")[0]
+    clerk.goto(f"{base}/recordings/{photo_id}")
+    clerk.wait_for_function("document.querySelector('img#photo').complete && "
+                            "document.querySelector('img#photo').naturalWidth > 0", timeout=20_000)
+    clerk.goto(f"{base}/?lat=31.2304&lon=121.4737&radius=2000&sort=captured")
+    near = clerk.locator(".card").count()
+    assert near >= 2
+    clerk.click("text=English")
+    assert clerk.locator("h1").inner_text() == "Search recordings"
+    assert clerk.locator("input[name=lat]").input_value() == "31.2304" and clerk.locator(".card").count() == near
+    clerk.goto(f"{base}/?lang=zh_CN")
+    clerk.goto(f"{base}/cases")
+    form = clerk.locator("form[action='/cases']")
+    form.locator("input[name=number]").fill("AB-2026-00100")
+    form.locator("input[name=title]").fill("无照经营（浏览器立案）")
+    form.locator("button[type=submit]").click()
+    clerk.wait_for_url(f"{base}/cases/AB-2026-00100")
+    link = clerk.locator("#link-form")
+    link.locator("input[name=recordings]").fill(f"{photo_id} {audio_id}")
+    link.locator("input[name=purpose]").fill("证明经营场所")
+    link.locator("button[type=submit]").click()
+    clerk.wait_for_url(f"{base}/cases/AB-2026-00100")
+    assert clerk.locator("#recordings tr").count() == 3  # header + two linked recordings
+    assert "法律保全" in clerk.content()
+    clerk.screenshot(path=str(SHOTS / "case.png"), full_page=True)
+    clerk.goto(f"{base}/retention")
+    assert clerk.locator("h1").inner_text() == "保存与销毁" and clerk.locator("#plan tr").count() >= 2
+    clerk.screenshot(path=str(SHOTS / "retention.png"), full_page=True)
+
+    # the auditor reads who looked at what, and why
+    auditor = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(auditor, base, "auditor:赵")
+    auditor.goto(f"{base}/audit?log=access&actor=officer:李四")
+    assert auditor.locator("#events td:text-is('accessed')").count() >= 1
+    auditor.screenshot(path=str(SHOTS / "audit.png"), full_page=True)
+
+    admin = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(admin, base, "admin:钱")
+    admin.goto(f"{base}/admin")
+    assert admin.locator("#users tr").count() == 6  # header + five users
+    admin.screenshot(path=str(SHOTS / "admin.png"), full_page=True)

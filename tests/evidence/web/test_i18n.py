@@ -1,0 +1,65 @@
+"""Every visible text of the web pages is in both gettext catalogs (zh-CN translated, English)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from catalog.access import ACCESS_STEPS
+from catalog.integrity import INTEGRITY_CHECKS
+from catalog.models import CaseStatus, DisposalStatus, IntegrityStatus, MediaKind
+from catalog.registry import CERTIFICATE_STATES
+from catalog.search import RETENTION_STATES, SORTS
+from catalog.spotcheck import OUTCOMES
+from catalog.users import ROLES
+from evidence.web.admin import SECTIONS
+from evidence.web.deps import NAV
+from evidence.web.i18n import catalog_messages
+from evidence.web.search_form import FIELD_LABELS, SearchInvalid, parse_search
+
+WEB = Path(__file__).parents[3] / "evidence" / "web"
+LITERAL = re.compile(r"""(?:\b_|gettext_for\([^)]*\))\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
+
+
+def used_message_ids() -> set[str]:
+    """The literal `_("…")` strings in the templates and the web modules, plus the values shown through
+    `_(value)`: navigation labels, media kinds, integrity, retention states, sort orders, case statuses, roles,
+    certificate states and access steps."""
+    found: set[str] = set()
+    for path in [*WEB.glob("templates/*.html"), *WEB.glob("*.py")]:
+        for match in LITERAL.finditer(path.read_text(encoding="utf-8")):
+            found.add(match.group(1) if match.group(1) is not None else match.group(2))
+    found |= {label for _path, label, _action in NAV}
+    found |= {k.value for k in MediaKind} | {i.value for i in IntegrityStatus} | {s.value for s in CaseStatus}
+    found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
+    found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
+    found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
+    found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
+    return found
+
+
+def problem_messages() -> set[str]:
+    from zoneinfo import ZoneInfo
+
+    from catalog.access import Scope
+
+    bad = {"case": "x" * 300, "from": "x", "to": "y", "lat": "x", "lon": "1", "radius": "1", "kind": "x",
+           "page": "0", "size": "7"}
+    messages = set()
+    for query in (bad, {"lat": "91", "lon": "1", "radius": "1"}, {"lat": "1", "lon": "181", "radius": "1"},
+                  {"lat": "1", "lon": "1", "radius": "0"}, {"from": "2026-11-02", "to": "2026-11-01"}):
+        try:
+            parse_search(query, zone=ZoneInfo("Asia/Shanghai"), scope=Scope(everything=True))
+        except SearchInvalid as exc:
+            messages |= {p.message for p in exc.problems}
+    return messages
+
+
+def test_every_shown_message_is_in_both_catalogs():
+    chinese, english = catalog_messages("zh_CN"), catalog_messages("en")
+    wanted = used_message_ids() | problem_messages()
+    assert sorted(wanted - set(chinese)) == []
+    assert sorted(wanted - set(english)) == []
+    assert set(chinese) == set(english)
+    assert sorted(set(chinese) - wanted) == []  # no message left behind by a removed page
+    untranslated = [m for m in wanted if not re.search(r"[\u4e00-\u9fff]", chinese[m]) and m not in ("SHA-256",)]
+    assert untranslated == []

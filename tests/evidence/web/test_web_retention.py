@@ -1,0 +1,78 @@
+"""Retention and disposal in the browser: what is due, a clerk proposes, a second person approves and the
+objects go, leaving tombstones and a signed record; nobody approves their own batch."""
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from catalog import DisposalBatch, link_recording
+from catalog.types import utcnow
+from evidence.web import WebConfig, create_app
+from tests.catalog.test_retention_store import KEY, POLICY, _archived, _case, _wait_until
+from tests.webhelpers import add_web_users, form_token, web_login
+
+
+def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine, store, tmp_path):
+    with Session(engine) as session:
+        old = datetime(2025, 1, 1, tzinfo=UTC)
+        due = _archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
+        held = _archived(session, store, tmp_path, 2, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
+        link_recording(session, _case(session, "AB-2026-00099"), held, purpose="证明", by="clerk")
+        session.commit()
+        _wait_until(due.retain_until, held.retain_until)
+    add_web_users(engine, {"clerk": "clerk", "supervisor": "supervisor", "auditor": "auditor", "admin": "admin"})
+    config = WebConfig(engine=engine, store=store, key=KEY, station="station-1", policy=POLICY)
+    with TestClient(create_app(config)) as client:
+        web_login(client, "auditor")
+        page = client.get("/retention")
+        assert page.status_code == 200 and 'id="due">1<' in page.text and "case AB-2026-00099 is open" in page.text
+        assert client.post("/retention/sweep", data={"csrf": form_token(page.text)}).status_code == 403
+        client.cookies.clear()
+
+        web_login(client, "clerk")
+        token = form_token(client.get("/retention").text)
+        assert client.post("/retention/batches/1/approve", data={"csrf": token, "confirm": "yes"}).status_code == 403
+        proposed = client.post("/retention/sweep", data={"csrf": token}, follow_redirects=False)
+        assert proposed.status_code == 303
+        assert store.exists(due.sha256)  # nothing goes before a second person approves
+        again = client.post("/retention/sweep", data={"csrf": token})  # the due item is in a batch already
+        assert again.status_code == 200 and "没有到期需要销毁的记录" in again.text
+        client.cookies.clear()
+
+        web_login(client, "supervisor")
+        page = client.get("/retention")
+        assert "批准并销毁" in page.text
+        token = form_token(page.text)
+        unconfirmed = client.post("/retention/batches/1/approve", data={"csrf": token})
+        assert unconfirmed.status_code == 400 and "tick the box" in unconfirmed.text
+        approved = client.post("/retention/batches/1/approve", data={"csrf": token, "confirm": "yes"},
+                               follow_redirects=False)
+        assert approved.status_code == 303
+        assert not store.exists(due.sha256) and store.exists(held.sha256)
+        with Session(engine) as session:
+            batch = session.get(DisposalBatch, 1)
+            assert (batch.status, batch.created_by, batch.approved_by) == ("done", "clerk", "supervisor")
+            assert batch.record_key and batch.record_key in client.get("/retention").text
+        client.cookies.clear()
+
+        web_login(client, "admin")
+        token = form_token(client.get("/retention").text)
+        twice = client.post("/retention/batches/1/approve", data={"csrf": token, "confirm": "yes"})
+        assert twice.status_code == 400 and "only a batch awaiting approval" in html.unescape(twice.text)
+
+
+def test_disposal_needs_the_signing_key(engine, store, tmp_path):
+    with Session(engine) as session:
+        due = _archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2),
+                        captured_end=datetime(2025, 1, 1, tzinfo=UTC))
+        _wait_until(due.retain_until)
+    add_web_users(engine, {"clerk": "clerk"})
+    with TestClient(create_app(WebConfig(engine=engine, store=store, policy=POLICY))) as client:
+        web_login(client, "clerk")
+        refused = client.post("/retention/sweep", data={"csrf": form_token(client.get("/retention").text)})
+        assert refused.status_code == 503 and "no signing key" in refused.json()["error"]
+    with Session(engine) as session:
+        assert session.exec(select(DisposalBatch)).all() == []

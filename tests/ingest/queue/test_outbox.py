@@ -1,0 +1,475 @@
+"""Production faults of the queued path, attacked the way they happened in the drill (issue 14): a broker that dies
+mid-dock, a message delivered twice or to the wrong station, a recording stranded with no message, identical bytes
+docked at two stations at once, a dock session left open by a killed run."""
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import dramatiq
+import pytest
+from sqlmodel import Session, col, select
+
+from catalog import (
+    CustodyEvent,
+    DockSession,
+    OutboxMessage,
+    Recording,
+    Sighting,
+    load_or_create_key,
+    open_catalog,
+    outbox,
+)
+from catalog.types import utcnow
+from ingest.config import Settings
+from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.queue.actors import WorkerContext, declare_actors, queue_names
+from ingest.queue.broker import make_broker
+from ingest.queue.relay import reconcile_once, relay_once
+from ingest.queue.workers import run_ingest, run_workers
+from storage import LocalStore
+from tests.conftest import running_station, wait_for
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+
+def _states(engine) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return {r.id: r.state for r in session.exec(select(Recording))}
+
+
+def _queued_settings(tmp_path: Path, catalog_url: str, broker: str, station: str = "station-1",
+                     **extra: str) -> Settings:
+    return Settings.from_env({"EVIDENCE_HOME": str(tmp_path / station), "EVIDENCE_DATABASE_URL": catalog_url,
+                              "EVIDENCE_STORE_URL": f"file://{tmp_path / 'worm'}", "EVIDENCE_BROKER_URL": broker,
+                              "EVIDENCE_STATION": station, "EVIDENCE_OUTBOX_RELAY_S": "0.2", **extra})
+
+
+@pytest.mark.slow
+def test_a_dead_broker_never_stops_a_dock_and_its_messages_go_when_it_returns(samples, tmp_path, catalog_url,
+                                                                             private_redis):
+    # Given a broker that died before the dock (every send is refused)
+    private_redis.kill()
+    settings = _queued_settings(tmp_path, catalog_url, private_redis.url)
+    # When a device is ingested
+    report = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
+    engine = open_catalog(settings.database_url)
+    try:
+        # Then every file is copied and catalogued, staged, with its message waiting in the outbox
+        assert report.errors == [] and report.recordings
+        ids = {r["id"] for r in report.recordings}
+        assert set(_states(engine).values()) == {"staged"}
+        with Session(engine) as session:
+            waiting = session.exec(select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None))).all()
+            dock = session.get(DockSession, report.dock_session_id)
+        assert {m.recording_id for m in waiting} == ids
+        # And the dock session says what really happened
+        assert dock is not None and dock.result == "complete"
+        assert f"{len(ids)} archive message(s) written to the outbox, {len(ids)} not yet taken by the broker" in (
+            dock.result_note or "")
+        # When the broker comes back and a worker runs: every message is relayed and every recording archived
+        private_redis.start()
+        stop = threading.Event()
+        worker = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 2,
+                                                                                      "only": frozenset({"archive"})})
+        worker.start()
+        try:
+            wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the broker returned")
+        finally:
+            stop.set()
+            worker.join(timeout=60)
+        with Session(engine) as session:
+            assert outbox.backlog(session).count == 0
+            failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all()
+        assert failed == []
+    finally:
+        engine.dispose()
+
+
+def test_the_outbox_row_is_committed_with_its_recording(samples, settings, engine, store):
+    # A dock deferring archiving to the queue: each new recording has exactly one archive message, for this station
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True))
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxMessage)).all()
+    assert sorted(r.recording_id for r in rows) == sorted(r["id"] for r in report.recordings)
+    assert {(r.actor, r.station_code, r.reason, r.sent_at) for r in rows} == {
+        (outbox.ARCHIVE_ACTOR, settings.station, "ingest", None)}
+    # The embedded default archives inline: no messages at all
+    again = ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store)
+    with Session(engine) as session:
+        assert not session.exec(select(OutboxMessage).where(
+            col(OutboxMessage.recording_id).in_([r["id"] for r in again.recordings]))).all()
+
+
+def _stub_worker(settings: Settings, engine, store, *, station: str):  # type: ignore[no-untyped-def]
+    broker = make_broker("")
+    key = load_or_create_key(settings.station_key_path)
+    from dataclasses import replace
+
+    here = replace(settings, station=station)
+    actors = declare_actors(broker, lambda: WorkerContext(here, engine, store, key), station=station)
+    return broker, actors
+
+
+def _drain(broker, queue: str) -> None:  # type: ignore[no-untyped-def]
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        broker.join(queue, fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+
+
+def test_a_message_for_another_stations_recording_is_passed_on_never_a_failure(samples, tmp_path, catalog_url):
+    # Given recordings staged at station B (B's staging area holds them)
+    b = _queued_settings(tmp_path, catalog_url, "", station="station-b")
+    engine = open_catalog(b.database_url)
+    store = LocalStore(tmp_path / "worm")
+    try:
+        report = ingest_folder(samples.sidecar_recorder, settings=b, engine=engine, store=store,
+                               options=IngestOptions(defer_archive=True))
+        ids = [r["id"] for r in report.recordings]
+        # When station A's worker gets their archive messages (archive-pending at the wrong station, a misroute)
+        broker, actors = _stub_worker(b, engine, store, station="station-a")
+        for recording_id in ids:
+            actors.archive.send(recording_id)
+        _drain(broker, queue_names("evidence", "station-a")["archive"])
+        # Then nothing is recorded against the evidence, the messages are not dead-lettered, and each recording has
+        # a new message on station B's queue; B's staged copies are untouched
+        with Session(engine) as session:
+            failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all()
+            rerouted = session.exec(select(OutboxMessage).where(OutboxMessage.reason == "re-routed from station-a"))
+            rerouted_ids = sorted(m.recording_id for m in rerouted if m.station_code == "station-b")
+        assert failed == [] and broker.dead_letters == []
+        assert rerouted_ids == sorted(ids)
+        assert set(_states(engine).values()) == {"staged"}
+        assert all((b.staging_dir / r["sha256"]).exists() for r in report.recordings)
+        # And station B's own worker archives them
+        broker_b, actors_b = _stub_worker(b, engine, store, station="station-b")
+        for recording_id in ids:
+            actors_b.archive.send(recording_id)
+        _drain(broker_b, queue_names("evidence", "station-b")["archive"])
+        assert set(_states(engine).values()) == {"archived"}
+    finally:
+        engine.dispose()
+
+
+def test_archive_pending_takes_only_its_own_stations_recordings(samples, tmp_path, catalog_url):
+    from ingest.archiving import archive_staged
+
+    a = _queued_settings(tmp_path, catalog_url, "", station="station-a")
+    b = _queued_settings(tmp_path, catalog_url, "", station="station-b")
+    engine = open_catalog(a.database_url)
+    store = LocalStore(tmp_path / "worm")
+    try:
+        at_b = ingest_folder(samples.sidecar_recorder, settings=b, engine=engine, store=store,
+                             options=IngestOptions(defer_archive=True))
+        at_a = ingest_folder(samples.dcim_camera, settings=a, engine=engine, store=store,
+                             options=IngestOptions(defer_archive=True))
+        done = archive_staged(engine, store, a.staging_dir, key=load_or_create_key(a.station_key_path),
+                              policy=a.retention_policy, station="station-a")
+        states = _states(engine)
+        assert done == len(at_a.recordings)
+        assert {states[r["id"]] for r in at_a.recordings} == {"archived"}
+        assert {states[r["id"]] for r in at_b.recordings} == {"staged"}
+        with Session(engine) as session:
+            assert session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all() == []
+    finally:
+        engine.dispose()
+
+
+def test_a_claimed_recording_is_archived_by_one_worker_and_a_dead_workers_claim_runs_out(samples, settings, engine,
+                                                                                         store):
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True))
+    rid = report.recordings[0]["id"]
+    now = utcnow()
+    with Session(engine) as session:
+        # A worker holds it; another cannot take it while the hold lasts, and can once it has run out
+        assert outbox.claim(session, rid, holder="w1", now=now, lease_s=30)
+        assert not outbox.claim(session, rid, holder="w2", now=now + timedelta(seconds=29), lease_s=30)
+        assert outbox.claim(session, rid, holder="w1", now=now + timedelta(seconds=29), lease_s=30)  # renewed
+        assert not outbox.claim(session, rid, holder="w2", now=now + timedelta(seconds=58), lease_s=30)
+        assert outbox.claim(session, rid, holder="w2", now=now + timedelta(seconds=60), lease_s=30)
+        assert outbox.claimed(session, now=now + timedelta(seconds=61)) == {rid}
+        outbox.release(session, rid, holder="w1", now=now)  # not w1's any more: nothing happens
+        assert outbox.claimed(session, now=now + timedelta(seconds=61)) == {rid}
+        outbox.release(session, rid, holder="w2", now=now)
+        assert outbox.claimed(session, now=now + timedelta(seconds=61)) == set()
+    # A message delivered while another live worker holds the recording is retried later, never uploaded twice
+    with Session(engine) as session:
+        assert outbox.claim(session, rid, holder="someone-else", now=utcnow(), lease_s=3)
+    broker, actors = _stub_worker(settings, engine, store, station=settings.station)
+    actors.archive.send(rid)
+    _drain(broker, queue_names("evidence", settings.station)["archive"])
+    assert _states(engine)[rid] == "archived"  # after the other hold ran out (3 s), by this worker
+    assert store.exists(report.recordings[0]["sha256"])
+    with Session(engine) as session:
+        archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived",
+                                                           CustodyEvent.recording_id == rid)).all()
+    assert len(archived) == 1
+
+
+def test_the_reconciler_queues_again_only_what_has_no_message_in_flight(samples, settings, engine, store):
+    report = ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True))
+    ids = sorted(r["id"] for r in report.recordings)
+    assert len(ids) >= 3
+    recent_message, held, stranded = ids[0], ids[1], ids[2:]
+    with Session(engine) as session:
+        # Every message was sent long ago and lost (a broker that forgot them); one recording got a fresh message,
+        # one is held by a live worker
+        for row in session.exec(select(OutboxMessage)):
+            row.sent_at = row.created_at = utcnow() - timedelta(hours=2)
+            session.add(row)
+        for row in session.exec(select(Recording)):
+            row.ingested_at = utcnow() - timedelta(hours=2)
+            session.add(row)
+        session.commit()
+        outbox.add(session, recent_message, station=settings.station, now=utcnow(), reason="ingest")
+        session.commit()
+        assert outbox.claim(session, held, holder="live-worker", now=utcnow(), lease_s=60)
+    # When the reconciler runs with a 10-minute threshold
+    queued = reconcile_once(engine, station=settings.station, after_s=600)
+    # Then exactly the stranded ones get a new message, and a second pass adds nothing
+    assert sorted(queued) == stranded
+    assert reconcile_once(engine, station=settings.station, after_s=600) == []
+    # Another station's reconciler never touches them
+    assert reconcile_once(engine, station="station-elsewhere", after_s=600) == []
+
+
+def test_relay_stops_at_a_refusing_broker_and_resends_nothing_twice(samples, settings, engine, store):
+    ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                  options=IngestOptions(defer_archive=True))
+    sent: list[int] = []
+
+    def flaky(actor: str, recording_id: int) -> None:
+        if len(sent) == 2:
+            raise ConnectionError("Connection refused (broker down)")
+        sent.append(recording_id)
+
+    first = relay_once(engine, flaky, station=settings.station)
+    assert (first.sent, first.ok) == (2, False) and "Connection refused" in (first.error or "")
+    assert first.waiting >= 1
+
+    def good(actor: str, recording_id: int) -> None:
+        sent.append(recording_id)
+
+    second = relay_once(engine, good, station=settings.station)
+    assert second.ok and second.waiting == 0
+    assert len(sent) == len(set(sent))  # each message handed over once
+    assert relay_once(engine, good, station=settings.station).sent == 0
+
+
+def test_a_dock_session_left_open_by_a_killed_station_is_closed_at_start(station_settings, engine):
+    from catalog import ensure_station
+
+    with Session(engine) as session:
+        ensure_station(session, station_settings.station, name="s")
+        session.flush()
+        session.add(DockSession(station_code=station_settings.station, device_serial="CAM-9", profile="p",
+                                source_path="/media/x", started_at=utcnow() - timedelta(minutes=5)))
+        session.commit()
+    with running_station(station_settings):
+        def closed() -> DockSession | None:
+            with Session(engine) as session:
+                dock = session.exec(select(DockSession)).one()
+                return dock if dock.finished_at is not None else None
+
+        wait_for(closed, 20, "the abandoned dock session to be closed")
+    dock = closed()
+    assert dock is not None and dock.result == "interrupted"
+    assert "the station stopped" in (dock.result_note or "")
+    with Session(engine) as session:
+        event = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "undocked",
+                                                        CustodyEvent.dock_session_id == dock.id)).one()
+    assert event.details["result"] == "interrupted"
+
+
+@pytest.mark.postgres
+def test_the_same_bytes_docked_at_two_stations_at_once_make_one_recording_and_no_deadlock(tmp_path, samples):
+    from tests.conftest import _postgres_database
+
+    databases = _postgres_database()
+    url = next(databases)
+    try:
+        engine = open_catalog(url)
+        store = LocalStore(tmp_path / "worm")
+        try:
+            for round_ in range(3):
+                # Given the same 12 files on two devices (one per station), docked at the same moment
+                devices = []
+                for station in ("a", "b"):
+                    device = tmp_path / f"r{round_}-{station}" / "DCIM" / "100CAM"
+                    device.mkdir(parents=True)
+                    for i in range(12):
+                        (device / f"MVI_{i:04d}.MP4").write_bytes(f"round {round_} file {i} ".encode() * 4096)
+                    devices.append((station, device.parent.parent))
+                reports: dict[str, object] = {}
+                errors: list[BaseException] = []
+                barrier = threading.Barrier(2)
+
+                def dock(station: str, root: Path, barrier=barrier, reports=reports, errors=errors) -> None:  # type: ignore[no-untyped-def]
+                    settings = _queued_settings(tmp_path, url, "", station=f"station-{station}")
+                    barrier.wait()
+                    try:
+                        reports[station] = ingest_folder(root, settings=settings, engine=engine, store=store,
+                                                         options=IngestOptions(defer_archive=True,
+                                                                               profile="generic-dcim-camera"))
+                    except BaseException as exc:  # noqa: BLE001 - the test reports it
+                        errors.append(exc)
+
+                threads = [threading.Thread(target=dock, args=d) for d in devices]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=120)
+                # Then both docks end cleanly: no deadlock, nothing journaled
+                assert errors == []
+                for report in reports.values():
+                    assert report.errors == []  # type: ignore[attr-defined]
+            with Session(engine) as session:
+                recordings = session.exec(select(Recording)).all()
+                sightings = session.exec(select(Sighting)).all()
+                docks = session.exec(select(DockSession)).all()
+            # One recording per distinct file, two sightings each, every dock closed complete
+            assert len(recordings) == 36 and len(sightings) == 72
+            assert {d.result for d in docks} == {"complete"} and all(d.finished_at for d in docks)
+            # Each station archives its own; the copies the losing station kept of bytes staged at the other go with
+            # the staging sweep once the other has archived them: no orphan is left anywhere
+            from ingest.archiving import archive_staged
+            from ingest.station.staging_sweep import sweep_staging
+
+            for station in ("a", "b"):
+                here = _queued_settings(tmp_path, url, "", station=f"station-{station}")
+                archive_staged(engine, store, here.staging_dir, key=load_or_create_key(here.station_key_path),
+                               policy=here.retention_policy, station=here.station)
+            for station in ("a", "b"):
+                staging = tmp_path / f"station-{station}" / "staging"
+                sweep_staging(engine, store, staging, station=f"station-{station}", protect=set())
+                left = [p.name for p in staging.iterdir() if p.is_file() and len(p.name) == 64]
+                assert left == [], f"orphan staged copies at station-{station}: {left[:3]}"
+            assert set(_states(engine).values()) == {"archived"}
+        finally:
+            engine.dispose()
+    finally:
+        for _ in databases:
+            pass
+
+
+class _SlowStore(LocalStore):
+    """The real local store, whose uploads wait for each other: two deliveries of one message mid-upload at once."""
+
+    def __init__(self, root: Path, parties: int) -> None:
+        super().__init__(root)
+        self.barrier = threading.Barrier(parties, timeout=30)
+
+    def put_file(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait()
+        return super().put_file(*args, **kwargs)
+
+
+def test_two_deliveries_racing_to_the_end_record_one_archive(samples, settings, engine):
+    # Given a recording staged, and two workers that both passed the claim (a hold lost to a network partition)
+    from ingest.archiving import archive_recording
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine,
+                           store=LocalStore(settings.store_path), options=IngestOptions(defer_archive=True))
+    rid = report.recordings[0]["id"]
+    store = _SlowStore(settings.store_path, parties=2)
+    key = load_or_create_key(settings.station_key_path)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def deliver(name: str) -> None:
+        try:
+            results.append(archive_recording(engine, store, settings.staging_dir, rid, key=key, actor=name,
+                                             policy=settings.retention_policy, station=settings.station))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(f"worker:{n}",)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Then both finish, the recording is archived once: one `archived` event, one stored object
+    from sqlalchemy.exc import OperationalError
+
+    assert all(isinstance(e, OperationalError) for e in errors), errors  # SQLite: the loser may find it locked
+    assert set(results) <= {"archived"} and _states(engine)[rid] == "archived"
+    with Session(engine) as session:
+        archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived",
+                                                           CustodyEvent.recording_id == rid)).all()
+    assert len(archived) == 1
+
+
+class _NoManifests(LocalStore):
+    """The real local store whose manifest writes fail (the store went away between the two commits)."""
+
+    def put_manifest(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from storage.errors import BackendUnavailable
+
+        raise BackendUnavailable("local", "manifest write: connection reset")
+
+
+def test_an_archived_recording_whose_manifest_failed_is_sealed_by_the_reconciler(samples, settings, engine):
+    # Given a recording archived while its signed manifest could not be written (attack, issue 14 review)
+    from catalog.manifests import MANIFEST_MISSING, read_manifests, trusted_fingerprints
+    from ingest.archiving import archive_recording
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine,
+                           store=LocalStore(settings.store_path), options=IngestOptions(defer_archive=True))
+    rid = report.recordings[0]["id"]
+    key = load_or_create_key(settings.station_key_path)
+    kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
+    assert archive_recording(engine, _NoManifests(settings.store_path), settings.staging_dir, rid, **kw) == "archived"
+    # When the reconciler runs later, the recording is queued again, and its message (the store back) seals it
+    with Session(engine) as session:
+        later = outbox.db_now(session) + timedelta(hours=1)
+        for row in session.exec(select(OutboxMessage)):
+            row.sent_at = row.created_at  # every original message was handed over long ago
+            session.add(row)
+        session.commit()
+        assert rid in outbox.reconcile(session, station=settings.station, now=later, after_s=600)
+        session.commit()
+    good = LocalStore(settings.store_path)
+    assert archive_recording(engine, good, settings.staging_dir, rid, **kw) == "archived"
+    # Then its manifest is in the store and recorded; and it is not queued again
+    with Session(engine) as session:
+        recording = session.get(Recording, rid)
+        assert recording is not None
+        manifests = read_manifests(good, recording, trusted=trusted_fingerprints(session, good))
+        assert manifests[1] != MANIFEST_MISSING and isinstance(manifests[1], dict)
+        manifested = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "manifested",
+                                                             CustodyEvent.recording_id == rid)).all()
+        assert len(manifested) == 1
+        for row in session.exec(select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None))):
+            row.sent_at = later
+            session.add(row)
+        session.commit()
+        assert rid not in outbox.reconcile(session, station=settings.station, now=later + timedelta(hours=1),
+                                           after_s=600)
+
+
+def test_the_reconciler_adds_nothing_while_messages_wait_for_a_broker_that_is_away(samples, settings, engine, store):
+    # Given staged recordings whose messages wait in the outbox (the broker away for hours)
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True))
+    staged = len(report.recordings)
+    with Session(engine) as session:
+        now = outbox.db_now(session)
+    # When the reconciler passes hourly for six hours
+    for hour in range(1, 7):
+        with Session(engine) as session:
+            assert outbox.reconcile(session, station=settings.station, now=now + timedelta(hours=hour),
+                                    after_s=600) == []
+            session.commit()
+    # Then there is still one waiting message per recording
+    with Session(engine) as session:
+        assert outbox.backlog(session, station=settings.station).count == staged

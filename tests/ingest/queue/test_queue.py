@@ -1,0 +1,414 @@
+"""The archive queue: derived media, actors safe to run twice, Redis workers, store-and-forward."""
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import dramatiq
+import pytest
+from sqlmodel import Session, select
+
+from catalog import CustodyEvent, DerivedMedia, Recording, open_catalog
+from ingest.config import Settings
+from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.queue.actors import WorkerContext, declare_actors, queue_names
+from ingest.queue.broker import make_broker
+from ingest.queue.workers import run_ingest, run_workers
+from ingest.services import open_store
+from storage import LocalStore, derived_key
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_namespace():
+    """A private key namespace on the machine's Redis, removed afterwards."""
+    import redis
+
+    from tests.conftest import _missing
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        _missing(f"Redis at {REDIS_URL}")
+    namespace = f"evtest-{uuid.uuid4().hex[:10]}"
+    yield namespace
+    for key in client.scan_iter(f"{namespace}*"):
+        client.delete(key)
+    client.close()
+
+
+def _states(engine) -> dict[str, str]:
+    with Session(engine) as session:
+        return {r.original_name: r.state for r in session.exec(select(Recording))}
+
+
+
+def _probe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_embedded_ingest_makes_thumbnails_and_browser_proxies(samples, settings):
+    report = run_ingest(samples.dcim_camera, settings, IngestOptions())
+    store = LocalStore(settings.store_path)
+    engine = open_catalog(settings.database_url)
+    try:
+        with Session(engine) as session:
+            derived = {(r.original_name, d.kind): d for d, r in session.exec(
+                select(DerivedMedia, Recording).where(DerivedMedia.recording_id == Recording.id))}
+    finally:
+        engine.dispose()
+    assert set(derived) >= {("IMG_0001.JPG", "thumbnail"), ("MVI_0003.MP4", "thumbnail"), ("MVI_0003.MP4", "proxy")}
+    video = next(r for r in report.recordings if r["original_name"] == "MVI_0003.MP4")
+    proxy = derived[("MVI_0003.MP4", "proxy")]
+    assert (proxy.derived_from_sha256, proxy.key) == (video["sha256"], derived_key(video["sha256"], "proxy.mp4"))
+    proxy_path = store.root / proxy.key
+    streams = {s["codec_type"]: s for s in _probe(proxy_path)["streams"]}
+    assert (streams["video"]["codec_name"], streams["video"]["pix_fmt"], streams["audio"]["codec_name"]) == (
+        "h264", "yuv420p", "aac")
+    assert streams["video"]["height"] == 240  # 320x240 source: never scaled up
+    thumb = cv2.imread(str(store.root / derived[("IMG_0001.JPG", "thumbnail")].key))
+    assert thumb.shape[1] == 320 and thumb.shape[0] == 240
+    # derived files are not evidence: the recording's own object is untouched
+    assert store.verify(video["sha256"]) == video["sha256"]
+
+
+@pytest.mark.usefixtures("ffmpeg_available")
+@pytest.mark.parametrize("maker", ["wav", "amr"])
+def test_audio_recordings_get_an_aac_proxy_a_browser_plays(tmp_path, maker):
+    from ingest.derive import make_audio_proxy
+    from ingest.samples import make_amr, make_wav
+
+    source = make_wav(tmp_path / "in.wav", seconds=1.5) if maker == "wav" else make_amr(tmp_path / "in.amr",
+                                                                                        seconds=1.0)
+    proxy = make_audio_proxy(source, tmp_path / "proxy.m4a")
+    probed = _probe(proxy)
+    assert [s["codec_type"] for s in probed["streams"]] == ["audio"]
+    assert probed["streams"][0]["codec_name"] == "aac" and float(probed["format"]["duration"]) > 0.5
+    with pytest.raises(ValueError):
+        make_audio_proxy(_garbage(tmp_path), tmp_path / "bad.m4a")
+
+
+def _garbage(tmp_path: Path) -> Path:
+    path = tmp_path / "garbage.amr"
+    path.write_bytes(b"not audio at all" * 64)
+    return path
+
+
+def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
+    # Given a dock ingested with archiving deferred to the queue
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True))
+    assert {r["state"] for r in report.recordings} == {"staged"}
+    # When every archive message is delivered twice
+    broker = make_broker("")
+    key = __import__("catalog").load_or_create_key(settings.station_key_path)
+    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key), station=settings.station)
+    for row in report.recordings:
+        actors.archive.send(row["id"])
+        actors.archive.send(row["id"])
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        queues = queue_names("evidence", settings.station)
+        broker.join(queues["archive"], fail_fast=True)
+        broker.join(queues["derive"], fail_fast=True)
+        worker.join()
+    finally:
+        worker.stop()
+        broker.close()
+    # Then each recording is archived once, with one ARCHIVED event, and staging is empty
+    assert set(_states(engine).values()) == {"archived"}
+    with Session(engine) as session:
+        archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived")).all()
+        derived = session.exec(select(DerivedMedia)).all()
+    assert sorted(e.recording_id for e in archived) == sorted(r["id"] for r in report.recordings)
+    assert list(settings.staging_dir.iterdir()) == []
+    assert {d.kind for d in derived} == {"thumbnail", "proxy"}
+
+
+def test_redis_workers_archive_what_stations_enqueue(samples, tmp_path, catalog_url, redis_namespace):
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_QUEUE_NAMESPACE": redis_namespace})
+    report = run_ingest(samples.sidecar_recorder, settings, IngestOptions())
+    assert {r["state"] for r in report.recordings} == {"staged"}  # the station does not wait for the archive
+    engine = open_catalog(settings.database_url)
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 2})
+    workers.start()
+    try:
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
+        with Session(engine) as session:
+            wait_for(lambda: len(session.exec(select(DerivedMedia)).all()) >= 4, 60, "derived media")
+    finally:
+        stop.set()
+        workers.join(timeout=30)
+        engine.dispose()
+    assert list(settings.staging_dir.iterdir()) == []
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samples, tmp_path, catalog_url,
+                                                                          redis_namespace):
+    from tests.conftest import _missing, make_bucket
+    from tests.s3server import SeaweedServer, find_weed
+
+    weed = find_weed()
+    if weed is None:
+        _missing("the SeaweedFS `weed` binary")
+    server = SeaweedServer(weed=weed, data_dir=tmp_path / "weed")
+    server.start()
+    try:
+        _client, bucket = make_bucket(server)
+        server.stop()  # Given the archive goes away before the officer docks
+        settings = Settings.from_env({
+            "EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+            "EVIDENCE_STORE_URL": f"s3://{bucket}", "EVIDENCE_S3_ENDPOINT": server.endpoint,
+            "EVIDENCE_S3_ACCESS_KEY": server.access_key, "EVIDENCE_S3_SECRET_KEY": server.secret_key,
+            "EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_QUEUE_NAMESPACE": redis_namespace})
+        # When the station ingests: it works, and recordings wait in staging
+        report = run_ingest(samples.sidecar_recorder, settings, IngestOptions())
+        staged = sorted(r["sha256"] for r in report.recordings)
+        assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
+        broker = make_broker(REDIS_URL, namespace=redis_namespace)
+        actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), station=settings.station,
+                                namespace=redis_namespace, retry={"min_backoff": 200, "max_backoff": 2_000})
+        worker = dramatiq.Worker(broker, queues={queue_names(redis_namespace, settings.station)["archive"]},
+                                 worker_threads=2)
+        worker.start()
+        engine = open_catalog(settings.database_url)
+        try:
+            time.sleep(3)  # workers try, fail, back off
+            assert set(_states(engine).values()) == {"staged"}
+            assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
+            server.start()  # Then the archive returns
+            wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archiving after the outage")
+        finally:
+            worker.stop()
+            broker.close()
+            actors.close()
+            engine.dispose()
+        assert list(settings.staging_dir.iterdir()) == []
+        store = open_store(settings)
+        for sha in staged:
+            assert store.verify(sha) == sha and store.version_count(sha) == 1
+    finally:
+        server.stop()
+
+
+def _env(settings_env: dict[str, str]) -> dict[str, str]:
+    import os
+
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}, **settings_env}
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path, catalog_url, s3_server,
+                                                                        redis_namespace):
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import make_bucket
+
+    # Given a 512 MiB recording staged and queued, and a worker uploading it in 5 MiB parts
+    client, bucket = make_bucket(s3_server)
+    env = {"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+           "EVIDENCE_STORE_URL": f"s3://{bucket}", "EVIDENCE_S3_ENDPOINT": s3_server.endpoint,
+           "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key,
+           "EVIDENCE_S3_PART_SIZE_MB": "5", "EVIDENCE_S3_MULTIPART_THRESHOLD_MB": "5",
+           "EVIDENCE_S3_CONCURRENCY": "1", "EVIDENCE_BROKER_URL": REDIS_URL,
+           "EVIDENCE_QUEUE_NAMESPACE": redis_namespace,
+           # the killed worker's hold on the recording runs out after this (the next worker waits for it)
+           "EVIDENCE_ARCHIVE_LEASE_S": "3"}
+    settings = Settings.from_env(env)
+    device = tmp_path / "cam" / "DCIM" / "100BIG"
+    device.mkdir(parents=True)
+    with (device / "MVI_0001.MP4").open("wb") as fh:
+        for _ in range(512):
+            fh.write(os.urandom(1024 * 1024))
+    report = run_ingest(tmp_path / "cam", settings, IngestOptions(), derive=False)
+    sha = report.recordings[0]["sha256"]
+    evidence = str(Path(sys.executable).with_name("evidence"))
+    worker = subprocess.Popen([evidence, "worker", "--archive-threads", "1"], env=_env(env),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # When the worker is killed (SIGKILL) while parts are going up
+        def uploading() -> bool:
+            uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+            return any(client.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts")
+                       for u in uploads)
+
+        wait_for(uploading, 60, "the multipart upload to start")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    store = open_store(settings)
+    engine = open_catalog(settings.database_url)
+    try:
+        # Then nothing is lost: the recording is still staged with its staged copy, and nothing is stored
+        assert _states(engine) == {"MVI_0001.MP4": "staged"}
+        assert (settings.staging_dir / sha).stat().st_size == 512 * 1024 * 1024
+        assert not store.exists(sha)
+        # And when the pending recordings are sent again and a new worker runs, exactly one version results
+        resend = subprocess.run([evidence, "archive-pending", "--json"], env=_env(env), capture_output=True,
+                                check=True)
+        assert json.loads(resend.stdout) == {"enqueued": 1}
+        stop = threading.Event()
+        thread = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
+        thread.start()
+        try:
+            wait_for(lambda: _states(engine) == {"MVI_0001.MP4": "verified"}, 120, "the second worker")
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+    finally:
+        engine.dispose()
+    assert store.version_count(sha) == 1 and store.verify(sha) == sha
+    assert not (settings.staging_dir / sha).exists()
+
+
+@pytest.mark.slow
+def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, private_redis):
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": private_redis.url})
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
+    engine = open_catalog(settings.database_url)
+    try:
+        # Given messages queued while no worker runs, then the broker restarts (its journal keeps them)
+        first = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+        private_redis.stop()
+        private_redis.start()
+        # When workers start, and the broker restarts again under them
+        workers.start()
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the restart")
+        private_redis.stop()
+        private_redis.start()
+        second = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
+        # Then everything queued on either side of the restarts is archived
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 90, "archiving after a live restart")
+        assert len(_states(engine)) == len(first.recordings) + len(second.recordings)
+    finally:
+        stop.set()
+        if workers.is_alive():
+            workers.join(timeout=60)
+        engine.dispose()
+
+
+def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url):
+    import pika
+
+    from tests.conftest import _missing
+
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except pika.exceptions.AMQPError:
+        _missing("RabbitMQ at 127.0.0.1:5672")
+    namespace = f"evtest-{uuid.uuid4().hex[:10]}"
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": url, "EVIDENCE_QUEUE_NAMESPACE": namespace})
+    engine = open_catalog(settings.database_url)
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
+    try:
+        report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+        assert {r["state"] for r in report.recordings} == {"staged"}
+        workers.start()
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving through RabbitMQ")
+    finally:
+        stop.set()
+        if workers.is_alive():
+            workers.join(timeout=60)
+        engine.dispose()
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for queue in queue_names(namespace, settings.station).values():
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(queue=queue + suffix)
+        connection.close()
+
+
+def test_verify_actor_records_a_clean_copy_and_flags_a_tampered_one(samples, settings, engine, store):
+    from catalog import load_or_create_key
+    from storage import object_key
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store)
+    clean, tampered = report.recordings[0], report.recordings[1]
+    victim = store.root / "objects" / object_key(tampered["sha256"])
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    victim.write_bytes(bytes(data))
+
+    broker = make_broker("")
+    key = load_or_create_key(settings.station_key_path)
+    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key), station=settings.station)
+    actors.verify.send(clean["id"])
+    actors.verify.send(tampered["id"])
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        broker.join(queue_names("evidence", settings.station)["verify"], fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+        broker.close()
+    with Session(engine) as session:
+        events = {(e.recording_id, e.kind): e for e in session.exec(select(CustodyEvent).where(
+            CustodyEvent.kind.in_(["verified", "ingest_failed"])))}
+    assert events[(clean["id"], "verified")].details == {"how": "re-hashed the stored bytes"}
+    failure = events[(tampered["id"], "ingest_failed")].details
+    assert failure["stage"] == "verify" and failure["reason"].startswith("sha256 mismatch for sha256/")
+    assert (tampered["id"], "verified") not in events
+    assert broker.dead_letters and broker.dead_letters[0].kwargs == {} and broker.dead_letters[0].args == (
+        tampered["id"],)
+
+
+def test_scheduled_worker_anchors_the_chain_and_runs_fixity_checks(samples, tmp_path, catalog_url, redis_namespace):
+    from catalog.models import CustodyAnchor
+
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
+                                  "EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_QUEUE_NAMESPACE": redis_namespace,
+                                  "EVIDENCE_ANCHOR_INTERVAL_S": "0.5", "EVIDENCE_FIXITY_INTERVAL_S": "0.5",
+                                  "EVIDENCE_FIXITY_SAMPLE": "2"})
+    run_ingest(samples.sidecar_recorder, settings, IngestOptions())
+    engine = open_catalog(settings.database_url)
+    stop = threading.Event()
+    workers = threading.Thread(target=run_workers, args=(settings, stop),
+                               kwargs={"archive_threads": 2, "schedule": True})
+    workers.start()
+    try:
+        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
+
+        def checked() -> int:
+            with Session(engine) as session:
+                return len(session.exec(select(CustodyEvent).where(
+                    CustodyEvent.kind == "verified", CustodyEvent.actor == "worker:station-1")).all())
+
+        wait_for(lambda: checked() >= 3, 60, "fixity checks of every recording")
+        with Session(engine) as session:
+            wait_for(lambda: len(session.exec(select(CustodyAnchor)).all()) >= 2, 30, "two anchors")
+    finally:
+        stop.set()
+        workers.join(timeout=30)
+        engine.dispose()
+    store = LocalStore(settings.store_path)
+    assert len(store.list_records("custody/")) >= 2

@@ -1,0 +1,30 @@
+"""A one-shot ingest at a station, slowed down as a large device is (a test helper run as its own process by
+tests/ingest/station/test_attack_live_dock.py): describing each file waits 1.5 s."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+import ingest.pipeline as pipeline  # noqa: E402
+from catalog import open_catalog  # noqa: E402
+from ingest.config import Settings  # noqa: E402
+from storage import LocalStore  # noqa: E402
+
+real = pipeline.gather_facts
+
+
+def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+    time.sleep(1.5)
+    return real(*args, **kwargs)
+
+
+pipeline.gather_facts = slow  # type: ignore[assignment]
+home, database, device = sys.argv[1:4]
+settings = Settings.from_env({"EVIDENCE_HOME": home, "EVIDENCE_DATABASE_URL": database})
+engine = open_catalog(database)
+report = pipeline.ingest_folder(Path(device), settings=settings, engine=engine, store=LocalStore(settings.store_path),
+                                options=pipeline.IngestOptions(actor="cli"))
+print("DOCK", report.dock_session_id, "errors", report.errors, flush=True)

@@ -124,7 +124,7 @@ def test_wrong_device_clocks_never_crash_nor_shorten_retention(where, tmp_path, 
 
 def test_a_describe_failure_is_a_flagged_row_and_the_rest_of_the_device_is_ingested(
         tmp_path, settings, engine, store, monkeypatch):
-    from ingest import cataloguing
+    from ingest.pipeline import cataloguing
 
     device = _wrong_clock_recorder(tmp_path / "dock")
     real = cataloguing.describe

@@ -18,7 +18,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from catalog import Recording, RecordingState, load_or_create_key
-from ingest import known_files, staging_sweep
+from ingest import known_files
+from ingest.station import staging_sweep
 from ingest.archiving import archive_recording
 from ingest.config import Settings
 from ingest.journal import JournalEntry

@@ -295,17 +295,27 @@ def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy
         return _refuse(session, batch, item, "the catalogue disagrees with the custody chain: "
                        + "; ".join(differences) + f"; nothing was deleted (run `evidence verify {recording.id}`)",
                        actor=operator)
-    if recording.state == RecordingState.DISPOSED.value:
+    if recording.state == RecordingState.DISPOSED:
         return {"recording_id": recording.id, "sha256": recording.sha256, "result": "already disposed",
                 "reason": ""}
     decision = decide_for(session, [recording], policy)[recording.id]
+    refusal = _still_kept(session, store, recording, decision, said, now=now)
+    if refusal is not None:
+        return _refuse(session, batch, item, refusal, actor=operator)
+    return _delete_and_record(session, store, batch, item, recording, decision, now=now, operator=operator,
+                              approver=approver)
+
+
+def _still_kept(session: Session, store: EvidenceStore, recording: Recording, decision: RetentionDecision,
+                said: RetentionDecision | None, *, now: datetime) -> str | None:
+    """Why *recording* may not be disposed of yet: its signed manifests, a hold, or its retention (by the row's
+    rules or by what the custody chain says, whichever keeps it longer); None when nothing keeps it."""
     signed = _signed_retention(session, store, recording)
     if isinstance(signed, str):
-        return _refuse(session, batch, item, signed, actor=operator)
+        return signed
     if now < signed[1]:
-        why = (f"its signed manifest r{signed[0]} keeps it until {signed[1].isoformat()}; the catalogue row says "
-               f"{decision.retain_until.isoformat()} (the row was edited behind the application's back?)")
-        return _refuse(session, batch, item, why, actor=operator)
+        return (f"its signed manifest r{signed[0]} keeps it until {signed[1].isoformat()}; the catalogue row says "
+                f"{decision.retain_until.isoformat()} (the row was edited behind the application's back?)")
     holds = list(decision.hold_reasons)
     until, rule = decision.retain_until, decision.rule
     if said is not None:  # the rules applied to what the chain says (its cases, capture times, retain-until)
@@ -314,9 +324,17 @@ def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy
             until, rule = said.retain_until, f"{said.rule}, by the custody chain; the catalogue row says " \
                                              f"{recording.retain_until.isoformat() if recording.retain_until else None}"
     if holds:
-        return _refuse(session, batch, item, "under legal hold: " + "; ".join(holds), actor=operator)
+        return "under legal hold: " + "; ".join(holds)
     if now < until:
-        return _refuse(session, batch, item, f"retained until {until.isoformat()} ({rule})", actor=operator)
+        return f"retained until {until.isoformat()} ({rule})"
+    return None
+
+
+def _delete_and_record(session: Session, store: EvidenceStore, batch: DisposalBatch, item: dict[str, Any],
+                       recording: Recording, decision: RetentionDecision, *, now: datetime, operator: str,
+                       approver: str | None) -> dict[str, Any]:
+    """Delete the original and its derived files from the store, then write the tombstone, the row's state and the
+    `disposed` custody event. A store that refuses leaves everything as it was (a refusal item)."""
     note = ""
     try:
         store.delete(recording.sha256, now=now)

@@ -159,23 +159,59 @@ def _subject(fp: str, station: str) -> str:
     return f"station key {fp} (station {station!r})"
 
 
+def _disagreements(fp: str, row: KeyRow | None, registered: list[KeyEvent],
+                   published: list[KeyRecord] | None) -> list[str]:
+    """Where the catalogue row, the chain's key_registered events and the WORM key records disagree about key *fp*
+    (each a sentence). Pure."""
+    found = []
+    if row is not None and fingerprint(row.public_key) != fp:
+        found.append(f"the row's public key {row.public_key} hashes to {fingerprint(row.public_key)[:16]}…, not to "
+                     "its fingerprint (the row was edited)")
+    if row is not None and registered and row.station not in {e.station for e in registered}:
+        found.append(f"the row says station {row.station!r}, the chain registered the key for station "
+                     f"{registered[0].station!r} (event {registered[0].event_id}): the row was edited")
+    if row is None and registered:
+        found.append(f"the custody chain registered this key (event {registered[0].event_id}) but the catalogue has "
+                     "no station_key row for it (the row was deleted)")
+    for record in published or []:
+        if registered and record.station not in {e.station for e in registered}:
+            found.append(f"the key record {record.name} says station {record.station!r}, the chain registered the "
+                         f"key for station {registered[0].station!r}")
+    return found
+
+
+def _untrusted_because(fp: str, station: str, row: KeyRow | None, registered: list[KeyEvent],
+                       published: list[KeyRecord] | None) -> str | None:
+    """Why key *fp* is not trusted (no key_registered event, or no WORM key record when the store was read), or
+    None when it is. Pure."""
+    missing = []
+    if not registered:
+        missing.append("no key_registered event in the custody chain names it")
+    if published is not None and not published:
+        missing.append(f"WORM storage holds no key record for it ({key_record_name(fp)})")
+    if not missing:
+        return None
+    where = f"a station_key row of station {station!r} names it" if row is not None else \
+        f"the custody chain registered it (event {registered[0].event_id})" if registered else "it is known"
+    return f"{where}, but {' and '.join(missing)}"
+
+
+def _grouped(items: Iterable[Any]) -> dict[str, list[Any]]:
+    by: dict[str, list[Any]] = {}
+    for item in items:
+        by.setdefault(item.fingerprint, []).append(item)
+    return by
+
+
 def judge_keys(rows: Iterable[KeyRow], events: Iterable[KeyEvent], records: Iterable[KeyRecord] | None,
                record_problems: Iterable[tuple[str, str]] = ()) -> KeyTrust:
     """Decide which keys are trusted and name every key the catalogue, the chain and the store disagree about.
 
     *records* None: the store was not consulted (trust rests on the chain alone). Pure.
     """
-    rows_by: dict[str, KeyRow] = {}
-    for each in rows:
-        rows_by.setdefault(each.fingerprint, each)
-    events_by: dict[str, list[KeyEvent]] = {}
-    for event in events:
-        events_by.setdefault(event.fingerprint, []).append(event)
-    records_by: dict[str, list[KeyRecord]] | None = None
-    if records is not None:
-        records_by = {}
-        for record in records:
-            records_by.setdefault(record.fingerprint, []).append(record)
+    rows_by = {fp: same[0] for fp, same in _grouped(rows).items()}
+    events_by = _grouped(events)
+    records_by = None if records is None else _grouped(records)
     trusted = TrustedKeys()
     problems: list[tuple[str, str]] = [(name, detail) for name, detail in record_problems]
     for fp in sorted(set(rows_by) | set(events_by)):
@@ -184,15 +220,8 @@ def judge_keys(rows: Iterable[KeyRow], events: Iterable[KeyEvent], records: Iter
         published = None if records_by is None else records_by.get(fp, [])
         station = row.station if row is not None else registered[0].station if registered else "?"
         subject = _subject(fp, station)
-        missing = []
-        if not registered:
-            missing.append("no key_registered event in the custody chain names it")
-        if published is not None and not published:
-            missing.append(f"WORM storage holds no key record for it ({key_record_name(fp)})")
-        if missing:
-            where = f"a station_key row of station {station!r} names it" if row is not None else \
-                f"the custody chain registered it (event {registered[0].event_id})" if registered else "it is known"
-            why = f"{where}, but {' and '.join(missing)}"
+        why = _untrusted_because(fp, station, row, registered, published)
+        if why is not None:
             trusted.untrusted[fp] = why
             problems.append((subject, f"not trusted: {why}. A key is trusted only with a key_registered event "
                                       "in the chain and its record in WORM storage; manifests, anchors and "
@@ -201,21 +230,7 @@ def judge_keys(rows: Iterable[KeyRow], events: Iterable[KeyEvent], records: Iter
                                          if row is not None and not registered else "")))
         else:
             trusted.add(fp)
-        if row is not None and fingerprint(row.public_key) != fp:
-            problems.append((subject, f"the row's public key {row.public_key} hashes to "
-                                      f"{fingerprint(row.public_key)[:16]}…, not to its fingerprint (the row was "
-                                      "edited)"))
-        if row is not None and registered and row.station not in {e.station for e in registered}:
-            problems.append((subject, f"the row says station {row.station!r}, the chain registered the key for "
-                                      f"station {registered[0].station!r} (event {registered[0].event_id}): the row "
-                                      "was edited"))
-        if row is None and registered:
-            problems.append((subject, f"the custody chain registered this key (event {registered[0].event_id}) but "
-                                      "the catalogue has no station_key row for it (the row was deleted)"))
-        for record in published or []:
-            if registered and record.station not in {e.station for e in registered}:
-                problems.append((subject, f"the key record {record.name} says station {record.station!r}, the "
-                                          f"chain registered the key for station {registered[0].station!r}"))
+        problems += [(subject, text) for text in _disagreements(fp, row, registered, published)]
     return KeyTrust(trusted=trusted, problems=problems)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, stored_event_hash
 from catalog.errors import PolicyInvalid
-from catalog.models import Case, CaseLink, CustodyEvent, Recording
+from catalog.models import Case, CaseLink, CustodyEvent, Recording, RecordingState
 from catalog.retention import (
     CaseFacts,
     RetentionDecision,
@@ -94,6 +94,8 @@ def row_values(recording: Recording, *names: str) -> dict[str, Any]:
 
 
 def _parse(name: str, value: Any) -> Any:
+    if isinstance(value, enum.Enum):  # what the chain says is plain JSON, whoever replays it
+        return value.value
     if name in _TIMES and isinstance(value, str):
         parsed = datetime.fromisoformat(value)
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
@@ -163,8 +165,8 @@ def _shift_end(replay: RecordingReplay, event: CustodyEvent, new_start: datetime
         _set(replay, event, "captured_end", (new_start + ((end or start) - start)).isoformat())
 
 
-def _apply(replay: RecordingReplay, event: CustodyEvent) -> None:
-    details = event.details or {}
+def _note_origin(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any]) -> None:
+    """What any event tells about where the recording came from: its bytes' hash, its first event, device places."""
     kind = event.kind
     replay.events += 1
     replay.kinds.add(kind)
@@ -179,56 +181,102 @@ def _apply(replay: RecordingReplay, event: CustodyEvent) -> None:
             and isinstance(details.get("device_path"), str):
         assert event.id is not None
         replay.places.setdefault((details["device_serial"], details["device_path"]), event.id)
-    row = details.get(ROW_KEY)
-    if kind == CustodyKind.RESTAMPED:
-        changes = details.get("changes") or {}
-        if "case_number" in changes:
-            replay.case_number = (changes["case_number"] or {}).get("new")
-        if "important" in changes:
-            replay.important = bool((changes["important"] or {}).get("new"))
-        if "captured_start" in changes and not isinstance(row, dict):
-            new = _parse("captured_start", (changes["captured_start"] or {}).get("new"))
-            _shift_end(replay, event, new)
-            _set(replay, event, "captured_start", _json(new))
-    elif kind == CustodyKind.STAMPED:
-        replay.stamped = True
-        replay.case_number, replay.important = details.get("case_number"), bool(details.get("important"))
-        if "captured_start" in details and "captured_start" not in replay.values:
-            _set(replay, event, "captured_start", details["captured_start"])
-    elif kind == CustodyKind.RETENTION_CHANGED and "new" in details:
+
+
+def _restamped(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    changes = details.get("changes") or {}
+    if "case_number" in changes:
+        replay.case_number = (changes["case_number"] or {}).get("new")
+    if "important" in changes:
+        replay.important = bool((changes["important"] or {}).get("new"))
+    if "captured_start" in changes and not isinstance(row, dict):
+        new = _parse("captured_start", (changes["captured_start"] or {}).get("new"))
+        _shift_end(replay, event, new)
+        _set(replay, event, "captured_start", _json(new))
+
+
+def _stamped(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    replay.stamped = True
+    replay.case_number, replay.important = details.get("case_number"), bool(details.get("important"))
+    if "captured_start" in details and "captured_start" not in replay.values:
+        _set(replay, event, "captured_start", details["captured_start"])
+
+
+def _retention_changed(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    if "new" in details:
         _set(replay, event, "retain_until", details["new"])
-    elif kind == CustodyKind.LEGAL_HOLD and "on" in details:
+
+
+def _legal_hold(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    if "on" in details:
         _set(replay, event, "legal_hold", bool(details["on"]))
-    elif kind == CustodyKind.INTEGRITY_CHECKED and "now" in details:
+
+
+def _integrity_checked(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    if "now" in details:
         _set(replay, event, "integrity_status", details["now"])
-    elif kind == CustodyKind.DISPOSED:
-        _set(replay, event, "state", "disposed")
-        replay.disposed_batch = details.get("batch") if isinstance(details.get("batch"), int) else None
-    elif kind == CustodyKind.CASE_LINKED and isinstance(details.get("case"), str):
+
+
+def _disposed(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    _set(replay, event, "state", RecordingState.DISPOSED)
+    replay.disposed_batch = details.get("batch") if isinstance(details.get("batch"), int) else None
+
+
+def _case_linked(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    if isinstance(details.get("case"), str):
         assert event.id is not None
         replay.links.append(LinkReplay(details["case"], str(details.get("purpose", "")), True, event.id))
-    elif kind == CustodyKind.CASE_UNLINKED and isinstance(details.get("case"), str):
+
+
+def _case_unlinked(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
+    if isinstance(details.get("case"), str):
         for link in replay.links:
             if link.case == details["case"] and link.active:
                 link.active = False
                 break
-    elif not isinstance(row, dict):  # events written before they carried `row`: what they said for certain
-        if kind == CustodyKind.COPIED:
-            _set(replay, event, "state", "staged")
-            for name, key in (("retain_until", "retain_until"), ("legal_hold", "legal_hold"),
-                              ("integrity_status", "integrity"), ("time_implausible", "time_implausible")):
-                if key in details:
-                    _set(replay, event, name, details[key])
-        elif kind == CustodyKind.DOCUMENT_ATTACHED:
-            _set(replay, event, "state", "staged")
-            if "integrity" in details:
-                _set(replay, event, "integrity_status", details["integrity"])
-        elif kind == CustodyKind.ARCHIVED:
-            _set(replay, event, "state", "archived")
-            if "legal_hold" in details:
-                _set(replay, event, "legal_hold", bool(details["legal_hold"]))
-        elif kind == CustodyKind.VERIFIED and details.get("how") in _STATE_VERIFIED_HOW:
-            _set(replay, event, "state", "verified")
+
+
+#: What each kind of event says about the row, whether or not it carries the row's values (`row`).
+_STATE_EVENTS: dict[str, Callable[[RecordingReplay, CustodyEvent, dict[str, Any], Any], None]] = {
+    CustodyKind.RESTAMPED: _restamped, CustodyKind.STAMPED: _stamped,
+    CustodyKind.RETENTION_CHANGED: _retention_changed, CustodyKind.LEGAL_HOLD: _legal_hold,
+    CustodyKind.INTEGRITY_CHECKED: _integrity_checked, CustodyKind.DISPOSED: _disposed,
+    CustodyKind.CASE_LINKED: _case_linked, CustodyKind.CASE_UNLINKED: _case_unlinked,
+}
+
+#: Events written before they carried `row`: what they said for certain (field -> key in the event's details).
+_LEGACY_COPIED_KEYS = (("retain_until", "retain_until"), ("legal_hold", "legal_hold"),
+                       ("integrity_status", "integrity"), ("time_implausible", "time_implausible"))
+
+
+def _apply_legacy(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any]) -> None:
+    kind = event.kind
+    if kind == CustodyKind.COPIED:
+        _set(replay, event, "state", RecordingState.STAGED)
+        for name, key in _LEGACY_COPIED_KEYS:
+            if key in details:
+                _set(replay, event, name, details[key])
+    elif kind == CustodyKind.DOCUMENT_ATTACHED:
+        _set(replay, event, "state", RecordingState.STAGED)
+        if "integrity" in details:
+            _set(replay, event, "integrity_status", details["integrity"])
+    elif kind == CustodyKind.ARCHIVED:
+        _set(replay, event, "state", RecordingState.ARCHIVED)
+        if "legal_hold" in details:
+            _set(replay, event, "legal_hold", bool(details["legal_hold"]))
+    elif kind == CustodyKind.VERIFIED and details.get("how") in _STATE_VERIFIED_HOW:
+        _set(replay, event, "state", RecordingState.VERIFIED)
+
+
+def _apply(replay: RecordingReplay, event: CustodyEvent) -> None:
+    details = event.details or {}
+    _note_origin(replay, event, details)
+    row = details.get(ROW_KEY)
+    handler = _STATE_EVENTS.get(event.kind)
+    if handler is not None:
+        handler(replay, event, details, row)
+    elif not isinstance(row, dict):
+        _apply_legacy(replay, event, details)
     if isinstance(row, dict):
         for name, value in row.items():
             if name in TRACKED_FIELDS or name in BASE_FIELDS:
@@ -335,7 +383,8 @@ def row_findings(recording: Recording, replay: RecordingReplay) -> list[str]:
             why = " (earlier than recorded: retention only grows, so the row was edited behind the application's back)"
         elif name == "legal_hold" and chain and not row:
             why = " (a hold lifted without a legal_hold event)"
-        elif name == "state" and chain in ("archived", "verified") and row in ("staged", "disposed"):
+        elif name == "state" and chain in (RecordingState.ARCHIVED, RecordingState.VERIFIED) \
+                and row in (RecordingState.STAGED, RecordingState.DISPOSED):
             why = f" (a row set to {row} is hidden from checks of what the store holds)"
         found.append(f"{name}: the catalogue row says {_show(row)}, the custody chain says {_show(chain)} "
                      f"(event {event_id}, {kind}){why}")

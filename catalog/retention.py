@@ -193,6 +193,32 @@ def disposal_due(decision: RetentionDecision, now: datetime) -> bool:
     return not decision.legal_hold and now >= decision.retain_until
 
 
+def _case_type(code: str, entry: Any, problems: list[str]) -> CaseType | None:
+    """One `[case_types.<code>]` entry as a CaseType, adding what is wrong with it to *problems* (None when it is
+    not even a table, has no usable term, or no name)."""
+    where = f"case_types.{code}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", code):
+        problems.append(f"{where}: a code is 1-32 lower-case letters, digits, '-' or '_'")
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    unknown = sorted(set(entry) - {"name", "name_en", "years", "permanent"})
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"{where}: needs a name")
+    years, permanent = entry.get("years"), entry.get("permanent", False)
+    if permanent is True:
+        if years is not None:
+            problems.append(f"{where}: give either years or permanent = true, not both")
+        years = None
+    elif not isinstance(years, int) or isinstance(years, bool) or years < 1:
+        problems.append(f"{where}: years must be a whole number ≥ 1 (or permanent = true), got {years!r}")
+        return None
+    return CaseType(code, name, str(entry.get("name_en", name)), years) if isinstance(name, str) else None
+
+
 def parse_case_types(data: Mapping[str, Any], *, source: str) -> dict[str, CaseType]:
     """Case types from a TOML table `[case_types.<code>]` (name, name_en, years | permanent = true)."""
     table = data.get("case_types")
@@ -204,28 +230,9 @@ def parse_case_types(data: Mapping[str, Any], *, source: str) -> dict[str, CaseT
         problems.append(f"unknown top-level key(s): {', '.join(unknown_top)}")
     found: dict[str, CaseType] = {}
     for code, entry in table.items():
-        where = f"case_types.{code}"
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", code):
-            problems.append(f"{where}: a code is 1-32 lower-case letters, digits, '-' or '_'")
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: must be a table")
-            continue
-        unknown = sorted(set(entry) - {"name", "name_en", "years", "permanent"})
-        if unknown:
-            problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip():
-            problems.append(f"{where}: needs a name")
-        years, permanent = entry.get("years"), entry.get("permanent", False)
-        if permanent is True:
-            if years is not None:
-                problems.append(f"{where}: give either years or permanent = true, not both")
-            years = None
-        elif not isinstance(years, int) or isinstance(years, bool) or years < 1:
-            problems.append(f"{where}: years must be a whole number ≥ 1 (or permanent = true), got {years!r}")
-            continue
-        if isinstance(name, str):
-            found[code] = CaseType(code, name, str(entry.get("name_en", name)), years)
+        case_type = _case_type(code, entry, problems)
+        if case_type is not None:
+            found[code] = case_type
     if problems:
         raise PolicyInvalid(f"{source}: " + "; ".join(problems))
     return found

@@ -128,7 +128,8 @@ def _order(sort: str) -> list[Any]:
     return [column.asc().nulls_last(), *then]
 
 
-def _filtered(query: Q, filters: SearchFilters) -> Q:
+def _who_and_where(filters: SearchFilters) -> list[ColumnElement[bool]]:
+    """Conditions on the case, officer, unit, device and station."""
     conditions: list[ColumnElement[bool]] = []
     if filters.case_number:
         # Stamped with the number at collection, or linked to the case in the archive.
@@ -140,30 +141,36 @@ def _filtered(query: Q, filters: SearchFilters) -> Q:
     if filters.officer:
         conditions.append(or_(col(Recording.officer_number) == filters.officer,
                               col(Recording.officer_name) == filters.officer))
-    if filters.device:
-        conditions.append(col(Recording.device_serial) == filters.device)
-    if filters.station:
-        conditions.append(col(Recording.station_code) == filters.station)
     if filters.unit:
         members = select(Officer.number).where(or_(Officer.unit_number == filters.unit,
                                                    Officer.unit_name == filters.unit))
         conditions.append(col(Recording.officer_number).in_(members))
+    equal = ((Recording.device_serial, filters.device), (Recording.station_code, filters.station),
+             (Recording.media_kind, filters.kind), (Recording.integrity_status, filters.integrity))
+    conditions.extend(col(column) == value for column, value in equal if value)
+    return conditions
+
+
+def _what_and_when(filters: SearchFilters) -> list[ColumnElement[bool]]:
+    """Conditions on the capture time, purpose, flags, retention state and place."""
+    conditions: list[ColumnElement[bool]] = []
     if filters.start:
         conditions.append(col(Recording.captured_end) >= filters.start)
     if filters.end:
         conditions.append(col(Recording.captured_start) <= filters.end)
     if filters.purpose:
         conditions.append(col(Recording.purpose).ilike(_like(filters.purpose), escape="\\"))
-    if filters.kind:
-        conditions.append(col(Recording.media_kind) == filters.kind)
     if filters.important is not None:
         conditions.append(col(Recording.important).is_(filters.important))
-    if filters.integrity:
-        conditions.append(col(Recording.integrity_status) == filters.integrity)
     if filters.retention:
         conditions.append(_retention(filters.retention, filters.now or utcnow()))
     if filters.near:
         conditions.append(_near(filters.near))
+    return conditions
+
+
+def _filtered(query: Q, filters: SearchFilters) -> Q:
+    conditions = _who_and_where(filters) + _what_and_when(filters)
     scoped = scope_clause(filters.scope)
     if scoped is not None:
         conditions.append(scoped)

@@ -313,32 +313,14 @@ def decide_caller(*, account: OsAccount, action: str, bound: User | None, assert
     station_actor = f"station:{station}"
     owner = owner_uid is not None and account.uid == owner_uid
     if action == BOOTSTRAP:
-        if not admin_bound and (owner or account.uid == 0):
-            if asserted is not None and bound is not None and asserted != bound.name:
-                raise PermissionDenied(f"--by {asserted!r} does not match: {account} is archive user {bound.name!r}")
-            return Identity(actor=f"bootstrap:{account.login}", account=account, user=None, roles=("admin",),
-                            scope=EVERYTHING, how="bootstrap")
-        if not admin_bound and bound is None:
-            raise PermissionDenied(
-                f"{account} may not add the first administrator: no active administrator is bound to an OS account "
-                f"yet, and only the account that owns the catalogue (uid {owner_uid}) or root may add one")
+        first = _bootstrap(account, bound, asserted, owner_uid=owner_uid, owner=owner, admin_bound=admin_bound)
+        if first is not None:
+            return first
         action = "admin"
-    allowed = PERMISSIONS[action]
     if bound is not None:
-        if asserted is not None and asserted != bound.name:
-            raise PermissionDenied(f"--by {asserted!r} does not match: {account} is archive user {bound.name!r}")
-        if not bound.active:
-            raise PermissionDenied(f"{account} is bound to archive user {bound.name!r}, which is inactive; an "
-                                   f"administrator re-activates it with `evidence user activate {bound.name}`")
-        if allowed & set(bound.roles):
-            station_role = action in SERVICE_ACTIONS and "station" in bound.roles and not (set(ROLES) & allowed
-                                                                                           & set(bound.roles))
-            actor = station_actor if action == "operate_station" or station_role else bound.name
-            return Identity(actor=actor, account=account, user=bound.name, roles=tuple(bound.roles),
-                            scope=user_scope(bound), how="bound user")
-        if not (action in SERVICE_ACTIONS and owner):
-            raise PermissionDenied(f"archive user {bound.name!r} ({account}; roles: {', '.join(bound.roles)}) may "
-                                   f"not {action}: that needs one of {', '.join(sorted(allowed))}")
+        identity = _as_bound_user(account, action, bound, asserted, owner=owner, station_actor=station_actor)
+        if identity is not None:
+            return identity
     if action in SERVICE_ACTIONS and owner:
         if asserted is not None and asserted != station_actor:
             raise PermissionDenied(f"--by {asserted!r} does not match: {account} owns the catalogue and acts as "
@@ -351,6 +333,44 @@ def decide_caller(*, account: OsAccount, action: str, bound: User | None, assert
         hint += (f"; no administrator is bound yet: the account that owns the catalogue (uid {owner_uid}) or root "
                  f"adds the first with `evidence user add admin --role admin --os-user LOGIN`")
     raise PermissionDenied(f"{account} is not bound to an archive user, so it may not {action}; {hint}")
+
+
+def _bootstrap(account: OsAccount, bound: User | None, asserted: str | None, *, owner_uid: int | None, owner: bool,
+               admin_bound: bool) -> Identity | None:
+    """The first administrator's bootstrap identity while none is bound, for the owner or root; None when the
+    act needs the admin role like any other (PermissionDenied when nobody could add the first one)."""
+    if not admin_bound and (owner or account.uid == 0):
+        if asserted is not None and bound is not None and asserted != bound.name:
+            raise PermissionDenied(f"--by {asserted!r} does not match: {account} is archive user {bound.name!r}")
+        return Identity(actor=f"bootstrap:{account.login}", account=account, user=None, roles=("admin",),
+                        scope=EVERYTHING, how="bootstrap")
+    if not admin_bound and bound is None:
+        raise PermissionDenied(
+            f"{account} may not add the first administrator: no active administrator is bound to an OS account "
+            f"yet, and only the account that owns the catalogue (uid {owner_uid}) or root may add one")
+    return None
+
+
+def _as_bound_user(account: OsAccount, action: str, bound: User, asserted: str | None, *, owner: bool,
+                   station_actor: str) -> Identity | None:
+    """The bound archive user's identity for *action*; None when the user lacks the role but the account owns the
+    catalogue and the action is a service action (it acts as the station); PermissionDenied otherwise."""
+    allowed = PERMISSIONS[action]
+    if asserted is not None and asserted != bound.name:
+        raise PermissionDenied(f"--by {asserted!r} does not match: {account} is archive user {bound.name!r}")
+    if not bound.active:
+        raise PermissionDenied(f"{account} is bound to archive user {bound.name!r}, which is inactive; an "
+                               f"administrator re-activates it with `evidence user activate {bound.name}`")
+    if allowed & set(bound.roles):
+        station_role = action in SERVICE_ACTIONS and "station" in bound.roles and not (set(ROLES) & allowed
+                                                                                       & set(bound.roles))
+        actor = station_actor if action == "operate_station" or station_role else bound.name
+        return Identity(actor=actor, account=account, user=bound.name, roles=tuple(bound.roles),
+                        scope=user_scope(bound), how="bound user")
+    if not (action in SERVICE_ACTIONS and owner):
+        raise PermissionDenied(f"archive user {bound.name!r} ({account}; roles: {', '.join(bound.roles)}) may "
+                               f"not {action}: that needs one of {', '.join(sorted(allowed))}")
+    return None
 
 
 def identify(session: Session, action: str, *, account: OsAccount, asserted: str | None, owner_uid: int | None,

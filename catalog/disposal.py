@@ -335,6 +335,7 @@ def _delete_and_record(session: Session, store: EvidenceStore, batch: DisposalBa
                        approver: str | None) -> dict[str, Any]:
     """Delete the original and its derived files from the store, then write the tombstone, the row's state and the
     `disposed` custody event. A store that refuses leaves everything as it was (a refusal item)."""
+    assert recording.id is not None and batch.id is not None
     note = ""
     try:
         store.delete(recording.sha256, now=now)

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError
-from catalog.models import Case, CaseLink, CaseStatus, Recording, RecordingState
+from catalog.models import Case, CaseLink, CaseStatus, MediaKind, Recording, RecordingState
 from catalog.retention import CaseFacts, RetentionPolicy
 from catalog.types import utcnow
 
@@ -258,7 +258,7 @@ def case_as_json(session: Session, case: Case, policy: RetentionPolicy | None = 
         "closed_on": case.closed_on.isoformat() if case.closed_on else None, "closed_by": case.closed_by,
         "created_by": case.created_by,
         "recordings": [item(link, r) for link, r in links if r.media_kind != "document"],
-        "documents": [item(link, r) for link, r in links if r.media_kind == "document"],
+        "documents": [item(link, r) for link, r in links if r.media_kind == MediaKind.DOCUMENT],
         "unlinked": [{"recording_id": link.recording_id, "purpose": link.purpose, "unlinked_by": link.unlinked_by,
                       "unlinked_at": link.unlinked_at.isoformat() if link.unlinked_at else None,
                       "reason": link.unlink_reason} for link in history],

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.models import DockSession
+from catalog.models import DockResult, DockSession
 
 __all__ = ["close_open_sessions"]
 
@@ -32,10 +32,10 @@ def close_open_sessions(session: Session, *, station: str, now: datetime, note: 
     for dock in session.exec(query.order_by(col(DockSession.id))):
         if dock.id in skip or live(dock.device_serial):
             continue
-        dock.finished_at, dock.result, dock.result_note = now, "interrupted", note[:2000]
+        dock.finished_at, dock.result, dock.result_note = now, DockResult.INTERRUPTED.value, note[:2000]
         session.add(dock)
         append_event(session, CustodyKind.UNDOCKED, actor=actor, dock_session_id=dock.id, details={
-            "result": "interrupted", "note": note[:2000], "files_seen": dock.files_seen,
+            "result": DockResult.INTERRUPTED.value, "note": note[:2000], "files_seen": dock.files_seen,
             "files_new": dock.files_new, "files_known": dock.files_known, "files_failed": dock.files_failed})
         assert dock.id is not None
         closed.append(dock.id)

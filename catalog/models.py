@@ -55,6 +55,14 @@ class CaseStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+class DockResult(enum.StrEnum):
+    """How a dock session ended (catalog.docks, ingest.pipeline): what its row and `undocked` event say."""
+
+    COMPLETE = "complete"  # every file on the device was read and preserved
+    PARTIAL = "partial"  # the device was read to the end, but some files could not be preserved; each says why
+    INTERRUPTED = "interrupted"  # the run stopped early: the device left, the station stopped, or the run died
+
+
 class DisposalStatus(enum.StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     DONE = "done"  # every item disposed of
@@ -125,7 +133,7 @@ class DockSession(SQLModel, table=True):
     files_failed: int = 0
     officer_number: str | None = Field(default=None, max_length=32)
     clock_offset_s: float | None = None  # station UTC minus the device clock, when the profile can read it
-    result: str | None = Field(default=None, max_length=32)  # complete | partial | interrupted
+    result: str | None = Field(default=None, max_length=32)  # a DockResult
     result_note: str | None = Field(default=None, max_length=2000)  # what happened, in words (catalog.docks)
 
 

@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, stored_event_hash
 from catalog.errors import PolicyInvalid
-from catalog.models import Case, CaseLink, CustodyEvent, Recording, RecordingState
+from catalog.models import Case, CaseLink, CaseStatus, CustodyEvent, MediaKind, Recording, RecordingState
 from catalog.retention import (
     CaseFacts,
     RetentionDecision,
@@ -308,25 +308,25 @@ def fold_cases(events: Iterable[CustodyEvent]) -> dict[str, CaseReplay]:
             continue
         assert event.id is not None
         if event.kind == CustodyKind.CASE_OPENED:
-            cases[number] = CaseReplay(number, details.get("case_type"), "open", _day(details.get("opened_on")),
-                                       None, event.id)
+            cases[number] = CaseReplay(number, details.get("case_type"), CaseStatus.OPEN.value,
+                                       _day(details.get("opened_on")), None, event.id)
             continue
         case = cases.get(number)
         if case is None:  # closed or reopened without being opened in this chain: say so when compared
-            case = cases[number] = CaseReplay(number, None, "open", None, None, 0)
+            case = cases[number] = CaseReplay(number, None, CaseStatus.OPEN.value, None, None, 0)
         if event.kind == CustodyKind.CASE_CLOSED:
-            case.status, case.closed_on = "closed", _day(details.get("closed_on"))
+            case.status, case.closed_on = CaseStatus.CLOSED.value, _day(details.get("closed_on"))
             if details.get("case_type"):
                 case.case_type = details["case_type"]
         elif event.kind == CustodyKind.CASE_REOPENED:
-            case.status, case.closed_on = "open", None
+            case.status, case.closed_on = CaseStatus.OPEN.value, None
     return cases
 
 
 def base_time_of(*, media_kind: str | None, captured_start: datetime | None, captured_end: datetime | None,
                  archived_at: datetime | None, ingested_at: datetime, time_implausible: bool) -> datetime:
     """What routine retention counts from (catalog.retention_job.base_time, on plain values). Pure."""
-    if media_kind == "document":
+    if media_kind == MediaKind.DOCUMENT:
         return ingested_at
     return routine_base(captured_end=captured_end or captured_start, entered_at=archived_at or ingested_at,
                         time_implausible=time_implausible)

@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlparse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from catalog import IntegrityStatus, Recording, RecordingNotFound, RecordingState
+from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound, RecordingState
 from catalog.integrity import DECODE_CHECK, record_integrity
 from catalog.models import IntegrityCheck
 from ingest.errors import DecodeIncomplete, DecodeTimedOut
@@ -347,7 +347,7 @@ def check_recording(engine: Engine, store: EvidenceStore, work_dir: Path, record
     # No database connection is held while decoding (it can take minutes).
     limit = timeout_s if timeout_s is not None else decode_timeout_s(duration_s)
     with _original(store, sha256, work_dir, recording_id) as path:
-        result = decode_file(path, is_photo=kind == "photo", timeout_s=limit, threads=threads)
+        result = decode_file(path, is_photo=kind == MediaKind.PHOTO, timeout_s=limit, threads=threads)
     if result is None:
         logger.info("No decode check for recording %r: its format cannot be decoded here.", recording_id)
         return None

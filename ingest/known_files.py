@@ -2,8 +2,8 @@
 
 During a catalogue outage the question "was this file already ingested?" cannot be asked of the database (its
 sightings), and without an answer every file on the device was read again (600 MB in the fault drill). This
-record answers it locally: one small JSON-lines file per device under the staging area
-(`staging/known/<sha256(serial)[:24]>.jsonl`, named like the staging journal, so a serial is never a file name),
+record answers it locally: one small JSON-lines file per device under the station's home
+(`$EVIDENCE_HOME/known/<sha256(serial)[:24]>.jsonl`, named like the staging journal, so a serial is never a file name),
 one line per catalogued file, appended after each catalogue commit and compacted at every completed dock to the
 files the device still holds.
 
@@ -65,9 +65,9 @@ class KnownFile:
                    recording_id)
 
 
-def path_for(staging: Path, serial: str) -> Path:
+def path_for(home: Path, serial: str) -> Path:
     """Where the record of device *serial* lives (its name is a hash of the serial, never the serial)."""
-    return staging / "known" / f"{hashlib.sha256(_bytes(serial)).hexdigest()[:24]}.jsonl"
+    return home / "known" / f"{hashlib.sha256(_bytes(serial)).hexdigest()[:24]}.jsonl"
 
 
 def _parse(serial: str, line: str) -> KnownFile | None:
@@ -105,21 +105,21 @@ def _read(path: Path, serial: str) -> dict[str, KnownFile]:
     return entries
 
 
-def load(staging: Path, serial: str) -> dict[str, KnownFile]:
+def load(home: Path, serial: str) -> dict[str, KnownFile]:
     """The device's known files by key; empty when it has no record. Damaged and torn lines are skipped."""
     with _LOCK:
-        return _read(path_for(staging, serial), serial)
+        return _read(path_for(home, serial), serial)
 
 
-def remember(staging: Path, serial: str, entries: Iterable[KnownFile]) -> None:
+def remember(home: Path, serial: str, entries: Iterable[KnownFile]) -> None:
     """Append *entries* (files just committed to the catalogue); durable when this returns.
 
-    Raises OSError when staging cannot be written (the files are then only read again at the next outage).
+    Raises OSError when the home cannot be written (the files are then only read again at the next outage).
     """
     lines = "".join(json.dumps(asdict(entry)) + "\n" for entry in entries)
     if not lines:
         return
-    path = path_for(staging, serial)
+    path = path_for(home, serial)
     with _LOCK:
         created = not path.parent.is_dir()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,9 +138,9 @@ def remember(staging: Path, serial: str, entries: Iterable[KnownFile]) -> None:
             fsync_dir(path.parent)
 
 
-def _rewrite(staging: Path, serial: str, keep: Callable[[KnownFile], bool]) -> tuple[int, int]:
+def _rewrite(home: Path, serial: str, keep: Callable[[KnownFile], bool]) -> tuple[int, int]:
     """Keep the entries *keep* accepts, atomically; (kept, dropped)."""
-    path = path_for(staging, serial)
+    path = path_for(home, serial)
     with _LOCK:
         entries = _read(path, serial)
         kept = [e for e in entries.values() if keep(e)]
@@ -169,16 +169,16 @@ def _rewrite(staging: Path, serial: str, keep: Callable[[KnownFile], bool]) -> t
         return len(kept), len(entries) - len(kept)
 
 
-def rewrite(staging: Path, serial: str, keep: set[str]) -> int:
+def rewrite(home: Path, serial: str, keep: set[str]) -> int:
     """Compact the record to the keys in *keep* (the files the device holds now, at a completed dock); return how
     many entries remain. The record is replaced atomically: a crash leaves the old one or the new one."""
-    return _rewrite(staging, serial, lambda entry: entry.key in keep)[0]
+    return _rewrite(home, serial, lambda entry: entry.key in keep)[0]
 
 
-def forget_paths(staging: Path, serial: str, device_paths: Iterable[str]) -> int:
+def forget_paths(home: Path, serial: str, device_paths: Iterable[str]) -> int:
     """Drop the entries of these device paths (files the station has just cleared from the device: whatever those
     paths hold next is a new file); return how many were dropped."""
     gone = set(device_paths)
     if not gone:
         return 0
-    return _rewrite(staging, serial, lambda entry: entry.device_path not in gone)[1]
+    return _rewrite(home, serial, lambda entry: entry.device_path not in gone)[1]

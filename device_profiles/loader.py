@@ -13,7 +13,7 @@ reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,11 +112,10 @@ class DeviceProfile:
     source: str = field(default="", compare=False)
 
 
-_TOP_KEYS = {
-    "name", "description", "recognise", "recordings", "housekeeping", "area", "time_sources", "clock",
-    "clear_after_archive", "identity", "filename", "sidecar",
-}
 _REQUIRED = {"name", "recognise", "recordings", "time_sources", "clock", "clear_after_archive"}
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_IGNORE_REFUSED = ("ignore: no longer supported: every file on a device is kept; list device-made derivatives "
+                   "under housekeeping (with discard: true and a reason to leave one behind)")
 
 
 def _check_keys(where: str, data: Any, allowed: set[str], problems: list[str]) -> dict[str, Any]:
@@ -137,21 +136,28 @@ def _str_list(where: str, value: Any, problems: list[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
-    """Validate one profile mapping; raise ProfileInvalid listing every problem."""
-    problems: list[str] = []
-    if isinstance(data, dict) and "ignore" in data:
-        problems.append("ignore: no longer supported: every file on a device is kept; list device-made derivatives "
-                        "under housekeeping (with discard: true and a reason to leave one behind)")
-        data = {k: v for k, v in data.items() if k != "ignore"}
-    top = _check_keys("profile", data, _TOP_KEYS, problems)
-    for key in sorted(_REQUIRED - set(top)):
-        problems.append(f"profile: missing required key {key!r}")
+def _bool(where: str, value: Any, problems: list[str]) -> bool:
+    if not isinstance(value, bool):
+        problems.append(f"{where}: expected true/false, got {value!r}")
+    return bool(value)
 
+
+# ----------------------------------------------------------------------------- one parser per top-level key
+# Each takes the profile's top-level mapping and the problem list, appends what is wrong and returns the value.
+
+
+def _name(top: Mapping[str, Any], problems: list[str]) -> Any:
     name = top.get("name", "")
-    if "name" in top and (not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name)):
+    if "name" in top and (not isinstance(name, str) or not _NAME.fullmatch(name)):
         problems.append(f"name: {name!r} must be lowercase letters, digits and '-'")
+    return name
 
+
+def _description(top: Mapping[str, Any], problems: list[str]) -> str:
+    return str(top.get("description", ""))
+
+
+def _recognise(top: Mapping[str, Any], problems: list[str]) -> Recognition:
     rec = _check_keys("recognise", top.get("recognise", {}), {"any_files", "all_paths", "volume_labels"},
                       problems)
     recognise = Recognition(
@@ -161,18 +167,29 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
     )
     if "recognise" in top and not (recognise.any_files or recognise.all_paths or recognise.volume_labels):
         problems.append("recognise: give at least one of any_files, all_paths, volume_labels")
+    return recognise
 
+
+def _recordings(top: Mapping[str, Any], problems: list[str]) -> tuple[str, ...]:
     recordings = _str_list("recordings", top.get("recordings"), problems)
     if "recordings" in top and not recordings:
         problems.append("recordings: give at least one glob pattern")
-    area = tuple(a.strip("/") for a in _str_list("area", top.get("area"), problems))
-    housekeeping = _housekeeping(top.get("housekeeping"), problems)
+    return recordings
 
+
+def _area(top: Mapping[str, Any], problems: list[str]) -> tuple[str, ...]:
+    return tuple(a.strip("/") for a in _str_list("area", top.get("area"), problems))
+
+
+def _time_sources(top: Mapping[str, Any], problems: list[str]) -> tuple[str, ...]:
     time_sources = _str_list("time_sources", top.get("time_sources"), problems)
     for ts in time_sources:
         if ts not in TIME_SOURCES:
             problems.append(f"time_sources: unknown source {ts!r} (allowed: {', '.join(TIME_SOURCES)})")
+    return time_sources
 
+
+def _clock(top: Mapping[str, Any], problems: list[str]) -> ClockRule:
     clk = _check_keys("clock", top.get("clock", {}), {"zone", "container_time_is_local", "file", "file_format"},
                       problems)
     zone = clk.get("zone")
@@ -181,73 +198,113 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
             ZoneInfo(str(zone))
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(f"clock.zone: {zone!r} is not a known IANA time zone")
-    local_container = clk.get("container_time_is_local", False)
-    if not isinstance(local_container, bool):
-        problems.append(f"clock.container_time_is_local: expected true/false, got {local_container!r}")
+    local_container = _bool("clock.container_time_is_local", clk.get("container_time_is_local", False), problems)
     clock_file = clk.get("file")
     if clock_file is not None and not isinstance(clock_file, str):
         problems.append(f"clock.file: expected a file name, got {clock_file!r}")
     file_format = clk.get("file_format", "%Y-%m-%d %H:%M:%S")
     if not isinstance(file_format, str) or "%" not in file_format:
         problems.append(f"clock.file_format: {file_format!r} is not a strptime format")
-    clock = ClockRule(zone=zone, container_time_is_local=bool(local_container),
-                      file=clock_file if isinstance(clock_file, str) else None, file_format=str(file_format))
+    return ClockRule(zone=zone, container_time_is_local=local_container,
+                     file=clock_file if isinstance(clock_file, str) else None, file_format=str(file_format))
 
-    clear = top.get("clear_after_archive", False)
-    if not isinstance(clear, bool):
-        problems.append(f"clear_after_archive: expected true/false, got {clear!r}")
 
-    identity = None
-    if top.get("identity") is not None:
-        ident = _check_keys("identity", top["identity"], {"file", "encoding", "fields"}, problems)
-        encoding = ident.get("encoding", "utf-8")
-        try:
-            "x".encode(encoding)
-        except LookupError:
-            problems.append(f"identity.encoding: unknown codec {encoding!r}")
-        fields = ident.get("fields", {})
-        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
-            problems.append(f"identity.fields: expected a mapping of names to keys, got {fields!r}")
-            fields = {}
-        if not isinstance(ident.get("file"), str):
-            problems.append("identity.file: missing or not a string")
-        identity = IdentityRule(file=str(ident.get("file", "")), encoding=encoding, fields=dict(fields))
+def _clear_after_archive(top: Mapping[str, Any], problems: list[str]) -> bool:
+    return _bool("clear_after_archive", top.get("clear_after_archive", False), problems)
 
-    filename = None
-    if top.get("filename") is not None:
-        fn = _check_keys("filename", top["filename"], {"pattern", "important_suffix"}, problems)
-        try:
-            pattern = re.compile(str(fn.get("pattern", "")), re.IGNORECASE)
-            unknown_groups = set(pattern.groupindex) - _FILENAME_GROUPS
-            if unknown_groups:
-                problems.append(f"filename.pattern: unknown groups {sorted(unknown_groups)} "
-                                f"(allowed: {', '.join(sorted(_FILENAME_GROUPS))})")
-            filename = FilenameRule(pattern=pattern, important_suffix=fn.get("important_suffix"))
-        except re.error as exc:
-            problems.append(f"filename.pattern: not a valid regular expression ({exc})")
 
-    sidecar = None
-    if top.get("sidecar") is not None:
-        sc = _check_keys("sidecar", top["sidecar"], {"name", "format"}, problems)
-        fmt = sc.get("format", "json")
-        if fmt not in ("json", "keyvalue"):
-            problems.append(f"sidecar.format: {fmt!r} is not one of json, keyvalue")
-        if not isinstance(sc.get("name"), str) or "{stem}" not in sc.get("name", ""):
-            problems.append("sidecar.name: must be a template containing {stem}")
-        sidecar = SidecarRule(name=str(sc.get("name", "")), format=str(fmt))
-    if "sidecar" in time_sources and sidecar is None:
-        problems.append("time_sources: 'sidecar' is listed but the profile has no sidecar rule")
-    if "filename" in time_sources and filename is None:
-        problems.append("time_sources: 'filename' is listed but the profile has no filename rule")
+def _identity(top: Mapping[str, Any], problems: list[str]) -> IdentityRule | None:
+    if top.get("identity") is None:
+        return None
+    ident = _check_keys("identity", top["identity"], {"file", "encoding", "fields"}, problems)
+    encoding = ident.get("encoding", "utf-8")
+    try:
+        "x".encode(encoding)
+    except LookupError:
+        problems.append(f"identity.encoding: unknown codec {encoding!r}")
+    fields = ident.get("fields", {})
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        problems.append(f"identity.fields: expected a mapping of names to keys, got {fields!r}")
+        fields = {}
+    if not isinstance(ident.get("file"), str):
+        problems.append("identity.file: missing or not a string")
+    return IdentityRule(file=str(ident.get("file", "")), encoding=encoding, fields=dict(fields))
 
+
+def _filename(top: Mapping[str, Any], problems: list[str]) -> FilenameRule | None:
+    if top.get("filename") is None:
+        return None
+    fn = _check_keys("filename", top["filename"], {"pattern", "important_suffix"}, problems)
+    try:
+        pattern = re.compile(str(fn.get("pattern", "")), re.IGNORECASE)
+    except re.error as exc:
+        problems.append(f"filename.pattern: not a valid regular expression ({exc})")
+        return None
+    unknown_groups = set(pattern.groupindex) - _FILENAME_GROUPS
+    if unknown_groups:
+        problems.append(f"filename.pattern: unknown groups {sorted(unknown_groups)} "
+                        f"(allowed: {', '.join(sorted(_FILENAME_GROUPS))})")
+    return FilenameRule(pattern=pattern, important_suffix=fn.get("important_suffix"))
+
+
+def _sidecar(top: Mapping[str, Any], problems: list[str]) -> SidecarRule | None:
+    if top.get("sidecar") is None:
+        return None
+    sc = _check_keys("sidecar", top["sidecar"], {"name", "format"}, problems)
+    fmt = sc.get("format", "json")
+    if fmt not in ("json", "keyvalue"):
+        problems.append(f"sidecar.format: {fmt!r} is not one of json, keyvalue")
+    if not isinstance(sc.get("name"), str) or "{stem}" not in sc.get("name", ""):
+        problems.append("sidecar.name: must be a template containing {stem}")
+    return SidecarRule(name=str(sc.get("name", "")), format=str(fmt))
+
+
+def _housekeeping_rules(top: Mapping[str, Any], problems: list[str]) -> tuple[HousekeepingRule, ...]:
+    return _housekeeping(top.get("housekeeping"), problems)
+
+
+#: Every top-level key a profile may have (each is the DeviceProfile field of that name) and its parser, in the
+#: order their problems are reported.
+_SECTIONS: dict[str, Callable[[Mapping[str, Any], list[str]], Any]] = {
+    "name": _name,
+    "description": _description,
+    "recognise": _recognise,
+    "recordings": _recordings,
+    "area": _area,
+    "housekeeping": _housekeeping_rules,
+    "time_sources": _time_sources,
+    "clock": _clock,
+    "clear_after_archive": _clear_after_archive,
+    "identity": _identity,
+    "filename": _filename,
+    "sidecar": _sidecar,
+}
+_TOP_KEYS = set(_SECTIONS)
+#: Time sources that need a rule of the same name to be read.
+_SOURCES_NEEDING_A_RULE = ("sidecar", "filename")
+
+
+def _top_level(data: Any, problems: list[str]) -> dict[str, Any]:
+    if isinstance(data, dict) and "ignore" in data:
+        problems.append(_IGNORE_REFUSED)
+        data = {k: v for k, v in data.items() if k != "ignore"}
+    top = _check_keys("profile", data, _TOP_KEYS, problems)
+    for key in sorted(_REQUIRED - set(top)):
+        problems.append(f"profile: missing required key {key!r}")
+    return top
+
+
+def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
+    """Validate one profile mapping; raise ProfileInvalid listing every problem."""
+    problems: list[str] = []
+    top = _top_level(data, problems)
+    fields = {key: parse(top, problems) for key, parse in _SECTIONS.items()}
+    for needed in _SOURCES_NEEDING_A_RULE:
+        if needed in fields["time_sources"] and fields[needed] is None:
+            problems.append(f"time_sources: {needed!r} is listed but the profile has no {needed} rule")
     if problems:
         raise ProfileInvalid(source, problems)
-    return DeviceProfile(
-        name=name, description=str(top.get("description", "")), recognise=recognise,
-        recordings=recordings, time_sources=time_sources, clock=clock,
-        clear_after_archive=bool(clear), identity=identity, filename=filename, sidecar=sidecar,
-        housekeeping=housekeeping, area=area, source=source,
-    )
+    return DeviceProfile(**fields, source=source)
 
 
 def _housekeeping(value: Any, problems: list[str]) -> tuple[HousekeepingRule, ...]:

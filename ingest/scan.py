@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from device_profiles import DeviceProfile, HousekeepingRule
@@ -115,81 +115,120 @@ def _is_media(path: bytes) -> bool:
     return sniff_format(head) not in ("unknown", "empty")
 
 
+def _litter_reason(relative: str, is_dir: bool, inherited: str | None) -> str | None:
+    """Why a path is operating-system litter (a folder's reason covers everything in it); None: it is not."""
+    as_checked = relative + "/x" if is_dir else relative
+    return next((why for pattern, why in OS_LITTER if glob_regex(pattern).fullmatch(as_checked)), inherited)
+
+
+@dataclass
+class _Walk:
+    """One read-only walk of a device: the regular files found, and what was skipped or left behind."""
+
+    root: Path
+    profile: DeviceProfile
+    result: ScanResult
+    found: list[DeviceFile] = field(default_factory=list)
+
+    @property
+    def root_bytes(self) -> bytes:
+        return os.fsencode(self.root)
+
+    def relative(self, path: bytes) -> str:
+        return display_name(os.path.relpath(path, self.root_bytes))
+
+    def folder(self, folder: bytes, depth: int, inherited: str | None = None) -> None:
+        """Walk *folder*; *inherited* is the litter reason of a litter folder it is inside."""
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            if not self.root.is_dir():
+                raise DeviceGone(self.root, exc.strerror or str(exc)) from exc
+            self.result.skipped.append(Skipped(self.relative(folder), f"folder unreadable: {exc.strerror or exc}"))
+            return
+        for entry in entries:
+            self.entry(entry, depth, inherited)
+
+    def entry(self, entry: os.DirEntry[bytes], depth: int, inherited: str | None) -> None:
+        rel = self.relative(entry.path)
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            self.result.skipped.append(Skipped(rel, f"cannot stat: {exc.strerror or exc}"))
+            return
+        litter = _litter_reason(rel, stat.S_ISDIR(info.st_mode), inherited)
+        if stat.S_ISLNK(info.st_mode):
+            target = display_name(os.fsencode(os.readlink(entry.path)))
+            self.result.skipped.append(Skipped(rel, f"symbolic link to {target!r} not followed"))
+        elif stat.S_ISDIR(info.st_mode):
+            if depth >= MAX_DEPTH:
+                self.result.skipped.append(Skipped(rel, f"folder deeper than {MAX_DEPTH} levels not walked"))
+            else:  # a litter folder is walked too: a recording hidden in it is kept
+                self.folder(entry.path, depth + 1, litter)
+        elif not stat.S_ISREG(info.st_mode):
+            self.result.skipped.append(Skipped(rel, "not a regular file"))
+        elif litter is not None and not _is_media(entry.path):
+            self.result.discarded.append(Skipped(rel, litter))
+        elif not _in_area(rel, self.profile):
+            self.result.discarded.append(Skipped(rel, "outside the profile's recording area "
+                                                      f"({', '.join(self.profile.area)})"))
+        else:
+            self.found.append(DeviceFile(path=Path(os.fsdecode(entry.path)), relative=rel,
+                                         name=display_name(entry.name), size_bytes=info.st_size,
+                                         mtime_ns=info.st_mtime_ns, warnings=tuple(name_warnings(entry.name))))
+
+
+@dataclass(frozen=True)
+class _Roles:
+    """What each found file is to the profile, decided once every file on the device is known."""
+
+    profile: DeviceProfile
+    recordings: set[str]  # relative paths of the recordings
+    siblings: dict[str, list[str]]  # folder -> names of the files in it
+    sidecar_of: dict[str, str]  # sidecar's relative path -> its recording's
+
+    @classmethod
+    def of(cls, found: list[DeviceFile], profile: DeviceProfile, root_bytes: bytes) -> _Roles:
+        recordings = {f.relative for f in found if matches_any(f.relative, profile.recordings)}
+        siblings: dict[str, list[str]] = {}
+        for f in found:
+            parent = str(PurePosixPath(f.relative).parent)
+            siblings.setdefault("" if parent == "." else parent, []).append(PurePosixPath(f.relative).name)
+        sidecar_of: dict[str, str] = {}
+        for f in found:
+            if f.relative in recordings and (side := sidecar_path(profile, f.path)) is not None:
+                sidecar_of[display_name(os.path.relpath(os.fsencode(side), root_bytes))] = f.relative
+        return cls(profile, recordings, siblings, sidecar_of)
+
+    def place(self, f: DeviceFile) -> DeviceFile | Skipped:
+        """*f* with its role (and the recording it belongs to), or why a housekeeping rule leaves it behind."""
+        identity = self.profile.identity
+        rule = _housekeeping_rule(f.relative, self.profile)
+        if identity is not None and f.relative.lower() == identity.file.lower():
+            return replace(f, role="identity", companion=None)
+        if f.relative in self.sidecar_of:
+            return replace(f, role="housekeeping", companion=self.sidecar_of[f.relative])
+        if rule is not None and rule.discard:
+            return Skipped(f.relative, rule.reason)
+        if rule is not None:
+            return replace(f, role="housekeeping",
+                           companion=_companion(f.relative, rule, self.siblings, self.recordings))
+        return replace(f, role="recording" if f.relative in self.recordings else "unlisted", companion=None)
+
+
 def scan_device(root: Path, profile: DeviceProfile) -> ScanResult:
     """List every file to keep under *root* in a stable order; report what cannot be kept or is left, and why."""
     if not root.is_dir():
         raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
-    result = ScanResult()
-    identity_file = profile.identity.file.lower() if profile.identity else None
-    root_bytes = os.fsencode(root)
-    found: list[DeviceFile] = []
-
-    def walk(folder: bytes, depth: int, inherited: str | None = None) -> None:
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            rel = display_name(os.path.relpath(folder, root_bytes))
-            if not root.is_dir():
-                raise DeviceGone(root, exc.strerror or str(exc)) from exc
-            result.skipped.append(Skipped(rel, f"folder unreadable: {exc.strerror or exc}"))
-            return
-        for entry in entries:
-            rel = display_name(os.path.relpath(entry.path, root_bytes))
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                result.skipped.append(Skipped(rel, f"cannot stat: {exc.strerror or exc}"))
-                continue
-            as_checked = rel + "/x" if stat.S_ISDIR(info.st_mode) else rel
-            litter = next((why for pattern, why in OS_LITTER if glob_regex(pattern).fullmatch(as_checked)),
-                          inherited)
-            if stat.S_ISLNK(info.st_mode):
-                target = display_name(os.fsencode(os.readlink(entry.path)))
-                result.skipped.append(Skipped(rel, f"symbolic link to {target!r} not followed"))
-            elif stat.S_ISDIR(info.st_mode):
-                if depth >= MAX_DEPTH:
-                    result.skipped.append(Skipped(rel, f"folder deeper than {MAX_DEPTH} levels not walked"))
-                else:  # a litter folder is walked too: a recording hidden in it is kept
-                    walk(entry.path, depth + 1, litter)
-            elif not stat.S_ISREG(info.st_mode):
-                result.skipped.append(Skipped(rel, "not a regular file"))
-            elif litter is not None and not _is_media(entry.path):
-                result.discarded.append(Skipped(rel, litter))
-            elif not _in_area(rel, profile):
-                result.discarded.append(Skipped(rel, "outside the profile's recording area "
-                                                     f"({', '.join(profile.area)})"))
-            else:
-                found.append(DeviceFile(path=Path(os.fsdecode(entry.path)), relative=rel,
-                                        name=display_name(entry.name), size_bytes=info.st_size,
-                                        mtime_ns=info.st_mtime_ns, warnings=tuple(name_warnings(entry.name))))
-
-    walk(root_bytes, 0)
+    walk = _Walk(root, profile, ScanResult())
+    walk.folder(walk.root_bytes, 0)
     # What each file is to the profile: the identity file, a sidecar or housekeeping file of a recording, a
     # recording, or unlisted. Decided after the walk, when every sibling is known.
-    recordings = {f.relative for f in found if matches_any(f.relative, profile.recordings)}
-    siblings: dict[str, list[str]] = {}
-    for f in found:
-        parent = str(PurePosixPath(f.relative).parent)
-        siblings.setdefault("" if parent == "." else parent, []).append(PurePosixPath(f.relative).name)
-    sidecar_of: dict[str, str] = {}
-    for f in found:
-        if f.relative in recordings and (side := sidecar_path(profile, f.path)) is not None:
-            sidecar_of[display_name(os.path.relpath(os.fsencode(side), root_bytes))] = f.relative
-    for f in found:
-        rule = _housekeeping_rule(f.relative, profile)
-        if identity_file is not None and f.relative.lower() == identity_file:
-            role, companion = "identity", None
-        elif f.relative in sidecar_of:
-            role, companion = "housekeeping", sidecar_of[f.relative]
-        elif rule is not None:
-            if rule.discard:
-                result.discarded.append(Skipped(f.relative, rule.reason))
-                continue
-            role, companion = "housekeeping", _companion(f.relative, rule, siblings, recordings)
-        elif f.relative in recordings:
-            role, companion = "recording", None
+    roles = _Roles.of(walk.found, profile, walk.root_bytes)
+    for f in walk.found:
+        placed = roles.place(f)
+        if isinstance(placed, Skipped):
+            walk.result.discarded.append(placed)
         else:
-            role, companion = "unlisted", None
-        result.files.append(DeviceFile(path=f.path, relative=f.relative, name=f.name, size_bytes=f.size_bytes,
-                                       mtime_ns=f.mtime_ns, warnings=f.warnings, role=role, companion=companion))
-    return result
+            walk.result.files.append(placed)
+    return walk.result

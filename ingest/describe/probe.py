@@ -22,7 +22,7 @@ import ffmpeg
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-from ingest.describe.metadata import ExifFacts, Facts, SidecarFacts, exif_facts, sidecar_facts
+from ingest.describe.facts import ExifFacts, Facts, SidecarFacts, exif_facts, sidecar_facts
 from ingest.describe.structure import PHOTO_FORMATS, check_structure
 
 __all__ = ["MAX_SIDECAR_BYTES", "gather_facts", "parse_sidecar", "run_ffprobe"]

@@ -7,6 +7,7 @@ parse is `unreadable`. The name of a file never decides its format: its first by
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ RAW_STREAMS = {"h264": "H.264", "hevc": "HEVC"}
 TS_PACKETS_CHECKED = 64
 _TS_SYNC = 0x47
 _BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+_RIFF_FORMS = {b"WAVE": "wav", b"AVI ": "avi", b"WEBP": "webp"}  # RIFF form type -> format
 _MXF_PARTITION = bytes.fromhex("060e2b34020501010d01020101020000")[:14]
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 _BMP_HEADERS = (12, 40, 52, 56, 64, 108, 124)
@@ -109,62 +111,83 @@ def _is_dv(head: bytes) -> bool:
     return state & 0xFFFFFF7F == 0x1F07003F and head[80] & 0xE0 == 0x20 and head[81] & 0x07 == 0x07
 
 
+#: A rule names a format from a file's first bytes, or returns None when the bytes are not that format.
+_Sniffer = Callable[[bytes], str | None]
+
+
+def _starts(fmt: str, *signatures: bytes) -> _Sniffer:
+    """A format known by a fixed signature at the start of the file."""
+    return lambda head: fmt if head.startswith(signatures) else None
+
+
+def _when(fmt: str, test: Callable[[bytes], bool]) -> _Sniffer:
+    """A format known by a check of its header."""
+    return lambda head: fmt if test(head) else None
+
+
+def _sniff_bmff(head: bytes) -> str | None:
+    """ISO-BMFF: a known first box; a still-image major brand makes it HEIF."""
+    if len(head) >= 8 and head[4:8] in _BMFF_FIRST_BOXES:
+        return "heif" if (major_brand(head) or "") in HEIF_BRANDS else "mp4"
+    return None
+
+
+def _sniff_riff(head: bytes) -> str | None:
+    return _RIFF_FORMS.get(head[8:12]) if head.startswith(b"RIFF") else None
+
+
+def _is_bmp(head: bytes) -> bool:
+    return head[:2] == b"BM" and len(head) >= 18 and head[6:10] == b"\0\0\0\0" and head[14] in _BMP_HEADERS
+
+
+def _sniff_id3(head: bytes) -> str | None:
+    """An ID3 tag precedes MP3, but also FLAC and ADTS AAC: look past the tag when it ends inside the head."""
+    if head[:3] != b"ID3" or len(head) < 10:
+        return None
+    tag_end = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+    after = head[tag_end:]
+    if after[:4] == b"fLaC":
+        return "flac"
+    return "aac" if _is_adts(after) else "mp3"
+
+
+#: How each format is recognised, tried in this order (the first that answers wins): signatures before header
+#: checks, and the loosest checks (MPEG audio frame sync, transport packets, raw Annex-B streams) last.
+_SNIFFERS: tuple[_Sniffer, ...] = (
+    _sniff_bmff,
+    _sniff_riff,
+    _starts("wav", b"RF64", b"BW64"),
+    _starts("jpeg", b"\xff\xd8\xff"),
+    _starts("png", b"\x89PNG\r\n\x1a\n"),
+    _starts("gif", b"GIF87a", b"GIF89a"),
+    _when("bmp", _is_bmp),
+    _starts("tiff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    _starts("amr", b"#!AMR\n", b"#!AMR-WB\n"),
+    _starts("matroska", b"\x1a\x45\xdf\xa3"),
+    _starts("flac", b"fLaC"),
+    _starts("ogg", b"OggS"),
+    _starts("asf", _ASF_GUID),
+    _starts("flv", b"FLV\x01"),
+    _sniff_id3,
+    _when("mp3", _is_mpeg_audio),
+    _when("aac", _is_adts),
+    _when("mxf", lambda head: _MXF_PARTITION in head[:HEAD_BYTES]),  # SMPTE 377 header partition, maybe after a run-in
+    # 4-byte arrival timestamp before each 188-byte packet (AVCHD .MTS, Blu-ray)
+    _when("m2ts", lambda head: _packets_in_sync(head, 192, 4)),
+    _when("mpegts", lambda head: _packets_in_sync(head, 188, 0)),
+    _starts("mpegps", b"\x00\x00\x01\xba"),
+    _when("dv", _is_dv),
+    _annexb,
+)
+
+
 def sniff_format(head: bytes) -> str:
     """Name the container from its first bytes (pure): mp4 (every ISO-BMFF movie: MP4/MOV/3GP/M4A/INSV), heif,
     wav, avi, webp, jpeg, png, gif, bmp, tiff, amr, matroska, mp3, aac (ADTS), flac, ogg, asf, flv, mpegts, m2ts,
     mpegps, mxf, dv, h264, hevc; "empty" for no bytes; "unknown" otherwise."""
     if not head:
         return "empty"
-    if len(head) >= 8 and head[4:8] in _BMFF_FIRST_BOXES:
-        return "heif" if (major_brand(head) or "") in HEIF_BRANDS else "mp4"
-    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI ", b"WEBP"):
-        return {b"WAVE": "wav", b"AVI ": "avi", b"WEBP": "webp"}[head[8:12]]
-    if head[:4] in (b"RF64", b"BW64"):
-        return "wav"
-    if head[:3] == b"\xff\xd8\xff":
-        return "jpeg"
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[:2] == b"BM" and len(head) >= 18 and head[6:10] == b"\0\0\0\0" and head[14] in _BMP_HEADERS:
-        return "bmp"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if head[:6] == b"#!AMR\n" or head[:9] == b"#!AMR-WB\n":
-        return "amr"
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return "matroska"
-    if head[:4] == b"fLaC":
-        return "flac"
-    if head[:4] == b"OggS":
-        return "ogg"
-    if head[:16] == _ASF_GUID:
-        return "asf"
-    if head[:4] == b"FLV\x01":
-        return "flv"
-    if head[:3] == b"ID3" and len(head) >= 10:
-        # ID3 tags also precede FLAC and ADTS AAC: look past the tag when it ends inside the head
-        tag_end = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
-        after = head[tag_end:]
-        if after[:4] == b"fLaC":
-            return "flac"
-        return "aac" if _is_adts(after) else "mp3"
-    if _is_mpeg_audio(head):
-        return "mp3"
-    if _is_adts(head):
-        return "aac"
-    if _MXF_PARTITION in head[:HEAD_BYTES]:
-        return "mxf"  # SMPTE 377 header partition pack, possibly after a run-in
-    if _packets_in_sync(head, 192, 4):
-        return "m2ts"  # 4-byte arrival timestamp before each 188-byte packet (AVCHD .MTS, Blu-ray)
-    if _packets_in_sync(head, 188, 0):
-        return "mpegts"
-    if head[:4] == b"\x00\x00\x01\xba":
-        return "mpegps"
-    if _is_dv(head):
-        return "dv"
-    return _annexb(head) or "unknown"
+    return next((fmt for sniff in _SNIFFERS if (fmt := sniff(head)) is not None), "unknown")
 
 
 # ----------------------------------------------------------------------------- per-format checks

@@ -116,3 +116,37 @@ def test_extra_profile_folder_adds_profiles(tmp_path: Path):
         "name: test-cam\nrecognise: {any_files: [CAM.ID]}\nrecordings: ['*.mp4']\n"
         "time_sources: [container]\nclock: {zone: null}\nclear_after_archive: false\n", encoding="utf-8")
     assert "test-cam" in load_profiles((tmp_path,))
+
+
+def test_every_top_level_key_becomes_the_typed_field_of_that_name():
+    full = {
+        **VALID, "description": "A test camera", "area": ["/DCIM/"], "time_sources": ["sidecar", "filename"],
+        "housekeeping": [{"pattern": "**/*.lrv", "discard": True, "reason": " low-res copy "}],
+        "identity": {"file": "ID.TXT", "fields": {"serial": "SN"}},
+        "filename": {"pattern": r"(?P<serial>\w+)_(?P<date>\d{8})_(?P<time>\d{6})\.mp4", "important_suffix": "_IMP"},
+        "sidecar": {"name": "{stem}.json"}, "clock": {"zone": "UTC", "file": "TIME.TXT"}, "clear_after_archive": True,
+    }
+    profile = parse_profile(full, source="full.yaml")
+    assert profile.description == "A test camera" and profile.area == ("DCIM",) and profile.source == "full.yaml"
+    assert profile.time_sources == ("sidecar", "filename") and profile.clear_after_archive is True
+    assert [(h.pattern, h.discard, h.reason, h.belongs_to) for h in profile.housekeeping] == [
+        ("**/*.lrv", True, "low-res copy", ("{stem}.*",))]
+    assert profile.identity is not None and (profile.identity.file, profile.identity.encoding) == ("ID.TXT", "utf-8")
+    assert profile.filename is not None and profile.filename.important_suffix == "_IMP"
+    assert profile.sidecar is not None and (profile.sidecar.name, profile.sidecar.format) == ("{stem}.json", "json")
+    assert (profile.clock.zone, profile.clock.file) == ("UTC", "TIME.TXT")
+    assert profile.clock.file_format == "%Y-%m-%d %H:%M:%S"
+
+
+def test_problems_are_listed_in_the_order_of_the_profile_keys():
+    bad = {**VALID, "name": "Bad Name", "recordings": [], "clock": {"container_time_is_local": "no"},
+           "sidecar": {"name": "x.json", "format": "xml"}}
+    with pytest.raises(ProfileInvalid) as info:
+        parse_profile(bad, source="bad.yaml")
+    assert info.value.details == [
+        "name: 'Bad Name' must be lowercase letters, digits and '-'",
+        "recordings: give at least one glob pattern",
+        "clock.container_time_is_local: expected true/false, got 'no'",
+        "sidecar.format: 'xml' is not one of json, keyvalue",
+        "sidecar.name: must be a template containing {stem}",
+    ]

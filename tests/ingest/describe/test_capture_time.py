@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from device_profiles import load_profiles
+from ingest.describe.capture_time import collect_time_candidates
 from ingest.describe.metadata import (
     ExifFacts,
     Facts,
@@ -82,3 +83,26 @@ def test_within_bounds_nothing_is_flagged():
     capture = resolve_capture_time({"container": _raw("container", datetime(2026, 11, 30, 1, tzinfo=UTC))},
                                    ("container",), duration_s=1.0, bounds=BOUNDS)
     assert capture.implausible is False and capture.problem is None
+
+
+def test_every_time_reading_is_collected_and_one_outside_pythons_range_is_named_not_raised():
+    # Given a file whose EXIF says year 1 (east of UTC it cannot be held in UTC) and whose name holds a time
+    facts = _facts(probe=_probe({"creation_time": "2026-11-21T00:00:00Z"}),
+                   exif=ExifFacts(datetime_original="0001:01:01 00:00:00"))
+    names = parse_filename(CN.filename, "ZFY_A123456_000001_20261121_080000.MP4")
+    # When the readings are collected in the device's zone
+    found, unusable = collect_time_candidates(facts, names, zone="Asia/Shanghai", container_time_is_local=False)
+    # Then each usable one is kept by source, and the unusable one says why
+    assert list(found) == ["container", "filename", "file_mtime"]
+    assert found["container"].utc == datetime(2026, 11, 21, tzinfo=UTC) and found["container"].zone_assumed is None
+    assert found["filename"].utc == datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
+    assert found["filename"].zone_assumed == "Asia/Shanghai"
+    assert list(unusable) == ["exif"]
+    assert unusable["exif"].startswith("exif time '0001:01:01 00:00:00' is outside the representable range (")
+
+
+def test_a_container_time_labelled_utc_is_read_as_local_when_the_profile_says_so():
+    facts = _facts(probe=_probe({"creation_time": "2026-11-21T08:00:00Z"}))
+    found, _ = collect_time_candidates(facts, None, zone="Asia/Shanghai", container_time_is_local=True)
+    assert found["container"].utc == datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
+    assert found["container"].zone_assumed == "Asia/Shanghai"

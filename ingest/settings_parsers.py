@@ -1,0 +1,279 @@
+"""Turning the text of one EVIDENCE_* variable into the value a setting holds.
+
+Every parser takes the variable's name and its raw text and returns the value, or raises ConfigInvalid
+naming the variable, the text and the reason (`Config 'EVIDENCE_RESCAN_S' has value 'ten'. Not a number
+of seconds.`). The table in ingest.settings_table says which parser reads which variable.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from catalog import DEFAULT_CASE_TYPES, CaseType, PolicyInvalid, load_case_types
+from ingest.errors import ConfigInvalid
+from storage import RetentionRefused, validate_routine_months
+
+__all__ = [
+    "Parser", "Secret", "absolute_path", "address", "boolean", "broker_url", "case_pattern", "case_types", "choice",
+    "date_floor", "home_path", "integer", "megabytes", "mount_roots", "namespace", "optional_secret", "optional_text",
+    "path", "place", "positive_seconds", "probe_timeout", "profiles_dir", "proxies", "routine_months",
+    "s3_bucket_and_prefix", "seconds", "station_code", "store_url", "text", "token", "web_address", "zone", "WEB_ADDR",
+]
+
+#: (variable name, raw text) -> value; raises ConfigInvalid.
+Parser = Callable[[str, str], Any]
+
+#: Where `evidence serve` listens when EVIDENCE_WEB_ADDR is empty (it cannot be turned off).
+WEB_ADDR = "127.0.0.1:8000"
+
+
+class Secret:
+    """A credential whose repr never shows it (as starlette.datastructures.Secret)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def text(key: str, raw: str) -> str:
+    return raw
+
+
+def optional_text(key: str, raw: str) -> str | None:
+    return raw or None
+
+
+def path(key: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def absolute_path(key: str, raw: str) -> Path:
+    return Path(raw).absolute()
+
+
+def home_path(key: str, raw: str) -> Path:
+    return Path(raw).expanduser().absolute()
+
+
+def optional_secret(key: str, raw: str) -> Secret | None:
+    return Secret(raw) if raw else None
+
+
+def token(key: str, raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def integer(minimum: int) -> Parser:
+    """A whole number of at least *minimum*."""
+    def parse(key: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigInvalid(key, raw, "Not a valid integer.") from None
+        if value < minimum:
+            raise ConfigInvalid(key, raw, f"Must be at least {minimum}.")
+        return value
+    return parse
+
+
+def megabytes(minimum: int) -> Parser:
+    """A whole number of MiB (at least *minimum*), returned in bytes."""
+    whole = integer(minimum)
+
+    def parse(key: str, raw: str) -> int:
+        return int(whole(key, raw)) * 2**20
+    return parse
+
+
+def choice(*allowed: str) -> Parser:
+    """One of the words *allowed*."""
+    def parse(key: str, raw: str) -> str:
+        if raw not in allowed:
+            raise ConfigInvalid(key, raw, f"Use one of: {', '.join(allowed)}.")
+        return raw
+    return parse
+
+
+def boolean(key: str, raw: str) -> bool:
+    return bool(choice("true", "false")(key, raw) == "true")
+
+
+def routine_months(key: str, raw: str) -> int:
+    months = int(integer(1)(key, raw))
+    try:
+        validate_routine_months(months)
+    except RetentionRefused as exc:
+        raise ConfigInvalid(key, str(months), f"{exc}.") from None
+    return months
+
+
+def seconds(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigInvalid(key, raw, "Not a number of seconds.") from None
+    if value < 0:
+        raise ConfigInvalid(key, raw, "Must not be negative.")
+    return value
+
+
+def positive_seconds(key: str, raw: str) -> float:
+    value = seconds(key, raw)
+    if value == 0:
+        raise ConfigInvalid(key, raw, "Must be more than 0 seconds.")
+    return value
+
+
+def probe_timeout(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigInvalid(key, raw, "Not a number of seconds.") from None
+    if value <= 0:
+        raise ConfigInvalid(key, raw, "Must be above 0.")
+    return value
+
+
+def zone(key: str, raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigInvalid(key, raw, "Not a known IANA time zone.") from None
+    return raw
+
+
+def place(key: str, raw: str) -> tuple[float, float] | None:
+    """'LAT,LON' in decimal degrees; empty: none."""
+    if not raw:
+        return None
+    try:
+        lat_text, lon_text = raw.split(",")
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        raise ConfigInvalid(key, raw, "Expected 'LAT,LON' in decimal degrees.") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ConfigInvalid(key, raw, "Latitude must be within ±90 and longitude within ±180.")
+    return lat, lon
+
+
+def case_pattern(key: str, raw: str) -> str:
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise ConfigInvalid(key, raw, f"Not a regular expression: {exc}.") from None
+    return raw
+
+
+def station_code(key: str, raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", raw):
+        raise ConfigInvalid(key, raw, "Use 1-64 letters, digits, '_', '.', '-'.")
+    return raw
+
+
+def s3_bucket_and_prefix(url: str) -> tuple[str, str]:
+    """s3://BUCKET[/PREFIX] -> (BUCKET, 'PREFIX/' or '')."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+
+def store_url(key: str, raw: str) -> str:
+    if raw.startswith("s3://"):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", s3_bucket_and_prefix(raw)[0]):
+            raise ConfigInvalid(key, raw, "Not a valid S3 bucket name.")
+    elif not raw.startswith("file://"):
+        raise ConfigInvalid(key, raw, "Use file://PATH or s3://BUCKET[/PREFIX].")
+    return raw
+
+
+def profiles_dir(key: str, raw: str) -> Path | None:
+    if not raw:
+        return None
+    if not Path(raw).is_dir():
+        raise ConfigInvalid(key, raw, "Not a folder.")
+    return Path(raw)
+
+
+def case_types(key: str, raw: str) -> Mapping[str, CaseType]:
+    """A TOML file of case types; empty: the built-in table."""
+    if not raw:
+        return dict(DEFAULT_CASE_TYPES)
+    try:
+        return load_case_types(Path(raw))
+    except PolicyInvalid as exc:
+        raise ConfigInvalid(key, raw, f"{exc}.") from None
+
+
+def broker_url(key: str, raw: str) -> str:
+    if raw and not raw.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+        raise ConfigInvalid(key, raw, "Use redis://HOST:PORT/DB or amqp://USER:PASS@HOST:PORT/VHOST.")
+    return raw
+
+
+def namespace(key: str, raw: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_-]{0,40}", raw):
+        raise ConfigInvalid(key, raw, "Use up to 41 letters, digits, '_' or '-'.")
+    return raw
+
+
+def mount_roots(key: str, raw: str) -> tuple[str, ...]:
+    return tuple(root for root in raw.split(":") if root)
+
+
+def address(key: str, raw: str) -> tuple[str, int] | None:
+    """HOST:PORT; empty: turned off (None)."""
+    return _host_and_port(key, raw) if raw else None
+
+
+def web_address(key: str, raw: str) -> tuple[str, int]:
+    """HOST:PORT; empty: WEB_ADDR (the web app cannot be turned off)."""
+    return _host_and_port(key, raw or WEB_ADDR)
+
+
+def _host_and_port(key: str, raw: str) -> tuple[str, int]:
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigInvalid(key, raw, "Use HOST:PORT (port 0 picks a free one), or leave it empty to turn it off.")
+    return host, int(port)
+
+
+def proxies(key: str, raw: str) -> tuple[str, ...]:
+    """Trusted proxy addresses or networks, comma-separated ('*': any, which is only safe when nothing but the
+    proxy can reach the app); empty: none."""
+    items = tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+    if items == ("*",):
+        return items
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)  # an address is a network of one
+        except ValueError:
+            raise ConfigInvalid(key, raw, f"{item!r} is not an IP address or network. Use comma-separated addresses "
+                                          "or networks (e.g. 127.0.0.1,172.30.0.1 or 10.0.0.0/8), '*' for any, "
+                                          "or leave it empty to believe no proxy.") from None
+    return items
+
+
+def date_floor(key: str, raw: str) -> datetime:
+    """YYYY-MM-DD between 1970 and 2100, as midnight UTC."""
+    try:
+        day = date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ConfigInvalid(key, raw, "Not a date (YYYY-MM-DD).") from None
+    if not date(1970, 1, 1) <= day <= date(2100, 1, 1):
+        raise ConfigInvalid(key, raw, "Must lie between 1970-01-01 and 2100-01-01.")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

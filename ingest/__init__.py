@@ -7,7 +7,8 @@
 * archiving, derive, decode_check, documents, anchoring: the jobs on staged and archived recordings.
 * queue/: the broker, actors, workers and outbox relay that run those jobs off the station.
 * station/: the unattended station that docks recorders and runs the pipeline for each.
-* config (Settings, the only reader of the environment), services (engine and store built from it), errors.
+* config (Settings, the only reader of the environment) with settings_table (every EVIDENCE_* variable: default,
+  parser, help) and settings_parsers; services (engine and store built from Settings); errors.
 """
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, IngestReport, ingest_folder

@@ -20,12 +20,7 @@ from ingest.errors import ConfigInvalid
 from ingest.settings_parsers import Secret, s3_bucket_and_prefix
 from ingest.settings_table import SETTINGS, SETTINGS_BY_NAME, settings_epilog, settings_markdown
 
-__all__ = ["SETTINGS", "SETTINGS_HELP", "S3Settings", "Secret", "Settings", "settings_epilog", "settings_markdown"]
-
-#: Every setting: env name -> (TOML key, default as documented, meaning). A view of ingest.settings_table.SETTINGS.
-SETTINGS_HELP: dict[str, tuple[str, str, str]] = {
-    s.name: (s.toml_key if s.in_toml else "-", s.shown_default or s.default, s.help) for s in SETTINGS}
-
+__all__ = ["SETTINGS", "S3Settings", "Secret", "Settings", "settings_epilog", "settings_markdown"]
 
 def _default(name: str) -> Any:
     """A dataclass field whose default is the table's default for *name*, parsed."""

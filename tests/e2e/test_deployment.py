@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from evidence.cli.main import main
-from ingest.config import SETTINGS_HELP
+from ingest.settings_table import SETTINGS_BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text(encoding="utf-8"))
@@ -34,7 +34,7 @@ def test_every_evidence_command_parses():
 def test_every_evidence_variable_is_a_real_setting():
     text = (ROOT / "docker" / "compose.yaml").read_text(encoding="utf-8")
     used = set(re.findall(r"\b(EVIDENCE_[A-Z0-9_]+)\s*:", text))
-    assert used and used <= set(SETTINGS_HELP), used - set(SETTINGS_HELP)
+    assert used and used <= set(SETTINGS_BY_NAME), used - set(SETTINGS_BY_NAME)
 
 
 def test_the_bucket_is_created_with_object_lock_and_versioning():

@@ -41,11 +41,11 @@ from catalog.replay import load_replays, origin_findings, row_findings
 from catalog.signing import SignatureInvalid, canonical_json, verify_document
 from catalog.users import require
 from storage import EvidenceStore, HashMismatch, ObjectMissing
+from storage.hashing import hash_stream
 
 __all__ = ["ExportResult", "export_package", "provenance_problems", "safe_name"]
 
 _IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
-_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,17 +81,12 @@ def _items(session: Session, case: Case | None, refs: list[str]) -> list[_Item]:
 
 
 def _copy_verified(store: EvidenceStore, recording: Recording, dest: Path) -> int:
-    digest = hashlib.sha256()
-    size = 0
     with store.open(recording.sha256) as src, dest.open("xb") as out:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-    if digest.hexdigest() != recording.sha256:
+        found, size = hash_stream(src, copy_to=out)
+    if found != recording.sha256:
         dest.unlink()
         raise HashMismatch(f"recording {recording.id} ({recording.original_name}) in the store", algorithm="sha256",
-                           expected=recording.sha256, found=digest.hexdigest())
+                           expected=recording.sha256, found=found)
     return size
 
 

@@ -11,11 +11,8 @@ time, with one query per table (revisions, sightings, events, links) a batch.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import queue
 import random
-import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -54,12 +51,12 @@ from catalog.replay import (
 from catalog.retention import RetentionPolicy
 from catalog.signing import SignatureInvalid, verify_document
 from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
+from storage.hashing import hash_stream
 
 __all__ = ["Problem", "VerifyReport", "case_problems", "check_chain", "check_disposed", "check_lock",
            "check_lock_against_chain", "check_recording_record", "check_sightings", "missing_rows", "record_problems",
            "rehash", "replay_problems", "select_recordings", "verify_archive"]
 
-READ_CHUNK = 8 * 1024 * 1024
 _IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 
@@ -97,51 +94,10 @@ class VerifyReport:
 
 def rehash(store: EvidenceStore, sha256: str) -> tuple[str, int]:
     """SHA-256 and size of the bytes the store holds under *sha256*'s key: one streaming read, with the next
-    chunk read while the last is hashed (both release the GIL), so the slower of the two sets the pace.
-    Three reused buffers carry the bytes (`readinto` where the stream has it): no allocation per chunk."""
-    digest = hashlib.sha256()
-    size = 0
-    buffers = [bytearray(READ_CHUNK) for _ in range(3)]
-    free: queue.Queue[int] = queue.Queue()
-    for index in range(len(buffers)):
-        free.put(index)
-    filled: queue.Queue[tuple[int, int] | BaseException | None] = queue.Queue()
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            with store.open(sha256) as body:
-                into = getattr(body, "readinto", None)
-                while not stop.is_set():
-                    index = free.get()
-                    if into is not None:
-                        count = into(memoryview(buffers[index]))
-                    else:
-                        chunk = body.read(READ_CHUNK)
-                        count = len(chunk)
-                        buffers[index][:count] = chunk
-                    if not count:
-                        break
-                    filled.put((index, count))
-            filled.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the hashing thread, which raises it
-            filled.put(exc)
-
-    reader = threading.Thread(target=read, name="rehash-read", daemon=True)
-    reader.start()
-    try:
-        while (item := filled.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            index, count = item
-            digest.update(memoryview(buffers[index])[:count])
-            size += count
-            free.put(index)
-    finally:
-        stop.set()
-        free.put(0)  # wake a reader waiting for a buffer so it can see the stop
-        reader.join(timeout=5)
-    return digest.hexdigest(), size
+    chunk read while the last is hashed (both release the GIL), so the slower of the two sets the pace
+    (storage.hashing.hash_stream with read-ahead: reused buffers, no allocation per chunk)."""
+    with store.open(sha256) as body:
+        return hash_stream(body, read_ahead=True)
 
 
 def _read_back(store: EvidenceStore, sha256: str) -> tuple[str, int, StoredObject]:

@@ -6,7 +6,6 @@ derives from. A failure here never touches the recording.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from catalog import DerivedMedia, Recording, RecordingNotFound
 from catalog.types import utcnow
 from ingest.errors import DeriveFailed
 from storage import EvidenceStore
+from storage.hashing import hash_file
 
 __all__ = ["PROXY_HEIGHT", "PROXY_NAMES", "THUMBNAIL_WIDTH", "derive_recording", "make_audio_proxy", "make_proxy",
            "make_thumbnail"]
@@ -95,21 +95,14 @@ def _ffmpeg(args: list[str], dest: Path, timeout_s: float) -> Path:
     return dest
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _record(session: Session, recording: Recording, kind: str, key: str, path: Path, content_type: str) -> None:
     assert recording.id is not None
     row = session.exec(select(DerivedMedia).where(DerivedMedia.recording_id == recording.id,
                                                   DerivedMedia.kind == kind)).first()
     row = row or DerivedMedia(recording_id=recording.id, kind=kind, derived_from_sha256=recording.sha256, key=key,
                               sha256="", size_bytes=0, content_type=content_type)
-    row.key, row.sha256, row.size_bytes, row.created_at = key, _sha256(path), path.stat().st_size, utcnow()
+    hashed = hash_file(path)
+    row.key, row.sha256, row.size_bytes, row.created_at = key, hashed.sha256, hashed.size_bytes, utcnow()
     session.add(row)
 
 

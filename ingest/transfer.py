@@ -3,7 +3,9 @@
 Reading, hashing and writing overlap in three threads sharing a small ring
 of buffers, so throughput is the slowest of the three, not their sum, and
 memory stays at RING_SLOTS × CHUNK_BYTES whatever the file size. hashlib
-and file I/O release the GIL on large buffers.
+and file I/O release the GIL on large buffers. The ring is this module's own
+(it is the hot path); the chunk size and every other stream hash come from
+storage.hashing.
 
 The copy goes to `<staging>/<key>.part`, is fsynced, then linked to
 `<staging>/<sha256>` (a link never replaces an existing name). An
@@ -23,13 +25,12 @@ from pathlib import Path
 
 from ingest.errors import CopyFailed
 from storage import fsync_dir
+from storage.hashing import CHUNK_BYTES, hash_stream
 
 __all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash", "hash_device_file", "open_device_file"]
 
 logger = logging.getLogger(__name__)
 
-#: Bytes per read. Large enough that hashlib releases the GIL and syscalls are few.
-CHUNK_BYTES = 4 * 1024 * 1024
 #: Buffers in flight between reader, hasher and writer (memory = slots × chunk).
 RING_SLOTS = 6
 #: Start write-back of the copy every this many bytes, so the final fsync has little left to do
@@ -61,20 +62,13 @@ def open_device_file(source: Path | bytes) -> int:
 def hash_device_file(source: Path) -> str:
     """SHA-256 of a file on a device, read as `open_device_file` opens it (clearing checks the bytes it deletes).
     Raises OSError."""
-    digest = hashlib.sha256()
     with os.fdopen(open_device_file(source), "rb") as fh:
-        while chunk := fh.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hash_stream(fh).sha256
 
 
 def _hash_existing(path: Path, digest: hashlib._Hash) -> int:
-    done = 0
     with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK_BYTES):
-            digest.update(chunk)
-            done += len(chunk)
-    return done
+        return hash_stream(fh, into=digest).size_bytes
 
 
 class _Pipeline:

@@ -1,4 +1,4 @@
-"""WORM evidence storage: the store interface, implementations and retention rules."""
+"""WORM evidence storage: the store interface, implementations, retention rules and stream hashing."""
 from storage.backend import EvidenceStore, StoredObject, derived_key, manifest_key, object_key, record_key
 from storage.backends.local import LocalStore, fsync_dir
 from storage.backends.s3_worm import S3WormStore, make_s3_client
@@ -14,6 +14,7 @@ from storage.errors import (
     SealBroken,
     StorageError,
 )
+from storage.hashing import CHUNK_BYTES, Hashed, hash_file, hash_stream, hashed_chunks
 from storage.retention import (
     MIN_ROUTINE_MONTHS,
     compute_retain_until,
@@ -23,8 +24,10 @@ from storage.retention import (
 )
 
 __all__ = [
-    "MIN_ROUTINE_MONTHS", "BackendUnavailable", "BucketNotWorm", "EvidenceStore", "HashMismatch", "IntegrityError",
+    "CHUNK_BYTES", "MIN_ROUTINE_MONTHS", "BackendUnavailable", "BucketNotWorm", "EvidenceStore", "HashMismatch",
+    "Hashed", "IntegrityError",
     "LocalStore", "ObjectExists", "ObjectLocked", "ObjectMissing", "RetentionRefused", "S3WormStore",
-    "SealBroken", "StorageError", "StoredObject", "compute_retain_until", "derived_key", "fsync_dir", "is_disposable",
+    "SealBroken", "StorageError", "StoredObject", "compute_retain_until", "derived_key", "fsync_dir", "hash_file",
+    "hash_stream", "hashed_chunks", "is_disposable",
     "make_s3_client", "manifest_key", "object_key", "record_key", "validate_extension", "validate_routine_months",
 ]

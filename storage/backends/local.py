@@ -51,14 +51,13 @@ from storage.errors import (
     SealBroken,
 )
 from storage.hardening import DIR_MODE, FILE_MODE, has_capability, is_immutable, seal_problem, set_immutable
+from storage.hashing import CHUNK_BYTES, hash_stream
 from storage.retention import is_disposable, require_future, validate_extension
 
 __all__ = ["EVIDENCE_AREAS", "STORE_MARKER", "WRITER_SOCKET", "LocalStore", "fsync_dir", "remove_tree"]
 
 logger = logging.getLogger(__name__)
 
-#: Bytes per read when the store must copy (and re-hash) a file itself.
-COPY_CHUNK_BYTES = 4 * 1024 * 1024
 #: The folders that hold evidence and are sealed; `incoming` (the store's scratch) and `derived` are not.
 EVIDENCE_AREAS = ("objects", "retention", "manifests", "records")
 #: The store's own description of how it is protected (written once by `python -m storage.writer init`).
@@ -274,29 +273,16 @@ class LocalStore:
                  consume: bool = False) -> StoredObject:
         require_future(object_key(sha256), retain_until, datetime.now(UTC))
         if self._client is not None:
-            with path.open("rb") as fh:
-                stored: StoredObject = self._client.put_file(fh.fileno(), sha256=sha256, size_bytes=size_bytes,
-                                                             retain_until=retain_until)
-            if consume:
-                path.unlink(missing_ok=True)
-            return stored
-        dest = self._object_path(sha256)
-        if dest.exists():
+            return self._put_through_writer(path, sha256=sha256, size_bytes=size_bytes, retain_until=retain_until,
+                                            consume=consume)
+        if self._object_path(sha256).exists():
             # Content-addressed: the same key holds the same bytes. Keep the longer retention.
             self._grow_lock(sha256, retain_until)
             if consume:
                 path.unlink(missing_ok=True)
             return self.head(sha256)
         try:
-            if consume and path.stat().st_dev == (self.root / "incoming").stat().st_dev:
-                # The caller hashed these bytes while writing them: a link adds no read pass.
-                tmp = self.root / "incoming" / f"{sha256}.{uuid.uuid4().hex}"
-                os.chmod(path, FILE_MODE)
-                os.link(path, tmp)
-            else:
-                tmp = self._copy_verified(path, sha256=sha256)
-            self._grow_lock(sha256, retain_until)  # the record first: an object is never seen without one
-            self._link_new(tmp, dest, sha256)
+            self._add_object(sha256, retain_until, self._scratch_from(path, sha256=sha256, consume=consume))
             if consume:  # only now: at every moment the bytes have a name, the source's or the store's
                 path.unlink(missing_ok=True)
         except OSError as exc:
@@ -304,16 +290,44 @@ class LocalStore:
         return self.head(sha256)
 
     def put_fd(self, fd: int, *, sha256: str, retain_until: datetime) -> StoredObject:
-        """Store the bytes readable from *fd* (the store writer's way in: it never opens a path it is given)."""
+        """Store the bytes readable from *fd* (the store writer's way in: it never opens a path it is given).
+
+        put_file's twin without the writer hop, the link shortcut or the BackendUnavailable wrapping (the writer
+        reports errors itself), and its HashMismatch names the descriptor, not a path."""
         require_future(object_key(sha256), retain_until, datetime.now(UTC))
-        if not self._object_path(sha256).exists():
+        if self._object_path(sha256).exists():
+            self._grow_lock(sha256, retain_until)
+        else:
             with os.fdopen(os.dup(fd), "rb") as source:
                 tmp = self._copy_stream(source, sha256=sha256, what=f"the file sent on fd {fd}")
-            self._grow_lock(sha256, retain_until)
-            self._link_new(tmp, self._object_path(sha256), sha256)
-        else:
-            self._grow_lock(sha256, retain_until)
+            self._add_object(sha256, retain_until, tmp)
         return self.head(sha256)
+
+    def _put_through_writer(self, path: Path, *, sha256: str, size_bytes: int, retain_until: datetime,
+                            consume: bool) -> StoredObject:
+        with path.open("rb") as fh:
+            stored: StoredObject = self._client.put_file(fh.fileno(), sha256=sha256, size_bytes=size_bytes,
+                                                         retain_until=retain_until)
+        if consume:
+            path.unlink(missing_ok=True)
+        return stored
+
+    def _scratch_from(self, path: Path, *, sha256: str, consume: bool) -> Path:
+        """A sealed file in the store's scratch folder holding *path*'s bytes, checked against *sha256*."""
+        if consume and path.stat().st_dev == (self.root / "incoming").stat().st_dev:
+            # The caller hashed these bytes while writing them: a link adds no read pass.
+            tmp = self.root / "incoming" / f"{sha256}.{uuid.uuid4().hex}"
+            os.chmod(path, FILE_MODE)
+            os.link(path, tmp)
+            return tmp
+        with path.open("rb") as src:
+            return self._copy_stream(src, sha256=sha256, what=str(path))
+
+    def _add_object(self, sha256: str, retain_until: datetime, tmp: Path) -> None:
+        """Make the sealed scratch file *tmp* the object *sha256*: its retention record first (an object is never
+        seen without one), then its name."""
+        self._grow_lock(sha256, retain_until)
+        self._link_new(tmp, self._object_path(sha256), sha256)
 
     def _link_new(self, tmp: Path, dest: Path, sha256: str) -> None:
         """Give the sealed scratch file *tmp* its name in the store (never replacing one), then seal it."""
@@ -330,22 +344,15 @@ class LocalStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _copy_verified(self, source: Path, *, sha256: str) -> Path:
-        with source.open("rb") as src:
-            return self._copy_stream(src, sha256=sha256, what=str(source))
-
     def _copy_stream(self, src: BinaryIO, *, sha256: str, what: str) -> Path:
         tmp = self.root / "incoming" / f"{sha256}.{uuid.uuid4().hex}"
-        digest = hashlib.sha256()
         with tmp.open("xb") as dst:
-            while chunk := src.read(COPY_CHUNK_BYTES):
-                digest.update(chunk)
-                dst.write(chunk)
+            found, _size = hash_stream(src, copy_to=dst)
             dst.flush()
             os.fsync(dst.fileno())
-        if digest.hexdigest() != sha256:
+        if found != sha256:
             tmp.unlink()
-            raise HashMismatch(what, algorithm="sha256", expected=sha256, found=digest.hexdigest())
+            raise HashMismatch(what, algorithm="sha256", expected=sha256, found=found)
         os.chmod(tmp, FILE_MODE)
         return tmp
 
@@ -426,11 +433,8 @@ class LocalStore:
     def verify(self, sha256: str) -> str:
         """Re-hash the stored bytes (HashMismatch if they changed), then check the seals of the object, its
         retention record and its manifests (SealBroken naming each file found unsealed)."""
-        digest = hashlib.sha256()
         with self.open(sha256) as fh:
-            while chunk := fh.read(COPY_CHUNK_BYTES):
-                digest.update(chunk)
-        found = digest.hexdigest()
+            found = hash_stream(fh).sha256
         if found != sha256:
             raise HashMismatch(object_key(sha256), algorithm="sha256", expected=sha256, found=found)
         if self._seals(sha256):
@@ -512,7 +516,7 @@ class LocalStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.root / "incoming" / f"derived.{uuid.uuid4().hex}"
         with os.fdopen(os.dup(fd), "rb") as src, tmp.open("xb") as dst:
-            shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+            shutil.copyfileobj(src, dst, CHUNK_BYTES)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
         return key

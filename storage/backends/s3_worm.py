@@ -31,6 +31,7 @@ from storage.errors import (
     ObjectMissing,
     StorageError,
 )
+from storage.hashing import hash_stream, hashed_chunks
 from storage.retention import is_disposable, require_future, validate_extension
 
 __all__ = ["S3WormStore", "make_s3_client"]
@@ -182,16 +183,14 @@ class S3WormStore:
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(sha256)}, ExpiresIn=expires_s))
 
     def verify(self, sha256: str) -> str:
-        digest = hashlib.sha256()
         key = self._key(sha256)
         try:
             with self.open(sha256) as body:
-                while chunk := body.read(4 * 1024 * 1024):
-                    digest.update(chunk)
+                found = hash_stream(body).sha256
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "read") from exc
-        if digest.hexdigest() != sha256:
-            raise HashMismatch(key, algorithm="sha256", expected=sha256, found=digest.hexdigest())
+        if found != sha256:
+            raise HashMismatch(key, algorithm="sha256", expected=sha256, found=found)
         return sha256
 
     # -- writes ------------------------------------------------------------------------------------
@@ -264,17 +263,12 @@ class S3WormStore:
         try:
             with path.open("rb") as src, ThreadPoolExecutor(self.max_concurrency,
                                                             thread_name_prefix="s3-part") as pool:
-                number = 0
-                while True:
-                    slots.acquire()
-                    data = src.read(part_size)
-                    if not data:
-                        slots.release()
-                        break
-                    number += 1
-                    whole.update(data)
+                slots.acquire()  # taken before each read (the generator reads when the loop asks for the next)
+                for number, data in enumerate(hashed_chunks(src, into=whole, chunk_bytes=part_size), start=1):
                     futures.append(pool.submit(send, number, data))
                     del data
+                    slots.acquire()
+                slots.release()  # the slot taken for the read that found the end
                 results = [f.result() for f in futures]
             if whole.hexdigest() != sha256:
                 raise HashMismatch(str(path), algorithm="sha256", expected=sha256, found=whole.hexdigest())

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import CopyFailed
-from ingest.transfer import CHUNK_BYTES, copy_and_hash
+from ingest.transfer import CHUNK_BYTES, copy_and_hash, hash_device_file
 
 
 def _source(tmp_path: Path, size: int) -> Path:
@@ -95,3 +95,16 @@ def test_same_bytes_copied_twice_leave_one_staged_file(tmp_path):
     second = copy_and_hash(src, staging, part_name="b")
     assert first.destination == second.destination
     assert [p.name for p in staging.iterdir()] == [first.sha256]
+
+
+def test_device_file_hash_is_the_copy_hash(tmp_path):
+    src = _source(tmp_path, 2 * CHUNK_BYTES + 5)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    assert hash_device_file(src) == copy_and_hash(src, staging, part_name="k").sha256
+
+
+def test_device_file_hash_refuses_a_symbolic_link(tmp_path):
+    (tmp_path / "link.mp4").symlink_to("/etc/hostname")
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        hash_device_file(tmp_path / "link.mp4")

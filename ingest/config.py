@@ -141,10 +141,18 @@ def _read_toml(config_path: str | None, home: Path) -> dict[str, Any]:
     return toml
 
 
+def _toml_text(value: Any) -> str:
+    """A TOML value as the text an environment variable would hold: `true`/`false` for booleans (TOML's own
+    spelling, which str() would make `True`), numbers and strings as written."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _raw_values(environ: Mapping[str, str], toml: Mapping[str, Any], home: Path) -> dict[str, str]:
     """Each variable's text: from *environ*, else *toml*, else its default with $EVIDENCE_HOME and
     $EVIDENCE_STATION filled in."""
-    given = {s.name: environ[s.name] if s.name in environ else str(toml[s.toml_key])
+    given = {s.name: environ[s.name] if s.name in environ else _toml_text(toml[s.toml_key])
              for s in SETTINGS if s.name in environ or (s.in_toml and s.toml_key in toml)}
     station = given.get("EVIDENCE_STATION", SETTINGS_BY_NAME["EVIDENCE_STATION"].default)
     # Without its trailing "/", the root folder as home joins like a Path: "/" + "/worm".

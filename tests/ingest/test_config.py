@@ -135,6 +135,17 @@ def test_every_toml_key_is_read(tmp_path: Path):
     assert from_toml.s3 is not None and (from_toml.s3.region, from_toml.s3.concurrency) == ("cn-north-1", 2)
 
 
+def test_toml_booleans_and_numbers_are_read_as_toml_writes_them(tmp_path: Path):
+    # Given a TOML file written the way TOML writes values: an unquoted boolean and number
+    (tmp_path / "evidence.toml").write_text("web_secure_cookies = false\nroutine_retention_months = 12\n",
+                                            encoding="utf-8")
+    # Then they are read as if the environment had said "false" and "12"
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path)})
+    assert settings.web_secure_cookies is False and settings.retention_policy.routine_months == 12
+    (tmp_path / "evidence.toml").write_text("web_secure_cookies = true\n", encoding="utf-8")
+    assert Settings.from_env({"EVIDENCE_HOME": str(tmp_path)}).web_secure_cookies is True
+
+
 def test_toml_with_unknown_keys_or_bad_syntax_is_refused(tmp_path: Path):
     (tmp_path / "evidence.toml").write_text('staton = "typo"\n', encoding="utf-8")
     with pytest.raises(ConfigInvalid, match="Unknown keys: staton."):

@@ -29,7 +29,10 @@ from sqlmodel import Session
 from catalog import (
     CatalogUnavailable,
     CustodyKind,
+    IntegrityStatus,
+    Recording,
     RecordingNotFound,
+    RecordingState,
     append_event,
     load_or_create_key,
     open_catalog,
@@ -41,9 +44,11 @@ from ingest.config import Settings
 from ingest.decode_check import DecodeTimedOut, check_recording
 from ingest.derive import derive_recording
 from ingest.errors import DeriveFailed, NotStagedHere, StagedCopyMissing, first_line
+from ingest.services import DEFAULT_UPLOAD_THREADS, open_store
 from storage import EvidenceStore, HashMismatch, StorageError
 
-__all__ = ["Actors", "ClaimHeld", "WorkerContext", "archive_claim", "declare_actors", "queue_names"]
+__all__ = ["Actors", "ClaimHeld", "WorkerContext", "archive_claim", "archive_step", "decode_check_step",
+           "declare_actors", "derive_step", "fixity_step", "queue_names", "verify_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +114,7 @@ class WorkerContext:
     key: Ed25519PrivateKey
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, upload_threads: int = 8) -> WorkerContext:
-        from ingest.services import open_store
-
+    def from_settings(cls, settings: Settings, *, upload_threads: int = DEFAULT_UPLOAD_THREADS) -> WorkerContext:
         # first: an unreachable archive must not leave a pool of connections behind
         store = open_store(settings, upload_threads=upload_threads)
         return cls(settings=settings, engine=open_catalog(settings.database_url), store=store,
@@ -142,121 +145,164 @@ def queue_names(namespace: str, station: str) -> dict[str, str]:
             "verify": f"{namespace}-verify"}
 
 
+class _SharedContext:
+    """One worker context per process, built on first use even when several worker threads start together."""
+
+    def __init__(self, build: Callable[[], WorkerContext]) -> None:
+        self._build = build
+        self._built: list[WorkerContext] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> WorkerContext:
+        with self._lock:
+            if not self._built:
+                self._built.append(self._build())
+            return self._built[0]
+
+    def close(self) -> None:
+        with self._lock:
+            for context in self._built:
+                context.engine.dispose()
+            self._built.clear()
+
+
+def _worker(c: WorkerContext) -> str:
+    return f"worker:{c.settings.station}"
+
+
+def _record_failure(c: WorkerContext, recording_id: int, *, stage: str, exc: Exception) -> None:
+    """An INGEST_FAILED custody event: the evidence failed a check for good (no retry can change it)."""
+    with Session(c.engine) as session:
+        append_event(session, CustodyKind.INGEST_FAILED, actor=_worker(c), recording_id=recording_id,
+                     details={"stage": stage, "reason": str(exc)})
+        session.commit()
+
+
+def archive_step(c: WorkerContext, recording_id: int) -> bool:
+    """Archive one staged recording under a claim (the `ingest.archive_recording` actor); True when it is now in
+    WORM storage (archived or verified), so derived media and the decode check can follow.
+
+    Raises:
+      Retry: another worker holds it, or the store or catalogue is away (transient).
+      StagedCopyMissing, HashMismatch: failed for good (an INGEST_FAILED event is recorded).
+    """
+    started = time.monotonic()
+    try:
+        with archive_claim(c.engine, recording_id, lease_s=c.settings.archive_lease_s):
+            state = archive_recording(c.engine, c.store, c.settings.staging_dir, recording_id, key=c.key,
+                                      actor=_worker(c), policy=c.settings.retention_policy,
+                                      station=c.settings.station)
+    except ClaimHeld as exc:
+        # Another worker is archiving it now (or was, and died): try again once its hold has run out.
+        logger.info("%s", exc)
+        raise Retry(str(exc), delay=int(exc.remaining_s * 1000) + 1000) from None
+    except NotStagedHere as exc:
+        # Not this station's to archive, and nothing wrong with the evidence: hand it to the station that has it.
+        logger.warning("%s; message passed to that station's queue.", exc)
+        with Session(c.engine) as session:
+            outbox.add(session, recording_id, station=exc.staged_at, now=utcnow(),
+                       reason=f"re-routed from {c.settings.station}")
+            session.commit()
+        return False
+    except (StagedCopyMissing, HashMismatch) as exc:
+        logger.error("Archiving recording %r failed for good: %s", recording_id, exc)
+        _record_failure(c, recording_id, stage="archive", exc=exc)
+        raise
+    except (StorageError, OperationalError, CatalogUnavailable) as exc:
+        # Transient (the store or the catalogue is away): one line, no traceback; the retry policy tries again.
+        logger.warning("Recording %r stays staged for now: %s", recording_id, first_line(exc))
+        raise Retry(first_line(exc)) from None
+    if state not in (RecordingState.ARCHIVED, RecordingState.VERIFIED):
+        return False
+    logger.info("Archived recording %r (%s) in %.1f s.", recording_id, state, time.monotonic() - started)
+    return True
+
+
+def derive_step(c: WorkerContext, recording_id: int) -> None:
+    """Render a recording's derived media (the `ingest.derive_media` actor); a failure is logged, never retried."""
+    try:
+        made = derive_recording(c.engine, c.store, c.settings.home / "work", recording_id)
+    except DeriveFailed as exc:
+        logger.warning("%s", exc)  # not evidence: recorded in the log, never retried
+        return
+    logger.info("Derived %s for recording %r.", ", ".join(made) or "nothing", recording_id)
+
+
+def decode_check_step(c: WorkerContext, recording_id: int) -> None:
+    """Decode an archived original and record the verdict (the `ingest.decode_check` actor)."""
+    try:
+        status = check_recording(c.engine, c.store, c.settings.home / "work", recording_id, by=_worker(c))
+    except DecodeTimedOut as exc:
+        logger.error("%s", exc)  # a file that hangs the decoder would hang it again: not retried
+        return
+    if status is not None and status != IntegrityStatus.OK:
+        logger.warning("Decode check found recording %r %s.", recording_id, status)
+
+
+def verify_step(c: WorkerContext, recording_id: int) -> None:
+    """Re-hash a recording's stored bytes and record the outcome (the `ingest.verify_recording` actor).
+
+    Raises:
+      RecordingNotFound: no such recording.
+      HashMismatch: the stored bytes differ (an INGEST_FAILED event is recorded).
+    """
+    with Session(c.engine) as session:
+        recording = session.get(Recording, recording_id)
+        if recording is None:
+            raise RecordingNotFound(str(recording_id))
+        try:
+            c.store.verify(recording.sha256)
+        except HashMismatch as exc:
+            append_event(session, CustodyKind.INGEST_FAILED, actor=_worker(c), recording_id=recording_id,
+                         details={"stage": "verify", "reason": str(exc)})
+            session.commit()
+            raise
+        append_event(session, CustodyKind.VERIFIED, actor=_worker(c), recording_id=recording_id,
+                     details={"how": "re-hashed the stored bytes"})
+        session.commit()
+
+
+def fixity_step(c: WorkerContext, sample: int) -> None:
+    """Verify the *sample* least recently checked recordings; the outcome goes into the custody log."""
+    from catalog.fixity import run_fixity
+
+    with Session(c.engine) as session:
+        report = run_fixity(session, c.store, sample=sample, actor=_worker(c), now=utcnow())
+    if report.problems:
+        logger.error("Fixity check found %d problem(s): %s", len(report.problems),
+                     "; ".join(str(p) for p in report.problems[:5]))
+    else:
+        logger.info("Fixity check: %d recording(s), %d bytes re-hashed, all as recorded.", report.recordings,
+                    report.bytes_read)
+
+
 def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext], *, station: str,
                    namespace: str = "evidence", retry: dict[str, Any] | None = None) -> Actors:
     """Bind the actors to *broker*; *context* gives each worker its catalog, store and key (cached).
 
     *retry* overrides the archive/verify retry policy (max_retries, min_backoff, max_backoff in ms).
+    Commands build their queue with ingest.queue.connection.open_queue, which calls this.
     """
     retry = {**ARCHIVE_RETRY, **(retry or {})}
-    cached: list[WorkerContext] = []
-    lock = threading.Lock()
-
-    def ctx() -> WorkerContext:
-        # One context per process, built once even when several worker threads start together.
-        with lock:
-            if not cached:
-                cached.append(context())
-            return cached[0]
-
+    ctx = _SharedContext(context)
     queues = queue_names(namespace, station)
 
     def archive(recording_id: int) -> None:
-        c = ctx()
-        station = c.settings.station
-        started = time.monotonic()
-        try:
-            with archive_claim(c.engine, recording_id, lease_s=c.settings.archive_lease_s):
-                state = archive_recording(c.engine, c.store, c.settings.staging_dir, recording_id, key=c.key,
-                                          actor=f"worker:{station}", policy=c.settings.retention_policy,
-                                          station=station)
-        except ClaimHeld as exc:
-            # Another worker is archiving it now (or was, and died): try again once its hold has run out.
-            logger.info("%s", exc)
-            raise Retry(str(exc), delay=int(exc.remaining_s * 1000) + 1000) from None
-        except NotStagedHere as exc:
-            # Not this station's to archive, and nothing wrong with the evidence: hand it to the station that has it.
-            logger.warning("%s; message passed to that station's queue.", exc)
-            with Session(c.engine) as session:
-                outbox.add(session, recording_id, station=exc.staged_at, now=utcnow(),
-                           reason=f"re-routed from {station}")
-                session.commit()
-            return
-        except (StagedCopyMissing, HashMismatch) as exc:
-            logger.error("Archiving recording %r failed for good: %s", recording_id, exc)
-            with Session(c.engine) as session:
-                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{station}",
-                             recording_id=recording_id, details={"stage": "archive", "reason": str(exc)})
-                session.commit()
-            raise
-        except (StorageError, OperationalError, CatalogUnavailable) as exc:
-            # Transient (the store or the catalogue is away): one line, no traceback; the retry policy tries again.
-            logger.warning("Recording %r stays staged for now: %s", recording_id, first_line(exc))
-            raise Retry(first_line(exc)) from None
-        if state in ("archived", "verified"):
-            logger.info("Archived recording %r (%s) in %.1f s.", recording_id, state, time.monotonic() - started)
+        if archive_step(ctx(), recording_id):
             actors.derive.send(recording_id)
             actors.decode_check.send(recording_id)
 
     def derive(recording_id: int) -> None:
-        c = ctx()
-        try:
-            made = derive_recording(c.engine, c.store, c.settings.home / "work", recording_id)
-        except DeriveFailed as exc:
-            logger.warning("%s", exc)  # not evidence: recorded in the log, never retried
-            return
-        logger.info("Derived %s for recording %r.", ", ".join(made) or "nothing", recording_id)
+        derive_step(ctx(), recording_id)
 
     def decode_check(recording_id: int) -> None:
-        c = ctx()
-        try:
-            status = check_recording(c.engine, c.store, c.settings.home / "work", recording_id,
-                                     by=f"worker:{c.settings.station}")
-        except DecodeTimedOut as exc:
-            logger.error("%s", exc)  # a file that hangs the decoder would hang it again: not retried
-            return
-        if status is not None and status != "ok":
-            logger.warning("Decode check found recording %r %s.", recording_id, status)
+        decode_check_step(ctx(), recording_id)
 
     def verify(recording_id: int) -> None:
-        from catalog import Recording
-
-        c = ctx()
-        with Session(c.engine) as session:
-            recording = session.get(Recording, recording_id)
-            if recording is None:
-                raise RecordingNotFound(str(recording_id))
-            try:
-                c.store.verify(recording.sha256)
-            except HashMismatch as exc:
-                append_event(session, CustodyKind.INGEST_FAILED, actor=f"worker:{c.settings.station}",
-                             recording_id=recording_id, details={"stage": "verify", "reason": str(exc)})
-                session.commit()
-                raise
-            append_event(session, CustodyKind.VERIFIED, actor=f"worker:{c.settings.station}",
-                         recording_id=recording_id, details={"how": "re-hashed the stored bytes"})
-            session.commit()
+        verify_step(ctx(), recording_id)
 
     def fixity(sample: int) -> None:
-        """Verify the *sample* least recently checked recordings; the outcome goes into the custody log."""
-        from catalog.fixity import run_fixity
-        from catalog.types import utcnow
-
-        c = ctx()
-        with Session(c.engine) as session:
-            report = run_fixity(session, c.store, sample=sample, actor=f"worker:{c.settings.station}", now=utcnow())
-        if report.problems:
-            logger.error("Fixity check found %d problem(s): %s", len(report.problems),
-                         "; ".join(str(p) for p in report.problems[:5]))
-        else:
-            logger.info("Fixity check: %d recording(s), %d bytes re-hashed, all as recorded.", report.recordings,
-                        report.bytes_read)
-
-    def close() -> None:
-        with lock:
-            for c in cached:
-                c.engine.dispose()
-            cached.clear()
+        fixity_step(ctx(), sample)
 
     permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
     actors = Actors(
@@ -272,6 +318,6 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
                               throws=permanent, **retry)(verify),
         fixity=dramatiq.actor(actor_name="catalog.fixity_sample", queue_name=queues["verify"], broker=broker,
                               max_retries=3, min_backoff=60_000, max_backoff=600_000)(fixity),
-        close=close,
+        close=ctx.close,
     )
     return actors

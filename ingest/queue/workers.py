@@ -24,8 +24,8 @@ from ingest.anchoring import anchor_chain
 from ingest.config import Settings
 from ingest.errors import first_line
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
-from ingest.queue.actors import Actors, WorkerContext, declare_actors, queue_names
-from ingest.queue.broker import make_broker_for
+from ingest.queue.actors import Actors, WorkerContext, queue_names
+from ingest.queue.connection import QueueConnection, open_queue
 from ingest.queue.relay import reconcile_once, relay_once
 from ingest.services import catalog_engine, open_store
 from storage import EvidenceStore
@@ -40,53 +40,65 @@ ARCHIVE_POLL_MS = 100
 
 def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive: bool = True,
                progress: Progress | None = None) -> IngestReport:
+    """Ingest *path*: with a broker, up to `staged` with archive messages handed to the queue; without one, archived
+    inline, then (with *derive*) derived media and decode checks run by an in-process worker. Either way the
+    custody chain head is anchored after the dock session."""
     with catalog_engine(settings) as engine:
         # With a broker the station never touches the archive: it must work while the archive is away.
         store = open_store(settings, check=not settings.broker_url)
         key = load_or_create_key(settings.station_key_path)
-        broker = make_broker_for(settings)
-        actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key),
-                                station=settings.station, namespace=settings.queue_namespace)
-        try:
+        with open_queue(settings, engine=engine, store=store, key=key) as queue:
             if settings.broker_url:
-                def after_commit(ids: list[int]) -> None:
-                    if options.case_number:
-                        # Catalogue the case link and hold before any worker archives the recording.
-                        _hold_for_cases(engine, store, settings, ids, actor=options.actor)
-                    # The archive messages are in the outbox with the rows: hand them over now if the broker answers
-                    # (a broker away costs nothing here: `station watch` and every worker relay them later).
-                    relay_once(engine, actors.send, station=settings.station)
-
-                report = ingest_folder(path, settings=settings, engine=engine, store=store,
-                                       options=replace(options, defer_archive=True), progress=progress,
-                                       after_commit=after_commit)
-                anchor_chain(settings, engine, store, key=key, actor=options.actor,
-                             reason=f"dock session {report.dock_session_id}")
-                return report
-            new_ids: list[int] = []
-            report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
-                                   progress=progress, after_commit=new_ids.extend)
-            if options.case_number and new_ids:
-                _hold_for_cases(engine, store, settings, new_ids, actor=options.actor)
-            if derive and new_ids:
-                queue = queue_names(settings.queue_namespace, settings.station)["derive"]
-                for recording_id in new_ids:
-                    actors.derive.send(recording_id)
-                    actors.decode_check.send(recording_id)
-                # Woken every 100 ms when idle (not every second): stopping it then takes ~0.1 s, not ~2 s.
-                worker = dramatiq.Worker(broker, queues={queue}, worker_threads=2, worker_timeout=100)
-                worker.start()
-                try:
-                    broker.join(queue)
-                    worker.join()
-                finally:
-                    worker.stop()
+                report = _ingest_for_workers(path, settings, options, engine, store, queue.actors, progress)
+            else:
+                report = _ingest_inline(path, settings, options, engine, store, queue if derive else None, progress)
             # After the decode checks too: the dock session and everything it led to is in the anchored head.
             anchor_chain(settings, engine, store, key=key, actor=options.actor,
                          reason=f"dock session {report.dock_session_id}")
             return report
-        finally:
-            broker.close()
+
+
+def _ingest_for_workers(path: Path, settings: Settings, options: IngestOptions, engine: Engine,
+                        store: EvidenceStore, actors: Actors, progress: Progress | None) -> IngestReport:
+    def after_commit(ids: list[int]) -> None:
+        if options.case_number:
+            # Catalogue the case link and hold before any worker archives the recording.
+            _hold_for_cases(engine, store, settings, ids, actor=options.actor)
+        # The archive messages are in the outbox with the rows: hand them over now if the broker answers
+        # (a broker away costs nothing here: `station watch` and every worker relay them later).
+        relay_once(engine, actors.send, station=settings.station)
+
+    return ingest_folder(path, settings=settings, engine=engine, store=store,
+                         options=replace(options, defer_archive=True), progress=progress, after_commit=after_commit)
+
+
+def _ingest_inline(path: Path, settings: Settings, options: IngestOptions, engine: Engine, store: EvidenceStore,
+                   derive_with: QueueConnection | None, progress: Progress | None) -> IngestReport:
+    """Ingest archiving inline; then, unless *derive_with* is None, an in-process worker on its broker renders
+    derived media and decode-checks each new recording before this returns."""
+    new_ids: list[int] = []
+    report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
+                           progress=progress, after_commit=new_ids.extend)
+    if options.case_number and new_ids:
+        _hold_for_cases(engine, store, settings, new_ids, actor=options.actor)
+    if derive_with is not None and new_ids:
+        _derive_in_process(derive_with, settings, new_ids)
+    return report
+
+
+def _derive_in_process(queue: QueueConnection, settings: Settings, ids: list[int]) -> None:
+    name = queue_names(settings.queue_namespace, settings.station)["derive"]
+    for recording_id in ids:
+        queue.actors.derive.send(recording_id)
+        queue.actors.decode_check.send(recording_id)
+    # Woken every 100 ms when idle (not every second): stopping it then takes ~0.1 s, not ~2 s.
+    worker = dramatiq.Worker(queue.broker, queues={name}, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        queue.broker.join(name)
+        worker.join()
+    finally:
+        worker.stop()
 
 
 def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, ids: list[int], *,
@@ -149,11 +161,8 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
     """Workers until *stop* is set: this station's archive queue plus verify, and derived media in its own
     threads (rendering never holds up archiving). *only* limits the kinds of work taken. With *schedule* this
     process also anchors the custody chain and queues fixity checks periodically (run it in one worker)."""
-    broker = make_broker_for(settings)
-    threads = archive_threads + derive_threads
-    actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings, upload_threads=threads),
-                            station=settings.station,
-                            namespace=settings.queue_namespace)
+    queue = open_queue(settings, upload_threads=archive_threads + derive_threads)
+    broker, actors = queue.broker, queue.actors
     queues = queue_names(settings.queue_namespace, settings.station)
     workers = []
     main_queues = {queues[kind] for kind in ("archive", "verify") if kind in only}
@@ -177,5 +186,4 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
         scheduler.join(timeout=30)
         for worker in workers:
             worker.stop()
-        broker.close()
-        actors.close()
+        queue.close()

@@ -22,7 +22,7 @@ from catalog import CustodyKind, Recording, RecordingState, Sighting, append_eve
 from catalog.replay import ROW_KEY, row_values
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
-from ingest.scan import scan_device
+from ingest.scan import DeviceFile, scan_device
 from ingest.transfer import hash_device_file
 from storage import EvidenceStore, HashMismatch, StorageError
 
@@ -44,6 +44,7 @@ class ClearReport:
 
 def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: DeviceProfile, *, device_serial: str,
                  actor: str) -> ClearReport:
+    """Delete from the device at *root* every file the rules above allow; each other file is kept with its reason."""
     report = ClearReport()
     if not profile.clear_after_archive:
         return report
@@ -53,54 +54,70 @@ def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: Devi
              if f.role == "recording" or (f.role == "housekeeping" and f.companion is not None)]
     with Session(engine) as session:
         for file in files:
-            sighting = session.exec(select(Sighting).where(
-                Sighting.device_serial == device_serial, Sighting.device_path == file.relative,
-                Sighting.size_bytes == file.size_bytes, Sighting.mtime_ns == file.mtime_ns,
-                col(Sighting.cleared_at).is_(None)).order_by(col(Sighting.id).desc())).first()
-            if sighting is None:
-                report.kept[file.relative] = "not ingested in this form from this device"
-                continue
-            recording = session.get(Recording, sighting.recording_id)
-            assert recording is not None
-            if recording.state == RecordingState.STAGED.value:
-                report.kept[file.relative] = "not yet archived"
-                continue
-            if recording.state == RecordingState.ARCHIVED.value:
-                try:  # local store: prove the stored bytes by re-hashing them
-                    store.verify(recording.sha256)
-                except (HashMismatch, StorageError) as exc:
-                    report.kept[file.relative] = f"archived copy failed verification: {exc}"
-                    continue
-                recording.state = RecordingState.VERIFIED.value
-                session.add(recording)
-                append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id,
-                             details={"how": "re-hashed the stored bytes before clearing the device",
-                                      ROW_KEY: row_values(recording, "state")})
-            if recording.state != RecordingState.VERIFIED.value:
-                report.kept[file.relative] = f"recording is {recording.state}"
-                continue
-            try:
-                on_device = hash_device_file(file.path)
-            except OSError as exc:
-                report.kept[file.relative] = f"cannot read it back on the device: {exc.strerror or exc}"
-                continue
-            if on_device != recording.sha256:
-                report.kept[file.relative] = (f"its bytes on the device hash to {on_device}, not to the archived "
-                                              f"{recording.sha256} (a new file with an old file's name, size and "
-                                              "time): it stays on the device")
-                continue
-            try:
-                os.unlink(file.path)
-            except OSError as exc:
-                report.kept[file.relative] = f"cannot delete on the device: {exc.strerror or exc}"
-                continue
-            sighting.cleared_at = utcnow()
-            session.add(sighting)
-            append_event(session, CustodyKind.CLEARED, actor=actor, recording_id=recording.id, details={
-                "device_serial": device_serial, "device_path": file.relative, "sha256": recording.sha256,
-                "store_key": recording.store_key, "checked": "device bytes re-hashed and equal"})
-            session.commit()
-            report.cleared.append(file.relative)
+            why = _clear_file(session, store, file, device_serial=device_serial, actor=actor)
+            if why is None:
+                report.cleared.append(file.relative)
+            else:
+                report.kept[file.relative] = why
         session.commit()
     logger.info("Cleared %d file(s) from %r; %d kept.", len(report.cleared), str(root), len(report.kept))
     return report
+
+
+def _clear_file(session: Session, store: EvidenceStore, file: DeviceFile, *, device_serial: str,
+                actor: str) -> str | None:
+    """Delete one device file if the rules allow (committing its CLEARED event); else say why it stays."""
+    sighting = session.exec(select(Sighting).where(
+        Sighting.device_serial == device_serial, Sighting.device_path == file.relative,
+        Sighting.size_bytes == file.size_bytes, Sighting.mtime_ns == file.mtime_ns,
+        col(Sighting.cleared_at).is_(None)).order_by(col(Sighting.id).desc())).first()
+    if sighting is None:
+        return "not ingested in this form from this device"
+    recording = session.get(Recording, sighting.recording_id)
+    assert recording is not None
+    why = _unverified(session, store, recording, actor=actor) or _differs_on_device(file, recording)
+    if why is not None:
+        return why
+    try:
+        os.unlink(file.path)
+    except OSError as exc:
+        return f"cannot delete on the device: {exc.strerror or exc}"
+    sighting.cleared_at = utcnow()
+    session.add(sighting)
+    append_event(session, CustodyKind.CLEARED, actor=actor, recording_id=recording.id, details={
+        "device_serial": device_serial, "device_path": file.relative, "sha256": recording.sha256,
+        "store_key": recording.store_key, "checked": "device bytes re-hashed and equal"})
+    session.commit()
+    return None
+
+
+def _unverified(session: Session, store: EvidenceStore, recording: Recording, *, actor: str) -> str | None:
+    """Why *recording*'s archived copy is not (yet) proven, or None once it is `verified` (an `archived` one is
+    re-hashed in the store here and marked verified)."""
+    if recording.state == RecordingState.STAGED:
+        return "not yet archived"
+    if recording.state == RecordingState.ARCHIVED:
+        try:  # local store: prove the stored bytes by re-hashing them
+            store.verify(recording.sha256)
+        except (HashMismatch, StorageError) as exc:
+            return f"archived copy failed verification: {exc}"
+        recording.state = RecordingState.VERIFIED.value
+        session.add(recording)
+        append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id,
+                     details={"how": "re-hashed the stored bytes before clearing the device",
+                              ROW_KEY: row_values(recording, "state")})
+    if recording.state != RecordingState.VERIFIED:
+        return f"recording is {recording.state}"
+    return None
+
+
+def _differs_on_device(file: DeviceFile, recording: Recording) -> str | None:
+    """Why the device file is not the recording's bytes (read again now), or None when it is."""
+    try:
+        on_device = hash_device_file(file.path)
+    except OSError as exc:
+        return f"cannot read it back on the device: {exc.strerror or exc}"
+    if on_device != recording.sha256:
+        return (f"its bytes on the device hash to {on_device}, not to the archived {recording.sha256} (a new file "
+                "with an old file's name, size and time): it stays on the device")
+    return None

@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -35,58 +35,22 @@ from ingest.config import Settings
 from ingest.errors import first_line
 from ingest.journal import held as journal_held
 from ingest.journal import journaled_serials
-from ingest.pipeline import IngestOptions, busy_serials, catalogue_journal, ingest_folder
-from ingest.queue.actors import Actors, WorkerContext, declare_actors
-from ingest.queue.broker import make_broker_for
+from ingest.pipeline import IngestOptions, IngestReport, Progress, busy_serials, catalogue_journal, ingest_folder
+from ingest.queue.actors import Actors
+from ingest.queue.connection import open_queue
 from ingest.queue.relay import RelayResult, relay_once
 from ingest.services import open_store
 from ingest.station.clearing import clear_device
 from ingest.station.dock_watcher import DockWatcher, Volume
-from ingest.station.health import StationMetrics, liveness, probe_broker
+from ingest.station.health import StationMetrics, probe_broker
 from ingest.station.staging_sweep import sweep_staging
+from ingest.station.status import BUSY, DeviceState, DeviceStatus, read_status
 from ingest.station.status_server import StatusServer
 from ingest.station.usb_identity import usb_identity
 
-__all__ = ["DeviceStatus", "StationService", "read_status"]
+__all__ = ["DeviceState", "DeviceStatus", "StationService", "read_status"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class DeviceStatus:
-    path: str
-    # settling | queued | ingesting | waiting-catalog | waiting-archive | done | failed | unknown | undocked
-    state: str = "settling"
-    profile: str | None = None
-    device_serial: str | None = None
-    dock_session: int | None = None
-    files_total: int = 0
-    bytes_total: int = 0
-    bytes_done: int = 0
-    rate_bytes_s: float = 0.0
-    eta_s: float | None = None
-    new: int = 0
-    known: int = 0
-    skipped: int = 0
-    cleared: int = 0
-    waiting_clear: int = 0
-    errors: list[str] = field(default_factory=list)
-    discarded: list[str] = field(default_factory=list)  # left on the device on purpose: "path: why"
-    message: str = ""
-    docked_at: str = ""
-    first_byte_after_s: float | None = None
-    finished_at: str | None = None
-    usb: dict[str, str] | None = None
-
-
-def read_status(path: Path, *, heartbeat_s: float = 5.0, now: datetime | None = None) -> dict[str, Any]:
-    """The last status the station wrote ({} if it never ran); `running` is false and `stale` true when its
-    heartbeat is older than three beats (a station killed without a chance to say so)."""
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return liveness(data, now or datetime.now(UTC), heartbeat_s)
 
 
 class StationService:
@@ -124,7 +88,7 @@ class StationService:
                     "endpoint": (f"http://{self.endpoint_address[0]}:{self.endpoint_address[1]}"
                                  if self.endpoint_address else None),
                     "alarms": self.metrics.alarms(),
-                    "devices": [asdict(d) for d in self.devices.values()]}
+                    "devices": [d.as_json() for d in self.devices.values()]}
 
     def _changed(self) -> None:
         self._dirty = True
@@ -153,13 +117,13 @@ class StationService:
         try:
             profile = recognise(volume.path, self.profiles)
         except ProfileNotFound as exc:
-            status.state, status.message = "unknown", str(exc)
+            status.state, status.message = DeviceState.UNKNOWN, str(exc)
             logger.warning("Unknown volume %r: not ingested.", key)
             with self.lock:
                 self.devices[key] = status
             self._changed()
             return
-        status.profile, status.state = profile.name, "queued"
+        status.profile, status.state = profile.name, DeviceState.QUEUED
         status.usb = usb_identity(volume.path)
         with self.lock:
             self.devices[key] = status
@@ -171,8 +135,8 @@ class StationService:
         key = str(volume.path)
         with self.lock:
             status = self.devices.get(key)
-            if status is not None and status.state not in ("ingesting", "queued", "waiting-catalog"):
-                status.state = "undocked"
+            if status is not None and status.state not in BUSY:
+                status.state = DeviceState.UNDOCKED
             self.awaiting_clear.pop(key, None)
         self._changed()
         logger.warning("Undocked %r.", key)
@@ -180,8 +144,34 @@ class StationService:
     def _ingest(self, volume: Volume, profile: DeviceProfile, docked_at: float) -> None:
         key = str(volume.path)
         status = self.devices[key]
-        status.state = "ingesting"
+        status.state = DeviceState.INGESTING
         self._changed()
+        options = IngestOptions(profile=profile.name, actor=f"station:{self.settings.station}",
+                                defer_archive=bool(self.settings.broker_url), should_stop=self.stop.is_set,
+                                usb=status.usb)
+        try:
+            report = ingest_folder(volume.path, settings=self.settings, engine=self.engine, store=self.store,
+                                   options=options, progress=self._progress(status, docked_at),
+                                   after_commit=self._relay_soon if self.settings.broker_url else None)
+        except CatalogUnavailable as exc:
+            # Copies are in staging and journaled; try again (from the journal if the device leaves).
+            self.metrics.failure("catalogue")
+            status.state, status.message = DeviceState.WAITING_CATALOG, str(exc)
+            status.device_serial = getattr(exc, "device_serial", None) or status.device_serial
+            with self.lock:
+                self.awaiting_catalog[key] = (volume, profile, time.monotonic())
+            self._changed()
+            return
+        except Exception as exc:  # noqa: BLE001 - one device's failure never stops the station
+            logger.exception("Ingest of %r failed.", key)
+            self.metrics.failure("station")
+            status.state, status.message = DeviceState.FAILED, str(exc)
+            self._changed()
+            return
+        self._ingested(volume, profile, status, report)
+
+    def _progress(self, status: DeviceStatus, docked_at: float) -> Progress:
+        """The pipeline's progress callback for one device: its counters, rate and ETA in the status."""
         started = time.monotonic()
 
         def progress(event: str, value: int) -> None:
@@ -200,28 +190,9 @@ class StationService:
                 status.eta_s = round(left / status.rate_bytes_s, 1) if status.rate_bytes_s else None
             self._changed()
 
-        options = IngestOptions(profile=profile.name, actor=f"station:{self.settings.station}",
-                                defer_archive=bool(self.settings.broker_url), should_stop=self.stop.is_set,
-                                usb=status.usb)
-        try:
-            report = ingest_folder(volume.path, settings=self.settings, engine=self.engine, store=self.store,
-                                   options=options, progress=progress,
-                                   after_commit=self._relay_soon if self.settings.broker_url else None)
-        except CatalogUnavailable as exc:
-            # Copies are in staging and journaled; try again (from the journal if the device leaves).
-            self.metrics.failure("catalogue")
-            status.state, status.message = "waiting-catalog", str(exc)
-            status.device_serial = getattr(exc, "device_serial", None) or status.device_serial
-            with self.lock:
-                self.awaiting_catalog[key] = (volume, profile, time.monotonic())
-            self._changed()
-            return
-        except Exception as exc:  # noqa: BLE001 - one device's failure never stops the station
-            logger.exception("Ingest of %r failed.", key)
-            self.metrics.failure("station")
-            status.state, status.message = "failed", str(exc)
-            self._changed()
-            return
+        return progress
+
+    def _ingested(self, volume: Volume, profile: DeviceProfile, status: DeviceStatus, report: IngestReport) -> None:
         status.device_serial, status.dock_session = report.device_serial, report.dock_session_id
         status.new = sum(1 for r in report.recordings if r.get("ingest") == "new")
         status.known = len(report.recordings) - status.new
@@ -231,15 +202,15 @@ class StationService:
             self.metrics.failure(str(error.get("stage") or "unknown"))
         status.discarded = [f"{d['file']}: {d['reason']}" for d in report.discarded]
         status.finished_at = datetime.now(UTC).isoformat()
-        status.state = "done"
+        status.state = DeviceState.DONE
         if self.settings.clear_devices == "profile" and profile.clear_after_archive:
-            status.state = "waiting-archive"
+            status.state = DeviceState.WAITING_ARCHIVE
             with self.lock:
-                self.awaiting_clear[key] = (volume.path, profile, report.device_serial)
+                self.awaiting_clear[status.path] = (volume.path, profile, report.device_serial)
         self._changed()
         self._anchor_soon(f"dock session {report.dock_session_id}")
-        logger.warning("Ingested %r: %d new, %d known, %d skipped, %d error(s).", key, status.new, status.known,
-                       status.skipped, len(status.errors))
+        logger.warning("Ingested %r: %d new, %d known, %d skipped, %d error(s).", status.path, status.new,
+                       status.known, status.skipped, len(status.errors))
 
     def _retry_catalogue(self) -> None:
         now = time.monotonic()
@@ -250,7 +221,7 @@ class StationService:
             due = dict(self.awaiting_catalog)
             self.awaiting_catalog.clear()
             busy = {d.device_serial for d in self.devices.values()
-                    if d.state in ("queued", "ingesting") and d.device_serial} | busy_serials()
+                    if d.state in (DeviceState.QUEUED, DeviceState.INGESTING) and d.device_serial} | busy_serials()
         docked_serials = set()
         for key, (volume, profile, _) in due.items():
             if volume.path.is_dir():  # still docked: ingest again, the journal spares re-reading it
@@ -282,8 +253,9 @@ class StationService:
         self._anchor_soon(f"dock session {report.dock_session_id} (catalogued from the journal)")
         with self.lock:
             for status in self.devices.values():
-                if status.device_serial == serial and status.state in ("waiting-catalog", "undocked"):
-                    status.state = "done"
+                if status.device_serial == serial and status.state in (DeviceState.WAITING_CATALOG,
+                                                                       DeviceState.UNDOCKED):
+                    status.state = DeviceState.DONE
                     status.new = sum(1 for r in report.recordings if r.get("ingest") == "new")
                     status.dock_session = report.dock_session_id
                     status.message = "catalogued from the staging journal after the device left"
@@ -336,7 +308,7 @@ class StationService:
             status.cleared += len(result.cleared)
             status.waiting_clear = result.waiting
             if result.waiting == 0:
-                status.state = "done"
+                status.state = DeviceState.DONE
                 with self.lock:
                     self.awaiting_clear.pop(key, None)
             self._changed()
@@ -423,69 +395,90 @@ class StationService:
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
+        """Watch the mount roots until *stop* (or self.stop) is set; stop between files, anchor once more, and
+        write the last status."""
         if stop is not None:
             self.stop = stop
         settings = self.settings
-        try:
-            engine = open_catalog(settings.database_url)
-        except CatalogUnavailable as exc:
-            # Start anyway: docks are copied into staging and journaled until the catalogue answers.
-            logger.error("%s; the station starts and journals what it copies.", exc)
-            engine = open_catalog(settings.database_url, run_migrations=False)
+        engine = _open_catalogue(settings)
         try:
             self.engine = engine
             self.store = open_store(settings, check=False)  # `station watch` checked the bucket at start
             key = load_or_create_key(settings.station_key_path)
-            broker = make_broker_for(settings)
-            self.actors: Actors = declare_actors(broker, lambda: WorkerContext(settings, engine, self.store, key),
-                                                 station=settings.station, namespace=settings.queue_namespace)
-            self.pool = ThreadPoolExecutor(max_workers=settings.station_workers, thread_name_prefix="dock")
-            watcher = DockWatcher(list(settings.mount_roots), is_volume=self._is_volume, on_ready=self._docked,
-                                  on_gone=self._undocked, stable_s=settings.mount_stable_s,
-                                  rescan_s=settings.rescan_s)
-            self._close_abandoned_sessions()
-            self._write_status()  # the status file exists (and says running) from the start
-            watcher.start()
-            anchoring = threading.Thread(target=self._anchor_loop, args=(key,), name="anchor", daemon=True)
-            anchoring.start()
-            relaying = None
-            if settings.broker_url:
-                relaying = threading.Thread(target=self._relay_loop, name="relay", daemon=True)
-                relaying.start()
-            threading.Thread(target=self._sweep_staging_loop, name="staging-sweep", daemon=True).start()
-            threading.Thread(target=self.metrics.refresh_forever, args=(engine, self.stop), name="health", daemon=True,
-                             kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
-                                     "broker_probe": (lambda: probe_broker(settings)) if settings.broker_url
-                                     else None}).start()
-            self.endpoint = self._start_endpoint(key)
-            logger.warning("Station %r watching %s.", settings.station, ", ".join(settings.mount_roots))
-            try:
-                while not self.stop.wait(0.25):
-                    self._retry_catalogue()
-                    self._sweep_clearing()
-                    self.metrics.heartbeat()
-                    alarms = self.metrics.alarms()
-                    if alarms != self._last_alarms:  # an alarm raised or cleared shows at once
-                        self._last_alarms, self._dirty = alarms, True
-                    if time.monotonic() - self._last_beat >= settings.status_heartbeat_s:
-                        self._last_beat = time.monotonic()
-                        self._dirty = True  # a heartbeat: the status file says the station is alive
-                    self._write_status()
-            finally:
-                if self.endpoint is not None:
-                    self.endpoint.stop()
-                watcher.stop()
-                self.pool.shutdown(wait=True)  # in-flight docks stop between files
-                self._anchor_stopping = True  # one last anchor covers the sessions that just ended
-                self._anchor_wake.set()
-                anchoring.join(timeout=60)
-                if relaying is not None:
-                    self._relay_wake.set()
-                    relaying.join(timeout=30)
-                self._sweep_clearing()
-                self._dirty = True
-                self._write_status()
-                broker.close()
-                self.actors.close()
+            with open_queue(settings, engine=engine, store=self.store, key=key) as queue:
+                self.actors: Actors = queue.actors
+                self._serve(key)
         finally:
             engine.dispose()
+
+    def _serve(self, key: Any) -> None:
+        settings = self.settings
+        self.pool = ThreadPoolExecutor(max_workers=settings.station_workers, thread_name_prefix="dock")
+        watcher = DockWatcher(list(settings.mount_roots), is_volume=self._is_volume, on_ready=self._docked,
+                              on_gone=self._undocked, stable_s=settings.mount_stable_s, rescan_s=settings.rescan_s)
+        self._close_abandoned_sessions()
+        self._write_status()  # the status file exists (and says running) from the start
+        watcher.start()
+        anchoring, relaying = self._start_background(key)
+        self.endpoint = self._start_endpoint(key)
+        logger.warning("Station %r watching %s.", settings.station, ", ".join(settings.mount_roots))
+        try:
+            while not self.stop.wait(0.25):
+                self._tick()
+        finally:
+            self._shut_down(watcher, anchoring, relaying)
+
+    def _start_background(self, key: Any) -> tuple[threading.Thread, threading.Thread | None]:
+        """Start the anchor, relay (with a broker), staging-sweep and health threads; return the two to join."""
+        settings = self.settings
+        anchoring = threading.Thread(target=self._anchor_loop, args=(key,), name="anchor", daemon=True)
+        anchoring.start()
+        relaying = None
+        if settings.broker_url:
+            relaying = threading.Thread(target=self._relay_loop, name="relay", daemon=True)
+            relaying.start()
+        threading.Thread(target=self._sweep_staging_loop, name="staging-sweep", daemon=True).start()
+        threading.Thread(target=self.metrics.refresh_forever, args=(self.engine, self.stop), name="health",
+                         daemon=True,
+                         kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
+                                 "broker_probe": (lambda: probe_broker(settings)) if settings.broker_url
+                                 else None}).start()
+        return anchoring, relaying
+
+    def _tick(self) -> None:
+        """One turn of the main loop (every 0.25 s)."""
+        self._retry_catalogue()
+        self._sweep_clearing()
+        self.metrics.heartbeat()
+        alarms = self.metrics.alarms()
+        if alarms != self._last_alarms:  # an alarm raised or cleared shows at once
+            self._last_alarms, self._dirty = alarms, True
+        if time.monotonic() - self._last_beat >= self.settings.status_heartbeat_s:
+            self._last_beat = time.monotonic()
+            self._dirty = True  # a heartbeat: the status file says the station is alive
+        self._write_status()
+
+    def _shut_down(self, watcher: DockWatcher, anchoring: threading.Thread,
+                   relaying: threading.Thread | None) -> None:
+        if self.endpoint is not None:
+            self.endpoint.stop()
+        watcher.stop()
+        self.pool.shutdown(wait=True)  # in-flight docks stop between files
+        self._anchor_stopping = True  # one last anchor covers the sessions that just ended
+        self._anchor_wake.set()
+        anchoring.join(timeout=60)
+        if relaying is not None:
+            self._relay_wake.set()
+            relaying.join(timeout=30)
+        self._sweep_clearing()
+        self._dirty = True
+        self._write_status()
+
+
+def _open_catalogue(settings: Settings) -> Engine:
+    try:
+        return open_catalog(settings.database_url)
+    except CatalogUnavailable as exc:
+        # Start anyway: docks are copied into staging and journaled until the catalogue answers.
+        logger.error("%s; the station starts and journals what it copies.", exc)
+        return open_catalog(settings.database_url, run_migrations=False)

@@ -164,27 +164,38 @@ def sweep_staging(engine: Engine, store: EvidenceStore, staging: Path, *, statio
         sizes = _candidates(staging, kept)
     except FileNotFoundError:
         return result
-    rows = _catalogue(engine, sorted(sizes))
+    hashes = sorted(sizes)
+    doomed = _doomed(_catalogue(engine, hashes), hashes, store, station=station, kept=kept)
+    if doomed:
+        result.removed = _remove(staging, doomed, sizes, protect=protect, kept=kept)
+    result.kept = dict(kept)
+    return result
+
+
+def _doomed(rows: dict[str, tuple[int, str, str]], hashes: list[str], store: EvidenceStore, *, station: str,
+            kept: Counter[str]) -> dict[str, str]:
+    """sha256 -> why its copy can go, for the copies the catalogue and the store say nothing needs; every other
+    copy is counted in *kept* under why it stays."""
     doomed: dict[str, str] = {}
-    store_down: str | None = None
-    for sha in sorted(sizes):
+    store_down = False
+    for sha in hashes:
         row = rows.get(sha)
         if row is None:
             kept[UNCATALOGUED] += 1
             continue
         rid, state, where = row
-        if state == RecordingState.STAGED.value:
+        if state == RecordingState.STAGED:
             kept[STAGED_HERE if where == station else STAGED_ELSEWHERE] += 1
-        elif state == RecordingState.DISPOSED.value:
+        elif state == RecordingState.DISPOSED:
             doomed[sha] = f"recording {rid} is disposed (its retention ended and the archive deleted it)"
-        elif state in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value):
-            if store_down is not None:
+        elif state in (RecordingState.ARCHIVED, RecordingState.VERIFIED):
+            if store_down:
                 kept[STORE_UNAVAILABLE] += 1
                 continue
             try:
                 held = store.exists(sha)
             except StorageError as exc:
-                store_down = str(exc)
+                store_down = True
                 logger.warning("Staging sweep: the store did not answer (%s); copies of archived recordings "
                                "are kept for now.", exc)
                 kept[STORE_UNAVAILABLE] += 1
@@ -197,24 +208,29 @@ def sweep_staging(engine: Engine, store: EvidenceStore, staging: Path, *, statio
                 kept[NOT_IN_STORE] += 1
         else:
             kept[OTHER_STATE] += 1
-    if doomed:
-        journaled = journaled_hashes(staging)  # read last: a copy journaled meanwhile is still kept
-        for sha, why in doomed.items():
-            if sha in journaled:
-                kept[JOURNALED] += 1
-                continue
-            if sha in protect:
-                kept[PROTECTED] += 1
-                continue
-            try:
-                os.unlink(staging / sha)
-            except FileNotFoundError:
-                continue  # consumed by the pipeline or the archive meanwhile
-            except OSError as exc:
-                logger.warning("Staging sweep: cannot remove %s: %s", sha, exc.strerror or exc)
-                kept[UNREMOVABLE] += 1
-                continue
-            logger.info("Removed staged copy %s (%d bytes): %s.", sha, sizes[sha], why)
-            result.removed.append(Removed(sha, sizes[sha], why))
-    result.kept = dict(kept)
-    return result
+    return doomed
+
+
+def _remove(staging: Path, doomed: dict[str, str], sizes: dict[str, int], *, protect: set[str],
+            kept: Counter[str]) -> list[Removed]:
+    """Unlink the doomed copies, except those a journal names or an ingest protects (counted in *kept*)."""
+    removed: list[Removed] = []
+    journaled = journaled_hashes(staging)  # read last: a copy journaled meanwhile is still kept
+    for sha, why in doomed.items():
+        if sha in journaled:
+            kept[JOURNALED] += 1
+            continue
+        if sha in protect:
+            kept[PROTECTED] += 1
+            continue
+        try:
+            os.unlink(staging / sha)
+        except FileNotFoundError:
+            continue  # consumed by the pipeline or the archive meanwhile
+        except OSError as exc:
+            logger.warning("Staging sweep: cannot remove %s: %s", sha, exc.strerror or exc)
+            kept[UNREMOVABLE] += 1
+            continue
+        logger.info("Removed staged copy %s (%d bytes): %s.", sha, sizes[sha], why)
+        removed.append(Removed(sha, sizes[sha], why))
+    return removed

@@ -56,68 +56,77 @@ class StatusServer:
         self.thread.join(timeout=10)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+        return type("Handler", (_Handler,), {"endpoint": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-                # A scraper polls /metrics every few seconds: its lines would drown the kiosk's requests.
-                level = logging.DEBUG if getattr(self, "path", "").startswith("/metrics") else logging.INFO
-                logger.log(level, "status endpoint: " + format, *args)
 
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body, ensure_ascii=False).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+class _Handler(BaseHTTPRequestHandler):
+    """The requests of one StatusServer (`endpoint`, set on a subclass per server)."""
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                path = self.path.split("?")[0]
-                if path == "/status":
-                    self._send(200, server.status())
-                elif path == "/metrics" and server.metrics is not None:
-                    try:
-                        data = server.metrics()
-                    except Exception as exc:  # noqa: BLE001 - a scrape error must not end the endpoint
-                        logger.exception("Rendering /metrics failed.")
-                        self._send(500, {"error": f"metrics failed: {exc}"})
-                        return
-                    self.send_response(200)
-                    self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                else:
-                    self._send(404, {"error": f"no such resource {self.path!r}"})
+    endpoint: StatusServer
 
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                match = _TAG_PATH.match(self.path)
-                if match is None:
-                    self._send(404, {"error": f"no such resource {self.path!r}"})
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
-                    self._send(413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
-                    return
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                    if not isinstance(body, dict) or not str(body.get("by", "")).strip():
-                        raise ValueError('give "by": the officer number of who tags')
-                    changes = {k: body[k] for k in ("case_number", "purpose", "important") if k in body}
-                    files = tuple(str(f) for f in body.get("files", []))
-                    result = server.tag(session_id=int(match.group(1)), files=files, by=str(body["by"]),
-                                        reason=str(body.get("reason") or "tagged at the station kiosk"),
-                                        changes=changes)
-                except RecordingNotFound as exc:
-                    self._send(404, {"error": str(exc)})
-                except (StampInvalid, ValueError) as exc:
-                    self._send(400, {"error": str(exc)})
-                except PermissionDenied as exc:  # e.g. lifting a pending-case hold: a clerk decides that
-                    self._send(403, {"error": str(exc)})
-                except CatalogError as exc:
-                    self._send(503, {"error": str(exc)})
-                else:
-                    self._send(200, {"tagged": result})
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        # A scraper polls /metrics every few seconds: its lines would drown the kiosk's requests.
+        level = logging.DEBUG if getattr(self, "path", "").startswith("/metrics") else logging.INFO
+        logger.log(level, "status endpoint: " + format, *args)
 
-        return Handler
+    def _send(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        path = self.path.split("?")[0]
+        if path == "/status":
+            self._send(200, self.endpoint.status())
+        elif path == "/metrics" and self.endpoint.metrics is not None:
+            self._send_metrics(self.endpoint.metrics)
+        else:
+            self._send(404, {"error": f"no such resource {self.path!r}"})
+
+    def _send_metrics(self, metrics: Callable[[], bytes]) -> None:
+        try:
+            data = metrics()
+        except Exception as exc:  # noqa: BLE001 - a scrape error must not end the endpoint
+            logger.exception("Rendering /metrics failed.")
+            self._send(500, {"error": f"metrics failed: {exc}"})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        match = _TAG_PATH.match(self.path)
+        if match is None:
+            self._send(404, {"error": f"no such resource {self.path!r}"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._send(413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
+            return
+        try:
+            result = self._tag(int(match.group(1)), self.rfile.read(length))
+        except RecordingNotFound as exc:
+            self._send(404, {"error": str(exc)})
+        except (StampInvalid, ValueError) as exc:
+            self._send(400, {"error": str(exc)})
+        except PermissionDenied as exc:  # e.g. lifting a pending-case hold: a clerk decides that
+            self._send(403, {"error": str(exc)})
+        except CatalogError as exc:
+            self._send(503, {"error": str(exc)})
+        else:
+            self._send(200, {"tagged": result})
+
+    def _tag(self, session_id: int, raw: bytes) -> list[dict[str, Any]]:
+        """Tag dock session *session_id* as the request body *raw* asks (ValueError: a malformed body)."""
+        body = json.loads(raw or b"{}")
+        if not isinstance(body, dict) or not str(body.get("by", "")).strip():
+            raise ValueError('give "by": the officer number of who tags')
+        changes = {k: body[k] for k in ("case_number", "purpose", "important") if k in body}
+        files = tuple(str(f) for f in body.get("files", []))
+        return self.endpoint.tag(session_id=session_id, files=files, by=str(body["by"]),
+                                 reason=str(body.get("reason") or "tagged at the station kiosk"), changes=changes)

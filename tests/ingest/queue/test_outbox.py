@@ -25,8 +25,8 @@ from catalog import (
 from catalog.types import utcnow
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, ingest_folder
-from ingest.queue.actors import WorkerContext, declare_actors, queue_names
-from ingest.queue.broker import make_broker
+from ingest.queue.actors import queue_names
+from ingest.queue.connection import open_queue
 from ingest.queue.relay import reconcile_once, relay_once
 from ingest.queue.workers import run_ingest, run_workers
 from storage import LocalStore
@@ -105,13 +105,11 @@ def test_the_outbox_row_is_committed_with_its_recording(samples, settings, engin
 
 
 def _stub_worker(settings: Settings, engine, store, *, station: str):  # type: ignore[no-untyped-def]
-    broker = make_broker("")
-    key = load_or_create_key(settings.station_key_path)
     from dataclasses import replace
 
-    here = replace(settings, station=station)
-    actors = declare_actors(broker, lambda: WorkerContext(here, engine, store, key), station=station)
-    return broker, actors
+    key = load_or_create_key(settings.station_key_path)
+    queue = open_queue(replace(settings, station=station, broker_url=""), engine=engine, store=store, key=key)
+    return queue.broker, queue.actors
 
 
 def _drain(broker, queue: str) -> None:  # type: ignore[no-untyped-def]

@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 from catalog import CustodyEvent, DerivedMedia, Recording, open_catalog
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, ingest_folder
-from ingest.queue.actors import WorkerContext, declare_actors, queue_names
-from ingest.queue.broker import make_broker
+from ingest.queue.actors import queue_names
+from ingest.queue.connection import open_queue
 from ingest.queue.workers import run_ingest, run_workers
 from ingest.services import open_store
 from storage import LocalStore, derived_key
@@ -112,9 +112,9 @@ def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
                            options=IngestOptions(defer_archive=True))
     assert {r["state"] for r in report.recordings} == {"staged"}
     # When every archive message is delivered twice
-    broker = make_broker("")
     key = __import__("catalog").load_or_create_key(settings.station_key_path)
-    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key), station=settings.station)
+    queue = open_queue(settings, engine=engine, store=store, key=key)
+    broker, actors = queue.broker, queue.actors
     for row in report.recordings:
         actors.archive.send(row["id"])
         actors.archive.send(row["id"])
@@ -182,9 +182,8 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
         report = run_ingest(samples.sidecar_recorder, settings, IngestOptions())
         staged = sorted(r["sha256"] for r in report.recordings)
         assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
-        broker = make_broker(REDIS_URL, namespace=redis_namespace)
-        actors = declare_actors(broker, lambda: WorkerContext.from_settings(settings), station=settings.station,
-                                namespace=redis_namespace, retry={"min_backoff": 200, "max_backoff": 2_000})
+        queue = open_queue(settings, retry={"min_backoff": 200, "max_backoff": 2_000})
+        broker, actors = queue.broker, queue.actors
         worker = dramatiq.Worker(broker, queues={queue_names(redis_namespace, settings.station)["archive"]},
                                  worker_threads=2)
         worker.start()
@@ -358,9 +357,9 @@ def test_verify_actor_records_a_clean_copy_and_flags_a_tampered_one(samples, set
     data[len(data) // 2] ^= 0x01  # one flipped bit
     victim.write_bytes(bytes(data))
 
-    broker = make_broker("")
     key = load_or_create_key(settings.station_key_path)
-    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key), station=settings.station)
+    queue = open_queue(settings, engine=engine, store=store, key=key)
+    broker, actors = queue.broker, queue.actors
     actors.verify.send(clean["id"])
     actors.verify.send(tampered["id"])
     worker = dramatiq.Worker(broker, worker_threads=1)

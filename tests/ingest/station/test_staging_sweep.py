@@ -19,13 +19,13 @@ from sqlmodel import Session, select
 
 from catalog import Recording, RecordingState, load_or_create_key
 from ingest import known_files
-from ingest.station import staging_sweep
 from ingest.archiving import archive_recording
 from ingest.config import Settings
 from ingest.journal import JournalEntry
 from ingest.journal import forget as forget_journal
 from ingest.journal import record as record_journal
 from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.station import staging_sweep
 from ingest.station.staging_sweep import sweep_staging
 from storage import BackendUnavailable, LocalStore, object_key
 from tests.conftest import PG_ADMIN_URL

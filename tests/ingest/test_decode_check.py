@@ -28,8 +28,8 @@ from ingest.decode_check import (
 )
 from ingest.describe.structure import check_structure
 from ingest.pipeline import IngestOptions, ingest_folder
-from ingest.queue.actors import WorkerContext, declare_actors, queue_names
-from ingest.queue.broker import make_broker
+from ingest.queue.actors import queue_names
+from ingest.queue.connection import open_queue
 from ingest.queue.workers import run_ingest
 from ingest.samples import make_clip, make_photo
 from tests.cli import run_cli
@@ -316,9 +316,9 @@ def test_archive_actor_leads_to_one_decode_check_however_often_it_runs(tmp_path,
     # Given a garbled clip staged with archiving left to the queue
     (recording_id,), report = _ingest(tmp_path, clips, settings, engine, store, "garbled", defer_archive=True)
     assert report.recordings[0]["state"] == "staged"
-    broker = make_broker("")
     key = load_or_create_key(settings.station_key_path)
-    actors = declare_actors(broker, lambda: WorkerContext(settings, engine, store, key), station=settings.station)
+    queue = open_queue(settings, engine=engine, store=store, key=key)  # no broker URL: the in-process broker
+    broker, actors = queue.broker, queue.actors
     assert actors.decode_check.actor_name == "ingest.decode_check"
     queues = queue_names("evidence", settings.station)
     assert actors.decode_check.queue_name == queues["derive"]
@@ -333,7 +333,7 @@ def test_archive_actor_leads_to_one_decode_check_however_often_it_runs(tmp_path,
         worker.join()
     finally:
         worker.stop()
-        broker.close()
+        queue.close()
     # Then the decode check ran from the archive step and recorded one verdict
     assert _revisions(engine, recording_id) == [(1, "ingest", "ok"), (2, "decode", "damaged")]
     assert broker.dead_letters == []

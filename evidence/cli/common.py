@@ -30,15 +30,17 @@ from catalog import (
     StampInvalid,
     UserInvalid,
 )
+from catalog.access import can_see
 from catalog.models import User
 from catalog.users import Identity, get_user, identify, os_account
 from device_profiles import ProfileError
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid, DeviceGone, IngestError
+from ingest.services import catalog_engine
 from storage import BucketNotWorm, HashMismatch, RetentionRefused, StorageError
 
-__all__ = ["caller", "catalogue_owner_uid", "console", "errors", "fail", "parse_date", "parse_time", "person",
-           "print_json", "settings"]
+__all__ = ["caller", "catalogue_owner_uid", "console", "errors", "fail", "in_scope", "parse_date", "parse_time",
+           "person", "print_json", "settings", "station_operator"]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
                 CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, RetentionRefused, ExportFailed,
@@ -93,6 +95,20 @@ def caller(cfg: Settings, session: Session, action: str, by: str | None = None) 
     station service for the catalogue's owner. PermissionDenied (exit 2) names the account and what is missing."""
     return identify(session, action, account=os_account(), asserted=by, owner_uid=catalogue_owner_uid(cfg),
                     station=cfg.station)
+
+
+def station_operator(cfg: Settings) -> Identity:
+    """The caller, if they may operate this station (the station's own account, or a bound station/admin user)."""
+    with catalog_engine(cfg) as engine, Session(engine) as session:
+        return caller(cfg, session, "operate_station")
+
+
+def in_scope(session: Session, identity: Identity, recording_ids: list[int], action: str) -> None:
+    """PermissionDenied naming the first recording outside what the caller may *action*."""
+    for recording_id in recording_ids:
+        if not can_see(session, identity.scope, recording_id):
+            raise PermissionDenied(f"recording {recording_id} is outside what {identity.actor} ({identity.account}) "
+                                   f"may {action}: {identity.scope.describe()}")
 
 
 def person(session: Session, identity: Identity) -> User:

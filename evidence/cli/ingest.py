@@ -25,8 +25,7 @@ from ingest.archiving import archive_staged
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid
 from ingest.pipeline import IngestOptions, IngestReport
-from ingest.queue.actors import WorkerContext, declare_actors
-from ingest.queue.broker import make_broker_for
+from ingest.queue.connection import open_queue
 from ingest.queue.workers import run_ingest, run_workers
 from ingest.services import catalog_engine, check_store_at_start, open_store
 
@@ -153,17 +152,11 @@ def _queue_staged(cfg: Settings, engine: Engine) -> dict[str, Any]:
     from catalog import outbox
     from ingest.queue.relay import relay_once
 
-    broker = make_broker_for(cfg)
-    actors = declare_actors(broker, lambda: WorkerContext.from_settings(cfg),
-                            station=cfg.station, namespace=cfg.queue_namespace)
-    with Session(engine) as session:
-        ids, elsewhere = outbox.queue_staged(session, station=cfg.station, now=utcnow(), reason="archive-pending")
-        session.commit()
-    try:
-        relayed = relay_once(engine, actors.send, station=cfg.station)
-    finally:
-        broker.close()
-        actors.close()
+    with open_queue(cfg) as queue:
+        with Session(engine) as session:
+            ids, elsewhere = outbox.queue_staged(session, station=cfg.station, now=utcnow(), reason="archive-pending")
+            session.commit()
+        relayed = relay_once(engine, queue.actors.send, station=cfg.station)
     result: dict[str, Any] = {"enqueued": len(ids) if relayed.ok else 0}
     if not relayed.ok:
         result["waiting_for_broker"] = relayed.waiting

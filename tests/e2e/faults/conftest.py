@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -459,6 +459,45 @@ def station_env(*, code: str, home: Path, mount: Path, status_port: int, redis_u
     return env
 
 
+def _station(tmp: Path, code: str, port: int, **services: Any) -> Station:
+    """Station *code*'s folders, environment and (not yet started) `station watch` and `evidence worker`."""
+    home, mount = tmp / f"station-{code}" / "home", tmp / f"station-{code}" / "media"
+    home.mkdir(parents=True)
+    mount.mkdir(parents=True)
+    env = station_env(code=code, home=home, mount=mount, status_port=port, **services)
+    logs = tmp / "logs"
+    watch = Proc(f"station-{code}", [EVIDENCE, "station", "watch"], env, logs / f"station-{code}.log")
+    worker = Proc(f"worker-{code}", [EVIDENCE, "worker", "--archive-threads", "2"], env, logs / f"worker-{code}.log")
+    return Station(code=code, home=home, mount=mount, status_port=port, env=env, watch=watch, worker=worker)
+
+
+def _start_stations(stations: Iterable[Station]) -> None:
+    """Start every station's watch and worker, then wait for each status endpoint (a watch that exits fails)."""
+    stations = list(stations)
+    for station in stations:
+        station.watch.start()
+        station.worker.start()
+    for station in stations:
+        wait_for(lambda s=station: s.status() is not None or not s.watch.alive(), 60,
+                 f"station {station.code}'s status endpoint")
+        assert station.watch.alive(), f"station {station.code} exited at start:\n{station.watch.text()}"
+
+
+def _stop_all(procs: list[Proc], weed: SeaweedServer) -> None:
+    """All asked to stop at once, then each awaited (SIGKILL after 30 s), SeaweedFS last."""
+    for proc in procs:
+        if proc.alive():
+            _signal(proc.pid, signal.SIGTERM)
+    if weed.process is not None and weed.process.poll() is None:
+        _signal(weed.process.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.stop(timeout_s=30)
+        except Exception:  # noqa: BLE001 - stop the others whatever one did
+            proc.kill()
+    weed.stop()
+
+
 @contextmanager
 def make_cluster(tmp: Path, *, migrate_first: bool = True, start: bool = True) -> Iterator[Cluster]:
     """Everything started (see the module docstring); *migrate_first* migrates the empty database before any
@@ -485,45 +524,20 @@ def make_cluster(tmp: Path, *, migrate_first: bool = True, start: bool = True) -
 
             open_catalog(db.url).dispose()
         namespace = f"evfault-{uuid.uuid4().hex[:8]}"
-        stations = {}
-        for code, port in zip(("A", "B"), _free_ports(2), strict=True):
-            home, mount = tmp / f"station-{code}" / "home", tmp / f"station-{code}" / "media"
-            home.mkdir(parents=True)
-            mount.mkdir(parents=True)
-            env = station_env(code=code, home=home, mount=mount, status_port=port, redis_url=redis.url,
-                              namespace=namespace, database_url=db.url, weed=weed, bucket=bucket)
-            watch = Proc(f"station-{code}", [EVIDENCE, "station", "watch"], env, logs / f"station-{code}.log")
-            worker = Proc(f"worker-{code}", [EVIDENCE, "worker", "--archive-threads", "2"], env,
-                          logs / f"worker-{code}.log")
-            stations[code] = Station(code=code, home=home, mount=mount, status_port=port, env=env, watch=watch,
-                                     worker=worker)
-            procs += [watch, worker]
+        stations = {code: _station(tmp, code, port, redis_url=redis.url, namespace=namespace, database_url=db.url,
+                                   weed=weed, bucket=bucket)
+                    for code, port in zip(("A", "B"), _free_ports(2), strict=True)}
+        procs += [proc for station in stations.values() for proc in (station.watch, station.worker)]
         engine = create_engine(db.url, pool_pre_ping=True)
         store = open_store(stations["A"].settings)
         assert isinstance(store, S3WormStore)
         cluster = Cluster(tmp=tmp, redis=redis, weed=weed, db=db, bucket=bucket, stations=stations, engine=engine,
                           store=store, s3=client, namespace=namespace, procs=procs)
         if start:
-            for station in stations.values():
-                station.watch.start()
-                station.worker.start()
-            for station in stations.values():
-                wait_for(lambda s=station: s.status() is not None or not s.watch.alive(), 60,
-                         f"station {station.code}'s status endpoint")
-                assert station.watch.alive(), f"station {station.code} exited at start:\n{station.watch.text()}"
+            _start_stations(stations.values())
         yield cluster
     finally:
-        for proc in procs:  # all asked to stop at once, then each awaited (SIGKILL after 30 s)
-            if proc.alive():
-                _signal(proc.pid, signal.SIGTERM)
-        if weed.process is not None and weed.process.poll() is None:
-            _signal(weed.process.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.stop(timeout_s=30)
-            except Exception:  # noqa: BLE001 - stop the others whatever one did
-                proc.kill()
-        weed.stop()
+        _stop_all(procs, weed)
         if engine is not None:
             engine.dispose()
         db.close()

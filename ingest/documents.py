@@ -40,6 +40,7 @@ from catalog.retention import routine_rule
 from catalog.types import utcnow
 from ingest.archiving import mark_archived
 from ingest.config import Settings
+from ingest.pipeline.cataloguing import Described, staged_recording
 from ingest.transfer import copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
@@ -63,43 +64,73 @@ class AttachResult:
     new: bool  # False: the same bytes were already in the archive (only a link was added)
 
 
+#: ZIP-based formats, told apart by a member only they have.
+_ZIP_MARKERS = (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"), ("ppt/presentation.xml", "pptx"),
+                ("OFD.xml", "ofd"))
+#: Files whose name says text: they are kept as text when their bytes are UTF-8.
+_TEXT_SUFFIXES = (".txt", ".md", ".csv", ".xml", ".json")
+
+
 def classify_document(head: bytes, tail: bytes, *, name: str, zip_members: list[str] | None) -> DocumentKind:
     """Recognise a document from its first and last bytes (and, for ZIP-based formats, its member names)."""
-    ok, damaged, unreadable = IntegrityStatus.OK.value, IntegrityStatus.DAMAGED.value, IntegrityStatus.UNREADABLE.value
     if not head:
-        return DocumentKind("unknown", unreadable, "empty file")
-    if head.startswith(b"%PDF-"):
-        if b"%%EOF" not in tail:
-            return DocumentKind("pdf", damaged, "PDF without its %%EOF trailer (truncated?); kept as found")
-        return DocumentKind("pdf", ok, "")
-    if head.startswith(b"PK\x03\x04"):
-        if zip_members is None:
-            return DocumentKind("zip", damaged, "ZIP-based document whose directory cannot be read; kept as found")
-        members = set(zip_members)
-        for marker, container in (("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"),
-                                  ("ppt/presentation.xml", "pptx"), ("OFD.xml", "ofd")):
-            if marker in members:
-                return DocumentKind(container, ok, "")
-        return DocumentKind("zip", ok, "ZIP archive (not a Word, Excel, PowerPoint or OFD document)")
+        return DocumentKind("unknown", IntegrityStatus.UNREADABLE.value, "empty file")
+    for classify in (_classify_pdf, _classify_zip, _classify_legacy_office_or_image):
+        kind = classify(head, tail, zip_members)
+        if kind is not None:
+            return kind
+    if name.lower().endswith(_TEXT_SUFFIXES):
+        return _classify_text(head)
+    return DocumentKind("unknown", IntegrityStatus.UNREADABLE.value, "not a recognised document type (PDF, "
+                        "Word/Excel/PowerPoint, OFD, JPEG, PNG, TIFF, text); kept as found")
+
+
+def _classify_pdf(head: bytes, tail: bytes, _members: list[str] | None) -> DocumentKind | None:
+    if not head.startswith(b"%PDF-"):
+        return None
+    if b"%%EOF" not in tail:
+        return DocumentKind("pdf", IntegrityStatus.DAMAGED.value,
+                            "PDF without its %%EOF trailer (truncated?); kept as found")
+    return DocumentKind("pdf", IntegrityStatus.OK.value, "")
+
+
+def _classify_zip(head: bytes, _tail: bytes, zip_members: list[str] | None) -> DocumentKind | None:
+    if not head.startswith(b"PK\x03\x04"):
+        return None
+    if zip_members is None:
+        return DocumentKind("zip", IntegrityStatus.DAMAGED.value,
+                            "ZIP-based document whose directory cannot be read; kept as found")
+    members = set(zip_members)
+    for marker, container in _ZIP_MARKERS:
+        if marker in members:
+            return DocumentKind(container, IntegrityStatus.OK.value, "")
+    return DocumentKind("zip", IntegrityStatus.OK.value, "ZIP archive (not a Word, Excel, PowerPoint or OFD document)")
+
+
+def _classify_legacy_office_or_image(head: bytes, tail: bytes, _members: list[str] | None) -> DocumentKind | None:
+    ok = IntegrityStatus.OK.value
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return DocumentKind("ole", ok, "legacy Office document (.doc/.xls)")
     if head.startswith(b"\xff\xd8\xff"):
         if not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
-            return DocumentKind("jpeg", damaged, "JPEG without its end-of-image marker (truncated?); kept as found")
+            return DocumentKind("jpeg", IntegrityStatus.DAMAGED.value,
+                                "JPEG without its end-of-image marker (truncated?); kept as found")
         return DocumentKind("jpeg", ok, "")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return DocumentKind("png", ok, "")
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return DocumentKind("tiff", ok, "")
-    if name.lower().endswith((".txt", ".md", ".csv", ".xml", ".json")):
-        try:
-            head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:  # a multi-byte character cut at the end of the sample is fine
-                return DocumentKind("text", damaged, f"not valid UTF-8 text at byte {exc.start}; kept as found")
-        return DocumentKind("text", ok, "")
-    return DocumentKind("unknown", unreadable, "not a recognised document type (PDF, Word/Excel/PowerPoint, OFD, "
-                                               "JPEG, PNG, TIFF, text); kept as found")
+    return None
+
+
+def _classify_text(head: bytes) -> DocumentKind:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # a multi-byte character cut at the end of the sample is fine
+            return DocumentKind("text", IntegrityStatus.DAMAGED.value,
+                                f"not valid UTF-8 text at byte {exc.start}; kept as found")
+    return DocumentKind("text", IntegrityStatus.OK.value, "")
 
 
 def _classify_file(path: Path, name: str) -> DocumentKind:
@@ -145,15 +176,15 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
                        store=store)
     now = utcnow()
     captured = datetime.combine(dated, time(), tzinfo=ZoneInfo(settings.station_tz)) if dated else None
-    recording = Recording(
-        sha256=copy.sha256, size_bytes=copy.size_bytes, media_kind=MediaKind.DOCUMENT.value, container=kind.container,
-        original_name=path.name, station_code=settings.station, captured_start=captured, captured_end=captured,
-        time_source="document date" if dated else "none", case_number=case.number, purpose=title,
-        integrity_status=kind.status, integrity_detail=kind.detail, state=RecordingState.STAGED.value,
-        retain_until=compute_retain_until(now, routine_months=settings.routine_retention_months),
-        retention_rule=routine_rule(settings.routine_retention_months), ingested_at=now,
-        technical={"attached_from": path.name},
-    )
+    described = Described(media_kind=MediaKind.DOCUMENT.value, container=kind.container,
+                          time_source="document date" if dated else "none", integrity_status=kind.status,
+                          integrity_detail=kind.detail, captured_start=captured, captured_end=captured,
+                          case_number=case.number, purpose=title)
+    months = settings.routine_retention_months
+    recording = staged_recording(copy, described, original_name=path.name, station=settings.station, now=now,
+                                 retain_until=compute_retain_until(now, routine_months=months),
+                                 retention_rule=routine_rule(months),
+                                 technical={"attached_from": path.name})
     session.add(recording)
     session.flush()
     append_event(session, CustodyKind.DOCUMENT_ATTACHED, actor=by, recording_id=recording.id, details={

@@ -1,10 +1,12 @@
 """Turn a staged copy and what was read about it into its catalogue row, whatever the file holds.
 
-`new_recording` never raises on the file's content: a describe bug, an impossible device clock or a retention
-date out of range becomes a flagged row (`unreadable`, `time_implausible`, the reason kept), never a traceback
-that leaves a staged copy uncatalogued. Routine retention counts from the later of capture end and the
-hand-off to the archive (`now`); a recording stamped with a case number, or marked important, is held until a
-clerk decides (a pending-case hold). No I/O here: the caller reads the facts and writes the row.
+`staged_recording` is the one place a catalogue row is built for bytes just staged (a device recording here, an
+attached document in ingest.documents). `new_recording` never raises on the file's content: a describe bug, an
+impossible device clock or a retention date out of range becomes a flagged row (`unreadable`, `time_implausible`,
+the reason kept), never a traceback that leaves a staged copy uncatalogued. Routine retention counts from the
+later of capture end and the hand-off to the archive (`now`); a recording stamped with a case number, or marked
+important, is held until a clerk decides (a pending-case hold). No I/O here: the caller reads the facts and writes
+the row.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from ingest.describe.metadata import CaptureTime, Facts, RecordingMetadata, Time
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
 
-__all__ = ["RowContext", "fallback_metadata", "new_recording"]
+__all__ = ["Described", "RowContext", "fallback_metadata", "new_recording", "staged_recording"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,60 @@ class RowContext:
     purpose: str | None
     clock_offset_s: float | None
     defer_archive: bool
+
+
+@dataclass(frozen=True)
+class Described:
+    """What is known of staged bytes beyond the bytes themselves: the descriptive columns of their row (the
+    defaults are the catalogue's own)."""
+
+    media_kind: str
+    container: str | None
+    time_source: str
+    integrity_status: str
+    integrity_detail: str = ""
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    device_serial: str | None = None
+    officer_number: str | None = None
+    officer_name: str | None = None
+    captured_start: datetime | None = None
+    captured_end: datetime | None = None
+    raw_device_time: str | None = None
+    time_implausible: bool = False
+    zone_assumed: str | None = None
+    clock_offset_s: float = 0.0
+    lat: float | None = None
+    lon: float | None = None
+    place_source: str | None = None
+    case_number: str | None = None
+    purpose: str | None = None
+    important: bool = False
+
+
+def staged_recording(copy: CopyResult, described: Described, *, original_name: str, station: str, now: datetime,
+                     retain_until: datetime, retention_rule: str, technical: dict[str, Any],
+                     legal_hold: bool = False, archived_at: datetime | None = None) -> Recording:
+    """The catalogue row (state `staged`, entered *now*) of the bytes *copy* staged, as *described*.
+
+    *archived_at* is set ahead only when the caller archives the copy inline right after cataloguing it.
+    """
+    d = described
+    return Recording(
+        sha256=copy.sha256, size_bytes=copy.size_bytes, media_kind=d.media_kind, container=d.container,
+        video_codec=d.video_codec, audio_codec=d.audio_codec, duration_s=d.duration_s, width=d.width,
+        height=d.height, original_name=original_name, device_serial=d.device_serial,
+        officer_number=d.officer_number, officer_name=d.officer_name, station_code=station,
+        captured_start=d.captured_start, captured_end=d.captured_end, raw_device_time=d.raw_device_time,
+        time_source=d.time_source, time_implausible=d.time_implausible, zone_assumed=d.zone_assumed,
+        clock_offset_s=d.clock_offset_s, lat=d.lat, lon=d.lon, place_source=d.place_source,
+        case_number=d.case_number, purpose=d.purpose, important=d.important, integrity_status=d.integrity_status,
+        integrity_detail=d.integrity_detail, state=RecordingState.STAGED.value, retain_until=retain_until,
+        retention_rule=retention_rule, legal_hold=legal_hold, ingested_at=now, archived_at=archived_at,
+        technical=technical)
 
 
 def fallback_metadata(file: DeviceFile, facts: Facts | None, reason: str, now: datetime) -> RecordingMetadata:
@@ -104,19 +160,18 @@ def new_recording(file: DeviceFile, copy: CopyResult, facts: Facts | None, *, ct
     decision = decide_retention(base_time=base, current=None, cases=[], policy=ctx.policy, pending=pending)
     officer = ctx.officer_option or meta.officer_hint or ctx.identity_officer_number
     officer_name = ctx.identity_officer_name if officer and officer == ctx.identity_officer_number else None
-    return Recording(
-        sha256=copy.sha256, size_bytes=copy.size_bytes, media_kind=meta.media_kind, container=meta.container,
-        video_codec=meta.video_codec, audio_codec=meta.audio_codec, duration_s=meta.duration_s,
-        width=meta.width, height=meta.height, original_name=file.name,
+    described = Described(
+        media_kind=meta.media_kind, container=meta.container, video_codec=meta.video_codec,
+        audio_codec=meta.audio_codec, duration_s=meta.duration_s, width=meta.width, height=meta.height,
         device_serial=meta.serial_hint or ctx.serial, officer_number=officer, officer_name=officer_name,
-        station_code=ctx.station, captured_start=meta.capture.start, captured_end=meta.capture.end,
+        captured_start=meta.capture.start, captured_end=meta.capture.end,
         raw_device_time=(meta.capture.raw_device_time or "")[:64] or None, time_source=meta.capture.source,
         time_implausible=meta.capture.implausible, zone_assumed=meta.capture.zone_assumed,
         clock_offset_s=meta.capture.clock_offset_s,
         lat=meta.place.lat if meta.place else None, lon=meta.place.lon if meta.place else None,
         place_source=meta.place.source if meta.place else None, case_number=ctx.case_number,
-        purpose=ctx.purpose, important=important, integrity_status=integrity,
-        integrity_detail=detail[:2000], state=RecordingState.STAGED.value,
-        retain_until=decision.retain_until, retention_rule=decision.rule, legal_hold=decision.legal_hold,
-        ingested_at=now, archived_at=None if ctx.defer_archive else now, technical=technical,
-    )
+        purpose=ctx.purpose, important=important, integrity_status=integrity, integrity_detail=detail[:2000])
+    return staged_recording(copy, described, original_name=file.name, station=ctx.station, now=now,
+                            retain_until=decision.retain_until, retention_rule=decision.rule,
+                            legal_hold=decision.legal_hold, archived_at=None if ctx.defer_archive else now,
+                            technical=technical)

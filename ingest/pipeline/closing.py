@@ -1,0 +1,79 @@
+"""Ending a dock session: what the whole dock shows once every file is catalogued (companion links, _IMP marks as
+stamp revisions), and its result in one word and in a sentence."""
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session, col, select
+
+from catalog import DockSession, Recording, Sighting
+from catalog.models import DockResult
+from catalog.restamping import change_stamp
+from ingest.config import Settings
+from ingest.pipeline.report import ErrorStage, IngestReport
+from storage import EvidenceStore, StorageError
+
+__all__ = ["dock_result", "link_companions", "result_note", "stamp_marked_important"]
+
+
+def link_companions(session: Session, serial: str, companions: list[tuple[int, str]], report: IngestReport) -> None:
+    """Housekeeping files (thumbnails, sidecars) point at the recording they belong to, now every file of the
+    dock is catalogued. *companions*: (new recording id, device path of the recording it serves)."""
+    for recording_id, device_path in companions:
+        sighting = session.exec(select(Sighting).where(Sighting.device_serial == serial,
+                                                       Sighting.device_path == device_path)
+                                .order_by(col(Sighting.id).desc())).first()
+        row = session.get(Recording, recording_id)
+        if sighting is not None and row is not None and row.belongs_to_id is None:
+            row.belongs_to_id = sighting.recording_id
+            session.add(row)
+            report.refresh(row)
+
+
+def stamp_marked_important(session: Session, store: EvidenceStore, marked: list[tuple[int, str]], *, serial: str,
+                           actor: str, settings: Settings, key: Ed25519PrivateKey, report: IngestReport) -> None:
+    """Known bytes seen again under an important (_IMP) name: the flag is a stamp revision by the station, sealed,
+    with the pending-case hold applied at once (the same operation as a clerk's `evidence tag --important`).
+    *marked*: (recording id, device path where it was seen marked)."""
+    for recording_id, device_path in marked:
+        recording = session.get(Recording, recording_id)
+        if recording is None or recording.important:
+            continue
+        try:
+            change_stamp(session, store, recording, by=actor,
+                         reason=f"seen again on device {serial} as {device_path}, marked important there",
+                         case_pattern=settings.case_pattern, policy=settings.retention_policy,
+                         key=key, important=True)
+        except StorageError as exc:  # the revision stands; `evidence retention apply` completes the hold
+            report.notes.append(f"recording {recording_id} marked important; its hold waits for the store: {exc}")
+        report.refresh(recording)
+
+
+def dock_result(report: IngestReport, *, stopped: bool) -> str:
+    """`interrupted` (the station stopped, the device went away), `partial` (some file failed) or `complete`."""
+    if stopped or report.device_went_away:
+        return DockResult.INTERRUPTED.value
+    return DockResult.PARTIAL.value if report.errors else DockResult.COMPLETE.value
+
+
+def result_note(dock: DockSession, report: IngestReport, *, stopped: bool, archive_messages: int,
+                unsent_messages: int) -> str:
+    """What happened, in words: counts, why it did not complete, and where archiving stands.
+
+    *archive_messages*: how many archive messages the dock wrote to the outbox (store-and-forward; 0 otherwise),
+    *unsent_messages* of them not yet taken by the broker.
+    """
+    parts = [f"{dock.files_seen} file(s) read: {dock.files_new} new, {dock.files_known} already known, "
+             f"{len(report.skipped)} skipped, {dock.files_failed} failed"]
+    if stopped:
+        parts.append("the station stopped before the device was finished; the rest waits for the next dock")
+    for error in report.errors:
+        if error["stage"] == ErrorStage.DEVICE:
+            parts.append(f"the device went away: {error['reason']}")
+    failed = report.file_errors()
+    if failed:
+        parts.append(f"{len(failed)} error(s), first: {failed[0]['file']}: {failed[0]['reason']}"[:400])
+    if archive_messages:
+        parts.append(f"{archive_messages} archive message(s) written to the outbox"
+                     + (f", {unsent_messages} not yet taken by the broker when the dock ended (the relay hands them "
+                        "over as soon as it answers)" if unsent_messages else ", all taken by the broker"))
+    return "; ".join(parts)[:2000]

@@ -1,0 +1,85 @@
+"""What a run works out about the docked device from its files alone: its serial, its clock, a file's resume key,
+whether a file's time may stand for its bytes, and a recording's sidecar. No catalogue here."""
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from catalog.types import utcnow
+from device_profiles import DeviceProfile
+from ingest.describe.identity import DeviceIdentity
+from ingest.describe.metadata import TimeBounds, implausible_reason, measure_clock_offset, parse_filename
+from ingest.describe.probe import MAX_SIDECAR_BYTES
+from ingest.scan import DeviceFile, sidecar_path
+
+__all__ = ["ANONYMOUS_SERIAL", "device_serial", "measure_device_clock", "mtime_is_trustworthy", "part_key",
+           "read_sidecar"]
+
+#: How the serial of a device without any identity begins (it is named by where it was mounted, so another card in
+#: the same slot gets the same name: its files are always read and told apart by their hash).
+ANONYMOUS_SERIAL = "unknown-"
+
+
+def part_key(serial: str, file: DeviceFile) -> str:
+    """The name of *file*'s resumable partial copy in staging (and of its journal entry)."""
+    raw = b"\0".join([serial.encode(), os.fsencode(file.path), str(file.size_bytes).encode(),
+                      str(file.mtime_ns).encode()])
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+def mtime_is_trustworthy(file: DeviceFile, bounds: TimeBounds) -> bool:
+    """Whether (path, size, mtime) may stand for the file's bytes: only when the file time is a plausible capture
+    time. A recorder whose clock restarts at 2000-01-01 every power-up writes new recordings with the very path,
+    size and time of old ones: those are always read and told apart by their hash."""
+    try:
+        when = datetime.fromtimestamp(file.mtime_ns / 1e9, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return implausible_reason(when, bounds) is None
+
+
+def read_sidecar(profile: DeviceProfile, file: DeviceFile) -> tuple[bytes | None, str | None]:
+    """The sidecar of recording *file* (bytes, None), or (None, why it could not be read); (None, None): none."""
+    side = sidecar_path(profile, file.path)
+    if side is None:
+        return None, None
+    try:
+        if side.is_symlink() or not side.is_file():
+            return None, None
+        with side.open("rb") as fh:
+            raw = fh.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as exc:
+        return None, f"sidecar {side.name!r} unreadable: {exc.strerror or exc}"
+    if len(raw) > MAX_SIDECAR_BYTES:
+        return None, f"sidecar {side.name!r} is over {MAX_SIDECAR_BYTES} bytes"
+    return raw, None
+
+
+def device_serial(identity: DeviceIdentity, files: list[DeviceFile], profile: DeviceProfile, root: Path) -> str:
+    """The device's serial: from its identity file, else its file names, else where it is mounted."""
+    if identity.serial:
+        return identity.serial
+    for file in files[:20]:
+        names = parse_filename(profile.filename, file.name)
+        if names is not None and names.serial:
+            return names.serial
+    # No identity anywhere: name the device by where it was found, stably.
+    return ANONYMOUS_SERIAL + hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:10]
+
+
+def measure_device_clock(root: Path, profile: DeviceProfile, station_tz: str) -> float | None:
+    """How far the device's clock is off (seconds), when its profile names a clock file and that file says."""
+    if profile.clock.file is None:
+        return None
+    path = root / profile.clock.file
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        with path.open("rb") as fh:
+            text = fh.read(1024).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    return measure_clock_offset(text, fmt=profile.clock.file_format, zone=profile.clock.zone or station_tz,
+                                station_now=utcnow())

@@ -1,0 +1,106 @@
+"""The run's staging journal, and what a run does while the catalogue is unreachable.
+
+Every staged copy is written ahead to the journal (`ingest.journal`) before it is catalogued; the entries become
+durable with the catalogue commit that catalogues them, or at once when the catalogue is away (the copy is then
+*journaled*: the next dock of the device, or the station, catalogues it from staging). Ingest thread only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest import journal as staging_journal
+from ingest.describe.identity import DeviceIdentity
+from ingest.describe.metadata import Facts
+from ingest.errors import first_line
+from ingest.pipeline.options import IngestOptions
+from ingest.scan import DeviceFile
+from ingest.transfer import CopyResult
+
+__all__ = ["OutageJournal", "StagedCopy"]
+
+logger = logging.getLogger(__name__)
+
+#: SQLSTATEs of a transaction the database rolled back to resolve a conflict (deadlock, serialization).
+_CONFLICTS = ("40P01", "40001")
+
+
+@dataclass
+class StagedCopy:
+    """A device file copied into staging, on its way to the catalogue."""
+
+    file: DeviceFile
+    copy: CopyResult
+    future: Future[Facts] | None  # describing the staged copy (probe, EXIF), beside the next copy
+    sidecar_note: str | None
+    key: str = ""  # the device-file key (ingest.pipeline.device.part_key): its journal entry
+    sidecar: bytes | None = None
+
+
+class OutageJournal:
+    """Journal entries of one run's staged copies, and whether the catalogue answers."""
+
+    def __init__(self, staging_dir: Path, serial: str, *, root: Path, profile: str, identity: DeviceIdentity,
+                 options: IngestOptions) -> None:
+        self._staging, self._serial, self._root = staging_dir, serial, root
+        self._profile, self._identity, self._options = profile, identity, options
+        # What earlier runs journaled (read when the run starts):
+        self.entries: dict[str, staging_journal.JournalEntry] = {}
+        self.is_offline = False
+        self.reason = ""  # why the catalogue is unreachable (its first line)
+        self.journaled = 0  # staged copies made durable in the journal for later cataloguing
+        self._written: set[str] = set()  # device-file keys written ahead by this run
+        self._unsynced = False  # written ahead since the last sync
+
+    def load(self) -> None:
+        self.entries = staging_journal.load(self._staging, self._serial)
+
+    def sync_before_commit(self) -> None:
+        """What the coming commit catalogues is durable in the journal first."""
+        if self._unsynced:
+            staging_journal.sync(self._staging, self._serial)
+            self._unsynced = False
+
+    def write_ahead(self, item: StagedCopy) -> None:
+        """Append *item*'s entry (not yet synced) unless this run or an earlier one journaled it."""
+        if item.key in self._written or item.key in self.entries:
+            return
+        self._written.add(item.key)
+        self._unsynced = True
+        staging_journal.record(self._staging, self._serial, durable=False, entry=self._entry(item))
+
+    def journal(self, item: StagedCopy) -> None:
+        """The catalogue cannot take *item* now: make its journal entry durable and count it."""
+        self.write_ahead(item)
+        staging_journal.sync(self._staging, self._serial)
+        self.journaled += 1
+
+    def go_offline(self, exc: Exception) -> bool:
+        """Note the catalogue is unreachable; True the first time (the caller then drops its open batch)."""
+        if self.is_offline:
+            return False
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONFLICTS:
+            logger.error("Catalogue conflict while ingesting %r (%s: the database rolled back this dock's open "
+                         "batch, a bug to report): copying on, journaled copies are catalogued next.",
+                         str(self._root), first_line(exc, 200))
+        else:
+            logger.error("Catalogue unavailable while ingesting %r (%s): copying on, cataloguing later.",
+                         str(self._root), exc)
+        self.is_offline = True
+        self.reason = first_line(exc)
+        return True
+
+    def _entry(self, item: StagedCopy) -> staging_journal.JournalEntry:
+        opts, file = self._options, item.file
+        return staging_journal.JournalEntry(
+            part_key=item.key, sha256=item.copy.sha256, size_bytes=item.copy.size_bytes,
+            relative=file.relative, sidecar_hex=item.sidecar.hex() if item.sidecar is not None else None,
+            device_serial=self._serial, name=file.name, path_hex=os.fsencode(file.path).hex(),
+            mtime_ns=file.mtime_ns, device_size_bytes=file.size_bytes, warnings=list(file.warnings),
+            root=str(self._root), profile=self._profile, identity=dict(vars(self._identity)),
+            options={"officer": opts.officer, "case_number": opts.case_number, "purpose": opts.purpose,
+                     "clock_offset_s": opts.clock_offset_s, "actor": opts.actor},
+            role=file.role, companion=file.companion)

@@ -1,0 +1,293 @@
+"""Cataloguing a dock's staged copies: a new row (then its upload), or a sighting of bytes already catalogued;
+and the batched commits that make them durable.
+
+Order matters for the evidence: the journal entries of a batch are synced before the batch commits
+(`OutageJournal.sync_before_commit`), the outbox message of a deferred archive is in the same transaction as its
+row, and after-commit messages go out only once the rows they name are committed. Ingest thread only.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, select
+
+from catalog import (
+    Case,
+    CustodyKind,
+    DockSession,
+    Recording,
+    RecordingState,
+    Sighting,
+    append_event,
+    find_by_sha256,
+    outbox,
+    record_stamp,
+)
+from catalog.db import begin_write
+from catalog.integrity import INGEST_CHECK, record_integrity
+from catalog.replay import ROW_KEY, row_values
+from catalog.types import utcnow
+from device_profiles import DeviceProfile
+from ingest.config import Settings
+from ingest.describe.identity import DeviceIdentity
+from ingest.describe.metadata import Facts, parse_filename
+from ingest.pipeline.cataloguing import RowContext, new_recording
+from ingest.pipeline.dock import DockStart
+from ingest.pipeline.known import KnownFiles
+from ingest.pipeline.options import AfterCommit, IngestOptions
+from ingest.pipeline.outage import OutageJournal, StagedCopy
+from ingest.pipeline.report import ErrorStage, IngestOutcome, IngestReport
+from ingest.pipeline.uploads import ARCHIVES_IN_FLIGHT, Uploads, record_upload
+from ingest.scan import DeviceFile
+from ingest.transfer import CopyResult
+from storage import EvidenceStore
+
+__all__ = ["COMMIT_EVERY_FILES", "COMMIT_EVERY_S", "Batch", "Registrar"]
+
+logger = logging.getLogger(__name__)
+
+#: Catalog commits are grouped: at most this many files or this many seconds per transaction.
+COMMIT_EVERY_FILES = 64
+COMMIT_EVERY_S = 1.0
+
+
+class Batch:
+    """The run's catalogue session and its open transaction, committed every few files or every second."""
+
+    def __init__(self, engine: Engine, *, journal: OutageJournal, known: KnownFiles,
+                 after_commit: AfterCommit | None) -> None:
+        self.session = Session(engine, expire_on_commit=False)
+        self._journal, self._known, self._after_commit = journal, known, after_commit
+        self._uncommitted = 0  # files done in the open transaction
+        self._last_commit = time.monotonic()
+        self.new_ids: list[int] = []  # new recordings in the open transaction
+        self.dock_new_ids: list[int] = []  # every recording this dock catalogued, committed
+
+    @property
+    def has_uncommitted(self) -> bool:
+        return self._uncommitted > 0
+
+    def file_done(self, *, force: bool = False) -> None:
+        """One more file in the open transaction; commit when the batch is full or old enough."""
+        self._uncommitted += 1
+        if (force or self._uncommitted >= COMMIT_EVERY_FILES
+                or time.monotonic() - self._last_commit > COMMIT_EVERY_S):
+            self.commit()
+
+    def commit(self) -> None:
+        self._journal.sync_before_commit()
+        self.session.commit()
+        self._known.committed()
+        self._uncommitted = 0
+        self._last_commit = time.monotonic()
+        # Messages go out only after the rows they name are committed; with a broker they are already in the
+        # outbox (same transaction), so whatever the callback meets (a broker away) never stops the dock.
+        if self._after_commit is not None and self.new_ids:
+            try:
+                self._after_commit(self.new_ids)
+            except Exception:  # noqa: BLE001 - the committed rows stand; the outbox or the next run does the rest
+                logger.warning("After-commit step for %d new recording(s) failed; they are catalogued and wait "
+                               "for the relay.", len(self.new_ids), exc_info=True)
+        self.dock_new_ids.extend(self.new_ids)
+        self.new_ids = []
+
+    def roll_back(self) -> None:
+        """The catalogue went away: the open transaction is lost (and nothing of it is remembered)."""
+        with contextlib.suppress(OperationalError):
+            self.session.rollback()
+        self._known.rolled_back()
+
+
+def _drop_staged_duplicate(existing: Recording, copy: CopyResult) -> None:
+    # Same bytes as a recording still staged (or uploading right now): that staged file is its copy, or (staged
+    # at another station) a second copy kept until that station has archived it; the staging sweep then removes
+    # it. Archived already: this copy is not needed.
+    if existing.state != RecordingState.STAGED.value:
+        copy.destination.unlink(missing_ok=True)
+
+
+class Registrar:
+    """Catalogues the staged copies of one dock into its batch, and records their uploads."""
+
+    def __init__(self, settings: Settings, store: EvidenceStore, options: IngestOptions, *, batch: Batch,
+                 start: DockStart, journal: OutageJournal, known: KnownFiles, uploads: Uploads,
+                 report: IngestReport, profile: DeviceProfile, identity: DeviceIdentity, serial: str) -> None:
+        self._settings, self._store, self._options = settings, store, options
+        self._batch, self._session, self._start, self._journal = batch, batch.session, start, journal
+        self._known, self._uploads, self._report = known, uploads, report
+        self._profile, self._serial = profile, serial
+        self._row_context = RowContext(
+            profile=profile, station=settings.station, station_zone=settings.station_tz,
+            station_place=settings.station_place, policy=settings.retention_policy, time_floor=settings.time_floor,
+            serial=serial, officer_option=options.officer, identity_officer_number=identity.officer_number,
+            identity_officer_name=identity.officer_name, case_number=options.case_number, purpose=options.purpose,
+            clock_offset_s=options.clock_offset_s, defer_archive=options.defer_archive)
+        self._case_known: bool | None = None
+        self.companions: list[tuple[int, str]] = []  # (new recording id, device path of the recording it serves)
+        self.marked_important: list[tuple[int, str]] = []  # known recordings seen again under an _IMP name
+
+    @property
+    def dock(self) -> DockSession:
+        return self._start.dock(self._session)
+
+    def error(self, file: DeviceFile, stage: ErrorStage, reason: str, *, preserved: bool) -> None:
+        """Report a failure of *file*, and (while the catalogue answers) record it as a custody event."""
+        logger.warning("%s failed for %r: %s", stage, file.relative, reason)
+        self._report.add_error(file.relative, stage, reason, preserved=preserved)
+        if self._journal.is_offline:
+            return
+        append_event(self._session, CustodyKind.INGEST_FAILED, actor=self._options.actor,
+                     dock_session_id=self.dock.id,
+                     details={"file": file.relative, "stage": stage, "reason": reason, "preserved": preserved})
+
+    def register(self, item: StagedCopy) -> None:
+        """Catalogue one staged copy. Nothing the file holds can stop this: a describe failure or an impossible
+        clock becomes a flagged row; only the catalogue itself failing (OperationalError) escapes, and the
+        caller journals the copy then."""
+        self._start.dock(self._session)  # the dock is registered before anything of it is catalogued
+        facts = self._facts(item)
+        existing = find_by_sha256(self._session, item.copy.sha256)
+        if existing is not None:  # the same bytes twice on this device
+            self.sighted_again(existing, item.file, item.copy)
+            return
+        recording = self._insert_new(item, facts)
+        if recording is not None:
+            self._registered(recording, item.file, item.copy)
+
+    def sighted_again(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
+        """Bytes already catalogued: a sighting of them here; the staged copy goes unless it is the only one."""
+        self._known_bytes(recording, file, copy)
+        _drop_staged_duplicate(recording, copy)
+
+    def _facts(self, item: StagedCopy) -> Facts | None:
+        try:
+            assert item.future is not None
+            return item.future.result()
+        except Exception as exc:  # noqa: BLE001 - reading the staged copy failed: keep it, say so
+            logger.exception("Reading %r failed.", item.file.relative)
+            item.sidecar_note = "; ".join(filter(None, [item.sidecar_note, f"reading failed: {exc}"]))
+            return None
+
+    def _new_row(self, item: StagedCopy, facts: Facts | None, sidecar_note: str | None) -> Recording:
+        return new_recording(item.file, item.copy, facts, ctx=self._row_context, now=utcnow(),
+                             case_registered=self._case_registered(), sidecar_note=sidecar_note)
+
+    def _insert_new(self, item: StagedCopy, facts: Facts | None) -> Recording | None:
+        """Insert the new row of *item*; None when it turned out to be a sighting of bytes just catalogued."""
+        file, copy = item.file, item.copy
+        recording = self._new_row(item, facts, item.sidecar_note)
+        try:
+            # One file's rows succeed or fail together, without touching the rest of the batch.
+            begin_write(self._session)
+            with self._session.begin_nested():
+                self._insert(recording, file, copy)
+        except IntegrityError:
+            # Another dock catalogued the same bytes a moment ago (the hash is unique): this is a sighting.
+            existing = find_by_sha256(self._session, copy.sha256)
+            if existing is None:
+                raise
+            self.sighted_again(existing, file, copy)
+            return None
+        except OperationalError:
+            raise  # the catalogue itself is away: the caller journals and goes on copying
+        except Exception as exc:  # noqa: BLE001 - a value the database cannot hold: keep the file, as found
+            logger.exception("Cataloguing %r as described failed; catalogued as found instead.", file.relative)
+            recording = self._new_row(item, None, f"its description could not be stored: {type(exc).__name__}: "
+                                                  f"{exc}"[:500])
+            with self._session.begin_nested():
+                self._insert(recording, file, copy)
+        return recording
+
+    def _registered(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
+        self.dock.files_new += 1
+        assert recording.id is not None
+        self._known.note(recording, file, copy.size_bytes)
+        self._batch.new_ids.append(recording.id)
+        if file.companion is not None:
+            self.companions.append((recording.id, file.companion))
+        if self._options.defer_archive:
+            self._report.add_recording(recording, IngestOutcome.NEW, file.relative)
+            self._batch.file_done()
+            return
+        # The upload runs beside the next copy; its result is recorded here, on this thread.
+        self._batch.file_done()
+        self._uploads.submit(recording, file, copy)
+        self.drain_uploads(keep=ARCHIVES_IN_FLIGHT)
+
+    def _insert(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
+        session, actor = self._session, self._options.actor
+        session.add(recording)
+        session.flush()
+        self._add_sighting(recording, file, recording.important, size_bytes=copy.size_bytes, is_new=True)
+        append_event(session, CustodyKind.COPIED, actor=actor, recording_id=recording.id,
+                     dock_session_id=self.dock.id, details={
+                         "device_serial": self._serial, "device_path": file.relative, "sha256": copy.sha256,
+                         "size_bytes": copy.size_bytes, "resumed_from": copy.resumed_from,
+                         "integrity": recording.integrity_status, "role": file.role,
+                         "time_implausible": recording.time_implausible,
+                         "time_problem": recording.technical.get("time_problem"),
+                         "retain_until": recording.retain_until.isoformat() if recording.retain_until else None,
+                         "legal_hold": recording.legal_hold, ROW_KEY: row_values(recording)})
+        record_integrity(session, recording, check=INGEST_CHECK, status=recording.integrity_status,
+                         detail=recording.integrity_detail, by=actor,
+                         details={"structure": recording.technical.get("format")})
+        record_stamp(session, recording, by=actor, reason="ingest")
+        if self._options.defer_archive:
+            # The archive message is part of the same transaction: committed together, never lost to a broker outage.
+            assert recording.id is not None
+            outbox.add(session, recording.id, station=self._settings.station, now=utcnow(), reason="ingest")
+
+    def _known_bytes(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
+        dock = self.dock
+        names = parse_filename(self._profile.filename, file.name)
+        marked = bool(names and names.important) and file.role in ("recording", "unlisted")
+        self._add_sighting(recording, file, marked, size_bytes=copy.size_bytes)
+        self._known.note(recording, file, copy.size_bytes)
+        if marked and not recording.important and recording.id is not None:
+            # An _IMP marker seen anywhere is kept: as a stamp revision with its hold, once this dock is committed.
+            self.marked_important.append((recording.id, file.relative))
+        append_event(self._session, CustodyKind.SIGHTED, actor=self._options.actor, recording_id=recording.id,
+                     dock_session_id=dock.id, details={"device_serial": self._serial, "device_path": file.relative})
+        dock.files_known += 1
+        self._report.add_recording(recording, IngestOutcome.KNOWN, file.relative)
+        self._batch.file_done()
+
+    def _add_sighting(self, recording: Recording, file: DeviceFile, important: bool, *, size_bytes: int,
+                      is_new: bool = False) -> None:
+        """Record where these bytes were found. *size_bytes* is what was actually copied: a sighting never claims
+        more than the archive holds, so a read that ended early is not "already ingested" at the next dock."""
+        assert recording.id is not None and self.dock.id is not None
+        exists = None if is_new else self._session.exec(select(Sighting).where(
+            Sighting.recording_id == recording.id, Sighting.device_serial == self._serial,
+            Sighting.device_path == file.relative)).first()
+        if exists is None:
+            self._session.add(Sighting(recording_id=recording.id, dock_session_id=self.dock.id,
+                                       device_serial=self._serial, device_path=file.relative,
+                                       size_bytes=size_bytes, mtime_ns=file.mtime_ns, important=important,
+                                       seen_at=utcnow()))
+        else:
+            exists.mtime_ns, exists.size_bytes, exists.cleared_at = file.mtime_ns, size_bytes, None
+            self._session.add(exists)
+
+    def _case_registered(self) -> bool:
+        number = self._options.case_number
+        if number is None:
+            return False
+        if self._case_known is None:
+            self._case_known = self._session.exec(select(Case.id).where(Case.number == number)).first() is not None
+        return self._case_known
+
+    def drain_uploads(self, *, keep: int) -> None:
+        """Record finished uploads in order; wait while more than *keep* are still running."""
+        for upload in self._uploads.finished(keep=keep):
+            failure = record_upload(self._session, self._store, upload, key=self._start.key,
+                                    actor=self._options.actor)
+            if failure is not None:
+                self.error(upload.file, *failure, preserved=True)
+            self._session.add(upload.recording)
+            self._report.add_recording(upload.recording, IngestOutcome.NEW, upload.file.relative)
+            self._batch.file_done()

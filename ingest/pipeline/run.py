@@ -1,0 +1,413 @@
+"""One ingest run of a docked device or a folder: copy each file into staging and hand it to cataloguing.
+
+For each file: skip it if this device already gave us these bytes (the catalogue's sightings, or the station's
+own record while the catalogue is away); copy + hash it in one pass into staging (a full staging disk pauses the
+copy); write it ahead to the journal; describe it beside the next copy; catalogue it (`register`). The parts:
+`dock` opens the dock session, `register` catalogues and commits, `uploads` archives, `outage` journals while
+the catalogue is away, `closing` ends the session.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+import ingest.pipeline as _seams  # what tests replace: copy_and_hash, gather_facts, scan_device (looked up there)
+from catalog import (
+    CustodyKind,
+    DockSession,
+    Recording,
+    append_event,
+    find_by_sha256,
+    find_known_sighting,
+    load_or_create_key,
+    outbox,
+    redact_url,
+)
+from catalog.models import DockResult
+from catalog.types import utcnow
+from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
+from ingest import journal as staging_journal
+from ingest import known_files
+from ingest.archiving import archive_staged
+from ingest.config import Settings
+from ingest.describe.identity import DeviceIdentity, read_identity
+from ingest.errors import CatalogueDeferred, CopyFailed, DeviceGone
+from ingest.pipeline.closing import dock_result, link_companions, result_note, stamp_marked_important
+from ingest.pipeline.device import device_serial, measure_device_clock, part_key, read_sidecar
+from ingest.pipeline.dock import DockStart, mark_busy, mark_idle
+from ingest.pipeline.known import KnownFiles
+from ingest.pipeline.options import MAX_CLOCK_OFFSET_S, AfterCommit, IngestOptions, Progress, validate_options
+from ingest.pipeline.outage import OutageJournal, StagedCopy
+from ingest.pipeline.register import Batch, Registrar
+from ingest.pipeline.report import ErrorStage, IngestReport
+from ingest.pipeline.uploads import Uploads
+from ingest.scan import DeviceFile
+from ingest.transfer import CopyResult
+from storage import EvidenceStore
+
+__all__ = ["DISK_FULL_POLL_S", "LONG_COPY_BYTES", "DockRun", "ingest_folder"]
+
+logger = logging.getLogger(__name__)
+
+#: How often a paused ingest looks for staging space again.
+DISK_FULL_POLL_S = 0.5
+#: Files larger than this are copied outside any open catalogue transaction.
+LONG_COPY_BYTES = 4 * 1024 * 1024
+
+#: What a run without options does (the station's defaults).
+_NO_OPTIONS = IngestOptions()
+
+Pending = deque[StagedCopy]  # staged copies being described, catalogued in order as their description is ready
+
+
+class DockRun:
+    """One ingest run (one dock session) of one device; every step runs on the calling (ingest) thread."""
+
+    def __init__(self, root: Path, settings: Settings, engine: Engine, store: EvidenceStore, options: IngestOptions,
+                 *, profile: DeviceProfile, identity: DeviceIdentity, serial: str, progress: Progress | None = None,
+                 after_commit: AfterCommit | None = None) -> None:
+        self.root, self.settings, self.store, self.options = root, settings, store, options
+        self.profile, self.serial, self._progress = profile, serial, progress
+        self.report = IngestReport()
+        self.outage = OutageJournal(settings.staging_dir, serial, root=root, profile=profile.name,
+                                    identity=identity, options=options)
+        self.known = KnownFiles(settings.home, serial, time_floor=settings.time_floor)
+        self.batch = Batch(engine, journal=self.outage, known=self.known, after_commit=after_commit)
+        self.uploads = Uploads(store)
+        self.start = DockStart(engine, settings, options, root=root, profile=profile, identity=identity,
+                               serial=serial, report=self.report)
+        self.registrar = Registrar(settings, store, options, batch=self.batch, start=self.start,
+                                   journal=self.outage, known=self.known, uploads=self.uploads, report=self.report,
+                                   profile=profile, identity=identity, serial=serial)
+        self.files_seen = 0
+        self.files_failed = 0
+        self.stopped = False  # the station asked this run to stop between files
+        self._hold: int | None = None  # this process's lock on the device (ingest.journal.hold)
+
+    def begin(self, *, measured_offset_s: float | None = None) -> None:
+        """Claim the device and register the dock on a helper thread while the first file already copies."""
+        mark_busy(self.serial)
+        self.outage.load()
+        self._hold = staging_journal.hold(self.settings.locks_dir, self.serial)  # other processes see it is live
+        self.known.load()
+        self.start.start(measured_offset_s=measured_offset_s,
+                         ends_earlier_docks=bool(self.outage.entries) and self._hold is not None)
+
+    def register(self, item: StagedCopy) -> None:
+        """Catalogue one described staged copy (`Registrar.register`)."""
+        self.registrar.register(item)
+
+    def _advance(self, size_bytes: int) -> None:
+        if self._progress:
+            self._progress("advance", size_bytes)
+
+    # -- the run loop -----------------------------------------------------------------------------
+    def run(self, files: list[DeviceFile]) -> None:
+        staging = self.settings.staging_dir
+        staging.mkdir(parents=True, exist_ok=True)
+        if self._progress:
+            self._progress("files", len(files))
+            self._progress("bytes", sum(f.size_bytes for f in files))
+        on_bytes = self._advance if self._progress is not None else None
+        pending: Pending = deque()
+        self.known.device_keys = set()
+        with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
+            try:
+                for file in files:
+                    if not self._one(file, staging, on_bytes, pool, pending):
+                        break
+            finally:
+                # Whatever happens next (the device pulled, the station stopping), every copy that reached
+                # staging is catalogued now, or journaled if the catalogue is away.
+                self.register_ready(pending, wait=True)
+        if not self.outage.is_offline:
+            try:
+                self.registrar.drain_uploads(keep=0)
+            except OperationalError as exc:
+                self.go_offline(exc, pending)
+
+    def _one(self, file: DeviceFile, staging: Path, on_bytes: Callable[[int], None] | None,
+             pool: ThreadPoolExecutor, pending: Pending) -> bool:
+        """Copy one file into staging and hand it to cataloguing; False when the station is stopping.
+
+        Raises DeviceGone when the device vanished (what is staged so far is kept by the caller).
+        """
+        if self.options.is_stopping():
+            self.report.add_error(str(self.root), ErrorStage.STATION,
+                                  "station stopping: the rest waits for the next dock", preserved=False)
+            self.stopped = True
+            return False
+        self.files_seen += 1
+        known_key = known_files.key(self.serial, file.relative, file.size_bytes, file.mtime_ns)
+        if self.known.device_keys is not None:
+            self.known.device_keys.add(known_key)
+        if self.known.is_trustworthy(file):
+            known_id = self._known_recording(file, known_key, pending)
+            if known_id is not None:
+                self.report.add_skipped(file.relative, f"already ingested as recording {known_id}")
+                self._advance(file.size_bytes)
+                return True
+        item = self._stage(file, staging, on_bytes, pending)
+        if item is not None:
+            self.catalogue(item, pool, pending)
+        return True
+
+    def _known_recording(self, file: DeviceFile, known_key: str, pending: Pending) -> int | None:
+        """The recording this device file was catalogued as (its path, size and mtime stand for its bytes)."""
+        known_id: int | None = None
+        if not self.outage.is_offline:
+            try:
+                sighting = find_known_sighting(self.batch.session, device_serial=self.serial,
+                                               device_path=file.relative, size_bytes=file.size_bytes,
+                                               mtime_ns=file.mtime_ns)
+                if sighting is not None:
+                    known_id = sighting.recording_id
+                    if known_key not in self.known.entries:  # catalogued before the station kept its own record
+                        row = self.batch.session.get(Recording, known_id)
+                        if row is not None:
+                            self.known.note(row, file, file.size_bytes)
+            except OperationalError as exc:
+                self.go_offline(exc, pending)
+        if self.outage.is_offline:  # the catalogue is away: the station's own record says what it catalogued
+            local = self.known.entries.get(known_key)
+            known_id = local.recording_id if local is not None else None
+        return known_id
+
+    def _stage(self, file: DeviceFile, staging: Path, on_bytes: Callable[[int], None] | None,
+               pending: Pending) -> StagedCopy | None:
+        """*file* in staging: the copy an earlier run journaled, or a new one (None: it could not be read)."""
+        key = part_key(self.serial, file)
+        sidecar, sidecar_note = read_sidecar(self.profile, file) if file.role == "recording" else (None, None)
+        journaled = self.outage.entries.get(key)
+        if journaled is not None and (staging / journaled.sha256).exists():
+            # Copied during a catalogue outage: catalogue the staged copy, do not read the device again.
+            copy = CopyResult(source=file.path, destination=staging / journaled.sha256,
+                              size_bytes=journaled.size_bytes, sha256=journaled.sha256, resumed_from=0)
+            if journaled.sidecar_hex is not None:
+                sidecar = bytes.fromhex(journaled.sidecar_hex)
+            self._advance(file.size_bytes)
+        else:
+            fresh = self._copy(file, staging, on_bytes, pending)
+            if fresh is None:
+                return None
+            copy = fresh
+        return StagedCopy(file, copy, None, sidecar_note, key=key, sidecar=sidecar)
+
+    def _copy(self, file: DeviceFile, staging: Path, on_bytes: Callable[[int], None] | None,
+              pending: Pending) -> CopyResult | None:
+        if not self.outage.is_offline and self.batch.has_uncommitted and file.size_bytes > LONG_COPY_BYTES:
+            # Never hold a transaction (and the custody-head lock) across a long device read:
+            # other docks on this station would wait for it.
+            try:
+                self.batch.commit()
+            except OperationalError as exc:
+                self.go_offline(exc, pending)
+        try:
+            return self._copy_waiting_for_space(file, staging, on_bytes)
+        except CopyFailed as exc:
+            self.files_failed += 1
+            self.registrar.error(file, ErrorStage.COPY, exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
+                                                                      if exc.bytes_copied else ""), preserved=False)
+            if not self.root.is_dir():
+                raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
+            return None
+
+    def _copy_waiting_for_space(self, file: DeviceFile, staging: Path,
+                                on_bytes: Callable[[int], None] | None) -> CopyResult:
+        """Copy; when staging is full, pause (resumable .part kept) until space returns or time runs out."""
+        waited = 0.0
+        while True:
+            try:
+                return _seams.copy_and_hash(file.path, staging, part_name=part_key(self.serial, file),
+                                            progress=on_bytes)
+            except CopyFailed as exc:
+                if (exc.errno != errno.ENOSPC or waited >= self.settings.disk_full_wait_s
+                        or self.options.is_stopping()):
+                    raise
+                if waited == 0.0:
+                    self._paused(file, staging, exc.bytes_copied)
+                time.sleep(DISK_FULL_POLL_S)
+                waited += DISK_FULL_POLL_S
+                if shutil.disk_usage(staging).free < min(file.size_bytes - exc.bytes_copied, 1 << 20) + (1 << 20):
+                    continue
+                logger.warning("Staging has space again; resuming %r.", file.relative)
+
+    def _paused(self, file: DeviceFile, staging: Path, bytes_copied: int) -> None:
+        logger.error("Staging disk %r is full while copying %r: paused until space returns.",
+                     str(staging), file.relative)
+        self.report.notes.append(f"paused: staging disk full while copying {file.relative} "
+                                 f"({bytes_copied} bytes kept)")
+        if self._progress:
+            self._progress("paused", bytes_copied)
+
+    # -- cataloguing staged copies ----------------------------------------------------------------
+    def catalogue(self, item: StagedCopy, pool: ThreadPoolExecutor, pending: Pending) -> None:
+        """A staged copy: a new sighting of bytes already known, or describe and register it; journal it
+        instead while the catalogue is unreachable."""
+        self.outage.write_ahead(item)
+        if self.outage.is_offline:
+            self.outage.journal(item)
+            return
+        try:
+            existing = find_by_sha256(self.batch.session, item.copy.sha256)
+            if existing is not None:
+                self.registrar.sighted_again(existing, item.file, item.copy)
+                return
+        except OperationalError as exc:
+            self.go_offline(exc, pending)
+            self.outage.journal(item)
+            return
+        item.future = pool.submit(_seams.gather_facts, item.copy.destination, name=item.file.name,
+                                  mtime_ns=item.file.mtime_ns, sidecar=item.sidecar,
+                                  probe_timeout_s=self.settings.probe_timeout_s)
+        pending.append(item)
+        self.register_ready(pending, wait=False)
+
+    def register_ready(self, pending: Pending, *, wait: bool) -> None:
+        """Register the staged copies whose description is ready, in order (with *wait*: all of them)."""
+        while pending and not self.outage.is_offline and (wait or (pending[0].future is not None and
+                                                                   pending[0].future.done())):
+            item = pending.popleft()
+            try:
+                self.register(item)
+            except OperationalError as exc:
+                self.outage.journal(item)
+                self.go_offline(exc, pending)
+            except Exception as exc:  # noqa: BLE001 - never lose a staged copy to a bug: journal it, go on later
+                logger.exception("Cataloguing %r failed; its staged copy is journaled.", item.file.relative)
+                self.outage.journal(item)
+                self.go_offline(exc, pending)
+
+    def go_offline(self, exc: Exception, pending: Pending) -> None:
+        """The catalogue is unreachable: keep copying into staging and journal what is staged."""
+        if self.outage.go_offline(exc):
+            self.batch.roll_back()
+        while pending:
+            self.outage.journal(pending.popleft())
+
+    # -- the end ----------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """End the dock session (whatever happened before), then let the device go."""
+        try:
+            self._finish()
+        finally:
+            staging_journal.let_go(self._hold)
+            mark_idle(self.serial)
+
+    def _finish(self) -> None:
+        try:
+            if not self.outage.is_offline:
+                self.registrar.drain_uploads(keep=0)  # also after an unplugged device: what was copied is archived
+        except OperationalError as exc:
+            self.go_offline(exc, deque())
+        finally:
+            self.uploads.shutdown()
+        session = self.batch.session
+        if self.outage.is_offline:
+            session.close()
+            return
+        try:
+            dock = self.start.dock(session)
+        except BaseException:
+            session.close()  # registration failed: the caller sees that error, not this one
+            return
+        self._close_dock(dock)
+        session.close()
+        if dock.result == DockResult.COMPLETE:
+            staging_journal.forget(self.settings.staging_dir, self.serial)
+            self.known.compact()
+
+    def _close_dock(self, dock: DockSession) -> None:
+        session, actor, report = self.batch.session, self.options.actor, self.report
+        link_companions(session, self.serial, self.registrar.companions, report)
+        if report.discarded:
+            append_event(session, CustodyKind.DISCARDED, actor=actor, dock_session_id=dock.id,
+                         details={"device_serial": self.serial, "files": report.discarded})
+        dock.files_seen, dock.files_failed = self.files_seen, self.files_failed
+        dock.finished_at = utcnow()
+        dock.result = dock_result(report, stopped=self.stopped)
+        self.batch.commit()  # the last batch first: the note counts what is committed
+        messages = self.batch.dock_new_ids if self.options.defer_archive else []
+        dock.result_note = result_note(dock, report, stopped=self.stopped, archive_messages=len(messages),
+                                       unsent_messages=outbox.unsent(session, messages) if messages else 0)
+        session.add(dock)
+        append_event(session, CustodyKind.UNDOCKED, actor=actor, dock_session_id=dock.id,
+                     details={"files_seen": dock.files_seen, "files_new": dock.files_new,
+                              "files_known": dock.files_known, "files_failed": dock.files_failed,
+                              "result": dock.result, "note": dock.result_note})
+        self.batch.commit()
+        stamp_marked_important(session, self.store, self.registrar.marked_important, serial=self.serial,
+                               actor=actor, settings=self.settings, key=self.start.key, report=report)
+
+
+def _recognise(root: Path, settings: Settings,
+               options: IngestOptions) -> tuple[DeviceProfile, DeviceIdentity, float | None, IngestOptions]:
+    """The device's profile, identity and measured clock offset; the options with the clock corrected."""
+    profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
+    profile = get_profile(profiles, options.profile) if options.profile else recognise(root, profiles)
+    identity = read_identity(root, profile.identity) if profile.identity else DeviceIdentity()
+    measured = measure_device_clock(root, profile, settings.station_tz)
+    if measured is not None and abs(measured) > MAX_CLOCK_OFFSET_S:
+        measured = None  # a clock file saying year 1 or 9999 corrects nothing: the files' own times are judged
+    if measured is not None and options.clock_offset_s is None:
+        options = replace(options, clock_offset_s=measured)  # the device said what its clock reads: correct it
+    return profile, identity, measured, options
+
+
+def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: EvidenceStore,
+                  options: IngestOptions = _NO_OPTIONS, progress: Progress | None = None,
+                  after_commit: AfterCommit | None = None) -> IngestReport:
+    """Ingest every recording under *root* (a mounted device or a folder).
+
+    Raises:
+      StampInvalid: the case number / purpose / officer given are not acceptable (nothing was read).
+      ProfileNotFound: no profile fits and none was named.
+      DeviceGone: the folder is missing, or vanished mid-ingest (what was done is kept and reported).
+      CatalogueDeferred: the catalogue was unreachable; what was copied is journaled in staging.
+
+    *after_commit* receives the ids of new recordings once they are committed: the place to enqueue
+    archive (with ``defer_archive``) or derive messages.
+    """
+    validate_options(options, settings)
+    if not root.is_dir():
+        raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
+    profile, identity, measured, options = _recognise(root, settings, options)
+    scan = _seams.scan_device(root, profile)
+    if not options.defer_archive:
+        with contextlib.suppress(OperationalError):  # a catalogue outage is handled below, per file
+            archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
+                           actor=options.actor, policy=settings.retention_policy, station=settings.station)
+    run = DockRun(root, settings, engine, store, options, profile=profile, identity=identity,
+                  serial=device_serial(identity, scan.files, profile, root), progress=progress,
+                  after_commit=after_commit)
+    run.begin(measured_offset_s=measured)
+    if identity.problem and profile.identity:
+        run.report.add_skipped(profile.identity.file, identity.problem)
+    for left in scan.skipped:
+        run.report.add_skipped(left.relative, left.reason)
+    for discarded in scan.discarded:
+        run.report.add_discarded(discarded.relative, discarded.reason)
+    try:
+        run.run(scan.files)
+    except DeviceGone as exc:
+        # What was copied so far is kept and catalogued; the rest waits for the next dock.
+        run.report.add_error(str(root), ErrorStage.DEVICE, str(exc), preserved=False)
+    finally:
+        run.finish()
+    if run.outage.is_offline:
+        raise CatalogueDeferred(redact_url(settings.database_url), (
+            f"{run.outage.reason}; {run.outage.journaled} file(s) from {root} are copied to staging and journaled, "
+            "and are catalogued as soon as the catalogue is back"), device_serial=run.serial,
+            journaled=run.outage.journaled)
+    return run.report

@@ -1,0 +1,68 @@
+"""The run's staging journal: written ahead once per staged copy, durable when journaled, known to the next run."""
+from __future__ import annotations
+
+from ingest.describe.identity import DeviceIdentity
+from ingest.journal import load as load_journal
+from ingest.pipeline import IngestOptions, busy_serials, ingest_folder
+from ingest.pipeline.outage import OutageJournal, StagedCopy
+from ingest.scan import DeviceFile
+from ingest.transfer import CopyResult
+
+
+def _staged(tmp_path, staging) -> StagedCopy:
+    device = tmp_path / "dock"
+    device.mkdir()
+    sha = "ef" * 32
+    (staging / sha).write_bytes(b"x")
+    file = DeviceFile(path=device / "CLIP1.MP4", relative="CLIP1.MP4", name="CLIP1.MP4", size_bytes=1,
+                      mtime_ns=1_700_000_000_000_000_000)
+    copy = CopyResult(source=file.path, destination=staging / sha, size_bytes=1, sha256=sha, resumed_from=0)
+    return StagedCopy(file, copy, None, None, key="k1", sidecar=b"{}")
+
+
+def _journal(tmp_path, staging) -> OutageJournal:
+    return OutageJournal(staging, "CAM1", root=tmp_path / "dock", profile="generic", identity=DeviceIdentity(),
+                         options=IngestOptions(officer="A1", actor="station"))
+
+
+def test_a_staged_copy_is_written_ahead_once_and_counted_when_journaled(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    item = _staged(tmp_path, staging)
+    outage = _journal(tmp_path, staging)
+    # When the copy is written ahead twice, then journaled
+    outage.write_ahead(item)
+    outage.write_ahead(item)
+    outage.journal(item)
+    # Then the journal holds it once, with what is needed to catalogue it without the device
+    entries = load_journal(staging, "CAM1")
+    assert list(entries) == ["k1"] and outage.journaled == 1
+    entry = entries["k1"]
+    assert (entry.relative, entry.sidecar_hex, entry.profile, entry.options["officer"]) == (
+        "CLIP1.MP4", "7b7d", "generic", "A1")
+    # And the next run knows it was journaled, so does not write it again
+    again = _journal(tmp_path, staging)
+    again.load()
+    again.write_ahead(item)
+    lines = [line for path in (staging / "journal").iterdir() for line in path.read_text().splitlines()]
+    assert len(lines) == 1
+
+
+def test_going_offline_is_noted_once_with_its_reason(tmp_path):
+    outage = _journal(tmp_path, tmp_path)
+    assert outage.go_offline(ConnectionError("connection refused\nmore")) is True
+    assert outage.go_offline(ConnectionError("again")) is False
+    assert outage.is_offline and outage.reason.startswith("connection refused")
+
+
+def test_a_device_is_busy_while_its_run_copies_and_free_after(samples, settings, engine, store):
+    seen: list[set[str]] = []
+
+    def progress(event, value):
+        if event == "advance":
+            seen.append(busy_serials())
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(), progress=progress)
+    assert seen and all(report.device_serial in busy for busy in seen)
+    assert report.device_serial not in busy_serials()

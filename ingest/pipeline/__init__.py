@@ -14,7 +14,6 @@ away), `offline` (`catalogue_journal`), `closing` (ending the session), `report`
 """
 from __future__ import annotations
 
-from ingest.describe.probe import gather_facts as gather_facts
 from ingest.pipeline.dock import busy_serials
 from ingest.pipeline.offline import catalogue_journal
 from ingest.pipeline.options import AfterCommit, IngestOptions, Progress
@@ -27,16 +26,7 @@ from ingest.pipeline.report import (
     IngestReport,
     SkippedItem,
 )
-from ingest.pipeline.run import DockRun, ingest_folder
-from ingest.scan import scan_device as scan_device
-from ingest.transfer import copy_and_hash as copy_and_hash
-
-# Seams: copy_and_hash, gather_facts and scan_device are looked up here by the run at call time
-# (`ingest.pipeline.copy_and_hash`, …), so a test that replaces one in this module (a device pulled mid-copy, a
-# slow describe, a scan that changes) replaces it for the run.
-
-#: The run of one dock (tests patch `_Run.register` to make the catalogue fail).
-_Run = DockRun
+from ingest.pipeline.run import ingest_folder
 
 __all__ = ["AfterCommit", "DiscardedItem", "ErrorItem", "ErrorStage", "IngestOptions", "IngestOutcome",
            "IngestReport", "IngestedItem", "Progress", "SkippedItem", "busy_serials", "catalogue_journal",

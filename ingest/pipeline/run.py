@@ -22,7 +22,6 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-import ingest.pipeline as _seams  # what tests replace: copy_and_hash, gather_facts, scan_device (looked up there)
 from catalog import (
     CustodyKind,
     DockSession,
@@ -42,6 +41,7 @@ from ingest import known_files
 from ingest.archiving import archive_staged
 from ingest.config import Settings
 from ingest.describe.identity import DeviceIdentity, read_identity
+from ingest.describe.probe import gather_facts
 from ingest.errors import CatalogueDeferred, CopyFailed, DeviceGone
 from ingest.pipeline.closing import dock_result, link_companions, result_note, stamp_marked_important
 from ingest.pipeline.device import device_serial, measure_device_clock, part_key, read_sidecar
@@ -52,8 +52,8 @@ from ingest.pipeline.outage import OutageJournal, StagedCopy
 from ingest.pipeline.register import Batch, Registrar
 from ingest.pipeline.report import ErrorStage, IngestReport
 from ingest.pipeline.uploads import Uploads
-from ingest.scan import DeviceFile
-from ingest.transfer import CopyResult
+from ingest.scan import DeviceFile, scan_device
+from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore
 
 __all__ = ["DISK_FULL_POLL_S", "LONG_COPY_BYTES", "DockRun", "ingest_folder"]
@@ -229,7 +229,7 @@ class DockRun:
         waited = 0.0
         while True:
             try:
-                return _seams.copy_and_hash(file.path, staging, part_name=part_key(self.serial, file),
+                return copy_and_hash(file.path, staging, part_name=part_key(self.serial, file),
                                             progress=on_bytes)
             except CopyFailed as exc:
                 if (exc.errno != errno.ENOSPC or waited >= self.settings.disk_full_wait_s
@@ -268,7 +268,7 @@ class DockRun:
             self.go_offline(exc, pending)
             self.outage.journal(item)
             return
-        item.future = pool.submit(_seams.gather_facts, item.copy.destination, name=item.file.name,
+        item.future = pool.submit(gather_facts, item.copy.destination, name=item.file.name,
                                   mtime_ns=item.file.mtime_ns, sidecar=item.sidecar,
                                   probe_timeout_s=self.settings.probe_timeout_s)
         pending.append(item)
@@ -383,7 +383,7 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     if not root.is_dir():
         raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
     profile, identity, measured, options = _recognise(root, settings, options)
-    scan = _seams.scan_device(root, profile)
+    scan = scan_device(root, profile)
     if not options.defer_archive:
         with contextlib.suppress(OperationalError):  # a catalogue outage is handled below, per file
             archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),

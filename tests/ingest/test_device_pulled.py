@@ -14,10 +14,10 @@ import pytest
 from sqlmodel import Session, select
 
 from catalog import DockSession, Recording
-from ingest import pipeline
 from ingest.journal import journaled_serials
 from ingest.journal import load as load_journal
 from ingest.pipeline import IngestOptions, catalogue_journal, ingest_folder
+from ingest.pipeline import run as pipeline  # the module whose names the tests replace
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -61,12 +61,12 @@ def test_a_device_pulled_while_the_catalogue_is_away_is_catalogued_from_the_jour
 
     device = samples.sidecar_recorder
     staged = _pull_after_first_staged(monkeypatch, device, tmp_path / "pocket")
-    real_register = pipeline._Run.register
+    real_register = pipeline.DockRun.register
 
     def catalogue_down(self, item):  # type: ignore[no-untyped-def]
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(pipeline._Run, "register", catalogue_down)
+    monkeypatch.setattr(pipeline.DockRun, "register", catalogue_down)
     with pytest.raises(Exception, match="journaled"):
         ingest_folder(device, settings=settings, engine=engine, store=store, options=IngestOptions())
     assert len(staged) == 1
@@ -74,7 +74,7 @@ def test_a_device_pulled_while_the_catalogue_is_away_is_catalogued_from_the_jour
     assert serial in journaled_serials(settings.staging_dir)
     assert [e.sha256 for e in load_journal(settings.staging_dir, serial).values()] == staged
     # The catalogue answers again; the device never comes back.
-    monkeypatch.setattr(pipeline._Run, "register", real_register)
+    monkeypatch.setattr(pipeline.DockRun, "register", real_register)
     report = catalogue_journal(serial, settings=settings, engine=engine, store=store)
     assert report is not None
     assert [(r["device_path"], r["sha256"]) for r in report.recordings] == [("CLIPS/CLIP0001.json", staged[0])]

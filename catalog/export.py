@@ -35,7 +35,7 @@ from catalog.cases import active_links, get_case
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import ExportFailed
 from catalog.manifests import software_version, trusted_fingerprints
-from catalog.models import Case, CustodyEvent, Disposal, Recording, RecordingState, StationKey
+from catalog.models import Case, CustodyEvent, Disposal, Recording, RecordingState, StationKey, User
 from catalog.recordings import get_recording
 from catalog.replay import load_replays, origin_findings, row_findings
 from catalog.signing import SignatureInvalid, canonical_json, verify_document
@@ -113,8 +113,30 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     items = _items(session, case, refs or [])
     if not items:
         raise ExportFailed(f"case {case_number} has no recordings or documents to export")
-    subject = f"case {case_number}" if case_number else "the package"
-    recordings = [i.recording for i in items]
+    _refuse_unless_exportable(session, user, [i.recording for i in items], out=out, reason=reason,
+                              subject=f"case {case_number}" if case_number else "the package")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside the destination and moved into place whole: a failed export leaves nothing behind.
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        payload = _write_payload(session, store, work, case, items, by=by, now=now, reason=reason.strip())
+        tagmanifest = _make_bag(work, _bag_info(case_number, items, by=by, now=now, reason=reason,
+                                                organisation=organisation))
+        _move_into_place(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for item in items:
+        append_event(session, CustodyKind.EXPORTED, actor=by, recording_id=item.recording.id, details={
+            "package": out.name, "case": case_number, "sha256": item.recording.sha256, "path": item.path,
+            "tagmanifest_sha256": tagmanifest, "reason": reason.strip()})
+    session.commit()
+    return ExportResult(out, len(items), payload, tagmanifest)
+
+
+def _refuse_unless_exportable(session: Session, user: User, recordings: list[Recording], *, out: Path, reason: str,
+                              subject: str) -> None:
+    """Raise unless every recording may be handed over by *user* for *reason* into a new *out*, and each is in the
+    WORM store (or a tombstone) with a row its custody events account for; checked in this order."""
     try:
         # what a tombstone says is a view; an original (or a text record) in the package is a download
         check_access(session, user, recordings, step="view", reason=reason, policy="download", action="export")
@@ -128,7 +150,7 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
                              "(调阅事由); it is recorded with every item", recording_ids=[])
     if out.exists() and (out.is_file() or any(out.iterdir())):
         raise ExportFailed(f"{out} already exists; an evidence package is never written over another")
-    waiting = [i.recording for i in items if i.recording.state == RecordingState.STAGED.value]
+    waiting = [r for r in recordings if r.state == RecordingState.STAGED.value]
     if waiting:
         raise ExportFailed("not in the WORM store yet (still staged): " + ", ".join(
             f"recording {r.id} ({r.original_name})" for r in waiting))
@@ -136,38 +158,37 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     if unproven:
         raise ExportFailed(f"export of {subject} refused, nothing was written: " + "; ".join(unproven)
                            + f" (run `evidence verify {' '.join(str(r.id) for r in recordings)}`)")
-    zipped = out.suffix.lower() == ".zip"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside the destination and moved into place whole: a failed export leaves nothing behind.
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        payload = _write_payload(session, store, work, case, items, by=by, now=now, reason=reason.strip())
-        bag = bagit.make_bag(str(work), bag_info={
-            "Source-Organization": organisation or "evidence-ingest archive",
-            "External-Identifier": case_number or ", ".join(str(i.recording.id) for i in items),
-            "External-Description": (f"Evidence package for case {case_number}" if case_number else
-                                     "Evidence package for selected recordings"),
-            "Contact-Name": by, "Bag-Software-Agent": f"evidence-ingest {software_version()}",
-            "Internal-Sender-Identifier": f"exported {now.isoformat()}",
-            "Internal-Sender-Description": f"reason: {reason.strip()}",
-        }, checksums=["sha256", "sha512"])
-        bag.validate(fast=False)  # what we hand over must verify before it leaves
-        tagmanifest = hashlib.sha256((work / "tagmanifest-sha256.txt").read_bytes()).hexdigest()
-        if zipped:
-            _zip(work, out)
-        else:
-            if out.exists():
-                out.rmdir()  # checked empty above
-            work.chmod(0o755)
-            work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    for item in items:
-        append_event(session, CustodyKind.EXPORTED, actor=by, recording_id=item.recording.id, details={
-            "package": out.name, "case": case_number, "sha256": item.recording.sha256, "path": item.path,
-            "tagmanifest_sha256": tagmanifest, "reason": reason.strip()})
-    session.commit()
-    return ExportResult(out, len(items), payload, tagmanifest)
+
+
+def _bag_info(case_number: str | None, items: list[_Item], *, by: str, now: datetime, reason: str,
+              organisation: str) -> dict[str, str]:
+    """The bag-info.txt fields: who made the package, when, why, and what it holds. Pure."""
+    return {
+        "Source-Organization": organisation or "evidence-ingest archive",
+        "External-Identifier": case_number or ", ".join(str(i.recording.id) for i in items),
+        "External-Description": (f"Evidence package for case {case_number}" if case_number else
+                                 "Evidence package for selected recordings"),
+        "Contact-Name": by, "Bag-Software-Agent": f"evidence-ingest {software_version()}",
+        "Internal-Sender-Identifier": f"exported {now.isoformat()}",
+        "Internal-Sender-Description": f"reason: {reason.strip()}",
+    }
+
+
+def _make_bag(work: Path, bag_info: dict[str, str]) -> str:
+    """Turn *work* into a bag and validate it in full; returns the SHA-256 of its tagmanifest-sha256.txt."""
+    bag = bagit.make_bag(str(work), bag_info=bag_info, checksums=["sha256", "sha512"])
+    bag.validate(fast=False)  # what we hand over must verify before it leaves
+    return hashlib.sha256((work / "tagmanifest-sha256.txt").read_bytes()).hexdigest()
+
+
+def _move_into_place(work: Path, out: Path) -> None:
+    if out.suffix.lower() == ".zip":
+        _zip(work, out)
+        return
+    if out.exists():
+        out.rmdir()  # checked empty above
+    work.chmod(0o755)
+    work.rename(out)
 
 
 def provenance_problems(session: Session, recordings: list[Recording]) -> list[str]:
@@ -198,66 +219,25 @@ def _zip(folder: Path, out: Path) -> None:
 
 def _write_payload(session: Session, store: EvidenceStore, root: Path, case: Case | None, items: list[_Item], *,
                    by: str, now: datetime, reason: str) -> int:
+    """Write the bag's payload into *root*: the items (originals re-hashed, signed manifests checked), the station
+    keys that signed them, the custody events and anchors, items.json, report.html and VERIFY.txt. Returns the
+    bytes of originals written."""
     trusted = trusted_fingerprints(session, store)
     for folder in ("recordings", "documents", "manifests", "keys", "custody/anchors"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     total = 0
     rows: list[dict[str, Any]] = []
     used_keys: set[str] = set()
-    ids = [i.recording.id for i in items if i.recording.id is not None]
     for item in items:
-        r = item.recording
-        kind_dir = "documents" if r.media_kind == "document" else "recordings"
-        entry: dict[str, Any] = {"recording_id": r.id, "sha256": r.sha256, "size_bytes": r.size_bytes,
-                                 "original_name": r.original_name, "media_kind": r.media_kind,
-                                 "purpose_in_case": item.purpose, "state": r.state, "manifests": []}
-        if r.state in _IN_STORE:
-            item.path = f"{kind_dir}/{r.id:06d}_{safe_name(r.original_name)}"
-            total += _copy_verified(store, r, root / item.path)
-            entry["file"] = f"data/{item.path}"
-            for number in range(1, r.stamp_revision + 1):
-                try:
-                    raw = store.get_manifest(r.sha256, number)
-                    document = json.loads(raw)
-                    verify_document(document, trusted_fingerprints=trusted)
-                except ObjectMissing as exc:
-                    raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} is "
-                                       f"missing from the store; nothing was written (run `evidence verify {r.id}`)"
-                                       ) from exc
-                except SignatureInvalid as exc:
-                    raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} cannot "
-                                       f"be trusted: {exc}; nothing was written (run `evidence verify {r.id}`)"
-                                       ) from exc
-                stem = f"manifests/{r.sha256}.r{number}"
-                (root / f"{stem}.json").write_bytes(raw)
-                (root / f"{stem}.body.json").write_bytes(canonical_json(document["manifest"]))
-                (root / f"{stem}.sig").write_bytes(base64.b64decode(document["signature"]["value"]))
-                used_keys.add(document["signature"]["key_fingerprint"])
-                entry["manifests"].append({"revision": number, "signed": f"data/{stem}.json",
-                                           "key_fingerprint": document["signature"]["key_fingerprint"]})
+        entry = _item_entry(item)
+        if item.recording.state in _IN_STORE:
+            total += _write_original(store, root, item, trusted, entry, used_keys)
         else:
-            tombstone = session.exec(select(Disposal).where(Disposal.recording_id == r.id)).first()
-            entry["disposal"] = None if tombstone is None else {
-                "disposed_at": tombstone.disposed_at.isoformat() if tombstone.disposed_at else None,
-                "rule": tombstone.rule, "operator": tombstone.operator, "approver": tombstone.approver}
-        entry["recording"] = _recording_facts(r)
+            entry["disposal"] = _disposal_facts(session, item.recording)
+        entry["recording"] = _recording_facts(item.recording)
         rows.append(entry)
-    keys = list(session.exec(select(StationKey).where(col(StationKey.fingerprint).in_(sorted(used_keys)))))
-    for key in keys:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
-        (root / "keys" / f"{key.fingerprint}.pem").write_bytes(public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (root / "keys" / "station-keys.json").write_text(json.dumps(
-        [{"station": k.station_code, "fingerprint": k.fingerprint, "public_key_base64": k.public_key,
-          "registered_at": k.created_at.isoformat() if k.created_at else None} for k in keys],
-        ensure_ascii=False, indent=1), encoding="utf-8")
-    events = list(session.exec(select(CustodyEvent).where(col(CustodyEvent.recording_id).in_(ids))
-                               .order_by(col(CustodyEvent.id))))
-    if case is not None:
-        case_events = [e for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == None)  # noqa: E711
-                                               .order_by(col(CustodyEvent.id)))
-                       if e.details.get("case") == case.number]
-        events = sorted(events + case_events, key=lambda e: e.id or 0)
+    _write_keys(session, root, used_keys)
+    events = _custody_events(session, [i.recording.id for i in items if i.recording.id is not None], case)
     with (root / "custody" / "events.jsonl").open("w", encoding="utf-8") as fh:
         for event in events:
             fh.write(json.dumps(_event_json(event), ensure_ascii=False, sort_keys=True) + "\n")
@@ -270,6 +250,80 @@ def _write_payload(session: Session, store: EvidenceStore, root: Path, case: Cas
     (root / "report.html").write_text(_report_html(summary, events), encoding="utf-8")
     (root / "VERIFY.txt").write_text(VERIFY_TEXT, encoding="utf-8")
     return total
+
+
+def _item_entry(item: _Item) -> dict[str, Any]:
+    r = item.recording
+    return {"recording_id": r.id, "sha256": r.sha256, "size_bytes": r.size_bytes, "original_name": r.original_name,
+            "media_kind": r.media_kind, "purpose_in_case": item.purpose, "state": r.state, "manifests": []}
+
+
+def _write_original(store: EvidenceStore, root: Path, item: _Item, trusted: set[str], entry: dict[str, Any],
+                    used_keys: set[str]) -> int:
+    """Copy the item's original (re-hashed) and its signed manifests into the payload, noting them in *entry* and
+    the keys that signed them in *used_keys*. Returns the original's size in bytes."""
+    r = item.recording
+    kind_dir = "documents" if r.media_kind == "document" else "recordings"
+    item.path = f"{kind_dir}/{r.id:06d}_{safe_name(r.original_name)}"
+    size = _copy_verified(store, r, root / item.path)
+    entry["file"] = f"data/{item.path}"
+    for number in range(1, r.stamp_revision + 1):
+        raw, document = _signed_manifest(store, r, number, trusted)
+        stem = f"manifests/{r.sha256}.r{number}"
+        (root / f"{stem}.json").write_bytes(raw)
+        (root / f"{stem}.body.json").write_bytes(canonical_json(document["manifest"]))
+        (root / f"{stem}.sig").write_bytes(base64.b64decode(document["signature"]["value"]))
+        used_keys.add(document["signature"]["key_fingerprint"])
+        entry["manifests"].append({"revision": number, "signed": f"data/{stem}.json",
+                                   "key_fingerprint": document["signature"]["key_fingerprint"]})
+    return size
+
+
+def _signed_manifest(store: EvidenceStore, r: Recording, number: int, trusted: set[str]) -> tuple[bytes, Any]:
+    """Manifest r*number* of *r* as stored and as parsed, its signature checked against the trusted keys."""
+    try:
+        raw = store.get_manifest(r.sha256, number)
+        document = json.loads(raw)
+        verify_document(document, trusted_fingerprints=trusted)
+    except ObjectMissing as exc:
+        raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} is "
+                           f"missing from the store; nothing was written (run `evidence verify {r.id}`)") from exc
+    except SignatureInvalid as exc:
+        raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} cannot "
+                           f"be trusted: {exc}; nothing was written (run `evidence verify {r.id}`)") from exc
+    return raw, document
+
+
+def _disposal_facts(session: Session, r: Recording) -> dict[str, Any] | None:
+    tombstone = session.exec(select(Disposal).where(Disposal.recording_id == r.id)).first()
+    return None if tombstone is None else {
+        "disposed_at": tombstone.disposed_at.isoformat() if tombstone.disposed_at else None,
+        "rule": tombstone.rule, "operator": tombstone.operator, "approver": tombstone.approver}
+
+
+def _write_keys(session: Session, root: Path, fingerprints: set[str]) -> None:
+    """Each signing station key as a PEM file, and all of them in station-keys.json."""
+    keys = list(session.exec(select(StationKey).where(col(StationKey.fingerprint).in_(sorted(fingerprints)))))
+    for key in keys:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
+        (root / "keys" / f"{key.fingerprint}.pem").write_bytes(public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (root / "keys" / "station-keys.json").write_text(json.dumps(
+        [{"station": k.station_code, "fingerprint": k.fingerprint, "public_key_base64": k.public_key,
+          "registered_at": k.created_at.isoformat() if k.created_at else None} for k in keys],
+        ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _custody_events(session: Session, ids: list[int], case: Case | None) -> list[CustodyEvent]:
+    """The items' custody events and (for a case) the case's own events, in chain order."""
+    events = list(session.exec(select(CustodyEvent).where(col(CustodyEvent.recording_id).in_(ids))
+                               .order_by(col(CustodyEvent.id))))
+    if case is not None:
+        case_events = [e for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == None)  # noqa: E711
+                                               .order_by(col(CustodyEvent.id)))
+                       if e.details.get("case") == case.number]
+        events = sorted(events + case_events, key=lambda e: e.id or 0)
+    return events
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bagit
@@ -12,6 +13,9 @@ import pytest
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, open_catalog
+from catalog.export import _bag_info, _Item
+from catalog.manifests import software_version
+from catalog.models import Recording
 from ingest.config import Settings
 from storage import LocalStore, object_key
 from tests.cli import invoke, run_cli
@@ -174,3 +178,18 @@ def test_verify_from_the_command_line(archive, env):
     assert bad.exit_code == 4
     assert f"PROBLEM [object] recording {shown['id']} ({shown['original_name']}): stored bytes hash to" in bad.stdout
     assert _run(env, "verify").exit_code == 2  # nothing chosen: a usage error
+
+
+def test_bag_info_names_the_case_or_the_recordings_the_sender_and_the_reason():
+    items = [_Item(Recording(id=n, sha256="a" * 64, size_bytes=1, media_kind="video", original_name="c.mp4",
+                             station_code="s"), None) for n in (4, 9)]
+    now = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+    assert _bag_info(None, items, by="clerk:李四", now=now, reason=" 移送法院 ", organisation="") == {
+        "Source-Organization": "evidence-ingest archive", "External-Identifier": "4, 9",
+        "External-Description": "Evidence package for selected recordings", "Contact-Name": "clerk:李四",
+        "Bag-Software-Agent": f"evidence-ingest {software_version()}",
+        "Internal-Sender-Identifier": "exported 2026-11-20T08:30:00+00:00",
+        "Internal-Sender-Description": "reason: 移送法院"}
+    named = _bag_info(CASE, items, by="clerk:李四", now=now, reason="移送法院", organisation="某某公安局")
+    assert (named["Source-Organization"], named["External-Identifier"], named["External-Description"]) == (
+        "某某公安局", CASE, f"Evidence package for case {CASE}")

@@ -14,13 +14,14 @@ from sqlmodel import Session, select
 from catalog import CustodyKind, Recording, append_event, ensure_station, ensure_station_key, write_manifest
 from catalog.anchors import write_anchor
 from catalog.custody import event_hash
+from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.fixity import run_fixity
-from catalog.models import CustodyEvent, CustodyHead
+from catalog.models import CustodyEvent, CustodyHead, StampRevision
 from catalog.replay import ROW_KEY, row_values
 from catalog.signing import sign_document
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
-from catalog.verification import select_recordings, verify_archive
+from catalog.verification import check_recording_record, object_problems, select_recordings, verify_archive
 from storage import LocalStore, S3WormStore, manifest_key, object_key
 from tests.conftest import as_attacker
 
@@ -225,3 +226,68 @@ def test_concurrent_writers_keep_one_total_order(engine):
 
         chain = load_chain(session)
         assert len(chain) == 100 and find_chain_breaks(chain, head_hash=session.get(CustodyHead, 1).last_hash) == []
+
+
+def test_a_rows_differences_from_its_chain_come_kinded_and_in_order(engine, worm_store, tmp_path):
+    # Given a recording whose row was edited behind the application's back (hash, retention, integrity)
+    recording = _archive_three(engine, worm_store, tmp_path)[0]
+    assert recording.id is not None
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE recording SET sha256 = :sha, retain_until = :until, integrity_status = 'failed' "
+                          "WHERE id = :id"), {"sha": "0" * 64, "until": datetime(2020, 1, 1), "id": recording.id})
+    with Session(engine) as session:
+        row = session.get(Recording, recording.id)
+        assert row is not None
+        # When its chain is read and held against it
+        chain = load_recording_chain(session, recording.id, check_hashes=True)
+        found = chain_differences(row, chain.replay, chain.links)
+    # Then the origin comes first, then the row values, each with its kind; nothing is linked or broken
+    assert chain.broken == [] and chain.links == [] and linked_cases(chain.replay, chain.links) == set()
+    assert [kind for kind, _text in found] == ["catalog", "retention", "catalog"]
+    assert found[0][1].startswith("sha256: the catalogue row says " + "0" * 64 + ", the custody event that created it")
+    assert found[1][1].startswith("retain_until: the catalogue row says 2020-01-01")
+    assert found[2][1].startswith("integrity_status: the catalogue row says 'failed', the custody chain says 'ok'")
+
+
+def test_a_record_is_held_against_its_revision_and_manifest_fact_by_fact():
+    # Given a row, its one stamp revision and a signed manifest that disagree on a few facts
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    recording = Recording(id=7, sha256="a" * 64, size_bytes=10, media_kind="video", original_name="clip.mp4",
+                          station_code="station-1", device_serial="A1", officer_number="010203", purpose="巡查",
+                          case_number="AB-1", captured_start=at, stamp_revision=1, important=False,
+                          retain_until=at + timedelta(days=1))
+    revision = StampRevision(recording_id=7, revision=1, case_number="AB-2", captured_start=at, collector="010203",
+                             purpose="巡查", important=False, changed_by="station:test", reason="ingest", changes={},
+                             changed_at=at)
+    body = {"sha256": "a" * 64, "size_bytes": 11, "original_name": "clip.mp4", "device_serial": "A1",
+            "station": "station-1", "retain_until": (at + timedelta(days=30)).isoformat(),
+            "stamp": {"case_number": "AB-2", "collector": "010203", "purpose": "巡查", "important": False,
+                      "changed_by": "station:test", "reason": "ingest", "changes": {},
+                      "captured_start": at.isoformat(), "changed_at": "2026-11-21T00:00:00+00:00"},
+            "custody": [{"id": 1, "kind": "copied", "hash": "b" * 64}]}
+    # When they are compared
+    problems = check_recording_record(recording, [revision], {1: body}, {1: "c" * 64})
+    # Then each difference is named with both values, in a fixed order, all about recording 7
+    assert [str(p) for p in problems] == [
+        "[catalog] recording 7 (clip.mp4): case_number is 'AB-1' in the recording row but 'AB-2' in stamp revision 1",
+        "[catalog] recording 7 (clip.mp4), manifest r1: size_bytes: the catalogue says 10, the signed manifest says 11",
+        "[catalog] recording 7 (clip.mp4), manifest r1: stamp.changed_at: the catalogue says "
+        "'2026-11-20T00:00:00+00:00', the signed manifest says '2026-11-21T00:00:00+00:00'",
+        "[catalog] recording 7 (clip.mp4), manifest r1: retain_until: the catalogue says 2026-11-21T00:00:00+00:00, "
+        "earlier than the 2026-12-20T00:00:00+00:00 signed in this manifest (retention only grows: the row was "
+        "edited)",
+        "[chain] recording 7 (clip.mp4), manifest r1: the manifest lists custody event 1 (copied) with hash "
+        "bbbbbbbbbbbbbbbb…; the catalogue has cccccccccccccccc…",
+    ]
+    assert {p.recording_id for p in problems} == {7}
+    assert check_recording_record(Recording(
+        id=8, sha256="a" * 64, size_bytes=1, media_kind="video", original_name="x.mp4", station_code="s",
+        stamp_revision=0), [], {}, {})[0].kind == "manifest"
+
+
+def test_read_back_bytes_are_held_against_the_catalogue_hash_and_size():
+    recording = Recording(id=3, sha256="a" * 64, size_bytes=10, media_kind="video", original_name="clip.mp4",
+                          station_code="station-1")
+    assert object_problems(recording, "a" * 64, 10) == []
+    assert [p.detail for p in object_problems(recording, "b" * 64, 9)] == [
+        f"stored bytes hash to {'b' * 64}, expected {'a' * 64}", "stored object is 9 bytes, the catalogue says 10"]

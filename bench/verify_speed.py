@@ -31,8 +31,9 @@ from catalog.custody import CustodyKind, append_event  # noqa: E402
 from catalog.replay import ROW_KEY, row_values  # noqa: E402
 from catalog.stamps import record_stamp  # noqa: E402
 from catalog.types import utcnow  # noqa: E402
-from catalog.verification import READ_CHUNK, select_recordings, verify_archive  # noqa: E402
+from catalog.verification import select_recordings, verify_archive  # noqa: E402
 from storage import LocalStore  # noqa: E402
+from storage.hashing import CHUNK_BYTES  # noqa: E402
 
 
 def build(work: Path, files: int, mib: int) -> tuple[LocalStore, str]:
@@ -72,7 +73,7 @@ def build(work: Path, files: int, mib: int) -> tuple[LocalStore, str]:
 
 
 def _read_one(store: LocalStore, sha: str) -> None:
-    buffer = memoryview(bytearray(READ_CHUNK))
+    buffer = memoryview(bytearray(CHUNK_BYTES))
     with store.open(sha) as fh:
         while fh.readinto(buffer):  # the fastest way to read: no allocation per chunk
             pass

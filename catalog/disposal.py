@@ -23,6 +23,7 @@ from sqlmodel import Session, col, delete, select
 from catalog.access import EVERYTHING, Scope, scope_clause, user_scope
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
+from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.manifests import (
     ensure_station_key,
     read_manifests,
@@ -41,19 +42,7 @@ from catalog.models import (
     RecordingState,
     User,
 )
-from catalog.replay import (
-    ROW_KEY,
-    CaseReplay,
-    case_findings,
-    chain_decision,
-    link_findings,
-    load_case_replays,
-    load_link_rows,
-    load_replays,
-    origin_findings,
-    row_findings,
-    row_values,
-)
+from catalog.replay import ROW_KEY, CaseReplay, case_findings, chain_decision, load_case_replays, row_values
 from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
 from catalog.retention_job import decide_for
 from catalog.signing import sign_document
@@ -269,16 +258,13 @@ def chain_check(session: Session, recording: Recording, policy: RetentionPolicy,
     way the row, its case links or its cases differ from the chain (and any of its events that no longer match
     their hash), and the retention the rules give the chain's own values (None when they cannot be applied)."""
     assert recording.id is not None
-    replays, broken = load_replays(session, [recording.id], check_hashes=True)
-    replay = replays[recording.id]
-    links = load_link_rows(session, [recording.id])[recording.id]
-    differences = (broken + origin_findings(recording, replay) + row_findings(recording, replay)
-                   + link_findings(replay, links))
-    numbers = {link.case for link in replay.links} | {number for number, _link in links}
+    chain = load_recording_chain(session, recording.id, check_hashes=True)
+    differences = chain.broken + [text for _kind, text in chain_differences(recording, chain.replay, chain.links)]
+    numbers = linked_cases(chain.replay, chain.links)
     if numbers:
         rows = session.exec(select(Case).where(col(Case.number).in_(sorted(numbers))))
         differences += [f"case {number}: {text}" for number, text in case_findings(cases, rows, numbers)]
-    return differences, chain_decision(replay, cases, policy)
+    return differences, chain_decision(chain.replay, cases, policy)
 
 
 def _dispose_one(session: Session, store: EvidenceStore, policy: RetentionPolicy, batch: DisposalBatch,

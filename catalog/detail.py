@@ -1,6 +1,45 @@
-"""Everything known about one recording, in one shape: what `evidence show`, the web page and the API all print.
+"""Everything known about one recording, in one shape: what `evidence show --json`, the web page and the web
+API (`GET /api/recordings/{ref}`) all print.
 
 Reading it changes nothing; the caller records the view (a custody event) with its own channel and reason.
+
+The shape (`recording_detail`), a JSON object; times are ISO 8601 strings in UTC ending in `Z`, or null:
+
+  The recording itself (catalog.recordings.recording_as_json):
+    id: int; sha256: str (hex); size_bytes: int; media_kind: str ("video" | "audio" | "photo" | "other")
+    original_name: str (the file name on the device); device_serial: str | null
+    officer: {number: str, name: str | null} | null
+    station: str (station code); captured_start, captured_end: time | null (the recording's own clock, corrected)
+    raw_device_time: str | null (as the device wrote it); time_source: str (where the time came from)
+    time_implausible: bool; time_problem: str | null (why the time is doubted); zone_assumed: bool
+    clock_offset_s: float | null (device clock minus station clock)
+    place: {lat: float, lon: float, source: str} | null
+    case_number: str | null; purpose: str | null; important: bool  (the current stamp)
+    integrity: {status: str, detail: str | null}  (the decode/structure check's verdict)
+    state: str ("staged" | "archived" | "verified" | "disposed" …); ingested_at, archived_at: time | null
+    retain_until: time | null; legal_hold: bool; retention_rule: str | null  (as stored on the row)
+    technical: {container, video_codec, audio_codec: str | null, duration_s: float | null,
+                width, height: int | null}
+    belongs_to: int | null (the recording this housekeeping file belongs to); stamp_revision: int
+    store: {name: str, key: str}  (where the bytes are in WORM storage)
+    sightings: [{device_serial: str, device_path: str, seen_at: time, dock_session_id: int | null,
+                 important: bool}]  (every dock the same bytes were seen on)
+  Its histories and links:
+    stamp_history: [{revision: int, changed_by: str, changed_at: time, reason: str, changes: object}]
+    integrity_history: [{revision: int, check: str, status: str, detail: str | null, checked_by: str,
+                         checked_at: time, details: object}]
+    cases: [{number: str, title: str, status: str, purpose: str, linked_by: str}]
+    retention: {retain_until: time | null, legal_hold: bool, rule: str | null  (as stored),
+                hold_reasons: [str]  (every reason the rules hold it), pending_case: [str]  (the pending-case
+                holds among them), rules_say: {retain_until, legal_hold, rule}  (what the rules decide now),
+                in_line_with_rules: bool  (stored == decided)}
+    housekeeping_files: [{id: int, original_name: str, media_kind: str, sha256: str}]
+    disposal: {batch: int, rule: str, operator: str, approver: str | null, disposed_at: time, stamp: object,
+               note: str} | null  (the tombstone, once disposed of)
+    derived: {kind: content type}  (e.g. {"proxy": "video/mp4", "thumbnail": "image/jpeg"})
+    custody: [{id: int, kind: str, actor: str, at: time, details: object, reason: str ("" for none),
+               hash: str}]  (every custody event of the recording, oldest first)
+    has_proxy: bool  ("proxy" in derived: the browser can play it)
 """
 from __future__ import annotations
 
@@ -17,28 +56,23 @@ from catalog.retention import PENDING_CASE, RetentionPolicy
 from catalog.retention_job import decide_for
 from catalog.stamps import stamp_history
 
-__all__ = ["recording_detail"]
+__all__ = ["derived_media", "recording_detail"]
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def recording_detail(session: Session, recording: Recording, policy: RetentionPolicy) -> dict[str, Any]:
-    """The recording with its sightings, stamp and integrity histories, cases, retention (the rule and every hold
-    reason, pending-case holds included), housekeeping files, tombstone, derived media and custody events."""
+def derived_media(session: Session, recording_id: int, kind: str) -> DerivedMedia | None:
+    """The recording's derived file of *kind* ("proxy", "thumbnail"), or None when none was made (yet)."""
+    return session.exec(select(DerivedMedia).where(DerivedMedia.recording_id == recording_id,
+                                                   DerivedMedia.kind == kind)).first()
+
+
+def _retention(session: Session, recording: Recording, policy: RetentionPolicy) -> dict[str, Any]:
     assert recording.id is not None
-    data = recording_as_json(recording, sightings=sightings_of(session, recording.id))
-    data["stamp_history"] = [
-        {"revision": h.revision, "changed_by": h.changed_by, "changed_at": _iso(h.changed_at), "reason": h.reason,
-         "changes": h.changes} for h in stamp_history(session, recording.id)]
-    data["integrity_history"] = [
-        {"revision": c.revision, "check": c.check, "status": c.status, "detail": c.detail, "checked_by": c.checked_by,
-         "checked_at": _iso(c.checked_at), "details": c.details} for c in integrity_history(session, recording.id)]
-    data["cases"] = [{"number": c.number, "title": c.title, "status": c.status, "purpose": link.purpose,
-                      "linked_by": link.linked_by} for c, link in cases_of(session, recording.id)]
     decision = decide_for(session, [recording], policy)[recording.id]
-    data["retention"] = {
+    return {
         "retain_until": _iso(recording.retain_until), "legal_hold": recording.legal_hold,
         "rule": recording.retention_rule, "hold_reasons": list(decision.hold_reasons),
         "pending_case": [r for r in decision.hold_reasons if r.startswith(PENDING_CASE)],
@@ -46,19 +80,51 @@ def recording_detail(session: Session, recording: Recording, policy: RetentionPo
                       "rule": decision.rule},
         "in_line_with_rules": (recording.retain_until == decision.retain_until
                                and recording.legal_hold == decision.legal_hold)}
+
+
+def _disposal(session: Session, recording_id: int) -> dict[str, Any] | None:
+    tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording_id)).first()
+    return None if tombstone is None else {
+        "batch": tombstone.batch_id, "rule": tombstone.rule, "operator": tombstone.operator,
+        "approver": tombstone.approver, "disposed_at": _iso(tombstone.disposed_at), "stamp": tombstone.stamp,
+        "note": tombstone.note}
+
+
+def _histories(session: Session, recording_id: int) -> dict[str, Any]:
+    return {
+        "stamp_history": [
+            {"revision": h.revision, "changed_by": h.changed_by, "changed_at": _iso(h.changed_at),
+             "reason": h.reason, "changes": h.changes} for h in stamp_history(session, recording_id)],
+        "integrity_history": [
+            {"revision": c.revision, "check": c.check, "status": c.status, "detail": c.detail,
+             "checked_by": c.checked_by, "checked_at": _iso(c.checked_at), "details": c.details}
+            for c in integrity_history(session, recording_id)],
+        "cases": [{"number": c.number, "title": c.title, "status": c.status, "purpose": link.purpose,
+                   "linked_by": link.linked_by} for c, link in cases_of(session, recording_id)]}
+
+
+def _custody(session: Session, recording_id: int) -> list[dict[str, Any]]:
+    events = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording_id)
+                          .order_by(col(CustodyEvent.id)))
+    return [{"id": e.id, "kind": e.kind, "actor": e.actor, "at": _iso(e.at), "details": e.details,
+             "reason": (e.details or {}).get("reason") or "", "hash": e.hash} for e in events]
+
+
+def recording_detail(session: Session, recording: Recording, policy: RetentionPolicy) -> dict[str, Any]:
+    """The recording with its sightings, stamp and integrity histories, cases, retention (the rule and every hold
+    reason, pending-case holds included), housekeeping files, tombstone, derived media and custody events, in
+    the shape the module docstring describes."""
+    assert recording.id is not None
+    data = recording_as_json(recording, sightings=sightings_of(session, recording.id))
+    data.update(_histories(session, recording.id))
+    data["retention"] = _retention(session, recording, policy)
     data["housekeeping_files"] = [
         {"id": r.id, "original_name": r.original_name, "media_kind": r.media_kind, "sha256": r.sha256}
         for r in session.exec(select(Recording).where(Recording.belongs_to_id == recording.id)
                               .order_by(col(Recording.id)))]
-    tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
-    data["disposal"] = None if tombstone is None else {
-        "batch": tombstone.batch_id, "rule": tombstone.rule, "operator": tombstone.operator,
-        "approver": tombstone.approver, "disposed_at": _iso(tombstone.disposed_at), "stamp": tombstone.stamp,
-        "note": tombstone.note}
+    data["disposal"] = _disposal(session, recording.id)
     data["derived"] = {d.kind: d.content_type for d in session.exec(
         select(DerivedMedia).where(DerivedMedia.recording_id == recording.id))}
-    data["custody"] = [{"id": e.id, "kind": e.kind, "actor": e.actor, "at": _iso(e.at), "details": e.details,
-                        "reason": (e.details or {}).get("reason") or "", "hash": e.hash}
-                       for e in session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
-                                             .order_by(col(CustodyEvent.id)))]
+    data["custody"] = _custody(session, recording.id)
+    data["has_proxy"] = "proxy" in data["derived"]
     return data

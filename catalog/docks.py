@@ -3,7 +3,8 @@
 A dock that ran to the end records its own result (ingest.pipeline). One whose station was killed, or whose
 catalogue went away mid-dock, is left open; `close_open_sessions` closes such sessions as `interrupted`, with
 the reason in words, when the station starts again or when the same device's journal or next dock is catalogued.
-Each closing is an `undocked` custody event, as for a dock that ended by itself.
+Each closing is an `undocked` custody event, as for a dock that ended by itself. `sightings_of_dock` lists
+what a dock session catalogued (the files an officer tags at the station).
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.models import DockResult, DockSession
+from catalog.models import DockResult, DockSession, Sighting
 
-__all__ = ["close_open_sessions"]
+__all__ = ["close_open_sessions", "sightings_of_dock"]
 
 
 def close_open_sessions(session: Session, *, station: str, now: datetime, note: str, actor: str,
@@ -40,3 +41,9 @@ def close_open_sessions(session: Session, *, station: str, now: datetime, note: 
         assert dock.id is not None
         closed.append(dock.id)
     return closed
+
+
+def sightings_of_dock(session: Session, dock_session_id: int) -> list[Sighting]:
+    """The sightings recorded in dock session *dock_session_id* (one per file catalogued there), in order."""
+    return list(session.exec(select(Sighting).where(Sighting.dock_session_id == dock_session_id)
+                             .order_by(col(Sighting.id))))

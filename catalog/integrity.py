@@ -7,9 +7,11 @@ an earlier one found damaged) and, for any check after ingest (or a first verdic
 appends an `integrity_checked` custody event carrying the new status (`now`), which `evidence verify` replays.
 A recording catalogued without its ingest revision (by a path that set only `Recording.integrity_status`) gets
 that verdict written as revision 1 before a later check is added, so the first verdict is never lost.
+`decode_revisions` and `undecoded_ids` answer which recordings the decode check has still to see.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +19,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.models import IntegrityCheck, IntegrityStatus, Recording
+from catalog.models import IntegrityCheck, IntegrityStatus, Recording, RecordingState
 from catalog.types import utcnow
 
-__all__ = ["DECODE_CHECK", "INGEST_CHECK", "INTEGRITY_CHECKS", "integrity_history", "record_integrity", "worst"]
+__all__ = ["DECODE_CHECK", "INGEST_CHECK", "INTEGRITY_CHECKS", "decode_revisions", "integrity_history",
+           "record_integrity", "undecoded_ids", "worst"]
 
 #: The check name of revision 1: structure and probe at ingest.
 INGEST_CHECK = "ingest"
@@ -82,3 +85,19 @@ def integrity_history(session: Session, recording_id: int) -> list[IntegrityChec
     """Every integrity revision of a recording, oldest first."""
     return list(session.exec(select(IntegrityCheck).where(IntegrityCheck.recording_id == recording_id)
                              .order_by(col(IntegrityCheck.revision))))
+
+
+def decode_revisions(session: Session, recording_id: int) -> int:
+    """How many decode-check verdicts the recording has."""
+    return len(session.exec(select(IntegrityCheck.id).where(IntegrityCheck.recording_id == recording_id,
+                                                            IntegrityCheck.check == DECODE_CHECK)).all())
+
+
+def undecoded_ids(session: Session, *, media_kinds: Iterable[str]) -> list[int]:
+    """Archived (or verified) recordings of *media_kinds* without a decode verdict, oldest first."""
+    decoded = select(IntegrityCheck.recording_id).where(IntegrityCheck.check == DECODE_CHECK)
+    rows = session.exec(select(Recording.id).where(
+        col(Recording.media_kind).in_(list(media_kinds)),
+        col(Recording.state).in_([RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value]),
+        col(Recording.id).not_in(decoded)).order_by(col(Recording.id)))
+    return [row for row in rows if row is not None]

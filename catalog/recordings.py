@@ -1,23 +1,31 @@
 """Register stations, devices, officers, dock sessions, recordings and sightings.
 
-These are the write paths ingest uses, plus lookups and the public JSON
-shape of a recording (a contract that agencies script against).
+These are the write paths ingest uses, plus lookups, the row locks the archive
+and decode steps take, and the public JSON shape of a recording (a contract
+that agencies script against).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from catalog.custody import CustodyKind
+from catalog.db import begin_write
 from catalog.errors import RecordingNotFound
-from catalog.models import Device, Officer, Recording, Sighting, Station
+from catalog.models import CustodyEvent, Device, Officer, Recording, RecordingState, Sighting, Station
 from catalog.types import utcnow
 
 __all__ = [
     "ensure_device", "ensure_officer", "ensure_station", "find_by_sha256", "find_known_sighting",
-    "get_recording", "recording_as_json", "sightings_of",
+    "get_recording", "has_manifest", "lock_recording", "lock_recording_state", "recording_as_json",
+    "SHA256_CHUNK", "recordings_by_sha256", "sightings_of", "staged_ids",
 ]
+
+#: Hashes asked for in one query by `recordings_by_sha256` (an IN list well under every database's limit).
+SHA256_CHUNK = 500
 
 
 def ensure_station(session: Session, code: str, *, name: str = "", lat: float | None = None,
@@ -64,7 +72,8 @@ def ensure_device(session: Session, serial: str, *, profile: str, officer_number
 
 def find_known_sighting(session: Session, *, device_serial: str, device_path: str, size_bytes: int,
                         mtime_ns: int) -> Sighting | None:
-    """A sighting of the same file (same device, path, size and mtime) still on the device: already ingested.
+    """The latest sighting of the same file (same device, path, size and mtime) still on the device: already
+    ingested.
 
     A sighting the station has since cleared from the device does not count: whatever that path holds now is
     another file, even with the same size and time (a recorder whose clock restarts at 2000-01-01 every day).
@@ -73,11 +82,66 @@ def find_known_sighting(session: Session, *, device_serial: str, device_path: st
                                    Sighting.device_path == device_path,
                                    Sighting.size_bytes == size_bytes, Sighting.mtime_ns == mtime_ns,
                                    col(Sighting.cleared_at).is_(None))
-    return session.exec(query).first()
+    return session.exec(query.order_by(col(Sighting.id).desc())).first()
 
 
 def find_by_sha256(session: Session, sha256: str) -> Recording | None:
     return session.exec(select(Recording).where(Recording.sha256 == sha256)).first()
+
+
+def recordings_by_sha256(session: Session, hashes: Sequence[str], *,
+                         chunk_size: int = SHA256_CHUNK) -> dict[str, tuple[int, str, str]]:
+    """sha256 -> (recording id, state, station code) of the recordings holding *hashes* (absent: none does),
+    asked *chunk_size* hashes per query."""
+    rows: dict[str, tuple[int, str, str]] = {}
+    for start in range(0, len(hashes), chunk_size):
+        chunk = hashes[start:start + chunk_size]
+        for rid, sha, state, station in session.exec(
+                select(Recording.id, Recording.sha256, Recording.state, Recording.station_code)
+                .where(col(Recording.sha256).in_(chunk))):
+            assert rid is not None
+            rows[sha] = (rid, state, station)
+    return rows
+
+
+def staged_ids(session: Session, station: str) -> list[int]:
+    """The ids of the recordings still `staged` at *station*, oldest first."""
+    rows = session.exec(select(Recording.id).where(Recording.state == RecordingState.STAGED.value,
+                                                   Recording.station_code == station).order_by(col(Recording.id)))
+    return [row for row in rows if row is not None]
+
+
+def has_manifest(session: Session, recording_id: int) -> bool:
+    """Whether a signed manifest of the recording was recorded (a `manifested` custody event)."""
+    return session.exec(select(CustodyEvent.id).where(CustodyEvent.recording_id == recording_id,
+                                                      CustodyEvent.kind == CustodyKind.MANIFESTED.value)).first() \
+        is not None
+
+
+def lock_recording(session: Session, recording_id: int) -> Recording:
+    """The recording, its row locked until the transaction ends (FOR UPDATE on PostgreSQL; SQLite ignores it).
+
+    Raises:
+      NoResultFound: no such recording.
+    """
+    return session.exec(select(Recording).where(Recording.id == recording_id).with_for_update()).one()
+
+
+def lock_recording_state(session: Session, recording_id: int) -> str:
+    """The recording's state in the catalogue, read under the catalogue's write lock: the custody head first (as every
+    writer takes it, `catalog.db.begin_write`; on SQLite the database write lock), then the row FOR UPDATE.
+
+    That order is the one every custody writer keeps: a dock appending a sighting of the same bytes waits for the
+    head and never deadlocks with this. Changes pending in *session* are not flushed before the head is taken.
+
+    Raises:
+      NoResultFound: no such recording.
+    """
+    with session.no_autoflush:
+        begin_write(session)
+    state = session.execute(select(Recording.state).where(col(Recording.id) == recording_id)
+                            .with_for_update()).scalar_one()
+    return str(state)
 
 
 def get_recording(session: Session, ref: str | int) -> Recording:

@@ -19,10 +19,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from catalog import (
-    CustodyEvent,
     CustodyKind,
     Recording,
     RecordingNotFound,
@@ -31,7 +30,7 @@ from catalog import (
     append_event,
     write_manifest,
 )
-from catalog.db import begin_write
+from catalog.recordings import has_manifest, lock_recording_state, staged_ids
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
 from catalog.types import utcnow
@@ -98,7 +97,7 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         if recording.state != RecordingState.STAGED.value:
             # Already archived (a redelivered or reconciled message): only its signed manifest may be missing.
             if recording.state in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value) \
-                    and recording.station_code == station and not _sealed(session, recording_id):
+                    and recording.station_code == station and not has_manifest(session, recording_id):
                 _seal(session, store, recording, key, actor=actor)
             return recording.state
         if recording.station_code != station:
@@ -112,14 +111,12 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
                                 retain_until=recording.retain_until, consume=True)
         # Still staged? Locked now: a second delivery that lost its hold and raced this one to the end finds it
         # archived and records nothing (one `archived` event, ever). The custody head first, as every writer takes
-        # it, then the row: a dock appending a sighting of these bytes never deadlocks with this.
-        with session.no_autoflush:
-            begin_write(session)
-        state = session.execute(select(Recording.state).where(col(Recording.id) == recording_id)
-                                .with_for_update()).scalar_one()
+        # it, then the row (lock_recording_state takes both, in that order): a dock appending a sighting of these
+        # bytes never deadlocks with this.
+        state = lock_recording_state(session, recording_id)
         if state != RecordingState.STAGED.value:
             session.rollback()
-            return str(state)
+            return state
         mark_archived(session, recording, store, stored, actor=actor, retry=True)
         # Committed before the manifest goes to the store: the catalogue's write lock (the custody head) is never
         # held across that upload, so docks and other workers are not held up by it. A manifest that fails (or a
@@ -127,12 +124,6 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         session.commit()
         _seal(session, store, recording, key, actor=actor)
         return recording.state
-
-
-def _sealed(session: Session, recording_id: int) -> bool:
-    return session.exec(select(CustodyEvent.id).where(CustodyEvent.recording_id == recording_id,
-                                                      CustodyEvent.kind == CustodyKind.MANIFESTED.value)).first() \
-        is not None
 
 
 def _seal(session: Session, store: EvidenceStore, recording: Recording, key: Ed25519PrivateKey, *, actor: str) -> None:
@@ -154,11 +145,9 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: 
     """Archive every recording left `staged` at *station* (whose staging area is *staging*); return how many were
     archived. Other stations' staged recordings are theirs to archive: never touched here."""
     with Session(engine) as session:
-        waiting = list(session.exec(select(Recording.id).where(Recording.state == RecordingState.STAGED.value,
-                                                               Recording.station_code == station)))
+        waiting = staged_ids(session, station)
     archived = 0
     for recording_id in waiting:
-        assert recording_id is not None
         try:
             archive_recording(engine, store, staging, recording_id, key=key, actor=actor, policy=policy,
                               station=station)

@@ -39,11 +39,11 @@ from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound, RecordingState
-from catalog.integrity import DECODE_CHECK, record_integrity
-from catalog.models import IntegrityCheck
+from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
+from catalog.recordings import lock_recording
 from ingest.errors import DecodeIncomplete, DecodeTimedOut
 from storage import EvidenceStore
 
@@ -285,19 +285,9 @@ def skip_reason(recording: Recording, *, decode_revisions: int, again: bool = Fa
     return None
 
 
-def _decode_revisions(session: Session, recording_id: int) -> int:
-    return len(session.exec(select(IntegrityCheck.id).where(IntegrityCheck.recording_id == recording_id,
-                                                            IntegrityCheck.check == DECODE_CHECK)).all())
-
-
 def unchecked_ids(session: Session) -> list[int]:
     """Archived video, audio and photo recordings without a decode verdict, oldest first."""
-    decoded = select(IntegrityCheck.recording_id).where(IntegrityCheck.check == DECODE_CHECK)
-    rows = session.exec(select(Recording.id).where(
-        col(Recording.media_kind).in_(CHECKED_KINDS),
-        col(Recording.state).in_([RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value]),
-        col(Recording.id).not_in(decoded)).order_by(col(Recording.id)))
-    return [row for row in rows if row is not None]
+    return undecoded_ids(session, media_kinds=CHECKED_KINDS)
 
 
 def _local_object(store: EvidenceStore, sha256: str) -> Path | None:
@@ -339,7 +329,7 @@ def check_recording(engine: Engine, store: EvidenceStore, work_dir: Path, record
         recording = session.get(Recording, recording_id)
         if recording is None:
             raise RecordingNotFound(str(recording_id))
-        reason = skip_reason(recording, decode_revisions=_decode_revisions(session, recording_id), again=again)
+        reason = skip_reason(recording, decode_revisions=decode_revisions(session, recording_id), again=again)
         if reason is not None:
             logger.info("No decode check for recording %r: %s.", recording_id, reason)
             return None
@@ -352,8 +342,8 @@ def check_recording(engine: Engine, store: EvidenceStore, work_dir: Path, record
         logger.info("No decode check for recording %r: its format cannot be decoded here.", recording_id)
         return None
     with Session(engine) as session:
-        locked = session.exec(select(Recording).where(Recording.id == recording_id).with_for_update()).one()
-        if not again and _decode_revisions(session, recording_id):
+        locked = lock_recording(session, recording_id)
+        if not again and decode_revisions(session, recording_id):
             return None  # another worker recorded its verdict meanwhile
         record_integrity(session, locked, check=DECODE_CHECK, status=result.status, detail=result.describe(),
                          by=by, details=result.as_details())

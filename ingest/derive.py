@@ -14,9 +14,10 @@ from pathlib import Path
 
 import cv2
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from catalog import DerivedMedia, Recording, RecordingNotFound
+from catalog.detail import derived_media
 from catalog.types import utcnow
 from ingest.errors import DeriveFailed
 from storage import EvidenceStore
@@ -97,10 +98,9 @@ def _ffmpeg(args: list[str], dest: Path, timeout_s: float) -> Path:
 
 def _record(session: Session, recording: Recording, kind: str, key: str, path: Path, content_type: str) -> None:
     assert recording.id is not None
-    row = session.exec(select(DerivedMedia).where(DerivedMedia.recording_id == recording.id,
-                                                  DerivedMedia.kind == kind)).first()
-    row = row or DerivedMedia(recording_id=recording.id, kind=kind, derived_from_sha256=recording.sha256, key=key,
-                              sha256="", size_bytes=0, content_type=content_type)
+    row = derived_media(session, recording.id, kind) or DerivedMedia(
+        recording_id=recording.id, kind=kind, derived_from_sha256=recording.sha256, key=key, sha256="", size_bytes=0,
+        content_type=content_type)
     hashed = hash_file(path)
     row.key, row.sha256, row.size_bytes, row.created_at = key, hashed.sha256, hashed.size_bytes, utcnow()
     session.add(row)

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session
 
 from catalog.access import user_scope
 from catalog.errors import UserInvalid
-from catalog.models import Device, DockSession, Officer, Station, StationKey
+from catalog.listings import list_devices, list_officers, officer_names, stations_overview
 from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_device, save_officer, save_station
 from catalog.users import ROLES, add_user, list_users, set_active, set_password, set_roles, set_scope
 from evidence.web.deps import DB, Caller, WebConfig, language, render, signed_in
@@ -107,7 +107,7 @@ def _officers_page(request: Request, session: Session, who: Caller, status: int 
     today = request.app.state.config.today()
     rows = [(o, certificate_state(o.valid_from.date() if o.valid_from else None,
                                   o.valid_until.date() if o.valid_until else None, today))
-            for o in session.exec(select(Officer).order_by(col(Officer.number)).limit(2000))]
+            for o in list_officers(session)]
     return _render(request, who, "admin_officers.html", status, officers=rows, error=error, form=form or {})
 
 
@@ -153,12 +153,9 @@ def change_officer(request: Request, session: DB, csrf: Annotated[str, Form()], 
 # -- stations and devices ------------------------------------------------------------------------------------
 def _stations_page(request: Request, session: Session, who: Caller, status: int = 200,
                    error: str | None = None) -> Response:
-    stations = list(session.exec(select(Station).order_by(col(Station.code))))
-    keys = {s.code: list(session.exec(select(StationKey).where(StationKey.station_code == s.code)
-                                      .order_by(col(StationKey.id)))) for s in stations}
-    last = dict(session.exec(select(DockSession.station_code, func.max(DockSession.started_at))
-                             .group_by(DockSession.station_code)).all())
-    return _render(request, who, "admin_stations.html", status, stations=stations, keys=keys, last=last, error=error)
+    overview = stations_overview(session)
+    return _render(request, who, "admin_stations.html", status, stations=overview.stations, keys=overview.keys,
+                   last=overview.last_docked, error=error)
 
 
 @router.get("/admin/stations", response_class=HTMLResponse, include_in_schema=False)
@@ -184,9 +181,8 @@ def change_station(code: str, request: Request, session: DB, csrf: Annotated[str
 
 def _devices_page(request: Request, session: Session, who: Caller, status: int = 200,
                   error: str | None = None) -> Response:
-    devices = list(session.exec(select(Device).order_by(col(Device.serial)).limit(2000)))
-    names = dict(session.exec(select(Officer.number, Officer.name)).all())
-    return _render(request, who, "admin_devices.html", status, devices=devices, names=names, error=error)
+    return _render(request, who, "admin_devices.html", status, devices=list_devices(session),
+                   names=officer_names(session), error=error)
 
 
 @router.get("/admin/devices", response_class=HTMLResponse, include_in_schema=False)

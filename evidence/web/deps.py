@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
 from catalog.types import utcnow
 from catalog.users import PERMISSIONS, find_session
 from evidence.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
+from ingest.config import Settings
 from storage import EvidenceStore
 
 __all__ = ["DB", "NAV", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
@@ -32,22 +34,50 @@ PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (n
 LANG_COOKIE = "lang"
 
 
+def _setting_default(name: str) -> Any:
+    """The default of `Settings.<name>` (ingest.config, made from ingest.settings_table): a WebConfig left at its
+    defaults behaves as `evidence serve` does with that setting unset."""
+    found = next(f for f in dataclass_fields(Settings) if f.name == name)
+    if found.default is not MISSING:
+        return found.default
+    if found.default_factory is not MISSING:
+        return found.default_factory()
+    raise LookupError(f"Settings.{name} has no default")
+
+
+_ZONE: str = _setting_default("station_tz")
+_ROUTINE_MONTHS: int = _setting_default("routine_retention_months")
+
+
 @dataclass(frozen=True)
 class WebConfig:
+    """What the web app needs from the deployment; each default is the deployment setting's own (Settings)."""
+
     engine: Engine
     store: EvidenceStore
-    session_ttl: timedelta = timedelta(hours=12)
-    secure_cookies: bool = False  # True behind TLS (a reverse proxy)
+    session_ttl: timedelta = timedelta(hours=12)  # a sign-in lasts this long (not a deployment setting)
+    secure_cookies: bool = _setting_default("web_secure_cookies")  # True behind TLS (a reverse proxy)
     station: str = "web"  # signs the manifests of stamp revisions made in the browser
     key: Ed25519PrivateKey | None = None
-    case_pattern: str = r".{4,64}"
-    access_reason: str = "download"  # the first step that needs a stated reason: view, play or download
-    zone: str = "Asia/Shanghai"  # the agency's clock: times typed without a zone are read in it
-    policy: RetentionPolicy = field(default_factory=lambda: RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"))
-    disposal_approval: bool = True  # EVIDENCE_DISPOSAL_APPROVAL=required: a second person approves each batch
+    case_pattern: str = _setting_default("case_pattern")  # EVIDENCE_CASE_PATTERN (catalog's DEFAULT_CASE_PATTERN)
+    access_reason: str = _setting_default("access_reason")  # the first step that needs a stated reason
+    zone: str = _ZONE  # EVIDENCE_STATION_TZ, the agency's clock: times typed without a zone are read in it
+    policy: RetentionPolicy = field(
+        default_factory=lambda: RetentionPolicy(_ROUTINE_MONTHS, DEFAULT_CASE_TYPES, _ZONE))
+    disposal_approval: bool = _setting_default("disposal_approval") == "required"  # EVIDENCE_DISPOSAL_APPROVAL
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
-    staged_alarm_s: float = 3600.0  # EVIDENCE_STAGED_ALARM_S: recordings staged longer raise an alarm
-    metrics_token: str = ""  # EVIDENCE_METRICS_TOKEN: `Authorization: Bearer …` opens /metrics and the API docs
+    staged_alarm_s: float = _setting_default("staged_alarm_s")  # EVIDENCE_STAGED_ALARM_S
+    metrics_token: str = str(_setting_default("metrics_token"))  # EVIDENCE_METRICS_TOKEN: opens /metrics, API docs
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, engine: Engine, store: EvidenceStore,
+                      key: Ed25519PrivateKey | None = None, attach: Attach | None = None) -> WebConfig:
+        """The web app's configuration from the deployment's Settings (what `evidence serve` runs with)."""
+        return cls(engine=engine, store=store, secure_cookies=settings.web_secure_cookies, station=settings.station,
+                   key=key, case_pattern=settings.case_pattern, access_reason=settings.access_reason,
+                   zone=settings.station_tz, policy=settings.retention_policy,
+                   disposal_approval=settings.disposal_approval == "required", attach=attach,
+                   staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token))
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""

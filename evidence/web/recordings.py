@@ -14,14 +14,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from catalog.access import AccessRefused, ReasonRequired, out_of_scope, read_evidence, record_refusals
 from catalog.access import reason_needed as access_reason_needed
 from catalog.custody import CustodyKind, append_event
-from catalog.detail import recording_detail
+from catalog.detail import derived_media, recording_detail
 from catalog.errors import CaseStateError, RecordingNotFound, StampInvalid
-from catalog.models import DerivedMedia, Recording
+from catalog.models import Recording
 from catalog.recordings import get_recording
 from catalog.restamping import HoldLiftRefused, change_stamp
 from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
@@ -168,8 +168,8 @@ def proxy(ref: str, session: DB, who: PlayCaller, request: Request, reason: str 
     """The browser proxy of a video or audio recording (never the evidence), with HTTP range requests.
     The session's first request for it is the recorded access (with the stated reason), whatever its range."""
     recording = _find(session, ref)
-    derived = session.exec(select(DerivedMedia).where(DerivedMedia.recording_id == recording.id,
-                                                      DerivedMedia.kind == "proxy")).first()
+    assert recording.id is not None
+    derived = derived_media(session, recording.id, "proxy")
     if derived is None:
         visible_recording(session, ref, who, "play")  # an out-of-scope caller learns nothing about proxies
         raise HTTPException(404, f"no browser proxy for recording {recording.id} (yet): the derive worker makes one "
@@ -210,10 +210,9 @@ def original(ref: str, session: DB, who: PlayCaller, request: Request, reason: s
 
 
 def _page_data(request: Request, session: Session, recording: Recording) -> dict[str, Any]:
-    data = recording_detail(session, recording, request.app.state.config.policy)
-    data["has_proxy"] = "proxy" in data["derived"]
-    data["raw_technical"] = recording.technical
-    return data
+    """The page shows the API's detail and, besides, the probe's raw technical record."""
+    return {**recording_detail(session, recording, request.app.state.config.policy),
+            "raw_technical": recording.technical}
 
 
 def _render_page(request: Request, session: Session, who: Caller, recording: Recording, *, reason: str | None,
@@ -279,6 +278,4 @@ def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "api", "reason": reason})
     session.commit()
-    data = _page_data(request, session, recording)
-    data.pop("raw_technical")
-    return data
+    return recording_detail(session, recording, request.app.state.config.policy)

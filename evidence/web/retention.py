@@ -9,12 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from catalog.access import disposal_in_scope
 from catalog.disposal import Signer, approve_batch, plan_disposal, plan_pending_cases, start_sweep
 from catalog.errors import DisposalError
-from catalog.models import DisposalBatch
+from catalog.listings import recent_disposal_batches
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, language, render, signed_in
 from storage import BackendUnavailable
@@ -30,7 +30,7 @@ def _page(request: Request, session: Session, who: Caller, status: int = 200, er
           notice: str | None = None) -> Response:
     config: WebConfig = request.app.state.config
     items = plan_disposal(session, config.policy, as_of=utcnow(), within_days=PLAN_DAYS, limit=PLAN_ROWS)
-    batches = list(session.exec(select(DisposalBatch).order_by(col(DisposalBatch.id).desc()).limit(50)))
+    batches = recent_disposal_batches(session, limit=50)
     pending = plan_pending_cases(session, config.policy, limit=PLAN_ROWS)
     # A supervisor limited to units sees only their units' recordings: nothing of the others, not even a name
     # (the same filter as `evidence retention plan|batches`).

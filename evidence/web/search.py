@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import col, select
 
 from catalog.access import reason_needed
-from catalog.models import IntegrityStatus, MediaKind, Station
+from catalog.listings import station_codes
+from catalog.models import IntegrityStatus, MediaKind
 from catalog.recordings import recording_as_json
 from catalog.search import RETENTION_STATES, SORTS, count_search, run_search
 from evidence.web.deps import DB, Caller, SearchCaller, language, render, signed_in
@@ -46,7 +46,7 @@ def search_page(request: Request, session: DB) -> Response:
         "pages": [], "own": not who.scope.everything and bool(who.scope.officers) and not who.scope.units,
         "scope": who.scope, "kinds": [k.value for k in MediaKind], "integrities": [i.value for i in IntegrityStatus],
         "retentions": RETENTION_STATES, "sorts": SORTS, "sizes": PAGE_SIZES, "cap": COUNT_CAP,
-        "stations": list(session.exec(select(Station.code).order_by(col(Station.code)))), "errors": [],
+        "stations": station_codes(session), "errors": [],
         # a thumbnail is a view of the content: where the policy asks a reason before viewing, none is shown here
         "thumbnails": not reason_needed(request.app.state.config.access_reason, "view")}
     try:

@@ -65,64 +65,96 @@ def _number(value: str) -> float:
     return number
 
 
-def parse_search(params: Mapping[str, str | None], *, zone: ZoneInfo, scope: Scope, default_sort: str = "-captured",
-                 default_size: int = PAGE_SIZES[0], sizes: tuple[int, ...] = PAGE_SIZES) -> tuple[SearchFilters, int]:
-    """(filters, page number) from the query; SearchInvalid listing every problem."""
-    problems: list[Problem] = []
-    raw = {k: (params.get(k) or "").strip() for k in FIELDS}
+class _Reading:
+    """One query being read: its trimmed values and the problems found so far (in the order they are found)."""
 
-    def bad(field: str, message: str) -> None:
-        problems.append(Problem(field, message, raw[field][:80]))
+    def __init__(self, params: Mapping[str, str | None]) -> None:
+        self.raw = {k: (params.get(k) or "").strip() for k in FIELDS}
+        self.problems: list[Problem] = []
 
+    def bad(self, field: str, message: str, allowed: str = "") -> None:
+        self.problems.append(Problem(field, message, self.raw[field][:80], allowed))
+
+
+def _check_texts(form: _Reading) -> None:
     for field in ("case", "officer", "device", "station", "unit", "purpose"):
-        if len(raw[field]) > MAX_TEXT or "\x00" in raw[field]:
-            bad(field, "{value!r} is longer than {max_text} characters or holds a NUL byte")
+        if len(form.raw[field]) > MAX_TEXT or "\x00" in form.raw[field]:
+            form.bad(field, "{value!r} is longer than {max_text} characters or holds a NUL byte")
+
+
+def _read_times(form: _Reading, zone: ZoneInfo) -> dict[str, datetime | None]:
     times: dict[str, datetime | None] = {"from": None, "to": None}
     for field in times:
-        if raw[field]:
+        if form.raw[field]:
             try:
-                times[field] = parse_time(raw[field], zone)
+                times[field] = parse_time(form.raw[field], zone)
             except ValueError:
-                bad(field, "{value!r} is not a time; use ISO 8601, e.g. 2026-11-20T08:00 or 2026-11-20T08:00+08:00")
+                form.bad(field,
+                         "{value!r} is not a time; use ISO 8601, e.g. 2026-11-20T08:00 or 2026-11-20T08:00+08:00")
     if times["from"] and times["to"] and times["from"] > times["to"]:
-        bad("to", "{value!r} is before the start of the range")
-    near = None
-    given = [f for f in ("lat", "lon", "radius") if raw[f]]
-    if given:
-        values: dict[str, float] = {}
-        for field in ("lat", "lon", "radius"):
-            try:
-                values[field] = _number(raw[field])
-            except ValueError:
-                bad(field, "{value!r} is not a number (a place needs latitude, longitude and radius in metres)")
-        if len(values) == 3:
-            if not -90 <= values["lat"] <= 90:
-                bad("lat", "{value} is not a latitude (-90 to 90)")
-            elif not -180 <= values["lon"] <= 180:
-                bad("lon", "{value} is not a longitude (-180 to 180)")
-            elif not 0 < values["radius"] <= MAX_RADIUS_M:
-                bad("radius", "{value} metres is not a radius from 1 to {max_radius}")
-            else:
-                near = Near(values["lat"], values["lon"], values["radius"])
+        form.bad("to", "{value!r} is before the start of the range")
+    return times
+
+
+def _read_near(form: _Reading) -> Near | None:
+    if not any(form.raw[f] for f in ("lat", "lon", "radius")):
+        return None
+    values: dict[str, float] = {}
+    for field in ("lat", "lon", "radius"):
+        try:
+            values[field] = _number(form.raw[field])
+        except ValueError:
+            form.bad(field, "{value!r} is not a number (a place needs latitude, longitude and radius in metres)")
+    if len(values) < 3:
+        return None
+    if not -90 <= values["lat"] <= 90:
+        form.bad("lat", "{value} is not a latitude (-90 to 90)")
+    elif not -180 <= values["lon"] <= 180:
+        form.bad("lon", "{value} is not a longitude (-180 to 180)")
+    elif not 0 < values["radius"] <= MAX_RADIUS_M:
+        form.bad("radius", "{value} metres is not a radius from 1 to {max_radius}")
+    else:
+        return Near(values["lat"], values["lon"], values["radius"])
+    return None
+
+
+def _check_choices(form: _Reading) -> None:
     choices = {"kind": [k.value for k in MediaKind], "integrity": [i.value for i in IntegrityStatus],
                "retention": list(RETENTION_STATES), "sort": list(SORTS), "important": ["yes", "no"]}
     for field, allowed in choices.items():
-        if raw[field] and raw[field] not in allowed:
-            problems.append(Problem(field, "{value!r} is not one of {allowed}", raw[field][:80], ", ".join(allowed)))
+        if form.raw[field] and form.raw[field] not in allowed:
+            form.bad(field, "{value!r} is not one of {allowed}", ", ".join(allowed))
+
+
+def _read_paging(form: _Reading, default_size: int, sizes: tuple[int, ...]) -> tuple[int, int]:
     page, size = 1, default_size
-    if raw["page"]:
-        if not raw["page"].isdigit() or not 1 <= int(raw["page"][:12]) <= MAX_PAGE:
-            bad("page", "{value!r} is not a page number from 1 to {max_page}")
+    raw_page, raw_size = form.raw["page"], form.raw["size"]
+    if raw_page:
+        if not raw_page.isdigit() or not 1 <= int(raw_page[:12]) <= MAX_PAGE:
+            form.bad("page", "{value!r} is not a page number from 1 to {max_page}")
         else:
-            page = int(raw["page"])
-    if raw["size"]:
-        if not raw["size"].isdigit() or int(raw["size"][:12]) not in sizes:
+            page = int(raw_page)
+    if raw_size:
+        if not raw_size.isdigit() or int(raw_size[:12]) not in sizes:
             sized = ", ".join(map(str, sizes)) if len(sizes) <= 10 else f"{min(sizes)}-{max(sizes)}"
-            problems.append(Problem("size", "{value!r} is not one of {allowed}", raw["size"][:80], sized))
+            form.bad("size", "{value!r} is not one of {allowed}", sized)
         else:
-            size = int(raw["size"])
-    if problems:
-        raise SearchInvalid(problems)
+            size = int(raw_size)
+    return page, size
+
+
+def parse_search(params: Mapping[str, str | None], *, zone: ZoneInfo, scope: Scope, default_sort: str = "-captured",
+                 default_size: int = PAGE_SIZES[0], sizes: tuple[int, ...] = PAGE_SIZES) -> tuple[SearchFilters, int]:
+    """(filters, page number) from the query; SearchInvalid listing every problem."""
+    form = _Reading(params)
+    _check_texts(form)
+    times = _read_times(form, zone)
+    near = _read_near(form)
+    _check_choices(form)
+    page, size = _read_paging(form, default_size, sizes)
+    if form.problems:
+        raise SearchInvalid(form.problems)
+    raw = form.raw
     filters = SearchFilters(
         case_number=raw["case"] or None, officer=raw["officer"] or None, device=raw["device"] or None,
         station=raw["station"] or None, unit=raw["unit"] or None, start=times["from"], end=times["to"], near=near,

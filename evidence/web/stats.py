@@ -2,17 +2,17 @@
 storage, upcoming disposals and integrity failures, with plain SVG bar charts (no script needed)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import case, func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from catalog.access import EVERYTHING, Scope, scope_clause
+from catalog.access import EVERYTHING, Scope
 from catalog.alarms import staged_overdue
-from catalog.models import Officer, Recording, RecordingState
+from catalog.statistics import Statistics
+from catalog.statistics import statistics as catalog_statistics
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, api_caller, language, render, signed_in
 
@@ -20,50 +20,15 @@ __all__ = ["router", "statistics"]
 
 router = APIRouter()
 StatisticsCaller = Annotated[Caller, api_caller("statistics")]
-_KEPT = (RecordingState.STAGED.value, RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 
-def _grouped(session: Session, key: Any, scoped: list[Any], limit: int = 20) -> list[dict[str, Any]]:
-    hours = func.coalesce(func.sum(Recording.duration_s), 0) / 3600.0
-    rows = session.execute(select(key, func.count(), hours).where(col(Recording.state).in_(_KEPT), *scoped)
-                           .group_by(key).order_by(func.count().desc()).limit(limit))
-    return [{"key": str(k) if k is not None else "-", "count": int(n), "hours": round(float(h), 2)}
-            for k, n, h in rows]
-
-
-def statistics(session: Session, scope: Scope = EVERYTHING) -> dict[str, Any]:
+def statistics(session: Session, scope: Scope = EVERYTHING) -> Statistics:
     """Every figure the page shows (also the JSON at /api/statistics), over the recordings in *scope* (a
-    supervisor with units sees their units')."""
-    now = utcnow()
-    clause = scope_clause(scope)
-    scoped = [] if clause is None else [clause]
-    kept = col(Recording.state).in_(_KEPT)
-    total, tagged, size = session.execute(select(
-        func.count(), func.sum(case((col(Recording.case_number).is_not(None), 1), else_=0)),
-        func.coalesce(func.sum(Recording.size_bytes), 0)).where(kept, *scoped)).one()
-    pending = session.execute(select(func.count()).where(Recording.state == RecordingState.STAGED.value,
-                                                         *scoped)).scalar_one()
-    upcoming = session.execute(select(func.count()).where(
-        col(Recording.state).in_((RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)),
-        col(Recording.retain_until) <= now + timedelta(days=30), col(Recording.legal_hold).is_(False),
-        *scoped)).scalar_one()
-    integrity = dict(session.execute(select(Recording.integrity_status, func.count()).where(kept, *scoped)
-                                     .group_by(Recording.integrity_status)).all())
-    day = func.date(Recording.captured_start)
-    by_day = [r for r in _grouped(session, day, scoped, 400) if r["key"] != "-"]
-    by_day.sort(key=lambda r: r["key"])
-    unit = select(Officer.unit_name).where(Officer.number == Recording.officer_number).scalar_subquery()
-    return {
-        "total": int(total), "tagged_share": round(int(tagged or 0) / total, 3) if total else 0.0,
-        "pending_archive": int(pending), "storage_bytes": int(size), "upcoming_disposals_30d": int(upcoming),
-        "integrity": {k: int(v) for k, v in integrity.items()},
-        "by_officer": _grouped(session, Recording.officer_number, scoped),
-        "by_station": _grouped(session, Recording.station_code, scoped),
-        "by_unit": _grouped(session, unit, scoped), "by_day": by_day[-30:], "scope": scope.describe(),
-    }
+    supervisor with units sees their units'), as of now."""
+    return catalog_statistics(session, scope, now=utcnow())
 
 
-def bar_chart(rows: list[dict[str, Any]], value: str = "count", width: int = 520) -> str:
+def bar_chart(rows: Sequence[Mapping[str, Any]], value: str = "count", width: int = 520) -> str:
     """A horizontal SVG bar chart of *rows* (label `key`), escaped by the template engine's Markup rules."""
     from markupsafe import Markup, escape
 
@@ -92,7 +57,7 @@ def stats_page(request: Request, session: DB) -> Response:
                   s=statistics(session, who.scope), chart=bar_chart, alarm=alarm)
 
 
-@router.get("/api/statistics", tags=["statistics"])
-def api_statistics(session: DB, who: StatisticsCaller) -> dict[str, Any]:
+@router.get("/api/statistics", tags=["statistics"], response_model=dict[str, Any])
+def api_statistics(session: DB, who: StatisticsCaller) -> Statistics:
     """The statistics page's figures as JSON (over the caller's scope)."""
     return statistics(session, who.scope)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from catalog import CustodyKind, Recording, RecordingState, Sighting, append_event
+from catalog import CustodyKind, Recording, RecordingState, append_event, find_known_sighting
 from catalog.replay import ROW_KEY, row_values
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
@@ -67,10 +67,8 @@ def clear_device(engine: Engine, store: EvidenceStore, root: Path, profile: Devi
 def _clear_file(session: Session, store: EvidenceStore, file: DeviceFile, *, device_serial: str,
                 actor: str) -> str | None:
     """Delete one device file if the rules allow (committing its CLEARED event); else say why it stays."""
-    sighting = session.exec(select(Sighting).where(
-        Sighting.device_serial == device_serial, Sighting.device_path == file.relative,
-        Sighting.size_bytes == file.size_bytes, Sighting.mtime_ns == file.mtime_ns,
-        col(Sighting.cleared_at).is_(None)).order_by(col(Sighting.id).desc())).first()
+    sighting = find_known_sighting(session, device_serial=device_serial, device_path=file.relative,
+                                   size_bytes=file.size_bytes, mtime_ns=file.mtime_ns)
     if sighting is None:
         return "not ingested in this form from this device"
     recording = session.get(Recording, sighting.recording_id)

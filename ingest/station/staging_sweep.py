@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from catalog import Recording, RecordingState
+from catalog import RecordingState
+from catalog.recordings import SHA256_CHUNK, recordings_by_sha256
 from storage import EvidenceStore, StorageError
 
 __all__ = ["Removed", "SweepResult", "journaled_hashes", "sweep_staging"]
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[0-9a-f]{64}")
 #: Hashes asked of the catalogue per query.
-QUERY_CHUNK = 500
+QUERY_CHUNK = SHA256_CHUNK
 
 # Why a copy is kept (the keys of SweepResult.kept).
 NOT_REGULAR = "not a regular file"
@@ -138,16 +139,8 @@ def _candidates(staging: Path, kept: Counter[str]) -> dict[str, int]:
 
 def _catalogue(engine: Engine, hashes: list[str]) -> dict[str, tuple[int, str, str]]:
     """sha256 -> (recording id, state, station code) of the recordings holding these hashes."""
-    rows: dict[str, tuple[int, str, str]] = {}
     with Session(engine) as session:
-        for start in range(0, len(hashes), QUERY_CHUNK):
-            chunk = hashes[start:start + QUERY_CHUNK]
-            for rid, sha, state, station in session.exec(
-                    select(Recording.id, Recording.sha256, Recording.state, Recording.station_code)
-                    .where(col(Recording.sha256).in_(chunk))):
-                assert rid is not None
-                rows[sha] = (rid, state, station)
-    return rows
+        return recordings_by_sha256(session, hashes, chunk_size=QUERY_CHUNK)
 
 
 def sweep_staging(engine: Engine, store: EvidenceStore, staging: Path, *, station: str,

@@ -6,9 +6,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from catalog import Recording, RecordingNotFound, RetentionPolicy, Sighting, StampInvalid
+from catalog import Recording, RecordingNotFound, RetentionPolicy, StampInvalid
+from catalog.docks import sightings_of_dock
 from catalog.restamping import change_stamp, check_hold_lift
 from storage import EvidenceStore
 
@@ -40,8 +41,7 @@ def tag_dock_session(engine: Engine, store: EvidenceStore, key: Ed25519PrivateKe
         raise StampInvalid([f"tag with {', '.join(TAGGABLE)}" + (f"; not {', '.join(unknown)}" if unknown else "")])
     results: list[dict[str, Any]] = []
     with Session(engine) as session:
-        sightings = [s for s in session.exec(select(Sighting).where(Sighting.dock_session_id == session_id))
-                     if not files or s.device_path in files]
+        sightings = [s for s in sightings_of_dock(session, session_id) if not files or s.device_path in files]
         missing = sorted(set(files) - {s.device_path for s in sightings})
         if missing or not sightings:
             raise RecordingNotFound(f"session {session_id}: " + (", ".join(missing) or "no recordings"))

@@ -204,3 +204,18 @@ def test_times_are_shown_on_the_agencys_clock():
     assert local_time("2026-11-20T02:20:00Z", "Asia/Shanghai") == "2026-11-20 10:20:00 +08:00"
     assert local_time(datetime(2026, 11, 20, 2, 20, tzinfo=UTC), "UTC") == "2026-11-20 02:20:00 +00:00"
     assert local_time(None, "Asia/Shanghai") == "-"
+
+
+def test_the_api_shows_a_recording_in_the_shape_evidence_show_prints(client, engine):
+    """GET /api/recordings/{id} and `evidence show --json` both print catalog.detail.recording_detail."""
+    import json
+
+    from catalog.detail import recording_detail
+
+    _login(client, "clerk:李四")
+    shown = client.get("/api/recordings/1")
+    assert shown.status_code == 200
+    with Session(engine) as session:
+        detail = recording_detail(session, session.get(Recording, 1), client.app.state.config.policy)
+    assert shown.json() == json.loads(json.dumps(detail))
+    assert shown.json()["has_proxy"] is False and shown.json()["custody"][-1]["kind"] == "viewed"

@@ -1,0 +1,123 @@
+"""Archive-wide figures: the supervisors' statistics (the web page and /api/statistics) and the operational
+counts behind /metrics and /health.
+
+Each function reads; none changes the catalogue. Figures over recordings count only those still kept
+(staged, archived, verified), within the caller's scope when one is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+
+from sqlalchemy import case, func, text
+from sqlmodel import Session, col, select
+
+from catalog.access import EVERYTHING, Scope, scope_clause
+from catalog.models import Officer, Recording, RecordingState
+
+__all__ = ["GroupFigures", "StagedBacklog", "Statistics", "check_catalogue", "recordings_by_state",
+           "staged_backlog", "statistics"]
+
+#: States of recordings the archive still holds (disposed-of ones are not counted).
+KEPT_STATES = (RecordingState.STAGED.value, RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+#: Rows per grouping (officers, stations, units); days go back at most DAYS_SHOWN.
+GROUP_ROWS = 20
+DAYS_SHOWN = 30
+#: Disposals counted as upcoming: retention ending within this many days.
+UPCOMING_DAYS = 30
+
+
+class GroupFigures(TypedDict):
+    key: str  # the officer number, station code, unit name or day (YYYY-MM-DD); "-" for none
+    count: int  # recordings
+    hours: float  # their total duration in hours, rounded to 0.01
+
+
+class Statistics(TypedDict):
+    total: int  # recordings kept
+    tagged_share: float  # share of them with a case number, 0..1 rounded to 0.001
+    pending_archive: int  # staged: not yet in WORM storage
+    storage_bytes: int  # their total size
+    upcoming_disposals_30d: int  # archived or verified, not on hold, retention ending within 30 days
+    integrity: dict[str, int]  # integrity status -> recordings
+    by_officer: list[GroupFigures]  # the GROUP_ROWS with most recordings, most first
+    by_station: list[GroupFigures]
+    by_unit: list[GroupFigures]
+    by_day: list[GroupFigures]  # the last DAYS_SHOWN days with recordings, oldest first
+    scope: str  # what the figures cover, in words (Scope.describe)
+
+
+def _grouped(session: Session, key: Any, scoped: list[Any], limit: int = GROUP_ROWS) -> list[GroupFigures]:
+    hours = func.coalesce(func.sum(Recording.duration_s), 0) / 3600.0
+    rows = session.execute(select(key, func.count(), hours).where(col(Recording.state).in_(KEPT_STATES), *scoped)
+                           .group_by(key).order_by(func.count().desc()).limit(limit))
+    return [{"key": str(k) if k is not None else "-", "count": int(n), "hours": round(float(h), 2)}
+            for k, n, h in rows]
+
+
+def _totals(session: Session, scoped: list[Any], now: datetime) -> dict[str, Any]:
+    kept = col(Recording.state).in_(KEPT_STATES)
+    total, tagged, size = session.execute(select(
+        func.count(), func.sum(case((col(Recording.case_number).is_not(None), 1), else_=0)),
+        func.coalesce(func.sum(Recording.size_bytes), 0)).where(kept, *scoped)).one()
+    pending = session.execute(select(func.count()).where(Recording.state == RecordingState.STAGED.value,
+                                                         *scoped)).scalar_one()
+    upcoming = session.execute(select(func.count()).where(
+        col(Recording.state).in_((RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)),
+        col(Recording.retain_until) <= now + timedelta(days=UPCOMING_DAYS), col(Recording.legal_hold).is_(False),
+        *scoped)).scalar_one()
+    integrity = session.execute(select(Recording.integrity_status, func.count()).where(kept, *scoped)
+                                .group_by(Recording.integrity_status)).all()
+    return {"total": int(total), "tagged_share": round(int(tagged or 0) / total, 3) if total else 0.0,
+            "pending_archive": int(pending), "storage_bytes": int(size), "upcoming_disposals_30d": int(upcoming),
+            "integrity": {str(k): int(v) for k, v in integrity}}
+
+
+def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime) -> Statistics:
+    """Every figure of the statistics page over the recordings in *scope* (a supervisor with units sees their
+    units'); *now* is the moment upcoming disposals are counted from."""
+    clause = scope_clause(scope)
+    scoped = [] if clause is None else [clause]
+    by_day = [r for r in _grouped(session, func.date(Recording.captured_start), scoped, 400) if r["key"] != "-"]
+    by_day.sort(key=lambda r: r["key"])
+    unit = select(Officer.unit_name).where(Officer.number == Recording.officer_number).scalar_subquery()
+    totals = _totals(session, scoped, now)
+    return {
+        "total": totals["total"], "tagged_share": totals["tagged_share"],
+        "pending_archive": totals["pending_archive"], "storage_bytes": totals["storage_bytes"],
+        "upcoming_disposals_30d": totals["upcoming_disposals_30d"], "integrity": totals["integrity"],
+        "by_officer": _grouped(session, Recording.officer_number, scoped),
+        "by_station": _grouped(session, Recording.station_code, scoped),
+        "by_unit": _grouped(session, unit, scoped), "by_day": by_day[-DAYS_SHOWN:], "scope": scope.describe(),
+    }
+
+
+def recordings_by_state(session: Session) -> dict[str, int]:
+    """Recordings in the catalogue counted by state (states no recording is in are absent)."""
+    return {str(state): int(n) for state, n in session.execute(
+        select(Recording.state, func.count()).group_by(Recording.state))}
+
+
+@dataclass(frozen=True)
+class StagedBacklog:
+    """Recordings of every station still staged (not in WORM storage), and when the oldest was ingested."""
+
+    count: int
+    oldest: datetime | None
+
+    def age_s(self, now: datetime) -> float:
+        """Seconds the oldest staged recording has waited at *now* (0 when none waits)."""
+        return max((now - self.oldest).total_seconds(), 0.0) if self.oldest else 0.0
+
+
+def staged_backlog(session: Session) -> StagedBacklog:
+    """The archive-wide staged backlog (catalog.alarms.station_backlog has one station's)."""
+    count, oldest = session.execute(select(func.count(), func.min(Recording.ingested_at)).where(
+        Recording.state == RecordingState.STAGED.value)).one()
+    return StagedBacklog(count=int(count or 0), oldest=oldest)
+
+
+def check_catalogue(session: Session) -> None:
+    """Ask the database the cheapest question there is; raises (sqlalchemy's error) when it does not answer."""
+    session.execute(text("SELECT 1"))

@@ -1,0 +1,147 @@
+"""What operators and their tools read: `/health` (liveness with the alarms), `/metrics` (Prometheus) and the
+API description (`/api/openapi.json`, `/api/docs`).
+
+/metrics and the API description are for a signed-in user or a scraper sending `Authorization: Bearer
+<EVIDENCE_METRICS_TOKEN>`; /health is open (it says only whether the catalogue answers and what alarms).
+Every figure comes from the catalogue (catalog.statistics, catalog.alarms, catalog.outbox).
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from sqlmodel import Session
+
+from catalog import outbox as catalog_outbox
+from catalog.alarms import failures_by_stage, staged_overdue
+from catalog.models import RecordingState
+from catalog.statistics import check_catalogue, recordings_by_state, staged_backlog
+from catalog.types import utcnow
+from evidence.web.deps import DB, WebConfig, caller
+
+__all__ = ["Metrics", "router"]
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One app's Prometheus registry and its instruments (each app has its own: tests build many)."""
+
+    registry: CollectorRegistry
+    requests_total: Counter
+    recordings: Gauge
+    staged_overdue: Gauge
+    outbox_pending: Gauge
+    outbox_age: Gauge
+    staged_count: Gauge
+    staged_age: Gauge
+    failures: Gauge
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests_total=Counter("evidence_http_requests_total", "HTTP requests", ["method", "status"],
+                                   registry=registry),
+            recordings=Gauge("evidence_recordings", "Recordings in the catalogue", ["state"], registry=registry),
+            staged_overdue=Gauge("evidence_staged_overdue_recordings",
+                                 "Recordings still staged (not in WORM storage) longer than EVIDENCE_STAGED_ALARM_S",
+                                 registry=registry),
+            # Archive-wide figures from the catalogue (each station's own endpoint has the same per station, with
+            # station="..." and without the `catalogue_` part of the name).
+            outbox_pending=Gauge("evidence_catalogue_outbox_pending_messages",
+                                 "Outbox messages of every station not yet handed to the broker", registry=registry),
+            outbox_age=Gauge("evidence_catalogue_outbox_oldest_age_seconds",
+                             "Age of the oldest unsent outbox message (0: none)", registry=registry),
+            staged_count=Gauge("evidence_catalogue_staged_recordings",
+                               "Recordings still staged (not in WORM storage), all stations", registry=registry),
+            staged_age=Gauge("evidence_catalogue_staged_oldest_age_seconds",
+                             "Age of the oldest staged recording, all stations (0: none)", registry=registry),
+            failures=Gauge("evidence_catalogue_ingest_failures_24h",
+                           "ingest_failed custody events in the last 24 hours, by stage", ["stage"],
+                           registry=registry))
+
+    def refresh(self, session: Session, config: WebConfig) -> None:
+        """Set every gauge afresh: a state no recording is in any more reads 0 (it kept its last count before),
+        a failure stage with none left in the last 24 hours disappears."""
+        now = utcnow()
+        counts = recordings_by_state(session)
+        for state in {s.value for s in RecordingState} | set(counts):
+            self.recordings.labels(state).set(counts.get(state, 0))
+        self.staged_overdue.set(staged_overdue(session, now=now, older_than_s=config.staged_alarm_s).count)
+        waiting = catalog_outbox.backlog(session)
+        self.outbox_pending.set(waiting.count)
+        self.outbox_age.set(waiting.age_s(now))
+        staged = staged_backlog(session)
+        self.staged_count.set(staged.count)
+        self.staged_age.set(staged.age_s(now))
+        self.failures.clear()
+        for stage, n in failures_by_stage(session, since=now - timedelta(hours=24)).items():
+            self.failures.labels(stage).set(n)
+
+
+def operator(request: Request, session: Session) -> Response | None:
+    """None when the caller may read operational data (/metrics, the API description): a signed-in user, or
+    `Authorization: Bearer <EVIDENCE_METRICS_TOKEN>` when a token is configured; else a 401 naming both."""
+    token_wanted: str = request.app.state.config.metrics_token
+    sent = request.headers.get("authorization", "")
+    scheme, _, token = sent.partition(" ")
+    if token_wanted and scheme.lower() == "bearer" and \
+            secrets.compare_digest(token.strip().encode(), token_wanted.encode()):
+        return None
+    if caller(request, session) is not None:
+        return None
+    why = "a wrong bearer token" if sent else "no session and no bearer token"
+    return JSONResponse({"error": f"sign in, or send Authorization: Bearer <EVIDENCE_METRICS_TOKEN> ({why})"},
+                        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="evidence"'})
+
+
+@router.get("/health", tags=["operations"])
+def health(request: Request, session: DB) -> dict[str, Any]:
+    """Liveness (200 while the catalogue answers) with the alarms a person must act on: `status` is `alarm`
+    when recordings have waited in staging longer than EVIDENCE_STAGED_ALARM_S."""
+    config: WebConfig = request.app.state.config
+    check_catalogue(session)
+    alarm = staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s)
+    return {"status": "alarm" if alarm.raised else "ok", "database": "ok", "store": config.store.name,
+            "alarms": [alarm.as_json()] if alarm.raised else []}
+
+
+@router.get("/api/openapi.json", include_in_schema=False)
+def openapi_description(request: Request, session: DB) -> Response:
+    return operator(request, session) or JSONResponse(request.app.openapi())
+
+
+@router.get("/api/docs", include_in_schema=False)
+def api_docs(request: Request, session: DB) -> Response:
+    if (refused := operator(request, session)) is not None:
+        return refused
+    nonce = secrets.token_urlsafe(16)
+    page = get_swagger_ui_html(openapi_url="/api/openapi.json", title="evidence-ingest API",
+                               swagger_favicon_url="data:,")
+    html = bytes(page.body).decode().replace("<script>", f'<script nonce="{nonce}">')
+    # Swagger UI is the only page with a script of its own (from its CDN); it alone gets this policy.
+    return HTMLResponse(html, headers={"Content-Security-Policy": (
+        f"default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'nonce-{nonce}'; "
+        "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'")})
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+def metrics(request: Request, session: DB) -> Response:
+    """Prometheus metrics, for a signed-in user or a scraper sending `Authorization: Bearer
+    <EVIDENCE_METRICS_TOKEN>`. Every gauge is set afresh at each scrape: a state no recording is in any more
+    reads 0 (it kept its last count before), a failure stage with none left in the last 24 hours disappears."""
+    if (refused := operator(request, session)) is not None:
+        return refused
+    figures: Metrics = request.app.state.metrics
+    figures.refresh(session, request.app.state.config)
+    return Response(generate_latest(figures.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,82 @@
+"""Archive figures on SQLite and PostgreSQL: the statistics over kept recordings (scoped), the counts by state,
+the staged backlog and the catalogue's liveness check."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session
+
+from catalog import Officer
+from catalog.access import EVERYTHING, scope_for
+from catalog.statistics import check_catalogue, recordings_by_state, staged_backlog, statistics
+from tests.catalog.test_catalog import T0, _recording
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def _archive(engine):
+    """Four kept recordings of two officers in two units (one staged, one tagged, one damaged, one due in 10 days)
+    and one disposed of (never counted)."""
+    with Session(engine) as session:
+        session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
+        session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
+        _recording(session, 1, duration_s=1800.0, case_number="AB-2026-00042", retain_until=NOW + timedelta(days=10))
+        _recording(session, 2, duration_s=3600.0, retain_until=NOW + timedelta(days=90), integrity_status="damaged")
+        _recording(session, 3, officer_number="030405", officer_name="王五", station_code="station-2",
+                   state="staged", retain_until=None)
+        _recording(session, 4, officer_number="030405", officer_name="王五", legal_hold=True,
+                   retain_until=NOW + timedelta(days=1))
+        _recording(session, 5, state="disposed")
+        session.commit()
+
+
+def test_statistics_count_the_kept_recordings_by_officer_station_unit_and_day(engine):
+    # Given the archive
+    _archive(engine)
+    # When the figures are read for the whole archive
+    with Session(engine) as session:
+        figures = statistics(session, EVERYTHING, now=NOW)
+    # Then the disposed-of recording is left out and the held one is not counted as upcoming
+    assert (figures["total"], figures["tagged_share"], figures["pending_archive"]) == (4, 0.25, 1)
+    assert figures["storage_bytes"] == 101 + 102 + 103 + 104
+    assert figures["upcoming_disposals_30d"] == 1
+    assert figures["integrity"] == {"ok": 3, "damaged": 1}
+    assert sorted(figures["by_officer"], key=lambda r: r["key"]) == [  # equal counts: either may come first
+        {"key": "010203", "count": 2, "hours": 1.5}, {"key": "030405", "count": 2, "hours": 0.0}]
+    assert {r["key"]: r["count"] for r in figures["by_station"]} == {"station-1": 3, "station-2": 1}
+    assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"一中队": 2, "二中队": 2}
+    assert [r["key"] for r in figures["by_day"]] == [T0.date().isoformat()]
+    assert figures["scope"] == EVERYTHING.describe()
+
+
+def test_statistics_of_a_unit_supervisor_cover_only_their_units(engine):
+    _archive(engine)
+    unit_2 = scope_for(roles=["supervisor"], officer_number=None, units=["U2"])
+    with Session(engine) as session:
+        figures = statistics(session, unit_2, now=NOW)
+    assert (figures["total"], figures["pending_archive"], figures["upcoming_disposals_30d"]) == (2, 1, 0)
+    assert [r["key"] for r in figures["by_officer"]] == ["030405"]
+
+
+def test_statistics_of_an_empty_archive_are_zero(engine):
+    with Session(engine) as session:
+        figures = statistics(session, now=NOW)
+    assert (figures["total"], figures["tagged_share"], figures["storage_bytes"]) == (0, 0.0, 0)
+    assert figures["by_day"] == [] and figures["integrity"] == {}
+
+
+def test_recordings_are_counted_by_state_and_the_staged_backlog_is_archive_wide(engine):
+    _archive(engine)
+    with Session(engine) as session:
+        check_catalogue(session)
+        assert recordings_by_state(session) == {"archived": 3, "staged": 1, "disposed": 1}
+        backlog = staged_backlog(session)
+    assert backlog.count == 1 and backlog.oldest is not None
+    assert backlog.oldest == T0
+    assert backlog.age_s(T0 + timedelta(seconds=90)) == 90.0
+
+
+def test_an_empty_backlog_has_no_age(engine):
+    with Session(engine) as session:
+        backlog = staged_backlog(session)
+    assert (backlog.count, backlog.oldest, backlog.age_s(NOW)) == (0, None, 0.0)

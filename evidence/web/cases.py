@@ -19,6 +19,7 @@ from sqlmodel import Session
 from starlette.background import BackgroundTask
 
 from catalog.access import AccessRefused, ReasonRequired, case_in_scope
+from catalog.case_links import retain_after_link_change
 from catalog.cases import (
     close_case,
     create_case,
@@ -34,7 +35,6 @@ from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, ExportFail
 from catalog.export import export_package, safe_name
 from catalog.models import Case, CaseStatus
 from catalog.recordings import get_recording
-from catalog.retention_job import apply_retention
 from catalog.signing import SignatureInvalid
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
@@ -56,7 +56,7 @@ def _case(session: Session, number: str) -> Case:
 
 def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> list[str]:
     """Apply retention to what changed; the problems (a store that refused) as lines for the page."""
-    changes = apply_retention(session, config.store, config.policy, actor=by, recording_ids=ids)
+    changes = retain_after_link_change(session, config.store, config.policy, ids, by=by)
     return [f"recording {c.recording_id}: {c.error}" for c in changes if c.error]
 
 

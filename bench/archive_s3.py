@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, object_lock_server  # noqa: E402
-from bench.copy_hash import make_sources  # noqa: E402
-from ingest.config import Settings  # noqa: E402
-from ingest.pipeline import IngestOptions  # noqa: E402
-from ingest.queue.workers import run_ingest  # noqa: E402
+from bench._common import OUT, evict, fresh_dir, object_lock_server
+from bench.copy_hash import make_sources
+from ingest.config import Settings
+from ingest.pipeline import IngestOptions
+from ingest.queue.workers import run_ingest
 
 
 def aws_cli() -> str:

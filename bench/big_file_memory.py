@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, fresh_dir  # noqa: E402
+from bench._common import OUT, fresh_dir
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
 BUDGET_MB = 250

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, median, timed  # noqa: E402
-from ingest.transfer import copy_and_hash  # noqa: E402
+from bench._common import OUT, evict, fresh_dir, median, timed
+from ingest.transfer import copy_and_hash
 
 
 def make_sources(folder: Path, files: int, each_mib: int) -> list[Path]:

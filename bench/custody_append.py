@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from sqlalchemy import text
+from sqlmodel import Session
 
-from bench._common import temporary_databases  # noqa: E402
-from catalog import CustodyKind, append_event, open_catalog  # noqa: E402
-from catalog.custody import GENESIS_HASH, event_hash  # noqa: E402
+from bench._common import temporary_databases
+from catalog import CustodyKind, append_event, open_catalog
+from catalog.custody import GENESIS_HASH, event_hash
 
 
 def fill(engine_url: str, count: int) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT  # noqa: E402
-from ingest.derive import make_proxy, make_thumbnail  # noqa: E402
+from bench._common import OUT
+from ingest.derive import make_proxy, make_thumbnail
 
 
 def make_1080p(path: Path, seconds: int) -> Path:

@@ -28,13 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, object_lock_server  # noqa: E402
-from catalog import DerivedMedia, Recording, open_catalog  # noqa: E402
-from catalog.types import utcnow  # noqa: E402
-from catalog.users import add_user, set_password  # noqa: E402
-from evidence.web import WebConfig, create_app  # noqa: E402
-from storage import EvidenceStore, LocalStore, S3WormStore, derived_key  # noqa: E402
-from tests.s3server import find_weed  # noqa: E402
+from bench._common import OUT, evict, fresh_dir, object_lock_server
+from catalog import DerivedMedia, Recording, open_catalog
+from catalog.types import utcnow
+from catalog.users import add_user, set_password
+from evidence.web import WebConfig, create_app
+from storage import EvidenceStore, LocalStore, S3WormStore, derived_key
+from tests.s3server import find_weed
 
 PASSWORD = "benchmark password"
 SHA = "b" * 64

@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     OUT,
     evict,
     fresh_dir,
@@ -44,7 +44,7 @@ from bench._common import (  # noqa: E402
     private_redis,
     temporary_databases,
 )
-from bench.archive_s3 import aws_cli, dcim_device  # noqa: E402
+from bench.archive_s3 import aws_cli, dcim_device
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
 #: How long one run may take before the benchmark gives up (a stuck queue is a failure, not a slow result).

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import private_redis  # noqa: E402
+from bench._common import private_redis
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ACTOR = "requeue_bench_hold"

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from sqlalchemy import text
+from sqlmodel import Session
 
-from bench._common import OUT, fresh_dir  # noqa: E402
-from catalog import (  # noqa: E402
+from bench._common import OUT, fresh_dir
+from catalog import (
     DEFAULT_CASE_PATTERN,
     DEFAULT_CASE_TYPES,
     CaseLink,
@@ -36,8 +36,8 @@ from catalog import (  # noqa: E402
     create_case,
     open_catalog,
 )
-from catalog.types import utcnow  # noqa: E402
-from storage import LocalStore  # noqa: E402
+from catalog.types import utcnow
+from storage import LocalStore
 
 POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlmodel import Session  # noqa: E402
+from sqlmodel import Session
 
-from bench._common import temporary_databases  # noqa: E402
-from catalog import Near, Recording, SearchFilters, open_catalog, run_search  # noqa: E402
-from catalog.search import count_search  # noqa: E402
-from catalog.spotcheck import SpotCheckCriteria, draw_from_catalogue  # noqa: E402
+from bench._common import temporary_databases
+from catalog import Near, Recording, SearchFilters, open_catalog, run_search
+from catalog.search import count_search
+from catalog.spotcheck import SpotCheckCriteria, draw_from_catalogue
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 OFFICERS = 2000

@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir  # noqa: E402
-from catalog import open_catalog  # noqa: E402
-from ingest.config import Settings  # noqa: E402
-from ingest.pipeline import ingest_folder  # noqa: E402
-from ingest.station.service import StationService  # noqa: E402
-from storage import LocalStore  # noqa: E402
+from bench._common import OUT, evict, fresh_dir
+from catalog import open_catalog
+from ingest.config import Settings
+from ingest.pipeline import ingest_folder
+from ingest.station.service import StationService
+from storage import LocalStore
 
 
 def make_device(root: Path, mib: int, seed: int) -> Path:

@@ -22,18 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import Session
 
-from bench._common import OUT, evict, fresh_dir, median, timed  # noqa: E402
-from catalog import Recording, ensure_station, ensure_station_key, open_catalog, write_manifest  # noqa: E402
-from catalog.custody import CustodyKind, append_event  # noqa: E402
-from catalog.replay import ROW_KEY, row_values  # noqa: E402
-from catalog.stamps import record_stamp  # noqa: E402
-from catalog.types import utcnow  # noqa: E402
-from catalog.verification import select_recordings, verify_archive  # noqa: E402
-from storage import LocalStore  # noqa: E402
-from storage.hashing import CHUNK_BYTES  # noqa: E402
+from bench._common import OUT, evict, fresh_dir, median, timed
+from catalog import Recording, ensure_station, ensure_station_key, open_catalog, write_manifest
+from catalog.custody import CustodyKind, append_event
+from catalog.replay import ROW_KEY, row_values
+from catalog.stamps import record_stamp
+from catalog.types import utcnow
+from catalog.verification import select_recordings, verify_archive
+from storage import LocalStore
+from storage.hashing import CHUNK_BYTES
 
 
 def build(work: Path, files: int, mib: int) -> tuple[LocalStore, str]:

@@ -19,9 +19,20 @@ CatalogError
 from __future__ import annotations
 
 __all__ = [
-    "CaseInvalid", "CaseNotFound", "CaseStateError", "CatalogError", "CatalogUnavailable", "CustodyBroken",
-    "DisposalError", "ExportFailed", "PermissionDenied", "PolicyInvalid", "RecordingNotFound", "StampInvalid",
-    "SignInRefused", "UserInvalid",
+    "CaseInvalid",
+    "CaseNotFound",
+    "CaseStateError",
+    "CatalogError",
+    "CatalogUnavailable",
+    "CustodyBroken",
+    "DisposalError",
+    "ExportFailed",
+    "PermissionDenied",
+    "PolicyInvalid",
+    "RecordingNotFound",
+    "SignInRefused",
+    "StampInvalid",
+    "UserInvalid",
 ]
 
 

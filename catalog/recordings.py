@@ -19,9 +19,20 @@ from catalog.models import CustodyEvent, Device, Officer, Recording, RecordingSt
 from catalog.types import utcnow
 
 __all__ = [
-    "ensure_device", "ensure_officer", "ensure_station", "find_by_sha256", "find_known_sighting",
-    "get_recording", "has_manifest", "lock_recording", "lock_recording_state", "recording_as_json",
-    "SHA256_CHUNK", "recordings_by_sha256", "sightings_of", "staged_ids",
+    "SHA256_CHUNK",
+    "ensure_device",
+    "ensure_officer",
+    "ensure_station",
+    "find_by_sha256",
+    "find_known_sighting",
+    "get_recording",
+    "has_manifest",
+    "lock_recording",
+    "lock_recording_state",
+    "recording_as_json",
+    "recordings_by_sha256",
+    "sightings_of",
+    "staged_ids",
 ]
 
 #: Hashes asked for in one query by `recordings_by_sha256` (an IN list well under every database's limit).

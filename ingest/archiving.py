@@ -156,7 +156,7 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: 
             continue
         except OperationalError:
             raise  # the catalogue is away: the caller decides
-        except Exception:  # noqa: BLE001 - one recording's bug never blocks the others (the staged alarm shows it)
+        except Exception:
             logger.exception("Recording %r is still staged: archiving it failed.", recording_id)
             continue
         archived += 1

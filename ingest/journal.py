@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JournalEntry", "forget", "hold", "held", "journaled_serials", "let_go", "load", "record", "sync"]
+__all__ = ["JournalEntry", "forget", "held", "hold", "journaled_serials", "let_go", "load", "record", "sync"]
 
 
 @dataclass(frozen=True)

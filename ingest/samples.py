@@ -96,7 +96,7 @@ def make_amr(path: Path, *, seconds: float = 1.0, seed: int = 7) -> Path:
 
 
 def _rational(value: float) -> tuple[int, int]:
-    return int(round(value * 1_000_000)), 1_000_000
+    return round(value * 1_000_000), 1_000_000
 
 
 def exif_dms(value: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
@@ -104,7 +104,7 @@ def exif_dms(value: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int,
     degrees = int(value)
     minutes = int((value - degrees) * 60)
     seconds = (value - degrees - minutes / 60) * 3600
-    return (degrees, 1), (minutes, 1), (int(round(seconds * 10000)), 10000)
+    return (degrees, 1), (minutes, 1), (round(seconds * 10000), 10000)
 
 
 def make_photo(path: Path, *, taken_local: datetime | None = None, offset: str | None = None,

@@ -85,7 +85,7 @@ class SeaweedServer:
         import urllib.request
 
         try:
-            urllib.request.urlopen(self.endpoint, timeout=1)  # noqa: S310 - loopback only
+            urllib.request.urlopen(self.endpoint, timeout=1)
         except urllib.error.HTTPError:
             return True  # 403 without credentials: the S3 API is up
         except OSError:

@@ -36,7 +36,7 @@ SERVICE_COMMANDS = frozenset({"serve", "worker"})
 class _IsoFormatter(logging.Formatter):
     """`2026-11-30T14:03:07.412+08:00 INFO ingest.queue.actors: …`: local time with its offset, to the millisecond."""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         from datetime import datetime
 
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")

@@ -109,7 +109,7 @@ def _float(value: Any) -> float | None:
 def plausible_duration(claimed: float | None, streams: list[float | None]) -> tuple[float | None, str | None]:
     """The duration to use, and why the container's was not: a claim above MAX_DURATION_S (or not finite) is
     replaced by the longest plausible stream duration, else by none. Pure."""
-    if claimed is None or claimed == claimed and claimed <= MAX_DURATION_S:
+    if claimed is None or (claimed == claimed and claimed <= MAX_DURATION_S):
         return claimed, None
     said = f"the container claims a duration of {claimed:.0f} s ({claimed / 86400:.0f} days), more than " \
            f"{MAX_DURATION_S / 86400:.0f} days"

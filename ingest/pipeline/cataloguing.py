@@ -123,7 +123,7 @@ def _describe(file: DeviceFile, facts: Facts, ctx: RowContext, now: datetime) ->
                         clock_offset_s=ctx.clock_offset_s, names=names,
                         bounds=TimeBounds(floor=ctx.time_floor, now=now),
                         role="housekeeping" if file.role in ("housekeeping", "identity") else file.role)
-    except Exception as exc:  # noqa: BLE001 - a describe bug must never lose the file
+    except Exception as exc:
         logger.exception("Describing %r failed; it is catalogued as found.", file.relative)
         return fallback_metadata(file, facts, f"{type(exc).__name__}: {exc}", now)
 

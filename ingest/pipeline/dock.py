@@ -109,7 +109,7 @@ class DockStart:
     def _begin_safely(self, measured_offset_s: float | None, ends_earlier_docks: bool) -> None:
         try:
             self._begin(measured_offset_s, ends_earlier_docks)
-        except BaseException as exc:  # re-raised on the ingest thread by dock()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the ingest thread by dock()
             self._begun_error = exc
 
     def _begin(self, measured_offset_s: float | None, ends_earlier_docks: bool) -> None:

@@ -89,7 +89,7 @@ class Batch:
         if self._after_commit is not None and self.new_ids:
             try:
                 self._after_commit(self.new_ids)
-            except Exception:  # noqa: BLE001 - the committed rows stand; the outbox or the next run does the rest
+            except Exception:
                 logger.warning("After-commit step for %d new recording(s) failed; they are catalogued and wait "
                                "for the relay.", len(self.new_ids), exc_info=True)
         self.dock_new_ids.extend(self.new_ids)
@@ -167,7 +167,7 @@ class Registrar:
         try:
             assert item.future is not None
             return item.future.result()
-        except Exception as exc:  # noqa: BLE001 - reading the staged copy failed: keep it, say so
+        except Exception as exc:
             logger.exception("Reading %r failed.", item.file.relative)
             item.sidecar_note = "; ".join(filter(None, [item.sidecar_note, f"reading failed: {exc}"]))
             return None
@@ -194,7 +194,7 @@ class Registrar:
             return None
         except OperationalError:
             raise  # the catalogue itself is away: the caller journals and goes on copying
-        except Exception as exc:  # noqa: BLE001 - a value the database cannot hold: keep the file, as found
+        except Exception as exc:
             logger.exception("Cataloguing %r as described failed; catalogued as found instead.", file.relative)
             recording = self._new_row(item, None, f"its description could not be stored: {type(exc).__name__}: "
                                                   f"{exc}"[:500])

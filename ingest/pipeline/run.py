@@ -284,7 +284,7 @@ class DockRun:
             except OperationalError as exc:
                 self.outage.journal(item)
                 self.go_offline(exc, pending)
-            except Exception as exc:  # noqa: BLE001 - never lose a staged copy to a bug: journal it, go on later
+            except Exception as exc:
                 logger.exception("Cataloguing %r failed; its staged copy is journaled.", item.file.relative)
                 self.outage.journal(item)
                 self.go_offline(exc, pending)
@@ -319,7 +319,7 @@ class DockRun:
             return
         try:
             dock = self.start.dock(session)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - registration failed: the caller sees that error, not this one
             session.close()  # registration failed: the caller sees that error, not this one
             return
         self._close_dock(dock)

@@ -70,7 +70,7 @@ def record_upload(session: Session, store: EvidenceStore, upload: Upload, *, key
     recording, file = upload.recording, upload.file
     try:
         stored = upload.future.result()
-    except Exception as exc:  # noqa: BLE001 - StorageError, or a bug: the staged copy waits either way
+    except Exception as exc:
         recording.archived_at = None  # not in the store: archiving sets it when it really happens
         if not isinstance(exc, StorageError):
             logger.exception("Archiving %r failed.", file.relative)

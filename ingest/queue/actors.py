@@ -47,8 +47,19 @@ from ingest.errors import DeriveFailed, NotStagedHere, StagedCopyMissing, first_
 from ingest.services import DEFAULT_UPLOAD_THREADS, open_store
 from storage import EvidenceStore, HashMismatch, StorageError
 
-__all__ = ["Actors", "ClaimHeld", "WorkerContext", "archive_claim", "archive_step", "decode_check_step",
-           "declare_actors", "derive_step", "fixity_step", "queue_names", "verify_step"]
+__all__ = [
+    "Actors",
+    "ClaimHeld",
+    "WorkerContext",
+    "archive_claim",
+    "archive_step",
+    "declare_actors",
+    "decode_check_step",
+    "derive_step",
+    "fixity_step",
+    "queue_names",
+    "verify_step",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +99,7 @@ def archive_claim(engine: Engine, recording_id: int, *, lease_s: float) -> Itera
                         # commits only while the recording is still staged, so one of us records it, never both.
                         logger.error("Lost the hold on recording %r while archiving it.", recording_id)
                         return
-            except Exception:  # noqa: BLE001 - the catalogue blinked: the next renewal tries again
+            except Exception:
                 logger.warning("Could not renew the hold on recording %r.", recording_id, exc_info=True)
 
     renewer = threading.Thread(target=renew, name=f"claim-{recording_id}", daemon=True)

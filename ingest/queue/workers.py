@@ -138,14 +138,14 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, sch
                     context = context or WorkerContext.from_settings(settings)
                     anchor_chain(settings, context.engine, context.store, key=context.key,
                                  actor=f"worker:{settings.station}", reason="hourly (EVIDENCE_ANCHOR_INTERVAL_S)")
-                except Exception:  # noqa: BLE001 - a down store or database: try again at the next tick
+                except Exception:
                     logger.exception("Could not anchor the custody chain; retrying in %.0f s.",
                                      settings.anchor_interval_s)
             if settings.fixity_interval_s and now >= next_fixity:
                 next_fixity = now + settings.fixity_interval_s
                 try:
                     actors.fixity.send(settings.fixity_sample)
-                except Exception:  # noqa: BLE001 - the broker is away: the next tick sends it
+                except Exception:
                     logger.exception("Could not queue a fixity check.")
             stop.wait(min(x for x in (settings.anchor_interval_s, settings.fixity_interval_s,
                                       settings.outbox_relay_s, 1.0) if x > 0))

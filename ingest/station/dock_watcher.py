@@ -146,7 +146,7 @@ class DockWatcher:
         while not self._stop.is_set():
             try:
                 self.scan_once()
-            except Exception:  # noqa: BLE001 - a scan error must not stop the station
+            except Exception:
                 logger.exception("Dock scan failed; retrying.")
             # Settling volumes are re-checked often; otherwise wait for inotify or the rescan interval.
             timeout = min(self.stable_s / 4, 0.25) if self._settling else max(0.0, self.rescan_s - (

@@ -220,7 +220,7 @@ class StationMetrics:
                             ).labels(station)
         self._alarm = gauge("evidence_alarm", "1 while the alarm is raised, 0 when clear", ("kind",))
         self._failures = Counter("evidence_ingest_failures", "Ingest failures in this process, by stage",
-                                 labels + ["stage"], registry=registry)
+                                 [*labels, "stage"], registry=registry)
         self._bytes_total = Counter("evidence_ingest_bytes", "Bytes copied off devices by this process", labels,
                                     registry=registry).labels(station)
         gauge("evidence_ingest_bytes_per_second",
@@ -321,7 +321,7 @@ class StationMetrics:
             try:
                 self.refresh(engine, staged_alarm_s=staged_alarm_s, outbox_backlog_alarm_s=outbox_backlog_alarm_s,
                              broker_probe=broker_probe)
-            except Exception:  # noqa: BLE001 - a bug in one refresh must not end the metrics; the next one retries
+            except Exception:
                 logger.exception("Refreshing the station metrics failed.")
             if stop.wait(every_s):
                 return

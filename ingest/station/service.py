@@ -162,7 +162,7 @@ class StationService:
                 self.awaiting_catalog[key] = (volume, profile, time.monotonic())
             self._changed()
             return
-        except Exception as exc:  # noqa: BLE001 - one device's failure never stops the station
+        except Exception as exc:
             logger.exception("Ingest of %r failed.", key)
             self.metrics.failure("station")
             status.state, status.message = DeviceState.FAILED, str(exc)
@@ -243,7 +243,7 @@ class StationService:
                                        after_commit=self._relay_soon if self.settings.broker_url else None)
         except CatalogUnavailable:
             return  # still down: the next sweep tries again
-        except Exception:  # noqa: BLE001 - retried at the next sweep
+        except Exception:
             logger.exception("Cataloguing the journal of %r failed.", serial)
             return
         finally:
@@ -278,7 +278,7 @@ class StationService:
             logger.warning("Staging sweep skipped: the catalogue is unreachable (%s).",
                            first_line(exc, 200))
             return
-        except Exception:  # noqa: BLE001 - retried at the next sweep; never stops the station
+        except Exception:
             logger.exception("Staging sweep failed; will retry.")
             return
         if result.removed:
@@ -296,7 +296,7 @@ class StationService:
             try:
                 result = clear_device(self.engine, self.store, path, profile, device_serial=serial,
                                       actor=f"station:{self.settings.station}")
-            except Exception:  # noqa: BLE001 - retried at the next sweep
+            except Exception:
                 logger.exception("Clearing %r failed; will retry.", key)
                 continue
             if result.cleared:  # whatever those paths hold next is a new file
@@ -382,7 +382,7 @@ class StationService:
         while True:
             try:
                 anchor_chain(self.settings, self.engine, self.store, key=key, reason=reason)
-            except Exception:  # noqa: BLE001 - the next dock session or tick tries again; the station runs on
+            except Exception:
                 logger.exception("Anchoring the custody chain failed.")
             if self._anchor_stopping and not self._anchor_wake.is_set():
                 return

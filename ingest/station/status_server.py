@@ -64,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     endpoint: StatusServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         # A scraper polls /metrics every few seconds: its lines would drown the kiosk's requests.
         level = logging.DEBUG if getattr(self, "path", "").startswith("/metrics") else logging.INFO
         logger.log(level, "status endpoint: " + format, *args)
@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         path = self.path.split("?")[0]
         if path == "/status":
             self._send(200, self.endpoint.status())
@@ -89,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_metrics(self, metrics: Callable[[], bytes]) -> None:
         try:
             data = metrics()
-        except Exception as exc:  # noqa: BLE001 - a scrape error must not end the endpoint
+        except Exception as exc:
             logger.exception("Rendering /metrics failed.")
             self._send(500, {"error": f"metrics failed: {exc}"})
             return
@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         match = _TAG_PATH.match(self.path)
         if match is None:
             self._send(404, {"error": f"no such resource {self.path!r}"})

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 def _delete_row(db, recording_id: int) -> None:  # type: ignore[no-untyped-def]
     """Remove a recording row outright, with every row that refers to it (as an attacker must)."""
     for table in ("stamp_revision", "sighting", "integrity_check", "case_link", "derived_media", "spot_check_item"):
-        sql(db, f"DELETE FROM {table} WHERE recording_id = :id", id=recording_id)  # noqa: S608 - fixed names
+        sql(db, f"DELETE FROM {table} WHERE recording_id = :id", id=recording_id)
     sql(db, "DELETE FROM recording WHERE id = :id", id=recording_id)
 
 

@@ -115,13 +115,13 @@ def test_linking_needs_a_purpose_an_open_case_and_a_kept_recording(engine):
             link_recording(session, case, gone, purpose="证明", by="clerk")
         first = link_recording(session, case, rec, purpose="证明", by="clerk")
         assert link_recording(session, case, rec, purpose="证明", by="clerk") is first  # the same link twice
-        with pytest.raises(CaseStateError, match="already linked .* with purpose '证明'"):
+        with pytest.raises(CaseStateError, match=r"already linked .* with purpose '证明'"):
             link_recording(session, case, rec, purpose="另一目的", by="clerk")
         with pytest.raises(CaseStateError, match="is not linked"):
             unlink_recording(session, case, gone, by="clerk", reason="r")
         close_case(session, case, by="clerk", closed_on=TODAY, today=TODAY)
         other = _recording(session, 3)
-        with pytest.raises(CaseStateError, match="is closed .* reopen it before linking"):
+        with pytest.raises(CaseStateError, match=r"is closed .* reopen it before linking"):
             link_recording(session, case, other, purpose="证明", by="clerk")
 
 

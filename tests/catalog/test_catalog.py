@@ -140,7 +140,7 @@ def test_search_filters(engine):
 
 def test_distance_helpers():
     assert haversine_m(39.9042, 116.4074, 39.9142, 116.4074) == pytest.approx(1112, abs=2)
-    min_lat, max_lat, min_lon, max_lon = bounding_box(Near(0.0, 0.0, 111_195))
+    min_lat, max_lat, _min_lon, _max_lon = bounding_box(Near(0.0, 0.0, 111_195))
     assert (min_lat, max_lat) == (pytest.approx(-1.0, abs=1e-3), pytest.approx(1.0, abs=1e-3))
 
 

@@ -172,11 +172,13 @@ def _write_is_blocked(engine, recording_id: int) -> bool:
         other = sqlite3.connect(engine.url.database, timeout=0)
         try:
             other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            return True
+        else:
             other.rollback()
             return False
-        except sqlite3.OperationalError as exc:
-            assert "locked" in str(exc)
-            return True
         finally:
             other.close()
     with engine.connect() as conn:

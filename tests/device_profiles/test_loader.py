@@ -107,7 +107,7 @@ def test_recognise_prefers_a_marker_file_over_a_generic_layout(tmp_path: Path):
 
 
 def test_recognise_unknown_folder_says_so(tmp_path: Path):
-    with pytest.raises(ProfileNotFound, match="no device profile recognises .* pass --profile NAME"):
+    with pytest.raises(ProfileNotFound, match=r"no device profile recognises .* pass --profile NAME"):
         recognise(tmp_path, load_profiles())
 
 

@@ -148,7 +148,7 @@ def test_toml_booleans_and_numbers_are_read_as_toml_writes_them(tmp_path: Path):
 
 def test_toml_with_unknown_keys_or_bad_syntax_is_refused(tmp_path: Path):
     (tmp_path / "evidence.toml").write_text('staton = "typo"\n', encoding="utf-8")
-    with pytest.raises(ConfigInvalid, match="Unknown keys: staton."):
+    with pytest.raises(ConfigInvalid, match=r"Unknown keys: staton\."):
         Settings.from_env({"EVIDENCE_HOME": str(tmp_path)})
     bad = tmp_path / "bad.toml"
     bad.write_text("station = \n", encoding="utf-8")

@@ -98,7 +98,7 @@ def test_attached_documents_are_stored_hashed_signed_and_linked(settings, engine
         assert list(settings.staging_dir.iterdir()) == []  # nothing left behind in staging
         close_case(session, case, by="clerk", closed_on=date(2026, 11, 23), today=date(2026, 11, 23))
         session.commit()
-        with pytest.raises(CaseStateError, match="closed .* reopen it before attaching 询问笔录.pdf"):
+        with pytest.raises(CaseStateError, match=r"closed .* reopen it before attaching 询问笔录\.pdf"):
             attach_document(session, store, settings, case, good, title="x", by="clerk", key=key)
 
 
@@ -110,7 +110,7 @@ def test_unreadable_source_is_a_clear_error_and_nothing_is_catalogued(settings, 
                            opened_on=date(2026, 11, 1), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,
                            policy=settings.retention_policy, today=date(2026, 11, 23))
         session.commit()
-        with pytest.raises(CopyFailed, match="missing.pdf"):
+        with pytest.raises(CopyFailed, match=r"missing\.pdf"):
             attach_document(session, store, settings, case, tmp_path / "missing.pdf", title="x", by="clerk",
                             key=load_or_create_key(settings.station_key_path))
         assert session.exec(select(CaseLink)).all() == []

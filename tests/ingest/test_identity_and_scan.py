@@ -1,6 +1,8 @@
 import os
 import shutil
 
+import pytest
+
 from device_profiles import IdentityRule, load_profiles
 from ingest.describe.identity import parse_identity, read_identity
 from ingest.samples import HOSTILE_NAME
@@ -124,12 +126,9 @@ def test_a_profile_may_discard_a_housekeeping_file_only_with_a_reason(tmp_path):
 
     base = {"name": "cam", "recognise": {"all_paths": ["DCIM"]}, "recordings": ["**/*.mp4"],
             "time_sources": ["container"], "clock": {"zone": None}, "clear_after_archive": False}
-    try:
+    with pytest.raises(ProfileInvalid) as refused:
         parse_profile({**base, "housekeeping": [{"pattern": "**/*.lrv", "discard": True}]})
-    except ProfileInvalid as exc:
-        assert exc.details == ["housekeeping[0].reason: a discarded file needs the reason it may be left behind"]
-    else:
-        raise AssertionError("a discard without a reason was accepted")
+    assert refused.value.details == ["housekeeping[0].reason: a discarded file needs the reason it may be left behind"]
     profile = parse_profile({**base, "housekeeping": [{"pattern": "**/*.lrv", "discard": True,
                                                        "reason": "low-resolution copy the camera rebuilds"}]})
     (tmp_path / "DCIM" / "100GOPRO").mkdir(parents=True)

@@ -89,7 +89,7 @@ def test_hash_continues_a_digest_and_counts_only_the_new_bytes():
 
 @pytest.mark.parametrize("read_ahead", [False, True])
 def test_read_error_propagates_unchanged(read_ahead):
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match="Input/output error") as info:
         hash_stream(_FailsAfter(3 * SMALL), read_ahead=read_ahead, chunk_bytes=SMALL)
     assert (info.value.errno, info.value.strerror) == (5, "Input/output error")
     wait_for(lambda: not _read_ahead_threads(), 5, "the read-ahead thread to end")

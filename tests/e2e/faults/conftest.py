@@ -208,7 +208,7 @@ class Station:
 
     def _get(self, path: str) -> str | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.status_port}{path}", timeout=3) as reply:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.status_port}{path}", timeout=3) as reply:
                 return str(reply.read().decode("utf-8"))
         except (urllib.error.URLError, OSError, TimeoutError):
             return None

@@ -33,7 +33,7 @@ def _events(env, kind: str) -> list[CustodyEvent]:
         engine.dispose()
 
 
-def _in_catalogue(env, change) -> None:  # noqa: ANN001 - a callable on a session
+def _in_catalogue(env, change) -> None:
     engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
     try:
         with Session(engine) as session:
@@ -186,7 +186,7 @@ OWNER = OsAccount(uid=1000, login="evidence")
 
 
 def _decide(account: OsAccount, action: str, bound: User | None = None, asserted: str | None = None,
-            admin_bound: bool = True):  # noqa: ANN202
+            admin_bound: bool = True):
     return decide_caller(account=account, action=action, bound=bound, asserted=asserted, owner_uid=1000,
                          station="station-7", admin_bound=admin_bound)
 

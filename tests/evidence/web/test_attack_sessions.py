@@ -129,20 +129,19 @@ def test_an_attacker_cannot_lock_the_administrator_out_for_long(web_site):
     waits = []
     with Session(engine) as session:
         for _ in range(14):
-            try:
+            with pytest.raises(SignInRefused) as checked:
                 authenticate(session, "admin", "guess guess guess", now=now, source="203.0.113.9")
-            except SignInRefused as exc:
-                assert exc.locked_until is None or exc.locked_until <= now  # a checked guess, not a wait
-            try:  # what the next guess right away gets
+            until = checked.value.locked_until
+            assert until is None or until <= now  # a checked guess, not a wait
+            with pytest.raises(SignInRefused) as next_guess:  # what the next guess right away gets
                 authenticate(session, "admin", "guess guess guess", now=now, source="203.0.113.9")
-                pytest.fail("a guess inside the wait was checked")
-            except SignInRefused as exc:
-                if exc.locked_until is None:  # no wait yet: it was checked (and wrong)
-                    waits.append(0.0)
-                    continue
-                assert isinstance(exc.locked_until, type(now))
-                waits.append((exc.locked_until - now).total_seconds())
-                now = exc.locked_until + timedelta(seconds=1)
+            until = next_guess.value.locked_until
+            if until is None:  # no wait yet: it was checked (and wrong)
+                waits.append(0.0)
+                continue
+            assert isinstance(until, type(now))
+            waits.append((until - now).total_seconds())
+            now = until + timedelta(seconds=1)
         assert max(waits) <= NAME_MAX_DELAY.total_seconds() and waits[-1] == NAME_MAX_DELAY.total_seconds()
         # the attacker stops; the administrator comes from the office after the last wait
         user = authenticate(session, "admin", WEB_PASSWORD, now=now, source="10.1.1.1")

@@ -152,7 +152,7 @@ def test_an_attacker_who_guesses_whenever_the_wait_ends_never_keeps_the_administ
 def test_a_browser_that_signed_in_has_its_own_counter(web_site):
     """Someone at the administrator's own computer guessing gets MAX_FAILURES free guesses, then waits; their
     failures do not slow the administrator elsewhere, nor anyone else on the address."""
-    client, engine = web_site
+    _client, engine = web_site
     signed_at = utcnow()
     now = signed_at + timedelta(seconds=1)
     with Session(engine) as session:
@@ -190,7 +190,7 @@ def test_a_browser_that_signed_in_has_its_own_counter(web_site):
 
 def test_a_device_cookie_helps_only_the_name_it_was_earned_for(web_site):
     """An insider who signs in as themselves, or an attacker with a made-up cookie, still waits on other names."""
-    client, engine = web_site
+    client, _engine = web_site
     insider = _browser(client, 40005)
     assert web_login(insider, "officer").status_code == 303
     _sign_out(insider)

@@ -79,7 +79,7 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
 
 
 def test_a_clerk_links_from_the_recording_page(web_site):
-    client, engine = web_site
+    client, _engine = web_site
     web_login(client, "clerk")
     page = client.get("/recordings/3")
     assert 'action="/recordings/3/link"' in page.text

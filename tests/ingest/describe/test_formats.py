@@ -272,7 +272,7 @@ def test_the_session_mp4_cut_past_its_end_is_damaged(path_of):
 
 def test_a_header_promising_5_s_of_320x240_video_in_4_kb_is_damaged(path_of):
     path = path_of("promise")
-    facts, meta = _read(path)
+    _facts, meta = _read(path)
     assert path.stat().st_size == 4096
     assert (meta.media_kind, meta.width, meta.height, meta.duration_s) == ("video", 320, 240, 5.0)
     assert meta.integrity_status == "damaged"

@@ -69,9 +69,9 @@ def test_open_queue_builds_the_worker_context_from_settings_when_none_is_given(s
 
 
 def test_open_queue_refuses_part_of_a_worker_context(settings, engine, store):
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match=r"missing: key$") as caught:
         open_queue(settings, engine=engine, store=store)
-    assert str(caught.value) == ("open_queue needs engine, store and key together or none of them; missing: key")
+    assert str(caught.value) == "open_queue needs engine, store and key together or none of them; missing: key"
 
 
 def test_open_queue_uses_the_broker_url_namespace_and_station_of_the_settings(tmp_path, private_redis):

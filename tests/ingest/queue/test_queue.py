@@ -96,7 +96,7 @@ def test_audio_recordings_get_an_aac_proxy_a_browser_plays(tmp_path, maker):
     probed = _probe(proxy)
     assert [s["codec_type"] for s in probed["streams"]] == ["audio"]
     assert probed["streams"][0]["codec_name"] == "aac" and float(probed["format"]["duration"]) > 0.5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"garbage\.amr: Invalid data"):
         make_audio_proxy(_garbage(tmp_path), tmp_path / "bad.m4a")
 
 

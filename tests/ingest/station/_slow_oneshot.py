@@ -8,10 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-import ingest.pipeline.run as pipeline  # noqa: E402
-from catalog import open_catalog  # noqa: E402
-from ingest.config import Settings  # noqa: E402
-from storage import LocalStore  # noqa: E402
+import ingest.pipeline.run as pipeline
+from catalog import open_catalog
+from ingest.config import Settings
+from storage import LocalStore
 
 real = pipeline.gather_facts
 

@@ -96,7 +96,7 @@ def test_damaged_lines_match_nothing(tmp_path, damage):
     assert load(tmp_path, SERIAL) == {good.key: good}
 
 
-@pytest.mark.parametrize("field,value", [
+@pytest.mark.parametrize(("field", "value"), [
     ("recording_id", "7"), ("recording_id", True), ("recording_id", 0), ("recording_id", -3),
     ("sha256", "ab" * 31), ("sha256", "AB" * 32), ("sha256", None), ("size_bytes", -1), ("size_bytes", 1.5),
     ("extra", "field"),
@@ -185,7 +185,7 @@ def test_a_crash_during_compaction_leaves_the_old_record_whole(tmp_path, monkeyp
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Input/output error"):
         rewrite(tmp_path, SERIAL, {entries[0].key})
     assert path.read_bytes() == original
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]

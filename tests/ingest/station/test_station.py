@@ -148,7 +148,7 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
                   == "done", 90, "the dock to finish")
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Docked" in err and "Ingested" in err and "7 new" in err  # plain log lines when not a terminal
     assert read_status(station_settings.status_path)["running"] is False
@@ -185,7 +185,7 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
                                          data=json.dumps(body).encode() if body is not None else None,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())

@@ -388,7 +388,7 @@ def test_a_journal_is_catalogued_even_after_the_device_has_left(tmp_path, pg_out
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_station_catalogues_a_departed_devices_journal_when_the_catalogue_returns(tmp_path, pg_outage):
-    url, down, allow = pg_outage
+    url, _down, allow = pg_outage
     root = tmp_path / "media"
     root.mkdir()
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": url,

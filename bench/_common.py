@@ -1,6 +1,7 @@
-"""Helpers shared by the benchmark scripts: cold caches, timing, medians."""
+"""Helpers shared by the benchmark scripts: command lines, cold caches, timing, medians."""
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -12,6 +13,21 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"
+
+
+def command_line(doc: str | None) -> argparse.ArgumentParser:
+    """A script's command line, its docstring (line breaks kept) as the --help text."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def arguments(doc: str | None, **defaults: Any) -> argparse.Namespace:
+    """The parsed command line of a script whose options all take a value: each keyword is one, `total_mib=4096`
+    being `--total-mib N`, read as the type of its default (text for None)."""
+    found = command_line(doc)
+    for name, default in defaults.items():
+        found.add_argument(f"--{name.replace('_', '-')}", type=str if default is None else type(default),
+                           default=default)
+    return found.parse_args()
 
 
 def evict(path: Path) -> None:

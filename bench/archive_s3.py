@@ -10,7 +10,6 @@ read-back check, signed manifest. Caches are evicted before each run. Prints GiB
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, object_lock_server
+from bench._common import OUT, arguments, evict, fresh_dir, object_lock_server
 from bench.copy_hash import make_sources
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions
@@ -48,12 +47,7 @@ def dcim_device(name: str, files: int, total_mib: int) -> tuple[Path, Path, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--total-mib", type=int, default=4096)
-    parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--part-mib", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=4)
-    args = parser.parse_args()
+    args = arguments(__doc__, total_mib=4096, files=4, part_mib=16, concurrency=4)
     aws = aws_cli()
     device, folder, total_gib = dcim_device("s3", args.files, args.total_mib)
 

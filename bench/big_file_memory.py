@@ -10,7 +10,6 @@ as the baseline.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, fresh_dir
+from bench._common import OUT, arguments, fresh_dir
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
 BUDGET_MB = 250
@@ -48,9 +47,7 @@ def make_big(path: Path, size_mib: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mib", type=int, default=4096)
-    args = parser.parse_args()
+    args = arguments(__doc__, size_mib=4096)
     device = OUT / "big-device"
     make_big(device / "DCIM" / "100BIG" / "MVI_0001.MP4", args.size_mib)
     home = fresh_dir(OUT / "big-home")

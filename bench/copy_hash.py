@@ -8,7 +8,6 @@ virtual disk's speed hits all of them alike. Prints medians and ratios.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, median, timed
+from bench._common import OUT, arguments, evict, fresh_dir, median, timed
 from ingest.transfer import copy_and_hash
 
 
@@ -36,11 +35,7 @@ def make_sources(folder: Path, files: int, each_mib: int) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--total-mib", type=int, default=2048)
-    parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = arguments(__doc__, total_mib=2048, files=4, rounds=3)
     each = args.total_mib // args.files
     sources = make_sources(OUT / "copy-src", args.files, each)
     total = each * args.files

@@ -10,7 +10,6 @@ event at 1,000,000 events.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text
 from sqlmodel import Session
 
-from bench._common import temporary_databases
+from bench._common import arguments, temporary_databases
 from catalog import CustodyKind, append_event, open_catalog
 from catalog.custody import GENESIS_HASH, event_hash
 
@@ -92,11 +91,8 @@ def time_plain_inserts(url: str, appends: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--appends", type=int, default=2000)
-    parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args()
+    args = arguments(__doc__, events=1_000_000, appends=2000,
+                     admin_url="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     results = {}
     with temporary_databases(args.admin_url, 2) as urls:
         for url, size in zip(urls, (1_000, args.events), strict=True):

@@ -7,7 +7,6 @@ which bounds any rendition. Target: proxy >= 6x realtime on 2 cores.
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT
+from bench._common import OUT, arguments
 from ingest.derive import make_proxy, make_thumbnail
 
 
@@ -32,9 +31,7 @@ def make_1080p(path: Path, seconds: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=30)
-    args = parser.parse_args()
+    args = arguments(__doc__, seconds=30)
     clip = make_1080p(OUT / f"clip-1080p-{args.seconds}s.mp4", args.seconds)
     t = time.perf_counter()
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "2", "-i", str(clip), "-f", "null", "-"],

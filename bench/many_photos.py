@@ -9,7 +9,6 @@ SQLite, local WORM store), run in-process as `evidence ingest` runs it.
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, median, timed
+from bench._common import OUT, arguments, evict, fresh_dir, median, timed
 from catalog import open_catalog
 from ingest.config import Settings
 from ingest.pipeline import ingest_folder
@@ -44,10 +43,7 @@ def make_photos(root: Path, count: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = arguments(__doc__, count=1000, rounds=2)
     device = make_photos(OUT / "photos-device", args.count)
     size_mib = sum(p.stat().st_size for p in device.rglob("*.JPG")) / 2**20
     cp_times, ours_times = [], []

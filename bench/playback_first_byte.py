@@ -14,7 +14,6 @@ on the same server (the HTTP floor) and the store's own open + read(1) in-proces
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import re
 import secrets
@@ -28,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir, object_lock_server
+from bench._common import OUT, arguments, evict, fresh_dir, object_lock_server
 from catalog import DerivedMedia, Recording, open_catalog
 from catalog.types import utcnow
 from catalog.users import add_user, set_password
@@ -156,10 +155,7 @@ def _run(name: str, store: EvidenceStore, size: int, samples: int, cold_path: Pa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--proxy-mib", type=int, default=256)
-    parser.add_argument("--samples", type=int, default=40)
-    args = parser.parse_args()
+    args = arguments(__doc__, proxy_mib=256, samples=40)
     size = args.proxy_mib << 20
     local = LocalStore(fresh_dir(OUT / "play-worm"))
     _run("local", local, size, args.samples, cold_path=local.root / derived_key(SHA, "proxy.mp4"))

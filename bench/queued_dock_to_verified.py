@@ -19,7 +19,6 @@ processes share the cores, so CPU seconds say more than wall time about where th
 """
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import signal
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
     OUT,
+    command_line,
     evict,
     fresh_dir,
     median,
@@ -177,7 +177,7 @@ def ours(device: Path, env: dict[str, str], files: int, work: Path, only: str, *
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--total-mib", type=int, default=1024)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)

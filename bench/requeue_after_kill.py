@@ -15,7 +15,6 @@ command, heartbeat 3 s).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -25,12 +24,14 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import private_redis
+from bench._common import command_line, private_redis
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ACTOR = "requeue_bench_hold"
@@ -123,69 +124,80 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=30)
 
 
+@dataclass
+class _Queue:
+    """A queue (and a Redis namespace) no other trial uses, the folder its workers leave their marks in, and the
+    workers started on it (_own_queue stops them)."""
+
+    target: Target
+    name: str
+    namespace: str
+    marks: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def spawn(self, who: str) -> subprocess.Popen[bytes]:
+        """A worker on the queue, once it has started (RuntimeError naming *who* if it does not within 60 s)."""
+        proc = _spawn(self.target, self.name, self.namespace, self.marks)
+        self.procs.append(proc)
+        if not _wait_path(self.marks / f"ready.{proc.pid}", 60):
+            raise RuntimeError(f"{self.target.label}: {who} did not start")
+        return proc
+
+    def send(self, *tokens: str) -> None:
+        """One message per token, each holding the worker that takes it for a day."""
+        actor = _sender(self.target, self.name, self.namespace)
+        for token in tokens:
+            actor.send(token, 86_400.0)  # type: ignore[attr-defined]
+        actor.broker.close()  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _own_queue(target: Target, root: Path, label: str) -> Iterator[_Queue]:
+    """A fresh _Queue; at the end its workers are killed and, on RabbitMQ, its queues deleted."""
+    name = f"opsbench-{label}{uuid.uuid4().hex[:8]}"
+    queue = _Queue(target, name, f"opsbench-{uuid.uuid4().hex[:8]}", root / name)
+    queue.marks.mkdir(parents=True)
+    try:
+        yield queue
+    finally:
+        for proc in queue.procs:
+            _stop(proc)
+        if target.url.startswith("amqp"):
+            _delete_rabbit_queues(target.url, name)
+
+
 def trial(target: Target, root: Path, timebox_s: float) -> tuple[float | None, float]:
     """(seconds from the kill to the second worker starting the message, or None past *timebox_s*;
     seconds the second worker had been polling before the kill)."""
-    queue = f"opsbench-{uuid.uuid4().hex[:10]}"
-    namespace = f"opsbench-{uuid.uuid4().hex[:8]}"
-    marks = root / queue
-    marks.mkdir(parents=True)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        first = _spawn(target, queue, namespace, marks)
-        procs.append(first)
-        if not _wait_path(marks / f"ready.{first.pid}", 60):
-            raise RuntimeError(f"{target.label}: worker A did not start")
-        actor = _sender(target, queue, namespace)
-        actor.send("m", 86_400.0)  # type: ignore[attr-defined]
-        actor.broker.close()  # type: ignore[attr-defined]
-        if not _wait_path(marks / f"m.{first.pid}", 60):
+    with _own_queue(target, root, "") as queue:
+        first = queue.spawn("worker A")
+        queue.send("m")
+        if not _wait_path(queue.marks / f"m.{first.pid}", 60):
             raise RuntimeError(f"{target.label}: worker A did not take the message")
-        second = _spawn(target, queue, namespace, marks)
-        procs.append(second)
-        if not _wait_path(marks / f"ready.{second.pid}", 60):
-            raise RuntimeError(f"{target.label}: worker B did not start")
-        ready_at = float((marks / f"ready.{second.pid}").read_text())
+        second = queue.spawn("worker B")
+        ready_at = float((queue.marks / f"ready.{second.pid}").read_text())
         os.killpg(first.pid, signal.SIGKILL)
         killed_at = time.time()
         first.wait(timeout=30)
-        mark = marks / f"m.{second.pid}"
+        mark = queue.marks / f"m.{second.pid}"
         if not _wait_path(mark, timebox_s):
             return None, killed_at - ready_at
         return float(mark.read_text()) - killed_at, killed_at - ready_at
-    finally:
-        for proc in procs:
-            _stop(proc)
-        if target.url.startswith("amqp"):
-            _delete_rabbit_queues(target.url, queue)
 
 
 def busy_check(target: Target, root: Path, watch_s: float) -> dict[str, int]:
     """A live worker with 1 thread blocked far longer than the heartbeat and more messages prefetched, a second
     live worker beside it; maintenance on every command. Returns how many times each message was started."""
-    queue = f"opsbench-busy-{uuid.uuid4().hex[:8]}"
-    namespace = f"opsbench-{uuid.uuid4().hex[:8]}"
-    marks = root / queue
-    marks.mkdir(parents=True)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs = [_spawn(target, queue, namespace, marks) for _ in range(2)]
-        for proc in procs:
-            if not _wait_path(marks / f"ready.{proc.pid}", 60):
-                raise RuntimeError("busy check: a worker did not start")
-        actor = _sender(target, queue, namespace)
-        for i in range(6):
-            actor.send(f"b{i}", 86_400.0)  # type: ignore[attr-defined]
-        actor.broker.close()  # type: ignore[attr-defined]
+    with _own_queue(target, root, "busy-") as queue:
+        for _ in range(2):
+            queue.spawn("busy check: a worker")
+        queue.send(*(f"b{i}" for i in range(6)))
         time.sleep(watch_s)  # the thing measured is what does NOT happen during this time
         starts: dict[str, int] = {}
-        for mark in marks.glob("b*.*"):
+        for mark in queue.marks.glob("b*.*"):
             token = mark.name.split(".")[0]
             starts[token] = starts.get(token, 0) + 1
         return starts
-    finally:
-        for proc in procs:
-            _stop(proc)
 
 
 def _run(target: Target, runs: int, root: Path, timebox_s: float) -> None:
@@ -215,7 +227,7 @@ def _run(target: Target, runs: int, root: Path, timebox_s: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--default-timebox", type=float, default=480.0)
     parser.add_argument("--skip-default", action="store_true", help="skip dramatiq's defaults (minutes)")

@@ -12,7 +12,6 @@ objects in a local WORM store), links a tenth of them to cases, then times:
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 import time
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text
 from sqlmodel import Session
 
-from bench._common import OUT, fresh_dir
+from bench._common import OUT, arguments, fresh_dir
 from catalog import (
     DEFAULT_CASE_PATTERN,
     DEFAULT_CASE_TYPES,
@@ -62,11 +61,7 @@ def build(session: Session, store: LocalStore, count: int, work: Path) -> list[i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--cases", type=int, default=100)
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args()
+    args = arguments(__doc__, count=20_000, cases=100, database_url=None)
     work = fresh_dir(OUT / "retention")
     store = LocalStore(work / "worm")
     engine = open_catalog(args.database_url or f"sqlite:///{work / 'catalog.db'}")

@@ -10,7 +10,6 @@ draw of 50 (`catalog.spotcheck`). Baseline in the same run: a primary-key lookup
 """
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlmodel import Session
 
-from bench._common import temporary_databases
+from bench._common import arguments, temporary_databases
 from catalog import Near, Recording, SearchFilters, open_catalog, run_search
 from catalog.search import count_search
 from catalog.spotcheck import SpotCheckCriteria, draw_from_catalogue
@@ -67,11 +66,8 @@ def p95(samples: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recordings", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args()
+    args = arguments(__doc__, recordings=1_000_000, queries=200,
+                     admin_url="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     with temporary_databases(args.admin_url) as (url,):
         open_catalog(url).dispose()
         begin = time.perf_counter()

@@ -9,7 +9,6 @@ from its folder appearing to its first byte copied (target < 2 s).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import OUT, evict, fresh_dir
+from bench._common import OUT, arguments, evict, fresh_dir
 from catalog import open_catalog
 from ingest.config import Settings
 from ingest.pipeline import ingest_folder
@@ -38,10 +37,7 @@ def make_device(root: Path, mib: int, seed: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mib-per-device", type=int, default=512)
-    parser.add_argument("--devices", type=int, default=4)
-    args = parser.parse_args()
+    args = arguments(__doc__, mib_per_device=512, devices=4)
     source = fresh_dir(OUT / "station-src")
     devices = [make_device(source / f"CAM{i}", args.mib_per_device, i) for i in range(args.devices + 1)]
 

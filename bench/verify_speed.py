@@ -13,7 +13,6 @@ Target: verify ≥ 0.8 × the raw read throughput.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
-from bench._common import OUT, evict, fresh_dir, median, timed
+from bench._common import OUT, arguments, evict, fresh_dir, median, timed
 from catalog import Recording, ensure_station, ensure_station_key, open_catalog, write_manifest
 from catalog.custody import CustodyKind, append_event
 from catalog.replay import ROW_KEY, row_values
@@ -86,12 +85,7 @@ def raw_read(store: LocalStore, shas: list[str], workers: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=4)
-    args = parser.parse_args()
+    args = arguments(__doc__, files=8, mib=256, rounds=3, workers=4)
     work = fresh_dir(OUT / "verify")
     store, url = build(work, args.files, args.mib)
     engine = open_catalog(url)

@@ -1,4 +1,5 @@
 """The evidence catalog: tables, migrations, custody chain, stamps, search, cases, retention and disposal."""
+from catalog.case_models import Case, CaseLink, CaseStatus, Disposal, DisposalBatch, DisposalStatus
 from catalog.cases import (
     active_links,
     adopt_stamped,
@@ -41,15 +42,9 @@ from catalog.manifests import (
 )
 from catalog.models import (
     ArchiveClaim,
-    Case,
-    CaseLink,
-    CaseStatus,
     CustodyEvent,
     DerivedMedia,
     Device,
-    Disposal,
-    DisposalBatch,
-    DisposalStatus,
     DockResult,
     DockSession,
     IntegrityStatus,
@@ -61,7 +56,6 @@ from catalog.models import (
     Sighting,
     StampRevision,
     Station,
-    User,
 )
 from catalog.recordings import (
     ensure_device,
@@ -87,6 +81,7 @@ from catalog.retention_job import RetentionChange, apply_retention, decide_for
 from catalog.search import Near, SearchFilters, run_search
 from catalog.signing import SignatureInvalid, load_or_create_key
 from catalog.stamps import DEFAULT_CASE_PATTERN, Stamp, record_stamp, restamp, stamp_history, validate_stamp
+from catalog.user_models import User
 
 __all__ = [
     "DEFAULT_CASE_PATTERN",

@@ -25,12 +25,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, or_, select
 
+from catalog.case_models import Case, Disposal, DisposalBatch
 from catalog.cases import case_as_json
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseStateError, PermissionDenied
-from catalog.models import Case, Disposal, DisposalBatch, Officer, Recording, RecordingState, User, ViewingAccess
+from catalog.models import Officer, Recording, RecordingState
 from catalog.retention import RetentionPolicy
 from catalog.types import utcnow
+from catalog.user_models import User, ViewingAccess
 
 if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
     from catalog.disposal import PlanItem

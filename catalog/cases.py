@@ -13,9 +13,10 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
+from catalog.case_models import Case, CaseLink, CaseStatus
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError
-from catalog.models import Case, CaseLink, CaseStatus, MediaKind, Recording, RecordingState
+from catalog.models import MediaKind, Recording, RecordingState
 from catalog.retention import CaseFacts, RetentionPolicy
 from catalog.types import utcnow
 

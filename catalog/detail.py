@@ -48,9 +48,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from catalog.case_models import Disposal
 from catalog.cases import cases_of
 from catalog.integrity import integrity_history
-from catalog.models import CustodyEvent, DerivedMedia, Disposal, Recording
+from catalog.models import CustodyEvent, DerivedMedia, Recording
 from catalog.recordings import recording_as_json, sightings_of
 from catalog.retention import PENDING_CASE, RetentionPolicy
 from catalog.retention_job import decide_for

@@ -21,6 +21,7 @@ from sqlalchemy import and_, exists, or_
 from sqlmodel import Session, col, delete, select
 
 from catalog.access import EVERYTHING, Scope, scope_clause, user_scope
+from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch, DisposalStatus
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
@@ -31,22 +32,14 @@ from catalog.manifests import (
     software_version,
     trusted_fingerprints,
 )
-from catalog.models import (
-    Case,
-    CaseLink,
-    DerivedMedia,
-    Disposal,
-    DisposalBatch,
-    DisposalStatus,
-    Recording,
-    RecordingState,
-    User,
-)
-from catalog.replay import ROW_KEY, CaseReplay, case_findings, chain_decision, load_case_replays, row_values
+from catalog.models import DerivedMedia, Recording, RecordingState
+from catalog.replay import ROW_KEY, CaseReplay, load_case_replays, row_values
+from catalog.replay_compare import case_findings, chain_decision
 from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
 from catalog.retention_job import decide_for
 from catalog.signing import sign_document
 from catalog.stamps import current_stamp
+from catalog.user_models import User
 from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
 
 __all__ = ["DISPOSAL_RECORD_FORMAT", "PlanItem", "Signer", "approve_batch", "approver_scope", "batch_out_of_scope",

@@ -31,14 +31,17 @@ from sqlmodel import Session, col, select
 
 from catalog.access import AccessRefused, ReasonRequired, check_access
 from catalog.anchors import ANCHOR_PREFIX
+from catalog.case_models import Case, Disposal
 from catalog.cases import active_links, get_case
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import ExportFailed
 from catalog.manifests import software_version, trusted_fingerprints
-from catalog.models import Case, CustodyEvent, Disposal, Recording, RecordingState, StationKey, User
+from catalog.models import CustodyEvent, Recording, RecordingState, StationKey
 from catalog.recordings import get_recording
-from catalog.replay import load_replays, origin_findings, row_findings
+from catalog.replay import load_replays
+from catalog.replay_compare import origin_findings, row_findings
 from catalog.signing import SignatureInvalid, canonical_json, verify_document
+from catalog.user_models import User
 from catalog.users import require
 from storage import EvidenceStore, HashMismatch, ObjectMissing
 from storage.hashing import hash_stream

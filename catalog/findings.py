@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from catalog.models import CaseLink, Recording
-from catalog.replay import RecordingReplay, link_findings, load_link_rows, load_replays, origin_findings, row_findings
+from catalog.case_models import CaseLink
+from catalog.models import Recording
+from catalog.replay import RecordingReplay, load_link_rows, load_replays
+from catalog.replay_compare import link_findings, origin_findings, row_findings
 
 __all__ = ["RecordingChain", "chain_differences", "linked_cases", "load_recording_chain"]
 

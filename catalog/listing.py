@@ -11,7 +11,8 @@ from collections.abc import Collection, Iterable
 
 from sqlmodel import Session, col, func, select
 
-from catalog.models import Case, Disposal, DisposalBatch, Sighting
+from catalog.case_models import Case, Disposal, DisposalBatch
+from catalog.models import Sighting
 
 __all__ = ["case_number_exists", "count_tombstones", "disposal_batches", "dock_session_recording_ids"]
 

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, func, select
 
-from catalog.models import Device, DisposalBatch, DockSession, Officer, Station, StationKey
+from catalog.case_models import DisposalBatch
+from catalog.models import Device, DockSession, Officer, Station, StationKey
 
 __all__ = ["StationsOverview", "list_devices", "list_officers", "officer_names", "recent_disposal_batches",
            "station_codes", "stations_overview"]

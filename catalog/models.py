@@ -1,14 +1,16 @@
-"""Catalog tables (SQLModel).
+"""Catalog tables (SQLModel): stations, officers and devices, the recordings and their custody chain.
 
 A Recording is one set of bytes (unique SHA-256); each time those bytes are
 found on a device is a Sighting. The stamp (case, time, place, collector,
 purpose) lives on the Recording and every change to it is a StampRevision.
-Every state change and access is a CustodyEvent in a hash chain.
+Every state change and access is a CustodyEvent in a hash chain. Cases and
+disposal are catalog.case_models; users and their web sessions
+catalog.user_models.
 """
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, text
@@ -17,40 +19,14 @@ from sqlmodel import Field, SQLModel
 from catalog.types import UTCDateTime
 
 __all__ = [
-    "ArchiveClaim",
-    "Case",
-    "CaseLink",
-    "CaseStatus",
-    "CustodyAnchor",
-    "CustodyEvent",
-    "CustodyHead",
-    "DerivedMedia",
-    "Device",
-    "Disposal",
-    "DisposalBatch",
-    "DisposalStatus",
-    "DockSession",
-    "IntegrityCheck",
-    "IntegrityStatus",
-    "MediaKind",
-    "Officer",
-    "OutboxMessage",
-    "Recording",
-    "RecordingState",
-    "Sighting",
-    "SignInDevice",
-    "SpotCheck",
-    "SpotCheckItem",
-    "StampRevision",
-    "Station",
-    "StationKey",
-    "User",
-    "ViewingAccess",
-    "WebSession",
+    "ArchiveClaim", "CustodyAnchor", "CustodyEvent", "CustodyHead", "DerivedMedia", "Device", "DockResult",
+    "DockSession", "IntegrityCheck", "IntegrityStatus", "MediaKind", "Officer", "OutboxMessage", "Recording",
+    "RecordingState", "Sighting", "SpotCheck", "SpotCheckItem", "StampRevision", "Station", "StationKey", "ts_field",
 ]
 
 
-def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+def ts_field(*, nullable: bool = True, index: bool = False) -> Any:
+    """A UTC timestamp column (catalog.types.UTCDateTime): every table's times are stored the same way."""
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
@@ -75,11 +51,6 @@ class MediaKind(enum.StrEnum):
     OTHER = "other"
 
 
-class CaseStatus(enum.StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class DockResult(enum.StrEnum):
     """How a dock session ended (catalog.docks, ingest.pipeline): what its row and `undocked` event say."""
 
@@ -88,18 +59,12 @@ class DockResult(enum.StrEnum):
     INTERRUPTED = "interrupted"  # the run stopped early: the device left, the station stopped, or the run died
 
 
-class DisposalStatus(enum.StrEnum):
-    AWAITING_APPROVAL = "awaiting_approval"
-    DONE = "done"  # every item disposed of
-    PARTIAL = "partial"  # some items were refused or failed; each says why
-
-
 class Station(SQLModel, table=True):
     code: str = Field(primary_key=True, max_length=64)
     name: str = Field(default="", max_length=200)
     default_lat: float | None = None
     default_lon: float | None = None
-    created_at: datetime | None = _ts(nullable=False)
+    created_at: datetime | None = ts_field(nullable=False)
 
 
 class StationKey(SQLModel, table=True):
@@ -111,8 +76,8 @@ class StationKey(SQLModel, table=True):
     station_code: str = Field(foreign_key="station.code", index=True, max_length=64)
     fingerprint: str = Field(unique=True, max_length=64)  # SHA-256 of the raw public key, hex
     public_key: str = Field(max_length=64)  # raw 32-byte key, base64
-    created_at: datetime | None = _ts(nullable=False)
-    retired_at: datetime | None = _ts()
+    created_at: datetime | None = ts_field(nullable=False)
+    retired_at: datetime | None = ts_field()
 
 
 class Officer(SQLModel, table=True):
@@ -127,8 +92,8 @@ class Officer(SQLModel, table=True):
     certificate_number: str = Field(default="", max_length=64)
     category: str = Field(default="", max_length=64)
     area: str = Field(default="", max_length=200)
-    valid_from: datetime | None = _ts()
-    valid_until: datetime | None = _ts()
+    valid_from: datetime | None = ts_field()
+    valid_until: datetime | None = ts_field()
 
 
 class Device(SQLModel, table=True):
@@ -138,8 +103,8 @@ class Device(SQLModel, table=True):
     officer_number: str | None = Field(default=None, max_length=32)
     unit_number: str = Field(default="", max_length=64)
     unit_name: str = Field(default="", max_length=200)
-    first_seen: datetime | None = _ts(nullable=False)
-    last_seen: datetime | None = _ts(nullable=False)
+    first_seen: datetime | None = ts_field(nullable=False)
+    last_seen: datetime | None = ts_field(nullable=False)
 
 
 class DockSession(SQLModel, table=True):
@@ -150,8 +115,8 @@ class DockSession(SQLModel, table=True):
     device_serial: str = Field(index=True, max_length=64)
     profile: str = Field(max_length=64)
     source_path: str = Field(max_length=1024)
-    started_at: datetime | None = _ts(nullable=False)
-    finished_at: datetime | None = _ts()
+    started_at: datetime | None = ts_field(nullable=False)
+    finished_at: datetime | None = ts_field()
     files_seen: int = 0
     files_new: int = 0
     files_known: int = 0
@@ -192,8 +157,8 @@ class Recording(SQLModel, table=True):
     officer_number: str | None = Field(default=None, index=True, max_length=32)
     officer_name: str | None = Field(default=None, index=True, max_length=100)
     station_code: str = Field(max_length=64)
-    captured_start: datetime | None = _ts(index=True)
-    captured_end: datetime | None = _ts()
+    captured_start: datetime | None = ts_field(index=True)
+    captured_end: datetime | None = ts_field()
     raw_device_time: str | None = Field(default=None, max_length=64)
     time_source: str = Field(max_length=32)
     time_implausible: bool = False
@@ -210,16 +175,17 @@ class Recording(SQLModel, table=True):
     integrity_status: str = Field(max_length=16)
     integrity_detail: str = Field(default="", max_length=2000)
     state: str = Field(max_length=16, index=True)
-    retain_until: datetime | None = _ts()
+    retain_until: datetime | None = ts_field()
     store_name: str | None = Field(default=None, max_length=32)
     store_key: str | None = Field(default=None, max_length=256)
     store_version: str | None = Field(default=None, max_length=256)
     stamp_revision: int = 1
     legal_hold: bool = False  # set while a linked case is open or kept permanently
     retention_rule: str = Field(default="", max_length=300)  # the rule that set retain_until
-    fixity_checked_at: datetime | None = _ts()  # last time the stored bytes were re-hashed and found equal
-    ingested_at: datetime | None = _ts(nullable=False)
-    archived_at: datetime | None = _ts()  # when the WORM store first held it (routine retention counts from here too)
+    fixity_checked_at: datetime | None = ts_field()  # last time the stored bytes were re-hashed and found equal
+    ingested_at: datetime | None = ts_field(nullable=False)
+    archived_at: datetime | None = ts_field()  # when the WORM store first held it (routine retention counts from
+    # here too)
     belongs_to_id: int | None = Field(default=None, index=True)  # a device housekeeping file (.THM, .LRV, a
     # sidecar): the recording it belongs to, when known
     technical: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -239,7 +205,7 @@ class IntegrityCheck(SQLModel, table=True):
     status: str = Field(max_length=16)  # ok | damaged | unreadable: this check's own verdict
     detail: str = Field(default="", max_length=2000)
     checked_by: str = Field(max_length=100)
-    checked_at: datetime | None = _ts(nullable=False)
+    checked_at: datetime | None = ts_field(nullable=False)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -259,8 +225,8 @@ class Sighting(SQLModel, table=True):
     size_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
     mtime_ns: int = Field(sa_column=Column(BigInteger(), nullable=False))
     important: bool = False
-    seen_at: datetime | None = _ts(nullable=False)
-    cleared_at: datetime | None = _ts()  # when the station deleted this file from the device (its path is free)
+    seen_at: datetime | None = ts_field(nullable=False)
+    cleared_at: datetime | None = ts_field()  # when the station deleted this file from the device (its path is free)
 
 
 class StampRevision(SQLModel, table=True):
@@ -273,7 +239,7 @@ class StampRevision(SQLModel, table=True):
     recording_id: int = Field(foreign_key="recording.id", index=True)
     revision: int
     case_number: str | None = Field(default=None, max_length=64)
-    captured_start: datetime | None = _ts()
+    captured_start: datetime | None = ts_field()
     lat: float | None = None
     lon: float | None = None
     place_source: str | None = Field(default=None, max_length=32)
@@ -281,7 +247,7 @@ class StampRevision(SQLModel, table=True):
     purpose: str | None = Field(default=None, max_length=500)
     important: bool = False
     changed_by: str = Field(max_length=100)
-    changed_at: datetime | None = _ts(nullable=False)
+    changed_at: datetime | None = ts_field(nullable=False)
     reason: str = Field(default="", max_length=1000)
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
@@ -296,7 +262,7 @@ class CustodyEvent(SQLModel, table=True):
     recording_id: int | None = Field(default=None, index=True)
     dock_session_id: int | None = None
     actor: str = Field(max_length=100)
-    at: datetime | None = _ts(nullable=False)
+    at: datetime | None = ts_field(nullable=False)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
@@ -312,7 +278,6 @@ class CustodyHead(SQLModel, table=True):
     last_hash: str = Field(max_length=64)
 
 
-
 class CustodyAnchor(SQLModel, table=True):
     """The chain head as it was written, signed, to WORM storage. The store's copy is the one that counts."""
 
@@ -321,7 +286,7 @@ class CustodyAnchor(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     last_event_id: int = Field(index=True)
     last_hash: str = Field(max_length=64)
-    written_at: datetime | None = _ts(nullable=False)
+    written_at: datetime | None = ts_field(nullable=False)
     written_by: str = Field(max_length=100)
     record_name: str = Field(max_length=512, unique=True)
     key_fingerprint: str = Field(max_length=64)
@@ -341,131 +306,7 @@ class DerivedMedia(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     size_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
     content_type: str = Field(max_length=64)
-    created_at: datetime | None = _ts(nullable=False)
-
-
-class Case(SQLModel, table=True):
-    """案件: a case file. Its recordings and documents are kept (and exported) together."""
-
-    __tablename__ = "case_file"  # CASE is an SQL keyword
-
-    id: int | None = Field(default=None, primary_key=True)
-    number: str = Field(unique=True, index=True, max_length=64)
-    title: str = Field(max_length=300)
-    case_type: str = Field(max_length=32)
-    unit: str = Field(default="", max_length=200)
-    status: str = Field(max_length=16, index=True)
-    opened_on: date
-    closed_on: date | None = None
-    created_by: str = Field(max_length=100)
-    created_at: datetime | None = _ts(nullable=False)
-    closed_by: str | None = Field(default=None, max_length=100)
-
-
-class CaseLink(SQLModel, table=True):
-    """A recording (or document) serving a case, with what it proves there. Unlinking keeps the row."""
-
-    __tablename__ = "case_link"
-    __table_args__ = (Index("ix_case_link_pair", "case_id", "recording_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="case_file.id", index=True)
-    recording_id: int = Field(foreign_key="recording.id", index=True)
-    purpose: str = Field(max_length=500)
-    source: str = Field(max_length=16)  # manual | stamp | attach
-    linked_by: str = Field(max_length=100)
-    linked_at: datetime | None = _ts(nullable=False)
-    unlinked_by: str | None = Field(default=None, max_length=100)
-    unlinked_at: datetime | None = _ts()
-    unlink_reason: str | None = Field(default=None, max_length=1000)
-
-
-class DisposalBatch(SQLModel, table=True):
-    """One disposal act: what was due, who asked, who approved, what happened to each item."""
-
-    __tablename__ = "disposal_batch"
-
-    id: int | None = Field(default=None, primary_key=True)
-    status: str = Field(max_length=32, index=True)
-    created_by: str = Field(max_length=100)
-    created_at: datetime | None = _ts(nullable=False)
-    approved_by: str | None = Field(default=None, max_length=100)
-    approved_at: datetime | None = _ts()
-    finished_at: datetime | None = _ts()
-    items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    outcome: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    record_key: str | None = Field(default=None, max_length=512)  # the signed disposal record in WORM storage
-
-
-class Disposal(SQLModel, table=True):
-    """Tombstone of a disposed recording: what it was, by which rule, when, by whom."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    recording_id: int = Field(foreign_key="recording.id", unique=True)
-    batch_id: int = Field(foreign_key="disposal_batch.id", index=True)
-    sha256: str = Field(max_length=64, index=True)
-    size_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
-    original_name: str = Field(max_length=1024)
-    media_kind: str = Field(max_length=16)
-    stamp: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    rule: str = Field(max_length=300)
-    retain_until: datetime | None = _ts(nullable=False)
-    disposed_at: datetime | None = _ts(nullable=False)
-    operator: str = Field(max_length=100)
-    approver: str | None = Field(default=None, max_length=100)
-    store_name: str | None = Field(default=None, max_length=32)
-    store_key: str | None = Field(default=None, max_length=256)
-    store_version: str | None = Field(default=None, max_length=256)
-    note: str = Field(default="", max_length=1000)
-
-
-class User(SQLModel, table=True):
-    """A person who uses the archive, with roles (officer, clerk, supervisor, auditor, admin)."""
-
-    __tablename__ = "app_user"  # USER is reserved in PostgreSQL
-
-    id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(unique=True, index=True, max_length=100)
-    display_name: str = Field(default="", max_length=200)
-    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    active: bool = True
-    created_at: datetime | None = _ts(nullable=False)
-    password_hash: str | None = Field(default=None, max_length=200)  # argon2id; None: cannot sign in
-    failed_logins: int = 0  # consecutive failures since the last success
-    locked_until: datetime | None = _ts()  # sign-in refused until then (too many failures)
-    officer_number: str | None = Field(default=None, max_length=32)  # an officer's own 警号: their recordings
-    units: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
-    # a supervisor's units (unit numbers or names); empty: the whole agency
-    os_user: str | None = Field(default=None, max_length=64, unique=True, index=True)  # the OS login whose
-    # `evidence` commands act as this user (catalog.users.identify); None: not usable from the command line
-    sign_in_reset_at: datetime | None = _ts()  # failed sign-ins before this (a success, a new password) are forgiven
-
-
-class WebSession(SQLModel, table=True):
-    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored."""
-
-    __tablename__ = "web_session"
-
-    id: int | None = Field(default=None, primary_key=True)
-    token_sha256: str = Field(max_length=64, unique=True, index=True)
-    user_id: int = Field(foreign_key="app_user.id", index=True)
-    csrf_token: str = Field(max_length=64)
-    created_at: datetime | None = _ts(nullable=False)
-    expires_at: datetime | None = _ts(nullable=False)
-
-
-class SignInDevice(SQLModel, table=True):
-    """A browser that has signed in as a user (OWASP "device cookie"). The browser's cookie holds a random token;
-    only its SHA-256 is stored. Sign-in attempts that carry it for that user are slowed only by their own failures
-    (catalog.users.sign_in), never by other people's guesses on the name or from the same address."""
-
-    __tablename__ = "sign_in_device"
-
-    id: int | None = Field(default=None, primary_key=True)
-    token_sha256: str = Field(max_length=64, unique=True, index=True)
-    user_id: int = Field(foreign_key="app_user.id", index=True)
-    created_at: datetime | None = _ts(nullable=False)
-    signed_in_at: datetime | None = _ts(nullable=False)  # the last successful sign-in with it (it expires after)
+    created_at: datetime | None = ts_field(nullable=False)
 
 
 class SpotCheck(SQLModel, table=True):
@@ -475,7 +316,7 @@ class SpotCheck(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     created_by: str = Field(max_length=100)
-    created_at: datetime | None = _ts(nullable=False)
+    created_at: datetime | None = ts_field(nullable=False)
     seed: str = Field(max_length=64)
     criteria: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     population: int  # how many recordings matched the criteria when drawn
@@ -492,23 +333,7 @@ class SpotCheckItem(SQLModel, table=True):
     outcome: str = Field(default="pending", max_length=16)  # pending | compliant | issue
     notes: str = Field(default="", max_length=2000)
     reviewed_by: str | None = Field(default=None, max_length=100)
-    reviewed_at: datetime | None = _ts()
-
-
-class ViewingAccess(SQLModel, table=True):
-    """What a web session has already been recorded as reading: one row per (session, recording, what), written
-    in the same transaction as the `accessed` custody event it stands for (catalog.access.read_evidence), so the
-    first request of a viewing session is recorded whatever its Range header says and its follow-ups are not."""
-
-    __tablename__ = "viewing_access"
-    __table_args__ = (UniqueConstraint("session_key", "recording_id", "what", name="uq_viewing_access"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    session_key: str = Field(max_length=64)  # SHA-256 of the web session's token (WebSession.token_sha256)
-    recording_id: int
-    what: str = Field(max_length=16)  # original, photo, proxy, thumbnail
-    event_id: int | None = None  # the custody event that recorded this access
-    at: datetime | None = _ts(nullable=False)
+    reviewed_at: datetime | None = ts_field()
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -523,8 +348,8 @@ class OutboxMessage(SQLModel, table=True):
     actor: str = Field(max_length=64)  # the dramatiq actor name, e.g. ingest.archive_recording
     recording_id: int = Field(index=True)
     station_code: str = Field(max_length=64)  # whose queue takes it (archiving reads that station's staging)
-    created_at: datetime | None = _ts(nullable=False)
-    sent_at: datetime | None = _ts()
+    created_at: datetime | None = ts_field(nullable=False)
+    sent_at: datetime | None = ts_field()
     reason: str = Field(default="", max_length=200)  # ingest, reconcile, re-routed, archive-pending
 
 
@@ -536,4 +361,4 @@ class ArchiveClaim(SQLModel, table=True):
 
     recording_id: int = Field(primary_key=True)
     holder: str = Field(max_length=200)
-    expires_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = ts_field(nullable=False)

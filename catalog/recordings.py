@@ -130,11 +130,21 @@ def has_manifest(session: Session, recording_id: int) -> bool:
 
 
 def lock_recording(session: Session, recording_id: int) -> Recording:
-    """The recording, its row locked until the transaction ends (FOR UPDATE on PostgreSQL; SQLite ignores it).
+    """The recording, read under the catalogue's write lock for a change that records custody (a decode verdict):
+    the custody head first (`catalog.db.begin_write`; on SQLite the database write lock), then the row FOR UPDATE,
+    both held until the transaction ends.
+
+    The head first, as in `lock_recording_state`, because every custody writer takes it first: the row first would
+    invert the order on PostgreSQL. A dock holding the head while it inserts a sighting of these bytes (its foreign
+    key takes a share lock on this row) and a caller holding this row while its `append_event` waits for the head
+    would wait for each other: a deadlock. Taken together, a second caller waits and then reads what the first
+    committed (a decode verdict recorded meanwhile). Changes pending in *session* are not flushed before the head.
 
     Raises:
       NoResultFound: no such recording.
     """
+    with session.no_autoflush:
+        begin_write(session)
     return session.exec(select(Recording).where(Recording.id == recording_id).with_for_update()).one()
 
 

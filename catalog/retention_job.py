@@ -18,10 +18,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from catalog.case_models import Case, CaseLink
 from catalog.cases import adopt_stamped, case_facts
 from catalog.custody import CustodyKind, append_event
-from catalog.models import Case, CaseLink, Recording, RecordingState
-from catalog.replay import base_time_of
+from catalog.models import Recording, RecordingState
+from catalog.replay_compare import base_time_of
 from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds
 from storage import EvidenceStore, StorageError, StoredObject
 

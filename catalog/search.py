@@ -18,7 +18,8 @@ from sqlmodel import Session, col, func, not_, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from catalog.access import EVERYTHING, Scope, scope_clause
-from catalog.models import Case, CaseLink, Officer, Recording, RecordingState
+from catalog.case_models import Case, CaseLink
+from catalog.models import Officer, Recording, RecordingState
 from catalog.types import utcnow
 
 __all__ = ["MAX_RADIUS_M", "RETENTION_STATES", "SORTS", "Near", "SearchFilters", "bounding_box", "build_search",

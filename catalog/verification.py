@@ -24,21 +24,13 @@ from sqlalchemy import exists, func
 from sqlmodel import Session, col, select
 
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
+from catalog.case_models import Case, CaseLink, Disposal
 from catalog.custody import GENESIS_HASH, stored_event_hash
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.manifests import trusted_fingerprints
-from catalog.models import Case, CaseLink, CustodyEvent, Disposal, Recording, RecordingState
-from catalog.replay import (
-    LIFECYCLE_KINDS,
-    CaseReplay,
-    RecordingReplay,
-    case_findings,
-    chain_decision,
-    chain_findings,
-    load_case_replays,
-    load_link_rows,
-    load_replays,
-)
+from catalog.models import CustodyEvent, Recording, RecordingState
+from catalog.replay import LIFECYCLE_KINDS, CaseReplay, RecordingReplay, load_case_replays, load_link_rows, load_replays
+from catalog.replay_compare import case_findings, chain_decision, chain_findings
 from catalog.retention import RetentionPolicy
 from catalog.signing import SignatureInvalid, verify_document
 from catalog.verify_records import (

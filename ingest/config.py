@@ -94,6 +94,11 @@ class Settings:
                                zone=self.station_tz)
 
     @property
+    def approval_required(self) -> bool:
+        """EVIDENCE_DISPOSAL_APPROVAL=required: a disposal batch is carried out only once a second person approves."""
+        return self.disposal_approval == "required"
+
+    @property
     def locks_dir(self) -> Path:
         """One lock file per device a run is ingesting (ingest.journal.hold)."""
         return self.home / "locks"
@@ -113,15 +118,31 @@ class Settings:
         Raises:
           ConfigInvalid: a value (or the TOML file) is wrong; names the variable, its value and why.
         """
-        home_setting = SETTINGS_BY_NAME["EVIDENCE_HOME"]
-        home = home_setting.parse(home_setting.name, environ.get(home_setting.name, home_setting.default))
-        raw = _raw_values(environ, _read_toml(environ.get("EVIDENCE_CONFIG"), home), home)
+        home = _home(environ)
+        return cls._parsed(_raw_values(environ, _read_toml(environ.get("EVIDENCE_CONFIG"), home), home))
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every setting at the table's default, as with nothing set and no TOML file (reads neither): what a
+        component that takes settings one by one (evidence.web.WebConfig) falls back to."""
+        return cls._parsed(_raw_values({}, {}, _home({})))
+
+    @classmethod
+    def _parsed(cls, raw: Mapping[str, str]) -> Settings:
+        """Settings from each variable's text (_raw_values); the S3 section only for an s3:// store."""
         values = _parse_section(raw, "")
         s3 = None
         if values["store_url"].startswith("s3://"):
             bucket, prefix = s3_bucket_and_prefix(values["store_url"])
             s3 = S3Settings(bucket=bucket, prefix=prefix, **_parse_section(raw, "s3"))
         return cls(**values, s3=s3)
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    """EVIDENCE_HOME from *environ*, else its default (the TOML file is found through it)."""
+    setting = SETTINGS_BY_NAME["EVIDENCE_HOME"]
+    home: Path = setting.parse(setting.name, environ.get(setting.name, setting.default))
+    return home
 
 
 def _read_toml(config_path: str | None, home: Path) -> dict[str, Any]:

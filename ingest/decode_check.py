@@ -342,6 +342,9 @@ def check_recording(engine: Engine, store: EvidenceStore, work_dir: Path, record
         logger.info("No decode check for recording %r: its format cannot be decoded here.", recording_id)
         return None
     with Session(engine) as session:
+        # The custody head, then the row (lock_recording takes them in that order, as archive_recording and every
+        # custody writer do): holding the row while record_integrity's custody event waits for the head could
+        # deadlock with a dock sighting these bytes on PostgreSQL. Under both, a verdict recorded meanwhile is seen.
         locked = lock_recording(session, recording_id)
         if not again and decode_revisions(session, recording_id):
             return None  # another worker recorded its verdict meanwhile

@@ -152,11 +152,15 @@ def routine_months(key: str, raw: str) -> int:
     return months
 
 
-def seconds(key: str, raw: str) -> float:
+def _number_of_seconds(key: str, raw: str) -> float:
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
         raise ConfigInvalid(key, raw, "Not a number of seconds.") from None
+
+
+def seconds(key: str, raw: str) -> float:
+    value = _number_of_seconds(key, raw)
     if value < 0:
         raise ConfigInvalid(key, raw, "Must not be negative.")
     return value
@@ -170,10 +174,8 @@ def positive_seconds(key: str, raw: str) -> float:
 
 
 def probe_timeout(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigInvalid(key, raw, "Not a number of seconds.") from None
+    """Seconds above 0 (its own wording: 'Must be above 0.' for a negative value too)."""
+    value = _number_of_seconds(key, raw)
     if value <= 0:
         raise ConfigInvalid(key, raw, "Must be above 0.")
     return value

@@ -7,6 +7,7 @@ an operator would write; `$EVIDENCE_HOME` and `$EVIDENCE_STATION` in it stand fo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from string import Template
 from typing import Any
 
@@ -19,10 +20,10 @@ __all__ = ["SETTINGS", "SETTINGS_BY_NAME", "Setting", "settings_epilog", "settin
 @dataclass(frozen=True)
 class Setting:
     name: str  # EVIDENCE_…
-    attribute: str  # of Settings, or of S3Settings when section == "s3"; "" for none (EVIDENCE_CONFIG)
     default: str  # raw text, parsed like a given value; may use $EVIDENCE_HOME and $EVIDENCE_STATION
     parse: p.Parser
     help: str  # English, Markdown
+    sets: str | None = None  # the attribute, where it is not the TOML key less the section; "" for none
     shown_default: str = ""  # Markdown shown instead of an empty default that means something ("AWS")
     section: str = ""  # "s3": read only for an s3:// store, into Settings.s3
     in_toml: bool = True  # False: only the environment sets it (the TOML file is found through it)
@@ -31,6 +32,14 @@ class Setting:
     def toml_key(self) -> str:
         """The key in the TOML file: the name in lower case without the prefix."""
         return self.name.removeprefix("EVIDENCE_").lower()
+
+    @property
+    def attribute(self) -> str:
+        """The attribute of Settings (of S3Settings in section "s3") it sets: the TOML key without the section's
+        prefix unless `sets` names another; "" for none."""
+        if self.sets is not None:
+            return self.sets
+        return self.toml_key.removeprefix(f"{self.section}_") if self.section else self.toml_key
 
     def default_text(self, **values: str) -> str:
         """The default with $EVIDENCE_HOME / $EVIDENCE_STATION replaced by *values*."""
@@ -41,131 +50,125 @@ class Setting:
         return self.parse(self.name, self.default)
 
 
+#: A setting of the S3 section: read only for an s3:// store, into Settings.s3.
+_s3 = partial(Setting, section="s3")
+
+
 #: Every setting, in the order the documentation lists them.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("EVIDENCE_HOME", "home", "./evidence-data", p.home_path,
+    Setting("EVIDENCE_HOME", "./evidence-data", p.home_path,
        "folder for the embedded catalogue, WORM store and staging", in_toml=False),
-    Setting("EVIDENCE_CONFIG", "", "", p.text, "optional TOML file with the keys below",
+    Setting("EVIDENCE_CONFIG", "", p.text, "optional TOML file with the keys below", sets="",
        shown_default="`$EVIDENCE_HOME/evidence.toml` if it exists", in_toml=False),
-    Setting("EVIDENCE_DATABASE_URL", "database_url", "sqlite:///$EVIDENCE_HOME/catalog.db", p.text,
+    Setting("EVIDENCE_DATABASE_URL", "sqlite:///$EVIDENCE_HOME/catalog.db", p.text,
        "catalogue; PostgreSQL: `postgresql+psycopg://user@host:5432/db`"),
-    Setting("EVIDENCE_STORE_URL", "store_url", "file://$EVIDENCE_HOME/worm", p.store_url,
+    Setting("EVIDENCE_STORE_URL", "file://$EVIDENCE_HOME/worm", p.store_url,
        "WORM store: `file://PATH` (local) or `s3://BUCKET[/PREFIX]` (S3 Object Lock)"),
-    Setting("EVIDENCE_S3_ENDPOINT", "endpoint", "", p.optional_text,
-       "S3 endpoint URL for MinIO, Ceph RGW, SeaweedFS (`http://127.0.0.1:9000`)", shown_default="AWS", section="s3"),
-    Setting("EVIDENCE_S3_ACCESS_KEY", "access_key", "", p.optional_text, "S3 access key",
-       shown_default="boto3's default chain", section="s3"),
-    Setting("EVIDENCE_S3_SECRET_KEY", "secret_key", "", p.optional_secret,
-       "S3 secret key (kept in a `Secret`, never printed)", shown_default="boto3's default chain", section="s3"),
-    Setting("EVIDENCE_S3_REGION", "region", "us-east-1", p.text, "S3 region", section="s3"),
-    Setting("EVIDENCE_S3_MULTIPART_THRESHOLD_MB", "multipart_threshold_bytes", "64", p.megabytes(5),
-       "files at least this large (MiB, ≥ 5) are uploaded in parts", section="s3"),
-    Setting("EVIDENCE_S3_PART_SIZE_MB", "part_size_bytes", "16", p.megabytes(5),
-       "part size in MiB (≥ 5; raised automatically to stay within 10,000 parts)", section="s3"),
-    Setting("EVIDENCE_S3_CONCURRENCY", "concurrency", "4", p.integer(1),
-       "parts in flight at once (memory ≈ concurrency × part size)", section="s3"),
-    Setting("EVIDENCE_STAGING_DIR", "staging_dir", "$EVIDENCE_HOME/staging", p.absolute_path,
+    _s3("EVIDENCE_S3_ENDPOINT", "", p.optional_text,
+       "S3 endpoint URL for MinIO, Ceph RGW, SeaweedFS (`http://127.0.0.1:9000`)", shown_default="AWS"),
+    _s3("EVIDENCE_S3_ACCESS_KEY", "", p.optional_text, "S3 access key", shown_default="boto3's default chain"),
+    _s3("EVIDENCE_S3_SECRET_KEY", "", p.optional_secret,
+       "S3 secret key (kept in a `Secret`, never printed)", shown_default="boto3's default chain"),
+    _s3("EVIDENCE_S3_REGION", "us-east-1", p.text, "S3 region"),
+    _s3("EVIDENCE_S3_MULTIPART_THRESHOLD_MB", "64", p.megabytes(5),
+       "files at least this large (MiB, ≥ 5) are uploaded in parts", sets="multipart_threshold_bytes"),
+    _s3("EVIDENCE_S3_PART_SIZE_MB", "16", p.megabytes(5),
+       "part size in MiB (≥ 5; raised automatically to stay within 10,000 parts)", sets="part_size_bytes"),
+    _s3("EVIDENCE_S3_CONCURRENCY", "4", p.integer(1), "parts in flight at once (memory ≈ concurrency × part size)"),
+    Setting("EVIDENCE_STAGING_DIR", "$EVIDENCE_HOME/staging", p.absolute_path,
        "station staging area (keep it on the store's filesystem: archiving is then a hard link, no second pass)"),
-    Setting("EVIDENCE_STATION", "station", "station-1", p.station_code,
-       "this station's code (1-64 letters, digits, `_.-`)"),
-    Setting("EVIDENCE_STATION_NAME", "station_name", "$EVIDENCE_STATION", p.text, "this station's display name"),
-    Setting("EVIDENCE_STATION_KEY", "station_key_path", "$EVIDENCE_HOME/keys/$EVIDENCE_STATION.ed25519.pem", p.path,
-       "the station's Ed25519 signing key (created 0600 at first use; its public key is registered in the "
-       "catalogue)"),
-    Setting("EVIDENCE_STATION_PLACE", "station_place", "", p.place,
-       "`LAT,LON` (decimal degrees) used when a recording carries no GPS"),
-    Setting("EVIDENCE_STATION_TZ", "station_tz", "Asia/Shanghai", p.zone,
-       "zone for device clocks that a profile leaves open, and the calendar of case dates (opened, closed, "
-       "retention)"),
-    Setting("EVIDENCE_ROUTINE_RETENTION_MONTHS", "routine_retention_months", "6", p.routine_months,
-       "routine retention; below 6 is refused"),
-    Setting("EVIDENCE_CASE_PATTERN", "case_pattern", DEFAULT_CASE_PATTERN, p.case_pattern,
+    Setting("EVIDENCE_STATION", "station-1", p.station_code, "this station's code (1-64 letters, digits, `_.-`)"),
+    Setting("EVIDENCE_STATION_NAME", "$EVIDENCE_STATION", p.text, "this station's display name"),
+    Setting("EVIDENCE_STATION_KEY", "$EVIDENCE_HOME/keys/$EVIDENCE_STATION.ed25519.pem", p.path,
+       "the station's Ed25519 signing key (created 0600 at first use; its public key is registered in the catalogue)",
+       sets="station_key_path"),
+    Setting("EVIDENCE_STATION_PLACE", "", p.place, "`LAT,LON` (decimal degrees) used when a recording carries no GPS"),
+    Setting("EVIDENCE_STATION_TZ", "Asia/Shanghai", p.zone,
+       "zone for device clocks that a profile leaves open, and the calendar of case dates (opened, closed, retention)"),
+    Setting("EVIDENCE_ROUTINE_RETENTION_MONTHS", "6", p.routine_months, "routine retention; below 6 is refused"),
+    Setting("EVIDENCE_CASE_PATTERN", DEFAULT_CASE_PATTERN, p.case_pattern,
        "regular expression a whole case number must match (e.g. `京朝城管罚字〔2026〕第00123号`)"),
-    Setting("EVIDENCE_CASE_TYPES", "case_types", "", p.case_types,
-       "TOML file of case types and their retention (`years = N` or `permanent = true`); replaces the built-in "
-       "table", shown_default="built-in table"),
-    Setting("EVIDENCE_DISPOSAL_APPROVAL", "disposal_approval", "required", p.choice("required", "none"),
+    Setting("EVIDENCE_CASE_TYPES", "", p.case_types,
+       "TOML file of case types and their retention (`years = N` or `permanent = true`); replaces the built-in table",
+       shown_default="built-in table"),
+    Setting("EVIDENCE_DISPOSAL_APPROVAL", "required", p.choice("required", "none"),
        "`required`: a disposal batch is carried out only when a second, named person approves it; `none`: a sweep "
        "disposes at once"),
-    Setting("EVIDENCE_PROFILES_DIR", "profiles_dir", "", p.profiles_dir, "extra folder of device-profile YAML files"),
-    Setting("EVIDENCE_BROKER_URL", "broker_url", "", p.broker_url,
+    Setting("EVIDENCE_PROFILES_DIR", "", p.profiles_dir, "extra folder of device-profile YAML files"),
+    Setting("EVIDENCE_BROKER_URL", "", p.broker_url,
        "queue broker: `redis://127.0.0.1:6379/0` or `amqp://guest:guest@127.0.0.1:5672/`; when set, ingest leaves "
        "recordings `staged` and `evidence worker` archives them", shown_default="none (in-process)"),
-    Setting("EVIDENCE_QUEUE_NAMESPACE", "queue_namespace", "evidence", p.namespace,
-       "prefix of the queue names and of Redis keys. Queues: `<namespace>-archive-<station>` (one per station, "
-       "e.g. `evidence-archive-station-1`), `<namespace>-derive` (derived media and decode checks), "
-       "`<namespace>-verify`"),
-    Setting("EVIDENCE_OUTBOX_RELAY_S", "outbox_relay_s", "2", p.positive_seconds,
-       "how often `station watch` and every `worker` hand waiting outbox messages to the broker (also right after "
-       "each dock commit; messages wait in the catalogue's outbox and survive a broker outage)"),
-    Setting("EVIDENCE_RECONCILE_AFTER_S", "reconcile_after_s", "900", p.positive_seconds,
-       "a recording of this station still `staged` this long, with no message sent and no worker holding or "
-       "trying it for as long, is queued again by the reconciler in every `worker`"),
-    Setting("EVIDENCE_ARCHIVE_LEASE_S", "archive_lease_s", "60", p.positive_seconds,
-       "a worker archiving a recording holds it this long, renewed every third of it; a killed worker's hold runs "
-       "out after it"),
-    Setting("EVIDENCE_REDIS_HEARTBEAT_S", "redis_heartbeat_s", "30", p.positive_seconds,
-       "Redis broker: a worker silent this long counts as dead and its unacknowledged messages are requeued "
-       "(dramatiq `heartbeat_timeout`)"),
-    Setting("EVIDENCE_REDIS_MAINTENANCE_CHANCE", "redis_maintenance_chance", "50000", p.integer(1),
+    Setting("EVIDENCE_QUEUE_NAMESPACE", "evidence", p.namespace,
+       "prefix of the queue names and of Redis keys. Queues: `<namespace>-archive-<station>` (one per station, e.g. "
+       "`evidence-archive-station-1`), `<namespace>-derive` (derived media and decode checks), `<namespace>-verify`"),
+    Setting("EVIDENCE_OUTBOX_RELAY_S", "2", p.positive_seconds,
+       "how often `station watch` and every `worker` hand waiting outbox messages to the broker (also right after each "
+       "dock commit; messages wait in the catalogue's outbox and survive a broker outage)"),
+    Setting("EVIDENCE_RECONCILE_AFTER_S", "900", p.positive_seconds,
+       "a recording of this station still `staged` this long, with no message sent and no worker holding or trying it "
+       "for as long, is queued again by the reconciler in every `worker`"),
+    Setting("EVIDENCE_ARCHIVE_LEASE_S", "60", p.positive_seconds,
+       "a worker archiving a recording holds it this long, renewed every third of it; a killed worker's hold runs out "
+       "after it"),
+    Setting("EVIDENCE_REDIS_HEARTBEAT_S", "30", p.positive_seconds,
+       "Redis broker: a worker silent this long counts as dead and its unacknowledged messages are requeued (dramatiq "
+       "`heartbeat_timeout`)"),
+    Setting("EVIDENCE_REDIS_MAINTENANCE_CHANCE", "50000", p.integer(1),
        "Redis broker: of every million broker commands, how many also requeue dead workers' messages (dramatiq's "
        "default 1000 took over 8 min in 2 of 5 trials)"),
-    Setting("EVIDENCE_MOUNT_ROOTS", "mount_roots", "/media:/run/media/*", p.mount_roots,
-       "where `station watch` looks for docked recorders (`:`-separated paths or globs; volumes directly below, "
-       "or one level down for per-user folders)"),
-    Setting("EVIDENCE_STATION_WORKERS", "station_workers", "4", p.integer(1), "devices ingested at once"),
-    Setting("EVIDENCE_MOUNT_STABLE_S", "mount_stable_s", "1.0", p.seconds,
-       "a new volume must be unchanged this long before it is read"),
-    Setting("EVIDENCE_RESCAN_S", "rescan_s", "5", p.seconds,
-       "periodic rescan of the mount roots, the safety net behind inotify"),
-    Setting("EVIDENCE_CLEAR_DEVICES", "clear_devices", "profile", p.choice("profile", "never"),
+    Setting("EVIDENCE_MOUNT_ROOTS", "/media:/run/media/*", p.mount_roots,
+       "where `station watch` looks for docked recorders (`:`-separated paths or globs; volumes directly below, or one "
+       "level down for per-user folders)"),
+    Setting("EVIDENCE_STATION_WORKERS", "4", p.integer(1), "devices ingested at once"),
+    Setting("EVIDENCE_MOUNT_STABLE_S", "1.0", p.seconds, "a new volume must be unchanged this long before it is read"),
+    Setting("EVIDENCE_RESCAN_S", "5", p.seconds, "periodic rescan of the mount roots, the safety net behind inotify"),
+    Setting("EVIDENCE_CLEAR_DEVICES", "profile", p.choice("profile", "never"),
        "`profile`: clear verified files where the device profile allows it; `never`: never delete on a device"),
-    Setting("EVIDENCE_STATUS_ADDR", "status_addr", "127.0.0.1:8765", p.address,
-       "the station's kiosk and metrics endpoint (`GET /status`, `GET /metrics`, tagging; `HOST:PORT`; port 0 "
-       "picks a free one; empty turns it off)"),
-    Setting("EVIDENCE_STATUS_HEARTBEAT_S", "status_heartbeat_s", "5", p.positive_seconds,
-       "`station watch` rewrites its status at least this often; a status older than three beats reads as not "
-       "running (`\"stale\": true`)"),
-    Setting("EVIDENCE_STAGING_SWEEP_S", "staging_sweep_s", "300", p.positive_seconds,
-       "`station watch` removes staged copies nothing needs (archived and in the store, or disposed) at start and "
-       "this often"),
-    Setting("EVIDENCE_DISK_FULL_WAIT_S", "disk_full_wait_s", "600", p.seconds,
+    Setting("EVIDENCE_STATUS_ADDR", "127.0.0.1:8765", p.address,
+       "the station's kiosk and metrics endpoint (`GET /status`, `GET /metrics`, tagging; `HOST:PORT`; port 0 picks a "
+       "free one; empty turns it off)"),
+    Setting("EVIDENCE_STATUS_HEARTBEAT_S", "5", p.positive_seconds,
+       "`station watch` rewrites its status at least this often; a status older than three beats reads as not running "
+       "(`\"stale\": true`)"),
+    Setting("EVIDENCE_STAGING_SWEEP_S", "300", p.positive_seconds,
+       "`station watch` removes staged copies nothing needs (archived and in the store, or disposed) at start and this "
+       "often"),
+    Setting("EVIDENCE_DISK_FULL_WAIT_S", "600", p.seconds,
        "how long an ingest pauses for staging space to return before giving up on the file"),
-    Setting("EVIDENCE_ANCHOR_INTERVAL_S", "anchor_interval_s", "3600", p.seconds,
-       "how often `station watch`, `worker --schedule` and `evidence serve` write the custody chain head, signed, "
-       "to WORM storage; an anchor is also written after every dock session, disposal batch and `evidence verify` "
-       "(0: only then)"),
-    Setting("EVIDENCE_FIXITY_INTERVAL_S", "fixity_interval_s", "3600", p.seconds,
+    Setting("EVIDENCE_ANCHOR_INTERVAL_S", "3600", p.seconds,
+       "how often `station watch`, `worker --schedule` and `evidence serve` write the custody chain head, signed, to "
+       "WORM storage; an anchor is also written after every dock session, disposal batch and `evidence verify` (0: "
+       "only then)"),
+    Setting("EVIDENCE_FIXITY_INTERVAL_S", "3600", p.seconds,
        "how often `worker --schedule` queues a fixity check (0: never)"),
-    Setting("EVIDENCE_FIXITY_SAMPLE", "fixity_sample", "100", p.integer(1),
+    Setting("EVIDENCE_FIXITY_SAMPLE", "100", p.integer(1),
        "recordings re-verified per fixity check, least recently checked first"),
-    Setting("EVIDENCE_WEB_ADDR", "web_addr", p.WEB_ADDR, p.web_address,
+    Setting("EVIDENCE_WEB_ADDR", p.WEB_ADDR, p.web_address,
        "where `evidence serve` listens (`HOST:PORT`; empty: the default)"),
-    Setting("EVIDENCE_WEB_SECURE_COOKIES", "web_secure_cookies", "false", p.boolean,
+    Setting("EVIDENCE_WEB_SECURE_COOKIES", "false", p.boolean,
        "`true` behind a TLS reverse proxy: cookies are sent over HTTPS only"),
-    Setting("EVIDENCE_WEB_TRUSTED_PROXIES", "web_trusted_proxies", "127.0.0.1", p.proxies,
+    Setting("EVIDENCE_WEB_TRUSTED_PROXIES", "127.0.0.1", p.proxies,
        "addresses or networks (comma-separated) whose `X-Forwarded-For` and `X-Forwarded-Proto` `evidence serve` "
-       "believes (uvicorn's `forwarded_allow_ips`): the client address the sign-in backoff counts and the custody "
-       "log records. Empty: none; `*`: anyone (only when nothing but the proxy reaches the app). The Compose file "
-       "sets its network's gateway `172.30.53.1`"),
-    Setting("EVIDENCE_ACCESS_REASON", "access_reason", "download", p.choice("view", "play", "download"),
+       "believes (uvicorn's `forwarded_allow_ips`): the client address the sign-in backoff counts and the custody log "
+       "records. Empty: none; `*`: anyone (only when nothing but the proxy reaches the app). The Compose file sets its "
+       "network's gateway `172.30.53.1`"),
+    Setting("EVIDENCE_ACCESS_REASON", "download", p.choice("view", "play", "download"),
        "the first step that needs a stated reason for access: `view` (opening a recording, a thumbnail, "
        "`/api/recordings/{id}`, `evidence show`), `play` (playback, photo viewing) or `download` (the original, "
        "`evidence cat`, an export; always asked)"),
-    Setting("EVIDENCE_PROBE_WORKERS", "probe_workers", "2", p.integer(1),
+    Setting("EVIDENCE_PROBE_WORKERS", "2", p.integer(1),
        "parallel describers (ffprobe / EXIF) running beside the copy"),
-    Setting("EVIDENCE_PROBE_TIMEOUT_S", "probe_timeout_s", "120", p.probe_timeout,
+    Setting("EVIDENCE_PROBE_TIMEOUT_S", "120", p.probe_timeout,
        "ffprobe time limit per file (a hostile file cannot hang a station)"),
-    Setting("EVIDENCE_TIME_FLOOR", "time_floor", "2005-01-01", p.date_floor,
+    Setting("EVIDENCE_TIME_FLOOR", "2005-01-01", p.date_floor,
        "capture times before this date (UTC) are a wrong device clock: flagged `time_implausible`, and they never "
        "count for retention"),
-    Setting("EVIDENCE_STAGED_ALARM_S", "staged_alarm_s", "3600", p.seconds,
+    Setting("EVIDENCE_STAGED_ALARM_S", "3600", p.seconds,
        "a recording still `staged` (not in WORM storage) this long raises the staged alarm (station status and "
        "`/metrics` for its own recordings, `evidence station status`, `/health`, the web `/metrics`)"),
-    Setting("EVIDENCE_METRICS_TOKEN", "metrics_token", "", p.token,
-       "bearer token that opens `/metrics`, `/api/openapi.json` and `/api/docs` without signing in (for "
-       "Prometheus: `authorization: {type: Bearer, credentials_file: …}`); without it only signed-in users see "
-       "them"),
+    Setting("EVIDENCE_METRICS_TOKEN", "", p.token,
+       "bearer token that opens `/metrics`, `/api/openapi.json` and `/api/docs` without signing in (for Prometheus: "
+       "`authorization: {type: Bearer, credentials_file: …}`); without it only signed-in users see them"),
 )
 
 #: The same table by variable name.

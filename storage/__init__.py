@@ -1,6 +1,7 @@
 """WORM evidence storage: the store interface, implementations, retention rules and stream hashing."""
 from storage.backend import EvidenceStore, StoredObject, derived_key, manifest_key, object_key, record_key
-from storage.backends.local import LocalStore, fsync_dir
+from storage.backends.local import LocalStore
+from storage.backends.local_tree import fsync_dir
 from storage.backends.s3_worm import S3WormStore, make_s3_client
 from storage.errors import (
     BackendUnavailable,

@@ -38,17 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from storage import errors
 from storage.backend import StoredObject
-from storage.errors import (
-    BackendUnavailable,
-    HashMismatch,
-    ObjectExists,
-    ObjectLocked,
-    ObjectMissing,
-    RetentionRefused,
-    SealBroken,
-    StorageError,
-)
 
 __all__ = ["MAX_REQUEST_BYTES", "StoreWriter", "WriterClient", "init_store", "main"]
 
@@ -72,14 +63,14 @@ def _object_json(obj: StoredObject) -> dict[str, Any]:
 
 def _error_json(exc: Exception) -> dict[str, Any]:
     out: dict[str, Any] = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, ObjectLocked):
+    if isinstance(exc, errors.ObjectLocked):
         out.update(key=exc.key, retain_until=exc.retain_until.isoformat() if exc.retain_until else None,
                    legal_hold=exc.legal_hold, action=exc.action)
-    elif isinstance(exc, HashMismatch):
+    elif isinstance(exc, errors.HashMismatch):
         out.update(path=exc.path, algorithm=exc.algorithm, expected=exc.expected, found=exc.found)
-    elif isinstance(exc, SealBroken):
+    elif isinstance(exc, errors.SealBroken):
         out.update(key=exc.key, problems=exc.problems)
-    elif isinstance(exc, (ObjectExists, ObjectMissing)):
+    elif isinstance(exc, (errors.ObjectExists, errors.ObjectMissing)):
         out.update(key=exc.key, detail=getattr(exc, "detail", ""))
     return out
 
@@ -88,24 +79,24 @@ def _raise_from(answer: dict[str, Any], where: str) -> None:
     kind, message = answer.get("error"), str(answer.get("message", ""))
     if kind == "ObjectLocked":
         until = answer.get("retain_until")
-        raise ObjectLocked(answer["key"], retain_until=datetime.fromisoformat(until) if until else None,
-                           legal_hold=bool(answer.get("legal_hold")), action=str(answer.get("action", "change")))
+        raise errors.ObjectLocked(answer["key"], retain_until=datetime.fromisoformat(until) if until else None,
+                                  legal_hold=bool(answer.get("legal_hold")), action=str(answer.get("action", "change")))
     if kind == "HashMismatch":
-        raise HashMismatch(answer["path"], algorithm=answer["algorithm"], expected=answer["expected"],
-                           found=answer["found"])
+        raise errors.HashMismatch(answer["path"], algorithm=answer["algorithm"], expected=answer["expected"],
+                                  found=answer["found"])
     if kind == "SealBroken":
-        raise SealBroken(answer["key"], list(answer["problems"]))
+        raise errors.SealBroken(answer["key"], list(answer["problems"]))
     if kind == "ObjectExists":
-        raise ObjectExists(answer["key"])
+        raise errors.ObjectExists(answer["key"])
     if kind == "ObjectMissing":
-        raise ObjectMissing(answer["key"], answer.get("detail", ""))
+        raise errors.ObjectMissing(answer["key"], answer.get("detail", ""))
     if kind == "RetentionRefused":
-        raise RetentionRefused(message)
+        raise errors.RetentionRefused(message)
     if kind == "ValueError":
         raise ValueError(message)
     if kind == "PermissionError":
         raise PermissionError(message)
-    raise BackendUnavailable(f"store writer {where}", f"{kind}: {message}")
+    raise errors.BackendUnavailable(f"store writer {where}", f"{kind}: {message}")
 
 
 class WriterClient:
@@ -133,11 +124,11 @@ class WriterClient:
                         break
                     reply += chunk
         except OSError as exc:
-            raise BackendUnavailable(f"store writer {self.path}", str(exc)) from exc
+            raise errors.BackendUnavailable(f"store writer {self.path}", str(exc)) from exc
         try:
             answer: dict[str, Any] = json.loads(reply)
         except ValueError as exc:
-            raise BackendUnavailable(f"store writer {self.path}", f"unreadable answer {reply[:200]!r}") from exc
+            raise errors.BackendUnavailable(f"store writer {self.path}", f"unreadable answer {reply[:200]!r}") from exc
         if not answer.get("ok"):
             _raise_from(answer, str(self.path))
         return answer
@@ -186,12 +177,13 @@ class StoreWriter(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, root: Path, *, allow_uids: set[int] | None = None, socket_mode: int = 0o660,
                  socket_gid: int | None = None) -> None:
-        from storage.backends.local import WRITER_SOCKET, LocalStore
+        from storage.backends.local import LocalStore
+        from storage.backends.local_tree import WRITER_SOCKET
 
         self.store = LocalStore(root, writer=False)
         self.allow_uids = allow_uids
         self.socket_path = root / WRITER_SOCKET
-        with self.store._lock(), self.store._opened(root):
+        with self.store.tree.changing(root):
             self.socket_path.unlink(missing_ok=True)
             super().__init__(str(self.socket_path), _Handler)
             if socket_gid is not None:
@@ -200,7 +192,7 @@ class StoreWriter(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def server_close(self) -> None:
         super().server_close()
-        with self.store._lock(), self.store._opened(self.store.root):
+        with self.store.tree.changing(self.store.root):
             self.socket_path.unlink(missing_ok=True)
 
     def handle(self, request: dict[str, Any], fds: list[int], uid: int) -> dict[str, Any]:
@@ -257,13 +249,13 @@ class _Handler(socketserver.BaseRequestHandler):
             logger.info("store writer: uid %d pid %d asks %s %s", uid, pid, request.get("op"),
                         request.get("sha256") or request.get("name") or "")
             answer: dict[str, Any] = {"ok": True, **self.server.handle(request, fds, uid)}
-        except (StorageError, ValueError, KeyError, TypeError, PermissionError) as exc:
+        except (errors.StorageError, ValueError, KeyError, TypeError, PermissionError) as exc:
             logger.warning("store writer: uid %d pid %d refused: %s", uid, pid, exc)
             bad = isinstance(exc, (KeyError, TypeError))
             answer = _error_json(ValueError(f"bad request: {exc!r}") if bad else exc)
         except OSError as exc:
             logger.error("store writer: uid %d pid %d failed: %s", uid, pid, exc)
-            answer = _error_json(BackendUnavailable("store writer", str(exc)))
+            answer = _error_json(errors.BackendUnavailable("store writer", str(exc)))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -273,7 +265,8 @@ class _Handler(socketserver.BaseRequestHandler):
 def init_store(root: Path, *, immutable: bool) -> Path:
     """Create (or adopt) a store for the separate-owner mode: its STORE.json says `writer` (and `immutable`), then
     every file and folder is sealed. Run as the store's owner account."""
-    from storage.backends.local import STORE_MARKER, LocalStore, read_marker
+    from storage.backends.local import LocalStore
+    from storage.backends.local_tree import STORE_MARKER, read_marker
 
     store = LocalStore(root, immutable=immutable, writer=False)
     marker = root / STORE_MARKER
@@ -281,7 +274,7 @@ def init_store(root: Path, *, immutable: bool) -> Path:
     current = read_marker(root)
     if {k: current.get(k) for k in wanted} != wanted:
         data = json.dumps({**wanted, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}).encode()
-        with store._lock(), store._opened(root):
+        with store.tree.changing(root):
             if marker.exists():
                 from storage.hardening import set_immutable
 
@@ -289,7 +282,7 @@ def init_store(root: Path, *, immutable: bool) -> Path:
                     set_immutable(marker, False)
                 marker.unlink()
             marker.write_bytes(data)
-            store._seal_file(marker)
+            store.tree.seal_file(marker)
     store.seal_all()
     return marker
 
@@ -330,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.serve_forever()
             finally:
                 server.server_close()
-    except (StorageError, OSError) as exc:
+    except (errors.StorageError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -34,7 +34,8 @@ from catalog.access import case_in_scope
 from catalog.case_links import retain_after_link_change
 from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
-from evidence.cli.common import caller, console, errors, parse_date, print_json, settings
+from evidence.cli.common import caller, catalogue, console, errors, parse_date, print_json, settings
+from evidence.cli.options import by_option, json_option
 from evidence.cli.retention import report_changes
 from ingest.config import Settings
 from ingest.services import catalog_engine, open_store
@@ -57,7 +58,7 @@ def case() -> None:
 
 
 @case.command("types")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def case_types(as_json: bool) -> None:
     """The case types and how long their files are kept (EVIDENCE_CASE_TYPES)."""
     with errors():
@@ -79,40 +80,36 @@ def case_types(as_json: bool) -> None:
 @click.option("--type", "case_type", required=True, help="Case type code (see `evidence case types`).")
 @click.option("--unit", default="", help="Handling unit (承办单位).")
 @click.option("--opened", help="Opened date YYYY-MM-DD (default today).")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_create(number: str, title: str, case_type: str, unit: str, opened: str | None, by: str | None,
                 as_json: bool) -> None:
     """Open a case. Recordings already stamped with NUMBER are linked to it and held."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            by = caller(cfg, session, "manage_cases", by).actor
-            today = _today(cfg)
-            made = create_case(session, number=number, title=title, case_type=case_type, unit=unit,
-                               opened_on=parse_date(opened, "--opened") or today, by=by,
-                               case_pattern=cfg.case_pattern, policy=cfg.retention_policy, today=today)
-            session.commit()
-            linked = [r["recording_id"] for r in case_as_json(session, made)["recordings"]]
-            changes = _apply(session, open_store(cfg), cfg, linked, by) if linked else []
-            data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
+    with catalogue() as (cfg, session):
+        by = caller(cfg, session, "manage_cases", by).actor
+        today = _today(cfg)
+        made = create_case(session, number=number, title=title, case_type=case_type, unit=unit,
+                           opened_on=parse_date(opened, "--opened") or today, by=by,
+                           case_pattern=cfg.case_pattern, policy=cfg.retention_policy, today=today)
+        session.commit()
+        linked = [r["recording_id"] for r in case_as_json(session, made)["recordings"]]
+        changes = _apply(session, open_store(cfg), cfg, linked, by) if linked else []
+        data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
     report_changes(data, changes, as_json,
                    f"case {number} opened ({case_type}); {len(linked)} stamped recording(s) linked")
 
 
 @case.command("list")
 @click.option("--status", type=click.Choice(["open", "closed"]))
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_list(status: str | None, by: str | None, as_json: bool) -> None:
     """List cases, newest first."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            identity = caller(cfg, session, "cases", by)
-            # as the web shows them: only what lies in the caller's scope, the rest a count (catalog.access)
-            rows = [case_in_scope(session, c, identity.scope, cfg.retention_policy)
-                    for c in list_cases(session, status=status)]
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "cases", by)
+        # as the web shows them: only what lies in the caller's scope, the rest a count (catalog.access)
+        rows = [case_in_scope(session, c, identity.scope, cfg.retention_policy)
+                for c in list_cases(session, status=status)]
     if as_json:
         print_json({"cases": rows})
         return
@@ -133,19 +130,17 @@ def _count(shown: int, outside: int) -> str:
 
 @case.command("show")
 @click.argument("number")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_show(number: str, by: str | None, as_json: bool) -> None:
     """Show a case with its recordings, documents and retention."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            identity = caller(cfg, session, "cases", by)
-            found = get_case(session, number)
-            data = case_in_scope(session, found, identity.scope, cfg.retention_policy)  # as the web's case page
-            append_event(session, CustodyKind.VIEWED, actor=identity.actor, details={
-                "via": "cli case show", "case": number, "os_user": identity.account.login})
-            session.commit()
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "cases", by)
+        found = get_case(session, number)
+        data = case_in_scope(session, found, identity.scope, cfg.retention_policy)  # as the web's case page
+        append_event(session, CustodyKind.VIEWED, actor=identity.actor, details={
+            "via": "cli case show", "case": number, "os_user": identity.account.login})
+        session.commit()
     if as_json:
         print_json(data)
         return
@@ -171,22 +166,20 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
 @click.argument("number")
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--purpose", required=True, help="What the recording proves in this case (证明对象).")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_link(number: str, refs: tuple[str, ...], purpose: str, by: str | None, as_json: bool) -> None:
     """Link recordings (ids or SHA-256 prefixes) to a case; they are held while it is open."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            by = caller(cfg, session, "manage_cases", by).actor
-            found = get_case(session, number)
-            recordings = [get_recording(session, ref) for ref in refs]
-            for recording in recordings:
-                link_recording(session, found, recording, purpose=purpose, by=by)
-            session.commit()
-            ids = [r.id for r in recordings if r.id is not None]
-            changes = _apply(session, open_store(cfg), cfg, ids, by)
-            data = {"case": number, "linked": ids}
+    with catalogue() as (cfg, session):
+        by = caller(cfg, session, "manage_cases", by).actor
+        found = get_case(session, number)
+        recordings = [get_recording(session, ref) for ref in refs]
+        for recording in recordings:
+            link_recording(session, found, recording, purpose=purpose, by=by)
+        session.commit()
+        ids = [r.id for r in recordings if r.id is not None]
+        changes = _apply(session, open_store(cfg), cfg, ids, by)
+        data = {"case": number, "linked": ids}
     report_changes(data, changes, as_json, f"case {number}: linked recording(s) {', '.join(map(str, ids))}")
 
 
@@ -194,22 +187,20 @@ def case_link(number: str, refs: tuple[str, ...], purpose: str, by: str | None, 
 @click.argument("number")
 @click.argument("ref")
 @click.option("--reason", required=True)
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_unlink(number: str, ref: str, reason: str, by: str | None, as_json: bool) -> None:
     """End a recording's link to a case. Retention already given is kept; the hold lifts if no open case
     still needs it."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            by = caller(cfg, session, "manage_cases", by).actor
-            found = get_case(session, number)
-            recording = get_recording(session, ref)
-            unlink_recording(session, found, recording, by=by, reason=reason)
-            session.commit()
-            assert recording.id is not None
-            changes = _apply(session, open_store(cfg), cfg, [recording.id], by)
-            data = {"case": number, "unlinked": recording.id}
+    with catalogue() as (cfg, session):
+        by = caller(cfg, session, "manage_cases", by).actor
+        found = get_case(session, number)
+        recording = get_recording(session, ref)
+        unlink_recording(session, found, recording, by=by, reason=reason)
+        session.commit()
+        assert recording.id is not None
+        changes = _apply(session, open_store(cfg), cfg, [recording.id], by)
+        data = {"case": number, "unlinked": recording.id}
     report_changes(data, changes, as_json, f"case {number}: recording {data['unlinked']} unlinked")
 
 
@@ -218,8 +209,8 @@ def case_unlink(number: str, ref: str, reason: str, by: str | None, as_json: boo
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--title", required=True, help="What the document is (e.g. 询问笔录, 现场检查笔录).")
 @click.option("--dated", help="The document's own date YYYY-MM-DD.")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_attach(number: str, files: tuple[Path, ...], title: str, dated: str | None, by: str | None,
                 as_json: bool) -> None:
     """Attach text records (PDF, Word, OFD, scans) to a case: hashed, stored in WORM storage, signed."""
@@ -252,40 +243,36 @@ def case_attach(number: str, files: tuple[Path, ...], title: str, dated: str | N
 @case.command("close")
 @click.argument("number")
 @click.option("--on", "closed_on", help="Closing date YYYY-MM-DD (default today).")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_close(number: str, closed_on: str | None, by: str | None, as_json: bool) -> None:
     """Close a case: its records are kept for the case type's period after the closing date."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            by = caller(cfg, session, "manage_cases", by).actor
-            found = get_case(session, number)
-            today = _today(cfg)
-            close_case(session, found, by=by, closed_on=parse_date(closed_on, "--on") or today, today=today)
-            session.commit()
-            assert found.id is not None
-            ids = member_ids(session, found)
-            changes = _apply(session, open_store(cfg), cfg, ids, by)
-            data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
+    with catalogue() as (cfg, session):
+        by = caller(cfg, session, "manage_cases", by).actor
+        found = get_case(session, number)
+        today = _today(cfg)
+        close_case(session, found, by=by, closed_on=parse_date(closed_on, "--on") or today, today=today)
+        session.commit()
+        assert found.id is not None
+        ids = member_ids(session, found)
+        changes = _apply(session, open_store(cfg), cfg, ids, by)
+        data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
     report_changes(data, changes, as_json, f"case {number} closed on {data['case']['closed_on']}")
 
 
 @case.command("reopen")
 @click.argument("number")
 @click.option("--reason", required=True)
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def case_reopen(number: str, reason: str, by: str | None, as_json: bool) -> None:
     """Reopen a closed case: its records are held again (retention already given is kept)."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            by = caller(cfg, session, "manage_cases", by).actor
-            found = get_case(session, number)
-            reopen_case(session, found, by=by, reason=reason)
-            session.commit()
-            ids = member_ids(session, found)
-            changes = _apply(session, open_store(cfg), cfg, ids, by)
-            data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
+    with catalogue() as (cfg, session):
+        by = caller(cfg, session, "manage_cases", by).actor
+        found = get_case(session, number)
+        reopen_case(session, found, by=by, reason=reason)
+        session.commit()
+        ids = member_ids(session, found)
+        changes = _apply(session, open_store(cfg), cfg, ids, by)
+        data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
     report_changes(data, changes, as_json, f"case {number} reopened")

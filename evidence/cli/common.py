@@ -31,7 +31,7 @@ from catalog import (
     UserInvalid,
 )
 from catalog.access import can_see
-from catalog.models import User
+from catalog.user_models import User
 from catalog.users import Identity, get_user, identify, os_account
 from device_profiles import ProfileError
 from ingest.config import Settings
@@ -39,8 +39,8 @@ from ingest.errors import ConfigInvalid, DeviceGone, IngestError
 from ingest.services import catalog_engine
 from storage import BucketNotWorm, HashMismatch, RetentionRefused, StorageError
 
-__all__ = ["caller", "catalogue_owner_uid", "console", "errors", "fail", "in_scope", "parse_date", "parse_time",
-           "person", "print_json", "settings", "station_operator"]
+__all__ = ["caller", "catalogue", "catalogue_owner_uid", "console", "errors", "fail", "in_scope", "parse_date",
+           "parse_time", "person", "print_json", "settings", "station_operator"]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
                 CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, RetentionRefused, ExportFailed,
@@ -72,6 +72,17 @@ def settings(station: str | None = None) -> Settings:
     if station:
         env["EVIDENCE_STATION"] = station
     return Settings.from_env(env)
+
+
+@contextmanager
+def catalogue() -> Iterator[tuple[Settings, Session]]:
+    """How most commands begin: errors() mapping what the body raises to exit codes, this installation's settings
+    and a session on its catalogue (`with catalogue() as (cfg, session):`)."""
+    with errors():
+        cfg = settings()
+        with catalog_engine(cfg) as engine, Session(engine) as session:
+            yield cfg, session
+
 
 
 def catalogue_owner_uid(cfg: Settings) -> int | None:

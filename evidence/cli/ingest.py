@@ -46,13 +46,9 @@ def print_report(report: IngestReport, title: str) -> None:
     for item in report.errors:
         kept = "kept" if item["preserved"] else "NOT preserved"
         out.print(f"[red]error[/red] {item['file']} ({item['stage']}, {kept}): {item['reason']}")
-    new = sum(1 for r in report.recordings if r.get("ingest") == "new")
-    known = len(report.recordings) - new
-    flagged = sum(1 for r in report.recordings if r.get("time_implausible"))
-    held = sum(1 for r in report.recordings if r.get("legal_hold"))
-    out.print(f"{new} new, {known} already known, {len(report.skipped)} skipped, {len(report.discarded)} "
-              f"discarded, {len(report.errors)} error(s); {flagged} with an implausible device clock, {held} under "
-              f"legal hold; dock session {report.dock_session_id}")
+    out.print(f"{report.new_count} new, {report.known_count} already known, {len(report.skipped)} skipped, "
+              f"{len(report.discarded)} discarded, {len(report.errors)} error(s); {report.implausible_count} with an "
+              f"implausible device clock, {report.held_count} under legal hold; dock session {report.dock_session_id}")
 
 
 def _run_ingest(path: Path, cfg: Settings, options: IngestOptions, *, quiet: bool,
@@ -226,5 +222,5 @@ def demo(as_json: bool) -> None:
                     "redock": again.as_json()})
         return
     click.echo(f"re-dock of {next(iter(devices))}: {len(again.skipped)} entries skipped, "
-               f"{sum(1 for r in again.recordings if r.get('ingest') == 'new')} new")
+               f"{again.new_count} new")
     click.echo(f"catalog: {cfg.database_url}\nWORM store: {cfg.store_url}")

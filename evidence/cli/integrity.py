@@ -18,7 +18,8 @@ from catalog import PermissionDenied, get_recording
 from catalog.access import can_see
 from catalog.integrity import integrity_history
 from catalog.models import IntegrityCheck
-from evidence.cli.common import caller, errors, print_json, settings
+from evidence.cli.common import caller, catalogue, errors, print_json, settings
+from evidence.cli.options import by_option, json_option
 from ingest.config import Settings
 from ingest.decode_check import DECODE_CHECK, DecodeIncomplete, check_recording, skip_reason, unchecked_ids
 from ingest.services import catalog_engine, open_store
@@ -78,8 +79,8 @@ def _line(row: dict[str, Any]) -> str:
 @click.option("--unchecked", is_flag=True,
               help="Every archived video, audio and photo recording that has no decode verdict yet.")
 @click.option("--again", is_flag=True, help="Decode recordings already decode-checked too (a new revision).")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def check(refs: tuple[str, ...], unchecked: bool, again: bool, by: str | None, as_json: bool) -> None:
     """Decode recordings now (ids or SHA-256 prefixes, or --unchecked) and record each verdict as a revision.
     Exit 4 if any is found damaged, 1 if any decode could not finish."""
@@ -110,23 +111,21 @@ def check(refs: tuple[str, ...], unchecked: bool, again: bool, by: str | None, a
 
 @integrity.command("history")
 @click.argument("ref")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def history(ref: str, by: str | None, as_json: bool) -> None:
     """Every integrity revision of a recording, oldest first, and its current status (the worst so far)."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            identity = caller(cfg, session, "view", by)
-            recording = get_recording(session, ref)
-            assert recording.id is not None
-            if not can_see(session, identity.scope, recording.id):
-                raise PermissionDenied(f"recording {recording.id} is outside what {identity.actor} may view "
-                                       f"({identity.scope.describe()})")
-            data: dict[str, Any] = {
-                "id": recording.id, "original_name": recording.original_name,
-                "integrity_status": recording.integrity_status, "integrity_detail": recording.integrity_detail,
-                "revisions": [_revision_json(r) for r in integrity_history(session, recording.id)]}
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "view", by)
+        recording = get_recording(session, ref)
+        assert recording.id is not None
+        if not can_see(session, identity.scope, recording.id):
+            raise PermissionDenied(f"recording {recording.id} is outside what {identity.actor} may view "
+                                   f"({identity.scope.describe()})")
+        data: dict[str, Any] = {
+            "id": recording.id, "original_name": recording.original_name,
+            "integrity_status": recording.integrity_status, "integrity_detail": recording.integrity_detail,
+            "revisions": [_revision_json(r) for r in integrity_history(session, recording.id)]}
     if as_json:
         print_json(data)
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -29,21 +29,45 @@ from catalog import (
 )
 from catalog.access import check_access, read_evidence, reason_needed
 from catalog.detail import recording_detail
+from catalog.models import Recording
 from catalog.restamping import change_stamp
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS
-from evidence.cli.common import caller, console, errors, in_scope, parse_time, person, print_json, settings
+from catalog.users import Identity
+from evidence.cli.common import caller, catalogue, console, errors, in_scope, parse_time, person, print_json, settings
+from evidence.cli.options import by_option, json_option, view_reason_option
+from ingest.config import Settings
 from ingest.services import catalog_engine, open_store
 
 __all__ = ["cat", "manifest", "recordings_table", "search", "show", "tag"]
 
 #: Keys of a recording's detail printed as sections of their own (or not at all), not as `key: value` lines.
 _DETAIL_SECTIONS = ("sightings", "stamp_history", "custody", "technical", "integrity_history", "derived")
+#: The detail's lists printed as sections, in this order: (key, one item as a line).
+_DETAIL_LISTS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("integrity_history", lambda c: f"r{c['revision']} {c['check']} {c['status']} by {c['checked_by']} at "
+                                    f"{c['checked_at']}: {c['detail']}"),
+    ("sightings", lambda s: f"{s['device_serial']} {s['device_path']} (session {s['dock_session_id']})"),
+    ("stamp_history", lambda h: f"r{h['revision']} by {h['changed_by']} at {h['changed_at']}: {h['reason']} "
+                                f"{json.dumps(h['changes'], ensure_ascii=False)}"),
+    ("custody", lambda e: f"#{e['id']} {e['at']} {e['kind']} by {e['actor']}"),
+)
 
 
 def _reason(reason: str | None, needed: bool, what: str) -> str | None:
     if needed and not (reason or "").strip():
         raise click.UsageError(f"state the reason for {what} (调阅事由) with --reason")
     return reason.strip() if reason else None
+
+
+def _look(cfg: Settings, session: Session, ref: str, by: str | None,
+          reason: str | None) -> tuple[Identity, Recording, str | None]:
+    """The recording *ref*, once the caller's role, scope and stated reason allow a look at it (catalog.access; a
+    refusal is recorded), with the caller and the reason: the command records the view with what it shows."""
+    identity = caller(cfg, session, "view", by)
+    why = _reason(reason, reason_needed(cfg.access_reason, "view"), "viewing a recording")
+    recording = get_recording(session, ref)
+    check_access(session, person(session, identity), [recording], step="view", reason=why, policy=cfg.access_reason)
+    return identity, recording, why
 
 
 def _short_time(value: str | None) -> str:
@@ -96,16 +120,14 @@ def _parse_near(value: str | None) -> Near | None:
 @click.option("--retention", type=click.Choice(RETENTION_STATES), help="held, kept, due, disposed or staged.")
 @click.option("--sort", type=click.Choice(SORTS), default="captured", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=500, show_default=True)
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def search(case_number: str | None, officer: str | None, device: str | None, start: str | None,
            end: str | None, near: str | None, purpose: str | None, kind: str | None, station: str | None,
            unit: str | None, important: bool | None, integrity: str | None, retention: str | None, sort: str,
            limit: int, by: str | None, as_json: bool) -> None:
     """Find recordings (the web search page's filters), within what the caller may see."""
-    with errors():
-        cfg = settings()
-    with errors(), catalog_engine(cfg) as engine, Session(engine) as session:
+    with catalogue() as (cfg, session):
         identity = caller(cfg, session, "search", by)
         filters = SearchFilters(case_number=case_number, officer=officer, device=device,
                                 start=parse_time(start, "--from"), end=parse_time(end, "--to"),
@@ -121,19 +143,13 @@ def search(case_number: str | None, officer: str | None, device: str | None, sta
 
 @click.command()
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--reason", help="Why you look (调阅事由); required when EVIDENCE_ACCESS_REASON=view.")
+@json_option
+@by_option
+@view_reason_option
 def show(ref: str, as_json: bool, by: str | None, reason: str | None) -> None:
     """Show one recording with its sightings, stamp history and custody events (a recorded view)."""
-    with errors():
-        cfg = settings()
-    with errors(), catalog_engine(cfg) as engine, Session(engine) as session:
-        identity = caller(cfg, session, "view", by)
-        why = _reason(reason, reason_needed(cfg.access_reason, "view"), "viewing a recording")
-        recording = get_recording(session, ref)
-        check_access(session, person(session, identity), [recording], step="view", reason=why,
-                     policy=cfg.access_reason)
+    with catalogue() as (cfg, session):
+        identity, recording, why = _look(cfg, session, ref, by, reason)
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
                      details={"via": "cli show", "reason": why, "os_user": identity.account.login})
         session.commit()
@@ -152,26 +168,16 @@ def _print_detail(data: dict[str, Any]) -> None:
         out.print(f"[bold]{key}[/bold]: {json.dumps(value, ensure_ascii=False)}")
     for why in data["retention"]["hold_reasons"]:
         out.print(f"[bold yellow]held[/bold yellow]: {why}")
-    out.print("[bold]integrity history[/bold]:")
-    for c in data["integrity_history"]:
-        out.print(f"  r{c['revision']} {c['check']} {c['status']} by {c['checked_by']} at {c['checked_at']}: "
-                  f"{c['detail']}")
-    out.print("[bold]sightings[/bold]:")
-    for s in data["sightings"]:
-        out.print(f"  {s['device_serial']} {s['device_path']} (session {s['dock_session_id']})")
-    out.print("[bold]stamp history[/bold]:")
-    for h in data["stamp_history"]:
-        out.print(f"  r{h['revision']} by {h['changed_by']} at {h['changed_at']}: {h['reason']} "
-                  f"{json.dumps(h['changes'], ensure_ascii=False)}")
-    out.print("[bold]custody[/bold]:")
-    for e in data["custody"]:
-        out.print(f"  #{e['id']} {e['at']} {e['kind']} by {e['actor']}")
+    for key, line in _DETAIL_LISTS:
+        out.print(f"[bold]{key.replace('_', ' ')}[/bold]:")
+        for item in data[key]:
+            out.print(f"  {line(item)}")
 
 
 @click.command()
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why you retrieve the original (调阅事由; recorded).")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+@by_option
 def cat(ref: str, reason: str, by: str | None) -> None:
     """Write a recording's original bytes to stdout (a recorded access, with the stated reason)."""
     with errors():
@@ -212,31 +218,29 @@ def _stamp_changes(case_number: str | None, purpose: str | None, collector: str 
 
 @click.command()
 @click.argument("ref")
-@click.option("--by", "by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+@by_option
 @click.option("--reason", required=True, help="Why the stamp changes.")
 @click.option("--case", "case_number")
 @click.option("--purpose")
 @click.option("--officer", "collector", help="Collector's officer number.")
 @click.option("--place", help="LAT,LON (source becomes 'manual').")
 @click.option("--important/--not-important", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def tag(ref: str, by: str | None, reason: str, case_number: str | None, purpose: str | None, collector: str | None,
         place: str | None, important: bool | None, as_json: bool) -> None:
     """Change a recording's evidence stamp (kept as a new revision)."""
     changes = _stamp_changes(case_number, purpose, collector, place, important)
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            identity = caller(cfg, session, "stamp", by)
-            recording = get_recording(session, ref)
-            assert recording.id is not None
-            in_scope(session, identity, [recording.id], "tag")
-            # lifting a pending-case hold needs a clerk's role: change_stamp refuses it otherwise (exit 2)
-            done = change_stamp(session, open_store(cfg), recording, by=identity.actor, reason=reason,
-                                case_pattern=cfg.case_pattern, policy=cfg.retention_policy,
-                                key=load_or_create_key(cfg.station_key_path), roles=identity.roles, **changes)
-            revision = done.revision
-            data = {**recording_as_json(recording), "revision": revision.revision, "changes": revision.changes}
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "stamp", by)
+        recording = get_recording(session, ref)
+        assert recording.id is not None
+        in_scope(session, identity, [recording.id], "tag")
+        # lifting a pending-case hold needs a clerk's role: change_stamp refuses it otherwise (exit 2)
+        done = change_stamp(session, open_store(cfg), recording, by=identity.actor, reason=reason,
+                            case_pattern=cfg.case_pattern, policy=cfg.retention_policy,
+                            key=load_or_create_key(cfg.station_key_path), roles=identity.roles, **changes)
+        revision = done.revision
+        data = {**recording_as_json(recording), "revision": revision.revision, "changes": revision.changes}
     if as_json:
         print_json(data)
     else:
@@ -247,24 +251,18 @@ def tag(ref: str, by: str | None, reason: str, case_number: str | None, purpose:
 @click.command()
 @click.argument("ref")
 @click.option("--revision", type=click.IntRange(1), help="Stamp revision (default: the current one).")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--reason", help="Why you look (调阅事由); required when EVIDENCE_ACCESS_REASON=view.")
+@by_option
+@view_reason_option
 def manifest(ref: str, revision: int | None, by: str | None, reason: str | None) -> None:
     """Print a recording's signed manifest from WORM storage, after checking its signature against the
     station keys registered in the catalog."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            identity = caller(cfg, session, "view", by)
-            why = _reason(reason, reason_needed(cfg.access_reason, "view"), "viewing a recording")
-            recording = get_recording(session, ref)
-            check_access(session, person(session, identity), [recording], step="view", reason=why,
-                         policy=cfg.access_reason)
-            number = revision or recording.stamp_revision
-            store = open_store(cfg)
-            body = read_manifest(store, recording.sha256, number, trusted=trusted_fingerprints(session, store))
-            append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
-                         details={"via": "cli manifest", "revision": number, "reason": why,
-                                  "os_user": identity.account.login})
-            session.commit()
+    with catalogue() as (cfg, session):
+        identity, recording, why = _look(cfg, session, ref, by, reason)
+        number = revision or recording.stamp_revision
+        store = open_store(cfg)
+        body = read_manifest(store, recording.sha256, number, trusted=trusted_fingerprints(session, store))
+        append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
+                     details={"via": "cli manifest", "revision": number, "reason": why,
+                              "os_user": identity.account.login})
+        session.commit()
     print_json({"verified_signature": True, "manifest": body})

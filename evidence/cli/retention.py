@@ -7,6 +7,7 @@ exits 3 when the store refused one; a disposal batch left partial exits 1.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,9 +34,11 @@ from catalog.listing import count_tombstones, disposal_batches
 from catalog.models import Recording
 from catalog.retention import RetentionDecision
 from catalog.types import utcnow
-from evidence.cli.common import caller, console, errors, parse_date, parse_time, person, print_json, settings
+from evidence.cli.common import caller, catalogue, console, errors, parse_date, parse_time, person, print_json, settings
+from evidence.cli.options import by_option, json_option, view_reason_option
 from ingest.config import Settings
 from ingest.services import catalog_engine, open_store
+from storage import EvidenceStore
 
 __all__ = ["report_changes", "retention"]
 
@@ -89,23 +92,21 @@ def _retention_json(session: Session, recording: Recording, decision: RetentionD
 
 @retention.command("show")
 @click.argument("ref")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--reason", help="Why you look (调阅事由); required when EVIDENCE_ACCESS_REASON=view.")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@view_reason_option
+@json_option
 def retention_show(ref: str, by: str | None, reason: str | None, as_json: bool) -> None:
     """The retention a recording has, the one the rules give it, and why (only of a recording you may view)."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            identity = caller(cfg, session, "retention", by)
-            recording = get_recording(session, ref)
-            assert recording.id is not None
-            # its retention is metadata of the recording: the caller must be one who may view it (role and scope;
-            # a refusal is an `access_refused` event), as for `evidence show`
-            check_access(session, person(session, identity), [recording], step="view", reason=reason,
-                         policy=cfg.access_reason)
-            decision = decide_for(session, [recording], cfg.retention_policy)[recording.id]
-            data = _retention_json(session, recording, decision)
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "retention", by)
+        recording = get_recording(session, ref)
+        assert recording.id is not None
+        # its retention is metadata of the recording: the caller must be one who may view it (role and scope;
+        # a refusal is an `access_refused` event), as for `evidence show`
+        check_access(session, person(session, identity), [recording], step="view", reason=reason,
+                     policy=cfg.access_reason)
+        decision = decide_for(session, [recording], cfg.retention_policy)[recording.id]
+        data = _retention_json(session, recording, decision)
     if as_json:
         print_json(data)
         return
@@ -119,18 +120,16 @@ def retention_show(ref: str, by: str | None, reason: str | None, as_json: bool) 
 
 
 @retention.command("apply")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+@by_option
 @click.option("--check-store", is_flag=True,
               help="Also read every stored object's retention and hold back (one HEAD each) and repair drift.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def retention_apply(by: str | None, check_store: bool, as_json: bool) -> None:
     """Bring every recording's retention and legal hold in line with the rules (idempotent; run it daily)."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            actor = caller(cfg, session, "apply_retention", by).actor
-            changes = apply_retention(session, open_store(cfg), cfg.retention_policy, actor=actor,
-                                      check_store=check_store)
+    with catalogue() as (cfg, session):
+        actor = caller(cfg, session, "apply_retention", by).actor
+        changes = apply_retention(session, open_store(cfg), cfg.retention_policy, actor=actor,
+                                  check_store=check_store)
     report_changes({"changed": len(changes)}, changes, as_json, f"{len(changes)} recording(s) changed")
 
 
@@ -150,8 +149,8 @@ def _as_of(value: str | None, cfg: Settings) -> datetime:
 @click.option("--as-of", "as_of", help="Date (YYYY-MM-DD, agency zone) or ISO time with zone; default now.")
 @click.option("--within", "within_days", type=click.IntRange(0, 36_500), default=0, show_default=True,
               help="Also list what becomes disposable within this many days after --as-of.")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+@json_option
+@by_option
 def retention_plan(as_of: str | None, within_days: int, as_json: bool, by: str | None) -> None:
     """What is disposable (due), becomes so soon (upcoming), or would be but is held — and by which rule."""
     with errors():
@@ -204,25 +203,19 @@ def _print_batch(data: dict[str, Any]) -> None:
         click.echo(f"signed disposal record: {data['record_key']}")
 
 
-def _exit_for(batch: DisposalBatch | None) -> None:
-    if batch is not None and batch.status == "partial":
-        sys.exit(1)
+#: One disposal step: (session, store, settings, the station's signer, the caller) -> the batch it made or changed.
+_Step = Callable[[Session, EvidenceStore, Settings, Signer, str], DisposalBatch | None]
 
 
-@retention.command("sweep")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
-def retention_sweep(by: str | None, as_json: bool) -> None:
-    """Dispose of what is due. With EVIDENCE_DISPOSAL_APPROVAL=required (the default) this proposes a batch
-    that another named person approves with `evidence retention approve`."""
+def _disposal_step(action: str, by: str | None, as_json: bool, step: _Step) -> None:
+    """Run *step* as the caller (whose roles must allow *action*) with the store and the station's signing key,
+    print the batch it returns (or that nothing was due), and exit 1 if the batch was left partial."""
     with errors():
         cfg = settings()
         store = open_store(cfg)
         signer = Signer(cfg.station, load_or_create_key(cfg.station_key_path))
         with catalog_engine(cfg) as engine, Session(engine) as session:
-            by = caller(cfg, session, "propose_disposal", by).actor
-            batch = start_sweep(session, store, cfg.retention_policy, now=utcnow(), by=by,
-                                approval_required=cfg.disposal_approval == "required", signer=signer)
+            batch = step(session, store, cfg, signer, caller(cfg, session, action, by).actor)
             data = _batch_json(session, batch) if batch else {"batch": None, "status": "nothing due"}
     if as_json:
         print_json(data)
@@ -230,41 +223,40 @@ def retention_sweep(by: str | None, as_json: bool) -> None:
         click.echo("nothing is due for disposal")
     else:
         _print_batch(data)
-    _exit_for(batch)
+    if batch is not None and batch.status == "partial":
+        sys.exit(1)
+
+
+@retention.command("sweep")
+@by_option
+@json_option
+def retention_sweep(by: str | None, as_json: bool) -> None:
+    """Dispose of what is due. With EVIDENCE_DISPOSAL_APPROVAL=required (the default) this proposes a batch
+    that another named person approves with `evidence retention approve`."""
+    _disposal_step("propose_disposal", by, as_json, lambda session, store, cfg, signer, actor: start_sweep(
+        session, store, cfg.retention_policy, now=utcnow(), by=actor, approval_required=cfg.approval_required,
+        signer=signer))
 
 
 @retention.command("approve")
 @click.argument("batch_id", type=int)
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def retention_approve(batch_id: int, by: str | None, as_json: bool) -> None:
     """Approve a proposed disposal batch and carry it out."""
-    with errors():
-        cfg = settings()
-        store = open_store(cfg)
-        signer = Signer(cfg.station, load_or_create_key(cfg.station_key_path))
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            by = caller(cfg, session, "approve_disposal", by).actor
-            batch = approve_batch(session, store, cfg.retention_policy, batch_id, by=by, now=utcnow(), signer=signer)
-            data = _batch_json(session, batch)
-    if as_json:
-        print_json(data)
-    else:
-        _print_batch(data)
-    _exit_for(batch)
+    _disposal_step("approve_disposal", by, as_json, lambda session, store, cfg, signer, actor: approve_batch(
+        session, store, cfg.retention_policy, batch_id, by=actor, now=utcnow(), signer=signer))
 
 
 @retention.command("batches")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def retention_batches(by: str | None, as_json: bool) -> None:
     """Every disposal batch, newest first, with its outcome."""
-    with errors():
-        cfg = settings()
-        with catalog_engine(cfg) as engine, Session(engine) as session:
-            identity = caller(cfg, session, "retention", by)
-            seen = disposal_in_scope(session, identity.scope, batches=disposal_batches(session))  # as the web shows
-            rows = [_batch_json(session, view.batch, view) for view in seen.batches]
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "retention", by)
+        seen = disposal_in_scope(session, identity.scope, batches=disposal_batches(session))  # as the web shows
+        rows = [_batch_json(session, view.batch, view) for view in seen.batches]
     if as_json:
         print_json({"batches": rows})
         return

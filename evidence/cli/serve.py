@@ -29,14 +29,8 @@ def serve(host: str | None, port: int | None) -> None:
         store = open_store(cfg)
         key = load_or_create_key(cfg.station_key_path)
         with catalog_engine(cfg) as engine:
-            app = create_app(WebConfig(engine=engine, store=store, secure_cookies=cfg.web_secure_cookies,
-                                       station=cfg.station, key=key, case_pattern=cfg.case_pattern,
-                                       access_reason=cfg.access_reason, zone=cfg.station_tz,
-                                       policy=cfg.retention_policy,
-                                       disposal_approval=cfg.disposal_approval == "required",
-                                       attach=document_attacher(cfg, store, key),
-                                       staged_alarm_s=cfg.staged_alarm_s,
-                                       metrics_token=str(cfg.metrics_token)))
+            app = create_app(WebConfig.from_settings(cfg, engine=engine, store=store, key=key,
+                                                     attach=document_attacher(cfg, store, key)))
             # Web activity (views, stamps, case links, sign-ins) is anchored even where no station or scheduler runs.
             stop = threading.Event()
             threading.Thread(target=anchor_periodically, args=(cfg, engine, store),

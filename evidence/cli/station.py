@@ -19,6 +19,7 @@ from catalog.errors import CatalogError
 from catalog.listing import dock_session_recording_ids
 from catalog.types import utcnow
 from evidence.cli.common import caller, console, errors, in_scope, print_json, settings, station_operator
+from evidence.cli.options import by_option, json_option
 from ingest.config import Settings
 from ingest.services import catalog_engine, check_store_at_start, open_store
 
@@ -96,7 +97,7 @@ def _with_catalogue_alarm(cfg: Settings, status: dict[str, Any]) -> None:
 
 
 @station.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def station_status(as_json: bool) -> None:
     """The station's last written status (for a kiosk screen)."""
     from ingest.station.service import read_status
@@ -120,12 +121,12 @@ def station_status(as_json: bool) -> None:
 @station.command("tag")
 @click.option("--session", "session_id", type=int, required=True, help="Dock session number.")
 @click.option("--file", "files", multiple=True, help="Device path within the session (default: all).")
-@click.option("--by", "by", default=None, help="Assert who you are (must be the user bound to your OS account).")
+@by_option
 @click.option("--reason", default="tagged at the station", show_default=True)
 @click.option("--case", "case_number")
 @click.option("--purpose")
 @click.option("--important/--not-important", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def station_tag(session_id: int, files: tuple[str, ...], by: str | None, reason: str, case_number: str | None,
                 purpose: str | None, important: bool | None, as_json: bool) -> None:
     """Assign case number, purpose or important flag to the recordings of a dock session."""

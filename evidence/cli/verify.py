@@ -21,6 +21,7 @@ from catalog.listing import case_number_exists
 from catalog.types import utcnow
 from catalog.verification import VerifyReport, select_recordings, verify_archive
 from evidence.cli.common import caller, errors, print_json, settings
+from evidence.cli.options import by_option, json_option
 from ingest.anchoring import anchor_chain
 from ingest.services import catalog_engine, open_store
 
@@ -35,8 +36,8 @@ __all__ = ["custody", "export", "verify"]
 @click.option("--sample", type=click.IntRange(1), help="A random sample of N recordings.")
 @click.option("--no-chain", is_flag=True, help="Skip the custody chain and anchor check.")
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Objects read at once.")
-@click.option("--by", default=None, help="Assert who you are (must be the user bound to your OS account).")
-@click.option("--json", "as_json", is_flag=True)
+@by_option
+@json_option
 def verify(refs: tuple[str, ...], everything: bool, sample: int | None, no_chain: bool, workers: int,
            by: str | None, as_json: bool) -> None:
     """Re-read and re-hash stored objects; check them against the catalogue and the signed manifests; replay the
@@ -87,7 +88,7 @@ def custody() -> None:
 
 @custody.command("anchor")
 @click.option("--force", is_flag=True, help="Write one even if the head is already anchored.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def custody_anchor(force: bool, as_json: bool) -> None:
     """Write the chain head, signed, to the WORM store now (`evidence worker --schedule` does it periodically)."""
     with errors():
@@ -116,7 +117,7 @@ def custody_anchor(force: bool, as_json: bool) -> None:
 @click.option("--recordings", "as_recordings", is_flag=True,
               help="SUBJECT is recording ids even if one looks like a case number.")
 @click.option("--reason", default="", help="Why the evidence is handed over (调阅事由; required, recorded per item).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def export(subject: tuple[str, ...], out: Path, by: str | None, as_recordings: bool, reason: str,
            as_json: bool) -> None:
     """Write a BagIt evidence package: `export CASE` (its recordings and documents) or `export ID ...`. Needs the

@@ -37,7 +37,7 @@ def _render(request: Request, who: Caller, template: str, status: int = 200, **c
 def _show(request: Request, session: Session, page: Callable[[Request, Session, Caller], Response]) -> Response:
     """A GET of one of the pages: the administrator's, or the sign-in page / a refusal."""
     who = signed_in(request, session, "admin")
-    return who if not isinstance(who, Caller) else page(request, session, who)
+    return page(request, session, who)
 
 
 def _apply(request: Request, session: Session, who: Caller, change: Callable[[], object],
@@ -71,8 +71,6 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
     """add (name, roles, password, officer number, units) | roles | password | scope | deactivate | activate.
     *units* are comma-separated."""
     who = signed_in(request, session, "admin", csrf)
-    if not isinstance(who, Caller):
-        return who
     unit_list = [u.strip() for u in units.replace("，", ",").split(",") if u.strip()]
 
     def change() -> None:
@@ -125,8 +123,6 @@ def change_officer(request: Request, session: DB, csrf: Annotated[str, Form()], 
                    valid_until: Annotated[str, Form()] = "") -> Response:
     """Add an officer or replace their record (matched by number)."""
     who = signed_in(request, session, "admin", csrf)
-    if not isinstance(who, Caller):
-        return who
     typed = {"number": number, "name": name, "unit_number": unit_number, "unit_name": unit_name, "post": post,
              "certificate_number": certificate_number, "category": category, "area": area,
              "valid_from": valid_from, "valid_until": valid_until}
@@ -168,8 +164,6 @@ def change_station(code: str, request: Request, session: DB, csrf: Annotated[str
                    name: Annotated[str, Form()], lat: Annotated[str, Form()] = "",
                    lon: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "admin", csrf)
-    if not isinstance(who, Caller):
-        return who
     try:
         place = [float(v) if v.strip() else None for v in (lat, lon)]
     except ValueError:
@@ -195,8 +189,6 @@ def change_device(serial: str, request: Request, session: DB, csrf: Annotated[st
                   officer_number: Annotated[str, Form()] = "", unit_number: Annotated[str, Form()] = "",
                   unit_name: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "admin", csrf)
-    if not isinstance(who, Caller):
-        return who
     return _apply(request, session, who,
                   lambda: save_device(session, serial, officer_number=officer_number, unit_number=unit_number,
                                       unit_name=unit_name, by=who.user.name),
@@ -206,8 +198,6 @@ def change_device(serial: str, request: Request, session: DB, csrf: Annotated[st
 @router.get("/admin/policy", response_class=HTMLResponse, include_in_schema=False)
 def policy(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "admin")
-    if not isinstance(who, Caller):
-        return who
     config: WebConfig = request.app.state.config
     return _render(request, who, "admin_policy.html", policy=config.policy, access_reason=config.access_reason,
                    types=sorted(config.policy.case_types.values(), key=lambda t: t.code))

@@ -22,7 +22,7 @@ from sqlmodel import Session
 from evidence.web.admin import router as admin_router
 from evidence.web.audit import router as audit_router
 from evidence.web.cases import router as cases_router
-from evidence.web.deps import WebConfig, caller, language, render
+from evidence.web.deps import PageInstead, WebConfig, caller, language, render
 from evidence.web.operations import Metrics
 from evidence.web.operations import router as operations_router
 from evidence.web.recordings import router as recordings_router
@@ -74,6 +74,7 @@ def create_app(config: WebConfig) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.middleware("http")(_count_and_harden)
+    app.exception_handler(PageInstead)(_page_instead)
     app.exception_handler(HTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
     return app
@@ -107,6 +108,11 @@ def _answer(request: Request, status: int, detail: Any) -> Response:
         return render(request, "message.html", language(request), status,
                       user=who.user if who else None, csrf=who.web_session.csrf_token if who else "",
                       message=detail if isinstance(detail, str) else "; ".join(map(str, detail)))
+
+
+def _page_instead(request: Request, exc: PageInstead) -> Response:
+    """The sign-in redirect or the 403 page a route's signed_in check answered with."""
+    return exc.response
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -20,6 +20,7 @@ from starlette.background import BackgroundTask
 
 from catalog.access import AccessRefused, ReasonRequired, case_in_scope
 from catalog.case_links import retain_after_link_change
+from catalog.case_models import Case, CaseStatus
 from catalog.cases import (
     close_case,
     create_case,
@@ -33,7 +34,6 @@ from catalog.cases import (
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, ExportFailed, RecordingNotFound
 from catalog.export import export_package, safe_name
-from catalog.models import Case, CaseStatus
 from catalog.recordings import get_recording
 from catalog.signing import SignatureInvalid
 from catalog.types import utcnow
@@ -71,8 +71,6 @@ def _case_page(request: Request, session: Session, who: Caller, case: Case, stat
 @router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
 def cases_page(request: Request, session: DB, status: str = "") -> Response:
     who = signed_in(request, session, "cases")
-    if not isinstance(who, Caller):
-        return who
     return _cases_list(request, session, who, status=status)
 
 
@@ -91,8 +89,6 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
               title: Annotated[str, Form()], case_type: Annotated[str, Form()], unit: Annotated[str, Form()] = "",
               opened_on: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    if not isinstance(who, Caller):
-        return who
     config: WebConfig = request.app.state.config
     form = {"number": number, "title": title, "case_type": case_type, "unit": unit, "opened_on": opened_on}
     try:
@@ -114,8 +110,6 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
 @router.get("/cases/{number:path}", response_class=HTMLResponse, include_in_schema=False)
 def case_page(number: str, request: Request, session: DB) -> Response:
     who = signed_in(request, session, "cases")
-    if not isinstance(who, Caller):
-        return who
     case = _case(session, number)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "web case page",
                                                                             "case": case.number})
@@ -135,8 +129,6 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
          purpose: Annotated[str, Form()]) -> Response:
     """Link recordings (ids or SHA-256 prefixes, separated by spaces or commas) with what they prove here."""
     who = signed_in(request, session, "manage_cases", csrf)
-    if not isinstance(who, Caller):
-        return who
     case = _case(session, number)
     refs = [r for r in recordings.replace(",", " ").split() if r]
     try:
@@ -156,8 +148,6 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
 def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                         case: Annotated[str, Form()], purpose: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    if not isinstance(who, Caller):
-        return who
     recording = visible_recording(session, ref, who, "link")
     found = _case(session, case.strip())
     try:
@@ -189,8 +179,6 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
     """Store uploaded text records (询问笔录, 现场检查笔录, scans…) for the case: hashed, in WORM storage, with a
     signed manifest, linked with *title* as their purpose; a damaged file is kept as found and says so."""
     who = signed_in(request, session, "manage_cases", csrf)
-    if not isinstance(who, Caller):
-        return who
     case = _case(session, number)
     config: WebConfig = request.app.state.config
     if config.attach is None:
@@ -236,8 +224,6 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
 def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            recording: Annotated[int, Form()], reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    if not isinstance(who, Caller):
-        return who
     case = _case(session, number)
     try:
         found = get_recording(session, recording)
@@ -253,8 +239,6 @@ def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form
 def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
           closed_on: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    if not isinstance(who, Caller):
-        return who
     case = _case(session, number)
     config: WebConfig = request.app.state.config
     try:
@@ -274,8 +258,6 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
 def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    if not isinstance(who, Caller):
-        return who
     case = _case(session, number)
     try:
         reopen_case(session, case, by=who.user.name, reason=reason)
@@ -316,8 +298,6 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
     """The case's BagIt package as a ZIP download (built, validated, recorded, then sent and removed). The same
     operation as `evidence export CASE`: the rights and scope of downloading every item, and a stated reason."""
     who = signed_in(request, session, "export", csrf)
-    if not isinstance(who, Caller):
-        return who
     case = _case(session, number)
     folder = Path(tempfile.mkdtemp(prefix="evidence-web-export-"))
     out = folder / f"{safe_name(case.number)}.zip"

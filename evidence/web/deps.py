@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import MISSING, dataclass, field
-from dataclasses import fields as dataclass_fields
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -18,15 +17,16 @@ from sqlmodel import Session
 
 from catalog.access import Scope, user_scope
 from catalog.cases import Attach
-from catalog.models import User, WebSession
-from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
+from catalog.retention import RetentionPolicy
+from catalog.sign_in import find_session
 from catalog.types import utcnow
-from catalog.users import PERMISSIONS, find_session
+from catalog.user_models import User, WebSession
+from catalog.users import PERMISSIONS
 from evidence.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
 from ingest.config import Settings
 from storage import EvidenceStore
 
-__all__ = ["DB", "NAV", "Caller", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
+__all__ = ["DB", "NAV", "Caller", "PageInstead", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
            "WebConfig", "api_caller", "caller", "language", "render", "signed_in"]
 
 SESSION_COOKIE = "evidence_session"
@@ -34,19 +34,9 @@ PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (n
 LANG_COOKIE = "lang"
 
 
-def _setting_default(name: str) -> Any:
-    """The default of `Settings.<name>` (ingest.config, made from ingest.settings_table): a WebConfig left at its
-    defaults behaves as `evidence serve` does with that setting unset."""
-    found = next(f for f in dataclass_fields(Settings) if f.name == name)
-    if found.default is not MISSING:
-        return found.default
-    if found.default_factory is not MISSING:
-        return found.default_factory()
-    raise LookupError(f"Settings.{name} has no default")
-
-
-_ZONE: str = _setting_default("station_tz")
-_ROUTINE_MONTHS: int = _setting_default("routine_retention_months")
+#: The deployment settings at their defaults (ingest.settings_table): a WebConfig left at its defaults behaves as
+#: `evidence serve` does with nothing set.
+_DEFAULT = Settings.defaults()
 
 
 @dataclass(frozen=True)
@@ -56,18 +46,17 @@ class WebConfig:
     engine: Engine
     store: EvidenceStore
     session_ttl: timedelta = timedelta(hours=12)  # a sign-in lasts this long (not a deployment setting)
-    secure_cookies: bool = _setting_default("web_secure_cookies")  # True behind TLS (a reverse proxy)
+    secure_cookies: bool = _DEFAULT.web_secure_cookies  # True behind TLS (a reverse proxy)
     station: str = "web"  # signs the manifests of stamp revisions made in the browser
     key: Ed25519PrivateKey | None = None
-    case_pattern: str = _setting_default("case_pattern")  # EVIDENCE_CASE_PATTERN (catalog's DEFAULT_CASE_PATTERN)
-    access_reason: str = _setting_default("access_reason")  # the first step that needs a stated reason
-    zone: str = _ZONE  # EVIDENCE_STATION_TZ, the agency's clock: times typed without a zone are read in it
-    policy: RetentionPolicy = field(
-        default_factory=lambda: RetentionPolicy(_ROUTINE_MONTHS, DEFAULT_CASE_TYPES, _ZONE))
-    disposal_approval: bool = _setting_default("disposal_approval") == "required"  # EVIDENCE_DISPOSAL_APPROVAL
+    case_pattern: str = _DEFAULT.case_pattern  # EVIDENCE_CASE_PATTERN
+    access_reason: str = _DEFAULT.access_reason  # the first step that needs a stated reason
+    zone: str = _DEFAULT.station_tz  # the agency's clock: times typed without a zone are read in it
+    policy: RetentionPolicy = field(default_factory=lambda: _DEFAULT.retention_policy)
+    disposal_approval: bool = _DEFAULT.approval_required  # EVIDENCE_DISPOSAL_APPROVAL=required
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
-    staged_alarm_s: float = _setting_default("staged_alarm_s")  # EVIDENCE_STAGED_ALARM_S
-    metrics_token: str = str(_setting_default("metrics_token"))  # EVIDENCE_METRICS_TOKEN: opens /metrics, API docs
+    staged_alarm_s: float = _DEFAULT.staged_alarm_s  # EVIDENCE_STAGED_ALARM_S
+    metrics_token: str = str(_DEFAULT.metrics_token)  # EVIDENCE_METRICS_TOKEN: opens /metrics, API docs
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine, store: EvidenceStore,
@@ -76,7 +65,7 @@ class WebConfig:
         return cls(engine=engine, store=store, secure_cookies=settings.web_secure_cookies, station=settings.station,
                    key=key, case_pattern=settings.case_pattern, access_reason=settings.access_reason,
                    zone=settings.station_tz, policy=settings.retention_policy,
-                   disposal_approval=settings.disposal_approval == "required", attach=attach,
+                   disposal_approval=settings.approval_required, attach=attach,
                    staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token))
 
     def today(self) -> date:
@@ -145,16 +134,25 @@ NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/retention", "
        ("/stats", "Statistics", "statistics"), ("/audit", "Audit", "audit"), ("/admin", "Administration", "admin"))
 
 
-def signed_in(request: Request, session: Session, action: str, csrf: str | None = None) -> Caller | Response:
-    """The caller of a page whose role allows *action*; otherwise the sign-in page or a 403 page. A form post
-    passes its *csrf* field, which must be the session's token (403 otherwise)."""
+class PageInstead(Exception):
+    """What signed_in raises when the caller may not have the page: *response* (the sign-in redirect or a 403
+    page) is what the app sends (evidence.web.app), so a route goes on with the caller signed_in returns."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"answered {response.status_code} instead of the page")
+        self.response = response
+
+
+def signed_in(request: Request, session: Session, action: str, csrf: str | None = None) -> Caller:
+    """The caller of a page whose role allows *action*; otherwise PageInstead with the sign-in page or a 403 page.
+    A form post passes its *csrf* field, which must be the session's token (403 otherwise)."""
     who = caller(request, session)
     if who is None:
-        return RedirectResponse("/login", status_code=303)
+        raise PageInstead(RedirectResponse("/login", status_code=303))
     if not who.may(action):
         lang = language(request)
-        return render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
-                      message=gettext_for(lang)("Your role does not allow this."))
+        raise PageInstead(render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
+                                 message=gettext_for(lang)("Your role does not allow this.")))
     if csrf is not None and not secrets.compare_digest(csrf, who.web_session.csrf_token):
         raise HTTPException(403, "missing or wrong form token")
     return who

@@ -227,8 +227,6 @@ def _render_page(request: Request, session: Session, who: Caller, recording: Rec
 def recording_page(ref: str, request: Request, session: DB, reason: str | None = None) -> Response:
     """Opening the page is a `viewed` custody event (with the reason, when policy asks for one first)."""
     who = signed_in(request, session, "view")
-    if not isinstance(who, Caller):
-        return who
     recording = visible_recording(session, ref, who, "view")
     if reason_needed(request, "view") and not (reason or "").strip():
         return render(request, "reason.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
@@ -246,8 +244,6 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
     """Change the stamp as a new revision (who, when, why); the new revision's manifest is signed and stored.
     An officer tags only their own recordings (their scope)."""
     who = signed_in(request, session, "stamp", csrf)
-    if not isinstance(who, Caller):
-        return who
     recording = visible_recording(session, ref, who, "stamp")
     config = request.app.state.config
     changes: dict[str, Any] = {"case_number": case_number.strip() or None, "purpose": purpose.strip() or None,

@@ -53,15 +53,13 @@ def _signer(config: WebConfig) -> Signer:
 @router.get("/retention", response_class=HTMLResponse, include_in_schema=False)
 def retention(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "retention")
-    return who if not isinstance(who, Caller) else _page(request, session, who)
+    return _page(request, session, who)
 
 
 @router.post("/retention/sweep", include_in_schema=False)
 def sweep(request: Request, session: DB, csrf: Annotated[str, Form()]) -> Response:
     """Propose a batch of everything due now (or, without required approval, dispose of it at once)."""
     who = signed_in(request, session, "propose_disposal", csrf)
-    if not isinstance(who, Caller):
-        return who
     config: WebConfig = request.app.state.config
     try:
         batch = start_sweep(session, config.store, config.policy, now=utcnow(), by=who.user.name,
@@ -80,8 +78,6 @@ def approve(batch_id: int, request: Request, session: DB, csrf: Annotated[str, F
             confirm: Annotated[str, Form()] = "") -> Response:
     """A second person approves a proposed batch; it is carried out at once (each item re-checked first)."""
     who = signed_in(request, session, "approve_disposal", csrf)
-    if not isinstance(who, Caller):
-        return who
     if confirm != "yes":
         return _page(request, session, who, 400, f"tick the box to confirm the disposal of batch {batch_id}")
     config: WebConfig = request.app.state.config

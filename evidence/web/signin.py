@@ -2,7 +2,7 @@
 yet), the session cookie it sets, and signing out (which needs the session's form token, so no other site can
 sign a user out).
 
-The decisions (password, lockout, the browser's device cookie) are catalog.users'; this module only carries
+The decisions (password, lockout, the browser's device cookie) are catalog.sign_in's; this module only carries
 them between the form and the cookies.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from catalog.errors import SignInRefused
+from catalog.sign_in import DEVICE_COOKIE, DEVICE_TTL, end_session, sign_in, start_session
 from catalog.types import utcnow
-from catalog.users import DEVICE_COOKIE, DEVICE_TTL, end_session, sign_in, start_session
 from evidence.web.deps import DB, PRE_CSRF_COOKIE, SESSION_COOKIE, WebConfig, caller, language, render
 from evidence.web.i18n import gettext_for
 
@@ -38,7 +38,7 @@ def _signed_in(config: WebConfig, token: str, device_cookie: str) -> Response:
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=config.secure_cookies,
                         max_age=int(config.session_ttl.total_seconds()))
-    # This browser has signed in as this name: others' failed guesses will not slow it (catalog.users.sign_in).
+    # This browser has signed in as this name: others' failed guesses will not slow it (catalog.sign_in.sign_in).
     # Only the sign-in form needs it; it stays after signing out.
     response.set_cookie(DEVICE_COOKIE, device_cookie, path="/login", httponly=True, samesite="strict",
                         secure=config.secure_cookies, max_age=int(DEVICE_TTL.total_seconds()))

@@ -59,7 +59,7 @@ def _list(request: Request, session: DB, who: Caller, status: int = 200, error: 
 @router.get("/spot-checks", response_class=HTMLResponse, include_in_schema=False)
 def spot_checks(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "spotcheck")
-    return who if not isinstance(who, Caller) else _list(request, session, who)
+    return _list(request, session, who)
 
 
 @router.post("/spot-checks", include_in_schema=False)
@@ -69,8 +69,6 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
                     start: Annotated[str, Form()] = "", end: Annotated[str, Form()] = "",
                     seed: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "spotcheck", csrf)
-    if not isinstance(who, Caller):
-        return who
     zone = request.app.state.config.zone
     try:
         chosen_unit = scoped_unit(who.scope, unit.strip())
@@ -90,8 +88,6 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
 @router.get("/spot-checks/{check_id}", response_class=HTMLResponse, include_in_schema=False)
 def spot_check(check_id: int, request: Request, session: DB) -> Response:
     who = signed_in(request, session, "spotcheck")
-    if not isinstance(who, Caller):
-        return who
     try:
         check, rows = open_spot_check(session, check_id, scope=who.scope, by=who.user.name)
     except SpotCheckRefused as exc:
@@ -107,8 +103,6 @@ def spot_check(check_id: int, request: Request, session: DB) -> Response:
 def review(check_id: int, item_id: int, request: Request, session: DB, csrf: Annotated[str, Form()],
            outcome: Annotated[str, Form()], notes: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "spotcheck", csrf)
-    if not isinstance(who, Caller):
-        return who
     try:
         record_outcome(session, item_id, outcome=outcome, notes=notes, by=who.user.name, now=utcnow(),
                        scope=who.scope, check_id=check_id)

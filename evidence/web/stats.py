@@ -50,8 +50,6 @@ def bar_chart(rows: Sequence[Mapping[str, Any]], value: str = "count", width: in
 @router.get("/stats", response_class=HTMLResponse, include_in_schema=False)
 def stats_page(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "statistics")
-    if not isinstance(who, Caller):
-        return who
     alarm = staged_overdue(session, now=utcnow(), older_than_s=request.app.state.config.staged_alarm_s)
     return render(request, "stats.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
                   s=statistics(session, who.scope), chart=bar_chart, alarm=alarm)

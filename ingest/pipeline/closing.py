@@ -3,9 +3,10 @@ stamp revisions), and its result in one word and in a sentence."""
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from catalog import DockSession, Recording, Sighting
+from catalog import DockSession, Recording
+from catalog.docks import last_sighting_at
 from catalog.models import DockResult
 from catalog.restamping import change_stamp
 from ingest.config import Settings
@@ -19,9 +20,7 @@ def link_companions(session: Session, serial: str, companions: list[tuple[int, s
     """Housekeeping files (thumbnails, sidecars) point at the recording they belong to, now every file of the
     dock is catalogued. *companions*: (new recording id, device path of the recording it serves)."""
     for recording_id, device_path in companions:
-        sighting = session.exec(select(Sighting).where(Sighting.device_serial == serial,
-                                                       Sighting.device_path == device_path)
-                                .order_by(col(Sighting.id).desc())).first()
+        sighting = last_sighting_at(session, device_serial=serial, device_path=device_path)
         row = session.get(Recording, recording_id)
         if sighting is not None and row is not None and row.belongs_to_id is None:
             row.belongs_to_id = sighting.recording_id

@@ -13,10 +13,9 @@ import time
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from catalog import (
-    Case,
     CustodyKind,
     DockSession,
     Recording,
@@ -28,7 +27,9 @@ from catalog import (
     record_stamp,
 )
 from catalog.db import begin_write
+from catalog.docks import sighting_at
 from catalog.integrity import INGEST_CHECK, record_integrity
+from catalog.listing import case_number_exists
 from catalog.replay import ROW_KEY, row_values
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
@@ -150,18 +151,23 @@ class Registrar:
         caller journals the copy then."""
         self._start.dock(self._session)  # the dock is registered before anything of it is catalogued
         facts = self._facts(item)
-        existing = find_by_sha256(self._session, item.copy.sha256)
-        if existing is not None:  # the same bytes twice on this device
-            self.sighted_again(existing, item.file, item.copy)
+        if self.sighted_if_known(item.file, item.copy):  # the same bytes twice on this device
             return
         recording = self._insert_new(item, facts)
         if recording is not None:
             self._registered(recording, item.file, item.copy)
 
-    def sighted_again(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
-        """Bytes already catalogued: a sighting of them here; the staged copy goes unless it is the only one."""
-        self._known_bytes(recording, file, copy)
-        _drop_staged_duplicate(recording, copy)
+    def sighted_if_known(self, file: DeviceFile, copy: CopyResult) -> bool:
+        """Whether *copy*'s bytes are catalogued already; if so, a sighting of them here is recorded, and the
+        staged copy goes unless it is the only one. Asked before describing a copy (known bytes are not read
+        again), when registering it (an earlier file of this dock may have held them) and after a unique
+        violation (another dock catalogued them a moment ago)."""
+        existing = find_by_sha256(self._session, copy.sha256)
+        if existing is None:
+            return False
+        self._known_bytes(existing, file, copy)
+        _drop_staged_duplicate(existing, copy)
+        return True
 
     def _facts(self, item: StagedCopy) -> Facts | None:
         try:
@@ -187,10 +193,8 @@ class Registrar:
                 self._insert(recording, file, copy)
         except IntegrityError:
             # Another dock catalogued the same bytes a moment ago (the hash is unique): this is a sighting.
-            existing = find_by_sha256(self._session, copy.sha256)
-            if existing is None:
+            if not self.sighted_if_known(file, copy):
                 raise
-            self.sighted_again(existing, file, copy)
             return None
         except OperationalError:
             raise  # the catalogue itself is away: the caller journals and goes on copying
@@ -261,9 +265,8 @@ class Registrar:
         """Record where these bytes were found. *size_bytes* is what was actually copied: a sighting never claims
         more than the archive holds, so a read that ended early is not "already ingested" at the next dock."""
         assert recording.id is not None and self.dock.id is not None
-        exists = None if is_new else self._session.exec(select(Sighting).where(
-            Sighting.recording_id == recording.id, Sighting.device_serial == self._serial,
-            Sighting.device_path == file.relative)).first()
+        exists = None if is_new else sighting_at(self._session, recording.id, device_serial=self._serial,
+                                                 device_path=file.relative)
         if exists is None:
             self._session.add(Sighting(recording_id=recording.id, dock_session_id=self.dock.id,
                                        device_serial=self._serial, device_path=file.relative,
@@ -278,7 +281,7 @@ class Registrar:
         if number is None:
             return False
         if self._case_known is None:
-            self._case_known = self._session.exec(select(Case.id).where(Case.number == number)).first() is not None
+            self._case_known = case_number_exists(self._session, number)
         return self._case_known
 
     def drain_uploads(self, *, keep: int) -> None:

@@ -27,7 +27,6 @@ from catalog import (
     DockSession,
     Recording,
     append_event,
-    find_by_sha256,
     find_known_sighting,
     load_or_create_key,
     outbox,
@@ -260,9 +259,7 @@ class DockRun:
             self.outage.journal(item)
             return
         try:
-            existing = find_by_sha256(self.batch.session, item.copy.sha256)
-            if existing is not None:
-                self.registrar.sighted_again(existing, item.file, item.copy)
+            if self.registrar.sighted_if_known(item.file, item.copy):
                 return
         except OperationalError as exc:
             self.go_offline(exc, pending)

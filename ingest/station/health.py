@@ -199,25 +199,24 @@ class StationMetrics:
         def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Gauge:
             return Gauge(name, doc, labels + list(extra), registry=registry)
 
-        gauge("evidence_station_up", "1 while the station process answers").labels(station).set(1)
-        self._heartbeat = gauge("evidence_station_heartbeat_timestamp_seconds",
-                                "Unix time of the station main loop's last beat").labels(station)
-        self._outbox = gauge("evidence_outbox_pending_messages",
-                             "Outbox messages of this station not yet handed to the broker").labels(station)
-        self._outbox_age = gauge("evidence_outbox_oldest_age_seconds",
-                                 "Age of this station's oldest unsent outbox message (0: none)").labels(station)
-        self._broker = gauge("evidence_broker_reachable",
-                             "1 when the broker answers (or none is configured), 0 when not").labels(station)
-        self._catalogue = gauge("evidence_catalogue_reachable", "1 when the catalogue answers, 0 when not"
-                                ).labels(station)
+        def own(name: str, doc: str) -> Gauge:  # a gauge of this station alone
+            return gauge(name, doc).labels(station)
+
+        own("evidence_station_up", "1 while the station process answers").set(1)
+        self._heartbeat = own("evidence_station_heartbeat_timestamp_seconds",
+                              "Unix time of the station main loop's last beat")
+        self._outbox = own("evidence_outbox_pending_messages",
+                           "Outbox messages of this station not yet handed to the broker")
+        self._outbox_age = own("evidence_outbox_oldest_age_seconds",
+                               "Age of this station's oldest unsent outbox message (0: none)")
+        self._broker = own("evidence_broker_reachable", "1 when the broker answers (or none is configured), 0 when not")
+        self._catalogue = own("evidence_catalogue_reachable", "1 when the catalogue answers, 0 when not")
         self._queue = gauge("evidence_queue_depth",
                             "Messages waiting in a queue this station uses (with its delay queue)", ("queue",))
-        self._staged = gauge("evidence_staged_recordings",
-                             "This station's recordings still staged (not in WORM storage)").labels(station)
-        self._staged_age = gauge("evidence_staged_oldest_age_seconds",
-                                 "Age of this station's oldest staged recording (0: none)").labels(station)
-        self._docks = gauge("evidence_dock_sessions_open", "This station's dock sessions not yet ended"
-                            ).labels(station)
+        self._staged = own("evidence_staged_recordings", "This station's recordings still staged (not in WORM storage)")
+        self._staged_age = own("evidence_staged_oldest_age_seconds",
+                               "Age of this station's oldest staged recording (0: none)")
+        self._docks = own("evidence_dock_sessions_open", "This station's dock sessions not yet ended")
         self._alarm = gauge("evidence_alarm", "1 while the alarm is raised, 0 when clear", ("kind",))
         self._failures = Counter("evidence_ingest_failures", "Ingest failures in this process, by stage",
                                  [*labels, "stage"], registry=registry)

@@ -194,13 +194,12 @@ class StationService:
 
     def _ingested(self, volume: Volume, profile: DeviceProfile, status: DeviceStatus, report: IngestReport) -> None:
         status.device_serial, status.dock_session = report.device_serial, report.dock_session_id
-        status.new = sum(1 for r in report.recordings if r.get("ingest") == "new")
-        status.known = len(report.recordings) - status.new
+        status.new, status.known = report.new_count, report.known_count
         status.skipped = len(report.skipped)
-        status.errors = [f"{e['file']}: {e['reason']}" for e in report.errors]
+        status.errors = report.error_lines()
         for error in report.errors:
             self.metrics.failure(str(error.get("stage") or "unknown"))
-        status.discarded = [f"{d['file']}: {d['reason']}" for d in report.discarded]
+        status.discarded = report.discarded_lines()
         status.finished_at = datetime.now(UTC).isoformat()
         status.state = DeviceState.DONE
         if self.settings.clear_devices == "profile" and profile.clear_after_archive:
@@ -256,7 +255,7 @@ class StationService:
                 if status.device_serial == serial and status.state in (DeviceState.WAITING_CATALOG,
                                                                        DeviceState.UNDOCKED):
                     status.state = DeviceState.DONE
-                    status.new = sum(1 for r in report.recordings if r.get("ingest") == "new")
+                    status.new = report.new_count
                     status.dock_session = report.dock_session_id
                     status.message = "catalogued from the staging journal after the device left"
         self._changed()

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,13 +295,18 @@ class S3WormStore:
         self._put_retention(key, head.get("VersionId"), until)
         return self._head(key)
 
-    def _put_retention(self, key: str, version_id: str | None, until: datetime) -> None:
+    def _put_lock(self, key: str, version_id: str | None, put: Callable[..., Any], doing: str, **lock: Any) -> None:
+        """One Object Lock call *put* (put_object_retention, put_object_legal_hold) on *key*, on its *version_id* if
+        known, with the setting in *lock*; a failure says what it was *doing*."""
         extra = {"VersionId": version_id} if version_id else {}
         try:
-            self.client.put_object_retention(Bucket=self.bucket, Key=key,
-                                             Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until}, **extra)
+            put(Bucket=self.bucket, Key=key, **lock, **extra)
         except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc, key, "set retention on") from exc
+            raise self._translate(exc, key, doing) from exc
+
+    def _put_retention(self, key: str, version_id: str | None, until: datetime) -> None:
+        self._put_lock(key, version_id, self.client.put_object_retention, "set retention on",
+                       Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})
 
     def _manifest_keys(self, sha256: str) -> list[str]:
         prefix = self.prefix + manifest_key(sha256, 1).rsplit(".r", 1)[0] + ".r"
@@ -324,12 +330,8 @@ class S3WormStore:
         return self.head(sha256)
 
     def _put_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
-        extra = {"VersionId": version_id} if version_id else {}
-        try:
-            self.client.put_object_legal_hold(Bucket=self.bucket, Key=key,
-                                              LegalHold={"Status": "ON" if on else "OFF"}, **extra)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc, key, "set legal hold on") from exc
+        self._put_lock(key, version_id, self.client.put_object_legal_hold, "set legal hold on",
+                       LegalHold={"Status": "ON" if on else "OFF"})
 
     def set_legal_hold(self, sha256: str, on: bool) -> StoredObject:
         current = self.head(sha256)

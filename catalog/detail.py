@@ -116,7 +116,7 @@ def recording_detail(session: Session, recording: Recording, policy: RetentionPo
     reason, pending-case holds included), housekeeping files, tombstone, derived media and custody events, in
     the shape the module docstring describes."""
     assert recording.id is not None
-    data = recording_as_json(recording, sightings=sightings_of(session, recording.id))
+    data: dict[str, Any] = dict(recording_as_json(recording, sightings=sightings_of(session, recording.id)))
     data.update(_histories(session, recording.id))
     data["retention"] = _retention(session, recording, policy)
     data["housekeeping_files"] = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sqlmodel import Session, col, select
 
@@ -20,6 +20,7 @@ from catalog.types import utcnow
 
 __all__ = [
     "SHA256_CHUNK",
+    "RecordingJson",
     "ensure_device",
     "ensure_officer",
     "ensure_station",
@@ -188,9 +189,48 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None = None) -> dict[str, Any]:
+class RecordingJson(TypedDict):
+    """The public JSON shape of a recording (docs/cli.md): `evidence search/show --json`, the web API, the ingest
+    report's items. Nested objects are plain dicts; times are ISO 8601 UTC strings or null."""
+
+    id: int
+    sha256: str
+    size_bytes: int
+    media_kind: str
+    original_name: str
+    device_serial: str | None
+    officer: dict[str, Any] | None
+    station: str
+    captured_start: str | None
+    captured_end: str | None
+    raw_device_time: str | None
+    time_source: str
+    time_implausible: bool
+    time_problem: str | None
+    zone_assumed: str | None
+    clock_offset_s: float | None
+    place: dict[str, Any] | None
+    case_number: str | None
+    purpose: str | None
+    important: bool
+    integrity: dict[str, str]
+    state: str
+    ingested_at: str | None
+    archived_at: str | None
+    retain_until: str | None
+    legal_hold: bool
+    retention_rule: str | None
+    technical: dict[str, Any]
+    belongs_to: int | None
+    stamp_revision: int
+    store: dict[str, str | None]
+    sightings: NotRequired[list[dict[str, Any]]]
+
+
+def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None = None) -> RecordingJson:
     """The public JSON shape of a recording."""
-    out: dict[str, Any] = {
+    assert recording.id is not None
+    out: RecordingJson = {
         "id": recording.id,
         "sha256": recording.sha256,
         "size_bytes": recording.size_bytes,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict
 
 from catalog import Recording, recording_as_json
+from catalog.recordings import RecordingJson
 
 __all__ = ["DiscardedItem", "ErrorItem", "ErrorStage", "IngestOutcome", "IngestReport", "IngestedItem",
            "SkippedItem"]
@@ -33,18 +34,9 @@ class ErrorStage(enum.StrEnum):
     STATION = "station"  # the station stopped mid-run (file: the device root)
 
 
-class IngestedItem(TypedDict):
-    """A recording in the report: its whole public JSON (`catalog.recording_as_json`) plus these two keys.
+class IngestedItem(RecordingJson):
+    """A recording in the report: its whole public JSON (`catalog.recording_as_json`) plus these two keys."""
 
-    Only the keys readers of the report use are named here; every other key of the public shape is there too.
-    """
-
-    id: int
-    sha256: str
-    original_name: str
-    state: str
-    time_implausible: bool
-    legal_hold: bool
     ingest: IngestOutcome
     device_path: str
 
@@ -74,7 +66,7 @@ class ErrorItem(TypedDict):
 
 def ingested_item(recording: Recording, outcome: IngestOutcome, device_path: str) -> IngestedItem:
     """The report item of *recording*, found on the device at *device_path*."""
-    return cast(IngestedItem, {**recording_as_json(recording), "ingest": outcome, "device_path": device_path})
+    return {**recording_as_json(recording), "ingest": outcome, "device_path": device_path}
 
 
 @dataclass
@@ -96,7 +88,7 @@ class IngestReport:
         """Show *recording* as it is after the dock's last changes (a link, a revision)."""
         for entry in self.recordings:
             if entry["id"] == recording.id:
-                cast(dict[str, Any], entry).update(recording_as_json(recording))
+                entry.update(ingested_item(recording, entry["ingest"], entry["device_path"]))  # in place: readers hold it
 
     def add_skipped(self, file: str, reason: str) -> None:
         self.skipped.append({"file": file, "reason": reason})

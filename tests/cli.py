@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from catalog import CatalogError, open_catalog
-from catalog.models import User
+from catalog.user_models import User
 from catalog.users import ROLES, add_user, os_account, set_os_user
 from evidence.cli.main import main
 from ingest.config import Settings

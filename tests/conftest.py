@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from catalog import open_catalog
 from ingest.config import Settings
 from ingest.samples import SampleSet, generate_samples
 from storage import LocalStore, S3WormStore, make_s3_client
+from tests.helpers.threads import running
 from tests.s3server import SeaweedServer, find_weed
 
 PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -61,7 +61,9 @@ def samples(sample_set: SampleSet, tmp_path: Path) -> SampleSet:
                      sidecar_recorder=dest / sample_set.sidecar_recorder.name)
 
 
-def _postgres_database() -> Iterator[str]:
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of the caller's own (its URL), dropped with every connection afterwards;
+    skips (fails under CI) when there is no PostgreSQL at PG_ADMIN_URL."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -86,7 +88,7 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
     else:
-        yield from _postgres_database()
+        yield from postgres_database()
 
 
 @pytest.fixture
@@ -191,24 +193,22 @@ def running_station(settings: Settings) -> Iterator[object]:
     from ingest.station.service import StationService
 
     service = StationService(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,))
-    thread.start()
-    try:
+    with running(service.run):
         yield service
-    finally:
-        stop.set()
-        thread.join(timeout=60)
+
+
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """The whole environment of an `evidence` process a test starts: this process's, without its EVIDENCE_
+    settings, and *env*."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}, **env}
 
 
 def station_env(settings: Settings) -> dict[str, str]:
     """The environment for an `evidence station watch` process with these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update({"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url,
-                "EVIDENCE_MOUNT_ROOTS": ":".join(settings.mount_roots),
-                "EVIDENCE_MOUNT_STABLE_S": str(settings.mount_stable_s), "EVIDENCE_RESCAN_S": str(settings.rescan_s),
-                "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"})
-    return env
+    return process_env({"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url,
+                        "EVIDENCE_MOUNT_ROOTS": ":".join(settings.mount_roots),
+                        "EVIDENCE_MOUNT_STABLE_S": str(settings.mount_stable_s),
+                        "EVIDENCE_RESCAN_S": str(settings.rescan_s), "EVIDENCE_STATUS_ADDR": "127.0.0.1:0"})
 
 
 def as_attacker(engine: Engine) -> None:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import _missing, wait_for
-from tests.s3server import _free_ports
+from tests.s3server import free_ports
 
 __all__ = ["PrivateRedis", "answers", "server_args"]
 
@@ -40,7 +40,7 @@ class PrivateRedis:
         if server is None:
             _missing("redis-server")
         self.binary = str(server)
-        (self.port,) = _free_ports(1)
+        (self.port,) = free_ports(1)
         self.folder = folder
         self.log = log
         folder.mkdir(parents=True, exist_ok=True)

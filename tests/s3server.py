@@ -29,7 +29,8 @@ def find_weed() -> str | None:
     return which("weed")
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """*count* distinct ports free on 127.0.0.1 now (all held open together while picked, so none repeats)."""
     sockets, ports = [], []
     for _ in range(count):
         s = socket.socket()
@@ -62,7 +63,7 @@ class SeaweedServer:
             "name": "admin", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}), encoding="utf-8")
         if self.ports is None:
-            self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+            self.ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
         ports = self.ports
         self.port = ports["s3.port"]
         args = [self.weed, "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",

@@ -88,7 +88,8 @@ class IngestReport:
         """Show *recording* as it is after the dock's last changes (a link, a revision)."""
         for entry in self.recordings:
             if entry["id"] == recording.id:
-                entry.update(ingested_item(recording, entry["ingest"], entry["device_path"]))  # in place: readers hold it
+                # in place: readers may hold the entry
+                entry.update(ingested_item(recording, entry["ingest"], entry["device_path"]))
 
     def add_skipped(self, file: str, reason: str) -> None:
         self.skipped.append({"file": file, "reason": reason})

@@ -13,8 +13,8 @@ from catalog import DisposalBatch, Officer
 from catalog.models import Recording
 from catalog.types import utcnow
 from evidence.web import WebConfig, create_app
-from tests.catalog.test_retention_store import KEY, POLICY, _archived, _wait_until
 from tests.cli import run_cli
+from tests.helpers.retention import KEY, POLICY, archived, wait_past
 from tests.webhelpers import add_web_users, form_token, web_login
 
 OLD = datetime(2025, 1, 1, tzinfo=UTC)
@@ -27,13 +27,13 @@ def _due_in_two_units(engine, store, tmp_path) -> tuple[Recording, Recording]:  
         session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
         rows = []
         for n, officer in ((1, "010203"), (2, "030405")):
-            recording = _archived(session, store, tmp_path, n, retain_until=utcnow() + timedelta(seconds=2),
-                                  captured_end=OLD)
+            recording = archived(session, store, tmp_path, n, retain_until=utcnow() + timedelta(seconds=2),
+                                 captured_end=OLD)
             recording.officer_number, recording.original_name = officer, f"U{n}-现场-{officer}.mp4"
             session.add(recording)
             session.commit()
             rows.append(recording)
-        _wait_until(*(r.retain_until for r in rows))
+        wait_past(*(r.retain_until for r in rows))
     return rows[0], rows[1]
 
 

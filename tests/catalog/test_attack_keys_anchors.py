@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import stat
 from datetime import UTC, datetime, timedelta
 
@@ -15,20 +14,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from catalog import CustodyKind, Recording, append_event, ensure_station, ensure_station_key, write_manifest
+from catalog import CustodyKind, Recording, append_event, ensure_station, ensure_station_key
 from catalog.anchors import write_anchor
-from catalog.custody import event_hash
+from catalog.event_hashes import CHAIN_VERSION, event_hash
 from catalog.key_trust import KEY_PREFIX, judge_keys, key_record_name, load_key_trust
 from catalog.manifests import build_manifest, trusted_fingerprints
 from catalog.models import CustodyAnchor, CustodyEvent, CustodyHead, StampRevision
-from catalog.replay import ROW_KEY, row_values
 from catalog.signing import fingerprint, load_or_create_key, public_key_b64, sign_document
-from catalog.stamps import record_stamp
 from catalog.types import utcnow
-from catalog.verification import select_recordings, verify_archive
 from evidence.cli.main import main
 from storage import LocalStore, S3WormStore
-from tests.conftest import _missing, as_attacker
+from tests.conftest import _missing
+from tests.helpers.custody import cut_tail, head_event_id
+from tests.helpers.recordings import archive_recording, verify_recordings
 
 STATION = "station-1"
 
@@ -45,33 +43,14 @@ def _archive(engine, store, tmp_path, key: Ed25519PrivateKey, count: int = 2) ->
         ensure_station(session, STATION)
         ensure_station_key(session, STATION, key, actor=f"station:{STATION}", store=store)
         for n in range(count):
-            data = os.urandom(512) + f"clip {n}".encode()
-            sha = hashlib.sha256(data).hexdigest()
-            path = tmp_path / f"clip{n}.mp4"
-            path.write_bytes(data)
-            stored = store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=utcnow() + timedelta(days=2))
-            recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name=f"clip{n}.mp4",
-                                  station_code=STATION, captured_start=datetime(2026, 11, 20, tzinfo=UTC),
-                                  captured_end=datetime(2026, 11, 20, 0, 1, tzinfo=UTC), time_source="container",
-                                  integrity_status="ok", state="verified", ingested_at=utcnow(),
-                                  retain_until=stored.retain_until, store_name=store.name, store_key=stored.key,
-                                  device_serial="A123456", officer_number="010203", purpose="巡查")
-            session.add(recording)
-            session.flush()
-            append_event(session, CustodyKind.COPIED, actor=f"station:{STATION}", recording_id=recording.id,
-                         details={"sha256": sha, "size_bytes": len(data),  # the two-day lock is the test's own
-                                  ROW_KEY: row_values(recording, "state", "retain_until", "legal_hold")})
-            record_stamp(session, recording, by=f"station:{STATION}", reason="ingest")
-            write_manifest(session, store, recording, key, actor=f"station:{STATION}")
+            # its `copied` event carries the row's state and lock (the two-day lock is the test's own)
+            recording = archive_recording(session, store, tmp_path, n, key, station=STATION,
+                                          actor=f"station:{STATION}",
+                                          row_fields=("state", "retain_until", "legal_hold"))
             session.commit()
             assert recording.id is not None
             ids.append(recording.id)
     return ids
-
-
-def _verify(engine, store):  # type: ignore[no-untyped-def]
-    with Session(engine) as session:
-        return verify_archive(session, store, select_recordings(session))
 
 
 def _cli_verify(settings) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -96,34 +75,18 @@ def _append_forged_event(engine, kind: str, details: dict) -> int:  # type: igno
         last_id, last_hash = conn.execute(text("SELECT last_event_id, last_hash FROM custody_head WHERE id = 1")).one()
         at = utcnow()
         details = json.loads(json.dumps(details))
-        digest = event_hash(last_hash, kind=kind, recording_id=None, dock_session_id=None, actor="station:station-1",
-                            at=at, details=details)
+        digest = event_hash(last_hash, chain_version=CHAIN_VERSION, kind=kind, recording_id=None,
+                            dock_session_id=None, actor="station:station-1", at=at, details=details)
         new_id = conn.execute(text("INSERT INTO custody_event (kind, recording_id, dock_session_id, actor, at, "
-                                   "details, prev_hash, hash) VALUES (:kind, NULL, NULL, 'station:station-1', :at, "
-                                   ":details, :prev, :hash) RETURNING id"),
+                                   "details, prev_hash, hash, chain_version) VALUES (:kind, NULL, NULL, "
+                                   "'station:station-1', :at, :details, :prev, :hash, :version) RETURNING id"),
                               {"kind": kind, "at": at.replace(tzinfo=None) if engine.dialect.name == "postgresql"
-                               else at, "details": json.dumps(details), "prev": last_hash, "hash": digest}).scalar()
+                               else at, "details": json.dumps(details), "prev": last_hash, "hash": digest,
+                               "version": CHAIN_VERSION}).scalar()
         conn.execute(text("UPDATE custody_head SET last_event_id = :id, last_hash = :hash WHERE id = 1"),
                      {"id": new_id, "hash": digest})
     assert new_id == last_id + 1
     return int(new_id)
-
-
-def _cut_tail(engine, keep_last_id: int) -> None:  # type: ignore[no-untyped-def]
-    """Delete every event after *keep_last_id* and rewrite the head row to match: the chain stays consistent."""
-    as_attacker(engine)
-    with engine.begin() as conn:
-        kept_hash = conn.execute(text("SELECT hash FROM custody_event WHERE id = :id"), {"id": keep_last_id}).scalar()
-        conn.execute(text("DELETE FROM custody_event WHERE id > :id"), {"id": keep_last_id})
-        conn.execute(text("UPDATE custody_head SET last_event_id = :id, last_hash = :hash WHERE id = 1"),
-                     {"id": keep_last_id, "hash": kept_hash})
-
-
-def _last_event_id(engine) -> int:  # type: ignore[no-untyped-def]
-    with Session(engine) as session:
-        head = session.get(CustodyHead, 1)
-        assert head is not None and head.last_event_id is not None
-        return head.last_event_id
 
 
 # -- keys ---------------------------------------------------------------------------------------------------------
@@ -140,7 +103,7 @@ def test_a_key_registered_by_the_application_is_published_to_worm_storage_and_tr
     with Session(engine) as session:
         trust = load_key_trust(session, worm_store)
     assert fp in trust.trusted and trust.problems == []
-    report = _verify(engine, worm_store)
+    report = verify_recordings(engine, worm_store)
     assert report.ok, [str(p) for p in report.problems]
 
 
@@ -151,7 +114,7 @@ def test_an_inserted_station_key_row_is_not_trusted_and_verify_names_it(engine, 
     with Session(engine) as session:
         assert fp not in trusted_fingerprints(session, store)
         assert fp not in trusted_fingerprints(session)  # not even on the chain alone
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     keys = [p for p in report.problems if p.kind == "key"]
     assert len(keys) == 1, [str(p) for p in report.problems]
     assert keys[0].subject == f"station key {fp} (station '{STATION}')"
@@ -188,7 +151,7 @@ def test_a_stamp_revision_forged_with_an_inserted_key_is_a_signature_problem_nam
         body = build_manifest(recording, revision, [], [], signed_at=utcnow(), version="forged")
         store.put_manifest(recording.sha256, 2, json.dumps(sign_document(body, forged)).encode(),
                            retain_until=recording.retain_until)
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     signature = [p for p in report.problems if p.kind == "signature"]
     assert [(p.recording_id, p.subject.rsplit(", ", 1)[-1]) for p in signature] == [(recording_id, "manifest r2")]
     assert f"key {fp[:16]}… is not a registered station key" in signature[0].detail
@@ -206,14 +169,14 @@ def test_a_key_registered_before_key_records_existed_is_named_until_its_station_
         ensure_station(session, STATION)
         ensure_station_key(session, STATION, key, actor=f"station:{STATION}")  # as older versions did: no record
         session.commit()
-    problems = _verify(engine, store).problems
+    problems = verify_recordings(engine, store).problems
     assert [(p.kind, p.subject) for p in problems] == [("key", f"station key {fp} (station '{STATION}')")]
     assert "the custody chain registered it" not in problems[0].detail  # it has its row and its event …
     assert f"but WORM storage holds no key record for it ({key_record_name(fp)})" in problems[0].detail  # … only
     with Session(engine) as session:  # the station's next anchor (or manifest) publishes it
         write_anchor(session, store, station=STATION, key=key, actor=f"station:{STATION}", now=utcnow())
     assert store.list_records(KEY_PREFIX) == [key_record_name(fp)]
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     assert report.ok, [str(p) for p in report.problems]
 
 
@@ -240,19 +203,25 @@ def test_a_key_record_the_key_did_not_sign_does_not_make_it_trusted():
 # -- the end of the chain ------------------------------------------------------------------------------------------
 
 
+def _view_and_anchor(session: Session, store: LocalStore, key: Ed25519PrivateKey, views: int = 1) -> CustodyAnchor:
+    """*views* clerk views appended (committed), then the chain's head anchored in the store."""
+    for n in range(views):
+        append_event(session, CustodyKind.VIEWED, actor="clerk", details={"n": n})
+    session.commit()
+    anchor = write_anchor(session, store, station=STATION, key=key, actor="test", now=utcnow())
+    assert anchor is not None
+    return anchor
+
+
 def test_deleted_tail_events_reaching_into_an_anchor_are_named(engine, store, settings, tmp_path):
     key = _key(settings)
     _archive(engine, store, tmp_path, key)
     with Session(engine) as session:
-        for n in range(3):
-            append_event(session, CustodyKind.VIEWED, actor="clerk", details={"n": n})
-        session.commit()
-        anchor = write_anchor(session, store, station=STATION, key=key, actor="test", now=utcnow())
-        assert anchor is not None
+        anchor = _view_and_anchor(session, store, key, views=3)
         anchored, name = anchor.last_event_id, anchor.record_name
     keep = anchored - 2
-    _cut_tail(engine, keep)
-    report = _verify(engine, store)
+    cut_tail(engine, keep)
+    report = verify_recordings(engine, store)
     assert not [p for p in report.problems if p.kind == "chain"], "the chain itself is consistent after the cut"
     anchors = [p for p in report.problems if p.kind == "anchor"]
     assert [p.subject for p in anchors] == [name]
@@ -266,35 +235,35 @@ def test_evidence_verify_anchors_the_head_so_later_cuts_are_caught(engine, store
     _archive(engine, store, tmp_path, _key(settings))
     code, output = _cli_verify(settings)
     assert code == 0, output
-    head = _last_event_id(engine)
+    head = head_event_id(engine)
     with Session(engine) as session:
         newest = session.exec(select(CustodyAnchor).order_by(col(CustodyAnchor.id).desc())).first()
         assert newest is not None and newest.last_event_id == head  # the verification_run event is anchored
         run = session.get(CustodyEvent, head)
         assert run is not None and run.kind == CustodyKind.VERIFICATION_RUN.value
-    _cut_tail(engine, head - 1)  # hide that the check ran (and what it found)
+    cut_tail(engine, head - 1)  # hide that the check ran (and what it found)
     code, output = _cli_verify(settings)
     assert code == 4 and f"the catalogue has no event {head}" in output, output
 
 
 def test_the_chain_head_row_edited_or_deleted_is_named(engine, store, settings, tmp_path):
     _archive(engine, store, tmp_path, _key(settings))
-    last = _last_event_id(engine)
+    last = head_event_id(engine)
     with engine.begin() as conn:
         conn.execute(text("UPDATE custody_head SET last_event_id = :id WHERE id = 1"), {"id": last - 3})
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     assert [(p.kind, p.subject, p.detail) for p in report.problems] == [
         ("chain", "chain head", f"the head names event {last - 3}, but the last event, whose hash it holds, is "
                                 f"{last} (the head row was edited)")]
     with engine.begin() as conn:
         conn.execute(text("UPDATE custody_head SET last_event_id = :id, last_hash = :hash WHERE id = 1"),
                      {"id": last, "hash": "ab" * 32})
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     assert [p.subject for p in report.problems] == ["chain head"]
     assert report.problems[0].detail.startswith(f"the head says {'ab' * 8}… (event {last}), the last event is {last}")
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM custody_head"))
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     assert [p.detail for p in report.problems] == [
         f"the chain head row is missing, the last event is {last} with "
         f"{report.problems[0].detail.split(' with ')[1].split('…')[0]}… (the row was deleted)"]
@@ -315,14 +284,8 @@ def test_an_anchor_deleted_from_the_local_store_is_named_by_the_next_anchor_and_
                                                                                               tmp_path):
     key = _key(settings)
     _archive(engine, store, tmp_path, key)
-    names = []
     with Session(engine) as session:
-        for n in range(2):
-            append_event(session, CustodyKind.VIEWED, actor="clerk", details={"n": n})
-            session.commit()
-            anchor = write_anchor(session, store, station=STATION, key=key, actor="test", now=utcnow())
-            assert anchor is not None
-            names.append(anchor.record_name)
+        names = [_view_and_anchor(session, store, key).record_name for _ in range(2)]
     second = json.loads(store.get_record(names[1]))["manifest"]
     assert second["previous"] == {"name": names[0],
                                   "sha256": hashlib.sha256(store.get_record(names[0])).hexdigest()}
@@ -330,7 +293,7 @@ def test_an_anchor_deleted_from_the_local_store_is_named_by_the_next_anchor_and_
         _delete_record_file(store, names[0])
     except PermissionError:
         _missing("a store account that may delete its own files (this one is immutable: chattr +i)")
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     assert [(p.kind, p.subject) for p in report.problems] == [("anchor", names[0])]
     assert report.problems[0].detail == (f"the anchor {names[1]} (written {second['written_at']}) names it as the "
                                          "anchor before it, but the store no longer holds it (deleted from WORM "
@@ -339,7 +302,7 @@ def test_an_anchor_deleted_from_the_local_store_is_named_by_the_next_anchor_and_
     _delete_record_file(store, names[1])
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM custody_anchor WHERE record_name = :name"), {"name": names[1]})
-    report = _verify(engine, store)
+    report = verify_recordings(engine, store)
     assert [(p.kind, p.subject) for p in report.problems] == [("anchor", names[0])]
     assert "the catalogue records this anchor" in report.problems[0].detail
     code, output = _cli_verify(settings)
@@ -358,7 +321,7 @@ def test_anchors_on_object_lock_storage_link_to_their_predecessor(engine, worm_s
         assert first is not None and second is not None
     body = json.loads(worm_store.get_record(second.record_name))["manifest"]
     assert body["previous"]["name"] == first.record_name
-    assert _verify(engine, worm_store).ok
+    assert verify_recordings(engine, worm_store).ok
     if isinstance(worm_store, S3WormStore):
         from botocore.exceptions import ClientError
 
@@ -369,34 +332,16 @@ def test_anchors_on_object_lock_storage_link_to_their_predecessor(engine, worm_s
 
 
 def test_a_disposal_batch_is_anchored_once_its_record_is_written(engine, store, tmp_path):
-    from catalog import DEFAULT_CASE_TYPES, RetentionPolicy, Signer, start_sweep
-    from tests.conftest import wait_for
+    from catalog import Signer, start_sweep
+    from tests.helpers.retention import KEY, POLICY, archived, wait_past
 
-    key = Ed25519PrivateKey.generate()
-    soon = utcnow() + timedelta(seconds=2)
     with Session(engine, expire_on_commit=False) as session:
         ensure_station(session, STATION)
-        data = b"routine footage past its time" * 20
-        sha = hashlib.sha256(data).hexdigest()
-        (tmp_path / "old.mp4").write_bytes(data)
-        stored = store.put_file(tmp_path / "old.mp4", sha256=sha, size_bytes=len(data), retain_until=soon)
-        old = datetime(2025, 1, 1, tzinfo=UTC)
-        recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name="old.mp4",
-                              station_code=STATION, captured_start=old - timedelta(minutes=1), captured_end=old,
-                              time_source="container", integrity_status="ok", state="verified", ingested_at=old,
-                              archived_at=old, retain_until=stored.retain_until, store_name=store.name,
-                              store_key=stored.key, purpose="巡查")
-        session.add(recording)
-        session.flush()
-        append_event(session, CustodyKind.COPIED, actor=f"station:{STATION}", recording_id=recording.id,
-                     details={"sha256": sha, "size_bytes": len(data), ROW_KEY: row_values(recording)})
-        record_stamp(session, recording, by=f"station:{STATION}", reason="ingest")
-        ensure_station_key(session, STATION, key, actor=f"station:{STATION}", store=store)
-        write_manifest(session, store, recording, key, actor=f"station:{STATION}")
-        session.commit()
-        wait_for(lambda: utcnow() > soon, 15, "the retention to run out")
-        batch = start_sweep(session, store, RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), now=utcnow(),
-                            by="clerk:李四", approval_required=False, signer=Signer(STATION, key))
+        old = archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2),
+                       captured_end=datetime(2025, 1, 1, tzinfo=UTC))  # routine footage past its time
+        wait_past(old.retain_until)
+        batch = start_sweep(session, store, POLICY, now=utcnow(), by="clerk:李四", approval_required=False,
+                            signer=Signer(STATION, KEY))
         assert batch is not None and batch.record_key
         newest = session.exec(select(CustodyAnchor).order_by(col(CustodyAnchor.id).desc())).first()
         head = session.get(CustodyHead, 1, populate_existing=True)

@@ -28,19 +28,10 @@ from sqlmodel import Session, col, select
 
 from catalog.models import CustodyEvent, Recording, Sighting
 from catalog.types import utcnow
-from tests.catalog.test_attack_retention_state import (
-    IDENTITY,
-    engine,  # noqa: F401 - a fixture
-    env,  # noqa: F401 - a fixture
-    ingest_recorder,
-    problems_of,
-    sql,
-    store_of,
-    sweep_and_approve,
-    verify_all,
-)
-from tests.catalog.test_retention_store import _wait_until
 from tests.cli import run_cli
+from tests.helpers.cli_archive import IDENTITY, ingest_recorder, problems_of, store_of, sweep_and_approve, verify_all
+from tests.helpers.insider import sql
+from tests.helpers.retention import wait_past
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -49,7 +40,7 @@ NO_ORIGIN = ("[catalog] no custody event created this row: the custody chain has
              "behind the application's back and nothing vouches for its bytes or facts")
 
 
-def _plant(env: dict[str, str], engine: Engine, tmp_path: Path, name: str, *, state: str = "archived",  # noqa: F811
+def _plant(env: dict[str, str], engine: Engine, tmp_path: Path, name: str, *, state: str = "archived",
            lock_for: timedelta = timedelta(days=200)) -> Recording:
     """The attack: bytes of the attacker's choosing put in the store (as the store's account can), and a row for
     them in the catalogue (as database rights can), with no custody event, stamp revision or manifest."""
@@ -72,7 +63,7 @@ def _plant(env: dict[str, str], engine: Engine, tmp_path: Path, name: str, *, st
     return planted
 
 
-def test_a_recording_row_planted_without_any_custody_event_is_named_by_verify(env, engine, tmp_path):  # noqa: F811
+def test_a_recording_row_planted_without_any_custody_event_is_named_by_verify(env, engine, tmp_path):
     ingest_recorder(env, tmp_path, "real")
     code, report = verify_all(env)
     assert code == 0, problems_of(report)
@@ -91,7 +82,7 @@ def test_a_recording_row_planted_without_any_custody_event_is_named_by_verify(en
     assert planted.id not in [p["recording_id"] for p in report["problems"] if p["kind"] == "object"]
 
 
-def test_a_planted_row_is_neither_exported_nor_disposed(env, engine, tmp_path):  # noqa: F811
+def test_a_planted_row_is_neither_exported_nor_disposed(env, engine, tmp_path):
     [real] = ingest_recorder(env, tmp_path, "genuine")
     planted = _plant(env, engine, tmp_path, "DUE", lock_for=timedelta(seconds=2))
 
@@ -111,7 +102,7 @@ def test_a_planted_row_is_neither_exported_nor_disposed(env, engine, tmp_path): 
     assert alone.exit_code == 0, alone.output
 
     # Nor is it the archive's to destroy: its deletion would be signed into a disposal record as lawful.
-    _wait_until(planted.retain_until)
+    wait_past(planted.retain_until)
     outcome, code = sweep_and_approve(env)
     assert code == 1, outcome  # a partial batch
     [item] = [o for o in outcome["outcome"] if o["recording_id"] == planted.id]
@@ -125,7 +116,7 @@ def test_a_planted_row_is_neither_exported_nor_disposed(env, engine, tmp_path): 
         assert session.get(Recording, planted.id).state == "archived"
 
 
-def test_a_signed_stamp_reason_and_sighting_edited_in_the_database_are_named(env, engine, tmp_path):  # noqa: F811
+def test_a_signed_stamp_reason_and_sighting_edited_in_the_database_are_named(env, engine, tmp_path):
     [row] = ingest_recorder(env, tmp_path, "sighted")
     code, report = verify_all(env)
     assert code == 0, problems_of(report)
@@ -151,7 +142,7 @@ def test_a_signed_stamp_reason_and_sighting_edited_in_the_database_are_named(env
             "event names it (added or edited behind the application's back)") in found
 
 
-def _dock_again(env: dict[str, str], tmp_path: Path, name: str, serial: str) -> dict[str, Any]:  # noqa: F811
+def _dock_again(env: dict[str, str], tmp_path: Path, name: str, serial: str) -> dict[str, Any]:
     """The same recorder file found on another recorder (*serial*): `evidence ingest` records a sighting."""
     source = tmp_path / f"recorder-{name}"
     device = tmp_path / f"recorder-{name}-{serial}"
@@ -167,7 +158,7 @@ def _dock_again(env: dict[str, str], tmp_path: Path, name: str, serial: str) -> 
     return known
 
 
-def test_sightings_after_signing_stand_and_stamp_facts_of_every_revision_are_compared(env, engine,  # noqa: F811
+def test_sightings_after_signing_stand_and_stamp_facts_of_every_revision_are_compared(env, engine,
                                                                                       tmp_path):
     [row] = ingest_recorder(env, tmp_path, "twice")
     rid = row["id"]

@@ -9,113 +9,21 @@ a rewrite of the local store's retention record, disposal through `evidence rete
 """
 from __future__ import annotations
 
-import json
-import os
-import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from catalog import DEFAULT_CASE_PATTERN, load_or_create_key, open_catalog
+from catalog import DEFAULT_CASE_PATTERN, load_or_create_key
 from catalog.models import CustodyEvent, Recording
 from catalog.restamping import change_stamp
 from ingest.config import Settings
-from ingest.samples import make_wav
-from storage import LocalStore, object_key
+from storage import object_key
 from tests.cli import run_cli
+from tests.helpers.cli_archive import ingest_recorder, problems_of, store_of, sweep_and_approve, verify_all
+from tests.helpers.insider import LONG_AGO, PAST, rewrite_retention_record, sql
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
-
-IDENTITY = "产品序号=A123456\r\n警员编号=010203\r\n".encode("gbk")
-LONG_AGO = datetime(2024, 1, 1, tzinfo=UTC)
-PAST = datetime(2024, 7, 2, tzinfo=UTC)
-
-
-@pytest.fixture
-def env(tmp_path: Path, catalog_url: str) -> dict[str, str]:
-    return {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
-
-
-@pytest.fixture
-def engine(env: dict[str, str]) -> Iterator[Engine]:
-    engine = open_catalog(Settings.from_env(env).database_url)
-    yield engine
-    engine.dispose()
-
-
-def store_of(env: dict[str, str]) -> LocalStore:
-    return LocalStore(Settings.from_env(env).store_path)
-
-
-def ingest_recorder(env: dict[str, str], tmp_path: Path, name: str, *, extra: tuple[str, ...] = ()
-                    ) -> list[dict[str, Any]]:
-    """Dock a recorder holding one WAV (its length, and so its bytes, set by *name*) and ingest it with
-    `evidence ingest`; the new recordings' JSON."""
-    seconds = 0.5 + sum(name.encode()) % 97 / 50
-    device = tmp_path / f"recorder-{name}"
-    device.mkdir(parents=True)
-    (device / "ZFYINFO.TXT").write_bytes(IDENTITY)
-    make_wav(device / "RECORD" / f"ZFY_A123456_010203_20261120_0800{len(name):02d}_{name}.wav", seconds=seconds)
-    result = run_cli(env, "ingest", str(device), "--no-derive", "--json", *extra)
-    assert result.exit_code == 0, result.output
-    rows = [r for r in json.loads(result.stdout)["recordings"] if r["ingest"] == "new"
-            and r["device_path"].endswith(".wav")]
-    assert rows and all(r["state"] in ("archived", "verified") for r in rows)
-    return rows
-
-
-def verify_all(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    result = run_cli(env, "verify", "--all", "--json", "--by", "auditor-zhao")
-    return result.exit_code, json.loads(result.stdout)
-
-
-def problems_of(report: dict[str, Any], recording_id: int | None = None) -> list[str]:
-    return [f"[{p['kind']}] {p['detail']}" for p in report["problems"]
-            if recording_id is None or p["recording_id"] == recording_id]
-
-
-@contextmanager
-def writable(*paths: Path) -> Iterator[None]:
-    """What an attacker with the store account's rights does: make the sealed files and folders writable, and put
-    the seals back afterwards (so the store's own seal check sees nothing)."""
-    modes = {p: stat.S_IMODE(os.lstat(p).st_mode) for p in paths}
-    try:
-        for p in paths:
-            os.chmod(p, modes[p] | stat.S_IWUSR)
-        yield
-    finally:
-        for p in reversed(paths):
-            os.chmod(p, modes[p])
-
-
-def rewrite_retention_record(store: LocalStore, sha256: str, *, retain_until: datetime, legal_hold: bool) -> None:
-    record = store.root / "retention" / f"{object_key(sha256)}.json"
-    folders = [p for p in (record.parent, *record.parent.parents) if p != store.root and store.root in p.parents]
-    with writable(*reversed(folders), record):
-        record.write_text(json.dumps({"retain_until": retain_until.isoformat(), "legal_hold": legal_hold}),
-                          encoding="utf-8")
-    assert store.head(sha256).retain_until == retain_until and store.head(sha256).legal_hold is legal_hold
-
-
-def sql(engine: Engine, statement: str, **values: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(statement), values)
-
-
-def sweep_and_approve(env: dict[str, str]) -> tuple[dict[str, Any], int]:
-    proposed = run_cli(env, "retention", "sweep", "--by", "clerk-li", "--json")
-    assert proposed.exit_code == 0, proposed.output
-    batch = json.loads(proposed.stdout)
-    assert batch["status"] == "awaiting_approval", batch
-    approved = run_cli(env, "retention", "approve", str(batch["batch"]), "--by", "supervisor-wang", "--json")
-    return json.loads(approved.stdout), approved.exit_code
 
 
 def test_retention_shortened_in_the_row_and_the_store_record_is_refused_by_disposal_and_named_by_verify(

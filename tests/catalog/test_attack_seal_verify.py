@@ -9,17 +9,12 @@ import stat
 import pytest
 
 from storage import object_key
-from tests.catalog.test_attack_retention_state import (
-    env,  # noqa: F401 - a fixture
-    ingest_recorder,
-    store_of,
-    verify_all,
-)
+from tests.helpers.cli_archive import ingest_recorder, store_of, verify_all
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
 
-def test_an_unsealed_or_hard_linked_object_is_named_by_verify(env, tmp_path):  # noqa: F811
+def test_an_unsealed_or_hard_linked_object_is_named_by_verify(env, tmp_path):
     first, second = (ingest_recorder(env, tmp_path, n)[0] for n in ("seal-a", "seal-b"))
     code, report = verify_all(env)
     assert code == 0, report["problems"]

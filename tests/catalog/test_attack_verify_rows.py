@@ -13,23 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from catalog.models import Case, CaseLink, Disposal, Recording
+from catalog.case_models import Case, CaseLink, Disposal
+from catalog.models import Recording
 from catalog.types import utcnow
-from tests.catalog.test_attack_retention_state import (
-    LONG_AGO,
-    PAST,
-    engine,  # noqa: F401 - a fixture
-    env,  # noqa: F401 - a fixture
-    ingest_recorder,
-    problems_of,
-    rewrite_retention_record,
-    sql,
-    store_of,
-    sweep_and_approve,
-    verify_all,
-)
-from tests.catalog.test_retention_store import _archived, _wait_until
 from tests.cli import run_cli
+from tests.helpers.cli_archive import ingest_recorder, problems_of, store_of, sweep_and_approve, verify_all
+from tests.helpers.insider import LONG_AGO, PAST, rewrite_retention_record, sql
+from tests.helpers.retention import archived, wait_past
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -41,14 +31,14 @@ def _delete_row(db, recording_id: int) -> None:  # type: ignore[no-untyped-def]
     sql(db, "DELETE FROM recording WHERE id = :id", id=recording_id)
 
 
-def test_rows_hidden_as_disposed_or_staged_and_a_deleted_row_are_named(env, engine, tmp_path):  # noqa: F811
+def test_rows_hidden_as_disposed_or_staged_and_a_deleted_row_are_named(env, engine, tmp_path):
     hidden_disposed, hidden_staged, deleted = (ingest_recorder(env, tmp_path, n)[0] for n in ("d", "s", "gone"))
     # A recording lawfully disposed of (its tombstone, `disposed` event and signed record exist) stays quiet.
     store = store_of(env)
     with Session(engine) as session:
-        lawful = _archived(session, store, tmp_path, 9, retain_until=utcnow() + timedelta(seconds=2),
-                           captured_end=datetime(2025, 1, 1, tzinfo=UTC))
-        _wait_until(lawful.retain_until)
+        lawful = archived(session, store, tmp_path, 9, retain_until=utcnow() + timedelta(seconds=2),
+                          captured_end=datetime(2025, 1, 1, tzinfo=UTC))
+        wait_past(lawful.retain_until)
     outcome, code = sweep_and_approve(env)
     assert code == 0 and [(o["recording_id"], o["result"]) for o in outcome["outcome"]] == [(lawful.id, "disposed")]
     code, report = verify_all(env)
@@ -85,7 +75,7 @@ def test_rows_hidden_as_disposed_or_staged_and_a_deleted_row_are_named(env, engi
     assert code == 4 and "[catalog] marked disposed but has no tombstone" in problems_of(report, lawful.id)
 
 
-def test_case_type_and_links_edited_in_the_database_are_named_and_cannot_release_evidence(env, engine,  # noqa: F811
+def test_case_type_and_links_edited_in_the_database_are_named_and_cannot_release_evidence(env, engine,
                                                                                            tmp_path):
     first, second, third = (ingest_recorder(env, tmp_path, n)[0] for n in ("one", "two", "three"))
     number = "AB-2026-00555"
@@ -147,7 +137,7 @@ def test_case_type_and_links_edited_in_the_database_are_named_and_cannot_release
         assert len(session.exec(select(CaseLink)).all()) == 2
 
 
-def test_verify_of_named_ids_checks_their_cases_and_json_lists_every_problem(env, engine, tmp_path):  # noqa: F811
+def test_verify_of_named_ids_checks_their_cases_and_json_lists_every_problem(env, engine, tmp_path):
     [row] = ingest_recorder(env, tmp_path, "ids")
     sql(engine, "UPDATE recording SET legal_hold = true WHERE id = :id", id=row["id"])
     result = run_cli(env, "verify", str(row["id"]), "--json", "--by", "auditor-zhao")

@@ -9,7 +9,7 @@ from sqlmodel import Session
 from catalog.audit_log import ACCESS_KINDS, LOGS, AuditFilter, count_events, list_events, verification_state
 from catalog.custody import CustodyKind, append_event
 from catalog.models import CustodyAnchor
-from tests.catalog.test_catalog import _recording
+from tests.helpers.recordings import add_recording
 
 T = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -18,7 +18,7 @@ def _log(engine) -> int:
     """Six events: two views by clerk and one by auditor of recording 1 (an hour apart), a refusal, a user
     change and a verification run. Returns recording 1's id."""
     with Session(engine) as session:
-        recording = _recording(session, 1)
+        recording = add_recording(session, 1)
         rid = recording.id
         for hour, (kind, actor, about) in enumerate([
                 (CustodyKind.VIEWED, "clerk", rid), (CustodyKind.VIEWED, "clerk", rid),

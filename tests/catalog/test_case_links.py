@@ -17,7 +17,7 @@ from catalog import (
     link_recording,
 )
 from catalog.case_links import retain_after_link_change
-from catalog.models import Case
+from catalog.case_models import Case
 from catalog.recordings import ensure_station
 from catalog.types import utcnow
 

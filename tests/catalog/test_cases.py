@@ -1,7 +1,8 @@
 """Cases in the catalog (SQLite and PostgreSQL): lifecycle, links, adoption of stamped recordings, errors."""
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
+from functools import partial
 
 import pytest
 from sqlmodel import Session, col, select
@@ -13,7 +14,6 @@ from catalog import (
     CaseLink,
     CaseStateError,
     CustodyEvent,
-    Recording,
     RetentionPolicy,
     SearchFilters,
     case_as_json,
@@ -27,24 +27,12 @@ from catalog import (
     unlink_recording,
 )
 from catalog.cases import adopt_stamped
-from catalog.stamps import record_stamp
+from tests.helpers.recordings import T0, add_recording
 
 POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
 TODAY = date(2026, 11, 23)
-T0 = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
-
-
-def _recording(session: Session, n: int, **kw) -> Recording:
-    values = dict(sha256=f"{n:064x}", size_bytes=100 + n, media_kind="video", original_name=f"clip{n}.mp4",
-                  station_code="station-1", captured_start=T0 + timedelta(hours=n),
-                  captured_end=T0 + timedelta(hours=n, seconds=30), time_source="filename",
-                  integrity_status="ok", state="archived", ingested_at=T0, retain_until=T0 + timedelta(days=182))
-    values.update(kw)
-    recording = Recording(**values)
-    session.add(recording)
-    session.flush()
-    record_stamp(session, recording, by="station:test", reason="ingest")
-    return recording
+#: Recording rows kept for the routine six months.
+_recording = partial(add_recording, retain_until=T0 + timedelta(days=182))
 
 
 def _create(session: Session, number: str = "京朝城管罚字〔2026〕第00123号", **kw):

@@ -29,24 +29,8 @@ from catalog import (
     validate_stamp,
 )
 from catalog.search import bounding_box, haversine_m
-from catalog.stamps import record_stamp
 from tests.conftest import as_attacker
-
-T0 = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
-
-
-def _recording(session: Session, n: int, **kw) -> Recording:
-    values = dict(sha256=f"{n:064x}", size_bytes=100 + n, media_kind="video", original_name=f"clip{n}.mp4",
-                  station_code="station-1", captured_start=T0 + timedelta(hours=n),
-                  captured_end=T0 + timedelta(hours=n, seconds=30), time_source="filename",
-                  integrity_status="ok", state="archived", ingested_at=T0, officer_number="010203",
-                  officer_name="张三", device_serial="A123456")
-    values.update(kw)
-    recording = Recording(**values)
-    session.add(recording)
-    session.flush()
-    record_stamp(session, recording, by="station:test", reason="ingest")
-    return recording
+from tests.helpers.recordings import T0, add_recording
 
 
 def test_migrations_produce_exactly_the_models(engine):
@@ -57,7 +41,7 @@ def test_migrations_produce_exactly_the_models(engine):
 
 def test_restamp_writes_a_revision_with_old_and_new_values(engine):
     with Session(engine) as session:
-        rec = _recording(session, 1, case_number=None, purpose="巡查")
+        rec = add_recording(session, 1, case_number=None, purpose="巡查")
         rev = restamp(session, rec, by="clerk:王五", reason="linked to case after review",
                       case_pattern=DEFAULT_CASE_PATTERN, case_number="AB-2026-00042", purpose="证明违法事实")
         session.commit()
@@ -74,7 +58,7 @@ def test_restamp_writes_a_revision_with_old_and_new_values(engine):
 
 def test_restamp_moving_the_capture_time_keeps_the_duration(engine):
     with Session(engine) as session:
-        rec = _recording(session, 1)
+        rec = add_recording(session, 1)
         restamp(session, rec, by="clerk", reason="device clock was 8 h off", case_pattern=DEFAULT_CASE_PATTERN,
                 captured_start=T0)
         assert (rec.captured_start, rec.captured_end) == (T0, T0 + timedelta(seconds=30))
@@ -90,7 +74,7 @@ def test_restamp_moving_the_capture_time_keeps_the_duration(engine):
 ])
 def test_invalid_stamp_changes_are_refused_and_nothing_changes(engine, changes, message):
     with Session(engine) as session:
-        rec = _recording(session, 1, purpose="巡查")
+        rec = add_recording(session, 1, purpose="巡查")
         with pytest.raises(StampInvalid) as info:
             restamp(session, rec, by="clerk", reason="why", case_pattern=DEFAULT_CASE_PATTERN, **changes)
         assert info.value.details[0].startswith(message)
@@ -99,7 +83,7 @@ def test_invalid_stamp_changes_are_refused_and_nothing_changes(engine, changes, 
 
 def test_a_stamp_change_needs_a_reason_and_an_author(engine):
     with Session(engine) as session:
-        rec = _recording(session, 1)
+        rec = add_recording(session, 1)
         with pytest.raises(StampInvalid, match="needs a reason"):
             restamp(session, rec, by="clerk", reason=" ", case_pattern=DEFAULT_CASE_PATTERN, purpose="x")
         with pytest.raises(StampInvalid, match="needs the name of who makes it"):
@@ -114,10 +98,10 @@ def test_validate_stamp_accepts_a_chinese_case_number():
 
 def test_search_filters(engine):
     with Session(engine) as session:
-        _recording(session, 1, case_number="C-0001", purpose="占道经营 现场", lat=39.9042, lon=116.4074)
-        _recording(session, 2, case_number="C-0002", purpose="噪声扰民", lat=39.9142, lon=116.4074,
-                   officer_number="020304", officer_name="李四", device_serial="GPS7788", media_kind="audio")
-        _recording(session, 3, purpose=None, lat=31.2304, lon=121.4737, media_kind="photo")
+        add_recording(session, 1, case_number="C-0001", purpose="占道经营 现场", lat=39.9042, lon=116.4074)
+        add_recording(session, 2, case_number="C-0002", purpose="噪声扰民", lat=39.9142, lon=116.4074,
+                      officer_number="020304", officer_name="李四", device_serial="GPS7788", media_kind="audio")
+        add_recording(session, 3, purpose=None, lat=31.2304, lon=121.4737, media_kind="photo")
         session.commit()
 
         def ids(**kw):
@@ -146,8 +130,8 @@ def test_distance_helpers():
 
 def test_recording_lookup_by_id_or_hash_prefix(engine):
     with Session(engine) as session:
-        rec = _recording(session, 7, sha256="abcdef12" + "0" * 56)
-        _recording(session, 8, sha256="abcdef13" + "0" * 56)
+        rec = add_recording(session, 7, sha256="abcdef12" + "0" * 56)
+        add_recording(session, 8, sha256="abcdef13" + "0" * 56)
         session.commit()
         assert get_recording(session, str(rec.id)).id == rec.id
         assert get_recording(session, "ABCDEF12").id == rec.id
@@ -191,7 +175,7 @@ def test_naive_times_are_refused_by_the_catalog(engine):
 
 def test_times_come_back_in_utc(engine):
     with Session(engine) as session:
-        rec = _recording(session, 5)
+        rec = add_recording(session, 5)
         session.commit()
         rec_id = rec.id
     with Session(engine) as session:

@@ -9,7 +9,7 @@ from sqlmodel import Session
 from catalog import DEFAULT_CASE_TYPES, RetentionPolicy
 from catalog.detail import derived_media, recording_detail
 from catalog.models import DerivedMedia
-from tests.catalog.test_catalog import _recording
+from tests.helpers.recordings import add_recording
 
 POLICY = RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai")
 #: The shape catalog.detail documents: the recording's own keys, then its histories and links.
@@ -23,7 +23,7 @@ KEYS = {"id", "sha256", "size_bytes", "media_kind", "original_name", "device_ser
 
 def test_the_detail_has_every_documented_key_and_no_proxy_before_one_is_made(engine):
     with Session(engine) as session:
-        recording = _recording(session, 1)
+        recording = add_recording(session, 1)
         session.commit()
         detail = recording_detail(session, recording, POLICY)
         assert derived_media(session, recording.id, "proxy") is None
@@ -37,7 +37,7 @@ def test_the_detail_has_every_documented_key_and_no_proxy_before_one_is_made(eng
 def test_a_proxy_is_found_and_shown_as_playable(engine):
     # Given a recording with a browser proxy and a thumbnail
     with Session(engine) as session:
-        recording = _recording(session, 1)
+        recording = add_recording(session, 1)
         for kind, content_type in (("proxy", "video/mp4"), ("thumbnail", "image/jpeg")):
             session.add(DerivedMedia(recording_id=recording.id, derived_from_sha256=recording.sha256, kind=kind,
                                      key=f"derived/{recording.sha256}/{kind}", sha256="e" * 64, size_bytes=10,

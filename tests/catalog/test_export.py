@@ -20,7 +20,7 @@ from ingest.config import Settings
 from storage import LocalStore, object_key
 from tests.cli import invoke, run_cli
 from tests.conftest import _missing
-from tests.ingest.test_documents import pdf_bytes
+from tests.helpers.documents import pdf_bytes
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 

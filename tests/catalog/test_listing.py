@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlmodel import Session
 
 from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, Recording, RetentionPolicy, create_case
+from catalog.case_models import Disposal, DisposalBatch
 from catalog.listing import case_number_exists, count_tombstones, disposal_batches, dock_session_recording_ids
-from catalog.models import Disposal, DisposalBatch, DockSession, Sighting
+from catalog.models import DockSession, Sighting
 from catalog.recordings import ensure_station
 
 T0 = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
+from catalog.case_models import DisposalBatch
 from catalog.listings import (
     list_devices,
     list_officers,
@@ -14,7 +15,7 @@ from catalog.listings import (
     station_codes,
     stations_overview,
 )
-from catalog.models import Device, DisposalBatch, DockSession, Officer, Station, StationKey
+from catalog.models import Device, DockSession, Officer, Station, StationKey
 
 T = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

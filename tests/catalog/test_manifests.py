@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from catalog.canonical import jcs, legacy_json
 from catalog.signing import (
     SignatureInvalid,
-    canonical_json,
     fingerprint,
     load_or_create_key,
     public_key_b64,
@@ -31,7 +31,7 @@ def test_station_key_is_created_private_once_and_reused(tmp_path):
 
 
 def test_canonical_json_is_stable_and_keeps_chinese():
-    assert canonical_json({"b": 1, "a": "证明"}) == '{"a":"证明","b":1}'.encode()
+    assert legacy_json({"b": 1, "a": "证明"}) == jcs({"b": 1, "a": "证明"}) == '{"a":"证明","b":1}'.encode()
 
 
 def test_signed_document_verifies_and_names_its_key(tmp_path):

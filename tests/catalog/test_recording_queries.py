@@ -11,7 +11,7 @@ from sqlalchemy.exc import NoResultFound, OperationalError
 from sqlmodel import Session
 
 from catalog import CustodyKind, DockSession, Recording, Sighting, append_event, ensure_station, find_known_sighting
-from catalog.docks import sightings_of_dock
+from catalog.docks import last_sighting_at, sighting_at, sightings_of_dock
 from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
 from catalog.recordings import (
     has_manifest,
@@ -166,6 +166,24 @@ def test_sightings_of_dock_are_that_docks_sightings_in_order(engine):
         assert sightings_of_dock(session, other_dock + 1) == []
 
 
+def test_sightings_at_a_device_path_of_one_recording_and_the_latest_of_any(engine):
+    with Session(engine) as session:
+        dock = _dock(session)
+        a, b = _recording(session, 1), _recording(session, 2)
+        of_a = _sighting(session, a, dock, "DCIM/0001.MP4")
+        latest = _sighting(session, b, dock, "DCIM/0001.MP4", cleared_at=T0)
+        _sighting(session, a, dock, "DCIM/0002.MP4")
+        session.commit()
+        assert a.id is not None and b.id is not None
+        found = sighting_at(session, a.id, device_serial=SERIAL, device_path="DCIM/0001.MP4")
+        assert found is not None and found.id == of_a.id
+        assert sighting_at(session, b.id, device_serial=SERIAL, device_path="DCIM/0002.MP4") is None
+        assert sighting_at(session, a.id, device_serial="OTHER", device_path="DCIM/0001.MP4") is None
+        last = last_sighting_at(session, device_serial=SERIAL, device_path="DCIM/0001.MP4")
+        assert last is not None and last.id == latest.id
+        assert last_sighting_at(session, device_serial=SERIAL, device_path="DCIM/0003.MP4") is None
+
+
 def _write_is_blocked(engine, recording_id: int) -> bool:
     """Whether another connection is kept from writing the recording (PostgreSQL: its row; SQLite: the file)."""
     if engine.dialect.name == "sqlite":
@@ -202,17 +220,31 @@ def _head_is_locked(engine) -> bool:
             conn.rollback()
 
 
-def test_lock_recording_locks_the_row_on_postgresql_and_takes_no_write_lock_on_sqlite(engine):
+def test_lock_recording_takes_the_custody_head_then_the_row(engine):
     with Session(engine) as session:
         recording = _recording(session, 1)
         recording_id = recording.id
         assert recording_id is not None
         session.commit()
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
     with Session(engine) as session:
-        locked = lock_recording(session, recording_id)
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            locked = lock_recording(session, recording_id)
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
         assert (locked.id, locked.sha256) == (recording_id, f"{1:064x}")
-        # FOR UPDATE on PostgreSQL; SQLite ignores it (the custody append in the same transaction takes its lock)
-        assert _write_is_blocked(engine, recording_id) is (engine.dialect.name != "sqlite")
+        # The custody head first, as every custody writer takes it (no deadlock with a dock), then the row
+        assert "custody_head" in statements[0]
+        assert statements[1].startswith("SELECT recording.")
+        if engine.dialect.name != "sqlite":
+            assert statements[1].endswith("FOR UPDATE")
+            assert _head_is_locked(engine)
+        assert _write_is_blocked(engine, recording_id)
         session.rollback()
         assert not _write_is_blocked(engine, recording_id)
         with pytest.raises(NoResultFound):

@@ -1,31 +1,23 @@
 """Case retention applied to real WORM stores (local and SeaweedFS Object Lock), and lawful disposal."""
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
 from catalog import (
-    DEFAULT_CASE_PATTERN,
-    DEFAULT_CASE_TYPES,
     CaseStateError,
     CustodyEvent,
     Disposal,
     DisposalError,
-    Recording,
-    RetentionPolicy,
     Signer,
     apply_retention,
     approve_batch,
     close_case,
-    create_case,
     find_chain_breaks,
     link_recording,
     load_chain,
@@ -33,54 +25,13 @@ from catalog import (
     reopen_case,
     start_sweep,
     unlink_recording,
-    write_manifest,
 )
-from catalog.custody import CustodyKind, append_event
-from catalog.manifests import ensure_station_key
-from catalog.replay import ROW_KEY, row_values
 from catalog.signing import verify_document
-from catalog.stamps import record_stamp
 from catalog.types import utcnow
 from storage import ObjectLocked, S3WormStore, manifest_key
-from tests.conftest import wait_for
+from tests.helpers.retention import KEY, POLICY, archived, open_case, wait_past
 
-POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
-KEY = Ed25519PrivateKey.generate()
 SIGNER = Signer("station-1", KEY)
-
-
-def _archived(session: Session, store, tmp_path: Path, n: int, *, retain_until: datetime,
-              captured_end: datetime, manifest: bool = True) -> Recording:
-    """A stored recording as ingest makes it: its `copied` event (with the row's values), its stamp and, unless
-    *manifest* is false, its signed manifest (the key registered and published in the store)."""
-    data = f"recording {n} {tmp_path}".encode() * 50
-    sha = hashlib.sha256(data).hexdigest()
-    path = tmp_path / f"{n}.bin"
-    path.write_bytes(data)
-    stored = store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=retain_until)
-    recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name=f"clip{n}.mp4",
-                          station_code="station-1", captured_start=captured_end - timedelta(minutes=1),
-                          captured_end=captured_end, time_source="container", integrity_status="ok",
-                          state="verified", ingested_at=captured_end, archived_at=captured_end,
-                          retain_until=stored.retain_until,
-                          store_name=store.name, store_key=stored.key, case_number=None, purpose="巡查")
-    session.add(recording)
-    session.flush()
-    append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
-                 details={"sha256": sha, "size_bytes": len(data), ROW_KEY: row_values(recording)})
-    record_stamp(session, recording, by="station:test", reason="ingest")
-    if manifest:
-        ensure_station_key(session, "station-1", KEY, actor="station:test", store=store)
-        write_manifest(session, store, recording, KEY, actor="station:test")
-    session.commit()
-    return recording
-
-
-def _case(session: Session, number: str, case_type: str = "penalty-general"):
-    today = datetime.now(UTC).date()
-    return create_case(session, number=number, title="无照经营", case_type=case_type, unit="城管",
-                       opened_on=today - timedelta(days=30), by="clerk:李四", case_pattern=DEFAULT_CASE_PATTERN,
-                       policy=POLICY, today=today)
 
 
 def _server_refuses_delete(store: S3WormStore, sha256: str) -> str:
@@ -94,9 +45,9 @@ def _server_refuses_delete(store: S3WormStore, sha256: str) -> str:
 def test_case_lifecycle_sets_holds_and_extends_retention_on_the_store(engine, worm_store, tmp_path):
     now = utcnow()
     with Session(engine) as session:
-        rec = _archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
-                        captured_end=now - timedelta(days=1), manifest=True)
-        case = _case(session, "AB-2026-00042")
+        rec = archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
+                       captured_end=now - timedelta(days=1), manifest=True)
+        case = open_case(session, "AB-2026-00042")
         link_recording(session, case, rec, purpose="证明违法事实", by="clerk:李四")
         session.commit()
 
@@ -143,26 +94,20 @@ def test_case_lifecycle_sets_holds_and_extends_retention_on_the_store(engine, wo
         assert find_chain_breaks(load_chain(session)) == []
 
 
-def _wait_until(*moments: datetime | None) -> None:
-    """Until the clock passes every retain-until given (S3 keeps them in whole seconds, rounded up)."""
-    last = max(m for m in moments if m is not None)
-    wait_for(lambda: utcnow() > last, 15, f"the clock to pass {last.isoformat()}")
-
-
 def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_record(engine, worm_store, tmp_path):
     soon = utcnow() + timedelta(seconds=2)
     old_capture = datetime(2025, 1, 1, tzinfo=UTC)
     with Session(engine) as session:
-        due = _archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=old_capture)
-        held = _archived(session, worm_store, tmp_path, 2, retain_until=soon, captured_end=old_capture)
+        due = archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=old_capture)
+        held = archived(session, worm_store, tmp_path, 2, retain_until=soon, captured_end=old_capture)
         routine_ends_in_3_days = utcnow() - relativedelta(months=6) + timedelta(days=3)
-        later = _archived(session, worm_store, tmp_path, 3, retain_until=utcnow() + timedelta(days=1),
-                          captured_end=routine_ends_in_3_days)
-        case = _case(session, "AB-2026-00099")
+        later = archived(session, worm_store, tmp_path, 3, retain_until=utcnow() + timedelta(days=1),
+                         captured_end=routine_ends_in_3_days)
+        case = open_case(session, "AB-2026-00099")
         link_recording(session, case, held, purpose="证明", by="clerk:李四")
         session.commit()
         apply_retention(session, worm_store, POLICY, actor="retention-job")
-        _wait_until(due.retain_until, held.retain_until)
+        wait_past(due.retain_until, held.retain_until)
 
         plan = {i.recording_id: i for i in plan_disposal(session, POLICY, as_of=utcnow(), within_days=7)}
         assert plan[due.id].status == "due"
@@ -205,15 +150,15 @@ def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_recor
 def test_an_item_linked_to_a_case_after_the_plan_is_refused_and_reported(engine, worm_store, tmp_path):
     soon = utcnow() + timedelta(seconds=2)
     with Session(engine) as session:
-        first = _archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
-                                                                                                  tzinfo=UTC))
-        second = _archived(session, worm_store, tmp_path, 2, retain_until=soon, captured_end=datetime(2025, 1, 1,
-                                                                                                   tzinfo=UTC))
-        _wait_until(first.retain_until, second.retain_until)
+        first = archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
+                                                                                                    tzinfo=UTC))
+        second = archived(session, worm_store, tmp_path, 2, retain_until=soon, captured_end=datetime(2025, 1, 1,
+                                                                                                     tzinfo=UTC))
+        wait_past(first.retain_until, second.retain_until)
         batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=True,
                             signer=SIGNER)
         assert batch is not None and len(batch.items) == 2
-        case = _case(session, "AB-2026-00100")
+        case = open_case(session, "AB-2026-00100")
         link_recording(session, case, second, purpose="新发现的证据", by="clerk:李四")
         session.commit()
         done = approve_batch(session, worm_store, POLICY, batch.id, by="supervisor:王", now=utcnow(), signer=SIGNER)
@@ -230,10 +175,10 @@ def test_an_item_linked_to_a_case_after_the_plan_is_refused_and_reported(engine,
 def test_the_store_has_the_last_word_when_the_catalog_drifted(engine, worm_store, tmp_path):
     soon = utcnow() + timedelta(seconds=2)
     with Session(engine) as session:
-        rec = _archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
-                                                                                                tzinfo=UTC))
+        rec = archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
+                                                                                                  tzinfo=UTC))
         worm_store.extend_retention(rec.sha256, utcnow() + timedelta(days=1))  # changed behind the catalog's back
-        _wait_until(rec.retain_until)
+        wait_past(rec.retain_until)
         batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=False,
                             signer=SIGNER)
         assert batch is not None and batch.status == "partial" and batch.approved_by is None
@@ -247,7 +192,7 @@ def test_the_store_has_the_last_word_when_the_catalog_drifted(engine, worm_store
 
 def test_a_sweep_with_nothing_due_makes_no_batch(engine, worm_store, tmp_path):
     with Session(engine) as session:
-        _archived(session, worm_store, tmp_path, 1, retain_until=utcnow() + timedelta(days=1), captured_end=utcnow())
+        archived(session, worm_store, tmp_path, 1, retain_until=utcnow() + timedelta(days=1), captured_end=utcnow())
         assert start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk", approval_required=False,
                            signer=SIGNER) is None
 
@@ -255,9 +200,9 @@ def test_a_sweep_with_nothing_due_makes_no_batch(engine, worm_store, tmp_path):
 def test_check_store_repairs_a_hold_lifted_behind_the_catalogue(engine, worm_store, tmp_path):
     now = utcnow()
     with Session(engine) as session:
-        rec = _archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
-                        captured_end=now - timedelta(days=1))
-        link_recording(session, _case(session, "AB-2026-00200"), rec, purpose="证明", by="clerk")
+        rec = archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
+                       captured_end=now - timedelta(days=1))
+        link_recording(session, open_case(session, "AB-2026-00200"), rec, purpose="证明", by="clerk")
         session.commit()
         apply_retention(session, worm_store, POLICY, actor="clerk")
         worm_store.set_legal_hold(rec.sha256, False)  # someone with store rights lifted it directly

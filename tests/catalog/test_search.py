@@ -11,7 +11,7 @@ from catalog import Officer, SearchFilters, run_search
 from catalog.access import Scope, can_see, scope_for
 from catalog.search import Near, count_search, haversine_m
 from evidence.web.search_form import MAX_PAGE, SearchInvalid, parse_search
-from tests.catalog.test_catalog import _recording
+from tests.helpers.recordings import add_recording
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EVERYTHING = Scope(everything=True)
@@ -25,15 +25,15 @@ def archive(engine):
         session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
         session.add(Officer(number="020304", name="李四", unit_number="U1", unit_name="一中队"))
         session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
-        _recording(session, 1, retain_until=now + timedelta(days=90), purpose="100% 占道_经营", lat=39.9042,
-                   lon=116.4074)
-        _recording(session, 2, officer_number="020304", officer_name="李四", station_code="station-2",
-                   retain_until=now - timedelta(days=1), important=True, size_bytes=5000)
-        _recording(session, 3, officer_number="030405", officer_name="王五", legal_hold=True,
-                   retain_until=now - timedelta(days=1), integrity_status="damaged", lat=39.9142, lon=116.4074)
-        _recording(session, 4, officer_number="030405", officer_name="王五", state="staged")
-        _recording(session, 5, state="disposed", retain_until=now - timedelta(days=10))
-        _recording(session, 6, officer_number=None, officer_name=None, retain_until=None, media_kind="photo")
+        add_recording(session, 1, retain_until=now + timedelta(days=90), purpose="100% 占道_经营", lat=39.9042,
+                      lon=116.4074)
+        add_recording(session, 2, officer_number="020304", officer_name="李四", station_code="station-2",
+                      retain_until=now - timedelta(days=1), important=True, size_bytes=5000)
+        add_recording(session, 3, officer_number="030405", officer_name="王五", legal_hold=True,
+                      retain_until=now - timedelta(days=1), integrity_status="damaged", lat=39.9142, lon=116.4074)
+        add_recording(session, 4, officer_number="030405", officer_name="王五", state="staged")
+        add_recording(session, 5, state="disposed", retain_until=now - timedelta(days=10))
+        add_recording(session, 6, officer_number=None, officer_name=None, retain_until=None, media_kind="photo")
         session.commit()
     return engine, now
 
@@ -78,7 +78,7 @@ def test_near_a_point_is_a_circle_in_sql_so_pages_and_counts_agree(archive):
         assert count_search(session, SearchFilters(near=Near(39.9042, 116.4074, d + 5))) == 2
         # a point 1112 m east at this latitude is inside a 1120 m circle, not inside a 1100 m one
         east = 116.4074 + (39.9142 - 39.9042) / 0.7669
-        _recording(session, 7, lat=39.9042, lon=east)
+        add_recording(session, 7, lat=39.9042, lon=east)
         session.commit()
         assert haversine_m(39.9042, 116.4074, 39.9042, east) == pytest.approx(1112, abs=5)
         assert "7" in _names(session, near=Near(39.9042, 116.4074, 1120))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +15,7 @@ from catalog.models import SpotCheckItem
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, draw, new_spot_check, population, record_outcome
 from catalog.types import utcnow
 from evidence.web import WebConfig, create_app
-from tests.webhelpers import add_web_users, web_login
+from tests.webhelpers import add_web_users, form_token, web_login
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -75,16 +76,24 @@ def test_outcomes_are_recorded_and_an_issue_needs_notes(archive):
         assert (reviewed.recording_id, reviewed.details["outcome"]) == (item.recording_id, "issue")
 
 
+def _refused_then_shown(client: TestClient, url: str, *, refused: str, shown: str) -> Any:
+    """*url* is refused (403) to user *refused*, then shown to user *shown*, each signed in in turn on the same
+    browser: the page *shown* gets."""
+    web_login(client, refused)
+    assert client.get(url).status_code == 403
+    client.cookies.clear()
+    web_login(client, shown)
+    page = client.get(url)
+    assert page.status_code == 200
+    return page
+
+
 def test_supervisors_run_spot_checks_in_the_browser(archive, store):
     add_web_users(archive, {"supervisor:王": "supervisor", "clerk:李四": "clerk"})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
-        web_login(client, "clerk:李四")
-        assert client.get("/spot-checks").status_code == 403
-        client.cookies.clear()
-        web_login(client, "supervisor:王")
-        page = client.get("/spot-checks")
-        assert page.status_code == 200 and "双随机抽查" in page.text
-        csrf = re.search(r'name="csrf" value="([^"]*)"', page.text).group(1)
+        page = _refused_then_shown(client, "/spot-checks", refused="clerk:李四", shown="supervisor:王")
+        assert "双随机抽查" in page.text
+        csrf = form_token(page.text)
         bad = client.post("/spot-checks", data={"csrf": csrf, "size": "5", "start": "last week"})
         assert bad.status_code == 400 and "not an ISO 8601 time" in bad.text
         drawn = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "seed": "abc"},
@@ -112,12 +121,8 @@ def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
     add_web_users(archive, {"supervisor:王": "supervisor", "officer:张三": "officer", "supervisor:海淀": "supervisor"},
                   units={"supervisor:海淀": ["海淀大队"]})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
-        web_login(client, "officer:张三")
-        assert client.get("/stats").status_code == 403
-        client.cookies.clear()
-        web_login(client, "supervisor:王")
-        page = client.get("/stats")
-        assert page.status_code == 200 and "各执法人员记录数" in page.text and page.text.count("<svg") == 5
+        page = _refused_then_shown(client, "/stats", refused="officer:张三", shown="supervisor:王")
+        assert "各执法人员记录数" in page.text and page.text.count("<svg") == 5
         assert "朝阳大队" in page.text
         client.cookies.clear()
         web_login(client, "supervisor:海淀")
@@ -138,7 +143,7 @@ def test_a_supervisor_of_other_units_learns_nothing_of_a_checks_items(archive, s
     add_web_users(archive, {"supervisor:海淀": "supervisor"}, units={"supervisor:海淀": ["U2"]})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
         web_login(client, "supervisor:海淀")
-        csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/spot-checks").text).group(1)
+        csrf = form_token(client.get("/spot-checks").text)
         answers = []
         for item in (their_id, my_id, 99999999):
             answer = client.post(f"/spot-checks/{their_check}/items/{item}",

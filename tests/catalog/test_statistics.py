@@ -9,7 +9,7 @@ from sqlmodel import Session
 from catalog import Officer
 from catalog.access import EVERYTHING, scope_for
 from catalog.statistics import check_catalogue, recordings_by_state, staged_backlog, statistics
-from tests.catalog.test_catalog import T0, _recording
+from tests.helpers.recordings import T0, add_recording
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -20,13 +20,13 @@ def _archive(engine):
     with Session(engine) as session:
         session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
         session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
-        _recording(session, 1, duration_s=1800.0, case_number="AB-2026-00042", retain_until=NOW + timedelta(days=10))
-        _recording(session, 2, duration_s=3600.0, retain_until=NOW + timedelta(days=90), integrity_status="damaged")
-        _recording(session, 3, officer_number="030405", officer_name="王五", station_code="station-2",
-                   state="staged", retain_until=None)
-        _recording(session, 4, officer_number="030405", officer_name="王五", legal_hold=True,
-                   retain_until=NOW + timedelta(days=1))
-        _recording(session, 5, state="disposed")
+        add_recording(session, 1, duration_s=1800.0, case_number="AB-2026-00042", retain_until=NOW + timedelta(days=10))
+        add_recording(session, 2, duration_s=3600.0, retain_until=NOW + timedelta(days=90), integrity_status="damaged")
+        add_recording(session, 3, officer_number="030405", officer_name="王五", station_code="station-2",
+                      state="staged", retain_until=None)
+        add_recording(session, 4, officer_number="030405", officer_name="王五", legal_hold=True,
+                      retain_until=NOW + timedelta(days=1))
+        add_recording(session, 5, state="disposed")
         session.commit()
 
 

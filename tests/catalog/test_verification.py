@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -11,19 +10,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from catalog import CustodyKind, Recording, append_event, ensure_station, ensure_station_key, write_manifest
+from catalog import CustodyKind, Recording, append_event, ensure_station, ensure_station_key
 from catalog.anchors import write_anchor
-from catalog.custody import event_hash
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.fixity import run_fixity
 from catalog.models import CustodyEvent, CustodyHead, StampRevision
-from catalog.replay import ROW_KEY, row_values
 from catalog.signing import sign_document
-from catalog.stamps import record_stamp
 from catalog.types import utcnow
-from catalog.verification import check_recording_record, object_problems, select_recordings, verify_archive
+from catalog.verification import check_recording_record, object_problems
 from storage import LocalStore, S3WormStore, manifest_key, object_key
 from tests.conftest import as_attacker
+from tests.helpers.chain_forgery import rewrite_chain
+from tests.helpers.recordings import archive_recording, verify_recordings
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -32,24 +30,8 @@ def _archive(session: Session, store, tmp_path, n: int) -> Recording:
     if session.get(Recording, 1) is None and n == 1:
         ensure_station(session, "station-1")
         ensure_station_key(session, "station-1", KEY, actor="station:test")
-    data = os.urandom(1024) + f"recording {n}".encode()
-    sha = hashlib.sha256(data).hexdigest()
-    path = tmp_path / f"{n}.mp4"
-    path.write_bytes(data)
-    stored = store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=utcnow() + timedelta(days=2))
-    recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name=f"clip{n}.mp4",
-                          station_code="station-1", captured_start=datetime(2026, 11, 20, tzinfo=UTC),
-                          captured_end=datetime(2026, 11, 20, 0, 1, tzinfo=UTC), time_source="container",
-                          integrity_status="ok", state="verified", ingested_at=utcnow(),
-                          retain_until=stored.retain_until, store_name=store.name, store_key=stored.key,
-                          device_serial="A123456", officer_number="010203", purpose="巡查")
-    session.add(recording)
-    session.flush()
-    append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
-                 details={"sha256": sha, "size_bytes": len(data), "device_serial": "A123456",
-                          "device_path": f"DCIM/clip{n}.mp4", ROW_KEY: row_values(recording)})
-    record_stamp(session, recording, by="station:test", reason="ingest")
-    write_manifest(session, store, recording, KEY, actor="station:test")
+    recording = archive_recording(session, store, tmp_path, n, KEY,
+                                  details={"device_serial": "A123456", "device_path": f"DCIM/clip{n}.mp4"})
     session.commit()
     return recording
 
@@ -57,11 +39,6 @@ def _archive(session: Session, store, tmp_path, n: int) -> Recording:
 def _archive_three(engine, store, tmp_path) -> list[Recording]:
     with Session(engine, expire_on_commit=False) as session:  # the rows stay readable after the session
         return [_archive(session, store, tmp_path, n) for n in (1, 2, 3)]
-
-
-def _verify(engine, store, **kw):
-    with Session(engine) as session:
-        return verify_archive(session, store, select_recordings(session), **kw)
 
 
 def _overwrite(store, key: str, data: bytes) -> None:
@@ -81,7 +58,7 @@ def test_an_untouched_archive_verifies(engine, worm_store, tmp_path):
     recordings = _archive_three(engine, worm_store, tmp_path)
     with Session(engine) as session:
         assert write_anchor(session, worm_store, station="station-1", key=KEY, actor="test", now=utcnow())
-    report = _verify(engine, worm_store)
+    report = verify_recordings(engine, worm_store)
     assert report.ok, [str(p) for p in report.problems]
     assert report.recordings == 3 and report.manifests == 3 and report.anchors == 1
     assert report.bytes_read == sum(r.size_bytes for r in recordings)
@@ -95,7 +72,7 @@ def test_one_flipped_byte_in_a_stored_object_is_named(engine, worm_store, tmp_pa
         data = bytearray(fh.read())
     data[100] ^= 0x01
     _overwrite(worm_store, object_key(target.sha256), bytes(data))
-    report = _verify(engine, worm_store)
+    report = verify_recordings(engine, worm_store)
     expected = [("object", target.id)]
     if isinstance(worm_store, S3WormStore):  # the forged version was written without the lock: named too (against
         expected += [("retention", target.id)] * 2  # the catalogue row and against the custody chain)
@@ -111,7 +88,7 @@ def test_an_edited_catalogue_row_is_named(engine, worm_store, tmp_path):
                      {"id": recordings[0].id})
         conn.execute(text("UPDATE stamp_revision SET purpose = '证明违法事实' WHERE recording_id = :id"),
                      {"id": recordings[2].id})
-    report = _verify(engine, worm_store)
+    report = verify_recordings(engine, worm_store)
     details = {(p.recording_id, p.detail) for p in report.problems}
     assert (recordings[0].id, "case_number is 'AB-2026-99999' in the recording row but None in stamp revision 1") \
         in details
@@ -128,7 +105,7 @@ def test_a_deleted_or_reordered_custody_row_breaks_the_chain_where_it_happened(e
     as_attacker(engine)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM custody_event WHERE id = :id"), {"id": victim})
-    report = _verify(engine, worm_store)
+    report = verify_recordings(engine, worm_store)
     chain = [p for p in report.problems if p.kind == "chain"]
     assert any(p.subject.startswith(f"event {ids[6]} ") and f"does not follow event {ids[4]}'s hash" in p.detail
                for p in chain), [str(p) for p in chain]
@@ -141,7 +118,7 @@ def test_a_deleted_or_reordered_custody_row_breaks_the_chain_where_it_happened(e
         for this, other in ((ids[1], ids[2]), (ids[2], ids[1])):
             conn.execute(text("UPDATE custody_event SET kind = :kind, actor = :actor WHERE id = :id"),
                          {"kind": rows[other].kind, "actor": rows[other].actor, "id": this})
-    report = _verify(engine, worm_store)
+    report = verify_recordings(engine, worm_store)
     moved = {p.subject.split(" (")[0] for p in report.problems if p.kind == "chain" and "was edited" in p.detail}
     assert {f"event {ids[1]}", f"event {ids[2]}"} <= moved
 
@@ -152,25 +129,11 @@ def test_a_chain_rewritten_consistently_is_caught_by_the_worm_anchor(engine, wor
         anchor = write_anchor(session, worm_store, station="station-1", key=KEY, actor="test", now=utcnow())
         assert anchor is not None
         anchored_id, anchored_hash, anchor_name = anchor.last_event_id, anchor.last_hash, anchor.record_name
-        as_attacker(engine)
-        events = list(session.exec(select(CustodyEvent).order_by(CustodyEvent.id)))  # type: ignore[arg-type]
-        # Someone with database rights edits an old event and recomputes every hash after it.
-        events[2].actor = "someone else"
-        prev = events[1].hash
-        for event in events[2:]:
-            assert event.at is not None
-            event.prev_hash = prev
-            event.hash = event_hash(prev, kind=event.kind, recording_id=event.recording_id,
-                                    dock_session_id=event.dock_session_id, actor=event.actor, at=event.at,
-                                    details=event.details)
-            prev = event.hash
-            session.add(event)
-        head = session.get(CustodyHead, 1)
-        assert head is not None
-        head.last_hash = prev
-        session.add(head)
-        session.commit()
-    report = _verify(engine, worm_store)
+        third = session.exec(select(CustodyEvent).order_by(CustodyEvent.id)).all()[2].id  # type: ignore[arg-type]
+    assert third is not None
+    # Someone with database rights edits an old event and recomputes every hash after it.
+    rewrite_chain(engine, {third: {"actor": "someone else"}}, from_id=third)
+    report = verify_recordings(engine, worm_store)
     anchors = [p for p in report.problems if p.kind == "anchor"]
     assert len(anchors) == 1 and anchors[0].subject == anchor_name
     assert f"says event {anchored_id} has hash {anchored_hash[:16]}" in anchors[0].detail
@@ -184,7 +147,7 @@ def test_a_forged_manifest_signature_is_named(engine, worm_store, tmp_path):
     body["stamp"]["purpose"] = "证明违法事实"
     forged = sign_document(body, Ed25519PrivateKey.generate())  # a key no station registered
     _overwrite(worm_store, manifest_key(target.sha256, 1), json.dumps(forged).encode())
-    report = _verify(engine, worm_store)
+    report = verify_recordings(engine, worm_store)
     assert [(p.kind, p.recording_id) for p in report.problems] == [("signature", target.id)]
     assert "is not a registered station key" in report.problems[0].detail
 

@@ -10,38 +10,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from catalog import CustodyKind, append_event, open_catalog
-from catalog.models import CustodyAnchor, CustodyEvent, CustodyHead
+from catalog.models import CustodyEvent
 from ingest.station.service import read_status
 from storage import LocalStore
 from tests.cli import run_cli
-from tests.conftest import as_attacker, running_station, wait_for
+from tests.conftest import running_station, wait_for
+from tests.helpers.custody import cut_tail, head_event_id, newest_anchor
+from tests.helpers.webserver import start_serve, stop_serve
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
-
-
-def _newest_anchor(engine) -> CustodyAnchor | None:  # type: ignore[no-untyped-def]
-    with Session(engine) as session:
-        return session.exec(select(CustodyAnchor).order_by(col(CustodyAnchor.id).desc())).first()
-
-
-def _head(engine) -> int:  # type: ignore[no-untyped-def]
-    with Session(engine) as session:
-        head = session.get(CustodyHead, 1)
-        assert head is not None and head.last_event_id is not None
-        return head.last_event_id
-
-
-def _cut_tail_to(engine, keep: int) -> None:  # type: ignore[no-untyped-def]
-    as_attacker(engine)
-    with engine.begin() as conn:
-        kept = conn.execute(text("SELECT hash FROM custody_event WHERE id = :id"), {"id": keep}).scalar()
-        conn.execute(text("DELETE FROM custody_event WHERE id > :id"), {"id": keep})
-        conn.execute(text("UPDATE custody_head SET last_event_id = :id, last_hash = :hash WHERE id = 1"),
-                     {"id": keep, "hash": kept})
 
 
 def test_evidence_ingest_anchors_the_dock_session_so_its_events_cannot_be_cut(samples, env, tmp_path):
@@ -50,8 +30,8 @@ def test_evidence_ingest_anchors_the_dock_session_so_its_events_cannot_be_cut(sa
     dock = json.loads(result.stdout)["dock_session"]
     engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
     try:
-        anchor = _newest_anchor(engine)
-        assert anchor is not None and anchor.last_event_id == _head(engine)
+        anchor = newest_anchor(engine)
+        assert anchor is not None and anchor.last_event_id == head_event_id(engine)
         store = LocalStore(tmp_path / "home" / "worm")
         body = json.loads(store.get_record(anchor.record_name))["manifest"]
         assert body["reason"] == f"dock session {dock}"
@@ -59,7 +39,7 @@ def test_evidence_ingest_anchors_the_dock_session_so_its_events_cannot_be_cut(sa
             undocked = session.exec(select(CustodyEvent.id).where(CustodyEvent.kind == "undocked")).one()
             assert undocked is not None and undocked <= anchor.last_event_id
         # The insider removes the dock session's last events (undocked and what followed) and rewrites the head.
-        _cut_tail_to(engine, undocked - 1)
+        cut_tail(engine, undocked - 1)
     finally:
         engine.dispose()
     verify = run_cli(env, "verify", "--all")
@@ -89,14 +69,14 @@ def test_station_anchors_after_each_dock_session_and_every_interval(samples, sta
             with Session(engine) as session:
                 undocked = session.exec(select(CustodyEvent.id).where(
                     CustodyEvent.kind == CustodyKind.UNDOCKED.value)).one()
-            wait_for(lambda: (a := _newest_anchor(engine)) is not None and a.last_event_id >= undocked, 30,
+            wait_for(lambda: (a := newest_anchor(engine)) is not None and a.last_event_id >= undocked, 30,
                      "an anchor covering the dock session")
             assert any(r.startswith("dock session") or r == "hourly (EVIDENCE_ANCHOR_INTERVAL_S)" for r in reasons())
             # Something happens in the archive that no dock session follows (a clerk views a recording):
             with Session(engine) as session:
                 viewed = append_event(session, CustodyKind.VIEWED, actor="clerk", details={"page": "recording"})
                 session.commit()
-            wait_for(lambda: (a := _newest_anchor(engine)) is not None and viewed.id is not None
+            wait_for(lambda: (a := newest_anchor(engine)) is not None and viewed.id is not None
                      and a.last_event_id >= viewed.id, 30, "the interval anchor to cover the viewed event")
         assert "hourly (EVIDENCE_ANCHOR_INTERVAL_S)" in reasons()
     finally:
@@ -105,21 +85,19 @@ def test_station_anchors_after_each_dock_session_and_every_interval(samples, sta
 
 def test_evidence_serve_alone_anchors_web_activity_every_interval(env, tmp_path):
     # Where only the web app runs (no station, no scheduler), what happens there must still reach WORM storage.
-    from tests.evidence.web.test_attack_shared_address_lockout import _serve, _stop
-
     assert run_cli(env, "user", "add", "clerk:李四", "--role", "clerk", "--by", "admin").exit_code == 0
     engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
-    proc, _ = _serve({**os.environ, **env, "EVIDENCE_ANCHOR_INTERVAL_S": "0.5"})
+    proc, _ = start_serve({**os.environ, **env, "EVIDENCE_ANCHOR_INTERVAL_S": "0.5"})
     try:
         with Session(engine) as session:  # a sign-in, a view: anything the web app appends
             viewed = append_event(session, CustodyKind.VIEWED, actor="clerk:李四", details={"via": "web page"})
             session.commit()
-        wait_for(lambda: (a := _newest_anchor(engine)) is not None and viewed.id is not None
+        wait_for(lambda: (a := newest_anchor(engine)) is not None and viewed.id is not None
                  and a.last_event_id >= viewed.id, 30, "evidence serve to anchor the viewed event")
         store = LocalStore(Path(env["EVIDENCE_HOME"]) / "worm")
         reasons = [json.loads(store.get_record(name))["manifest"].get("reason", "")
                    for name in store.list_records("custody/")]
         assert "every 0.5 s (evidence serve)" in reasons
     finally:
-        _stop(proc)
+        stop_serve(proc)
         engine.dispose()

@@ -15,7 +15,7 @@ from ingest.settings_table import SETTINGS, SETTINGS_BY_NAME, settings_epilog, s
 ROOT = Path(__file__).parents[2]
 
 #: EVIDENCE_* names in the code that are not environment variables.
-NOT_VARIABLES = {"EVIDENCE_AREAS"}  # storage.backends.local: the store's top-level folders
+NOT_VARIABLES = {"EVIDENCE_AREAS"}  # storage.backends.local_tree: the store's top-level folders
 
 
 def test_defaults_live_under_evidence_home(tmp_path):
@@ -36,7 +36,8 @@ def test_name_and_key_default_to_the_station_code(tmp_path):
 def test_the_dataclass_defaults_are_the_tables(tmp_path):
     # Given only what depends on EVIDENCE_HOME and EVIDENCE_STATION
     from_env = Settings.from_env({"EVIDENCE_HOME": str(tmp_path)})
-    derived = {"home", "database_url", "store_url", "staging_dir", "station_name", "station_key_path"}
+    derived = {"home", "database_url", "store_url", "staging_dir", "station_name", "station_key_path",
+               "export_key_path"}
     # When the rest is left to the dataclass, Then it equals what from_env reads from the table
     assert Settings(**{name: getattr(from_env, name) for name in derived}) == from_env
     s3 = Settings.from_env({"EVIDENCE_HOME": str(tmp_path), "EVIDENCE_STORE_URL": "s3://evidence-bj"}).s3
@@ -54,51 +55,38 @@ def test_every_attribute_has_one_setting():
     assert len(SETTINGS_BY_NAME) == len(SETTINGS)
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("EVIDENCE_ROUTINE_RETENTION_MONTHS", "3",
-     "Config 'EVIDENCE_ROUTINE_RETENTION_MONTHS' has value '3'. routine retention of 3 month(s) is below the legal "
-     "minimum of 6 months."),
-    ("EVIDENCE_ROUTINE_RETENTION_MONTHS", "ten",
-     "Config 'EVIDENCE_ROUTINE_RETENTION_MONTHS' has value 'ten'. Not a valid integer."),
-    ("EVIDENCE_STATION_TZ", "Mars/Base",
-     "Config 'EVIDENCE_STATION_TZ' has value 'Mars/Base'. Not a known IANA time zone."),
-    ("EVIDENCE_STATION_PLACE", "north", "Config 'EVIDENCE_STATION_PLACE' has value 'north'. Expected 'LAT,LON' in "
-     "decimal degrees."),
-    ("EVIDENCE_STATION_PLACE", "100,10", "Config 'EVIDENCE_STATION_PLACE' has value '100,10'. Latitude must be within "
-     "±90 and longitude within ±180."),
-    ("EVIDENCE_CASE_PATTERN", "([", "Config 'EVIDENCE_CASE_PATTERN' has value '(['. Not a regular expression:"),
-    ("EVIDENCE_STATION", "../x", "Config 'EVIDENCE_STATION' has value '../x'. Use 1-64 letters"),
-    ("EVIDENCE_PROBE_WORKERS", "0", "Config 'EVIDENCE_PROBE_WORKERS' has value '0'. Must be at least 1."),
-    ("EVIDENCE_PROBE_TIMEOUT_S", "-1", "Config 'EVIDENCE_PROBE_TIMEOUT_S' has value '-1'. Must be above 0."),
-    ("EVIDENCE_STORE_URL", "ftp://x", "Config 'EVIDENCE_STORE_URL' has value 'ftp://x'. Use file://PATH or s3://"),
-    ("EVIDENCE_STORE_URL", "s3://Bad_Bucket",
-     "Config 'EVIDENCE_STORE_URL' has value 's3://Bad_Bucket'. Not a valid S3"),
-    ("EVIDENCE_PROFILES_DIR", "/no/such/dir", "Config 'EVIDENCE_PROFILES_DIR' has value '/no/such/dir'. Not a folder."),
-    ("EVIDENCE_RESCAN_S", "often", "Config 'EVIDENCE_RESCAN_S' has value 'often'. Not a number of seconds."),
-    ("EVIDENCE_DISK_FULL_WAIT_S", "-1", "Config 'EVIDENCE_DISK_FULL_WAIT_S' has value '-1'. Must not be negative."),
-    ("EVIDENCE_OUTBOX_RELAY_S", "0", "Config 'EVIDENCE_OUTBOX_RELAY_S' has value '0'. Must be more than 0 seconds."),
-    ("EVIDENCE_STATUS_ADDR", "8765", "Config 'EVIDENCE_STATUS_ADDR' has value '8765'. Use HOST:PORT (port 0 picks a "
-     "free one), or leave it empty to turn it off."),
-    ("EVIDENCE_WEB_ADDR", "host:http", "Config 'EVIDENCE_WEB_ADDR' has value 'host:http'. Use HOST:PORT"),
-    ("EVIDENCE_CLEAR_DEVICES", "always", "Config 'EVIDENCE_CLEAR_DEVICES' has value 'always'. Use one of: profile, "
-     "never."),
-    ("EVIDENCE_WEB_SECURE_COOKIES", "yes", "Config 'EVIDENCE_WEB_SECURE_COOKIES' has value 'yes'. Use one of: true, "
-     "false."),
-    ("EVIDENCE_WEB_TRUSTED_PROXIES", "10.0.0.1,proxy", "Config 'EVIDENCE_WEB_TRUSTED_PROXIES' has value "
-     "'10.0.0.1,proxy'. 'proxy' is not an IP address or network."),
-    ("EVIDENCE_TIME_FLOOR", "1960-01-01", "Config 'EVIDENCE_TIME_FLOOR' has value '1960-01-01'. Must lie between "
-     "1970-01-01 and 2100-01-01."),
-    ("EVIDENCE_TIME_FLOOR", "2005", "Config 'EVIDENCE_TIME_FLOOR' has value '2005'. Not a date (YYYY-MM-DD)."),
-    ("EVIDENCE_BROKER_URL", "http://x", "Config 'EVIDENCE_BROKER_URL' has value 'http://x'. Use redis://HOST:PORT/DB"),
-    ("EVIDENCE_QUEUE_NAMESPACE", "9lives", "Config 'EVIDENCE_QUEUE_NAMESPACE' has value '9lives'. Use up to 41 "
-     "letters, digits, '_' or '-'."),
-    ("EVIDENCE_REDIS_MAINTENANCE_CHANCE", "0", "Config 'EVIDENCE_REDIS_MAINTENANCE_CHANCE' has value '0'. Must be at "
-     "least 1."),
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("EVIDENCE_ROUTINE_RETENTION_MONTHS", "3", "routine retention of 3 month(s) is below the legal minimum of 6 "
+     "months."),
+    ("EVIDENCE_ROUTINE_RETENTION_MONTHS", "ten", "Not a valid integer."),
+    ("EVIDENCE_STATION_TZ", "Mars/Base", "Not a known IANA time zone."),
+    ("EVIDENCE_STATION_PLACE", "north", "Expected 'LAT,LON' in decimal degrees."),
+    ("EVIDENCE_STATION_PLACE", "100,10", "Latitude must be within ±90 and longitude within ±180."),
+    ("EVIDENCE_CASE_PATTERN", "([", "Not a regular expression:"),
+    ("EVIDENCE_STATION", "../x", "Use 1-64 letters"),
+    ("EVIDENCE_PROBE_WORKERS", "0", "Must be at least 1."),
+    ("EVIDENCE_PROBE_TIMEOUT_S", "-1", "Must be above 0."),
+    ("EVIDENCE_STORE_URL", "ftp://x", "Use file://PATH or s3://"),
+    ("EVIDENCE_STORE_URL", "s3://Bad_Bucket", "Not a valid S3"),
+    ("EVIDENCE_PROFILES_DIR", "/no/such/dir", "Not a folder."),
+    ("EVIDENCE_RESCAN_S", "often", "Not a number of seconds."),
+    ("EVIDENCE_DISK_FULL_WAIT_S", "-1", "Must not be negative."),
+    ("EVIDENCE_OUTBOX_RELAY_S", "0", "Must be more than 0 seconds."),
+    ("EVIDENCE_STATUS_ADDR", "8765", "Use HOST:PORT (port 0 picks a free one), or leave it empty to turn it off."),
+    ("EVIDENCE_WEB_ADDR", "host:http", "Use HOST:PORT"),
+    ("EVIDENCE_CLEAR_DEVICES", "always", "Use one of: profile, never."),
+    ("EVIDENCE_WEB_SECURE_COOKIES", "yes", "Use one of: true, false."),
+    ("EVIDENCE_WEB_TRUSTED_PROXIES", "10.0.0.1,proxy", "'proxy' is not an IP address or network."),
+    ("EVIDENCE_TIME_FLOOR", "1960-01-01", "Must lie between 1970-01-01 and 2100-01-01."),
+    ("EVIDENCE_TIME_FLOOR", "2005", "Not a date (YYYY-MM-DD)."),
+    ("EVIDENCE_BROKER_URL", "http://x", "Use redis://HOST:PORT/DB"),
+    ("EVIDENCE_QUEUE_NAMESPACE", "9lives", "Use up to 41 letters, digits, '_' or '-'."),
+    ("EVIDENCE_REDIS_MAINTENANCE_CHANCE", "0", "Must be at least 1."),
 ])
-def test_bad_values_name_the_key_the_value_and_why(tmp_path, key, value, message):
+def test_bad_values_name_the_key_the_value_and_why(tmp_path, key, value, why):
     with pytest.raises(ConfigInvalid) as info:
         Settings.from_env({"EVIDENCE_HOME": str(tmp_path), key: value})
-    assert str(info.value).startswith(message)
+    assert str(info.value).startswith(f"Config '{key}' has value '{value}'. {why}")
     assert (info.value.key, info.value.value) == (key, value)
 
 
@@ -125,7 +113,8 @@ def test_every_toml_key_is_read(tmp_path: Path):
     other = {"EVIDENCE_STATION": "dock-9", "EVIDENCE_STATION_NAME": "Dock 9", "EVIDENCE_STAGING_DIR": "/srv/staging",
              "EVIDENCE_DATABASE_URL": "sqlite:////srv/c.db", "EVIDENCE_FIXITY_SAMPLE": "7",
              "EVIDENCE_WEB_SECURE_COOKIES": "true", "EVIDENCE_STORE_URL": "s3://evidence-bj/x",
-             "EVIDENCE_STATION_KEY": "/srv/k.pem", "EVIDENCE_S3_REGION": "cn-north-1", "EVIDENCE_S3_CONCURRENCY": "2"}
+             "EVIDENCE_STATION_KEY": "/srv/k.pem", "EVIDENCE_S3_REGION": "cn-north-1", "EVIDENCE_S3_CONCURRENCY": "2",
+             "EVIDENCE_EXPORT_KEY": "/srv/export.pem"}
     lines = [f'{s.toml_key} = "{other.get(s.name, s.default)}"'.replace("\\", "\\\\") for s in SETTINGS if s.in_toml]
     (tmp_path / "evidence.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     # When the environment sets nothing else, Then every value comes from the file

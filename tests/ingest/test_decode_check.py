@@ -11,7 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import dramatiq
 import pytest
 from sqlmodel import Session, select
 
@@ -33,6 +32,7 @@ from ingest.queue.connection import open_queue
 from ingest.queue.workers import run_ingest
 from ingest.samples import make_clip, make_photo
 from tests.cli import run_cli
+from tests.helpers.queues import drain
 
 CLIP_S = 2.0
 DAMAGE_FROM_S = 1.0
@@ -325,14 +325,9 @@ def test_archive_actor_leads_to_one_decode_check_however_often_it_runs(tmp_path,
     # When the archive message is delivered twice
     actors.archive.send(recording_id)
     actors.archive.send(recording_id)
-    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
-    worker.start()
     try:
-        broker.join(queues["archive"], fail_fast=True)
-        broker.join(queues["derive"], fail_fast=True)
-        worker.join()
+        drain(broker, queues["archive"], queues["derive"], threads=2, fail_fast=True)
     finally:
-        worker.stop()
         queue.close()
     # Then the decode check ran from the archive step and recorded one verdict
     assert _revisions(engine, recording_id) == [(1, "ingest", "ok"), (2, "decode", "damaged")]

@@ -7,7 +7,6 @@ import zipfile
 from datetime import date
 
 import pytest
-from PIL import Image
 from sqlmodel import Session, select
 
 from catalog import (
@@ -20,26 +19,7 @@ from catalog import (
 )
 from catalog.signing import load_or_create_key
 from ingest.documents import attach_document, classify_document
-
-
-def pdf_bytes() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (60, 80), "white").save(out, format="PDF")
-    return out.getvalue()
-
-
-def jpeg_bytes() -> bytes:
-    out = io.BytesIO()
-    Image.new("L", (40, 40), 200).save(out, format="JPEG")
-    return out.getvalue()
-
-
-def docx_bytes() -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("word/document.xml", "<w:document>询问笔录</w:document>")
-    return out.getvalue()
+from tests.helpers.documents import docx_bytes, jpeg_bytes, pdf_bytes
 
 
 def _classify(data: bytes, name: str):

@@ -20,8 +20,7 @@ from sqlmodel import Session, select
 
 from catalog import Recording, open_catalog
 from tests.cli import bind_caller
-from tests.conftest import make_bucket, wait_for
-from tests.ingest.test_ops_start_checks import _process_env, redis_url  # noqa: F401 - the fixture
+from tests.conftest import make_bucket, process_env, wait_for
 from tests.s3server import SeaweedServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
@@ -43,7 +42,7 @@ def _device(root: Path, files: int, mib: int) -> Path:
 
 
 def test_worker_log_is_timestamped_info_without_middleware_or_pool_warnings(
-        s3_server: SeaweedServer, tmp_path: Path, redis_url: str, catalog_url: str) -> None:  # noqa: F811
+        s3_server: SeaweedServer, tmp_path: Path, redis_url: str, catalog_url: str) -> None:
     # (On SQLite one archive's write transaction spans its upload, so uploads barely overlap; PostgreSQL runs the
     # four at once, which is what overflowed the old pool of 10.)
     _, bucket = make_bucket(s3_server)
@@ -55,7 +54,7 @@ def test_worker_log_is_timestamped_info_without_middleware_or_pool_warnings(
     bind_caller(env, None)
     # Given four recordings staged and queued (each 16 parts of 5 MiB: 4 uploads × 4 parts in flight at once)
     device = _device(tmp_path / "device", files=4, mib=80)
-    staged = subprocess.run([*EVIDENCE, "ingest", str(device), "--no-derive", "--json"], env=_process_env(env),
+    staged = subprocess.run([*EVIDENCE, "ingest", str(device), "--no-derive", "--json"], env=process_env(env),
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert staged.returncode == 0, staged.stderr[-3000:]
     engine = open_catalog(env["EVIDENCE_DATABASE_URL"])
@@ -64,7 +63,7 @@ def test_worker_log_is_timestamped_info_without_middleware_or_pool_warnings(
         # When the worker archives them with 4 archive threads, then is stopped
         with log.open("w") as err:
             worker = subprocess.Popen([*EVIDENCE, "worker", "--archive-threads", "4", "--only", "archive,verify"],
-                                      env=_process_env(env), stdout=subprocess.DEVNULL, stderr=err, cwd=REPO,
+                                      env=process_env(env), stdout=subprocess.DEVNULL, stderr=err, cwd=REPO,
                                       start_new_session=True)
 
         def archived() -> bool:

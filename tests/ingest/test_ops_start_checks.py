@@ -17,19 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.cli import bind_caller
-from tests.conftest import make_bucket, wait_for
-from tests.s3server import SeaweedServer, _free_ports
+from tests.conftest import make_bucket, process_env, wait_for
+from tests.s3server import SeaweedServer, free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
 EVIDENCE = [sys.executable, "-m", "evidence.cli.main"]
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
-
-
-@pytest.fixture
-def redis_url(private_redis) -> str:  # type: ignore[no-untyped-def]
-    """A private redis-server on a free port (tests.redisserver)."""
-    return str(private_redis.url)
 
 
 def _env(tmp_path: Path, redis_url: str, *, bucket: str, endpoint: str, access_key: str = "AK",
@@ -43,10 +37,6 @@ def _env(tmp_path: Path, redis_url: str, *, bucket: str, endpoint: str, access_k
            "EVIDENCE_RESCAN_S": "0.5"}
     bind_caller(env, None)  # the catalogue exists and this OS account may operate the station
     return env
-
-
-def _process_env(env: dict[str, str]) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}, **env}
 
 
 COMMANDS = {"station watch": ["station", "watch"], "worker": ["worker"], "archive-pending": ["archive-pending"]}
@@ -63,7 +53,7 @@ def test_a_bucket_without_object_lock_is_refused_at_start(command: str, versioni
     env = _env(tmp_path, redis_url, bucket=bucket, endpoint=s3_server.endpoint, access_key=s3_server.access_key,
                secret_key=s3_server.secret_key)
     # When the command starts
-    done = subprocess.run([*EVIDENCE, *COMMANDS[command]], env=_process_env(env), capture_output=True, text=True,
+    done = subprocess.run([*EVIDENCE, *COMMANDS[command]], env=process_env(env), capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).parents[2])
     # Then it refuses at once with exit 2, naming the bucket and what is missing
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
@@ -76,11 +66,11 @@ def test_a_bucket_without_object_lock_is_refused_at_start(command: str, versioni
 def test_an_unreachable_store_does_not_stop_the_station_or_the_worker(command: str, tmp_path: Path,
                                                                       redis_url: str) -> None:
     # Given an S3 endpoint where nothing listens
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     env = _env(tmp_path, redis_url, bucket="evidence-away", endpoint=f"http://127.0.0.1:{port}")
     log = tmp_path / "stderr.log"
     with log.open("w") as err:
-        proc = subprocess.Popen([*EVIDENCE, *COMMANDS[command]], env=_process_env(env), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([*EVIDENCE, *COMMANDS[command]], env=process_env(env), stdout=subprocess.DEVNULL,
                                 stderr=err, cwd=Path(__file__).parents[2], start_new_session=True)
     try:
         # When it starts, Then it says the store does not answer, as a timestamped WARNING, and runs on

@@ -32,12 +32,31 @@ def _held_reasons(session, policy):
             for item in plan_disposal(session, policy, as_of=FAR_FUTURE)}
 
 
-def test_a_case_number_without_a_registered_case_is_held_until_its_case_decides(samples, settings, engine, store):
+def _row(report, name_ending: str):  # type: ignore[no-untyped-def]
+    """The report's recording whose original name ends with *name_ending*."""
+    return next(r for r in report.recordings if r["original_name"].endswith(name_ending))
+
+
+@pytest.fixture
+def cn_docked(samples, settings, engine, store):  # type: ignore[no-untyped-def]
+    """The Chinese recorder sample docked with nothing stamped: its ingest report."""
+    return ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store, options=IngestOptions())
+
+
+def _browser(engine, store, policy) -> TestClient:  # type: ignore[no-untyped-def]
+    """A browser on the web app over this archive (a fresh station key, the default case pattern)."""
+    config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), case_pattern=DEFAULT_CASE_PATTERN,
+                       policy=policy)
+    return TestClient(create_app(config))
+
+
+def test_a_case_number_without_a_registered_case_is_held_until_its_case_decides(samples, settings, engine, store,
+                                                                               env):
     policy = settings.retention_policy
     # Given recordings stamped at the dock with a case number this archive has not registered
     report = ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store,
                            options=IngestOptions(case_number=UNREGISTERED, purpose="占道经营"))
-    clip = next(r for r in report.recordings if r["original_name"].endswith("083000.mp4"))
+    clip = _row(report, "083000.mp4")
     # Then they are held from the start, in the catalogue and in the store
     assert clip["legal_hold"] is True and store.head(clip["sha256"]).legal_hold is True
     with Session(engine) as session:
@@ -51,7 +70,6 @@ def test_a_case_number_without_a_registered_case_is_held_until_its_case_decides(
         assert start_sweep(session, store, policy, now=FAR_FUTURE, by="clerk", approval_required=True,
                            signer=signer) is None
     # and `evidence show` says why
-    env = {"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url}
     shown = json.loads(run_cli(env, "show", str(clip["id"]), "--json").output)
     assert shown["retention"]["pending_case"] == list(reasons)
     plan_json = json.loads(run_cli(env, "retention", "plan", "--as-of", "2099-01-01", "--json").output)
@@ -77,15 +95,10 @@ def test_a_case_number_without_a_registered_case_is_held_until_its_case_decides(
         assert store.head(row.sha256).legal_hold is False
 
 
-def test_an_important_recording_is_held_until_a_clerk_removes_the_flag_with_a_reason(samples, settings, engine,
-                                                                                    store):
-    report = ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store,
-                           options=IngestOptions())
-    imp = next(r for r in report.recordings if r["original_name"] == IMP)
-    plain = next(r for r in report.recordings if r["original_name"].endswith("083000.mp4"))
+def test_an_important_recording_is_held_until_a_clerk_removes_the_flag_with_a_reason(cn_docked, engine, store, env):
+    imp, plain = _row(cn_docked, IMP), _row(cn_docked, "083000.mp4")
     assert imp["important"] is True and imp["legal_hold"] is True and plain["legal_hold"] is False
     assert store.head(imp["sha256"]).legal_hold is True
-    env = {"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url}
     # A clerk removes the flag, with a reason: the same command applies retention at once
     done = run_cli(env, "tag", str(imp["id"]), "--not-important", "--by", "clerk:李四",
                    "--reason", "复核：非重要文件", "--json")
@@ -97,11 +110,9 @@ def test_an_important_recording_is_held_until_a_clerk_removes_the_flag_with_a_re
     assert store.head(imp["sha256"]).legal_hold is False
 
 
-def test_tagging_at_the_station_holds_at_once(samples, settings, engine, store):
-    report = ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store,
-                           options=IngestOptions())
-    clip = next(r for r in report.recordings if r["original_name"].endswith("083000.mp4"))
-    results = tag_dock_session(engine, store, Ed25519PrivateKey.generate(), session_id=report.dock_session_id,
+def test_tagging_at_the_station_holds_at_once(cn_docked, settings, engine, store):
+    clip = _row(cn_docked, "083000.mp4")
+    results = tag_dock_session(engine, store, Ed25519PrivateKey.generate(), session_id=cn_docked.dock_session_id,
                                files=(clip["device_path"],), by="officer:010203", reason="现场补录",
                                case_pattern=settings.case_pattern, changes={"case_number": UNREGISTERED},
                                policy=settings.retention_policy)
@@ -113,8 +124,7 @@ def test_stamping_a_case_number_in_the_browser_links_or_holds_without_waiting_fo
         samples, settings, engine, store):
     report = ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store,
                            options=IngestOptions())
-    photo, video = (next(r for r in report.recordings if r["original_name"] == name)
-                    for name in ("IMG_0001.JPG", "MVI_0003.MP4"))
+    photo, video = _row(report, "IMG_0001.JPG"), _row(report, "MVI_0003.MP4")
     assert not photo["legal_hold"] and not video["legal_hold"]
     policy = settings.retention_policy
     with Session(engine) as session:
@@ -123,9 +133,7 @@ def test_stamping_a_case_number_in_the_browser_links_or_holds_without_waiting_fo
                     today=date(2026, 11, 30))
         session.commit()
     add_web_users(engine, {"clerk": "clerk"})
-    config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), case_pattern=DEFAULT_CASE_PATTERN,
-                       policy=policy)
-    with TestClient(create_app(config)) as client:
+    with _browser(engine, store, policy) as client:
         assert web_login(client, "clerk").status_code == 303
         token = form_token(client.get(f"/recordings/{photo['id']}").text)
         # a registered, open case: linked and held at once
@@ -147,15 +155,11 @@ def test_stamping_a_case_number_in_the_browser_links_or_holds_without_waiting_fo
             assert store.head(row.sha256).legal_hold is True
 
 
-def test_an_officer_in_the_browser_may_mark_but_not_unmark_an_important_recording(samples, settings, engine,
+def test_an_officer_in_the_browser_may_mark_but_not_unmark_an_important_recording(cn_docked, settings, engine,
                                                                                    store):
-    report = ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store,
-                           options=IngestOptions())
-    imp = next(r for r in report.recordings if r["original_name"] == IMP)
+    imp = _row(cn_docked, IMP)
     add_web_users(engine, {"officer": "officer", "clerk": "clerk"}, officer_numbers={"officer": "010203"})
-    config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), case_pattern=DEFAULT_CASE_PATTERN,
-                       policy=settings.retention_policy)
-    with TestClient(create_app(config)) as client:
+    with _browser(engine, store, settings.retention_policy) as client:
         assert web_login(client, "officer").status_code == 303
         token = form_token(client.get(f"/recordings/{imp['id']}").text)
         refused = client.post(f"/recordings/{imp['id']}/stamp", data={"csrf": token, "reason": "不重要"})

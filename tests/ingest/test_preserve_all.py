@@ -12,7 +12,6 @@ from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording
 from catalog.detail import recording_detail
-from ingest.config import Settings
 from ingest.errors import SampleToolMissing
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo
@@ -100,16 +99,14 @@ def test_housekeeping_files_are_kept_and_point_at_their_recording(samples, setti
         assert [f["original_name"] for f in detail["housekeeping_files"]] == ["CLIP0001.json"]
 
 
-def test_a_profile_can_leave_a_derivative_behind_only_by_naming_it_and_saying_why(tmp_path, catalog_url, store):
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "action-cam.yaml").write_text(
+def test_a_profile_can_leave_a_derivative_behind_only_by_naming_it_and_saying_why(tmp_path, settings_with_profile,
+                                                                                  store):
+    settings = settings_with_profile(
+        "action-cam.yaml",
         "name: action-cam\nrecognise:\n  all_paths: [DCIM, GOPRO.ID]\nrecordings: ['**/*.mp4']\n"
         "housekeeping:\n  - pattern: '**/*.lrv'\n    discard: true\n"
         "    reason: low-resolution preview the camera rebuilds from the clip\n  - pattern: '**/*.thm'\n"
-        "time_sources: [container, file_mtime]\nclock:\n  zone: null\nclear_after_archive: false\n", encoding="utf-8")
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url,
-                                  "EVIDENCE_PROFILES_DIR": str(profiles)})
+        "time_sources: [container, file_mtime]\nclock:\n  zone: null\nclear_after_archive: false\n")
     from catalog import open_catalog
 
     card = tmp_path / "gopro"

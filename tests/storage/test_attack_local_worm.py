@@ -23,11 +23,12 @@ from pathlib import Path
 import pytest
 
 from storage import HashMismatch, LocalStore, ObjectLocked, ObjectMissing, RetentionRefused, manifest_key, object_key
-from storage.backends.local import remove_tree
+from storage.backends.local_tree import remove_tree
 from storage.errors import SealBroken
 from storage.hardening import CAP_LINUX_IMMUTABLE, has_capability, is_immutable, set_immutable
 from storage.writer import init_store, serve_in_thread
 from tests.conftest import _missing
+from tests.helpers.retention import wait_past
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_UID = 65534
@@ -340,8 +341,6 @@ def test_immutable_flag_stops_even_root_without_the_capability(work):
     assert store.verify(sha) == sha and store.audit() == []
     # retention still grows, and disposal after retain-until still works (the store holds the capability)
     store.extend_retention(sha, datetime.now(UTC) + timedelta(seconds=3))
-    deadline = time.monotonic() + 30
-    while datetime.now(UTC) < store.head(sha).retain_until and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_past(store.head(sha).retain_until)
     store.delete(sha, now=datetime.now(UTC))
     assert not store.exists(sha) and is_immutable(obj.parent)

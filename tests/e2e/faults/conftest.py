@@ -41,9 +41,9 @@ from catalog import CustodyEvent, DockSession, Recording, Sighting
 from ingest.config import Settings
 from ingest.services import open_store
 from storage import S3WormStore
-from tests.conftest import PG_ADMIN_URL, _missing, _postgres_database, make_bucket, wait_for
+from tests.conftest import PG_ADMIN_URL, _missing, make_bucket, postgres_database, wait_for
 from tests.redisserver import answers, server_args
-from tests.s3server import SeaweedServer, _free_ports, find_weed
+from tests.s3server import SeaweedServer, find_weed, free_ports
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
 #: Staging file names that are evidence copies: a SHA-256 (a finished copy) or a resumable part.
@@ -118,7 +118,7 @@ class RedisServer:
         if server is None:
             _missing("redis-server")
         folder.mkdir(parents=True)
-        (self.port,) = _free_ports(1)
+        (self.port,) = free_ports(1)
         self.url = f"redis://127.0.0.1:{self.port}/0"
         # tests.redisserver's command line, run as one of this harness's processes (its log, its teardown)
         self.proc = Proc("redis", server_args(str(server), self.port, folder), dict(os.environ), logs / "redis.log")
@@ -135,7 +135,7 @@ class PrivateDatabase:
     """A PostgreSQL database of this test; `down()` refuses and cuts every connection, `up()` lets them in."""
 
     def __init__(self) -> None:
-        self._databases = _postgres_database()
+        self._databases = postgres_database()
         self.url = next(self._databases)
         self.name = self.url.rsplit("/", 1)[1]
         self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -526,7 +526,7 @@ def make_cluster(tmp: Path, *, migrate_first: bool = True, start: bool = True) -
         namespace = f"evfault-{uuid.uuid4().hex[:8]}"
         stations = {code: _station(tmp, code, port, redis_url=redis.url, namespace=namespace, database_url=db.url,
                                    weed=weed, bucket=bucket)
-                    for code, port in zip(("A", "B"), _free_ports(2), strict=True)}
+                    for code, port in zip(("A", "B"), free_ports(2), strict=True)}
         procs += [proc for station in stations.values() for proc in (station.watch, station.worker)]
         engine = create_engine(db.url, pool_pre_ping=True)
         store = open_store(stations["A"].settings)

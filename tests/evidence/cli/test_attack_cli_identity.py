@@ -13,7 +13,8 @@ import pytest
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, PermissionDenied, open_catalog
-from catalog.models import StampRevision, User
+from catalog.models import StampRevision
+from catalog.user_models import User
 from catalog.users import OsAccount, add_user, decide_caller, os_account, set_active
 from evidence.cli.common import catalogue_owner_uid
 from ingest.config import Settings

@@ -23,12 +23,13 @@ import pytest
 from sqlmodel import Session, select
 
 from catalog import open_catalog
-from catalog.models import CustodyEvent, DisposalBatch, Officer, Recording, Sighting
+from catalog.case_models import DisposalBatch
+from catalog.models import CustodyEvent, Officer, Recording, Sighting
 from catalog.types import utcnow
 from catalog.users import add_user
 from ingest.config import Settings
-from tests.catalog.test_attack_retention_state import ingest_recorder
 from tests.cli import bind_caller, invoke, run_cli
+from tests.helpers.cli_archive import ingest_recorder
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 CASE = "AB-2026-00777"

@@ -17,7 +17,7 @@ from ingest.config import Settings
 from storage import LocalStore
 from tests.cli import run_cli
 from tests.conftest import wait_for
-from tests.ingest.test_documents import pdf_bytes
+from tests.helpers.documents import pdf_bytes
 
 CASE = "京朝城管罚字〔2026〕第00123号"
 

@@ -6,8 +6,8 @@ import json
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, open_catalog
+from catalog.sign_in import authenticate
 from catalog.types import utcnow
-from catalog.users import authenticate
 from tests.cli import run_cli
 
 

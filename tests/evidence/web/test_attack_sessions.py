@@ -12,9 +12,7 @@ from sqlmodel import Session, select
 
 from catalog import CustodyEvent
 from catalog.errors import SignInRefused
-from catalog.models import WebSession
-from catalog.types import utcnow
-from catalog.users import (
+from catalog.sign_in import (
     ADDRESS_FREE_FAILURES,
     ADDRESS_MAX_DELAY,
     BASE_DELAY,
@@ -22,9 +20,10 @@ from catalog.users import (
     NAME_MAX_DELAY,
     authenticate,
     backoff,
-    get_user,
-    set_password,
 )
+from catalog.types import utcnow
+from catalog.user_models import WebSession
+from catalog.users import get_user, set_password
 from tests.webhelpers import WEB_PASSWORD, form_token, web_login
 
 

@@ -20,10 +20,6 @@ import hashlib
 import ipaddress
 import os
 import re
-import selectors
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,18 +35,19 @@ from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, open_catalog
 from catalog.errors import SignInRefused
-from catalog.models import SignInDevice
-from catalog.types import utcnow
-from catalog.users import (
+from catalog.sign_in import (
     ADDRESS_FREE_FAILURES,
     BASE_DELAY,
     DEVICE_COOKIE,
     DEVICE_TTL,
     MAX_FAILURES,
     NAME_MAX_DELAY,
-    get_user,
     sign_in,
 )
+from catalog.types import utcnow
+from catalog.user_models import SignInDevice
+from catalog.users import get_user
+from tests.helpers.webserver import start_serve, stop_serve
 from tests.webhelpers import WEB_PASSWORD, form_token, web_login
 
 SHARED = "172.18.0.1"  # what the app sees of every browser behind Docker's published port
@@ -270,43 +267,6 @@ def test_a_browser_with_a_device_cookie_still_cannot_tell_known_from_unknown_nam
 # -- trusted proxies: the real `evidence serve` --------------------------------------------------------------
 
 
-def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `evidence serve` on 127.0.0.1 (a free port) and return it with its base URL, once it listens."""
-    proc = subprocess.Popen([sys.executable, "-c", "from evidence.cli.main import main; main()", "serve", "--host",
-                             "127.0.0.1", "--port", "0"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, bufsize=0)
-    assert proc.stderr is not None
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stderr, selectors.EVENT_READ)
-    deadline, seen = time.monotonic() + 60, b""
-    try:
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=deadline - time.monotonic()):
-                break
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            if not chunk:
-                break
-            seen += chunk
-            found = re.search(rb"running on (http://127\.0\.0\.1:\d+)", seen)
-            if found:
-                return proc, found.group(1).decode()
-    finally:
-        selector.close()
-    _stop(proc)
-    pytest.fail("`evidence serve` did not start: " + seen.decode(errors="replace"))
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stderr is not None:
-        proc.stderr.close()
-
-
 def _failed_sign_in(base: str, name: str, forwarded: str) -> None:
     """A browser (with its cookies) behind a proxy that says the client is *forwarded*: a wrong password."""
     browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
@@ -327,12 +287,12 @@ def test_serve_believes_forwarded_for_only_from_the_configured_proxies(settings,
     env |= {"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url}
     if trusted is not None:
         env["EVIDENCE_WEB_TRUSTED_PROXIES"] = trusted
-    proc, base = _serve(env)
+    proc, base = start_serve(env)
     try:
         name = f"probe-{trusted}"
         _failed_sign_in(base, name, "203.0.113.77")
     finally:
-        _stop(proc)  # the server keeps logging to its pipe until it ends; nobody reads it after the start
+        stop_serve(proc)  # the server keeps logging to its pipe until it ends; nobody reads it after the start
     engine = open_catalog(settings.database_url)
     try:
         assert [d["source"] for d in _events(engine, "sign_in_failed", name)] == [recorded]

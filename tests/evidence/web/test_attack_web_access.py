@@ -10,11 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import socket
 import threading
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,11 +33,11 @@ from catalog import (
     open_catalog,
 )
 from catalog.manifests import ensure_station_key, write_manifest
-from catalog.models import ViewingAccess
 from catalog.types import utcnow
+from catalog.user_models import ViewingAccess
 from evidence.web import WebConfig, create_app
-from tests.conftest import wait_for
 from tests.evidence.web.conftest import CASE
+from tests.helpers.webserver import serving
 from tests.webhelpers import form_token, web_login
 
 PROXY = b"proxy bytes " * 300
@@ -171,29 +168,6 @@ def test_the_command_line_export_and_cat_apply_the_same_checks(web_site, store, 
 
 # -- Medium 3: one recorded access per viewing session, whatever the Range header ---------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serving(app: Any) -> Iterator[str]:
-    """*app* under uvicorn on 127.0.0.1 (a free port) for the duration."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 20, "the web server to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-
-
 @pytest.fixture
 def two_servers(web_site, store, tmp_path, catalog_url):
     """Two web servers on one catalogue, each with its own engine (as two processes would have), recording 1 with
@@ -202,7 +176,7 @@ def two_servers(web_site, store, tmp_path, catalog_url):
     _derive(engine, store, tmp_path, 1, "proxy", PROXY)
     other_engine = open_catalog(catalog_url)
     try:
-        with _serving(_app(engine, store)) as first, _serving(_app(other_engine, store)) as second:
+        with serving(_app(engine, store)) as first, serving(_app(other_engine, store)) as second:
             yield first, second, engine
     finally:
         other_engine.dispose()

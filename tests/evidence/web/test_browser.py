@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,8 @@ from evidence.web import WebConfig, create_app
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
 from storage import LocalStore
-from tests.conftest import _missing, wait_for
+from tests.conftest import _missing
+from tests.helpers.webserver import serving
 from tests.webhelpers import WEB_PASSWORD, add_web_users
 
 pytestmark = [pytest.mark.usefixtures("ffmpeg_available"), pytest.mark.slow]
@@ -33,16 +32,8 @@ def _chromium() -> str:
     return str(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(samples, settings):
-    import uvicorn
-
     run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="日常巡查", case_number="AB-2026-00042"))
     run_ingest(samples.dcim_camera, settings, IngestOptions(purpose="日常巡查"))
     engine = open_catalog(settings.database_url)
@@ -55,16 +46,10 @@ def server(samples, settings):
         video_id = video.id
     app = create_app(WebConfig(engine=engine, store=LocalStore(settings.store_path),
                                key=load_or_create_key(settings.station_key_path), case_pattern=settings.case_pattern))
-    port = _free_port()
-    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    wait_for(lambda: web.started, 20, "the web server to start")
     try:
-        yield f"http://127.0.0.1:{port}", engine, video_id
+        with serving(app) as base:
+            yield base, engine, video_id
     finally:
-        web.should_exit = True
-        thread.join(timeout=20)
         engine.dispose()
 
 

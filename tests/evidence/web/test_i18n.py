@@ -5,8 +5,9 @@ import re
 from pathlib import Path
 
 from catalog.access import ACCESS_STEPS
+from catalog.case_models import CaseStatus, DisposalStatus
 from catalog.integrity import INTEGRITY_CHECKS
-from catalog.models import CaseStatus, DisposalStatus, IntegrityStatus, MediaKind
+from catalog.models import IntegrityStatus, MediaKind
 from catalog.registry import CERTIFICATE_STATES
 from catalog.search import RETENTION_STATES, SORTS
 from catalog.spotcheck import OUTCOMES

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording
+from catalog.sign_in import MAX_FAILURES
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
-from catalog.users import MAX_FAILURES, add_user, set_password
+from catalog.users import add_user, set_password
 from evidence.web import WebConfig, create_app
 from evidence.web.i18n import catalog_messages
 from tests.webhelpers import WEB_PASSWORD, form_token, web_login

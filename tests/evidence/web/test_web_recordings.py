@@ -164,7 +164,7 @@ def test_a_clerk_attaches_text_records_to_a_case_in_the_browser(site):
     from datetime import date
 
     from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, RetentionPolicy, create_case
-    from tests.ingest.test_documents import pdf_bytes
+    from tests.helpers.documents import pdf_bytes
 
     client, engine, store, _video_id = site
     with Session(engine) as session:

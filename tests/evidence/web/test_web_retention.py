@@ -11,18 +11,18 @@ from sqlmodel import Session, select
 from catalog import DisposalBatch, link_recording
 from catalog.types import utcnow
 from evidence.web import WebConfig, create_app
-from tests.catalog.test_retention_store import KEY, POLICY, _archived, _case, _wait_until
+from tests.helpers.retention import KEY, POLICY, archived, open_case, wait_past
 from tests.webhelpers import add_web_users, form_token, web_login
 
 
 def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine, store, tmp_path):
     with Session(engine) as session:
         old = datetime(2025, 1, 1, tzinfo=UTC)
-        due = _archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
-        held = _archived(session, store, tmp_path, 2, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
-        link_recording(session, _case(session, "AB-2026-00099"), held, purpose="证明", by="clerk")
+        due = archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
+        held = archived(session, store, tmp_path, 2, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
+        link_recording(session, open_case(session, "AB-2026-00099"), held, purpose="证明", by="clerk")
         session.commit()
-        _wait_until(due.retain_until, held.retain_until)
+        wait_past(due.retain_until, held.retain_until)
     add_web_users(engine, {"clerk": "clerk", "supervisor": "supervisor", "auditor": "auditor", "admin": "admin"})
     config = WebConfig(engine=engine, store=store, key=KEY, station="station-1", policy=POLICY)
     with TestClient(create_app(config)) as client:
@@ -66,9 +66,9 @@ def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine,
 
 def test_disposal_needs_the_signing_key(engine, store, tmp_path):
     with Session(engine) as session:
-        due = _archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2),
-                        captured_end=datetime(2025, 1, 1, tzinfo=UTC))
-        _wait_until(due.retain_until)
+        due = archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2),
+                       captured_end=datetime(2025, 1, 1, tzinfo=UTC))
+        wait_past(due.retain_until)
     add_web_users(engine, {"clerk": "clerk"})
     with TestClient(create_app(WebConfig(engine=engine, store=store, policy=POLICY))) as client:
         web_login(client, "clerk")

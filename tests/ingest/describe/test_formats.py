@@ -83,6 +83,13 @@ def _capture(meta) -> tuple[str, str | None, datetime, str | None]:
     return meta.capture.source, meta.capture.raw_device_time, meta.capture.start, meta.capture.zone_assumed
 
 
+def _assert_whole_and_dated(meta, raw: str, zone: str | None, source: str = "container") -> None:
+    """*meta* describes a whole file (integrity ok) made at CREATED_UTC, read from *raw* at *source* (as the wall
+    clock of *zone* when the file keeps no zone)."""
+    assert _capture(meta) == (source, raw, CREATED_UTC, zone)
+    assert meta.integrity_status == "ok"
+
+
 # ----------------------------------------------------------------------------- whole files, one by one
 
 
@@ -110,8 +117,7 @@ def test_matroska_date_utc_is_the_capture_time_with_its_zone(path_of):
     assert facts.probe["format"]["tags"]["creation_time"] == "2026-11-20T06:10:05.000000Z"
     assert (facts.structure.format, meta.media_kind, meta.container) == ("matroska", "video", "matroska,webm")
     assert meta.duration_s == pytest.approx(1.0, abs=0.05)
-    assert _capture(meta) == ("container", "2026-11-20T06:10:05.000000Z", CREATED_UTC, None)
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20T06:10:05.000000Z", None)
 
 
 def test_mxf_from_a_broadcast_camera_is_dated_by_its_identification_set(path_of):
@@ -120,8 +126,7 @@ def test_mxf_from_a_broadcast_camera_is_dated_by_its_identification_set(path_of)
     assert (facts.structure.format, meta.media_kind, meta.container, meta.video_codec, meta.audio_codec) == (
         "mxf", "video", "mxf", "mpeg2video", "pcm_s16le")
     assert (meta.width, meta.height, meta.duration_s) == (720, 576, pytest.approx(0.4, abs=0.01))
-    assert _capture(meta) == ("container", "2026-11-20T06:10:05.000000Z", CREATED_UTC, None)
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20T06:10:05.000000Z", None)
 
 
 def test_dv_from_a_tape_camcorder_is_dated_by_its_vaux_recording_time_on_the_local_clock(path_of):
@@ -130,8 +135,7 @@ def test_dv_from_a_tape_camcorder_is_dated_by_its_vaux_recording_time_on_the_loc
     assert (meta.media_kind, meta.container, meta.video_codec, meta.width, meta.height) == (
         "video", "dv", "dvvideo", 720, 576)
     assert meta.duration_s == pytest.approx(0.2, abs=0.01)
-    assert _capture(meta) == ("container", "2026-11-20 14:10:05", CREATED_UTC, ZONE)
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20 14:10:05", ZONE)
 
 
 def test_heic_photo_gives_exif_time_offset_and_gps_without_ffprobe(path_of):
@@ -155,9 +159,8 @@ def test_insv_with_two_fisheye_tracks_timecode_and_a_vendor_trailer_is_whole_vid
     assert (meta.media_kind, meta.container, meta.video_codec, meta.audio_codec) == (
         "video", MP4_FAMILY, "h264", "aac")
     assert meta.duration_s == pytest.approx(1.0)
-    assert _capture(meta) == ("container", "2026-11-20T06:10:05.000000Z", CREATED_UTC, None)
     assert (meta.place.lat, meta.place.lon, meta.place.source) == (*PLACE, "container")
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20T06:10:05.000000Z", None)
 
 
 def test_mp3_id3_date_is_the_recorders_wall_clock(path_of):
@@ -166,8 +169,7 @@ def test_mp3_id3_date_is_the_recorders_wall_clock(path_of):
     assert (facts.structure.format, meta.media_kind, meta.container, meta.audio_codec, meta.video_codec) == (
         "mp3", "audio", "mp3", "mp3", None)
     assert meta.duration_s == pytest.approx(1.0, abs=0.06)
-    assert _capture(meta) == ("container", "2026-11-20T14:10:05", CREATED_UTC, ZONE)
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20T14:10:05", ZONE)
 
 
 def test_m4a_holding_only_audio_is_audio_with_its_creation_time(path_of):
@@ -175,8 +177,7 @@ def test_m4a_holding_only_audio_is_audio_with_its_creation_time(path_of):
     assert (facts.structure.format, facts.structure.brand) == ("mp4", "M4A ")
     assert (meta.media_kind, meta.container, meta.audio_codec, meta.video_codec) == ("audio", MP4_FAMILY, "aac", None)
     assert meta.duration_s == pytest.approx(1.0)
-    assert _capture(meta) == ("container", "2026-11-20T06:10:05.000000Z", CREATED_UTC, None)
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20T06:10:05.000000Z", None)
 
 
 @pytest.mark.parametrize(("name", "brand", "size"), [("3gp", "3gp6", (176, 144)), ("mov", "qt  ", (160, 120))])
@@ -185,9 +186,8 @@ def test_3gp_and_mov_written_by_ffmpeg_carry_creation_time_and_location(path_of,
     assert facts.probe["format"]["tags"]["location"] == media.PLACE_ISO6709
     assert (facts.structure.format, facts.structure.brand, meta.media_kind) == ("mp4", brand, "video")
     assert (meta.width, meta.height) == size
-    assert _capture(meta) == ("container", "2026-11-20T06:10:05.000000Z", CREATED_UTC, None)
     assert (meta.place.lat, meta.place.lon, meta.place.source) == (*PLACE, "container")
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20T06:10:05.000000Z", None)
 
 
 def test_avi_idit_becomes_a_zoneless_creation_time_read_as_the_cameras_wall_clock(path_of):
@@ -197,8 +197,7 @@ def test_avi_idit_becomes_a_zoneless_creation_time_read_as_the_cameras_wall_cloc
     assert facts.probe["format"]["tags"]["date"] == "2026-11-20"
     assert (facts.structure.format, meta.media_kind, meta.container, meta.video_codec) == (
         "avi", "video", "avi", "mjpeg")
-    assert _capture(meta) == ("container", "2026-11-20 14:10:05", CREATED_UTC, ZONE)
-    assert meta.integrity_status == "ok"
+    _assert_whole_and_dated(meta, "2026-11-20 14:10:05", ZONE)
 
 
 def test_avi_without_idit_is_dated_by_a_full_icrd(path_of):

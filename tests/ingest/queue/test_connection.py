@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import dramatiq
 import pytest
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
@@ -14,16 +13,7 @@ from ingest.config import Settings
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.queue.actors import queue_names
 from ingest.queue.connection import open_queue
-
-
-def _run(queue, name: str) -> None:  # type: ignore[no-untyped-def]
-    worker = dramatiq.Worker(queue.broker, queues={name}, worker_threads=1, worker_timeout=100)
-    worker.start()
-    try:
-        queue.broker.join(name, fail_fast=True)
-        worker.join()
-    finally:
-        worker.stop()
+from tests.helpers.queues import drain
 
 
 def test_open_queue_without_a_broker_url_binds_the_station_actors_to_an_in_process_broker(settings, engine, store):
@@ -46,7 +36,7 @@ def test_open_queue_archives_with_the_engine_store_and_key_it_was_given(samples,
     with open_queue(settings, engine=engine, store=store, key=key) as queue:
         for row in report.recordings:
             queue.actors.archive.send(row["id"])
-        _run(queue, queue_names("evidence", settings.station)["archive"])
+        drain(queue.broker, queue_names("evidence", settings.station)["archive"], fail_fast=True, only=True)
     # Then every recording is in the store the caller gave
     with Session(engine) as session:
         recordings = session.exec(select(Recording)).all()
@@ -60,7 +50,7 @@ def test_open_queue_builds_the_worker_context_from_settings_when_none_is_given(s
     # When a queue opened from the settings alone verifies one
     with open_queue(settings, upload_threads=1) as queue:
         queue.actors.verify.send(report.recordings[0]["id"])
-        _run(queue, queue_names("evidence", settings.station)["verify"])
+        drain(queue.broker, queue_names("evidence", settings.station)["verify"], fail_fast=True, only=True)
     # Then the worker found the catalogue and the store the settings name
     with Session(engine) as session:
         verified = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "verified",

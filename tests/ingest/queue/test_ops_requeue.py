@@ -51,7 +51,7 @@ def mark(name):
 
 def hold(token, seconds):
     mark(f"start.{token}.{os.getpid()}")
-    time.sleep(seconds)
+    time.sleep(seconds)  # the long task itself: the test kills or keeps the worker in the middle of it
     mark(f"done.{token}.{os.getpid()}")
 
 dramatiq.actor(hold, broker=broker, queue_name="held", actor_name="hold", max_retries=0, time_limit=86_400_000)
@@ -63,12 +63,6 @@ signal.signal(signal.SIGTERM, lambda *_: stop.set())
 stop.wait()
 os._exit(0)
 """
-
-
-@pytest.fixture
-def redis_url(private_redis) -> str:  # type: ignore[no-untyped-def]
-    """A private redis-server on a free port (tests.redisserver)."""
-    return str(private_redis.url)
 
 
 class Workers:

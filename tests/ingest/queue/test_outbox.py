@@ -8,7 +8,6 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-import dramatiq
 import pytest
 from sqlmodel import Session, col, select
 
@@ -24,13 +23,14 @@ from catalog import (
 )
 from catalog.types import utcnow
 from ingest.config import Settings
-from ingest.pipeline import IngestOptions, ingest_folder
+from ingest.pipeline import IngestOptions, IngestReport, ingest_folder
 from ingest.queue.actors import queue_names
 from ingest.queue.connection import open_queue
 from ingest.queue.relay import reconcile_once, relay_once
-from ingest.queue.workers import run_ingest, run_workers
+from ingest.queue.workers import run_ingest
 from storage import LocalStore
 from tests.conftest import running_station, wait_for
+from tests.helpers.queues import drain, running_workers
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -71,15 +71,8 @@ def test_a_dead_broker_never_stops_a_dock_and_its_messages_go_when_it_returns(sa
             dock.result_note or "")
         # When the broker comes back and a worker runs: every message is relayed and every recording archived
         private_redis.start()
-        stop = threading.Event()
-        worker = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 2,
-                                                                                      "only": frozenset({"archive"})})
-        worker.start()
-        try:
+        with running_workers(settings, archive_threads=2, only=frozenset({"archive"})):
             wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the broker returned")
-        finally:
-            stop.set()
-            worker.join(timeout=60)
         with Session(engine) as session:
             assert outbox.backlog(session).count == 0
             failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all()
@@ -90,8 +83,7 @@ def test_a_dead_broker_never_stops_a_dock_and_its_messages_go_when_it_returns(sa
 
 def test_the_outbox_row_is_committed_with_its_recording(samples, settings, engine, store):
     # A dock deferring archiving to the queue: each new recording has exactly one archive message, for this station
-    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
-                           options=IngestOptions(defer_archive=True))
+    report = _stage(samples.sidecar_recorder, settings, engine, store)
     with Session(engine) as session:
         rows = session.exec(select(OutboxMessage)).all()
     assert sorted(r.recording_id for r in rows) == sorted(r["id"] for r in report.recordings)
@@ -104,6 +96,12 @@ def test_the_outbox_row_is_committed_with_its_recording(samples, settings, engin
             col(OutboxMessage.recording_id).in_([r["id"] for r in again.recordings]))).all()
 
 
+def _stage(device: Path, settings: Settings, engine, store) -> IngestReport:  # type: ignore[no-untyped-def]
+    """Ingest *device* with archiving deferred to the queue: its recordings staged, their messages in the outbox."""
+    return ingest_folder(device, settings=settings, engine=engine, store=store,
+                         options=IngestOptions(defer_archive=True))
+
+
 def _stub_worker(settings: Settings, engine, store, *, station: str):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
@@ -112,78 +110,57 @@ def _stub_worker(settings: Settings, engine, store, *, station: str):  # type: i
     return queue.broker, queue.actors
 
 
-def _drain(broker, queue: str) -> None:  # type: ignore[no-untyped-def]
-    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
-    worker.start()
-    try:
-        broker.join(queue, fail_fast=False)
-        worker.join()
-    finally:
-        worker.stop()
-
-
-def test_a_message_for_another_stations_recording_is_passed_on_never_a_failure(samples, tmp_path, catalog_url):
+def test_a_message_for_another_stations_recording_is_passed_on_never_a_failure(samples, tmp_path, catalog_url,
+                                                                               engine):
     # Given recordings staged at station B (B's staging area holds them)
     b = _queued_settings(tmp_path, catalog_url, "", station="station-b")
-    engine = open_catalog(b.database_url)
     store = LocalStore(tmp_path / "worm")
-    try:
-        report = ingest_folder(samples.sidecar_recorder, settings=b, engine=engine, store=store,
-                               options=IngestOptions(defer_archive=True))
-        ids = [r["id"] for r in report.recordings]
-        # When station A's worker gets their archive messages (archive-pending at the wrong station, a misroute)
-        broker, actors = _stub_worker(b, engine, store, station="station-a")
-        for recording_id in ids:
-            actors.archive.send(recording_id)
-        _drain(broker, queue_names("evidence", "station-a")["archive"])
-        # Then nothing is recorded against the evidence, the messages are not dead-lettered, and each recording has
-        # a new message on station B's queue; B's staged copies are untouched
-        with Session(engine) as session:
-            failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all()
-            rerouted = session.exec(select(OutboxMessage).where(OutboxMessage.reason == "re-routed from station-a"))
-            rerouted_ids = sorted(m.recording_id for m in rerouted if m.station_code == "station-b")
-        assert failed == [] and broker.dead_letters == []
-        assert rerouted_ids == sorted(ids)
-        assert set(_states(engine).values()) == {"staged"}
-        assert all((b.staging_dir / r["sha256"]).exists() for r in report.recordings)
-        # And station B's own worker archives them
-        broker_b, actors_b = _stub_worker(b, engine, store, station="station-b")
-        for recording_id in ids:
-            actors_b.archive.send(recording_id)
-        _drain(broker_b, queue_names("evidence", "station-b")["archive"])
-        assert set(_states(engine).values()) == {"archived"}
-    finally:
-        engine.dispose()
+    report = _stage(samples.sidecar_recorder, b, engine, store)
+    ids = [r["id"] for r in report.recordings]
+    # When station A's worker gets their archive messages (archive-pending at the wrong station, a misroute)
+    broker, actors = _stub_worker(b, engine, store, station="station-a")
+    for recording_id in ids:
+        actors.archive.send(recording_id)
+    drain(broker, queue_names("evidence", "station-a")["archive"])
+    # Then nothing is recorded against the evidence, the messages are not dead-lettered, and each recording has
+    # a new message on station B's queue; B's staged copies are untouched
+    with Session(engine) as session:
+        failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all()
+        rerouted = session.exec(select(OutboxMessage).where(OutboxMessage.reason == "re-routed from station-a"))
+        rerouted_ids = sorted(m.recording_id for m in rerouted if m.station_code == "station-b")
+    assert failed == [] and broker.dead_letters == []
+    assert rerouted_ids == sorted(ids)
+    assert set(_states(engine).values()) == {"staged"}
+    assert all((b.staging_dir / r["sha256"]).exists() for r in report.recordings)
+    # And station B's own worker archives them
+    broker_b, actors_b = _stub_worker(b, engine, store, station="station-b")
+    for recording_id in ids:
+        actors_b.archive.send(recording_id)
+    drain(broker_b, queue_names("evidence", "station-b")["archive"])
+    assert set(_states(engine).values()) == {"archived"}
 
 
-def test_archive_pending_takes_only_its_own_stations_recordings(samples, tmp_path, catalog_url):
+def test_archive_pending_takes_only_its_own_stations_recordings(samples, tmp_path, catalog_url, engine):
     from ingest.archiving import archive_staged
 
     a = _queued_settings(tmp_path, catalog_url, "", station="station-a")
     b = _queued_settings(tmp_path, catalog_url, "", station="station-b")
-    engine = open_catalog(a.database_url)
     store = LocalStore(tmp_path / "worm")
-    try:
-        at_b = ingest_folder(samples.sidecar_recorder, settings=b, engine=engine, store=store,
-                             options=IngestOptions(defer_archive=True))
-        at_a = ingest_folder(samples.dcim_camera, settings=a, engine=engine, store=store,
-                             options=IngestOptions(defer_archive=True))
-        done = archive_staged(engine, store, a.staging_dir, key=load_or_create_key(a.station_key_path),
-                              policy=a.retention_policy, station="station-a")
-        states = _states(engine)
-        assert done == len(at_a.recordings)
-        assert {states[r["id"]] for r in at_a.recordings} == {"archived"}
-        assert {states[r["id"]] for r in at_b.recordings} == {"staged"}
-        with Session(engine) as session:
-            assert session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all() == []
-    finally:
-        engine.dispose()
+    at_b = _stage(samples.sidecar_recorder, b, engine, store)
+    at_a = _stage(samples.dcim_camera, a, engine, store)
+    done = archive_staged(engine, store, a.staging_dir, key=load_or_create_key(a.station_key_path),
+                          policy=a.retention_policy, station="station-a")
+    states = _states(engine)
+    assert done == len(at_a.recordings)
+    assert {states[r["id"]] for r in at_a.recordings} == {"archived"}
+    assert {states[r["id"]] for r in at_b.recordings} == {"staged"}
+    with Session(engine) as session:
+        assert session.exec(select(CustodyEvent).where(CustodyEvent.kind == "ingest_failed")).all() == []
 
 
 def test_a_claimed_recording_is_archived_by_one_worker_and_a_dead_workers_claim_runs_out(samples, settings, engine,
                                                                                          store):
-    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
-                           options=IngestOptions(defer_archive=True))
+    report = _stage(samples.sidecar_recorder, settings, engine, store)
     rid = report.recordings[0]["id"]
     now = utcnow()
     with Session(engine) as session:
@@ -203,7 +180,7 @@ def test_a_claimed_recording_is_archived_by_one_worker_and_a_dead_workers_claim_
         assert outbox.claim(session, rid, holder="someone-else", now=utcnow(), lease_s=3)
     broker, actors = _stub_worker(settings, engine, store, station=settings.station)
     actors.archive.send(rid)
-    _drain(broker, queue_names("evidence", settings.station)["archive"])
+    drain(broker, queue_names("evidence", settings.station)["archive"])
     assert _states(engine)[rid] == "archived"  # after the other hold ran out (3 s), by this worker
     assert store.exists(report.recordings[0]["sha256"])
     with Session(engine) as session:
@@ -213,8 +190,7 @@ def test_a_claimed_recording_is_archived_by_one_worker_and_a_dead_workers_claim_
 
 
 def test_the_reconciler_queues_again_only_what_has_no_message_in_flight(samples, settings, engine, store):
-    report = ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store,
-                           options=IngestOptions(defer_archive=True))
+    report = _stage(samples.dcim_camera, settings, engine, store)
     ids = sorted(r["id"] for r in report.recordings)
     assert len(ids) >= 3
     recent_message, held, stranded = ids[0], ids[1], ids[2:]
@@ -241,8 +217,7 @@ def test_the_reconciler_queues_again_only_what_has_no_message_in_flight(samples,
 
 
 def test_relay_stops_at_a_refusing_broker_and_resends_nothing_twice(samples, settings, engine, store):
-    ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
-                  options=IngestOptions(defer_archive=True))
+    _stage(samples.sidecar_recorder, settings, engine, store)
     sent: list[int] = []
 
     def flaky(actor: str, recording_id: int) -> None:
@@ -290,9 +265,9 @@ def test_a_dock_session_left_open_by_a_killed_station_is_closed_at_start(station
 
 @pytest.mark.postgres
 def test_the_same_bytes_docked_at_two_stations_at_once_make_one_recording_and_no_deadlock(tmp_path, samples):
-    from tests.conftest import _postgres_database
+    from tests.conftest import postgres_database
 
-    databases = _postgres_database()
+    databases = postgres_database()
     url = next(databases)
     try:
         engine = open_catalog(url)
@@ -376,8 +351,7 @@ def test_two_deliveries_racing_to_the_end_record_one_archive(samples, settings, 
     # Given a recording staged, and two workers that both passed the claim (a hold lost to a network partition)
     from ingest.archiving import archive_recording
 
-    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine,
-                           store=LocalStore(settings.store_path), options=IngestOptions(defer_archive=True))
+    report = _stage(samples.sidecar_recorder, settings, engine, LocalStore(settings.store_path))
     rid = report.recordings[0]["id"]
     store = _SlowStore(settings.store_path, parties=2)
     key = load_or_create_key(settings.station_key_path)
@@ -421,8 +395,7 @@ def test_an_archived_recording_whose_manifest_failed_is_sealed_by_the_reconciler
     from catalog.manifests import MANIFEST_MISSING, read_manifests, trusted_fingerprints
     from ingest.archiving import archive_recording
 
-    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine,
-                           store=LocalStore(settings.store_path), options=IngestOptions(defer_archive=True))
+    report = _stage(samples.sidecar_recorder, settings, engine, LocalStore(settings.store_path))
     rid = report.recordings[0]["id"]
     key = load_or_create_key(settings.station_key_path)
     kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
@@ -457,8 +430,7 @@ def test_an_archived_recording_whose_manifest_failed_is_sealed_by_the_reconciler
 
 def test_the_reconciler_adds_nothing_while_messages_wait_for_a_broker_that_is_away(samples, settings, engine, store):
     # Given staged recordings whose messages wait in the outbox (the broker away for hours)
-    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
-                           options=IngestOptions(defer_archive=True))
+    report = _stage(samples.sidecar_recorder, settings, engine, store)
     staged = len(report.recordings)
     with Session(engine) as session:
         now = outbox.db_now(session)

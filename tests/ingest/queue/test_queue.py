@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -18,10 +17,11 @@ from ingest.config import Settings
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.queue.actors import queue_names
 from ingest.queue.connection import open_queue
-from ingest.queue.workers import run_ingest, run_workers
+from ingest.queue.workers import run_ingest
 from ingest.services import open_store
 from storage import LocalStore, derived_key
-from tests.conftest import wait_for
+from tests.conftest import process_env, wait_for
+from tests.helpers.queues import drain, running_workers
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -118,15 +118,10 @@ def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
     for row in report.recordings:
         actors.archive.send(row["id"])
         actors.archive.send(row["id"])
-    worker = dramatiq.Worker(broker, worker_threads=1)
-    worker.start()
+    queues = queue_names("evidence", settings.station)
     try:
-        queues = queue_names("evidence", settings.station)
-        broker.join(queues["archive"], fail_fast=True)
-        broker.join(queues["derive"], fail_fast=True)
-        worker.join()
+        drain(broker, queues["archive"], queues["derive"], fail_fast=True)
     finally:
-        worker.stop()
         broker.close()
     # Then each recording is archived once, with one ARCHIVED event, and staging is empty
     assert set(_states(engine).values()) == {"archived"}
@@ -138,24 +133,27 @@ def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
     assert {d.kind for d in derived} == {"thumbnail", "proxy"}
 
 
-def test_redis_workers_archive_what_stations_enqueue(samples, tmp_path, catalog_url, redis_namespace):
+def test_redis_workers_archive_what_stations_enqueue(samples, tmp_path, catalog_url, engine, redis_namespace):
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
                                   "EVIDENCE_BROKER_URL": REDIS_URL, "EVIDENCE_QUEUE_NAMESPACE": redis_namespace})
     report = run_ingest(samples.sidecar_recorder, settings, IngestOptions())
     assert {r["state"] for r in report.recordings} == {"staged"}  # the station does not wait for the archive
-    engine = open_catalog(settings.database_url)
-    stop = threading.Event()
-    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 2})
-    workers.start()
-    try:
+    with running_workers(settings, archive_threads=2):
         wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
         with Session(engine) as session:
             wait_for(lambda: len(session.exec(select(DerivedMedia)).all()) >= 4, 60, "derived media")
-    finally:
-        stop.set()
-        workers.join(timeout=30)
-        engine.dispose()
     assert list(settings.staging_dir.iterdir()) == []
+
+
+class _Refusals(dramatiq.Middleware):
+    """Counts, per recording, the messages a worker took and failed on (each one then retried or dead)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[int] = Counter()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):  # type: ignore[no-untyped-def]
+        if exception is not None:
+            self.counts[message.args[0]] += 1
 
 
 @pytest.mark.s3
@@ -184,12 +182,16 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
         assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
         queue = open_queue(settings, retry={"min_backoff": 200, "max_backoff": 2_000})
         broker, actors = queue.broker, queue.actors
+        refused = _Refusals()
+        broker.add_middleware(refused)
         worker = dramatiq.Worker(broker, queues={queue_names(redis_namespace, settings.station)["archive"]},
                                  worker_threads=2)
         worker.start()
         engine = open_catalog(settings.database_url)
         try:
-            time.sleep(3)  # workers try, fail, back off
+            # workers try, fail, back off and try again: every recording refused twice, and still staged
+            ids = [r["id"] for r in report.recordings]
+            wait_for(lambda: all(refused.counts[i] >= 2 for i in ids), 60, "two refused attempts per recording")
             assert set(_states(engine).values()) == {"staged"}
             assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
             server.start()  # Then the archive returns
@@ -205,12 +207,6 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
             assert store.verify(sha) == sha and store.version_count(sha) == 1
     finally:
         server.stop()
-
-
-def _env(settings_env: dict[str, str]) -> dict[str, str]:
-    import os
-
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}, **settings_env}
 
 
 @pytest.mark.s3
@@ -242,7 +238,7 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
     report = run_ingest(tmp_path / "cam", settings, IngestOptions(), derive=False)
     sha = report.recordings[0]["sha256"]
     evidence = str(Path(sys.executable).with_name("evidence"))
-    worker = subprocess.Popen([evidence, "worker", "--archive-threads", "1"], env=_env(env),
+    worker = subprocess.Popen([evidence, "worker", "--archive-threads", "1"], env=process_env(env),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         # When the worker is killed (SIGKILL) while parts are going up
@@ -266,17 +262,11 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
         assert (settings.staging_dir / sha).stat().st_size == 512 * 1024 * 1024
         assert not store.exists(sha)
         # And when the pending recordings are sent again and a new worker runs, exactly one version results
-        resend = subprocess.run([evidence, "archive-pending", "--json"], env=_env(env), capture_output=True,
+        resend = subprocess.run([evidence, "archive-pending", "--json"], env=process_env(env), capture_output=True,
                                 check=True)
         assert json.loads(resend.stdout) == {"enqueued": 1}
-        stop = threading.Event()
-        thread = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
-        thread.start()
-        try:
+        with running_workers(settings, archive_threads=1):
             wait_for(lambda: _states(engine) == {"MVI_0001.MP4": "verified"}, 120, "the second worker")
-        finally:
-            stop.set()
-            thread.join(timeout=60)
     finally:
         engine.dispose()
     assert store.version_count(sha) == 1 and store.verify(sha) == sha
@@ -284,19 +274,15 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
 
 
 @pytest.mark.slow
-def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, private_redis):
+def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, engine, private_redis):
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
                                   "EVIDENCE_BROKER_URL": private_redis.url})
-    stop = threading.Event()
-    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
-    engine = open_catalog(settings.database_url)
-    try:
-        # Given messages queued while no worker runs, then the broker restarts (its journal keeps them)
-        first = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
-        private_redis.stop()
-        private_redis.start()
-        # When workers start, and the broker restarts again under them
-        workers.start()
+    # Given messages queued while no worker runs, then the broker restarts (its journal keeps them)
+    first = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+    private_redis.stop()
+    private_redis.start()
+    # When workers start, and the broker restarts again under them
+    with running_workers(settings, archive_threads=1):
         wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the restart")
         private_redis.stop()
         private_redis.start()
@@ -304,14 +290,9 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, privat
         # Then everything queued on either side of the restarts is archived
         wait_for(lambda: set(_states(engine).values()) == {"archived"}, 90, "archiving after a live restart")
         assert len(_states(engine)) == len(first.recordings) + len(second.recordings)
-    finally:
-        stop.set()
-        if workers.is_alive():
-            workers.join(timeout=60)
-        engine.dispose()
 
 
-def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url):
+def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url, engine):
     import pika
 
     from tests.conftest import _missing
@@ -324,19 +305,12 @@ def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url
     namespace = f"evtest-{uuid.uuid4().hex[:10]}"
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
                                   "EVIDENCE_BROKER_URL": url, "EVIDENCE_QUEUE_NAMESPACE": namespace})
-    engine = open_catalog(settings.database_url)
-    stop = threading.Event()
-    workers = threading.Thread(target=run_workers, args=(settings, stop), kwargs={"archive_threads": 1})
     try:
         report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
         assert {r["state"] for r in report.recordings} == {"staged"}
-        workers.start()
-        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving through RabbitMQ")
+        with running_workers(settings, archive_threads=1):
+            wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving through RabbitMQ")
     finally:
-        stop.set()
-        if workers.is_alive():
-            workers.join(timeout=60)
-        engine.dispose()
         connection = pika.BlockingConnection(pika.URLParameters(url))
         channel = connection.channel()
         for queue in queue_names(namespace, settings.station).values():
@@ -362,13 +336,9 @@ def test_verify_actor_records_a_clean_copy_and_flags_a_tampered_one(samples, set
     broker, actors = queue.broker, queue.actors
     actors.verify.send(clean["id"])
     actors.verify.send(tampered["id"])
-    worker = dramatiq.Worker(broker, worker_threads=1)
-    worker.start()
     try:
-        broker.join(queue_names("evidence", settings.station)["verify"], fail_fast=False)
-        worker.join()
+        drain(broker, queue_names("evidence", settings.station)["verify"])
     finally:
-        worker.stop()
         broker.close()
     with Session(engine) as session:
         events = {(e.recording_id, e.kind): e for e in session.exec(select(CustodyEvent).where(
@@ -381,7 +351,8 @@ def test_verify_actor_records_a_clean_copy_and_flags_a_tampered_one(samples, set
         tampered["id"],)
 
 
-def test_scheduled_worker_anchors_the_chain_and_runs_fixity_checks(samples, tmp_path, catalog_url, redis_namespace):
+def test_scheduled_worker_anchors_the_chain_and_runs_fixity_checks(samples, tmp_path, catalog_url, engine,
+                                                                   redis_namespace):
     from catalog.models import CustodyAnchor
 
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
@@ -389,12 +360,7 @@ def test_scheduled_worker_anchors_the_chain_and_runs_fixity_checks(samples, tmp_
                                   "EVIDENCE_ANCHOR_INTERVAL_S": "0.5", "EVIDENCE_FIXITY_INTERVAL_S": "0.5",
                                   "EVIDENCE_FIXITY_SAMPLE": "2"})
     run_ingest(samples.sidecar_recorder, settings, IngestOptions())
-    engine = open_catalog(settings.database_url)
-    stop = threading.Event()
-    workers = threading.Thread(target=run_workers, args=(settings, stop),
-                               kwargs={"archive_threads": 2, "schedule": True})
-    workers.start()
-    try:
+    with running_workers(settings, archive_threads=2, schedule=True):
         wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
 
         def checked() -> int:
@@ -405,9 +371,5 @@ def test_scheduled_worker_anchors_the_chain_and_runs_fixity_checks(samples, tmp_
         wait_for(lambda: checked() >= 3, 60, "fixity checks of every recording")
         with Session(engine) as session:
             wait_for(lambda: len(session.exec(select(CustodyAnchor)).all()) >= 2, 30, "two anchors")
-    finally:
-        stop.set()
-        workers.join(timeout=30)
-        engine.dispose()
     store = LocalStore(settings.store_path)
     assert len(store.list_records("custody/")) >= 2

@@ -17,7 +17,7 @@ real = pipeline.gather_facts
 
 
 def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
-    time.sleep(1.5)
+    time.sleep(1.5)  # the slowness is what is tested: the dock is still running while a station starts beside it
     return real(*args, **kwargs)
 
 

@@ -12,13 +12,12 @@ from ingest.pipeline import ingest_folder
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
 from ingest.samples import make_wav
 from storage import LocalStore
-from tests.ingest.station.test_station_faults import pg_outage  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
 
 @pytest.mark.postgres
-def test_outage_does_not_reread_known_files(samples, tmp_path, pg_outage, monkeypatch):  # noqa: F811
+def test_outage_does_not_reread_known_files(samples, tmp_path, pg_outage, monkeypatch):
     url, down, _allow = pg_outage
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
     store = LocalStore(settings.store_path)

@@ -29,7 +29,7 @@ from ingest.station import staging_sweep
 from ingest.station.staging_sweep import sweep_staging
 from storage import BackendUnavailable, LocalStore, object_key
 from tests.conftest import PG_ADMIN_URL
-from tests.s3server import _free_ports
+from tests.s3server import free_ports
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -204,7 +204,7 @@ def test_copies_left_by_a_two_station_race_go_once_the_other_station_has_archive
 def _unreachable_engine(catalog_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     if catalog_url.startswith("sqlite"):
         return create_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'catalog.db'}")
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     return create_engine(PG_ADMIN_URL.rsplit("@", 1)[0] + f"@127.0.0.1:{port}/gone",
                          connect_args={"connect_timeout": 2})
 

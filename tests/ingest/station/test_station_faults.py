@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -114,17 +113,14 @@ def test_a_file_still_growing_is_taken_as_it_was_and_again_when_complete(tmp_pat
         assert fh.read() == clip.read_bytes()
 
 
-def test_a_recorder_clock_hours_off_is_measured_and_corrected(tmp_path, catalog_url):
+def test_a_recorder_clock_hours_off_is_measured_and_corrected(tmp_path, settings_with_profile):
     # Given a recorder model whose dock shows its clock in TIME.TXT, and a unit 5 h 0 min 30 s slow
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "clocked.yaml").write_text(
+    settings = settings_with_profile(
+        "clocked.yaml",
         "name: clocked-recorder\nrecognise: {any_files: [TIME.TXT]}\nrecordings: ['REC/*.jpg']\n"
         "time_sources: [filename, file_mtime]\nclock: {zone: Asia/Shanghai, file: TIME.TXT}\n"
         "clear_after_archive: false\n"
-        "filename: {pattern: '(?P<date>\\d{8})_(?P<time>\\d{6})\\.(?P<ext>jpg)'}\n", encoding="utf-8")
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
-                                  "EVIDENCE_PROFILES_DIR": str(profiles)})
+        "filename: {pattern: '(?P<date>\\d{8})_(?P<time>\\d{6})\\.(?P<ext>jpg)'}\n")
     from datetime import UTC, datetime, timedelta
     from zoneinfo import ZoneInfo
 
@@ -235,8 +231,9 @@ def test_staging_disk_full_pauses_and_resumes_when_space_returns(tmp_path, catal
                 paused.set()
 
         def grow_disk() -> None:
+            # Space returns as soon as the copy says it paused: the copy looks for space again only after its poll
+            # interval (ingest.pipeline.run.DISK_FULL_POLL_S), so it has waited on the full disk either way.
             paused.wait(timeout=30)
-            time.sleep(1.0)
             subprocess.run(["mount", "-o", "remount,size=64m", str(staging)], check=True)
 
         grower = threading.Thread(target=grow_disk)
@@ -258,16 +255,10 @@ def test_staging_disk_full_pauses_and_resumes_when_space_returns(tmp_path, catal
 
 
 @pytest.mark.postgres
-def test_catalogue_outage_keeps_copying_and_catalogues_from_staging_when_it_returns(tmp_path):
-    from sqlalchemy import create_engine, text
-
+def test_catalogue_outage_keeps_copying_and_catalogues_from_staging_when_it_returns(tmp_path, pg_outage):
     from catalog import CatalogUnavailable
-    from tests.conftest import PG_ADMIN_URL, _postgres_database
 
-    databases = _postgres_database()
-    url = next(databases)
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    url, _down, allow = pg_outage
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
     engine = open_catalog(url)
     store = LocalStore(settings.store_path)
@@ -279,9 +270,7 @@ def test_catalogue_outage_keeps_copying_and_catalogues_from_staging_when_it_retu
         originals[photo.name] = photo.read_bytes()
     try:
         # Given the catalogue database goes down
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        allow(False)
         # When a device is docked, every file is still copied to staging and journaled
         with pytest.raises(CatalogUnavailable) as info:
             ingest_folder(device, settings=settings, engine=engine, store=store)
@@ -294,8 +283,7 @@ def test_catalogue_outage_keeps_copying_and_catalogues_from_staging_when_it_retu
             photo.write_bytes(bytes(len(originals[photo.name])))
             os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         # Then, once it is back, the staged copies are catalogued and archived
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        allow(True)
         report = ingest_folder(device, settings=settings, engine=engine, store=store)
         assert report.errors == [] and len(report.recordings) == 3
         for row in report.recordings:
@@ -306,49 +294,6 @@ def test_catalogue_outage_keeps_copying_and_catalogues_from_staging_when_it_retu
         assert [p for p in settings.staging_dir.iterdir() if p.is_file()] == []
     finally:
         engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
-        for _ in databases:
-            pass
-
-
-@pytest.fixture
-def pg_outage(tmp_path):
-    """A private PostgreSQL catalogue that can be taken down and brought back for real."""
-    from contextlib import contextmanager
-
-    from sqlalchemy import create_engine, text
-
-    from tests.conftest import PG_ADMIN_URL, _postgres_database
-
-    databases = _postgres_database()
-    url = next(databases)
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-    def allow(on: bool) -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if on else "false"}'))
-            if not on:
-                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-
-    @contextmanager
-    def down():
-        allow(False)
-        try:
-            yield
-        finally:
-            allow(True)
-
-    open_catalog(url).dispose()  # migrated while it is up
-    try:
-        yield url, down, allow
-    finally:
-        allow(True)
-        admin.dispose()
-        for _ in databases:
-            pass
 
 
 @pytest.mark.postgres

@@ -34,7 +34,7 @@ from ingest.station.health import ALARM_KINDS, StationMetrics, liveness, probe_b
 from ingest.station.status_server import StatusServer
 from storage import LocalStore
 from tests.conftest import _missing, wait_for
-from tests.s3server import _free_ports
+from tests.s3server import free_ports
 
 ALERTS = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "alerts.yml"
 
@@ -222,7 +222,7 @@ def _count_unsent(engine, station: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def _dead_engine():  # type: ignore[no-untyped-def]
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     return create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing",
                          connect_args={"connect_timeout": 2})
 
@@ -323,7 +323,7 @@ def _silent_listener() -> tuple[socket.socket, int]:
 
 @pytest.mark.parametrize("scheme", ["redis", "amqp"])
 def test_a_dead_or_silent_broker_reads_unreachable_within_three_seconds(tmp_path, scheme, caplog):
-    (closed,) = _free_ports(1)
+    (closed,) = free_ports(1)
     listener, silent = _silent_listener()
     try:
         for port in (closed, silent):

@@ -3,10 +3,12 @@ the row locks the archive and decode steps take, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import NoResultFound, OperationalError
 from sqlmodel import Session
 
@@ -220,23 +222,30 @@ def _head_is_locked(engine) -> bool:
             conn.rollback()
 
 
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements *engine* sends inside the block, whitespace folded."""
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
 def test_lock_recording_takes_the_custody_head_then_the_row(engine):
     with Session(engine) as session:
         recording = _recording(session, 1)
         recording_id = recording.id
         assert recording_id is not None
         session.commit()
-    statements: list[str] = []
-
-    def note(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split()))
-
     with Session(engine) as session:
-        event.listen(engine, "before_cursor_execute", note)
-        try:
+        with _statements(engine) as statements:
             locked = lock_recording(session, recording_id)
-        finally:
-            event.remove(engine, "before_cursor_execute", note)
         assert (locked.id, locked.sha256) == (recording_id, f"{1:064x}")
         # The custody head first, as every custody writer takes it (no deadlock with a dock), then the row
         assert "custody_head" in statements[0]
@@ -258,22 +267,14 @@ def test_lock_recording_state_takes_the_custody_head_then_the_row(engine):
         recording_id = recording.id
         assert recording_id is not None
         session.commit()
-    statements: list[str] = []
-
-    def note(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split()))
-
     with Session(engine) as session:
         recording = session.get(Recording, recording_id)
         assert recording is not None
         recording.retain_until = T0 + timedelta(days=30)
         session.add(recording)
         # When its state is read under the lock
-        event.listen(engine, "before_cursor_execute", note)
-        try:
+        with _statements(engine) as statements:
             assert lock_recording_state(session, recording_id) == "staged"
-        finally:
-            event.remove(engine, "before_cursor_execute", note)
         # Then the custody head is taken first, the pending change is written after it, then the row is read
         assert "custody_head" in statements[0]
         assert statements[1].startswith("UPDATE recording")

@@ -21,8 +21,9 @@ from catalog.retention import CaseFacts, RetentionPolicy
 from catalog.types import utcnow
 
 __all__ = [
-    "Attach", "active_links", "adopt_stamped", "case_as_json", "case_facts", "cases_of", "close_case", "create_case",
-    "get_case", "link_recording", "list_cases", "member_ids", "reopen_case", "unlink_recording", "validate_case",
+    "Attach", "active_links", "adopt_stamped", "case_as_json", "case_facts", "case_number_exists", "cases_of",
+    "close_case", "create_case", "get_case", "link_recording", "list_cases", "member_ids", "reopen_case",
+    "unlink_recording", "validate_case",
 ]
 
 
@@ -76,13 +77,18 @@ def list_cases(session: Session, *, status: str | None = None) -> list[Case]:
     return list(session.exec(query))
 
 
+def case_number_exists(session: Session, number: str) -> bool:
+    """Whether a case with this number is registered (open or closed)."""
+    return session.exec(select(Case.id).where(Case.number == number)).first() is not None
+
+
 def create_case(session: Session, *, number: str, title: str, case_type: str, unit: str, opened_on: date,
                 by: str, case_pattern: str, policy: RetentionPolicy, today: date) -> Case:
     """Open a case; recordings already stamped with its number are linked to it (source `stamp`)."""
     by = _need(by, "the name of who opens the case")
     problems = validate_case(number=number, title=title, case_type=case_type, opened_on=opened_on,
                              case_pattern=case_pattern, policy=policy, today=today)
-    if session.exec(select(Case.id).where(Case.number == number)).first() is not None:
+    if case_number_exists(session, number):
         problems.append(f"case {number!r} already exists")
     if problems:
         raise CaseInvalid(problems)

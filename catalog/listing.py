@@ -11,10 +11,10 @@ from collections.abc import Collection, Iterable
 
 from sqlmodel import Session, col, func, select
 
-from catalog.case_models import Case, Disposal, DisposalBatch
+from catalog.case_models import Disposal, DisposalBatch
 from catalog.models import Sighting
 
-__all__ = ["case_number_exists", "count_tombstones", "disposal_batches", "dock_session_recording_ids"]
+__all__ = ["count_tombstones", "disposal_batches", "dock_session_recording_ids"]
 
 
 def dock_session_recording_ids(session: Session, dock_session_id: int, *,
@@ -23,11 +23,6 @@ def dock_session_recording_ids(session: Session, dock_session_id: int, *,
     at one of these paths on the device."""
     sightings = session.exec(select(Sighting).where(Sighting.dock_session_id == dock_session_id))
     return sorted({s.recording_id for s in sightings if not device_paths or s.device_path in device_paths})
-
-
-def case_number_exists(session: Session, number: str) -> bool:
-    """Whether a case with this number is registered (open or closed)."""
-    return session.exec(select(Case.id).where(Case.number == number)).first() is not None
 
 
 def disposal_batches(session: Session) -> list[DisposalBatch]:

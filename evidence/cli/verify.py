@@ -15,9 +15,9 @@ from sqlmodel import Session
 
 from catalog import CustodyKind, append_event, get_recording, load_or_create_key
 from catalog.anchors import write_anchor
+from catalog.cases import case_number_exists
 from catalog.export import export_package
 from catalog.fixity import record_results
-from catalog.listing import case_number_exists
 from catalog.types import utcnow
 from catalog.verification import VerifyReport, select_recordings, verify_archive
 from evidence.cli.common import caller, errors, print_json, settings

@@ -26,10 +26,10 @@ from catalog import (
     outbox,
     record_stamp,
 )
+from catalog.cases import case_number_exists
 from catalog.db import begin_write
 from catalog.docks import sighting_at
 from catalog.integrity import INGEST_CHECK, record_integrity
-from catalog.listing import case_number_exists
 from catalog.replay import ROW_KEY, row_values
 from catalog.types import utcnow
 from device_profiles import DeviceProfile

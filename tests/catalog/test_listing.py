@@ -7,7 +7,8 @@ from sqlmodel import Session
 
 from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, Recording, RetentionPolicy, create_case
 from catalog.case_models import Disposal, DisposalBatch
-from catalog.listing import case_number_exists, count_tombstones, disposal_batches, dock_session_recording_ids
+from catalog.cases import case_number_exists
+from catalog.listing import count_tombstones, disposal_batches, dock_session_recording_ids
 from catalog.models import DockSession, Sighting
 from catalog.recordings import ensure_station
 

@@ -62,10 +62,8 @@ from catalog.recordings import (
     ensure_officer,
     ensure_station,
     find_by_sha256,
-    find_known_sighting,
     get_recording,
     recording_as_json,
-    sightings_of,
 )
 from catalog.retention import (
     DEFAULT_CASE_TYPES,
@@ -79,6 +77,7 @@ from catalog.retention import (
 )
 from catalog.retention_job import RetentionChange, apply_retention, decide_for
 from catalog.search import Near, SearchFilters, run_search
+from catalog.sightings import find_known_sighting, sightings_of
 from catalog.signing import SignatureInvalid, load_or_create_key
 from catalog.stamps import DEFAULT_CASE_PATTERN, Stamp, record_stamp, restamp, stamp_history, validate_stamp
 from catalog.user_models import User

@@ -52,9 +52,10 @@ from catalog.case_models import Disposal
 from catalog.cases import cases_of
 from catalog.integrity import integrity_history
 from catalog.models import CustodyEvent, DerivedMedia, Recording
-from catalog.recordings import recording_as_json, sightings_of
+from catalog.recordings import recording_as_json
 from catalog.retention import PENDING_CASE, RetentionPolicy
 from catalog.retention_job import decide_for
+from catalog.sightings import sightings_of
 from catalog.stamps import stamp_history
 
 __all__ = ["derived_media", "recording_detail"]

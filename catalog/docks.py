@@ -3,10 +3,8 @@
 A dock that ran to the end records its own result (ingest.pipeline). One whose station was killed, or whose
 catalogue went away mid-dock, is left open; `close_open_sessions` closes such sessions as `interrupted`, with
 the reason in words, when the station starts again or when the same device's journal or next dock is catalogued.
-Each closing is an `undocked` custody event, as for a dock that ended by itself. `sightings_of_dock` lists
-what a dock session catalogued (the files an officer tags at the station); `sighting_at` and `last_sighting_at`
-answer what was found at one path of a device (a dock recording a file seen again, a companion file finding the
-recording it serves).
+Each closing is an `undocked` custody event, as for a dock that ended by itself. What a dock session saw is in
+catalog.sightings.
 """
 from __future__ import annotations
 
@@ -16,9 +14,9 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.models import DockResult, DockSession, Sighting
+from catalog.models import DockResult, DockSession
 
-__all__ = ["close_open_sessions", "last_sighting_at", "sighting_at", "sightings_of_dock"]
+__all__ = ["close_open_sessions"]
 
 
 def close_open_sessions(session: Session, *, station: str, now: datetime, note: str, actor: str,
@@ -45,24 +43,3 @@ def close_open_sessions(session: Session, *, station: str, now: datetime, note: 
     return closed
 
 
-def sightings_of_dock(session: Session, dock_session_id: int) -> list[Sighting]:
-    """The sightings recorded in dock session *dock_session_id* (one per file catalogued there), in order."""
-    return list(session.exec(select(Sighting).where(Sighting.dock_session_id == dock_session_id)
-                             .order_by(col(Sighting.id))))
-
-
-def sighting_at(session: Session, recording_id: int, *, device_serial: str, device_path: str) -> Sighting | None:
-    """The sighting of recording *recording_id* at *device_path* on device *device_serial*, if it was seen there
-    before (at most one: a place is recorded once per recording, `uq_sighting_place`; a dock seeing it again
-    updates that row)."""
-    return session.exec(select(Sighting).where(Sighting.recording_id == recording_id,
-                                               Sighting.device_serial == device_serial,
-                                               Sighting.device_path == device_path)).first()
-
-
-def last_sighting_at(session: Session, *, device_serial: str, device_path: str) -> Sighting | None:
-    """The latest sighting at *device_path* on device *device_serial*, whichever recording it was of (a path can
-    hold other bytes over time): what a companion file there (a thumbnail, a sidecar) belongs to."""
-    return session.exec(select(Sighting).where(Sighting.device_serial == device_serial,
-                                               Sighting.device_path == device_path)
-                        .order_by(col(Sighting.id).desc())).first()

@@ -7,22 +7,13 @@ catalog.listings).
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 from sqlmodel import Session, col, func, select
 
 from catalog.case_models import Disposal, DisposalBatch
-from catalog.models import Sighting
 
-__all__ = ["count_tombstones", "disposal_batches", "dock_session_recording_ids"]
-
-
-def dock_session_recording_ids(session: Session, dock_session_id: int, *,
-                               device_paths: Collection[str] = ()) -> list[int]:
-    """The recordings seen in dock session *dock_session_id*, in id order; with *device_paths*, only those seen
-    at one of these paths on the device."""
-    sightings = session.exec(select(Sighting).where(Sighting.dock_session_id == dock_session_id))
-    return sorted({s.recording_id for s in sightings if not device_paths or s.device_path in device_paths})
+__all__ = ["count_tombstones", "disposal_batches"]
 
 
 def disposal_batches(session: Session) -> list[DisposalBatch]:

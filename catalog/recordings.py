@@ -25,14 +25,12 @@ __all__ = [
     "ensure_officer",
     "ensure_station",
     "find_by_sha256",
-    "find_known_sighting",
     "get_recording",
     "has_manifest",
     "lock_recording",
     "lock_recording_state",
     "recording_as_json",
     "recordings_by_sha256",
-    "sightings_of",
     "staged_ids",
 ]
 
@@ -80,21 +78,6 @@ def ensure_device(session: Session, serial: str, *, profile: str, officer_number
         device.unit_name = unit_name or device.unit_name
     session.add(device)
     return device
-
-
-def find_known_sighting(session: Session, *, device_serial: str, device_path: str, size_bytes: int,
-                        mtime_ns: int) -> Sighting | None:
-    """The latest sighting of the same file (same device, path, size and mtime) still on the device: already
-    ingested.
-
-    A sighting the station has since cleared from the device does not count: whatever that path holds now is
-    another file, even with the same size and time (a recorder whose clock restarts at 2000-01-01 every day).
-    """
-    query = select(Sighting).where(Sighting.device_serial == device_serial,
-                                   Sighting.device_path == device_path,
-                                   Sighting.size_bytes == size_bytes, Sighting.mtime_ns == mtime_ns,
-                                   col(Sighting.cleared_at).is_(None))
-    return session.exec(query.order_by(col(Sighting.id).desc())).first()
 
 
 def find_by_sha256(session: Session, sha256: str) -> Recording | None:
@@ -178,11 +161,6 @@ def get_recording(session: Session, ref: str | int) -> Recording:
         if len(matches) == 1:
             return matches[0]
     raise RecordingNotFound(str(ref))
-
-
-def sightings_of(session: Session, recording_id: int) -> list[Sighting]:
-    return list(session.exec(select(Sighting).where(Sighting.recording_id == recording_id)
-                             .order_by(col(Sighting.id))))
 
 
 def _iso(value: datetime | None) -> str | None:

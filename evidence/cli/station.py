@@ -16,7 +16,7 @@ from sqlmodel import Session
 from catalog import load_or_create_key
 from catalog.alarms import staged_overdue
 from catalog.errors import CatalogError
-from catalog.listing import dock_session_recording_ids
+from catalog.sightings import dock_session_recording_ids
 from catalog.types import utcnow
 from evidence.cli.common import caller, console, errors, in_scope, print_json, settings, station_operator
 from evidence.cli.options import by_option, json_option

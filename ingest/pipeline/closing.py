@@ -6,9 +6,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
 from catalog import DockSession, Recording
-from catalog.docks import last_sighting_at
 from catalog.models import DockResult
 from catalog.restamping import change_stamp
+from catalog.sightings import last_sighting_at
 from ingest.config import Settings
 from ingest.pipeline.report import ErrorStage, IngestReport
 from storage import EvidenceStore, StorageError

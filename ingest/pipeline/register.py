@@ -28,9 +28,9 @@ from catalog import (
 )
 from catalog.cases import case_number_exists
 from catalog.db import begin_write
-from catalog.docks import sighting_at
 from catalog.integrity import INGEST_CHECK, record_integrity
 from catalog.replay import ROW_KEY, row_values
+from catalog.sightings import sighting_at
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
 from ingest.config import Settings

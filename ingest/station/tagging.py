@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from catalog import Recording, RecordingNotFound, RetentionPolicy, StampInvalid
-from catalog.docks import sightings_of_dock
 from catalog.restamping import change_stamp, check_hold_lift
+from catalog.sightings import sightings_of_dock
 from storage import EvidenceStore
 
 __all__ = ["TAGGABLE", "tag_dock_session"]

@@ -8,9 +8,10 @@ from sqlmodel import Session
 from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, Recording, RetentionPolicy, create_case
 from catalog.case_models import Disposal, DisposalBatch
 from catalog.cases import case_number_exists
-from catalog.listing import count_tombstones, disposal_batches, dock_session_recording_ids
+from catalog.listing import count_tombstones, disposal_batches
 from catalog.models import DockSession, Sighting
 from catalog.recordings import ensure_station
+from catalog.sightings import dock_session_recording_ids
 
 T0 = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
 POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")

@@ -1,9 +1,9 @@
 """Cost of appending one custody event (own transaction, commit included) on PostgreSQL, at 1 million events
 against an almost empty chain, in the same run.
 
-The chain is filled with real, linked events (hashes computed by `catalog.custody.event_hash`, loaded with
-COPY), then N single-event transactions are timed the way the application appends them. Target: < 2 ms per
-event at 1,000,000 events.
+The chain is filled with real, linked events (version-2 hashes computed by `catalog.event_hashes.event_hash`,
+loaded with COPY), then N single-event transactions are timed the way the application appends them. Target:
+< 2 ms per event at 1,000,000 events.
 
     .venv/bin/python bench/custody_append.py [--events 1000000] [--appends 2000]
         [--admin-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from bench._common import arguments, temporary_databases
 from catalog import CustodyKind, append_event, open_catalog
-from catalog.custody import GENESIS_HASH, event_hash
+from catalog.event_hashes import CHAIN_VERSION, GENESIS_HASH, event_hash
 
 
 def fill(engine_url: str, count: int) -> None:
@@ -36,14 +36,14 @@ def fill(engine_url: str, count: int) -> None:
     dsn = engine_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         with cur.copy("COPY custody_event (id, kind, recording_id, dock_session_id, actor, at, details, prev_hash, "
-                      "hash) FROM STDIN") as copy:
+                      "hash, chain_version) FROM STDIN") as copy:
             for n in range(1, count + 1):
                 at = start + timedelta(seconds=n)
                 details = {"n": n}
-                digest = event_hash(prev, kind="viewed", recording_id=n % 5000 + 1, dock_session_id=None,
-                                    actor="bench", at=at, details=details)
+                digest = event_hash(prev, chain_version=CHAIN_VERSION, kind="viewed", recording_id=n % 5000 + 1,
+                                    dock_session_id=None, actor="bench", at=at, details=details)
                 copy.write_row((n, "viewed", n % 5000 + 1, None, "bench", at.replace(tzinfo=None),
-                                json.dumps(details), prev, digest))
+                                json.dumps(details), prev, digest, CHAIN_VERSION))
                 prev = digest
         cur.execute("UPDATE custody_head SET last_event_id = %s, last_hash = %s WHERE id = 1", (count, prev))
         cur.execute("SELECT setval(pg_get_serial_sequence('custody_event', 'id'), %s)", (count,))

@@ -28,7 +28,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from catalog.custody import GENESIS_HASH
+from catalog.event_hashes import GENESIS_HASH
 from catalog.key_trust import load_key_trust
 from catalog.manifests import ensure_station_key, publish_own_key, software_version
 from catalog.models import CustodyAnchor, CustodyHead

@@ -1,15 +1,15 @@
 """The custody log: every state change and access, linked in a SHA-256 chain.
 
-Each event's hash covers the previous hash and the event's canonical JSON,
-so editing, deleting or reordering rows in the database breaks the chain.
-`event_hash` and `find_chain_breaks` are pure; `append_event` serialises
-appends by locking the single chain-head row.
+Each event's hash covers the previous hash and the event's canonical JSON
+(the formulas, versions 1 and 2, are in catalog.event_hashes), so editing,
+deleting or reordering rows in the database breaks the chain.
+`find_chain_breaks` is pure; `append_event` serialises appends by locking
+the single chain-head row and writes version-2 events.
 """
 from __future__ import annotations
 
 import enum
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +18,16 @@ from typing import Any
 from sqlalchemy import insert, text, update
 from sqlmodel import Session, select
 
+from catalog.canonical import json_values, legacy_json
+from catalog.event_hashes import (
+    CHAIN_VERSION,
+    GENESIS_HASH,
+    event_body,
+    event_hash,
+    link_hash,
+    stored_event_hash,
+    version_problem,
+)
 from catalog.models import CustodyEvent, CustodyHead
 from catalog.types import utcnow
 
@@ -26,9 +36,6 @@ _HEAD = CustodyHead.__table__  # type: ignore[attr-defined]
 
 __all__ = ["GENESIS_HASH", "CustodyKind", "append_event", "event_hash", "find_chain_breaks", "load_chain",
            "stored_event_hash"]
-
-#: prev_hash of the first event.
-GENESIS_HASH = "0" * 64
 
 
 class CustodyKind(enum.StrEnum):
@@ -39,6 +46,10 @@ class CustodyKind(enum.StrEnum):
     VERIFIED = "verified"  # stored copy confirmed equal to the ingest hash
     MANIFESTED = "manifested"  # a signed manifest (one stamp revision) written to WORM storage
     KEY_REGISTERED = "key_registered"  # a station's public signing key entered the catalog
+    ROOT_KEY_CREATED = "root_key_created"  # the agency root key and its self-signed certificate (catalog.key_certs)
+    KEY_CERTIFIED = "key_certified"  # the root issued a certificate for a station key or the export key
+    KEY_REVOKED = "key_revoked"  # the root revoked a key from a time on (signed statement in WORM storage)
+    KEY_ROTATED = "key_rotated"  # a station's key replaced by a new, certified one; the old one retired
     STAMPED = "stamped"  # first evidence stamp
     RESTAMPED = "restamped"  # a stamp revision
     ACCESSED = "accessed"  # original bytes read (cat, play, download)
@@ -74,35 +85,16 @@ class CustodyKind(enum.StrEnum):
     DISCARDED = "discarded"  # files a device profile marks as disposable derivatives, not copied (listed with why)
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def event_body(*, kind: str, recording_id: int | None, dock_session_id: int | None, actor: str, at: datetime,
-               details: dict[str, Any]) -> str:
-    """The canonical JSON an event's hash covers (after the previous hash and a newline)."""
-    return _canonical({
-        "kind": kind, "recording_id": recording_id, "dock_session_id": dock_session_id, "actor": actor,
-        "at": at.astimezone(UTC).isoformat(timespec="microseconds"), "details": details,
-    })
-
-
-def event_hash(prev_hash: str, *, kind: str, recording_id: int | None, dock_session_id: int | None,
-               actor: str, at: datetime, details: dict[str, Any]) -> str:
-    """SHA-256 over the previous hash, a newline and the event's canonical JSON."""
-    body = event_body(kind=kind, recording_id=recording_id, dock_session_id=dock_session_id, actor=actor, at=at,
-                      details=details)
-    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
-
-
-#: PostgreSQL appends in one statement: lock the head, hash (the same formula as `event_hash`, with the
-#: server's sha256()), insert, move the head. One round trip per event.
+#: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with
+#: the server's sha256() over the head's hash and the body digest Python computed), insert, move the head. One
+#: round trip per event.
 _PG_APPEND = text("""
 WITH head AS (SELECT last_hash FROM custody_head WHERE id = 1 FOR UPDATE),
 added AS (
-    INSERT INTO custody_event (kind, recording_id, dock_session_id, actor, at, details, prev_hash, hash)
+    INSERT INTO custody_event (kind, recording_id, dock_session_id, actor, at, details, prev_hash, hash,
+                               chain_version)
     SELECT :kind, :recording_id, :dock_session_id, :actor, :at, CAST(:details AS JSON), head.last_hash,
-           encode(sha256(convert_to(head.last_hash || chr(10) || :body, 'UTF8')), 'hex')
+           encode(sha256(convert_to(head.last_hash || :body_sha256, 'UTF8')), 'hex'), :chain_version
     FROM head
     RETURNING id, prev_hash, hash)
 UPDATE custody_head SET last_event_id = added.id, last_hash = added.hash FROM added WHERE custody_head.id = 1
@@ -146,37 +138,31 @@ def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_i
     Returns the event as written (not attached to the session).
     """
     # JSON round-trip first, so the hash covers exactly what the database will return.
-    details = json.loads(_canonical(details or {}))
+    details = json_values(details or {})
     at = at or utcnow()
+    body = event_body(CHAIN_VERSION, kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,
+                      actor=actor, at=at, details=details)
     if session.get_bind().dialect.name == "postgresql":
-        body = event_body(kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id, actor=actor,
-                          at=at, details=details)
         params = {"kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id,
-                  "actor": actor, "at": at.astimezone(UTC).replace(tzinfo=None), "details": _canonical(details),
-                  "body": body}
+                  "actor": actor, "at": at.astimezone(UTC).replace(tzinfo=None),
+                  "details": legacy_json(details).decode(), "body_sha256": hashlib.sha256(body).hexdigest(),
+                  "chain_version": CHAIN_VERSION}
         row = session.execute(_PG_APPEND, params).one_or_none()
         if row is None:  # the head row was deleted behind our back: start it again as on SQLite (verify names it)
             session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
             row = session.execute(_PG_APPEND, params).one()
         return CustodyEvent(id=row[0], kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,
-                            actor=actor, at=at, details=details, prev_hash=row[1], hash=row[2])
+                            actor=actor, at=at, details=details, prev_hash=row[1], hash=row[2],
+                            chain_version=CHAIN_VERSION)
     head = _locked_head(session)
-    digest = event_hash(head.last_hash, kind=kind.value, recording_id=recording_id,
-                        dock_session_id=dock_session_id, actor=actor, at=at, details=details)
+    digest = link_hash(CHAIN_VERSION, head.last_hash, body)
     values: dict[str, Any] = {"kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id,
                               "actor": actor, "at": at, "details": details, "prev_hash": head.last_hash,
-                              "hash": digest}
+                              "hash": digest, "chain_version": CHAIN_VERSION}
     event_id = session.execute(insert(_EVENT).values(**values).returning(_EVENT.c.id)).scalar_one()
     session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_event_id=event_id, last_hash=digest))
     head.last_event_id, head.last_hash = event_id, digest
     return CustodyEvent(id=event_id, **values)
-
-
-def stored_event_hash(event: CustodyEvent) -> str:
-    """What *event*'s hash must be, recomputed from the row as stored (its prev_hash and its content)."""
-    assert event.at is not None
-    return event_hash(event.prev_hash, kind=event.kind, recording_id=event.recording_id,
-                      dock_session_id=event.dock_session_id, actor=event.actor, at=event.at, details=event.details)
 
 
 def load_chain(session: Session) -> list[CustodyEvent]:
@@ -184,17 +170,20 @@ def load_chain(session: Session) -> list[CustodyEvent]:
 
 
 def find_chain_breaks(events: Iterable[CustodyEvent], *, head_hash: str | None = None) -> list[str]:
-    """Every place the chain does not verify (empty list: intact)."""
+    """Every place the chain does not verify (empty list: intact), including a chain version that goes down."""
     problems: list[str] = []
-    prev = GENESIS_HASH
+    prev, version = GENESIS_HASH, 1
     for event in events:
         if event.prev_hash != prev:
             problems.append(f"event {event.id}: prev_hash {event.prev_hash[:12]}… does not follow {prev[:12]}…")
+        wrong_version = version_problem(version, event.chain_version)
+        if wrong_version:
+            problems.append(f"event {event.id} ({event.kind}): {wrong_version}")
         expected = stored_event_hash(event)
         if expected != event.hash:
             problems.append(f"event {event.id} ({event.kind}): content does not match its hash "
                             f"(stored {event.hash[:12]}…, computed {expected[:12]}…)")
-        prev = event.hash
+        prev, version = event.hash, version if wrong_version else event.chain_version
     if head_hash is not None and head_hash != prev:
         problems.append(f"chain head {head_hash[:12]}… is not the last event's hash {prev[:12]}…")
     return problems

@@ -40,7 +40,7 @@ from catalog.models import CustodyEvent, Recording, RecordingState, StationKey
 from catalog.recordings import get_recording
 from catalog.replay import load_replays
 from catalog.replay_compare import origin_findings, row_findings
-from catalog.signing import SignatureInvalid, canonical_json, verify_document
+from catalog.signing import SignatureInvalid, signed_bytes, verify_document
 from catalog.user_models import User
 from catalog.users import require
 from storage import EvidenceStore, HashMismatch, ObjectMissing
@@ -274,7 +274,7 @@ def _write_original(store: EvidenceStore, root: Path, item: _Item, trusted: set[
         raw, document = _signed_manifest(store, r, number, trusted)
         stem = f"manifests/{r.sha256}.r{number}"
         (root / f"{stem}.json").write_bytes(raw)
-        (root / f"{stem}.body.json").write_bytes(canonical_json(document["manifest"]))
+        (root / f"{stem}.body.json").write_bytes(signed_bytes(document))  # the exact bytes signed
         (root / f"{stem}.sig").write_bytes(base64.b64decode(document["signature"]["value"]))
         used_keys.add(document["signature"]["key_fingerprint"])
         entry["manifests"].append({"revision": number, "signed": f"data/{stem}.json",

@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, Index, SmallInteger, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from catalog.types import UTCDateTime
@@ -266,6 +266,8 @@ class CustodyEvent(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+    #: Which hash formula covers the row (catalog.event_hashes): 1 before migration 0017, 2 from then on.
+    chain_version: int = Field(default=1, sa_column=Column(SmallInteger(), nullable=False, server_default="1"))
 
 
 class CustodyHead(SQLModel, table=True):

@@ -3,12 +3,14 @@
 A station's private key is a PEM file (mode 0600) created at set-up; its
 public key is registered in the catalog so anyone can check a manifest
 without trusting the station. `sign_document` / `verify_document` are pure.
+New signatures cover the RFC 8785 bytes of the body and say so
+(`"canonicalization": "RFC8785"`); a signature without the tag covers the
+legacy bytes (catalog.canonical) and keeps verifying.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["SignatureInvalid", "TrustedKeys", "canonical_json", "fingerprint", "load_or_create_key", "public_key_b64",
-           "sign_document", "verify_document"]
+from catalog.canonical import SCHEME_JCS, SCHEME_LEGACY, jcs, legacy_json
+
+__all__ = ["SignatureInvalid", "TrustedKeys", "fingerprint", "load_or_create_key", "public_key_b64", "sign_document",
+           "signed_bytes", "verify_document"]
 
 
 class SignatureInvalid(Exception):
@@ -36,9 +40,19 @@ class TrustedKeys(set[str]):
         self.untrusted: dict[str, str] = dict(untrusted or {})
 
 
-def canonical_json(value: Any) -> bytes:
-    """The bytes that are signed: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+def signed_bytes(document: dict[str, Any]) -> bytes:
+    """The exact bytes *document*'s signature covers: the body in the canonical form its signature names
+    (RFC 8785; no "canonicalization" field: the legacy form every signature had before it)."""
+    try:
+        scheme = document["signature"].get("canonicalization", SCHEME_LEGACY)
+        body = document["manifest"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SignatureInvalid(f"malformed signed document ({exc!r})") from exc
+    if scheme == SCHEME_JCS:
+        return jcs(body)
+    if scheme == SCHEME_LEGACY:
+        return legacy_json(body)
+    raise SignatureInvalid(f"unsupported canonicalization {scheme!r} (known: {SCHEME_JCS!r}, or none for legacy)")
 
 
 def _raw_public(key: Ed25519PublicKey) -> bytes:
@@ -76,11 +90,12 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
 
 
 def sign_document(body: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
-    """`{"manifest": body, "signature": {...}}` with an Ed25519 signature over canonical_json(body)."""
+    """`{"manifest": body, "signature": {...}}` with an Ed25519 signature over the RFC 8785 bytes of *body*
+    (catalog.canonical.jcs; CanonicalJSONError if the body holds a value JSON cannot carry exactly)."""
     public = public_key_b64(key)
     return {"manifest": body, "signature": {
-        "algorithm": "Ed25519", "public_key": public, "key_fingerprint": fingerprint(public),
-        "value": base64.b64encode(key.sign(canonical_json(body))).decode()}}
+        "algorithm": "Ed25519", "canonicalization": SCHEME_JCS, "public_key": public,
+        "key_fingerprint": fingerprint(public), "value": base64.b64encode(key.sign(jcs(body))).decode()}}
 
 
 def verify_document(document: dict[str, Any], *, trusted_fingerprints: set[str] | None = None) -> dict[str, Any]:
@@ -98,7 +113,7 @@ def verify_document(document: dict[str, Any], *, trusted_fingerprints: set[str] 
             raise SignatureInvalid(f"key {signature['key_fingerprint'][:16]}… is not a registered station key"
                                    + (f" ({why})" if why else ""))
         Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(
-            base64.b64decode(signature["value"]), canonical_json(body))
+            base64.b64decode(signature["value"]), signed_bytes(document))
     except (KeyError, TypeError, ValueError) as exc:
         raise SignatureInvalid(f"malformed signed document ({exc})") from exc
     except InvalidSignature as exc:

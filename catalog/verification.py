@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
 from catalog.case_models import Case, CaseLink, Disposal
-from catalog.custody import GENESIS_HASH, stored_event_hash
+from catalog.event_hashes import GENESIS_HASH, stored_event_hash, version_problem
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.manifests import trusted_fingerprints
 from catalog.models import CustodyEvent, Recording, RecordingState
@@ -381,13 +381,14 @@ def _walk(session: Session, batch: int) -> Iterator[CustodyEvent]:
 
 def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | None,
                 batch: int = 5000) -> tuple[list[Problem], int, int]:
-    """Walk the chain link by link (streaming) and compare it with the signed anchors in the store."""
+    """Walk the chain link by link (streaming; each link by its own version's formula, versions never going down)
+    and compare it with the signed anchors in the store."""
     anchors, anchor_problems = read_anchors(store, trusted=trusted)
     problems = [Problem("anchor", name, detail) for name, detail in anchor_problems]
     wanted = {a.last_event_id for a in anchors}
     hashes: dict[int, str] = {}
     prev, count, last_id = GENESIS_HASH, 0, None
-    previous_id = 0
+    previous_id, version = 0, 1
     for event in _walk(session, batch):
         assert event.id is not None and event.at is not None
         count += 1
@@ -397,12 +398,16 @@ def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | N
             problems.append(Problem("chain", f"event {event.id} ({event.kind})",
                                     f"prev_hash {event.prev_hash[:16]}… does not follow event {previous_id}'s hash "
                                     f"{prev[:16]}… (an event before it was deleted, inserted or reordered)"))
+        wrong_version = version_problem(version, event.chain_version)
+        if wrong_version:
+            problems.append(Problem("chain", f"event {event.id} ({event.kind})", wrong_version))
         expected = stored_event_hash(event)
         if expected != event.hash:
             problems.append(Problem("chain", f"event {event.id} ({event.kind})",
                                     f"content does not match its hash: stored {event.hash[:16]}…, computed "
                                     f"{expected[:16]}… (the row was edited)"))
         prev, previous_id, last_id = event.hash, event.id, event.id
+        version = version if wrong_version else event.chain_version
     problems.extend(Problem("anchor", name, detail) for name, detail in check_anchors(anchors, hashes, last_id))
     # The head row, anchors gone from the store, untrusted station keys (catalog.anchors / catalog.key_trust).
     problems.extend(Problem(*found) for found in chain_end_problems(session, store, anchors, anchor_problems,

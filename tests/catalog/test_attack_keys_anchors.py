@@ -7,6 +7,7 @@ import hashlib
 import json
 import stat
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -31,12 +32,12 @@ from tests.helpers.recordings import archive_recording, verify_recordings
 STATION = "station-1"
 
 
-def _key(settings) -> Ed25519PrivateKey:  # type: ignore[no-untyped-def]
+def _key(settings) -> Ed25519PrivateKey:
     """The station's own key file, as `evidence verify` and `custody anchor` find it."""
     return load_or_create_key(settings.station_key_path)
 
 
-def _archive(engine, store, tmp_path, key: Ed25519PrivateKey, count: int = 2) -> list[int]:  # type: ignore[no-untyped-def]
+def _archive(engine, store, tmp_path, key: Ed25519PrivateKey, count: int = 2) -> list[int]:
     """*count* recordings archived, stamped and manifested as ingest does (the key registered with its record)."""
     ids = []
     with Session(engine, expire_on_commit=False) as session:
@@ -53,13 +54,13 @@ def _archive(engine, store, tmp_path, key: Ed25519PrivateKey, count: int = 2) ->
     return ids
 
 
-def _cli_verify(settings) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def _cli_verify(settings) -> tuple[int, str]:
     env = {"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url}
     result = CliRunner().invoke(main, ["verify", "--all"], env=env, catch_exceptions=False)
     return result.exit_code, result.output
 
 
-def _insert_key_row(engine, key: Ed25519PrivateKey) -> str:  # type: ignore[no-untyped-def]
+def _insert_key_row(engine, key: Ed25519PrivateKey) -> str:
     public = public_key_b64(key)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO station_key (station_code, fingerprint, public_key, created_at) "
@@ -68,7 +69,7 @@ def _insert_key_row(engine, key: Ed25519PrivateKey) -> str:  # type: ignore[no-u
     return fingerprint(public)
 
 
-def _append_forged_event(engine, kind: str, details: dict) -> int:  # type: ignore[no-untyped-def,type-arg]
+def _append_forged_event(engine, kind: str, details: dict[str, Any]) -> int:
     """What someone with database rights can do: add an event at the end of the chain with correct hashes and
     move the head to it (the hash chain is not secret)."""
     with engine.begin() as conn:

@@ -188,7 +188,9 @@ def test_concurrent_writers_keep_one_total_order(engine):
         from catalog import find_chain_breaks, load_chain
 
         chain = load_chain(session)
-        assert len(chain) == 100 and find_chain_breaks(chain, head_hash=session.get(CustodyHead, 1).last_hash) == []
+        head = session.get(CustodyHead, 1)
+        assert head is not None
+        assert len(chain) == 100 and find_chain_breaks(chain, head_hash=head.last_hash) == []
 
 
 def test_a_rows_differences_from_its_chain_come_kinded_and_in_order(engine, worm_store, tmp_path):
@@ -218,7 +220,8 @@ def test_a_record_is_held_against_its_revision_and_manifest_fact_by_fact():
     recording = Recording(id=7, sha256="a" * 64, size_bytes=10, media_kind="video", original_name="clip.mp4",
                           station_code="station-1", device_serial="A1", officer_number="010203", purpose="巡查",
                           case_number="AB-1", captured_start=at, stamp_revision=1, important=False,
-                          retain_until=at + timedelta(days=1))
+                          retain_until=at + timedelta(days=1), time_source="filename", integrity_status="ok",
+                          state="archived")
     revision = StampRevision(recording_id=7, revision=1, case_number="AB-2", captured_start=at, collector="010203",
                              purpose="巡查", important=False, changed_by="station:test", reason="ingest", changes={},
                              changed_at=at)
@@ -245,12 +248,13 @@ def test_a_record_is_held_against_its_revision_and_manifest_fact_by_fact():
     assert {p.recording_id for p in problems} == {7}
     assert check_recording_record(Recording(
         id=8, sha256="a" * 64, size_bytes=1, media_kind="video", original_name="x.mp4", station_code="s",
-        stamp_revision=0), [], {}, {})[0].kind == "manifest"
+        stamp_revision=0, time_source="filename", integrity_status="ok", state="archived"), [], {}, {})[0].kind == \
+        "manifest"
 
 
 def test_read_back_bytes_are_held_against_the_catalogue_hash_and_size():
     recording = Recording(id=3, sha256="a" * 64, size_bytes=10, media_kind="video", original_name="clip.mp4",
-                          station_code="station-1")
+                          station_code="station-1", time_source="filename", integrity_status="ok", state="archived")
     assert object_problems(recording, "a" * 64, 10) == []
     assert [p.detail for p in object_problems(recording, "b" * 64, 9)] == [
         f"stored bytes hash to {'b' * 64}, expected {'a' * 64}", "stored object is 9 bytes, the catalogue says 10"]

@@ -24,5 +24,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('custody_event', schema=None) as batch_op:
-        batch_op.drop_column('chain_version')
+    # Without the column a version-2 event would be checked by the version-1 formula and look edited.
+    newer = op.get_bind().execute(sa.text("SELECT count(*) FROM custody_event WHERE chain_version <> 1")).scalar()
+    if newer:
+        raise RuntimeError(f"cannot downgrade below 0017: {newer} custody events are chain version 2, which "
+                           "the older schema cannot tell apart from edited events")
+    if op.get_bind().dialect.name == "sqlite":
+        # A batch drop_column recreates the table, which drops the append-only triggers of 0007.
+        op.execute("ALTER TABLE custody_event DROP COLUMN chain_version")
+    else:
+        with op.batch_alter_table('custody_event', schema=None) as batch_op:
+            batch_op.drop_column('chain_version')

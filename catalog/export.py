@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from catalog.case_models import Case, Disposal
 from catalog.cases import active_links, get_case
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import ExportFailed
+from catalog.event_hashes import stored_event_body
 from catalog.manifests import software_version, trusted_fingerprints
 from catalog.models import CustodyEvent, Recording, RecordingState, StationKey
 from catalog.recordings import get_recording
@@ -94,8 +95,12 @@ def _copy_verified(store: EvidenceStore, recording: Recording, dest: Path) -> in
 
 
 def _event_json(e: CustodyEvent) -> dict[str, Any]:
-    return {"id": e.id, "kind": e.kind, "at": e.at.isoformat() if e.at else None, "actor": e.actor,
+    """One line of events.jsonl: the event, its chain version and the exact bytes its hash covers (`body`, UTF-8
+    text), so an examiner hashes those bytes instead of re-canonicalising the readable fields."""
+    assert e.at is not None
+    return {"id": e.id, "kind": e.kind, "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"), "actor": e.actor,
             "recording_id": e.recording_id, "dock_session_id": e.dock_session_id, "details": e.details,
+            "chain_version": e.chain_version, "body": stored_event_body(e).decode("utf-8"),
             "prev_hash": e.prev_hash, "hash": e.hash}
 
 
@@ -427,13 +432,16 @@ How to verify this evidence package (no trust in the sender needed)
      openssl pkeyutl -verify -pubin -inkey data/keys/<key_fingerprint>.pem -rawin \\
          -in data/manifests/<sha256>.r<N>.body.json -sigfile data/manifests/<sha256>.r<N>.sig
    (<key_fingerprint> is in the .json manifest under signature.key_fingerprint; it is the SHA-256 of the
-   raw 32-byte public key. The .body.json file is the manifest body exactly as signed: JSON with sorted
-   keys, no spaces, UTF-8.)
+   raw 32-byte public key. The .body.json file holds the manifest body exactly as signed: RFC 8785 canonical
+   JSON when signature.canonicalization is "RFC8785", else JSON with sorted keys, no spaces, UTF-8.)
 
-4. The custody events are linked: for each line of data/custody/events.jsonl,
-     hash = SHA-256( prev_hash + "\\n" + canonical JSON of
-                     {"kind", "recording_id", "dock_session_id", "actor", "at", "details"} )
-   where "at" is the UTC time with microseconds (2026-11-20T08:30:00.000000+00:00). The manifests list the
-   custody events (id and hash) that existed when they were signed. data/custody/anchors/ holds the signed
-   chain heads the archive wrote to WORM storage; each names an event id and its hash.
+4. The custody events are linked: for each line of data/custody/events.jsonl, "body" holds the exact bytes
+   the event's hash covers (check that they parse to the line's kind, recording_id, dock_session_id, actor,
+   at and details), and
+     chain_version 2:  hash = SHA-256( prev_hash + hex SHA-256(body) )      (RFC 8785 body)
+     chain_version 1:  hash = SHA-256( prev_hash + "\\n" + body )          (sorted keys, no spaces)
+   where "at" is the UTC time with microseconds (2026-11-20T08:30:00.000000+00:00) and prev_hash is the hash
+   of the event before. Versions never go down along the chain. The manifests list the custody events (id and
+   hash) that existed when they were signed. data/custody/anchors/ holds the signed chain heads the archive
+   wrote to WORM storage; each names an event id and its hash.
 """

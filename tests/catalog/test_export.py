@@ -1,6 +1,7 @@
 """Court-ready packages and verification from the command line, with real media and real tools."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -103,6 +104,34 @@ def test_openssl_verifies_a_manifest_signature_from_the_package(archive, env, tm
     assert bad.returncode != 0
 
 
+def test_custody_events_recompute_with_hashlib_as_verify_txt_says(archive, env, tmp_path):
+    """An examiner with nothing but hashlib and json follows VERIFY.txt step 4 on every exported event; an event
+    whose time was edited in the readable fields, or whose body was edited, is caught."""
+    out = tmp_path / "package"
+    assert _run(env, "export", CASE, "--out", str(out), "--by", "clerk", "--reason", "r").exit_code == 0
+    lines = (out / "data" / "custody" / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines]
+    assert {e["chain_version"] for e in events} == {2}  # an archive made today writes version 2 only
+
+    def problems(event: dict) -> list[str]:
+        body = event["body"].encode("utf-8")
+        fields = {k: event[k] for k in ("kind", "recording_id", "dock_session_id", "actor", "at", "details")}
+        found = [] if json.loads(body) == fields else ["readable fields differ from the hashed body"]
+        if event["chain_version"] == 2:
+            expected = hashlib.sha256((event["prev_hash"] + hashlib.sha256(body).hexdigest()).encode()).hexdigest()
+        else:
+            expected = hashlib.sha256(event["prev_hash"].encode() + b"\n" + body).hexdigest()
+        return found if expected == event["hash"] else [*found, "hash does not cover the body"]
+
+    assert [problems(e) for e in events] == [[] for _ in events]
+    edited = dict(events[0], at="2026-01-01T00:00:00.000000+00:00")
+    assert problems(edited) == ["readable fields differ from the hashed body"]
+    rewritten = dict(edited, body=events[0]["body"].replace(events[0]["at"], edited["at"]))
+    assert problems(rewritten) == ["hash does not cover the body"]
+    assert "chain_version 2:  hash = SHA-256( prev_hash + hex SHA-256(body) )" in (
+        out / "data" / "VERIFY.txt").read_text(encoding="utf-8")
+
+
 def test_tampering_with_any_payload_file_fails_validation(archive, env, tmp_path):
     out = tmp_path / "package"
     _ok(env, "export", CASE, "--out", str(out), "--by", "clerk:李四", "--reason", "移送法院")
@@ -182,7 +211,8 @@ def test_verify_from_the_command_line(archive, env):
 
 def test_bag_info_names_the_case_or_the_recordings_the_sender_and_the_reason():
     items = [_Item(Recording(id=n, sha256="a" * 64, size_bytes=1, media_kind="video", original_name="c.mp4",
-                             station_code="s"), None) for n in (4, 9)]
+                             station_code="s", time_source="filename", integrity_status="ok", state="archived"), None)
+             for n in (4, 9)]
     now = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
     assert _bag_info(None, items, by="clerk:李四", now=now, reason=" 移送法院 ", organisation="") == {
         "Source-Organization": "evidence-ingest archive", "External-Identifier": "4, 9",

@@ -8,6 +8,8 @@ A key is trusted only when BOTH
 A row inserted into `station_key` with direct SQL has neither; a `key_registered` event appended by someone
 with database rights still has no record in WORM storage. Everything signed with an untrusted key (manifests,
 anchors, disposal records) is refused, and `evidence verify` names the key, its station and why.
+Once the archive has an agency root (`evidence keys init-root`, catalog.cert_trust), a station key must also
+have a valid certificate from it, and what it signed after its revocation or retirement is named.
 `build_key_record` and `judge_keys` are pure; `load_key_trust` reads the catalogue and the store.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
+from catalog.cert_trust import Certification, load_certification, load_key_uses, use_problems
 from catalog.custody import CustodyKind
 from catalog.models import CustodyEvent, StationKey
 from catalog.signing import SignatureInvalid, TrustedKeys, fingerprint, public_key_b64, sign_document, verify_document
@@ -76,6 +79,7 @@ class KeyRecord:
 class KeyTrust:
     trusted: TrustedKeys
     problems: list[tuple[str, str]] = field(default_factory=list)  # (subject, what is wrong and why)
+    certification: Certification | None = None  # the agency root's judgement, when it was asked for
 
 
 def build_key_record(station: str, public_b64: str, *, published_at: datetime) -> dict[str, Any]:
@@ -203,29 +207,40 @@ def _grouped(items: Iterable[Any]) -> dict[str, list[Any]]:
     return by
 
 
+def _uncertified_because(fp: str, station: str, certification: Certification | None) -> str | None:
+    """Why key *fp* of *station* lacks the agency root's certificate it needs (None: it has one, or no root)."""
+    why = None if certification is None else certification.why_not(fp, role="station", subject=station)
+    return None if why is None else f"it has no valid certificate from the agency root: {why}"
+
+
 def judge_keys(rows: Iterable[KeyRow], events: Iterable[KeyEvent], records: Iterable[KeyRecord] | None,
-               record_problems: Iterable[tuple[str, str]] = ()) -> KeyTrust:
+               record_problems: Iterable[tuple[str, str]] = (), *,
+               certification: Certification | None = None) -> KeyTrust:
     """Decide which keys are trusted and name every key the catalogue, the chain and the store disagree about.
 
-    *records* None: the store was not consulted (trust rests on the chain alone). Pure.
+    *records* None: the store was not consulted (trust rests on the chain alone). *certification*: the agency
+    root's judgement (catalog.cert_trust); when it has a root, a key also needs its valid certificate. Pure.
     """
     rows_by = {fp: same[0] for fp, same in _grouped(rows).items()}
     events_by = _grouped(events)
     records_by = None if records is None else _grouped(records)
     trusted = TrustedKeys()
     problems: list[tuple[str, str]] = [(name, detail) for name, detail in record_problems]
+    rule = ("A key is trusted only with a key_registered event in the chain and its record in WORM storage"
+            + (" and, as the archive has an agency root, its certificate" if certification and certification.active
+               else ""))
     for fp in sorted(set(rows_by) | set(events_by)):
         row = rows_by.get(fp)
         registered = [e for e in events_by.get(fp, []) if fingerprint(e.public_key) == fp]
         published = None if records_by is None else records_by.get(fp, [])
         station = row.station if row is not None else registered[0].station if registered else "?"
         subject = _subject(fp, station)
-        why = _untrusted_because(fp, station, row, registered, published)
+        why = _untrusted_because(fp, station, row, registered, published) or \
+            _uncertified_because(fp, station, certification)
         if why is not None:
             trusted.untrusted[fp] = why
-            problems.append((subject, f"not trusted: {why}. A key is trusted only with a key_registered event "
-                                      "in the chain and its record in WORM storage; manifests, anchors and "
-                                      "records signed with it are refused"
+            problems.append((subject, f"not trusted: {why}. {rule}; manifests, anchors and records signed "
+                                      "with it are refused"
                                       + (" (the row was inserted behind the application's back?)"
                                          if row is not None and not registered else "")))
         else:
@@ -246,11 +261,19 @@ def _key_events(session: Session) -> list[KeyEvent]:
     return out
 
 
-def load_key_trust(session: Session, store: EvidenceStore | None) -> KeyTrust:
-    """Judge every key the catalogue or the chain knows (with *store* None: on the chain alone)."""
+def load_key_trust(session: Session, store: EvidenceStore | None, *, certificates: bool = True) -> KeyTrust:
+    """Judge every key the catalogue or the chain knows (with *store* None: on the chain alone); with
+    *certificates* (the default) also the agency root's certificates and what keys signed outside them."""
     rows = [KeyRow(fingerprint=r.fingerprint, station=r.station_code, public_key=r.public_key)
             for r in session.exec(select(StationKey).order_by(col(StationKey.id)))]
+    certification = load_certification(session, store) if certificates else None
     if store is None:
-        return judge_keys(rows, _key_events(session), None)
-    records, record_problems = read_key_records(store)
-    return judge_keys(rows, _key_events(session), records, record_problems)
+        trust = judge_keys(rows, _key_events(session), None, certification=certification)
+    else:
+        records, record_problems = read_key_records(store)
+        trust = judge_keys(rows, _key_events(session), records, record_problems, certification=certification)
+    if certification is not None:
+        trust.certification = certification
+        trust.problems += certification.problems + use_problems(certification,
+                                                                load_key_uses(session, certification))
+    return trust

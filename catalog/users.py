@@ -72,6 +72,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit": frozenset({"auditor", "admin"}),
     "statistics": frozenset({"supervisor", "auditor", "admin", "clerk"}),
     "admin": frozenset({"admin"}),
+    "manage_keys": frozenset({"admin"}),  # the agency root: certify, rotate, revoke keys (catalog.key_certs)
     # the command line's service actions (SERVICE_ACTIONS)
     "operate_station": frozenset({"station", "admin"}),  # ingest, demo, station watch, worker, archive, anchor
     "apply_retention": frozenset({"station", "clerk", "admin"}),  # bring retention in line with the rules

@@ -49,6 +49,7 @@ class Settings:
     staging_dir: Path
     station_name: str
     station_key_path: Path
+    export_key_path: Path
     station: str = _default("EVIDENCE_STATION")
     station_place: tuple[float, float] | None = _default("EVIDENCE_STATION_PLACE")
     station_tz: str = _default("EVIDENCE_STATION_TZ")

@@ -82,6 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_STATION_KEY", "$EVIDENCE_HOME/keys/$EVIDENCE_STATION.ed25519.pem", p.path,
        "the station's Ed25519 signing key (created 0600 at first use; its public key is registered in the catalogue)",
        sets="station_key_path"),
+    Setting("EVIDENCE_EXPORT_KEY", "$EVIDENCE_HOME/keys/export.ed25519.pem", p.path,
+       "the Ed25519 key evidence packages are signed with; made 0600 and certified by the agency root with "
+       "`evidence keys export-key init` (docs/keys.md)", sets="export_key_path"),
     Setting("EVIDENCE_STATION_PLACE", "", p.place, "`LAT,LON` (decimal degrees) used when a recording carries no GPS"),
     Setting("EVIDENCE_STATION_TZ", "Asia/Shanghai", p.zone,
        "zone for device clocks that a profile leaves open, and the calendar of case dates (opened, closed, retention)"),

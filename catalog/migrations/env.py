@@ -4,7 +4,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from catalog import case_models, models, user_models  # noqa: F401  (registers the tables)
+from catalog import case_models, key_models, models, user_models  # noqa: F401  (registers the tables)
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes.get("connection")

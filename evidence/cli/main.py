@@ -7,7 +7,7 @@ or signature check.
 
 This module is the entry point: the `main` group, the log set-up, and the
 commands, each group in its own module (evidence.cli.ingest, recordings,
-station, cases, retention, verify, users, serve, integrity).
+station, cases, retention, verify, users, serve, integrity, keys).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import click
 from evidence.cli.cases import case
 from evidence.cli.ingest import archive_pending, demo, ingest, profiles, samples, worker
 from evidence.cli.integrity import integrity
+from evidence.cli.keys import keys
 from evidence.cli.recordings import cat, manifest, search, show, tag
 from evidence.cli.retention import retention
 from evidence.cli.serve import serve
@@ -72,7 +73,7 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 
 for _command in (ingest, search, show, cat, tag, manifest, profiles, worker, archive_pending, station, samples, demo,
-                 case, retention, verify, custody, export, user, serve, integrity):
+                 case, retention, verify, custody, export, user, serve, integrity, keys):
     main.add_command(_command)
 
 

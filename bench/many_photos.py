@@ -61,7 +61,8 @@ def main() -> None:
         ours_times.append(time.perf_counter() - start)
         engine.dispose()
         assert len(report.recordings) == args.count, "every photo must be catalogued"
-        assert report.recordings[0]["time_source"] == "exif" and report.recordings[0]["place"]["source"] == "exif"
+        first = report.recordings[0]
+        assert first["time_source"] == "exif" and first["place"] is not None and first["place"]["source"] == "exif"
     fresh_dir(OUT / "photos-cp")
     fresh_dir(OUT / "photos-home")
     ours, cp = median(ours_times), median(cp_times)

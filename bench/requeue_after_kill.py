@@ -28,10 +28,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import command_line, private_redis
+
+if TYPE_CHECKING:
+    from dramatiq import Actor
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ACTOR = "requeue_bench_hold"
@@ -92,7 +96,7 @@ def _wait_path(path: Path, timeout_s: float) -> bool:
     return True
 
 
-def _sender(target: Target, queue: str, namespace: str) -> object:
+def _sender(target: Target, queue: str, namespace: str) -> Actor[[str, float], None]:
     import dramatiq
 
     from ingest.queue.broker import make_broker
@@ -147,8 +151,8 @@ class _Queue:
         """One message per token, each holding the worker that takes it for a day."""
         actor = _sender(self.target, self.name, self.namespace)
         for token in tokens:
-            actor.send(token, 86_400.0)  # type: ignore[attr-defined]
-        actor.broker.close()  # type: ignore[attr-defined]
+            actor.send(token, 86_400.0)
+        actor.broker.close()
 
 
 @contextmanager

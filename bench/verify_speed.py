@@ -14,6 +14,7 @@ Target: verify ≥ 0.8 × the raw read throughput.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,7 @@ def build(work: Path, files: int, mib: int) -> tuple[LocalStore, str]:
 def _read_one(store: LocalStore, sha: str) -> None:
     buffer = memoryview(bytearray(CHUNK_BYTES))
     with store.open(sha) as fh:
+        assert isinstance(fh, io.BufferedIOBase), "a local store opens its files directly"
         while fh.readinto(buffer):  # the fastest way to read: no allocation per chunk
             pass
 

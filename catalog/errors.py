@@ -18,6 +18,8 @@ CatalogError
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 __all__ = [
     "CaseInvalid",
     "CaseNotFound",
@@ -104,6 +106,6 @@ class ExportFailed(CatalogError):
 class SignInRefused(CatalogError):
     """Wrong name or password (the same words for both), or the account is locked."""
 
-    def __init__(self, message: str, *, locked_until: object = None) -> None:
+    def __init__(self, message: str, *, locked_until: datetime | None = None) -> None:
         self.locked_until = locked_until
         super().__init__(message)

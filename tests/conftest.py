@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from sqlalchemy import text
@@ -25,10 +26,13 @@ from storage import LocalStore, S3WormStore, make_s3_client
 from tests.helpers.threads import running
 from tests.s3server import SeaweedServer, find_weed
 
+if TYPE_CHECKING:
+    from ingest.station.service import StationService
+
 PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _missing(what: str) -> None:
+def _missing(what: str) -> NoReturn:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{what} is required under CI but is not available")
     pytest.skip(f"{what} not available")
@@ -123,7 +127,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServe
     server.stop()
 
 
-def make_bucket(server: SeaweedServer, *, object_lock: bool = True) -> tuple[object, str]:
+def make_bucket(server: SeaweedServer, *, object_lock: bool = True) -> tuple[Any, str]:
     client = make_s3_client(endpoint_url=server.endpoint, access_key=server.access_key,
                             secret_key=server.secret_key)
     bucket = f"evidence-{uuid.uuid4().hex[:12]}"
@@ -166,7 +170,7 @@ def private_redis(tmp_path: Path) -> Iterator[object]:
         server.kill()
 
 
-def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout_s: float, what: str) -> None:
     """Poll *predicate* until true; fail naming *what* was awaited (tests never sleep blindly)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -188,7 +192,7 @@ def station_settings(tmp_path: Path, catalog_url: str) -> Settings:
 
 
 @contextmanager
-def running_station(settings: Settings) -> Iterator[object]:
+def running_station(settings: Settings) -> Iterator[StationService]:
     """A StationService running on a thread for the duration of the block."""
     from ingest.station.service import StationService
 

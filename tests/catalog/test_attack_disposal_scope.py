@@ -20,7 +20,7 @@ from tests.webhelpers import add_web_users, form_token, web_login
 OLD = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _due_in_two_units(engine, store, tmp_path) -> tuple[Recording, Recording]:  # type: ignore[no-untyped-def]
+def _due_in_two_units(engine, store, tmp_path) -> tuple[Recording, Recording]:
     """Two recordings due for disposal: one of an officer of unit U1 (一中队), one of unit U2 (二中队)."""
     with Session(engine, expire_on_commit=False) as session:
         session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))

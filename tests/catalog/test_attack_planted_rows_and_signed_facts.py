@@ -113,7 +113,8 @@ def test_a_planted_row_is_neither_exported_nor_disposed(env, engine, tmp_path):
         refused = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "disposal_failed",
                                                           CustodyEvent.recording_id == planted.id)).one()
         assert "no custody event created this row" in refused.details["reason"]
-        assert session.get(Recording, planted.id).state == "archived"
+        kept = session.get(Recording, planted.id)
+        assert kept is not None and kept.state == "archived"
 
 
 def test_a_signed_stamp_reason_and_sighting_edited_in_the_database_are_named(env, engine, tmp_path):
@@ -122,6 +123,7 @@ def test_a_signed_stamp_reason_and_sighting_edited_in_the_database_are_named(env
     assert code == 0, problems_of(report)
     with Session(engine) as session:
         [sighting] = session.exec(select(Sighting).where(Sighting.recording_id == row["id"])).all()
+    assert sighting.seen_at is not None
 
     # The attack: the stated reason and time of the ingest stamp and where the recording was found are rewritten.
     sql(engine, "UPDATE stamp_revision SET reason = '依法调取', changed_at = :at WHERE recording_id = :id",
@@ -154,8 +156,9 @@ def _dock_again(env: dict[str, str], tmp_path: Path, name: str, serial: str) -> 
         shutil.copyfile(wav, target)
     result = run_cli(env, "ingest", str(device), "--no-derive", "--json")
     assert result.exit_code == 0, result.output
-    [known] = [r for r in json.loads(result.stdout)["recordings"] if r["ingest"] == "known"]
-    return known
+    known: list[dict[str, Any]] = [r for r in json.loads(result.stdout)["recordings"] if r["ingest"] == "known"]
+    [recording] = known
+    return recording
 
 
 def test_sightings_after_signing_stand_and_stamp_facts_of_every_revision_are_compared(env, engine,

@@ -24,7 +24,7 @@ from tests.helpers.retention import archived, wait_past
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
 
-def _delete_row(db, recording_id: int) -> None:  # type: ignore[no-untyped-def]
+def _delete_row(db, recording_id: int) -> None:
     """Remove a recording row outright, with every row that refers to it (as an attacker must)."""
     for table in ("stamp_revision", "sighting", "integrity_check", "case_link", "derived_media", "spot_check_item"):
         sql(db, f"DELETE FROM {table} WHERE recording_id = :id", id=recording_id)
@@ -133,7 +133,8 @@ def test_case_type_and_links_edited_in_the_database_are_named_and_cannot_release
     assert store.exists(first["sha256"])
     with Session(engine) as session:
         assert session.exec(select(Disposal)).first() is None
-        assert session.get(Recording, first["id"]).state in ("archived", "verified")  # type: ignore[union-attr]
+        kept = session.get(Recording, first["id"])
+        assert kept is not None and kept.state in ("archived", "verified")
         assert len(session.exec(select(CaseLink)).all()) == 2
 
 

@@ -26,6 +26,7 @@ def _log(engine) -> int:
                 (CustodyKind.USER_CHANGED, "admin", None), (CustodyKind.VERIFICATION_RUN, "admin", None)]):
             append_event(session, kind, actor=actor, recording_id=about, at=T + timedelta(hours=hour))
         session.commit()
+    assert rid is not None
     return rid
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import partial
+from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
@@ -36,7 +37,7 @@ _recording = partial(add_recording, retain_until=T0 + timedelta(days=182))
 
 
 def _create(session: Session, number: str = "京朝城管罚字〔2026〕第00123号", **kw):
-    values = dict(number=number, title="无照经营", case_type="penalty-general", unit="朝阳区城管执法局",
+    values: dict[str, Any] = dict(number=number, title="无照经营", case_type="penalty-general", unit="朝阳区城管执法局",
                   opened_on=date(2026, 11, 1), by="clerk:李四", case_pattern=DEFAULT_CASE_PATTERN, policy=POLICY,
                   today=TODAY)
     values.update(kw)
@@ -137,5 +138,6 @@ def test_recordings_stamped_with_the_number_join_the_case_once(engine):
         unlink_recording(session, case, stamped, by="clerk", reason="误标")
         assert adopt_stamped(session, by="retention-job") == []  # a clerk's unlink is not undone
         late = _recording(session, 3, case_number="AB-2026-00777")
+        assert late.id is not None
         made = adopt_stamped(session, by="retention-job", recording_ids=[late.id])
         assert [link.recording_id for link in made] == [late.id]

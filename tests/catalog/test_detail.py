@@ -26,6 +26,7 @@ def test_the_detail_has_every_documented_key_and_no_proxy_before_one_is_made(eng
         recording = add_recording(session, 1)
         session.commit()
         detail = recording_detail(session, recording, POLICY)
+        assert recording.id is not None
         assert derived_media(session, recording.id, "proxy") is None
     assert set(detail) == KEYS
     assert (detail["derived"], detail["has_proxy"], detail["disposal"]) == ({}, False, None)
@@ -38,6 +39,7 @@ def test_a_proxy_is_found_and_shown_as_playable(engine):
     # Given a recording with a browser proxy and a thumbnail
     with Session(engine) as session:
         recording = add_recording(session, 1)
+        assert recording.id is not None
         for kind, content_type in (("proxy", "video/mp4"), ("thumbnail", "image/jpeg")):
             session.add(DerivedMedia(recording_id=recording.id, derived_from_sha256=recording.sha256, kind=kind,
                                      key=f"derived/{recording.sha256}/{kind}", sha256="e" * 64, size_bytes=10,

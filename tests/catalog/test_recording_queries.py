@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
@@ -13,7 +14,6 @@ from sqlalchemy.exc import NoResultFound, OperationalError
 from sqlmodel import Session
 
 from catalog import CustodyKind, DockSession, Recording, Sighting, append_event, ensure_station, find_known_sighting
-from catalog.docks import last_sighting_at, sighting_at, sightings_of_dock
 from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
 from catalog.recordings import (
     has_manifest,
@@ -22,16 +22,18 @@ from catalog.recordings import (
     recordings_by_sha256,
     staged_ids,
 )
+from catalog.sightings import last_sighting_at, sighting_at, sightings_of_dock
 
 T0 = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
 SERIAL = "A123456"
 
 
 def _recording(session: Session, n: int, **kw) -> Recording:
-    values = dict(sha256=f"{n:064x}", size_bytes=100 + n, media_kind="video", original_name=f"clip{n}.mp4",
-                  station_code="station-1", captured_start=T0 + timedelta(hours=n),
-                  captured_end=T0 + timedelta(hours=n, seconds=30), time_source="filename",
-                  integrity_status="ok", state="archived", ingested_at=T0, device_serial=SERIAL)
+    values: dict[str, Any] = dict(
+        sha256=f"{n:064x}", size_bytes=100 + n, media_kind="video", original_name=f"clip{n}.mp4",
+        station_code="station-1", captured_start=T0 + timedelta(hours=n),
+        captured_end=T0 + timedelta(hours=n, seconds=30), time_source="filename",
+        integrity_status="ok", state="archived", ingested_at=T0, device_serial=SERIAL)
     values.update(kw)
     recording = Recording(**values)
     session.add(recording)
@@ -52,8 +54,8 @@ def _dock(session: Session) -> int:
 
 def _sighting(session: Session, recording: Recording, dock_id: int, path: str, **kw) -> Sighting:
     assert recording.id is not None
-    values = dict(recording_id=recording.id, dock_session_id=dock_id, device_serial=SERIAL, device_path=path,
-                  size_bytes=1000, mtime_ns=7, seen_at=T0)
+    values: dict[str, Any] = dict(recording_id=recording.id, dock_session_id=dock_id, device_serial=SERIAL,
+                                  device_path=path, size_bytes=1000, mtime_ns=7, seen_at=T0)
     values.update(kw)
     sighting = Sighting(**values)
     session.add(sighting)
@@ -89,7 +91,7 @@ def test_recordings_by_sha256_answers_every_hash_whatever_the_chunk_size(engine)
         hashes = sorted([*wanted, "f" * 64])
         statements: list[str] = []
 
-        def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        def count(conn, cursor, statement, *args):
             if "FROM recording" in statement:
                 statements.append(statement)
 
@@ -227,7 +229,7 @@ def _statements(engine: Engine) -> Iterator[list[str]]:
     """The SQL statements *engine* sends inside the block, whitespace folded."""
     statements: list[str] = []
 
-    def note(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def note(conn, cursor, statement, *args):
         statements.append(" ".join(statement.split()))
 
     event.listen(engine, "before_cursor_execute", note)
@@ -263,8 +265,7 @@ def test_lock_recording_takes_the_custody_head_then_the_row(engine):
 def test_lock_recording_state_takes_the_custody_head_then_the_row(engine):
     # Given a recording whose retention this session has changed, not yet flushed
     with Session(engine) as session:
-        recording = _recording(session, 1, state="staged")
-        recording_id = recording.id
+        recording_id = _recording(session, 1, state="staged").id
         assert recording_id is not None
         session.commit()
     with Session(engine) as session:

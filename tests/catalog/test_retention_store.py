@@ -110,6 +110,7 @@ def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_recor
         wait_past(due.retain_until, held.retain_until)
 
         plan = {i.recording_id: i for i in plan_disposal(session, POLICY, as_of=utcnow(), within_days=7)}
+        assert due.id is not None and held.id is not None and later.id is not None
         assert plan[due.id].status == "due"
         assert plan[held.id].status == "held" and plan[held.id].hold_reasons == ("case AB-2026-00099 is open",)
         assert plan[later.id].status == "upcoming"
@@ -117,7 +118,7 @@ def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_recor
 
         batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=True,
                             signer=SIGNER)
-        assert batch is not None and batch.status == "awaiting_approval"
+        assert batch is not None and batch.id is not None and batch.status == "awaiting_approval"
         assert [i["recording_id"] for i in batch.items] == [due.id]
         assert worm_store.exists(due.sha256)  # nothing happens before approval
         with pytest.raises(DisposalError, match="a different person must approve it"):
@@ -157,7 +158,7 @@ def test_an_item_linked_to_a_case_after_the_plan_is_refused_and_reported(engine,
         wait_past(first.retain_until, second.retain_until)
         batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=True,
                             signer=SIGNER)
-        assert batch is not None and len(batch.items) == 2
+        assert batch is not None and batch.id is not None and len(batch.items) == 2
         case = open_case(session, "AB-2026-00100")
         link_recording(session, case, second, purpose="新发现的证据", by="clerk:李四")
         session.commit()

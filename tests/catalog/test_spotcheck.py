@@ -64,6 +64,7 @@ def test_outcomes_are_recorded_and_an_issue_needs_notes(archive):
     with Session(archive) as session:
         check = new_spot_check(session, SpotCheckCriteria(), 3, by="supervisor:王", now=utcnow(), seed="fixed")
         item = session.exec(select(SpotCheckItem).where(SpotCheckItem.check_id == check.id)).first()
+        assert item is not None and item.id is not None
         with pytest.raises(SpotCheckError, match="describe the issue"):
             record_outcome(session, item.id, outcome="issue", notes=" ", by="supervisor:王", now=utcnow(),
                            scope=EVERYTHING)
@@ -101,7 +102,9 @@ def test_supervisors_run_spot_checks_in_the_browser(archive, store):
         assert drawn.status_code == 303
         check_page = client.get(drawn.headers["location"])
         assert check_page.status_code == 200 and check_page.text.count('name="outcome"') == 4
-        item_url = re.search(r'action="(/spot-checks/\d+/items/\d+)"', check_page.text).group(1)
+        item_action = re.search(r'action="(/spot-checks/\d+/items/\d+)"', check_page.text)
+        assert item_action is not None
+        item_url = item_action.group(1)
         done = client.post(item_url, data={"csrf": csrf, "outcome": "compliant"}, follow_redirects=False)
         assert done.status_code == 303
         assert "合规 (supervisor:王)" in client.get(drawn.headers["location"]).text
@@ -161,5 +164,6 @@ def test_a_supervisor_of_other_units_learns_nothing_of_a_checks_items(archive, s
     with Session(archive) as session:
         refused = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "access_refused")).all()
         assert [e.details["check"] for e in refused] == [their_check] * 3
-        assert (session.get(SpotCheckItem, their_id).reviewed_by, session.get(SpotCheckItem, my_id).reviewed_by) == (
-            None, None)
+        their_item, my_item = session.get(SpotCheckItem, their_id), session.get(SpotCheckItem, my_id)
+        assert their_item is not None and my_item is not None
+        assert (their_item.reviewed_by, my_item.reviewed_by) == (None, None)

@@ -69,6 +69,7 @@ def test_station_anchors_after_each_dock_session_and_every_interval(samples, sta
             with Session(engine) as session:
                 undocked = session.exec(select(CustodyEvent.id).where(
                     CustodyEvent.kind == CustodyKind.UNDOCKED.value)).one()
+            assert undocked is not None
             wait_for(lambda: (a := newest_anchor(engine)) is not None and a.last_event_id >= undocked, 30,
                      "an anchor covering the dock session")
             assert any(r.startswith("dock session") or r == "hourly (EVIDENCE_ANCHOR_INTERVAL_S)" for r in reasons())

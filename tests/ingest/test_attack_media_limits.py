@@ -74,14 +74,20 @@ def test_absurd_duration_and_a_400_megapixel_photo_through_the_station(tmp_path,
     clip = rows["MVI_0002.MP4"]
     assert clip["time_implausible"] is True, clip
     claim = "the container claims a duration of 4294967295 s (49710 days), more than 7 days"
-    assert claim in clip["integrity"]["detail"] and claim in clip["time_problem"]
+    detail, problem = clip["integrity"]["detail"], clip["time_problem"]
+    assert detail is not None and problem is not None
+    assert claim in detail and claim in problem
     assert 0.9 < clip["technical"]["duration_s"] < 1.2  # the streams' own length
     with Session(engine) as session:
         row = session.get(Recording, clip["id"])
         assert row is not None and row.technical["duration_claimed_s"] == 4294967295.0
-    start, end = (datetime.fromisoformat(clip[k].replace("Z", "+00:00")) for k in ("captured_start", "captured_end"))
+    captured_start, captured_end = clip["captured_start"], clip["captured_end"]
+    assert captured_start is not None and captured_end is not None
+    start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (captured_start, captured_end))
     assert start == datetime(2026, 11, 20, 6, 10, tzinfo=UTC) and end - start < timedelta(seconds=2)
-    until = datetime.fromisoformat(clip["retain_until"].replace("Z", "+00:00"))
+    retain_until = clip["retain_until"]
+    assert retain_until is not None
+    until = datetime.fromisoformat(retain_until.replace("Z", "+00:00"))
     assert until < datetime.now(UTC) + timedelta(days=400)  # retention counts from a real end, not 2162
     assert store.head(clip["sha256"]).retain_until == until
 

@@ -97,13 +97,17 @@ def test_wrong_device_clocks_never_crash_nor_shorten_retention(where, tmp_path, 
     assert (reset["captured_start"], reset["raw_device_time"]) == ("2000-01-01T00:00:12Z", "20000101_080012")
     nines = rows[f"{PREFIX}_99991231_235959.mp4"]
     assert (nines["time_source"], nines["captured_start"]) == ("container", "2026-11-29T01:00:00Z")
-    assert "filename time '99991231_235959'" in nines["time_problem"]
+    nines_problem = nines["time_problem"]
+    assert nines_problem is not None and "filename time '99991231_235959'" in nines_problem
     ahead = rows[f"{PREFIX}_20461130_120000.mp4"]
     assert ahead["captured_start"] == "2046-11-30T04:00:00Z"  # kept as the device said, flagged
-    assert ahead["retain_until"] < "2028-01-01"  # not locked until 2047: counted from archiving
+    ahead_until = ahead["retain_until"]
+    assert ahead_until is not None and ahead_until < "2028-01-01"  # not locked until 2047: counted from archiving
     for name in ("IMG_9999.jpg", "IMG_0001.jpg"):
         assert rows[name]["time_source"] == "file_mtime" and rows[name]["media_kind"] == "photo"
-    assert "exif time '0001:01:01 00:00:00' is outside the representable range" in rows["IMG_0001.jpg"]["time_problem"]
+    exif_problem = rows["IMG_0001.jpg"]["time_problem"]
+    assert exif_problem is not None
+    assert "exif time '0001:01:01 00:00:00' is outside the representable range" in exif_problem
 
     # And nothing is due for disposal the night it is ingested; the nightly job agrees and changes nothing
     with Session(engine) as session:
@@ -124,10 +128,11 @@ def test_wrong_device_clocks_never_crash_nor_shorten_retention(where, tmp_path, 
 
 def test_a_describe_failure_is_a_flagged_row_and_the_rest_of_the_device_is_ingested(
         tmp_path, settings, engine, store, monkeypatch):
+    from ingest.describe.metadata import describe
     from ingest.pipeline import cataloguing
 
     device = _wrong_clock_recorder(tmp_path / "dock")
-    real = cataloguing.describe
+    real = describe
 
     def describe_that_breaks_on_one_file(facts, **kw):
         if facts.name.endswith("20461130_120000.mp4"):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dramatiq.brokers.stub import StubBroker
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording, find_chain_breaks, load_chain, load_or_create_key
@@ -156,6 +157,7 @@ def _revisions(engine, recording_id):
 def _status(engine, recording_id):
     with Session(engine) as session:
         recording = session.get(Recording, recording_id)
+        assert recording is not None
         return recording.integrity_status, recording.integrity_detail
 
 
@@ -163,6 +165,7 @@ def test_garbled_clip_passes_the_header_check_but_not_the_decoder(clips):
     assert check_structure(clips["garbled"]).problem is None
     result = run_decode_check(clips["garbled"], timeout_s=60)
     assert result.status == "damaged" and result.first_error and result.error_lines >= 1
+    assert result.error_time_s is not None
     assert 0.5 <= result.error_time_s <= DAMAGE_FROM_S + 0.1  # measured: 1.02 (end of the last good packet)
     assert result.decoder.startswith("ffmpeg ") and result.exit_code in (0, 1)
     good = run_decode_check(clips["good"], timeout_s=60)
@@ -194,6 +197,7 @@ def test_decode_found_damage_is_a_new_revision_and_the_ingest_verdict_is_kept(tm
         assert decode.details["first_error"] and decode.detail.startswith(
             f"decoder error at about {decode.details['error_time_s']:.2f} s: {decode.details['first_error']}")
         recording = session.get(Recording, recording_id)
+        assert recording is not None
         assert recording.integrity_status == "damaged"
         assert recording.integrity_detail == f"decode check: {decode.detail}"
         event = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "integrity_checked",
@@ -264,9 +268,12 @@ def test_photos_decode_too_and_a_cut_jpeg_is_damaged_without_a_time(tmp_path, ff
     whole = make_photo(tmp_path / "a.jpg")
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
-    assert decode_file(whole, is_photo=True, timeout_s=60).status == "ok"
+    whole_result = decode_file(whole, is_photo=True, timeout_s=60)
+    assert whole_result is not None and whole_result.status == "ok"
     result = decode_file(cut, is_photo=True, timeout_s=60)
+    assert result is not None
     assert (result.status, result.error_time_s, result.decoded_s) == ("damaged", None, None)
+    assert result.first_error is not None
     assert result.first_error.startswith("[mjpeg] ") and result.describe().startswith("decoder error: [mjpeg] ")
 
 
@@ -279,8 +286,10 @@ def test_heic_is_decoded_by_pillow_heif_when_it_is_installed(tmp_path):
     data = (tmp_path / "a.heic").read_bytes()
     (tmp_path / "cut.heic").write_bytes(data[: len(data) // 2])
     good = decode_file(tmp_path / "a.heic", is_photo=True, timeout_s=60)
+    assert good is not None
     assert (good.status, good.decoder) == ("ok", f"pillow-heif {pillow_heif.__version__}")
     cut = decode_file(tmp_path / "cut.heic", is_photo=True, timeout_s=60)
+    assert cut is not None and cut.first_error is not None
     assert cut.status == "damaged" and "cannot identify image file" in cut.first_error
 
 
@@ -319,6 +328,7 @@ def test_archive_actor_leads_to_one_decode_check_however_often_it_runs(tmp_path,
     key = load_or_create_key(settings.station_key_path)
     queue = open_queue(settings, engine=engine, store=store, key=key)  # no broker URL: the in-process broker
     broker, actors = queue.broker, queue.actors
+    assert isinstance(broker, StubBroker)
     assert actors.decode_check.actor_name == "ingest.decode_check"
     queues = queue_names("evidence", settings.station)
     assert actors.decode_check.queue_name == queues["derive"]

@@ -18,6 +18,7 @@ from ingest.journal import journaled_serials
 from ingest.journal import load as load_journal
 from ingest.pipeline import IngestOptions, catalogue_journal, ingest_folder
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
+from ingest.transfer import copy_and_hash
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -25,9 +26,9 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 def _pull_after_first_staged(monkeypatch: pytest.MonkeyPatch, device: Path, elsewhere: Path) -> list[str]:
     """Unplug *device* (move it away, as an unmount does) the moment the first file's copy is staged."""
     staged: list[str] = []
-    real = pipeline.copy_and_hash
+    real = copy_and_hash
 
-    def copy_then_unplug(source, staging, **kw):  # type: ignore[no-untyped-def]
+    def copy_then_unplug(source, staging, **kw):
         result = real(source, staging, **kw)
         staged.append(result.sha256)
         if len(staged) == 1:
@@ -63,7 +64,7 @@ def test_a_device_pulled_while_the_catalogue_is_away_is_catalogued_from_the_jour
     staged = _pull_after_first_staged(monkeypatch, device, tmp_path / "pocket")
     real_register = pipeline.DockRun.register
 
-    def catalogue_down(self, item):  # type: ignore[no-untyped-def]
+    def catalogue_down(self, item):
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(pipeline.DockRun, "register", catalogue_down)

@@ -9,7 +9,16 @@ from ingest.samples import HOSTILE_NAME
 from ingest.scan import scan_device
 
 PROFILES = load_profiles()
-GBK_RULE = PROFILES["cn-enforcement-recorder"].identity
+
+
+def _gbk_rule() -> IdentityRule:
+    """The recorder profile's identity rule (the profile has one)."""
+    rule = PROFILES["cn-enforcement-recorder"].identity
+    assert rule is not None
+    return rule
+
+
+GBK_RULE = _gbk_rule()
 
 
 def test_gbk_identity_file_is_read():
@@ -32,13 +41,15 @@ def test_json_identity_and_broken_json():
     rule = IdentityRule(file="RECORDER.JSON", encoding="utf-8", fields={"serial": "serial"})
     assert parse_identity(b'{"serial": "GPS7788"}', rule).serial == "GPS7788"
     broken = parse_identity(b'{"serial": ', rule)
-    assert broken.serial is None and broken.problem.startswith("identity file is not valid JSON")
+    assert broken.serial is None and broken.problem is not None
+    assert broken.problem.startswith("identity file is not valid JSON")
 
 
 def test_identity_file_is_found_case_insensitively(tmp_path):
     (tmp_path / "zfyinfo.txt").write_bytes("产品序号=B765432\n".encode("gbk"))
     assert read_identity(tmp_path, GBK_RULE).serial == "B765432"
-    assert read_identity(tmp_path / "nowhere", GBK_RULE).problem.startswith("device root unreadable")
+    nowhere = read_identity(tmp_path / "nowhere", GBK_RULE).problem
+    assert nowhere is not None and nowhere.startswith("device root unreadable")
 
 
 def test_scan_keeps_every_regular_file_and_explains_every_skip(samples):

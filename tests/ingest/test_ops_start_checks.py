@@ -49,7 +49,7 @@ def test_a_bucket_without_object_lock_is_refused_at_start(command: str, versioni
     # Given a bucket that answers but was made without Object Lock (with or without versioning)
     client, bucket = make_bucket(s3_server, object_lock=False)
     if versioning:
-        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})  # type: ignore[attr-defined]
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     env = _env(tmp_path, redis_url, bucket=bucket, endpoint=s3_server.endpoint, access_key=s3_server.access_key,
                secret_key=s3_server.secret_key)
     # When the command starts

@@ -25,7 +25,7 @@ from ingest.pipeline import run as pipeline  # the module whose names the tests 
 from ingest.samples import make_amr, make_clip, make_wav
 from ingest.station.clearing import clear_device
 from ingest.station.tagging import tag_dock_session
-from ingest.transfer import CopyResult
+from ingest.transfer import CopyResult, copy_and_hash
 from storage import object_key
 from tests import media
 
@@ -47,7 +47,7 @@ def _recorder(root: Path) -> Path:
     return root
 
 
-def _ingest(device: Path, settings, engine, store, **options):  # type: ignore[no-untyped-def]
+def _ingest(device: Path, settings, engine, store, **options):
     return ingest_folder(device, settings=settings, engine=engine, store=store, options=IngestOptions(**options))
 
 
@@ -96,9 +96,9 @@ def test_a_read_that_ends_early_is_flagged_and_the_whole_file_is_archived_before
     clip = make_clip(device / "RECORD" / "ZFY_A123456_010203_20261120_083000.mp4", seconds=2,
                      creation_time="2026-11-20T08:30:00Z")
     whole = clip.read_bytes()
-    real = pipeline.copy_and_hash
+    real = copy_and_hash
 
-    def short_read(source, staging, **kw):  # type: ignore[no-untyped-def]
+    def short_read(source, staging, **kw):
         if source.suffix != ".mp4":
             return real(source, staging, **kw)
         cut = tmp_path / "cut.bin"  # what a USB reset at 40 % delivers: EOF early, no error

@@ -32,18 +32,18 @@ def _held_reasons(session, policy):
             for item in plan_disposal(session, policy, as_of=FAR_FUTURE)}
 
 
-def _row(report, name_ending: str):  # type: ignore[no-untyped-def]
+def _row(report, name_ending: str):
     """The report's recording whose original name ends with *name_ending*."""
     return next(r for r in report.recordings if r["original_name"].endswith(name_ending))
 
 
 @pytest.fixture
-def cn_docked(samples, settings, engine, store):  # type: ignore[no-untyped-def]
+def cn_docked(samples, settings, engine, store):
     """The Chinese recorder sample docked with nothing stamped: its ingest report."""
     return ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store, options=IngestOptions())
 
 
-def _browser(engine, store, policy) -> TestClient:  # type: ignore[no-untyped-def]
+def _browser(engine, store, policy) -> TestClient:
     """A browser on the web app over this archive (a fresh station key, the default case pattern)."""
     config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), case_pattern=DEFAULT_CASE_PATTERN,
                        policy=policy)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from dateutil.relativedelta import relativedelta
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import (
     CustodyEvent,
@@ -24,6 +24,7 @@ from catalog import (
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
 from ingest.samples import HOSTILE_NAME, make_photo
+from ingest.scan import scan_device
 from storage import BackendUnavailable, LocalStore, object_key
 from tests.conftest import as_attacker
 
@@ -148,7 +149,7 @@ def test_redocking_the_same_device_ingests_nothing_twice(samples, settings, engi
     with Session(engine) as session:
         assert len(session.exec(select(Recording)).all()) == 12
         assert len(session.exec(select(Sighting)).all()) == 12
-        sessions = session.exec(select(DockSession).order_by(DockSession.id)).all()
+        sessions = session.exec(select(DockSession).order_by(col(DockSession.id))).all()
         assert [(s.files_new, s.files_known) for s in sessions] == [(12, 0), (0, 0)]
 
 
@@ -169,7 +170,7 @@ def test_same_bytes_on_two_devices_are_one_recording_with_two_sightings(samples,
             "DCIM/100OTHER/MVI_0100.MP4", f"RECORD/20261120/{CN_PREFIX}_083000.mp4"]
         assert recording.original_name == f"{CN_PREFIX}_083000.mp4"  # the first sighting names it
         kinds = [e.kind for e in session.exec(select(CustodyEvent).where(
-            CustodyEvent.recording_id == recording.id).order_by(CustodyEvent.id))]
+            CustodyEvent.recording_id == recording.id).order_by(col(CustodyEvent.id)))]
         assert kinds == ["copied", "stamped", "archived", "manifested", "sighted"]
 
 
@@ -238,7 +239,7 @@ def test_invalid_case_number_is_refused_before_anything_is_read(samples, setting
 
 
 def test_a_file_vanishing_mid_dock_is_reported_and_the_rest_continue(samples, settings, engine, store, monkeypatch):
-    real_scan = pipeline.scan_device
+    real_scan = scan_device
     victim = samples.cn_recorder / "AUDIO" / "20261120" / f"{CN_PREFIX}_084500.wav"
 
     def scan_then_lose_a_file(root, profile):
@@ -257,7 +258,7 @@ def test_a_file_vanishing_mid_dock_is_reported_and_the_rest_continue(samples, se
 
 
 def test_a_device_unplugged_mid_dock_keeps_what_was_copied(samples, settings, engine, store, monkeypatch):
-    real_scan = pipeline.scan_device
+    real_scan = scan_device
 
     def scan_then_unplug(root, profile):
         result = real_scan(root, profile)
@@ -355,7 +356,7 @@ def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url
             assert store.verify(row["sha256"]) == row["sha256"]
         with Session(engine) as session:
             kinds = [e.kind for e in session.exec(select(CustodyEvent).where(
-                CustodyEvent.recording_id == report.recordings[0]["id"]).order_by(CustodyEvent.id))]
+                CustodyEvent.recording_id == report.recordings[0]["id"]).order_by(col(CustodyEvent.id)))]
         assert kinds == ["copied", "stamped", "archived", "verified", "manifested"]
     finally:
         engine.dispose()

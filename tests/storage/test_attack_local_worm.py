@@ -74,10 +74,11 @@ def _attack(code: str, *, uid: int | None = None, drop_immutable: bool = False) 
         if shutil.which("capsh") is None:
             _missing("capsh (libcap2-bin), to drop CAP_LINUX_IMMUTABLE from the attacker")
         args = ["capsh", "--drop=cap_linux_immutable", "--", "-c", " ".join(_quote(a) for a in args)]
+    owner = uid if uid is not None and ROOT else None  # None: as this process (subprocess's own default)
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
                           env={"PATH": os.environ["PATH"],
                                "PYTHONPATH": os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])},
-                          **({"user": uid, "group": uid} if uid is not None and ROOT else {}))
+                          user=owner, group=owner)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -191,7 +192,9 @@ def test_service_account_attacks_on_its_own_store_fail_or_are_named(work):
     from catalog.models import Recording
     from catalog.verification import check_lock
 
-    row = Recording(id=7, original_name="clip.mp4", sha256=shas[4], retain_until=UNTIL, retention_rule="routine")
+    row = Recording(id=7, original_name="clip.mp4", sha256=shas[4], retain_until=UNTIL, retention_rule="routine",
+                    size_bytes=1, media_kind="video", station_code="s", time_source="filename", integrity_status="ok",
+                    state="archived")
     problems = check_lock(row, store.head(shas[4]))
     assert problems and object_key(shas[4]) in str(problems[0]) and early[:10] in str(problems[0])
 

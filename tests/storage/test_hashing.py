@@ -37,7 +37,7 @@ class _FailsAfter:
 
 
 class _FullDisk(io.BytesIO):
-    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+    def write(self, data) -> int:
         raise OSError(28, "No space left on device")
 
 

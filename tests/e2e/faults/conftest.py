@@ -35,7 +35,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, DockSession, Recording, Sighting
 from ingest.config import Settings
@@ -316,7 +316,7 @@ class Cluster:
 
     def dock_sessions(self) -> list[DockSession]:
         with Session(self.engine) as session:
-            return list(session.exec(select(DockSession).order_by(DockSession.id)))  # type: ignore[arg-type]
+            return list(session.exec(select(DockSession).order_by(col(DockSession.id))))
 
     def events(self, kind: str | None = None) -> list[CustodyEvent]:
         with Session(self.engine) as session:

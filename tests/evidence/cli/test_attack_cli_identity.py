@@ -10,7 +10,7 @@ import json
 import os
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, PermissionDenied, open_catalog
 from catalog.models import StampRevision
@@ -29,7 +29,7 @@ def _events(env, kind: str) -> list[CustodyEvent]:
     try:
         with Session(engine) as session:
             return list(session.exec(select(CustodyEvent).where(CustodyEvent.kind == kind)
-                                     .order_by(CustodyEvent.id)))  # type: ignore[arg-type]
+                                     .order_by(col(CustodyEvent.id))))
     finally:
         engine.dispose()
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent
 from catalog.errors import SignInRefused
@@ -64,7 +64,7 @@ def test_a_password_reset_ends_the_stolen_session(web_site):
     assert client.get("/api/recordings").status_code == 401
     with Session(engine) as session:
         reset = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "user_changed")
-                             .order_by(CustodyEvent.id.desc())).first()  # type: ignore[union-attr]
+                             .order_by(col(CustodyEvent.id).desc())).first()
         assert reset is not None and reset.details == {"user": "clerk", "action": "password set", "sessions_ended": 1}
 
 
@@ -85,7 +85,7 @@ def test_deactivation_ends_sessions_and_reactivation_does_not_revive_them(web_si
     assert web_login(client, "supervisor").status_code == 303  # a new sign-in works
     with Session(engine) as session:
         changes = [e.details for e in session.exec(select(CustodyEvent).where(
-            CustodyEvent.kind == "user_changed", CustodyEvent.actor == "admin").order_by(CustodyEvent.id))]
+            CustodyEvent.kind == "user_changed", CustodyEvent.actor == "admin").order_by(col(CustodyEvent.id)))]
     assert {"user": "supervisor", "action": "deactivate", "sessions_ended": 1} in changes
     assert {"user": "supervisor", "action": "activate", "sessions_ended": 0} in changes
 
@@ -145,9 +145,9 @@ def test_an_attacker_cannot_lock_the_administrator_out_for_long(web_site):
         # the attacker stops; the administrator comes from the office after the last wait
         user = authenticate(session, "admin", WEB_PASSWORD, now=now, source="10.1.1.1")
         assert user.name == "admin"
-        checked = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "sign_in_failed",
-                                                          CustodyEvent.actor == "admin")).all()
-        assert {e.details["reason"] for e in checked} == {"wrong password", "locked"}
+        failures = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "sign_in_failed",
+                                                           CustodyEvent.actor == "admin")).all()
+        assert {e.details["reason"] for e in failures} == {"wrong password", "locked"}
 
 
 def test_one_address_spraying_many_names_is_slowed(web_site):
@@ -165,5 +165,5 @@ def test_one_address_spraying_many_names_is_slowed(web_site):
         later = now + ADDRESS_MAX_DELAY + timedelta(minutes=1)  # the address's failures age out of the window
         assert authenticate(session, "auditor", WEB_PASSWORD, now=later, source="198.51.100.4").name == "auditor"
         last = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "sign_in_failed")
-                            .order_by(CustodyEvent.id.desc())).first()  # type: ignore[union-attr]
+                            .order_by(col(CustodyEvent.id).desc())).first()
         assert last is not None and last.details["by"] == "address" and last.details["reason"] == "locked"

@@ -26,6 +26,7 @@ import urllib.request
 from datetime import timedelta
 from http.cookiejar import CookieJar
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -66,7 +67,7 @@ def _sign_out(browser: TestClient) -> None:
                         follow_redirects=False).status_code == 303
 
 
-def _events(engine, kind: str, actor: str) -> list[dict]:
+def _events(engine, kind: str, actor: str) -> list[dict[str, Any]]:
     with Session(engine) as session:
         return [e.details for e in session.exec(select(CustodyEvent).where(
             CustodyEvent.kind == kind, CustodyEvent.actor == actor).order_by(col(CustodyEvent.id)))]
@@ -211,6 +212,7 @@ def test_the_device_cookie_is_stored_hashed_kept_on_sign_out_and_sent_only_to_th
     assert "path=/login" in header.lower() and "httponly" in header.lower() and "samesite=strict" in header.lower()
     assert f"Max-Age={int(DEVICE_TTL.total_seconds())}" in header
     token = browser.cookies.get(DEVICE_COOKIE)
+    assert token is not None
     with Session(engine) as session:
         rows = session.exec(select(SignInDevice)).all()
         assert [r.token_sha256 for r in rows] == [hashlib.sha256(token.encode()).hexdigest()]
@@ -221,7 +223,9 @@ def test_the_device_cookie_is_stored_hashed_kept_on_sign_out_and_sent_only_to_th
     assert browser.cookies.get(DEVICE_COOKIE) == token
     # a second person on the same computer: the browser keeps both tokens, the newest first
     assert web_login(browser, "auditor").status_code == 303
-    both = browser.cookies.get(DEVICE_COOKIE).split(".")
+    both_cookie = browser.cookies.get(DEVICE_COOKIE)
+    assert both_cookie is not None
+    both = both_cookie.split(".")
     assert len(both) == 2 and both[1] == token
 
 

@@ -52,6 +52,15 @@ def _events(engine: Any, kind: str, **where: Any) -> list[CustodyEvent]:
         return list(session.exec(query.order_by(col(CustodyEvent.id))))
 
 
+def _recording_ids(events: list[CustodyEvent]) -> list[int]:
+    """The recordings *events* are about, sorted; each of them must be about one."""
+    ids = []
+    for event in events:
+        assert event.recording_id is not None, event
+        ids.append(event.recording_id)
+    return sorted(ids)
+
+
 def _seal(engine: Any, store: Any) -> None:
     """Signed manifests in the store for recordings 1, 2 (officer 010203, unit U1) and 3 (officer 030405, unit
     U2), as the archive writes them (an evidence package carries them)."""
@@ -59,7 +68,9 @@ def _seal(engine: Any, store: Any) -> None:
     with Session(engine) as session:
         ensure_station_key(session, "station-1", key, actor="station:station-1", store=store)
         for rid in (1, 2, 3):
-            write_manifest(session, store, session.get(Recording, rid), key, actor="station:station-1")
+            recording = session.get(Recording, rid)
+            assert recording is not None
+            write_manifest(session, store, recording, key, actor="station:station-1")
         session.commit()
 
 
@@ -69,7 +80,9 @@ def _link_all(engine: Any, store: Any) -> None:
     with Session(engine) as session:
         case = get_case(session, CASE)
         for rid in (1, 2, 3):
-            link_recording(session, case, session.get(Recording, rid), purpose=f"证明事实{rid}", by="clerk")
+            recording = session.get(Recording, rid)
+            assert recording is not None
+            link_recording(session, case, recording, purpose=f"证明事实{rid}", by="clerk")
         session.commit()
 
 
@@ -78,6 +91,7 @@ def _derive(engine: Any, store: Any, tmp_path: Path, recording_id: int, kind: st
     name, content_type = {"proxy": ("proxy.mp4", "video/mp4"), "thumbnail": ("thumbnail.jpg", "image/jpeg")}[kind]
     with Session(engine) as session:
         recording = session.get(Recording, recording_id)
+        assert recording is not None
         path = tmp_path / f"{recording_id}.{name}"
         path.write_bytes(data)
         key = store.put_derived(recording.sha256, name, path, content_type=content_type)
@@ -116,7 +130,7 @@ def test_export_is_refused_to_an_auditor_and_to_a_supervisor_of_other_units(web_
     assert outside.status_code == 403 and "application/zip" not in outside.headers["content-type"]
     assert "recordings 1, 2 are outside what unit-2-supervisor may export (unit U2)" in outside.text
     assert "nothing was written" in outside.text
-    assert sorted(e.recording_id for e in _events(engine, "access_refused", actor="unit-2-supervisor")) == [1, 2]
+    assert _recording_ids(_events(engine, "access_refused", actor="unit-2-supervisor")) == [1, 2]
     assert _events(engine, "exported") == []
 
     client.cookies.clear()
@@ -130,7 +144,7 @@ def test_export_is_refused_to_an_auditor_and_to_a_supervisor_of_other_units(web_
     names = zipfile.ZipFile(io.BytesIO(package.content)).namelist()
     assert sum("/data/recordings/" in n for n in names) == 3
     exported = _events(engine, "exported")
-    assert sorted(e.recording_id for e in exported) == [1, 2, 3]  # exactly one per recording
+    assert _recording_ids(exported) == [1, 2, 3]  # exactly one per recording
     assert {(e.actor, e.details["reason"]) for e in exported} == {("supervisor", "移送法院")}
 
 
@@ -333,7 +347,8 @@ def test_case_numbers_with_slashes_work_on_every_route(web_site, store, settings
     number = "罚/2026/001"
     key = Ed25519PrivateKey.generate()
     app = create_app(WebConfig(engine=engine, store=store, key=key, station="station-1",
-                               case_pattern=DEFAULT_CASE_PATTERN, attach=document_attacher(settings, store, key)))
+                               case_pattern=DEFAULT_CASE_PATTERN, attach=document_attacher(settings, store, key),
+                               settings=settings))
     with TestClient(app) as client:
         web_login(client, "admin")
         token = form_token(client.get("/cases").text)

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import DerivedMedia, Recording, load_or_create_key, open_catalog
 from evidence.web import WebConfig, create_app
@@ -40,7 +40,7 @@ def server(samples, settings):
     add_web_users(engine, {"clerk:李四": "clerk", "supervisor:王": "supervisor", "officer:李四": "officer",
                            "auditor:赵": "auditor", "admin:钱": "admin"}, officer_numbers={"officer:李四": "020304"})
     with Session(engine) as session:
-        video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
+        video = session.exec(select(Recording).join(DerivedMedia, col(DerivedMedia.recording_id) == Recording.id)
                              .where(DerivedMedia.kind == "proxy", Recording.media_kind == "video")).first()
         assert video is not None
         video_id = video.id
@@ -139,7 +139,7 @@ def _ids(engine, **where) -> list[int]:
         query = select(Recording.id)
         for field, value in where.items():
             query = query.where(getattr(Recording, field) == value)
-        return [i for i in session.exec(query.order_by(Recording.id)) if i is not None]  # type: ignore[arg-type]
+        return [i for i in session.exec(query.order_by(col(Recording.id))) if i is not None]
 
 
 @pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)

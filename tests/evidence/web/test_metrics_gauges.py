@@ -17,7 +17,7 @@ from catalog.types import utcnow
 from tests.webhelpers import web_login
 
 
-def _scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[no-untyped-def]
+def _scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = client.get("/metrics")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -25,9 +25,9 @@ def _scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # 
             for family in text_string_to_metric_families(response.text) for s in family.samples}
 
 
-def _set_state(engine, state: str, *, hours_ago: float = 0) -> None:  # type: ignore[no-untyped-def]
+def _set_state(engine, state: str, *, hours_ago: float = 0) -> None:
     with Session(engine) as session:
-        session.exec(update(Recording).values(state=state,  # type: ignore[call-overload]
+        session.exec(update(Recording).values(state=state,
                                               ingested_at=utcnow() - timedelta(hours=hours_ago)))
         session.commit()
 
@@ -70,7 +70,7 @@ def test_outbox_backlog_and_failures_follow_the_catalogue(web_site):
 
     now = utcnow()
     with Session(engine) as session:
-        ids = [r for r in session.exec(select(Recording.id).order_by(col(Recording.id)))]
+        ids = [r for r in session.exec(select(Recording.id).order_by(col(Recording.id))) if r is not None]
         catalog_outbox.add(session, ids[0], station="station-1", now=now - timedelta(minutes=30), reason="ingest")
         catalog_outbox.add(session, ids[1], station="station-2", now=now - timedelta(minutes=5), reason="ingest")
         append_event(session, CustodyKind.INGEST_FAILED, actor="station:s1", details={"stage": "copy"})

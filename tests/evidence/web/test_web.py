@@ -217,6 +217,8 @@ def test_the_api_shows_a_recording_in_the_shape_evidence_show_prints(client, eng
     shown = client.get("/api/recordings/1")
     assert shown.status_code == 200
     with Session(engine) as session:
-        detail = recording_detail(session, session.get(Recording, 1), client.app.state.config.policy)
+        recording = session.get(Recording, 1)
+        assert recording is not None
+        detail = recording_detail(session, recording, client.app.state.config.policy)
     assert shown.json() == json.loads(json.dumps(detail))
     assert shown.json()["has_proxy"] is False and shown.json()["custody"][-1]["kind"] == "viewed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from datetime import date, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, Device, Officer, Station
 from catalog.registry import OfficerForm, certificate_state, validate_officer
@@ -30,7 +30,7 @@ def test_certificate_states_and_officer_rules():
 def _registry_events(engine):
     with Session(engine) as session:
         return [e.details for e in session.exec(select(CustodyEvent).where(CustodyEvent.kind == "registry_changed")
-                                                .order_by(CustodyEvent.id))]  # type: ignore[arg-type]
+                                                .order_by(col(CustodyEvent.id)))]
 
 
 def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
@@ -85,7 +85,8 @@ def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
     assert policy.status_code == 200 and 'id="routine">6<' in policy.text and "penalty-general" in policy.text
 
     with Session(engine) as session:
-        assert session.get(Station, "station-1").name == "城东站"
+        station = session.get(Station, "station-1")
+        assert station is not None and station.name == "城东站"
         assert session.exec(select(Device)).one().officer_number == "040506"
         assert session.exec(select(Officer).where(Officer.number == "040506")).one().certificate_number == "ZF-123"
     events = _registry_events(engine)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, Recording
 from catalog.cases import get_case
@@ -14,7 +14,7 @@ from tests.webhelpers import form_token, web_login
 
 def _kinds(engine) -> list[str]:
     with Session(engine) as session:
-        return [e.kind for e in session.exec(select(CustodyEvent).order_by(CustodyEvent.id))]  # type: ignore[arg-type]
+        return [e.kind for e in session.exec(select(CustodyEvent).order_by(col(CustodyEvent.id)))]
 
 
 def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
@@ -44,6 +44,7 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     assert page.text.count("证明噪声") == 2 and "法律保全" in page.text
     with Session(engine) as session:
         held = session.get(Recording, 1)
+        assert held is not None
         assert held.legal_hold and store.head(held.sha256).legal_hold  # the hold reached the WORM store
 
     no_reason = client.post("/cases/AB-2026-00100/unlink", data={"csrf": token, "recording": "3", "reason": ""},
@@ -61,7 +62,9 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     assert closed.status_code == 303
     with Session(engine) as session:
         assert get_case(session, "AB-2026-00100").status == "closed"
-        assert not session.get(Recording, 1).legal_hold  # kept for the case type's period instead
+        released = session.get(Recording, 1)
+        assert released is not None
+        assert not released.legal_hold  # kept for the case type's period instead
     relink = client.post("/cases/AB-2026-00100/link", data={"csrf": token, "recordings": "3", "purpose": "x"})
     assert relink.status_code == 400 and "is closed" in relink.text
     reopened = client.post("/cases/AB-2026-00100/reopen", data={"csrf": token, "reason": "复议"},

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, DerivedMedia, Recording, load_or_create_key, open_catalog, read_manifest
 from evidence.web import WebConfig, create_app
@@ -15,7 +14,7 @@ from ingest.documents import document_attacher
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
 from storage import LocalStore
-from tests.webhelpers import add_web_users, web_login
+from tests.webhelpers import add_web_users, form_token, web_login
 
 
 def test_range_headers_are_parsed_strictly():
@@ -35,14 +34,14 @@ def site(samples, settings):
     engine = open_catalog(settings.database_url)
     add_web_users(engine, {"clerk:李四": "clerk", "auditor:赵": "auditor", "officer:张三": "officer"})
     with Session(engine) as session:
-        video = session.exec(select(Recording).join(DerivedMedia, DerivedMedia.recording_id == Recording.id)
+        video = session.exec(select(Recording).join(DerivedMedia, col(DerivedMedia.recording_id) == Recording.id)
                              .where(DerivedMedia.kind == "proxy", Recording.media_kind == "video")).first()
         assert video is not None
         video_id = video.id
     store = LocalStore(settings.store_path)
     key = load_or_create_key(settings.station_key_path)
     app = create_app(WebConfig(engine=engine, store=store, key=key, case_pattern=settings.case_pattern,
-                               attach=document_attacher(settings, store, key)))
+                               attach=document_attacher(settings, store, key), settings=settings))
     with TestClient(app) as client:
         yield client, engine, store, video_id
     engine.dispose()
@@ -55,7 +54,7 @@ def _login(client, name):
 def _events(engine, kind):
     with Session(engine) as session:
         return session.exec(select(CustodyEvent).where(CustodyEvent.kind == kind)
-                            .order_by(CustodyEvent.id)).all()  # type: ignore[arg-type]
+                            .order_by(col(CustodyEvent.id))).all()
 
 
 def test_clerk_plays_with_range_requests_and_each_playback_is_recorded(site):
@@ -66,6 +65,7 @@ def test_clerk_plays_with_range_requests_and_each_playback_is_recorded(site):
     assert [e.actor for e in _events(engine, "viewed")] == ["clerk:李四"]
     with Session(engine) as session:
         recording = session.get(Recording, video_id)
+        assert recording is not None
         with store.open_derived(recording.sha256, "proxy.mp4") as fh:
             proxy = fh.read()
     first = client.get(f"/media/{video_id}/proxy.mp4", headers={"Range": "bytes=0-99"})
@@ -88,7 +88,7 @@ def test_clerk_changes_the_stamp_with_a_reason_and_a_signed_revision(site):
     client, engine, store, video_id = site
     _login(client, "clerk:李四")
     page = client.get(f"/recordings/{video_id}").text
-    csrf = re.search(r'name="csrf" value="([^"]*)"', page).group(1)
+    csrf = form_token(page)
     url = f"/recordings/{video_id}/stamp"
     form = {"csrf": csrf, "case_number": "AB-2026-00042", "purpose": "证明无照经营", "reason": "复核后关联案件"}
     assert client.post(url, data={**form, "csrf": "forged"}).status_code == 403
@@ -100,6 +100,7 @@ def test_clerk_changes_the_stamp_with_a_reason_and_a_signed_revision(site):
     assert saved.status_code == 303
     with Session(engine) as session:
         recording = session.get(Recording, video_id)
+        assert recording is not None
         assert (recording.stamp_revision, recording.case_number) == (2, "AB-2026-00042")
         manifest = read_manifest(store, recording.sha256, 2)
         assert manifest["stamp"]["changed_by"] == "clerk:李四" and manifest["stamp"]["reason"] == "复核后关联案件"
@@ -146,7 +147,7 @@ def test_case_page_lists_the_case_and_exports_a_valid_package(site, tmp_path):
     page = client.get("/cases/AB-2026-00042")
     assert page.status_code == 200 and "证明现场" in page.text and "导出证据包" in page.text
     assert client.get("/cases/AB-404").status_code == 404
-    csrf = re.search(r'name="csrf" value="([^"]*)"', page.text).group(1)
+    csrf = form_token(page.text)
     assert client.post("/cases/AB-2026-00042/export", data={"csrf": "forged"}).status_code == 403
     unstated = client.post("/cases/AB-2026-00042/export", data={"csrf": csrf})
     assert unstated.status_code == 422 and "state the reason" in unstated.text and _events(engine, "exported") == []
@@ -173,7 +174,7 @@ def test_a_clerk_attaches_text_records_to_a_case_in_the_browser(site):
                     policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
         session.commit()
     _login(client, "clerk:李四")
-    csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/cases/AB-2026-00042").text).group(1)
+    csrf = form_token(client.get("/cases/AB-2026-00042").text)
     url = "/cases/AB-2026-00042/documents"
     files = [("files", ("../../询问笔录.pdf", pdf_bytes(), "application/pdf")),
              ("files", ("scan.pdf", b"%PDF-1.4 cut off", "application/pdf"))]

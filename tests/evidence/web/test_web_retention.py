@@ -54,6 +54,7 @@ def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine,
         assert not store.exists(due.sha256) and store.exists(held.sha256)
         with Session(engine) as session:
             batch = session.get(DisposalBatch, 1)
+            assert batch is not None
             assert (batch.status, batch.created_by, batch.approved_by) == ("done", "clerk", "supervisor")
             assert batch.record_key and batch.record_key in client.get("/retention").text
         client.cookies.clear()

@@ -69,7 +69,9 @@ def _call(client, method, path, form, token):
 def test_each_role_is_refused_what_it_may_not_do(web_site, role):
     client, engine = web_site
     with Session(engine) as session:
-        link_recording(session, get_case(session, CASE), session.get(Recording, 3), purpose="证明现场", by="clerk")
+        recording = session.get(Recording, 3)
+        assert recording is not None
+        link_recording(session, get_case(session, CASE), recording, purpose="证明现场", by="clerk")
         session.commit()
     assert web_login(client, role).status_code == 303
     token = form_token(client.get("/").text)  # every role may search (in its scope)
@@ -225,8 +227,10 @@ def test_an_officer_sees_and_tags_only_their_own_recordings(web_site):
                                                       "purpose": "证明现场"}, follow_redirects=False)
     assert tagged.status_code == 303
     with Session(engine) as session:
-        assert session.get(Recording, 1).stamp_revision == 1
-        assert (session.get(Recording, 3).case_number, session.get(Recording, 3).stamp_revision) == (CASE, 2)
+        untouched, tagged_row = session.get(Recording, 1), session.get(Recording, 3)
+        assert untouched is not None and tagged_row is not None
+        assert untouched.stamp_revision == 1
+        assert (tagged_row.case_number, tagged_row.stamp_revision) == (CASE, 2)
         refusals = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "access_refused")).all()
     assert {(e.actor, e.recording_id, e.details["action"]) for e in refusals} == {
         ("other-officer", 1, "view"), ("other-officer", 1, "play"), ("other-officer", 1, "stamp")}

@@ -57,6 +57,7 @@ def test_an_implausible_preferred_source_gives_way_to_the_next_plausible_one_fla
                                     "container": _raw("container", good)}, ("filename", "container"),
                                    duration_s=5.0, bounds=BOUNDS)
     assert (capture.start, capture.source, capture.implausible) == (good, "container", True)
+    assert capture.problem is not None
     assert capture.problem.startswith("used the container time because filename time '20461130_200000' = "
                                       "2046-11-30T12:00:00+00:00 is more than 1 day after the station's clock")
 
@@ -68,6 +69,7 @@ def test_a_time_outside_pythons_range_never_raises():
                    exif=ExifFacts(datetime_original="0001:01:01 00:00:00"))
     meta = describe(facts, profile=CN, station_zone="Asia/Shanghai", names=names, bounds=BOUNDS)
     assert meta.capture.source == "file_mtime" and meta.capture.implausible is True
+    assert meta.capture.problem is not None
     assert "exif time '0001:01:01 00:00:00' is outside the representable range" in meta.capture.problem
     assert "filename time '99991231_235959'" in meta.capture.problem
     assert meta.technical["time_candidates"]["exif"]["utc"] is None

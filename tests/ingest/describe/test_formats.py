@@ -61,7 +61,7 @@ def made(tmp_path_factory, ffmpeg_available) -> dict[str, Path | str]:
 @pytest.fixture
 def path_of(made):
     def get(name: str) -> Path:
-        found = made[name]
+        found: Path | str = made[name]
         if isinstance(found, str):
             _missing(found)  # skips on a developer machine, fails under CI=true
         return found

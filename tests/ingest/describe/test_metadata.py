@@ -141,6 +141,7 @@ def test_true_utc_container_time_is_kept():
                     station_zone="Asia/Shanghai")
     assert meta.capture.start == datetime(2026, 11, 20, 6, 10, tzinfo=UTC)
     assert meta.capture.zone_assumed is None
+    assert meta.place is not None
     assert (meta.place.lat, meta.place.lon, meta.place.source) == (31.2304, 121.4737, "container")
     assert (meta.media_kind, meta.video_codec, meta.audio_codec, meta.width, meta.duration_s) == (
         "video", "h264", "aac", 320, 2.0)
@@ -186,6 +187,7 @@ def test_file_time_is_the_last_resort():
 
 def test_place_falls_back_to_the_station():
     meta = describe(_facts(probe=_probe()), profile=DCIM, station_zone="UTC", station_place=(39.9, 116.4))
+    assert meta.place is not None
     assert (meta.place.lat, meta.place.lon, meta.place.source) == (39.9, 116.4, "station")
     assert describe(_facts(probe=_probe()), profile=DCIM, station_zone="UTC").place is None
 
@@ -197,7 +199,7 @@ def test_sidecar_wins_time_and_place_and_a_broken_one_is_noted():
                     station_zone="UTC")
     assert (meta.capture.source, meta.capture.clock_offset_s) == ("sidecar", -95.0)
     assert meta.capture.end == datetime(2026, 11, 20, 2, 10, 2, tzinfo=UTC)
-    assert meta.place.source == "sidecar"
+    assert meta.place is not None and meta.place.source == "sidecar"
     broken = describe(_facts(probe=_probe(), sidecar_error="not UTF-8 JSON"), profile=SIDE, station_zone="UTC")
     assert broken.integrity_detail == "sidecar ignored: not UTF-8 JSON"
 

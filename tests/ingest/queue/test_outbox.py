@@ -35,9 +35,9 @@ from tests.helpers.queues import drain, running_workers
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
 
-def _states(engine) -> dict[int, str]:  # type: ignore[no-untyped-def]
+def _states(engine) -> dict[int, str]:
     with Session(engine) as session:
-        return {r.id: r.state for r in session.exec(select(Recording))}
+        return {r.id: r.state for r in session.exec(select(Recording)) if r.id is not None}
 
 
 def _queued_settings(tmp_path: Path, catalog_url: str, broker: str, station: str = "station-1",
@@ -96,13 +96,13 @@ def test_the_outbox_row_is_committed_with_its_recording(samples, settings, engin
             col(OutboxMessage.recording_id).in_([r["id"] for r in again.recordings]))).all()
 
 
-def _stage(device: Path, settings: Settings, engine, store) -> IngestReport:  # type: ignore[no-untyped-def]
+def _stage(device: Path, settings: Settings, engine, store) -> IngestReport:
     """Ingest *device* with archiving deferred to the queue: its recordings staged, their messages in the outbox."""
     return ingest_folder(device, settings=settings, engine=engine, store=store,
                          options=IngestOptions(defer_archive=True))
 
 
-def _stub_worker(settings: Settings, engine, store, *, station: str):  # type: ignore[no-untyped-def]
+def _stub_worker(settings: Settings, engine, store, *, station: str):
     from dataclasses import replace
 
     key = load_or_create_key(settings.station_key_path)
@@ -200,9 +200,9 @@ def test_the_reconciler_queues_again_only_what_has_no_message_in_flight(samples,
         for row in session.exec(select(OutboxMessage)):
             row.sent_at = row.created_at = utcnow() - timedelta(hours=2)
             session.add(row)
-        for row in session.exec(select(Recording)):
-            row.ingested_at = utcnow() - timedelta(hours=2)
-            session.add(row)
+        for recording in session.exec(select(Recording)):
+            recording.ingested_at = utcnow() - timedelta(hours=2)
+            session.add(recording)
         session.commit()
         outbox.add(session, recent_message, station=settings.station, now=utcnow(), reason="ingest")
         session.commit()
@@ -282,11 +282,11 @@ def test_the_same_bytes_docked_at_two_stations_at_once_make_one_recording_and_no
                     for i in range(12):
                         (device / f"MVI_{i:04d}.MP4").write_bytes(f"round {round_} file {i} ".encode() * 4096)
                     devices.append((station, device.parent.parent))
-                reports: dict[str, object] = {}
+                reports: dict[str, IngestReport] = {}
                 errors: list[BaseException] = []
                 barrier = threading.Barrier(2)
 
-                def dock(station: str, root: Path, barrier=barrier, reports=reports, errors=errors) -> None:  # type: ignore[no-untyped-def]
+                def dock(station: str, root: Path, barrier=barrier, reports=reports, errors=errors) -> None:
                     settings = _queued_settings(tmp_path, url, "", station=f"station-{station}")
                     barrier.wait()
                     try:
@@ -304,7 +304,7 @@ def test_the_same_bytes_docked_at_two_stations_at_once_make_one_recording_and_no
                 # Then both docks end cleanly: no deadlock, nothing journaled
                 assert errors == []
                 for report in reports.values():
-                    assert report.errors == []  # type: ignore[attr-defined]
+                    assert report.errors == []
             with Session(engine) as session:
                 recordings = session.exec(select(Recording)).all()
                 sightings = session.exec(select(Sighting)).all()
@@ -341,7 +341,7 @@ class _SlowStore(LocalStore):
         super().__init__(root)
         self.barrier = threading.Barrier(parties, timeout=30)
 
-    def put_file(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def put_file(self, *args, **kwargs):
         with contextlib.suppress(threading.BrokenBarrierError):
             self.barrier.wait()
         return super().put_file(*args, **kwargs)
@@ -384,7 +384,7 @@ def test_two_deliveries_racing_to_the_end_record_one_archive(samples, settings, 
 class _NoManifests(LocalStore):
     """The real local store whose manifest writes fail (the store went away between the two commits)."""
 
-    def put_manifest(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def put_manifest(self, *args, **kwargs):
         from storage.errors import BackendUnavailable
 
         raise BackendUnavailable("local", "manifest write: connection reset")

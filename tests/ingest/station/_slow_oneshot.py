@@ -8,23 +8,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+import pytest
+
 import ingest.pipeline.run as pipeline
 from catalog import open_catalog
 from ingest.config import Settings
+from ingest.describe.probe import gather_facts
+from ingest.pipeline import IngestOptions
 from storage import LocalStore
 
-real = pipeline.gather_facts
+real = gather_facts
 
 
-def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+def slow(*args, **kwargs):
     time.sleep(1.5)  # the slowness is what is tested: the dock is still running while a station starts beside it
     return real(*args, **kwargs)
 
 
-pipeline.gather_facts = slow  # type: ignore[assignment]
+pytest.MonkeyPatch().setattr(pipeline, "gather_facts", slow)  # the name run.py calls, for this whole process
 home, database, device = sys.argv[1:4]
 settings = Settings.from_env({"EVIDENCE_HOME": home, "EVIDENCE_DATABASE_URL": database})
 engine = open_catalog(database)
 report = pipeline.ingest_folder(Path(device), settings=settings, engine=engine, store=LocalStore(settings.store_path),
-                                options=pipeline.IngestOptions(actor="cli"))
+                                options=IngestOptions(actor="cli"))
 print("DOCK", report.dock_session_id, "errors", report.errors, flush=True)

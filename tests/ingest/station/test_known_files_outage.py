@@ -11,6 +11,7 @@ from ingest.errors import CatalogueDeferred
 from ingest.pipeline import ingest_folder
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
 from ingest.samples import make_wav
+from ingest.transfer import copy_and_hash
 from storage import LocalStore
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -24,9 +25,9 @@ def test_outage_does_not_reread_known_files(samples, tmp_path, pg_outage, monkey
     engine = open_catalog(url)
     device = samples.sidecar_recorder
     copies = []
-    real = pipeline.copy_and_hash
+    real = copy_and_hash
 
-    def counting(source, *a, **k):  # type: ignore[no-untyped-def]
+    def counting(source, *a, **k):
         copies.append(str(source))
         return real(source, *a, **k)
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 class _DownStore(LocalStore):
     """The real local store, unreachable."""
 
-    def put_file(self, path, **kw):  # type: ignore[no-untyped-def]
+    def put_file(self, path, **kw):
         raise BackendUnavailable("local", "archive disk offline")
 
 
@@ -37,7 +37,7 @@ def _stage_and_age(samples, settings, engine, hours: float) -> list[int]:
     ids = [r["id"] for r in report.recordings]
     assert {r["state"] for r in report.recordings} == {"staged"}
     with Session(engine) as session:
-        session.exec(update(Recording).values(ingested_at=utcnow() - timedelta(hours=hours)))  # type: ignore[call-overload]
+        session.exec(update(Recording).values(ingested_at=utcnow() - timedelta(hours=hours)))
         session.commit()
     return ids
 

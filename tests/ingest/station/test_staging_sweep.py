@@ -44,7 +44,7 @@ def _station_b(settings: Settings, tmp_path: Path) -> Settings:
                               "EVIDENCE_STAGING_DIR": str(tmp_path / "staging-b")})
 
 
-def _dock(root: Path, settings: Settings, engine, store) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+def _dock(root: Path, settings: Settings, engine, store) -> list[tuple[int, str]]:
     """Ingest *root* with archiving left to the queue; (id, sha256) of its new recordings."""
     report = ingest_folder(root, settings=settings, engine=engine, store=store,
                            options=IngestOptions(defer_archive=True))
@@ -52,7 +52,7 @@ def _dock(root: Path, settings: Settings, engine, store) -> list[tuple[int, str]
     return [(r["id"], r["sha256"]) for r in report.recordings if r["ingest"] == "new"]
 
 
-def _archive(settings: Settings, engine, store, recording_id: int) -> str:  # type: ignore[no-untyped-def]
+def _archive(settings: Settings, engine, store, recording_id: int) -> str:
     return archive_recording(engine, store, settings.staging_dir, recording_id,
                              key=load_or_create_key(settings.station_key_path), actor="test",
                              policy=settings.retention_policy, station=settings.station)
@@ -71,7 +71,7 @@ def _drop_object(settings: Settings, sha: str) -> None:
     os.unlink(settings.store_path / "objects" / object_key(sha))
 
 
-def _set_state(engine, sha: str, state: RecordingState) -> None:  # type: ignore[no-untyped-def]
+def _set_state(engine, sha: str, state: RecordingState) -> None:
     with Session(engine) as session:
         row = session.exec(select(Recording).where(Recording.sha256 == sha)).one()
         row.state = state.value
@@ -201,7 +201,7 @@ def test_copies_left_by_a_two_station_race_go_once_the_other_station_has_archive
     assert [p.name for p in b.staging_dir.iterdir() if len(p.name) == 64] == []
 
 
-def _unreachable_engine(catalog_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def _unreachable_engine(catalog_url: str, tmp_path: Path):
     if catalog_url.startswith("sqlite"):
         return create_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'catalog.db'}")
     port = free_ports(1)[0]
@@ -228,7 +228,7 @@ def test_a_catalogue_outage_removes_nothing_and_is_raised(samples, settings, eng
     monkeypatch.setattr(staging_sweep, "QUERY_CHUNK", 1)
     calls = []
 
-    def fail_second(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def fail_second(conn, cursor, statement, *args):
         if "FROM recording" in statement:
             calls.append(statement)
             if len(calls) == 2:

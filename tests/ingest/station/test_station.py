@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
 
 def test_watcher_hands_over_a_volume_once_it_has_settled_and_reports_it_gone(tmp_path):
-    ready, gone = [], []
+    ready: list[Volume] = []
+    gone: list[Volume] = []
     watcher = DockWatcher([str(tmp_path)], is_volume=lambda p: (p / "DCIM").is_dir(), on_ready=ready.append,
                           on_gone=gone.append, stable_s=2.0)
     device = tmp_path / "CAM"
@@ -46,7 +48,7 @@ def test_watcher_hands_over_a_volume_once_it_has_settled_and_reports_it_gone(tmp
 
 
 def test_watcher_looks_one_level_down_for_user_folders(tmp_path):
-    ready = []
+    ready: list[Volume] = []
     watcher = DockWatcher([str(tmp_path / "*")], is_volume=lambda p: (p / "ZFYINFO.TXT").exists(),
                           on_ready=ready.append, on_gone=lambda v: None, stable_s=0.0)
     device = tmp_path / "run" / "officer" / "ZFY"
@@ -57,7 +59,7 @@ def test_watcher_looks_one_level_down_for_user_folders(tmp_path):
     assert [v.path for v in ready] == [device]
 
 
-def _devices(status: dict) -> dict[str, dict]:
+def _devices(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {Path(d["path"]).name: d for d in status.get("devices", [])}
 
 
@@ -92,7 +94,9 @@ def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, 
     try:
         with Session(engine) as session:
             cleared = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "cleared")).all()
-            states = {session.get(Recording, e.recording_id).state for e in cleared}  # type: ignore[union-attr]
+            cleared_rows = [session.get(Recording, e.recording_id) for e in cleared]
+            assert None not in cleared_rows
+            states = {r.state for r in cleared_rows if r is not None}
     finally:
         engine.dispose()
     assert len(cleared) == 10 and states == {"verified"}  # re-hashed in the store before each deletion
@@ -179,7 +183,7 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
     root = Path(station_settings.mount_roots[0])
     address: list[tuple[str, int]] = []
 
-    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         host, port = address[0]
         request = urllib.request.Request(f"http://{host}:{port}{path}", method=method,
                                          data=json.dumps(body).encode() if body is not None else None,
@@ -192,6 +196,7 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
 
     with running_station(station_settings) as service:
         wait_for(lambda: service.endpoint_address is not None, 30, "the endpoint")
+        assert service.endpoint_address is not None
         address.append(service.endpoint_address)
         assert address[0][0] == "127.0.0.1"
         shutil.copytree(samples.sidecar_recorder, root / "GPSREC")

@@ -18,6 +18,7 @@ from ingest.config import Settings
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
 from ingest.samples import make_photo
+from ingest.scan import scan_device
 from ingest.station.service import read_status
 from storage import LocalStore
 from tests.conftest import running_station, station_env, wait_for
@@ -94,7 +95,7 @@ def test_a_file_still_growing_is_taken_as_it_was_and_again_when_complete(tmp_pat
                                                                           monkeypatch):
     device = tmp_path / "cam"
     clip = _big_device(device, 2)
-    real_scan = pipeline.scan_device
+    real_scan = scan_device
 
     def scan_then_grow(root, profile):
         result = real_scan(root, profile)
@@ -139,7 +140,8 @@ def test_a_recorder_clock_hours_off_is_measured_and_corrected(tmp_path, settings
     # Then the offset is on the dock session and applied to the device-clock time
     assert dock.clock_offset_s is not None and abs(dock.clock_offset_s - 18030) <= 2
     row = report.recordings[0]
-    assert abs(row["clock_offset_s"] - 18030) <= 2
+    assert row["clock_offset_s"] is not None and abs(row["clock_offset_s"] - 18030) <= 2
+    assert row["captured_start"] is not None
     corrected = datetime.fromisoformat(row["captured_start"].replace("Z", "+00:00"))
     device_reading = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)  # 08:30 Beijing as the recorder wrote it
     assert abs((corrected - device_reading).total_seconds() - 18030) <= 2

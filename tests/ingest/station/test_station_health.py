@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, col, create_engine
 
 from catalog import outbox as catalog_outbox
 from catalog.models import DockSession
@@ -201,10 +201,10 @@ def test_gauges_follow_each_stations_own_staged_recordings_and_outbox(samples, s
         from sqlalchemy import update
 
         from catalog.models import OutboxMessage, Recording
-        session.exec(update(Recording).where(Recording.station_code == "station-a")  # type: ignore[call-overload]
+        session.exec(update(Recording).where(col(Recording.station_code) == "station-a")
                      .values(state="archived"))
-        session.exec(update(OutboxMessage).values(sent_at=utcnow()))  # type: ignore[call-overload]
-        session.exec(update(DockSession).values(finished_at=utcnow()))  # type: ignore[call-overload]
+        session.exec(update(OutboxMessage).values(sent_at=utcnow()))
+        session.exec(update(DockSession).values(finished_at=utcnow()))
         session.commit()
     ma.refresh(engine, staged_alarm_s=3600, outbox_backlog_alarm_s=600, broker_probe=probe, now=later)
     sa = _parse(ma.render().decode())
@@ -216,12 +216,12 @@ def test_gauges_follow_each_stations_own_staged_recordings_and_outbox(samples, s
     assert ma.alarms() == []
 
 
-def _count_unsent(engine, station: str) -> int:  # type: ignore[no-untyped-def]
+def _count_unsent(engine, station: str) -> int:
     with Session(engine) as session:
         return catalog_outbox.backlog(session, station=station).count
 
 
-def _dead_engine():  # type: ignore[no-untyped-def]
+def _dead_engine():
     (port,) = free_ports(1)
     return create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing",
                          connect_args={"connect_timeout": 2})
@@ -271,7 +271,7 @@ def test_an_unreachable_broker_with_messages_waiting_is_an_alarm_until_the_probe
 
 # -- the broker probe against real brokers --------------------------------------------------------------
 @pytest.fixture
-def redis_port(private_redis):  # type: ignore[no-untyped-def]
+def redis_port(private_redis):
     """A private redis-server's port (tests.redisserver)."""
     return private_redis.port
 
@@ -281,14 +281,14 @@ def _broker_settings(tmp_path: Path, url: str, namespace: str = "evidence") -> S
                               "EVIDENCE_QUEUE_NAMESPACE": namespace, "EVIDENCE_STATION": "station-q"})
 
 
-def _send(broker, settings: Settings, archive: int, delayed: int, verify: int) -> None:  # type: ignore[no-untyped-def]
+def _send(broker, settings: Settings, archive: int, delayed: int, verify: int) -> None:
     import dramatiq
 
     names = queue_names(settings.queue_namespace, settings.station)
-    archive_actor = dramatiq.actor(lambda rid: None, actor_name="ingest.archive_recording",
-                                   queue_name=names["archive"], broker=broker)
-    verify_actor = dramatiq.actor(lambda rid: None, actor_name="ingest.verify_recording",
-                                  queue_name=names["verify"], broker=broker)
+    archive_actor = dramatiq.actor(actor_name="ingest.archive_recording", queue_name=names["archive"],
+                                   broker=broker)(lambda rid: None)
+    verify_actor = dramatiq.actor(actor_name="ingest.verify_recording", queue_name=names["verify"],
+                                  broker=broker)(lambda rid: None)
     for i in range(archive):
         archive_actor.send(i)
     for i in range(delayed):
@@ -343,12 +343,15 @@ def test_queue_depths_of_a_real_rabbitmq_broker(tmp_path):
         probe.settimeout(2)
         if probe.connect_ex(("127.0.0.1", 5672)) != 0:
             _missing("RabbitMQ at 127.0.0.1:5672")
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
     from ingest.queue.broker import make_broker
 
     settings = _broker_settings(tmp_path, url, namespace=f"t{uuid.uuid4().hex[:10]}")
     names = sorted(set(queue_names(settings.queue_namespace, settings.station).values()))
     assert queue_depths(settings) == dict.fromkeys(names, 0)  # not declared yet
     broker = make_broker(url, namespace=settings.queue_namespace)
+    assert isinstance(broker, RabbitmqBroker)
     try:
         _send(broker, settings, archive=2, delayed=1, verify=3)
         assert queue_depths(settings) == {names[0]: 3, names[1]: 0, names[2]: 3}

@@ -42,7 +42,7 @@ def anchor_chain(settings: Settings, engine: Engine, store: EvidenceStore, *, re
         return None
     with Session(engine, expire_on_commit=False) as session:
         return anchor_quietly(session, store, station=settings.station, key=key,
-                              actor=actor or f"station:{settings.station}", now=utcnow(), reason=reason)
+                              actor=actor or f"station:{settings.station}", now=utcnow(), reason=reason, tsa=settings)
 
 
 def anchor_periodically(settings: Settings, engine: Engine, store: EvidenceStore, *, key: object, who: str,

@@ -88,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_STATION_PLACE", "", p.place, "`LAT,LON` (decimal degrees) used when a recording carries no GPS"),
     Setting("EVIDENCE_STATION_TZ", "Asia/Shanghai", p.zone,
        "zone for device clocks that a profile leaves open, and the calendar of case dates (opened, closed, retention)"),
+    Setting("EVIDENCE_REPORT_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", p.path,
+       "TrueType/TTC font with Chinese glyphs embedded in an evidence package's `report.pdf` (Debian "
+       "`fonts-wqy-zenhei`); missing: the package has `report.html` only and the export says why"),
     Setting("EVIDENCE_ROUTINE_RETENTION_MONTHS", "6", p.routine_months, "routine retention; below 6 is refused"),
     Setting("EVIDENCE_CASE_PATTERN", DEFAULT_CASE_PATTERN, p.case_pattern,
        "regular expression a whole case number must match (e.g. `京朝城管罚字〔2026〕第00123号`)"),
@@ -142,6 +145,12 @@ SETTINGS: tuple[Setting, ...] = (
        "how often `station watch`, `worker --schedule` and `evidence serve` write the custody chain head, signed, to "
        "WORM storage; an anchor is also written after every dock session, disposal batch and `evidence verify` (0: "
        "only then)"),
+    Setting("EVIDENCE_TSA_URL", "", p.text,
+       "RFC 3161 time-stamping authority (`https://…`): anchors and evidence packages carry its token over their "
+       "signed bytes (`openssl ts -verify`, docs/verification.md); a TSA that fails never holds them back. Empty: "
+       "no trusted timestamp, the times are the archive's own clock", shown_default="none"),
+    Setting("EVIDENCE_TSA_TIMEOUT_S", "10", p.positive_seconds,
+       "how long one request to the time-stamping authority may take"),
     Setting("EVIDENCE_FIXITY_INTERVAL_S", "3600", p.seconds,
        "how often `worker --schedule` queues a fixity check (0: never)"),
     Setting("EVIDENCE_FIXITY_SAMPLE", "100", p.integer(1),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the project needs on a fresh Debian machine: ffmpeg, a Python
-# virtual environment in .venv, and the project with its test tools.
-# With --test also what the tests need beyond Python: Debian's chromium and a CJK font (browser tests), capsh (local-store attack).
+# virtual environment in .venv, the project with its test tools, and a CJK font
+# for the court report's PDF (fonts-wqy-zenhei, EVIDENCE_REPORT_FONT).
+# With --test also what the tests need beyond Python: Debian's chromium (browser tests), capsh (local-store attack).
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +11,9 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)  # report.pdf; browser tests
 if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-  [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
   command -v capsh >/dev/null 2>&1 || missing+=(libcap2-bin)  # the local-store attack drops CAP_LINUX_IMMUTABLE
 fi
 if [ ${#missing[@]} -gt 0 ]; then

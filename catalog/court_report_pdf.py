@@ -1,0 +1,177 @@
+"""report.pdf: the court report (catalog.court_report's data model) as a PDF, with fpdf2 and an embedded CJK font.
+
+Courts file PDFs. fpdf2 is pure Python (no browser, no system library) and embeds a subset of a TrueType or TTC
+font, so Chinese prints on any reader. The document is written in fpdf2's PDF/A-2U mode: XMP metadata with the
+PDF/A identification, an sRGB output intent, every font embedded with a ToUnicode map (the text can be searched
+and copied), no encryption. fpdf2 does not validate the result, and no PDF/A validator (veraPDF) runs here, so
+the file claims PDF/A-2U but its conformance is not proven (docs/verification.md). Without a usable font the
+PDF is not written and `write_pdf` says why; the caller writes the HTML and goes on.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fontTools.ttLib import TTCollection, TTFont  # type: ignore[import-untyped]  # fpdf2 depends on it; no stubs
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from catalog.manifests import software_version
+
+if TYPE_CHECKING:
+    from catalog.court_report import EventLine, ItemReport, Report, Row
+
+__all__ = ["DEFAULT_FONT", "write_pdf"]
+
+#: Debian's fonts-wqy-zenhei (scripts/bootstrap.sh installs it); EVIDENCE_REPORT_FONT names another.
+DEFAULT_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+_TEXT, _MONO = "report", "report-mono"
+_LABEL_MM = 42.0
+
+
+def _document(report: Report, font: Path, mono: int) -> FPDF:
+    """An A4 PDF/A-2U document with the font embedded: face 0 for text, face *mono* for hashes."""
+    pdf = FPDF(format="A4", enforce_compliance="PDFA_2U")
+    pdf.add_font(_TEXT, "", str(font), collection_font_number=0)
+    pdf.add_font(_MONO, "", str(font), collection_font_number=mono)
+    pdf.set_title(report.labels["title"])
+    pdf.set_subject(report.labels["title"])
+    pdf.set_creator(f"evidence-ingest {software_version()}")
+    pdf.set_producer(f"evidence-ingest {software_version()} (fpdf2)")
+    pdf.set_lang("zh-CN" if report.language == "zh" else "en")
+    pdf.set_margins(15, 15, 15)
+    pdf.set_auto_page_break(True, 15)
+    pdf.add_page()
+    return pdf
+
+
+def _heading(pdf: FPDF, text: str, size: float = 13) -> None:
+    pdf.set_font(_TEXT, size=size)
+    pdf.ln(2)
+    pdf.multi_cell(0, size * 0.5, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
+    pdf.set_font(_TEXT, size=9)
+
+
+def _paragraph(pdf: FPDF, text: str, size: float = 9) -> None:
+    pdf.set_font(_TEXT, size=size)
+    pdf.multi_cell(0, size * 0.5, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def _rows(pdf: FPDF, rows: list[Row]) -> None:
+    """A two-column table: label, value (hashes and fingerprints in the mono face)."""
+    pdf.set_font(_TEXT, size=9)
+    width = pdf.epw - _LABEL_MM
+    with pdf.table(col_widths=(_LABEL_MM, width), first_row_as_headings=False, text_align="LEFT",
+                   line_height=4.6) as table:
+        for row in rows:
+            cells = table.row()
+            cells.cell(row.label)
+            cells.cell("\n".join(row.lines), style=FontFace(family=_MONO) if row.mono else None)
+    pdf.ln(2)
+
+
+def _events(pdf: FPDF, report: Report, events: list[EventLine]) -> None:
+    L = report.labels
+    pdf.set_font(_TEXT, size=8)
+    with pdf.table(col_widths=(10, 44, pdf.epw - 84, 30), text_align="LEFT", line_height=4.0,
+                   headings_style=FontFace(emphasis="", fill_color=(235, 235, 235))) as table:
+        head = table.row()
+        for text in (L["event_no"], f"{L['local_time']} / {L['utc_time']}", L["event"], L["actor"]):
+            head.cell(text)
+        for e in events:
+            cells = table.row()
+            cells.cell(str(e.id))
+            cells.cell(f"{e.local}\n{e.utc}")
+            cells.cell(f"{e.sentence}\nPREMIS: {e.premis} ({e.premis_uri})\n{L['event_hash']}: {e.hash}")
+            cells.cell(e.actor)
+    pdf.ln(2)
+
+
+def _item(pdf: FPDF, report: Report, item: ItemReport) -> None:
+    L = report.labels
+    _heading(pdf, item.heading, 12)
+    _rows(pdf, item.rows)
+    if item.stamps:
+        _heading(pdf, L["stamp_history"], 10)
+        pdf.set_font(_TEXT, size=8)
+        with pdf.table(col_widths=(10, 48, 40, pdf.epw - 98), text_align="LEFT", line_height=4.0,
+                       headings_style=FontFace(emphasis="", fill_color=(235, 235, 235))) as table:
+            head = table.row()
+            for text in (L["revision"], f"{L['changed_by']} / {L['changed_at']}", L["change_reason"], L["changes"]):
+                head.cell(text)
+            for s in item.stamps:
+                cells = table.row()
+                cells.cell(f"r{s.revision}")
+                cells.cell(f"{s.changed_by}\n{s.changed_at}")
+                cells.cell(s.reason)
+                cells.cell(f"{s.changes}\n{L['signed_at']}: {s.signed_at}\n{L['signed_by']}: {s.key_fingerprint}")
+        pdf.ln(2)
+    _heading(pdf, L["custody"], 10)
+    _events(pdf, report, item.events)
+
+
+def _body(pdf: FPDF, report: Report) -> None:
+    L = report.labels
+    _heading(pdf, L["title"], 16)
+    _rows(pdf, report.header)
+    _heading(pdf, L["verification"])
+    problems = report.findings + [text for item in report.items for text in item.findings]
+    _paragraph(pdf, L["verified_ok"] if report.ok else "\n".join([L["verified_bad"], *problems]))
+    _paragraph(pdf, f"{L['verify_scope']} {L['facts_source']}", 8)
+    _heading(pdf, L["signing_keys"])
+    _rows(pdf, report.keys)
+    if report.case:
+        _heading(pdf, L["case"])
+        _rows(pdf, report.case)
+    for item in report.items:
+        _item(pdf, report, item)
+    if report.case_events:
+        _heading(pdf, L["case_events"])
+        _events(pdf, report, report.case_events)
+    _heading(pdf, L["coverage"])
+    _paragraph(pdf, "\n".join(report.coverage))
+
+
+def _inspect(font: Path) -> tuple[str | None, int]:
+    """Why *font* cannot set the report (missing, not a font fontTools reads, no Chinese glyphs; None if it can),
+    and the index of its fixed-width face in a collection (0: none, hashes are set in the text face).
+
+    Read here, from a file this function closes, before fpdf2 opens it (fpdf2 leaves the file open when the font
+    is bad)."""
+    if not font.is_file():
+        return (f"the CJK font {font} does not exist (install Debian's fonts-wqy-zenhei, or set "
+                "EVIDENCE_REPORT_FONT to a TrueType/TTC font with Chinese glyphs)"), 0
+    try:
+        with font.open("rb") as fh:
+            faces = list(TTCollection(fh, lazy=True)) if fh.read(4) == b"ttcf" else []
+            fh.seek(0)
+            glyphs = (faces[0] if faces else TTFont(fh, lazy=True)).getBestCmap() or {}
+            mono = next((n for n, face in enumerate(faces) if "Mono" in face["name"].getDebugName(4)), 0)
+    except Exception as exc:  # noqa: BLE001 - whatever fontTools cannot read: no PDF, the export goes on
+        return f"the font {font} cannot be used ({type(exc).__name__}: {exc}); set EVIDENCE_REPORT_FONT", 0
+    if not all(ord(ch) in glyphs for ch in "证据保管链"):
+        return (f"the font {font} has no Chinese glyphs: the report would print blanks; set EVIDENCE_REPORT_FONT "
+                "to a CJK font (Debian fonts-wqy-zenhei)"), 0
+    return None, mono
+
+
+def write_pdf(report: Report, target: Path, *, font: Path = DEFAULT_FONT) -> str | None:
+    """Write *report* to *target*; None when written, else why not (the font is missing, unreadable or has no
+    Chinese glyphs)."""
+    problem, mono = _inspect(font)
+    if problem:
+        return problem
+    pdf = _document(report, font, mono)
+    _body(pdf, report)
+    partial = target.with_name(target.name + ".part")
+    subsetter = logging.getLogger("fontTools.subset")
+    level = subsetter.level
+    subsetter.setLevel(logging.ERROR)  # "BDF NOT subset": the font's bitmap strikes are left out, as they should be
+    try:
+        pdf.output(str(partial))
+    finally:
+        subsetter.setLevel(level)
+    partial.rename(target)
+    return None

@@ -1,0 +1,171 @@
+"""The court report (report.html, report.pdf) of a real exported package: it says what the signed manifests say,
+with local and UTC times that never move a date, the custody events in Chinese words, and a PDF with the font
+embedded and the hashes in its text layer."""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog.court_report import write_reports
+from catalog.custody import CustodyKind
+from catalog.custody_words import event_sentence
+from catalog.report_values import Values
+from tests.conftest import _missing
+from tests.helpers.evidence_package import (
+    CASE,
+    FIRST_PURPOSE,
+    LOCAL_CAPTURE,
+    REVISION_REASON,
+    SIGNED_PURPOSE,
+    UTC_CAPTURE,
+    Package,
+    late_evening_package,
+)
+from tests.helpers.pdf_text import pdf_text
+
+ROOT = "5e" * 32
+FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+
+
+@pytest.fixture
+def package(env, tmp_path, ffmpeg_available) -> Package:
+    return late_evening_package(env, tmp_path)
+
+
+def _cells(page: str, field: str) -> list[str]:
+    """The text of every value cell tagged data-field=*field*, in page order (lines joined by a newline)."""
+    found = re.findall(rf'<td data-field="{field}"[^>]*>(.*?)</td>', page, re.S)
+    return [html.unescape(cell.replace("<br>", "\n")) for cell in found]
+
+
+def _signed_bodies(package: Package) -> list[dict[str, Any]]:
+    """Each item's newest signed manifest body, read from the exact signed bytes."""
+    bodies = []
+    for item in package.items():
+        stem = item["manifests"][-1]["signed"].removesuffix(".json")
+        bodies.append(json.loads((package.root / f"{stem}.body.json").read_bytes()))
+    return bodies
+
+
+@pytest.mark.parametrize("kind", list(CustodyKind))
+def test_every_custody_kind_has_words_in_both_languages(kind):
+    """Fails for a CustodyKind added without a sentence; an event without details still reads."""
+    event = {"id": 1, "kind": kind.value, "at": "2026-11-20T15:30:00+00:00", "actor": "x", "details": {}}
+    zh, en = event_sentence(event, Values("zh")), event_sentence(event, Values("en"))
+    assert zh and en and zh != en and "{" not in zh + en
+
+
+def test_an_instant_is_shown_local_and_utc_and_a_date_as_written():
+    zh = Values("zh", "Asia/Shanghai")
+    late = zh.moment("2026-11-20T15:30:00+00:00")
+    assert late is not None and (late.local, late.utc) == ("2026-11-20 23:30:00 (UTC+08:00)",
+                                                           "2026-11-20 15:30:00 UTC")
+    after_midnight = zh.moment("2026-11-20T16:30:00+00:00")  # the local calendar day is the 21st: both say so
+    assert after_midnight is not None and after_midnight.local.startswith("2026-11-21 00:30:00")
+    assert after_midnight.utc == "2026-11-20 16:30:00 UTC"
+    assert zh.when("2026-11-20") == "2026-11-20"  # a date has no zone: never converted
+    with pytest.raises(ValueError, match="'fr'"):
+        Values("fr")
+
+
+def test_the_report_says_what_the_signed_manifests_say(package):
+    written = write_reports(package.data, root_fingerprint=ROOT)
+    assert written == [package.data / "report.html", package.data / "report.pdf"] and written.notes == []
+    page = (package.data / "report.html").read_text(encoding="utf-8")
+    bodies = _signed_bodies(package)
+    assert _cells(page, "sha256") == [b["sha256"] for b in bodies]
+    assert _cells(page, "purpose") == [b["stamp"]["purpose"] for b in bodies]
+    assert _cells(page, "purpose")[0] == SIGNED_PURPOSE  # not the purpose the case link was made with
+    assert _cells(page, "case_number") == [CASE, CASE] and _cells(page, "case") == [CASE]
+    capture = _cells(page, "captured_start")[0]  # 23:30 in Beijing is 15:30 UTC the same day, both shown
+    assert f"{LOCAL_CAPTURE} (UTC+08:00)" in capture and f"{UTC_CAPTURE} UTC" in capture
+    assert "2026-11-21" not in capture and "2026-11-19" not in capture
+    assert _cells(page, "root_fingerprint")[0].startswith(ROOT)
+    assert "通过：签名、文件哈希与保管链事件哈希均与签名清单一致" in page
+    # the custody events in Chinese words, the stamp history with its reason and old → new value
+    assert "从设备 A123456 复制文件 RECORD/ZFY_A123456_010203_20261120_233000.wav" in page
+    assert f"修改证据标识（第 2 版），理由：{REVISION_REASON}" in page
+    assert f"证明对象：{FIRST_PURPOSE} → {SIGNED_PURPOSE}" in page
+    assert f"关联到案件 {CASE}，证明对象：{FIRST_PURPOSE}" in page  # what happened then, as an event
+    assert "http://id.loc.gov/vocabulary/preservation/eventType/mes" in page
+    assert "events.jsonl：" in page
+
+
+def test_the_pdf_embeds_the_font_and_carries_the_text(package):
+    if not FONT.is_file():
+        _missing(f"the CJK font {FONT} (Debian fonts-wqy-zenhei)")
+    write_reports(package.data, root_fingerprint=ROOT)
+    pdf = (package.data / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    assert b"/FontFile2" in pdf and re.search(rb"/BaseFont /[A-Z]{6}\+WenQuanYiZenHei", pdf)
+    assert b"<pdfaid:part>2</pdfaid:part>" in pdf and b"/OutputIntents" in pdf
+    text = pdf_text(pdf)
+    for body in _signed_bodies(package):
+        assert body["sha256"] in text
+    assert SIGNED_PURPOSE in text and f"{LOCAL_CAPTURE} (UTC+08:00)" in text and f"{UTC_CAPTURE} UTC" in text
+    assert "从设备 A123456 复制文件" in text and ROOT in text
+
+
+def test_english_report(package):
+    write_reports(package.data, root_fingerprint=None, language="en")
+    page = (package.data / "report.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in page and "Copied RECORD/ZFY_A123456_010203_20261120_233000.wav" in page
+    assert f"purpose: {FIRST_PURPOSE} → {SIGNED_PURPOSE}" in page and "This archive has no root key" in page
+
+
+def test_without_a_usable_font_the_html_is_written_and_says_why(package, tmp_path):
+    garbage = tmp_path / "garbage.ttf"
+    garbage.write_bytes(b"not a font")
+    fonts = {tmp_path / "no-such-font.ttc": "does not exist", garbage: "cannot be used"}
+    latin = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian fonts-dejavu-core
+    if latin.is_file():
+        fonts[latin] = "has no Chinese glyphs"
+    for font, why in fonts.items():
+        written = write_reports(package.data, root_fingerprint=ROOT, font=font)
+        assert written == [package.data / "report.html"] and not (package.data / "report.pdf").exists()
+        assert len(written.notes) == 1 and f"{font} {why}" in written.notes[0]
+        assert "EVIDENCE_REPORT_FONT" in written.notes[0]
+        page = html.unescape((package.data / "report.html").read_text(encoding="utf-8"))
+        assert "未生成 PDF" in page and f"{font} {why}" in page
+        assert _cells(page, "purpose")[0] == SIGNED_PURPOSE  # the rest of the report as ever
+    if not latin.is_file():
+        _missing(f"a font without Chinese glyphs to try ({latin})")
+
+
+def test_a_readable_file_that_disagrees_with_the_signature_is_named(package):
+    """An edited items.json cannot change what the report states (it reads the signed bodies), and the report's
+    verification names the edit; an edited signed body fails its signature."""
+    items_file = package.data / "items.json"
+    summary = json.loads(items_file.read_text(encoding="utf-8"))
+    summary["items"][0]["recording"]["purpose"] = "编造的证明对象"
+    items_file.write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
+    stem = summary["items"][1]["manifests"][-1]["signed"].removesuffix(".json")
+    body = package.root / f"{stem}.body.json"
+    body.write_bytes(body.read_bytes().replace(b'"important":false', b'"important":true '))
+    write_reports(package.data, root_fingerprint=ROOT, font=Path("/nonexistent"))
+    page = html.unescape((package.data / "report.html").read_text(encoding="utf-8"))
+    assert _cells(page, "purpose")[0] == SIGNED_PURPOSE and "编造的证明对象' but the signed manifest says" in page
+    assert f"items.json item {package.recording_id}: recording.purpose is" in page
+    assert "the signature does not verify with key" in page and "发现问题" in page
+
+
+def test_the_export_passes_its_own_hashes_so_the_report_reads_no_original_again(package):
+    """One read pass per byte: given the hashes the export measured while writing, the report does not open the
+    originals (a removed original goes unnoticed by it); a measured hash that differs from the signed one is
+    named all the same."""
+    items = package.items()
+    measured = {str(item["file"]): item["sha256"] for item in items if item.get("file")}
+    first = items[0]
+    (package.data.parent / first["file"]).unlink()
+    write_reports(package.data, root_fingerprint=ROOT, font=Path("/nonexistent"), hashed=measured)
+    page = html.unescape((package.data / "report.html").read_text(encoding="utf-8"))
+    assert "missing file" not in page
+    wrong = dict(measured, **{str(first["file"]): "0" * 64})
+    write_reports(package.data, root_fingerprint=ROOT, font=Path("/nonexistent"), hashed=wrong)
+    page = html.unescape((package.data / "report.html").read_text(encoding="utf-8"))
+    assert f"{first['file']}: SHA-256 {'0' * 64} is not the signed {first['sha256']}" in page

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,11 +32,20 @@ from catalog.event_hashes import GENESIS_HASH
 from catalog.key_trust import load_key_trust
 from catalog.manifests import ensure_station_key, publish_own_key, software_version
 from catalog.models import CustodyAnchor, CustodyHead
-from catalog.signing import SignatureInvalid, sign_document, verify_document
-from storage import EvidenceStore, ObjectMissing, StorageError
+from catalog.signing import SignatureInvalid, sign_document, signed_bytes, verify_document
+from catalog.timestamping import (
+    NO_TRUSTED_TIME,
+    TOKEN_SUFFIX,
+    TsaSettings,
+    stamp_record,
+    stored_token_findings,
+    trusted_time_statement,
+)
+from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 
-__all__ = ["ANCHOR_FORMAT", "Anchor", "anchor_quietly", "chain_end_problems", "check_anchor_links", "check_anchors",
-           "check_head", "check_recorded_anchors", "read_anchors", "recorded_anchor_problems", "write_anchor"]
+__all__ = ["ANCHOR_FORMAT", "ANCHOR_PREFIX", "Anchor", "WrittenAnchor", "anchor_quietly", "chain_end_problems",
+           "check_anchor_links", "check_anchors", "check_head", "check_recorded_anchors", "put_anchor", "read_anchors",
+           "recorded_anchor_problems", "write_anchor"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +67,32 @@ class Anchor:
     previous_name: str | None = None  # the anchor written before this one, as the writer knew it
     previous_sha256: str | None = None
     reason: str = ""
+    trusted_time: str = NO_TRUSTED_TIME  # "RFC 3161 time …" from the token stored beside it (catalog.timestamping)
+
+
+@dataclass(frozen=True)
+class WrittenAnchor:
+    """An anchor just written: its catalogue row, and where WORM storage put it (key, version id, location,
+    retain-until), which an evidence package records so an examiner can fetch the same object."""
+    row: CustodyAnchor
+    stored: StoredObject
+    token: StoredObject | None = None  # its RFC 3161 token beside it (EVIDENCE_TSA_URL; None: no trusted time)
 
 
 def write_anchor(session: Session, store: EvidenceStore, *, station: str, key: Any, actor: str,
-                 now: datetime, force: bool = False, reason: str = "") -> CustodyAnchor | None:
+                 now: datetime, force: bool = False, reason: str = "",
+                 tsa: TsaSettings | None = None) -> CustodyAnchor | None:
     """Write the current chain head to the store (signed); None if the head is already anchored. Commits."""
+    written = put_anchor(session, store, station=station, key=key, actor=actor, now=now, force=force, reason=reason,
+                         tsa=tsa)
+    return None if written is None else written.row
+
+
+def put_anchor(session: Session, store: EvidenceStore, *, station: str, key: Any, actor: str,
+               now: datetime, force: bool = False, reason: str = "",
+               tsa: TsaSettings | None = None) -> WrittenAnchor | None:
+    """`write_anchor`, also saying where the store put the record. Commits. With a TSA (*tsa*.tsa_url), the signed
+    bytes are then timestamped (RFC 3161) and the token stored beside the record; a TSA that fails is a warning."""
     publish_own_key(session, store, key, fallback_station=station)  # a key registered before key records existed
     head = session.get(CustodyHead, 1, populate_existing=True)
     if head is None or head.last_event_id is None:
@@ -86,25 +116,28 @@ def write_anchor(session: Session, store: EvidenceStore, *, station: str, key: A
             link = {"name": previous.record_name, "sha256": None}
     body = {"format": ANCHOR_FORMAT, "last_event_id": head.last_event_id, "last_hash": head.last_hash,
             "written_at": now.isoformat(), "station": station, "previous": link, "reason": reason,
-            "software": {"name": "evidence-ingest", "version": software_version()}}
+            "software": {"name": "evidence-ingest", "version": software_version()},
+            "trusted_time": trusted_time_statement(tsa)}
     document = sign_document(body, key)
     name = f"{ANCHOR_PREFIX}anchor-{head.last_event_id:012d}-{station}-{now.strftime('%Y%m%dT%H%M%S%f')}.json"
-    store.put_record(name, json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode(),
-                     retain_until=now + ANCHOR_RETENTION)
+    stored = store.put_record(name, json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode(),
+                              retain_until=now + ANCHOR_RETENTION)
     row = CustodyAnchor(last_event_id=head.last_event_id, last_hash=head.last_hash, written_at=now,
                         written_by=actor, record_name=name,
                         key_fingerprint=document["signature"]["key_fingerprint"])
     session.add(row)
     session.commit()
-    return row
+    # After the commit: no database lock is held while the TSA answers.
+    token = stamp_record(store, name, signed_bytes(document), tsa, retain_until=now + ANCHOR_RETENTION)
+    return WrittenAnchor(row, stored, token)
 
 
 def anchor_quietly(session: Session, store: EvidenceStore, *, station: str, key: Any, actor: str, now: datetime,
-                   reason: str) -> CustodyAnchor | None:
+                   reason: str, tsa: TsaSettings | None = None) -> CustodyAnchor | None:
     """`write_anchor` after some other work is done (a dock session, a disposal, a verify run): a store or
     database that is away is logged, never raised (the next anchor covers these events too). Commits."""
     try:
-        row = write_anchor(session, store, station=station, key=key, actor=actor, now=now, reason=reason)
+        row = write_anchor(session, store, station=station, key=key, actor=actor, now=now, reason=reason, tsa=tsa)
     except (StorageError, SQLAlchemyError, OSError) as exc:
         session.rollback()
         logger.error("Could not anchor the custody chain after %s: %s (the next anchor covers it).", reason, exc)
@@ -115,14 +148,18 @@ def anchor_quietly(session: Session, store: EvidenceStore, *, station: str, key:
 
 
 def read_anchors(store: EvidenceStore, *, trusted: set[str] | None) -> tuple[list[Anchor], list[tuple[str, str]]]:
-    """Every anchor in the store whose signature verifies, and (name, problem) for each that does not."""
+    """Every anchor in the store whose signature verifies, and (name, problem) for each that does not, and for
+    each RFC 3161 token beside an anchor that does not stamp its signed bytes (catalog.timestamping)."""
     anchors: list[Anchor] = []
     problems: list[tuple[str, str]] = []
-    for name in store.list_records(ANCHOR_PREFIX):
+    names = store.list_records(ANCHOR_PREFIX)
+    signed: dict[str, bytes] = {}
+    for name in (n for n in names if not n.endswith(TOKEN_SUFFIX)):
         try:
             data = store.get_record(name)
             document = json.loads(data)
             body = verify_document(document, trusted_fingerprints=trusted)
+            signed[name] = signed_bytes(document)
             previous = body.get("previous") or {}
             anchors.append(Anchor(name=name, last_event_id=int(body["last_event_id"]), last_hash=body["last_hash"],
                                   written_at=body["written_at"], station=body["station"],
@@ -131,7 +168,9 @@ def read_anchors(store: EvidenceStore, *, trusted: set[str] | None) -> tuple[lis
                                   previous_sha256=previous.get("sha256"), reason=str(body.get("reason") or "")))
         except (SignatureInvalid, KeyError, ValueError, TypeError, AttributeError, StorageError) as exc:
             problems.append((name, f"the anchor cannot be trusted: {exc}"))
-    return anchors, problems
+    times, token_problems = stored_token_findings(store, signed, names)
+    anchors = [replace(a, trusted_time=times.get(a.name, NO_TRUSTED_TIME)) for a in anchors]
+    return anchors, problems + token_problems
 
 
 def check_anchors(anchors: list[Anchor], hashes: Mapping[int, str],

@@ -28,11 +28,13 @@ from dateutil.relativedelta import relativedelta
 
 from catalog.signing import fingerprint
 
-__all__ = ["ROLES", "ROLE_EXPORT", "ROLE_ROOT", "ROLE_STATION", "ROOT_YEARS", "CertificateInvalid",
+__all__ = ["EXPORT_SUBJECT", "ROLES", "ROLE_EXPORT", "ROLE_ROOT", "ROLE_STATION", "ROOT_YEARS", "CertificateInvalid",
            "KeyCertificateFacts", "build_root_certificate", "certificate_facts", "check_certificate", "check_root",
            "default_not_after", "from_pem", "issue_certificate", "key_fingerprint", "to_pem"]
 
 ROLE_ROOT, ROLE_STATION, ROLE_EXPORT = "root", "station", "export"
+#: The export key's certificate subject, and the pseudo-station its key is registered under.
+EXPORT_SUBJECT = "export"
 ROLES = (ROLE_ROOT, ROLE_STATION, ROLE_EXPORT)
 #: The subject's OU for each role: how a certificate says what its key is for (readable in `openssl x509`).
 _ROLE_UNIT = {ROLE_ROOT: "agency root", ROLE_STATION: "station key", ROLE_EXPORT: "export key"}

@@ -33,6 +33,7 @@ from catalog.cert_trust import (
     statement_record_name,
 )
 from catalog.certificates import (
+    EXPORT_SUBJECT,
     ROLE_EXPORT,
     ROLE_ROOT,
     ROLE_STATION,
@@ -58,7 +59,6 @@ __all__ = ["EXPORT_SUBJECT", "KEY_DAYS", "KeysRefused", "Revocation", "certify_e
 #: How long a station or export key certificate is valid unless told otherwise (about five years).
 KEY_DAYS = 1826
 #: The common name of the export key's certificate.
-EXPORT_SUBJECT = "export"
 
 
 class KeysRefused(CatalogError):

@@ -28,6 +28,7 @@ from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
 from catalog.cert_trust import Certification, load_certification, load_key_uses, use_problems
+from catalog.certificates import EXPORT_SUBJECT, ROLE_EXPORT, ROLE_STATION
 from catalog.custody import CustodyKind
 from catalog.models import CustodyEvent, StationKey
 from catalog.signing import SignatureInvalid, TrustedKeys, fingerprint, public_key_b64, sign_document, verify_document
@@ -209,7 +210,9 @@ def _grouped(items: Iterable[Any]) -> dict[str, list[Any]]:
 
 def _uncertified_because(fp: str, station: str, certification: Certification | None) -> str | None:
     """Why key *fp* of *station* lacks the agency root's certificate it needs (None: it has one, or no root)."""
-    why = None if certification is None else certification.why_not(fp, role="station", subject=station)
+    # The export key is registered as the pseudo-station EXPORT_SUBJECT ("export"), and certified as the export key
+    role = ROLE_EXPORT if station == EXPORT_SUBJECT else ROLE_STATION
+    why = None if certification is None else certification.why_not(fp, role=role, subject=station)
     return None if why is None else f"it has no valid certificate from the agency root: {why}"
 
 

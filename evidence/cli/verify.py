@@ -16,8 +16,8 @@ from sqlmodel import Session
 from catalog import CustodyKind, append_event, get_recording, load_or_create_key
 from catalog.anchors import write_anchor
 from catalog.cases import case_number_exists
-from catalog.export import export_package
 from catalog.fixity import record_results
+from catalog.package import PackageSigning, export_package
 from catalog.types import utcnow
 from catalog.verification import VerifyReport, select_recordings, verify_archive
 from evidence.cli.common import caller, errors, print_json, settings
@@ -98,7 +98,7 @@ def custody_anchor(force: bool, as_json: bool) -> None:
         with catalog_engine(cfg) as engine, Session(engine) as session:
             actor = caller(cfg, session, "operate_station").actor
             row = write_anchor(session, store, station=cfg.station, key=key, actor=actor,
-                               now=utcnow(), force=force)
+                               now=utcnow(), force=force, tsa=cfg)
             data: dict[str, Any] | None = None if row is None else {
                 "record": row.record_name, "last_event_id": row.last_event_id, "last_hash": row.last_hash}
     if as_json:
@@ -121,7 +121,8 @@ def custody_anchor(force: bool, as_json: bool) -> None:
 def export(subject: tuple[str, ...], out: Path, by: str | None, as_recordings: bool, reason: str,
            as_json: bool) -> None:
     """Write a BagIt evidence package: `export CASE` (its recordings and documents) or `export ID ...`. Needs the
-    rights and scope to download every item, and a stated reason (exit 2 otherwise, naming the refused ids)."""
+    rights and scope to download every item, and a stated reason (exit 2 otherwise, naming the refused ids). The
+    package is signed with the export key (EVIDENCE_EXPORT_KEY; certified by the agency root, if there is one)."""
     with errors():
         cfg = settings()
         store = open_store(cfg)
@@ -131,7 +132,9 @@ def export(subject: tuple[str, ...], out: Path, by: str | None, as_recordings: b
             if not is_case:
                 for ref in subject:  # each must be a recording (RecordingNotFound names the one that is not)
                     get_recording(session, ref)
-            result = export_package(session, store, out=out, by=actor, now=utcnow(), reason=reason,
+            signing = PackageSigning(station=cfg.station, station_key=load_or_create_key(cfg.station_key_path),
+                                     export_key_path=cfg.export_key_path, settings=cfg)
+            result = export_package(session, store, out=out, by=actor, now=utcnow(), reason=reason, signing=signing,
                                     case_number=subject[0] if is_case else None,
                                     refs=None if is_case else list(subject), organisation=cfg.station_name)
     if as_json:
@@ -139,3 +142,7 @@ def export(subject: tuple[str, ...], out: Path, by: str | None, as_recordings: b
     else:
         click.echo(f"{result.path}: {result.items} item(s), {result.payload_bytes / 2**20:.1f} MiB of originals; "
                    f"tag manifest SHA-256 {result.tagmanifest_sha256}")
+        root = result.root_key_fingerprint or "none (no agency root certifies the keys)"
+        click.echo(f"signed with export key {result.export_key_fingerprint}; agency root {root}; {result.trusted_time}")
+        for note in result.notes:
+            click.echo(f"note: {note}")

@@ -33,7 +33,7 @@ from catalog.cases import (
 )
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, ExportFailed, RecordingNotFound
-from catalog.export import export_package, safe_name
+from catalog.package import PackageSigning, export_package, safe_name
 from catalog.recordings import get_recording
 from catalog.signing import SignatureInvalid
 from catalog.types import utcnow
@@ -301,9 +301,12 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
     case = _case(session, number)
     folder = Path(tempfile.mkdtemp(prefix="evidence-web-export-"))
     out = folder / f"{safe_name(case.number)}.zip"
+    config = request.app.state.config
+    signing = PackageSigning(station=config.station, station_key=config.key, settings=config.settings,
+                             export_key_path=config.settings.export_key_path if config.settings else None)
     try:
-        export_package(session, request.app.state.config.store, out=out, by=who.user.name, now=utcnow(),
-                       case_number=case.number, reason=reason)
+        export_package(session, config.store, out=out, by=who.user.name, now=utcnow(), case_number=case.number,
+                       reason=reason, signing=signing)
     except (AccessRefused, ExportFailed, StorageError, SignatureInvalid) as exc:
         # a refusal, or a missing or altered object, stops the package: nothing half-verified leaves the archive
         shutil.rmtree(folder, ignore_errors=True)

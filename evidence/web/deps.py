@@ -57,6 +57,7 @@ class WebConfig:
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
     staged_alarm_s: float = _DEFAULT.staged_alarm_s  # EVIDENCE_STAGED_ALARM_S
     metrics_token: str = str(_DEFAULT.metrics_token)  # EVIDENCE_METRICS_TOKEN: opens /metrics, API docs
+    settings: Settings | None = None  # the deployment's (from_settings): the export key, the timestamp authority
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine, store: EvidenceStore,
@@ -66,7 +67,8 @@ class WebConfig:
                    key=key, case_pattern=settings.case_pattern, access_reason=settings.access_reason,
                    zone=settings.station_tz, policy=settings.retention_policy,
                    disposal_approval=settings.approval_required, attach=attach,
-                   staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token))
+                   staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token),
+                   settings=settings)
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""

@@ -8,24 +8,24 @@ import subprocess
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import bagit
 import pytest
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, open_catalog
-from catalog.export import _bag_info, _Item
 from catalog.manifests import software_version
 from catalog.models import Recording
+from catalog.package import Item, bag_info
+from catalog.premis import premis_event_type
 from ingest.config import Settings
-from storage import LocalStore, object_key
+from storage import object_key
 from tests.cli import invoke, run_cli
 from tests.conftest import _missing
-from tests.helpers.documents import pdf_bytes
+from tests.helpers.package_archive import CASE, make_archive, set_up_root
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
-
-CASE = "AB-2026-00042"
 
 
 _run = run_cli
@@ -39,16 +39,11 @@ def _ok(env, *args):
 
 @pytest.fixture
 def archive(samples, env, tmp_path):
-    """A case with three stamped clips and a PDF, and a clerk allowed to export."""
-    _ok(env, "ingest", str(samples.sidecar_recorder), "--case", CASE, "--purpose", "证明无照经营", "--no-derive")
-    _ok(env, "case", "create", CASE, "--title", "张某无照经营案", "--type", "penalty-general", "--opened",
-        "2026-11-01", "--by", "clerk:李四")
-    pdf = tmp_path / "询问笔录.pdf"
-    pdf.write_bytes(pdf_bytes())
-    _ok(env, "case", "attach", CASE, str(pdf), "--title", "询问笔录", "--by", "clerk:李四")
-    # clerk:李四 exists: the commands above ran as them (tests.cli.run_cli)
-    _ok(env, "user", "add", "officer:张三", "--role", "officer", "--by", "admin")
-    return LocalStore(Settings.from_env(env).store_path)
+    """A case with three stamped clips and a PDF (another case's recordings ingested in between), an agency root
+    certifying the station and export keys, and a clerk allowed to export."""
+    store = make_archive(samples, env, tmp_path)
+    set_up_root(env, tmp_path)
+    return store
 
 
 def test_export_is_a_valid_bag_that_standard_tools_verify(archive, env, tmp_path):
@@ -70,10 +65,19 @@ def test_export_is_a_valid_bag_that_standard_tools_verify(archive, env, tmp_path
         assert (out / item["file"]).is_file()
         assert item["manifests"] and (out / item["manifests"][0]["signed"]).is_file()
     report = (out / "data" / "report.html").read_text(encoding="utf-8")
-    assert CASE in report and items["items"][0]["sha256"] in report and "保管链 Custody" in report
+    assert CASE in report and items["items"][0]["sha256"] in report and "保管链" in report  # catalog.court_report
     events = [json.loads(line) for line in (out / "data" / "custody" / "events.jsonl").read_text().splitlines()]
     assert {"copied", "stamped", "case_opened", "case_linked", "document_attached"} <= {e["kind"] for e in events}
-    assert (out / "data" / "VERIFY.txt").is_file()
+    assert items["format"] == "evidence-package/2" and (out / "data" / "premis.xml").is_file()
+    assert bag.info["Package-Format"] == "evidence-package/2"
+    assert bag.info["Root-Key-Fingerprint"] == items["root_key_fingerprint"] == summary["root_key_fingerprint"]
+    assert bag.info["Export-Key-Fingerprint"] == summary["export_key_fingerprint"]
+    assert bag.info["Chain-Anchor"] == summary["chain_anchor"]
+    # VERIFY.txt and verify.py are tag files at the bag root, listed in the signed tag manifest
+    assert (out / "VERIFY.txt").is_file() and not (out / "data" / "VERIFY.txt").exists()
+    listed = (out / "tagmanifest-sha256.txt").read_text()
+    assert " VERIFY.txt" in listed and " trust/root.pem" in listed and "tagmanifest-sha256.txt.sig" not in listed
+    assert (out / "tagmanifest-sha256.txt.sig").stat().st_size == 64
 
     engine = open_catalog(Settings.from_env(env).database_url)
     try:
@@ -113,7 +117,7 @@ def test_custody_events_recompute_with_hashlib_as_verify_txt_says(archive, env, 
     events = [json.loads(line) for line in lines]
     assert {e["chain_version"] for e in events} == {2}  # an archive made today writes version 2 only
 
-    def problems(event: dict) -> list[str]:
+    def problems(event: dict[str, Any]) -> list[str]:
         body = event["body"].encode("utf-8")
         fields = {k: event[k] for k in ("kind", "recording_id", "dock_session_id", "actor", "at", "details")}
         found = [] if json.loads(body) == fields else ["readable fields differ from the hashed body"]
@@ -129,7 +133,23 @@ def test_custody_events_recompute_with_hashlib_as_verify_txt_says(archive, env, 
     rewritten = dict(edited, body=events[0]["body"].replace(events[0]["at"], edited["at"]))
     assert problems(rewritten) == ["hash does not cover the body"]
     assert "chain_version 2:  hash = SHA-256( prev_hash + hex SHA-256(body) )" in (
-        out / "data" / "VERIFY.txt").read_text(encoding="utf-8")
+        out / "VERIFY.txt").read_text(encoding="utf-8")
+
+
+def test_every_event_carries_its_premis_type_and_a_missing_font_is_said_not_hidden(archive, env, tmp_path):
+    """PREMIS terms ride on each events.jsonl line (outside the hashed body); an agency without the report font
+    still gets its package, with the HTML report and a note in the result saying why there is no PDF."""
+    out = tmp_path / "package"
+    result = _ok({**env, "EVIDENCE_REPORT_FONT": str(tmp_path / "no-such-font.ttc")},
+                 "export", CASE, "--out", str(out), "--by", "clerk", "--reason", "r", "--json")
+    summary = json.loads(result.stdout)
+    assert (out / "data" / "report.html").is_file() and not (out / "data" / "report.pdf").exists()
+    assert len(summary["notes"]) == 1 and "no-such-font.ttc" in summary["notes"][0]
+    lines = (out / "data" / "custody" / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    for event in map(json.loads, lines):
+        label, uri = premis_event_type(event["kind"])
+        assert (event["premis_event_type"], event["premis_event_type_uri"]) == (label, uri)
+        assert "premis" not in event["body"]  # the terms are labels on the line, not part of what was hashed
 
 
 def test_tampering_with_any_payload_file_fails_validation(archive, env, tmp_path):
@@ -209,17 +229,21 @@ def test_verify_from_the_command_line(archive, env):
     assert _run(env, "verify").exit_code == 2  # nothing chosen: a usage error
 
 
-def test_bag_info_names_the_case_or_the_recordings_the_sender_and_the_reason():
-    items = [_Item(Recording(id=n, sha256="a" * 64, size_bytes=1, media_kind="video", original_name="c.mp4",
-                             station_code="s", time_source="filename", integrity_status="ok", state="archived"), None)
+def test_bag_info_names_the_case_or_the_recordings_the_sender_the_reason_and_the_keys():
+    items = [Item(Recording(id=n, sha256="a" * 64, size_bytes=1, media_kind="video", original_name="c.mp4",
+                            station_code="s", time_source="filename", integrity_status="ok", state="archived"), None)
              for n in (4, 9)]
     now = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
-    assert _bag_info(None, items, by="clerk:李四", now=now, reason=" 移送法院 ", organisation="") == {
+    keys: dict[str, Any] = {"root_fingerprint": None, "export_fingerprint": "e" * 64,
+                            "chain_anchor": "custody/anchor-1.json"}
+    assert bag_info(None, items, by="clerk:李四", now=now, reason=" 移送法院 ", organisation="", **keys) == {
         "Source-Organization": "evidence-ingest archive", "External-Identifier": "4, 9",
         "External-Description": "Evidence package for selected recordings", "Contact-Name": "clerk:李四",
         "Bag-Software-Agent": f"evidence-ingest {software_version()}",
         "Internal-Sender-Identifier": "exported 2026-11-20T08:30:00+00:00",
-        "Internal-Sender-Description": "reason: 移送法院"}
-    named = _bag_info(CASE, items, by="clerk:李四", now=now, reason="移送法院", organisation="某某公安局")
-    assert (named["Source-Organization"], named["External-Identifier"], named["External-Description"]) == (
-        "某某公安局", CASE, f"Evidence package for case {CASE}")
+        "Internal-Sender-Description": "reason: 移送法院", "Package-Format": "evidence-package/2",
+        "Root-Key-Fingerprint": "none", "Export-Key-Fingerprint": "e" * 64, "Chain-Anchor": "custody/anchor-1.json"}
+    named = bag_info(CASE, items, by="clerk:李四", now=now, reason="移送法院", organisation="某某公安局",
+                     **{**keys, "root_fingerprint": "r" * 64})
+    assert (named["Source-Organization"], named["External-Identifier"], named["External-Description"],
+            named["Root-Key-Fingerprint"]) == ("某某公安局", CASE, f"Evidence package for case {CASE}", "r" * 64)

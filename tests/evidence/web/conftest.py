@@ -37,7 +37,7 @@ def _recording(store, tmp_path, n: int, officer: str, kind: str = "video") -> Re
 
 
 @pytest.fixture
-def web_site(engine, store, tmp_path):
+def web_site(engine, store, settings, tmp_path):
     """Three recordings (two of officer 010203 in unit U1, one of 030405 in U2) with their bytes in the store,
     case AB-2026-00042, and a user per role plus another officer and a supervisor of unit U2."""
     with Session(engine) as session:
@@ -57,6 +57,7 @@ def web_site(engine, store, tmp_path):
     users = {role: role for role in ROLES} | {"other-officer": "officer", "unit-2-supervisor": "supervisor"}
     add_web_users(engine, users, officer_numbers={"officer": "010203", "other-officer": "030405"},
                   units={"unit-2-supervisor": ["U2"]})
-    config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), station="station-1")
+    config = WebConfig(engine=engine, store=store, key=Ed25519PrivateKey.generate(), station="station-1",
+                       settings=settings)  # settings: the export key (EVIDENCE_EXPORT_KEY) under the test's home
     with TestClient(create_app(config)) as client:
         yield client, engine

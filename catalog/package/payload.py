@@ -1,0 +1,203 @@
+"""The package's evidence: the originals (re-hashed while copied), their signed manifests, the public keys that
+signed anything in the package, and items.json.
+
+Every original is copied out of WORM storage through a hash: bytes that no longer hash to the catalogue's SHA-256
+are never exported (HashMismatch). Every manifest's signature is checked against the trusted keys before it is
+copied, and shipped three ways: as stored (`.json`), as the exact bytes signed (`.body.json`) and as the raw
+signature (`.sig`), so `openssl pkeyutl -verify` checks it without our software. The facts items.json calls
+signed (case number, capture start, purpose, collector) are read from each item's newest signed manifest body,
+never from the catalogue's row, so the readable summary says what the signatures say.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlmodel import Session, col, select
+
+from catalog.case_models import Case, Disposal
+from catalog.cases import active_links
+from catalog.errors import ExportFailed
+from catalog.manifests import software_version
+from catalog.models import Recording, RecordingState, StationKey
+from catalog.recordings import get_recording
+from catalog.signing import SignatureInvalid, signed_bytes, verify_document
+from storage import EvidenceStore, HashMismatch, ObjectMissing
+from storage.hashing import hash_stream
+
+__all__ = ["IN_STORE", "PACKAGE_FORMAT", "Item", "Payload", "collect_items", "package_summary", "safe_name",
+           "write_keys", "write_originals"]
+
+PACKAGE_FORMAT = "evidence-package/2"
+#: States whose original (and signed manifests) are in WORM storage; any other item is a tombstone's facts.
+IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+
+
+def safe_name(name: str) -> str:
+    """A file name that is safe on every file system, keeping letters (including Chinese) and digits."""
+    cleaned = re.sub(r"[^\w.\-]+", "_", name, flags=re.UNICODE).strip("._") or "file"
+    return cleaned[:120]
+
+
+@dataclass
+class Item:
+    recording: Recording
+    purpose: str | None  # its purpose in the case (None: exported by recording id)
+    path: str = ""  # payload path inside data/
+
+
+@dataclass
+class Payload:
+    """What `write_originals` wrote: items.json's entries, the bytes of originals and the keys that signed."""
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    total_bytes: int = 0
+    signers: set[str] = field(default_factory=set)
+    hashed: dict[str, str] = field(default_factory=dict)  # "data/…" file -> SHA-256 measured while copying it
+
+
+def collect_items(session: Session, case: Case | None, refs: list[str]) -> list[Item]:
+    if case is not None:
+        assert case.id is not None
+        return [Item(r, link.purpose) for link, r in active_links(session, case.id)]
+    return [Item(get_recording(session, ref), None) for ref in refs]
+
+
+def write_originals(session: Session, store: EvidenceStore, data: Path, items: list[Item],
+                    trusted: set[str]) -> Payload:
+    """Copy every item's original and signed manifests into *data* (a tombstone's disposal facts instead)."""
+    for folder in ("recordings", "documents", "manifests", "keys"):
+        (data / folder).mkdir(parents=True, exist_ok=True)
+    payload = Payload()
+    for item in items:
+        entry = _item_entry(item)
+        newest: dict[str, Any] | None = None
+        if item.recording.state in IN_STORE:
+            payload.total_bytes += _copy_original(store, data, item, entry)
+            payload.hashed[entry["file"]] = item.recording.sha256  # _copy_original refused any other
+            newest = _copy_manifests(store, data, item.recording, trusted, entry, payload.signers)
+        else:
+            entry["disposal"] = _disposal_facts(session, item.recording)
+        entry["recording"] = _recording_facts(item.recording, newest)
+        payload.entries.append(entry)
+    return payload
+
+
+def _item_entry(item: Item) -> dict[str, Any]:
+    r = item.recording
+    return {"recording_id": r.id, "sha256": r.sha256, "size_bytes": r.size_bytes, "original_name": r.original_name,
+            "media_kind": r.media_kind, "purpose_in_case": item.purpose, "state": r.state, "manifests": []}
+
+
+def _copy_original(store: EvidenceStore, data: Path, item: Item, entry: dict[str, Any]) -> int:
+    """Copy the item's original out of the store through a hash; its size in bytes."""
+    r = item.recording
+    item.path = f"{'documents' if r.media_kind == 'document' else 'recordings'}/{r.id:06d}_{safe_name(r.original_name)}"
+    dest = data / item.path
+    with store.open(r.sha256) as src, dest.open("xb") as out:
+        found, size = hash_stream(src, copy_to=out)
+    if found != r.sha256:
+        dest.unlink()
+        raise HashMismatch(f"recording {r.id} ({r.original_name}) in the store", algorithm="sha256",
+                           expected=r.sha256, found=found)
+    entry["file"] = f"data/{item.path}"
+    return size
+
+
+def _copy_manifests(store: EvidenceStore, data: Path, r: Recording, trusted: set[str], entry: dict[str, Any],
+                    signers: set[str]) -> dict[str, Any] | None:
+    """Ship each signed manifest as stored, as the exact bytes signed and as the raw signature; the newest body."""
+    newest = None
+    for number in range(1, r.stamp_revision + 1):
+        raw, document = _signed_manifest(store, r, number, trusted)
+        stem = f"manifests/{r.sha256}.r{number}"
+        (data / f"{stem}.json").write_bytes(raw)
+        (data / f"{stem}.body.json").write_bytes(signed_bytes(document))
+        (data / f"{stem}.sig").write_bytes(base64.b64decode(document["signature"]["value"]))
+        fp = document["signature"]["key_fingerprint"]
+        signers.add(fp)
+        entry["manifests"].append({"revision": number, "signed": f"data/{stem}.json",
+                                   "body": f"data/{stem}.body.json", "key_fingerprint": fp})
+        newest = document["manifest"]
+    return newest
+
+
+def _signed_manifest(store: EvidenceStore, r: Recording, number: int, trusted: set[str]) -> tuple[bytes, Any]:
+    """Manifest r*number* of *r* as stored and as parsed, its signature checked against the trusted keys."""
+    try:
+        raw = store.get_manifest(r.sha256, number)
+        document = json.loads(raw)
+        verify_document(document, trusted_fingerprints=trusted)
+    except ObjectMissing as exc:
+        raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} is "
+                           f"missing from the store; nothing was written (run `evidence verify {r.id}`)") from exc
+    except SignatureInvalid as exc:
+        raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} cannot "
+                           f"be trusted: {exc}; nothing was written (run `evidence verify {r.id}`)") from exc
+    return raw, document
+
+
+def _disposal_facts(session: Session, r: Recording) -> dict[str, Any] | None:
+    tombstone = session.exec(select(Disposal).where(Disposal.recording_id == r.id)).first()
+    return None if tombstone is None else {
+        "disposed_at": tombstone.disposed_at.isoformat() if tombstone.disposed_at else None,
+        "rule": tombstone.rule, "operator": tombstone.operator, "approver": tombstone.approver}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _recording_facts(r: Recording, signed: dict[str, Any] | None) -> dict[str, Any]:
+    """The item's facts; case number, capture start, purpose and collector as its newest signed manifest says them
+    (the row's, for a tombstone, which ships no manifest)."""
+    stamp = (signed or {}).get("stamp") or {}
+    facts = {"captured_start": _iso(r.captured_start), "captured_end": _iso(r.captured_end),
+             "time_source": r.time_source, "raw_device_time": r.raw_device_time, "zone_assumed": r.zone_assumed,
+             "clock_offset_s": r.clock_offset_s,
+             "place": {"lat": r.lat, "lon": r.lon, "source": r.place_source} if r.lat is not None else None,
+             "case_number": r.case_number, "purpose": r.purpose, "collector": r.officer_number,
+             "officer_name": r.officer_name, "device_serial": r.device_serial, "station": r.station_code,
+             "important": r.important, "integrity": {"status": r.integrity_status, "detail": r.integrity_detail},
+             "stamp_revision": r.stamp_revision, "ingested_at": _iso(r.ingested_at),
+             "retain_until": _iso(r.retain_until), "legal_hold": r.legal_hold}
+    if signed is not None:
+        facts.update(case_number=stamp.get("case_number"), purpose=stamp.get("purpose"),
+                     collector=stamp.get("collector"), captured_start=stamp.get("captured_start"))
+    return facts
+
+
+def _case_facts(case: Case | None) -> dict[str, Any] | None:
+    if case is None:
+        return None
+    return {"number": case.number, "title": case.title, "case_type": case.case_type, "unit": case.unit,
+            "status": case.status, "opened_on": case.opened_on.isoformat(),
+            "closed_on": case.closed_on.isoformat() if case.closed_on else None}
+
+
+def package_summary(case: Case | None, payload: Payload, *, by: str, now: datetime, reason: str,
+                    trust: dict[str, Any]) -> dict[str, Any]:
+    """items.json: who exported what, when and why, the trust it rests on (*trust*), and every item. Pure."""
+    return {"format": PACKAGE_FORMAT, "exported_at": now.isoformat(), "exported_by": by, "reason": reason,
+            "software": {"name": "evidence-ingest", "version": software_version()}, **trust,
+            "case": _case_facts(case), "items": payload.entries}
+
+
+def write_keys(session: Session, data: Path, fingerprints: set[str]) -> None:
+    """Each registered key among *fingerprints* as a PEM file, and all of them in station-keys.json."""
+    keys = list(session.exec(select(StationKey).where(col(StationKey.fingerprint).in_(sorted(fingerprints)))
+                             .order_by(col(StationKey.id))))
+    for key in keys:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
+        (data / "keys" / f"{key.fingerprint}.pem").write_bytes(public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (data / "keys" / "station-keys.json").write_text(json.dumps(
+        [{"station": k.station_code, "fingerprint": k.fingerprint, "public_key_base64": k.public_key,
+          "registered_at": k.created_at.isoformat() if k.created_at else None} for k in keys],
+        ensure_ascii=False, indent=1), encoding="utf-8")

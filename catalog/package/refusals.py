@@ -1,0 +1,61 @@
+"""Why a package must not be written, checked before anything is: rights, scope and reason (catalog.access), a
+destination that exists, items not yet in WORM storage, and rows whose custody events do not vouch for them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import Session
+
+from catalog.access import AccessRefused, ReasonRequired, check_access
+from catalog.errors import ExportFailed
+from catalog.models import Recording, RecordingState
+from catalog.package.payload import IN_STORE
+from catalog.replay import load_replays
+from catalog.replay_compare import origin_findings, row_findings
+from catalog.user_models import User
+
+__all__ = ["provenance_problems", "refuse_unless_exportable"]
+
+
+def refuse_unless_exportable(session: Session, user: User, recordings: list[Recording], *, out: Path, reason: str,
+                             subject: str) -> None:
+    """Raise unless every recording may be handed over by *user* for *reason* into a new *out*, and each is in the
+    WORM store (or a tombstone) with a row its custody events account for; checked in this order."""
+    try:
+        # what a tombstone says is a view; an original (or a text record) in the package is a download
+        check_access(session, user, recordings, step="view", reason=reason, policy="download", action="export")
+        check_access(session, user, [r for r in recordings if r.state != RecordingState.DISPOSED.value],
+                     step="download", reason=reason, policy="download", action="export")
+    except AccessRefused as exc:
+        exc.args = (f"export of {subject} refused, nothing was written: {exc}",)
+        raise
+    if not reason.strip():
+        raise ReasonRequired(f"export of {subject} refused: state the reason for handing over this evidence "
+                             "(调阅事由); it is recorded with every item", recording_ids=[])
+    if out.exists() and (out.is_file() or any(out.iterdir())):
+        raise ExportFailed(f"{out} already exists; an evidence package is never written over another")
+    waiting = [r for r in recordings if r.state == RecordingState.STAGED.value]
+    if waiting:
+        raise ExportFailed("not in the WORM store yet (still staged): " + ", ".join(
+            f"recording {r.id} ({r.original_name})" for r in waiting))
+    unproven = provenance_problems(session, recordings)
+    if unproven:
+        raise ExportFailed(f"export of {subject} refused, nothing was written: " + "; ".join(unproven)
+                           + f" (run `evidence verify {' '.join(str(r.id) for r in recordings)}`)")
+
+
+def provenance_problems(session: Session, recordings: list[Recording]) -> list[str]:
+    """Why a package must not carry these recordings: a row that no custody event created (planted), a row that
+    differs from what its custody events set, a row in the store with no stamp revision (so no signed manifest).
+    Each names the recording. One query for the lot (catalog.replay)."""
+    ids = [r.id for r in recordings if r.id is not None]
+    replays = load_replays(session, ids)[0]
+    found = []
+    for r in recordings:
+        assert r.id is not None
+        who = f"recording {r.id} ({r.original_name})"
+        found += [f"{who}: {text}" for text in origin_findings(r, replays[r.id]) + row_findings(r, replays[r.id])]
+        if r.state in IN_STORE and r.stamp_revision < 1:
+            found.append(f"{who}: in the store, but it has no stamp revision and so no signed manifest: nothing "
+                         "vouches for it")
+    return found

@@ -1,0 +1,1308 @@
+#!/usr/bin/env python3
+"""verify.py: check an evidence package (format evidence-package/2) without trusting whoever sent it.
+
+    python3 verify.py [--trust ROOT_FINGERPRINT] [--json] PACKAGE_FOLDER
+
+Needs only Python 3.9+ and the `cryptography` package (`pip install cryptography`): this file is the whole
+verifier, shipped at the package's root (in the evidence-ingest source it is catalog/package_verifier.py). It
+checks the exact bytes shipped and never re-creates what was signed from readable files:
+
+1. the bag: every file listed in manifest-sha256.txt and tagmanifest-sha256.txt hashes right (read once, in 4 MiB
+   pieces), no payload file is unlisted, Payload-Oxum matches;
+2. the package signature (tagmanifest-sha256.txt.sig) by the export key, whose certificate chains to the agency
+   root trust/root.pem; with --trust the root must be the one you were told out of band;
+3. every signed manifest (.sig over .body.json, by a certified station key valid and not revoked when it signed),
+   every original's SHA-256 against its signed manifest, the readable .json against the signed body;
+4. the custody chain: each event's hash recomputed from its exact body (chain version 1 or 2), chain.jsonl linked
+   row by row up to the export anchor, the events each manifest lists present with the same hash;
+5. the signed chain anchors; 6. RFC 3161 timestamps (imprint; signature with `openssl ts -verify` if installed);
+7. items.json and report.html against the signed manifests.
+
+Exit 0: nothing wrong. Exit 1: each finding is printed (file, what, expected, found). Exit 2: usage.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, TypeVar
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+except ImportError:  # pragma: no cover - the examiner's machine: exit 2, nothing was checked
+    print("verify.py needs the Python package 'cryptography' (42 or newer): pip install cryptography", file=sys.stderr)
+    sys.exit(2)
+
+VERSION = "2"
+UTC = timezone.utc  # noqa: UP017 - this file runs on Python 3.9+
+CHUNK = 4 * 1024 * 1024
+KEEP = 8 * 1024 * 1024  # files up to this size are kept from the hashing pass for parsing (never originals)
+GENESIS = "0" * 64
+SIG_NAME, TSR_NAME = "tagmanifest-sha256.txt.sig", "tagmanifest-sha256.txt.tsr"
+EVENTS, CHAIN = "data/custody/events.jsonl", "data/custody/chain.jsonl"
+ORIGINALS = ("data/recordings/", "data/documents/")
+EVENT_FIELDS = ("kind", "recording_id", "dock_session_id", "actor", "at", "details")
+UNITS = {"agency root": "root", "station key": "station", "export key": "export"}
+STATEMENT_FOLDERS = {"trust/revocations/": "revoked", "trust/retirements/": "retired"}
+#: (items.json path, signed manifest body path): the facts a readable item must share with its newest manifest.
+ITEM_FACTS = (("sha256", "sha256"), ("size_bytes", "size_bytes"), ("original_name", "original_name"),
+              ("recording.case_number", "stamp.case_number"), ("recording.captured_start", "stamp.captured_start"),
+              ("recording.purpose", "stamp.purpose"), ("recording.collector", "stamp.collector"))
+HASHES = {"2.16.840.1.101.3.4.2.1": "sha256", "2.16.840.1.101.3.4.2.2": "sha384", "2.16.840.1.101.3.4.2.3": "sha512"}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ABSENT = "(absent)"
+
+
+# -- findings -----------------------------------------------------------------------------------------------------
+
+
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+class Report:
+    """What was checked, what is wrong (findings: the package fails) and what the reader must know (warnings)."""
+
+    def __init__(self) -> None:
+        self.findings: list[dict[str, str | None]] = []
+        self.warnings: list[str] = []
+        self.checked: dict[str, Any] = {}
+
+    def find(self, file: str, what: str, expected: Any = None, found: Any = None) -> None:
+        self.findings.append({"file": file, "what": what, "expected": _shown(expected), "found": _shown(found)})
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.checked[key] = self.checked.get(key, 0) + n
+
+
+def _loads(data: bytes | str) -> Any:
+    """JSON, refusing duplicate keys (two values for one field: which one was signed?)."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(items)
+        if len(result) != len(items):
+            raise ValueError(f"duplicate keys in one object: {sorted(k for k, _ in items)}")
+        return result
+    return json.loads(data, object_pairs_hook=pairs)
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON scalars: true is not 1, 5 equals 5.0, times equal as instants."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if a != b and _instant(a) is not None:
+        return _instant(a) == _instant(b)
+    return type(a) is type(b) and bool(a == b)
+
+
+def difference(signed: Any, readable: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first place where *readable* says something else than *signed*: (dotted path, signed, readable)."""
+    if isinstance(signed, dict) and isinstance(readable, dict):
+        for key in sorted(set(signed) | set(readable)):
+            where = f"{path}.{key}" if path else key
+            if key not in signed or key not in readable:
+                return where, signed.get(key, _ABSENT), readable.get(key, _ABSENT)
+            found = difference(signed[key], readable[key], where)
+            if found:
+                return found
+        return None
+    if isinstance(signed, list) and isinstance(readable, list):
+        if len(signed) != len(readable):
+            return f"{path} (number of entries)", len(signed), len(readable)
+        for index, item in enumerate(signed):
+            found = difference(item, readable[index], f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return None if _same(signed, readable) else (path or "(the whole value)", signed, readable)
+
+
+def _dig(value: Any, path: str) -> tuple[bool, Any]:
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+# -- RFC 8785, for the root's key statements (shipped as stored: body and signature in one document) ---------------
+
+
+def _number(x: float) -> str:
+    """A float as RFC 8785 writes it (ECMAScript Number::toString)."""
+    if x < 0:
+        return "-" + _number(-x)
+    if x == 0:
+        return "0"
+    mantissa, _, exponent = repr(x).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    n = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(digits))
+    digits = digits.rstrip("0")
+    if len(digits) <= n <= 21:
+        return digits + "0" * (n - len(digits))
+    if 0 < n <= 21:
+        return digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    return digits[0] + ("." + digits[1:] if digits[1:] else "") + f"e{'+' if n > 0 else '-'}{abs(n - 1)}"
+
+
+def rfc8785(value: Any) -> str:
+    """RFC 8785 text of a JSON value: keys sorted by UTF-16 code units, ECMAScript numbers, minimal escapes."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + rfc8785(value[k]) for k in keys) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(rfc8785(item) for item in value) + "]"
+    if isinstance(value, float):
+        return _number(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _signed_bytes(document: dict[str, Any]) -> bytes:
+    """The bytes a stored signed document's signature covers, by the scheme it names (none: the legacy form)."""
+    scheme = document["signature"].get("canonicalization")
+    if scheme == "RFC8785":
+        return rfc8785(document["manifest"]).encode()
+    if scheme is None:
+        return json.dumps(document["manifest"], sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    raise ValueError(f"unknown canonicalization {scheme!r}")
+
+
+# -- the bag ------------------------------------------------------------------------------------------------------
+
+
+def _decode_path(text: str) -> str:
+    return text.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
+
+
+class Bag:
+    """The package folder: its manifests, and each listed file hashed once (small ones kept for parsing)."""
+
+    def __init__(self, root: Path, report: Report) -> None:
+        self.root, self.report = root, report
+        self.payload: dict[str, str] = {}  # path -> SHA-256 the bag's manifest lists
+        self.tags: dict[str, str] = {}
+        self.computed: dict[str, str] = {}  # path -> SHA-256 of the bytes found
+        self.info: dict[str, str] = {}
+        self._kept: dict[str, bytes] = {}
+        self._deferred = {EVENTS, CHAIN}  # hashed while they are parsed, line by line
+
+    def listed(self, rel: str) -> bool:
+        return rel in self.payload or rel in self.tags
+
+    def expected(self, rel: str) -> str | None:
+        return self.payload.get(rel) or self.tags.get(rel)
+
+    def read(self, rel: str) -> bytes | None:
+        """A listed file's bytes (None: unlisted or missing: nothing unlisted is ever used)."""
+        if rel in self._kept:
+            return self._kept[rel]
+        if not self.listed(rel) or not (self.root / rel).is_file():
+            return None
+        return (self.root / rel).read_bytes()
+
+    def lines(self, rel: str) -> Iterator[tuple[int, bytes]]:
+        """A listed file line by line, hashed as it is read: one pass for both checks."""
+        self._deferred.discard(rel)
+        path = self.root / rel
+        if not self.listed(rel) or not path.is_file():
+            return
+        digest, size = hashlib.sha256(), 0
+        with path.open("rb", buffering=CHUNK) as fh:
+            for number, line in enumerate(fh, 1):
+                digest.update(line)
+                size += len(line)
+                yield number, line
+        self._compare(rel, digest.hexdigest(), size)
+
+    def deferred(self, rel: str) -> bool:
+        return rel in self._deferred
+
+    def finish(self) -> None:
+        for rel in sorted(self._deferred):
+            for _ in self.lines(rel):
+                pass
+
+    def _compare(self, rel: str, found: str, size: int) -> None:
+        self.computed[rel] = found
+        self.report.count("files_hashed")
+        self.report.count("bytes_hashed", size)
+        if found != self.expected(rel):
+            manifest = "manifest-sha256.txt" if rel in self.payload else "tagmanifest-sha256.txt"
+            self.report.find(rel, f"its SHA-256 is not the one {manifest} lists (the file was changed)",
+                             self.expected(rel), found)
+
+    def hash_file(self, rel: str) -> None:
+        path = self.root / rel
+        keep = not rel.startswith(ORIGINALS) and path.stat().st_size <= KEEP
+        digest, size, kept = hashlib.sha256(), 0, bytearray()
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        with path.open("rb", buffering=0) as fh:
+            while True:
+                n = fh.readinto(buffer)
+                if not n:
+                    break
+                digest.update(view[:n])
+                size += n
+                if keep:
+                    kept += view[:n]
+        if keep:
+            self._kept[rel] = bytes(kept)
+        self._compare(rel, digest.hexdigest(), size)
+
+
+def _read_manifest(bag: Bag, name: str) -> dict[str, str]:
+    """A BagIt manifest: {path: checksum}; malformed lines and paths leading out of the bag are findings."""
+    path = bag.root / name
+    if not path.is_file():
+        bag.report.find(name, "the bag's manifest is missing")
+        return {}
+    entries: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(None, 1)
+        rel = _decode_path(parts[1]) if len(parts) == 2 else ""
+        if not rel or rel.startswith(("/", "../")) or "/../" in f"/{rel}/" or "\\" in rel:
+            bag.report.find(name, f"line {number} is not '<checksum> <path inside the bag>'", found=line)
+            continue
+        entries[rel] = parts[0].lower()
+    return entries
+
+
+def _read_info(bag: Bag) -> None:
+    text = (bag.root / "bag-info.txt").read_text(encoding="utf-8") if (bag.root / "bag-info.txt").is_file() else ""
+    key = ""
+    for line in text.splitlines():
+        if line[:1].isspace() and key:
+            bag.info[key] += " " + line.strip()
+        elif ":" in line:
+            key, value = (part.strip() for part in line.split(":", 1))
+            bag.info[key] = value
+
+
+def _walk(root: Path, top: str) -> Iterator[str]:
+    for folder, dirs, files in os.walk(root / top):
+        dirs.sort()
+        for name in sorted(files):
+            yield (Path(folder) / name).relative_to(root).as_posix()
+
+
+def check_bag(bag: Bag) -> None:
+    """Check 1: every listed file hashes right, nothing unlisted in data/, Payload-Oxum, the two manifests agree."""
+    report = bag.report
+    bag.payload = _read_manifest(bag, "manifest-sha256.txt")
+    bag.tags = _read_manifest(bag, "tagmanifest-sha256.txt")
+    _read_info(bag)
+    sha512 = _read_manifest(bag, "manifest-sha512.txt") if (bag.root / "manifest-sha512.txt").is_file() else None
+    if sha512 is not None and set(sha512) != set(bag.payload):
+        report.find("manifest-sha512.txt", "it lists other files than manifest-sha256.txt",
+                    sorted(set(bag.payload) ^ set(sha512))[:5], None)
+    for rel in sorted(bag.tags) + sorted(bag.payload):
+        path = bag.root / rel
+        if path.is_symlink() or not path.is_file():
+            report.find(rel, "listed in the bag's manifest, but not a file in the package", "a file",
+                        "a symbolic link" if path.is_symlink() else "nothing")
+        elif not bag.deferred(rel):
+            try:
+                bag.hash_file(rel)
+            except OSError as exc:
+                report.find(rel, f"cannot be read ({exc})")
+    for rel in _walk(bag.root, "data"):
+        if rel not in bag.payload:
+            report.find(rel, "a payload file that manifest-sha256.txt does not list (added after the package "
+                             "was made)")
+    allowed = {"tagmanifest-sha256.txt", "tagmanifest-sha512.txt", SIG_NAME, TSR_NAME}
+    for rel in _walk(bag.root, "."):
+        if not rel.startswith("data/") and rel not in bag.tags and rel not in allowed:
+            report.warn(f"{rel} is not listed in tagmanifest-sha256.txt: it was not used")
+    _check_oxum(bag)
+    report.checked["payload_files"] = len(bag.payload)
+
+
+def _check_oxum(bag: Bag) -> None:
+    octets = sum((bag.root / rel).stat().st_size for rel in bag.payload if (bag.root / rel).is_file())
+    found = f"{octets}.{len(bag.payload)}"
+    if bag.info.get("Payload-Oxum") != found:
+        bag.report.find("bag-info.txt", "Payload-Oxum (bytes.files of the payload) does not match the payload",
+                        bag.info.get("Payload-Oxum"), found)
+
+
+# -- keys and certificates ----------------------------------------------------------------------------------------
+
+
+def _raw(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def fingerprint_of(public: Ed25519PublicKey) -> str:
+    """SHA-256 of the raw 32-byte public key, hex: how every key is named."""
+    return hashlib.sha256(_raw(public)).hexdigest()
+
+
+@dataclass
+class Cert:
+    fingerprint: str
+    role: str | None
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    public: Ed25519PublicKey
+    file: str
+
+
+@dataclass
+class Change:
+    action: str  # revoked | retired
+    at: datetime
+    reason: str
+    file: str
+
+
+@dataclass
+class Trust:
+    """The agency root and what it vouches for, as read from trust/ (only what chains to the root counts)."""
+    report: Report
+    bag: Bag
+    root: x509.Certificate | None = None
+    root_public: Ed25519PublicKey | None = None
+    root_fingerprint: str | None = None
+    certs: dict[str, list[Cert]] = field(default_factory=dict)
+    changes: dict[str, list[Change]] = field(default_factory=dict)
+
+    def key(self, fp: str, at: datetime | None, roles: tuple[str, ...], file: str,
+            what: str) -> Ed25519PublicKey | None:
+        """The key *fp* that signed *what* in *file* at *at*; every reason it is not covered then is a finding."""
+        if self.root is None:
+            return _uncertified_key(self.bag, fp, file, what)
+        certs = self.certs.get(fp, [])
+        if not certs:
+            self.report.find(file, f"{what}: key {fp} has no certificate from the agency root in trust/certs/",
+                             "a certificate chaining to trust/root.pem", "none")
+            return None
+        if not any(c.role in roles for c in certs):
+            self.report.find(file, f"{what}: key {fp} is not certified for this", " or ".join(roles),
+                             ", ".join(sorted({str(c.role) for c in certs})))
+        if at is None:
+            self.report.find(file, f"{what}: it names no signing time, so its certificate cannot be checked")
+        elif not any(c.not_before <= at <= c.not_after for c in certs):
+            spans = ", ".join(f"{c.not_before.isoformat()} to {c.not_after.isoformat()}" for c in certs)
+            self.report.find(file, f"{what}: no certificate of key {fp} was valid when it signed", spans,
+                             at.isoformat())
+        for change in self.changes.get(fp, []):
+            if at is not None and at >= change.at:
+                self.report.find(file, f"{what}: signed after the key was {change.action} ({change.file}: "
+                                       f"{change.reason})", f"before {change.at.isoformat()}", at.isoformat())
+        return certs[0].public
+
+
+def _uncertified_key(bag: Bag, fp: str, file: str, what: str) -> Ed25519PublicKey | None:
+    """Without a root: the key as the package lists it (data/keys/<fp>.pem, trust/export-key.pem)."""
+    for rel in (f"data/keys/{fp}.pem", "trust/export-key.pem"):
+        data = bag.read(rel)
+        if data is None:
+            continue
+        try:
+            public = serialization.load_pem_public_key(data)
+        except ValueError:
+            continue
+        if isinstance(public, Ed25519PublicKey) and fingerprint_of(public) == fp:
+            return public
+    bag.report.find(file, f"{what}: the package holds no public key {fp} (data/keys/{fp}.pem)")
+    return None
+
+
+def _extension(cert: x509.Certificate, kind: type[Any]) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _cert_problem(cert: x509.Certificate, issuer: x509.Certificate, *, ca: bool) -> str | None:
+    """Why *cert* is not a certificate *issuer* made for an Ed25519 key of this kind (None: it is)."""
+    if not isinstance(cert.public_key(), Ed25519PublicKey):
+        return f"its key is {type(cert.public_key()).__name__}, not Ed25519"
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        return f"it was not issued and signed by the agency root {issuer.subject.rfc4514_string()!r} ({exc!r})"
+    constraints, usage = _extension(cert, x509.BasicConstraints), _extension(cert, x509.KeyUsage)
+    if constraints is None or usage is None or constraints.ca != ca:
+        return "its basicConstraints/keyUsage are not those of a " + ("root" if ca else "key certificate")
+    if not (usage.key_cert_sign if ca else usage.digital_signature):
+        return "its key usage does not allow " + ("signing certificates" if ca else "signatures")
+    return None
+
+
+def _cert(cert: x509.Certificate, file: str) -> Cert:
+    public = cert.public_key()
+    assert isinstance(public, Ed25519PublicKey)
+    units = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return Cert(fingerprint_of(public), UNITS.get(str(units[0].value)) if units else None,
+                str(names[0].value) if names else "", cert.not_valid_before_utc, cert.not_valid_after_utc, public,
+                file)
+
+
+def _load_root(trust: Trust, trusted: str | None) -> None:
+    bag, report = trust.bag, trust.report
+    named = bag.info.get("Root-Key-Fingerprint", "").lower()
+    data = bag.read("trust/root.pem")
+    if data is None:
+        if named not in ("", "none"):
+            report.find("trust/root.pem", "bag-info.txt names an agency root, but its certificate is not in the "
+                                          "package", named, "nothing")
+        report.warn("the archive has no agency root: no key in this package is certified; compare the export "
+                    "key's fingerprint out of band (--trust EXPORT_KEY_FINGERPRINT)")
+        return
+    try:
+        root = x509.load_pem_x509_certificate(data)
+    except ValueError as exc:
+        report.find("trust/root.pem", f"not a PEM X.509 certificate ({exc})")
+        return
+    problem = _cert_problem(root, root, ca=True)
+    if problem:
+        report.find("trust/root.pem", f"not a valid root certificate: {problem}")
+        return
+    facts = _cert(root, "trust/root.pem")
+    trust.root, trust.root_public, trust.root_fingerprint = root, facts.public, facts.fingerprint
+    if named != trust.root_fingerprint:
+        report.find("bag-info.txt", "Root-Key-Fingerprint is not the key of trust/root.pem", trust.root_fingerprint,
+                    named)
+    if trusted is not None and trusted != trust.root_fingerprint:
+        report.find("trust/root.pem", "the agency root is not the one you trust (--trust): the package was signed "
+                                      "under another root", trusted, trust.root_fingerprint)
+
+
+def _load_certs(trust: Trust) -> None:
+    assert trust.root is not None
+    for rel in sorted(r for r in trust.bag.tags if r.startswith("trust/certs/") and r.endswith(".pem")):
+        try:
+            certs = x509.load_pem_x509_certificates(trust.bag.read(rel) or b"")
+        except ValueError as exc:
+            trust.report.find(rel, f"not PEM X.509 certificates ({exc})")
+            continue
+        for cert in certs:
+            problem = _cert_problem(cert, trust.root, ca=False)
+            if problem:
+                trust.report.find(rel, f"certificate {format(cert.serial_number, 'x')} does not count: {problem}")
+                continue
+            facts = _cert(cert, rel)
+            if Path(rel).stem != facts.fingerprint:
+                trust.report.find(rel, "the file is named for another key than the certificate's",
+                                  Path(rel).stem, facts.fingerprint)
+            trust.certs.setdefault(facts.fingerprint, []).append(facts)
+            trust.report.count("certificates")
+
+
+def _load_statement(trust: Trust, rel: str, action: str) -> None:
+    """A revocation or retirement the root signed, as WORM storage holds it; counted only if it verifies."""
+    assert trust.root_public is not None
+    try:
+        document = _loads(trust.bag.read(rel) or b"")
+        body, signature = document["manifest"], document["signature"]
+        trust.root_public.verify(base64.b64decode(signature["value"]), _signed_bytes(document))
+        fp = str(body["fingerprint"])
+        at = _instant(body.get("at"))
+        if (body.get("format"), body.get("action"), fp, at is None) != ("evidence-key-statement/1", action,
+                                                                        Path(rel).stem, False):
+            raise ValueError(f"it is not a {action} statement about key {Path(rel).stem} with a time "
+                             f"(format {body.get('format')!r}, action {body.get('action')!r}, key {fp})")
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidSignature) as exc:
+        trust.report.find(rel, f"the key statement does not verify with the agency root key ({exc!r})")
+        return
+    assert at is not None
+    trust.changes.setdefault(fp, []).append(Change(action, at, str(body.get("reason", "")), rel))
+    trust.report.count("key_statements")
+
+
+def load_trust(bag: Bag, report: Report, trusted: str | None) -> Trust:
+    """Check 2 (root part): the root, the certificates that chain to it, the statements it signed."""
+    trust = Trust(report, bag)
+    _load_root(trust, trusted)
+    report.checked["root_fingerprint"] = trust.root_fingerprint
+    if trust.root is None:
+        return trust
+    _load_certs(trust)
+    for rel in sorted(bag.tags):
+        for folder, action in STATEMENT_FOLDERS.items():
+            if rel.startswith(folder) and rel.endswith(".json"):
+                _load_statement(trust, rel, action)
+    return trust
+
+
+def _verify(public: Ed25519PublicKey | None, signature: bytes, data: bytes) -> bool:
+    if public is None:
+        return False
+    try:
+        public.verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+# -- signatures: the package, manifests, anchors ------------------------------------------------------------------
+
+
+def check_package_signature(bag: Bag, trust: Trust, exported_at: datetime | None, trusted: str | None) -> None:
+    """Check 2: the export key signed the exact bytes of tagmanifest-sha256.txt."""
+    report = bag.report
+    fp = bag.info.get("Export-Key-Fingerprint", "").lower()
+    report.checked["export_key_fingerprint"] = fp or None
+    signature = (bag.root / SIG_NAME).read_bytes() if (bag.root / SIG_NAME).is_file() else None
+    if signature is None:
+        report.find(SIG_NAME, "the package is not signed: its signature file is missing", "a 64-byte Ed25519 "
+                    "signature by the export key", "nothing")
+        return
+    if not _HEX64.fullmatch(fp):
+        report.find("bag-info.txt", "Export-Key-Fingerprint does not name a key", "64 hex digits", fp)
+        return
+    if trust.root is None and trusted is not None and trusted != fp:
+        report.find("bag-info.txt", "the export key is not the one you trust (--trust; this archive has no root)",
+                    trusted, fp)
+    public = trust.key(fp, exported_at, ("export",), SIG_NAME, "the package signature")
+    verified = public is not None and _verify(public, signature, (bag.root / "tagmanifest-sha256.txt").read_bytes())
+    if public is not None and not verified:
+        report.find(SIG_NAME, "the package signature does not verify over tagmanifest-sha256.txt (the package "
+                              "was changed after it was signed, or signed by another key)",
+                    f"a signature by export key {fp}", signature.hex()[:32] + "…")
+    report.checked["package_signature"] = verified
+
+
+def _signed_record(bag: Bag, trust: Trust, rel: str, what: str, time_key: str,
+                   roles: tuple[str, ...]) -> dict[str, Any] | None:
+    """A signed document shipped as <stem>.json (as stored), .body.json (the exact bytes signed) and .sig: the
+    signed body if its signature verifies with the certified key it names (findings say everything else)."""
+    stem, report = rel[:-len(".json")], bag.report
+    raw, body_bytes, sig = bag.read(rel), bag.read(f"{stem}.body.json"), bag.read(f"{stem}.sig")
+    if raw is None or body_bytes is None or sig is None:
+        report.find(rel, f"{what}: the .json, .body.json and .sig must all be in the package",
+                    "all three", ", ".join(n for n, d in ((".json", raw), (".body.json", body_bytes), (".sig", sig))
+                                           if d is not None) or "none")
+        return None
+    try:
+        document, body = _loads(raw), _loads(body_bytes)
+        fp = str(document["signature"]["key_fingerprint"])
+        stored_value = base64.b64decode(document["signature"]["value"])
+    except (ValueError, KeyError, TypeError) as exc:
+        report.find(rel, f"{what}: cannot be read ({exc!r})")
+        return None
+    public = trust.key(fp, _instant(body.get(time_key)) if isinstance(body, dict) else None, roles, rel, what)
+    if public is None:
+        return None
+    if not _verify(public, sig, body_bytes):
+        report.find(f"{stem}.body.json", f"{what}: the signature ({stem}.sig) does not verify with key {fp}: the "
+                                         "signed bytes were changed", "a valid Ed25519 signature", "invalid")
+        return None
+    if stored_value != sig:
+        report.find(rel, f"{what}: the signature in the readable document is not the one in {stem}.sig",
+                    sig.hex()[:32] + "…", stored_value.hex()[:32] + "…")
+    diff = difference(body, document.get("manifest"))
+    if diff:
+        report.find(rel, f"{what}: the readable document differs from the signed body at {diff[0]}", diff[1],
+                    diff[2])
+    return body if isinstance(body, dict) else None
+
+
+def check_manifests(bag: Bag, trust: Trust) -> dict[str, dict[str, Any]]:
+    """Check 3: each manifest signed by a certified station key; returns {manifest .json path: signed body}."""
+    bodies: dict[str, dict[str, Any]] = {}
+    for rel in sorted(bag.payload):
+        if not rel.startswith("data/manifests/") or not rel.endswith(".json") or rel.endswith(".body.json"):
+            continue
+        body = _signed_record(bag, trust, rel, "signed manifest", "signed_at", ("station",))
+        bag.report.count("manifests")
+        if body is None:
+            continue
+        bodies[rel] = body
+        name = Path(rel).name
+        revision = f"{body.get('sha256')}.r{(body.get('stamp') or {}).get('revision')}.json"
+        if body.get("format") != "evidence-manifest/1" or name != revision:
+            bag.report.find(rel, "the signed body is not this file's manifest", revision, name)
+    return bodies
+
+
+def check_originals(bag: Bag, bodies: dict[str, dict[str, Any]]) -> None:
+    """Check 3: every original's SHA-256 is one a signed manifest names (never the readable copy's)."""
+    signed = {str(body.get("sha256")): rel for rel, body in bodies.items()}
+    found = {bag.computed.get(rel) for rel in bag.payload if rel.startswith(ORIGINALS)}
+    for rel in sorted(r for r in bag.payload if r.startswith(ORIGINALS)):
+        if rel in bag.computed and bag.computed[rel] not in signed:
+            bag.report.find(rel, "no signed manifest names this file's SHA-256 (the original was changed, or "
+                                 "nothing vouches for it)", "a SHA-256 named by a signed manifest",
+                            bag.computed[rel])
+    for sha, rel in sorted(signed.items()):
+        if sha not in found:
+            bag.report.find(rel, "the original this signed manifest is for is not in the package", sha, None)
+
+
+@dataclass
+class Anchor:
+    rel: str
+    body: dict[str, Any]
+
+
+def check_anchors(bag: Bag, trust: Trust) -> tuple[dict[str, Anchor], Anchor | None]:
+    """Check 5: every anchor signed by a certified key; the export anchor is the one export-anchor.json names."""
+    report, anchors = bag.report, {}
+    for rel in sorted(bag.payload):
+        if rel.startswith("data/custody/anchors/") and rel.endswith(".json") and not rel.endswith(".body.json"):
+            body = _signed_record(bag, trust, rel, "chain anchor", "written_at", ("station", "export"))
+            report.count("anchors")
+            if body is not None and body.get("format") == "evidence-custody-anchor/1":
+                anchors[Path(rel).name] = Anchor(rel, body)
+            elif body is not None:
+                report.find(rel, "not a custody anchor", "evidence-custody-anchor/1", body.get("format"))
+    try:
+        where = _loads(bag.read("data/custody/export-anchor.json") or b"null")
+    except ValueError:
+        where = None
+    if not isinstance(where, dict):
+        report.find("data/custody/export-anchor.json", "missing or not an object: the export anchor is unknown")
+        return anchors, None
+    name = str(where.get("record_name", ""))
+    export = anchors.get(name.rsplit("/", 1)[-1])
+    if export is None:
+        report.find("data/custody/export-anchor.json", "the export anchor it names is not a valid signed anchor in "
+                                                       "data/custody/anchors/", name, sorted(anchors))
+        return anchors, None
+    _check_export_anchor_file(bag, where, export)
+    if bag.info.get("Chain-Anchor") != name:
+        report.find("bag-info.txt", "Chain-Anchor is not the export anchor", name, bag.info.get("Chain-Anchor"))
+    _check_anchor_links(bag, anchors)
+    return anchors, export
+
+
+def _check_export_anchor_file(bag: Bag, where: dict[str, Any], export: Anchor) -> None:
+    """export-anchor.json (where WORM storage holds the export anchor) agrees with the signed anchor shipped."""
+    for key, signed in (("last_event_id", export.body.get("last_event_id")),
+                        ("last_hash", export.body.get("last_hash")), ("file", export.rel),
+                        ("sha256", bag.computed.get(export.rel))):
+        if key in where and not _same(signed, where.get(key)):
+            bag.report.find("data/custody/export-anchor.json", f"{key} differs from the signed export anchor",
+                            signed, where.get(key))
+
+
+def _check_anchor_links(bag: Bag, anchors: dict[str, Anchor]) -> None:
+    """Each anchor names the one written before it (and the SHA-256 of its stored bytes): where both are here,
+    they must agree."""
+    for anchor in anchors.values():
+        previous = anchor.body.get("previous") or {}
+        earlier = anchors.get(str(previous.get("name", "")).rsplit("/", 1)[-1])
+        if earlier is not None and bag.computed.get(earlier.rel) != previous.get("sha256"):
+            bag.report.find(anchor.rel, f"the anchor before it ({earlier.rel}) is not the one it signed",
+                            previous.get("sha256"), bag.computed.get(earlier.rel))
+
+
+# -- the custody chain --------------------------------------------------------------------------------------------
+
+
+def link_hash(version: int, prev_hash: str, body: bytes) -> str:
+    """catalog.event_hashes.link_hash: v1 SHA-256(prev + "\\n" + body); v2 SHA-256(prev + SHA-256(body)), hex."""
+    if version == 1:
+        return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
+    return digest_link(prev_hash, hashlib.sha256(body).hexdigest())
+
+
+def digest_link(prev_hash: str, body_sha256: str) -> str:
+    return hashlib.sha256((prev_hash + body_sha256).encode("ascii")).hexdigest()
+
+
+def _event_line(report: Report, number: int, line: bytes) -> tuple[int, int, str, str] | None:
+    """One events.jsonl line: its body parses to its readable fields and its hash recomputes.
+    Returns (id, chain_version, prev_hash, hash) as the line states them."""
+    where = f"line {number}"
+    try:
+        event = _loads(line)
+        where = f"line {number} (event {event['id']}, {event.get('kind')})"
+        body = event["body"].encode("utf-8")
+        version, prev_hash, stated = int(event["chain_version"]), str(event["prev_hash"]), str(event["hash"])
+        diff = difference(_loads(body), {key: event.get(key) for key in EVENT_FIELDS})
+        event_id = int(event["id"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        report.find(EVENTS, f"{where}: cannot be read ({exc!r})")
+        return None
+    if diff:
+        report.find(EVENTS, f"{where}: the readable {diff[0]} is not what the hashed body says", diff[1], diff[2])
+    if version not in (1, 2):
+        report.find(EVENTS, f"{where}: unknown chain version", "1 or 2", version)
+    elif link_hash(version, prev_hash, body) != stated:
+        report.find(EVENTS, f"{where}: its hash is not the chain version {version} hash of its prev_hash and body "
+                            "(the event was changed)", link_hash(version, prev_hash, body), stated)
+    return event_id, version, prev_hash, stated
+
+
+def read_events(bag: Bag) -> dict[int, tuple[int, str, str]]:
+    """Check 4 (events.jsonl): {id: (chain_version, prev_hash, hash)}, ids increasing."""
+    events: dict[int, tuple[int, str, str]] = {}
+    last = 0
+    for number, line in bag.lines(EVENTS):
+        parsed = _event_line(bag.report, number, line)
+        if parsed is None:
+            continue
+        event_id, version, prev_hash, stated = parsed
+        if event_id <= last:
+            bag.report.find(EVENTS, f"line {number}: event ids must increase", f"> {last}", event_id)
+        events[event_id], last = (version, prev_hash, stated), max(last, event_id)
+    bag.report.checked["events"] = len(events)
+    return events
+
+
+@dataclass
+class Walk:
+    """Where the chain walk stands."""
+    prev_hash: str | None = None
+    last_id: int = 0
+    version: int = 1
+    first_id: int | None = None
+    seen: set[int] = field(default_factory=set)
+    at_ids: dict[int, str] = field(default_factory=dict)  # hashes of the rows anchors name
+
+
+def _row_problems(row: dict[str, Any], events: dict[int, tuple[int, str, str]], walk: Walk) -> list[tuple[str,
+                                                                                                          Any, Any]]:
+    """(what, expected, found) for one chain.jsonl row: its content; the link is checked by the caller."""
+    row_id, version = row.get("id"), row.get("chain_version")
+    if row.get("full") is True and isinstance(row_id, int):
+        walk.seen.add(row_id)
+        if row_id not in events:
+            return [("a full row whose event is not in events.jsonl (it was removed)", "the event", None)]
+        if (version, row.get("prev_hash"), row.get("hash")) != events[row_id]:
+            return [("the row differs from the event in events.jsonl", events[row_id],
+                     (version, row.get("prev_hash"), row.get("hash")))]
+    elif version == 2:
+        body_sha = row.get("body_sha256")
+        if not (isinstance(body_sha, str) and _HEX64.fullmatch(body_sha)):
+            return [("a digest-only row needs body_sha256", "64 hex digits", body_sha)]
+        if digest_link(str(row.get("prev_hash")), body_sha) != row.get("hash"):
+            return [("its hash is not SHA-256(prev_hash + body_sha256)", digest_link(str(row.get("prev_hash")),
+                                                                                     body_sha), row.get("hash"))]
+    elif version == 1 and row.get("body_withheld") is True:
+        return []
+    else:
+        return [("not a full, digest-only (version 2) or withheld (version 1) row", None, row)]
+    return []
+
+
+def _link(walk: Walk, row: dict[str, Any], number: int, report: Report) -> None:
+    row_id, version = row.get("id"), row.get("chain_version")
+    where = f"line {number} (event {row_id})"
+    if not isinstance(row_id, int) or row_id <= walk.last_id:
+        report.find(CHAIN, f"{where}: ids must increase along the chain", f"> {walk.last_id}", row_id)
+        return
+    if walk.prev_hash is not None and row.get("prev_hash") != walk.prev_hash:
+        report.find(CHAIN, f"{where}: its prev_hash is not the hash of the row before it (an event was removed, "
+                           "added or moved)", walk.prev_hash, row.get("prev_hash"))
+    if walk.first_id is None:
+        walk.first_id = row_id
+        if row_id == 1 and row.get("prev_hash") != GENESIS:
+            report.find(CHAIN, f"{where}: the first event follows 64 zeros", GENESIS, row.get("prev_hash"))
+    if isinstance(version, int) and version < walk.version:
+        report.find(CHAIN, f"{where}: chain versions never go down (an event rewritten with the older formula)",
+                    f">= {walk.version}", version)
+    if walk.last_id and row_id > walk.last_id + 1:
+        report.count("id_gaps")
+    walk.last_id, walk.prev_hash = row_id, str(row.get("hash"))
+    walk.version = max(walk.version, version if isinstance(version, int) else 0)
+
+
+def walk_chain(bag: Bag, events: dict[int, tuple[int, str, str]], anchor_ids: set[int]) -> Walk:
+    """Check 4 (chain.jsonl): streamed row by row, each linked to the one before it."""
+    walk, report = Walk(), bag.report
+    for number, line in bag.lines(CHAIN):
+        try:
+            row = _loads(line)
+            _link(walk, row, number, report)
+            problems = _row_problems(row, events, walk)
+        except (ValueError, TypeError, AttributeError) as exc:
+            report.find(CHAIN, f"line {number}: cannot be read ({exc!r})")
+            continue
+        for what, expected, found in problems:
+            report.find(CHAIN, f"line {number} (event {row.get('id')}): {what}", expected, found)
+        kind = "full_rows" if row.get("full") is True else f"v{row.get('chain_version')}_digest_rows" \
+            if row.get("chain_version") == 2 else "v1_hash_only_rows"
+        report.count(kind)
+        report.count("chain_rows")
+        if row.get("id") in anchor_ids:
+            walk.at_ids[int(row["id"])] = str(row.get("hash"))
+    return walk
+
+
+def check_chain(bag: Bag, anchors: dict[str, Anchor], export: Anchor | None,
+                bodies: dict[str, dict[str, Any]]) -> None:
+    """Check 4: events, chain rows, the anchors' hashes, and the events each signed manifest lists."""
+    report = bag.report
+    events = read_events(bag)
+    ids = {a.body.get("last_event_id"): a for a in anchors.values()}
+    walk = walk_chain(bag, events, {i for i in ids if isinstance(i, int)})
+    report.checked["chain_from"], report.checked["chain_to"] = walk.first_id, walk.last_id or None
+    for event_id in sorted(set(events) - walk.seen):
+        report.find(EVENTS, f"event {event_id} is not a full row of chain.jsonl" + (
+            " (it is after the export anchor: not covered by it)" if event_id > walk.last_id else ""))
+    for event_id, anchor in sorted((i, a) for i, a in ids.items() if i in walk.at_ids):
+        if walk.at_ids[event_id] != anchor.body.get("last_hash"):
+            report.find(CHAIN, f"event {event_id}: its hash is not the one the signed anchor {anchor.rel} names "
+                               "(history up to it was rewritten)", anchor.body.get("last_hash"), walk.at_ids[event_id])
+    if export is not None and (walk.last_id, walk.prev_hash) != (export.body.get("last_event_id"),
+                                                                 export.body.get("last_hash")):
+        report.find(CHAIN, "the chain does not end at the export anchor's event and hash",
+                    f"event {export.body.get('last_event_id')} {export.body.get('last_hash')}",
+                    f"event {walk.last_id} {walk.prev_hash}")
+    if report.checked.get("v1_hash_only_rows"):
+        report.warn(f"{report.checked['v1_hash_only_rows']} events before chain v2 are linked by hash only: their "
+                    "hash covers their whole body, which belongs to other recordings and is not in the package")
+    if report.checked.get("id_gaps"):
+        report.warn(f"chain.jsonl skips event ids {report.checked['id_gaps']} time(s); the prev_hash links show "
+                    "no event is missing (PostgreSQL skips ids after a rolled-back transaction)")
+    _check_custody_lists(report, events, bodies)
+
+
+def _check_custody_lists(report: Report, events: dict[int, tuple[int, str, str]],
+                         bodies: dict[str, dict[str, Any]]) -> None:
+    for rel, body in sorted(bodies.items()):
+        for listed in body.get("custody") or []:
+            if not isinstance(listed, dict):
+                listed = {"id": listed}
+            listed_id = listed.get("id")
+            event = events.get(listed_id) if isinstance(listed_id, int) else None
+            if event is None or event[2] != listed.get("hash"):
+                report.find(rel, f"custody event {listed.get('id')} ({listed.get('kind')}), listed when the "
+                                 "manifest was signed, is not in events.jsonl with that hash", listed.get("hash"),
+                            event[2] if event else None)
+
+
+# -- RFC 3161 timestamps ------------------------------------------------------------------------------------------
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER element at *pos*."""
+    tag, length, pos = data[pos], data[pos + 1], pos + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, pos = int.from_bytes(data[pos:pos + count], "big"), pos + count
+    if pos + length > len(data):
+        raise ValueError("a DER element runs past the end of the token")
+    return tag, pos, pos + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    found, pos = [], start
+    while pos < end:
+        element = _tlv(data, pos)
+        found.append(element)
+        pos = element[2]
+    return found
+
+
+def _oid(data: bytes) -> str:
+    numbers, value = [], 0
+    for byte in data:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            numbers.append(value)
+            value = 0
+    first = min(numbers[0] // 40, 2)
+    return ".".join(str(n) for n in [first, numbers[0] - 40 * first, *numbers[1:]])
+
+
+def parse_timestamp(data: bytes) -> tuple[int, str, bytes, str]:
+    """(status, hash algorithm OID, message imprint, genTime) of a TimeStampResp or a bare token (a minimal DER
+    walk: TimeStampResp > ContentInfo > SignedData > encapContentInfo > TSTInfo)."""
+    outer = _children(data, *_tlv(data, 0)[1:])
+    status, token = 0, outer
+    if outer[0][0] == 0x30:  # TimeStampResp: PKIStatusInfo, then the token
+        status = int.from_bytes(data[slice(*_children(data, *outer[0][1:])[0][1:])], "big")
+        if len(outer) < 2:
+            raise ValueError(f"the response holds no token (status {status})")
+        token = _children(data, *outer[1][1:])
+    signed_data = _children(data, *_children(data, *token[1][1:])[0][1:])
+    encapsulated = _children(data, *signed_data[2][1:])
+    octets = _children(data, *encapsulated[1][1:])[0]
+    tst = _children(data, *_tlv(data, octets[1])[1:])
+    imprint = _children(data, *tst[2][1:])
+    algorithm = _oid(data[slice(*_children(data, *imprint[0][1:])[0][1:])])
+    return status, algorithm, data[slice(*imprint[1][1:])], data[slice(*tst[4][1:])].decode("ascii")
+
+
+def _stamped_file(bag: Bag, rel: str, export: Anchor | None) -> str | None:
+    stamped = rel[:-len(".tsr")]
+    if (bag.root / stamped).is_file():
+        return stamped
+    if rel.startswith("data/custody/") and export is not None:
+        return export.rel[:-len(".json")] + ".body.json"
+    return None
+
+
+def _ts_verify(openssl: str, token: Path, digest: str, *trust: str) -> tuple[bool, str]:
+    done = subprocess.run([openssl, "ts", "-verify", "-digest", digest, "-in", str(token), *trust],
+                          capture_output=True, text=True, check=False)
+    output = done.stdout + done.stderr
+    return done.returncode == 0 and "Verification: OK" in output, " ".join(output.split())[-300:]
+
+
+def _token_signer(openssl: str, token: Path, folder: Path) -> tuple[Path, str]:
+    """The certificates inside the token (PEM, in *folder*) and the first one's subject."""
+    der, pem = folder / "token.der", folder / "certs.pem"
+    subprocess.run([openssl, "ts", "-reply", "-in", str(token), "-token_out", "-out", str(der)],
+                   capture_output=True, check=False)
+    done = subprocess.run([openssl, "pkcs7", "-inform", "DER", "-in", str(der), "-print_certs", "-out", str(pem)],
+                          capture_output=True, text=True, check=False)
+    subject = next((line[len("subject="):].strip() for line in pem.read_text(errors="replace").splitlines()
+                    if line.startswith("subject=")), "an unnamed signer") if done.returncode == 0 else "?"
+    return pem, subject
+
+
+def _openssl_verify(bag: Bag, rel: str, digest: str) -> None:
+    """The token's signature, by `openssl ts -verify`: with trust/tsa-ca.pem if shipped, else this machine's trust
+    store, else (a TSA this machine does not know) against the certificate the token carries: the signature is
+    then checked, the TSA's identity is left to the reader (a warning)."""
+    report, token = bag.report, bag.root / rel
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        report.warn("timestamp signature not checked (no openssl): only the message imprints were compared")
+        return
+    if bag.listed("trust/tsa-ca.pem") and (bag.root / "trust" / "tsa-ca.pem").is_file():
+        report.warn("the timestamp authority's CA certificate came with the package (trust/tsa-ca.pem): compare it "
+                    "with the TSA's published one")
+        ok, output = _ts_verify(openssl, token, digest, "-CAfile", str(bag.root / "trust" / "tsa-ca.pem"))
+    else:
+        ok, output = _ts_verify(openssl, token, digest)
+        if not ok and "unable to get local issuer certificate" in output:
+            with tempfile.TemporaryDirectory() as folder:
+                certs, signer = _token_signer(openssl, token, Path(folder))
+                ok, output = _ts_verify(openssl, token, digest, "-CAfile", str(certs), "-partial_chain")
+            if ok:
+                report.warn(f"{rel}: the timestamp's signature verifies with the certificate of {signer!r} it "
+                            "carries, but that TSA is not one this machine trusts: compare it out of band")
+    if ok:
+        report.count("timestamp_signatures")
+    else:
+        report.find(rel, "the timestamp token's signature does not verify (openssl ts -verify)", "Verification: OK",
+                    output)
+
+
+def check_timestamps(bag: Bag, export: Anchor | None) -> None:
+    """Check 6: each token's message imprint is the hash of the bytes it stamps; its signature via openssl."""
+    report = bag.report
+    tokens = sorted(r for r in bag.payload if r.endswith(".tsr"))
+    tokens += [TSR_NAME] if (bag.root / TSR_NAME).is_file() else []
+    for rel in tokens:
+        stamped = _stamped_file(bag, rel, export)
+        try:
+            status, algorithm, imprint, when = parse_timestamp((bag.root / rel).read_bytes())
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            report.find(rel, f"not an RFC 3161 timestamp token ({exc!r})")
+            continue
+        report.count("timestamps")
+        if stamped is None or status not in (0, 1) or algorithm not in HASHES:
+            report.find(rel, "a timestamp without a granted status, a known hash or a file it stamps",
+                        "status 0/1, SHA-2, a stamped file", f"status {status}, {algorithm}, {stamped}")
+            continue
+        digest = hashlib.new(HASHES[algorithm], (bag.root / stamped).read_bytes()).hexdigest()
+        if imprint.hex() != digest:
+            report.find(rel, f"the timestamp is not over {stamped} (another file's token?)", digest, imprint.hex())
+            continue
+        report.checked.setdefault("timestamp_times", {})[rel] = when
+        _openssl_verify(bag, rel, digest)
+
+
+# -- readable files: items.json, report.html ----------------------------------------------------------------------
+
+
+def _newest(item: dict[str, Any], bodies: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    listed = [m for m in item.get("manifests") or [] if isinstance(m, dict) and m.get("signed") in bodies]
+    if not listed:
+        return None
+    newest = max(listed, key=lambda m: int(m.get("revision") or 0))
+    return str(newest["signed"]), bodies[str(newest["signed"])]
+
+
+def check_items(bag: Bag, items: Any, bodies: dict[str, dict[str, Any]], root_fingerprint: str | None) -> None:
+    """Check 7: each item's readable facts are those of its newest signed manifest; its file hashes to it."""
+    report, rel = bag.report, "data/items.json"
+    if not isinstance(items, dict) or items.get("format") != "evidence-package/2":
+        report.find(rel, "not an evidence-package/2 items.json", "evidence-package/2",
+                    items.get("format") if isinstance(items, dict) else items)
+        return
+    for key, verified in (("root_key_fingerprint", root_fingerprint),
+                          ("export_key_fingerprint", bag.info.get("Export-Key-Fingerprint")),
+                          ("chain_anchor", bag.info.get("Chain-Anchor"))):
+        if key in items and items[key] != verified:
+            report.find(rel, f"{key} is not the package's", verified, items[key])
+    for item in items.get("items") or []:
+        newest = _newest(item, bodies)
+        report.count("items")
+        if newest is None:
+            if item.get("manifests"):
+                report.find(rel, f"item {item.get('recording_id')}: none of its manifests is a verified one")
+            continue
+        manifest, body = newest
+        for readable_path, signed_path in ITEM_FACTS:
+            has, value = _dig(item, readable_path)
+            if has and not _same(_dig(body, signed_path)[1], value):
+                report.find(rel, f"item {item.get('recording_id')}: {readable_path} is not the signed "
+                                 f"{signed_path} of {manifest}", _dig(body, signed_path)[1], value)
+        file = str(item.get("file") or "")
+        if bag.computed.get(file) != body.get("sha256"):
+            report.find(rel, f"item {item.get('recording_id')}: its file {file or '(none)'} does not hash to the "
+                             f"signed SHA-256 of {manifest}", body.get("sha256"), bag.computed.get(file))
+
+
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+                   "wbr"})
+_UTC_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
+
+
+class _FieldCells(HTMLParser):
+    """The text of each element carrying data-field (the facts the court report shows), in document order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cells: list[list[str]] = []  # [field, text]
+        self._stack: list[int | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID:
+            return
+        named = dict(attrs).get("data-field")
+        self._stack.append(len(self.cells) if named else None)
+        if named:
+            self.cells.append([named, ""])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID and self._stack:
+            self._stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        for index in self._stack:
+            if index is not None:
+                self.cells[index][1] += data
+
+
+def _plain(value: Any) -> str:
+    return "—" if value in (None, "") else str(value)
+
+
+def _shown_time(signed: Any, text: str) -> bool:
+    """A time cell shows the signed instant ("… YYYY-MM-DD HH:MM:SS UTC", to the second; a time without a zone or a
+    date as written) or "—" for none."""
+    if signed in (None, ""):
+        return text == "—"
+    try:
+        at = datetime.fromisoformat(str(signed))
+    except ValueError:
+        return text == str(signed)
+    if len(str(signed)) <= 10 or at.tzinfo is None:
+        return (str(signed) if len(str(signed)) <= 10 else at.strftime("%Y-%m-%d %H:%M:%S")) in text
+    shown = _UTC_SHOWN.search(text)
+    return shown is not None and shown.group(1) == at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _report_value(field_name: str, body: dict[str, Any]) -> tuple[Any, bool] | None:
+    """(the signed value, whether the cell shows it) checker inputs for a report field; None: not a signed fact."""
+    stamp = body.get("stamp") or {}
+    if field_name in ("case_number", "purpose", "collector"):
+        return stamp.get(field_name), field_name == "collector"
+    if field_name == "captured_start":
+        return stamp.get("captured_start") or (body.get("capture") or {}).get("start"), False
+    return (body.get("sha256"), False) if field_name == "sha256" else None
+
+
+def _check_report_item(bag: Bag, cells: dict[str, str], body: dict[str, Any]) -> None:
+    officer = (body.get("officer") or {}).get("name")
+    for field_name, text in sorted(cells.items()):
+        wanted = _report_value(field_name, body)
+        if wanted is None:
+            continue
+        value, with_name = wanted
+        ok = (_shown_time(value, text) if field_name == "captured_start" else
+              text in (_plain(value), f"{value} {officer}") if with_name else text == _plain(value))
+        if not ok:
+            bag.report.find("data/report.html", f"item {body.get('sha256')}: the report's {field_name} is not the "
+                                                "signed value", value, text)
+    file = cells.get("file")
+    if file is not None and bag.computed.get(file) != body.get("sha256"):
+        bag.report.find("data/report.html", f"item {body.get('sha256')}: the report names file {file}, which does "
+                                            "not hash to the signed SHA-256", body.get("sha256"),
+                        bag.computed.get(file))
+
+
+def check_report(bag: Bag, bodies: dict[str, dict[str, Any]], root_fingerprint: str | None) -> None:
+    """Check 7: report.html shows each signed SHA-256, and in each item's data-field cells the signed values."""
+    data = bag.read("data/report.html")
+    if data is None:
+        return
+    text = data.decode("utf-8", errors="replace")
+    newest: dict[str, dict[str, Any]] = {}
+    for body in sorted(bodies.values(), key=lambda b: int((b.get("stamp") or {}).get("revision") or 0)):
+        newest[str(body.get("sha256"))] = body
+    for sha in sorted(newest):
+        if sha not in text:
+            bag.report.find("data/report.html", "the report does not show a signed SHA-256", sha, None)
+    parser = _FieldCells()
+    parser.feed(text)
+    groups: list[dict[str, str]] = [{}]
+    for field_name, shown in parser.cells:
+        if field_name in groups[-1] or (field_name == "file" and groups[-1].keys() & {"sha256", "file"}):
+            groups.append({})
+        groups[-1][field_name] = " ".join(shown.split())
+    for cells in groups:
+        if "sha256" in cells and cells["sha256"] in newest:
+            _check_report_item(bag, cells, newest[cells["sha256"]])
+        root_shown = cells.get("root_fingerprint")
+        if root_shown is not None and root_fingerprint is not None and root_fingerprint not in root_shown:
+            bag.report.find("data/report.html", "the report names another agency root", root_fingerprint, root_shown)
+    bag.report.checked["report_cells"] = len(parser.cells)
+    if bag.listed("data/report.pdf"):
+        bag.report.warn("report.pdf is covered by the bag and the package signature; its text was not compared")
+
+
+# -- running ------------------------------------------------------------------------------------------------------
+
+
+_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError)
+T = TypeVar("T")
+
+
+def _guarded(report: Report, step: str, default: T, check: Callable[..., T], *args: Any) -> T:
+    """One check; files too malformed to check are a finding, never a crash that would hide the other checks."""
+    try:
+        return check(*args)
+    except _MALFORMED as exc:
+        report.find(step, f"could not be checked to the end: a file it reads is malformed ({exc!r})")
+        return default
+
+
+def _items(bag: Bag) -> Any:
+    return _loads(bag.read("data/items.json") or b"null")
+
+
+def verify(root: Path, trusted: str | None) -> Report:
+    """Every check, in order; findings and warnings in the report."""
+    report = Report()
+    bag = Bag(root, report)
+    _guarded(report, "the bag", None, check_bag, bag)
+    items = _guarded(report, "data/items.json", None, _items, bag)
+    exported_at = _instant(items.get("exported_at")) if isinstance(items, dict) else None
+    trust = _guarded(report, "trust/", Trust(report, bag), load_trust, bag, report, trusted)
+    _guarded(report, SIG_NAME, None, check_package_signature, bag, trust, exported_at, trusted)
+    no_bodies: dict[str, dict[str, Any]] = {}
+    bodies = _guarded(report, "data/manifests/", no_bodies, check_manifests, bag, trust)
+    _guarded(report, "data/manifests/", None, check_originals, bag, bodies)
+    no_anchors: tuple[dict[str, Anchor], Anchor | None] = ({}, None)
+    anchors, export = _guarded(report, "data/custody/anchors/", no_anchors, check_anchors, bag, trust)
+    _guarded(report, "data/custody/", None, check_chain, bag, anchors, export, bodies)
+    _guarded(report, "data/custody/", None, bag.finish)
+    _guarded(report, "timestamps", None, check_timestamps, bag, export)
+    _guarded(report, "data/items.json", None, check_items, bag, items, bodies, trust.root_fingerprint)
+    _guarded(report, "data/report.html", None, check_report, bag, bodies, trust.root_fingerprint)
+    if trusted is None:
+        which = (f"the root fingerprint {trust.root_fingerprint}" if trust.root_fingerprint else
+                 f"the export key fingerprint {report.checked.get('export_key_fingerprint')}")
+        report.warn(f"no --trust given: compare {which} out of band (with the agency's published one) before "
+                    "relying on this result")
+    report.checked["trust"] = "not given" if trusted is None else "compared"
+    return report
+
+
+def _summary(checked: dict[str, Any]) -> list[str]:
+    """What was checked, in words (the same numbers as --json's "checked")."""
+    get = checked.get
+    stamps = get("timestamp_times") or {}
+    return [
+        f"  bag: {get('files_hashed', 0)} files, {get('bytes_hashed', 0):,} bytes hashed (SHA-256), "
+        f"{get('payload_files', 0)} payload files",
+        f"  package signature: {'verified' if get('package_signature') else 'NOT verified'}",
+        f"  certificates chaining to the root: {get('certificates', 0)}; root key statements (revocations, "
+        f"retirements): {get('key_statements', 0)}",
+        f"  signed manifests: {get('manifests', 0)}; items: {get('items', 0)}; report cells compared: "
+        f"{get('report_cells', 0)}",
+        f"  custody chain: events {get('chain_from')} to {get('chain_to')}, {get('chain_rows', 0)} rows: "
+        f"{get('full_rows', 0)} in full ({get('events', 0)} event bodies), {get('v2_digest_rows', 0)} digest-only, "
+        f"{get('v1_hash_only_rows', 0)} linked by hash only",
+        f"  signed chain anchors: {get('anchors', 0)}",
+        f"  timestamps: {get('timestamps', 0)} (signatures checked: {get('timestamp_signatures', 0)})"
+        + "".join(f"; {name} at {when}" for name, when in sorted(stamps.items())),
+        f"  trusted root: {'compared with --trust' if get('trust') == 'compared' else 'not compared (no --trust)'}",
+    ]
+
+
+def _text(report: Report, root: Path) -> str:
+    checked = report.checked
+    lines = [f"Evidence package {root}", f"verify.py {VERSION} (Python {sys.version.split()[0]})", "",
+             f"Root key fingerprint:   {checked.get('root_fingerprint') or 'none (the archive has no agency root)'}",
+             f"Export key fingerprint: {checked.get('export_key_fingerprint') or 'none'}", "", "Checked:",
+             *_summary(checked)]
+    if report.warnings:
+        lines += ["", "Warnings:"] + [f"  - {w}" for w in report.warnings]
+    if report.findings:
+        lines += ["", f"Findings ({len(report.findings)}):"]
+        for f in report.findings:
+            detail = "" if f["expected"] is None and f["found"] is None else \
+                f" (expected {f['expected'] or '-'}, found {f['found'] or '-'})"
+            lines.append(f"  - {f['file']}: {f['what']}{detail}")
+    lines += ["", "RESULT: OK, nothing wrong was found" if not report.findings else
+              f"RESULT: FAILED, {len(report.findings)} finding(s)"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="verify.py", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--trust", metavar="ROOT_FINGERPRINT",
+                        help="the agency root key's fingerprint (64 hex digits) as you know it from the agency")
+    parser.add_argument("--json", action="store_true", help="print {ok, findings, warnings, checked} as JSON")
+    parser.add_argument("bag", metavar="PACKAGE_FOLDER", type=Path)
+    args = parser.parse_args(argv)
+    trusted = re.sub(r"[\s:]", "", args.trust).lower() if args.trust else None
+    if trusted is not None and not _HEX64.fullmatch(trusted):
+        parser.error(f"--trust takes the 64 hex digits of a SHA-256 fingerprint, not {args.trust!r}")
+    if not (args.bag / "bagit.txt").is_file():
+        parser.error(f"{args.bag} is not an unpacked BagIt package (no bagit.txt; unzip a .zip package first)")
+    report = verify(args.bag, trusted)
+    if args.json:
+        print(json.dumps({"ok": not report.findings, "findings": report.findings, "warnings": report.warnings,
+                          "checked": report.checked}, ensure_ascii=False, indent=1))
+    else:
+        print(_text(report, args.bag))
+    return 1 if report.findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""verify.py on packages `evidence export` wrote (tests.helpers.package_archive: a case of three clips with GPS
+sidecars and a PDF, another case's recordings in between, an agency root), run in a bare Python holding only
+`cryptography`: a clean package passes with --trust, and each attack, on a copy, is named by file and values."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog.key_files import read_private_key
+from ingest.config import Settings
+from ingest.samples import SampleSet
+from tests.helpers import tsa
+from tests.helpers.package_archive import CASE, export, make_archive, set_up_root
+from tests.helpers.package_attacks import (
+    CHAIN,
+    EVENTS,
+    SIG,
+    TSR,
+    drop_line,
+    edit_json,
+    forge_with_own_keys,
+    reseal,
+    retime_event,
+)
+from tests.helpers.synthetic_package import seal
+from tests.helpers.tsa import LocalTsa
+from tests.helpers.verifier_env import files, named, verifier_python, verify_json
+
+__all__ = ["verifier_python"]  # the session fixture, used by the tests below
+local_tsa = tsa.local_tsa  # a real RFC 3161 authority on 127.0.0.1 (session fixture)
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+
+@dataclass(frozen=True)
+class _Real:
+    plain: Path  # a package of an archive with an agency root
+    stamped: Path  # the same case exported again with a timestamp authority configured
+    root_fingerprint: str
+    export_key: Path  # the archive's export key file (an insider holding it re-signs what they changed)
+
+
+@pytest.fixture(scope="module")
+def real(sample_set: SampleSet, tmp_path_factory: pytest.TempPathFactory, local_tsa: LocalTsa) -> _Real:
+    """One archive (tests.helpers.package_archive: a case of three clips with sidecars and a PDF, another case's
+    recordings in between, an agency root), exported twice; each test attacks its own copy."""
+    folder = tmp_path_factory.mktemp("real-archive")
+    devices = folder / "devices"
+    shutil.copytree(sample_set.cn_recorder.parent, devices, symlinks=True)
+    samples = SampleSet(cn_recorder=devices / sample_set.cn_recorder.name,
+                        dcim_camera=devices / sample_set.dcim_camera.name,
+                        sidecar_recorder=devices / sample_set.sidecar_recorder.name)
+    env = {"EVIDENCE_HOME": str(folder / "home"), "EVIDENCE_DATABASE_URL": f"sqlite:///{folder / 'catalog.db'}"}
+    make_archive(samples, env, folder)
+    root = set_up_root(env, folder)
+    export(env, folder / "package")
+    export({**env, "EVIDENCE_TSA_URL": local_tsa.url("ok")}, folder / "stamped")
+    return _Real(folder / "package", folder / "stamped", root, Settings.from_env(env).export_key_path)
+
+
+def _copy(source: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(source, tmp_path / "bag", symlinks=True))
+
+
+def _rows(bag: Path, rel: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (bag / rel).read_text(encoding="utf-8").splitlines()]
+
+
+def _resign(bag: Path, real: _Real) -> None:
+    """Re-save the bag and sign it with the archive's own export key: an insider who holds it."""
+    seal(bag, read_private_key(real.export_key), manifests=True)
+
+
+def test_a_real_package_verifies_in_a_bare_python(verifier_python: Path, real: _Real) -> None:
+    code, result = verify_json(verifier_python, real.plain, "--trust", real.root_fingerprint)
+    assert code == 0, named(result)
+    checked = result["checked"]
+    assert checked["root_fingerprint"] == real.root_fingerprint and checked["package_signature"] is True
+    assert (checked["manifests"], checked["items"], checked["certificates"]) == (8, 8, 2)
+    assert checked["full_rows"] == checked["events"] > 0 and checked["v2_digest_rows"] > 0  # the other case's
+    assert checked["report_cells"] > 0 and checked["anchors"] >= 1
+    assert not any("no --trust" in w for w in result["warnings"])
+
+
+def test_a_real_timestamped_package_verifies_and_a_swapped_token_is_named(verifier_python: Path, real: _Real,
+                                                                          tmp_path: Path) -> None:
+    code, result = verify_json(verifier_python, real.stamped, "--trust", real.root_fingerprint)
+    assert code == 0, named(result)
+    anchor_token = next((real.stamped / "data" / "custody").rglob("*.tsr")).relative_to(real.stamped).as_posix()
+    assert set(result["checked"]["timestamp_times"]) == {TSR, anchor_token}
+    assert result["checked"]["timestamps"] == result["checked"]["timestamp_signatures"] == 2
+    assert any("the timestamp's signature verifies with the certificate of" in w and "Evidence Test TSA" in w
+               for w in result["warnings"])  # no trust/tsa-ca.pem shipped: the TSA itself is for the reader
+    bag = _copy(real.stamped, tmp_path)
+    token = bytearray((bag / TSR).read_bytes())
+    token[-5] ^= 0x01  # in the TSA's signature value, the last field of the token
+    (bag / TSR).write_bytes(bytes(token))
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1
+    assert [(f["file"], f["what"]) for f in result["findings"]] == [
+        (TSR, "the timestamp token's signature does not verify (openssl ts -verify)")]
+    shutil.rmtree(bag)
+    bag = _copy(real.stamped, tmp_path)
+    (bag / TSR).write_bytes((bag / anchor_token).read_bytes())  # a genuine token of the package, over other bytes
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1
+    assert [(f["file"], f["what"]) for f in result["findings"]] == [
+        (TSR, "the timestamp is not over tagmanifest-sha256.txt (another file's token?)")]
+
+
+def test_a_changed_original_in_a_real_package_is_named_though_everything_readable_was_rewritten(
+        verifier_python: Path, real: _Real, tmp_path: Path) -> None:
+    bag = _copy(real.plain, tmp_path)
+    item = next(i for i in json.loads((bag / "data/items.json").read_text(encoding="utf-8"))["items"]
+                if i["media_kind"] == "video")
+    original, old = bag / item["file"], item["sha256"]
+    data = bytearray(original.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    original.write_bytes(bytes(data))
+    new = hashlib.sha256(data).hexdigest()
+    for manifest in (bag / "data/manifests").glob(f"{old}.r*.json"):
+        if not manifest.name.endswith(".body.json"):
+            edit_json(manifest, lambda d: d["manifest"].update(sha256=new))
+    for name in ("data/items.json", "data/report.html", "data/premis.xml"):
+        (bag / name).write_text((bag / name).read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    reseal(bag)
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1
+    found_files = files(result)
+    assert {item["file"], SIG, "data/items.json", "data/report.html", f"data/manifests/{old}.r1.json"} <= found_files
+    assert any(f["file"] == item["file"] and f["found"] == new and "no signed manifest names" in f["what"]
+               for f in result["findings"])
+
+
+def test_a_signed_fact_edited_in_a_real_packages_readable_files_is_named(verifier_python: Path, real: _Real,
+                                                                         tmp_path: Path) -> None:
+    bag = _copy(real.plain, tmp_path)
+    edit_json(bag / "data/items.json", lambda d: d["items"][0]["recording"].update(case_number="XX-0000"))
+    report = bag / "data/report.html"
+    report.write_text(report.read_text(encoding="utf-8").replace(CASE, "XX-0000"), encoding="utf-8")
+    reseal(bag)
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1
+    assert any(f["file"] == "data/items.json" and "recording.case_number is not the signed stamp.case_number" in
+               f["what"] and (f["expected"], f["found"]) == (CASE, "XX-0000") for f in result["findings"])
+    assert any(f["file"] == "data/report.html" and "the report's case_number is not the signed value" in f["what"]
+               and (f["expected"], f["found"]) == (CASE, "XX-0000") for f in result["findings"])
+
+
+def test_a_real_event_retimed_with_every_hash_recomputed_is_named(verifier_python: Path, real: _Real,
+                                                                  tmp_path: Path) -> None:
+    bag = _copy(real.plain, tmp_path)
+    events = _rows(bag, EVENTS)
+    target = events[len(events) // 2]
+    retime_event(bag, target["id"], datetime.fromisoformat(target["at"]) - timedelta(hours=5))
+    _resign(bag, real)
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1 and SIG not in files(result)
+    assert "data/custody/chain.jsonl: the chain does not end at the export anchor's event and hash" in named(result)
+
+
+@pytest.mark.parametrize("where", ["digest row", "full row", "event line", "last row"])
+def test_a_real_event_deleted_anywhere_is_named(verifier_python: Path, real: _Real, tmp_path: Path,
+                                                where: str) -> None:
+    bag = _copy(real.plain, tmp_path)
+    rows = _rows(bag, CHAIN)
+    middle = rows[len(rows) // 2:-1]
+    digest = next(r["id"] for r in middle if not r.get("full"))
+    full = next(r["id"] for r in middle if r.get("full"))
+    rel, event_id, expected = {
+        "digest row": (CHAIN, digest, "its prev_hash is not the hash of the row before it"),
+        "full row": (CHAIN, full, f"event {full} is not a full row of chain.jsonl"),
+        "event line": (EVENTS, full, f"(event {full}): a full row whose event is not in events.jsonl"),
+        "last row": (CHAIN, rows[-1]["id"], "the chain does not end at the export anchor's event and hash"),
+    }[where]
+    drop_line(bag, rel, event_id)
+    _resign(bag, real)
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1 and SIG not in files(result)
+    assert any(expected in name for name in named(result)), named(result)
+
+
+def test_a_real_package_resigned_under_an_attackers_root_is_caught_with_trust(verifier_python: Path, real: _Real,
+                                                                              tmp_path: Path) -> None:
+    bag = _copy(real.plain, tmp_path)
+    forged = forge_with_own_keys(bag, edit_manifest=lambda body: body["stamp"].update(purpose="另案"))
+    code, result = verify_json(verifier_python, bag)
+    assert result["checked"]["root_fingerprint"] == forged.root_fingerprint
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1
+    assert ("trust/root.pem", real.root_fingerprint, forged.root_fingerprint) in {
+        (f["file"], f["expected"], f["found"]) for f in result["findings"]}
+
+
+def test_a_real_package_without_its_signature_is_named(verifier_python: Path, real: _Real, tmp_path: Path) -> None:
+    bag = _copy(real.plain, tmp_path)
+    (bag / SIG).unlink()
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1
+    assert named(result) == [f"{SIG}: the package is not signed: its signature file is missing"]
+
+
+def test_a_package_of_an_archive_without_a_root_is_trusted_by_its_export_key(
+        verifier_python: Path, samples: SampleSet, env: dict[str, str], tmp_path: Path) -> None:
+    make_archive(samples, env, tmp_path)
+    summary = export(env, tmp_path / "package")
+    bag, export_fp = tmp_path / "package", summary["export_key_fingerprint"]
+    code, result = verify_json(verifier_python, bag)
+    assert code == 0, named(result)
+    assert any(w.startswith("the archive has no agency root") for w in result["warnings"])
+    assert any(f"no --trust given: compare the export key fingerprint {export_fp}" in w for w in result["warnings"])
+    assert verify_json(verifier_python, bag, "--trust", export_fp)[0] == 0
+    code, result = verify_json(verifier_python, bag, "--trust", "ab" * 32)
+    assert code == 1
+    assert [(f["file"], f["expected"], f["found"]) for f in result["findings"]] == [
+        ("bag-info.txt", "ab" * 32, export_fp)]

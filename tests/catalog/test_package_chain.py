@@ -20,6 +20,9 @@ from catalog.signing import verify_document
 from catalog.types import utcnow
 from ingest.config import Settings
 from tests.helpers.package_archive import CASE, OTHER_CASE, STATION, export, jsonl, make_archive, ok, small_archive
+from tests.helpers.verifier_env import named, verifier_python, verify_json
+
+__all__ = ["verifier_python"]  # the session fixture, used below
 
 
 def _v2(prev_hash: str, body_sha256: str) -> str:
@@ -104,7 +107,7 @@ def test_the_export_anchor_is_written_to_worm_storage_and_only_two_anchors_ship(
     assert "all checks passed" in verified.stdout
 
 
-def test_the_export_anchor_is_where_the_package_says_on_every_store(engine, worm_store, tmp_path):
+def test_the_export_anchor_is_where_the_package_says_on_every_store(engine, worm_store, tmp_path, verifier_python):
     key, ids = small_archive(engine, worm_store, tmp_path)
     with Session(engine) as session:
         signing = PackageSigning(station=STATION, station_key=key, export_key_path=tmp_path / "export.pem")
@@ -113,6 +116,9 @@ def test_the_export_anchor_is_where_the_package_says_on_every_store(engine, worm
     where = json.loads((result.path / "data" / "custody" / "export-anchor.json").read_text())
     shipped = (result.path / "data" / "custody" / "anchors" / where["record_name"].rsplit("/", 1)[-1]).read_bytes()
     assert worm_store.get_record(where["record_name"]) == shipped and where["store"] == worm_store.name
+    # and the examiner's verify.py, in a Python holding only cryptography, passes the package of this store
+    code, report = verify_json(verifier_python, result.path, "--trust", result.export_key_fingerprint)
+    assert code == 0, named(report)
     if where["store"] == "local":
         assert Path(urlsplit(where["location"]).path).read_bytes() == shipped
         return

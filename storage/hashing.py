@@ -13,10 +13,11 @@ import hashlib
 import queue
 import threading
 from collections.abc import Generator, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
-__all__ = ["CHUNK_BYTES", "Hashed", "hash_file", "hash_stream", "hashed_chunks"]
+__all__ = ["CHUNK_BYTES", "Hashed", "TwoDigests", "hash_file", "hash_stream", "hashed_chunks"]
 
 #: Bytes per read whenever the project hashes a stream (ingest.transfer's ring uses it too).
 #: 4 MiB: at SHA-256 speed (about 1 GB/s on one core) a chunk is some 4 ms of hashing, so the
@@ -44,6 +45,25 @@ class _Digest(Protocol):
     def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
 
     def hexdigest(self) -> str: ...
+
+
+class TwoDigests:
+    """SHA-256 and SHA-512 of one stream in one read: `storage.hashing.hash_stream(into=...)` feeds it; SHA-512
+    runs on *pool*'s thread while SHA-256 runs on the caller's (hashlib releases the GIL), so the two together
+    cost about what the slower one does. `hexdigest()` is the SHA-256, as hash_stream expects."""
+
+    def __init__(self, pool: Executor) -> None:
+        self.sha256 = hashlib.sha256()
+        self.sha512 = hashlib.sha512()
+        self._pool = pool
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        other = self._pool.submit(self.sha512.update, data)
+        self.sha256.update(data)
+        other.result()  # before the caller reuses the buffer
+
+    def hexdigest(self) -> str:
+        return self.sha256.hexdigest()
 
 
 def hash_stream(fileobj: _Readable, *, copy_to: IO[bytes] | None = None, into: _Digest | None = None,

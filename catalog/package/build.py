@@ -153,7 +153,8 @@ def _build(session: Session, store: EvidenceStore, bag: Path, job: _Job) -> _Bui
     seal.make_bag(bag, bag_info(job.case.number if job.case else None, job.items, by=job.by, now=job.now,
                                 reason=job.reason, organisation=job.organisation,
                                 root_fingerprint=job.keys.root_fingerprint,
-                                export_fingerprint=job.keys.export_fingerprint, chain_anchor=anchor.row.record_name))
+                                export_fingerprint=job.keys.export_fingerprint, chain_anchor=anchor.row.record_name),
+                  payload.measured)
     write_trust(bag, job.keys.certification, store, signers)
     seal.seal(bag, {"VERIFY.txt": verify.encode("utf-8"), "verify.py": hooks.verifier_source()})
     signed, digest = seal.sign_tagmanifest(bag, job.keys.export_key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from catalog.models import Recording, RecordingState, StationKey
 from catalog.recordings import get_recording
 from catalog.signing import SignatureInvalid, signed_bytes, verify_document
 from storage import EvidenceStore, HashMismatch, ObjectMissing
-from storage.hashing import hash_stream
+from storage.hashing import TwoDigests, hash_stream
 
 __all__ = ["IN_STORE", "PACKAGE_FORMAT", "Item", "Payload", "collect_items", "package_summary", "safe_name",
            "write_keys", "write_originals"]
@@ -59,7 +60,13 @@ class Payload:
     entries: list[dict[str, Any]] = field(default_factory=list)
     total_bytes: int = 0
     signers: set[str] = field(default_factory=set)
-    hashed: dict[str, str] = field(default_factory=dict)  # "data/…" file -> SHA-256 measured while copying it
+    #: "data/…" original -> {"sha256", "sha512"} measured while copying it (the bag's manifests come from these)
+    measured: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def hashed(self) -> dict[str, str]:
+        """Each original's SHA-256 as measured while copying it."""
+        return {name: digests["sha256"] for name, digests in self.measured.items()}
 
 
 def collect_items(session: Session, case: Case | None, refs: list[str]) -> list[Item]:
@@ -75,18 +82,26 @@ def write_originals(session: Session, store: EvidenceStore, data: Path, items: l
     for folder in ("recordings", "documents", "manifests", "keys"):
         (data / folder).mkdir(parents=True, exist_ok=True)
     payload = Payload()
-    for item in items:
-        entry = _item_entry(item)
-        newest: dict[str, Any] | None = None
-        if item.recording.state in IN_STORE:
-            payload.total_bytes += _copy_original(store, data, item, entry)
-            payload.hashed[entry["file"]] = item.recording.sha256  # _copy_original refused any other
-            newest = _copy_manifests(store, data, item.recording, trusted, entry, payload.signers)
-        else:
-            entry["disposal"] = _disposal_facts(session, item.recording)
-        entry["recording"] = _recording_facts(item.recording, newest)
-        payload.entries.append(entry)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha512") as pool:
+        for item in items:
+            _write_item(session, store, data, item, trusted, payload, pool)
     return payload
+
+
+def _write_item(session: Session, store: EvidenceStore, data: Path, item: Item, trusted: set[str], payload: Payload,
+                pool: Executor) -> None:
+    """One item into *data* and *payload*: its original and manifests, or a tombstone's disposal facts."""
+    entry = _item_entry(item)
+    newest: dict[str, Any] | None = None
+    if item.recording.state in IN_STORE:
+        size, digests = _copy_original(store, data, item, entry, pool)
+        payload.total_bytes += size
+        payload.measured[entry["file"]] = digests
+        newest = _copy_manifests(store, data, item.recording, trusted, entry, payload.signers)
+    else:
+        entry["disposal"] = _disposal_facts(session, item.recording)
+    entry["recording"] = _recording_facts(item.recording, newest)
+    payload.entries.append(entry)
 
 
 def _item_entry(item: Item) -> dict[str, Any]:
@@ -95,19 +110,22 @@ def _item_entry(item: Item) -> dict[str, Any]:
             "media_kind": r.media_kind, "purpose_in_case": item.purpose, "state": r.state, "manifests": []}
 
 
-def _copy_original(store: EvidenceStore, data: Path, item: Item, entry: dict[str, Any]) -> int:
-    """Copy the item's original out of the store through a hash; its size in bytes."""
+def _copy_original(store: EvidenceStore, data: Path, item: Item, entry: dict[str, Any],
+                   pool: Executor) -> tuple[int, dict[str, str]]:
+    """Copy the item's original out of the store through SHA-256 and SHA-512 (one read); its size in bytes and
+    the two digests (the bag's manifests are written from them)."""
     r = item.recording
     item.path = f"{'documents' if r.media_kind == 'document' else 'recordings'}/{r.id:06d}_{safe_name(r.original_name)}"
     dest = data / item.path
+    digests = TwoDigests(pool)
     with store.open(r.sha256) as src, dest.open("xb") as out:
-        found, size = hash_stream(src, copy_to=out)
+        found, size = hash_stream(src, copy_to=out, into=digests, read_ahead=True)
     if found != r.sha256:
         dest.unlink()
         raise HashMismatch(f"recording {r.id} ({r.original_name}) in the store", algorithm="sha256",
                            expected=r.sha256, found=found)
     entry["file"] = f"data/{item.path}"
-    return size
+    return size, {"sha256": found, "sha512": digests.sha512.hexdigest()}
 
 
 def _copy_manifests(store: EvidenceStore, data: Path, r: Recording, trusted: set[str], entry: dict[str, Any],

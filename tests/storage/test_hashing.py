@@ -2,11 +2,12 @@ import hashlib
 import io
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from storage.hashing import CHUNK_BYTES, Hashed, hash_file, hash_stream, hashed_chunks
+from storage.hashing import CHUNK_BYTES, Hashed, TwoDigests, hash_file, hash_stream, hashed_chunks
 from tests.conftest import wait_for
 
 SMALL = 1024  # a small chunk keeps multi-chunk cases fast
@@ -131,3 +132,17 @@ def test_hash_file_follows_a_symbolic_link(tmp_path: Path):
     (tmp_path / "real.bin").write_bytes(b"evidence")
     (tmp_path / "link.bin").symlink_to(tmp_path / "real.bin")
     assert hash_file(tmp_path / "link.bin").sha256 == hashlib.sha256(b"evidence").hexdigest()
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_two_digests_in_one_read_equal_hashlibs_and_the_copy_is_exact(tmp_path, read_ahead):
+    """The export's one pass: SHA-256 and SHA-512 of a stream while it is copied, each equal to hashlib's over
+    the whole bytes (chunk boundaries and the reused read buffer included)."""
+    data = os.urandom(3 * SMALL + 17)
+    copy = tmp_path / "copy"
+    with ThreadPoolExecutor(max_workers=1) as pool, copy.open("wb") as out:
+        digests = TwoDigests(pool)
+        found = hash_stream(io.BytesIO(data), copy_to=out, into=digests, read_ahead=read_ahead, chunk_bytes=SMALL)
+    assert found == Hashed(hashlib.sha256(data).hexdigest(), len(data))
+    assert digests.sha512.hexdigest() == hashlib.sha512(data).hexdigest()
+    assert copy.read_bytes() == data

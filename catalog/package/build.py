@@ -36,9 +36,11 @@ from catalog.package.payload import (
     Item,
     Payload,
     collect_items,
+    copy_originals,
+    expected_originals,
     package_summary,
+    write_entries,
     write_keys,
-    write_originals,
 )
 from catalog.package.refusals import refuse_unless_exportable
 from catalog.package.signing_keys import PackageKeys, PackageSigning, package_keys
@@ -134,7 +136,7 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
 def _build(session: Session, store: EvidenceStore, bag: Path, job: _Job) -> _Built:
     """Write the whole bag into the empty folder *bag*."""
     data = bag / "data"
-    payload = write_originals(session, store, data, job.items, trusted_fingerprints(session, store))
+    payload = write_entries(session, store, data, job.items, trusted_fingerprints(session, store))
     anchor = anchor_files.write_export_anchor(session, store, job.keys, by=job.by, package=job.package, now=job.now,
                                               tsa=job.settings)
     signers = _write_custody(session, store, data, job, anchor)
@@ -148,8 +150,14 @@ def _build(session: Session, store: EvidenceStore, bag: Path, job: _Job) -> _Bui
         "chain_anchor": anchor.row.record_name})
     (data / "items.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     hooks.write_premis(data)
-    report_notes = hooks.write_reports(data, root_fingerprint=job.keys.root_fingerprint, settings=job.settings,
-                                       hashed=payload.hashed)
+    reports = hooks.PendingReports(data, root_fingerprint=job.keys.root_fingerprint, settings=job.settings,
+                                   expected=expected_originals(job.items),
+                                   payload_bytes=sum(i.recording.size_bytes for i in job.items if i.path))
+    try:
+        copy_originals(store, data, job.items, payload)
+        report_notes = reports.finish()
+    finally:
+        reports.cancel()
     seal.make_bag(bag, bag_info(job.case.number if job.case else None, job.items, by=job.by, now=job.now,
                                 reason=job.reason, organisation=job.organisation,
                                 root_fingerprint=job.keys.root_fingerprint,

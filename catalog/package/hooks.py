@@ -3,7 +3,9 @@
 verify.py (catalog/package_verifier.py, shipped as a file, never imported)."""
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from catalog.court_report import write_reports as write_court_reports
 from catalog.premis import write_premis
 from catalog.timestamping import NO_TRUSTED_TIME, try_timestamp
 
-__all__ = ["timestamp", "verifier_source", "write_premis", "write_reports"]
+__all__ = ["ASIDE_BYTES", "PendingReports", "render_reports", "timestamp", "verifier_source", "write_premis"]
 
 _VERIFIER = Path(__file__).resolve().parent.parent / "package_verifier.py"
 
@@ -25,18 +27,54 @@ def timestamp(data: bytes, settings: Any, *, what: str) -> tuple[bytes | None, s
     return stamp.token, stamp.note
 
 
-def write_reports(data: Path, *, root_fingerprint: str | None, settings: Any,
-                  hashed: Mapping[str, str]) -> list[str]:
-    """data/report.html and data/report.pdf from the payload files already written, in the agency's zone
-    (EVIDENCE_STATION_TZ) with its CJK font (EVIDENCE_REPORT_FONT); the report's defaults without *settings*.
-    *hashed*: the originals' SHA-256 as the export measured them (the report reads no original again). What was
-    not made, and why (no usable font: no PDF)."""
-    if settings is None:
-        written = write_court_reports(data, root_fingerprint=root_fingerprint, hashed=hashed)
-    else:
-        written = write_court_reports(data, root_fingerprint=root_fingerprint, tz=settings.station_tz,
-                                      font=Path(settings.report_font), hashed=hashed)
-    return written.notes
+#: Packages whose originals are at least this large render the court report in a process of their own while
+#: the originals are copied (its fixed cost, the CJK font and the PDF's tables, about 3 s, then hides behind the
+#: copy); smaller ones render it after the copy, in this process (starting a process costs about a second).
+ASIDE_BYTES = 256 * 2**20
+
+
+class PendingReports:
+    """data/report.html and data/report.pdf, made from the payload files already written (items.json, events,
+    signed manifests), in the agency's zone (EVIDENCE_STATION_TZ) with its CJK font (EVIDENCE_REPORT_FONT).
+
+    *expected*: each original's SHA-256 as the copy will have measured it — the copy refuses any other, and the
+    export with it — so the report reads no original itself. With *payload_bytes* >= ASIDE_BYTES the report is
+    rendered in a spawned process from now on; `finish()` waits for it (or renders it now) and returns what was
+    not made, and why (no usable font: no PDF). `cancel()` when the export fails first."""
+
+    def __init__(self, data: Path, *, root_fingerprint: str | None, settings: Any, expected: Mapping[str, str],
+                 payload_bytes: int) -> None:
+        options: dict[str, Any] = {} if settings is None else {"tz": settings.station_tz,
+                                                              "font": str(settings.report_font)}
+        self._args = (str(data), root_fingerprint, dict(expected), options)
+        self._pool: ProcessPoolExecutor | None = None
+        self._future: Future[list[str]] | None = None
+        if payload_bytes >= ASIDE_BYTES:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._future = self._pool.submit(render_reports, *self._args)
+
+    def finish(self) -> list[str]:
+        if self._future is None:
+            return render_reports(*self._args)
+        try:
+            return self._future.result()
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def render_reports(data: str, root_fingerprint: str | None, expected: dict[str, str],
+                   options: dict[str, Any]) -> list[str]:
+    """The court report for the payload in *data* (a plain function of plain values: it runs in a spawned
+    process too); what was not made, and why."""
+    if "font" in options:
+        options = {**options, "font": Path(options["font"])}
+    written = write_court_reports(Path(data), root_fingerprint=root_fingerprint, hashed=expected, **options)
+    return list(written.notes)
 
 
 def verifier_source() -> bytes:

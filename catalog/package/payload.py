@@ -33,8 +33,19 @@ from catalog.signing import SignatureInvalid, signed_bytes, verify_document
 from storage import EvidenceStore, HashMismatch, ObjectMissing
 from storage.hashing import TwoDigests, hash_stream
 
-__all__ = ["IN_STORE", "PACKAGE_FORMAT", "Item", "Payload", "collect_items", "package_summary", "safe_name",
-           "write_keys", "write_originals"]
+__all__ = [
+    "IN_STORE",
+    "PACKAGE_FORMAT",
+    "Item",
+    "Payload",
+    "collect_items",
+    "copy_originals",
+    "expected_originals",
+    "package_summary",
+    "safe_name",
+    "write_entries",
+    "write_keys",
+]
 
 PACKAGE_FORMAT = "evidence-package/2"
 #: States whose original (and signed manifests) are in WORM storage; any other item is a tombstone's facts.
@@ -56,17 +67,14 @@ class Item:
 
 @dataclass
 class Payload:
-    """What `write_originals` wrote: items.json's entries, the bytes of originals and the keys that signed."""
+    """What `write_entries` and `copy_originals` wrote: items.json's entries, the keys that signed, the bytes of
+    originals and their digests."""
     entries: list[dict[str, Any]] = field(default_factory=list)
     total_bytes: int = 0
     signers: set[str] = field(default_factory=set)
     #: "data/…" original -> {"sha256", "sha512"} measured while copying it (the bag's manifests come from these)
     measured: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    @property
-    def hashed(self) -> dict[str, str]:
-        """Each original's SHA-256 as measured while copying it."""
-        return {name: digests["sha256"] for name, digests in self.measured.items()}
 
 
 def collect_items(session: Session, case: Case | None, refs: list[str]) -> list[Item]:
@@ -76,32 +84,45 @@ def collect_items(session: Session, case: Case | None, refs: list[str]) -> list[
     return [Item(get_recording(session, ref), None) for ref in refs]
 
 
-def write_originals(session: Session, store: EvidenceStore, data: Path, items: list[Item],
-                    trusted: set[str]) -> Payload:
-    """Copy every item's original and signed manifests into *data* (a tombstone's disposal facts instead)."""
+def write_entries(session: Session, store: EvidenceStore, data: Path, items: list[Item],
+                  trusted: set[str]) -> Payload:
+    """Every item's signed manifests into *data* and its items.json entry, naming the file its original will be
+    copied to (`copy_originals`); a tombstone's disposal facts instead."""
     for folder in ("recordings", "documents", "manifests", "keys"):
         (data / folder).mkdir(parents=True, exist_ok=True)
     payload = Payload()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha512") as pool:
-        for item in items:
-            _write_item(session, store, data, item, trusted, payload, pool)
+    for item in items:
+        entry = _item_entry(item)
+        newest: dict[str, Any] | None = None
+        if item.recording.state in IN_STORE:
+            r = item.recording
+            item.path = f"{'documents' if r.media_kind == 'document' else 'recordings'}/{r.id:06d}_" \
+                        f"{safe_name(r.original_name)}"
+            entry["file"] = f"data/{item.path}"
+            newest = _copy_manifests(store, data, r, trusted, entry, payload.signers)
+        else:
+            entry["disposal"] = _disposal_facts(session, item.recording)
+        entry["recording"] = _recording_facts(item.recording, newest)
+        payload.entries.append(entry)
     return payload
 
 
-def _write_item(session: Session, store: EvidenceStore, data: Path, item: Item, trusted: set[str], payload: Payload,
-                pool: Executor) -> None:
-    """One item into *data* and *payload*: its original and manifests, or a tombstone's disposal facts."""
-    entry = _item_entry(item)
-    newest: dict[str, Any] | None = None
-    if item.recording.state in IN_STORE:
-        size, digests = _copy_original(store, data, item, entry, pool)
-        payload.total_bytes += size
-        payload.measured[entry["file"]] = digests
-        newest = _copy_manifests(store, data, item.recording, trusted, entry, payload.signers)
-    else:
-        entry["disposal"] = _disposal_facts(session, item.recording)
-    entry["recording"] = _recording_facts(item.recording, newest)
-    payload.entries.append(entry)
+def expected_originals(items: list[Item]) -> dict[str, str]:
+    """"data/…" -> the SHA-256 each original will have once `copy_originals` has copied it (it refuses any
+    other: the export stops)."""
+    return {f"data/{item.path}": item.recording.sha256 for item in items if item.path}
+
+
+def copy_originals(store: EvidenceStore, data: Path, items: list[Item], payload: Payload) -> None:
+    """Copy every original `write_entries` named out of the store, each through SHA-256 and SHA-512 in one read
+    (the bag's manifests are written from them); bytes that do not hash to the catalogue's SHA-256 stop the
+    export (HashMismatch)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha512") as pool:
+        for item in items:
+            if item.path:
+                size, digests = _copy_original(store, data / item.path, item.recording, pool)
+                payload.total_bytes += size
+                payload.measured[f"data/{item.path}"] = digests
 
 
 def _item_entry(item: Item) -> dict[str, Any]:
@@ -110,13 +131,9 @@ def _item_entry(item: Item) -> dict[str, Any]:
             "media_kind": r.media_kind, "purpose_in_case": item.purpose, "state": r.state, "manifests": []}
 
 
-def _copy_original(store: EvidenceStore, data: Path, item: Item, entry: dict[str, Any],
-                   pool: Executor) -> tuple[int, dict[str, str]]:
-    """Copy the item's original out of the store through SHA-256 and SHA-512 (one read); its size in bytes and
-    the two digests (the bag's manifests are written from them)."""
-    r = item.recording
-    item.path = f"{'documents' if r.media_kind == 'document' else 'recordings'}/{r.id:06d}_{safe_name(r.original_name)}"
-    dest = data / item.path
+def _copy_original(store: EvidenceStore, dest: Path, r: Recording, pool: Executor) -> tuple[int, dict[str, str]]:
+    """Copy *r*'s original out of the store to *dest* through SHA-256 and SHA-512 (one read); its size in bytes
+    and the two digests."""
     digests = TwoDigests(pool)
     with store.open(r.sha256) as src, dest.open("xb") as out:
         found, size = hash_stream(src, copy_to=out, into=digests, read_ahead=True)
@@ -124,7 +141,6 @@ def _copy_original(store: EvidenceStore, data: Path, item: Item, entry: dict[str
         dest.unlink()
         raise HashMismatch(f"recording {r.id} ({r.original_name}) in the store", algorithm="sha256",
                            expected=r.sha256, found=found)
-    entry["file"] = f"data/{item.path}"
     return size, {"sha256": found, "sha512": digests.sha512.hexdigest()}
 
 

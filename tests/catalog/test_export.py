@@ -5,6 +5,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlmodel import Session, select
 from catalog import CustodyEvent, open_catalog
 from catalog.manifests import software_version
 from catalog.models import Recording
-from catalog.package import Item, bag_info
+from catalog.package import Item, bag_info, hooks
 from catalog.premis import premis_event_type
 from ingest.config import Settings
 from storage import object_key
@@ -151,6 +152,22 @@ def test_every_event_carries_its_premis_type_and_a_missing_font_is_said_not_hidd
         label, uri = premis_event_type(event["kind"])
         assert (event["premis_event_type"], event["premis_event_type_uri"]) == (label, uri)
         assert "premis" not in event["body"]  # the terms are labels on the line, not part of what was hashed
+
+
+def test_a_large_package_renders_its_report_in_a_process_of_its_own_while_the_originals_copy(archive, env, tmp_path,
+                                                                                          monkeypatch):
+    """With the originals above ASIDE_BYTES the court report is made in a spawned process during the copy: the
+    package is the same kind of package (report.html and report.pdf, a valid bag the bag's verify.py passes)."""
+    monkeypatch.setattr(hooks, "ASIDE_BYTES", 0)
+    out = tmp_path / "package"
+    summary = json.loads(_ok(env, "export", CASE, "--out", str(out), "--by", "clerk", "--reason", "r",
+                             "--json").stdout)
+    assert summary["notes"] == [] and (out / "data" / "report.pdf").read_bytes().startswith(b"%PDF")
+    page = (out / "data" / "report.html").read_text(encoding="utf-8")
+    assert all(item["sha256"] in page for item in json.loads((out / "data" / "items.json").read_text())["items"])
+    bagit.Bag(str(out)).validate()
+    checked = subprocess.run([sys.executable, str(out / "verify.py"), str(out)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_tampering_with_any_payload_file_fails_validation(archive, env, tmp_path):

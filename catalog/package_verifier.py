@@ -19,8 +19,19 @@ checks the exact bytes shipped and never re-creates what was signed from readabl
 7. items.json and report.html against the signed manifests.
 
 Exit 0: nothing wrong. Exit 1: each finding is printed (file, what, expected, found). Exit 2: usage.
+
+Run a copy you trust (the agency's published verify.py, or this file from the evidence-ingest release, compared
+by SHA-256), not merely the one inside the package: whoever made a forged package could have changed its copy.
 """
 from __future__ import annotations
+
+import sys as _sys  # built in: nothing in the package folder can stand in for it
+
+# A package is hostile until checked, and Python puts this file's folder first on the import path: a planted
+# argparse.py beside this file would run as part of the verifier. Drop the folder before importing anything else
+# (python3 -I, or -P, does the same; modules Python loaded at start-up, such as os, are already the real ones).
+if __name__ == "__main__" and not getattr(_sys.flags, "safe_path", False) and _sys.path:
+    del _sys.path[0]
 
 import argparse
 import base64

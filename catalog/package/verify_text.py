@@ -19,6 +19,9 @@ Export anchor:            {anchor} (custody event {last_event_id}, hash {last_ha
 The quick way, in this folder (Python 3 with the `cryptography` package; it does every step below and names each
 finding, exit 0 when nothing is wrong):
     {quick}
+Whoever forged a package could have changed its verify.py too: run a copy you trust (the agency's published
+verify.py, or catalog/package_verifier.py of the evidence-ingest release, compared by SHA-256 with this one), as
+python3 -I /path/to/trusted/verify.py --trust FINGERPRINT .
 
 WHAT IS SIGNED, AND BY WHOM
  * tagmanifest-sha256.txt is signed by the export key (tagmanifest-sha256.txt.sig, raw Ed25519). It lists the

@@ -92,6 +92,16 @@ def test_verify_py_imports_only_the_standard_library_and_cryptography() -> None:
     assert modules - set(sys.stdlib_module_names) == {"cryptography"}
 
 
+def test_a_module_planted_beside_verify_py_never_runs(verifier_python: Path, package: Package) -> None:
+    """A hostile package ships argparse.py next to the genuine verify.py: run as an examiner would (plain
+    `python3 verify.py`, no -I), the verifier imports the real argparse and checks the package."""
+    (package.path / "argparse.py").write_text("print('PLANTED: RESULT: OK'); raise SystemExit(0)\n", encoding="utf-8")
+    done = subprocess.run([str(verifier_python), str(package.path / "verify.py"), str(package.path)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert "PLANTED" not in done.stdout + done.stderr
+    assert "RESULT" in done.stdout, done.stdout + done.stderr
+
+
 def test_the_usage_errors_exit_2(verifier_python: Path, package: Package, tmp_path: Path) -> None:
     script = package.path / "verify.py"
     for args in (["--trust", "not-a-fingerprint", package.path], [tmp_path / "nowhere"], [package.path / "data"],

@@ -764,7 +764,7 @@ def _event_line(report: Report, number: int, line: bytes) -> tuple[int, int, str
         event = _loads(line)
         where = f"line {number} (event {event['id']}, {event.get('kind')})"
         body = event["body"].encode("utf-8")
-        version, prev_hash, stated = int(event["chain_version"]), str(event["prev_hash"]), str(event["hash"])
+        version, prev_hash, stated = event["chain_version"], str(event["prev_hash"]), str(event["hash"])
         diff = difference(_loads(body), {key: event.get(key) for key in EVENT_FIELDS})
         event_id = int(event["id"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -772,7 +772,7 @@ def _event_line(report: Report, number: int, line: bytes) -> tuple[int, int, str
         return None
     if diff:
         report.find(EVENTS, f"{where}: the readable {diff[0]} is not what the hashed body says", diff[1], diff[2])
-    if version not in (1, 2):
+    if type(version) is not int or version not in (1, 2):  # 1.0 or true would compare equal to 1
         report.find(EVENTS, f"{where}: unknown chain version", "1 or 2", version)
     elif link_hash(version, prev_hash, body) != stated:
         report.find(EVENTS, f"{where}: its hash is not the chain version {version} hash of its prev_hash and body "
@@ -845,13 +845,16 @@ def _link(walk: Walk, row: dict[str, Any], number: int, report: Report) -> None:
         walk.first_id = row_id
         if row_id == 1 and row.get("prev_hash") != GENESIS:
             report.find(CHAIN, f"{where}: the first event follows 64 zeros", GENESIS, row.get("prev_hash"))
-    if isinstance(version, int) and version < walk.version:
+    if type(version) is not int or version not in (1, 2):  # 1.0 or true would pass for 1 below
+        report.find(CHAIN, f"{where}: chain_version must be the integer 1 or 2", "1 or 2", version)
+        version = walk.version
+    if version < walk.version:
         report.find(CHAIN, f"{where}: chain versions never go down (an event rewritten with the older formula)",
                     f">= {walk.version}", version)
     if walk.last_id and row_id > walk.last_id + 1:
         report.count("id_gaps")
     walk.last_id, walk.prev_hash = row_id, str(row.get("hash"))
-    walk.version = max(walk.version, version if isinstance(version, int) else 0)
+    walk.version = max(walk.version, version)
 
 
 def walk_chain(bag: Bag, events: dict[int, tuple[int, str, str]], anchor_ids: set[int]) -> Walk:

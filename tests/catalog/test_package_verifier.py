@@ -254,6 +254,23 @@ def test_an_event_deleted_anywhere_is_named(verifier_python: Path, package: Pack
     assert any(name.startswith(expected) for name in named(result)), named(result)
 
 
+@pytest.mark.parametrize("stated", [1.0, True])
+def test_a_digest_row_passed_off_as_a_version_1_row_is_named(verifier_python: Path, package: Package,
+                                                             stated: object) -> None:
+    """An insider with the export key turns another recording's v2 digest row into a hash-only "version 1" row
+    (whose hash nothing can recompute), stating the version as 1.0 or true so that it compares equal to 1."""
+    rows = [json.loads(line) for line in (package.path / CHAIN).read_text(encoding="utf-8").splitlines()]
+    target = next(r for r in rows if "body_sha256" in r)
+    forged = {"id": target["id"], "chain_version": stated, "prev_hash": target["prev_hash"],
+              "hash": "f" * 64, "body_withheld": True}
+    rows = [forged if r is target else r for r in rows]
+    (package.path / CHAIN).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    seal(package.path, package.keys.export, manifests=True)
+    code, result = verify_json(verifier_python, package.path)
+    assert code == 1
+    assert any("chain_version must be the integer 1 or 2" in name for name in named(result)), named(result)
+
+
 def test_an_event_deleted_from_both_files_is_named(verifier_python: Path, package: Package) -> None:
     for rel in (CHAIN, EVENTS):
         drop_line(package.path, rel, 10)

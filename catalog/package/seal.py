@@ -24,7 +24,7 @@ from pathlib import Path
 import bagit
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from storage.hashing import hash_file
+from storage.hashing import hashed_chunks
 
 __all__ = ["BAGIT_VERSION", "CHECKSUMS", "SIGNATURE", "TAGMANIFEST", "TIMESTAMP", "make_bag", "seal",
            "sign_tagmanifest"]
@@ -64,11 +64,12 @@ def make_bag(bag: Path, bag_info: dict[str, str], measured: Mapping[str, Mapping
 
 
 def _digests(path: Path) -> dict[str, str]:
-    sha512 = hashlib.sha512()
+    """SHA-256 and SHA-512 of a small payload file the export wrote itself, in one read."""
+    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
+        for chunk in hashed_chunks(fh, into=sha256):
             sha512.update(chunk)
-    return {"sha256": hash_file(path).sha256, "sha512": sha512.hexdigest()}
+    return {"sha256": sha256.hexdigest(), "sha512": sha512.hexdigest()}
 
 
 def _encoded(name: str) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, text, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog.canonical import json_values, legacy_json
 from catalog.event_hashes import (
@@ -35,7 +35,7 @@ _EVENT = CustodyEvent.__table__  # type: ignore[attr-defined]
 _HEAD = CustodyHead.__table__  # type: ignore[attr-defined]
 
 __all__ = ["GENESIS_HASH", "CustodyKind", "append_event", "event_hash", "find_chain_breaks", "load_chain",
-           "stored_event_hash"]
+           "stored_event_hash", "stream_events"]
 
 
 class CustodyKind(enum.StrEnum):
@@ -167,6 +167,24 @@ def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_i
 
 def load_chain(session: Session) -> list[CustodyEvent]:
     return list(session.exec(select(CustodyEvent).order_by(CustodyEvent.id)))  # type: ignore[arg-type]
+
+
+def stream_events(session: Session, *, first: int = 1, last: int | None = None,
+                  batch: int = 5000) -> Iterator[CustodyEvent]:
+    """Events *first*..*last* (None: to the end) in id order, *batch* rows at a time, in a session of its own
+    (memory stays flat on a chain of millions): the verifier's walk and a package's chain segment."""
+    after = first - 1
+    with Session(session.get_bind()) as reader:
+        while last is None or after < last:
+            query = select(CustodyEvent).where(col(CustodyEvent.id) > after)
+            if last is not None:
+                query = query.where(col(CustodyEvent.id) <= last)
+            rows = list(reader.exec(query.order_by(col(CustodyEvent.id)).limit(batch)))
+            if not rows:
+                return
+            after = rows[-1].id or after
+            yield from rows
+            reader.expunge_all()
 
 
 def find_chain_breaks(events: Iterable[CustodyEvent], *, head_hash: str | None = None) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -25,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
 from catalog.case_models import Case, CaseLink, Disposal
+from catalog.custody import stream_events
 from catalog.event_hashes import GENESIS_HASH, stored_event_hash, version_problem
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.manifests import trusted_fingerprints
@@ -365,20 +365,6 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
     return report
 
 
-def _walk(session: Session, batch: int) -> Iterator[CustodyEvent]:
-    """Every event in id order, *batch* rows at a time, in a session of its own (memory stays flat)."""
-    last = 0
-    with Session(session.get_bind()) as walker:
-        while True:
-            rows = list(walker.exec(select(CustodyEvent).where(col(CustodyEvent.id) > last)
-                                    .order_by(col(CustodyEvent.id)).limit(batch)))
-            if not rows:
-                return
-            last = rows[-1].id or last
-            yield from rows
-            walker.expunge_all()
-
-
 def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | None,
                 batch: int = 5000) -> tuple[list[Problem], int, int]:
     """Walk the chain link by link (streaming; each link by its own version's formula, versions never going down)
@@ -389,7 +375,7 @@ def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | N
     hashes: dict[int, str] = {}
     prev, count, last_id = GENESIS_HASH, 0, None
     previous_id, version = 0, 1
-    for event in _walk(session, batch):
+    for event in stream_events(session, batch=batch):
         assert event.id is not None and event.at is not None
         count += 1
         if event.id in wanted:

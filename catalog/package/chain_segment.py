@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from catalog.case_models import Case
+from catalog.custody import stream_events
 from catalog.event_hashes import digest_row, stored_event_body
 from catalog.models import CustodyEvent
 from catalog.premis import premis_fields
@@ -73,26 +73,11 @@ def chain_row(event: CustodyEvent, *, full: bool) -> dict[str, Any]:
             "body_withheld": True}
 
 
-def _stretch(session: Session, first: int, last: int) -> Iterator[CustodyEvent]:
-    """Events *first*..*last* in id order, BATCH at a time, in a session of its own (memory stays flat)."""
-    after = first - 1
-    with Session(session.get_bind()) as reader:
-        while after < last:
-            rows = list(reader.exec(select(CustodyEvent).where(col(CustodyEvent.id) > after,
-                                                               col(CustodyEvent.id) <= last)
-                                    .order_by(col(CustodyEvent.id)).limit(BATCH)))
-            if not rows:
-                return
-            after = rows[-1].id or last
-            yield from rows
-            reader.expunge_all()
-
-
 def write_chain(session: Session, path: Path, *, first: int, last: int, full: set[int]) -> int:
     """Write chain.jsonl for events *first*..*last* (*full*: the ids shipped whole in events.jsonl); its rows."""
     count = 0
     with path.open("w", encoding="utf-8") as fh:
-        for event in _stretch(session, first, last):
+        for event in stream_events(session, first=first, last=last, batch=BATCH):
             fh.write(json.dumps(chain_row(event, full=event.id in full), sort_keys=True) + "\n")
             count += 1
     return count

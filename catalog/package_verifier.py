@@ -417,9 +417,11 @@ class Trust:
     certs: dict[str, list[Cert]] = field(default_factory=dict)
     changes: dict[str, list[Change]] = field(default_factory=dict)
 
-    def key(self, fp: str, at: datetime | None, roles: tuple[str, ...], file: str,
-            what: str) -> Ed25519PublicKey | None:
-        """The key *fp* that signed *what* in *file* at *at*; every reason it is not covered then is a finding."""
+    def key(self, fp: str, at: datetime | None, roles: tuple[str, ...], file: str, what: str,
+            subject: str | None = None) -> Ed25519PublicKey | None:
+        """The key *fp* that signed *what* in *file* at *at* for *subject* (the station a manifest or anchor names;
+        None: any); every reason it is not covered then is a finding. One certificate must cover all of it: the
+        role, the subject and the time (a station key certified for station A is not a key of station B)."""
         if self.root is None:
             return _uncertified_key(self.bag, fp, file, what)
         certs = self.certs.get(fp, [])
@@ -427,20 +429,44 @@ class Trust:
             self.report.find(file, f"{what}: key {fp} has no certificate from the agency root in trust/certs/",
                              "a certificate chaining to trust/root.pem", "none")
             return None
-        if not any(c.role in roles for c in certs):
-            self.report.find(file, f"{what}: key {fp} is not certified for this", " or ".join(roles),
-                             ", ".join(sorted({str(c.role) for c in certs})))
+        fitting = [c for c in certs if c.role in roles and subject in (None, _subject_of(c) or subject)]
+        if not fitting:
+            self.report.find(file, f"{what}: key {fp} is not certified for this", " or ".join(
+                f"{role} key {subject!r}" if subject is not None else f"{role} key" for role in roles),
+                ", ".join(sorted(f"{c.role} key {c.subject!r}" for c in certs)))
+        self._check_time(fp, at, fitting or certs, file, what)
+        return certs[0].public
+
+    def _check_time(self, fp: str, at: datetime | None, certs: list[Cert], file: str, what: str) -> None:
+        """*at* inside a certificate of *certs* and the root's validity, and before any revocation/retirement."""
         if at is None:
             self.report.find(file, f"{what}: it names no signing time, so its certificate cannot be checked")
-        elif not any(c.not_before <= at <= c.not_after for c in certs):
+            return
+        if not any(c.not_before <= at <= c.not_after for c in certs):
             spans = ", ".join(f"{c.not_before.isoformat()} to {c.not_after.isoformat()}" for c in certs)
-            self.report.find(file, f"{what}: no certificate of key {fp} was valid when it signed", spans,
+            self.report.find(file, f"{what}: no certificate of key {fp} for this was valid when it signed", spans,
                              at.isoformat())
+        # Not before: a root certifies keys registered before it existed (their first certificate says since when).
+        assert self.root is not None
+        if at > self.root.not_valid_after_utc:
+            self.report.find(file, f"{what}: signed after the agency root expired",
+                             f"by {self.root.not_valid_after_utc.isoformat()}", at.isoformat())
+        self.check_changes(fp, at, file, what)
+
+    def check_changes(self, fp: str, at: datetime, file: str, what: str, *, trusted_time: bool = False) -> None:
+        """A finding for each revocation or retirement of *fp* at or before *at* (with *trusted_time*, *at* is an
+        RFC 3161 time over the signature: the signing time written by the signer cannot hide it)."""
+        said = "timestamped (RFC 3161)" if trusted_time else "signed"
         for change in self.changes.get(fp, []):
-            if at is not None and at >= change.at:
-                self.report.find(file, f"{what}: signed after the key was {change.action} ({change.file}: "
+            if at >= change.at:
+                self.report.find(file, f"{what}: {said} after the key was {change.action} ({change.file}: "
                                        f"{change.reason})", f"before {change.at.isoformat()}", at.isoformat())
-        return certs[0].public
+
+
+def _subject_of(cert: Cert) -> str | None:
+    """What a document signed with *cert*'s key names as its signer: a station key's station; None for the export
+    key (whatever station an export anchor names, the export key speaks for the archive)."""
+    return cert.subject if cert.role == "station" else None
 
 
 def _uncertified_key(bag: Bag, fp: str, file: str, what: str) -> Ed25519PublicKey | None:
@@ -635,7 +661,10 @@ def _signed_record(bag: Bag, trust: Trust, rel: str, what: str, time_key: str,
     except (ValueError, KeyError, TypeError) as exc:
         report.find(rel, f"{what}: cannot be read ({exc!r})")
         return None
-    public = trust.key(fp, _instant(body.get(time_key)) if isinstance(body, dict) else None, roles, rel, what)
+    if not isinstance(body, dict):
+        report.find(f"{stem}.body.json", f"{what}: the signed body is not a JSON object")
+        return None
+    public = trust.key(fp, _instant(body.get(time_key)), roles, rel, what, subject=str(body.get("station")))
     if public is None:
         return None
     if not _verify(public, sig, body_bytes):
@@ -649,7 +678,7 @@ def _signed_record(bag: Bag, trust: Trust, rel: str, what: str, time_key: str,
     if diff:
         report.find(rel, f"{what}: the readable document differs from the signed body at {diff[0]}", diff[1],
                     diff[2])
-    return body if isinstance(body, dict) else None
+    return body
 
 
 def check_manifests(bag: Bag, trust: Trust) -> dict[str, dict[str, Any]]:
@@ -956,9 +985,23 @@ def _oid(data: bytes) -> str:
     return ".".join(str(n) for n in [first, numbers[0] - 40 * first, *numbers[1:]])
 
 
-def parse_timestamp(data: bytes) -> tuple[int, str, bytes, str]:
-    """(status, hash algorithm OID, message imprint, genTime) of a TimeStampResp or a bare token (a minimal DER
-    walk: TimeStampResp > ContentInfo > SignedData > encapContentInfo > TSTInfo)."""
+@dataclass(frozen=True)
+class Token:
+    status: int
+    algorithm: str  # OID of the message imprint's hash
+    imprint: bytes
+    gen_time: str  # GeneralizedTime as written, e.g. 20261201103000Z
+    signer: str | None  # "sha1:<hex>" or "sha256:<hex>" of the TSA's signing certificate (ESS signing-certificate)
+
+
+ESS_V1, ESS_V2 = "1.2.840.113549.1.9.16.2.12", "1.2.840.113549.1.9.16.2.47"
+_ESS_HASHES = {"1.3.14.3.2.26": "sha1", **HASHES}
+
+
+def parse_timestamp(data: bytes) -> Token:
+    """A TimeStampResp or a bare token, by a minimal DER walk (TimeStampResp > ContentInfo > SignedData >
+    encapContentInfo > TSTInfo, and the signer's ESS signing-certificate attribute, which RFC 3161 2.4.1 requires:
+    it names the TSA certificate by its hash whether or not the token carries the certificate)."""
     outer = _children(data, *_tlv(data, 0)[1:])
     status, token = 0, outer
     if outer[0][0] == 0x30:  # TimeStampResp: PKIStatusInfo, then the token
@@ -972,7 +1015,36 @@ def parse_timestamp(data: bytes) -> tuple[int, str, bytes, str]:
     tst = _children(data, *_tlv(data, octets[1])[1:])
     imprint = _children(data, *tst[2][1:])
     algorithm = _oid(data[slice(*_children(data, *imprint[0][1:])[0][1:])])
-    return status, algorithm, data[slice(*imprint[1][1:])], data[slice(*tst[4][1:])].decode("ascii")
+    return Token(status, algorithm, data[slice(*imprint[1][1:])], data[slice(*tst[4][1:])].decode("ascii"),
+                 _ess_signer(data, signed_data[-1]))
+
+
+def _ess_signer(data: bytes, signer_infos: tuple[int, int, int]) -> str | None:
+    """"<hash>:<hex>" of the signing certificate the first SignerInfo's signed attributes name; None: none."""
+    infos = _children(data, *signer_infos[1:])
+    attributes = next((a for a in _children(data, *infos[0][1:]) if a[0] == 0xA0), None) if infos else None
+    for attribute in _children(data, *attributes[1:]) if attributes else []:
+        kind, values = _children(data, *attribute[1:])[:2]
+        oid = _oid(data[kind[1]:kind[2]])
+        if oid not in (ESS_V1, ESS_V2):
+            continue
+        signing_certificate = _children(data, *values[1:])[0]
+        first_id = _children(data, *_children(data, *_children(data, *signing_certificate[1:])[0][1:])[0][1:])
+        algorithm = "sha1" if oid == ESS_V1 else "sha256"  # ESSCertIDv2: hashAlgorithm DEFAULT sha256
+        if oid == ESS_V2 and first_id[0][0] == 0x30:
+            algorithm = _ESS_HASHES.get(_oid(data[slice(*_children(data, *first_id[0][1:])[0][1:])]), "unknown")
+            first_id = first_id[1:]
+        return f"{algorithm}:{data[first_id[0][1]:first_id[0][2]].hex()}"
+    return None
+
+
+def _gen_time(text: str) -> datetime | None:
+    """A token's genTime (YYYYMMDDHHMMSS[.fraction]Z) as UTC; None if it is not one."""
+    match = re.fullmatch(r"(\d{14})(?:[.,](\d{1,6})\d*)?Z", text)
+    if match is None:
+        return None
+    when = datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return when.replace(microsecond=int((match.group(2) or "0").ljust(6, "0")))
 
 
 def _stamped_file(bag: Bag, rel: str, export: Anchor | None) -> str | None:
@@ -1003,18 +1075,21 @@ def _token_signer(openssl: str, token: Path, folder: Path) -> tuple[Path, str]:
     return pem, subject
 
 
-def _openssl_verify(bag: Bag, rel: str, digest: str) -> None:
-    """The token's signature, by `openssl ts -verify`: with trust/tsa-ca.pem if shipped, else this machine's trust
-    store, else (a TSA this machine does not know) against the certificate the token carries: the signature is
-    then checked, the TSA's identity is left to the reader (a warning)."""
+def _openssl_verify(bag: Bag, rel: str, digest: str, tsa_ca: Path | None) -> None:
+    """The token's signature, by `openssl ts -verify`: with --tsa-ca (the examiner's copy of the TSA's CA
+    certificate) strictly; else with trust/tsa-ca.pem if shipped, else this machine's trust store, else (a TSA this
+    machine does not know) against the certificate the token carries: the signature is then checked, the TSA's
+    identity is left to the reader (a warning)."""
     report, token = bag.report, bag.root / rel
     openssl = shutil.which("openssl")
     if openssl is None:
         report.warn("timestamp signature not checked (no openssl): only the message imprints were compared")
         return
-    if bag.listed("trust/tsa-ca.pem") and (bag.root / "trust" / "tsa-ca.pem").is_file():
+    if tsa_ca is not None:
+        ok, output = _ts_verify(openssl, token, digest, "-CAfile", str(tsa_ca))
+    elif bag.listed("trust/tsa-ca.pem") and (bag.root / "trust" / "tsa-ca.pem").is_file():
         report.warn("the timestamp authority's CA certificate came with the package (trust/tsa-ca.pem): compare it "
-                    "with the TSA's published one")
+                    "with the TSA's published one, or give yours with --tsa-ca")
         ok, output = _ts_verify(openssl, token, digest, "-CAfile", str(bag.root / "trust" / "tsa-ca.pem"))
     else:
         ok, output = _ts_verify(openssl, token, digest)
@@ -1024,37 +1099,76 @@ def _openssl_verify(bag: Bag, rel: str, digest: str) -> None:
                 ok, output = _ts_verify(openssl, token, digest, "-CAfile", str(certs), "-partial_chain")
             if ok:
                 report.warn(f"{rel}: the timestamp's signature verifies with the certificate of {signer!r} it "
-                            "carries, but that TSA is not one this machine trusts: compare it out of band")
+                            "carries, but that TSA is not one this machine trusts: give its CA with --tsa-ca, or "
+                            "compare it out of band")
     if ok:
         report.count("timestamp_signatures")
     else:
-        report.find(rel, "the timestamp token's signature does not verify (openssl ts -verify)", "Verification: OK",
-                    output)
+        report.find(rel, "the timestamp token's signature does not verify (openssl ts -verify"
+                    + (f" -CAfile {tsa_ca})" if tsa_ca else ")"), "Verification: OK", output)
 
 
-def check_timestamps(bag: Bag, export: Anchor | None) -> None:
-    """Check 6: each token's message imprint is the hash of the bytes it stamps; its signature via openssl."""
+def _named_signers(bag: Bag) -> set[str]:
+    """The TSA signing certificates the signed export-anchor.json names (covered by the package signature)."""
+    try:
+        where = _loads(bag.read("data/custody/export-anchor.json") or b"null")
+    except ValueError:
+        return set()
+    named = where.get("timestamp_signers") if isinstance(where, dict) else None
+    return {str(n) for n in named} if isinstance(named, list) else set()
+
+
+def _signer_key(bag: Bag, stamped: str) -> str | None:
+    """The key that signed what *stamped* holds: an anchor's (<stem>.json), or the export key (the package)."""
+    if stamped == "tagmanifest-sha256.txt.sig":
+        return bag.info.get("Export-Key-Fingerprint", "").lower() or None
+    try:
+        document = _loads(bag.read(stamped[:-len(".body.json")] + ".json") or b"null")
+        return str(document["signature"]["key_fingerprint"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_token_facts(bag: Bag, trust: Trust, rel: str, stamped: str, token: Token, named: set[str]) -> None:
+    """The TSA is one the signed package names, and no key was revoked before the token's (trusted) time."""
     report = bag.report
+    if token.signer not in named:
+        report.find(rel, "the timestamp is by a TSA the signed package does not name (export-anchor.json "
+                         "timestamp_signers): it was added or swapped after export", sorted(named) or "no TSA",
+                    token.signer)
+    when, fp = _gen_time(token.gen_time), _signer_key(bag, stamped)
+    if when is None:
+        report.find(rel, "the timestamp's time is not a GeneralizedTime", "YYYYMMDDHHMMSSZ", token.gen_time)
+    elif fp is not None and trust.root is not None:
+        trust.check_changes(fp, when, rel, f"what {stamped} holds", trusted_time=True)
+
+
+def check_timestamps(bag: Bag, trust: Trust, export: Anchor | None, tsa_ca: Path | None) -> None:
+    """Check 6: each token's message imprint is the hash of the bytes it stamps; its TSA is the one the signed
+    package names; its signature via openssl; the key that signed the stamped bytes not revoked by then."""
+    report, named = bag.report, _named_signers(bag)
     tokens = sorted(r for r in bag.payload if r.endswith(".tsr"))
     tokens += [TSR_NAME] if (bag.root / TSR_NAME).is_file() else []
     for rel in tokens:
         stamped = _stamped_file(bag, rel, export)
         try:
-            status, algorithm, imprint, when = parse_timestamp((bag.root / rel).read_bytes())
+            token = parse_timestamp((bag.root / rel).read_bytes())
         except (ValueError, IndexError, UnicodeDecodeError) as exc:
             report.find(rel, f"not an RFC 3161 timestamp token ({exc!r})")
             continue
         report.count("timestamps")
-        if stamped is None or status not in (0, 1) or algorithm not in HASHES:
+        if stamped is None or token.status not in (0, 1) or token.algorithm not in HASHES:
             report.find(rel, "a timestamp without a granted status, a known hash or a file it stamps",
-                        "status 0/1, SHA-2, a stamped file", f"status {status}, {algorithm}, {stamped}")
+                        "status 0/1, SHA-2, a stamped file", f"status {token.status}, {token.algorithm}, {stamped}")
             continue
-        digest = hashlib.new(HASHES[algorithm], (bag.root / stamped).read_bytes()).hexdigest()
-        if imprint.hex() != digest:
-            report.find(rel, f"the timestamp is not over {stamped} (another file's token?)", digest, imprint.hex())
+        digest = hashlib.new(HASHES[token.algorithm], (bag.root / stamped).read_bytes()).hexdigest()
+        if token.imprint.hex() != digest:
+            report.find(rel, f"the timestamp is not over {stamped} (another file's token?)", digest,
+                        token.imprint.hex())
             continue
-        report.checked.setdefault("timestamp_times", {})[rel] = when
-        _openssl_verify(bag, rel, digest)
+        report.checked.setdefault("timestamp_times", {})[rel] = token.gen_time
+        _check_token_facts(bag, trust, rel, stamped, token, named)
+        _openssl_verify(bag, rel, digest, tsa_ca)
 
 
 # -- readable files: items.json, report.html ----------------------------------------------------------------------
@@ -1228,7 +1342,7 @@ def _items(bag: Bag) -> Any:
     return _loads(bag.read("data/items.json") or b"null")
 
 
-def verify(root: Path, trusted: str | None) -> Report:
+def verify(root: Path, trusted: str | None, tsa_ca: Path | None = None) -> Report:
     """Every check, in order; findings and warnings in the report."""
     report = Report()
     bag = Bag(root, report)
@@ -1244,7 +1358,7 @@ def verify(root: Path, trusted: str | None) -> Report:
     anchors, export = _guarded(report, "data/custody/anchors/", no_anchors, check_anchors, bag, trust)
     _guarded(report, "data/custody/", None, check_chain, bag, anchors, export, bodies)
     _guarded(report, "data/custody/", None, bag.finish)
-    _guarded(report, "timestamps", None, check_timestamps, bag, export)
+    _guarded(report, "timestamps", None, check_timestamps, bag, trust, export, tsa_ca)
     _guarded(report, "data/items.json", None, check_items, bag, items, bodies, trust.root_fingerprint)
     _guarded(report, "data/report.html", None, check_report, bag, bodies, trust.root_fingerprint)
     if trusted is None:
@@ -1301,6 +1415,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="verify.py", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--trust", metavar="ROOT_FINGERPRINT",
                         help="the agency root key's fingerprint (64 hex digits) as you know it from the agency")
+    parser.add_argument("--tsa-ca", metavar="PEM", type=Path,
+                        help="the timestamp authority's CA certificate as you know it: tokens must chain to it")
     parser.add_argument("--json", action="store_true", help="print {ok, findings, warnings, checked} as JSON")
     parser.add_argument("bag", metavar="PACKAGE_FOLDER", type=Path)
     args = parser.parse_args(argv)
@@ -1309,7 +1425,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--trust takes the 64 hex digits of a SHA-256 fingerprint, not {args.trust!r}")
     if not (args.bag / "bagit.txt").is_file():
         parser.error(f"{args.bag} is not an unpacked BagIt package (no bagit.txt; unzip a .zip package first)")
-    report = verify(args.bag, trusted)
+    if args.tsa_ca is not None and not args.tsa_ca.is_file():
+        parser.error(f"--tsa-ca {args.tsa_ca}: no such file")
+    report = verify(args.bag, trusted, args.tsa_ca)
     if args.json:
         print(json.dumps({"ok": not report.findings, "findings": report.findings, "warnings": report.warnings,
                           "checked": report.checked}, ensure_ascii=False, indent=1))

@@ -31,11 +31,12 @@ from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, de
 from rfc3161_client.tsp import TimeStampResponse, TimeStampTokenInfo
 
 from catalog.errors import CatalogError
+from catalog.package_verifier import parse_timestamp
 from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["NO_TRUSTED_TIME", "TOKEN_SUFFIX", "Stamp", "TimestampFailed", "TsaSettings", "check_response",
            "describe_token", "stamp_record", "stored_token_findings", "timestamp", "token_name", "token_problem",
-           "trusted_time_statement", "try_timestamp"]
+           "token_signer", "trusted_time_statement", "try_timestamp"]
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +230,16 @@ def describe_token(token: bytes) -> str:
     except (ValueError, AttributeError):  # tsa_name is optional
         tsa = "a TSA that does not name itself"
     return f"RFC 3161 time {gen_time.isoformat()} from {tsa}"
+
+
+def token_signer(token: bytes) -> str | None:
+    """"<hash>:<hex>" naming the TSA certificate that signed *token* (its ESS signing-certificate attribute, which
+    every RFC 3161 token carries); None if it names none or does not parse. The package verifier's own parser, so
+    the archive writes exactly what verify.py reads."""
+    try:
+        return parse_timestamp(token).signer
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
 
 
 def token_name(record_name: str) -> str:

@@ -24,7 +24,7 @@ from catalog.errors import ExportFailed
 from catalog.models import CustodyAnchor
 from catalog.package.signing_keys import PackageKeys
 from catalog.signing import signed_bytes
-from catalog.timestamping import NO_TRUSTED_TIME, TsaSettings, describe_token, token_name
+from catalog.timestamping import NO_TRUSTED_TIME, TsaSettings, describe_token, token_name, token_signer
 from storage import EvidenceStore, ObjectMissing
 
 __all__ = ["ANCHOR_DIR", "ShippedAnchor", "prior_anchor", "ship_anchor", "where_stored", "write_export_anchor"]
@@ -78,12 +78,16 @@ def ship_anchor(store: EvidenceStore, data: Path, record_name: str) -> ShippedAn
     return ShippedAnchor(document, f"data/{ANCHOR_DIR}/{name}.json", token)
 
 
-def where_stored(store: EvidenceStore, written: WrittenAnchor, shipped: ShippedAnchor) -> dict[str, Any]:
-    """data/custody/export-anchor.json: where WORM storage holds the export anchor, and what it says. Pure."""
-    row, stored = written.row, written.stored
-    return {"record_name": row.record_name, "file": shipped.file, "store": store.name, "key": stored.key,
+def where_stored(store: EvidenceStore, written: WrittenAnchor, shipped: list[ShippedAnchor]) -> dict[str, Any]:
+    """data/custody/export-anchor.json: where WORM storage holds the export anchor (*shipped*[0]), what it says, and
+    `timestamp_signers`, the TSA certificates (ESS hash) of every token shipped: signed with the package, so a token
+    from any other TSA, added or swapped later, is found. Pure."""
+    row, stored, export = written.row, written.stored, shipped[0]
+    signers = sorted({s for s in (token_signer(a.token) for a in shipped if a.token) if s})
+    return {"record_name": row.record_name, "file": export.file, "store": store.name, "key": stored.key,
             "version_id": stored.version_id, "retain_until": stored.retain_until.isoformat(),
             "location": stored.location, "sha256": stored.sha256, "last_event_id": row.last_event_id,
             "last_hash": row.last_hash, "key_fingerprint": row.key_fingerprint,
-            "timestamp": shipped.file.removesuffix(".json") + ".body.json.tsr" if shipped.token else None,
-            "trusted_time": describe_token(shipped.token) if shipped.token else NO_TRUSTED_TIME}
+            "timestamp": export.file.removesuffix(".json") + ".body.json.tsr" if export.token else None,
+            "trusted_time": describe_token(export.token) if export.token else NO_TRUSTED_TIME,
+            "timestamp_signers": signers}

@@ -167,6 +167,7 @@ def _build(session: Session, store: EvidenceStore, bag: Path, job: _Job) -> _Bui
     seal.seal(bag, {"VERIFY.txt": verify.encode("utf-8"), "verify.py": hooks.verifier_source()})
     signed, digest = seal.sign_tagmanifest(bag, job.keys.export_key)
     token, note = hooks.timestamp(signed, job.settings, what=f"package {job.package}")
+    token, note = hooks.named_token(token, note, data / "custody" / "export-anchor.json")
     if token is not None:
         (bag / seal.TIMESTAMP).write_bytes(token)
     return _Built(payload, anchor, digest, note, report_notes)
@@ -188,7 +189,7 @@ def _write_custody(session: Session, store: EvidenceStore, data: Path, job: _Job
     prior = anchor_files.prior_anchor(session, first)
     if prior is not None and prior.record_name != anchor.row.record_name:
         shipped.append(anchor_files.ship_anchor(store, data, prior.record_name))
-    where = anchor_files.where_stored(store, anchor, shipped[0])
+    where = anchor_files.where_stored(store, anchor, shipped)
     (custody / "export-anchor.json").write_text(json.dumps(where, ensure_ascii=False, indent=1), encoding="utf-8")
     return {a.document["signature"]["key_fingerprint"] for a in shipped}
 

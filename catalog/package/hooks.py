@@ -1,8 +1,11 @@
 """The parts of a package other modules make, called with what the export knows: RFC 3161 timestamps
 (catalog.timestamping), PREMIS (catalog.premis), the court report (catalog.court_report) and the examiner's
-verify.py (catalog/package_verifier.py, shipped as a file, never imported)."""
+verify.py (catalog/package_verifier.py, shipped as a file; the archive uses only its token parser, through
+catalog.timestamping.token_signer, so that it writes what verify.py reads)."""
 from __future__ import annotations
 
+import json
+import logging
 import multiprocessing
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -11,9 +14,12 @@ from typing import Any
 
 from catalog.court_report import write_reports as write_court_reports
 from catalog.premis import write_premis
-from catalog.timestamping import NO_TRUSTED_TIME, try_timestamp
+from catalog.timestamping import NO_TRUSTED_TIME, token_signer, try_timestamp
 
-__all__ = ["ASIDE_BYTES", "PendingReports", "render_reports", "timestamp", "verifier_source", "write_premis"]
+__all__ = ["ASIDE_BYTES", "PendingReports", "named_token", "render_reports", "timestamp", "verifier_source",
+           "write_premis"]
+
+logger = logging.getLogger(__name__)
 
 _VERIFIER = Path(__file__).resolve().parent.parent / "package_verifier.py"
 
@@ -25,6 +31,21 @@ def timestamp(data: bytes, settings: Any, *, what: str) -> tuple[bytes | None, s
         return None, NO_TRUSTED_TIME
     stamp = try_timestamp(data, settings, what=what)
     return stamp.token, stamp.note
+
+
+def named_token(token: bytes | None, note: str, where: Path) -> tuple[bytes | None, str]:
+    """*token* (the package's) kept only if its TSA is one the signed export-anchor.json *where* names (the TSA that
+    stamped the export anchor moments before): verify.py refuses a token from any TSA the package does not name."""
+    if token is None:
+        return token, note
+    named = json.loads(where.read_text(encoding="utf-8")).get("timestamp_signers") or []
+    signer = token_signer(token)
+    if signer in named:
+        return token, note
+    logger.warning("package timestamp dropped: its TSA certificate %s is not one the package names (%s)", signer,
+                   ", ".join(named) or "none: the export anchor got no timestamp")
+    return None, (f"{NO_TRUSTED_TIME} (the package's token came from TSA certificate {signer}, but the export "
+                  "anchor has " + (f"tokens from {', '.join(named)} only" if named else "no token") + ")")
 
 
 #: Packages whose originals are at least this large render the court report in a process of their own while

@@ -17,17 +17,18 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
 from catalog import CustodyKind, append_event, load_chain
 from catalog import package_verifier as verifier
 from catalog.canonical import jcs
-from catalog.certificates import ROLE_STATION, build_root_certificate, issue_certificate, to_pem
+from catalog.certificates import ROLE_STATION, build_root_certificate, issue_certificate, key_fingerprint, to_pem
 from catalog.event_hashes import digest_row, stored_event_body, stored_event_hash
 from catalog.key_certs import statement_body
 from catalog.models import CustodyEvent
@@ -46,7 +47,7 @@ from tests.helpers.package_attacks import (
     reseal,
     retime_event,
 )
-from tests.helpers.synthetic_package import T0, Package, build_package, make_keys, seal
+from tests.helpers.synthetic_package import T0, Package, build_package, make_keys, seal, write_signed_triple
 from tests.helpers.tsa import LocalTsa
 from tests.helpers.verifier_env import files, named, run_verifier, verifier_python, verify_json
 
@@ -457,3 +458,86 @@ def test_malformed_files_are_findings_not_crashes(verifier_python: Path, package
     found_files = files(result)
     assert {CHAIN, EVENTS, "data/items.json", "data/custody/export-anchor.json", TSR} <= found_files
     assert any(f["file"] == CHAIN and "cannot be read" in f["what"] for f in result["findings"])
+
+
+# -- who may sign what, and trusted time against revocation -------------------------------------------------------
+
+
+def test_a_manifest_signed_by_another_stations_certified_key_is_named(verifier_python: Path,
+                                                                       package: Package) -> None:
+    """An insider holding the export key and station-2's key vouches for a recording station-1 never ingested: the
+    key is certified, but for station-2, and one certificate must cover role, station and time."""
+    keys, bag = package.keys, package.path
+    other = Ed25519PrivateKey.generate()
+    cert = issue_certificate(keys.root, keys.root_cert, other.public_key(), role=ROLE_STATION, subject="station-2",
+                             not_before=T0 - timedelta(days=10), not_after=T0 + timedelta(days=300))
+    other_fp = key_fingerprint(other.public_key())
+    (bag / "trust" / "certs" / f"{other_fp}.pem").write_text(to_pem(cert))
+    sha = _item(bag, 1)["sha256"]
+    body = json.loads((bag / f"data/manifests/{sha}.r2.body.json").read_bytes())
+    assert body["station"] == "station-1"
+    write_signed_triple(bag / "data" / "manifests", f"{sha}.r2", body, other)
+    seal(bag, keys.export, manifests=True)
+    code, result = verify_json(verifier_python, bag)
+    assert code == 1
+    assert [(f["file"], f["what"], f["expected"], f["found"]) for f in result["findings"]] == [
+        (f"data/manifests/{sha}.r2.json", f"signed manifest: key {other_fp} is not certified for this",
+         "station key 'station-1'", "station key 'station-2'")]
+
+
+def test_a_key_revoked_before_the_trusted_time_of_what_it_signed_is_named_though_the_signer_wrote_an_earlier_time(
+        verifier_python: Path, local_tsa: LocalTsa, tmp_path: Path) -> None:
+    """A stolen station key signs an anchor dated before the revocation; the TSA's time (now) is after it."""
+    settings = _TsaSettings(local_tsa.url("ok"))
+    package = build_package(tmp_path / "package", stamp=lambda data: timestamp(data, settings) or b"")
+    keys, fp = package.keys, package.keys.fingerprint(ROLE_STATION)
+    revoked_at = datetime.now(UTC) - timedelta(minutes=1)  # after every signed_at/written_at, before the tokens
+    body = statement_body("revoked", fp, role=ROLE_STATION, subject="station-1", at=revoked_at, reason="钥匙被盗",
+                          by="admin:root", root_fp=keys.root_fingerprint, now=revoked_at)
+    (package.path / "trust" / "revocations").mkdir(parents=True)
+    (package.path / "trust" / "revocations" / f"{fp}.json").write_bytes(
+        json.dumps(sign_document(body, keys.root), ensure_ascii=False).encode())
+    seal(package.path, keys.export)
+    (package.path / TSR).write_bytes(timestamp((package.path / "tagmanifest-sha256.txt").read_bytes(), settings)
+                                     or b"")  # the export key is not revoked: its token stands
+    code, result = verify_json(verifier_python, package.path, "--tsa-ca", str(local_tsa.ca))
+    assert code == 1
+    assert [(f["file"], f["found"][:16]) for f in result["findings"]] == [
+        ("data/custody/export-anchor.tsr", _token_time(package.path / "data/custody/export-anchor.tsr"))]
+    assert "timestamped (RFC 3161) after the key was revoked" in result["findings"][0]["what"]
+
+
+def _token_time(token: Path) -> str:
+    when = verifier._gen_time(verifier.parse_timestamp(token.read_bytes()).gen_time)
+    assert when is not None
+    return when.isoformat()[:16]
+
+
+def test_a_token_from_a_tsa_the_package_does_not_name_is_named_even_when_genuine(
+        verifier_python: Path, local_tsa: LocalTsa, tmp_path: Path) -> None:
+    """Someone adds a genuine token (their own TSA, or ours) to a package exported without one, or swaps ours for
+    one of their own TSA's over the same bytes: the signed export-anchor.json names the TSA the archive used."""
+    plain = build_package(tmp_path / "plain").path
+    own_token, own_ca = tsa.outsider_token(tmp_path / "outsider", (plain / "tagmanifest-sha256.txt").read_bytes())
+    (plain / TSR).write_bytes(own_token)
+    code, result = verify_json(verifier_python, plain, "--tsa-ca", str(own_ca))
+    assert code == 1
+    assert [(f["file"], f["expected"]) for f in result["findings"]] == [(TSR, "no TSA")]
+    assert "by a TSA the signed package does not name" in result["findings"][0]["what"]
+    assert result["findings"][0]["found"] == verifier.parse_timestamp(own_token).signer
+
+    settings = _TsaSettings(local_tsa.url("ok"))
+    stamped = build_package(tmp_path / "stamped", stamp=lambda data: timestamp(data, settings) or b"").path
+    code, result = verify_json(verifier_python, stamped, "--tsa-ca", str(local_tsa.ca))
+    assert code == 0, named(result)
+    assert result["checked"]["timestamp_signatures"] == 2 and not any("TSA" in w for w in result["warnings"])
+    code, result = verify_json(verifier_python, stamped, "--tsa-ca", str(own_ca))  # not the TSA's CA
+    assert code == 1
+    assert {f["what"] for f in result["findings"]} == {
+        f"the timestamp token's signature does not verify (openssl ts -verify -CAfile {own_ca})"}
+    own_token, _ = tsa.outsider_token(tmp_path / "outsider2", (stamped / "tagmanifest-sha256.txt").read_bytes())
+    (stamped / TSR).write_bytes(own_token)
+    code, result = verify_json(verifier_python, stamped)
+    assert code == 1
+    assert [f["file"] for f in result["findings"]] == [TSR]
+    assert "does not name" in result["findings"][0]["what"]

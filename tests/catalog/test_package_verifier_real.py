@@ -90,7 +90,7 @@ def test_a_real_package_verifies_in_a_bare_python(verifier_python: Path, real: _
 
 
 def test_a_real_timestamped_package_verifies_and_a_swapped_token_is_named(verifier_python: Path, real: _Real,
-                                                                          tmp_path: Path) -> None:
+                                                                          tmp_path: Path, local_tsa: LocalTsa) -> None:
     code, result = verify_json(verifier_python, real.stamped, "--trust", real.root_fingerprint)
     assert code == 0, named(result)
     anchor_token = next((real.stamped / "data" / "custody").rglob("*.tsr")).relative_to(real.stamped).as_posix()
@@ -113,6 +113,16 @@ def test_a_real_timestamped_package_verifies_and_a_swapped_token_is_named(verifi
     assert code == 1
     assert [(f["file"], f["what"]) for f in result["findings"]] == [
         (TSR, "the timestamp is not over tagmanifest-sha256.txt (another file's token?)")]
+    own, own_ca = tsa.outsider_token(tmp_path / "own-tsa", (bag / "tagmanifest-sha256.txt").read_bytes())
+    (bag / TSR).write_bytes(own)  # a genuine token over the right bytes, from a TSA of the attacker's own
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint, "--tsa-ca", str(own_ca))
+    assert code == 1
+    assert [(f["file"], f["what"].split(" (")[0]) for f in result["findings"]] == [
+        (anchor_token, "the timestamp token's signature does not verify"),  # the genuine one is not by own_ca
+        (TSR, "the timestamp is by a TSA the signed package does not name")]
+    code, result = verify_json(verifier_python, real.stamped, "--trust", real.root_fingerprint, "--tsa-ca",
+                               str(local_tsa.ca))
+    assert code == 0 and result["checked"]["timestamp_signatures"] == 2, named(result)
 
 
 def test_a_changed_original_in_a_real_package_is_named_though_everything_readable_was_rewritten(

@@ -28,6 +28,7 @@ from catalog.certificates import ROLE_EXPORT, ROLE_STATION, build_root_certifica
 from catalog.certificates import to_pem as cert_pem
 from catalog.event_hashes import GENESIS_HASH, event_body, link_hash
 from catalog.signing import sign_document, signed_bytes
+from catalog.timestamping import token_signer
 
 VERIFIER = Path(__file__).resolve().parents[2] / "catalog" / "package_verifier.py"
 T0 = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
@@ -138,7 +139,7 @@ class Package:
     originals: dict[int, str] = field(default_factory=dict)  # recording id -> payload path (data/…)
 
 
-def _signed_triple(folder: Path, stem: str, body: dict[str, Any], key: Ed25519PrivateKey) -> bytes:
+def write_signed_triple(folder: Path, stem: str, body: dict[str, Any], key: Ed25519PrivateKey) -> bytes:
     """<stem>.json as WORM storage holds it, .body.json (the exact bytes signed), .sig; returns the stored bytes."""
     document = sign_document(body, key)
     stored = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
@@ -199,7 +200,7 @@ def _items_and_manifests(work: Path, keys: Keys, events: list[Event], payload_by
         for revision in range(1, revisions + 1):
             body = manifest_body(recording_id, sha, size, revision, events,
                                  purpose="证明无照经营" if revision > 1 else "现场执法")
-            _signed_triple(work / "manifests", f"{sha}.r{revision}", body, keys.station)
+            write_signed_triple(work / "manifests", f"{sha}.r{revision}", body, keys.station)
             manifests.append({"revision": revision, "signed": f"data/manifests/{sha}.r{revision}.json",
                               "key_fingerprint": keys.fingerprint(ROLE_STATION)})
         items.append({"recording_id": recording_id, "sha256": sha, "size_bytes": size,
@@ -222,7 +223,7 @@ def _anchors(work: Path, keys: Keys, events: list[Event]) -> str:
         body = {"format": "evidence-custody-anchor/1", "last_event_id": event.id, "last_hash": event.hash,
                 "written_at": written.isoformat(), "station": STATION, "previous": previous, "reason": "export",
                 "software": {"name": "evidence-ingest", "version": "test"}}
-        stored = _signed_triple(folder, Path(name).stem, body, keys.station)
+        stored = write_signed_triple(folder, Path(name).stem, body, keys.station)
         previous = {"name": name, "sha256": hashlib.sha256(stored).hexdigest()}
     (work / "custody" / "export-anchor.json").write_text(json.dumps(
         {"record_name": name, "store": "local", "key": f"records/{name}", "version_id": None,
@@ -295,8 +296,9 @@ def seal(bag: Path, export_key: Ed25519PrivateKey | None, *, manifests: bool = F
 def build_package(dest: Path, *, keys: Keys | None = None, payload_bytes: int = 4096,
                   stamp: Callable[[bytes], bytes] | None = None, tsa_ca: bytes | None = None) -> Package:
     """A complete, valid package at *dest* (a new folder). With *stamp* (bytes -> an RFC 3161 TimeStampResp over
-    them), timestamped: the export anchor's signed body as data/custody/export-anchor.tsr, the tag manifest as
-    tagmanifest-sha256.txt.tsr; *tsa_ca* is shipped as trust/tsa-ca.pem."""
+    them), timestamped: the export anchor's signed body as data/custody/export-anchor.tsr (its TSA named in
+    export-anchor.json's timestamp_signers), the tag manifest as tagmanifest-sha256.txt.tsr; *tsa_ca* is shipped as
+    trust/tsa-ca.pem."""
     keys = keys or make_keys()
     events = make_chain()
     package = Package(dest, keys, events)
@@ -304,7 +306,11 @@ def build_package(dest: Path, *, keys: Keys | None = None, payload_bytes: int = 
     anchor = write_payload(dest, keys, events, payload_bytes, package)
     if stamp is not None:
         body = dest / "custody" / "anchors" / f"{Path(anchor).stem}.body.json"
-        (dest / "custody" / "export-anchor.tsr").write_bytes(stamp(body.read_bytes()))
+        token = stamp(body.read_bytes())
+        (dest / "custody" / "export-anchor.tsr").write_bytes(token)
+        where = dest / "custody" / "export-anchor.json"
+        where.write_text(json.dumps({**json.loads(where.read_text()), "timestamp_signers": [token_signer(token)]},
+                                    indent=1))
     bagit.make_bag(str(dest), bag_info={
         "Source-Organization": "某市城管局", "External-Identifier": CASE, "Package-Format": "evidence-package/2",
         "Root-Key-Fingerprint": keys.root_fingerprint, "Export-Key-Fingerprint": keys.fingerprint(ROLE_EXPORT),

@@ -117,6 +117,19 @@ def _reply(tsa: LocalTsa, query: bytes, *, config: str = "tsa.cnf", chain: bool 
     return done.stdout
 
 
+def outsider_token(folder: Path, data: bytes) -> tuple[bytes, Path]:
+    """A genuine RFC 3161 token over *data* from a TSA of an outsider's own (its own CA, made in *folder*, the same
+    `openssl ts -reply`): what someone who wants a package to look timestamped can make. The token and its CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, cert, _ = make_tsa_files(folder)
+    (folder / "serial").write_text("01\n")
+    (folder / "tsa.cnf").write_text(_CONFIG.format(folder=folder, digests="sha256"))
+    (folder / "data").write_bytes(data)
+    query = subprocess.run(["openssl", "ts", "-query", "-data", str(folder / "data"), "-sha256", "-cert"],
+                           capture_output=True, timeout=30, check=True).stdout
+    return _reply(LocalTsa(base_url="", folder=folder, ca=ca, cert=cert), query), ca
+
+
 def _other_query(tsa: LocalTsa) -> bytes:
     """A query for other bytes, made by `openssl ts -query` (its own nonce)."""
     data = tsa.folder / "other-data"

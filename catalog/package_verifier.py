@@ -72,8 +72,13 @@ UNITS = {"agency root": "root", "station key": "station", "export key": "export"
 STATEMENT_FOLDERS = {"trust/revocations/": "revoked", "trust/retirements/": "retired"}
 #: (items.json path, signed manifest body path): the facts a readable item must share with its newest manifest.
 ITEM_FACTS = (("sha256", "sha256"), ("size_bytes", "size_bytes"), ("original_name", "original_name"),
-              ("recording.case_number", "stamp.case_number"), ("recording.captured_start", "stamp.captured_start"),
-              ("recording.purpose", "stamp.purpose"), ("recording.collector", "stamp.collector"))
+              ("media_kind", "media.kind"), *((f"recording.{key}", path) for key, path in (
+                  ("case_number", "stamp.case_number"), ("purpose", "stamp.purpose"), ("collector", "stamp.collector"),
+                  ("captured_start", "stamp.captured_start"), ("captured_end", "capture.end"),
+                  ("time_source", "capture.time_source"), ("raw_device_time", "capture.raw_device_time"),
+                  ("zone_assumed", "capture.zone_assumed"), ("clock_offset_s", "capture.clock_offset_s"),
+                  ("place", "stamp.place"), ("officer_name", "officer.name"), ("device_serial", "device_serial"),
+                  ("station", "station"), ("important", "stamp.important"), ("stamp_revision", "stamp.revision"))))
 HASHES = {"2.16.840.1.101.3.4.2.1": "sha256", "2.16.840.1.101.3.4.2.2": "sha384", "2.16.840.1.101.3.4.2.3": "sha512"}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ABSENT = "(absent)"
@@ -1174,12 +1179,28 @@ def check_timestamps(bag: Bag, trust: Trust, export: Anchor | None, tsa_ca: Path
 # -- readable files: items.json, report.html ----------------------------------------------------------------------
 
 
-def _newest(item: dict[str, Any], bodies: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
-    listed = [m for m in item.get("manifests") or [] if isinstance(m, dict) and m.get("signed") in bodies]
-    if not listed:
-        return None
-    newest = max(listed, key=lambda m: int(m.get("revision") or 0))
-    return str(newest["signed"]), bodies[str(newest["signed"])]
+def _revision(body: dict[str, Any]) -> int:
+    stamp = body.get("stamp")
+    revision = stamp.get("revision") if isinstance(stamp, dict) else None
+    return revision if type(revision) is int else 0
+
+
+def _newest(bag: Bag, item: dict[str, Any], bodies: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The verified manifest with the highest signed revision among all shipped for the item's SHA-256 (never the
+    readable list's numbers, which the signature does not cover); a listed revision that is not the signed one is
+    a finding."""
+    shas = set()
+    for listed in item.get("manifests") or []:
+        body = bodies.get(str(listed.get("signed"))) if isinstance(listed, dict) else None
+        if body is None:
+            continue
+        shas.add(body.get("sha256"))
+        if listed.get("revision") != _revision(body):
+            bag.report.find("data/items.json", f"item {item.get('recording_id')}: {listed.get('signed')} is listed "
+                                               "as another revision than it signs", _revision(body),
+                            listed.get("revision"))
+    mine = [(rel, body) for rel, body in bodies.items() if body.get("sha256") in (shas or {item.get("sha256")})]
+    return max(mine, key=lambda found: _revision(found[1])) if mine else None
 
 
 def check_items(bag: Bag, items: Any, bodies: dict[str, dict[str, Any]], root_fingerprint: str | None) -> None:
@@ -1195,8 +1216,11 @@ def check_items(bag: Bag, items: Any, bodies: dict[str, dict[str, Any]], root_fi
         if key in items and items[key] != verified:
             report.find(rel, f"{key} is not the package's", verified, items[key])
     for item in items.get("items") or []:
-        newest = _newest(item, bodies)
         report.count("items")
+        if not isinstance(item, dict):
+            report.find(rel, "an item that is not an object", "an object", item)
+            continue
+        newest = _newest(bag, item, bodies)
         if newest is None:
             if item.get("manifests"):
                 report.find(rel, f"item {item.get('recording_id')}: none of its manifests is a verified one")

@@ -188,10 +188,27 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+#: (items.json "recording" key, signed manifest body path): the facts an item takes from its newest signed manifest
+#: (verify.py's ITEM_FACTS checks the same pairs); the rest (integrity, retention, hold, ingest time) are the
+#: catalogue's at export, vouched for by the package signature only.
+SIGNED_FACTS = (("case_number", "stamp.case_number"), ("purpose", "stamp.purpose"), ("collector", "stamp.collector"),
+                ("captured_start", "stamp.captured_start"), ("captured_end", "capture.end"),
+                ("time_source", "capture.time_source"), ("raw_device_time", "capture.raw_device_time"),
+                ("zone_assumed", "capture.zone_assumed"), ("clock_offset_s", "capture.clock_offset_s"),
+                ("place", "stamp.place"), ("officer_name", "officer.name"), ("device_serial", "device_serial"),
+                ("station", "station"), ("important", "stamp.important"), ("stamp_revision", "stamp.revision"))
+
+
+def _signed_value(body: dict[str, Any], path: str) -> Any:
+    value: Any = body
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _recording_facts(r: Recording, signed: dict[str, Any] | None) -> dict[str, Any]:
-    """The item's facts; case number, capture start, purpose and collector as its newest signed manifest says them
-    (the row's, for a tombstone, which ships no manifest)."""
-    stamp = (signed or {}).get("stamp") or {}
+    """The item's facts: those a manifest carries as its newest signed manifest says them (SIGNED_FACTS); the row's
+    for a tombstone, which ships no manifest; integrity, retention and hold as the catalogue holds them now."""
     facts = {"captured_start": _iso(r.captured_start), "captured_end": _iso(r.captured_end),
              "time_source": r.time_source, "raw_device_time": r.raw_device_time, "zone_assumed": r.zone_assumed,
              "clock_offset_s": r.clock_offset_s,
@@ -202,8 +219,7 @@ def _recording_facts(r: Recording, signed: dict[str, Any] | None) -> dict[str, A
              "stamp_revision": r.stamp_revision, "ingested_at": _iso(r.ingested_at),
              "retain_until": _iso(r.retain_until), "legal_hold": r.legal_hold}
     if signed is not None:
-        facts.update(case_number=stamp.get("case_number"), purpose=stamp.get("purpose"),
-                     collector=stamp.get("collector"), captured_start=stamp.get("captured_start"))
+        facts.update({key: _signed_value(signed, path) for key, path in SIGNED_FACTS})
     return facts
 
 

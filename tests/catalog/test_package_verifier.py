@@ -196,6 +196,40 @@ def test_a_signed_fact_edited_in_the_readable_json_is_named_with_its_field(verif
         named(result)
 
 
+def test_an_export_key_holder_who_rewrites_items_json_is_named_for_every_signed_fact(verifier_python: Path,
+                                                                                      package: Package) -> None:
+    """Every fact items.json shares with a manifest is compared, and the newest manifest is the one with the highest
+    *signed* revision: leaving r2 off the list, or calling r1 "revision 2", picks nothing older."""
+    bag = package.path
+
+    def rewrite(summary: dict[str, Any]) -> None:
+        item = summary["items"][0]
+        item["recording"].update(captured_end="2026-11-19T08:30:13+00:00", clock_offset_s=0,
+                                 place={"lat": 31.2, "lon": 121.5, "source": "manual"}, officer_name="王五",
+                                 important=True, station="station-9", purpose="现场执法")
+        item["manifests"] = [dict(item["manifests"][0], revision=2)]  # r1 only, passed off as the newest
+
+    edit_json(bag / "data/items.json", rewrite)
+    seal(bag, package.keys.export, manifests=True)
+    code, result = verify_json(verifier_python, bag)
+    assert code == 1
+    wrong = {f["what"].split(": ", 1)[1].split(" of ")[0]: (f["expected"], f["found"]) for f in result["findings"]}
+    sha = _item(bag, 1)["sha256"]
+    assert wrong == {
+        "recording.captured_end is not the signed capture.end": ("2026-11-19T08:30:12+00:00",
+                                                                  "2026-11-19T08:30:13+00:00"),
+        "recording.clock_offset_s is not the signed capture.clock_offset_s": ("0.25", "0"),
+        "recording.place is not the signed stamp.place": ('{"lat": 39.9, "lon": 116.4, "source": "gps"}',
+                                                          '{"lat": 31.2, "lon": 121.5, "source": "manual"}'),
+        "recording.officer_name is not the signed officer.name": ("张三", "王五"),
+        "recording.important is not the signed stamp.important": ("false", "true"),
+        "recording.station is not the signed station": ("station-1", "station-9"),
+        "recording.purpose is not the signed stamp.purpose": ("证明无照经营", "现场执法"),
+        f"data/manifests/{sha}.r1.json is listed as another revision than it signs": ("1", "2")}
+    assert all(f"data/manifests/{sha}.r2.json" in f["what"] for f in result["findings"]
+               if "is not the signed" in f["what"])
+
+
 def test_a_readable_manifest_edited_and_resealed_is_named(verifier_python: Path, package: Package) -> None:
     bag = package.path
     manifest = next((bag / "data/manifests").glob("*.r2.json"))

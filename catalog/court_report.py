@@ -137,11 +137,12 @@ def _retention_rows(v: Values, package: PackageFiles, item: dict[str, Any], body
         elif event.get("kind") == CustodyKind.LEGAL_HOLD.value:
             hold, reasons = details.get("on"), details.get("reasons")
     rows = [_moment_row(v, "retain_until", body.get("retain_until"), "retain_until"),
-            _row(v, "retention_rule", rule), _row(v, "legal_hold", v.yes_no(hold), "legal_hold")]
+            _row(v, "retention_rule", rule, "retention_rule"), _row(v, "legal_hold", v.yes_no(hold), "legal_hold")]
     if reasons:
-        rows.append(_row(v, "hold_reasons", reasons))
+        rows.append(_row(v, "hold_reasons", reasons, "hold_reasons"))
     if later:
-        rows.append(_row(v, "retention_after", [f"{v.when(e.get('at'))}: {event_sentence(e, v)}" for e in later]))
+        rows.append(_row(v, "retention_after", [f"{v.when(e.get('at'))}: {event_sentence(e, v)}" for e in later],
+                         "retention_after"))
     return rows
 
 
@@ -161,22 +162,26 @@ def _fact_rows(v: Values, item: dict[str, Any], body: dict[str, Any]) -> list[Ro
     if collector and officer.get("number") == collector and officer.get("name"):
         collector = f"{collector} {officer['name']}"
     return [
-        _row(v, "file", item.get("file"), "file", mono=True), _row(v, "original_name", body.get("original_name")),
-        _row(v, "media_kind", " / ".join(str(x) for x in (media.get("kind"), media.get("container")) if x)),
-        _row(v, "sha256", body.get("sha256"), "sha256", mono=True), _row(v, "size", body.get("size_bytes")),
+        _row(v, "file", item.get("file"), "file", mono=True),
+        _row(v, "original_name", body.get("original_name"), "original_name"),
+        _row(v, "media_kind", " / ".join(str(x) for x in (media.get("kind"), media.get("container")) if x),
+             "media_kind"),
+        _row(v, "sha256", body.get("sha256"), "sha256", mono=True), _row(v, "size", body.get("size_bytes"), "size"),
         _row(v, "case_number", stamp.get("case_number"), "case_number"),
         _row(v, "purpose", stamp.get("purpose"), "purpose"), _row(v, "collector", collector, "collector"),
         _row(v, "important", v.yes_no(stamp.get("important")), "important"),
         _moment_row(v, "capture_start", stamp.get("captured_start") or capture.get("start"), "captured_start"),
         _moment_row(v, "capture_end", capture.get("end"), "captured_end"),
-        _row(v, "time_source", v.source(capture.get("time_source"))),
-        _row(v, "raw_device_time", capture.get("raw_device_time")),
-        _row(v, "zone_assumed", capture.get("zone_assumed")), _row(v, "clock_offset", capture.get("clock_offset_s")),
+        _row(v, "time_source", v.source(capture.get("time_source")), "time_source"),
+        _row(v, "raw_device_time", capture.get("raw_device_time"), "raw_device_time"),
+        _row(v, "zone_assumed", capture.get("zone_assumed"), "zone_assumed"),
+        _row(v, "clock_offset", capture.get("clock_offset_s"), "clock_offset"),
         _row(v, "place", v.place(stamp.get("place")), "place"),
         _acquired(v, body), _row(v, "station", body.get("station"), "station"),
         _row(v, "device", body.get("device_serial"), "device"),
-        _row(v, "sightings", [f"{s.get('device_serial')}: {s.get('device_path')}" for s in sightings]),
-        _row(v, "integrity", " — ".join(str(x) for x in (integrity.get("status"), integrity.get("detail")) if x)),
+        _row(v, "sightings", [f"{s.get('device_serial')}: {s.get('device_path')}" for s in sightings], "sightings"),
+        _row(v, "integrity", " — ".join(str(x) for x in (integrity.get("status"), integrity.get("detail")) if x),
+             "integrity"),
     ]
 
 

@@ -43,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -1240,36 +1241,93 @@ def check_items(bag: Bag, items: Any, bodies: dict[str, dict[str, Any]], root_fi
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
                    "wbr"})
 _UTC_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
+#: What a court report never holds: anything that runs, loads, embeds or hides (the facts shown must be the text).
+_ACTIVE_TAGS = frozenset({"script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "base",
+                          "link", "svg", "math", "template", "noscript", "img", "video", "audio", "source", "input",
+                          "button", "textarea", "select", "dialog", "portal"})
+_URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "data", "poster", "background", "srcset"})
+_HIDING_CSS = re.compile(r"\bcontent\s*:|\bdisplay\s*:|\bvisibility\s*:|\bopacity\s*:|\bposition\s*:|\btransform\s*:|"
+                         r"\bclip(-path)?\s*:|@import|url\(|expression\(|\btext-indent\s*:|\bfont-size\s*:\s*0|"
+                         r"\bcolor\s*:\s*(transparent|#fff\b|#ffffff\b|white\b)|\bbehavior\s*:|\boverflow\s*:", re.I)
+#: The fact cells an item table of report.html holds (catalog.court_report), each once; key_fingerprint (whose
+#: signatures were verified above) and the last four (worded from the custody events the signed manifest lists)
+#: are not compared here.
+ITEM_CELLS = frozenset({"file", "original_name", "media_kind", "sha256", "size", "case_number", "purpose", "collector",
+                        "important", "captured_start", "captured_end", "time_source", "raw_device_time",
+                        "zone_assumed", "clock_offset", "place", "acquired", "station", "device", "sightings",
+                        "integrity", "key_fingerprint", "retain_until", "retention_rule", "legal_hold",
+                        "hold_reasons", "retention_after"})
+_YES, _NO = frozenset({"是", "yes", "Yes"}), frozenset({"否", "no", "No"})
 
 
-class _FieldCells(HTMLParser):
-    """The text of each element carrying data-field (the facts the court report shows), in document order."""
+class _ReportCells(HTMLParser):
+    """The text of each element carrying data-field (the facts the court report shows), in document order, with
+    the table it is in; each table's cells' data-field (None: none); and anything active or hiding."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.cells: list[list[str]] = []  # [field, text]
+        self.cells: list[list[Any]] = []  # [field, text, table index or -1]
+        self.tables: list[list[str | None]] = []  # per table, the data-field of each <td>
+        self.active: list[str] = []
+        self.texts: list[list[str]] = []  # per table, the text of each <th> and <td>, in order
+        self._cell: tuple[int, int] | None = None  # (table, index in texts[table]) of the open th/td
         self._stack: list[int | None] = []
+        self._open: list[int] = []
+        self._style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._check_active(tag, attrs)
+        if tag == "table":
+            self.tables.append([])
+            self.texts.append([])
+            self._open.append(len(self.tables) - 1)
+        if tag in ("th", "td") and self._open:
+            self.texts[self._open[-1]].append("")
+            self._cell = (self._open[-1], len(self.texts[self._open[-1]]) - 1)
+        self._style = tag == "style"
+        if tag == "br":  # a cell's lines stay apart
+            self.handle_data("\n")
         if tag in _VOID:
             return
         named = dict(attrs).get("data-field")
+        table = self._open[-1] if self._open else -1
+        if tag == "td" and table >= 0:
+            self.tables[table].append(named)
         self._stack.append(len(self.cells) if named else None)
         if named:
-            self.cells.append([named, ""])
+            self.cells.append([named, "", table])
+
+    def _check_active(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _ACTIVE_TAGS or (tag == "meta" and [name for name, _ in attrs] != ["charset"]):
+            self.active.append(f"<{tag}>")
+        for name, value in attrs:
+            url = (value or "").strip().lower()
+            if name.startswith("on") or name in ("style", "hidden", "srcdoc") or (
+                    name in _URL_ATTRIBUTES and not url.startswith(("http://", "https://", "#"))):
+                self.active.append(f"<{tag} {name}={value!r}>")
 
     def handle_endtag(self, tag: str) -> None:
+        self._style = False
+        if tag in ("th", "td", "table"):
+            self._cell = None
+        if tag == "table" and self._open:
+            self._open.pop()
         if tag not in _VOID and self._stack:
             self._stack.pop()
 
     def handle_data(self, data: str) -> None:
+        hiding = _HIDING_CSS.search(data) if self._style else None
+        if hiding is not None:
+            self.active.append(f"a style that can hide or add text ({hiding.group(0)!r})")
         for index in self._stack:
             if index is not None:
                 self.cells[index][1] += data
+        if self._cell is not None:
+            self.texts[self._cell[0]][self._cell[1]] += data
 
 
 def _plain(value: Any) -> str:
-    return "—" if value in (None, "") else str(value)
+    return "—" if value in (None, "", [], {}) else str(value)
 
 
 def _shown_time(signed: Any, text: str) -> bool:
@@ -1287,26 +1345,67 @@ def _shown_time(signed: Any, text: str) -> bool:
     return shown is not None and shown.group(1) == at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _report_value(field_name: str, body: dict[str, Any]) -> tuple[Any, bool] | None:
-    """(the signed value, whether the cell shows it) checker inputs for a report field; None: not a signed fact."""
-    stamp = body.get("stamp") or {}
-    if field_name in ("case_number", "purpose", "collector"):
-        return stamp.get(field_name), field_name == "collector"
-    if field_name == "captured_start":
-        return stamp.get("captured_start") or (body.get("capture") or {}).get("start"), False
-    return (body.get("sha256"), False) if field_name == "sha256" else None
+def _shown_yes_no(signed: Any, text: str) -> bool:
+    return text == "—" if signed is None else text in (_YES if signed else _NO)
+
+
+def _shown_place(signed: Any, text: str) -> bool:
+    """"北纬 39.904200°，东经 116.407400° (来源: …(gps))" or its English; "未记录"/"not recorded" for none."""
+    if not isinstance(signed, dict) or signed.get("lat") is None or signed.get("lon") is None:
+        return text in ("未记录", "not recorded")
+    lat, lon = float(signed["lat"]), float(signed["lon"])
+    words = (("北纬" if lat >= 0 else "南纬", "东经" if lon >= 0 else "西经"),
+             ("° N" if lat >= 0 else "° S", "° E" if lon >= 0 else "° W"))
+    zh = f"{words[0][0]} {abs(lat):.6f}°，{words[0][1]} {abs(lon):.6f}°"
+    en = f"{abs(lat):.6f}{words[1][0]}, {abs(lon):.6f}{words[1][1]}"
+    source = str(signed.get("source") or "")
+    return text.startswith((zh, en)) and (not source or f"({source})" in text or f": {source})" in text)
+
+
+def _shown_source(signed: Any, text: str) -> bool:
+    return text == "—" if not signed else text == str(signed) or text.endswith(f"({signed})")
+
+
+def _acquired_at(body: dict[str, Any]) -> Any:
+    for entry in body.get("custody") or []:
+        if isinstance(entry, dict) and entry.get("kind") in ("copied", "document_attached"):
+            return entry.get("at")
+    return None
+
+
+def _report_checks(body: dict[str, Any]) -> dict[str, tuple[Any, Callable[[Any, str], bool]]]:
+    """Per fact cell of an item: (the signed value, whether the cell's text shows it)."""
+    stamp, capture = body.get("stamp") or {}, body.get("capture") or {}
+    media, officer = body.get("media") or {}, body.get("officer") or {}
+    integrity = body.get("integrity") or {}
+    sightings = [f"{s.get('device_serial')}: {s.get('device_path')}" for s in body.get("sightings") or []
+                 if isinstance(s, dict)]
+    equal: Callable[[Any, str], bool] = lambda value, text: text == _plain(value)  # noqa: E731
+    return {
+        "sha256": (body.get("sha256"), equal), "original_name": (body.get("original_name"), equal),
+        "size": (body.get("size_bytes"), equal), "case_number": (stamp.get("case_number"), equal),
+        "purpose": (stamp.get("purpose"), equal),
+        "collector": (stamp.get("collector"), lambda value, text: text in (
+            _plain(value), f"{value} {officer.get('name')}")),
+        "media_kind": (" / ".join(str(x) for x in (media.get("kind"), media.get("container")) if x), equal),
+        "important": (stamp.get("important"), _shown_yes_no),
+        "captured_start": (stamp.get("captured_start") or capture.get("start"), _shown_time),
+        "captured_end": (capture.get("end"), _shown_time), "time_source": (capture.get("time_source"), _shown_source),
+        "raw_device_time": (capture.get("raw_device_time"), equal),
+        "zone_assumed": (capture.get("zone_assumed"), equal),
+        "clock_offset": (capture.get("clock_offset_s"), equal), "place": (stamp.get("place"), _shown_place),
+        "acquired": (_acquired_at(body), _shown_time), "station": (body.get("station"), equal),
+        "device": (body.get("device_serial"), equal),
+        "sightings": (sightings, lambda value, text: text == (" ".join(" ".join(value).split()) or "—")),
+        "integrity": (" — ".join(str(x) for x in (integrity.get("status"), integrity.get("detail")) if x), equal),
+        "retain_until": (body.get("retain_until"), _shown_time),
+    }
 
 
 def _check_report_item(bag: Bag, cells: dict[str, str], body: dict[str, Any]) -> None:
-    officer = (body.get("officer") or {}).get("name")
-    for field_name, text in sorted(cells.items()):
-        wanted = _report_value(field_name, body)
-        if wanted is None:
-            continue
-        value, with_name = wanted
-        ok = (_shown_time(value, text) if field_name == "captured_start" else
-              text in (_plain(value), f"{value} {officer}") if with_name else text == _plain(value))
-        if not ok:
+    for field_name, (value, shown) in _report_checks(body).items():
+        text = cells.get(field_name)
+        if text is not None and not shown(value, text):
             bag.report.find("data/report.html", f"item {body.get('sha256')}: the report's {field_name} is not the "
                                                 "signed value", value, text)
     file = cells.get("file")
@@ -1316,34 +1415,180 @@ def _check_report_item(bag: Bag, cells: dict[str, str], body: dict[str, Any]) ->
                         bag.computed.get(file))
 
 
+def _item_table_problems(fields: list[str | None]) -> list[str]:
+    """Why an item's fact table is not the report's: a cell without data-field, one twice, or one it never has."""
+    problems = [f"a cell without data-field (row {i + 1})" for i, name in enumerate(fields) if name is None]
+    named = [name for name in fields if name is not None]
+    problems += [f"{name} twice" for name in sorted({n for n in named if named.count(n) > 1})]
+    return problems + [f"an unknown cell {name!r}" for name in sorted(set(named) - ITEM_CELLS)]
+
+
+def _newest_bodies(bodies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    newest: dict[str, dict[str, Any]] = {}
+    for body in sorted(bodies.values(), key=_revision):
+        newest[str(body.get("sha256"))] = body
+    return newest
+
+
 def check_report(bag: Bag, bodies: dict[str, dict[str, Any]], root_fingerprint: str | None) -> None:
-    """Check 7: report.html shows each signed SHA-256, and in each item's data-field cells the signed values."""
+    """Check 7: report.html shows each signed SHA-256; each item's fact table holds only the report's data-field
+    cells, each the signed value; nothing in it runs, loads or hides text."""
     data = bag.read("data/report.html")
     if data is None:
         return
     text = data.decode("utf-8", errors="replace")
-    newest: dict[str, dict[str, Any]] = {}
-    for body in sorted(bodies.values(), key=lambda b: int((b.get("stamp") or {}).get("revision") or 0)):
-        newest[str(body.get("sha256"))] = body
+    newest = _newest_bodies(bodies)
     for sha in sorted(newest):
         if sha not in text:
             bag.report.find("data/report.html", "the report does not show a signed SHA-256", sha, None)
-    parser = _FieldCells()
+    parser = _ReportCells()
     parser.feed(text)
-    groups: list[dict[str, str]] = [{}]
-    for field_name, shown in parser.cells:
-        if field_name in groups[-1] or (field_name == "file" and groups[-1].keys() & {"sha256", "file"}):
-            groups.append({})
-        groups[-1][field_name] = " ".join(shown.split())
-    for cells in groups:
-        if "sha256" in cells and cells["sha256"] in newest:
+    parser.close()
+    for problem in sorted(set(parser.active)):
+        bag.report.find("data/report.html", "the report holds active or hiding content (a court report is plain "
+                                            "text and tables)", "none", problem)
+    groups: dict[int, dict[str, str]] = {}
+    for field_name, shown, table in parser.cells:
+        groups.setdefault(table, {})[field_name] = " ".join(shown.split())
+        if field_name == "root_fingerprint" and root_fingerprint is not None and root_fingerprint not in shown:
+            bag.report.find("data/report.html", "the report names another agency root", root_fingerprint, shown)
+    for table, fields in enumerate(parser.tables):
+        if "sha256" not in fields:
+            continue
+        cells = groups.get(table, {})
+        for problem in _item_table_problems(fields):
+            bag.report.find("data/report.html", f"item {cells.get('sha256')}: its fact table is not the report's: "
+                                                f"{problem}")
+        if cells.get("sha256") in newest:
             _check_report_item(bag, cells, newest[cells["sha256"]])
-        root_shown = cells.get("root_fingerprint")
-        if root_shown is not None and root_fingerprint is not None and root_fingerprint not in root_shown:
-            bag.report.find("data/report.html", "the report names another agency root", root_fingerprint, root_shown)
     bag.report.checked["report_cells"] = len(parser.cells)
-    if bag.listed("data/report.pdf"):
-        bag.report.warn("report.pdf is covered by the bag and the package signature; its text was not compared")
+    check_report_pdf(bag, newest, {groups.get(t, {}).get("sha256", ""): parser.texts[t]
+                                   for t, fields in enumerate(parser.tables) if "sha256" in fields})
+
+
+# -- report.pdf: its text layer, read with the standard library ----------------------------------------------------
+# fpdf2 writes text as 2-byte glyph ids in literal strings (`(…) Tj`) after a font selection (`/F1 9.00 Tf`) and, for
+# every embedded TrueType font, a ToUnicode CMap of `bfchar` pairs: mapping each font's ids back through its map
+# gives the text a reader's copy-and-paste or search gives. Enough for the PDFs the archive writes; anything else
+# shows no text and fails the comparison.
+
+PDF_STREAM_BYTES = 64 * 1024 * 1024
+# (/OpenAction alone is allowed: fpdf2 opens the first page with it; what it could run is named here.)
+_PDF_ACTIVE = re.compile(rb"/(JavaScript|JS|Launch|AA|EmbeddedFiles?|RichMedia|SubmitForm|ImportData|GoToR|GoToE|"
+                         rb"Sound|Movie|XFA)\b")
+_OBJECT = re.compile(rb"(\d+) 0 obj(.*?)endobj", re.S)
+_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
+_FONT_REF = re.compile(rb"/(F\d+) (\d+) 0 R")
+_TO_UNICODE = re.compile(rb"/ToUnicode (\d+) 0 R")
+_TEXT_OP = re.compile(rb"/(F\d+) [\d.]+ Tf|\(")
+_BFCHAR = re.compile(rb"<([0-9A-Fa-f]{4})>\s*<([0-9A-Fa-f]+)>")
+_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("f"): b"\f"}
+
+
+def _objects(pdf: bytes) -> dict[int, bytes]:
+    """Each `N 0 obj … endobj`: its dictionary text, with its stream decompressed after it."""
+    found = {}
+    for match in _OBJECT.finditer(pdf):
+        body = match.group(2)
+        stream = _STREAM.search(body)
+        if stream is not None:
+            try:  # at most PDF_STREAM_BYTES: a stream that inflates beyond is not one this report holds
+                data = zlib.decompressobj().decompress(stream.group(1), PDF_STREAM_BYTES)
+            except zlib.error:
+                data = stream.group(1)
+            body = body[:stream.start()] + data
+        found[int(match.group(1))] = body
+    return found
+
+
+def _literal(content: bytes, start: int) -> tuple[bytes, int]:
+    """The literal string opening at content[start] ("("), escapes resolved, and the index after it."""
+    out, depth, i = bytearray(), 1, start + 1
+    while depth:
+        ch = content[i]
+        if ch == 0x5C:  # backslash
+            nxt = content[i + 1]
+            digits = re.match(rb"[0-7]{1,3}", content[i + 1:i + 4])
+            if digits is not None:
+                out.append(int(digits.group(), 8) & 0xFF)
+                i += 1 + len(digits.group())
+            else:
+                out += _ESCAPES.get(nxt, bytes([nxt]))
+                i += 2
+            continue
+        depth += ch == 0x28
+        depth -= ch == 0x29
+        if depth:
+            out.append(ch)
+        i += 1
+    return bytes(out), i
+
+
+def _cmaps(objects: dict[int, bytes]) -> dict[bytes, dict[int, str]]:
+    """Font resource name (b"F1") → its glyph id → text map, from the fonts' ToUnicode CMaps."""
+    maps: dict[bytes, dict[int, str]] = {}
+    for name, ref in _FONT_REF.findall(b"".join(objects.values())):
+        unicode_ref = _TO_UNICODE.search(objects.get(int(ref), b""))
+        if unicode_ref is None:
+            continue
+        maps[name] = {int(code, 16): bytes.fromhex(uni.decode()).decode("utf-16-be")
+                      for code, uni in _BFCHAR.findall(objects.get(int(unicode_ref.group(1)), b""))}
+    return maps
+
+
+def pdf_text(pdf: bytes) -> str:
+    """All text the PDF shows, in content-stream order, joined without separators (a wrapped hash reads whole)."""
+    objects = _objects(pdf)
+    maps = _cmaps(objects)
+    parts: list[str] = []
+    for body in objects.values():
+        if b" Tj" not in body:
+            continue
+        glyphs: dict[int, str] = {}
+        i = 0
+        while (match := _TEXT_OP.search(body, i)) is not None:
+            if match.group(1) is not None:
+                glyphs, i = maps.get(match.group(1), {}), match.end()
+                continue
+            raw, i = _literal(body, match.start())
+            parts.append("".join(glyphs.get(int.from_bytes(raw[k:k + 2], "big"), "") for k in range(0, len(raw), 2)))
+    return "".join(parts)
+
+
+def _unspaced(text: str) -> str:
+    return "".join(text.split())
+
+
+def check_report_pdf(bag: Bag, newest: dict[str, dict[str, Any]], tables: dict[str, list[str]]) -> None:
+    """Check 7: report.pdf is one written document (no later incremental update), holds nothing that runs or
+    embeds, and shows each item's fact table exactly as report.html does (label, value, label, value… in its text,
+    spaces aside), whose cells were compared with the signed manifests above: what a court files says the same."""
+    rel = "data/report.pdf"
+    data = bag.read(rel) if bag.listed(rel) else None
+    if data is None:
+        return
+    if data.count(b"%%EOF") != 1:
+        bag.report.find(rel, "the PDF was changed after it was written (an incremental update appends to it)",
+                        "one %%EOF", f"{data.count(b'%%EOF')}")
+    objects = _objects(data)
+    active = sorted({m.decode() for body in [data, *objects.values()] for m in _PDF_ACTIVE.findall(body)})
+    if active:
+        bag.report.find(rel, "the PDF holds actions, scripts or embedded files", "none", ", ".join(active))
+    text = _unspaced(pdf_text(data))
+    bag.report.checked["report_pdf_characters"] = len(text)
+    for sha in sorted(newest):
+        cells = tables.get(sha)
+        if cells is None:
+            continue  # report.html does not show it: named above
+        shown = [_unspaced(cell) for cell in cells]
+        if "".join(shown) in text:
+            bag.report.count("report_pdf_items")
+            continue
+        first = next(i for i in range(len(shown)) if "".join(shown[:i + 1]) not in text)
+        row = max(first - first % 2, 0)
+        bag.report.find(rel, f"item {sha}: the PDF's fact table is not report.html's from row {row // 2 + 1} "
+                             f"({cells[row].strip() if row < len(cells) else '?'})",
+                        " ".join(" ".join(cells[row:row + 2]).split()), None)
 
 
 # -- running ------------------------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ sidecars and a PDF, another case's recordings in between, an agency root), run i
 `cryptography`: a clean package passes with --trust, and each attack, on a copy, is named by file and values."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +15,11 @@ from typing import Any
 
 import pytest
 
+from catalog.court_report import build_report
+from catalog.court_report_pdf import write_pdf
 from catalog.key_files import read_private_key
+from catalog.package_files import read_package
+from catalog.report_values import Values
 from ingest.config import Settings
 from ingest.samples import SampleSet
 from tests.helpers import tsa
@@ -231,3 +237,77 @@ def test_a_package_of_an_archive_without_a_root_is_trusted_by_its_export_key(
     assert code == 1
     assert [(f["file"], f["expected"], f["found"]) for f in result["findings"]] == [
         ("bag-info.txt", "ab" * 32, export_fp)]
+
+
+# -- the court report, rewritten by someone holding the export key ------------------------------------------------
+
+
+def _report_findings(verifier_python: Path, bag: Path, real: _Real) -> list[tuple[str, str]]:
+    _resign(bag, real)
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 1
+    return [(f["file"], f["what"]) for f in result["findings"]]
+
+
+def _other_digit(match: re.Match[str]) -> str:
+    """The match with its middle group, one digit, changed (3 ↔ 4 …): a different value whatever it was."""
+    return f"{match.group(1)}{(int(match.group(2)) + 1) % 10}{match.group(3)}"
+
+
+@pytest.mark.parametrize(("attack", "expected"), [
+    ("extra row", "its fact table is not the report's: a cell without data-field"),
+    ("script", "the report holds active or hiding content"),
+    ("hiding style", "the report holds active or hiding content"),
+    ("place", "the report's place is not the signed value"),
+    ("capture end", "the report's captured_end is not the signed value"),
+    ("second purpose", "its fact table is not the report's: purpose twice"),
+])
+def test_a_report_html_rewritten_by_an_export_key_holder_is_named(verifier_python: Path, real: _Real, tmp_path: Path,
+                                                                   attack: str, expected: str) -> None:
+    """Cells without data-field, a script or style that changes what is shown, a fact cell changed or doubled."""
+    bag = _copy(real.plain, tmp_path)
+    page = bag / "data/report.html"
+    html = page.read_text(encoding="utf-8")
+    purpose_cell = re.search(r'<td data-field="purpose">[^<]*</td></tr>', html)
+    assert purpose_cell is not None
+    row_end = purpose_cell.end()
+    changed = {
+        "extra row": html[:row_end] + "<tr><th>补充说明</th><td>当事人已认可违法事实</td></tr>" + html[row_end:],
+        "script": html.replace("</body>", "<script>document.querySelectorAll('[data-field=purpose]')"
+                                          ".forEach(c => c.textContent = '证明其他事项')</script></body>"),
+        "hiding style": html.replace("</style>", "td[data-field=purpose] { display: none }</style>"),
+        "place": re.sub(r"(<td data-field=\"place\">[^<]*?)(\d)(°)", _other_digit, html, count=1),
+        "capture end": re.sub(r"(<td data-field=\"captured_end\">[^<]*<br>[^<]*?)(\d)( UTC)", _other_digit, html,
+                              count=1),
+        "second purpose": html[:row_end] + '<tr><th>证明对象</th><td data-field="purpose">证明其他事项</td></tr>'
+                          + html[row_end:],
+    }[attack]
+    assert changed != html
+    page.write_text(changed, encoding="utf-8")
+    found = _report_findings(verifier_python, bag, real)
+    assert {file for file, _ in found} <= {"data/report.html", "data/report.pdf"}, found
+    assert any(file == "data/report.html" and expected in what for file, what in found), found
+
+
+def test_a_report_pdf_rendered_from_other_facts_or_changed_after_writing_is_named(verifier_python: Path, real: _Real,
+                                                                                   tmp_path: Path) -> None:
+    """report.pdf rendered with one fact changed (the PDF a court files says another purpose), an incremental
+    update appended to it, and an embedded script: each named against the signed manifests."""
+    bag = _copy(real.plain, tmp_path / "attacked")
+    report = build_report(read_package(bag / "data"), Values("zh", "Asia/Shanghai"),
+                          root_fingerprint=real.root_fingerprint)
+    item = report.items[-1]
+    rows = {row.field: index for index, row in enumerate(item.rows) if row.field}
+    sha = item.rows[rows["sha256"]].lines[0]
+    item.rows[rows["purpose"]] = dataclasses.replace(item.rows[rows["purpose"]], lines=("证明其他事项",))
+    assert write_pdf(report, bag / "data/report.pdf") is None
+    found = _report_findings(verifier_python, bag, real)
+    assert found == [("data/report.pdf",
+                      f"item {sha}: the PDF's fact table is not report.html's from row 7 (证明对象)")]
+
+    bag = _copy(real.plain, tmp_path / "appended")
+    with (bag / "data/report.pdf").open("ab") as pdf:
+        pdf.write(b"\n99 0 obj\n<< /Type /Action /S /JavaScript /JS (app.alert\\(1\\)) >>\nendobj\n%%EOF\n")
+    assert sorted(what.split(" (")[0] for _, what in _report_findings(verifier_python, bag, real)) == [
+        "the PDF holds actions, scripts or embedded files",
+        "the PDF was changed after it was written"]

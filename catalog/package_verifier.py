@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
 """verify.py: check an evidence package (format evidence-package/2) without trusting whoever sent it.
 
-    python3 verify.py [--trust ROOT_FINGERPRINT] [--json] PACKAGE_FOLDER
+    python3 verify.py [--trust ROOT_FINGERPRINT] [--tsa-ca TSA_CA.pem] [--json] PACKAGE_FOLDER
 
 Needs only Python 3.9+ and the `cryptography` package (`pip install cryptography`): this file is the whole
 verifier, shipped at the package's root (in the evidence-ingest source it is catalog/package_verifier.py). It
 checks the exact bytes shipped and never re-creates what was signed from readable files:
 
 1. the bag: every file listed in manifest-sha256.txt and tagmanifest-sha256.txt hashes right (read once, in 4 MiB
-   pieces), no payload file is unlisted, Payload-Oxum matches;
+   pieces), no payload file is unlisted, no symbolic link anywhere, Payload-Oxum matches;
 2. the package signature (tagmanifest-sha256.txt.sig) by the export key, whose certificate chains to the agency
    root trust/root.pem; with --trust the root must be the one you were told out of band;
-3. every signed manifest (.sig over .body.json, by a certified station key valid and not revoked when it signed),
-   every original's SHA-256 against its signed manifest, the readable .json against the signed body;
+3. every signed manifest (.sig over .body.json, by a station key whose certificate is for the station the manifest
+   names, valid and not revoked when it signed), every original's SHA-256 against its signed manifest, the
+   readable .json against the signed body;
 4. the custody chain: each event's hash recomputed from its exact body (chain version 1 or 2), chain.jsonl linked
    row by row up to the export anchor, the events each manifest lists present with the same hash;
-5. the signed chain anchors; 6. RFC 3161 timestamps (imprint; signature with `openssl ts -verify` if installed);
-7. items.json and report.html against the signed manifests.
+5. the signed chain anchors; 6. RFC 3161 timestamps: imprint, a TSA the signed export-anchor.json names, no key
+   revoked before the token's time, the signature with `openssl ts -verify` if installed (with --tsa-ca: against
+   that CA only);
+7. items.json, report.html (every fact cell; no script or hiding style) and report.pdf (each item's fact table
+   as report.html shows it; no script, embedded file or later update) against the signed manifests.
 
 Exit 0: nothing wrong. Exit 1: each finding is printed (file, what, expected, found). Exit 2: usage.
 
@@ -121,7 +125,10 @@ def _loads(data: bytes | str) -> Any:
         if len(result) != len(items):
             raise ValueError(f"duplicate keys in one object: {sorted(k for k, _ in items)}")
         return result
-    return json.loads(data, object_pairs_hook=pairs)
+    try:
+        return json.loads(data, object_pairs_hook=pairs)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to be a package file") from None
 
 
 def _instant(value: Any) -> datetime | None:
@@ -223,6 +230,12 @@ def _signed_bytes(document: dict[str, Any]) -> bytes:
 # -- the bag ------------------------------------------------------------------------------------------------------
 
 
+def linked(root: Path, rel: str) -> bool:
+    """Whether *rel* or any folder on its way down from *root* is a symbolic link (it may lead out of the bag)."""
+    parts = Path(rel).parts
+    return any((root.joinpath(*parts[:i])).is_symlink() for i in range(1, len(parts) + 1))
+
+
 def _decode_path(text: str) -> str:
     return text.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
 
@@ -249,7 +262,7 @@ class Bag:
         """A listed file's bytes (None: unlisted or missing: nothing unlisted is ever used)."""
         if rel in self._kept:
             return self._kept[rel]
-        if not self.listed(rel) or not (self.root / rel).is_file():
+        if not self.listed(rel) or linked(self.root, rel) or not (self.root / rel).is_file():
             return None
         return (self.root / rel).read_bytes()
 
@@ -257,7 +270,7 @@ class Bag:
         """A listed file line by line, hashed as it is read: one pass for both checks."""
         self._deferred.discard(rel)
         path = self.root / rel
-        if not self.listed(rel) or not path.is_file():
+        if not self.listed(rel) or linked(self.root, rel) or not path.is_file():
             return
         digest, size = hashlib.sha256(), 0
         with path.open("rb", buffering=CHUNK) as fh:
@@ -316,7 +329,8 @@ def _read_manifest(bag: Bag, name: str) -> dict[str, str]:
             continue
         parts = line.strip().split(None, 1)
         rel = _decode_path(parts[1]) if len(parts) == 2 else ""
-        if not rel or rel.startswith(("/", "../")) or "/../" in f"/{rel}/" or "\\" in rel:
+        if not rel or rel.startswith(("/", "../")) or "/../" in f"/{rel}/" or "\\" in rel or "\0" in rel or \
+                re.match(r"[A-Za-z]:", rel):
             bag.report.find(name, f"line {number} is not '<checksum> <path inside the bag>'", found=line)
             continue
         entries[rel] = parts[0].lower()
@@ -335,9 +349,10 @@ def _read_info(bag: Bag) -> None:
 
 
 def _walk(root: Path, top: str) -> Iterator[str]:
+    """Every file and symbolic link under *top* (links to folders are named, never followed)."""
     for folder, dirs, files in os.walk(root / top):
         dirs.sort()
-        for name in sorted(files):
+        for name in sorted(files) + sorted(d for d in dirs if (Path(folder) / d).is_symlink()):
             yield (Path(folder) / name).relative_to(root).as_posix()
 
 
@@ -351,30 +366,36 @@ def check_bag(bag: Bag) -> None:
     if sha512 is not None and set(sha512) != set(bag.payload):
         report.find("manifest-sha512.txt", "it lists other files than manifest-sha256.txt",
                     sorted(set(bag.payload) ^ set(sha512))[:5], None)
+    for rel in _walk(bag.root, "."):
+        if (bag.root / rel).is_symlink():
+            report.find(rel, "a symbolic link: a package holds files only, and a link may lead out of it", "a file",
+                        f"a link to {os.readlink(bag.root / rel)}")
     for rel in sorted(bag.tags) + sorted(bag.payload):
         path = bag.root / rel
-        if path.is_symlink() or not path.is_file():
+        if linked(bag.root, rel) or not path.is_file():
             report.find(rel, "listed in the bag's manifest, but not a file in the package", "a file",
-                        "a symbolic link" if path.is_symlink() else "nothing")
+                        "a symbolic link on its path" if linked(bag.root, rel) else "nothing")
         elif not bag.deferred(rel):
             try:
                 bag.hash_file(rel)
             except OSError as exc:
                 report.find(rel, f"cannot be read ({exc})")
     for rel in _walk(bag.root, "data"):
-        if rel not in bag.payload:
+        if rel not in bag.payload and not (bag.root / rel).is_symlink():
             report.find(rel, "a payload file that manifest-sha256.txt does not list (added after the package "
                              "was made)")
     allowed = {"tagmanifest-sha256.txt", "tagmanifest-sha512.txt", SIG_NAME, TSR_NAME}
     for rel in _walk(bag.root, "."):
-        if not rel.startswith("data/") and rel not in bag.tags and rel not in allowed:
+        if not rel.startswith("data/") and rel not in bag.tags and rel not in allowed and \
+                not (bag.root / rel).is_symlink():
             report.warn(f"{rel} is not listed in tagmanifest-sha256.txt: it was not used")
     _check_oxum(bag)
     report.checked["payload_files"] = len(bag.payload)
 
 
 def _check_oxum(bag: Bag) -> None:
-    octets = sum((bag.root / rel).stat().st_size for rel in bag.payload if (bag.root / rel).is_file())
+    octets = sum((bag.root / rel).stat().st_size for rel in bag.payload
+                 if not linked(bag.root, rel) and (bag.root / rel).is_file())
     found = f"{octets}.{len(bag.payload)}"
     if bag.info.get("Payload-Oxum") != found:
         bag.report.find("bag-info.txt", "Payload-Oxum (bytes.files of the payload) does not match the payload",
@@ -1594,7 +1615,7 @@ def check_report_pdf(bag: Bag, newest: dict[str, dict[str, Any]], tables: dict[s
 # -- running ------------------------------------------------------------------------------------------------------
 
 
-_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError)
+_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError)
 T = TypeVar("T")
 
 

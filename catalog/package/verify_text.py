@@ -21,7 +21,8 @@ finding, exit 0 when nothing is wrong):
     {quick}
 Whoever forged a package could have changed its verify.py too: run a copy you trust (the agency's published
 verify.py, or catalog/package_verifier.py of the evidence-ingest release, compared by SHA-256 with this one), as
-python3 -I /path/to/trusted/verify.py --trust FINGERPRINT .
+python3 /path/to/trusted/verify.py --trust FINGERPRINT [--tsa-ca TSA-CA.pem] .
+(it never imports from the package folder; --tsa-ca: the timestamp authority's CA certificate as you know it).
 
 WHAT IS SIGNED, AND BY WHOM
  * tagmanifest-sha256.txt is signed by the export key (tagmanifest-sha256.txt.sig, raw Ed25519). It lists the
@@ -34,9 +35,11 @@ WHAT IS SIGNED, AND BY WHOM
  * Each anchor body (data/custody/anchors/<name>.body.json) is signed by a station key: the id and hash of the
    newest custody event when it was written into WORM storage.
 {root_signs}
- * NOT signed on their own: items.json, the report, premis.xml and the readable fields of events.jsonl. They are
-   inside the bag (so covered by the export key's signature) and are checked against the signed bodies in steps
-   3 to 5: where they differ, the signed body is what counts.
+ * NOT signed on their own: items.json, the report (report.html, report.pdf), premis.xml and the readable
+   fields of events.jsonl. They are inside the bag (so covered by the export key's signature) and verify.py
+   compares them with the signed bodies: every fact of items.json a manifest carries; every fact cell of
+   report.html (data-field), which holds no script, form, embedded object or hiding style; and report.pdf's text,
+   which must show each item's fact table as report.html does. Where they differ, the signed body is what counts.
 """
 
 _ROOTED = """\
@@ -116,10 +119,16 @@ _STEPS = """
    The other anchor shipped, if any, is the newest one written at or before the package's first event.
 
 6. Timestamps, if the package has them (RFC 3161, from the timestamp authority the agency uses):
-     openssl ts -verify -data tagmanifest-sha256.txt -in tagmanifest-sha256.txt.tsr -CAfile <TSA certificate>
+     openssl ts -verify -data tagmanifest-sha256.txt -in tagmanifest-sha256.txt.tsr -CAfile <TSA CA certificate>
      openssl ts -verify -data data/custody/anchors/<name>.body.json \\
-         -in data/custody/anchors/<name>.body.json.tsr -CAfile <TSA certificate>
-   A token proves the stamped bytes existed at the time it states, whoever held the keys.
+         -in data/custody/anchors/<name>.body.json.tsr -CAfile <TSA CA certificate>
+   A token proves the stamped bytes existed at the time it states, whoever held the keys. The TSA that made
+   them is named in the signed export-anchor.json:
+     jq -r '.timestamp_signers[]' data/custody/export-anchor.json     # e.g. sha256:<hex>
+     openssl x509 -in <TSA certificate> -outform DER | sha256sum        # the same hex
+   (the hash of the TSA certificate each token's ESS signing-certificate attribute names). A token from any other
+   TSA was added or swapped after export, and a package exported without a TSA names none. A key revoked
+   before a token's time could not have signed the stamped bytes when its signer says it did.
 """
 
 _ROOT_SIGNS = """\

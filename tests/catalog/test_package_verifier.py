@@ -494,6 +494,30 @@ def test_malformed_files_are_findings_not_crashes(verifier_python: Path, package
     assert any(f["file"] == CHAIN and "cannot be read" in f["what"] for f in result["findings"])
 
 
+def test_a_hostile_bag_is_named_and_never_read_outside_the_package(verifier_python: Path, package: Package,
+                                                                   tmp_path: Path) -> None:
+    """A folder of originals replaced by a link to a copy elsewhere (the hashes match: only the link gives it
+    away), a file nested deeper than any parser's stack, a manifest path naming a Windows drive."""
+    bag = package.path
+    nested = "[" * 200_000 + "]" * 200_000
+    (bag / "data/custody/export-anchor.json").write_text(nested, encoding="utf-8")
+    seal(bag, package.keys.export, manifests=True)
+    outside = tmp_path / "elsewhere"
+    shutil.move(bag / "data/recordings", outside)  # the same bytes: the manifests still match them
+    (bag / "data/recordings").symlink_to(outside, target_is_directory=True)
+    manifest = bag / "manifest-sha256.txt"
+    manifest.write_text(manifest.read_text(encoding="utf-8") + f"{'0' * 64}  C:/Windows/win.ini\n", encoding="utf-8")
+    code, result = verify_json(verifier_python, bag)
+    assert code == 1, result
+    found = {(f["file"], f["what"].split(" (")[0]) for f in result["findings"]}
+    assert ("data/recordings", "a symbolic link: a package holds files only, and a link may lead out of it") in found
+    assert (package.originals[1], "listed in the bag's manifest, but not a file in the package") in found
+    assert any(f["file"] == "manifest-sha256.txt" and "C:/Windows/win.ini" in str(f["found"])
+               for f in result["findings"])
+    assert any(f["file"] == "data/custody/export-anchor.json" for f in result["findings"])
+    assert not any("Traceback" in str(f) for f in result["findings"])
+
+
 # -- who may sign what, and trusted time against revocation -------------------------------------------------------
 
 

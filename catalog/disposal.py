@@ -37,8 +37,9 @@ from catalog.replay import ROW_KEY, CaseReplay, load_case_replays, row_values
 from catalog.replay_compare import case_findings, chain_decision
 from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
 from catalog.retention_job import decide_for
-from catalog.signing import sign_document
+from catalog.signing import sign_document, signed_bytes
 from catalog.stamps import current_stamp
+from catalog.timestamping import TsaSettings, stamp_record
 from catalog.user_models import User
 from storage import EvidenceStore, ObjectLocked, ObjectMissing, StorageError
 
@@ -55,10 +56,12 @@ _IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 @dataclass(frozen=True)
 class Signer:
-    """Who signs disposal records: the station (or archive host) key registered in the catalog."""
+    """Who signs disposal records: the station (or archive host) key registered in the catalog; with *tsa* (the
+    deployment's EVIDENCE_TSA_URL), each record and the anchor after it also get an RFC 3161 token."""
 
     station: str
     key: Ed25519PrivateKey
+    tsa: TsaSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -388,7 +391,9 @@ def write_disposal_record(session: Session, store: EvidenceStore, batch: Disposa
     ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}", store=store)
     document = sign_document(body, signer.key)
     data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
-    stored = store.put_record(f"disposals/batch-{batch.id:06d}.json", data, retain_until=now + RECORD_RETENTION)
+    name = f"disposals/batch-{batch.id:06d}.json"
+    stored = store.put_record(name, data, retain_until=now + RECORD_RETENTION)
+    stamp_record(store, name, signed_bytes(document), signer.tsa, retain_until=now + RECORD_RETENTION)
     batch.record_key = stored.key
     session.add(batch)
     append_event(session, CustodyKind.DISPOSAL_RECORDED, actor=f"station:{signer.station}", details={
@@ -397,5 +402,5 @@ def write_disposal_record(session: Session, store: EvidenceStore, batch: Disposa
     session.commit()
     from catalog.anchors import anchor_quietly  # the chain head, with this batch's events, into WORM storage
     anchor_quietly(session, store, station=signer.station, key=signer.key, actor=f"station:{signer.station}",
-                   now=now, reason=f"disposal batch {batch.id}")
+                   now=now, reason=f"disposal batch {batch.id}", tsa=signer.tsa)
     return stored.key

@@ -32,7 +32,8 @@ from catalog.models import CustodyEvent, Recording, RecordingState
 from catalog.replay import LIFECYCLE_KINDS, CaseReplay, RecordingReplay, load_case_replays, load_link_rows, load_replays
 from catalog.replay_compare import case_findings, chain_decision, chain_findings
 from catalog.retention import RetentionPolicy
-from catalog.signing import SignatureInvalid, verify_document
+from catalog.signing import SignatureInvalid, signed_bytes, verify_document
+from catalog.timestamping import token_name, token_problem
 from catalog.verify_records import (
     Problem,
     RecordRows,
@@ -177,12 +178,26 @@ def check_lock_against_chain(recording: Recording, stored: StoredObject, replay:
     return problems
 
 
+def _token_problem(store: EvidenceStore, name: str, signed: bytes) -> str | None:
+    """Why the RFC 3161 token stored beside record *name*, if any, does not stamp its *signed* bytes."""
+    try:
+        token = store.get_record(token_name(name))
+    except ObjectMissing:
+        return None
+    problem = token_problem(signed, token)
+    return None if problem is None else f"its RFC 3161 token {token_name(name)} does not stamp it: {problem}"
+
+
 def _disposal_record(store: EvidenceStore, batch_id: int, keys: set[str],
                      cache: dict[int, dict[str, Any] | str]) -> dict[str, Any] | str:
     if batch_id not in cache:
         name = f"disposals/batch-{batch_id:06d}.json"
         try:
-            cache[batch_id] = verify_document(json.loads(store.get_record(name)), trusted_fingerprints=keys)
+            document = json.loads(store.get_record(name))
+            cache[batch_id] = verify_document(document, trusted_fingerprints=keys)
+            problem = _token_problem(store, name, signed_bytes(document))
+            if problem is not None:
+                cache[batch_id] = f"the disposal record {name}: {problem}"
         except ObjectMissing:
             cache[batch_id] = f"the store holds no signed disposal record {name}"
         except SignatureInvalid as exc:

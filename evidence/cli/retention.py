@@ -213,7 +213,7 @@ def _disposal_step(action: str, by: str | None, as_json: bool, step: _Step) -> N
     with errors():
         cfg = settings()
         store = open_store(cfg)
-        signer = Signer(cfg.station, load_or_create_key(cfg.station_key_path))
+        signer = Signer(cfg.station, load_or_create_key(cfg.station_key_path), tsa=cfg)
         with catalog_engine(cfg) as engine, Session(engine) as session:
             batch = step(session, store, cfg, signer, caller(cfg, session, action, by).actor)
             data = _batch_json(session, batch) if batch else {"batch": None, "status": "nothing due"}

@@ -47,7 +47,7 @@ def _signer(config: WebConfig) -> Signer:
     if config.key is None:
         raise HTTPException(503, "this server has no signing key, so it cannot write signed disposal records; "
                                  "run `evidence serve`, which loads EVIDENCE_STATION_KEY")
-    return Signer(config.station, config.key)
+    return Signer(config.station, config.key, tsa=config.settings)
 
 
 @router.get("/retention", response_class=HTMLResponse, include_in_schema=False)

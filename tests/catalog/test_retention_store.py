@@ -1,7 +1,9 @@
 """Case retention applied to real WORM stores (local and SeaweedFS Object Lock), and lawful disposal."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -26,10 +28,17 @@ from catalog import (
     start_sweep,
     unlink_recording,
 )
-from catalog.signing import verify_document
+from catalog.models import CustodyAnchor
+from catalog.signing import signed_bytes, verify_document
+from catalog.timestamping import timestamp, token_name, token_problem
 from catalog.types import utcnow
-from storage import ObjectLocked, S3WormStore, manifest_key
+from ingest.config import Settings
+from storage import EvidenceStore, LocalStore, ObjectLocked, S3WormStore, manifest_key, record_key
+from tests.helpers import tsa as tsa_helpers
+from tests.helpers.recordings import verify_recordings
 from tests.helpers.retention import KEY, POLICY, archived, open_case, wait_past
+
+local_tsa = tsa_helpers.local_tsa  # a real RFC 3161 authority on 127.0.0.1 (session fixture)
 
 SIGNER = Signer("station-1", KEY)
 
@@ -146,6 +155,52 @@ def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_recor
         kinds = [e.kind for e in load_chain(session)]
         assert {"disposal_proposed", "disposal_approved", "disposed", "disposal_recorded"} <= set(kinds)
         assert find_chain_breaks(load_chain(session)) == []
+
+
+def test_with_a_tsa_a_disposal_record_and_its_anchor_carry_tokens_and_a_swapped_token_is_found(
+        engine, worm_store, tmp_path, local_tsa):
+    """The record of what was destroyed is what a court asks for years later: its time comes from a TSA too."""
+    tsa = dataclasses.replace(Settings.defaults(), tsa_url=local_tsa.url("ok"))
+    signer = Signer("station-1", KEY, tsa=tsa)
+    with Session(engine) as session:
+        due = archived(session, worm_store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=1),
+                       captured_end=datetime(2025, 1, 1, tzinfo=UTC), manifest=True)
+        wait_past(due.retain_until)
+        batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=False,
+                            signer=signer)
+        assert batch is not None and batch.status == "done"
+        name = f"disposals/batch-{batch.id:06d}.json"
+        record, token = worm_store.get_record(name), worm_store.get_record(token_name(name))
+        assert token_problem(signed_bytes(json.loads(record)), token) is None
+        (tmp_path / "record.body").write_bytes(signed_bytes(json.loads(record)))
+        (tmp_path / "record.tsr").write_bytes(token)
+        checked = subprocess.run(["openssl", "ts", "-verify", "-data", str(tmp_path / "record.body"), "-in",
+                                  str(tmp_path / "record.tsr"), "-CAfile", str(local_tsa.ca), "-untrusted",
+                                  str(local_tsa.cert)], capture_output=True, text=True, timeout=60, check=False)
+        assert "Verification: OK" in checked.stdout, checked.stdout + checked.stderr
+        anchor = session.exec(select(CustodyAnchor).order_by(col(CustodyAnchor.id).desc())).first()
+        assert anchor is not None and worm_store.get_record(token_name(anchor.record_name))
+    assert verify_recordings(engine, worm_store).ok
+
+    other = timestamp(b"another record", tsa)
+    assert other is not None
+    _replace_record(worm_store, token_name(name), other)  # a genuine token, of other bytes
+    found = [p.detail for p in verify_recordings(engine, worm_store).problems]
+    assert any(f"its RFC 3161 token {token_name(name)} does not stamp it" in d for d in found), found
+
+
+def _replace_record(store: EvidenceStore, name: str, data: bytes) -> None:
+    """Below the application: a new version of an S3 record (whoever has write rights can add one), or the sealed
+    file rewritten in a local store."""
+    if isinstance(store, S3WormStore):
+        store.client.put_object(Bucket=store.bucket, Key=store.prefix + record_key(name), Body=data)
+        return
+    assert isinstance(store, LocalStore)
+    path = store.root / record_key(name)
+    mode = path.stat().st_mode & 0o777
+    path.chmod(0o644)
+    path.write_bytes(data)
+    path.chmod(mode)
 
 
 def test_an_item_linked_to_a_case_after_the_plan_is_refused_and_reported(engine, worm_store, tmp_path):

@@ -1696,8 +1696,14 @@ def _text(report: Report, root: Path) -> str:
             detail = "" if f["expected"] is None and f["found"] is None else \
                 f" (expected {f['expected'] or '-'}, found {f['found'] or '-'})"
             lines.append(f"  - {f['file']}: {f['what']}{detail}")
-    lines += ["", "RESULT: OK, nothing wrong was found" if not report.findings else
-              f"RESULT: FAILED, {len(report.findings)} finding(s)"]
+    if report.findings:
+        lines += ["", f"RESULT: FAILED, {len(report.findings)} finding(s)"]
+    elif checked.get("trust") != "compared":
+        lines += ["", "RESULT: OK, nothing wrong was found INSIDE the package, but WHOSE package it is was NOT "
+                      "checked: anyone can make a package that passes under a root of their own. Run again with "
+                      "--trust and the agency root's fingerprint obtained out of band."]
+    else:
+        lines += ["", "RESULT: OK, nothing wrong was found"]
     return "\n".join(lines)
 
 

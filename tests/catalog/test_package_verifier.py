@@ -82,7 +82,10 @@ def test_a_clean_package_verifies_with_nothing_but_cryptography(verifier_python:
     assert not any("no --trust" in w for w in trusted["warnings"])
     text = run_verifier(verifier_python, package.path / "verify.py", "--trust", package.keys.root_fingerprint,
                         package.path)
-    assert text.returncode == 0 and "RESULT: OK" in text.stdout and package.keys.root_fingerprint in text.stdout
+    assert text.returncode == 0 and package.keys.root_fingerprint in text.stdout
+    assert text.stdout.rstrip().endswith("RESULT: OK, nothing wrong was found")
+    untrusted = run_verifier(verifier_python, package.path / "verify.py", package.path)
+    assert untrusted.returncode == 0 and "WHOSE package it is was NOT checked" in untrusted.stdout.splitlines()[-1]
 
 
 def test_verify_py_imports_only_the_standard_library_and_cryptography() -> None:

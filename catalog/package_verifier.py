@@ -946,6 +946,10 @@ def check_chain(bag: Bag, anchors: dict[str, Anchor], export: Anchor | None,
     for event_id in sorted(set(events) - walk.seen):
         report.find(EVENTS, f"event {event_id} is not a full row of chain.jsonl" + (
             " (it is after the export anchor: not covered by it)" if event_id > walk.last_id else ""))
+    for event_id, anchor in sorted((i, a) for i, a in ids.items() if i not in walk.at_ids and a is not export
+                                   and isinstance(i, int)):
+        report.find(anchor.rel, f"the chain does not reach this signed anchor's event {event_id}, so it cannot be "
+                                "compared with it", f"an event from {walk.first_id} to {walk.last_id}", event_id)
     for event_id, anchor in sorted((i, a) for i, a in ids.items() if i in walk.at_ids):
         if walk.at_ids[event_id] != anchor.body.get("last_hash"):
             report.find(CHAIN, f"event {event_id}: its hash is not the one the signed anchor {anchor.rel} names "

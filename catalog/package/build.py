@@ -183,12 +183,13 @@ def _write_custody(session: Session, store: EvidenceStore, data: Path, job: _Job
     events = chain_segment.package_events(session, ids, job.case, through=last)
     chain_segment.write_events(custody / "events.jsonl", events)
     first = min((e.id for e in events if e.id is not None), default=last)
-    chain_segment.write_chain(session, custody / "chain.jsonl", first=first, last=last,
-                              full={e.id for e in events if e.id is not None})
     shipped = [anchor_files.ship_anchor(store, data, anchor.row.record_name)]
     prior = anchor_files.prior_anchor(session, first)
     if prior is not None and prior.record_name != anchor.row.record_name:
         shipped.append(anchor_files.ship_anchor(store, data, prior.record_name))
+        first = prior.last_event_id  # from the older anchor's event on, so that it is checked against the chain
+    chain_segment.write_chain(session, custody / "chain.jsonl", first=first, last=last,
+                              full={e.id for e in events if e.id is not None})
     where = anchor_files.where_stored(store, anchor, shipped)
     (custody / "export-anchor.json").write_text(json.dumps(where, ensure_ascii=False, indent=1), encoding="utf-8")
     return {a.document["signature"]["key_fingerprint"] for a in shipped}

@@ -3,11 +3,11 @@
 * data/custody/events.jsonl: every event of the package's items (and, for a case, the case's own events) up to
   the export anchor, with its chain version and the exact bytes its hash covers (`body`), so an examiner hashes
   those bytes instead of re-canonicalising the readable fields.
-* data/custody/chain.jsonl: EVERY event id from the first of those events through the export anchor's event,
-  in id order: the package's own events as `{"id", "full": true, "chain_version", "prev_hash", "hash"}`; any
-  other version-2 event as a digest-only row (catalog.event_hashes.digest_row: its link checks without its
-  content); any other version-1 event as `{"id", "chain_version": 1, "prev_hash", "hash", "body_withheld":
-  true}` (a version-1 hash needs the whole body, which belongs to someone else's recording: linkage only).
+* data/custody/chain.jsonl: EVERY event id from the older anchor's event (or the first of those events) through the
+  export anchor's event, in id order: the package's own events as `{"id", "full": true, "chain_version", "prev_hash",
+  "hash"}`; any other version-2 event as a digest-only row (catalog.event_hashes.digest_row: its link checks without
+  its content); any other version-1 event as `{"id", "chain_version": 1, "prev_hash", "hash", "body_withheld": true}`
+  (a version-1 hash needs the whole body, which belongs to someone else's recording: linkage only).
   So the examiner sees the chain unbroken from the first event of the package up to a hash signed into WORM
   storage, without seeing anyone else's evidence. Chains have millions of rows: read in id order, in batches, in
   a session of its own, and written as read.

@@ -99,7 +99,8 @@ _STEPS = """
    details), and
      chain_version 2:  hash = SHA-256( prev_hash + hex SHA-256(body) )      (RFC 8785 body)
      chain_version 1:  hash = SHA-256( prev_hash + "\\n" + body )          (sorted keys, no spaces)
-   data/custody/chain.jsonl has EVERY event from the first of those through the export anchor's, in id order:
+   data/custody/chain.jsonl has EVERY event from the older anchor's (step 5; else from the first of those)
+   through the export anchor's, in id order:
      - "full": true rows are the events of events.jsonl (same id, prev_hash and hash);
      - rows with "body_sha256" are other recordings' version-2 events, shown by digest only:
          hash = SHA-256( prev_hash + body_sha256 )
@@ -116,7 +117,8 @@ _STEPS = """
          -in data/custody/anchors/<name>.body.json -sigfile data/custody/anchors/<name>.sig
      jq . data/custody/export-anchor.json       # where the archive's WORM storage holds the export anchor
    Anyone with read access to that storage can fetch the object and compare it byte for byte with <name>.json.
-   The other anchor shipped, if any, is the newest one written at or before the package's first event.
+   The other anchor shipped, if any, is the newest one written at or before the package's first event; its
+   last_hash is the hash of its event's row in chain.jsonl.
 
 6. Timestamps, if the package has them (RFC 3161, from the timestamp authority the agency uses):
      openssl ts -verify -data tagmanifest-sha256.txt -in tagmanifest-sha256.txt.tsr -CAfile <TSA CA certificate>

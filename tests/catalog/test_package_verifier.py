@@ -71,11 +71,11 @@ def test_a_clean_package_verifies_with_nothing_but_cryptography(verifier_python:
     assert checked["package_signature"] is True
     assert (checked["manifests"], checked["anchors"], checked["items"], checked["certificates"]) == (3, 2, 2, 2)
     assert (checked["chain_from"], checked["chain_to"], checked["full_rows"], checked["v2_digest_rows"],
-            checked["v1_hash_only_rows"], checked["events"]) == (3, 13, 6, 4, 1, 6)
+            checked["v1_hash_only_rows"], checked["events"]) == (2, 13, 6, 4, 2, 6)
     assert checked["report_cells"] == 13 and checked["trust"] == "not given"
     assert any(w.startswith("no --trust given: compare the root fingerprint " + package.keys.root_fingerprint)
                for w in result["warnings"])
-    assert "1 events before chain v2 are linked by hash only" in " ".join(result["warnings"])
+    assert "2 events before chain v2 are linked by hash only" in " ".join(result["warnings"])
 
     code, trusted = verify_json(verifier_python, package.path, "--trust", package.keys.root_fingerprint.upper())
     assert code == 0 and trusted["checked"]["trust"] == "compared"
@@ -276,12 +276,12 @@ def test_an_event_retimed_with_every_hash_recomputed_and_the_package_resigned_is
 
 @pytest.mark.parametrize(("rel", "event_id", "expected"), [
     (CHAIN, 3, "data/custody/events.jsonl: event 3 is not a full row of chain.jsonl"),
-    (CHAIN, 4, "data/custody/chain.jsonl: line 2 (event 5): its prev_hash is not the hash of the row before it"),
+    (CHAIN, 4, "data/custody/chain.jsonl: line 3 (event 5): its prev_hash is not the hash of the row before it"),
     (CHAIN, 6, "data/custody/events.jsonl: event 6 is not a full row of chain.jsonl"),
-    (CHAIN, 7, "data/custody/chain.jsonl: line 5 (event 8): its prev_hash is not the hash of the row before it"),
+    (CHAIN, 7, "data/custody/chain.jsonl: line 6 (event 8): its prev_hash is not the hash of the row before it"),
     (CHAIN, 13, "data/custody/chain.jsonl: the chain does not end at the export anchor's event and hash"),
-    (EVENTS, 9, "data/custody/chain.jsonl: line 7 (event 9): a full row whose event is not in events.jsonl"),
-    (EVENTS, 12, "data/custody/chain.jsonl: line 10 (event 12): a full row whose event is not in events.jsonl"),
+    (EVENTS, 9, "data/custody/chain.jsonl: line 8 (event 9): a full row whose event is not in events.jsonl"),
+    (EVENTS, 12, "data/custody/chain.jsonl: line 11 (event 12): a full row whose event is not in events.jsonl"),
 ])
 def test_an_event_deleted_anywhere_is_named(verifier_python: Path, package: Package, rel: str, event_id: int,
                                             expected: str) -> None:
@@ -309,6 +309,21 @@ def test_a_digest_row_passed_off_as_a_version_1_row_is_named(verifier_python: Pa
     assert any("chain_version must be the integer 1 or 2" in name for name in named(result)), named(result)
 
 
+def test_the_older_anchor_is_checked_against_the_chain_and_a_segment_cut_short_of_it_is_named(
+        verifier_python: Path, package: Package) -> None:
+    """The package's chain starts at the older anchor's event, so that anchor is compared with a row; an export-key
+    holder who starts the chain later (hiding what happened between) leaves it unreached, which is named."""
+    bag = package.path
+    rows = (bag / CHAIN).read_text(encoding="utf-8").splitlines(keepends=True)
+    assert json.loads(rows[0])["id"] == 2  # the older anchor's event
+    (bag / CHAIN).write_text("".join(rows[1:]), encoding="utf-8")
+    seal(bag, package.keys.export, manifests=True)
+    code, result = verify_json(verifier_python, bag)
+    assert code == 1
+    assert [(f["what"].split(",")[0], f["found"]) for f in result["findings"]] == [
+        ("the chain does not reach this signed anchor's event 2", "2")]
+
+
 def test_an_event_deleted_from_both_files_is_named(verifier_python: Path, package: Package) -> None:
     for rel in (CHAIN, EVENTS):
         drop_line(package.path, rel, 10)
@@ -316,7 +331,7 @@ def test_an_event_deleted_from_both_files_is_named(verifier_python: Path, packag
     code, result = verify_json(verifier_python, package.path)
     assert code == 1
     found = named(result)
-    assert any(n.startswith("data/custody/chain.jsonl: line 8 (event 11): its prev_hash is not the hash")
+    assert any(n.startswith("data/custody/chain.jsonl: line 9 (event 11): its prev_hash is not the hash")
                for n in found)
     assert any("custody event 10 (stamped), listed when the manifest was signed, is not in events.jsonl" in n
                for n in found)

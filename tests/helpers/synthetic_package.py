@@ -2,8 +2,8 @@
 the project's own functions (catalog.signing, catalog.certificates, catalog.event_hashes), bagged with bagit, so
 verify.py's tests do not wait for the package builder, and know exactly what each file holds.
 
-The chain: events 1-2 are other recordings' (version 1, before the segment; an anchor names event 2), then the
-segment 3-13: item 1 copied (version 1, full), another recording's version-1 event (hash only), the switch to
+The chain: events 1-2 are other recordings' (version 1; an anchor names event 2, where the segment starts, as a
+hash-only row), then events 3-13: item 1 copied (version 1, full), another recording's version-1 event (hash only), the switch to
 version 2, and from there the items' and the case's events (full) between other recordings' (digest-only rows),
 up to the export anchor at event 13. Item 1 has manifests r1 and r2, item 2 (a document) r1.
 """
@@ -115,8 +115,8 @@ CHAIN: list[tuple[str, int | None, dict[str, Any], int, bool]] = [
     ("stamped", 1, {"case_number": CASE, "purpose": "证明无照经营", "reason": "补正"}, 2, True),
     ("key_registered", None, {"station": "station-2"}, 2, False),
 ]
-SEGMENT_START = 3  # chain.jsonl starts at the first item event
 OLD_ANCHOR_AT = 2
+SEGMENT_START = OLD_ANCHOR_AT  # chain.jsonl starts at the newest anchor's event before the first item event
 
 
 def make_chain() -> list[Event]:

@@ -219,7 +219,8 @@ def _item_report(v: Values, package: PackageFiles, item: dict[str, Any],
     findings = item_findings(package, item, hashed)
     if not manifests:
         disposal = item.get("disposal") or {}
-        rows = [_row(v, "sha256", item.get("sha256"), "sha256", mono=True), _row(v, "status", v.label("disposed")),
+        rows = [_row(v, "sha256", item.get("sha256"), "sha256", mono=True),
+                _row(v, "status", v.label("disposed"), "status"),
                 _moment_row(v, "disposed_at", disposal.get("disposed_at"), "disposed_at")]
         return ItemReport(heading, rows, [], events, findings)
     body = manifests[-1].body

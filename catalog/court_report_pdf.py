@@ -5,17 +5,21 @@ font, so Chinese prints on any reader. The document is written in fpdf2's PDF/A-
 PDF/A identification, an sRGB output intent, every font embedded with a ToUnicode map (the text can be searched
 and copied), no encryption. fpdf2 does not validate the result, and no PDF/A validator (veraPDF) runs here, so
 the file claims PDF/A-2U but its conformance is not proven (docs/verification.md). Without a usable font the
-PDF is not written and `write_pdf` says why; the caller writes the HTML and goes on.
+PDF is not written and `write_pdf` says why; the caller writes the HTML and goes on. Nor is it written when the
+font has no glyph for a character the report holds (an emoji in a file name, a CJK Extension B character, the
+ligature ﬁ): fpdf2 would silently leave it out, and the PDF would state another fact than the signed manifest.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fontTools.ttLib import TTCollection, TTFont  # type: ignore[import-untyped]  # fpdf2 depends on it; no stubs
 from fpdf import FPDF
-from fpdf.fonts import FontFace
+from fpdf.fonts import FontFace, TTFFont
 
 from catalog.manifests import software_version
 
@@ -134,37 +138,107 @@ def _body(pdf: FPDF, report: Report) -> None:
     _paragraph(pdf, "\n".join(report.coverage))
 
 
-def _inspect(font: Path) -> tuple[str | None, int]:
-    """Why *font* cannot set the report (missing, not a font fontTools reads, no Chinese glyphs; None if it can),
-    and the index of its fixed-width face in a collection (0: none, hashes are set in the text face).
+@dataclass(frozen=True)
+class _Font:
+    name: str  # the text face's full name
+    mono: int  # the index of the fixed-width face in a collection (0: none, hashes are set in the text face)
+    glyphs: tuple[frozenset[str], frozenset[str]]  # the characters the text face and the mono face can draw
+
+
+def _inspect(font: Path) -> _Font | str:
+    """*font*'s faces, or why it cannot set the report (missing, not a font fontTools reads, no Chinese glyphs).
 
     Read here, from a file this function closes, before fpdf2 opens it (fpdf2 leaves the file open when the font
     is bad)."""
     if not font.is_file():
         return (f"the CJK font {font} does not exist (install Debian's fonts-wqy-zenhei, or set "
-                "EVIDENCE_REPORT_FONT to a TrueType/TTC font with Chinese glyphs)"), 0
+                "EVIDENCE_REPORT_FONT to a TrueType/TTC font with Chinese glyphs)")
     try:
         with font.open("rb") as fh:
             faces = list(TTCollection(fh, lazy=True)) if fh.read(4) == b"ttcf" else []
             fh.seek(0)
-            glyphs = (faces[0] if faces else TTFont(fh, lazy=True)).getBestCmap() or {}
+            text = faces[0] if faces else TTFont(fh, lazy=True)
             mono = next((n for n, face in enumerate(faces) if "Mono" in face["name"].getDebugName(4)), 0)
+            glyphs = [frozenset(map(chr, face.getBestCmap() or {})) for face in (text, faces[mono] if mono else text)]
+            name = text["name"].getDebugName(4) or font.name
     except Exception as exc:  # noqa: BLE001 - whatever fontTools cannot read: no PDF, the export goes on
-        return f"the font {font} cannot be used ({type(exc).__name__}: {exc}); set EVIDENCE_REPORT_FONT", 0
-    if not all(ord(ch) in glyphs for ch in "证据保管链"):
+        return f"the font {font} cannot be used ({type(exc).__name__}: {exc}); set EVIDENCE_REPORT_FONT"
+    if not set("证据保管链") <= glyphs[0]:
         return (f"the font {font} has no Chinese glyphs: the report would print blanks; set EVIDENCE_REPORT_FONT "
-                "to a CJK font (Debian fonts-wqy-zenhei)"), 0
-    return None, mono
+                "to a CJK font (Debian fonts-wqy-zenhei)")
+    return _Font(name, mono, (glyphs[0], glyphs[1]))
+
+
+def _row_texts(where: str, rows: list[Row]) -> Iterator[tuple[str, str, bool]]:
+    for row in rows:
+        yield f'{where}, row "{row.label}"', row.label, False
+        yield f'{where}, row "{row.label}"', "".join(row.lines), row.mono
+
+
+def _texts(report: Report) -> Iterator[tuple[str, str, bool]]:
+    """Every text `_body` draws, in its order: where it is, the text, and whether it is set in the mono face. (All
+    labels, drawn or not: they are the report's own words.)"""
+    yield from ((f'the label "{key}"', text, False) for key, text in report.labels.items())
+    yield from _row_texts("the header", report.header)
+    yield from (("the verification findings", text, False) for text in report.findings)
+    yield from _row_texts("the signing keys", report.keys)
+    yield from _row_texts("the case", report.case)
+    for item in report.items:
+        name = item.heading.partition(": ")[0]  # "证据 3" of "证据 3: <original name>"
+        yield f"the heading of {name}", item.heading, False
+        yield from _row_texts(name, item.rows)
+        yield from ((f"the findings of {name}", text, False) for text in item.findings)
+        for s in item.stamps:
+            yield (f"{name} stamp revision {s.revision}", "".join(
+                (s.changed_by, s.changed_at, s.reason, s.changes, s.signed_at, s.key_fingerprint)), False)
+        for event in item.events:
+            yield f"{name} event {event.id}", _event_text(event), False
+    for event in report.case_events:
+        yield f"case event {event.id}", _event_text(event), False
+    yield from (("the coverage", text, False) for text in report.coverage)
+
+
+def _event_text(e: EventLine) -> str:
+    return "".join((str(e.id), e.local, e.utc, e.sentence, e.premis, e.premis_uri, e.hash, e.actor))
+
+
+def _undrawable(report: Report, font: _Font) -> dict[str, str]:
+    """The characters of *report* *font* has no glyph for, each with where it first occurs. Whitespace aside:
+    fpdf2 breaks lines at a newline or form feed, drops a carriage return, sets a no-break space as a space, and a
+    space it cannot draw changes no fact (verify.py compares the text without spaces)."""
+    missing: dict[str, str] = {}
+    for where, text, mono in _texts(report):
+        for ch in sorted(set(text) - font.glyphs[mono], key=text.index):
+            if not ch.isspace():
+                missing.setdefault(ch, where)
+    return missing
+
+
+def _undrawable_reason(font: Path, name: str, missing: dict[str, str]) -> str:
+    shown = "; ".join(f"{ch} (U+{ord(ch):04X}) in {where}" if ch.isprintable() else f"U+{ord(ch):04X} in {where}"
+                      for ch, where in list(missing.items())[:5])
+    more = f" and {len(missing) - 5} other characters" if len(missing) > 5 else ""
+    return (f"the font {name} ({font}) has no glyph for {shown}{more}: the PDF would not show those characters "
+            "(set EVIDENCE_REPORT_FONT to a font that has them)")
 
 
 def write_pdf(report: Report, target: Path, *, font: Path = DEFAULT_FONT) -> str | None:
-    """Write *report* to *target*; None when written, else why not (the font is missing, unreadable or has no
-    Chinese glyphs)."""
-    problem, mono = _inspect(font)
-    if problem:
-        return problem
-    pdf = _document(report, font, mono)
+    """Write *report* to *target*; None when written, else why not (the font is missing, unreadable, has no
+    Chinese glyphs, or has none for a character the report holds)."""
+    face = _inspect(font)
+    if isinstance(face, str):
+        return face
+    missing = _undrawable(report, face)
+    if missing:
+        return _undrawable_reason(font, face.name, missing)
+    pdf = _document(report, font, face.mono)
     _body(pdf, report)
+    loaded = [f for f in pdf.fonts.values() if isinstance(f, TTFFont)]
+    dropped = {chr(c): "the report" for f in loaded for c in f.missing_glyphs if not chr(c).isspace()}
+    if dropped:  # from a text _texts does not know of: fpdf2 left it out all the same
+        for f in loaded:
+            f.close()  # as output() would
+        return _undrawable_reason(font, face.name, dropped)
     partial = target.with_name(target.name + ".part")
     subsetter = logging.getLogger("fontTools.subset")
     level = subsetter.level

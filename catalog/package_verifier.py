@@ -751,7 +751,7 @@ def check_anchors(bag: Bag, trust: Trust) -> tuple[dict[str, Anchor], Anchor | N
     report, anchors = bag.report, {}
     for rel in sorted(bag.payload):
         if rel.startswith("data/custody/anchors/") and rel.endswith(".json") and not rel.endswith(".body.json"):
-            body = _signed_record(bag, trust, rel, "chain anchor", "written_at", ("station", "export"))
+            body = _signed_record(bag, trust, rel, "chain anchor", "written_at", ("station",))
             report.count("anchors")
             if body is not None and body.get("format") == "evidence-custody-anchor/1":
                 anchors[Path(rel).name] = Anchor(rel, body)
@@ -823,7 +823,7 @@ def _event_line(report: Report, number: int, line: bytes) -> tuple[int, int, str
         version, prev_hash, stated = event["chain_version"], str(event["prev_hash"]), str(event["hash"])
         diff = difference(_loads(body), {key: event.get(key) for key in EVENT_FIELDS})
         event_id = int(event["id"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         report.find(EVENTS, f"{where}: cannot be read ({exc!r})")
         return None
     if diff:
@@ -1151,7 +1151,7 @@ def _named_signers(bag: Bag) -> set[str]:
 
 def _signer_key(bag: Bag, stamped: str) -> str | None:
     """The key that signed what *stamped* holds: an anchor's (<stem>.json), or the export key (the package)."""
-    if stamped == "tagmanifest-sha256.txt.sig":
+    if stamped == "tagmanifest-sha256.txt":  # the package token stamps the tag manifest the export key signed
         return bag.info.get("Export-Key-Fingerprint", "").lower() or None
     try:
         document = _loads(bag.read(stamped[:-len(".body.json")] + ".json") or b"null")
@@ -1180,6 +1180,10 @@ def check_timestamps(bag: Bag, trust: Trust, export: Anchor | None, tsa_ca: Path
     report, named = bag.report, _named_signers(bag)
     tokens = sorted(r for r in bag.payload if r.endswith(".tsr"))
     tokens += [TSR_NAME] if (bag.root / TSR_NAME).is_file() else []
+    if named and TSR_NAME not in tokens:
+        report.warn(f"the package names a timestamp authority (its export anchor is timestamped) but has no "
+                    f"{TSR_NAME}: it was removed after export, or the TSA did not answer at that moment (the export's "
+                    "result says which); the package's own time is then the archive's clock")
     for rel in tokens:
         stamped = _stamped_file(bag, rel, export)
         try:
@@ -1241,114 +1245,160 @@ def check_items(bag: Bag, items: Any, bodies: dict[str, dict[str, Any]], root_fi
                           ("chain_anchor", bag.info.get("Chain-Anchor"))):
         if key in items and items[key] != verified:
             report.find(rel, f"{key} is not the package's", verified, items[key])
+    listed: dict[str, int] = {}
     for item in items.get("items") or []:
         report.count("items")
         if not isinstance(item, dict):
             report.find(rel, "an item that is not an object", "an object", item)
             continue
-        newest = _newest(bag, item, bodies)
-        if newest is None:
-            if item.get("manifests"):
-                report.find(rel, f"item {item.get('recording_id')}: none of its manifests is a verified one")
-            continue
-        manifest, body = newest
-        for readable_path, signed_path in ITEM_FACTS:
-            has, value = _dig(item, readable_path)
-            if has and not _same(_dig(body, signed_path)[1], value):
-                report.find(rel, f"item {item.get('recording_id')}: {readable_path} is not the signed "
-                                 f"{signed_path} of {manifest}", _dig(body, signed_path)[1], value)
-        file = str(item.get("file") or "")
-        if bag.computed.get(file) != body.get("sha256"):
-            report.find(rel, f"item {item.get('recording_id')}: its file {file or '(none)'} does not hash to the "
-                             f"signed SHA-256 of {manifest}", body.get("sha256"), bag.computed.get(file))
+        listed[str(item.get("sha256"))] = listed.get(str(item.get("sha256")), 0) + 1
+        _check_item(bag, item, bodies)
+    for sha in sorted({str(b.get("sha256")) for b in bodies.values()}):
+        if listed.get(sha, 0) != 1:
+            report.find(rel, "a signed item of the package is not listed once in items.json", 1, listed.get(sha, 0))
 
 
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
-                   "wbr"})
+def _check_item(bag: Bag, item: dict[str, Any], bodies: dict[str, dict[str, Any]]) -> None:
+    """One item: every fact a manifest carries present and the signed one; its file hashes to the signed SHA-256;
+    an item no verified manifest vouches for must be a disposed one (no file, no manifests)."""
+    rel, who = "data/items.json", f"item {item.get('recording_id')}"
+    newest = _newest(bag, item, bodies)
+    if newest is None:
+        if item.get("state") != "disposed" or item.get("file") or item.get("manifests"):
+            bag.report.find(rel, f"{who}: no verified manifest vouches for it (only a disposed item has none)",
+                            "a signed manifest", item.get("sha256"))
+        return
+    manifest, body = newest
+    for readable_path, signed_path in ITEM_FACTS:
+        has, value = _dig(item, readable_path)
+        signed = _dig(body, signed_path)[1]
+        if not has:
+            bag.report.find(rel, f"{who}: {readable_path} is missing (the signed {signed_path} of {manifest})", signed,
+                            None)
+        elif not _same(signed, value):
+            bag.report.find(rel, f"{who}: {readable_path} is not the signed {signed_path} of {manifest}", signed,
+                            value)
+    file = str(item.get("file") or "")
+    if bag.computed.get(file) != body.get("sha256"):
+        bag.report.find(rel, f"{who}: its file {file or '(none)'} does not hash to the signed SHA-256 of {manifest}",
+                        body.get("sha256"), bag.computed.get(file))
+
+
 _UTC_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
-#: What a court report never holds: anything that runs, loads, embeds or hides (the facts shown must be the text).
-_ACTIVE_TAGS = frozenset({"script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "base",
-                          "link", "svg", "math", "template", "noscript", "img", "video", "audio", "source", "input",
-                          "button", "textarea", "select", "dialog", "portal"})
-_URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "data", "poster", "background", "srcset"})
-_HIDING_CSS = re.compile(r"\bcontent\s*:|\bdisplay\s*:|\bvisibility\s*:|\bopacity\s*:|\bposition\s*:|\btransform\s*:|"
-                         r"\bclip(-path)?\s*:|@import|url\(|expression\(|\btext-indent\s*:|\bfont-size\s*:\s*0|"
-                         r"\bcolor\s*:\s*(transparent|#fff\b|#ffffff\b|white\b)|\bbehavior\s*:|\boverflow\s*:", re.I)
-#: The fact cells an item table of report.html holds (catalog.court_report), each once; key_fingerprint (whose
-#: signatures were verified above) and the last four (worded from the custody events the signed manifest lists)
-#: are not compared here.
-ITEM_CELLS = frozenset({"file", "original_name", "media_kind", "sha256", "size", "case_number", "purpose", "collector",
-                        "important", "captured_start", "captured_end", "time_source", "raw_device_time",
-                        "zone_assumed", "clock_offset", "place", "acquired", "station", "device", "sightings",
-                        "integrity", "key_fingerprint", "retain_until", "retention_rule", "legal_hold",
-                        "hold_reasons", "retention_after"})
+#: What report.html is made of (catalog/templates/court_report.html): anything else could run, load, embed or
+#: hide, so that a reader sees other facts than the cells say; it is a finding, never interpreted.
+REPORT_TAGS = frozenset({"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "div", "ul", "li",
+                         "table", "tr", "th", "td", "br", "a"})
+REPORT_ATTRIBUTES = frozenset({"class", "id", "data-field", "lang", "charset", "href"})
+REPORT_CLASSES = frozenset({"mono", "ok", "bad", "note"})
+#: SHA-256 of the report's stylesheet (its <style> text, whitespace runs as one space), as each release writes it:
+#: a stylesheet can hide a cell or draw other text over it, so only the archive's own is accepted.
+REPORT_STYLES = frozenset({"5c53825e95f46b00e0c16309da244fb35a66268b6859f99f92c56bf2fe317f84"})
+#: An item's fact table, row by row (data-field of each value cell), as catalog.court_report writes it; rows in
+#: OPTIONAL_ROWS appear only when there is something to say. A disposed item's table is DISPOSED_ROWS.
+ITEM_ROWS = ("file", "original_name", "media_kind", "sha256", "size", "case_number", "purpose", "collector",
+             "important", "captured_start", "captured_end", "time_source", "raw_device_time", "zone_assumed",
+             "clock_offset", "place", "acquired", "station", "device", "sightings", "integrity", "retain_until",
+             "retention_rule", "legal_hold", "hold_reasons", "retention_after", "key_fingerprint")
+OPTIONAL_ROWS = frozenset({"hold_reasons", "retention_after"})
+DISPOSED_ROWS = ("sha256", "status", "disposed_at")
+#: Each row's label (zh, en), as catalog.report_values words it: a fact under another label is another fact.
+ITEM_LABELS = {
+    "file": ("文件", "File"), "original_name": ("原始文件名", "Original name"), "media_kind": ("类型", "Kind"),
+    "sha256": ("SHA-256", "SHA-256"), "size": ("大小（字节）", "Size (bytes)"),
+    "case_number": ("案件编号", "Case number"),
+    "purpose": ("证明对象", "Purpose"), "collector": ("采集人", "Collector"), "important": ("重要标记", "Important"),
+    "captured_start": ("采集开始时间", "Capture start"), "captured_end": ("采集结束时间", "Capture end"),
+    "time_source": ("时间来源", "Time source"), "raw_device_time": ("设备原始时间", "Raw device time"),
+    "zone_assumed": ("假定时区", "Zone assumed"), "clock_offset": ("设备时钟偏差（秒）", "Device clock offset (s)"),
+    "place": ("采集地点", "Place"), "acquired": ("入库（复制）时间", "Acquired (copied)"),
+    "station": ("采集站", "Station"), "device": ("采集设备", "Device"), "sightings": ("设备上的位置", "Seen on device"),
+    "integrity": ("完整性", "Integrity"), "retain_until": ("保存至", "Retained until"),
+    "retention_rule": ("保存规则", "Rule"), "legal_hold": ("诉讼保全", "Legal hold"),
+    "hold_reasons": ("保全理由", "Hold reasons"),
+    "retention_after": ("签名之后的变更（保管链事件）", "Changes after signing (custody events)"),
+    "key_fingerprint": ("签名密钥指纹", "Signed by key"), "status": ("状态", "Status"),
+    "disposed_at": ("销毁时间", "Disposed at"),
+}
 _YES, _NO = frozenset({"是", "yes", "Yes"}), frozenset({"否", "no", "No"})
 
 
-class _ReportCells(HTMLParser):
-    """The text of each element carrying data-field (the facts the court report shows), in document order, with
-    the table it is in; each table's cells' data-field (None: none); and anything active or hiding."""
+@dataclass
+class _Cell:
+    tag: str  # th | td
+    field: str | None  # data-field
+    text: str = ""
+
+
+class _ReportPage(HTMLParser):
+    """report.html as tables of rows of cells (the text of each th/td; a <br> is a line break), its stylesheets
+    and language, and everything in it that the archive's report never holds (`problems`)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.cells: list[list[Any]] = []  # [field, text, table index or -1]
-        self.tables: list[list[str | None]] = []  # per table, the data-field of each <td>
-        self.active: list[str] = []
-        self.texts: list[list[str]] = []  # per table, the text of each <th> and <td>, in order
-        self._cell: tuple[int, int] | None = None  # (table, index in texts[table]) of the open th/td
-        self._stack: list[int | None] = []
-        self._open: list[int] = []
+        self.tables: list[list[list[_Cell]]] = []
+        self.styles: list[str] = []
+        self.lang = ""
+        self.problems: list[str] = []
+        self._cell: _Cell | None = None
+        self._depth = 0  # open tables
         self._style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._check_active(tag, attrs)
-        if tag == "table":
-            self.tables.append([])
-            self.texts.append([])
-            self._open.append(len(self.tables) - 1)
-        if tag in ("th", "td") and self._open:
-            self.texts[self._open[-1]].append("")
-            self._cell = (self._open[-1], len(self.texts[self._open[-1]]) - 1)
+        self._check(tag, attrs)
         self._style = tag == "style"
-        if tag == "br":  # a cell's lines stay apart
+        if tag == "style":
+            self.styles.append("")
+        elif tag == "html":
+            self.lang = dict(attrs).get("lang") or ""
+        elif tag == "table":
+            self._depth += 1
+            if self._depth > 1:
+                self.problems.append("a table inside a table")
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("th", "td") and self.tables and self.tables[-1]:
+            self._cell = _Cell(tag, dict(attrs).get("data-field"))
+            self.tables[-1][-1].append(self._cell)
+        elif tag == "br":
             self.handle_data("\n")
-        if tag in _VOID:
-            return
-        named = dict(attrs).get("data-field")
-        table = self._open[-1] if self._open else -1
-        if tag == "td" and table >= 0:
-            self.tables[table].append(named)
-        self._stack.append(len(self.cells) if named else None)
-        if named:
-            self.cells.append([named, "", table])
 
-    def _check_active(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _ACTIVE_TAGS or (tag == "meta" and [name for name, _ in attrs] != ["charset"]):
-            self.active.append(f"<{tag}>")
+    def _check(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in REPORT_TAGS:
+            self.problems.append(f"<{tag}>")
         for name, value in attrs:
-            url = (value or "").strip().lower()
-            if name.startswith("on") or name in ("style", "hidden", "srcdoc") or (
-                    name in _URL_ATTRIBUTES and not url.startswith(("http://", "https://", "#"))):
-                self.active.append(f"<{tag} {name}={value!r}>")
+            text = (value or "").strip().lower()
+            if name not in REPORT_ATTRIBUTES or (name == "class" and not set(text.split()) <= REPORT_CLASSES) or (
+                    name == "href" and (tag != "a" or not text.startswith(("http://", "https://")))) or (
+                    name == "charset" and tag != "meta"):
+                self.problems.append(f"<{tag} {name}={value!r}>")
 
     def handle_endtag(self, tag: str) -> None:
         self._style = False
-        if tag in ("th", "td", "table"):
+        if tag in ("th", "td", "tr", "table"):
             self._cell = None
-        if tag == "table" and self._open:
-            self._open.pop()
-        if tag not in _VOID and self._stack:
-            self._stack.pop()
+        if tag == "table":
+            self._depth = max(self._depth - 1, 0)
 
     def handle_data(self, data: str) -> None:
-        hiding = _HIDING_CSS.search(data) if self._style else None
-        if hiding is not None:
-            self.active.append(f"a style that can hide or add text ({hiding.group(0)!r})")
-        for index in self._stack:
-            if index is not None:
-                self.cells[index][1] += data
+        if self._style and self.styles:
+            self.styles[-1] += data
         if self._cell is not None:
-            self.texts[self._cell[0]][self._cell[1]] += data
+            self._cell.text += data
+
+    def handle_comment(self, data: str) -> None:
+        self.problems.append(f"a comment <!--{data[:30]}-->")
+
+    def handle_decl(self, decl: str) -> None:
+        if decl.lower() != "doctype html":
+            self.problems.append(f"<!{decl[:30]}>")
+
+    def handle_pi(self, data: str) -> None:
+        self.problems.append(f"<?{data[:30]}>")
+
+    def unknown_decl(self, data: str) -> None:
+        self.problems.append(f"<![{data[:30]}]>")
 
 
 def _plain(value: Any) -> str:
@@ -1368,6 +1418,13 @@ def _shown_time(signed: Any, text: str) -> bool:
         return (str(signed) if len(str(signed)) <= 10 else at.strftime("%Y-%m-%d %H:%M:%S")) in text
     shown = _UTC_SHOWN.search(text)
     return shown is not None and shown.group(1) == at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _shown_plain(signed: Any, text: str) -> bool:
+    """A cell shows a plain value as written (spaces collapsed, as in the cell's text); true/false as yes/no."""
+    if isinstance(signed, bool):
+        return _shown_yes_no(signed, text)
+    return text == " ".join(_plain(signed).split())
 
 
 def _shown_yes_no(signed: Any, text: str) -> bool:
@@ -1405,13 +1462,13 @@ def _report_checks(body: dict[str, Any]) -> dict[str, tuple[Any, Callable[[Any, 
     integrity = body.get("integrity") or {}
     sightings = [f"{s.get('device_serial')}: {s.get('device_path')}" for s in body.get("sightings") or []
                  if isinstance(s, dict)]
-    equal: Callable[[Any, str], bool] = lambda value, text: text == _plain(value)  # noqa: E731
+    equal = _shown_plain
     return {
         "sha256": (body.get("sha256"), equal), "original_name": (body.get("original_name"), equal),
         "size": (body.get("size_bytes"), equal), "case_number": (stamp.get("case_number"), equal),
         "purpose": (stamp.get("purpose"), equal),
         "collector": (stamp.get("collector"), lambda value, text: text in (
-            _plain(value), f"{value} {officer.get('name')}")),
+            " ".join(_plain(value).split()), " ".join(f"{value} {officer.get('name')}".split()))),
         "media_kind": (" / ".join(str(x) for x in (media.get("kind"), media.get("container")) if x), equal),
         "important": (stamp.get("important"), _shown_yes_no),
         "captured_start": (stamp.get("captured_start") or capture.get("start"), _shown_time),
@@ -1440,14 +1497,6 @@ def _check_report_item(bag: Bag, cells: dict[str, str], body: dict[str, Any]) ->
                         bag.computed.get(file))
 
 
-def _item_table_problems(fields: list[str | None]) -> list[str]:
-    """Why an item's fact table is not the report's: a cell without data-field, one twice, or one it never has."""
-    problems = [f"a cell without data-field (row {i + 1})" for i, name in enumerate(fields) if name is None]
-    named = [name for name in fields if name is not None]
-    problems += [f"{name} twice" for name in sorted({n for n in named if named.count(n) > 1})]
-    return problems + [f"an unknown cell {name!r}" for name in sorted(set(named) - ITEM_CELLS)]
-
-
 def _newest_bodies(bodies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     newest: dict[str, dict[str, Any]] = {}
     for body in sorted(bodies.values(), key=_revision):
@@ -1455,40 +1504,87 @@ def _newest_bodies(bodies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return newest
 
 
+def _item_rows(table: list[list[_Cell]], language: int) -> tuple[dict[str, str], list[str], list[str]]:
+    """An item table's {field: text}, its label and value texts in order, and why it is not the archive's: a row
+    that is not one label and one value cell, rows missing, added, doubled or out of order, another label."""
+    cells: dict[str, str] = {}
+    texts: list[str] = []
+    problems: list[str] = []
+    order: list[str] = []
+    for number, row in enumerate(table, 1):
+        if [c.tag for c in row] != ["th", "td"] or row[0].field is not None or row[1].field is None:
+            problems.append(f"row {number} is not one label and one fact cell with data-field")
+            continue
+        label, cell = row
+        field_name = str(cell.field)
+        order.append(field_name)
+        texts += [label.text, cell.text]
+        cells[field_name] = " ".join(cell.text.split())
+        expected = ITEM_LABELS.get(field_name, ("?", "?"))[language]
+        if " ".join(label.text.split()) != expected:
+            problems.append(f"the {field_name} row is labelled {' '.join(label.text.split())!r}, not {expected!r}")
+    wanted = list(DISPOSED_ROWS) if "status" in order else [f for f in ITEM_ROWS
+                                                            if f not in OPTIONAL_ROWS or f in order]
+    if order != wanted:
+        missing, extra = [f for f in wanted if f not in order], [f for f in order if f not in wanted]
+        problems.append(f"its rows are not the report's (missing {missing or 'none'}, extra {extra or 'none'}"
+                        + (", out of order or doubled)" if not missing and not extra else ")"))
+    return cells, texts, problems
+
+
+def _report_language(page: _ReportPage, bag: Bag) -> int:
+    language = {"zh-cn": 0, "zh": 0, "en": 1}.get(page.lang.lower())
+    if language is None:
+        bag.report.find("data/report.html", "the report's language is neither Chinese nor English", "zh-CN or en",
+                        page.lang)
+    return language or 0
+
+
+def _check_report_page(bag: Bag, page: _ReportPage) -> None:
+    rel = "data/report.html"
+    for problem in sorted(set(page.problems)):
+        bag.report.find(rel, "the report holds what the archive's report never does (it could run, load, embed or "
+                             "hide)", "plain text and tables", problem)
+    styles = [hashlib.sha256(" ".join(style.split()).encode("utf-8")).hexdigest() for style in page.styles]
+    if len(styles) != 1 or styles[0] not in REPORT_STYLES:
+        bag.report.find(rel, "the report's stylesheet is not the archive's (a style can hide a fact or draw another "
+                             "over it)", "one <style> of " + ", ".join(sorted(REPORT_STYLES)), styles or None)
+
+
 def check_report(bag: Bag, bodies: dict[str, dict[str, Any]], root_fingerprint: str | None) -> None:
-    """Check 7: report.html shows each signed SHA-256; each item's fact table holds only the report's data-field
-    cells, each the signed value; nothing in it runs, loads or hides text."""
-    data = bag.read("data/report.html")
+    """Check 7: report.html is the archive's kind of page (its elements, attributes and stylesheet only); each
+    signed item has exactly one fact table, with the report's rows and labels, each cell the signed value; each
+    report.pdf item table shows the same."""
+    rel = "data/report.html"
+    data = bag.read(rel)
     if data is None:
         return
-    text = data.decode("utf-8", errors="replace")
+    page = _ReportPage()
+    page.feed(data.decode("utf-8", errors="replace"))
+    page.close()
+    _check_report_page(bag, page)
+    language = _report_language(page, bag)
     newest = _newest_bodies(bodies)
-    for sha in sorted(newest):
-        if sha not in text:
-            bag.report.find("data/report.html", "the report does not show a signed SHA-256", sha, None)
-    parser = _ReportCells()
-    parser.feed(text)
-    parser.close()
-    for problem in sorted(set(parser.active)):
-        bag.report.find("data/report.html", "the report holds active or hiding content (a court report is plain "
-                                            "text and tables)", "none", problem)
-    groups: dict[int, dict[str, str]] = {}
-    for field_name, shown, table in parser.cells:
-        groups.setdefault(table, {})[field_name] = " ".join(shown.split())
-        if field_name == "root_fingerprint" and root_fingerprint is not None and root_fingerprint not in shown:
-            bag.report.find("data/report.html", "the report names another agency root", root_fingerprint, shown)
-    for table, fields in enumerate(parser.tables):
-        if "sha256" not in fields:
+    shown: dict[str, list[str]] = {}
+    for table in page.tables:
+        root_shown = [row[-1].text for row in table if row and row[-1].field == "root_fingerprint"]
+        if root_shown and root_fingerprint is not None and root_fingerprint not in root_shown[0]:
+            bag.report.find(rel, "the report names another agency root", root_fingerprint, root_shown[0])
+        if not any(c.field == "sha256" for row in table for c in row):
             continue
-        cells = groups.get(table, {})
-        for problem in _item_table_problems(fields):
-            bag.report.find("data/report.html", f"item {cells.get('sha256')}: its fact table is not the report's: "
-                                                f"{problem}")
-        if cells.get("sha256") in newest:
-            _check_report_item(bag, cells, newest[cells["sha256"]])
-    bag.report.checked["report_cells"] = len(parser.cells)
-    check_report_pdf(bag, newest, {groups.get(t, {}).get("sha256", ""): parser.texts[t]
-                                   for t, fields in enumerate(parser.tables) if "sha256" in fields})
+        cells, texts, problems = _item_rows(table, language)
+        sha = cells.get("sha256", "")
+        for problem in problems:
+            bag.report.find(rel, f"item {sha}: its fact table is not the report's: {problem}")
+        if sha in shown:
+            bag.report.find(rel, f"item {sha}: a second fact table for it (which one would a reader believe?)")
+        shown[sha] = texts
+        bag.report.count("report_cells", len(cells))
+        if sha in newest:
+            _check_report_item(bag, cells, newest[sha])
+    for sha in sorted(set(newest) - set(shown)):
+        bag.report.find(rel, "the report has no fact table for a signed item", sha, None)
+    check_report_pdf(bag, newest, shown)
 
 
 # -- report.pdf: its text layer, read with the standard library ----------------------------------------------------
@@ -1500,9 +1596,9 @@ def check_report(bag: Bag, bodies: dict[str, dict[str, Any]], root_fingerprint: 
 PDF_STREAM_BYTES = 64 * 1024 * 1024
 # (/OpenAction alone is allowed: fpdf2 opens the first page with it; what it could run is named here.)
 _PDF_ACTIVE = re.compile(rb"/(JavaScript|JS|Launch|AA|EmbeddedFiles?|RichMedia|SubmitForm|ImportData|GoToR|GoToE|"
-                         rb"Sound|Movie|XFA)\b")
-_OBJECT = re.compile(rb"(\d+) 0 obj(.*?)endobj", re.S)
-_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
+                         rb"Sound|Movie|XFA|Annots|AcroForm|XObject)\b")
+_OBJECT_START = re.compile(rb"(\d+) 0 obj")
+_STREAM = re.compile(rb"stream\r?\n(.*)\r?\nendstream", re.S)
 _FONT_REF = re.compile(rb"/(F\d+) (\d+) 0 R")
 _TO_UNICODE = re.compile(rb"/ToUnicode (\d+) 0 R")
 _TEXT_OP = re.compile(rb"/(F\d+) [\d.]+ Tf|\(")
@@ -1511,18 +1607,23 @@ _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", 
 
 
 def _objects(pdf: bytes) -> dict[int, bytes]:
-    """Each `N 0 obj … endobj`: its dictionary text, with its stream decompressed after it."""
-    found = {}
-    for match in _OBJECT.finditer(pdf):
-        body = match.group(2)
-        stream = _STREAM.search(body)
+    """Each `N 0 obj … endobj`: its dictionary text, with its stream decompressed after it. One pass: each search
+    starts where the last object ended, and a start without an end stops the scan (no quadratic rescans)."""
+    found, pos = {}, 0
+    while (start := _OBJECT_START.search(pdf, pos)) is not None:
+        end = pdf.find(b"endobj", start.end())
+        if end < 0:
+            break
+        body, pos = pdf[start.end():end], end + len(b"endobj")
+        stream_at = body.find(b"stream")
+        stream = _STREAM.match(body, stream_at) if stream_at >= 0 else None
         if stream is not None:
             try:  # at most PDF_STREAM_BYTES: a stream that inflates beyond is not one this report holds
                 data = zlib.decompressobj().decompress(stream.group(1), PDF_STREAM_BYTES)
             except zlib.error:
                 data = stream.group(1)
             body = body[:stream.start()] + data
-        found[int(match.group(1))] = body
+        found[int(start.group(1))] = body
     return found
 
 
@@ -1561,23 +1662,147 @@ def _cmaps(objects: dict[int, bytes]) -> dict[bytes, dict[int, str]]:
     return maps
 
 
-def pdf_text(pdf: bytes) -> str:
-    """All text the PDF shows, in content-stream order, joined without separators (a wrapped hash reads whole)."""
+_CONTENT_TOKEN = re.compile(rb"\s*(?:(\()|(<[0-9A-Fa-f\s]*>)|(/[^\s/\[\]()<>{}%]*)|([-+]?(?:\d+\.?\d*|\.\d+))|"
+                            rb"(\[)|(\])|([A-Za-z'\"*]+)|(%[^\r\n]*)|(\S))")
+#: The operators fpdf2 draws the report with. Anything else (text render modes, clipping, images, forms, text
+#: matrices, spacing) could make what a reader sees differ from the text layer, so it is a finding.
+_DRAWING = frozenset({b"q", b"Q", b"BT", b"ET", b"g", b"rg", b"G", b"RG", b"re", b"S", b"B", b"f", b"n", b"Tf",
+                      b"Tj", b"TJ", b"J", b"j", b"w", b"Td"})
+_PAINT = frozenset({b"f", b"B"})
+PAGE_BOX = (0.0, 0.0, 595.28, 841.89)  # A4, points: where fpdf2 draws the report
+MIN_FONT = 4.0  # points: smaller text is not text a reader sees
+
+
+@dataclass
+class _Page:
+    """What one page's content stream draws: its text, in order, and every way it could mislead."""
+    maps: dict[bytes, dict[int, str]]
+    runs: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fill: tuple[float, ...] = (0.0,)
+    saved: list[tuple[float, ...]] = field(default_factory=list)
+    glyphs: dict[int, str] = field(default_factory=dict)
+    size: float = 0.0
+    at: tuple[float, float] = (0.0, 0.0)
+    shown: list[tuple[float, float]] = field(default_factory=list)
+    path: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+    def operate(self, op: bytes, args: list[Any]) -> None:
+        if op not in _DRAWING:
+            self.problems.append(f"operator {op.decode(errors='replace')!r}")
+        elif op in (b"Tj", b"TJ"):
+            self._show(args[-1] if args else b"")
+        elif op in (b"g", b"rg") and args:
+            self.fill = tuple(float(a) for a in args if isinstance(a, float))
+        elif op == b"q":
+            self.saved.append(self.fill)
+        elif op == b"Q" and self.saved:
+            self.fill = self.saved.pop()
+        elif op == b"Tf" and len(args) == 2:
+            self.glyphs, self.size = self.maps.get(bytes(args[0]).lstrip(b"/"), {}), float(args[1])
+        elif op == b"BT":
+            self.at = (0.0, 0.0)
+        elif op == b"Td" and len(args) == 2:
+            self.at = (self.at[0] + float(args[0]), self.at[1] + float(args[1]))
+        elif op == b"re" and len(args) == 4:
+            x, y, w, h = (float(a) for a in args)
+            self.path.append((min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)))
+        elif op in _PAINT or op in (b"S", b"n"):
+            self._paint(op in _PAINT)
+
+    def _show(self, operand: Any) -> None:
+        strings = operand if isinstance(operand, list) else [operand]
+        if any(isinstance(part, str) for part in strings):
+            self.problems.append("a hex string (fpdf2 writes literal strings)")
+        text = "".join(self.glyphs.get(int.from_bytes(raw[k:k + 2], "big"), "") for raw in strings
+                       if isinstance(raw, bytes) for k in range(0, len(raw), 2))
+        x, y = self.at
+        if text.strip() and (min(self.fill) >= 0.9 or self.size < MIN_FONT or not (
+                PAGE_BOX[0] <= x <= PAGE_BOX[2] and PAGE_BOX[1] <= y <= PAGE_BOX[3])):
+            self.problems.append(f"text a reader does not see ({text[:40]!r}: fill {self.fill}, size {self.size}, "
+                                 f"at {x:.1f},{y:.1f})")
+        self.shown.append(self.at)
+        self.runs.append(text)
+
+    def _paint(self, fills: bool) -> None:
+        for left, bottom, right, top in self.path if fills else []:
+            covered = [p for p in self.shown if left < p[0] < right and bottom < p[1] < top]
+            if covered:
+                self.problems.append(f"a filled area painted over text already drawn (at {covered[0][0]:.1f},"
+                                     f"{covered[0][1]:.1f})")
+        self.path = []
+
+
+def _content_tokens(content: bytes) -> Iterator[tuple[str, Any]]:
+    """(kind, value) of each token of a content stream: "op", "num", "name", "str" (bytes), "hex" (str), "[" / "]"."""
+    i = 0
+    while i < len(content):
+        match = _CONTENT_TOKEN.match(content, i)
+        if match is None or match.end() == i:
+            return
+        i = match.end()
+        if match.group(1):
+            raw, i = _literal(content, match.start(1))
+            yield "str", raw
+        elif match.group(2):
+            yield "hex", match.group(2).decode()
+        elif match.group(3):
+            yield "name", match.group(3)
+        elif match.group(4):
+            yield "num", float(match.group(4))
+        elif match.group(5) or match.group(6):
+            yield ("[" if match.group(5) else "]"), None
+        elif match.group(7):
+            yield "op", match.group(7)
+        elif match.group(9):
+            yield "other", match.group(9)
+
+
+def _draw(page: _Page, content: bytes) -> None:
+    args: list[Any] = []
+    array: list[Any] | None = None
+    for kind, value in _content_tokens(content):
+        if kind == "[":
+            array = []
+        elif kind == "]":
+            args.append(array or [])
+            array = None
+        elif kind == "op":
+            page.operate(value, args)
+            args = []
+        elif kind in ("str", "hex", "num", "name"):
+            (array if array is not None else args).append(value)
+        elif kind == "other":
+            page.problems.append(f"unexpected {value!r} in the content stream")
+
+
+def _page_contents(objects: dict[int, bytes]) -> list[bytes]:
+    """The content streams of the pages, in page order (the page tree's /Kids; only what a viewer shows)."""
+    root = next((body for body in objects.values() if b"/Type /Pages" in body and b"/Parent" not in body), b"")
+    listed = re.search(rb"/Kids\s*\[([^\]]*)\]", root)
+    kids = [int(n) for n in re.findall(rb"(\d+) 0 R", listed.group(1))] if listed else []
+    contents = []
+    for kid in kids:
+        refs = re.search(rb"/Contents\s*(\[[^\]]*\]|\d+ 0 R)", objects.get(kid, b""))
+        contents += [objects.get(int(n), b"") for n in re.findall(rb"(\d+) 0 R", refs.group(1))] if refs else []
+    return contents
+
+
+def pdf_pages(pdf: bytes) -> list[_Page]:
+    """Each page of a PDF fpdf2 wrote as a viewer draws it: its text runs, in order, and what could mislead."""
     objects = _objects(pdf)
     maps = _cmaps(objects)
-    parts: list[str] = []
-    for body in objects.values():
-        if b" Tj" not in body:
-            continue
-        glyphs: dict[int, str] = {}
-        i = 0
-        while (match := _TEXT_OP.search(body, i)) is not None:
-            if match.group(1) is not None:
-                glyphs, i = maps.get(match.group(1), {}), match.end()
-                continue
-            raw, i = _literal(body, match.start())
-            parts.append("".join(glyphs.get(int.from_bytes(raw[k:k + 2], "big"), "") for k in range(0, len(raw), 2)))
-    return "".join(parts)
+    pages = []
+    for content in _page_contents(objects):
+        page = _Page(maps)
+        _draw(page, content[content.find(b">>") + 2:] if content.lstrip().startswith(b"<<") else content)
+        pages.append(page)
+    return pages
+
+
+def pdf_text(pdf: bytes) -> str:
+    """All text the PDF's pages show, in drawing order, joined without separators (a wrapped hash reads whole)."""
+    return "".join(run for page in pdf_pages(pdf) for run in page.runs)
 
 
 def _unspaced(text: str) -> str:
@@ -1599,7 +1824,11 @@ def check_report_pdf(bag: Bag, newest: dict[str, dict[str, Any]], tables: dict[s
     active = sorted({m.decode() for body in [data, *objects.values()] for m in _PDF_ACTIVE.findall(body)})
     if active:
         bag.report.find(rel, "the PDF holds actions, scripts or embedded files", "none", ", ".join(active))
-    text = _unspaced(pdf_text(data))
+    pages = pdf_pages(data)
+    for number, page in enumerate(pages, 1):
+        for problem in sorted(set(page.problems))[:5]:
+            bag.report.find(rel, f"page {number} draws something a text check cannot vouch for: {problem}")
+    text = _unspaced("".join(run for page in pages for run in page.runs))
     bag.report.checked["report_pdf_characters"] = len(text)
     for sha in sorted(newest):
         cells = tables.get(sha)
@@ -1619,7 +1848,9 @@ def check_report_pdf(bag: Bag, newest: dict[str, dict[str, Any]], tables: dict[s
 # -- running ------------------------------------------------------------------------------------------------------
 
 
-_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError)
+#: What a malformed file can raise in a check (a parser's assertion, int() of an infinite number, a nesting too deep)
+_MALFORMED = (ValueError, LookupError, TypeError, AttributeError, ArithmeticError, OSError, RecursionError,
+              AssertionError)
 T = TypeVar("T")
 
 
@@ -1727,6 +1958,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.bag} is not an unpacked BagIt package (no bagit.txt; unzip a .zip package first)")
     if args.tsa_ca is not None and not args.tsa_ca.is_file():
         parser.error(f"--tsa-ca {args.tsa_ca}: no such file")
+    if args.tsa_ca is not None and shutil.which("openssl") is None:
+        parser.error("--tsa-ca needs openssl (`openssl ts -verify` checks the timestamps' signatures against it); "
+                     "install it or leave --tsa-ca out")
     report = verify(args.bag, trusted, args.tsa_ca)
     if args.json:
         print(json.dumps({"ok": not report.findings, "findings": report.findings, "warnings": report.warnings,

@@ -3,6 +3,7 @@ with local and UTC times that never move a date, the custody events in Chinese w
 embedded and the hashes in its text layer."""
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -11,10 +12,14 @@ from typing import Any
 
 import pytest
 
-from catalog.court_report import write_reports
+from catalog import court_report_pdf
+from catalog.court_report import build_report, write_reports
+from catalog.court_report_pdf import write_pdf
 from catalog.custody import CustodyKind
 from catalog.custody_words import event_sentence
+from catalog.package_files import read_package
 from catalog.report_values import Values
+from tests.cli import run_cli
 from tests.conftest import _missing
 from tests.helpers.evidence_package import (
     CASE,
@@ -135,6 +140,49 @@ def test_without_a_usable_font_the_html_is_written_and_says_why(package, tmp_pat
         assert _cells(page, "purpose")[0] == SIGNED_PURPOSE  # the rest of the report as ever
     if not latin.is_file():
         _missing(f"a font without Chinese glyphs to try ({latin})")
+
+
+def test_a_character_the_font_cannot_draw_leaves_out_the_pdf_and_says_which(env, package, tmp_path, monkeypatch):
+    """fpdf2 silently drops a character its font has no glyph for: the PDF would state another fact than the signed
+    manifest (and verify.py would fail an honest export). So no PDF, and the export says which character, where."""
+    if not FONT.is_file():
+        _missing(f"the CJK font {FONT} (Debian fonts-wqy-zenhei)")
+    report = build_report(read_package(package.data), Values("zh"), root_fingerprint=ROOT)
+    item = report.items[0]
+    last = item.events[-1]
+    item.events[-1] = dataclasses.replace(last, actor="clerk:𠀀 ﬁ\u200d")  # an emoji joiner: invisible, no glyph
+    target = tmp_path / "report.pdf"
+    missing = write_pdf(report, target, font=FONT)
+    assert missing is not None and not target.exists() and not target.with_name("report.pdf.part").exists()
+    where = f"证据 {package.recording_id} event {last.id}"
+    assert f"has no glyph for 𠀀 (U+20000) in {where}; ﬁ (U+FB01) in {where}; U+200D in {where}:" in missing
+    with monkeypatch.context() as patched:  # a text the check does not know of: what fpdf2 dropped, named all the same
+        patched.setattr(court_report_pdf, "_texts", lambda report: iter(()))
+        missing = write_pdf(report, target, font=FONT)
+    assert missing is not None and "has no glyph for 𠀀 (U+20000) in the report; ﬁ (U+FB01) in the report" in missing
+    assert not target.exists()
+    item.events[-1] = dataclasses.replace(last, actor="clerk:李四\t\r\n\u00a0")  # whitespace: never a glyph
+    assert write_pdf(report, target, font=FONT) is None and target.is_file()
+
+    purpose = "证明占道经营（现场📷照片）"  # a real signed value: U+1F4F7 has no glyph in WenQuanYi Zen Hei
+    tagged = run_cli(env, "tag", str(package.recording_id), "--purpose", purpose, "--reason", "补充证明对象",
+                     "--by", "clerk:李四")
+    assert tagged.exit_code == 0, tagged.output
+    exported = run_cli(env, "export", CASE, "--out", str(tmp_path / "again"), "--by", "clerk:李四", "--reason",
+                       "移送法院", "--json")
+    assert exported.exit_code == 0, exported.output
+    data = tmp_path / "again" / "data"
+    why = (f"the font WenQuanYi Zen Hei ({FONT}) has no glyph for 📷 (U+1F4F7) in 证据 {package.recording_id}, "
+           'row "证明对象"')
+    notes = json.loads(exported.stdout)["notes"]
+    assert len(notes) == 1 and why in notes[0] and "the PDF would not show those characters" in notes[0]
+    assert (data / "report.html").is_file() and not (data / "report.pdf").exists()
+    (data / "report.pdf").write_bytes(b"%PDF- an older report")  # must not pass for this one
+    written = write_reports(data, root_fingerprint=ROOT, font=FONT)
+    assert written == [data / "report.html"] and not (data / "report.pdf").exists()
+    assert len(written.notes) == 1 and written.notes == notes and notes[0].startswith("未生成 PDF：")
+    page = html.unescape((data / "report.html").read_text(encoding="utf-8"))
+    assert why in page and _cells(page, "purpose")[0] == purpose  # the HTML shows it, and says why there is no PDF
 
 
 def test_a_readable_file_that_disagrees_with_the_signature_is_named(package):

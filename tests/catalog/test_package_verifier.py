@@ -28,7 +28,14 @@ from sqlmodel import Session
 from catalog import CustodyKind, append_event, load_chain
 from catalog import package_verifier as verifier
 from catalog.canonical import jcs
-from catalog.certificates import ROLE_STATION, build_root_certificate, issue_certificate, key_fingerprint, to_pem
+from catalog.certificates import (
+    ROLE_EXPORT,
+    ROLE_STATION,
+    build_root_certificate,
+    issue_certificate,
+    key_fingerprint,
+    to_pem,
+)
 from catalog.event_hashes import digest_row, stored_event_body, stored_event_hash
 from catalog.key_certs import statement_body
 from catalog.models import CustodyEvent
@@ -72,7 +79,7 @@ def test_a_clean_package_verifies_with_nothing_but_cryptography(verifier_python:
     assert (checked["manifests"], checked["anchors"], checked["items"], checked["certificates"]) == (3, 2, 2, 2)
     assert (checked["chain_from"], checked["chain_to"], checked["full_rows"], checked["v2_digest_rows"],
             checked["v1_hash_only_rows"], checked["events"]) == (2, 13, 6, 4, 2, 6)
-    assert checked["report_cells"] == 13 and checked["trust"] == "not given"
+    assert checked["report_cells"] == 2 * 25 and checked["trust"] == "not given"  # two items, 25 fact rows each
     assert any(w.startswith("no --trust given: compare the root fingerprint " + package.keys.root_fingerprint)
                for w in result["warnings"])
     assert "2 events before chain v2 are linked by hash only" in " ".join(result["warnings"])
@@ -182,7 +189,7 @@ def test_a_changed_original_with_every_readable_file_rewritten_and_the_bag_resea
     assert any(f["file"] == "data/items.json" and "sha256 is not the signed sha256" in f["what"]
                and (f["expected"], f["found"]) == (old, new) for f in result["findings"])
     assert [(f["what"], f["expected"]) for f in result["findings"] if f["file"] == "data/report.html"] == [
-        ("the report does not show a signed SHA-256", old)]
+        ("the report has no fact table for a signed item", old)]
     assert SIG in files(result)
 
 
@@ -464,6 +471,9 @@ def test_timestamps_verify_and_a_swapped_token_is_named(verifier_python: Path, l
 
     code, result = verify_json(verifier_python, bag, env={"PATH": str(tmp_path / "no-tools")})
     assert code == 0 and "timestamp signature not checked (no openssl)" in " ".join(result["warnings"])
+    without = run_verifier(verifier_python, bag / "verify.py", "--tsa-ca", str(local_tsa.ca), bag,
+                           env={"PATH": str(tmp_path / "no-tools")})
+    assert without.returncode == 2 and "--tsa-ca needs openssl" in without.stderr
 
     (bag / TSR).write_bytes(stamp((bag / "bag-info.txt").read_bytes()))  # a genuine token, over another file
     code, result = verify_json(verifier_python, bag)
@@ -500,15 +510,21 @@ def test_malformed_files_are_findings_not_crashes(verifier_python: Path, package
     bag = package.path
     with (bag / CHAIN).open("a", encoding="utf-8") as fh:
         fh.write('{"id": "fourteen"}\n[1, 2]\nnot json\n')
-    (bag / EVENTS).write_text((bag / EVENTS).read_text(encoding="utf-8") + '{"id": 99, "body": 5}\n', encoding="utf-8")
+    (bag / EVENTS).write_text((bag / EVENTS).read_text(encoding="utf-8") + '{"id": 99, "body": 5}\n'
+                              '{"id": 1e999, "body": "{}", "chain_version": 2, "prev_hash": "", "hash": ""}\n',
+                              encoding="utf-8")  # an id that parses as infinity
     (bag / "data/items.json").write_text("{", encoding="utf-8")
     (bag / "data/custody/export-anchor.json").write_text("[]", encoding="utf-8")
+    report = bag / "data/report.html"
+    report.write_text(report.read_text(encoding="utf-8").replace("<body>", "<body><![if x[ y ]]>"), encoding="utf-8")
+    (bag / "data/report.pdf").write_bytes(b"%PDF-1.4\n" + b"1 0 obj\n" * 300_000)  # 2.4 MB of objects never ended
     seal(bag, package.keys.export, manifests=True)
     (bag / TSR).write_bytes(b"\x30\x82\xff\xff\x02")  # a token cut short
-    code, result = verify_json(verifier_python, bag)
+    code, result = verify_json(verifier_python, bag)  # bounded: a quadratic scan of the PDF would not end in time
     assert code == 1
     found_files = files(result)
-    assert {CHAIN, EVENTS, "data/items.json", "data/custody/export-anchor.json", TSR} <= found_files
+    assert {CHAIN, EVENTS, "data/items.json", "data/custody/export-anchor.json", TSR, "data/report.html",
+            "data/report.pdf"} <= found_files
     assert any(f["file"] == CHAIN and "cannot be read" in f["what"] for f in result["findings"])
 
 
@@ -617,3 +633,75 @@ def test_a_token_from_a_tsa_the_package_does_not_name_is_named_even_when_genuine
     assert code == 1
     assert [f["file"] for f in result["findings"]] == [TSR]
     assert "does not name" in result["findings"][0]["what"]
+
+
+@pytest.mark.parametrize(("attack", "expected"), [
+    ("item dropped", "a signed item of the package is not listed once in items.json"),
+    ("item unlinked", "item 1: no verified manifest vouches for it (only a disposed item has none)"),
+    ("fact missing", "item 1: recording.captured_end is missing"),
+    ("ghost item", "item 99: no verified manifest vouches for it (only a disposed item has none)"),
+    ("item twice", "a signed item of the package is not listed once in items.json"),
+])
+def test_items_json_cannot_leave_out_unlink_or_add_items(verifier_python: Path, package: Package, attack: str,
+                                                         expected: str) -> None:
+    """An export-key holder edits items.json so that a fact escapes comparison: every signed item must be listed
+    once, with every fact its manifest carries; an item no manifest vouches for must be a disposed one."""
+    def edit(summary: dict[str, Any]) -> None:
+        items = summary["items"]
+        if attack == "item dropped":
+            items.pop(0)
+        elif attack == "item unlinked":
+            items[0].pop("manifests")
+            items[0]["sha256"] = "0" * 64
+            items[0]["recording"]["captured_end"] = "2026-11-19T23:10:02+00:00"
+        elif attack == "fact missing":
+            items[0]["recording"].pop("captured_end")
+        elif attack == "ghost item":
+            items.append({"recording_id": 99, "sha256": "9" * 64, "state": "archived", "recording": {}})
+        else:
+            items.append(json.loads(json.dumps(items[0])))
+
+    edit_json(package.path / "data/items.json", edit)
+    seal(package.path, package.keys.export, manifests=True)
+    code, result = verify_json(verifier_python, package.path)
+    assert code == 1
+    assert any(f["file"] == "data/items.json" and f["what"].startswith(expected) for f in result["findings"]), \
+        named(result)
+
+
+def test_an_anchor_signed_with_the_export_key_is_named(verifier_python: Path, package: Package) -> None:
+    """Only station keys anchor the chain: whoever holds the export key cannot re-anchor a rewritten history."""
+    bag = package.path
+    anchor = next(p for p in (bag / "data/custody/anchors").glob("anchor-000000000013-*.json")
+                  if not p.name.endswith(".body.json"))
+    body = json.loads(anchor.with_name(anchor.name[:-5] + ".body.json").read_bytes())
+    write_signed_triple(anchor.parent, anchor.name[:-5], body, package.keys.export)
+    seal(bag, package.keys.export, manifests=True)
+    code, result = verify_json(verifier_python, bag)
+    assert code == 1
+    assert any(f["file"] == anchor.relative_to(bag).as_posix() and "is not certified for this" in f["what"]
+               and f["expected"] == "station key 'station-1'" for f in result["findings"]), named(result)
+
+
+def test_the_export_key_revoked_before_the_package_token_and_a_removed_token_are_named(
+        verifier_python: Path, local_tsa: LocalTsa, tmp_path: Path) -> None:
+    settings = _TsaSettings(local_tsa.url("ok"))
+    package = build_package(tmp_path / "package", stamp=lambda data: timestamp(data, settings) or b"")
+    keys, fp = package.keys, package.keys.fingerprint(ROLE_EXPORT)
+    revoked_at = datetime.now(UTC) - timedelta(minutes=1)  # after the package was signed, before its token
+    body = statement_body("revoked", fp, role=ROLE_EXPORT, subject="export", at=revoked_at, reason="钥匙被盗",
+                          by="admin:root", root_fp=keys.root_fingerprint, now=revoked_at)
+    (package.path / "trust" / "revocations").mkdir(parents=True)
+    (package.path / "trust" / "revocations" / f"{fp}.json").write_bytes(
+        json.dumps(sign_document(body, keys.root), ensure_ascii=False).encode())
+    seal(package.path, keys.export)
+    (package.path / TSR).write_bytes(timestamp((package.path / "tagmanifest-sha256.txt").read_bytes(), settings)
+                                     or b"")
+    code, result = verify_json(verifier_python, package.path, "--tsa-ca", str(local_tsa.ca))
+    assert code == 1
+    assert [(f["file"], f["what"].split(" (")[0]) for f in result["findings"]] == [
+        (TSR, "what tagmanifest-sha256.txt holds: timestamped")]
+    (package.path / TSR).unlink()
+    code, result = verify_json(verifier_python, package.path, "--tsa-ca", str(local_tsa.ca))
+    assert any("names a timestamp authority" in w and "has no tagmanifest-sha256.txt.tsr" in w
+               for w in result["warnings"])

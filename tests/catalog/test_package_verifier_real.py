@@ -35,6 +35,7 @@ from tests.helpers.package_attacks import (
     reseal,
     retime_event,
 )
+from tests.helpers.pdf_edit import Pdf
 from tests.helpers.synthetic_package import seal
 from tests.helpers.tsa import LocalTsa
 from tests.helpers.verifier_env import files, named, verifier_python, verify_json
@@ -255,12 +256,17 @@ def _other_digit(match: re.Match[str]) -> str:
 
 
 @pytest.mark.parametrize(("attack", "expected"), [
-    ("extra row", "its fact table is not the report's: a cell without data-field"),
-    ("script", "the report holds active or hiding content"),
-    ("hiding style", "the report holds active or hiding content"),
+    ("extra row", "its fact table is not the report's: row 8 is not one label and one fact cell"),
+    ("script", "the report holds what the archive's report never does"),
+    ("hiding style", "the report's stylesheet is not the archive's"),
     ("place", "the report's place is not the signed value"),
     ("capture end", "the report's captured_end is not the signed value"),
-    ("second purpose", "its fact table is not the report's: purpose twice"),
+    ("second purpose", "its fact table is not the report's: its rows are not the report's"),
+    ("noembed", "the report holds what the archive's report never does"),
+    ("labels swapped", "its fact table is not the report's: the captured_start row is labelled '采集结束时间'"),
+    ("row dropped", "its fact table is not the report's: its rows are not the report's (missing ['clock_offset']"),
+    ("sha256 unmarked", "the report has no fact table for a signed item"),
+    ("escaped css", "the report's stylesheet is not the archive's"),
 ])
 def test_a_report_html_rewritten_by_an_export_key_holder_is_named(verifier_python: Path, real: _Real, tmp_path: Path,
                                                                    attack: str, expected: str) -> None:
@@ -281,6 +287,12 @@ def test_a_report_html_rewritten_by_an_export_key_holder_is_named(verifier_pytho
                               count=1),
         "second purpose": html[:row_end] + '<tr><th>证明对象</th><td data-field="purpose">证明其他事项</td></tr>'
                           + html[row_end:],
+        "noembed": html.replace("<h2>", "<noembed><table><tr><th>x</th></tr></table></noembed><h2>", 1),
+        "labels swapped": html.replace("<th>采集开始时间</th>", "<th>@</th>", 1).replace(
+            "<th>采集结束时间</th>", "<th>采集开始时间</th>", 1).replace("<th>@</th>", "<th>采集结束时间</th>", 1),
+        "row dropped": re.sub(r"<tr><th>设备时钟偏差（秒）</th>.*?</tr>", "", html, count=1, flags=re.S),
+        "sha256 unmarked": html.replace(' data-field="sha256"', "", 1),
+        "escaped css": html.replace("</style>", "td { fo\\6e t-size: 0 }</style>"),
     }[attack]
     assert changed != html
     page.write_text(changed, encoding="utf-8")
@@ -311,3 +323,51 @@ def test_a_report_pdf_rendered_from_other_facts_or_changed_after_writing_is_name
     assert sorted(what.split(" (")[0] for _, what in _report_findings(verifier_python, bag, real)) == [
         "the PDF holds actions, scripts or embedded files",
         "the PDF was changed after it was written"]
+
+
+def _forge_pdf(bag: Path, how: str) -> None:
+    """report.pdf rewritten by the export-key holder so that a viewer shows a purpose reversed while the original
+    text stays somewhere in the file (tests.helpers.pdf_edit: one xref, one %%EOF, nothing appended)."""
+    path = bag / "data/report.pdf"
+    pdf = Pdf(path.read_bytes())
+    purposes = {i["recording"]["purpose"] for i in json.loads((bag / "data/items.json").read_text())["items"]
+                if i.get("recording", {}).get("purpose")}
+    for n in pdf.contents():
+        content = pdf.stream(n)
+        hits = [h for h in pdf.strings(content) if h[3] in purposes]
+        if not hits:
+            continue
+        start, end, font, text = hits[0]
+        forged = pdf.literal(font, text[::-1])
+        if how == "invisible":  # the real text in render mode 3 (drawn invisibly), the forged one visibly
+            content = content[:start] + b"3 Tr " + content[start:end] + b" Tj 0 Tr " + forged + content[end:]
+        elif how == "white box":  # a white box over the real text, the forged text drawn on it
+            x, y = map(float, re.findall(rb"BT ([\d.]+) ([\d.]+) Td $", content[:start])[-1])
+            content += b"\nq 1 g %.2f %.2f 300 10 re f Q\nBT /%s 9.00 Tf ET\nBT %.2f %.2f Td %s Tj ET\n" % (
+                x - 1, y - 2, font, x, y, forged)
+        else:  # "orphan": the page shows a new stream; the original stays in the file, shown by nothing
+            new = max(pdf.raw) + 1
+            pdf.set_stream(new, content[:start] + forged + content[end:])
+            page = next(k for k, body in pdf.raw.items() if b"/Contents %d 0 R" % n in body)
+            pdf.raw[page] = pdf.raw[page].replace(b"/Contents %d 0 R" % n, b"/Contents %d 0 R" % new)
+            break
+        pdf.set_stream(n, content)
+        break
+    else:
+        raise AssertionError("no purpose drawn in the PDF")
+    path.write_bytes(pdf.write())
+
+
+@pytest.mark.parametrize(("how", "expected"), [
+    ("invisible", "draws something a text check cannot vouch for: operator 'Tr'"),
+    ("white box", "draws something a text check cannot vouch for: a filled area painted over text"),
+    ("orphan", "the PDF's fact table is not report.html's"),
+])
+def test_a_report_pdf_drawn_to_show_what_its_text_does_not_say_is_named(verifier_python: Path, real: _Real,
+                                                                         tmp_path: Path, how: str,
+                                                                         expected: str) -> None:
+    bag = _copy(real.plain, tmp_path)
+    _forge_pdf(bag, how)
+    found = _report_findings(verifier_python, bag, real)
+    assert {file for file, _ in found} == {"data/report.pdf"}, found
+    assert any(expected in what for _, what in found), found

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from catalog.canonical import jcs, legacy_json
 from catalog.certificates import ROLE_EXPORT, ROLE_STATION
+from catalog.court_report import write_reports
 from catalog.event_hashes import link_hash
 from catalog.signing import public_key_b64
 from tests.helpers.synthetic_package import Keys, make_keys, write_trust
@@ -142,6 +143,7 @@ def forge_with_own_keys(bag: Path, *, edit_manifest: Callable[[dict[str, Any]], 
         stamp.unlink(missing_ok=True)
     write_trust(bag, keys)
     _rename_keys(bag, renames)
+    write_reports(bag / "data", root_fingerprint=keys.root_fingerprint)  # the forger renders the report anew
     (bag / SIG).unlink(missing_ok=True)
     reseal(bag, {"Root-Key-Fingerprint": keys.root_fingerprint,
                  "Export-Key-Fingerprint": keys.fingerprint(ROLE_EXPORT)})
@@ -152,7 +154,7 @@ def forge_with_own_keys(bag: Path, *, edit_manifest: Callable[[dict[str, Any]], 
 
 def _rename_keys(bag: Path, renames: dict[str, str]) -> None:
     """Every readable file that names the old keys names the attacker's instead (items.json, the report, …)."""
-    readable = [bag / "data" / name for name in ("items.json", "report.html", "premis.xml", "keys/station-keys.json")]
+    readable = [bag / "data" / name for name in ("items.json", "premis.xml", "keys/station-keys.json")]
     for path in [*readable, bag / "VERIFY.txt"]:
         if path.is_file():
             text = path.read_text(encoding="utf-8")

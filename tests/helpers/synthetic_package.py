@@ -3,9 +3,9 @@ the project's own functions (catalog.signing, catalog.certificates, catalog.even
 verify.py's tests do not wait for the package builder, and know exactly what each file holds.
 
 The chain: events 1-2 are other recordings' (version 1; an anchor names event 2, where the segment starts, as a
-hash-only row), then events 3-13: item 1 copied (version 1, full), another recording's version-1 event (hash only), the switch to
-version 2, and from there the items' and the case's events (full) between other recordings' (digest-only rows),
-up to the export anchor at event 13. Item 1 has manifests r1 and r2, item 2 (a document) r1.
+hash-only row), then events 3-13: item 1 copied (version 1, full), another recording's version-1 event (hash only),
+the switch to version 2, and from there the items' and the case's events (full) between other recordings' (digest-
+only rows), up to the export anchor at event 13. Item 1 has manifests r1 and r2, item 2 (a document) r1.
 """
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from catalog.certificates import ROLE_EXPORT, ROLE_STATION, build_root_certificate, issue_certificate, key_fingerprint
 from catalog.certificates import to_pem as cert_pem
+from catalog.court_report import write_reports
 from catalog.event_hashes import GENESIS_HASH, event_body, link_hash
+from catalog.package.payload import SIGNED_FACTS, _signed_value
 from catalog.signing import sign_document, signed_bytes
 from catalog.timestamping import token_signer
 
@@ -206,9 +208,9 @@ def _items_and_manifests(work: Path, keys: Keys, events: list[Event], payload_by
         items.append({"recording_id": recording_id, "sha256": sha, "size_bytes": size,
                       "original_name": body["original_name"], "media_kind": "video", "purpose_in_case": "证明",
                       "state": "archived", "manifests": manifests, "file": f"data/{rel}",
-                      "recording": {"case_number": CASE, "captured_start": body["stamp"]["captured_start"],
-                                    "captured_end": body["capture"]["end"], "purpose": body["stamp"]["purpose"],
-                                    "collector": body["stamp"]["collector"], "clock_offset_s": 0.25}})
+                      "recording": {**{key: _signed_value(body, path) for key, path in SIGNED_FACTS},
+                                    "integrity": body["integrity"], "retain_until": body["retain_until"],
+                                    "legal_hold": False}})
     return items
 
 
@@ -232,25 +234,6 @@ def _anchors(work: Path, keys: Keys, events: list[Event]) -> str:
     return name
 
 
-def _report_html(items: list[dict[str, Any]]) -> str:
-    """As catalog.court_report writes it: per item a table whose fact cells carry data-field, times local and UTC."""
-    parts = ["<!doctype html><html><body><table><tr><th>导出</th><td data-field='exported_at'>x</td></tr></table>"]
-    for item in items:
-        facts = item["recording"]
-        utc = datetime.fromisoformat(facts["captured_start"]).astimezone(UTC)
-        local = utc + timedelta(hours=8)
-        parts.append(
-            f"<h2>{item['recording_id']}</h2><table>"
-            f"<tr><th>文件</th><td data-field='file' class='mono'>{item['file']}</td></tr>"
-            f"<tr><th>SHA-256</th><td data-field='sha256' class='mono'>{item['sha256']}</td></tr>"
-            f"<tr><th>案件编号</th><td data-field='case_number'>{facts['case_number']}</td></tr>"
-            f"<tr><th>证明对象</th><td data-field='purpose'>{facts['purpose']}</td></tr>"
-            f"<tr><th>采集人</th><td data-field='collector'>{facts['collector']} 张三</td></tr>"
-            f"<tr><th>采集时间</th><td data-field='captured_start'>本地时间: {local:%Y-%m-%d %H:%M:%S} (UTC+08:00)<br>"
-            f"UTC 时间: {utc:%Y-%m-%d %H:%M:%S} UTC</td></tr></table>")
-    return "\n".join(parts) + "</body></html>"
-
-
 def write_payload(work: Path, keys: Keys, events: list[Event], payload_bytes: int, package: Package) -> str:
     for folder in ("recordings", "documents", "manifests", "keys", "custody/anchors"):
         (work / folder).mkdir(parents=True, exist_ok=True)
@@ -266,7 +249,8 @@ def write_payload(work: Path, keys: Keys, events: list[Event], payload_bytes: in
                "export_key_fingerprint": keys.fingerprint(ROLE_EXPORT), "chain_anchor": anchor,
                "case": {"number": CASE}, "items": items}
     (work / "items.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
-    (work / "report.html").write_text(_report_html(items), encoding="utf-8")
+    written = write_reports(work, root_fingerprint=keys.root_fingerprint)  # report.html and report.pdf
+    assert not written.notes, written.notes
     return anchor
 
 

@@ -25,7 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
-from catalog import CustodyKind, append_event, load_chain
+from catalog import CustodyKind, append_event, load_chain, report_values
 from catalog import package_verifier as verifier
 from catalog.canonical import jcs
 from catalog.certificates import (
@@ -580,23 +580,30 @@ def test_a_manifest_signed_by_another_stations_certified_key_is_named(verifier_p
 def test_a_key_revoked_before_the_trusted_time_of_what_it_signed_is_named_though_the_signer_wrote_an_earlier_time(
         verifier_python: Path, local_tsa: LocalTsa, tmp_path: Path) -> None:
     """A stolen station key signs an anchor dated before the revocation; the TSA's time (now) is after it."""
+    package = _timestamped_with_revocation(tmp_path, local_tsa, ROLE_STATION, "station-1")
+    code, result = verify_json(verifier_python, package.path, "--tsa-ca", str(local_tsa.ca))
+    assert code == 1
+    assert [(f["file"], f["found"][:16]) for f in result["findings"]] == [
+        ("data/custody/export-anchor.tsr", _token_time(package.path / "data/custody/export-anchor.tsr"))]
+    assert "timestamped (RFC 3161) after the key was revoked" in result["findings"][0]["what"]
+
+
+def _timestamped_with_revocation(tmp_path: Path, local_tsa: LocalTsa, role: str, subject: str) -> Package:
+    """A timestamped package whose *role* key the root revoked a minute ago: after every time its signer wrote,
+    before the tokens' (trusted) times; the package re-signed and its own token made anew."""
     settings = _TsaSettings(local_tsa.url("ok"))
     package = build_package(tmp_path / "package", stamp=lambda data: timestamp(data, settings) or b"")
-    keys, fp = package.keys, package.keys.fingerprint(ROLE_STATION)
-    revoked_at = datetime.now(UTC) - timedelta(minutes=1)  # after every signed_at/written_at, before the tokens
-    body = statement_body("revoked", fp, role=ROLE_STATION, subject="station-1", at=revoked_at, reason="钥匙被盗",
+    keys, fp = package.keys, package.keys.fingerprint(role)
+    revoked_at = datetime.now(UTC) - timedelta(minutes=1)
+    body = statement_body("revoked", fp, role=role, subject=subject, at=revoked_at, reason="钥匙被盗",
                           by="admin:root", root_fp=keys.root_fingerprint, now=revoked_at)
     (package.path / "trust" / "revocations").mkdir(parents=True)
     (package.path / "trust" / "revocations" / f"{fp}.json").write_bytes(
         json.dumps(sign_document(body, keys.root), ensure_ascii=False).encode())
     seal(package.path, keys.export)
     (package.path / TSR).write_bytes(timestamp((package.path / "tagmanifest-sha256.txt").read_bytes(), settings)
-                                     or b"")  # the export key is not revoked: its token stands
-    code, result = verify_json(verifier_python, package.path, "--tsa-ca", str(local_tsa.ca))
-    assert code == 1
-    assert [(f["file"], f["found"][:16]) for f in result["findings"]] == [
-        ("data/custody/export-anchor.tsr", _token_time(package.path / "data/custody/export-anchor.tsr"))]
-    assert "timestamped (RFC 3161) after the key was revoked" in result["findings"][0]["what"]
+                                     or b"")
+    return package
 
 
 def _token_time(token: Path) -> str:
@@ -685,18 +692,7 @@ def test_an_anchor_signed_with_the_export_key_is_named(verifier_python: Path, pa
 
 def test_the_export_key_revoked_before_the_package_token_and_a_removed_token_are_named(
         verifier_python: Path, local_tsa: LocalTsa, tmp_path: Path) -> None:
-    settings = _TsaSettings(local_tsa.url("ok"))
-    package = build_package(tmp_path / "package", stamp=lambda data: timestamp(data, settings) or b"")
-    keys, fp = package.keys, package.keys.fingerprint(ROLE_EXPORT)
-    revoked_at = datetime.now(UTC) - timedelta(minutes=1)  # after the package was signed, before its token
-    body = statement_body("revoked", fp, role=ROLE_EXPORT, subject="export", at=revoked_at, reason="钥匙被盗",
-                          by="admin:root", root_fp=keys.root_fingerprint, now=revoked_at)
-    (package.path / "trust" / "revocations").mkdir(parents=True)
-    (package.path / "trust" / "revocations" / f"{fp}.json").write_bytes(
-        json.dumps(sign_document(body, keys.root), ensure_ascii=False).encode())
-    seal(package.path, keys.export)
-    (package.path / TSR).write_bytes(timestamp((package.path / "tagmanifest-sha256.txt").read_bytes(), settings)
-                                     or b"")
+    package = _timestamped_with_revocation(tmp_path, local_tsa, ROLE_EXPORT, "export")
     code, result = verify_json(verifier_python, package.path, "--tsa-ca", str(local_tsa.ca))
     assert code == 1
     assert [(f["file"], f["what"].split(" (")[0]) for f in result["findings"]] == [
@@ -705,3 +701,16 @@ def test_the_export_key_revoked_before_the_package_token_and_a_removed_token_are
     code, result = verify_json(verifier_python, package.path, "--tsa-ca", str(local_tsa.ca))
     assert any("names a timestamp authority" in w and "has no tagmanifest-sha256.txt.tsr" in w
                for w in result["warnings"])
+
+
+def test_the_verifier_knows_the_reports_rows_labels_and_stylesheet() -> None:
+    """verify.py is one stand-alone file, so it holds its own copy of what catalog.court_report writes: the item
+    rows' labels (catalog.report_values) and the stylesheet's SHA-256 (templates/court_report.html). A change to
+    either must be made to verify.py too (keeping the old stylesheet's hash, for packages already written)."""
+    label_keys = {"captured_start": "capture_start", "captured_end": "capture_end", "key_fingerprint": "signed_by"}
+    for field_name, labels in verifier.ITEM_LABELS.items():
+        assert labels == report_values._LABELS[label_keys.get(field_name, field_name)], field_name
+    assert set(verifier.ITEM_ROWS) | set(verifier.DISPOSED_ROWS) == set(verifier.ITEM_LABELS)
+    template = (Path(verifier.__file__).parent / "templates" / "court_report.html").read_text(encoding="utf-8")
+    css = template.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert hashlib.sha256(" ".join(css.split()).encode()).hexdigest() in verifier.REPORT_STYLES

@@ -147,9 +147,11 @@ def anchor_quietly(session: Session, store: EvidenceStore, *, station: str, key:
     return row
 
 
-def read_anchors(store: EvidenceStore, *, trusted: set[str] | None) -> tuple[list[Anchor], list[tuple[str, str]]]:
+def read_anchors(store: EvidenceStore, *, trusted: set[str] | None,
+                 tsa_ca: str = "") -> tuple[list[Anchor], list[tuple[str, str]]]:
     """Every anchor in the store whose signature verifies, and (name, problem) for each that does not, and for
-    each RFC 3161 token beside an anchor that does not stamp its signed bytes (catalog.timestamping)."""
+    each RFC 3161 token beside an anchor that does not stamp its signed bytes (catalog.timestamping; with *tsa_ca*,
+    EVIDENCE_TSA_CA, or is not signed by that TSA)."""
     anchors: list[Anchor] = []
     problems: list[tuple[str, str]] = []
     names = store.list_records(ANCHOR_PREFIX)
@@ -168,7 +170,7 @@ def read_anchors(store: EvidenceStore, *, trusted: set[str] | None) -> tuple[lis
                                   previous_sha256=previous.get("sha256"), reason=str(body.get("reason") or "")))
         except (SignatureInvalid, KeyError, ValueError, TypeError, AttributeError, StorageError) as exc:
             problems.append((name, f"the anchor cannot be trusted: {exc}"))
-    times, token_problems = stored_token_findings(store, signed, names)
+    times, token_problems = stored_token_findings(store, signed, names, tsa_ca)
     anchors = [replace(a, trusted_time=times.get(a.name, NO_TRUSTED_TIME)) for a in anchors]
     return anchors, problems + token_problems
 

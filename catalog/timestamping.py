@@ -24,10 +24,19 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
+from cryptography import x509
+from rfc3161_client import (
+    HashAlgorithm,
+    PKIStatus,
+    TimestampRequestBuilder,
+    VerificationError,
+    VerifierBuilder,
+    decode_timestamp_response,
+)
 from rfc3161_client.tsp import TimeStampResponse, TimeStampTokenInfo
 
 from catalog.errors import CatalogError
@@ -36,7 +45,7 @@ from storage import EvidenceStore, StorageError, StoredObject
 
 __all__ = ["NO_TRUSTED_TIME", "TOKEN_SUFFIX", "Stamp", "TimestampFailed", "TsaSettings", "check_response",
            "describe_token", "stamp_record", "stored_token_findings", "timestamp", "token_name", "token_problem",
-           "token_signer", "trusted_time_statement", "try_timestamp"]
+           "token_signature_problem", "token_signer", "trusted_time_statement", "try_timestamp"]
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +241,34 @@ def describe_token(token: bytes) -> str:
     return f"RFC 3161 time {gen_time.isoformat()} from {tsa}"
 
 
+def token_signature_problem(token: bytes, data: bytes, ca_file: str) -> str | None:
+    """Why *token*'s signature does not verify over *data* up to the CA certificates in *ca_file* (EVIDENCE_TSA_CA:
+    self-signed ones are the roots; a certificate for time stamping there stands in for a token that carries none);
+    None: it verifies (rfc3161-client's Verifier: chain, signature, imprint)."""
+    try:
+        certificates = x509.load_pem_x509_certificates(Path(ca_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        return f"EVIDENCE_TSA_CA {ca_file} cannot be read as PEM certificates ({exc})"
+    roots = [c for c in certificates if c.subject == c.issuer]
+    others = [c for c in certificates if c.subject != c.issuer]
+    stamper = next((c for c in others if _stamps_time(c)), None)
+    builder = VerifierBuilder(roots=roots, intermediates=[c for c in others if c is not stamper],
+                              tsa_certificate=stamper)
+    try:
+        builder.build().verify_message(decode_timestamp_response(token), data)
+    except (VerificationError, ValueError) as exc:
+        return f"its signature does not verify up to the TSA's CA in EVIDENCE_TSA_CA {ca_file} ({exc})"
+    return None
+
+
+def _stamps_time(certificate: x509.Certificate) -> bool:
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return x509.oid.ExtendedKeyUsageOID.TIME_STAMPING in usage
+
+
 def token_signer(token: bytes) -> str | None:
     """"<hash>:<hex>" naming the TSA certificate that signed *token* (its ESS signing-certificate attribute, which
     every RFC 3161 token carries); None if it names none or does not parse. The package verifier's own parser, so
@@ -273,8 +310,8 @@ def stamp_record(store: EvidenceStore, record_name: str, signed: bytes, settings
         return None
 
 
-def stored_token_findings(store: EvidenceStore, signed: dict[str, bytes],
-                          names: list[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def stored_token_findings(store: EvidenceStore, signed: dict[str, bytes], names: list[str],
+                          tsa_ca: str = "") -> tuple[dict[str, str], list[tuple[str, str]]]:
     """For the records in *signed* (name -> exact signed bytes) and the stored *names* listed beside them: each
     record's trusted time ("RFC 3161 time …", else NO_TRUSTED_TIME), and (token name, problem) for every token that
     does not stamp its record or has no record beside it."""
@@ -296,6 +333,8 @@ def stored_token_findings(store: EvidenceStore, signed: dict[str, bytes],
             continue
         if (problem := token_problem(data, token)) is not None:
             problems.append((name, f"this RFC 3161 token does not stamp {record}: {problem}"))
+        elif tsa_ca and (problem := token_signature_problem(token, data, tsa_ca)) is not None:
+            problems.append((name, f"this RFC 3161 token of {record}: {problem}"))
         else:
             times[record] = describe_token(token)
     return times, problems

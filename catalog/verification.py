@@ -33,7 +33,7 @@ from catalog.replay import LIFECYCLE_KINDS, CaseReplay, RecordingReplay, load_ca
 from catalog.replay_compare import case_findings, chain_decision, chain_findings
 from catalog.retention import RetentionPolicy
 from catalog.signing import SignatureInvalid, signed_bytes, verify_document
-from catalog.timestamping import token_name, token_problem
+from catalog.timestamping import token_name, token_problem, token_signature_problem
 from catalog.verify_records import (
     Problem,
     RecordRows,
@@ -178,24 +178,27 @@ def check_lock_against_chain(recording: Recording, stored: StoredObject, replay:
     return problems
 
 
-def _token_problem(store: EvidenceStore, name: str, signed: bytes) -> str | None:
-    """Why the RFC 3161 token stored beside record *name*, if any, does not stamp its *signed* bytes."""
+def _token_problem(store: EvidenceStore, name: str, signed: bytes, tsa_ca: str) -> str | None:
+    """Why the RFC 3161 token stored beside record *name*, if any, does not stamp its *signed* bytes (with
+    *tsa_ca*, EVIDENCE_TSA_CA: or is not signed by that TSA)."""
     try:
         token = store.get_record(token_name(name))
     except ObjectMissing:
         return None
     problem = token_problem(signed, token)
+    if problem is None and tsa_ca:
+        problem = token_signature_problem(token, signed, tsa_ca)
     return None if problem is None else f"its RFC 3161 token {token_name(name)} does not stamp it: {problem}"
 
 
 def _disposal_record(store: EvidenceStore, batch_id: int, keys: set[str],
-                     cache: dict[int, dict[str, Any] | str]) -> dict[str, Any] | str:
+                     cache: dict[int, dict[str, Any] | str], tsa_ca: str = "") -> dict[str, Any] | str:
     if batch_id not in cache:
         name = f"disposals/batch-{batch_id:06d}.json"
         try:
             document = json.loads(store.get_record(name))
             cache[batch_id] = verify_document(document, trusted_fingerprints=keys)
-            problem = _token_problem(store, name, signed_bytes(document))
+            problem = _token_problem(store, name, signed_bytes(document), tsa_ca)
             if problem is not None:
                 cache[batch_id] = f"the disposal record {name}: {problem}"
         except ObjectMissing:
@@ -208,7 +211,7 @@ def _disposal_record(store: EvidenceStore, batch_id: int, keys: set[str],
 
 
 def check_disposed(session: Session, store: EvidenceStore, recording: Recording, replay: RecordingReplay,
-                   keys: set[str], cache: dict[int, dict[str, Any] | str]) -> list[Problem]:
+                   keys: set[str], cache: dict[int, dict[str, Any] | str], tsa_ca: str = "") -> list[Problem]:
     """A row marked disposed needs all three: a tombstone, a `disposed` custody event and a signed disposal record
     in WORM storage listing it as disposed. Otherwise the row was hidden from the checks of what the store holds."""
     who = recording_subject(recording)
@@ -224,7 +227,7 @@ def check_disposed(session: Session, store: EvidenceStore, recording: Recording,
     if batch_id is None:
         problems.append("no disposal batch names it, so no signed disposal record can vouch for it")
     else:
-        record = _disposal_record(store, batch_id, keys, cache)
+        record = _disposal_record(store, batch_id, keys, cache, tsa_ca)
         if isinstance(record, str):
             problems.append(record)
         elif not any(item.get("recording_id") == recording.id and item.get("sha256") == recording.sha256
@@ -291,6 +294,7 @@ class _Pass:
     keys: set[str]
     cases_said: dict[str, CaseReplay]
     policy: RetentionPolicy | None
+    tsa_ca: str = ""  # EVIDENCE_TSA_CA: stored tokens' signatures are checked against it
     report: VerifyReport = field(default_factory=VerifyReport)
     cases_named: set[str] = field(default_factory=set)
     disposal_records: dict[int, dict[str, Any] | str] = field(default_factory=dict)
@@ -318,7 +322,8 @@ class _Pass:
         problems = replay_problems(self.session, recording, replay, links, self.cases_said, self.policy)
         if recording.state == RecordingState.DISPOSED.value:
             self.rows.pop(recording.id)
-            problems += check_disposed(self.session, self.store, recording, replay, self.keys, self.disposal_records)
+            problems += check_disposed(self.session, self.store, recording, replay, self.keys, self.disposal_records,
+                                       self.tsa_ca)
         elif future is None:
             self.rows.pop(recording.id)
             self.report.skipped.append(f"{recording_subject(recording)}: {recording.state}, not in the store yet")
@@ -352,7 +357,7 @@ class _Pass:
 
 def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[int], *, chain: bool = True,
                    trusted: set[str] | None = None, workers: int = 4, everything: bool = False,
-                   policy: RetentionPolicy | None = None) -> VerifyReport:
+                   policy: RetentionPolicy | None = None, tsa_ca: str = "") -> VerifyReport:
     """Re-hash and cross-check *recording_ids*; with *chain* also walk the custody chain and its anchors.
 
     Each recording's row is also compared with what its custody events say (`catalog.replay`) and, given
@@ -360,7 +365,7 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
     case events. With *everything* (`verify --all`) every case is compared, and recording ids that the chain names
     but the catalogue no longer has are listed."""
     keys = trusted if trusted is not None else trusted_fingerprints(session, store)
-    run = _Pass(session, store, keys, load_case_replays(session), policy)
+    run = _Pass(session, store, keys, load_case_replays(session), policy, tsa_ca)
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="verify") as pool:
         window: list[tuple[Recording, Future[tuple[str, int, StoredObject]] | None]] = []
         for start in range(0, len(recording_ids), 64):
@@ -375,16 +380,16 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
     if everything:
         report.problems.extend(missing_rows(session))
     if chain:
-        problems, report.events, report.anchors = check_chain(session, store, trusted=keys)
+        problems, report.events, report.anchors = check_chain(session, store, trusted=keys, tsa_ca=tsa_ca)
         report.problems.extend(problems)
     return report
 
 
-def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | None,
-                batch: int = 5000) -> tuple[list[Problem], int, int]:
+def check_chain(session: Session, store: EvidenceStore, *, trusted: set[str] | None, batch: int = 5000,
+                tsa_ca: str = "") -> tuple[list[Problem], int, int]:
     """Walk the chain link by link (streaming; each link by its own version's formula, versions never going down)
     and compare it with the signed anchors in the store."""
-    anchors, anchor_problems = read_anchors(store, trusted=trusted)
+    anchors, anchor_problems = read_anchors(store, trusted=trusted, tsa_ca=tsa_ca)
     problems = [Problem("anchor", name, detail) for name, detail in anchor_problems]
     wanted = {a.last_event_id for a in anchors}
     hashes: dict[int, str] = {}

@@ -74,6 +74,7 @@ class Settings:
     anchor_interval_s: float = _default("EVIDENCE_ANCHOR_INTERVAL_S")
     tsa_url: str = _default("EVIDENCE_TSA_URL")
     tsa_timeout_s: float = _default("EVIDENCE_TSA_TIMEOUT_S")
+    tsa_ca: str = _default("EVIDENCE_TSA_CA")
     fixity_interval_s: float = _default("EVIDENCE_FIXITY_INTERVAL_S")
     fixity_sample: int = _default("EVIDENCE_FIXITY_SAMPLE")
     web_addr: tuple[str, int] = _default("EVIDENCE_WEB_ADDR")

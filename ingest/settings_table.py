@@ -151,6 +151,10 @@ SETTINGS: tuple[Setting, ...] = (
        "no trusted timestamp, the times are the archive's own clock", shown_default="none"),
     Setting("EVIDENCE_TSA_TIMEOUT_S", "10", p.positive_seconds,
        "how long one request to the time-stamping authority may take"),
+    Setting("EVIDENCE_TSA_CA", "", p.text,
+       "PEM file of the time-stamping authority's CA certificate (and, for tokens asked for without certificates, "
+       "its own): `evidence verify` then checks each stored token's signature against it, not only its imprint. "
+       "Empty: the imprint only (the signature is for `openssl ts -verify`)", shown_default="none"),
     Setting("EVIDENCE_FIXITY_INTERVAL_S", "3600", p.seconds,
        "how often `worker --schedule` queues a fixity check (0: never)"),
     Setting("EVIDENCE_FIXITY_SAMPLE", "100", p.integer(1),

@@ -54,7 +54,7 @@ def verify(refs: tuple[str, ...], everything: bool, sample: int | None, no_chain
             ids = ([r.id for r in (get_recording(session, ref) for ref in refs) if r.id is not None] if refs
                    else select_recordings(session, sample=sample))
             report = verify_archive(session, store, ids, chain=not no_chain, workers=workers, everything=everything,
-                                    policy=cfg.retention_policy)
+                                    policy=cfg.retention_policy, tsa_ca=cfg.tsa_ca)
             record_results(session, report, actor=actor, now=utcnow(), how="evidence verify: re-hashed from the "
                                                                           "store, manifests and signatures checked")
             append_event(session, CustodyKind.VERIFICATION_RUN, actor=actor, details={

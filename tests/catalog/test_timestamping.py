@@ -214,12 +214,36 @@ def test_swapped_anchor_tokens_are_verification_findings(engine, settings, local
     assert "a token for other bytes" in found[tokens[1]]
 
 
+def test_with_evidence_tsa_ca_a_token_from_another_tsa_is_found_though_it_stamps_the_right_bytes(
+        engine, settings, local_tsa, tmp_path):
+    """Someone who can write to WORM storage replaces an anchor's token with one from a TSA of their own, over the
+    anchor's exact bytes: the imprint is right, so only the TSA's signature, checked against EVIDENCE_TSA_CA, tells."""
+    store = LocalStore(settings.store_path)
+    _catalogue_with_events(engine, settings)
+    written = _anchor(engine, store, settings, _tsa(local_tsa.url(), settings))
+    name = written.row.record_name
+    assert verify_recordings(engine, store, tsa_ca=str(local_tsa.ca)).ok
+    own, own_ca = tsa_helpers.outsider_token(tmp_path / "own-tsa", signed_bytes(json.loads(store.get_record(name))))
+    path = store.root / "records" / token_name(name)
+    mode = path.stat().st_mode & 0o777
+    path.chmod(0o644)
+    path.write_bytes(own)
+    path.chmod(mode)
+    assert verify_recordings(engine, store).ok  # the imprint alone cannot tell
+    found = [(p.subject, p.detail) for p in verify_recordings(engine, store, tsa_ca=str(local_tsa.ca)).problems]
+    assert [subject for subject, _ in found] == [token_name(name)], found
+    assert "its signature does not verify up to the TSA's CA in EVIDENCE_TSA_CA" in found[0][1]
+    assert verify_recordings(engine, store, tsa_ca=str(own_ca)).ok  # the forger's own CA would vouch for it
+    missing = [p.detail for p in verify_recordings(engine, store, tsa_ca=str(tmp_path / "none.pem")).problems]
+    assert missing and "cannot be read as PEM certificates" in missing[0]
+
+
 def test_the_commands_anchor_with_the_tsa_of_the_settings(env, local_tsa):
     """`evidence verify` (anchoring after it, ingest.anchoring) and `evidence custody anchor` read EVIDENCE_TSA_URL."""
-    env = {**env, "EVIDENCE_TSA_URL": local_tsa.url()}
+    env = {**env, "EVIDENCE_TSA_URL": local_tsa.url(), "EVIDENCE_TSA_CA": str(local_tsa.ca)}
     anchored = run_cli(env, "custody", "anchor", "--force", "--json")  # makes the station key, too
     assert anchored.exit_code == 0, anchored.output
-    assert run_cli(env, "verify", "--all").exit_code == 0  # adds an event, then anchors it
+    assert run_cli(env, "verify", "--all").exit_code == 0  # adds an event, then anchors it; tokens' signatures OK
     store = LocalStore(Settings.from_env(env).store_path)
     names = store.list_records(ANCHOR_PREFIX)
     anchors = [n for n in names if n.endswith(".json")]
@@ -227,6 +251,8 @@ def test_the_commands_anchor_with_the_tsa_of_the_settings(env, local_tsa):
     assert names == sorted(anchors + [token_name(n) for n in anchors])
     found, problems = read_anchors(store, trusted=None)
     assert problems == [] and all(a.trusted_time.startswith("RFC 3161 time ") for a in found)
+    checked = run_cli({**env, "EVIDENCE_TSA_CA": str(local_tsa.cert)}, "verify", "--all")  # not the TSA's CA
+    assert checked.exit_code == 4 and "does not verify up to the TSA's CA" in checked.output
 
 
 def test_a_token_whose_anchor_is_gone_is_named(tmp_path):

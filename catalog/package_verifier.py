@@ -49,8 +49,8 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
@@ -1284,7 +1284,17 @@ def _check_item(bag: Bag, item: dict[str, Any], bodies: dict[str, dict[str, Any]
                         body.get("sha256"), bag.computed.get(file))
 
 
-_UTC_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
+_UTC_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC(?!\+|-)")
+_LOCAL_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) \(UTC([+-])(\d{2}):(\d{2})\)")
+#: How the report words a place's or a time's source (catalog.report_values): "<words> (<source>)".
+SOURCE_WORDS = {
+    "sidecar": ("GPS 轨迹文件", "GPS sidecar file"), "exif": ("照片 EXIF GPS", "photo EXIF GPS"),
+    "container": ("媒体文件内的 GPS 标记", "GPS tag in the media file"),
+    "station": ("采集站默认位置（非现场定位）", "station's default place (not measured at the scene)"),
+    "manual": ("人工录入", "entered by hand"),
+    "filename": ("文件名中的时间", "time in the file name"), "file_mtime": ("文件修改时间", "file modification time"),
+    "ingest_time": ("入库时间（设备未提供时间）", "ingest time (the device gave none)"),
+}
 #: What report.html is made of (catalog/templates/court_report.html): anything else could run, load, embed or
 #: hide, so that a reader sees other facts than the cells say; it is a finding, never interpreted.
 REPORT_TAGS = frozenset({"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "div", "ul", "li",
@@ -1343,9 +1353,12 @@ class _ReportPage(HTMLParser):
         self._cell: _Cell | None = None
         self._depth = 0  # open tables
         self._style = False
+        self._where = ""  # "head" or "title" while in them, "row" in a <tr> (browsers and html.parser may differ
+        self._seen: dict[str, int] = {}  # elsewhere: the report has one html, head, body and title)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._check(tag, attrs)
+        self._check_place(tag)
         self._style = tag == "style"
         if tag == "style":
             self.styles.append("")
@@ -1364,6 +1377,19 @@ class _ReportPage(HTMLParser):
         elif tag == "br":
             self.handle_data("\n")
 
+    def _check_place(self, tag: str) -> None:
+        """Where html.parser and a browser could read a page differently: anything inside <title> (text to a
+        browser), a second html/head/body/title, a title outside head, a row outside a table, a cell outside a row."""
+        self._seen[tag] = self._seen.get(tag, 0) + 1
+        if self._where == "title" or (tag in ("html", "head", "body", "title") and self._seen[tag] > 1) or (
+                tag == "title" and self._where != "head") or (tag == "tr" and not self._depth) or (
+                tag in ("th", "td") and self._where != "row"):
+            self.problems.append(f"<{tag}> where the report never has it")
+        if tag in ("head", "title"):
+            self._where = tag
+        elif tag == "tr":
+            self._where = "row"
+
     def _check(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in REPORT_TAGS:
             self.problems.append(f"<{tag}>")
@@ -1378,6 +1404,8 @@ class _ReportPage(HTMLParser):
         self._style = False
         if tag in ("th", "td", "tr", "table"):
             self._cell = None
+        if tag in ("tr", "table", "head") or (tag == "title" and self._where == "title"):
+            self._where = "head" if tag == "title" else ""
         if tag == "table":
             self._depth = max(self._depth - 1, 0)
 
@@ -1386,6 +1414,8 @@ class _ReportPage(HTMLParser):
             self.styles[-1] += data
         if self._cell is not None:
             self._cell.text += data
+        elif self._depth and data.strip():
+            self.problems.append(f"text in a table outside its cells ({data.strip()[:30]!r})")
 
     def handle_comment(self, data: str) -> None:
         self.problems.append(f"a comment <!--{data[:30]}-->")
@@ -1416,8 +1446,13 @@ def _shown_time(signed: Any, text: str) -> bool:
         return text == str(signed)
     if len(str(signed)) <= 10 or at.tzinfo is None:
         return (str(signed) if len(str(signed)) <= 10 else at.strftime("%Y-%m-%d %H:%M:%S")) in text
-    shown = _UTC_SHOWN.search(text)
-    return shown is not None and shown.group(1) == at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    shown, local = _UTC_SHOWN.search(text), _LOCAL_SHOWN.search(text)
+    if shown is None or local is None or shown.group(1) != at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"):
+        return False
+    sign = -1 if local.group(2) == "-" else 1  # the local line is the same instant at the offset it states
+    offset = timedelta(hours=int(local.group(3)), minutes=int(local.group(4))) * sign
+    utc = at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return datetime.strptime(local.group(1), "%Y-%m-%d %H:%M:%S") - offset == utc
 
 
 def _shown_plain(signed: Any, text: str) -> bool:
@@ -1440,12 +1475,20 @@ def _shown_place(signed: Any, text: str) -> bool:
              ("° N" if lat >= 0 else "° S", "° E" if lon >= 0 else "° W"))
     zh = f"{words[0][0]} {abs(lat):.6f}°，{words[0][1]} {abs(lon):.6f}°"
     en = f"{abs(lat):.6f}{words[1][0]}, {abs(lon):.6f}{words[1][1]}"
-    source = str(signed.get("source") or "")
-    return text.startswith((zh, en)) and (not source or f"({source})" in text or f": {source})" in text)
+    source = _source_words(signed.get("source"))
+    return text in {f"{zh} (来源: {word})" for word in source} | {f"{en} (source: {word})" for word in source}
+
+
+def _source_words(signed: Any) -> set[str]:
+    """Every way the report can word *signed* as a source (catalog.report_values.Values.source)."""
+    if not signed:
+        return {"—"}
+    words = SOURCE_WORDS.get(str(signed))
+    return {f"{w} ({signed})" for w in words} if words else {str(signed)}
 
 
 def _shown_source(signed: Any, text: str) -> bool:
-    return text == "—" if not signed else text == str(signed) or text.endswith(f"({signed})")
+    return text in _source_words(signed)
 
 
 def _acquired_at(body: dict[str, Any]) -> Any:
@@ -1551,29 +1594,61 @@ def _check_report_page(bag: Bag, page: _ReportPage) -> None:
                              "over it)", "one <style> of " + ", ".join(sorted(REPORT_STYLES)), styles or None)
 
 
+def _signers(bag: Bag, bodies: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """{SHA-256: the fingerprints of the keys that signed its verified manifests, sorted}."""
+    found: dict[str, set[str]] = {}
+    for rel, body in bodies.items():
+        document = _loads(bag.read(rel) or b"{}")
+        found.setdefault(str(body.get("sha256")), set()).add(str(document["signature"]["key_fingerprint"]))
+    return {sha: sorted(fps) for sha, fps in found.items()}
+
+
+#: Labels only an item's fact table has (the case table also says 案件编号 and 状态): a table showing them is one.
+_ITEM_ONLY_LABELS = frozenset(" ".join(label.split()) for name, labels in ITEM_LABELS.items()
+                              if name not in ("case_number", "status") for label in labels)
+
+
 def check_report(bag: Bag, bodies: dict[str, dict[str, Any]], root_fingerprint: str | None) -> None:
     """Check 7: report.html is the archive's kind of page (its elements, attributes and stylesheet only); each
-    signed item has exactly one fact table, with the report's rows and labels, each cell the signed value; each
-    report.pdf item table shows the same."""
+    signed item has exactly one fact table, with the report's rows and labels, each cell the signed value, and no
+    other table shows item facts; report.pdf shows the same tables."""
     rel = "data/report.html"
     data = bag.read(rel)
+    newest = _newest_bodies(bodies)
     if data is None:
+        bag.report.find(rel, "the package has no report.html (every export writes one; report.pdf is checked "
+                             "against it)", "data/report.html", None)
+        check_report_pdf(bag, newest, {})
         return
     page = _ReportPage()
     page.feed(data.decode("utf-8", errors="replace"))
     page.close()
     _check_report_page(bag, page)
-    language = _report_language(page, bag)
-    newest = _newest_bodies(bodies)
+    shown = _check_report_tables(bag, page, newest, _signers(bag, bodies), root_fingerprint)
+    for sha in sorted(set(newest) - set(shown)):
+        bag.report.find(rel, "the report has no fact table for a signed item", sha, None)
+    check_report_pdf(bag, newest, shown)
+
+
+def _check_report_tables(bag: Bag, page: _ReportPage, newest: dict[str, dict[str, Any]],
+                         signers: dict[str, list[str]], root_fingerprint: str | None) -> dict[str, list[str]]:
+    """Each table of the page: item fact tables checked cell by cell; {SHA-256: its label and value texts}."""
+    rel, language = "data/report.html", _report_language(page, bag)
     shown: dict[str, list[str]] = {}
     for table in page.tables:
         root_shown = [row[-1].text for row in table if row and row[-1].field == "root_fingerprint"]
         if root_shown and root_fingerprint is not None and root_fingerprint not in root_shown[0]:
             bag.report.find(rel, "the report names another agency root", root_fingerprint, root_shown[0])
         if not any(c.field == "sha256" for row in table for c in row):
+            labels = {" ".join(row[0].text.split()) for row in table if row and row[0].tag == "th"}
+            if labels & _ITEM_ONLY_LABELS:
+                bag.report.find(rel, "a table of item facts that is no item's fact table (no data-field sha256)",
+                                None, sorted(labels & _ITEM_ONLY_LABELS)[:3])
             continue
         cells, texts, problems = _item_rows(table, language)
         sha = cells.get("sha256", "")
+        if sha in newest and "status" in cells:
+            problems.append("a signed item shown as a disposed one (its facts left out)")
         for problem in problems:
             bag.report.find(rel, f"item {sha}: its fact table is not the report's: {problem}")
         if sha in shown:
@@ -1582,9 +1657,10 @@ def check_report(bag: Bag, bodies: dict[str, dict[str, Any]], root_fingerprint: 
         bag.report.count("report_cells", len(cells))
         if sha in newest:
             _check_report_item(bag, cells, newest[sha])
-    for sha in sorted(set(newest) - set(shown)):
-        bag.report.find(rel, "the report has no fact table for a signed item", sha, None)
-    check_report_pdf(bag, newest, shown)
+            if cells.get("key_fingerprint") is not None and cells["key_fingerprint"] != " ".join(signers.get(sha, [])):
+                bag.report.find(rel, f"item {sha}: the report's signing keys are not those of its manifests",
+                                " ".join(signers.get(sha, [])), cells["key_fingerprint"])
+    return shown
 
 
 # -- report.pdf: its text layer, read with the standard library ----------------------------------------------------
@@ -1596,7 +1672,7 @@ def check_report(bag: Bag, bodies: dict[str, dict[str, Any]], root_fingerprint: 
 PDF_STREAM_BYTES = 64 * 1024 * 1024
 # (/OpenAction alone is allowed: fpdf2 opens the first page with it; what it could run is named here.)
 _PDF_ACTIVE = re.compile(rb"/(JavaScript|JS|Launch|AA|EmbeddedFiles?|RichMedia|SubmitForm|ImportData|GoToR|GoToE|"
-                         rb"Sound|Movie|XFA|Annots|AcroForm|XObject)\b")
+                         rb"Sound|Movie|XFA|Annots|AcroForm|XObject|ObjStm|XRefStm)\b")
 _OBJECT_START = re.compile(rb"(\d+) 0 obj")
 _STREAM = re.compile(rb"stream\r?\n(.*)\r?\nendstream", re.S)
 _FONT_REF = re.compile(rb"/(F\d+) (\d+) 0 R")
@@ -1650,16 +1726,54 @@ def _literal(content: bytes, start: int) -> tuple[bytes, int]:
     return bytes(out), i
 
 
-def _cmaps(objects: dict[int, bytes]) -> dict[bytes, dict[int, str]]:
-    """Font resource name (b"F1") → its glyph id → text map, from the fonts' ToUnicode CMaps."""
-    maps: dict[bytes, dict[int, str]] = {}
+@dataclass(frozen=True)
+class _Font:
+    text: dict[int, str]  # glyph id -> the text it stands for (ToUnicode)
+    widths: dict[int, float]  # glyph id -> advance, thousandths of the font size (/W)
+    default: float  # /DW
+
+
+def _widths(cid_font: bytes) -> tuple[dict[int, float], float]:
+    """A CIDFont's /W (`c [w1 w2 …]` and `c_first c_last w`) and /DW."""
+    found: dict[int, float] = {}
+    listed = re.search(rb"/W\s*\[(.*)\]", cid_font, re.S)
+    tokens = re.findall(rb"\[|\]|[-+]?[\d.]+", listed.group(1)) if listed else []
+    i = 0
+    while i < len(tokens):
+        if i + 1 < len(tokens) and tokens[i + 1] == b"[":
+            first, i = int(float(tokens[i])), i + 2
+            while i < len(tokens) and tokens[i] != b"]":
+                found[first] = float(tokens[i])
+                first, i = first + 1, i + 1
+            i += 1
+        elif i + 2 < len(tokens) and b"[" not in tokens[i:i + 3] and b"]" not in tokens[i:i + 3]:
+            for gid in range(int(float(tokens[i])), min(int(float(tokens[i + 1])), int(float(tokens[i])) + 65536) + 1):
+                found[gid] = float(tokens[i + 2])
+            i += 3
+        else:
+            i += 1
+    default = re.search(rb"/DW\s+([\d.]+)", cid_font)
+    return found, float(default.group(1)) if default else 1000.0
+
+
+def _fonts(objects: dict[int, bytes]) -> dict[bytes, _Font]:
+    """Font resource name (b"F1") → its glyph ids' text (ToUnicode CMap) and widths (its CIDFont's /W)."""
+    fonts: dict[bytes, _Font] = {}
     for name, ref in _FONT_REF.findall(b"".join(objects.values())):
-        unicode_ref = _TO_UNICODE.search(objects.get(int(ref), b""))
+        font = objects.get(int(ref), b"")
+        unicode_ref, descendant = _TO_UNICODE.search(font), re.search(rb"/DescendantFonts\s*\[(\d+) 0 R", font)
         if unicode_ref is None:
             continue
-        maps[name] = {int(code, 16): bytes.fromhex(uni.decode()).decode("utf-16-be")
-                      for code, uni in _BFCHAR.findall(objects.get(int(unicode_ref.group(1)), b""))}
-    return maps
+        text = {int(code, 16): bytes.fromhex(uni.decode()).decode("utf-16-be")
+                for code, uni in _BFCHAR.findall(objects.get(int(unicode_ref.group(1)), b""))}
+        widths, default = _widths(objects.get(int(descendant.group(1)), b"")) if descendant else ({}, 1000.0)
+        fonts[name] = _Font(text, widths, default)
+    return fonts
+
+
+def _cmaps(objects: dict[int, bytes]) -> dict[bytes, dict[int, str]]:
+    """Font resource name (b"F1") → its glyph id → text map, from the fonts' ToUnicode CMaps."""
+    return {name: font.text for name, font in _fonts(objects).items()}
 
 
 _CONTENT_TOKEN = re.compile(rb"\s*(?:(\()|(<[0-9A-Fa-f\s]*>)|(/[^\s/\[\]()<>{}%]*)|([-+]?(?:\d+\.?\d*|\.\d+))|"
@@ -1674,59 +1788,97 @@ MIN_FONT = 4.0  # points: smaller text is not text a reader sees
 
 
 @dataclass
+class _State:
+    """What q saves and Q restores: colours, line width, the font and its size."""
+    fill: tuple[float, ...] = (0.0,)
+    stroke: tuple[float, ...] = (0.0,)
+    width: float = 1.0
+    font: _Font | None = None
+    size: float = 0.0
+
+
+def _light(colour: tuple[float, ...]) -> bool:
+    """A colour too light to read on white paper (gray or RGB; relative luminance ≥ 0.7)."""
+    if len(colour) == 3:
+        return 0.2126 * colour[0] + 0.7152 * colour[1] + 0.0722 * colour[2] >= 0.7
+    return bool(colour) and colour[0] >= 0.7
+
+
+@dataclass
 class _Page:
     """What one page's content stream draws: its text, in order, and every way it could mislead."""
-    maps: dict[bytes, dict[int, str]]
+    fonts: dict[bytes, _Font]
     runs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    fill: tuple[float, ...] = (0.0,)
-    saved: list[tuple[float, ...]] = field(default_factory=list)
-    glyphs: dict[int, str] = field(default_factory=dict)
-    size: float = 0.0
+    state: _State = field(default_factory=_State)
+    saved: list[_State] = field(default_factory=list)
     at: tuple[float, float] = (0.0, 0.0)
-    shown: list[tuple[float, float]] = field(default_factory=list)
+    shown: list[tuple[float, float, float, float]] = field(default_factory=list)  # each text run's box
     path: list[tuple[float, float, float, float]] = field(default_factory=list)
 
     def operate(self, op: bytes, args: list[Any]) -> None:
+        numbers = [a for a in args if isinstance(a, float)]
         if op not in _DRAWING:
             self.problems.append(f"operator {op.decode(errors='replace')!r}")
         elif op in (b"Tj", b"TJ"):
             self._show(args[-1] if args else b"")
-        elif op in (b"g", b"rg") and args:
-            self.fill = tuple(float(a) for a in args if isinstance(a, float))
+        elif op in (b"g", b"rg", b"G", b"RG"):
+            setattr(self.state, "fill" if op.islower() else "stroke", tuple(numbers))
+        elif op == b"w" and numbers:
+            self.state.width = numbers[0]
         elif op == b"q":
-            self.saved.append(self.fill)
+            self.saved.append(replace(self.state))
         elif op == b"Q" and self.saved:
-            self.fill = self.saved.pop()
+            self.state = self.saved.pop()
         elif op == b"Tf" and len(args) == 2:
-            self.glyphs, self.size = self.maps.get(bytes(args[0]).lstrip(b"/"), {}), float(args[1])
+            self._font(bytes(args[0]).lstrip(b"/"), float(args[1]))
         elif op == b"BT":
             self.at = (0.0, 0.0)
-        elif op == b"Td" and len(args) == 2:
-            self.at = (self.at[0] + float(args[0]), self.at[1] + float(args[1]))
-        elif op == b"re" and len(args) == 4:
-            x, y, w, h = (float(a) for a in args)
+        elif op == b"Td" and len(numbers) == 2:
+            self.at = (self.at[0] + numbers[0], self.at[1] + numbers[1])
+        elif op == b"re" and len(numbers) == 4:
+            x, y, w, h = numbers
             self.path.append((min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)))
         elif op in _PAINT or op in (b"S", b"n"):
-            self._paint(op in _PAINT)
+            self._paint(op)
+
+    def _font(self, name: bytes, size: float) -> None:
+        self.state.font, self.state.size = self.fonts.get(name), size
+        if self.state.font is None:
+            self.problems.append(f"text in a font without a ToUnicode map ({name.decode(errors='replace')})")
 
     def _show(self, operand: Any) -> None:
-        strings = operand if isinstance(operand, list) else [operand]
-        if any(isinstance(part, str) for part in strings):
+        parts = operand if isinstance(operand, list) else [operand]
+        if any(isinstance(part, str) for part in parts):
             self.problems.append("a hex string (fpdf2 writes literal strings)")
-        text = "".join(self.glyphs.get(int.from_bytes(raw[k:k + 2], "big"), "") for raw in strings
-                       if isinstance(raw, bytes) for k in range(0, len(raw), 2))
-        x, y = self.at
-        if text.strip() and (min(self.fill) >= 0.9 or self.size < MIN_FONT or not (
-                PAGE_BOX[0] <= x <= PAGE_BOX[2] and PAGE_BOX[1] <= y <= PAGE_BOX[3])):
-            self.problems.append(f"text a reader does not see ({text[:40]!r}: fill {self.fill}, size {self.size}, "
-                                 f"at {x:.1f},{y:.1f})")
-        self.shown.append(self.at)
+        font, size, x, y = self.state.font or _Font({}, {}, 1000.0), self.state.size, *self.at
+        text, advance = "", 0.0
+        for part in parts:
+            if isinstance(part, float):  # TJ: a shift back (or forward) in thousandths of the size
+                advance -= part
+            elif isinstance(part, bytes):
+                for k in range(0, len(part) - 1, 2):
+                    gid = int.from_bytes(part[k:k + 2], "big")
+                    if gid not in font.text:
+                        self.problems.append(f"a glyph with no text (id {gid}) in a string it shows")
+                    text += font.text.get(gid, "")
+                    advance += font.widths.get(gid, font.default)
+        end = x + advance * size / 1000
+        box = (min(x, end), y - 0.25 * size, max(x, end), y + size)
+        if text.strip() and (_light(self.state.fill) or size < MIN_FONT or box[0] < PAGE_BOX[0] or
+                             box[2] > PAGE_BOX[2] or not PAGE_BOX[1] <= y <= PAGE_BOX[3]):
+            self.problems.append(f"text a reader does not see ({text[:40]!r}: colour {self.state.fill}, size "
+                                 f"{size}, from {x:.1f},{y:.1f} to {end:.1f})")
+        self.shown.append(box)
         self.runs.append(text)
 
-    def _paint(self, fills: bool) -> None:
-        for left, bottom, right, top in self.path if fills else []:
-            covered = [p for p in self.shown if left < p[0] < right and bottom < p[1] < top]
+    def _paint(self, op: bytes) -> None:
+        if op == b"S" and (_light(self.state.stroke) or self.state.width > 3):
+            self.problems.append(f"a stroke that could paint over text (colour {self.state.stroke}, width "
+                                 f"{self.state.width})")
+        for left, bottom, right, top in self.path if op != b"n" else []:
+            covered = [b for b in self.shown if b[0] < right and left < b[2] and b[1] < top and bottom < b[3]
+                       and (op != b"S" or _light(self.state.stroke) or self.state.width > 3)]
             if covered:
                 self.problems.append(f"a filled area painted over text already drawn (at {covered[0][0]:.1f},"
                                      f"{covered[0][1]:.1f})")
@@ -1776,14 +1928,29 @@ def _draw(page: _Page, content: bytes) -> None:
             page.problems.append(f"unexpected {value!r} in the content stream")
 
 
-def _page_contents(objects: dict[int, bytes]) -> list[bytes]:
-    """The content streams of the pages, in page order (the page tree's /Kids; only what a viewer shows)."""
-    root = next((body for body in objects.values() if b"/Type /Pages" in body and b"/Parent" not in body), b"")
-    listed = re.search(rb"/Kids\s*\[([^\]]*)\]", root)
-    kids = [int(n) for n in re.findall(rb"(\d+) 0 R", listed.group(1))] if listed else []
-    contents = []
-    for kid in kids:
-        refs = re.search(rb"/Contents\s*(\[[^\]]*\]|\d+ 0 R)", objects.get(kid, b""))
+def _ref(body: bytes, key: bytes) -> int | None:
+    found = re.search(rb"/" + key + rb"\s+(\d+) 0 R", body)
+    return int(found.group(1)) if found else None
+
+
+def _page_contents(pdf: bytes, objects: dict[int, bytes]) -> list[bytes]:
+    """The content streams of the pages, in page order, as a viewer finds them: the trailer's /Root catalogue, its
+    /Pages tree, each page's /Contents."""
+    trailer = pdf[pdf.rfind(b"trailer"):] if b"trailer" in pdf else b""
+    catalogue = objects.get(_ref(trailer, b"Root") or -1, b"")
+    contents: list[bytes] = []
+    pending, seen = [_ref(catalogue, b"Pages")], set()
+    while pending:
+        number = pending.pop(0)
+        if number is None or number in seen or number not in objects:
+            continue
+        seen.add(number)
+        node = objects[number]
+        kids = re.search(rb"/Kids\s*\[([^\]]*)\]", node)
+        if kids is not None:
+            pending[:0] = [int(n) for n in re.findall(rb"(\d+) 0 R", kids.group(1))]
+            continue
+        refs = re.search(rb"/Contents\s*(\[[^\]]*\]|\d+ 0 R)", node)
         contents += [objects.get(int(n), b"") for n in re.findall(rb"(\d+) 0 R", refs.group(1))] if refs else []
     return contents
 
@@ -1791,10 +1958,10 @@ def _page_contents(objects: dict[int, bytes]) -> list[bytes]:
 def pdf_pages(pdf: bytes) -> list[_Page]:
     """Each page of a PDF fpdf2 wrote as a viewer draws it: its text runs, in order, and what could mislead."""
     objects = _objects(pdf)
-    maps = _cmaps(objects)
+    fonts = _fonts(objects)
     pages = []
-    for content in _page_contents(objects):
-        page = _Page(maps)
+    for content in _page_contents(pdf, objects):
+        page = _Page(fonts)
         _draw(page, content[content.find(b">>") + 2:] if content.lstrip().startswith(b"<<") else content)
         pages.append(page)
     return pages
@@ -1803,6 +1970,11 @@ def pdf_pages(pdf: bytes) -> list[_Page]:
 def pdf_text(pdf: bytes) -> str:
     """All text the PDF's pages show, in drawing order, joined without separators (a wrapped hash reads whole)."""
     return "".join(run for page in pdf_pages(pdf) for run in page.runs)
+
+
+def _unescaped(body: bytes) -> bytes:
+    """PDF names with #xx escapes written out (/Annot#73 is /Annots)."""
+    return re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), body)
 
 
 def _unspaced(text: str) -> str:
@@ -1816,17 +1988,26 @@ def check_report_pdf(bag: Bag, newest: dict[str, dict[str, Any]], tables: dict[s
     rel = "data/report.pdf"
     data = bag.read(rel) if bag.listed(rel) else None
     if data is None:
+        bag.report.warn("the package has no report.pdf: the export could not make one (its result's notes say why, "
+                        "e.g. no font for a character) or it was removed; report.html is the report")
         return
     if data.count(b"%%EOF") != 1:
         bag.report.find(rel, "the PDF was changed after it was written (an incremental update appends to it)",
                         "one %%EOF", f"{data.count(b'%%EOF')}")
     objects = _objects(data)
-    active = sorted({m.decode() for body in [data, *objects.values()] for m in _PDF_ACTIVE.findall(body)})
+    active = sorted({m.decode() for body in [data, *objects.values()] for m in _PDF_ACTIVE.findall(_unescaped(body))})
     if active:
         bag.report.find(rel, "the PDF holds actions, scripts or embedded files", "none", ", ".join(active))
+    numbers = _OBJECT_START.findall(data)
+    if len(numbers) != len(set(numbers)) or re.search(rb"\d+ [1-9]\d* obj", data):
+        bag.report.find(rel, "the PDF defines an object twice or in another generation (a viewer and this check "
+                             "could read different ones)")
     pages = pdf_pages(data)
     for number, page in enumerate(pages, 1):
-        for problem in sorted(set(page.problems))[:5]:
+        kinds: dict[str, str] = {}  # each kind of problem once per page, with its first example
+        for problem in page.problems:
+            kinds.setdefault(problem.split(" (")[0], problem)
+        for problem in kinds.values():
             bag.report.find(rel, f"page {number} draws something a text check cannot vouch for: {problem}")
     text = _unspaced("".join(run for page in pages for run in page.runs))
     bag.report.checked["report_pdf_characters"] = len(text)

@@ -574,7 +574,9 @@ def test_a_manifest_signed_by_another_stations_certified_key_is_named(verifier_p
     assert code == 1
     assert [(f["file"], f["what"], f["expected"], f["found"]) for f in result["findings"]] == [
         (f"data/manifests/{sha}.r2.json", f"signed manifest: key {other_fp} is not certified for this",
-         "station key 'station-1'", "station key 'station-2'")]
+         "station key 'station-1'", "station key 'station-2'"),
+        ("data/report.html", f"item {sha}: the report's signing keys are not those of its manifests",
+         " ".join(sorted([package.keys.fingerprint(ROLE_STATION), other_fp])), package.keys.fingerprint(ROLE_STATION))]
 
 
 def test_a_key_revoked_before_the_trusted_time_of_what_it_signed_is_named_though_the_signer_wrote_an_earlier_time(

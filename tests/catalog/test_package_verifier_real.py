@@ -267,6 +267,12 @@ def _other_digit(match: re.Match[str]) -> str:
     ("row dropped", "its fact table is not the report's: its rows are not the report's (missing ['clock_offset']"),
     ("sha256 unmarked", "the report has no fact table for a signed item"),
     ("escaped css", "the report's stylesheet is not the archive's"),
+    ("tags in the title", "the report holds what the archive's report never does"),
+    ("text between rows", "the report holds what the archive's report never does"),
+    ("local time", "the report's captured_start is not the signed value"),
+    ("time source", "the report's time_source is not the signed value"),
+    ("signing key", "the report's signing keys are not those of its manifests"),
+    ("no report.html", "the package has no report.html"),
 ])
 def test_a_report_html_rewritten_by_an_export_key_holder_is_named(verifier_python: Path, real: _Real, tmp_path: Path,
                                                                    attack: str, expected: str) -> None:
@@ -293,9 +299,21 @@ def test_a_report_html_rewritten_by_an_export_key_holder_is_named(verifier_pytho
         "row dropped": re.sub(r"<tr><th>设备时钟偏差（秒）</th>.*?</tr>", "", html, count=1, flags=re.S),
         "sha256 unmarked": html.replace(' data-field="sha256"', "", 1),
         "escaped css": html.replace("</style>", "td { fo\\6e t-size: 0 }</style>"),
+        "tags in the title": html.replace("<h2>", "<title><table><tr><th>证明对象</th><td>x</td></tr></table></title>"
+                                                  "<h2>", 1),
+        "text between rows": html.replace("<tr><th>证明对象</th>", "证明其他事项<tr><th>证明对象</th>", 1),
+        "local time": re.sub(r"(<td data-field=\"captured_start\">[^<]*?)(\d)( \(UTC)", _other_digit, html, count=1),
+        "time source": re.sub(r"(<td data-field=\"time_source\">)([^<]*)(</td>)",
+                              lambda m: f"{m.group(1)}伪造 {m.group(2)}{m.group(3)}", html, count=1),
+        "signing key": re.sub(r"(<td data-field=\"key_fingerprint\" class=\"mono\">)(\w)([^<]*</td>)",
+                              lambda m: m.group(1) + ("0" if m.group(2) != "0" else "1") + m.group(3), html, count=1),
+        "no report.html": "",
     }[attack]
     assert changed != html
-    page.write_text(changed, encoding="utf-8")
+    if changed:
+        page.write_text(changed, encoding="utf-8")
+    else:
+        page.unlink()
     found = _report_findings(verifier_python, bag, real)
     assert {file for file, _ in found} <= {"data/report.html", "data/report.pdf"}, found
     assert any(file == "data/report.html" and expected in what for file, what in found), found
@@ -339,12 +357,24 @@ def _forge_pdf(bag: Path, how: str) -> None:
             continue
         start, end, font, text = hits[0]
         forged = pdf.literal(font, text[::-1])
-        if how == "invisible":  # the real text in render mode 3 (drawn invisibly), the forged one visibly
-            content = content[:start] + b"3 Tr " + content[start:end] + b" Tj 0 Tr " + forged + content[end:]
-        elif how == "white box":  # a white box over the real text, the forged text drawn on it
-            x, y = map(float, re.findall(rb"BT ([\d.]+) ([\d.]+) Td $", content[:start])[-1])
-            content += b"\nq 1 g %.2f %.2f 300 10 re f Q\nBT /%s 9.00 Tf ET\nBT %.2f %.2f Td %s Tj ET\n" % (
-                x - 1, y - 2, font, x, y, forged)
+        x, y = map(float, re.findall(rb"BT ([\d.]+) ([\d.]+) Td $", content[:start])[-1])
+        real, fake = content[start:end], b"BT /%s 9.00 Tf ET BT %.2f %.2f Td %s Tj ET\n" % (font, x, y, forged)
+        hidden = {  # the real text drawn so that a reader does not see it, the forged text drawn visibly after
+            "invisible": b"3 Tr " + real + b" Tj 0 Tr",
+            "tiny in q/Q": b"Tj ET BT /" + font + b" 0.05 Tf q /" + font + b" 9 Tf Q " + real + b" Tj",
+            "kerned off the page": b"[-100000 " + real + b"] TJ",
+            "pale colour": b"1 1 0.89 rg " + real + b" Tj 0 g",
+        }
+        boxes = {  # a box painted over the real text (white, just above its baseline, from its left edge, a stroke)
+            "white box": b"q 1 g %.2f %.2f 300 10 re f Q\n" % (x - 1, y - 2),
+            "box above the baseline": b"q 1 g %.2f %.2f 300 9 re f Q\n" % (x - 1, y + 0.3),
+            "box from the left edge": b"q 1 g %.2f %.2f 300 10 re f Q\n" % (x, y - 2),
+            "white stroke": b"q 1 G 12 w %.2f %.2f 300 0.1 re S Q\n" % (x, y + 3),
+        }
+        if how in hidden:
+            content = content[:start] + hidden[how] + content[end:] + b"\n" + fake
+        elif how in boxes:
+            content += b"\n" + boxes[how] + fake
         else:  # "orphan": the page shows a new stream; the original stays in the file, shown by nothing
             new = max(pdf.raw) + 1
             pdf.set_stream(new, content[:start] + forged + content[end:])
@@ -360,7 +390,13 @@ def _forge_pdf(bag: Path, how: str) -> None:
 
 @pytest.mark.parametrize(("how", "expected"), [
     ("invisible", "draws something a text check cannot vouch for: operator 'Tr'"),
+    ("tiny in q/Q", "draws something a text check cannot vouch for: text a reader does not see"),
+    ("kerned off the page", "draws something a text check cannot vouch for: text a reader does not see"),
+    ("pale colour", "draws something a text check cannot vouch for: text a reader does not see"),
     ("white box", "draws something a text check cannot vouch for: a filled area painted over text"),
+    ("box above the baseline", "draws something a text check cannot vouch for: a filled area painted over text"),
+    ("box from the left edge", "draws something a text check cannot vouch for: a filled area painted over text"),
+    ("white stroke", "draws something a text check cannot vouch for: a stroke that could paint over text"),
     ("orphan", "the PDF's fact table is not report.html's"),
 ])
 def test_a_report_pdf_drawn_to_show_what_its_text_does_not_say_is_named(verifier_python: Path, real: _Real,

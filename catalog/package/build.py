@@ -46,6 +46,7 @@ from catalog.package.refusals import refuse_unless_exportable
 from catalog.package.signing_keys import PackageKeys, PackageSigning, package_keys
 from catalog.package.trust_files import write_trust
 from catalog.package.verify_text import verify_text
+from catalog.report_values import LANGUAGES as REPORT_LANGUAGES
 from catalog.users import require
 from storage import EvidenceStore
 
@@ -92,18 +93,22 @@ class _Job:
     organisation: str
     keys: PackageKeys
     settings: Any  # the deployment's: timestamps (EVIDENCE_TSA_URL), the report's zone and font; None: defaults
+    language: str = "zh"  # the court report's: zh (default) or en
 
 
 def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str, now: datetime, reason: str,
                    signing: PackageSigning, case_number: str | None = None, refs: list[str] | None = None,
-                   organisation: str = "") -> ExportResult:
+                   organisation: str = "", language: str = "zh") -> ExportResult:
     """Write the package for a case (or for recordings by id) to *out* (a new folder, or a `.zip`).
 
     A package hands over originals, so each item is checked as a download of it would be (catalog.access): the
     role must allow playing and downloading (an auditor's does not), every item must be in the caller's scope,
     and a *reason* must be stated. A refusal refuses the whole package (a partial package would misstate the
     case): each refused recording is an `access_refused` custody event and the message names them. *signing*
-    names the keys (catalog.package.signing_keys). A package written is one `exported` event per item."""
+    names the keys (catalog.package.signing_keys). A package written is one `exported` event per item. The court
+    report is in *language* (REPORT_LANGUAGES: Chinese by default, or English)."""
+    if language not in REPORT_LANGUAGES:
+        raise ExportFailed(f"the report can be written in {' or '.join(REPORT_LANGUAGES)}, not {language!r}")
     user = require(session, by, "export")
     if (case_number is None) == (not refs):
         raise ExportFailed("export a case number, or one or more recording ids — not both, not neither")
@@ -114,7 +119,7 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     refuse_unless_exportable(session, user, [i.recording for i in items], out=out, reason=reason,
                              subject=f"case {case_number}" if case_number else "the package")
     keys = package_keys(session, store, signing, by=by, now=now)
-    job = _Job(case, items, by, now, reason.strip(), out.name, organisation, keys, signing.settings)
+    job = _Job(case, items, by, now, reason.strip(), out.name, organisation, keys, signing.settings, language)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -151,6 +156,7 @@ def _build(session: Session, store: EvidenceStore, bag: Path, job: _Job) -> _Bui
     (data / "items.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     hooks.write_premis(data)
     reports = hooks.PendingReports(data, root_fingerprint=job.keys.root_fingerprint, settings=job.settings,
+                                   language=job.language,
                                    expected=expected_originals(job.items),
                                    payload_bytes=sum(i.recording.size_bytes for i in job.items if i.path))
     try:

@@ -64,9 +64,10 @@ class PendingReports:
     not made, and why (no usable font: no PDF). `cancel()` when the export fails first."""
 
     def __init__(self, data: Path, *, root_fingerprint: str | None, settings: Any, expected: Mapping[str, str],
-                 payload_bytes: int) -> None:
-        options: dict[str, Any] = {} if settings is None else {"tz": settings.station_tz,
-                                                              "font": str(settings.report_font)}
+                 payload_bytes: int, language: str = "zh") -> None:
+        options: dict[str, Any] = {"language": language}
+        if settings is not None:
+            options.update(tz=settings.station_tz, font=str(settings.report_font))
         self._args = (str(data), root_fingerprint, dict(expected), options)
         self._pool: ProcessPoolExecutor | None = None
         self._future: Future[list[str]] | None = None

@@ -117,8 +117,10 @@ def custody_anchor(force: bool, as_json: bool) -> None:
 @click.option("--recordings", "as_recordings", is_flag=True,
               help="SUBJECT is recording ids even if one looks like a case number.")
 @click.option("--reason", default="", help="Why the evidence is handed over (调阅事由; required, recorded per item).")
+@click.option("--language", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="The court report's language (report.html, report.pdf).")
 @json_option
-def export(subject: tuple[str, ...], out: Path, by: str | None, as_recordings: bool, reason: str,
+def export(subject: tuple[str, ...], out: Path, by: str | None, as_recordings: bool, reason: str, language: str,
            as_json: bool) -> None:
     """Write a BagIt evidence package: `export CASE` (its recordings and documents) or `export ID ...`. Needs the
     rights and scope to download every item, and a stated reason (exit 2 otherwise, naming the refused ids). The
@@ -136,7 +138,8 @@ def export(subject: tuple[str, ...], out: Path, by: str | None, as_recordings: b
                                      export_key_path=cfg.export_key_path, settings=cfg)
             result = export_package(session, store, out=out, by=actor, now=utcnow(), reason=reason, signing=signing,
                                     case_number=subject[0] if is_case else None,
-                                    refs=None if is_case else list(subject), organisation=cfg.station_name)
+                                    refs=None if is_case else list(subject), organisation=cfg.station_name,
+                                    language=language)
     if as_json:
         print_json(result.as_json())
     else:

@@ -306,7 +306,7 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
                              export_key_path=config.settings.export_key_path if config.settings else None)
     try:
         export_package(session, config.store, out=out, by=who.user.name, now=utcnow(), case_number=case.number,
-                       reason=reason, signing=signing)
+                       reason=reason, signing=signing, language="en" if language(request) == "en" else "zh")
     except (AccessRefused, ExportFailed, StorageError, SignatureInvalid) as exc:
         # a refusal, or a missing or altered object, stops the package: nothing half-verified leaves the archive
         shutil.rmtree(folder, ignore_errors=True)

@@ -50,6 +50,7 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 class _Real:
     plain: Path  # a package of an archive with an agency root
     stamped: Path  # the same case exported again with a timestamp authority configured
+    english: Path  # and again with the report in English
     root_fingerprint: str
     export_key: Path  # the archive's export key file (an insider holding it re-signs what they changed)
 
@@ -69,7 +70,9 @@ def real(sample_set: SampleSet, tmp_path_factory: pytest.TempPathFactory, local_
     root = set_up_root(env, folder)
     export(env, folder / "package")
     export({**env, "EVIDENCE_TSA_URL": local_tsa.url("ok")}, folder / "stamped")
-    return _Real(folder / "package", folder / "stamped", root, Settings.from_env(env).export_key_path)
+    export(env, folder / "english", language="en")
+    return _Real(folder / "package", folder / "stamped", folder / "english", root,
+                 Settings.from_env(env).export_key_path)
 
 
 def _copy(source: Path, tmp_path: Path) -> Path:
@@ -94,6 +97,20 @@ def test_a_real_package_verifies_in_a_bare_python(verifier_python: Path, real: _
     assert checked["full_rows"] == checked["events"] > 0 and checked["v2_digest_rows"] > 0  # the other case's
     assert checked["report_cells"] > 0 and checked["anchors"] >= 1
     assert not any("no --trust" in w for w in result["warnings"])
+
+
+def test_a_real_package_with_its_report_in_english_verifies_and_a_relabelled_row_is_named(
+        verifier_python: Path, real: _Real, tmp_path: Path) -> None:
+    page = (real.english / "data/report.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in page and "<th>Capture start</th>" in page
+    code, result = verify_json(verifier_python, real.english, "--trust", real.root_fingerprint)
+    assert code == 0, named(result)
+    assert result["checked"]["report_pdf_items"] == result["checked"]["items"]
+    bag = _copy(real.english, tmp_path)
+    report = bag / "data/report.html"
+    report.write_text(page.replace("<th>Capture start</th>", "<th>Capture end</th>", 1), encoding="utf-8")
+    found = _report_findings(verifier_python, bag, real)
+    assert any("the captured_start row is labelled 'Capture end', not 'Capture start'" in what for _, what in found)
 
 
 def test_a_real_timestamped_package_verifies_and_a_swapped_token_is_named(verifier_python: Path, real: _Real,

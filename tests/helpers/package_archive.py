@@ -61,9 +61,10 @@ def set_up_root(env: dict[str, str], tmp_path: Path) -> str:
     return fingerprint
 
 
-def export(env: dict[str, str], out: Path, *subject: str, by: str = CLERK) -> dict[str, Any]:
+def export(env: dict[str, str], out: Path, *subject: str, by: str = CLERK, language: str = "zh") -> dict[str, Any]:
     """`evidence export SUBJECT --out OUT --json` (default: the case), which must succeed; its JSON."""
-    result = ok(env, "export", *(subject or (CASE,)), "--out", str(out), "--by", by, "--reason", "移送法院", "--json")
+    result = ok(env, "export", *(subject or (CASE,)), "--out", str(out), "--by", by, "--reason", "移送法院",
+                "--language", language, "--json")
     data: dict[str, Any] = json.loads(result.stdout)
     return data
 

@@ -155,7 +155,11 @@ def test_case_page_lists_the_case_and_exports_a_valid_package(site, tmp_path):
     assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
     zipfile.ZipFile(io.BytesIO(package.content)).extractall(tmp_path / "got")
     bagit.Bag(str(tmp_path / "got" / "AB-2026-00042")).validate()
-    assert [e.actor for e in _events(engine, "exported")] == ["clerk:李四"]
+    assert '<html lang="zh-CN">' in (tmp_path / "got" / "AB-2026-00042" / "data/report.html").read_text("utf-8")
+    english = client.post("/cases/AB-2026-00042/export?lang=en", data={"csrf": csrf, "reason": "to the court"})
+    zipfile.ZipFile(io.BytesIO(english.content)).extractall(tmp_path / "en")
+    assert '<html lang="en">' in (tmp_path / "en" / "AB-2026-00042" / "data/report.html").read_text("utf-8")
+    assert [e.actor for e in _events(engine, "exported")] == ["clerk:李四", "clerk:李四"]
     client.cookies.clear()
     _login(client, "officer:张三")
     assert client.get("/cases/AB-2026-00042").status_code == 403

@@ -172,7 +172,7 @@ def _fact_rows(v: Values, item: dict[str, Any], body: dict[str, Any]) -> list[Ro
         _row(v, "important", v.yes_no(stamp.get("important")), "important"),
         _moment_row(v, "capture_start", stamp.get("captured_start") or capture.get("start"), "captured_start"),
         _moment_row(v, "capture_end", capture.get("end"), "captured_end"),
-        _row(v, "time_source", v.source(capture.get("time_source")), "time_source"),
+        _row(v, "time_source", v.time_source(capture.get("time_source")), "time_source"),
         _row(v, "raw_device_time", capture.get("raw_device_time"), "raw_device_time"),
         _row(v, "zone_assumed", capture.get("zone_assumed"), "zone_assumed"),
         _row(v, "clock_offset", capture.get("clock_offset_s"), "clock_offset"),

@@ -78,12 +78,18 @@ class PackageFiles:
         path = self.data_dir / "custody" / "chain.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [json.loads(line) for line in _lines(path) if line.strip()]
+
+
+def _lines(path: Path) -> list[str]:
+    """A JSON Lines file's lines, split at "\n" only: str.splitlines() would also split inside a value holding
+    U+2028, U+2029 or U+0085 (json.dumps with ensure_ascii=False leaves them as they are)."""
+    return path.read_text(encoding="utf-8").split("\n")
 
 
 def read_package(data_dir: Path) -> PackageFiles:
     """items.json and custody/events.jsonl of the package payload in *data_dir*."""
     summary = json.loads((data_dir / "items.json").read_text(encoding="utf-8"))
     events_file = data_dir / "custody" / "events.jsonl"
-    lines = events_file.read_text(encoding="utf-8").splitlines() if events_file.is_file() else []
+    lines = _lines(events_file) if events_file.is_file() else []
     return PackageFiles(data_dir, summary, [json.loads(line) for line in lines if line.strip()])

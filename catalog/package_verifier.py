@@ -324,7 +324,7 @@ def _read_manifest(bag: Bag, name: str) -> dict[str, str]:
         bag.report.find(name, "the bag's manifest is missing")
         return {}
     entries: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):  # not splitlines: U+2028
         if not line.strip():
             continue
         parts = line.strip().split(None, 1)
@@ -340,7 +340,7 @@ def _read_manifest(bag: Bag, name: str) -> dict[str, str]:
 def _read_info(bag: Bag) -> None:
     text = (bag.root / "bag-info.txt").read_text(encoding="utf-8") if (bag.root / "bag-info.txt").is_file() else ""
     key = ""
-    for line in text.splitlines():
+    for line in (line.rstrip("\r") for line in text.split("\n")):
         if line[:1].isspace() and key:
             bag.info[key] += " " + line.strip()
         elif ":" in line:
@@ -1286,14 +1286,21 @@ def _check_item(bag: Bag, item: dict[str, Any], bodies: dict[str, dict[str, Any]
 
 _UTC_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC(?!\+|-)")
 _LOCAL_SHOWN = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) \(UTC([+-])(\d{2}):(\d{2})\)")
-#: How the report words a place's or a time's source (catalog.report_values): "<words> (<source>)".
-SOURCE_WORDS = {
+#: How the report words a place's source and a time's (catalog.report_values): "<words> (<source>)".
+PLACE_WORDS = {
     "sidecar": ("GPS 轨迹文件", "GPS sidecar file"), "exif": ("照片 EXIF GPS", "photo EXIF GPS"),
     "container": ("媒体文件内的 GPS 标记", "GPS tag in the media file"),
     "station": ("采集站默认位置（非现场定位）", "station's default place (not measured at the scene)"),
     "manual": ("人工录入", "entered by hand"),
+}
+TIME_WORDS = {
+    "sidecar": ("GPS 轨迹文件中的卫星时间", "satellite time in the GPS sidecar"),
+    "device_time": ("设备时钟（轨迹文件记录）", "device clock (as the sidecar records it)"),
+    "container": ("媒体文件内的创建时间", "creation time in the media file"),
+    "exif": ("照片 EXIF 拍摄时间", "photo EXIF capture time"), "manual": ("人工录入", "entered by hand"),
     "filename": ("文件名中的时间", "time in the file name"), "file_mtime": ("文件修改时间", "file modification time"),
     "ingest_time": ("入库时间（设备未提供时间）", "ingest time (the device gave none)"),
+    "document date": ("文书日期", "the document's date"),
 }
 #: What report.html is made of (catalog/templates/court_report.html): anything else could run, load, embed or
 #: hide, so that a reader sees other facts than the cells say; it is a finding, never interpreted.
@@ -1475,20 +1482,20 @@ def _shown_place(signed: Any, text: str) -> bool:
              ("° N" if lat >= 0 else "° S", "° E" if lon >= 0 else "° W"))
     zh = f"{words[0][0]} {abs(lat):.6f}°，{words[0][1]} {abs(lon):.6f}°"
     en = f"{abs(lat):.6f}{words[1][0]}, {abs(lon):.6f}{words[1][1]}"
-    source = _source_words(signed.get("source"))
+    source = _source_words(signed.get("source"), PLACE_WORDS)
     return text in {f"{zh} (来源: {word})" for word in source} | {f"{en} (source: {word})" for word in source}
 
 
-def _source_words(signed: Any) -> set[str]:
+def _source_words(signed: Any, vocabulary: dict[str, tuple[str, str]]) -> set[str]:
     """Every way the report can word *signed* as a source (catalog.report_values.Values.source)."""
     if not signed:
         return {"—"}
-    words = SOURCE_WORDS.get(str(signed))
+    words = vocabulary.get(str(signed))
     return {f"{w} ({signed})" for w in words} if words else {str(signed)}
 
 
 def _shown_source(signed: Any, text: str) -> bool:
-    return text in _source_words(signed)
+    return text in _source_words(signed, TIME_WORDS)
 
 
 def _acquired_at(body: dict[str, Any]) -> Any:

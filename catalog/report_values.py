@@ -70,13 +70,20 @@ _LABELS: dict[str, tuple[str, str]] = {
 }
 
 #: Where a capture place came from (ingest.describe.place) and how a capture time was found.
-_SOURCES: dict[str, tuple[str, str]] = {
+_SOURCES: dict[str, tuple[str, str]] = {  # where a place came from (ingest.describe.place)
     "sidecar": ("GPS 轨迹文件", "GPS sidecar file"), "exif": ("照片 EXIF GPS", "photo EXIF GPS"),
     "container": ("媒体文件内的 GPS 标记", "GPS tag in the media file"),
     "station": ("采集站默认位置（非现场定位）", "station's default place (not measured at the scene)"),
     "manual": ("人工录入", "entered by hand"),
+}
+_TIME_SOURCES: dict[str, tuple[str, str]] = {  # where a capture time came from (ingest.describe.capture_time)
+    "sidecar": ("GPS 轨迹文件中的卫星时间", "satellite time in the GPS sidecar"),
+    "device_time": ("设备时钟（轨迹文件记录）", "device clock (as the sidecar records it)"),
+    "container": ("媒体文件内的创建时间", "creation time in the media file"),
+    "exif": ("照片 EXIF 拍摄时间", "photo EXIF capture time"), "manual": ("人工录入", "entered by hand"),
     "filename": ("文件名中的时间", "time in the file name"), "file_mtime": ("文件修改时间", "file modification time"),
     "ingest_time": ("入库时间（设备未提供时间）", "ingest time (the device gave none)"),
+    "document date": ("文书日期", "the document's date"),
 }
 
 
@@ -143,11 +150,15 @@ class Values:
     def yes_no(self, value: Any) -> str:
         return "—" if value is None else self.label("yes" if value else "no")
 
-    def source(self, value: Any) -> str:
+    def source(self, value: Any, words: dict[str, tuple[str, str]] = _SOURCES) -> str:
+        """Where a place (or, with *words* _TIME_SOURCES: a time) came from, in words, with its code."""
         if not value:
             return "—"
-        words = _SOURCES.get(str(value))
-        return f"{self.pick(*words)} ({value})" if words else str(value)
+        found = words.get(str(value))
+        return f"{self.pick(*found)} ({value})" if found else str(value)
+
+    def time_source(self, value: Any) -> str:
+        return self.source(value, _TIME_SOURCES)
 
     def place(self, place: Any) -> str:
         """A signed place ({lat, lon, source}) in words with its source, e.g. "北纬 39.904200°，东经 116.407400°"."""

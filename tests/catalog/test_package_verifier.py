@@ -713,6 +713,7 @@ def test_the_verifier_knows_the_reports_rows_labels_and_stylesheet() -> None:
     for field_name, labels in verifier.ITEM_LABELS.items():
         assert labels == report_values._LABELS[label_keys.get(field_name, field_name)], field_name
     assert set(verifier.ITEM_ROWS) | set(verifier.DISPOSED_ROWS) == set(verifier.ITEM_LABELS)
+    assert (verifier.PLACE_WORDS, verifier.TIME_WORDS) == (report_values._SOURCES, report_values._TIME_SOURCES)
     template = (Path(verifier.__file__).parent / "templates" / "court_report.html").read_text(encoding="utf-8")
     css = template.split("<style>", 1)[1].split("</style>", 1)[0]
     assert hashlib.sha256(" ".join(css.split()).encode()).hexdigest() in verifier.REPORT_STYLES

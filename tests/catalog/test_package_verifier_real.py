@@ -21,9 +21,9 @@ from catalog.key_files import read_private_key
 from catalog.package_files import read_package
 from catalog.report_values import Values
 from ingest.config import Settings
-from ingest.samples import SampleSet
+from ingest.samples import SampleSet, make_photo
 from tests.helpers import tsa
-from tests.helpers.package_archive import CASE, export, make_archive, set_up_root
+from tests.helpers.package_archive import CASE, CLERK, export, make_archive, ok, set_up_root
 from tests.helpers.package_attacks import (
     CHAIN,
     EVENTS,
@@ -424,3 +424,20 @@ def test_a_report_pdf_drawn_to_show_what_its_text_does_not_say_is_named(verifier
     found = _report_findings(verifier_python, bag, real)
     assert {file for file, _ in found} == {"data/report.pdf"}, found
     assert any(expected in what for _, what in found), found
+
+
+def test_line_and_paragraph_separators_in_a_purpose_export_and_verify(verifier_python: Path, env: dict[str, str],
+                                                                      tmp_path: Path) -> None:
+    """Text pasted from a word processor carries U+2028/U+2029/U+0085, which json.dumps leaves as they are and
+    str.splitlines() splits at: the export read its own events.jsonl wrongly and crashed (nothing written)."""
+    purpose = "第一行\u2028第二行\u2029第三段\u0085第四行"
+    device = tmp_path / "dev"
+    make_photo(device / "DCIM" / "100EVCAM" / "IMG_0001.JPG", taken_local=datetime(2026, 11, 20, 8, 0),
+               offset="+08:00")
+    ok(env, "ingest", str(device), "--case", "REP-2026-0001", "--purpose", purpose, "--no-derive")
+    ok(env, "case", "create", "REP-2026-0001", "--title", "行\u2028分隔", "--type", "inspection", "--by", CLERK)
+    summary = export(env, tmp_path / "package", "REP-2026-0001")
+    assert summary["items"] == 1
+    code, result = verify_json(verifier_python, tmp_path / "package")
+    assert code == 0, named(result)
+    assert purpose in (tmp_path / "package" / "data/items.json").read_text(encoding="utf-8")

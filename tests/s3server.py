@@ -42,6 +42,11 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+#: Volumes the test server may create, and each one's size limit (volume files grow as written: small ones cost
+#: nothing until used).
+MAX_VOLUMES, VOLUME_MB = 3000, 32
+
+
 @dataclass
 class SeaweedServer:
     weed: str
@@ -68,6 +73,9 @@ class SeaweedServer:
         self.port = ports["s3.port"]
         args = [self.weed, "mini", f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.config={config}",
+                # Every test bucket is a collection with volumes of its own: with the count derived from free disk
+                # space (the default) a whole test session ran out ("No writable volumes and no free volumes left").
+                f"-volume.max={MAX_VOLUMES}", f"-master.volumeSizeLimitMB={VOLUME_MB}",
                 *(f"-{flag}={port}" for flag, port in ports.items())]
         with (self.data_dir / "weed.log").open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from catalog.package_verifier import PLACE_WORDS, TIME_WORDS
+
 __all__ = ["LANGUAGES", "Moment", "Values"]
 
 LANGUAGES = ("zh", "en")
@@ -70,21 +72,10 @@ _LABELS: dict[str, tuple[str, str]] = {
 }
 
 #: Where a capture place came from (ingest.describe.place) and how a capture time was found.
-_SOURCES: dict[str, tuple[str, str]] = {  # where a place came from (ingest.describe.place)
-    "sidecar": ("GPS 轨迹文件", "GPS sidecar file"), "exif": ("照片 EXIF GPS", "photo EXIF GPS"),
-    "container": ("媒体文件内的 GPS 标记", "GPS tag in the media file"),
-    "station": ("采集站默认位置（非现场定位）", "station's default place (not measured at the scene)"),
-    "manual": ("人工录入", "entered by hand"),
-}
-_TIME_SOURCES: dict[str, tuple[str, str]] = {  # where a capture time came from (ingest.describe.capture_time)
-    "sidecar": ("GPS 轨迹文件中的卫星时间", "satellite time in the GPS sidecar"),
-    "device_time": ("设备时钟（轨迹文件记录）", "device clock (as the sidecar records it)"),
-    "container": ("媒体文件内的创建时间", "creation time in the media file"),
-    "exif": ("照片 EXIF 拍摄时间", "photo EXIF capture time"), "manual": ("人工录入", "entered by hand"),
-    "filename": ("文件名中的时间", "time in the file name"), "file_mtime": ("文件修改时间", "file modification time"),
-    "ingest_time": ("入库时间（设备未提供时间）", "ingest time (the device gave none)"),
-    "document date": ("文书日期", "the document's date"),
-}
+# Where a place / a capture time came from, in words: the verifier shipped in every package words them too (it must
+# stand alone), so its tables are the one copy.
+_SOURCES: dict[str, tuple[str, str]] = PLACE_WORDS
+_TIME_SOURCES: dict[str, tuple[str, str]] = TIME_WORDS
 
 
 @dataclass(frozen=True)

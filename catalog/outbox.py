@@ -87,10 +87,11 @@ def prune(session: Session, *, now: datetime) -> int:
 
 
 def reconcile(session: Session, *, station: str, now: datetime, after_s: float, limit: int = 1000) -> list[int]:
-    """Queue again (as outbox rows) every recording of *station* that needs its archive step — still `staged`, or
-    archived with no signed manifest recorded (a store failure or a crash between the two commits) — after
-    *after_s* seconds, when no message for it is waiting in the outbox or was sent since then, and no worker holds
-    or tried it since then. Returns their ids."""
+    """Queue again (as outbox rows) every recording of *station* that needs its archive step — still `staged`,
+    archived with no signed manifest recorded (a store failure or a crash between the two commits), or `archived`
+    and never read back (its verify message was lost: the archive step sends it again; one whose check failed
+    for good, an INGEST_FAILED event, is left for a person) — after *after_s* seconds, when no message for it is
+    waiting in the outbox or was sent since then, and no worker holds or tried it since then. Returns their ids."""
     cutoff = now - timedelta(seconds=after_s)
     # A message still unsent (the broker away) is in flight too: never a second row for it.
     recent = (select(OutboxMessage.recording_id)
@@ -99,9 +100,12 @@ def reconcile(session: Session, *, station: str, now: datetime, after_s: float, 
     held = select(ArchiveClaim.recording_id).where(col(ArchiveClaim.expires_at) > cutoff)
     sealed = select(CustodyEvent.recording_id).where(CustodyEvent.kind == CustodyKind.MANIFESTED.value,
                                                      col(CustodyEvent.recording_id).is_not(None))
+    failed = select(CustodyEvent.recording_id).where(CustodyEvent.kind == CustodyKind.INGEST_FAILED.value,
+                                                     col(CustodyEvent.recording_id).is_not(None))
     needs_work = or_(col(Recording.state) == RecordingState.STAGED.value,
                      and_(col(Recording.state).in_([RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value]),
-                          col(Recording.id).not_in(sealed)))
+                          col(Recording.id).not_in(sealed)),
+                     and_(col(Recording.state) == RecordingState.ARCHIVED.value, col(Recording.id).not_in(failed)))
     ids = [rid for rid in session.exec(
         select(Recording.id).where(needs_work, Recording.station_code == station,
                                    col(Recording.ingested_at) < cutoff,

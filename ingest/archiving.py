@@ -30,28 +30,31 @@ from catalog import (
     append_event,
     write_manifest,
 )
+from catalog.fixity import mark_verified
 from catalog.recordings import has_manifest, lock_recording_state, staged_ids
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
 from catalog.types import utcnow
 from ingest.errors import NotStagedHere, StagedCopyMissing
-from storage import EvidenceStore, ObjectExists, StorageError, StoredObject
+from storage import EvidenceStore, HashMismatch, ObjectExists, StorageError, StoredObject
 
-__all__ = ["archive_recording", "archive_staged", "mark_archived", "retention_at_hand_off"]
+__all__ = ["READ_BACK_ON_WRITE", "READ_BACK_QUEUED", "archive_recording", "archive_staged", "mark_archived",
+           "prove_stored", "read_back_archived", "retention_at_hand_off"]
 
 logger = logging.getLogger(__name__)
 
 
 def mark_archived(session: Session, recording: Recording, store: EvidenceStore, stored: StoredObject, *,
                   actor: str, retry: bool = False) -> None:
-    """Record the WORM copy; `verified` when the store confirmed the checksum itself (S3).
+    """Record the WORM copy (`archived`); `verified` too when the store read it back whole in the upload itself
+    (S3 with EVIDENCE_S3_READBACK=inline), otherwise the verify queue reads it back later (`prove_stored`).
 
     A recording put under legal hold while it was still staged (linked to an open case) gets the
     hold on the stored object here.
     """
     if recording.legal_hold and not stored.legal_hold:
         stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
-    recording.state = (RecordingState.VERIFIED if stored.verified else RecordingState.ARCHIVED).value
+    recording.state = RecordingState.ARCHIVED.value
     recording.archived_at = recording.archived_at or utcnow()
     recording.store_name, recording.store_key = store.name, stored.key
     recording.store_version = stored.version_id
@@ -62,9 +65,36 @@ def mark_archived(session: Session, recording: Recording, store: EvidenceStore, 
         "legal_hold": recording.legal_hold, "retry": retry,
         ROW_KEY: row_values(recording, "state", "retain_until", "legal_hold", "archived_at")})
     if stored.verified:
-        append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id, details={
-            "how": "server-side SHA-256 checksum on write, read back and compared", "sha256": recording.sha256,
-            "version_id": stored.version_id})
+        mark_verified(session, recording, actor=actor, how=READ_BACK_ON_WRITE, version_id=stored.version_id)
+
+
+#: How a store that read the object back in the upload itself (S3 with EVIDENCE_S3_READBACK=inline) proved it.
+READ_BACK_ON_WRITE = "server-side SHA-256 checksum on write, read back and compared"
+#: How the verify queue proved it (the read-back after the upload, EVIDENCE_S3_READBACK=queued).
+READ_BACK_QUEUED = "read back whole from the store and re-hashed after archiving"
+
+
+def prove_stored(session: Session, store: EvidenceStore, recording: Recording, *, actor: str, how: str) -> None:
+    """Read *recording*'s stored bytes back whole and re-hash them; equal, an `archived` recording becomes
+    `verified` (a `verified` one stays so), with a VERIFIED custody event saying *how*; the caller commits. The
+    read holds no catalogue lock (the caller must not either); the catalogue's write lock is taken after it.
+
+    The one read-back for the verify queue, a device's clearing and every other caller.
+
+    Raises:
+      HashMismatch: the stored bytes differ (nothing is recorded here; the caller records the failure).
+      StorageError: the store cannot be read now (ObjectMissing: it does not hold the object).
+      ValueError: the recording is not in the store (staged or disposed).
+    """
+    in_store = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+    if recording.state not in in_store:
+        raise ValueError(f"recording {recording.id} is {recording.state}: nothing in the store to read back")
+    store.verify(recording.sha256)  # the long read, with no catalogue lock held
+    assert recording.id is not None
+    state = lock_recording_state(session, recording.id)
+    if state not in in_store:
+        raise ValueError(f"recording {recording.id} became {state} while it was read back")
+    mark_verified(session, recording, actor=actor, how=how, version_id=recording.store_version)
 
 
 def retention_at_hand_off(session: Session, recording: Recording, policy: RetentionPolicy) -> None:
@@ -161,3 +191,30 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: 
             continue
         archived += 1
     return archived
+
+
+def read_back_archived(engine: Engine, store: EvidenceStore, ids: list[int], *, actor: str) -> set[int]:
+    """Read back and re-hash each of *ids* that is `archived` (`prove_stored`, as the verify queue does), making it
+    `verified`; return the ids that were. What cannot be read now stays `archived` for the verify queue, a fixity
+    check or a device's clearing (a warning says so); a mismatch is an INGEST_FAILED event."""
+    done: set[int] = set()
+    for recording_id in ids:
+        with Session(engine) as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None or recording.state != RecordingState.ARCHIVED:
+                continue
+            try:
+                prove_stored(session, store, recording, actor=actor, how=READ_BACK_QUEUED)
+            except HashMismatch as exc:
+                session.rollback()
+                logger.error("Recording %r: %s", recording_id, exc)
+                append_event(session, CustodyKind.INGEST_FAILED, actor=actor, recording_id=recording_id,
+                             details={"stage": "verify", "reason": str(exc)})
+            except (StorageError, ValueError) as exc:
+                session.rollback()
+                logger.warning("Recording %r stays archived, not read back yet: %s", recording_id, exc)
+                continue
+            else:
+                done.add(recording_id)
+            session.commit()
+    return done

@@ -38,6 +38,7 @@ class S3Settings:
     multipart_threshold_bytes: int = _default("EVIDENCE_S3_MULTIPART_THRESHOLD_MB")
     part_size_bytes: int = _default("EVIDENCE_S3_PART_SIZE_MB")
     concurrency: int = _default("EVIDENCE_S3_CONCURRENCY")
+    readback: str = _default("EVIDENCE_S3_READBACK")
 
 
 @dataclass(frozen=True)

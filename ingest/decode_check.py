@@ -5,9 +5,19 @@ tables are intact but whose coded data is garbage passes it. Decoding finds
 that. `decode_verdict` is pure: it reads ffmpeg's stderr (`-v error` plus
 progress lines) and returns the first error line and the media time it
 occurred at. `run_decode_check` runs ffmpeg with a deadline and kills it when
-a hostile file would hang it. `check_recording` fetches the original from the
-store, runs the check once per recording and records it as an integrity
+a hostile file would hang it. `check_recording` decodes the original where
+it is stored (EvidenceStore.read_in_place: the local store's sealed file, or
+an S3 object through a presigned URL ffmpeg reads with ranged GETs; nothing
+is copied), runs the check once per recording and records it as an integrity
 revision (`catalog.integrity`), never overwriting the ingest verdict.
+
+Read over the network, a failed read and damaged data look alike: a stalled
+or dropped connection ends in the same decoder errors ("Invalid NAL unit
+size", "moov atom not found") as a truncated file, often with no network
+error at `-v error`. So a damaged verdict found through a URL is confirmed
+from a temporary local copy of the original before it is recorded (and a
+store that does not answer then leaves no verdict at all). A clean decode
+needs no confirmation: every failed read ends in an error line.
 
 Where the first error happened: ffmpeg prints its progress line
 (`frame=… time=HH:MM:SS.xx …`, the end time of the last packet it wrote) to
@@ -22,6 +32,7 @@ times too, but at `-v info`: 12x the output, in a format ffmpeg changes.)
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import re
 import shutil
@@ -35,8 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import unquote, urlparse
+from typing import IO, Any, BinaryIO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -44,11 +54,13 @@ from sqlmodel import Session
 from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound, RecordingState
 from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
 from catalog.recordings import lock_recording
+from ingest.derive import IO_TIMEOUT_S, ffmpeg_input, is_url, read_photo, shown_source
 from ingest.errors import DecodeIncomplete, DecodeTimedOut
 from storage import EvidenceStore
 
 __all__ = ["DECODE_CHECK", "DecodeIncomplete", "DecodeLog", "DecodeResult", "DecodeTimedOut", "check_recording",
-           "decode_timeout_s", "decode_verdict", "is_heif", "run_decode_check", "skip_reason", "unchecked_ids"]
+           "decode_stored", "decode_timeout_s", "decode_verdict", "is_heif", "run_decode_check", "skip_reason",
+           "unchecked_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +197,9 @@ def _read_stderr(stream: IO[bytes], log: DecodeLog) -> None:
     log.feed(pending.decode("utf-8", errors="replace"))
 
 
-def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> DecodeResult:
-    """Decode every audio and video stream of *path* (`ffmpeg -f null`) and judge it.
+def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2) -> DecodeResult:
+    """Decode every audio and video stream of *path*, a file or URL (`ffmpeg -f null`), and judge it. A URL is
+    named in errors without its query string (a presigned URL's credential).
 
     Raises:
       DecodeTimedOut: ffmpeg ran past *timeout_s* (it is killed).
@@ -194,8 +207,9 @@ def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> Decod
     """
     # Subtitle and data tracks (timecode, telemetry) are not coded media and have no null encoder: mapped out.
     args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-stats_period", STATS_PERIOD,
-            "-threads", str(threads), "-i", str(path), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
+            "-threads", str(threads), *ffmpeg_input(path), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
     log = DecodeLog(input_path=str(path))
+    shown = shown_source(path)
     started = time.monotonic()
     try:
         # Its own session: a Ctrl-C or SIGTERM meant for the worker must not end a decode as if the file failed.
@@ -203,7 +217,7 @@ def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> Decod
         proc = subprocess.Popen(_dies_with_parent(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
-        raise DecodeIncomplete(path, f"cannot run ffmpeg: {exc}") from exc
+        raise DecodeIncomplete(shown, f"cannot run ffmpeg: {exc}") from exc
     assert proc.stderr is not None
     reader = threading.Thread(target=_read_stderr, args=(proc.stderr, log), name="decode-stderr", daemon=True)
     reader.start()
@@ -219,9 +233,9 @@ def run_decode_check(path: Path, *, timeout_s: float, threads: int = 2) -> Decod
         reader.join()
         proc.stderr.close()
     if exit_code is None:
-        raise DecodeTimedOut(path, timeout_s, decoded_s=log.decoded_s)
+        raise DecodeTimedOut(shown, timeout_s, decoded_s=log.decoded_s)
     if exit_code in _STOPPED:
-        raise DecodeIncomplete(path, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s)
+        raise DecodeIncomplete(shown, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s)
     return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
 
 
@@ -242,8 +256,9 @@ def _ffmpeg_version() -> str:
     return f"ffmpeg {first[2]}" if len(first) > 2 and first[:2] == ["ffmpeg", "version"] else "ffmpeg"
 
 
-def _decode_heif(path: Path) -> DecodeResult | None:
-    """HEIF through Pillow with pillow-heif when it is installed; None (no verdict) when it is not."""
+def _decode_heif(path: Path | BinaryIO) -> DecodeResult | None:
+    """HEIF (a file, or its bytes) through Pillow with pillow-heif when it is installed; None (no verdict) when it
+    is not."""
     try:
         heif: Any = importlib.import_module("pillow_heif")
         image_module: Any = importlib.import_module("PIL.Image")
@@ -268,7 +283,11 @@ def decode_file(path: Path, *, is_photo: bool, timeout_s: float, threads: int = 
         head = fh.read(16)
     if is_heif(head):
         return _decode_heif(path)
-    result = run_decode_check(path, timeout_s=timeout_s, threads=threads)
+    return _decode_media(path, is_photo=is_photo, timeout_s=timeout_s, threads=threads)
+
+
+def _decode_media(source: Path | str, *, is_photo: bool, timeout_s: float, threads: int) -> DecodeResult:
+    result = run_decode_check(source, timeout_s=timeout_s, threads=threads)
     if is_photo:  # a still has no timeline: "0.04 s" would only be ffmpeg's frame duration
         result = replace(result, error_time_s=None, decoded_s=None)
     return result
@@ -290,27 +309,48 @@ def unchecked_ids(session: Session) -> list[int]:
     return undecoded_ids(session, media_kinds=CHECKED_KINDS)
 
 
-def _local_object(store: EvidenceStore, sha256: str) -> Path | None:
-    """The stored object's own file when the store is a local filesystem (read in place, never copied)."""
-    location = store.head(sha256).location
-    if not location.startswith("file://"):
-        return None
-    path = Path(unquote(urlparse(location).path))
-    return path if path.is_file() else None
-
-
 @contextmanager
-def _original(store: EvidenceStore, sha256: str, work_dir: Path, recording_id: int) -> Iterator[Path]:
-    local = _local_object(store, sha256)
-    if local is not None:
-        yield local
-        return
+def _local_copy(store: EvidenceStore, sha256: str, work_dir: Path, recording_id: int) -> Iterator[Path]:
+    """A temporary copy of the original under *work_dir*, removed after the block (only to confirm damage found
+    over the network)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"decode-{recording_id}-") as tmp:
         original = Path(tmp) / "original"
         with store.open(sha256) as src, original.open("wb") as dst:
             shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
         yield original
+
+
+def _decode_stored_heif(store: EvidenceStore, sha256: str) -> DecodeResult | None:
+    try:
+        data = read_photo(store, sha256)
+    except ValueError as exc:
+        raise DecodeIncomplete(f"the HEIF image {sha256}", str(exc)) from exc
+    return _decode_heif(io.BytesIO(data))
+
+
+def decode_stored(store: EvidenceStore, sha256: str, work_dir: Path, recording_id: int, *, is_photo: bool,
+                  timeout_s: float, threads: int = 2) -> DecodeResult | None:
+    """Decode the stored original where it is (store.read_in_place; a HEIF image's bytes through store.open into
+    memory); None when this machine cannot decode its format. Damage found through a URL is confirmed from a
+    temporary local copy under *work_dir* before it is returned (module docstring).
+
+    Raises:
+      DecodeIncomplete: the decode did not finish (DecodeTimedOut: ran past *timeout_s*).
+      StorageError: the store could not give the original (for the confirmation: its copy could not be made).
+    """
+    with store.open(sha256) as fh:
+        head = fh.read(16)
+    if is_heif(head):
+        return _decode_stored_heif(store, sha256)
+    with store.read_in_place(sha256, valid_s=timeout_s + IO_TIMEOUT_S) as source:
+        result = _decode_media(source, is_photo=is_photo, timeout_s=timeout_s, threads=threads)
+        if result.status == IntegrityStatus.OK.value or not is_url(source):
+            return result
+    logger.info("Decoding recording %r through %s found it %s (%s); confirming from a local copy.", recording_id,
+                shown_source(source), result.status, result.describe())
+    with _local_copy(store, sha256, work_dir, recording_id) as path:
+        return _decode_media(path, is_photo=is_photo, timeout_s=timeout_s, threads=threads)
 
 
 def check_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, *,
@@ -336,8 +376,8 @@ def check_recording(engine: Engine, store: EvidenceStore, work_dir: Path, record
         sha256, kind, duration_s = recording.sha256, recording.media_kind, recording.duration_s
     # No database connection is held while decoding (it can take minutes).
     limit = timeout_s if timeout_s is not None else decode_timeout_s(duration_s)
-    with _original(store, sha256, work_dir, recording_id) as path:
-        result = decode_file(path, is_photo=kind == MediaKind.PHOTO, timeout_s=limit, threads=threads)
+    result = decode_stored(store, sha256, work_dir, recording_id, is_photo=kind == MediaKind.PHOTO, timeout_s=limit,
+                           threads=threads)
     if result is None:
         logger.info("No decode check for recording %r: its format cannot be decoded here.", recording_id)
         return None

@@ -1,18 +1,23 @@
 """Derived media: a JPEG thumbnail (OpenCV) and a browser-playable H.264/AAC MP4 proxy (ffmpeg).
 
-Derived files are never evidence: they are made from a copy of the stored
-original, kept outside the evidence area, and each records the SHA-256 it
-derives from. A failure here never touches the recording.
+Derived files are never evidence: they are made from the stored original
+read where it is, never copied (EvidenceStore.read_in_place: the local
+store's sealed file, or an S3 object through a presigned URL that OpenCV and
+ffmpeg read with ranged GETs; a photo's bytes, which cv2.imread cannot fetch
+by URL, come through store.open into memory). Only the derived files are
+written, to a temporary work folder, then stored outside the evidence area,
+each recording the SHA-256 it derives from. A failure here never touches the
+recording.
 """
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import cv2
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -21,10 +26,11 @@ from catalog.detail import derived_media
 from catalog.types import utcnow
 from ingest.errors import DeriveFailed
 from storage import EvidenceStore
-from storage.hashing import hash_file
+from storage.hashing import CHUNK_BYTES, hash_file
 
-__all__ = ["PROXY_HEIGHT", "PROXY_NAMES", "THUMBNAIL_WIDTH", "derive_recording", "make_audio_proxy", "make_proxy",
-           "make_thumbnail"]
+__all__ = ["IO_TIMEOUT_S", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES", "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH",
+           "derive_recording", "ffmpeg_input", "image_frame", "is_url", "make_audio_proxy", "make_proxy",
+           "make_thumbnail", "read_photo", "shown_source", "video_frame", "write_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,31 +40,101 @@ THUMBNAIL_WIDTH = 320
 PROXY_HEIGHT = 480
 #: The browser proxy's file name and type by media kind.
 PROXY_NAMES = {"video": ("proxy.mp4", "video/mp4"), "audio": ("proxy.m4a", "audio/mp4")}
+#: Longest wait for one connect or read of an original fetched by URL (ffmpeg's -rw_timeout, OpenCV's open and read
+#: timeouts): a stalled server ends the reader here, not at its whole deadline.
+IO_TIMEOUT_S = 30.0
+#: Deadline of one proxy encode (ffmpeg is killed past it); an original's URL stays valid as long.
+PROXY_TIMEOUT_S = 3600.0
+#: How long a video's URL stays valid for its thumbnail (OpenCV opens it, seeks once and decodes a frame).
+THUMBNAIL_VALID_S = 600.0
+#: The largest photo rendered: its bytes are decoded in memory (cv2.imdecode), as cv2.imread would read the file.
+MAX_PHOTO_BYTES = 256 * 1024 * 1024
 
 
-def make_thumbnail(source: Path, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
-    """A JPEG of the photo, or of the video frame one second in (or its middle, if shorter)."""
+def is_url(source: str | Path) -> bool:
+    """Whether a reader's *source* is a URL (read over the network) rather than a file path."""
+    return "://" in str(source)
+
+
+def shown_source(source: str | Path) -> str:
+    """*source* as a message may show it: a URL without its query string (a presigned URL's credential)."""
+    text = str(source)
+    return text.split("?", 1)[0] if is_url(text) else text
+
+
+def ffmpeg_input(source: str | Path) -> list[str]:
+    """ffmpeg's arguments reading *source*: `-i`, after `-rw_timeout` (each network read bounded by IO_TIMEOUT_S)
+    for a URL."""
+    timeout = ["-rw_timeout", str(int(IO_TIMEOUT_S * 1_000_000))] if is_url(source) else []
+    return [*timeout, "-i", str(source)]
+
+
+def make_thumbnail(source: Path | str, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
+    """A JPEG of the photo file *source*, or of the video frame one second in (or its middle, if shorter) of the
+    video file or URL *source*.
+
+    Raises:
+      ValueError: OpenCV cannot open or decode *source*, or cannot write *dest*.
+    """
+    import cv2  # imported when first used: OpenCV and NumPy cost a station ~30 MB of memory otherwise
     if is_photo:
         frame = cv2.imread(str(source), cv2.IMREAD_COLOR)
         if frame is None:
             raise ValueError("OpenCV cannot decode the image")
     else:
-        capture = cv2.VideoCapture(str(source))
-        try:
-            if not capture.isOpened():
-                raise ValueError("OpenCV cannot open the video")
-            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-            frames = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
-            target = min(fps * 1.0, frames / 2) if frames else 0.0
-            capture.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+        frame = video_frame(str(source))
+    return write_thumbnail(frame, dest, width=width)
+
+
+def image_frame(data: bytes) -> Any:
+    """The picture in an image file's bytes, decoded as cv2.imread decodes the file (EXIF orientation applied).
+
+    Raises:
+      ValueError: OpenCV cannot decode it.
+    """
+    import cv2
+    import numpy as np
+    try:
+        frame = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error as exc:
+        raise ValueError(f"OpenCV cannot decode the image: {exc}") from exc
+    if frame is None:
+        raise ValueError("OpenCV cannot decode the image")
+    return frame
+
+
+def video_frame(source: str) -> Any:
+    """The frame one second into the video file or URL *source* (its middle if shorter, else its first), read by
+    OpenCV's FFmpeg backend with each open and read bounded by IO_TIMEOUT_S.
+
+    Raises:
+      ValueError: OpenCV cannot open it or decode a frame.
+    """
+    import cv2
+    timeout_ms = int(IO_TIMEOUT_S * 1000)
+    capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+    try:
+        if not capture.isOpened():
+            raise ValueError("OpenCV cannot open the video")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        frames = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
+        target = min(fps * 1.0, frames / 2) if frames else 0.0
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+        ok, frame = capture.read()
+        if not ok:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = capture.read()
-            if not ok:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, frame = capture.read()
-            if not ok:
-                raise ValueError("no decodable frame")
-        finally:
-            capture.release()
+        if not ok:
+            raise ValueError("no decodable frame")
+    finally:
+        capture.release()
+    return frame
+
+
+def write_thumbnail(frame: Any, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> Path:
+    """*frame* scaled to *width* (aspect kept) as a JPEG at *dest*. Raises ValueError when it cannot be written."""
+    import cv2
     height = max(1, round(frame.shape[0] * width / frame.shape[1]))
     small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
     if not cv2.imwrite(str(dest), small, [cv2.IMWRITE_JPEG_QUALITY, 85]):
@@ -66,33 +142,37 @@ def make_thumbnail(source: Path, dest: Path, *, is_photo: bool, width: int = THU
     return dest
 
 
-def make_audio_proxy(source: Path, dest: Path, *, timeout_s: float = 3600) -> Path:
-    """AAC in MP4 with the index first: every browser plays it (AMR, a recorder's usual format, none does)."""
-    return _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0:a:0", "-vn",
-                    "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(dest)], dest, timeout_s)
+def make_audio_proxy(source: Path | str, dest: Path, *, timeout_s: float = PROXY_TIMEOUT_S) -> Path:
+    """AAC in MP4 with the index first: every browser plays it (AMR, a recorder's usual format, none does).
+    *source*: a file or URL. Raises ValueError naming ffmpeg's last error line (a URL shown without its query)."""
+    return _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *ffmpeg_input(source), "-map", "0:a:0", "-vn",
+                    "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(dest)], dest, timeout_s, source)
 
 
-def make_proxy(source: Path, dest: Path, *, height: int = PROXY_HEIGHT, threads: int = 2,
-               timeout_s: float = 3600) -> Path:
-    """H.264 (yuv420p) + AAC in MP4 with the index first, scaled to *height* (never up)."""
+def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, threads: int = 2,
+               timeout_s: float = PROXY_TIMEOUT_S) -> Path:
+    """H.264 (yuv420p) + AAC in MP4 with the index first, scaled to *height* (never up). *source*: a file or URL.
+    Raises ValueError naming ffmpeg's last error line (a URL shown without its query)."""
     # Speed over polish (a proxy is for viewing, the original is the evidence): skipping the decoder's
     # loop filter, bilinear scaling and the superfast preset give >= 6x realtime for 1080p on 2 cores.
     args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), "-skip_loop_filter", "all",
-            "-i", str(source), "-map", "0:v:0", "-map", "0:a:0?", "-vf", f"scale=-2:'min({height},ih)':flags=bilinear",
+            *ffmpeg_input(source), "-map", "0:v:0", "-map", "0:a:0?",
+            "-vf", f"scale=-2:'min({height},ih)':flags=bilinear",
             "-c:v", "libx264", "-preset", "superfast", "-crf", "26", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
             "-threads", str(threads), str(dest)]
-    return _ffmpeg(args, dest, timeout_s)
+    return _ffmpeg(args, dest, timeout_s, source)
 
 
-def _ffmpeg(args: list[str], dest: Path, timeout_s: float) -> Path:
+def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: Path | str) -> Path:
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        raise ValueError(lines[-1] if lines else f"ffmpeg exited with {done.returncode}")
+        last = lines[-1] if lines else f"ffmpeg exited with {done.returncode}"
+        raise ValueError(last.replace(str(source), shown_source(source)))
     return dest
 
 
@@ -110,8 +190,13 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
                      threads: int = 2) -> list[str]:
     """Make and store the thumbnail (video, photo) and proxy (video, audio) of a recording; return the kinds made.
 
+    The original is read where it is stored, never copied (module docstring): only the derived files are written,
+    to a temporary folder under *work_dir*.
+
     Raises:
       DeriveFailed: the original could not be rendered (damaged or unreadable media).
+      StorageError: the store did not answer (a reader failed on a URL and the object could not be looked up
+        either, or a photo could not be read): the worker tries again.
     """
     with Session(engine) as session:
         recording = session.get(Recording, recording_id)
@@ -122,28 +207,70 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
         work_dir.mkdir(parents=True, exist_ok=True)
         made: list[str] = []
         with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"derive-{recording_id}-") as tmp:
-            original = Path(tmp) / "original"
-            with store.open(recording.sha256) as src, original.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
             if recording.media_kind in ("video", "photo"):
-                try:
-                    thumb = make_thumbnail(original, Path(tmp) / "thumbnail.jpg",
-                                           is_photo=recording.media_kind == "photo")
-                except ValueError as exc:
-                    raise DeriveFailed(recording_id, "thumbnail", str(exc)) from exc
+                thumb = _thumbnail(store, recording, Path(tmp) / "thumbnail.jpg")
                 key = store.put_derived(recording.sha256, "thumbnail.jpg", thumb, content_type="image/jpeg")
                 _record(session, recording, "thumbnail", key, thumb, "image/jpeg")
                 made.append("thumbnail")
             if recording.media_kind in ("video", "audio"):
                 name, content_type = PROXY_NAMES[recording.media_kind]
+                dest = Path(tmp) / name
                 try:
-                    proxy = (make_proxy(original, Path(tmp) / name, threads=threads)
-                             if recording.media_kind == "video" else make_audio_proxy(original, Path(tmp) / name))
-                except ValueError as exc:
-                    session.commit()
-                    raise DeriveFailed(recording_id, "proxy", str(exc)) from exc
+                    proxy = _rendered(store, recording, "proxy", PROXY_TIMEOUT_S + IO_TIMEOUT_S, lambda source: (
+                        make_proxy(source, dest, threads=threads) if recording.media_kind == "video"
+                        else make_audio_proxy(source, dest)))
+                except DeriveFailed:
+                    session.commit()  # the thumbnail made stays
+                    raise
                 key = store.put_derived(recording.sha256, name, proxy, content_type=content_type)
                 _record(session, recording, "proxy", key, proxy, content_type)
                 made.append("proxy")
         session.commit()
         return made
+
+
+def _thumbnail(store: EvidenceStore, recording: Recording, dest: Path) -> Path:
+    """The thumbnail of a video (its original read in place) or a photo (its bytes decoded in memory) at *dest*."""
+    if recording.media_kind != "photo":
+        return _rendered(store, recording, "thumbnail", THUMBNAIL_VALID_S,
+                         lambda source: write_thumbnail(video_frame(source), dest))
+    assert recording.id is not None
+    try:
+        return write_thumbnail(image_frame(read_photo(store, recording.sha256)), dest)
+    except ValueError as exc:
+        raise DeriveFailed(recording.id, "thumbnail", str(exc)) from exc
+
+
+def _rendered(store: EvidenceStore, recording: Recording, kind: str, valid_s: float,
+              render: Callable[[str], Path]) -> Path:
+    """*render* of the original read in place (store.read_in_place, valid for *valid_s*).
+
+    Raises:
+      DeriveFailed: *render* failed (its reason), and the store answers: the media is at fault.
+      StorageError: *render* failed on a URL and the store does not answer either (a network failure looks like
+        damaged media to a reader).
+    """
+    assert recording.id is not None
+    with store.read_in_place(recording.sha256, valid_s=valid_s) as source:
+        try:
+            return render(source)
+        except ValueError as exc:
+            if is_url(source):
+                store.head(recording.sha256)
+            raise DeriveFailed(recording.id, kind, str(exc)) from exc
+
+
+def read_photo(store: EvidenceStore, sha256: str) -> bytes:
+    """A photo's stored bytes, read through store.open into memory (readers that take a URL cannot decode it there).
+
+    Raises:
+      ValueError: it is larger than MAX_PHOTO_BYTES.
+      ObjectMissing, StorageError: the store cannot give it.
+    """
+    data = bytearray()
+    with store.open(sha256) as fh:
+        while len(data) <= MAX_PHOTO_BYTES and (chunk := fh.read(min(CHUNK_BYTES, MAX_PHOTO_BYTES + 1 - len(data)))):
+            data += chunk
+    if len(data) > MAX_PHOTO_BYTES:
+        raise ValueError(f"the photo is larger than {MAX_PHOTO_BYTES} bytes, the most rendered in memory")
+    return bytes(data)

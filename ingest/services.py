@@ -44,7 +44,7 @@ def open_store(settings: Settings, *, check: bool = True,
                             max_pool=s3_pool_size(s3, upload_threads))
     store = S3WormStore(client=client, bucket=s3.bucket, prefix=s3.prefix,
                         multipart_threshold_bytes=s3.multipart_threshold_bytes, part_size_bytes=s3.part_size_bytes,
-                        max_concurrency=s3.concurrency)
+                        max_concurrency=s3.concurrency, readback=s3.readback)
     if check:
         store.check_bucket()
     return store

@@ -75,6 +75,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s3("EVIDENCE_S3_PART_SIZE_MB", "16", p.megabytes(5),
        "part size in MiB (≥ 5; raised automatically to stay within 10,000 parts)", sets="part_size_bytes"),
     _s3("EVIDENCE_S3_CONCURRENCY", "4", p.integer(1), "parts in flight at once (memory ≈ concurrency × part size)"),
+    _s3("EVIDENCE_S3_READBACK", "queued", p.choice("queued", "inline"),
+        "when a new object is read back whole and re-hashed: `queued` — by the verify queue after the upload (the "
+        "recording is `archived`, every part checked by the server, until then `verified`); `inline` — before the "
+        "upload returns (slower: the archive step reads every byte again)"),
     Setting("EVIDENCE_STAGING_DIR", "$EVIDENCE_HOME/staging", p.absolute_path,
        "station staging area (keep it on the store's filesystem: archiving is then a hard link, no second pass)"),
     Setting("EVIDENCE_STATION", "station-1", p.station_code, "this station's code (1-64 letters, digits, `_.-`)"),

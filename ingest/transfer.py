@@ -11,6 +11,11 @@ The copy goes to `<staging>/<key>.part`, is fsynced, then linked to
 `<staging>/<sha256>` (a link never replaces an existing name). An
 interrupted copy leaves its .part behind; the next attempt re-hashes those
 bytes from staging and continues from the device where it stopped.
+
+For a store that uploads in parts (S3), the caller passes the part size: each
+part's SHA-256 is computed in the same pass, from the same buffers, on a
+thread of its own, and kept beside the staged copy (storage.part_checksums)
+so the upload sends checksums the server verifies without hashing again.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from pathlib import Path
 from ingest.errors import CopyFailed
 from storage import fsync_dir
 from storage.hashing import CHUNK_BYTES, hash_stream
+from storage.part_checksums import PartDigests, write_parts
 
 __all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash", "hash_device_file", "open_device_file"]
 
@@ -47,6 +53,7 @@ class CopyResult:
     size_bytes: int
     sha256: str
     resumed_from: int  # bytes taken from an earlier interrupted copy
+    part_sha256: tuple[str, ...] = ()  # per-part SHA-256 (hex) when a part size was asked for
 
 
 def open_device_file(source: Path | bytes) -> int:
@@ -66,22 +73,39 @@ def hash_device_file(source: Path) -> str:
         return hash_stream(fh).sha256
 
 
-def _hash_existing(path: Path, digest: hashlib._Hash) -> int:
+class _Both:
+    """The whole-file digest and the part digests fed together (resuming, small files: one thread)."""
+
+    def __init__(self, digest: hashlib._Hash, parts: PartDigests | None) -> None:
+        self.digest, self.parts = digest, parts
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        self.digest.update(data)
+        if self.parts is not None:
+            self.parts.update(data)
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
+
+
+def _hash_existing(path: Path, digests: _Both) -> int:
     with path.open("rb") as fh:
-        return hash_stream(fh, into=digest).size_bytes
+        return hash_stream(fh, into=digests).size_bytes
 
 
 class _Pipeline:
-    """Reader → (hasher ‖ writer) over a ring of reusable buffers."""
+    """Reader → (hasher ‖ part hasher ‖ writer) over a ring of reusable buffers."""
 
-    def __init__(self, src_fd: int, dst_fd: int, digest: hashlib._Hash,
+    def __init__(self, src_fd: int, dst_fd: int, digests: _Both,
                  progress: Callable[[int], None] | None) -> None:
-        self.src_fd, self.dst_fd, self.digest, self.progress = src_fd, dst_fd, digest, progress
+        self.src_fd, self.dst_fd, self.progress = src_fd, dst_fd, progress
         self.buffers = [bytearray(CHUNK_BYTES) for _ in range(RING_SLOTS)]
         self.free: queue.Queue[int] = queue.Queue()
         for i in range(RING_SLOTS):
             self.free.put(i)
-        self.to_hash: queue.Queue[tuple[int, int]] = queue.Queue()
+        # One thread per digest: the whole-file SHA-256 and, for a part-wise upload, the parts' (each its own core).
+        self.hashers: list[tuple[hashlib._Hash | PartDigests, queue.Queue[tuple[int, int]]]] = [
+            (digest, queue.Queue()) for digest in (digests.digest, digests.parts) if digest is not None]
         self.to_write: queue.Queue[tuple[int, int]] = queue.Queue()
         self.pending = [0] * RING_SLOTS
         self.lock = threading.Lock()
@@ -101,13 +125,13 @@ class _Pipeline:
             self.error = exc
         self.failed.set()
 
-    def _hasher(self) -> None:
+    def _hasher(self, digest: hashlib._Hash | PartDigests, chunks: queue.Queue[tuple[int, int]]) -> None:
         while True:
-            slot, n = self.to_hash.get()
+            slot, n = chunks.get()
             if slot == _STOP:
                 return
             if not self.failed.is_set():
-                self.digest.update(memoryview(self.buffers[slot])[:n])
+                digest.update(memoryview(self.buffers[slot])[:n])
             self._release(slot)
 
     def _writer(self) -> None:
@@ -135,10 +159,11 @@ class _Pipeline:
                 self._release(slot)
 
     def run(self) -> int:
-        hasher = threading.Thread(target=self._hasher, name="copy-hash", daemon=True)
-        writer = threading.Thread(target=self._writer, name="copy-write", daemon=True)
-        hasher.start()
-        writer.start()
+        consumers = [(threading.Thread(target=self._hasher, args=hasher, name="copy-hash", daemon=True), hasher[1])
+                     for hasher in self.hashers]
+        consumers.append((threading.Thread(target=self._writer, name="copy-write", daemon=True), self.to_write))
+        for thread, _ in consumers:
+            thread.start()
         try:
             while not self.failed.is_set():
                 slot = self.free.get()
@@ -146,24 +171,28 @@ class _Pipeline:
                 if n == 0:
                     self.free.put(slot)
                     break
-                self.pending[slot] = 2
-                self.to_hash.put((slot, n))
-                self.to_write.put((slot, n))
+                self.pending[slot] = len(consumers)
+                for _, chunks in consumers:
+                    chunks.put((slot, n))
         except OSError as exc:
             self._fail(exc)
         finally:
-            self.to_hash.put((_STOP, 0))
-            self.to_write.put((_STOP, 0))
-            hasher.join()
-            writer.join()
+            for _, chunks in consumers:
+                chunks.put((_STOP, 0))
+            for thread, _ in consumers:
+                thread.join()
         if self.error is not None:
             raise self.error
         return self.written
 
 
 def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool = True,
-                  progress: Callable[[int], None] | None = None) -> CopyResult:
+                  progress: Callable[[int], None] | None = None,
+                  part_bytes: Callable[[int], int | None] | None = None) -> CopyResult:
     """Copy *source* into *staging* as `<sha256>` in one read pass; return its size and hash.
+
+    *part_bytes* gives, for the source's size, the part size of the store's upload (None: one part): the
+    parts' SHA-256 are then computed in the same pass and kept as `<sha256>.parts` (storage.part_checksums).
 
     Raises:
       CopyFailed: the source could not be read to the end or staging could not be written.
@@ -172,14 +201,18 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
     part = staging / f"{part_name}.part"
     digest = hashlib.sha256()
     offset = 0
+    parts: PartDigests | None = None
     try:
         src_fd = open_device_file(source)
     except OSError as exc:
         raise CopyFailed(source, part, reason=exc.strerror or str(exc), errno=exc.errno) from exc
     try:
         source_size = os.fstat(src_fd).st_size
+        size_of_parts = part_bytes(source_size) if part_bytes is not None else None
+        parts = PartDigests(size_of_parts) if size_of_parts else None
+        digests = _Both(digest, parts)
         if resume and part.exists() and part.stat().st_size <= source_size:
-            offset = _hash_existing(part, digest)
+            offset = _hash_existing(part, digests)
             dst_fd = os.open(part, os.O_WRONLY | os.O_APPEND)
             os.lseek(src_fd, offset, os.SEEK_SET)
             logger.info("Resuming %r at byte %d.", str(source), offset)
@@ -190,9 +223,9 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             if source_size - offset <= CHUNK_BYTES:
-                written = _copy_small(src_fd, dst_fd, digest, progress)
+                written = _copy_small(src_fd, dst_fd, digests, progress)
             else:
-                written = _Pipeline(src_fd, dst_fd, digest, progress).run()
+                written = _Pipeline(src_fd, dst_fd, digests, progress).run()
             os.fsync(dst_fd)
         except OSError as exc:
             raise CopyFailed(source, part, reason=exc.strerror or str(exc),
@@ -211,12 +244,26 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
     except OSError as exc:
         raise CopyFailed(source, final, reason=exc.strerror or str(exc), bytes_copied=offset + written) from exc
     part.unlink()
+    part_sha256 = _keep_parts(source, final, parts, offset + written)
     fsync_dir(staging)
     return CopyResult(source=source, destination=final, size_bytes=offset + written, sha256=sha256,
-                      resumed_from=offset)
+                      resumed_from=offset, part_sha256=part_sha256)
 
 
-def _copy_small(src_fd: int, dst_fd: int, digest: hashlib._Hash,
+def _keep_parts(source: Path, final: Path, parts: PartDigests | None, size_bytes: int) -> tuple[str, ...]:
+    """Write the part digests beside the staged copy; a failure only costs the upload a hashing pass."""
+    if parts is None:
+        return ()
+    digests = parts.finish()
+    try:
+        write_parts(final, part_bytes=parts.part_bytes, size_bytes=size_bytes, digests=digests)
+    except OSError as exc:
+        logger.warning("Part checksums of %r not kept (%s): the upload will hash the parts itself.",
+                       str(source), exc.strerror or exc)
+    return digests
+
+
+def _copy_small(src_fd: int, dst_fd: int, digest: _Both,
                 progress: Callable[[int], None] | None) -> int:
     # Small files (photos): threads would cost more than they overlap.
     written = 0

@@ -6,6 +6,7 @@ lets retention grow. Implementations live in `storage.backends`.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,8 +75,27 @@ class EvidenceStore(Protocol):
     def exists(self, sha256: str) -> bool:
         ...
 
+    def part_bytes_for(self, size_bytes: int) -> int | None:
+        """The part size in which this store uploads a file of *size_bytes* (its copy pass then hashes each part,
+        storage.part_checksums), or None when it takes the file whole."""
+        ...
+
     def open(self, sha256: str, *, start: int = 0) -> BinaryIO:
         """Open the stored bytes for reading, from byte *start* (a ranged read: nothing before it is fetched)."""
+        ...
+
+    def read_in_place(self, sha256: str, *, valid_s: float = 900) -> AbstractContextManager[str]:
+        """A path or URL from which a media reader (ffmpeg's `-i`, `cv2.VideoCapture`) reads the stored original where
+        it is, for the `with` block: nothing is copied, and the source only reads.
+
+        Local store: the object's own sealed file (0444 in 0555 folders; readable by the service account also when
+        the store writer owns the store). S3: a presigned GET URL of the object, valid for *valid_s* seconds (give
+        the reader's deadline: it asks for byte ranges again whenever it seeks); the reader fetches the bytes with
+        ranged GETs. A URL carries a credential: keep it out of logs and messages (its query string).
+
+        Raises:
+          ObjectMissing: no such object.
+        """
         ...
 
     def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:

@@ -229,7 +229,7 @@ class DockRun:
         while True:
             try:
                 return copy_and_hash(file.path, staging, part_name=part_key(self.serial, file),
-                                            progress=on_bytes)
+                                     progress=on_bytes, part_bytes=self.store.part_bytes_for)
             except CopyFailed as exc:
                 if (exc.errno != errno.ENOSPC or waited >= self.settings.disk_full_wait_s
                         or self.options.is_stopping()):

@@ -39,7 +39,7 @@ from catalog import (
     outbox,
 )
 from catalog.types import utcnow
-from ingest.archiving import archive_recording
+from ingest.archiving import READ_BACK_QUEUED, archive_recording, prove_stored
 from ingest.config import Settings
 from ingest.decode_check import DecodeTimedOut, check_recording
 from ingest.derive import derive_recording
@@ -189,9 +189,10 @@ def _record_failure(c: WorkerContext, recording_id: int, *, stage: str, exc: Exc
         session.commit()
 
 
-def archive_step(c: WorkerContext, recording_id: int) -> bool:
-    """Archive one staged recording under a claim (the `ingest.archive_recording` actor); True when it is now in
-    WORM storage (archived or verified), so derived media and the decode check can follow.
+def archive_step(c: WorkerContext, recording_id: int) -> str | None:
+    """Archive one staged recording under a claim (the `ingest.archive_recording` actor); its state when it is now
+    in WORM storage (`archived`, or `verified` when the store read it back already), so derived media, the decode
+    check and (for `archived`) the read-back can follow; None when it is not.
 
     Raises:
       Retry: another worker holds it, or the store or catalogue is away (transient).
@@ -214,7 +215,7 @@ def archive_step(c: WorkerContext, recording_id: int) -> bool:
             outbox.add(session, recording_id, station=exc.staged_at, now=utcnow(),
                        reason=f"re-routed from {c.settings.station}")
             session.commit()
-        return False
+        return None
     except (StagedCopyMissing, HashMismatch) as exc:
         logger.error("Archiving recording %r failed for good: %s", recording_id, exc)
         _record_failure(c, recording_id, stage="archive", exc=exc)
@@ -224,9 +225,9 @@ def archive_step(c: WorkerContext, recording_id: int) -> bool:
         logger.warning("Recording %r stays staged for now: %s", recording_id, first_line(exc))
         raise Retry(first_line(exc)) from None
     if state not in (RecordingState.ARCHIVED, RecordingState.VERIFIED):
-        return False
+        return None
     logger.info("Archived recording %r (%s) in %.1f s.", recording_id, state, time.monotonic() - started)
-    return True
+    return state
 
 
 def derive_step(c: WorkerContext, recording_id: int) -> None:
@@ -251,25 +252,32 @@ def decode_check_step(c: WorkerContext, recording_id: int) -> None:
 
 
 def verify_step(c: WorkerContext, recording_id: int) -> None:
-    """Re-hash a recording's stored bytes and record the outcome (the `ingest.verify_recording` actor).
+    """Read a recording's stored bytes back and re-hash them (the `ingest.verify_recording` actor): an `archived`
+    recording becomes `verified` (ingest.archiving.prove_stored). One not in the store (disposed meanwhile) is
+    logged and left alone.
 
     Raises:
       RecordingNotFound: no such recording.
       HashMismatch: the stored bytes differ (an INGEST_FAILED event is recorded).
+      Retry: the store or the catalogue is away (transient).
     """
     with Session(c.engine) as session:
         recording = session.get(Recording, recording_id)
         if recording is None:
             raise RecordingNotFound(str(recording_id))
         try:
-            c.store.verify(recording.sha256)
+            prove_stored(session, c.store, recording, actor=_worker(c), how=READ_BACK_QUEUED)
+        except ValueError as exc:
+            logger.info("Not verified: %s", exc)
+            return
         except HashMismatch as exc:
-            append_event(session, CustodyKind.INGEST_FAILED, actor=_worker(c), recording_id=recording_id,
-                         details={"stage": "verify", "reason": str(exc)})
-            session.commit()
+            session.rollback()
+            logger.error("Recording %r: %s", recording_id, exc)
+            _record_failure(c, recording_id, stage="verify", exc=exc)
             raise
-        append_event(session, CustodyKind.VERIFIED, actor=_worker(c), recording_id=recording_id,
-                     details={"how": "re-hashed the stored bytes"})
+        except (StorageError, OperationalError) as exc:
+            logger.warning("Recording %r not read back yet: %s", recording_id, first_line(exc))
+            raise Retry(first_line(exc)) from None
         session.commit()
 
 
@@ -299,7 +307,10 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
     queues = queue_names(namespace, station)
 
     def archive(recording_id: int) -> None:
-        if archive_step(ctx(), recording_id):
+        state = archive_step(ctx(), recording_id)
+        if state == RecordingState.ARCHIVED:
+            actors.verify.send(recording_id)  # the full read-back, off the archive queue (EVIDENCE_S3_READBACK)
+        if state is not None:
             actors.derive.send(recording_id)
             actors.decode_check.send(recording_id)
 

@@ -19,8 +19,9 @@ import dramatiq
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog import CatalogError, apply_retention, load_or_create_key, open_catalog
+from catalog import CatalogError, RecordingState, apply_retention, load_or_create_key, open_catalog
 from ingest.anchoring import anchor_chain
+from ingest.archiving import read_back_archived
 from ingest.config import Settings
 from ingest.errors import first_line
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
@@ -74,13 +75,19 @@ def _ingest_for_workers(path: Path, settings: Settings, options: IngestOptions, 
 
 def _ingest_inline(path: Path, settings: Settings, options: IngestOptions, engine: Engine, store: EvidenceStore,
                    derive_with: QueueConnection | None, progress: Progress | None) -> IngestReport:
-    """Ingest archiving inline; then, unless *derive_with* is None, an in-process worker on its broker renders
-    derived media and decode-checks each new recording before this returns."""
+    """Ingest archiving inline; read back what S3 stored (unless EVIDENCE_S3_READBACK=inline did it in the upload);
+    then, unless *derive_with* is None, an in-process worker on its broker renders derived media and decode-checks
+    each new recording before this returns."""
     new_ids: list[int] = []
     report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
                            progress=progress, after_commit=new_ids.extend)
     if options.case_number and new_ids:
         _hold_for_cases(engine, store, settings, new_ids, actor=options.actor)
+    if new_ids and settings.s3 is not None and settings.s3.readback == "queued":
+        verified = read_back_archived(engine, store, new_ids, actor=options.actor)
+        for row in report.recordings:
+            if row.get("id") in verified:
+                row["state"] = RecordingState.VERIFIED.value
     if derive_with is not None and new_ids:
         _derive_in_process(derive_with, settings, new_ids)
     return report

@@ -19,9 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from catalog import CustodyKind, Recording, RecordingState, append_event, find_known_sighting
-from catalog.replay import ROW_KEY, row_values
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
+from ingest.archiving import prove_stored
 from ingest.scan import DeviceFile, scan_device
 from ingest.transfer import hash_device_file
 from storage import EvidenceStore, HashMismatch, StorageError
@@ -95,15 +95,11 @@ def _unverified(session: Session, store: EvidenceStore, recording: Recording, *,
     if recording.state == RecordingState.STAGED:
         return "not yet archived"
     if recording.state == RecordingState.ARCHIVED:
-        try:  # local store: prove the stored bytes by re-hashing them
-            store.verify(recording.sha256)
+        try:  # not read back yet (the verify queue has not reached it, or the local store): prove it now
+            prove_stored(session, store, recording, actor=actor,
+                         how="re-hashed the stored bytes before clearing the device")
         except (HashMismatch, StorageError) as exc:
             return f"archived copy failed verification: {exc}"
-        recording.state = RecordingState.VERIFIED.value
-        session.add(recording)
-        append_event(session, CustodyKind.VERIFIED, actor=actor, recording_id=recording.id,
-                     details={"how": "re-hashed the stored bytes before clearing the device",
-                              ROW_KEY: row_values(recording, "state")})
     if recording.state != RecordingState.VERIFIED:
         return f"recording is {recording.state}"
     return None

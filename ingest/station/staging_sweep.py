@@ -19,7 +19,9 @@ A copy is removed only when it is certain not to be needed; every doubt keeps it
   kept when the store does not (then this copy may be the only one: a warning says so) or cannot answer;
 * removed when its recording is `disposed`: its retention ended and the archived object was lawfully deleted,
   so a copy must not outlive it;
-* any other state is kept.
+* any other state is kept;
+* a copy's part checksums (`<sha256>.parts`, storage.part_checksums) go with it, and one whose copy is gone
+  (the upload consumed the copy and stopped before the checksums) is removed.
 
 Recording states only move forward (staged → archived → verified → disposed), so a decision to remove cannot
 turn wrong between the catalogue's answer and the unlink. The journals and *protect* are read last, just before
@@ -45,6 +47,7 @@ from sqlmodel import Session
 from catalog import RecordingState
 from catalog.recordings import SHA256_CHUNK, recordings_by_sha256
 from storage import EvidenceStore, StorageError
+from storage.part_checksums import PARTS_SUFFIX, parts_path
 
 __all__ = ["Removed", "SweepResult", "journaled_hashes", "sweep_staging"]
 
@@ -161,8 +164,19 @@ def sweep_staging(engine: Engine, store: EvidenceStore, staging: Path, *, statio
     doomed = _doomed(_catalogue(engine, hashes), hashes, store, station=station, kept=kept)
     if doomed:
         result.removed = _remove(staging, doomed, sizes, protect=protect, kept=kept)
+    _remove_orphan_parts(staging)
     result.kept = dict(kept)
     return result
+
+
+def _remove_orphan_parts(staging: Path) -> None:
+    """Part-checksum files whose staged copy is gone (nothing reads them any more)."""
+    with os.scandir(staging) as entries:
+        orphans = [entry.name for entry in entries if entry.name.endswith(PARTS_SUFFIX)
+                   and _NAME.fullmatch(entry.name.removesuffix(PARTS_SUFFIX)) and entry.is_file(follow_symlinks=False)
+                   and not (staging / entry.name.removesuffix(PARTS_SUFFIX)).exists()]
+    for name in orphans:
+        (staging / name).unlink(missing_ok=True)
 
 
 def _doomed(rows: dict[str, tuple[int, str, str]], hashes: list[str], store: EvidenceStore, *, station: str,
@@ -224,6 +238,7 @@ def _remove(staging: Path, doomed: dict[str, str], sizes: dict[str, int], *, pro
             logger.warning("Staging sweep: cannot remove %s: %s", sha, exc.strerror or exc)
             kept[UNREMOVABLE] += 1
             continue
+        parts_path(staging / sha).unlink(missing_ok=True)
         logger.info("Removed staged copy %s (%d bytes): %s.", sha, sizes[sha], why)
         removed.append(Removed(sha, sizes[sha], why))
     return removed

@@ -35,6 +35,8 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -207,11 +209,28 @@ class LocalStore:
     def exists(self, sha256: str) -> bool:
         return self.tree.object_path(sha256).exists()
 
+    def part_bytes_for(self, size_bytes: int) -> int | None:
+        return None  # a local object is written whole (a hard link from staging where it can be)
+
     def open(self, sha256: str, *, start: int = 0) -> BinaryIO:
         try:
             return _open_at(self.tree.object_path(sha256), start)
         except FileNotFoundError:
             raise ObjectMissing(object_key(sha256)) from None
+
+    @contextmanager
+    def read_in_place(self, sha256: str, *, valid_s: float = 900) -> Iterator[str]:
+        """The object's own sealed file (0444, in 0555 folders), for a media reader to open read-only where it is:
+        nothing is copied (EvidenceStore.read_in_place). It is readable without the store writer, which only
+        writes. *valid_s* does not apply: the path stays valid as long as the object is kept.
+
+        Raises:
+          ObjectMissing: no such object (naming the file that is not there).
+        """
+        path = self.tree.object_path(sha256)
+        if not path.is_file():
+            raise ObjectMissing(object_key(sha256), f"{path} is missing")
+        yield str(path)
 
     def extend_retention(self, sha256: str, retain_until: datetime) -> StoredObject:
         if self._client is not None:

@@ -1,22 +1,28 @@
 """WORM store on S3 with Object Lock (COMPLIANCE): MinIO, AWS S3, Ceph RGW, SeaweedFS.
 
 Every write carries an `x-amz-checksum-sha256` the server verifies (one PUT,
-or every part of a multipart upload) and COMPLIANCE retention. After a write
-the object is read back (HEAD): checksum and size must match what was hashed
-at copy time, and retention / legal hold are re-applied if the server dropped
-them (some servers ignore lock headers on multipart uploads). botocore
-errors become the project's storage errors here and nowhere else.
+or every part of a multipart upload) and COMPLIANCE retention. The part
+checksums come from the copy pass where it kept them (storage.part_checksums):
+the upload then reads each staged byte once and hashes nothing. After a write
+the object's HEAD is checked: checksum and size must match what was hashed at
+copy time, and retention / legal hold are re-applied if the server dropped
+them (some servers ignore lock headers on multipart uploads). The full
+read-back (GET and re-hash) runs here only with `readback="inline"`; by
+default it is left to the verify queue (the recording stays `archived` until
+then). botocore errors become the project's storage errors here and nowhere
+else.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import logging
-import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -33,15 +39,17 @@ from storage.errors import (
     StorageError,
 )
 from storage.hashing import hash_stream, hashed_chunks
+from storage.part_checksums import part_size_for, parts_path, read_parts
 from storage.retention import is_disposable, require_future, validate_extension
 
 __all__ = ["S3WormStore", "make_s3_client"]
 
 logger = logging.getLogger(__name__)
 
-#: S3's smallest part (except the last) and most parts.
+#: S3's smallest part (except the last).
 MIN_PART_BYTES = 5 * 1024 * 1024
-MAX_PARTS = 10_000
+#: When the full read-back of a new object runs: in the upload ("inline") or by the verify queue ("queued").
+READBACK_MODES = ("queued", "inline")
 _MISSING = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 _BAD_DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
 _TRANSIENT = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500", "RequestTimeTooSkewed"}
@@ -90,9 +98,12 @@ class S3WormStore:
 
     def __init__(self, *, client: Any, bucket: str, prefix: str = "",
                  multipart_threshold_bytes: int = 64 * 1024 * 1024, part_size_bytes: int = 16 * 1024 * 1024,
-                 max_concurrency: int = 4) -> None:
+                 max_concurrency: int = 4, readback: str = "queued") -> None:
         if part_size_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_size_bytes {part_size_bytes} is below S3's minimum of {MIN_PART_BYTES}")
+        if readback not in READBACK_MODES:
+            raise ValueError(f"readback {readback!r} is not one of {', '.join(READBACK_MODES)}")
+        self.readback = readback
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self.multipart_threshold_bytes = multipart_threshold_bytes
         self.part_size_bytes = part_size_bytes
@@ -183,6 +194,14 @@ class S3WormStore:
         return cast(str, self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(sha256)}, ExpiresIn=expires_s))
 
+    def read_in_place(self, sha256: str, *, valid_s: float = 900) -> AbstractContextManager[str]:
+        """A presigned GET URL of the object for a media reader, valid for at least *valid_s* seconds (rounded up to
+        whole seconds, plus one for the signer's own rounding down): the reader fetches byte ranges itself, nothing
+        is copied (EvidenceStore.read_in_place). A context manager yielding the URL (nothing to clean up).
+        ObjectMissing if absent."""
+        self.head(sha256)
+        return nullcontext(self.presigned_url(sha256, expires_s=int(valid_s) + 2))
+
     def verify(self, sha256: str) -> str:
         key = self._key(sha256)
         try:
@@ -224,9 +243,18 @@ class S3WormStore:
                                    expected=f"{expected_checksum} ({size_bytes} bytes)",
                                    found=f"{stored_checksum} ({head['ContentLength']} bytes)")
         head = self._ensure_lock(key, head, until)
+        if self.readback == "inline":
+            self.verify(sha256)  # the whole object read back and re-hashed before the staged copy goes
         if consume:
             path.unlink(missing_ok=True)
-        return self._stored(sha256, head, verified=True)
+            parts_path(path).unlink(missing_ok=True)
+        return self._stored(sha256, head, verified=self.readback == "inline")
+
+    def part_bytes_for(self, size_bytes: int) -> int | None:
+        """The part size an upload of *size_bytes* uses, or None when it goes in one PUT."""
+        if size_bytes < self.multipart_threshold_bytes:
+            return None
+        return part_size_for(size_bytes, self.part_size_bytes)
 
     def _put_single(self, path: Path, key: str, *, sha256: str, until: datetime) -> str:
         checksum = _b64(sha256)
@@ -236,54 +264,70 @@ class S3WormStore:
                                    Metadata={"sha256": sha256})
         return checksum
 
-    def _part_size(self, size_bytes: int) -> int:
-        return max(self.part_size_bytes, math.ceil(size_bytes / MAX_PARTS))
-
     def _put_multipart(self, path: Path, key: str, *, sha256: str, size_bytes: int, until: datetime) -> str:
-        upload = self.client.create_multipart_upload(
+        """Upload *path* in parts; return the object's S3 checksum (SHA-256 of the part digests, with the count).
+
+        With the part digests the copy pass kept, nothing is hashed here: the server checks every part against
+        them. If it refuses one (the staged copy or the kept digests changed since the copy), the upload is
+        made again hashing every part and the whole file here, so a damaged `.parts` file never fails evidence
+        and a damaged staged copy is named (HashMismatch) either way."""
+        part_size = part_size_for(size_bytes, self.part_size_bytes)
+        kept = read_parts(path, part_bytes=part_size, size_bytes=size_bytes)
+        if kept is not None:
+            try:
+                return self._upload_in_parts(path, key, sha256=sha256, until=until, part_size=part_size, kept=kept)
+            except ClientError as exc:
+                if _code(exc) not in _BAD_DIGEST:
+                    raise
+                logger.warning("The server refused a part of %r against the checksums kept at copy time (%s); "
+                               "uploading again with every part hashed now.", str(path), _code(exc))
+        return self._upload_in_parts(path, key, sha256=sha256, until=until, part_size=part_size, kept=None)
+
+    def _upload_in_parts(self, path: Path, key: str, *, sha256: str, until: datetime, part_size: int,
+                         kept: tuple[str, ...] | None) -> str:
+        upload_id = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", ObjectLockMode="COMPLIANCE",
-            ObjectLockRetainUntilDate=until, Metadata={"sha256": sha256})
-        upload_id = upload["UploadId"]
-        part_size = self._part_size(size_bytes)
-        whole = hashlib.sha256()
-        futures: list[Future[tuple[dict[str, Any], bytes]]] = []
+            ObjectLockRetainUntilDate=until, Metadata={"sha256": sha256})["UploadId"]
+        whole = hashlib.sha256() if kept is None else None
         # At most max_concurrency parts in memory or in flight: bounded memory whatever the size.
         slots = threading.BoundedSemaphore(self.max_concurrency)
 
-        def send(number: int, data: bytes) -> tuple[dict[str, Any], bytes]:
+        def send(number: int, data: bytes) -> dict[str, Any]:
             try:
-                # The part digest is computed here, in parallel with the reader's whole-file hash.
-                digest = hashlib.sha256(data).digest()
+                # Kept from the copy pass, or computed here in parallel with the reader's whole-file hash.
+                digest = bytes.fromhex(kept[number - 1]) if kept is not None else hashlib.sha256(data).digest()
                 checksum = base64.b64encode(digest).decode()
                 reply = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
                                                 Body=data, ChecksumSHA256=checksum)
-                return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": checksum}, digest
+                return {"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": checksum}
             finally:
                 slots.release()
 
         try:
             with path.open("rb") as src, ThreadPoolExecutor(self.max_concurrency,
                                                             thread_name_prefix="s3-part") as pool:
+                chunks = (iter(partial(src.read, part_size), b"") if whole is None
+                          else hashed_chunks(src, into=whole, chunk_bytes=part_size))
+                futures: list[Future[dict[str, Any]]] = []
                 slots.acquire()  # taken before each read (the generator reads when the loop asks for the next)
-                for number, data in enumerate(hashed_chunks(src, into=whole, chunk_bytes=part_size), start=1):
+                for number, data in enumerate(chunks, start=1):
                     futures.append(pool.submit(send, number, data))
                     del data
                     slots.acquire()
                 slots.release()  # the slot taken for the read that found the end
-                results = [f.result() for f in futures]
-            if whole.hexdigest() != sha256:
+                parts = [f.result() for f in futures]
+            if whole is not None and whole.hexdigest() != sha256:
                 raise HashMismatch(str(path), algorithm="sha256", expected=sha256, found=whole.hexdigest())
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                  MultipartUpload={"Parts": [part for part, _ in results]})
+                                                  MultipartUpload={"Parts": parts})
         except BaseException:
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except (ClientError, BotoCoreError):
                 logger.warning("Could not abort multipart upload %r of %r.", upload_id, key)
             raise
-        part_digests = [digest for _, digest in results]
-        # S3's checksum of a multipart object: SHA-256 of the part digests, with the part count.
-        return f"{base64.b64encode(hashlib.sha256(b''.join(part_digests)).digest()).decode()}-{len(part_digests)}"
+        digests = b"".join(base64.b64decode(part["ChecksumSHA256"]) for part in parts)
+        return f"{base64.b64encode(hashlib.sha256(digests).digest()).decode()}-{len(parts)}"
 
     def _ensure_lock(self, key: str, head: dict[str, Any], until: datetime) -> dict[str, Any]:
         """Re-apply COMPLIANCE retention if the server dropped it or holds a shorter date."""

@@ -329,9 +329,13 @@ def test_ingest_stamp_is_revision_one(samples, settings, engine, store):
 
 
 @pytest.mark.s3
-def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url, s3_server):
+@pytest.mark.parametrize("readback", ["queued", "inline"])
+def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url, s3_server, readback):
     from catalog import open_catalog
+    from ingest.archiving import READ_BACK_ON_WRITE, READ_BACK_QUEUED
     from ingest.config import Settings
+    from ingest.pipeline import IngestOptions
+    from ingest.queue.workers import run_ingest
     from ingest.services import open_store
     from tests.conftest import make_bucket
 
@@ -339,25 +343,35 @@ def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url
     settings = Settings.from_env({
         "EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
         "EVIDENCE_STORE_URL": f"s3://{bucket}/bj", "EVIDENCE_S3_ENDPOINT": s3_server.endpoint,
-        "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key})
+        "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key,
+        "EVIDENCE_S3_READBACK": readback})
     store = open_store(settings)
+    report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
     engine = open_catalog(settings.database_url)
     try:
-        report = _ingest(samples.sidecar_recorder, settings, engine, store)
         assert {r["state"] for r in report.recordings} == {"verified"}
         assert {r["store"]["name"] for r in report.recordings} == {"s3"}
-        assert all(r["store"]["key"].startswith("bj/sha256/") for r in report.recordings)
-        assert list(settings.staging_dir.iterdir()) == []  # staging cleared only after the verified write
+        assert all(str(r["store"]["key"]).startswith("bj/sha256/") for r in report.recordings)
+        assert list(settings.staging_dir.iterdir()) == []  # staging cleared (part checksums too) once stored
         for row in report.recordings:
             # the server keeps whole seconds: rounded up, never shorter than the catalogue's date
-            catalogued = datetime.fromisoformat(row["retain_until"].replace("Z", "+00:00"))
+            catalogued = datetime.fromisoformat(str(row["retain_until"]).replace("Z", "+00:00"))
             held = store.head(row["sha256"]).retain_until
             assert catalogued <= held < catalogued + timedelta(seconds=1)
             assert store.verify(row["sha256"]) == row["sha256"]
         with Session(engine) as session:
-            kinds = [e.kind for e in session.exec(select(CustodyEvent).where(
-                CustodyEvent.recording_id == report.recordings[0]["id"]).order_by(col(CustodyEvent.id)))]
-        assert kinds == ["copied", "stamped", "archived", "verified", "manifested"]
+            assert {r.state for r in session.exec(select(Recording))} == {"verified"}
+            events = list(session.exec(select(CustodyEvent).where(
+                CustodyEvent.recording_id == report.recordings[0]["id"]).order_by(col(CustodyEvent.id))))
+        kinds = [e.kind for e in events]
+        verified = next(e for e in events if e.kind == "verified")
+        if readback == "inline":  # read back in the upload, before the manifest
+            assert kinds == ["copied", "stamped", "archived", "verified", "manifested"]
+            assert verified.details["how"] == READ_BACK_ON_WRITE
+        else:  # archived (every part checked by the server), sealed, then read back whole
+            assert kinds == ["copied", "stamped", "archived", "manifested", "verified"]
+            assert verified.details["how"] == READ_BACK_QUEUED
+        assert verified.details["row"] == {"state": "verified"}
     finally:
         engine.dispose()
 

@@ -50,6 +50,50 @@ def test_interrupted_copy_resumes_from_the_part_file(tmp_path):
     assert result.destination.read_bytes() == src.read_bytes()
 
 
+@pytest.mark.parametrize("size", [1, CHUNK_BYTES, 3 * CHUNK_BYTES + 7, 9 * CHUNK_BYTES])
+@pytest.mark.parametrize("part", [5 * 1024 * 1024, 6 * 1024 * 1024 + 1])
+def test_part_checksums_are_taken_in_the_same_pass_and_kept_beside_the_copy(tmp_path, size, part):
+    # Given a store that uploads in parts of *part* bytes (not a multiple of the copy's chunk, for one of them)
+    from storage.part_checksums import read_parts
+
+    src = _source(tmp_path, size)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    # When the file is copied
+    result = copy_and_hash(src, staging, part_name="k", part_bytes=lambda n: part)
+    # Then every part's SHA-256 is the SHA-256 of exactly that slice, kept beside the staged copy for the upload
+    data = src.read_bytes()
+    expected = tuple(hashlib.sha256(data[i:i + part]).hexdigest() for i in range(0, len(data), part))
+    assert result.part_sha256 == expected
+    assert read_parts(result.destination, part_bytes=part, size_bytes=size) == expected
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_resumed_copy_takes_its_part_checksums_over_all_its_bytes(tmp_path):
+    # Given a copy that stopped after 7 MiB (its .part is in staging), and 5 MiB parts
+    src = _source(tmp_path, 3 * CHUNK_BYTES + 5)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "k.part").write_bytes(src.read_bytes()[: 7 * 1024 * 1024])
+    # When it is resumed
+    result = copy_and_hash(src, staging, part_name="k", part_bytes=lambda n: 5 * 1024 * 1024)
+    # Then the part checksums cover the bytes taken from the earlier copy too
+    data = src.read_bytes()
+    assert result.resumed_from == 7 * 1024 * 1024
+    assert result.part_sha256 == tuple(hashlib.sha256(data[i:i + 5 * 1024 * 1024]).hexdigest()
+                                       for i in range(0, len(data), 5 * 1024 * 1024))
+
+
+def test_no_part_checksums_for_a_store_that_takes_files_whole(tmp_path):
+    from storage.part_checksums import parts_path
+
+    src = _source(tmp_path, 2 * CHUNK_BYTES)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    result = copy_and_hash(src, staging, part_name="k", part_bytes=lambda n: None)
+    assert result.part_sha256 == () and not parts_path(result.destination).exists()
+
+
 def test_part_file_longer_than_the_source_is_discarded(tmp_path):
     src = _source(tmp_path, 100)
     staging = tmp_path / "staging"

@@ -13,15 +13,18 @@ from sqlmodel import Session, col, select
 
 from catalog import (
     CustodyEvent,
+    CustodyKind,
     DockSession,
     OutboxMessage,
     Recording,
     Sighting,
+    append_event,
     load_or_create_key,
     open_catalog,
     outbox,
 )
 from catalog.types import utcnow
+from ingest.archiving import READ_BACK_QUEUED, prove_stored
 from ingest.config import Settings
 from ingest.pipeline import IngestOptions, IngestReport, ingest_folder
 from ingest.queue.actors import queue_names
@@ -132,12 +135,13 @@ def test_a_message_for_another_stations_recording_is_passed_on_never_a_failure(s
     assert rerouted_ids == sorted(ids)
     assert set(_states(engine).values()) == {"staged"}
     assert all((b.staging_dir / r["sha256"]).exists() for r in report.recordings)
-    # And station B's own worker archives them
+    # And station B's own worker archives them, and reads each back
     broker_b, actors_b = _stub_worker(b, engine, store, station="station-b")
     for recording_id in ids:
         actors_b.archive.send(recording_id)
-    drain(broker_b, queue_names("evidence", "station-b")["archive"])
-    assert set(_states(engine).values()) == {"archived"}
+    names = queue_names("evidence", "station-b")
+    drain(broker_b, names["archive"], names["verify"])
+    assert set(_states(engine).values()) == {"verified"}
 
 
 def test_archive_pending_takes_only_its_own_stations_recordings(samples, tmp_path, catalog_url, engine):
@@ -180,8 +184,9 @@ def test_a_claimed_recording_is_archived_by_one_worker_and_a_dead_workers_claim_
         assert outbox.claim(session, rid, holder="someone-else", now=utcnow(), lease_s=3)
     broker, actors = _stub_worker(settings, engine, store, station=settings.station)
     actors.archive.send(rid)
-    drain(broker, queue_names("evidence", settings.station)["archive"])
-    assert _states(engine)[rid] == "archived"  # after the other hold ran out (3 s), by this worker
+    names = queue_names("evidence", settings.station)
+    drain(broker, names["archive"], names["verify"])
+    assert _states(engine)[rid] == "verified"  # after the other hold ran out (3 s), by this worker, read back
     assert store.exists(report.recordings[0]["sha256"])
     with Session(engine) as session:
         archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived",
@@ -424,8 +429,52 @@ def test_an_archived_recording_whose_manifest_failed_is_sealed_by_the_reconciler
             row.sent_at = later
             session.add(row)
         session.commit()
-        assert rid not in outbox.reconcile(session, station=settings.station, now=later + timedelta(hours=1),
+        # (still `archived`: queued once more for its read-back; once read back, never again)
+        assert rid in outbox.reconcile(session, station=settings.station, now=later + timedelta(hours=1),
+                                       after_s=600)
+        for row in session.exec(select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None))):
+            row.sent_at = later + timedelta(hours=1)
+            session.add(row)
+        prove_stored(session, good, recording, actor="worker:x", how=READ_BACK_QUEUED)
+        session.commit()
+        assert rid not in outbox.reconcile(session, station=settings.station, now=later + timedelta(hours=2),
                                            after_s=600)
+
+
+def test_an_archived_recording_whose_read_back_was_lost_is_verified_after_the_reconciler(samples, settings, engine):
+    # Given recordings archived by a worker that died before it sent their read-back (verify) messages
+    from ingest.archiving import archive_recording
+
+    store = LocalStore(settings.store_path)
+    report = _stage(samples.sidecar_recorder, settings, engine, store)
+    ids = sorted(r["id"] for r in report.recordings)
+    key = load_or_create_key(settings.station_key_path)
+    kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
+    for rid in ids:
+        assert archive_recording(engine, store, settings.staging_dir, rid, **kw) == "archived"
+    # and one of them whose read-back already failed for good
+    failed = ids[0]
+    with Session(engine) as session:
+        append_event(session, CustodyKind.INGEST_FAILED, actor="worker:x", recording_id=failed,
+                     details={"stage": "verify", "reason": "sha256 mismatch (test)"})
+        for row in session.exec(select(OutboxMessage)):
+            row.sent_at = row.created_at = utcnow() - timedelta(hours=2)
+            session.add(row)
+        for recording in session.exec(select(Recording)):
+            recording.ingested_at = utcnow() - timedelta(hours=2)
+            session.add(recording)
+        session.commit()
+    # When the reconciler runs, and a worker takes what it queued
+    queued = reconcile_once(engine, station=settings.station, after_s=600)
+    assert sorted(queued) == ids[1:]  # never the one a person must look at
+    broker, actors = _stub_worker(settings, engine, store, station=settings.station)
+    for rid in queued:
+        actors.archive.send(rid)
+    names = queue_names("evidence", settings.station)
+    drain(broker, names["archive"], names["verify"])
+    # Then they are read back and verified; the failed one stays archived
+    states = _states(engine)
+    assert {states[rid] for rid in ids[1:]} == {"verified"} and states[failed] == "archived"
 
 
 def test_the_reconciler_adds_nothing_while_messages_wait_for_a_broker_that_is_away(samples, settings, engine, store):

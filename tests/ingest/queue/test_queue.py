@@ -124,11 +124,11 @@ def test_archive_actor_is_safe_to_run_twice(samples, settings, engine, store):
         actors.archive.send(row["id"])
     queues = queue_names("evidence", settings.station)
     try:
-        drain(broker, queues["archive"], queues["derive"], fail_fast=True)
+        drain(broker, queues["archive"], queues["derive"], queues["verify"], fail_fast=True)
     finally:
         broker.close()
-    # Then each recording is archived once, with one ARCHIVED event, and staging is empty
-    assert set(_states(engine).values()) == {"archived"}
+    # Then each recording is archived once, with one ARCHIVED event, read back (verified), and staging is empty
+    assert set(_states(engine).values()) == {"verified"}
     with Session(engine) as session:
         archived = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "archived")).all()
         derived = session.exec(select(DerivedMedia)).all()
@@ -145,7 +145,7 @@ def test_redis_workers_archive_what_stations_enqueue(samples, tmp_path, catalog_
     report = run_ingest(samples.sidecar_recorder, settings, IngestOptions())
     assert {r["state"] for r in report.recordings} == {"staged"}  # the station does not wait for the archive
     with running_workers(settings, archive_threads=2):
-        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
+        wait_for(lambda: set(_states(engine).values()) == {"verified"}, 60, "workers to archive, read back")
         with Session(engine) as session:
             wait_for(lambda: len(session.exec(select(DerivedMedia)).all()) >= 4, 60, "derived media")
     assert list(settings.staging_dir.iterdir()) == []
@@ -190,8 +190,8 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
         broker, actors = queue.broker, queue.actors
         refused = _Refusals()
         broker.add_middleware(refused)
-        worker = dramatiq.Worker(broker, queues={queue_names(redis_namespace, settings.station)["archive"]},
-                                 worker_threads=2)
+        names = queue_names(redis_namespace, settings.station)
+        worker = dramatiq.Worker(broker, queues={names["archive"], names["verify"]}, worker_threads=2)
         worker.start()
         engine = open_catalog(settings.database_url)
         try:
@@ -201,7 +201,7 @@ def test_archive_down_during_ingest_then_recordings_archive_when_it_returns(samp
             assert set(_states(engine).values()) == {"staged"}
             assert sorted(p.name for p in settings.staging_dir.iterdir()) == staged
             server.start()  # Then the archive returns
-            wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archiving after the outage")
+            wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archive + read-back after the outage")
         finally:
             worker.stop()
             broker.close()
@@ -291,12 +291,12 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, engine
     private_redis.start()
     # When workers start, and the broker restarts again under them
     with running_workers(settings, archive_threads=1):
-        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving after the restart")
+        wait_for(lambda: set(_states(engine).values()) == {"verified"}, 60, "archiving after the restart")
         private_redis.stop()
         private_redis.start()
         second = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
         # Then everything queued on either side of the restarts is archived
-        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 90, "archiving after a live restart")
+        wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archiving after a live restart")
         assert len(_states(engine)) == len(first.recordings) + len(second.recordings)
 
 
@@ -317,7 +317,7 @@ def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url
         report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
         assert {r["state"] for r in report.recordings} == {"staged"}
         with running_workers(settings, archive_threads=1):
-            wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "archiving through RabbitMQ")
+            wait_for(lambda: set(_states(engine).values()) == {"verified"}, 60, "archiving through RabbitMQ")
     finally:
         connection = pika.BlockingConnection(pika.URLParameters(url))
         channel = connection.channel()
@@ -351,7 +351,13 @@ def test_verify_actor_records_a_clean_copy_and_flags_a_tampered_one(samples, set
     with Session(engine) as session:
         events = {(e.recording_id, e.kind): e for e in session.exec(select(CustodyEvent).where(
             col(CustodyEvent.kind).in_(["verified", "ingest_failed"])))}
-    assert events[(clean["id"], "verified")].details == {"how": "re-hashed the stored bytes"}
+    from ingest.archiving import READ_BACK_QUEUED
+
+    verified = events[(clean["id"], "verified")].details
+    assert verified["how"] == READ_BACK_QUEUED and verified["sha256"] == clean["sha256"]
+    states = _states(engine)
+    assert verified["row"] == {"state": "verified"} and states[clean["original_name"]] == "verified"
+    assert states[tampered["original_name"]] == "archived"  # a copy that fails its read-back is never `verified`
     failure = events[(tampered["id"], "ingest_failed")].details
     assert failure["stage"] == "verify" and failure["reason"].startswith("sha256 mismatch for sha256/")
     assert (tampered["id"], "verified") not in events
@@ -370,7 +376,7 @@ def test_scheduled_worker_anchors_the_chain_and_runs_fixity_checks(samples, tmp_
                                   "EVIDENCE_FIXITY_SAMPLE": "2"})
     run_ingest(samples.sidecar_recorder, settings, IngestOptions())
     with running_workers(settings, archive_threads=2, schedule=True):
-        wait_for(lambda: set(_states(engine).values()) == {"archived"}, 60, "workers to archive everything")
+        wait_for(lambda: set(_states(engine).values()) == {"verified"}, 60, "workers to archive, read back")
 
         def checked() -> int:
             with Session(engine) as session:

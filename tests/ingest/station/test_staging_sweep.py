@@ -272,3 +272,31 @@ def test_a_missing_or_empty_staging_area_is_nothing_to_do(settings, engine, stor
     (tmp_path / "empty").mkdir()
     result = sweep_staging(engine, store, tmp_path / "empty", station=HERE, protect=set())
     assert result.removed == [] and result.kept == {}
+
+
+def test_part_checksums_go_with_their_copy_and_never_outlive_it(samples, settings, engine, store):
+    # Given archived recordings whose staged copies were left behind with their part checksums, a checksum file
+    # whose copy is gone (an upload consumed the copy and stopped before the checksums), and a staged recording's
+    from storage.part_checksums import parts_path
+
+    staging = settings.staging_dir
+    here = _dock(samples.sidecar_recorder, settings, engine, store)
+    for rid, _ in here[1:]:
+        _archive(settings, engine, store, rid)
+    waiting = here[0][1]
+    left = [sha for _, sha in here[1:]]
+    for sha in left:
+        _plant(staging, store, sha)
+        parts_path(staging / sha).write_text('{"part_bytes": 5242880}')
+    orphan = parts_path(staging / ("ab" * 32))
+    orphan.write_text("{}")
+    parts_path(staging / waiting).write_text("{}")
+    not_ours = staging / "notes.parts"
+    not_ours.write_text("kept")
+    # When staging is swept
+    result = sweep_staging(engine, store, staging, station=HERE, protect=set())
+    # Then each removed copy took its checksums along, the orphan went, and the staged recording's stayed
+    assert sorted(r.sha256 for r in result.removed) == sorted(left)
+    assert not any(parts_path(staging / sha).exists() for sha in left) and not orphan.exists()
+    assert (staging / waiting).exists() and parts_path(staging / waiting).exists()
+    assert not_ours.read_text() == "kept"

@@ -152,3 +152,37 @@ def test_device_file_hash_refuses_a_symbolic_link(tmp_path):
     (tmp_path / "link.mp4").symlink_to("/etc/hostname")
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         hash_device_file(tmp_path / "link.mp4")
+
+
+def _cached_bytes(path: Path) -> int:
+    """Bytes of *path* in the page cache (util-linux fincore)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("fincore") is None:
+        from tests.conftest import _missing
+
+        _missing("fincore (util-linux) to read what a file keeps in the page cache")
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+@pytest.mark.parametrize("resumed_mib", [0, 37])
+def test_a_long_copy_never_keeps_more_than_two_windows_in_the_page_cache(tmp_path, resumed_mib):
+    # Given a 192 MiB recording (a resumed copy appends after an earlier attempt's bytes)
+    from ingest.transfer import WRITEBACK_BYTES
+
+    size = 192 * 1024 * 1024
+    src = _source(tmp_path, size)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    if resumed_mib:
+        (staging / "k.part").write_bytes(src.read_bytes()[: resumed_mib * 1024 * 1024])
+    # When it is copied
+    result = copy_and_hash(src, staging, part_name="k")
+    # Then the copy's written-back windows were dropped as it went: what stays cached is at most the last
+    # windows (two paced ones and the unpaced tail), not the whole file (a copy must not crowd out the
+    # page cache of a station docking many devices)
+    assert result.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert _cached_bytes(result.destination) <= 3 * WRITEBACK_BYTES + resumed_mib * 1024 * 1024

@@ -103,11 +103,11 @@ def main() -> None:
     archived: list[float] = []
     returned: list[float] = []
     try:
-        with object_lock_server("s3-weed", *(f"b{i}" for i in range(args.rounds)),
-                                *(f"e{i}" for i in range(args.rounds))) as (server, _client):
+        with object_lock_server("s3-weed", *(f"baseline-{i}" for i in range(args.rounds)),
+                                *(f"evidence-{i}" for i in range(args.rounds))) as (server, _client):
             for i in range(args.rounds):
-                baseline.append(_aws_upload(aws, server, folder, f"b{i}"))
-                to_archived, to_return = _ingest(server, device, f"e{i}", args)
+                baseline.append(_aws_upload(aws, server, folder, f"baseline-{i}"))
+                to_archived, to_return = _ingest(server, device, f"evidence-{i}", args)
                 archived.append(to_archived)
                 returned.append(to_return)
     finally:

@@ -248,14 +248,7 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
         size_of_parts = part_bytes(source_size) if part_bytes is not None else None
         parts = PartDigests(size_of_parts) if size_of_parts else None
         digests = _Both(digest, parts)
-        if resume and part.exists() and part.stat().st_size <= source_size:
-            offset = _hash_existing(part, digests)
-            dst_fd = os.open(part, os.O_WRONLY | os.O_APPEND)
-            os.lseek(src_fd, offset, os.SEEK_SET)
-            logger.info("Resuming %r at byte %d.", str(source), offset)
-        else:
-            part.unlink(missing_ok=True)
-            dst_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        dst_fd, offset = _open_part(source, part, src_fd, digests, resume=resume, source_size=source_size)
         try:
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -285,6 +278,20 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
     fsync_dir(staging)
     return CopyResult(source=source, destination=final, size_bytes=offset + written, sha256=sha256,
                       resumed_from=offset, part_sha256=part_sha256)
+
+
+def _open_part(source: Path, part: Path, src_fd: int, digests: _Both, *, resume: bool,
+               source_size: int) -> tuple[int, int]:
+    """The destination descriptor and where the copy starts: after an earlier attempt's bytes (re-hashed into
+    *digests*, the source read on from there) when *resume* finds a `.part` no longer than the source, else 0."""
+    if resume and part.exists() and part.stat().st_size <= source_size:
+        offset = _hash_existing(part, digests)
+        dst_fd = os.open(part, os.O_WRONLY | os.O_APPEND)
+        os.lseek(src_fd, offset, os.SEEK_SET)
+        logger.info("Resuming %r at byte %d.", str(source), offset)
+        return dst_fd, offset
+    part.unlink(missing_ok=True)
+    return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 0
 
 
 def _keep_parts(source: Path, final: Path, parts: PartDigests | None, size_bytes: int) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import random
 import socket
 import struct
@@ -110,10 +111,12 @@ class WorkWatcher:
         self._thread = threading.Thread(target=self._watch, name="work-watcher", daemon=True)
 
     def _sizes(self) -> list[int]:
+        """Sizes of the files under the folder now (a folder or file removed while it is walked is skipped)."""
         sizes = []
-        for path in self.folder.rglob("*") if self.folder.exists() else ():
-            with suppress(FileNotFoundError):  # removed between listing and stat
-                sizes.append(path.stat().st_size if path.is_file() else 0)
+        for top, _dirs, files in os.walk(self.folder):  # os.walk skips what vanishes (rglob raised: a flaky test)
+            for name in files:
+                with suppress(FileNotFoundError):  # removed between listing and stat
+                    sizes.append(os.stat(os.path.join(top, name)).st_size)
         return sizes
 
     def _watch(self) -> None:

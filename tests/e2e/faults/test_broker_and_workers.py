@@ -63,11 +63,11 @@ def test_worker_killed_mid_multipart_upload_a_restarted_worker_finishes_within_t
     # Then the dead worker's messages come back (heartbeat 3 s), or the reconciler re-sends them (10 s), its archive
     # claims expire (6 s), and everything is verified, one S3 version per object, within 3 + 10 + 6 + 60 s
     cluster.assert_healed([device], within_s=3 + 10 + 6 + 60)
-    # B's worker never touched A's archive work (A's staged copies are only on A)
+    # B's worker never touched A's archive work (A's staged copies are only on A); the read-back reads the archive
+    # and may run on any worker (the shared verify queue), but never fails a recording
     ids = {r.id for r in cluster.recordings()}
-    actors = {e.actor for e in cluster.events() if e.recording_id in ids and e.kind in ("archived", "verified",
-                                                                                         "ingest_failed")}
-    assert not any(actor.endswith(":B") for actor in actors), actors
+    actors = {e.actor for e in cluster.events() if e.recording_id in ids and e.kind in ("archived", "ingest_failed")}
+    assert actors and not any(actor.endswith(":B") for actor in actors), actors
     assert cluster.dead_letters(a) == 0
 
 

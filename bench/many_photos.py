@@ -1,9 +1,14 @@
-"""Files per second for a folder of many small photos, against `cp -r` of the same folder.
+"""Files per second for a folder of many small photos, against `cp -r` + `sync` of the same folder.
 
 Each photo is a real JPEG with EXIF (date, offset, GPS) made once with ffmpeg +
 piexif, then varied with a unique comment segment so every file is new bytes.
 The ingest is the full pipeline (copy + hash + fsync, EXIF, catalogue on
-SQLite, local WORM store), run in-process as `evidence ingest` runs it.
+SQLite, local WORM store with its signed manifests), run in-process as
+`evidence ingest` runs it. The yardstick is `cp -r` followed by `sync` (the
+copy made durable, as the ingest makes every copy durable before it counts);
+issue 17 asks for at least 0.2 of its speed. `cp -r` alone is shown too. Every
+round reads the device cold; the CPU time is the ingest process's (all its
+threads), steadier than the wall clock on a shared machine.
 
     .venv/bin/python bench/many_photos.py [--count 1000] [--rounds 2]
 """
@@ -42,35 +47,62 @@ def make_photos(root: Path, count: int) -> Path:
     return root
 
 
+#: Issue 17: the ingest at least this fraction of the speed of `cp -r` + `sync`.
+TARGET_RATIO = 0.2
+
+
+def copy_then_sync(device: Path, dest: Path) -> None:
+    subprocess.run(["cp", "-r", str(device), str(dest)], check=True)
+    subprocess.run(["sync"], check=True)
+
+
+def ingest_once(device: Path, count: int) -> tuple[float, float]:
+    """One cold ingest of *device* into a fresh home: (wall seconds, process CPU seconds)."""
+    home = fresh_dir(OUT / "photos-home")
+    settings = Settings.from_env({"EVIDENCE_HOME": str(home)})
+    engine = open_catalog(settings.database_url)
+    store = LocalStore(settings.store_path)
+    evict(device)
+    start, cpu = time.perf_counter(), time.process_time()
+    report = ingest_folder(device, settings=settings, engine=engine, store=store)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    engine.dispose()
+    assert len(report.recordings) == count and report.errors == [], "every photo must be catalogued and archived"
+    first = report.recordings[0]
+    assert first["time_source"] == "exif" and first["place"] is not None and first["place"]["source"] == "exif"
+    assert {r["state"] for r in report.recordings} == {"archived"}
+    return wall, cpu
+
+
 def main() -> None:
     args = arguments(__doc__, count=1000, rounds=2)
     device = make_photos(OUT / "photos-device", args.count)
     size_mib = sum(p.stat().st_size for p in device.rglob("*.JPG")) / 2**20
-    cp_times, ours_times = [], []
+    cp_times, synced_times, ours_times, cpu_times = [], [], [], []
     for _ in range(args.rounds):
-        dest = fresh_dir(OUT / "photos-cp")
         evict(device)
-        cp_times.append(timed(partial(subprocess.run, ["cp", "-r", str(device), str(dest / "x")], check=True)))
-        home = fresh_dir(OUT / "photos-home")
-        settings = Settings.from_env({"EVIDENCE_HOME": str(home)})
-        engine = open_catalog(settings.database_url)
-        store = LocalStore(settings.store_path)
+        dest = fresh_dir(OUT / "photos-cp") / "x"
+        cp_times.append(timed(partial(subprocess.run, ["cp", "-r", str(device), str(dest)], check=True)))
+        subprocess.run(["sync"], check=True)
         evict(device)
-        start = time.perf_counter()
-        report = ingest_folder(device, settings=settings, engine=engine, store=store)
-        ours_times.append(time.perf_counter() - start)
-        engine.dispose()
-        assert len(report.recordings) == args.count, "every photo must be catalogued"
-        first = report.recordings[0]
-        assert first["time_source"] == "exif" and first["place"] is not None and first["place"]["source"] == "exif"
+        synced_times.append(timed(partial(copy_then_sync, device, fresh_dir(OUT / "photos-cp") / "x")))
+        wall, cpu = ingest_once(device, args.count)
+        ours_times.append(wall)
+        cpu_times.append(cpu)
     fresh_dir(OUT / "photos-cp")
     fresh_dir(OUT / "photos-home")
-    ours, cp = median(ours_times), median(cp_times)
+    ours, cp, synced = median(ours_times), median(cp_times), median(synced_times)
     print(f"{args.count} photos ({size_mib:.0f} MiB), {args.rounds} rounds, cold reads")
-    print(f"  cp -r          median {args.count / cp:8.0f} files/s")
-    print(f"  evidence ingest median {args.count / ours:7.0f} files/s  (runs: "
-          f"{', '.join(f'{args.count / t:.0f}' for t in ours_times)})  target >= 50")
-    print(f"ratio ingest / cp -r = {cp / ours:.3f}  (ingest also hashes, fsyncs, reads EXIF, catalogues, stores)")
+    print(f"  cp -r            median {args.count / cp:8.0f} files/s")
+    print(f"  cp -r + sync     median {args.count / synced:8.0f} files/s")
+    print(f"  evidence ingest  median {args.count / ours:8.0f} files/s  (runs: "
+          f"{', '.join(f'{args.count / t:.0f}' for t in ours_times)}; CPU {median(cpu_times) / args.count * 1000:.1f} "
+          "ms a file, all threads)")
+    ratio = synced / ours
+    verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+    print(f"ratio ingest / (cp -r + sync) = {ratio:.3f}  target >= {TARGET_RATIO}: {verdict}"
+          f"  (ingest / cp -r alone = {cp / ours:.3f}; the ingest also hashes, reads EXIF, catalogues with custody "
+          "events, stores and signs a manifest for each file)")
 
 
 if __name__ == "__main__":

@@ -3,19 +3,23 @@
 Each event's hash covers the previous hash and the event's canonical JSON
 (the formulas, versions 1 and 2, are in catalog.event_hashes), so editing,
 deleting or reordering rows in the database breaks the chain.
-`find_chain_breaks` is pure; `append_event` serialises appends by locking
-the single chain-head row and writes version-2 events.
+`find_chain_breaks` is pure; `append_events` (and `append_event`, the batch
+of one) serialises appends by locking the single chain-head row and writes
+version-2 events.
 """
 from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import insert, text, update
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from catalog.canonical import json_values, legacy_json
@@ -34,8 +38,8 @@ from catalog.types import utcnow
 _EVENT = CustodyEvent.__table__  # type: ignore[attr-defined]
 _HEAD = CustodyHead.__table__  # type: ignore[attr-defined]
 
-__all__ = ["GENESIS_HASH", "CustodyKind", "append_event", "event_hash", "find_chain_breaks", "load_chain",
-           "stored_event_hash", "stream_events"]
+__all__ = ["GENESIS_HASH", "CustodyKind", "NewEvent", "append_event", "append_events", "event_hash",
+           "find_chain_breaks", "load_chain", "stored_event_hash", "stream_events"]
 
 
 class CustodyKind(enum.StrEnum):
@@ -109,6 +113,12 @@ class _Head:
     last_hash: str
 
 
+@sa_event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_head(session: OrmSession, previous_transaction: SessionTransaction) -> None:
+    """A rollback (a savepoint's too) may undo appends made since the head was cached: read it again next time."""
+    session.info.pop("custody_head", None)
+
+
 def _locked_head(session: Session) -> _Head:
     """The chain head, locked once per transaction (later appends in it reuse the lock and the cached head)."""
     transaction = session.get_transaction()
@@ -130,39 +140,103 @@ def _locked_head(session: Session) -> _Head:
     return head
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """One custody event to append (`append_events`); *at* None: the moment it is appended."""
+
+    kind: CustodyKind
+    actor: str
+    recording_id: int | None = None
+    dock_session_id: int | None = None
+    details: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
 def append_event(session: Session, kind: CustodyKind, *, actor: str, recording_id: int | None = None,
                  dock_session_id: int | None = None, details: dict[str, Any] | None = None,
                  at: datetime | None = None) -> CustodyEvent:
-    """Add one event to the chain inside the caller's transaction (one round trip on PostgreSQL).
+    """Add one event to the chain inside the caller's transaction (`append_events` of one; one round trip on
+    PostgreSQL).
 
     Returns the event as written (not attached to the session).
     """
-    # JSON round-trip first, so the hash covers exactly what the database will return.
-    details = json_values(details or {})
-    at = at or utcnow()
-    body = event_body(CHAIN_VERSION, kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,
-                      actor=actor, at=at, details=details)
+    event = NewEvent(kind, actor, recording_id=recording_id, dock_session_id=dock_session_id, details=details, at=at)
     if session.get_bind().dialect.name == "postgresql":
-        params = {"kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id,
-                  "actor": actor, "at": at.astimezone(UTC).replace(tzinfo=None),
-                  "details": legacy_json(details).decode(), "body_sha256": hashlib.sha256(body).hexdigest(),
-                  "chain_version": CHAIN_VERSION}
-        row = session.execute(_PG_APPEND, params).one_or_none()
-        if row is None:  # the head row was deleted behind our back: start it again as on SQLite (verify names it)
-            session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
-            row = session.execute(_PG_APPEND, params).one()
-        return CustodyEvent(id=row[0], kind=kind.value, recording_id=recording_id, dock_session_id=dock_session_id,
-                            actor=actor, at=at, details=details, prev_hash=row[1], hash=row[2],
-                            chain_version=CHAIN_VERSION)
-    head = _locked_head(session)
-    digest = link_hash(CHAIN_VERSION, head.last_hash, body)
-    values: dict[str, Any] = {"kind": kind.value, "recording_id": recording_id, "dock_session_id": dock_session_id,
-                              "actor": actor, "at": at, "details": details, "prev_hash": head.last_hash,
-                              "hash": digest, "chain_version": CHAIN_VERSION}
-    event_id = session.execute(insert(_EVENT).values(**values).returning(_EVENT.c.id)).scalar_one()
-    session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_event_id=event_id, last_hash=digest))
-    head.last_event_id, head.last_hash = event_id, digest
-    return CustodyEvent(id=event_id, **values)
+        return _pg_append_one(session, event)
+    ((event_id, row),) = _append(session, [event])
+    return CustodyEvent(id=event_id, **row)
+
+
+def _pg_append_one(session: Session, event: NewEvent) -> CustodyEvent:
+    """One event in one statement: the server locks the head, links the event to it and moves it."""
+    details, at, body = _prepared(event)
+    params = {"kind": event.kind.value, "recording_id": event.recording_id, "dock_session_id": event.dock_session_id,
+              "actor": event.actor, "at": at.astimezone(UTC).replace(tzinfo=None),
+              "details": legacy_json(details).decode(), "body_sha256": hashlib.sha256(body).hexdigest(),
+              "chain_version": CHAIN_VERSION}
+    row = session.execute(_PG_APPEND, params).one_or_none()
+    if row is None:  # the head row was deleted behind our back: start it again as on SQLite (verify names it)
+        session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
+        row = session.execute(_PG_APPEND, params).one()
+    return CustodyEvent(id=row[0], kind=event.kind.value, recording_id=event.recording_id,
+                        dock_session_id=event.dock_session_id, actor=event.actor, at=at, details=details,
+                        prev_hash=row[1], hash=row[2], chain_version=CHAIN_VERSION)
+
+
+def _prepared(event: NewEvent) -> tuple[dict[str, Any], datetime, bytes]:
+    """The event's details as the database gives them back, its time, and the canonical body its hash covers."""
+    # JSON round-trip first, so the hash covers exactly what the database will return.
+    details = json_values(event.details or {})
+    at = event.at or utcnow()
+    body = event_body(CHAIN_VERSION, kind=event.kind.value, recording_id=event.recording_id,
+                      dock_session_id=event.dock_session_id, actor=event.actor, at=at, details=details)
+    return details, at, body
+
+
+def _pg_locked_head(session: Session) -> _Head:
+    """The chain head on PostgreSQL, locked FOR UPDATE until the transaction ends (read afresh each time: a single
+    append moves it on the server)."""
+    row = session.execute(select(_HEAD.c.last_event_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1)
+                          .with_for_update()).first()
+    if row is None:  # the head row was deleted behind our back: start it again (verify names it)
+        session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
+        return _Head(session.get_transaction(), None, GENESIS_HASH)
+    return _Head(session.get_transaction(), row[0], row[1])
+
+
+def append_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
+    """Add *events* to the chain, in their order, inside the caller's transaction: the head is locked and read once,
+    each link hashed here, the rows inserted in one statement and the head moved once.
+
+    Returns the ids of the events as written, in the order given. (One event on PostgreSQL: one round trip.)
+    """
+    if len(events) == 1 and session.get_bind().dialect.name == "postgresql":
+        appended = _pg_append_one(session, events[0])
+        assert appended.id is not None
+        return [appended.id]
+    return [event_id for event_id, _row in _append(session, events)]
+
+
+def _append(session: Session, events: Sequence[NewEvent]) -> list[tuple[int, dict[str, Any]]]:
+    """`append_events`, returning each event's id and the values of its row."""
+    if not events:
+        return []
+    head = _pg_locked_head(session) if session.get_bind().dialect.name == "postgresql" else _locked_head(session)
+    rows: list[dict[str, Any]] = []
+    prev = head.last_hash
+    for event in events:
+        details, at, body = _prepared(event)
+        digest = link_hash(CHAIN_VERSION, prev, body)
+        rows.append({"kind": event.kind.value, "recording_id": event.recording_id,
+                     "dock_session_id": event.dock_session_id, "actor": event.actor, "at": at, "details": details,
+                     "prev_hash": prev, "hash": digest, "chain_version": CHAIN_VERSION})
+        prev = digest
+    ids = list(session.execute(insert(_EVENT).returning(_EVENT.c.id, sort_by_parameter_order=True), rows).scalars())
+    if len(ids) != len(rows):
+        raise RuntimeError(f"custody append: {len(rows)} events inserted but {len(ids)} ids came back")
+    session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_event_id=ids[-1], last_hash=prev))
+    head.last_event_id, head.last_hash = ids[-1], prev
+    return list(zip(ids, rows, strict=True))
 
 
 def load_chain(session: Session) -> list[CustodyEvent]:

@@ -7,15 +7,19 @@ without trusting the database. `build_manifest` is pure.
 """
 from __future__ import annotations
 
+import functools
 import json
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
-from catalog.custody import CustodyKind, append_event
+from catalog.custody import CustodyKind, NewEvent, append_event, append_events
 from catalog.key_trust import load_key_trust, publish_key
 from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, Station, StationKey
 from catalog.recordings import ensure_station
@@ -25,13 +29,14 @@ from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 
 __all__ = ["MANIFEST_FORMAT", "MANIFEST_MISSING", "build_manifest", "ensure_station_key", "publish_own_key",
            "read_manifest", "read_manifests", "signed_retain_until", "software_version", "trusted_fingerprints",
-           "write_manifest"]
+           "write_manifest", "write_manifests"]
 
 MANIFEST_FORMAT = "evidence-manifest/1"
 #: What `read_manifests` says of a revision whose manifest the store does not hold.
 MANIFEST_MISSING = "the signed manifest is missing from the store"
 
 
+@functools.cache
 def software_version() -> str:
     try:
         return metadata.version("evidence-ingest")
@@ -116,23 +121,97 @@ def trusted_fingerprints(session: Session, store: EvidenceStore | None = None) -
 
 def write_manifest(session: Session, store: EvidenceStore, recording: Recording, key: Ed25519PrivateKey, *,
                    actor: str) -> StoredObject:
-    """Sign the recording's current stamp revision and store it under WORM retention."""
-    assert recording.id is not None and recording.retain_until is not None
+    """Sign the recording's current stamp revision and store it under WORM retention (`write_manifests` of one).
+
+    Raises StorageError (ObjectExists, BackendUnavailable…) when the store does not take it."""
+    outcome = write_manifests(session, store, [recording], key, actor=actor)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def write_manifests(session: Session, store: EvidenceStore, recordings: Sequence[Recording], key: Ed25519PrivateKey,
+                    *, actor: str) -> list[StoredObject | StorageError]:
+    """Sign each recording's current stamp revision and store the manifests under WORM retention, together: the
+    catalogue read in three queries, the store asked once (`put_manifests` where it has it), one `manifested`
+    custody event per manifest stored, appended together.
+
+    Returns each recording's outcome in order: its stored manifest, or the StorageError that kept it out of the store
+    (no event then). Any other error (a manifest that cannot be signed) is raised."""
+    if not recordings:
+        return []
     session.flush()
-    revision = session.exec(select(StampRevision).where(
-        StampRevision.recording_id == recording.id, StampRevision.revision == recording.stamp_revision)).one()
-    sightings = list(session.exec(select(Sighting).where(Sighting.recording_id == recording.id)
-                                  .order_by(col(Sighting.id))))
-    events = list(session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording.id)
-                               .order_by(col(CustodyEvent.id))))
-    body = build_manifest(recording, revision, sightings, events, signed_at=utcnow(), version=software_version())
-    publish_own_key(session, store, key, fallback_station=recording.station_code)
-    document = sign_document(body, key)
-    data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
-    stored = store.put_manifest(recording.sha256, revision.revision, data, retain_until=recording.retain_until)
-    append_event(session, CustodyKind.MANIFESTED, actor=actor, recording_id=recording.id, details={
-        "revision": revision.revision, "key": stored.key, "key_fingerprint": document["signature"]["key_fingerprint"]})
-    return stored
+    documents = _signed_documents(session, store, recordings, key)
+    outcomes = _put_manifests(store, [(recording.sha256, document["manifest"]["stamp"]["revision"],
+                                       json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode(),
+                                       recording.retain_until)
+                                      for recording, document in zip(recordings, documents, strict=True)])
+    # Every manifest the store took is recorded, also when another one failed in a way that is raised below.
+    append_events(session, [NewEvent(CustodyKind.MANIFESTED, actor, recording_id=recording.id, details={
+        "revision": document["manifest"]["stamp"]["revision"], "key": outcome.key,
+        "key_fingerprint": document["signature"]["key_fingerprint"]})
+        for recording, document, outcome in zip(recordings, documents, outcomes, strict=True)
+        if isinstance(outcome, StoredObject)])
+    found: list[StoredObject | StorageError] = []
+    for outcome in outcomes:
+        if not isinstance(outcome, StoredObject | StorageError):
+            raise outcome
+        found.append(outcome)
+    return found
+
+
+def _signed_documents(session: Session, store: EvidenceStore, recordings: Sequence[Recording],
+                      key: Ed25519PrivateKey) -> list[dict[str, Any]]:
+    """Each recording's manifest for its current stamp revision, signed (its key record published first)."""
+    ids = [recording.id for recording in recordings]
+    assert all(ids) and all(recording.retain_until is not None for recording in recordings)
+    revisions = {(r.recording_id, r.revision): r for r in _of_recordings(session, StampRevision, ids)}
+    sightings = _by_recording(_of_recordings(session, Sighting, ids))
+    events = _by_recording(_of_recordings(session, CustodyEvent, ids))
+    for station in dict.fromkeys(recording.station_code for recording in recordings):
+        publish_own_key(session, store, key, fallback_station=station)
+    documents = []
+    for recording in recordings:
+        assert recording.id is not None
+        revision = revisions.get((recording.id, recording.stamp_revision))
+        if revision is None:
+            raise NoResultFound(f"recording {recording.id} has no stamp revision {recording.stamp_revision}")
+        body = build_manifest(recording, revision, sightings.get(recording.id, []), events.get(recording.id, []),
+                              signed_at=utcnow(), version=software_version())
+        documents.append(sign_document(body, key))
+    return documents
+
+
+_Row = TypeVar("_Row", StampRevision, Sighting, CustodyEvent)
+
+
+def _of_recordings(session: Session, table: type[_Row], ids: list[int | None]) -> list[_Row]:
+    """The rows of *table* that belong to the recordings *ids*, in id order."""
+    return list(session.exec(select(table).where(col(table.recording_id).in_(ids)).order_by(col(table.id))))
+
+
+def _by_recording(rows: list[_Row]) -> dict[int | None, list[_Row]]:
+    grouped: defaultdict[int | None, list[_Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row.recording_id].append(row)
+    return grouped
+
+
+def _put_manifests(store: EvidenceStore, manifests: list[tuple[str, int, bytes, datetime | None]]
+                   ) -> list[StoredObject | Exception]:
+    """Each manifest's outcome from the store: together where the store can (`put_manifests`), else one by one."""
+    put_all = getattr(store, "put_manifests", None)
+    if put_all is not None and len(manifests) > 1:
+        outcomes: list[StoredObject | Exception] = put_all(manifests)
+        return outcomes
+    found: list[StoredObject | Exception] = []
+    for sha256, revision, data, retain_until in manifests:
+        assert retain_until is not None
+        try:
+            found.append(store.put_manifest(sha256, revision, data, retain_until=retain_until))
+        except Exception as exc:  # noqa: BLE001 - this manifest's outcome (write_manifests raises what is not storage)
+            found.append(exc)
+    return found
 
 
 def read_manifest(store: EvidenceStore, sha256: str, revision: int, *,

@@ -25,6 +25,7 @@ __all__ = [
     "ensure_officer",
     "ensure_station",
     "find_by_sha256",
+    "find_by_sha256s",
     "get_recording",
     "has_manifest",
     "lock_recording",
@@ -82,6 +83,18 @@ def ensure_device(session: Session, serial: str, *, profile: str, officer_number
 
 def find_by_sha256(session: Session, sha256: str) -> Recording | None:
     return session.exec(select(Recording).where(Recording.sha256 == sha256)).first()
+
+
+def find_by_sha256s(session: Session, hashes: Sequence[str], *,
+                    chunk_size: int = SHA256_CHUNK) -> dict[str, Recording]:
+    """`find_by_sha256` for many: sha256 -> the recording holding those bytes (absent: none does), asked
+    *chunk_size* hashes per query."""
+    found: dict[str, Recording] = {}
+    for start in range(0, len(hashes), chunk_size):
+        chunk = hashes[start:start + chunk_size]
+        found.update((row.sha256, row) for row in session.exec(select(Recording).where(
+            col(Recording.sha256).in_(chunk))))
+    return found
 
 
 def recordings_by_sha256(session: Session, hashes: Sequence[str], *,

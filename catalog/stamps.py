@@ -8,19 +8,20 @@ old → new values, and updates the Recording's current stamp.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from catalog.custody import CustodyKind, append_event
+from catalog.custody import CustodyKind, NewEvent, append_event, append_events
 from catalog.errors import StampInvalid
 from catalog.models import Recording, StampRevision
 from catalog.types import utcnow
 
-__all__ = ["DEFAULT_CASE_PATTERN", "Stamp", "current_stamp", "record_stamp", "restamp", "stamp_history",
-           "validate_stamp"]
+__all__ = ["DEFAULT_CASE_PATTERN", "Stamp", "current_stamp", "record_stamp", "record_stamps", "restamp",
+           "stamp_history", "validate_stamp"]
 
 #: Case numbers such as 京朝城管罚字〔2026〕第00123号 or AB-2026-00042.
 DEFAULT_CASE_PATTERN = r"[0-9A-Za-z\u4e00-\u9fff〔〕\[\]()（）_/\-]{4,64}"
@@ -87,15 +88,26 @@ def _json(value: Any) -> Any:
 
 def record_stamp(session: Session, recording: Recording, *, by: str, reason: str,
                  at: datetime | None = None) -> StampRevision:
-    """Write the recording's current stamp as its first revision."""
-    assert recording.id is not None
-    stamp = current_stamp(recording)
-    revision = StampRevision(recording_id=recording.id, revision=1, changed_by=by, changed_at=at or utcnow(),
-                             reason=reason, changes={}, **vars(stamp))
-    session.add(revision)
-    append_event(session, CustodyKind.STAMPED, actor=by, recording_id=recording.id,
-                 details={f.name: _json(getattr(stamp, f.name)) for f in fields(stamp)})
-    return revision
+    """Write the recording's current stamp as its first revision (`record_stamps` of one)."""
+    return record_stamps(session, [recording], by=by, reason=reason, at=at)[0]
+
+
+def record_stamps(session: Session, recordings: Sequence[Recording], *, by: str, reason: str,
+                  at: datetime | None = None) -> list[StampRevision]:
+    """Write each recording's current stamp as its first revision, with its `stamped` custody event (the events
+    appended together, in the order given)."""
+    revisions: list[StampRevision] = []
+    events: list[NewEvent] = []
+    for recording in recordings:
+        assert recording.id is not None
+        stamp = current_stamp(recording)
+        revisions.append(StampRevision(recording_id=recording.id, revision=1, changed_by=by,
+                                       changed_at=at or utcnow(), reason=reason, changes={}, **vars(stamp)))
+        events.append(NewEvent(CustodyKind.STAMPED, by, recording_id=recording.id,
+                               details={f.name: _json(getattr(stamp, f.name)) for f in fields(stamp)}))
+    session.add_all(revisions)
+    append_events(session, events)
+    return revisions
 
 
 def restamp(session: Session, recording: Recording, *, by: str, reason: str, case_pattern: str,

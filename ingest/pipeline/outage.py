@@ -38,6 +38,7 @@ class StagedCopy:
     sidecar_note: str | None
     key: str = ""  # the device-file key (ingest.pipeline.device.part_key): its journal entry
     sidecar: bytes | None = None
+    staged_at: float = 0.0  # time.monotonic() when it was handed to cataloguing (batches wait at most so long)
 
 
 class OutageJournal:

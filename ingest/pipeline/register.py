@@ -1,5 +1,10 @@
-"""Cataloguing a dock's staged copies: a new row (then its upload), or a sighting of bytes already catalogued;
+"""Cataloguing a dock's staged copies: new rows (then their uploads), or sightings of bytes already catalogued;
 and the batched commits that make them durable.
+
+Copies are catalogued in batches (`Registrar.register`: the copies whose description is ready, up to a few dozen):
+one query says which bytes are known, the new rows with their sightings, integrity verdicts, stamps and custody
+events are written together (the events appended in one go), and their uploads and manifests go together too. A
+batch the catalogue refuses as a whole is catalogued again one copy at a time, so one bad file only affects itself.
 
 Order matters for the evidence: the journal entries of a batch are synced before the batch commits
 (`OutageJournal.sync_before_commit`), the outbox message of a deferred archive is in the same transaction as its
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -24,13 +30,15 @@ from catalog import (
     append_event,
     find_by_sha256,
     outbox,
-    record_stamp,
 )
 from catalog.cases import case_number_exists
+from catalog.custody import NewEvent, append_events
 from catalog.db import begin_write
 from catalog.integrity import INGEST_CHECK, record_integrity
+from catalog.recordings import find_by_sha256s
 from catalog.replay import ROW_KEY, row_values
 from catalog.sightings import sighting_at
+from catalog.stamps import record_stamps
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
 from ingest.config import Settings
@@ -42,7 +50,7 @@ from ingest.pipeline.known import KnownFiles
 from ingest.pipeline.options import AfterCommit, IngestOptions
 from ingest.pipeline.outage import OutageJournal, StagedCopy
 from ingest.pipeline.report import ErrorStage, IngestOutcome, IngestReport
-from ingest.pipeline.uploads import ARCHIVES_IN_FLIGHT, Uploads, record_upload
+from ingest.pipeline.uploads import ARCHIVES_IN_FLIGHT, Uploads, record_uploads
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
 from storage import EvidenceStore
@@ -72,9 +80,9 @@ class Batch:
     def has_uncommitted(self) -> bool:
         return self._uncommitted > 0
 
-    def file_done(self, *, force: bool = False) -> None:
-        """One more file in the open transaction; commit when the batch is full or old enough."""
-        self._uncommitted += 1
+    def file_done(self, files: int = 1, *, force: bool = False) -> None:
+        """*files* more files in the open transaction; commit when the batch is full or old enough."""
+        self._uncommitted += files
         if (force or self._uncommitted >= COMMIT_EVERY_FILES
                 or time.monotonic() - self._last_commit > COMMIT_EVERY_S):
             self.commit()
@@ -101,6 +109,22 @@ class Batch:
         with contextlib.suppress(OperationalError):
             self.session.rollback()
         self._known.rolled_back()
+
+
+def _distinct_bytes(described: list[tuple[StagedCopy, Facts | None]]
+                    ) -> Iterator[list[tuple[StagedCopy, Facts | None]]]:
+    """*described* in consecutive runs in which no two copies hold the same bytes (a later one is a sighting of the
+    first, once that is catalogued)."""
+    run: list[tuple[StagedCopy, Facts | None]] = []
+    hashes: set[str] = set()
+    for item, facts in described:
+        if item.copy.sha256 in hashes:
+            yield run
+            run, hashes = [], set()
+        run.append((item, facts))
+        hashes.add(item.copy.sha256)
+    if run:
+        yield run
 
 
 def _drop_staged_duplicate(existing: Recording, copy: CopyResult) -> None:
@@ -145,17 +169,19 @@ class Registrar:
                      dock_session_id=self.dock.id,
                      details={"file": file.relative, "stage": stage, "reason": reason, "preserved": preserved})
 
-    def register(self, item: StagedCopy) -> None:
-        """Catalogue one staged copy. Nothing the file holds can stop this: a describe failure or an impossible
-        clock becomes a flagged row; only the catalogue itself failing (OperationalError) escapes, and the
-        caller journals the copy then."""
+    def register(self, items: Sequence[StagedCopy]) -> None:
+        """Catalogue staged copies, in order, as one batch. Nothing the files hold can stop this: a describe failure
+        or an impossible clock becomes a flagged row, a batch the catalogue refuses is catalogued one copy at a time;
+        only the catalogue itself failing (OperationalError) escapes, and the caller journals the copies then."""
         self._start.dock(self._session)  # the dock is registered before anything of it is catalogued
-        facts = self._facts(item)
-        if self.sighted_if_known(item.file, item.copy):  # the same bytes twice on this device
-            return
-        recording = self._insert_new(item, facts)
-        if recording is not None:
-            self._registered(recording, item.file, item.copy)
+        described = [(item, self._facts(item)) for item in items]
+        registered: list[tuple[Recording, StagedCopy]] = []
+        for run in _distinct_bytes(described):
+            new = self._new_only(run)
+            registered += [(recording, item) for (item, _facts), recording in zip(new, self._insert_new(new),
+                                                                                  strict=True)
+                           if recording is not None]
+        self._registered(registered)
 
     def sighted_if_known(self, file: DeviceFile, copy: CopyResult) -> bool:
         """Whether *copy*'s bytes are catalogued already; if so, a sighting of them here is recorded, and the
@@ -182,7 +208,38 @@ class Registrar:
         return new_recording(item.file, item.copy, facts, ctx=self._row_context, now=utcnow(),
                              case_registered=self._case_registered(), sidecar_note=sidecar_note)
 
-    def _insert_new(self, item: StagedCopy, facts: Facts | None) -> Recording | None:
+    def _new_only(self, run: list[tuple[StagedCopy, Facts | None]]) -> list[tuple[StagedCopy, Facts | None]]:
+        """The copies of *run* whose bytes are not catalogued yet (one query); the others are recorded as sightings
+        (the same bytes on another device, or again on this one)."""
+        known = find_by_sha256s(self._session, [item.copy.sha256 for item, _facts in run])
+        new: list[tuple[StagedCopy, Facts | None]] = []
+        for item, facts in run:
+            existing = known.get(item.copy.sha256)
+            if existing is None:
+                new.append((item, facts))
+            else:
+                self._known_bytes(existing, item.file, item.copy)
+                _drop_staged_duplicate(existing, item.copy)
+        return new
+
+    def _insert_new(self, new: list[tuple[StagedCopy, Facts | None]]) -> list[Recording | None]:
+        """Insert the new rows of *new* together; a batch the catalogue refuses is inserted again one by one."""
+        if len(new) < 2:
+            return [self._insert_one(item, facts) for item, facts in new]
+        rows = [self._new_row(item, facts, item.sidecar_note) for item, facts in new]
+        try:
+            begin_write(self._session)
+            with self._session.begin_nested():
+                self._insert(rows, [item for item, _facts in new])
+        except OperationalError:
+            raise  # the catalogue itself is away: the caller journals and goes on copying
+        except Exception as exc:  # noqa: BLE001 - each copy is catalogued again on its own, where its error shows
+            logger.warning("Cataloguing %d copies together failed (%s: %s); cataloguing them one by one.",
+                           len(new), type(exc).__name__, str(exc)[:300])
+            return [self._insert_one(item, facts) for item, facts in new]
+        return list(rows)
+
+    def _insert_one(self, item: StagedCopy, facts: Facts | None) -> Recording | None:
         """Insert the new row of *item*; None when it turned out to be a sighting of bytes just catalogued."""
         file, copy = item.file, item.copy
         recording = self._new_row(item, facts, item.sidecar_note)
@@ -190,7 +247,7 @@ class Registrar:
             # One file's rows succeed or fail together, without touching the rest of the batch.
             begin_write(self._session)
             with self._session.begin_nested():
-                self._insert(recording, file, copy)
+                self._insert([recording], [item])
         except IntegrityError:
             # Another dock catalogued the same bytes a moment ago (the hash is unique): this is a sighting.
             if not self.sighted_if_known(file, copy):
@@ -203,47 +260,60 @@ class Registrar:
             recording = self._new_row(item, None, f"its description could not be stored: {type(exc).__name__}: "
                                                   f"{exc}"[:500])
             with self._session.begin_nested():
-                self._insert(recording, file, copy)
+                self._insert([recording], [item])
         return recording
 
-    def _registered(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
-        self.dock.files_new += 1
-        assert recording.id is not None
-        self._known.note(recording, file, copy.size_bytes)
-        self._batch.new_ids.append(recording.id)
-        if file.companion is not None:
-            self.companions.append((recording.id, file.companion))
+    def _registered(self, registered: list[tuple[Recording, StagedCopy]]) -> None:
+        for recording, item in registered:
+            self.dock.files_new += 1
+            assert recording.id is not None
+            self._known.note(recording, item.file, item.copy.size_bytes)
+            self._batch.new_ids.append(recording.id)
+            if item.file.companion is not None:
+                self.companions.append((recording.id, item.file.companion))
+            if self._options.defer_archive:
+                self._report.add_recording(recording, IngestOutcome.NEW, item.file.relative)
+        self._batch.file_done(len(registered))
         if self._options.defer_archive:
-            self._report.add_recording(recording, IngestOutcome.NEW, file.relative)
-            self._batch.file_done()
             return
-        # The upload runs beside the next copy; its result is recorded here, on this thread.
-        self._batch.file_done()
-        self._uploads.submit(recording, file, copy)
+        # The uploads run beside the next copies; their results are recorded here, on this thread.
+        self._uploads.submit([(recording, item.file, item.copy) for recording, item in registered])
         self.drain_uploads(keep=ARCHIVES_IN_FLIGHT)
 
-    def _insert(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
+    def _insert(self, recordings: list[Recording], items: list[StagedCopy]) -> None:
+        """The rows of new recordings: each with its sighting, `copied` event, integrity verdict, stamp (and
+        `stamped` event) and, for a deferred archive, its outbox message; the events appended together."""
         session, actor = self._session, self._options.actor
-        session.add(recording)
+        session.add_all(recordings)
         session.flush()
-        self._add_sighting(recording, file, recording.important, size_bytes=copy.size_bytes, is_new=True)
-        append_event(session, CustodyKind.COPIED, actor=actor, recording_id=recording.id,
-                     dock_session_id=self.dock.id, details={
-                         "device_serial": self._serial, "device_path": file.relative, "sha256": copy.sha256,
-                         "size_bytes": copy.size_bytes, "resumed_from": copy.resumed_from,
-                         "integrity": recording.integrity_status, "role": file.role,
-                         "time_implausible": recording.time_implausible,
-                         "time_problem": recording.technical.get("time_problem"),
-                         "retain_until": recording.retain_until.isoformat() if recording.retain_until else None,
-                         "legal_hold": recording.legal_hold, ROW_KEY: row_values(recording)})
-        record_integrity(session, recording, check=INGEST_CHECK, status=recording.integrity_status,
-                         detail=recording.integrity_detail, by=actor,
-                         details={"structure": recording.technical.get("format")})
-        record_stamp(session, recording, by=actor, reason="ingest")
+        for recording, item in zip(recordings, items, strict=True):
+            self._add_sighting(recording, item.file, recording.important, size_bytes=item.copy.size_bytes,
+                               is_new=True)
+        append_events(session, [NewEvent(CustodyKind.COPIED, actor, recording_id=recording.id,
+                                         dock_session_id=self.dock.id, details=self._copied(recording, item))
+                                for recording, item in zip(recordings, items, strict=True)])
+        with session.no_autoflush:  # each asks for its recording's revisions: none yet, nothing to flush first
+            for recording in recordings:
+                record_integrity(session, recording, check=INGEST_CHECK, status=recording.integrity_status,
+                                 detail=recording.integrity_detail, by=actor,
+                                 details={"structure": recording.technical.get("format")})
+        record_stamps(session, recordings, by=actor, reason="ingest")
         if self._options.defer_archive:
             # The archive message is part of the same transaction: committed together, never lost to a broker outage.
-            assert recording.id is not None
-            outbox.add(session, recording.id, station=self._settings.station, now=utcnow(), reason="ingest")
+            for recording in recordings:
+                assert recording.id is not None
+                outbox.add(session, recording.id, station=self._settings.station, now=utcnow(), reason="ingest")
+
+    def _copied(self, recording: Recording, item: StagedCopy) -> dict[str, object]:
+        """The details of a new recording's `copied` event."""
+        file, copy = item.file, item.copy
+        return {"device_serial": self._serial, "device_path": file.relative, "sha256": copy.sha256,
+                "size_bytes": copy.size_bytes, "resumed_from": copy.resumed_from,
+                "integrity": recording.integrity_status, "role": file.role,
+                "time_implausible": recording.time_implausible,
+                "time_problem": recording.technical.get("time_problem"),
+                "retain_until": recording.retain_until.isoformat() if recording.retain_until else None,
+                "legal_hold": recording.legal_hold, ROW_KEY: row_values(recording)}
 
     def _known_bytes(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
         dock = self.dock
@@ -285,12 +355,13 @@ class Registrar:
         return self._case_known
 
     def drain_uploads(self, *, keep: int) -> None:
-        """Record finished uploads in order; wait while more than *keep* are still running."""
-        for upload in self._uploads.finished(keep=keep):
-            failure = record_upload(self._session, self._store, upload, key=self._start.key,
-                                    actor=self._options.actor)
-            if failure is not None:
-                self.error(upload.file, *failure, preserved=True)
-            self._session.add(upload.recording)
-            self._report.add_recording(upload.recording, IngestOutcome.NEW, upload.file.relative)
-            self._batch.file_done()
+        """Record finished batches of uploads in order; wait while more than *keep* batches are still running."""
+        for uploads in self._uploads.finished(keep=keep):
+            failures = record_uploads(self._session, self._store, uploads, key=self._start.key,
+                                      actor=self._options.actor, commit=self._batch.commit)
+            for upload, failure in zip(uploads, failures, strict=True):
+                if failure is not None:
+                    self.error(upload.file, *failure, preserved=True)
+                self._session.add(upload.recording)
+                self._report.add_recording(upload.recording, IngestOutcome.NEW, upload.file.relative)
+            self._batch.file_done(0)  # counted when catalogued: only the batch's age may commit it now

@@ -12,11 +12,13 @@ import contextlib
 import errno
 import logging
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -55,7 +57,8 @@ from ingest.scan import DeviceFile, scan_device
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore
 
-__all__ = ["DISK_FULL_POLL_S", "LONG_COPY_BYTES", "DockRun", "ingest_folder"]
+__all__ = ["COPIES_AHEAD", "COPIES_AHEAD_BYTES", "DISK_FULL_POLL_S", "LONG_COPY_BYTES", "REGISTER_BATCH_FILES",
+           "REGISTER_BATCH_S", "DockRun", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +66,28 @@ logger = logging.getLogger(__name__)
 DISK_FULL_POLL_S = 0.5
 #: Files larger than this are copied outside any open catalogue transaction.
 LONG_COPY_BYTES = 4 * 1024 * 1024
+#: Small files copied ahead of cataloguing (one after the other, on the copy thread) at most: so many, so many bytes.
+COPIES_AHEAD = 64
+COPIES_AHEAD_BYTES = 16 * 1024 * 1024
+#: Staged copies are catalogued in batches of at most this many, or of those ready once the oldest waited this long.
+REGISTER_BATCH_FILES = 64
+REGISTER_BATCH_S = 0.25
 
 #: What a run without options does (the station's defaults).
 _NO_OPTIONS = IngestOptions()
 
 Pending = deque[StagedCopy]  # staged copies being described, catalogued in order as their description is ready
+
+#: The copy of a StagedCopy whose copy is still running (replaced once it is done).
+_NOT_YET_COPIED = CopyResult(source=Path(), destination=Path(), size_bytes=0, sha256="", resumed_from=0)
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A small file queued or being copied on the copy thread."""
+
+    item: StagedCopy  # its copy is _NOT_YET_COPIED until the future is done
+    future: Future[CopyResult]
 
 
 class DockRun:
@@ -92,6 +112,9 @@ class DockRun:
         self.files_seen = 0
         self.files_failed = 0
         self.stopped = False  # the station asked this run to stop between files
+        self._copier: ThreadPoolExecutor | None = None  # the copy thread, while `run` runs
+        self._in_flight: deque[_InFlight] = deque()  # the copies queued or running on it, in device order
+        self._progress_lock = threading.Lock()
         self._hold: int | None = None  # this process's lock on the device (ingest.journal.hold)
 
     def begin(self, *, measured_offset_s: float | None = None) -> None:
@@ -103,13 +126,18 @@ class DockRun:
         self.start.start(measured_offset_s=measured_offset_s,
                          ends_earlier_docks=bool(self.outage.entries) and self._hold is not None)
 
-    def register(self, item: StagedCopy) -> None:
-        """Catalogue one described staged copy (`Registrar.register`)."""
-        self.registrar.register(item)
+    def register(self, items: list[StagedCopy]) -> None:
+        """Catalogue described staged copies as one batch (`Registrar.register`)."""
+        self.registrar.register(items)
 
     def _advance(self, size_bytes: int) -> None:
+        self._report_progress("advance", size_bytes)
+
+    def _report_progress(self, event: str, value: int) -> None:
+        """Tell the progress callback, one event at a time (the copy thread reports its copies too)."""
         if self._progress:
-            self._progress("advance", size_bytes)
+            with self._progress_lock:
+                self._progress(event, value)
 
     # -- the run loop -----------------------------------------------------------------------------
     def run(self, files: list[DeviceFile]) -> None:
@@ -121,14 +149,19 @@ class DockRun:
         on_bytes = self._advance if self._progress is not None else None
         pending: Pending = deque()
         self.known.device_keys = set()
-        with ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool:
+        with (ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool,
+              ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy") as copier):
+            self._copier = copier
             try:
                 for file in files:
                     if not self._one(file, staging, on_bytes, pool, pending):
-                        break
+                        break  # stopping: the copies not started yet wait for the next dock (below)
+                else:
+                    self._stage_in_flight(pool, pending, wait=True)
             finally:
                 # Whatever happens next (the device pulled, the station stopping), every copy that reached
                 # staging is catalogued now, or journaled if the catalogue is away.
+                self._settle_in_flight(pool, pending)
                 self.register_ready(pending, wait=True)
         if not self.outage.is_offline:
             try:
@@ -157,9 +190,7 @@ class DockRun:
                 self.report.add_skipped(file.relative, f"already ingested as recording {known_id}")
                 self._advance(file.size_bytes)
                 return True
-        item = self._stage(file, staging, on_bytes, pending)
-        if item is not None:
-            self.catalogue(item, pool, pending)
+        self._stage(file, staging, on_bytes, pool, pending)
         return True
 
     def _known_recording(self, file: DeviceFile, known_key: str, pending: Pending) -> int | None:
@@ -184,36 +215,87 @@ class DockRun:
         return known_id
 
     def _stage(self, file: DeviceFile, staging: Path, on_bytes: Callable[[int], None] | None,
-               pending: Pending) -> StagedCopy | None:
-        """*file* in staging: the copy an earlier run journaled, or a new one (None: it could not be read)."""
+               pool: ThreadPoolExecutor, pending: Pending) -> None:
+        """Put *file* in staging and hand it to cataloguing: the copy an earlier run journaled, or a new one.
+
+        Small files are copied on the copy thread, one after the other in device order (a copy starts only once
+        the one before it is done), up to COPIES_AHEAD (and COPIES_AHEAD_BYTES) ahead of this thread, which
+        catalogues the copies done meanwhile; a long one is copied here once those are catalogued, with no
+        transaction open meanwhile. Raises DeviceGone (see `_copy_outcome`)."""
         key = part_key(self.serial, file)
         sidecar, sidecar_note = read_sidecar(self.profile, file) if file.role == "recording" else (None, None)
         journaled = self.outage.entries.get(key)
         if journaled is not None and (staging / journaled.sha256).exists():
             # Copied during a catalogue outage: catalogue the staged copy, do not read the device again.
+            self._stage_in_flight(pool, pending, wait=True)
             copy = CopyResult(source=file.path, destination=staging / journaled.sha256,
                               size_bytes=journaled.size_bytes, sha256=journaled.sha256, resumed_from=0)
             if journaled.sidecar_hex is not None:
                 sidecar = bytes.fromhex(journaled.sidecar_hex)
             self._advance(file.size_bytes)
-        else:
+            self.catalogue(StagedCopy(file, copy, None, sidecar_note, key=key, sidecar=sidecar), pool, pending)
+        elif file.size_bytes > LONG_COPY_BYTES:
+            self._stage_in_flight(pool, pending, wait=True)
             fresh = self._copy(file, staging, on_bytes, pending)
-            if fresh is None:
-                return None
-            copy = fresh
-        return StagedCopy(file, copy, None, sidecar_note, key=key, sidecar=sidecar)
+            if fresh is not None:
+                self.catalogue(StagedCopy(file, fresh, None, sidecar_note, key=key, sidecar=sidecar), pool, pending)
+        else:
+            assert self._copier is not None
+            item = StagedCopy(file, _NOT_YET_COPIED, None, sidecar_note, key=key, sidecar=sidecar)
+            self._in_flight.append(_InFlight(item, self._copier.submit(self._copy_waiting_for_space, file, staging,
+                                                                       on_bytes)))
+            self._stage_in_flight(pool, pending, wait=False)
+
+    def _stage_in_flight(self, pool: ThreadPoolExecutor, pending: Pending, *, wait: bool) -> None:
+        """Hand the copies done on the copy thread to cataloguing, in order; wait for the oldest while more than
+        COPIES_AHEAD files or COPIES_AHEAD_BYTES are queued (with *wait*: for all of them). Raises DeviceGone
+        (`_copy_outcome`)."""
+        while self._in_flight and (wait or self._in_flight[0].future.done() or len(self._in_flight) > COPIES_AHEAD
+                                   or sum(f.item.file.size_bytes for f in self._in_flight) > COPIES_AHEAD_BYTES):
+            flight = self._in_flight.popleft()
+            if (item := self._staged_copy(flight)) is not None:
+                self.catalogue(item, pool, pending)
+
+    def _settle_in_flight(self, pool: ThreadPoolExecutor, pending: Pending) -> None:
+        """After the run stopped early: the copies not started are dropped, the ones that reached staging are
+        catalogued; a copy that failed waits, with the rest of the device, for the next dock."""
+        for flight in self._in_flight:
+            flight.future.cancel()
+        flights, self._in_flight = self._in_flight, deque()
+        for flight in flights:
+            if flight.future.cancelled():
+                continue
+            try:
+                copy = flight.future.result()
+            except CopyFailed as exc:
+                logger.info("Copy of %r abandoned with the run: %s", flight.item.file.relative, exc.reason)
+                continue
+            self.catalogue(replace(flight.item, copy=copy), pool, pending)
+
+    def _staged_copy(self, flight: _InFlight) -> StagedCopy | None:
+        copy = self._copy_outcome(flight.item.file, flight.future.result)
+        return replace(flight.item, copy=copy) if copy is not None else None
 
     def _copy(self, file: DeviceFile, staging: Path, on_bytes: Callable[[int], None] | None,
               pending: Pending) -> CopyResult | None:
-        if not self.outage.is_offline and self.batch.has_uncommitted and file.size_bytes > LONG_COPY_BYTES:
-            # Never hold a transaction (and the custody-head lock) across a long device read:
-            # other docks on this station would wait for it.
+        if not self.outage.is_offline and file.size_bytes > LONG_COPY_BYTES:
+            # What is staged is catalogued first; and never hold a transaction (and the custody-head lock) across a
+            # long device read: other docks on this station would wait for it.
+            self.register_ready(pending, wait=True)
             try:
-                self.batch.commit()
+                if not self.outage.is_offline and self.batch.has_uncommitted:
+                    self.batch.commit()
             except OperationalError as exc:
                 self.go_offline(exc, pending)
+        return self._copy_outcome(file, partial(self._copy_waiting_for_space, file, staging, on_bytes))
+
+    def _copy_outcome(self, file: DeviceFile, copied: Callable[[], CopyResult]) -> CopyResult | None:
+        """What *copied* (a copy of *file*, made now or waited for) gave; None when it failed (reported).
+
+        Raises DeviceGone when the failure was the device vanishing (what is staged so far is kept by the caller).
+        """
         try:
-            return self._copy_waiting_for_space(file, staging, on_bytes)
+            return copied()
         except CopyFailed as exc:
             self.files_failed += 1
             self.registrar.error(file, ErrorStage.COPY, exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
@@ -247,19 +329,19 @@ class DockRun:
                      str(staging), file.relative)
         self.report.notes.append(f"paused: staging disk full while copying {file.relative} "
                                  f"({bytes_copied} bytes kept)")
-        if self._progress:
-            self._progress("paused", bytes_copied)
+        self._report_progress("paused", bytes_copied)
 
     # -- cataloguing staged copies ----------------------------------------------------------------
     def catalogue(self, item: StagedCopy, pool: ThreadPoolExecutor, pending: Pending) -> None:
         """A staged copy: a new sighting of bytes already known, or describe and register it; journal it
-        instead while the catalogue is unreachable."""
+        instead while the catalogue is unreachable. Whether a long copy's bytes are known is asked before it is
+        described (not probed again); a small one is described at once and asked with its batch (one query)."""
         self.outage.write_ahead(item)
         if self.outage.is_offline:
             self.outage.journal(item)
             return
         try:
-            if self.registrar.sighted_if_known(item.file, item.copy):
+            if item.copy.size_bytes > LONG_COPY_BYTES and self.registrar.sighted_if_known(item.file, item.copy):
                 return
         except OperationalError as exc:
             self.go_offline(exc, pending)
@@ -268,22 +350,31 @@ class DockRun:
         item.future = pool.submit(gather_facts, item.copy.destination, name=item.file.name,
                                   mtime_ns=item.file.mtime_ns, sidecar=item.sidecar,
                                   probe_timeout_s=self.settings.probe_timeout_s)
+        item.staged_at = time.monotonic()
         pending.append(item)
         self.register_ready(pending, wait=False)
 
     def register_ready(self, pending: Pending, *, wait: bool) -> None:
-        """Register the staged copies whose description is ready, in order (with *wait*: all of them)."""
-        while pending and not self.outage.is_offline and (wait or (pending[0].future is not None and
-                                                                   pending[0].future.done())):
-            item = pending.popleft()
+        """Register the staged copies whose description is ready, in order, in batches of up to
+        REGISTER_BATCH_FILES: a batch goes when that many are ready or the oldest has waited REGISTER_BATCH_S
+        (with *wait*: all of them, now)."""
+        while pending and not self.outage.is_offline:
+            ready = len(pending) if wait else _ready(pending)
+            if not wait and ready < REGISTER_BATCH_FILES and (
+                    ready == 0 or time.monotonic() - pending[0].staged_at < REGISTER_BATCH_S):
+                return
+            batch = [pending.popleft() for _ in range(min(ready, REGISTER_BATCH_FILES))]
             try:
-                self.register(item)
+                self.register(batch)
             except OperationalError as exc:
-                self.outage.journal(item)
+                for item in batch:
+                    self.outage.journal(item)
                 self.go_offline(exc, pending)
             except Exception as exc:
-                logger.exception("Cataloguing %r failed; its staged copy is journaled.", item.file.relative)
-                self.outage.journal(item)
+                logger.exception("Cataloguing %d staged copies (from %r) failed; they are journaled.", len(batch),
+                                 batch[0].file.relative)
+                for item in batch:
+                    self.outage.journal(item)
                 self.go_offline(exc, pending)
 
     def go_offline(self, exc: Exception, pending: Pending) -> None:
@@ -346,6 +437,16 @@ class DockRun:
         self.batch.commit()
         stamp_marked_important(session, self.store, self.registrar.marked_important, serial=self.serial,
                                actor=actor, settings=self.settings, key=self.start.key, report=report)
+
+
+def _ready(pending: Pending) -> int:
+    """How many staged copies at the head of *pending* are described already."""
+    count = 0
+    for item in pending:
+        if item.future is None or not item.future.done():
+            break
+        count += 1
+    return count
 
 
 def _recognise(root: Path, settings: Settings,

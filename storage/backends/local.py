@@ -35,14 +35,16 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from storage.backend import StoredObject, derived_key, manifest_key, object_key, record_key
-from storage.backends.local_tree import WRITER_SOCKET, Retention, SealedTree, read_marker
+from storage.backends.local_tree import WRITER_SOCKET, FileSystemSync, Retention, SealedTree, read_marker
 from storage.errors import (
     BackendUnavailable,
     HashMismatch,
@@ -58,6 +60,31 @@ from storage.retention import is_disposable, require_future, validate_extension
 __all__ = ["LocalStore"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _NewObject:
+    """A file of a `put_files` batch whose bytes the store does not hold yet."""
+
+    index: int  # its place in the batch
+    sha256: str
+    retain_until: datetime
+    source: Path
+    scratch: Path | None  # its sealed, checked copy in the scratch folder; None: the source is linked, when named
+
+
+def _outcome(put: Callable[[], StoredObject]) -> StoredObject | Exception:
+    """What *put* returned, or what it raised (one item of a batch: its failure never stops the rest)."""
+    try:
+        return put()
+    except Exception as exc:  # noqa: BLE001 - handed back as this item's outcome
+        return exc
+
+
+def _stored_once(root: Path, key: str, data: bytes, retain_until: datetime) -> StoredObject:
+    """What `_put_once` returns for *data* written under *key*."""
+    return StoredObject(key=key, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                        retain_until=retain_until, legal_hold=False, location=(root / key).as_uri())
 
 
 def _open_at(path: Path, start: int) -> BinaryIO:
@@ -120,6 +147,89 @@ class LocalStore:
             raise BackendUnavailable(f"local:{self.root}", f"cannot store {path}: {exc}") from exc
         return self.head(sha256)
 
+    def put_files(self, files: Sequence[tuple[Path, str, int, datetime]], *,
+                  consume: bool = False) -> list[StoredObject | Exception]:
+        """`put_file` for many files, each given as (path, sha256, size_bytes, retain_until): their outcomes in order,
+        each the StoredObject or the error put_file raises for it (one file refused never stops the rest).
+
+        The new objects are made durable together: one store lock, and file-system syncs (`FileSystemSync`) in place
+        of each file's and folder's fsyncs: every retention record first, then every object's name; a consumed
+        source goes only once both are durable. A consumed source on the store's file system is linked into the
+        store's scratch folder only just before it gets its name there, as put_file does (a process killed meanwhile
+        leaves no second name behind). Bytes already stored, a file given twice, a single file, the store writer's
+        path and a subclass's own put_file go through `put_file` one by one."""
+        if self._client is not None or len(files) < 2 or type(self).put_file is not LocalStore.put_file:
+            return [_outcome(self._put_one(*file, consume=consume)) for file in files]
+        outcomes: list[StoredObject | Exception | None] = [None] * len(files)
+        later: list[int] = []
+        new: list[_NewObject] = []
+        now = datetime.now(UTC)
+        for i, (path, sha256, _size, retain_until) in enumerate(files):
+            if self.tree.object_path(sha256).exists() or any(sha256 == n.sha256 for n in new):
+                later.append(i)
+                continue
+            try:
+                require_future(object_key(sha256), retain_until, now)
+                scratch = None if self._can_link(path, consume=consume) else self._scratch_from(
+                    path, sha256=sha256, consume=consume)
+                new.append(_NewObject(i, sha256, retain_until, path, scratch))
+            except OSError as exc:
+                outcomes[i] = BackendUnavailable(f"local:{self.root}", f"cannot store {path}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - this file's outcome; the rest go on
+                outcomes[i] = exc
+        self._add_objects(new, outcomes, consume=consume)
+        for i in later:
+            outcomes[i] = _outcome(self._put_one(*files[i], consume=consume))
+        return [outcome if outcome is not None else RuntimeError("no outcome") for outcome in outcomes]
+
+    def _put_one(self, path: Path, sha256: str, size_bytes: int, retain_until: datetime, *,
+                 consume: bool) -> Callable[[], StoredObject]:
+        return partial(self.put_file, path, sha256=sha256, size_bytes=size_bytes, retain_until=retain_until,
+                       consume=consume)
+
+    def _add_objects(self, new: list[_NewObject], outcomes: list[StoredObject | Exception | None], *,
+                     consume: bool) -> None:
+        """`_add_object` for many (synced per step, not per file); each outcome set in place."""
+        if not new:
+            return
+        try:
+            self.tree.grow_retentions([(obj.sha256, obj.retain_until) for obj in new])
+            with FileSystemSync(self.root) as fs:
+                self._link_all(new, outcomes)
+                fs.sync()
+        except OSError as exc:
+            for obj in new:
+                if obj.scratch is not None:
+                    obj.scratch.unlink(missing_ok=True)
+                outcomes[obj.index] = BackendUnavailable(f"local:{self.root}", f"cannot store {obj.source}: {exc}")
+            return
+        for obj in new:
+            if outcomes[obj.index] is not None:
+                continue
+            if consume:  # only now: at every moment the bytes have a name, the source's or the store's
+                obj.source.unlink(missing_ok=True)
+            outcomes[obj.index] = _outcome(partial(self.head, obj.sha256))
+
+    def _link_all(self, new: list[_NewObject], outcomes: list[StoredObject | Exception | None]) -> None:
+        """`_link_new` for many, under one lock and without a sync (the caller syncs once): each scratch file (a
+        source linked now, when it may be) gets its name, then goes at once; an error is that object's outcome."""
+        with self.tree.changing(*{self.tree.object_path(obj.sha256).parent for obj in new}, fsync=False):
+            for obj in new:
+                dest = self.tree.object_path(obj.sha256)
+                try:
+                    tmp = obj.scratch if obj.scratch is not None else self._scratch_link(obj.source, obj.sha256)
+                    try:
+                        os.link(tmp, dest)
+                    except FileExistsError:
+                        logger.info("Object %r appeared concurrently; keeping the first copy.", obj.sha256)
+                        continue
+                    finally:
+                        tmp.unlink()
+                    self.tree.seal_file(dest)
+                except OSError as exc:
+                    outcomes[obj.index] = BackendUnavailable(f"local:{self.root}",
+                                                             f"cannot store {obj.source}: {exc}")
+
     def put_fd(self, fd: int, *, sha256: str, retain_until: datetime) -> StoredObject:
         """Store the bytes readable from *fd* (the store writer's way in: it never opens a path it is given).
 
@@ -145,14 +255,21 @@ class LocalStore:
 
     def _scratch_from(self, path: Path, *, sha256: str, consume: bool) -> Path:
         """A sealed file in the store's scratch folder holding *path*'s bytes, checked against *sha256*."""
-        if consume and path.stat().st_dev == (self.root / "incoming").stat().st_dev:
-            # The caller hashed these bytes while writing them: a link adds no read pass.
-            tmp = self.root / "incoming" / f"{sha256}.{uuid.uuid4().hex}"
-            os.chmod(path, FILE_MODE)
-            os.link(path, tmp)
-            return tmp
+        if self._can_link(path, consume=consume):
+            return self._scratch_link(path, sha256)
         with path.open("rb") as src:
             return self._copy_stream(src, sha256=sha256, what=str(path))
+
+    def _can_link(self, path: Path, *, consume: bool) -> bool:
+        """Whether *path* can become the object by a link (it is consumed, and on the store's file system)."""
+        return consume and path.stat().st_dev == (self.root / "incoming").stat().st_dev
+
+    def _scratch_link(self, path: Path, sha256: str) -> Path:
+        # The caller hashed these bytes while writing them: a link adds no read pass.
+        tmp = self.root / "incoming" / f"{sha256}.{uuid.uuid4().hex}"
+        os.chmod(path, FILE_MODE)
+        os.link(path, tmp)
+        return tmp
 
     def _add_object(self, sha256: str, retain_until: datetime, tmp: Path) -> None:
         """Make the sealed scratch file *tmp* the object *sha256*: its retention record first (an object is never
@@ -328,6 +445,66 @@ class LocalStore:
             result: StoredObject = self._client.put_manifest(sha256, revision, data, retain_until)
             return result
         return self._put_once(manifest_key(sha256, revision), data, retain_until=retain_until)
+
+    def put_manifests(self, manifests: Sequence[tuple[str, int, bytes, datetime]]) -> list[StoredObject | Exception]:
+        """`put_manifest` for many, each given as (sha256, revision, data, retain_until): their outcomes in order, each
+        the StoredObject or the error put_manifest raises for it. The new files are made durable together: every
+        one's bytes before any gets its name, then the names, one file-system sync each (not two fsyncs a file).
+        The store writer's path and a subclass's own put_manifest go one by one."""
+        if self._client is not None or len(manifests) < 2 or type(self).put_manifest is not LocalStore.put_manifest:
+            return [_outcome(partial(self.put_manifest, sha256, revision, data, retain_until=retain_until))
+                    for sha256, revision, data, retain_until in manifests]
+        return self._put_all_once([(manifest_key(sha256, revision), data, retain_until)
+                                   for sha256, revision, data, retain_until in manifests])
+
+    def _put_all_once(self, items: list[tuple[str, bytes, datetime]]) -> list[StoredObject | Exception]:
+        """`_put_once` for many (key, data, retain_until), synced per step rather than per file."""
+        outcomes: list[StoredObject | Exception | None] = [None] * len(items)
+        later: list[int] = []
+        new: list[tuple[int, Path, Path]] = []  # (index, its name, its scratch file)
+        now = datetime.now(UTC)
+        with FileSystemSync(self.root) as fs:
+            try:
+                for i, (key, data, retain_until) in enumerate(items):
+                    path = self.root / key
+                    if path.exists() or any(path == n[1] for n in new):
+                        later.append(i)  # the same bytes again are accepted, other bytes refused: _put_once says
+                        continue
+                    try:
+                        require_future(key, retain_until, now)
+                        new.append((i, path, self.tree.new_file(data, "once", fsync=False)))
+                    except Exception as exc:  # noqa: BLE001 - this file's outcome; the rest go on
+                        outcomes[i] = exc
+                self._link_once(fs, new, items, outcomes)
+            finally:
+                for _i, _path, tmp in new:
+                    tmp.unlink(missing_ok=True)
+        for i in later:
+            outcomes[i] = _outcome(partial(self._put_once, items[i][0], items[i][1], retain_until=items[i][2]))
+        return [outcome if outcome is not None else _stored_once(self.root, *items[i])
+                for i, outcome in enumerate(outcomes)]
+
+    def _link_once(self, fs: FileSystemSync, new: list[tuple[int, Path, Path]],
+                   items: list[tuple[str, bytes, datetime]], outcomes: list[StoredObject | Exception | None]) -> None:
+        """Give each durable scratch file of *new* its write-once name; the names synced once (outcomes set in place:
+        an error for each file that did not get its name)."""
+        if not new:
+            return
+        try:
+            fs.sync()  # every file's bytes before any has a name: a name never shows a file half written
+            with self.tree.changing(*{path.parent for _i, path, _tmp in new}, fsync=False):
+                for i, path, tmp in new:
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError:
+                        if path.read_bytes() != items[i][1]:
+                            outcomes[i] = ObjectExists(items[i][0])
+                        continue
+                    self.tree.seal_file(path)
+            fs.sync()
+        except OSError as exc:
+            for i, _path, _tmp in new:
+                outcomes[i] = BackendUnavailable(f"local:{self.root}", f"cannot store {items[i][0]}: {exc}")
 
     def get_manifest(self, sha256: str, revision: int) -> bytes:
         return self._read_once(manifest_key(sha256, revision))

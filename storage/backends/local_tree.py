@@ -4,16 +4,22 @@ Where each evidence file lives (`objects/<key>`, its retention record `retention
 lock (flock on the root folder), sealing (0444 files, 0555 folders, and FS_IMMUTABLE_FL when the store is
 immutable), reopening one folder for one change and sealing it again at once, replacing a retention record whole
 (retention grows only), and the audit of the whole tree. What LocalStore stores goes through here.
+
+A change to one file is made durable with fsync (the file, then its folder). A batch of changes (many objects or
+manifests at once) is made durable with `FileSystemSync` instead: one syncfs(2) per step for the whole batch, each
+step durable before the next begins (a file's bytes before its name, a retention record before its object).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import json
 import os
 import shutil
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +29,8 @@ from storage.backend import object_key
 from storage.errors import BackendUnavailable, SealBroken
 from storage.hardening import DIR_MODE, FILE_MODE, is_immutable, seal_problem, set_immutable
 
-__all__ = ["EVIDENCE_AREAS", "STORE_MARKER", "WRITER_SOCKET", "Retention", "SealedTree", "fsync_dir", "read_marker",
-           "remove_tree", "stat_mode"]
+__all__ = ["EVIDENCE_AREAS", "STORE_MARKER", "WRITER_SOCKET", "FileSystemSync", "Retention", "RetentionChange",
+           "SealedTree", "fsync_dir", "read_marker", "remove_tree", "stat_mode"]
 
 #: The folders that hold evidence and are sealed; `incoming` (the store's scratch) and `derived` are not.
 EVIDENCE_AREAS = ("objects", "retention", "manifests", "records")
@@ -37,6 +43,22 @@ _SCRATCH_MODE = 0o700
 
 #: A retention record's content: (retain until, legal hold).
 Retention = tuple[datetime, bool]
+#: What a retention change decides from the current record (None: none yet): the new one, None to keep it.
+RetentionChange = Callable[[Retention | None], Retention | None]
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn
+
+
+_SYNCFS = _libc_syncfs()
 
 
 def fsync_dir(path: Path) -> None:
@@ -46,6 +68,36 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class FileSystemSync:
+    """syncfs(2) of the file system holding *path*, for a batch of writes made durable together.
+
+    Open it before the batch writes anything: Linux reports a write-back error to syncfs only if it happened after
+    the descriptor was opened. `sync` makes every file and folder written on that file system durable (OSError if
+    the kernel reports a write-back error); where syncfs is missing (not Linux) it falls back to sync(2), which
+    reports nothing. Use as a context manager (closes the descriptor)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def sync(self) -> None:
+        if _SYNCFS is None:
+            os.sync()
+            return
+        if _SYNCFS(self._fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs failed: {os.strerror(code)}", str(self.path))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> FileSystemSync:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_marker(root: Path) -> dict[str, Any]:
@@ -119,10 +171,12 @@ class SealedTree:
             os.close(fd)
 
     @contextmanager
-    def opened(self, *folders: Path) -> Iterator[None]:
+    def opened(self, *folders: Path, fsync: bool = True) -> Iterator[None]:
         """Reopen *folders* (creating them and missing parents) for one change, then seal every one again.
 
-        Callers hold `lock` (except at creation, when nothing else can know the store yet)."""
+        Callers hold `lock` (except at creation, when nothing else can know the store yet). Each folder is fsynced
+        before it is sealed, unless *fsync* is false: the caller then syncs the file system (`FileSystemSync`)
+        before it counts the change as made."""
         opened: list[Path] = []
         try:
             for folder in folders:
@@ -142,13 +196,14 @@ class SealedTree:
             for folder in reversed(opened):
                 if folder in (self.root / "incoming", self.root / "derived"):
                     continue
-                fsync_dir(folder)
+                if fsync:
+                    fsync_dir(folder)
                 self.seal_dir(folder)
 
     @contextmanager
-    def changing(self, *folders: Path) -> Iterator[None]:
-        """Hold the store's lock and reopen *folders* for one change."""
-        with self.lock(), self.opened(*folders):
+    def changing(self, *folders: Path, fsync: bool = True) -> Iterator[None]:
+        """Hold the store's lock and reopen *folders* for one change (*fsync*: as `opened`)."""
+        with self.lock(), self.opened(*folders, fsync=fsync):
             yield
 
     # -- paths and retention records ---------------------------------------------------------------------------
@@ -170,45 +225,102 @@ class SealedTree:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SealBroken(object_key(sha256), [f"{path} is not a retention record: {exc}"]) from exc
 
-    def new_file(self, data: bytes, prefix: str) -> Path:
-        """Write *data* to a new file in the store's scratch folder, durable and read-only."""
+    def new_file(self, data: bytes, prefix: str, *, fsync: bool = True) -> Path:
+        """Write *data* to a new file in the store's scratch folder, read-only; durable unless *fsync* is false (the
+        caller then syncs the file system before the file gets a name)."""
         tmp = self.root / "incoming" / f"{prefix}.{uuid.uuid4().hex}"
         with tmp.open("xb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)
         return tmp
 
-    def update_retention(self, sha256: str, change: Callable[[Retention | None], Retention | None]) -> None:
+    def update_retention(self, sha256: str, change: RetentionChange) -> None:
         """Replace the retention record whole by a new sealed file, as *change* decides from the current one (None:
         no record yet); *change* returns None to keep it, or raises to refuse. Read and write happen under the
         store's lock, so two changes never undo each other."""
-        path = self.retention_path(sha256)
-        with self.changing(path.parent):
-            try:
-                current: Retention | None = self.read_retention(sha256)
-            except FileNotFoundError:
-                current = None
-            wanted = change(current)
-            if wanted is None or wanted == current:
+        self.update_retentions([(sha256, change)])
+
+    def update_retentions(self, changes: Sequence[tuple[str, RetentionChange]]) -> None:
+        """`update_retention` for many objects (a refusal raised by a change stops the rest).
+
+        One record: decided and replaced under the store's lock, made durable by fsync. More: each decided under the
+        lock and written to the scratch folder; their bytes synced once, the lock released; then, under the lock
+        again, each put in place unless its record changed meanwhile (that one is changed again on its own), and
+        the names synced once. The lock is never held across a file-system sync."""
+        if len(changes) == 1:
+            self._update_one(*changes[0])
+            return
+        again: list[tuple[str, RetentionChange]] = []
+        decided: list[tuple[str, RetentionChange, Retention | None, Path]] = []
+        try:
+            with FileSystemSync(self.root) as fs:
+                with self.lock():
+                    for sha256, change in changes:
+                        current = self._current(sha256)
+                        if (tmp := self._new_record(current, change(current), fsync=False)) is not None:
+                            decided.append((sha256, change, current, tmp))
+                if not decided:
+                    return
+                fs.sync()  # every new record's bytes, before any of them has a name
+                with self.lock(), self.opened(*{self.retention_path(d[0]).parent for d in decided}, fsync=False):
+                    for sha256, change, current, tmp in decided:
+                        if self._current(sha256) != current:
+                            again.append((sha256, change))  # changed since it was decided: decide it again
+                        else:
+                            self._replace_record(sha256, tmp)
+                fs.sync()
+        finally:
+            for *_decision, tmp in decided:
+                tmp.unlink(missing_ok=True)
+        for sha256, change in again:
+            self._update_one(sha256, change)
+
+    def _update_one(self, sha256: str, change: RetentionChange) -> None:
+        """One retention change: read, decided and replaced under the store's lock; durable by fsync."""
+        with self.lock():
+            current = self._current(sha256)
+            tmp = self._new_record(current, change(current), fsync=True)
+            if tmp is None:
                 return
-            retain_until, legal_hold = wanted
-            data = json.dumps({"retain_until": retain_until.astimezone(UTC).isoformat(), "legal_hold": legal_hold,
-                               "written_at": datetime.now(UTC).isoformat(timespec="seconds")}).encode()
-            tmp = self.new_file(data, "retention")
             try:
-                if self.immutable and path.exists():
-                    set_immutable(path, False)
-                os.replace(tmp, path)
-                self.seal_file(path)
+                with self.opened(self.retention_path(sha256).parent):
+                    self._replace_record(sha256, tmp)
             finally:
                 tmp.unlink(missing_ok=True)
 
+    def _current(self, sha256: str) -> Retention | None:
+        try:
+            return self.read_retention(sha256)
+        except FileNotFoundError:
+            return None
+
+    def _replace_record(self, sha256: str, tmp: Path) -> None:
+        """Put the sealed scratch file *tmp* in place as the object's retention record (its folder is open)."""
+        path = self.retention_path(sha256)
+        if self.immutable and path.exists():
+            set_immutable(path, False)
+        os.replace(tmp, path)
+        self.seal_file(path)
+
+    def _new_record(self, current: Retention | None, wanted: Retention | None, *, fsync: bool) -> Path | None:
+        """A retention record saying *wanted*, written to the scratch folder (None: keep *current*)."""
+        if wanted is None or wanted == current:
+            return None
+        retain_until, legal_hold = wanted
+        data = json.dumps({"retain_until": retain_until.astimezone(UTC).isoformat(), "legal_hold": legal_hold,
+                           "written_at": datetime.now(UTC).isoformat(timespec="seconds")}).encode()
+        return self.new_file(data, "retention", fsync=fsync)
+
     def grow_retention(self, sha256: str, retain_until: datetime) -> None:
         """The record says at least *retain_until* (a new object's first record, or the same bytes stored again)."""
-        self.update_retention(sha256, lambda current: (retain_until, False) if current is None else (
-            (retain_until, current[1]) if retain_until > current[0] else None))
+        self.grow_retentions([(sha256, retain_until)])
+
+    def grow_retentions(self, wanted: Sequence[tuple[str, datetime]]) -> None:
+        """`grow_retention` for many objects at once (`update_retentions`)."""
+        self.update_retentions([(sha256, _at_least(retain_until)) for sha256, retain_until in wanted])
 
     def seal_problems(self, sha256: str) -> list[str]:
         """Problems with the seals of an object, its retention record and its manifests (empty when intact)."""
@@ -272,6 +384,11 @@ class SealedTree:
                     if area == "objects" and (len(name) != 64 or not rel.startswith(f"sha256/{name[:2]}/")):
                         problems.append(f"{path} is not where the store puts an object")
         return problems
+
+
+def _at_least(retain_until: datetime) -> RetentionChange:
+    return lambda current: (retain_until, False) if current is None else (
+        (retain_until, current[1]) if retain_until > current[0] else None)
 
 
 def remove_tree(root: Path) -> None:

@@ -57,13 +57,17 @@ _TRANSIENT = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable
 
 def make_s3_client(*, endpoint_url: str | None, access_key: str | None, secret_key: str | None,
                    region: str = "us-east-1", max_pool: int = 16) -> Any:
-    """A boto3 S3 client for WORM use: path-style, checksums only where we ask for them."""
+    """A boto3 S3 client for WORM use: path-style, checksums only where we ask for them.
+
+    Payload signing is off: every write of ours carries its own `x-amz-checksum-sha256` (a signed header) that the
+    server checks against the body, so botocore's second SHA-256 of every uploaded byte (which it adds on plain
+    http, where the AWS CLI pays it too) proves nothing more and costs a core's worth of hashing per upload."""
     import boto3
     from botocore.config import Config
 
     config = Config(
         region_name=region, retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
-        s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=60,
+        s3={"addressing_style": "path", "payload_signing_enabled": False}, connect_timeout=5, read_timeout=60,
         request_checksum_calculation="when_required", response_checksum_validation="when_required",
     )
     return boto3.client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,
@@ -462,6 +466,7 @@ class S3WormStore:
             with path.open("rb") as body:
                 # No Object Lock: derived files are not evidence. They say what they derive from.
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                       ChecksumAlgorithm="SHA256",  # checked by the server (no payload signing)
                                        Metadata={"derived-from-sha256": sha256, "evidence": "false"})
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key, "store") from exc

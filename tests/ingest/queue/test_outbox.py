@@ -194,6 +194,17 @@ def test_a_claimed_recording_is_archived_by_one_worker_and_a_dead_workers_claim_
     assert len(archived) == 1
 
 
+def _sent_and_ingested_long_ago(session: Session) -> None:
+    """Every message handed to the broker, and every recording ingested, two hours ago (commits)."""
+    for row in session.exec(select(OutboxMessage)):
+        row.sent_at = row.created_at = utcnow() - timedelta(hours=2)
+        session.add(row)
+    for recording in session.exec(select(Recording)):
+        recording.ingested_at = utcnow() - timedelta(hours=2)
+        session.add(recording)
+    session.commit()
+
+
 def test_the_reconciler_queues_again_only_what_has_no_message_in_flight(samples, settings, engine, store):
     report = _stage(samples.dcim_camera, settings, engine, store)
     ids = sorted(r["id"] for r in report.recordings)
@@ -202,13 +213,7 @@ def test_the_reconciler_queues_again_only_what_has_no_message_in_flight(samples,
     with Session(engine) as session:
         # Every message was sent long ago and lost (a broker that forgot them); one recording got a fresh message,
         # one is held by a live worker
-        for row in session.exec(select(OutboxMessage)):
-            row.sent_at = row.created_at = utcnow() - timedelta(hours=2)
-            session.add(row)
-        for recording in session.exec(select(Recording)):
-            recording.ingested_at = utcnow() - timedelta(hours=2)
-            session.add(recording)
-        session.commit()
+        _sent_and_ingested_long_ago(session)
         outbox.add(session, recent_message, station=settings.station, now=utcnow(), reason="ingest")
         session.commit()
         assert outbox.claim(session, held, holder="live-worker", now=utcnow(), lease_s=60)
@@ -457,13 +462,7 @@ def test_an_archived_recording_whose_read_back_was_lost_is_verified_after_the_re
     with Session(engine) as session:
         append_event(session, CustodyKind.INGEST_FAILED, actor="worker:x", recording_id=failed,
                      details={"stage": "verify", "reason": "sha256 mismatch (test)"})
-        for row in session.exec(select(OutboxMessage)):
-            row.sent_at = row.created_at = utcnow() - timedelta(hours=2)
-            session.add(row)
-        for recording in session.exec(select(Recording)):
-            recording.ingested_at = utcnow() - timedelta(hours=2)
-            session.add(recording)
-        session.commit()
+        _sent_and_ingested_long_ago(session)
     # When the reconciler runs, and a worker takes what it queued
     queued = reconcile_once(engine, station=settings.station, after_s=600)
     assert sorted(queued) == ids[1:]  # never the one a person must look at

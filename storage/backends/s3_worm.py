@@ -276,7 +276,9 @@ class S3WormStore:
         made again hashing every part and the whole file here, so a damaged `.parts` file never fails evidence
         and a damaged staged copy is named (HashMismatch) either way."""
         part_size = part_size_for(size_bytes, self.part_size_bytes)
-        kept = read_parts(path, part_bytes=part_size, size_bytes=size_bytes)
+        # Only for a staged copy of the size catalogued (one that grew or shrank is hashed whole below, and named).
+        kept = read_parts(path, part_bytes=part_size, size_bytes=size_bytes) \
+            if path.stat().st_size == size_bytes else None
         if kept is not None:
             try:
                 return self._upload_in_parts(path, key, sha256=sha256, until=until, part_size=part_size, kept=kept)
@@ -299,6 +301,9 @@ class S3WormStore:
         def send(number: int, data: bytes) -> dict[str, Any]:
             try:
                 # Kept from the copy pass, or computed here in parallel with the reader's whole-file hash.
+                if kept is not None and number > len(kept):  # the staged copy grew while it was being read
+                    raise HashMismatch(str(path), algorithm="sha256", expected=f"{len(kept)} parts",
+                                       found=f"part {number}")
                 digest = bytes.fromhex(kept[number - 1]) if kept is not None else hashlib.sha256(data).digest()
                 checksum = base64.b64encode(digest).decode()
                 reply = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,

@@ -114,3 +114,18 @@ def test_inline_readback_reads_the_object_back_before_returning(s3_store, tmp_pa
     assert inline.put_file(path, sha256=sha, size_bytes=len(data), retain_until=SOON).verified
     with pytest.raises(ValueError, match="readback"):
         S3WormStore(client=s3_store.client, bucket=s3_store.bucket, readback="later")
+
+
+@pytest.mark.s3
+def test_a_staged_copy_that_grew_after_the_copy_is_named_and_never_stored(s3_store, tmp_path):
+    # Given a staged copy with more bytes appended after its copy (and its part checksums) were made
+    path, sha, data = _staged(tmp_path, s3_store, 11 * MIB)
+    with path.open("ab") as fh:
+        fh.write(os.urandom(6 * MIB))
+    # When it is stored under the size and hash taken at copy time
+    with pytest.raises(HashMismatch) as caught:
+        s3_store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=SOON)
+    # Then the damage is named, nothing is stored and no upload is left open
+    assert str(path) in str(caught.value)
+    assert not s3_store.exists(sha)
+    assert s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []

@@ -39,7 +39,7 @@ from ingest.errors import NotStagedHere, StagedCopyMissing
 from storage import EvidenceStore, HashMismatch, ObjectExists, StorageError, StoredObject
 
 __all__ = ["READ_BACK_ON_WRITE", "READ_BACK_QUEUED", "archive_recording", "archive_staged", "mark_archived",
-           "prove_stored", "read_back_archived", "retention_at_hand_off"]
+           "prove_stored", "read_back", "read_back_archived", "retention_at_hand_off"]
 
 logger = logging.getLogger(__name__)
 
@@ -193,28 +193,51 @@ def archive_staged(engine: Engine, store: EvidenceStore, staging: Path, *, key: 
     return archived
 
 
+def read_back(engine: Engine, store: EvidenceStore, recording_id: int, *, actor: str) -> bool:
+    """Read one recording back whole (`prove_stored`) and commit the outcome; True when it is now `verified`, False
+    when it is not in the store (staged, or disposed meanwhile: logged). The verify queue and an ingest without a
+    broker both call this.
+
+    Raises:
+      RecordingNotFound: no such recording.
+      HashMismatch: the stored bytes differ (an INGEST_FAILED custody event is recorded first).
+      StorageError: the store cannot be read now (transient: it stays `archived`).
+    """
+    with Session(engine) as session:
+        recording = session.get(Recording, recording_id)
+        if recording is None:
+            raise RecordingNotFound(str(recording_id))
+        try:
+            prove_stored(session, store, recording, actor=actor, how=READ_BACK_QUEUED)
+        except ValueError as exc:
+            logger.info("Not verified: %s", exc)
+            return False
+        except HashMismatch as exc:
+            session.rollback()
+            logger.error("Recording %r: %s", recording_id, exc)
+            append_event(session, CustodyKind.INGEST_FAILED, actor=actor, recording_id=recording_id,
+                         details={"stage": "verify", "reason": str(exc)})
+            session.commit()
+            raise
+        session.commit()
+        return True
+
+
 def read_back_archived(engine: Engine, store: EvidenceStore, ids: list[int], *, actor: str) -> set[int]:
-    """Read back and re-hash each of *ids* that is `archived` (`prove_stored`, as the verify queue does), making it
-    `verified`; return the ids that were. What cannot be read now stays `archived` for the verify queue, a fixity
-    check or a device's clearing (a warning says so); a mismatch is an INGEST_FAILED event."""
+    """`read_back` each of *ids* that is `archived`; return the ids now `verified`. What cannot be read now stays
+    `archived` for the verify queue, a fixity check or a device's clearing (a warning says so); a mismatch is an
+    INGEST_FAILED event."""
     done: set[int] = set()
     for recording_id in ids:
         with Session(engine) as session:
             recording = session.get(Recording, recording_id)
             if recording is None or recording.state != RecordingState.ARCHIVED:
                 continue
-            try:
-                prove_stored(session, store, recording, actor=actor, how=READ_BACK_QUEUED)
-            except HashMismatch as exc:
-                session.rollback()
-                logger.error("Recording %r: %s", recording_id, exc)
-                append_event(session, CustodyKind.INGEST_FAILED, actor=actor, recording_id=recording_id,
-                             details={"stage": "verify", "reason": str(exc)})
-            except (StorageError, ValueError) as exc:
-                session.rollback()
-                logger.warning("Recording %r stays archived, not read back yet: %s", recording_id, exc)
-                continue
-            else:
+        try:
+            if read_back(engine, store, recording_id, actor=actor):
                 done.add(recording_id)
-            session.commit()
+        except HashMismatch:
+            continue  # recorded and logged by read_back (caught before StorageError, its base class)
+        except StorageError as exc:
+            logger.warning("Recording %r stays archived, not read back yet: %s", recording_id, exc)
     return done

@@ -30,7 +30,6 @@ from catalog import (
     CatalogUnavailable,
     CustodyKind,
     IntegrityStatus,
-    Recording,
     RecordingNotFound,
     RecordingState,
     append_event,
@@ -39,7 +38,7 @@ from catalog import (
     outbox,
 )
 from catalog.types import utcnow
-from ingest.archiving import READ_BACK_QUEUED, archive_recording, prove_stored
+from ingest.archiving import archive_recording, read_back
 from ingest.config import Settings
 from ingest.decode_check import DecodeTimedOut, check_recording
 from ingest.derive import derive_recording
@@ -261,24 +260,13 @@ def verify_step(c: WorkerContext, recording_id: int) -> None:
       HashMismatch: the stored bytes differ (an INGEST_FAILED event is recorded).
       Retry: the store or the catalogue is away (transient).
     """
-    with Session(c.engine) as session:
-        recording = session.get(Recording, recording_id)
-        if recording is None:
-            raise RecordingNotFound(str(recording_id))
-        try:
-            prove_stored(session, c.store, recording, actor=_worker(c), how=READ_BACK_QUEUED)
-        except ValueError as exc:
-            logger.info("Not verified: %s", exc)
-            return
-        except HashMismatch as exc:
-            session.rollback()
-            logger.error("Recording %r: %s", recording_id, exc)
-            _record_failure(c, recording_id, stage="verify", exc=exc)
-            raise
-        except (StorageError, OperationalError) as exc:
-            logger.warning("Recording %r not read back yet: %s", recording_id, first_line(exc))
-            raise Retry(first_line(exc)) from None
-        session.commit()
+    try:
+        read_back(c.engine, c.store, recording_id, actor=_worker(c))
+    except HashMismatch:
+        raise  # permanent: recorded by read_back (HashMismatch is a StorageError, so it goes first)
+    except (StorageError, OperationalError) as exc:
+        logger.warning("Recording %r not read back yet: %s", recording_id, first_line(exc))
+        raise Retry(first_line(exc)) from None
 
 
 def fixity_step(c: WorkerContext, sample: int) -> None:

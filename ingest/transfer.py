@@ -32,7 +32,7 @@ from typing import cast
 
 from ingest.errors import CopyFailed
 from storage import fsync_dir
-from storage.hashing import CHUNK_BYTES, hash_stream
+from storage.hashing import CHUNK_BYTES, chunk_buffer, hash_stream
 from storage.part_checksums import PartDigests, write_parts
 
 __all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash", "hash_device_file", "open_device_file"]
@@ -129,7 +129,7 @@ class _Pipeline:
         self.src_fd, self.dst_fd, self.progress = src_fd, dst_fd, progress
         self.base = base  # where this run's bytes start in the destination (a resumed copy appends)
         self.previous: tuple[int, int] | None = None  # the last window handed to write-back
-        self.buffers = [bytearray(CHUNK_BYTES) for _ in range(RING_SLOTS)]
+        self.buffers = [chunk_buffer() for _ in range(RING_SLOTS)]
         self.free: queue.Queue[int] = queue.Queue()
         for i in range(RING_SLOTS):
             self.free.put(i)

@@ -10,6 +10,7 @@ as the S3 multipart upload does with its parts).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import queue
 import threading
 from collections.abc import Generator, Iterator
@@ -17,7 +18,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
-__all__ = ["CHUNK_BYTES", "Hashed", "TwoDigests", "hash_file", "hash_stream", "hashed_chunks"]
+__all__ = ["CHUNK_BYTES", "Hashed", "TwoDigests", "chunk_buffer", "hash_file", "hash_stream", "hashed_chunks"]
 
 #: Bytes per read whenever the project hashes a stream (ingest.transfer's ring uses it too).
 #: 4 MiB: at SHA-256 speed (about 1 GB/s on one core) a chunk is some 4 ms of hashing, so the
@@ -28,6 +29,17 @@ __all__ = ["CHUNK_BYTES", "Hashed", "TwoDigests", "hash_file", "hash_stream", "h
 CHUNK_BYTES = 4 * 1024 * 1024
 #: Buffers a read-ahead hash keeps in flight: one being hashed, one being read, one spare.
 READ_AHEAD_SLOTS = 3
+
+
+def chunk_buffer(size: int = CHUNK_BYTES) -> mmap.mmap:
+    """A writable buffer of *size* bytes in pages of its own (an anonymous mapping), for the chunks of a read pass.
+
+    Not from the malloc heap: a bytearray of 4 MiB is, once glibc's mmap threshold has grown past it (it grows to
+    the largest block freed, e.g. an S3 part), and the rings of several docks copying at once, each on its own
+    threads and so its own malloc arena, then left heap fragments that later docks did not reuse (station peak RSS
+    210 MB in the first round of bench/station_parallel.py, 238 MB in the second). A mapping is returned to the
+    system the moment the last reference to it goes."""
+    return mmap.mmap(-1, size)
 
 
 class Hashed(NamedTuple):
@@ -116,7 +128,7 @@ def hashed_chunks(fileobj: _Readable, *, into: _Digest, chunk_bytes: int = CHUNK
 
 def _read_into(fileobj: _Readable, chunk_bytes: int) -> Generator[memoryview, None, None]:
     """Views of one reused buffer, refilled per chunk; a view is valid until the next is asked for."""
-    buffer = bytearray(chunk_bytes)
+    buffer = chunk_buffer(chunk_bytes)
     whole = memoryview(buffer)
     readinto = getattr(fileobj, "readinto", None)
     while True:
@@ -133,7 +145,7 @@ def _read_into(fileobj: _Readable, chunk_bytes: int) -> Generator[memoryview, No
 
 def _read_ahead(fileobj: _Readable, chunk_bytes: int) -> Generator[memoryview, None, None]:
     """As `_read_into`, with the reading in a thread that fills READ_AHEAD_SLOTS buffers ahead of the consumer."""
-    buffers = [bytearray(chunk_bytes) for _ in range(READ_AHEAD_SLOTS)]
+    buffers = [chunk_buffer(chunk_bytes) for _ in range(READ_AHEAD_SLOTS)]
     free: queue.Queue[int] = queue.Queue()
     for index in range(len(buffers)):
         free.put(index)

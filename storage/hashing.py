@@ -38,8 +38,8 @@ def chunk_buffer(size: int = CHUNK_BYTES) -> mmap.mmap:
     the largest block freed, e.g. an S3 part), and the rings of several docks copying at once, each on its own
     threads and so its own malloc arena, then left heap fragments that later docks did not reuse (station peak RSS
     210 MB in the first round of bench/station_parallel.py, 238 MB in the second). A mapping is returned to the
-    system the moment the last reference to it goes."""
-    return mmap.mmap(-1, size)
+    system the moment the last reference to it goes. Private (never shared with a child process, not shmem)."""
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
 class Hashed(NamedTuple):

@@ -54,7 +54,7 @@ from sqlmodel import Session
 from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound, RecordingState
 from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
 from catalog.recordings import lock_recording
-from ingest.derive import IO_TIMEOUT_S, ffmpeg_input, is_url, read_photo, shown_source
+from ingest.derive import IO_TIMEOUT_S, ffmpeg_source, is_url, read_photo, shown_source
 from ingest.errors import DecodeIncomplete, DecodeTimedOut
 from storage import EvidenceStore
 
@@ -126,8 +126,10 @@ def _signal_name(number: int) -> str:
 class DecodeLog:
     """ffmpeg's stderr read line by line, keeping only what the verdict needs (memory stays bounded)."""
 
-    def __init__(self, *, input_path: str | None = None) -> None:
-        self.input_path = input_path  # named "input" in the verdict: a store or temporary path means nothing later
+    def __init__(self, *, input_path: str | None = None, also: tuple[str, ...] = ()) -> None:
+        # Named "input" in the verdict: a store or temporary path means nothing later, and a URL's query is a
+        # credential; *also*: other names ffmpeg may print for it (the script that holds a URL).
+        self.input_names = tuple(name for name in (input_path, *also) if name)
         self.first_error: str | None = None
         self.error_time_s: float | None = None
         self.error_lines = 0
@@ -149,8 +151,8 @@ class DecodeLog:
             return
         self.error_lines += 1
         if self.first_error is None:
-            if self.input_path:
-                line = line.replace(self.input_path, "input")
+            for name in self.input_names:
+                line = line.replace(name, "input")
             self.first_error = _CONTEXT.sub(lambda m: f"[{m[1].strip()}] ", line)[:MAX_LINE_CHARS]
             self.error_time_s = self.decoded_s or 0.0  # before any progress line: at the start
 
@@ -205,12 +207,24 @@ def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2) ->
       DecodeTimedOut: ffmpeg ran past *timeout_s* (it is killed).
       DecodeIncomplete: ffmpeg could not be started, or was stopped by a signal from outside.
     """
-    # Subtitle and data tracks (timecode, telemetry) are not coded media and have no null encoder: mapped out.
-    args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-stats_period", STATS_PERIOD,
-            "-threads", str(threads), *ffmpeg_input(path), "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
-    log = DecodeLog(input_path=str(path))
     shown = shown_source(path)
     started = time.monotonic()
+    with ffmpeg_source(path) as reading:  # a URL is never on ffmpeg's command line (ingest.derive.ffmpeg_source)
+        # Subtitle and data tracks (timecode, telemetry) are not coded media and have no null encoder: mapped out.
+        args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-stats_period", STATS_PERIOD,
+                "-threads", str(threads), *reading.args, "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
+        log = DecodeLog(input_path=str(path), also=reading.names)
+        exit_code = _decode(args, log, timeout_s=timeout_s, shown=shown)
+    if exit_code is None:
+        raise DecodeTimedOut(shown, timeout_s, decoded_s=log.decoded_s)
+    if exit_code in _STOPPED:
+        raise DecodeIncomplete(shown, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s)
+    return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
+
+
+def _decode(args: list[str], log: DecodeLog, *, timeout_s: float, shown: str) -> int | None:
+    """Run the decoding ffmpeg (*args*) feeding its stderr to *log*; its exit code, or None when it ran past
+    *timeout_s* (it is killed). Raises DecodeIncomplete when it cannot be started."""
     try:
         # Its own session: a Ctrl-C or SIGTERM meant for the worker must not end a decode as if the file failed.
         # But it dies with the worker (setpriv's parent-death signal): a killed worker leaves no ffmpeg running on.
@@ -232,11 +246,7 @@ def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2) ->
             proc.wait()
         reader.join()
         proc.stderr.close()
-    if exit_code is None:
-        raise DecodeTimedOut(shown, timeout_s, decoded_s=log.decoded_s)
-    if exit_code in _STOPPED:
-        raise DecodeIncomplete(shown, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s)
-    return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
+    return exit_code
 
 
 def _dies_with_parent(args: list[str]) -> list[str]:

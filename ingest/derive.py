@@ -12,9 +12,12 @@ recording.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +32,8 @@ from storage import EvidenceStore
 from storage.hashing import CHUNK_BYTES, hash_file
 
 __all__ = ["IO_TIMEOUT_S", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES", "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH",
-           "derive_recording", "ffmpeg_input", "image_frame", "is_url", "make_audio_proxy", "make_proxy",
-           "make_thumbnail", "read_photo", "shown_source", "video_frame", "write_thumbnail"]
+           "FfmpegSource", "derive_recording", "ffmpeg_source", "image_frame", "is_url", "make_audio_proxy",
+           "make_proxy", "make_thumbnail", "read_photo", "shown_source", "video_frame", "write_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +65,42 @@ def shown_source(source: str | Path) -> str:
     return text.split("?", 1)[0] if is_url(text) else text
 
 
-def ffmpeg_input(source: str | Path) -> list[str]:
-    """ffmpeg's arguments reading *source*: `-i`, after `-rw_timeout` (each network read bounded by IO_TIMEOUT_S)
-    for a URL."""
-    timeout = ["-rw_timeout", str(int(IO_TIMEOUT_S * 1_000_000))] if is_url(source) else []
-    return [*timeout, "-i", str(source)]
+@dataclass(frozen=True)
+class FfmpegSource:
+    """How ffmpeg reads one source: its input arguments, and every name of the source it may print."""
+
+    args: list[str]
+    names: tuple[str, ...]  # the path or URL, and the script that holds a URL
+    shown_as: str  # what a message says instead (shown_source)
+
+    def shown(self, text: str) -> str:
+        """*text* (ffmpeg's output) with the source named as shown_as: never a presigned URL's credential."""
+        for name in self.names:
+            text = text.replace(name, self.shown_as)
+        return text
+
+
+@contextmanager
+def ffmpeg_source(source: str | Path) -> Iterator[FfmpegSource]:
+    """ffmpeg's input arguments for *source*, a file (`-i path`) or a URL, for as long as ffmpeg runs.
+
+    A URL never goes on ffmpeg's command line: any local user reads a command line (`ps`, /proc/PID/cmdline), and
+    a presigned URL is a credential to the original for as long as it is valid. It goes in a one-file concat
+    script readable only by this user (mkstemp: 0600), removed when ffmpeg is done, with each network read bounded
+    by IO_TIMEOUT_S (`rw_timeout`); ffmpeg reads the object with ranged GETs as it would with `-i URL`."""
+    text = str(source)
+    if not is_url(text):
+        yield FfmpegSource(["-i", text], (text,), text)
+        return
+    fd, script = tempfile.mkstemp(prefix="evidence-source-", suffix=".ffconcat")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            quoted = text.replace("'", "'\\''")  # ffconcat: a quote closes, an escaped one, the quote reopens
+            fh.write(f"ffconcat version 1.0\nfile '{quoted}'\noption rw_timeout {int(IO_TIMEOUT_S * 1_000_000)}\n")
+        yield FfmpegSource(["-f", "concat", "-safe", "0", "-protocol_whitelist", "file,http,https,tcp,tls,crypto",
+                            "-i", script], (text, script), shown_source(text))
+    finally:
+        os.unlink(script)
 
 
 def make_thumbnail(source: Path | str, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
@@ -145,8 +179,9 @@ def write_thumbnail(frame: Any, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> 
 def make_audio_proxy(source: Path | str, dest: Path, *, timeout_s: float = PROXY_TIMEOUT_S) -> Path:
     """AAC in MP4 with the index first: every browser plays it (AMR, a recorder's usual format, none does).
     *source*: a file or URL. Raises ValueError naming ffmpeg's last error line (a URL shown without its query)."""
-    return _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *ffmpeg_input(source), "-map", "0:a:0", "-vn",
-                    "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(dest)], dest, timeout_s, source)
+    with ffmpeg_source(source) as reading:
+        return _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-map", "0:a:0", "-vn",
+                        "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(dest)], dest, timeout_s, reading)
 
 
 def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, threads: int = 2,
@@ -155,16 +190,17 @@ def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, th
     Raises ValueError naming ffmpeg's last error line (a URL shown without its query)."""
     # Speed over polish (a proxy is for viewing, the original is the evidence): skipping the decoder's
     # loop filter, bilinear scaling and the superfast preset give >= 6x realtime for 1080p on 2 cores.
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), "-skip_loop_filter", "all",
-            *ffmpeg_input(source), "-map", "0:v:0", "-map", "0:a:0?",
-            "-vf", f"scale=-2:'min({height},ih)':flags=bilinear",
-            "-c:v", "libx264", "-preset", "superfast", "-crf", "26", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
-            "-threads", str(threads), str(dest)]
-    return _ffmpeg(args, dest, timeout_s, source)
+    with ffmpeg_source(source) as reading:
+        args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), "-skip_loop_filter", "all",
+                *reading.args, "-map", "0:v:0", "-map", "0:a:0?",
+                "-vf", f"scale=-2:'min({height},ih)':flags=bilinear",
+                "-c:v", "libx264", "-preset", "superfast", "-crf", "26", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
+                "-threads", str(threads), str(dest)]
+        return _ffmpeg(args, dest, timeout_s, reading)
 
 
-def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: Path | str) -> Path:
+def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -172,7 +208,7 @@ def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: Path | str) -
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
         last = lines[-1] if lines else f"ffmpeg exited with {done.returncode}"
-        raise ValueError(last.replace(str(source), shown_source(source)))
+        raise ValueError(source.shown(last))
     return dest
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
 import numpy as np
@@ -221,7 +221,8 @@ def _sha(engine: Any, recording_id: int) -> str:
 
 class RelayHandler(BaseHTTPRequestHandler):
     """Forwards each request to the relay's upstream as it came (its Host header too: signatures stay valid) and
-    the answer back, noting the request. GET answers to libavformat stop after `cut_readers_after` bytes."""
+    the answer back, noting the request. GET answers to libavformat stop after `cut_readers_after` bytes; with
+    `hold` set to an event, libavformat's requests wait for it (`held` says one does)."""
 
     protocol_version = "HTTP/1.1"
     server: S3Relay
@@ -234,6 +235,9 @@ class RelayHandler(BaseHTTPRequestHandler):
         self.server.seen.append({"method": self.command, "path": parts.path, "query": parse_qs(parts.query),
                                  "range": self.headers.get("Range"), "agent": agent})
         body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        if agent.startswith("Lavf") and self.server.hold is not None:
+            self.server.held.set()  # a reader is waiting here for the test to look around
+            self.server.hold.wait(timeout=60)
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=60)
         try:
             upstream.request(self.command, self.path, body=body or None,
@@ -273,6 +277,8 @@ class S3Relay(ThreadingHTTPServer):
         self.upstream = urlsplit(upstream).netloc  # host:port
         self.seen: list[dict[str, Any]] = []
         self.cut_readers_after: int | None = None
+        self.hold: threading.Event | None = None
+        self.held = threading.Event()
 
     @property
     def endpoint(self) -> str:
@@ -350,6 +356,68 @@ def test_s3_decode_check_reads_by_url_and_a_cut_download_is_not_recorded_as_dama
         assert [(r.check, r.status) for r in integrity_history(session, ids["audio"])] == [
             ("ingest", "ok"), ("decode", "ok")]
     assert list(work.iterdir()) == []  # the confirmation's copy is gone
+
+
+def _command_lines() -> dict[int, list[str]]:
+    """Every process's command line, as any local user reads it (`ps`, /proc/PID/cmdline)."""
+    lines = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                lines[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    return lines
+
+
+@pytest.mark.s3
+def test_no_command_line_shows_a_presigned_url_while_ffmpeg_reads_the_original(tmp_path, media, settings, engine,
+                                                                               s3_server, s3_store):
+    # A presigned URL is a credential to the original for as long as it is valid, and any user of the machine reads
+    # every process's command line. Caught while ffmpeg is connected and waiting for the object's bytes.
+    (recording_id,) = _ingest(tmp_path, media, settings, engine, s3_store, "video").values()
+    sha = _sha(engine, recording_id)
+    scripts: list[str] = []
+    with relayed(s3_server, s3_store) as (relay, store):
+        def proxy() -> None:
+            with store.read_in_place(sha, valid_s=120) as url:
+                make_proxy(url, tmp_path / "proxy.mp4")
+
+        def decode() -> None:
+            assert check_recording(engine, store, tmp_path / "work", recording_id) == "ok"
+
+        for reader in (proxy, decode):
+            relay.hold = threading.Event()
+            failures: list[BaseException] = []
+            relay.held.clear()
+            thread = threading.Thread(target=_noting, args=(reader, failures))
+            thread.start()
+            try:
+                assert relay.held.wait(60), f"{reader.__name__}: ffmpeg never asked for the original"
+                query = relay.seen[-1]["query"]
+                (signature,) = query.get("X-Amz-Signature", query.get("Signature"))  # SigV4 or SigV2
+                lines = _command_lines()
+                ffmpegs = [line for line in lines.values() if "ffmpeg" in line]  # an argument "ffmpeg" (setpriv's too)
+                assert len(ffmpegs) == 1, lines
+                forms = {signature, quote(signature, safe="")}  # as signed, and as it stands in the URL
+                assert not [line for line in lines.values() if any(f in arg for f in forms for arg in line)]
+                script = Path(ffmpegs[0][ffmpegs[0].index("-i") + 1])
+                assert script.stat().st_mode & 0o777 == 0o600  # the URL's file: this user's alone
+                assert any(f in script.read_text() for f in forms)
+                scripts.append(str(script))
+            finally:
+                relay.hold.set()
+                thread.join(timeout=120)
+            assert not failures, failures
+    assert scripts and not [name for name in scripts if Path(name).exists()]  # removed once ffmpeg is done
+    with Session(engine) as session:
+        assert [(r.check, r.status) for r in integrity_history(session, recording_id)] == [
+            ("ingest", "ok"), ("decode", "ok")]
+
+
+def _noting(run: Any, failures: list[BaseException]) -> None:
+    try:
+        run()
+    except BaseException as exc:  # noqa: BLE001 - the test thread reports it
+        failures.append(exc)
 
 
 # ----------------------------------------------------------------------------- readers on a server that stalls

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh --test || exit 1
 .venv/bin/ruff check . || exit 1
 .venv/bin/mypy || exit 1
-.venv/bin/pytest "$@"
+.venv/bin/pytest --durations=30 "$@"  # the slowest tests printed: keep the suite well inside CI's 90 minutes
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "test.sh: pytest collected no tests; treating that as a failure" >&2

@@ -126,10 +126,10 @@ def _signal_name(number: int) -> str:
 class DecodeLog:
     """ffmpeg's stderr read line by line, keeping only what the verdict needs (memory stays bounded)."""
 
-    def __init__(self, *, input_path: str | None = None, also: tuple[str, ...] = ()) -> None:
-        # Named "input" in the verdict: a store or temporary path means nothing later, and a URL's query is a
-        # credential; *also*: other names ffmpeg may print for it (the script that holds a URL).
-        self.input_names = tuple(name for name in (input_path, *also) if name)
+    def __init__(self, *, input_names: tuple[str, ...] = ()) -> None:
+        # What ffmpeg may print for its input (the path or URL, the script holding a URL), named "input" in the
+        # verdict: a store or temporary path means nothing later, and a URL's query is a credential.
+        self.input_names = tuple(name for name in input_names if name)
         self.first_error: str | None = None
         self.error_time_s: float | None = None
         self.error_lines = 0
@@ -166,7 +166,7 @@ class DecodeLog:
 def decode_verdict(stderr_text: str, *, exit_code: int, input_path: str | None = None) -> DecodeResult:
     """The verdict from ffmpeg's whole stderr (`-v error -stats`) and its exit code (*input_path*: the path
     ffmpeg was given, shown as "input")."""
-    log = DecodeLog(input_path=input_path)
+    log = DecodeLog(input_names=(input_path,) if input_path else ())
     for line in re.split(r"[\r\n]", stderr_text):
         log.feed(line)
     return log.result(exit_code)
@@ -213,7 +213,7 @@ def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2) ->
         # Subtitle and data tracks (timecode, telemetry) are not coded media and have no null encoder: mapped out.
         args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-stats", "-stats_period", STATS_PERIOD,
                 "-threads", str(threads), *reading.args, "-map", "0:v?", "-map", "0:a?", "-f", "null", "-"]
-        log = DecodeLog(input_path=str(path), also=reading.names)
+        log = DecodeLog(input_names=reading.names)
         exit_code = _decode(args, log, timeout_s=timeout_s, shown=shown)
     if exit_code is None:
         raise DecodeTimedOut(shown, timeout_s, decoded_s=log.decoded_s)

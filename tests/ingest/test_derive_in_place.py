@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -386,10 +387,9 @@ def test_no_command_line_shows_a_presigned_url_while_ffmpeg_reads_the_original(t
 
         for reader in (proxy, decode):
             relay.hold = threading.Event()
-            failures: list[BaseException] = []
             relay.held.clear()
-            thread = threading.Thread(target=_noting, args=(reader, failures))
-            thread.start()
+            pool = ThreadPoolExecutor(max_workers=1)
+            done = pool.submit(reader)
             try:
                 assert relay.held.wait(60), f"{reader.__name__}: ffmpeg never asked for the original"
                 query = relay.seen[-1]["query"]
@@ -405,19 +405,13 @@ def test_no_command_line_shows_a_presigned_url_while_ffmpeg_reads_the_original(t
                 scripts.append(str(script))
             finally:
                 relay.hold.set()
-                thread.join(timeout=120)
-            assert not failures, failures
+                pool.shutdown(wait=False)
+            done.result(timeout=120)  # the reader's own failure, if any, raised here
     assert scripts and not [name for name in scripts if Path(name).exists()]  # removed once ffmpeg is done
     with Session(engine) as session:
         assert [(r.check, r.status) for r in integrity_history(session, recording_id)] == [
             ("ingest", "ok"), ("decode", "ok")]
 
-
-def _noting(run: Any, failures: list[BaseException]) -> None:
-    try:
-        run()
-    except BaseException as exc:  # noqa: BLE001 - the test thread reports it
-        failures.append(exc)
 
 
 # ----------------------------------------------------------------------------- readers on a server that stalls

@@ -92,6 +92,7 @@ class Settings:
     redis_maintenance_chance: int = _default("EVIDENCE_REDIS_MAINTENANCE_CHANCE")
     status_heartbeat_s: float = _default("EVIDENCE_STATUS_HEARTBEAT_S")
     staging_sweep_s: float = _default("EVIDENCE_STAGING_SWEEP_S")
+    store_scratch_age_s: float = _default("EVIDENCE_STORE_SCRATCH_AGE_S")
 
     @property
     def retention_policy(self) -> RetentionPolicy:

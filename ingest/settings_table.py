@@ -143,6 +143,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_STAGING_SWEEP_S", "300", p.positive_seconds,
        "`station watch` removes staged copies nothing needs (archived and in the store, or disposed) at start and this "
        "often"),
+    Setting("EVIDENCE_STORE_SCRATCH_AGE_S", "86400", p.positive_seconds,
+       "a write to the evidence store untouched this long is taken for one a killed process left, and removed by "
+       "`station watch` (with its staging sweep) and at the start of `evidence ingest`: a half-written file in the "
+       "local store's `incoming/`, an S3 multipart upload never completed or aborted. Keep it above the longest "
+       "upload (S3 dates an upload from its start). A second name of a stored object left there by a killed write "
+       "goes at once"),
     Setting("EVIDENCE_DISK_FULL_WAIT_S", "600", p.seconds,
        "how long an ingest pauses for staging space to return before giving up on the file"),
     Setting("EVIDENCE_ANCHOR_INTERVAL_S", "3600", p.seconds,

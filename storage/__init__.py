@@ -1,5 +1,5 @@
 """WORM evidence storage: the store interface, implementations, retention rules and stream hashing."""
-from storage.backend import EvidenceStore, StoredObject, derived_key, manifest_key, object_key, record_key
+from storage.backend import EvidenceStore, Leftover, StoredObject, derived_key, manifest_key, object_key, record_key
 from storage.backends.local import LocalStore
 from storage.backends.local_tree import fsync_dir
 from storage.backends.s3_worm import S3WormStore, make_s3_client
@@ -26,7 +26,7 @@ from storage.retention import (
 
 __all__ = [
     "CHUNK_BYTES", "MIN_ROUTINE_MONTHS", "BackendUnavailable", "BucketNotWorm", "EvidenceStore", "HashMismatch",
-    "Hashed", "IntegrityError",
+    "Hashed", "IntegrityError", "Leftover",
     "LocalStore", "ObjectExists", "ObjectLocked", "ObjectMissing", "RetentionRefused", "S3WormStore",
     "SealBroken", "StorageError", "StoredObject", "compute_retain_until", "derived_key", "fsync_dir", "hash_file",
     "hash_stream", "hashed_chunks", "is_disposable",

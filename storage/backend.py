@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-__all__ = ["EvidenceStore", "StoredObject", "derived_key", "manifest_key", "object_key", "record_key"]
+__all__ = ["EvidenceStore", "Leftover", "StoredObject", "derived_key", "manifest_key", "object_key", "record_key"]
 
 
 def object_key(sha256: str) -> str:
@@ -56,6 +56,15 @@ class StoredObject:
     verified: bool = False  # the store itself confirmed the bytes hash to sha256 (S3 checksum on write)
     #: Local store: files of this object found not as the store sealed them (each names the file). Empty on S3.
     seal_problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """What an interrupted write left in a store's scratch space, removed by `sweep_scratch`."""
+
+    name: str  # the local store's `incoming/<file>`, or an S3 key with its multipart upload id
+    reason: str
+    size_bytes: int | None = None  # None: not known without more requests (S3 parts)
 
 
 class EvidenceStore(Protocol):
@@ -142,4 +151,10 @@ class EvidenceStore(Protocol):
 
     def delete_derived(self, sha256: str) -> int:
         """Remove every derived file of a recording (at disposal); return how many went."""
+        ...
+
+    def sweep_scratch(self, *, older_than: timedelta, now: datetime) -> list[Leftover]:
+        """Remove what writes killed half-way left behind (a scratch file, a second name of a stored object, an
+        S3 multipart upload never completed or aborted): anything untouched for *older_than* at *now*, and at
+        once what can only be a leftover. Never touches evidence. Returns what went."""
         ...

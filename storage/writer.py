@@ -14,6 +14,8 @@ every write here. The writer accepts only:
     set_legal_hold   on or off
     delete           only when the writer's own clock is past retain-until and no hold is set (disposal)
     put_derived / delete_derived   thumbnails and proxies (not evidence)
+    sweep_scratch    remove what killed writes left in `incoming/` (storage.backends.local_scratch), their age
+                     judged by the writer's own clock
 
 Every request is logged with the caller's uid and pid (SO_PEERCRED); with `--allow-uid` only those uids are served.
 
@@ -34,12 +36,13 @@ import socketserver
 import struct
 import sys
 import threading
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from storage import errors
-from storage.backend import StoredObject
+from storage.backend import Leftover, StoredObject
 
 __all__ = ["MAX_REQUEST_BYTES", "StoreWriter", "WriterClient", "init_store", "main"]
 
@@ -169,6 +172,10 @@ class WriterClient:
     def delete_derived(self, sha256: str) -> int:
         return int(self.call({"op": "delete_derived", "sha256": sha256})["removed"])
 
+    def sweep_scratch(self, older_than: timedelta) -> list[Leftover]:
+        answer = self.call({"op": "sweep_scratch", "older_than_s": older_than.total_seconds()})
+        return [Leftover(str(item["name"]), str(item["reason"]), item.get("size_bytes")) for item in answer["removed"]]
+
 
 class StoreWriter(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """The writer's side: serves one request per connection on `<store>/writer.sock`."""
@@ -225,6 +232,10 @@ class StoreWriter(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return {"key": store.put_derived_fd(fds[0], str(request["sha256"]), str(request["name"]))}
         if op == "delete_derived":
             return {"removed": store.delete_derived(str(request["sha256"]))}
+        if op == "sweep_scratch":  # judged by the writer's clock, not the caller's
+            removed = store.sweep_scratch(older_than=timedelta(seconds=max(0.0, float(request["older_than_s"]))),
+                                          now=datetime.now(UTC))
+            return {"removed": [asdict(leftover) for leftover in removed]}
         raise ValueError(f"the store writer does not do {op!r}")
 
 

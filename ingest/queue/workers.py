@@ -29,6 +29,7 @@ from ingest.queue.actors import Actors, WorkerContext, queue_names
 from ingest.queue.connection import QueueConnection, open_queue
 from ingest.queue.relay import reconcile_once, relay_once
 from ingest.services import catalog_engine, open_store
+from ingest.station.staging_sweep import sweep_store_scratch
 from storage import EvidenceStore
 
 __all__ = ["run_ingest", "run_workers"]
@@ -78,6 +79,8 @@ def _ingest_inline(path: Path, settings: Settings, options: IngestOptions, engin
     """Ingest archiving inline; read back what S3 stored (unless EVIDENCE_S3_READBACK=inline did it in the upload);
     then, unless *derive_with* is None, an in-process worker on its broker renders derived media and decode-checks
     each new recording before this returns."""
+    # What an earlier ingest killed half-way left in the store's scratch (nothing else sweeps it without a station).
+    sweep_store_scratch(store, older_than_s=settings.store_scratch_age_s)
     new_ids: list[int] = []
     report = ingest_folder(path, settings=settings, engine=engine, store=store, options=options,
                            progress=progress, after_commit=new_ids.extend)

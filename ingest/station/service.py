@@ -43,7 +43,7 @@ from ingest.services import open_store
 from ingest.station.clearing import clear_device
 from ingest.station.dock_watcher import DockWatcher, Volume
 from ingest.station.health import StationMetrics, probe_broker
-from ingest.station.staging_sweep import sweep_staging
+from ingest.station.staging_sweep import sweep_staging, sweep_store_scratch
 from ingest.station.status import BUSY, DeviceState, DeviceStatus, read_status
 from ingest.station.status_server import StatusServer
 from ingest.station.usb_identity import usb_identity
@@ -263,13 +263,15 @@ class StationService:
 
     def _sweep_staging_loop(self) -> None:
         """At start and every EVIDENCE_STAGING_SWEEP_S, on a thread of its own (asking the store about each copy
-        takes time): remove staged copies nothing needs any more (ingest.station.staging_sweep has the rules)."""
+        takes time): remove what killed writes left in the store's scratch, and staged copies nothing needs any more
+        (ingest.station.staging_sweep has the rules)."""
         while True:
             self._sweep_staging()
             if self.stop.wait(self.settings.staging_sweep_s):
                 return
 
     def _sweep_staging(self) -> None:
+        sweep_store_scratch(self.store, older_than_s=self.settings.store_scratch_age_s)
         try:
             result = sweep_staging(self.engine, self.store, self.settings.staging_dir, station=self.settings.station,
                                    protect=set())

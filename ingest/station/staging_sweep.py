@@ -23,6 +23,9 @@ A copy is removed only when it is certain not to be needed; every doubt keeps it
 * a copy's part checksums (`<sha256>.parts`, storage.part_checksums) go with it, and one whose copy is gone
   (the upload consumed the copy and stopped before the checksums) is removed.
 
+The store's own scratch (a half-written file in the local store's `incoming/`, an S3 multipart upload never
+completed) is swept beside it by `sweep_store_scratch`: the store's `sweep_scratch` decides what is a leftover.
+
 Recording states only move forward (staged → archived → verified → disposed), so a decision to remove cannot
 turn wrong between the catalogue's answer and the unlink. The journals and *protect* are read last, just before
 removing. A catalogue error (OperationalError) or an unreadable journal removes nothing and is raised for the
@@ -38,6 +41,7 @@ import re
 import stat
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +50,10 @@ from sqlmodel import Session
 
 from catalog import RecordingState
 from catalog.recordings import SHA256_CHUNK, recordings_by_sha256
-from storage import EvidenceStore, StorageError
+from storage import EvidenceStore, Leftover, StorageError
 from storage.part_checksums import PARTS_SUFFIX, parts_path
 
-__all__ = ["Removed", "SweepResult", "journaled_hashes", "sweep_staging"]
+__all__ = ["Removed", "SweepResult", "journaled_hashes", "sweep_staging", "sweep_store_scratch"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +171,19 @@ def sweep_staging(engine: Engine, store: EvidenceStore, staging: Path, *, statio
     _remove_orphan_parts(staging)
     result.kept = dict(kept)
     return result
+
+
+def sweep_store_scratch(store: EvidenceStore, *, older_than_s: float, now: datetime | None = None) -> list[Leftover]:
+    """The store's `sweep_scratch` (EVIDENCE_STORE_SCRATCH_AGE_S), for a caller that must go on whatever happens:
+    a store that does not answer is logged and swept next time (nothing removed)."""
+    try:
+        removed = store.sweep_scratch(older_than=timedelta(seconds=older_than_s), now=now or datetime.now(UTC))
+    except (StorageError, OSError) as exc:
+        logger.warning("Store scratch not swept (the store did not answer: %s); will retry.", exc)
+        return []
+    if removed:
+        logger.warning("Store scratch: removed %d leftover(s) of killed writes.", len(removed))
+    return removed
 
 
 def _remove_orphan_parts(staging: Path) -> None:

@@ -38,12 +38,13 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from storage.backend import StoredObject, derived_key, manifest_key, object_key, record_key
+from storage.backend import Leftover, StoredObject, derived_key, manifest_key, object_key, record_key
+from storage.backends.local_scratch import drop_second_names, sweep_incoming
 from storage.backends.local_tree import WRITER_SOCKET, FileSystemSync, Retention, SealedTree, read_marker
 from storage.errors import (
     BackendUnavailable,
@@ -320,6 +321,8 @@ class LocalStore:
         except FileNotFoundError:
             raise SealBroken(object_key(sha256), [f"{record} (the retention record of {path}) is missing"]) from None
         problems = tuple(why for p in (path, record) if (why := seal_problem(p, immutable=self.immutable)))
+        if problems and self._drop_leftover_names(sha256):
+            problems = tuple(why for p in (path, record) if (why := seal_problem(p, immutable=self.immutable)))
         return StoredObject(key=object_key(sha256), sha256=sha256, size_bytes=size, retain_until=retain_until,
                             legal_hold=hold, location=path.as_uri(), seal_problems=problems)
 
@@ -403,10 +406,29 @@ class LocalStore:
         if found != sha256:
             raise HashMismatch(object_key(sha256), algorithm="sha256", expected=sha256, found=found)
         if self.tree.seal_problems(sha256):
+            self._drop_leftover_names(sha256)
             with self.tree.lock(shared=True):
                 if problems := self.tree.seal_problems(sha256):
                     raise SealBroken(object_key(sha256), problems)
         return found
+
+    def _drop_leftover_names(self, sha256: str) -> bool:
+        """Whether a second name of the object that a killed write left in the scratch folder was found and removed
+        (storage.backends.local_scratch); the store writer does this itself in the separate-owner deployment."""
+        try:
+            if self._client is not None or self.tree.object_path(sha256).stat().st_nlink < 2:
+                return False
+        except FileNotFoundError:
+            return False
+        return bool(drop_second_names(self.tree, sha256))
+
+    def sweep_scratch(self, *, older_than: timedelta, now: datetime) -> list[Leftover]:
+        """Remove what killed writes left in `incoming/` (storage.backends.local_scratch has the rules); through the
+        store writer, which then judges the age by its own clock, in the separate-owner deployment."""
+        if self._client is not None:
+            removed: list[Leftover] = self._client.sweep_scratch(older_than)
+            return removed
+        return sweep_incoming(self.tree, older_than=older_than, now=now)
 
     def _put_once(self, key: str, data: bytes, *, retain_until: datetime) -> StoredObject:
         """Write *data* under *key* once (sealed); the same bytes again are accepted, other bytes refused."""

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.backend import StoredObject, derived_key, manifest_key, object_key, record_key
+from storage.backend import Leftover, StoredObject, derived_key, manifest_key, object_key, record_key
 from storage.errors import (
     BackendUnavailable,
     BucketNotWorm,
@@ -496,6 +496,35 @@ class S3WormStore:
                     removed += "Size" in version
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, prefix, "delete") from exc
+        return removed
+
+    def sweep_scratch(self, *, older_than: timedelta, now: datetime) -> list[Leftover]:
+        """Abort the multipart uploads of evidence objects begun more than *older_than* before *now* and never
+        completed (their writer was killed: the parts stay stored, unlocked and unseen, until aborted). Only keys
+        under this store's object prefix; an upload another sweep aborted meanwhile is skipped."""
+        prefix = self.prefix + object_key("0" * 64).split("/", 1)[0] + "/"
+        removed: list[Leftover] = []
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
+            stale = [upload for page in pages for upload in page.get("Uploads", [])
+                     if upload.get("Initiated") is not None and now - upload["Initiated"] >= older_than]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, prefix, "list the multipart uploads under") from exc
+        for upload in stale:
+            key, upload_id = upload["Key"], upload["UploadId"]
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if _code(exc) in ("NoSuchUpload", "404"):
+                    continue
+                raise self._translate(exc, key, "abort an unfinished upload of") from exc
+            except BotoCoreError as exc:
+                raise self._translate(exc, key, "abort an unfinished upload of") from exc
+            age = timedelta(seconds=round((now - upload["Initiated"]).total_seconds()))
+            leftover = Leftover(f"s3://{self.bucket}/{key} (upload {upload_id})",
+                                f"a multipart upload begun {age} ago and never completed (older than {older_than})")
+            logger.warning("Store scratch: aborted %s (%s).", leftover.name, leftover.reason)
+            removed.append(leftover)
         return removed
 
     def version_count(self, sha256: str) -> int:

@@ -13,6 +13,7 @@ may already have passed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from catalog import (
     append_event,
     write_manifest,
 )
+from catalog.custody import NewEvent, append_events
 from catalog.fixity import mark_verified
 from catalog.recordings import has_manifest, lock_recording_state, staged_ids
 from catalog.replay import ROW_KEY, row_values
@@ -44,27 +46,33 @@ __all__ = ["READ_BACK_ON_WRITE", "READ_BACK_QUEUED", "archive_recording", "archi
 logger = logging.getLogger(__name__)
 
 
-def mark_archived(session: Session, recording: Recording, store: EvidenceStore, stored: StoredObject, *,
+def mark_archived(session: Session, archived: Sequence[tuple[Recording, StoredObject]], store: EvidenceStore, *,
                   actor: str, retry: bool = False) -> None:
-    """Record the WORM copy (`archived`); `verified` too when the store read it back whole in the upload itself
-    (S3 with EVIDENCE_S3_READBACK=inline), otherwise the verify queue reads it back later (`prove_stored`).
+    """Record the WORM copy of each (recording, what the store holds) in *archived* (`archived`, their custody
+    events appended together); `verified` too when the store read it back whole in the upload itself (S3 with
+    EVIDENCE_S3_READBACK=inline), otherwise the verify queue reads it back later (`prove_stored`).
 
     A recording put under legal hold while it was still staged (linked to an open case) gets the
     hold on the stored object here.
     """
-    if recording.legal_hold and not stored.legal_hold:
-        stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
-    recording.state = RecordingState.ARCHIVED.value
-    recording.archived_at = recording.archived_at or utcnow()
-    recording.store_name, recording.store_key = store.name, stored.key
-    recording.store_version = stored.version_id
-    session.add(recording)
-    append_event(session, CustodyKind.ARCHIVED, actor=actor, recording_id=recording.id, details={
-        "store": store.name, "key": stored.key, "location": stored.location, "version_id": stored.version_id,
-        "retain_until": stored.retain_until.isoformat(), "rule": recording.retention_rule,
-        "legal_hold": recording.legal_hold, "retry": retry,
-        ROW_KEY: row_values(recording, "state", "retain_until", "legal_hold", "archived_at")})
-    if stored.verified:
+    events: list[NewEvent] = []
+    verified: list[tuple[Recording, StoredObject]] = []
+    for recording, stored in archived:
+        if recording.legal_hold and not stored.legal_hold:
+            stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
+        recording.state = RecordingState.ARCHIVED.value
+        recording.archived_at = recording.archived_at or utcnow()
+        recording.store_name, recording.store_key = store.name, stored.key
+        recording.store_version = stored.version_id
+        session.add(recording)
+        events.append(NewEvent(CustodyKind.ARCHIVED, actor, recording_id=recording.id, details={
+            "store": store.name, "key": stored.key, "location": stored.location, "version_id": stored.version_id,
+            "retain_until": stored.retain_until.isoformat(), "rule": recording.retention_rule,
+            "legal_hold": recording.legal_hold, "retry": retry,
+            ROW_KEY: row_values(recording, "state", "retain_until", "legal_hold", "archived_at")}))
+        verified += [(recording, stored)] if stored.verified else []
+    append_events(session, events)
+    for recording, stored in verified:
         mark_verified(session, recording, actor=actor, how=READ_BACK_ON_WRITE, version_id=stored.version_id)
 
 
@@ -147,7 +155,7 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         if state != RecordingState.STAGED.value:
             session.rollback()
             return state
-        mark_archived(session, recording, store, stored, actor=actor, retry=True)
+        mark_archived(session, [(recording, stored)], store, actor=actor, retry=True)
         # Committed before the manifest goes to the store: the catalogue's write lock (the custody head) is never
         # held across that upload, so docks and other workers are not held up by it. A manifest that fails (or a
         # crash between the two) is written by the reconciler's next message for it (catalog.outbox.reconcile).

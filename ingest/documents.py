@@ -196,7 +196,7 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     assert recording.retain_until is not None
     stored = store.put_file(copy.destination, sha256=copy.sha256, size_bytes=copy.size_bytes,
                             retain_until=recording.retain_until, consume=True)
-    mark_archived(session, recording, store, stored, actor=by)
+    mark_archived(session, [(recording, stored)], store, actor=by)
     write_manifest(session, store, recording, key, actor=by)
     session.commit()
     return AttachResult(recording, new=True)

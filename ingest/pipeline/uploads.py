@@ -113,26 +113,27 @@ def record_uploads(session: Session, store: EvidenceStore, uploads: Sequence[Upl
     Returns, for each upload in order, what failed as (stage, reason), or None; the bytes are kept either way.
     """
     with session.no_autoflush:  # the rows' changes are flushed together by the commit, not once per event
-        failures = [_archived(session, store, upload, actor=actor) for upload in uploads]
-    archived = [upload.recording for upload, failure in zip(uploads, failures, strict=True) if failure is None]
+        outcomes = [_stored_or_failure(upload) for upload in uploads]
+        stored = [(upload.recording, outcome) for upload, outcome in zip(uploads, outcomes, strict=True)
+                  if isinstance(outcome, StoredObject)]
+        mark_archived(session, stored, store, actor=actor)
+    archived = [recording for recording, _stored in stored]
     if archived:
         commit()
     manifests = iter(write_manifests(session, store, archived, key, actor=actor))
-    return [failure if failure is not None else _manifest_failure(next(manifests)) for failure in failures]
+    return [_manifest_failure(next(manifests)) if isinstance(outcome, StoredObject) else outcome
+            for outcome in outcomes]
 
 
-def _archived(session: Session, store: EvidenceStore, upload: Upload, *, actor: str) -> tuple[ErrorStage, str] | None:
-    """Mark *upload*'s recording archived if the store took it; else why not (it stays staged)."""
-    recording, file = upload.recording, upload.file
+def _stored_or_failure(upload: Upload) -> StoredObject | tuple[ErrorStage, str]:
+    """What the store holds for *upload*, or why it does not hold it (its recording stays staged)."""
     try:
-        stored = upload.future.result()
+        return upload.future.result()
     except Exception as exc:
-        recording.archived_at = None  # not in the store: archiving sets it when it really happens
+        upload.recording.archived_at = None  # not in the store: archiving sets it when it really happens
         if not isinstance(exc, StorageError):
-            logger.exception("Archiving %r failed.", file.relative)
+            logger.exception("Archiving %r failed.", upload.file.relative)
         return ErrorStage.ARCHIVE, f"{exc}; kept in staging, will be archived on the next run"
-    mark_archived(session, recording, store, stored, actor=actor)
-    return None
 
 
 def _manifest_failure(outcome: StoredObject | StorageError) -> tuple[ErrorStage, str] | None:

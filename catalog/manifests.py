@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,11 +26,13 @@ from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, Sta
 from catalog.recordings import ensure_station
 from catalog.signing import SignatureInvalid, TrustedKeys, fingerprint, public_key_b64, sign_document, verify_document
 from catalog.types import utcnow
-from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
+from storage import EvidenceStore, ObjectExists, ObjectMissing, StorageError, StoredObject
 
 __all__ = ["MANIFEST_FORMAT", "MANIFEST_MISSING", "build_manifest", "ensure_station_key", "publish_own_key",
            "read_manifest", "read_manifests", "signed_retain_until", "software_version", "trusted_fingerprints",
            "write_manifest", "write_manifests"]
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = "evidence-manifest/1"
 #: What `read_manifests` says of a revision whose manifest the store does not hold.
@@ -146,11 +149,16 @@ def write_manifests(session: Session, store: EvidenceStore, recordings: Sequence
                                        json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode(),
                                        recording.retain_until)
                                       for recording, document in zip(recordings, documents, strict=True)])
+    adopted: set[int] = set()
+    for i, (recording, outcome) in enumerate(zip(recordings, outcomes, strict=True)):
+        if isinstance(outcome, ObjectExists) and (adoption := _adopt(session, store, recording)) is not None:
+            documents[i], outcomes[i] = adoption
+            adopted.add(i)
     # Every manifest the store took is recorded, also when another one failed in a way that is raised below.
     append_events(session, [NewEvent(CustodyKind.MANIFESTED, actor, recording_id=recording.id, details={
         "revision": document["manifest"]["stamp"]["revision"], "key": outcome.key,
-        "key_fingerprint": document["signature"]["key_fingerprint"]})
-        for recording, document, outcome in zip(recordings, documents, outcomes, strict=True)
+        "key_fingerprint": document["signature"]["key_fingerprint"], **(ADOPTED if i in adopted else {})})
+        for i, (recording, document, outcome) in enumerate(zip(recordings, documents, outcomes, strict=True))
         if isinstance(outcome, StoredObject)])
     found: list[StoredObject | StorageError] = []
     for outcome in outcomes:
@@ -158,6 +166,40 @@ def write_manifests(session: Session, store: EvidenceStore, recordings: Sequence
             raise outcome
         found.append(outcome)
     return found
+
+
+#: What a `manifested` event adds when the manifest was stored by a run that stopped before recording it.
+ADOPTED = {"adopted": "stored by an earlier run that stopped before recording it; its signature (a trusted key) and "
+                      "every fact it signs were checked against the catalogue before it was recorded"}
+
+
+def _adopt(session: Session, store: EvidenceStore, recording: Recording) -> tuple[dict[str, Any], StoredObject] | None:
+    """The manifest of *recording*'s current stamp revision that the store already holds, when it can be recorded as
+    this revision's: a run killed between storing it and committing its `manifested` event leaves exactly this, and
+    a write-once store refuses a second, differently timed signature of the same revision for ever. Adopted only if
+    a trusted key signed it and every fact it signs (stamp, custody events, retention, …) agrees with the catalogue
+    (catalog.verify_records); else None, and the refusal stands (`evidence verify` names the manifest)."""
+    from catalog.verify_records import RecordRows, check_recording_record
+
+    assert recording.id is not None
+    number = recording.stamp_revision
+    try:
+        data = store.get_manifest(recording.sha256, number)
+        document = json.loads(data)
+        body = verify_document(document, trusted_fingerprints=trusted_fingerprints(session, store))
+    except (StorageError, SignatureInvalid, ValueError, KeyError, TypeError):
+        return None
+    revisions, _sightings, events = RecordRows.load(session, [recording.id]).pop(recording.id)
+    if not isinstance(body, dict) or check_recording_record(recording, revisions, {number: body}, events):
+        return None
+    assert recording.retain_until is not None
+    try:  # the same bytes again: the store says what it holds
+        stored = store.put_manifest(recording.sha256, number, data, retain_until=recording.retain_until)
+    except StorageError:
+        return None
+    logger.warning("Recording %r: manifest r%d was stored by a run that stopped before recording it; checked and "
+                   "recorded now.", recording.id, number)
+    return document, stored
 
 
 def _signed_documents(session: Session, store: EvidenceStore, recordings: Sequence[Recording],

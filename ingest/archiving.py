@@ -170,9 +170,11 @@ def _seal(session: Session, store: EvidenceStore, recording: Recording, key: Ed2
         write_manifest(session, store, recording, key, actor=actor)
         session.commit()
     except ObjectExists as exc:
-        session.rollback()  # written by a run that died before recording it: `evidence verify` reads and checks it
-        logger.error("Recording %r: a manifest is in the store but not recorded in the catalogue (%s); "
-                     "`evidence verify` checks it.", recording.id, exc)
+        # One a killed run stored is checked and recorded by write_manifests: this one is not vouched for (another
+        # key signed it, or it signs facts the catalogue does not hold). `evidence verify` names it.
+        session.rollback()
+        logger.error("Recording %r: the store holds a manifest of its revision that the catalogue does not vouch "
+                     "for (%s); `evidence verify` names it.", recording.id, exc)
     except Exception as exc:  # noqa: BLE001 - the archived state stands; the reconciler's next message seals it
         session.rollback()
         logger.error("Recording %r archived without its signed manifest yet: %s", recording.id, exc)

@@ -446,6 +446,79 @@ def test_an_archived_recording_whose_manifest_failed_is_sealed_by_the_reconciler
                                            after_s=600)
 
 
+def _manifest_left_by_a_killed_run(engine, store: LocalStore, rid: int, key, *, edit=None, signer=None) -> None:
+    """What a run killed between storing *rid*'s manifest and committing its `manifested` event leaves: the real
+    write_manifests against *store*, then the transaction lost. With *edit* / *signer*, the stored manifest is
+    instead one whose body was edited, or which another key signed (not the killed run's)."""
+    import json
+
+    from catalog.manifests import write_manifests
+    from catalog.signing import sign_document
+    from storage import manifest_key
+
+    with Session(engine) as session:
+        recording = session.get(Recording, rid)
+        assert recording is not None
+        if edit is None and signer is None:
+            write_manifests(session, store, [recording], key, actor="worker:killed")
+            session.rollback()
+            return
+        scratch = LocalStore(store.root.parent / f"scratch-{rid}")
+        write_manifests(session, scratch, [recording], key, actor="worker:killed")
+        session.rollback()
+        document = json.loads((scratch.root / manifest_key(recording.sha256, 1)).read_bytes())
+        body = edit(document["manifest"]) if edit is not None else document["manifest"]
+        forged = sign_document(body, signer or key)
+        assert recording.retain_until is not None
+        store.put_manifest(recording.sha256, 1, json.dumps(forged).encode(), retain_until=recording.retain_until)
+
+
+def _manifested(engine, rid: int) -> list[CustodyEvent]:
+    with Session(engine) as session:
+        return list(session.exec(select(CustodyEvent).where(CustodyEvent.kind == "manifested",
+                                                            CustodyEvent.recording_id == rid)))
+
+
+def test_a_manifest_stored_by_a_run_killed_before_recording_it_is_checked_and_recorded_not_refused_for_ever(
+        samples, settings, engine, caplog):
+    # Given recordings archived by a run whose manifest writes failed, and then, for each, a run that stored the
+    # manifest and was killed before its `manifested` event was committed: the write-once store now refuses any
+    # other signature of revision 1 (a new one is timed differently) for ever
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from catalog.signing import fingerprint, public_key_b64
+    from catalog.verification import verify_archive
+    from ingest.archiving import archive_recording
+
+    report = _stage(samples.sidecar_recorder, settings, engine, LocalStore(settings.store_path))
+    genuine, edited, foreign = sorted(r["id"] for r in report.recordings)[:3]
+    key = load_or_create_key(settings.station_key_path)
+    kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
+    store = LocalStore(settings.store_path)
+    for rid in (genuine, edited, foreign):
+        assert archive_recording(engine, _NoManifests(settings.store_path), settings.staging_dir, rid, **kw) \
+            == "archived"
+    _manifest_left_by_a_killed_run(engine, store, genuine, key)
+    _manifest_left_by_a_killed_run(engine, store, edited, key, edit=lambda b: {
+        **b, "stamp": {**b["stamp"], "purpose": "edited behind the catalogue's back"}})
+    _manifest_left_by_a_killed_run(engine, store, foreign, key, signer=Ed25519PrivateKey.generate())
+    assert all(_manifested(engine, rid) == [] for rid in (genuine, edited, foreign))
+    # When the reconciler's messages seal them
+    for rid in (genuine, edited, foreign):
+        assert archive_recording(engine, store, settings.staging_dir, rid, **kw) == "archived"
+    # Then the genuine one is recorded, said to be adopted, and the archive verifies clean
+    (event,) = _manifested(engine, genuine)
+    assert "adopted" in event.details and event.details["key_fingerprint"] == fingerprint(public_key_b64(key))
+    assert "stored by a run that stopped before recording it" in caplog.text
+    with Session(engine) as session:
+        assert verify_archive(session, store, [genuine]).problems == []
+        # the edited one and the one another key signed are not vouched for: no event, and verify names them
+        assert _manifested(engine, edited) == [] and _manifested(engine, foreign) == []
+        problems = verify_archive(session, store, [edited, foreign], chain=False).problems
+    assert any("purpose" in str(p) and p.recording_id == edited for p in problems)
+    assert any("signature" in p.kind and p.recording_id == foreign for p in problems)
+
+
 def test_an_archived_recording_whose_read_back_was_lost_is_verified_after_the_reconciler(samples, settings, engine):
     # Given recordings archived by a worker that died before it sent their read-back (verify) messages
     from ingest.archiving import archive_recording

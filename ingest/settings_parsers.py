@@ -7,6 +7,7 @@ of seconds.`). The table in ingest.settings_table says which parser reads which 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -152,11 +153,20 @@ def routine_months(key: str, raw: str) -> int:
     return months
 
 
+#: The longest time any setting may give (every timer and age stays a date the calendar can hold).
+LONGEST_S = 100 * 365 * 86400.0
+
+
 def _number_of_seconds(key: str, raw: str) -> float:
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigInvalid(key, raw, "Not a number of seconds.") from None
+    if not math.isfinite(value):
+        raise ConfigInvalid(key, raw, "Not a number of seconds.")
+    if value > LONGEST_S:
+        raise ConfigInvalid(key, raw, f"Too long: at most {LONGEST_S:.0f} seconds (100 years).")
+    return value
 
 
 def seconds(key: str, raw: str) -> float:

@@ -15,7 +15,7 @@ every write here. The writer accepts only:
     delete           only when the writer's own clock is past retain-until and no hold is set (disposal)
     put_derived / delete_derived   thumbnails and proxies (not evidence)
     sweep_scratch    remove what killed writes left in `incoming/` (storage.backends.local_scratch), their age
-                     judged by the writer's own clock
+                     judged by the writer's own clock and never below an hour whatever the caller asks
 
 Every request is logged with the caller's uid and pid (SO_PEERCRED); with `--allow-uid` only those uids are served.
 
@@ -30,6 +30,7 @@ import argparse
 import base64
 import json
 import logging
+import math
 import os
 import socket
 import socketserver
@@ -177,6 +178,12 @@ class WriterClient:
         return [Leftover(str(item["name"]), str(item["reason"]), item.get("size_bytes")) for item in answer["removed"]]
 
 
+#: The youngest scratch file the writer removes on a client's sweep, whatever the client asks: one client may not
+#: cut short another's live write. (A second name of a stored file goes at once: it is never a live write's.)
+WRITER_SCRATCH_FLOOR_S = 3600.0
+_LONGEST_AGE_S = 100 * 365 * 86400.0
+
+
 class StoreWriter(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """The writer's side: serves one request per connection on `<store>/writer.sock`."""
 
@@ -232,11 +239,19 @@ class StoreWriter(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return {"key": store.put_derived_fd(fds[0], str(request["sha256"]), str(request["name"]))}
         if op == "delete_derived":
             return {"removed": store.delete_derived(str(request["sha256"]))}
-        if op == "sweep_scratch":  # judged by the writer's clock, not the caller's
-            removed = store.sweep_scratch(older_than=timedelta(seconds=max(0.0, float(request["older_than_s"]))),
-                                          now=datetime.now(UTC))
-            return {"removed": [asdict(leftover) for leftover in removed]}
+        if op == "sweep_scratch":
+            return {"removed": [asdict(leftover) for leftover in _sweep(store, request["older_than_s"])]}
         raise ValueError(f"the store writer does not do {op!r}")
+
+
+def _sweep(store: Any, asked_s: Any) -> list[Leftover]:
+    """The store's sweep_scratch judged by the writer's clock, not the caller's, and never younger than its floor."""
+    asked = float(asked_s)
+    if not math.isfinite(asked):
+        raise ValueError(f"sweep_scratch: older_than_s {asked_s!r} is not a number of seconds")
+    older_than = timedelta(seconds=min(max(asked, WRITER_SCRATCH_FLOOR_S), _LONGEST_AGE_S))
+    removed: list[Leftover] = store.sweep_scratch(older_than=older_than, now=datetime.now(UTC))
+    return removed
 
 
 class _Handler(socketserver.BaseRequestHandler):

@@ -181,6 +181,9 @@ def sweep_store_scratch(store: EvidenceStore, *, older_than_s: float, now: datet
     except (StorageError, OSError) as exc:
         logger.warning("Store scratch not swept (the store did not answer: %s); will retry.", exc)
         return []
+    except Exception:  # a housekeeping step never stops its caller (e.g. a store writer of an older release)
+        logger.exception("Store scratch not swept; will retry.")
+        return []
     if removed:
         logger.warning("Store scratch: removed %d leftover(s) of killed writes.", len(removed))
     return removed

@@ -141,7 +141,10 @@ class LocalStore:
                 path.unlink(missing_ok=True)
             return self.head(sha256)
         try:
-            self._add_object(sha256, retain_until, self._scratch_from(path, sha256=sha256, consume=consume))
+            if self._can_link(path, consume=consume):
+                self._add_object(sha256, retain_until, source=path)
+            else:
+                self._add_object(sha256, retain_until, scratch=self._scratch_copy(path, sha256=sha256))
             if consume:  # only now: at every moment the bytes have a name, the source's or the store's
                 path.unlink(missing_ok=True)
         except OSError as exc:
@@ -171,8 +174,7 @@ class LocalStore:
                 continue
             try:
                 require_future(object_key(sha256), retain_until, now)
-                scratch = None if self._can_link(path, consume=consume) else self._scratch_from(
-                    path, sha256=sha256, consume=consume)
+                scratch = None if self._can_link(path, consume=consume) else self._scratch_copy(path, sha256=sha256)
                 new.append(_NewObject(i, sha256, retain_until, path, scratch))
             except OSError as exc:
                 outcomes[i] = BackendUnavailable(f"local:{self.root}", f"cannot store {path}: {exc}")
@@ -242,7 +244,7 @@ class LocalStore:
         else:
             with os.fdopen(os.dup(fd), "rb") as source:
                 tmp = self._copy_stream(source, sha256=sha256, what=f"the file sent on fd {fd}")
-            self._add_object(sha256, retain_until, tmp)
+            self._add_object(sha256, retain_until, scratch=tmp)
         return self.head(sha256)
 
     def _put_through_writer(self, path: Path, *, sha256: str, size_bytes: int, retain_until: datetime,
@@ -254,10 +256,8 @@ class LocalStore:
             path.unlink(missing_ok=True)
         return stored
 
-    def _scratch_from(self, path: Path, *, sha256: str, consume: bool) -> Path:
-        """A sealed file in the store's scratch folder holding *path*'s bytes, checked against *sha256*."""
-        if self._can_link(path, consume=consume):
-            return self._scratch_link(path, sha256)
+    def _scratch_copy(self, path: Path, *, sha256: str) -> Path:
+        """A sealed file in the store's scratch folder holding a copy of *path*'s bytes, checked against *sha256*."""
         with path.open("rb") as src:
             return self._copy_stream(src, sha256=sha256, what=str(path))
 
@@ -266,22 +266,32 @@ class LocalStore:
         return consume and path.stat().st_dev == (self.root / "incoming").stat().st_dev
 
     def _scratch_link(self, path: Path, sha256: str) -> Path:
+        """*path* linked into the scratch folder. Only under the store's lock: a scratch name that is the same file as
+        a stored object then exists only while a writer holds the lock, and any other is a killed write's leftover
+        (local_scratch) — *path* itself may already be the object (two deliveries of one staged copy)."""
         # The caller hashed these bytes while writing them: a link adds no read pass.
         tmp = self.root / "incoming" / f"{sha256}.{uuid.uuid4().hex}"
         os.chmod(path, FILE_MODE)
         os.link(path, tmp)
         return tmp
 
-    def _add_object(self, sha256: str, retain_until: datetime, tmp: Path) -> None:
-        """Make the sealed scratch file *tmp* the object *sha256*: its retention record first (an object is never
-        seen without one), then its name."""
+    def _add_object(self, sha256: str, retain_until: datetime, *, scratch: Path | None = None,
+                    source: Path | None = None) -> None:
+        """Make the sealed scratch file *scratch*, or the consumed *source* on the store's file system (linked in
+        under the lock), the object *sha256*: its retention record first (an object is never seen without one),
+        then its name."""
         self.tree.grow_retention(sha256, retain_until)
-        self._link_new(tmp, self.tree.object_path(sha256), sha256)
+        self._link_new(self.tree.object_path(sha256), sha256, scratch=scratch, source=source)
 
-    def _link_new(self, tmp: Path, dest: Path, sha256: str) -> None:
-        """Give the sealed scratch file *tmp* its name in the store (never replacing one), then seal it."""
+    def _link_new(self, dest: Path, sha256: str, *, scratch: Path | None, source: Path | None) -> None:
+        """Give *scratch* (or *source*, linked into the scratch folder now) its name in the store (never replacing
+        one), then seal it; all under the store's lock."""
+        tmp = scratch
         try:
             with self.tree.changing(dest.parent):
+                if tmp is None:
+                    assert source is not None
+                    tmp = self._scratch_link(source, sha256)
                 try:
                     os.link(tmp, dest)
                 except FileExistsError:
@@ -291,7 +301,8 @@ class LocalStore:
                     tmp.unlink()
                 self.tree.seal_file(dest)
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
     def _copy_stream(self, src: BinaryIO, *, sha256: str, what: str) -> Path:
         tmp = self.root / "incoming" / f"{sha256}.{uuid.uuid4().hex}"
@@ -321,7 +332,7 @@ class LocalStore:
         except FileNotFoundError:
             raise SealBroken(object_key(sha256), [f"{record} (the retention record of {path}) is missing"]) from None
         problems = tuple(why for p in (path, record) if (why := seal_problem(p, immutable=self.immutable)))
-        if problems and self._drop_leftover_names(sha256):
+        if problems and self._drop_leftover_names():
             problems = tuple(why for p in (path, record) if (why := seal_problem(p, immutable=self.immutable)))
         return StoredObject(key=object_key(sha256), sha256=sha256, size_bytes=size, retain_until=retain_until,
                             legal_hold=hold, location=path.as_uri(), seal_problems=problems)
@@ -406,21 +417,22 @@ class LocalStore:
         if found != sha256:
             raise HashMismatch(object_key(sha256), algorithm="sha256", expected=sha256, found=found)
         if self.tree.seal_problems(sha256):
-            self._drop_leftover_names(sha256)
+            self._drop_leftover_names()
             with self.tree.lock(shared=True):
                 if problems := self.tree.seal_problems(sha256):
                     raise SealBroken(object_key(sha256), problems)
         return found
 
-    def _drop_leftover_names(self, sha256: str) -> bool:
-        """Whether a second name of the object that a killed write left in the scratch folder was found and removed
-        (storage.backends.local_scratch); the store writer does this itself in the separate-owner deployment."""
-        try:
-            if self._client is not None or self.tree.object_path(sha256).stat().st_nlink < 2:
-                return False
-        except FileNotFoundError:
+    def _drop_leftover_names(self) -> bool:
+        """Whether second names of stored files that killed writes left in the scratch folder were found and removed
+        (storage.backends.local_scratch); asked only when a seal check failed. The store writer does this itself in
+        the separate-owner deployment; a reader that may not write the scratch folder gets the seal problem."""
+        if self._client is not None:
             return False
-        return bool(drop_second_names(self.tree, sha256))
+        try:
+            return bool(drop_second_names(self.tree))
+        except OSError:
+            return False
 
     def sweep_scratch(self, *, older_than: timedelta, now: datetime) -> list[Leftover]:
         """Remove what killed writes left in `incoming/` (storage.backends.local_scratch has the rules); through the
@@ -522,6 +534,8 @@ class LocalStore:
                         if path.read_bytes() != items[i][1]:
                             outcomes[i] = ObjectExists(items[i][0])
                         continue
+                    finally:
+                        tmp.unlink()  # under the lock, before the seal (an immutable file keeps every name it has)
                     self.tree.seal_file(path)
             fs.sync()
         except OSError as exc:

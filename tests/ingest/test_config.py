@@ -82,6 +82,10 @@ def test_every_attribute_has_one_setting():
     ("EVIDENCE_BROKER_URL", "http://x", "Use redis://HOST:PORT/DB"),
     ("EVIDENCE_QUEUE_NAMESPACE", "9lives", "Use up to 41 letters, digits, '_' or '-'."),
     ("EVIDENCE_REDIS_MAINTENANCE_CHANCE", "0", "Must be at least 1."),
+    ("EVIDENCE_STORE_SCRATCH_AGE_S", "nan", "Not a number of seconds."),
+    ("EVIDENCE_STORE_SCRATCH_AGE_S", "inf", "Not a number of seconds."),
+    ("EVIDENCE_STORE_SCRATCH_AGE_S", "1e20", "Too long: at most 3153600000 seconds (100 years)."),
+    ("EVIDENCE_STAGING_SWEEP_S", "-inf", "Not a number of seconds."),
 ])
 def test_bad_values_name_the_key_the_value_and_why(tmp_path, key, value, why):
     with pytest.raises(ConfigInvalid) as info:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from storage import LocalStore, S3WormStore, SealBroken, object_key
+from storage.backends.local_tree import stat_mode
 from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,7 +129,7 @@ def test_a_second_name_left_by_a_killed_store_is_healed_at_once_and_a_foreign_li
     assert store.sweep_scratch(older_than=HOUR, now=datetime.now(UTC)) == [] and decoy.exists()
 
 
-def test_the_store_writer_sweeps_its_own_scratch_by_its_own_clock(tmp_path):
+def test_the_store_writer_sweeps_by_its_own_clock_and_no_client_cuts_a_live_write_short(tmp_path):
     from storage.writer import init_store, serve_in_thread
 
     root = tmp_path / "worm"
@@ -136,16 +137,69 @@ def test_the_store_writer_sweeps_its_own_scratch_by_its_own_clock(tmp_path):
     server, thread = serve_in_thread(root)
     try:
         store = LocalStore(root, writer=True)  # as the service account, which may not write the store
+        source = tmp_path / "rec.bin"
+        source.write_bytes(os.urandom(4096))
+        sha = hashlib.sha256(source.read_bytes()).hexdigest()
+        store.put_file(source, sha256=sha, size_bytes=4096, retain_until=UNTIL)
         left = root / "incoming" / f"{'a' * 64}.{uuid.uuid4().hex}"
-        left.write_bytes(b"half")
-        # The caller's clock says it is old; the writer judges by its own and keeps a young file.
+        left.write_bytes(b"half")  # young: it may be another client's live write
+        second = root / "incoming" / f"{sha}.{uuid.uuid4().hex}"
+        os.link(root / "objects" / object_key(sha), second)
+        # A caller's clock far ahead, or an age of 0, removes no young file: the writer's clock and floor decide.
+        (gone,) = store.sweep_scratch(older_than=timedelta(0), now=datetime.now(UTC) + 10 * HOUR)
+        assert gone.name == f"incoming/{second.name}" and not second.exists() and left.exists()
         assert store.sweep_scratch(older_than=HOUR, now=datetime.now(UTC) + 10 * HOUR) == [] and left.exists()
-        (gone,) = store.sweep_scratch(older_than=timedelta(0), now=datetime.now(UTC))
-        assert gone.name == f"incoming/{left.name}" and gone.size_bytes == 4 and not left.exists()
+        with pytest.raises(ValueError, match="not a number of seconds"):
+            store._client.call({"op": "sweep_scratch", "older_than_s": "nan"})
+        assert store.verify(sha) == sha
     finally:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def test_odd_entries_in_the_scratch_folder_are_left_alone_and_never_stop_a_sweep(tmp_path):
+    store = LocalStore(tmp_path / "worm")
+    incoming = store.root / "incoming"
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the store's")
+    (incoming / f"{'c' * 64}.{uuid.uuid4().hex}").mkdir()
+    (incoming / f"{'d' * 64}.{uuid.uuid4().hex}").symlink_to(outside)
+    os.mkfifo(incoming / "fifo")
+    left = incoming / f"{'e' * 64}.{uuid.uuid4().hex}"
+    left.write_bytes(b"half")
+    (gone,) = store.sweep_scratch(older_than=HOUR, now=datetime.now(UTC) + 2 * HOUR)
+    assert gone.name == f"incoming/{left.name}"
+    assert sorted(p.name[:1] for p in incoming.iterdir()) == ["c", "d", "f"]
+    assert outside.read_bytes() == b"not the store's"
+
+
+def test_a_second_name_of_a_manifest_is_healed_and_an_immutable_object_is_sealed_again(tmp_path):
+    from storage import manifest_key
+    from storage.hardening import has_capability, is_immutable, set_immutable
+
+    store = LocalStore(tmp_path / "worm")
+    sha = hashlib.sha256(b"x").hexdigest()
+    source = tmp_path / "x"
+    source.write_bytes(b"x")
+    store.put_file(source, sha256=sha, size_bytes=1, retain_until=UNTIL)
+    store.put_manifests([(sha, 1, b'{"r": 1}', UNTIL), (sha, 2, b'{"r": 2}', UNTIL)])
+    os.link(store.root / manifest_key(sha, 2), store.root / "incoming" / f"once.{uuid.uuid4().hex}")
+    assert store.verify(sha) == sha and list((store.root / "incoming").iterdir()) == []
+
+    if not has_capability():
+        pytest.skip("sealing with chattr +i needs CAP_LINUX_IMMUTABLE (the rest of this test ran)")
+    immutable = LocalStore(tmp_path / "immutable", immutable=True)
+    immutable.put_file(source, sha256=sha, size_bytes=1, retain_until=UNTIL)
+    obj = immutable.root / "objects" / object_key(sha)
+    # A write killed after naming the object, before removing its scratch name and sealing: flag off, folder open.
+    set_immutable(obj, False)
+    set_immutable(obj.parent, False)
+    os.chmod(obj.parent, 0o755)
+    os.link(obj, immutable.root / "incoming" / f"{sha}.{uuid.uuid4().hex}")
+    assert immutable.head(sha).seal_problems == ()
+    assert is_immutable(obj) and is_immutable(obj.parent) and stat_mode(obj.parent) == 0o555
+    assert immutable.verify(sha) == sha
 
 
 @pytest.mark.s3
@@ -210,3 +264,17 @@ def test_evidence_ingest_sweeps_what_an_earlier_killed_ingest_left(tmp_path):
     report = run_ingest(device.parent.parent, settings, IngestOptions(), derive=False)
     assert report.new_count == 1 and obj.stat().st_nlink == 1
     assert half.exists()  # young: it could be another process's live write
+
+
+class _OldWriterStore(LocalStore):
+    """The real local store as a client of a store writer of an older release sees it: no sweep_scratch there."""
+
+    def sweep_scratch(self, *, older_than, now):
+        raise ValueError("the store writer does not do 'sweep_scratch'")
+
+
+def test_a_sweep_the_store_refuses_is_logged_and_never_stops_its_caller(tmp_path, caplog):
+    from ingest.station.staging_sweep import sweep_store_scratch
+
+    assert sweep_store_scratch(_OldWriterStore(tmp_path / "worm"), older_than_s=3600) == []
+    assert "Store scratch not swept" in caplog.text and "does not do 'sweep_scratch'" in caplog.text

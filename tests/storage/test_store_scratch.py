@@ -68,6 +68,15 @@ def _killed_mid_put(spec: dict[str, object], fifo: Path, written_until) -> None:
             writer.wait(30)
 
 
+def _stored(store: LocalStore, tmp_path: Path) -> tuple[str, Path]:
+    """4 KiB of new bytes put in *store*: (their SHA-256, the object's file)."""
+    source = tmp_path / "rec.bin"
+    source.write_bytes(os.urandom(4096))
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    store.put_file(source, sha256=sha, size_bytes=4096, retain_until=UNTIL)
+    return sha, store.root / "objects" / object_key(sha)
+
+
 def _uploads(store: S3WormStore) -> list[dict[str, Any]]:
     return list(store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []))
 
@@ -98,11 +107,7 @@ def test_a_local_write_killed_half_way_is_swept_once_stale_and_not_before(tmp_pa
 
 def test_a_second_name_left_by_a_killed_store_is_healed_at_once_and_a_foreign_link_is_still_named(tmp_path):
     store = LocalStore(tmp_path / "worm")
-    source = tmp_path / "rec.bin"
-    source.write_bytes(os.urandom(4096))
-    sha = hashlib.sha256(source.read_bytes()).hexdigest()
-    store.put_file(source, sha256=sha, size_bytes=4096, retain_until=UNTIL)
-    obj = store.root / "objects" / object_key(sha)
+    sha, obj = _stored(store, tmp_path)
 
     # A kill between os.link(scratch, object) and the scratch name's unlink leaves this:
     os.link(obj, store.root / "incoming" / f"{sha}.{uuid.uuid4().hex}")
@@ -137,10 +142,7 @@ def test_the_store_writer_sweeps_by_its_own_clock_and_no_client_cuts_a_live_writ
     server, thread = serve_in_thread(root)
     try:
         store = LocalStore(root, writer=True)  # as the service account, which may not write the store
-        source = tmp_path / "rec.bin"
-        source.write_bytes(os.urandom(4096))
-        sha = hashlib.sha256(source.read_bytes()).hexdigest()
-        store.put_file(source, sha256=sha, size_bytes=4096, retain_until=UNTIL)
+        sha, _obj = _stored(store, tmp_path)
         left = root / "incoming" / f"{'a' * 64}.{uuid.uuid4().hex}"
         left.write_bytes(b"half")  # young: it may be another client's live write
         second = root / "incoming" / f"{sha}.{uuid.uuid4().hex}"
@@ -224,11 +226,7 @@ def test_an_s3_upload_killed_half_way_is_aborted_once_stale_and_not_before(s3_st
 
 def _stored_with_leftovers(store: LocalStore, tmp_path: Path) -> tuple[Path, Path]:
     """An object with the second name a killed store left, and a half-written scratch file: (object, that file)."""
-    source = tmp_path / "rec.bin"
-    source.write_bytes(os.urandom(4096))
-    sha = hashlib.sha256(source.read_bytes()).hexdigest()
-    store.put_file(source, sha256=sha, size_bytes=4096, retain_until=UNTIL)
-    obj = store.root / "objects" / object_key(sha)
+    sha, obj = _stored(store, tmp_path)
     os.link(obj, store.root / "incoming" / f"{sha}.{uuid.uuid4().hex}")
     half = store.root / "incoming" / f"{'b' * 64}.{uuid.uuid4().hex}"
     half.write_bytes(b"half a recording")

@@ -355,6 +355,10 @@ class Cluster:
         for station in self.stations.values():
             wait_for(lambda s=station: not s.staged_copies(), 30,
                      f"station {station.code}'s staging to hold no evidence copy ({station.staged_copies()})")
+        # A multipart upload a killed worker or a stopped server left is aborted by the stations' scratch sweep
+        # (EVIDENCE_STORE_SCRATCH_AGE_S 30 here, every EVIDENCE_STAGING_SWEEP_S).
+        wait_for(lambda: not self.unfinished_uploads(), 60,
+                 f"no unfinished multipart upload left in the bucket ({self.unfinished_uploads()})")
         docks = self.dock_sessions()
         assert docks, "the docks were recorded"
         open_docks = [(d.id, d.station_code, d.device_serial) for d in docks if d.finished_at is None]
@@ -381,6 +385,10 @@ class Cluster:
         """*station* has read part, not all, of *device*."""
         entry = station.device(device) or {}
         return entry.get("state") == "ingesting" and 0 < entry.get("bytes_done", 0) < entry.get("bytes_total", 0)
+
+    def unfinished_uploads(self) -> list[str]:
+        """The keys of the multipart uploads begun in the bucket and neither completed nor aborted."""
+        return [u["Key"] for u in self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
 
     def uploading(self) -> bool:
         """A multipart upload with at least one part is in progress in the bucket."""
@@ -453,6 +461,7 @@ def station_env(*, code: str, home: Path, mount: Path, status_port: int, redis_u
         "EVIDENCE_RECONCILE_AFTER_S": "10", "EVIDENCE_ARCHIVE_LEASE_S": "6", "EVIDENCE_REDIS_HEARTBEAT_S": "3",
         "EVIDENCE_REDIS_MAINTENANCE_CHANCE": "200000", "EVIDENCE_OUTBOX_RELAY_S": "0.5",
         "EVIDENCE_STATUS_HEARTBEAT_S": "0.5", "EVIDENCE_CLEAR_DEVICES": "never", "EVIDENCE_STAGING_SWEEP_S": "2",
+        "EVIDENCE_STORE_SCRATCH_AGE_S": "30",
         "EVIDENCE_ANCHOR_INTERVAL_S": "0", "EVIDENCE_FIXITY_INTERVAL_S": "0",
         "PYTHONUNBUFFERED": "1",
     })

@@ -23,6 +23,7 @@ from catalog import CatalogError, RecordingState, apply_retention, load_or_creat
 from ingest.anchoring import anchor_chain
 from ingest.archiving import read_back_archived
 from ingest.config import Settings
+from ingest.decode_check import CHECKED_KINDS
 from ingest.errors import first_line
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
 from ingest.queue.actors import Actors, WorkerContext, queue_names
@@ -91,8 +92,10 @@ def _ingest_inline(path: Path, settings: Settings, options: IngestOptions, engin
         for row in report.recordings:
             if row.get("id") in verified:
                 row["state"] = RecordingState.VERIFIED.value
-    if derive_with is not None and new_ids:
-        _derive_in_process(derive_with, settings, new_ids)
+    # Only media gets derived files or a decode check: no worker is started for a dock of other files.
+    rendered = {row["id"] for row in report.recordings if row.get("media_kind") in CHECKED_KINDS}
+    if derive_with is not None and (ids := [i for i in new_ids if i in rendered]):
+        _derive_in_process(derive_with, settings, ids)
     return report
 
 

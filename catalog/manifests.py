@@ -21,6 +21,7 @@ from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, NewEvent, append_event, append_events
+from catalog.db import begin_write
 from catalog.key_trust import load_key_trust, publish_key
 from catalog.models import CustodyEvent, Recording, Sighting, StampRevision, Station, StationKey
 from catalog.recordings import ensure_station
@@ -150,16 +151,17 @@ def write_manifests(session: Session, store: EvidenceStore, recordings: Sequence
                                        recording.retain_until)
                                       for recording, document in zip(recordings, documents, strict=True)])
     adopted: set[int] = set()
+    recorded: set[int] = set()  # adopted by another worker meanwhile: nothing to record
     for i, (recording, outcome) in enumerate(zip(recordings, outcomes, strict=True)):
-        if isinstance(outcome, ObjectExists) and (adoption := _adopt(session, store, recording)) is not None:
-            documents[i], outcomes[i] = adoption
-            adopted.add(i)
+        if isinstance(outcome, ObjectExists) and (adoption := _adopt(session, store, recording, key)) is not None:
+            documents[i], outcomes[i], fresh = adoption
+            (adopted if fresh else recorded).add(i)
     # Every manifest the store took is recorded, also when another one failed in a way that is raised below.
     append_events(session, [NewEvent(CustodyKind.MANIFESTED, actor, recording_id=recording.id, details={
-        "revision": document["manifest"]["stamp"]["revision"], "key": outcome.key,
+        "revision": recording.stamp_revision, "key": outcome.key,
         "key_fingerprint": document["signature"]["key_fingerprint"], **(ADOPTED if i in adopted else {})})
         for i, (recording, document, outcome) in enumerate(zip(recordings, documents, outcomes, strict=True))
-        if isinstance(outcome, StoredObject)])
+        if isinstance(outcome, StoredObject) and i not in recorded])
     found: list[StoredObject | StorageError] = []
     for outcome in outcomes:
         if not isinstance(outcome, StoredObject | StorageError):
@@ -169,37 +171,99 @@ def write_manifests(session: Session, store: EvidenceStore, recordings: Sequence
 
 
 #: What a `manifested` event adds when the manifest was stored by a run that stopped before recording it.
-ADOPTED = {"adopted": "stored by an earlier run that stopped before recording it; its signature (a trusted key) and "
-                      "every fact it signs were checked against the catalogue before it was recorded"}
+ADOPTED = {"adopted": "stored by an earlier run that stopped before recording it; signed by this station's key and "
+                      "identical to the manifest the catalogue gives for the same moment, checked before it was "
+                      "recorded"}
+#: The largest stored manifest read for adoption (a planted giant is refused unread).
+_MAX_ADOPTED_BYTES = 16 * 1024 * 1024
 
 
-def _adopt(session: Session, store: EvidenceStore, recording: Recording) -> tuple[dict[str, Any], StoredObject] | None:
-    """The manifest of *recording*'s current stamp revision that the store already holds, when it can be recorded as
-    this revision's: a run killed between storing it and committing its `manifested` event leaves exactly this, and
-    a write-once store refuses a second, differently timed signature of the same revision for ever. Adopted only if
-    a trusted key signed it and every fact it signs (stamp, custody events, retention, …) agrees with the catalogue
-    (catalog.verify_records); else None, and the refusal stands (`evidence verify` names the manifest)."""
-    from catalog.verify_records import RecordRows, check_recording_record
+def _adopt(session: Session, store: EvidenceStore, recording: Recording,
+           key: Ed25519PrivateKey) -> tuple[dict[str, Any], StoredObject, bool] | None:
+    """The manifest of *recording*'s current stamp revision that the store already holds, when it is the one a run of
+    this station killed between storing it and committing its `manifested` event left: a write-once store refuses a
+    second, differently timed signature of the same revision for ever.
 
-    assert recording.id is not None
+    Adopted only if *key* (this station's) signed it, its bytes are exactly as `write_manifests` writes them, and its
+    body is exactly the manifest the catalogue gives now for the moment it was signed (`_as_signed_then`). Returns
+    (document, what the store holds, whether its `manifested` event is still to be recorded: False when another
+    worker adopted or wrote it meanwhile), or None: the refusal stands and `evidence verify` names the manifest."""
+    assert recording.id is not None and recording.retain_until is not None
     number = recording.stamp_revision
+    document = _stored_document(store, recording.sha256, number)
+    if document is None:
+        return None
     try:
-        data = store.get_manifest(recording.sha256, number)
-        document = json.loads(data)
-        body = verify_document(document, trusted_fingerprints=trusted_fingerprints(session, store))
-    except (StorageError, SignatureInvalid, ValueError, KeyError, TypeError):
+        body = verify_document(document, trusted_fingerprints={fingerprint(public_key_b64(key))})
+    except SignatureInvalid:
         return None
-    revisions, _sightings, events = RecordRows.load(session, [recording.id]).pop(recording.id)
-    if not isinstance(body, dict) or check_recording_record(recording, revisions, {number: body}, events):
+    if not isinstance(body, dict) or body != _as_signed_then(session, recording, body):
         return None
-    assert recording.retain_until is not None
     try:  # the same bytes again: the store says what it holds
-        stored = store.put_manifest(recording.sha256, number, data, retain_until=recording.retain_until)
+        stored = store.put_manifest(recording.sha256, number, _manifest_bytes(document),
+                                    retain_until=recording.retain_until)
     except StorageError:
         return None
+    begin_write(session)  # the custody head: a worker adopting or writing the same manifest has committed first
+    if _manifested_revision(session, recording.id, number):
+        return document, stored, False
     logger.warning("Recording %r: manifest r%d was stored by a run that stopped before recording it; checked and "
                    "recorded now.", recording.id, number)
-    return document, stored
+    return document, stored, True
+
+
+def _manifest_bytes(document: dict[str, Any]) -> bytes:
+    """A signed manifest as the store holds it (the one serialisation write_manifests uses)."""
+    return json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+
+
+def _stored_document(store: EvidenceStore, sha256: str, number: int) -> dict[str, Any] | None:
+    """The stored manifest, if it is a document of exactly `manifest` and `signature` in write_manifests' bytes."""
+    try:
+        data = store.get_manifest(sha256, number)
+        if len(data) > _MAX_ADOPTED_BYTES:
+            return None
+        document = json.loads(data)
+    except (StorageError, ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict) or set(document) != {"manifest", "signature"} \
+            or _manifest_bytes(document) != data:
+        return None
+    return document
+
+
+def _as_signed_then(session: Session, recording: Recording, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest body the catalogue gives for *recording*'s current revision at the moment *body* says it was
+    signed (its custody events up to the last one *body* lists, its sightings seen by then), with *body*'s signing
+    time and software version; its retain-until *body*'s when the catalogue's is not earlier (retention only grows
+    after signing). None when *body* does not say those."""
+    try:
+        signed_at = datetime.fromisoformat(body["signed_at"])
+        version = str(body["software"]["version"])
+        last_listed = max((int(e["id"]) for e in body["custody"]), default=0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    assert recording.id is not None
+    revision = session.exec(select(StampRevision).where(StampRevision.recording_id == recording.id,
+                                                        StampRevision.revision == recording.stamp_revision)).first()
+    if revision is None:
+        return None
+    events = [e for e in _of_recordings(session, CustodyEvent, [recording.id]) if (e.id or 0) <= last_listed]
+    sightings = [s for s in _of_recordings(session, Sighting, [recording.id])
+                 if s.seen_at is not None and s.seen_at <= signed_at]
+    rebuilt = json.loads(json.dumps(build_manifest(recording, revision, sightings, events, signed_at=signed_at,
+                                                   version=version)))
+    signed_until = signed_retain_until(body)
+    if signed_until is not None and recording.retain_until is not None and recording.retain_until >= signed_until:
+        rebuilt["retain_until"] = body.get("retain_until")
+    return dict(rebuilt)
+
+
+def _manifested_revision(session: Session, recording_id: int, number: int) -> bool:
+    """Whether a `manifested` event of revision *number* of the recording is in the catalogue."""
+    return any((event.details or {}).get("revision") == number for event in session.exec(
+        select(CustodyEvent).where(CustodyEvent.recording_id == recording_id,
+                                   CustodyEvent.kind == CustodyKind.MANIFESTED.value)))
 
 
 def _signed_documents(session: Session, store: EvidenceStore, recordings: Sequence[Recording],

@@ -197,6 +197,9 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     stored = store.put_file(copy.destination, sha256=copy.sha256, size_bytes=copy.size_bytes,
                             retain_until=recording.retain_until, consume=True)
     mark_archived(session, [(recording, stored)], store, actor=by)
+    # Committed before the manifest goes to the store, as every archive step does: a manifest in the store then
+    # always lists events the catalogue holds (a run killed between the two leaves one that can be adopted).
+    session.commit()
     write_manifest(session, store, recording, key, actor=by)
     session.commit()
     return AttachResult(recording, new=True)

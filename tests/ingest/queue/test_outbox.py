@@ -519,6 +519,83 @@ def test_a_manifest_stored_by_a_run_killed_before_recording_it_is_checked_and_re
     assert any("signature" in p.kind and p.recording_id == foreign for p in problems)
 
 
+def test_only_this_stations_own_manifest_in_its_own_bytes_is_adopted(samples, settings, engine):
+    # Given recordings archived without their manifests, and under their manifest keys: one signed by another
+    # station's key (registered and published: trusted archive-wide) with facts the checks of `verify` do not
+    # compare falsified, and one that is the killed run's genuine manifest re-serialised (same signed body)
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from catalog.manifests import ensure_station_key
+    from ingest.archiving import archive_recording
+
+    report = _stage(samples.sidecar_recorder, settings, engine, LocalStore(settings.store_path))
+    foreign, reformatted = sorted(r["id"] for r in report.recordings)[:2]
+    key = load_or_create_key(settings.station_key_path)
+    kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
+    store = LocalStore(settings.store_path)
+    other = Ed25519PrivateKey.generate()
+    with Session(engine) as session:
+        ensure_station_key(session, "station-b", other, actor="admin", store=store)
+        session.commit()
+    for rid in (foreign, reformatted):
+        assert archive_recording(engine, _NoManifests(settings.store_path), settings.staging_dir, rid, **kw) \
+            == "archived"
+    _manifest_left_by_a_killed_run(engine, store, foreign, key, signer=other, edit=lambda b: {
+        **b, "officer": {**b["officer"], "name": "SOMEONE ELSE"}, "custody": [],
+        "capture": {**b["capture"], "end": "1999-01-01T00:00:00+00:00"}})
+    _manifest_left_by_a_killed_run(engine, store, reformatted, key, edit=lambda b: b)  # json.dumps, no indent
+    with Session(engine) as session:
+        row = session.get(Recording, reformatted)
+        assert row is not None
+        sha = row.sha256
+    assert json.loads(store.get_manifest(sha, 1))["signature"]["key_fingerprint"]  # a genuine signature
+    # When the reconciler's messages seal them
+    for rid in (foreign, reformatted):
+        assert archive_recording(engine, store, settings.staging_dir, rid, **kw) == "archived"
+    # Then neither is recorded
+    assert _manifested(engine, foreign) == [] and _manifested(engine, reformatted) == []
+
+
+def test_two_workers_adopting_one_manifest_record_it_once(samples, settings, engine):
+    # Given a recording whose manifest a killed run stored, and two archive steps for it (a redelivery and the
+    # reconciler's message) that both signed before either wrote
+    import threading
+
+    from ingest.archiving import archive_recording
+
+    report = _stage(samples.sidecar_recorder, settings, engine, LocalStore(settings.store_path))
+    rid = sorted(r["id"] for r in report.recordings)[0]
+    key = load_or_create_key(settings.station_key_path)
+    kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
+    assert archive_recording(engine, _NoManifests(settings.store_path), settings.staging_dir, rid, **kw) == "archived"
+    _manifest_left_by_a_killed_run(engine, LocalStore(settings.store_path), rid, key)
+    both_signed = threading.Barrier(2)
+
+    class _BothAtOnce(LocalStore):
+        """The real store; each worker's first manifest write waits until both have signed theirs."""
+
+        def put_manifest(self, *args, **kwargs):
+            if not getattr(threading.current_thread(), "signed", False):
+                threading.current_thread().signed = True  # type: ignore[attr-defined]
+                both_signed.wait(timeout=30)
+            return super().put_manifest(*args, **kwargs)
+
+    store = _BothAtOnce(settings.store_path)
+    results: list[str] = []
+    workers = [threading.Thread(target=lambda: results.append(
+        archive_recording(engine, store, settings.staging_dir, rid, **kw))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    # Then it is recorded once
+    assert results == ["archived", "archived"]
+    (event,) = _manifested(engine, rid)
+    assert "adopted" in event.details
+
+
 def test_an_archived_recording_whose_read_back_was_lost_is_verified_after_the_reconciler(samples, settings, engine):
     # Given recordings archived by a worker that died before it sent their read-back (verify) messages
     from ingest.archiving import archive_recording

@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind
 from catalog.models import ArchiveClaim, CustodyEvent, OutboxMessage, Recording, RecordingState
+from catalog.recordings import manifested_revision
 from catalog.types import utcnow
 
 __all__ = ["ARCHIVE_ACTOR", "Backlog", "add", "backlog", "claim", "claim_expires", "claimed", "db_now", "due",
@@ -88,7 +89,8 @@ def prune(session: Session, *, now: datetime) -> int:
 
 def reconcile(session: Session, *, station: str, now: datetime, after_s: float, limit: int = 1000) -> list[int]:
     """Queue again (as outbox rows) every recording of *station* that needs its archive step — still `staged`,
-    archived with no signed manifest recorded (a store failure or a crash between the two commits), or `archived`
+    archived with no signed manifest of its current stamp revision recorded (a store failure or a crash between the
+    two commits, at archiving or at a re-stamp), or `archived`
     and never read back (its verify message was lost: the archive step sends it again; one whose check failed
     for good, an INGEST_FAILED event, is left for a person) — after *after_s* seconds, when no message for it is
     waiting in the outbox or was sent since then, and no worker holds or tried it since then. Returns their ids."""
@@ -98,13 +100,15 @@ def reconcile(session: Session, *, station: str, now: datetime, after_s: float, 
               .where(or_(col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.sent_at) >= cutoff)))
     # Held now, or tried by a worker since the cutoff: its message is alive (retrying while the store is away).
     held = select(ArchiveClaim.recording_id).where(col(ArchiveClaim.expires_at) > cutoff)
-    sealed = select(CustodyEvent.recording_id).where(CustodyEvent.kind == CustodyKind.MANIFESTED.value,
-                                                     col(CustodyEvent.recording_id).is_not(None))
+    # Sealed: its current stamp revision's manifest is recorded (a re-stamp whose manifest failed is not).
+    sealed = exists().where(col(CustodyEvent.recording_id) == col(Recording.id),
+                            col(CustodyEvent.kind) == CustodyKind.MANIFESTED.value,
+                            manifested_revision() == col(Recording.stamp_revision))
     failed = select(CustodyEvent.recording_id).where(CustodyEvent.kind == CustodyKind.INGEST_FAILED.value,
                                                      col(CustodyEvent.recording_id).is_not(None))
     needs_work = or_(col(Recording.state) == RecordingState.STAGED.value,
                      and_(col(Recording.state).in_([RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value]),
-                          col(Recording.id).not_in(sealed)),
+                          ~sealed),
                      and_(col(Recording.state) == RecordingState.ARCHIVED.value, col(Recording.id).not_in(failed)))
     ids = [rid for rid in session.exec(
         select(Recording.id).where(needs_work, Recording.station_code == station,

@@ -119,11 +119,19 @@ def staged_ids(session: Session, station: str) -> list[int]:
     return [row for row in rows if row is not None]
 
 
-def has_manifest(session: Session, recording_id: int) -> bool:
-    """Whether a signed manifest of the recording was recorded (a `manifested` custody event)."""
-    return session.exec(select(CustodyEvent.id).where(CustodyEvent.recording_id == recording_id,
-                                                      CustodyEvent.kind == CustodyKind.MANIFESTED.value)).first() \
-        is not None
+def has_manifest(session: Session, recording_id: int, *, revision: int | None = None) -> bool:
+    """Whether a signed manifest of the recording (of stamp *revision*, given one) was recorded (a `manifested`
+    custody event)."""
+    query = select(CustodyEvent.id).where(CustodyEvent.recording_id == recording_id,
+                                          CustodyEvent.kind == CustodyKind.MANIFESTED.value)
+    if revision is not None:
+        query = query.where(manifested_revision() == revision)
+    return session.exec(query).first() is not None
+
+
+def manifested_revision() -> Any:
+    """The stamp revision a `manifested` custody event records (its details' `revision`), as an SQL integer."""
+    return col(CustodyEvent.details)["revision"].as_integer()
 
 
 def lock_recording(session: Session, recording_id: int) -> Recording:

@@ -94,7 +94,8 @@ def change_stamp(session: Session, store: EvidenceStore, recording: Recording, *
     may manage cases (check_hold_lift).
 
     Commits. A store failure while sealing or applying retention propagates (StorageError) after the revision is
-    committed: the revision stands, and `evidence retention apply` finishes the rest.
+    committed: the revision stands; the reconciler of the recording's station has its manifest written
+    (catalog.outbox.reconcile), and `evidence retention apply` finishes the retention.
     """
     check_hold_lift(recording, changes, by=by, roles=roles)
     revision = restamp(session, recording, by=by, reason=reason, case_pattern=case_pattern, **changes)

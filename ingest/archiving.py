@@ -133,9 +133,11 @@ def archive_recording(engine: Engine, store: EvidenceStore, staging: Path, recor
         if recording is None:
             raise RecordingNotFound(str(recording_id))
         if recording.state != RecordingState.STAGED.value:
-            # Already archived (a redelivered or reconciled message): only its signed manifest may be missing.
+            # Already archived (a redelivered or reconciled message): only the signed manifest of its current
+            # stamp revision may be missing (the archive step's or a re-stamp's, when the store failed or a run died).
             if recording.state in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value) \
-                    and recording.station_code == station and not has_manifest(session, recording_id):
+                    and recording.station_code == station \
+                    and not has_manifest(session, recording_id, revision=recording.stamp_revision):
                 _seal(session, store, recording, key, actor=actor)
             return recording.state
         if recording.station_code != station:

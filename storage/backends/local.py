@@ -291,6 +291,9 @@ class LocalStore:
             with self.tree.changing(dest.parent):
                 if tmp is None:
                     assert source is not None
+                    if dest.exists():  # stored meanwhile by another delivery of this copy, which consumed it
+                        logger.info("Object %r appeared concurrently; keeping the first copy.", sha256)
+                        return
                     tmp = self._scratch_link(source, sha256)
                 try:
                     os.link(tmp, dest)

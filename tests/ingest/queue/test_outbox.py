@@ -596,6 +596,51 @@ def test_two_workers_adopting_one_manifest_record_it_once(samples, settings, eng
     assert "adopted" in event.details
 
 
+def test_a_restamp_whose_manifest_failed_is_sealed_by_the_reconciler(samples, settings, engine):
+    # Given an archived, sealed recording re-stamped while the store refused its new manifest
+    from catalog import DEFAULT_CASE_PATTERN
+    from catalog.recordings import has_manifest
+    from catalog.restamping import change_stamp
+    from ingest.archiving import archive_recording
+    from storage import StorageError
+
+    store = LocalStore(settings.store_path)
+    report = _stage(samples.sidecar_recorder, settings, engine, store)
+    rid = sorted(r["id"] for r in report.recordings)[0]
+    key = load_or_create_key(settings.station_key_path)
+    kw = {"key": key, "actor": "worker:x", "policy": settings.retention_policy, "station": settings.station}
+    assert archive_recording(engine, store, settings.staging_dir, rid, **kw) == "archived"
+    with Session(engine) as session:
+        recording = session.get(Recording, rid)
+        assert recording is not None and has_manifest(session, rid, revision=1)
+        with pytest.raises(StorageError):
+            change_stamp(session, _NoManifests(settings.store_path), recording, by="clerk", reason="purpose typo",
+                         case_pattern=DEFAULT_CASE_PATTERN, policy=settings.retention_policy, key=key,
+                         purpose="现场检查")
+        assert recording.stamp_revision == 2 and not has_manifest(session, rid, revision=2)
+        later = outbox.db_now(session) + timedelta(hours=1)
+        for row in session.exec(select(OutboxMessage)):
+            row.sent_at = row.created_at
+            session.add(row)
+        session.commit()
+        # When the reconciler runs, the recording is queued again, and its message seals revision 2
+        assert rid in outbox.reconcile(session, station=settings.station, now=later, after_s=600)
+        session.commit()
+    assert archive_recording(engine, store, settings.staging_dir, rid, **kw) == "archived"
+    # Then revision 2 is sealed and recorded, and the recording is not queued for it again
+    with Session(engine) as session:
+        assert has_manifest(session, rid, revision=2)
+        for row in session.exec(select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None))):
+            row.sent_at = later
+            session.add(row)
+        sealed = session.get(Recording, rid)
+        assert sealed is not None
+        prove_stored(session, store, sealed, actor="worker:x", how=READ_BACK_QUEUED)
+        session.commit()
+        assert rid not in outbox.reconcile(session, station=settings.station, now=later + timedelta(hours=2),
+                                           after_s=600)
+
+
 def test_an_archived_recording_whose_read_back_was_lost_is_verified_after_the_reconciler(samples, settings, engine):
     # Given recordings archived by a worker that died before it sent their read-back (verify) messages
     from ingest.archiving import archive_recording

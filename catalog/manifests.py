@@ -30,7 +30,8 @@ from catalog.types import utcnow
 from storage import EvidenceStore, ObjectExists, ObjectMissing, StorageError, StoredObject
 
 __all__ = ["MANIFEST_FORMAT", "MANIFEST_MISSING", "build_manifest", "ensure_station_key", "publish_own_key",
-           "read_manifest", "read_manifests", "signed_retain_until", "software_version", "trusted_fingerprints",
+           "read_manifest", "read_manifests", "signed_retain_until", "software_version", "stored_manifest",
+           "trusted_fingerprints",
            "write_manifest", "write_manifests"]
 
 logger = logging.getLogger(__name__)
@@ -190,13 +191,10 @@ def _adopt(session: Session, store: EvidenceStore, recording: Recording,
     worker adopted or wrote it meanwhile), or None: the refusal stands and `evidence verify` names the manifest."""
     assert recording.id is not None and recording.retain_until is not None
     number = recording.stamp_revision
-    document = _stored_document(store, recording.sha256, number)
+    document = _stored_document(store, recording.sha256, number, trusted={fingerprint(public_key_b64(key))})
     if document is None:
         return None
-    try:
-        body = verify_document(document, trusted_fingerprints={fingerprint(public_key_b64(key))})
-    except SignatureInvalid:
-        return None
+    body = document["manifest"]
     if not isinstance(body, dict) or body != _as_signed_then(session, recording, body):
         return None
     try:  # the same bytes again: the store says what it holds
@@ -217,19 +215,13 @@ def _manifest_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
 
 
-def _stored_document(store: EvidenceStore, sha256: str, number: int) -> dict[str, Any] | None:
-    """The stored manifest, if it is a document of exactly `manifest` and `signature` in write_manifests' bytes."""
+def _stored_document(store: EvidenceStore, sha256: str, number: int, *, trusted: set[str]) -> dict[str, Any] | None:
+    """The stored manifest's document if `stored_manifest` accepts it (signed by a key of *trusted*), else None."""
     try:
         data = store.get_manifest(sha256, number)
-        if len(data) > _MAX_ADOPTED_BYTES:
-            return None
-        document = json.loads(data)
-    except (StorageError, ValueError, RecursionError):
+        return stored_manifest(data, trusted=trusted) if len(data) <= _MAX_ADOPTED_BYTES else None
+    except (StorageError, ValueError, SignatureInvalid):
         return None
-    if not isinstance(document, dict) or set(document) != {"manifest", "signature"} \
-            or _manifest_bytes(document) != data:
-        return None
-    return document
 
 
 def _as_signed_then(session: Session, recording: Recording, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -322,9 +314,31 @@ def _put_manifests(store: EvidenceStore, manifests: list[tuple[str, int, bytes, 
 
 def read_manifest(store: EvidenceStore, sha256: str, revision: int, *,
                   trusted: set[str] | None = None) -> dict[str, Any]:
-    """Fetch a manifest and return its body if the signature verifies (SignatureInvalid otherwise)."""
-    document = json.loads(store.get_manifest(sha256, revision))
-    return verify_document(document, trusted_fingerprints=trusted)
+    """Fetch a manifest and return its body if the signature verifies (with *trusted*, by a trusted key) and the
+    stored bytes are the archive's own (`stored_manifest`; SignatureInvalid otherwise)."""
+    return dict(stored_manifest(store.get_manifest(sha256, revision), trusted=trusted)["manifest"])
+
+
+def stored_manifest(data: bytes, *, trusted: set[str] | None) -> dict[str, Any]:
+    """The document of a stored manifest whose signature verifies (with *trusted*, by a trusted key) and whose bytes
+    are exactly what the archive writes: `manifest` and `signature` and nothing else, in the one serialisation
+    write_manifests uses (unchanged since manifests began). Anything added outside the signed body, or the bytes
+    rewritten, would pass the signature and travel into evidence packages unsigned. SignatureInvalid names what is
+    wrong (the signature first); ValueError for bytes that are not JSON."""
+    try:
+        document = json.loads(data)
+    except RecursionError as exc:
+        raise SignatureInvalid("the stored manifest is not a manifest: JSON nested too deeply") from exc
+    if not isinstance(document, dict):
+        raise SignatureInvalid(f"the stored manifest is a JSON {type(document).__name__}, not a signed document")
+    verify_document(document, trusted_fingerprints=trusted)
+    if set(document) != {"manifest", "signature"}:
+        raise SignatureInvalid(f"the stored manifest holds {sorted(document)}, not only a signed body and its "
+                               "signature: content was added outside what is signed")
+    if _manifest_bytes(document) != data:
+        raise SignatureInvalid("the stored manifest's bytes are not the ones the archive wrote (rewritten outside "
+                               "the archive; the signed body may be intact)")
+    return document
 
 
 def read_manifests(store: EvidenceStore, recording: Recording, *, trusted: set[str]) -> dict[int, Any]:

@@ -26,10 +26,10 @@ from sqlmodel import Session, col, select
 from catalog.case_models import Case, Disposal
 from catalog.cases import active_links
 from catalog.errors import ExportFailed
-from catalog.manifests import software_version
+from catalog.manifests import software_version, stored_manifest
 from catalog.models import Recording, RecordingState, StationKey
 from catalog.recordings import get_recording
-from catalog.signing import SignatureInvalid, signed_bytes, verify_document
+from catalog.signing import SignatureInvalid, signed_bytes
 from storage import EvidenceStore, HashMismatch, ObjectMissing
 from storage.hashing import TwoDigests, hash_stream
 
@@ -166,8 +166,7 @@ def _signed_manifest(store: EvidenceStore, r: Recording, number: int, trusted: s
     """Manifest r*number* of *r* as stored and as parsed, its signature checked against the trusted keys."""
     try:
         raw = store.get_manifest(r.sha256, number)
-        document = json.loads(raw)
-        verify_document(document, trusted_fingerprints=trusted)
+        document = stored_manifest(raw, trusted=trusted)
     except ObjectMissing as exc:
         raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} is "
                            f"missing from the store; nothing was written (run `evidence verify {r.id}`)") from exc

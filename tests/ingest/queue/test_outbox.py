@@ -446,10 +446,12 @@ def test_an_archived_recording_whose_manifest_failed_is_sealed_by_the_reconciler
                                            after_s=600)
 
 
-def _manifest_left_by_a_killed_run(engine, store: LocalStore, rid: int, key, *, edit=None, signer=None) -> None:
+def _manifest_left_by_a_killed_run(engine, store: LocalStore, rid: int, key, *, edit=None, signer=None,
+                                   dump=None) -> None:
     """What a run killed between storing *rid*'s manifest and committing its `manifested` event leaves: the real
-    write_manifests against *store*, then the transaction lost. With *edit* / *signer*, the stored manifest is
-    instead one whose body was edited, or which another key signed (not the killed run's)."""
+    write_manifests against *store*, then the transaction lost. With *edit* / *signer* / *dump*, the stored manifest
+    is instead one whose body was edited, which another key signed (not the killed run's), or whose document was
+    written out by *dump* (default: as the archive writes it)."""
     import json
 
     from catalog.manifests import write_manifests
@@ -470,7 +472,8 @@ def _manifest_left_by_a_killed_run(engine, store: LocalStore, rid: int, key, *, 
         body = edit(document["manifest"]) if edit is not None else document["manifest"]
         forged = sign_document(body, signer or key)
         assert recording.retain_until is not None
-        store.put_manifest(recording.sha256, 1, json.dumps(forged).encode(), retain_until=recording.retain_until)
+        data = (dump or (lambda d: json.dumps(d, ensure_ascii=False, indent=1, sort_keys=True).encode()))(forged)
+        store.put_manifest(recording.sha256, 1, data, retain_until=recording.retain_until)
 
 
 def _manifested(engine, rid: int) -> list[CustodyEvent]:
@@ -545,7 +548,8 @@ def test_only_this_stations_own_manifest_in_its_own_bytes_is_adopted(samples, se
     _manifest_left_by_a_killed_run(engine, store, foreign, key, signer=other, edit=lambda b: {
         **b, "officer": {**b["officer"], "name": "SOMEONE ELSE"}, "custody": [],
         "capture": {**b["capture"], "end": "1999-01-01T00:00:00+00:00"}})
-    _manifest_left_by_a_killed_run(engine, store, reformatted, key, edit=lambda b: b)  # json.dumps, no indent
+    _manifest_left_by_a_killed_run(engine, store, reformatted, key, edit=lambda b: b,  # the same signed body,
+                                   dump=lambda d: json.dumps({**d, "note": "unsigned"}).encode())  # one more field
     with Session(engine) as session:
         row = session.get(Recording, reformatted)
         assert row is not None
@@ -554,8 +558,14 @@ def test_only_this_stations_own_manifest_in_its_own_bytes_is_adopted(samples, se
     # When the reconciler's messages seal them
     for rid in (foreign, reformatted):
         assert archive_recording(engine, store, settings.staging_dir, rid, **kw) == "archived"
-    # Then neither is recorded
+    # Then neither is recorded, and verify names the re-written bytes (whose signed body is intact)
     assert _manifested(engine, foreign) == [] and _manifested(engine, reformatted) == []
+    from catalog.verification import verify_archive
+
+    with Session(engine) as session:
+        problems = verify_archive(session, store, [reformatted], chain=False).problems
+    assert any(p.recording_id == reformatted and "content was added outside what is signed" in p.detail
+               for p in problems), problems
 
 
 def test_two_workers_adopting_one_manifest_record_it_once(samples, settings, engine):

@@ -22,7 +22,7 @@ import pytest
 
 from storage import LocalStore, S3WormStore, SealBroken, object_key
 from storage.backends.local_tree import stat_mode
-from tests.conftest import wait_for
+from tests.conftest import _missing, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 UNTIL = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
@@ -190,7 +190,7 @@ def test_a_second_name_of_a_manifest_is_healed_and_an_immutable_object_is_sealed
     assert store.verify(sha) == sha and list((store.root / "incoming").iterdir()) == []
 
     if not has_capability():
-        pytest.skip("sealing with chattr +i needs CAP_LINUX_IMMUTABLE (the rest of this test ran)")
+        _missing("CAP_LINUX_IMMUTABLE (sealing with chattr +i; the rest of this test ran)")
     immutable = LocalStore(tmp_path / "immutable", immutable=True)
     immutable.put_file(source, sha256=sha, size_bytes=1, retain_until=UNTIL)
     obj = immutable.root / "objects" / object_key(sha)

@@ -334,9 +334,12 @@ class LocalStore:
             retain_until, hold = self.tree.read_retention(sha256)
         except FileNotFoundError:
             raise SealBroken(object_key(sha256), [f"{record} (the retention record of {path}) is missing"]) from None
-        problems = tuple(why for p in (path, record) if (why := seal_problem(p, immutable=self.immutable)))
+        def found() -> tuple[str, ...]:
+            return tuple(why for p in (path, record) if (why := seal_problem(p, immutable=self.immutable)))
+
+        problems = found()
         if problems and self._drop_leftover_names():
-            problems = tuple(why for p in (path, record) if (why := seal_problem(p, immutable=self.immutable)))
+            problems = found()
         return StoredObject(key=object_key(sha256), sha256=sha256, size_bytes=size, retain_until=retain_until,
                             legal_hold=hold, location=path.as_uri(), seal_problems=problems)
 

@@ -11,7 +11,6 @@ from sqlmodel import Session
 
 from catalog import DisposalBatch, Officer
 from catalog.models import Recording
-from catalog.types import utcnow
 from evidence.web import WebConfig, create_app
 from tests.cli import run_cli
 from tests.helpers.retention import KEY, POLICY, archived, wait_past
@@ -27,7 +26,7 @@ def _due_in_two_units(engine, store, tmp_path) -> tuple[Recording, Recording]:
         session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
         rows = []
         for n, officer in ((1, "010203"), (2, "030405")):
-            recording = archived(session, store, tmp_path, n, retain_until=utcnow() + timedelta(seconds=2),
+            recording = archived(session, store, tmp_path, n, retain_until=timedelta(seconds=2),
                                  captured_end=OLD)
             recording.officer_number, recording.original_name = officer, f"U{n}-现场-{officer}.mp4"
             session.add(recording)

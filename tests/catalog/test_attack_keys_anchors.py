@@ -338,7 +338,7 @@ def test_a_disposal_batch_is_anchored_once_its_record_is_written(engine, store, 
 
     with Session(engine, expire_on_commit=False) as session:
         ensure_station(session, STATION)
-        old = archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2),
+        old = archived(session, store, tmp_path, 1, retain_until=timedelta(seconds=2),
                        captured_end=datetime(2025, 1, 1, tzinfo=UTC))  # routine footage past its time
         wait_past(old.retain_until)
         batch = start_sweep(session, store, POLICY, now=utcnow(), by="clerk:李四", approval_required=False,

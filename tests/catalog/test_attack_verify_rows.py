@@ -36,7 +36,7 @@ def test_rows_hidden_as_disposed_or_staged_and_a_deleted_row_are_named(env, engi
     # A recording lawfully disposed of (its tombstone, `disposed` event and signed record exist) stays quiet.
     store = store_of(env)
     with Session(engine) as session:
-        lawful = archived(session, store, tmp_path, 9, retain_until=utcnow() + timedelta(seconds=2),
+        lawful = archived(session, store, tmp_path, 9, retain_until=timedelta(seconds=2),
                           captured_end=datetime(2025, 1, 1, tzinfo=UTC))
         wait_past(lawful.retain_until)
     outcome, code = sweep_and_approve(env)

@@ -54,7 +54,7 @@ def _server_refuses_delete(store: S3WormStore, sha256: str) -> str:
 def test_case_lifecycle_sets_holds_and_extends_retention_on_the_store(engine, worm_store, tmp_path):
     now = utcnow()
     with Session(engine) as session:
-        rec = archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
+        rec = archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=200),  # past any 6 months
                        captured_end=now - timedelta(days=1), manifest=True)
         case = open_case(session, "AB-2026-00042")
         link_recording(session, case, rec, purpose="证明违法事实", by="clerk:李四")
@@ -104,7 +104,7 @@ def test_case_lifecycle_sets_holds_and_extends_retention_on_the_store(engine, wo
 
 
 def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_record(engine, worm_store, tmp_path):
-    soon = utcnow() + timedelta(seconds=2)
+    soon = timedelta(seconds=2)  # counted from each object's storing (tests.helpers.retention.archived)
     old_capture = datetime(2025, 1, 1, tzinfo=UTC)
     with Session(engine) as session:
         due = archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=old_capture)
@@ -163,7 +163,7 @@ def test_with_a_tsa_a_disposal_record_and_its_anchor_carry_tokens_and_a_swapped_
     tsa = dataclasses.replace(Settings.defaults(), tsa_url=local_tsa.url("ok"))
     signer = Signer("station-1", KEY, tsa=tsa)
     with Session(engine) as session:
-        due = archived(session, worm_store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=1),
+        due = archived(session, worm_store, tmp_path, 1, retain_until=timedelta(seconds=1),
                        captured_end=datetime(2025, 1, 1, tzinfo=UTC), manifest=True)
         wait_past(due.retain_until)
         batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=False,
@@ -204,7 +204,7 @@ def _replace_record(store: EvidenceStore, name: str, data: bytes) -> None:
 
 
 def test_an_item_linked_to_a_case_after_the_plan_is_refused_and_reported(engine, worm_store, tmp_path):
-    soon = utcnow() + timedelta(seconds=2)
+    soon = timedelta(seconds=2)  # counted from each object's storing (tests.helpers.retention.archived)
     with Session(engine) as session:
         first = archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
                                                                                                     tzinfo=UTC))
@@ -229,7 +229,7 @@ def test_an_item_linked_to_a_case_after_the_plan_is_refused_and_reported(engine,
 
 
 def test_the_store_has_the_last_word_when_the_catalog_drifted(engine, worm_store, tmp_path):
-    soon = utcnow() + timedelta(seconds=2)
+    soon = timedelta(seconds=2)  # counted from each object's storing (tests.helpers.retention.archived)
     with Session(engine) as session:
         rec = archived(session, worm_store, tmp_path, 1, retain_until=soon, captured_end=datetime(2025, 1, 1,
                                                                                                   tzinfo=UTC))
@@ -256,7 +256,7 @@ def test_a_sweep_with_nothing_due_makes_no_batch(engine, worm_store, tmp_path):
 def test_check_store_repairs_a_hold_lifted_behind_the_catalogue(engine, worm_store, tmp_path):
     now = utcnow()
     with Session(engine) as session:
-        rec = archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=180),
+        rec = archived(session, worm_store, tmp_path, 1, retain_until=now + timedelta(days=200),  # past any 6 months
                        captured_end=now - timedelta(days=1))
         link_recording(session, open_case(session, "AB-2026-00200"), rec, purpose="证明", by="clerk")
         session.commit()

@@ -34,14 +34,21 @@ POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="
 KEY = Ed25519PrivateKey.generate()
 
 
-def archived(session: Session, store: Any, tmp_path: Path, n: int, *, retain_until: datetime,
+def archived(session: Session, store: Any, tmp_path: Path, n: int, *, retain_until: datetime | timedelta,
              captured_end: datetime, manifest: bool = True) -> Recording:
     """Recording *n* stored as ingest makes it: its `copied` event (with the row's values), its stamp and, unless
-    *manifest* is false, its signed manifest (the key registered and published in the store). Commits."""
+    *manifest* is false, its signed manifest (the key registered and published in the store). Commits.
+
+    A *retain_until* given as a timedelta counts from the moment the object is stored, after the key is registered:
+    a lock of a few seconds then still lies ahead when its manifest is written, however slow the machine."""
     data = f"recording {n} {tmp_path}".encode() * 50
     sha = hashlib.sha256(data).hexdigest()
     path = tmp_path / f"{n}.bin"
     path.write_bytes(data)
+    if manifest:
+        ensure_station_key(session, "station-1", KEY, actor="station:test", store=store)
+    if isinstance(retain_until, timedelta):
+        retain_until = utcnow() + retain_until
     stored = store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=retain_until)
     recording = Recording(sha256=sha, size_bytes=len(data), media_kind="video", original_name=f"clip{n}.mp4",
                           station_code="station-1", captured_start=captured_end - timedelta(minutes=1),
@@ -55,7 +62,6 @@ def archived(session: Session, store: Any, tmp_path: Path, n: int, *, retain_unt
                  details={"sha256": sha, "size_bytes": len(data), ROW_KEY: row_values(recording)})
     record_stamp(session, recording, by="station:test", reason="ingest")
     if manifest:
-        ensure_station_key(session, "station-1", KEY, actor="station:test", store=store)
         write_manifest(session, store, recording, KEY, actor="station:test")
     session.commit()
     return recording

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from catalog import DisposalBatch, link_recording
-from catalog.types import utcnow
 from evidence.web import WebConfig, create_app
 from tests.helpers.retention import KEY, POLICY, archived, open_case, wait_past
 from tests.webhelpers import add_web_users, form_token, web_login
@@ -18,8 +17,8 @@ from tests.webhelpers import add_web_users, form_token, web_login
 def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine, store, tmp_path):
     with Session(engine) as session:
         old = datetime(2025, 1, 1, tzinfo=UTC)
-        due = archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
-        held = archived(session, store, tmp_path, 2, retain_until=utcnow() + timedelta(seconds=2), captured_end=old)
+        due = archived(session, store, tmp_path, 1, retain_until=timedelta(seconds=2), captured_end=old)
+        held = archived(session, store, tmp_path, 2, retain_until=timedelta(seconds=2), captured_end=old)
         link_recording(session, open_case(session, "AB-2026-00099"), held, purpose="证明", by="clerk")
         session.commit()
         wait_past(due.retain_until, held.retain_until)
@@ -67,7 +66,7 @@ def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine,
 
 def test_disposal_needs_the_signing_key(engine, store, tmp_path):
     with Session(engine) as session:
-        due = archived(session, store, tmp_path, 1, retain_until=utcnow() + timedelta(seconds=2),
+        due = archived(session, store, tmp_path, 1, retain_until=timedelta(seconds=2),
                        captured_end=datetime(2025, 1, 1, tzinfo=UTC))
         wait_past(due.retain_until)
     add_web_users(engine, {"clerk": "clerk"})

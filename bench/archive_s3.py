@@ -93,7 +93,7 @@ def _ingest(server: Any, device: Path, bucket: str, args: argparse.Namespace) ->
     evict(device)
     started_at = datetime.now().astimezone()
     start = time.perf_counter()
-    report = run_ingest(device, settings, IngestOptions(), derive=False)
+    report = run_ingest(device, settings, IngestOptions(), derive="later")
     returned = time.perf_counter() - start
     states = {r["state"] for r in report.recordings}
     if len(report.recordings) != args.files:

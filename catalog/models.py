@@ -20,8 +20,9 @@ from catalog.types import UTCDateTime
 
 __all__ = [
     "ArchiveClaim", "CustodyAnchor", "CustodyEvent", "CustodyHead", "DerivedMedia", "Device", "DockResult",
-    "DockSession", "IntegrityCheck", "IntegrityStatus", "MediaKind", "Officer", "OutboxMessage", "Recording",
-    "RecordingState", "Sighting", "SpotCheck", "SpotCheckItem", "StampRevision", "Station", "StationKey", "ts_field",
+    "DockSession", "IntegrityCheck", "IntegrityStatus", "MediaKind", "MediaWorkFailure", "Officer", "OutboxMessage",
+    "Recording", "RecordingState", "Sighting", "SpotCheck", "SpotCheckItem", "StampRevision", "Station", "StationKey",
+    "ts_field",
 ]
 
 
@@ -309,6 +310,23 @@ class DerivedMedia(SQLModel, table=True):
     size_bytes: int = Field(sa_column=Column(BigInteger(), nullable=False))
     content_type: str = Field(max_length=64)
     created_at: datetime | None = ts_field(nullable=False)
+
+
+class MediaWorkFailure(SQLModel, table=True):
+    """Work after archiving that failed for good on a recording's media: a thumbnail or proxy the original cannot
+    be rendered into, or a decode check that never finishes. Never evidence; kept so the backlog
+    (`catalog.media_work`) does not try the same hopeless work again at every pass, and so the detail says why."""
+
+    __tablename__ = "media_work_failure"
+    __table_args__ = (UniqueConstraint("recording_id", "kind", name="uq_media_work_failure_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    derived_from_sha256: str = Field(max_length=64)
+    kind: str = Field(max_length=32)  # thumbnail | proxy | decode-check
+    reason: str = Field(max_length=1000)
+    failed_by: str = Field(max_length=100)
+    failed_at: datetime | None = ts_field(nullable=False)
 
 
 class SpotCheck(SQLModel, table=True):

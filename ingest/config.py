@@ -93,6 +93,7 @@ class Settings:
     status_heartbeat_s: float = _default("EVIDENCE_STATUS_HEARTBEAT_S")
     staging_sweep_s: float = _default("EVIDENCE_STAGING_SWEEP_S")
     store_scratch_age_s: float = _default("EVIDENCE_STORE_SCRATCH_AGE_S")
+    derive: str = _default("EVIDENCE_DERIVE")
 
     @property
     def retention_policy(self) -> RetentionPolicy:

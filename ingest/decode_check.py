@@ -54,7 +54,7 @@ from sqlmodel import Session
 from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound, RecordingState
 from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
 from catalog.recordings import lock_recording
-from ingest.derive import IO_TIMEOUT_S, ffmpeg_source, is_url, read_photo, shown_source
+from ingest.derive import IO_TIMEOUT_S, dies_with_parent, ffmpeg_source, is_url, read_photo, shown_source
 from ingest.errors import DecodeIncomplete, DecodeTimedOut
 from storage import EvidenceStore
 
@@ -218,7 +218,8 @@ def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2) ->
     if exit_code is None:
         raise DecodeTimedOut(shown, timeout_s, decoded_s=log.decoded_s)
     if exit_code in _STOPPED:
-        raise DecodeIncomplete(shown, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s)
+        raise DecodeIncomplete(shown, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s,
+                               transient=True)
     return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
 
 
@@ -228,10 +229,10 @@ def _decode(args: list[str], log: DecodeLog, *, timeout_s: float, shown: str) ->
     try:
         # Its own session: a Ctrl-C or SIGTERM meant for the worker must not end a decode as if the file failed.
         # But it dies with the worker (setpriv's parent-death signal): a killed worker leaves no ffmpeg running on.
-        proc = subprocess.Popen(_dies_with_parent(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(dies_with_parent(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
-        raise DecodeIncomplete(shown, f"cannot run ffmpeg: {exc}") from exc
+        raise DecodeIncomplete(shown, f"cannot run ffmpeg: {exc}", transient=True) from exc
     assert proc.stderr is not None
     reader = threading.Thread(target=_read_stderr, args=(proc.stderr, log), name="decode-stderr", daemon=True)
     reader.start()
@@ -247,13 +248,6 @@ def _decode(args: list[str], log: DecodeLog, *, timeout_s: float, shown: str) ->
         reader.join()
         proc.stderr.close()
     return exit_code
-
-
-def _dies_with_parent(args: list[str]) -> list[str]:
-    """*args* run so that the child is killed when the thread that started it ends (util-linux `setpriv
-    --pdeathsig`, where installed)."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else args
 
 
 @cache

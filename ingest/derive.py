@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,9 @@ from storage import EvidenceStore
 from storage.hashing import CHUNK_BYTES, hash_file
 
 __all__ = ["IO_TIMEOUT_S", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES", "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH",
-           "FfmpegSource", "derive_recording", "ffmpeg_source", "image_frame", "is_url", "make_audio_proxy",
-           "make_proxy", "make_thumbnail", "read_photo", "shown_source", "video_frame", "write_thumbnail"]
+           "FfmpegSource", "derive_recording", "dies_with_parent", "ffmpeg_source", "image_frame", "is_url",
+           "make_audio_proxy", "make_proxy", "make_thumbnail", "read_photo", "shown_source", "video_frame",
+           "write_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +202,16 @@ def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, th
         return _ffmpeg(args, dest, timeout_s, reading)
 
 
+def dies_with_parent(args: list[str]) -> list[str]:
+    """*args* run so that the child is killed when the thread that started it ends (util-linux `setpriv
+    --pdeathsig`, where installed): a renderer or worker killed or stopped leaves no ffmpeg running on."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else args
+
+
 def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
     try:
-        done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
+        done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
     if done.returncode != 0:
@@ -223,8 +232,9 @@ def _record(session: Session, recording: Recording, kind: str, key: str, path: P
 
 
 def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, *,
-                     threads: int = 2) -> list[str]:
-    """Make and store the thumbnail (video, photo) and proxy (video, audio) of a recording; return the kinds made.
+                     threads: int = 2, kinds: Collection[str] = ("thumbnail", "proxy")) -> list[str]:
+    """Make and store the thumbnail (video, photo) and proxy (video, audio) of a recording, or only those of them
+    in *kinds*; return the kinds made.
 
     The original is read where it is stored, never copied (module docstring): only the derived files are written,
     to a temporary folder under *work_dir*.
@@ -243,12 +253,12 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
         work_dir.mkdir(parents=True, exist_ok=True)
         made: list[str] = []
         with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"derive-{recording_id}-") as tmp:
-            if recording.media_kind in ("video", "photo"):
+            if recording.media_kind in ("video", "photo") and "thumbnail" in kinds:
                 thumb = _thumbnail(store, recording, Path(tmp) / "thumbnail.jpg")
                 key = store.put_derived(recording.sha256, "thumbnail.jpg", thumb, content_type="image/jpeg")
                 _record(session, recording, "thumbnail", key, thumb, "image/jpeg")
                 made.append("thumbnail")
-            if recording.media_kind in ("video", "audio"):
+            if recording.media_kind in ("video", "audio") and "proxy" in kinds:
                 name, content_type = PROXY_NAMES[recording.media_kind]
                 dest = Path(tmp) / name
                 try:

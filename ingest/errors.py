@@ -119,10 +119,13 @@ class CatalogueDeferred(CatalogUnavailable):
 class DecodeIncomplete(IngestError):
     """The decode did not run to its end, so there is no verdict (the file is not judged)."""
 
-    def __init__(self, path: Path | str, reason: str, *, decoded_s: float | None = None) -> None:
+    def __init__(self, path: Path | str, reason: str, *, decoded_s: float | None = None,
+                 transient: bool = False) -> None:
         self.path = str(path)
         self.reason = reason
         self.decoded_s = decoded_s
+        #: Stopped from outside (a signal, ffmpeg missing): another try may finish. Otherwise the file is the cause.
+        self.transient = transient
         reached = f" (reached {decoded_s:.2f} s of media)" if decoded_s is not None else ""
         super().__init__(f"decode check of {self.path!r} incomplete: {reason}{reached}")
 

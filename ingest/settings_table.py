@@ -149,6 +149,13 @@ SETTINGS: tuple[Setting, ...] = (
        "local store's `incoming/`, an S3 multipart upload never completed or aborted. Keep it above the longest "
        "upload (S3 dates an upload from its start). A second name of a stored object left there by a killed write "
        "goes at once"),
+    Setting("EVIDENCE_DERIVE", "background", p.choice("background", "wait", "later"),
+       "when thumbnails, browser proxies and decode checks are made after an archived ingest without a broker: "
+       "`background` — `evidence ingest` returns once its recordings are archived and a renderer it starts "
+       "(`evidence derive-pending`, logging to `$EVIDENCE_HOME/logs/media-work.log`) makes them; `wait` — before "
+       "`evidence ingest` returns; `later` — by the next `station watch` or `evidence derive-pending`. An embedded "
+       "`station watch` renders in a thread of its own unless `later`. With a broker the derive queue's workers "
+       "render, whatever this says"),
     Setting("EVIDENCE_DISK_FULL_WAIT_S", "600", p.seconds,
        "how long an ingest pauses for staging space to return before giving up on the file"),
     Setting("EVIDENCE_ANCHOR_INTERVAL_S", "3600", p.seconds,

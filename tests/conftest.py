@@ -29,6 +29,8 @@ from tests.s3server import SeaweedServer, find_weed
 if TYPE_CHECKING:
     from ingest.station.service import StationService
 
+#: EVIDENCE_DERIVE for every `evidence` command a test runs unless it says otherwise (clean_environ).
+TEST_DERIVE = "wait"
 PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -43,6 +45,9 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("EVIDENCE_") and key != "EVIDENCE_TEST_PG_URL":
             monkeypatch.delenv(key)
+    # `evidence ingest` renders before it returns in tests (a background renderer would outlive the test's
+    # catalogue); tests/ingest/test_media_work.py runs the default, `background`, and waits for its renderer.
+    monkeypatch.setenv("EVIDENCE_DERIVE", TEST_DERIVE)
 
 
 @pytest.fixture(scope="session")
@@ -204,7 +209,8 @@ def running_station(settings: Settings) -> Iterator[StationService]:
 def process_env(env: dict[str, str]) -> dict[str, str]:
     """The whole environment of an `evidence` process a test starts: this process's, without its EVIDENCE_
     settings, and *env*."""
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}, **env}
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}, "EVIDENCE_DERIVE": TEST_DERIVE,
+            **env}
 
 
 def station_env(settings: Settings) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""`evidence ingest`, `archive-pending`, `worker`, `samples`, `demo` and `profiles`: taking recordings in.
+"""`evidence ingest`, `archive-pending`, `derive-pending`, `worker`, `samples`, `demo` and `profiles`: taking
+recordings in.
 
 `ingest` exits 0 when every file was preserved (even damaged ones), 1 when
 some file could not be; the report lists what was new, already known,
@@ -21,15 +22,17 @@ from catalog.types import utcnow
 from device_profiles import load_profiles
 from evidence.cli.common import console, errors, print_json, settings, station_operator
 from evidence.cli.recordings import recordings_table
+from ingest.anchoring import anchor_chain
 from ingest.archiving import archive_staged
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid
+from ingest.media_work import LOG_NAME, render_backlog
 from ingest.pipeline import IngestOptions, IngestReport
 from ingest.queue.connection import open_queue
 from ingest.queue.workers import run_ingest, run_workers
 from ingest.services import catalog_engine, check_store_at_start, open_store
 
-__all__ = ["archive_pending", "demo", "ingest", "print_report", "profiles", "samples", "worker"]
+__all__ = ["archive_pending", "demo", "derive_pending", "ingest", "print_report", "profiles", "samples", "worker"]
 
 #: Kinds of work `evidence worker --only` may name.
 WORK_KINDS = frozenset({"archive", "derive", "verify"})
@@ -49,10 +52,12 @@ def print_report(report: IngestReport, title: str) -> None:
     out.print(f"{report.new_count} new, {report.known_count} already known, {len(report.skipped)} skipped, "
               f"{len(report.discarded)} discarded, {len(report.errors)} error(s); {report.implausible_count} with an "
               f"implausible device clock, {report.held_count} under legal hold; dock session {report.dock_session_id}")
+    if report.renderer_pid is not None:
+        out.print(f"thumbnails, proxies and decode checks: in the background (process {report.renderer_pid}, log "
+                  f"{LOG_NAME} in EVIDENCE_HOME; `evidence derive-pending` does them too)")
 
 
-def _run_ingest(path: Path, cfg: Settings, options: IngestOptions, *, quiet: bool,
-                derive: bool = True) -> IngestReport:
+def _run_ingest(path: Path, cfg: Settings, options: IngestOptions, *, quiet: bool, derive: str) -> IngestReport:
     if quiet or not sys.stderr.isatty():
         return run_ingest(path, cfg, options, derive=derive)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
@@ -76,7 +81,8 @@ def _run_ingest(path: Path, cfg: Settings, options: IngestOptions, *, quiet: boo
 @click.option("--case", "case_number", help="Case number to stamp on every recording.")
 @click.option("--purpose", help="What the recordings prove (证明对象).")
 @click.option("--clock-offset", type=float, help="Seconds to add to the device clock (known drift).")
-@click.option("--no-derive", is_flag=True, help="Skip thumbnails and browser proxies.")
+@click.option("--no-derive", is_flag=True, help="Leave thumbnails, browser proxies and decode checks to the next "
+              "renderer (`station watch`, `evidence derive-pending`): EVIDENCE_DERIVE=later for this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def ingest(path: Path, profile: str | None, station: str | None, officer: str | None,
            case_number: str | None, purpose: str | None, clock_offset: float | None, no_derive: bool,
@@ -87,7 +93,7 @@ def ingest(path: Path, profile: str | None, station: str | None, officer: str | 
         operator = station_operator(cfg)
         options = IngestOptions(profile=profile, officer=officer, case_number=case_number, purpose=purpose,
                                 clock_offset_s=clock_offset, actor=operator.actor)
-        report = _run_ingest(path, cfg, options, quiet=as_json, derive=not no_derive)
+        report = _run_ingest(path, cfg, options, quiet=as_json, derive="later" if no_derive else cfg.derive)
     if as_json:
         print_json(report.as_json())
     else:
@@ -184,6 +190,30 @@ def archive_pending(as_json: bool) -> None:
         click.echo(", ".join(f"{v} {k}" for k, v in result.items()))
 
 
+@click.command("derive-pending")
+@click.option("--quiet", is_flag=True, help="Print nothing (the renderer `evidence ingest` starts in the background).")
+@click.option("--json", "as_json", is_flag=True)
+def derive_pending(quiet: bool, as_json: bool) -> None:
+    """Make the thumbnails, browser proxies and decode checks archived recordings still lack (the media backlog),
+    oldest first; what failed because of the media is recorded and not tried again. One renderer per EVIDENCE_HOME
+    works at a time: with another at work this leaves the backlog to it."""
+    with errors():
+        cfg = settings()
+        operator = station_operator(cfg)
+        store = open_store(cfg)
+        with catalog_engine(cfg) as engine:
+            done = render_backlog(cfg, engine, store, by=operator.actor)
+            if done is not None and (done.done or done.failed):
+                anchor_chain(cfg, engine, store, actor=operator.actor, reason="media work")
+    result: dict[str, Any] = ({"renderer": "another renderer is at work"} if done is None else
+                              {"recordings": done.recordings, "done": done.done, "failed": done.failed,
+                               "deferred": done.deferred, "stopped": done.stopped})
+    if as_json:
+        print_json(result)
+    elif not quiet:
+        click.echo(result["renderer"] if done is None else done.summary())
+
+
 @click.command()
 @click.argument("dest", type=click.Path(path_type=Path))
 def samples(dest: Path) -> None:
@@ -212,11 +242,12 @@ def demo(as_json: bool) -> None:
         reports = []
         for name, path in devices.items():
             options = IngestOptions(purpose="日常巡查 routine patrol", actor=operator.actor)
-            report = _run_ingest(path, cfg, options, quiet=as_json)
+            report = _run_ingest(path, cfg, options, quiet=as_json, derive=cfg.derive)
             reports.append((name, path, report))
             if not as_json:
                 print_report(report, f"{name}: {path}")
-        again = _run_ingest(devices[next(iter(devices))], cfg, IngestOptions(actor=operator.actor), quiet=True)
+        again = _run_ingest(devices[next(iter(devices))], cfg, IngestOptions(actor=operator.actor), quiet=True,
+                            derive=cfg.derive)
     if as_json:
         print_json({"devices": [{"name": n, "path": str(p), **r.as_json()} for n, p, r in reports],
                     "redock": again.as_json()})

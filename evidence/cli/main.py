@@ -16,7 +16,7 @@ import logging
 import click
 
 from evidence.cli.cases import case
-from evidence.cli.ingest import archive_pending, demo, ingest, profiles, samples, worker
+from evidence.cli.ingest import archive_pending, demo, derive_pending, ingest, profiles, samples, worker
 from evidence.cli.integrity import integrity
 from evidence.cli.keys import keys
 from evidence.cli.recordings import cat, manifest, search, show, tag
@@ -31,7 +31,7 @@ __all__ = ["configure_logging", "main"]
 #: Libraries that log every connection or request at INFO/DEBUG: WARNING unless -vv asks for their detail.
 NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "pika", "alembic", "watchdog", "asyncio")
 #: Commands that run as services: their INFO lines (one per archived recording, workers starting) are the log.
-SERVICE_COMMANDS = frozenset({"serve", "worker"})
+SERVICE_COMMANDS = frozenset({"serve", "worker", "derive-pending"})
 
 
 class _IsoFormatter(logging.Formatter):
@@ -72,8 +72,8 @@ def main(ctx: click.Context, verbose: int) -> None:
     configure_logging(verbose, service=ctx.invoked_subcommand in SERVICE_COMMANDS)
 
 
-for _command in (ingest, search, show, cat, tag, manifest, profiles, worker, archive_pending, station, samples, demo,
-                 case, retention, verify, custody, export, user, serve, integrity, keys):
+for _command in (ingest, search, show, cat, tag, manifest, profiles, worker, archive_pending, derive_pending, station,
+                 samples, demo, case, retention, verify, custody, export, user, serve, integrity, keys):
     main.add_command(_command)
 
 

@@ -79,6 +79,7 @@ class IngestReport:
     discarded: list[DiscardedItem] = field(default_factory=list)  # left on the device on purpose, each with why
     errors: list[ErrorItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    renderer_pid: int | None = None  # the background renderer started for the media work (ingest.media_work)
 
     # -- writing (the run) ------------------------------------------------------------------------
     def add_recording(self, recording: Recording, outcome: IngestOutcome, device_path: str) -> None:
@@ -146,4 +147,5 @@ class IngestReport:
     def as_json(self) -> dict[str, Any]:
         return {"dock_session": self.dock_session_id, "profile": self.profile,
                 "device_serial": self.device_serial, "recordings": self.recordings,
-                "skipped": self.skipped, "discarded": self.discarded, "errors": self.errors, "notes": self.notes}
+                "skipped": self.skipped, "discarded": self.discarded, "errors": self.errors, "notes": self.notes,
+                "renderer_pid": self.renderer_pid}

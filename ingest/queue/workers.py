@@ -25,9 +25,10 @@ from ingest.archiving import read_back_archived
 from ingest.config import Settings
 from ingest.decode_check import CHECKED_KINDS
 from ingest.errors import first_line
+from ingest.media_work import render_backlog, start_renderer
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
 from ingest.queue.actors import Actors, WorkerContext, queue_names
-from ingest.queue.connection import QueueConnection, open_queue
+from ingest.queue.connection import open_queue
 from ingest.queue.relay import reconcile_once, relay_once
 from ingest.services import catalog_engine, open_store
 from ingest.station.staging_sweep import sweep_store_scratch
@@ -41,11 +42,13 @@ logger = logging.getLogger(__name__)
 ARCHIVE_POLL_MS = 100
 
 
-def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive: bool = True,
+def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive: str = "wait",
                progress: Progress | None = None) -> IngestReport:
     """Ingest *path*: with a broker, up to `staged` with archive messages handed to the queue; without one, archived
-    inline, then (with *derive*) derived media and decode checks run by an in-process worker. Either way the
-    custody chain head is anchored after the dock session."""
+    inline, then the media backlog (thumbnails, proxies, decode checks: `ingest.media_work`) is done as *derive*
+    says (EVIDENCE_DERIVE): `wait` before this returns, `background` by a renderer started to run on after it,
+    `later` by the next renderer. Either way the custody chain head is anchored after the dock session (after the
+    media work that was waited for)."""
     with catalog_engine(settings) as engine:
         # With a broker the station never touches the archive: it must work while the archive is away.
         store = open_store(settings, check=not settings.broker_url)
@@ -54,7 +57,7 @@ def run_ingest(path: Path, settings: Settings, options: IngestOptions, *, derive
             if settings.broker_url:
                 report = _ingest_for_workers(path, settings, options, engine, store, queue.actors, progress)
             else:
-                report = _ingest_inline(path, settings, options, engine, store, queue if derive else None, progress)
+                report = _ingest_inline(path, settings, options, engine, store, derive, progress)
             # After the decode checks too: the dock session and everything it led to is in the anchored head.
             anchor_chain(settings, engine, store, key=key, actor=options.actor,
                          reason=f"dock session {report.dock_session_id}")
@@ -76,10 +79,9 @@ def _ingest_for_workers(path: Path, settings: Settings, options: IngestOptions, 
 
 
 def _ingest_inline(path: Path, settings: Settings, options: IngestOptions, engine: Engine, store: EvidenceStore,
-                   derive_with: QueueConnection | None, progress: Progress | None) -> IngestReport:
+                   derive: str, progress: Progress | None) -> IngestReport:
     """Ingest archiving inline; read back what S3 stored (unless EVIDENCE_S3_READBACK=inline did it in the upload);
-    then, unless *derive_with* is None, an in-process worker on its broker renders derived media and decode-checks
-    each new recording before this returns."""
+    then the media backlog as *derive* says (run_ingest)."""
     # What an earlier ingest killed half-way left in the store's scratch (nothing else sweeps it without a station).
     sweep_store_scratch(store, older_than_s=settings.store_scratch_age_s)
     new_ids: list[int] = []
@@ -92,26 +94,13 @@ def _ingest_inline(path: Path, settings: Settings, options: IngestOptions, engin
         for row in report.recordings:
             if row.get("id") in verified:
                 row["state"] = RecordingState.VERIFIED.value
-    # Only media gets derived files or a decode check: no worker is started for a dock of other files.
-    rendered = {row["id"] for row in report.recordings if row.get("media_kind") in CHECKED_KINDS}
-    if derive_with is not None and (ids := [i for i in new_ids if i in rendered]):
-        _derive_in_process(derive_with, settings, ids)
+    # Only media gets derived files or a decode check: nothing is started for a dock of other files.
+    if derive != "later" and any(row.get("media_kind") in CHECKED_KINDS for row in report.recordings):
+        if derive == "wait":
+            render_backlog(settings, engine, store, by=f"station:{settings.station}")
+        else:
+            report.renderer_pid = start_renderer(settings)
     return report
-
-
-def _derive_in_process(queue: QueueConnection, settings: Settings, ids: list[int]) -> None:
-    name = queue_names(settings.queue_namespace, settings.station)["derive"]
-    for recording_id in ids:
-        queue.actors.derive.send(recording_id)
-        queue.actors.decode_check.send(recording_id)
-    # Woken every 100 ms when idle (not every second): stopping it then takes ~0.1 s, not ~2 s.
-    worker = dramatiq.Worker(queue.broker, queues={name}, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
-        queue.broker.join(name)
-        worker.join()
-    finally:
-        worker.stop()
 
 
 def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, ids: list[int], *,

@@ -35,6 +35,7 @@ from ingest.config import Settings
 from ingest.errors import first_line
 from ingest.journal import held as journal_held
 from ingest.journal import journaled_serials
+from ingest.media_work import render_backlog
 from ingest.pipeline import IngestOptions, IngestReport, Progress, busy_serials, catalogue_journal, ingest_folder
 from ingest.queue.actors import Actors
 from ingest.queue.connection import open_queue
@@ -51,6 +52,10 @@ from ingest.station.usb_identity import usb_identity
 __all__ = ["DeviceState", "DeviceStatus", "StationService", "read_status"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between passes over the media backlog when no dock wakes the render thread: work a store or catalogue
+#: outage deferred is tried again this often.
+RENDER_RETRY_S = 300.0
 
 
 class StationService:
@@ -78,6 +83,8 @@ class StationService:
         # Handing the outbox to the broker: woken after each dock commit, and every EVIDENCE_OUTBOX_RELAY_S.
         self._relay_wake = threading.Event()
         self.last_relay: RelayResult | None = None
+        # The media backlog (embedded: no derive workers): at start, after each dock, every RENDER_RETRY_S.
+        self._render_wake = threading.Event()
 
     # -- status --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -208,6 +215,8 @@ class StationService:
                 self.awaiting_clear[status.path] = (volume.path, profile, report.device_serial)
         self._changed()
         self._anchor_soon(f"dock session {report.dock_session_id}")
+        if report.new_count:
+            self._render_wake.set()
         logger.warning("Ingested %r: %d new, %d known, %d skipped, %d error(s).", status.path, status.new,
                        status.known, status.skipped, len(status.errors))
 
@@ -285,6 +294,24 @@ class StationService:
         if result.removed:
             logger.warning("Staging sweep removed %d copies nothing needs (%d bytes).", len(result.removed),
                            result.bytes_removed)
+
+    def _render_loop(self) -> None:
+        """Without a broker nothing else renders: the media backlog (thumbnails, proxies, decode checks of archived
+        recordings, `ingest.media_work`) at start, after each dock with new recordings, and every RENDER_RETRY_S (what
+        a store outage deferred), as this EVIDENCE_HOME's one renderer; it stops between recordings when the station
+        stops."""
+        by = f"station:{self.settings.station}"
+        while not self.stop.is_set():
+            self._render_wake.clear()
+            try:
+                done = render_backlog(self.settings, self.engine, self.store, by=by, should_stop=self.stop.is_set)
+            except Exception:
+                logger.exception("Rendering the media backlog failed; will retry.")
+            else:
+                if done is not None and (done.done or done.failed):
+                    logger.warning("Media backlog: %s.", done.summary())
+                    self._anchor_soon("media work")
+            self._render_wake.wait(RENDER_RETRY_S)
 
     def _sweep_clearing(self) -> None:
         with self.lock:
@@ -439,6 +466,8 @@ class StationService:
             relaying = threading.Thread(target=self._relay_loop, name="relay", daemon=True)
             relaying.start()
         threading.Thread(target=self._sweep_staging_loop, name="staging-sweep", daemon=True).start()
+        if not settings.broker_url and settings.derive != "later":
+            threading.Thread(target=self._render_loop, name="render", daemon=True).start()
         threading.Thread(target=self.metrics.refresh_forever, args=(self.engine, self.stop), name="health",
                          daemon=True,
                          kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
@@ -464,6 +493,7 @@ class StationService:
         if self.endpoint is not None:
             self.endpoint.stop()
         watcher.stop()
+        self._render_wake.set()  # the render thread sees the stop between recordings
         self.pool.shutdown(wait=True)  # in-flight docks stop between files
         self._anchor_stopping = True  # one last anchor covers the sessions that just ended
         self._anchor_wake.set()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import random
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -37,8 +35,9 @@ from ingest.decode_check import check_recording
 from ingest.derive import IO_TIMEOUT_S, PROXY_TIMEOUT_S, THUMBNAIL_VALID_S, derive_recording, make_proxy, video_frame
 from ingest.errors import DeriveFailed
 from ingest.pipeline import IngestOptions, ingest_folder
-from ingest.samples import make_photo, make_wav, run_ffmpeg
+from ingest.samples import make_photo, make_wav
 from storage import LocalStore, S3WormStore, make_s3_client, object_key
+from tests.helpers.clips import damaged_clip, noisy_clip
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -48,30 +47,12 @@ NAMES = {"video": "MVI_0001.MP4", "photo": "IMG_0002.JPG", "audio": "REC_0003.WA
 # ----------------------------------------------------------------------------- media and ingest
 
 
-def _noisy_clip(path: Path) -> Path:
-    """1 s of 640x480 noise, lossless H.264 + AAC: several MB, many times its 480p proxy."""
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25:duration=1,noise=alls=80:allf=t",
-               "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
-               "-qp", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
-    return path
-
-
-def _damaged_clip(path: Path, good: Path) -> Path:
-    """*good* with every byte of its coded data random: it probes as a video, and no frame decodes."""
-    data = bytearray(good.read_bytes())
-    mdat = data.index(b"mdat") - 4
-    end = mdat + struct.unpack(">I", data[mdat:mdat + 4])[0]
-    data[mdat + 8:end] = random.Random(17).randbytes(end - mdat - 8)
-    path.write_bytes(bytes(data))
-    return path
-
-
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory, ffmpeg_available: None) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("in-place-media")
-    video = _noisy_clip(root / "video.mp4")
+    video = noisy_clip(root / "video.mp4")
     return {"video": video, "photo": make_photo(root / "photo.jpg", size="1920x1080"),
-            "audio": make_wav(root / "audio.wav", seconds=3.0), "damaged": _damaged_clip(root / "bad.mp4", video)}
+            "audio": make_wav(root / "audio.wav", seconds=3.0), "damaged": damaged_clip(root / "bad.mp4", video)}
 
 
 def _ingest(tmp_path: Path, media: dict[str, Path], settings: Any, engine: Any, store: Any,

@@ -346,7 +346,7 @@ def test_ingest_into_s3_object_lock_ends_verified(samples, tmp_path, catalog_url
         "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key,
         "EVIDENCE_S3_READBACK": readback})
     store = open_store(settings)
-    report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+    report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive="later")
     engine = open_catalog(settings.database_url)
     try:
         assert {r["state"] for r in report.recordings} == {"verified"}

@@ -57,7 +57,7 @@ def test_a_dead_broker_never_stops_a_dock_and_its_messages_go_when_it_returns(sa
     private_redis.kill()
     settings = _queued_settings(tmp_path, catalog_url, private_redis.url)
     # When a device is ingested
-    report = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
+    report = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive="later")
     engine = open_catalog(settings.database_url)
     try:
         # Then every file is copied and catalogued, staged, with its message waiting in the outbox

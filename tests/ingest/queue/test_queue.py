@@ -242,7 +242,7 @@ def test_worker_killed_mid_upload_loses_nothing_and_stores_one_version(tmp_path,
     with (device / "MVI_0001.MP4").open("wb") as fh:
         for _ in range(512):
             fh.write(os.urandom(1024 * 1024))
-    report = run_ingest(tmp_path / "cam", settings, IngestOptions(), derive=False)
+    report = run_ingest(tmp_path / "cam", settings, IngestOptions(), derive="later")
     sha = report.recordings[0]["sha256"]
     evidence = str(Path(sys.executable).with_name("evidence"))
     worker = subprocess.Popen([evidence, "worker", "--archive-threads", "1"], env=process_env(env),
@@ -286,7 +286,7 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, engine
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
                                   "EVIDENCE_BROKER_URL": private_redis.url})
     # Given messages queued while no worker runs, then the broker restarts (its journal keeps them)
-    first = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+    first = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive="later")
     private_redis.stop()
     private_redis.start()
     # When workers start, and the broker restarts again under them
@@ -294,7 +294,7 @@ def test_workers_survive_a_broker_restart(samples, tmp_path, catalog_url, engine
         wait_for(lambda: set(_states(engine).values()) == {"verified"}, 60, "archiving after the restart")
         private_redis.stop()
         private_redis.start()
-        second = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive=False)
+        second = run_ingest(samples.dcim_camera, settings, IngestOptions(), derive="later")
         # Then everything queued on either side of the restarts is archived
         wait_for(lambda: set(_states(engine).values()) == {"verified"}, 90, "archiving after a live restart")
         assert len(_states(engine)) == len(first.recordings) + len(second.recordings)
@@ -314,7 +314,7 @@ def test_rabbitmq_broker_carries_archive_messages(samples, tmp_path, catalog_url
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": catalog_url,
                                   "EVIDENCE_BROKER_URL": url, "EVIDENCE_QUEUE_NAMESPACE": namespace})
     try:
-        report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive=False)
+        report = run_ingest(samples.sidecar_recorder, settings, IngestOptions(), derive="later")
         assert {r["state"] for r in report.recordings} == {"staged"}
         with running_workers(settings, archive_threads=1):
             wait_for(lambda: set(_states(engine).values()) == {"verified"}, 60, "archiving through RabbitMQ")

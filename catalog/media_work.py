@@ -1,0 +1,98 @@
+"""The media backlog: what is still to be done to an archived recording's media after it is safely stored.
+
+A video gets a thumbnail, a browser proxy and a decode check; a photo a thumbnail and a decode check; an audio
+recording a proxy and a decode check. None of it is evidence and none of it may hold up a dock, so it runs after
+the recording is archived, by whoever renders at that site (`ingest.media_work`): the in-process renderer of
+`evidence ingest`, the embedded station's render thread, `evidence derive-pending`, or the derive queue's workers.
+The catalogue itself is the backlog: work is pending while a recording has neither its result (a `derived_media`
+row, a decode-check integrity revision) nor a `media_work_failure` row saying it failed for good. A renderer that
+dies, a store that is away, a message that is lost: the work stays pending and the next pass does it.
+
+`pending_work` is pure (what a recording of a kind still needs, given what is done and what failed);
+`media_backlog` asks the catalogue for the recordings with something pending, oldest first.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlmodel import Session, col, select
+
+from catalog.integrity import DECODE_CHECK
+from catalog.models import DerivedMedia, IntegrityCheck, MediaWorkFailure, Recording, RecordingState
+from catalog.types import utcnow
+
+__all__ = ["DECODE", "WORK_BY_KIND", "media_backlog", "media_failures", "pending_work", "record_media_failure",
+           "work_done"]
+
+#: The decode check's name among the kinds of media work (its result is an integrity revision).
+DECODE = DECODE_CHECK
+#: What each media kind gets after archiving, in the order it is done (the thumbnail first: it is quick, and what
+#: a clerk's list shows).
+WORK_BY_KIND: dict[str, tuple[str, ...]] = {
+    "video": ("thumbnail", "proxy", DECODE),
+    "photo": ("thumbnail", DECODE),
+    "audio": ("proxy", DECODE),
+}
+#: Reasons longer than this are cut (ffmpeg's last line on a hostile file can be anything).
+MAX_REASON_CHARS = 1000
+
+_IN_ARCHIVE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+
+
+def pending_work(media_kind: str, *, done: Iterable[str], failed: Iterable[str]) -> tuple[str, ...]:
+    """The work a recording of *media_kind* still needs: its kinds of work (WORK_BY_KIND) not *done* and not
+    *failed* for good, in order. Nothing for documents and other files."""
+    settled = set(done) | set(failed)
+    return tuple(kind for kind in WORK_BY_KIND.get(media_kind, ()) if kind not in settled)
+
+
+def work_done(session: Session, recording_id: int) -> tuple[set[str], set[str]]:
+    """(the kinds of media work done, the kinds failed for good) for one recording."""
+    done = set(session.exec(select(DerivedMedia.kind).where(DerivedMedia.recording_id == recording_id)))
+    if session.exec(select(IntegrityCheck.id).where(IntegrityCheck.recording_id == recording_id,
+                                                    IntegrityCheck.check == DECODE)).first() is not None:
+        done.add(DECODE)
+    failed = set(session.exec(select(MediaWorkFailure.kind).where(MediaWorkFailure.recording_id == recording_id)))
+    return done, failed
+
+
+def media_backlog(session: Session, *, limit: int = 100, after_id: int = 0) -> list[int]:
+    """Ids of archived (or verified) recordings with media work pending, oldest first, at most *limit*, each above
+    *after_id* (to page through the backlog while working on it)."""
+    def settled(kind: str) -> ColumnElement[bool]:
+        failed = exists().where(col(MediaWorkFailure.recording_id) == col(Recording.id),
+                                col(MediaWorkFailure.kind) == kind)
+        if kind == DECODE:
+            made = exists().where(col(IntegrityCheck.recording_id) == col(Recording.id),
+                                  col(IntegrityCheck.check) == DECODE)
+        else:
+            made = exists().where(col(DerivedMedia.recording_id) == col(Recording.id), col(DerivedMedia.kind) == kind)
+        return or_(made, failed)
+
+    wanted = or_(*(and_(col(Recording.media_kind) == media_kind, or_(*(~settled(kind) for kind in kinds)))
+                   for media_kind, kinds in WORK_BY_KIND.items()))
+    rows = session.exec(select(Recording.id).where(col(Recording.state).in_(_IN_ARCHIVE), col(Recording.id) > after_id,
+                                                   wanted).order_by(col(Recording.id)).limit(limit))
+    return [row for row in rows if row is not None]
+
+
+def record_media_failure(session: Session, recording: Recording, kind: str, reason: str, *, by: str) -> None:
+    """Record that *kind* of media work failed for good on *recording* (the backlog skips it from now on); a
+    second failure of the same kind replaces the first. Not committed."""
+    assert recording.id is not None
+    row = session.exec(select(MediaWorkFailure).where(MediaWorkFailure.recording_id == recording.id,
+                                                      MediaWorkFailure.kind == kind)).first()
+    if row is None:
+        row = MediaWorkFailure(recording_id=recording.id, kind=kind, derived_from_sha256=recording.sha256,
+                               reason="", failed_by="")
+    row.reason = reason[:MAX_REASON_CHARS]
+    row.failed_by = by[:100]
+    row.failed_at = utcnow()
+    session.add(row)
+
+
+def media_failures(session: Session, recording_id: int) -> list[MediaWorkFailure]:
+    """The media work that failed for good on a recording, by kind."""
+    return list(session.exec(select(MediaWorkFailure).where(MediaWorkFailure.recording_id == recording_id)
+                             .order_by(col(MediaWorkFailure.kind))))

@@ -1,0 +1,276 @@
+"""Issue 17, target 2: thumbnails, proxies and decode checks after archiving, from a durable backlog.
+
+`evidence ingest` returns once its recordings are archived and a renderer it starts in the background makes the
+rest; the embedded `station watch` renders in a thread of its own (before this, without a broker it rendered
+nothing); `evidence derive-pending` does what is left. The catalogue is the backlog, so work survives a renderer
+killed half-way, and what the media itself makes impossible is recorded once and not tried at every pass. Real
+clips made by ffmpeg (one with its coded data destroyed), the real local WORM store, SQLite and PostgreSQL, real
+`evidence` processes for the background and killed renderers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, col, select
+
+from catalog import DerivedMedia, MediaWorkFailure
+from catalog.integrity import DECODE_CHECK
+from catalog.media_work import WORK_BY_KIND, media_backlog, pending_work
+from catalog.models import IntegrityCheck
+from ingest.media_work import LOCK_NAME, LOG_NAME, render_backlog, renderer_lock
+from ingest.pipeline import IngestOptions
+from ingest.queue.workers import run_ingest
+from ingest.samples import make_photo, make_wav, run_ffmpeg
+from ingest.services import open_store
+from tests.cli import run_cli
+from tests.conftest import process_env, running_station, wait_for
+from tests.helpers.clips import damaged_clip, noisy_clip
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+NAMES = {"video": "MVI_0001.MP4", "photo": "IMG_0002.JPG", "audio": "REC_0003.WAV", "damaged": "MVI_0004.MP4"}
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory, ffmpeg_available: None) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("media-work")
+    video = noisy_clip(root / "video.mp4")
+    return {"video": video, "photo": make_photo(root / "photo.jpg", size="1280x720"),
+            "audio": make_wav(root / "audio.wav", seconds=2.0), "damaged": damaged_clip(root / "bad.mp4", video)}
+
+
+def _device(root: Path, media: dict[str, Path], *kinds: str, copies: int = 1) -> Path:
+    """A DCIM "device" under *root* holding *kinds* of *media*; with *copies*, that many distinct files of each
+    (remuxed by ffmpeg with a different comment tag: the same media, other bytes)."""
+    folder = root / "DCIM" / "100EVCAM"
+    folder.mkdir(parents=True)
+    for kind in kinds:
+        shutil.copyfile(media[kind], folder / NAMES[kind])
+        for n in range(1, copies):
+            run_ffmpeg("-i", str(media[kind]), "-map", "0", "-c", "copy", "-metadata", f"comment=copy {n}",
+                       str(folder / NAMES[kind].replace("_000", f"_{n}0")))
+    return root
+
+
+def _ids(report: Any) -> dict[str, int]:
+    return {row["original_name"]: row["id"] for row in report.recordings}
+
+
+def _work(engine: Any) -> dict[int, set[str]]:
+    """Each recording's media work as the catalogue has it: kinds made, `decode`, and `failed:<kind>`."""
+    found: dict[int, set[str]] = {}
+    with Session(engine) as session:
+        for row in session.exec(select(DerivedMedia)):
+            found.setdefault(row.recording_id, set()).add(row.kind)
+        for check in session.exec(select(IntegrityCheck).where(IntegrityCheck.check == DECODE_CHECK)):
+            found.setdefault(check.recording_id, set()).add(f"decode:{check.status}")
+        for failure in session.exec(select(MediaWorkFailure)):
+            found.setdefault(failure.recording_id, set()).add(f"failed:{failure.kind}")
+    return found
+
+
+def _backlog(engine: Any) -> list[int]:
+    with Session(engine) as session:
+        return media_backlog(session)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+# ----------------------------------------------------------------------------- the rules, without services
+
+
+def test_what_is_pending_is_each_kinds_work_not_done_and_not_failed():
+    assert WORK_BY_KIND["video"] == ("thumbnail", "proxy", DECODE_CHECK)
+    assert pending_work("video", done=(), failed=()) == ("thumbnail", "proxy", DECODE_CHECK)
+    assert pending_work("video", done={"thumbnail"}, failed={"proxy"}) == (DECODE_CHECK,)
+    assert pending_work("photo", done={DECODE_CHECK}, failed=()) == ("thumbnail",)
+    assert pending_work("audio", done={"proxy", DECODE_CHECK}, failed=()) == ()
+    assert pending_work("audio", done=(), failed=()) == ("proxy", DECODE_CHECK)  # no thumbnail of a sound
+    assert pending_work("document", done=(), failed=()) == ()
+    assert pending_work("other", done=(), failed=()) == ()
+
+
+# ----------------------------------------------------------------------------- one pass over the backlog
+
+
+def test_one_pass_renders_every_kind_and_records_what_the_media_makes_impossible_once(tmp_path, media, settings,
+                                                                                       engine):
+    # Given four recordings archived with their media work left for later (a good video, photo and sound, and a
+    # video whose coded data is destroyed), and a document that needs no media work
+    device = _device(tmp_path / "cam", media, "video", "photo", "audio", "damaged")
+    (device / "DCIM" / "100EVCAM" / "NOTE.PDF").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    report = run_ingest(device, settings, IngestOptions(), derive="later")
+    ids = _ids(report)
+    assert {row["state"] for row in report.recordings} <= {"archived", "verified"}
+    media_ids = {ids[NAMES[k]] for k in NAMES}
+    assert set(_backlog(engine)) == media_ids and report.renderer_pid is None
+
+    # When one renderer works through it
+    done = render_backlog(settings, engine, open_store(settings), by="station:test")
+
+    # Then every good recording has what its kind gets, the damaged one its decode verdict and its two failures
+    assert done is not None and (done.recordings, done.deferred, done.stopped) == (4, 0, None)
+    work = _work(engine)
+    assert work[ids[NAMES["video"]]] == {"thumbnail", "proxy", "decode:ok"}
+    assert work[ids[NAMES["photo"]]] == {"thumbnail", "decode:ok"}
+    assert work[ids[NAMES["audio"]]] == {"proxy", "decode:ok"}
+    assert work[ids[NAMES["damaged"]]] == {"failed:thumbnail", "failed:proxy", "decode:damaged"}
+    assert ids["NOTE.PDF"] not in work
+    with Session(engine) as session:
+        failures = {f.kind: f for f in session.exec(select(MediaWorkFailure))}
+    assert failures["thumbnail"].reason == "no decodable frame" and failures["thumbnail"].failed_by == "station:test"
+    assert failures["proxy"].reason  # ffmpeg's last error line
+    assert _backlog(engine) == []
+
+    # And a second pass tries nothing again: the failures are not re-rendered at every pass
+    again = render_backlog(settings, engine, open_store(settings), by="station:test")
+    assert again is not None and (again.recordings, again.done, again.failed) == (0, 0, 0)
+    with Session(engine) as session:
+        assert {f.kind: f.failed_at for f in session.exec(select(MediaWorkFailure))} == {
+            k: f.failed_at for k, f in failures.items()}
+
+
+def test_a_renderer_at_work_keeps_a_second_one_out_and_derive_pending_says_so(tmp_path, media, env, settings,
+                                                                              engine):
+    run_ingest(_device(tmp_path / "cam", media, "photo"), settings, IngestOptions(), derive="later")
+    pending = _backlog(engine)
+    assert len(pending) == 1
+    with renderer_lock(settings.home) as held:
+        assert held
+        assert (settings.home / LOCK_NAME).read_text().strip() == str(os.getpid())  # who holds it
+        with renderer_lock(settings.home) as second:
+            assert second is False
+        result = run_cli(env, "derive-pending", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == {"renderer": "another renderer is at work"}
+        assert _backlog(engine) == pending  # left to the renderer at work
+    result = run_cli(env, "derive-pending", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["done"] == 2 and _backlog(engine) == []
+
+
+# ----------------------------------------------------------------------------- real processes
+
+
+def _evidence(env: dict[str, str], *args: str, derive: str = "background") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evidence.cli.main", *args],
+                          env=process_env({**env, "EVIDENCE_DERIVE": derive}), capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_evidence_ingest_returns_once_archived_and_its_background_renderer_finishes_the_work(tmp_path, media, env,
+                                                                                             settings, engine):
+    # Given two devices docked one right after the other, with the default EVIDENCE_DERIVE (background)
+    run_cli(env, "user", "list")  # binds this OS account for the `evidence` processes below
+    first = _evidence(env, "ingest", "--json", str(_device(tmp_path / "a", media, "video", "photo")))
+    second = _evidence(env, "ingest", "--json", str(_device(tmp_path / "b", media, "audio", "damaged")))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    reports = [json.loads(first.stdout), json.loads(second.stdout)]
+
+    # Then each returned with its recordings archived and a renderer started in the background
+    assert all(r["state"] in ("archived", "verified") for rep in reports for r in rep["recordings"])
+    pids = [rep["renderer_pid"] for rep in reports]
+    assert all(isinstance(pid, int) for pid in pids)
+
+    # And once the renderers are gone, everything both docks brought is rendered or failed for good, each once
+    wait_for(lambda: not any(_alive(pid) for pid in pids), 240, "the background renderers to finish")
+    assert _backlog(engine) == []
+    work = _work(engine)
+    ids = {r["original_name"]: r["id"] for rep in reports for r in rep["recordings"]}
+    assert work[ids[NAMES["video"]]] == {"thumbnail", "proxy", "decode:ok"}
+    assert work[ids[NAMES["photo"]]] == {"thumbnail", "decode:ok"}
+    assert work[ids[NAMES["audio"]]] == {"proxy", "decode:ok"}
+    assert work[ids[NAMES["damaged"]]] == {"failed:thumbnail", "failed:proxy", "decode:damaged"}
+    with Session(engine) as session:
+        kinds = [(d.recording_id, d.kind) for d in session.exec(select(DerivedMedia))]
+    assert len(kinds) == len(set(kinds)) == 4  # video: thumbnail + proxy; photo: thumbnail; sound: proxy
+    log = (settings.home / LOG_NAME).read_text()
+    assert "not tried again" in log  # the damaged clip's failures, in the renderer's log
+
+
+@pytest.mark.slow
+def test_a_renderer_killed_half_way_leaves_its_work_pending_and_the_next_pass_finishes_it(tmp_path, media, env,
+                                                                                          settings, engine):
+    # Given eight videos archived with their media work left for later
+    run_cli(env, "user", "list")
+    report = run_ingest(_device(tmp_path / "cam", media, "video", copies=8), settings, IngestOptions(),
+                        derive="later")
+    assert len(_backlog(engine)) == 8
+
+    # When `evidence derive-pending` is killed (-9) once it has rendered something and before it has finished
+    # (while an ffmpeg of its is running: a proxy or a decode)
+    proc = subprocess.Popen([sys.executable, "-m", "evidence.cli.main", "derive-pending", "--quiet"],
+                            env=process_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running: list[int] = []
+    try:
+        wait_for(lambda: (bool(_work(engine)) and bool(running.extend(_ffmpeg_children_of(proc.pid)) or running))
+                 or proc.poll() is not None, 120, "the renderer to render something and run ffmpeg")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    left, made = _backlog(engine), _work(engine)
+    assert proc.returncode == -signal.SIGKILL and left and made, (proc.returncode, left, made)  # half-way
+    # and its ffmpeg does not run on without it (each dies with the thread that started it)
+    assert running
+    wait_for(lambda: not any(_alive(pid) for pid in running), 10, "the killed renderer's ffmpeg to end")
+
+    # Then the next pass takes the lock the dead one held and does the rest, each kind once
+    result = run_cli(env, "derive-pending", "--json")
+    assert result.exit_code == 0, result.output
+    assert _backlog(engine) == []
+    work = _work(engine)
+    assert all(work[rid] == {"thumbnail", "proxy", "decode:ok"} for rid in _ids(report).values())
+    with Session(engine) as session:
+        rows = list(session.exec(select(DerivedMedia).order_by(col(DerivedMedia.id))))
+    assert len(rows) == 16 and all(r.size_bytes > 0 for r in rows)
+
+
+def _ffmpeg_children_of(pid: int) -> list[int]:
+    """The ffmpeg processes *pid* started and that still run."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            program = (entry / "cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and Path(program.decode(errors="replace")).name == "ffmpeg":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_an_embedded_station_renders_what_it_docked(media, station_settings):
+    from catalog import open_catalog
+
+    root = Path(station_settings.mount_roots[0])
+    engine = open_catalog(station_settings.database_url)
+    try:
+        with running_station(station_settings):
+            # Given a camera docked at a station without a broker
+            staging = root.parent / "staging-device"
+            _device(staging, media, "video", "audio")
+            shutil.copytree(staging, root / "CAM")
+            # Then, with no other process, its recordings get their thumbnail, proxy and decode verdict
+            wait_for(lambda: len(_work(engine)) == 2 and not _backlog(engine), 180, "the station to render the dock")
+        assert sorted(map(sorted, _work(engine).values())) == [["decode:ok", "proxy"],
+                                                              ["decode:ok", "proxy", "thumbnail"]]
+    finally:
+        engine.dispose()

@@ -18,7 +18,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,9 +58,10 @@ class MediaWorkOutcome:
 
 
 def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, *, by: str,
-                  threads: int = 2) -> MediaWorkOutcome:
-    """Do the media work *recording_id* still needs (`pending_work`), each kind on its own, recording failures
-    caused by the media for good. Raises RecordingNotFound; nothing else (a store or catalogue away defers)."""
+                  threads: int = 2, only: Collection[str] | None = None) -> MediaWorkOutcome:
+    """Do the media work *recording_id* still needs (`pending_work`; of those, the kinds in *only*), each kind on
+    its own, recording failures caused by the media for good. Raises RecordingNotFound; nothing else (a store or
+    catalogue away defers)."""
     outcome = MediaWorkOutcome(recording_id)
     try:
         with Session(engine) as session:
@@ -71,6 +72,7 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
             todo = pending_work(recording.media_kind, done=done, failed=failed)
             if recording.state not in ("archived", "verified"):
                 todo = ()
+            todo = tuple(kind for kind in todo if only is None or kind in only)
         for kind in todo:
             reason = _one(engine, store, work_dir, recording_id, kind, by=by, threads=threads)
             if reason is None:

@@ -29,7 +29,6 @@ from sqlmodel import Session
 from catalog import (
     CatalogUnavailable,
     CustodyKind,
-    IntegrityStatus,
     RecordingNotFound,
     RecordingState,
     append_event,
@@ -37,12 +36,12 @@ from catalog import (
     open_catalog,
     outbox,
 )
+from catalog.media_work import DECODE
 from catalog.types import utcnow
 from ingest.archiving import archive_recording, read_back
 from ingest.config import Settings
-from ingest.decode_check import DecodeTimedOut, check_recording
-from ingest.derive import derive_recording
-from ingest.errors import DeriveFailed, NotStagedHere, StagedCopyMissing, first_line
+from ingest.errors import NotStagedHere, StagedCopyMissing, first_line
+from ingest.media_work import do_media_work
 from ingest.services import DEFAULT_UPLOAD_THREADS, open_store
 from storage import EvidenceStore, HashMismatch, StorageError
 
@@ -229,25 +228,36 @@ def archive_step(c: WorkerContext, recording_id: int) -> str | None:
     return state
 
 
+#: The media work the derive actor does (the decode check has an actor of its own).
+DERIVED_KINDS = ("thumbnail", "proxy")
+
+
 def derive_step(c: WorkerContext, recording_id: int) -> None:
-    """Render a recording's derived media (the `ingest.derive_media` actor); a failure is logged, never retried."""
-    try:
-        made = derive_recording(c.engine, c.store, c.settings.home / "work", recording_id)
-    except DeriveFailed as exc:
-        logger.warning("%s", exc)  # not evidence: recorded in the log, never retried
-        return
-    logger.info("Derived %s for recording %r.", ", ".join(made) or "nothing", recording_id)
+    """Render a recording's thumbnail and proxy (the `ingest.derive_media` actor) through the media backlog's own
+    function (`ingest.media_work.do_media_work`): what the media makes impossible is recorded and not tried again.
+
+    Raises:
+      Retry: the store or catalogue is away (transient).
+    """
+    _media_step(c, recording_id, DERIVED_KINDS)
 
 
 def decode_check_step(c: WorkerContext, recording_id: int) -> None:
-    """Decode an archived original and record the verdict (the `ingest.decode_check` actor)."""
-    try:
-        status = check_recording(c.engine, c.store, c.settings.home / "work", recording_id, by=_worker(c))
-    except DecodeTimedOut as exc:
-        logger.error("%s", exc)  # a file that hangs the decoder would hang it again: not retried
-        return
-    if status is not None and status != IntegrityStatus.OK:
-        logger.warning("Decode check found recording %r %s.", recording_id, status)
+    """Decode an archived original and record the verdict (the `ingest.decode_check` actor), as the media backlog
+    does it: a decode that runs past its deadline is recorded as failed and not tried again.
+
+    Raises:
+      Retry: the store or catalogue is away, or the decoder was stopped from outside (transient).
+    """
+    _media_step(c, recording_id, (DECODE,))
+
+
+def _media_step(c: WorkerContext, recording_id: int, kinds: tuple[str, ...]) -> None:
+    outcome = do_media_work(c.engine, c.store, c.settings.home / "work", recording_id, by=_worker(c), only=kinds)
+    if outcome.deferred:
+        raise Retry(outcome.deferred)
+    if outcome.done:
+        logger.info("Recording %r: %s made.", recording_id, ", ".join(outcome.done))
 
 
 def verify_step(c: WorkerContext, recording_id: int) -> None:

@@ -217,9 +217,13 @@ def test_a_renderer_killed_half_way_leaves_its_work_pending_and_the_next_pass_fi
     proc = subprocess.Popen([sys.executable, "-m", "evidence.cli.main", "derive-pending", "--quiet"],
                             env=process_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     running: list[int] = []
+
+    def rendering() -> bool:
+        running[:] = _ffmpeg_children_of(proc.pid) if _work(engine) else []
+        return bool(running) or proc.poll() is not None
+
     try:
-        wait_for(lambda: (bool(_work(engine)) and bool(running.extend(_ffmpeg_children_of(proc.pid)) or running))
-                 or proc.poll() is not None, 120, "the renderer to render something and run ffmpeg")
+        wait_for(rendering, 120, "the renderer to render something and run ffmpeg")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)

@@ -40,6 +40,8 @@ The shape (`recording_detail`), a JSON object; times are ISO 8601 strings in UTC
     custody: [{id: int, kind: str, actor: str, at: time, details: object, reason: str ("" for none),
                hash: str}]  (every custody event of the recording, oldest first)
     has_proxy: bool  ("proxy" in derived: the browser can play it)
+    media_work_failed: {kind: reason}  (thumbnail, proxy or decode work that failed for good on the media:
+                       catalog.media_work)
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ from sqlmodel import Session, col, select
 from catalog.case_models import Disposal
 from catalog.cases import cases_of
 from catalog.integrity import integrity_history
+from catalog.media_work import media_failures
 from catalog.models import CustodyEvent, DerivedMedia, Recording
 from catalog.recordings import recording_as_json
 from catalog.retention import PENDING_CASE, RetentionPolicy
@@ -129,4 +132,5 @@ def recording_detail(session: Session, recording: Recording, policy: RetentionPo
         select(DerivedMedia).where(DerivedMedia.recording_id == recording.id))}
     data["custody"] = _custody(session, recording.id)
     data["has_proxy"] = "proxy" in data["derived"]
+    data["media_work_failed"] = {f.kind: f.reason for f in media_failures(session, recording.id)}
     return data

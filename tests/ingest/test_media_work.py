@@ -278,3 +278,35 @@ def test_an_embedded_station_renders_what_it_docked(media, station_settings):
                                                               ["decode:ok", "proxy", "thumbnail"]]
     finally:
         engine.dispose()
+
+
+def test_the_derive_queue_records_what_the_media_makes_impossible_like_the_backlog(tmp_path, media, settings,
+                                                                                   engine):
+    from catalog import load_or_create_key
+    from ingest.queue.actors import queue_names
+    from ingest.queue.connection import open_queue
+    from tests.helpers.queues import drain
+
+    # Given a destroyed clip and a good one, archived, and their derive and decode-check messages delivered twice
+    report = run_ingest(_device(tmp_path / "cam", media, "video", "damaged"), settings, IngestOptions(),
+                        derive="later")
+    ids = _ids(report)
+    store = open_store(settings)
+    queue = open_queue(settings, engine=engine, store=store, key=load_or_create_key(settings.station_key_path))
+    try:
+        for recording_id in ids.values():
+            for _ in range(2):
+                queue.actors.derive.send(recording_id)
+                queue.actors.decode_check.send(recording_id)
+        # When the derive queue's worker has taken them all (a message that raised would fail here)
+        drain(queue.broker, queue_names("evidence", settings.station)["derive"], threads=2, fail_fast=True)
+    finally:
+        queue.broker.close()
+    # Then the worker recorded what the backlog would have: the good clip rendered, the destroyed one's failures
+    # once each, and nothing left for a renderer to try again
+    work = _work(engine)
+    assert work[ids[NAMES["video"]]] == {"thumbnail", "proxy", "decode:ok"}
+    assert work[ids[NAMES["damaged"]]] == {"failed:thumbnail", "failed:proxy", "decode:damaged"}
+    with Session(engine) as session:
+        assert len(list(session.exec(select(MediaWorkFailure)))) == 2
+    assert _backlog(engine) == []

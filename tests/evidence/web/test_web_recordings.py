@@ -199,3 +199,33 @@ def test_a_clerk_attaches_text_records_to_a_case_in_the_browser(site):
     assert all(store.verify(d.sha256) == d.sha256 for d in docs.values())  # in WORM storage, as uploaded
     assert read_manifest(store, docs["scan.pdf"].sha256, 1)["stamp"]["purpose"] == "询问笔录"
     assert [e.actor for e in _events(engine, "document_attached")] == ["clerk:李四", "clerk:李四"]
+
+
+def test_a_recording_no_browser_copy_can_be_made_of_says_why_and_offers_the_original(tmp_path, settings):
+    from catalog import MediaWorkFailure
+    from ingest.media_work import render_backlog
+    from tests.helpers.clips import damaged_clip, noisy_clip
+
+    # Given a clip whose coded data is destroyed, archived, and the renderer's pass over it
+    folder = tmp_path / "cam" / "DCIM" / "100EVCAM"
+    folder.mkdir(parents=True)
+    damaged_clip(folder / "MVI_0009.MP4", noisy_clip(tmp_path / "good.mp4"))
+    (row,) = run_ingest(tmp_path / "cam", settings, IngestOptions(), derive="later").recordings
+    engine = open_catalog(settings.database_url)
+    store = LocalStore(settings.store_path)
+    render_backlog(settings, engine, store, by="station:test")
+    with Session(engine) as session:
+        reason = session.exec(select(MediaWorkFailure.reason).where(MediaWorkFailure.kind == "proxy")).one()
+    add_web_users(engine, {"clerk:李四": "clerk"})
+    app = create_app(WebConfig(engine=engine, store=store, key=load_or_create_key(settings.station_key_path),
+                               settings=settings))
+    try:
+        with TestClient(app) as client:
+            _login(client, "clerk:李四")
+            # Then its page says, in Chinese by default, that no browser copy can be made and why
+            page = client.get(f"/recordings/{row['id']}").text
+            assert "无法为此记录生成浏览副本" in page and reason.replace("'", "&#39;") in page
+            assert "尚未生成" not in page  # not "not ready yet": it never will be
+            assert f'action="/media/{row["id"]}/original"' in page
+    finally:
+        engine.dispose()

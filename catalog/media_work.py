@@ -14,6 +14,7 @@ dies, a store that is away, a message that is lost: the work stays pending and t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import Session, col, select
@@ -57,9 +58,11 @@ def work_done(session: Session, recording_id: int) -> tuple[set[str], set[str]]:
     return done, failed
 
 
-def media_backlog(session: Session, *, limit: int = 100, after_id: int = 0) -> list[int]:
+def media_backlog(session: Session, *, limit: int = 100, after_id: int = 0,
+                  archived_before: datetime | None = None) -> list[int]:
     """Ids of archived (or verified) recordings with media work pending, oldest first, at most *limit*, each above
-    *after_id* (to page through the backlog while working on it)."""
+    *after_id* (to page through the backlog while working on it) and, given *archived_before*, archived before
+    it."""
     def settled(kind: str) -> ColumnElement[bool]:
         failed = exists().where(col(MediaWorkFailure.recording_id) == col(Recording.id),
                                 col(MediaWorkFailure.kind) == kind)
@@ -72,8 +75,10 @@ def media_backlog(session: Session, *, limit: int = 100, after_id: int = 0) -> l
 
     wanted = or_(*(and_(col(Recording.media_kind) == media_kind, or_(*(~settled(kind) for kind in kinds)))
                    for media_kind, kinds in WORK_BY_KIND.items()))
-    rows = session.exec(select(Recording.id).where(col(Recording.state).in_(_IN_ARCHIVE), col(Recording.id) > after_id,
-                                                   wanted).order_by(col(Recording.id)).limit(limit))
+    query = select(Recording.id).where(col(Recording.state).in_(_IN_ARCHIVE), col(Recording.id) > after_id, wanted)
+    if archived_before is not None:
+        query = query.where(col(Recording.archived_at) < archived_before)
+    rows = session.exec(query.order_by(col(Recording.id)).limit(limit))
     return [row for row in rows if row is not None]
 
 

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import dramatiq
@@ -20,6 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from catalog import CatalogError, RecordingState, apply_retention, load_or_create_key, open_catalog
+from catalog.media_work import media_backlog
+from catalog.types import utcnow
 from ingest.anchoring import anchor_chain
 from ingest.archiving import read_back_archived
 from ingest.config import Settings
@@ -34,10 +37,14 @@ from ingest.services import catalog_engine, open_store
 from ingest.station.staging_sweep import sweep_store_scratch
 from storage import EvidenceStore
 
-__all__ = ["run_ingest", "run_workers"]
+__all__ = ["run_ingest", "run_workers", "sweep_media_backlog"]
 
 logger = logging.getLogger(__name__)
 
+#: Seconds between sweeps of the media backlog by the scheduling worker (`worker --schedule`), and how long after
+#: archiving a recording's pending media work counts as lost rather than still queued.
+MEDIA_SWEEP_S = 3600.0
+MEDIA_SWEEP_AFTER_S = 3600.0
 #: Longest pause (ms) between polls of an idle archive/verify consumer: how long a new archive message can wait.
 ARCHIVE_POLL_MS = 100
 
@@ -119,18 +126,13 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, sch
     checks. Failures are logged and tried again at the next tick; they never stop the workers."""
     context: WorkerContext | None = None
     engine = None
-    next_anchor = next_fixity = next_relay = time.monotonic()
+    next_anchor = next_fixity = next_relay = next_media_sweep = time.monotonic()
     try:
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_relay:
                 next_relay = now + settings.outbox_relay_s
-                try:
-                    engine = engine or open_catalog(settings.database_url, run_migrations=False)
-                    reconcile_once(engine, station=settings.station, after_s=settings.reconcile_after_s)
-                    relay_once(engine, actors.send, station=settings.station)
-                except Exception as exc:  # noqa: BLE001 - the catalogue is away: the next tick tries again
-                    logger.warning("Outbox relay skipped: %s", first_line(exc))
+                engine = _relay_tick(settings, actors, engine)
             if not schedule:
                 stop.wait(settings.outbox_relay_s)
                 continue
@@ -143,6 +145,9 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, sch
                 except Exception:
                     logger.exception("Could not anchor the custody chain; retrying in %.0f s.",
                                      settings.anchor_interval_s)
+            if now >= next_media_sweep:
+                next_media_sweep = now + MEDIA_SWEEP_S
+                engine = _media_sweep_tick(settings, actors, engine)
             if settings.fixity_interval_s and now >= next_fixity:
                 next_fixity = now + settings.fixity_interval_s
                 try:
@@ -156,6 +161,44 @@ def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, sch
             context.engine.dispose()
         if engine is not None:
             engine.dispose()
+
+
+def _relay_tick(settings: Settings, actors: Actors, engine: Engine | None) -> Engine | None:
+    """Queue again what stayed staged too long, then hand the outbox to the broker; the engine (opened now if need
+    be), or None while the catalogue is away (the next tick tries again)."""
+    try:
+        engine = engine or open_catalog(settings.database_url, run_migrations=False)
+        reconcile_once(engine, station=settings.station, after_s=settings.reconcile_after_s)
+        relay_once(engine, actors.send, station=settings.station)
+    except Exception as exc:  # noqa: BLE001 - the catalogue is away: the next tick tries again
+        logger.warning("Outbox relay skipped: %s", first_line(exc))
+    return engine
+
+
+def _media_sweep_tick(settings: Settings, actors: Actors, engine: Engine | None) -> Engine | None:
+    """sweep_media_backlog once, logged; the engine as _relay_tick gives it."""
+    try:
+        engine = engine or open_catalog(settings.database_url, run_migrations=False)
+        queued = sweep_media_backlog(engine, actors, older_than_s=MEDIA_SWEEP_AFTER_S)
+        if queued:
+            logger.warning("Media backlog: derive and decode-check messages queued again for %d recording(s) "
+                           "archived over %.0f s ago.", queued, MEDIA_SWEEP_AFTER_S)
+    except Exception as exc:  # noqa: BLE001 - the catalogue or broker is away: the next sweep tries again
+        logger.warning("Media backlog sweep skipped: %s", first_line(exc))
+    return engine
+
+
+def sweep_media_backlog(engine: Engine, actors: Actors, *, older_than_s: float, limit: int = 1000) -> int:
+    """Queue the derive and decode-check messages again for recordings archived more than *older_than_s* ago whose
+    media work is still pending (`catalog.media_work.media_backlog`): a message dead-lettered after a long store
+    outage, or lost with a broker, leaves the work in the backlog, and this hands it back to the workers. A message
+    still waiting in the queue meanwhile only finds the work done. Returns how many recordings were queued."""
+    with Session(engine) as session:
+        ids = media_backlog(session, limit=limit, archived_before=utcnow() - timedelta(seconds=older_than_s))
+    for recording_id in ids:
+        actors.derive.send(recording_id)
+        actors.decode_check.send(recording_id)
+    return len(ids)
 
 
 def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4, derive_threads: int = 1,

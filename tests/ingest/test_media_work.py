@@ -310,3 +310,29 @@ def test_the_derive_queue_records_what_the_media_makes_impossible_like_the_backl
     with Session(engine) as session:
         assert len(list(session.exec(select(MediaWorkFailure)))) == 2
     assert _backlog(engine) == []
+
+
+def test_the_scheduling_worker_hands_lost_media_work_back_to_the_derive_queue(tmp_path, media, settings, engine):
+    from catalog import load_or_create_key
+    from ingest.queue.actors import queue_names
+    from ingest.queue.connection import open_queue
+    from ingest.queue.workers import sweep_media_backlog
+    from tests.helpers.queues import drain
+
+    # Given recordings archived whose derive messages never came (lost with a broker, or dead-lettered)
+    report = run_ingest(_device(tmp_path / "cam", media, "video", "audio"), settings, IngestOptions(),
+                        derive="later")
+    queue = open_queue(settings, engine=engine, store=open_store(settings),
+                       key=load_or_create_key(settings.station_key_path))
+    try:
+        # Then work archived just now counts as still queued, and is not sent again
+        assert sweep_media_backlog(engine, queue.actors, older_than_s=3600) == 0
+        # And work pending longer than that is sent again, done by the derive queue's worker, and then nothing is
+        assert sweep_media_backlog(engine, queue.actors, older_than_s=0) == 2
+        drain(queue.broker, queue_names("evidence", settings.station)["derive"], threads=2, fail_fast=True)
+        assert sweep_media_backlog(engine, queue.actors, older_than_s=0) == 0
+    finally:
+        queue.broker.close()
+    work, ids = _work(engine), _ids(report)
+    assert work[ids[NAMES["video"]]] == {"thumbnail", "proxy", "decode:ok"}
+    assert work[ids[NAMES["audio"]]] == {"proxy", "decode:ok"}

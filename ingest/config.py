@@ -94,6 +94,15 @@ class Settings:
     staging_sweep_s: float = _default("EVIDENCE_STAGING_SWEEP_S")
     store_scratch_age_s: float = _default("EVIDENCE_STORE_SCRATCH_AGE_S")
     derive: str = _default("EVIDENCE_DERIVE")
+    #: Each variable's text these settings were parsed from (environment, TOML file or default): what a process
+    #: started for this installation is given (`as_environ`). Not compared, never shown.
+    raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def as_environ(self) -> dict[str, str]:
+        """EVIDENCE_* variables that give another process these settings: the texts they were parsed from, with
+        home, catalogue, store and station as this object holds them (a test or bench may have replaced them)."""
+        return {**self.raw, "EVIDENCE_HOME": str(self.home), "EVIDENCE_DATABASE_URL": self.database_url,
+                "EVIDENCE_STORE_URL": self.store_url, "EVIDENCE_STATION": self.station}
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -143,7 +152,7 @@ class Settings:
         if values["store_url"].startswith("s3://"):
             bucket, prefix = s3_bucket_and_prefix(values["store_url"])
             s3 = S3Settings(bucket=bucket, prefix=prefix, **_parse_section(raw, "s3"))
-        return cls(**values, s3=s3)
+        return cls(**values, s3=s3, raw=dict(raw))
 
 
 def _home(environ: Mapping[str, str]) -> Path:

@@ -232,8 +232,15 @@ def start_renderer(settings: Settings) -> int:
     another renderer is at work)."""
     log_path = settings.home / LOG_NAME
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # This ingest's settings, whatever the environment says (a caller may have built them itself).
+    env = {**os.environ, **settings.as_environ()}
     with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "evidence.cli.main", "derive-pending", "--quiet"],
+        proc = subprocess.Popen([sys.executable, "-m", "evidence.cli.main", "derive-pending", "--quiet"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
+    _STARTED.append(proc)  # reaped by the interpreter; not waited for
     return proc.pid
+
+
+#: Renderers this process started (kept so that their Popen objects are not collected while they run).
+_STARTED: list[subprocess.Popen[bytes]] = []

@@ -153,7 +153,8 @@ SETTINGS: tuple[Setting, ...] = (
        "when thumbnails, browser proxies and decode checks are made after an archived ingest without a broker: "
        "`background` — `evidence ingest` returns once its recordings are archived and a renderer it starts "
        "(`evidence derive-pending`, logging to `$EVIDENCE_HOME/logs/media-work.log`) makes them; `wait` — before "
-       "`evidence ingest` returns; `later` — by the next `station watch` or `evidence derive-pending`. An embedded "
+       "`evidence ingest` returns (unless another renderer of the same home is at work: it does them); `later` — by "
+       "the next `station watch` or `evidence derive-pending`. An embedded "
        "`station watch` renders in a thread of its own unless `later`. With a broker the derive queue's workers "
        "render, whatever this says"),
     Setting("EVIDENCE_DISK_FULL_WAIT_S", "600", p.seconds,

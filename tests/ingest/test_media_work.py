@@ -336,3 +336,17 @@ def test_the_scheduling_worker_hands_lost_media_work_back_to_the_derive_queue(tm
     work, ids = _work(engine), _ids(report)
     assert work[ids[NAMES["video"]]] == {"thumbnail", "proxy", "decode:ok"}
     assert work[ids[NAMES["audio"]]] == {"proxy", "decode:ok"}
+
+
+@pytest.mark.slow
+def test_the_background_renderer_works_on_the_ingests_own_settings_not_the_environments(tmp_path, media, settings,
+                                                                                        engine, monkeypatch):
+    # Given an ingest run in-process on settings its caller built, while the environment points elsewhere
+    monkeypatch.setenv("EVIDENCE_HOME", str(tmp_path / "somewhere-else"))
+    monkeypatch.setenv("EVIDENCE_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    report = run_ingest(_device(tmp_path / "cam", media, "photo"), settings, IngestOptions(), derive="background")
+    assert report.renderer_pid is not None
+    # Then its renderer renders this catalogue's recordings, into this store, and logs in this home
+    wait_for(lambda: not _alive(report.renderer_pid), 120, "the background renderer to finish")  # type: ignore[arg-type]
+    assert _backlog(engine) == [] and _work(engine)[_ids(report)[NAMES["photo"]]] == {"thumbnail", "decode:ok"}
+    assert (settings.home / LOG_NAME).exists() and not (tmp_path / "somewhere-else").exists()

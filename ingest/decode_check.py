@@ -54,7 +54,15 @@ from sqlmodel import Session
 from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound, RecordingState
 from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
 from catalog.recordings import lock_recording
-from ingest.derive import IO_TIMEOUT_S, dies_with_parent, ffmpeg_source, is_url, read_photo, shown_source
+from ingest.derive import (
+    IO_TIMEOUT_S,
+    dies_with_parent,
+    ffmpeg_source,
+    is_url,
+    read_photo,
+    shown_source,
+    stopped_from_outside,
+)
 from ingest.errors import DecodeIncomplete, DecodeTimedOut
 from storage import EvidenceStore
 
@@ -81,8 +89,6 @@ _PROGRESS = re.compile(r"^(?:frame=|size=|Lsize=)")
 _TIME = re.compile(r"\btime=\s*(-?)(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _REPEATED = re.compile(r"^Last message repeated (\d+) times?")
 _CONTEXT = re.compile(r"^\[([^\]@]+?) @ 0x[0-9a-fA-F]+\]\s*")
-#: Signals that stop a decoder from outside (OOM killer, shutdown): no verdict on the file.
-_STOPPED = {-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP}
 
 
 @dataclass(frozen=True)
@@ -217,9 +223,9 @@ def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2) ->
         exit_code = _decode(args, log, timeout_s=timeout_s, shown=shown)
     if exit_code is None:
         raise DecodeTimedOut(shown, timeout_s, decoded_s=log.decoded_s)
-    if exit_code in _STOPPED:
-        raise DecodeIncomplete(shown, f"ffmpeg was stopped by {_signal_name(-exit_code)}", decoded_s=log.decoded_s,
-                               transient=True)
+    if stopped_from_outside(exit_code):
+        how = "exited on a signal" if exit_code > 0 else f"was stopped by {_signal_name(-exit_code)}"
+        raise DecodeIncomplete(shown, f"ffmpeg {how}", decoded_s=log.decoded_s, transient=True)
     return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
 
 

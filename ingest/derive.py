@@ -11,9 +11,11 @@ recording.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Collection, Iterator
@@ -23,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from catalog import DerivedMedia, Recording, RecordingNotFound
 from catalog.detail import derived_media
 from catalog.types import utcnow
-from ingest.errors import DeriveFailed
+from ingest.errors import DeriveFailed, RenderInterrupted
 from storage import EvidenceStore
 from storage.hashing import CHUNK_BYTES, hash_file
 
@@ -52,6 +55,11 @@ IO_TIMEOUT_S = 30.0
 PROXY_TIMEOUT_S = 3600.0
 #: How long a video's URL stays valid for its thumbnail (OpenCV opens it, seeks once and decodes a frame).
 THUMBNAIL_VALID_S = 600.0
+#: ffmpeg's exit code when it ends on a signal it caught (SIGTERM, SIGINT): it says nothing about the input.
+FFMPEG_SIGNALLED = 255
+#: The tallest thumbnail made: a photo or frame of an extreme shape (1 × 65,500 pixels) is cropped to it rather
+#: than scaled to a thumbnail of gigabytes.
+MAX_THUMBNAIL_HEIGHT = 4 * THUMBNAIL_WIDTH
 #: The largest photo rendered: its bytes are decoded in memory (cv2.imdecode), as cv2.imread would read the file.
 MAX_PHOTO_BYTES = 256 * 1024 * 1024
 
@@ -171,7 +179,9 @@ def video_frame(source: str) -> Any:
 def write_thumbnail(frame: Any, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> Path:
     """*frame* scaled to *width* (aspect kept) as a JPEG at *dest*. Raises ValueError when it cannot be written."""
     import cv2
-    height = max(1, round(frame.shape[0] * width / frame.shape[1]))
+    if frame.shape[0] * width > MAX_THUMBNAIL_HEIGHT * frame.shape[1]:  # taller than the tallest thumbnail: the
+        frame = frame[:max(1, frame.shape[1] * MAX_THUMBNAIL_HEIGHT // width)]  # top of it, before scaling
+    height = min(MAX_THUMBNAIL_HEIGHT, max(1, round(frame.shape[0] * width / frame.shape[1])))
     small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
     if not cv2.imwrite(str(dest), small, [cv2.IMWRITE_JPEG_QUALITY, 85]):
         raise ValueError(f"cannot write {dest}")
@@ -204,9 +214,21 @@ def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, th
 
 def dies_with_parent(args: list[str]) -> list[str]:
     """*args* run so that the child is killed when the thread that started it ends (util-linux `setpriv
-    --pdeathsig`, where installed): a renderer or worker killed or stopped leaves no ffmpeg running on."""
+    --pdeathsig`, where installed): a renderer or worker killed or stopped leaves no ffmpeg running on. The program
+    is looked up on PATH here, so that a missing one is an OSError (FileNotFoundError), never setpriv's exit 127
+    that would read as the media's fault."""
+    program = shutil.which(args[0])
+    if program is None:
+        raise FileNotFoundError(errno.ENOENT, f"{args[0]} is not installed or not on PATH", args[0])
     setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else args
+    return [setpriv, "--pdeathsig", "KILL", "--", program, *args[1:]] if setpriv else [program, *args[1:]]
+
+
+def stopped_from_outside(returncode: int) -> bool:
+    """Whether ffmpeg's *returncode* says it was stopped by a signal rather than by its input: killed (negative:
+    SIGKILL, SIGTERM, SIGINT, SIGHUP), or exiting on a signal it caught (ffmpeg exits 255 then, and only then)."""
+    return returncode == FFMPEG_SIGNALLED or -returncode in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT,
+                                                             signal.SIGHUP)
 
 
 def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
@@ -214,6 +236,10 @@ def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource)
         done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
+    except OSError as exc:
+        raise RenderInterrupted(source.shown_as, f"cannot run ffmpeg: {exc}") from exc
+    if stopped_from_outside(done.returncode):
+        raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})")
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
         last = lines[-1] if lines else f"ffmpeg exited with {done.returncode}"
@@ -231,6 +257,13 @@ def _record(session: Session, recording: Recording, kind: str, key: str, path: P
     session.add(row)
 
 
+def _still_archived(session: Session, recording: Recording) -> None:
+    """RenderInterrupted if *recording* left the archive (disposed of) while it was rendered: nothing is stored."""
+    session.refresh(recording)
+    if recording.state not in ("archived", "verified"):
+        raise RenderInterrupted(recording.original_name, f"the recording is {recording.state} now")
+
+
 def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, *,
                      threads: int = 2, kinds: Collection[str] = ("thumbnail", "proxy")) -> list[str]:
     """Make and store the thumbnail (video, photo) and proxy (video, audio) of a recording, or only those of them
@@ -243,6 +276,8 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
       DeriveFailed: the original could not be rendered (damaged or unreadable media).
       StorageError: the store did not answer (a reader failed on a URL and the object could not be looked up
         either, or a photo could not be read): the worker tries again.
+      RenderInterrupted: ffmpeg was stopped from outside or is missing, or the recording left the archive
+        meanwhile: nothing is known about the media.
     """
     with Session(engine) as session:
         recording = session.get(Recording, recording_id)
@@ -255,6 +290,7 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
         with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"derive-{recording_id}-") as tmp:
             if recording.media_kind in ("video", "photo") and "thumbnail" in kinds:
                 thumb = _thumbnail(store, recording, Path(tmp) / "thumbnail.jpg")
+                _still_archived(session, recording)
                 key = store.put_derived(recording.sha256, "thumbnail.jpg", thumb, content_type="image/jpeg")
                 _record(session, recording, "thumbnail", key, thumb, "image/jpeg")
                 made.append("thumbnail")
@@ -268,10 +304,14 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
                 except DeriveFailed:
                     session.commit()  # the thumbnail made stays
                     raise
+                _still_archived(session, recording)
                 key = store.put_derived(recording.sha256, name, proxy, content_type=content_type)
                 _record(session, recording, "proxy", key, proxy, content_type)
                 made.append("proxy")
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:  # another worker recorded the same derived file meanwhile: made either way
+            session.rollback()
         return made
 
 
@@ -301,8 +341,7 @@ def _rendered(store: EvidenceStore, recording: Recording, kind: str, valid_s: fl
         try:
             return render(source)
         except ValueError as exc:
-            if is_url(source):
-                store.head(recording.sha256)
+            store.head(recording.sha256)  # gone (disposed, removed behind our back) or away: not the media's fault
             raise DeriveFailed(recording.id, kind, str(exc)) from exc
 
 

@@ -116,6 +116,16 @@ class CatalogueDeferred(CatalogUnavailable):
         super().__init__(url, reason)
 
 
+class RenderInterrupted(IngestError):
+    """A renderer's tool did not run to its end for a reason outside the media (stopped by a signal, not
+    installed): nothing is known about the media, and another try may finish."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"rendering {source!r} did not finish: {reason}")
+
+
 class DecodeIncomplete(IngestError):
     """The decode did not run to its end, so there is no verdict (the file is not judged)."""
 

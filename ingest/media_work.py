@@ -6,7 +6,7 @@ a format this machine cannot decode) is recorded for good (`record_media_failure
 because the store or catalogue is away is left pending for the next pass.
 
 `work_through_backlog` is one pass over the backlog, each recording tried once. `render_backlog` is the pass as
-one renderer per installation does it (`EVIDENCE_HOME/media-work.lock`): the station's render thread,
+one renderer per installation does it (a lock on the EVIDENCE_HOME folder): the station's render thread,
 `evidence derive-pending`, and the renderer `evidence ingest` starts in the background (`start_renderer`) all go
 through it, so two of them never render the same recording at once, and a dock that finds the renderer busy
 leaves its recordings to it (the renderer looks again after it lets go).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Collection, Iterator
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from catalog import Recording, RecordingNotFound
@@ -32,7 +33,7 @@ from catalog.media_work import DECODE, media_backlog, pending_work, record_media
 from ingest.config import Settings
 from ingest.decode_check import check_recording
 from ingest.derive import derive_recording
-from ingest.errors import DecodeIncomplete, DeriveFailed, first_line
+from ingest.errors import DecodeIncomplete, DeriveFailed, RenderInterrupted, first_line
 from storage import BackendUnavailable, EvidenceStore, StorageError
 
 __all__ = ["BacklogPass", "MediaWorkOutcome", "do_media_work", "render_backlog", "renderer_lock", "start_renderer",
@@ -40,8 +41,9 @@ __all__ = ["BacklogPass", "MediaWorkOutcome", "do_media_work", "render_backlog",
 
 logger = logging.getLogger(__name__)
 
-#: The lock file (in EVIDENCE_HOME) held by the one renderer at work; it holds that renderer's process id.
-LOCK_NAME = "media-work.lock"
+#: The file (in EVIDENCE_HOME) that names the process id of the one renderer at work (the lock itself is on the
+#: EVIDENCE_HOME folder: renderer_lock).
+PID_NAME = "media-work.pid"
 #: Where the renderer that `evidence ingest` starts in the background writes its log (in EVIDENCE_HOME).
 LOG_NAME = "logs/media-work.log"
 #: Recordings asked of the catalogue at a time.
@@ -82,7 +84,8 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
                 _record_failure(engine, recording_id, kind, reason, by=by)
     except (BackendUnavailable, OperationalError) as exc:
         outcome.deferred, outcome.unavailable = first_line(exc), True
-    except (StorageError, _Transient) as exc:
+    except (StorageError, _Transient, RenderInterrupted, OSError) as exc:
+        # The store, the tools or this machine (a full work folder), never the media: the next pass tries again.
         outcome.deferred = first_line(exc)
     if outcome.deferred:
         logger.warning("Media work on recording %r left for later: %s", recording_id, outcome.deferred)
@@ -112,6 +115,9 @@ def _one(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int
         return exc.reason
     if verdict is None:
         with Session(engine) as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None or recording.state not in ("archived", "verified"):
+                raise _Transient(f"recording {recording_id} left the archive while it was decoded")
             done, _failed = work_done(session, recording_id)
         if DECODE not in done:  # not checked by another renderer meanwhile: its format cannot be decoded here
             return "this machine cannot decode its format"
@@ -119,11 +125,17 @@ def _one(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int
 
 
 def _record_failure(engine: Engine, recording_id: int, kind: str, reason: str, *, by: str) -> None:
+    """record_media_failure, unless the recording left the archive meanwhile; a second worker recording the same
+    failure at the same moment is not an error (the first one's row stands)."""
     with Session(engine) as session:
         recording = session.get(Recording, recording_id)
-        if recording is not None:
-            record_media_failure(session, recording, kind, reason, by=by)
+        if recording is None or recording.state not in ("archived", "verified"):
+            return
+        record_media_failure(session, recording, kind, reason, by=by)
+        try:
             session.commit()
+        except IntegrityError:
+            session.rollback()
 
 
 @dataclass
@@ -134,6 +146,17 @@ class BacklogPass:
     deferred: int = 0  # recordings left pending (store or catalogue away)
     last_id: int = 0  # the highest recording id this pass looked at
     stopped: str | None = None  # why the pass ended early
+    deferred_ids: set[int] = field(default_factory=set)  # the recordings left pending
+
+    def add(self, other: BacklogPass) -> None:
+        """Count *other*, a later pass, in this one."""
+        self.recordings += other.recordings
+        self.done += other.done
+        self.failed += other.failed
+        self.deferred += other.deferred
+        self.deferred_ids |= other.deferred_ids
+        self.last_id = max(self.last_id, other.last_id)
+        self.stopped = other.stopped
 
     def summary(self) -> str:
         text = (f"{self.recordings} recording(s): {self.done} derived file(s) or decode check(s) made, "
@@ -169,6 +192,7 @@ def work_through_backlog(engine: Engine, store: EvidenceStore, work_dir: Path, *
             result.failed += len(outcome.failed)
             if outcome.deferred:
                 result.deferred += 1
+                result.deferred_ids.add(recording_id)
                 if outcome.unavailable:
                     result.stopped = outcome.deferred
                     return result
@@ -178,52 +202,68 @@ def work_through_backlog(engine: Engine, store: EvidenceStore, work_dir: Path, *
 
 @contextmanager
 def renderer_lock(home: Path) -> Iterator[bool]:
-    """Hold EVIDENCE_HOME's renderer lock for the block if no other renderer holds it: yields whether it was taken
-    (the holder's process id is written in it)."""
+    """Hold EVIDENCE_HOME's renderer lock for the block if no other renderer holds it: yields whether it was taken.
+
+    The lock is flock(2) on the EVIDENCE_HOME folder itself, so no file in it can be deleted, replaced or turned
+    into a symlink to take it away or to make the renderer write elsewhere. The holder's process id is written to
+    PID_NAME for people (never followed if it is a symlink; a pid file that cannot be written is only logged)."""
     home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
+            _write_pid(home / PID_NAME, f"{os.getpid()}\n")
             yield True
         finally:
-            os.ftruncate(fd, 0)
+            _write_pid(home / PID_NAME, "")
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
 
+def _write_pid(path: Path, text: str) -> None:
+    try:
+        pid_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        logger.warning("Cannot write the renderer's process id to %s: %s", path, exc)
+        return
+    try:
+        info = os.fstat(pid_fd)
+        # Only a plain file of its own: never truncate a second name of another file (a hard link to evidence).
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            os.ftruncate(pid_fd, 0)
+            os.write(pid_fd, text.encode())
+        else:
+            logger.warning("%s is not a plain file of its own; the renderer's process id is not written.", path)
+    finally:
+        os.close(pid_fd)
+
+
 def render_backlog(settings: Settings, engine: Engine, store: EvidenceStore, *, by: str,
                    should_stop: Callable[[], bool] = lambda: False) -> BacklogPass | None:
     """Work through the media backlog as this installation's one renderer; None when another renderer holds the
-    lock (it does the work). After letting go, it looks again for recordings newer than any it saw (a dock that
-    found the lock held while it was finishing left them to it) and goes on if there are."""
-    total: BacklogPass | None = None
+    lock (it does the work). After letting go, it looks at the backlog again and goes on if it holds anything but
+    what this renderer left for later: a dock that found the lock held while the pass was ending left its
+    recordings to it, whatever their place in the backlog."""
+    total = BacklogPass()
+    held_once = False
     while True:
         with renderer_lock(settings.home) as held:
             if not held:
-                return total
+                return total if held_once else None
+            held_once = True
             done = work_through_backlog(engine, store, settings.home / "work", by=by, should_stop=should_stop)
-        if total is None:
-            total = done
-        else:
-            total.recordings += done.recordings
-            total.done += done.done
-            total.failed += done.failed
-            total.deferred += done.deferred
-            total.stopped = done.stopped
-            total.last_id = max(total.last_id, done.last_id)
+        total.add(done)
         if done.stopped:
             return total
         with Session(engine) as session:
-            if not media_backlog(session, limit=1, after_id=total.last_id):
-                return total
+            left = media_backlog(session, limit=len(total.deferred_ids) + 1)
+        if set(left) <= total.deferred_ids:
+            return total
 
 
 def start_renderer(settings: Settings) -> int:
@@ -235,7 +275,8 @@ def start_renderer(settings: Settings) -> int:
     # This ingest's settings, whatever the environment says (a caller may have built them itself).
     env = {**os.environ, **settings.as_environ()}
     with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "evidence.cli.main", "derive-pending", "--quiet"], env=env,
+        # -P: the folder `evidence ingest` was started in (perhaps the docked device) is not on the module path.
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "evidence.cli.main", "derive-pending", "--quiet"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     _STARTED.append(proc)  # reaped by the interpreter; not waited for

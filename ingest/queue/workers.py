@@ -103,10 +103,16 @@ def _ingest_inline(path: Path, settings: Settings, options: IngestOptions, engin
                 row["state"] = RecordingState.VERIFIED.value
     # Only media gets derived files or a decode check: nothing is started for a dock of other files.
     if derive != "later" and any(row.get("media_kind") in CHECKED_KINDS for row in report.recordings):
-        if derive == "wait":
-            render_backlog(settings, engine, store, by=f"station:{settings.station}")
-        else:
-            report.renderer_pid = start_renderer(settings)
+        # Rendering never fails a dock: what it cannot do now stays in the backlog for the next renderer.
+        try:
+            if derive == "wait":
+                render_backlog(settings, engine, store, by=f"station:{settings.station}")
+            else:
+                report.renderer_pid = start_renderer(settings)
+        except Exception as exc:  # noqa: BLE001 - the recordings are archived; only their media work waits
+            logger.error("Thumbnails, proxies and decode checks left for `evidence derive-pending`: %s",
+                         first_line(exc))
+            report.notes.append(f"media work not started: {first_line(exc)}")
     return report
 
 

@@ -16,16 +16,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
 
 from catalog import DerivedMedia, MediaWorkFailure
 from catalog.integrity import DECODE_CHECK
-from catalog.media_work import WORK_BY_KIND, media_backlog, pending_work
-from catalog.models import IntegrityCheck
-from ingest.media_work import LOCK_NAME, LOG_NAME, render_backlog, renderer_lock
+from catalog.media_work import WORK_BY_KIND, pending_work
+from ingest.media_work import LOG_NAME, PID_NAME, render_backlog, renderer_lock
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
 from ingest.samples import make_photo, make_wav, run_ffmpeg
@@ -33,6 +31,10 @@ from ingest.services import open_store
 from tests.cli import run_cli
 from tests.conftest import process_env, running_station, wait_for
 from tests.helpers.clips import damaged_clip, noisy_clip
+from tests.helpers.media_work import alive as _alive
+from tests.helpers.media_work import backlog as _backlog
+from tests.helpers.media_work import ids_by_name as _ids
+from tests.helpers.media_work import media_work_of as _work
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -60,34 +62,12 @@ def _device(root: Path, media: dict[str, Path], *kinds: str, copies: int = 1) ->
     return root
 
 
-def _ids(report: Any) -> dict[str, int]:
-    return {row["original_name"]: row["id"] for row in report.recordings}
 
 
-def _work(engine: Any) -> dict[int, set[str]]:
-    """Each recording's media work as the catalogue has it: kinds made, `decode`, and `failed:<kind>`."""
-    found: dict[int, set[str]] = {}
-    with Session(engine) as session:
-        for row in session.exec(select(DerivedMedia)):
-            found.setdefault(row.recording_id, set()).add(row.kind)
-        for check in session.exec(select(IntegrityCheck).where(IntegrityCheck.check == DECODE_CHECK)):
-            found.setdefault(check.recording_id, set()).add(f"decode:{check.status}")
-        for failure in session.exec(select(MediaWorkFailure)):
-            found.setdefault(failure.recording_id, set()).add(f"failed:{failure.kind}")
-    return found
 
 
-def _backlog(engine: Any) -> list[int]:
-    with Session(engine) as session:
-        return media_backlog(session)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 # ----------------------------------------------------------------------------- the rules, without services
@@ -151,7 +131,7 @@ def test_a_renderer_at_work_keeps_a_second_one_out_and_derive_pending_says_so(tm
     assert len(pending) == 1
     with renderer_lock(settings.home) as held:
         assert held
-        assert (settings.home / LOCK_NAME).read_text().strip() == str(os.getpid())  # who holds it
+        assert (settings.home / PID_NAME).read_text().strip() == str(os.getpid())  # who holds it
         with renderer_lock(settings.home) as second:
             assert second is False
         result = run_cli(env, "derive-pending", "--json")
@@ -347,6 +327,7 @@ def test_the_background_renderer_works_on_the_ingests_own_settings_not_the_envir
     report = run_ingest(_device(tmp_path / "cam", media, "photo"), settings, IngestOptions(), derive="background")
     assert report.renderer_pid is not None
     # Then its renderer renders this catalogue's recordings, into this store, and logs in this home
-    wait_for(lambda: not _alive(report.renderer_pid), 120, "the background renderer to finish")  # type: ignore[arg-type]
+    pid = report.renderer_pid
+    wait_for(lambda: not _alive(pid), 120, "the background renderer to finish")
     assert _backlog(engine) == [] and _work(engine)[_ids(report)[NAMES["photo"]]] == {"thumbnail", "decode:ok"}
     assert (settings.home / LOG_NAME).exists() and not (tmp_path / "somewhere-else").exists()

@@ -1,0 +1,45 @@
+"""What the media backlog's tests read back: each recording's media work, the backlog, a renderer's life."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from catalog import DerivedMedia, MediaWorkFailure
+from catalog.integrity import DECODE_CHECK
+from catalog.media_work import media_backlog
+from catalog.models import IntegrityCheck
+
+
+def ids_by_name(report: Any) -> dict[str, int]:
+    """An ingest report's recording ids by original name."""
+    return {row["original_name"]: row["id"] for row in report.recordings}
+
+
+def media_work_of(engine: Any) -> dict[int, set[str]]:
+    """Each recording's media work as the catalogue has it: kinds made, `decode:<verdict>`, and `failed:<kind>`."""
+    found: dict[int, set[str]] = {}
+    with Session(engine) as session:
+        for row in session.exec(select(DerivedMedia)):
+            found.setdefault(row.recording_id, set()).add(row.kind)
+        for check in session.exec(select(IntegrityCheck).where(IntegrityCheck.check == DECODE_CHECK)):
+            found.setdefault(check.recording_id, set()).add(f"decode:{check.status}")
+        for failure in session.exec(select(MediaWorkFailure)):
+            found.setdefault(failure.recording_id, set()).add(f"failed:{failure.kind}")
+    return found
+
+
+def backlog(engine: Any) -> list[int]:
+    """The media backlog's first 100 recording ids."""
+    with Session(engine) as session:
+        return media_backlog(session)
+
+
+def alive(pid: int) -> bool:
+    """Whether process *pid* runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -187,6 +187,10 @@ def work_through_backlog(engine: Engine, store: EvidenceStore, work_dir: Path, *
                 outcome = do_media_work(engine, store, work_dir, recording_id, by=by, threads=threads)
             except RecordingNotFound:
                 continue
+            except Exception as exc:  # one recording never stops the pass (logged whole)
+                logger.exception("Media work on recording %r failed unexpectedly; left for the next pass.",
+                                 recording_id)
+                outcome = MediaWorkOutcome(recording_id, deferred=f"unexpected: {first_line(exc)}")
             result.recordings += 1
             result.done += len(outcome.done)
             result.failed += len(outcome.failed)

@@ -341,7 +341,7 @@ def test_a_recording_that_trips_a_bug_never_stops_the_pass(tmp_path, media, sett
                         derive="later")
     ids = _ids(report)
     poisoned = ids[NAMES["video"]]
-    real = media_work.derive_recording
+    from ingest.derive import derive_recording as real
 
     def buggy(engine: Any, store: Any, work_dir: Path, recording_id: int, **kwargs: Any) -> list[str]:
         if recording_id == poisoned:  # a bug this code does not know yet, on one recording

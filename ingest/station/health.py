@@ -217,6 +217,12 @@ class StationMetrics:
         self._staged_age = own("evidence_staged_oldest_age_seconds",
                                "Age of this station's oldest staged recording (0: none)")
         self._docks = own("evidence_dock_sessions_open", "This station's dock sessions not yet ended")
+        self._media_pending = own("evidence_media_work_pending",
+                                  "Archived recordings still without their thumbnail, proxy or decode check after "
+                                  "this station's last render pass (counted up to 1,000)")
+        self._media_failures = Counter("evidence_media_work_failures",
+                                       "Thumbnails, proxies and decode checks this process recorded as impossible "
+                                       "for the media", labels, registry=registry).labels(station)
         self._alarm = gauge("evidence_alarm", "1 while the alarm is raised, 0 when clear", ("kind",))
         self._failures = Counter("evidence_ingest_failures", "Ingest failures in this process, by stage",
                                  [*labels, "stage"], registry=registry)
@@ -258,6 +264,12 @@ class StationMetrics:
         with self._lock:
             self._trim()
             return sum(n for _, n in self._bytes) / BYTES_WINDOW_S
+
+    def media_work(self, *, pending: int, failed: int) -> None:
+        """After a render pass: *pending* recordings still with media work, *failed* kinds recorded as impossible."""
+        self._media_pending.set(pending)
+        if failed > 0:
+            self._media_failures.inc(failed)
 
     def relay_result(self, ok: bool, error: str | None = None, *, waiting: int | None = None) -> None:
         """The outbox relay's last attempt: a failure marks the broker unreachable (and raises broker_unreachable

@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from catalog import CatalogUnavailable, load_or_create_key, open_catalog
 from catalog.docks import close_open_sessions
+from catalog.media_work import media_backlog
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, ProfileNotFound, is_match, load_profiles, recognise
 from device_profiles.matching import list_top_paths
@@ -56,6 +57,8 @@ logger = logging.getLogger(__name__)
 #: Seconds between passes over the media backlog when no dock wakes the render thread: work a store or catalogue
 #: outage deferred is tried again this often.
 RENDER_RETRY_S = 300.0
+#: The most recordings counted for the evidence_media_work_pending gauge after a render pass.
+MEDIA_PENDING_COUNTED = 1000
 
 
 class StationService:
@@ -305,9 +308,12 @@ class StationService:
             self._render_wake.clear()
             try:
                 done = render_backlog(self.settings, self.engine, self.store, by=by, should_stop=self.stop.is_set)
+                with Session(self.engine) as session:
+                    pending = len(media_backlog(session, limit=MEDIA_PENDING_COUNTED))
             except Exception:
                 logger.exception("Rendering the media backlog failed; will retry.")
             else:
+                self.metrics.media_work(pending=pending, failed=done.failed if done is not None else 0)
                 if done is not None and (done.done or done.failed):
                     logger.warning("Media backlog: %s.", done.summary())
                     self._anchor_soon("media work")

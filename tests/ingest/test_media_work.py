@@ -248,14 +248,20 @@ def test_an_embedded_station_renders_what_it_docked(media, station_settings):
     root = Path(station_settings.mount_roots[0])
     engine = open_catalog(station_settings.database_url)
     try:
-        with running_station(station_settings):
+        with running_station(station_settings) as service:
             # Given a camera docked at a station without a broker
             staging = root.parent / "staging-device"
-            _device(staging, media, "video", "audio")
+            _device(staging, media, "video", "audio", "damaged")
             shutil.copytree(staging, root / "CAM")
             # Then, with no other process, its recordings get their thumbnail, proxy and decode verdict
-            wait_for(lambda: len(_work(engine)) == 2 and not _backlog(engine), 180, "the station to render the dock")
-        assert sorted(map(sorted, _work(engine).values())) == [["decode:ok", "proxy"],
+            wait_for(lambda: len(_work(engine)) == 3 and not _backlog(engine), 180, "the station to render the dock")
+            # and its metrics say what is pending and what the media made impossible
+            wait_for(lambda: f'evidence_media_work_pending{{station="{station_settings.station}"}} 0.0'
+                     in service.metrics.render().decode(), 30, "the pending gauge after the pass")
+            assert (f'evidence_media_work_failures_total{{station="{station_settings.station}"}} 2.0'
+                    in service.metrics.render().decode())
+        assert sorted(map(sorted, _work(engine).values())) == [["decode:damaged", "failed:proxy", "failed:thumbnail"],
+                                                              ["decode:ok", "proxy"],
                                                               ["decode:ok", "proxy", "thumbnail"]]
     finally:
         engine.dispose()

@@ -121,12 +121,20 @@ def _manifest_problems(recording: Recording, revision: StampRevision, body: Any,
     if body is None:
         return []
     stamp = body.get("stamp") or {}
+    current = revision.revision == recording.stamp_revision
+    facts = {**_signed_facts(recording, revision, body), **_signed_row_facts(recording, body, current=current)}
     problems = [Problem("catalog", where, f"{name}: the catalogue says {catalogue!r}, the signed manifest says "
                                           f"{signed!r}")
-                for name, (catalogue, signed) in _signed_facts(recording, revision, body).items()
-                if catalogue != signed]
-    for name, held in (("stamp.captured_start", revision.captured_start), ("stamp.changed_at", revision.changed_at)):
-        signed = stamp.get(name.split(".", 1)[1])
+                for name, (catalogue, signed) in facts.items() if catalogue != signed]
+    times: list[tuple[str, datetime | None, Any]] = [
+        ("stamp.captured_start", revision.captured_start, stamp.get("captured_start")),
+        ("stamp.changed_at", revision.changed_at, stamp.get("changed_at"))]
+    capture = body.get("capture")
+    if current and isinstance(capture, dict):  # a later stamp moves the capture time: the current one says it
+        times += [(f"capture.{name}", held, capture[name])
+                  for name, held in (("start", recording.captured_start), ("end", recording.captured_end))
+                  if name in capture]
+    for name, held, signed in times:
         if not _same_time(held, signed):
             problems.append(Problem("catalog", where, f"{name}: the catalogue says {_iso(held)!r}, the signed "
                                                       f"manifest says {signed!r}"))
@@ -154,6 +162,26 @@ def _signed_facts(recording: Recording, revision: StampRevision, body: dict[str,
              "stamp.changes": (revision.changes, stamp.get("changes"))}
     if stamp.get("place"):  # the place's source is signed with the place (none without a position)
         facts["stamp.place.source"] = (revision.place_source, place.get("source"))
+    return facts
+
+
+def _signed_row_facts(recording: Recording, body: dict[str, Any], *, current: bool) -> dict[str, tuple[Any, Any]]:
+    """The recording's own facts a manifest signs (media, officer, how its capture time was read), each as (what
+    the catalogue holds, what the manifest signed), where the manifest signs it (an early format may not). Only the
+    current revision's manifest is held to the facts a later stamp changes (the officer's number)."""
+    sections: dict[str, tuple[tuple[str, Any], ...]] = {
+        "media": (("kind", recording.media_kind), ("container", recording.container),
+                  ("video_codec", recording.video_codec), ("audio_codec", recording.audio_codec),
+                  ("duration_s", recording.duration_s), ("width", recording.width), ("height", recording.height)),
+        "officer": (("name", recording.officer_name),) + ((("number", recording.officer_number),) if current else ()),
+        "capture": (("raw_device_time", recording.raw_device_time), ("time_source", recording.time_source),
+                    ("zone_assumed", recording.zone_assumed), ("clock_offset_s", recording.clock_offset_s)),
+    }
+    facts: dict[str, tuple[Any, Any]] = {}
+    for section, fields in sections.items():
+        signed = body.get(section)
+        if isinstance(signed, dict):
+            facts.update({f"{section}.{name}": (held, signed[name]) for name, held in fields if name in signed})
     return facts
 
 

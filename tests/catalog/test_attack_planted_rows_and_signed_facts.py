@@ -202,3 +202,47 @@ def test_sightings_after_signing_stand_and_stamp_facts_of_every_revision_are_com
                "it" in p for p in found), found
     # what was left alone is not named
     assert not any("on device A123456" in p or "stamp.reason" in p or "changed_at" in p for p in found), found
+
+
+def test_a_manifest_another_trusted_station_signed_with_false_facts_is_named(env, engine, tmp_path):
+    """A station key the archive trusts (registered in the chain, its record in WORM storage) signs a manifest
+    whose officer, capture time and media differ from the catalogue's: the signature is good, the facts are not.
+    Evidence packages take their facts from the newest manifest, so verify must hold every signed fact to the
+    catalogue, not only the stamp's."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from catalog.manifests import ensure_station_key
+    from catalog.signing import sign_document
+    from storage import manifest_key
+    from tests.helpers.insider import writable
+
+    [row] = ingest_recorder(env, tmp_path, "forged")
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    store = store_of(env)
+    other = Ed25519PrivateKey.generate()
+    with Session(engine) as session:
+        ensure_station_key(session, "station-9", other, actor="station:station-9", store=store)
+        session.commit()
+    genuine = json.loads(store.get_manifest(row["sha256"], 1))
+    body = genuine["manifest"]
+    body["officer"]["name"] = "李逵"
+    body["capture"]["start"] = "2020-01-01T00:00:00+00:00"
+    source = body["capture"]["time_source"]
+    body["capture"]["time_source"] = "exif" if source != "exif" else "container"
+    body["media"]["duration_s"] = 1.0
+    forged = json.dumps(sign_document(body, other), ensure_ascii=False, indent=1, sort_keys=True).encode()
+    path = store.root / manifest_key(row["sha256"], 1)
+    with writable(path.parent, path):
+        path.write_bytes(forged)
+
+    code, report = verify_all(env)
+    found = problems_of(report, row["id"])
+    assert code == 4, f"a trusted key's manifest with false facts passed verify --all: {report}"
+    assert f"[catalog] officer.name: the catalogue says {row.get('officer_name')!r}, the signed manifest says '李逵'" \
+        in found, found
+    assert any(p.startswith("[catalog] capture.start: the catalogue says ") and "2020-01-01T00:00:00+00:00" in p
+               for p in found), found
+    assert (f"[catalog] capture.time_source: the catalogue says {source!r}, the signed manifest says "
+            f"{body['capture']['time_source']!r}") in found, found
+    assert any(p.startswith("[catalog] media.duration_s: the catalogue says ") for p in found), found

@@ -18,7 +18,7 @@ KEYS = {"id", "sha256", "size_bytes", "media_kind", "original_name", "device_ser
         "zone_assumed", "clock_offset_s", "place", "case_number", "purpose", "important", "integrity", "state",
         "ingested_at", "archived_at", "retain_until", "legal_hold", "retention_rule", "technical", "belongs_to",
         "stamp_revision", "store", "sightings", "stamp_history", "integrity_history", "cases", "retention",
-        "housekeeping_files", "disposal", "derived", "custody", "has_proxy"}
+        "housekeeping_files", "disposal", "derived", "custody", "has_proxy", "media_work_failed"}
 
 
 def test_the_detail_has_every_documented_key_and_no_proxy_before_one_is_made(engine):
@@ -29,7 +29,8 @@ def test_the_detail_has_every_documented_key_and_no_proxy_before_one_is_made(eng
         assert recording.id is not None
         assert derived_media(session, recording.id, "proxy") is None
     assert set(detail) == KEYS
-    assert (detail["derived"], detail["has_proxy"], detail["disposal"]) == ({}, False, None)
+    assert (detail["derived"], detail["has_proxy"], detail["disposal"], detail["media_work_failed"]) == (
+        {}, False, None, {})
     assert [h["revision"] for h in detail["stamp_history"]] == [1]
     assert set(detail["retention"]) == {"retain_until", "legal_hold", "rule", "hold_reasons", "pending_case",
                                         "rules_say", "in_line_with_rules"}

@@ -41,10 +41,12 @@ def test_report_json_is_plain_strings_as_before():
     report = _report()
     # When it is written as JSON
     text = json.dumps(report.as_json())
-    # Then the enum values are the strings they always were, and the keys are unchanged
+    # Then the enum values are the strings they always were, and the keys are those they were (the background
+    # renderer's process id added last, null when none was started)
     loaded = json.loads(text)
     assert list(loaded) == ["dock_session", "profile", "device_serial", "recordings", "skipped", "discarded",
-                            "errors", "notes"]
+                            "errors", "notes", "renderer_pid"]
+    assert loaded["renderer_pid"] is None
     assert [r["ingest"] for r in loaded["recordings"]] == ["new", "new", "known"]
     assert loaded["errors"] == [{"file": "DCIM/CLIP5.MP4", "stage": "copy", "reason": "read error",
                                  "preserved": False}]

@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 #: Seconds between passes over the media backlog when no dock wakes the render thread: work a store or catalogue
 #: outage deferred is tried again this often.
 RENDER_RETRY_S = 300.0
+#: Longest wait at stop for the render thread to finish the recording it is on (it stops between recordings).
+RENDER_STOP_S = 60.0
 #: The most recordings counted for the evidence_media_work_pending gauge after a render pass.
 MEDIA_PENDING_COUNTED = 1000
 
@@ -88,6 +90,7 @@ class StationService:
         self.last_relay: RelayResult | None = None
         # The media backlog (embedded: no derive workers): at start, after each dock, every RENDER_RETRY_S.
         self._render_wake = threading.Event()
+        self._render_thread: threading.Thread | None = None
 
     # -- status --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -317,6 +320,8 @@ class StationService:
                 if done is not None and (done.done or done.failed):
                     logger.warning("Media backlog: %s.", done.summary())
                     self._anchor_soon("media work")
+            if self.stop.is_set():  # (a wake set at stop may have been cleared above)
+                return
             self._render_wake.wait(RENDER_RETRY_S)
 
     def _sweep_clearing(self) -> None:
@@ -473,7 +478,8 @@ class StationService:
             relaying.start()
         threading.Thread(target=self._sweep_staging_loop, name="staging-sweep", daemon=True).start()
         if not settings.broker_url and settings.derive != "later":
-            threading.Thread(target=self._render_loop, name="render", daemon=True).start()
+            self._render_thread = threading.Thread(target=self._render_loop, name="render", daemon=True)
+            self._render_thread.start()
         threading.Thread(target=self.metrics.refresh_forever, args=(self.engine, self.stop), name="health",
                          daemon=True,
                          kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
@@ -501,6 +507,10 @@ class StationService:
         watcher.stop()
         self._render_wake.set()  # the render thread sees the stop between recordings
         self.pool.shutdown(wait=True)  # in-flight docks stop between files
+        if self._render_thread is not None:  # done with the catalogue before run() disposes of its engine
+            self._render_thread.join(timeout=RENDER_STOP_S)
+            if self._render_thread.is_alive():
+                logger.warning("The render thread is still at work after %.0f s; stopping without it.", RENDER_STOP_S)
         self._anchor_stopping = True  # one last anchor covers the sessions that just ended
         self._anchor_wake.set()
         anchoring.join(timeout=60)

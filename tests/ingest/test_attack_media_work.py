@@ -46,7 +46,7 @@ from ingest.samples import make_photo, make_wav, run_ffmpeg
 from ingest.services import open_store
 from storage import LocalStore, ObjectMissing
 from tests.cli import run_cli
-from tests.conftest import postgres_database, process_env, wait_for
+from tests.conftest import _missing, postgres_database, process_env, wait_for
 from tests.helpers.clips import damaged_clip, noisy_clip
 from tests.helpers.media_work import alive as _alive
 from tests.helpers.media_work import backlog as _backlog
@@ -160,9 +160,10 @@ def _in_thread(target: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread
 # ----------------------------------------------------------------------------- the renderer's environment
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv (dies_with_parent)")
 def test_a_renderer_whose_path_lacks_ffmpeg_records_no_damaged_verdict_and_no_failure(tmp_path, media, env,
                                                                                        settings, engine):
+    if shutil.which("setpriv") is None:
+        _missing("util-linux setpriv (ingest.derive.dies_with_parent)")
     # Given a good video archived with its media work left for later
     report = run_ingest(_device(tmp_path / "cam", media, "video"), settings, IngestOptions(), derive="later")
     rid = _ids(report)[NAMES["video"]]
@@ -426,7 +427,7 @@ def test_the_store_losing_an_original_defers_it_records_no_failure_and_the_pass_
         try:
             tree.object_path(sha).unlink()  # removed behind the application's back
         except PermissionError:
-            pytest.skip("the store is immutable here")
+            _missing("a local store whose originals its owner can remove (FS_IMMUTABLE_FL is set here)")
     result = run_cli(env, "derive-pending", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)

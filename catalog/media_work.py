@@ -23,8 +23,8 @@ from catalog.integrity import DECODE_CHECK
 from catalog.models import DerivedMedia, IntegrityCheck, MediaWorkFailure, Recording, RecordingState
 from catalog.types import utcnow
 
-__all__ = ["DECODE", "WORK_BY_KIND", "media_backlog", "media_failures", "pending_work", "record_media_failure",
-           "work_done"]
+__all__ = ["DECODE", "IN_ARCHIVE", "WORK_BY_KIND", "media_backlog", "media_failures", "pending_work",
+           "record_media_failure", "work_done"]
 
 #: The decode check's name among the kinds of media work (its result is an integrity revision).
 DECODE = DECODE_CHECK
@@ -38,7 +38,8 @@ WORK_BY_KIND: dict[str, tuple[str, ...]] = {
 #: Reasons longer than this are cut (ffmpeg's last line on a hostile file can be anything).
 MAX_REASON_CHARS = 1000
 
-_IN_ARCHIVE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+#: The states of a recording whose original is in the archive: the only ones with media work.
+IN_ARCHIVE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 
 def pending_work(media_kind: str, *, done: Iterable[str], failed: Iterable[str]) -> tuple[str, ...]:
@@ -75,7 +76,7 @@ def media_backlog(session: Session, *, limit: int = 100, after_id: int = 0,
 
     wanted = or_(*(and_(col(Recording.media_kind) == media_kind, or_(*(~settled(kind) for kind in kinds)))
                    for media_kind, kinds in WORK_BY_KIND.items()))
-    query = select(Recording.id).where(col(Recording.state).in_(_IN_ARCHIVE), col(Recording.id) > after_id, wanted)
+    query = select(Recording.id).where(col(Recording.state).in_(IN_ARCHIVE), col(Recording.id) > after_id, wanted)
     if archived_before is not None:
         query = query.where(col(Recording.archived_at) < archived_before)
     rows = session.exec(query.order_by(col(Recording.id)).limit(limit))

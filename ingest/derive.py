@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from catalog import DerivedMedia, Recording, RecordingNotFound
 from catalog.detail import derived_media
+from catalog.media_work import IN_ARCHIVE
 from catalog.types import utcnow
 from ingest.errors import DeriveFailed, RenderInterrupted
 from storage import EvidenceStore
@@ -260,7 +261,7 @@ def _record(session: Session, recording: Recording, kind: str, key: str, path: P
 def _still_archived(session: Session, recording: Recording) -> None:
     """RenderInterrupted if *recording* left the archive (disposed of) while it was rendered: nothing is stored."""
     session.refresh(recording)
-    if recording.state not in ("archived", "verified"):
+    if recording.state not in IN_ARCHIVE:
         raise RenderInterrupted(recording.original_name, f"the recording is {recording.state} now")
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from catalog import Recording, RecordingNotFound
-from catalog.media_work import DECODE, media_backlog, pending_work, record_media_failure, work_done
+from catalog.media_work import DECODE, IN_ARCHIVE, media_backlog, pending_work, record_media_failure, work_done
 from ingest.config import Settings
 from ingest.decode_check import check_recording
 from ingest.derive import derive_recording
@@ -72,7 +72,7 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
                 raise RecordingNotFound(str(recording_id))
             done, failed = work_done(session, recording_id)
             todo = pending_work(recording.media_kind, done=done, failed=failed)
-            if recording.state not in ("archived", "verified"):
+            if recording.state not in IN_ARCHIVE:
                 todo = ()
             todo = tuple(kind for kind in todo if only is None or kind in only)
         for kind in todo:
@@ -84,7 +84,7 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
                 _record_failure(engine, recording_id, kind, reason, by=by)
     except (BackendUnavailable, OperationalError) as exc:
         outcome.deferred, outcome.unavailable = first_line(exc), True
-    except (StorageError, _Transient, RenderInterrupted, OSError) as exc:
+    except (StorageError, RenderInterrupted, OSError) as exc:
         # The store, the tools or this machine (a full work folder), never the media: the next pass tries again.
         outcome.deferred = first_line(exc)
     if outcome.deferred:
@@ -92,10 +92,6 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
     for kind, reason in outcome.failed.items():
         logger.warning("Recording %r: no %s (%s); recorded, not tried again.", recording_id, kind, reason)
     return outcome
-
-
-class _Transient(Exception):
-    """A decode stopped from outside (a signal, no ffmpeg): another pass may finish it."""
 
 
 def _one(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, kind: str, *, by: str,
@@ -111,13 +107,13 @@ def _one(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int
         verdict = check_recording(engine, store, work_dir, recording_id, by=by, threads=threads)
     except DecodeIncomplete as exc:
         if exc.transient:
-            raise _Transient(str(exc)) from exc
+            raise RenderInterrupted(exc.path, exc.reason) from exc
         return exc.reason
     if verdict is None:
         with Session(engine) as session:
             recording = session.get(Recording, recording_id)
-            if recording is None or recording.state not in ("archived", "verified"):
-                raise _Transient(f"recording {recording_id} left the archive while it was decoded")
+            if recording is None or recording.state not in IN_ARCHIVE:
+                raise RenderInterrupted(f"recording {recording_id}", "it left the archive while it was decoded")
             done, _failed = work_done(session, recording_id)
         if DECODE not in done:  # not checked by another renderer meanwhile: its format cannot be decoded here
             return "this machine cannot decode its format"
@@ -129,7 +125,7 @@ def _record_failure(engine: Engine, recording_id: int, kind: str, reason: str, *
     failure at the same moment is not an error (the first one's row stands)."""
     with Session(engine) as session:
         recording = session.get(Recording, recording_id)
-        if recording is None or recording.state not in ("archived", "verified"):
+        if recording is None or recording.state not in IN_ARCHIVE:
             return
         record_media_failure(session, recording, kind, reason, by=by)
         try:

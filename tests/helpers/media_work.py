@@ -43,3 +43,21 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def ffmpeg_children(parent: int, marker: bytes | None = None) -> list[int]:
+    """The ffmpeg processes *parent* started that still run (with *marker*: only those whose command line holds
+    it as an argument)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and Path(argv[0].decode(errors="replace")).name == "ffmpeg" and (
+                marker is None or marker in argv):
+            found.append(int(entry.name))
+    return found

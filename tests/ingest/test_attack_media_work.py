@@ -50,6 +50,7 @@ from tests.conftest import _missing, postgres_database, process_env, wait_for
 from tests.helpers.clips import damaged_clip, noisy_clip
 from tests.helpers.media_work import alive as _alive
 from tests.helpers.media_work import backlog as _backlog
+from tests.helpers.media_work import ffmpeg_children
 from tests.helpers.media_work import ids_by_name as _ids
 from tests.helpers.media_work import media_work_of as _work
 
@@ -117,20 +118,6 @@ def _failures(engine: Any) -> dict[tuple[int, str], str]:
 
 
 
-def _ffmpeg_children(parent: int, marker: bytes) -> list[int]:
-    """ffmpeg processes started by *parent* whose command line holds *marker*."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and Path(argv[0].decode(errors="replace")).name == "ffmpeg" and marker in argv:
-            found.append(int(entry.name))
-    return found
 
 
 def _sha256(path: Path) -> str:
@@ -310,7 +297,7 @@ def test_an_ffmpeg_terminated_from_outside_leaves_the_work_pending_not_failed(tm
                              by="station:test", only=(kind,))
     found: list[int] = []
     def started() -> bool:
-        found[:] = _ffmpeg_children(os.getpid(), marker)
+        found[:] = ffmpeg_children(os.getpid(), marker)
         return bool(found) or not thread.is_alive()
 
     wait_for(started, 60, f"the {kind} ffmpeg to start")
@@ -531,7 +518,7 @@ def test_a_recording_disposed_of_while_it_is_rendered_keeps_no_derived_copy_and_
     original = str(store.tree.object_path(sha))
 
     def reading() -> bool:  # the proxy's ffmpeg has the original open
-        for pid in _ffmpeg_children(os.getpid(), b"libx264"):
+        for pid in ffmpeg_children(os.getpid(), b"libx264"):
             try:
                 if any(os.readlink(fd) == original for fd in Path(f"/proc/{pid}/fd").iterdir()):
                     return True

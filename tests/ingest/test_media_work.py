@@ -34,6 +34,7 @@ from tests.conftest import process_env, running_station, wait_for
 from tests.helpers.clips import damaged_clip, noisy_clip
 from tests.helpers.media_work import alive as _alive
 from tests.helpers.media_work import backlog as _backlog
+from tests.helpers.media_work import ffmpeg_children
 from tests.helpers.media_work import ids_by_name as _ids
 from tests.helpers.media_work import media_work_of as _work
 
@@ -200,7 +201,7 @@ def test_a_renderer_killed_half_way_leaves_its_work_pending_and_the_next_pass_fi
     running: list[int] = []
 
     def rendering() -> bool:
-        running[:] = _ffmpeg_children_of(proc.pid) if _work(engine) else []
+        running[:] = ffmpeg_children(proc.pid) if _work(engine) else []
         return bool(running) or proc.poll() is not None
 
     try:
@@ -225,20 +226,6 @@ def test_a_renderer_killed_half_way_leaves_its_work_pending_and_the_next_pass_fi
     assert len(rows) == 16 and all(r.size_bytes > 0 for r in rows)
 
 
-def _ffmpeg_children_of(pid: int) -> list[int]:
-    """The ffmpeg processes *pid* started and that still run."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            program = (entry / "cmdline").read_bytes().split(b"\0")[0]
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == pid and Path(program.decode(errors="replace")).name == "ffmpeg":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.slow

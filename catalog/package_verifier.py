@@ -1979,6 +1979,75 @@ def pdf_text(pdf: bytes) -> str:
     return "".join(run for page in pdf_pages(pdf) for run in page.runs)
 
 
+_DIRECT_LENGTH = re.compile(rb"/Length\s+(\d+)(?!\s+\d+\s+R)")
+_STREAM_KEYWORD = re.compile(rb"\s*stream(\r\n|\n)")
+_END_STREAM = re.compile(rb"(\r\n|\n|\r)?endstream")
+_DICTIONARY_OPENS = re.compile(rb"\s*<<")
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+def _dictionary_end(pdf: bytes, start: int) -> tuple[int, int | None]:
+    """Where the dictionary opening at pdf[start] ("<<") closes, and its own direct /Length (None without one).
+    A small lexer: string literals, hex strings and comments are skipped whole, so that ">>", "stream" or /Length
+    written inside a string do not end the dictionary or size a stream."""
+    depth, i, length = 0, start, None
+    while i < len(pdf):
+        two = pdf[i:i + 2]
+        if two == b"<<":
+            depth, i = depth + 1, i + 2
+        elif two == b">>":
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i, length
+        elif pdf[i] == 0x28:  # (
+            i = _literal(pdf, i)[1]
+        elif pdf[i] == 0x3C:  # <, a hex string
+            i = pdf.index(b">", i) + 1
+        elif pdf[i] == 0x25:  # %, a comment to the end of its line
+            line_end = _LINE_END.search(pdf, i)
+            i = line_end.end() if line_end is not None else len(pdf)
+        else:
+            sized = _DIRECT_LENGTH.match(pdf, i) if depth == 1 else None
+            if sized is not None:
+                length, i = int(sized.group(1)), sized.end()
+            else:
+                i += 1
+    raise ValueError("a dictionary that does not close")
+
+
+def pdf_without_stream_data(pdf: bytes) -> bytes:
+    """The PDF with each object's stream data cut out, everything else kept: the text where actions, scripts and
+    embedded files are declared. Stream data (compressed pages, embedded font programs) is arbitrary bytes in
+    which "/JS" or "/AA" occur by chance (about one report in a hundred); a stream is cut only where its
+    dictionary closes, names its own direct /Length and "endstream" follows that many bytes, else it is kept
+    (read as dictionary text: a false alarm on a malformed PDF rather than a script hidden behind a fake length)."""
+    kept, pos = [], 0
+    while (start := _OBJECT_START.search(pdf, pos)) is not None:
+        opening = _DICTIONARY_OPENS.match(pdf, start.end())
+        if opening is None:
+            kept.append(pdf[pos:start.end()])
+            pos = start.end()
+            continue
+        try:
+            end, length = _dictionary_end(pdf, opening.end() - 2)
+        except (IndexError, ValueError):
+            break
+        stream = _STREAM_KEYWORD.match(pdf, end)
+        if stream is None or length is None or _END_STREAM.match(pdf, stream.end() + length) is None:
+            kept.append(pdf[pos:end])
+            pos = end
+            continue
+        kept.append(pdf[pos:stream.end()])
+        pos = stream.end() + length
+    kept.append(pdf[pos:])
+    return b"".join(kept)
+
+
+def pdf_active_names(pdf: bytes) -> list[str]:
+    """The names of actions, scripts, embedded files and other active content a PDF declares, sorted, once each."""
+    return sorted({m.decode() for m in _PDF_ACTIVE.findall(_unescaped(pdf_without_stream_data(pdf)))})
+
+
 def _unescaped(body: bytes) -> bytes:
     """PDF names with #xx escapes written out (/Annot#73 is /Annots)."""
     return re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), body)
@@ -2001,9 +2070,7 @@ def check_report_pdf(bag: Bag, newest: dict[str, dict[str, Any]], tables: dict[s
     if data.count(b"%%EOF") != 1:
         bag.report.find(rel, "the PDF was changed after it was written (an incremental update appends to it)",
                         "one %%EOF", f"{data.count(b'%%EOF')}")
-    objects = _objects(data)
-    active = sorted({m.decode() for body in [data, *objects.values()] for m in _PDF_ACTIVE.findall(_unescaped(body))})
-    if active:
+    if active := pdf_active_names(data):
         bag.report.find(rel, "the PDF holds actions, scripts or embedded files", "none", ", ".join(active))
     numbers = _OBJECT_START.findall(data)
     if len(numbers) != len(set(numbers)) or re.search(rb"\d+ [1-9]\d* obj", data):

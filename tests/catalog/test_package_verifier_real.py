@@ -360,6 +360,22 @@ def test_a_report_pdf_rendered_from_other_facts_or_changed_after_writing_is_name
         "the PDF was changed after it was written"]
 
 
+def test_a_real_report_pdf_whose_font_program_spells_script_names_by_chance_verifies(
+        verifier_python: Path, real: _Real, tmp_path: Path) -> None:
+    """Compressed stream data and font programs are arbitrary bytes: about one report in a hundred spelled "/JS" or
+    "/AA" somewhere in them and an untouched package was named as holding a script (CI, 2026-12-02)."""
+    bag = _copy(real.plain, tmp_path / "chance")
+    pdf = Pdf((bag / "data/report.pdf").read_bytes())
+    font = next(int(ref) for body in pdf.raw.values() for ref in re.findall(rb"/FontFile2 (\d+) 0 R", body))
+    program = pdf.stream(font)
+    pdf.set_stream(font, program + b"\x00/AA\x00/JS /Launch\x00/EmbeddedFiles\x7f")
+    (bag / "data/report.pdf").write_bytes(pdf.write())
+    _resign(bag, real)
+    code, result = verify_json(verifier_python, bag, "--trust", real.root_fingerprint)
+    assert code == 0, named(result)
+    assert result["checked"]["report_cells"] > 0
+
+
 def _forge_pdf(bag: Path, how: str) -> None:
     """report.pdf rewritten by the export-key holder so that a viewer shows a purpose reversed while the original
     text stays somewhere in the file (tests.helpers.pdf_edit: one xref, one %%EOF, nothing appended)."""

@@ -17,7 +17,10 @@ size", "moov atom not found") as a truncated file, often with no network
 error at `-v error`. So a damaged verdict found through a URL is confirmed
 from a temporary local copy of the original before it is recorded (and a
 store that does not answer then leaves no verdict at all). A clean decode
-needs no confirmation: every failed read ends in an error line.
+needs no confirmation: every failed read ends in an error line. A damaged
+verdict from a local file is confirmed by decoding it a second time: an
+ffmpeg stopped by a signal while it starts up exits 1 with errors of its own
+(`run_decode_check`).
 
 Where the first error happened: ffmpeg prints its progress line
 (`frame=… time=HH:MM:SS.xx …`, the end time of the last packet it wrote) to
@@ -205,14 +208,31 @@ def _read_stderr(stream: IO[bytes], log: DecodeLog) -> None:
     log.feed(pending.decode("utf-8", errors="replace"))
 
 
-def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2) -> DecodeResult:
+def run_decode_check(path: Path | str, *, timeout_s: float, threads: int = 2, confirm: bool = True) -> DecodeResult:
     """Decode every audio and video stream of *path*, a file or URL (`ffmpeg -f null`), and judge it. A URL is
     named in errors without its query string (a presigned URL's credential).
 
+    A damaged verdict is confirmed by a second decode, and the second one's verdict stands: ffmpeg stopped by a
+    signal while it opens its input or sets up its filters exits 1 with errors of its own ("Immediate exit
+    requested", "Cannot determine format of input stream 0:0 after EOF"), which no exit code tells apart from
+    damaged media (measured on ffmpeg 5.1 under load, CI 2026-12-02). Damaged media is rare; a second decode of
+    it costs less than a false "damaged" on evidence. Without *confirm*, the first verdict is returned (a caller
+    that confirms otherwise: `decode_stored` decodes a local copy after damage found through a URL).
+
     Raises:
-      DecodeTimedOut: ffmpeg ran past *timeout_s* (it is killed).
+      DecodeTimedOut: ffmpeg ran past *timeout_s* (it is killed), on either decode.
       DecodeIncomplete: ffmpeg could not be started, or was stopped by a signal from outside.
     """
+    first = _decode_once(path, timeout_s=timeout_s, threads=threads)
+    if first.status != IntegrityStatus.DAMAGED.value or not confirm:
+        return first
+    logger.info("Decode of %s found it damaged (%s); decoding again to confirm.", shown_source(path),
+                first.first_error or f"exit {first.exit_code}")
+    return _decode_once(path, timeout_s=timeout_s, threads=threads)
+
+
+def _decode_once(path: Path | str, *, timeout_s: float, threads: int) -> DecodeResult:
+    """One decode of *path* and its verdict (`run_decode_check`, which raises what this raises)."""
     shown = shown_source(path)
     started = time.monotonic()
     with ffmpeg_source(path) as reading:  # a URL is never on ffmpeg's command line (ingest.derive.ffmpeg_source)
@@ -296,8 +316,9 @@ def decode_file(path: Path, *, is_photo: bool, timeout_s: float, threads: int = 
     return _decode_media(path, is_photo=is_photo, timeout_s=timeout_s, threads=threads)
 
 
-def _decode_media(source: Path | str, *, is_photo: bool, timeout_s: float, threads: int) -> DecodeResult:
-    result = run_decode_check(source, timeout_s=timeout_s, threads=threads)
+def _decode_media(source: Path | str, *, is_photo: bool, timeout_s: float, threads: int,
+                  confirm: bool = True) -> DecodeResult:
+    result = run_decode_check(source, timeout_s=timeout_s, threads=threads, confirm=confirm)
     if is_photo:  # a still has no timeline: "0.04 s" would only be ffmpeg's frame duration
         result = replace(result, error_time_s=None, decoded_s=None)
     return result
@@ -354,7 +375,10 @@ def decode_stored(store: EvidenceStore, sha256: str, work_dir: Path, recording_i
     if is_heif(head):
         return _decode_stored_heif(store, sha256)
     with store.read_in_place(sha256, valid_s=timeout_s + IO_TIMEOUT_S) as source:
-        result = _decode_media(source, is_photo=is_photo, timeout_s=timeout_s, threads=threads)
+        # Damage found through a URL is confirmed from a local copy below (which also covers a decode stopped by a
+        # signal), not by decoding through the URL again.
+        result = _decode_media(source, is_photo=is_photo, timeout_s=timeout_s, threads=threads,
+                               confirm=not is_url(source))
         if result.status == IntegrityStatus.OK.value or not is_url(source):
             return result
     logger.info("Decoding recording %r through %s found it %s (%s); confirming from a local copy.", recording_id,

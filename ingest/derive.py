@@ -233,19 +233,30 @@ def stopped_from_outside(returncode: int) -> bool:
 
 
 def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
-    try:
-        done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
-    except OSError as exc:
-        raise RenderInterrupted(source.shown_as, f"cannot run ffmpeg: {exc}") from exc
-    if stopped_from_outside(done.returncode):
-        raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})")
-    if done.returncode != 0:
+    """Run ffmpeg (*args*, writing *dest* with -y). A failure is tried once more before it counts as the media's:
+    ffmpeg stopped by a signal while it starts up exits 1 with errors of its own, like a file it cannot read
+    (ingest.decode_check.run_decode_check). Each run gets *timeout_s*.
+
+    Raises:
+      RenderInterrupted: ffmpeg could not be run, or was stopped from outside.
+      ValueError: ffmpeg failed twice (its last error line), or ran past *timeout_s*.
+    """
+    for attempt in (1, 2):
+        try:
+            done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
+        except OSError as exc:
+            raise RenderInterrupted(source.shown_as, f"cannot run ffmpeg: {exc}") from exc
+        if stopped_from_outside(done.returncode):
+            raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})")
+        if done.returncode == 0:
+            return dest
         lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        last = lines[-1] if lines else f"ffmpeg exited with {done.returncode}"
-        raise ValueError(source.shown(last))
-    return dest
+        last = source.shown(lines[-1] if lines else f"ffmpeg exited with {done.returncode}")
+        if attempt == 1:
+            logger.info("ffmpeg failed on %s (%s); trying once more before it counts.", source.shown_as, last)
+    raise ValueError(last)
 
 
 def _record(session: Session, recording: Recording, kind: str, key: str, path: Path, content_type: str) -> None:

@@ -24,3 +24,36 @@ def damaged_clip(path: Path, good: Path) -> Path:
     data[mdat + 8:end] = random.Random(17).randbytes(end - mdat - 8)
     path.write_bytes(bytes(data))
     return path
+
+
+def ffmpeg_stopped_once_at_start(folder: Path, marker: str) -> Path:
+    """A folder to put first on PATH whose `ffmpeg`, the first time it is run with *marker* among its arguments,
+    prints what the real ffmpeg 5.1 printed when a SIGTERM reached it while it set up its filters (measured under
+    load: exit 1, these two lines) and exits 1; every other run is the real ffmpeg. Each run is counted in
+    `runs` in *folder*."""
+    import shutil
+
+    real = shutil.which("ffmpeg")
+    assert real is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{folder}/runs"\n'
+        f'case "$*" in *"{marker}"*)\n'
+        f'  if [ ! -e "{folder}/stopped" ]; then\n'
+        f'    : > "{folder}/stopped"\n'
+        '    echo "Cannot determine format of input stream 0:0 after EOF" >&2\n'
+        '    echo "Error marking filters as finished" >&2\n'
+        "    exit 1\n"
+        "  fi;;\n"
+        "esac\n"
+        f'exec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def ffmpeg_runs(folder: Path, marker: str) -> int:
+    """How many runs of the `ffmpeg_stopped_once_at_start` ffmpeg in *folder* had *marker* among their arguments."""
+    runs = folder / "runs"
+    return sum(marker in line for line in runs.read_text().splitlines()) if runs.exists() else 0

@@ -309,7 +309,9 @@ def test_an_ffmpeg_terminated_from_outside_leaves_the_work_pending_not_failed(tm
     outcome = box["result"]
     work = _work(engine).get(rid, set())
     assert not outcome.failed and "decode:damaged" not in work and not _failures(engine), (outcome, work)
-    assert rid in _backlog(engine)  # and the next pass does it
+    # and the work is left to the next pass, or (a signal that reached ffmpeg while it started up, when it exits 1
+    # like a file it cannot read) done by the second run that a failure gets before it counts
+    assert rid in _backlog(engine) or kind in outcome.done, (outcome, work)
 
 
 # ----------------------------------------------------------------------------- hostile media

@@ -33,6 +33,7 @@ from ingest.queue.connection import open_queue
 from ingest.queue.workers import run_ingest
 from ingest.samples import make_clip, make_photo
 from tests.cli import run_cli
+from tests.helpers.clips import ffmpeg_runs, ffmpeg_stopped_once_at_start
 from tests.helpers.queues import drain
 
 CLIP_S = 2.0
@@ -171,6 +172,20 @@ def test_garbled_clip_passes_the_header_check_but_not_the_decoder(clips):
     good = run_decode_check(clips["good"], timeout_s=60)
     assert (good.status, good.first_error, good.error_lines) == ("ok", None, 0)
     assert good.decoded_s == pytest.approx(CLIP_S, abs=0.1)
+
+
+def test_a_decode_stopped_while_ffmpeg_starts_up_is_decoded_again_not_judged_damaged(tmp_path, clips, monkeypatch):
+    # Given an ffmpeg that a SIGTERM reaches while it sets up its filters: it exits 1 with errors of its own, as a
+    # file it cannot read would (CI, 2026-12-02: a good clip was recorded "damaged" that way)
+    shim = ffmpeg_stopped_once_at_start(tmp_path / "bin", "-stats_period")
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    # When a good clip is decode-checked
+    result = run_decode_check(clips["good"], timeout_s=60)
+    # Then the damaged verdict is confirmed by a second decode, whose verdict stands
+    assert (result.status, result.error_lines, ffmpeg_runs(shim, "-stats_period")) == ("ok", 0, 2)
+    # and damage that is real is confirmed: two decodes, the same verdict
+    damaged = run_decode_check(clips["garbled"], timeout_s=60)
+    assert damaged.status == "damaged" and damaged.first_error and ffmpeg_runs(shim, "-stats_period") == 4
 
 
 def test_decode_found_damage_is_a_new_revision_and_the_ingest_verdict_is_kept(tmp_path, clips, settings, engine,

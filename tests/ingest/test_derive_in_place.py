@@ -37,7 +37,7 @@ from ingest.errors import DeriveFailed
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo, make_wav
 from storage import LocalStore, S3WormStore, make_s3_client, object_key
-from tests.helpers.clips import damaged_clip, noisy_clip
+from tests.helpers.clips import damaged_clip, ffmpeg_runs, ffmpeg_stopped_once_at_start, noisy_clip
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -189,6 +189,20 @@ def test_a_damaged_original_is_derive_failed_naming_the_recording(tmp_path, medi
     assert _derived(engine, recording_id) == {}
     sha = _sha(engine, recording_id)
     assert any_store.verify(sha) == sha  # the evidence is untouched
+
+
+def test_a_proxy_encode_stopped_while_ffmpeg_starts_up_is_made_on_the_second_run(tmp_path, media, monkeypatch):
+    # Given an ffmpeg that a SIGTERM reaches while it starts up (exit 1, errors of its own: not the media's fault)
+    shim = ffmpeg_stopped_once_at_start(tmp_path / "bin", "libx264")
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    # When a good clip's proxy is made, the failed run is tried once more and the proxy is made
+    proxy = make_proxy(media["video"], tmp_path / "proxy.mp4")
+    assert proxy.stat().st_size > 0 and ffmpeg_runs(shim, "libx264") == 2
+    assert video_frame(str(proxy)) is not None
+    # and a file ffmpeg really cannot read fails after its second run, naming ffmpeg's error
+    with pytest.raises(ValueError) as failed:
+        make_proxy(media["damaged"], tmp_path / "bad.mp4")
+    assert ffmpeg_runs(shim, "libx264") == 4 and str(failed.value), failed.value
 
 
 def _sha(engine: Any, recording_id: int) -> str:

@@ -2,6 +2,7 @@
 recorded as integrity revisions in the real catalogue (SQLite and PostgreSQL) beside the local WORM store."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -341,7 +342,10 @@ def test_archive_actor_leads_to_one_decode_check_however_often_it_runs(tmp_path,
     (recording_id,), report = _ingest(tmp_path, clips, settings, engine, store, "garbled", defer_archive=True)
     assert report.recordings[0]["state"] == "staged"
     key = load_or_create_key(settings.station_key_path)
-    queue = open_queue(settings, engine=engine, store=store, key=key)  # no broker URL: the in-process broker
+    # A short archive lease: the second delivery finds the first one's claim and is retried once it runs out
+    # (lease + 1 s; the default 60 s lease made this test wait a minute)
+    queue = open_queue(dataclasses.replace(settings, archive_lease_s=3.0), engine=engine, store=store,
+                       key=key)  # no broker URL: the in-process broker
     broker, actors = queue.broker, queue.actors
     assert isinstance(broker, StubBroker)
     assert actors.decode_check.actor_name == "ingest.decode_check"

@@ -199,10 +199,10 @@ def test_a_proxy_encode_stopped_while_ffmpeg_starts_up_is_made_on_the_second_run
     proxy = make_proxy(media["video"], tmp_path / "proxy.mp4")
     assert proxy.stat().st_size > 0 and ffmpeg_runs(shim, "libx264") == 2
     assert video_frame(str(proxy)) is not None
-    # and a file ffmpeg really cannot read fails after its second run, naming ffmpeg's error
-    with pytest.raises(ValueError) as failed:
+    # and a file ffmpeg really cannot read fails after its second run, with ffmpeg's last error line
+    with pytest.raises(ValueError, match=r"\w") as failed:
         make_proxy(media["damaged"], tmp_path / "bad.mp4")
-    assert ffmpeg_runs(shim, "libx264") == 4 and str(failed.value), failed.value
+    assert ffmpeg_runs(shim, "libx264") == 4, failed.value
 
 
 def _sha(engine: Any, recording_id: int) -> str:

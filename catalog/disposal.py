@@ -32,7 +32,7 @@ from catalog.manifests import (
     software_version,
     trusted_fingerprints,
 )
-from catalog.models import DerivedMedia, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, DerivedMedia, Recording, RecordingState
 from catalog.replay import ROW_KEY, CaseReplay, load_case_replays, row_values
 from catalog.replay_compare import case_findings, chain_decision
 from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 DISPOSAL_RECORD_FORMAT = "evidence-disposal-record/1"
 #: Disposal records are kept for good; WORM storage needs a date, so: a century.
 RECORD_RETENTION = relativedelta(years=100)
-_IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def plan_disposal(session: Session, policy: RetentionPolicy, *, as_of: datetime,
     """What becomes disposable by *as_of* (`due`) or within *within_days* after it (`upcoming`), and what
     would be due but is held (`held`), each with the rule that decides it. Changes nothing."""
     horizon = as_of + timedelta(days=within_days)
-    query = (select(Recording).where(col(Recording.state).in_(_IN_STORE), col(Recording.retain_until) <= horizon)
+    query = (select(Recording).where(col(Recording.state).in_(IN_ARCHIVE), col(Recording.retain_until) <= horizon)
              .order_by(col(Recording.retain_until), col(Recording.id)))
     recordings = list(session.exec(query))
     decisions = decide_for(session, recordings, policy)

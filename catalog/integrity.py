@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.models import IntegrityCheck, IntegrityStatus, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, IntegrityCheck, IntegrityStatus, Recording
 from catalog.types import utcnow
 
 __all__ = ["DECODE_CHECK", "INGEST_CHECK", "INTEGRITY_CHECKS", "decode_revisions", "integrity_history",
@@ -99,6 +99,6 @@ def undecoded_ids(session: Session, *, media_kinds: Iterable[str]) -> list[int]:
     decoded = select(IntegrityCheck.recording_id).where(IntegrityCheck.check == DECODE_CHECK)
     rows = session.exec(select(Recording.id).where(
         col(Recording.media_kind).in_(list(media_kinds)),
-        col(Recording.state).in_([RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value]),
+        col(Recording.state).in_(IN_ARCHIVE),
         col(Recording.id).not_in(decoded)).order_by(col(Recording.id)))
     return [row for row in rows if row is not None]

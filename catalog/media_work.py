@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import Session, col, select
 
 from catalog.integrity import DECODE_CHECK
-from catalog.models import DerivedMedia, IntegrityCheck, MediaWorkFailure, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, DerivedMedia, IntegrityCheck, MediaWorkFailure, Recording
 from catalog.types import utcnow
 
 __all__ = ["DECODE", "IN_ARCHIVE", "WORK_BY_KIND", "media_backlog", "media_failures", "pending_work",
@@ -37,10 +37,6 @@ WORK_BY_KIND: dict[str, tuple[str, ...]] = {
 }
 #: Reasons longer than this are cut (ffmpeg's last line on a hostile file can be anything).
 MAX_REASON_CHARS = 1000
-
-#: The states of a recording whose original is in the archive: the only ones with media work.
-IN_ARCHIVE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
-
 
 def pending_work(media_kind: str, *, done: Iterable[str], failed: Iterable[str]) -> tuple[str, ...]:
     """The work a recording of *media_kind* still needs: its kinds of work (WORK_BY_KIND) not *done* and not

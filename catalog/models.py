@@ -38,6 +38,11 @@ class RecordingState(enum.StrEnum):
     DISPOSED = "disposed"  # retention ended and the object was lawfully deleted (tombstone)
 
 
+#: The states of a recording whose original is in the WORM store (what disposal, verification, search and the media
+#: backlog work on).
+IN_ARCHIVE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+
+
 class IntegrityStatus(enum.StrEnum):
     OK = "ok"  # structure checks and probe passed
     DAMAGED = "damaged"  # truncated or a header lies; bytes preserved as found

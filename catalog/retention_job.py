@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from catalog.case_models import Case, CaseLink
 from catalog.cases import adopt_stamped, case_facts
 from catalog.custody import CustodyKind, append_event
-from catalog.models import Recording, RecordingState
+from catalog.models import IN_ARCHIVE, Recording, RecordingState
 from catalog.replay_compare import base_time_of
 from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds
 from storage import EvidenceStore, StorageError, StoredObject
@@ -30,7 +30,6 @@ __all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
 
 logger = logging.getLogger(__name__)
 
-_IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 
 @dataclass
@@ -131,7 +130,7 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
                                      recording.legal_hold, decision.legal_hold, decision.rule,
                                      decision.hold_reasons)
             try:
-                stored = store.head(recording.sha256) if check_store and recording.state in _IN_STORE else None
+                stored = store.head(recording.sha256) if check_store and recording.state in IN_ARCHIVE else None
                 longer = recording.retain_until is None or decision.retain_until > recording.retain_until
                 store_behind = stored is not None and (stored.retain_until < decision.retain_until
                                                        or stored.legal_hold != decision.legal_hold)
@@ -157,7 +156,7 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
 
 def _apply_one(session: Session, store: EvidenceStore, recording: Recording, decision: RetentionDecision,
                change: RetentionChange, *, actor: str, stored: StoredObject | None) -> None:
-    in_store = recording.state in _IN_STORE
+    in_store = recording.state in IN_ARCHIVE
     longer = change.old_until is None or change.new_until > change.old_until
     store_until = stored.retain_until if stored is not None else change.old_until
     store_hold = stored.legal_hold if stored is not None else recording.legal_hold

@@ -19,7 +19,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from catalog.access import EVERYTHING, Scope, scope_clause
 from catalog.case_models import Case, CaseLink
-from catalog.models import Officer, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, Officer, Recording, RecordingState
 from catalog.types import utcnow
 
 __all__ = ["MAX_RADIUS_M", "RETENTION_STATES", "SORTS", "Near", "SearchFilters", "bounding_box", "build_search",
@@ -100,7 +100,7 @@ def _near(near: Near) -> ColumnElement[bool]:
 
 
 def _retention(state: str, now: datetime) -> ColumnElement[bool]:
-    kept = col(Recording.state).in_((RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value))
+    kept = col(Recording.state).in_(IN_ARCHIVE)
     if state == "held":
         return col(Recording.legal_hold).is_(True)
     if state == "kept":

@@ -14,7 +14,7 @@ from sqlalchemy import case, func, text
 from sqlmodel import Session, col, select
 
 from catalog.access import EVERYTHING, Scope, scope_clause
-from catalog.models import Officer, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, Officer, Recording, RecordingState
 
 __all__ = ["GroupFigures", "StagedBacklog", "Statistics", "check_catalogue", "recordings_by_state",
            "staged_backlog", "statistics"]
@@ -64,7 +64,7 @@ def _totals(session: Session, scoped: list[Any], now: datetime) -> dict[str, Any
     pending = session.execute(select(func.count()).where(Recording.state == RecordingState.STAGED.value,
                                                          *scoped)).scalar_one()
     upcoming = session.execute(select(func.count()).where(
-        col(Recording.state).in_((RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)),
+        col(Recording.state).in_(IN_ARCHIVE),
         col(Recording.retain_until) <= now + timedelta(days=UPCOMING_DAYS), col(Recording.legal_hold).is_(False),
         *scoped)).scalar_one()
     integrity = session.execute(select(Recording.integrity_status, func.count()).where(kept, *scoped)

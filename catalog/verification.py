@@ -28,7 +28,7 @@ from catalog.custody import stream_events
 from catalog.event_hashes import GENESIS_HASH, stored_event_hash, version_problem
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.manifests import trusted_fingerprints
-from catalog.models import CustodyEvent, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, CustodyEvent, Recording, RecordingState
 from catalog.replay import LIFECYCLE_KINDS, CaseReplay, RecordingReplay, load_case_replays, load_link_rows, load_replays
 from catalog.replay_compare import case_findings, chain_decision, chain_findings
 from catalog.retention import RetentionPolicy
@@ -49,7 +49,6 @@ __all__ = ["Problem", "VerifyReport", "case_problems", "check_chain", "check_dis
            "check_lock_against_chain", "check_recording_record", "check_sightings", "missing_rows", "object_problems",
            "record_problems", "rehash", "replay_problems", "select_recordings", "verify_archive"]
 
-_IN_STORE = (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
 
 
 @dataclass
@@ -119,7 +118,7 @@ def select_recordings(session: Session, *, ids: list[int] | None = None, sample:
         return sorted(set(ids))
     if sample is None and not rolling:  # all: every row whatever its state (a row hidden as staged or disposed too)
         return [rid for rid in session.exec(select(Recording.id).order_by(col(Recording.id))) if rid is not None]
-    query = select(Recording.id).where(col(Recording.state).in_(_IN_STORE))
+    query = select(Recording.id).where(col(Recording.state).in_(IN_ARCHIVE))
     if rolling and sample:
         query = query.order_by(col(Recording.fixity_checked_at).is_not(None), col(Recording.fixity_checked_at),
                                col(Recording.id)).limit(sample)
@@ -282,7 +281,7 @@ def _is_read_back(recording: Recording, replay: RecordingReplay) -> bool:
     """Whether the store must hold the recording: by its row or, for a row that is not disposed, by its chain (a row
     set to `staged` whose chain says archived is still read back from the store). Pure."""
     said = replay.values.get("state")
-    return recording.state in _IN_STORE or (recording.state != RecordingState.DISPOSED.value and said in _IN_STORE)
+    return recording.state in IN_ARCHIVE or (recording.state != RecordingState.DISPOSED.value and said in IN_ARCHIVE)
 
 
 @dataclass

@@ -54,8 +54,9 @@ from typing import IO, Any, BinaryIO
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound, RecordingState
+from catalog import IntegrityStatus, MediaKind, Recording, RecordingNotFound
 from catalog.integrity import DECODE_CHECK, decode_revisions, record_integrity, undecoded_ids
+from catalog.models import IN_ARCHIVE
 from catalog.recordings import lock_recording
 from ingest.derive import (
     IO_TIMEOUT_S,
@@ -328,7 +329,7 @@ def skip_reason(recording: Recording, *, decode_revisions: int, again: bool = Fa
     """Why a recording gets no decode check now (None: check it)."""
     if recording.media_kind not in CHECKED_KINDS:
         return f"{recording.media_kind} recordings are not decoded"
-    if recording.state not in (RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value):
+    if recording.state not in IN_ARCHIVE:
         return f"its original is not in the archive (state {recording.state})"
     if decode_revisions and not again:
         return "already decode-checked"

@@ -105,19 +105,9 @@ def _device(root: Path, media: dict[str, Path], *kinds: str) -> Path:
     return root
 
 
-
-
-
-
 def _failures(engine: Any) -> dict[tuple[int, str], str]:
     with Session(engine) as session:
         return {(f.recording_id, f.kind): f.reason for f in session.exec(select(MediaWorkFailure))}
-
-
-
-
-
-
 
 
 def _sha256(path: Path) -> str:

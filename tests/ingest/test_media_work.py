@@ -64,14 +64,6 @@ def _device(root: Path, media: dict[str, Path], *kinds: str, copies: int = 1) ->
     return root
 
 
-
-
-
-
-
-
-
-
 # ----------------------------------------------------------------------------- the rules, without services
 
 
@@ -224,8 +216,6 @@ def test_a_renderer_killed_half_way_leaves_its_work_pending_and_the_next_pass_fi
     with Session(engine) as session:
         rows = list(session.exec(select(DerivedMedia).order_by(col(DerivedMedia.id))))
     assert len(rows) == 16 and all(r.size_bytes > 0 for r in rows)
-
-
 
 
 @pytest.mark.slow

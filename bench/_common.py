@@ -120,3 +120,35 @@ def private_redis(folder: Path) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@contextmanager
+def shaped_uplink(port: int, mbit: int | None) -> Iterator[None]:
+    """Limit what is sent *to* 127.0.0.1:*port* (the S3 server) to *mbit* Mbit/s, as a station's link to an S3
+    server on another machine would; replies (read-backs) stay unshaped, as on a full-duplex link. Needs root
+    (CAP_NET_ADMIN) and `tc`; None: no shaping. Only this port's packets are shaped (a `prio` qdisc on `lo` whose
+    extra band has a token bucket, chosen by a u32 filter on the destination port); the qdisc is removed after.
+    """
+    if mbit is None:
+        yield
+        return
+    if shutil.which("tc") is None:
+        raise SystemExit("--link-mbit needs tc (iproute2) and root")
+    steps = [
+        # three bands as the default priomap uses them, a fourth only the filter sends to
+        ["qdisc", "add", "dev", "lo", "root", "handle", "1:", "prio", "bands", "4", "priomap",
+         *["1", "2", "2", "2", "1", "2", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1"]],
+        ["qdisc", "add", "dev", "lo", "parent", "1:4", "handle", "40:", "tbf", "rate", f"{mbit}mbit",
+         "burst", "256kb", "latency", "50ms"],
+        ["filter", "add", "dev", "lo", "parent", "1:0", "protocol", "ip", "prio", "1", "u32",
+         "match", "ip", "dport", str(port), "0xffff", "flowid", "1:4"],
+    ]
+    for step in steps:
+        done = subprocess.run(["tc", *step], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True, check=False)
+            raise SystemExit(f"tc {' '.join(step)} failed: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True, check=False)

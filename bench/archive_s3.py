@@ -16,7 +16,11 @@ copy alone that ingest makes before a recording counts as copied (the AWS CLI wr
 server's own writes mostly stay in the page cache during a run). Where that disk writes slowly, that time is
 a cost `aws s3 cp` does not pay.
 
-    .venv/bin/python bench/archive_s3.py [--total-mib 4096] [--files 4] [--rounds 3]
+With --link-mbit N what is sent to the server is shaped to N Mbit/s (root and tc; `bench._common.shaped_uplink`):
+the model of a station whose S3 server is another machine on its network, where the server's CPU is not the
+station's. Read-backs stay unshaped (a full-duplex link).
+
+    .venv/bin/python bench/archive_s3.py [--total-mib 4096] [--files 4] [--rounds 3] [--link-mbit 0]
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlmodel import Session, col, func, select
 
-from bench._common import OUT, arguments, evict, fresh_dir, median, object_lock_server
+from bench._common import OUT, arguments, evict, fresh_dir, median, object_lock_server, shaped_uplink
 from bench.copy_hash import make_sources
 from catalog import CustodyEvent, CustodyKind, open_catalog
 from ingest.config import Settings
@@ -111,7 +115,7 @@ def _ingest(server: Any, device: Path, bucket: str, args: argparse.Namespace) ->
 
 
 def main() -> None:
-    args = arguments(__doc__, total_mib=4096, files=4, rounds=3, part_mib=16, concurrency=4)
+    args = arguments(__doc__, total_mib=4096, files=4, rounds=3, part_mib=16, concurrency=4, link_mbit=0)
     aws = aws_cli()
     device, folder, total_gib = dcim_device("s3", args.files, args.total_mib)
     baseline: list[float] = []
@@ -120,7 +124,8 @@ def main() -> None:
     durable: list[float] = []
     try:
         with object_lock_server("s3-weed", *(f"baseline-{i}" for i in range(args.rounds)),
-                                *(f"evidence-{i}" for i in range(args.rounds))) as (server, _client):
+                                *(f"evidence-{i}" for i in range(args.rounds))) as (server, _client), \
+                shaped_uplink(server.port, args.link_mbit or None):
             for i in range(args.rounds):
                 baseline.append(_aws_upload(aws, server, folder, f"baseline-{i}"))
                 durable.append(_durable_copy(folder))
@@ -132,7 +137,8 @@ def main() -> None:
         fresh_dir(OUT / "s3-weed")
         fresh_dir(OUT / "s3-home")
         fresh_dir(OUT / "s3-cp")
-    print(f"{args.files} files, {total_gib:.1f} GiB, SeaweedFS Object Lock bucket on 127.0.0.1, cold reads; "
+    print(f"{args.files} files, {total_gib:.1f} GiB, SeaweedFS Object Lock bucket on 127.0.0.1, "
+          f"{f'uplink shaped to {args.link_mbit} Mbit/s' if args.link_mbit else 'unshaped'}, cold reads; "
           f"parts {args.part_mib} MiB x {args.concurrency}; {args.rounds} interleaved rounds, medians")
     for name, runs in (("aws s3 cp --recursive (baseline)", baseline), ("ingest until all archived", archived),
                        ("ingest until all verified", returned),

@@ -15,7 +15,11 @@ catalogued, handed to the broker, taken by the worker, archived and recorded ver
 `evidence ingest` (with its ffprobe children), the worker, SeaweedFS and the AWS CLI: on a small machine the
 processes share the cores, so CPU seconds say more than wall time about where the time goes.
 
+With --link-mbit N what is sent to the server is shaped to N Mbit/s (root and tc): the model of an S3 server on
+another machine of the station's network.
+
     .venv/bin/python bench/queued_dock_to_verified.py [--total-mib 1024] [--files 4] [--rounds 3] [--timeline]
+        [--link-mbit 0]
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ from bench._common import (
     median,
     object_lock_server,
     private_redis,
+    shaped_uplink,
     temporary_databases,
 )
 from bench.archive_s3 import aws_cli, dcim_device
@@ -201,6 +206,9 @@ def main() -> None:
                         help="the station worker's --only (derived media and decode checks usually run on central "
                              "workers; 'archive,derive,verify' has this worker render them too, beside the uploads)")
     parser.add_argument("--postgres-url", default="", help="PostgreSQL admin URL: catalogue there instead of SQLite")
+    parser.add_argument("--link-mbit", type=int, default=0,
+                        help="shape what is sent to the S3 server to this many Mbit/s (root and tc; as a link to "
+                             "a server on another machine would; 0: unshaped)")
     parser.add_argument("--timeline", action="store_true",
                         help="after each run, print when each recording was catalogued, relayed, taken, archived")
     args = parser.parse_args()
@@ -213,6 +221,7 @@ def main() -> None:
     try:
         with ExitStack() as stack:
             server, _client = stack.enter_context(object_lock_server("queued-weed", *buckets))
+            stack.enter_context(shaped_uplink(server.port, args.link_mbit or None))
             broker = stack.enter_context(private_redis(OUT / "queued-redis"))
             databases = (stack.enter_context(temporary_databases(args.postgres_url, args.rounds))
                          if args.postgres_url else None)
@@ -264,7 +273,7 @@ def main() -> None:
     print(f"{args.files} files, {total_gib:.2f} GiB, {args.rounds} interleaved rounds, SeaweedFS Object Lock on "
           f"127.0.0.1, {catalogue} catalogue, private Redis broker, one `evidence worker --only "
           f"{args.worker_only}{f' --archive-threads {args.archive_threads}' if args.archive_threads else ''}`, "
-          f"cold reads; "
+          f"{f'uplink shaped to {args.link_mbit} Mbit/s' if args.link_mbit else 'unshaped'}, cold reads; "
           f"parts {args.part_mib} MiB x {args.concurrency}")
     print(f"  aws s3 cp --recursive (baseline)            median {base:6.1f} s  {total_gib / base:5.2f} GiB/s  "
           f"(runs: {', '.join(f'{t:.1f}' for t in times['baseline'])})")

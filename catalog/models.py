@@ -20,9 +20,9 @@ from catalog.types import UTCDateTime
 
 __all__ = [
     "ArchiveClaim", "CustodyAnchor", "CustodyEvent", "CustodyHead", "DerivedMedia", "Device", "DockResult",
-    "DockSession", "IntegrityCheck", "IntegrityStatus", "MediaKind", "MediaWorkFailure", "Officer", "OutboxMessage",
-    "Recording", "RecordingState", "Sighting", "SpotCheck", "SpotCheckItem", "StampRevision", "Station", "StationKey",
-    "ts_field",
+    "DockSession", "IntegrityCheck", "IntegrityStatus", "MediaKind", "MediaWorkAttempt", "MediaWorkFailure", "Officer",
+    "OutboxMessage", "Recording", "RecordingState", "Sighting", "SpotCheck", "SpotCheckItem", "StampRevision",
+    "Station", "StationKey", "ts_field",
 ]
 
 
@@ -332,6 +332,21 @@ class MediaWorkFailure(SQLModel, table=True):
     reason: str = Field(max_length=1000)
     failed_by: str = Field(max_length=100)
     failed_at: datetime | None = ts_field(nullable=False)
+
+
+class MediaWorkAttempt(SQLModel, table=True):
+    """Starts of one kind of media work on one recording that have not ended yet, or ended because the process
+    doing it was killed. Counted before the work starts and removed when it ends any other way, so a file whose
+    decode or render kills its process every time (out of memory) is given up on after a few tries
+    (`catalog.media_work.MAX_UNFINISHED`) instead of being taken again forever."""
+
+    __tablename__ = "media_work_attempt"
+
+    recording_id: int = Field(foreign_key="recording.id", primary_key=True)
+    kind: str = Field(max_length=32, primary_key=True)  # thumbnail | proxy | decode-check
+    unfinished: int = Field(default=0)  # starts that did not end (or ended in a kill)
+    started_by: str = Field(max_length=100)  # the last start's worker
+    started_at: datetime | None = ts_field(nullable=False)
 
 
 class SpotCheck(SQLModel, table=True):

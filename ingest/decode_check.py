@@ -246,7 +246,8 @@ def _decode_once(path: Path | str, *, timeout_s: float, threads: int) -> DecodeR
         raise DecodeTimedOut(shown, timeout_s, decoded_s=log.decoded_s)
     if stopped_from_outside(exit_code):
         how = "exited on a signal" if exit_code > 0 else f"was stopped by {_signal_name(-exit_code)}"
-        raise DecodeIncomplete(shown, f"ffmpeg {how}", decoded_s=log.decoded_s, transient=True)
+        raise DecodeIncomplete(shown, f"ffmpeg {how}", decoded_s=log.decoded_s, transient=True,
+                               killed=exit_code == -signal.SIGKILL)
     return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
 
 

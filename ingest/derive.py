@@ -249,7 +249,8 @@ def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource)
         except OSError as exc:
             raise RenderInterrupted(source.shown_as, f"cannot run ffmpeg: {exc}") from exc
         if stopped_from_outside(done.returncode):
-            raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})")
+            raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})",
+                                    killed=done.returncode == -signal.SIGKILL)
         if done.returncode == 0:
             return dest
         lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()

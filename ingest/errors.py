@@ -118,11 +118,14 @@ class CatalogueDeferred(CatalogUnavailable):
 
 class RenderInterrupted(IngestError):
     """A renderer's tool did not run to its end for a reason outside the media (stopped by a signal, not
-    installed): nothing is known about the media, and another try may finish."""
+    installed): nothing is known about the media, and another try may finish. *killed*: the tool was ended by
+    SIGKILL from outside (the kernel's out-of-memory killer, typically): counted towards giving up on the file
+    (catalog.media_work.MAX_UNFINISHED), where any other interruption is not."""
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str, reason: str, *, killed: bool = False) -> None:
         self.source = source
         self.reason = reason
+        self.killed = killed
         super().__init__(f"rendering {source!r} did not finish: {reason}")
 
 
@@ -130,12 +133,14 @@ class DecodeIncomplete(IngestError):
     """The decode did not run to its end, so there is no verdict (the file is not judged)."""
 
     def __init__(self, path: Path | str, reason: str, *, decoded_s: float | None = None,
-                 transient: bool = False) -> None:
+                 transient: bool = False, killed: bool = False) -> None:
         self.path = str(path)
         self.reason = reason
         self.decoded_s = decoded_s
         #: Stopped from outside (a signal, ffmpeg missing): another try may finish. Otherwise the file is the cause.
         self.transient = transient
+        #: Ended by SIGKILL from outside (out of memory, typically): RenderInterrupted.killed.
+        self.killed = killed
         reached = f" (reached {decoded_s:.2f} s of media)" if decoded_s is not None else ""
         super().__init__(f"decode check of {self.path!r} incomplete: {reason}{reached}")
 

@@ -29,7 +29,18 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from catalog import Recording, RecordingNotFound
-from catalog.media_work import DECODE, IN_ARCHIVE, media_backlog, pending_work, record_media_failure, work_done
+from catalog.media_work import (
+    DECODE,
+    IN_ARCHIVE,
+    MAX_UNFINISHED,
+    begin_attempt,
+    end_attempt,
+    gave_up_reason,
+    media_backlog,
+    pending_work,
+    record_media_failure,
+    work_done,
+)
 from ingest.config import Settings
 from ingest.decode_check import check_recording
 from ingest.derive import derive_recording
@@ -76,7 +87,7 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
                 todo = ()
             todo = tuple(kind for kind in todo if only is None or kind in only)
         for kind in todo:
-            reason = _one(engine, store, work_dir, recording_id, kind, by=by, threads=threads)
+            reason = _attempt(engine, store, work_dir, recording_id, kind, by=by, threads=threads)
             if reason is None:
                 outcome.done.append(kind)
             else:
@@ -94,6 +105,56 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
     return outcome
 
 
+def _attempt(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, kind: str, *, by: str,
+             threads: int) -> str | None:
+    """`_one`, counted (catalog.media_work.begin_attempt): the start is committed before the work, and forgotten
+    when the work ends any way but a kill. After MAX_UNFINISHED starts that a kill ended (or that never ended: the
+    process itself was killed), the work is not started again: its reason says why, and it is recorded for good."""
+    unfinished = _begin_attempt(engine, recording_id, kind, by=by)
+    if unfinished >= MAX_UNFINISHED:
+        logger.error("Recording %r: its %s was started %d times and never finished; giving up on it.",
+                     recording_id, kind, unfinished)
+        _end_attempt(engine, recording_id, kind)
+        return gave_up_reason(unfinished)
+    try:
+        reason = _one(engine, store, work_dir, recording_id, kind, by=by, threads=threads)
+    except RenderInterrupted as exc:
+        if not exc.killed:
+            _end_attempt(engine, recording_id, kind)
+        raise
+    except Exception:
+        _end_attempt(engine, recording_id, kind)
+        raise
+    _end_attempt(engine, recording_id, kind)
+    return reason
+
+
+def _begin_attempt(engine: Engine, recording_id: int, kind: str, *, by: str) -> int:
+    """begin_attempt, committed. Two workers counting the first start of the same work at the same moment: the
+    second one's insert fails, and its start is counted on the first one's row."""
+    def count() -> int:
+        with Session(engine) as session:
+            unfinished = begin_attempt(session, recording_id, kind, by=by)
+            session.commit()
+            return unfinished
+
+    try:
+        return count()
+    except IntegrityError:
+        return count()
+
+
+def _end_attempt(engine: Engine, recording_id: int, kind: str) -> None:
+    """end_attempt, committed; a catalogue that does not answer leaves the start counted (logged)."""
+    try:
+        with Session(engine) as session:
+            end_attempt(session, recording_id, kind)
+            session.commit()
+    except OperationalError as exc:
+        logger.warning("Recording %r: the end of its %s could not be recorded (%s).", recording_id, kind,
+                       first_line(exc))
+
+
 def _one(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, kind: str, *, by: str,
          threads: int) -> str | None:
     """Do one kind of work; None when done, else why it failed because of the media."""
@@ -107,7 +168,7 @@ def _one(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int
         verdict = check_recording(engine, store, work_dir, recording_id, by=by, threads=threads)
     except DecodeIncomplete as exc:
         if exc.transient:
-            raise RenderInterrupted(exc.path, exc.reason) from exc
+            raise RenderInterrupted(exc.path, exc.reason, killed=exc.killed) from exc
         return exc.reason
     if verdict is None:
         with Session(engine) as session:

@@ -57,3 +57,25 @@ def ffmpeg_runs(folder: Path, marker: str) -> int:
     """How many runs of the `ffmpeg_stopped_once_at_start` ffmpeg in *folder* had *marker* among their arguments."""
     runs = folder / "runs"
     return sum(marker in line for line in runs.read_text().splitlines()) if runs.exists() else 0
+
+
+def ffmpeg_killed_on(folder: Path, *markers: str, victim: str, signal_name: str = "KILL") -> Path:
+    """A folder to put first on PATH whose `ffmpeg`, whenever every one of *markers* is among its arguments, is
+    ended by SIG*signal_name* (SIGKILL: as the kernel's out-of-memory killer ends a process): *victim* "ffmpeg"
+    signals the ffmpeg itself, "parent" the process that ran it (a worker or renderer), then the ffmpeg. Every other
+    run is the real ffmpeg. Each run is counted in `runs` in *folder* (`ffmpeg_runs`)."""
+    import shutil
+
+    real = shutil.which("ffmpeg")
+    assert real is not None
+    target = {"ffmpeg": "$$", "parent": "$PPID $$"}[victim]
+    tests = " && ".join(f'case "$*" in *"{marker}"*) true;; *) false;; esac' for marker in markers)
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{folder}/runs"\n'
+        f"if {tests}; then kill -{signal_name} {target}; fi\n"
+        f'exec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return folder

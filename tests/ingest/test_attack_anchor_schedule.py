@@ -19,6 +19,7 @@ from storage import LocalStore
 from tests.cli import run_cli
 from tests.conftest import running_station, wait_for
 from tests.helpers.custody import cut_tail, head_event_id, newest_anchor
+from tests.helpers.media_work import backlog
 from tests.helpers.webserver import start_serve, stop_serve
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -73,6 +74,10 @@ def test_station_anchors_after_each_dock_session_and_every_interval(samples, sta
             wait_for(lambda: (a := newest_anchor(engine)) is not None and a.last_event_id >= undocked, 30,
                      "an anchor covering the dock session")
             assert any(r.startswith("dock session") or r == "hourly (EVIDENCE_ANCHOR_INTERVAL_S)" for r in reasons())
+            # The station's render thread anchors what its pass recorded ("media work"): once that pass is over and
+            # anchored, only the interval can anchor what comes next (before, its anchor could cover the event below)
+            wait_for(lambda: backlog(engine) == [] and (a := newest_anchor(engine)) is not None
+                     and a.last_event_id == head_event_id(engine), 60, "the media work's pass to end, anchored")
             # Something happens in the archive that no dock session follows (a clerk views a recording):
             with Session(engine) as session:
                 viewed = append_event(session, CustodyKind.VIEWED, actor="clerk", details={"page": "recording"})

@@ -50,7 +50,7 @@ from ingest.pipeline.known import KnownFiles
 from ingest.pipeline.options import AfterCommit, IngestOptions
 from ingest.pipeline.outage import OutageJournal, StagedCopy
 from ingest.pipeline.report import ErrorStage, IngestOutcome, IngestReport
-from ingest.pipeline.uploads import ARCHIVES_IN_FLIGHT, Uploads, record_uploads
+from ingest.pipeline.uploads import ARCHIVES_IN_FLIGHT, ARCHIVES_QUEUED, Uploads, record_uploads
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
 from storage import EvidenceStore
@@ -276,9 +276,10 @@ class Registrar:
         self._batch.file_done(len(registered))
         if self._options.defer_archive:
             return
-        # The uploads run beside the next copies; their results are recorded here, on this thread.
+        # The uploads run beside the next copies; their results are recorded here, on this thread. The copying
+        # waits only once the upload threads are busy and ARCHIVES_QUEUED more batches wait behind them.
         self._uploads.submit([(recording, item.file, item.copy) for recording, item in registered])
-        self.drain_uploads(keep=ARCHIVES_IN_FLIGHT)
+        self.drain_uploads(keep=ARCHIVES_IN_FLIGHT + ARCHIVES_QUEUED)
 
     def _insert(self, recordings: list[Recording], items: list[StagedCopy]) -> None:
         """The rows of new recordings: each with its sighting, `copied` event, integrity verdict, stamp (and

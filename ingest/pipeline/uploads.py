@@ -4,7 +4,9 @@ The copies catalogued together are uploaded together: one `put_files` call where
 store then makes the whole batch durable with a few file-system syncs), else one `put_file` each. At most
 ARCHIVES_IN_FLIGHT batches are in flight (each file bounded in memory by the store itself); their results are
 recorded on the ingest thread, a batch at a time, in the order the recordings were catalogued, with their signed
-manifests written together. A refused upload leaves the copy in staging (`staged`), archived on the next run.
+manifests written together. Up to ARCHIVES_QUEUED more batches wait for a free upload thread before the copying
+itself waits: a staged copy costs disk, not memory, so the device keeps being read while the uploads catch up. A
+refused upload leaves the copy in staging (`staged`), archived on the next run.
 """
 from __future__ import annotations
 
@@ -27,12 +29,14 @@ from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
 from storage import EvidenceStore, StorageError, StoredObject
 
-__all__ = ["ARCHIVES_IN_FLIGHT", "Upload", "Uploads", "record_uploads"]
+__all__ = ["ARCHIVES_IN_FLIGHT", "ARCHIVES_QUEUED", "Upload", "Uploads", "record_uploads"]
 
 logger = logging.getLogger(__name__)
 
 #: Batches of uploads to the store that may run beside the copying (each file bounded in memory by the store).
 ARCHIVES_IN_FLIGHT = 2
+#: Further batches of staged copies that may wait for an upload thread before the copying waits for them.
+ARCHIVES_QUEUED = 4
 
 #: A store's `put_files`: (path, sha256, size_bytes, retain_until) for each file -> each one's outcome.
 PutFiles = Callable[..., list[StoredObject | Exception]]

@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -45,6 +46,7 @@ __all__ = [
     "forgive_failures",
     "hash_password",
     "parse_device_cookie",
+    "prepare_sign_in",
     "sign_in",
     "start_session",
 ]
@@ -74,7 +76,19 @@ DEVICE_COOKIE_TOKENS = 8
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
 _CHECKED = ("wrong password", "unknown or inactive")  # failures where a password was actually tried
 _HASHER = PasswordHasher()  # argon2id with the library's current parameters
-_DUMMY_HASH = _HASHER.hash("not a real password, used to spend the same time on unknown names")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown names (the same time as a checked attempt). Made on first use, not at
+    import (~90 ms of argon2 in every process that imports the catalogue); the web app makes it at start
+    (`prepare_sign_in`), so its first unknown name takes no longer than any other."""
+    return _HASHER.hash("not a real password, used to spend the same time on unknown names")
+
+
+def prepare_sign_in() -> None:
+    """Do now what the first sign-in of an unknown name would otherwise pay for (a web app calls it at start)."""
+    _dummy_hash()
 
 
 def hash_password(password: str) -> str:
@@ -174,7 +188,7 @@ def _check(session: Session, name: str, password: str, *, now: datetime, source:
     until, why = _waits(session, user, name, source, now, None if known is None else known[0])
     if until > now:
         with contextlib.suppress(VerificationError):  # the same time as a checked attempt
-            _HASHER.verify(_DUMMY_HASH, password + "x")
+            _HASHER.verify(_dummy_hash(), password + "x")
         append_event(session, CustodyKind.SIGN_IN_FAILED, actor=name[:100], details={
             "reason": "locked", "by": why, "until": until.isoformat(), "source": source, **mark}, at=now)
         if user is not None and why == "name":
@@ -185,7 +199,7 @@ def _check(session: Session, name: str, password: str, *, now: datetime, source:
                             locked_until=until)
     if user is None or not user.active or user.password_hash is None:
         with contextlib.suppress(VerificationError):
-            _HASHER.verify(_DUMMY_HASH, password + "x")
+            _HASHER.verify(_dummy_hash(), password + "x")
         append_event(session, CustodyKind.SIGN_IN_FAILED, actor=name[:100], details={"reason": "unknown or inactive",
                                                                                      "source": source}, at=now)
         session.commit()

@@ -11,23 +11,26 @@ station, cases, retention, verify, users, serve, integrity, keys).
 """
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
 
-from evidence.cli.cases import case
-from evidence.cli.ingest import archive_pending, demo, derive_pending, ingest, profiles, samples, worker
-from evidence.cli.integrity import integrity
-from evidence.cli.keys import keys
-from evidence.cli.recordings import cat, manifest, search, show, tag
-from evidence.cli.retention import retention
-from evidence.cli.serve import serve
-from evidence.cli.station import station
-from evidence.cli.users import user
-from evidence.cli.verify import custody, export, verify
-
 __all__ = ["configure_logging", "main"]
 
+#: Each command and the module that defines it (imported when the command is run or listed, never all at once:
+#: importing every command's module cost `evidence ingest` about half a second before it read the device).
+COMMANDS = {
+    "ingest": "evidence.cli.ingest", "profiles": "evidence.cli.ingest", "worker": "evidence.cli.ingest",
+    "archive-pending": "evidence.cli.ingest:archive_pending", "derive-pending": "evidence.cli.ingest:derive_pending",
+    "samples": "evidence.cli.ingest", "demo": "evidence.cli.ingest",
+    "search": "evidence.cli.recordings", "show": "evidence.cli.recordings", "cat": "evidence.cli.recordings",
+    "tag": "evidence.cli.recordings", "manifest": "evidence.cli.recordings",
+    "station": "evidence.cli.station", "case": "evidence.cli.cases", "retention": "evidence.cli.retention",
+    "verify": "evidence.cli.verify", "custody": "evidence.cli.verify", "export": "evidence.cli.verify",
+    "user": "evidence.cli.users", "serve": "evidence.cli.serve", "integrity": "evidence.cli.integrity",
+    "keys": "evidence.cli.keys",
+}
 #: Libraries that log every connection or request at INFO/DEBUG: WARNING unless -vv asks for their detail.
 NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "pika", "alembic", "watchdog", "asyncio")
 #: Commands that run as services: their INFO lines (one per archived recording, workers starting) are the log.
@@ -64,17 +67,28 @@ def configure_logging(verbose: int, *, service: bool) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else max(level, logging.WARNING))
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """A group whose commands are imported when asked for (click's documented lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, _, attribute = where.partition(":")
+        command = getattr(importlib.import_module(module), attribute or cmd_name)
+        assert isinstance(command, click.Command) and command.name == cmd_name, (cmd_name, command)
+        return command
+
+
+@click.group(cls=_LazyGroup)
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: also the libraries').")
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:
     """Audiovisual evidence ingest: dock, hash, stamp, catalogue, keep unaltered."""
     configure_logging(verbose, service=ctx.invoked_subcommand in SERVICE_COMMANDS)
-
-
-for _command in (ingest, search, show, cat, tag, manifest, profiles, worker, archive_pending, derive_pending, station,
-                 samples, demo, case, retention, verify, custody, export, user, serve, integrity, keys):
-    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

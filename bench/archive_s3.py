@@ -20,7 +20,11 @@ With --link-mbit N what is sent to the server is shaped to N Mbit/s (root and tc
 the model of a station whose S3 server is another machine on its network, where the server's CPU is not the
 station's. Read-backs stay unshaped (a full-duplex link).
 
+--readback inline reads each object back inside its upload (EVIDENCE_S3_READBACK=inline) instead of after the
+last upload (queued, the default).
+
     .venv/bin/python bench/archive_s3.py [--total-mib 4096] [--files 4] [--rounds 3] [--link-mbit 0]
+        [--readback queued|inline]
 """
 from __future__ import annotations
 
@@ -93,7 +97,8 @@ def _ingest(server: Any, device: Path, bucket: str, args: argparse.Namespace) ->
         "EVIDENCE_HOME": str(home), "EVIDENCE_STORE_URL": f"s3://{bucket}",
         "EVIDENCE_S3_ENDPOINT": server.endpoint, "EVIDENCE_S3_ACCESS_KEY": server.access_key,
         "EVIDENCE_S3_SECRET_KEY": server.secret_key,
-        "EVIDENCE_S3_PART_SIZE_MB": str(args.part_mib), "EVIDENCE_S3_CONCURRENCY": str(args.concurrency)})
+        "EVIDENCE_S3_PART_SIZE_MB": str(args.part_mib), "EVIDENCE_S3_CONCURRENCY": str(args.concurrency),
+        "EVIDENCE_S3_READBACK": args.readback})
     evict(device)
     started_at = datetime.now().astimezone()
     start = time.perf_counter()
@@ -115,7 +120,8 @@ def _ingest(server: Any, device: Path, bucket: str, args: argparse.Namespace) ->
 
 
 def main() -> None:
-    args = arguments(__doc__, total_mib=4096, files=4, rounds=3, part_mib=16, concurrency=4, link_mbit=0)
+    args = arguments(__doc__, total_mib=4096, files=4, rounds=3, part_mib=16, concurrency=4, link_mbit=0,
+                     readback="queued")
     aws = aws_cli()
     device, folder, total_gib = dcim_device("s3", args.files, args.total_mib)
     baseline: list[float] = []
@@ -138,7 +144,8 @@ def main() -> None:
         fresh_dir(OUT / "s3-home")
         fresh_dir(OUT / "s3-cp")
     print(f"{args.files} files, {total_gib:.1f} GiB, SeaweedFS Object Lock bucket on 127.0.0.1, "
-          f"{f'uplink shaped to {args.link_mbit} Mbit/s' if args.link_mbit else 'unshaped'}, cold reads; "
+          f"{f'uplink shaped to {args.link_mbit} Mbit/s' if args.link_mbit else 'unshaped'}, "
+          f"read-back {args.readback}, cold reads; "
           f"parts {args.part_mib} MiB x {args.concurrency}; {args.rounds} interleaved rounds, medians")
     for name, runs in (("aws s3 cp --recursive (baseline)", baseline), ("ingest until all archived", archived),
                        ("ingest until all verified", returned),

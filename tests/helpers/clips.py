@@ -26,20 +26,26 @@ def damaged_clip(path: Path, good: Path) -> Path:
     return path
 
 
-def ffmpeg_stopped_once_at_start(folder: Path, marker: str) -> Path:
-    """A folder to put first on PATH whose `ffmpeg`, the first time it is run with *marker* among its arguments,
-    prints what the real ffmpeg 5.1 printed when a SIGTERM reached it while it set up its filters (measured under
-    load: exit 1, these two lines) and exits 1; every other run is the real ffmpeg. Each run is counted in
-    `runs` in *folder*."""
+def _ffmpeg_shim(folder: Path, before_exec: str) -> Path:
+    """*folder* with an `ffmpeg` shell script that appends its arguments to `runs` in *folder*, runs the shell
+    lines *before_exec*, then execs the real ffmpeg with the same arguments."""
     import shutil
 
     real = shutil.which("ffmpeg")
     assert real is not None
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "ffmpeg"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> "{folder}/runs"\n'
+    script.write_text(f'#!/bin/sh\necho "$*" >> "{folder}/runs"\n{before_exec}exec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def ffmpeg_stopped_once_at_start(folder: Path, marker: str) -> Path:
+    """A folder to put first on PATH whose `ffmpeg`, the first time it is run with *marker* among its arguments,
+    prints what the real ffmpeg 5.1 printed when a SIGTERM reached it while it set up its filters (measured under
+    load: exit 1, these two lines) and exits 1; every other run is the real ffmpeg. Each run is counted in
+    `runs` in *folder*."""
+    return _ffmpeg_shim(folder, (
         f'case "$*" in *"{marker}"*)\n'
         f'  if [ ! -e "{folder}/stopped" ]; then\n'
         f'    : > "{folder}/stopped"\n'
@@ -47,10 +53,7 @@ def ffmpeg_stopped_once_at_start(folder: Path, marker: str) -> Path:
         '    echo "Error marking filters as finished" >&2\n'
         "    exit 1\n"
         "  fi;;\n"
-        "esac\n"
-        f'exec "{real}" "$@"\n')
-    script.chmod(0o755)
-    return folder
+        "esac\n"))
 
 
 def ffmpeg_runs(folder: Path, marker: str) -> int:
@@ -64,18 +67,6 @@ def ffmpeg_killed_on(folder: Path, *markers: str, victim: str, signal_name: str 
     ended by SIG*signal_name* (SIGKILL: as the kernel's out-of-memory killer ends a process): *victim* "ffmpeg"
     signals the ffmpeg itself, "parent" the process that ran it (a worker or renderer), then the ffmpeg. Every other
     run is the real ffmpeg. Each run is counted in `runs` in *folder* (`ffmpeg_runs`)."""
-    import shutil
-
-    real = shutil.which("ffmpeg")
-    assert real is not None
     target = {"ffmpeg": "$$", "parent": "$PPID $$"}[victim]
     tests = " && ".join(f'case "$*" in *"{marker}"*) true;; *) false;; esac' for marker in markers)
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / "ffmpeg"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> "{folder}/runs"\n'
-        f"if {tests}; then kill -{signal_name} {target}; fi\n"
-        f'exec "{real}" "$@"\n')
-    script.chmod(0o755)
-    return folder
+    return _ffmpeg_shim(folder, f"if {tests}; then kill -{signal_name} {target}; fi\n")

@@ -11,26 +11,27 @@ dies, a store that is away, a message that is lost: the work stays pending and t
 `pending_work` is pure (what a recording of a kind still needs, given what is done and what failed);
 `media_backlog` asks the catalogue for the recordings with something pending, oldest first.
 
-A file whose decode or render kills the process doing it (the kernel's out-of-memory killer ends ffmpeg, or the
-worker itself) leaves no result and no failure: it would be taken again at every pass, forever, and nothing would
-say so. Each start is therefore counted first (`begin_attempt`, committed before the work starts) and the count is
-removed when the work ends any way but a kill (`end_attempt`); after MAX_UNFINISHED starts that never ended, the
-work is recorded as failed for good (`gave_up_reason`), which the recording's detail and the failure metric show.
+A file whose decode or render gets its ffmpeg killed (the kernel's out-of-memory killer ends it with SIGKILL, and
+no message says why) leaves no result and no failure: it would be taken again at every pass, forever, and nothing
+would say so. Each such kill is counted (`count_kill`); at the MAX_KILLS-th the work is recorded as failed for good
+(`gave_up_reason`), which the recording's detail and the failure metric show. Only kills seen happening are
+counted: a worker or renderer that dies itself (stopped, or killed) says nothing about the file, and a false
+"failed for good" on evidence costs more than taking the work again.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_
+from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import Session, col, select
 
 from catalog.integrity import DECODE_CHECK
 from catalog.models import IN_ARCHIVE, DerivedMedia, IntegrityCheck, MediaWorkAttempt, MediaWorkFailure, Recording
 from catalog.types import utcnow
 
-__all__ = ["DECODE", "IN_ARCHIVE", "MAX_UNFINISHED", "WORK_BY_KIND", "begin_attempt", "end_attempt", "gave_up_reason",
-           "media_backlog", "media_failures", "pending_work", "record_media_failure", "work_done"]
+__all__ = ["DECODE", "IN_ARCHIVE", "MAX_KILLS", "WORK_BY_KIND", "count_kill", "gave_up_reason", "media_backlog",
+           "media_failures", "pending_work", "record_media_failure", "work_done"]
 
 #: The decode check's name among the kinds of media work (its result is an integrity revision).
 DECODE = DECODE_CHECK
@@ -41,8 +42,8 @@ WORK_BY_KIND: dict[str, tuple[str, ...]] = {
     "photo": ("thumbnail", DECODE),
     "audio": ("proxy", DECODE),
 }
-#: Starts of one kind of work on one recording that ended in a kill (or never ended) before it is given up on.
-MAX_UNFINISHED = 3
+#: SIGKILLs of one kind of work on one recording (out of memory) after which it is recorded as failed for good.
+MAX_KILLS = 3
 #: Reasons longer than this are cut (ffmpeg's last line on a hostile file can be anything).
 MAX_REASON_CHARS = 1000
 
@@ -108,25 +109,18 @@ def media_failures(session: Session, recording_id: int) -> list[MediaWorkFailure
                              .order_by(col(MediaWorkFailure.kind))))
 
 
-def begin_attempt(session: Session, recording_id: int, kind: str, *, by: str) -> int:
-    """Count a start of *kind* of work on *recording_id* (not committed: commit before the work starts); return how
-    many earlier starts never ended or ended in a kill. At MAX_UNFINISHED or more, give up (`gave_up_reason`)."""
+def count_kill(session: Session, recording_id: int, kind: str, *, by: str) -> int:
+    """Count one SIGKILL from outside of *kind* of work on *recording_id* (not committed); return the kills so far.
+    At MAX_KILLS or more, give up (`gave_up_reason`)."""
     row = session.get(MediaWorkAttempt, (recording_id, kind))
     if row is None:
-        row = MediaWorkAttempt(recording_id=recording_id, kind=kind, unfinished=0, started_by="")
-    earlier = row.unfinished
-    row.unfinished, row.started_by, row.started_at = earlier + 1, by[:100], utcnow()
+        row = MediaWorkAttempt(recording_id=recording_id, kind=kind, kills=0, last_by="")
+    row.kills, row.last_by, row.last_at = row.kills + 1, by[:100], utcnow()
     session.add(row)
-    return earlier
+    return row.kills
 
 
-def end_attempt(session: Session, recording_id: int, kind: str) -> None:
-    """Forget the starts of *kind* of work on *recording_id*: it ended other than by a kill. Not committed."""
-    session.execute(delete(MediaWorkAttempt).where(col(MediaWorkAttempt.recording_id) == recording_id,
-                                                   col(MediaWorkAttempt.kind) == kind))
-
-
-def gave_up_reason(unfinished: int) -> str:
-    """Why work that never finished *unfinished* times is not tried again (the recorded failure's reason)."""
-    return (f"started {unfinished} times and never finished: the process doing it was killed each time (out of "
-            "memory, or a crash); not tried again automatically")
+def gave_up_reason(kills: int) -> str:
+    """Why work killed *kills* times is not tried again (the recorded failure's reason)."""
+    return (f"killed {kills} times while it ran (SIGKILL from outside: out of memory, most likely); not tried again "
+            "automatically")

@@ -335,18 +335,17 @@ class MediaWorkFailure(SQLModel, table=True):
 
 
 class MediaWorkAttempt(SQLModel, table=True):
-    """Starts of one kind of media work on one recording that have not ended yet, or ended because the process
-    doing it was killed. Counted before the work starts and removed when it ends any other way, so a file whose
-    decode or render kills its process every time (out of memory) is given up on after a few tries
-    (`catalog.media_work.MAX_UNFINISHED`) instead of being taken again forever."""
+    """Times one kind of media work on one recording was cut short by a SIGKILL from outside (the kernel's
+    out-of-memory killer ending the ffmpeg that decodes or renders it). After `catalog.media_work.MAX_KILLS` the
+    work is recorded as failed for good, instead of being taken again at every pass forever."""
 
     __tablename__ = "media_work_attempt"
 
     recording_id: int = Field(foreign_key="recording.id", primary_key=True)
     kind: str = Field(max_length=32, primary_key=True)  # thumbnail | proxy | decode-check
-    unfinished: int = Field(default=0)  # starts that did not end (or ended in a kill)
-    started_by: str = Field(max_length=100)  # the last start's worker
-    started_at: datetime | None = ts_field(nullable=False)
+    kills: int = Field(default=0)
+    last_by: str = Field(max_length=100)  # the worker that saw the last kill
+    last_at: datetime | None = ts_field(nullable=False)
 
 
 class SpotCheck(SQLModel, table=True):

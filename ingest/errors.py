@@ -120,7 +120,7 @@ class RenderInterrupted(IngestError):
     """A renderer's tool did not run to its end for a reason outside the media (stopped by a signal, not
     installed): nothing is known about the media, and another try may finish. *killed*: the tool was ended by
     SIGKILL from outside (the kernel's out-of-memory killer, typically): counted towards giving up on the file
-    (catalog.media_work.MAX_UNFINISHED), where any other interruption is not."""
+    (catalog.media_work.MAX_KILLS), where any other interruption is not."""
 
     def __init__(self, source: str, reason: str, *, killed: bool = False) -> None:
         self.source = source

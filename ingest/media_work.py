@@ -32,9 +32,8 @@ from catalog import Recording, RecordingNotFound
 from catalog.media_work import (
     DECODE,
     IN_ARCHIVE,
-    MAX_UNFINISHED,
-    begin_attempt,
-    end_attempt,
+    MAX_KILLS,
+    count_kill,
     gave_up_reason,
     media_backlog,
     pending_work,
@@ -107,52 +106,35 @@ def do_media_work(engine: Engine, store: EvidenceStore, work_dir: Path, recordin
 
 def _attempt(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, kind: str, *, by: str,
              threads: int) -> str | None:
-    """`_one`, counted (catalog.media_work.begin_attempt): the start is committed before the work, and forgotten
-    when the work ends any way but a kill. After MAX_UNFINISHED starts that a kill ended (or that never ended: the
-    process itself was killed), the work is not started again: its reason says why, and it is recorded for good."""
-    unfinished = _begin_attempt(engine, recording_id, kind, by=by)
-    if unfinished >= MAX_UNFINISHED:
-        logger.error("Recording %r: its %s was started %d times and never finished; giving up on it.",
-                     recording_id, kind, unfinished)
-        _end_attempt(engine, recording_id, kind)
-        return gave_up_reason(unfinished)
+    """`_one`; an ffmpeg of it killed by SIGKILL from outside is counted (catalog.media_work.count_kill), and at
+    MAX_KILLS the work's reason is that it was given up on (the caller records it for good). Any other end of the
+    work, the worker's own death or stop included, counts nothing."""
     try:
-        reason = _one(engine, store, work_dir, recording_id, kind, by=by, threads=threads)
+        return _one(engine, store, work_dir, recording_id, kind, by=by, threads=threads)
     except RenderInterrupted as exc:
         if not exc.killed:
-            _end_attempt(engine, recording_id, kind)
-        raise
-    except Exception:
-        _end_attempt(engine, recording_id, kind)
-        raise
-    _end_attempt(engine, recording_id, kind)
-    return reason
+            raise
+        kills = _count_kill(engine, recording_id, kind, by=by)
+        if kills < MAX_KILLS:
+            raise
+        logger.error("Recording %r: its %s was killed %d times while it ran; giving up on it.", recording_id, kind,
+                     kills)
+        return gave_up_reason(kills)
 
 
-def _begin_attempt(engine: Engine, recording_id: int, kind: str, *, by: str) -> int:
-    """begin_attempt, committed. Two workers counting the first start of the same work at the same moment: the
-    second one's insert fails, and its start is counted on the first one's row."""
+def _count_kill(engine: Engine, recording_id: int, kind: str, *, by: str) -> int:
+    """count_kill, committed. Two workers counting the first kill of the same work at the same moment: the second
+    one's insert fails, and its kill is counted on the first one's row."""
     def count() -> int:
         with Session(engine) as session:
-            unfinished = begin_attempt(session, recording_id, kind, by=by)
+            kills = count_kill(session, recording_id, kind, by=by)
             session.commit()
-            return unfinished
+            return kills
 
     try:
         return count()
     except IntegrityError:
         return count()
-
-
-def _end_attempt(engine: Engine, recording_id: int, kind: str) -> None:
-    """end_attempt, committed; a catalogue that does not answer leaves the start counted (logged)."""
-    try:
-        with Session(engine) as session:
-            end_attempt(session, recording_id, kind)
-            session.commit()
-    except OperationalError as exc:
-        logger.warning("Recording %r: the end of its %s could not be recorded (%s).", recording_id, kind,
-                       first_line(exc))
 
 
 def _one(engine: Engine, store: EvidenceStore, work_dir: Path, recording_id: int, kind: str, *, by: str,

@@ -40,6 +40,8 @@ from catalog.media_work import DECODE
 from catalog.types import utcnow
 from ingest.archiving import archive_recording, read_back
 from ingest.config import Settings
+from ingest.decode_check import MAX_TIMEOUT_S
+from ingest.derive import IO_TIMEOUT_S, PROXY_TIMEOUT_S
 from ingest.errors import NotStagedHere, StagedCopyMissing, first_line
 from ingest.media_work import do_media_work
 from ingest.services import DEFAULT_UPLOAD_THREADS, open_store
@@ -63,6 +65,16 @@ logger = logging.getLogger(__name__)
 
 #: Retry transient failures (store or database down) for about a day, backing off to 10 minutes.
 ARCHIVE_RETRY: dict[str, Any] = {"max_retries": 200, "min_backoff": 1_000, "max_backoff": 600_000}
+
+#: How long one message may run before dramatiq interrupts it (its TimeLimit middleware; 10 minutes unless an actor
+#: says otherwise, which cut every upload or read-back of a large file on a slow link, and every decode or proxy of
+#: a long recording, at 10 minutes, and retried it from the start, forever). Each is above the work's own deadlines:
+#: an upload or read-back is bounded by the S3 client's socket timeouts and retries, not by a guess at its length;
+#: a decode by two of decode_check.MAX_TIMEOUT_S (a damaged verdict is confirmed by a second decode); a derive by
+#: two proxy runs (derive._ffmpeg tries a failed one once more) and a thumbnail.
+STORE_TIME_LIMIT_MS = 24 * 3600 * 1000
+DECODE_TIME_LIMIT_MS = int((2 * MAX_TIMEOUT_S + 1800) * 1000)
+DERIVE_TIME_LIMIT_MS = int((2 * (PROXY_TIMEOUT_S + IO_TIMEOUT_S) + 1800) * 1000)
 
 
 class ClaimHeld(Exception):
@@ -327,17 +339,18 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
     permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
     actors = Actors(
         archive=dramatiq.actor(actor_name=outbox.ARCHIVE_ACTOR, queue_name=queues["archive"], broker=broker,
-                               throws=permanent, **retry)(archive),
+                               throws=permanent, time_limit=STORE_TIME_LIMIT_MS, **retry)(archive),
         derive=dramatiq.actor(actor_name="ingest.derive_media", queue_name=queues["derive"], broker=broker,
-                              max_retries=3, min_backoff=1_000, max_backoff=30_000,
+                              max_retries=3, min_backoff=1_000, max_backoff=30_000, time_limit=DERIVE_TIME_LIMIT_MS,
                               throws=(RecordingNotFound,))(derive),
         decode_check=dramatiq.actor(actor_name="ingest.decode_check", queue_name=queues["derive"], broker=broker,
                                     max_retries=3, min_backoff=1_000, max_backoff=60_000,
-                                    throws=(RecordingNotFound,))(decode_check),
+                                    time_limit=DECODE_TIME_LIMIT_MS, throws=(RecordingNotFound,))(decode_check),
         verify=dramatiq.actor(actor_name="ingest.verify_recording", queue_name=queues["verify"], broker=broker,
-                              throws=permanent, **retry)(verify),
+                              throws=permanent, time_limit=STORE_TIME_LIMIT_MS, **retry)(verify),
         fixity=dramatiq.actor(actor_name="catalog.fixity_sample", queue_name=queues["verify"], broker=broker,
-                              max_retries=3, min_backoff=60_000, max_backoff=600_000)(fixity),
+                              max_retries=3, min_backoff=60_000, max_backoff=600_000,
+                              time_limit=STORE_TIME_LIMIT_MS)(fixity),
         close=ctx.close,
     )
     return actors

@@ -26,7 +26,7 @@ def damaged_clip(path: Path, good: Path) -> Path:
     return path
 
 
-def _ffmpeg_shim(folder: Path, before_exec: str) -> Path:
+def ffmpeg_shim(folder: Path, before_exec: str) -> Path:
     """*folder* with an `ffmpeg` shell script that appends its arguments to `runs` in *folder*, runs the shell
     lines *before_exec*, then execs the real ffmpeg with the same arguments."""
     import shutil
@@ -45,7 +45,7 @@ def ffmpeg_stopped_once_at_start(folder: Path, marker: str) -> Path:
     prints what the real ffmpeg 5.1 printed when a SIGTERM reached it while it set up its filters (measured under
     load: exit 1, these two lines) and exits 1; every other run is the real ffmpeg. Each run is counted in
     `runs` in *folder*."""
-    return _ffmpeg_shim(folder, (
+    return ffmpeg_shim(folder, (
         f'case "$*" in *"{marker}"*)\n'
         f'  if [ ! -e "{folder}/stopped" ]; then\n'
         f'    : > "{folder}/stopped"\n'
@@ -69,4 +69,4 @@ def ffmpeg_killed_on(folder: Path, *markers: str, victim: str, signal_name: str 
     run is the real ffmpeg. Each run is counted in `runs` in *folder* (`ffmpeg_runs`)."""
     target = {"ffmpeg": "$$", "parent": "$PPID $$"}[victim]
     tests = " && ".join(f'case "$*" in *"{marker}"*) true;; *) false;; esac' for marker in markers)
-    return _ffmpeg_shim(folder, f"if {tests}; then kill -{signal_name} {target}; fi\n")
+    return ffmpeg_shim(folder, f"if {tests}; then kill -{signal_name} {target}; fi\n")

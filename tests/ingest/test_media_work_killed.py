@@ -1,12 +1,13 @@
-"""Media work on a file that kills the process doing it: given up on after a few tries, never taken forever.
+"""Media work whose ffmpeg the kernel kills every time: given up on after a few kills, never taken forever.
 
-The kernel's out-of-memory killer ends a process with SIGKILL and no message: the ffmpeg that decodes a huge or
-hostile file, or the worker that runs it. Before this, nothing was recorded and the same file was taken again at
-every pass, forever, and nothing said so. Now each start is counted in the catalogue before the work runs, and
-after three starts that a kill ended (or that never ended) the work is recorded as failed for good, while the
-station's other recordings are rendered as usual. An `ffmpeg` on PATH sends the kill when it is given the chosen
-recording's decode (tests.helpers.clips.ffmpeg_killed_on); everything else runs the real ffmpeg on real clips,
-the real local WORM store, SQLite and PostgreSQL, and real `evidence derive-pending` processes.
+The kernel's out-of-memory killer ends a process with SIGKILL and no message. Before this, an ffmpeg killed while it
+decoded or rendered a huge or hostile file left nothing recorded, and the same file was taken again at every pass,
+forever, and nothing said so. Now each SIGKILL seen is counted in the catalogue, and at the third the work is
+recorded as failed for good, while the station's other recordings are rendered as usual. Nothing else counts: an
+ffmpeg stopped by SIGTERM, or a renderer that dies itself (stopped or killed: nothing tells which), never gives up
+on a file. An `ffmpeg` on PATH sends the signal when it is given the chosen recording's decode
+(tests.helpers.clips.ffmpeg_killed_on); everything else is the real ffmpeg on real clips, the real local WORM store,
+SQLite and PostgreSQL, and real `evidence derive-pending` processes.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from sqlmodel import Session, select
 from catalog import MediaWorkAttempt, MediaWorkFailure, Recording
 from catalog.detail import recording_detail
 from catalog.integrity import DECODE_CHECK
-from catalog.media_work import MAX_UNFINISHED, gave_up_reason
+from catalog.media_work import MAX_KILLS, gave_up_reason
 from ingest.media_work import render_backlog
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
@@ -53,11 +54,14 @@ def _two_videos(root: Path, clip: Path) -> Path:
     return root
 
 
-def _sha(engine: Any, recording_id: int) -> str:
+def _archived_pair(root: Path, clip: Path, settings: Any, engine: Any) -> tuple[int, int, str]:
+    """Two archived videos with their media work left for later: (good id, chosen id, the chosen one's SHA-256)."""
+    ids = ids_by_name(run_ingest(_two_videos(root, clip), settings, IngestOptions(), derive="later"))
+    chosen = ids["MVI_0002.MP4"]
     with Session(engine) as session:
-        recording = session.get(Recording, recording_id)
+        recording = session.get(Recording, chosen)
         assert recording is not None
-        return recording.sha256
+        return ids["MVI_0001.MP4"], chosen, recording.sha256
 
 
 def _decodes_of(shim: Path, sha256: str) -> int:
@@ -67,98 +71,92 @@ def _decodes_of(shim: Path, sha256: str) -> int:
     return sum(sha256 in line and "-f null" in line for line in lines)
 
 
-def _unfinished(engine: Any, recording_id: int) -> int | None:
+def _kills(engine: Any, recording_id: int) -> int:
     with Session(engine) as session:
         row = session.get(MediaWorkAttempt, (recording_id, DECODE_CHECK))
-        return None if row is None else row.unfinished
+        return 0 if row is None else row.kills
 
 
 def test_a_decode_the_kernel_kills_every_time_is_given_up_on_and_the_other_recording_is_done(
         tmp_path, clip, settings, engine, monkeypatch):
-    # Given two archived videos whose media work is left for later, and an ffmpeg that is SIGKILLed whenever it
-    # decodes the second one (the out-of-memory killer choosing it, every time)
-    report = run_ingest(_two_videos(tmp_path / "cam", clip), settings, IngestOptions(), derive="later")
-    ids = ids_by_name(report)
-    good, poison = ids["MVI_0001.MP4"], ids["MVI_0002.MP4"]
-    sha = _sha(engine, poison)
+    # Given two archived videos, and an ffmpeg that is SIGKILLed whenever it decodes the second one (the
+    # out-of-memory killer choosing it, every time)
+    good, poison, sha = _archived_pair(tmp_path / "cam", clip, settings, engine)
     shim = ffmpeg_killed_on(tmp_path / "bin", sha, "-f null", victim="ffmpeg")
     monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
     store = open_store(settings)
 
     # When the renderer passes over the backlog: the first passes leave the killed decode pending, counted
-    for n in range(1, MAX_UNFINISHED + 1):
+    for n in range(1, MAX_KILLS):
         done = render_backlog(settings, engine, store, by="station:test")
         assert done is not None and done.deferred == 1 and done.failed == 0, (n, done)
-        assert _unfinished(engine, poison) == n and backlog(engine) == [poison]
-    assert _decodes_of(shim, sha) == MAX_UNFINISHED
+        assert _kills(engine, poison) == n and backlog(engine) == [poison]
     work = media_work_of(engine)
     assert work[good] == {"thumbnail", "proxy", "decode:ok"}  # one bad file never held up the other
     assert work[poison] == {"thumbnail", "proxy"}
 
-    # Then the next pass does not start it again: it is recorded as failed for good, with why, and shown
+    # Then the pass that sees the last kill records the decode as failed for good, with why, and shows it
     last = render_backlog(settings, engine, store, by="station:test")
     assert last is not None and (last.failed, last.deferred) == (1, 0)
-    assert _decodes_of(shim, sha) == MAX_UNFINISHED
+    assert _decodes_of(shim, sha) == MAX_KILLS and _kills(engine, poison) == MAX_KILLS
     assert media_work_of(engine)[poison] == {"thumbnail", "proxy", f"failed:{DECODE_CHECK}"}
     with Session(engine) as session:
         failure = session.exec(select(MediaWorkFailure).where(MediaWorkFailure.recording_id == poison)).one()
-        assert failure.reason == gave_up_reason(MAX_UNFINISHED) and "killed" in failure.reason
+        assert failure.reason == gave_up_reason(MAX_KILLS) and "killed" in failure.reason
         recording = session.get(Recording, poison)
         assert recording is not None
         detail = recording_detail(session, recording, settings.retention_policy)
-    assert detail["media_work_failed"] == {DECODE_CHECK: gave_up_reason(MAX_UNFINISHED)}
-    assert _unfinished(engine, poison) is None and backlog(engine) == []
+    assert detail["media_work_failed"] == {DECODE_CHECK: gave_up_reason(MAX_KILLS)}
+    assert backlog(engine) == []
+    # and no later pass starts it again
+    again = render_backlog(settings, engine, store, by="station:test")
+    assert again is not None and again.recordings == 0 and _decodes_of(shim, sha) == MAX_KILLS
 
 
 def test_a_decode_stopped_by_sigterm_is_never_counted_towards_giving_up(tmp_path, clip, settings, engine,
                                                                           monkeypatch):
     # Given a video whose decode is stopped by SIGTERM at every try (a worker being stopped: not the file's doing)
-    report = run_ingest(_two_videos(tmp_path / "cam", clip), settings, IngestOptions(), derive="later")
-    poison = ids_by_name(report)["MVI_0002.MP4"]
-    sha = _sha(engine, poison)
+    _good, poison, sha = _archived_pair(tmp_path / "cam", clip, settings, engine)
     shim = ffmpeg_killed_on(tmp_path / "bin", sha, "-f null", victim="ffmpeg", signal_name="TERM")
     monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
     store = open_store(settings)
     # When the renderer passes more often than the kills that would give up on it
-    for _ in range(MAX_UNFINISHED + 2):
+    for _ in range(MAX_KILLS + 2):
         done = render_backlog(settings, engine, store, by="station:test")
         assert done is not None and done.failed == 0
     # Then the decode is still pending, nothing is counted against it, and nothing was recorded as failed
-    assert _decodes_of(shim, sha) == MAX_UNFINISHED + 2
-    assert backlog(engine) == [poison] and _unfinished(engine, poison) is None
+    assert _decodes_of(shim, sha) == MAX_KILLS + 2
+    assert backlog(engine) == [poison] and _kills(engine, poison) == 0
     with Session(engine) as session:
         assert session.exec(select(MediaWorkFailure)).all() == []
 
 
 @pytest.mark.slow
-def test_a_renderer_the_kernel_kills_on_one_file_gives_up_on_it_after_three_deaths(tmp_path, clip, env, settings,
-                                                                                     engine):
-    # Given two archived videos, and a machine where decoding the second one gets the renderer itself killed
-    # (the out-of-memory killer choosing the process that runs the decode)
+def test_a_renderer_that_dies_on_a_file_never_gives_up_on_it_and_finishes_once_it_can(tmp_path, clip, env,
+                                                                                      settings, engine):
+    # Given two archived videos, and a machine where decoding the second one gets the renderer itself killed (the
+    # out-of-memory killer choosing it; a `systemctl stop` at that moment looks the same from the catalogue)
     run_cli(env, "user", "list")  # binds this OS account for the `evidence` processes below
-    report = run_ingest(_two_videos(tmp_path / "cam", clip), settings, IngestOptions(), derive="later")
-    ids = ids_by_name(report)
-    good, poison = ids["MVI_0001.MP4"], ids["MVI_0002.MP4"]
-    sha = _sha(engine, poison)
+    good, poison, sha = _archived_pair(tmp_path / "cam", clip, settings, engine)
     shim = ffmpeg_killed_on(tmp_path / "bin", sha, "-f null", victim="parent")
-    path_env = {**env, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"}
 
-    def derive_pending() -> subprocess.CompletedProcess[str]:
+    def derive_pending(path: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "evidence.cli.main", "derive-pending", "--quiet"],
-                              env=process_env(path_env), capture_output=True, text=True, timeout=300, check=False)
+                              env=process_env({**env, "PATH": path}), capture_output=True, text=True, timeout=300,
+                              check=False)
 
-    # When `evidence derive-pending` is run again after each death (as a service manager restarts a worker)
-    for n in range(1, MAX_UNFINISHED + 1):
-        died = derive_pending()
+    # When `evidence derive-pending` dies on it more often than a killed ffmpeg would be tolerated
+    for n in range(MAX_KILLS + 1):
+        died = derive_pending(f"{shim}{os.pathsep}{os.environ['PATH']}")
         assert died.returncode == -signal.SIGKILL, (n, died.returncode, died.stderr[-2000:])
-        assert _unfinished(engine, poison) == n
-    assert _decodes_of(shim, sha) == MAX_UNFINISHED
+    assert _decodes_of(shim, sha) == MAX_KILLS + 1
 
-    # Then the next run gives up on that decode without starting it, finishes the rest and exits normally
-    last = derive_pending()
+    # Then nothing was given up on (a process's own death says nothing about the file), and the first run that
+    # lives through it finishes everything
+    assert _kills(engine, poison) == 0 and backlog(engine) == [poison]
+    last = derive_pending(os.environ["PATH"])
     assert last.returncode == 0, last.stderr[-2000:]
-    assert _decodes_of(shim, sha) == MAX_UNFINISHED
     work = media_work_of(engine)
     assert work[good] == {"thumbnail", "proxy", "decode:ok"}
-    assert work[poison] == {"thumbnail", "proxy", f"failed:{DECODE_CHECK}"}
-    assert backlog(engine) == [] and _unfinished(engine, poison) is None
+    assert work[poison] == {"thumbnail", "proxy", "decode:ok"}
+    assert backlog(engine) == []

@@ -1,4 +1,4 @@
-"""media_work_attempt (starts of media work that did not end, so a file that kills its process is given up on)
+"""media_work_attempt (media work cut short by a SIGKILL, so a file whose work is killed every time is given up on)
 
 Revision ID: 0020
 Revises: 0019
@@ -23,9 +23,9 @@ def upgrade() -> None:
         'media_work_attempt',
         sa.Column('recording_id', sa.Integer(), nullable=False),
         sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column('unfinished', sa.Integer(), nullable=False),
-        sa.Column('started_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-        sa.Column('started_at', catalog.types.UTCDateTime(), nullable=False),
+        sa.Column('kills', sa.Integer(), nullable=False),
+        sa.Column('last_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column('last_at', catalog.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['recording_id'], ['recording.id'], ),
         sa.PrimaryKeyConstraint('recording_id', 'kind'),
     )

@@ -23,15 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlalchemy import ColumnElement, and_, delete, exists, or_
 from sqlmodel import Session, col, select
 
 from catalog.integrity import DECODE_CHECK
 from catalog.models import IN_ARCHIVE, DerivedMedia, IntegrityCheck, MediaWorkAttempt, MediaWorkFailure, Recording
 from catalog.types import utcnow
 
-__all__ = ["DECODE", "IN_ARCHIVE", "MAX_KILLS", "WORK_BY_KIND", "count_kill", "gave_up_reason", "media_backlog",
-           "media_failures", "pending_work", "record_media_failure", "work_done"]
+__all__ = ["DECODE", "IN_ARCHIVE", "MAX_KILLS", "WORK_BY_KIND", "count_kill", "forget_failures", "gave_up_reason",
+           "media_backlog", "media_failures", "pending_work", "record_media_failure", "work_done"]
 
 #: The decode check's name among the kinds of media work (its result is an integrity revision).
 DECODE = DECODE_CHECK
@@ -124,3 +124,20 @@ def gave_up_reason(kills: int) -> str:
     """Why work killed *kills* times is not tried again (the recorded failure's reason)."""
     return (f"killed {kills} times while it ran (SIGKILL from outside: out of memory, most likely); not tried again "
             "automatically")
+
+
+def forget_failures(session: Session, *, killed_only: bool) -> int:
+    """Put media work that failed for good back in the backlog (all of it, or with *killed_only* what was given up
+    on after its ffmpeg was killed: after a machine got more memory, say), its kill counts with it; return how many
+    kinds of work. Not committed. Derived media and decode checks are never evidence: nothing else changes."""
+    query = select(MediaWorkFailure)
+    if killed_only:  # given up on because of kills: its kill count reached MAX_KILLS
+        query = query.where(exists().where(col(MediaWorkAttempt.recording_id) == col(MediaWorkFailure.recording_id),
+                                           col(MediaWorkAttempt.kind) == col(MediaWorkFailure.kind),
+                                           col(MediaWorkAttempt.kills) >= MAX_KILLS))
+    failures = list(session.exec(query))
+    for failure in failures:
+        session.execute(delete(MediaWorkAttempt).where(col(MediaWorkAttempt.recording_id) == failure.recording_id,
+                                                       col(MediaWorkAttempt.kind) == failure.kind))
+        session.delete(failure)
+    return len(failures)

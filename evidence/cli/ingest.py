@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from catalog import load_or_create_key
+from catalog.media_work import forget_failures
 from catalog.types import utcnow
 from device_profiles import load_profiles
 from evidence.cli.common import console, errors, print_json, settings, station_operator
@@ -193,21 +194,33 @@ def archive_pending(as_json: bool) -> None:
 @click.command("derive-pending")
 @click.option("--quiet", is_flag=True, help="Print nothing (the renderer `evidence ingest` starts in the background).")
 @click.option("--json", "as_json", is_flag=True)
-def derive_pending(quiet: bool, as_json: bool) -> None:
+@click.option("--retry", type=click.Choice(["killed", "failed"]), default=None,
+              help="First put back in the backlog the work given up on after its ffmpeg was killed three times "
+                   "(killed: after the machine got more memory, say), or everything that failed for good (failed).")
+def derive_pending(quiet: bool, as_json: bool, retry: str | None) -> None:
     """Make the thumbnails, browser proxies and decode checks archived recordings still lack (the media backlog),
     oldest first; what failed because of the media is recorded and not tried again. One renderer per EVIDENCE_HOME
     works at a time: with another at work this leaves the backlog to it."""
+    retried: int | None = None
     with errors():
         cfg = settings()
         operator = station_operator(cfg)
         store = open_store(cfg)
         with catalog_engine(cfg) as engine:
+            if retry is not None:
+                with Session(engine) as session:
+                    retried = forget_failures(session, killed_only=retry == "killed")
+                    session.commit()
+                if not quiet and not as_json:
+                    click.echo(f"{retried} kind(s) of media work put back in the backlog.")
             done = render_backlog(cfg, engine, store, by=operator.actor)
             if done is not None and (done.done or done.failed):
                 anchor_chain(cfg, engine, store, actor=operator.actor, reason="media work")
     result: dict[str, Any] = ({"renderer": "another renderer is at work"} if done is None else
                               {"recordings": done.recordings, "done": done.done, "failed": done.failed,
                                "deferred": done.deferred, "stopped": done.stopped})
+    if retried is not None:
+        result["retried"] = retried
     if as_json:
         print_json(result)
     elif not quiet:

@@ -70,10 +70,13 @@ ARCHIVE_RETRY: dict[str, Any] = {"max_retries": 200, "min_backoff": 1_000, "max_
 #: says otherwise, which cut every upload or read-back of a large file on a slow link, and every decode or proxy of
 #: a long recording, at 10 minutes, and retried it from the start, forever). Each is above the work's own deadlines:
 #: an upload or read-back is bounded by the S3 client's socket timeouts and retries, not by a guess at its length;
-#: a decode by two of decode_check.MAX_TIMEOUT_S (a damaged verdict is confirmed by a second decode); a derive by
-#: two proxy runs (derive._ffmpeg tries a failed one once more) and a thumbnail.
+#: a decode by three of decode_check.MAX_TIMEOUT_S and a copy (on S3: the decode through a URL, and a damaged
+#: verdict decoded twice more from a local copy); a derive by two proxy runs (derive._ffmpeg tries a failed one once
+#: more) and a thumbnail. A fixity sample is sent every EVIDENCE_FIXITY_INTERVAL_S (an hour by default): its limit
+#: stays under that, so samples never pile up in the verify threads that new recordings need.
 STORE_TIME_LIMIT_MS = 24 * 3600 * 1000
-DECODE_TIME_LIMIT_MS = int((2 * MAX_TIMEOUT_S + 1800) * 1000)
+DECODE_TIME_LIMIT_MS = int((3 * MAX_TIMEOUT_S + 3600) * 1000)
+FIXITY_TIME_LIMIT_MS = 50 * 60 * 1000
 DERIVE_TIME_LIMIT_MS = int((2 * (PROXY_TIMEOUT_S + IO_TIMEOUT_S) + 1800) * 1000)
 
 
@@ -350,7 +353,7 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
                               throws=permanent, time_limit=STORE_TIME_LIMIT_MS, **retry)(verify),
         fixity=dramatiq.actor(actor_name="catalog.fixity_sample", queue_name=queues["verify"], broker=broker,
                               max_retries=3, min_backoff=60_000, max_backoff=600_000,
-                              time_limit=STORE_TIME_LIMIT_MS)(fixity),
+                              time_limit=FIXITY_TIME_LIMIT_MS)(fixity),
         close=ctx.close,
     )
     return actors

@@ -11,6 +11,7 @@ SQLite and PostgreSQL, and real `evidence derive-pending` processes.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ from sqlmodel import Session, select
 from catalog import MediaWorkAttempt, MediaWorkFailure, Recording
 from catalog.detail import recording_detail
 from catalog.integrity import DECODE_CHECK
-from catalog.media_work import MAX_KILLS, gave_up_reason
+from catalog.media_work import MAX_KILLS, gave_up_reason, record_media_failure
 from ingest.media_work import render_backlog
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
@@ -78,12 +79,13 @@ def _kills(engine: Any, recording_id: int) -> int:
 
 
 def test_a_decode_the_kernel_kills_every_time_is_given_up_on_and_the_other_recording_is_done(
-        tmp_path, clip, settings, engine, monkeypatch):
+        tmp_path, clip, settings, engine, env, monkeypatch):
     # Given two archived videos, and an ffmpeg that is SIGKILLed whenever it decodes the second one (the
     # out-of-memory killer choosing it, every time)
     good, poison, sha = _archived_pair(tmp_path / "cam", clip, settings, engine)
     shim = ffmpeg_killed_on(tmp_path / "bin", sha, "-f null", victim="ffmpeg")
-    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{path}")
     store = open_store(settings)
 
     # When the renderer passes over the backlog: the first passes leave the killed decode pending, counted
@@ -111,6 +113,21 @@ def test_a_decode_the_kernel_kills_every_time_is_given_up_on_and_the_other_recor
     # and no later pass starts it again
     again = render_backlog(settings, engine, store, by="station:test")
     assert again is not None and again.recordings == 0 and _decodes_of(shim, sha) == MAX_KILLS
+
+    # And once the machine can decode it (more memory), `derive-pending --retry killed` puts back only what was
+    # given up on after kills, and decodes it; a failure the media caused stays as it was
+    with Session(engine) as session:
+        other = session.get(Recording, good)
+        assert other is not None
+        record_media_failure(session, other, "thumbnail", "no decodable frame", by="station:test")
+        session.commit()
+    monkeypatch.setenv("PATH", path)
+    result = run_cli(env, "derive-pending", "--retry", "killed", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["retried"] == 1
+    work = media_work_of(engine)
+    assert work[poison] == {"thumbnail", "proxy", "decode:ok"} and _kills(engine, poison) == 0
+    assert "failed:thumbnail" in work[good]
 
 
 def test_a_decode_stopped_by_sigterm_is_never_counted_towards_giving_up(tmp_path, clip, settings, engine,

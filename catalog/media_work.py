@@ -47,6 +47,7 @@ MAX_KILLS = 3
 #: Reasons longer than this are cut (ffmpeg's last line on a hostile file can be anything).
 MAX_REASON_CHARS = 1000
 
+
 def pending_work(media_kind: str, *, done: Iterable[str], failed: Iterable[str]) -> tuple[str, ...]:
     """The work a recording of *media_kind* still needs: its kinds of work (WORK_BY_KIND) not *done* and not
     *failed* for good, in order. Nothing for documents and other files."""

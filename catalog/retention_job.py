@@ -31,7 +31,6 @@ __all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class RetentionChange:
     recording_id: int

@@ -50,7 +50,6 @@ __all__ = ["Problem", "VerifyReport", "case_problems", "check_chain", "check_dis
            "record_problems", "rehash", "replay_problems", "select_recordings", "verify_archive"]
 
 
-
 @dataclass
 class VerifyReport:
     recordings: int = 0

@@ -63,6 +63,7 @@ from ingest.derive import (
     dies_with_parent,
     ffmpeg_source,
     is_url,
+    killed_from_outside,
     read_photo,
     shown_source,
     stopped_from_outside,
@@ -247,7 +248,7 @@ def _decode_once(path: Path | str, *, timeout_s: float, threads: int) -> DecodeR
     if stopped_from_outside(exit_code):
         how = "exited on a signal" if exit_code > 0 else f"was stopped by {_signal_name(-exit_code)}"
         raise DecodeIncomplete(shown, f"ffmpeg {how}", decoded_s=log.decoded_s, transient=True,
-                               killed=exit_code == -signal.SIGKILL)
+                               killed=killed_from_outside(exit_code))
     return replace(log.result(exit_code), elapsed_s=time.monotonic() - started, decoder=_ffmpeg_version())
 
 

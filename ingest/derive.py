@@ -232,6 +232,12 @@ def stopped_from_outside(returncode: int) -> bool:
                                                              signal.SIGHUP)
 
 
+def killed_from_outside(returncode: int) -> bool:
+    """Whether ffmpeg's *returncode* says SIGKILL ended it: never sent by us (our timeouts kill and report no exit
+    code), so from outside, the kernel's out-of-memory killer most likely (catalog.media_work.MAX_KILLS)."""
+    return returncode == -signal.SIGKILL
+
+
 def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
     """Run ffmpeg (*args*, writing *dest* with -y). A failure is tried once more before it counts as the media's:
     ffmpeg stopped by a signal while it starts up exits 1 with errors of its own, like a file it cannot read
@@ -250,7 +256,7 @@ def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource)
             raise RenderInterrupted(source.shown_as, f"cannot run ffmpeg: {exc}") from exc
         if stopped_from_outside(done.returncode):
             raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})",
-                                    killed=done.returncode == -signal.SIGKILL)
+                                    killed=killed_from_outside(done.returncode))
         if done.returncode == 0:
             return dest
         lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()

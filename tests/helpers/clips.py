@@ -56,10 +56,12 @@ def ffmpeg_stopped_once_at_start(folder: Path, marker: str) -> Path:
         "esac\n"))
 
 
-def ffmpeg_runs(folder: Path, marker: str) -> int:
-    """How many runs of the `ffmpeg_stopped_once_at_start` ffmpeg in *folder* had *marker* among their arguments."""
+def ffmpeg_runs(folder: Path, *markers: str) -> int:
+    """How many runs of the shim ffmpeg in *folder* (`ffmpeg_shim`) had every one of *markers* among their
+    arguments."""
     runs = folder / "runs"
-    return sum(marker in line for line in runs.read_text().splitlines()) if runs.exists() else 0
+    lines = runs.read_text().splitlines() if runs.exists() else []
+    return sum(all(marker in line for marker in markers) for line in lines)
 
 
 def ffmpeg_killed_on(folder: Path, *markers: str, victim: str, signal_name: str = "KILL") -> Path:

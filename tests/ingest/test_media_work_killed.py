@@ -34,7 +34,7 @@ from ingest.samples import run_ffmpeg
 from ingest.services import open_store
 from tests.cli import run_cli
 from tests.conftest import process_env
-from tests.helpers.clips import ffmpeg_killed_on, noisy_clip
+from tests.helpers.clips import ffmpeg_killed_on, ffmpeg_runs, noisy_clip
 from tests.helpers.media_work import backlog, ids_by_name, media_work_of
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -67,9 +67,7 @@ def _archived_pair(root: Path, clip: Path, settings: Any, engine: Any) -> tuple[
 
 def _decodes_of(shim: Path, sha256: str) -> int:
     """How many decode checks (`-f null`) the shim's ffmpeg was asked to run on the object *sha256*."""
-    runs = shim / "runs"
-    lines = runs.read_text().splitlines() if runs.exists() else []
-    return sum(sha256 in line and "-f null" in line for line in lines)
+    return ffmpeg_runs(shim, sha256, "-f null")
 
 
 def _kills(engine: Any, recording_id: int) -> int:

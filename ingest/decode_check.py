@@ -77,6 +77,10 @@ __all__ = ["DECODE_CHECK", "DecodeIncomplete", "DecodeLog", "DecodeResult", "Dec
 
 logger = logging.getLogger(__name__)
 
+#: ffmpeg's words for a picture past its size limit (libavutil's av_image_check_size: about 268 megapixels): the
+#: picture is not judged, it is not damaged.
+TOO_LARGE_FOR_FFMPEG = re.compile(r"Picture size (?P<width>\d+)x(?P<height>\d+) is invalid")
+
 #: Media kinds that are decoded; documents and `other` are not media.
 CHECKED_KINDS = ("video", "audio", "photo")
 #: Seconds between ffmpeg progress lines (as ffmpeg parses it: no exponent). This short, ffmpeg prints one
@@ -321,9 +325,20 @@ def decode_file(path: Path, *, is_photo: bool, timeout_s: float, threads: int = 
 
 def _decode_media(source: Path | str, *, is_photo: bool, timeout_s: float, threads: int,
                   confirm: bool = True) -> DecodeResult:
+    """run_decode_check of one original.
+
+    Raises:
+      DecodeIncomplete: besides run_decode_check's, a photo larger than ffmpeg decodes (not transient: its
+        failure is recorded with the size, never a false `damaged` verdict on a valid 900-megapixel scan).
+    """
     result = run_decode_check(source, timeout_s=timeout_s, threads=threads, confirm=confirm)
     if is_photo:  # a still has no timeline: "0.04 s" would only be ffmpeg's frame duration
         result = replace(result, error_time_s=None, decoded_s=None)
+        too_large = TOO_LARGE_FOR_FFMPEG.search(result.first_error or "")
+        if result.status != IntegrityStatus.OK.value and too_large:
+            raise DecodeIncomplete(shown_source(source), (
+                f"ffmpeg does not decode a picture of {too_large['width']} x {too_large['height']} pixels (past its "
+                "size limit), so there is no decode verdict; the original is kept as it is"))
     return result
 
 

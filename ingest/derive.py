@@ -12,6 +12,7 @@ recording.
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import shutil
@@ -32,14 +33,15 @@ from catalog import DerivedMedia, Recording, RecordingNotFound
 from catalog.detail import derived_media
 from catalog.media_work import IN_ARCHIVE
 from catalog.types import utcnow
+from ingest.describe.image_header import HEADER_ERRORS, ImageHeader, read_image_header
 from ingest.errors import DeriveFailed, RenderInterrupted
 from storage import EvidenceStore
 from storage.hashing import CHUNK_BYTES, hash_file
 
-__all__ = ["IO_TIMEOUT_S", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES", "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH",
-           "FfmpegSource", "derive_recording", "dies_with_parent", "ffmpeg_source", "image_frame", "is_url",
-           "make_audio_proxy", "make_proxy", "make_thumbnail", "read_photo", "shown_source", "video_frame",
-           "write_thumbnail"]
+__all__ = ["IO_TIMEOUT_S", "JPEG_FORMATS", "MAX_DECODED_PIXELS", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES",
+           "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH", "FfmpegSource", "derive_recording", "dies_with_parent",
+           "ffmpeg_source", "image_frame", "is_url", "make_audio_proxy", "make_proxy", "make_thumbnail", "photo_frame",
+           "read_photo", "reduction", "shown_source", "video_frame", "write_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,16 @@ FFMPEG_SIGNALLED = 255
 MAX_THUMBNAIL_HEIGHT = 4 * THUMBNAIL_WIDTH
 #: The largest photo rendered: its bytes are decoded in memory (cv2.imdecode), as cv2.imread would read the file.
 MAX_PHOTO_BYTES = 256 * 1024 * 1024
+#: The most pixels decoded in this process for one thumbnail (3 bytes each in memory: about 200 MB). A JPEG is
+#: decoded by the JPEG decoder itself at 1/2, 1/4 or 1/8 of its size while it stays THUMBNAIL_WIDTH wide, so every
+#: JPEG fits (the largest, 65,535 x 65,535, decodes to 8,192 x 8,192; 65,535 x 639 at full size). A photo of
+#: another format, or a video with frames, larger than this gets no thumbnail (a recorded failure) rather than a
+#: decode of gigabytes that the kernel's out-of-memory killer ends together with the worker or station doing it, at
+#: every pass after it. OpenCV is held to it too (OPENCV_IO_MAX_IMAGE_PIXELS, set before OpenCV is first loaded
+#: unless the environment sets it).
+MAX_DECODED_PIXELS = 8192 * 8192
+#: Formats (Pillow's names) that OpenCV's JPEG decoder reads, and so can decode reduced.
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
 
 def is_url(source: str | Path) -> bool:
@@ -114,6 +126,14 @@ def ffmpeg_source(source: str | Path) -> Iterator[FfmpegSource]:
         os.unlink(script)
 
 
+def _cv2() -> Any:
+    """OpenCV, loaded when first used (OpenCV and NumPy cost a station ~30 MB of memory otherwise), held to
+    MAX_DECODED_PIXELS for every image it decodes (it reads the limit once, when it is loaded)."""
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODED_PIXELS))
+    import cv2
+    return cv2
+
+
 def make_thumbnail(source: Path | str, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
     """A JPEG of the photo file *source*, or of the video frame one second in (or its middle, if shorter) of the
     video file or URL *source*.
@@ -121,31 +141,74 @@ def make_thumbnail(source: Path | str, dest: Path, *, is_photo: bool, width: int
     Raises:
       ValueError: OpenCV cannot open or decode *source*, or cannot write *dest*.
     """
-    import cv2  # imported when first used: OpenCV and NumPy cost a station ~30 MB of memory otherwise
-    if is_photo:
-        frame = cv2.imread(str(source), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise ValueError("OpenCV cannot decode the image")
-    else:
-        frame = video_frame(str(source))
+    frame = photo_frame(Path(source).read_bytes()) if is_photo else video_frame(str(source))
     return write_thumbnail(frame, dest, width=width)
 
 
-def image_frame(data: bytes) -> Any:
-    """The picture in an image file's bytes, decoded as cv2.imread decodes the file (EXIF orientation applied).
+def reduction(width: int, height: int, *, wanted: int = THUMBNAIL_WIDTH) -> int:
+    """The largest of 8, 4, 2 by which a JPEG of *width* x *height* can be decoded and still be *wanted* pixels
+    wide whichever way its EXIF orientation turns it; 1 when it cannot be reduced."""
+    return next((scale for scale in (8, 4, 2) if min(width, height) // scale >= wanted), 1)
+
+
+def photo_frame(data: bytes) -> Any:
+    """The picture in a photo's bytes for its thumbnail (BGR, EXIF orientation applied), decoded with at most
+    MAX_DECODED_PIXELS: a JPEG reduced by its decoder (`reduction`), other formats by OpenCV at full size, and what
+    OpenCV cannot decode (HEIF/HEIC/AVIF from phones) by Pillow with pillow-heif.
 
     Raises:
-      ValueError: OpenCV cannot decode it.
+      ValueError: it cannot be decoded, or decoding it would take more than MAX_DECODED_PIXELS (the size named).
     """
-    import cv2
-    import numpy as np
     try:
-        frame = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
-    except cv2.error as exc:
-        raise ValueError(f"OpenCV cannot decode the image: {exc}") from exc
+        header: ImageHeader | None = read_image_header(io.BytesIO(data))
+    except HEADER_ERRORS:
+        header = None  # OpenCV may still read it, held to MAX_DECODED_PIXELS by its own check
+    scale = 1
+    if header is not None:
+        scale = reduction(header.width, header.height) if header.format in JPEG_FORMATS else 1
+        decoded = -(-header.width // scale) * -(-header.height // scale)
+        if decoded > MAX_DECODED_PIXELS:
+            raise ValueError(f"the {header.format or 'image'} is {header.width} x {header.height} pixels: a "
+                             f"thumbnail of it would decode {decoded / 1e6:.0f} megapixels, more than the "
+                             f"{MAX_DECODED_PIXELS / 1e6:.0f} decoded for one (the original is kept as it is)")
+    frame = image_frame(data, scale=scale)
+    if frame is None and header is not None:
+        frame = _pillow_frame(data)
     if frame is None:
         raise ValueError("OpenCV cannot decode the image")
     return frame
+
+
+def image_frame(data: bytes, *, scale: int = 1) -> Any:
+    """The picture in an image file's bytes decoded by OpenCV as cv2.imread decodes the file (EXIF orientation
+    applied), a JPEG at 1/*scale* of its size (1, 2, 4 or 8); None when OpenCV cannot decode its format.
+
+    Raises:
+      ValueError: OpenCV refused it (past its pixel limit) or failed on it.
+    """
+    cv2 = _cv2()
+    import numpy as np
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
+    try:
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags) if data else None
+    except cv2.error as exc:
+        raise ValueError(f"OpenCV cannot decode the image: {exc}") from exc
+
+
+def _pillow_frame(data: bytes) -> Any:
+    """The picture decoded by Pillow (pillow-heif for HEIF), EXIF orientation applied, as a BGR array; None when
+    Pillow cannot decode it either. Its size was checked against MAX_DECODED_PIXELS by the caller."""
+    import numpy as np
+    from PIL import Image, ImageOps
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            upright = ImageOps.exif_transpose(img) or img
+            rgb = np.asarray(upright.convert("RGB"))
+    except (*HEADER_ERRORS, EOFError) as exc:
+        logger.info("Pillow cannot decode the image either: %s", exc)
+        return None
+    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 def video_frame(source: str) -> Any:
@@ -155,7 +218,7 @@ def video_frame(source: str) -> Any:
     Raises:
       ValueError: OpenCV cannot open it or decode a frame.
     """
-    import cv2
+    cv2 = _cv2()
     timeout_ms = int(IO_TIMEOUT_S * 1000)
     capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
@@ -179,7 +242,7 @@ def video_frame(source: str) -> Any:
 
 def write_thumbnail(frame: Any, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> Path:
     """*frame* scaled to *width* (aspect kept) as a JPEG at *dest*. Raises ValueError when it cannot be written."""
-    import cv2
+    cv2 = _cv2()
     if frame.shape[0] * width > MAX_THUMBNAIL_HEIGHT * frame.shape[1]:  # taller than the tallest thumbnail: the
         frame = frame[:max(1, frame.shape[1] * MAX_THUMBNAIL_HEIGHT // width)]  # top of it, before scaling
     height = min(MAX_THUMBNAIL_HEIGHT, max(1, round(frame.shape[0] * width / frame.shape[1])))
@@ -336,12 +399,17 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
 
 def _thumbnail(store: EvidenceStore, recording: Recording, dest: Path) -> Path:
     """The thumbnail of a video (its original read in place) or a photo (its bytes decoded in memory) at *dest*."""
+    assert recording.id is not None
     if recording.media_kind != "photo":
+        pixels = (recording.width or 0) * (recording.height or 0)
+        if pixels > MAX_DECODED_PIXELS:  # OpenCV decodes the frame in this process, at full size
+            raise DeriveFailed(recording.id, "thumbnail", (
+                f"its frames are {recording.width} x {recording.height} pixels, more than the "
+                f"{MAX_DECODED_PIXELS / 1e6:.0f} megapixels decoded for one thumbnail (the original is kept as it is)"))
         return _rendered(store, recording, "thumbnail", THUMBNAIL_VALID_S,
                          lambda source: write_thumbnail(video_frame(source), dest))
-    assert recording.id is not None
     try:
-        return write_thumbnail(image_frame(read_photo(store, recording.sha256)), dest)
+        return write_thumbnail(photo_frame(read_photo(store, recording.sha256)), dest)
     except ValueError as exc:
         raise DeriveFailed(recording.id, "thumbnail", str(exc)) from exc
 

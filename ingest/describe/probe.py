@@ -11,18 +11,15 @@ from __future__ import annotations
 import io
 import json
 import logging
-import struct
 import subprocess
-import warnings
 from pathlib import Path
 from typing import Any
 
 import exifread
 import ffmpeg
-import pillow_heif
-from PIL import Image, UnidentifiedImageError
 
 from ingest.describe.facts import ExifFacts, Facts, SidecarFacts, exif_facts, sidecar_facts
+from ingest.describe.image_header import HEADER_ERRORS, read_image_header
 from ingest.describe.structure import PHOTO_FORMATS, check_structure
 
 __all__ = ["MAX_SIDECAR_BYTES", "gather_facts", "parse_sidecar", "run_ffprobe"]
@@ -32,8 +29,6 @@ logger = logging.getLogger(__name__)
 #: Sidecars hold a GPS track; anything larger is not one of ours.
 MAX_SIDECAR_BYTES = 4 * 1024 * 1024
 _NO_PROBE = PHOTO_FORMATS | {"empty"}
-
-pillow_heif.register_heif_opener()  # Pillow opens HEIF/HEIC/AVIF from here on
 
 
 def run_ffprobe(path: Path, *, timeout_s: float) -> dict[str, Any]:
@@ -86,51 +81,6 @@ def _read_exif(path: Path, embedded: bytes | None, *, fmt: str) -> ExifFacts | N
     return exif_facts({name: _tag_value(tag) for name, tag in tags.items()})
 
 
-def _read_image(path: Path) -> tuple[tuple[int, int], bytes | None]:
-    """(width, height) and the raw EXIF block from the image header; the pixels are never decoded.
-
-    A very large photo (a 400-megapixel panorama or scan) is still a photo: Pillow's decompression-bomb guard
-    protects decoding, and nothing is decoded here, so past its limit the header is read by the format's own
-    plugin without that check (the guard stays in force for every decode, e.g. thumbnails).
-
-    Raises UnidentifiedImageError / OSError / SyntaxError / ValueError when the header is unreadable.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                return img.size, _exif_block(img)
-    except Image.DecompressionBombError:
-        return _read_large_image(path)
-
-
-def _exif_block(img: Image.Image) -> bytes | None:
-    exif = img.info.get("exif")
-    return exif if isinstance(exif, bytes) else None
-
-
-def _read_large_image(path: Path) -> tuple[tuple[int, int], bytes | None]:
-    """What `Image.open` does (each registered format's `accept` test, then its opener on the header) without
-    the decompression-bomb check, which only matters when pixels are decoded."""
-    Image.init()
-    with path.open("rb") as fh:
-        prefix = fh.read(16)
-        for format_id in Image.ID:
-            factory, accept = Image.OPEN[format_id]
-            if accept is not None and not accept(prefix):
-                continue
-            fh.seek(0)
-            try:
-                img = factory(fh, str(path))
-            except (SyntaxError, IndexError, TypeError, struct.error):
-                continue
-            try:
-                return img.size, _exif_block(img)
-            finally:
-                img.close()
-    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
-
-
 def parse_sidecar(raw: bytes) -> SidecarFacts:
     """Raises ValueError with the reason when the sidecar is not usable."""
     try:
@@ -150,8 +100,9 @@ def gather_facts(staged: Path, *, name: str, mtime_ns: int, sidecar: bytes | Non
     if structure.format in PHOTO_FORMATS:
         embedded: bytes | None = None
         try:
-            image_size, embedded = _read_image(staged)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            header = read_image_header(staged)
+            image_size, embedded = header.size, header.exif
+        except HEADER_ERRORS as exc:
             image_error = str(exc)[:300]
         try:
             exif = _read_exif(staged, embedded, fmt=structure.format)

@@ -1,0 +1,189 @@
+"""Photos and videos that would make a thumbnail decode gigabytes in the worker or station's own process.
+
+Thumbnails are decoded in-process (OpenCV, Pillow): the kernel's out-of-memory killer would end the worker or the
+station itself, which no kill count sees (docs/queue.md), at every pass after it: one file would stop a station for
+good. The promise (docs/queue.md, "Hostile media"): no thumbnail decodes more than MAX_DECODED_PIXELS; a JPEG of any
+size still gets its thumbnail (decoded reduced by the JPEG decoder), another format too large gets a recorded
+failure that names its size, and a HEIC from a phone (which OpenCV cannot decode) gets one too. The files are real:
+a valid 900-megapixel JPEG of 3.5 MB, a valid 1-bit PNG of 30000 x 30000 in 110 KB (a classic "PNG bomb"), a real
+HEIC made by libheif, a JPEG with an EXIF orientation, and a real MJPEG video of 72-megapixel frames.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import piexif
+import pytest
+from PIL import Image
+from sqlmodel import Session, select
+
+from catalog import MediaWorkFailure, open_catalog
+from ingest.config import Settings
+from ingest.derive import MAX_DECODED_PIXELS, THUMBNAIL_WIDTH, photo_frame, reduction
+from ingest.pipeline import IngestOptions
+from ingest.queue.workers import run_ingest
+from ingest.samples import make_photo, run_ffmpeg
+from ingest.services import open_store
+from tests.helpers.media_work import ids_by_name, media_work_of
+from tests.ingest.test_attack_media_limits import huge_jpeg
+from tests.media import make_heic
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A valid 1-bit greyscale PNG of *width* x *height*, all black: zlib packs its rows about 1000 to 1."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte "none", then the row's bits
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def turned_jpeg(path: Path, width: int, height: int) -> Path:
+    """A *width* x *height* JPEG, white on its left half and black on its right, whose EXIF says: turn it 90 degrees
+    clockwise to show it (orientation 6, as a phone held upright writes)."""
+    img = Image.new("RGB", (width, height), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, width // 2, height))
+    img.save(path, format="JPEG", exif=piexif.dump({"0th": {piexif.ImageIFD.Orientation: 6}}), quality=90)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bombs")
+    return {"control": make_photo(root / "control.jpg", size="640x480"),
+            "jpeg": huge_jpeg(root / "huge.jpg", 30_000, 30_000, "2026:11:20 14:10:05"),
+            "png": png_bomb(root / "bomb.png", 30_000, 30_000),
+            "turned": turned_jpeg(root / "turned.jpg", 2000, 1000)}
+
+
+# ----------------------------------------------------------------------------- pure decisions
+
+
+@pytest.mark.parametrize(("width", "height", "scale"), [
+    (640, 480, 1), (639, 639, 1), (640, 640, 2), (1279, 4000, 2), (1280, 960, 2), (1280, 1280, 4), (2559, 3000, 4),
+    (2560, 2560, 8), (30_000, 30_000, 8), (65_535, 639, 1), (65_535, 640, 2), (1, 65_500, 1)])
+def test_a_jpeg_is_reduced_as_far_as_its_thumbnail_allows_either_way_up(width, height, scale):
+    assert reduction(width, height) == scale
+    assert min(width, height) // scale >= THUMBNAIL_WIDTH or scale == 1
+
+
+def test_every_jpeg_fits_the_decode_limit_once_reduced():
+    # the worst JPEG that cannot be halved: 65,535 (the format's largest side) x 639
+    assert MAX_DECODED_PIXELS >= 65_535 * 639
+    assert reduction(65_535, 65_535) == 8 and MAX_DECODED_PIXELS >= -(-65_535 // 8) * -(-65_535 // 8)
+
+
+# ----------------------------------------------------------------------------- in a process of its own
+
+
+def _thumbnail_in_child(photo: Path, dest: Path) -> tuple[int, str, float]:
+    """Render *photo*'s thumbnail the way the worker does (photo_frame, write_thumbnail) in a new Python process;
+    (exit code, its output, its peak memory in MB as the kernel counted it: wait4)."""
+    script = ("import sys\nfrom pathlib import Path\nfrom ingest.derive import photo_frame, write_thumbnail\n"
+              "try:\n    frame = photo_frame(Path(sys.argv[1]).read_bytes())\nexcept ValueError as exc:\n"
+              "    print('refused:', exc)\n    sys.exit(3)\n"
+              "write_thumbnail(frame, Path(sys.argv[2]))\nprint('frame', frame.shape)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    out_path = dest.with_suffix(".out")
+    with out_path.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", script, str(photo), str(dest)], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, out_path.read_text(), usage.ru_maxrss / 1024
+
+
+def test_no_photo_makes_the_renderer_decode_gigabytes(tmp_path, bombs):
+    # Given a 640x480 photo as the control, a valid 900-megapixel JPEG (2.7 GB decoded at full size) and a 1-bit
+    # PNG of 900 megapixels, each rendered in a process of its own as the worker renders it; the peaks compared
+    # with the control's in the same run (a machine's own baseline varies, the difference does not)
+    runs = {name: _thumbnail_in_child(bombs[name], tmp_path / f"{name}.jpg") for name in ("control", "jpeg", "png")}
+    assert runs["control"][0] == 0, runs["control"]
+    # The JPEG gets its thumbnail, decoded at 1/8 by the JPEG decoder
+    code, out, peak = runs["jpeg"]
+    assert code == 0 and "frame (3750, 3750, 3)" in out, out
+    with Image.open(tmp_path / "jpeg.jpg") as thumb:
+        assert thumb.size == (THUMBNAIL_WIDTH, THUMBNAIL_WIDTH)
+    # The PNG is refused before a pixel is decoded, naming its size
+    code, out, png_peak = runs["png"]
+    assert code == 3 and "the PNG is 30000 x 30000 pixels" in out and "900 megapixels" in out, out
+    assert not (tmp_path / "png.jpg").exists()
+    control = runs["control"][2]
+    assert peak < control + 150 and png_peak < control + 150, (
+        f"peaks: control {control:.0f} MB, 900 MP JPEG {peak:.0f} MB, 900 MP PNG {png_peak:.0f} MB")
+
+
+def test_a_reduced_jpeg_is_still_turned_as_its_exif_says(bombs):
+    frame = photo_frame(bombs["turned"].read_bytes())
+    # 2000 x 1000 decoded at 1/2, then turned upright: 500 wide, 1000 tall, its white half on top
+    assert frame.shape == (1000, 500, 3)
+    assert frame[100, 250].min() > 200 and frame[900, 250].max() < 50
+
+
+def test_a_heic_from_a_phone_is_decoded_by_pillow_heif(tmp_path):
+    frame = photo_frame(make_heic(tmp_path).read_bytes())
+    assert frame.shape == (48, 64, 3)
+    blue, green, red = (int(v) for v in frame[24, 32])
+    assert red > 150 and green < 90 and blue < 90, (blue, green, red)  # (200, 30, 30) as BGR, within x265's loss
+
+
+def test_an_image_nothing_can_read_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="cannot decode the image"):
+        photo_frame(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
+
+
+# ----------------------------------------------------------------------------- through the station
+
+
+def test_the_station_renders_what_it_can_and_records_why_not_for_the_rest(tmp_path, bombs, ffmpeg_available):
+    # Given a dock with the PNG bomb, the 900 MP JPEG, a HEIC, an everyday photo and a real video of 72-megapixel
+    # MJPEG frames (12000 x 6000), ingested by the station on the embedded default, which renders before it returns
+    folder = tmp_path / "cam" / "DCIM" / "100EVCAM"
+    folder.mkdir(parents=True)
+    shutil.copyfile(bombs["png"], folder / "SCAN_0001.PNG")
+    shutil.copyfile(bombs["jpeg"], folder / "PANO_0002.JPG")
+    shutil.copyfile(make_heic(tmp_path), folder / "IMG_0003.HEIC")
+    shutil.copyfile(bombs["control"], folder / "IMG_0004.JPG")
+    run_ffmpeg("-f", "lavfi", "-i", "color=c=gray:size=12000x6000:rate=1:duration=2", "-c:v", "mjpeg", "-q:v", "31",
+               "-pix_fmt", "yuvj420p", str(folder / "MVI_0005.AVI"))
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home")})
+    report = run_ingest(tmp_path / "cam", settings, IngestOptions(), derive="wait")
+
+    # Then every file is archived, and the pass went through all of them
+    assert report.errors == [] and {r["state"] for r in report.recordings} == {"archived"}, report.recordings
+    ids = ids_by_name(report)
+    engine = open_catalog(settings.database_url)
+    try:
+        work = media_work_of(engine)
+        with Session(engine) as session:
+            failures = {(f.recording_id, f.kind): f.reason for f in session.exec(select(MediaWorkFailure))}
+    finally:
+        engine.dispose()
+    for name in ("PANO_0002.JPG", "IMG_0003.HEIC", "IMG_0004.JPG"):
+        assert "thumbnail" in work.get(ids[name], set()), (name, work, failures)
+    # The PNG and the video's frames are refused with their sizes, recorded once as failures of the thumbnail
+    assert "30000 x 30000 pixels" in failures[(ids["SCAN_0001.PNG"], "thumbnail")]
+    assert "12000 x 6000 pixels" in failures[(ids["MVI_0005.AVI"], "thumbnail")]
+    assert "thumbnail" not in work.get(ids["SCAN_0001.PNG"], set())
+    # Neither 900-megapixel picture is called damaged because ffmpeg's decode check refuses its size: no verdict,
+    # a recorded failure that says so
+    for name in ("PANO_0002.JPG", "SCAN_0001.PNG"):
+        assert "decode:damaged" not in work[ids[name]], (name, work, failures)
+        assert "does not decode a picture of 30000 x 30000 pixels" in failures[(ids[name], "decode")], failures
+    # and the video still gets its browser proxy (ffmpeg, in a process of its own)
+    assert "proxy" in work.get(ids["MVI_0005.AVI"], set()), (work, failures)
+    store = open_store(settings)
+    with store.open_derived(report.recordings[[r["original_name"] for r in report.recordings].index(
+            "IMG_0003.HEIC")]["sha256"], "thumbnail.jpg") as fh, Image.open(fh) as thumb:
+        assert thumb.size == (THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 48 // 64)

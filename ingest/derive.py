@@ -39,9 +39,10 @@ from storage import EvidenceStore
 from storage.hashing import CHUNK_BYTES, hash_file
 
 __all__ = ["IO_TIMEOUT_S", "JPEG_FORMATS", "MAX_DECODED_PIXELS", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES",
-           "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH", "FfmpegSource", "derive_recording", "dies_with_parent",
-           "ffmpeg_source", "image_frame", "is_url", "make_audio_proxy", "make_proxy", "make_thumbnail", "photo_frame",
-           "read_photo", "reduction", "shown_source", "video_frame", "write_thumbnail"]
+           "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH", "FfmpegRefused", "FfmpegSource", "derive_recording",
+           "dies_with_parent", "ffmpeg_source", "image_frame", "is_url", "make_audio_proxy", "make_proxy",
+           "make_thumbnail", "photo_frame", "read_photo", "reduction", "shown_source", "video_frame",
+           "write_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +255,8 @@ def write_thumbnail(frame: Any, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> 
 
 def make_audio_proxy(source: Path | str, dest: Path, *, timeout_s: float = PROXY_TIMEOUT_S) -> Path:
     """AAC in MP4 with the index first: every browser plays it (AMR, a recorder's usual format, none does).
-    *source*: a file or URL. Raises ValueError naming ffmpeg's last error line (a URL shown without its query)."""
+    *source*: a file or URL. One run of ffmpeg: raises ValueError (FfmpegRefused: ffmpeg's last error line, a URL
+    shown without its query), RenderInterrupted as `_ffmpeg` says."""
     with ffmpeg_source(source) as reading:
         return _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-map", "0:a:0", "-vn",
                         "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(dest)], dest, timeout_s, reading)
@@ -263,7 +265,8 @@ def make_audio_proxy(source: Path | str, dest: Path, *, timeout_s: float = PROXY
 def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, threads: int = 2,
                timeout_s: float = PROXY_TIMEOUT_S) -> Path:
     """H.264 (yuv420p) + AAC in MP4 with the index first, scaled to *height* (never up). *source*: a file or URL.
-    Raises ValueError naming ffmpeg's last error line (a URL shown without its query)."""
+    One run of ffmpeg: raises ValueError (FfmpegRefused: ffmpeg's last error line, a URL shown without its query),
+    RenderInterrupted as `_ffmpeg` says."""
     # Speed over polish (a proxy is for viewing, the original is the evidence): skipping the decoder's
     # loop filter, bilinear scaling and the superfast preset give >= 6x realtime for 1080p on 2 cores.
     with ffmpeg_source(source) as reading:
@@ -301,32 +304,33 @@ def killed_from_outside(returncode: int) -> bool:
     return returncode == -signal.SIGKILL
 
 
+class FfmpegRefused(ValueError):
+    """ffmpeg ran to its end and refused the source (its last error line). Tried once more before it counts as the
+    media's (`_rendered`): ffmpeg stopped by a signal while it starts up exits 1 with errors of its own, like a file
+    it cannot read (ingest.decode_check.run_decode_check)."""
+
+
 def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
-    """Run ffmpeg (*args*, writing *dest* with -y). A failure is tried once more before it counts as the media's:
-    ffmpeg stopped by a signal while it starts up exits 1 with errors of its own, like a file it cannot read
-    (ingest.decode_check.run_decode_check). Each run gets *timeout_s*.
+    """Run ffmpeg once (*args*, writing *dest* with -y), for at most *timeout_s*.
 
     Raises:
       RenderInterrupted: ffmpeg could not be run, or was stopped from outside.
-      ValueError: ffmpeg failed twice (its last error line), or ran past *timeout_s*.
+      FfmpegRefused: ffmpeg failed (its last error line, a URL shown without its query).
+      ValueError: ffmpeg ran past *timeout_s* (not tried again: a second run would take as long).
     """
-    for attempt in (1, 2):
-        try:
-            done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
-        except OSError as exc:
-            raise RenderInterrupted(source.shown_as, f"cannot run ffmpeg: {exc}") from exc
-        if stopped_from_outside(done.returncode):
-            raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})",
-                                    killed=killed_from_outside(done.returncode))
-        if done.returncode == 0:
-            return dest
-        lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        last = source.shown(lines[-1] if lines else f"ffmpeg exited with {done.returncode}")
-        if attempt == 1:
-            logger.info("ffmpeg failed on %s (%s); trying once more before it counts.", source.shown_as, last)
-    raise ValueError(last)
+    try:
+        done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
+    except OSError as exc:
+        raise RenderInterrupted(source.shown_as, f"cannot run ffmpeg: {exc}") from exc
+    if stopped_from_outside(done.returncode):
+        raise RenderInterrupted(source.shown_as, f"ffmpeg was stopped from outside (exit {done.returncode})",
+                                killed=killed_from_outside(done.returncode))
+    if done.returncode == 0:
+        return dest
+    lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    raise FfmpegRefused(source.shown(lines[-1] if lines else f"ffmpeg exited with {done.returncode}"))
 
 
 def _record(session: Session, recording: Recording, kind: str, key: str, path: Path, content_type: str) -> None:
@@ -382,7 +386,7 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
                 try:
                     proxy = _rendered(store, recording, "proxy", PROXY_TIMEOUT_S + IO_TIMEOUT_S, lambda source: (
                         make_proxy(source, dest, threads=threads) if recording.media_kind == "video"
-                        else make_audio_proxy(source, dest)))
+                        else make_audio_proxy(source, dest)), attempts=2)
                 except DeriveFailed:
                     session.commit()  # the thumbnail made stays
                     raise
@@ -415,8 +419,10 @@ def _thumbnail(store: EvidenceStore, recording: Recording, dest: Path) -> Path:
 
 
 def _rendered(store: EvidenceStore, recording: Recording, kind: str, valid_s: float,
-              render: Callable[[str], Path]) -> Path:
-    """*render* of the original read in place (store.read_in_place, valid for *valid_s*).
+              render: Callable[[str], Path], *, attempts: int = 1) -> Path:
+    """*render* of the original read in place (store.read_in_place, valid for *valid_s*), run up to *attempts*
+    times while ffmpeg refuses it (FfmpegRefused): each run gets the original afresh, so a presigned URL is valid
+    for *valid_s* from the start of each run, never expired under a second one.
 
     Raises:
       DeriveFailed: *render* failed (its reason), and the store answers: the media is at fault.
@@ -424,12 +430,21 @@ def _rendered(store: EvidenceStore, recording: Recording, kind: str, valid_s: fl
         damaged media to a reader).
     """
     assert recording.id is not None
-    with store.read_in_place(recording.sha256, valid_s=valid_s) as source:
-        try:
-            return render(source)
-        except ValueError as exc:
-            store.head(recording.sha256)  # gone (disposed, removed behind our back) or away: not the media's fault
-            raise DeriveFailed(recording.id, kind, str(exc)) from exc
+    for attempt in range(1, attempts + 1):
+        with store.read_in_place(recording.sha256, valid_s=valid_s) as source:
+            try:
+                return render(source)
+            except FfmpegRefused as exc:
+                if attempt < attempts:
+                    logger.info("ffmpeg failed on %s (%s); trying once more before it counts.", shown_source(source),
+                                exc)
+                    continue
+                failure: ValueError = exc
+            except ValueError as exc:
+                failure = exc
+        store.head(recording.sha256)  # gone (disposed, removed behind our back) or away: not the media's fault
+        raise DeriveFailed(recording.id, kind, str(failure)) from failure
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def read_photo(store: EvidenceStore, sha256: str) -> bytes:

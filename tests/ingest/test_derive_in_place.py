@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,12 +33,20 @@ from catalog import DerivedMedia, Recording
 from catalog.integrity import integrity_history
 from ingest import derive
 from ingest.decode_check import check_recording
-from ingest.derive import IO_TIMEOUT_S, PROXY_TIMEOUT_S, THUMBNAIL_VALID_S, derive_recording, make_proxy, video_frame
+from ingest.derive import (
+    IO_TIMEOUT_S,
+    PROXY_TIMEOUT_S,
+    THUMBNAIL_VALID_S,
+    FfmpegRefused,
+    derive_recording,
+    make_proxy,
+    video_frame,
+)
 from ingest.errors import DeriveFailed
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo, make_wav
 from storage import LocalStore, S3WormStore, make_s3_client, object_key
-from tests.helpers.clips import damaged_clip, ffmpeg_runs, ffmpeg_stopped_once_at_start, noisy_clip
+from tests.helpers.clips import damaged_clip, ffmpeg_runs, ffmpeg_shim, ffmpeg_stopped_once_at_start, noisy_clip
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -191,18 +200,56 @@ def test_a_damaged_original_is_derive_failed_naming_the_recording(tmp_path, medi
     assert any_store.verify(sha) == sha  # the evidence is untouched
 
 
-def test_a_proxy_encode_stopped_while_ffmpeg_starts_up_is_made_on_the_second_run(tmp_path, media, monkeypatch):
+def test_a_proxy_encode_stopped_while_ffmpeg_starts_up_is_made_on_the_second_run(tmp_path, media, settings, engine,
+                                                                                 any_store, monkeypatch):
     # Given an ffmpeg that a SIGTERM reaches while it starts up (exit 1, errors of its own: not the media's fault)
+    ids = _ingest(tmp_path, media, settings, engine, any_store, "video", "damaged")
     shim = ffmpeg_stopped_once_at_start(tmp_path / "bin", "libx264")
     monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
     # When a good clip's proxy is made, the failed run is tried once more and the proxy is made
-    proxy = make_proxy(media["video"], tmp_path / "proxy.mp4")
-    assert proxy.stat().st_size > 0 and ffmpeg_runs(shim, "libx264") == 2
-    assert video_frame(str(proxy)) is not None
+    assert derive_recording(engine, any_store, tmp_path / "work", ids["video"], kinds=("proxy",)) == ["proxy"]
+    assert ffmpeg_runs(shim, "libx264") == 2
+    with any_store.open_derived(_sha(engine, ids["video"]), "proxy.mp4") as fh:
+        (tmp_path / "proxy.mp4").write_bytes(fh.read())
+    assert video_frame(str(tmp_path / "proxy.mp4")) is not None
     # and a file ffmpeg really cannot read fails after its second run, with ffmpeg's last error line
-    with pytest.raises(ValueError, match=r"\w") as failed:
-        make_proxy(media["damaged"], tmp_path / "bad.mp4")
+    with pytest.raises(DeriveFailed, match=r"could not make the proxy .*: \w") as failed:
+        derive_recording(engine, any_store, tmp_path / "work", ids["damaged"], kinds=("proxy",))
     assert ffmpeg_runs(shim, "libx264") == 4, failed.value
+    # one run of make_proxy is one run of ffmpeg (the second one is derive_recording's)
+    with pytest.raises(FfmpegRefused):
+        make_proxy(media["damaged"], tmp_path / "bad.mp4")
+    assert ffmpeg_runs(shim, "libx264") == 5
+
+
+@pytest.mark.s3
+def test_the_second_proxy_run_reads_s3_by_a_url_of_its_own(tmp_path, media, settings, engine, s3_store, monkeypatch):
+    # Given an S3 original and an ffmpeg whose first proxy run takes a while, then fails as ffmpeg stopped while it
+    # starts up does (exit 1); each run's URL noted from the 0600 script ffmpeg reads it from
+    (recording_id,) = _ingest(tmp_path, media, settings, engine, s3_store, "video").values()
+    bin_dir = tmp_path / "bin"
+    shim = ffmpeg_shim(bin_dir, (
+        f'for arg in "$@"; do case "$arg" in *.ffconcat) grep "^file" "$arg" >> "{bin_dir}/urls";; esac; done\n'
+        f'case "$*" in *libx264*) if [ ! -e "{bin_dir}/failed" ]; then : > "{bin_dir}/failed"; sleep 1.2; '
+        'echo "Error marking filters as finished" >&2; exit 1; fi;; esac\n'))
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    # When the proxy is made
+    assert derive_recording(engine, s3_store, tmp_path / "work", recording_id, kinds=("proxy",)) == ["proxy"]
+    # Then the second run read the original by a URL signed when it started, valid for the proxy's whole deadline
+    # from then: never the first run's URL, which a first run near its deadline would leave expired
+    first, second = (parse_qs(urlsplit(line.split("'")[1]).query) for line in
+                     (bin_dir / "urls").read_text().splitlines())
+    assert ffmpeg_runs(shim, "libx264") == 2
+    assert _expires_at(second) >= _expires_at(first) + 1, (first, second)  # signed after the first run's 1.2 s
+    assert _expires_at(second) - time.time() >= PROXY_TIMEOUT_S - 60
+
+
+def _expires_at(query: dict[str, list[str]]) -> float:
+    """When a presigned URL expires (epoch seconds): SigV2's Expires, or SigV4's date plus its lifetime."""
+    if "X-Amz-Expires" in query:
+        signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return signed.timestamp() + float(query["X-Amz-Expires"][0])
+    return float(query["Expires"][0])
 
 
 def _sha(engine: Any, recording_id: int) -> str:

@@ -44,6 +44,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -295,7 +296,11 @@ def _ffmpeg_version() -> str:
 
 def _decode_heif(path: Path | BinaryIO) -> DecodeResult | None:
     """HEIF (a file, or its bytes) through Pillow with pillow-heif when it is installed; None (no verdict) when it
-    is not."""
+    is not.
+
+    Raises:
+      DecodeIncomplete: (not transient) the image is larger than Pillow decodes (MAX_IMAGE_PIXELS): no verdict.
+    """
     try:
         heif: Any = importlib.import_module("pillow_heif")
         image_module: Any = importlib.import_module("PIL.Image")
@@ -304,9 +309,18 @@ def _decode_heif(path: Path | BinaryIO) -> DecodeResult | None:
     heif.register_heif_opener()
     started = time.monotonic()
     try:
-        with image_module.open(path) as image:
-            image.load()
+        with warnings.catch_warnings():
+            # past Pillow's MAX_IMAGE_PIXELS (179 megapixels, ~540 MB decoded in this process) it only warns, past
+            # twice that it refuses: either way the picture is not judged here, which is not damage
+            warnings.simplefilter("error", image_module.DecompressionBombWarning)
+            with image_module.open(path) as image:
+                image.load()
         status, error = IntegrityStatus.OK.value, None
+    except (image_module.DecompressionBombWarning, image_module.DecompressionBombError) as exc:
+        raise DecodeIncomplete(str(path) if isinstance(path, Path) else "the HEIF image", (
+            f"the HEIF image is larger than the {image_module.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels decoded in "
+            f"this process for a decode check ({exc}), so there is no decode verdict; the original is kept as it "
+            "is")) from exc
     except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the image did not decode
         status, error = IntegrityStatus.DAMAGED.value, f"{type(exc).__name__}: {exc}"[:MAX_LINE_CHARS]
     return DecodeResult(status=status, first_error=error, error_time_s=None, error_lines=int(error is not None),

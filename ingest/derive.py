@@ -1,10 +1,11 @@
-"""Derived media: a JPEG thumbnail (OpenCV) and a browser-playable H.264/AAC MP4 proxy (ffmpeg).
+"""Derived media: a JPEG thumbnail (ffmpeg for a video's frame; OpenCV or Pillow for a photo) and a
+browser-playable H.264/AAC MP4 proxy (ffmpeg).
 
 Derived files are never evidence: they are made from the stored original
 read where it is, never copied (EvidenceStore.read_in_place: the local
-store's sealed file, or an S3 object through a presigned URL that OpenCV and
-ffmpeg read with ranged GETs; a photo's bytes, which cv2.imread cannot fetch
-by URL, come through store.open into memory). Only the derived files are
+store's sealed file, or an S3 object through a presigned URL that ffmpeg
+reads with ranged GETs; a photo's bytes come through store.open into memory,
+decoded with at most MAX_DECODED_PIXELS). Only the derived files are
 written, to a temporary work folder, then stored outside the evidence area,
 each recording the SHA-256 it derives from. A failure here never touches the
 recording.
@@ -41,8 +42,8 @@ from storage.hashing import CHUNK_BYTES, hash_file
 __all__ = ["IO_TIMEOUT_S", "JPEG_FORMATS", "MAX_DECODED_PIXELS", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES",
            "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH", "FfmpegRefused", "FfmpegSource", "derive_recording",
            "dies_with_parent", "ffmpeg_source", "image_frame", "is_url", "make_audio_proxy", "make_proxy",
-           "make_thumbnail", "photo_frame", "read_photo", "reduction", "shown_source", "video_frame",
-           "write_thumbnail"]
+           "make_thumbnail", "photo_frame", "read_photo", "reduction", "shown_source", "thumbnail_time",
+           "video_thumbnail", "write_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ PROXY_NAMES = {"video": ("proxy.mp4", "video/mp4"), "audio": ("proxy.m4a", "audi
 IO_TIMEOUT_S = 30.0
 #: Deadline of one proxy encode (ffmpeg is killed past it); an original's URL stays valid as long.
 PROXY_TIMEOUT_S = 3600.0
-#: How long a video's URL stays valid for its thumbnail (OpenCV opens it, seeks once and decodes a frame).
-THUMBNAIL_VALID_S = 600.0
+#: Deadline of one video thumbnail: ffmpeg seeks once and decodes a frame (killed past it).
+THUMBNAIL_TIMEOUT_S = 300.0
+#: How long a video's URL stays valid for its thumbnail (one ffmpeg run, each network read within IO_TIMEOUT_S).
+THUMBNAIL_VALID_S = THUMBNAIL_TIMEOUT_S + IO_TIMEOUT_S
 #: ffmpeg's exit code when it ends on a signal it caught (SIGTERM, SIGINT): it says nothing about the input.
 FFMPEG_SIGNALLED = 255
 #: The tallest thumbnail made: a photo or frame of an extreme shape (1 × 65,500 pixels) is cropped to it rather
@@ -136,14 +139,16 @@ def _cv2() -> Any:
 
 
 def make_thumbnail(source: Path | str, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
-    """A JPEG of the photo file *source*, or of the video frame one second in (or its middle, if shorter) of the
-    video file or URL *source*.
+    """A JPEG of the photo file *source*, or of the video frame one second in of the video file or URL *source*
+    (`video_thumbnail`).
 
     Raises:
-      ValueError: OpenCV cannot open or decode *source*, or cannot write *dest*.
+      ValueError: *source* cannot be decoded, or *dest* cannot be written.
+      RenderInterrupted: (a video) ffmpeg could not be run, or was stopped from outside.
     """
-    frame = photo_frame(Path(source).read_bytes()) if is_photo else video_frame(str(source))
-    return write_thumbnail(frame, dest, width=width)
+    if not is_photo:
+        return video_thumbnail(source, dest, width=width)
+    return write_thumbnail(photo_frame(Path(source).read_bytes()), dest, width=width)
 
 
 def reduction(width: int, height: int, *, wanted: int = THUMBNAIL_WIDTH) -> int:
@@ -212,33 +217,44 @@ def _pillow_frame(data: bytes) -> Any:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def video_frame(source: str) -> Any:
-    """The frame one second into the video file or URL *source* (its middle if shorter, else its first), read by
-    OpenCV's FFmpeg backend with each open and read bounded by IO_TIMEOUT_S.
+def thumbnail_time(duration_s: float | None) -> float:
+    """Where a video's thumbnail is taken: one second in, or its middle if it is shorter, or its start when its
+    length is not known."""
+    return min(1.0, duration_s / 2) if duration_s and duration_s > 0 else 0.0
+
+
+def video_thumbnail(source: Path | str, dest: Path, *, at_s: float = 1.0, width: int = THUMBNAIL_WIDTH,
+                    timeout_s: float = THUMBNAIL_TIMEOUT_S) -> Path:
+    """The frame *at_s* seconds into the video file or URL *source* (its first when there is none there), *width*
+    pixels wide (aspect kept, a frame taller than MAX_THUMBNAIL_HEIGHT allows cropped to its top), as a JPEG at
+    *dest*: decoded by ffmpeg in a process of its own, never in the worker or station, so a hostile video that
+    makes the decoder take gigabytes, crash or spin ends that process alone (killed past *timeout_s*; a SIGKILL
+    from outside is counted like any ffmpeg's, catalog.media_work.MAX_KILLS). One run per position.
 
     Raises:
-      ValueError: OpenCV cannot open it or decode a frame.
+      RenderInterrupted: ffmpeg could not be run, or was stopped from outside.
+      ValueError: no frame decodes (FfmpegRefused: ffmpeg's last error line), or ffmpeg ran past *timeout_s*.
     """
-    cv2 = _cv2()
-    timeout_ms = int(IO_TIMEOUT_S * 1000)
-    capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
-                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
-    try:
-        if not capture.isOpened():
-            raise ValueError("OpenCV cannot open the video")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        frames = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
-        target = min(fps * 1.0, frames / 2) if frames else 0.0
-        capture.set(cv2.CAP_PROP_POS_FRAMES, int(target))
-        ok, frame = capture.read()
-        if not ok:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = capture.read()
-        if not ok:
-            raise ValueError("no decodable frame")
-    finally:
-        capture.release()
-    return frame
+    tallest = MAX_THUMBNAIL_HEIGHT / width  # height per pixel of width
+    scale = (f"crop=w=iw:h='min(ih,trunc(iw*{tallest:g}))':x=0:y=0,"
+             f"scale={width}:-2:flags=area,format=yuvj420p")
+    refused: FfmpegRefused | None = None
+    for position in dict.fromkeys((max(0.0, at_s), 0.0)):
+        if dest.exists():
+            dest.unlink()
+        with ffmpeg_source(source) as reading:
+            try:
+                _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{position:.3f}", *reading.args,
+                         "-map", "0:v:0", "-frames:v", "1", "-vf", scale, "-c:v", "mjpeg", "-q:v", "3",
+                         "-f", "image2", "-update", "1", str(dest)], dest, timeout_s, reading)
+            except FfmpegRefused as exc:
+                refused = exc
+                continue
+        if dest.exists() and dest.stat().st_size > 0:
+            return dest
+    if refused is not None:
+        raise FfmpegRefused(f"no decodable frame (ffmpeg: {refused})") from refused
+    raise ValueError("no decodable frame")
 
 
 def write_thumbnail(frame: Any, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> Path:
@@ -402,16 +418,13 @@ def derive_recording(engine: Engine, store: EvidenceStore, work_dir: Path, recor
 
 
 def _thumbnail(store: EvidenceStore, recording: Recording, dest: Path) -> Path:
-    """The thumbnail of a video (its original read in place) or a photo (its bytes decoded in memory) at *dest*."""
+    """The thumbnail of a video (its original read in place by ffmpeg) or a photo (its bytes decoded in memory, at
+    most MAX_DECODED_PIXELS) at *dest*."""
     assert recording.id is not None
     if recording.media_kind != "photo":
-        pixels = (recording.width or 0) * (recording.height or 0)
-        if pixels > MAX_DECODED_PIXELS:  # OpenCV decodes the frame in this process, at full size
-            raise DeriveFailed(recording.id, "thumbnail", (
-                f"its frames are {recording.width} x {recording.height} pixels, more than the "
-                f"{MAX_DECODED_PIXELS / 1e6:.0f} megapixels decoded for one thumbnail (the original is kept as it is)"))
+        at_s = thumbnail_time(recording.duration_s)
         return _rendered(store, recording, "thumbnail", THUMBNAIL_VALID_S,
-                         lambda source: write_thumbnail(video_frame(source), dest))
+                         lambda source: video_thumbnail(source, dest, at_s=at_s), attempts=2)
     try:
         return write_thumbnail(photo_frame(read_photo(store, recording.sha256)), dest)
     except ValueError as exc:

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from catalog import CustodyEvent, Recording, find_chain_breaks, load_chain, load_or_create_key
 from catalog.integrity import integrity_history
 from ingest.decode_check import (
+    DecodeIncomplete,
     DecodeTimedOut,
     check_recording,
     decode_file,
@@ -307,6 +308,21 @@ def test_heic_is_decoded_by_pillow_heif_when_it_is_installed(tmp_path):
     cut = decode_file(tmp_path / "cut.heic", is_photo=True, timeout_s=60)
     assert cut is not None and cut.first_error is not None
     assert cut.status == "damaged" and "cannot identify image file" in cut.first_error
+
+
+@pytest.mark.parametrize("limit", [2000, 1000])  # 64 x 48 = 3,072 pixels: past the limit (a warning), past twice it
+def test_a_heic_larger_than_pillow_decodes_gets_no_verdict_never_damaged(tmp_path, monkeypatch, limit):
+    # Pillow decodes HEIF in this process: past its MAX_IMAGE_PIXELS (179 megapixels by default, ~540 MB) it warns
+    # and decodes, past twice that it refuses. Either way the picture is not judged, and is not "damaged".
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "a.heic")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(DecodeIncomplete, match="larger than the 0 megapixels decoded in this process") as failed:
+        decode_file(tmp_path / "a.heic", is_photo=True, timeout_s=60)
+    assert not failed.value.transient  # recorded as a failure of the check, not tried at every pass
 
 
 def test_input_that_never_ends_is_killed_at_the_deadline(tmp_path, ffmpeg_available):

@@ -106,7 +106,8 @@ def test_one_pass_renders_every_kind_and_records_what_the_media_makes_impossible
     assert ids["NOTE.PDF"] not in work
     with Session(engine) as session:
         failures = {f.kind: f for f in session.exec(select(MediaWorkFailure))}
-    assert failures["thumbnail"].reason == "no decodable frame" and failures["thumbnail"].failed_by == "station:test"
+    assert failures["thumbnail"].reason.startswith("no decodable frame (ffmpeg: "), failures["thumbnail"].reason
+    assert failures["thumbnail"].failed_by == "station:test"
     assert failures["proxy"].reason  # ffmpeg's last error line
     assert _backlog(engine) == []
 

@@ -76,6 +76,27 @@ def _kills(engine: Any, recording_id: int) -> int:
         return 0 if row is None else row.kills
 
 
+def test_a_video_thumbnail_is_decoded_in_a_process_of_its_own_that_the_kernel_may_kill(tmp_path, clip, settings,
+                                                                                     engine, monkeypatch):
+    # Given two archived videos, and an ffmpeg that is SIGKILLed whenever it takes the second one's thumbnail frame:
+    # a decoder that would take gigabytes, crash or spin, in the renderer's own process before (OpenCV)
+    good, poison, sha = _archived_pair(tmp_path / "cam", clip, settings, engine)
+    shim = ffmpeg_killed_on(tmp_path / "bin", sha, "-frames:v 1", victim="ffmpeg")
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    store = open_store(settings)
+    # When the renderer passes over the backlog, it survives every kill, counts it, and gives up at the last
+    for n in range(1, MAX_KILLS + 1):
+        done = render_backlog(settings, engine, store, by="station:test")
+        assert done is not None and (done.deferred, done.failed) == ((1, 0) if n < MAX_KILLS else (0, 1)), (n, done)
+    assert ffmpeg_runs(shim, sha, "-frames:v 1") == MAX_KILLS
+    work = media_work_of(engine)
+    assert work[good] == {"thumbnail", "proxy", "decode:ok"}
+    assert work[poison] == {"failed:thumbnail", "proxy", "decode:ok"}  # its other work went on once given up
+    with Session(engine) as session:
+        failure = session.exec(select(MediaWorkFailure).where(MediaWorkFailure.recording_id == poison)).one()
+    assert (failure.kind, failure.reason) == ("thumbnail", gave_up_reason(MAX_KILLS))
+
+
 def test_a_decode_the_kernel_kills_every_time_is_given_up_on_and_the_other_recording_is_done(
         tmp_path, clip, settings, engine, env, monkeypatch):
     # Given two archived videos, and an ffmpeg that is SIGKILLed whenever it decodes the second one (the

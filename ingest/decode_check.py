@@ -44,7 +44,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -69,7 +68,10 @@ from ingest.derive import (
     shown_source,
     stopped_from_outside,
 )
-from ingest.errors import DecodeIncomplete, DecodeTimedOut
+from ingest.describe.image_header import HEADER_ERRORS, jpeg_frame_headers, read_image_header
+from ingest.errors import DecodeIncomplete, DecodeTimedOut, RenderInterrupted
+from ingest.photo_child import thread_photo_process
+from ingest.photo_frame import JPEG_FORMATS
 from storage import EvidenceStore
 
 __all__ = ["DECODE_CHECK", "DecodeIncomplete", "DecodeLog", "DecodeResult", "DecodeTimedOut", "check_recording",
@@ -295,37 +297,32 @@ def _ffmpeg_version() -> str:
 
 
 def _decode_heif(path: Path | BinaryIO) -> DecodeResult | None:
-    """HEIF (a file, or its bytes) through Pillow with pillow-heif when it is installed; None (no verdict) when it
-    is not.
+    """HEIF (a file, or its bytes) decoded whole by Pillow with pillow-heif, in the photo process (ingest.photo_child:
+    held to its memory limit, a crash there is not this process's); None (no verdict) when pillow-heif is missing.
 
     Raises:
-      DecodeIncomplete: (not transient) the image is larger than Pillow decodes (MAX_IMAGE_PIXELS): no verdict.
+      DecodeIncomplete: no verdict: the image needs more memory than a photo's decode may take, or the decoder
+        crashed on it or ran out of time (not transient: recorded); the photo process was stopped or killed from
+        outside (transient).
     """
     try:
         heif: Any = importlib.import_module("pillow_heif")
-        image_module: Any = importlib.import_module("PIL.Image")
     except ImportError:
         return None
-    heif.register_heif_opener()
+    shown = str(path) if isinstance(path, Path) else "the HEIF image"
+    data = path.read_bytes() if isinstance(path, Path) else path.read()
     started = time.monotonic()
     try:
-        with warnings.catch_warnings():
-            # past Pillow's MAX_IMAGE_PIXELS (179 megapixels, ~540 MB decoded in this process) it only warns, past
-            # twice that it refuses: either way the picture is not judged here, which is not damage
-            warnings.simplefilter("error", image_module.DecompressionBombWarning)
-            with image_module.open(path) as image:
-                image.load()
-        status, error = IntegrityStatus.OK.value, None
-    except (image_module.DecompressionBombWarning, image_module.DecompressionBombError) as exc:
-        raise DecodeIncomplete(str(path) if isinstance(path, Path) else "the HEIF image", (
-            f"the HEIF image is larger than the {image_module.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels decoded in "
-            f"this process for a decode check ({exc}), so there is no decode verdict; the original is kept as it "
-            "is")) from exc
-    except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the image did not decode
-        status, error = IntegrityStatus.DAMAGED.value, f"{type(exc).__name__}: {exc}"[:MAX_LINE_CHARS]
-    return DecodeResult(status=status, first_error=error, error_time_s=None, error_lines=int(error is not None),
-                        decoded_s=None, exit_code=0, elapsed_s=time.monotonic() - started,
-                        decoder=f"pillow-heif {heif.__version__}")
+        error = thread_photo_process().decode(data)
+    except RenderInterrupted as exc:
+        raise DecodeIncomplete(shown, exc.reason, transient=True, killed=exc.killed) from exc
+    except ValueError as exc:  # PhotoTooLarge, a crash, the time
+        raise DecodeIncomplete(shown, f"{exc}; so there is no decode verdict, and the original is kept as it is") \
+            from exc
+    status = IntegrityStatus.OK.value if error is None else IntegrityStatus.DAMAGED.value
+    return DecodeResult(status=status, first_error=None if error is None else error[:MAX_LINE_CHARS],
+                        error_time_s=None, error_lines=int(error is not None), decoded_s=None, exit_code=0,
+                        elapsed_s=time.monotonic() - started, decoder=f"pillow-heif {heif.__version__}")
 
 
 def decode_file(path: Path, *, is_photo: bool, timeout_s: float, threads: int = 2) -> DecodeResult | None:
@@ -349,11 +346,32 @@ def _decode_media(source: Path | str, *, is_photo: bool, timeout_s: float, threa
     if is_photo:  # a still has no timeline: "0.04 s" would only be ffmpeg's frame duration
         result = replace(result, error_time_s=None, decoded_s=None)
         too_large = TOO_LARGE_FOR_FFMPEG.search(result.first_error or "")
-        if result.status != IntegrityStatus.OK.value and too_large:
+        if result.status != IntegrityStatus.OK.value and too_large and _only_too_large(
+                source, int(too_large["width"]), int(too_large["height"])):
             raise DecodeIncomplete(shown_source(source), (
                 f"ffmpeg does not decode a picture of {too_large['width']} x {too_large['height']} pixels (past its "
                 "size limit), so there is no decode verdict; the original is kept as it is"))
     return result
+
+
+def _only_too_large(source: Path | str, width: int, height: int) -> bool:
+    """Whether ffmpeg's "Picture size *width* x *height* is invalid" on the photo *source* is the whole story: a
+    local file (a URL is confirmed from a local copy) whose header says that size and, a JPEG, holds one frame
+    header. Otherwise a damaged or forged header may have said it (a second SOF claiming 30000 x 30000 before the
+    real one), and ffmpeg's verdict stands."""
+    if is_url(source):
+        return False
+    path = Path(source)
+    try:
+        header = read_image_header(path)
+    except HEADER_ERRORS:
+        return False
+    if header.size != (width, height):
+        return False
+    if header.format in JPEG_FORMATS:
+        with path.open("rb") as fh:
+            return jpeg_frame_headers(fh.read(1024 * 1024)) == 1
+    return True
 
 
 def skip_reason(recording: Recording, *, decode_revisions: int, again: bool = False) -> str | None:

@@ -13,7 +13,6 @@ recording.
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import os
 import shutil
@@ -24,7 +23,6 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -34,21 +32,19 @@ from catalog import DerivedMedia, Recording, RecordingNotFound
 from catalog.detail import derived_media
 from catalog.media_work import IN_ARCHIVE
 from catalog.types import utcnow
-from ingest.describe.image_header import HEADER_ERRORS, ImageHeader, read_image_header
 from ingest.errors import DeriveFailed, RenderInterrupted
+from ingest.photo_child import render_photo_thumbnail
+from ingest.photo_frame import MAX_THUMBNAIL_HEIGHT, THUMBNAIL_WIDTH
 from storage import EvidenceStore
 from storage.hashing import CHUNK_BYTES, hash_file
 
-__all__ = ["IO_TIMEOUT_S", "JPEG_FORMATS", "MAX_DECODED_PIXELS", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES",
+__all__ = ["IO_TIMEOUT_S", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES",
            "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH", "FfmpegRefused", "FfmpegSource", "derive_recording",
-           "dies_with_parent", "ffmpeg_source", "image_frame", "is_url", "make_audio_proxy", "make_proxy",
-           "make_thumbnail", "photo_frame", "read_photo", "reduction", "shown_source", "thumbnail_time",
-           "video_thumbnail", "write_thumbnail"]
+           "dies_with_parent", "ffmpeg_source", "is_url", "make_audio_proxy", "make_proxy", "make_thumbnail",
+           "read_photo", "shown_source", "thumbnail_time", "video_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
-#: Thumbnail width in pixels (height keeps the aspect ratio).
-THUMBNAIL_WIDTH = 320
 #: Proxy height in pixels: 480p plays anywhere and is quick to make.
 PROXY_HEIGHT = 480
 #: The browser proxy's file name and type by media kind.
@@ -58,29 +54,14 @@ PROXY_NAMES = {"video": ("proxy.mp4", "video/mp4"), "audio": ("proxy.m4a", "audi
 IO_TIMEOUT_S = 30.0
 #: Deadline of one proxy encode (ffmpeg is killed past it); an original's URL stays valid as long.
 PROXY_TIMEOUT_S = 3600.0
+#: The largest photo rendered: its bytes are read into memory and decoded there (ingest.photo_child).
+MAX_PHOTO_BYTES = 256 * 1024 * 1024
 #: Deadline of one video thumbnail: ffmpeg seeks once and decodes a frame (killed past it).
 THUMBNAIL_TIMEOUT_S = 300.0
 #: How long a video's URL stays valid for its thumbnail (one ffmpeg run, each network read within IO_TIMEOUT_S).
 THUMBNAIL_VALID_S = THUMBNAIL_TIMEOUT_S + IO_TIMEOUT_S
 #: ffmpeg's exit code when it ends on a signal it caught (SIGTERM, SIGINT): it says nothing about the input.
 FFMPEG_SIGNALLED = 255
-#: The tallest thumbnail made: a photo or frame of an extreme shape (1 × 65,500 pixels) is cropped to it rather
-#: than scaled to a thumbnail of gigabytes.
-MAX_THUMBNAIL_HEIGHT = 4 * THUMBNAIL_WIDTH
-#: The largest photo rendered: its bytes are decoded in memory (cv2.imdecode), as cv2.imread would read the file.
-MAX_PHOTO_BYTES = 256 * 1024 * 1024
-#: The most pixels decoded in this process for one thumbnail (3 bytes each in memory: about 200 MB). A JPEG is
-#: decoded by the JPEG decoder itself at 1/2, 1/4 or 1/8 of its size while it stays THUMBNAIL_WIDTH wide, so every
-#: JPEG fits (the largest, 65,535 x 65,535, decodes to 8,192 x 8,192; 65,535 x 639 at full size). A photo of
-#: another format, or a video with frames, larger than this gets no thumbnail (a recorded failure) rather than a
-#: decode of gigabytes that the kernel's out-of-memory killer ends together with the worker or station doing it, at
-#: every pass after it. OpenCV is held to it too (OPENCV_IO_MAX_IMAGE_PIXELS, set before OpenCV is first loaded
-#: unless the environment sets it).
-MAX_DECODED_PIXELS = 8192 * 8192
-#: Formats (Pillow's names) that OpenCV's JPEG decoder reads, and so can decode reduced.
-JPEG_FORMATS = frozenset({"JPEG", "MPO"})
-
-
 def is_url(source: str | Path) -> bool:
     """Whether a reader's *source* is a URL (read over the network) rather than a file path."""
     return "://" in str(source)
@@ -130,14 +111,6 @@ def ffmpeg_source(source: str | Path) -> Iterator[FfmpegSource]:
         os.unlink(script)
 
 
-def _cv2() -> Any:
-    """OpenCV, loaded when first used (OpenCV and NumPy cost a station ~30 MB of memory otherwise), held to
-    MAX_DECODED_PIXELS for every image it decodes (it reads the limit once, when it is loaded)."""
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_DECODED_PIXELS))
-    import cv2
-    return cv2
-
-
 def make_thumbnail(source: Path | str, dest: Path, *, is_photo: bool, width: int = THUMBNAIL_WIDTH) -> Path:
     """A JPEG of the photo file *source*, or of the video frame one second in of the video file or URL *source*
     (`video_thumbnail`).
@@ -148,73 +121,7 @@ def make_thumbnail(source: Path | str, dest: Path, *, is_photo: bool, width: int
     """
     if not is_photo:
         return video_thumbnail(source, dest, width=width)
-    return write_thumbnail(photo_frame(Path(source).read_bytes()), dest, width=width)
-
-
-def reduction(width: int, height: int, *, wanted: int = THUMBNAIL_WIDTH) -> int:
-    """The largest of 8, 4, 2 by which a JPEG of *width* x *height* can be decoded and still be *wanted* pixels
-    wide whichever way its EXIF orientation turns it; 1 when it cannot be reduced."""
-    return next((scale for scale in (8, 4, 2) if min(width, height) // scale >= wanted), 1)
-
-
-def photo_frame(data: bytes) -> Any:
-    """The picture in a photo's bytes for its thumbnail (BGR, EXIF orientation applied), decoded with at most
-    MAX_DECODED_PIXELS: a JPEG reduced by its decoder (`reduction`), other formats by OpenCV at full size, and what
-    OpenCV cannot decode (HEIF/HEIC/AVIF from phones) by Pillow with pillow-heif.
-
-    Raises:
-      ValueError: it cannot be decoded, or decoding it would take more than MAX_DECODED_PIXELS (the size named).
-    """
-    try:
-        header: ImageHeader | None = read_image_header(io.BytesIO(data))
-    except HEADER_ERRORS:
-        header = None  # OpenCV may still read it, held to MAX_DECODED_PIXELS by its own check
-    scale = 1
-    if header is not None:
-        scale = reduction(header.width, header.height) if header.format in JPEG_FORMATS else 1
-        decoded = -(-header.width // scale) * -(-header.height // scale)
-        if decoded > MAX_DECODED_PIXELS:
-            raise ValueError(f"the {header.format or 'image'} is {header.width} x {header.height} pixels: a "
-                             f"thumbnail of it would decode {decoded / 1e6:.0f} megapixels, more than the "
-                             f"{MAX_DECODED_PIXELS / 1e6:.0f} decoded for one (the original is kept as it is)")
-    frame = image_frame(data, scale=scale)
-    if frame is None and header is not None:
-        frame = _pillow_frame(data)
-    if frame is None:
-        raise ValueError("OpenCV cannot decode the image")
-    return frame
-
-
-def image_frame(data: bytes, *, scale: int = 1) -> Any:
-    """The picture in an image file's bytes decoded by OpenCV as cv2.imread decodes the file (EXIF orientation
-    applied), a JPEG at 1/*scale* of its size (1, 2, 4 or 8); None when OpenCV cannot decode its format.
-
-    Raises:
-      ValueError: OpenCV refused it (past its pixel limit) or failed on it.
-    """
-    cv2 = _cv2()
-    import numpy as np
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
-    try:
-        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags) if data else None
-    except cv2.error as exc:
-        raise ValueError(f"OpenCV cannot decode the image: {exc}") from exc
-
-
-def _pillow_frame(data: bytes) -> Any:
-    """The picture decoded by Pillow (pillow-heif for HEIF), EXIF orientation applied, as a BGR array; None when
-    Pillow cannot decode it either. Its size was checked against MAX_DECODED_PIXELS by the caller."""
-    import numpy as np
-    from PIL import Image, ImageOps
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            upright = ImageOps.exif_transpose(img) or img
-            rgb = np.asarray(upright.convert("RGB"))
-    except (*HEADER_ERRORS, EOFError) as exc:
-        logger.info("Pillow cannot decode the image either: %s", exc)
-        return None
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    return render_photo_thumbnail(Path(source).read_bytes(), dest, width=width)
 
 
 def thumbnail_time(duration_s: float | None) -> float:
@@ -255,18 +162,6 @@ def video_thumbnail(source: Path | str, dest: Path, *, at_s: float = 1.0, width:
     if refused is not None:
         raise FfmpegRefused(f"no decodable frame (ffmpeg: {refused})") from refused
     raise ValueError("no decodable frame")
-
-
-def write_thumbnail(frame: Any, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> Path:
-    """*frame* scaled to *width* (aspect kept) as a JPEG at *dest*. Raises ValueError when it cannot be written."""
-    cv2 = _cv2()
-    if frame.shape[0] * width > MAX_THUMBNAIL_HEIGHT * frame.shape[1]:  # taller than the tallest thumbnail: the
-        frame = frame[:max(1, frame.shape[1] * MAX_THUMBNAIL_HEIGHT // width)]  # top of it, before scaling
-    height = min(MAX_THUMBNAIL_HEIGHT, max(1, round(frame.shape[0] * width / frame.shape[1])))
-    small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-    if not cv2.imwrite(str(dest), small, [cv2.IMWRITE_JPEG_QUALITY, 85]):
-        raise ValueError(f"cannot write {dest}")
-    return dest
 
 
 def make_audio_proxy(source: Path | str, dest: Path, *, timeout_s: float = PROXY_TIMEOUT_S) -> Path:
@@ -426,7 +321,7 @@ def _thumbnail(store: EvidenceStore, recording: Recording, dest: Path) -> Path:
         return _rendered(store, recording, "thumbnail", THUMBNAIL_VALID_S,
                          lambda source: video_thumbnail(source, dest, at_s=at_s), attempts=2)
     try:
-        return write_thumbnail(photo_frame(read_photo(store, recording.sha256)), dest)
+        return render_photo_thumbnail(read_photo(store, recording.sha256), dest)
     except ValueError as exc:
         raise DeriveFailed(recording.id, "thumbnail", str(exc)) from exc
 

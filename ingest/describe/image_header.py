@@ -15,7 +15,7 @@ from typing import BinaryIO
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["HEADER_ERRORS", "ImageHeader", "read_image_header"]
+__all__ = ["HEADER_ERRORS", "ImageHeader", "jpeg_frame_headers", "read_image_header"]
 
 pillow_heif.register_heif_opener()  # Pillow opens HEIF/HEIC/AVIF from here on
 
@@ -82,3 +82,31 @@ def _read_large(fh: BinaryIO, name: str) -> ImageHeader:
         finally:
             img.close()
     raise UnidentifiedImageError(f"cannot identify image file {name!r}" if name else "cannot identify image file")
+
+
+#: JPEG markers that start a frame header (SOF0-SOF15 but DHT, JPG and DAC).
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_frame_headers(head: bytes) -> int | None:
+    """How many frame headers (SOF segments) a JPEG's marker segments before its first scan hold (pure; *head*:
+    the file's first bytes, up to that scan). A JPEG has one; None when *head* is not a well-formed run of marker
+    segments from SOI (or ends before the first scan)."""
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    count, at = 0, 2
+    while at + 4 <= len(head):
+        if head[at] != 0xFF:
+            return None
+        marker = head[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == 0xDA:  # start of scan: the header is over
+            return count
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            at += 2
+            continue
+        count += marker in _SOF_MARKERS
+        at += 2 + int.from_bytes(head[at + 2:at + 4], "big")
+    return None

@@ -12,7 +12,9 @@ a JPEG with an EXIF orientation, and a real MJPEG video of 72-megapixel frames.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -26,13 +28,17 @@ from sqlmodel import Session, select
 
 from catalog import MediaWorkFailure, open_catalog
 from ingest.config import Settings
-from ingest.derive import MAX_DECODED_PIXELS, THUMBNAIL_WIDTH, photo_frame, reduction
+from ingest.decode_check import decode_file
+from ingest.describe.image_header import jpeg_frame_headers
+from ingest.errors import RenderInterrupted
+from ingest.photo_child import PhotoProcess, PhotoTooLarge, ended_because
+from ingest.photo_frame import MAX_DECODED_PIXELS, THUMBNAIL_WIDTH, photo_frame, reduction
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
 from ingest.samples import make_photo, run_ffmpeg
 from ingest.services import open_store
 from tests.helpers.media_work import ids_by_name, media_work_of
-from tests.ingest.test_attack_media_limits import huge_jpeg
+from tests.ingest.test_attack_media_limits import _segment, huge_jpeg
 from tests.media import make_heic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,13 +65,42 @@ def turned_jpeg(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def progressive_jpeg(path: Path, width: int, height: int) -> Path:
+    """A valid progressive greyscale JPEG of any size with only its DC scan, all zero: a few MB. Decoding it keeps
+    every coefficient of the full picture in memory (2 bytes a pixel), whatever scale it is decoded at."""
+    table = bytes([1] + [0] * 15) + b"\x00"
+    blocks = ((width + 7) // 8) * ((height + 7) // 8)
+    path.write_bytes(b"\xff\xd8" + _segment(0xDB, b"\x00" + b"\x01" * 64)
+                     + _segment(0xC2, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+                     + _segment(0xC4, b"\x00" + table) + _segment(0xDA, b"\x01\x01\x00\x00\x00\x00")
+                     + bytes((blocks + 7) // 8) + b"\xff\xd9")
+    return path
+
+
+def lying_heic(path: Path) -> Path:
+    """A real 1024 x 1024 HEIC (libheif) whose every `ispe` box says 64 x 64: libheif refuses the coded picture
+    with a RuntimeError (no ValueError), as it does for many damaged HEICs."""
+    import pillow_heif
+    pillow_heif.register_heif_opener()
+    Image.new("RGB", (1024, 1024), (20, 120, 200)).save(path, format="HEIF", quality=30)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"ispe")
+    while at >= 0:
+        struct.pack_into(">II", data, at + 8, 64, 64)  # after the type and the box's version and flags
+        at = data.find(b"ispe", at + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
 @pytest.fixture(scope="module")
 def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bombs")
     return {"control": make_photo(root / "control.jpg", size="640x480"),
             "jpeg": huge_jpeg(root / "huge.jpg", 30_000, 30_000, "2026:11:20 14:10:05"),
             "png": png_bomb(root / "bomb.png", 30_000, 30_000),
-            "turned": turned_jpeg(root / "turned.jpg", 2000, 1000)}
+            "turned": turned_jpeg(root / "turned.jpg", 2000, 1000),
+            "progressive": progressive_jpeg(root / "progressive.jpg", 20_000, 20_000),
+            "lying": lying_heic(root / "lying.heic")}
 
 
 # ----------------------------------------------------------------------------- pure decisions
@@ -91,7 +126,7 @@ def test_every_jpeg_fits_the_decode_limit_once_reduced():
 def _thumbnail_in_child(photo: Path, dest: Path) -> tuple[int, str, float]:
     """Render *photo*'s thumbnail the way the worker does (photo_frame, write_thumbnail) in a new Python process;
     (exit code, its output, its peak memory in MB as the kernel counted it: wait4)."""
-    script = ("import sys\nfrom pathlib import Path\nfrom ingest.derive import photo_frame, write_thumbnail\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom ingest.photo_frame import photo_frame, write_thumbnail\n"
               "try:\n    frame = photo_frame(Path(sys.argv[1]).read_bytes())\nexcept ValueError as exc:\n"
               "    print('refused:', exc)\n    sys.exit(3)\n"
               "write_thumbnail(frame, Path(sys.argv[2]))\nprint('frame', frame.shape)\n")
@@ -144,6 +179,76 @@ def test_an_image_nothing_can_read_is_refused_with_a_reason():
         photo_frame(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
 
 
+def _sof(width: int, height: int) -> bytes:
+    return _segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + bytes([1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]))
+
+
+def test_a_jpeg_has_one_frame_header_before_its_scan():
+    soi, sos = b"\xff\xd8", b"\xff\xda\x00\x08" + bytes(6)
+    app = _segment(0xE1, b"Exif\x00\x00" + bytes(20))
+    assert jpeg_frame_headers(soi + app + _sof(640, 480) + sos) == 1
+    assert jpeg_frame_headers(soi + _sof(30_000, 30_000) + app + _sof(640, 480) + sos) == 2
+    assert jpeg_frame_headers(soi + app + b"\xff\xff" + _sof(640, 480) + sos) == 1  # a fill byte
+    assert jpeg_frame_headers(soi + app + _sof(640, 480)) is None  # cut before its scan
+    assert jpeg_frame_headers(b"\x89PNG\r\n\x1a\n") is None and jpeg_frame_headers(soi + b"junk" + sos) is None
+
+
+def test_a_forged_size_on_a_damaged_jpeg_does_not_hide_its_damage(tmp_path, ffmpeg_available):
+    # Given a 640x480 photo with half its coded data overwritten (damaged for real), and the same file with a
+    # 19-byte frame header claiming 30000 x 30000 put before its own: ffmpeg then says "Picture size 30000x30000 is
+    # invalid", which for a real 900-megapixel photo means "too large to judge"
+    good = make_photo(tmp_path / "good.jpg", size="640x480").read_bytes()
+    start = good.index(b"\xff\xda") + 200
+    damaged = good[:start] + bytes([0x5A]) * ((len(good) - start) // 2) + good[start + (len(good) - start) // 2:]
+    (tmp_path / "damaged.jpg").write_bytes(damaged)
+    (tmp_path / "forged.jpg").write_bytes(damaged[:2] + _sof(30_000, 30_000) + damaged[2:])
+    # Then both are judged damaged: the forged size is not taken for the photo's
+    for name in ("damaged.jpg", "forged.jpg"):
+        result = decode_file(tmp_path / name, is_photo=True, timeout_s=60)
+        assert result is not None and result.status == "damaged", (name, result)
+
+
+# ----------------------------------------------------------------------------- the photo process
+
+
+@pytest.mark.parametrize(("code", "kind", "why"), [
+    (-signal.SIGSEGV, ValueError, "crashed on it (SIGSEGV)"), (-signal.SIGABRT, ValueError, "crashed on it (SIGABRT)"),
+    (-signal.SIGKILL, RenderInterrupted, "killed (SIGKILL)"), (-signal.SIGTERM, RenderInterrupted, "stopped (SIGTERM)"),
+    (1, RenderInterrupted, "ended unexpectedly (exit 1")])
+def test_how_a_photo_decoder_ended_says_whose_fault_it_was(code, kind, why):
+    ended = ended_because(code)
+    assert type(ended) is kind and why in str(ended)
+    assert getattr(ended, "killed", False) is (code == -signal.SIGKILL)  # counted towards giving up, alone
+
+
+def test_what_the_header_cannot_tell_is_decoded_in_the_photo_process_under_its_limits(bombs):
+    # A progressive 20000 x 20000 JPEG of 0.8 MB: decoded at 1/8 it is 2500 x 2500, but its decoder keeps 800 MB of
+    # coefficients; a HEIC whose header lies about its size makes libheif raise a RuntimeError
+    started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    process = PhotoProcess()
+    try:
+        assert len(process.thumbnail(bombs["progressive"].read_bytes())) > 0  # made, in the photo process
+        with pytest.raises(ValueError, match=r"RuntimeError: .*exceeds the maximum image size"):
+            process.thumbnail(bombs["lying"].read_bytes())  # the photo's failure, recorded: not a deferral
+        # With less memory allowed than it needs, the decode fails there and says so; the next photo is decoded
+        # by a fresh process
+        small = PhotoProcess(memory_bytes=256 * 1024 * 1024)
+        with pytest.raises(PhotoTooLarge, match="needs more than the 256 MB a photo's decode may take"):
+            small.thumbnail(bombs["progressive"].read_bytes())
+        assert small.pid is None and len(small.thumbnail(bombs["control"].read_bytes())) > 0
+        small.close()
+        # A decoder still busy at its deadline is killed: the photo's failure, and the next one is decoded
+        slow = PhotoProcess(timeout_s=0.05)
+        with pytest.raises(ValueError, match=r"did not finish within 0\.05 s"):
+            slow.thumbnail(bombs["progressive"].read_bytes())
+        assert slow.pid is None
+        slow.close()
+    finally:
+        process.close()
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - started
+    assert grown < 100, f"this process's peak grew by {grown:.0f} MB: a decode ran here"
+
+
 # ----------------------------------------------------------------------------- through the station
 
 
@@ -156,6 +261,8 @@ def test_the_station_renders_what_it_can_and_records_why_not_for_the_rest(tmp_pa
     shutil.copyfile(bombs["jpeg"], folder / "PANO_0002.JPG")
     shutil.copyfile(make_heic(tmp_path), folder / "IMG_0003.HEIC")
     shutil.copyfile(bombs["control"], folder / "IMG_0004.JPG")
+    shutil.copyfile(bombs["lying"], folder / "IMG_0006.HEIC")
+    shutil.copyfile(bombs["progressive"], folder / "PANO_0007.JPG")
     run_ffmpeg("-f", "lavfi", "-i", "color=c=gray:size=12000x6000:rate=1:duration=2", "-c:v", "mjpeg", "-q:v", "31",
                "-pix_fmt", "yuvj420p", str(folder / "MVI_0005.AVI"))
     settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home")})
@@ -171,11 +278,14 @@ def test_the_station_renders_what_it_can_and_records_why_not_for_the_rest(tmp_pa
             failures = {(f.recording_id, f.kind): f.reason for f in session.exec(select(MediaWorkFailure))}
     finally:
         engine.dispose()
-    for name in ("PANO_0002.JPG", "IMG_0003.HEIC", "IMG_0004.JPG", "MVI_0005.AVI"):
+    for name in ("PANO_0002.JPG", "IMG_0003.HEIC", "IMG_0004.JPG", "MVI_0005.AVI", "PANO_0007.JPG"):
         assert "thumbnail" in work.get(ids[name], set()), (name, work, failures)
     # The PNG is refused with its size, recorded once as a failure of its thumbnail; the video's 72-megapixel
     # frame was decoded by ffmpeg in a process of its own (tests/ingest/test_attack_media_work.py kills those)
     assert "30000 x 30000 pixels" in failures[(ids["SCAN_0001.PNG"], "thumbnail")]
+    # A HEIC libheif refuses is recorded once as failed (thumbnail and decode check), never deferred at every pass
+    assert "exceeds the maximum image size" in failures[(ids["IMG_0006.HEIC"], "thumbnail")]
+    assert work[ids["IMG_0006.HEIC"]] == {"failed:thumbnail", "decode:damaged"}, work
     assert "thumbnail" not in work.get(ids["SCAN_0001.PNG"], set())
     # Neither 900-megapixel picture is called damaged because ffmpeg's decode check refuses its size: no verdict,
     # a recorded failure that says so

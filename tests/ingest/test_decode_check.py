@@ -9,6 +9,7 @@ import random
 import shutil
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording, find_chain_breaks, load_chain, load_or_create_key
 from catalog.integrity import integrity_history
+from ingest import photo_child
 from ingest.decode_check import (
     DecodeIncomplete,
     DecodeTimedOut,
@@ -310,19 +312,27 @@ def test_heic_is_decoded_by_pillow_heif_when_it_is_installed(tmp_path):
     assert cut.status == "damaged" and "cannot identify image file" in cut.first_error
 
 
-@pytest.mark.parametrize("limit", [2000, 1000])  # 64 x 48 = 3,072 pixels: past the limit (a warning), past twice it
-def test_a_heic_larger_than_pillow_decodes_gets_no_verdict_never_damaged(tmp_path, monkeypatch, limit):
-    # Pillow decodes HEIF in this process: past its MAX_IMAGE_PIXELS (179 megapixels by default, ~540 MB) it warns
-    # and decodes, past twice that it refuses. Either way the picture is not judged, and is not "damaged".
+def test_a_heic_larger_than_its_decode_may_take_gets_no_verdict_never_damaged(tmp_path, monkeypatch):
+    # A HEIF is decoded whole by Pillow in the photo process, held to a memory limit: a 4096 x 4096 HEIC (4 KB)
+    # under a 32 MB limit stands for a 177-megapixel one under the real 2 GB. A decoder short of memory says
+    # "Decoder plugin generated an error" (libheif), which would read as damage: so the size the header says is
+    # judged first. The picture is not judged, it is not "damaged", and the check is recorded as failed (not
+    # transient), not tried at every pass.
     import pillow_heif
     from PIL import Image
 
     pillow_heif.register_heif_opener()
-    Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "a.heic")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
-    with pytest.raises(DecodeIncomplete, match="larger than the 0 megapixels decoded in this process") as failed:
-        decode_file(tmp_path / "a.heic", is_photo=True, timeout_s=60)
-    assert not failed.value.transient  # recorded as a failure of the check, not tried at every pass
+    Image.new("RGB", (4096, 4096), (200, 10, 10)).save(tmp_path / "big.heic", quality=30)
+    monkeypatch.setattr(photo_child, "PHOTO_MEMORY_BYTES", 32 * 1024 * 1024)
+    monkeypatch.setattr(photo_child, "_threads", threading.local())  # this thread's next photo process, limited
+    with pytest.raises(DecodeIncomplete, match="the HEIF is 4096 x 4096 pixels: decoding it whole would take about "
+                       "384 MB, more than the 32 MB a photo's decode may take") as failed:
+        decode_file(tmp_path / "big.heic", is_photo=True, timeout_s=60)
+    assert not failed.value.transient and "no decode verdict" in str(failed.value)
+    # and under the real limit it decodes, in a fresh process
+    monkeypatch.undo()
+    result = decode_file(tmp_path / "big.heic", is_photo=True, timeout_s=60)
+    assert result is not None and result.status == "ok"
 
 
 def test_input_that_never_ends_is_killed_at_the_deadline(tmp_path, ffmpeg_available):

@@ -1,7 +1,10 @@
-"""Derived-media speed for 1080p: proxy and thumbnail, as multiples of realtime, in one run.
+"""Derived-media speed for 1080p: proxy and thumbnail, as multiples of realtime, in one run; and what decoding a
+photo's thumbnail in the memory-limited photo process (ingest.photo_child) costs against decoding it in-process.
 
 Baseline in the same run: a plain full decode of the same clip (`ffmpeg -i clip -f null -`, 2 threads),
-which bounds any rendition. Target: proxy >= 6x realtime on 2 cores.
+which bounds any rendition. Target: proxy >= 6x realtime on 2 cores. The photo: a 12-megapixel (4000 x 3000) JPEG,
+its thumbnail made 20 times in this process (photo_frame + encode_thumbnail) and 20 times through one photo process,
+whose start is timed apart (once per rendering thread, and again after a photo that fails).
 
     .venv/bin/python bench/derive_speed.py [--seconds 30]
 """
@@ -16,6 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import OUT, arguments
 from ingest.derive import make_proxy, make_thumbnail
+from ingest.photo_child import PhotoProcess
+from ingest.photo_frame import encode_thumbnail, photo_frame
+from ingest.samples import make_photo
 
 
 def make_1080p(path: Path, seconds: int) -> Path:
@@ -46,8 +52,32 @@ def main() -> None:
     print(f"1080p30 clip, {args.seconds} s, 2 threads")
     print(f"  full decode (baseline)  {decode:6.2f} s  = {args.seconds / decode:5.1f}x realtime")
     print(f"  480p H.264/AAC proxy    {proxy:6.2f} s  = {args.seconds / proxy:5.1f}x realtime  (target >= 6)")
-    print(f"  thumbnail (OpenCV)      {thumb:6.2f} s")
+    print(f"  thumbnail (ffmpeg)      {thumb:6.2f} s")
     print(f"ratio proxy time / decode time = {proxy / decode:.2f}")
+    photo_thumbnails()
+
+
+def photo_thumbnails(rounds: int = 20) -> None:
+    data = make_photo(OUT / "photo-12mp.jpg", size="4000x3000").read_bytes()
+    t = time.perf_counter()
+    for _ in range(rounds):
+        encode_thumbnail(photo_frame(data))
+    inside = (time.perf_counter() - t) / rounds
+    process = PhotoProcess()
+    try:
+        t = time.perf_counter()
+        process.thumbnail(data)
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in range(rounds):
+            process.thumbnail(data)
+        child = (time.perf_counter() - t) / rounds
+    finally:
+        process.close()
+    print(f"12-megapixel JPEG ({len(data) / 2**20:.1f} MiB) thumbnail, {rounds} rounds")
+    print(f"  in this process         {inside * 1000:6.1f} ms a photo")
+    print(f"  in the photo process    {child * 1000:6.1f} ms a photo  (its start and first photo: {first:.2f} s)")
+    print(f"ratio photo process / in-process = {child / inside:.2f}")
 
 
 if __name__ == "__main__":

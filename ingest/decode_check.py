@@ -35,7 +35,6 @@ times too, but at `-v info`: 12x the output, in a format ffmpeg changes.)
 from __future__ import annotations
 
 import importlib
-import io
 import logging
 import re
 import shutil
@@ -49,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -296,7 +295,7 @@ def _ffmpeg_version() -> str:
     return f"ffmpeg {first[2]}" if len(first) > 2 and first[:2] == ["ffmpeg", "version"] else "ffmpeg"
 
 
-def _decode_heif(path: Path | BinaryIO) -> DecodeResult | None:
+def _decode_heif(path: Path | bytes | bytearray) -> DecodeResult | None:
     """HEIF (a file, or its bytes) decoded whole by Pillow with pillow-heif, in the photo process (ingest.photo_child:
     held to its memory limit, a crash there is not this process's); None (no verdict) when pillow-heif is missing.
 
@@ -310,7 +309,7 @@ def _decode_heif(path: Path | BinaryIO) -> DecodeResult | None:
     except ImportError:
         return None
     shown = str(path) if isinstance(path, Path) else "the HEIF image"
-    data = path.read_bytes() if isinstance(path, Path) else path.read()
+    data = path.read_bytes() if isinstance(path, Path) else path
     started = time.monotonic()
     try:
         error = thread_photo_process().decode(data)
@@ -370,7 +369,7 @@ def _only_too_large(source: Path | str, width: int, height: int) -> bool:
         return False
     if header.format in JPEG_FORMATS:
         with path.open("rb") as fh:
-            return jpeg_frame_headers(fh.read(1024 * 1024)) == 1
+            return jpeg_frame_headers(fh) == 1
     return True
 
 
@@ -407,7 +406,7 @@ def _decode_stored_heif(store: EvidenceStore, sha256: str) -> DecodeResult | Non
         data = read_photo(store, sha256)
     except ValueError as exc:
         raise DecodeIncomplete(f"the HEIF image {sha256}", str(exc)) from exc
-    return _decode_heif(io.BytesIO(data))
+    return _decode_heif(data)
 
 
 def decode_stored(store: EvidenceStore, sha256: str, work_dir: Path, recording_id: int, *, is_photo: bool,

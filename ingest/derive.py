@@ -35,7 +35,7 @@ from catalog.types import utcnow
 from ingest.errors import DeriveFailed, RenderInterrupted
 from ingest.photo_child import render_photo_thumbnail
 from ingest.photo_frame import MAX_THUMBNAIL_HEIGHT, THUMBNAIL_WIDTH
-from storage import EvidenceStore
+from storage import EvidenceStore, StorageError
 from storage.hashing import CHUNK_BYTES, hash_file
 
 __all__ = ["IO_TIMEOUT_S", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES",
@@ -151,7 +151,9 @@ def video_thumbnail(source: Path | str, dest: Path, *, at_s: float = 1.0, width:
             dest.unlink()
         with ffmpeg_source(source) as reading:
             try:
-                _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{position:.3f}", *reading.args,
+                # -ss after the input: the frames before it are decoded and dropped (a second at most), because
+                # a URL's concat script cannot seek and -ss before it lands seconds off, or past a short clip's end
+                _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-ss", f"{position:.3f}",
                          "-map", "0:v:0", "-frames:v", "1", "-vf", scale, "-c:v", "mjpeg", "-q:v", "3",
                          "-f", "image2", "-update", "1", str(dest)], dest, timeout_s, reading)
             except FfmpegRefused as exc:
@@ -355,17 +357,24 @@ def _rendered(store: EvidenceStore, recording: Recording, kind: str, valid_s: fl
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def read_photo(store: EvidenceStore, sha256: str) -> bytes:
-    """A photo's stored bytes, read through store.open into memory (readers that take a URL cannot decode it there).
+def read_photo(store: EvidenceStore, sha256: str) -> bytearray:
+    """A photo's stored bytes, read through store.open into memory (readers that take a URL cannot decode it there),
+    in one buffer of the stored size: never a second copy of them.
 
     Raises:
       ValueError: it is larger than MAX_PHOTO_BYTES.
       ObjectMissing, StorageError: the store cannot give it.
     """
-    data = bytearray()
-    with store.open(sha256) as fh:
-        while len(data) <= MAX_PHOTO_BYTES and (chunk := fh.read(min(CHUNK_BYTES, MAX_PHOTO_BYTES + 1 - len(data)))):
-            data += chunk
-    if len(data) > MAX_PHOTO_BYTES:
+    size = store.head(sha256).size_bytes
+    if size > MAX_PHOTO_BYTES:
         raise ValueError(f"the photo is larger than {MAX_PHOTO_BYTES} bytes, the most rendered in memory")
-    return bytes(data)
+    data = bytearray(size)
+    view, filled = memoryview(data), 0
+    with store.open(sha256) as fh:
+        while filled < size and (chunk := fh.read(min(CHUNK_BYTES, size - filled))):
+            view[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+    view.release()
+    if filled != size:
+        raise StorageError(f"{sha256}: the store gave {filled} of the photo's {size} bytes")
+    return data

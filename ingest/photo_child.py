@@ -80,7 +80,7 @@ class PhotoProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
-    def thumbnail(self, data: bytes, *, width: int = THUMBNAIL_WIDTH) -> bytes:
+    def thumbnail(self, data: bytes | bytearray, *, width: int = THUMBNAIL_WIDTH) -> bytes:
         """The JPEG thumbnail of the photo *data*.
 
         Raises:
@@ -93,7 +93,7 @@ class PhotoProcess:
             raise self._refused(reply)
         return body
 
-    def decode(self, data: bytes) -> str | None:
+    def decode(self, data: bytes | bytearray) -> str | None:
         """Decode the whole photo *data* (Pillow; pillow-heif for HEIF): None when it decodes, else the decoder's
         error (the photo is damaged).
 
@@ -115,7 +115,7 @@ class PhotoProcess:
         why = str(reply.get("error") or "the photo could not be decoded")
         return PhotoTooLarge(why) if reply.get("memory") else ValueError(why)
 
-    def _ask(self, request: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
+    def _ask(self, request: dict[str, Any], data: bytes | bytearray) -> tuple[dict[str, Any], bytes]:
         proc = self._start()
         assert proc.stdin is not None and proc.stdout is not None
         header = json.dumps(request).encode()
@@ -133,6 +133,9 @@ class PhotoProcess:
             raise ValueError(f"decoding the photo did not finish within {self.timeout_s:g} s") from exc
         except (OSError, EOFError, ValueError) as exc:
             raise self._ended(exc) from exc
+        except BaseException:  # interrupted half-way (a time limit raised in this thread): its reply must never
+            self.close()  # be read as the next photo's
+            raise
 
     @property
     def pid(self) -> int | None:
@@ -156,8 +159,11 @@ class PhotoProcess:
             self._proc = subprocess.Popen(dies_with_parent(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:
             raise RenderInterrupted("a photo", f"cannot start the photo decoder: {exc}") from exc
-        # a thread's PhotoProcess goes with the thread: its child is ended and reaped then, not left to the kernel
+        # a thread's PhotoProcess goes with the thread: its child is ended and reaped then, not left to the kernel;
+        # not at interpreter exit, where a daemon thread may still be decoding with it (its kill would be counted
+        # as one from outside): the child leaves by itself when this process goes
         self._finalizer = weakref.finalize(self, _end, self._proc)
+        self._finalizer.atexit = False
         return self._proc
 
     def _ended(self, cause: BaseException) -> Exception:
@@ -192,7 +198,7 @@ def _close_streams(proc: subprocess.Popen[bytes]) -> None:
 _threads = threading.local()
 
 
-def render_photo_thumbnail(data: bytes, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> Path:
+def render_photo_thumbnail(data: bytes | bytearray, dest: Path, *, width: int = THUMBNAIL_WIDTH) -> Path:
     """The JPEG thumbnail of the photo *data* at *dest*, decoded by this thread's PhotoProcess (PhotoProcess.
     thumbnail's errors); OSError when *dest* cannot be written."""
     dest.write_bytes(thread_photo_process().thumbnail(data, width=width))
@@ -208,11 +214,14 @@ def thread_photo_process() -> PhotoProcess:
 
 
 def _read_exactly(stream: IO[bytes], size: int, deadline: float) -> bytes:
-    """*size* bytes from *stream*; TimeoutError past *deadline*, EOFError when it ends first."""
+    """*size* bytes from *stream*; TimeoutError past *deadline*, EOFError when it ends first. (poll, not select: a
+    worker may hold more than 1,024 descriptors.)"""
     chunks, left, fd = [], size, stream.fileno()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     while left:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        if remaining <= 0 or not poller.poll(remaining * 1000):
             raise TimeoutError
         chunk = os.read(fd, min(left, 4 * 1024 * 1024))
         if not chunk:
@@ -298,8 +307,12 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], memory_bytes: int) -> int:
 
 def main(argv: list[str]) -> int:
     memory_bytes = int(argv[1]) if len(argv) > 1 else PHOTO_MEMORY_BYTES
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # a stray print never corrupts the replies
+    stdin = sys.stdin.buffer
+    # The replies go on a descriptor of their own; descriptor 1 becomes stderr, so that nothing else written to
+    # stdout (a print, OpenCV's or a codec's log lines from C) ever lands in them
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     _leave_with_parent(os.getppid())
     return serve(stdin, stdout, memory_bytes)
 

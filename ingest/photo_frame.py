@@ -37,10 +37,10 @@ MAX_THUMBNAIL_HEIGHT = 4 * THUMBNAIL_WIDTH
 #: The most pixels of picture decoded for one thumbnail, judged from the header before a pixel is decoded (a
 #: clear refusal naming the size; what the header cannot tell, such as a progressive JPEG's coefficient buffers,
 #: is bounded by the decoding process's memory limit, ingest.photo_child). A JPEG is decoded by the JPEG decoder
-#: itself at 1/2, 1/4 or 1/8 of its size while it stays THUMBNAIL_WIDTH wide, so every JPEG fits (the largest,
-#: 65,535 x 65,535, decodes to 8,192 x 8,192; 65,535 x 639 at full size); a photo of another format larger than
-#: this gets no thumbnail (a recorded failure). OpenCV is held to it too (OPENCV_IO_MAX_IMAGE_PIXELS, set before
-#: OpenCV is first loaded unless the environment sets it).
+#: itself at 1/2, 1/4 or 1/8 of its size while it stays THUMBNAIL_WIDTH wide, so every JPEG the decoder reads fits
+#: (libjpeg-turbo reads sides up to 65,500: 65,500 x 65,500 decodes to 8,188 x 8,188; 65,500 x 639 at full
+#: size); a photo of another format larger than this gets no thumbnail (a recorded failure). OpenCV is held to it
+#: too (OPENCV_IO_MAX_IMAGE_PIXELS, set before OpenCV is first loaded unless the environment sets it).
 MAX_DECODED_PIXELS = 8192 * 8192
 #: Formats (Pillow's names) that OpenCV's JPEG decoder reads, and so can decode reduced.
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
@@ -81,8 +81,8 @@ def photo_frame(data: bytes) -> Any:
                              f"thumbnail of it would decode {decoded / 1e6:.0f} megapixels, more than the "
                              f"{MAX_DECODED_PIXELS / 1e6:.0f} decoded for one (the original is kept as it is)")
     frame = image_frame(data, scale=scale)
-    if frame is None and header is not None:
-        frame = _pillow_frame(data)
+    if frame is None and header is not None:  # Pillow, at the same reduced scale (its MemoryError: the caller's)
+        frame = _pillow_frame(data, scale=scale)
     if frame is None:
         raise ValueError("OpenCV cannot decode the image" if header is None else
                          f"neither OpenCV nor Pillow can decode the {header.format or 'image'}")
@@ -106,14 +106,17 @@ def image_frame(data: bytes, *, scale: int = 1) -> Any:
         raise ValueError(f"OpenCV cannot decode the image: {exc}") from exc
 
 
-def _pillow_frame(data: bytes) -> Any:
+def _pillow_frame(data: bytes, *, scale: int = 1) -> Any:
     """The picture decoded by Pillow (pillow-heif for HEIF), EXIF orientation applied, as a BGR array; None when
-    Pillow cannot decode it either (MemoryError, and what pillow-heif raises, RuntimeError, go to the caller). Its
-    size was checked against MAX_DECODED_PIXELS by the caller."""
+    Pillow cannot decode it either (MemoryError, and what pillow-heif raises, RuntimeError, go to the caller). A
+    JPEG is decoded at 1/*scale* by the JPEG decoder (Pillow's draft mode), as OpenCV did. Its size was checked
+    against MAX_DECODED_PIXELS by the caller."""
     import numpy as np
     from PIL import Image, ImageOps
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if scale > 1:
+                img.draft("RGB", (img.size[0] // scale, img.size[1] // scale))
             upright = ImageOps.exif_transpose(img) or img
             rgb = np.asarray(upright.convert("RGB"))
     except (*HEADER_ERRORS, EOFError) as exc:

@@ -88,25 +88,27 @@ def _read_large(fh: BinaryIO, name: str) -> ImageHeader:
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def jpeg_frame_headers(head: bytes) -> int | None:
-    """How many frame headers (SOF segments) a JPEG's marker segments before its first scan hold (pure; *head*:
-    the file's first bytes, up to that scan). A JPEG has one; None when *head* is not a well-formed run of marker
-    segments from SOI (or ends before the first scan)."""
-    if not head.startswith(b"\xff\xd8"):
+def jpeg_frame_headers(fh: BinaryIO) -> int | None:
+    """How many frame headers (SOF segments) the marker segments of the JPEG *fh* (a binary file at its start) hold
+    before its first scan. A JPEG has one; None when it is not a well-formed run of marker segments from SOI, or
+    ends before its first scan. Each segment is stepped over by its length, however many megabytes of metadata
+    (extended XMP, ICC profiles) come first."""
+    if fh.read(2) != b"\xff\xd8":
         return None
-    count, at = 0, 2
-    while at + 4 <= len(head):
-        if head[at] != 0xFF:
+    count = 0
+    while len(marker := fh.read(2)) == 2:
+        if marker[0] != 0xFF:
             return None
-        marker = head[at + 1]
-        if marker == 0xFF:  # fill byte
-            at += 1
+        if marker[1] == 0xFF:  # a fill byte, then the marker
+            fh.seek(-1, 1)
             continue
-        if marker == 0xDA:  # start of scan: the header is over
+        if marker[1] == 0xDA:  # start of scan: the header is over
             return count
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            at += 2
+        if 0xD0 <= marker[1] <= 0xD7 or marker[1] == 0x01:  # markers without a length
             continue
-        count += marker in _SOF_MARKERS
-        at += 2 + int.from_bytes(head[at + 2:at + 4], "big")
+        length = fh.read(2)
+        if len(length) != 2 or int.from_bytes(length, "big") < 2:
+            return None
+        count += marker[1] in _SOF_MARKERS
+        fh.seek(int.from_bytes(length, "big") - 2, 1)
     return None

@@ -11,6 +11,7 @@ a JPEG with an EXIF orientation, and a real MJPEG video of 72-megapixel frames.
 """
 from __future__ import annotations
 
+import io
 import os
 import resource
 import shutil
@@ -21,17 +22,20 @@ import sys
 import zlib
 from pathlib import Path
 
+import cv2
+import numpy as np
 import piexif
 import pytest
 from PIL import Image
 from sqlmodel import Session, select
 
 from catalog import MediaWorkFailure, open_catalog
+from ingest import photo_child
 from ingest.config import Settings
 from ingest.decode_check import decode_file
 from ingest.describe.image_header import jpeg_frame_headers
-from ingest.errors import RenderInterrupted
-from ingest.photo_child import PhotoProcess, PhotoTooLarge, ended_because
+from ingest.errors import DecodeIncomplete, RenderInterrupted
+from ingest.photo_child import PhotoProcess, ended_because
 from ingest.photo_frame import MAX_DECODED_PIXELS, THUMBNAIL_WIDTH, photo_frame, reduction
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
@@ -186,11 +190,17 @@ def _sof(width: int, height: int) -> bytes:
 def test_a_jpeg_has_one_frame_header_before_its_scan():
     soi, sos = b"\xff\xd8", b"\xff\xda\x00\x08" + bytes(6)
     app = _segment(0xE1, b"Exif\x00\x00" + bytes(20))
-    assert jpeg_frame_headers(soi + app + _sof(640, 480) + sos) == 1
-    assert jpeg_frame_headers(soi + _sof(30_000, 30_000) + app + _sof(640, 480) + sos) == 2
-    assert jpeg_frame_headers(soi + app + b"\xff\xff" + _sof(640, 480) + sos) == 1  # a fill byte
-    assert jpeg_frame_headers(soi + app + _sof(640, 480)) is None  # cut before its scan
-    assert jpeg_frame_headers(b"\x89PNG\r\n\x1a\n") is None and jpeg_frame_headers(soi + b"junk" + sos) is None
+    xmp = _segment(0xE1, b"http://ns.adobe.com/xmp/extension/\x00" + bytes(65_000))  # extended XMP, 64 KB a segment
+
+    def frames(data: bytes) -> int | None:
+        return jpeg_frame_headers(io.BytesIO(data))
+
+    assert frames(soi + app + _sof(640, 480) + sos) == 1
+    assert frames(soi + xmp * 40 + _sof(20_000, 20_000) + sos) == 1  # 2.6 MB of metadata before it
+    assert frames(soi + _sof(30_000, 30_000) + app + _sof(640, 480) + sos) == 2
+    assert frames(soi + app + b"\xff\xff" + _sof(640, 480) + sos) == 1  # a fill byte
+    assert frames(soi + app + _sof(640, 480)) is None  # cut before its scan
+    assert frames(b"\x89PNG\r\n\x1a\n") is None and frames(soi + b"junk" + sos) is None
 
 
 def test_a_forged_size_on_a_damaged_jpeg_does_not_hide_its_damage(tmp_path, ffmpeg_available):
@@ -230,10 +240,11 @@ def test_what_the_header_cannot_tell_is_decoded_in_the_photo_process_under_its_l
         assert len(process.thumbnail(bombs["progressive"].read_bytes())) > 0  # made, in the photo process
         with pytest.raises(ValueError, match=r"RuntimeError: .*exceeds the maximum image size"):
             process.thumbnail(bombs["lying"].read_bytes())  # the photo's failure, recorded: not a deferral
-        # With less memory allowed than it needs, the decode fails there and says so; the next photo is decoded
-        # by a fresh process
+        # With less memory allowed than it needs, the decode fails there (libjpeg's allocation fails: OpenCV and
+        # Pillow report a decode error, not a MemoryError), recorded as the photo's failure; the next photo is
+        # decoded by a fresh process
         small = PhotoProcess(memory_bytes=256 * 1024 * 1024)
-        with pytest.raises(PhotoTooLarge, match="needs more than the 256 MB a photo's decode may take"):
+        with pytest.raises(ValueError, match="neither OpenCV nor Pillow can decode the JPEG"):
             small.thumbnail(bombs["progressive"].read_bytes())
         assert small.pid is None and len(small.thumbnail(bombs["control"].read_bytes())) > 0
         small.close()
@@ -247,6 +258,69 @@ def test_what_the_header_cannot_tell_is_decoded_in_the_photo_process_under_its_l
         process.close()
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - started
     assert grown < 100, f"this process's peak grew by {grown:.0f} MB: a decode ran here"
+
+
+def test_what_else_writes_to_the_photo_process_stdout_never_reaches_its_replies(bombs, monkeypatch):
+    # OpenCV's logger writes from C++ to descriptor 1; the child inherits the environment that turns it on
+    monkeypatch.setenv("OPENCV_LOG_LEVEL", "DEBUG")
+    process = PhotoProcess(timeout_s=30)
+    try:
+        for _ in range(2):
+            thumbnail = process.thumbnail(bombs["control"].read_bytes())
+            assert thumbnail.startswith(b"\xff\xd8")
+    finally:
+        process.close()
+
+
+def test_a_request_interrupted_half_way_never_hands_its_reply_to_the_next_photo(tmp_path, monkeypatch):
+    # dramatiq's time limit raises an exception in the working thread wherever it is: here, while the reply is read
+    red = make_photo(tmp_path / "red.jpg", size="640x480")
+    Image.new("RGB", (640, 480), (0, 0, 255)).save(tmp_path / "blue.jpg")
+    process = PhotoProcess()
+    reads = photo_child._read_exactly
+
+    def interrupted(*args: object) -> bytes:
+        monkeypatch.setattr(photo_child, "_read_exactly", reads)
+        raise KeyboardInterrupt
+
+    try:
+        process.thumbnail(red.read_bytes())  # the process is up
+        monkeypatch.setattr(photo_child, "_read_exactly", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            process.thumbnail(red.read_bytes())
+        frame = cv2.imdecode(np.frombuffer(process.thumbnail((tmp_path / "blue.jpg").read_bytes()), np.uint8),
+                             cv2.IMREAD_COLOR)
+        assert frame is not None
+        assert tuple(int(v) for v in frame[100, 100]) > (200, 0, 0) and frame[100, 100][2] < 60  # blue, not red's
+    finally:
+        process.close()
+
+
+def test_a_worker_holding_more_than_1024_descriptors_still_gets_its_photos_decoded(bombs):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"this machine allows {hard} open files: the test needs 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    process = PhotoProcess()
+    try:
+        assert process.thumbnail(bombs["control"].read_bytes()).startswith(b"\xff\xd8")
+    finally:
+        process.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_megabytes_of_metadata_before_the_frame_header_do_not_make_a_large_jpeg_damaged(tmp_path, ffmpeg_available):
+    # Photoshop's extended XMP: 64 KB APP1 segments, 2.6 MB of them before the frame header of a valid 20000 x 20000
+    # JPEG, which ffmpeg does not decode ("Picture size 20000x20000 is invalid"): no verdict, not "damaged"
+    plain = huge_jpeg(tmp_path / "plain.jpg", 20_000, 20_000, "2026:11:20 14:10:05").read_bytes()
+    xmp = _segment(0xE1, b"http://ns.adobe.com/xmp/extension/\x00" + bytes(65_000))
+    (tmp_path / "xmp.jpg").write_bytes(plain[:2] + xmp * 40 + plain[2:])
+    for name in ("plain.jpg", "xmp.jpg"):
+        with pytest.raises(DecodeIncomplete, match="does not decode a picture of 20000 x 20000 pixels"):
+            decode_file(tmp_path / name, is_photo=True, timeout_s=120)
 
 
 # ----------------------------------------------------------------------------- through the station

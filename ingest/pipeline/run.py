@@ -423,10 +423,11 @@ class DockRun:
             append_event(session, CustodyKind.DISCARDED, actor=actor, dock_session_id=dock.id,
                          details={"device_serial": self.serial, "files": report.discarded})
         dock.files_seen, dock.files_failed = self.files_seen, self.files_failed
-        dock.finished_at = utcnow()
-        dock.result = dock_result(report, stopped=self.stopped)
         self.batch.commit()  # the last batch first: the note counts what is committed
         messages = self.batch.dock_new_ids if self.options.defer_archive else []
+        # Closed in one commit with its note: a reader never sees the session ended without saying how
+        dock.finished_at = utcnow()
+        dock.result = dock_result(report, stopped=self.stopped)
         dock.result_note = result_note(dock, report, stopped=self.stopped, archive_messages=len(messages),
                                        unsent_messages=outbox.unsent(session, messages) if messages else 0)
         session.add(dock)

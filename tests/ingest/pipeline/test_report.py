@@ -86,3 +86,33 @@ def test_dock_result_and_note_say_why_a_dock_did_not_complete():
                     "1 error(s), first: DCIM/CLIP5.MP4: read error; 2 archive message(s) written to the outbox, "
                     "1 not yet taken by the broker when the dock ended (the relay hands them over as soon as it "
                     "answers)")
+
+
+def test_a_dock_session_is_never_seen_ended_without_its_note(tmp_path, settings, engine, store):
+    # Stations, the kiosk and the fault suite read dock sessions while a dock runs: every commit that shows one
+    # ended (finished_at, result) also holds the note that says how (caught by the fault suite on 2026-12-02: an
+    # ended session read between two commits had no note)
+    from sqlalchemy import event
+    from sqlmodel import Session as SQLSession
+
+    from ingest.pipeline import ingest_folder
+    from ingest.samples import make_photo
+
+    folder = tmp_path / "cam" / "DCIM" / "100EVCAM"
+    folder.mkdir(parents=True)
+    for n in range(3):
+        make_photo(folder / f"IMG_{n:04d}.JPG", size="64x48")
+    seen: list[tuple[object, object, object]] = []
+
+    def before_commit(session: SQLSession) -> None:
+        for obj in list(session.identity_map.values()) + list(session.new):
+            if isinstance(obj, DockSession) and obj.finished_at is not None:
+                seen.append((obj.finished_at, obj.result, obj.result_note))
+
+    event.listen(SQLSession, "before_commit", before_commit)
+    try:
+        report = ingest_folder(tmp_path / "cam", settings=settings, engine=engine, store=store)
+    finally:
+        event.remove(SQLSession, "before_commit", before_commit)
+    assert len(report.recordings) == 3
+    assert seen and all(note for _finished, _result, note in seen), seen

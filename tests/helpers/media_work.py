@@ -45,6 +45,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent of process *pid* (None once it has ended)."""
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def ffmpeg_children(parent: int, marker: bytes | None = None) -> list[int]:
     """The ffmpeg processes *parent* started that still run (with *marker*: only those whose command line holds
     it as an argument)."""
@@ -53,11 +61,10 @@ def ffmpeg_children(parent: int, marker: bytes | None = None) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
-        if ppid == parent and Path(argv[0].decode(errors="replace")).name == "ffmpeg" and (
+        if parent_of(int(entry.name)) == parent and Path(argv[0].decode(errors="replace")).name == "ffmpeg" and (
                 marker is None or marker in argv):
             found.append(int(entry.name))
     return found

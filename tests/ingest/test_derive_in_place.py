@@ -47,6 +47,7 @@ from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.samples import make_photo, make_wav, run_ffmpeg
 from storage import LocalStore, S3WormStore, make_s3_client, object_key
 from tests.helpers.clips import damaged_clip, ffmpeg_runs, ffmpeg_shim, ffmpeg_stopped_once_at_start, noisy_clip
+from tests.helpers.media_work import parent_of
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -435,14 +436,6 @@ def _command_lines() -> dict[int, list[str]]:
     return lines
 
 
-def _parent(pid: int) -> int | None:
-    """The parent of process *pid* (None once it has ended)."""
-    try:
-        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 @pytest.mark.s3
 def test_no_command_line_shows_a_presigned_url_while_ffmpeg_reads_the_original(tmp_path, media, settings, engine,
                                                                                s3_server, s3_store):
@@ -471,7 +464,7 @@ def test_no_command_line_shows_a_presigned_url_while_ffmpeg_reads_the_original(t
                 lines = _command_lines()
                 ffmpegs = [line for pid, line in lines.items()  # an argument that runs ffmpeg (setpriv's too),
                            if any(Path(arg).name == "ffmpeg" for arg in line)  # started by this test (not by
-                           and _parent(pid) == os.getpid()]  # another test run on the same machine)
+                           and parent_of(pid) == os.getpid()]  # another test run on the same machine)
                 assert len(ffmpegs) == 1, lines
                 forms = {signature, quote(signature, safe="")}  # as signed, and as it stands in the URL
                 assert not [line for line in lines.values() if any(f in arg for f in forms for arg in line)]

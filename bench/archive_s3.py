@@ -17,8 +17,9 @@ server's own writes mostly stay in the page cache during a run). Where that disk
 a cost `aws s3 cp` does not pay.
 
 With --link-mbit N what is sent to the server is shaped to N Mbit/s (root and tc; `bench._common.shaped_uplink`):
-the model of a station whose S3 server is another machine on its network, where the server's CPU is not the
-station's. Read-backs stay unshaped (a full-duplex link).
+the model of a station whose S3 server is another machine on its network: read-backs stay unshaped (a full-duplex
+link), and the server keeps its data in RAM (/dev/shm), as a server with disks of its own would not write to the
+station's disk. Its CPU is still the station's.
 
 --readback inline reads each object back inside its upload (EVIDENCE_S3_READBACK=inline) instead of after the
 last upload (queued, the default).
@@ -130,7 +131,8 @@ def main() -> None:
     durable: list[float] = []
     try:
         with object_lock_server("s3-weed", *(f"baseline-{i}" for i in range(args.rounds)),
-                                *(f"evidence-{i}" for i in range(args.rounds))) as (server, _client), \
+                                *(f"evidence-{i}" for i in range(args.rounds)),
+                                elsewhere=bool(args.link_mbit)) as (server, _client), \
                 shaped_uplink(server.port, args.link_mbit or None):
             for i in range(args.rounds):
                 baseline.append(_aws_upload(aws, server, folder, f"baseline-{i}"))
@@ -144,7 +146,7 @@ def main() -> None:
         fresh_dir(OUT / "s3-home")
         fresh_dir(OUT / "s3-cp")
     print(f"{args.files} files, {total_gib:.1f} GiB, SeaweedFS Object Lock bucket on 127.0.0.1, "
-          f"{f'uplink shaped to {args.link_mbit} Mbit/s' if args.link_mbit else 'unshaped'}, "
+          f"{f'uplink shaped to {args.link_mbit} Mbit/s, server data in RAM' if args.link_mbit else 'unshaped'}, "
           f"read-back {args.readback}, cold reads; "
           f"parts {args.part_mib} MiB x {args.concurrency}; {args.rounds} interleaved rounds, medians")
     for name, runs in (("aws s3 cp --recursive (baseline)", baseline), ("ingest until all archived", archived),

@@ -15,8 +15,10 @@ catalogued, handed to the broker, taken by the worker, archived and recorded ver
 `evidence ingest` (with its ffprobe children), the worker, SeaweedFS and the AWS CLI: on a small machine the
 processes share the cores, so CPU seconds say more than wall time about where the time goes.
 
-With --link-mbit N what is sent to the server is shaped to N Mbit/s (root and tc): the model of an S3 server on
-another machine of the station's network.
+With --link-mbit N what is sent to the server is shaped to N Mbit/s (root and tc) and the server keeps its data in
+RAM (/dev/shm): the model of an S3 server on another machine of the station's network, whose writes do not share
+the station's disk (its CPU is still the station's). The product's packages are byte-compiled first, as an
+installed station's are (`bench._common.compile_like_an_install`).
 
     .venv/bin/python bench/queued_dock_to_verified.py [--total-mib 1024] [--files 4] [--rounds 3] [--timeline]
         [--link-mbit 0]
@@ -41,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     OUT,
     command_line,
+    compile_like_an_install,
     evict,
     fresh_dir,
     median,
@@ -214,13 +217,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
+    compile_like_an_install()
     aws = aws_cli()
     device, folder, total_gib = dcim_device("queued", args.files, args.total_mib)
     buckets = [f"{kind}-r{n}" for n in range(args.rounds) for kind in ("baseline", "evidence")]
     times: dict[str, list[float]] = {"baseline": [], "archived": [], "ours": []}
     try:
         with ExitStack() as stack:
-            server, _client = stack.enter_context(object_lock_server("queued-weed", *buckets))
+            server, _client = stack.enter_context(object_lock_server("queued-weed", *buckets,
+                                                                      elsewhere=bool(args.link_mbit)))
             stack.enter_context(shaped_uplink(server.port, args.link_mbit or None))
             broker = stack.enter_context(private_redis(OUT / "queued-redis"))
             databases = (stack.enter_context(temporary_databases(args.postgres_url, args.rounds))
@@ -273,7 +278,8 @@ def main() -> None:
     print(f"{args.files} files, {total_gib:.2f} GiB, {args.rounds} interleaved rounds, SeaweedFS Object Lock on "
           f"127.0.0.1, {catalogue} catalogue, private Redis broker, one `evidence worker --only "
           f"{args.worker_only}{f' --archive-threads {args.archive_threads}' if args.archive_threads else ''}`, "
-          f"{f'uplink shaped to {args.link_mbit} Mbit/s' if args.link_mbit else 'unshaped'}, cold reads; "
+          f"{f'uplink shaped to {args.link_mbit} Mbit/s, server data in RAM' if args.link_mbit else 'unshaped'}, "
+          "cold reads; "
           f"parts {args.part_mib} MiB x {args.concurrency}")
     print(f"  aws s3 cp --recursive (baseline)            median {base:6.1f} s  {total_gib / base:5.2f} GiB/s  "
           f"(runs: {', '.join(f'{t:.1f}' for t in times['baseline'])})")

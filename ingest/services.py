@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from sqlalchemy.engine import Engine
 
@@ -31,7 +32,8 @@ def s3_pool_size(s3: S3Settings, upload_threads: int) -> int:
 
 def open_store(settings: Settings, *, check: bool = True,
                upload_threads: int = DEFAULT_UPLOAD_THREADS) -> EvidenceStore:
-    """The configured WORM store; an S3 bucket is checked for versioning + Object Lock first.
+    """The configured WORM store; an S3 bucket is checked for versioning + Object Lock first. Unchecked, an S3
+    store connects when it is first used.
 
     *upload_threads*: how many threads of this process may archive at once (`worker --archive-threads` plus its
     derive threads), which sizes the S3 connection pool (s3_pool_size).
@@ -39,10 +41,10 @@ def open_store(settings: Settings, *, check: bool = True,
     if settings.s3 is None:
         return LocalStore(settings.store_path)
     s3 = settings.s3
-    client = make_s3_client(endpoint_url=s3.endpoint, access_key=s3.access_key,
-                            secret_key=str(s3.secret_key) if s3.secret_key else None, region=s3.region,
-                            max_pool=s3_pool_size(s3, upload_threads))
-    store = S3WormStore(client=client, bucket=s3.bucket, prefix=s3.prefix,
+    connect = partial(make_s3_client, endpoint_url=s3.endpoint, access_key=s3.access_key,
+                      secret_key=str(s3.secret_key) if s3.secret_key else None, region=s3.region,
+                      max_pool=s3_pool_size(s3, upload_threads))
+    store = S3WormStore(connect=connect, bucket=s3.bucket, prefix=s3.prefix,
                         multipart_threshold_bytes=s3.multipart_threshold_bytes, part_size_bytes=s3.part_size_bytes,
                         max_concurrency=s3.concurrency, readback=s3.readback)
     if check:

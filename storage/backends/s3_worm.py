@@ -100,18 +100,33 @@ class S3WormStore:
 
     name = "s3"
 
-    def __init__(self, *, client: Any, bucket: str, prefix: str = "",
-                 multipart_threshold_bytes: int = 64 * 1024 * 1024, part_size_bytes: int = 16 * 1024 * 1024,
-                 max_concurrency: int = 4, readback: str = "queued") -> None:
+    def __init__(self, *, client: Any = None, connect: Callable[[], Any] | None = None, bucket: str,
+                 prefix: str = "", multipart_threshold_bytes: int = 64 * 1024 * 1024,
+                 part_size_bytes: int = 16 * 1024 * 1024, max_concurrency: int = 4, readback: str = "queued") -> None:
+        """*client*: a boto3 S3 client; or *connect*, which makes one when the store first calls S3."""
+        if (client is None) == (connect is None):
+            raise ValueError("S3WormStore needs a client or a way to connect one, not both")
         if part_size_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_size_bytes {part_size_bytes} is below S3's minimum of {MIN_PART_BYTES}")
         if readback not in READBACK_MODES:
             raise ValueError(f"readback {readback!r} is not one of {', '.join(READBACK_MODES)}")
         self.readback = readback
-        self.client, self.bucket, self.prefix = client, bucket, prefix
+        self._client, self._connect, self._connecting = client, connect, threading.Lock()
+        self.bucket, self.prefix = bucket, prefix
         self.multipart_threshold_bytes = multipart_threshold_bytes
         self.part_size_bytes = part_size_bytes
         self.max_concurrency = max_concurrency
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, made on first use: making one takes ~0.15 s (boto3's import, its service model), which
+        a station's `evidence ingest` with a broker, which never uploads, no longer pays before its first copy."""
+        if self._client is None:
+            with self._connecting:
+                if self._client is None:
+                    assert self._connect is not None  # __init__: one of the two
+                    self._client = self._connect()
+        return self._client
 
     # -- errors ------------------------------------------------------------------------------------
     def _translate(self, exc: Exception, key: str, action: str) -> StorageError:

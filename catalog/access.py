@@ -25,8 +25,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, or_, select
 
-from catalog.case_models import Case, Disposal, DisposalBatch
-from catalog.cases import case_as_json
+from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch
+from catalog.cases import case_as_json, get_case
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseStateError, PermissionDenied
 from catalog.models import Officer, Recording, RecordingState
@@ -38,9 +38,9 @@ if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
     from catalog.disposal import PlanItem
 
 __all__ = ["ACCESS_STEPS", "EVERYTHING", "STEP_PERMISSION", "AccessRefused", "BatchInScope", "DisposalInScope",
-           "ReasonRequired", "Scope", "can_see", "case_in_scope", "check_access", "disposal_in_scope",
+           "ReasonRequired", "Scope", "can_see", "case_in_scope", "cases_clause", "check_access", "disposal_in_scope",
            "disposed_message", "out_of_scope", "read_evidence", "reason_needed", "record_access",
-           "record_refusals", "scope_clause", "scope_for", "user_scope"]
+           "record_refusals", "scope_clause", "scope_for", "user_scope", "visible_case"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
 ACCESS_STEPS = ("view", "play", "download")
@@ -235,6 +235,33 @@ def read_evidence(session: Session, *, user: User, recording: Recording, step: s
         handle.close()
         raise
     return handle
+
+
+def cases_clause(scope: Scope) -> ColumnElement[bool] | None:
+    """A WHERE condition on Case for *scope*; None for the whole archive. A caller limited to some recordings
+    knows of the cases that hold, or once held, one of them: a case's number, title, unit and who opened it are
+    case metadata too (an internal investigation's title names the officer it is about)."""
+    clause = scope_clause(scope)
+    if clause is None:
+        return None
+    in_scope = select(Recording.id).where(clause)
+    return col(Case.id).in_(select(CaseLink.case_id).where(col(CaseLink.recording_id).in_(in_scope)))
+
+
+def visible_case(session: Session, number: str, scope: Scope, *, actor: str, via: str) -> Case:
+    """The case numbered *number* if *scope* may know of it (cases_clause). CaseNotFound if there is none;
+    AccessRefused if it lies outside, recorded as one committed `access_refused` event naming the case, the
+    caller's scope and *via*."""
+    case = get_case(session, number)
+    clause = cases_clause(scope)
+    if clause is None or session.exec(select(Case.id).where(Case.id == case.id, clause)).first() is not None:
+        return case
+    append_event(session, CustodyKind.ACCESS_REFUSED, actor=actor,
+                 details={"action": "open case", "case": case.number, "why": "scope", "scope": scope.describe(),
+                          "via": via})
+    session.commit()
+    raise AccessRefused(f"case {case.number} is outside what {actor} may see ({scope.describe()}): none of its "
+                        "recordings lies there", scope=scope.describe())
 
 
 def case_in_scope(session: Session, case: Case, scope: Scope, policy: RetentionPolicy | None = None) -> dict[str, Any]:

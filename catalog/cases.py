@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from catalog.case_models import Case, CaseLink, CaseStatus
@@ -70,10 +71,15 @@ def get_case(session: Session, number: str) -> Case:
     return found
 
 
-def list_cases(session: Session, *, status: str | None = None) -> list[Case]:
+def list_cases(session: Session, *, status: str | None = None,
+               where: ColumnElement[bool] | None = None) -> list[Case]:
+    """Cases newest first; only *status* ones, and only those *where* allows (catalog.access.cases_clause: what
+    a caller limited to some recordings may know of)."""
     query = select(Case).order_by(col(Case.opened_on).desc(), col(Case.id).desc())
     if status:
         query = query.where(Case.status == status)
+    if where is not None:
+        query = query.where(where)
     return list(session.exec(query))
 
 

@@ -30,7 +30,7 @@ from catalog import (
     reopen_case,
     unlink_recording,
 )
-from catalog.access import case_in_scope
+from catalog.access import case_in_scope, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
 from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
@@ -107,9 +107,9 @@ def case_list(status: str | None, by: str | None, as_json: bool) -> None:
     """List cases, newest first."""
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "cases", by)
-        # as the web shows them: only what lies in the caller's scope, the rest a count (catalog.access)
+        # as the web shows them: the cases they may know of, only what lies in their scope, the rest a count
         rows = [case_in_scope(session, c, identity.scope, cfg.retention_policy)
-                for c in list_cases(session, status=status)]
+                for c in list_cases(session, status=status, where=cases_clause(identity.scope))]
     if as_json:
         print_json({"cases": rows})
         return
@@ -136,7 +136,7 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
     """Show a case with its recordings, documents and retention."""
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "cases", by)
-        found = get_case(session, number)
+        found = visible_case(session, number, identity.scope, actor=identity.actor, via="cli case show")
         data = case_in_scope(session, found, identity.scope, cfg.retention_policy)  # as the web's case page
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, details={
             "via": "cli case show", "case": number, "os_user": identity.account.login})

@@ -12,6 +12,7 @@ import io
 import re
 import threading
 import zipfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,7 +33,9 @@ from catalog import (
     link_recording,
     open_catalog,
 )
+from catalog.cases import create_case
 from catalog.manifests import ensure_station_key, write_manifest
+from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
 from catalog.types import utcnow
 from catalog.user_models import ViewingAccess
 from evidence.web import WebConfig, create_app
@@ -415,3 +418,48 @@ def test_a_supervisor_of_some_units_sees_nothing_of_other_units_on_a_case(web_si
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(CustodyEvent)
                             .where(CustodyEvent.kind == "viewed")).one() == 3
+
+
+def test_a_case_with_nothing_in_a_supervisors_units_is_not_theirs_to_know_of(web_site, store, tmp_path, catalog_url):
+    """Its title names who it is about ("内部调查：张三…"): the list, the page, the API and the command line show a
+    supervisor of other units nothing of it, and opening it is a recorded refusal, until it holds one of theirs."""
+    from tests.cli import run_cli
+
+    client, engine = web_site
+    _seal(engine, store)
+    secret_title = "内部调查：张三涉嫌违规执法"
+    with Session(engine) as session:
+        create_case(session, number="NB-2026-00007", title=secret_title, case_type="penalty-general",
+                    unit="U1 一中队", opened_on=date(2026, 11, 2), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,
+                    policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
+        for rid in (1, 2):  # officer 010203's, unit U1
+            link_recording(session, get_case(session, "NB-2026-00007"), session.get(Recording, rid),
+                           purpose=f"证明事实{rid}", by="clerk")
+        session.commit()
+    web_login(client, "unit-2-supervisor")
+    for listing in (client.get("/cases"), client.get("/api/cases")):
+        assert listing.status_code == 200
+        assert "NB-2026-00007" not in listing.text and secret_title not in listing.text
+    for opened in (client.get("/cases/NB-2026-00007"), client.get("/api/cases/NB-2026-00007")):
+        assert opened.status_code == 403, opened.text
+        assert secret_title not in opened.text and "U1 一中队" not in opened.text
+    assert [(e.details["case"], e.details["scope"]) for e in _events(
+        engine, "access_refused", actor="unit-2-supervisor")] == [("NB-2026-00007", "unit U2")] * 2
+    env = {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
+    listed = run_cli(env, "case", "list", "--json", "--by", "unit-2-supervisor")
+    assert listed.exit_code == 0 and "NB-2026-00007" not in listed.stdout and secret_title not in listed.stdout
+    shown = run_cli(env, "case", "show", "NB-2026-00007", "--by", "unit-2-supervisor")
+    assert shown.exit_code == 2 and secret_title not in shown.output
+    assert "case NB-2026-00007 is outside what unit-2-supervisor may see (unit U2)" in shown.stderr
+    # the whole archive still sees it; and once it holds a recording of unit U2, so does their supervisor
+    client.cookies.clear()
+    web_login(client, "clerk")
+    assert secret_title in client.get("/cases").text
+    with Session(engine) as session:
+        link_recording(session, get_case(session, "NB-2026-00007"), session.get(Recording, 3), purpose="证明事实3",
+                       by="clerk")
+        session.commit()
+    client.cookies.clear()
+    web_login(client, "unit-2-supervisor")
+    assert "NB-2026-00007" in client.get("/cases").text
+    assert client.get("/api/cases/NB-2026-00007").json()["outside_scope"]["recordings"] == 2

@@ -159,7 +159,7 @@ def decide_retention(*, base_time: datetime, current: datetime | None, cases: It
     already has, which is never undercut; *pending* are its pending-case holds (`pending_case_holds`).
     """
     try:
-        routine = compute_retain_until(base_time, routine_months=policy.routine_months)
+        routine = compute_retain_until(base_time, routine_months=policy.routine_months, zone=policy.zone)
     except (OverflowError, ValueError):  # a base near year 9999 (never a plausible clock): as long as can be written
         routine = LATEST
     candidates: list[tuple[datetime, str]] = [(routine, routine_rule(policy.routine_months))]

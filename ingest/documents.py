@@ -182,7 +182,8 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
                           case_number=case.number, purpose=title)
     months = settings.routine_retention_months
     recording = staged_recording(copy, described, original_name=path.name, station=settings.station, now=now,
-                                 retain_until=compute_retain_until(now, routine_months=months),
+                                 retain_until=compute_retain_until(now, routine_months=months,
+                                                                     zone=settings.station_tz),
                                  retention_rule=routine_rule(months),
                                  technical={"attached_from": path.name})
     session.add(recording)

@@ -7,7 +7,8 @@ a legal hold is set.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
@@ -31,14 +32,18 @@ def validate_routine_months(months: int) -> int:
     return months
 
 
-def compute_retain_until(captured_end: datetime, *, routine_months: int) -> datetime:
-    """Retain-until for routine footage: capture end plus whole calendar months.
+def compute_retain_until(captured_end: datetime, *, routine_months: int, zone: str) -> datetime:
+    """Retain-until for routine footage: capture end plus whole calendar months of the agency's calendar (*zone*,
+    an IANA name), in UTC.
 
-    Month arithmetic clamps to the month's last day (31 Aug + 6 months = 28/29 Feb).
+    Months are counted on the agency's calendar, not UTC's: archived at 05:00 on 1 March in Beijing (21:00 on
+    28 February UTC), six months later is 1 September there, not 29 August. Month arithmetic clamps to the
+    month's last day (31 Aug + 6 months = 28/29 Feb).
     """
     if captured_end.tzinfo is None:
         raise ValueError(f"captured_end must be timezone-aware, got naive {captured_end.isoformat()}")
-    return captured_end + relativedelta(months=validate_routine_months(routine_months))
+    local = captured_end.astimezone(ZoneInfo(zone))
+    return (local + relativedelta(months=validate_routine_months(routine_months))).astimezone(UTC)
 
 
 def validate_extension(key: str, current: datetime | None, requested: datetime) -> datetime:

@@ -420,6 +420,12 @@ def test_a_supervisor_of_some_units_sees_nothing_of_other_units_on_a_case(web_si
                             .where(CustodyEvent.kind == "viewed")).one() == 3
 
 
+def _row(session: Session, recording_id: int) -> Recording:
+    recording = session.get(Recording, recording_id)
+    assert recording is not None
+    return recording
+
+
 def test_a_case_with_nothing_in_a_supervisors_units_is_not_theirs_to_know_of(web_site, store, tmp_path, catalog_url):
     """Its title names who it is about ("内部调查：张三…"): the list, the page, the API and the command line show a
     supervisor of other units nothing of it, and opening it is a recorded refusal, until it holds one of theirs."""
@@ -433,8 +439,8 @@ def test_a_case_with_nothing_in_a_supervisors_units_is_not_theirs_to_know_of(web
                     unit="U1 一中队", opened_on=date(2026, 11, 2), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,
                     policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
         for rid in (1, 2):  # officer 010203's, unit U1
-            link_recording(session, get_case(session, "NB-2026-00007"), session.get(Recording, rid),
-                           purpose=f"证明事实{rid}", by="clerk")
+            link_recording(session, get_case(session, "NB-2026-00007"), _row(session, rid), purpose=f"证明事实{rid}",
+                           by="clerk")
         session.commit()
     web_login(client, "unit-2-supervisor")
     for listing in (client.get("/cases"), client.get("/api/cases")):
@@ -456,8 +462,7 @@ def test_a_case_with_nothing_in_a_supervisors_units_is_not_theirs_to_know_of(web
     web_login(client, "clerk")
     assert secret_title in client.get("/cases").text
     with Session(engine) as session:
-        link_recording(session, get_case(session, "NB-2026-00007"), session.get(Recording, 3), purpose="证明事实3",
-                       by="clerk")
+        link_recording(session, get_case(session, "NB-2026-00007"), _row(session, 3), purpose="证明事实3", by="clerk")
         session.commit()
     client.cookies.clear()
     web_login(client, "unit-2-supervisor")

@@ -72,6 +72,16 @@ class DeviceGone(IngestError):
         super().__init__(f"device folder {self.path!r} is gone: {reason}")
 
 
+class DeviceBusy(IngestError):
+    """Another run is ingesting this device now, and this one stopped waiting for it: nothing was read."""
+
+    def __init__(self, path: Path | str, serial: str, waited_s: float) -> None:
+        self.path, self.serial, self.waited_s = str(path), serial, waited_s
+        super().__init__(f"device {serial} at {self.path!r} is being ingested by another run (another `evidence "
+                         f"ingest`, or the station after the device was re-mounted); gave up after waiting "
+                         f"{waited_s:.0f} s: nothing of it was read by this run")
+
+
 class SampleToolMissing(IngestError):
     def __init__(self, tool: str) -> None:
         self.tool = tool

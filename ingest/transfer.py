@@ -116,6 +116,24 @@ class _Both:
         return self.digest.hexdigest()
 
 
+def _device_still_holds(part: Path, src_fd: int) -> bool:
+    """Whether the device file still begins with the bytes of an earlier attempt's `.part`. The resume key (device,
+    path, size, modification time) cannot tell the file the `.part` began from another with the same name, size
+    and time (a recorder whose clock was reset writes such files): appending to the `.part` then stored two
+    recordings spliced into one under a SHA-256 nobody could dispute (found by a review). Read again only on a
+    resume, and only as far as the `.part` goes."""
+    position = 0
+    with part.open("rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            view = memoryview(chunk)
+            while view:
+                theirs = os.pread(src_fd, len(view), position)
+                if not theirs or theirs != view[:len(theirs)]:
+                    return False
+                view, position = view[len(theirs):], position + len(theirs)
+    return True
+
+
 def _hash_existing(path: Path, digests: _Both) -> int:
     with path.open("rb") as fh:
         return hash_stream(fh, into=digests).size_bytes
@@ -285,6 +303,12 @@ def _open_part(source: Path, part: Path, src_fd: int, digests: _Both, *, resume:
     """The destination descriptor and where the copy starts: after an earlier attempt's bytes (re-hashed into
     *digests*, the source read on from there) when *resume* finds a `.part` no longer than the source, else 0."""
     if resume and part.exists() and part.stat().st_size <= source_size:
+        if not _device_still_holds(part, src_fd):
+            logger.warning("%r no longer begins with the %d bytes an earlier attempt copied (same name, size and "
+                           "time, other bytes: a recorder whose clock was reset?); copying it again from the start.",
+                           str(source), part.stat().st_size)
+            part.unlink()
+            return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 0
         offset = _hash_existing(part, digests)
         dst_fd = os.open(part, os.O_WRONLY | os.O_APPEND)
         os.lseek(src_fd, offset, os.SEEK_SET)

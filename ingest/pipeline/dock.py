@@ -73,10 +73,11 @@ class DockStart:
         # The ingest thread's own:
         self._dock: DockSession | None = None
 
-    def start(self, *, measured_offset_s: float | None, ends_earlier_docks: bool) -> None:
-        """Begin registering. *ends_earlier_docks*: this run holds the device's lock and has its journal, so every
-        other open session of the device was abandoned and is closed, saying which session catalogues its files."""
-        self._thread = threading.Thread(target=self._begin_safely, args=(measured_offset_s, ends_earlier_docks),
+    def start(self, *, measured_offset_s: float | None, journaled: bool) -> None:
+        """Begin registering. Every other open session of the device at this station was abandoned (this run holds
+        the device's lock) and is closed, saying why: *journaled*, it left copies in the staging journal that this
+        session catalogues."""
+        self._thread = threading.Thread(target=self._begin_safely, args=(measured_offset_s, journaled),
                                         name="dock-begin", daemon=True)
         self._thread.start()
 
@@ -106,27 +107,27 @@ class DockStart:
         assert self._dock is not None and self._begun_key is not None
         return self._begun_key
 
-    def _begin_safely(self, measured_offset_s: float | None, ends_earlier_docks: bool) -> None:
+    def _begin_safely(self, measured_offset_s: float | None, journaled: bool) -> None:
         try:
-            self._begin(measured_offset_s, ends_earlier_docks)
+            self._begin(measured_offset_s, journaled)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the ingest thread by dock()
             self._begun_error = exc
 
-    def _begin(self, measured_offset_s: float | None, ends_earlier_docks: bool) -> None:
+    def _begin(self, measured_offset_s: float | None, journaled: bool) -> None:
         # Several docks may register the same station/officer/key at once: one at a time in this process,
         # and a retry when another process won the race (the rows then exist and are found).
         for attempt in range(3):
             with Session(self._engine, expire_on_commit=False) as session:
                 try:
                     with _REGISTER_LOCK:
-                        self._register(session, measured_offset_s, ends_earlier_docks)
+                        self._register(session, measured_offset_s, journaled)
                     return
                 except IntegrityError:
                     session.rollback()
                     if attempt == 2:
                         raise
 
-    def _register(self, s: Session, measured_offset_s: float | None, ends_earlier_docks: bool) -> None:
+    def _register(self, s: Session, measured_offset_s: float | None, journaled: bool) -> None:
         opts, settings, identity, serial = self._options, self._settings, self._identity, self._serial
         place = settings.station_place
         ensure_station(s, settings.station, name=settings.station_name,
@@ -152,18 +153,19 @@ class DockStart:
             "path": str(self._root), "identity": {k: v for k, v in vars(identity).items() if v},
             "device_clock_offset_s": measured_offset_s, "usb": opts.usb,
         })
-        if ends_earlier_docks:
-            self._end_earlier_docks(s, dock)
+        self._end_earlier_docks(s, dock, journaled=journaled)
         s.commit()
         self._begun_dock_id = dock.id
 
-    def _end_earlier_docks(self, s: Session, dock: DockSession) -> None:
-        # An earlier dock of this device journaled its copies and never ended (catalogue away, station killed):
-        # it ends now, saying so, and this dock catalogues what it staged. Holding the device's run lock, this
-        # run is the only live one of it in any process: every other open session of it is abandoned.
+    def _end_earlier_docks(self, s: Session, dock: DockSession, *, journaled: bool) -> None:
+        # Holding the device's run lock (DockRun._claim_device), this run is the only live one of it in any
+        # process: every other open session of it here was abandoned, and ends now, saying so. With *journaled*
+        # copies (catalogue away, station killed) this dock catalogues what it staged; without, its run was
+        # killed before it could close it (a one-shot `evidence ingest` has no station start-up to do that).
         assert dock.id is not None
+        note = (f"ended before its files were catalogued (the catalogue was unreachable, or the station stopped); "
+                f"what it copied was journaled in staging and is catalogued by dock session {dock.id}" if journaled
+                else f"ended without a result: its run stopped before closing it (killed, or the machine lost "
+                     f"power); the device was docked again in dock session {dock.id}")
         close_open_sessions(s, station=self._settings.station, device_serial=self._serial, exclude={dock.id},
-                            now=utcnow(), actor=self._options.actor,
-                            note=f"ended before its files were catalogued (the catalogue was unreachable, or "
-                                 f"the station stopped); what it copied was journaled in staging and is "
-                                 f"catalogued by dock session {dock.id}")
+                            now=utcnow(), actor=self._options.actor, note=note)

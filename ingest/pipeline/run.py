@@ -43,7 +43,7 @@ from ingest.archiving import archive_staged
 from ingest.config import Settings
 from ingest.describe.identity import DeviceIdentity, read_identity
 from ingest.describe.probe import gather_facts
-from ingest.errors import CatalogueDeferred, CopyFailed, DeviceGone
+from ingest.errors import CatalogueDeferred, CopyFailed, DeviceBusy, DeviceGone
 from ingest.pipeline.closing import dock_result, link_companions, result_note, stamp_marked_important
 from ingest.pipeline.device import device_serial, measure_device_clock, part_key, read_sidecar
 from ingest.pipeline.dock import DockStart, mark_busy, mark_idle
@@ -57,13 +57,17 @@ from ingest.scan import DeviceFile, scan_device
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore
 
-__all__ = ["COPIES_AHEAD", "COPIES_AHEAD_BYTES", "DISK_FULL_POLL_S", "LONG_COPY_BYTES", "REGISTER_BATCH_FILES",
-           "REGISTER_BATCH_S", "DockRun", "ingest_folder"]
+__all__ = ["COPIES_AHEAD", "COPIES_AHEAD_BYTES", "DEVICE_BUSY_POLL_S", "DEVICE_BUSY_WAIT_S", "DISK_FULL_POLL_S",
+           "LONG_COPY_BYTES", "REGISTER_BATCH_FILES", "REGISTER_BATCH_S", "DockRun", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
 #: How often a paused ingest looks for staging space again.
 DISK_FULL_POLL_S = 0.5
+#: How long a run waits for another run of the same device to end before it gives up (DeviceBusy), and how often
+#: it looks.
+DEVICE_BUSY_WAIT_S = 3600.0
+DEVICE_BUSY_POLL_S = 0.5
 #: Files larger than this are copied outside any open catalogue transaction.
 LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Small files copied ahead of cataloguing (one after the other, on the copy thread) at most: so many, so many bytes.
@@ -119,12 +123,29 @@ class DockRun:
 
     def begin(self, *, measured_offset_s: float | None = None) -> None:
         """Claim the device and register the dock on a helper thread while the first file already copies."""
+        self._hold = self._claim_device()  # other runs, in this process or another, see it is live
         mark_busy(self.serial)
         self.outage.load()
-        self._hold = staging_journal.hold(self.settings.locks_dir, self.serial)  # other processes see it is live
         self.known.load()
-        self.start.start(measured_offset_s=measured_offset_s,
-                         ends_earlier_docks=bool(self.outage.entries) and self._hold is not None)
+        self.start.start(measured_offset_s=measured_offset_s, journaled=bool(self.outage.entries))
+
+    def _claim_device(self) -> int:
+        """This run's lock on the device (ingest.journal.hold). While another run holds it — a second `evidence
+        ingest` of the same device, or the station again after a USB drop re-mounted it at the same path — wait
+        for that run to end: two runs copying one device at once appended to the same partial copy, and the
+        garbled file was stored under a SHA-256 it does not have while the device's file counted as ingested
+        (found by a review). DeviceBusy, with nothing read, when the station stops or after DEVICE_BUSY_WAIT_S."""
+        started, told = time.monotonic(), False
+        while (fd := staging_journal.hold(self.settings.locks_dir, self.serial)) is None:
+            waited = time.monotonic() - started
+            if self.options.is_stopping() or waited > DEVICE_BUSY_WAIT_S:
+                raise DeviceBusy(self.root, self.serial, waited)
+            if not told:
+                logger.warning("Device %s at %s is being ingested by another run; this run waits for it to end.",
+                               self.serial, self.root)
+                told = True
+            time.sleep(DEVICE_BUSY_POLL_S)
+        return fd
 
     def register(self, items: list[StagedCopy]) -> None:
         """Catalogue described staged copies as one batch (`Registrar.register`)."""

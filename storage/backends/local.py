@@ -34,6 +34,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -140,6 +141,7 @@ class LocalStore:
             if consume:
                 path.unlink(missing_ok=True)
             return self.head(sha256)
+        _require_size(path, sha256, size_bytes)
         try:
             if self._can_link(path, consume=consume):
                 self._add_object(sha256, retain_until, source=path)
@@ -168,12 +170,13 @@ class LocalStore:
         later: list[int] = []
         new: list[_NewObject] = []
         now = datetime.now(UTC)
-        for i, (path, sha256, _size, retain_until) in enumerate(files):
+        for i, (path, sha256, size_bytes, retain_until) in enumerate(files):
             if self.tree.object_path(sha256).exists() or any(sha256 == n.sha256 for n in new):
                 later.append(i)
                 continue
             try:
                 require_future(object_key(sha256), retain_until, now)
+                _require_size(path, sha256, size_bytes)
                 scratch = None if self._can_link(path, consume=consume) else self._scratch_copy(path, sha256=sha256)
                 new.append(_NewObject(i, sha256, retain_until, path, scratch))
             except OSError as exc:
@@ -618,3 +621,15 @@ class LocalStore:
     def audit(self) -> list[str]:
         """Every path of the evidence areas not as the store leaves it (SealedTree.audit); empty when intact."""
         return self.tree.audit()
+
+
+def _require_size(path: Path, sha256: str, size_bytes: int) -> None:
+    """HashMismatch unless the file to store has the size hashed at copy time. Linked or copied, its bytes are not
+    hashed again here; a staged copy two writers appended to (a review's two runs of one device at once) was
+    stored under a SHA-256 it does not have. A source that is no regular file is hashed while it is copied in.
+    OSError (the file is gone) is the caller's to report."""
+    info = path.stat()
+    found = info.st_size
+    if stat.S_ISREG(info.st_mode) and found != size_bytes:  # a stream (a FIFO) is hashed as it is copied in
+        raise HashMismatch(str(path), algorithm="sha256", expected=f"{sha256} ({size_bytes} bytes)",
+                           found=f"a file of {found} bytes: not the bytes that were hashed")

@@ -94,6 +94,24 @@ def test_no_part_checksums_for_a_store_that_takes_files_whole(tmp_path):
     assert result.part_sha256 == () and not parts_path(result.destination).exists()
 
 
+@pytest.mark.parametrize("differs_at", [0, 5 * 1024 * 1024 - 1, 2 * 1024 * 1024], ids=["first", "last", "middle"])
+def test_a_part_the_device_no_longer_begins_with_is_never_spliced_onto_it(tmp_path, differs_at):
+    # Given day 1's copy that stopped after 5 MiB, and on day 2 a recorder whose clock was reset wrote another
+    # recording under the same name, size and time (the resume key sees the same file)
+    src = _source(tmp_path, 3 * CHUNK_BYTES)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    day_one = bytearray(src.read_bytes()[: 5 * 1024 * 1024])
+    day_one[differs_at] ^= 0x01
+    (staging / "k.part").write_bytes(day_one)
+    # When the copy runs again
+    result = copy_and_hash(src, staging, part_name="k")
+    # Then day 2's recording is copied whole, from its first byte: no day-1 byte spliced in
+    assert result.resumed_from == 0
+    assert result.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert result.destination.read_bytes() == src.read_bytes()
+
+
 def test_part_file_longer_than_the_source_is_discarded(tmp_path):
     src = _source(tmp_path, 100)
     staging = tmp_path / "staging"

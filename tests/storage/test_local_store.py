@@ -43,6 +43,27 @@ def test_copying_put_verifies_the_hash_and_keeps_the_source(local, tmp_path):
     assert not local.exists(wrong)
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["put_file", "put_files"])
+def test_a_staged_copy_longer_than_what_was_hashed_is_refused_and_kept(local, tmp_path, many):
+    # a staged copy a second writer appended to after the first hashed its 3 bytes (two runs of one device)
+    path, sha = _file(tmp_path, b"abc")
+    with path.open("ab") as more:
+        more.write(b"appended by another run")
+    other, other_sha = _file(tmp_path, b"a file beside it", "g.bin")
+    if many:
+        outcomes = local.put_files([(path, sha, 3, UNTIL), (other, other_sha, 16, UNTIL)], consume=True)
+        error = outcomes[0]
+        assert not isinstance(outcomes[1], Exception) and local.exists(other_sha)  # the rest go on
+    else:
+        with pytest.raises(HashMismatch) as info:
+            local.put_file(path, sha256=sha, size_bytes=3, retain_until=UNTIL, consume=True)
+        error = info.value
+    assert isinstance(error, HashMismatch) and str(path) in str(error)
+    assert "(3 bytes)" in error.expected and "a file of 26 bytes" in error.found
+    assert not local.exists(sha)
+    assert path.read_bytes() == b"abcappended by another run"  # kept for whoever looks into it
+
+
 def test_same_bytes_twice_keep_one_object_and_the_longer_retention(local, tmp_path):
     path, sha = _file(tmp_path, b"same")
     local.put_file(path, sha256=sha, size_bytes=4, retain_until=UNTIL)

@@ -18,6 +18,7 @@ from catalog.case_models import Case, CaseLink, CaseStatus
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError
 from catalog.models import MediaKind, Recording, RecordingState
+from catalog.replay import load_case_replays
 from catalog.retention import CaseFacts, RetentionPolicy
 from catalog.types import utcnow
 
@@ -192,6 +193,11 @@ def close_case(session: Session, case: Case, *, by: str, closed_on: date, today:
         problems.append(f"closed date {closed_on.isoformat()} is in the future (today is {today.isoformat()})")
     if problems:
         raise CaseInvalid(problems)
+    stated = load_case_replays(session).get(case.number)
+    if stated is not None and stated.case_type is not None and stated.case_type != case.case_type:
+        raise CaseStateError(f"case {case.number}: its row says type {case.case_type!r}, the custody chain "
+                             f"{stated.case_type!r} (changed behind the application's back); it is not closed "
+                             "until that is looked into")
     case.status, case.closed_on, case.closed_by = CaseStatus.CLOSED.value, closed_on, by
     session.add(case)
     append_event(session, CustodyKind.CASE_CLOSED, actor=by, details={

@@ -32,7 +32,7 @@ from catalog.manifests import (
     software_version,
     trusted_fingerprints,
 )
-from catalog.models import IN_ARCHIVE, DerivedMedia, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, CustodyEvent, DerivedMedia, Recording, RecordingState
 from catalog.replay import ROW_KEY, CaseReplay, load_case_replays, row_values
 from catalog.replay_compare import case_findings, chain_decision
 from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
@@ -156,6 +156,16 @@ def start_sweep(session: Session, store: EvidenceStore, policy: RetentionPolicy,
     return _execute(session, store, policy, batch, now=now, signer=signer)
 
 
+def _proposer_in_chain(session: Session, batch_id: int) -> str | None:
+    """Who the custody chain says proposed batch *batch_id* (its `disposal_proposed` event), not the batch row's
+    `created_by`: one edited column let the proposer approve their own batch (found by a review)."""
+    for event in session.exec(select(CustodyEvent).where(CustodyEvent.kind == CustodyKind.DISPOSAL_PROPOSED.value)
+                              .order_by(col(CustodyEvent.id))):
+        if (event.details or {}).get("batch") == batch_id:
+            return event.actor
+    return None
+
+
 def approver_scope(session: Session, by: str) -> Scope:
     """The scope of the archive user named *by* (the whole archive for a name that is no user here: the commands
     that accept names check elsewhere that the caller is a real user)."""
@@ -188,8 +198,13 @@ def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolic
                             "be approved")
     if not by.strip():
         raise DisposalError("approval needs the approver's name")
-    if by.strip() == batch.created_by:
-        raise DisposalError(f"disposal batch {batch_id} was proposed by {batch.created_by!r}; a different person "
+    proposer = _proposer_in_chain(session, batch_id)
+    if proposer != batch.created_by:
+        raise DisposalError(f"disposal batch {batch_id}: its row names {batch.created_by!r} as who proposed it, the "
+                            f"custody chain {proposer!r} (changed behind the application's back); it cannot be "
+                            "approved")
+    if by.strip() == proposer:
+        raise DisposalError(f"disposal batch {batch_id} was proposed by {proposer!r}; a different person "
                             "must approve it")
     scope = scope if scope is not None else approver_scope(session, by)
     outside = batch_out_of_scope(session, batch, scope)

@@ -54,7 +54,7 @@ def record_results(session: Session, report: VerifyReport, *, actor: str, now: d
 def run_fixity(session: Session, store: EvidenceStore, *, sample: int, actor: str, now: datetime,
                workers: int = 4) -> VerifyReport:
     """Verify the *sample* least recently checked recordings (bytes and manifests) and record the results."""
-    ids = select_recordings(session, sample=sample, rolling=True)
+    ids = select_recordings(session, sample=sample, rolling=True, now=now)
     report = verify_archive(session, store, ids, chain=False, workers=workers)
     record_results(session, report, actor=actor, now=now, how="scheduled fixity check: re-hashed from the store, "
                                                                "manifests and signatures checked")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func
+from sqlalchemy import case, exists, func
 from sqlmodel import Session, col, select
 
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
@@ -34,6 +34,7 @@ from catalog.replay_compare import case_findings, chain_decision, chain_findings
 from catalog.retention import RetentionPolicy
 from catalog.signing import SignatureInvalid, signed_bytes, verify_document
 from catalog.timestamping import token_name, token_problem, token_signature_problem
+from catalog.types import utcnow
 from catalog.verify_records import (
     Problem,
     RecordRows,
@@ -110,17 +111,18 @@ def check_lock(recording: Recording, stored: StoredObject) -> list[Problem]:
 
 
 def select_recordings(session: Session, *, ids: list[int] | None = None, sample: int | None = None,
-                      rolling: bool = False, seed: int | None = None) -> list[int]:
+                      rolling: bool = False, seed: int | None = None, now: datetime | None = None) -> list[int]:
     """Which recordings to verify: the given ids, a random sample of those in the store, the *sample* least recently
-    checked (*rolling*), or all (every row, whatever its state)."""
+    checked (*rolling*: a check dated after *now* counts as none, first in line — a review hid an altered object
+    from every fixity run by setting its `fixity_checked_at` to 9999), or all (every row, whatever its state)."""
     if ids:
         return sorted(set(ids))
     if sample is None and not rolling:  # all: every row whatever its state (a row hidden as staged or disposed too)
         return [rid for rid in session.exec(select(Recording.id).order_by(col(Recording.id))) if rid is not None]
     query = select(Recording.id).where(col(Recording.state).in_(IN_ARCHIVE))
     if rolling and sample:
-        query = query.order_by(col(Recording.fixity_checked_at).is_not(None), col(Recording.fixity_checked_at),
-                               col(Recording.id)).limit(sample)
+        checked = case((col(Recording.fixity_checked_at) <= (now or utcnow()), 1), else_=0)  # NULL: not checked
+        query = query.order_by(checked, col(Recording.fixity_checked_at), col(Recording.id)).limit(sample)
         return [rid for rid in session.exec(query) if rid is not None]
     every = [rid for rid in session.exec(query.order_by(col(Recording.id))) if rid is not None]
     if sample is not None and sample < len(every):

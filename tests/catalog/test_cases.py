@@ -28,6 +28,7 @@ from catalog import (
     unlink_recording,
 )
 from catalog.cases import adopt_stamped
+from catalog.custody import CustodyKind, append_event
 from tests.helpers.recordings import T0, add_recording
 
 POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
@@ -91,6 +92,32 @@ def test_closing_a_closed_case_and_reopening_an_open_one_are_refused(engine):
         close_case(session, case, by="clerk:李四", closed_on=TODAY, today=TODAY)
         with pytest.raises(CaseStateError, match=r"already closed \(on 2026-11-23 by clerk:李四\)"):
             close_case(session, case, by="x", closed_on=TODAY, today=TODAY)
+
+
+def test_a_case_type_edited_in_its_row_is_neither_closed_under_nor_believed_from_the_close(engine):
+    from sqlalchemy import text
+
+    from catalog.replay import load_case_replays
+
+    with Session(engine) as session:
+        case = _create(session, case_type="major")  # kept for good once closed
+        session.commit()
+        # Given the case row's type changed behind the application's back to one kept for a short time
+        session.execute(text("UPDATE case_file SET case_type = 'penalty-summary' WHERE id = :id"), {"id": case.id})
+        session.commit()
+        session.refresh(case)
+        # When a clerk closes it: refused, naming both types; it stays open
+        with pytest.raises(CaseStateError) as refused:
+            close_case(session, case, by="clerk:李四", closed_on=TODAY, today=TODAY)
+        assert "its row says type 'penalty-summary', the custody chain 'major'" in str(refused.value)
+        session.rollback()
+        # and a close event that names another type (appended behind the application's back) does not change
+        # the type the chain gave it when it was opened
+        append_event(session, CustodyKind.CASE_CLOSED, actor="clerk:李四", details={
+            "case": case.number, "closed_on": TODAY.isoformat(), "case_type": "penalty-summary"})
+        session.commit()
+        stated = load_case_replays(session)[case.number]
+        assert (stated.status, stated.case_type) == ("closed", "major")
 
 
 def test_linking_needs_a_purpose_an_open_case_and_a_kept_recording(engine):

@@ -157,6 +157,31 @@ def test_disposal_needs_a_second_person_and_leaves_tombstones_and_a_signed_recor
         assert find_chain_breaks(load_chain(session)) == []
 
 
+def test_a_proposer_renamed_in_the_batch_row_cannot_approve_their_own_batch(engine, worm_store, tmp_path):
+    from sqlalchemy import text
+
+    with Session(engine) as session:
+        due = archived(session, worm_store, tmp_path, 1, retain_until=timedelta(seconds=2),
+                       captured_end=datetime(2025, 1, 1, tzinfo=UTC))
+        wait_past(due.retain_until)
+        batch = start_sweep(session, worm_store, POLICY, now=utcnow(), by="clerk:李四", approval_required=True,
+                            signer=SIGNER)
+        assert batch is not None and batch.id is not None
+        # Given the batch row edited behind the application's back to name someone else as its proposer
+        session.execute(text("UPDATE disposal_batch SET created_by = 'clerk:王五' WHERE id = :id"), {"id": batch.id})
+        session.commit()
+        session.expire_all()
+        # When the real proposer, or anyone, approves it: refused, naming both; nothing is disposed of
+        for approver in ("clerk:李四", "supervisor:王"):
+            with pytest.raises(DisposalError) as refused:
+                approve_batch(session, worm_store, POLICY, batch.id, by=approver, now=utcnow(), signer=SIGNER)
+            assert "its row names 'clerk:王五'" in str(refused.value)
+            assert "the custody chain 'clerk:李四'" in str(refused.value)
+        assert worm_store.exists(due.sha256)
+        session.refresh(batch)
+        assert batch.status == "awaiting_approval"
+
+
 def test_with_a_tsa_a_disposal_record_and_its_anchor_carry_tokens_and_a_swapped_token_is_found(
         engine, worm_store, tmp_path, local_tsa):
     """The record of what was destroyed is what a court asks for years later: its time comes from a TSA too."""

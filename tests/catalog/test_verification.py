@@ -96,6 +96,26 @@ def test_an_edited_catalogue_row_is_named(engine, worm_store, tmp_path):
         in details
 
 
+def test_an_appended_event_that_cuts_retention_does_not_make_a_shorter_row_agree(engine, worm_store, tmp_path):
+    # Given a recording whose retention an insider cuts by appending an event the application never writes (a
+    # shorter retain-until) and making the row agree with it (a review: verify passed, disposal went ahead)
+    recordings = _archive_three(engine, worm_store, tmp_path)
+    target = recordings[0]
+    assert target.retain_until is not None
+    cut = target.retain_until - timedelta(days=150)
+    with Session(engine) as session:
+        append_event(session, CustodyKind.RETENTION_CHANGED, actor="clerk:李四", recording_id=target.id, details={
+            "old": target.retain_until.isoformat(), "new": cut.isoformat(), "rule": "routine", "in_store": True})
+        session.execute(text("UPDATE recording SET retain_until = :cut WHERE id = :id"), {"cut": cut, "id": target.id})
+        session.commit()
+    # When the archive is verified: the row is named against the longer retention the chain holds
+    report = verify_recordings(engine, worm_store)
+    found = [p.detail for p in report.problems if p.recording_id == target.id]
+    assert any(d.startswith("retain_until: the catalogue row says") and "retention only grows" in d for d in found), \
+        found
+    assert {p.recording_id for p in report.problems} == {target.id}
+
+
 def test_a_deleted_or_reordered_custody_row_breaks_the_chain_where_it_happened(engine, worm_store, tmp_path):
     _archive_three(engine, worm_store, tmp_path)
     with Session(engine) as session:
@@ -170,6 +190,25 @@ def test_fixity_checks_a_rolling_sample_and_records_it(engine, worm_store, tmp_p
         assert {p.recording_id for p in report.problems} == {recordings[1].id}
         failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "fixity_failed")).one()
         assert failed.recording_id == recordings[1].id and "stored bytes hash to" in failed.details["problems"][0]
+
+
+def test_a_check_dated_in_the_future_does_not_hide_an_altered_object_from_fixity(engine, worm_store, tmp_path):
+    recordings = _archive_three(engine, worm_store, tmp_path)
+    with Session(engine) as session:  # every recording checked once: each has a last check now
+        assert run_fixity(session, worm_store, sample=3, actor="worker:fixity", now=utcnow()).ok
+    target = recordings[0]
+    with worm_store.open(target.sha256) as fh:
+        data = bytearray(fh.read())
+    data[0] ^= 0xFF
+    _overwrite(worm_store, object_key(target.sha256), bytes(data))
+    # Given the altered recording's last check dated 9999 behind the application's back (never in line again)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE recording SET fixity_checked_at = :far WHERE id = :id"),
+                     {"far": datetime(9999, 12, 31, tzinfo=UTC), "id": target.id})
+    # When the scheduled fixity check takes its sample of one: the impossible date counts as never checked
+    with Session(engine) as session:
+        report = run_fixity(session, worm_store, sample=1, actor="worker:fixity", now=utcnow())
+    assert {p.recording_id for p in report.problems} == {target.id}
 
 
 def test_concurrent_writers_keep_one_total_order(engine):

@@ -6,6 +6,7 @@ functions make a name safe to print and store, and say what is odd about it.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import lru_cache
 
@@ -17,12 +18,30 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def display_name(raw: bytes) -> str:
-    """UTF-8 text for a raw name: undecodable bytes and control characters become \\xNN."""
-    text = raw.decode("utf-8", errors="backslashreplace")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """UTF-8 text for a raw name, a different text for every different name (a device file is known by it):
+    undecodable bytes and control characters become \\xNN and a backslash \\\\, so the byte 0xFF and the four
+    characters `\\xff` stay apart; a name longer than MAX_DISPLAY_CHARS keeps its start and ends in "…#" and 16
+    hex digits of the SHA-256 of the whole name. Before, both pairs came out the same and the second file of each
+    was skipped as "already ingested" on its first dock (found by a review)."""
+    text = raw.decode("utf-8", errors="surrogateescape")
+    if _PLAIN.fullmatch(text) is None:
+        text = _ESCAPE.sub(_escaped, text)
     if len(text) > MAX_DISPLAY_CHARS:
-        text = text[: MAX_DISPLAY_CHARS - 1] + "…"
+        text = text[: MAX_DISPLAY_CHARS - 18] + "…#" + hashlib.sha256(raw).hexdigest()[:16]
     return text
+
+
+#: A name that needs no escaping (no control character, backslash or undecodable byte).
+_PLAIN = re.compile(r"[^\x00-\x1f\x7f\\\udc80-\udcff]*")
+_ESCAPE = re.compile(r"[\x00-\x1f\x7f\\\udc80-\udcff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    return f"\\x{code - 0xDC00 if code >= 0xDC80 else code:02x}"
 
 
 def name_warnings(raw: bytes) -> list[str]:

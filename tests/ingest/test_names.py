@@ -6,9 +6,18 @@ def test_display_name_escapes_control_characters_and_bad_bytes():
     assert display_name("执法.mp4".encode()) == "执法.mp4"
 
 
-def test_display_name_truncates_very_long_names():
+def test_display_name_truncates_very_long_names_and_keeps_them_apart():
     shown = display_name(b"x" * 5000)
-    assert len(shown) == 1024 and shown.endswith("…")
+    assert len(shown) == 1024 and shown[:1006] == "x" * 1006 and shown[1006:1008] == "…#"
+    assert display_name(b"x" * 4999 + b"y") != shown  # the same first 1,006 characters, another name
+
+
+def test_two_different_names_never_show_as_one():
+    # the byte 0xFF and the four characters "\xff"; a control character and its escape; a backslash
+    pairs = [(b"\xff_CLIP.mp4", b"\\xff_CLIP.mp4"), (b"a\nb", b"a\\x0ab"), (b"a\\b", b"a\\\\b")]
+    for one, other in pairs:
+        assert display_name(one) != display_name(other), (one, other)
+    assert display_name(b"a\\b") == "a\\\\b"
 
 
 def test_hostile_names_are_described():

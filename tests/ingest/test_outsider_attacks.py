@@ -251,3 +251,34 @@ def test_an_empty_moof_box_appended_to_a_cut_movie_does_not_switch_the_sample_ch
     disguised.write_bytes(cut.read_bytes() + struct.pack(">I4s", 8, b"moof"))
     problem = check_structure(disguised).problem
     assert problem is not None and "ends past the end of the" in problem
+
+
+def test_files_whose_names_once_showed_alike_are_each_kept(samples, settings, engine, store):
+    """A review's device: the byte 0xFF and the four characters "\\xff" in otherwise equal names, and two names in
+    a folder so deep that the shown path was cut at 1,024 characters, each pair of the same size and time. The
+    second of each, docked later, was skipped as "already ingested" (the recorder's identity lets a known path,
+    size and time stand for its bytes)."""
+    import os
+
+    device = samples.cn_recorder
+    folder = os.fsencode(device / "RECORD" / "20261120")
+    deep = folder + b"".join(b"/" + bytes([c]) * 250 for c in b"defgh")
+    os.makedirs(deep)
+    files = {folder + b"/\xff_CLIP.mp4": b"A" * 100_000, folder + b"/\\xff_CLIP.mp4": b"B" * 100_000,
+             deep + b"/a_clip.mp4": b"C" * 100_000, deep + b"/c_clip.mp4": b"D" * 100_000}
+    when = datetime(2026, 11, 20, 8, 30, tzinfo=UTC).timestamp()
+
+    def put(items: list[tuple[bytes, bytes]]) -> None:
+        for path, data in items:
+            with open(path, "wb") as fh:
+                fh.write(data)
+            os.utime(path, (when, when))
+
+    put(list(files.items())[0::2])
+    ingest_folder(device, settings=settings, engine=engine, store=store)
+    put(list(files.items())[1::2])  # the second of each pair, in a later dock (the recorder went on recording)
+    report = ingest_folder(device, settings=settings, engine=engine, store=store)
+    assert report.new_count == 2, report.skipped
+    with Session(engine) as session:
+        stored = {r.sha256 for r in session.exec(select(Recording))}
+    assert {hashlib.sha256(data).hexdigest() for data in files.values()} <= stored

@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import ColumnElement, false, update
+from sqlalchemy import ColumnElement, and_, distinct, false, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch
 from catalog.cases import case_as_json, get_case
@@ -38,9 +39,9 @@ if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
     from catalog.disposal import PlanItem
 
 __all__ = ["ACCESS_STEPS", "EVERYTHING", "STEP_PERMISSION", "AccessRefused", "BatchInScope", "DisposalInScope",
-           "ReasonRequired", "Scope", "can_see", "case_in_scope", "cases_clause", "check_access", "disposal_in_scope",
-           "disposed_message", "out_of_scope", "read_evidence", "reason_needed", "record_access",
-           "record_refusals", "scope_clause", "scope_for", "user_scope", "visible_case"]
+           "ReasonRequired", "Scope", "ambiguous_unit_names", "can_see", "case_in_scope", "cases_clause",
+           "check_access", "disposal_in_scope", "disposed_message", "out_of_scope", "read_evidence", "reason_needed",
+           "record_access", "record_refusals", "scope_clause", "scope_for", "user_scope", "visible_case"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
 ACCESS_STEPS = ("view", "play", "download")
@@ -52,7 +53,7 @@ STEP_PERMISSION = {"view": "view", "play": "play", "download": "play"}
 class Scope:
     everything: bool = False
     officers: frozenset[str] = frozenset()  # officer numbers whose recordings are in scope
-    units: frozenset[str] = frozenset()  # unit numbers or names whose officers' recordings are in scope
+    units: frozenset[str] = frozenset()  # unit numbers, or unambiguous names, whose officers' recordings are in scope
 
     def describe(self) -> str:
         if self.everything:
@@ -89,10 +90,19 @@ def scope_clause(scope: Scope) -> ColumnElement[bool] | None:
         parts.append(col(Recording.officer_number).in_(sorted(scope.officers)))
     if scope.units:
         units = sorted(scope.units)
-        members = select(Officer.number).where(or_(col(Officer.unit_number).in_(units),
-                                                   col(Officer.unit_name).in_(units)))
+        by_name = and_(col(Officer.unit_name).in_(units), col(Officer.unit_name).not_in(ambiguous_unit_names(units)))
+        members = select(Officer.number).where(or_(col(Officer.unit_number).in_(units), by_name))
         parts.append(col(Recording.officer_number).in_(members))
     return or_(*parts) if parts else false()
+
+
+def ambiguous_unit_names(names: Sequence[str]) -> SelectOfScalar[str]:
+    """Those of *names* that officers of more than one unit number carry (every 大队 may have its 一中队): a
+    supervisor's unit given by such a name matches nobody (a review's supervisor of 一中队 read the recordings
+    of another unit's 一中队); by its number it matches its own. Names are set unambiguous at assignment
+    (catalog.users), but officers added later may share them."""
+    return (select(Officer.unit_name).where(col(Officer.unit_name).in_(sorted(names)))
+            .group_by(col(Officer.unit_name)).having(func.count(distinct(col(Officer.unit_number))) > 1))
 
 
 def can_see(session: Session, scope: Scope, recording_id: int) -> bool:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from catalog.access import EVERYTHING, Scope, user_scope
+from catalog.access import EVERYTHING, Scope, ambiguous_unit_names, user_scope
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import PermissionDenied, UserInvalid
+from catalog.models import Officer
 from catalog.sign_in import end_sessions, forgive_failures, hash_password
 from catalog.types import utcnow
 from catalog.user_models import User
@@ -94,6 +95,17 @@ def _scope_problems(officer_number: str | None, units: list[str]) -> list[str]:
     return problems
 
 
+def _ambiguous_units(session: Session, units: list[str]) -> list[str]:
+    """A unit given by a name that officers of several unit numbers carry (catalog.access.ambiguous_unit_names):
+    refused, naming the numbers, so the supervisor's scope says which one."""
+    found = []
+    for name in session.exec(ambiguous_unit_names([u.strip() for u in units])):
+        numbers = sorted(set(session.exec(select(Officer.unit_number).where(Officer.unit_name == name))))
+        found.append(f"unit {name!r} is the name of units {', '.join(repr(n) for n in numbers)}: give the unit's "
+                     "number")
+    return found
+
+
 def _login_problem(os_user: str) -> str | None:
     if not _LOGIN.fullmatch(os_user):
         return (f"OS login {os_user!r} must be 1-64 letters, digits, '_', '.', '@' or '-' (not starting with "
@@ -112,7 +124,7 @@ def add_user(session: Session, name: str, *, roles: list[str], display_name: str
     *units* limit them to those units' officers (none: the whole agency). *os_user* binds an operating-system
     login: `evidence` commands run from it act as this user."""
     units = units or []
-    problems = _scope_problems(officer_number, units)
+    problems = _scope_problems(officer_number, units) + _ambiguous_units(session, units)
     if not name.strip() or len(name) > 100:
         problems.append(f"user name {name!r} must be 1-100 characters")
     unknown = sorted(set(roles) - set(ALL_ROLES))
@@ -136,7 +148,7 @@ def add_user(session: Session, name: str, *, roles: list[str], display_name: str
 
 def set_scope(session: Session, name: str, *, officer_number: str | None, units: list[str], by: str) -> User:
     """Tie the user to an officer number and/or units (what they may see); recorded with the old values."""
-    problems = _scope_problems(officer_number, units)
+    problems = _scope_problems(officer_number, units) + _ambiguous_units(session, units)
     if problems:
         raise UserInvalid("; ".join(problems))
     user = get_user(session, name)

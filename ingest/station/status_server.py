@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -104,6 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._send(404, {"error": f"no such resource {self.path!r}"})
             return
+        refused = _cross_site(self.headers.get("Content-Type"), self.headers.get("Origin"), self.headers.get("Host"))
+        if refused is not None:
+            self._send(403, {"error": refused})
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
             self._send(413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
@@ -130,3 +135,18 @@ class _Handler(BaseHTTPRequestHandler):
         files = tuple(str(f) for f in body.get("files", []))
         return self.endpoint.tag(session_id=session_id, files=files, by=str(body["by"]),
                                  reason=str(body.get("reason") or "tagged at the station kiosk"), changes=changes)
+
+
+def _cross_site(content_type: str | None, origin: str | None, host: str | None) -> str | None:
+    """Why a tagging request may come from another site's page, or None. The kiosk signs nobody in: any web page
+    an officer's browser on the station's network opened could POST to it (a review stamped a case number and a
+    legal hold with a `text/plain` request from https://evil.example). A page can send `application/json` to
+    another origin only after a CORS preflight this server never answers, and a browser names the page's origin.
+    Pure."""
+    if (content_type or "").split(";")[0].strip().lower() != "application/json":
+        return "tagging takes a JSON body (Content-Type: application/json)"
+    if origin is not None and origin != "null" and urlsplit(origin).netloc != (host or ""):
+        return f"tagging is taken only from the station's own kiosk page, not from {origin!r}"
+    if origin == "null":
+        return "tagging is taken only from the station's own kiosk page, not from an opaque origin"
+    return None

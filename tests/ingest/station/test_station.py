@@ -217,6 +217,31 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
         assert call("POST", f"/sessions/{session_id}/tag", {"by": "x", "case_number": "?"})[0] == 400
         assert call("POST", "/sessions/999999/tag", {"by": "x", "purpose": "p"})[0] == 404
         assert call("GET", "/nothing")[0] == 404
+        # Another site's page in an officer's browser on the station's network (a review stamped a case number and
+        # a hold this way): a form or text/plain body, or JSON naming another origin, is refused and changes nothing
+        host, port = address[0]
+        forged = json.dumps({"by": "anyone", "purpose": "forged", "files": ["CLIPS/CLIP0003.mp4"]}).encode()
+        for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"},
+                        {"Content-Type": "application/json", "Origin": "https://evil.example"},
+                        {"Content-Type": "application/json", "Origin": "null"}):
+            request = urllib.request.Request(f"http://{host}:{port}/sessions/{session_id}/tag", method="POST",
+                                             data=forged, headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 403, headers
+        same_page = {"Content-Type": "application/json", "Origin": f"http://{host}:{port}"}
+        request = urllib.request.Request(f"http://{host}:{port}/sessions/{session_id}/tag", method="POST",
+                                         data=json.dumps({"by": "020304", "purpose": "巡查",
+                                                          "files": ["CLIPS/CLIP0003.mp4"]}).encode(),
+                                         headers=same_page)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200  # the kiosk's own page
+    engine = open_catalog(station_settings.database_url)
+    try:
+        with Session(engine) as session:
+            assert not [r for r in session.exec(select(Recording)) if r.purpose == "forged"]
+    finally:
+        engine.dispose()
 
 
 def test_a_device_redocked_at_once_is_a_new_docking_that_copies_nothing_again(samples, station_settings):

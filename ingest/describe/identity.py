@@ -68,8 +68,11 @@ def read_identity(root: Path, rule: IdentityRule) -> DeviceIdentity:
     path = Path(os.fsdecode(os.path.join(os.fsencode(root), name)))
     if path.is_symlink() or not path.is_file():
         return DeviceIdentity(problem=f"identity file {rule.file!r} is not a regular file")
-    with path.open("rb") as fh:
-        raw = fh.read(MAX_IDENTITY_BYTES + 1)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_IDENTITY_BYTES + 1)
+    except OSError as exc:  # unreadable (a review's chmod 000): the device is still read, by where it is mounted
+        return DeviceIdentity(problem=f"identity file {rule.file!r} unreadable: {exc.strerror or exc}")
     if len(raw) > MAX_IDENTITY_BYTES:
         return DeviceIdentity(problem=f"identity file {rule.file!r} is over {MAX_IDENTITY_BYTES} bytes")
     return parse_identity(raw, rule)

@@ -1,5 +1,6 @@
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,37 @@ def test_identity_file_is_found_case_insensitively(tmp_path):
     assert read_identity(tmp_path, GBK_RULE).serial == "B765432"
     nowhere = read_identity(tmp_path / "nowhere", GBK_RULE).problem
     assert nowhere is not None and nowhere.startswith("device root unreadable")
+
+
+def test_an_identity_file_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path):
+    # A review's chmod 000 identity file (read without root's override) aborted the whole device with a
+    # PermissionError: no dock session, nothing copied. Root reads through file modes, so as root the read is
+    # made by the unprivileged `nobody` in a child process.
+    import subprocess
+    import sys
+    import tempfile
+
+    device = Path(tempfile.mkdtemp(prefix="identity-", dir="/tmp"))
+    try:
+        device.chmod(0o755)
+        identity = device / "ZFYINFO.TXT"
+        identity.write_bytes("产品序号=B765432\n".encode("gbk"))
+        identity.chmod(0)
+        if os.geteuid() != 0:
+            problem = read_identity(device, GBK_RULE).problem
+        else:
+            code = ("import sys; from device_profiles import load_profiles; from ingest.describe.identity import "
+                    "read_identity; from pathlib import Path; rule = load_profiles()['cn-enforcement-recorder']"
+                    ".identity; print(read_identity(Path(sys.argv[1]), rule).problem)")
+            done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                                   "-c", code, str(device)], capture_output=True, text=True, timeout=60,
+                                  cwd=Path(__file__).resolve().parents[2],
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+            assert done.returncode == 0, done.stderr[-2000:]
+            problem = done.stdout.strip()
+        assert problem is not None and problem.startswith("identity file 'ZFYINFO.TXT' unreadable: ")
+    finally:
+        shutil.rmtree(device, ignore_errors=True)
 
 
 def test_scan_keeps_every_regular_file_and_explains_every_skip(samples):

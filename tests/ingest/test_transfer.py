@@ -204,3 +204,32 @@ def test_a_long_copy_never_keeps_more_than_two_windows_in_the_page_cache(tmp_pat
     # page cache of a station docking many devices)
     assert result.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
     assert _cached_bytes(result.destination) <= 3 * WRITEBACK_BYTES + resumed_mib * 1024 * 1024
+
+
+def test_a_file_replaced_by_a_fifo_after_the_scan_fails_at_once_instead_of_hanging(tmp_path):
+    # A review swapped a scanned file for a FIFO: the copy's open waited for a writer for ever and the run never
+    # reached its stop check. Now the open does not block, and what is not a regular file is named and refused.
+    import threading
+
+    fifo = tmp_path / "CLIP0001.MP4"
+    os.mkfifo(fifo)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    outcome: list[BaseException] = []
+
+    def copy() -> None:
+        try:
+            copy_and_hash(fifo, staging, part_name="k")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=copy, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # unblock the hung open before failing, so the test run can end
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("the copy of a FIFO hung in its open")
+    assert len(outcome) == 1 and isinstance(outcome[0], CopyFailed)
+    assert "not a regular file any more" in str(outcome[0]) and str(fifo) in str(outcome[0])
+    assert not list(staging.iterdir())

@@ -60,6 +60,7 @@ class DeviceFile:
 class Skipped:
     relative: str
     reason: str
+    unread: bool = False  # a folder (or entry) whose files, if any, could not be read: the dock is not complete
 
 
 @dataclass
@@ -101,15 +102,17 @@ def _companion(relative: str, rule: HousekeepingRule, siblings: dict[str, list[s
 
 
 def _is_media(path: bytes) -> bool:
-    """Whether a file's first bytes are a recognised media format (litter names do not hide recordings)."""
+    """Whether a file's first bytes are a recognised media format (litter names do not hide recordings). A file
+    that cannot be read may be one too: it is kept, and its copy reports why it failed (a review's unreadable
+    `._CLIP0002.MP4` was left on the device as "macOS AppleDouble metadata", with no error)."""
     try:
         fd = open_device_file(path)
     except OSError:
-        return False
+        return True
     try:
         head = os.read(fd, HEAD_BYTES)
     except OSError:
-        return False
+        return True
     finally:
         os.close(fd)
     return sniff_format(head) not in ("unknown", "empty")
@@ -144,7 +147,8 @@ class _Walk:
         except OSError as exc:
             if not self.root.is_dir():
                 raise DeviceGone(self.root, exc.strerror or str(exc)) from exc
-            self.result.skipped.append(Skipped(self.relative(folder), f"folder unreadable: {exc.strerror or exc}"))
+            self.result.skipped.append(Skipped(self.relative(folder), f"folder unreadable: {exc.strerror or exc}",
+                                               unread=True))
             return
         for entry in entries:
             self.entry(entry, depth, inherited)
@@ -154,7 +158,7 @@ class _Walk:
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            self.result.skipped.append(Skipped(rel, f"cannot stat: {exc.strerror or exc}"))
+            self.result.skipped.append(Skipped(rel, f"cannot stat: {exc.strerror or exc}", unread=True))
             return
         litter = _litter_reason(rel, stat.S_ISDIR(info.st_mode), inherited)
         if stat.S_ISLNK(info.st_mode):
@@ -162,7 +166,8 @@ class _Walk:
             self.result.skipped.append(Skipped(rel, f"symbolic link to {target!r} not followed"))
         elif stat.S_ISDIR(info.st_mode):
             if depth >= MAX_DEPTH:
-                self.result.skipped.append(Skipped(rel, f"folder deeper than {MAX_DEPTH} levels not walked"))
+                self.result.skipped.append(Skipped(rel, f"folder deeper than {MAX_DEPTH} levels not walked",
+                                                   unread=True))
             else:  # a litter folder is walked too: a recording hidden in it is kept
                 self.folder(entry.path, depth + 1, litter)
         elif not stat.S_ISREG(info.st_mode):

@@ -32,6 +32,7 @@ class ErrorStage(enum.StrEnum):
     MANIFEST = "manifest"  # writing the signed manifest beside the stored object
     DEVICE = "device"  # the device went away mid-run (file: the device root)
     STATION = "station"  # the station stopped mid-run (file: the device root)
+    SCAN = "scan"  # a folder of the device could not be listed or was too deep: what it holds was not read
 
 
 class IngestedItem(RecordingJson):

@@ -515,7 +515,10 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     if identity.problem and profile.identity:
         run.report.add_skipped(profile.identity.file, identity.problem)
     for left in scan.skipped:
-        run.report.add_skipped(left.relative, left.reason)
+        if left.unread:  # files may be in it: the dock is partial, not complete (a review's chmod 000 folder)
+            run.report.add_error(left.relative, ErrorStage.SCAN, left.reason, preserved=False)
+        else:
+            run.report.add_skipped(left.relative, left.reason)
     for discarded in scan.discarded:
         run.report.add_discarded(discarded.relative, discarded.reason)
     try:

@@ -195,4 +195,43 @@ def test_longest_possible_name_and_deep_folders_are_handled(tmp_path):
     (deep.parent / "deep.mp4").write_bytes(b"x")  # level 69: still kept? no: beyond the walk, and reported
     result = scan_device(tmp_path, PROFILES["generic-dcim-camera"])
     assert [f.name for f in result.files] == [long_name]
-    assert [s.reason for s in result.skipped] == ["folder deeper than 64 levels not walked"]
+    assert [(s.reason, s.unread) for s in result.skipped] == [("folder deeper than 64 levels not walked", True)]
+
+
+def test_an_unreadable_file_with_a_litter_name_is_kept_not_discarded_as_litter():
+    # A review's `._CLIP0002.MP4` that could not be read was left on the device as "macOS AppleDouble metadata"
+    # with no error: what cannot be read might be a recording, so it is kept (its copy then says why it failed).
+    # Root reads through file modes: the scan runs as `nobody` in a child process.
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    device = Path(tempfile.mkdtemp(prefix="litter-", dir="/tmp"))
+    try:
+        device.chmod(0o755)
+        folder = device / "DCIM" / "100MEDIA"
+        folder.mkdir(parents=True)
+        for part in (device / "DCIM", folder):
+            part.chmod(0o755)
+        hidden = folder / "._CLIP0002.MP4"
+        hidden.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
+        hidden.chmod(0)
+        (folder / "._NOTES").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # readable litter: still discarded
+        (folder / "._NOTES").chmod(0o644)
+        code = ("import json, sys; from pathlib import Path; from device_profiles import load_profiles; "
+                "from ingest.scan import scan_device; r = scan_device(Path(sys.argv[1]), "
+                "load_profiles()['generic-dcim-camera']); print(json.dumps([[f.relative for f in r.files], "
+                "[d.relative for d in r.discarded]]))")
+        repo = Path(__file__).resolve().parents[2]
+        command = [sys.executable, "-c", code, str(device)]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=repo,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        files, discarded = json.loads(done.stdout)
+        assert "DCIM/100MEDIA/._CLIP0002.MP4" in files
+        assert "DCIM/100MEDIA/._NOTES" in discarded
+    finally:
+        shutil.rmtree(device, ignore_errors=True)

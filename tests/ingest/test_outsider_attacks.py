@@ -282,3 +282,22 @@ def test_files_whose_names_once_showed_alike_are_each_kept(samples, settings, en
     with Session(engine) as session:
         stored = {r.sha256 for r in session.exec(select(Recording))}
     assert {hashlib.sha256(data).hexdigest() for data in files.values()} <= stored
+
+
+def test_a_folder_the_walk_cannot_enter_makes_the_dock_partial_not_complete(samples, settings, engine, store):
+    # A review's folder that could not be listed (or one deeper than the walk goes) was reported as skipped and
+    # the dock recorded `complete`, though recordings may be in it.
+    deep = samples.cn_recorder / "RECORD"
+    for level in range(70):
+        deep = deep / f"d{level}"
+    deep.mkdir(parents=True)
+    (deep / "ZFY_A123456_010203_20261120_093000.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
+    report = ingest_folder(samples.cn_recorder, settings=settings, engine=engine, store=store)
+    [error] = [e for e in report.errors if e["stage"] == "scan"]
+    assert error["reason"] == "folder deeper than 64 levels not walked" and not error["preserved"]
+    with Session(engine) as session:
+        from catalog import DockSession
+
+        dock = session.get(DockSession, report.dock_session_id)
+        assert dock is not None and dock.result == "partial"
+        assert "folder deeper than 64 levels not walked" in (dock.result_note or "")

@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
 __all__ = ["ACCESS_STEPS", "EVERYTHING", "STEP_PERMISSION", "AccessRefused", "BatchInScope", "DisposalInScope",
            "ReasonRequired", "Scope", "ambiguous_unit_names", "can_see", "case_in_scope", "cases_clause",
            "check_access", "disposal_in_scope", "disposed_message", "out_of_scope", "read_evidence", "reason_needed",
-           "record_access", "record_refusals", "scope_clause", "scope_for", "user_scope", "visible_case"]
+           "record_access", "record_refusals", "record_role_refusal", "scope_clause", "scope_for", "user_scope",
+           "visible_case"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
 ACCESS_STEPS = ("view", "play", "download")
@@ -148,6 +149,17 @@ def record_refusals(session: Session, actor: str, recording_ids: Iterable[int], 
     for rid in sorted(set(recording_ids)):
         append_event(session, CustodyKind.ACCESS_REFUSED, actor=actor, recording_id=rid,
                      details={"action": action, "why": why, **(details or {})})
+    session.commit()
+
+
+def record_role_refusal(session: Session, actor: str, *, action: str, roles: Sequence[str],
+                        details: dict[str, Any]) -> None:
+    """One committed `access_refused` event for a request refused because none of *actor*'s *roles* allows
+    *action* (a web route's role check, a command's caller check): before, only refusals by scope were recorded, so
+    an auditor asking for originals again and again left no trace (found by a review)."""
+    session.rollback()  # nothing of the refused request is kept
+    append_event(session, CustodyKind.ACCESS_REFUSED, actor=actor,
+                 details={"action": action, "why": "role", "roles": list(roles), **details})
     session.commit()
 
 

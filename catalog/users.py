@@ -34,6 +34,7 @@ __all__ = [
     "Identity",
     "OsAccount",
     "add_user",
+    "bound_user",
     "decide_caller",
     "get_user",
     "identify",
@@ -357,10 +358,15 @@ def _as_bound_user(account: OsAccount, action: str, bound: User, asserted: str |
     return None
 
 
+def bound_user(session: Session, login: str) -> User | None:
+    """The archive user bound to the OS login *login* (`os_user`), active or not."""
+    return session.exec(select(User).where(User.os_user == login)).first()
+
+
 def identify(session: Session, action: str, *, account: OsAccount, asserted: str | None, owner_uid: int | None,
              station: str) -> Identity:
     """Load what `decide_caller` needs from the catalogue and decide (the one check every command makes)."""
-    bound = session.exec(select(User).where(User.os_user == account.login)).first()
+    bound = bound_user(session, account.login)
     admin_bound = any(u.active and "admin" in u.roles and u.os_user
                       for u in session.exec(select(User).where(col(User.os_user).is_not(None))))
     return decide_caller(account=account, action=action, bound=bound, asserted=asserted, owner_uid=owner_uid,

@@ -30,9 +30,9 @@ from catalog import (
     StampInvalid,
     UserInvalid,
 )
-from catalog.access import can_see
+from catalog.access import can_see, record_role_refusal
 from catalog.user_models import User
-from catalog.users import Identity, get_user, identify, os_account
+from catalog.users import Identity, bound_user, get_user, identify, os_account
 from device_profiles import ProfileError
 from ingest.config import Settings
 from ingest.errors import ConfigInvalid, DeviceGone, IngestError
@@ -104,8 +104,16 @@ def caller(cfg: Settings, session: Session, action: str, by: str | None = None) 
     """Who runs this command, from the operating system (never from $USER or --by): the active archive user
     bound to the caller's OS login whose roles allow *action* (--by, if given, must name that user), or the
     station service for the catalogue's owner. PermissionDenied (exit 2) names the account and what is missing."""
-    return identify(session, action, account=os_account(), asserted=by, owner_uid=catalogue_owner_uid(cfg),
-                    station=cfg.station)
+    account = os_account()
+    try:
+        return identify(session, action, account=account, asserted=by, owner_uid=catalogue_owner_uid(cfg),
+                        station=cfg.station)
+    except PermissionDenied as exc:  # recorded as the web's refusals are (catalog.access.record_role_refusal)
+        bound = bound_user(session, account.login)
+        record_role_refusal(session, bound.name if bound is not None else f"os:{account.login}", action=action,
+                            roles=bound.roles if bound is not None else [],
+                            details={"via": "cli", "os_user": account.login, "refused": str(exc)[:500]})
+        raise
 
 
 def station_operator(cfg: Settings) -> Identity:

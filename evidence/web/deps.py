@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog.access import Scope, user_scope
+from catalog.access import Scope, record_role_refusal, user_scope
 from catalog.cases import Attach
 from catalog.retention import RetentionPolicy
 from catalog.sign_in import find_session
@@ -106,6 +106,12 @@ def caller(request: Request, session: Session) -> Caller | None:
     return None if found is None else Caller(user=found[1], web_session=found[0])
 
 
+def _refused(request: Request, session: Session, who: Caller, action: str) -> None:
+    """The refusal of a signed-in caller whose roles do not allow *action*, as an `access_refused` event."""
+    record_role_refusal(session, who.user.name, action=action, roles=who.user.roles,
+                        details={"via": "web", "method": request.method, "path": request.url.path[:500]})
+
+
 def api_caller(action: str) -> Any:
     """A dependency: the signed-in caller whose roles allow *action* (401/403 otherwise; writes need the
     session's X-CSRF-Token)."""
@@ -114,6 +120,7 @@ def api_caller(action: str) -> Any:
         if who is None:
             raise HTTPException(401, "sign in first")
         if not who.may(action):
+            _refused(request, session, who, action)
             raise HTTPException(403, f"your roles ({', '.join(who.user.roles)}) do not allow {action}")
         if request.method not in ("GET", "HEAD") and \
                 request.headers.get("x-csrf-token") != who.web_session.csrf_token:
@@ -152,6 +159,7 @@ def signed_in(request: Request, session: Session, action: str, csrf: str | None 
     if who is None:
         raise PageInstead(RedirectResponse("/login", status_code=303))
     if not who.may(action):
+        _refused(request, session, who, action)
         lang = language(request)
         raise PageInstead(render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
                                  message=gettext_for(lang)("Your role does not allow this.")))

@@ -468,3 +468,25 @@ def test_a_case_with_nothing_in_a_supervisors_units_is_not_theirs_to_know_of(web
     web_login(client, "unit-2-supervisor")
     assert "NB-2026-00007" in client.get("/cases").text
     assert client.get("/api/cases/NB-2026-00007").json()["outside_scope"]["recordings"] == 2
+
+
+def test_a_refusal_by_role_is_recorded_on_the_web_and_the_command_line(web_site, store, tmp_path, catalog_url):
+    """An auditor reads logs, not footage: asking for originals, proxies and photos is refused, and each refusal is
+    an access_refused event (a review's auditor asked four times and left no trace)."""
+    from tests.cli import run_cli
+
+    client, engine = web_site
+    _seal(engine, store)
+    web_login(client, "auditor")
+    paths = ["/media/1/original", "/media/1/proxy", "/media/2/photo"]
+    for path in paths:
+        assert client.get(path, params={"reason": "审计"}).status_code == 403, path
+    refused = _events(engine, "access_refused", actor="auditor")
+    assert [(e.details["why"], e.details["via"], e.details["path"]) for e in refused] == [
+        ("role", "web", path) for path in paths]
+    assert all(e.details["roles"] == ["auditor"] for e in refused)
+    env = {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url}
+    cat = run_cli(env, "cat", "1", "--by", "auditor", "--reason", "审计")
+    assert cat.exit_code == 2 and cat.stdout_bytes == b""
+    [by_command] = [e for e in _events(engine, "access_refused", actor="auditor") if e.details["via"] == "cli"]
+    assert by_command.details["why"] == "role" and "may not" in by_command.details["refused"]

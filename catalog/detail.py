@@ -52,6 +52,7 @@ from sqlmodel import Session, col, select
 
 from catalog.case_models import Disposal
 from catalog.cases import cases_of
+from catalog.custody import CustodyKind
 from catalog.integrity import integrity_history
 from catalog.media_work import media_failures
 from catalog.models import CustodyEvent, DerivedMedia, Recording
@@ -108,17 +109,32 @@ def _histories(session: Session, recording_id: int) -> dict[str, Any]:
                    "linked_by": link.linked_by} for c, link in cases_of(session, recording_id)]}
 
 
-def _custody(session: Session, recording_id: int) -> list[dict[str, Any]]:
+#: Who read a recording, when and why: the audit log's, not every viewer's (an internal investigation's stated
+#: reason for a download was shown to the officer whose recording it was: found by a review).
+ACCESS_KINDS = frozenset({CustodyKind.ACCESSED.value, CustodyKind.VIEWED.value, CustodyKind.ACCESS_REFUSED.value})
+
+
+def _custody(session: Session, recording_id: int, *, reader: str | None) -> tuple[list[dict[str, Any]], int]:
+    """The recording's custody events, and how many were left out: with a *reader* (one who may not read the
+    audit log), other people's reads of it (ACCESS_KINDS)."""
     events = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == recording_id)
                           .order_by(col(CustodyEvent.id)))
-    return [{"id": e.id, "kind": e.kind, "actor": e.actor, "at": _iso(e.at), "details": e.details,
-             "reason": (e.details or {}).get("reason") or "", "hash": e.hash} for e in events]
+    shown, hidden = [], 0
+    for e in events:
+        if reader is not None and e.kind in ACCESS_KINDS and e.actor != reader:
+            hidden += 1
+            continue
+        shown.append({"id": e.id, "kind": e.kind, "actor": e.actor, "at": _iso(e.at), "details": e.details,
+                      "reason": (e.details or {}).get("reason") or "", "hash": e.hash})
+    return shown, hidden
 
 
-def recording_detail(session: Session, recording: Recording, policy: RetentionPolicy) -> dict[str, Any]:
+def recording_detail(session: Session, recording: Recording, policy: RetentionPolicy, *,
+                     reader: str | None = None) -> dict[str, Any]:
     """The recording with its sightings, stamp and integrity histories, cases, retention (the rule and every hold
     reason, pending-case holds included), housekeeping files, tombstone, derived media and custody events, in
-    the shape the module docstring describes."""
+    the shape the module docstring describes. *reader*: who asks, when they may not read the audit log: other
+    people's reads of the recording are then left out, counted in `custody_reads_hidden`."""
     assert recording.id is not None
     data: dict[str, Any] = dict(recording_as_json(recording, sightings=sightings_of(session, recording.id)))
     data.update(_histories(session, recording.id))
@@ -130,7 +146,7 @@ def recording_detail(session: Session, recording: Recording, policy: RetentionPo
     data["disposal"] = _disposal(session, recording.id)
     data["derived"] = {d.kind: d.content_type for d in session.exec(
         select(DerivedMedia).where(DerivedMedia.recording_id == recording.id))}
-    data["custody"] = _custody(session, recording.id)
+    data["custody"], data["custody_reads_hidden"] = _custody(session, recording.id, reader=reader)
     data["has_proxy"] = "proxy" in data["derived"]
     data["media_work_failed"] = {f.kind: f.reason for f in media_failures(session, recording.id)}
     return data

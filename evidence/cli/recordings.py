@@ -153,7 +153,8 @@ def show(ref: str, as_json: bool, by: str | None, reason: str | None) -> None:
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
                      details={"via": "cli show", "reason": why, "os_user": identity.account.login})
         session.commit()
-        data = recording_detail(session, recording, cfg.retention_policy)
+        data = recording_detail(session, recording, cfg.retention_policy,
+                                reader=None if identity.may("audit") else identity.actor)
     if as_json:
         print_json(data)
     else:

@@ -209,16 +209,21 @@ def original(ref: str, session: DB, who: PlayCaller, request: Request, reason: s
     return response
 
 
-def _page_data(request: Request, session: Session, recording: Recording) -> dict[str, Any]:
+def _page_data(request: Request, session: Session, recording: Recording, who: Caller) -> dict[str, Any]:
     """The page shows the API's detail and, besides, the probe's raw technical record."""
-    return {**recording_detail(session, recording, request.app.state.config.policy),
+    return {**recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who)),
             "raw_technical": recording.technical}
+
+
+def _reader(who: Caller) -> str | None:
+    """Who reads a recording's detail, unless they may read the audit log (catalog.detail.recording_detail)."""
+    return None if who.may("audit") else who.user.name
 
 
 def _render_page(request: Request, session: Session, who: Caller, recording: Recording, *, reason: str | None,
                  status: int = 200, error: str | None = None) -> Response:
     return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
-                  r=_page_data(request, session, recording), can_play=who.may("play"), can_stamp=who.may("stamp"),
+                  r=_page_data(request, session, recording, who), can_play=who.may("play"), can_stamp=who.may("stamp"),
                   can_link=who.may("manage_cases"), reason=reason or "",
                   play_needs_reason=reason_needed(request, "play") and not (reason or "").strip(), error=error)
 
@@ -274,4 +279,4 @@ def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "api", "reason": reason})
     session.commit()
-    return recording_detail(session, recording, request.app.state.config.policy)
+    return recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who))

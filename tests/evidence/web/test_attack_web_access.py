@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import threading
 import zipfile
@@ -490,3 +491,28 @@ def test_a_refusal_by_role_is_recorded_on_the_web_and_the_command_line(web_site,
     assert cat.exit_code == 2 and cat.stdout_bytes == b""
     [by_command] = [e for e in _events(engine, "access_refused", actor="auditor") if e.details["via"] == "cli"]
     assert by_command.details["why"] == "role" and "may not" in by_command.details["refused"]
+
+
+def test_who_read_a_recording_and_why_is_the_audit_logs_not_its_officers(web_site, store):
+    """A review's clerk downloaded the officer's recording with an internal investigation's reason; the officer saw
+    that reason on the recording's page. Other people's reads are left out for whoever may not read the audit log,
+    and counted; auditors see them all."""
+    client, engine = web_site
+    _seal(engine, store)
+    secret = "纪检内部调查：核查张三（保密）"
+    web_login(client, "clerk")
+    assert client.get("/media/1/original", params={"reason": secret}).status_code == 200
+    client.cookies.clear()
+    web_login(client, "officer")  # officer 010203: recording 1 is theirs
+    page = client.get("/recordings/1")
+    api = client.get("/api/recordings/1", params={"reason": "自查"})
+    assert page.status_code == 200 and api.status_code == 200
+    for text in (page.text, api.text):
+        assert secret not in text
+    assert api.json()["custody_reads_hidden"] >= 1
+    assert "条他人调阅记录保存在审计日志中（未显示）" in page.text
+    assert {e["kind"] for e in api.json()["custody"]} >= {"copied"}  # the recording's own history stays
+    client.cookies.clear()
+    web_login(client, "auditor")
+    audited = client.get("/api/recordings/1", params={"reason": "审计"}).json()
+    assert audited["custody_reads_hidden"] == 0 and secret in json.dumps(audited["custody"], ensure_ascii=False)

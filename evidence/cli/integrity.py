@@ -14,12 +14,12 @@ import click
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog import PermissionDenied, get_recording
-from catalog.access import can_see
+from catalog import CustodyKind, append_event, get_recording
 from catalog.integrity import integrity_history
 from catalog.models import IntegrityCheck
 from evidence.cli.common import caller, catalogue, errors, print_json, settings
-from evidence.cli.options import by_option, json_option
+from evidence.cli.options import by_option, json_option, view_reason_option
+from evidence.cli.recordings import look_at
 from ingest.config import Settings
 from ingest.decode_check import DECODE_CHECK, DecodeIncomplete, check_recording, skip_reason, unchecked_ids
 from ingest.services import catalog_engine, open_store
@@ -112,16 +112,18 @@ def check(refs: tuple[str, ...], unchecked: bool, again: bool, by: str | None, a
 @integrity.command("history")
 @click.argument("ref")
 @by_option
+@view_reason_option
 @json_option
-def history(ref: str, by: str | None, as_json: bool) -> None:
-    """Every integrity revision of a recording, oldest first, and its current status (the worst so far)."""
+def history(ref: str, by: str | None, reason: str | None, as_json: bool) -> None:
+    """Every integrity revision of a recording, oldest first, and its current status (the worst so far). A look at
+    the recording as `evidence show` is: role, scope and the stated reason checked, refusals and the view
+    recorded."""
     with catalogue() as (cfg, session):
-        identity = caller(cfg, session, "view", by)
-        recording = get_recording(session, ref)
+        identity, recording, why = look_at(cfg, session, ref, by, reason)
         assert recording.id is not None
-        if not can_see(session, identity.scope, recording.id):
-            raise PermissionDenied(f"recording {recording.id} is outside what {identity.actor} may view "
-                                   f"({identity.scope.describe()})")
+        append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
+                     details={"via": "cli integrity history", "reason": why, "os_user": identity.account.login})
+        session.commit()
         data: dict[str, Any] = {
             "id": recording.id, "original_name": recording.original_name,
             "integrity_status": recording.integrity_status, "integrity_detail": recording.integrity_detail,

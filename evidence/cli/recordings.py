@@ -38,7 +38,7 @@ from evidence.cli.options import by_option, json_option, view_reason_option
 from ingest.config import Settings
 from ingest.services import catalog_engine, open_store
 
-__all__ = ["cat", "manifest", "recordings_table", "search", "show", "tag"]
+__all__ = ["cat", "look_at", "manifest", "recordings_table", "search", "show", "tag"]
 
 #: Keys of a recording's detail printed as sections of their own (or not at all), not as `key: value` lines.
 _DETAIL_SECTIONS = ("sightings", "stamp_history", "custody", "technical", "integrity_history", "derived")
@@ -59,7 +59,7 @@ def _reason(reason: str | None, needed: bool, what: str) -> str | None:
     return reason.strip() if reason else None
 
 
-def _look(cfg: Settings, session: Session, ref: str, by: str | None,
+def look_at(cfg: Settings, session: Session, ref: str, by: str | None,
           reason: str | None) -> tuple[Identity, Recording, str | None]:
     """The recording *ref*, once the caller's role, scope and stated reason allow a look at it (catalog.access; a
     refusal is recorded), with the caller and the reason: the command records the view with what it shows."""
@@ -149,7 +149,7 @@ def search(case_number: str | None, officer: str | None, device: str | None, sta
 def show(ref: str, as_json: bool, by: str | None, reason: str | None) -> None:
     """Show one recording with its sightings, stamp history and custody events (a recorded view)."""
     with catalogue() as (cfg, session):
-        identity, recording, why = _look(cfg, session, ref, by, reason)
+        identity, recording, why = look_at(cfg, session, ref, by, reason)
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
                      details={"via": "cli show", "reason": why, "os_user": identity.account.login})
         session.commit()
@@ -258,7 +258,7 @@ def manifest(ref: str, revision: int | None, by: str | None, reason: str | None)
     """Print a recording's signed manifest from WORM storage, after checking its signature against the
     station keys registered in the catalog."""
     with catalogue() as (cfg, session):
-        identity, recording, why = _look(cfg, session, ref, by, reason)
+        identity, recording, why = look_at(cfg, session, ref, by, reason)
         number = revision or recording.stamp_revision
         store = open_store(cfg)
         body = read_manifest(store, recording.sha256, number, trusted=trusted_fingerprints(session, store))

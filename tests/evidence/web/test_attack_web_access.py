@@ -516,3 +516,23 @@ def test_who_read_a_recording_and_why_is_the_audit_logs_not_its_officers(web_sit
     web_login(client, "auditor")
     audited = client.get("/api/recordings/1", params={"reason": "审计"}).json()
     assert audited["custody_reads_hidden"] == 0 and secret in json.dumps(audited["custody"], ensure_ascii=False)
+
+
+def test_integrity_history_is_a_look_like_show_reason_scope_and_record(web_site, store, tmp_path, catalog_url):
+    """`evidence integrity history` checked scope without recording the refusal, asked no reason where the policy
+    wants one and recorded no view (found by a review): it is now the same look as `evidence show`."""
+    from tests.cli import run_cli
+
+    _client, engine = web_site
+    env = {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url,
+           "EVIDENCE_ACCESS_REASON": "view"}
+    unstated = run_cli(env, "integrity", "history", "1", "--by", "officer")
+    assert unstated.exit_code == 2 and "reason" in unstated.stderr
+    outside = run_cli(env, "integrity", "history", "1", "--by", "other-officer", "--reason", "看看")
+    assert outside.exit_code == 2 and "recording 1 is outside what other-officer may view" in outside.stderr
+    assert [(e.recording_id, e.details["why"]) for e in _events(engine, "access_refused", actor="other-officer")] \
+        == [(1, "scope")]
+    done = run_cli(env, "integrity", "history", "1", "--by", "officer", "--reason", "自查")
+    assert done.exit_code == 0, done.output
+    assert [(e.details["via"], e.details["reason"]) for e in _events(engine, "viewed", actor="officer")] == [
+        ("cli integrity history", "自查")]

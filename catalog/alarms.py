@@ -38,18 +38,23 @@ class StagedAlarm:
     def raised(self) -> bool:
         return self.count > 0
 
-    def message(self) -> str:
+    def message(self, *, with_ids: bool = True) -> str:
         if not self.raised:
             return f"no recording has waited in staging longer than {self.older_than_s:g} s"
         assert self.oldest is not None
+        ids = f" (ids {', '.join(map(str, self.recording_ids))})" if with_ids else ""
         return (f"{self.count} recording(s) still staged (not in WORM storage) after more than "
-                f"{self.older_than_s:g} s; the oldest since {self.oldest.isoformat(timespec='seconds')} "
-                f"(ids {', '.join(map(str, self.recording_ids))}); check the archive store and the workers")
+                f"{self.older_than_s:g} s; the oldest since {self.oldest.isoformat(timespec='seconds')}{ids}; "
+                "check the archive store and the workers")
 
-    def as_json(self) -> dict[str, Any]:
-        return {"kind": "staged_overdue", "raised": self.raised, "count": self.count,
-                "older_than_s": self.older_than_s, "oldest": self.oldest.isoformat() if self.oldest else None,
-                "recording_ids": self.recording_ids, "message": self.message()}
+    def as_json(self, *, with_ids: bool = True) -> dict[str, Any]:
+        """The alarm; without *with_ids*, for someone not signed in: how many and since when, not which."""
+        out = {"kind": "staged_overdue", "raised": self.raised, "count": self.count,
+               "older_than_s": self.older_than_s, "oldest": self.oldest.isoformat() if self.oldest else None,
+               "recording_ids": self.recording_ids, "message": self.message(with_ids=with_ids)}
+        if not with_ids:
+            out.pop("recording_ids")
+        return out
 
 
 def staged_overdue(session: Session, *, now: datetime, older_than_s: float,

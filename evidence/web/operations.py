@@ -107,12 +107,14 @@ def operator(request: Request, session: Session) -> Response | None:
 @router.get("/health", tags=["operations"])
 def health(request: Request, session: DB) -> dict[str, Any]:
     """Liveness (200 while the catalogue answers) with the alarms a person must act on: `status` is `alarm`
-    when recordings have waited in staging longer than EVIDENCE_STAGED_ALARM_S."""
+    when recordings have waited in staging longer than EVIDENCE_STAGED_ALARM_S. Without a session or the metrics
+    token the alarm says how many and since when, not which recordings (a review read staged ids here)."""
     config: WebConfig = request.app.state.config
     check_catalogue(session)
     alarm = staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s)
+    shown = alarm.as_json(with_ids=operator(request, session) is None)  # nobody signed in: not which recordings
     return {"status": "alarm" if alarm.raised else "ok", "database": "ok", "store": config.store.name,
-            "alarms": [alarm.as_json()] if alarm.raised else []}
+            "alarms": [shown] if alarm.raised else []}
 
 
 @router.get("/api/openapi.json", include_in_schema=False)

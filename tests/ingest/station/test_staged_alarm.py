@@ -64,7 +64,11 @@ def test_recordings_staged_too_long_raise_the_alarm_in_the_cli_and_the_web_app(s
     with TestClient(create_app(config)) as client:
         health = client.get("/health").json()
         assert health["status"] == "alarm" and health["alarms"][0]["count"] == len(ids)
+        # nobody signed in: how many and since when, not which recordings (a review read their ids here)
+        assert "recording_ids" not in health["alarms"][0] and "ids " not in health["alarms"][0]["message"]
         web_login(client, "clerk")
+        signed_in = client.get("/health").json()["alarms"][0]
+        assert sorted(signed_in["recording_ids"]) == sorted(ids)
         metrics = client.get("/metrics").text
         assert f"evidence_staged_overdue_recordings {float(len(ids))}" in metrics
         assert 'id="staged-alarm"' in client.get("/stats").text

@@ -88,17 +88,22 @@ class Metrics:
             self.failures.labels(stage).set(n)
 
 
-def operator(request: Request, session: Session) -> Response | None:
-    """None when the caller may read operational data (/metrics, the API description): a signed-in user, or
-    `Authorization: Bearer <EVIDENCE_METRICS_TOKEN>` when a token is configured; else a 401 naming both."""
+def operator(request: Request, session: Session, action: str | None = None) -> Response | None:
+    """None when the caller may read operational data (/metrics, the API description): a signed-in user (whose
+    roles allow *action*, when given: archive-wide figures are `statistics`), or `Authorization: Bearer
+    <EVIDENCE_METRICS_TOKEN>` when a token is configured; else a 401 naming both (403 for a role)."""
     token_wanted: str = request.app.state.config.metrics_token
     sent = request.headers.get("authorization", "")
     scheme, _, token = sent.partition(" ")
     if token_wanted and scheme.lower() == "bearer" and \
             secrets.compare_digest(token.strip().encode(), token_wanted.encode()):
         return None
-    if caller(request, session) is not None:
-        return None
+    who = caller(request, session)
+    if who is not None:
+        if action is None or who.may(action):
+            return None
+        return JSONResponse({"error": f"your roles ({', '.join(who.user.roles)}) do not allow {action}"},
+                            status_code=403)
     why = "a wrong bearer token" if sent else "no session and no bearer token"
     return JSONResponse({"error": f"sign in, or send Authorization: Bearer <EVIDENCE_METRICS_TOKEN> ({why})"},
                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="evidence"'})
@@ -112,7 +117,8 @@ def health(request: Request, session: DB) -> dict[str, Any]:
     config: WebConfig = request.app.state.config
     check_catalogue(session)
     alarm = staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s)
-    shown = alarm.as_json(with_ids=operator(request, session) is None)  # nobody signed in: not which recordings
+    # which recordings: for the metrics token and those who see archive-wide figures; anyone else: how many, since when
+    shown = alarm.as_json(with_ids=operator(request, session, "statistics") is None)
     return {"status": "alarm" if alarm.raised else "ok", "database": "ok", "store": config.store.name,
             "alarms": [shown] if alarm.raised else []}
 
@@ -141,8 +147,9 @@ def api_docs(request: Request, session: DB) -> Response:
 def metrics(request: Request, session: DB) -> Response:
     """Prometheus metrics, for a signed-in user or a scraper sending `Authorization: Bearer
     <EVIDENCE_METRICS_TOKEN>`. Every gauge is set afresh at each scrape: a state no recording is in any more
-    reads 0 (it kept its last count before), a failure stage with none left in the last 24 hours disappears."""
-    if (refused := operator(request, session)) is not None:
+    reads 0 (it kept its last count before), a failure stage with none left in the last 24 hours disappears. The
+    figures are archive-wide: a signed-in user's roles must allow `statistics` (an officer's do not)."""
+    if (refused := operator(request, session, "statistics")) is not None:
         return refused
     figures: Metrics = request.app.state.metrics
     figures.refresh(session, request.app.state.config)

@@ -100,6 +100,19 @@ def test_every_kind_of_response_carries_the_security_headers(client):
         _security_headers(answer)
 
 
+def test_archive_wide_figures_are_not_an_officers(engine, store):
+    """An officer, refused /api/statistics, read every state's count from /metrics (found by a review)."""
+    add_web_users(engine, {"officer:张": "officer", "auditor:赵": "auditor"})
+    with TestClient(create_app(WebConfig(engine=engine, store=store, metrics_token=TOKEN))) as client:
+        web_login(client, "officer:张")
+        refused = client.get("/metrics")
+        assert refused.status_code == 403 and "do not allow statistics" in refused.json()["error"]
+        assert "evidence_recordings" not in refused.text
+        client.cookies.clear()
+        web_login(client, "auditor:赵")
+        assert client.get("/metrics").status_code == 200
+
+
 def test_no_template_has_an_inline_script_or_event_handler():
     templates = Path(__file__).resolve().parents[3] / "evidence" / "web" / "templates"
     for page in templates.glob("*.html"):

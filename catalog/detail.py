@@ -38,7 +38,9 @@ The shape (`recording_detail`), a JSON object; times are ISO 8601 strings in UTC
                note: str} | null  (the tombstone, once disposed of)
     derived: {kind: content type}  (e.g. {"proxy": "video/mp4", "thumbnail": "image/jpeg"})
     custody: [{id: int, kind: str, actor: str, at: time, details: object, reason: str ("" for none),
-               hash: str}]  (every custody event of the recording, oldest first)
+               hash: str}]  (every custody event of the recording, oldest first; for a reader who may not read
+               the audit log, other people's accessed/viewed/access_refused events are left out)
+    custody_reads_hidden: int  (how many were left out; 0 for auditors and administrators)
     has_proxy: bool  ("proxy" in derived: the browser can play it)
     media_work_failed: {kind: reason}  (thumbnail, proxy or decode work that failed for good on the media:
                        catalog.media_work)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
 __all__ = ["ACCESS_STEPS", "EVERYTHING", "STEP_PERMISSION", "AccessRefused", "BatchInScope", "DisposalInScope",
            "ReasonRequired", "Scope", "ambiguous_unit_names", "can_see", "case_in_scope", "cases_clause",
            "check_access", "disposal_in_scope", "disposed_message", "out_of_scope", "read_evidence", "reason_needed",
-           "record_access", "record_refusals", "record_role_refusal", "scope_clause", "scope_for", "user_scope",
+           "record_access", "record_refusal", "record_refusals", "scope_clause", "scope_for", "user_scope",
            "visible_case"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
@@ -152,14 +152,13 @@ def record_refusals(session: Session, actor: str, recording_ids: Iterable[int], 
     session.commit()
 
 
-def record_role_refusal(session: Session, actor: str, *, action: str, roles: Sequence[str],
-                        details: dict[str, Any]) -> None:
-    """One committed `access_refused` event for a request refused because none of *actor*'s *roles* allows
-    *action* (a web route's role check, a command's caller check): before, only refusals by scope were recorded, so
-    an auditor asking for originals again and again left no trace (found by a review)."""
-    session.rollback()  # nothing of the refused request is kept
-    append_event(session, CustodyKind.ACCESS_REFUSED, actor=actor,
-                 details={"action": action, "why": "role", "roles": list(roles), **details})
+def record_refusal(session: Session, actor: str, *, action: str, why: str, details: dict[str, Any]) -> None:
+    """One committed `access_refused` event naming no recording: a case outside the caller's scope
+    (visible_case), a web route or command whose caller's roles do not allow it (why "role": before, only
+    refusals by scope were recorded, so an auditor asking for originals again and again left no trace, found by
+    a review). Nothing of the refused request is kept."""
+    session.rollback()
+    append_event(session, CustodyKind.ACCESS_REFUSED, actor=actor, details={"action": action, "why": why, **details})
     session.commit()
 
 
@@ -278,10 +277,8 @@ def visible_case(session: Session, number: str, scope: Scope, *, actor: str, via
     clause = cases_clause(scope)
     if clause is None or session.exec(select(Case.id).where(Case.id == case.id, clause)).first() is not None:
         return case
-    append_event(session, CustodyKind.ACCESS_REFUSED, actor=actor,
-                 details={"action": "open case", "case": case.number, "why": "scope", "scope": scope.describe(),
-                          "via": via})
-    session.commit()
+    record_refusal(session, actor, action="open case", why="scope",
+                   details={"case": case.number, "scope": scope.describe(), "via": via})
     raise AccessRefused(f"case {case.number} is outside what {actor} may see ({scope.describe()}): none of its "
                         "recordings lies there", scope=scope.describe())
 

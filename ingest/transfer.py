@@ -315,21 +315,25 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
 def _open_part(source: Path, part: Path, src_fd: int, digests: _Both, *, resume: bool,
                source_size: int) -> tuple[int, int]:
     """The destination descriptor and where the copy starts: after an earlier attempt's bytes (re-hashed into
-    *digests*, the source read on from there) when *resume* finds a `.part` no longer than the source, else 0."""
+    *digests*, the source read on from there) when *resume* finds a `.part` no longer than the source that the
+    source still begins with, else 0."""
     if resume and part.exists() and part.stat().st_size <= source_size:
-        if not _device_still_holds(part, src_fd):
-            logger.warning("%r no longer begins with the %d bytes an earlier attempt copied (same name, size and "
-                           "time, other bytes: a recorder whose clock was reset?); copying it again from the start.",
-                           str(source), part.stat().st_size)
-            part.unlink()
-            return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 0
-        offset = _hash_existing(part, digests)
-        dst_fd = os.open(part, os.O_WRONLY | os.O_APPEND)
-        os.lseek(src_fd, offset, os.SEEK_SET)
-        logger.info("Resuming %r at byte %d.", str(source), offset)
-        return dst_fd, offset
+        if _device_still_holds(part, src_fd):
+            return _resume_part(source, part, src_fd, digests)
+        logger.warning("%r no longer begins with the %d bytes an earlier attempt copied (same name, size and "
+                       "time, other bytes: a recorder whose clock was reset?); copying it again from the start.",
+                       str(source), part.stat().st_size)
     part.unlink(missing_ok=True)
     return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 0
+
+
+def _resume_part(source: Path, part: Path, src_fd: int, digests: _Both) -> tuple[int, int]:
+    """Append to *part* from where it ends: its bytes re-hashed into *digests*, the source read on from there."""
+    offset = _hash_existing(part, digests)
+    dst_fd = os.open(part, os.O_WRONLY | os.O_APPEND)
+    os.lseek(src_fd, offset, os.SEEK_SET)
+    logger.info("Resuming %r at byte %d.", str(source), offset)
+    return dst_fd, offset
 
 
 def _keep_parts(source: Path, final: Path, parts: PartDigests | None, size_bytes: int) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ from catalog import (
     StampInvalid,
     UserInvalid,
 )
-from catalog.access import can_see, record_role_refusal
+from catalog.access import can_see, record_refusal
 from catalog.user_models import User
 from catalog.users import Identity, bound_user, get_user, identify, os_account
 from device_profiles import ProfileError
@@ -108,11 +108,11 @@ def caller(cfg: Settings, session: Session, action: str, by: str | None = None) 
     try:
         return identify(session, action, account=account, asserted=by, owner_uid=catalogue_owner_uid(cfg),
                         station=cfg.station)
-    except PermissionDenied as exc:  # recorded as the web's refusals are (catalog.access.record_role_refusal)
+    except PermissionDenied as exc:  # recorded as the web's refusals are (catalog.access.record_refusal)
         bound = bound_user(session, account.login)
-        record_role_refusal(session, bound.name if bound is not None else f"os:{account.login}", action=action,
-                            roles=bound.roles if bound is not None else [],
-                            details={"via": "cli", "os_user": account.login, "refused": str(exc)[:500]})
+        record_refusal(session, bound.name if bound is not None else f"os:{account.login}", action=action,
+                       why="role", details={"roles": list(bound.roles) if bound is not None else [], "via": "cli",
+                                            "os_user": account.login, "refused": str(exc)[:500]})
         raise
 
 

@@ -46,11 +46,11 @@ router = APIRouter()
 CasesCaller = Annotated[Caller, api_caller("cases")]
 
 
-def _case(session: Session, number: str, who: Caller, via: str) -> Case:
+def _case(session: Session, number: str, who: Caller) -> Case:
     """The case if the caller may know of it (catalog.access.visible_case): 404 if there is none, 403 (an
     `access_refused` event) if none of its recordings lies in their scope."""
     try:
-        return visible_case(session, number, who.scope, actor=who.user.name, via=via)
+        return visible_case(session, number, who.scope, actor=who.user.name, via="web")
     except CaseNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except AccessRefused as exc:
@@ -114,7 +114,7 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
 @router.get("/cases/{number:path}", response_class=HTMLResponse, include_in_schema=False)
 def case_page(number: str, request: Request, session: DB) -> Response:
     who = signed_in(request, session, "cases")
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "web case page",
                                                                             "case": case.number})
     session.commit()
@@ -133,7 +133,7 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
          purpose: Annotated[str, Form()]) -> Response:
     """Link recordings (ids or SHA-256 prefixes, separated by spaces or commas) with what they prove here."""
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     refs = [r for r in recordings.replace(",", " ").split() if r]
     try:
         if not refs:
@@ -153,7 +153,7 @@ def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated
                         case: Annotated[str, Form()], purpose: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
     recording = visible_recording(session, ref, who, "link")
-    found = _case(session, case.strip(), who, "web")
+    found = _case(session, case.strip(), who)
     try:
         link_recording(session, found, recording, purpose=purpose, by=who.user.name)
         session.commit()
@@ -183,7 +183,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
     """Store uploaded text records (询问笔录, 现场检查笔录, scans…) for the case: hashed, in WORM storage, with a
     signed manifest, linked with *title* as their purpose; a damaged file is kept as found and says so."""
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     config: WebConfig = request.app.state.config
     if config.attach is None:
         raise HTTPException(501, "this server cannot store documents; run `evidence serve`, or attach them with "
@@ -228,7 +228,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
 def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            recording: Annotated[int, Form()], reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     try:
         found = get_recording(session, recording)
         unlink_recording(session, case, found, by=who.user.name, reason=reason)
@@ -243,7 +243,7 @@ def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form
 def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
           closed_on: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     config: WebConfig = request.app.state.config
     try:
         day = date.fromisoformat(closed_on) if closed_on.strip() else config.today()
@@ -262,7 +262,7 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
 def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     try:
         reopen_case(session, case, by=who.user.name, reason=reason)
         session.commit()
@@ -290,7 +290,7 @@ def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> di
     """One case with its recordings and text records (purposes, retention, holds) and past links; the view is
     recorded. A caller limited to some units or to their own recordings gets only what lies in their scope, and
     `outside_scope` counts the rest."""
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": case.number})
     session.commit()
     return case_in_scope(session, case, who.scope, request.app.state.config.policy)
@@ -302,7 +302,7 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
     """The case's BagIt package as a ZIP download (built, validated, recorded, then sent and removed). The same
     operation as `evidence export CASE`: the rights and scope of downloading every item, and a stated reason."""
     who = signed_in(request, session, "export", csrf)
-    case = _case(session, number, who, "web")
+    case = _case(session, number, who)
     folder = Path(tempfile.mkdtemp(prefix="evidence-web-export-"))
     out = folder / f"{safe_name(case.number)}.zip"
     config = request.app.state.config

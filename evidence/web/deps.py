@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog.access import Scope, record_role_refusal, user_scope
+from catalog.access import Scope, record_refusal, user_scope
 from catalog.cases import Attach
 from catalog.retention import RetentionPolicy
 from catalog.sign_in import find_session
@@ -108,8 +108,9 @@ def caller(request: Request, session: Session) -> Caller | None:
 
 def _refused(request: Request, session: Session, who: Caller, action: str) -> None:
     """The refusal of a signed-in caller whose roles do not allow *action*, as an `access_refused` event."""
-    record_role_refusal(session, who.user.name, action=action, roles=who.user.roles,
-                        details={"via": "web", "method": request.method, "path": request.url.path[:500]})
+    record_refusal(session, who.user.name, action=action, why="role",
+                   details={"roles": list(who.user.roles), "via": "web", "method": request.method,
+                            "path": request.url.path[:500]})
 
 
 def api_caller(action: str) -> Any:

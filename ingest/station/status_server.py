@@ -145,8 +145,6 @@ def _cross_site(content_type: str | None, origin: str | None, host: str | None) 
     Pure."""
     if (content_type or "").split(";")[0].strip().lower() != "application/json":
         return "tagging takes a JSON body (Content-Type: application/json)"
-    if origin is not None and origin != "null" and urlsplit(origin).netloc != (host or ""):
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc != (host or "")):
         return f"tagging is taken only from the station's own kiosk page, not from {origin!r}"
-    if origin == "null":
-        return "tagging is taken only from the station's own kiosk page, not from an opaque origin"
     return None

@@ -79,7 +79,7 @@ from catalog.retention import (
 )
 from catalog.retention_job import RetentionChange, apply_retention, decide_for
 from catalog.search import Near, SearchFilters, run_search
-from catalog.sightings import find_known_sighting, sightings_of
+from catalog.sightings import find_known_sighting, seen_there, sightings_of
 from catalog.signing import SignatureInvalid, load_or_create_key
 from catalog.stamps import DEFAULT_CASE_PATTERN, Stamp, record_stamp, restamp, stamp_history, validate_stamp
 from catalog.user_models import User
@@ -173,6 +173,7 @@ __all__ = [
     "reopen_case",
     "restamp",
     "run_search",
+    "seen_there",
     "sightings_of",
     "stamp_history",
     "start_sweep",

@@ -10,10 +10,10 @@ from collections.abc import Collection
 
 from sqlmodel import Session, col, select
 
-from catalog.models import Sighting
+from catalog.models import Recording, Sighting
 
-__all__ = ["dock_session_recording_ids", "find_known_sighting", "last_sighting_at", "sighting_at", "sightings_of",
-           "sightings_of_dock"]
+__all__ = ["dock_session_recording_ids", "find_known_sighting", "last_sighting_at", "seen_there", "sighting_at",
+           "sightings_of", "sightings_of_dock"]
 
 
 def find_known_sighting(session: Session, *, device_serial: str, device_path: str, size_bytes: int,
@@ -29,6 +29,15 @@ def find_known_sighting(session: Session, *, device_serial: str, device_path: st
                                    Sighting.size_bytes == size_bytes, Sighting.mtime_ns == mtime_ns,
                                    col(Sighting.cleared_at).is_(None))
     return session.exec(query.order_by(col(Sighting.id).desc())).first()
+
+
+def seen_there(session: Session, *, sha256: str, device_serial: str, device_path: str) -> bool:
+    """Whether the recording of bytes *sha256* is catalogued as seen at *device_path* on *device_serial* (a journaled
+    staged copy catalogued before: size and time cannot say it, another file may have taken that path since)."""
+    query = (select(Sighting.id).join(Recording, col(Recording.id) == Sighting.recording_id)
+             .where(Recording.sha256 == sha256, Sighting.device_serial == device_serial,
+                    Sighting.device_path == device_path))
+    return session.exec(query.limit(1)).first() is not None
 
 
 def sightings_of(session: Session, recording_id: int) -> list[Sighting]:

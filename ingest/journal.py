@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JournalEntry", "forget", "held", "hold", "journaled_serials", "let_go", "load", "record", "sync"]
+__all__ = ["JournalEntry", "entry_key", "forget", "held", "hold", "journaled_serials", "let_go", "load", "record",
+           "sync"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class JournalEntry:
     options: dict[str, Any] = field(default_factory=dict)
     role: str = "recording"  # what the file is to its profile (ingest.scan.ROLES)
     companion: str | None = None  # housekeeping: the device path of the recording it belongs to
+
+
+def entry_key(part_key: str, sha256: str) -> str:
+    """What tells journal entries apart: the device-file key and the staged bytes. A recorder whose clock was reset
+    writes another recording under the path, size and time of one journaled before; both entries are kept."""
+    return f"{part_key}/{sha256}"
 
 
 def _path(staging: Path, device_serial: str) -> Path:
@@ -106,7 +113,7 @@ def sync(staging: Path, device_serial: str) -> None:
 
 
 def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
-    """Entries whose staged copy is still there, by device-file key (a torn last line is ignored)."""
+    """Entries whose staged copy is still there, by `entry_key` (a torn last line is ignored)."""
     path = _path(staging, device_serial)
     entries: dict[str, JournalEntry] = {}
     try:
@@ -119,7 +126,7 @@ def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
         except (ValueError, TypeError):
             continue
         if (staging / entry.sha256).exists():
-            entries[entry.part_key] = entry
+            entries[entry_key(entry.part_key, entry.sha256)] = entry
     return entries
 
 

@@ -6,15 +6,13 @@ as it is and raises CatalogueDeferred.
 """
 from __future__ import annotations
 
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 
-from catalog import find_known_sighting, redact_url
+from catalog import redact_url
 from device_profiles import get_profile, load_profiles
 from ingest.config import Settings
 from ingest.describe.identity import DeviceIdentity
@@ -22,11 +20,8 @@ from ingest.errors import CatalogueDeferred
 from ingest.journal import JournalEntry
 from ingest.journal import load as load_journal
 from ingest.pipeline.options import AfterCommit, IngestOptions
-from ingest.pipeline.outage import StagedCopy
 from ingest.pipeline.report import IngestReport
 from ingest.pipeline.run import DockRun, Pending
-from ingest.scan import DeviceFile
-from ingest.transfer import CopyResult
 from storage import EvidenceStore
 
 __all__ = ["catalogue_journal", "journaled_options", "replay_journal"]
@@ -45,35 +40,11 @@ def _journaled_identity(entry: JournalEntry) -> DeviceIdentity:
     return DeviceIdentity(**{k: v for k, v in entry.identity.items() if k in known})
 
 
-def _staged_copy(entry: JournalEntry, root: Path, staging: Path) -> StagedCopy:
-    path = Path(os.fsdecode(bytes.fromhex(entry.path_hex))) if entry.path_hex else root / entry.relative
-    file = DeviceFile(path=path, relative=entry.relative, name=entry.name or Path(entry.relative).name,
-                      size_bytes=entry.device_size_bytes or entry.size_bytes, mtime_ns=entry.mtime_ns,
-                      warnings=tuple(entry.warnings), role=entry.role, companion=entry.companion)
-    copy = CopyResult(source=path, destination=staging / entry.sha256, size_bytes=entry.size_bytes,
-                      sha256=entry.sha256, resumed_from=0)
-    sidecar = bytes.fromhex(entry.sidecar_hex) if entry.sidecar_hex else None
-    return StagedCopy(file, copy, None, None, key=entry.part_key, sidecar=sidecar)
-
-
 def replay_journal(run: DockRun, entries: list[JournalEntry]) -> None:
     """Catalogue staged copies from a journal in *run*; the device itself may be gone."""
     pending: Pending = deque()
     with ThreadPoolExecutor(max_workers=run.settings.probe_workers, thread_name_prefix="probe") as pool:
-        for entry in entries:
-            item = _staged_copy(entry, run.root, run.settings.staging_dir)
-            file = item.file
-            try:
-                if find_known_sighting(run.batch.session, device_serial=run.serial, device_path=file.relative,
-                                       size_bytes=file.size_bytes, mtime_ns=file.mtime_ns) is not None:
-                    continue  # catalogued before the run that journaled it ended
-            except OperationalError as exc:
-                run.go_offline(exc, pending)
-                break
-            run.files_seen += 1
-            run.catalogue(item, pool, pending)
-            if run.outage.is_offline:
-                break  # still down: the journal keeps the rest
+        run.catalogue_journaled(entries, pool, pending)
         run.register_ready(pending, wait=True)
 
 

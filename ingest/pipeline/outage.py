@@ -20,7 +20,7 @@ from ingest.pipeline.options import IngestOptions
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
 
-__all__ = ["OutageJournal", "StagedCopy"]
+__all__ = ["OutageJournal", "StagedCopy", "journaled_copy"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +48,29 @@ class OutageJournal:
                  options: IngestOptions) -> None:
         self._staging, self._serial, self._root = staging_dir, serial, root
         self._profile, self._identity, self._options = profile, identity, options
-        # What earlier runs journaled (read when the run starts):
+        # What earlier runs journaled (read when the run starts), by `ingest.journal.entry_key`:
         self.entries: dict[str, staging_journal.JournalEntry] = {}
+        self.taken: set[str] = set()  # entry keys this run catalogued, or found catalogued before
         self.is_offline = False
         self.reason = ""  # why the catalogue is unreachable (its first line)
         self.journaled = 0  # staged copies made durable in the journal for later cataloguing
-        self._written: set[str] = set()  # device-file keys written ahead by this run
+        self._written: set[str] = set()  # entry keys written ahead by this run
         self._unsynced = False  # written ahead since the last sync
 
     def load(self) -> None:
         self.entries = staging_journal.load(self._staging, self._serial)
+
+    def for_file(self, part_key: str) -> list[staging_journal.JournalEntry]:
+        """The entries journaled under device-file key *part_key* that this run has not taken yet."""
+        return [entry for key, entry in self.entries.items() if entry.part_key == part_key and key not in self.taken]
+
+    def take(self, entry: staging_journal.JournalEntry) -> None:
+        self.taken.add(staging_journal.entry_key(entry.part_key, entry.sha256))
+
+    def leftovers(self) -> list[staging_journal.JournalEntry]:
+        """The entries no file of the device stood for in this run: their files left the device (or hold other
+        bytes now) since they were journaled. Each is still a staged copy to catalogue."""
+        return [entry for key, entry in self.entries.items() if key not in self.taken]
 
     def sync_before_commit(self) -> None:
         """What the coming commit catalogues is durable in the journal first."""
@@ -67,9 +80,10 @@ class OutageJournal:
 
     def write_ahead(self, item: StagedCopy) -> None:
         """Append *item*'s entry (not yet synced) unless this run or an earlier one journaled it."""
-        if item.key in self._written or item.key in self.entries:
+        key = staging_journal.entry_key(item.key, item.copy.sha256)
+        if key in self._written or key in self.entries:
             return
-        self._written.add(item.key)
+        self._written.add(key)
         self._unsynced = True
         staging_journal.record(self._staging, self._serial, durable=False, entry=self._entry(item))
 
@@ -105,3 +119,15 @@ class OutageJournal:
             options={"officer": opts.officer, "case_number": opts.case_number, "purpose": opts.purpose,
                      "clock_offset_s": opts.clock_offset_s, "actor": opts.actor},
             role=file.role, companion=file.companion)
+
+
+def journaled_copy(entry: staging_journal.JournalEntry, root: Path, staging: Path) -> StagedCopy:
+    """The staged copy *entry* journaled, as it was when it was copied (the device itself may be gone)."""
+    path = Path(os.fsdecode(bytes.fromhex(entry.path_hex))) if entry.path_hex else root / entry.relative
+    file = DeviceFile(path=path, relative=entry.relative, name=entry.name or Path(entry.relative).name,
+                      size_bytes=entry.device_size_bytes or entry.size_bytes, mtime_ns=entry.mtime_ns,
+                      warnings=tuple(entry.warnings), role=entry.role, companion=entry.companion)
+    copy = CopyResult(source=path, destination=staging / entry.sha256, size_bytes=entry.size_bytes,
+                      sha256=entry.sha256, resumed_from=0)
+    sidecar = bytes.fromhex(entry.sidecar_hex) if entry.sidecar_hex else None
+    return StagedCopy(file, copy, None, None, key=entry.part_key, sidecar=sidecar)

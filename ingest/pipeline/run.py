@@ -33,6 +33,7 @@ from catalog import (
     load_or_create_key,
     outbox,
     redact_url,
+    seen_there,
 )
 from catalog.models import DockResult
 from catalog.types import utcnow
@@ -45,16 +46,21 @@ from ingest.describe.identity import DeviceIdentity, read_identity
 from ingest.describe.probe import gather_facts
 from ingest.errors import CatalogueDeferred, CopyFailed, DeviceBusy, DeviceGone
 from ingest.pipeline.closing import dock_result, link_companions, result_note, stamp_marked_important
-from ingest.pipeline.device import device_serial, measure_device_clock, part_key, read_sidecar
+from ingest.pipeline.device import (
+    device_serial,
+    measure_device_clock,
+    part_key,
+    read_sidecar,
+)
 from ingest.pipeline.dock import DockStart, mark_busy, mark_idle
 from ingest.pipeline.known import KnownFiles
 from ingest.pipeline.options import MAX_CLOCK_OFFSET_S, AfterCommit, IngestOptions, Progress, validate_options
-from ingest.pipeline.outage import OutageJournal, StagedCopy
+from ingest.pipeline.outage import OutageJournal, StagedCopy, journaled_copy
 from ingest.pipeline.register import Batch, Registrar
 from ingest.pipeline.report import ErrorStage, IngestReport
 from ingest.pipeline.uploads import Uploads
 from ingest.scan import DeviceFile, scan_device
-from ingest.transfer import CopyResult, copy_and_hash
+from ingest.transfer import CopyResult, copy_and_hash, device_file_matches
 from storage import EvidenceStore
 
 __all__ = ["COPIES_AHEAD", "COPIES_AHEAD_BYTES", "DEVICE_BUSY_POLL_S", "DEVICE_BUSY_WAIT_S", "DISK_FULL_POLL_S",
@@ -179,6 +185,9 @@ class DockRun:
                         break  # stopping: the copies not started yet wait for the next dock (below)
                 else:
                     self._stage_in_flight(pool, pending, wait=True)
+                    # Journaled copies no device file stood for: their files left the device, or hold other bytes
+                    # now. Catalogued from the journal before a complete dock forgets it (they were lost before).
+                    self.catalogue_journaled(self.outage.leftovers(), pool, pending)
             finally:
                 # Whatever happens next (the device pulled, the station stopping), every copy that reached
                 # staging is catalogued now, or journaled if the catalogue is away.
@@ -245,8 +254,8 @@ class DockRun:
         transaction open meanwhile. Raises DeviceGone (see `_copy_outcome`)."""
         key = part_key(self.serial, file)
         sidecar, sidecar_note = read_sidecar(self.profile, file) if file.role == "recording" else (None, None)
-        journaled = self.outage.entries.get(key)
-        if journaled is not None and (staging / journaled.sha256).exists():
+        journaled = self._journaled_as(file, key, pool, pending)
+        if journaled is not None:
             # Copied during a catalogue outage: catalogue the staged copy, do not read the device again.
             self._stage_in_flight(pool, pending, wait=True)
             copy = CopyResult(source=file.path, destination=staging / journaled.sha256,
@@ -266,6 +275,48 @@ class DockRun:
             self._in_flight.append(_InFlight(item, self._copier.submit(self._copy_waiting_for_space, file, staging,
                                                                        on_bytes)))
             self._stage_in_flight(pool, pending, wait=False)
+
+    def _journaled_as(self, file: DeviceFile, key: str, pool: ThreadPoolExecutor,
+                      pending: Pending) -> staging_journal.JournalEntry | None:
+        """The journal entry whose staged copy *file* still is, if an earlier run journaled it. The key (path,
+        size, time) is not enough: a recorder whose clock was reset writes another recording under all three (a
+        review found the new one left unread for good). So the device file is compared with the staged copy first
+        (`device_file_matches`: sampled, every byte where the file's time is no evidence); an entry it does not
+        match is catalogued as what was journaled, and the device's file is then read as a new one."""
+        for entry in self.outage.for_file(key):
+            self.outage.take(entry)
+            staged = self.settings.staging_dir / entry.sha256
+            try:
+                same = device_file_matches(file.path, staged, every_byte=not self.known.is_trustworthy(file))
+            except OSError as exc:
+                logger.warning("Could not compare %r with its journaled copy %s (%s): both are kept.",
+                               file.relative, entry.sha256[:12], exc)
+                same = False
+            if same:
+                return entry
+            logger.warning("Device file %r is not the copy journaled under its name, size and time (%s): that copy "
+                           "is catalogued as journaled, and the file is read again.", file.relative, entry.sha256[:12])
+            self._stage_in_flight(pool, pending, wait=True)
+            self.catalogue_journaled([entry], pool, pending)
+        return None
+
+    def catalogue_journaled(self, entries: list[staging_journal.JournalEntry], pool: ThreadPoolExecutor,
+                            pending: Pending) -> None:
+        """Catalogue journaled staged copies as they were journaled (the device may be gone); a copy already
+        catalogued there is passed over (its run committed it before it ended)."""
+        for entry in entries:
+            self.outage.take(entry)
+            if self.outage.is_offline:
+                return  # the journal keeps the rest
+            try:
+                if seen_there(self.batch.session, sha256=entry.sha256, device_serial=self.serial,
+                              device_path=entry.relative):
+                    continue
+            except OperationalError as exc:
+                self.go_offline(exc, pending)
+                return
+            self.files_seen += 1
+            self.catalogue(journaled_copy(entry, self.root, self.settings.staging_dir), pool, pending)
 
     def _stage_in_flight(self, pool: ThreadPoolExecutor, pending: Pending, *, wait: bool) -> None:
         """Hand the copies done on the copy thread to cataloguing, in order; wait for the oldest while more than

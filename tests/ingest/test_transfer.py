@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import CopyFailed
-from ingest.transfer import CHUNK_BYTES, copy_and_hash, hash_device_file
+from ingest.transfer import CHUNK_BYTES, MATCH_EDGE_BYTES, copy_and_hash, device_file_matches, hash_device_file
 
 
 def _source(tmp_path: Path, size: int) -> Path:
@@ -233,3 +233,57 @@ def test_a_file_replaced_by_a_fifo_after_the_scan_fails_at_once_instead_of_hangi
     assert len(outcome) == 1 and isinstance(outcome[0], CopyFailed)
     assert "not a regular file any more" in str(outcome[0]) and str(fifo) in str(outcome[0])
     assert not list(staging.iterdir())
+
+
+def _pair(tmp_path: Path, size: int) -> tuple[Path, Path]:
+    device = _source(tmp_path, size)
+    staged = tmp_path / "staged"
+    staged.write_bytes(device.read_bytes())
+    return device, staged
+
+
+def _flip(path: Path, at: int) -> None:
+    with path.open("r+b") as fh:
+        fh.seek(at)
+        byte = fh.read(1)
+        fh.seek(at)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize("where", ["start", "end", "last byte", "middle probe"])
+def test_another_recording_under_a_journaled_copy_s_name_size_and_time_is_told_apart(tmp_path, where):
+    size = 9 * 1024 * 1024 + 5
+    device, staged = _pair(tmp_path, size)
+    assert device_file_matches(device, staged)
+    at = {"start": 100, "end": size - MATCH_EDGE_BYTES + 7, "last byte": size - 1,
+          "middle probe": MATCH_EDGE_BYTES + (size - 2 * MATCH_EDGE_BYTES) // 17 * 8 + 3}[where]
+    _flip(device, at)
+    assert not device_file_matches(device, staged)
+    assert not device_file_matches(device, staged, every_byte=True)
+
+
+def test_a_sample_is_a_sample_every_byte_is_proof(tmp_path):
+    """A change between the sampled slices passes the cheap look (documented: it tells recordings apart, it does
+    not prove bytes); the full comparison, used where the file's time is no evidence, finds it."""
+    size = 9 * 1024 * 1024
+    device, staged = _pair(tmp_path, size)
+    _flip(device, MATCH_EDGE_BYTES + 70_000)  # after the first MiB, before the first probe slice
+    assert device_file_matches(device, staged)
+    assert not device_file_matches(device, staged, every_byte=True)
+
+
+def test_a_size_difference_or_a_small_file_s_one_byte_is_enough(tmp_path):
+    device, staged = _pair(tmp_path, 1000)
+    assert device_file_matches(device, staged) and device_file_matches(device, staged, every_byte=True)
+    _flip(device, 500)
+    assert not device_file_matches(device, staged)
+    device.write_bytes(staged.read_bytes() + b"x")
+    assert not device_file_matches(device, staged)
+
+
+def test_a_device_file_that_is_not_a_regular_file_cannot_be_compared(tmp_path):
+    device, staged = _pair(tmp_path, 1000)
+    device.unlink()
+    os.mkfifo(device)
+    with pytest.raises(OSError, match="not a regular file"):
+        device_file_matches(device, staged)

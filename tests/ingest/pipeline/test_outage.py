@@ -1,6 +1,8 @@
 """The run's staging journal: written ahead once per staged copy, durable when journaled, known to the next run."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ingest.describe.identity import DeviceIdentity
 from ingest.journal import load as load_journal
 from ingest.pipeline import IngestOptions, busy_serials, ingest_folder
@@ -36,8 +38,8 @@ def test_a_staged_copy_is_written_ahead_once_and_counted_when_journaled(tmp_path
     outage.journal(item)
     # Then the journal holds it once, with what is needed to catalogue it without the device
     entries = load_journal(staging, "CAM1")
-    assert list(entries) == ["k1"] and outage.journaled == 1
-    entry = entries["k1"]
+    assert [(e.part_key, e.sha256) for e in entries.values()] == [("k1", "ef" * 32)] and outage.journaled == 1
+    entry = next(iter(entries.values()))
     assert (entry.relative, entry.sidecar_hex, entry.profile, entry.options["officer"]) == (
         "CLIP1.MP4", "7b7d", "generic", "A1")
     # And the next run knows it was journaled, so does not write it again
@@ -46,6 +48,13 @@ def test_a_staged_copy_is_written_ahead_once_and_counted_when_journaled(tmp_path
     again.write_ahead(item)
     lines = [line for path in (staging / "journal").iterdir() for line in path.read_text().splitlines()]
     assert len(lines) == 1
+    # But another copy under the same device-file key (other bytes) is an entry of its own: both are kept
+    (staging / ("ab" * 32)).write_bytes(b"y")
+    other = replace(item, copy=replace(item.copy, destination=staging / ("ab" * 32), sha256="ab" * 32))
+    again.write_ahead(other)
+    again.sync_before_commit()
+    assert sorted(e.sha256 for e in load_journal(staging, "CAM1").values()) == ["ab" * 32, "ef" * 32]
+    assert [e.sha256 for e in again.for_file("k1")] == ["ef" * 32]  # what was journaled before this run
 
 
 def test_going_offline_is_noted_once_with_its_reason(tmp_path):

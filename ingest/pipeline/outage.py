@@ -50,6 +50,7 @@ class OutageJournal:
         self._profile, self._identity, self._options = profile, identity, options
         # What earlier runs journaled (read when the run starts), by `ingest.journal.entry_key`:
         self.entries: dict[str, staging_journal.JournalEntry] = {}
+        self._by_part: dict[str, list[staging_journal.JournalEntry]] = {}  # the same entries by device-file key
         self.taken: set[str] = set()  # entry keys this run catalogued, or found catalogued before
         self.is_offline = False
         self.reason = ""  # why the catalogue is unreachable (its first line)
@@ -59,10 +60,14 @@ class OutageJournal:
 
     def load(self) -> None:
         self.entries = staging_journal.load(self._staging, self._serial)
+        self._by_part = {}
+        for entry in self.entries.values():
+            self._by_part.setdefault(entry.part_key, []).append(entry)
 
     def for_file(self, part_key: str) -> list[staging_journal.JournalEntry]:
         """The entries journaled under device-file key *part_key* that this run has not taken yet."""
-        return [entry for key, entry in self.entries.items() if entry.part_key == part_key and key not in self.taken]
+        return [entry for entry in self._by_part.get(part_key, ())
+                if staging_journal.entry_key(entry.part_key, entry.sha256) not in self.taken]
 
     def take(self, entry: staging_journal.JournalEntry) -> None:
         self.taken.add(staging_journal.entry_key(entry.part_key, entry.sha256))

@@ -183,12 +183,15 @@ def proxy(ref: str, session: DB, who: PlayCaller, request: Request, reason: str 
 
 @router.get("/media/{ref}/photo", tags=["media"])
 def photo(ref: str, session: DB, who: PlayCaller, request: Request, reason: str | None = None) -> Response:
-    """A photo's original bytes shown in the browser (viewing the photo is an access, like playback)."""
+    """A photo's original bytes shown in the browser. Unlike a video's proxy, what the browser gets is the evidence
+    itself, one click from saved: so it is a download (a stated reason always, the `accessed` event), shown in
+    place; the thumbnail is the preview without one (a review found the original served with no reason)."""
     recording = visible_recording(session, ref, who, "play")
     if recording.media_kind != "photo":
         raise HTTPException(404, f"recording {recording.id} is a {recording.media_kind}, not a photo")
     store: EvidenceStore = request.app.state.config.store
-    response = _serve(request, session, who, recording, step="play", what="photo", via="web view", reason=reason,
+    response = _serve(request, session, who, recording, step="download", what="photo", via="web view",
+                      reason=reason,
                       open_at=lambda start: store.open(recording.sha256, start=start), size=recording.size_bytes,
                       content_type="image/jpeg")
     response.headers["Cache-Control"] = "private, no-store"
@@ -225,7 +228,8 @@ def _render_page(request: Request, session: Session, who: Caller, recording: Rec
     return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   r=_page_data(request, session, recording, who), can_play=who.may("play"), can_stamp=who.may("stamp"),
                   can_link=who.may("manage_cases"), reason=reason or "",
-                  play_needs_reason=reason_needed(request, "play") and not (reason or "").strip(), error=error)
+                  play_needs_reason=reason_needed(request, "play") and not (reason or "").strip(),
+                  photo_needs_reason=not (reason or "").strip(), error=error)
 
 
 @router.get("/recordings/{ref}", response_class=HTMLResponse, include_in_schema=False)

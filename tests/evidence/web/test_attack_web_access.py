@@ -203,7 +203,7 @@ def two_servers(web_site, store, tmp_path, catalog_url):
 RANGES = [None, "bytes=00-", "bytes=-999999999", "bytes=1-"]
 LATER = [*RANGES, "bytes=0-0", "bytes=5-9", "bytes=0-"]
 MEDIA = {"original": ("/media/1/original?reason=复核", b"recording 1" * 100),
-         "photo": ("/media/2/photo", b"recording 2" * 100),
+         "photo": ("/media/2/photo?reason=复核", b"recording 2" * 100),
          "proxy": ("/media/1/proxy", PROXY)}
 
 

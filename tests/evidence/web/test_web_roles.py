@@ -19,7 +19,7 @@ ROUTES = [
     ("recording api", "GET", "/api/recordings/1", None),
     ("thumbnail", "GET", "/media/1/thumbnail", None),
     ("play", "GET", "/media/1/proxy", None),
-    ("photo", "GET", "/media/2/photo", None),
+    ("photo", "GET", "/media/2/photo?reason=复核", None),
     ("download", "GET", "/media/1/original?reason=复核", None),
     ("stamp", "POST", "/recordings/1/stamp", {"reason": "补充标记", "purpose": "证明现场"}),
     ("cases", "GET", "/cases", None),
@@ -100,7 +100,7 @@ GUARDED = {
     ("GET", "/media/{ref}/thumbnail"): ("/media/1/thumbnail", None, None, API),
     ("GET", "/media/{ref}/proxy"): ("/media/1/proxy", None, None, API),
     ("GET", "/media/{ref}/proxy.mp4"): ("/media/1/proxy.mp4", None, None, API),
-    ("GET", "/media/{ref}/photo"): ("/media/2/photo", None, None, API),
+    ("GET", "/media/{ref}/photo"): ("/media/2/photo?reason=复核", None, None, API),
     ("GET", "/media/{ref}/original"): ("/media/1/original?reason=复核", None, None, API),
     ("GET", "/recordings/{ref}"): ("/recordings/1", None, None, PAGE),
     ("POST", "/recordings/{ref}/stamp"): ("/recordings/1/stamp", {"reason": "补充标记", "purpose": "证明现场"}, None,
@@ -261,7 +261,7 @@ def test_a_recording_missing_from_the_store_is_a_clear_404_and_not_an_access(web
         session.commit()
         ghost_id = ghost.id
     web_login(client, "clerk")
-    for path in (f"/media/{ghost_id}/photo", f"/media/{ghost_id}/original?reason=复核"):
+    for path in (f"/media/{ghost_id}/photo?reason=复核", f"/media/{ghost_id}/original?reason=复核"):
         missing = client.get(path)
         assert missing.status_code == 404 and "is not in the store" in missing.json()["error"]
         assert "evidence verify" in missing.json()["error"]
@@ -296,3 +296,28 @@ def test_a_policy_can_ask_for_the_reason_before_viewing_or_playing(web_site, sto
     assert {(e.kind, e.details.get("reason")) for e in events} >= {("viewed", "行政复议调阅"),
                                                                    ("accessed", "行政复议调阅")}
     assert all(e.details.get("reason") for e in events if e.kind == "accessed")
+
+
+def test_a_photo_s_original_is_shown_only_with_a_reason_whatever_the_policy(web_site, store):
+    """The browser gets the photo's evidence bytes themselves (no proxy stands between), one click from saved: under
+    the default policy (a reason at download only) the page shows the form, not the photo, and the bytes are
+    refused without a reason; with one they are shown and the access is recorded with it."""
+    from fastapi.testclient import TestClient
+
+    from evidence.web import WebConfig, create_app
+
+    _client, engine = web_site
+    with TestClient(create_app(WebConfig(engine=engine, store=store))) as client:
+        web_login(client, "clerk")
+        first = client.get("/recordings/2")
+        assert first.status_code == 200 and 'id="reason-form"' in first.text and 'id="photo"' not in first.text
+        refused = client.get("/media/2/photo")
+        assert refused.status_code == 422 and "reason" in refused.text
+        page = client.get("/recordings/2", params={"reason": "行政复议调阅"})
+        assert 'src="/media/2/photo?reason=%E8%A1%8C' in page.text
+        shown = client.get("/media/2/photo", params={"reason": "行政复议调阅"})
+        assert shown.status_code == 200 and shown.content
+    with Session(engine) as session:
+        accessed = session.exec(select(CustodyEvent).where(
+            CustodyEvent.recording_id == 2, CustodyEvent.actor == "clerk", CustodyEvent.kind == "accessed")).all()
+    assert [(e.details.get("reason"), e.details.get("via")) for e in accessed] == [("行政复议调阅", "web view")]

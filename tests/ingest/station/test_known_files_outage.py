@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from catalog import Recording, RecordingState, Sighting, open_catalog
@@ -13,10 +18,10 @@ from ingest import known_files
 from ingest.config import Settings
 from ingest.errors import CatalogueDeferred
 from ingest.journal import load as load_journal
-from ingest.pipeline import ingest_folder
+from ingest.pipeline import IngestReport, ingest_folder
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
 from ingest.samples import make_wav
-from ingest.transfer import copy_and_hash
+from ingest.transfer import MATCH_EDGE_BYTES, copy_and_hash
 from storage import LocalStore
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -64,7 +69,40 @@ def test_outage_does_not_reread_known_files(samples, tmp_path, pg_outage, monkey
         engine.dispose()
 
 
-def _counting_copies(monkeypatch) -> list[str]:
+def _station(tmp_path, url: str) -> tuple[Settings, LocalStore, Engine]:
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
+    return settings, LocalStore(settings.store_path), open_catalog(url)
+
+
+@dataclass
+class _Journaled:
+    """A device catalogued once, then CLIP0009.wav added and copied during a catalogue outage (journaled)."""
+
+    settings: Settings
+    store: LocalStore
+    engine: Engine
+    serial: str
+    clip: Path
+    old: bytes  # the bytes journaled
+    copies: list[str]  # names of the device files copied since (cleared after the outage's dock)
+
+    def dock(self) -> IngestReport:
+        return ingest_folder(self.clip.parents[1], settings=self.settings, engine=self.engine, store=self.store)
+
+    def seen_at_clip(self) -> set[str]:
+        """SHA-256 of every recording catalogued as seen at the clip's device path."""
+        with Session(self.engine) as s:
+            return set(s.exec(select(Recording.sha256).join(Sighting, col(Sighting.recording_id) == Recording.id)
+                              .where(Sighting.device_serial == self.serial,
+                                     Sighting.device_path == "CLIPS/CLIP0009.wav")))
+
+
+@contextmanager
+def _clip_journaled(samples, tmp_path, pg_outage, monkeypatch, *, seconds: float = 1.0,
+                    mtime_ns: int | None = None) -> Iterator[_Journaled]:
+    url, down, _allow = pg_outage
+    settings, store, engine = _station(tmp_path, url)
+    device = samples.sidecar_recorder
     copies: list[str] = []
     real = copy_and_hash
 
@@ -73,13 +111,25 @@ def _counting_copies(monkeypatch) -> list[str]:
         return real(source, *a, **k)
 
     monkeypatch.setattr(pipeline, "copy_and_hash", counting)
-    return copies
+    try:
+        serial = ingest_folder(device, settings=settings, engine=engine, store=store).device_serial
+        clip = make_wav(device / "CLIPS" / "CLIP0009.wav", seconds=seconds)
+        if mtime_ns is not None:
+            os.utime(clip, ns=(mtime_ns, mtime_ns))
+        old = clip.read_bytes()
+        with down(), pytest.raises(CatalogueDeferred):
+            ingest_folder(device, settings=settings, engine=engine, store=store)
+        copies.clear()
+        yield _Journaled(settings, store, engine, serial, clip, old, copies)
+    finally:
+        engine.dispose()
 
 
-def _recordings_seen_at(engine, serial: str, device_path: str) -> set[str]:
-    with Session(engine) as s:
-        return set(s.exec(select(Recording.sha256).join(Sighting, col(Sighting.recording_id) == Recording.id)
-                          .where(Sighting.device_serial == serial, Sighting.device_path == device_path)))
+def _rewrite_keeping_name_size_and_time(clip: Path, data: bytes) -> None:
+    info = clip.stat()
+    assert len(data) == info.st_size
+    clip.write_bytes(data)
+    os.utime(clip, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 @pytest.mark.postgres
@@ -87,35 +137,18 @@ def test_a_journaled_copy_is_not_taken_for_another_file_with_its_name_size_and_t
         samples, tmp_path, pg_outage, monkeypatch):
     """A recorder whose clock was reset writes a new recording under the name, size and time of one the station
     journaled during an outage: the new one is read and catalogued, and the journaled one is catalogued too."""
-    url, down, _allow = pg_outage
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
-    store = LocalStore(settings.store_path)
-    engine = open_catalog(url)
-    device = samples.sidecar_recorder
-    copies = _counting_copies(monkeypatch)
-    try:
-        serial = ingest_folder(device, settings=settings, engine=engine, store=store).device_serial
-        clip = make_wav(device / "CLIPS" / "CLIP0009.wav", seconds=1.0)
-        old = clip.read_bytes()
-        with down(), pytest.raises(CatalogueDeferred):
-            ingest_folder(device, settings=settings, engine=engine, store=store)
+    with _clip_journaled(samples, tmp_path, pg_outage, monkeypatch) as j:
         # Behind the station's back: another recording, same name, same size, same modification time
-        info = clip.stat()
-        clip.write_bytes(old[:44] + old[44:][::-1])
-        os.utime(clip, ns=(info.st_atime_ns, info.st_mtime_ns))
-        assert clip.stat().st_size == len(old) and clip.stat().st_mtime_ns == info.st_mtime_ns
-        copies.clear()
-        report = ingest_folder(device, settings=settings, engine=engine, store=store)
-        assert report.errors == [] and copies == ["CLIP0009.wav"], (report.errors, copies)
-        wanted = {hashlib.sha256(old).hexdigest(), hashlib.sha256(clip.read_bytes()).hexdigest()}
-        assert _recordings_seen_at(engine, serial, "CLIPS/CLIP0009.wav") == wanted
-        assert load_journal(settings.staging_dir, serial) == {}
+        _rewrite_keeping_name_size_and_time(j.clip, j.old[:44] + j.old[44:][::-1])
+        report = j.dock()
+        assert report.errors == [] and j.copies == ["CLIP0009.wav"], (report.errors, j.copies)
+        assert j.seen_at_clip() == {hashlib.sha256(j.old).hexdigest(),
+                                    hashlib.sha256(j.clip.read_bytes()).hexdigest()}
+        assert load_journal(j.settings.staging_dir, j.serial) == {}
         # The device's file is now known: the next dock reads nothing
-        copies.clear()
-        ingest_folder(device, settings=settings, engine=engine, store=store)
-        assert copies == []
-    finally:
-        engine.dispose()
+        j.copies.clear()
+        j.dock()
+        assert j.copies == []
 
 
 @pytest.mark.postgres
@@ -124,29 +157,16 @@ def test_a_journaled_copy_whose_file_left_the_device_is_catalogued_at_the_next_d
     """Copied during an outage, then deleted from the device (loop recording, another station's clearing) before
     the catalogue came back while the device was docked again: the staged copy is still catalogued, never
     forgotten with the journal."""
-    url, down, _allow = pg_outage
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
-    store = LocalStore(settings.store_path)
-    engine = open_catalog(url)
-    device = samples.sidecar_recorder
-    copies = _counting_copies(monkeypatch)
-    try:
-        serial = ingest_folder(device, settings=settings, engine=engine, store=store).device_serial
-        clip = make_wav(device / "CLIPS" / "CLIP0009.wav", seconds=1.0)
-        sha = hashlib.sha256(clip.read_bytes()).hexdigest()
-        with down(), pytest.raises(CatalogueDeferred):
-            ingest_folder(device, settings=settings, engine=engine, store=store)
-        clip.unlink()
-        copies.clear()
-        report = ingest_folder(device, settings=settings, engine=engine, store=store)
-        assert report.errors == [] and copies == [], (report.errors, copies)
-        assert _recordings_seen_at(engine, serial, "CLIPS/CLIP0009.wav") == {sha}
-        assert load_journal(settings.staging_dir, serial) == {}
-        with Session(engine) as s:
+    with _clip_journaled(samples, tmp_path, pg_outage, monkeypatch) as j:
+        j.clip.unlink()
+        report = j.dock()
+        assert report.errors == [] and j.copies == [], (report.errors, j.copies)
+        sha = hashlib.sha256(j.old).hexdigest()
+        assert j.seen_at_clip() == {sha}
+        assert load_journal(j.settings.staging_dir, j.serial) == {}
+        with Session(j.engine) as s:
             assert s.exec(select(Recording).where(Recording.sha256 == sha)).one().state in (
                 RecordingState.ARCHIVED, RecordingState.VERIFIED)
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.postgres
@@ -154,29 +174,12 @@ def test_where_the_file_time_is_no_evidence_a_journaled_copy_is_compared_byte_fo
         samples, tmp_path, pg_outage, monkeypatch):
     """A recorder whose clock restarts at 2000-01-01: its file times say nothing, so a journaled copy stands for a
     device file only when every byte agrees; a change a sampled look would miss is read and catalogued."""
-    from ingest.transfer import MATCH_EDGE_BYTES
-    url, down, _allow = pg_outage
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"), "EVIDENCE_DATABASE_URL": url})
-    store = LocalStore(settings.store_path)
-    engine = open_catalog(url)
-    device = samples.sidecar_recorder
-    copies = _counting_copies(monkeypatch)
-    try:
-        serial = ingest_folder(device, settings=settings, engine=engine, store=store).device_serial
-        clip = make_wav(device / "CLIPS" / "CLIP0009.wav", seconds=150.0)
-        reset = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z, where a reset clock starts
-        os.utime(clip, ns=(reset, reset))
-        old = clip.read_bytes()
-        assert len(old) > 3 * MATCH_EDGE_BYTES
-        with down(), pytest.raises(CatalogueDeferred):
-            ingest_folder(device, settings=settings, engine=engine, store=store)
+    reset = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z, where a reset clock starts
+    with _clip_journaled(samples, tmp_path, pg_outage, monkeypatch, seconds=150.0, mtime_ns=reset) as j:
+        assert len(j.old) > 3 * MATCH_EDGE_BYTES
         at = MATCH_EDGE_BYTES + 70_000  # between the sampled slices
-        clip.write_bytes(old[:at] + bytes([old[at] ^ 0xFF]) + old[at + 1:])
-        os.utime(clip, ns=(reset, reset))
-        copies.clear()
-        report = ingest_folder(device, settings=settings, engine=engine, store=store)
-        assert report.errors == [] and copies == ["CLIP0009.wav"], (report.errors, copies)
-        wanted = {hashlib.sha256(old).hexdigest(), hashlib.sha256(clip.read_bytes()).hexdigest()}
-        assert _recordings_seen_at(engine, serial, "CLIPS/CLIP0009.wav") == wanted
-    finally:
-        engine.dispose()
+        _rewrite_keeping_name_size_and_time(j.clip, j.old[:at] + bytes([j.old[at] ^ 0xFF]) + j.old[at + 1:])
+        report = j.dock()
+        assert report.errors == [] and j.copies == ["CLIP0009.wav"], (report.errors, j.copies)
+        assert j.seen_at_clip() == {hashlib.sha256(j.old).hexdigest(),
+                                    hashlib.sha256(j.clip.read_bytes()).hexdigest()}

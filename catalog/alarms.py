@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind
@@ -57,13 +57,16 @@ class StagedAlarm:
         return out
 
 
-def staged_overdue(session: Session, *, now: datetime, older_than_s: float,
-                   station: str | None = None) -> StagedAlarm:
-    """Recordings staged since before *now* − *older_than_s* (only *station*'s when given)."""
+def staged_overdue(session: Session, *, now: datetime, older_than_s: float, station: str | None = None,
+                   within: ColumnElement[bool] | None = None) -> StagedAlarm:
+    """Recordings staged since before *now* − *older_than_s* (only *station*'s when given; only those *within*
+    matches when given: a caller's scope, `catalog.access.scope_clause`)."""
     cutoff = now - timedelta(seconds=older_than_s)
     where: tuple[Any, ...] = (Recording.state == RecordingState.STAGED.value, col(Recording.ingested_at) < cutoff)
     if station is not None:
         where += (Recording.station_code == station,)
+    if within is not None:
+        where += (within,)
     count, oldest = session.exec(select(func.count(), func.min(Recording.ingested_at)).where(*where)).one()
     ids = [rid for rid in session.exec(select(Recording.id).where(*where)
                                        .order_by(col(Recording.ingested_at), col(Recording.id)).limit(NAMED))

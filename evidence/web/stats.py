@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from catalog.access import EVERYTHING, Scope
+from catalog.access import EVERYTHING, Scope, scope_clause
 from catalog.alarms import staged_overdue
 from catalog.statistics import Statistics
 from catalog.statistics import statistics as catalog_statistics
@@ -50,7 +50,9 @@ def bar_chart(rows: Sequence[Mapping[str, Any]], value: str = "count", width: in
 @router.get("/stats", response_class=HTMLResponse, include_in_schema=False)
 def stats_page(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "statistics")
-    alarm = staged_overdue(session, now=utcnow(), older_than_s=request.app.state.config.staged_alarm_s)
+    # Over the caller's scope, like every figure of the page (a unit's supervisor saw the whole archive's count)
+    alarm = staged_overdue(session, now=utcnow(), older_than_s=request.app.state.config.staged_alarm_s,
+                           within=scope_clause(who.scope))
     return render(request, "stats.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
                   s=statistics(session, who.scope), chart=bar_chart, alarm=alarm)
 

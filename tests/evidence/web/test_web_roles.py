@@ -321,3 +321,23 @@ def test_a_photo_s_original_is_shown_only_with_a_reason_whatever_the_policy(web_
         accessed = session.exec(select(CustodyEvent).where(
             CustodyEvent.recording_id == 2, CustodyEvent.actor == "clerk", CustodyEvent.kind == "accessed")).all()
     assert [(e.details.get("reason"), e.details.get("via")) for e in accessed] == [("行政复议调阅", "web view")]
+
+
+def test_the_statistics_alarm_counts_only_what_the_supervisor_may_see(web_site):
+    """A recording of unit U1 stuck in staging raises the alarm for a supervisor of the whole archive, and not for
+    U2's supervisor, whose page covers U2 only (it named the archive-wide count)."""
+    from datetime import timedelta
+
+    client, engine = web_site
+    with Session(engine) as session:
+        stuck = session.get(Recording, 1)
+        assert stuck is not None and stuck.officer_number == "010203"  # unit U1
+        stuck.state, stuck.ingested_at = "staged", utcnow() - timedelta(days=2)
+        session.add(stuck)
+        session.commit()
+    web_login(client, "supervisor")
+    assert 'id="staged-alarm"' in client.get("/stats").text
+    client.cookies.clear()
+    web_login(client, "unit-2-supervisor")
+    page = client.get("/stats")
+    assert page.status_code == 200 and 'id="staged-alarm"' not in page.text

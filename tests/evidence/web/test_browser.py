@@ -172,7 +172,7 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     clerk = browser.new_page(viewport={"width": 1280, "height": 900})
     _login(clerk, base, "clerk:李四")
     photo_id = _ids(engine, original_name="IMG_0001.JPG")[0]
-    clerk.goto(f"{base}/recordings/{photo_id}")
+    clerk.goto(f"{base}/recordings/{photo_id}?reason=复核调阅")  # a photo's original is shown with a reason
     clerk.wait_for_function("document.querySelector('img#photo').complete && "
                             "document.querySelector('img#photo').naturalWidth > 0", timeout=20_000)
     clerk.goto(f"{base}/?lat=31.2304&lon=121.4737&radius=2000&sort=captured")

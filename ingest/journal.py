@@ -43,6 +43,11 @@ class JournalEntry:
     role: str = "recording"  # what the file is to its profile (ingest.scan.ROLES)
     companion: str | None = None  # housekeeping: the device path of the recording it belongs to
 
+    @property
+    def key(self) -> str:
+        """This entry's `entry_key`."""
+        return entry_key(self.part_key, self.sha256)
+
 
 def entry_key(part_key: str, sha256: str) -> str:
     """What tells journal entries apart: the device-file key and the staged bytes. A recorder whose clock was reset
@@ -126,7 +131,7 @@ def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:
         except (ValueError, TypeError):
             continue
         if (staging / entry.sha256).exists():
-            entries[entry_key(entry.part_key, entry.sha256)] = entry
+            entries[entry.key] = entry
     return entries
 
 

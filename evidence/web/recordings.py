@@ -191,9 +191,8 @@ def photo(ref: str, session: DB, who: PlayCaller, request: Request, reason: str 
         raise HTTPException(404, f"recording {recording.id} is a {recording.media_kind}, not a photo")
     store: EvidenceStore = request.app.state.config.store
     response = _serve(request, session, who, recording, step="download", what="photo", via="web view",
-                      reason=reason,
-                      open_at=lambda start: store.open(recording.sha256, start=start), size=recording.size_bytes,
-                      content_type="image/jpeg")
+                      reason=reason, open_at=lambda start: store.open(recording.sha256, start=start),
+                      size=recording.size_bytes, content_type="image/jpeg")
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -66,11 +66,10 @@ class OutageJournal:
 
     def for_file(self, part_key: str) -> list[staging_journal.JournalEntry]:
         """The entries journaled under device-file key *part_key* that this run has not taken yet."""
-        return [entry for entry in self._by_part.get(part_key, ())
-                if staging_journal.entry_key(entry.part_key, entry.sha256) not in self.taken]
+        return [entry for entry in self._by_part.get(part_key, ()) if entry.key not in self.taken]
 
     def take(self, entry: staging_journal.JournalEntry) -> None:
-        self.taken.add(staging_journal.entry_key(entry.part_key, entry.sha256))
+        self.taken.add(entry.key)
 
     def leftovers(self) -> list[staging_journal.JournalEntry]:
         """The entries no file of the device stood for in this run: their files left the device (or hold other

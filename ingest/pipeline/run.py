@@ -46,12 +46,7 @@ from ingest.describe.identity import DeviceIdentity, read_identity
 from ingest.describe.probe import gather_facts
 from ingest.errors import CatalogueDeferred, CopyFailed, DeviceBusy, DeviceGone
 from ingest.pipeline.closing import dock_result, link_companions, result_note, stamp_marked_important
-from ingest.pipeline.device import (
-    device_serial,
-    measure_device_clock,
-    part_key,
-    read_sidecar,
-)
+from ingest.pipeline.device import device_serial, measure_device_clock, part_key, read_sidecar
 from ingest.pipeline.dock import DockStart, mark_busy, mark_idle
 from ingest.pipeline.known import KnownFiles
 from ingest.pipeline.options import MAX_CLOCK_OFFSET_S, AfterCommit, IngestOptions, Progress, validate_options

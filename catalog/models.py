@@ -232,7 +232,9 @@ class Sighting(SQLModel, table=True):
     mtime_ns: int = Field(sa_column=Column(BigInteger(), nullable=False))
     important: bool = False
     seen_at: datetime | None = ts_field(nullable=False)
-    cleared_at: datetime | None = ts_field()  # when the station deleted this file from the device (its path is free)
+    # when this path stopped holding these bytes (it never stands for what the path holds after): the station
+    # deleted the file from the device, or a dock found the file it had journaled gone or holding other bytes
+    cleared_at: datetime | None = ts_field()
 
 
 class StampRevision(SQLModel, table=True):

@@ -55,13 +55,17 @@ def dock_result(report: IngestReport, *, stopped: bool) -> str:
 
 
 def result_note(dock: DockSession, report: IngestReport, *, stopped: bool, archive_messages: int,
-                unsent_messages: int) -> str:
+                unsent_messages: int, from_journal: int) -> str:
     """What happened, in words: counts, why it did not complete, and where archiving stands.
+
+    *from_journal*: how many of the files read are copies an earlier dock made and journaled during a catalogue
+    outage (catalogued by this one; a file since replaced on the device is then counted twice, old and new),
 
     *archive_messages*: how many archive messages the dock wrote to the outbox (store-and-forward; 0 otherwise),
     *unsent_messages* of them not yet taken by the broker.
     """
-    parts = [f"{dock.files_seen} file(s) read: {dock.files_new} new, {dock.files_known} already known, "
+    journaled = f" ({from_journal} of them copied at an earlier dock and journaled)" if from_journal else ""
+    parts = [f"{dock.files_seen} file(s) read{journaled}: {dock.files_new} new, {dock.files_known} already known, "
              f"{len(report.skipped)} skipped, {dock.files_failed} failed"]
     if stopped:
         parts.append("the station stopped before the device was finished; the rest waits for the next dock")

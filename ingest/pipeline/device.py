@@ -22,10 +22,15 @@ __all__ = ["ANONYMOUS_SERIAL", "device_serial", "measure_device_clock", "mtime_i
 ANONYMOUS_SERIAL = "unknown-"
 
 
-def part_key(serial: str, file: DeviceFile) -> str:
-    """The name of *file*'s resumable partial copy in staging (and of its journal entry)."""
-    raw = b"\0".join([serial.encode(), os.fsencode(file.path), str(file.size_bytes).encode(),
-                      str(file.mtime_ns).encode()])
+def part_key(serial: str, file: DeviceFile, root: Path) -> str:
+    """The name of *file*'s resumable partial copy in staging (and of its journal entry): the device, the file's
+    path on it (its raw bytes, relative to the device's *root*), size and time. Not where the device is mounted: a
+    device mounted elsewhere at its next dock (another USB port, a remount after a drop) resumes its partial copies
+    and finds its journaled ones (a review found every journal entry taken for a file gone from the device, and
+    sighted twice, once the mount point had changed). A device with no identity is named by its mount point
+    already (ANONYMOUS_SERIAL)."""
+    on_device = os.path.relpath(os.fsencode(file.path), os.fsencode(root))
+    raw = b"\0".join([serial.encode(), on_device, str(file.size_bytes).encode(), str(file.mtime_ns).encode()])
     return hashlib.sha256(raw).hexdigest()[:40]
 
 

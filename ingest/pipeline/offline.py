@@ -41,10 +41,11 @@ def _journaled_identity(entry: JournalEntry) -> DeviceIdentity:
 
 
 def replay_journal(run: DockRun, entries: list[JournalEntry]) -> None:
-    """Catalogue staged copies from a journal in *run*; the device itself may be gone."""
+    """Catalogue staged copies from a journal in *run*; the device itself may be gone (nothing says its files
+    changed since: each copy's sighting stands for its file, as after any dock)."""
     pending: Pending = deque()
     with ThreadPoolExecutor(max_workers=run.settings.probe_workers, thread_name_prefix="probe") as pool:
-        run.catalogue_journaled(entries, pool, pending)
+        run.catalogue_journaled(entries, pool, pending, on_device=True)
         run.register_ready(pending, wait=True)
 
 

@@ -39,6 +39,12 @@ class StagedCopy:
     key: str = ""  # the device-file key (ingest.pipeline.device.part_key): its journal entry
     sidecar: bytes | None = None
     staged_at: float = 0.0  # time.monotonic() when it was handed to cataloguing (batches wait at most so long)
+    # A copy an earlier dock journaled: the options it was copied under (what it is stamped with: case, officer,
+    # purpose, clock offset); None for this run's own copies (the run's options).
+    options: dict[str, object] | None = None
+    # False: this dock found its file gone from the device or holding other bytes (its sighting is recorded as
+    # cleared, and the station's record of the device does not take it for a file there).
+    on_device: bool = True
 
 
 class OutageJournal:
@@ -125,8 +131,10 @@ class OutageJournal:
             role=file.role, companion=file.companion)
 
 
-def journaled_copy(entry: staging_journal.JournalEntry, root: Path, staging: Path) -> StagedCopy:
-    """The staged copy *entry* journaled, as it was when it was copied (the device itself may be gone)."""
+def journaled_copy(entry: staging_journal.JournalEntry, root: Path, staging: Path, *,
+                   on_device: bool) -> StagedCopy:
+    """The staged copy *entry* journaled, as it was when it was copied, with the options it was copied under (the
+    device itself may be gone; not *on_device*: its file has left the device or holds other bytes now)."""
     path = Path(os.fsdecode(bytes.fromhex(entry.path_hex))) if entry.path_hex else root / entry.relative
     file = DeviceFile(path=path, relative=entry.relative, name=entry.name or Path(entry.relative).name,
                       size_bytes=entry.device_size_bytes or entry.size_bytes, mtime_ns=entry.mtime_ns,
@@ -134,4 +142,5 @@ def journaled_copy(entry: staging_journal.JournalEntry, root: Path, staging: Pat
     copy = CopyResult(source=path, destination=staging / entry.sha256, size_bytes=entry.size_bytes,
                       sha256=entry.sha256, resumed_from=0)
     sidecar = bytes.fromhex(entry.sidecar_hex) if entry.sidecar_hex else None
-    return StagedCopy(file, copy, None, None, key=entry.part_key, sidecar=sidecar)
+    return StagedCopy(file, copy, None, None, key=entry.part_key, sidecar=sidecar, options=dict(entry.options),
+                      on_device=on_device)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -151,7 +152,7 @@ class Registrar:
             serial=serial, officer_option=options.officer, identity_officer_number=identity.officer_number,
             identity_officer_name=identity.officer_name, case_number=options.case_number, purpose=options.purpose,
             clock_offset_s=options.clock_offset_s, defer_archive=options.defer_archive)
-        self._case_known: bool | None = None
+        self._case_known: dict[str, bool] = {}  # case number -> whether the catalogue has that case
         self.companions: list[tuple[int, str]] = []  # (new recording id, device path of the recording it serves)
         self.marked_important: list[tuple[int, str]] = []  # known recordings seen again under an _IMP name
 
@@ -183,16 +184,16 @@ class Registrar:
                            if recording is not None]
         self._registered(registered)
 
-    def sighted_if_known(self, file: DeviceFile, copy: CopyResult) -> bool:
+    def sighted_if_known(self, item: StagedCopy) -> bool:
         """Whether *copy*'s bytes are catalogued already; if so, a sighting of them here is recorded, and the
         staged copy goes unless it is the only one. Asked before describing a copy (known bytes are not read
         again), when registering it (an earlier file of this dock may have held them) and after a unique
         violation (another dock catalogued them a moment ago)."""
-        existing = find_by_sha256(self._session, copy.sha256)
+        existing = find_by_sha256(self._session, item.copy.sha256)
         if existing is None:
             return False
-        self._known_bytes(existing, file, copy)
-        _drop_staged_duplicate(existing, copy)
+        self._known_bytes(existing, item)
+        _drop_staged_duplicate(existing, item.copy)
         return True
 
     def _facts(self, item: StagedCopy) -> Facts | None:
@@ -205,8 +206,20 @@ class Registrar:
             return None
 
     def _new_row(self, item: StagedCopy, facts: Facts | None, sidecar_note: str | None) -> Recording:
-        return new_recording(item.file, item.copy, facts, ctx=self._row_context, now=utcnow(),
-                             case_registered=self._case_registered(), sidecar_note=sidecar_note)
+        ctx = self._context(item)
+        return new_recording(item.file, item.copy, facts, ctx=ctx, now=utcnow(),
+                             case_registered=self._case_registered(ctx.case_number), sidecar_note=sidecar_note)
+
+    def _context(self, item: StagedCopy) -> RowContext:
+        """What *item*'s row is stamped with: this dock's options, or those of the dock that journaled it (a review
+        found a copy journaled under one case catalogued under the case of whichever dock came next)."""
+        if item.options is None:
+            return self._row_context
+        opts = item.options
+        offset = opts.get("clock_offset_s")
+        return replace(self._row_context, officer_option=_text(opts.get("officer")),
+                       case_number=_text(opts.get("case_number")), purpose=_text(opts.get("purpose")),
+                       clock_offset_s=float(offset) if isinstance(offset, int | float) else None)
 
     def _new_only(self, run: list[tuple[StagedCopy, Facts | None]]) -> list[tuple[StagedCopy, Facts | None]]:
         """The copies of *run* whose bytes are not catalogued yet (one query); the others are recorded as sightings
@@ -218,7 +231,7 @@ class Registrar:
             if existing is None:
                 new.append((item, facts))
             else:
-                self._known_bytes(existing, item.file, item.copy)
+                self._known_bytes(existing, item)
                 _drop_staged_duplicate(existing, item.copy)
         return new
 
@@ -241,7 +254,7 @@ class Registrar:
 
     def _insert_one(self, item: StagedCopy, facts: Facts | None) -> Recording | None:
         """Insert the new row of *item*; None when it turned out to be a sighting of bytes just catalogued."""
-        file, copy = item.file, item.copy
+        file = item.file
         recording = self._new_row(item, facts, item.sidecar_note)
         try:
             # One file's rows succeed or fail together, without touching the rest of the batch.
@@ -250,7 +263,7 @@ class Registrar:
                 self._insert([recording], [item])
         except IntegrityError:
             # Another dock catalogued the same bytes a moment ago (the hash is unique): this is a sighting.
-            if not self.sighted_if_known(file, copy):
+            if not self.sighted_if_known(item):
                 raise
             return None
         except OperationalError:
@@ -267,7 +280,8 @@ class Registrar:
         for recording, item in registered:
             self.dock.files_new += 1
             assert recording.id is not None
-            self._known.note(recording, item.file, item.copy.size_bytes)
+            if item.on_device:
+                self._known.note(recording, item.file, item.copy.size_bytes)
             self._batch.new_ids.append(recording.id)
             if item.file.companion is not None:
                 self.companions.append((recording.id, item.file.companion))
@@ -288,8 +302,7 @@ class Registrar:
         session.add_all(recordings)
         session.flush()
         for recording, item in zip(recordings, items, strict=True):
-            self._add_sighting(recording, item.file, recording.important, size_bytes=item.copy.size_bytes,
-                               is_new=True)
+            self._add_sighting(recording, item, recording.important, is_new=True)
         append_events(session, [NewEvent(CustodyKind.COPIED, actor, recording_id=recording.id,
                                          dock_session_id=self.dock.id, details=self._copied(recording, item))
                                 for recording, item in zip(recordings, items, strict=True)])
@@ -314,14 +327,18 @@ class Registrar:
                 "time_implausible": recording.time_implausible,
                 "time_problem": recording.technical.get("time_problem"),
                 "retain_until": recording.retain_until.isoformat() if recording.retain_until else None,
-                "legal_hold": recording.legal_hold, ROW_KEY: row_values(recording)}
+                "legal_hold": recording.legal_hold, ROW_KEY: row_values(recording),
+                # copied by an earlier dock during a catalogue outage; not on the device as copied any more
+                **({"journaled": True} if item.options is not None else {}),
+                **({"on_device": False} if not item.on_device else {})}
 
-    def _known_bytes(self, recording: Recording, file: DeviceFile, copy: CopyResult) -> None:
-        dock = self.dock
+    def _known_bytes(self, recording: Recording, item: StagedCopy) -> None:
+        dock, file = self.dock, item.file
         names = parse_filename(self._profile.filename, file.name)
         marked = bool(names and names.important) and file.role in ("recording", "unlisted")
-        self._add_sighting(recording, file, marked, size_bytes=copy.size_bytes)
-        self._known.note(recording, file, copy.size_bytes)
+        self._add_sighting(recording, item, marked)
+        if item.on_device:
+            self._known.note(recording, file, item.copy.size_bytes)
         if marked and not recording.important and recording.id is not None:
             # An _IMP marker seen anywhere is kept: as a stamp revision with its hold, once this dock is committed.
             self.marked_important.append((recording.id, file.relative))
@@ -331,29 +348,32 @@ class Registrar:
         self._report.add_recording(recording, IngestOutcome.KNOWN, file.relative)
         self._batch.file_done()
 
-    def _add_sighting(self, recording: Recording, file: DeviceFile, important: bool, *, size_bytes: int,
+    def _add_sighting(self, recording: Recording, item: StagedCopy, important: bool, *,
                       is_new: bool = False) -> None:
-        """Record where these bytes were found. *size_bytes* is what was actually copied: a sighting never claims
-        more than the archive holds, so a read that ended early is not "already ingested" at the next dock."""
+        """Record where these bytes were found. The size is what was actually copied: a sighting never claims more
+        than the archive holds, so a read that ended early is not "already ingested" at the next dock. A copy no
+        longer on the device (a journaled one whose file left it or holds other bytes now) is recorded as cleared
+        at once, so it never stands for what the path holds; an existing sighting is not changed by it."""
         assert recording.id is not None and self.dock.id is not None
+        file, size_bytes = item.file, item.copy.size_bytes
         exists = None if is_new else sighting_at(self._session, recording.id, device_serial=self._serial,
                                                  device_path=file.relative)
+        now = utcnow()
         if exists is None:
             self._session.add(Sighting(recording_id=recording.id, dock_session_id=self.dock.id,
                                        device_serial=self._serial, device_path=file.relative,
                                        size_bytes=size_bytes, mtime_ns=file.mtime_ns, important=important,
-                                       seen_at=utcnow()))
-        else:
+                                       seen_at=now, cleared_at=None if item.on_device else now))
+        elif item.on_device:
             exists.mtime_ns, exists.size_bytes, exists.cleared_at = file.mtime_ns, size_bytes, None
             self._session.add(exists)
 
-    def _case_registered(self) -> bool:
-        number = self._options.case_number
+    def _case_registered(self, number: str | None) -> bool:
         if number is None:
             return False
-        if self._case_known is None:
-            self._case_known = case_number_exists(self._session, number)
-        return self._case_known
+        if number not in self._case_known:
+            self._case_known[number] = case_number_exists(self._session, number)
+        return self._case_known[number]
 
     def drain_uploads(self, *, keep: int) -> None:
         """Record finished batches of uploads in order; wait while more than *keep* batches are still running."""
@@ -366,3 +386,7 @@ class Registrar:
                 self._session.add(upload.recording)
                 self._report.add_recording(upload.recording, IngestOutcome.NEW, upload.file.relative)
             self._batch.file_done(0)  # counted when catalogued: only the batch's age may commit it now
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value is not None else None

@@ -116,6 +116,7 @@ class DockRun:
                                    profile=profile, identity=identity, serial=serial)
         self.files_seen = 0
         self.files_failed = 0
+        self.from_journal = 0  # of files_seen: staged copies an earlier dock journaled, catalogued by this one
         self.stopped = False  # the station asked this run to stop between files
         self._copier: ThreadPoolExecutor | None = None  # the copy thread, while `run` runs
         self._in_flight: deque[_InFlight] = deque()  # the copies queued or running on it, in device order
@@ -182,7 +183,7 @@ class DockRun:
                     self._stage_in_flight(pool, pending, wait=True)
                     # Journaled copies no device file stood for: their files left the device, or hold other bytes
                     # now. Catalogued from the journal before a complete dock forgets it (they were lost before).
-                    self.catalogue_journaled(self.outage.leftovers(), pool, pending)
+                    self.catalogue_journaled(self.outage.leftovers(), pool, pending, on_device=False)
             finally:
                 # Whatever happens next (the device pulled, the station stopping), every copy that reached
                 # staging is catalogued now, or journaled if the catalogue is away.
@@ -247,7 +248,7 @@ class DockRun:
         the one before it is done), up to COPIES_AHEAD (and COPIES_AHEAD_BYTES) ahead of this thread, which
         catalogues the copies done meanwhile; a long one is copied here once those are catalogued, with no
         transaction open meanwhile. Raises DeviceGone (see `_copy_outcome`)."""
-        key = part_key(self.serial, file)
+        key = part_key(self.serial, file, self.root)
         sidecar, sidecar_note = read_sidecar(self.profile, file) if file.role == "recording" else (None, None)
         journaled = self._journaled_as(file, key, pool, pending)
         if journaled is not None:
@@ -277,10 +278,16 @@ class DockRun:
         size, time) is not enough: a recorder whose clock was reset writes another recording under all three (a
         review found the new one left unread for good). So the device file is compared with the staged copy first
         (`device_file_matches`: sampled, every byte where the file's time is no evidence); an entry it does not
-        match is catalogued as what was journaled, and the device's file is then read as a new one."""
+        match is catalogued as what was journaled (as no longer on the device: its sighting never stands for the
+        file there now), and the device's file is then read as a new one. An entry whose staged copy is gone was
+        catalogued and archived before (its dock ended partial, keeping the journal): passed over."""
         for entry in self.outage.for_file(key):
             self.outage.take(entry)
             staged = self.settings.staging_dir / entry.sha256
+            if not staged.is_file():
+                logger.info("Journaled copy %s of %r is no longer staged (catalogued and archived before); the "
+                            "device file is read as any other.", entry.sha256[:12], file.relative)
+                continue
             try:
                 same = device_file_matches(file.path, staged, every_byte=not self.known.is_trustworthy(file))
             except OSError as exc:
@@ -292,13 +299,17 @@ class DockRun:
             logger.warning("Device file %r is not the copy journaled under its name, size and time (%s): that copy "
                            "is catalogued as journaled, and the file is read again.", file.relative, entry.sha256[:12])
             self._stage_in_flight(pool, pending, wait=True)
-            self.catalogue_journaled([entry], pool, pending)
+            self.catalogue_journaled([entry], pool, pending, on_device=False)
         return None
 
     def catalogue_journaled(self, entries: list[staging_journal.JournalEntry], pool: ThreadPoolExecutor,
-                            pending: Pending) -> None:
-        """Catalogue journaled staged copies as they were journaled (the device may be gone); a copy already
-        catalogued there is passed over (its run committed it before it ended)."""
+                            pending: Pending, *, on_device: bool) -> None:
+        """Catalogue journaled staged copies as they were journaled: stamped with the options of the dock that
+        copied them (its case, officer, clock offset), the device may be gone. A copy already catalogued there is
+        passed over (its run committed it before it ended). Not *on_device*: this dock found the file gone from
+        the device or holding other bytes, so the copy's sighting is recorded as cleared and the station's record
+        does not take it for a file on the device (a review found a new file under a journaled one's name, size
+        and time never read once its first read had failed)."""
         for entry in entries:
             self.outage.take(entry)
             if self.outage.is_offline:
@@ -311,7 +322,15 @@ class DockRun:
                 self.go_offline(exc, pending)
                 return
             self.files_seen += 1
-            self.catalogue(journaled_copy(entry, self.root, self.settings.staging_dir), pool, pending)
+            self.from_journal += 1
+            item = journaled_copy(entry, self.root, self.settings.staging_dir, on_device=on_device)
+            if not item.copy.destination.is_file():
+                self.files_failed += 1
+                self.registrar.error(item.file, ErrorStage.COPY, f"its copy journaled at an earlier dock "
+                                     f"(SHA-256 {entry.sha256}) is missing from staging and was never catalogued",
+                                     preserved=False)
+                continue
+            self.catalogue(item, pool, pending)
 
     def _stage_in_flight(self, pool: ThreadPoolExecutor, pending: Pending, *, wait: bool) -> None:
         """Hand the copies done on the copy thread to cataloguing, in order; wait for the oldest while more than
@@ -377,7 +396,7 @@ class DockRun:
         waited = 0.0
         while True:
             try:
-                return copy_and_hash(file.path, staging, part_name=part_key(self.serial, file),
+                return copy_and_hash(file.path, staging, part_name=part_key(self.serial, file, self.root),
                                      progress=on_bytes, part_bytes=self.store.part_bytes_for)
             except CopyFailed as exc:
                 if (exc.errno != errno.ENOSPC or waited >= self.settings.disk_full_wait_s
@@ -408,7 +427,7 @@ class DockRun:
             self.outage.journal(item)
             return
         try:
-            if item.copy.size_bytes > LONG_COPY_BYTES and self.registrar.sighted_if_known(item.file, item.copy):
+            if item.copy.size_bytes > LONG_COPY_BYTES and self.registrar.sighted_if_known(item):
                 return
         except OperationalError as exc:
             self.go_offline(exc, pending)
@@ -495,7 +514,8 @@ class DockRun:
         # Closed in one commit with its note: a reader never sees the session ended without saying how
         dock.finished_at = utcnow()
         dock.result = dock_result(report, stopped=self.stopped)
-        dock.result_note = result_note(dock, report, stopped=self.stopped, archive_messages=len(messages),
+        dock.result_note = result_note(dock, report, stopped=self.stopped, from_journal=self.from_journal,
+                                       archive_messages=len(messages),
                                        unsent_messages=outbox.unsent(session, messages) if messages else 0)
         session.add(dock)
         append_event(session, CustodyKind.UNDOCKED, actor=actor, dock_session_id=dock.id,

@@ -75,3 +75,19 @@ def test_a_device_is_busy_while_its_run_copies_and_free_after(samples, settings,
                            options=IngestOptions(), progress=progress)
     assert seen and all(report.device_serial in busy for busy in seen)
     assert report.device_serial not in busy_serials()
+
+
+def test_a_file_s_resume_and_journal_key_does_not_depend_on_where_the_device_is_mounted(tmp_path):
+    """The same file of the same device mounted at two places (another USB port) has one key; another path,
+    size, time or device another one."""
+    from ingest.pipeline.device import part_key
+
+    def file(root, relative="DCIM/100/CLIP1.MP4", size=10, mtime=1_700_000_000_000_000_000) -> DeviceFile:
+        return DeviceFile(path=root / relative, relative=relative, name=relative.rsplit("/", 1)[1], size_bytes=size,
+                          mtime_ns=mtime)
+
+    here, there = tmp_path / "media" / "CAM", tmp_path / "run" / "media" / "CAM1"
+    key = part_key("CAM1", file(here), here)
+    assert part_key("CAM1", file(there), there) == key
+    assert len({key, part_key("CAM2", file(here), here), part_key("CAM1", file(here, "DCIM/100/CLIP2.MP4"), here),
+                part_key("CAM1", file(here, size=11), here), part_key("CAM1", file(here, mtime=1), here)}) == 5

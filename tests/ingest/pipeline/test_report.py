@@ -81,11 +81,14 @@ def test_dock_result_and_note_say_why_a_dock_did_not_complete():
     assert dock_result(report, stopped=False) == "interrupted"
     dock = DockSession(station_code="ST1", device_serial="CAM1", profile="generic", source_path="/media/cam",
                        files_seen=5, files_new=2, files_known=1, files_failed=1)
-    note = result_note(dock, report, stopped=False, archive_messages=2, unsent_messages=1)
+    note = result_note(dock, report, stopped=False, archive_messages=2, unsent_messages=1, from_journal=0)
     assert note == ("5 file(s) read: 2 new, 1 already known, 1 skipped, 1 failed; the device went away: unplugged; "
                     "1 error(s), first: DCIM/CLIP5.MP4: read error; 2 archive message(s) written to the outbox, "
                     "1 not yet taken by the broker when the dock ended (the relay hands them over as soon as it "
                     "answers)")
+    again = result_note(dock, IngestReport(), stopped=False, archive_messages=0, unsent_messages=0, from_journal=2)
+    assert again == ("5 file(s) read (2 of them copied at an earlier dock and journaled): 2 new, 1 already known, "
+                     "0 skipped, 1 failed")
 
 
 def test_a_dock_session_is_never_seen_ended_without_its_note(tmp_path, settings, engine, store):

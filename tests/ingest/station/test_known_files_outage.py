@@ -2,6 +2,7 @@
 the station keeps its own record of them (ingest.known_files) and trusts it as it trusts the catalogue's sightings."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
@@ -13,12 +14,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from catalog import Recording, RecordingState, Sighting, open_catalog
+from catalog import DockSession, Recording, RecordingState, Sighting, open_catalog
 from ingest import known_files
 from ingest.config import Settings
-from ingest.errors import CatalogueDeferred
+from ingest.errors import CatalogueDeferred, CopyFailed
 from ingest.journal import load as load_journal
-from ingest.pipeline import IngestReport, ingest_folder
+from ingest.pipeline import IngestOptions, IngestReport, ingest_folder
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
 from ingest.samples import make_wav
 from ingest.transfer import MATCH_EDGE_BYTES, copy_and_hash
@@ -85,9 +86,15 @@ class _Journaled:
     clip: Path
     old: bytes  # the bytes journaled
     copies: list[str]  # names of the device files copied since (cleared after the outage's dock)
+    unreadable: set[str]  # names of device files whose reads fail (EIO) from now on
 
-    def dock(self) -> IngestReport:
-        return ingest_folder(self.clip.parents[1], settings=self.settings, engine=self.engine, store=self.store)
+    def dock(self, options: IngestOptions | None = None) -> IngestReport:
+        return ingest_folder(self.clip.parents[1], settings=self.settings, engine=self.engine, store=self.store,
+                             options=options or IngestOptions())
+
+    def recording(self, data: bytes) -> Recording:
+        with Session(self.engine) as s:
+            return s.exec(select(Recording).where(Recording.sha256 == hashlib.sha256(data).hexdigest())).one()
 
     def seen_at_clip(self) -> set[str]:
         """SHA-256 of every recording catalogued as seen at the clip's device path."""
@@ -98,17 +105,22 @@ class _Journaled:
 
 
 @contextmanager
-def _clip_journaled(samples, tmp_path, pg_outage, monkeypatch, *, seconds: float = 1.0,
-                    mtime_ns: int | None = None) -> Iterator[_Journaled]:
+def _clip_journaled(samples, tmp_path, pg_outage, monkeypatch, *, seconds: float = 1.0, mtime_ns: int | None = None,
+                    options: IngestOptions | None = None) -> Iterator[_Journaled]:
     url, down, _allow = pg_outage
     settings, store, engine = _station(tmp_path, url)
     device = samples.sidecar_recorder
     copies: list[str] = []
+    unreadable: set[str] = set()
     real = copy_and_hash
 
-    def counting(source, *a, **k):
-        copies.append(str(source).rsplit("/", 1)[1])
-        return real(source, *a, **k)
+    def counting(source, staging, *a, **k):
+        name = str(source).rsplit("/", 1)[1]
+        copies.append(name)
+        if name in unreadable:  # a bad sector: no device here fails on its own
+            raise CopyFailed(source, staging / f"{k['part_name']}.part", reason="Input/output error",
+                             errno=errno.EIO)
+        return real(source, staging, *a, **k)
 
     monkeypatch.setattr(pipeline, "copy_and_hash", counting)
     try:
@@ -118,9 +130,9 @@ def _clip_journaled(samples, tmp_path, pg_outage, monkeypatch, *, seconds: float
             os.utime(clip, ns=(mtime_ns, mtime_ns))
         old = clip.read_bytes()
         with down(), pytest.raises(CatalogueDeferred):
-            ingest_folder(device, settings=settings, engine=engine, store=store)
+            ingest_folder(device, settings=settings, engine=engine, store=store, options=options or IngestOptions())
         copies.clear()
-        yield _Journaled(settings, store, engine, serial, clip, old, copies)
+        yield _Journaled(settings, store, engine, serial, clip, old, copies, unreadable)
     finally:
         engine.dispose()
 
@@ -183,3 +195,65 @@ def test_where_the_file_time_is_no_evidence_a_journaled_copy_is_compared_byte_fo
         assert report.errors == [] and j.copies == ["CLIP0009.wav"], (report.errors, j.copies)
         assert j.seen_at_clip() == {hashlib.sha256(j.old).hexdigest(),
                                     hashlib.sha256(j.clip.read_bytes()).hexdigest()}
+
+
+@pytest.mark.postgres
+def test_a_new_file_under_a_journaled_copy_s_name_size_and_time_is_read_later_when_its_first_read_fails(
+        samples, tmp_path, pg_outage, monkeypatch):
+    """The journaled copy is catalogued at once when the device's file turns out to be another; if reading that
+    new file then fails (a bad sector, the device pulled), the next dock still reads it: the journaled copy's
+    sighting, and the station's own record, never stand for the file the path holds now."""
+    with _clip_journaled(samples, tmp_path, pg_outage, monkeypatch) as j:
+        new = j.old[:44] + j.old[44:][::-1]
+        _rewrite_keeping_name_size_and_time(j.clip, new)
+        j.unreadable.add("CLIP0009.wav")
+        first = j.dock()
+        assert [e["file"] for e in first.errors] == ["CLIPS/CLIP0009.wav"], first.errors
+        assert "Input/output error" in first.errors[0]["reason"]
+        assert j.seen_at_clip() == {hashlib.sha256(j.old).hexdigest()}  # what was journaled is catalogued
+        # The bad sector is gone (read again, it answers): the next dock reads the new file and catalogues it
+        j.unreadable.clear()
+        j.copies.clear()
+        second = j.dock()
+        assert second.errors == [] and j.copies == ["CLIP0009.wav"], (second.errors, j.copies)
+        assert j.seen_at_clip() == {hashlib.sha256(j.old).hexdigest(), hashlib.sha256(new).hexdigest()}
+        with Session(j.engine) as s:
+            cleared = s.exec(select(Sighting).join(Recording, col(Recording.id) == Sighting.recording_id)
+                             .where(Recording.sha256 == hashlib.sha256(j.old).hexdigest(),
+                                    Sighting.device_path == "CLIPS/CLIP0009.wav")).one()
+        assert cleared.cleared_at is not None  # the path no longer holds what was journaled under it
+
+
+@pytest.mark.postgres
+def test_a_journaled_copy_is_stamped_as_the_dock_that_copied_it_was(samples, tmp_path, pg_outage, monkeypatch):
+    """Copied during an outage under case A by officer 1001; the file then left the device, and the next dock
+    was tagged case B by officer 2002: the journaled recording still carries case A and officer 1001, the next
+    dock's own recordings case B."""
+    copied_under = IngestOptions(case_number="AB-2026-00041", officer="1001", purpose="占道经营")
+    with _clip_journaled(samples, tmp_path, pg_outage, monkeypatch, seconds=1.3, options=copied_under) as j:
+        j.clip.unlink()
+        later = make_wav(j.clip.with_name("CLIP0010.wav"), seconds=1.7)
+        report = j.dock(IngestOptions(case_number="AB-2026-00042", officer="2002", purpose="日常巡查"))
+        assert report.errors == [], report.errors
+        journaled, own = j.recording(j.old), j.recording(later.read_bytes())
+        assert (journaled.case_number, journaled.officer_number, journaled.purpose) == (
+            "AB-2026-00041", "1001", "占道经营")
+        assert (own.case_number, own.officer_number, own.purpose) == ("AB-2026-00042", "2002", "日常巡查")
+        with Session(j.engine) as s:
+            note = s.get(DockSession, report.dock_session_id).result_note
+        assert "(1 of them copied at an earlier dock and journaled)" in note, note
+
+
+@pytest.mark.postgres
+def test_a_device_mounted_elsewhere_finds_its_journaled_copies(samples, tmp_path, pg_outage, monkeypatch):
+    """Journaled while mounted at one path, docked again at another (another USB port): the journaled copy
+    stands for its file (not read again, sighted once, as it is on the device)."""
+    with _clip_journaled(samples, tmp_path, pg_outage, monkeypatch) as j:
+        device = j.clip.parents[1]
+        elsewhere = device.with_name(device.name + "-port2")
+        device.rename(elsewhere)
+        report = ingest_folder(elsewhere, settings=j.settings, engine=j.engine, store=j.store)
+        assert report.errors == [] and j.copies == [], (report.errors, j.copies)
+        with Session(j.engine) as s:
+            sightings = s.exec(select(Sighting).where(Sighting.device_path == "CLIPS/CLIP0009.wav")).all()
+        assert [(x.cleared_at, x.size_bytes) for x in sightings] == [(None, len(j.old))]

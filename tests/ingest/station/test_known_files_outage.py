@@ -240,7 +240,9 @@ def test_a_journaled_copy_is_stamped_as_the_dock_that_copied_it_was(samples, tmp
             "AB-2026-00041", "1001", "占道经营")
         assert (own.case_number, own.officer_number, own.purpose) == ("AB-2026-00042", "2002", "日常巡查")
         with Session(j.engine) as s:
-            note = s.get(DockSession, report.dock_session_id).result_note
+            dock = s.get(DockSession, report.dock_session_id)
+        assert dock is not None and dock.result_note is not None
+        note = dock.result_note
         assert "(1 of them copied at an earlier dock and journaled)" in note, note
 
 

@@ -87,6 +87,7 @@ class CustodyKind(enum.StrEnum):
     VERIFICATION_RUN = "verification_run"  # `evidence verify` ran: what it checked and what it found
     INTEGRITY_CHECKED = "integrity_checked"  # a later integrity check (decoding) added a verdict; the first is kept
     DISCARDED = "discarded"  # files a device profile marks as disposable derivatives, not copied (listed with why)
+    POLICY_ADOPTED = "policy_adopted"  # the retention policy in force: its terms whole, fingerprint, what it replaces
 
 
 #: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with

@@ -98,6 +98,8 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                           "Decoding integrity check ({check}): {was} → {now} ({detail})"),
     K.DISCARDED: ("按设备档案未复制的衍生文件：{files}",
                   "Derivative files not copied, as the device profile says: {files}"),
+    K.POLICY_ADOPTED: ("采用保存期限政策（指纹 {fingerprint}）：{terms}；事由：{reason}",
+                       "Retention policy adopted (fingerprint {fingerprint}): {terms}; reason: {reason}"),
 }
 
 #: Detail keys that hold an instant, for every kind.
@@ -148,7 +150,21 @@ _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] 
     K.LEGAL_HOLD: lambda d, v: {"on": v.label("on" if d.get("on") else "off")},
     K.STAMPED: lambda d, v: {"important": v.yes_no(d.get("important"))},
     K.REGISTRY_CHANGED: lambda d, v: {"details": v.plain({k: x for k, x in d.items() if k != "row"})},
+    K.POLICY_ADOPTED: lambda d, v: {"terms": _policy_terms(d.get("terms"), v)},
 }
+
+
+def _policy_terms(terms: Any, values: Values) -> str:
+    if not isinstance(terms, dict):
+        return values.plain(terms)
+    kinds = ", ".join(f"{t.get('code')} {values.pick(str(t.get('years')) + ' 年', str(t.get('years')) + ' years')}"
+                      if t.get("years") is not None else f"{t.get('code')} {values.pick('永久', 'permanent')}"
+                      for t in terms.get("case_types") or [] if isinstance(t, dict))
+    return values.pick(
+        f"常规保存 {terms.get('routine_months')} 个月，时区 {terms.get('zone')}，案件类型 {kinds}，"
+        f"销毁审批 {terms.get('disposal_approval')}",
+        f"routine {terms.get('routine_months')} months, zone {terms.get('zone')}, case types {kinds}, "
+        f"disposal approval {terms.get('disposal_approval')}")
 
 
 class _Blank(dict[str, str]):

@@ -33,6 +33,7 @@ from catalog.manifests import (
     trusted_fingerprints,
 )
 from catalog.models import IN_ARCHIVE, CustodyEvent, DerivedMedia, Recording, RecordingState
+from catalog.policy_adoption import require_policy
 from catalog.replay import ROW_KEY, CaseReplay, load_case_replays, row_values
 from catalog.replay_compare import case_findings, chain_decision
 from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
@@ -137,6 +138,7 @@ def start_sweep(session: Session, store: EvidenceStore, policy: RetentionPolicy,
     """
     if not by.strip():
         raise DisposalError("a sweep needs the name of the operator who runs it")
+    require_policy(session, policy, approval_required=approval_required, doing="a disposal sweep")
     pending = {i["recording_id"] for b in session.exec(select(DisposalBatch).where(
         DisposalBatch.status == DisposalStatus.AWAITING_APPROVAL.value)) for i in b.items}
     due = [item for item in plan_disposal(session, policy, as_of=now)
@@ -190,6 +192,7 @@ def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolic
                   now: datetime, signer: Signer, scope: Scope | None = None) -> DisposalBatch:
     """A named approver (not the operator) whose scope covers every recording of a proposed batch approves it; it is
     then carried out. *scope*: the approver's (default: the scope of the archive user named *by*)."""
+    require_policy(session, policy, doing="approving a disposal")
     batch = session.get(DisposalBatch, batch_id)
     if batch is None:
         raise DisposalError(f"no disposal batch {batch_id}")

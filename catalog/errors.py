@@ -71,6 +71,21 @@ class PolicyInvalid(CatalogError):
     """The retention policy cannot be used; the message names the file or key and the reason."""
 
 
+class PolicyNotAdopted(CatalogError):
+    """This process's retention policy (its EVIDENCE_* environment) is not the one the catalogue adopted."""
+
+    def __init__(self, *, doing: str, adopted: str, here: str, adopted_at: datetime, adopted_by: str,
+                 differences: list[str]) -> None:
+        self.doing, self.adopted, self.here = doing, adopted, here
+        self.adopted_at, self.adopted_by, self.differences = adopted_at, adopted_by, list(differences)
+        super().__init__(
+            f"{doing} refused: the retention policy here (fingerprint {here[:16]}) is not the one the catalogue "
+            f"adopted on {adopted_at.isoformat(timespec='seconds')} by {adopted_by} (fingerprint {adopted[:16]}): "
+            + "; ".join(self.differences)
+            + ". Run with the adopted terms (`evidence retention policy`), or have an administrator adopt these "
+              "(`evidence retention adopt --reason …`)")
+
+
 class CaseInvalid(CatalogError):
     def __init__(self, details: list[str]) -> None:
         self.details = list(details)

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from catalog.errors import PermissionDenied
 from catalog.manifests import write_manifest
 from catalog.models import Recording, RecordingState, StampRevision
+from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
 from catalog.retention_job import RetentionChange, apply_retention
 from catalog.stamps import restamp
@@ -98,6 +99,7 @@ def change_stamp(session: Session, store: EvidenceStore, recording: Recording, *
     (catalog.outbox.reconcile), and `evidence retention apply` finishes the retention.
     """
     check_hold_lift(recording, changes, by=by, roles=roles)
+    require_policy(session, policy, doing="restamping")
     revision = restamp(session, recording, by=by, reason=reason, case_pattern=case_pattern, **changes)
     session.commit()
     sealed = False

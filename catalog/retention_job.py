@@ -22,6 +22,7 @@ from catalog.case_models import Case, CaseLink
 from catalog.cases import adopt_stamped, case_facts
 from catalog.custody import CustodyKind, append_event
 from catalog.models import IN_ARCHIVE, Recording, RecordingState
+from catalog.policy_adoption import require_policy
 from catalog.replay_compare import base_time_of
 from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds
 from storage import EvidenceStore, StorageError, StoredObject
@@ -113,6 +114,7 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
     idempotent, so a crash between the two is put right by the next run; commits come every *commit_every*
     changes.
     """
+    require_policy(session, policy, doing="applying retention")
     wanted = None if recording_ids is None else list(recording_ids)
     adopt_stamped(session, by=actor, recording_ids=wanted)
     session.commit()

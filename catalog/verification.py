@@ -25,10 +25,12 @@ from sqlmodel import Session, col, select
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
 from catalog.case_models import Case, CaseLink, Disposal
 from catalog.custody import stream_events
+from catalog.errors import PolicyInvalid
 from catalog.event_hashes import GENESIS_HASH, stored_event_hash, version_problem
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.manifests import trusted_fingerprints
 from catalog.models import IN_ARCHIVE, CustodyEvent, Recording, RecordingState
+from catalog.policy_adoption import adopted_policy
 from catalog.replay import LIFECYCLE_KINDS, CaseReplay, RecordingReplay, load_case_replays, load_link_rows, load_replays
 from catalog.replay_compare import case_findings, chain_decision, chain_findings
 from catalog.retention import RetentionPolicy
@@ -360,12 +362,22 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
                    policy: RetentionPolicy | None = None, tsa_ca: str = "") -> VerifyReport:
     """Re-hash and cross-check *recording_ids*; with *chain* also walk the custody chain and its anchors.
 
-    Each recording's row is also compared with what its custody events say (`catalog.replay`) and, given
-    *policy*, with what the retention rules give the chain's facts; the cases it serves are compared with the
+    Each recording's row is also compared with what its custody events say (`catalog.replay`) and with what the
+    retention rules give the chain's facts: under the policy the chain adopted (catalog.policy_adoption), whatever
+    the caller's environment says; *policy* only where none was adopted. The cases it serves are compared with the
     case events. With *everything* (`verify --all`) every case is compared, and recording ids that the chain names
     but the catalogue no longer has are listed."""
+    policy_problems: list[Problem] = []
+    try:
+        adopted = adopted_policy(session)
+    except PolicyInvalid as exc:  # an adoption event edited: named, and the caller's policy judges meanwhile
+        adopted = None
+        policy_problems.append(Problem("policy", "adopted retention policy", str(exc)))
+    if adopted is not None:
+        policy = adopted.terms.policy()
     keys = trusted if trusted is not None else trusted_fingerprints(session, store)
     run = _Pass(session, store, keys, load_case_replays(session), policy, tsa_ca)
+    run.report.problems.extend(policy_problems)
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="verify") as pool:
         window: list[tuple[Recording, Future[tuple[str, int, StoredObject]] | None]] = []
         for start in range(0, len(recording_ids), 64):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog import CaseType, RetentionPolicy
+from catalog.policy_adoption import PolicyTerms
 from ingest.errors import ConfigInvalid
 from ingest.settings_parsers import Secret, s3_bucket_and_prefix
 from ingest.settings_table import SETTINGS, SETTINGS_BY_NAME, settings_epilog, settings_markdown
@@ -109,6 +110,12 @@ class Settings:
         """Routine period, case types and the agency's calendar zone (EVIDENCE_STATION_TZ)."""
         return RetentionPolicy(routine_months=self.routine_retention_months, case_types=self.case_types,
                                zone=self.station_tz)
+
+    @property
+    def policy_terms(self) -> PolicyTerms:
+        """The retention policy with the disposal approval rule: what the catalogue must have adopted
+        (catalog.policy_adoption) for this process to decide retention."""
+        return PolicyTerms.of(self.retention_policy, disposal_approval=self.disposal_approval)
 
     @property
     def approval_required(self) -> bool:

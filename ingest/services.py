@@ -7,12 +7,16 @@ from contextlib import contextmanager
 from functools import partial
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
-from catalog import open_catalog
+from catalog import CatalogUnavailable, open_catalog
+from catalog.policy_adoption import ensure_policy
 from ingest.config import S3Settings, Settings
 from storage import BackendUnavailable, EvidenceStore, LocalStore, S3WormStore, make_s3_client
 
-__all__ = ["DEFAULT_UPLOAD_THREADS", "catalog_engine", "check_store_at_start", "open_store", "s3_pool_size"]
+__all__ = ["DEFAULT_UPLOAD_THREADS", "catalog_engine", "check_policy_at_start", "check_store_at_start", "open_store",
+           "s3_pool_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,22 @@ def check_store_at_start(settings: Settings, command: str) -> bool:
     except BackendUnavailable as exc:
         logger.warning("%s starts although the WORM store does not answer (%s); recordings stay staged and are "
                        "archived when it does.", command, exc)
+        return False
+    return True
+
+
+def check_policy_at_start(settings: Settings, command: str) -> bool:
+    """The other start check of `station watch`, `worker`, `archive-pending`, `ingest` and `serve`: this process's
+    retention policy is the one the catalogue adopted (catalog.policy_adoption.ensure_policy; adopted now if none
+    is yet). Other terms never heal by waiting: PolicyNotAdopted propagates and the command exits 2 naming both
+    and every difference. A catalogue that does not answer is an outage the station and queue ride out: a
+    WARNING, False, and the command starts (the functions that write retention check again)."""
+    try:
+        with catalog_engine(settings) as engine, Session(engine) as session:
+            ensure_policy(session, settings.policy_terms, command=command)
+    except (CatalogUnavailable, OperationalError) as exc:
+        logger.warning("%s starts although the catalogue does not answer (%s); its retention policy is checked "
+                       "when it does.", command, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return False
     return True
 

@@ -91,19 +91,25 @@ SETTINGS: tuple[Setting, ...] = (
        "`evidence keys export-key init` (docs/keys.md)", sets="export_key_path"),
     Setting("EVIDENCE_STATION_PLACE", "", p.place, "`LAT,LON` (decimal degrees) used when a recording carries no GPS"),
     Setting("EVIDENCE_STATION_TZ", "Asia/Shanghai", p.zone,
-       "zone for device clocks that a profile leaves open, and the calendar of case dates (opened, closed, retention)"),
+       "zone for device clocks that a profile leaves open, and the calendar of case dates (opened, closed, retention); "
+       "part of the adopted retention policy (see below)"),
     Setting("EVIDENCE_REPORT_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", p.path,
        "TrueType/TTC font with Chinese glyphs embedded in an evidence package's `report.pdf` (Debian "
        "`fonts-wqy-zenhei`); missing: the package has `report.html` only and the export says why"),
-    Setting("EVIDENCE_ROUTINE_RETENTION_MONTHS", "6", p.routine_months, "routine retention; below 6 is refused"),
+    Setting("EVIDENCE_ROUTINE_RETENTION_MONTHS", "6", p.routine_months,
+       "routine retention; below 6 is refused. This, the zone, the case types and the disposal approval are the "
+       "retention policy: the catalogue adopts them once (a `policy_adopted` custody event; the first station, "
+       "ingest or retention command adopts its own), and every later process must run with the same terms or is "
+       "refused (exit 2, naming each difference); an administrator changes them with `evidence retention adopt`"),
     Setting("EVIDENCE_CASE_PATTERN", DEFAULT_CASE_PATTERN, p.case_pattern,
        "regular expression a whole case number must match (e.g. `京朝城管罚字〔2026〕第00123号`)"),
     Setting("EVIDENCE_CASE_TYPES", "", p.case_types,
-       "TOML file of case types and their retention (`years = N` or `permanent = true`); replaces the built-in table",
+       "TOML file of case types and their retention (`years = N` or `permanent = true`); replaces the built-in table; "
+       "part of the adopted retention policy",
        shown_default="built-in table"),
     Setting("EVIDENCE_DISPOSAL_APPROVAL", "required", p.choice("required", "none"),
        "`required`: a disposal batch is carried out only when a second, named person approves it; `none`: a sweep "
-       "disposes at once"),
+       "disposes at once; part of the adopted retention policy"),
     Setting("EVIDENCE_PROFILES_DIR", "", p.profiles_dir, "extra folder of device-profile YAML files"),
     Setting("EVIDENCE_BROKER_URL", "", p.broker_url,
        "queue broker: `redis://127.0.0.1:6379/0` or `amqp://guest:guest@127.0.0.1:5672/`; when set, ingest leaves "

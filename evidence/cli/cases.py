@@ -34,7 +34,7 @@ from catalog.access import case_in_scope, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
 from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
-from evidence.cli.common import caller, catalogue, console, errors, parse_date, print_json, settings
+from evidence.cli.common import caller, catalogue, console, errors, parse_date, pinned, print_json, settings
 from evidence.cli.options import by_option, json_option
 from evidence.cli.retention import report_changes
 from ingest.config import Settings
@@ -222,6 +222,7 @@ def case_attach(number: str, files: tuple[Path, ...], title: str, dated: str | N
         store = open_store(cfg)
         key = load_or_create_key(cfg.station_key_path)
         with catalog_engine(cfg) as engine, Session(engine) as session:
+            pinned(session, cfg)
             by = caller(cfg, session, "manage_cases", by).actor
             found = get_case(session, number)
             results = [attach_document(session, store, cfg, found, path, title=title, by=by, key=key, dated=day)

@@ -25,12 +25,14 @@ from catalog import (
     ExportFailed,
     PermissionDenied,
     PolicyInvalid,
+    PolicyNotAdopted,
     RecordingNotFound,
     SignatureInvalid,
     StampInvalid,
     UserInvalid,
 )
 from catalog.access import can_see, record_refusal
+from catalog.policy_adoption import ensure_policy
 from catalog.user_models import User
 from catalog.users import Identity, bound_user, get_user, identify, os_account
 from device_profiles import ProfileError
@@ -40,11 +42,11 @@ from ingest.services import catalog_engine
 from storage import BucketNotWorm, HashMismatch, RetentionRefused, StorageError
 
 __all__ = ["caller", "catalogue", "catalogue_owner_uid", "console", "errors", "fail", "in_scope", "parse_date",
-           "parse_time", "person", "print_json", "settings", "station_operator"]
+           "parse_time", "person", "pinned", "print_json", "settings", "station_operator"]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
-                CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, RetentionRefused, ExportFailed,
-                PermissionDenied, UserInvalid)
+                CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, PolicyNotAdopted, RetentionRefused,
+                ExportFailed, PermissionDenied, UserInvalid)
 #: Evidence that fails a check: the command must say so loudly and exit non-zero.
 _INTEGRITY_ERRORS = (SignatureInvalid, HashMismatch)
 
@@ -75,13 +77,27 @@ def settings(station: str | None = None) -> Settings:
 
 
 @contextmanager
-def catalogue() -> Iterator[tuple[Settings, Session]]:
+def catalogue(*, policy: bool = True) -> Iterator[tuple[Settings, Session]]:
     """How most commands begin: errors() mapping what the body raises to exit codes, this installation's settings
-    and a session on its catalogue (`with catalogue() as (cfg, session):`)."""
+    and a session on its catalogue (`with catalogue() as (cfg, session):`). With *policy*, the retention policy of
+    this environment must be the one the catalogue adopted (catalog.policy_adoption.ensure_policy: exit 2 naming
+    both and every difference; adopted here on an installation's first command)."""
     with errors():
         cfg = settings()
         with catalog_engine(cfg) as engine, Session(engine) as session:
+            if policy:
+                ensure_policy(session, cfg.policy_terms, command=_command_name())
             yield cfg, session
+
+
+def pinned(session: Session, cfg: Settings) -> None:
+    """This command may decide retention only under the policy the catalogue adopted (see `catalogue`)."""
+    ensure_policy(session, cfg.policy_terms, command=_command_name())
+
+
+def _command_name() -> str:
+    context = click.get_current_context(silent=True)
+    return f"`{' '.join(['evidence', *context.command_path.split()[1:]])}`" if context is not None else "this command"
 
 
 

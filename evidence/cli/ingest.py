@@ -31,7 +31,7 @@ from ingest.media_work import LOG_NAME, render_backlog
 from ingest.pipeline import IngestOptions, IngestReport
 from ingest.queue.connection import open_queue
 from ingest.queue.workers import run_ingest, run_workers
-from ingest.services import catalog_engine, check_store_at_start, open_store
+from ingest.services import catalog_engine, check_policy_at_start, check_store_at_start, open_store
 
 __all__ = ["archive_pending", "demo", "derive_pending", "ingest", "print_report", "profiles", "samples", "worker"]
 
@@ -92,6 +92,7 @@ def ingest(path: Path, profile: str | None, station: str | None, officer: str | 
     with errors():
         cfg = settings(station)
         operator = station_operator(cfg)
+        check_policy_at_start(cfg, "`evidence ingest`")
         options = IngestOptions(profile=profile, officer=officer, case_number=case_number, purpose=purpose,
                                 clock_offset_s=clock_offset, actor=operator.actor)
         report = _run_ingest(path, cfg, options, quiet=as_json, derive="later" if no_derive else cfg.derive)
@@ -143,6 +144,7 @@ def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool)
             raise click.BadParameter(f"{only!r}: choose from archive, derive, verify", param_hint="--only")
         station_operator(cfg)
         check_store_at_start(cfg, "the worker")
+        check_policy_at_start(cfg, "the worker")
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -177,6 +179,7 @@ def archive_pending(as_json: bool) -> None:
         cfg = settings()
         operator = station_operator(cfg)
         check_store_at_start(cfg, "archive-pending")
+        check_policy_at_start(cfg, "archive-pending")
         with catalog_engine(cfg) as engine:
             if cfg.broker_url:
                 result = _queue_staged(cfg, engine)
@@ -249,6 +252,7 @@ def demo(as_json: bool) -> None:
     with errors():
         cfg = settings()
         operator = station_operator(cfg)
+        check_policy_at_start(cfg, "`evidence demo`")
         root = cfg.home / "samples"
         made = generate_samples(root) if not root.exists() else None
         devices = made.all() if made else {p.name: p for p in sorted(root.iterdir()) if p.is_dir()}

@@ -32,9 +32,21 @@ from catalog import (
 from catalog.access import BatchInScope, check_access, disposal_in_scope
 from catalog.listing import count_tombstones, disposal_batches
 from catalog.models import Recording
+from catalog.policy_adoption import adopt_policy, adopted_policy, policy_differences
 from catalog.retention import RetentionDecision
 from catalog.types import utcnow
-from evidence.cli.common import caller, catalogue, console, errors, parse_date, parse_time, person, print_json, settings
+from evidence.cli.common import (
+    caller,
+    catalogue,
+    console,
+    errors,
+    parse_date,
+    parse_time,
+    person,
+    pinned,
+    print_json,
+    settings,
+)
 from evidence.cli.options import by_option, json_option, view_reason_option
 from ingest.config import Settings
 from ingest.services import catalog_engine, open_store
@@ -119,6 +131,64 @@ def retention_show(ref: str, by: str | None, reason: str | None, as_json: bool) 
         click.echo("not yet applied: run `evidence retention apply`")
 
 
+@retention.command("policy")
+@json_option
+def retention_policy(as_json: bool) -> None:
+    """The retention policy the catalogue adopted (terms, fingerprint, who and when) and whether this
+    environment's terms (EVIDENCE_ROUTINE_RETENTION_MONTHS, _STATION_TZ, _CASE_TYPES, _DISPOSAL_APPROVAL) are
+    the same. Exit 2 when they differ."""
+    with catalogue(policy=False) as (cfg, session):
+        adopted = adopted_policy(session)
+        here = cfg.policy_terms
+        differences = policy_differences(adopted.terms, here) if adopted is not None else []
+        data = {"adopted": adopted.as_json() if adopted is not None else None,
+                "here": {"fingerprint": here.fingerprint, "terms": here.as_json()}, "differences": differences}
+    if as_json:
+        print_json(data)
+    elif adopted is None:
+        click.echo(f"no retention policy adopted yet; the first command that decides retention adopts this "
+                   f"environment's (fingerprint {here.fingerprint})")
+    else:
+        terms = adopted.terms
+        click.echo(f"adopted {adopted.at.isoformat(timespec='seconds')} by {adopted.by} (event {adopted.event_id}; "
+                   f"{adopted.reason}): fingerprint {terms.fingerprint}")
+        click.echo(f"  routine {terms.routine_months} months, zone {terms.zone}, disposal approval "
+                   f"{terms.disposal_approval}")
+        for kind in terms.case_types:
+            click.echo(f"  case type {kind.code}: {kind.describe()} ({kind.name} / {kind.name_en})")
+        click.echo("this environment: the same terms" if not differences else
+                   "this environment differs: " + "; ".join(differences))
+    if differences:
+        sys.exit(2)
+
+
+@retention.command("adopt")
+@click.option("--reason", required=True, help="Why the policy changes (the regulation, the decision; recorded).")
+@by_option
+@json_option
+def retention_adopt(reason: str, by: str | None, as_json: bool) -> None:
+    """Adopt this environment's retention policy as the one in force (administrators; a custody event stating
+    the terms whole and what they replace). Every station, worker and web app must then run with these terms."""
+    with catalogue(policy=False) as (cfg, session):
+        actor = caller(cfg, session, "admin", by).actor
+        before = adopted_policy(session)
+        adopted = adopt_policy(session, cfg.policy_terms, by=actor, reason=reason)
+        session.commit()
+        changes = policy_differences(before.terms, adopted.terms) if before is not None else []
+        data = {**adopted.as_json(), "changed": before is None or before.event_id != adopted.event_id,
+                "changes": changes}
+    if as_json:
+        print_json(data)
+        return
+    if not data["changed"]:
+        click.echo(f"already in force: fingerprint {adopted.terms.fingerprint} (event {adopted.event_id})")
+        return
+    click.echo(f"adopted: fingerprint {adopted.terms.fingerprint} (event {adopted.event_id})"
+               + (": " + "; ".join(changes) if changes else ""))
+    click.echo("restart stations, workers and the web app with these terms; `evidence retention apply` brings "
+               "every recording in line now")
+
+
 @retention.command("apply")
 @by_option
 @click.option("--check-store", is_flag=True,
@@ -157,6 +227,7 @@ def retention_plan(as_of: str | None, within_days: int, as_json: bool, by: str |
         cfg = settings()
         when = _as_of(as_of, cfg)
         with catalog_engine(cfg) as engine, Session(engine) as session:
+            pinned(session, cfg)
             identity = caller(cfg, session, "retention", by)
             # as the web's retention page: nothing of a recording outside the caller's scope, only a count
             seen = disposal_in_scope(session, identity.scope, plan=plan_disposal(
@@ -215,6 +286,7 @@ def _disposal_step(action: str, by: str | None, as_json: bool, step: _Step) -> N
         store = open_store(cfg)
         signer = Signer(cfg.station, load_or_create_key(cfg.station_key_path), tsa=cfg)
         with catalog_engine(cfg) as engine, Session(engine) as session:
+            pinned(session, cfg)
             batch = step(session, store, cfg, signer, caller(cfg, session, action, by).actor)
             data = _batch_json(session, batch) if batch else {"batch": None, "status": "nothing due"}
     if as_json:

@@ -9,7 +9,7 @@ import click
 from catalog import load_or_create_key
 from evidence.cli.common import errors, settings
 from ingest.anchoring import anchor_periodically
-from ingest.services import catalog_engine, open_store
+from ingest.services import catalog_engine, check_policy_at_start, open_store
 
 __all__ = ["serve"]
 
@@ -26,6 +26,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     with errors():
         cfg = settings()
+        check_policy_at_start(cfg, "the web application")
         store = open_store(cfg)
         key = load_or_create_key(cfg.station_key_path)
         with catalog_engine(cfg) as engine:

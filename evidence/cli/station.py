@@ -18,10 +18,10 @@ from catalog.alarms import staged_overdue
 from catalog.errors import CatalogError
 from catalog.sightings import dock_session_recording_ids
 from catalog.types import utcnow
-from evidence.cli.common import caller, console, errors, in_scope, print_json, settings, station_operator
+from evidence.cli.common import caller, console, errors, in_scope, pinned, print_json, settings, station_operator
 from evidence.cli.options import by_option, json_option
 from ingest.config import Settings
-from ingest.services import catalog_engine, check_store_at_start, open_store
+from ingest.services import catalog_engine, check_policy_at_start, check_store_at_start, open_store
 
 __all__ = ["station"]
 
@@ -74,6 +74,7 @@ def station_watch(mount_roots: tuple[str, ...]) -> None:
             cfg = dataclasses.replace(cfg, mount_roots=mount_roots)
         station_operator(cfg)
         check_store_at_start(cfg, "the station")
+        check_policy_at_start(cfg, "the station")
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -140,6 +141,7 @@ def station_tag(session_id: int, files: tuple[str, ...], by: str | None, reason:
         cfg = settings()
         with catalog_engine(cfg) as engine:
             with Session(engine) as session:
+                pinned(session, cfg)
                 identity = caller(cfg, session, "stamp", by)
                 in_scope(session, identity, dock_session_recording_ids(session, session_id, device_paths=files),
                          "tag")

@@ -1,0 +1,198 @@
+"""The retention policy in force: adopted in the catalogue, as a custody event, never taken from a caller's
+environment.
+
+Routine period, the agency's zone, the case types (with their periods) and whether a disposal needs a second
+person (EVIDENCE_ROUTINE_RETENTION_MONTHS, EVIDENCE_STATION_TZ, EVIDENCE_CASE_TYPES, EVIDENCE_DISPOSAL_APPROVAL)
+were read by each command from its own environment: a clerk who ran `evidence retention apply` with a case-types
+file of their own lifted the holds of a permanent case type, `EVIDENCE_DISPOSAL_APPROVAL=none evidence retention
+sweep` disposed without a second person, and verify, run the same way, agreed (a review, 2026-12-02).
+
+Now the terms are adopted once, by a `policy_adopted` custody event that states them whole with their
+fingerprint (SHA-256 of their RFC 8785 form): the first command of an installation adopts the policy it runs
+with; every later command, the station, the workers and the web app refuse to start with other terms
+(PolicyNotAdopted: both fingerprints and every difference), and the functions that write retention refuse too,
+so a service still running with the old terms after an administrator adopted new ones decides nothing under
+them. An administrator changes the policy with `evidence retention adopt --reason …` (the new terms in that
+command's environment), a custody event like any other; verify checks every recording against the terms the
+chain adopted, whatever the environment it runs in.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from catalog.canonical import jcs
+from catalog.custody import CustodyKind, append_event
+from catalog.db import begin_write
+from catalog.errors import PolicyInvalid, PolicyNotAdopted
+from catalog.models import CustodyEvent
+from catalog.retention import CaseType, RetentionPolicy
+
+__all__ = ["AdoptedPolicy", "PolicyTerms", "adopt_first", "adopt_policy", "adopted_policy", "ensure_policy",
+           "policy_differences", "require_policy"]
+
+#: The actor of a policy adopted because no policy was adopted yet (the first command of an installation).
+FIRST_USE = "first use"
+_APPROVALS = ("required", "none")
+
+
+@dataclass(frozen=True)
+class PolicyTerms:
+    """Everything that decides how long evidence is kept and who may dispose of it."""
+
+    routine_months: int
+    zone: str
+    case_types: tuple[CaseType, ...]  # in code order
+    disposal_approval: str  # required | none
+
+    @classmethod
+    def of(cls, policy: RetentionPolicy, *, disposal_approval: str) -> PolicyTerms:
+        if disposal_approval not in _APPROVALS:
+            raise PolicyInvalid(f"disposal approval {disposal_approval!r} is not one of {', '.join(_APPROVALS)}")
+        return cls(routine_months=policy.routine_months, zone=policy.zone,
+                   case_types=tuple(policy.case_types[code] for code in sorted(policy.case_types)),
+                   disposal_approval=disposal_approval)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PolicyTerms:
+        """The terms a `policy_adopted` event states (PolicyInvalid when they are not whole)."""
+        try:
+            kinds = tuple(CaseType(code=str(t["code"]), name=str(t["name"]), name_en=str(t["name_en"]),
+                                   years=None if t["years"] is None else int(t["years"]))
+                          for t in data["case_types"])
+            return cls(routine_months=int(data["routine_months"]), zone=str(data["zone"]), case_types=kinds,
+                       disposal_approval=str(data["disposal_approval"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PolicyInvalid(f"the adopted retention policy is not whole ({type(exc).__name__}: {exc})") from exc
+
+    def as_json(self) -> dict[str, Any]:
+        return {"routine_months": self.routine_months, "zone": self.zone,
+                "case_types": [{"code": t.code, "name": t.name, "name_en": t.name_en, "years": t.years}
+                               for t in self.case_types],
+                "disposal_approval": self.disposal_approval}
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(jcs(self.as_json())).hexdigest()
+
+    @property
+    def approval_required(self) -> bool:
+        return self.disposal_approval == "required"
+
+    def policy(self) -> RetentionPolicy:
+        return RetentionPolicy(routine_months=self.routine_months, case_types={t.code: t for t in self.case_types},
+                               zone=self.zone)
+
+
+def policy_differences(adopted: PolicyTerms, proposed: PolicyTerms) -> list[str]:
+    """Each way *proposed* differs from *adopted*, in words (empty: the same terms). Pure."""
+    found = []
+    for name in ("routine_months", "zone", "disposal_approval"):
+        was, now = getattr(adopted, name), getattr(proposed, name)
+        if was != now:
+            found.append(f"{name}: adopted {was!r}, here {now!r}")
+    before = {t.code: t for t in adopted.case_types}
+    after = {t.code: t for t in proposed.case_types}
+    for code in sorted(before.keys() | after.keys()):
+        was_type, now_type = before.get(code), after.get(code)
+        if was_type is None:
+            found.append(f"case type {code}: not adopted, here {now_type.describe() if now_type else ''}")
+        elif now_type is None:
+            found.append(f"case type {code}: adopted {was_type.describe()}, missing here")
+        elif was_type != now_type:
+            found.append(f"case type {code}: adopted {was_type.describe()} ({was_type.name}), here "
+                         f"{now_type.describe()} ({now_type.name})")
+    return found
+
+
+@dataclass(frozen=True)
+class AdoptedPolicy:
+    terms: PolicyTerms
+    event_id: int
+    at: datetime
+    by: str
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"fingerprint": self.terms.fingerprint, "terms": self.terms.as_json(), "event": self.event_id,
+                "adopted_at": self.at.isoformat(), "adopted_by": self.by, "reason": self.reason}
+
+
+def adopted_policy(session: Session) -> AdoptedPolicy | None:
+    """The policy the custody chain adopted last (None: none yet)."""
+    event = session.exec(select(CustodyEvent).where(CustodyEvent.kind == CustodyKind.POLICY_ADOPTED.value)
+                         .order_by(col(CustodyEvent.id).desc()).limit(1)).first()
+    if event is None:
+        return None
+    assert event.id is not None and event.at is not None
+    details = event.details or {}
+    terms = PolicyTerms.from_json(details.get("terms") or {})
+    if details.get("fingerprint") != terms.fingerprint:
+        raise PolicyInvalid(f"custody event {event.id} adopted terms whose fingerprint is {terms.fingerprint}, "
+                            f"but it states {details.get('fingerprint')!r}: the event was edited")
+    return AdoptedPolicy(terms=terms, event_id=event.id, at=event.at, by=event.actor,
+                         reason=str(details.get("reason") or ""))
+
+
+def adopt_policy(session: Session, terms: PolicyTerms, *, by: str, reason: str) -> AdoptedPolicy:
+    """Adopt *terms* (a custody event stating them whole, and what they replace); committed by the caller.
+    Adopting the terms already in force adds nothing."""
+    if not reason.strip():
+        raise PolicyInvalid("adopting a retention policy needs a reason")
+    begin_write(session)  # two first uses at once: the second sees the first's event
+    current = adopted_policy(session)
+    if current is not None and current.terms == terms:
+        return current
+    details: dict[str, Any] = {"fingerprint": terms.fingerprint, "terms": terms.as_json(), "reason": reason}
+    if current is not None:
+        details["replaces"] = current.terms.fingerprint
+        details["changes"] = policy_differences(current.terms, terms)
+    event = append_event(session, CustodyKind.POLICY_ADOPTED, actor=by, details=details)
+    assert event.id is not None and event.at is not None
+    return AdoptedPolicy(terms=terms, event_id=event.id, at=event.at, by=by, reason=reason)
+
+
+def adopt_first(session: Session, terms: PolicyTerms) -> AdoptedPolicy:
+    """The adopted policy; *terms* adopted (and committed) when none is yet: the installation's first station,
+    worker, ingest or command that decides retention decides it (verify and the read-only commands never
+    adopt)."""
+    current = adopted_policy(session)
+    if current is None:
+        current = adopt_policy(session, terms, by=FIRST_USE, reason="no retention policy was adopted yet: the terms "
+                                                                   "of the first process that decides retention")
+        session.commit()
+    return current
+
+
+def ensure_policy(session: Session, terms: PolicyTerms, *, command: str) -> AdoptedPolicy:
+    """The start check of every command, service and the web app that decides retention: *terms* (from this
+    process's environment) are the adopted ones (adopted here when none is yet). PolicyNotAdopted when they
+    differ."""
+    current = adopt_first(session, terms)
+    _same_or_refuse(current, terms, command)
+    return current
+
+
+def require_policy(session: Session, policy: RetentionPolicy, *, approval_required: bool | None = None,
+                   doing: str) -> None:
+    """Before writing retention (or disposing): *policy* (and, if given, the disposal approval rule) is the one
+    adopted. Nothing adopted yet: nothing to compare (a catalogue used only through the library)."""
+    current = adopted_policy(session)
+    if current is None:
+        return
+    approval = current.terms.disposal_approval
+    if approval_required is not None:
+        approval = "required" if approval_required else "none"
+    _same_or_refuse(current, PolicyTerms.of(policy, disposal_approval=approval), doing)
+
+
+def _same_or_refuse(current: AdoptedPolicy, terms: PolicyTerms, doing: str) -> None:
+    if current.terms != terms:
+        raise PolicyNotAdopted(doing=doing, adopted=current.terms.fingerprint, here=terms.fingerprint,
+                               adopted_at=current.at, adopted_by=current.by,
+                               differences=policy_differences(current.terms, terms))

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, delete, select
 
 from catalog.access import EVERYTHING, Scope, scope_clause, user_scope
 from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch, DisposalStatus
+from catalog.clock import clock_problem
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import DisposalError
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
@@ -139,6 +140,8 @@ def start_sweep(session: Session, store: EvidenceStore, policy: RetentionPolicy,
     if not by.strip():
         raise DisposalError("a sweep needs the name of the operator who runs it")
     require_policy(session, policy, approval_required=approval_required, doing="a disposal sweep")
+    if (wrong := clock_problem(session, now)) is not None:
+        raise DisposalError(f"no sweep: {wrong}")
     pending = {i["recording_id"] for b in session.exec(select(DisposalBatch).where(
         DisposalBatch.status == DisposalStatus.AWAITING_APPROVAL.value)) for i in b.items}
     due = [item for item in plan_disposal(session, policy, as_of=now)
@@ -193,6 +196,8 @@ def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolic
     """A named approver (not the operator) whose scope covers every recording of a proposed batch approves it; it is
     then carried out. *scope*: the approver's (default: the scope of the archive user named *by*)."""
     require_policy(session, policy, doing="approving a disposal")
+    if (wrong := clock_problem(session, now)) is not None:
+        raise DisposalError(f"no disposal: {wrong}")
     batch = session.get(DisposalBatch, batch_id)
     if batch is None:
         raise DisposalError(f"no disposal batch {batch_id}")

@@ -31,12 +31,12 @@ from catalog import (
     append_event,
     write_manifest,
 )
+from catalog.clock import archive_now
 from catalog.custody import NewEvent, append_events
 from catalog.fixity import mark_verified
 from catalog.recordings import has_manifest, lock_recording_state, staged_ids
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
-from catalog.types import utcnow
 from ingest.errors import NotStagedHere, StagedCopyMissing
 from storage import EvidenceStore, HashMismatch, ObjectExists, StorageError, StoredObject
 
@@ -61,7 +61,7 @@ def mark_archived(session: Session, archived: Sequence[tuple[Recording, StoredOb
         if recording.legal_hold and not stored.legal_hold:
             stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
         recording.state = RecordingState.ARCHIVED.value
-        recording.archived_at = recording.archived_at or utcnow()
+        recording.archived_at = recording.archived_at or archive_now(session)[0]
         recording.store_name, recording.store_key = store.name, stored.key
         recording.store_version = stored.version_id
         session.add(recording)
@@ -109,7 +109,7 @@ def retention_at_hand_off(session: Session, recording: Recording, policy: Retent
     """Stamp the hand-off to the store (`archived_at`, now) and grow the recording's retention to what the rules
     say counted from it: the store is then asked to lock it at least that long (never a date in the past)."""
     assert recording.id is not None
-    recording.archived_at = utcnow()
+    recording.archived_at = archive_now(session)[0]  # never earlier than the custody chain (catalog.clock)
     with session.no_autoflush:  # nothing is written before the upload: no write transaction held across it
         decision = decide_for(session, [recording], policy)[recording.id]
     if recording.retain_until is None or decision.retain_until > recording.retain_until:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -33,6 +34,7 @@ from catalog import (
     outbox,
 )
 from catalog.cases import case_number_exists
+from catalog.clock import behind_by, chain_floor
 from catalog.custody import NewEvent, append_events
 from catalog.db import begin_write
 from catalog.integrity import INGEST_CHECK, record_integrity
@@ -153,6 +155,9 @@ class Registrar:
             identity_officer_name=identity.officer_name, case_number=options.case_number, purpose=options.purpose,
             clock_offset_s=options.clock_offset_s, defer_archive=options.defer_archive)
         self._case_known: dict[str, bool] = {}  # case number -> whether the catalogue has that case
+        self._floor: datetime | None = None  # the custody chain's latest time (catalog.clock), read once per dock
+        self._floor_read = False
+        self.clock_lag: timedelta | None = None  # how far this host's clock is behind the chain, when it is
         self.companions: list[tuple[int, str]] = []  # (new recording id, device path of the recording it serves)
         self.marked_important: list[tuple[int, str]] = []  # known recordings seen again under an _IMP name
 
@@ -205,9 +210,27 @@ class Registrar:
             item.sidecar_note = "; ".join(filter(None, [item.sidecar_note, f"reading failed: {exc}"]))
             return None
 
+    def _now(self) -> datetime:
+        """When a recording is entered: this host's clock, never earlier than the custody chain (catalog.clock; a
+        clock far behind would count routine retention from a wrong, early time and take correct device times
+        for ones ahead of the station)."""
+        now = utcnow()
+        if not self._floor_read:
+            self._floor, self._floor_read = chain_floor(self._session), True
+            self.clock_lag = behind_by(now, self._floor)
+            if self.clock_lag is not None:
+                logger.warning("This host's clock reads %s, %s behind the custody chain's latest event (%s): "
+                               "recordings are entered at the chain's time instead.", now.isoformat(),
+                               self.clock_lag, self._floor.isoformat() if self._floor else "")
+                self._report.notes.append(f"the station's clock is {self.clock_lag} behind the custody chain: "
+                                          "recordings entered at the chain's time")
+        if self.clock_lag is not None and self._floor is not None and self._floor > now:
+            return self._floor
+        return now
+
     def _new_row(self, item: StagedCopy, facts: Facts | None, sidecar_note: str | None) -> Recording:
         ctx = self._context(item)
-        return new_recording(item.file, item.copy, facts, ctx=ctx, now=utcnow(),
+        return new_recording(item.file, item.copy, facts, ctx=ctx, now=self._now(),
                              case_registered=self._case_registered(ctx.case_number), sidecar_note=sidecar_note)
 
     def _context(self, item: StagedCopy) -> RowContext:
@@ -330,7 +353,8 @@ class Registrar:
                 "legal_hold": recording.legal_hold, ROW_KEY: row_values(recording),
                 # copied by an earlier dock during a catalogue outage; not on the device as copied any more
                 **({"journaled": True} if item.options is not None else {}),
-                **({"on_device": False} if not item.on_device else {})}
+                **({"on_device": False} if not item.on_device else {}),
+                **({"station_clock_behind_s": round(self.clock_lag.total_seconds(), 3)} if self.clock_lag else {})}
 
     def _known_bytes(self, recording: Recording, item: StagedCopy) -> None:
         dock, file = self.dock, item.file

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import piexif
 import pytest
@@ -147,3 +148,47 @@ def test_a_describe_failure_is_a_flagged_row_and_the_rest_of_the_device_is_inges
     assert broken["time_source"] == "docked" and broken["time_implausible"] is True
     with store.open(broken["sha256"]) as fh:
         assert fh.read() == (device / "RECORD" / f"{PREFIX}_20461130_120000.mp4").read_bytes()
+
+
+def test_a_station_clock_behind_the_custody_chain_neither_shortens_retention_nor_flags_true_times(
+        tmp_path, settings, engine, store):
+    """The station's own clock is a month slow (a dead RTC battery, a clock set back); another host wrote the
+    custody chain's latest event at the true time. Recordings are entered at the chain's time, not the slow
+    clock's: routine retention counts from it, a device time that is right is not "ahead of the station", the
+    `copied` event says how slow the clock was, and no disposal runs on that clock."""
+    from catalog import CustodyKind, append_event
+    from catalog.disposal import Signer, start_sweep
+    from catalog.errors import DisposalError
+    from catalog.signing import load_or_create_key
+
+    true_now = datetime.now(UTC) + timedelta(days=30)  # what the rest of the installation's clocks read
+    with Session(engine) as session:
+        append_event(session, CustodyKind.SIGNED_IN, actor="clerk-li", at=true_now, details={"via": "web"})
+        session.commit()
+    dev = tmp_path / "recorder"
+    (dev / "RECORD").mkdir(parents=True)
+    (dev / "ZFYINFO.TXT").write_bytes("产品序号=A123456\r\n警员编号=010203\r\n".encode("gbk"))
+    shot = true_now - timedelta(hours=2)
+    local = shot.astimezone(ZoneInfo("Asia/Shanghai"))
+    clip = make_clip(dev / "RECORD" / f"{PREFIX}_{local:%Y%m%d_%H%M%S}.mp4", seconds=1,
+                     creation_time=shot.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    _set_mtime(clip, shot)
+
+    report = ingest_folder(dev, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(officer="010203"))
+    assert report.errors == []
+    assert any("behind the custody chain" in note for note in report.notes), report.notes
+    [row] = [r for r in report.recordings if r["original_name"] == clip.name]
+    with Session(engine) as session:
+        recording = session.get(Recording, row["id"])
+        assert recording is not None and recording.ingested_at is not None and recording.archived_at is not None
+        assert recording.time_implausible is False, recording.technical.get("time_problem")
+        assert recording.ingested_at >= true_now and recording.archived_at >= true_now
+        assert recording.retain_until is not None and recording.retain_until >= true_now + relativedelta(months=6)
+        copied = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "copied",
+                                                         CustodyEvent.recording_id == row["id"])).one()
+        assert copied.details["station_clock_behind_s"] > 29 * 86400
+        assert verify_archive(session, store, [row["id"]]).problems == []
+        with pytest.raises(DisposalError, match="behind the newest custody event"):
+            start_sweep(session, store, settings.retention_policy, now=datetime.now(UTC), by="clerk-li",
+                        approval_required=False, signer=Signer("ST1", load_or_create_key(tmp_path / "k")))

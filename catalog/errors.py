@@ -72,12 +72,19 @@ class PolicyInvalid(CatalogError):
 
 
 class PolicyNotAdopted(CatalogError):
-    """This process's retention policy (its EVIDENCE_* environment) is not the one the catalogue adopted."""
+    """This process's retention policy (its EVIDENCE_* environment) is not the one the catalogue adopted, or the
+    catalogue has adopted none yet (*adopted* empty)."""
 
-    def __init__(self, *, doing: str, adopted: str, here: str, adopted_at: datetime, adopted_by: str,
+    def __init__(self, *, doing: str, adopted: str, here: str, adopted_at: datetime | None, adopted_by: str,
                  differences: list[str]) -> None:
         self.doing, self.adopted, self.here = doing, adopted, here
         self.adopted_at, self.adopted_by, self.differences = adopted_at, adopted_by, list(differences)
+        if not adopted or adopted_at is None:
+            super().__init__(
+                f"{doing} refused: the catalogue has adopted no retention policy yet, and a command's environment "
+                f"may not decide it (fingerprint here {here[:16]}): the station, worker or `evidence ingest` "
+                "adopts its terms at its first start, or an administrator runs `evidence retention adopt --reason …`")
+            return
         super().__init__(
             f"{doing} refused: the retention policy here (fingerprint {here[:16]}) is not the one the catalogue "
             f"adopted on {adopted_at.isoformat(timespec='seconds')} by {adopted_by} (fingerprint {adopted[:16]}): "

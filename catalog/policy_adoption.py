@@ -27,14 +27,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from catalog.canonical import jcs
+from catalog.case_models import Case
 from catalog.custody import CustodyKind, append_event
 from catalog.db import begin_write
 from catalog.errors import PolicyInvalid, PolicyNotAdopted
 from catalog.models import CustodyEvent
 from catalog.retention import CaseType, RetentionPolicy
 
-__all__ = ["AdoptedPolicy", "PolicyTerms", "adopt_first", "adopt_policy", "adopted_policy", "ensure_policy",
-           "policy_differences", "require_policy"]
+__all__ = ["AdoptedPolicy", "PolicyTerms", "adopt_policy", "adopted_policy", "ensure_policy", "policy_differences",
+           "require_policy"]
 
 #: The actor of a policy adopted because no policy was adopted yet (the first command of an installation).
 FIRST_USE = "first use"
@@ -144,6 +145,10 @@ def adopt_policy(session: Session, terms: PolicyTerms, *, by: str, reason: str) 
     Adopting the terms already in force adds nothing."""
     if not reason.strip():
         raise PolicyInvalid("adopting a retention policy needs a reason")
+    used = set(session.exec(select(Case.case_type).distinct()))
+    if missing := sorted(used - {t.code for t in terms.case_types}):
+        raise PolicyInvalid(f"these terms have no case type {', '.join(missing)}, which cases here have: every "
+                            "retention decision on them would fail; keep the type (its period may change)")
     begin_write(session)  # two first uses at once: the second sees the first's event
     current = adopted_policy(session)
     if current is not None and current.terms == terms:
@@ -157,23 +162,25 @@ def adopt_policy(session: Session, terms: PolicyTerms, *, by: str, reason: str) 
     return AdoptedPolicy(terms=terms, event_id=event.id, at=event.at, by=by, reason=reason)
 
 
-def adopt_first(session: Session, terms: PolicyTerms) -> AdoptedPolicy:
-    """The adopted policy; *terms* adopted (and committed) when none is yet: the installation's first station,
-    worker, ingest or command that decides retention decides it (verify and the read-only commands never
-    adopt)."""
+def ensure_policy(session: Session, terms: PolicyTerms, *, command: str, adopt_as: str | None = None,
+                  required: bool = True) -> AdoptedPolicy | None:
+    """The start check of the services, the web app and every command that writes retention: *terms* (from this
+    process's environment) are the adopted ones; PolicyNotAdopted when they differ.
+
+    With none adopted yet: *adopt_as* (the station's identity, already authorised as one: `station watch`, the
+    worker, `evidence ingest`, `demo`, `archive-pending`) adopts them (committed; the event names that actor);
+    a user's command (*required*) is refused (a review found a clerk's first command on an upgraded catalogue
+    adopting a case-types file of their own); otherwise (the web app) None: nothing adopted, nothing compared."""
     current = adopted_policy(session)
-    if current is None:
-        current = adopt_policy(session, terms, by=FIRST_USE, reason="no retention policy was adopted yet: the terms "
-                                                                   "of the first process that decides retention")
+    if current is None and adopt_as is not None:
+        current = adopt_policy(session, terms, by=adopt_as, reason=f"{FIRST_USE}: no retention policy was adopted "
+                                                                   f"yet; the terms {command} started with")
         session.commit()
-    return current
-
-
-def ensure_policy(session: Session, terms: PolicyTerms, *, command: str) -> AdoptedPolicy:
-    """The start check of every command, service and the web app that decides retention: *terms* (from this
-    process's environment) are the adopted ones (adopted here when none is yet). PolicyNotAdopted when they
-    differ."""
-    current = adopt_first(session, terms)
+    if current is None:
+        if required:
+            raise PolicyNotAdopted(doing=command, adopted="", here=terms.fingerprint, adopted_at=None,
+                                   adopted_by="", differences=[])
+        return None
     _same_or_refuse(current, terms, command)
     return current
 

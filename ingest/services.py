@@ -79,15 +79,16 @@ def check_store_at_start(settings: Settings, command: str) -> bool:
     return True
 
 
-def check_policy_at_start(settings: Settings, command: str) -> bool:
-    """The other start check of `station watch`, `worker`, `archive-pending`, `ingest` and `serve`: this process's
-    retention policy is the one the catalogue adopted (catalog.policy_adoption.ensure_policy; adopted now if none
-    is yet). Other terms never heal by waiting: PolicyNotAdopted propagates and the command exits 2 naming both
-    and every difference. A catalogue that does not answer is an outage the station and queue ride out: a
-    WARNING, False, and the command starts (the functions that write retention check again)."""
+def check_policy_at_start(settings: Settings, command: str, *, adopt_as: str | None) -> bool:
+    """The other start check of `station watch`, `worker`, `archive-pending`, `ingest`, `demo` and `serve`: this
+    process's retention policy is the one the catalogue adopted (catalog.policy_adoption.ensure_policy). With none
+    adopted yet, *adopt_as* (the station's authorised identity) adopts it; `serve` (None) starts without one.
+    Other terms never heal by waiting: PolicyNotAdopted propagates and the command exits 2 naming both and every
+    difference. A catalogue that does not answer is an outage the station and queue ride out: a WARNING, False,
+    and the command starts (the functions that write retention check again)."""
     try:
         with catalog_engine(settings) as engine, Session(engine) as session:
-            ensure_policy(session, settings.policy_terms, command=command)
+            ensure_policy(session, settings.policy_terms, command=command, adopt_as=adopt_as, required=False)
     except (CatalogUnavailable, OperationalError) as exc:
         logger.warning("%s starts although the catalogue does not answer (%s); its retention policy is checked "
                        "when it does.", command, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

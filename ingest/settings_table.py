@@ -98,9 +98,9 @@ SETTINGS: tuple[Setting, ...] = (
        "`fonts-wqy-zenhei`); missing: the package has `report.html` only and the export says why"),
     Setting("EVIDENCE_ROUTINE_RETENTION_MONTHS", "6", p.routine_months,
        "routine retention; below 6 is refused. This, the zone, the case types and the disposal approval are the "
-       "retention policy: the catalogue adopts them once (a `policy_adopted` custody event; the first station, "
-       "ingest or retention command adopts its own), and every later process must run with the same terms or is "
-       "refused (exit 2, naming each difference); an administrator changes them with `evidence retention adopt`"),
+       "retention policy: the catalogue adopts them once (a `policy_adopted` custody event, at the station's first "
+       "start), and every later process must run with the same terms or is refused (exit 2, naming each "
+       "difference); an administrator changes them with `evidence retention adopt`"),
     Setting("EVIDENCE_CASE_PATTERN", DEFAULT_CASE_PATTERN, p.case_pattern,
        "regular expression a whole case number must match (e.g. `京朝城管罚字〔2026〕第00123号`)"),
     Setting("EVIDENCE_CASE_TYPES", "", p.case_types,

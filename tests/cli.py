@@ -59,3 +59,17 @@ def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> Any:
     by = args[args.index("--by") + 1] if "--by" in args else None
     bind_caller(env, by)
     return invoke(env, *args, stdin=stdin)
+
+
+def station_adopts_policy(env: dict[str, str]) -> None:
+    """What the station's first start does on a new catalogue: adopt the retention policy of *env*
+    (catalog.policy_adoption); commands that write retention are refused until something is adopted."""
+    from catalog.policy_adoption import ensure_policy
+
+    settings = Settings.from_env(env)
+    engine = open_catalog(settings.database_url)
+    try:
+        with Session(engine) as session:
+            ensure_policy(session, settings.policy_terms, command="the station", adopt_as="station:test")
+    finally:
+        engine.dispose()

@@ -34,6 +34,7 @@ from catalog.access import case_in_scope, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
 from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
+from catalog.policy_adoption import adopted_policy
 from evidence.cli.common import caller, catalogue, console, errors, parse_date, pinned, print_json, settings
 from evidence.cli.options import by_option, json_option
 from evidence.cli.retention import report_changes
@@ -60,15 +61,18 @@ def case() -> None:
 @case.command("types")
 @json_option
 def case_types(as_json: bool) -> None:
-    """The case types and how long their files are kept (EVIDENCE_CASE_TYPES)."""
-    with errors():
-        cfg = settings()
+    """The case types and how long their files are kept: the adopted retention policy's (`evidence retention
+    policy`), or this environment's (EVIDENCE_CASE_TYPES) while none is adopted."""
+    with catalogue() as (cfg, session):
+        adopted = adopted_policy(session)
+    policy = adopted.terms.policy() if adopted is not None else cfg.retention_policy
     rows = [{"code": t.code, "name": t.name, "name_en": t.name_en, "years": t.years, "permanent": t.permanent}
-            for t in cfg.case_types.values()]
+            for t in policy.case_types.values()]
     if as_json:
-        print_json({"routine_months": cfg.routine_retention_months, "case_types": rows})
+        print_json({"routine_months": policy.routine_months, "case_types": rows,
+                    "adopted": adopted.terms.fingerprint if adopted is not None else None})
         return
-    click.echo(f"routine footage: {cfg.routine_retention_months} months after capture")
+    click.echo(f"routine footage: {policy.routine_months} months after capture")
     for r in rows:
         click.echo(f"{r['code']:18s} {'permanent' if r['permanent'] else str(r['years']) + ' years':10s} "
                    f"{r['name']} / {r['name_en']}")
@@ -85,7 +89,7 @@ def case_types(as_json: bool) -> None:
 def case_create(number: str, title: str, case_type: str, unit: str, opened: str | None, by: str | None,
                 as_json: bool) -> None:
     """Open a case. Recordings already stamped with NUMBER are linked to it and held."""
-    with catalogue() as (cfg, session):
+    with catalogue(policy=True) as (cfg, session):
         by = caller(cfg, session, "manage_cases", by).actor
         today = _today(cfg)
         made = create_case(session, number=number, title=title, case_type=case_type, unit=unit,
@@ -170,7 +174,7 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
 @json_option
 def case_link(number: str, refs: tuple[str, ...], purpose: str, by: str | None, as_json: bool) -> None:
     """Link recordings (ids or SHA-256 prefixes) to a case; they are held while it is open."""
-    with catalogue() as (cfg, session):
+    with catalogue(policy=True) as (cfg, session):
         by = caller(cfg, session, "manage_cases", by).actor
         found = get_case(session, number)
         recordings = [get_recording(session, ref) for ref in refs]
@@ -192,7 +196,7 @@ def case_link(number: str, refs: tuple[str, ...], purpose: str, by: str | None, 
 def case_unlink(number: str, ref: str, reason: str, by: str | None, as_json: bool) -> None:
     """End a recording's link to a case. Retention already given is kept; the hold lifts if no open case
     still needs it."""
-    with catalogue() as (cfg, session):
+    with catalogue(policy=True) as (cfg, session):
         by = caller(cfg, session, "manage_cases", by).actor
         found = get_case(session, number)
         recording = get_recording(session, ref)
@@ -248,7 +252,7 @@ def case_attach(number: str, files: tuple[Path, ...], title: str, dated: str | N
 @json_option
 def case_close(number: str, closed_on: str | None, by: str | None, as_json: bool) -> None:
     """Close a case: its records are kept for the case type's period after the closing date."""
-    with catalogue() as (cfg, session):
+    with catalogue(policy=True) as (cfg, session):
         by = caller(cfg, session, "manage_cases", by).actor
         found = get_case(session, number)
         today = _today(cfg)
@@ -268,7 +272,7 @@ def case_close(number: str, closed_on: str | None, by: str | None, as_json: bool
 @json_option
 def case_reopen(number: str, reason: str, by: str | None, as_json: bool) -> None:
     """Reopen a closed case: its records are held again (retention already given is kept)."""
-    with catalogue() as (cfg, session):
+    with catalogue(policy=True) as (cfg, session):
         by = caller(cfg, session, "manage_cases", by).actor
         found = get_case(session, number)
         reopen_case(session, found, by=by, reason=reason)

@@ -77,21 +77,22 @@ def settings(station: str | None = None) -> Settings:
 
 
 @contextmanager
-def catalogue(*, policy: bool = True) -> Iterator[tuple[Settings, Session]]:
+def catalogue(*, policy: bool = False) -> Iterator[tuple[Settings, Session]]:
     """How most commands begin: errors() mapping what the body raises to exit codes, this installation's settings
-    and a session on its catalogue (`with catalogue() as (cfg, session):`). With *policy*, the retention policy of
-    this environment must be the one the catalogue adopted (catalog.policy_adoption.ensure_policy: exit 2 naming
-    both and every difference; adopted here on an installation's first command)."""
+    and a session on its catalogue (`with catalogue() as (cfg, session):`). With *policy* (the commands that write
+    retention), the retention policy of this environment must be the one the catalogue adopted (`pinned`)."""
     with errors():
         cfg = settings()
         with catalog_engine(cfg) as engine, Session(engine) as session:
             if policy:
-                ensure_policy(session, cfg.policy_terms, command=_command_name())
+                pinned(session, cfg)
             yield cfg, session
 
 
 def pinned(session: Session, cfg: Settings) -> None:
-    """This command may decide retention only under the policy the catalogue adopted (see `catalogue`)."""
+    """This command may write retention only under the policy the catalogue adopted: exit 2 naming both terms and
+    every difference, or that none is adopted yet (a user's command never adopts one:
+    catalog.policy_adoption.ensure_policy)."""
     ensure_policy(session, cfg.policy_terms, command=_command_name())
 
 

@@ -92,7 +92,7 @@ def ingest(path: Path, profile: str | None, station: str | None, officer: str | 
     with errors():
         cfg = settings(station)
         operator = station_operator(cfg)
-        check_policy_at_start(cfg, "`evidence ingest`")
+        check_policy_at_start(cfg, "`evidence ingest`", adopt_as=operator.actor)
         options = IngestOptions(profile=profile, officer=officer, case_number=case_number, purpose=purpose,
                                 clock_offset_s=clock_offset, actor=operator.actor)
         report = _run_ingest(path, cfg, options, quiet=as_json, derive="later" if no_derive else cfg.derive)
@@ -142,9 +142,9 @@ def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool)
         kinds = frozenset(k.strip() for k in only.split(",") if k.strip())
         if not kinds or not kinds <= WORK_KINDS:
             raise click.BadParameter(f"{only!r}: choose from archive, derive, verify", param_hint="--only")
-        station_operator(cfg)
+        operator = station_operator(cfg)
         check_store_at_start(cfg, "the worker")
-        check_policy_at_start(cfg, "the worker")
+        check_policy_at_start(cfg, "the worker", adopt_as=operator.actor)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -179,7 +179,7 @@ def archive_pending(as_json: bool) -> None:
         cfg = settings()
         operator = station_operator(cfg)
         check_store_at_start(cfg, "archive-pending")
-        check_policy_at_start(cfg, "archive-pending")
+        check_policy_at_start(cfg, "archive-pending", adopt_as=operator.actor)
         with catalog_engine(cfg) as engine:
             if cfg.broker_url:
                 result = _queue_staged(cfg, engine)
@@ -252,7 +252,7 @@ def demo(as_json: bool) -> None:
     with errors():
         cfg = settings()
         operator = station_operator(cfg)
-        check_policy_at_start(cfg, "`evidence demo`")
+        check_policy_at_start(cfg, "`evidence demo`", adopt_as=operator.actor)
         root = cfg.home / "samples"
         made = generate_samples(root) if not root.exists() else None
         devices = made.all() if made else {p.name: p for p in sorted(root.iterdir()) if p.is_dir()}

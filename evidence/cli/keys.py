@@ -103,7 +103,7 @@ def keys() -> None:
 def keys_init_root(name: str, out: Path, years: int, ask_passphrase: bool, passphrase_env: str | None,
                    by: str | None, as_json: bool) -> None:
     """Create the agency root key and its self-signed certificate (once per archive; never overwrites a file)."""
-    with _refusals(), catalogue(policy=False) as (cfg, session):
+    with _refusals(), catalogue() as (cfg, session):
         actor = caller(cfg, session, _MANAGE, by).actor
         passphrase = _passphrase(passphrase_env)
         if ask_passphrase and passphrase is None:
@@ -131,7 +131,7 @@ def keys_certify(station: str | None, export_key: bool, renew: bool, root_key_pa
     """Certify a station's key (only one the archive already trusts) or the export key with the root key."""
     if bool(station) == export_key:
         raise click.UsageError("give --station CODE or --export")
-    with _refusals(), catalogue(policy=False) as (cfg, session):
+    with _refusals(), catalogue() as (cfg, session):
         actor = caller(cfg, session, _MANAGE, by).actor
         root_key = _root_key(root_key_path, passphrase_env)
         store = open_store(cfg)
@@ -160,7 +160,7 @@ def export_key_group() -> None:
 def export_key_init(root_key_path: Path, passphrase_env: str | None, days: int, by: str | None,
                     as_json: bool) -> None:
     """Create the export key at EVIDENCE_EXPORT_KEY (never over an existing file) and certify it."""
-    with _refusals(), catalogue(policy=False) as (cfg, session):
+    with _refusals(), catalogue() as (cfg, session):
         actor = caller(cfg, session, _MANAGE, by).actor
         root_key = _root_key(root_key_path, passphrase_env)
         row = init_export_key(session, open_store(cfg), root_key, path=cfg.export_key_path, by=actor, now=utcnow(),
@@ -181,7 +181,7 @@ def keys_rotate(station: str, root_key_path: Path, passphrase_env: str | None, d
                 as_json: bool) -> None:
     """Give a station a new, certified key; its former keys are retired (what they sign from now on is named by
     `evidence verify`). Run it where the station's key file is, then restart the station's services."""
-    with _refusals(), catalogue(policy=False) as (cfg, session):
+    with _refusals(), catalogue() as (cfg, session):
         actor = caller(cfg, session, _MANAGE, by).actor
         root_key = _root_key(root_key_path, passphrase_env)
         rotation = rotate_station_key(session, open_store(cfg), root_key, station=station,
@@ -208,7 +208,7 @@ def keys_revoke(fingerprint: str, reason: str, since: str | None, root_key_path:
                 by: str | None, as_json: bool) -> None:
     """Revoke a station or export key (a fingerprint, or at least 8 of its first hex digits) from --since on."""
     effective = parse_time(since, "--since")
-    with _refusals(), catalogue(policy=False) as (cfg, session):
+    with _refusals(), catalogue() as (cfg, session):
         actor = caller(cfg, session, _MANAGE, by).actor
         root_key = _root_key(root_key_path, passphrase_env)
         done = revoke_key(session, open_store(cfg), root_key, fingerprint, reason=reason, by=actor, now=utcnow(),
@@ -224,7 +224,7 @@ def keys_revoke(fingerprint: str, reason: str, since: str | None, root_key_path:
 @json_option
 def keys_list(by: str | None, as_json: bool) -> None:
     """Every key with its fingerprint (SHA-256 of the raw public key), validity, certifier and standing."""
-    with _refusals(), catalogue(policy=False) as (cfg, session):
+    with _refusals(), catalogue() as (cfg, session):
         caller(cfg, session, "verify", by)
         data = list_keys(session, open_store(cfg), now=utcnow())
     if as_json:

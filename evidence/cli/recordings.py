@@ -231,7 +231,7 @@ def tag(ref: str, by: str | None, reason: str, case_number: str | None, purpose:
         place: str | None, important: bool | None, as_json: bool) -> None:
     """Change a recording's evidence stamp (kept as a new revision)."""
     changes = _stamp_changes(case_number, purpose, collector, place, important)
-    with catalogue() as (cfg, session):
+    with catalogue(policy=True) as (cfg, session):
         identity = caller(cfg, session, "stamp", by)
         recording = get_recording(session, ref)
         assert recording.id is not None

@@ -137,7 +137,7 @@ def retention_policy(as_json: bool) -> None:
     """The retention policy the catalogue adopted (terms, fingerprint, who and when) and whether this
     environment's terms (EVIDENCE_ROUTINE_RETENTION_MONTHS, _STATION_TZ, _CASE_TYPES, _DISPOSAL_APPROVAL) are
     the same. Exit 2 when they differ."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         adopted = adopted_policy(session)
         here = cfg.policy_terms
         differences = policy_differences(adopted.terms, here) if adopted is not None else []
@@ -169,7 +169,7 @@ def retention_policy(as_json: bool) -> None:
 def retention_adopt(reason: str, by: str | None, as_json: bool) -> None:
     """Adopt this environment's retention policy as the one in force (administrators; a custody event stating
     the terms whole and what they replace). Every station, worker and web app must then run with these terms."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         actor = caller(cfg, session, "admin", by).actor
         before = adopted_policy(session)
         adopted = adopt_policy(session, cfg.policy_terms, by=actor, reason=reason)
@@ -196,7 +196,7 @@ def retention_adopt(reason: str, by: str | None, as_json: bool) -> None:
 @json_option
 def retention_apply(by: str | None, check_store: bool, as_json: bool) -> None:
     """Bring every recording's retention and legal hold in line with the rules (idempotent; run it daily)."""
-    with catalogue() as (cfg, session):
+    with catalogue(policy=True) as (cfg, session):
         actor = caller(cfg, session, "apply_retention", by).actor
         changes = apply_retention(session, open_store(cfg), cfg.retention_policy, actor=actor,
                                   check_store=check_store)

@@ -26,7 +26,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     with errors():
         cfg = settings()
-        check_policy_at_start(cfg, "the web application")
+        check_policy_at_start(cfg, "the web application", adopt_as=None)
         store = open_store(cfg)
         key = load_or_create_key(cfg.station_key_path)
         with catalog_engine(cfg) as engine:

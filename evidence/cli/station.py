@@ -72,9 +72,9 @@ def station_watch(mount_roots: tuple[str, ...]) -> None:
         cfg = settings()
         if mount_roots:
             cfg = dataclasses.replace(cfg, mount_roots=mount_roots)
-        station_operator(cfg)
+        operator = station_operator(cfg)
         check_store_at_start(cfg, "the station")
-        check_policy_at_start(cfg, "the station")
+        check_policy_at_start(cfg, "the station", adopt_as=operator.actor)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

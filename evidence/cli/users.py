@@ -41,7 +41,7 @@ def user() -> None:
 
 def _as_admin(by: str | None, change: Callable[[Session, Identity], object], done: str) -> None:
     """*change* a user as the calling administrator (exit 2 for anyone else), commit, and say *done*."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         change(session, caller(cfg, session, "admin", by))
         session.commit()
         click.echo(done)
@@ -59,7 +59,7 @@ def user_add(name: str, roles: tuple[str, ...], display_name: str, officer_numbe
              os_user: str | None, by: str | None) -> None:
     """Add a user with one or more roles (an administrator does; while no administrator is bound to an OS
     account, the catalogue's owner or root may add the first one, with --os-user)."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         first_admin = "admin" in roles and os_user is not None
         actor = caller(cfg, session, BOOTSTRAP if first_admin else "admin", by).actor
         added = add_user(session, name, roles=list(roles), display_name=display_name, by=actor,
@@ -75,7 +75,7 @@ def user_add(name: str, roles: tuple[str, ...], display_name: str, officer_numbe
 @by_option
 def user_bind(name: str, os_user: str, by: str | None) -> None:
     """Bind (or re-bind) a user to an operating-system login; recorded with the old one."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         actor = caller(cfg, session, BOOTSTRAP if _is_admin(session, name) else "admin", by).actor
         changed = set_os_user(session, name, os_user, by=actor)
         session.commit()
@@ -122,7 +122,7 @@ def _is_admin(session: Session, name: str) -> bool:
 @by_option
 def user_scope_command(name: str, officer_number: str | None, units: tuple[str, ...], by: str | None) -> None:
     """Set which recordings a user sees: an officer's own number, a supervisor's units."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         changed = set_scope(session, name, officer_number=officer_number, units=list(units),
                             by=caller(cfg, session, "admin", by).actor)
         session.commit()
@@ -136,7 +136,7 @@ def user_scope_command(name: str, officer_number: str | None, units: tuple[str, 
 def user_passwd(name: str, password_stdin: bool, by: str | None) -> None:
     """Set a user's password (argon2id hash; forgives failed sign-ins and ends the user's web sessions)."""
     # who is asking first: a refused caller is not prompted for a password
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         caller(cfg, session, "admin", by)
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else click.prompt("password", hide_input=True, confirmation_prompt=True))
@@ -152,7 +152,7 @@ def user_passwd(name: str, password_stdin: bool, by: str | None) -> None:
 @by_option
 def user_role(name: str, roles: tuple[str, ...], by: str | None) -> None:
     """Replace a user's roles."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         identity = caller(cfg, session, "admin", by)
         if identity.user == name and "admin" not in roles:
             raise UserInvalid("you cannot take the admin role from yourself (another administrator can)")
@@ -166,7 +166,7 @@ def user_role(name: str, roles: tuple[str, ...], by: str | None) -> None:
 @json_option
 def user_list(by: str | None, as_json: bool) -> None:
     """Every user with roles, scope and OS login (for administrators)."""
-    with catalogue(policy=False) as (cfg, session):
+    with catalogue() as (cfg, session):
         caller(cfg, session, "admin", by)
         rows: list[dict[str, Any]] = [
             {"name": u.name, "display_name": u.display_name, "roles": u.roles, "active": u.active,

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from catalog.access import user_scope
 from catalog.errors import UserInvalid
 from catalog.listings import list_devices, list_officers, officer_names, stations_overview
+from catalog.policy_adoption import PolicyTerms, adopted_policy
 from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_device, save_officer, save_station
 from catalog.users import ROLES, add_user, list_users, set_active, set_password, set_roles, set_scope
 from evidence.web.deps import DB, Caller, WebConfig, language, render, signed_in
@@ -199,5 +200,9 @@ def change_device(serial: str, request: Request, session: DB, csrf: Annotated[st
 def policy(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "admin")
     config: WebConfig = request.app.state.config
-    return _render(request, who, "admin_policy.html", policy=config.policy, access_reason=config.access_reason,
-                   types=sorted(config.policy.case_types.values(), key=lambda t: t.code))
+    adopted = adopted_policy(session)
+    shown = adopted.terms.policy() if adopted is not None else config.policy  # what is in force, not this server's
+    differs = adopted is not None and adopted.terms != PolicyTerms.of(
+        config.policy, disposal_approval="required" if config.disposal_approval else "none")
+    return _render(request, who, "admin_policy.html", policy=shown, access_reason=config.access_reason,
+                   types=sorted(shown.case_types.values(), key=lambda t: t.code), adopted=adopted, differs=differs)

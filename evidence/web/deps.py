@@ -1,6 +1,7 @@
 """What every route shares: the database session, the signed-in caller and their rights, page rendering."""
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,8 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from catalog import PolicyNotAdopted
 from catalog.access import Scope, record_refusal, user_scope
 from catalog.cases import Attach
+from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
 from catalog.sign_in import find_session
 from catalog.types import utcnow
@@ -25,6 +28,8 @@ from catalog.users import PERMISSIONS
 from evidence.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
 from ingest.config import Settings
 from storage import EvidenceStore
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DB", "NAV", "Caller", "PageInstead", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
            "WebConfig", "api_caller", "caller", "language", "render", "signed_in"]
@@ -166,7 +171,25 @@ def signed_in(request: Request, session: Session, action: str, csrf: str | None 
                                  message=gettext_for(lang)("Your role does not allow this.")))
     if csrf is not None and not secrets.compare_digest(csrf, who.web_session.csrf_token):
         raise HTTPException(403, "missing or wrong form token")
+    if csrf is not None and action in RETENTION_ACTIONS:
+        _policy_in_force(request, session, who, action)
     return who
+
+
+#: Form posts that decide retention (or dispose): refused before they change anything while this server's terms
+#: are not the adopted policy (a server left running after an administrator adopted new terms).
+RETENTION_ACTIONS = frozenset({"manage_cases", "stamp", "propose_disposal", "approve_disposal"})
+
+
+def _policy_in_force(request: Request, session: Session, who: Caller, action: str) -> None:
+    config: WebConfig = request.app.state.config
+    try:
+        require_policy(session, config.policy, approval_required=config.disposal_approval, doing=action)
+    except PolicyNotAdopted as exc:
+        logger.error("Web %s by %s refused: %s", action, who.user.name, exc)
+        lang = language(request)
+        raise PageInstead(render(request, "message.html", lang, 409, user=who.user,
+                                 csrf=who.web_session.csrf_token, message=str(exc))) from exc
 
 
 def render(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:

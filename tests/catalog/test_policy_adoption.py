@@ -58,14 +58,21 @@ def test_every_term_changes_the_fingerprint_and_is_named_as_a_difference():
         _terms(approval="maybe")
 
 
-def test_the_first_use_adopts_and_later_other_terms_are_refused_by_what_writes_retention(engine, store, tmp_path):
+def test_the_station_adopts_first_and_later_other_terms_are_refused_by_what_writes_retention(engine, store,
+                                                                                              tmp_path):
     with Session(engine) as session:
         require_policy(session, replace(BASE, routine_months=24), doing="x")  # nothing adopted: nothing compared
-        first = ensure_policy(session, _terms(), command="the station")
-        assert (first.by, first.terms) == ("first use", _terms())
-        assert ensure_policy(session, _terms(), command="the station").event_id == first.event_id
+        # A user's command never adopts: refused while nothing is adopted; the web app starts without
+        with pytest.raises(PolicyNotAdopted, match="has adopted no retention policy yet"):
+            ensure_policy(session, _terms(replace(BASE, routine_months=24)), command="`evidence retention apply`")
+        assert ensure_policy(session, _terms(), command="the web application", required=False) is None
+        assert adopted_policy(session) is None
+        first = ensure_policy(session, _terms(), command="the station", adopt_as="station:ST1")
+        assert first is not None and (first.by, first.terms) == ("station:ST1", _terms())
+        again = ensure_policy(session, _terms(), command="the station", adopt_as="station:ST1")
+        assert again is not None and again.event_id == first.event_id
         with pytest.raises(PolicyNotAdopted) as refused:
-            ensure_policy(session, _terms(replace(BASE, routine_months=7)), command="the worker")
+            ensure_policy(session, _terms(replace(BASE, routine_months=7)), command="the worker", adopt_as="station")
         assert refused.value.differences == ["routine_months: adopted 6, here 7"]
         assert "the worker refused" in str(refused.value) and first.terms.fingerprint[:16] in str(refused.value)
         with pytest.raises(PolicyNotAdopted, match="applying retention refused"):
@@ -85,7 +92,8 @@ def test_the_first_use_adopts_and_later_other_terms_are_refused_by_what_writes_r
 
 def test_an_adoption_event_edited_behind_the_application_s_back_is_refused(engine, store):
     with Session(engine) as session:
-        adopted = ensure_policy(session, _terms(), command="the station")
+        adopted = ensure_policy(session, _terms(), command="the station", adopt_as="station:ST1")
+        assert adopted is not None
     as_attacker(engine)  # the owner's rights: the append-only guard dropped
     with Session(engine) as session:
         event = session.get(CustodyEvent, adopted.event_id)
@@ -106,5 +114,19 @@ def test_a_catalogue_away_at_start_is_an_outage_not_a_refusal(tmp_path, caplog):
     away = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "h"),
                               "EVIDENCE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"})
     with caplog.at_level(logging.WARNING):
-        assert check_policy_at_start(away, "the station") is False
+        assert check_policy_at_start(away, "the station", adopt_as="station:ST1") is False
     assert "the station starts although the catalogue does not answer" in caplog.text
+
+
+def test_adopting_terms_without_a_case_type_cases_use_is_refused(engine):
+    from catalog.cases import create_case
+
+    with Session(engine) as session:
+        ensure_policy(session, _terms(), command="the station", adopt_as="station:ST1")
+        create_case(session, number="AB-2026-00001", title="重大案件", case_type="major", unit="执法一队",
+                    opened_on=datetime(2026, 11, 1).date(), by="clerk-li", case_pattern=r".+", policy=BASE,
+                    today=datetime(2026, 12, 1).date())
+        session.commit()
+        fewer = {k: v for k, v in DEFAULT_CASE_TYPES.items() if k != "major"}
+        with pytest.raises(PolicyInvalid, match="no case type major, which cases here have"):
+            adopt_policy(session, _terms(replace(BASE, case_types=fewer)), by="admin-wu", reason="精简")

@@ -108,7 +108,9 @@ def test_an_administrator_adopts_new_terms_as_a_custody_event(env, engine, tmp_p
         assert first is not None and first.terms.routine_months == 12
         events = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "policy_adopted")
                               .order_by(col(CustodyEvent.id))).all()
-    assert [e.actor for e in events] == ["first use", "clerk-li"]
+    assert events[1].actor == "clerk-li" and events[0].actor != "clerk-li"  # the first: the ingest's station
+    assert events[0].details["reason"].startswith("first use: no retention policy was adopted yet; the terms "
+                                                  "`evidence ingest` started with")
     assert events[1].details["replaces"] == events[0].details["fingerprint"]
     assert events[1].details["changes"] == ["routine_months: adopted 6, here 12"]
     assert events[1].details["reason"] == "新规定"
@@ -132,3 +134,34 @@ def test_adopting_needs_an_administrator(env, tmp_path):
     bind_caller(env, "clerk-only", roles=("clerk",))
     refused = invoke({**env, "EVIDENCE_ROUTINE_RETENTION_MONTHS": "12"}, "retention", "adopt", "--reason", "x")
     assert refused.exit_code == 2 and "may not admin" in refused.stderr
+
+
+def test_on_a_catalogue_that_never_adopted_a_policy_a_user_s_command_adopts_none(env, engine, tmp_path, samples):
+    """An installation from before adoption existed: no `policy_adopted` event. A clerk's first command, with terms
+    of their own, must not become the policy (a review found `retention apply` adopting them and lifting a
+    permanent hold, and even a refused `case list` adopting them)."""
+    from ingest.config import Settings
+    from ingest.pipeline import ingest_folder
+    from storage import LocalStore
+
+    settings = Settings.from_env(env)
+    ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=LocalStore(settings.store_path))
+    mine = tmp_path / "my-case-types.toml"
+    mine.write_text('[case_types.major]\nname = "重大案件"\nname_en = "Major"\nyears = 1\n', encoding="utf-8")
+    hostile = {**env, "EVIDENCE_CASE_TYPES": str(mine), "EVIDENCE_DISPOSAL_APPROVAL": "none"}
+    listed = run_cli(hostile, "case", "list", "--by", "clerk-li")
+    assert listed.exit_code == 0, listed.output  # reading needs no policy, and adopts none
+    for args in (("retention", "apply"), ("retention", "sweep"), ("case", "create", CASE, "--title", "t",
+                                                                  "--type", "major", "--opened", "2026-11-01")):
+        refused = run_cli(hostile, *args, "--by", "clerk-li")
+        assert refused.exit_code == 2, (args, refused.output)
+        assert "has adopted no retention policy yet" in refused.stderr, refused.stderr
+    with Session(engine) as session:
+        assert adopted_policy(session) is None
+    # The station's next start adopts its own terms, named after it
+    docked = run_cli(env, "ingest", str(samples.sidecar_recorder), "--no-derive")
+    assert docked.exit_code == 0, docked.output
+    with Session(engine) as session:
+        adopted = adopted_policy(session)
+    assert adopted is not None and adopted.terms.disposal_approval == "required"
+    assert adopted.by != "first use" and "major" in {t.code for t in adopted.terms.case_types}

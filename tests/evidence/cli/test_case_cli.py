@@ -15,7 +15,7 @@ from catalog.stamps import record_stamp
 from catalog.types import utcnow
 from ingest.config import Settings
 from storage import LocalStore
-from tests.cli import run_cli
+from tests.cli import run_cli, station_adopts_policy
 from tests.conftest import wait_for
 from tests.helpers.documents import pdf_bytes
 
@@ -101,6 +101,7 @@ def test_case_lifecycle_from_the_command_line(samples, env, tmp_path):
 
 
 def test_case_errors_name_the_problem(env):
+    station_adopts_policy(env)
     result = _run(env, "case", "create", "?", "--title", "t", "--type", "parking", "--by", "clerk")
     assert result.exit_code == 2
     assert "case number '?' does not match" in result.stderr and "unknown case type 'parking'" in result.stderr
@@ -119,14 +120,16 @@ def test_custom_case_types_replace_the_built_in_table(env, tmp_path):
     table.write_text('[case_types.traffic]\nname = "交通违法"\nname_en = "Traffic"\nyears = 15\n'
                      '[case_types.major]\nname = "重大案件"\npermanent = true\n', encoding="utf-8")
     env = {**env, "EVIDENCE_CASE_TYPES": str(table)}
+    station_adopts_policy(env)
     types = _json(env, "case", "types")
-    assert [(t["code"], t["years"], t["permanent"]) for t in types["case_types"]] == [
-        ("traffic", 15, False), ("major", None, True)]
+    assert [(t["code"], t["years"], t["permanent"]) for t in types["case_types"]] == [  # the adopted terms, by code
+        ("major", None, True), ("traffic", 15, False)]
     result = _run(env, "case", "create", "AB-2026-1", "--title", "t", "--type", "penalty-general", "--by", "c")
     assert result.exit_code == 2 and "unknown case type 'penalty-general'; known: major, traffic" in result.stderr
 
 
 def test_sweep_and_approval_from_the_command_line(env, tmp_path):
+    station_adopts_policy(env)
     settings = Settings.from_env(env)
     store = LocalStore(settings.store_path)
     engine = open_catalog(settings.database_url)

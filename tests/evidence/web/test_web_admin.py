@@ -83,6 +83,17 @@ def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
 
     policy = client.get("/admin/policy")
     assert policy.status_code == 200 and 'id="routine">6<' in policy.text and "penalty-general" in policy.text
+    assert "尚未采用任何保存策略" in policy.text
+    # What is in force is the adopted policy, whatever this server's own terms
+    from catalog.policy_adoption import PolicyTerms, adopt_policy
+    from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
+
+    with Session(engine) as session:
+        adopt_policy(session, PolicyTerms.of(RetentionPolicy(12, DEFAULT_CASE_TYPES, "Asia/Shanghai"),
+                                             disposal_approval="required"), by="admin", reason="新规定")
+        session.commit()
+    policy = client.get("/admin/policy")
+    assert 'id="routine">12<' in policy.text and "本服务器运行的条款与已采用的不同" in policy.text
 
     with Session(engine) as session:
         station = session.get(Station, "station-1")

@@ -112,3 +112,30 @@ def test_upload_names_are_made_safe():
     assert upload_name("C:\\Users\\张三\\询问笔录.pdf") == "询问笔录.pdf"
     assert upload_name("a\x00b\nc.pdf") == "abc.pdf"
     assert upload_name("..") == upload_name(None) == upload_name("  ") == "document"
+
+
+def test_a_server_left_running_with_old_terms_changes_no_case(web_site):
+    """An administrator adopted new terms (a 12-month routine period) while this server still runs with the old
+    ones: closing a case is refused before anything changes (409, both terms named), never half done."""
+    from dataclasses import replace
+
+    from catalog.policy_adoption import PolicyTerms, adopt_policy
+    from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
+
+    client, engine = web_site
+    new = RetentionPolicy(12, DEFAULT_CASE_TYPES, "Asia/Shanghai")
+    with Session(engine) as session:
+        adopt_policy(session, PolicyTerms.of(new, disposal_approval="required"), by="admin", reason="新规定")
+        session.commit()
+    web_login(client, "clerk")
+    token = form_token(client.get(f"/cases/{CASE}").text)
+    refused = client.post(f"/cases/{CASE}/close", data={"csrf": token}, follow_redirects=False)
+    assert refused.status_code == 409, refused.text
+    assert "routine_months: adopted 12, here 6" in html.unescape(refused.text)
+    with Session(engine) as session:
+        assert get_case(session, CASE).status == "open"
+        assert "case_closed" not in _kinds(engine)
+    # The same server, restarted with the adopted terms, closes it
+    client.app.state.config = replace(client.app.state.config, policy=new)
+    closed = client.post(f"/cases/{CASE}/close", data={"csrf": token}, follow_redirects=False)
+    assert closed.status_code == 303, closed.text

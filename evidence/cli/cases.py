@@ -35,7 +35,17 @@ from catalog.case_links import retain_after_link_change
 from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
 from catalog.policy_adoption import adopted_policy
-from evidence.cli.common import caller, catalogue, console, errors, parse_date, pinned, print_json, settings
+from evidence.cli.common import (
+    caller,
+    catalogue,
+    console,
+    errors,
+    in_force,
+    parse_date,
+    pinned,
+    print_json,
+    settings,
+)
 from evidence.cli.options import by_option, json_option
 from evidence.cli.retention import report_changes
 from ingest.config import Settings
@@ -65,7 +75,7 @@ def case_types(as_json: bool) -> None:
     policy`), or this environment's (EVIDENCE_CASE_TYPES) while none is adopted."""
     with catalogue() as (cfg, session):
         adopted = adopted_policy(session)
-    policy = adopted.terms.policy() if adopted is not None else cfg.retention_policy
+        policy = in_force(session, cfg)
     rows = [{"code": t.code, "name": t.name, "name_en": t.name_en, "years": t.years, "permanent": t.permanent}
             for t in policy.case_types.values()]
     if as_json:
@@ -112,7 +122,7 @@ def case_list(status: str | None, by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "cases", by)
         # as the web shows them: the cases they may know of, only what lies in their scope, the rest a count
-        rows = [case_in_scope(session, c, identity.scope, cfg.retention_policy)
+        rows = [case_in_scope(session, c, identity.scope, in_force(session, cfg))
                 for c in list_cases(session, status=status, where=cases_clause(identity.scope))]
     if as_json:
         print_json({"cases": rows})
@@ -141,7 +151,7 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "cases", by)
         found = visible_case(session, number, identity.scope, actor=identity.actor, via="cli case show")
-        data = case_in_scope(session, found, identity.scope, cfg.retention_policy)  # as the web's case page
+        data = case_in_scope(session, found, identity.scope, in_force(session, cfg))  # as the web's case page
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, details={
             "via": "cli case show", "case": number, "os_user": identity.account.login})
         session.commit()

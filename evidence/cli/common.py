@@ -32,7 +32,8 @@ from catalog import (
     UserInvalid,
 )
 from catalog.access import can_see, record_refusal
-from catalog.policy_adoption import ensure_policy
+from catalog.policy_adoption import adopted_policy, ensure_policy
+from catalog.retention import RetentionPolicy
 from catalog.user_models import User
 from catalog.users import Identity, bound_user, get_user, identify, os_account
 from device_profiles import ProfileError
@@ -41,8 +42,23 @@ from ingest.errors import ConfigInvalid, DeviceGone, IngestError
 from ingest.services import catalog_engine
 from storage import BucketNotWorm, HashMismatch, RetentionRefused, StorageError
 
-__all__ = ["caller", "catalogue", "catalogue_owner_uid", "console", "errors", "fail", "in_scope", "parse_date",
-           "parse_time", "person", "pinned", "print_json", "settings", "station_operator"]
+__all__ = [
+    "caller",
+    "catalogue",
+    "catalogue_owner_uid",
+    "console",
+    "errors",
+    "fail",
+    "in_force",
+    "in_scope",
+    "parse_date",
+    "parse_time",
+    "person",
+    "pinned",
+    "print_json",
+    "settings",
+    "station_operator",
+]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
                 CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, PolicyNotAdopted, RetentionRefused,
@@ -94,6 +110,13 @@ def pinned(session: Session, cfg: Settings) -> None:
     every difference, or that none is adopted yet (a user's command never adopts one:
     catalog.policy_adoption.ensure_policy)."""
     ensure_policy(session, cfg.policy_terms, command=_command_name())
+
+
+def in_force(session: Session, cfg: Settings) -> RetentionPolicy:
+    """The retention policy to show and plan by: the adopted one, or this environment's while none is adopted
+    (reading commands never adopt and never refuse)."""
+    adopted = adopted_policy(session)
+    return adopted.terms.policy() if adopted is not None else cfg.retention_policy
 
 
 def _command_name() -> str:

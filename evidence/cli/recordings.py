@@ -33,7 +33,18 @@ from catalog.models import Recording
 from catalog.restamping import change_stamp
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS
 from catalog.users import Identity
-from evidence.cli.common import caller, catalogue, console, errors, in_scope, parse_time, person, print_json, settings
+from evidence.cli.common import (
+    caller,
+    catalogue,
+    console,
+    errors,
+    in_force,
+    in_scope,
+    parse_time,
+    person,
+    print_json,
+    settings,
+)
 from evidence.cli.options import by_option, json_option, view_reason_option
 from ingest.config import Settings
 from ingest.services import catalog_engine, open_store
@@ -153,7 +164,7 @@ def show(ref: str, as_json: bool, by: str | None, reason: str | None) -> None:
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, recording_id=recording.id,
                      details={"via": "cli show", "reason": why, "os_user": identity.account.login})
         session.commit()
-        data = recording_detail(session, recording, cfg.retention_policy,
+        data = recording_detail(session, recording, in_force(session, cfg),
                                 reader=None if identity.may("audit") else identity.actor)
     if as_json:
         print_json(data)

@@ -40,6 +40,7 @@ from evidence.cli.common import (
     catalogue,
     console,
     errors,
+    in_force,
     parse_date,
     parse_time,
     person,
@@ -117,7 +118,7 @@ def retention_show(ref: str, by: str | None, reason: str | None, as_json: bool) 
         # a refusal is an `access_refused` event), as for `evidence show`
         check_access(session, person(session, identity), [recording], step="view", reason=reason,
                      policy=cfg.access_reason)
-        decision = decide_for(session, [recording], cfg.retention_policy)[recording.id]
+        decision = decide_for(session, [recording], in_force(session, cfg))[recording.id]
         data = _retention_json(session, recording, decision)
     if as_json:
         print_json(data)
@@ -227,11 +228,10 @@ def retention_plan(as_of: str | None, within_days: int, as_json: bool, by: str |
         cfg = settings()
         when = _as_of(as_of, cfg)
         with catalog_engine(cfg) as engine, Session(engine) as session:
-            pinned(session, cfg)
             identity = caller(cfg, session, "retention", by)
             # as the web's retention page: nothing of a recording outside the caller's scope, only a count
             seen = disposal_in_scope(session, identity.scope, plan=plan_disposal(
-                session, cfg.retention_policy, as_of=when, within_days=within_days))
+                session, in_force(session, cfg), as_of=when, within_days=within_days))
             items = seen.plan
     if as_json:
         print_json({"as_of": when.isoformat(), "within_days": within_days, "items": [i.as_json() for i in items],

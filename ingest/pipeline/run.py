@@ -23,10 +23,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
 from catalog import (
     CustodyKind,
     DockSession,
+    PolicyNotAdopted,
     Recording,
     append_event,
     find_known_sighting,
@@ -36,6 +38,7 @@ from catalog import (
     seen_there,
 )
 from catalog.models import DockResult
+from catalog.policy_adoption import ensure_policy
 from catalog.types import utcnow
 from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
 from ingest import journal as staging_journal
@@ -551,6 +554,23 @@ def _recognise(root: Path, settings: Settings,
     return profile, identity, measured, options
 
 
+def _station_policy(engine: Engine, settings: Settings, actor: str) -> str | None:
+    """The station's retention terms against the adopted policy (catalog.policy_adoption): adopted by the station's
+    first dock when none is yet; other terms never stop a dock (nothing is lost) but are logged and noted (the
+    station refuses to start with them; this is one left running after an administrator adopted new ones). A
+    catalogue that does not answer: the dock journals as ever, nothing to compare."""
+    try:
+        with Session(engine) as session:
+            ensure_policy(session, settings.policy_terms, command="the station's dock", adopt_as=actor,
+                          required=False)
+    except PolicyNotAdopted as exc:
+        logger.error("%s", exc)
+        return f"retention terms: {exc}"
+    except OperationalError:
+        pass
+    return None
+
+
 def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: EvidenceStore,
                   options: IngestOptions = _NO_OPTIONS, progress: Progress | None = None,
                   after_commit: AfterCommit | None = None) -> IngestReport:
@@ -569,6 +589,7 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     if not root.is_dir():
         raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
     profile, identity, measured, options = _recognise(root, settings, options)
+    policy_note = _station_policy(engine, settings, options.actor)
     scan = scan_device(root, profile)
     if not options.defer_archive:
         with contextlib.suppress(OperationalError):  # a catalogue outage is handled below, per file
@@ -578,6 +599,8 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
                   serial=device_serial(identity, scan.files, profile, root), progress=progress,
                   after_commit=after_commit)
     run.begin(measured_offset_s=measured)
+    if policy_note:
+        run.report.notes.append(policy_note)
     if identity.problem and profile.identity:
         run.report.add_skipped(profile.identity.file, identity.problem)
     for left in scan.skipped:

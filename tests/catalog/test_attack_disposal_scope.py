@@ -12,7 +12,7 @@ from sqlmodel import Session
 from catalog import DisposalBatch, Officer
 from catalog.models import Recording
 from evidence.web import WebConfig, create_app
-from tests.cli import run_cli
+from tests.cli import run_cli, station_adopts_policy
 from tests.helpers.retention import KEY, POLICY, archived, wait_past
 from tests.webhelpers import add_web_users, form_token, web_login
 
@@ -66,6 +66,7 @@ def test_a_unit_supervisor_cannot_approve_a_batch_with_other_units_recordings(en
 
         # The same refusal from the command line, for the same user bound to this OS account.
         env = {"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url}
+        station_adopts_policy(env)
         result = run_cli(env, "retention", "approve", "1", "--by", "unit-2-supervisor")
         assert result.exit_code == 2
         assert f"disposal batch 1 holds recording(s) {u1.id} outside the scope of 'unit-2-supervisor' (unit U2)" \

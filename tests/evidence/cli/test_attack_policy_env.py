@@ -137,15 +137,9 @@ def test_adopting_needs_an_administrator(env, tmp_path):
 
 
 def test_on_a_catalogue_that_never_adopted_a_policy_a_user_s_command_adopts_none(env, engine, tmp_path, samples):
-    """An installation from before adoption existed: no `policy_adopted` event. A clerk's first command, with terms
-    of their own, must not become the policy (a review found `retention apply` adopting them and lifting a
-    permanent hold, and even a refused `case list` adopting them)."""
-    from ingest.config import Settings
-    from ingest.pipeline import ingest_folder
-    from storage import LocalStore
-
-    settings = Settings.from_env(env)
-    ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=LocalStore(settings.store_path))
+    """An installation upgraded from before adoption existed, or a station never started yet: no `policy_adopted`
+    event. A clerk's first command, with terms of their own, must not become the policy (a review found
+    `retention apply` adopting them and lifting a permanent hold, and even a refused `case list` adopting them)."""
     mine = tmp_path / "my-case-types.toml"
     mine.write_text('[case_types.major]\nname = "重大案件"\nname_en = "Major"\nyears = 1\n', encoding="utf-8")
     hostile = {**env, "EVIDENCE_CASE_TYPES": str(mine), "EVIDENCE_DISPOSAL_APPROVAL": "none"}

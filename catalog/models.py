@@ -270,7 +270,7 @@ class CustodyEvent(SQLModel, table=True):
     recording_id: int | None = Field(default=None, index=True)
     dock_session_id: int | None = None
     actor: str = Field(max_length=100)
-    at: datetime | None = ts_field(nullable=False, index=True)  # the newest is every clock's floor (catalog.clock)
+    at: datetime | None = ts_field(nullable=False)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)

@@ -35,9 +35,9 @@ from catalog import (
     write_manifest,
 )
 from catalog.cases import Attach
+from catalog.clock import archive_now
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention import routine_rule
-from catalog.types import utcnow
 from ingest.archiving import mark_archived
 from ingest.config import Settings
 from ingest.pipeline.cataloguing import Described, staged_recording
@@ -174,7 +174,7 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     kind = _classify_file(copy.destination, path.name)
     ensure_station_key(session, settings.station, key, actor=by, station_name=settings.station_name,
                        store=store)
-    now = utcnow()
+    now = archive_now(session)[0]  # never earlier than the custody chain (catalog.clock)
     captured = datetime.combine(dated, time(), tzinfo=ZoneInfo(settings.station_tz)) if dated else None
     described = Described(media_kind=MediaKind.DOCUMENT.value, container=kind.container,
                           time_source="document date" if dated else "none", integrity_status=kind.status,

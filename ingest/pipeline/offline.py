@@ -20,6 +20,7 @@ from ingest.errors import CatalogueDeferred
 from ingest.journal import JournalEntry
 from ingest.journal import load as load_journal
 from ingest.pipeline.options import AfterCommit, IngestOptions
+from ingest.pipeline.outage import stamp_options
 from ingest.pipeline.report import IngestReport
 from ingest.pipeline.run import DockRun, Pending
 from storage import EvidenceStore
@@ -29,10 +30,17 @@ __all__ = ["catalogue_journal", "journaled_options", "replay_journal"]
 
 def journaled_options(entry: JournalEntry, *, defer_archive: bool) -> IngestOptions:
     """The options of the run that journaled *entry* (what it stamps its recordings with)."""
-    opts = entry.options
-    return IngestOptions(officer=opts.get("officer"), case_number=opts.get("case_number"),
-                         purpose=opts.get("purpose"), clock_offset_s=opts.get("clock_offset_s"),
-                         actor=str(opts.get("actor") or "station"), defer_archive=defer_archive)
+    opts = stamp_options(entry)
+    raw = entry.options if isinstance(entry.options, dict) else {}
+    offset = opts["clock_offset_s"]
+    return IngestOptions(officer=_text(opts["officer"]), case_number=_text(opts["case_number"]),
+                         purpose=_text(opts["purpose"]),
+                         clock_offset_s=float(offset) if isinstance(offset, int | float) else None,
+                         actor=str(raw.get("actor") or "station"), defer_archive=defer_archive)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _journaled_identity(entry: JournalEntry) -> DeviceIdentity:

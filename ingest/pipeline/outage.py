@@ -7,6 +7,7 @@ durable with the catalogue commit that catalogues them, or at once when the cata
 from __future__ import annotations
 
 import logging
+import math
 import os
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ from ingest import journal as staging_journal
 from ingest.describe.identity import DeviceIdentity
 from ingest.describe.metadata import Facts
 from ingest.errors import first_line
-from ingest.pipeline.options import IngestOptions
+from ingest.pipeline.options import MAX_CLOCK_OFFSET_S, IngestOptions
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
 
-__all__ = ["OutageJournal", "StagedCopy", "journaled_copy"]
+__all__ = ["OutageJournal", "StagedCopy", "journaled_copy", "stamp_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class OutageJournal:
         # What earlier runs journaled (read when the run starts), by `ingest.journal.entry_key`:
         self.entries: dict[str, staging_journal.JournalEntry] = {}
         self._by_part: dict[str, list[staging_journal.JournalEntry]] = {}  # the same entries by device-file key
+        # ... and by (device path, size, time): entries written under an older key scheme (before 2026-12-03 the
+        # key held the mount point) still stand for their file
+        self._by_place: dict[tuple[str, int, int], list[staging_journal.JournalEntry]] = {}
         self.taken: set[str] = set()  # entry keys this run catalogued, or found catalogued before
         self.is_offline = False
         self.reason = ""  # why the catalogue is unreachable (its first line)
@@ -66,13 +70,19 @@ class OutageJournal:
 
     def load(self) -> None:
         self.entries = staging_journal.load(self._staging, self._serial)
-        self._by_part = {}
+        self._by_part, self._by_place = {}, {}
         for entry in self.entries.values():
             self._by_part.setdefault(entry.part_key, []).append(entry)
+            place = (entry.relative, entry.device_size_bytes or entry.size_bytes, entry.mtime_ns)
+            self._by_place.setdefault(place, []).append(entry)
 
-    def for_file(self, part_key: str) -> list[staging_journal.JournalEntry]:
-        """The entries journaled under device-file key *part_key* that this run has not taken yet."""
-        return [entry for entry in self._by_part.get(part_key, ()) if entry.key not in self.taken]
+    def for_file(self, part_key: str, file: DeviceFile) -> list[staging_journal.JournalEntry]:
+        """The entries journaled under device-file key *part_key* (or, written under an older key, for *file*'s
+        path, size and time) that this run has not taken yet."""
+        found = list(self._by_part.get(part_key, ()))
+        found += [e for e in self._by_place.get((file.relative, file.size_bytes, file.mtime_ns), ())
+                  if e.part_key != part_key]
+        return [entry for entry in found if entry.key not in self.taken]
 
     def take(self, entry: staging_journal.JournalEntry) -> None:
         self.taken.add(entry.key)
@@ -131,6 +141,26 @@ class OutageJournal:
             role=file.role, companion=file.companion)
 
 
+def stamp_options(entry: staging_journal.JournalEntry) -> dict[str, object]:
+    """What the dock that journaled *entry* stamped with (StagedCopy.options), taken from the entry as far as it is
+    sound: texts or nothing, a clock offset only when finite and within MAX_CLOCK_OFFSET_S, and the officer its
+    device named then (a device handed to another officer since keeps the first one's name on what they
+    recorded). A journal entry is a file in staging: a corrupt or edited one must not stop the dock."""
+    opts = entry.options if isinstance(entry.options, dict) else {}
+    ident = entry.identity if isinstance(entry.identity, dict) else {}
+
+    def text(value: object) -> str | None:
+        return value if isinstance(value, str) and value.strip() else None
+
+    raw = opts.get("clock_offset_s")
+    offset = (float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+              and abs(raw) <= MAX_CLOCK_OFFSET_S else None)
+    return {"officer": text(opts.get("officer")), "case_number": text(opts.get("case_number")),
+            "purpose": text(opts.get("purpose")), "clock_offset_s": offset,
+            "identity_officer_number": text(ident.get("officer_number")),
+            "identity_officer_name": text(ident.get("officer_name"))}
+
+
 def journaled_copy(entry: staging_journal.JournalEntry, root: Path, staging: Path, *,
                    on_device: bool) -> StagedCopy:
     """The staged copy *entry* journaled, as it was when it was copied, with the options it was copied under (the
@@ -142,5 +172,5 @@ def journaled_copy(entry: staging_journal.JournalEntry, root: Path, staging: Pat
     copy = CopyResult(source=path, destination=staging / entry.sha256, size_bytes=entry.size_bytes,
                       sha256=entry.sha256, resumed_from=0)
     sidecar = bytes.fromhex(entry.sidecar_hex) if entry.sidecar_hex else None
-    return StagedCopy(file, copy, None, None, key=entry.part_key, sidecar=sidecar, options=dict(entry.options),
+    return StagedCopy(file, copy, None, None, key=entry.part_key, sidecar=sidecar, options=stamp_options(entry),
                       on_device=on_device)

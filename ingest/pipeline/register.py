@@ -238,11 +238,13 @@ class Registrar:
         found a copy journaled under one case catalogued under the case of whichever dock came next)."""
         if item.options is None:
             return self._row_context
-        opts = item.options
+        opts = item.options  # ingest.pipeline.outage.stamp_options: already sound
         offset = opts.get("clock_offset_s")
         return replace(self._row_context, officer_option=_text(opts.get("officer")),
                        case_number=_text(opts.get("case_number")), purpose=_text(opts.get("purpose")),
-                       clock_offset_s=float(offset) if isinstance(offset, int | float) else None)
+                       clock_offset_s=float(offset) if isinstance(offset, int | float) else None,
+                       identity_officer_number=_text(opts.get("identity_officer_number")),
+                       identity_officer_name=_text(opts.get("identity_officer_name")))
 
     def _new_only(self, run: list[tuple[StagedCopy, Facts | None]]) -> list[tuple[StagedCopy, Facts | None]]:
         """The copies of *run* whose bytes are not catalogued yet (one query); the others are recorded as sightings

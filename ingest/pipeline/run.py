@@ -53,7 +53,7 @@ from ingest.pipeline.device import device_serial, measure_device_clock, part_key
 from ingest.pipeline.dock import DockStart, mark_busy, mark_idle
 from ingest.pipeline.known import KnownFiles
 from ingest.pipeline.options import MAX_CLOCK_OFFSET_S, AfterCommit, IngestOptions, Progress, validate_options
-from ingest.pipeline.outage import OutageJournal, StagedCopy, journaled_copy
+from ingest.pipeline.outage import OutageJournal, StagedCopy, journaled_copy, stamp_options
 from ingest.pipeline.register import Batch, Registrar
 from ingest.pipeline.report import ErrorStage, IngestReport
 from ingest.pipeline.uploads import Uploads
@@ -262,7 +262,10 @@ class DockRun:
             if journaled.sidecar_hex is not None:
                 sidecar = bytes.fromhex(journaled.sidecar_hex)
             self._advance(file.size_bytes)
-            self.catalogue(StagedCopy(file, copy, None, sidecar_note, key=key, sidecar=sidecar), pool, pending)
+            self.from_journal += 1
+            # stamped as the dock that copied it was (a review found the match path taking this dock's case)
+            self.catalogue(StagedCopy(file, copy, None, sidecar_note, key=journaled.part_key, sidecar=sidecar,
+                                      options=stamp_options(journaled)), pool, pending)
         elif file.size_bytes > LONG_COPY_BYTES:
             self._stage_in_flight(pool, pending, wait=True)
             fresh = self._copy(file, staging, on_bytes, pending)
@@ -284,7 +287,7 @@ class DockRun:
         match is catalogued as what was journaled (as no longer on the device: its sighting never stands for the
         file there now), and the device's file is then read as a new one. An entry whose staged copy is gone was
         catalogued and archived before (its dock ended partial, keeping the journal): passed over."""
-        for entry in self.outage.for_file(key):
+        for entry in self.outage.for_file(key, file):
             self.outage.take(entry)
             staged = self.settings.staging_dir / entry.sha256
             if not staged.is_file():

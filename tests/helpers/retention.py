@@ -80,3 +80,12 @@ def wait_past(*moments: datetime | None) -> None:
     skipped."""
     last = max(m for m in moments if m is not None)
     wait_for(lambda: utcnow() > last, 15, f"the clock to pass {last.isoformat()}")
+
+
+def one_person_disposal(session: Session, policy: RetentionPolicy) -> None:
+    """Adopt *policy* with EVIDENCE_DISPOSAL_APPROVAL=none, as an administrator would (catalog.policy_adoption):
+    a sweep under `approval_required=False` is refused while the adopted terms require a second person."""
+    from catalog.policy_adoption import PolicyTerms, adopt_policy
+
+    adopt_policy(session, PolicyTerms.of(policy, disposal_approval="none"), by="admin", reason="one-person disposal")
+    session.commit()

@@ -152,10 +152,10 @@ def test_a_describe_failure_is_a_flagged_row_and_the_rest_of_the_device_is_inges
 
 def test_a_station_clock_behind_the_custody_chain_neither_shortens_retention_nor_flags_true_times(
         tmp_path, settings, engine, store):
-    """The station's own clock is a month slow (a dead RTC battery, a clock set back); another host wrote the
-    custody chain's latest event at the true time. Recordings are entered at the chain's time, not the slow
-    clock's: routine retention counts from it, a device time that is right is not "ahead of the station", the
-    `copied` event says how slow the clock was, and no disposal runs on that clock."""
+    """The station's own clock is a month slow (a dead RTC battery, a clock set back); the other hosts (the web app,
+    other stations) wrote the custody chain's recent events at the true time. Recordings are entered at the chain's
+    time, not the slow clock's: routine retention counts from it, a device time that is right is not "ahead of the
+    station", the `copied` event says how slow the clock was, and no disposal runs on that clock."""
     from catalog import CustodyKind, append_event
     from catalog.disposal import Signer, start_sweep
     from catalog.errors import DisposalError
@@ -163,7 +163,9 @@ def test_a_station_clock_behind_the_custody_chain_neither_shortens_retention_nor
 
     true_now = datetime.now(UTC) + timedelta(days=30)  # what the rest of the installation's clocks read
     with Session(engine) as session:
-        append_event(session, CustodyKind.SIGNED_IN, actor="clerk-li", at=true_now, details={"via": "web"})
+        for minute in range(60):
+            append_event(session, CustodyKind.SIGNED_IN, actor="clerk-li", at=true_now - timedelta(minutes=minute),
+                         details={"via": "web"})
         session.commit()
     dev = tmp_path / "recorder"
     (dev / "RECORD").mkdir(parents=True)
@@ -183,12 +185,40 @@ def test_a_station_clock_behind_the_custody_chain_neither_shortens_retention_nor
         recording = session.get(Recording, row["id"])
         assert recording is not None and recording.ingested_at is not None and recording.archived_at is not None
         assert recording.time_implausible is False, recording.technical.get("time_problem")
-        assert recording.ingested_at >= true_now and recording.archived_at >= true_now
-        assert recording.retain_until is not None and recording.retain_until >= true_now + relativedelta(months=6)
+        agreed = true_now - timedelta(hours=1)  # the recent events' median: within the hour before true_now
+        assert recording.ingested_at >= agreed and recording.archived_at >= agreed
+        assert recording.retain_until is not None and recording.retain_until >= agreed + relativedelta(months=6)
         copied = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "copied",
                                                          CustodyEvent.recording_id == row["id"])).one()
         assert copied.details["station_clock_behind_s"] > 29 * 86400
         assert verify_archive(session, store, [row["id"]]).problems == []
         with pytest.raises(DisposalError, match="behind the newest custody event"):
             start_sweep(session, store, settings.retention_policy, now=datetime.now(UTC), by="clerk-li",
-                        approval_required=False, signer=Signer("ST1", load_or_create_key(tmp_path / "k")))
+                        approval_required=True, signer=Signer("ST1", load_or_create_key(tmp_path / "k")))
+
+
+def test_one_event_from_a_clock_far_ahead_moves_no_floor(tmp_path, settings, engine, store):
+    """A laptop whose clock reads 2046 signs in once: the floor is what the chain's recent events agree on, so new
+    recordings are entered now, not in 2046, and disposal is not blocked (a review found one such event pushing
+    every later recording's retention out by twenty years and stopping disposal for good)."""
+    from catalog import CustodyKind, append_event
+    from catalog.clock import archive_now, clock_problem
+
+    device = _wrong_clock_recorder(tmp_path / "dock")
+    ingest_folder(device, settings=settings, engine=engine, store=store, options=IngestOptions(officer="010203"))
+    with Session(engine) as session:
+        append_event(session, CustodyKind.SIGNED_IN, actor="clerk-li", at=AHEAD, details={"via": "web"})
+        session.commit()
+        now, lag = archive_now(session)
+        assert lag is None and now < datetime.now(UTC) + timedelta(minutes=1)
+        assert clock_problem(session, datetime.now(UTC)) is None
+
+
+def test_the_floor_is_the_middle_of_the_recent_times():
+    from catalog.clock import behind_by, median_time
+
+    base = datetime(2026, 12, 3, tzinfo=UTC)
+    times = [base + timedelta(minutes=m) for m in range(5)] + [AHEAD]
+    assert median_time(times) == base + timedelta(minutes=2) and median_time([]) is None
+    assert behind_by(base, base + timedelta(minutes=4)) is None  # within the slack between hosts
+    assert behind_by(base, base + timedelta(days=30)) == timedelta(days=30)

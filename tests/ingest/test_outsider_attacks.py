@@ -28,6 +28,7 @@ from ingest.station.tagging import tag_dock_session
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import object_key
 from tests import media
+from tests.helpers.retention import one_person_disposal
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -235,6 +236,7 @@ def test_a_row_and_lock_file_edited_behind_the_applications_back_are_caught_and_
     with Session(engine) as session:
         problems = verify_archive(session, store, [row["id"]], chain=False).problems
         assert any("earlier than the" in p.detail and "signed in this manifest" in p.detail for p in problems)
+        one_person_disposal(session, settings.retention_policy)
         batch = start_sweep(session, store, settings.retention_policy, now=datetime.now(UTC), by="clerk",
                             approval_required=False, signer=Signer("station-1", Ed25519PrivateKey.generate()))
         assert batch is not None and batch.status == "partial"

@@ -54,7 +54,10 @@ def test_a_staged_copy_is_written_ahead_once_and_counted_when_journaled(tmp_path
     again.write_ahead(other)
     again.sync_before_commit()
     assert sorted(e.sha256 for e in load_journal(staging, "CAM1").values()) == ["ab" * 32, "ef" * 32]
-    assert [e.sha256 for e in again.for_file("k1")] == ["ef" * 32]  # what was journaled before this run
+    assert [e.sha256 for e in again.for_file("k1", item.file)] == ["ef" * 32]  # what was journaled before this run
+    # An entry written under an older key scheme (the mount point in the key) still stands for its file
+    assert [e.sha256 for e in again.for_file("a-newer-key", item.file)] == ["ef" * 32]
+    assert again.for_file("a-newer-key", replace(item.file, mtime_ns=1)) == []
 
 
 def test_going_offline_is_noted_once_with_its_reason(tmp_path):
@@ -91,3 +94,23 @@ def test_a_file_s_resume_and_journal_key_does_not_depend_on_where_the_device_is_
     assert part_key("CAM1", file(there), there) == key
     assert len({key, part_key("CAM2", file(here), here), part_key("CAM1", file(here, "DCIM/100/CLIP2.MP4"), here),
                 part_key("CAM1", file(here, size=11), here), part_key("CAM1", file(here, mtime=1), here)}) == 5
+
+
+def test_a_journal_entry_s_stamp_is_taken_as_far_as_it_is_sound():
+    """A journal entry is a file in staging: a corrupt or edited one stamps nothing unsound and stops no dock."""
+    from ingest.journal import JournalEntry
+    from ingest.pipeline.outage import stamp_options
+
+    good = JournalEntry(part_key="k", sha256="ef" * 32, size_bytes=1, relative="a.mp4",
+                        identity={"officer_number": "010203", "officer_name": "张三"},
+                        options={"officer": "1001", "case_number": "AB-1", "purpose": "占道经营",
+                                 "clock_offset_s": -3600})
+    assert stamp_options(good) == {"officer": "1001", "case_number": "AB-1", "purpose": "占道经营",
+                                   "clock_offset_s": -3600.0, "identity_officer_number": "010203",
+                                   "identity_officer_name": "张三"}
+    for options, identity in ((None, None), ([1, 2], "x"),
+                              ({"officer": 7, "case_number": ["AB"], "clock_offset_s": float("nan")}, {}),
+                              ({"clock_offset_s": True}, {"officer_number": 5}),
+                              ({"clock_offset_s": 1e300}, {})):
+        bad = replace(good, options=options, identity=identity)  # type: ignore[arg-type]
+        assert set(stamp_options(bad).values()) == {None}, (options, identity)

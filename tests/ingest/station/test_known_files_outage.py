@@ -259,3 +259,19 @@ def test_a_device_mounted_elsewhere_finds_its_journaled_copies(samples, tmp_path
         with Session(j.engine) as s:
             sightings = s.exec(select(Sighting).where(Sighting.device_path == "CLIPS/CLIP0009.wav")).all()
         assert [(x.cleared_at, x.size_bytes) for x in sightings] == [(None, len(j.old))]
+
+
+@pytest.mark.postgres
+def test_a_journaled_copy_still_on_the_device_keeps_the_stamp_it_was_copied_under(
+        samples, tmp_path, pg_outage, monkeypatch):
+    """`evidence ingest --case A` ran during an outage; the station (no case) catalogues the copy at the next dock,
+    the file still on the device: it is stamped with case A, not read again (a review found the station's options
+    taking over, so the case and its pending-case hold were lost)."""
+    copied_under = IngestOptions(case_number="AB-2026-00043", officer="1001", purpose="占道经营")
+    with _clip_journaled(samples, tmp_path, pg_outage, monkeypatch, seconds=1.1, options=copied_under) as j:
+        report = j.dock()
+        assert report.errors == [] and j.copies == [], (report.errors, j.copies)
+        recording = j.recording(j.old)
+        assert (recording.case_number, recording.officer_number, recording.purpose) == (
+            "AB-2026-00043", "1001", "占道经营")
+        assert recording.legal_hold  # held pending its case, as at the dock that copied it

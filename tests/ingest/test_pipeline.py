@@ -308,7 +308,9 @@ def test_custody_chain_covers_the_ingest_and_detects_tampering(samples, settings
     _ingest(samples.sidecar_recorder, settings, engine, store)
     with Session(engine) as session:
         chain = load_chain(session)
-        assert [e.kind for e in chain][:2] == ["key_registered", "docked"] and chain[-1].kind == "undocked"
+        # the first dock adopts the station's retention policy (catalog.policy_adoption), then registers its key
+        assert [e.kind for e in chain][:3] == ["policy_adopted", "key_registered", "docked"]
+        assert chain[-1].kind == "undocked"
         assert find_chain_breaks(chain) == []
         victim = next(e for e in chain if e.kind == "copied")
         as_attacker(engine)  # past the database's append-only guard, as an owner could go

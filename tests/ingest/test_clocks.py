@@ -192,7 +192,7 @@ def test_a_station_clock_behind_the_custody_chain_neither_shortens_retention_nor
                                                          CustodyEvent.recording_id == row["id"])).one()
         assert copied.details["station_clock_behind_s"] > 29 * 86400
         assert verify_archive(session, store, [row["id"]]).problems == []
-        with pytest.raises(DisposalError, match="behind the custody chain.s recent events"):
+        with pytest.raises(DisposalError, match=r"behind the custody chain's recent events"):
             start_sweep(session, store, settings.retention_policy, now=datetime.now(UTC), by="clerk-li",
                         approval_required=True, signer=Signer("ST1", load_or_create_key(tmp_path / "k")))
 

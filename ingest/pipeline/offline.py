@@ -30,17 +30,11 @@ __all__ = ["catalogue_journal", "journaled_options", "replay_journal"]
 
 def journaled_options(entry: JournalEntry, *, defer_archive: bool) -> IngestOptions:
     """The options of the run that journaled *entry* (what it stamps its recordings with)."""
-    opts = stamp_options(entry)
+    stamp = stamp_options(entry)
     raw = entry.options if isinstance(entry.options, dict) else {}
-    offset = opts["clock_offset_s"]
-    return IngestOptions(officer=_text(opts["officer"]), case_number=_text(opts["case_number"]),
-                         purpose=_text(opts["purpose"]),
-                         clock_offset_s=float(offset) if isinstance(offset, int | float) else None,
-                         actor=str(raw.get("actor") or "station"), defer_archive=defer_archive)
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return IngestOptions(officer=stamp.officer, case_number=stamp.case_number, purpose=stamp.purpose,
+                         clock_offset_s=stamp.clock_offset_s, actor=str(raw.get("actor") or "station"),
+                         defer_archive=defer_archive)
 
 
 def _journaled_identity(entry: JournalEntry) -> DeviceIdentity:

@@ -21,7 +21,7 @@ from ingest.pipeline.options import MAX_CLOCK_OFFSET_S, IngestOptions
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
 
-__all__ = ["OutageJournal", "StagedCopy", "journaled_copy", "stamp_options"]
+__all__ = ["JournaledStamp", "OutageJournal", "StagedCopy", "journaled_copy", "stamp_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,9 @@ class StagedCopy:
     key: str = ""  # the device-file key (ingest.pipeline.device.part_key): its journal entry
     sidecar: bytes | None = None
     staged_at: float = 0.0  # time.monotonic() when it was handed to cataloguing (batches wait at most so long)
-    # A copy an earlier dock journaled: the options it was copied under (what it is stamped with: case, officer,
-    # purpose, clock offset); None for this run's own copies (the run's options).
-    options: dict[str, object] | None = None
+    # A copy an earlier dock journaled: what it was copied under (and is stamped with); None for this run's own
+    # copies (the run's options).
+    options: JournaledStamp | None = None
     # False: this dock found its file gone from the device or holding other bytes (its sighting is recorded as
     # cleared, and the station's record of the device does not take it for a file there).
     on_device: bool = True
@@ -141,7 +141,19 @@ class OutageJournal:
             role=file.role, companion=file.companion)
 
 
-def stamp_options(entry: staging_journal.JournalEntry) -> dict[str, object]:
+@dataclass(frozen=True)
+class JournaledStamp:
+    """What the dock that journaled a copy stamped with: its options, and the officer its device named then."""
+
+    officer: str | None = None
+    case_number: str | None = None
+    purpose: str | None = None
+    clock_offset_s: float | None = None
+    identity_officer_number: str | None = None
+    identity_officer_name: str | None = None
+
+
+def stamp_options(entry: staging_journal.JournalEntry) -> JournaledStamp:
     """What the dock that journaled *entry* stamped with (StagedCopy.options), taken from the entry as far as it is
     sound: texts or nothing, a clock offset only when finite and within MAX_CLOCK_OFFSET_S, and the officer its
     device named then (a device handed to another officer since keeps the first one's name on what they
@@ -155,10 +167,10 @@ def stamp_options(entry: staging_journal.JournalEntry) -> dict[str, object]:
     raw = opts.get("clock_offset_s")
     offset = (float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
               and abs(raw) <= MAX_CLOCK_OFFSET_S else None)
-    return {"officer": text(opts.get("officer")), "case_number": text(opts.get("case_number")),
-            "purpose": text(opts.get("purpose")), "clock_offset_s": offset,
-            "identity_officer_number": text(ident.get("officer_number")),
-            "identity_officer_name": text(ident.get("officer_name"))}
+    return JournaledStamp(officer=text(opts.get("officer")), case_number=text(opts.get("case_number")),
+                          purpose=text(opts.get("purpose")), clock_offset_s=offset,
+                          identity_officer_number=text(ident.get("officer_number")),
+                          identity_officer_name=text(ident.get("officer_name")))
 
 
 def journaled_copy(entry: staging_journal.JournalEntry, root: Path, staging: Path, *,

@@ -238,13 +238,11 @@ class Registrar:
         found a copy journaled under one case catalogued under the case of whichever dock came next)."""
         if item.options is None:
             return self._row_context
-        opts = item.options  # ingest.pipeline.outage.stamp_options: already sound
-        offset = opts.get("clock_offset_s")
-        return replace(self._row_context, officer_option=_text(opts.get("officer")),
-                       case_number=_text(opts.get("case_number")), purpose=_text(opts.get("purpose")),
-                       clock_offset_s=float(offset) if isinstance(offset, int | float) else None,
-                       identity_officer_number=_text(opts.get("identity_officer_number")),
-                       identity_officer_name=_text(opts.get("identity_officer_name")))
+        stamp = item.options
+        return replace(self._row_context, officer_option=stamp.officer, case_number=stamp.case_number,
+                       purpose=stamp.purpose, clock_offset_s=stamp.clock_offset_s,
+                       identity_officer_number=stamp.identity_officer_number,
+                       identity_officer_name=stamp.identity_officer_name)
 
     def _new_only(self, run: list[tuple[StagedCopy, Facts | None]]) -> list[tuple[StagedCopy, Facts | None]]:
         """The copies of *run* whose bytes are not catalogued yet (one query); the others are recorded as sightings
@@ -412,7 +410,3 @@ class Registrar:
                 self._session.add(upload.recording)
                 self._report.add_recording(upload.recording, IngestOutcome.NEW, upload.file.relative)
             self._batch.file_done(0)  # counted when catalogued: only the batch's age may commit it now
-
-
-def _text(value: object) -> str | None:
-    return str(value) if value is not None else None

@@ -54,8 +54,8 @@ def behind_by(now: datetime, floor: datetime | None) -> timedelta | None:
 
 
 def archive_now(session: Session) -> tuple[datetime, timedelta | None]:
-    """The time to enter or hand off a recording at: the host's clock, or the chain's newest event when the clock
-    is behind it; with how far behind the clock was (None: it was not)."""
+    """The time to enter or hand off a recording at: the host's clock, or the chain's floor (`chain_floor`) when the
+    clock is behind it; with how far behind the clock was (None: it was not)."""
     now = utcnow()
     floor = chain_floor(session)
     lag = behind_by(now, floor)

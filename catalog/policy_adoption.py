@@ -8,13 +8,14 @@ file of their own lifted the holds of a permanent case type, `EVIDENCE_DISPOSAL_
 sweep` disposed without a second person, and verify, run the same way, agreed (a review, 2026-12-02).
 
 Now the terms are adopted once, by a `policy_adopted` custody event that states them whole with their
-fingerprint (SHA-256 of their RFC 8785 form): the first command of an installation adopts the policy it runs
-with; every later command, the station, the workers and the web app refuse to start with other terms
-(PolicyNotAdopted: both fingerprints and every difference), and the functions that write retention refuse too,
-so a service still running with the old terms after an administrator adopted new ones decides nothing under
-them. An administrator changes the policy with `evidence retention adopt --reason …` (the new terms in that
-command's environment), a custody event like any other; verify checks every recording against the terms the
-chain adopted, whatever the environment it runs in.
+fingerprint (SHA-256 of their RFC 8785 form): the station adopts the terms it runs with at its first start or
+dock (`ensure_policy` with *adopt_as*), never a user's command; every later command that writes retention, the
+station, the workers and the web app refuse other terms (PolicyNotAdopted: both fingerprints and every
+difference), and the functions that write retention refuse too, so a service still running with the old terms
+after an administrator adopted new ones decides nothing under them there. An administrator changes the policy
+with `evidence retention adopt --reason …` (the new terms in that command's environment), a custody event like
+any other; verify checks every recording against the terms the chain adopted, whatever the environment it runs
+in.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from catalog.retention import CaseType, RetentionPolicy
 __all__ = ["AdoptedPolicy", "PolicyTerms", "adopt_policy", "adopted_policy", "ensure_policy", "policy_differences",
            "require_policy"]
 
-#: The actor of a policy adopted because no policy was adopted yet (the first command of an installation).
+#: How the reason of a policy the station adopted because none was adopted yet begins.
 FIRST_USE = "first use"
 _APPROVALS = ("required", "none")
 
@@ -58,6 +59,11 @@ class PolicyTerms:
         return cls(routine_months=policy.routine_months, zone=policy.zone,
                    case_types=tuple(policy.case_types[code] for code in sorted(policy.case_types)),
                    disposal_approval=disposal_approval)
+
+    @classmethod
+    def with_approval(cls, policy: RetentionPolicy, *, approval_required: bool) -> PolicyTerms:
+        """The terms of *policy* with the disposal approval rule given as a flag (the web app's, a sweep's)."""
+        return cls.of(policy, disposal_approval="required" if approval_required else "none")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PolicyTerms:
@@ -81,10 +87,6 @@ class PolicyTerms:
     def fingerprint(self) -> str:
         return hashlib.sha256(jcs(self.as_json())).hexdigest()
 
-    @property
-    def approval_required(self) -> bool:
-        return self.disposal_approval == "required"
-
     def policy(self) -> RetentionPolicy:
         return RetentionPolicy(routine_months=self.routine_months, case_types={t.code: t for t in self.case_types},
                                zone=self.zone)
@@ -102,7 +104,8 @@ def policy_differences(adopted: PolicyTerms, proposed: PolicyTerms) -> list[str]
     for code in sorted(before.keys() | after.keys()):
         was_type, now_type = before.get(code), after.get(code)
         if was_type is None:
-            found.append(f"case type {code}: not adopted, here {now_type.describe() if now_type else ''}")
+            assert now_type is not None
+            found.append(f"case type {code}: not adopted, here {now_type.describe()}")
         elif now_type is None:
             found.append(f"case type {code}: adopted {was_type.describe()}, missing here")
         elif was_type != now_type:
@@ -192,10 +195,11 @@ def require_policy(session: Session, policy: RetentionPolicy, *, approval_requir
     current = adopted_policy(session)
     if current is None:
         return
-    approval = current.terms.disposal_approval
-    if approval_required is not None:
-        approval = "required" if approval_required else "none"
-    _same_or_refuse(current, PolicyTerms.of(policy, disposal_approval=approval), doing)
+    if approval_required is None:
+        terms = PolicyTerms.of(policy, disposal_approval=current.terms.disposal_approval)
+    else:
+        terms = PolicyTerms.with_approval(policy, approval_required=approval_required)
+    _same_or_refuse(current, terms, doing)
 
 
 def _same_or_refuse(current: AdoptedPolicy, terms: PolicyTerms, doing: str) -> None:

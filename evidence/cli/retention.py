@@ -147,8 +147,8 @@ def retention_policy(as_json: bool) -> None:
     if as_json:
         print_json(data)
     elif adopted is None:
-        click.echo(f"no retention policy adopted yet; the first command that decides retention adopts this "
-                   f"environment's (fingerprint {here.fingerprint})")
+        click.echo(f"no retention policy adopted yet; the station adopts its terms at its first start, or an "
+                   f"administrator with `evidence retention adopt` (this environment's: {here.fingerprint})")
     else:
         terms = adopted.terms
         click.echo(f"adopted {adopted.at.isoformat(timespec='seconds')} by {adopted.by} (event {adopted.event_id}; "

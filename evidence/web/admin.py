@@ -202,7 +202,7 @@ def policy(request: Request, session: DB) -> Response:
     config: WebConfig = request.app.state.config
     adopted = adopted_policy(session)
     shown = adopted.terms.policy() if adopted is not None else config.policy  # what is in force, not this server's
-    differs = adopted is not None and adopted.terms != PolicyTerms.of(
-        config.policy, disposal_approval="required" if config.disposal_approval else "none")
+    differs = adopted is not None and adopted.terms != PolicyTerms.with_approval(
+        config.policy, approval_required=config.disposal_approval)
     return _render(request, who, "admin_policy.html", policy=shown, access_reason=config.access_reason,
                    types=sorted(shown.case_types.values(), key=lambda t: t.code), adopted=adopted, differs=differs)

@@ -155,7 +155,7 @@ class Registrar:
             identity_officer_name=identity.officer_name, case_number=options.case_number, purpose=options.purpose,
             clock_offset_s=options.clock_offset_s, defer_archive=options.defer_archive)
         self._case_known: dict[str, bool] = {}  # case number -> whether the catalogue has that case
-        self._floor: datetime | None = None  # the custody chain's latest time (catalog.clock), read once per dock
+        self._floor: datetime | None = None  # the custody chain's floor (catalog.clock), read once per dock
         self._floor_read = False
         self.clock_lag: timedelta | None = None  # how far this host's clock is behind the chain, when it is
         self.companions: list[tuple[int, str]] = []  # (new recording id, device path of the recording it serves)
@@ -219,8 +219,8 @@ class Registrar:
             self._floor, self._floor_read = chain_floor(self._session), True
             self.clock_lag = behind_by(now, self._floor)
             if self.clock_lag is not None:
-                logger.warning("This host's clock reads %s, %s behind the custody chain's latest event (%s): "
-                               "recordings are entered at the chain's time instead.", now.isoformat(),
+                logger.warning("This host's clock reads %s, %s behind the custody chain's recent events (their "
+                               "median time %s): recordings are entered at the chain's time instead.", now.isoformat(),
                                self.clock_lag, self._floor.isoformat() if self._floor else "")
                 self._report.notes.append(f"the station's clock is {self.clock_lag} behind the custody chain: "
                                           "recordings entered at the chain's time")

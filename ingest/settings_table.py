@@ -71,7 +71,9 @@ SETTINGS: tuple[Setting, ...] = (
        "S3 secret key (kept in a `Secret`, never printed)", shown_default="boto3's default chain"),
     _s3("EVIDENCE_S3_REGION", "us-east-1", p.text, "S3 region"),
     _s3("EVIDENCE_S3_MULTIPART_THRESHOLD_MB", "64", p.megabytes(5),
-       "files at least this large (MiB, ≥ 5) are uploaded in parts", sets="multipart_threshold_bytes"),
+       "files at least this large (MiB, ≥ 5) are uploaded in parts; files of 5 GiB or more always are (S3 "
+       "takes no larger single PUT)",
+       sets="multipart_threshold_bytes"),
     _s3("EVIDENCE_S3_PART_SIZE_MB", "16", p.megabytes(5),
        "part size in MiB (≥ 5; raised automatically to stay within 10,000 parts)", sets="part_size_bytes"),
     _s3("EVIDENCE_S3_CONCURRENCY", "4", p.integer(1), "parts in flight at once (memory ≈ concurrency × part size)"),

@@ -2,6 +2,7 @@
 neither a changed staged copy nor a damaged checksum file can put wrong bytes in the store or fail good ones."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import pytest
 
 from ingest.transfer import copy_and_hash
 from storage import HashMismatch, S3WormStore
+from storage.backends.s3_worm import SEND_BLOCK_BYTES
 from storage.part_checksums import PartDigests, part_size_for, parts_path, read_parts
 
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
@@ -129,3 +131,52 @@ def test_a_staged_copy_that_grew_after_the_copy_is_named_and_never_stored(s3_sto
     assert str(path) in str(caught.value)
     assert not s3_store.exists(sha)
     assert s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
+
+
+@pytest.mark.s3
+def test_one_put_sends_the_whole_file_in_blocks_and_the_server_checks_its_sha256(s3_store, tmp_path):
+    # Given a staged copy under the multipart threshold, several send blocks long and not a whole number of them
+    size = 3 * SEND_BLOCK_BYTES + 12_345
+    assert size < s3_store.multipart_threshold_bytes
+    path, sha, data = _staged(tmp_path, s3_store, size)
+    assert not parts_path(path).exists()  # one PUT: no parts to hash in the copy pass
+    # When it is stored
+    stored = s3_store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=SOON, consume=True)
+    # Then the server holds every byte, and the checksum it computed itself is the recording's own SHA-256
+    head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=stored.key, ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(sha)).decode()
+    assert head["ContentLength"] == size and head["ObjectLockMode"] == "COMPLIANCE"
+    with s3_store.open(sha) as body:
+        assert body.read() == data
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("damage", ["changed", "grew", "shrank"])
+def test_one_put_of_a_staged_copy_damaged_after_the_copy_stores_nothing(s3_store, tmp_path, damage):
+    # Given a staged copy (one PUT) whose bytes changed, grew or shrank after its SHA-256 was taken
+    path, sha, data = _staged(tmp_path, s3_store, 2 * SEND_BLOCK_BYTES + 99)
+    with path.open("r+b") as fh:
+        if damage == "changed":
+            fh.seek(SEND_BLOCK_BYTES + 5)
+            fh.write(b"\xff" * 8)
+        elif damage == "grew":
+            fh.seek(0, os.SEEK_END)
+            fh.write(os.urandom(SEND_BLOCK_BYTES))
+        else:
+            fh.truncate(SEND_BLOCK_BYTES)
+    # When it is stored under the hash and size taken at copy time
+    with pytest.raises(HashMismatch) as caught:
+        s3_store.put_file(path, sha256=sha, size_bytes=len(data), retain_until=SOON, consume=True)
+    # Then the damage is named, the store holds nothing under the hash and the staged copy is kept
+    assert str(path) in str(caught.value) or s3_store.bucket in str(caught.value)
+    assert not s3_store.exists(sha)
+    assert path.exists()
+
+
+def test_a_file_too_large_for_one_put_goes_in_parts_whatever_the_threshold():
+    # A threshold set above S3's 5 GiB limit of one PUT (EVIDENCE_S3_MULTIPART_THRESHOLD_MB=10000)
+    store = S3WormStore(connect=lambda: None, bucket="b", multipart_threshold_bytes=10_000 * MIB,
+                        part_size_bytes=16 * MIB)
+    assert store.part_bytes_for(5 * 1024 * MIB - 1) is None  # one PUT: under S3's limit
+    assert store.part_bytes_for(5 * 1024 * MIB) == 16 * MIB  # S3 would refuse it in one PUT
+    assert store.part_bytes_for(8 * 1024 * MIB) == 16 * MIB

@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -249,8 +248,9 @@ class DockRun:
 
         Small files are copied on the copy thread, one after the other in device order (a copy starts only once
         the one before it is done), up to COPIES_AHEAD (and COPIES_AHEAD_BYTES) ahead of this thread, which
-        catalogues the copies done meanwhile; a long one is copied here once those are catalogued, with no
-        transaction open meanwhile. Raises DeviceGone (see `_copy_outcome`)."""
+        catalogues the copies done meanwhile; a long one is copied there once those are done, while this thread
+        describes, catalogues and commits what is staged, then waits for it with no transaction open. Raises
+        DeviceGone (see `_copy_outcome`)."""
         key = part_key(self.serial, file, self.root)
         sidecar, sidecar_note = read_sidecar(self.profile, file) if file.role == "recording" else (None, None)
         journaled = self._journaled_as(file, key, pool, pending)
@@ -268,15 +268,23 @@ class DockRun:
                                       options=stamp_options(journaled)), pool, pending)
         elif file.size_bytes > LONG_COPY_BYTES:
             self._stage_in_flight(pool, pending, wait=True)
-            fresh = self._copy(file, staging, on_bytes, pending)
-            if fresh is not None:
-                self.catalogue(StagedCopy(file, fresh, None, sidecar_note, key=key, sidecar=sidecar), pool, pending)
+            self._start_copy(StagedCopy(file, _NOT_YET_COPIED, None, sidecar_note, key=key, sidecar=sidecar),
+                             staging, on_bytes)
+            # While it is read: the copies before it are described, catalogued and committed (their archive
+            # messages handed over), so no transaction is open across the long read and the next file's copy
+            # does not wait for the last one's ffprobe and commit (it did: ~0.2 s per file, one after the other).
+            self._commit_staged(pending)
+            self._stage_in_flight(pool, pending, wait=True)
         else:
-            assert self._copier is not None
-            item = StagedCopy(file, _NOT_YET_COPIED, None, sidecar_note, key=key, sidecar=sidecar)
-            self._in_flight.append(_InFlight(item, self._copier.submit(self._copy_waiting_for_space, file, staging,
-                                                                       on_bytes)))
+            self._start_copy(StagedCopy(file, _NOT_YET_COPIED, None, sidecar_note, key=key, sidecar=sidecar),
+                             staging, on_bytes)
             self._stage_in_flight(pool, pending, wait=False)
+
+    def _start_copy(self, item: StagedCopy, staging: Path, on_bytes: Callable[[int], None] | None) -> None:
+        """Queue *item*'s copy on the copy thread (copies run one after the other, in device order)."""
+        assert self._copier is not None
+        self._in_flight.append(_InFlight(item, self._copier.submit(self._copy_waiting_for_space, item.file, staging,
+                                                                   on_bytes)))
 
     def _journaled_as(self, file: DeviceFile, key: str, pool: ThreadPoolExecutor,
                       pending: Pending) -> staging_journal.JournalEntry | None:
@@ -368,18 +376,17 @@ class DockRun:
         copy = self._copy_outcome(flight.item.file, flight.future.result)
         return replace(flight.item, copy=copy) if copy is not None else None
 
-    def _copy(self, file: DeviceFile, staging: Path, on_bytes: Callable[[int], None] | None,
-              pending: Pending) -> CopyResult | None:
-        if not self.outage.is_offline and file.size_bytes > LONG_COPY_BYTES:
-            # What is staged is catalogued first; and never hold a transaction (and the custody-head lock) across a
-            # long device read: other docks on this station would wait for it.
-            self.register_ready(pending, wait=True)
-            try:
-                if not self.outage.is_offline and self.batch.has_uncommitted:
-                    self.batch.commit()
-            except OperationalError as exc:
-                self.go_offline(exc, pending)
-        return self._copy_outcome(file, partial(self._copy_waiting_for_space, file, staging, on_bytes))
+    def _commit_staged(self, pending: Pending) -> None:
+        """Catalogue every staged copy now and commit: never hold a transaction (and the custody-head lock) across
+        a long device read, other docks on this station would wait for it."""
+        if self.outage.is_offline:
+            return
+        self.register_ready(pending, wait=True)
+        try:
+            if not self.outage.is_offline and self.batch.has_uncommitted:
+                self.batch.commit()
+        except OperationalError as exc:
+            self.go_offline(exc, pending)
 
     def _copy_outcome(self, file: DeviceFile, copied: Callable[[], CopyResult]) -> CopyResult | None:
         """What *copied* (a copy of *file*, made now or waited for) gave; None when it failed (reported).

@@ -21,7 +21,7 @@ the station's disk (its CPU is still the station's). The product's packages are 
 installed station's are (`bench._common.compile_like_an_install`).
 
     .venv/bin/python bench/queued_dock_to_verified.py [--total-mib 1024] [--files 4] [--rounds 3] [--timeline]
-        [--link-mbit 0]
+        [--link-mbit 0] [--archive-threads N] [--multipart-threshold-mib N]
 """
 from __future__ import annotations
 
@@ -203,6 +203,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--part-mib", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--multipart-threshold-mib", type=int, default=0,
+                        help="EVIDENCE_S3_MULTIPART_THRESHOLD_MB for ours (0: the product's default)")
     parser.add_argument("--archive-threads", type=int, default=None,
                         help="the worker's --archive-threads (default: the worker's own default)")
     parser.add_argument("--worker-only", default="archive,verify",
@@ -255,6 +257,8 @@ def main() -> None:
                     "EVIDENCE_S3_PART_SIZE_MB": str(args.part_mib), "EVIDENCE_S3_CONCURRENCY": str(args.concurrency),
                     "EVIDENCE_BROKER_URL": broker, "EVIDENCE_QUEUE_NAMESPACE": f"bench-r{n}",
                     "EVIDENCE_ANCHOR_INTERVAL_S": "0", "EVIDENCE_FIXITY_INTERVAL_S": "0"})
+                if args.multipart_threshold_mib:
+                    env["EVIDENCE_S3_MULTIPART_THRESHOLD_MB"] = str(args.multipart_threshold_mib)
                 if not databases:  # migrate before the clock starts, as a running station's catalogue is
                     subprocess.run([EVIDENCE, "station", "status", "--json"], env=env, capture_output=True,
                                    check=False)
@@ -280,7 +284,8 @@ def main() -> None:
           f"{args.worker_only}{f' --archive-threads {args.archive_threads}' if args.archive_threads else ''}`, "
           f"{f'uplink shaped to {args.link_mbit} Mbit/s, server data in RAM' if args.link_mbit else 'unshaped'}, "
           "cold reads; "
-          f"parts {args.part_mib} MiB x {args.concurrency}")
+          f"parts {args.part_mib} MiB x {args.concurrency}"
+          f"{f', multipart from {args.multipart_threshold_mib} MiB' if args.multipart_threshold_mib else ''}")
     print(f"  aws s3 cp --recursive (baseline)            median {base:6.1f} s  {total_gib / base:5.2f} GiB/s  "
           f"(runs: {', '.join(f'{t:.1f}' for t in times['baseline'])})")
     stored = median(times["archived"])

@@ -72,6 +72,8 @@ def result_note(dock: DockSession, report: IngestReport, *, stopped: bool, archi
     for error in report.errors:
         if error["stage"] == ErrorStage.DEVICE:
             parts.append(f"the device went away: {error['reason']}")
+        elif error["stage"] == ErrorStage.STATION and not stopped:  # the run failed (ingest_folder)
+            parts.append(f"the device was not read to its end: {error['reason']}")
     failed = report.file_errors()
     if failed:
         parts.append(f"{len(failed)} error(s), first: {failed[0]['file']}: {failed[0]['reason']}"[:400])

@@ -46,7 +46,7 @@ from ingest.archiving import archive_staged
 from ingest.config import Settings
 from ingest.describe.identity import DeviceIdentity, read_identity
 from ingest.describe.probe import gather_facts
-from ingest.errors import CatalogueDeferred, CopyFailed, DeviceBusy, DeviceGone
+from ingest.errors import CatalogueDeferred, CopyFailed, DeviceBusy, DeviceGone, first_line
 from ingest.pipeline.closing import dock_result, link_companions, result_note, stamp_marked_important
 from ingest.pipeline.device import device_serial, measure_device_clock, part_key, read_sidecar
 from ingest.pipeline.dock import DockStart, mark_busy, mark_idle
@@ -71,7 +71,7 @@ DISK_FULL_POLL_S = 0.5
 #: it looks.
 DEVICE_BUSY_WAIT_S = 3600.0
 DEVICE_BUSY_POLL_S = 0.5
-#: Files larger than this are copied outside any open catalogue transaction.
+#: Files larger than this are waited for with no catalogue transaction open (the files before them committed).
 LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Small files copied ahead of cataloguing (one after the other, on the copy thread) at most: so many, so many bytes.
 COPIES_AHEAD = 64
@@ -91,14 +91,15 @@ _NOT_YET_COPIED = CopyResult(source=Path(), destination=Path(), size_bytes=0, sh
 
 @dataclass(frozen=True)
 class _InFlight:
-    """A small file queued or being copied on the copy thread."""
+    """A file queued or being copied on the copy thread."""
 
     item: StagedCopy  # its copy is _NOT_YET_COPIED until the future is done
     future: Future[CopyResult]
 
 
 class DockRun:
-    """One ingest run (one dock session) of one device; every step runs on the calling (ingest) thread."""
+    """One ingest run (one dock session) of one device: the copies run on its copy thread, one after the other,
+    every other step on the calling (ingest) thread."""
 
     def __init__(self, root: Path, settings: Settings, engine: Engine, store: EvidenceStore, options: IngestOptions,
                  *, profile: DeviceProfile, identity: DeviceIdentity, serial: str, progress: Progress | None = None,
@@ -249,8 +250,8 @@ class DockRun:
         Small files are copied on the copy thread, one after the other in device order (a copy starts only once
         the one before it is done), up to COPIES_AHEAD (and COPIES_AHEAD_BYTES) ahead of this thread, which
         catalogues the copies done meanwhile; a long one is copied there once those are done, while this thread
-        describes, catalogues and commits what is staged, then waits for it with no transaction open. Raises
-        DeviceGone (see `_copy_outcome`)."""
+        describes, catalogues and commits what is staged (`_commit_staged`), then waits for it with no transaction
+        open. Raises DeviceGone (see `_copy_outcome`)."""
         key = part_key(self.serial, file, self.root)
         sidecar, sidecar_note = read_sidecar(self.profile, file) if file.role == "recording" else (None, None)
         journaled = self._journaled_as(file, key, pool, pending)
@@ -357,8 +358,9 @@ class DockRun:
                 self.catalogue(item, pool, pending)
 
     def _settle_in_flight(self, pool: ThreadPoolExecutor, pending: Pending) -> None:
-        """After the run stopped early: the copies not started are dropped, the ones that reached staging are
-        catalogued; a copy that failed waits, with the rest of the device, for the next dock."""
+        """After the run stopped early: the copies not started are dropped, a running one is waited for (a long
+        one to its end), the ones that reached staging are catalogued; a copy that failed waits, with the rest of
+        the device, for the next dock."""
         for flight in self._in_flight:
             flight.future.cancel()
         flights, self._in_flight = self._in_flight, deque()
@@ -377,19 +379,21 @@ class DockRun:
         return replace(flight.item, copy=copy) if copy is not None else None
 
     def _commit_staged(self, pending: Pending) -> None:
-        """Catalogue every staged copy now and commit: never hold a transaction (and the custody-head lock) across
-        a long device read, other docks on this station would wait for it."""
+        """Catalogue every staged copy now and commit whatever the transaction holds (nothing while the catalogue is
+        away): a long copy is waited for with no transaction open, so the custody-head lock is never held across
+        a device read (other docks on this station would wait for it). Committed also when no file is uncommitted:
+        a finished upload's manifests (`drain_uploads`) or a failed copy's event open one (found by a review)."""
         if self.outage.is_offline:
             return
         self.register_ready(pending, wait=True)
         try:
-            if not self.outage.is_offline and self.batch.has_uncommitted:
+            if not self.outage.is_offline and (self.batch.has_uncommitted or self.batch.session.in_transaction()):
                 self.batch.commit()
         except OperationalError as exc:
             self.go_offline(exc, pending)
 
     def _copy_outcome(self, file: DeviceFile, copied: Callable[[], CopyResult]) -> CopyResult | None:
-        """What *copied* (a copy of *file*, made now or waited for) gave; None when it failed (reported).
+        """What *copied* (waiting for *file*'s copy on the copy thread) gave; None when it failed (reported).
 
         Raises DeviceGone when the failure was the device vanishing (what is staged so far is kept by the caller).
         """
@@ -625,6 +629,11 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     except DeviceGone as exc:
         # What was copied so far is kept and catalogued; the rest waits for the next dock.
         run.report.add_error(str(root), ErrorStage.DEVICE, str(exc), preserved=False)
+    except BaseException as exc:
+        # Anything unforeseen: the device was not read to its end, so the dock is never `complete` (which would
+        # forget the staging journal of copies not yet catalogued: found by a review). Recorded, then raised.
+        run.report.add_error(str(root), ErrorStage.STATION, f"the run stopped: {first_line(exc)}", preserved=False)
+        raise
     finally:
         run.finish()
     if run.outage.is_offline:

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 MIN_PART_BYTES = 5 * 1024 * 1024
 #: S3's largest object in one PUT: a file this large goes in parts whatever the multipart threshold says.
 MAX_PUT_BYTES = 5 * 1024 * 1024 * 1024
+#: Bytes a single PUT's body hands the HTTP connection per read (`_BlockReader`).
+SEND_BLOCK_BYTES = 1024 * 1024
 #: When the full read-back of a new object runs: in the upload ("inline") or by the verify queue ("queued").
 READBACK_MODES = ("queued", "inline")
 _MISSING = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
@@ -97,9 +99,6 @@ def _code(exc: ClientError) -> str:
 def _from(start: int) -> dict[str, str]:
     """get_object arguments for the bytes from *start* on (S3 sends only those)."""
     return {"Range": f"bytes={start}-"} if start else {}
-
-#: Bytes a single PUT's body hands the HTTP connection per read (`_BlockReader`).
-SEND_BLOCK_BYTES = 1024 * 1024
 
 
 class _BlockReader(io.FileIO):

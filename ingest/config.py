@@ -85,6 +85,7 @@ class Settings:
     access_reason: str = _default("EVIDENCE_ACCESS_REASON")
     time_floor: datetime = _default("EVIDENCE_TIME_FLOOR")
     staged_alarm_s: float = _default("EVIDENCE_STAGED_ALARM_S")
+    partial_alarm_s: float = _default("EVIDENCE_PARTIAL_ALARM_S")
     metrics_token: Secret = _default("EVIDENCE_METRICS_TOKEN")
     outbox_relay_s: float = _default("EVIDENCE_OUTBOX_RELAY_S")
     reconcile_after_s: float = _default("EVIDENCE_RECONCILE_AFTER_S")

@@ -208,6 +208,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_STAGED_ALARM_S", "3600", p.seconds,
        "a recording still `staged` (not in WORM storage) this long raises the staged alarm (station status and "
        "`/metrics` for its own recordings, `evidence station status`, `/health`, the web `/metrics`)"),
+    Setting("EVIDENCE_PARTIAL_ALARM_S", "86400", p.seconds,
+       "a resumable partial copy (`staging/*.part`, a copy cut short) not written for this long raises the station's "
+       "`partial_copy_idle` alarm (station status and `/metrics`): its recorder has not been docked again to finish "
+       "it"),
     Setting("EVIDENCE_METRICS_TOKEN", "", p.token,
        "bearer token that opens `/metrics`, `/api/openapi.json` and `/api/docs` without signing in (for Prometheus: "
        "`authorization: {type: Bearer, credentials_file: …}`); without it only signed-in users see them"),

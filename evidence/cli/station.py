@@ -7,6 +7,7 @@ for the top-level ones).
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import click
@@ -97,6 +98,21 @@ def _with_catalogue_alarm(cfg: Settings, status: dict[str, Any]) -> None:
         status["catalogue"] = f"unreachable: {exc}"
 
 
+def _with_partial_copies(cfg: Settings, status: dict[str, Any]) -> None:
+    """Put the partial copies in staging now, and their idle alarm, in *status*, whether or not the station runs."""
+    from ingest.station.partial_copies import partial_copies
+
+    try:
+        held = partial_copies(cfg.staging_dir, now=time.time())
+    except OSError as exc:
+        status["partial_copies"] = f"unreadable: {exc}"
+        return
+    status["partial_copies"] = held.as_json()
+    others = [a for a in status.get("alarms", []) if a.get("kind") != "partial_copy_idle"]
+    alarm = held.alarm(cfg.staging_dir, cfg.partial_alarm_s)
+    status["alarms"] = others + ([alarm] if alarm else [])
+
+
 @station.command("status")
 @json_option
 def station_status(as_json: bool) -> None:
@@ -107,6 +123,7 @@ def station_status(as_json: bool) -> None:
         cfg = settings()
         status = read_status(cfg.status_path, heartbeat_s=cfg.status_heartbeat_s)
         _with_catalogue_alarm(cfg, status)
+        _with_partial_copies(cfg, status)
     if as_json:
         print_json(status)
         return

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -33,6 +34,7 @@ from catalog.types import utcnow
 from ingest.config import Settings
 from ingest.errors import first_line
 from ingest.queue.actors import queue_names
+from ingest.station.partial_copies import PartialCopies, partial_copies
 
 __all__ = ["ALARM_KINDS", "BYTES_WINDOW_S", "PROBE_TIMEOUT_S", "STAGES", "BrokerProbe", "StationMetrics",
            "liveness", "probe_broker", "queue_depths"]
@@ -40,7 +42,7 @@ __all__ = ["ALARM_KINDS", "BYTES_WINDOW_S", "PROBE_TIMEOUT_S", "STAGES", "Broker
 logger = logging.getLogger(__name__)
 
 #: The alarm kinds (`evidence_alarm{kind=...}` and the status JSON's "alarms").
-ALARM_KINDS = ("broker_unreachable", "catalogue_unreachable", "staged_overdue", "outbox_backlog")
+ALARM_KINDS = ("broker_unreachable", "catalogue_unreachable", "staged_overdue", "outbox_backlog", "partial_copy_idle")
 #: Failure stages shown at 0 from the start, so `increase()` sees the first failure (others appear when they occur).
 STAGES = ("copy", "describe", "catalogue", "archive", "manifest", "device")
 #: `evidence_ingest_bytes_per_second` is the bytes copied in this many seconds, divided by it.
@@ -49,6 +51,8 @@ BYTES_WINDOW_S = 10.0
 PROBE_TIMEOUT_S = 2.0
 #: `outbox_backlog` is raised when the oldest unsent outbox message is older than this (default of `refresh`).
 OUTBOX_BACKLOG_ALARM_S = 300.0
+#: `partial_copy_idle`: a partial copy not written for this long (default of `refresh`; EVIDENCE_PARTIAL_ALARM_S).
+PARTIAL_ALARM_S = 86400.0
 
 #: The broker probe `refresh` calls: (reachable, messages waiting per queue name).
 BrokerProbe = Callable[[], tuple[bool, dict[str, int]]]
@@ -193,6 +197,7 @@ class StationMetrics:
         self._relay_error: str | None = None
         self._probe_reachable = True
         self._outbox_pending = 0
+        self._held_partial: PartialCopies | None = None
         self.registry = registry = CollectorRegistry()
         labels = ["station"]
 
@@ -217,6 +222,11 @@ class StationMetrics:
         self._staged_age = own("evidence_staged_oldest_age_seconds",
                                "Age of this station's oldest staged recording (0: none)")
         self._docks = own("evidence_dock_sessions_open", "This station's dock sessions not yet ended")
+        self._partial = own("evidence_partial_copies",
+                            "Resumable partial copies in this station's staging (*.part: a copy cut short)")
+        self._partial_bytes = own("evidence_partial_copy_bytes", "Bytes held in this station's partial copies")
+        self._partial_idle = own("evidence_partial_copy_oldest_idle_seconds",
+                                 "Seconds since the least recently written partial copy was written (0: none)")
         self._media_pending = own("evidence_media_work_pending",
                                   "Archived recordings still without their thumbnail, proxy or decode check after "
                                   "this station's last render pass (counted up to 1,000)")
@@ -281,12 +291,38 @@ class StationMetrics:
             self._decide_broker()
 
     # -- what the station reads -------------------------------------------------------------------------
+    def partial(self, staging: Path, *, idle_alarm_s: float = PARTIAL_ALARM_S, now: datetime | None = None) -> None:
+        """Count the partial copies in *staging* (ingest.station.partial_copies) and decide `partial_copy_idle`:
+        raised while one has not been written for more than *idle_alarm_s*. Needs neither catalogue nor broker."""
+        now = now or utcnow()
+        try:
+            held = partial_copies(staging, now=now.timestamp())
+        except OSError as exc:
+            logger.warning("Partial copies not counted (cannot list %s: %s); figures kept.", staging, exc)
+            return
+        self._partial.set(held.count)
+        self._partial_bytes.set(held.size_bytes)
+        self._partial_idle.set(held.oldest_idle_s)
+        with self._lock:
+            self._held_partial = held
+        self._set("partial_copy_idle", held.idle_over(idle_alarm_s), held.message(staging, idle_alarm_s), now,
+                  held.as_json())
+
+    def partial_copies(self) -> dict[str, Any] | None:
+        """The last count of partial copies, for the status JSON (None before the first)."""
+        with self._lock:
+            return None if self._held_partial is None else self._held_partial.as_json()
+
     def refresh(self, engine: Engine, *, staged_alarm_s: float,
                 outbox_backlog_alarm_s: float = OUTBOX_BACKLOG_ALARM_S, broker_probe: BrokerProbe | None = None,
+                staging: Path | None = None, partial_alarm_s: float = PARTIAL_ALARM_S,
                 now: datetime | None = None) -> None:
-        """Read this station's figures from the catalogue and the broker and decide every alarm. Never raises for
-        an unreachable catalogue or broker: that is what the alarms are for."""
+        """Read this station's figures from its staging (with *staging*: `partial`), the broker and the catalogue
+        and decide every alarm. Never raises for an unreachable catalogue or broker: that is what the alarms are
+        for."""
         now = now or utcnow()
+        if staging is not None:
+            self.partial(staging, idle_alarm_s=partial_alarm_s, now=now)
         if broker_probe is not None:
             reachable, depths = broker_probe()
             with self._lock:
@@ -325,13 +361,14 @@ class StationMetrics:
 
     def refresh_forever(self, engine: Engine, stop: threading.Event, *, every_s: float, staged_alarm_s: float,
                         outbox_backlog_alarm_s: float = OUTBOX_BACKLOG_ALARM_S,
-                        broker_probe: BrokerProbe | None = None) -> None:
+                        broker_probe: BrokerProbe | None = None, staging: Path | None = None,
+                        partial_alarm_s: float = PARTIAL_ALARM_S) -> None:
         """`refresh` every *every_s* until *stop* is set: run it on a thread of its own, so a slow catalogue or
         broker (each read can take its connect timeout) never delays the main loop's heartbeat."""
         while True:
             try:
                 self.refresh(engine, staged_alarm_s=staged_alarm_s, outbox_backlog_alarm_s=outbox_backlog_alarm_s,
-                             broker_probe=broker_probe)
+                             broker_probe=broker_probe, staging=staging, partial_alarm_s=partial_alarm_s)
             except Exception:
                 logger.exception("Refreshing the station metrics failed.")
             if stop.wait(every_s):

@@ -101,6 +101,7 @@ class StationService:
                     "endpoint": (f"http://{self.endpoint_address[0]}:{self.endpoint_address[1]}"
                                  if self.endpoint_address else None),
                     "alarms": self.metrics.alarms(),
+                    "partial_copies": self.metrics.partial_copies(),
                     "devices": [d.as_json() for d in self.devices.values()]}
 
     def _changed(self) -> None:
@@ -483,6 +484,7 @@ class StationService:
         threading.Thread(target=self.metrics.refresh_forever, args=(self.engine, self.stop), name="health",
                          daemon=True,
                          kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
+                                 "staging": settings.staging_dir, "partial_alarm_s": settings.partial_alarm_s,
                                  "broker_probe": (lambda: probe_broker(settings)) if settings.broker_url
                                  else None}).start()
         return anchoring, relaying

@@ -1,30 +1,35 @@
 """Open the catalog database and bring its schema up to date (Alembic).
 
 SQLite is the embedded default; PostgreSQL is used by URL. Migrations run at
-open time so a station or worker never talks to an out-of-date schema.
+open time so a station or worker never talks to an out-of-date schema. A catalogue already at the newest revision
+is recognised by one query of `alembic_version` against the migration files' head, without importing Alembic
+(~0.15 s of every command's start, `evidence ingest` included); anything else goes through Alembic, under the lock.
 """
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from catalog.errors import CatalogUnavailable
 
-__all__ = ["MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write", "migrate", "open_catalog",
-           "redact_url"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write", "head_revision", "migrate",
+           "open_catalog", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +78,40 @@ def begin_write(session: Session) -> None:
         session.execute(text("SELECT 1 FROM custody_head WHERE id = 1 FOR UPDATE"))
 
 
+#: `revision = '0020'` / `down_revision = '0019'` in a migration file (the form Alembic writes).
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+
+
+@cache
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the migration files (the one no other names as its
+    down_revision); None when that is not a single revision (then Alembic decides)."""
+    revisions: set[str] = set()
+    replaced: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for kind, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
+            (revisions if kind == "revision" else replaced).add(value)
+    heads = revisions - replaced
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _schema_is_current(engine: Engine) -> bool:
+    """Whether the catalogue's `alembic_version` holds exactly the head revision (a query error, e.g. no such table
+    yet: not known to be). Raises OperationalError when the catalogue does not answer (one connection attempt)."""
+    head = head_revision()
+    if head is None:
+        return False
+    with engine.connect() as connection:
+        try:
+            found = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+        except SQLAlchemyError:
+            return False
+    return found == {head}
+
+
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -111,8 +149,13 @@ def migrate(engine: Engine) -> None:
     Processes that start together on an empty catalogue (a station and its worker after a fresh install) each
     migrate; without a lock all but one crashed on alembic_version. PostgreSQL: the migrating transaction takes
     a transaction-scoped advisory lock first, so the others wait until it commits and then find the schema
-    current. SQLite: an exclusive file lock beside the database file (_sqlite_migrate_lock).
+    current. SQLite: an exclusive file lock beside the database file (_sqlite_migrate_lock). A catalogue already at
+    the head revision is left alone at once (`_schema_is_current`, no Alembic import, no lock).
     """
+    if _schema_is_current(engine):
+        return
+    from alembic import command
+
     cfg = alembic_config()
     with _MIGRATE_LOCK:
         if engine.dialect.name == "sqlite":

@@ -20,6 +20,7 @@ in.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,9 +35,14 @@ from catalog.db import begin_write
 from catalog.errors import PolicyInvalid, PolicyNotAdopted
 from catalog.models import CustodyEvent
 from catalog.retention import CaseType, RetentionPolicy
+from storage import RetentionRefused
 
 __all__ = ["AdoptedPolicy", "PolicyTerms", "adopt_policy", "adopted_policy", "ensure_policy", "policy_differences",
-           "require_policy"]
+           "policy_in_force", "require_policy"]
+
+logger = logging.getLogger(__name__)
+#: (adopted fingerprint, this process's fingerprint) pairs already logged by policy_in_force: one warning each.
+_WARNED: set[tuple[str, str]] = set()
 
 #: How the reason of a policy the station adopted because none was adopted yet begins.
 FIRST_USE = "first use"
@@ -72,9 +78,11 @@ class PolicyTerms:
             kinds = tuple(CaseType(code=str(t["code"]), name=str(t["name"]), name_en=str(t["name_en"]),
                                    years=None if t["years"] is None else int(t["years"]))
                           for t in data["case_types"])
-            return cls(routine_months=int(data["routine_months"]), zone=str(data["zone"]), case_types=kinds,
-                       disposal_approval=str(data["disposal_approval"]))
-        except (KeyError, TypeError, ValueError) as exc:
+            terms = cls(routine_months=int(data["routine_months"]), zone=str(data["zone"]), case_types=kinds,
+                        disposal_approval=str(data["disposal_approval"]))
+            terms.policy()  # a zone or period no decision could use (ZoneInfoNotFoundError is a KeyError)
+            return terms
+        except (KeyError, TypeError, ValueError, AttributeError, PolicyInvalid, RetentionRefused) as exc:
             raise PolicyInvalid(f"the adopted retention policy is not whole ({type(exc).__name__}: {exc})") from exc
 
     def as_json(self) -> dict[str, Any]:
@@ -135,12 +143,41 @@ def adopted_policy(session: Session) -> AdoptedPolicy | None:
         return None
     assert event.id is not None and event.at is not None
     details = event.details or {}
-    terms = PolicyTerms.from_json(details.get("terms") or {})
+    if not isinstance(details, Mapping) or not isinstance(details.get("terms"), Mapping):
+        raise PolicyInvalid(f"custody event {event.id} adopted no readable terms: the event was edited")
+    terms = PolicyTerms.from_json(details["terms"])
     if details.get("fingerprint") != terms.fingerprint:
         raise PolicyInvalid(f"custody event {event.id} adopted terms whose fingerprint is {terms.fingerprint}, "
                             f"but it states {details.get('fingerprint')!r}: the event was edited")
     return AdoptedPolicy(terms=terms, event_id=event.id, at=event.at, by=event.actor,
                          reason=str(details.get("reason") or ""))
+
+
+def policy_in_force(session: Session, here: RetentionPolicy) -> RetentionPolicy:
+    """The retention policy a station or worker decides by: the adopted terms, whatever *here* (its own
+    environment's) says; *here* only while nothing is adopted. A service left running after an administrator adopted
+    new terms then gives new recordings their retention under the new terms, not its old ones (a shorter routine
+    period in its environment would have locked them too briefly). A difference is logged once per process, as a
+    WARNING naming both fingerprints: restart the service with the adopted terms. An adoption the catalogue cannot
+    state (an event edited behind the application's back: PolicyInvalid) never holds evidence up: it is logged
+    (ERROR, once per process) and *here* decides; verify and every command that writes retention name it."""
+    try:
+        adopted = adopted_policy(session)
+    except PolicyInvalid as exc:
+        if (seen := ("invalid", str(exc))) not in _WARNED:
+            _WARNED.add(seen)
+            logger.error("%s; deciding retention by this process's own terms until it is put right.", exc)
+        return here
+    if adopted is None:
+        return here
+    mine = PolicyTerms.of(here, disposal_approval=adopted.terms.disposal_approval)
+    if mine != adopted.terms and (seen := (adopted.terms.fingerprint, mine.fingerprint)) not in _WARNED:
+        _WARNED.add(seen)
+        logger.warning("This process runs with other retention terms (%s) than the catalogue adopted (%s, event %d "
+                       "by %s): it decides by the adopted ones; restart it with them. %s.", mine.fingerprint[:12],
+                       adopted.terms.fingerprint[:12], adopted.event_id, adopted.by,
+                       "; ".join(policy_differences(adopted.terms, mine)))
+    return adopted.terms.policy()
 
 
 def adopt_policy(session: Session, terms: PolicyTerms, *, by: str, reason: str) -> AdoptedPolicy:

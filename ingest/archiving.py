@@ -34,6 +34,7 @@ from catalog import (
 from catalog.clock import archive_now
 from catalog.custody import NewEvent, append_events
 from catalog.fixity import mark_verified
+from catalog.policy_adoption import policy_in_force
 from catalog.recordings import has_manifest, lock_recording_state, staged_ids
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention_job import decide_for
@@ -107,11 +108,13 @@ def prove_stored(session: Session, store: EvidenceStore, recording: Recording, *
 
 def retention_at_hand_off(session: Session, recording: Recording, policy: RetentionPolicy) -> None:
     """Stamp the hand-off to the store (`archived_at`, now) and grow the recording's retention to what the rules
-    say counted from it: the store is then asked to lock it at least that long (never a date in the past)."""
+    say counted from it: the store is then asked to lock it at least that long (never a date in the past). The rules
+    are the adopted terms (catalog.policy_adoption.policy_in_force), *policy* only while none are adopted."""
     assert recording.id is not None
     recording.archived_at = archive_now(session)[0]  # never earlier than the custody chain (catalog.clock)
     with session.no_autoflush:  # nothing is written before the upload: no write transaction held across it
-        decision = decide_for(session, [recording], policy)[recording.id]
+        # A service left running after a re-adoption: the adopted terms, not its own
+        decision = decide_for(session, [recording], policy_in_force(session, policy))[recording.id]
     if recording.retain_until is None or decision.retain_until > recording.retain_until:
         recording.retain_until, recording.retention_rule = decision.retain_until, decision.rule
     recording.legal_hold = recording.legal_hold or decision.legal_hold

@@ -337,8 +337,11 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
                 written = _Pipeline(src_fd, dst_fd, digests, progress, base=offset).run()
             os.fsync(dst_fd)
         except OSError as exc:
-            raise CopyFailed(source, part, reason=exc.strerror or str(exc),
-                             bytes_copied=_size_or_zero(part), errno=exc.errno) from exc
+            copied = _size_or_zero(part)
+            if not resume:  # nothing will ever resume it (a one-off copy: a document attached to a case)
+                part.unlink(missing_ok=True)
+            raise CopyFailed(source, part, reason=exc.strerror or str(exc), bytes_copied=copied,
+                             errno=exc.errno) from exc
         finally:
             os.close(dst_fd)
     finally:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 from sqlmodel import Session
 
@@ -130,7 +131,7 @@ def station_status(as_json: bool) -> None:
     out = console()
     out.print(_status_table(status) if status.get("devices") is not None else "the station has not run yet")
     for alarm in status.get("alarms", []):
-        out.print(f"[bold red]ALARM[/bold red] {alarm['message']}")
+        out.print(f"[bold red]ALARM[/bold red] {escape(str(alarm['message']))}")  # file names are not markup
     for device in status.get("devices", []):
         for line in device.get("discarded", []):
             out.print(f"left on {device['path']} on purpose: {line}")

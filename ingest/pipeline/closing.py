@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from catalog import DockSession, Recording
 from catalog.models import DockResult
+from catalog.policy_adoption import policy_in_force
 from catalog.restamping import change_stamp
 from catalog.sightings import last_sighting_at
 from ingest.config import Settings
@@ -40,7 +41,8 @@ def stamp_marked_important(session: Session, store: EvidenceStore, marked: list[
         try:
             change_stamp(session, store, recording, by=actor,
                          reason=f"seen again on device {serial} as {device_path}, marked important there",
-                         case_pattern=settings.case_pattern, policy=settings.retention_policy,
+                         case_pattern=settings.case_pattern,
+                         policy=policy_in_force(session, settings.retention_policy),
                          key=key, important=True)
         except StorageError as exc:  # the revision stands; `evidence retention apply` completes the hold
             report.notes.append(f"recording {recording_id} marked important; its hold waits for the store: {exc}")

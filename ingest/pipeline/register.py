@@ -38,6 +38,7 @@ from catalog.clock import behind_by, chain_floor
 from catalog.custody import NewEvent, append_events
 from catalog.db import begin_write
 from catalog.integrity import INGEST_CHECK, record_integrity
+from catalog.policy_adoption import policy_in_force
 from catalog.recordings import find_by_sha256s
 from catalog.replay import ROW_KEY, row_values
 from catalog.sightings import sighting_at
@@ -180,6 +181,10 @@ class Registrar:
         or an impossible clock becomes a flagged row, a batch the catalogue refuses is catalogued one copy at a time;
         only the catalogue itself failing (OperationalError) escapes, and the caller journals the copies then."""
         self._start.dock(self._session)  # the dock is registered before anything of it is catalogued
+        # Each batch decides retention by the terms adopted now (a station left running after a re-adoption, a
+        # journal replayed after an outage, a re-adoption during a long dock): the inline upload locks it so.
+        self._row_context = replace(self._row_context,
+                                    policy=policy_in_force(self._session, self._settings.retention_policy))
         described = [(item, self._facts(item)) for item in items]
         registered: list[tuple[Recording, StagedCopy]] = []
         for run in _distinct_bytes(described):

@@ -27,6 +27,7 @@ from sqlmodel import Session
 from catalog import (
     CustodyKind,
     DockSession,
+    PolicyInvalid,
     PolicyNotAdopted,
     Recording,
     append_event,
@@ -401,8 +402,9 @@ class DockRun:
             return copied()
         except CopyFailed as exc:
             self.files_failed += 1
-            self.registrar.error(file, ErrorStage.COPY, exc.reason + (f" ({exc.bytes_copied} bytes kept for resume)"
-                                                                      if exc.bytes_copied else ""), preserved=False)
+            kept = f" ({exc.bytes_copied} bytes kept for resume in staging as {Path(exc.destination).name})"
+            self.registrar.error(file, ErrorStage.COPY, exc.reason + (kept if exc.bytes_copied else ""),
+                                 preserved=False)
             if not self.root.is_dir():
                 raise DeviceGone(self.root, f"vanished while copying {file.relative!r}") from exc
             return None
@@ -571,13 +573,15 @@ def _recognise(root: Path, settings: Settings,
 def _station_policy(engine: Engine, settings: Settings, actor: str) -> str | None:
     """The station's retention terms against the adopted policy (catalog.policy_adoption): adopted by the station's
     first dock when none is yet; other terms never stop a dock (nothing is lost) but are logged and noted (the
-    station refuses to start with them; this is one left running after an administrator adopted new ones). A
-    catalogue that does not answer: the dock journals as ever, nothing to compare."""
+    station refuses to start with them; this is one left running after an administrator adopted new ones: its rows
+    are decided by the adopted terms, `Registrar.register`), and neither does an adoption event edited behind the
+    application's back (verify names it). A catalogue that does not answer: the dock journals as ever, nothing to
+    compare."""
     try:
         with Session(engine) as session:
             ensure_policy(session, settings.policy_terms, command="the station's dock", adopt_as=actor,
                           required=False)
-    except PolicyNotAdopted as exc:
+    except (PolicyNotAdopted, PolicyInvalid) as exc:
         logger.error("%s", exc)
         return f"retention terms: {exc}"
     except OperationalError:

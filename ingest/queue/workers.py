@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from catalog import CatalogError, RecordingState, apply_retention, load_or_create_key, open_catalog
 from catalog.media_work import media_backlog
+from catalog.policy_adoption import policy_in_force
 from catalog.types import utcnow
 from ingest.anchoring import anchor_chain
 from ingest.archiving import read_back_archived
@@ -121,7 +122,8 @@ def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, id
     """Recordings stamped with the number of an open case join it and are held."""
     try:
         with Session(engine) as session:
-            apply_retention(session, store, settings.retention_policy, actor=actor, recording_ids=ids)
+            apply_retention(session, store, policy_in_force(session, settings.retention_policy), actor=actor,
+                            recording_ids=ids)
     except CatalogError as exc:  # the next `evidence retention apply` links and holds them
         logger.error("Case links for %d new recording(s) not made yet: %s", len(ids), exc)
 

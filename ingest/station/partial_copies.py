@@ -21,6 +21,8 @@ from typing import Any
 __all__ = ["PART_SUFFIX", "PartialCopies", "partial_copies"]
 
 PART_SUFFIX = ".part"
+#: How the partial copy of a document attached to a case is named (ingest.documents): never resumed.
+ATTACHMENT_PREFIX = "attach-"
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,14 @@ class PartialCopies:
 
     def message(self, staging: Path, limit_s: float) -> str:
         """The `partial_copy_idle` alarm's words: what is held, which copy is idle and what a person should do."""
-        return (f"{self.count} partial cop{'y' if self.count == 1 else 'ies'} ({self.size_bytes} bytes) in {staging}; "
-                f"{self.oldest} has not been written for {self.oldest_idle_s:.0f} s (over {limit_s:g} s): dock that "
-                "recorder again to finish the copy (the dock session's errors name the file), and keep the partial "
-                "copy until then: it may be all that is left of a broken recorder")
+        held = (f"{self.count} partial cop{'y' if self.count == 1 else 'ies'} ({self.size_bytes} bytes) in {staging}; "
+                f"{self.oldest} has not been written for {self.oldest_idle_s:.0f} s (over {limit_s:g} s): ")
+        if (self.oldest or "").startswith(ATTACHMENT_PREFIX):
+            return held + ("a document attachment cut short (`evidence case attach` was killed): attach the document "
+                           "again, then remove this file")
+        return held + ("dock that recorder again to finish the copy (the dock session's error names this file: "
+                       "\"kept for resume in staging as …\"), and keep the partial copy until then: it may be all "
+                       "that is left of a broken recorder")
 
     def alarm(self, staging: Path, limit_s: float) -> dict[str, Any] | None:
         """The raised `partial_copy_idle` alarm as the status JSON carries it, or None while it is clear."""
@@ -79,7 +85,8 @@ def partial_copies(staging: Path, *, now: float) -> PartialCopies:
             count += 1
             size += info.st_size
             if oldest_mtime is None or info.st_mtime < oldest_mtime:
-                oldest_mtime, oldest = info.st_mtime, entry.name
+                # A name that is not UTF-8 is shown escaped: the status file and JSON output must stay writable
+                oldest_mtime, oldest = info.st_mtime, os.fsencode(entry.name).decode("utf-8", "backslashreplace")
     if oldest_mtime is None:
         return PartialCopies()
     return PartialCopies(count=count, size_bytes=size, oldest_idle_s=max(0.0, now - oldest_mtime), oldest=oldest)

@@ -92,6 +92,9 @@ def test_a_recorder_pulled_mid_copy_raises_the_alarm_once_idle_and_docking_it_ag
                            progress=_pull_mid_copy(device, parked, 4 << 20))
     assert report.recordings == [] and report.errors[-1]["stage"] == "device"
     (part,) = settings.staging_dir.glob("*.part")
+    # The dock's error names the partial copy, so the alarm's file can be traced back to the recorder and file
+    assert any(f"kept for resume in staging as {part.name}" in e["reason"] and "MVI_0001.MP4" in e["file"]
+               for e in report.errors), report.errors
 
     metrics = StationMetrics(settings.station, broker_configured=False)
     metrics.refresh(engine, staged_alarm_s=3600, staging=settings.staging_dir, partial_alarm_s=DAY)
@@ -131,3 +134,59 @@ def test_a_recorder_pulled_mid_copy_raises_the_alarm_once_idle_and_docking_it_ag
         assert _get(cleared, name, station=settings.station) == 0, name
     assert _alarm(metrics, "partial_copy_idle") == 0
     assert json.loads(run_cli(env, "station", "status", "--json").output)["alarms"] == []
+
+
+def test_a_name_that_is_not_utf8_or_looks_like_markup_is_shown_as_it_is_and_never_breaks_the_status(
+        settings, engine):
+    staging = settings.staging_dir
+    staging.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    odd = os.path.join(os.fsencode(staging), b"\xff\xfe-cam.part")
+    with open(odd, "wb") as fh:
+        fh.write(b"x" * 7)
+    os.utime(odd, (now - 3 * DAY, now - 3 * DAY))
+    (staging / "[bold]x.part").write_bytes(b"y")
+    _aged(staging / "[bold]x.part", 2 * DAY, now=now)
+    held = partial_copies(staging, now=now)
+    assert held.count == 2 and held.oldest == "\\xff\\xfe-cam.part"
+    json.dumps(held.alarm(staging, DAY), ensure_ascii=False).encode("utf-8")  # what the status file write does
+
+    metrics = StationMetrics(settings.station, broker_configured=False)
+    metrics.partial(staging, idle_alarm_s=DAY)
+    (raised,) = metrics.alarms()
+    assert raised["oldest"] == "\\xff\\xfe-cam.part"
+    env = {"EVIDENCE_HOME": str(settings.home), "EVIDENCE_DATABASE_URL": settings.database_url}
+    status = json.loads(run_cli(env, "station", "status", "--json").output)
+    assert status["partial_copies"]["count"] == 2
+    os.unlink(odd)
+    assert "[bold]x.part has not been written" in run_cli(env, "station", "status").output  # not taken as markup
+
+
+def test_a_document_attachment_cut_short_leaves_no_partial_copy(tmp_path):
+    from ingest.errors import CopyFailed
+    from ingest.transfer import copy_and_hash
+
+    source = tmp_path / "report.pdf"
+    source.write_bytes(os.urandom(12 << 20))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    seen = {"bytes": 0}
+
+    def fails_half_way(value: int) -> None:  # the copy's progress: bytes written so far, in steps
+        seen["bytes"] += value
+        if seen["bytes"] >= 4 << 20:
+            raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(CopyFailed) as failed:
+        copy_and_hash(source, staging, part_name="attach-0123", resume=False, progress=fails_half_way)
+    assert failed.value.bytes_copied >= 4 << 20  # what was written is said, and then removed: nothing resumes it
+    assert list(staging.glob("*.part")) == []
+    # A resumable copy keeps its partial copy, as before
+    seen["bytes"] = 0
+    with pytest.raises(CopyFailed):
+        copy_and_hash(source, staging, part_name="dev-key", progress=fails_half_way)
+    assert [p.name for p in staging.glob("*.part")] == ["dev-key.part"]
+    held = partial_copies(staging, now=time.time() + 2 * DAY)
+    assert "dock that recorder again" in held.message(staging, DAY)
+    attachment = PartialCopies(count=1, size_bytes=1, oldest_idle_s=2 * DAY, oldest="attach-9.part")
+    assert "attach the document again" in attachment.message(staging, DAY)

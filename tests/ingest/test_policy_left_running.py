@@ -1,0 +1,171 @@
+"""A worker or station left running with its old retention terms after an administrator adopted new ones: what it
+archives is locked under the adopted terms, never its own shorter ones (a review found new recordings locked for the
+old six months after a year was adopted, 2026-12-02), also when the dock's copies were journaled during a catalogue
+outage and catalogued afterwards; the difference is logged once, not per recording. An adoption event edited behind
+the application's back stops neither a dock nor an archive."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from catalog import Recording, policy_adoption
+from catalog.models import CustodyEvent
+from catalog.policy_adoption import PolicyTerms, adopt_policy, adopted_policy, policy_in_force
+from catalog.signing import load_or_create_key
+from catalog.types import utcnow
+from ingest.archiving import archive_recording
+from ingest.pipeline import IngestOptions, catalogue_journal, ingest_folder
+from ingest.pipeline import run as pipeline  # the module whose names the tests replace
+from tests.conftest import as_attacker
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+MONTH = timedelta(days=30.44)
+
+
+def test_a_worker_still_on_the_old_terms_locks_new_recordings_under_the_adopted_ones(
+        samples, settings, engine, store, caplog, monkeypatch):
+    monkeypatch.setattr(policy_adoption, "_WARNED", set())  # once per process: this test's process is many tests'
+    old = settings.retention_policy
+    assert old.routine_months == 6
+    staged = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True)).recordings  # the station adopts its terms
+    assert len(staged) >= 2 and {r["state"] for r in staged} == {"staged"}
+    with Session(engine) as session:
+        first = adopted_policy(session)
+        assert first is not None and first.terms.routine_months == 6
+        # An administrator adopts two years; this worker's environment still says six months
+        adopt_policy(session, PolicyTerms.of(replace(old, routine_months=24),
+                                             disposal_approval=first.terms.disposal_approval),
+                     by="admin-wu", reason="新规定: 两年")
+        session.commit()
+
+    key = load_or_create_key(settings.station_key_path)
+    caplog.set_level(logging.WARNING, logger="catalog.policy_adoption")
+    before = utcnow()
+    for row in staged:
+        assert archive_recording(engine, store, settings.staging_dir, row["id"], key=key, actor="worker:old",
+                                 policy=old, station=settings.station) == "archived"
+    with Session(engine) as session:
+        for row in staged:
+            recording = session.get(Recording, row["id"])
+            assert recording is not None and recording.retain_until is not None
+            # Under the old terms the lock would end about six months after the hand-off (or capture); it is two years
+            assert recording.retain_until > before + 23 * MONTH, (recording.id, recording.retain_until)
+            assert store.head(recording.sha256).retain_until == recording.retain_until  # the WORM lock itself
+    warned = [r for r in caplog.records if "other retention terms" in r.getMessage()]
+    assert len(warned) == 1 and "routine_months: adopted 24, here 6" in warned[0].getMessage()
+
+
+def test_while_nothing_is_adopted_the_process_s_own_terms_decide(engine, settings):
+    with Session(engine) as session:
+        assert adopted_policy(session) is None
+        assert policy_in_force(session, settings.retention_policy) == settings.retention_policy
+
+
+def test_an_embedded_station_still_on_the_old_terms_locks_its_next_dock_under_the_adopted_ones(
+        samples, settings, engine, store, monkeypatch):
+    monkeypatch.setattr(policy_adoption, "_WARNED", set())
+    old = settings.retention_policy
+    first = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store)
+    assert first.recordings and not any("retention terms" in n for n in first.notes)
+    with Session(engine) as session:
+        adopted = adopted_policy(session)
+        assert adopted is not None
+        adopt_policy(session, PolicyTerms.of(replace(old, routine_months=24),
+                                             disposal_approval=adopted.terms.disposal_approval),
+                     by="admin-wu", reason="新规定: 两年")
+        session.commit()
+    before = utcnow()
+    # The same station process (its settings unchanged) docks the next recorder: copied, stamped and archived inline
+    report = ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store)
+    assert report.recordings and {r["state"] for r in report.recordings} <= {"archived", "verified"}
+    assert any("retention terms" in n and "routine_months: adopted 24, here 6" in n for n in report.notes)
+    with Session(engine) as session:
+        for row in report.recordings:
+            recording = session.get(Recording, row["id"])
+            assert recording is not None and recording.retain_until is not None
+            assert recording.retain_until > before + 23 * MONTH, (recording.id, recording.retain_until)
+            assert store.head(recording.sha256).retain_until == recording.retain_until
+
+
+def _adopt_two_years(engine, settings) -> None:
+    with Session(engine) as session:
+        adopted = adopted_policy(session)
+        assert adopted is not None
+        adopt_policy(session, PolicyTerms.of(replace(settings.retention_policy, routine_months=24),
+                                             disposal_approval=adopted.terms.disposal_approval),
+                     by="admin-wu", reason="新规定: 两年")
+        session.commit()
+
+
+def test_copies_journaled_during_an_outage_are_locked_under_the_terms_adopted_meanwhile(
+        samples, settings, engine, store, monkeypatch):
+    monkeypatch.setattr(policy_adoption, "_WARNED", set())
+    assert ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store).recordings
+    _adopt_two_years(engine, settings)
+    real_register = pipeline.DockRun.register
+
+    def catalogue_down(self, item):
+        raise OperationalError("INSERT INTO recording", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(pipeline.DockRun, "register", catalogue_down)
+    with pytest.raises(Exception, match="journaled"):
+        ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store)
+    monkeypatch.setattr(pipeline.DockRun, "register", real_register)
+    before = utcnow()
+    report = catalogue_journal("GPS7788", settings=settings, engine=engine, store=store)
+    assert report is not None and report.recordings
+    with Session(engine) as session:
+        for row in report.recordings:
+            recording = session.get(Recording, row["id"])
+            assert recording is not None and recording.retain_until is not None
+            assert recording.retain_until > before + 23 * MONTH, (recording.id, recording.retain_until)
+            assert store.head(recording.sha256).retain_until == recording.retain_until
+
+
+def _recomputed_bad_zone(details):
+    terms = replace(PolicyTerms.from_json(details["terms"]), zone="Nowhere/Land")
+    return {**details, "terms": terms.as_json(), "fingerprint": terms.fingerprint}
+
+
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda d: {**d, "terms": {**d["terms"], "routine_months": 1}}, id="terms-changed"),
+    pytest.param(lambda d: ["edited"], id="details-not-an-object"),
+    pytest.param(_recomputed_bad_zone, id="impossible-zone-with-its-fingerprint"),
+])
+def test_an_edited_adoption_event_stops_neither_the_archive_nor_the_next_dock(
+        samples, settings, engine, store, monkeypatch, caplog, edit):
+    monkeypatch.setattr(policy_adoption, "_WARNED", set())
+    staged = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(defer_archive=True)).recordings
+    with Session(engine) as session:
+        adopted = adopted_policy(session)
+        assert adopted is not None
+    as_attacker(engine)
+    with Session(engine) as session:
+        event = session.get(CustodyEvent, adopted.event_id)
+        assert event is not None
+        event.details = edit(dict(event.details))
+        session.add(event)
+        session.commit()
+    caplog.set_level(logging.ERROR)
+    key = load_or_create_key(settings.station_key_path)
+    before = utcnow()
+    for row in staged:  # the process's own terms (six months) decide: the evidence still goes to WORM storage
+        assert archive_recording(engine, store, settings.staging_dir, row["id"], key=key, actor="worker",
+                                 policy=settings.retention_policy, station=settings.station) == "archived"
+    with Session(engine) as session:
+        for row in staged:
+            recording = session.get(Recording, row["id"])
+            assert recording is not None and recording.retain_until is not None
+            assert before + 5 * MONTH < recording.retain_until < before + 7 * MONTH
+    again = ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store)
+    assert again.recordings and {r["state"] for r in again.recordings} <= {"archived", "verified"}
+    assert any(n.startswith("retention terms:") for n in again.notes), again.notes
+    assert any("deciding retention by this process's own terms" in r.getMessage() for r in caplog.records)

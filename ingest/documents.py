@@ -36,6 +36,7 @@ from catalog import (
 )
 from catalog.cases import Attach
 from catalog.clock import archive_now
+from catalog.policy_adoption import policy_in_force
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention import routine_rule
 from ingest.archiving import mark_archived
@@ -180,10 +181,10 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
                           time_source="document date" if dated else "none", integrity_status=kind.status,
                           integrity_detail=kind.detail, captured_start=captured, captured_end=captured,
                           case_number=case.number, purpose=title)
-    months = settings.routine_retention_months
+    policy = policy_in_force(session, settings.retention_policy)  # a web app left running after a re-adoption
+    months = policy.routine_months
     recording = staged_recording(copy, described, original_name=path.name, station=settings.station, now=now,
-                                 retain_until=compute_retain_until(now, routine_months=months,
-                                                                     zone=settings.station_tz),
+                                 retain_until=compute_retain_until(now, routine_months=months, zone=policy.zone),
                                  retention_rule=routine_rule(months),
                                  technical={"attached_from": path.name})
     session.add(recording)

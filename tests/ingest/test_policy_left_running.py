@@ -169,3 +169,28 @@ def test_an_edited_adoption_event_stops_neither_the_archive_nor_the_next_dock(
     assert again.recordings and {r["state"] for r in again.recordings} <= {"archived", "verified"}
     assert any(n.startswith("retention terms:") for n in again.notes), again.notes
     assert any("deciding retention by this process's own terms" in r.getMessage() for r in caplog.records)
+
+
+def test_a_document_attached_by_a_process_on_the_old_terms_is_locked_under_the_adopted_ones(
+        samples, settings, engine, store, tmp_path, monkeypatch):
+    from datetime import date
+
+    from catalog import DEFAULT_CASE_PATTERN, create_case
+    from ingest.documents import attach_document
+    from tests.helpers.documents import pdf_bytes
+
+    monkeypatch.setattr(policy_adoption, "_WARNED", set())
+    assert ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store).recordings  # adopts
+    _adopt_two_years(engine, settings)
+    report = tmp_path / "询问笔录.pdf"
+    report.write_bytes(pdf_bytes())
+    before = utcnow()
+    with Session(engine) as session:
+        case = create_case(session, number="AB-2026-00077", title="无照经营", case_type="penalty-general", unit="",
+                           opened_on=date(2026, 11, 1), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,
+                           policy=policy_in_force(session, settings.retention_policy), today=date(2026, 11, 23))
+        session.commit()
+        attached = attach_document(session, store, settings, case, report, title="询问笔录", by="clerk",
+                                   key=load_or_create_key(settings.station_key_path)).recording
+        assert attached.retain_until is not None and attached.retain_until > before + 23 * MONTH
+        assert store.head(attached.sha256).retain_until == attached.retain_until

@@ -30,6 +30,8 @@ from sqlmodel import Session
 from catalog import CatalogUnavailable
 from catalog import outbox as catalog_outbox
 from catalog.alarms import staged_overdue, station_backlog
+from catalog.errors import PolicyInvalid
+from catalog.policy_adoption import PolicyTerms, adopted_policy, policy_differences
 from catalog.types import utcnow
 from ingest.config import Settings
 from ingest.errors import first_line
@@ -42,7 +44,8 @@ __all__ = ["ALARM_KINDS", "BYTES_WINDOW_S", "PROBE_TIMEOUT_S", "STAGES", "Broker
 logger = logging.getLogger(__name__)
 
 #: The alarm kinds (`evidence_alarm{kind=...}` and the status JSON's "alarms").
-ALARM_KINDS = ("broker_unreachable", "catalogue_unreachable", "staged_overdue", "outbox_backlog", "partial_copy_idle")
+ALARM_KINDS = ("broker_unreachable", "catalogue_unreachable", "staged_overdue", "outbox_backlog", "partial_copy_idle",
+               "retention_terms_differ")
 #: Failure stages shown at 0 from the start, so `increase()` sees the first failure (others appear when they occur).
 STAGES = ("copy", "describe", "catalogue", "archive", "manifest", "device")
 #: `evidence_ingest_bytes_per_second` is the bytes copied in this many seconds, divided by it.
@@ -316,10 +319,10 @@ class StationMetrics:
     def refresh(self, engine: Engine, *, staged_alarm_s: float,
                 outbox_backlog_alarm_s: float = OUTBOX_BACKLOG_ALARM_S, broker_probe: BrokerProbe | None = None,
                 staging: Path | None = None, partial_alarm_s: float = PARTIAL_ALARM_S,
-                now: datetime | None = None) -> None:
+                terms: PolicyTerms | None = None, now: datetime | None = None) -> None:
         """Read this station's figures from its staging (with *staging*: `partial`), the broker and the catalogue
-        and decide every alarm. Never raises for an unreachable catalogue or broker: that is what the alarms are
-        for."""
+        and decide every alarm (with *terms*, this station's retention terms: `retention_terms_differ`). Never raises
+        for an unreachable catalogue or broker: that is what the alarms are for."""
         now = now or utcnow()
         if staging is not None:
             self.partial(staging, idle_alarm_s=partial_alarm_s, now=now)
@@ -334,6 +337,8 @@ class StationMetrics:
                 held = station_backlog(session, self.station)
                 waiting = catalog_outbox.backlog(session, station=self.station)
                 overdue = staged_overdue(session, now=now, older_than_s=staged_alarm_s, station=self.station)
+                if terms is not None:
+                    self._decide_terms(session, terms, now)
         except _CATALOGUE_DOWN as exc:
             self._set("catalogue_unreachable", True,
                       f"the catalogue does not answer: {first_line(exc, None)}; copies are staged and journaled "
@@ -359,16 +364,35 @@ class StationMetrics:
             self._outbox_pending = waiting.count
             self._decide_broker(now)
 
+    def _decide_terms(self, session: Session, terms: PolicyTerms, now: datetime) -> None:
+        """`retention_terms_differ`: raised while the catalogue's adopted retention terms are not this station's (it
+        was left running after an administrator adopted new ones: it decides by the adopted terms, and should be
+        restarted with them), or while the adoption event cannot be read (edited behind the application's back)."""
+        try:
+            adopted = adopted_policy(session)
+        except PolicyInvalid as exc:
+            self._set("retention_terms_differ", True, f"the adopted retention policy cannot be read: {exc}; this "
+                      "station decides by its own terms until it is put right (`evidence verify` names the edit)", now)
+            return
+        differ = adopted is not None and adopted.terms != terms
+        self._set("retention_terms_differ", differ, "" if not differ or adopted is None else (
+            f"this station runs with retention terms {terms.fingerprint[:12]}, but the catalogue adopted "
+            f"{adopted.terms.fingerprint[:12]} (custody event {adopted.event_id}, {adopted.by}, "
+            f"{adopted.at.isoformat(timespec='seconds')}): it decides by the adopted terms; restart the station and "
+            f"its worker with them ({'; '.join(policy_differences(adopted.terms, terms))})"), now,
+            None if adopted is None else {"adopted": adopted.terms.fingerprint, "here": terms.fingerprint})
+
     def refresh_forever(self, engine: Engine, stop: threading.Event, *, every_s: float, staged_alarm_s: float,
                         outbox_backlog_alarm_s: float = OUTBOX_BACKLOG_ALARM_S,
                         broker_probe: BrokerProbe | None = None, staging: Path | None = None,
-                        partial_alarm_s: float = PARTIAL_ALARM_S) -> None:
+                        partial_alarm_s: float = PARTIAL_ALARM_S, terms: PolicyTerms | None = None) -> None:
         """`refresh` every *every_s* until *stop* is set: run it on a thread of its own, so a slow catalogue or
         broker (each read can take its connect timeout) never delays the main loop's heartbeat."""
         while True:
             try:
                 self.refresh(engine, staged_alarm_s=staged_alarm_s, outbox_backlog_alarm_s=outbox_backlog_alarm_s,
-                             broker_probe=broker_probe, staging=staging, partial_alarm_s=partial_alarm_s)
+                             broker_probe=broker_probe, staging=staging, partial_alarm_s=partial_alarm_s,
+                             terms=terms)
             except Exception:
                 logger.exception("Refreshing the station metrics failed.")
             if stop.wait(every_s):

@@ -485,6 +485,7 @@ class StationService:
                          daemon=True,
                          kwargs={"every_s": settings.rescan_s, "staged_alarm_s": settings.staged_alarm_s,
                                  "staging": settings.staging_dir, "partial_alarm_s": settings.partial_alarm_s,
+                                 "terms": settings.policy_terms,
                                  "broker_probe": (lambda: probe_broker(settings)) if settings.broker_url
                                  else None}).start()
         return anchoring, relaying

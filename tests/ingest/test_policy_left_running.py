@@ -194,3 +194,27 @@ def test_a_document_attached_by_a_process_on_the_old_terms_is_locked_under_the_a
                                    key=load_or_create_key(settings.station_key_path)).recording
         assert attached.retain_until is not None and attached.retain_until > before + 23 * MONTH
         assert store.head(attached.sha256).retain_until == attached.retain_until
+
+
+def test_a_station_left_running_on_other_terms_raises_an_alarm_until_the_terms_agree_again(
+        samples, settings, engine, store):
+    from ingest.station.health import StationMetrics
+    from tests.ingest.station.test_station_health import _alarm
+
+    metrics = StationMetrics(settings.station, broker_configured=False)
+    metrics.refresh(engine, staged_alarm_s=3600, terms=settings.policy_terms)
+    assert _alarm(metrics, "retention_terms_differ") == 0  # nothing adopted yet: nothing to differ from
+    assert ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store).recordings  # adopts
+    metrics.refresh(engine, staged_alarm_s=3600, terms=settings.policy_terms)
+    assert _alarm(metrics, "retention_terms_differ") == 0
+    _adopt_two_years(engine, settings)
+    metrics.refresh(engine, staged_alarm_s=3600, terms=settings.policy_terms)
+    assert _alarm(metrics, "retention_terms_differ") == 1
+    (raised,) = [a for a in metrics.alarms() if a["kind"] == "retention_terms_differ"]
+    assert "routine_months: adopted 24, here 6" in raised["message"] and "restart the station" in raised["message"]
+    assert raised["here"] == settings.policy_terms.fingerprint != raised["adopted"]
+    with Session(engine) as session:  # the administrator adopts the station's terms back
+        adopt_policy(session, settings.policy_terms, by="admin-wu", reason="撤回")
+        session.commit()
+    metrics.refresh(engine, staged_alarm_s=3600, terms=settings.policy_terms)
+    assert _alarm(metrics, "retention_terms_differ") == 0 and metrics.alarms() == []

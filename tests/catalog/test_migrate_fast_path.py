@@ -16,18 +16,10 @@ from catalog import open_catalog
 from catalog.db import alembic_config, head_revision
 from catalog.errors import CatalogUnavailable
 from tests.conftest import process_env
+from tests.ingest.test_ops_migrate_race import _versions
 from tests.s3server import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _versions(url: str) -> list[str]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))]
-    finally:
-        engine.dispose()
 
 
 def test_the_head_read_from_the_migration_files_is_alembic_s():

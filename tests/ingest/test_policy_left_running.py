@@ -28,6 +28,16 @@ pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 MONTH = timedelta(days=30.44)
 
 
+def _locked_for_two_years(engine, store, ids: list[int], *, since) -> None:
+    """Each recording's retention, and its WORM lock itself, runs about two years from *since* (not six months)."""
+    with Session(engine) as session:
+        for rid in ids:
+            recording = session.get(Recording, rid)
+            assert recording is not None and recording.retain_until is not None
+            assert recording.retain_until > since + 23 * MONTH, (recording.id, recording.retain_until)
+            assert store.head(recording.sha256).retain_until == recording.retain_until
+
+
 def test_a_worker_still_on_the_old_terms_locks_new_recordings_under_the_adopted_ones(
         samples, settings, engine, store, caplog, monkeypatch):
     monkeypatch.setattr(policy_adoption, "_WARNED", set())  # once per process: this test's process is many tests'
@@ -51,13 +61,8 @@ def test_a_worker_still_on_the_old_terms_locks_new_recordings_under_the_adopted_
     for row in staged:
         assert archive_recording(engine, store, settings.staging_dir, row["id"], key=key, actor="worker:old",
                                  policy=old, station=settings.station) == "archived"
-    with Session(engine) as session:
-        for row in staged:
-            recording = session.get(Recording, row["id"])
-            assert recording is not None and recording.retain_until is not None
-            # Under the old terms the lock would end about six months after the hand-off (or capture); it is two years
-            assert recording.retain_until > before + 23 * MONTH, (recording.id, recording.retain_until)
-            assert store.head(recording.sha256).retain_until == recording.retain_until  # the WORM lock itself
+    # Under the old terms the lock would end about six months after the hand-off (or capture); it is two years
+    _locked_for_two_years(engine, store, [row["id"] for row in staged], since=before)
     warned = [r for r in caplog.records if "other retention terms" in r.getMessage()]
     assert len(warned) == 1 and "routine_months: adopted 24, here 6" in warned[0].getMessage()
 
@@ -86,12 +91,7 @@ def test_an_embedded_station_still_on_the_old_terms_locks_its_next_dock_under_th
     report = ingest_folder(samples.dcim_camera, settings=settings, engine=engine, store=store)
     assert report.recordings and {r["state"] for r in report.recordings} <= {"archived", "verified"}
     assert any("retention terms" in n and "routine_months: adopted 24, here 6" in n for n in report.notes)
-    with Session(engine) as session:
-        for row in report.recordings:
-            recording = session.get(Recording, row["id"])
-            assert recording is not None and recording.retain_until is not None
-            assert recording.retain_until > before + 23 * MONTH, (recording.id, recording.retain_until)
-            assert store.head(recording.sha256).retain_until == recording.retain_until
+    _locked_for_two_years(engine, store, [row["id"] for row in report.recordings], since=before)
 
 
 def _adopt_two_years(engine, settings) -> None:
@@ -121,12 +121,7 @@ def test_copies_journaled_during_an_outage_are_locked_under_the_terms_adopted_me
     before = utcnow()
     report = catalogue_journal("GPS7788", settings=settings, engine=engine, store=store)
     assert report is not None and report.recordings
-    with Session(engine) as session:
-        for row in report.recordings:
-            recording = session.get(Recording, row["id"])
-            assert recording is not None and recording.retain_until is not None
-            assert recording.retain_until > before + 23 * MONTH, (recording.id, recording.retain_until)
-            assert store.head(recording.sha256).retain_until == recording.retain_until
+    _locked_for_two_years(engine, store, [row["id"] for row in report.recordings], since=before)
 
 
 def _recomputed_bad_zone(details):

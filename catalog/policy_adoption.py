@@ -11,8 +11,9 @@ Now the terms are adopted once, by a `policy_adopted` custody event that states 
 fingerprint (SHA-256 of their RFC 8785 form): the station adopts the terms it runs with at its first start or
 dock (`ensure_policy` with *adopt_as*), never a user's command; every later command that writes retention, the
 station, the workers and the web app refuse other terms (PolicyNotAdopted: both fingerprints and every
-difference), and the functions that write retention refuse too, so a service still running with the old terms
-after an administrator adopted new ones decides nothing under them there. An administrator changes the policy
+difference), and the functions that write retention refuse too; a service still running with the old terms after
+an administrator adopted new ones decides new recordings' retention by the adopted terms (`policy_in_force`) and
+nothing under its own. An administrator changes the policy
 with `evidence retention adopt --reason …` (the new terms in that command's environment), a custody event like
 any other; verify checks every recording against the terms the chain adopted, whatever the environment it runs
 in.
@@ -47,6 +48,8 @@ _WARNED: set[tuple[str, str]] = set()
 #: How the reason of a policy the station adopted because none was adopted yet begins.
 FIRST_USE = "first use"
 _APPROVALS = ("required", "none")
+#: Longest period adopted terms may state: dates past year 9999 do not exist (an edited event said 10**30 months).
+_MAX_YEARS = 5000
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,15 @@ class PolicyTerms:
             terms = cls(routine_months=int(data["routine_months"]), zone=str(data["zone"]), case_types=kinds,
                         disposal_approval=str(data["disposal_approval"]))
             terms.policy()  # a zone or period no decision could use (ZoneInfoNotFoundError is a KeyError)
+            if terms.routine_months > 12 * _MAX_YEARS or any(t.years is not None and not 0 < t.years <= _MAX_YEARS
+                                                               for t in terms.case_types):
+                raise PolicyInvalid(f"a period over {_MAX_YEARS} years, which no date can hold")
+            if terms.disposal_approval not in _APPROVALS:
+                raise PolicyInvalid(f"disposal approval {terms.disposal_approval!r} is not one of "
+                                    f"{', '.join(_APPROVALS)}")
             return terms
-        except (KeyError, TypeError, ValueError, AttributeError, PolicyInvalid, RetentionRefused) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, PolicyInvalid,
+                RetentionRefused) as exc:  # ArithmeticError: a number like 1e999 (JSON's inf) given as months
             raise PolicyInvalid(f"the adopted retention policy is not whole ({type(exc).__name__}: {exc})") from exc
 
     def as_json(self) -> dict[str, Any]:

@@ -312,7 +312,7 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
 
     Raises:
       CopyFailed: the source could not be read to the end or staging could not be written.
-        The .part file stays so a later call can resume.
+        The .part file stays so a later call can resume (with *resume* false it is removed: nothing would).
     """
     part = staging / f"{part_name}.part"
     digest = hashlib.sha256()
@@ -353,8 +353,10 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
         os.link(part, final)
     except FileExistsError:
         logger.info("Staging already holds %s; dropping the duplicate copy of %r.", sha256, str(source))
-    except OSError as exc:
-        raise CopyFailed(source, final, reason=exc.strerror or str(exc), bytes_copied=offset + written) from exc
+    except OSError as exc:  # the whole copy is in the .part: it is what is kept (and named), unless never resumed
+        if not resume:
+            part.unlink(missing_ok=True)
+        raise CopyFailed(source, part, reason=exc.strerror or str(exc), bytes_copied=offset + written) from exc
     part.unlink()
     part_sha256 = _keep_parts(source, final, parts, offset + written)
     fsync_dir(staging)

@@ -2,10 +2,12 @@
 stamp revisions), and its result in one word and in a sentence."""
 from __future__ import annotations
 
+import logging
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
-from catalog import DockSession, Recording
+from catalog import CatalogError, DockSession, Recording
 from catalog.models import DockResult
 from catalog.policy_adoption import policy_in_force
 from catalog.restamping import change_stamp
@@ -15,6 +17,8 @@ from ingest.pipeline.report import ErrorStage, IngestReport
 from storage import EvidenceStore, StorageError
 
 __all__ = ["dock_result", "link_companions", "result_note", "stamp_marked_important"]
+
+logger = logging.getLogger(__name__)
 
 
 def link_companions(session: Session, serial: str, companions: list[tuple[int, str]], report: IngestReport) -> None:
@@ -46,6 +50,9 @@ def stamp_marked_important(session: Session, store: EvidenceStore, marked: list[
                          key=key, important=True)
         except StorageError as exc:  # the revision stands; `evidence retention apply` completes the hold
             report.notes.append(f"recording {recording_id} marked important; its hold waits for the store: {exc}")
+        except CatalogError as exc:  # the adopted policy cannot be read (an edited event): refused, before any write
+            logger.error("Recording %s seen marked important on %s: not stamped (%s).", recording_id, serial, exc)
+            report.notes.append(f"recording {recording_id} seen marked important as {device_path}; not stamped: {exc}")
         report.refresh(recording)
 
 

@@ -581,7 +581,12 @@ def _station_policy(engine: Engine, settings: Settings, actor: str) -> str | Non
         with Session(engine) as session:
             ensure_policy(session, settings.policy_terms, command="the station's dock", adopt_as=actor,
                           required=False)
-    except (PolicyNotAdopted, PolicyInvalid) as exc:
+    except PolicyNotAdopted as exc:
+        why = (f"this station's differ from those adopted {exc.adopted[:12]} ({'; '.join(exc.differences)}); the "
+               "dock decided by the adopted terms: restart the station and its worker with them")
+        logger.error("Retention terms: %s.", why)
+        return f"retention terms: {why}"
+    except PolicyInvalid as exc:
         logger.error("%s", exc)
         return f"retention terms: {exc}"
     except OperationalError:

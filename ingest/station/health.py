@@ -370,7 +370,7 @@ class StationMetrics:
         restarted with them), or while the adoption event cannot be read (edited behind the application's back)."""
         try:
             adopted = adopted_policy(session)
-        except PolicyInvalid as exc:
+        except PolicyInvalid as exc:  # (adopted_policy states every unreadable adoption so)
             self._set("retention_terms_differ", True, f"the adopted retention policy cannot be read: {exc}; this "
                       "station decides by its own terms until it is put right (`evidence verify` names the edit)", now)
             return

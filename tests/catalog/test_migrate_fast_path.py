@@ -1,5 +1,5 @@
 """Opening a catalogue already at the newest schema costs one query, not an Alembic import (~0.15 s of every
-command's start); a catalogue behind it, one edited to name another revision, or one with no schema yet still goes
+command's start); a catalogue behind it, one whose alembic_version was emptied, or one with no schema yet still goes
 through Alembic and ends at the head; a catalogue that does not answer is CatalogUnavailable, as before."""
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ outage and catalogued afterwards; the difference is logged once, not per recordi
 the application's back stops neither a dock nor an archive."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import replace
 from datetime import timedelta
@@ -14,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from catalog import Recording, policy_adoption
+from catalog.canonical import jcs
 from catalog.models import CustodyEvent
 from catalog.policy_adoption import PolicyTerms, adopt_policy, adopted_policy, policy_in_force
 from catalog.signing import load_or_create_key
@@ -124,15 +126,21 @@ def test_copies_journaled_during_an_outage_are_locked_under_the_terms_adopted_me
     _locked_for_two_years(engine, store, [row["id"] for row in report.recordings], since=before)
 
 
-def _recomputed_bad_zone(details):
-    terms = replace(PolicyTerms.from_json(details["terms"]), zone="Nowhere/Land")
-    return {**details, "terms": terms.as_json(), "fingerprint": terms.fingerprint}
+def _recomputed(**changes):
+    """An edit by someone who also recomputes the fingerprint (owner rights on the database), as PolicyTerms does."""
+    def edit(details):
+        terms = {**details["terms"], **changes}
+        return {**details, "terms": terms, "fingerprint": hashlib.sha256(jcs(terms)).hexdigest()}
+    return edit
 
 
 @pytest.mark.parametrize("edit", [
     pytest.param(lambda d: {**d, "terms": {**d["terms"], "routine_months": 1}}, id="terms-changed"),
     pytest.param(lambda d: ["edited"], id="details-not-an-object"),
-    pytest.param(_recomputed_bad_zone, id="impossible-zone-with-its-fingerprint"),
+    pytest.param(_recomputed(zone="Nowhere/Land"), id="impossible-zone-with-its-fingerprint"),
+    pytest.param(_recomputed(disposal_approval="maybe"), id="unknown-approval-with-its-fingerprint"),
+    pytest.param(_recomputed(routine_months=12 * 10**6), id="months-no-date-holds-with-its-fingerprint"),
+    pytest.param(lambda d: {**d, "terms": {**d["terms"], "routine_months": "1e999"}}, id="months-not-a-number"),
 ])
 def test_an_edited_adoption_event_stops_neither_the_archive_nor_the_next_dock(
         samples, settings, engine, store, monkeypatch, caplog, edit):

@@ -182,6 +182,9 @@ def open_catalog(url: str, *, run_migrations: bool = True, **engine_kwargs: Any)
     if run_migrations:
         try:
             migrate(engine)
-        except OperationalError as exc:
-            raise CatalogUnavailable(redact_url(url), str(exc.orig).strip()) from exc
+        except BaseException as exc:
+            engine.dispose()  # no connection of a refused open is left to the garbage collector
+            if isinstance(exc, OperationalError):
+                raise CatalogUnavailable(redact_url(url), str(exc.orig).strip()) from exc
+            raise
     return engine

@@ -112,3 +112,69 @@ def test_the_scheme_tag_cannot_be_swapped_or_invented():
 def test_a_body_that_rfc_8785_cannot_carry_is_not_signed():
     with pytest.raises(CanonicalJSONError, match=r"\$\.size_bytes"):
         sign_document({"size_bytes": 2**63}, Ed25519PrivateKey.generate())
+
+
+# -- the fast path (the C json encoder) against the reference serialiser ------------------------------------------
+
+#: Characters that differ between encoders if any do: controls, quotes, backslash, DEL, line separators, BMP
+#: characters on both sides of the surrogate block, astral ones (surrogate pairs in UTF-16), lone surrogates.
+_TRICKY = ["\x00", "\x01", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x1f", '"', "\\", "/", "\x7f", "\x80", "é",
+           "\u2028", "\u2029", "证", "\ud7ff", "\ue000", "\ufb33", "\uffff", "\U00010000", "\U0001f600", "\ud800",
+           "\udfff", "a", "Z", "1", " "]
+
+
+def _random_float(rng) -> float:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return float(rng.randrange(-10**6, 10**6))  # integral
+    if kind == 1:
+        return rng.choice([0.0, -0.0, 1e-4, 1e16, 9.999999999999999e15, 1e21, 1e-7, 5e-324, 1.7976931348623157e308,
+                           2.0**53, 2.0**53 + 2, -(2.0**53), 0.1, 1 / 3, 333333333.33333329])
+    if kind == 2:
+        return rng.uniform(-180, 180)  # places, offsets, durations
+    return (rng.random() - 0.5) * 10.0 ** rng.randrange(-30, 30)  # every exponent range
+
+
+def _random_text(rng) -> str:
+    return "".join(rng.choice(_TRICKY) for _ in range(rng.randrange(0, 6)))
+
+
+def _random_value(rng, depth: int = 0):
+    kind = rng.randrange(8 if depth < 4 else 5)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.randrange(-(2**53) + 1, 2**53)
+    if kind == 2:
+        return _random_float(rng)
+    if kind in (3, 4):
+        return _random_text(rng)
+    if kind == 5:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+    return {_random_text(rng): _random_value(rng, depth + 1) for _ in range(rng.randrange(0, 5))}
+
+
+def test_jcs_writes_the_reference_serialisers_bytes_for_any_value():
+    import rfc8785
+    rng = __import__("random").Random(8785)
+    checked = refused = 0
+    for _ in range(20000):
+        value = _random_value(rng)
+        try:
+            expected = rfc8785.dumps(json.loads(json.dumps(value, ensure_ascii=False)))
+        except ValueError as exc:  # the reference refuses it (a lone surrogate): jcs too, the same way
+            with pytest.raises(type(exc)):
+                jcs(value)
+            refused += 1
+            continue
+        assert jcs(value) == expected, value
+        checked += 1
+    assert checked > 15000 and refused > 100  # both kinds were really tried
+
+
+def test_jcs_of_a_manifest_and_a_custody_event_is_the_reference_serialisers():
+    import rfc8785
+    event = {"kind": "ingested", "actor": "station:京A-01", "details": {"name": "IMG_0001.JPG\n", "size": 123,
+                                                                         "clock_offset_s": -3600.5}}
+    for body in (BODY, event, {"lat": 0.00001, "big": 1e16, "small": -2.5e-5, "x": 5e-324}):
+        assert jcs(body) == rfc8785.dumps(json.loads(json.dumps(body)))

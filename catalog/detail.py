@@ -112,8 +112,10 @@ def _histories(session: Session, recording_id: int) -> dict[str, Any]:
 
 
 #: Who read a recording, when and why: the audit log's, not every viewer's (an internal investigation's stated
-#: reason for a download was shown to the officer whose recording it was: found by a review).
-ACCESS_KINDS = frozenset({CustodyKind.ACCESSED.value, CustodyKind.VIEWED.value, CustodyKind.ACCESS_REFUSED.value})
+#: reason for a download was shown to the officer whose recording it was: found by a review). An export in an
+#: evidence package is such a read too, with its reason and package (a later review found it still shown).
+ACCESS_KINDS = frozenset({CustodyKind.ACCESSED.value, CustodyKind.VIEWED.value, CustodyKind.ACCESS_REFUSED.value,
+                          CustodyKind.EXPORTED.value})
 
 
 def _custody(session: Session, recording_id: int, *, reader: str | None) -> tuple[list[dict[str, Any]], int]:

@@ -518,6 +518,32 @@ def test_who_read_a_recording_and_why_is_the_audit_logs_not_its_officers(web_sit
     assert audited["custody_reads_hidden"] == 0 and secret in json.dumps(audited["custody"], ensure_ascii=False)
 
 
+def test_an_exports_reason_is_the_audit_logs_not_the_officers_or_their_supervisors(web_site, store):
+    """A clerk exported the case holding the officer's recording with an internal investigation's reason; the
+    officer and their unit's supervisor read that reason in the recording's custody list (found by a review)."""
+    client, engine = web_site
+    _link_all(engine, store)
+    secret = "纪检内部调查：核查张三违纪（勿告知本人）"
+    web_login(client, "clerk")
+    token = form_token(client.get(f"/cases/{CASE}").text)
+    exported = client.post(f"/cases/{CASE}/export", data={"csrf": token, "reason": secret})
+    assert exported.status_code == 200 and exported.headers["content-type"] == "application/zip"
+    assert len(_events(engine, "exported")) == 3
+    for user in ("officer", "supervisor"):  # officer 010203 and the supervisor of unit U1: recording 1 is theirs
+        client.cookies.clear()
+        web_login(client, user)
+        page, api = client.get("/recordings/1"), client.get("/api/recordings/1", params={"reason": "自查"})
+        assert page.status_code == 200 and api.status_code == 200, user
+        for text in (page.text, api.text):
+            assert secret not in text and "evidence-package" not in text, user
+        assert api.json()["custody_reads_hidden"] >= 1
+    client.cookies.clear()
+    web_login(client, "auditor")
+    audited = client.get("/api/recordings/1", params={"reason": "审计"}).json()
+    assert audited["custody_reads_hidden"] == 0
+    assert [e["reason"] for e in audited["custody"] if e["kind"] == "exported"] == [secret]
+
+
 def test_integrity_history_is_a_look_like_show_reason_scope_and_record(web_site, store, tmp_path, catalog_url):
     """`evidence integrity history` checked scope without recording the refusal, asked no reason where the policy
     wants one and recorded no view (found by a review): it is now the same look as `evidence show`."""

@@ -16,6 +16,7 @@ proxy, thumbnail), whatever HTTP range the request asked for, and once per comma
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -38,11 +39,11 @@ from catalog.user_models import User, ViewingAccess
 if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
     from catalog.disposal import PlanItem
 
-__all__ = ["ACCESS_STEPS", "EVERYTHING", "STEP_PERMISSION", "AccessRefused", "BatchInScope", "DisposalInScope",
-           "ReasonRequired", "Scope", "ambiguous_unit_names", "can_see", "case_in_scope", "cases_clause",
-           "check_access", "disposal_in_scope", "disposed_message", "out_of_scope", "read_evidence", "reason_needed",
-           "record_access", "record_refusal", "record_refusals", "scope_clause", "scope_for", "user_scope",
-           "visible_case"]
+__all__ = ["ACCESS_STEPS", "EVERYTHING", "MAX_REASON_CHARS", "STEP_PERMISSION", "AccessRefused", "BatchInScope",
+           "DisposalInScope", "ReasonRequired", "Scope", "ambiguous_unit_names", "can_see", "case_in_scope",
+           "cases_clause", "check_access", "disposal_in_scope", "disposed_message", "out_of_scope", "read_evidence",
+           "reason_needed", "record_access", "record_refusal", "record_refusals", "scope_clause", "scope_for",
+           "stated_reason", "user_scope", "visible_case"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
 ACCESS_STEPS = ("view", "play", "download")
@@ -134,7 +135,27 @@ class AccessRefused(PermissionDenied):
 
 
 class ReasonRequired(AccessRefused):
-    """The agency's policy asks for a stated reason (调阅事由) for this step and none was given."""
+    """The agency's policy asks for a stated reason (调阅事由) for this step and none was given (or one too long to
+    keep)."""
+
+
+#: The longest stated reason kept with an access (the web forms' limit too): a reason is a sentence, and a
+#: 30,000-character one went whole into every custody event it was given with (found by a review).
+MAX_REASON_CHARS = 500
+
+
+def stated_reason(reason: str | None) -> str | None:
+    """*reason* as it is recorded: stripped of surrounding whitespace; None when nothing readable is in it (blank,
+    or only whitespace, control and format characters: a NUL or a zero-width space counted as a stated reason,
+    found by a review). ReasonRequired when it is longer than MAX_REASON_CHARS. Pure."""
+    if reason is None:
+        return None
+    if len(reason) > MAX_REASON_CHARS:
+        raise ReasonRequired(f"the stated reason is {len(reason)} characters long; state it in at most "
+                             f"{MAX_REASON_CHARS}")
+    if not any(unicodedata.category(c)[0] not in "CZ" for c in reason):
+        return None
+    return reason.strip()
 
 
 def reason_needed(policy: str, step: str) -> bool:
@@ -193,7 +214,7 @@ def check_access(session: Session, user: User, recordings: list[Recording], *, s
                         details={"scope": scope.describe()})
         raise AccessRefused(f"{_ids(outside)} {'is' if len(outside) == 1 else 'are'} outside what {user.name} may "
                             f"{action} ({scope.describe()})", recording_ids=outside, scope=scope.describe())
-    if reason_needed(policy, step) and not (reason or "").strip():
+    if stated_reason(reason) is None and reason_needed(policy, step):
         why = ("a download always needs one" if step == "download" else
                f"the agency's policy EVIDENCE_ACCESS_REASON={policy} asks for one before anyone may {step} a recording")
         raise ReasonRequired(f"state the reason for this access (调阅事由) to {_ids(ids)}: {why}", recording_ids=ids,
@@ -251,7 +272,7 @@ def read_evidence(session: Session, *, user: User, recording: Recording, step: s
     try:
         if record:
             record_access(session, actor=user.name, recording=recording, what=what, viewing_session=viewing_session,
-                          details={"via": via, "reason": (reason or "").strip() or None, **(details or {})})
+                          details={"via": via, "reason": stated_reason(reason), **(details or {})})
     except BaseException:
         handle.close()
         raise

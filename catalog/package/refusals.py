@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from catalog.access import AccessRefused, ReasonRequired, check_access
+from catalog.access import AccessRefused, ReasonRequired, check_access, stated_reason
 from catalog.errors import ExportFailed
 from catalog.models import Recording, RecordingState
 from catalog.package.payload import IN_STORE
@@ -29,7 +29,7 @@ def refuse_unless_exportable(session: Session, user: User, recordings: list[Reco
     except AccessRefused as exc:
         exc.args = (f"export of {subject} refused, nothing was written: {exc}",)
         raise
-    if not reason.strip():
+    if stated_reason(reason) is None:
         raise ReasonRequired(f"export of {subject} refused: state the reason for handing over this evidence "
                              "(调阅事由); it is recorded with every item", recording_ids=[])
     if out.exists() and (out.is_file() or any(out.iterdir())):

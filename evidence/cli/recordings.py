@@ -27,7 +27,7 @@ from catalog import (
     run_search,
     trusted_fingerprints,
 )
-from catalog.access import check_access, read_evidence, reason_needed
+from catalog.access import ReasonRequired, check_access, read_evidence, reason_needed, stated_reason
 from catalog.detail import recording_detail
 from catalog.models import Recording
 from catalog.restamping import change_stamp
@@ -65,9 +65,13 @@ _DETAIL_LISTS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
 
 
 def _reason(reason: str | None, needed: bool, what: str) -> str | None:
-    if needed and not (reason or "").strip():
+    try:
+        stated = stated_reason(reason)
+    except ReasonRequired as exc:
+        raise click.UsageError(str(exc)) from None
+    if needed and stated is None:
         raise click.UsageError(f"state the reason for {what} (调阅事由) with --reason")
-    return reason.strip() if reason else None
+    return stated
 
 
 def look_at(cfg: Settings, session: Session, ref: str, by: str | None,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlmodel import Session
 
-from catalog.access import AccessRefused, ReasonRequired, out_of_scope, read_evidence, record_refusals
+from catalog.access import AccessRefused, ReasonRequired, out_of_scope, read_evidence, record_refusals, stated_reason
 from catalog.access import reason_needed as access_reason_needed
 from catalog.custody import CustodyKind, append_event
 from catalog.detail import derived_media, recording_detail
@@ -227,8 +227,16 @@ def _render_page(request: Request, session: Session, who: Caller, recording: Rec
     return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   r=_page_data(request, session, recording, who), can_play=who.may("play"), can_stamp=who.may("stamp"),
                   can_link=who.may("manage_cases"), reason=reason or "",
-                  play_needs_reason=reason_needed(request, "play") and not (reason or "").strip(),
-                  photo_needs_reason=not (reason or "").strip(), error=error)
+                  play_needs_reason=reason_needed(request, "play") and _stated(reason) is None,
+                  photo_needs_reason=_stated(reason) is None, error=error)
+
+
+def _stated(reason: str | None) -> str | None:
+    """catalog.access.stated_reason, a reason too long to keep as a 422 that says so."""
+    try:
+        return stated_reason(reason)
+    except ReasonRequired as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/recordings/{ref}", response_class=HTMLResponse, include_in_schema=False)
@@ -236,11 +244,11 @@ def recording_page(ref: str, request: Request, session: DB, reason: str | None =
     """Opening the page is a `viewed` custody event (with the reason, when policy asks for one first)."""
     who = signed_in(request, session, "view")
     recording = visible_recording(session, ref, who, "view")
-    if reason_needed(request, "view") and not (reason or "").strip():
+    if _stated(reason) is None and reason_needed(request, "view"):
         return render(request, "reason.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
                       action=f"/recordings/{recording.id}", title=recording.original_name)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
-                 details={"via": "web page", "reason": reason})
+                 details={"via": "web page", "reason": _stated(reason)})
     session.commit()
     return _render_page(request, session, who, recording, reason=reason)
 
@@ -276,10 +284,10 @@ def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
     """One recording with its stamp history and linked cases; the view is a custody event naming the user
     (and the stated reason)."""
     recording = visible_recording(session, ref, who, "view")
-    if reason_needed(request, "view") and not (reason or "").strip():
+    if _stated(reason) is None and reason_needed(request, "view"):
         raise HTTPException(422, f"state the reason for viewing recording {recording.id} (调阅事由): the agency's "
                                  "policy EVIDENCE_ACCESS_REASON=view asks for one; add ?reason=…")
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
-                 details={"via": "api", "reason": reason})
+                 details={"via": "api", "reason": _stated(reason)})
     session.commit()
     return recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who))

@@ -5,7 +5,9 @@ import base64
 import copy
 import json
 import math
+import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -123,7 +125,7 @@ _TRICKY = ["\x00", "\x01", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x1f", '"'
            "\udfff", "a", "Z", "1", " "]
 
 
-def _random_float(rng) -> float:
+def _random_float(rng: random.Random) -> float:
     kind = rng.randrange(6)
     if kind == 0:
         return float(rng.randrange(-10**6, 10**6))  # integral
@@ -135,11 +137,11 @@ def _random_float(rng) -> float:
     return (rng.random() - 0.5) * 10.0 ** rng.randrange(-30, 30)  # every exponent range
 
 
-def _random_text(rng) -> str:
+def _random_text(rng: random.Random) -> str:
     return "".join(rng.choice(_TRICKY) for _ in range(rng.randrange(0, 6)))
 
 
-def _random_value(rng, depth: int = 0):
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
     kind = rng.randrange(8 if depth < 4 else 5)
     if kind == 0:
         return rng.choice([None, True, False])
@@ -156,7 +158,7 @@ def _random_value(rng, depth: int = 0):
 
 def test_jcs_writes_the_reference_serialisers_bytes_for_any_value():
     import rfc8785
-    rng = __import__("random").Random(8785)
+    rng = random.Random(8785)
     checked = refused = 0
     for _ in range(20000):
         value = _random_value(rng)

@@ -544,6 +544,26 @@ def test_an_exports_reason_is_the_audit_logs_not_the_officers_or_their_superviso
     assert [e["reason"] for e in audited["custody"] if e["kind"] == "exported"] == [secret]
 
 
+@pytest.mark.parametrize("invisible", ["\x00", "\u200b", "\u200b\ufeff\u2060", " \x01 "])
+def test_a_reason_nobody_can_read_is_no_reason_and_a_long_one_is_refused(web_site, store, invisible):
+    """A NUL or a zero-width space was taken as the stated reason for a download and an export, and a
+    30,000-character reason was kept whole in the custody log (found by a review)."""
+    client, engine = web_site
+    _link_all(engine, store)
+    web_login(client, "clerk")
+    assert client.get("/media/1/original", params={"reason": invisible}).status_code == 422
+    token = form_token(client.get(f"/cases/{CASE}").text)
+    export = client.post(f"/cases/{CASE}/export", data={"csrf": token, "reason": invisible})
+    assert export.status_code == 422 and "application/zip" not in export.headers["content-type"]
+    too_long = client.get("/media/1/original", params={"reason": "查" * 501})
+    assert too_long.status_code == 422 and "501 characters long" in too_long.text
+    api = client.get("/api/recordings/1", params={"reason": "查" * 501})
+    assert api.status_code == 422 and "at most 500" in api.text
+    assert _events(engine, "accessed") == [] and _events(engine, "exported") == []
+    assert client.get("/media/1/original", params={"reason": "  复核 "}).status_code == 200
+    assert [e.details["reason"] for e in _events(engine, "accessed")] == ["复核"]
+
+
 def test_integrity_history_is_a_look_like_show_reason_scope_and_record(web_site, store, tmp_path, catalog_url):
     """`evidence integrity history` checked scope without recording the refusal, asked no reason where the policy
     wants one and recorded no view (found by a review): it is now the same look as `evidence show`."""

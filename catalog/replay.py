@@ -113,6 +113,9 @@ class RecordingReplay:
     kinds: set[str] = field(default_factory=set)
     origin: tuple[int, str, str | None] | None = None  # (event id, kind, sha256) of the event that made the row
     places: dict[tuple[str, str], int] = field(default_factory=dict)  # (device serial, path) -> copied/sighted event
+    # The highest stamp revision a `restamped` or `manifested` event names, and that event's id (0, None: none)
+    revision: int = 0
+    revision_event: int | None = None
 
     def linked_now(self) -> list[LinkReplay]:
         return [link for link in self.links if link.active]
@@ -158,6 +161,9 @@ def _note_origin(replay: RecordingReplay, event: CustodyEvent, details: dict[str
     kind = event.kind
     replay.events += 1
     replay.kinds.add(kind)
+    number = details.get("revision")
+    if kind in (CustodyKind.RESTAMPED, CustodyKind.MANIFESTED) and type(number) is int and number > replay.revision:
+        replay.revision, replay.revision_event = number, event.id
     if isinstance(details.get("sha256"), str) and kind in (CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED,
                                                           CustodyKind.DISPOSED):
         replay.sha256 = details["sha256"]

@@ -296,11 +296,24 @@ def record_problems(session: Session, store: EvidenceStore, recording: Recording
     assert recording.id is not None
     revisions, sightings, events = rows.pop(recording.id)
     manifests = read_manifests(store, recording, trusted=keys)
-    problems = check_recording_record(recording, revisions, manifests, events, sightings, replay.places)
+    problems = (check_recording_record(recording, revisions, manifests, events, sightings, replay.places)
+                + revision_rollback(recording, replay))
     if problems:
         session.refresh(recording)
         revisions, sightings, events = RecordRows.load(session, [recording.id]).pop(recording.id)
         replay = load_replays(session, [recording.id])[0][recording.id]
         manifests = read_manifests(store, recording, trusted=keys)
-        problems = check_recording_record(recording, revisions, manifests, events, sightings, replay.places)
+        problems = (check_recording_record(recording, revisions, manifests, events, sightings, replay.places)
+                    + revision_rollback(recording, replay))
     return problems, len(manifests)
+
+
+def revision_rollback(recording: Recording, replay: RecordingReplay) -> list[Problem]:
+    """The chain names a later stamp revision than the row holds: a re-stamp rolled back behind the application's
+    back (its revision row deleted, the row's stamp put back; every other check passed, found by a review). Pure."""
+    if replay.revision <= recording.stamp_revision:
+        return []
+    return [Problem("catalog", recording_subject(recording),
+                    f"custody event {replay.revision_event} names stamp revision {replay.revision}, but the catalogue "
+                    f"holds revision {recording.stamp_revision}: a re-stamp was rolled back behind the application's "
+                    f"back (its signed manifest r{replay.revision} is in the store)", recording_id=recording.id)]

@@ -246,3 +246,26 @@ def test_a_manifest_another_trusted_station_signed_with_false_facts_is_named(env
     assert (f"[catalog] capture.time_source: the catalogue says {source!r}, the signed manifest says "
             f"{body['capture']['time_source']!r}") in found, found
     assert any(p.startswith("[catalog] media.duration_s: the catalogue says ") for p in found), found
+
+
+def test_a_restamp_rolled_back_in_the_database_is_named_by_verify(env, engine, tmp_path):
+    """A review deleted a re-stamp's revision row and put the row's stamp back as it was: revisions 1..1 ran, r1's
+    manifest matched, and verify passed although the chain's `restamped` and `manifested` events and the store's
+    signed r2 say the recording was stamped with the case."""
+    [row] = ingest_recorder(env, tmp_path, "rollback")
+    rid = row["id"]
+    tagged = run_cli(env, "tag", str(rid), "--case", "A2026-001", "--purpose", "打架斗殴", "--reason", "assign case",
+                     "--by", "supervisor-wang")
+    assert tagged.exit_code == 0, tagged.output
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    with Session(engine) as session:
+        before = session.get(Recording, rid)
+        assert before is not None and before.stamp_revision == 2 and before.case_number == "A2026-001"
+    sql(engine, "DELETE FROM stamp_revision WHERE recording_id = :id AND revision = 2", id=rid)
+    sql(engine, "UPDATE recording SET stamp_revision = 1, case_number = NULL, purpose = NULL, legal_hold = :no "
+                "WHERE id = :id", id=rid, no=False)
+    code, report = verify_all(env)
+    assert code == 4
+    named = [p for p in problems_of(report, rid) if "names stamp revision 2" in p]
+    assert len(named) == 1 and "holds revision 1: a re-stamp was rolled back" in named[0], problems_of(report, rid)

@@ -92,7 +92,11 @@ def scope_clause(scope: Scope) -> ColumnElement[bool] | None:
         parts.append(col(Recording.officer_number).in_(sorted(scope.officers)))
     if scope.units:
         units = sorted(scope.units)
-        by_name = and_(col(Officer.unit_name).in_(units), col(Officer.unit_name).not_in(ambiguous_unit_names(units)))
+        # A name counts only when one unit carries it and it is no unit's number: "U1" given for the unit numbered
+        # U1 also took in another unit named "U1" (found by a review); a number always means its own unit.
+        numbers = select(Officer.unit_number).where(col(Officer.unit_number).in_(units))
+        by_name = and_(col(Officer.unit_name).in_(units), col(Officer.unit_name).not_in(ambiguous_unit_names(units)),
+                       col(Officer.unit_name).not_in(numbers))
         members = select(Officer.number).where(or_(col(Officer.unit_number).in_(units), by_name))
         parts.append(col(Recording.officer_number).in_(members))
     return or_(*parts) if parts else false()

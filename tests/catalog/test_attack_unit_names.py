@@ -46,3 +46,25 @@ def test_a_supervisor_cannot_be_given_a_unit_by_a_name_two_units_carry(engine):
         add_user(session, "王队长", roles=["supervisor"], by="admin", units=["U1"])
         with pytest.raises(UserInvalid, match="is the name of units 'U1', 'U7'"):
             set_scope(session, "王队长", officer_number=None, units=["一中队"], by="admin")
+
+
+def test_a_unit_number_means_its_own_unit_even_when_another_unit_is_named_so(engine):
+    """A review's administrator entered officer 040506 in unit X9 named "U1": the supervisor of unit U1 (by its
+    number) then read 040506's recordings too, and setting the scope again raised nothing."""
+    with Session(engine) as session:
+        session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
+        session.add(Officer(number="040506", name="钱七", unit_number="X9", unit_name="U1"))
+        session.add(Officer(number="050607", name="孙八", unit_number="X8", unit_name="三中队"))
+        mine = add_recording(session, 1, officer_number="010203")
+        named_so = add_recording(session, 2, officer_number="040506", sha256=f"{2:064x}")
+        third = add_recording(session, 3, officer_number="050607", sha256=f"{3:064x}")
+        session.commit()
+        ids = [r.id for r in (mine, named_so, third)]
+        assert None not in ids
+        by_number = scope_for(roles=["supervisor"], officer_number=None, units=["U1"])
+        assert out_of_scope(session, by_number, ids) == [named_so.id, third.id]
+        add_user(session, "王队长", roles=["supervisor"], by="admin", units=["U1"])  # a number: its own unit
+        by_its_number = scope_for(roles=["supervisor"], officer_number=None, units=["X9"])
+        assert out_of_scope(session, by_its_number, ids) == [mine.id, third.id]
+        by_a_plain_name = scope_for(roles=["supervisor"], officer_number=None, units=["三中队"])
+        assert out_of_scope(session, by_a_plain_name, ids) == [mine.id, named_so.id]  # names still work

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sqlmodel import Session
 
 from catalog import outbox as catalog_outbox
+from catalog.access import user_scope
 from catalog.alarms import failures_by_stage, staged_overdue
 from catalog.models import RecordingState
 from catalog.statistics import check_catalogue, recordings_by_state, staged_backlog
@@ -88,16 +89,21 @@ class Metrics:
             self.failures.labels(stage).set(n)
 
 
+def _bearer_ok(request: Request) -> bool:
+    """Whether the request sends `Authorization: Bearer <EVIDENCE_METRICS_TOKEN>` (a token is configured)."""
+    token_wanted: str = request.app.state.config.metrics_token
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return bool(token_wanted) and scheme.lower() == "bearer" and \
+        secrets.compare_digest(token.strip().encode(), token_wanted.encode())
+
+
 def operator(request: Request, session: Session, action: str | None = None) -> Response | None:
     """None when the caller may read operational data (/metrics, the API description): a signed-in user (whose
     roles allow *action*, when given: archive-wide figures are `statistics`), or `Authorization: Bearer
     <EVIDENCE_METRICS_TOKEN>` when a token is configured; else a 401 naming both (403 for a role)."""
-    token_wanted: str = request.app.state.config.metrics_token
-    sent = request.headers.get("authorization", "")
-    scheme, _, token = sent.partition(" ")
-    if token_wanted and scheme.lower() == "bearer" and \
-            secrets.compare_digest(token.strip().encode(), token_wanted.encode()):
+    if _bearer_ok(request):
         return None
+    sent = request.headers.get("authorization", "")
     who = caller(request, session)
     if who is not None:
         if action is None or who.may(action):
@@ -117,8 +123,11 @@ def health(request: Request, session: DB) -> dict[str, Any]:
     config: WebConfig = request.app.state.config
     check_catalogue(session)
     alarm = staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s)
-    # which recordings: for the metrics token and those who see archive-wide figures; anyone else: how many, since when
-    shown = alarm.as_json(with_ids=operator(request, session, "statistics") is None)
+    # which recordings: for the metrics token and those who see archive-wide figures over the whole archive; anyone
+    # else (a supervisor of some units too: a review read other units' staged ids here) how many, since when
+    who = caller(request, session)
+    names_them = _bearer_ok(request) or (who is not None and who.may("statistics") and user_scope(who.user).everything)
+    shown = alarm.as_json(with_ids=names_them)
     return {"status": "alarm" if alarm.raised else "ok", "database": "ok", "store": config.store.name,
             "alarms": [shown] if alarm.raised else []}
 

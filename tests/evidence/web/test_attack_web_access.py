@@ -564,6 +564,29 @@ def test_a_reason_nobody_can_read_is_no_reason_and_a_long_one_is_refused(web_sit
     assert [e.details["reason"] for e in _events(engine, "accessed")] == ["复核"]
 
 
+def test_health_names_staged_recordings_only_to_those_who_see_the_whole_archive(web_site, store):
+    """/health gave a supervisor of unit U1 the id of unit U2's recording left staged (found by a review)."""
+    _client, engine = web_site
+    with Session(engine) as session:
+        for rid in (1, 3):  # officer 010203 (unit U1) and 030405 (unit U2)
+            row = _row(session, rid)
+            row.state, row.ingested_at = "staged", utcnow().replace(year=2025)
+            session.add(row)
+        session.commit()
+    with TestClient(_app(engine, store, staged_alarm_s=5, metrics_token="s3cret-token")) as client:
+        anonymous = client.get("/health").json()
+        assert anonymous["status"] == "alarm" and anonymous["alarms"][0]["count"] == 2
+        assert "recording_ids" not in anonymous["alarms"][0] and "ids" not in anonymous["alarms"][0]["message"]
+        token = client.get("/health", headers={"Authorization": "Bearer s3cret-token"}).json()
+        assert token["alarms"][0]["recording_ids"] == [1, 3]
+        for user, named in (("unit-2-supervisor", False), ("supervisor", True), ("admin", True)):
+            client.cookies.clear()
+            web_login(client, user)
+            alarm = client.get("/health").json()["alarms"][0]
+            assert alarm["count"] == 2 and ("recording_ids" in alarm) is named, user
+            assert ("ids 1, 3" in alarm["message"]) is named, user
+
+
 def test_integrity_history_is_a_look_like_show_reason_scope_and_record(web_site, store, tmp_path, catalog_url):
     """`evidence integrity history` checked scope without recording the refusal, asked no reason where the policy
     wants one and recorded no view (found by a review): it is now the same look as `evidence show`."""

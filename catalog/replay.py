@@ -116,6 +116,7 @@ class RecordingReplay:
     # The highest stamp revision a `restamped` or `manifested` event names, and that event's id (0, None: none)
     revision: int = 0
     revision_event: int | None = None
+    disposed_details: dict[str, Any] | None = None  # the `disposed` event's details (None: no such event)
 
     def linked_now(self) -> list[LinkReplay]:
         return [link for link in self.links if link.active]
@@ -132,6 +133,13 @@ class CaseReplay:
     opened_on: date | None
     closed_on: date | None
     event_id: int
+    # What the opening and the last close said of who and what (None: the event did not say): title and unit
+    # never change in the application, so a row that differs was edited (a review's forged title reached the court
+    # package).
+    title: str | None = None
+    unit: str | None = None
+    created_by: str | None = None
+    closed_by: str | None = None
 
 
 def _set(replay: RecordingReplay, event: CustodyEvent, name: str, value: Any) -> None:
@@ -214,6 +222,7 @@ def _integrity_checked(replay: RecordingReplay, event: CustodyEvent, details: di
 def _disposed(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
     _set(replay, event, "state", RecordingState.DISPOSED)
     replay.disposed_batch = details.get("batch") if isinstance(details.get("batch"), int) else None
+    replay.disposed_details = details
 
 
 def _case_linked(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
@@ -285,6 +294,10 @@ def fold_recording(recording_id: int, events: Iterable[CustodyEvent]) -> Recordi
     return replay
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _day(value: Any) -> date | None:
     try:
         return date.fromisoformat(str(value)) if value else None
@@ -303,20 +316,23 @@ def fold_cases(events: Iterable[CustodyEvent]) -> dict[str, CaseReplay]:
         assert event.id is not None
         if event.kind == CustodyKind.CASE_OPENED:
             cases[number] = CaseReplay(number, details.get("case_type"), CaseStatus.OPEN.value,
-                                       _day(details.get("opened_on")), None, event.id)
+                                       _day(details.get("opened_on")), None, event.id,
+                                       title=_text(details.get("title")), unit=_text(details.get("unit")),
+                                       created_by=event.actor)
             continue
         case = cases.get(number)
         if case is None:  # closed or reopened without being opened in this chain: say so when compared
             case = cases[number] = CaseReplay(number, None, CaseStatus.OPEN.value, None, None, 0)
         if event.kind == CustodyKind.CASE_CLOSED:
             case.status, case.closed_on = CaseStatus.CLOSED.value, _day(details.get("closed_on"))
+            case.closed_by = event.actor
             if details.get("case_type") and case.case_type is None:
                 # Only where the chain never said: no operation changes a case's type, so a close that names
                 # another type than the opening did copied an edited row (a review made a permanent case file
                 # a 10-year one with one UPDATE and an ordinary close).
                 case.case_type = details["case_type"]
         elif event.kind == CustodyKind.CASE_REOPENED:
-            case.status, case.closed_on = CaseStatus.OPEN.value, None
+            case.status, case.closed_on, case.closed_by = CaseStatus.OPEN.value, None, None
     return cases
 
 

@@ -168,9 +168,12 @@ def case_findings(chain: Mapping[str, CaseReplay], rows: Iterable[Case],
             continue
         for name, held, stated in (("case_type", row.case_type, said.case_type), ("status", row.status, said.status),
                                    ("opened_on", row.opened_on, said.opened_on),
-                                   ("closed_on", row.closed_on, said.closed_on)):
-            if name == "opened_on" and stated is None:
-                continue
+                                   ("closed_on", row.closed_on, said.closed_on),
+                                   ("title", row.title, said.title), ("unit", row.unit, said.unit),
+                                   ("created_by", row.created_by, said.created_by),
+                                   ("closed_by", row.closed_by, said.closed_by)):
+            if name in ("opened_on", "title", "unit", "created_by") and stated is None:
+                continue  # older events did not say
             if held != stated:
                 found.append((number, f"{name}: the case row says {held!r}, the custody chain says {stated!r} "
                                       "(changed behind the application's back; retention follows the chain)"))

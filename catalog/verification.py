@@ -23,7 +23,7 @@ from sqlalchemy import case, exists, func
 from sqlmodel import Session, col, select
 
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
-from catalog.case_models import Case, CaseLink, Disposal
+from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch
 from catalog.custody import stream_events
 from catalog.errors import PolicyInvalid
 from catalog.event_hashes import GENESIS_HASH, stored_event_hash, version_problem
@@ -37,6 +37,7 @@ from catalog.retention import RetentionPolicy
 from catalog.signing import SignatureInvalid, signed_bytes, verify_document
 from catalog.timestamping import token_name, token_problem, token_signature_problem
 from catalog.types import utcnow
+from catalog.verify_disposals import batch_findings, tombstone_findings
 from catalog.verify_records import (
     Problem,
     RecordRows,
@@ -213,9 +214,12 @@ def _disposal_record(store: EvidenceStore, batch_id: int, keys: set[str],
 
 
 def check_disposed(session: Session, store: EvidenceStore, recording: Recording, replay: RecordingReplay,
-                   keys: set[str], cache: dict[int, dict[str, Any] | str], tsa_ca: str = "") -> list[Problem]:
+                   keys: set[str], cache: dict[int, dict[str, Any] | str], tsa_ca: str = "",
+                   batches_checked: set[int] | None = None) -> list[Problem]:
     """A row marked disposed needs all three: a tombstone, a `disposed` custody event and a signed disposal record
-    in WORM storage listing it as disposed. Otherwise the row was hidden from the checks of what the store holds."""
+    in WORM storage listing it as disposed. Otherwise the row was hidden from the checks of what the store holds.
+    The tombstone must say what its event and the signed record say, and its batch row what the record says (once
+    per batch: *batches_checked* holds those compared already)."""
     who = recording_subject(recording)
     problems = []
     tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
@@ -226,16 +230,29 @@ def check_disposed(session: Session, store: EvidenceStore, recording: Recording,
     if "disposed" not in replay.kinds:
         problems.append("marked disposed but the custody chain has no `disposed` event for it")
     batch_id = tombstone.batch_id if tombstone is not None else replay.disposed_batch
+    signed_item: dict[str, Any] | None = None
+    batch_problems: list[Problem] = []
     if batch_id is None:
         problems.append("no disposal batch names it, so no signed disposal record can vouch for it")
     else:
         record = _disposal_record(store, batch_id, keys, cache, tsa_ca)
         if isinstance(record, str):
             problems.append(record)
-        elif not any(item.get("recording_id") == recording.id and item.get("sha256") == recording.sha256
-                     and item.get("result") == "disposed" for item in record.get("items", [])):
-            problems.append(f"the signed disposal record of batch {batch_id} does not list it as disposed")
-    return [Problem("catalog", who, text, recording.id) for text in problems]
+        else:
+            signed_item = next((item for item in record.get("items", []) if item.get("recording_id") == recording.id
+                                and item.get("sha256") == recording.sha256 and item.get("result") == "disposed"),
+                               None)
+            if signed_item is None:
+                problems.append(f"the signed disposal record of batch {batch_id} does not list it as disposed")
+            if batches_checked is not None and batch_id not in batches_checked:
+                batches_checked.add(batch_id)
+                batch = session.get(DisposalBatch, batch_id)
+                batch_problems = [Problem("catalog", f"disposal batch {batch_id}", text)
+                                  for text in (["the batch row is missing"] if batch is None
+                                               else batch_findings(batch, record))]
+    if tombstone is not None:
+        problems += tombstone_findings(tombstone, replay.disposed_details, signed_item)
+    return [Problem("catalog", who, text, recording.id) for text in problems] + batch_problems
 
 
 def case_problems(session: Session, cases: Any, numbers: set[str] | None) -> list[Problem]:
@@ -300,6 +317,7 @@ class _Pass:
     report: VerifyReport = field(default_factory=VerifyReport)
     cases_named: set[str] = field(default_factory=set)
     disposal_records: dict[int, dict[str, Any] | str] = field(default_factory=dict)
+    batches_checked: set[int] = field(default_factory=set)  # disposal batches whose row was compared with its record
     replays: dict[int, RecordingReplay] = field(default_factory=dict)
     links: dict[int, list[tuple[str, CaseLink]]] = field(default_factory=dict)
     rows: RecordRows = field(default_factory=lambda: RecordRows({}, {}, {}))
@@ -325,7 +343,7 @@ class _Pass:
         if recording.state == RecordingState.DISPOSED.value:
             self.rows.pop(recording.id)
             problems += check_disposed(self.session, self.store, recording, replay, self.keys, self.disposal_records,
-                                       self.tsa_ca)
+                                       self.tsa_ca, self.batches_checked)
         elif future is None:
             self.rows.pop(recording.id)
             self.report.skipped.append(f"{recording_subject(recording)}: {recording.state}, not in the store yet")

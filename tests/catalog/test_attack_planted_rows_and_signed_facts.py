@@ -269,3 +269,29 @@ def test_a_restamp_rolled_back_in_the_database_is_named_by_verify(env, engine, t
     assert code == 4
     named = [p for p in problems_of(report, rid) if "names stamp revision 2" in p]
     assert len(named) == 1 and "holds revision 1: a re-stamp was rolled back" in named[0], problems_of(report, rid)
+
+
+def test_a_restamp_rolled_back_with_the_chains_tail_cut_is_named_by_its_stored_manifest(env, engine, tmp_path):
+    """The same rollback with the chain's tail cut back to the newest anchor (the `restamped` and `manifested`
+    events gone too, the head row rewritten): the catalogue then agrees with itself, but the store still holds
+    the write-once manifest r2 the re-stamp signed (found by a review)."""
+    from tests.helpers.custody import cut_tail, head_event_id, newest_anchor
+
+    [row] = ingest_recorder(env, tmp_path, "cut")
+    rid = row["id"]
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    anchor = newest_anchor(engine)
+    assert anchor is not None and anchor.last_event_id == head_event_id(engine)
+    tagged = run_cli(env, "tag", str(rid), "--case", "A2026-001", "--purpose", "打架斗殴", "--reason", "assign case",
+                     "--by", "supervisor-wang")
+    assert tagged.exit_code == 0, tagged.output
+    cut_tail(engine, anchor.last_event_id)
+    sql(engine, "DELETE FROM stamp_revision WHERE recording_id = :id AND revision = 2", id=rid)
+    sql(engine, "UPDATE recording SET stamp_revision = 1, case_number = NULL, purpose = NULL, legal_hold = :no "
+                "WHERE id = :id", id=rid, no=False)
+    code, report = verify_all(env)
+    assert code == 4
+    named = [p for p in problems_of(report, rid) if "the store holds signed manifest r2" in p]
+    assert len(named) == 1 and "but the catalogue holds revision 1: a re-stamp was rolled back or the custody " \
+                               "chain's tail cut" in named[0], problems_of(report)

@@ -147,3 +147,62 @@ def test_verify_of_named_ids_checks_their_cases_and_json_lists_every_problem(env
     report = json.loads(result.stdout)
     assert any(p.startswith("[retention] legal_hold: the catalogue row says True, the custody chain says False")
                for p in problems_of(report, row["id"]))
+
+
+def test_a_tombstone_and_its_batch_rewritten_in_the_database_are_named(env, engine, tmp_path):
+    """A review rewrote a lawful disposal's tombstone (operator, approver, rule, retain-until, note, stamp) and its
+    batch (proposer, approver): `evidence show` and `retention batches` printed the forgery and verify passed. The
+    `disposed` custody event and the signed disposal record in WORM storage say otherwise."""
+    ingest_recorder(env, tmp_path, "kept")  # the station's first start adopts the retention terms
+    store = store_of(env)
+    with Session(engine) as session:
+        lawful = archived(session, store, tmp_path, 11, retain_until=timedelta(seconds=2),
+                          captured_end=datetime(2025, 1, 1, tzinfo=UTC))
+        wait_past(lawful.retain_until)
+    outcome, code = sweep_and_approve(env)
+    assert code == 0 and [o["result"] for o in outcome["outcome"]] == ["disposed"]
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    with Session(engine) as session:
+        [tombstone] = session.exec(select(Disposal).where(Disposal.recording_id == lawful.id)).all()
+        batch_id = tombstone.batch_id
+    sql(engine, "UPDATE disposal SET operator = 'clerk:ghost', approver = 'supervisor:王', rule = 'court order', "
+                "retain_until = :until, note = 'authorised', stamp = :stamp WHERE recording_id = :id",
+        id=lawful.id, until=datetime(2027, 1, 1, tzinfo=UTC), stamp=json.dumps({"case_number": "X-2026-9"}))
+    sql(engine, "UPDATE disposal_batch SET created_by = 'clerk:ghost', approved_by = 'supervisor:李' WHERE id = :id",
+        id=batch_id)
+    code, report = verify_all(env)
+    assert code == 4
+    named = problems_of(report, lawful.id)
+    for field in ("operator is 'clerk:ghost'", "approver is 'supervisor:王'", "rule is 'court order'",
+                  "note is 'authorised'", "retain-until is 2027-01-01", "stamp is {'case_number': 'X-2026-9'}"):
+        assert any(field in p for p in named), (field, named)
+    assert any("the signed disposal record says" in p for p in named)
+    batch = [p for p in report["problems"] if p.get("subject") == f"disposal batch {batch_id}"]
+    assert {p["detail"].split(",")[0] for p in batch} == {"its proposer is 'clerk:ghost'",
+                                                         "its approver is 'supervisor:李'"}, batch
+
+
+def test_a_cases_title_unit_and_people_rewritten_in_the_database_are_named(env, engine, tmp_path):
+    """A review rewrote a closed case's title, unit, opener and closer with one UPDATE: verify passed, and the
+    forged title and unit went into the court package. The case's custody events said otherwise."""
+    [row] = ingest_recorder(env, tmp_path, "titled")
+    number = "AB-2026-00777"
+    created = run_cli(env, "case", "create", number, "--title", "无照经营", "--type", "penalty-summary", "--unit",
+                      "一中队", "--opened", "2026-01-05", "--by", "clerk-li", "--json")
+    assert created.exit_code == 0, created.output
+    linked = run_cli(env, "case", "link", number, str(row["id"]), "--purpose", "证明违法事实", "--by", "clerk-li")
+    assert linked.exit_code == 0, linked.output
+    closed = run_cli(env, "case", "close", number, "--on", "2026-02-01", "--by", "clerk-li")
+    assert closed.exit_code == 0, closed.output
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    sql(engine, "UPDATE case_file SET title = 'changed title', unit = '其他单位', created_by = 'nobody', "
+                "closed_by = 'ghost' WHERE number = :number", number=number)
+    code, report = verify_all(env)
+    assert code == 4
+    said = {p["detail"].split(" (")[0] for p in report["problems"] if p["subject"] == f"case {number}"}
+    assert said == {"title: the case row says 'changed title', the custody chain says '无照经营'",
+                    "unit: the case row says '其他单位', the custody chain says '一中队'",
+                    "created_by: the case row says 'nobody', the custody chain says 'clerk-li'",
+                    "closed_by: the case row says 'ghost', the custody chain says 'clerk-li'"}, said

@@ -21,9 +21,11 @@ from sqlmodel import Session, col, select
 from catalog.case_models import Case, CaseLink
 from catalog.cases import adopt_stamped, case_facts
 from catalog.custody import CustodyKind, append_event
+from catalog.errors import PolicyInvalid
 from catalog.models import IN_ARCHIVE, Recording, RecordingState
 from catalog.policy_adoption import require_policy
-from catalog.replay_compare import base_time_of
+from catalog.replay import CaseReplay, RecordingReplay, load_case_replays, load_replays
+from catalog.replay_compare import base_time_of, chain_decision
 from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds
 from storage import EvidenceStore, StorageError, StoredObject
 
@@ -124,6 +126,8 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
         recordings = list(session.exec(select(Recording).where(col(Recording.id).in_(ids[start:start + batch]))
                                        .order_by(col(Recording.id))))
         decisions = decide_for(session, recordings, policy)
+        chain = _ChainHolds(session, policy, [r.id for r in recordings if r.id is not None
+                                             and r.legal_hold and not decisions[r.id].legal_hold])
         for recording in recordings:
             assert recording.id is not None
             decision = decisions[recording.id]
@@ -138,6 +142,13 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
                 if not longer and decision.legal_hold == recording.legal_hold and not store_behind:
                     continue  # already as the rules say
                 changes.append(change)
+                if recording.legal_hold and not decision.legal_hold and (held := chain.holds(recording)):
+                    change.new_hold = True
+                    change.error = (f"the custody chain holds it ({held}) while its catalogue row gives no hold "
+                                    f"(changed behind the application's back?): nothing was lifted; `evidence "
+                                    f"verify {recording.id}` names the difference")
+                    logger.error("Retention of recording %s: %s", recording.id, change.error)
+                    continue
                 if stored is not None and store_behind:
                     change.notes.append(f"the store held until {stored.retain_until.isoformat()}, legal hold "
                                         f"{'on' if stored.legal_hold else 'off'}: repaired")
@@ -153,6 +164,34 @@ def apply_retention(session: Session, store: EvidenceStore, policy: RetentionPol
                 session.commit()
         session.commit()
     return changes
+
+
+class _ChainHolds:
+    """Whether the custody chain's facts still hold recordings whose rows would have their hold lifted: a lift is
+    the one change `apply_retention` makes that takes protection away, and a row edited behind the application's
+    back (a re-stamp rolled back, found by a review) must not be able to make it. The chain is read only for the
+    recordings given (those about to be lifted), once."""
+
+    def __init__(self, session: Session, policy: RetentionPolicy, recording_ids: list[int]) -> None:
+        self._policy = policy
+        self._replays: dict[int, RecordingReplay] = {}
+        self._cases: dict[str, CaseReplay] = {}
+        if recording_ids:
+            self._replays = load_replays(session, recording_ids)[0]
+            self._cases = load_case_replays(session)
+
+    def holds(self, recording: Recording) -> str | None:
+        """Why the chain holds *recording* (its hold reasons), or None when it does not."""
+        replay = self._replays.get(recording.id or 0)
+        if replay is None:
+            return None
+        try:
+            decision = chain_decision(replay, self._cases, self._policy)
+        except PolicyInvalid:
+            return None
+        if decision is None or not decision.legal_hold:
+            return None
+        return "; ".join(decision.hold_reasons) or "a legal hold"
 
 
 def _apply_one(session: Session, store: EvidenceStore, recording: Recording, decision: RetentionDecision,

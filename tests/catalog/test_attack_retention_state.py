@@ -131,3 +131,28 @@ def test_retention_applied_through_the_app_keeps_verify_and_disposal_quiet(env, 
     with Session(engine) as session:
         kept = session.get(Recording, row["id"])
         assert kept is not None and kept.retain_until is not None and kept.retain_until.year == 2036
+
+
+def test_retention_apply_never_lifts_a_hold_the_custody_chain_still_gives(env, engine, tmp_path):
+    """A review rolled back the re-stamp that put a pending-case hold on (the revision row deleted, the case number
+    taken off the row): `retention apply` then lifted the hold, row and store, as the row's facts said, and verify
+    only named it afterwards with advice that did nothing. The chain's `restamped` event still states the case
+    number: apply keeps the hold and says why."""
+    [row] = ingest_recorder(env, tmp_path, "pending")
+    rid = row["id"]
+    tagged = run_cli(env, "tag", str(rid), "--case", "Z-2026-999", "--reason", "belongs to a case",
+                     "--by", "supervisor-wang")
+    assert tagged.exit_code == 0, tagged.output
+    store = store_of(env)
+    assert store.head(row["sha256"]).legal_hold is True
+    sql(engine, "DELETE FROM stamp_revision WHERE recording_id = :id AND revision = 2", id=rid)
+    sql(engine, "UPDATE recording SET stamp_revision = 1, case_number = NULL WHERE id = :id", id=rid)
+    applied = run_cli(env, "retention", "apply", "--by", "clerk-li", "--json")
+    assert applied.exit_code != 0, applied.output
+    assert "the custody chain holds it" in applied.output and "nothing was lifted" in applied.output
+    with Session(engine) as session:
+        kept = session.get(Recording, rid)
+        assert kept is not None and kept.legal_hold is True
+    assert store.head(row["sha256"]).legal_hold is True
+    code, report = verify_all(env)
+    assert code == 4 and any("names stamp revision 2" in p for p in problems_of(report, rid))

@@ -117,6 +117,10 @@ class RecordingReplay:
     revision: int = 0
     revision_event: int | None = None
     disposed_details: dict[str, Any] | None = None  # the `disposed` event's details (None: no such event)
+    # Integrity verdicts the chain records: revision -> (event id, details) of the last `integrity_checked` event
+    # naming it, and the verdict the event that made the row recorded (the ingest check's, revision 1)
+    integrity: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    first_integrity: str | None = None
 
     def linked_now(self) -> list[LinkReplay]:
         return [link for link in self.links if link.active]
@@ -217,6 +221,8 @@ def _legal_hold(replay: RecordingReplay, event: CustodyEvent, details: dict[str,
 def _integrity_checked(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
     if "now" in details:
         _set(replay, event, "integrity_status", details["now"])
+    if type(details.get("revision")) is int and event.id is not None:
+        replay.integrity[details["revision"]] = (event.id, details)
 
 
 def _disposed(replay: RecordingReplay, event: CustodyEvent, details: dict[str, Any], row: Any) -> None:
@@ -284,6 +290,9 @@ def _apply(replay: RecordingReplay, event: CustodyEvent) -> None:
         for name, value in row.items():
             if name in TRACKED_FIELDS or name in BASE_FIELDS:
                 _set(replay, event, name, value)
+    if event.kind in ORIGIN_KINDS and replay.first_integrity is None:
+        verdict = replay.values.get("integrity_status")
+        replay.first_integrity = verdict if isinstance(verdict, str) else None
 
 
 def fold_recording(recording_id: int, events: Iterable[CustodyEvent]) -> RecordingReplay:

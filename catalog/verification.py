@@ -28,8 +28,9 @@ from catalog.custody import stream_events
 from catalog.errors import PolicyInvalid
 from catalog.event_hashes import GENESIS_HASH, stored_event_hash, version_problem
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
+from catalog.integrity import integrity_history
 from catalog.manifests import trusted_fingerprints
-from catalog.models import IN_ARCHIVE, CustodyEvent, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, CustodyEvent, DerivedMedia, IntegrityCheck, Recording, RecordingState
 from catalog.policy_adoption import adopted_policy
 from catalog.replay import LIFECYCLE_KINDS, CaseReplay, RecordingReplay, load_case_replays, load_link_rows, load_replays
 from catalog.replay_compare import case_findings, chain_decision, chain_findings
@@ -38,6 +39,7 @@ from catalog.signing import SignatureInvalid, signed_bytes, verify_document
 from catalog.timestamping import token_name, token_problem, token_signature_problem
 from catalog.types import utcnow
 from catalog.verify_disposals import batch_findings, tombstone_findings
+from catalog.verify_integrity import integrity_findings
 from catalog.verify_records import (
     Problem,
     RecordRows,
@@ -46,6 +48,7 @@ from catalog.verify_records import (
     record_problems,
     recording_subject,
 )
+from catalog.verify_registry import registry_problems
 from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 from storage.hashing import hash_stream
 
@@ -255,6 +258,45 @@ def check_disposed(session: Session, store: EvidenceStore, recording: Recording,
     return [Problem("catalog", who, text, recording.id) for text in problems] + batch_problems
 
 
+def integrity_problems(session: Session, recording: Recording, replay: RecordingReplay,
+                       rows: list[IntegrityCheck]) -> list[Problem]:
+    """The recording's integrity history (*rows*) against the chain's verdicts (catalog.verify_integrity); a
+    difference is read again once, chain and rows together, so a decode check committed while verify ran is not
+    reported."""
+    assert recording.id is not None
+    found = integrity_findings(rows, replay)
+    if found:
+        replay = load_replays(session, [recording.id])[0][recording.id]
+        found = integrity_findings(integrity_history(session, recording.id), replay)
+    return [Problem("catalog", recording_subject(recording), text, recording.id) for text in found]
+
+
+def derived_problems(store: EvidenceStore, recording: Recording, rows: list[DerivedMedia]) -> list[Problem]:
+    """Each derived file (thumbnail, proxy) re-hashed against its row: never evidence, but what officers and clerks
+    play and see (a review copied another recording's proxy and thumbnail over this one's: the page played the
+    other recording, and every check passed)."""
+    problems = []
+    for made in rows:
+        what = f"its {made.kind} ({made.key})"
+        if made.derived_from_sha256 != recording.sha256:
+            problems.append(f"{what} says it was made from {made.derived_from_sha256}, not from this recording")
+            continue
+        try:
+            with store.open_derived(recording.sha256, made.key.rsplit("/", 1)[-1]) as fh:
+                digest = hash_stream(fh)
+        except ObjectMissing:
+            problems.append(f"{what} is missing from the store, though its row says it was made")
+            continue
+        except (StorageError, OSError, ValueError) as exc:
+            problems.append(f"{what} cannot be read: {exc}")
+            continue
+        if (digest.sha256, digest.size_bytes) != (made.sha256, made.size_bytes):
+            problems.append(f"{what} holds {digest.size_bytes} bytes with sha256 {digest.sha256}, its row says "
+                            f"{made.size_bytes} bytes with sha256 {made.sha256}: the file was replaced behind the "
+                            "application's back; viewers would see other content")
+    return [Problem("derived", recording_subject(recording), text, recording.id) for text in problems]
+
+
 def case_problems(session: Session, cases: Any, numbers: set[str] | None) -> list[Problem]:
     """Case rows compared with the case events (*numbers*: only those cases; None: all)."""
     query = select(Case)
@@ -321,6 +363,8 @@ class _Pass:
     replays: dict[int, RecordingReplay] = field(default_factory=dict)
     links: dict[int, list[tuple[str, CaseLink]]] = field(default_factory=dict)
     rows: RecordRows = field(default_factory=lambda: RecordRows({}, {}, {}))
+    integrity: dict[int, list[IntegrityCheck]] = field(default_factory=dict)  # integrity rows of the batch in hand
+    derived: dict[int, list[DerivedMedia]] = field(default_factory=dict)  # derived media rows of the batch in hand
 
     def load(self, ids: list[int]) -> list[tuple[Recording, bool]]:
         """The batch's rows in id order, each with whether it is read back; what they are compared with is read
@@ -329,6 +373,11 @@ class _Pass:
         batch_ids = [r.id for r in found if r.id is not None]
         self.rows.update(RecordRows.load(self.session, batch_ids))
         self.replays.update(load_replays(self.session, batch_ids)[0])
+        for check in self.session.exec(select(IntegrityCheck).where(col(IntegrityCheck.recording_id).in_(batch_ids))
+                                       .order_by(col(IntegrityCheck.revision))):
+            self.integrity.setdefault(check.recording_id, []).append(check)
+        for made in self.session.exec(select(DerivedMedia).where(col(DerivedMedia.recording_id).in_(batch_ids))):
+            self.derived.setdefault(made.recording_id, []).append(made)
         self.links.update(load_link_rows(self.session, batch_ids))
         return [(r, _is_read_back(r, self.replays[r.id])) for r in found if r.id is not None]
 
@@ -340,6 +389,7 @@ class _Pass:
         links = self.links.pop(recording.id, [])
         self.cases_named |= linked_cases(replay, links)
         problems = replay_problems(self.session, recording, replay, links, self.cases_said, self.policy)
+        problems += integrity_problems(self.session, recording, replay, self.integrity.pop(recording.id, []))
         if recording.state == RecordingState.DISPOSED.value:
             self.rows.pop(recording.id)
             problems += check_disposed(self.session, self.store, recording, replay, self.keys, self.disposal_records,
@@ -358,7 +408,7 @@ class _Pass:
         problems = self._read_back_problems(recording, future, replay)
         found, read = record_problems(self.session, self.store, recording, self.rows, replay, self.keys)
         self.report.manifests += read
-        return problems + found
+        return problems + found + derived_problems(self.store, recording, self.derived.pop(recording.id or 0, []))
 
     def _read_back_problems(self, recording: Recording, future: Future[tuple[str, int, StoredObject]],
                             replay: RecordingReplay) -> list[Problem]:
@@ -409,6 +459,7 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
     report.problems.extend(case_problems(session, run.cases_said, None if everything else run.cases_named))
     if everything:
         report.problems.extend(missing_rows(session))
+        report.problems.extend(Problem(*found) for found in registry_problems(session))
     if chain:
         problems, report.events, report.anchors = check_chain(session, store, trusted=keys, tsa_ca=tsa_ca)
         report.problems.extend(problems)

@@ -28,7 +28,7 @@ __all__ = ["Problem", "RecordRows", "check_recording_record", "check_sightings",
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # object | seal | retention | catalog | manifest | signature | key | chain | anchor | policy
+    kind: str  # object | seal | retention | catalog | manifest | signature | key | chain | anchor | policy | derived
     subject: str  # what it is about: "recording 12 (clip.mp4)", "event 45", an anchor's name
     detail: str  # what was expected and what was found
     recording_id: int | None = None

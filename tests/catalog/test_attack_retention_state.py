@@ -156,3 +156,34 @@ def test_retention_apply_never_lifts_a_hold_the_custody_chain_still_gives(env, e
     assert store.head(row["sha256"]).legal_hold is True
     code, report = verify_all(env)
     assert code == 4 and any("names stamp revision 2" in p for p in problems_of(report, rid))
+
+
+def test_an_integrity_history_rewritten_or_cut_in_the_database_is_named(env, engine, tmp_path):
+    """A review rewrote a damaged recording's integrity history to "ok / decoded without errors", and deleted a
+    verdict of another: `evidence integrity history` showed the forgery and verify passed. The chain's
+    integrity_checked events record every verdict."""
+    from catalog.integrity import record_integrity
+
+    rows = [ingest_recorder(env, tmp_path, name)[0] for name in ("decoded", "cut")]
+    with Session(engine) as session:
+        for row in rows:
+            recording = session.get(Recording, row["id"])
+            assert recording is not None
+            record_integrity(session, recording, check="decode", status="damaged",
+                             detail="Invalid data found when processing input at 0.48 s", by="worker:decode")
+        session.commit()
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    rewritten, cut = rows[0]["id"], rows[1]["id"]
+    sql(engine, "UPDATE integrity_check SET status = 'ok', detail = 'decoded without errors' "
+                "WHERE recording_id = :id", id=rewritten)
+    sql(engine, "DELETE FROM integrity_check WHERE recording_id = :id AND revision = 2", id=cut)
+    code, report = verify_all(env)
+    assert code == 4
+    on_rewritten = problems_of(report, rewritten)
+    assert any("integrity revision 2's status is 'ok', its integrity_checked event" in p and "says 'damaged'" in p
+               for p in on_rewritten), on_rewritten
+    assert any("integrity revision 2's detail is 'decoded without errors'" in p for p in on_rewritten)
+    on_cut = problems_of(report, cut)
+    assert any("records revision 2 (decode, 'damaged'), but the catalogue has no such row" in p for p in on_cut), \
+        on_cut

@@ -206,3 +206,74 @@ def test_a_cases_title_unit_and_people_rewritten_in_the_database_are_named(env, 
                     "unit: the case row says '其他单位', the custody chain says '一中队'",
                     "created_by: the case row says 'nobody', the custody chain says 'clerk-li'",
                     "closed_by: the case row says 'ghost', the custody chain says 'clerk-li'"}, said
+
+
+def test_a_derived_file_replaced_in_the_store_is_named(env, engine, tmp_path):
+    """A review copied another recording's proxy and thumbnail over this one's: the page played the other
+    recording and every check passed. Each derived file is re-hashed against its row."""
+    import hashlib
+
+    from catalog.models import DerivedMedia
+
+    rows = [ingest_recorder(env, tmp_path, name)[0] for name in ("mine", "other")]
+    store = store_of(env)
+    with Session(engine) as session:
+        for row, data in zip(rows, (b"proxy of mine " * 500, b"proxy of the other " * 400), strict=True):
+            path = tmp_path / f"{row['id']}.m4a"
+            path.write_bytes(data)
+            key = store.put_derived(row["sha256"], "proxy.m4a", path, content_type="audio/mp4")
+            session.add(DerivedMedia(recording_id=row["id"], derived_from_sha256=row["sha256"], kind="proxy", key=key,
+                                     sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                                     content_type="audio/mp4", created_at=utcnow()))
+        session.commit()
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    mine, other = rows
+    with store.open_derived(other["sha256"], "proxy.m4a") as fh:
+        theirs = fh.read()
+    swapped = tmp_path / "swapped.m4a"
+    swapped.write_bytes(theirs)
+    store.put_derived(mine["sha256"], "proxy.m4a", swapped, content_type="audio/mp4")  # what the store allows
+    code, report = verify_all(env)
+    assert code == 4
+    [named] = problems_of(report, mine["id"])
+    assert named.startswith("[derived] its proxy (derived/") and f"holds {len(theirs)} bytes with sha256 " \
+        f"{hashlib.sha256(theirs).hexdigest()}" in named and "replaced behind the application's back" in named
+    assert problems_of(report, other["id"]) == []
+
+
+def test_users_and_the_officer_list_edited_in_the_database_are_named(env, engine, tmp_path):
+    """A review inserted an administrator bound to another OS account, widened a supervisor's scope and moved an
+    officer to another unit, one SQL statement each: verify passed, and the officer's recordings went to another
+    unit's supervisor. Users and the officer list are compared with their user_changed and registry_changed
+    events; an officer the station made from a device (no event) and what a device filled in stay quiet."""
+    from catalog.registry import OfficerForm, save_officer
+    from catalog.users import add_user
+
+    ingest_recorder(env, tmp_path, "registry")  # officer 010203 made from the device's own data: no event
+    with Session(engine) as session:
+        add_user(session, "sup-u1", roles=["supervisor"], by="admin", units=["U1"])
+        save_officer(session, OfficerForm(number="040506", name="钱七", unit_number="U1", unit_name="一中队"),
+                     by="admin")
+        save_officer(session, OfficerForm(number="050607", name="孙八"), by="admin")  # unit left to the device
+        session.commit()
+    sql(engine, "UPDATE officer SET unit_number = 'U9', unit_name = '九中队' WHERE number = '050607'")  # filled
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+
+    sql(engine, "INSERT INTO app_user (name, display_name, roles, active, created_at, failed_logins, units, os_user) "
+                "VALUES ('mallory', 'M', :roles, :yes, :at, 0, '[]', 'nobody')",
+        roles=json.dumps(["admin", "clerk"]), yes=True, at=utcnow())
+    sql(engine, "UPDATE app_user SET units = '[]' WHERE name = 'sup-u1'")
+    sql(engine, "UPDATE officer SET unit_number = '999', unit_name = '其他' WHERE number = '040506'")
+    sql(engine, "UPDATE officer SET unit_number = 'U7' WHERE number = '010203'")  # no event vouches for it
+    code, report = verify_all(env)
+    assert code == 4
+    said = {(p["subject"], p["detail"].split(" (")[0]) for p in report["problems"]}
+    assert ("user mallory", "no user_changed event added this user: the row was inserted behind the application's "
+                            "back") in said
+    assert ("user sup-u1", "units: the row says [], the custody chain says ['U1']") in said
+    for field, held, stated in (("unit_number", "999", "U1"), ("unit_name", "其他", "一中队")):
+        assert ("officer 040506", f"{field}: the officer list says {held!r}, its last registry_changed event "
+                                  f"{stated!r}") in said
+    assert not any(subject in ("officer 010203", "officer 050607") for subject, _detail in said), said

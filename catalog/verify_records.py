@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from catalog.integrity import worst
 from catalog.manifests import read_manifest, read_manifests, signed_retain_until
 from catalog.models import CustodyEvent, Recording, Sighting, StampRevision
 from catalog.replay import RecordingReplay, load_replays
@@ -140,7 +141,30 @@ def _manifest_problems(recording: Recording, revision: StampRevision, body: Any,
             problems.append(Problem("catalog", where, f"{name}: the catalogue says {_iso(held)!r}, the signed "
                                                       f"manifest says {signed!r}"))
     problems += _signed_retention_problems(recording, body, where)
+    problems += _signed_integrity_problems(recording, body, where)
     problems += _listed_custody_problems(body, events, where)
+    return problems
+
+
+def _signed_integrity_problems(recording: Recording, body: dict[str, Any], where: str) -> list[Problem]:
+    """The integrity verdict only worsens and its detail only grows after signing (a later check appends its
+    finding, catalog.integrity): a row milder than a signed status, or whose detail does not begin with the signed
+    detail, was edited (a review emptied a damaged file's detail and every check passed)."""
+    signed = body.get("integrity")
+    if not isinstance(signed, dict):
+        return []
+    problems = []
+    status = signed.get("status")
+    if isinstance(status, str) and worst(recording.integrity_status, status) != recording.integrity_status:
+        problems.append(Problem("catalog", where, f"integrity status: the catalogue says "
+                                                  f"{recording.integrity_status!r}, milder than the {status!r} "
+                                                  "signed in this manifest (it only worsens: the row was edited)"))
+    detail = signed.get("detail")
+    if isinstance(detail, str) and not (recording.integrity_detail or "").startswith(detail):
+        problems.append(Problem("catalog", where, f"integrity detail: the catalogue says "
+                                                  f"{recording.integrity_detail!r}, which does not begin with the "
+                                                  f"{detail!r} signed in this manifest (later checks only add to it: "
+                                                  "the row was edited)"))
     return problems
 
 

@@ -187,3 +187,28 @@ def test_an_integrity_history_rewritten_or_cut_in_the_database_is_named(env, eng
     on_cut = problems_of(report, cut)
     assert any("records revision 2 (decode, 'damaged'), but the catalogue has no such row" in p for p in on_cut), \
         on_cut
+
+
+def test_an_integrity_detail_emptied_against_its_signed_manifest_is_named(env, engine, tmp_path):
+    """A review emptied a damaged recording's integrity detail (and the court package showed "damaged" with no
+    reason) while its signed manifest stated the finding: verify passed. The detail only grows and the verdict only
+    worsens after signing."""
+    from catalog.integrity import record_integrity
+
+    [row] = ingest_recorder(env, tmp_path, "signed-damage")
+    rid = row["id"]
+    with Session(engine) as session:
+        recording = session.get(Recording, rid)
+        assert recording is not None
+        record_integrity(session, recording, check="decode", status="damaged",
+                         detail="Invalid data found when processing input at 0.48 s", by="worker:decode")
+        session.commit()
+    tagged = run_cli(env, "tag", str(rid), "--purpose", "证明违法事实", "--reason", "补充", "--by", "clerk-li")
+    assert tagged.exit_code == 0, tagged.output  # manifest r2 signs the damaged verdict and its detail
+    code, report = verify_all(env)
+    assert code == 0, problems_of(report)
+    sql(engine, "UPDATE recording SET integrity_detail = '' WHERE id = :id", id=rid)
+    code, report = verify_all(env)
+    assert code == 4
+    assert any(p.startswith("[catalog] integrity detail: the catalogue says '', which does not begin with") and
+               "Invalid data found" in p for p in problems_of(report, rid)), problems_of(report, rid)

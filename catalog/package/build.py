@@ -117,7 +117,7 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     if not items:
         raise ExportFailed(f"case {case_number} has no recordings or documents to export")
     refuse_unless_exportable(session, user, [i.recording for i in items], out=out, reason=reason,
-                             subject=f"case {case_number}" if case_number else "the package")
+                             subject=f"case {case_number}" if case_number else "the package", case=case)
     keys = package_keys(session, store, signing, by=by, now=now)
     job = _Job(case, items, by, now, reason.strip(), out.name, organisation, keys, signing.settings, language)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,20 +7,23 @@ from pathlib import Path
 from sqlmodel import Session
 
 from catalog.access import AccessRefused, ReasonRequired, check_access, stated_reason
+from catalog.case_models import Case
 from catalog.errors import ExportFailed
 from catalog.models import Recording, RecordingState
 from catalog.package.payload import IN_STORE
-from catalog.replay import load_replays
-from catalog.replay_compare import origin_findings, row_findings
+from catalog.replay import load_case_replays, load_replays
+from catalog.replay_compare import case_findings, origin_findings, row_findings
 from catalog.user_models import User
+from catalog.verify_records import revision_rollback
 
 __all__ = ["provenance_problems", "refuse_unless_exportable"]
 
 
 def refuse_unless_exportable(session: Session, user: User, recordings: list[Recording], *, out: Path, reason: str,
-                             subject: str) -> None:
+                             subject: str, case: Case | None = None) -> None:
     """Raise unless every recording may be handed over by *user* for *reason* into a new *out*, and each is in the
-    WORM store (or a tombstone) with a row its custody events account for; checked in this order."""
+    WORM store (or a tombstone) with a row its custody events account for, as is the *case* row; checked in this
+    order."""
     try:
         # what a tombstone says is a view; an original (or a text record) in the package is a download
         check_access(session, user, recordings, step="view", reason=reason, policy="download", action="export")
@@ -39,6 +42,9 @@ def refuse_unless_exportable(session: Session, user: User, recordings: list[Reco
         raise ExportFailed("not in the WORM store yet (still staged): " + ", ".join(
             f"recording {r.id} ({r.original_name})" for r in waiting))
     unproven = provenance_problems(session, recordings)
+    if case is not None:  # its title, unit, type and dates go into the package and the court report
+        unproven += [f"case {number}: {text}" for number, text in case_findings(load_case_replays(session), [case],
+                                                                                  [case.number])]
     if unproven:
         raise ExportFailed(f"export of {subject} refused, nothing was written: " + "; ".join(unproven)
                            + f" (run `evidence verify {' '.join(str(r.id) for r in recordings)}`)")
@@ -46,7 +52,8 @@ def refuse_unless_exportable(session: Session, user: User, recordings: list[Reco
 
 def provenance_problems(session: Session, recordings: list[Recording]) -> list[str]:
     """Why a package must not carry these recordings: a row that no custody event created (planted), a row that
-    differs from what its custody events set, a row in the store with no stamp revision (so no signed manifest).
+    differs from what its custody events set, a re-stamp rolled back (the chain names a later revision), a row in
+    the store with no stamp revision (so no signed manifest).
     Each names the recording. One query for the lot (catalog.replay)."""
     ids = [r.id for r in recordings if r.id is not None]
     replays = load_replays(session, ids)[0]
@@ -55,6 +62,7 @@ def provenance_problems(session: Session, recordings: list[Recording]) -> list[s
         assert r.id is not None
         who = f"recording {r.id} ({r.original_name})"
         found += [f"{who}: {text}" for text in origin_findings(r, replays[r.id]) + row_findings(r, replays[r.id])]
+        found += [f"{who}: {problem.detail}" for problem in revision_rollback(r, replays[r.id])]
         if r.state in IN_STORE and r.stamp_revision < 1:
             found.append(f"{who}: in the store, but it has no stamp revision and so no signed manifest: nothing "
                          "vouches for it")

@@ -269,6 +269,11 @@ def test_a_restamp_rolled_back_in_the_database_is_named_by_verify(env, engine, t
     assert code == 4
     named = [p for p in problems_of(report, rid) if "names stamp revision 2" in p]
     assert len(named) == 1 and "holds revision 1: a re-stamp was rolled back" in named[0], problems_of(report, rid)
+    out = tmp_path / "package"  # a package would hand over r1's stamp as the recording's: refused
+    exported = run_cli(env, "export", str(rid), "--recordings", "--out", str(out), "--by", "clerk-li", "--reason",
+                       "移送法院")
+    assert exported.exit_code == 2 and not out.exists(), exported.output
+    assert "names stamp revision 2, but the catalogue holds revision 1" in exported.output
 
 
 def test_a_restamp_rolled_back_with_the_chains_tail_cut_is_named_by_its_stored_manifest(env, engine, tmp_path):

@@ -206,6 +206,11 @@ def test_a_cases_title_unit_and_people_rewritten_in_the_database_are_named(env, 
                     "unit: the case row says '其他单位', the custody chain says '一中队'",
                     "created_by: the case row says 'nobody', the custody chain says 'clerk-li'",
                     "closed_by: the case row says 'ghost', the custody chain says 'clerk-li'"}, said
+    out = tmp_path / "package"  # the forged title and unit would go into the court package: refused
+    exported = run_cli(env, "export", number, "--out", str(out), "--by", "clerk-li", "--reason", "移送法院")
+    assert exported.exit_code == 2 and not out.exists(), exported.output
+    assert f"case {number}: title: the case row says 'changed title', the custody chain says '无照经营'" \
+        in exported.output
 
 
 def test_a_derived_file_replaced_in_the_store_is_named(env, engine, tmp_path):

@@ -111,6 +111,13 @@ def _histories(session: Session, recording_id: int) -> dict[str, Any]:
                    "linked_by": link.linked_by} for c, link in cases_of(session, recording_id)]}
 
 
+def _without_case_files(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The linked cases as someone whose roles do not read case files sees them: number, status and what the
+    recording proves there, not the case's title (an officer stamped their own recording with another unit's case
+    number and read its title, "Secret: disciplinary probe of …": found by a review)."""
+    return [{**case, "title": None} for case in cases]
+
+
 #: Who read a recording, when and why: the audit log's, not every viewer's (an internal investigation's stated
 #: reason for a download was shown to the officer whose recording it was: found by a review). An export in an
 #: evidence package is such a read too, with its reason and package (a later review found it still shown).
@@ -134,14 +141,17 @@ def _custody(session: Session, recording_id: int, *, reader: str | None) -> tupl
 
 
 def recording_detail(session: Session, recording: Recording, policy: RetentionPolicy, *,
-                     reader: str | None = None) -> dict[str, Any]:
+                     reader: str | None = None, reads_cases: bool = True) -> dict[str, Any]:
     """The recording with its sightings, stamp and integrity histories, cases, retention (the rule and every hold
     reason, pending-case holds included), housekeeping files, tombstone, derived media and custody events, in
     the shape the module docstring describes. *reader*: who asks, when they may not read the audit log: other
-    people's reads of the recording are then left out, counted in `custody_reads_hidden`."""
+    people's reads of the recording are then left out, counted in `custody_reads_hidden`. *reads_cases*: whether
+    the caller's roles read case files (an officer's do not: their cases are listed without titles)."""
     assert recording.id is not None
     data: dict[str, Any] = dict(recording_as_json(recording, sightings=sightings_of(session, recording.id)))
     data.update(_histories(session, recording.id))
+    if not reads_cases:
+        data["cases"] = _without_case_files(data["cases"])
     data["retention"] = _retention(session, recording, policy)
     data["housekeeping_files"] = [
         {"id": r.id, "original_name": r.original_name, "media_kind": r.media_kind, "sha256": r.sha256}

@@ -169,7 +169,8 @@ def show(ref: str, as_json: bool, by: str | None, reason: str | None) -> None:
                      details={"via": "cli show", "reason": why, "os_user": identity.account.login})
         session.commit()
         data = recording_detail(session, recording, in_force(session, cfg),
-                                reader=None if identity.may("audit") else identity.actor)
+                                reader=None if identity.may("audit") else identity.actor,
+                                reads_cases=identity.may("cases"))
     if as_json:
         print_json(data)
     else:

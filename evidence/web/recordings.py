@@ -213,7 +213,8 @@ def original(ref: str, session: DB, who: PlayCaller, request: Request, reason: s
 
 def _page_data(request: Request, session: Session, recording: Recording, who: Caller) -> dict[str, Any]:
     """The page shows the API's detail and, besides, the probe's raw technical record."""
-    return {**recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who)),
+    return {**recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who),
+                               reads_cases=who.may("cases")),
             "raw_technical": recording.technical}
 
 
@@ -290,4 +291,5 @@ def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "api", "reason": _stated(reason)})
     session.commit()
-    return recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who))
+    return recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who),
+                            reads_cases=who.may("cases"))

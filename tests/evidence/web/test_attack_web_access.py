@@ -587,6 +587,28 @@ def test_health_names_staged_recordings_only_to_those_who_see_the_whole_archive(
             assert ("ids 1, 3" in alarm["message"]) is named, user
 
 
+def test_an_officer_stamping_a_case_number_does_not_learn_the_cases_title(web_site, store):
+    """An officer stamped their own recording with another unit's case number: the stamp linked it into that case,
+    and the recording's page and API then showed the case's title ("Secret: disciplinary probe of …"), case by
+    case, for any number guessed (found by a review). Officers do not read case files: number and status only."""
+    client, engine = web_site
+    _seal(engine, store)
+    with Session(engine) as session:
+        title = get_case(session, CASE).title
+    web_login(client, "officer")  # 010203: recording 1 is theirs
+    page = client.get("/recordings/1")
+    stamped = client.post("/recordings/1/stamp", data={"csrf": form_token(page.text), "reason": "属于该案",
+                                                       "case_number": CASE}, follow_redirects=False)
+    assert stamped.status_code == 303, stamped.text
+    api = client.get("/api/recordings/1", params={"reason": "自查"}).json()
+    assert [(c["number"], c["title"]) for c in api["cases"]] == [(CASE, None)]  # linked by the stamp
+    page = client.get("/recordings/1")
+    assert CASE in page.text and title not in page.text and title not in json.dumps(api, ensure_ascii=False)
+    client.cookies.clear()
+    web_login(client, "clerk")
+    assert [c["title"] for c in client.get("/api/recordings/1", params={"reason": "复核"}).json()["cases"]] == [title]
+
+
 def test_integrity_history_is_a_look_like_show_reason_scope_and_record(web_site, store, tmp_path, catalog_url):
     """`evidence integrity history` checked scope without recording the refusal, asked no reason where the policy
     wants one and recorded no view (found by a review): it is now the same look as `evidence show`."""

@@ -97,11 +97,20 @@ def officer_findings(rows: Iterable[Officer], said: Mapping[str, dict[str, Any]]
 
 
 def registry_problems(session: Session) -> list[tuple[str, str, str]]:
-    """(kind, subject, detail) for every user and registered officer that differs from the chain."""
+    """(kind, subject, detail) for every user and registered officer that differs from the chain. A difference is
+    read again once, events and rows together, so a change committed between the two reads is not reported."""
+    found = _registry_findings(session)
+    return _registry_findings(session) if found else found
+
+
+def _registry_findings(session: Session) -> list[tuple[str, str, str]]:
     events = list(session.exec(select(CustodyEvent).where(col(CustodyEvent.kind).in_(
         [CustodyKind.USER_CHANGED.value, CustodyKind.REGISTRY_CHANGED.value])).order_by(col(CustodyEvent.id))))
     users = fold_users(e for e in events if e.kind == CustodyKind.USER_CHANGED.value)
     officers = fold_officers(e for e in events if e.kind == CustodyKind.REGISTRY_CHANGED.value)
-    return ([("user", f"user {name}", text) for name, text in user_findings(session.exec(select(User)), users)]
+    fresh = {"populate_existing": True}
+    return ([("user", f"user {name}", text)
+             for name, text in user_findings(session.exec(select(User).execution_options(**fresh)), users)]
             + [("registry", f"officer {number}", text)
-               for number, text in officer_findings(session.exec(select(Officer)), officers)])
+               for number, text in officer_findings(session.exec(select(Officer).execution_options(**fresh)),
+                                                    officers)])

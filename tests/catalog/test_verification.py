@@ -297,3 +297,39 @@ def test_read_back_bytes_are_held_against_the_catalogue_hash_and_size():
     assert object_problems(recording, "a" * 64, 10) == []
     assert [p.detail for p in object_problems(recording, "b" * 64, 9)] == [
         f"stored bytes hash to {'b' * 64}, expected {'a' * 64}", "stored object is 9 bytes, the catalogue says 10"]
+
+
+def test_a_case_opened_or_closed_while_verify_runs_is_not_reported(engine):
+    """verify reads the case events when it begins and the case rows when it ends (hours later on a large
+    archive): a case a clerk opened or closed meanwhile was reported as changed behind the application's back
+    (found by a review). A difference is read again, events and row together."""
+    from datetime import date
+
+    from catalog import DEFAULT_CASE_PATTERN
+    from catalog.case_models import Case
+    from catalog.cases import close_case, create_case
+    from catalog.replay import load_case_replays
+    from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
+    from catalog.verification import case_problems
+
+    policy = RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai")
+    opening = {"title": "无照经营", "case_type": "inspection", "unit": "", "opened_on": date(2026, 11, 1),
+               "by": "clerk", "case_pattern": DEFAULT_CASE_PATTERN, "policy": policy, "today": date(2026, 12, 3)}
+    with Session(engine) as session:
+        create_case(session, number="AB-2026-00001", **opening)
+        session.commit()
+    with Session(engine) as verifying:
+        said_at_start = load_case_replays(verifying)
+        with Session(engine) as clerk:  # meanwhile: one case closed, another opened
+            case = clerk.exec(select(Case).where(Case.number == "AB-2026-00001")).one()
+            close_case(clerk, case, by="clerk", closed_on=date(2026, 12, 2), today=date(2026, 12, 3))
+            create_case(clerk, number="AB-2026-00002", **opening)
+            clerk.commit()
+        assert case_problems(verifying, said_at_start, None) == []
+        # an edit behind the application's back is still named
+        as_attacker(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE case_file SET title = 'forged' WHERE number = 'AB-2026-00002'"))
+        [problem] = case_problems(verifying, said_at_start, None)
+        assert problem.subject == "case AB-2026-00002" and problem.detail.startswith(
+            "title: the case row says 'forged', the custody chain says '无照经营'")

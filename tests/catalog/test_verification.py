@@ -313,17 +313,21 @@ def test_a_case_opened_or_closed_while_verify_runs_is_not_reported(engine):
     from catalog.verification import case_problems
 
     policy = RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai")
-    opening = {"title": "无照经营", "case_type": "inspection", "unit": "", "opened_on": date(2026, 11, 1),
-               "by": "clerk", "case_pattern": DEFAULT_CASE_PATTERN, "policy": policy, "today": date(2026, 12, 3)}
+
+    def opening(session: Session, number: str) -> None:
+        create_case(session, number=number, title="无照经营", case_type="inspection", unit="",
+                    opened_on=date(2026, 11, 1), by="clerk", case_pattern=DEFAULT_CASE_PATTERN, policy=policy,
+                    today=date(2026, 12, 3))
+
     with Session(engine) as session:
-        create_case(session, number="AB-2026-00001", **opening)
+        opening(session, "AB-2026-00001")
         session.commit()
     with Session(engine) as verifying:
         said_at_start = load_case_replays(verifying)
         with Session(engine) as clerk:  # meanwhile: one case closed, another opened
             case = clerk.exec(select(Case).where(Case.number == "AB-2026-00001")).one()
             close_case(clerk, case, by="clerk", closed_on=date(2026, 12, 2), today=date(2026, 12, 3))
-            create_case(clerk, number="AB-2026-00002", **opening)
+            opening(clerk, "AB-2026-00002")
             clerk.commit()
         assert case_problems(verifying, said_at_start, None) == []
         # an edit behind the application's back is still named

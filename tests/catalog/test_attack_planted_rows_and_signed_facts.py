@@ -248,6 +248,13 @@ def test_a_manifest_another_trusted_station_signed_with_false_facts_is_named(env
     assert any(p.startswith("[catalog] media.duration_s: the catalogue says ") for p in found), found
 
 
+def _roll_back_restamp(engine: Engine, rid: int) -> None:
+    """Undo a re-stamp to revision 2 in the database: its revision row deleted, the row's stamp put back."""
+    sql(engine, "DELETE FROM stamp_revision WHERE recording_id = :id AND revision = 2", id=rid)
+    sql(engine, "UPDATE recording SET stamp_revision = 1, case_number = NULL, purpose = NULL, legal_hold = :no "
+                "WHERE id = :id", id=rid, no=False)
+
+
 def test_a_restamp_rolled_back_in_the_database_is_named_by_verify(env, engine, tmp_path):
     """A review deleted a re-stamp's revision row and put the row's stamp back as it was: revisions 1..1 ran, r1's
     manifest matched, and verify passed although the chain's `restamped` and `manifested` events and the store's
@@ -262,9 +269,7 @@ def test_a_restamp_rolled_back_in_the_database_is_named_by_verify(env, engine, t
     with Session(engine) as session:
         before = session.get(Recording, rid)
         assert before is not None and before.stamp_revision == 2 and before.case_number == "A2026-001"
-    sql(engine, "DELETE FROM stamp_revision WHERE recording_id = :id AND revision = 2", id=rid)
-    sql(engine, "UPDATE recording SET stamp_revision = 1, case_number = NULL, purpose = NULL, legal_hold = :no "
-                "WHERE id = :id", id=rid, no=False)
+    _roll_back_restamp(engine, rid)
     code, report = verify_all(env)
     assert code == 4
     named = [p for p in problems_of(report, rid) if "names stamp revision 2" in p]
@@ -292,9 +297,7 @@ def test_a_restamp_rolled_back_with_the_chains_tail_cut_is_named_by_its_stored_m
                      "--by", "supervisor-wang")
     assert tagged.exit_code == 0, tagged.output
     cut_tail(engine, anchor.last_event_id)
-    sql(engine, "DELETE FROM stamp_revision WHERE recording_id = :id AND revision = 2", id=rid)
-    sql(engine, "UPDATE recording SET stamp_revision = 1, case_number = NULL, purpose = NULL, legal_hold = :no "
-                "WHERE id = :id", id=rid, no=False)
+    _roll_back_restamp(engine, rid)
     code, report = verify_all(env)
     assert code == 4
     named = [p for p in problems_of(report, rid) if "the store holds signed manifest r2" in p]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -31,16 +32,22 @@ def _delete_row(db, recording_id: int) -> None:
     sql(db, "DELETE FROM recording WHERE id = :id", id=recording_id)
 
 
-def test_rows_hidden_as_disposed_or_staged_and_a_deleted_row_are_named(env, engine, tmp_path):
-    hidden_disposed, hidden_staged, deleted = (ingest_recorder(env, tmp_path, n)[0] for n in ("d", "s", "gone"))
-    # A recording lawfully disposed of (its tombstone, `disposed` event and signed record exist) stays quiet.
-    store = store_of(env)
+def _lawfully_disposed(env, engine, tmp_path: Path, n: int) -> Recording:
+    """A recording archived with a two-second lock, past it, swept by one clerk and disposed on a supervisor's
+    approval: its tombstone, `disposed` event and signed disposal record exist."""
     with Session(engine) as session:
-        lawful = archived(session, store, tmp_path, 9, retain_until=timedelta(seconds=2),
+        lawful = archived(session, store_of(env), tmp_path, n, retain_until=timedelta(seconds=2),
                           captured_end=datetime(2025, 1, 1, tzinfo=UTC))
         wait_past(lawful.retain_until)
     outcome, code = sweep_and_approve(env)
     assert code == 0 and [(o["recording_id"], o["result"]) for o in outcome["outcome"]] == [(lawful.id, "disposed")]
+    return lawful
+
+
+def test_rows_hidden_as_disposed_or_staged_and_a_deleted_row_are_named(env, engine, tmp_path):
+    hidden_disposed, hidden_staged, deleted = (ingest_recorder(env, tmp_path, n)[0] for n in ("d", "s", "gone"))
+    # A recording lawfully disposed of (its tombstone, `disposed` event and signed record exist) stays quiet.
+    lawful = _lawfully_disposed(env, engine, tmp_path, 9)
     code, report = verify_all(env)
     assert code == 0, problems_of(report)
     with Session(engine) as session:  # every row is checked, the disposed one too
@@ -154,13 +161,7 @@ def test_a_tombstone_and_its_batch_rewritten_in_the_database_are_named(env, engi
     batch (proposer, approver): `evidence show` and `retention batches` printed the forgery and verify passed. The
     `disposed` custody event and the signed disposal record in WORM storage say otherwise."""
     ingest_recorder(env, tmp_path, "kept")  # the station's first start adopts the retention terms
-    store = store_of(env)
-    with Session(engine) as session:
-        lawful = archived(session, store, tmp_path, 11, retain_until=timedelta(seconds=2),
-                          captured_end=datetime(2025, 1, 1, tzinfo=UTC))
-        wait_past(lawful.retain_until)
-    outcome, code = sweep_and_approve(env)
-    assert code == 0 and [o["result"] for o in outcome["outcome"]] == ["disposed"]
+    lawful = _lawfully_disposed(env, engine, tmp_path, 11)
     code, report = verify_all(env)
     assert code == 0, problems_of(report)
     with Session(engine) as session:

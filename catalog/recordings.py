@@ -12,10 +12,11 @@ from typing import Any, NotRequired, TypedDict
 
 from sqlmodel import Session, col, select
 
-from catalog.custody import CustodyKind
+from catalog.custody import CustodyKind, append_event
 from catalog.db import begin_write
 from catalog.errors import RecordingNotFound
 from catalog.models import CustodyEvent, Device, Officer, Recording, RecordingState, Sighting, Station
+from catalog.registry import officer_json
 from catalog.types import utcnow
 
 __all__ = [
@@ -51,9 +52,12 @@ def ensure_station(session: Session, code: str, *, name: str = "", lat: float | 
 
 
 def ensure_officer(session: Session, number: str, *, name: str = "", unit_number: str = "",
-                   unit_name: str = "") -> Officer:
-    """Find the officer or create them; only empty fields are filled from device data."""
+                   unit_name: str = "", actor: str | None = None) -> Officer:
+    """Find the officer or create them; only empty fields are filled from device data. With *actor* (the
+    station), a new officer or a filled field is a `registry_changed` event (source `device`): the unit decides
+    which supervisors see the officer's recordings, and `evidence verify --all` holds the row to the event."""
     officer = session.exec(select(Officer).where(Officer.number == number)).first()
+    old = None if officer is None else officer_json(officer)
     if officer is None:
         officer = Officer(number=number, name=name, unit_number=unit_number, unit_name=unit_name)
     else:
@@ -61,6 +65,10 @@ def ensure_officer(session: Session, number: str, *, name: str = "", unit_number
         officer.unit_number = officer.unit_number or unit_number
         officer.unit_name = officer.unit_name or unit_name
     session.add(officer)
+    new = officer_json(officer)
+    if actor is not None and new != old:
+        append_event(session, CustodyKind.REGISTRY_CHANGED, actor=actor, details={
+            "register": "officer", "key": number, "old": old, "new": new, "source": "device"})
     return officer
 
 

@@ -18,7 +18,7 @@ from catalog.errors import CatalogError
 from catalog.models import Device, Officer, Station
 
 __all__ = ["CERTIFICATE_STATES", "EXPIRY_WARNING", "OfficerForm", "RegistryInvalid", "certificate_state",
-           "save_device", "save_officer", "save_station", "validate_officer"]
+           "officer_json", "save_device", "save_officer", "save_station", "validate_officer"]
 
 CERTIFICATE_STATES = ("unknown", "not yet valid", "expired", "expiring", "valid")
 #: A certificate this close to its end date is flagged on the officer list.
@@ -84,7 +84,7 @@ def _as_time(value: date | None) -> datetime | None:
     return datetime(value.year, value.month, value.day, tzinfo=UTC) if value else None
 
 
-def _officer_json(officer: Officer) -> dict[str, Any]:
+def officer_json(officer: Officer) -> dict[str, Any]:
     return {f: getattr(officer, f) for f in _LIMITS} | {"valid_from": _day(officer.valid_from),
                                                         "valid_until": _day(officer.valid_until)}
 
@@ -95,7 +95,7 @@ def save_officer(session: Session, form: OfficerForm, *, by: str) -> Officer:
     if problems:
         raise RegistryInvalid(problems)
     officer = session.exec(select(Officer).where(Officer.number == form.number.strip())).first()
-    old = _officer_json(officer) if officer else None
+    old = officer_json(officer) if officer else None
     officer = officer or Officer(number=form.number.strip())
     for field in _LIMITS:
         if field != "number":
@@ -103,7 +103,7 @@ def save_officer(session: Session, form: OfficerForm, *, by: str) -> Officer:
     officer.valid_from, officer.valid_until = _as_time(form.valid_from), _as_time(form.valid_until)
     session.add(officer)
     append_event(session, CustodyKind.REGISTRY_CHANGED, actor=by, details={
-        "register": "officer", "key": officer.number, "old": old, "new": _officer_json(officer)})
+        "register": "officer", "key": officer.number, "old": old, "new": officer_json(officer)})
     return officer
 
 

@@ -4,8 +4,9 @@ officer list's units, which decide a supervisor's scope. Pure folds and comparis
 Every change to a user is a `user_changed` event, every change of the officer list made in the application a
 `registry_changed` event. A review added an administrator bound to another OS account and moved an officer to
 another unit with one SQL statement each: verify passed, and the officer's recordings went to another unit's
-supervisor. An officer the station made from a device's own data has no event (`ensure_officer`), and a device
-only ever fills a field that is empty: such rows, and empty fields of registered ones, are not vouched for.
+supervisor. The station records an officer it makes from a device's data, and a field a device fills, as a
+`registry_changed` event too (`catalog.recordings.ensure_officer`); officers made before it did have no event and
+are not vouched for, nor is a field the last event left empty.
 """
 from __future__ import annotations
 

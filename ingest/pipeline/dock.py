@@ -135,9 +135,10 @@ class DockStart:
         officer_number = opts.officer or identity.officer_number
         if identity.officer_number:
             ensure_officer(s, identity.officer_number, name=identity.officer_name or "",
-                           unit_number=identity.unit_number or "", unit_name=identity.unit_name or "")
+                           unit_number=identity.unit_number or "", unit_name=identity.unit_name or "",
+                           actor=opts.actor)
         if opts.officer:
-            ensure_officer(s, opts.officer)
+            ensure_officer(s, opts.officer, actor=opts.actor)
         ensure_device(s, serial, profile=self._profile.name, officer_number=identity.officer_number,
                       unit_number=identity.unit_number or "", unit_name=identity.unit_name or "")
         key = load_or_create_key(settings.station_key_path)

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from catalog.case_models import Case, CaseLink, Disposal
 from catalog.models import Recording
 from catalog.types import utcnow
+from ingest.samples import make_wav
 from tests.cli import run_cli
 from tests.helpers.cli_archive import ingest_recorder, problems_of, store_of, sweep_and_approve, verify_all
 from tests.helpers.insider import LONG_AGO, PAST, rewrite_retention_record, sql
@@ -252,19 +253,24 @@ def test_users_and_the_officer_list_edited_in_the_database_are_named(env, engine
     """A review inserted an administrator bound to another OS account, widened a supervisor's scope and moved an
     officer to another unit, one SQL statement each: verify passed, and the officer's recordings went to another
     unit's supervisor. Users and the officer list are compared with their user_changed and registry_changed
-    events; an officer the station made from a device (no event) and what a device filled in stay quiet."""
+    events: the station's own, when it makes an officer from a device's data or fills an empty field, too."""
     from catalog.registry import OfficerForm, save_officer
     from catalog.users import add_user
 
-    ingest_recorder(env, tmp_path, "registry")  # officer 010203 made from the device's own data: no event
+    ingest_recorder(env, tmp_path, "registry")  # officer 010203 made from the device's own number (its event)
+    device = tmp_path / "named-recorder"  # a second recorder of 010203 says their name and unit: filled (an event)
+    make_wav(device / "RECORD" / "ZFY_B765432_010203_20261120_090000_named.wav", seconds=0.7)
+    (device / "ZFYINFO.TXT").write_bytes("产品序号=B765432\r\n警员编号=010203\r\n警员姓名=张三\r\n"
+                                         "单位编号=110105001\r\n单位名称=朝阳执法局\r\n".encode("gbk"))
+    assert run_cli(env, "ingest", str(device), "--no-derive").exit_code == 0
     with Session(engine) as session:
         add_user(session, "sup-u1", roles=["supervisor"], by="admin", units=["U1"])
         save_officer(session, OfficerForm(number="040506", name="钱七", unit_number="U1", unit_name="一中队"),
                      by="admin")
         save_officer(session, OfficerForm(number="050607", name="孙八"), by="admin")  # unit left to the device
         session.commit()
-    sql(engine, "UPDATE officer SET unit_number = 'U9', unit_name = '九中队' WHERE number = '050607'")  # filled
-    code, report = verify_all(env)
+    sql(engine, "UPDATE officer SET unit_number = 'U9', unit_name = '九中队' WHERE number = '050607'")  # as before
+    code, report = verify_all(env)  # a field the last event left empty: filled by a device before it said so
     assert code == 0, problems_of(report)
 
     sql(engine, "INSERT INTO app_user (name, display_name, roles, active, created_at, failed_logins, units, os_user) "
@@ -272,7 +278,7 @@ def test_users_and_the_officer_list_edited_in_the_database_are_named(env, engine
         roles=json.dumps(["admin", "clerk"]), yes=True, at=utcnow())
     sql(engine, "UPDATE app_user SET units = '[]' WHERE name = 'sup-u1'")
     sql(engine, "UPDATE officer SET unit_number = '999', unit_name = '其他' WHERE number = '040506'")
-    sql(engine, "UPDATE officer SET unit_number = 'U7' WHERE number = '010203'")  # no event vouches for it
+    sql(engine, "UPDATE officer SET name = '赵六' WHERE number = '010203'")  # the station's event vouches for it
     code, report = verify_all(env)
     assert code == 4
     said = {(p["subject"], p["detail"].split(" (")[0]) for p in report["problems"]}
@@ -282,4 +288,5 @@ def test_users_and_the_officer_list_edited_in_the_database_are_named(env, engine
     for field, held, stated in (("unit_number", "999", "U1"), ("unit_name", "其他", "一中队")):
         assert ("officer 040506", f"{field}: the officer list says {held!r}, its last registry_changed event "
                                   f"{stated!r}") in said
-    assert not any(subject in ("officer 010203", "officer 050607") for subject, _detail in said), said
+    assert ("officer 010203", "name: the officer list says '赵六', its last registry_changed event '张三'") in said
+    assert not any(subject == "officer 050607" for subject, _detail in said), said

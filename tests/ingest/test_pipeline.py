@@ -308,8 +308,10 @@ def test_custody_chain_covers_the_ingest_and_detects_tampering(samples, settings
     _ingest(samples.sidecar_recorder, settings, engine, store)
     with Session(engine) as session:
         chain = load_chain(session)
-        # the first dock adopts the station's retention policy (catalog.policy_adoption), then registers its key
-        assert [e.kind for e in chain][:3] == ["policy_adopted", "key_registered", "docked"]
+        # the first dock adopts the station's retention policy (catalog.policy_adoption), records the officer the
+        # device names (catalog.recordings.ensure_officer), then registers its key
+        assert [e.kind for e in chain][:4] == ["policy_adopted", "registry_changed", "key_registered", "docked"]
+        assert chain[1].details["register"] == "officer" and chain[1].details["source"] == "device"
         assert chain[-1].kind == "undocked"
         assert find_chain_breaks(chain) == []
         victim = next(e for e in chain if e.kind == "copied")

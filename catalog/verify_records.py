@@ -319,18 +319,19 @@ def record_problems(session: Session, store: EvidenceStore, recording: Recording
     again once (row, revisions, sightings, events and manifests together), so a re-stamp or a sighting committed
     while verify ran is not reported. Returns the problems and how many manifests were read."""
     assert recording.id is not None
-    revisions, sightings, events = rows.pop(recording.id)
-    manifests = read_manifests(store, recording, trusted=keys)
-    problems = (check_recording_record(recording, revisions, manifests, events, sightings, replay.places)
-                + revision_rollback(recording, replay) + manifest_beyond(store, recording, keys))
+
+    def compared(rows: RecordRows, replay: RecordingReplay) -> tuple[list[Problem], int]:
+        revisions, sightings, events = rows.pop(recording.id or 0)
+        manifests = read_manifests(store, recording, trusted=keys)
+        return (check_recording_record(recording, revisions, manifests, events, sightings, replay.places)
+                + revision_rollback(recording, replay) + manifest_beyond(store, recording, keys)), len(manifests)
+
+    problems, read = compared(rows, replay)
     if problems:
         session.refresh(recording)
-        revisions, sightings, events = RecordRows.load(session, [recording.id]).pop(recording.id)
-        replay = load_replays(session, [recording.id])[0][recording.id]
-        manifests = read_manifests(store, recording, trusted=keys)
-        problems = (check_recording_record(recording, revisions, manifests, events, sightings, replay.places)
-                    + revision_rollback(recording, replay) + manifest_beyond(store, recording, keys))
-    return problems, len(manifests)
+        problems, read = compared(RecordRows.load(session, [recording.id]),
+                                  load_replays(session, [recording.id])[0][recording.id])
+    return problems, read
 
 
 def manifest_beyond(store: EvidenceStore, recording: Recording, keys: set[str]) -> list[Problem]:

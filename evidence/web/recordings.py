@@ -225,11 +225,12 @@ def _reader(who: Caller) -> str | None:
 
 def _render_page(request: Request, session: Session, who: Caller, recording: Recording, *, reason: str | None,
                  status: int = 200, error: str | None = None) -> Response:
+    stated = _stated(reason)
     return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   r=_page_data(request, session, recording, who), can_play=who.may("play"), can_stamp=who.may("stamp"),
                   can_link=who.may("manage_cases"), reason=reason or "",
-                  play_needs_reason=reason_needed(request, "play") and _stated(reason) is None,
-                  photo_needs_reason=_stated(reason) is None, error=error)
+                  play_needs_reason=reason_needed(request, "play") and stated is None,
+                  photo_needs_reason=stated is None, error=error)
 
 
 def _stated(reason: str | None) -> str | None:
@@ -245,11 +246,12 @@ def recording_page(ref: str, request: Request, session: DB, reason: str | None =
     """Opening the page is a `viewed` custody event (with the reason, when policy asks for one first)."""
     who = signed_in(request, session, "view")
     recording = visible_recording(session, ref, who, "view")
-    if _stated(reason) is None and reason_needed(request, "view"):
+    stated = _stated(reason)
+    if stated is None and reason_needed(request, "view"):
         return render(request, "reason.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
                       action=f"/recordings/{recording.id}", title=recording.original_name)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
-                 details={"via": "web page", "reason": _stated(reason)})
+                 details={"via": "web page", "reason": stated})
     session.commit()
     return _render_page(request, session, who, recording, reason=reason)
 
@@ -285,11 +287,12 @@ def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
     """One recording with its stamp history and linked cases; the view is a custody event naming the user
     (and the stated reason)."""
     recording = visible_recording(session, ref, who, "view")
-    if _stated(reason) is None and reason_needed(request, "view"):
+    stated = _stated(reason)
+    if stated is None and reason_needed(request, "view"):
         raise HTTPException(422, f"state the reason for viewing recording {recording.id} (调阅事由): the agency's "
                                  "policy EVIDENCE_ACCESS_REASON=view asks for one; add ?reason=…")
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
-                 details={"via": "api", "reason": _stated(reason)})
+                 details={"via": "api", "reason": stated})
     session.commit()
     return recording_detail(session, recording, request.app.state.config.policy, reader=_reader(who),
                             reads_cases=who.may("cases"))

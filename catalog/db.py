@@ -57,6 +57,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Statement and savepoint journals (every batch of a dock nests savepoints) and sorts in memory, not in
+    # /var/tmp/etilqs_* files: 75 pwrite() calls of every photo a dock catalogued went there.
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 

@@ -14,12 +14,12 @@ import fcntl
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JournalEntry", "entry_key", "forget", "held", "hold", "journaled_serials", "let_go", "load", "record",
-           "sync"]
+__all__ = ["JournalEntry", "JournalFile", "entry_key", "forget", "held", "hold", "journaled_serials", "let_go", "load",
+           "record", "sync"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class JournalEntry:
     def key(self) -> str:
         """This entry's `entry_key`."""
         return entry_key(self.part_key, self.sha256)
+
+
+_FIELDS = tuple(f.name for f in fields(JournalEntry))
 
 
 def entry_key(part_key: str, sha256: str) -> str:
@@ -98,11 +101,45 @@ def record(staging: Path, device_serial: str, entry: JournalEntry, *, durable: b
     """Append *entry*; with *durable* it is on disk before this returns (else at the next `sync`)."""
     path = _path(staging, device_serial)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(asdict(entry)) + "\n")
+    with path.open("ab") as fh:
+        fh.write(_line(entry))
         fh.flush()
         if durable:
             os.fsync(fh.fileno())
+
+
+def _line(entry: JournalEntry) -> bytes:
+    # The entry's fields as they are (a shallow dict: json copies nothing; asdict deep-copied every list and dict).
+    return (json.dumps({name: getattr(entry, name) for name in _FIELDS}) + "\n").encode()
+
+
+class JournalFile:
+    """One device's journal, held open by the run that docks it: each entry is one `write` to the open file, not an
+    open, mkdir, write and close per staged copy (1.4 ms of every photo on the development VM). Written entries are
+    in the page cache at once, as `record(..., durable=False)` leaves them; `sync` makes them durable. The run holds
+    the device's lock (`hold`) meanwhile, so no other run forgets or replays this journal under it."""
+
+    def __init__(self, staging: Path, device_serial: str) -> None:
+        self._path = _path(staging, device_serial)
+        self._fd: int | None = None
+
+    def append(self, entry: JournalEntry) -> None:
+        if self._fd is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        line = _line(entry)
+        if os.write(self._fd, line) != len(line):  # a regular file takes the whole line or raises (ENOSPC)
+            raise OSError(f"journal {self._path}: short write of an entry of {len(line)} bytes")
+
+    def sync(self) -> None:
+        """Every entry appended so far is durable."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def sync(staging: Path, device_serial: str) -> None:

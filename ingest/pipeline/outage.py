@@ -67,6 +67,7 @@ class OutageJournal:
         self.journaled = 0  # staged copies made durable in the journal for later cataloguing
         self._written: set[str] = set()  # entry keys written ahead by this run
         self._unsynced = False  # written ahead since the last sync
+        self._file = staging_journal.JournalFile(staging_dir, serial)  # opened at the first entry, closed by close()
 
     def load(self) -> None:
         self.entries = staging_journal.load(self._staging, self._serial)
@@ -95,8 +96,12 @@ class OutageJournal:
     def sync_before_commit(self) -> None:
         """What the coming commit catalogues is durable in the journal first."""
         if self._unsynced:
-            staging_journal.sync(self._staging, self._serial)
+            self._file.sync()
             self._unsynced = False
+
+    def close(self) -> None:
+        """The run is over (before its journal may be forgotten)."""
+        self._file.close()
 
     def write_ahead(self, item: StagedCopy) -> None:
         """Append *item*'s entry (not yet synced) unless this run or an earlier one journaled it."""
@@ -105,12 +110,12 @@ class OutageJournal:
             return
         self._written.add(key)
         self._unsynced = True
-        staging_journal.record(self._staging, self._serial, durable=False, entry=self._entry(item))
+        self._file.append(self._entry(item))
 
     def journal(self, item: StagedCopy) -> None:
         """The catalogue cannot take *item* now: make its journal entry durable and count it."""
         self.write_ahead(item)
-        staging_journal.sync(self._staging, self._serial)
+        self._file.sync()
         self.journaled += 1
 
     def go_offline(self, exc: Exception) -> bool:

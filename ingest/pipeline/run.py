@@ -495,6 +495,7 @@ class DockRun:
         try:
             self._finish()
         finally:
+            self.outage.close()
             staging_journal.let_go(self._hold)
             mark_idle(self.serial)
 
@@ -518,6 +519,7 @@ class DockRun:
         self._close_dock(dock)
         session.close()
         if dock.result == DockResult.COMPLETE:
+            self.outage.close()
             staging_journal.forget(self.settings.staging_dir, self.serial)
             self.known.compact()
 

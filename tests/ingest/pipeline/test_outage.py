@@ -1,6 +1,8 @@
 """The run's staging journal: written ahead once per staged copy, durable when journaled, known to the next run."""
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import replace
 
 from ingest.describe.identity import DeviceIdentity
@@ -114,3 +116,34 @@ def test_a_journal_entry_s_stamp_is_taken_as_far_as_it_is_sound():
                               ({"clock_offset_s": 1e300}, {})):
         bad = replace(good, options=options, identity=identity)  # type: ignore[arg-type]
         assert stamp_options(bad) == JournaledStamp(), (options, identity)
+
+
+def _journal_descriptors(staging) -> dict[int, str]:
+    """This process's open descriptors on files of *staging*'s journal folder."""
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(staging / "journal")):
+                found[int(fd)] = target
+    return found
+
+
+def test_a_run_writes_its_journal_through_one_open_file_and_closes_it_at_the_end(samples, settings, engine,
+                                                                               store):
+    # Each staged copy's entry is one write to the journal the run holds open (opening, writing and closing the
+    # file for each copy cost 1.4 ms of every photo); the file is closed when the run ends, whatever its result.
+    held: list[dict[int, str]] = []
+
+    def progress(event, value):
+        if event == "advance":
+            held.append(_journal_descriptors(settings.staging_dir))
+
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions(), progress=progress)
+    assert len(report.recordings) >= 2 and report.errors == []
+    # Then one descriptor held the journal across the copies (the same one each time) ...
+    assert len(held) >= 2 and held[-1] and all(h == held[-1] for h in held[1:])
+    # ... and none is left once the run is over, its journal removed with a complete dock
+    assert _journal_descriptors(settings.staging_dir) == {}
+    assert not (settings.staging_dir / "journal").exists() or not list((settings.staging_dir / "journal").iterdir())

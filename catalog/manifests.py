@@ -264,8 +264,8 @@ def _signed_documents(session: Session, store: EvidenceStore, recordings: Sequen
     ids = [recording.id for recording in recordings]
     assert all(ids) and all(recording.retain_until is not None for recording in recordings)
     revisions = {(r.recording_id, r.revision): r for r in _of_recordings(session, StampRevision, ids)}
-    sightings = _by_recording(_of_recordings(session, Sighting, ids))
-    events = _by_recording(_of_recordings(session, CustodyEvent, ids))
+    sightings = _by_recording(_listed_of_recordings(session, Sighting, ids))
+    events = _by_recording(_listed_of_recordings(session, CustodyEvent, ids))
     for station in dict.fromkeys(recording.station_code for recording in recordings):
         publish_own_key(session, store, key, fallback_station=station)
     documents = []
@@ -288,8 +288,21 @@ def _of_recordings(session: Session, table: type[_Row], ids: list[int | None]) -
     return list(session.exec(select(table).where(col(table.recording_id).in_(ids)).order_by(col(table.id))))
 
 
-def _by_recording(rows: list[_Row]) -> dict[int | None, list[_Row]]:
-    grouped: defaultdict[int | None, list[_Row]] = defaultdict(list)
+#: What a manifest lists of a recording's sightings and custody events (`build_manifest` reads these, no more).
+_LISTED: dict[type[Any], tuple[str, ...]] = {
+    Sighting: ("recording_id", "device_serial", "device_path", "seen_at"),
+    CustodyEvent: ("recording_id", "id", "kind", "at", "actor", "hash")}
+
+
+def _listed_of_recordings(session: Session, table: type[Sighting | CustodyEvent], ids: list[int | None]) -> list[Any]:
+    """`_of_recordings` for the columns a manifest lists (`_LISTED`): plain rows, read without building an ORM
+    object for each (a tenth of the ingest thread's time for a dock of photos went to reading these back)."""
+    columns = [getattr(table, name) for name in _LISTED[table]]
+    return list(session.execute(select(*columns).where(col(table.recording_id).in_(ids)).order_by(col(table.id))))
+
+
+def _by_recording(rows: Sequence[Any]) -> dict[int | None, list[Any]]:
+    grouped: defaultdict[int | None, list[Any]] = defaultdict(list)
     for row in rows:
         grouped[row.recording_id].append(row)
     return grouped

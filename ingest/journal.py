@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["JournalEntry", "JournalFile", "entry_key", "forget", "held", "hold", "journaled_serials", "let_go", "load",
-           "record", "sync"]
+           "record", "sync", "sync_path"]
 
 
 @dataclass(frozen=True)
@@ -117,35 +117,56 @@ class JournalFile:
     """One device's journal, held open by the run that docks it: each entry is one `write` to the open file, not an
     open, mkdir, write and close per staged copy (1.4 ms of every photo on the development VM). Written entries are
     in the page cache at once, as `record(..., durable=False)` leaves them; `sync` makes them durable. The run holds
-    the device's lock (`hold`) meanwhile, so no other run forgets or replays this journal under it."""
+    the device's lock (`hold`) meanwhile, so no other run forgets or replays this journal under it.
+
+    A journal whose last line was cut short (a power cut during a write, a disk that filled) gets a line break
+    before the next entry, so that entry stands on a line of its own and `load` reads it."""
 
     def __init__(self, staging: Path, device_serial: str) -> None:
         self._path = _path(staging, device_serial)
         self._fd: int | None = None
+        self._torn = False  # the file does not end with a line break
 
     def append(self, entry: JournalEntry) -> None:
         if self._fd is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        line = _line(entry)
-        if os.write(self._fd, line) != len(line):  # a regular file takes the whole line or raises (ENOSPC)
+            self._open()
+        assert self._fd is not None
+        line = (b"\n" if self._torn else b"") + _line(entry)
+        written = os.write(self._fd, line)
+        self._torn = False
+        if written != len(line):  # a regular file takes the whole line or raises (ENOSPC)
+            self._torn = True
             raise OSError(f"journal {self._path}: short write of an entry of {len(line)} bytes")
 
     def sync(self) -> None:
-        """Every entry appended so far is durable."""
+        """Every entry in the journal is durable: this run's and those earlier runs left in the page cache only
+        (the run may journal those without appending anything itself)."""
         if self._fd is not None:
             os.fsync(self._fd)
+        else:
+            sync_path(self._path)
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        size = os.fstat(self._fd).st_size
+        self._torn = size > 0 and os.pread(self._fd, 1, size - 1) != b"\n"
+
 
 def sync(staging: Path, device_serial: str) -> None:
     """Make every entry appended so far durable."""
+    sync_path(_path(staging, device_serial))
+
+
+def sync_path(path: Path) -> None:
+    """fsync the journal at *path*, when there is one."""
     try:
-        fd = os.open(_path(staging, device_serial), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return
     try:

@@ -100,8 +100,15 @@ class OutageJournal:
             self._unsynced = False
 
     def close(self) -> None:
-        """The run is over (before its journal may be forgotten)."""
-        self._file.close()
+        """The run is over (before its journal may be forgotten): what it wrote ahead is made durable, also when it
+        stops on an error before its commit, then the file is closed."""
+        try:
+            self.sync_before_commit()
+        except OSError:
+            logger.warning("The staging journal of device %r could not be synced at the end of the run.",
+                           self._serial, exc_info=True)
+        finally:
+            self._file.close()
 
     def write_ahead(self, item: StagedCopy) -> None:
         """Append *item*'s entry (not yet synced) unless this run or an earlier one journaled it."""

@@ -160,7 +160,12 @@ def test_journaling_a_copy_an_earlier_run_only_wrote_ahead_makes_its_entry_durab
     _journal(tmp_path, staging).write_ahead(item)
     synced: list[str] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     again = _journal(tmp_path, staging)
     again.load()
     again.go_offline(ConnectionError("connection refused"))

@@ -131,9 +131,17 @@ class DockRun:
         """Claim the device and register the dock on a helper thread while the first file already copies."""
         self._hold = self._claim_device()  # other runs, in this process or another, see it is live
         mark_busy(self.serial)
-        self.outage.load()
-        self.known.load()
-        self.start.start(measured_offset_s=measured_offset_s, journaled=bool(self.outage.entries))
+        try:
+            self.outage.load()
+            self.known.load()
+            self.start.start(measured_offset_s=measured_offset_s, journaled=bool(self.outage.entries))
+        except BaseException:
+            # Not begun, so never finished: the device is let go here, or the station's next dock of it would
+            # wait an hour for this run's lock (found by a review).
+            staging_journal.let_go(self._hold)
+            self._hold = None
+            mark_idle(self.serial)
+            raise
 
     def _claim_device(self) -> int:
         """This run's lock on the device (ingest.journal.hold). While another run holds it — a second `evidence
@@ -497,6 +505,7 @@ class DockRun:
         finally:
             self.outage.close()
             staging_journal.let_go(self._hold)
+            self._hold = None
             mark_idle(self.serial)
 
     def _finish(self) -> None:

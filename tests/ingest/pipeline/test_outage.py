@@ -5,9 +5,12 @@ import contextlib
 import os
 from dataclasses import replace
 
+import pytest
+
 from ingest.describe.identity import DeviceIdentity
 from ingest.journal import load as load_journal
 from ingest.pipeline import IngestOptions, busy_serials, ingest_folder
+from ingest.pipeline import run as run_module
 from ingest.pipeline.outage import OutageJournal, StagedCopy
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
@@ -192,3 +195,23 @@ def test_an_entry_after_a_line_cut_short_is_still_read(tmp_path):
     second.write_ahead(other)
     second.close()
     assert [e.part_key for e in load_journal(staging, "CAM1").values()] == ["k2"]
+
+
+def test_a_run_that_fails_to_begin_lets_the_device_go(samples, settings, engine, store, monkeypatch):
+    # The staging journal cannot be read when a dock begins (an I/O error): that run fails, and the device must not
+    # stay claimed by it, or the station's next dock of the device waits an hour for a run that is over.
+    monkeypatch.setattr(run_module, "DEVICE_BUSY_WAIT_S", 2.0)
+    real_load = OutageJournal.load
+
+    def unreadable(self: OutageJournal) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(OutageJournal, "load", unreadable)
+    with pytest.raises(OSError, match="Input/output error"):
+        ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                      options=IngestOptions())
+    assert busy_serials() == set()
+    monkeypatch.setattr(OutageJournal, "load", real_load)
+    report = ingest_folder(samples.sidecar_recorder, settings=settings, engine=engine, store=store,
+                           options=IngestOptions())
+    assert len(report.recordings) >= 2 and report.errors == []

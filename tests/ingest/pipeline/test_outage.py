@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from ingest.pipeline import run as run_module
 from ingest.pipeline.outage import OutageJournal, StagedCopy
 from ingest.scan import DeviceFile
 from ingest.transfer import CopyResult
+from tests.helpers.fsyncs import spy_fsyncs
 
 
 def _staged(tmp_path, staging) -> StagedCopy:
@@ -27,15 +29,19 @@ def _staged(tmp_path, staging) -> StagedCopy:
     return StagedCopy(file, copy, None, None, key="k1", sidecar=b"{}")
 
 
+def _staging_with_copy(tmp_path) -> tuple[Path, StagedCopy]:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    return staging, _staged(tmp_path, staging)
+
+
 def _journal(tmp_path, staging) -> OutageJournal:
     return OutageJournal(staging, "CAM1", root=tmp_path / "dock", profile="generic", identity=DeviceIdentity(),
                          options=IngestOptions(officer="A1", actor="station"))
 
 
 def test_a_staged_copy_is_written_ahead_once_and_counted_when_journaled(tmp_path):
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    item = _staged(tmp_path, staging)
+    staging, item = _staging_with_copy(tmp_path)
     outage = _journal(tmp_path, staging)
     # When the copy is written ahead twice, then journaled
     outage.write_ahead(item)
@@ -157,18 +163,9 @@ def test_a_run_writes_its_journal_through_one_open_file_and_closes_it_at_the_end
 def test_journaling_a_copy_an_earlier_run_only_wrote_ahead_makes_its_entry_durable(tmp_path, monkeypatch):
     # An earlier run wrote the entry ahead (page cache only) and was killed before its commit; this run finds the
     # catalogue away and journals that copy without appending anything itself: the entry must reach the disk.
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    item = _staged(tmp_path, staging)
+    staging, item = _staging_with_copy(tmp_path)
     _journal(tmp_path, staging).write_ahead(item)
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = spy_fsyncs(monkeypatch)
     again = _journal(tmp_path, staging)
     again.load()
     again.go_offline(ConnectionError("connection refused"))
@@ -181,9 +178,7 @@ def test_journaling_a_copy_an_earlier_run_only_wrote_ahead_makes_its_entry_durab
 def test_an_entry_after_a_line_cut_short_is_still_read(tmp_path):
     # A power cut during a write (or a full disk) left the journal's last line without its end: the next entry
     # must not be glued onto it, or loading drops both.
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    item = _staged(tmp_path, staging)
+    staging, item = _staging_with_copy(tmp_path)
     first = _journal(tmp_path, staging)
     first.write_ahead(item)
     first.close()

@@ -11,6 +11,7 @@ import pytest
 
 from ingest import known_files
 from ingest.known_files import KnownFile, forget_paths, load, path_for, remember, rewrite
+from tests.helpers.fsyncs import spy_fsyncs
 
 SERIAL = "A123456"
 
@@ -50,14 +51,7 @@ def test_a_device_without_a_record_knows_nothing(tmp_path):
 
 
 def test_remember_is_fsynced_before_it_returns(tmp_path, monkeypatch):
-    synced: list[str] = []
-    real = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", spy)
+    synced = spy_fsyncs(monkeypatch)
     remember(tmp_path, SERIAL, [_entry(SERIAL, 1)])
     assert str(path_for(tmp_path, SERIAL)) in synced
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["JournalEntry", "JournalFile", "entry_key", "forget", "held", "hold", "journaled_serials", "let_go", "load",
-           "record", "sync", "sync_path"]
+           "record"]
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,13 @@ def held(locks: Path, device_serial: str) -> bool:
 
 def record(staging: Path, device_serial: str, entry: JournalEntry, *, durable: bool = True) -> None:
     """Append *entry*; with *durable* it is on disk before this returns (else at the next `sync`)."""
-    path = _path(staging, device_serial)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as fh:
-        fh.write(_line(entry))
-        fh.flush()
+    journal = JournalFile(staging, device_serial)
+    try:
+        journal.append(entry)
         if durable:
-            os.fsync(fh.fileno())
+            journal.sync()
+    finally:
+        journal.close()
 
 
 def _line(entry: JournalEntry) -> bytes:
@@ -144,7 +144,7 @@ class JournalFile:
         if self._fd is not None:
             os.fsync(self._fd)
         else:
-            sync_path(self._path)
+            _sync_path(self._path)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -158,12 +158,7 @@ class JournalFile:
         self._torn = size > 0 and os.pread(self._fd, 1, size - 1) != b"\n"
 
 
-def sync(staging: Path, device_serial: str) -> None:
-    """Make every entry appended so far durable."""
-    sync_path(_path(staging, device_serial))
-
-
-def sync_path(path: Path) -> None:
+def _sync_path(path: Path) -> None:
     """fsync the journal at *path*, when there is one."""
     try:
         fd = os.open(path, os.O_RDONLY)

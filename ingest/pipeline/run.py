@@ -138,10 +138,14 @@ class DockRun:
         except BaseException:
             # Not begun, so never finished: the device is let go here, or the station's next dock of it would
             # wait an hour for this run's lock (found by a review).
-            staging_journal.let_go(self._hold)
-            self._hold = None
-            mark_idle(self.serial)
+            self._let_device_go()
             raise
+
+    def _let_device_go(self) -> None:
+        """Release this run's lock on the device and its busy mark (once; again is a no-op)."""
+        staging_journal.let_go(self._hold)
+        self._hold = None
+        mark_idle(self.serial)
 
     def _claim_device(self) -> int:
         """This run's lock on the device (ingest.journal.hold). While another run holds it — a second `evidence
@@ -504,9 +508,7 @@ class DockRun:
             self._finish()
         finally:
             self.outage.close()
-            staging_journal.let_go(self._hold)
-            self._hold = None
-            mark_idle(self.serial)
+            self._let_device_go()
 
     def _finish(self) -> None:
         try:

@@ -10,6 +10,14 @@ issue 17 asks for at least 0.2 of its speed. `cp -r` alone is shown too. Every
 round reads the device cold; the CPU time is the ingest process's (all its
 threads), steadier than the wall clock on a shared machine.
 
+Every timed run writes into a folder of its own and the rounds' folders are
+removed only at the end: on ext4 a file or folder made within a minute or so of
+thousands being deleted costs far more (the inode allocator skips each recently
+deleted inode, `recently_deleted` in a kernel profile), and the ingest makes
+about eight inodes a photo where `cp -r` makes one, so deleting the last
+round's tree just before a run slowed the ingest, not the yardstick, by up to
+half (2026-12-03).
+
     .venv/bin/python bench/many_photos.py [--count 1000] [--rounds 2]
 """
 from __future__ import annotations
@@ -56,9 +64,9 @@ def copy_then_sync(device: Path, dest: Path) -> None:
     subprocess.run(["sync"], check=True)
 
 
-def ingest_once(device: Path, count: int) -> tuple[float, float]:
-    """One cold ingest of *device* into a fresh home: (wall seconds, process CPU seconds)."""
-    home = fresh_dir(OUT / "photos-home")
+def ingest_once(device: Path, count: int, home: Path) -> tuple[float, float]:
+    """One cold ingest of *device* into the new folder *home*: (wall seconds, process CPU seconds)."""
+    home.mkdir(parents=True)
     settings = Settings.from_env({"EVIDENCE_HOME": str(home)})
     engine = open_catalog(settings.database_url)
     store = LocalStore(settings.store_path)
@@ -79,18 +87,18 @@ def main() -> None:
     device = make_photos(OUT / "photos-device", args.count)
     size_mib = sum(p.stat().st_size for p in device.rglob("*.JPG")) / 2**20
     cp_times, synced_times, ours_times, cpu_times = [], [], [], []
-    for _ in range(args.rounds):
+    rounds = fresh_dir(OUT / "photos-rounds")  # what earlier runs left goes before the first round, not between
+    for i in range(args.rounds):
         evict(device)
-        dest = fresh_dir(OUT / "photos-cp") / "x"
-        cp_times.append(timed(partial(subprocess.run, ["cp", "-r", str(device), str(dest)], check=True)))
+        cp_times.append(timed(partial(subprocess.run, ["cp", "-r", str(device), str(rounds / f"cp-{i}")],
+                                      check=True)))
         subprocess.run(["sync"], check=True)
         evict(device)
-        synced_times.append(timed(partial(copy_then_sync, device, fresh_dir(OUT / "photos-cp") / "x")))
-        wall, cpu = ingest_once(device, args.count)
+        synced_times.append(timed(partial(copy_then_sync, device, rounds / f"cp-synced-{i}")))
+        wall, cpu = ingest_once(device, args.count, rounds / f"home-{i}")
         ours_times.append(wall)
         cpu_times.append(cpu)
-    fresh_dir(OUT / "photos-cp")
-    fresh_dir(OUT / "photos-home")
+    fresh_dir(rounds)
     ours, cp, synced = median(ours_times), median(cp_times), median(synced_times)
     print(f"{args.count} photos ({size_mib:.0f} MiB), {args.rounds} rounds, cold reads")
     print(f"  cp -r            median {args.count / cp:8.0f} files/s")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from storage import fsync_path
+
 __all__ = ["JournalEntry", "JournalFile", "entry_key", "forget", "held", "hold", "journaled_serials", "let_go", "load",
            "record"]
 
@@ -160,14 +162,8 @@ class JournalFile:
 
 def _sync_path(path: Path) -> None:
     """fsync the journal at *path*, when there is one."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        fsync_path(path)
 
 
 def load(staging: Path, device_serial: str) -> dict[str, JournalEntry]:

@@ -10,7 +10,12 @@ storage.hashing.
 The copy goes to `<staging>/<key>.part`, is fsynced, then linked to
 `<staging>/<sha256>` (a link never replaces an existing name). An
 interrupted copy leaves its .part behind; the next attempt re-hashes those
-bytes from staging and continues from the device where it stopped.
+bytes from staging and continues from the device where it stopped. A caller
+that makes a batch of small copies durable together (one syncfs, see
+ingest.staging_sync) asks for no fsync (*durable* false). A name found
+already there (the same bytes staged before, or a copy a power cut emptied
+before its sync) is replaced by this copy, made durable first: the name's old
+file is never vouched for by a copy that did not write it.
 
 For a store that uploads in parts (S3), the caller passes the part size: each
 part's SHA-256 is computed in the same pass, from the same buffers, on a
@@ -33,11 +38,12 @@ from pathlib import Path
 from typing import cast
 
 from ingest.errors import CopyFailed
-from storage import fsync_dir
+from storage import fsync_dir, fsync_path
 from storage.hashing import CHUNK_BYTES, chunk_buffer, hash_stream
 from storage.part_checksums import PartDigests, write_parts
 
-__all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash", "device_file_matches", "hash_device_file",
+__all__ = ["CHUNK_BYTES", "RING_SLOTS", "CopyResult", "copy_and_hash", "device_file_matches", "file_identity",
+           "hash_device_file",
            "open_device_file"]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +91,10 @@ class CopyResult:
     sha256: str
     resumed_from: int  # bytes taken from an earlier interrupted copy
     part_sha256: tuple[str, ...] = ()  # per-part SHA-256 (hex) when a part size was asked for
+    durable: bool = True  # fsynced, name and bytes; False: the caller syncs it (ingest.staging_sync) before it counts
+    #: (st_dev, st_ino) of the file this copy left under its staged name: a caller removing a failed copy removes the
+    #: name only while it still is this file (another copy of the same bytes may have taken it over since)
+    inode: tuple[int, int] | None = None
 
 
 def open_device_file(source: Path | bytes) -> int:
@@ -304,11 +314,13 @@ class _Pipeline:
 
 def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool = True,
                   progress: Callable[[int], None] | None = None,
-                  part_bytes: Callable[[int], int | None] | None = None) -> CopyResult:
+                  part_bytes: Callable[[int], int | None] | None = None, durable: bool = True) -> CopyResult:
     """Copy *source* into *staging* as `<sha256>` in one read pass; return its size and hash.
 
     *part_bytes* gives, for the source's size, the part size of the store's upload (None: one part): the
     parts' SHA-256 are then computed in the same pass and kept as `<sha256>.parts` (storage.part_checksums).
+    *durable* false: neither the copy nor the folder is fsynced (the result says so); the caller makes it durable
+    before anything counts on it.
 
     Raises:
       CopyFailed: the source could not be read to the end or staging could not be written.
@@ -328,6 +340,8 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
         parts = PartDigests(size_of_parts) if size_of_parts else None
         digests = _Both(digest, parts)
         dst_fd, offset = _open_part(source, part, src_fd, digests, resume=resume, source_size=source_size)
+        # A resumed copy holds an earlier run's bytes, written before the caller's sync could see their errors.
+        durable = durable or offset > 0
         try:
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -335,7 +349,10 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
                 written = _copy_small(src_fd, dst_fd, digests, progress)
             else:
                 written = _Pipeline(src_fd, dst_fd, digests, progress, base=offset).run()
-            os.fsync(dst_fd)
+            if durable:
+                os.fsync(dst_fd)
+            # The file this copy wrote, whatever its name holds later (another dock may take the name over).
+            written_file = os.fstat(dst_fd)
         except OSError as exc:
             copied = _size_or_zero(part)
             if not resume:  # nothing will ever resume it (a one-off copy: a document attached to a case)
@@ -350,18 +367,36 @@ def copy_and_hash(source: Path, staging: Path, *, part_name: str, resume: bool =
     sha256 = digest.hexdigest()
     final = staging / sha256
     try:
-        os.link(part, final)
-    except FileExistsError:
-        logger.info("Staging already holds %s; dropping the duplicate copy of %r.", sha256, str(source))
+        try:
+            os.link(part, final)
+        except FileExistsError:
+            # The same bytes staged before (another file, another dock, or a copy a power cut left without its
+            # bytes, never synced): this copy, made durable first, takes the name. The name's old file is never
+            # vouched for here: its writer's write-back error may be reported to that writer, not to this copy.
+            logger.info("Staging already holds %s; the copy of %r, made durable, takes its name.", sha256,
+                        str(source))
+            if not durable:
+                fsync_path(part)
+                durable = True
+            os.replace(part, final)
     except OSError as exc:  # the whole copy is in the .part: it is what is kept (and named), unless never resumed
         if not resume:
             part.unlink(missing_ok=True)
-        raise CopyFailed(source, part, reason=exc.strerror or str(exc), bytes_copied=offset + written) from exc
-    part.unlink()
+        raise CopyFailed(source, part, reason=exc.strerror or str(exc), bytes_copied=offset + written,
+                         errno=exc.errno) from exc
+    part.unlink(missing_ok=True)
     part_sha256 = _keep_parts(source, final, parts, offset + written)
-    fsync_dir(staging)
+    if durable:
+        fsync_dir(staging)
     return CopyResult(source=source, destination=final, size_bytes=offset + written, sha256=sha256,
-                      resumed_from=offset, part_sha256=part_sha256)
+                      resumed_from=offset, part_sha256=part_sha256, durable=durable,
+                      inode=(written_file.st_dev, written_file.st_ino))
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    """(st_dev, st_ino) of the file at *path* (OSError when there is none)."""
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
 
 
 def _open_part(source: Path, part: Path, src_fd: int, digests: _Both, *, resume: bool,

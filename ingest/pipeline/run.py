@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -58,11 +58,13 @@ from ingest.pipeline.register import Batch, Registrar
 from ingest.pipeline.report import ErrorStage, IngestReport
 from ingest.pipeline.uploads import Uploads
 from ingest.scan import DeviceFile, scan_device
-from ingest.transfer import CopyResult, copy_and_hash, device_file_matches
+from ingest.staging_sync import StagingSync
+from ingest.transfer import CopyResult, copy_and_hash, device_file_matches, file_identity
 from storage import EvidenceStore
 
 __all__ = ["COPIES_AHEAD", "COPIES_AHEAD_BYTES", "DEVICE_BUSY_POLL_S", "DEVICE_BUSY_WAIT_S", "DISK_FULL_POLL_S",
-           "LONG_COPY_BYTES", "REGISTER_BATCH_FILES", "REGISTER_BATCH_S", "DockRun", "ingest_folder"]
+           "LONG_COPY_BYTES", "REGISTER_BATCH_FILES", "REGISTER_BATCH_S", "STAGE_BATCH_FILES", "STAGE_BATCH_S",
+           "DockRun", "ingest_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,10 @@ LONG_COPY_BYTES = 4 * 1024 * 1024
 #: Small files copied ahead of cataloguing (one after the other, on the copy thread) at most: so many, so many bytes.
 COPIES_AHEAD = 64
 COPIES_AHEAD_BYTES = 16 * 1024 * 1024
+#: Small copies done on the copy thread are taken over (made durable with one staging sync) once this many are done,
+#: or once the oldest of them was done this long ago.
+STAGE_BATCH_FILES = 32
+STAGE_BATCH_S = 0.25
 #: Staged copies are catalogued in batches of at most this many, or of those ready once the oldest waited this long.
 REGISTER_BATCH_FILES = 64
 REGISTER_BATCH_S = 0.25
@@ -96,6 +102,10 @@ class _InFlight:
 
     item: StagedCopy  # its copy is _NOT_YET_COPIED until the future is done
     future: Future[CopyResult]
+    done_at: list[float] = field(default_factory=list)  # time.monotonic() when the copy ended (set by the future)
+
+    def __post_init__(self) -> None:
+        self.future.add_done_callback(lambda _future: self.done_at.append(time.monotonic()))
 
 
 class DockRun:
@@ -126,6 +136,7 @@ class DockRun:
         self._in_flight: deque[_InFlight] = deque()  # the copies queued or running on it, in device order
         self._progress_lock = threading.Lock()
         self._hold: int | None = None  # this process's lock on the device (ingest.journal.hold)
+        self._staging_sync: StagingSync | None = None  # small copies made durable a batch at a time, while `run` runs
 
     def begin(self, *, measured_offset_s: float | None = None) -> None:
         """Claim the device and register the dock on a helper thread while the first file already copies."""
@@ -188,6 +199,7 @@ class DockRun:
         on_bytes = self._advance if self._progress is not None else None
         pending: Pending = deque()
         self.known.device_keys = set()
+        self._staging_sync = StagingSync(staging)  # before the first copy: its syncs report every write-back error
         with (ThreadPoolExecutor(max_workers=self.settings.probe_workers, thread_name_prefix="probe") as pool,
               ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy") as copier):
             self._copier = copier
@@ -203,8 +215,11 @@ class DockRun:
             finally:
                 # Whatever happens next (the device pulled, the station stopping), every copy that reached
                 # staging is catalogued now, or journaled if the catalogue is away.
-                self._settle_in_flight(pool, pending)
-                self.register_ready(pending, wait=True)
+                try:
+                    self._settle_in_flight(pool, pending)
+                    self.register_ready(pending, wait=True)
+                finally:
+                    self._staging_sync.close()
         if not self.outage.is_offline:
             try:
                 self.registrar.drain_uploads(keep=0)
@@ -361,14 +376,42 @@ class DockRun:
             self.catalogue(item, pool, pending)
 
     def _stage_in_flight(self, pool: ThreadPoolExecutor, pending: Pending, *, wait: bool) -> None:
-        """Hand the copies done on the copy thread to cataloguing, in order; wait for the oldest while more than
-        COPIES_AHEAD files or COPIES_AHEAD_BYTES are queued (with *wait*: for all of them). Raises DeviceGone
-        (`_copy_outcome`)."""
-        while self._in_flight and (wait or self._in_flight[0].future.done() or len(self._in_flight) > COPIES_AHEAD
-                                   or sum(f.item.file.size_bytes for f in self._in_flight) > COPIES_AHEAD_BYTES):
-            flight = self._in_flight.popleft()
-            if (item := self._staged_copy(flight)) is not None:
-                self.catalogue(item, pool, pending)
+        """Hand the copies done on the copy thread to cataloguing, in order, a group at a time (made durable with one
+        staging sync, `_made_durable`): the copies done once STAGE_BATCH_FILES of them are, or the oldest has waited
+        STAGE_BATCH_S; while more than COPIES_AHEAD files or COPIES_AHEAD_BYTES are queued (with *wait*: until none
+        is), the next STAGE_BATCH_FILES are waited for. Raises DeviceGone (`_copy_outcome`)."""
+        while self._in_flight:
+            must = wait or (len(self._in_flight) > COPIES_AHEAD
+                            or sum(f.item.file.size_bytes for f in self._in_flight) > COPIES_AHEAD_BYTES)
+            if not must and not self._copies_ready():
+                return
+            waited_for = STAGE_BATCH_FILES if must else 0
+            staged: list[StagedCopy] = []
+            try:
+                while self._in_flight and len(staged) < COPIES_AHEAD and (
+                        waited_for > 0 or self._in_flight[0].future.done()):
+                    waited_for -= 1
+                    if (item := self._staged_copy(self._in_flight.popleft())) is not None:
+                        staged.append(item)
+            finally:  # also when the device vanished (DeviceGone): what reached staging is catalogued
+                self._commit_before_syncing(staged, pending)
+                for item in self._made_durable(staged):
+                    self.catalogue(item, pool, pending)
+
+    def _copies_ready(self) -> bool:
+        """Whether the copies done so far are taken over now: STAGE_BATCH_FILES of them in a row, or the oldest
+        done STAGE_BATCH_S ago (one staging sync for many small copies, not one for each)."""
+        first = self._in_flight[0]
+        if not first.future.done() or not first.done_at:
+            return False
+        if time.monotonic() - first.done_at[0] > STAGE_BATCH_S:
+            return True
+        for done, flight in enumerate(self._in_flight, start=1):
+            if not flight.future.done():
+                return False
+            if done >= STAGE_BATCH_FILES:
+                return True
+        return False
 
     def _settle_in_flight(self, pool: ThreadPoolExecutor, pending: Pending) -> None:
         """After the run stopped early: the copies not started are dropped, a running one is waited for (a long
@@ -377,6 +420,7 @@ class DockRun:
         for flight in self._in_flight:
             flight.future.cancel()
         flights, self._in_flight = self._in_flight, deque()
+        staged: list[StagedCopy] = []
         for flight in flights:
             if flight.future.cancelled():
                 continue
@@ -385,11 +429,52 @@ class DockRun:
             except CopyFailed as exc:
                 logger.info("Copy of %r abandoned with the run: %s", flight.item.file.relative, exc.reason)
                 continue
-            self.catalogue(replace(flight.item, copy=copy), pool, pending)
+            staged.append(replace(flight.item, copy=copy))
+        self._commit_before_syncing(staged, pending)
+        for item in self._made_durable(staged):
+            self.catalogue(item, pool, pending)
 
     def _staged_copy(self, flight: _InFlight) -> StagedCopy | None:
         copy = self._copy_outcome(flight.item.file, flight.future.result)
         return replace(flight.item, copy=copy) if copy is not None else None
+
+    def _commit_before_syncing(self, items: list[StagedCopy], pending: Pending) -> None:
+        """Commit the open transaction before *items* are synced together: the staging sync waits for every write
+        the staging file system holds, other processes' too (a video dock's, a renderer's), and no catalogue lock
+        (SQLite's writer lock, the custody head) may be held by this dock meanwhile: other docks would wait on it."""
+        if (self.outage.is_offline or all(item.copy.durable for item in items)
+                or not self.batch.session.in_transaction()):
+            return
+        try:
+            self.batch.commit()
+        except OperationalError as exc:
+            self.go_offline(exc, pending)
+        except Exception as exc:  # as in register_ready: journaled, the dock goes on (found by a review)
+            logger.exception("Committing before a staging sync failed; what is staged is journaled.")
+            self.go_offline(exc, pending)
+
+    def _made_durable(self, items: list[StagedCopy]) -> list[StagedCopy]:
+        """*items* with every copy durable: those made without fsync are synced together first (one syncfs,
+        ingest.staging_sync), before anything counts on them. A copy that cannot be made durable is reported and
+        leaves staging; nothing of it was catalogued or journaled, and its file is read again at the next dock."""
+        waiting = [item.copy.destination for item in items if not item.copy.durable]
+        if not waiting:
+            return items
+        assert self._staging_sync is not None
+        failed = self._staging_sync.make_durable(waiting)
+        kept: list[StagedCopy] = []
+        for item in items:
+            if (exc := failed.get(item.copy.destination)) is None:
+                kept.append(replace(item, copy=replace(item.copy, durable=True)))
+                continue
+            self.files_failed += 1
+            with contextlib.suppress(OSError):  # the name, while it is still this copy's file (another may count on it)
+                if item.copy.inode == file_identity(item.copy.destination):
+                    item.copy.destination.unlink()
+            self.registrar.error(item.file, ErrorStage.COPY, f"its copy could not be made durable in staging "
+                                 f"({exc.strerror or exc}): the copy is not kept, and the file is read again at the "
+                                 "next dock", preserved=False)
+        return kept
 
     def _commit_staged(self, pending: Pending) -> None:
         """Catalogue every staged copy now and commit whatever the transaction holds (nothing while the catalogue is
@@ -428,7 +513,8 @@ class DockRun:
         while True:
             try:
                 return copy_and_hash(file.path, staging, part_name=part_key(self.serial, file, self.root),
-                                     progress=on_bytes, part_bytes=self.store.part_bytes_for)
+                                     progress=on_bytes, part_bytes=self.store.part_bytes_for,
+                                     durable=not self._syncs_later(file))
             except CopyFailed as exc:
                 if (exc.errno != errno.ENOSPC or waited >= self.settings.disk_full_wait_s
                         or self.options.is_stopping()):
@@ -440,6 +526,12 @@ class DockRun:
                 if shutil.disk_usage(staging).free < min(file.size_bytes - exc.bytes_copied, 1 << 20) + (1 << 20):
                     continue
                 logger.warning("Staging has space again; resuming %r.", file.relative)
+
+    def _syncs_later(self, file: DeviceFile) -> bool:
+        """Whether *file*'s copy skips its fsync, made durable with its batch (`_made_durable`): a small one, where
+        the staging file system's sync reports write-back errors. A long copy is fsynced on its own."""
+        return (file.size_bytes <= LONG_COPY_BYTES and self._staging_sync is not None
+                and self._staging_sync.defers)
 
     def _paused(self, file: DeviceFile, staging: Path, bytes_copied: int) -> None:
         logger.error("Staging disk %r is full while copying %r: paused until space returns.",

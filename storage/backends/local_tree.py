@@ -30,7 +30,7 @@ from storage.errors import BackendUnavailable, SealBroken
 from storage.hardening import DIR_MODE, FILE_MODE, is_immutable, seal_problem, set_immutable
 
 __all__ = ["EVIDENCE_AREAS", "STORE_MARKER", "WRITER_SOCKET", "FileSystemSync", "Retention", "RetentionChange",
-           "SealedTree", "fsync_dir", "read_marker", "remove_tree", "stat_mode"]
+           "SealedTree", "fsync_dir", "fsync_path", "read_marker", "remove_tree", "stat_mode"]
 
 #: The folders that hold evidence and are sealed; `incoming` (the store's scratch) and `derived` are not.
 EVIDENCE_AREAS = ("objects", "retention", "manifests", "records")
@@ -61,13 +61,33 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _libc_syncfs()
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a folder's new or renamed entries durable (after link, rename or unlink)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
+    """Whether this Linux kernel's release (e.g. "6.1.0-18-amd64") is at least *major*.*minor*."""
+    release = release if release is not None else os.uname().release
+    try:
+        found = tuple(int(part) for part in release.split("-", 1)[0].split(".")[:2])
+    except ValueError:
+        return False
+    return found >= (major, minor)
+
+
+#: syncfs(2) reports write-back errors since Linux 5.8, and the file system's own sync step's (a failed journal
+#: commit) since 5.17; before, it may return 0 whatever happened.
+_SYNCFS_REPORTS = _SYNCFS is not None and _kernel_at_least(5, 17)
+
+
+def fsync_path(path: Path, *, folder: bool = False) -> None:
+    """fsync the file at *path* by a descriptor of its own (a *folder*: its new or renamed entries). Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if folder else 0))
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's new or renamed entries durable (after link, rename or unlink)."""
+    fsync_path(path, folder=True)
 
 
 class FileSystemSync:
@@ -81,6 +101,10 @@ class FileSystemSync:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+
+    #: Whether `sync` reports write-back errors: syncfs(2) on Linux 5.17 or later (sync(2), and syncfs before, may
+    #: report none).
+    reports_errors = _SYNCFS_REPORTS
 
     def sync(self) -> None:
         if _SYNCFS is None:

@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -287,3 +288,108 @@ def test_a_device_file_that_is_not_a_regular_file_cannot_be_compared(tmp_path):
     os.mkfifo(device)
     with pytest.raises(OSError, match="not a regular file"):
         device_file_matches(device, staged)
+
+
+def test_a_copy_made_without_fsync_says_so_and_fsyncs_nothing(tmp_path, monkeypatch):
+    # A dock syncs its small copies a batch at a time (ingest.staging_sync): the copy itself must not fsync.
+    from tests.helpers.fsyncs import spy_fsyncs
+
+    src = _source(tmp_path, 40_000)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    synced = spy_fsyncs(monkeypatch)
+    result = copy_and_hash(src, staging, part_name="k", durable=False)
+    assert synced == [] and result.durable is False
+    assert result.destination.read_bytes() == src.read_bytes()
+    assert copy_and_hash(src, staging, part_name="k2").durable is True and synced  # the default fsyncs
+
+
+@pytest.mark.parametrize("left", [b"", b"\0" * 40_000, b"other bytes"])
+def test_a_staged_name_a_power_cut_left_without_its_bytes_is_replaced_by_the_next_copy(tmp_path, left):
+    # A copy named in staging but never synced, then a power cut: the name may hold nothing, zeros or stale bytes.
+    # The next copy of the same file must not be dropped as a duplicate of it (the store links staged files in
+    # without reading them again).
+    src = _source(tmp_path, 40_000)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    expected = hashlib.sha256(src.read_bytes()).hexdigest()
+    (staging / expected).write_bytes(left)
+    result = copy_and_hash(src, staging, part_name="k", durable=False)
+    assert result.destination == staging / expected
+    assert result.destination.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in staging.iterdir()) == [expected]
+
+
+def test_a_staged_name_already_there_is_taken_by_this_copy_made_durable(tmp_path, monkeypatch):
+    # The same bytes staged before (another file of the device, another dock, a run killed after its copy): this
+    # copy never vouches for that file (its writer's write-back error would be reported to that writer, not here;
+    # found by a review). It fsyncs its own bytes and takes the name; the result names the file it left there, so a
+    # later failure of the other copy cannot remove it.
+    from tests.helpers.fsyncs import spy_fsyncs
+
+    src = _source(tmp_path, 40_000)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    expected = hashlib.sha256(src.read_bytes()).hexdigest()
+    (staging / expected).write_bytes(src.read_bytes())
+    before = (staging / expected).stat().st_ino
+    synced = spy_fsyncs(monkeypatch)
+    result = copy_and_hash(src, staging, part_name="k", durable=False)
+    after = (staging / expected).stat()
+    assert result.durable is True and after.st_ino != before and result.inode == (after.st_dev, after.st_ino)
+    assert any(path.endswith("k.part") for path in synced) and str(staging) in synced
+    assert sorted(p.name for p in staging.iterdir()) == [expected]
+    assert (staging / expected).read_bytes() == src.read_bytes()
+
+
+def test_the_copy_names_the_file_it_wrote_even_when_another_dock_takes_the_name_at_once(tmp_path, monkeypatch):
+    # Another dock staging the same bytes renames its own copy onto the name the moment this copy linked it: the
+    # result still names the file this copy wrote (a later failure of this copy then leaves the other's file alone;
+    # found by a review: the identity was read from the name, after the link).
+    src = _source(tmp_path, 40_000)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    real_link = os.link
+    written: list[tuple[int, int]] = []
+
+    def link_then_taken_over(part, final, *args, **kwargs):
+        real_link(part, final, *args, **kwargs)
+        mine = os.stat(final)
+        written.append((mine.st_dev, mine.st_ino))
+        other = Path(f"{final}.other-dock")
+        other.write_bytes(Path(final).read_bytes())
+        os.replace(other, final)
+
+    monkeypatch.setattr(os, "link", link_then_taken_over)
+    result = copy_and_hash(src, staging, part_name="k", durable=False)
+    theirs = result.destination.stat()
+    assert written and result.inode == written[0] and result.inode != (theirs.st_dev, theirs.st_ino)
+
+
+def test_a_resumed_copy_is_fsynced_even_when_the_caller_syncs_later(tmp_path, monkeypatch):
+    # The .part holds an earlier run's bytes, written before this run's sync could see their write-back errors.
+    from tests.helpers.fsyncs import spy_fsyncs
+
+    src = _source(tmp_path, 3 * CHUNK_BYTES)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "k.part").write_bytes(src.read_bytes()[:CHUNK_BYTES])
+    synced = spy_fsyncs(monkeypatch)
+    result = copy_and_hash(src, staging, part_name="k", durable=False)
+    assert result.resumed_from == CHUNK_BYTES and result.durable is True
+    assert str(staging) in synced and any(path.endswith(".part") for path in synced)
+
+
+def test_a_staged_name_that_cannot_be_replaced_fails_the_copy_not_the_dock(tmp_path, monkeypatch):
+    src = _source(tmp_path, 40_000)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / hashlib.sha256(src.read_bytes()).hexdigest()).write_bytes(b"stale")
+
+    def refusing(*_args, **_kw):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", refusing)
+    with pytest.raises(CopyFailed) as caught:
+        copy_and_hash(src, staging, part_name="k", durable=False)
+    assert caught.value.reason == "Read-only file system"

@@ -13,24 +13,33 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
-from catalog import CustodyEvent, DockSession, Recording, Sighting
+from catalog import CustodyEvent, DockSession, Recording, Sighting, open_catalog
+from catalog.custody import CustodyKind, append_event
 from catalog.manifests import read_manifest, trusted_fingerprints
 from catalog.recordings import find_by_sha256s
 from catalog.verification import verify_archive
+from ingest import staging_sync
 from ingest.config import Settings
-from ingest.errors import CopyFailed
+from ingest.errors import CatalogueDeferred, CopyFailed
 from ingest.pipeline import IngestOptions, ingest_folder
 from ingest.pipeline import register as registering
 from ingest.pipeline import run as pipeline  # the module whose names the tests replace
+from ingest.pipeline.outage import OutageJournal
 from ingest.samples import make_photo
+from ingest.staging_sync import StagingSync
 from ingest.transfer import copy_and_hash
+from storage.backends.local_tree import FileSystemSync, fsync_path
+from tests.helpers.fsyncs import spy_fsyncs
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -119,31 +128,231 @@ def test_a_batch_of_photos_is_catalogued_archived_and_sealed(tmp_path, base_phot
     assert list(settings.staging_dir.iterdir()) == []
 
 
-def test_nothing_is_catalogued_before_its_copy_is_durable(tmp_path, base_photo, settings, engine, store,
-                                                          small_batches, monkeypatch):
-    """copy_and_hash returns only once the copy is fsynced: every commit names only copies it returned."""
-    _camera(tmp_path / "cam", base_photo)
-    returned: set[str] = set()
-    late: list[str] = []
+def test_nothing_counts_before_its_copy_is_durable(tmp_path, base_photo, settings, engine, store, small_batches,
+                                                  monkeypatch):
+    """Small copies are not fsynced one by one but synced together (ingest.staging_sync): none is described,
+    written ahead to the journal, catalogued or committed before the sync that made it durable returned."""
+    monkeypatch.setattr(FileSystemSync, "reports_errors", True)  # as on Linux 5.17 and later, whatever runs this
+    _camera(tmp_path / "cam", base_photo, count=20)
+    durable: set[Path] = set()
+    late: list[tuple[str, str]] = []
+    syncs: list[int] = []
+    real_sync = StagingSync.make_durable
 
-    def copying(source, staging, **kw):
-        result = copy_and_hash(source, staging, **kw)
-        returned.add(result.sha256)
-        return result
+    def syncing(self, paths):
+        failed = real_sync(self, paths)
+        durable.update(path for path in paths if path not in failed)
+        syncs.append(len(paths))
+        return failed
 
-    real_commit = registering.Batch.commit
+    def check(what: str, path: Path) -> None:
+        if path not in durable:
+            late.append((what, path.name))
+
+    real_write_ahead, real_register, real_commit = OutageJournal.write_ahead, registering.Registrar.register, \
+        registering.Batch.commit
+
+    def writing_ahead(self, item):
+        check("written ahead", item.copy.destination)
+        real_write_ahead(self, item)
+
+    def registering_batch(self, items):
+        for item in items:
+            check("catalogued", item.copy.destination)
+        real_register(self, items)
 
     def committing(self):
         for recording_id in self.new_ids:
-            sha256 = self.session.get(Recording, recording_id).sha256
-            if sha256 not in returned:
-                late.append(sha256)
+            check("committed", settings.staging_dir / self.session.get(Recording, recording_id).sha256)
         real_commit(self)
 
-    monkeypatch.setattr(pipeline, "copy_and_hash", copying)
+    monkeypatch.setattr(StagingSync, "make_durable", syncing)
+    monkeypatch.setattr(OutageJournal, "write_ahead", writing_ahead)
+    monkeypatch.setattr(registering.Registrar, "register", registering_batch)
     monkeypatch.setattr(registering.Batch, "commit", committing)
+    fsynced = spy_fsyncs(monkeypatch)
     report = _ingest(tmp_path / "cam", settings, engine, store)
-    assert len(report.recordings) == PHOTOS and late == []
+    assert report.errors == [] and len(report.recordings) == 20 and late == []
+    assert sum(syncs) == 20 and len(syncs) < 20  # synced together, not one by one
+    staged = [path for path in fsynced if Path(path).parent == settings.staging_dir]
+    assert staged == []  # neither a copy nor the staging folder was fsynced on its own
+    _verified(engine, store)
+
+
+def test_another_dock_can_write_to_the_catalogue_while_this_one_waits_for_its_staging_sync(
+        tmp_path, base_photo, settings, engine, store, small_batches, monkeypatch):
+    """The staging sync waits for everything the staging disk holds, another process's video too: while it does,
+    this dock holds no catalogue lock, so another dock appending a custody event (SQLite's writer lock, PostgreSQL's
+    custody head) is not kept waiting behind it. Tried at every grouped sync; at least one of them came after this
+    dock had catalogued rows it had not committed yet (the case the commit before the sync is for)."""
+    monkeypatch.setattr(FileSystemSync, "reports_errors", True)
+    monkeypatch.setattr(pipeline, "STAGE_BATCH_FILES", 4)  # several groups, with the earlier ones' rows written
+    monkeypatch.setattr(pipeline, "COPIES_AHEAD", 4)
+    _camera(tmp_path / "cam", base_photo, count=20)
+
+    def slow_card(source, staging, **kw):  # a slow memory card: each photo's description is ready before the next
+        time.sleep(0.03)
+        return copy_and_hash(source, staging, **kw)
+
+    other_dock = open_catalog(settings.database_url)
+    refused: list[str] = []
+    tried: list[int] = []
+    had_rows: list[bool] = []
+    real_sync, real_commit_first = StagingSync.make_durable, pipeline.DockRun._commit_before_syncing
+
+    def another_dock_writes() -> None:
+        for thread in threading.enumerate():  # this dock's own registration is a short transaction of its own
+            if thread.name == "dock-begin":
+                thread.join(30)
+        with Session(other_dock) as session:
+            if other_dock.dialect.name == "sqlite":
+                session.connection().exec_driver_sql("PRAGMA busy_timeout=2000")
+            else:
+                session.connection().exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            try:
+                append_event(session, CustodyKind.DOCKED, actor="station-2", details={"device_serial": "OTHER"})
+                session.commit()
+            except OperationalError as exc:
+                refused.append(str(exc.orig))
+
+    def syncing(self, paths):
+        another_dock_writes()
+        tried.append(len(paths))
+        return real_sync(self, paths)
+
+    def committing_first(self, items, pending):
+        had_rows.append(self.batch.has_uncommitted)
+        real_commit_first(self, items, pending)
+
+    monkeypatch.setattr(pipeline, "copy_and_hash", slow_card)
+    monkeypatch.setattr(StagingSync, "make_durable", syncing)
+    monkeypatch.setattr(pipeline.DockRun, "_commit_before_syncing", committing_first)
+    try:
+        report = _ingest(tmp_path / "cam", settings, engine, store)
+    finally:
+        other_dock.dispose()
+    assert report.errors == [] and len(report.recordings) == 20
+    assert len(tried) >= 5 and any(had_rows) and refused == []
+    _verified(engine, store)
+
+
+def test_a_commit_before_a_staging_sync_that_fails_journals_and_loses_nothing(
+        tmp_path, base_photo, settings, engine, store, small_batches, monkeypatch):
+    """The staging journal cannot be synced (EIO) at the commit made before a group's staging sync: the dock
+    treats the catalogue as away (CatalogueDeferred, as when a batch cannot be catalogued), what is staged is
+    journaled, and the next dock catalogues everything, the archive verifying."""
+    monkeypatch.setattr(FileSystemSync, "reports_errors", True)
+    monkeypatch.setattr(pipeline, "STAGE_BATCH_FILES", 4)
+    monkeypatch.setattr(pipeline, "COPIES_AHEAD", 4)
+    paths = _camera(tmp_path / "cam", base_photo, count=20)
+    real_commit_first, real_sync_journal = pipeline.DockRun._commit_before_syncing, OutageJournal.sync_before_commit
+    failing: list[bool] = []
+
+    def committing_first(self, items, pending):
+        failing.append(self.batch.has_uncommitted)
+        try:
+            real_commit_first(self, items, pending)
+        finally:
+            failing[-1] = False
+
+    def sync_journal(self):
+        if failing and failing[-1] and self._unsynced:
+            failing[-1] = False
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync_journal(self)
+
+    monkeypatch.setattr(pipeline.DockRun, "_commit_before_syncing", committing_first)
+    monkeypatch.setattr(OutageJournal, "sync_before_commit", sync_journal)
+    with pytest.raises(CatalogueDeferred, match="Input/output error"):
+        _ingest(tmp_path / "cam", settings, engine, store)
+    monkeypatch.setattr(OutageJournal, "sync_before_commit", real_sync_journal)
+    monkeypatch.setattr(pipeline.DockRun, "_commit_before_syncing", real_commit_first)
+    again = _ingest(tmp_path / "cam", settings, engine, store)
+    assert again.errors == []
+    rows = _verified(engine, store)
+    assert sorted(r.sha256 for r in rows) == sorted(_sha(p.read_bytes()) for p in paths)
+
+
+def test_a_copy_the_staging_sync_could_not_make_durable_is_not_kept_and_is_read_again(
+        tmp_path, base_photo, settings, engine, store, small_batches, monkeypatch):
+    """The staging file system reports a write-back error (EIO) for one copy of a batch: each copy is then fsynced on
+    its own, which names it; that copy is reported and not kept (nothing of it catalogued or journaled), the rest of
+    the batch is, and the next dock reads the file again."""
+    paths = _camera(tmp_path / "cam", base_photo)
+    bad = settings.staging_dir / _sha(paths[3].read_bytes())
+    real_fsync = os.fsync
+
+    class FailingOnce(FileSystemSync):
+        failed = False
+
+        def sync(self) -> None:
+            if not FailingOnce.failed and bad.exists():  # the write-back of the bad copy is what fails
+                FailingOnce.failed = True
+                raise OSError(errno.EIO, "syncfs failed: Input/output error", str(self.path))
+            super().sync()
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(bad):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(staging_sync, "FileSystemSync", FailingOnce)
+    monkeypatch.setattr(FailingOnce, "reports_errors", True)  # as on Linux 5.17 and later, whatever runs this
+    monkeypatch.setattr(os, "fsync", fsync)
+    report = _ingest(tmp_path / "cam", settings, engine, store)
+    assert [(e["file"].endswith(paths[3].name), e["stage"]) for e in report.errors] == [(True, "copy")]
+    assert "could not be made durable" in report.errors[0]["reason"]
+    assert len(report.recordings) == PHOTOS - 1 and not bad.exists()
+    assert not any(bad.name in line for path in (settings.staging_dir / "journal").iterdir()
+                   for line in path.read_text().splitlines())
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    again = _ingest(tmp_path / "cam", settings, engine, store)
+    assert again.errors == []
+    rows = _verified(engine, store)
+    assert sorted(r.sha256 for r in rows) == sorted(_sha(p.read_bytes()) for p in paths)
+
+
+def test_a_copy_that_could_not_be_made_durable_leaves_another_docks_file_of_the_same_name_alone(
+        tmp_path, base_photo, settings, engine, store, small_batches, monkeypatch):
+    """A staged copy is named by its SHA-256: another dock copying the same bytes at that moment takes the name over
+    (its own copy, renamed onto it). When this dock's copy then cannot be made durable, it is not kept, but the file
+    now under that name is the other dock's and stays; the next dock reads the file again and all verifies."""
+    paths = _camera(tmp_path / "cam", base_photo)
+    bad = settings.staging_dir / _sha(paths[3].read_bytes())
+    real_fsync = os.fsync
+    theirs: list[int] = []
+
+    class FailingOnce(FileSystemSync):
+        failed = False
+
+        def sync(self) -> None:
+            if not FailingOnce.failed and bad.exists():
+                FailingOnce.failed = True
+                other = bad.with_name(bad.name + ".other-dock")
+                other.write_bytes(bad.read_bytes())  # the other dock's copy of the same bytes, then its rename
+                fsync_path(other)
+                os.replace(other, bad)
+                theirs.append(bad.stat().st_ino)
+                raise OSError(errno.EIO, "syncfs failed: Input/output error", str(self.path))
+            super().sync()
+
+    def fsync(fd: int) -> None:  # this dock's own fsync of the name fails (the write-back error is reported again)
+        if FailingOnce.failed and os.readlink(f"/proc/self/fd/{fd}") == str(bad):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(staging_sync, "FileSystemSync", FailingOnce)
+    monkeypatch.setattr(FailingOnce, "reports_errors", True)
+    monkeypatch.setattr(os, "fsync", fsync)
+    report = _ingest(tmp_path / "cam", settings, engine, store)
+    assert [(e["file"].endswith(paths[3].name), e["stage"]) for e in report.errors] == [(True, "copy")]
+    assert len(report.recordings) == PHOTOS - 1
+    assert bad.exists() and bad.stat().st_ino == theirs[0]  # the other dock's file, untouched
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    again = _ingest(tmp_path / "cam", settings, engine, store)
+    assert again.errors == []
+    rows = _verified(engine, store)
+    assert sorted(r.sha256 for r in rows) == sorted(_sha(p.read_bytes()) for p in paths)
 
 
 def test_an_unreadable_file_in_the_middle_of_a_batch_fails_alone(tmp_path, base_photo, settings, engine, store,

@@ -90,6 +90,8 @@ class Settings:
     outbox_relay_s: float = _default("EVIDENCE_OUTBOX_RELAY_S")
     reconcile_after_s: float = _default("EVIDENCE_RECONCILE_AFTER_S")
     archive_lease_s: float = _default("EVIDENCE_ARCHIVE_LEASE_S")
+    worker_stop_s: float = _default("EVIDENCE_WORKER_STOP_S")
+    sensitivity_names: Mapping[str, tuple[str, str]] = _default("EVIDENCE_SENSITIVITY_NAMES")
     redis_heartbeat_s: float = _default("EVIDENCE_REDIS_HEARTBEAT_S")
     redis_maintenance_chance: int = _default("EVIDENCE_REDIS_MAINTENANCE_CHANCE")
     status_heartbeat_s: float = _default("EVIDENCE_STATUS_HEARTBEAT_S")

@@ -7,6 +7,8 @@ skipped, left on the device on purpose, and every error.
 """
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -148,8 +150,12 @@ def worker(archive_threads: int, derive_threads: int, only: str, schedule: bool)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        run_workers(cfg, stop, archive_threads=archive_threads, derive_threads=derive_threads, only=kinds,
-                    schedule=schedule)
+        if not run_workers(cfg, stop, archive_threads=archive_threads, derive_threads=derive_threads, only=kinds,
+                           schedule=schedule):
+            # Messages still running past EVIDENCE_WORKER_STOP_S (each logged): leave now, as a killed worker
+            # would, rather than wait at exit for threads stuck on a store or catalogue that does not answer.
+            logging.shutdown()
+            os._exit(0)
 
 
 def _queue_staged(cfg: Settings, engine: Engine) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from ingest.decode_check import MAX_TIMEOUT_S
 from ingest.derive import IO_TIMEOUT_S, PROXY_TIMEOUT_S
 from ingest.errors import NotStagedHere, StagedCopyMissing, first_line
 from ingest.media_work import do_media_work
+from ingest.queue.running import RunningMessages
 from ingest.services import DEFAULT_UPLOAD_THREADS, open_store
 from storage import EvidenceStore, HashMismatch, StorageError
 
@@ -71,7 +72,7 @@ ARCHIVE_RETRY: dict[str, Any] = {"max_retries": 200, "min_backoff": 1_000, "max_
 #: a long recording, at 10 minutes, and retried it from the start, forever). Each is above the work's own deadlines:
 #: an upload or read-back is bounded by the S3 client's socket timeouts and retries, not by a guess at its length;
 #: a decode by three of decode_check.MAX_TIMEOUT_S and a copy (on S3: the decode through a URL, and a damaged
-#: verdict decoded twice more from a local copy); a derive by two proxy runs (derive._ffmpeg tries a failed one once
+#: verdict decoded twice more from a local copy); a derive by two proxy runs (derive.run_ffmpeg tries a failed one once
 #: more) and a thumbnail. A fixity sample is sent every EVIDENCE_FIXITY_INTERVAL_S (an hour by default): its limit
 #: stays under that, so samples never pile up in the verify threads that new recordings need.
 STORE_TIME_LIMIT_MS = 24 * 3600 * 1000
@@ -153,6 +154,7 @@ class Actors:
     verify: dramatiq.Actor[Any, Any]
     fixity: dramatiq.Actor[Any, Any]
     close: Callable[[], None]  # release the worker context's database connections
+    running: RunningMessages  # what this process's worker threads run now
 
     def send(self, actor_name: str, recording_id: int) -> None:
         """Send one outbox message (ingest.queue.relay) to the actor it names."""
@@ -319,25 +321,32 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
     ctx = _SharedContext(context)
     queues = queue_names(namespace, station)
 
+    running = RunningMessages()
+
     def archive(recording_id: int) -> None:
-        state = archive_step(ctx(), recording_id)
-        if state == RecordingState.ARCHIVED:
-            actors.verify.send(recording_id)  # the full read-back, off the archive queue (EVIDENCE_S3_READBACK)
-        if state is not None:
-            actors.derive.send(recording_id)
-            actors.decode_check.send(recording_id)
+        with running.run("archive", recording_id):
+            state = archive_step(ctx(), recording_id)
+            if state == RecordingState.ARCHIVED:
+                actors.verify.send(recording_id)  # the full read-back, off the archive queue (EVIDENCE_S3_READBACK)
+            if state is not None:
+                actors.derive.send(recording_id)
+                actors.decode_check.send(recording_id)
 
     def derive(recording_id: int) -> None:
-        derive_step(ctx(), recording_id)
+        with running.run("derive", recording_id):
+            derive_step(ctx(), recording_id)
 
     def decode_check(recording_id: int) -> None:
-        decode_check_step(ctx(), recording_id)
+        with running.run("decode check", recording_id):
+            decode_check_step(ctx(), recording_id)
 
     def verify(recording_id: int) -> None:
-        verify_step(ctx(), recording_id)
+        with running.run("verify", recording_id):
+            verify_step(ctx(), recording_id)
 
     def fixity(sample: int) -> None:
-        fixity_step(ctx(), sample)
+        with running.run("fixity", sample):
+            fixity_step(ctx(), sample)
 
     permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
     actors = Actors(
@@ -355,5 +364,6 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
                               max_retries=3, min_backoff=60_000, max_backoff=600_000,
                               time_limit=FIXITY_TIME_LIMIT_MS)(fixity),
         close=ctx.close,
+        running=running,
     )
     return actors

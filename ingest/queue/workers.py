@@ -34,11 +34,12 @@ from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
 from ingest.queue.actors import Actors, WorkerContext, queue_names
 from ingest.queue.connection import open_queue
 from ingest.queue.relay import reconcile_once, relay_once
+from ingest.queue.running import Running, RunningMessages
 from ingest.services import catalog_engine, open_store
 from ingest.station.staging_sweep import sweep_store_scratch
 from storage import EvidenceStore
 
-__all__ = ["run_ingest", "run_workers", "sweep_media_backlog"]
+__all__ = ["run_ingest", "run_workers", "stop_workers", "sweep_media_backlog"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 #: archiving a recording's pending media work counts as lost rather than still queued.
 MEDIA_SWEEP_S = 3600.0
 MEDIA_SWEEP_AFTER_S = 3600.0
+#: How often a stopping worker says which running messages it still waits for.
+STOP_REPORT_S = 10.0
 #: Longest pause (ms) between polls of an idle archive/verify consumer: how long a new archive message can wait.
 ARCHIVE_POLL_MS = 100
 
@@ -210,10 +213,15 @@ def sweep_media_backlog(engine: Engine, actors: Actors, *, older_than_s: float, 
 
 
 def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: int = 4, derive_threads: int = 1,
-                only: frozenset[str] = frozenset({"archive", "derive", "verify"}), schedule: bool = False) -> None:
+                only: frozenset[str] = frozenset({"archive", "derive", "verify"}), schedule: bool = False) -> bool:
     """Workers until *stop* is set: this station's archive queue plus verify, and derived media in its own
     threads (rendering never holds up archiving). *only* limits the kinds of work taken. With *schedule* this
-    process also anchors the custody chain and queues fixity checks periodically (run it in one worker)."""
+    process also anchors the custody chain and queues fixity checks periodically (run it in one worker).
+
+    Once *stop* is set the running messages get EVIDENCE_WORKER_STOP_S to finish (stop_workers). True when they
+    all did; False when some were still running, which the caller must end at once by leaving the process
+    (os._exit): their threads may wait on a store or catalogue that does not answer, and the broker gives their
+    messages to a worker again, as it does a killed worker's."""
     queue = open_queue(settings, upload_threads=archive_threads + derive_threads)
     broker, actors = queue.broker, queue.actors
     queues = queue_names(settings.queue_namespace, settings.station)
@@ -233,10 +241,38 @@ def run_workers(settings: Settings, stop: threading.Event, *, archive_threads: i
     scheduler.start()
     taken = sorted(main_queues | ({queues["derive"]} if "derive" in only else set()))
     logger.info("Workers running for station %r on %s.", settings.station, ", ".join(taken))
+    left: list[Running] = []
     try:
         stop.wait()
     finally:
-        scheduler.join(timeout=30)
-        for worker in workers:
-            worker.stop()
-        queue.close()
+        scheduler.join(timeout=min(30.0, settings.worker_stop_s))  # a daemon: one stuck on the catalogue is left
+        left = stop_workers(workers, actors.running, grace_s=settings.worker_stop_s)
+        if not left:
+            queue.close()
+    return not left
+
+
+def stop_workers(workers: list[dramatiq.Worker], running: RunningMessages, *, grace_s: float) -> list[Running]:
+    """Stop taking messages and give the running ones *grace_s* to finish, saying every STOP_REPORT_S which are
+    still running. Returns those still running after it (empty when all finished), each logged as a WARNING with
+    where its thread is, so a stop that had to leave work behind can be explained."""
+    stoppers = [threading.Thread(target=worker.stop, kwargs={"timeout": int(grace_s * 1000)},
+                                 name="worker-stop", daemon=True) for worker in workers]
+    for stopper in stoppers:
+        stopper.start()
+    deadline = time.monotonic() + grace_s
+    while (alive := [s for s in stoppers if s.is_alive()]) and (remaining := deadline - time.monotonic()) > 0:
+        alive[0].join(timeout=min(STOP_REPORT_S, remaining))
+        waiting, now = running.now(), time.monotonic()
+        if waiting and now < deadline:
+            logger.info("Stopping: waiting up to %.0f s more for %s.", deadline - now,
+                        ", ".join(r.describe(now) for r in waiting))
+    for stopper in stoppers:  # the consumers' own stop, once the worker threads are done or given up on
+        stopper.join(timeout=5)
+    left = running.now()
+    now = time.monotonic()
+    for r in left:
+        logger.warning("Stopped without finishing %s after EVIDENCE_WORKER_STOP_S=%g s; the broker gives its "
+                       "message to a worker again (running it twice is safe). Its thread was in %s.",
+                       r.describe(now), grace_s, r.stack())
+    return left

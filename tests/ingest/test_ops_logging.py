@@ -50,7 +50,7 @@ def test_worker_log_is_timestamped_info_without_middleware_or_pool_warnings(
            "EVIDENCE_STORE_URL": f"s3://{bucket}", "EVIDENCE_S3_ENDPOINT": s3_server.endpoint,
            "EVIDENCE_S3_ACCESS_KEY": s3_server.access_key, "EVIDENCE_S3_SECRET_KEY": s3_server.secret_key,
            "EVIDENCE_S3_MULTIPART_THRESHOLD_MB": "5", "EVIDENCE_S3_PART_SIZE_MB": "5", "EVIDENCE_S3_CONCURRENCY": "4",
-           "EVIDENCE_BROKER_URL": redis_url}
+           "EVIDENCE_BROKER_URL": redis_url, "EVIDENCE_WORKER_STOP_S": "30"}
     bind_caller(env, None)
     # Given four recordings staged and queued (each 16 parts of 5 MiB: 4 uploads × 4 parts in flight at once)
     device = _device(tmp_path / "device", files=4, mib=80)
@@ -77,7 +77,13 @@ def test_worker_log_is_timestamped_info_without_middleware_or_pool_warnings(
         finally:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGTERM)
-            assert worker.wait(timeout=120) == 0, log.read_text()[-3000:]
+            try:
+                code = worker.wait(timeout=120)  # its grace of 30 s, then it leaves (queue/test_worker_stop)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)  # never left running into the next test
+                worker.wait(timeout=30)
+                raise AssertionError(f"the worker did not stop: {log.read_text()[-3000:]}") from None
+            assert code == 0, log.read_text()[-3000:]
     finally:
         engine.dispose()
     text = log.read_text()

@@ -41,7 +41,7 @@ from storage.hashing import CHUNK_BYTES, hash_file
 __all__ = ["IO_TIMEOUT_S", "MAX_PHOTO_BYTES", "PROXY_HEIGHT", "PROXY_NAMES",
            "PROXY_TIMEOUT_S", "THUMBNAIL_WIDTH", "FfmpegRefused", "FfmpegSource", "derive_recording",
            "dies_with_parent", "ffmpeg_source", "is_url", "make_audio_proxy", "make_proxy", "make_thumbnail",
-           "read_photo", "shown_source", "thumbnail_time", "video_thumbnail"]
+           "read_photo", "run_ffmpeg", "shown_source", "thumbnail_time", "video_thumbnail"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def video_thumbnail(source: Path | str, dest: Path, *, at_s: float = 1.0, width:
             try:
                 # -ss after the input: the frames before it are decoded and dropped (a second at most), because
                 # a URL's concat script cannot seek and -ss before it lands seconds off, or past a short clip's end
-                _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-ss", f"{position:.3f}",
+                run_ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-ss", f"{position:.3f}",
                          "-map", "0:v:0", "-frames:v", "1", "-vf", scale, "-c:v", "mjpeg", "-q:v", "3",
                          "-f", "image2", "-update", "1", str(dest)], dest, timeout_s, reading)
             except FfmpegRefused as exc:
@@ -169,9 +169,9 @@ def video_thumbnail(source: Path | str, dest: Path, *, at_s: float = 1.0, width:
 def make_audio_proxy(source: Path | str, dest: Path, *, timeout_s: float = PROXY_TIMEOUT_S) -> Path:
     """AAC in MP4 with the index first: every browser plays it (AMR, a recorder's usual format, none does).
     *source*: a file or URL. One run of ffmpeg: raises ValueError (FfmpegRefused: ffmpeg's last error line, a URL
-    shown without its query), RenderInterrupted as `_ffmpeg` says."""
+    shown without its query), RenderInterrupted as `run_ffmpeg` says."""
     with ffmpeg_source(source) as reading:
-        return _ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-map", "0:a:0", "-vn",
+        return run_ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-map", "0:a:0", "-vn",
                         "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(dest)], dest, timeout_s, reading)
 
 
@@ -179,7 +179,7 @@ def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, th
                timeout_s: float = PROXY_TIMEOUT_S) -> Path:
     """H.264 (yuv420p) + AAC in MP4 with the index first, scaled to *height* (never up). *source*: a file or URL.
     One run of ffmpeg: raises ValueError (FfmpegRefused: ffmpeg's last error line, a URL shown without its query),
-    RenderInterrupted as `_ffmpeg` says."""
+    RenderInterrupted as `run_ffmpeg` says."""
     # Speed over polish (a proxy is for viewing, the original is the evidence): skipping the decoder's
     # loop filter, bilinear scaling and the superfast preset give >= 6x realtime for 1080p on 2 cores.
     with ffmpeg_source(source) as reading:
@@ -189,7 +189,7 @@ def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, th
                 "-c:v", "libx264", "-preset", "superfast", "-crf", "26", "-pix_fmt", "yuv420p",
                 "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
                 "-threads", str(threads), str(dest)]
-        return _ffmpeg(args, dest, timeout_s, reading)
+        return run_ffmpeg(args, dest, timeout_s, reading)
 
 
 def dies_with_parent(args: list[str]) -> list[str]:
@@ -223,7 +223,7 @@ class FfmpegRefused(ValueError):
     it cannot read (ingest.decode_check.run_decode_check)."""
 
 
-def _ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
+def run_ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
     """Run ffmpeg once (*args*, writing *dest* with -y), for at most *timeout_s*.
 
     Raises:

@@ -1,0 +1,70 @@
+"""Render a redaction with ffmpeg: each region pixelated over its time range (shrunk to one pixel per block with
+area averaging, drawn back with nearest-neighbour: what was inside a block is gone, not filtered), each muted range
+silenced; H.264 (yuv420p, CRF 18, so the rest of the picture stays within encoding error of the original) and AAC
+in MP4. The original is only read (a file, or a URL ffmpeg reads in place: ingest.derive.ffmpeg_source)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.derive import ffmpeg_source, run_ffmpeg
+from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
+
+__all__ = ["REDACT_TIMEOUT_S", "audio_filter", "render_redaction", "video_filter"]
+
+#: The longest one rendering may take (a long 1080p recording at about real time on 2 cores).
+REDACT_TIMEOUT_S = 4 * 3600.0
+
+
+def _between(start_s: float, end_s: float) -> str:
+    return f"between(t\\,{start_s:.3f}\\,{end_s:.3f})"
+
+
+def video_filter(spec: RedactionSpec) -> str | None:
+    """The -filter_complex graph from input 0's picture to `[v]` (None: no region to hide). Pure."""
+    if not spec.boxes:
+        return None
+    n = len(spec.boxes)
+    parts = [f"[0:v:0]split={n + 1}[base]" + "".join(f"[c{i}]" for i in range(n))]
+    current = "base"
+    for i, box in enumerate(spec.boxes):
+        small_w, small_h = max(1, box.w // spec.block), max(1, box.h // spec.block)
+        parts.append(f"[c{i}]crop={box.w}:{box.h}:{box.x}:{box.y},scale={small_w}:{small_h}:flags=area,"
+                     f"scale={box.w}:{box.h}:flags=neighbor[p{i}]")
+        parts.append(f"[{current}][p{i}]overlay={box.x}:{box.y}:enable='{_between(box.start_s, box.end_s)}'"
+                     f"[o{i}]")
+        current = f"o{i}"
+    # yuv420p needs even sides: pad right and bottom, so that no region moves
+    parts.append(f"[{current}]pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p[v]")
+    return ";".join(parts)
+
+
+def audio_filter(spec: RedactionSpec) -> str | None:
+    """The -af chain silencing each muted range (None: none). Pure."""
+    if not spec.mutes:
+        return None
+    return ",".join(f"volume=enable='{_between(m.start_s, m.end_s)}':volume=0" for m in spec.mutes)
+
+
+def render_redaction(source: Path | str, dest: Path, spec: RedactionSpec, *, width: int | None,
+                     height: int | None, duration_s: float | None, has_audio: bool,
+                     timeout_s: float = REDACT_TIMEOUT_S, threads: int = 2) -> Path:
+    """Write *source* redacted as *spec* says to *dest* (MP4). RedactionInvalid when *spec* cannot be carried out
+    on this recording (every problem named, nothing run); otherwise as ingest.derive.run_ffmpeg raises."""
+    problems = spec_problems(spec, width=width, height=height, duration_s=duration_s, has_audio=has_audio)
+    if problems:
+        raise RedactionInvalid(problems)
+    video, audio = video_filter(spec), audio_filter(spec)
+    with ffmpeg_source(source) as reading:
+        args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), *reading.args]
+        if video is not None:
+            args += ["-filter_complex", video, "-map", "[v]"]
+        elif width is not None:
+            args += ["-map", "0:v:0", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p"]
+        if has_audio:
+            args += ["-map", "0:a:0"] + (["-af", audio] if audio is not None else [])
+        if width is not None:
+            args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
+        if has_audio:
+            args += ["-c:a", "aac", "-b:a", "128k"]
+        args += ["-map_metadata", "-1", "-movflags", "+faststart", "-threads", str(threads), "-f", "mp4", str(dest)]
+        return run_ffmpeg(args, dest, timeout_s, reading)

@@ -1,0 +1,116 @@
+"""Redaction, what is built of it (issue 18, part 2): the specification parsed and checked (pure), and ffmpeg's
+rendering of regions and muted ranges measured on real frames and real sound: inside a region every block is one
+flat colour while it is hidden, the rest of the picture and the region outside its time stay within encoding error
+of the original, a muted range measures as silence, and the original's bytes are untouched."""
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ingest.redaction import (
+    Box,
+    Mute,
+    RedactionInvalid,
+    RedactionSpec,
+    parse_box,
+    parse_mute,
+    render_redaction,
+    spec_problems,
+)
+from ingest.redaction.spec import parse_time
+
+W, H = 320, 240
+
+
+def test_a_specification_is_read_as_written() -> None:
+    assert parse_box("1.5-2:10,20,30,40") == Box(1.5, 2.0, 10, 20, 30, 40)
+    assert parse_box("00:01.5-01:02:00:0,0,16,16") == Box(1.5, 3720.0, 0, 0, 16, 16)
+    assert parse_mute("0:05-0:07.25") == Mute(5.0, 7.25)
+    assert parse_time("1:00:00") == 3600.0
+    for bad, why in (("1-2", "needs START-END:X,Y,W,H"), ("1-2:1,2,3", "four whole numbers"),
+                     ("2:1,2,3,4", "needs START-END"), ("a-2:1,2,3,4", "'a' is not a time"),
+                     ("0:75-1:00:1,1,1,1", "75 seconds in a minute")):
+        with pytest.raises(ValueError, match=re.escape(why)):
+            parse_box(bad)
+
+
+def test_every_problem_of_a_specification_is_named() -> None:
+    spec = RedactionSpec(boxes=(Box(2, 1, 0, 0, 10, 10), Box(0, 1, 300, 200, 40, 40), Box(9, 10, 0, 0, 0, 5)),
+                         mutes=(Mute(1, 2),), block=4)
+    assert spec_problems(spec, width=W, height=H, duration_s=5.0, has_audio=False) == [
+        "a pixelation block of 4 px is too fine to hide a face; at least 8",
+        "region 1 (0,0,10,10 from 2 s to 1 s): it ends before it starts",
+        "region 2 (300,200,40,40 from 0 s to 1 s): it lies outside the 320×240 picture",
+        "region 3 (0,0,0,5 from 9 s to 10 s): it starts after the recording ends (5 s)",
+        "region 3 (0,0,0,5 from 9 s to 10 s): it has no area",
+        "muted range 1 (1 s to 2 s): the recording has no sound",
+    ]
+    assert spec_problems(RedactionSpec(), width=W, height=H, duration_s=1.0, has_audio=True) == [
+        "nothing to redact: give at least one region or one muted range"]
+    assert spec_problems(RedactionSpec(boxes=(Box(0, 1, 0, 0, 8, 8),)), width=None, height=None, duration_s=1.0,
+                         has_audio=True) == ["the recording has no picture to hide a region of"]
+
+
+def _frame(path: Path, at_s: float) -> np.ndarray:
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-ss", f"{at_s}", "-i", str(path), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(H, W).astype(np.float64)
+
+
+def _max_volume(path: Path, start_s: float, length_s: float) -> float:
+    done = subprocess.run(["ffmpeg", "-nostdin", "-ss", f"{start_s}", "-t", f"{length_s}", "-i", str(path), "-vn",
+                           "-af", "volumedetect", "-f", "null", "-"], capture_output=True, text=True, check=True)
+    found = re.search(r"max_volume: (-?[\d.]+|-inf) dB", done.stderr)
+    assert found, done.stderr[-500:]
+    return float(found.group(1)) if found.group(1) != "-inf" else float("-inf")
+
+
+@pytest.mark.usefixtures("ffmpeg_available")
+def test_a_region_is_hidden_only_while_asked_and_a_muted_range_is_silent(tmp_path: Path) -> None:
+    # Given a 3 s clip with a busy moving picture (a game of life: detail in every block) and a steady tone, as a
+    # recorder writes them (H.264 + AAC in MP4)
+    clip = tmp_path / "clip.mp4"
+    picture = f"life=s={W}x{H}:rate=25:ratio=0.5:mold=0:seed=7,format=yuv420p,trim=duration=3"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", picture, "-f", "lavfi", "-i",
+                    "sine=frequency=1000:duration=3", "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-shortest", str(clip)], check=True)
+    before = hashlib.sha256(clip.read_bytes()).hexdigest()
+    box = Box(1.0, 2.0, 96, 64, 96, 96)
+    spec = RedactionSpec(boxes=(box,), mutes=(Mute(0.5, 1.5),), block=16)
+    # When it is redacted
+    out = render_redaction(clip, tmp_path / "redacted.mp4", spec, width=W, height=H, duration_s=3.0, has_audio=True)
+    # Then while the region is hidden, each 16 px block inside it is one flat colour (1 px left to the encoder at
+    # each block edge), where the original has detail
+    original, redacted = _frame(clip, 1.5), _frame(out, 1.5)
+    inside = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+    blocks = [redacted[inside][r + 2:r + 14, c + 2:c + 14].std() for r in range(0, 96, 16) for c in range(0, 96, 16)]
+    detail = [original[inside][r + 2:r + 14, c + 2:c + 14].std() for r in range(0, 96, 16) for c in range(0, 96, 16)]
+    assert max(blocks) < 3.0 and np.mean(detail) > 15.0, (max(blocks), np.mean(detail))
+    # and its fine structure is gone (variance of the Laplacian, the usual sharpness measure)
+    sharp = cv2.Laplacian(original[inside], cv2.CV_64F).var()
+    assert cv2.Laplacian(redacted[inside], cv2.CV_64F).var() < 0.2 * sharp
+    # while the rest of the picture is the original within encoding error
+    outside = np.ones((H, W), dtype=bool)
+    outside[inside] = False
+    assert np.abs(original - redacted)[outside].mean() < 3.0
+    # and before the region's time it is not hidden
+    assert np.abs(_frame(clip, 0.4) - _frame(out, 0.4)).mean() < 3.0
+    # The muted range measures as silence; the tone is there outside it
+    assert _max_volume(out, 0.6, 0.8) < -60.0
+    assert _max_volume(out, 1.8, 0.8) > -20.0 and _max_volume(clip, 0.6, 0.8) > -20.0
+    # The original is only read
+    assert hashlib.sha256(clip.read_bytes()).hexdigest() == before
+
+
+def test_a_specification_that_cannot_be_carried_out_runs_nothing(tmp_path: Path) -> None:
+    dest = tmp_path / "never.mp4"
+    with pytest.raises(RedactionInvalid, match="lies outside the 320×240 picture"):
+        render_redaction(tmp_path / "missing.mp4", dest, RedactionSpec(boxes=(Box(0, 1, 300, 0, 64, 64),)),
+                         width=W, height=H, duration_s=3.0, has_audio=False)
+    assert not dest.exists()

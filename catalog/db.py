@@ -53,10 +53,12 @@ def redact_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # The wait first, for every statement after it (the WAL switch too). A fresh file is switched to WAL by
+    # `_switch_to_wal` before any connection gets here, one process at a time: SQLite does not wait there.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     # Statement and savepoint journals (every batch of a dock nests savepoints) and sorts in memory, not in
     # /var/tmp/etilqs_* files: 75 pwrite() calls of every photo a dock catalogued went there.
     cursor.execute("PRAGMA temp_store=MEMORY")
@@ -120,6 +122,41 @@ def alembic_config() -> Config:
     return cfg
 
 
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite catalogue (None: in memory, or a `file:` URI)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _is_wal(database: Path) -> bool:
+    """Whether the SQLite file at *database* is in WAL mode (its header's file format versions, bytes 18 and 19,
+    are 2); a missing or empty file is not."""
+    try:
+        with database.open("rb") as file:
+            header = file.read(20)
+    except FileNotFoundError:
+        return False
+    return len(header) == 20 and header[18:20] == b"\x02\x02"
+
+
+def _switch_to_wal(engine: Engine) -> None:
+    """Put a fresh SQLite file (or one still in rollback mode) in WAL mode, one process at a time.
+
+    SQLite does not wait (busy_timeout) for the switch: it reads the file's header first, and two processes that
+    both did and then both want to write it are a deadlock it breaks at once, "database is locked" for one of them
+    (1 start in 10 of three processes on a fresh file, on CI and here, 2026-12-04). Under the migration lock the
+    second process finds the file switched, and its own `PRAGMA journal_mode=WAL` writes nothing. A file already in
+    WAL mode takes no lock.
+    """
+    database = _sqlite_file(engine)
+    if database is None or _is_wal(database):
+        return
+    with _sqlite_migrate_lock(engine), engine.connect():
+        pass  # the connection's _sqlite_pragmas switches the file
+
+
 @contextmanager
 def _sqlite_migrate_lock(engine: Engine) -> Iterator[None]:
     """An exclusive lock on `<database>.migrate-lock` beside a SQLite file, held while migrating.
@@ -128,11 +165,11 @@ def _sqlite_migrate_lock(engine: Engine) -> Iterator[None]:
     saw the first's half-made schema ("table alembic_version already exists"). Only read access is needed for
     flock, so a lock file another account created still works; none is taken for an in-memory database.
     """
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = _sqlite_file(engine)
+    if database is None:
         yield
         return
-    path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    path = database.with_name(database.name + ".migrate-lock")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     except OSError as exc:  # a read-only folder: nobody can create the schema there anyway
@@ -184,6 +221,7 @@ def open_catalog(url: str, *, run_migrations: bool = True, **engine_kwargs: Any)
         event.listen(engine, "connect", _sqlite_pragmas)
     if run_migrations:
         try:
+            _switch_to_wal(engine)
             migrate(engine)
         except BaseException as exc:
             engine.dispose()  # no connection of a refused open is left to the garbage collector

@@ -71,3 +71,20 @@ def test_a_catalogue_that_does_not_answer_is_unavailable():
     (port,) = free_ports(1)
     with pytest.raises(CatalogUnavailable):
         open_catalog(f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing", connect_args={"connect_timeout": 2})
+
+
+def test_a_catalogue_file_still_in_rollback_mode_is_switched_to_wal_when_opened(tmp_path):
+    """A file another tool made (sqlite3's default journal mode is DELETE) opens in WAL mode, as a fresh one does:
+    the switch is done under the migration lock, one process at a time (tests/ingest/test_ops_migrate_race.py)."""
+    import sqlite3
+
+    path = tmp_path / "catalog.db"
+    with sqlite3.connect(path) as made_elsewhere:
+        made_elsewhere.execute("CREATE TABLE note (text TEXT)")
+    made_elsewhere.close()
+    assert path.read_bytes()[18:20] == b"\x01\x01"  # rollback journal
+    open_catalog(f"sqlite:///{path}").dispose()
+    assert path.read_bytes()[18:20] == b"\x02\x02"
+    with sqlite3.connect(path) as again:
+        assert again.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    again.close()

@@ -1,5 +1,5 @@
 """The evidence catalog: tables, migrations, custody chain, stamps, search, cases, retention and disposal."""
-from catalog.case_models import Case, CaseLink, CaseStatus, Disposal, DisposalBatch, DisposalStatus
+from catalog.case_models import Case, CaseGrant, CaseLink, CaseStatus, Disposal, DisposalBatch, DisposalStatus
 from catalog.cases import (
     active_links,
     adopt_stamped,
@@ -92,6 +92,7 @@ __all__ = [
     "ArchiveClaim",
     "Case",
     "CaseFacts",
+    "CaseGrant",
     "CaseInvalid",
     "CaseLink",
     "CaseNotFound",

@@ -29,6 +29,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch
 from catalog.cases import case_as_json, get_case
+from catalog.classification import class_refusals
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseStateError, PermissionDenied
 from catalog.models import Officer, Recording, RecordingState
@@ -218,6 +219,14 @@ def check_access(session: Session, user: User, recordings: list[Recording], *, s
                         details={"scope": scope.describe()})
         raise AccessRefused(f"{_ids(outside)} {'is' if len(outside) == 1 else 'are'} outside what {user.name} may "
                             f"{action} ({scope.describe()})", recording_ids=outside, scope=scope.describe())
+    classed = class_refusals(session, user, recordings, "export" if action == "export" else step)
+    if classed:
+        refused = [rid for rid, _ in classed]
+        record_refusals(session, user.name, refused, action=action, why="class",
+                        details={"class": "; ".join(sorted({why for _, why in classed}))})
+        raise AccessRefused(f"{_ids(refused)} refused to {user.name}: "
+                            + "; ".join(f"recording {rid}: {why}" for rid, why in classed),
+                            recording_ids=refused, scope=scope.describe())
     if stated_reason(reason) is None and reason_needed(policy, step):
         why = ("a download always needs one" if step == "download" else
                f"the agency's policy EVIDENCE_ACCESS_REASON={policy} asks for one before anyone may {step} a recording")

@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from catalog.models import ts_field
 
-__all__ = ["Case", "CaseLink", "CaseStatus", "Disposal", "DisposalBatch", "DisposalStatus"]
+__all__ = ["Case", "CaseGrant", "CaseLink", "CaseStatus", "Disposal", "DisposalBatch", "DisposalStatus"]
 
 
 class CaseStatus(enum.StrEnum):
@@ -45,6 +45,7 @@ class Case(SQLModel, table=True):
     created_by: str = Field(max_length=100)
     created_at: datetime | None = ts_field(nullable=False)
     closed_by: str | None = Field(default=None, max_length=100)
+    sensitivity: str = Field(default="internal", max_length=16)  # catalog.sensitivity.CLASSES
 
 
 class CaseLink(SQLModel, table=True):
@@ -102,3 +103,21 @@ class Disposal(SQLModel, table=True):
     store_key: str | None = Field(default=None, max_length=256)
     store_version: str | None = Field(default=None, max_length=256)
     note: str = Field(default="", max_length=1000)
+
+
+class CaseGrant(SQLModel, table=True):
+    """An explicit right of one person to the recordings of one case whose class asks for it (catalog.sensitivity):
+    who gave it, why, until when; revoking keeps the row."""
+
+    __tablename__ = "case_grant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    user_name: str = Field(max_length=100, index=True)
+    granted_by: str = Field(max_length=100)
+    granted_at: datetime | None = ts_field(nullable=False)
+    reason: str = Field(max_length=500)
+    expires_at: datetime | None = ts_field()
+    revoked_by: str | None = Field(default=None, max_length=100)
+    revoked_at: datetime | None = ts_field()
+    revoke_reason: str | None = Field(default=None, max_length=500)

@@ -15,12 +15,14 @@ from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from catalog.case_models import Case, CaseLink, CaseStatus
+from catalog.classification import class_refusals, raise_to_case_class
 from catalog.custody import CustodyKind, append_event
-from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError
+from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, PermissionDenied
 from catalog.models import MediaKind, Recording, RecordingState
 from catalog.replay import load_case_replays
 from catalog.retention import CaseFacts, RetentionPolicy
 from catalog.types import utcnow
+from catalog.user_models import User
 
 __all__ = [
     "Attach", "active_links", "adopt_stamped", "case_as_json", "case_facts", "case_number_exists", "cases_of",
@@ -140,9 +142,17 @@ def _active_link(session: Session, case_id: int, recording_id: int) -> CaseLink 
 
 
 def link_recording(session: Session, case: Case, recording: Recording, *, purpose: str, by: str,
-                   source: str = "manual") -> CaseLink:
-    """Link *recording* to *case* with what it proves there; the same link twice is a no-op."""
+                   source: str = "manual", linker: User | None = None) -> CaseLink:
+    """Link *recording* to *case* with what it proves there; the same link twice is a no-op. A person's link
+    (*linker*; the station's automatic ones have none) is refused (PermissionDenied) for a recording its class
+    keeps from them: a grant on the case would open it to whoever holds one (a clerk linked another case's state
+    secret into a case they held a grant on and read it, found by a review)."""
     assert case.id is not None and recording.id is not None
+    if linker is not None:
+        closed = class_refusals(session, linker, [recording], "play")
+        if closed:
+            raise PermissionDenied(f"user {linker.name!r} may not link recording {recording.id} to case "
+                                   f"{case.number}: {closed[0][1]}")
     purpose = _need(purpose, "the purpose (what the recording proves in this case)")
     by = _need(by, "the name of who links the recording")
     if len(purpose) > _MAX_PURPOSE:
@@ -164,6 +174,7 @@ def link_recording(session: Session, case: Case, recording: Recording, *, purpos
     session.add(link)
     append_event(session, CustodyKind.CASE_LINKED, actor=by, recording_id=recording.id, details={
         "case": case.number, "purpose": purpose, "source": source, "sha256": recording.sha256})
+    raise_to_case_class(session, case, recording, by=by)  # a case's class reaches what serves it
     return link
 
 
@@ -266,14 +277,15 @@ def case_as_json(session: Session, case: Case, policy: RetentionPolicy | None = 
         return {"recording_id": recording.id, "sha256": recording.sha256, "media_kind": recording.media_kind,
                 "original_name": recording.original_name, "purpose": link.purpose, "source": link.source,
                 "linked_by": link.linked_by, "linked_at": link.linked_at.isoformat() if link.linked_at else None,
-                "state": recording.state, "legal_hold": recording.legal_hold,
+                "state": recording.state, "legal_hold": recording.legal_hold, "sensitivity": recording.sensitivity,
                 "retain_until": recording.retain_until.isoformat() if recording.retain_until else None}
 
     return {
         "number": case.number, "title": case.title, "case_type": case.case_type,
         "case_type_name": kind.name if kind else None,
         "case_retention": kind.describe() if kind else None,
-        "unit": case.unit, "status": case.status, "opened_on": case.opened_on.isoformat(),
+        "unit": case.unit, "status": case.status, "sensitivity": case.sensitivity,
+        "opened_on": case.opened_on.isoformat(),
         "closed_on": case.closed_on.isoformat() if case.closed_on else None, "closed_by": case.closed_by,
         "created_by": case.created_by,
         "recordings": [item(link, r) for link, r in links if r.media_kind != "document"],

@@ -88,6 +88,9 @@ class CustodyKind(enum.StrEnum):
     INTEGRITY_CHECKED = "integrity_checked"  # a later integrity check (decoding) added a verdict; the first is kept
     DISCARDED = "discarded"  # files a device profile marks as disposable derivatives, not copied (listed with why)
     POLICY_ADOPTED = "policy_adopted"  # the retention policy in force: its terms whole, fingerprint, what it replaces
+    CLASSIFIED = "classified"  # a recording's or case's sensitivity class changed (from, to, reason)
+    ACCESS_GRANTED = "access_granted"  # a person given access to a case's classed recordings (until, why)
+    ACCESS_REVOKED = "access_revoked"  # such a grant ended before its time
 
 
 #: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with

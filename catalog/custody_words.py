@@ -12,6 +12,7 @@ from typing import Any
 
 from catalog.custody import CustodyKind
 from catalog.report_values import Values
+from catalog.sensitivity import label
 
 __all__ = ["event_sentence", "has_words", "stamp_changes", "stamp_value"]
 
@@ -96,6 +97,13 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                          "Verification run: {recordings} file(s), {events} event(s), {problems} problem(s)"),
     K.INTEGRITY_CHECKED: ("解码完整性检查（{check}）：{was} → {now}（{detail}）",
                           "Decoding integrity check ({check}): {was} → {now} ({detail})"),
+    K.CLASSIFIED: ("敏感类别由 {from} 改为 {to}，理由：{reason}",
+                   "Sensitivity class changed from {from} to {to}; reason: {reason}"),
+    K.ACCESS_GRANTED: ("授权 {user} 调阅案件 {case} 的涉密/敏感材料（至 {expires_at}），理由：{reason}",
+                       "{user} granted access to the classed items of case {case} (until {expires_at}); reason: "
+                       "{reason}"),
+    K.ACCESS_REVOKED: ("撤销 {user} 对案件 {case} 的调阅授权，理由：{reason}",
+                       "Access of {user} to case {case} revoked; reason: {reason}"),
     K.DISCARDED: ("按设备档案未复制的衍生文件：{files}",
                   "Derivative files not copied, as the device profile says: {files}"),
     K.POLICY_ADOPTED: ("采用保存期限政策（指纹 {fingerprint}）：{terms}；事由：{reason}",
@@ -151,6 +159,10 @@ _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] 
     K.STAMPED: lambda d, v: {"important": v.yes_no(d.get("important"))},
     K.REGISTRY_CHANGED: lambda d, v: {"details": v.plain({k: x for k, x in d.items() if k != "row"})},
     K.POLICY_ADOPTED: lambda d, v: {"terms": _policy_terms(d.get("terms"), v)},
+    K.ACCESS_GRANTED: lambda d, v: {"expires_at": v.when(d["expires_at"]) if d.get("expires_at")
+                                    else v.pick("撤销为止", "revoked")},
+    K.CLASSIFIED: lambda d, v: {side: v.pick(label(str(d.get(side)), "zh"), label(str(d.get(side)), "en"))
+                                for side in ("from", "to")},
 }
 
 

@@ -15,6 +15,7 @@ The shape (`recording_detail`), a JSON object; times are ISO 8601 strings in UTC
     clock_offset_s: float | null (device clock minus station clock)
     place: {lat: float, lon: float, source: str} | null
     case_number: str | null; purpose: str | null; important: bool  (the current stamp)
+    sensitivity: str  (catalog.sensitivity.CLASSES: public | internal | commercial | personal | state_secret)
     integrity: {status: str, detail: str | null}  (the decode/structure check's verdict)
     state: str ("staged" | "archived" | "verified" | "disposed" …); ingested_at, archived_at: time | null
     retain_until: time | null; legal_hold: bool; retention_rule: str | null  (as stored on the row)

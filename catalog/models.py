@@ -178,6 +178,7 @@ class Recording(SQLModel, table=True):
     case_number: str | None = Field(default=None, index=True, max_length=64)
     purpose: str | None = Field(default=None, max_length=500)
     important: bool = False
+    sensitivity: str = Field(default="internal", max_length=16, index=True)  # catalog.sensitivity.CLASSES
     integrity_status: str = Field(max_length=16)
     integrity_detail: str = Field(default="", max_length=2000)
     state: str = Field(max_length=16, index=True)

@@ -115,7 +115,10 @@ _MAPPING: dict[CustodyKind, PremisMapping] = {
     CustodyKind.VERIFICATION_RUN: _M("fix", "val"),
     CustodyKind.INTEGRITY_CHECKED: _M("val", "val"),  # decoded against its format: a validation
     CustodyKind.DISCARDED: _M("app", "exe"),  # derivatives a device profile marks as not worth keeping
-    CustodyKind.POLICY_ADOPTED: _M("poa", "aut"),  # the retention policy in force: a policy assignment, authorised
+    CustodyKind.POLICY_ADOPTED: _M("poa", "aut"),
+    CustodyKind.CLASSIFIED: _M("poa", "imp"),  # who may read it: an access policy on the object
+    CustodyKind.ACCESS_GRANTED: _M("poa", "aut"),
+    CustodyKind.ACCESS_REVOKED: _M("poa", "aut"),  # the retention policy in force: a policy assignment, authorised
 }
 
 

@@ -220,6 +220,7 @@ class RecordingJson(TypedDict):
     case_number: str | None
     purpose: str | None
     important: bool
+    sensitivity: str
     integrity: dict[str, str]
     state: str
     ingested_at: str | None
@@ -260,6 +261,7 @@ def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None 
         "case_number": recording.case_number,
         "purpose": recording.purpose,
         "important": recording.important,
+        "sensitivity": recording.sensitivity,
         "integrity": {"status": recording.integrity_status, "detail": recording.integrity_detail},
         "state": recording.state,
         "ingested_at": _iso(recording.ingested_at),

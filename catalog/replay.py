@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from catalog.case_models import Case, CaseLink, CaseStatus
 from catalog.custody import CustodyKind, stored_event_hash
 from catalog.models import CustodyEvent, Recording, RecordingState
+from catalog.sensitivity import DEFAULT as DEFAULT_CLASS
 
 __all__ = [
     "BASE_FIELDS", "CASE_KINDS", "FOLD_KINDS", "LIFECYCLE_KINDS", "ORIGIN_KINDS", "ROW_KEY", "TRACKED_FIELDS",
@@ -37,7 +38,8 @@ __all__ = [
 #: The key of the values a custody event sets on the catalogue row.
 ROW_KEY = "row"
 #: What verify and disposal compare: the row must say what the chain last set.
-TRACKED_FIELDS = ("state", "retain_until", "legal_hold", "integrity_status", "captured_start", "captured_end")
+TRACKED_FIELDS = ("state", "retain_until", "legal_hold", "integrity_status", "captured_start", "captured_end",
+                  "sensitivity")
 #: What routine retention counts from (recorded when the row is made, compared too; `archived_at` only feeds
 #: the rules, since a failed upload clears it until the archive step sets it again with its own event).
 BASE_FIELDS = ("media_kind", "ingested_at", "archived_at", "time_implausible")
@@ -51,14 +53,15 @@ FOLD_KINDS = tuple(k.value for k in (
     CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.ARCHIVED, CustodyKind.VERIFIED,
     CustodyKind.STAMPED, CustodyKind.RESTAMPED, CustodyKind.RETENTION_CHANGED, CustodyKind.LEGAL_HOLD,
     CustodyKind.INTEGRITY_CHECKED, CustodyKind.DISPOSED, CustodyKind.CASE_LINKED, CustodyKind.CASE_UNLINKED,
-    CustodyKind.SIGHTED))
+    CustodyKind.SIGHTED, CustodyKind.CLASSIFIED))
 #: Kinds only written for a recording that has a catalogue row (a chain naming one whose row is gone).
 LIFECYCLE_KINDS = tuple(k.value for k in (
     CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.ARCHIVED, CustodyKind.STAMPED,
     CustodyKind.RESTAMPED, CustodyKind.MANIFESTED, CustodyKind.RETENTION_CHANGED, CustodyKind.LEGAL_HOLD,
     CustodyKind.DISPOSED, CustodyKind.CASE_LINKED))
 #: The kinds the case fold reads (recording_id is NULL on them).
-CASE_KINDS = tuple(k.value for k in (CustodyKind.CASE_OPENED, CustodyKind.CASE_CLOSED, CustodyKind.CASE_REOPENED))
+CASE_KINDS = tuple(k.value for k in (CustodyKind.CASE_OPENED, CustodyKind.CASE_CLOSED, CustodyKind.CASE_REOPENED,
+                                     CustodyKind.CLASSIFIED))
 
 #: `verified` events that changed the state (before they carried `row`): the archive step's server checksum and
 #: the re-hash before clearing a device. A fixity check's `verified` leaves the state as it is.
@@ -144,6 +147,7 @@ class CaseReplay:
     unit: str | None = None
     created_by: str | None = None
     closed_by: str | None = None
+    sensitivity: str = DEFAULT_CLASS  # never classified: the default (see _finish)
 
 
 def _set(replay: RecordingReplay, event: CustodyEvent, name: str, value: Any) -> None:
@@ -300,6 +304,16 @@ def fold_recording(recording_id: int, events: Iterable[CustodyEvent]) -> Recordi
     replay = RecordingReplay(recording_id)
     for event in events:
         _apply(replay, event)
+    return _finish(replay)
+
+
+def _finish(replay: RecordingReplay) -> RecordingReplay:
+    """What the chain says without an event: a recording never classified is of the default class (every row from
+    before classes got it by the migration), so a row edited to another class without an event is found."""
+    if "sensitivity" not in replay.values:
+        replay.values["sensitivity"] = DEFAULT_CLASS
+        origin = replay.origin or (0, "no event")
+        replay.set_by["sensitivity"] = (origin[0], f"{origin[1]}, never classified since")
     return replay
 
 
@@ -320,8 +334,8 @@ def fold_cases(events: Iterable[CustodyEvent]) -> dict[str, CaseReplay]:
     for event in events:
         details = event.details or {}
         number = details.get("case")
-        if not isinstance(number, str):
-            continue
+        if not isinstance(number, str) or (event.kind == CustodyKind.CLASSIFIED and event.recording_id is not None):
+            continue  # a recording's class raised with its case's names the case but is the recording's
         assert event.id is not None
         if event.kind == CustodyKind.CASE_OPENED:
             cases[number] = CaseReplay(number, details.get("case_type"), CaseStatus.OPEN.value,
@@ -342,6 +356,8 @@ def fold_cases(events: Iterable[CustodyEvent]) -> dict[str, CaseReplay]:
                 case.case_type = details["case_type"]
         elif event.kind == CustodyKind.CASE_REOPENED:
             case.status, case.closed_on, case.closed_by = CaseStatus.OPEN.value, None, None
+        elif event.kind == CustodyKind.CLASSIFIED and isinstance(details.get("to"), str):
+            case.sensitivity = details["to"]
     return cases
 
 
@@ -366,6 +382,8 @@ def load_replays(session: Session, recording_ids: list[int], *,
                 broken.append(f"custody event {event.id} ({event.kind}) of recording {event.recording_id} does not "
                               f"match its hash (stored {event.hash[:16]}…, computed {expected[:16]}…): edited")
         _apply(replays[event.recording_id], event)
+    for replay in replays.values():
+        _finish(replay)
     return replays, broken
 
 

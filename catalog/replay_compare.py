@@ -171,7 +171,8 @@ def case_findings(chain: Mapping[str, CaseReplay], rows: Iterable[Case],
                                    ("closed_on", row.closed_on, said.closed_on),
                                    ("title", row.title, said.title), ("unit", row.unit, said.unit),
                                    ("created_by", row.created_by, said.created_by),
-                                   ("closed_by", row.closed_by, said.closed_by)):
+                                   ("closed_by", row.closed_by, said.closed_by),
+                                   ("sensitivity", row.sensitivity, said.sensitivity)):
             if name in ("opened_on", "title", "unit", "created_by") and stated is None:
                 continue  # older events did not say
             if held != stated:

@@ -60,6 +60,7 @@ class SearchFilters:
     station: str | None = None
     unit: str | None = None  # the officer's unit number or name
     important: bool | None = None
+    sensitivity: str | None = None  # one of catalog.sensitivity.CLASSES
     integrity: str | None = None  # ok | damaged | unreadable
     retention: str | None = None  # one of RETENTION_STATES
     sort: str = "captured"
@@ -163,6 +164,8 @@ def _what_and_when(filters: SearchFilters) -> list[ColumnElement[bool]]:
         conditions.append(col(Recording.purpose).ilike(_like(filters.purpose), escape="\\"))
     if filters.important is not None:
         conditions.append(col(Recording.important).is_(filters.important))
+    if filters.sensitivity:
+        conditions.append(col(Recording.sensitivity) == filters.sensitivity)
     if filters.retention:
         conditions.append(_retention(filters.retention, filters.now or utcnow()))
     if filters.near:

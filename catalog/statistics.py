@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog.access import EVERYTHING, Scope, scope_clause
 from catalog.models import IN_ARCHIVE, Officer, Recording, RecordingState
+from catalog.sensitivity import CLASSES
 
 __all__ = ["GroupFigures", "StagedBacklog", "Statistics", "check_catalogue", "recordings_by_state",
            "staged_backlog", "statistics"]
@@ -41,6 +42,7 @@ class Statistics(TypedDict):
     storage_bytes: int  # their total size
     upcoming_disposals_30d: int  # archived or verified, not on hold, retention ending within 30 days
     integrity: dict[str, int]  # integrity status -> recordings
+    by_class: dict[str, int]  # sensitivity class -> kept recordings (every class, 0 where none)
     by_officer: list[GroupFigures]  # the GROUP_ROWS with most recordings, most first
     by_station: list[GroupFigures]
     by_unit: list[GroupFigures]
@@ -87,10 +89,17 @@ def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime) ->
         "total": totals["total"], "tagged_share": totals["tagged_share"],
         "pending_archive": totals["pending_archive"], "storage_bytes": totals["storage_bytes"],
         "upcoming_disposals_30d": totals["upcoming_disposals_30d"], "integrity": totals["integrity"],
+        "by_class": _by_class(session, scoped),
         "by_officer": _grouped(session, Recording.officer_number, scoped),
         "by_station": _grouped(session, Recording.station_code, scoped),
         "by_unit": _grouped(session, unit, scoped), "by_day": by_day[-DAYS_SHOWN:], "scope": scope.describe(),
     }
+
+
+def _by_class(session: Session, scoped: list[Any]) -> dict[str, int]:
+    counted = {str(name): int(n) for name, n in session.execute(select(Recording.sensitivity, func.count()).where(
+        col(Recording.state).in_(KEPT_STATES), *scoped).group_by(Recording.sensitivity))}
+    return {name: counted.get(name, 0) for name in CLASSES}
 
 
 def recordings_by_state(session: Session) -> dict[str, int]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from catalog.access import EVERYTHING, Scope, ambiguous_unit_names, user_scope
+from catalog.classification import LOWERING_ROLES
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import PermissionDenied, UserInvalid
 from catalog.models import Officer
@@ -67,6 +68,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "stamp": frozenset({"officer", "clerk", "admin"}),  # an officer tags their own recordings
     "cases": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # read case files
     "manage_cases": frozenset({"clerk", "admin"}),  # open, close, reopen, link and unlink
+    "classify": frozenset({"clerk", "supervisor", "admin"}),  # raise a class (lowering: LOWERING_ROLES)
+    "grant_access": LOWERING_ROLES,  # open a case's classed recordings to a person
     "retention": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # see what is due and past batches
     "propose_disposal": frozenset({"clerk", "admin"}),  # start a sweep (a batch awaiting approval)
     "approve_disposal": frozenset({"supervisor", "admin"}),  # a second, named person approves and disposes

@@ -23,7 +23,8 @@ from sqlalchemy import case, exists, func
 from sqlmodel import Session, col, select
 
 from catalog.anchors import chain_end_problems, check_anchors, read_anchors
-from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch
+from catalog.case_models import Case, CaseGrant, CaseLink, Disposal, DisposalBatch
+from catalog.classification import grant_findings
 from catalog.custody import stream_events
 from catalog.errors import PolicyInvalid
 from catalog.event_hashes import GENESIS_HASH, stored_event_hash, version_problem
@@ -52,9 +53,25 @@ from catalog.verify_registry import registry_problems
 from storage import EvidenceStore, ObjectMissing, StorageError, StoredObject
 from storage.hashing import hash_stream
 
-__all__ = ["Problem", "VerifyReport", "case_problems", "check_chain", "check_disposed", "check_lock",
-           "check_lock_against_chain", "check_recording_record", "check_sightings", "missing_rows", "object_problems",
-           "record_problems", "rehash", "replay_problems", "select_recordings", "verify_archive"]
+__all__ = [
+    "Problem",
+    "VerifyReport",
+    "case_problems",
+    "check_chain",
+    "check_disposed",
+    "check_lock",
+    "check_lock_against_chain",
+    "check_recording_record",
+    "check_sightings",
+    "grant_problems",
+    "missing_rows",
+    "object_problems",
+    "record_problems",
+    "rehash",
+    "replay_problems",
+    "select_recordings",
+    "verify_archive",
+]
 
 
 @dataclass
@@ -315,6 +332,17 @@ def case_problems(session: Session, cases: Any, numbers: set[str] | None) -> lis
     return [Problem("case", f"case {number}", text) for number, text in found]
 
 
+def grant_problems(session: Session, numbers: set[str] | None) -> list[Problem]:
+    """Access grant rows compared with the `access_granted`/`access_revoked` events (catalog.classification
+    .grant_findings; such a row opens nothing meanwhile); *numbers*: only grants on those cases."""
+    found = grant_findings(session)
+    if numbers is not None:
+        cases = {g.id: n for g, n in session.exec(select(CaseGrant, Case.number).join(
+            Case, col(Case.id) == col(CaseGrant.case_id)))}
+        found = [(grant, text) for grant, text in found if cases.get(grant) in numbers]
+    return [Problem("case", f"access grant {grant}", text) for grant, text in found]
+
+
 def missing_rows(session: Session, *, limit: int = 1000) -> list[Problem]:
     """Recording ids the custody chain names (ingest, archive, stamps, retention, disposal) whose catalogue row is
     gone: one query, grouped in the database."""
@@ -464,6 +492,7 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
             run.settle(*item)
     report = run.report
     report.problems.extend(case_problems(session, run.cases_said, None if everything else run.cases_named))
+    report.problems.extend(grant_problems(session, None if everything else run.cases_named))
     if everything:
         report.problems.extend(missing_rows(session))
         report.problems.extend(Problem(*found) for found in registry_problems(session))

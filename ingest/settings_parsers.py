@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import tomllib
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -257,6 +258,25 @@ def case_types(key: str, raw: str) -> Mapping[str, CaseType]:
     try:
         return load_case_types(Path(raw))
     except PolicyInvalid as exc:
+        raise ConfigInvalid(key, raw, f"{exc}.") from None
+
+
+def sensitivity_names(key: str, raw: str) -> Mapping[str, tuple[str, str]]:
+    """A TOML file of the agency's names for the sensitivity classes; empty: the built-in names."""
+    from catalog.sensitivity import LABELS, parse_names
+
+    if not raw:
+        return dict(LABELS)
+    try:
+        with Path(raw).open("rb") as fh:
+            table = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigInvalid(key, raw, f"Cannot read it: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(key, raw, f"Not TOML: {exc}.") from None
+    try:
+        return parse_names(table)
+    except ValueError as exc:
         raise ConfigInvalid(key, raw, f"{exc}.") from None
 
 

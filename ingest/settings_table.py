@@ -112,6 +112,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_DISPOSAL_APPROVAL", "required", p.choice("required", "none"),
        "`required`: a disposal batch is carried out only when a second, named person approves it; `none`: a sweep "
        "disposes at once; part of the adopted retention policy"),
+    Setting("EVIDENCE_SENSITIVITY_NAMES", "", p.sensitivity_names,
+       "TOML file of the agency's names for the sensitivity classes, e.g. `[state_secret]` `zh = \"涉密\"` "
+       "`en = \"classified\"` (classes `public`, `internal`, `commercial`, `personal`, `state_secret`; one left "
+       "out keeps its built-in name; docs/sensitivity.md); shown on every page and accepted by `evidence class`",
+       shown_default="公开, 内部, 商业秘密, 个人隐私, 国家秘密"),
     Setting("EVIDENCE_PROFILES_DIR", "", p.profiles_dir, "extra folder of device-profile YAML files"),
     Setting("EVIDENCE_BROKER_URL", "", p.broker_url,
        "queue broker: `redis://127.0.0.1:6379/0` or `amqp://guest:guest@127.0.0.1:5672/`; when set, ingest leaves "
@@ -128,6 +133,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_ARCHIVE_LEASE_S", "60", p.positive_seconds,
        "a worker archiving a recording holds it this long, renewed every third of it; a killed worker's hold runs out "
        "after it"),
+    Setting("EVIDENCE_WORKER_STOP_S", "90", p.positive_seconds,
+       "a worker asked to stop (SIGTERM, SIGINT) takes no new messages and gives its running ones this long to "
+       "finish, saying every 10 s which it waits for; it then leaves with a WARNING naming each one still running "
+       "and where it was (a store that stopped answering mid-upload), and the broker gives those messages to a "
+       "worker again. Keep it below the service manager's own stop timeout (Compose `stop_grace_period`, systemd "
+       "`TimeoutStopSec`: 2 minutes in ours)"),
     Setting("EVIDENCE_REDIS_HEARTBEAT_S", "30", p.positive_seconds,
        "Redis broker: a worker silent this long counts as dead and its unacknowledged messages are requeued (dramatiq "
        "`heartbeat_timeout`)"),

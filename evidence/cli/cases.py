@@ -35,6 +35,7 @@ from catalog.case_links import retain_after_link_change
 from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
 from catalog.policy_adoption import adopted_policy
+from catalog.users import get_user
 from evidence.cli.common import (
     caller,
     catalogue,
@@ -185,11 +186,13 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
 def case_link(number: str, refs: tuple[str, ...], purpose: str, by: str | None, as_json: bool) -> None:
     """Link recordings (ids or SHA-256 prefixes) to a case; they are held while it is open."""
     with catalogue(policy=True) as (cfg, session):
-        by = caller(cfg, session, "manage_cases", by).actor
+        identity = caller(cfg, session, "manage_cases", by)
+        by = identity.actor
+        linker = get_user(session, identity.user) if identity.user is not None else None  # None: the station
         found = get_case(session, number)
         recordings = [get_recording(session, ref) for ref in refs]
         for recording in recordings:
-            link_recording(session, found, recording, purpose=purpose, by=by)
+            link_recording(session, found, recording, purpose=purpose, by=by, linker=linker)
         session.commit()
         ids = [r.id for r in recordings if r.id is not None]
         changes = _apply(session, open_store(cfg), cfg, ids, by)

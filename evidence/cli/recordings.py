@@ -32,6 +32,7 @@ from catalog.detail import recording_detail
 from catalog.models import Recording
 from catalog.restamping import change_stamp
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS
+from catalog.sensitivity import CLASSES, DEFAULT, label
 from catalog.users import Identity
 from evidence.cli.common import (
     caller,
@@ -89,7 +90,8 @@ def _short_time(value: str | None) -> str:
     return value.replace("T", " ").replace("Z", "")[:19] if value else "-"
 
 
-def recordings_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+def recordings_table(rows: Sequence[Mapping[str, Any]], title: str,
+                     class_names: Mapping[str, tuple[str, str]] | None = None) -> Table:
     """Recordings (recording_as_json rows) as a table: what they are, when, where, whose, case, integrity."""
     table = Table(title=title, show_lines=False)
     for column in ("id", "kind", "name", "captured (UTC)", "time src", "place", "officer", "case",
@@ -101,7 +103,9 @@ def recordings_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
         integrity = r["integrity"]["status"] + (f": {r['integrity']['detail'][:60]}"
                                                 if r["integrity"]["detail"] else "")
         officer = (r.get("officer") or {}).get("number") or "-"
-        name = r["original_name"] + (" [重要/IMP]" if r["important"] else "")
+        name = r["original_name"] + (" [重要/IMP]" if r["important"] else "") + (
+            f" [{label(r['sensitivity'], 'zh', class_names)}/{label(r['sensitivity'], 'en', class_names)}]"
+            if r["sensitivity"] != DEFAULT else "")
         table.add_row(str(r["id"]), r["media_kind"], name, _short_time(r["captured_start"]), r["time_source"],
                       where, officer, r["case_number"] or "-", integrity, r["state"])
     return table
@@ -131,6 +135,8 @@ def _parse_near(value: str | None) -> Near | None:
 @click.option("--station", help="Station code.")
 @click.option("--unit", help="The officer's unit (number or name).")
 @click.option("--important/--not-important", default=None, help="Only recordings marked (or not) important.")
+@click.option("--class", "sensitivity", type=click.Choice(CLASSES),
+              help="Only recordings of this sensitivity class (`evidence class`).")
 @click.option("--integrity", type=click.Choice(["ok", "damaged", "unreadable"]))
 @click.option("--retention", type=click.Choice(RETENTION_STATES), help="held, kept, due, disposed or staged.")
 @click.option("--sort", type=click.Choice(SORTS), default="captured", show_default=True)
@@ -139,21 +145,22 @@ def _parse_near(value: str | None) -> Near | None:
 @json_option
 def search(case_number: str | None, officer: str | None, device: str | None, start: str | None,
            end: str | None, near: str | None, purpose: str | None, kind: str | None, station: str | None,
-           unit: str | None, important: bool | None, integrity: str | None, retention: str | None, sort: str,
-           limit: int, by: str | None, as_json: bool) -> None:
+           unit: str | None, important: bool | None, sensitivity: str | None, integrity: str | None,
+           retention: str | None, sort: str, limit: int, by: str | None, as_json: bool) -> None:
     """Find recordings (the web search page's filters), within what the caller may see."""
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "search", by)
         filters = SearchFilters(case_number=case_number, officer=officer, device=device,
                                 start=parse_time(start, "--from"), end=parse_time(end, "--to"),
                                 near=_parse_near(near), purpose=purpose, kind=kind, station=station, unit=unit,
-                                important=important, integrity=integrity, retention=retention, sort=sort,
+                                important=important, sensitivity=sensitivity, integrity=integrity,
+                                retention=retention, sort=sort,
                                 limit=limit, scope=identity.scope)
         rows = [recording_as_json(r) for r in run_search(session, filters)]
     if as_json:
         print_json({"recordings": rows})
     else:
-        console().print(recordings_table(rows, f"{len(rows)} recording(s)"))
+        console().print(recordings_table(rows, f"{len(rows)} recording(s)", cfg.sensitivity_names))
 
 
 @click.command()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -30,8 +32,16 @@ from catalog.cases import (
     reopen_case,
     unlink_recording,
 )
+from catalog.classification import case_grants, classify_case, grant_case_access, revoke_case_access
 from catalog.custody import CustodyKind, append_event
-from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, ExportFailed, RecordingNotFound
+from catalog.errors import (
+    CaseInvalid,
+    CaseNotFound,
+    CaseStateError,
+    ExportFailed,
+    PermissionDenied,
+    RecordingNotFound,
+)
 from catalog.package import PackageSigning, export_package, safe_name
 from catalog.recordings import get_recording
 from catalog.signing import SignatureInvalid
@@ -68,7 +78,9 @@ def _case_page(request: Request, session: Session, who: Caller, case: Case, stat
     config: WebConfig = request.app.state.config
     return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   c=case_in_scope(session, case, who.scope, config.policy), can_export=who.may("export"),
-                  can_manage=who.may("manage_cases"), error=error)
+                  can_manage=who.may("manage_cases"), can_classify=who.may("classify"),
+                  can_grant=who.may("grant_access"),
+                  grants=case_grants(session, case) if who.may("grant_access") else [], error=error)
 
 
 @router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
@@ -140,8 +152,11 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
             raise CaseInvalid(["name at least one recording (its id or SHA-256 prefix)"])
         found = [get_recording(session, ref) for ref in refs[:200]]
         for recording in found:
-            link_recording(session, case, recording, purpose=purpose, by=who.user.name)
+            link_recording(session, case, recording, purpose=purpose, by=who.user.name, linker=who.user)
         session.commit()
+    except PermissionDenied as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 403, str(exc))
     except (CaseInvalid, CaseStateError, RecordingNotFound) as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
@@ -155,8 +170,11 @@ def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated
     recording = visible_recording(session, ref, who, "link")
     found = _case(session, case.strip(), who)
     try:
-        link_recording(session, found, recording, purpose=purpose, by=who.user.name)
+        link_recording(session, found, recording, purpose=purpose, by=who.user.name, linker=who.user)
         session.commit()
+    except PermissionDenied as exc:
+        session.rollback()
+        raise HTTPException(403, str(exc)) from None
     except (CaseInvalid, CaseStateError) as exc:
         session.rollback()
         raise HTTPException(400, str(exc)) from None
@@ -270,6 +288,57 @@ def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
     return _after_change(request, session, who, case, member_ids(session, case))
+
+
+@router.post("/cases/{number:path}/class", include_in_schema=False)
+def case_class(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+               sensitivity: Annotated[str, Form()], reason: Annotated[str, Form()]) -> Response:
+    """The case's sensitivity class (catalog.classification.classify_case: its recordings of a lower class are
+    raised to it)."""
+    who = signed_in(request, session, "classify", csrf)
+    case = _case(session, number, who)
+    return _class_act(request, session, who, case,
+                      lambda: classify_case(session, who.user, case, to=sensitivity, reason=reason))
+
+
+def _class_act(request: Request, session: Session, who: Caller, case: Case, act: Callable[[], object]) -> Response:
+    """Do *act* (a catalog.classification change) and commit; back to the case page, or the page with what was
+    refused (403: the caller may not; 400: the request is wrong), nothing kept."""
+    try:
+        act()
+        session.commit()
+    except PermissionDenied as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 403, str(exc))
+    except CaseStateError as exc:
+        session.rollback()
+        return _case_page(request, session, who, case, 400, str(exc))
+    return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
+
+
+@router.post("/cases/{number:path}/grants", include_in_schema=False)
+def case_grant(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+               user: Annotated[str, Form()], reason: Annotated[str, Form()], until: Annotated[str, Form()] = "",
+               revoke: Annotated[str, Form()] = "") -> Response:
+    """Grant (or, with *revoke*, end) a person's access to the case's classed recordings
+    (catalog.classification); *until* is a local date, the grant ending at its end in the agency's zone."""
+    who = signed_in(request, session, "grant_access", csrf)
+    case = _case(session, number, who)
+    zone = ZoneInfo(request.app.state.config.policy.zone)
+
+    def act() -> object:
+        if revoke:
+            return revoke_case_access(session, who.user, case, to_user=user.strip(), reason=reason)
+        expires = None
+        if until.strip():
+            try:
+                day = date.fromisoformat(until.strip())
+            except ValueError:
+                raise CaseStateError(f"{until!r} is not a date (YYYY-MM-DD)") from None
+            expires = datetime.combine(day + timedelta(days=1), time(), zone)
+        return grant_case_access(session, who.user, case, to_user=user.strip(), reason=reason, expires_at=expires)
+
+    return _class_act(request, session, who, case, act)
 
 
 @router.get("/api/cases", tags=["cases"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -21,6 +21,8 @@ from catalog.access import Scope, record_refusal, user_scope
 from catalog.cases import Attach
 from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
+from catalog.sensitivity import CLASSES
+from catalog.sensitivity import label as sensitivity_label
 from catalog.sign_in import find_session
 from catalog.types import utcnow
 from catalog.user_models import User, WebSession
@@ -62,6 +64,8 @@ class WebConfig:
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
     staged_alarm_s: float = _DEFAULT.staged_alarm_s  # EVIDENCE_STAGED_ALARM_S
     metrics_token: str = str(_DEFAULT.metrics_token)  # EVIDENCE_METRICS_TOKEN: opens /metrics, API docs
+    class_names: Mapping[str, tuple[str, str]] = field(  # EVIDENCE_SENSITIVITY_NAMES
+        default_factory=lambda: dict(_DEFAULT.sensitivity_names))
     settings: Settings | None = None  # the deployment's (from_settings): the export key, the timestamp authority
 
     @classmethod
@@ -73,7 +77,7 @@ class WebConfig:
                    zone=settings.station_tz, policy=settings.retention_policy,
                    disposal_approval=settings.approval_required, attach=attach,
                    staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token),
-                   settings=settings)
+                   class_names=settings.sensitivity_names, settings=settings)
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""
@@ -201,6 +205,9 @@ def render(request: Request, name: str, lang: str, status: int = 200, **context:
     switches = {code: f"{request.url.path}?{urlencode([*kept, ('lang', code)])}" for code in LANGUAGES}
     response: HTMLResponse = request.app.state.templates.TemplateResponse(request, name, {
         "_": gettext_for(lang), "lang": lang, "languages": LANGUAGES, "nav": nav, "lang_links": switches,
+        "class_label": lambda name: sensitivity_label(name, "zh" if lang.startswith("zh") else "en",
+                                                      request.app.state.config.class_names),
+        "classes": CLASSES,
         "path": request.url.path, **context}, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", secure=request.app.state.config.secure_cookies)

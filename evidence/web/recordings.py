@@ -16,11 +16,20 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlmodel import Session
 
-from catalog.access import AccessRefused, ReasonRequired, out_of_scope, read_evidence, record_refusals, stated_reason
+from catalog.access import (
+    AccessRefused,
+    ReasonRequired,
+    check_access,
+    out_of_scope,
+    read_evidence,
+    record_refusals,
+    stated_reason,
+)
 from catalog.access import reason_needed as access_reason_needed
+from catalog.classification import classify_recordings
 from catalog.custody import CustodyKind, append_event
 from catalog.detail import derived_media, recording_detail
-from catalog.errors import CaseStateError, RecordingNotFound, StampInvalid
+from catalog.errors import CaseStateError, PermissionDenied, RecordingNotFound, StampInvalid
 from catalog.models import Recording
 from catalog.recordings import get_recording
 from catalog.restamping import HoldLiftRefused, change_stamp
@@ -228,7 +237,7 @@ def _render_page(request: Request, session: Session, who: Caller, recording: Rec
     stated = _stated(reason)
     return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   r=_page_data(request, session, recording, who), can_play=who.may("play"), can_stamp=who.may("stamp"),
-                  can_link=who.may("manage_cases"), reason=reason or "",
+                  can_link=who.may("manage_cases"), can_classify=who.may("classify"), reason=reason or "",
                   play_needs_reason=reason_needed(request, "play") and stated is None,
                   photo_needs_reason=stated is None, error=error)
 
@@ -250,10 +259,41 @@ def recording_page(ref: str, request: Request, session: DB, reason: str | None =
     if stated is None and reason_needed(request, "view"):
         return render(request, "reason.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
                       action=f"/recordings/{recording.id}", title=recording.original_name)
+    _class_allows_view(request, session, who, recording, stated)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "web page", "reason": stated})
     session.commit()
     return _render_page(request, session, who, recording, reason=reason)
+
+
+def _class_allows_view(request: Request, session: Session, who: Caller, recording: Recording,
+                       stated: str | None) -> None:
+    """The rest of catalog.access.check_access for a look at the entry (role and scope are checked already; this
+    adds the sensitivity class: a state secret needs a grant on its case): 403 naming why, recorded."""
+    try:
+        check_access(session, who.user, [recording], step="view", reason=stated,
+                     policy=request.app.state.config.access_reason)
+    except AccessRefused as exc:
+        raise HTTPException(403, str(exc)) from None
+
+
+@router.post("/recordings/{ref}/class", include_in_schema=False)
+def set_class(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()], reason: Annotated[str, Form()],
+              sensitivity: Annotated[str, Form()]) -> Response:
+    """Change the recording's sensitivity class (catalog.classification.classify_recordings: a reason, and a
+    supervisor or administrator to lower it); a custody event."""
+    who = signed_in(request, session, "classify", csrf)
+    recording = visible_recording(session, ref, who, "classify")
+    try:
+        classify_recordings(session, who.user, [recording], to=sensitivity, reason=reason)
+    except PermissionDenied as exc:
+        session.rollback()
+        return _render_page(request, session, who, recording, reason=None, status=403, error=str(exc))
+    except CaseStateError as exc:
+        session.rollback()
+        return _render_page(request, session, who, recording, reason=None, status=400, error=str(exc))
+    session.commit()
+    return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
 
 
 @router.post("/recordings/{ref}/stamp", include_in_schema=False)
@@ -291,6 +331,7 @@ def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
     if stated is None and reason_needed(request, "view"):
         raise HTTPException(422, f"state the reason for viewing recording {recording.id} (调阅事由): the agency's "
                                  "policy EVIDENCE_ACCESS_REASON=view asks for one; add ?reason=…")
+    _class_allows_view(request, session, who, recording, stated)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "api", "reason": stated})
     session.commit()

@@ -74,13 +74,15 @@ def api_search(request: Request, session: DB, who: SearchCaller,
                end: Annotated[str | None, Query(alias="to")] = None,
                lat: str | None = None, lon: str | None = None, radius: str | None = None,
                purpose: str | None = None, kind: str | None = None, important: str | None = None,
-               integrity: str | None = None, retention: str | None = None, sort: str = "captured",
+               sensitivity: str | None = None, integrity: str | None = None, retention: str | None = None,
+               sort: str = "captured",
                page: str | None = None, size: str | None = None) -> dict[str, Any]:
     """Search recordings (the page's filters: the caller's scope applies). `size` is 1–1000 per page,
     `page` 1–10000; `total` counts up to 10,001."""
     values = {"case": case, "officer": officer, "device": device, "station": station, "unit": unit, "from": start,
               "to": end, "lat": lat, "lon": lon, "radius": radius, "purpose": purpose, "kind": kind,
-              "important": important, "integrity": integrity, "retention": retention, "sort": sort, "page": page,
+              "important": important, "sensitivity": sensitivity, "integrity": integrity, "retention": retention,
+              "sort": sort, "page": page,
               "size": size}
     try:
         filters, number = parse_search(values, zone=ZoneInfo(request.app.state.config.zone), scope=who.scope,

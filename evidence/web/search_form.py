@@ -15,17 +15,19 @@ from zoneinfo import ZoneInfo
 from catalog.access import Scope
 from catalog.models import IntegrityStatus, MediaKind
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS, Near, SearchFilters
+from catalog.sensitivity import CLASSES
 
 __all__ = ["FIELDS", "FIELD_LABELS", "MAX_PAGE", "MAX_TEXT", "PAGE_SIZES", "Problem", "SearchInvalid", "parse_search",
            "parse_time"]
 
 #: The query parameters a search reads.
 FIELDS = ("case", "officer", "device", "station", "unit", "from", "to", "lat", "lon", "radius", "purpose", "kind",
-          "important", "integrity", "retention", "sort", "page", "size")
+          "important", "sensitivity", "integrity", "retention", "sort", "page", "size")
 #: Each field's label on the page (a message id), so a problem names the box the clerk typed in.
 FIELD_LABELS = {"case": "Case number", "officer": "Officer", "device": "Device", "station": "Station", "unit": "Unit",
                 "from": "From", "to": "To", "lat": "Latitude", "lon": "Longitude", "radius": "Radius (m)",
-                "purpose": "Purpose", "kind": "Kind", "important": "Important", "integrity": "Integrity",
+                "purpose": "Purpose", "kind": "Kind", "important": "Important",
+                "sensitivity": "Sensitivity class", "integrity": "Integrity",
                 "retention": "Retention", "sort": "Sort", "page": "Page", "size": "Per page"}
 MAX_TEXT = 200
 MAX_PAGE = 10_000
@@ -120,7 +122,8 @@ def _read_near(form: _Reading) -> Near | None:
 
 def _check_choices(form: _Reading) -> None:
     choices = {"kind": [k.value for k in MediaKind], "integrity": [i.value for i in IntegrityStatus],
-               "retention": list(RETENTION_STATES), "sort": list(SORTS), "important": ["yes", "no"]}
+               "retention": list(RETENTION_STATES), "sort": list(SORTS), "important": ["yes", "no"],
+               "sensitivity": list(CLASSES)}
     for field, allowed in choices.items():
         if form.raw[field] and form.raw[field] not in allowed:
             form.bad(field, "{value!r} is not one of {allowed}", ", ".join(allowed))
@@ -159,7 +162,8 @@ def parse_search(params: Mapping[str, str | None], *, zone: ZoneInfo, scope: Sco
         case_number=raw["case"] or None, officer=raw["officer"] or None, device=raw["device"] or None,
         station=raw["station"] or None, unit=raw["unit"] or None, start=times["from"], end=times["to"], near=near,
         purpose=raw["purpose"] or None, kind=raw["kind"] or None,
-        important={"yes": True, "no": False}.get(raw["important"]), integrity=raw["integrity"] or None,
+        important={"yes": True, "no": False}.get(raw["important"]), sensitivity=raw["sensitivity"] or None,
+        integrity=raw["integrity"] or None,
         retention=raw["retention"] or None, sort=raw["sort"] or default_sort, offset=(page - 1) * size, limit=size,
         scope=scope)
     return filters, page

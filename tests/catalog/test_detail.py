@@ -15,7 +15,8 @@ POLICY = RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai")
 #: The shape catalog.detail documents: the recording's own keys, then its histories and links.
 KEYS = {"id", "sha256", "size_bytes", "media_kind", "original_name", "device_serial", "officer", "station",
         "captured_start", "captured_end", "raw_device_time", "time_source", "time_implausible", "time_problem",
-        "zone_assumed", "clock_offset_s", "place", "case_number", "purpose", "important", "integrity", "state",
+        "zone_assumed", "clock_offset_s", "place", "case_number", "purpose", "important", "sensitivity", "integrity",
+        "state",
         "ingested_at", "archived_at", "retain_until", "legal_hold", "retention_rule", "technical", "belongs_to",
         "stamp_revision", "store", "sightings", "stamp_history", "integrity_history", "cases", "retention",
         "housekeeping_files", "disposal", "derived", "custody", "custody_reads_hidden", "has_proxy",

@@ -25,8 +25,8 @@ def _archive(engine):
         add_recording(session, 3, officer_number="030405", officer_name="王五", station_code="station-2",
                       state="staged", retain_until=None)
         add_recording(session, 4, officer_number="030405", officer_name="王五", legal_hold=True,
-                      retain_until=NOW + timedelta(days=1))
-        add_recording(session, 5, state="disposed")
+                      retain_until=NOW + timedelta(days=1), sensitivity="personal")
+        add_recording(session, 5, state="disposed", sensitivity="state_secret")
         session.commit()
 
 
@@ -41,6 +41,8 @@ def test_statistics_count_the_kept_recordings_by_officer_station_unit_and_day(en
     assert figures["storage_bytes"] == 101 + 102 + 103 + 104
     assert figures["upcoming_disposals_30d"] == 1
     assert figures["integrity"] == {"ok": 3, "damaged": 1}
+    # counted by sensitivity class, every class named (the disposed state secret is not kept)
+    assert figures["by_class"] == {"public": 0, "internal": 3, "commercial": 0, "personal": 1, "state_secret": 0}
     assert sorted(figures["by_officer"], key=lambda r: r["key"]) == [  # equal counts: either may come first
         {"key": "010203", "count": 2, "hours": 1.5}, {"key": "030405", "count": 2, "hours": 0.0}]
     assert {r["key"]: r["count"] for r in figures["by_station"]} == {"station-1": 3, "station-2": 1}
@@ -55,6 +57,7 @@ def test_statistics_of_a_unit_supervisor_cover_only_their_units(engine):
     with Session(engine) as session:
         figures = statistics(session, unit_2, now=NOW)
     assert (figures["total"], figures["pending_archive"], figures["upcoming_disposals_30d"]) == (2, 1, 0)
+    assert (figures["by_class"]["internal"], figures["by_class"]["personal"]) == (1, 1)
     assert [r["key"] for r in figures["by_officer"]] == ["030405"]
 
 
@@ -63,6 +66,7 @@ def test_statistics_of_an_empty_archive_are_zero(engine):
         figures = statistics(session, now=NOW)
     assert (figures["total"], figures["tagged_share"], figures["storage_bytes"]) == (0, 0.0, 0)
     assert figures["by_day"] == [] and figures["integrity"] == {}
+    assert set(figures["by_class"].values()) == {0}
 
 
 def test_recordings_are_counted_by_state_and_the_staged_backlog_is_archive_wide(engine):

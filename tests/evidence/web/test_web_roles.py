@@ -40,6 +40,10 @@ ROUTES = [
     ("statistics", "GET", "/stats", None),
     ("admin", "GET", "/admin", None),
     ("add user", "POST", "/admin/users", {"name": "new-user", "action": "add", "roles": "clerk"}),
+    # last: a class raised here changes what later reads of these recordings may do
+    ("classify", "POST", "/recordings/1/class", {"sensitivity": "personal", "reason": "含个人信息"}),
+    ("classify case", "POST", f"/cases/{CASE}/class", {"sensitivity": "personal", "reason": "涉及隐私"}),
+    ("grant", "POST", f"/cases/{CASE}/grants", {"user": "clerk", "reason": "办案需要"}),
 ]
 
 #: What each role may do (everything else must be refused with 403).
@@ -48,10 +52,11 @@ ALLOWED = {
                 "download", "stamp"},
     "clerk": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
               "download", "stamp", "cases", "case page", "cases api", "case api", "open case", "link", "close case",
-              "export", "statistics", "statistics api", "retention", "propose disposal"},
+              "export", "statistics", "statistics api", "retention", "propose disposal", "classify", "classify case"},
     "supervisor": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
                    "download", "cases", "case page", "cases api", "case api", "export", "spot checks", "draw",
-                   "statistics", "statistics api", "retention", "approve disposal"},
+                   "statistics", "statistics api", "retention", "approve disposal", "classify", "classify case",
+                   "grant"},
     # an auditor may export only what they may download: nothing with originals (recording 3 is in the case)
     "auditor": {"search page", "search api", "recording page", "recording api", "thumbnail", "cases", "case page",
                 "cases api", "case api", "audit", "statistics", "statistics api", "retention"},
@@ -148,6 +153,13 @@ GUARDED = {
     ("GET", "/metrics"): ("/metrics", None, None, API),
     ("GET", "/api/openapi.json"): ("/api/openapi.json", None, None, API),
     ("GET", "/api/docs"): ("/api/docs", None, None, API),
+    # last: a class raised here changes what later reads of these recordings may do
+    ("POST", "/recordings/{ref}/class"): ("/recordings/1/class", {"sensitivity": "personal", "reason": "含个人信息"},
+                                          None, PAGE),
+    ("POST", "/cases/{number:path}/class"): (f"/cases/{CASE}/class", {"sensitivity": "personal", "reason": "涉及隐私"},
+                                             None, PAGE),
+    ("POST", "/cases/{number:path}/grants"): (f"/cases/{CASE}/grants", {"user": "clerk", "reason": "办案需要"}, None,
+                                              PAGE),
 }
 
 

@@ -1,0 +1,137 @@
+"""Sensitivity classes (密级/敏感类别) and what each lets a person do with a recording. Pure.
+
+Every recording, text record and case has a class. The seed documents require that records touching state secrets,
+commercial secrets or personal privacy are handled by the rules (「涉及国家秘密、商业秘密、个人隐私的记录资料…严格执行
+国家有关规定」); the class is how the archive applies them:
+
+* 公开 `public` and 内部 `internal` (the default): the role and scope decide (catalog.access).
+* 个人隐私 `personal` and 商业秘密 `commercial`: anyone in scope sees the entry and its thumbnail; playing,
+  downloading or exporting it needs, besides the role and scope, to be its collecting officer, a records clerk (the
+  custodian), or to hold a grant on a case it serves (catalog.classification.grant_case_access).
+* 国家秘密 `state_secret`: every read of its content, the thumbnail included, needs a grant on a case it serves,
+  whatever the role; it never leaves the archive in a package, and is never released.
+
+A case's class reaches its recordings: linking a recording to a case, or raising a case's class, raises the
+recording's class to the case's where it is lower (catalog.classification). Lowering a class is never automatic.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["CLASSES", "CONTENT_STEPS", "DEFAULT", "LABELS", "MAX_NAME", "NEEDS_GRANT_FOR", "RANK", "Holder",
+           "class_problem", "higher", "label", "parse_class", "parse_names"]
+
+CLASSES = ("public", "internal", "commercial", "personal", "state_secret")
+DEFAULT = "internal"
+#: Order for "raise to at least": personal and commercial are held alike; state secret above both.
+RANK = {name: i for i, name in enumerate(CLASSES)}
+#: Chinese and English names (shown everywhere the item is; `evidence classify` takes either or the key).
+LABELS = {
+    "public": ("公开", "public"),
+    "internal": ("内部", "internal"),
+    "commercial": ("商业秘密", "commercial secret"),
+    "personal": ("个人隐私", "personal privacy"),
+    "state_secret": ("国家秘密", "state secret"),
+}
+#: What a person may do with a recording: see its content (thumbnail, photo), play it, download it, put it in a
+#: package, release it to someone outside (issue 18, part 3).
+CONTENT_STEPS = ("view", "play", "download", "export", "release")
+#: For each class, the steps that need more than role and scope.
+NEEDS_GRANT_FOR: dict[str, frozenset[str]] = {
+    "public": frozenset(),
+    "internal": frozenset(),
+    "commercial": frozenset({"play", "download", "export", "release"}),
+    "personal": frozenset({"play", "download", "export", "release"}),
+    "state_secret": frozenset({"view", "play", "download", "export", "release"}),
+}
+#: Never, whoever asks (a grant does not open them).
+NEVER: dict[str, frozenset[str]] = {"state_secret": frozenset({"export", "release"})}
+
+
+#: The most characters a configured name may have (it is shown in badges and table cells).
+MAX_NAME = 20
+
+
+def label(name: str, lang: str = "zh", names: Mapping[str, tuple[str, str]] | None = None) -> str:
+    """*name*'s Chinese or English name: the agency's (*names*, EVIDENCE_SENSITIVITY_NAMES) or the built-in."""
+    zh, en = (names or LABELS).get(name, LABELS.get(name, (name, name)))
+    return zh if lang.startswith("zh") else en
+
+
+def _folded(text: str) -> str:
+    return text.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def parse_class(text: str, names: Mapping[str, tuple[str, str]] | None = None) -> str:
+    """The class *text* names: its key, or its Chinese or English name, the agency's or the built-in one
+    (ValueError listing the choices)."""
+    wanted = _folded(text)
+    for table in (names or {}, LABELS):
+        for name, (zh, en) in table.items():
+            if wanted in (name, _folded(zh), _folded(en)):
+                return name
+    raise ValueError(f"{text!r} is no sensitivity class; choose one of "
+                     + ", ".join(f"{n} ({label(n, 'zh', names)})" for n in CLASSES))
+
+
+def parse_names(table: Mapping[str, object]) -> dict[str, tuple[str, str]]:
+    """The agency's names from a TOML table `{class: {zh = "…", en = "…"}}` (classes left out keep the built-in
+    names); ValueError naming every problem: an unknown class, a missing or blank or too long name, one name for
+    two classes. Pure."""
+    problems: list[str] = []
+    names = dict(LABELS)
+    for key, entry in table.items():
+        if key not in CLASSES:
+            problems.append(f"[{key}] is no class; the classes are {', '.join(CLASSES)}")
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append(f"[{key}] must be a table with zh and en")
+            continue
+        pair = []
+        for lang in ("zh", "en"):
+            value = entry.get(lang)
+            if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_NAME:
+                problems.append(f"[{key}] {lang} must be a name of 1-{MAX_NAME} characters")
+            pair.append(value.strip() if isinstance(value, str) else "")
+        names[key] = (pair[0], pair[1])
+    for lang, index in (("zh", 0), ("en", 1)):
+        seen: dict[str, str] = {}
+        for key, given in names.items():
+            folded = _folded(given[index])
+            if folded and folded in seen:
+                problems.append(f"the {lang} name {given[index]!r} is given to both {seen[folded]} and {key}")
+            seen[folded] = key
+    if problems:
+        raise ValueError("; ".join(problems))
+    return names
+
+
+def higher(a: str, b: str) -> str:
+    """The stricter of two classes."""
+    return a if RANK.get(a, RANK[DEFAULT]) >= RANK.get(b, RANK[DEFAULT]) else b
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What, besides role and scope, may open a classed recording to one person."""
+
+    granted: bool = False  # holds a live grant on a case the recording serves
+    collected_it: bool = False  # is its collecting officer
+    custodian: bool = False  # a records clerk (档案管理员)
+
+
+def class_problem(sensitivity: str, step: str, holder: Holder) -> str | None:
+    """Why *step* on a recording of class *sensitivity* is refused to *holder* (None when allowed). Role and scope
+    are checked before this (catalog.access). Pure."""
+    if step in NEVER.get(sensitivity, frozenset()):
+        return f"a {label(sensitivity, 'en')} ({label(sensitivity)}) recording never leaves the archive ({step})"
+    if step not in NEEDS_GRANT_FOR.get(sensitivity, frozenset()):
+        return None
+    if holder.granted:
+        return None
+    if sensitivity != "state_secret" and (holder.collected_it or holder.custodian):
+        return None
+    who = ("a grant on a case it serves" if sensitivity == "state_secret" else
+           "a grant on a case it serves, or being its collecting officer or a records clerk")
+    return f"it is {label(sensitivity, 'en')} ({label(sensitivity)}): to {step} it needs {who}"

@@ -24,6 +24,7 @@ from catalog.custody import CustodyKind
 from catalog.custody_words import event_sentence, stamp_changes, stamp_value
 from catalog.package_files import PackageFiles, SignedManifest, read_package
 from catalog.premis import premis_event_type
+from catalog.replay import ORIGIN_KINDS
 from catalog.report_checks import event_findings, item_findings
 from catalog.report_values import Values
 
@@ -149,7 +150,7 @@ def _retention_rows(v: Values, package: PackageFiles, item: dict[str, Any], body
 def _acquired(v: Values, body: dict[str, Any]) -> Row:
     """When the station took the file in: the signed custody list's copy (or document attach) event."""
     for entry in body.get("custody") or []:
-        if entry.get("kind") in (CustodyKind.COPIED.value, CustodyKind.DOCUMENT_ATTACHED.value):
+        if entry.get("kind") in ORIGIN_KINDS:
             return _moment_row(v, "acquired", entry.get("at"), "acquired")
     return _row(v, "acquired", None, "acquired")
 

@@ -91,6 +91,7 @@ class CustodyKind(enum.StrEnum):
     CLASSIFIED = "classified"  # a recording's or case's sensitivity class changed (from, to, reason)
     ACCESS_GRANTED = "access_granted"  # a person given access to a case's classed recordings (until, why)
     ACCESS_REVOKED = "access_revoked"  # such a grant ended before its time
+    REDACTED = "redacted"  # a redacted copy of a recording made: a recording of its own; the original untouched
 
 
 #: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with

@@ -97,6 +97,12 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                          "Verification run: {recordings} file(s), {events} event(s), {problems} problem(s)"),
     K.INTEGRITY_CHECKED: ("解码完整性检查（{check}）：{was} → {now}（{detail}）",
                           "Decoding integrity check ({check}): {was} → {now} ({detail})"),
+    K.REDACTED: ("对第 {original_id} 号原始记录（SHA-256 {original_sha256}）作遮蔽处理，生成第 {version} 版处理件"
+                 "（SHA-256 {sha256}，{size_bytes} 字节；遮蔽区域 {boxes} 处，静音区间 {mutes} 段），理由：{reason}；"
+                 "原件未改动",
+                 "Redacted copy version {version} of recording {original_id} (original SHA-256 {original_sha256}) "
+                 "made (SHA-256 {sha256}, {size_bytes} bytes; {boxes} region(s) hidden, {mutes} range(s) muted); "
+                 "reason: {reason}; the original is unchanged"),
     K.CLASSIFIED: ("敏感类别由 {from} 改为 {to}，理由：{reason}",
                    "Sensitivity class changed from {from} to {to}; reason: {reason}"),
     K.ACCESS_GRANTED: ("授权 {user} 调阅案件 {case} 的涉密/敏感材料（至 {expires_at}），理由：{reason}",
@@ -161,6 +167,9 @@ _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] 
     K.POLICY_ADOPTED: lambda d, v: {"terms": _policy_terms(d.get("terms"), v)},
     K.ACCESS_GRANTED: lambda d, v: {"expires_at": v.when(d["expires_at"]) if d.get("expires_at")
                                     else v.pick("撤销为止", "revoked")},
+    K.REDACTED: lambda d, v: {
+        "boxes": str(len((d.get("spec") or {}).get("boxes") or [])) if isinstance(d.get("spec"), dict) else "—",
+        "mutes": str(len((d.get("spec") or {}).get("mutes") or [])) if isinstance(d.get("spec"), dict) else "—"},
     K.CLASSIFIED: lambda d, v: {side: v.pick(label(str(d.get(side)), "zh"), label(str(d.get(side)), "en"))
                                 for side in ("from", "to")},
 }

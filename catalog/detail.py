@@ -22,6 +22,8 @@ The shape (`recording_detail`), a JSON object; times are ISO 8601 strings in UTC
     technical: {container, video_codec, audio_codec: str | null, duration_s: float | null,
                 width, height: int | null}
     belongs_to: int | null (the recording this housekeeping file belongs to); stamp_revision: int
+    redacted_from: {id: int, sha256: str, version: int, spec: object, reason: str, by: str, at: time} | null
+                   (a redacted copy: the original it was made from, and what was hidden)
     store: {name: str, key: str}  (where the bytes are in WORM storage)
     sightings: [{device_serial: str, device_path: str, seen_at: time, dock_session_id: int | null,
                  important: bool}]  (every dock the same bytes were seen on)
@@ -35,6 +37,8 @@ The shape (`recording_detail`), a JSON object; times are ISO 8601 strings in UTC
                 holds among them), rules_say: {retain_until, legal_hold, rule}  (what the rules decide now),
                 in_line_with_rules: bool  (stored == decided)}
     housekeeping_files: [{id: int, original_name: str, media_kind: str, sha256: str}]
+    redacted_copies: [{id: int, version: int, original_name: str, sha256: str, state: str, sensitivity: str}]
+                     (the redacted copies made of this recording, oldest first)
     disposal: {batch: int, rule: str, operator: str, approver: str | null, disposed_at: time, stamp: object,
                note: str} | null  (the tombstone, once disposed of)
     derived: {kind: content type}  (e.g. {"proxy": "video/mp4", "thumbnail": "image/jpeg"})
@@ -59,7 +63,7 @@ from catalog.custody import CustodyKind
 from catalog.integrity import integrity_history
 from catalog.media_work import media_failures
 from catalog.models import CustodyEvent, DerivedMedia, Recording
-from catalog.recordings import recording_as_json
+from catalog.recordings import recording_as_json, redacted_copies
 from catalog.retention import PENDING_CASE, RetentionPolicy
 from catalog.retention_job import decide_for
 from catalog.sightings import sightings_of
@@ -154,6 +158,9 @@ def recording_detail(session: Session, recording: Recording, policy: RetentionPo
     if not reads_cases:
         data["cases"] = _without_case_files(data["cases"])
     data["retention"] = _retention(session, recording, policy)
+    data["redacted_copies"] = [
+        {"id": r.id, "version": n, "original_name": r.original_name, "sha256": r.sha256, "state": r.state,
+         "sensitivity": r.sensitivity} for n, r in enumerate(redacted_copies(session, recording.id), 1)]
     data["housekeeping_files"] = [
         {"id": r.id, "original_name": r.original_name, "media_kind": r.media_kind, "sha256": r.sha256}
         for r in session.exec(select(Recording).where(Recording.belongs_to_id == recording.id)

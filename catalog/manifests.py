@@ -83,6 +83,7 @@ def build_manifest(recording: Recording, revision: StampRevision, sightings: lis
                       for s in sightings],
         "custody": [{"id": e.id, "kind": e.kind, "at": _iso(e.at), "actor": e.actor, "hash": e.hash}
                     for e in events],
+        **({"redaction": recording.technical["redaction"]} if "redaction" in (recording.technical or {}) else {}),
         "software": {"name": "evidence-ingest", "version": version},
         "signed_at": signed_at.isoformat(),
     }

@@ -179,6 +179,8 @@ class Recording(SQLModel, table=True):
     purpose: str | None = Field(default=None, max_length=500)
     important: bool = False
     sensitivity: str = Field(default="internal", max_length=16, index=True)  # catalog.sensitivity.CLASSES
+    # A redacted copy (ingest.redaction.derivative): the original it was made from; its `redacted` event says so too
+    redacted_from_id: int | None = Field(default=None, foreign_key="recording.id", index=True)
     integrity_status: str = Field(max_length=16)
     integrity_detail: str = Field(default="", max_length=2000)
     state: str = Field(max_length=16, index=True)

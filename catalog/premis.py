@@ -35,7 +35,7 @@ EVENT_TYPES = {
     "acc": "accession", "app": "appraisal", "cre": "creation", "dea": "deaccession", "del": "deletion",
     "dis": "dissemination", "dsg": "digital signature generation", "dsp": "displaying", "fix": "fixity check",
     "ine": "ingestion end", "ing": "ingestion", "ins": "ingestion start", "mem": "metadata modification",
-    "mes": "message digest calculation", "poa": "policy assignment", "val": "validation",
+    "mes": "message digest calculation", "poa": "policy assignment", "red": "redaction", "val": "validation",
 }
 #: The eventRelatedAgentRole terms (code → label).
 AGENT_ROLES = {"aut": "authorizer", "exe": "executing program", "imp": "implementer", "val": "validator"}
@@ -100,6 +100,7 @@ _MAPPING: dict[CustodyKind, PremisMapping] = {
     CustodyKind.CASE_CLOSED: _M("mem", "imp"),
     CustodyKind.CASE_REOPENED: _M("mem", "imp"),
     CustodyKind.DOCUMENT_ATTACHED: _M("ing", "imp"),
+    CustodyKind.REDACTED: _M("red", "imp"),  # a new object derived from the original, which stays as it was
     CustodyKind.DISPOSAL_PROPOSED: _M("app", "imp"),  # what is due, evaluated for (no further) retention
     CustodyKind.DISPOSAL_APPROVED: _M("app", "aut"),
     CustodyKind.DISPOSAL_FAILED: _M("del", "exe", _FAILED),

@@ -89,6 +89,19 @@ def ensure_device(session: Session, serial: str, *, profile: str, officer_number
     return device
 
 
+def _redaction(recording: Recording) -> dict[str, Any]:
+    """What a redacted copy was made from and how: the original's id (the row's) and what its record says."""
+    made = (recording.technical or {}).get("redaction") or {}
+    return {"id": recording.redacted_from_id, "sha256": made.get("original_sha256"), "version": made.get("version"),
+            "spec": made.get("spec"), "reason": made.get("reason"), "by": made.get("by"), "at": made.get("at")}
+
+
+def redacted_copies(session: Session, original_id: int) -> list[Recording]:
+    """The redacted copies made of recording *original_id*, oldest (version 1) first."""
+    return list(session.exec(select(Recording).where(Recording.redacted_from_id == original_id)
+                             .order_by(col(Recording.id))))
+
+
 def find_by_sha256(session: Session, sha256: str) -> Recording | None:
     return session.exec(select(Recording).where(Recording.sha256 == sha256)).first()
 
@@ -230,6 +243,7 @@ class RecordingJson(TypedDict):
     retention_rule: str | None
     technical: dict[str, Any]
     belongs_to: int | None
+    redacted_from: dict[str, Any] | None
     stamp_revision: int
     store: dict[str, str | None]
     sightings: NotRequired[list[dict[str, Any]]]
@@ -275,6 +289,7 @@ def recording_as_json(recording: Recording, *, sightings: list[Sighting] | None 
             "width": recording.width, "height": recording.height,
         },
         "belongs_to": recording.belongs_to_id,
+        "redacted_from": (_redaction(recording) if recording.redacted_from_id is not None else None),
         "stamp_revision": recording.stamp_revision,
         "store": {"name": recording.store_name, "key": recording.store_key},
     }

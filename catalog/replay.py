@@ -45,18 +45,18 @@ TRACKED_FIELDS = ("state", "retain_until", "legal_hold", "integrity_status", "ca
 BASE_FIELDS = ("media_kind", "ingested_at", "archived_at", "time_implausible")
 _TIMES = frozenset({"retain_until", "captured_start", "captured_end", "ingested_at", "archived_at"})
 
-#: The kinds that make a recording row: ingest (`copied`) and a text record attached to a case. A row no such event
-#: made was inserted behind the application's back.
-ORIGIN_KINDS = (CustodyKind.COPIED.value, CustodyKind.DOCUMENT_ATTACHED.value)
+#: The kinds that make a recording row: ingest (`copied`), a text record attached to a case, and a redacted copy of a
+#: recording. A row no such event made was inserted behind the application's back.
+ORIGIN_KINDS = (CustodyKind.COPIED.value, CustodyKind.DOCUMENT_ATTACHED.value, CustodyKind.REDACTED.value)
 #: The kinds the recording fold reads (`sighted`: where known bytes were found again, a sighting row's warrant).
 FOLD_KINDS = tuple(k.value for k in (
-    CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.ARCHIVED, CustodyKind.VERIFIED,
+    CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.REDACTED, CustodyKind.ARCHIVED, CustodyKind.VERIFIED,
     CustodyKind.STAMPED, CustodyKind.RESTAMPED, CustodyKind.RETENTION_CHANGED, CustodyKind.LEGAL_HOLD,
     CustodyKind.INTEGRITY_CHECKED, CustodyKind.DISPOSED, CustodyKind.CASE_LINKED, CustodyKind.CASE_UNLINKED,
     CustodyKind.SIGHTED, CustodyKind.CLASSIFIED))
 #: Kinds only written for a recording that has a catalogue row (a chain naming one whose row is gone).
 LIFECYCLE_KINDS = tuple(k.value for k in (
-    CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.ARCHIVED, CustodyKind.STAMPED,
+    CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED, CustodyKind.REDACTED, CustodyKind.ARCHIVED, CustodyKind.STAMPED,
     CustodyKind.RESTAMPED, CustodyKind.MANIFESTED, CustodyKind.RETENTION_CHANGED, CustodyKind.LEGAL_HOLD,
     CustodyKind.DISPOSED, CustodyKind.CASE_LINKED))
 #: The kinds the case fold reads (recording_id is NULL on them).
@@ -115,6 +115,7 @@ class RecordingReplay:
     events: int = 0
     kinds: set[str] = field(default_factory=set)
     origin: tuple[int, str, str | None] | None = None  # (event id, kind, sha256) of the event that made the row
+    redacted_from: int | None = None  # the original a `redacted` origin event names (None: not a redacted copy)
     places: dict[tuple[str, str], int] = field(default_factory=dict)  # (device serial, path) -> copied/sighted event
     # The highest stamp revision a `restamped` or `manifested` event names, and that event's id (0, None: none)
     revision: int = 0
@@ -180,13 +181,14 @@ def _note_origin(replay: RecordingReplay, event: CustodyEvent, details: dict[str
     number = details.get("revision")
     if kind in (CustodyKind.RESTAMPED, CustodyKind.MANIFESTED) and type(number) is int and number > replay.revision:
         replay.revision, replay.revision_event = number, event.id
-    if isinstance(details.get("sha256"), str) and kind in (CustodyKind.COPIED, CustodyKind.DOCUMENT_ATTACHED,
-                                                          CustodyKind.DISPOSED):
+    if isinstance(details.get("sha256"), str) and kind in (*ORIGIN_KINDS, CustodyKind.DISPOSED):
         replay.sha256 = details["sha256"]
     if kind in ORIGIN_KINDS and replay.origin is None:
         assert event.id is not None
         sha = details.get("sha256")
         replay.origin = (event.id, kind, sha if isinstance(sha, str) else None)
+        original = details.get("original_id")
+        replay.redacted_from = original if kind == CustodyKind.REDACTED and type(original) is int else None
     if kind in (CustodyKind.COPIED, CustodyKind.SIGHTED) and isinstance(details.get("device_serial"), str) \
             and isinstance(details.get("device_path"), str):
         assert event.id is not None

@@ -108,8 +108,9 @@ def row_findings(recording: Recording, replay: RecordingReplay) -> list[str]:
 
 
 def origin_findings(recording: Recording, replay: RecordingReplay) -> list[str]:
-    """A row that no `copied` or `document_attached` event made (inserted behind the application's back: planted
-    evidence), or whose hash is not the one that event recorded. Pure."""
+    """A row that no `copied`, `document_attached` or `redacted` event made (inserted behind the application's back:
+    planted evidence), whose hash is not the one that event recorded, or that names another original than the
+    `redacted` event (or one when no such event made it). Pure."""
     if replay.origin is None:
         seen = (f"its {replay.events} other event(s) ({', '.join(sorted(replay.kinds))}) do not make a row"
                 if replay.events else "it has no custody event at all")
@@ -120,6 +121,10 @@ def origin_findings(recording: Recording, replay: RecordingReplay) -> list[str]:
     if sha is not None and sha != recording.sha256:
         return [f"sha256: the catalogue row says {recording.sha256}, the custody event that created it (event "
                 f"{event_id}, {kind}) says {sha} (the row was edited behind the application's back)"]
+    if recording.redacted_from_id != replay.redacted_from:
+        return [f"redacted_from_id: the catalogue row says {recording.redacted_from_id}, the custody event that "
+                f"created it (event {event_id}, {kind}) says {replay.redacted_from} (the row was edited behind the "
+                "application's back: a redacted copy passed off as another's, or an original as a copy)"]
     return []
 
 

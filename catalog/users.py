@@ -70,6 +70,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_cases": frozenset({"clerk", "admin"}),  # open, close, reopen, link and unlink
     "classify": frozenset({"clerk", "supervisor", "admin"}),  # raise a class (lowering: LOWERING_ROLES)
     "grant_access": LOWERING_ROLES,  # open a case's classed recordings to a person
+    "redact": frozenset({"clerk", "supervisor", "admin"}),  # make a redacted copy (reading the original: play)
     "retention": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # see what is due and past batches
     "propose_disposal": frozenset({"clerk", "admin"}),  # start a sweep (a batch awaiting approval)
     "approve_disposal": frozenset({"supervisor", "admin"}),  # a second, named person approves and disposes

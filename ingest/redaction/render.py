@@ -4,18 +4,34 @@ silenced; H.264 (yuv420p, CRF 18, so the rest of the picture stays within encodi
 in MP4. The original is only read (a file, or a URL ffmpeg reads in place: ingest.derive.ffmpeg_source)."""
 from __future__ import annotations
 
+import subprocess
+from functools import cache
 from pathlib import Path
 
 from ingest.derive import ffmpeg_source, run_ffmpeg
 from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 
-__all__ = ["REDACT_TIMEOUT_S", "audio_filter", "render_redaction", "video_filter"]
+__all__ = ["REDACT_TIMEOUT_S", "audio_filter", "ffmpeg_version", "render_redaction", "video_filter"]
 
 #: The longest one rendering may take (a long 1080p recording at about real time on 2 cores).
 REDACT_TIMEOUT_S = 4 * 3600.0
 
 
-def _between(start_s: float, end_s: float) -> str:
+@cache
+def ffmpeg_version() -> dict[str, str]:
+    """What renders a redaction, as the copy's record names it: ffmpeg's version line and the encoders' settings."""
+    try:
+        line = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30,
+                              check=False).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        line = "ffmpeg (version unknown)"
+    return {"program": line.strip(), "video": "libx264 veryfast crf 18 yuv420p; photos mjpeg q 2",
+            "audio": "aac 128k", "pixelate": "scale down by block with area averaging, up with nearest neighbour"}
+
+
+def _between(start_s: float, end_s: float | None) -> str:
+    if end_s is None:
+        return f"gte(t\\,{start_s:.3f})"
     return f"between(t\\,{start_s:.3f}\\,{end_s:.3f})"
 
 
@@ -46,16 +62,25 @@ def audio_filter(spec: RedactionSpec) -> str | None:
 
 
 def render_redaction(source: Path | str, dest: Path, spec: RedactionSpec, *, width: int | None,
-                     height: int | None, duration_s: float | None, has_audio: bool,
+                     height: int | None, duration_s: float | None, has_audio: bool, photo: bool = False,
                      timeout_s: float = REDACT_TIMEOUT_S, threads: int = 2) -> Path:
-    """Write *source* redacted as *spec* says to *dest* (MP4). RedactionInvalid when *spec* cannot be carried out
-    on this recording (every problem named, nothing run); otherwise as ingest.derive.run_ffmpeg raises."""
-    problems = spec_problems(spec, width=width, height=height, duration_s=duration_s, has_audio=has_audio)
+    """Write *source* redacted as *spec* says to *dest*: MP4, or a JPEG of a *photo*. RedactionInvalid when *spec*
+    cannot be carried out on this recording (every problem named, nothing run); otherwise as
+    ingest.derive.run_ffmpeg raises."""
+    problems = spec_problems(spec, width=width, height=height, duration_s=duration_s, has_audio=has_audio,
+                             photo=photo)
     if problems:
         raise RedactionInvalid(problems)
     video, audio = video_filter(spec), audio_filter(spec)
     with ffmpeg_source(source) as reading:
         args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), *reading.args]
+        if photo:
+            assert video is not None  # spec_problems: a photo has no sound, so a region is given
+            # full-range 4:2:0 as cameras write JPEG; quality 2 of 31 (the rest of the picture within encoding error)
+            args += ["-filter_complex", video.replace("format=yuv420p[v]", "format=yuvj420p[v]"), "-map", "[v]",
+                     "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "2", "-map_metadata", "-1", "-f", "image2",
+                     "-update", "1", str(dest)]
+            return run_ffmpeg(args, dest, timeout_s, reading)
         if video is not None:
             args += ["-filter_complex", video, "-map", "[v]"]
         elif width is not None:

@@ -2,8 +2,8 @@
 Parsing and checking against the recording are pure; the specification goes whole into the derivative's signed
 manifest (`as_json`), so anyone can see what was hidden, where and when.
 
-`--box START-END:X,Y,W,H` (times in seconds or [HH:]MM:SS[.fff], the region in pixels of the original frame) and
-`--mute START-END`.
+`--box START-END:X,Y,W,H` (times in seconds or [HH:]MM:SS[.fff], the region in pixels of the original frame; a bare
+`X,Y,W,H` hides the region for the whole recording, or on a photo) and `--mute START-END`.
 """
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ def _span(text: str, what: str) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Box:
-    """A region hidden from *start_s* to *end_s* (pixels of the original frame, top-left origin)."""
+    """A region hidden from *start_s* to *end_s* (None: to the end; pixels of the original frame, top-left origin)."""
 
     start_s: float
-    end_s: float
+    end_s: float | None
     x: int
     y: int
     w: int
@@ -74,11 +74,16 @@ class Mute:
 
 
 def parse_box(text: str) -> Box:
-    """`START-END:X,Y,W,H` (ValueError naming what is wrong)."""
+    """`START-END:X,Y,W,H`, or `X,Y,W,H` for the whole recording (ValueError naming what is wrong)."""
     span, sep, region = text.partition(":") if text.count(":") == 1 else text.rpartition(":")
+    start: float
+    end: float | None
     if not sep:
-        raise ValueError(f"box {text!r} needs START-END:X,Y,W,H")
-    start, end = _span(span, "box")
+        if text.count(",") != 3:
+            raise ValueError(f"box {text!r} needs START-END:X,Y,W,H (or X,Y,W,H for the whole recording)")
+        region, (start, end) = text, (0.0, None)
+    else:
+        start, end = _span(span, "box")
     parts = region.split(",")
     if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
         raise ValueError(f"box {text!r}: the region must be four whole numbers X,Y,W,H")
@@ -105,9 +110,9 @@ class RedactionSpec:
                 "mutes": [m.as_json() for m in self.mutes], **self.extra}
 
 
-def _span_problems(what: str, start_s: float, end_s: float, duration_s: float | None) -> list[str]:
+def _span_problems(what: str, start_s: float, end_s: float | None, duration_s: float | None) -> list[str]:
     problems = []
-    if end_s <= start_s:
+    if end_s is not None and end_s <= start_s:
         problems.append(f"{what}: it ends before it starts")
     if duration_s is not None and start_s >= duration_s:
         problems.append(f"{what}: it starts after the recording ends ({duration_s:g} s)")
@@ -115,7 +120,8 @@ def _span_problems(what: str, start_s: float, end_s: float, duration_s: float | 
 
 
 def _box_problems(n: int, box: Box, width: int | None, height: int | None, duration_s: float | None) -> list[str]:
-    what = f"region {n} ({box.x},{box.y},{box.w},{box.h} from {box.start_s:g} s to {box.end_s:g} s)"
+    until = "the end" if box.end_s is None else f"{box.end_s:g} s"
+    what = f"region {n} ({box.x},{box.y},{box.w},{box.h} from {box.start_s:g} s to {until})"
     problems = _span_problems(what, box.start_s, box.end_s, duration_s)
     if box.w <= 0 or box.h <= 0:
         problems.append(f"{what}: it has no area")
@@ -125,10 +131,13 @@ def _box_problems(n: int, box: Box, width: int | None, height: int | None, durat
 
 
 def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None, duration_s: float | None,
-                  has_audio: bool) -> list[str]:
-    """Everything in *spec* that cannot be carried out on a recording of this size, length and sound (empty: it
-    can). Pure."""
+                  has_audio: bool, photo: bool = False) -> list[str]:
+    """Everything in *spec* that cannot be carried out on a recording of this size, length and sound, or on a
+    *photo* (no time, no sound) (empty: it can). Pure."""
     problems = []
+    if photo:
+        problems += [f"region {n}: a photo has no time range; give X,Y,W,H" for n, box in enumerate(spec.boxes, 1)
+                     if box.start_s != 0 or box.end_s is not None]
     if not spec.boxes and not spec.mutes:
         problems.append("nothing to redact: give at least one region or one muted range")
     if spec.method != "pixelate":

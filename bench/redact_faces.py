@@ -37,8 +37,8 @@ def make_clip(path: Path, seconds: int) -> Path:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"color=c=0x506070:size=1920x1080:rate=30:duration={seconds}", "-loop", "1", "-framerate", "30",
                     "-i", str(photo), "-f", "lavfi", "-i", f"sine=frequency=500:duration={seconds}",
-                    "-filter_complex", f"[1:v]scale=1000:1000[p];[0:v][p]overlay=x='100+700*sin(t/4)':y=40:"
-                    f"shortest=1,format=yuv420p[v]", "-map", "[v]", "-map", "2:a", "-t", str(seconds),
+                    "-filter_complex", "[1:v]scale=1000:1000[p];[0:v][p]overlay=x='100+700*sin(t/4)':y=40:"
+                    "shortest=1,format=yuv420p[v]", "-map", "[v]", "-map", "2:a", "-t", str(seconds),
                     "-c:v", "libx264", "-preset", "veryfast", "-b:v", "8M", "-c:a", "aac", str(path)], check=True)
     return path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import Recording, load_or_create_key, open_catalog
 from catalog.users import get_user
@@ -27,7 +27,7 @@ def test_the_copy_and_its_original_name_each_other_on_their_pages(samples, setti
     try:
         with Session(engine) as session:
             clip = session.exec(select(Recording).where(Recording.media_kind == "video",
-                                                        Recording.audio_codec.is_not(None))).first()
+                                                        col(Recording.audio_codec).is_not(None))).first()
             assert clip is not None
             made = redact_recording(session, store, settings, clip, RedactionSpec(
                 boxes=(parse_box("0-1:0,0,64,64"),), mutes=(parse_mute("0-0.5"),)), user=get_user(session, "clerk"),

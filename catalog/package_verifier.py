@@ -1500,7 +1500,7 @@ def _shown_source(signed: Any, text: str) -> bool:
 
 def _acquired_at(body: dict[str, Any]) -> Any:
     for entry in body.get("custody") or []:
-        if isinstance(entry, dict) and entry.get("kind") in ("copied", "document_attached"):
+        if isinstance(entry, dict) and entry.get("kind") in ("copied", "document_attached", "redacted"):
             return entry.get("at")
     return None
 

@@ -61,8 +61,10 @@ def redact(ref: str, boxes: tuple[str, ...], faces: bool, face_threshold: float 
             fail(f"recording {original.id} cannot be redacted as asked: {exc}", 2)
         except FacesUnavailable as exc:
             fail(str(exc), 3)
-        except FfmpegRefused as exc:
+        except (FfmpegRefused, ValueError) as exc:  # ffmpeg's refusal, or its run past the time allowed
             fail(f"rendering the redaction of recording {original.id} failed: {exc}", 2)
+        except OSError as exc:
+            fail(f"the redaction of recording {original.id} could not be written to staging: {exc}", 3)
         copy = made.recording
         data: dict[str, Any] = {
             "recording_id": copy.id, "original_id": original.id, "version": made.version, "new": made.new,

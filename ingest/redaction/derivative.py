@@ -54,15 +54,17 @@ from ingest.archiving import archive_recording
 from ingest.config import Settings
 from ingest.pipeline.cataloguing import Described, staged_recording
 from ingest.redaction.faces import FaceSearch, find_faces
-from ingest.redaction.render import REDACT_TIMEOUT_S, ffmpeg_version, render_redaction
+from ingest.redaction.render import REDACT_TIMEOUT_S, ffmpeg_version, picture_size, render_redaction
 from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
-from ingest.transfer import copy_and_hash
+from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
 __all__ = ["REDACTABLE", "Redacted", "redact_recording"]
 
 #: What can be redacted: pictures and sound (a document's text is not, yet).
 REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
+#: Photo containers ingest keeps and describes (Pillow with pillow-heif) that ffmpeg 5.1 cannot decode.
+UNREADABLE_PHOTOS = frozenset({"heic", "heif", "avif"})
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,9 @@ def _may_redact(session: Session, user: User, original: Recording) -> None:
                         scope="")
 
 
-def _described(original: Recording, *, photo: bool) -> Described:
+def _described(original: Recording, *, photo: bool, size: tuple[int, int] | None) -> Described:
     """The copy's row: what it shows is the original's capture (time, place, officer, device, stamp); its file is
-    the rendering (H.264/AAC in MP4, or a JPEG)."""
+    the rendering (H.264/AAC in MP4, or a JPEG) of the picture as shown (*size*: a rotated stream upright)."""
     o = original
 
     def even(n: int) -> int:  # H.264 4:2:0 pads to even sides; a JPEG keeps the photo's
@@ -98,20 +100,19 @@ def _described(original: Recording, *, photo: bool) -> Described:
         media_kind=o.media_kind, container="jpeg" if photo else "mp4",
         time_source=o.time_source, integrity_status=IntegrityStatus.OK.value,
         integrity_detail=f"rendered from recording {o.id} (SHA-256 {o.sha256}) by the redaction",
-        video_codec=("mjpeg" if photo else "h264") if o.width else None,
+        video_codec=("mjpeg" if photo else "h264") if size else None,
         audio_codec="aac" if o.audio_codec and not photo else None,
-        duration_s=o.duration_s, width=even(o.width) if o.width else None,
-        height=even(o.height) if o.height else None, device_serial=o.device_serial,
-        officer_number=o.officer_number, officer_name=o.officer_name, captured_start=o.captured_start,
-        captured_end=o.captured_end, raw_device_time=o.raw_device_time, time_implausible=o.time_implausible,
-        zone_assumed=o.zone_assumed, clock_offset_s=o.clock_offset_s, lat=o.lat, lon=o.lon,
-        place_source=o.place_source, case_number=o.case_number, purpose=o.purpose, important=o.important)
+        duration_s=o.duration_s, width=even(size[0]) if size else None, height=even(size[1]) if size else None,
+        device_serial=o.device_serial, officer_number=o.officer_number, officer_name=o.officer_name,
+        captured_start=o.captured_start, captured_end=o.captured_end, raw_device_time=o.raw_device_time,
+        time_implausible=o.time_implausible, zone_assumed=o.zone_assumed, clock_offset_s=o.clock_offset_s, lat=o.lat,
+        lon=o.lon, place_source=o.place_source, case_number=o.case_number, purpose=o.purpose, important=o.important)
 
 
-def _checked_request(session: Session, user: User, original: Recording, spec: RedactionSpec, reason: str, *,
+def _checked_request(session: Session, user: User, original: Recording, reason: str, *,
                      faces: FaceSearch | None) -> str:
-    """The stated reason, once *user* may redact and read *original* and the request can be carried out on it
-    (`redact_recording` says what each refusal raises); nothing of the original is read yet."""
+    """The stated reason, once *user* may redact and read *original* and it can be redacted (`redact_recording`
+    says what each refusal raises); nothing of the original is read yet."""
     assert original.id is not None
     _may_redact(session, user, original)
     why = stated_reason(reason)
@@ -127,25 +128,32 @@ def _checked_request(session: Session, user: User, original: Recording, spec: Re
     if original.media_kind not in REDACTABLE:
         raise RedactionInvalid([f"recording {original.id} ({original.original_name}) is a {original.media_kind}; "
                                 "only video, audio and photos are redacted"])
-    if faces is not None:  # what was asked by hand is checked before the long search
-        photo = original.media_kind == MediaKind.PHOTO.value
-        problems = [p for p in spec_problems(spec, width=original.width, height=original.height,
-                                             duration_s=original.duration_s, has_audio=bool(original.audio_codec)
-                                             and not photo, photo=photo) if not p.startswith("nothing to redact")]
-        if original.width is None or original.height is None:
-            problems.append(f"recording {original.id} has no picture to find faces in")
-        if problems:
-            raise RedactionInvalid(problems)
+    if original.container in UNREADABLE_PHOTOS:
+        raise RedactionInvalid([f"recording {original.id} ({original.original_name}) is a {original.container} "
+                                "photo, which this system's ffmpeg cannot decode; it cannot be redacted yet"])
+    if faces is not None and (original.width is None or original.height is None):
+        raise RedactionInvalid([f"recording {original.id} has no picture to find faces in"])
     return why
 
 
+def _checked_spec(original: Recording, spec: RedactionSpec, size: tuple[int, int] | None, *, photo: bool,
+                  faces: bool) -> None:
+    """RedactionInvalid naming every problem of *spec* on the picture as shown (*size*), before anything long runs
+    (with *faces*, regions may yet be found: "nothing to redact" waits for the search)."""
+    problems = spec_problems(spec, width=size[0] if size else None, height=size[1] if size else None,
+                             duration_s=original.duration_s, has_audio=bool(original.audio_codec) and not photo,
+                             photo=photo)
+    problems = [p for p in problems if not (faces and p.startswith("nothing to redact"))]
+    if problems:
+        raise RedactionInvalid(problems)
+
+
 def _with_faces(source: str, original: Recording, spec: RedactionSpec, faces: FaceSearch, *, photo: bool,
-                timeout_s: float) -> RedactionSpec:
-    """*spec* with a region over each face found in the original (read in place at *source*), and how they were
-    looked for (the detector, its model's SHA-256, thresholds, what was found) in its record."""
-    assert original.width is not None and original.height is not None
-    regions, search = find_faces(source, width=original.width, height=original.height,
-                                 duration_s=original.duration_s, photo=photo, search=faces, timeout_s=timeout_s)
+                size: tuple[int, int], timeout_s: float) -> RedactionSpec:
+    """*spec* with a region over each face found in the original (read in place at *source*, shown at *size*),
+    and how they were looked for (the detector, its model's SHA-256, thresholds, what was found) in its record."""
+    regions, search = find_faces(source, width=size[0], height=size[1], duration_s=original.duration_s,
+                                 photo=photo, search=faces, timeout_s=timeout_s)
     if not regions and not spec.boxes and not spec.mutes:
         raise RedactionInvalid([f"no face was found in recording {original.id} ({search.found['frames_searched']} "
                                 "frame(s) searched) and nothing else was asked: nothing to redact"])
@@ -175,18 +183,21 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
       StorageError: the store refused or is away (the copy stays staged, catalogued, for the archive step).
     """
     assert original.id is not None
-    why = _checked_request(session, user, original, spec, reason, faces=faces)
+    why = _checked_request(session, user, original, reason, faces=faces)
     photo = original.media_kind == MediaKind.PHOTO.value
     staging = settings.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
     rendered = staging / f"redact-{uuid.uuid4().hex}.{'jpg' if photo else 'mp4'}"
     try:
         with store.read_in_place(original.sha256, valid_s=timeout_s) as source:
+            size = picture_size(source) if original.width else None
+            _checked_spec(original, spec, size, photo=photo, faces=faces is not None)
             if faces is not None:
-                spec = _with_faces(source, original, spec, faces, photo=photo, timeout_s=timeout_s)
-            render_redaction(source, rendered, spec, width=original.width, height=original.height,
-                             duration_s=original.duration_s, has_audio=bool(original.audio_codec) and not photo,
-                             photo=photo, timeout_s=timeout_s)
+                assert size is not None
+                spec = _with_faces(source, original, spec, faces, photo=photo, size=size, timeout_s=timeout_s)
+            render_redaction(source, rendered, spec, width=size[0] if size else None,
+                             height=size[1] if size else None, duration_s=original.duration_s,
+                             has_audio=bool(original.audio_codec) and not photo, photo=photo, timeout_s=timeout_s)
         record_access(session, actor=user.name, recording=original, what="original", viewing_session=None,
                       details={"via": via, "reason": why, "for": "redaction"})
         copy = copy_and_hash(rendered, staging, part_name=f"redact-{uuid.uuid4().hex}", resume=False)
@@ -199,7 +210,28 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
             copy.destination.unlink(missing_ok=True)
         version = next((n for n, r in enumerate(earlier, 1) if r.id == existing.id), 0)
         return Redacted(existing, original, version, new=False)
-    version = len(earlier) + 1
+    try:
+        recording = _catalogue_copy(session, store, settings, original, copy, spec, key=key, user=user, why=why,
+                                    version=len(earlier) + 1, photo=photo, size=size)
+    except BaseException:
+        # Nothing names the staged copy (its hash is new): it goes, not left in staging uncatalogued for ever
+        session.rollback()
+        copy.destination.unlink(missing_ok=True)
+        raise
+    assert recording.id is not None
+    # The one archive step (retention by the rules at hand-off, the cases it serves included; WORM copy; manifest)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    archive_recording(engine, store, staging, recording.id, key=key, actor=user.name,
+                      policy=settings.retention_policy, station=settings.station)
+    session.refresh(recording)
+    return Redacted(recording, original, len(earlier) + 1, new=True)
+
+
+def _catalogue_copy(session: Session, store: EvidenceStore, settings: Settings, original: Recording, copy: CopyResult,
+                    spec: RedactionSpec, *, key: Ed25519PrivateKey, user: User, why: str, version: int, photo: bool,
+                    size: tuple[int, int] | None) -> Recording:
+    """The copy's row, its `redacted` event, first stamp and case links, committed (state `staged`)."""
     ensure_station_key(session, settings.station, key, actor=user.name, station_name=settings.station_name,
                        store=store)
     now = archive_now(session)[0]
@@ -207,7 +239,7 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
     made = {"original_id": original.id, "original_sha256": original.sha256, "version": version,
             "spec": spec.as_json(), "renderer": ffmpeg_version(), "reason": why, "by": user.name,
             "at": now.isoformat()}
-    recording = staged_recording(copy, _described(original, photo=photo),
+    recording = staged_recording(copy, _described(original, photo=photo, size=size),
                                  original_name=_copy_name(original, version, photo=photo), station=settings.station,
                                  now=now, retain_until=compute_retain_until(now, routine_months=policy.routine_months,
                                                                             zone=policy.zone),
@@ -221,17 +253,12 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
         "size_bytes": copy.size_bytes, ROW_KEY: row_values(recording)})
     record_stamp(session, recording, by=user.name, reason=f"redacted copy (version {version}) of recording "
                                                            f"{original.id}")
+    assert original.id is not None
     for case, link in cases_of(session, original.id):
         if case.status == CaseStatus.OPEN.value:
+            # The redactor's right to read the original was checked; the copy is of its class and shows less, so
+            # its links are the system's (a person's link checks the copy's class against grants it has none of yet)
             link_recording(session, case, recording, purpose=f"{link.purpose} (redacted copy)"[:500], by=user.name,
-                           source="redaction", linker=user)
+                           source="redaction")
     session.commit()  # catalogued as staged first: a store failure leaves a staged copy the archive queue takes
-    assert recording.id is not None
-    # The one archive step (retention by the rules at hand-off, the cases it serves included; WORM copy; manifest)
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    archive_recording(engine, store, staging, recording.id, key=key, actor=user.name,
-                      policy=settings.retention_policy, station=settings.station)
-    session.refresh(recording)
-    return Redacted(recording, original, version, new=True)
-
+    return recording

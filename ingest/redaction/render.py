@@ -10,6 +10,7 @@ grid. The graph goes to ffmpeg as a script file (`-filter_complex_script`): a lo
 command line."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -18,13 +19,38 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from ingest.derive import ffmpeg_source, run_ffmpeg
+from ingest.derive import FfmpegRefused, dies_with_parent, ffmpeg_source, run_ffmpeg
 from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 
-__all__ = ["REDACT_TIMEOUT_S", "audio_filter", "ffmpeg_version", "render_redaction", "video_filter"]
+__all__ = ["REDACT_TIMEOUT_S", "audio_filter", "ffmpeg_version", "picture_size", "render_redaction", "video_filter"]
 
 #: The longest one rendering may take (a long 1080p recording at about real time on 2 cores).
 REDACT_TIMEOUT_S = 4 * 3600.0
+
+
+def picture_size(source: Path | str, *, timeout_s: float = 120.0) -> tuple[int, int] | None:
+    """The width and height of *source*'s first video stream as ffmpeg decodes it and a player shows it: a stream
+    stored on its side with a rotation (a phone held upright) has its sides swapped. None: no picture. What the
+    catalogue holds is the stored size; regions and faces are in the shown picture's pixels."""
+    with ffmpeg_source(source) as reading:
+        args = ["ffprobe", "-v", "error", *reading.args, "-select_streams", "v:0", "-show_entries",
+                "stream=width,height:stream_side_data=rotation:stream_tags=rotate", "-of", "json"]
+        try:
+            done = subprocess.run(dies_with_parent(args), capture_output=True, text=True, timeout=timeout_s,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise FfmpegRefused(f"ffprobe could not read {reading.shown_as}: {exc}") from exc
+        if done.returncode != 0:
+            raise FfmpegRefused(f"ffprobe could not read {reading.shown_as}: {reading.shown(done.stderr)[-300:]}")
+    streams = json.loads(done.stdout or "{}").get("streams") or []
+    if not streams or not streams[0].get("width") or not streams[0].get("height"):
+        return None
+    stream = streams[0]
+    turns = [side.get("rotation") for side in stream.get("side_data_list") or [] if "rotation" in side]
+    turns.append((stream.get("tags") or {}).get("rotate"))
+    rotation = next((int(float(t)) for t in turns if t not in (None, "")), 0)
+    width, height = int(stream["width"]), int(stream["height"])
+    return (height, width) if abs(rotation) % 180 == 90 else (width, height)
 
 
 @cache
@@ -53,7 +79,9 @@ def video_filter(spec: RedactionSpec) -> str | None:
     regions = ",".join(f"drawbox=x={b.x}:y={b.y}:w={b.w}:h={b.h}:color=white:t=fill"
                        f":enable='{_between(b.start_s, b.end_s)}'" for b in spec.boxes)
     return ";".join([
-        "[0:v:0]split=3[base][whole][m]",
+        # one pixel format before the split: its branches share one, and the mask's grey would otherwise be chosen
+        # for all of them where ffmpeg turns a rotated picture upright first (a phone's: the copy came out grey)
+        "[0:v:0]format=yuv420p,split=3[base][whole][m]",
         f"[whole]scale='max(1,trunc(iw/{block}))':'max(1,trunc(ih/{block}))':flags=area[cells]",
         "[cells][m]scale2ref=flags=neighbor[pixelated][frame]",  # back to the frame's size, block by block
         f"[frame]format=gray,lut=c0=0,{regions}[mask]",

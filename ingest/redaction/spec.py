@@ -7,16 +7,19 @@ manifest (`as_json`), so anyone can see what was hidden, where and when.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MIN_BLOCK", "Box", "Mute", "RedactionInvalid", "RedactionSpec", "parse_box", "parse_mute",
+__all__ = ["MAX_TIME_S", "MIN_BLOCK", "Box", "Mute", "RedactionInvalid", "RedactionSpec", "parse_box", "parse_mute",
            "parse_time", "spec_problems"]
 
 #: The smallest pixelation block (pixels of the original frame): a region is shrunk so that each block becomes one
 #: pixel and drawn back; what was inside a block cannot be recovered from it.
 MIN_BLOCK = 8
+#: The latest time a range may name (115 days: longer than any recording a device writes).
+MAX_TIME_S = 10_000_000.0
 
 _TIME = re.compile(r"^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)$")
 
@@ -37,7 +40,10 @@ def parse_time(text: str) -> float:
     hours, minutes, seconds = match.groups()
     if (hours is not None or minutes is not None) and float(seconds) >= 60:
         raise ValueError(f"{text!r} is not a time: {seconds} seconds in a minute")
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+    value = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+    if not math.isfinite(value) or value > MAX_TIME_S:  # 400 nines read as infinity, which no record can hold
+        raise ValueError(f"{text[:40]!r} is not a time in a recording (at most {MAX_TIME_S:g} s)")
+    return value
 
 
 def _span(text: str, what: str) -> tuple[float, float]:

@@ -35,7 +35,9 @@ def test_a_specification_is_read_as_written() -> None:
     assert parse_time("1:00:00") == 3600.0
     for bad, why in (("1-2", "needs START-END:X,Y,W,H"), ("1-2:1,2,3", "four whole numbers"),
                      ("2:1,2,3,4", "needs START-END"), ("a-2:1,2,3,4", "'a' is not a time"),
-                     ("0:75-1:00:1,1,1,1", "75 seconds in a minute")):
+                     ("0:75-1:00:1,1,1,1", "75 seconds in a minute"),
+                     ("0-" + "9" * 400 + ":1,1,1,1", "is not a time in a recording"),  # infinity, once parsed
+                     ("0-10000001:1,1,1,1", "at most 1e+07 s")):
         with pytest.raises(ValueError, match=re.escape(why)):
             parse_box(bad)
 

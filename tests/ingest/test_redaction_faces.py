@@ -26,6 +26,7 @@ from ingest.redaction.faces import (
     regions_of_tracks,
     track_faces,
 )
+from ingest.redaction.render import picture_size
 from ingest.redaction.spec import Box
 from tests.conftest import _missing
 
@@ -162,3 +163,25 @@ def test_a_face_missed_at_one_sample_is_hidden_without_a_gap_and_two_crossing_fa
                               step_s=0.0, photo=True)
     assert photo == [Box(0.0, None, 0, 0, 62, 62)]
     assert FaceSearch().as_json()["threshold"] == 0.3
+
+
+@pytest.mark.usefixtures("ffmpeg_available")
+def test_a_face_in_a_phone_s_rotated_clip_is_found_where_the_picture_shows_it(astronaut, tmp_path):
+    # stored on its side (as a phone held upright stores it) with a rotation: the catalogue's size is the stored
+    # one, 480×360; the picture shown, searched and redacted is 360×480
+    stored = tmp_path / "stored.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-loop", "1", "-framerate", "25", "-i", str(astronaut),
+                    "-vf", "scale=480:480,crop=360:480:x=0:y=0,transpose=1,format=yuv420p", "-t", "2",
+                    "-c:v", "libx264", "-crf", "18", str(stored)], check=True)
+    clip = tmp_path / "rotated.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(stored), "-c", "copy", "-metadata:s:v:0",
+                    "rotate=90", str(clip)], check=True)
+    width, height = picture_size(clip) or (0, 0)
+    assert (width, height) == (360, 480)
+    regions, _ = find_faces(clip, width=width, height=height, duration_s=2.0, photo=False)
+    out = render_redaction(clip, tmp_path / "redacted.mp4", RedactionSpec(boxes=tuple(regions)), width=width,
+                           height=height, duration_s=2.0, has_audio=False)
+    original, redacted = _rgb(clip, 1.0, width, height), _rgb(out, 1.0, width, height)
+    [face] = _faces(original)
+    assert _faces(redacted) == []
+    assert max(_block_detail(redacted, face)) < 4.0

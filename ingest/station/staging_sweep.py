@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import stat
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -169,6 +170,7 @@ def sweep_staging(engine: Engine, store: EvidenceStore, staging: Path, *, statio
     if doomed:
         result.removed = _remove(staging, doomed, sizes, protect=protect, kept=kept)
     _remove_orphan_parts(staging)
+    _remove_redaction_leftovers(staging, older_than_s=REDACTION_LEFTOVER_S)
     result.kept = dict(kept)
     return result
 
@@ -187,6 +189,26 @@ def sweep_store_scratch(store: EvidenceStore, *, older_than_s: float, now: datet
     if removed:
         logger.warning("Store scratch: removed %d leftover(s) of killed writes.", len(removed))
     return removed
+
+
+#: What a redaction (ingest.redaction.derivative) writes in staging before its copy is catalogued: the rendering,
+#: its hashing copy's part file and the filter graph. A run killed there leaves them; nothing else names them.
+_REDACTION_LEFTOVER = re.compile(r"^(redact-[0-9a-f]{32}\.(mp4|jpg|part)|\.redaction-[A-Za-z0-9_]+\.filtergraph)$")
+#: Older than the longest a rendering may take (ingest.redaction.render.REDACT_TIMEOUT_S, 4 h) and then some.
+REDACTION_LEFTOVER_S = 24 * 3600.0
+
+
+def _remove_redaction_leftovers(staging: Path, *, older_than_s: float) -> None:
+    """A killed redaction's files (a rendering of evidence, with what it hid and what it did not), once no
+    redaction can still be writing them: they must not outlive the original's disposal."""
+    cutoff = time.time() - older_than_s
+    with os.scandir(staging) as entries:
+        stale = [entry.name for entry in entries if _REDACTION_LEFTOVER.match(entry.name)
+                 and entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff]
+    for name in stale:
+        (staging / name).unlink(missing_ok=True)
+    if stale:
+        logger.warning("Staging: removed %d leftover(s) of killed redactions.", len(stale))
 
 
 def _remove_orphan_parts(staging: Path) -> None:

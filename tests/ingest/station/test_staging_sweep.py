@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -300,3 +301,22 @@ def test_part_checksums_go_with_their_copy_and_never_outlive_it(samples, setting
     assert not any(parts_path(staging / sha).exists() for sha in left) and not orphan.exists()
     assert (staging / waiting).exists() and parts_path(staging / waiting).exists()
     assert not_ours.read_text() == "kept"
+
+
+def test_a_killed_redaction_s_files_go_once_no_redaction_can_still_be_writing_them(engine, store, tmp_path):
+    # What `evidence redact` writes before its copy is catalogued, left by a kill: the rendering, its hashing copy's
+    # part file, the filter graph; beside them files of the same shape that are not its, and a fresh one
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    old = time.time() - staging_sweep.REDACTION_LEFTOVER_S - 60
+    leftovers = [f"redact-{'a' * 32}.mp4", f"redact-{'b' * 32}.jpg", f"redact-{'c' * 32}.part",
+                 ".redaction-x1y_2.filtergraph"]
+    others = ["redact-notahexname.mp4", f"attach-{'d' * 32}.part", f"redact-{'e' * 32}.mp4.keep"]
+    for name in leftovers + others:
+        (staging / name).write_bytes(b"rendered evidence")
+        os.utime(staging / name, (old, old))
+    (staging / f"redact-{'f' * 32}.mp4").write_bytes(b"a redaction rendering now")
+    os.symlink("/etc/hostname", staging / f"redact-{'9' * 32}.jpg")
+    sweep_staging(engine, store, staging, station=HERE, protect=set())
+    kept = [*others, f"redact-{'f' * 32}.mp4", f"redact-{'9' * 32}.jpg"]
+    assert sorted(p.name for p in staging.iterdir()) == sorted(kept)

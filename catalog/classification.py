@@ -86,9 +86,22 @@ def classify_recordings(session: Session, user: User, recordings: Sequence[Recor
     changed = []
     for recording in recordings:
         if recording.sensitivity != to:
+            raised = RANK[to] > RANK.get(recording.sensitivity, RANK[DEFAULT])
             _set_recording_class(session, recording, to, by=user.name, reason=reason)
             changed.append(recording.id)
+            if raised and recording.id is not None:
+                _raise_copies(session, recording.id, to, by=user.name, reason=reason)
     return [i for i in changed if i is not None]
+
+
+def _raise_copies(session: Session, original_id: int, to: str, *, by: str, reason: str) -> None:
+    """An original raised raises its redacted copies below *to* (they show the same moment; a copy is lowered on its
+    own, once it is fit to publish). Each is a `classified` event of its own."""
+    copies = session.exec(select(Recording).where(Recording.redacted_from_id == original_id))
+    for copy in copies:
+        if RANK.get(copy.sensitivity, RANK[DEFAULT]) < RANK[to]:
+            _set_recording_class(session, copy, to, by=by,
+                                 reason=f"{reason} (its original, recording {original_id}, was raised)"[:500])
 
 
 def _linked_recordings(session: Session, case: Case) -> list[Recording]:

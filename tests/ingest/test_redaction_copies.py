@@ -160,6 +160,13 @@ def test_a_redacted_copy_is_kept_beside_the_untouched_original_and_names_it(tmp_
             assert _flat_blocks(_gray(shot_file), 32, 32, 128) < 3.0
             assert _flat_blocks(_gray(_fetch(worm_store, photo.sha256, tmp_path / "photo.jpg")), 32, 32, 128) > 15.0
 
+            # The original raised raises its copies (each its own `classified` event); the photo's copy is not its
+            classify_recordings(session, clerk, [clip], to="state_secret", reason="涉及国家秘密")
+            session.commit()
+            for each in (copy, again.recording, shot.recording):
+                session.refresh(each)
+            assert (copy.sensitivity, again.recording.sensitivity, shot.recording.sensitivity) == (
+                "state_secret", "state_secret", "internal")
             ids = [r.id for r in session.exec(select(Recording)) if r.id is not None]
             problems = verify_archive(session, worm_store, ids).problems
             assert problems == [], "\n".join(str(p) for p in problems)

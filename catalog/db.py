@@ -130,29 +130,28 @@ def _sqlite_file(engine: Engine) -> Path | None:
     return Path(database)
 
 
-def _is_wal(database: Path) -> bool:
-    """Whether the SQLite file at *database* is in WAL mode (its header's file format versions, bytes 18 and 19,
-    are 2); a missing or empty file is not."""
-    try:
-        with database.open("rb") as file:
-            header = file.read(20)
-    except FileNotFoundError:
-        return False
-    return len(header) == 20 and header[18:20] == b"\x02\x02"
-
-
 def _switch_to_wal(engine: Engine) -> None:
-    """Put a fresh SQLite file (or one still in rollback mode) in WAL mode, one process at a time.
+    """Put a new SQLite file in WAL mode, one process at a time.
 
     SQLite does not wait (busy_timeout) for the switch: it reads the file's header first, and two processes that
     both did and then both want to write it are a deadlock it breaks at once, "database is locked" for one of them
     (1 start in 10 of three processes on a fresh file, on CI and here, 2026-12-04). Under the migration lock the
-    second process finds the file switched, and its own `PRAGMA journal_mode=WAL` writes nothing. A file already in
-    WAL mode takes no lock.
+    second process finds the file switched, and its own `PRAGMA journal_mode=WAL` writes nothing.
+
+    A file with anything in it is left to its connections: the switch writes the header's WAL mark with the file's
+    first page, so a file that has bytes was switched (or is an older one its first connection switches, alone).
+    Only `stat` looks at it: opening and closing the database file in this process would drop every POSIX lock
+    SQLite holds on it for this process's other connections (a first try read the header and corrupted catalogues:
+    "database disk image is malformed", CI 2026-12-04).
     """
     database = _sqlite_file(engine)
-    if database is None or _is_wal(database):
+    if database is None:
         return
+    try:
+        if database.stat().st_size > 0:
+            return
+    except FileNotFoundError:
+        pass
     with _sqlite_migrate_lock(engine), engine.connect():
         pass  # the connection's _sqlite_pragmas switches the file
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, CustodyEvent, Recording, RetentionPolicy, open_catalog
@@ -32,69 +36,79 @@ CASE = "京朝城管罚字〔2026〕第00123号"
 _HASH_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
+@dataclass
+class Card:
+    """A camera's card (tests.ingest.test_redaction_copies._device) docked and archived on the local WORM store."""
+
+    settings: Settings
+    engine: Engine
+    store: LocalStore
+    key: Ed25519PrivateKey
+
+    def clip(self, session: Session) -> Recording:
+        return session.exec(select(Recording).where(Recording.original_name == "MVI_0001.MP4")).one()
+
+
+@pytest.fixture
+def card(tmp_path: Path, catalog_url: str) -> Iterator[Card]:
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url})
+    engine = open_catalog(catalog_url)
+    try:
+        store = LocalStore(settings.store_path)
+        ingest_folder(_device(tmp_path / "card"), settings=settings, engine=engine, store=store)
+        yield Card(settings, engine, store, load_or_create_key(settings.station_key_path))
+    finally:
+        engine.dispose()
+
+
 def _staged(settings: Settings) -> set[str]:
     return {p.name for p in settings.staging_dir.iterdir()} if settings.staging_dir.exists() else set()
 
 
 @pytest.mark.parametrize(("class_", "role"), [("personal", "supervisor"), ("state_secret", "clerk")])
 @pytest.mark.usefixtures("ffmpeg_available")
-def test_a_grant_holder_redacts_a_classed_recording_and_the_copy_serves_the_case(tmp_path, catalog_url, class_,
-                                                                                 role):
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url})
-    engine = open_catalog(catalog_url)
-    try:
-        worm = LocalStore(settings.store_path)
-        ingest_folder(_device(tmp_path / "card"), settings=settings, engine=engine, store=worm)
-        key = load_or_create_key(settings.station_key_path)
-        with Session(engine) as session:
-            clip = session.exec(select(Recording).where(Recording.original_name == "MVI_0001.MP4")).one()
-            admin = add_user(session, "admin", roles=["admin"], by="test")
-            person = add_user(session, role, roles=[role], by="test")
-            session.commit()
-            case = create_case(session, number=CASE, title="无照经营", case_type="penalty-general", unit="城管",
-                               opened_on=date(2026, 11, 1), by="admin", case_pattern=DEFAULT_CASE_PATTERN,
-                               policy=POLICY, today=date(2026, 11, 23))
-            link_recording(session, case, clip, purpose="证明违法事实", by="admin")
-            classify_recordings(session, admin, [clip], to=class_, reason="含当事人面部")
-            grant_case_access(session, admin, case, to_user=role, reason="办案需要")
-            session.commit()
-            made = redact_recording(session, worm, settings, clip, RedactionSpec(boxes=(parse_box("1-2:96,64,96,96"),)),
-                                    user=person, reason="公示前遮蔽", key=key, via="test")
-            assert made.recording.sensitivity == class_ and made.recording.state in ("archived", "verified")
-            linked = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "case_linked",
-                                                             CustodyEvent.recording_id == made.recording.id)).all()
-            assert [e.details["case"] for e in linked] == [CASE]
-            assert not any(_HASH_NAME.match(name) for name in _staged(settings))
-    finally:
-        engine.dispose()
+def test_a_grant_holder_redacts_a_classed_recording_and_the_copy_serves_the_case(card, class_, role):
+    with Session(card.engine) as session:
+        clip = card.clip(session)
+        admin = add_user(session, "admin", roles=["admin"], by="test")
+        person = add_user(session, role, roles=[role], by="test")
+        session.commit()
+        case = create_case(session, number=CASE, title="无照经营", case_type="penalty-general", unit="城管",
+                           opened_on=date(2026, 11, 1), by="admin", case_pattern=DEFAULT_CASE_PATTERN,
+                           policy=POLICY, today=date(2026, 11, 23))
+        link_recording(session, case, clip, purpose="证明违法事实", by="admin")
+        classify_recordings(session, admin, [clip], to=class_, reason="含当事人面部")
+        grant_case_access(session, admin, case, to_user=role, reason="办案需要")
+        session.commit()
+        made = redact_recording(session, card.store, card.settings, clip,
+                                RedactionSpec(boxes=(parse_box("1-2:96,64,96,96"),)), user=person,
+                                reason="公示前遮蔽", key=card.key, via="test")
+        assert made.recording.sensitivity == class_ and made.recording.state in ("archived", "verified")
+        linked = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "case_linked",
+                                                         CustodyEvent.recording_id == made.recording.id)).all()
+        assert [e.details["case"] for e in linked] == [CASE]
+        assert not any(_HASH_NAME.match(name) for name in _staged(card.settings))
 
 
 @pytest.mark.usefixtures("ffmpeg_available")
-def test_a_failure_after_rendering_leaves_no_redacted_bytes_in_staging(tmp_path, catalog_url, monkeypatch):
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url})
-    engine = open_catalog(catalog_url)
-    try:
-        worm = LocalStore(settings.store_path)
-        ingest_folder(_device(tmp_path / "card"), settings=settings, engine=engine, store=worm)
-        key = load_or_create_key(settings.station_key_path)
-        with Session(engine) as session:
-            clip = session.exec(select(Recording).where(Recording.original_name == "MVI_0001.MP4")).one()
-            clerk = add_user(session, "clerk", roles=["clerk"], by="test")
-            session.commit()
-            before = _staged(settings)
+def test_a_failure_after_rendering_leaves_no_redacted_bytes_in_staging(card, monkeypatch):
+    with Session(card.engine) as session:
+        clip = card.clip(session)
+        clerk = add_user(session, "clerk", roles=["clerk"], by="test")
+        session.commit()
+        before = _staged(card.settings)
 
-            def stamp_fails(*_args: object, **_kwargs: object) -> None:
-                raise RuntimeError("the catalogue went away while the copy was catalogued")
+        def stamp_fails(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("the catalogue went away while the copy was catalogued")
 
-            monkeypatch.setattr(derivative_module, "record_stamp", stamp_fails)
-            with pytest.raises(RuntimeError, match="went away"):
-                redact_recording(session, worm, settings, clip, RedactionSpec(boxes=(parse_box("1-2:96,64,96,96"),)),
-                                 user=clerk, reason="公示前遮蔽", key=key, via="test")
-            assert _staged(settings) == before  # no rendering, no staged copy, no part file
-            assert session.exec(select(Recording).where(col(Recording.redacted_from_id).is_not(None))).all() == []
-            assert session.exec(select(CustodyEvent).where(CustodyEvent.kind == "redacted")).all() == []
-    finally:
-        engine.dispose()
+        monkeypatch.setattr(derivative_module, "record_stamp", stamp_fails)
+        with pytest.raises(RuntimeError, match="went away"):
+            redact_recording(session, card.store, card.settings, clip,
+                             RedactionSpec(boxes=(parse_box("1-2:96,64,96,96"),)), user=clerk, reason="公示前遮蔽",
+                             key=card.key, via="test")
+        assert _staged(card.settings) == before  # no rendering, no staged copy, no part file
+        assert session.exec(select(Recording).where(col(Recording.redacted_from_id).is_not(None))).all() == []
+        assert session.exec(select(CustodyEvent).where(CustodyEvent.kind == "redacted")).all() == []
 
 
 def _rgb(path: Path, width: int, height: int) -> np.ndarray:

@@ -39,7 +39,7 @@ from catalog.access import (
     check_access,
     disposed_message,
     record_access,
-    record_refusal,
+    record_refusals,
     stated_reason,
 )
 from catalog.cases import cases_of
@@ -82,8 +82,9 @@ def _may_redact(session: Session, user: User, original: Recording) -> None:
     problem = (f"user {user.name!r} is not active" if not user.active else
                f"user {user.name!r} (roles: {', '.join(user.roles)}) may not redact recordings: that needs one of "
                f"{', '.join(sorted(allowed))}")
-    record_refusal(session, user.name, action="redact", why="role",
-                   details={"roles": list(user.roles), "recording": original.id})
+    # on the original's own custody, as a refusal by scope or class is
+    record_refusals(session, user.name, [original.id or 0], action="redact", why="role",
+                    details={"roles": list(user.roles)})
     raise AccessRefused(f"{problem}; refused: recording {original.id}", recording_ids=[original.id or 0],
                         scope="")
 
@@ -189,7 +190,8 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
     staging.mkdir(parents=True, exist_ok=True)
     rendered = staging / f"redact-{uuid.uuid4().hex}.{'jpg' if photo else 'mp4'}"
     try:
-        with store.read_in_place(original.sha256, valid_s=timeout_s) as source:
+        # a presigned URL valid for the face search and the rendering, each bounded by timeout_s
+        with store.read_in_place(original.sha256, valid_s=timeout_s * (2 if faces else 1)) as source:
             size = picture_size(source) if original.width else None
             _checked_spec(original, spec, size, photo=photo, faces=faces is not None)
             if faces is not None:

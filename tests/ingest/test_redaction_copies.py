@@ -106,6 +106,7 @@ def test_a_redacted_copy_is_kept_beside_the_untouched_original_and_names_it(tmp_
                                      key=key, via="test")
                 refused = _events(session, CustodyKind.ACCESS_REFUSED)
                 assert refused and refused[-1].actor == who.name and refused[-1].details["why"] == why
+                assert refused[-1].recording_id == clip.id  # on the original's own custody, whatever the reason
                 assert refused[-1].details["action"] == "redact"
             # A region outside the picture is refused before anything is read
             outside = RedactionSpec(boxes=(parse_box("0-1:300,0,64,64"),))

@@ -17,6 +17,7 @@ from catalog.case_models import Case, CaseGrant, CaseLink
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseStateError, PermissionDenied
 from catalog.models import CustodyEvent, Recording
+from catalog.recordings import redacted_copies
 from catalog.replay import ROW_KEY
 from catalog.sensitivity import CLASSES, DEFAULT, RANK, Holder, class_problem, higher, label
 from catalog.types import utcnow
@@ -97,8 +98,7 @@ def classify_recordings(session: Session, user: User, recordings: Sequence[Recor
 def _raise_copies(session: Session, original_id: int, to: str, *, by: str, reason: str) -> None:
     """An original raised raises its redacted copies below *to* (they show the same moment; a copy is lowered on its
     own, once it is fit to publish). Each is a `classified` event of its own."""
-    copies = session.exec(select(Recording).where(Recording.redacted_from_id == original_id))
-    for copy in copies:
+    for copy in redacted_copies(session, original_id):
         if RANK.get(copy.sensitivity, RANK[DEFAULT]) < RANK[to]:
             _set_recording_class(session, copy, to, by=by,
                                  reason=f"{reason} (its original, recording {original_id}, was raised)"[:500])

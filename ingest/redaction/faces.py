@@ -231,5 +231,4 @@ def find_faces(source: Path | str, *, width: int, height: int, duration_s: float
                                 padding=search.padding, photo=photo)
     found = {"frames_searched": len(samples), "detections": sum(len(d) for _, d in samples), "tracks": len(tracks),
              "regions": len(regions)}
-    return regions, FaceSearch(search.threshold, search.sample_fps, search.detector_width, search.padding,
-                               search.window_s, found)
+    return regions, replace(search, found=found)

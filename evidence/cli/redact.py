@@ -18,31 +18,38 @@ __all__ = ["redact"]
 @click.option("--box", "boxes", multiple=True, metavar="START-END:X,Y,W,H",
               help="A region to hide from START to END (seconds or [HH:]MM:SS), in pixels of the original frame; "
                    "X,Y,W,H alone: the whole recording (a photo). Repeat for more.")
+@click.option("--moving", "movings", multiple=True, metavar="T:X,Y,W,H;T:X,Y,W,H",
+              help="A region that moves (a plate, a passer-by): its place at two or more times, interpolated in "
+                   "between; hidden from the first time to the last. Repeat for more.")
 @click.option("--faces", is_flag=True, help="Also hide every face the detector finds (CenterFace; a person reviews "
                                             "the result: what it does not see is not hidden).")
 @click.option("--face-threshold", type=click.FloatRange(0.05, 0.95), default=None,
               help="The detector's score above which a face counts (default 0.3; lower hides more).")
 @click.option("--mute", "mutes", multiple=True, metavar="START-END", help="A range of the sound to silence. Repeat.")
+@click.option("--bleep", "bleeps", multiple=True, metavar="START-END",
+              help="A range of the sound to replace with a 1 kHz tone. Repeat.")
 @click.option("--block", type=click.IntRange(min=1), default=16, show_default=True,
               help="Pixelation block, pixels of the original frame (at least 8).")
 @click.option("--reason", required=True, help="Why the copy is made (recorded with it, and as the reason for "
                                               "reading the original).")
 @by_option
 @json_option
-def redact(ref: str, boxes: tuple[str, ...], faces: bool, face_threshold: float | None, mutes: tuple[str, ...],
-           block: int, reason: str, by: str | None, as_json: bool) -> None:
+def redact(ref: str, boxes: tuple[str, ...], movings: tuple[str, ...], faces: bool, face_threshold: float | None,
+           mutes: tuple[str, ...], bleeps: tuple[str, ...], block: int, reason: str, by: str | None,
+           as_json: bool) -> None:
     """Make a redacted copy of a recording: a new recording with its own SHA-256, WORM copy and signed manifest
     naming the original and what was hidden. The original is not changed."""
     from catalog.signing import load_or_create_key
     from ingest.derive import FfmpegRefused
-    from ingest.redaction import RedactionInvalid, RedactionSpec, parse_box, parse_mute
+    from ingest.redaction import RedactionInvalid, RedactionSpec, parse_box, parse_moving, parse_mute
     from ingest.redaction.derivative import redact_recording
     from ingest.redaction.faces import FaceSearch, FacesUnavailable
     from ingest.services import open_store
 
     try:
         spec = RedactionSpec(boxes=tuple(parse_box(b) for b in boxes), mutes=tuple(parse_mute(m) for m in mutes),
-                             block=block)
+                             block=block, moving=tuple(parse_moving(m) for m in movings),
+                             bleeps=tuple(parse_mute(b) for b in bleeps))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     search = None

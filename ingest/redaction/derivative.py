@@ -155,7 +155,7 @@ def _with_faces(source: str, original: Recording, spec: RedactionSpec, faces: Fa
     and how they were looked for (the detector, its model's SHA-256, thresholds, what was found) in its record."""
     regions, search = find_faces(source, width=size[0], height=size[1], duration_s=original.duration_s,
                                  photo=photo, search=faces, timeout_s=timeout_s)
-    if not regions and not spec.boxes and not spec.mutes:
+    if not regions and spec.hides_nothing:
         raise RedactionInvalid([f"no face was found in recording {original.id} ({search.found['frames_searched']} "
                                 "frame(s) searched) and nothing else was asked: nothing to redact"])
     return replace(spec, boxes=spec.boxes + tuple(regions), extra={**spec.extra, "faces": search.as_json(),

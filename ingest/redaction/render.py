@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from ingest.derive import FfmpegRefused, dies_with_parent, ffmpeg_source, run_ffmpeg
-from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
+from ingest.redaction.spec import BLEEP_HZ, RedactionInvalid, RedactionSpec, spec_problems
 
 __all__ = ["REDACT_TIMEOUT_S", "audio_filter", "ffmpeg_version", "picture_size", "render_redaction", "video_filter"]
 
@@ -73,11 +73,12 @@ def _between(start_s: float, end_s: float | None) -> str:
 
 def video_filter(spec: RedactionSpec) -> str | None:
     """The -filter_complex graph from input 0's picture to `[v]` (None: no region to hide). Pure."""
-    if not spec.boxes:
+    boxes = spec.regions()
+    if not boxes:
         return None
     block = spec.block
     regions = ",".join(f"drawbox=x={b.x}:y={b.y}:w={b.w}:h={b.h}:color=white:t=fill"
-                       f":enable='{_between(b.start_s, b.end_s)}'" for b in spec.boxes)
+                       f":enable='{_between(b.start_s, b.end_s)}'" for b in boxes)
     return ";".join([
         # one pixel format before the split: its branches share one, and the mask's grey would otherwise be chosen
         # for all of them where ffmpeg turns a rotated picture upright first (a phone's: the copy came out grey)
@@ -97,10 +98,13 @@ def video_filter(spec: RedactionSpec) -> str | None:
 
 
 def audio_filter(spec: RedactionSpec) -> str | None:
-    """The -af chain silencing each muted range (None: none). Pure."""
-    if not spec.mutes:
-        return None
-    return ",".join(f"volume=enable='{_between(m.start_s, m.end_s)}':volume=0" for m in spec.mutes)
+    """The -af chain silencing each muted range and replacing each bleeped one with a BLEEP_HZ tone in every channel
+    (None: neither). Pure."""
+    chain = [f"volume=enable='{_between(m.start_s, m.end_s)}':volume=0" for m in spec.mutes]
+    if spec.bleeps:
+        inside = "+".join(_between(b.start_s, b.end_s) for b in spec.bleeps)
+        chain.append(f"aeval=exprs='if({inside}\\,0.25*sin(2*PI*{BLEEP_HZ}*t)\\,val(ch))':c=same")
+    return ",".join(chain) or None
 
 
 @contextmanager

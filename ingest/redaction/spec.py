@@ -3,23 +3,32 @@ Parsing and checking against the recording are pure; the specification goes whol
 manifest (`as_json`), so anyone can see what was hidden, where and when.
 
 `--box START-END:X,Y,W,H` (times in seconds or [HH:]MM:SS[.fff], the region in pixels of the original frame; a bare
-`X,Y,W,H` hides the region for the whole recording, or on a photo) and `--mute START-END`.
+`X,Y,W,H` hides the region for the whole recording, or on a photo), `--moving T:X,Y,W,H;T:X,Y,W,H;...` (a region that
+moves: its keyframes, interpolated in between), `--mute START-END` and `--bleep START-END` (the sound replaced by a
+tone).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_TIME_S", "MIN_BLOCK", "Box", "Mute", "RedactionInvalid", "RedactionSpec", "parse_box", "parse_mute",
-           "parse_time", "spec_problems"]
+__all__ = ["BLEEP_HZ", "KEYFRAME_STEP_S", "MAX_TIME_S", "MIN_BLOCK", "Box", "Keyframe", "Moving", "Mute",
+           "RedactionInvalid", "RedactionSpec", "parse_box", "parse_moving", "parse_mute", "parse_time",
+           "spec_problems"]
 
 #: The smallest pixelation block (pixels of the original frame): a region is shrunk so that each block becomes one
 #: pixel and drawn back; what was inside a block cannot be recovered from it.
 MIN_BLOCK = 8
 #: The latest time a range may name (115 days: longer than any recording a device writes).
 MAX_TIME_S = 10_000_000.0
+#: A moving region is drawn as one box per this many seconds, each covering where the region is at both ends of
+#: its interval (so the whole interval: each edge moves linearly between keyframes).
+KEYFRAME_STEP_S = 0.2
+#: The tone that replaces bleeped sound (the broadcast censor's 1 kHz), at a quarter of full scale.
+BLEEP_HZ = 1000
 
 _TIME = re.compile(r"^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)$")
 
@@ -79,6 +88,82 @@ class Mute:
         return {"start_s": self.start_s, "end_s": self.end_s}
 
 
+@dataclass(frozen=True)
+class Keyframe:
+    """Where a moving region is at *t_s* (pixels of the original frame)."""
+
+    t_s: float
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"t_s": self.t_s, "x": self.x, "y": self.y, "w": self.w, "h": self.h}
+
+
+@dataclass(frozen=True)
+class Moving:
+    """A region that moves (a plate on a passing car, a bystander walking): hidden from its first keyframe to its
+    last, each edge moving in a straight line from one keyframe to the next."""
+
+    keyframes: tuple[Keyframe, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"keyframes": [k.as_json() for k in self.keyframes]}
+
+    def boxes(self, step_s: float = KEYFRAME_STEP_S) -> tuple[Box, ...]:
+        """Boxes that together cover the region wherever it is between its first and last keyframe: one per
+        *step_s*, the bounding box of the region at both ends of the step (an edge that moves linearly is, within
+        the step, between where it is at its ends). Pure."""
+        frames = self.keyframes
+        out: list[Box] = []
+        for a, b in itertools.pairwise(frames):
+            span = b.t_s - a.t_s
+            if span <= 0:
+                continue
+            steps = max(1, math.ceil(span / step_s - 1e-9))
+            for n in range(steps):
+                t0, t1 = a.t_s + span * n / steps, a.t_s + span * (n + 1) / steps
+                ends = [_at(a, b, t) for t in (t0, t1)]
+                x1 = min(e[0] for e in ends)
+                y1 = min(e[1] for e in ends)
+                x2 = max(e[0] + e[2] for e in ends)
+                y2 = max(e[1] + e[3] for e in ends)
+                out.append(Box(round(t0, 3), round(t1, 3), math.floor(x1), math.floor(y1),
+                               math.ceil(x2) - math.floor(x1), math.ceil(y2) - math.floor(y1)))
+        return tuple(out)
+
+
+def _at(a: Keyframe, b: Keyframe, t: float) -> tuple[float, float, float, float]:
+    """The region between keyframes *a* and *b* at *t* (x, y, w, h)."""
+    f = (t - a.t_s) / (b.t_s - a.t_s)
+    return (a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f, a.w + (b.w - a.w) * f, a.h + (b.h - a.h) * f)
+
+
+def _region(text: str, what: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"{what}: the region must be four whole numbers X,Y,W,H")
+    x, y, w, h = (int(p) for p in parts)
+    return x, y, w, h
+
+
+def parse_moving(text: str) -> Moving:
+    """`T:X,Y,W,H;T:X,Y,W,H[;...]`: a moving region's keyframes (ValueError naming what is wrong)."""
+    frames = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        at, sep, region = part.rpartition(":")
+        if not sep or not at:
+            raise ValueError(f"moving region {text!r}: keyframe {part!r} needs T:X,Y,W,H")
+        frames.append(Keyframe(parse_time(at), *_region(region, f"moving region {text!r}, keyframe {part!r}")))
+    if len(frames) < 2:
+        raise ValueError(f"moving region {text!r} needs at least two keyframes T:X,Y,W,H;T:X,Y,W,H")
+    return Moving(tuple(frames))
+
+
 def parse_box(text: str) -> Box:
     """`START-END:X,Y,W,H`, or `X,Y,W,H` for the whole recording (ValueError naming what is wrong)."""
     span, sep, region = text.partition(":") if text.count(":") == 1 else text.rpartition(":")
@@ -90,11 +175,7 @@ def parse_box(text: str) -> Box:
         region, (start, end) = text, (0.0, None)
     else:
         start, end = _span(span, "box")
-    parts = region.split(",")
-    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"box {text!r}: the region must be four whole numbers X,Y,W,H")
-    x, y, w, h = (int(p) for p in parts)
-    return Box(start, end, x, y, w, h)
+    return Box(start, end, *_region(region, f"box {text!r}"))
 
 
 def parse_mute(text: str) -> Mute:
@@ -110,10 +191,22 @@ class RedactionSpec:
     method: str = "pixelate"
     block: int = 16  # pixelation block, pixels of the original frame
     extra: dict[str, Any] = field(default_factory=dict)  # detector, model and thresholds, when faces are found
+    moving: tuple[Moving, ...] = ()
+    bleeps: tuple[Mute, ...] = ()  # sound replaced by a BLEEP_HZ tone
+
+    def regions(self) -> tuple[Box, ...]:
+        """Every box drawn: the still ones, then each moving region's (Moving.boxes)."""
+        return self.boxes + tuple(box for m in self.moving for box in m.boxes())
 
     def as_json(self) -> dict[str, Any]:
         return {"method": self.method, "block": self.block, "boxes": [b.as_json() for b in self.boxes],
-                "mutes": [m.as_json() for m in self.mutes], **self.extra}
+                "moving": [m.as_json() for m in self.moving], "mutes": [m.as_json() for m in self.mutes],
+                "bleeps": [b.as_json() for b in self.bleeps], "bleep_hz": BLEEP_HZ,
+                "keyframe_step_s": KEYFRAME_STEP_S, **self.extra}
+
+    @property
+    def hides_nothing(self) -> bool:
+        return not (self.boxes or self.moving or self.mutes or self.bleeps)
 
 
 def _span_problems(what: str, start_s: float, end_s: float | None, duration_s: float | None) -> list[str]:
@@ -144,19 +237,44 @@ def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None,
     if photo:
         problems += [f"region {n}: a photo has no time range; give X,Y,W,H" for n, box in enumerate(spec.boxes, 1)
                      if box.start_s != 0 or box.end_s is not None]
-    if not spec.boxes and not spec.mutes:
+    if spec.hides_nothing:
         problems.append("nothing to redact: give at least one region or one muted range")
+    if photo:
+        problems += [f"moving region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.moving) + 1)]
     if spec.method != "pixelate":
         problems.append(f"method {spec.method!r}: only pixelate is built")
     if spec.block < MIN_BLOCK:
         problems.append(f"a pixelation block of {spec.block} px is too fine to hide a face; at least {MIN_BLOCK}")
-    if spec.boxes and (width is None or height is None):
+    if (spec.boxes or spec.moving) and (width is None or height is None):
         problems.append("the recording has no picture to hide a region of")
     for n, box in enumerate(spec.boxes, 1):
         problems += _box_problems(n, box, width, height, duration_s)
-    for n, mute in enumerate(spec.mutes, 1):
-        what = f"muted range {n} ({mute.start_s:g} s to {mute.end_s:g} s)"
-        if not has_audio:
-            problems.append(f"{what}: the recording has no sound")
-        problems += _span_problems(what, mute.start_s, mute.end_s, duration_s)
+    for n, moving in enumerate(spec.moving, 1):
+        problems += _moving_problems(n, moving, width, height, duration_s)
+    for word, ranges in (("muted", spec.mutes), ("bleeped", spec.bleeps)):
+        for n, mute in enumerate(ranges, 1):
+            what = f"{word} range {n} ({mute.start_s:g} s to {mute.end_s:g} s)"
+            if not has_audio:
+                problems.append(f"{what}: the recording has no sound")
+            problems += _span_problems(what, mute.start_s, mute.end_s, duration_s)
+    return problems
+
+
+def _moving_problems(n: int, moving: Moving, width: int | None, height: int | None,
+                     duration_s: float | None) -> list[str]:
+    frames = moving.keyframes
+    what = f"moving region {n} ({frames[0].t_s:g} s to {frames[-1].t_s:g} s)" if frames else f"moving region {n}"
+    problems = []
+    if len(frames) < 2:
+        problems.append(f"{what}: it needs at least two keyframes")
+    if any(b.t_s <= a.t_s for a, b in itertools.pairwise(frames)):
+        problems.append(f"{what}: its keyframes must go forward in time")
+    if frames and duration_s is not None and frames[0].t_s >= duration_s:
+        problems.append(f"{what}: it starts after the recording ends ({duration_s:g} s)")
+    for k in frames:
+        if k.w <= 0 or k.h <= 0:
+            problems.append(f"{what}: the keyframe at {k.t_s:g} s has no area")
+        if width is not None and height is not None and (k.x + k.w > width or k.y + k.h > height):
+            problems.append(f"{what}: the keyframe at {k.t_s:g} s ({k.x},{k.y},{k.w},{k.h}) lies outside the "
+                            f"{width}×{height} picture")
     return problems

@@ -5,6 +5,7 @@ of the original, a muted range measures as silence, and the original's bytes are
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import subprocess
 from pathlib import Path
@@ -23,7 +24,7 @@ from ingest.redaction import (
     render_redaction,
     spec_problems,
 )
-from ingest.redaction.spec import parse_time
+from ingest.redaction.spec import BLEEP_HZ, KEYFRAME_STEP_S, Keyframe, parse_moving, parse_time
 
 W, H = 320, 240
 
@@ -137,3 +138,93 @@ def test_thousands_of_regions_render(tmp_path: Path) -> None:
     hidden = _frame(tmp_path / "out-3000.mp4", 0.9)[0:16, 0:W - 16]
     assert max(hidden[2:14, c + 2:c + 14].std() for c in range(0, W - 32, 16)) < 3.0
     assert not any(tmp_path.glob(".redaction-*"))  # the graph's script file is gone
+
+
+def test_a_moving_region_is_covered_wherever_it_is_between_keyframes() -> None:
+    # Given a plate that crosses the frame and grows as the car comes closer, keyframed at 0 s, 1.3 s and 2 s
+    moving = parse_moving("0:10,100,40,20; 1.3:150,90,60,30;00:02:300,80,16,16")
+    assert moving.keyframes[1] == Keyframe(1.3, 150, 90, 60, 30)
+    boxes = moving.boxes()
+    # Then at every instant between the first and last keyframe, the interpolated region lies inside a box drawn
+    # at that instant (sampled finely, keyframe times and step edges included)
+    frames = moving.keyframes
+    for n in range(2001):
+        t = 2.0 * n / 2000
+        a, b = next((a, b) for a, b in itertools.pairwise(frames) if a.t_s <= t <= b.t_s)
+        f = (t - a.t_s) / (b.t_s - a.t_s)
+        x, y = a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f
+        w, h = a.w + (b.w - a.w) * f, a.h + (b.h - a.h) * f
+        assert any(box.start_s <= t <= box.end_s and box.x <= x and box.y <= y and x + w <= box.x + box.w
+                   and y + h <= box.y + box.h for box in boxes if box.end_s is not None), t
+    # and no box is much larger than the region where it is drawn: a step is at most KEYFRAME_STEP_S long, so a
+    # box is at most the widest region plus the fastest move in one step (150 px in 0.7 s) wide
+    assert all(box.end_s is not None and box.end_s - box.start_s <= KEYFRAME_STEP_S + 1e-9 for box in boxes)
+    assert max(box.w for box in boxes) <= 60 + 150 / 0.7 * KEYFRAME_STEP_S + 1
+    # Nothing is hidden before the first keyframe or after the last
+    assert min(box.start_s for box in boxes) == 0.0 and max(box.end_s or 0 for box in boxes) == 2.0
+
+
+def test_a_moving_region_and_a_bleep_are_checked_like_the_rest() -> None:
+    for bad, why in (("1:1,1,1,1", "at least two keyframes"), ("1:1,1,1,1;2-1,1,1,1", "needs T:X,Y,W,H"),
+                     ("1:1,1,1;2:1,1,1,1", "four whole numbers"), ("x:1,1,1,1;2:1,1,1,1", "'x' is not a time")):
+        with pytest.raises(ValueError, match=re.escape(why)):
+            parse_moving(bad)
+    spec = RedactionSpec(moving=(parse_moving("2:0,0,10,10;1:300,0,40,40;9:0,0,0,5"),), bleeps=(Mute(1, 2),))
+    assert spec_problems(spec, width=W, height=H, duration_s=5.0, has_audio=False) == [
+        "moving region 1 (2 s to 9 s): its keyframes must go forward in time",
+        "moving region 1 (2 s to 9 s): the keyframe at 1 s (300,0,40,40) lies outside the 320×240 picture",
+        "moving region 1 (2 s to 9 s): the keyframe at 9 s has no area",
+        "bleeped range 1 (1 s to 2 s): the recording has no sound",
+    ]
+    assert spec_problems(RedactionSpec(moving=(parse_moving("0:0,0,8,8;1:8,8,8,8"),)), width=W, height=H,
+                         duration_s=None, has_audio=False, photo=True) == [
+        "moving region 1: a photo does not move; give X,Y,W,H"]
+    # a bleep alone is something to redact
+    assert spec_problems(RedactionSpec(bleeps=(Mute(0, 1),)), width=W, height=H, duration_s=5.0,
+                         has_audio=True) == []
+
+
+def _spectrum_peak(path: Path, start_s: float, length_s: float) -> tuple[float, float]:
+    """(the loudest frequency in Hz, its share of the energy) of *path*'s sound from *start_s*, mixed to mono."""
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-ss", f"{start_s}", "-t", f"{length_s}", "-i",
+                          str(path), "-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"], capture_output=True,
+                         check=True).stdout
+    samples = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
+    power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / 16000)
+    peak = int(power.argmax())
+    near = (freqs > freqs[peak] - 20) & (freqs < freqs[peak] + 20)
+    return float(freqs[peak]), float(power[near].sum() / power.sum())
+
+
+@pytest.mark.usefixtures("ffmpeg_available")
+def test_a_moving_region_follows_its_keyframes_and_a_bleep_replaces_the_sound(tmp_path: Path) -> None:
+    # Given a 3 s clip with a busy picture and a voice-band tone (440 Hz) in stereo
+    clip = tmp_path / "clip.mp4"
+    picture = f"life=s={W}x{H}:rate=25:ratio=0.5:mold=0:seed=3,format=yuv420p,trim=duration=3"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", picture, "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=3", "-ac", "2", "-c:v", "libx264", "-crf", "18", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    # When a 64 px region moving from the left edge to x=224 between 0.5 s and 2.5 s is hidden and 1-2 s bleeped
+    spec = RedactionSpec(moving=(parse_moving("0.5:0,80,64,64;2.5:224,80,64,64"),), bleeps=(Mute(1.0, 2.0),))
+    out = render_redaction(clip, tmp_path / "redacted.mp4", spec, width=W, height=H, duration_s=3.0, has_audio=True)
+    # Then at 1.5 s the region is where the keyframes put it (x=112) and each of its 16 px cells is flat
+    original, redacted = _frame(clip, 1.5), _frame(out, 1.5)
+    cells = [redacted[80 + r + 2:80 + r + 14, c + 2:c + 14].std() for r in range(0, 64, 16)
+             for c in range(112, 176, 16)]
+    detail = [original[80 + r + 2:80 + r + 14, c + 2:c + 14].std() for r in range(0, 64, 16)
+              for c in range(112, 176, 16)]
+    assert max(cells) < 3.0 and np.mean(detail) > 15.0, (max(cells), np.mean(detail))
+    # and where it was at the start (x 0-64) the picture is the original again
+    assert np.abs(original[80:144, 0:48] - redacted[80:144, 0:48]).mean() < 3.0
+    # before the first keyframe and after the last nothing is hidden
+    for at in (0.2, 2.8):
+        assert np.abs(_frame(clip, at) - _frame(out, at)).mean() < 3.0
+    # The bleeped range is a 1 kHz tone, the voice gone; outside it the voice is there as it was
+    tone, share = _spectrum_peak(out, 1.2, 0.6)
+    assert abs(tone - BLEEP_HZ) < 10 and share > 0.9, (tone, share)
+    voice, _ = _spectrum_peak(out, 2.2, 0.6)
+    assert abs(voice - 440) < 10 and abs(_spectrum_peak(clip, 1.2, 0.6)[0] - 440) < 10
+    assert subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels",
+                           "-of", "csv=p=0", str(out)], capture_output=True, text=True,
+                          check=True).stdout.strip() == "2"

@@ -58,6 +58,16 @@ def test_evidence_redact_makes_a_copy_shown_beside_its_original_and_verified(env
     assert hashlib.sha256(got.stdout_bytes).hexdigest() == made["sha256"]
     got = invoke(env, "cat", rid, "--reason", "核对")
     assert hashlib.sha256(got.stdout_bytes).hexdigest() == clip["sha256"]
+    # A second version with a moving region and a bleep: a new copy, its keyframes and ranges in its record
+    moving = invoke(env, "redact", rid, "--moving", "0.5:0,80,64,64;2.5:224,80,64,64", "--bleep", "1-2",
+                    "--moving", "0:0,0,8,8", "--reason", "公示前遮蔽车牌")
+    assert moving.exit_code == 2 and "at least two keyframes" in moving.output, moving.output
+    second = json.loads(invoke(env, "redact", rid, "--moving", "0.5:0,80,64,64;2.5:224,80,64,64", "--bleep", "1-2",
+                               "--reason", "公示前遮蔽车牌", "--json").stdout)
+    assert second["version"] == 2 and second["new"] and second["sha256"] != made["sha256"]
+    assert second["spec"]["moving"] == [{"keyframes": [{"t_s": 0.5, "x": 0, "y": 80, "w": 64, "h": 64},
+                                                       {"t_s": 2.5, "x": 224, "y": 80, "w": 64, "h": 64}]}]
+    assert second["spec"]["bleeps"] == [{"start_s": 1.0, "end_s": 2.0}] and second["spec"]["bleep_hz"] == 1000
     # Faces found by the detector: the real one is hidden, and the specification says how it was found
     portrait = next(r for r in rows if r["original_name"] == "IMG_0003.JPG")
     faced = json.loads(invoke(env, "redact", str(portrait["id"]), "--faces", "--reason", "公示前遮蔽人脸",

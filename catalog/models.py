@@ -353,6 +353,35 @@ class MediaWorkAttempt(SQLModel, table=True):
     last_at: datetime | None = ts_field(nullable=False)
 
 
+class RedactionJob(SQLModel, table=True):
+    """A redaction asked for and not rendered in the asker's process (the web app, `evidence redact --queue`): the
+    derive queue's workers, or the installation's renderer, take it (catalog.redaction_jobs). The request as made
+    (specification, face search, reason, who) is kept here; the copy it made is a recording of its own whose
+    `redacted` custody event records all of it again. Never evidence."""
+
+    __tablename__ = "redaction_job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    original_id: int = Field(foreign_key="recording.id", index=True)
+    requested_by: str = Field(max_length=100)
+    reason: str = Field(max_length=500)
+    via: str = Field(max_length=100)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    faces: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # None: no search
+    state: str = Field(default="queued", max_length=16, index=True)  # queued | running | done | failed
+    stage: str = Field(default="queued", max_length=32)  # what a running job does now
+    progress: float = Field(default=0.0)  # 0 to 1
+    attempts: int = Field(default=0)  # times a worker took it
+    holder: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = ts_field()
+    copy_id: int | None = Field(default=None, foreign_key="recording.id")
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime | None = ts_field(nullable=False)
+    sent_at: datetime | None = ts_field()  # its message last handed to the broker
+    started_at: datetime | None = ts_field()
+    finished_at: datetime | None = ts_field()
+
+
 class SpotCheck(SQLModel, table=True):
     """双随机 spot check: a random sample drawn with a recorded seed (anyone can redraw it and get the same)."""
 

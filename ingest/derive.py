@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -223,8 +224,10 @@ class FfmpegRefused(ValueError):
     it cannot read (ingest.decode_check.run_decode_check)."""
 
 
-def run_ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource) -> Path:
-    """Run ffmpeg once (*args*, writing *dest* with -y), for at most *timeout_s*.
+def run_ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSource, *,
+               progress: Callable[[float], None] | None = None) -> Path:
+    """Run ffmpeg once (*args*, writing *dest* with -y), for at most *timeout_s*; with *progress*, called with the
+    seconds of output written as ffmpeg reports them (`-progress`, about twice a second).
 
     Raises:
       RenderInterrupted: ffmpeg could not be run, or was stopped from outside.
@@ -232,7 +235,11 @@ def run_ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSour
       ValueError: ffmpeg ran past *timeout_s* (not tried again: a second run would take as long).
     """
     try:
-        done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
+        if progress is None:
+            done = subprocess.run(dies_with_parent(args), capture_output=True, timeout=timeout_s, check=False)
+        else:
+            done = _run_reporting(dies_with_parent([args[0], "-progress", "pipe:1", "-nostats", *args[1:]]),
+                                  timeout_s, progress)
     except subprocess.TimeoutExpired as exc:
         raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
     except OSError as exc:
@@ -244,6 +251,31 @@ def run_ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSour
         return dest
     lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
     raise FfmpegRefused(source.shown(lines[-1] if lines else f"ffmpeg exited with {done.returncode}"))
+
+
+def _run_reporting(args: list[str], timeout_s: float,
+                   progress: Callable[[float], None]) -> subprocess.CompletedProcess[bytes]:
+    """*args* (with `-progress pipe:1`) run as subprocess.run would, its `out_time_us` lines passed to *progress* in
+    seconds; killed and TimeoutExpired past *timeout_s*. Its error output goes to a file, never a pipe nobody reads
+    while ffmpeg writes."""
+    with tempfile.TemporaryFile() as errors, subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                              stderr=errors) as proc:
+        timer = threading.Timer(timeout_s, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                key, _, value = line.decode("ascii", errors="replace").strip().partition("=")
+                if key == "out_time_us" and value.isdigit():
+                    progress(int(value) / 1_000_000)
+            proc.wait()
+        finally:
+            expired = not timer.is_alive()
+            timer.cancel()
+        if expired and proc.returncode == -signal.SIGKILL:
+            raise subprocess.TimeoutExpired(args, timeout_s)
+        errors.seek(0)
+        return subprocess.CompletedProcess(args, proc.returncode, b"", errors.read())
 
 
 def _record(session: Session, recording: Recording, kind: str, key: str, path: Path, content_type: str) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from catalog import Recording, RecordingNotFound
+from catalog import Recording, RecordingNotFound, load_or_create_key, redaction_jobs
 from catalog.media_work import (
     DECODE,
     IN_ARCHIVE,
@@ -40,6 +40,7 @@ from catalog.media_work import (
     record_media_failure,
     work_done,
 )
+from catalog.types import utcnow
 from ingest.config import Settings
 from ingest.decode_check import check_recording
 from ingest.derive import derive_recording
@@ -185,6 +186,7 @@ class BacklogPass:
     deferred: int = 0  # recordings left pending (store or catalogue away)
     last_id: int = 0  # the highest recording id this pass looked at
     stopped: str | None = None  # why the pass ended early
+    redactions: int = 0  # redaction jobs run (catalog.redaction_jobs)
     deferred_ids: set[int] = field(default_factory=set)  # the recordings left pending
 
     def add(self, other: BacklogPass) -> None:
@@ -200,6 +202,8 @@ class BacklogPass:
     def summary(self) -> str:
         text = (f"{self.recordings} recording(s): {self.done} derived file(s) or decode check(s) made, "
                 f"{self.failed} failed for good, {self.deferred} left for later")
+        if self.redactions:
+            text += f"; {self.redactions} redaction job(s) run"
         return text + (f" (stopped: {self.stopped})" if self.stopped else "")
 
 
@@ -300,13 +304,33 @@ def render_backlog(settings: Settings, engine: Engine, store: EvidenceStore, *, 
                 return total if held_once else None
             held_once = True
             done = work_through_backlog(engine, store, settings.home / "work", by=by, should_stop=should_stop)
+            if not done.stopped:
+                redactions = _redaction_pass(settings, engine, store, should_stop)
+                total.redactions += sum(redactions.values())
+                if redactions.get("queued"):
+                    done.stopped = "a redaction job waits for the store or the catalogue"
         total.add(done)
         if done.stopped:
             return total
         with Session(engine) as session:
             left = media_backlog(session, limit=len(total.deferred_ids) + 1)
-        if set(left) <= total.deferred_ids:
+            jobs_left = redaction_jobs.pending(session, now=utcnow(), limit=1)
+        if set(left) <= total.deferred_ids and not jobs_left:
             return total
+
+
+def _redaction_pass(settings: Settings, engine: Engine, store: EvidenceStore,
+                    should_stop: Callable[[], bool]) -> dict[str, int]:
+    """The redaction jobs waiting (catalog.redaction_jobs), run by this renderer: where no derive worker runs (the
+    embedded default), the web app starts a renderer for them."""
+    from ingest.redaction.jobs import run_pending_jobs
+
+    try:
+        return run_pending_jobs(engine, store, settings, load_or_create_key(settings.station_key_path),
+                                should_stop=should_stop)
+    except Exception:  # one job's trouble never stops the renderer: each job records its own failure
+        logger.exception("Redaction jobs could not be run in this pass; left for the next.")
+        return {}
 
 
 def start_renderer(settings: Settings) -> int:

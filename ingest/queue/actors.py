@@ -37,6 +37,7 @@ from catalog import (
     outbox,
 )
 from catalog.media_work import DECODE
+from catalog.redaction_jobs import REDACT_ACTOR
 from catalog.types import utcnow
 from ingest.archiving import archive_recording, read_back
 from ingest.config import Settings
@@ -45,6 +46,7 @@ from ingest.derive import IO_TIMEOUT_S, PROXY_TIMEOUT_S
 from ingest.errors import NotStagedHere, StagedCopyMissing, first_line
 from ingest.media_work import do_media_work
 from ingest.queue.running import RunningMessages
+from ingest.redaction.render import REDACT_TIMEOUT_S
 from ingest.services import DEFAULT_UPLOAD_THREADS, open_store
 from storage import EvidenceStore, HashMismatch, StorageError
 
@@ -59,6 +61,7 @@ __all__ = [
     "derive_step",
     "fixity_step",
     "queue_names",
+    "redact_step",
     "verify_step",
 ]
 
@@ -78,6 +81,8 @@ ARCHIVE_RETRY: dict[str, Any] = {"max_retries": 200, "min_backoff": 1_000, "max_
 STORE_TIME_LIMIT_MS = 24 * 3600 * 1000
 DECODE_TIME_LIMIT_MS = int((3 * MAX_TIMEOUT_S + 3600) * 1000)
 FIXITY_TIME_LIMIT_MS = 50 * 60 * 1000
+#: A redaction message runs an original's jobs, each a face search and a rendering bounded by REDACT_TIMEOUT_S.
+REDACT_TIME_LIMIT_MS = int((3 * REDACT_TIMEOUT_S + 3600) * 1000)
 DERIVE_TIME_LIMIT_MS = int((2 * (PROXY_TIMEOUT_S + IO_TIMEOUT_S) + 1800) * 1000)
 
 
@@ -153,12 +158,13 @@ class Actors:
     decode_check: dramatiq.Actor[Any, Any]
     verify: dramatiq.Actor[Any, Any]
     fixity: dramatiq.Actor[Any, Any]
+    redact: dramatiq.Actor[Any, Any]  # its message: the original's id (catalog.redaction_jobs)
     close: Callable[[], None]  # release the worker context's database connections
     running: RunningMessages  # what this process's worker threads run now
 
     def send(self, actor_name: str, recording_id: int) -> None:
         """Send one outbox message (ingest.queue.relay) to the actor it names."""
-        by_name = {a.actor_name: a for a in (self.archive, self.derive, self.decode_check, self.verify)}
+        by_name = {a.actor_name: a for a in (self.archive, self.derive, self.decode_check, self.verify, self.redact)}
         if actor_name not in by_name:
             raise ValueError(f"outbox names an unknown actor {actor_name!r}")
         by_name[actor_name].send(recording_id)
@@ -296,6 +302,18 @@ def verify_step(c: WorkerContext, recording_id: int) -> None:
         raise Retry(first_line(exc)) from None
 
 
+def redact_step(c: WorkerContext, original_id: int) -> None:
+    """Run the redaction jobs asked for on one original (the `ingest.redact` actor; catalog.redaction_jobs): the
+    job table is the backlog, so a job that must wait (the store or catalogue away) is back in it as `queued` and
+    its message is sent again by the next relay after catalog.redaction_jobs.RESEND_AFTER_S."""
+    from ingest.redaction.jobs import run_pending_jobs
+
+    counts = run_pending_jobs(c.engine, c.store, c.settings, c.key, original_id=original_id)
+    if counts:
+        logger.info("Redaction jobs of recording %r: %s.", original_id,
+                    ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+
 def fixity_step(c: WorkerContext, sample: int) -> None:
     """Verify the *sample* least recently checked recordings; the outcome goes into the custody log."""
     from catalog.fixity import run_fixity
@@ -348,6 +366,10 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
         with running.run("fixity", sample):
             fixity_step(ctx(), sample)
 
+    def redact(original_id: int) -> None:
+        with running.run("redaction", original_id):
+            redact_step(ctx(), original_id)
+
     permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
     actors = Actors(
         archive=dramatiq.actor(actor_name=outbox.ARCHIVE_ACTOR, queue_name=queues["archive"], broker=broker,
@@ -363,6 +385,8 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
         fixity=dramatiq.actor(actor_name="catalog.fixity_sample", queue_name=queues["verify"], broker=broker,
                               max_retries=3, min_backoff=60_000, max_backoff=600_000,
                               time_limit=FIXITY_TIME_LIMIT_MS)(fixity),
+        redact=dramatiq.actor(actor_name=REDACT_ACTOR, queue_name=queues["derive"], broker=broker, max_retries=0,
+                              time_limit=REDACT_TIME_LIMIT_MS)(redact),
         close=ctx.close,
         running=running,
     )

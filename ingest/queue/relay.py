@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from catalog import outbox
+from catalog import outbox, redaction_jobs
 from catalog.types import utcnow
+from ingest.errors import first_line
 
-__all__ = ["RelayResult", "Send", "reconcile_once", "relay_once"]
+__all__ = ["RelayResult", "Send", "reconcile_once", "relay_once", "relay_redaction_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,26 @@ def relay_once(engine: Engine, send: Send, *, station: str, limit: int = 500) ->
         logger.warning("Broker unreachable: %d message(s) of station %r wait in the outbox (%s).", waiting, station,
                        error)
     return RelayResult(sent=len(sent), waiting=waiting, error=error)
+
+
+def relay_redaction_jobs(engine: Engine, send: Callable[[int], object]) -> int:
+    """Hand the broker a message (the original's id) for each redaction job a worker may take whose message was
+    never sent or was sent over catalog.redaction_jobs.RESEND_AFTER_S ago; how many were sent. The job table is its
+    own outbox: a job asked for in the web app has no station, and any worker's relay sends it."""
+    with Session(engine, expire_on_commit=False) as session:
+        now = utcnow()
+        due = redaction_jobs.to_send(session, now=now)
+        sent = []
+        for job in due:
+            try:
+                send(job.original_id)
+            except Exception as exc:  # noqa: BLE001 - any broker failure: the job waits for the next pass
+                logger.warning("Broker unreachable: redaction job %s waits (%s).", job.id, first_line(exc))
+                break
+            sent.append(job)
+        redaction_jobs.mark_sent(session, sent, now=now)
+        session.commit()
+    return len(sent)
 
 
 def reconcile_once(engine: Engine, *, station: str, after_s: float) -> list[int]:

@@ -33,7 +33,7 @@ from ingest.media_work import render_backlog, start_renderer
 from ingest.pipeline import IngestOptions, IngestReport, Progress, ingest_folder
 from ingest.queue.actors import Actors, WorkerContext, queue_names
 from ingest.queue.connection import open_queue
-from ingest.queue.relay import reconcile_once, relay_once
+from ingest.queue.relay import reconcile_once, relay_once, relay_redaction_jobs
 from ingest.queue.running import Running, RunningMessages
 from ingest.services import catalog_engine, open_store
 from ingest.station.staging_sweep import sweep_store_scratch
@@ -132,9 +132,10 @@ def _hold_for_cases(engine: Engine, store: EvidenceStore, settings: Settings, id
 
 
 def _scheduler(settings: Settings, actors: Actors, stop: threading.Event, *, schedule: bool) -> None:
-    """Periodic work. Always: hand this station's outbox to the broker and queue again what stayed staged too long
-    (every EVIDENCE_OUTBOX_RELAY_S). With *schedule*: anchor the custody chain in WORM storage and queue fixity
-    checks. Failures are logged and tried again at the next tick; they never stop the workers."""
+    """Periodic work. Always: hand this station's outbox and every waiting redaction job to the broker and queue
+    again what stayed staged too long (every EVIDENCE_OUTBOX_RELAY_S). With *schedule*: anchor the custody chain in
+    WORM storage and queue fixity checks. Failures are logged and tried again at the next tick; they never stop the
+    workers."""
     context: WorkerContext | None = None
     engine = None
     next_anchor = next_fixity = next_relay = next_media_sweep = time.monotonic()
@@ -181,6 +182,7 @@ def _relay_tick(settings: Settings, actors: Actors, engine: Engine | None) -> En
         engine = engine or open_catalog(settings.database_url, run_migrations=False)
         reconcile_once(engine, station=settings.station, after_s=settings.reconcile_after_s)
         relay_once(engine, actors.send, station=settings.station)
+        relay_redaction_jobs(engine, actors.redact.send)
     except Exception as exc:  # noqa: BLE001 - the catalogue is away: the next tick tries again
         logger.warning("Outbox relay skipped: %s", first_line(exc))
     return engine

@@ -13,6 +13,8 @@ none replaces another.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -59,7 +61,10 @@ from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
-__all__ = ["REDACTABLE", "Redacted", "redact_recording"]
+__all__ = ["REDACTABLE", "Progress", "Redacted", "check_redaction_request", "redact_recording"]
+
+#: Told what a redaction does now (`faces`, `rendering`, `archiving`) and the share of it done (0 to 1).
+Progress = Callable[[str, float], None]
 
 #: What can be redacted: pictures and sound (a document's text is not, yet).
 REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
@@ -110,7 +115,7 @@ def _described(original: Recording, *, photo: bool, size: tuple[int, int] | None
         lon=o.lon, place_source=o.place_source, case_number=o.case_number, purpose=o.purpose, important=o.important)
 
 
-def _checked_request(session: Session, user: User, original: Recording, reason: str, *,
+def check_redaction_request(session: Session, user: User, original: Recording, reason: str, *,
                      faces: FaceSearch | None) -> str:
     """The stated reason, once *user* may redact and read *original* and it can be redacted (`redact_recording`
     says what each refusal raises); nothing of the original is read yet."""
@@ -150,11 +155,11 @@ def _checked_spec(original: Recording, spec: RedactionSpec, size: tuple[int, int
 
 
 def _with_faces(source: str, original: Recording, spec: RedactionSpec, faces: FaceSearch, *, photo: bool,
-                size: tuple[int, int], timeout_s: float) -> RedactionSpec:
+                size: tuple[int, int], timeout_s: float, progress: Callable[[float], None] | None) -> RedactionSpec:
     """*spec* with a region over each face found in the original (read in place at *source*, shown at *size*),
     and how they were looked for (the detector, its model's SHA-256, thresholds, what was found) in its record."""
     regions, search = find_faces(source, width=size[0], height=size[1], duration_s=original.duration_s,
-                                 photo=photo, search=faces, timeout_s=timeout_s)
+                                 photo=photo, search=faces, timeout_s=timeout_s, progress=progress)
     if not regions and spec.hides_nothing:
         raise RedactionInvalid([f"no face was found in recording {original.id} ({search.found['frames_searched']} "
                                 "frame(s) searched) and nothing else was asked: nothing to redact"])
@@ -169,9 +174,11 @@ def _copy_name(original: Recording, version: int, *, photo: bool) -> str:
 
 def redact_recording(session: Session, store: EvidenceStore, settings: Settings, original: Recording,
                      spec: RedactionSpec, *, user: User, reason: str, key: Ed25519PrivateKey, via: str,
-                     faces: FaceSearch | None = None, timeout_s: float = REDACT_TIMEOUT_S) -> Redacted:
+                     faces: FaceSearch | None = None, timeout_s: float = REDACT_TIMEOUT_S,
+                     progress: Progress | None = None) -> Redacted:
     """Make a redacted copy of *original* as *spec* says, with the *faces* found (ingest.redaction.faces) hidden
-    too, for *user*, and keep it (see the module).
+    too, for *user*, and keep it (see the module). *progress* is told each stage (`faces`, `rendering`,
+    `archiving`) and the share of it done.
 
     Raises:
       AccessRefused: *user* may not redact, or may not play *original* (role, scope, class); recorded.
@@ -184,22 +191,25 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
       StorageError: the store refused or is away (the copy stays staged, catalogued, for the archive step).
     """
     assert original.id is not None
-    why = _checked_request(session, user, original, reason, faces=faces)
+    why = check_redaction_request(session, user, original, reason, faces=faces)
     photo = original.media_kind == MediaKind.PHOTO.value
     staging = settings.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
     rendered = staging / f"redact-{uuid.uuid4().hex}.{'jpg' if photo else 'mp4'}"
     try:
         # a presigned URL valid for the face search and the rendering, each bounded by timeout_s
-        with store.read_in_place(original.sha256, valid_s=timeout_s * (2 if faces else 1)) as source:
+        with store.read_in_place(original.sha256, valid_s=timeout_s * (2 if faces else 1)) as source, \
+                _store_answers(store, original.sha256):
             size = picture_size(source) if original.width else None
             _checked_spec(original, spec, size, photo=photo, faces=faces is not None)
             if faces is not None:
                 assert size is not None
-                spec = _with_faces(source, original, spec, faces, photo=photo, size=size, timeout_s=timeout_s)
+                spec = _with_faces(source, original, spec, faces, photo=photo, size=size, timeout_s=timeout_s,
+                                   progress=_stage(progress, "faces"))
             render_redaction(source, rendered, spec, width=size[0] if size else None,
                              height=size[1] if size else None, duration_s=original.duration_s,
-                             has_audio=bool(original.audio_codec) and not photo, photo=photo, timeout_s=timeout_s)
+                             has_audio=bool(original.audio_codec) and not photo, photo=photo, timeout_s=timeout_s,
+                             progress=_stage(progress, "rendering"))
         record_access(session, actor=user.name, recording=original, what="original", viewing_session=None,
                       details={"via": via, "reason": why, "for": "redaction"})
         copy = copy_and_hash(rendered, staging, part_name=f"redact-{uuid.uuid4().hex}", resume=False)
@@ -210,6 +220,8 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
     if existing is not None:
         if existing.state != RecordingState.STAGED.value:
             copy.destination.unlink(missing_ok=True)
+        else:  # made before and left staged (the store was away): these bytes are its staged copy; archive it now
+            _archive(session, store, settings, existing, user=user, key=key, progress=progress)
         version = next((n for n, r in enumerate(earlier, 1) if r.id == existing.id), 0)
         return Redacted(existing, original, version, new=False)
     try:
@@ -220,14 +232,41 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
         session.rollback()
         copy.destination.unlink(missing_ok=True)
         raise
+    _archive(session, store, settings, recording, user=user, key=key, progress=progress)
+    return Redacted(recording, original, len(earlier) + 1, new=True)
+
+
+@contextmanager
+def _store_answers(store: EvidenceStore, sha256: str) -> Iterator[None]:
+    """ffmpeg's failure to read the original (FfmpegRefused, or its deadline) passed on once the store says the
+    original is there: on a URL a network failure looks like damaged media, and then StorageError is raised."""
+    try:
+        yield
+    except ValueError as exc:
+        if not isinstance(exc, RedactionInvalid):
+            store.head(sha256)
+        raise
+
+
+def _stage(progress: Progress | None, stage: str) -> Callable[[float], None] | None:
+    if progress is None:
+        return None
+    progress(stage, 0.0)
+    return lambda share: progress(stage, share)
+
+
+def _archive(session: Session, store: EvidenceStore, settings: Settings, recording: Recording, *, user: User,
+             key: Ed25519PrivateKey, progress: Progress | None) -> None:
+    """The one archive step (retention by the rules at hand-off, the cases it serves included; WORM copy; manifest)
+    for a staged copy; *recording* refreshed."""
     assert recording.id is not None
-    # The one archive step (retention by the rules at hand-off, the cases it serves included; WORM copy; manifest)
+    if progress is not None:
+        progress("archiving", 0.0)
     engine = session.get_bind()
     assert isinstance(engine, Engine)
-    archive_recording(engine, store, staging, recording.id, key=key, actor=user.name,
+    archive_recording(engine, store, settings.staging_dir, recording.id, key=key, actor=user.name,
                       policy=settings.retention_policy, station=settings.station)
     session.refresh(recording)
-    return Redacted(recording, original, len(earlier) + 1, new=True)
 
 
 def _catalogue_copy(session: Session, store: EvidenceStore, settings: Settings, original: Recording, copy: CopyResult,

@@ -19,7 +19,7 @@ import hashlib
 import math
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -208,10 +208,12 @@ def regions_of_tracks(tracks: list[list[tuple[float, Detection]]], *, width: int
 
 
 def find_faces(source: Path | str, *, width: int, height: int, duration_s: float | None, photo: bool,
-               search: FaceSearch | None = None, timeout_s: float = 3600.0) -> tuple[list[Box], FaceSearch]:
+               search: FaceSearch | None = None, timeout_s: float = 3600.0,
+               progress: Callable[[float], None] | None = None) -> tuple[list[Box], FaceSearch]:
     """The regions to hide over the faces in *source* (a file or URL ffmpeg reads in place) and how they were
-    looked for (with what was found: tracks, detections, frames). FacesUnavailable without the model;
-    FfmpegRefused when the source cannot be decoded."""
+    looked for (with what was found: tracks, detections, frames); *progress* is told the share of the recording
+    searched (0 to 1) every second or so. FacesUnavailable without the model; FfmpegRefused when the source cannot
+    be decoded."""
     search = search or FaceSearch()
     if photo and search.detector_width < PHOTO_DETECTOR_WIDTH:  # one frame: looked at closer
         search = replace(search, detector_width=PHOTO_DETECTOR_WIDTH)
@@ -225,6 +227,8 @@ def find_faces(source: Path | str, *, width: int, height: int, duration_s: float
     for n, frame in enumerate(_frames(source, fps=fps, width=width, out_width=out_width, out_height=out_height,
                                       timeout_s=timeout_s)):
         samples.append((n / fps if fps else 0.0, _detect(frame, search.threshold, scale)))
+        if progress is not None and fps and duration_s and n % max(1, int(fps)) == 0:
+            progress(min(n / fps / duration_s, 1.0))
     tracks = track_faces(samples)
     regions = regions_of_tracks(tracks, width=width, height=height, duration_s=duration_s,
                                 step_s=1.0 / fps if fps else 0.0, window_s=search.window_s,

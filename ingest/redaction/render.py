@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -124,10 +124,11 @@ def _graph_file(graph: str | None, dest: Path) -> Iterator[Path | None]:
 
 def render_redaction(source: Path | str, dest: Path, spec: RedactionSpec, *, width: int | None,
                      height: int | None, duration_s: float | None, has_audio: bool, photo: bool = False,
-                     timeout_s: float = REDACT_TIMEOUT_S, threads: int = 2) -> Path:
-    """Write *source* redacted as *spec* says to *dest*: MP4, or a JPEG of a *photo*. RedactionInvalid when *spec*
-    cannot be carried out on this recording (every problem named, nothing run); otherwise as
-    ingest.derive.run_ffmpeg raises."""
+                     timeout_s: float = REDACT_TIMEOUT_S, threads: int = 2,
+                     progress: Callable[[float], None] | None = None) -> Path:
+    """Write *source* redacted as *spec* says to *dest*: MP4, or a JPEG of a *photo*; *progress* is told the share
+    done (0 to 1) as ffmpeg goes. RedactionInvalid when *spec* cannot be carried out on this recording (every
+    problem named, nothing run); otherwise as ingest.derive.run_ffmpeg raises."""
     problems = spec_problems(spec, width=width, height=height, duration_s=duration_s, has_audio=has_audio,
                              photo=photo)
     if problems:
@@ -154,4 +155,8 @@ def render_redaction(source: Path | str, dest: Path, spec: RedactionSpec, *, wid
         if has_audio:
             args += ["-c:a", "aac", "-b:a", "128k"]
         args += ["-map_metadata", "-1", "-movflags", "+faststart", "-threads", str(threads), "-f", "mp4", str(dest)]
-        return run_ffmpeg(args, dest, timeout_s, reading)
+        told = None
+        if progress is not None and duration_s:
+            def told(seconds: float) -> None:
+                progress(min(seconds / duration_s, 1.0))
+        return run_ffmpeg(args, dest, timeout_s, reading, progress=told)

@@ -204,6 +204,20 @@ class RedactionSpec:
                 "bleeps": [b.as_json() for b in self.bleeps], "bleep_hz": BLEEP_HZ,
                 "keyframe_step_s": KEYFRAME_STEP_S, **self.extra}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RedactionSpec:
+        """The specification `as_json` wrote (a queued job's request). KeyError or TypeError when it is not one."""
+        def span(d: dict[str, Any]) -> Mute:
+            return Mute(float(d["start_s"]), float(d["end_s"]))
+
+        return cls(
+            boxes=tuple(Box(float(b["start_s"]), None if b["end_s"] is None else float(b["end_s"]), int(b["x"]),
+                            int(b["y"]), int(b["w"]), int(b["h"])) for b in data.get("boxes", [])),
+            moving=tuple(Moving(tuple(Keyframe(float(k["t_s"]), int(k["x"]), int(k["y"]), int(k["w"]), int(k["h"]))
+                                      for k in m["keyframes"])) for m in data.get("moving", [])),
+            mutes=tuple(span(m) for m in data.get("mutes", [])), bleeps=tuple(span(b) for b in data.get("bleeps", [])),
+            method=str(data.get("method", "pixelate")), block=int(data.get("block", 16)))
+
     @property
     def hides_nothing(self) -> bool:
         return not (self.boxes or self.moving or self.mutes or self.bleeps)

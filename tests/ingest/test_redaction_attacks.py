@@ -6,59 +6,26 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, CustodyEvent, Recording, RetentionPolicy, open_catalog
+from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, CustodyEvent, Recording, RetentionPolicy
 from catalog.cases import create_case, link_recording
 from catalog.classification import classify_recordings, grant_case_access
-from catalog.signing import load_or_create_key
 from catalog.users import add_user
 from ingest.config import Settings
-from ingest.pipeline import ingest_folder
 from ingest.redaction import RedactionInvalid, RedactionSpec, parse_box, render_redaction
 from ingest.redaction import derivative as derivative_module
 from ingest.redaction.derivative import redact_recording
 from ingest.redaction.render import picture_size
-from storage import LocalStore
-from tests.ingest.test_redaction_copies import _device
 
 POLICY = RetentionPolicy(routine_months=6, case_types=DEFAULT_CASE_TYPES, zone="Asia/Shanghai")
 CASE = "京朝城管罚字〔2026〕第00123号"
 _HASH_NAME = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass
-class Card:
-    """A camera's card (tests.ingest.test_redaction_copies._device) docked and archived on the local WORM store."""
-
-    settings: Settings
-    engine: Engine
-    store: LocalStore
-    key: Ed25519PrivateKey
-
-    def clip(self, session: Session) -> Recording:
-        return session.exec(select(Recording).where(Recording.original_name == "MVI_0001.MP4")).one()
-
-
-@pytest.fixture
-def card(tmp_path: Path, catalog_url: str) -> Iterator[Card]:
-    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url})
-    engine = open_catalog(catalog_url)
-    try:
-        store = LocalStore(settings.store_path)
-        ingest_folder(_device(tmp_path / "card"), settings=settings, engine=engine, store=store)
-        yield Card(settings, engine, store, load_or_create_key(settings.station_key_path))
-    finally:
-        engine.dispose()
 
 
 def _staged(settings: Settings) -> set[str]:

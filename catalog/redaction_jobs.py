@@ -22,12 +22,14 @@ from sqlmodel import Session, col, select
 
 from catalog.models import RedactionJob
 
-__all__ = ["JOB_STATES", "MAX_ATTEMPTS", "REDACT_ACTOR", "RESEND_AFTER_S", "add_job", "claim", "fail", "finish",
-           "job_as_json", "jobs_of", "mark_sent", "pending", "renew", "to_send"]
+__all__ = ["JOB_STAGES", "JOB_STATES", "MAX_ATTEMPTS", "REDACT_ACTOR", "RESEND_AFTER_S", "add_job", "claim", "fail",
+           "finish", "job_as_json", "jobs_of", "mark_sent", "pending", "renew", "to_send"]
 
 #: The redaction actor's wire name (ingest.queue.actors declares it with this name); its message is the original's id.
 REDACT_ACTOR = "ingest.redact"
 JOB_STATES = ("queued", "running", "done", "failed")
+#: What a job is doing, as its page shows it (ingest.redaction.derivative.Progress names the middle three).
+JOB_STAGES = ("queued", "starting", "faces", "rendering", "archiving", "waiting", "done", "failed")
 #: A job taken this many times whose holder stopped each time (killed, out of memory) is failed, not taken again.
 MAX_ATTEMPTS = 3
 #: A takeable job whose message was handed to the broker this long ago is sent again (the message was lost, or its

@@ -327,7 +327,7 @@ def _redaction_pass(settings: Settings, engine: Engine, store: EvidenceStore,
 
     try:
         return run_pending_jobs(engine, store, settings, load_or_create_key(settings.station_key_path),
-                                should_stop=should_stop)
+                                should_stop=should_stop).counts
     except Exception:  # one job's trouble never stops the renderer: each job records its own failure
         logger.exception("Redaction jobs could not be run in this pass; left for the next.")
         return {}

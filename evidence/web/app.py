@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
@@ -27,6 +28,7 @@ from evidence.web.deps import PageInstead, WebConfig, caller, language, render
 from evidence.web.operations import Metrics
 from evidence.web.operations import router as operations_router
 from evidence.web.recordings import router as recordings_router
+from evidence.web.redactions import router as redactions_router
 from evidence.web.retention import router as retention_router
 from evidence.web.search import router as search_router
 from evidence.web.signin import router as signin_router
@@ -62,8 +64,9 @@ def local_time(value: str | datetime | None, zone: str) -> str:
 
 
 #: Every router, in the order its routes are matched (and listed in the API description).
-ROUTERS: tuple[APIRouter, ...] = (search_router, recordings_router, cases_router, retention_router, spotchecks_router,
-                                  audit_router, stats_router, admin_router, operations_router, signin_router)
+ROUTERS: tuple[APIRouter, ...] = (search_router, recordings_router, redactions_router, cases_router, retention_router,
+                                  spotchecks_router, audit_router, stats_router, admin_router, operations_router,
+                                  signin_router)
 
 
 def create_app(config: WebConfig) -> FastAPI:
@@ -75,6 +78,8 @@ def create_app(config: WebConfig) -> FastAPI:
     prepare_sign_in()  # the first unknown name must take as long as any other sign-in
     for router in ROUTERS:
         app.include_router(router)
+    # the pages' own scripts (no inline script: SECURITY_HEADERS), shipped in the package
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.middleware("http")(_count_and_harden)
     app.exception_handler(PageInstead)(_page_instead)
     app.exception_handler(HTTPException)(_http_error)

@@ -32,8 +32,10 @@ from catalog.detail import derived_media, recording_detail
 from catalog.errors import CaseStateError, PermissionDenied, RecordingNotFound, StampInvalid
 from catalog.models import Recording
 from catalog.recordings import get_recording
+from catalog.redaction_jobs import job_as_json, jobs_of
 from catalog.restamping import HoldLiftRefused, change_stamp
 from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
+from ingest.redaction.derivative import REDACTABLE
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
 __all__ = ["parse_range", "reason_needed", "router", "visible_recording"]
@@ -239,7 +241,17 @@ def _render_page(request: Request, session: Session, who: Caller, recording: Rec
                   r=_page_data(request, session, recording, who), can_play=who.may("play"), can_stamp=who.may("stamp"),
                   can_link=who.may("manage_cases"), can_classify=who.may("classify"), reason=reason or "",
                   play_needs_reason=reason_needed(request, "play") and stated is None,
-                  photo_needs_reason=stated is None, error=error)
+                  photo_needs_reason=stated is None, error=error,
+                  **_redaction_context(session, who, recording.id or 0, recording.media_kind, recording.state))
+
+
+def _redaction_context(session: Session, who: Caller, recording_id: int, media_kind: str,
+                       state: str) -> dict[str, Any]:
+    """What the recording page needs for its redaction section: whether the caller may ask, and the original's
+    jobs (newest first)."""
+    may = who.may("redact") and media_kind in REDACTABLE and state in ("archived", "verified")
+    jobs = [job_as_json(j) for j in jobs_of(session, recording_id)] if may else []
+    return {"can_redact": may, "redaction_jobs": jobs}
 
 
 def _stated(reason: str | None) -> str | None:

@@ -302,16 +302,17 @@ def verify_step(c: WorkerContext, recording_id: int) -> None:
         raise Retry(first_line(exc)) from None
 
 
-def redact_step(c: WorkerContext, original_id: int) -> None:
+def redact_step(c: WorkerContext, original_id: int) -> list[int]:
     """Run the redaction jobs asked for on one original (the `ingest.redact` actor; catalog.redaction_jobs): the
     job table is the backlog, so a job that must wait (the store or catalogue away) is back in it as `queued` and
-    its message is sent again by the next relay after catalog.redaction_jobs.RESEND_AFTER_S."""
+    its message is sent again by the next relay after catalog.redaction_jobs.RESEND_AFTER_S. Returns the copies
+    made, whose browser copy and decode check the actor queues as the archive actor does for a docked file."""
     from ingest.redaction.jobs import run_pending_jobs
 
-    counts = run_pending_jobs(c.engine, c.store, c.settings, c.key, original_id=original_id)
-    if counts:
-        logger.info("Redaction jobs of recording %r: %s.", original_id,
-                    ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    run = run_pending_jobs(c.engine, c.store, c.settings, c.key, original_id=original_id)
+    if run.counts:
+        logger.info("Redaction jobs of recording %r: %s.", original_id, run.summary())
+    return run.copies
 
 
 def fixity_step(c: WorkerContext, sample: int) -> None:
@@ -368,7 +369,9 @@ def declare_actors(broker: dramatiq.Broker, context: Callable[[], WorkerContext]
 
     def redact(original_id: int) -> None:
         with running.run("redaction", original_id):
-            redact_step(ctx(), original_id)
+            for copy_id in redact_step(ctx(), original_id):
+                actors.derive.send(copy_id)
+                actors.decode_check.send(copy_id)
 
     permanent = (StagedCopyMissing, HashMismatch, RecordingNotFound)
     actors = Actors(

@@ -15,7 +15,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -37,7 +37,7 @@ from ingest.redaction.faces import FaceSearch, FacesUnavailable
 from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 from storage import EvidenceStore, StorageError
 
-__all__ = ["LEASE_S", "overall_progress", "request_redaction", "run_pending_jobs", "run_redaction_job"]
+__all__ = ["LEASE_S", "JobsRun", "overall_progress", "request_redaction", "run_pending_jobs", "run_redaction_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,26 +178,44 @@ def _redact(engine: Engine, store: EvidenceStore, settings: Settings, key: Ed255
         return made.recording.id
 
 
+@dataclass
+class JobsRun:
+    """What a pass over the waiting jobs did: how many ended in each state, and the copies made (their browser copy
+    and decode check are to be queued)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    copies: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return ", ".join(f"{n} {state}" for state, n in sorted(self.counts.items())) or "none"
+
+
 def run_pending_jobs(engine: Engine, store: EvidenceStore, settings: Settings, key: Ed25519PrivateKey, *,
                      original_id: int | None = None,
-                     should_stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+                     should_stop: Callable[[], bool] = lambda: False) -> JobsRun:
     """Run every takeable job (of one original), oldest first, those asked for meanwhile included, until
     *should_stop*; how many ended in each state. Stops early when one must wait (the store or catalogue is away:
     the rest would wait too)."""
-    counts: dict[str, int] = {}
+    run = JobsRun()
     tried: set[int] = set()
     while not should_stop():
         with Session(engine) as session:
             ids = [i for i in jobs.pending(session, now=utcnow(), original_id=original_id) if i not in tried]
         if not ids:
-            return counts
+            return run
         for job_id in ids:
             if should_stop():
-                return counts
+                return run
             tried.add(job_id)
             state = run_redaction_job(engine, store, settings, key, job_id)
-            if state is not None:
-                counts[state] = counts.get(state, 0) + 1
+            if state is None:
+                continue
+            run.counts[state] = run.counts.get(state, 0) + 1
+            if state == "done":
+                with Session(engine) as session:
+                    done = session.get(RedactionJob, job_id)
+                    if done is not None and done.copy_id is not None:
+                        run.copies.append(done.copy_id)
             if state == "queued":
-                return counts
-    return counts
+                return run
+    return run

@@ -218,6 +218,19 @@ class RedactionSpec:
             mutes=tuple(span(m) for m in data.get("mutes", [])), bleeps=tuple(span(b) for b in data.get("bleeps", [])),
             method=str(data.get("method", "pixelate")), block=int(data.get("block", 16)))
 
+    def as_lines(self) -> dict[str, list[str]]:
+        """The regions and ranges as `evidence redact` and the web form take them, one per line (boxes, moving,
+        mutes, bleeps): parsed again they give this specification's regions and ranges. Pure."""
+        def t(value: float) -> str:  # never an exponent (1e+07), which parse_time does not read
+            return f"{value:.3f}".rstrip("0").rstrip(".")
+
+        return {"boxes": [f"{b.x},{b.y},{b.w},{b.h}" if b.start_s == 0 and b.end_s is None else
+                          f"{t(b.start_s)}-{t(b.end_s if b.end_s is not None else MAX_TIME_S)}:{b.x},{b.y},{b.w},{b.h}"
+                          for b in self.boxes],
+                "moving": [";".join(f"{t(k.t_s)}:{k.x},{k.y},{k.w},{k.h}" for k in m.keyframes) for m in self.moving],
+                "mutes": [f"{t(m.start_s)}-{t(m.end_s)}" for m in self.mutes],
+                "bleeps": [f"{t(b.start_s)}-{t(b.end_s)}" for b in self.bleeps]}
+
     @property
     def hides_nothing(self) -> bool:
         return not (self.boxes or self.moving or self.mutes or self.bleeps)

@@ -228,3 +228,21 @@ def test_a_moving_region_follows_its_keyframes_and_a_bleep_replaces_the_sound(tm
     assert subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels",
                            "-of", "csv=p=0", str(out)], capture_output=True, text=True,
                           check=True).stdout.strip() == "2"
+
+
+def test_a_specification_written_as_lines_reads_back_the_same() -> None:
+    spec = RedactionSpec(boxes=(parse_box("1.5-2.25:10,20,30,40"), parse_box("0,0,16,16"), Box(3.0, None, 1, 2, 3, 4)),
+                         moving=(parse_moving("0.5:0,80,64,64;2.5:224,80,64,64;3:0,0,8,8"),),
+                         mutes=(parse_mute("0.5-1.5"),), bleeps=(parse_mute("1-2.125"),), block=24)
+    lines = spec.as_lines()
+    assert lines["boxes"][:2] == ["1.5-2.25:10,20,30,40", "0,0,16,16"]
+    again = RedactionSpec(boxes=tuple(parse_box(b) for b in lines["boxes"]),
+                          moving=tuple(parse_moving(m) for m in lines["moving"]),
+                          mutes=tuple(parse_mute(m) for m in lines["mutes"]),
+                          bleeps=tuple(parse_mute(b) for b in lines["bleeps"]), block=24)
+    # a region to the end reads back as one to the latest time a range may name: the same frames hidden
+    assert again.boxes[2] == Box(3.0, 1e7, 1, 2, 3, 4)
+    assert (again.boxes[:2], again.moving, again.mutes, again.bleeps) == (spec.boxes[:2], spec.moving, spec.mutes,
+                                                                          spec.bleeps)
+    # and the JSON a queued job keeps reads back whole
+    assert RedactionSpec.from_json(spec.as_json()) == spec

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from catalog import CustodyEvent, CustodyKind, Recording, RedactionJob
+from catalog import CustodyEvent, CustodyKind, DerivedMedia, Recording, RedactionJob
 from catalog import redaction_jobs as jobs
 from catalog.access import AccessRefused
 from catalog.types import utcnow
@@ -88,6 +88,9 @@ def test_a_queued_redaction_is_rendered_by_the_derive_worker_and_kept(card: Card
         reads = _events(session, CustodyKind.ACCESSED, original_id)
         assert len(reads) == 1 and reads[0].details["via"] == "web"
         assert jobs.job_as_json(done)["copy_id"] == copy.id
+        # and the actor queued the copy's browser copy and decode check, which the same drain did
+        assert {d.kind for d in session.exec(select(DerivedMedia).where(DerivedMedia.recording_id == copy.id))} == {
+            "thumbnail", "proxy"}
         # a message delivered twice finds the job done: nothing is made again
         assert run_redaction_job(card.engine, card.store, card.settings, card.key, job_id) is None
         assert session.exec(select(Recording).where(Recording.redacted_from_id == original_id)).all() == [copy]
@@ -159,7 +162,7 @@ def test_a_job_whose_renderer_died_is_taken_again_and_given_up_after_three_death
         assert jobs.claim(session, second.id, holder="next", now=utcnow(), lease_s=60) is None
         session.refresh(second)
         assert second.state == "failed" and "stopped 3 times" in (second.error or "")
-        assert run_pending_jobs(card.engine, card.store, card.settings, card.key) == {}
+        assert run_pending_jobs(card.engine, card.store, card.settings, card.key).counts == {}
 
 
 @pytest.mark.usefixtures("ffmpeg_available")
@@ -179,4 +182,5 @@ def test_a_store_away_while_rendering_puts_the_job_back_not_failed(card: Card) -
         assert job.state == "queued" and job.attempts == 0 and "tried again" in (job.error or "")
         assert _events(session, CustodyKind.ACCESSED, clip.id or 0) == []  # nothing was read
         # and once the store answers, the next renderer makes the copy
-        assert run_pending_jobs(card.engine, card.store, card.settings, card.key) == {"done": 1}
+        run = run_pending_jobs(card.engine, card.store, card.settings, card.key)
+        assert run.counts == {"done": 1} and len(run.copies) == 1

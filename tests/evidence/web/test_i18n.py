@@ -8,6 +8,7 @@ from catalog.access import ACCESS_STEPS
 from catalog.case_models import CaseStatus, DisposalStatus
 from catalog.integrity import INTEGRITY_CHECKS
 from catalog.models import IntegrityStatus, MediaKind
+from catalog.redaction_jobs import JOB_STAGES, JOB_STATES
 from catalog.registry import CERTIFICATE_STATES
 from catalog.search import RETENTION_STATES, SORTS
 from catalog.spotcheck import OUTCOMES
@@ -35,6 +36,7 @@ def used_message_ids() -> set[str]:
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
     found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
+    found |= set(JOB_STATES) | set(JOB_STAGES)
     return found
 
 

@@ -1,0 +1,181 @@
+"""Redaction in the browser (issue 18, part 2): ask for a redacted copy from a recording's page, follow the job's
+progress, and review the copy beside its original (step frames together, draw a region on a frame, take one away)
+and ask again, which makes a new version.
+
+The request is `ingest.redaction.jobs.request_redaction`, the same checks as `evidence redact` (role `redact`, the
+original's play rights, scope and class, a reason; each refusal recorded); the rendering is the derive queue's, or,
+where no broker is configured (the embedded default), a renderer this server starts (`ingest.media_work`). The
+review plays the original's browser copy and the redacted copy's own bytes (H.264/AAC MP4 or JPEG, made for
+browsers), each through the recording's media route, so each read is checked and recorded there.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from catalog import redaction_jobs
+from catalog.access import AccessRefused, ReasonRequired
+from catalog.detail import derived_media
+from catalog.errors import CaseStateError
+from catalog.models import RedactionJob
+from catalog.recordings import get_recording
+from evidence.web.deps import DB, Caller, api_caller, language, render, signed_in
+from evidence.web.recordings import visible_recording
+from ingest.redaction.faces import FaceSearch
+from ingest.redaction.jobs import request_redaction
+from ingest.redaction.spec import RedactionInvalid, RedactionSpec, parse_box, parse_moving, parse_mute
+
+__all__ = ["RedactionRequest", "frame_rate", "router", "spec_of_form"]
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+RedactCaller = Annotated[Caller, api_caller("redact")]
+
+
+class RedactionRequest(BaseModel):
+    """What a redaction hides, in `evidence redact`'s syntax: one region or range per string."""
+
+    boxes: list[str] = Field(default_factory=list, max_length=10_000)
+    moving: list[str] = Field(default_factory=list, max_length=1_000)
+    mutes: list[str] = Field(default_factory=list, max_length=1_000)
+    bleeps: list[str] = Field(default_factory=list, max_length=1_000)
+    faces: bool = False
+    face_threshold: float | None = Field(default=None, ge=0.05, le=0.95)
+    block: int = Field(default=16, ge=1, le=512)
+    reason: str = ""
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def spec_of_form(request: RedactionRequest) -> tuple[RedactionSpec, FaceSearch | None]:
+    """The specification and face search *request* asks for; RedactionInvalid naming every line that cannot be
+    read. Pure."""
+    problems: list[str] = []
+
+    def each(texts: list[str], parse: Any) -> tuple[Any, ...]:
+        parsed = []
+        for text in texts:
+            try:
+                parsed.append(parse(text))
+            except ValueError as exc:
+                problems.append(str(exc))
+        return tuple(parsed)
+
+    spec = RedactionSpec(boxes=each(request.boxes, parse_box), moving=each(request.moving, parse_moving),
+                         mutes=each(request.mutes, parse_mute), bleeps=each(request.bleeps, parse_mute),
+                         block=request.block)
+    if problems:
+        raise RedactionInvalid(problems)
+    faces = None
+    if request.faces:
+        faces = FaceSearch(threshold=request.face_threshold) if request.face_threshold is not None else FaceSearch()
+    return spec, faces
+
+
+def _ask(request: Request, session: Session, who: Caller, ref: str, wanted: RedactionRequest,
+         via: str) -> RedactionJob:
+    """request_redaction for the caller, its refusals as HTTP answers that say why; a renderer started where no
+    broker is configured."""
+    original = visible_recording(session, ref, who, "redact")
+    try:
+        spec, faces = spec_of_form(wanted)
+        job = request_redaction(session, user=who.user, original=original, spec=spec, faces=faces,
+                                reason=wanted.reason, via=via)
+    except AccessRefused as exc:
+        session.commit()  # the refusal is recorded
+        raise HTTPException(403, str(exc)) from None
+    except ReasonRequired as exc:
+        raise HTTPException(422, str(exc)) from None
+    except (RedactionInvalid, CaseStateError) as exc:
+        session.rollback()
+        raise HTTPException(400, f"recording {original.id} cannot be redacted as asked: {exc}") from None
+    _start_renderer(request)
+    return job
+
+
+def _start_renderer(request: Request) -> None:
+    """Where no broker is configured (the embedded default) nothing else renders: start the installation's
+    renderer, which does the job and exits (at once when another renderer is at work: that one does it)."""
+    settings = request.app.state.config.settings
+    if settings is None or settings.broker_url:
+        return
+    from ingest.media_work import start_renderer
+
+    try:
+        pid = start_renderer(settings)
+        logger.info("Started the renderer (process %d) for a redaction job.", pid)
+    except OSError:  # the job waits in the catalogue for the next renderer
+        logger.exception("Could not start the renderer for a redaction job; it waits for the next one.")
+
+
+def _job(session: Session, who: Caller, job_id: int) -> RedactionJob:
+    """The job if the caller may see it: the original in their scope (404 for no such job)."""
+    job = session.get(RedactionJob, job_id)
+    if job is None:
+        raise HTTPException(404, f"no redaction job {job_id}")
+    visible_recording(session, str(job.original_id), who, "redact")
+    return job
+
+
+@router.post("/recordings/{ref}/redactions", include_in_schema=False)
+def ask_in_form(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
+                reason: Annotated[str, Form()] = "", boxes: Annotated[str, Form()] = "",
+                moving: Annotated[str, Form()] = "", mutes: Annotated[str, Form()] = "",
+                bleeps: Annotated[str, Form()] = "", faces: Annotated[str, Form()] = "",
+                block: Annotated[int, Form(ge=1, le=512)] = 16) -> Response:
+    """Ask for a redacted copy (each field one region or range a line, as `evidence redact` takes them); then the
+    job's page."""
+    who = signed_in(request, session, "redact", csrf)
+    job = _ask(request, session, who, ref, RedactionRequest(
+        boxes=_lines(boxes), moving=_lines(moving), mutes=_lines(mutes), bleeps=_lines(bleeps), faces=faces == "on",
+        block=block, reason=reason), via="web")
+    return RedirectResponse(f"/redactions/{job.id}", status_code=303)
+
+
+@router.post("/api/recordings/{ref}/redactions", tags=["redaction"], status_code=202)
+def ask_in_api(ref: str, body: RedactionRequest, request: Request, session: DB,
+               who: RedactCaller) -> dict[str, Any]:
+    """Ask for a redacted copy; the job (follow it at /api/redactions/{id})."""
+    return redaction_jobs.job_as_json(_ask(request, session, who, ref, body, via="api"))
+
+
+@router.get("/api/redactions/{job_id}", tags=["redaction"])
+def job_in_api(job_id: int, session: DB, who: RedactCaller) -> dict[str, Any]:
+    """A redaction job: its state, stage, progress (0 to 1), the copy it made or why it failed."""
+    return redaction_jobs.job_as_json(_job(session, who, job_id))
+
+
+@router.get("/redactions/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+def job_page(job_id: int, request: Request, session: DB, reason: str | None = None) -> Response:
+    """The job's progress (the page reloads itself while it runs), then the review: the copy beside its original,
+    and the form to ask again with regions added or taken away."""
+    who = signed_in(request, session, "redact")
+    job = _job(session, who, job_id)
+    original = get_recording(session, str(job.original_id))
+    copy = get_recording(session, str(job.copy_id)) if job.copy_id is not None else None
+    spec = RedactionSpec.from_json(job.spec)
+    return render(request, "redaction.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
+                  job=redaction_jobs.job_as_json(job), original=original, copy=copy, lines=spec.as_lines(),
+                  block=spec.block, faces=job.faces is not None, reason=reason or "",
+                  running=job.state in ("queued", "running"), can_play=who.may("play"),
+                  original_proxy=derived_media(session, job.original_id, "proxy") is not None,
+                  fps=frame_rate(original.technical))
+
+
+def frame_rate(technical: dict[str, Any]) -> float:
+    """Frames a second of a recording as ffprobe gave it (`25/1`, `30000/1001`), 25 when it is not known. Pure."""
+    text = str(((technical or {}).get("video") or {}).get("frame_rate") or "")
+    num, _, den = text.partition("/")
+    try:
+        value = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return 25.0
+    return round(value, 3) if 1 <= value <= 240 else 25.0

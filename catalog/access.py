@@ -71,7 +71,7 @@ EVERYTHING = Scope(everything=True)
 
 def scope_for(*, roles: list[str], officer_number: str | None, units: list[str]) -> Scope:
     """The widest scope any of the roles gives. Pure."""
-    if {"clerk", "auditor", "admin"} & set(roles):
+    if {"clerk", "auditor", "admin", "reviewer"} & set(roles):  # a legal reviewer reviews the whole agency's
         return EVERYTHING
     wanted_units = frozenset(u.strip() for u in units if u.strip())
     if "supervisor" in roles and not wanted_units:

@@ -92,6 +92,10 @@ class CustodyKind(enum.StrEnum):
     ACCESS_GRANTED = "access_granted"  # a person given access to a case's classed recordings (until, why)
     ACCESS_REVOKED = "access_revoked"  # such a grant ended before its time
     REDACTED = "redacted"  # a redacted copy of a recording made: a recording of its own; the original untouched
+    RELEASE_PROPOSED = "release_proposed"  # asked to be published (公示) or transferred (移送) in a release
+    RELEASE_APPROVED = "release_approved"  # legal review approved the release; the signed decision is in WORM storage
+    RELEASE_REJECTED = "release_rejected"  # legal review refused the release (signed too)
+    RELEASE_WITHDRAWN = "release_withdrawn"  # a proposed or approved release withdrawn (signed too)
 
 
 #: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with

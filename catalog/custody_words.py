@@ -103,6 +103,17 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                  "Redacted copy version {version} of recording {original_id} (original SHA-256 {original_sha256}) "
                  "made (SHA-256 {sha256}, {size_bytes} bytes; {boxes} region(s) hidden, {mutes} range(s) muted); "
                  "reason: {reason}; the original is unchanged"),
+    K.RELEASE_PROPOSED: ("申请{kind}（第 {release} 号，接收方：{recipient}，依据：{legal_basis}），事由：{reason}",
+                         "Proposed for {kind} (release {release}, to {recipient}, on {legal_basis}); reason: {reason}"),
+    K.RELEASE_APPROVED: ("法制审核通过第 {release} 号{kind}（{note}）；签名决定已写入 WORM 存储",
+                         "Legal review approved release {release} ({kind}; {note}); the signed decision is in WORM "
+                         "storage"),
+    K.RELEASE_REJECTED: ("法制审核未通过第 {release} 号{kind}（{note}）；签名决定已写入 WORM 存储",
+                         "Legal review rejected release {release} ({kind}; {note}); the signed decision is in WORM "
+                         "storage"),
+    K.RELEASE_WITHDRAWN: ("撤回第 {release} 号{kind}，理由：{reason}；签名记录已写入 WORM 存储",
+                          "Release {release} ({kind}) withdrawn; reason: {reason}; the signed record is in WORM "
+                          "storage"),
     K.CLASSIFIED: ("敏感类别由 {from} 改为 {to}，理由：{reason}",
                    "Sensitivity class changed from {from} to {to}; reason: {reason}"),
     K.ACCESS_GRANTED: ("授权 {user} 调阅案件 {case} 的涉密/敏感材料（至 {expires_at}），理由：{reason}",
@@ -158,6 +169,10 @@ def _retention(details: dict[str, Any], values: Values) -> dict[str, str]:
             "new": values.when(details.get("new"))}
 
 
+#: A release's kind in words (catalog.releases.RELEASE_KINDS).
+_RELEASE_KINDS: dict[str, tuple[str, str]] = {"publication": ("公示", "publication"), "transfer": ("移送", "transfer")}
+
+
 _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] = {
     K.RESTAMPED: lambda d, v: {"changes": stamp_changes(d.get("changes"), v)},
     K.RETENTION_CHANGED: _retention,
@@ -172,6 +187,8 @@ _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] 
         "mutes": str(len((d.get("spec") or {}).get("mutes") or [])) if isinstance(d.get("spec"), dict) else "—"},
     K.CLASSIFIED: lambda d, v: {side: v.pick(label(str(d.get(side)), "zh"), label(str(d.get(side)), "en"))
                                 for side in ("from", "to")},
+    **{kind: (lambda d, v: {"kind": v.pick(*_RELEASE_KINDS.get(str(d.get("kind")), ("公开或移送", "release")))})
+       for kind in (K.RELEASE_PROPOSED, K.RELEASE_APPROVED, K.RELEASE_REJECTED, K.RELEASE_WITHDRAWN)},
 }
 
 

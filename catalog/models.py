@@ -382,6 +382,44 @@ class RedactionJob(SQLModel, table=True):
     finished_at: datetime | None = ts_field()
 
 
+class Release(SQLModel, table=True):
+    """A release (issue 18, part 3): items published (公示) or transferred (移送) to a named recipient on a legal
+    basis, proposed by one person and decided by a second with the legal-review role (catalog.releases). Each
+    decision and withdrawal is a signed record in WORM storage and a custody event on every item."""
+
+    __tablename__ = "evidence_release"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # publication | transfer
+    title: str = Field(max_length=200)
+    recipient: str = Field(max_length=200)
+    legal_basis: str = Field(max_length=500)
+    reason: str = Field(max_length=500)
+    state: str = Field(default="proposed", max_length=16, index=True)  # proposed | approved | rejected | withdrawn
+    proposed_by: str = Field(max_length=100)
+    proposed_at: datetime | None = ts_field(nullable=False)
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = ts_field()
+    decision_note: str | None = Field(default=None, max_length=500)
+    withdrawn_by: str | None = Field(default=None, max_length=100)
+    withdrawn_at: datetime | None = ts_field()
+    withdrawal_reason: str | None = Field(default=None, max_length=500)
+    records: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # signed, in WORM
+
+
+class ReleaseItem(SQLModel, table=True):
+    """One recording in a release, as it was when proposed (its SHA-256 and class)."""
+
+    __tablename__ = "evidence_release_item"
+    __table_args__ = (UniqueConstraint("release_id", "recording_id", name="uq_release_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="evidence_release.id", index=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    sha256: str = Field(max_length=64)
+    sensitivity: str = Field(max_length=32)
+
+
 class SpotCheck(SQLModel, table=True):
     """双随机 spot check: a random sample drawn with a recorded seed (anyone can redraw it and get the same)."""
 

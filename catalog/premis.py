@@ -119,7 +119,11 @@ _MAPPING: dict[CustodyKind, PremisMapping] = {
     CustodyKind.POLICY_ADOPTED: _M("poa", "aut"),
     CustodyKind.CLASSIFIED: _M("poa", "imp"),  # who may read it: an access policy on the object
     CustodyKind.ACCESS_GRANTED: _M("poa", "aut"),
-    CustodyKind.ACCESS_REVOKED: _M("poa", "aut"),  # the retention policy in force: a policy assignment, authorised
+    CustodyKind.ACCESS_REVOKED: _M("poa", "aut"),
+    CustodyKind.RELEASE_PROPOSED: _M("app", "imp"),  # appraised for release
+    CustodyKind.RELEASE_APPROVED: _M("dis", "aut"),  # dissemination, authorised by legal review
+    CustodyKind.RELEASE_REJECTED: _M("app", "aut"),
+    CustodyKind.RELEASE_WITHDRAWN: _M("poa", "aut"),  # the retention policy in force: a policy assignment, authorised
 }
 
 

@@ -53,7 +53,7 @@ __all__ = [
 MIN_PASSWORD = 10
 
 #: 执法人员 officer, 档案管理员 clerk, 监督人员 supervisor, 审计人员 auditor, 管理员 admin: the people.
-ROLES = ("officer", "clerk", "supervisor", "auditor", "admin")
+ROLES = ("officer", "clerk", "supervisor", "auditor", "admin", "reviewer")  # reviewer: 法制审核, approves releases
 #: A service account: the dock station and its workers (ingest, archive, anchor, apply retention, verify).
 SERVICE_ROLES = ("station",)
 ALL_ROLES = ROLES + SERVICE_ROLES
@@ -62,11 +62,11 @@ ALL_ROLES = ROLES + SERVICE_ROLES
 #: an officer works on their own recordings (search, view, play, tag), a supervisor on their units'.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "export": frozenset({"clerk", "supervisor", "auditor", "admin"}),
-    "search": frozenset({"officer", "clerk", "supervisor", "auditor", "admin"}),
-    "view": frozenset({"officer", "clerk", "supervisor", "auditor", "admin"}),
-    "play": frozenset({"officer", "clerk", "supervisor", "admin"}),  # auditors read logs, not footage
+    "search": frozenset({"officer", "clerk", "supervisor", "auditor", "admin", "reviewer"}),
+    "view": frozenset({"officer", "clerk", "supervisor", "auditor", "admin", "reviewer"}),
+    "play": frozenset({"officer", "clerk", "supervisor", "admin", "reviewer"}),  # auditors read logs, not footage
     "stamp": frozenset({"officer", "clerk", "admin"}),  # an officer tags their own recordings
-    "cases": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # read case files
+    "cases": frozenset({"clerk", "supervisor", "auditor", "admin", "reviewer"}),  # read case files
     "manage_cases": frozenset({"clerk", "admin"}),  # open, close, reopen, link and unlink
     "classify": frozenset({"clerk", "supervisor", "admin"}),  # raise a class (lowering: LOWERING_ROLES)
     "grant_access": LOWERING_ROLES,  # open a case's classed recordings to a person
@@ -78,6 +78,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit": frozenset({"auditor", "admin"}),
     "statistics": frozenset({"supervisor", "auditor", "admin", "clerk"}),
     "admin": frozenset({"admin"}),
+    "propose_release": frozenset({"clerk", "supervisor", "admin"}),  # ask to publish (公示) or transfer (移送)
+    "approve_release": frozenset({"reviewer"}),  # legal review (法制审核): a second person decides
+    "releases": frozenset({"clerk", "supervisor", "reviewer", "auditor", "admin"}),  # read releases
     "manage_keys": frozenset({"admin"}),  # the agency root: certify, rotate, revoke keys (catalog.key_certs)
     # the command line's service actions (SERVICE_ACTIONS)
     "operate_station": frozenset({"station", "admin"}),  # ingest, demo, station watch, worker, archive, anchor

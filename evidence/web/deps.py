@@ -67,6 +67,9 @@ class WebConfig:
     class_names: Mapping[str, tuple[str, str]] = field(  # EVIDENCE_SENSITIVITY_NAMES
         default_factory=lambda: dict(_DEFAULT.sensitivity_names))
     settings: Settings | None = None  # the deployment's (from_settings): the export key, the timestamp authority
+    #: Start the installation's renderer (ingest.media_work.start_renderer) for work asked for here, a redaction:
+    #: where no broker is configured nothing else would take it (from_settings: the embedded default)
+    renderer: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine, store: EvidenceStore,
@@ -77,7 +80,7 @@ class WebConfig:
                    zone=settings.station_tz, policy=settings.retention_policy,
                    disposal_approval=settings.approval_required, attach=attach,
                    staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token),
-                   class_names=settings.sensitivity_names, settings=settings)
+                   class_names=settings.sensitivity_names, settings=settings, renderer=not settings.broker_url)
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""

@@ -105,7 +105,7 @@ def _start_renderer(request: Request) -> None:
     """Where no broker is configured (the embedded default) nothing else renders: start the installation's
     renderer, which does the job and exits (at once when another renderer is at work: that one does it)."""
     settings = request.app.state.config.settings
-    if settings is None or settings.broker_url:
+    if not request.app.state.config.renderer or settings is None:
         return
     from ingest.media_work import start_renderer
 

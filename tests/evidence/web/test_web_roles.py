@@ -22,6 +22,7 @@ ROUTES = [
     ("photo", "GET", "/media/2/photo?reason=复核", None),
     ("download", "GET", "/media/1/original?reason=复核", None),
     ("stamp", "POST", "/recordings/1/stamp", {"reason": "补充标记", "purpose": "证明现场"}),
+    ("redact", "POST", "/recordings/1/redactions", {"boxes": "0,0,16,16", "reason": "公示前遮蔽"}),
     ("cases", "GET", "/cases", None),
     ("case page", "GET", f"/cases/{CASE}", None),
     ("cases api", "GET", "/api/cases", None),
@@ -52,12 +53,15 @@ ALLOWED = {
                 "download", "stamp"},
     "clerk": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
               "download", "stamp", "cases", "case page", "cases api", "case api", "open case", "link", "close case",
-              "export", "statistics", "statistics api", "retention", "propose disposal", "classify", "classify case"},
+              "export", "statistics", "statistics api", "retention", "propose disposal", "classify", "classify case",
+              "redact"},
     "supervisor": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
                    "download", "cases", "case page", "cases api", "case api", "export", "spot checks", "draw",
                    "statistics", "statistics api", "retention", "approve disposal", "classify", "classify case",
-                   "grant"},
+                   "redact", "grant"},
     # an auditor may export only what they may download: nothing with originals (recording 3 is in the case)
+    "reviewer": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
+                 "download", "cases", "case page", "cases api", "case api"},
     "auditor": {"search page", "search api", "recording page", "recording api", "thumbnail", "cases", "case page",
                 "cases api", "case api", "audit", "statistics", "statistics api", "retention"},
     "admin": {label for label, *_ in ROUTES},
@@ -89,11 +93,12 @@ def test_each_role_is_refused_what_it_may_not_do(web_site, role):
     assert wrong == []
     with Session(engine) as session:
         mine = session.exec(select(CustodyEvent.kind).where(CustodyEvent.actor == role)).all()
-    assert ("accessed" in mine) == (role in ("officer", "clerk", "supervisor", "admin"))
+    assert ("accessed" in mine) == (role in ("officer", "clerk", "supervisor", "admin", "reviewer"))
 
 
 #: Routes anyone may call: signing in, signing out (without a session it only sends you to sign in), liveness.
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/health")}
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/health"),
+          ("GET", "/static")}  # the pages' scripts (a mount of files shipped in the package)
 
 PAGE, API = "page", "api"  # how each route refuses an unsigned caller: the sign-in page, or 401
 #: Every guarded route of the app: (method, path as the app declares it) -> (a path to call, the form to post,
@@ -111,6 +116,12 @@ GUARDED = {
     ("POST", "/recordings/{ref}/stamp"): ("/recordings/1/stamp", {"reason": "补充标记", "purpose": "证明现场"}, None,
                                           PAGE),
     ("GET", "/api/recordings/{ref}"): ("/api/recordings/1", None, None, API),
+    ("POST", "/recordings/{ref}/redactions"): ("/recordings/1/redactions", {"boxes": "0,0,16,16", "reason": "公示"},
+                                               None, PAGE),
+    ("POST", "/api/recordings/{ref}/redactions"): ("/api/recordings/1/redactions",
+                                                   {"boxes": ["0,0,16,16"], "reason": "公示"}, None, API),
+    ("GET", "/redactions/{job_id}"): ("/redactions/1", None, None, PAGE),
+    ("GET", "/api/redactions/{job_id}"): ("/api/redactions/1", None, None, API),
     ("GET", "/cases"): ("/cases", None, None, PAGE),
     ("POST", "/cases"): ("/cases", {"number": "AB-2026-00077", "title": "新案", "case_type": "penalty-general"},
                          None, PAGE),
@@ -170,6 +181,8 @@ def _declared_routes(routes, prefix=""):
         if inner is not None:  # FastAPI keeps an included router whole
             context = getattr(route, "include_context", None)
             yield from _declared_routes(inner.routes, prefix + getattr(context, "prefix", ""))
+        elif not hasattr(route, "methods"):  # a mount of static files: read with GET
+            yield "GET", prefix + route.path
         else:
             for method in set(route.methods) - {"HEAD"}:
                 yield method, prefix + route.path
@@ -179,6 +192,8 @@ def _send(client, method, path, form, files, token):
     """The request as a signed-in browser would send it: the form with its token, API writes with the header."""
     if method == "GET":
         return client.get(path, follow_redirects=False)
+    if path.startswith("/api/"):  # the API takes JSON
+        return client.post(path, json=form, headers={"X-CSRF-Token": token}, follow_redirects=False)
     return client.post(path, data={**form, "csrf": token}, files=files, headers={"X-CSRF-Token": token},
                        follow_redirects=False)
 

@@ -1,0 +1,278 @@
+"""Releases (issue 18, part 3): recordings published (公示) or transferred (移送, to prosecutors or a court), each
+release proposed by one person and decided by a second with the legal-review role (`reviewer`, 法制审核).
+
+What may go out is a plain decision (`item_problems`): only what is in the WORM store; a state secret (国家秘密)
+never; a publication only what is classed public (公开) — a redacted copy is lowered to public once a person judged it
+fit to publish, the original stays as it is classed — while a transfer to a prosecutor or court may carry originals
+of any other class. The proposer must be able to download every item (role, scope, class: catalog.access), as an
+export's maker must.
+
+Every act is a custody event on each item: `release_proposed`, then `release_approved` or `release_rejected`, and
+`release_withdrawn`. A decision or a withdrawal is also a signed record (the station key, an RFC 3161 token where a
+timestamp authority is configured) written to WORM storage for a hundred years, naming the release, its recipient
+and legal basis, every item's SHA-256 and class, the proposer, the decider and when. Nobody decides their own
+proposal, and a release is checked again when it is approved (a class raised or an item disposed of meanwhile
+refuses it).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from catalog.access import check_access
+from catalog.custody import CustodyKind, append_event
+from catalog.disposal import RECORD_RETENTION, Signer
+from catalog.errors import CatalogError, PermissionDenied
+from catalog.manifests import ensure_station_key, software_version
+from catalog.models import IN_ARCHIVE, Recording, Release, ReleaseItem
+from catalog.signing import sign_document, signed_bytes
+from catalog.timestamping import stamp_record
+from catalog.user_models import User
+from catalog.users import PERMISSIONS
+from storage import EvidenceStore
+
+__all__ = ["RECORD_FORMAT", "RELEASE_KINDS", "RELEASE_STATES", "ReleaseRefused", "decide_release", "get_release",
+           "item_problems", "list_releases", "propose_release", "release_as_json", "withdraw_release"]
+
+#: The signed record's format name (a decision or a withdrawal).
+RECORD_FORMAT = "evidence-release-record/1"
+RELEASE_KINDS = ("publication", "transfer")  # 公示, 移送
+RELEASE_STATES = ("proposed", "approved", "rejected", "withdrawn")
+_MAX_TEXT = 500
+
+
+class ReleaseRefused(CatalogError):
+    """A release act that cannot be done as asked: every problem named."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What decides whether a recording may go out in a release (a plain value, for `item_problems`)."""
+
+    recording_id: int
+    name: str
+    state: str
+    sensitivity: str
+    redacted_from_id: int | None
+
+    @classmethod
+    def of(cls, recording: Recording) -> ItemFacts:
+        assert recording.id is not None
+        return cls(recording.id, recording.original_name, recording.state, recording.sensitivity,
+                   recording.redacted_from_id)
+
+
+def item_problems(kind: str, item: ItemFacts) -> list[str]:
+    """Why *item* may not go out in a release of *kind* (empty: it may). Pure."""
+    what = f"recording {item.recording_id} ({item.name})"
+    problems = []
+    if item.state not in IN_ARCHIVE:
+        problems.append(f"{what} is {item.state}: only what is in the WORM store is released")
+    if item.sensitivity == "state_secret":
+        problems.append(f"{what} is a state secret (国家秘密): it is never released")
+    elif kind == "publication" and item.sensitivity != "public":
+        copy = ("a redacted copy" if item.redacted_from_id is not None else
+                "an original (publish a redacted copy instead: `evidence redact`)")
+        problems.append(f"{what} is {item.sensitivity}, {copy}: a publication (公示) carries only what is classed "
+                        "public (公开); lower its class once it is judged fit to publish")
+    return problems
+
+
+def _allowed(user: User, action: str) -> None:
+    allowed = PERMISSIONS[action] if action != "withdraw_release" else \
+        PERMISSIONS["propose_release"] | PERMISSIONS["approve_release"]
+    if not user.active or not allowed & set(user.roles):
+        why = "is not active" if not user.active else f"(roles: {', '.join(user.roles)}) may not {action}"
+        raise PermissionDenied(f"user {user.name!r} {why}: that needs one of {', '.join(sorted(allowed))}")
+
+
+def _text(value: str, what: str, problems: list[str]) -> str:
+    text = " ".join((value or "").split())
+    if not text:
+        problems.append(f"{what} is required")
+    elif len(text) > _MAX_TEXT:
+        problems.append(f"{what} is longer than {_MAX_TEXT} characters")
+    return text
+
+
+def propose_release(session: Session, user: User, *, kind: str, title: str, recipient: str, legal_basis: str,
+                    recordings: list[Recording], reason: str, now: datetime) -> Release:
+    """Propose *recordings* for a release of *kind* to *recipient* on *legal_basis*; committed.
+
+    Raises:
+      PermissionDenied: *user*'s roles do not allow proposing.
+      AccessRefused: *user* may not download one of them (role, scope, class; recorded).
+      ReleaseRefused: a field missing, or an item that may not go out in such a release (each named).
+    """
+    _allowed(user, "propose_release")
+    problems: list[str] = []
+    if kind not in RELEASE_KINDS:
+        problems.append(f"kind {kind!r}: one of {', '.join(RELEASE_KINDS)} (公示, 移送)")
+    fields = {name: _text(value, name, problems) for name, value in
+              (("title", title), ("recipient", recipient), ("legal basis", legal_basis), ("reason", reason))}
+    if not recordings:
+        problems.append("a release needs at least one recording")
+    ids = [r.id for r in recordings]
+    if len(set(ids)) != len(ids):
+        problems.append("a recording is named twice")
+    if problems:
+        raise ReleaseRefused(problems)
+    check_access(session, user, recordings, step="download", reason=fields["reason"], policy="download",
+                 action="release")
+    problems = [p for r in recordings for p in item_problems(kind, ItemFacts.of(r))]
+    if problems:
+        raise ReleaseRefused(problems)
+    release = Release(kind=kind, title=fields["title"], recipient=fields["recipient"],
+                      legal_basis=fields["legal basis"], reason=fields["reason"], proposed_by=user.name,
+                      proposed_at=now)
+    session.add(release)
+    session.flush()
+    assert release.id is not None
+    for recording in recordings:
+        session.add(ReleaseItem(release_id=release.id, recording_id=recording.id or 0, sha256=recording.sha256,
+                                sensitivity=recording.sensitivity))
+        append_event(session, CustodyKind.RELEASE_PROPOSED, actor=user.name, recording_id=recording.id, details={
+            "release": release.id, "kind": kind, "recipient": release.recipient, "legal_basis": release.legal_basis,
+            "reason": release.reason, "sha256": recording.sha256, "class": recording.sensitivity})
+    session.commit()
+    return release
+
+
+def get_release(session: Session, release_id: int) -> Release:
+    release = session.get(Release, release_id)
+    if release is None:
+        raise ReleaseRefused([f"no release {release_id}"])
+    return release
+
+
+def _items(session: Session, release: Release) -> list[tuple[ReleaseItem, Recording]]:
+    rows = session.exec(select(ReleaseItem, Recording).where(ReleaseItem.release_id == release.id,
+                                                             ReleaseItem.recording_id == Recording.id)
+                        .order_by(col(ReleaseItem.id)))
+    return [(item, recording) for item, recording in rows]
+
+
+def decide_release(session: Session, store: EvidenceStore, user: User, release_id: int, *, approve: bool,
+                   note: str, signer: Signer, now: datetime) -> Release:
+    """Approve or reject a proposed release as legal review (法制审核); the signed decision is written to WORM
+    storage and each item gets the custody event; committed.
+
+    Raises:
+      PermissionDenied: *user* does not have the legal-review role.
+      ReleaseRefused: no such release; not awaiting a decision; *user* proposed it; no note; on approval, an item
+        that may no longer go out (a class raised, disposed of, its bytes changed) — each named.
+      StorageError: the store did not take the signed record (nothing is decided).
+    """
+    _allowed(user, "approve_release")
+    release = get_release(session, release_id)
+    problems: list[str] = []
+    why = _text(note, "a note on the decision", problems)
+    if release.state != "proposed":
+        problems.append(f"release {release_id} is {release.state}: only a proposed release is decided")
+    if release.proposed_by == user.name:
+        problems.append(f"{user.name} proposed release {release_id}: a second person decides it (no self-approval)")
+    items = _items(session, release)
+    if approve:
+        for item, recording in items:
+            problems += item_problems(release.kind, ItemFacts.of(recording))
+            if recording.sha256 != item.sha256:
+                problems.append(f"recording {recording.id}'s SHA-256 is not the one proposed")
+    if problems:
+        raise ReleaseRefused(problems)
+    release.state = "approved" if approve else "rejected"
+    release.decided_by, release.decided_at, release.decision_note = user.name, now, why
+    key = _write_record(session, store, release, items, signer=signer, now=now,
+                        act={"decision": release.state, "by": user.name, "at": now.isoformat(), "note": why})
+    kind = CustodyKind.RELEASE_APPROVED if approve else CustodyKind.RELEASE_REJECTED
+    for item, _recording in items:
+        append_event(session, kind, actor=user.name, recording_id=item.recording_id, details={
+            "release": release.id, "kind": release.kind, "note": why, "record": key})
+    session.commit()
+    return release
+
+
+def withdraw_release(session: Session, store: EvidenceStore, user: User, release_id: int, *, reason: str,
+                     signer: Signer, now: datetime) -> Release:
+    """Withdraw a proposed or approved release (a publication taken down, a transfer recalled), with a signed
+    record in WORM storage and a custody event on each item; committed. The proposer's roles or legal review may.
+
+    Raises:
+      PermissionDenied: *user* may neither propose nor decide releases.
+      ReleaseRefused: no such release; already rejected or withdrawn; no reason.
+    """
+    _allowed(user, "withdraw_release")
+    release = get_release(session, release_id)
+    problems: list[str] = []
+    why = _text(reason, "reason", problems)
+    if release.state not in ("proposed", "approved"):
+        problems.append(f"release {release_id} is {release.state}: only a proposed or approved one is withdrawn")
+    if problems:
+        raise ReleaseRefused(problems)
+    items = _items(session, release)
+    release.state = "withdrawn"
+    release.withdrawn_by, release.withdrawn_at, release.withdrawal_reason = user.name, now, why
+    key = _write_record(session, store, release, items, signer=signer, now=now,
+                        act={"decision": "withdrawn", "by": user.name, "at": now.isoformat(), "reason": why})
+    for item, _recording in items:
+        append_event(session, CustodyKind.RELEASE_WITHDRAWN, actor=user.name, recording_id=item.recording_id,
+                     details={"release": release.id, "kind": release.kind, "reason": why, "record": key})
+    session.commit()
+    return release
+
+
+def _write_record(session: Session, store: EvidenceStore, release: Release,
+                  items: list[tuple[ReleaseItem, Recording]], *, signer: Signer, now: datetime,
+                  act: dict[str, Any]) -> str:
+    """The signed record of one act on *release*, in WORM storage; its name (also kept on the release)."""
+    assert release.id is not None
+    body = {"format": RECORD_FORMAT, "release": release.id, "kind": release.kind, "title": release.title,
+            "recipient": release.recipient, "legal_basis": release.legal_basis, "reason": release.reason,
+            "proposed_by": release.proposed_by,
+            "proposed_at": release.proposed_at.isoformat() if release.proposed_at else None,
+            "items": [{"recording_id": item.recording_id, "sha256": item.sha256, "class": item.sensitivity,
+                       "name": recording.original_name, "redacted_from_id": recording.redacted_from_id}
+                      for item, recording in items],
+            **act, "software": {"name": "evidence-ingest", "version": software_version()},
+            "signed_at": now.isoformat()}
+    ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}", store=store)
+    document = sign_document(body, signer.key)
+    data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    name = f"releases/release-{release.id:06d}-{len(release.records) + 1:02d}-{act['decision']}.json"
+    stored = store.put_record(name, data, retain_until=now + RECORD_RETENTION)
+    stamp_record(store, name, signed_bytes(document), signer.tsa, retain_until=now + RECORD_RETENTION)
+    assert stored.sha256
+    release.records = [*release.records, name]  # the record's name in the store (EvidenceStore.get_record)
+    session.add(release)
+    return name
+
+
+def list_releases(session: Session, *, state: str | None = None) -> list[Release]:
+    query = select(Release).order_by(col(Release.id).desc())
+    if state is not None:
+        query = query.where(Release.state == state)
+    return list(session.exec(query))
+
+
+def release_as_json(session: Session, release: Release) -> dict[str, Any]:
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {"id": release.id, "kind": release.kind, "title": release.title, "recipient": release.recipient,
+            "legal_basis": release.legal_basis, "reason": release.reason, "state": release.state,
+            "proposed_by": release.proposed_by, "proposed_at": when(release.proposed_at),
+            "decided_by": release.decided_by, "decided_at": when(release.decided_at),
+            "decision_note": release.decision_note, "withdrawn_by": release.withdrawn_by,
+            "withdrawn_at": when(release.withdrawn_at), "withdrawal_reason": release.withdrawal_reason,
+            "records": list(release.records),
+            "items": [{"recording_id": item.recording_id, "sha256": item.sha256, "class": item.sensitivity,
+                       "name": recording.original_name, "redacted_from_id": recording.redacted_from_id}
+                      for item, recording in _items(session, release)]}
+

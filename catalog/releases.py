@@ -36,7 +36,8 @@ from catalog.users import PERMISSIONS
 from storage import EvidenceStore
 
 __all__ = ["RECORD_FORMAT", "RELEASE_KINDS", "RELEASE_STATES", "ReleaseRefused", "decide_release", "get_release",
-           "item_problems", "list_releases", "propose_release", "release_as_json", "withdraw_release"]
+           "item_problems", "list_releases", "propose_release", "release_as_json", "release_items",
+           "withdraw_release"]
 
 #: The signed record's format name (a decision or a withdrawal).
 RECORD_FORMAT = "evidence-release-record/1"
@@ -153,7 +154,8 @@ def get_release(session: Session, release_id: int) -> Release:
     return release
 
 
-def _items(session: Session, release: Release) -> list[tuple[ReleaseItem, Recording]]:
+def release_items(session: Session, release: Release) -> list[tuple[ReleaseItem, Recording]]:
+    """The release's items with their recordings as they are now, in the order proposed."""
     rows = session.exec(select(ReleaseItem, Recording).where(ReleaseItem.release_id == release.id,
                                                              ReleaseItem.recording_id == Recording.id)
                         .order_by(col(ReleaseItem.id)))
@@ -179,7 +181,7 @@ def decide_release(session: Session, store: EvidenceStore, user: User, release_i
         problems.append(f"release {release_id} is {release.state}: only a proposed release is decided")
     if release.proposed_by == user.name:
         problems.append(f"{user.name} proposed release {release_id}: a second person decides it (no self-approval)")
-    items = _items(session, release)
+    items = release_items(session, release)
     if approve:
         for item, recording in items:
             problems += item_problems(release.kind, ItemFacts.of(recording))
@@ -216,7 +218,7 @@ def withdraw_release(session: Session, store: EvidenceStore, user: User, release
         problems.append(f"release {release_id} is {release.state}: only a proposed or approved one is withdrawn")
     if problems:
         raise ReleaseRefused(problems)
-    items = _items(session, release)
+    items = release_items(session, release)
     release.state = "withdrawn"
     release.withdrawn_by, release.withdrawn_at, release.withdrawal_reason = user.name, now, why
     key = _write_record(session, store, release, items, signer=signer, now=now,
@@ -274,5 +276,5 @@ def release_as_json(session: Session, release: Release) -> dict[str, Any]:
             "records": list(release.records),
             "items": [{"recording_id": item.recording_id, "sha256": item.sha256, "class": item.sensitivity,
                        "name": recording.original_name, "redacted_from_id": recording.redacted_from_id}
-                      for item, recording in _items(session, release)]}
+                      for item, recording in release_items(session, release)]}
 

@@ -94,11 +94,14 @@ class _Job:
     keys: PackageKeys
     settings: Any  # the deployment's: timestamps (EVIDENCE_TSA_URL), the report's zone and font; None: defaults
     language: str = "zh"  # the court report's: zh (default) or en
+    extra: dict[str, bytes] | None = None  # more files for data/ ("release/decision.json": …), in the manifests
+    description: str = ""  # bag-info's External-Description, when not a case's or selected recordings'
 
 
 def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str, now: datetime, reason: str,
                    signing: PackageSigning, case_number: str | None = None, refs: list[str] | None = None,
-                   organisation: str = "", language: str = "zh") -> ExportResult:
+                   organisation: str = "", language: str = "zh", extra: dict[str, bytes] | None = None,
+                   description: str = "") -> ExportResult:
     """Write the package for a case (or for recordings by id) to *out* (a new folder, or a `.zip`).
 
     A package hands over originals, so each item is checked as a download of it would be (catalog.access): the
@@ -106,7 +109,9 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     and a *reason* must be stated. A refusal refuses the whole package (a partial package would misstate the
     case): each refused recording is an `access_refused` custody event and the message names them. *signing*
     names the keys (catalog.package.signing_keys). A package written is one `exported` event per item. The court
-    report is in *language* (REPORT_LANGUAGES: Chinese by default, or English)."""
+    report is in *language* (REPORT_LANGUAGES: Chinese by default, or English). *extra* files (a release's signed
+    decision and public summary: catalog.release_package) go under data/ with the rest, in the bag's manifests;
+    *description* says what the package is (bag-info's External-Description)."""
     if language not in REPORT_LANGUAGES:
         raise ExportFailed(f"the report can be written in {' or '.join(REPORT_LANGUAGES)}, not {language!r}")
     user = require(session, by, "export")
@@ -119,7 +124,8 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     refuse_unless_exportable(session, user, [i.recording for i in items], out=out, reason=reason,
                              subject=f"case {case_number}" if case_number else "the package", case=case)
     keys = package_keys(session, store, signing, by=by, now=now)
-    job = _Job(case, items, by, now, reason.strip(), out.name, organisation, keys, signing.settings, language)
+    job = _Job(case, items, by, now, reason.strip(), out.name, organisation, keys, signing.settings, language, extra,
+               description)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -154,6 +160,12 @@ def _build(session: Session, store: EvidenceStore, bag: Path, job: _Job) -> _Bui
         "root_key_fingerprint": job.keys.root_fingerprint, "export_key_fingerprint": job.keys.export_fingerprint,
         "chain_anchor": anchor.row.record_name})
     (data / "items.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+    for name, content in (job.extra or {}).items():
+        target = data / name
+        if target.exists() or ".." in Path(name).parts or Path(name).is_absolute():
+            raise ExportFailed(f"an extra file {name!r} cannot go into the package")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
     hooks.write_premis(data)
     reports = hooks.PendingReports(data, root_fingerprint=job.keys.root_fingerprint, settings=job.settings,
                                    language=job.language,
@@ -164,11 +176,12 @@ def _build(session: Session, store: EvidenceStore, bag: Path, job: _Job) -> _Bui
         report_notes = reports.finish()
     finally:
         reports.cancel()
-    seal.make_bag(bag, bag_info(job.case.number if job.case else None, job.items, by=job.by, now=job.now,
-                                reason=job.reason, organisation=job.organisation,
-                                root_fingerprint=job.keys.root_fingerprint,
-                                export_fingerprint=job.keys.export_fingerprint, chain_anchor=anchor.row.record_name),
-                  payload.measured)
+    info = bag_info(job.case.number if job.case else None, job.items, by=job.by, now=job.now, reason=job.reason,
+                    organisation=job.organisation, root_fingerprint=job.keys.root_fingerprint,
+                    export_fingerprint=job.keys.export_fingerprint, chain_anchor=anchor.row.record_name)
+    if job.description:
+        info["External-Description"] = job.description
+    seal.make_bag(bag, info, payload.measured)
     write_trust(bag, job.keys.certification, store, signers)
     seal.seal(bag, {"VERIFY.txt": verify.encode("utf-8"), "verify.py": hooks.verifier_source()})
     signed, digest = seal.sign_tagmanifest(bag, job.keys.export_key)

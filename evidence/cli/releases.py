@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -150,3 +151,42 @@ def release_list(state: str | None, by: str | None, as_json: bool) -> None:
     _show({"releases": data}, as_json, "\n".join(
         f"{r['id']}\t{r['state']}\t{r['kind']}\t{len(r['items'])} item(s)\t{r['recipient']}\t{r['title']}"
         for r in data) or "no releases")
+
+
+@release.command("package")
+@click.argument("number", type=int)
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="A new folder, or a file ending .zip: the BagIt package (verify it with the verify.py inside).")
+@click.option("--language", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="The court report's language.")
+@by_option
+@json_option
+def release_package_command(number: int, out: Path, language: str, by: str | None, as_json: bool) -> None:
+    """Hand over an approved release: a signed evidence package of its items with the release's signed records
+    and, for a publication, the public summary without personal data (data/release/)."""
+    from catalog.package import PackageSigning
+    from catalog.release_package import release_package
+
+    with catalogue() as (cfg, session), _refusals():
+        actor = caller(cfg, session, "export", by).actor
+        signing = PackageSigning(station=cfg.station, station_key=load_or_create_key(cfg.station_key_path),
+                                 export_key_path=cfg.export_key_path, settings=cfg)
+        result = release_package(session, open_store(cfg), number, out=out, by=actor, now=utcnow(), signing=signing,
+                                 organisation=cfg.station_name, language=language)
+    _show(result.as_json(), as_json, f"{result.path}: release {number}, {result.items} item(s); tag manifest "
+                                     f"SHA-256 {result.tagmanifest_sha256}; signed with export key "
+                                     f"{result.export_key_fingerprint}")
+
+
+@release.command("summary")
+@click.argument("number", type=int)
+@by_option
+@json_option
+def release_summary(number: int, by: str | None, as_json: bool) -> None:
+    """The public-facing summary of a release (no personal data): what 公示 publishes beside the files."""
+    from catalog.release_package import summary_of, summary_text
+
+    with catalogue() as (cfg, session), _refusals():
+        caller(cfg, session, "releases", by)
+        summary = summary_of(session, get_release(session, number))
+    _show(summary, as_json, summary_text(summary))

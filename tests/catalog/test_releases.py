@@ -15,6 +15,8 @@ from catalog.access import AccessRefused
 from catalog.classification import classify_recordings
 from catalog.disposal import Signer
 from catalog.errors import PermissionDenied
+from catalog.package import PackageSigning
+from catalog.release_package import public_summary, release_package, summary_text
 from catalog.releases import (
     ItemFacts,
     ReleaseRefused,
@@ -32,6 +34,7 @@ from ingest.config import Settings
 from ingest.pipeline import ingest_folder
 from ingest.redaction import RedactionSpec, parse_box
 from ingest.redaction.derivative import redact_recording
+from tests.helpers.verifier_env import verifier_python  # noqa: F401 - the fixture
 
 
 def test_what_may_go_out_in_a_release() -> None:
@@ -169,7 +172,83 @@ def test_a_release_is_proposed_decided_by_a_second_person_signed_and_withdrawn(t
             assert _events(session, CustodyKind.ACCESS_REFUSED, clip.id or 0)[-1].details["action"] == "release"
             # and the archive, custody chain included, verifies
             ids = [r.id for r in session.exec(select(Recording)) if r.id is not None]
+            # (the package of a withdrawn release is refused)
+            signing = PackageSigning(station="station-1", station_key=key, export_key_path=tmp_path / "export.pem")
+            with pytest.raises(ReleaseRefused, match="only an approved release is handed over"):
+                release_package(session, worm_store, transfer.id, out=tmp_path / "never", by="clerk", now=utcnow(),
+                                signing=signing)
+            assert not (tmp_path / "never").exists()
             problems = verify_archive(session, worm_store, ids).problems
             assert problems == [], "\n".join(map(str, problems))
+    finally:
+        engine.dispose()
+
+
+def test_the_public_summary_names_no_person_and_no_place() -> None:
+    release = {"id": 4, "kind": "publication", "title": "占道经营整治", "legal_basis": "《政府信息公开条例》",
+               "decided_at": "2026-12-01T02:00:00+00:00", "proposed_by": "张三", "decided_by": "李四",
+               "recipient": "社会公众", "reason": "当事人王五同意"}
+    item = {"media_kind": "video", "duration_s": 3.0, "captured_start": "2026-11-20T06:10:00+00:00",
+            "size_bytes": 1234, "sha256": "a" * 64, "officer_number": "010203", "lat": 31.23, "original_name": "X.MP4"}
+    summary = public_summary(release, [item])
+    assert summary["items"] == [{"n": 1, "media_kind": "video", "duration_s": 3.0, "captured_on": "2026-11-20",
+                                 "size_bytes": 1234, "sha256": "a" * 64}]
+    text = json.dumps(summary, ensure_ascii=False) + summary_text(summary)
+    for personal in ("张三", "李四", "王五", "010203", "31.23", "X.MP4", "社会公众"):
+        assert personal not in text
+    assert "第 4 号公示：占道经营整治" in summary_text(summary) and "Release 4 (publication)" in summary_text(summary)
+
+
+@pytest.mark.usefixtures("ffmpeg_available")
+def test_an_approved_publication_is_handed_over_as_a_verifiable_package_with_its_summary(
+        tmp_path, catalog_url, worm_store, request):
+    from tests.helpers.verifier_env import named, verify_json
+    from tests.ingest.test_redaction_copies import _device
+
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url})
+    engine = open_catalog(catalog_url)
+    try:
+        ingest_folder(_device(tmp_path / "card"), settings=settings, engine=engine, store=worm_store)
+        key = load_or_create_key(settings.station_key_path)
+        signer = Signer("station-1", key)
+        with Session(engine) as session:
+            clip = session.exec(select(Recording).where(Recording.original_name == "MVI_0001.MP4")).one()
+            clerk = add_user(session, "clerk", roles=["clerk"], by="admin")
+            supervisor = add_user(session, "supervisor", roles=["supervisor"], by="admin")
+            reviewer = add_user(session, "reviewer", roles=["reviewer"], by="admin")
+            session.commit()
+            copy = redact_recording(session, worm_store, settings, clip, RedactionSpec(
+                boxes=(parse_box("1-2:96,64,96,96"),)), user=clerk, reason="公示前遮蔽", key=key, via="test").recording
+            classify_recordings(session, supervisor, [copy], to="public", reason="审核后可公开")
+            session.commit()
+            made = propose_release(session, clerk, kind="publication", title="占道经营整治", recipient="社会公众",
+                                   legal_basis="《政府信息公开条例》", recordings=[copy], reason="执法公示",
+                                   now=utcnow())
+            assert made.id is not None
+            decide_release(session, worm_store, reviewer, made.id, approve=True, note="可以公示", signer=signer,
+                           now=utcnow())
+            signing = PackageSigning(station="station-1", station_key=key, export_key_path=tmp_path / "export.pem")
+            result = release_package(session, worm_store, made.id, out=tmp_path / "release-1", by="clerk",
+                                     now=utcnow(), signing=signing)
+            exported = _events(session, CustodyKind.EXPORTED, copy.id or 0)
+            assert exported[-1].details["reason"].startswith(f"release {made.id} (publication 公示) to 社会公众")
+            copy_sha, officer, release_id, records = copy.sha256, clip.officer_number, made.id, list(made.records)
+        release_dir = result.path / "data" / "release"
+        # the signed decision inside is the very record kept in WORM storage
+        record = (release_dir / "records" / f"release-{release_id:06d}-01-approved.json").read_bytes()
+        assert record == worm_store.get_record(records[0])
+        assert verify_document(json.loads(record))["decision"] == "approved"
+        # the public summary: the copy's hash and nothing personal
+        summary = json.loads((release_dir / "public-summary.json").read_text())
+        assert [i["sha256"] for i in summary["items"]] == [copy_sha]
+        words = (release_dir / "public-summary.txt").read_text() + json.dumps(summary, ensure_ascii=False)
+        for personal in ("clerk", "reviewer", "MVI_0001", "31.23", "121.47", *([officer] if officer else [])):
+            assert personal not in words, personal
+        assert "Release 1: publication" in (result.path / "bag-info.txt").read_text(encoding="utf-8")
+        # and the examiner's verify.py passes the whole package, release files included in the manifests
+        assert "data/release/public-summary.json" in (result.path / "manifest-sha256.txt").read_text()
+        python = request.getfixturevalue("verifier_python")
+        code, report = verify_json(python, result.path, "--trust", result.export_key_fingerprint)
+        assert code == 0, named(report)
     finally:
         engine.dispose()

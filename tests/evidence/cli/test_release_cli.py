@@ -4,6 +4,7 @@ of an unredacted original and an approval by a clerk are refused with the reason
 from __future__ import annotations
 
 import json
+import zipfile
 from typing import Any
 
 import pytest
@@ -46,6 +47,15 @@ def test_evidence_release_proposes_decides_and_withdraws(env, tmp_path) -> None:
     assert approved["records"] == [f"releases/release-{int(number):06d}-01-approved.json"]
     shown = invoke(env, "release", "show", number)
     assert shown.exit_code == 0 and "区人民检察院" in shown.stdout and "signed record releases/" in shown.stdout
+    # Handed over as a package the examiner's verify.py accepts, the signed decision inside
+    bind_caller(env, "clerk", roles=("clerk",))
+    package = _json(env, "release", "package", number, "--out", str(tmp_path / "release.zip"))
+    assert package["items"] == len(ids) and package["path"].endswith("release.zip")
+    with zipfile.ZipFile(package["path"]) as archive:
+        names = archive.namelist()
+    assert f"release/data/release/records/release-{int(number):06d}-01-approved.json" in names
+    summary = invoke(env, "release", "summary", number)
+    assert summary.exit_code == 0 and "移送" in summary.stdout and "区人民检察院" not in summary.stdout
     # Withdrawn by the proposer; listed as such
     bind_caller(env, "clerk", roles=("clerk",))
     withdrawn = _json(env, "release", "withdraw", number, "--reason", "退回补充侦查")

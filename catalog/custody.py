@@ -96,6 +96,10 @@ class CustodyKind(enum.StrEnum):
     RELEASE_APPROVED = "release_approved"  # legal review approved the release; the signed decision is in WORM storage
     RELEASE_REJECTED = "release_rejected"  # legal review refused the release (signed too)
     RELEASE_WITHDRAWN = "release_withdrawn"  # a proposed or approved release withdrawn (signed too)
+    SHARE_CREATED = "share_created"  # a link handing an approved release to one named recipient (until when)
+    SHARE_OPENED = "share_opened"  # the recipient used the link's one-time code
+    SHARE_DOWNLOADED = "share_downloaded"  # the recipient downloaded an item through the link
+    SHARE_REVOKED = "share_revoked"  # the link ended before its time (by a person, or after too many wrong codes)
 
 
 #: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with

@@ -114,6 +114,14 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
     K.RELEASE_WITHDRAWN: ("撤回第 {release} 号{kind}，理由：{reason}；签名记录已写入 WORM 存储",
                           "Release {release} ({kind}) withdrawn; reason: {reason}; the signed record is in WORM "
                           "storage"),
+    K.SHARE_CREATED: ("为第 {release} 号发布向 {recipient} 生成分享链接 {link}（至 {expires_at}）",
+                      "Share link {link} of release {release} made for {recipient} (until {expires_at})"),
+    K.SHARE_OPENED: ("{recipient} 以一次性验证码打开分享链接 {link}",
+                     "{recipient} opened share link {link} with its code"),
+    K.SHARE_DOWNLOADED: ("{recipient} 通过分享链接 {link} 下载（{bytes}）",
+                         "{recipient} downloaded through share link {link} ({bytes})"),
+    K.SHARE_REVOKED: ("撤销分享链接 {link}（{recipient}），理由：{reason}",
+                      "Share link {link} ({recipient}) revoked; reason: {reason}"),
     K.CLASSIFIED: ("敏感类别由 {from} 改为 {to}，理由：{reason}",
                    "Sensitivity class changed from {from} to {to}; reason: {reason}"),
     K.ACCESS_GRANTED: ("授权 {user} 调阅案件 {case} 的涉密/敏感材料（至 {expires_at}），理由：{reason}",
@@ -180,6 +188,7 @@ _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] 
     K.STAMPED: lambda d, v: {"important": v.yes_no(d.get("important"))},
     K.REGISTRY_CHANGED: lambda d, v: {"details": v.plain({k: x for k, x in d.items() if k != "row"})},
     K.POLICY_ADOPTED: lambda d, v: {"terms": _policy_terms(d.get("terms"), v)},
+    K.SHARE_CREATED: lambda d, v: {"expires_at": v.when(d["expires_at"]) if d.get("expires_at") else "—"},
     K.ACCESS_GRANTED: lambda d, v: {"expires_at": v.when(d["expires_at"]) if d.get("expires_at")
                                     else v.pick("撤销为止", "revoked")},
     K.REDACTED: lambda d, v: {

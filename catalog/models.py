@@ -420,6 +420,29 @@ class ReleaseItem(SQLModel, table=True):
     sensitivity: str = Field(max_length=32)
 
 
+class ShareLink(SQLModel, table=True):
+    """A link that hands an approved release to one named recipient without an account (catalog.shares): for a
+    time, opened once with a one-time code, every download recorded, revocable. Only hashes of the link's token,
+    its code and the browser session that used the code are kept."""
+
+    __tablename__ = "share_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="evidence_release.id", index=True)
+    recipient: str = Field(max_length=200)
+    token_sha256: str = Field(max_length=64, unique=True)
+    code_sha256: str = Field(max_length=64)
+    created_by: str = Field(max_length=100)
+    created_at: datetime | None = ts_field(nullable=False)
+    expires_at: datetime | None = ts_field(nullable=False)
+    opened_at: datetime | None = ts_field()  # the code was used (it works once)
+    session_sha256: str | None = Field(default=None, max_length=64)  # the browser session that used it
+    failures: int = Field(default=0)  # wrong codes entered
+    revoked_at: datetime | None = ts_field()
+    revoked_by: str | None = Field(default=None, max_length=100)
+    revoke_reason: str | None = Field(default=None, max_length=500)
+
+
 class SpotCheck(SQLModel, table=True):
     """双随机 spot check: a random sample drawn with a recorded seed (anyone can redraw it and get the same)."""
 

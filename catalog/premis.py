@@ -123,7 +123,11 @@ _MAPPING: dict[CustodyKind, PremisMapping] = {
     CustodyKind.RELEASE_PROPOSED: _M("app", "imp"),  # appraised for release
     CustodyKind.RELEASE_APPROVED: _M("dis", "aut"),  # dissemination, authorised by legal review
     CustodyKind.RELEASE_REJECTED: _M("app", "aut"),
-    CustodyKind.RELEASE_WITHDRAWN: _M("poa", "aut"),  # the retention policy in force: a policy assignment, authorised
+    CustodyKind.RELEASE_WITHDRAWN: _M("poa", "aut"),
+    CustodyKind.SHARE_CREATED: _M("poa", "aut"),  # who may fetch it, until when: an access policy
+    CustodyKind.SHARE_OPENED: _M("val", "imp"),  # the one-time code checked
+    CustodyKind.SHARE_DOWNLOADED: _M("dis", "exe"),  # dissemination to the recipient
+    CustodyKind.SHARE_REVOKED: _M("poa", "aut"),  # the retention policy in force: a policy assignment, authorised
 }
 
 

@@ -9,8 +9,9 @@ RESEND_AFTER_S (`to_send`, `mark_sent`), whichever station asked for it (the web
 
 A job goes queued -> running -> done (with the copy's id) or failed (with why, for a person). A worker takes it with
 `claim` (one holder at a time, its lease renewed with the progress while it renders); a job whose holder stopped
-renewing is taken again, at most MAX_ATTEMPTS times, then failed ("the renderer stopped N times"): a recording that
-kills every renderer must not be taken for ever. Plain functions on a session; the caller commits.
+renewing, or whose renderer was killed from outside (out of memory), is taken again, at most MAX_ATTEMPTS times,
+then failed ("the renderer stopped N times"): a recording that kills every renderer must not be taken for ever.
+Plain functions on a session; the caller commits.
 """
 from __future__ import annotations
 
@@ -110,21 +111,30 @@ def renew(session: Session, job_id: int, *, holder: str, now: datetime, lease_s:
     return bool(getattr(done, "rowcount", 0))
 
 
-def finish(session: Session, job_id: int, *, holder: str, now: datetime, copy_id: int) -> None:
-    session.execute(update(RedactionJob).where(col(RedactionJob.id) == job_id, col(RedactionJob.holder) == holder)
-                    .values(state="done", stage="done", progress=1.0, copy_id=copy_id, holder=None,
-                            lease_until=None, finished_at=now))
+def finish(session: Session, job_id: int, *, holder: str, now: datetime, copy_id: int) -> bool:
+    """Record the copy made; False when *holder* no longer holds the job (nothing changed)."""
+    done = session.execute(update(RedactionJob).where(col(RedactionJob.id) == job_id,
+                                                      col(RedactionJob.holder) == holder)
+                           .values(state="done", stage="done", progress=1.0, copy_id=copy_id, holder=None,
+                                   lease_until=None, finished_at=now))
+    return bool(getattr(done, "rowcount", 0))
 
 
-def fail(session: Session, job_id: int, *, holder: str, now: datetime, error: str, retry: bool = False) -> None:
+def fail(session: Session, job_id: int, *, holder: str, now: datetime, error: str, retry: bool = False,
+         counted: bool = False) -> bool:
     """Record why the job failed: for good, or (*retry*) back to `queued` for the next worker (the store or the
-    catalogue was away)."""
+    catalogue was away; or, *counted*, its renderer was killed, which counts towards MAX_ATTEMPTS as a death
+    does). False when *holder* no longer holds the job (nothing changed)."""
     values: dict[str, Any] = {"error": error[:2000], "holder": None, "lease_until": None}
-    # a take that ended by itself for now does not count towards MAX_ATTEMPTS (those are takes whose holder died)
-    values |= ({"state": "queued", "stage": "waiting", "attempts": RedactionJob.attempts - 1} if retry else
-               {"state": "failed", "stage": "failed", "finished_at": now})
-    session.execute(update(RedactionJob).where(col(RedactionJob.id) == job_id, col(RedactionJob.holder) == holder)
-                    .values(**values))
+    if retry:
+        values |= {"state": "queued", "stage": "waiting"}
+        if not counted:  # a take that ended by itself for now is not one of the MAX_ATTEMPTS deaths
+            values["attempts"] = RedactionJob.attempts - 1
+    else:
+        values |= {"state": "failed", "stage": "failed", "finished_at": now}
+    done = session.execute(update(RedactionJob).where(col(RedactionJob.id) == job_id,
+                                                      col(RedactionJob.holder) == holder).values(**values))
+    return bool(getattr(done, "rowcount", 0))
 
 
 def jobs_of(session: Session, original_id: int) -> list[RedactionJob]:

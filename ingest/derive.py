@@ -256,8 +256,8 @@ def run_ffmpeg(args: list[str], dest: Path, timeout_s: float, source: FfmpegSour
 def _run_reporting(args: list[str], timeout_s: float,
                    progress: Callable[[float], None]) -> subprocess.CompletedProcess[bytes]:
     """*args* (with `-progress pipe:1`) run as subprocess.run would, its `out_time_us` lines passed to *progress* in
-    seconds; killed and TimeoutExpired past *timeout_s*. Its error output goes to a file, never a pipe nobody reads
-    while ffmpeg writes."""
+    seconds (what *progress* raises ends ffmpeg and is raised); killed and TimeoutExpired past *timeout_s*. Its
+    error output goes to a file, never a pipe nobody reads while ffmpeg writes."""
     with tempfile.TemporaryFile() as errors, subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                               stderr=errors) as proc:
         timer = threading.Timer(timeout_s, proc.kill)
@@ -269,6 +269,9 @@ def _run_reporting(args: list[str], timeout_s: float,
                 if key == "out_time_us" and value.isdigit():
                     progress(int(value) / 1_000_000)
             proc.wait()
+        except BaseException:  # *progress* said stop (its job was taken over): ffmpeg stops with it
+            proc.kill()
+            raise
         finally:
             expired = not timer.is_alive()
             timer.cancel()

@@ -15,17 +15,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session
 
 from catalog import redaction_jobs
-from catalog.access import AccessRefused, ReasonRequired
+from catalog.access import AccessRefused, ReasonRequired, check_access
 from catalog.detail import derived_media
 from catalog.errors import CaseStateError
 from catalog.models import RedactionJob
 from catalog.recordings import get_recording
 from evidence.web.deps import DB, Caller, api_caller, language, render, signed_in
 from evidence.web.recordings import visible_recording
+from ingest.redaction.derivative import check_redaction_request
 from ingest.redaction.faces import FaceSearch
 from ingest.redaction.jobs import request_redaction
 from ingest.redaction.spec import RedactionInvalid, RedactionSpec, parse_box, parse_moving, parse_mute
@@ -86,14 +87,17 @@ def _ask(request: Request, session: Session, who: Caller, ref: str, wanted: Reda
     broker is configured."""
     original = visible_recording(session, ref, who, "redact")
     try:
+        # rights first: a request the caller may not make is refused (and recorded) however it is written
+        check_redaction_request(session, who.user, original, wanted.reason,
+                                faces=FaceSearch() if wanted.faces else None)
         spec, faces = spec_of_form(wanted)
         job = request_redaction(session, user=who.user, original=original, spec=spec, faces=faces,
                                 reason=wanted.reason, via=via)
+    except ReasonRequired as exc:  # (an AccessRefused: first)
+        raise HTTPException(422, str(exc)) from None
     except AccessRefused as exc:
         session.commit()  # the refusal is recorded
         raise HTTPException(403, str(exc)) from None
-    except ReasonRequired as exc:
-        raise HTTPException(422, str(exc)) from None
     except (RedactionInvalid, CaseStateError) as exc:
         session.rollback()
         raise HTTPException(400, f"recording {original.id} cannot be redacted as asked: {exc}") from None
@@ -116,12 +120,20 @@ def _start_renderer(request: Request) -> None:
         logger.exception("Could not start the renderer for a redaction job; it waits for the next one.")
 
 
-def _job(session: Session, who: Caller, job_id: int) -> RedactionJob:
-    """The job if the caller may see it: the original in their scope (404 for no such job)."""
+def _job(request: Request, session: Session, who: Caller, job_id: int, reason: str | None = None) -> RedactionJob:
+    """The job if the caller may see its original's entry: in their scope, and its class allows them (a state
+    secret needs a grant); each refusal recorded; 404 for no such job."""
     job = session.get(RedactionJob, job_id)
     if job is None:
         raise HTTPException(404, f"no redaction job {job_id}")
-    visible_recording(session, str(job.original_id), who, "redact")
+    original = visible_recording(session, str(job.original_id), who, "redact")
+    try:
+        check_access(session, who.user, [original], step="view", reason=reason,
+                     policy=request.app.state.config.access_reason, action="redact")
+    except ReasonRequired as exc:
+        raise HTTPException(422, f"{exc}: add ?reason=…") from None
+    except AccessRefused as exc:
+        raise HTTPException(403, str(exc)) from None
     return job
 
 
@@ -134,9 +146,13 @@ def ask_in_form(ref: str, request: Request, session: DB, csrf: Annotated[str, Fo
     """Ask for a redacted copy (each field one region or range a line, as `evidence redact` takes them); then the
     job's page."""
     who = signed_in(request, session, "redact", csrf)
-    job = _ask(request, session, who, ref, RedactionRequest(
-        boxes=_lines(boxes), moving=_lines(moving), mutes=_lines(mutes), bleeps=_lines(bleeps), faces=faces == "on",
-        block=block, reason=reason), via="web")
+    try:
+        wanted = RedactionRequest(boxes=_lines(boxes), moving=_lines(moving), mutes=_lines(mutes),
+                                  bleeps=_lines(bleeps), faces=faces == "on", block=block, reason=reason)
+    except ValidationError as exc:  # more lines than a request takes
+        raise HTTPException(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                           for e in exc.errors())) from None
+    job = _ask(request, session, who, ref, wanted, via="web")
     return RedirectResponse(f"/redactions/{job.id}", status_code=303)
 
 
@@ -148,9 +164,10 @@ def ask_in_api(ref: str, body: RedactionRequest, request: Request, session: DB,
 
 
 @router.get("/api/redactions/{job_id}", tags=["redaction"])
-def job_in_api(job_id: int, session: DB, who: RedactCaller) -> dict[str, Any]:
+def job_in_api(job_id: int, request: Request, session: DB, who: RedactCaller,
+               reason: str | None = None) -> dict[str, Any]:
     """A redaction job: its state, stage, progress (0 to 1), the copy it made or why it failed."""
-    return redaction_jobs.job_as_json(_job(session, who, job_id))
+    return redaction_jobs.job_as_json(_job(request, session, who, job_id, reason))
 
 
 @router.get("/redactions/{job_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -158,12 +175,17 @@ def job_page(job_id: int, request: Request, session: DB, reason: str | None = No
     """The job's progress (the page reloads itself while it runs), then the review: the copy beside its original,
     and the form to ask again with regions added or taken away."""
     who = signed_in(request, session, "redact")
-    job = _job(session, who, job_id)
+    job = _job(request, session, who, job_id, reason)
     original = get_recording(session, str(job.original_id))
     copy = get_recording(session, str(job.copy_id)) if job.copy_id is not None else None
-    spec = RedactionSpec.from_json(job.spec)
+    shown = redaction_jobs.job_as_json(job)
+    try:
+        spec = RedactionSpec.from_json(job.spec)
+    except RedactionInvalid as exc:  # a row edited behind the application's back: said, and the form left empty
+        spec = RedactionSpec()
+        shown["error"] = shown["error"] or str(exc)
     return render(request, "redaction.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  job=redaction_jobs.job_as_json(job), original=original, copy=copy, lines=spec.as_lines(),
+                  job=shown, original=original, copy=copy, lines=spec.as_lines(),
                   block=spec.block, faces=job.faces is not None, reason=reason or "",
                   running=job.state in ("queued", "running"), can_play=who.may("play"),
                   original_proxy=derived_media(session, job.original_id, "proxy") is not None,
@@ -172,7 +194,8 @@ def job_page(job_id: int, request: Request, session: DB, reason: str | None = No
 
 def frame_rate(technical: dict[str, Any]) -> float:
     """Frames a second of a recording as ffprobe gave it (`25/1`, `30000/1001`), 25 when it is not known. Pure."""
-    text = str(((technical or {}).get("video") or {}).get("frame_rate") or "")
+    video = technical.get("video") if isinstance(technical, dict) else None
+    text = str(video.get("frame_rate") or "") if isinstance(video, dict) else ""
     num, _, den = text.partition("/")
     try:
         value = float(num) / float(den or 1)

@@ -61,7 +61,7 @@ from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
-__all__ = ["REDACTABLE", "Progress", "Redacted", "check_redaction_request", "redact_recording"]
+__all__ = ["REDACTABLE", "Progress", "Redacted", "RedactionAbandoned", "check_redaction_request", "redact_recording"]
 
 #: Told what a redaction does now (`faces`, `rendering`, `archiving`) and the share of it done (0 to 1).
 Progress = Callable[[str, float], None]
@@ -70,6 +70,11 @@ Progress = Callable[[str, float], None]
 REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
 #: Photo containers ingest keeps and describes (Pillow with pillow-heif) that ffmpeg 5.1 cannot decode.
 UNREADABLE_PHOTOS = frozenset({"heic", "heif", "avif"})
+
+
+class RedactionAbandoned(RuntimeError):
+    """The work was given up before anything was recorded: its job was taken over by another renderer (the hold
+    on it ran out), which does it instead."""
 
 
 @dataclass(frozen=True)
@@ -175,10 +180,11 @@ def _copy_name(original: Recording, version: int, *, photo: bool) -> str:
 def redact_recording(session: Session, store: EvidenceStore, settings: Settings, original: Recording,
                      spec: RedactionSpec, *, user: User, reason: str, key: Ed25519PrivateKey, via: str,
                      faces: FaceSearch | None = None, timeout_s: float = REDACT_TIMEOUT_S,
-                     progress: Progress | None = None) -> Redacted:
+                     progress: Progress | None = None, held: Callable[[], bool] | None = None) -> Redacted:
     """Make a redacted copy of *original* as *spec* says, with the *faces* found (ingest.redaction.faces) hidden
     too, for *user*, and keep it (see the module). *progress* is told each stage (`faces`, `rendering`,
-    `archiving`) and the share of it done.
+    `archiving`) and the share of it done; *held* (a job's hold: ingest.redaction.jobs) is asked before the read is
+    recorded and before the copy is catalogued, and RedactionAbandoned raised when it says no.
 
     Raises:
       AccessRefused: *user* may not redact, or may not play *original* (role, scope, class); recorded.
@@ -187,6 +193,7 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
       RedactionInvalid: *spec* cannot be carried out on *original* (each problem named; nothing read), or nothing
         is left to hide (no face found, nothing else asked).
       FacesUnavailable: *faces* asked for where the detector's model is not installed.
+      RedactionAbandoned: *held* said the work is no longer this caller's (nothing recorded or kept).
       FfmpegRefused, DeriveFailed, OSError: the rendering failed (nothing catalogued; no access recorded).
       StorageError: the store refused or is away (the copy stays staged, catalogued, for the archive step).
     """
@@ -210,6 +217,7 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
                              height=size[1] if size else None, duration_s=original.duration_s,
                              has_audio=bool(original.audio_codec) and not photo, photo=photo, timeout_s=timeout_s,
                              progress=_stage(progress, "rendering"))
+        _still_held(held, original)
         record_access(session, actor=user.name, recording=original, what="original", viewing_session=None,
                       details={"via": via, "reason": why, "for": "redaction"})
         copy = copy_and_hash(rendered, staging, part_name=f"redact-{uuid.uuid4().hex}", resume=False)
@@ -225,6 +233,7 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
         version = next((n for n, r in enumerate(earlier, 1) if r.id == existing.id), 0)
         return Redacted(existing, original, version, new=False)
     try:
+        _still_held(held, original)
         recording = _catalogue_copy(session, store, settings, original, copy, spec, key=key, user=user, why=why,
                                     version=len(earlier) + 1, photo=photo, size=size)
     except BaseException:
@@ -234,6 +243,11 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
         raise
     _archive(session, store, settings, recording, user=user, key=key, progress=progress)
     return Redacted(recording, original, len(earlier) + 1, new=True)
+
+
+def _still_held(held: Callable[[], bool] | None, original: Recording) -> None:
+    if held is not None and not held():
+        raise RedactionAbandoned(f"the redaction of recording {original.id} was taken over by another renderer")
 
 
 @contextmanager

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ingest.derive import FfmpegRefused, dies_with_parent, ffmpeg_source
+from ingest.derive import FfmpegRefused, dies_with_parent, ffmpeg_source, killed_from_outside, stopped_from_outside
+from ingest.errors import RenderInterrupted
 from ingest.redaction.spec import Box
 
 __all__ = ["DETECTOR_WIDTH", "PADDING", "PHOTO_DETECTOR_WIDTH", "SAMPLE_FPS", "THRESHOLD", "WINDOW_S",
@@ -125,7 +126,10 @@ def _frames(source: Path | str, *, fps: float | None, width: int, out_width: int
                     raise FfmpegRefused(f"looking for faces in {reading.shown_as} took longer than {timeout_s:g} s")
                 yield np.frombuffer(data, dtype=np.uint8).reshape(out_height, out_width, 3)
             err = proc.stderr.read().decode(errors="replace").strip()
-            if proc.wait() != 0:
+            if stopped_from_outside(proc.wait()):
+                raise RenderInterrupted(reading.shown_as, f"ffmpeg was stopped from outside (exit {proc.returncode})",
+                                        killed=killed_from_outside(proc.returncode))
+            if proc.returncode != 0:
                 raise FfmpegRefused(f"ffmpeg could not read {reading.shown_as} to look for faces: "
                                     f"{reading.shown(err)[-500:] or f'exit {proc.returncode}'}")
         finally:

@@ -32,7 +32,7 @@ from catalog.user_models import User
 from ingest.config import Settings
 from ingest.derive import FfmpegRefused
 from ingest.errors import RenderInterrupted, first_line
-from ingest.redaction.derivative import check_redaction_request, redact_recording
+from ingest.redaction.derivative import RedactionAbandoned, check_redaction_request, redact_recording
 from ingest.redaction.faces import FaceSearch, FacesUnavailable
 from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 from storage import EvidenceStore, StorageError
@@ -88,7 +88,14 @@ class _Reporter:
         self._thread = threading.Thread(target=self._run, name=f"redaction-job-{job_id}", daemon=True)
 
     def __call__(self, stage: str, share: float) -> None:
+        if self.lost:  # another renderer holds the job now: stop (ffmpeg with it), record nothing
+            raise RedactionAbandoned(f"redaction job {self.job_id} was taken over by another renderer")
         self.stage, self.progress = stage, overall_progress(stage, share, faces=self.faces)
+
+    def still_held(self) -> bool:
+        """Whether this renderer still holds the job, asked of the catalogue now (the hold renewed)."""
+        self._tell()
+        return not self.lost
 
     def _tell(self) -> None:
         try:
@@ -123,8 +130,9 @@ _FOR_NOW = (StorageError, OperationalError, CatalogUnavailable, RenderInterrupte
 def run_redaction_job(engine: Engine, store: EvidenceStore, settings: Settings, key: Ed25519PrivateKey, job_id: int,
                       *, lease_s: float = LEASE_S) -> str | None:
     """Take job *job_id* and do it: its state after (`done`, `failed`, or `queued` when the store, the catalogue
-    or the renderer failed for now and a worker must take it again); None when it was not takeable (another worker
-    holds it, or it is finished)."""
+    or the renderer failed for now and a worker must take it again; a renderer killed from outside counts towards
+    catalog.redaction_jobs.MAX_ATTEMPTS); None when it was not takeable (another worker holds it, or it is
+    finished), or was taken over while this one worked (its hold ran out: this one stops and records nothing)."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with Session(engine) as session:
         job = jobs.claim(session, job_id, holder=holder, now=utcnow(), lease_s=lease_s)
@@ -132,11 +140,16 @@ def run_redaction_job(engine: Engine, store: EvidenceStore, settings: Settings, 
             return None
         request: dict[str, Any] = {"original_id": job.original_id, "requested_by": job.requested_by,
                                    "reason": job.reason, "via": job.via, "spec": job.spec, "faces": job.faces}
-    state, error, copy_id = "failed", "", None
+    state, error, copy_id, killed = "failed", "", None, False
     with _Reporter(engine, job_id, holder, faces=request["faces"] is not None, lease_s=lease_s) as reporter:
         try:
             copy_id = _redact(engine, store, settings, key, request, reporter)
             state = "done"
+        except RedactionAbandoned:
+            logger.warning("Redaction job %s was taken over by another renderer; this one stopped.", job_id)
+            return None
+        except RenderInterrupted as exc:  # killed from outside (out of memory) counts as a renderer's death
+            state, error, killed = "queued", f"waiting to be tried again: {first_line(exc)}", exc.killed
         except _FOR_GOOD as exc:
             error = str(exc)
         except _FOR_NOW as exc:
@@ -147,10 +160,15 @@ def run_redaction_job(engine: Engine, store: EvidenceStore, settings: Settings, 
     with Session(engine) as session:
         now = utcnow()
         if copy_id is not None:
-            jobs.finish(session, job_id, holder=holder, now=now, copy_id=copy_id)
+            recorded = jobs.finish(session, job_id, holder=holder, now=now, copy_id=copy_id)
         else:
-            jobs.fail(session, job_id, holder=holder, now=now, error=error, retry=state == "queued")
+            recorded = jobs.fail(session, job_id, holder=holder, now=now, error=error, retry=state == "queued",
+                                 counted=killed)
         session.commit()
+    if not recorded:  # another renderer took the job over meanwhile: its outcome is the one recorded
+        logger.warning("Redaction job %s was taken over by another renderer before this one ended (%s).", job_id,
+                       state)
+        return None
     logger.info("Redaction job %s of recording %s: %s%s", job_id, request["original_id"], state,
                 f" ({error})" if error else f", copy {copy_id}")
     return state
@@ -167,13 +185,14 @@ def _redact(engine: Engine, store: EvidenceStore, settings: Settings, key: Ed255
         original = session.get(Recording, request["original_id"])
         if original is None:
             raise RecordingNotFound(str(request["original_id"]))
+        spec = RedactionSpec.from_json(request["spec"])
         try:
-            spec = RedactionSpec.from_json(request["spec"])
-        except (KeyError, TypeError) as exc:
-            raise RedactionInvalid([f"the queued specification cannot be read: {exc}"]) from exc
-        faces = FaceSearch(**request["faces"]) if request["faces"] is not None else None
+            faces = FaceSearch(**request["faces"]) if request["faces"] is not None else None
+        except TypeError as exc:
+            raise RedactionInvalid([f"the queued face search cannot be read: {exc}"]) from exc
         made = redact_recording(session, store, settings, original, spec, user=user, reason=request["reason"],
-                                key=key, via=request["via"], faces=faces, progress=reporter)
+                                key=key, via=request["via"], faces=faces, progress=reporter,
+                                held=reporter.still_held)
         assert made.recording.id is not None
         return made.recording.id
 

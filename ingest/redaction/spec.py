@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BLEEP_HZ", "KEYFRAME_STEP_S", "MAX_TIME_S", "MIN_BLOCK", "Box", "Keyframe", "Moving", "Mute",
+__all__ = ["BLEEP_HZ", "KEYFRAME_STEP_S", "MAX_REGIONS", "MAX_TIME_S", "MIN_BLOCK", "Box", "Keyframe", "Moving", "Mute",
            "RedactionInvalid", "RedactionSpec", "parse_box", "parse_moving", "parse_mute", "parse_time",
            "spec_problems"]
 
@@ -27,6 +27,9 @@ MAX_TIME_S = 10_000_000.0
 #: A moving region is drawn as one box per this many seconds, each covering where the region is at both ends of
 #: its interval (so the whole interval: each edge moves linearly between keyframes).
 KEYFRAME_STEP_S = 0.2
+#: The most regions one redaction draws (still boxes, faces and each moving region's steps): an hour with three faces
+#: is about 10,800; a request past this is refused before it is queued, not left to exhaust a renderer's memory.
+MAX_REGIONS = 100_000
 #: The tone that replaces bleeped sound (the broadcast censor's 1 kHz), at a quarter of full scale.
 BLEEP_HZ = 1000
 
@@ -111,6 +114,11 @@ class Moving:
 
     def as_json(self) -> dict[str, Any]:
         return {"keyframes": [k.as_json() for k in self.keyframes]}
+
+    def box_count(self, step_s: float = KEYFRAME_STEP_S) -> int:
+        """How many boxes `boxes` draws, without drawing them. Pure."""
+        return sum(max(1, math.ceil((b.t_s - a.t_s) / step_s - 1e-9))
+                   for a, b in itertools.pairwise(self.keyframes) if b.t_s > a.t_s)
 
     def boxes(self, step_s: float = KEYFRAME_STEP_S) -> tuple[Box, ...]:
         """Boxes that together cover the region wherever it is between its first and last keyframe: one per
@@ -206,10 +214,26 @@ class RedactionSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RedactionSpec:
-        """The specification `as_json` wrote (a queued job's request). KeyError or TypeError when it is not one."""
+        """The specification `as_json` wrote (a queued job's request); RedactionInvalid when it is not one (a row
+        edited behind the application's back: wrong types, numbers that are not finite)."""
+        try:
+            spec = cls._from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RedactionInvalid([f"the specification cannot be read: {type(exc).__name__}: {exc}"]) from None
+        times = [v for b in spec.boxes for v in (b.start_s, b.end_s) if v is not None]
+        times += [k.t_s for m in spec.moving for k in m.keyframes]
+        times += [v for m in spec.mutes + spec.bleeps for v in (m.start_s, m.end_s)]
+        if not all(math.isfinite(t) for t in times):
+            raise RedactionInvalid(["the specification holds a time that is not a finite number"])
+        return spec
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> RedactionSpec:
         def span(d: dict[str, Any]) -> Mute:
             return Mute(float(d["start_s"]), float(d["end_s"]))
 
+        if not isinstance(data, dict):
+            raise TypeError(f"an object was expected, not {type(data).__name__}")
         return cls(
             boxes=tuple(Box(float(b["start_s"]), None if b["end_s"] is None else float(b["end_s"]), int(b["x"]),
                             int(b["y"]), int(b["w"]), int(b["h"])) for b in data.get("boxes", [])),
@@ -260,14 +284,9 @@ def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None,
                   has_audio: bool, photo: bool = False) -> list[str]:
     """Everything in *spec* that cannot be carried out on a recording of this size, length and sound, or on a
     *photo* (no time, no sound) (empty: it can). Pure."""
-    problems = []
-    if photo:
-        problems += [f"region {n}: a photo has no time range; give X,Y,W,H" for n, box in enumerate(spec.boxes, 1)
-                     if box.start_s != 0 or box.end_s is not None]
+    problems = _photo_problems(spec) if photo else []
     if spec.hides_nothing:
         problems.append("nothing to redact: give at least one region or one muted range")
-    if photo:
-        problems += [f"moving region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.moving) + 1)]
     if spec.method != "pixelate":
         problems.append(f"method {spec.method!r}: only pixelate is built")
     if spec.block < MIN_BLOCK:
@@ -278,6 +297,10 @@ def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None,
         problems += _box_problems(n, box, width, height, duration_s)
     for n, moving in enumerate(spec.moving, 1):
         problems += _moving_problems(n, moving, width, height, duration_s)
+    count = len(spec.boxes) + sum(m.box_count() for m in spec.moving)
+    if count > MAX_REGIONS:
+        problems.append(f"{count} regions to draw (moving regions drawn every {KEYFRAME_STEP_S:g} s): at most "
+                        f"{MAX_REGIONS} in one redaction; redact the recording in parts")
     for word, ranges in (("muted", spec.mutes), ("bleeped", spec.bleeps)):
         for n, mute in enumerate(ranges, 1):
             what = f"{word} range {n} ({mute.start_s:g} s to {mute.end_s:g} s)"
@@ -285,6 +308,13 @@ def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None,
                 problems.append(f"{what}: the recording has no sound")
             problems += _span_problems(what, mute.start_s, mute.end_s, duration_s)
     return problems
+
+
+def _photo_problems(spec: RedactionSpec) -> list[str]:
+    """What a photo (no time) cannot take: a region with a time range, a moving region."""
+    return ([f"region {n}: a photo has no time range; give X,Y,W,H" for n, box in enumerate(spec.boxes, 1)
+             if box.start_s != 0 or box.end_s is not None]
+            + [f"moving region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.moving) + 1)])
 
 
 def _moving_problems(n: int, moving: Moving, width: int | None, height: int | None,
@@ -298,6 +328,8 @@ def _moving_problems(n: int, moving: Moving, width: int | None, height: int | No
         problems.append(f"{what}: its keyframes must go forward in time")
     if frames and duration_s is not None and frames[0].t_s >= duration_s:
         problems.append(f"{what}: it starts after the recording ends ({duration_s:g} s)")
+    elif frames and duration_s is not None and frames[-1].t_s > duration_s + KEYFRAME_STEP_S:
+        problems.append(f"{what}: its last keyframe is after the recording ends ({duration_s:g} s)")
     for k in frames:
         if k.w <= 0 or k.h <= 0:
             problems.append(f"{what}: the keyframe at {k.t_s:g} s has no area")

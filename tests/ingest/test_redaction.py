@@ -172,6 +172,7 @@ def test_a_moving_region_and_a_bleep_are_checked_like_the_rest() -> None:
     spec = RedactionSpec(moving=(parse_moving("2:0,0,10,10;1:300,0,40,40;9:0,0,0,5"),), bleeps=(Mute(1, 2),))
     assert spec_problems(spec, width=W, height=H, duration_s=5.0, has_audio=False) == [
         "moving region 1 (2 s to 9 s): its keyframes must go forward in time",
+        "moving region 1 (2 s to 9 s): its last keyframe is after the recording ends (5 s)",
         "moving region 1 (2 s to 9 s): the keyframe at 1 s (300,0,40,40) lies outside the 320×240 picture",
         "moving region 1 (2 s to 9 s): the keyframe at 9 s has no area",
         "bleeped range 1 (1 s to 2 s): the recording has no sound",

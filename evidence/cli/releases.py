@@ -23,6 +23,7 @@ from catalog.releases import (
     release_as_json,
     withdraw_release,
 )
+from catalog.shares import share_as_json, shares_of
 from catalog.signing import load_or_create_key
 from catalog.types import utcnow
 from evidence.cli.common import caller, catalogue, console, fail, person, print_json
@@ -127,6 +128,7 @@ def release_show(number: int, by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session), _refusals():
         caller(cfg, session, "releases", by)
         data = release_as_json(session, get_release(session, number))
+        data["shares"] = [share_as_json(link) for link in shares_of(session, number)]
     lines = [f"release {data['id']}: {_KIND_WORDS[data['kind']]} \"{data['title']}\" to {data['recipient']} "
              f"({data['legal_basis']}), {data['state']}",
              f"proposed by {data['proposed_by']} at {data['proposed_at']}: {data['reason']}"]
@@ -136,6 +138,9 @@ def release_show(number: int, by: str | None, as_json: bool) -> None:
         lines.append(f"withdrawn by {data['withdrawn_by']} at {data['withdrawn_at']}: {data['withdrawal_reason']}")
     lines += [f"  recording {i['recording_id']} {i['name']} ({i['class']}) {i['sha256']}" for i in data["items"]]
     lines += [f"  signed record {key}" for key in data["records"]]
+    lines += [f"  share link {link['id']} for {link['recipient']} until {link['expires_at']}"
+              + (f", opened {link['opened_at']}" if link["opened_at"] else "")
+              + (f", revoked: {link['revoke_reason']}" if link["revoked_at"] else "") for link in data["shares"]]
     _show(data, as_json, "\n".join(lines))
 
 
@@ -190,3 +195,45 @@ def release_summary(number: int, by: str | None, as_json: bool) -> None:
         caller(cfg, session, "releases", by)
         summary = summary_of(session, get_release(session, number))
     _show(summary, as_json, summary_text(summary))
+
+
+@release.command("share")
+@click.argument("number", type=int)
+@click.option("--recipient", required=True, help="The one person it is for (name and office).")
+@click.option("--days", type=click.IntRange(1, 90), default=7, show_default=True, help="How long the link lasts.")
+@by_option
+@json_option
+def release_share(number: int, recipient: str, days: int, by: str | None, as_json: bool) -> None:
+    """A link to an approved release for one recipient without an account: its path and one-time code are shown
+    once (send the code another way than the link); every download is recorded."""
+    from catalog.shares import ShareRefused, create_share
+
+    with catalogue() as (cfg, session), _refusals():
+        user = person(session, caller(cfg, session, "propose_release", by))
+        try:
+            made = create_share(session, user, number, recipient=recipient, days=days, now=utcnow())
+        except ShareRefused as exc:
+            fail(str(exc), 2)
+        data = {**share_as_json(made.link), "path": made.path, "code": made.code}
+    _show(data, as_json, f"share link {data['id']} for {data['recipient']} until {data['expires_at']}:\n"
+                         f"  path  {data['path']}  (on this archive's web address)\n  code  {data['code']}  "
+                         "(send it another way; it works once)")
+
+
+@release.command("unshare")
+@click.argument("link", type=int)
+@click.option("--reason", required=True, help="Why the link is revoked (recorded).")
+@by_option
+@json_option
+def release_unshare(link: int, reason: str, by: str | None, as_json: bool) -> None:
+    """Revoke a share link before its time."""
+    from catalog.shares import ShareRefused, revoke_share
+
+    with catalogue() as (cfg, session):
+        user = person(session, caller(cfg, session, "releases", by))
+        try:
+            done = revoke_share(session, user, link, reason=reason, now=utcnow())
+        except ShareRefused as exc:
+            fail(str(exc), 2)
+        data = share_as_json(done)
+    _show(data, as_json, f"share link {link} revoked")

@@ -56,6 +56,13 @@ def test_evidence_release_proposes_decides_and_withdraws(env, tmp_path) -> None:
     assert f"release/data/release/records/release-{int(number):06d}-01-approved.json" in names
     summary = invoke(env, "release", "summary", number)
     assert summary.exit_code == 0 and "移送" in summary.stdout and "区人民检察院" not in summary.stdout
+    # Shared with one recipient: the path and code shown once; listed on the release; revoked
+    link = _json(env, "release", "share", number, "--recipient", "区检察院 王检察官", "--days", "3")
+    assert link["path"].startswith("/share/") and len(link["code"]) == 8 and link["recipient"] == "区检察院 王检察官"
+    assert f"share link {link['id']} for 区检察院 王检察官" in invoke(env, "release", "show", number).stdout
+    revoked = _json(env, "release", "unshare", str(link["id"]), "--reason", "改为当面移交")
+    assert revoked["revoke_reason"] == "改为当面移交"
+    assert invoke(env, "release", "unshare", str(link["id"]), "--reason", "再撤").exit_code == 2
     # Withdrawn by the proposer; listed as such
     bind_caller(env, "clerk", roles=("clerk",))
     withdrawn = _json(env, "release", "withdraw", number, "--reason", "退回补充侦查")

@@ -98,7 +98,9 @@ def test_each_role_is_refused_what_it_may_not_do(web_site, role):
 
 #: Routes anyone may call: signing in, signing out (without a session it only sends you to sign in), liveness.
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/health"),
-          ("GET", "/static")}  # the pages' scripts (a mount of files shipped in the package)
+          ("GET", "/static"),  # the pages' scripts (a mount of files shipped in the package)
+          # a release shared with a recipient who has no account: the link's token and one-time code (catalog.shares)
+          ("GET", "/share/{token}"), ("POST", "/share/{token}"), ("GET", "/share/{token}/items/{recording_id}")}
 
 PAGE, API = "page", "api"  # how each route refuses an unsigned caller: the sign-in page, or 401
 #: Every guarded route of the app: (method, path as the app declares it) -> (a path to call, the form to post,

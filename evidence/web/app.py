@@ -29,6 +29,7 @@ from evidence.web.operations import Metrics
 from evidence.web.operations import router as operations_router
 from evidence.web.recordings import router as recordings_router
 from evidence.web.redactions import router as redactions_router
+from evidence.web.releases import router as releases_router
 from evidence.web.retention import router as retention_router
 from evidence.web.search import router as search_router
 from evidence.web.shares import router as shares_router
@@ -65,9 +66,9 @@ def local_time(value: str | datetime | None, zone: str) -> str:
 
 
 #: Every router, in the order its routes are matched (and listed in the API description).
-ROUTERS: tuple[APIRouter, ...] = (search_router, recordings_router, redactions_router, cases_router, retention_router,
-                                  spotchecks_router, audit_router, stats_router, admin_router, operations_router,
-                                  signin_router, shares_router)
+ROUTERS: tuple[APIRouter, ...] = (search_router, recordings_router, redactions_router, releases_router, cases_router,
+                                  retention_router, spotchecks_router, audit_router, stats_router, admin_router,
+                                  operations_router, signin_router, shares_router)
 
 
 def create_app(config: WebConfig) -> FastAPI:

@@ -152,7 +152,7 @@ StampCaller = Annotated[Caller, api_caller("stamp")]
 
 #: The header's links: (path, label, the action the role must allow).
 NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/retention", "Retention and disposal", "retention"),
-       ("/spot-checks", "Spot checks", "spotcheck"),
+       ("/releases", "Releases", "releases"), ("/spot-checks", "Spot checks", "spotcheck"),
        ("/stats", "Statistics", "statistics"), ("/audit", "Audit", "audit"), ("/admin", "Administration", "admin"))
 
 

@@ -10,7 +10,7 @@ from catalog.integrity import INTEGRITY_CHECKS
 from catalog.models import IntegrityStatus, MediaKind
 from catalog.redaction_jobs import JOB_STAGES, JOB_STATES
 from catalog.registry import CERTIFICATE_STATES
-from catalog.releases import RELEASE_KINDS
+from catalog.releases import RELEASE_KINDS, RELEASE_STATES
 from catalog.search import RETENTION_STATES, SORTS
 from catalog.shares import PUBLIC_REFUSALS
 from catalog.spotcheck import OUTCOMES
@@ -38,7 +38,7 @@ def used_message_ids() -> set[str]:
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
     found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
-    found |= set(JOB_STATES) | set(JOB_STAGES) | set(PUBLIC_REFUSALS) | set(RELEASE_KINDS)
+    found |= set(JOB_STATES) | set(JOB_STAGES) | set(PUBLIC_REFUSALS) | set(RELEASE_KINDS) | set(RELEASE_STATES)
     return found
 
 

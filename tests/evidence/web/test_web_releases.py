@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog import Recording, load_or_create_key, open_catalog
 from evidence.web import WebConfig, create_app
@@ -26,7 +26,7 @@ def test_a_release_is_proposed_decided_packaged_shared_and_withdrawn_in_the_brow
     engine = open_catalog(settings.database_url)
     add_web_users(engine, {"clerk": "clerk", "reviewer": "reviewer"})
     with Session(engine) as session:
-        ids = [str(r.id) for r in session.exec(select(Recording).order_by(Recording.id))]
+        ids = [str(r.id) for r in session.exec(select(Recording).order_by(col(Recording.id)))]
     config = WebConfig(engine=engine, store=LocalStore(settings.store_path),
                        key=load_or_create_key(settings.station_key_path), settings=settings)
     try:

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from catalog.models import Release
 from catalog.package import ExportResult, PackageSigning, export_package
-from catalog.releases import ItemFacts, ReleaseRefused, get_release, item_problems, release_as_json, release_items
+from catalog.releases import ReleaseRefused, current_problems, get_release, release_as_json, release_items
 from catalog.users import require
 from storage import EvidenceStore
 
@@ -86,9 +86,7 @@ def release_package(session: Session, store: EvidenceStore, release_id: int, *, 
     if release.state != "approved":
         raise ReleaseRefused([f"release {release_id} is {release.state}: only an approved release is handed over"])
     items = release_items(session, release)
-    problems = [p for _item, recording in items for p in item_problems(release.kind, ItemFacts.of(recording))]
-    problems += [f"recording {recording.id}'s SHA-256 is not the one approved" for item, recording in items
-                 if recording.sha256 != item.sha256]
+    problems = current_problems(release, items)
     if problems:
         raise ReleaseRefused(problems)
     shown = release_as_json(session, release)

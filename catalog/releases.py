@@ -17,27 +17,45 @@ refuses it).
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from catalog.access import check_access
+from catalog.access import Scope, check_access, out_of_scope
 from catalog.custody import CustodyKind, append_event
 from catalog.disposal import RECORD_RETENTION, Signer
 from catalog.errors import CatalogError, PermissionDenied
 from catalog.manifests import ensure_station_key, software_version
 from catalog.models import IN_ARCHIVE, Recording, Release, ReleaseItem
+from catalog.sensitivity import CLASSES
 from catalog.signing import sign_document, signed_bytes
 from catalog.timestamping import stamp_record
 from catalog.user_models import User
 from catalog.users import PERMISSIONS
 from storage import EvidenceStore
 
-__all__ = ["RECORD_FORMAT", "RELEASE_KINDS", "RELEASE_STATES", "ReleaseRefused", "decide_release", "get_release",
-           "item_problems", "list_releases", "propose_release", "release_as_json", "release_items",
-           "withdraw_release"]
+__all__ = [
+    "RECORD_FORMAT",
+    "RELEASE_KINDS",
+    "RELEASE_STATES",
+    "ReleaseRefused",
+    "current_problems",
+    "decide_release",
+    "drifted",
+    "get_release",
+    "item_problems",
+    "list_releases",
+    "may_act_on",
+    "propose_release",
+    "release_as_json",
+    "release_in_scope",
+    "release_items",
+    "withdraw_release",
+]
 
 #: The signed record's format name (a decision or a withdrawal).
 RECORD_FORMAT = "evidence-release-record/1"
@@ -85,6 +103,23 @@ def item_problems(kind: str, item: ItemFacts) -> list[str]:
         problems.append(f"{what} is {item.sensitivity}, {copy}: a publication (公示) carries only what is classed "
                         "public (公开); lower its class once it is judged fit to publish")
     return problems
+
+
+def drifted(item: ReleaseItem, recording: Recording) -> list[str]:
+    """Why an item may no longer go out as it was proposed: other bytes, or a class above the one it had. Pure."""
+    problems = []
+    if recording.sha256 != item.sha256:
+        problems.append(f"recording {recording.id}'s SHA-256 is not the one proposed")
+    if CLASSES.index(recording.sensitivity) > CLASSES.index(item.sensitivity):
+        problems.append(f"recording {recording.id} is {recording.sensitivity} now, above the {item.sensitivity} it "
+                        "was proposed as")
+    return problems
+
+
+def current_problems(release: Release, items: list[tuple[ReleaseItem, Recording]]) -> list[str]:
+    """Why *release* may not go out now: each item by the rules (`item_problems`) and against what was proposed."""
+    return [p for item, recording in items
+            for p in item_problems(release.kind, ItemFacts.of(recording)) + drifted(item, recording)]
 
 
 def _allowed(user: User, action: str) -> None:
@@ -183,13 +218,10 @@ def decide_release(session: Session, store: EvidenceStore, user: User, release_i
         problems.append(f"{user.name} proposed release {release_id}: a second person decides it (no self-approval)")
     items = release_items(session, release)
     if approve:
-        for item, recording in items:
-            problems += item_problems(release.kind, ItemFacts.of(recording))
-            if recording.sha256 != item.sha256:
-                problems.append(f"recording {recording.id}'s SHA-256 is not the one proposed")
+        problems += current_problems(release, items)
     if problems:
         raise ReleaseRefused(problems)
-    release.state = "approved" if approve else "rejected"
+    _move(session, release, ("proposed",), "approved" if approve else "rejected")
     release.decided_by, release.decided_at, release.decision_note = user.name, now, why
     key = _write_record(session, store, release, items, signer=signer, now=now,
                         act={"decision": release.state, "by": user.name, "at": now.isoformat(), "note": why})
@@ -219,7 +251,8 @@ def withdraw_release(session: Session, store: EvidenceStore, user: User, release
     if problems:
         raise ReleaseRefused(problems)
     items = release_items(session, release)
-    release.state = "withdrawn"
+    may_act_on(session, user, release, items)
+    _move(session, release, ("proposed", "approved"), "withdrawn")
     release.withdrawn_by, release.withdrawn_at, release.withdrawal_reason = user.name, now, why
     key = _write_record(session, store, release, items, signer=signer, now=now,
                         act={"decision": "withdrawn", "by": user.name, "at": now.isoformat(), "reason": why})
@@ -228,6 +261,27 @@ def withdraw_release(session: Session, store: EvidenceStore, user: User, release
                      details={"release": release.id, "kind": release.kind, "reason": why, "record": key})
     session.commit()
     return release
+
+
+def may_act_on(session: Session, user: User, release: Release, items: list[tuple[ReleaseItem, Recording]]) -> None:
+    """Refuse (AccessRefused, recorded) a person who neither proposed *release* nor reviews releases unless they may
+    download every item: withdrawing a release or ending its links is for those who could have proposed it."""
+    if user.name == release.proposed_by or "reviewer" in user.roles:
+        return
+    check_access(session, user, [recording for _item, recording in items], step="download",
+                 reason=f"release {release.id}", policy="download", action="release")
+
+
+def _move(session: Session, release: Release, were: tuple[str, ...], to: str) -> None:
+    """Move *release* from one of *were* to *to* in one statement (of two people deciding or withdrawing at once,
+    one does; the other is refused), inside the caller's transaction, before its signed record is written."""
+    moved = session.execute(update(Release).where(col(Release.id) == release.id, col(Release.state).in_(were))
+                            .values(state=to))
+    if not getattr(moved, "rowcount", 0):
+        session.rollback()
+        session.refresh(release)
+        raise ReleaseRefused([f"release {release.id} is {release.state} now: someone acted on it meanwhile"])
+    release.state = to
 
 
 def _write_record(session: Session, store: EvidenceStore, release: Release,
@@ -247,13 +301,21 @@ def _write_record(session: Session, store: EvidenceStore, release: Release,
     ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}", store=store)
     document = sign_document(body, signer.key)
     data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
-    name = f"releases/release-{release.id:06d}-{len(release.records) + 1:02d}-{act['decision']}.json"
+    # numbered, and unique: a record written before a failed commit never blocks the next try with its name
+    name = (f"releases/release-{release.id:06d}-{len(release.records) + 1:02d}-{act['decision']}-"
+            f"{uuid.uuid4().hex[:8]}.json")
     stored = store.put_record(name, data, retain_until=now + RECORD_RETENTION)
     stamp_record(store, name, signed_bytes(document), signer.tsa, retain_until=now + RECORD_RETENTION)
     assert stored.sha256
     release.records = [*release.records, name]  # the record's name in the store (EvidenceStore.get_record)
     session.add(release)
     return name
+
+
+def release_in_scope(session: Session, scope: Scope, release: Release) -> bool:
+    """Whether every item of *release* lies in *scope* (a supervisor of some units sees only their releases)."""
+    return scope.everything or not out_of_scope(session, scope, [item.recording_id for item, _r in
+                                                                 release_items(session, release)])
 
 
 def list_releases(session: Session, *, state: str | None = None) -> list[Release]:

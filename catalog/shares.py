@@ -21,23 +21,26 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from catalog.access import record_refusals
+from catalog.access import check_access, record_refusals
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CatalogError, PermissionDenied
-from catalog.models import Recording, Release, ShareLink
-from catalog.releases import ItemFacts, get_release, item_problems, release_items
+from catalog.models import CustodyEvent, Recording, Release, ShareLink
+from catalog.releases import current_problems, get_release, may_act_on, release_items
 from catalog.user_models import User
 from catalog.users import PERMISSIONS
 
-__all__ = ["CODE_DIGITS", "MAX_DAYS", "MAX_FAILURES", "NEED_CODE", "PUBLIC_REFUSALS", "NewShare", "ShareRefused",
-           "create_share", "open_share", "record_download", "revoke_share", "share_as_json", "shared_item",
-           "shares_of"]
+__all__ = ["CODE_DIGITS", "DOWNLOAD_WINDOW", "MAX_DAYS", "MAX_FAILURES", "NEED_CODE", "PUBLIC_REFUSALS", "NewShare",
+           "ShareRefused", "counts_as_download", "create_share", "open_share", "record_download", "revoke_share",
+           "share_as_json", "shared_item", "shares_of"]
 
 CODE_DIGITS = 8
 #: Wrong codes after which a link is revoked (10^8 codes: 5 guesses find one with a chance of 1 in 20 million).
 MAX_FAILURES = 5
 #: The longest a link may last.
 MAX_DAYS = 90
+#: A request that does not start at the first byte is counted as a download unless one of the same item through the
+#: same link was recorded this recently (catalog.shares.counts_as_download).
+DOWNLOAD_WINDOW = timedelta(hours=1)
 #: What a browser that has not used the link's code is told (the web app shows the code form instead).
 NEED_CODE = "enter the code you were given to open this link"
 #: Every refusal a recipient may be shown (message ids of the web app's catalogues).
@@ -101,6 +104,10 @@ def create_share(session: Session, user: User, release_id: int, *, recipient: st
                                f"{', '.join(sorted(allowed))}")
     release = get_release(session, release_id)
     who = " ".join((recipient or "").split())
+    # who hands evidence over must be able to download it (role, scope, class; a refusal recorded), as its proposer
+    check_access(session, user, [recording for _item, recording in release_items(session, release)],
+                 step="download", reason=f"share release {release_id} with {who or 'a recipient'}", policy="download",
+                 action="share")
     problems = []
     if release.state != "approved":
         problems.append(f"release {release_id} is {release.state}: only an approved release is shared")
@@ -156,22 +163,29 @@ def open_share(session: Session, token: str, code: str, *, now: datetime, client
         raise ShareRefused("this link's code was used already; ask the sender for a new link",
                            f"share link {link.id}: its code was used at {link.opened_at.isoformat()}")
     if not secrets.compare_digest(_code_hash(token, code), link.code_sha256):
-        link.failures += 1
+        # counted in the database (guesses at once each count), the revocation decided on the count it returns
+        session.execute(update(ShareLink).where(col(ShareLink.id) == link.id)
+                        .values(failures=ShareLink.failures + 1))
+        session.refresh(link)
         left = MAX_FAILURES - link.failures
         _refused(session, link, "code", {"failures": link.failures, "client": client})
-        if left <= 0:
-            link.revoked_at, link.revoked_by = now, "system"
-            link.revoke_reason = f"{MAX_FAILURES} wrong codes"
-            _events(session, link, CustodyKind.SHARE_REVOKED, "system", {"reason": link.revoke_reason})
-        session.add(link)
+        if left <= 0 and link.revoked_at is None:
+            revoked = session.execute(update(ShareLink).where(col(ShareLink.id) == link.id,
+                                                              col(ShareLink.revoked_at).is_(None))
+                                      .values(revoked_at=now, revoked_by="system",
+                                              revoke_reason=f"{MAX_FAILURES} wrong codes"))
+            if getattr(revoked, "rowcount", 0):
+                _events(session, link, CustodyKind.SHARE_REVOKED, "system", {"reason": f"{MAX_FAILURES} wrong codes"})
         session.commit()
         if left <= 0:
             raise ShareRefused("wrong code; the link is now revoked")
         raise ShareRefused("wrong code; {left} attempt(s) left before the link is revoked", left=left)
     secret = secrets.token_urlsafe(32)
     # one statement: of two browsers with the right code at once, one opens the link
-    taken = session.execute(update(ShareLink).where(col(ShareLink.id) == link.id, col(ShareLink.opened_at).is_(None))
-                            .values(opened_at=now, session_sha256=_sha(secret)))
+    taken = session.execute(update(ShareLink).where(
+        col(ShareLink.id) == link.id, col(ShareLink.opened_at).is_(None), col(ShareLink.revoked_at).is_(None),
+        col(ShareLink.failures) < MAX_FAILURES, col(ShareLink.expires_at) > now)
+        .values(opened_at=now, session_sha256=_sha(secret)))
     if not getattr(taken, "rowcount", 0):
         session.rollback()
         raise ShareRefused("this link's code was used already; ask the sender for a new link")
@@ -190,17 +204,32 @@ def shared_item(session: Session, token: str, browser: str | None, recording_id:
     if link.session_sha256 is None or browser is None or not secrets.compare_digest(_sha(browser),
                                                                                    link.session_sha256):
         raise ShareRefused(NEED_CODE)
-    recordings = [recording for _item, recording in release_items(session, release)
-                  if recording_id is None or recording.id == recording_id]
-    if recording_id is not None and not recordings:
+    pairs = [(item, recording) for item, recording in release_items(session, release)
+             if recording_id is None or recording.id == recording_id]
+    if recording_id is not None and not pairs:
         raise ShareRefused("this item is not part of the release")
     if recording_id is not None:
-        problems = item_problems(release.kind, ItemFacts.of(recordings[0]))
+        problems = current_problems(release, pairs)
         if problems:
             _refused(session, link, "class", {"problems": problems})
             session.commit()
             raise ShareRefused("this item is no longer available", "; ".join(problems))
-    return link, release, recordings
+    # the list shows only what may still go out (an item raised to a state secret is not even named)
+    return link, release, [recording for item, recording in pairs if not current_problems(release, [(item, recording)])]
+
+
+def counts_as_download(session: Session, link: ShareLink, recording: Recording, start: int, *,
+                       now: datetime) -> bool:
+    """Whether a request from byte *start* of *recording* through *link* is a download of its own: one from the
+    first byte, or any request when none of this item through this link was recorded in the last DOWNLOAD_WINDOW
+    (a player's later ranges of a recorded download are not counted again; a download that starts past the first
+    byte is)."""
+    if start == 0:
+        return True
+    recent = session.exec(select(CustodyEvent.details, CustodyEvent.at).where(
+        CustodyEvent.kind == CustodyKind.SHARE_DOWNLOADED.value, CustodyEvent.recording_id == recording.id,
+        col(CustodyEvent.at) > now - DOWNLOAD_WINDOW))
+    return not any(isinstance(details, dict) and details.get("link") == link.id for details, _at in recent)
 
 
 def record_download(session: Session, link: ShareLink, recording: Recording, *, client: str, span: str) -> None:
@@ -221,6 +250,8 @@ def revoke_share(session: Session, user: User, link_id: int, *, reason: str, now
     why = " ".join((reason or "").split())
     if link is None:
         raise ShareRefused("no share link {link}", link=link_id)
+    release = get_release(session, link.release_id)
+    may_act_on(session, user, release, release_items(session, release))
     if link.revoked_at is not None:
         raise ShareRefused("share link {link} was revoked already", link=link_id)
     if not why:

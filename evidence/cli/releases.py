@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from catalog import get_recording
+from catalog.access import user_scope
 from catalog.disposal import Signer
 from catalog.releases import (
     RELEASE_KINDS,
@@ -21,6 +22,7 @@ from catalog.releases import (
     list_releases,
     propose_release,
     release_as_json,
+    release_in_scope,
     withdraw_release,
 )
 from catalog.shares import share_as_json, shares_of
@@ -126,8 +128,11 @@ def release_withdraw(number: int, reason: str, by: str | None, as_json: bool) ->
 def release_show(number: int, by: str | None, as_json: bool) -> None:
     """A release: its items, state, decision and signed records."""
     with catalogue() as (cfg, session), _refusals():
-        caller(cfg, session, "releases", by)
-        data = release_as_json(session, get_release(session, number))
+        user = person(session, caller(cfg, session, "releases", by))
+        found = get_release(session, number)
+        if not release_in_scope(session, user_scope(user), found):
+            fail(f"release {number} holds recordings outside what {user.name} may see", 2)
+        data = release_as_json(session, found)
         data["shares"] = [share_as_json(link) for link in shares_of(session, number)]
     lines = [f"release {data['id']}: {_KIND_WORDS[data['kind']]} \"{data['title']}\" to {data['recipient']} "
              f"({data['legal_basis']}), {data['state']}",
@@ -151,8 +156,9 @@ def release_show(number: int, by: str | None, as_json: bool) -> None:
 def release_list(state: str | None, by: str | None, as_json: bool) -> None:
     """Releases, newest first."""
     with catalogue() as (cfg, session):
-        caller(cfg, session, "releases", by)
-        data = [release_as_json(session, r) for r in list_releases(session, state=state)]
+        scope = user_scope(person(session, caller(cfg, session, "releases", by)))
+        data = [release_as_json(session, r) for r in list_releases(session, state=state)
+                if release_in_scope(session, scope, r)]
     _show({"releases": data}, as_json, "\n".join(
         f"{r['id']}\t{r['state']}\t{r['kind']}\t{len(r['items'])} item(s)\t{r['recipient']}\t{r['title']}"
         for r in data) or "no releases")

@@ -30,6 +30,7 @@ from catalog.releases import (
     list_releases,
     propose_release,
     release_as_json,
+    release_in_scope,
     withdraw_release,
 )
 from catalog.shares import NewShare, ShareRefused, create_share, revoke_share, share_as_json, shares_of
@@ -52,7 +53,8 @@ def _signer(request: Request) -> Signer:
 
 def _list_page(request: Request, session: Session, who: Caller, status: int = 200, error: str | None = None,
                form: dict[str, str] | None = None, state: str | None = None) -> HTMLResponse:
-    releases = [release_as_json(session, r) for r in list_releases(session, state=state)]
+    releases = [release_as_json(session, r) for r in list_releases(session, state=state)
+                if release_in_scope(session, who.scope, r)]
     return render(request, "releases.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   releases=releases, kinds=RELEASE_KINDS, states=RELEASE_STATES, wanted=state or "",
                   can_propose=who.may("propose_release"), error=error, form=form or {})
@@ -64,6 +66,9 @@ def _release_page(request: Request, session: Session, who: Caller, number: int, 
         release = get_release(session, number)
     except ReleaseRefused:
         raise HTTPException(404, f"no release {number}") from None
+    if not release_in_scope(session, who.scope, release):
+        raise HTTPException(403, f"release {number} holds recordings outside what {who.user.name} may see "
+                                 f"({who.scope.describe()})")
     data = release_as_json(session, release)
     summary = summary_of(session, release) if release.kind == "publication" else None
     shares = [share_as_json(link) for link in shares_of(session, number)]

@@ -12,9 +12,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from catalog.shares import NEED_CODE, ShareRefused, open_share, record_download, shared_item
+from catalog.shares import NEED_CODE, ShareRefused, counts_as_download, open_share, record_download, shared_item
 from catalog.types import utcnow
-from evidence.web.deps import DB, PRE_CSRF_COOKIE, WebConfig, language, render
+from evidence.web.deps import DB, WebConfig, language, render
 from evidence.web.i18n import gettext_for
 from evidence.web.recordings import parse_range
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
@@ -23,6 +23,8 @@ __all__ = ["SHARE_COOKIE", "router"]
 
 router = APIRouter()
 SHARE_COOKIE = "evidence_share"
+#: The code form's double-submit token (its own name: the sign-in form's, at path /, would shadow it)
+SHARE_CSRF_COOKIE = "evidence_share_csrf"
 _CHUNK = 1024 * 1024
 _TYPES = {"video": "video/mp4", "audio": "audio/mp4", "photo": "image/jpeg"}
 
@@ -57,7 +59,7 @@ def share_page(token: str, request: Request, session: DB) -> Response:
             return _refusal(request, token, exc, 404 if exc.key == "this link is not valid" else 410)
         form = secrets.token_urlsafe(24)
         response = _page(request, token, csrf=form)
-        response.set_cookie(PRE_CSRF_COOKIE, form, httponly=True, samesite="strict",
+        response.set_cookie(SHARE_CSRF_COOKIE, form, httponly=True, samesite="strict",
                             secure=request.app.state.config.secure_cookies, path=f"/share/{token}")
         return response
     items = [{"id": r.id, "n": n, "media_kind": r.media_kind, "size_bytes": r.size_bytes, "sha256": r.sha256,
@@ -72,7 +74,7 @@ def use_code(token: str, request: Request, session: DB, code: Annotated[str, For
              csrf: Annotated[str, Form()]) -> Response:
     """The one-time code: right, this browser gets the link's session cookie; wrong, counted (and recorded)."""
     config: WebConfig = request.app.state.config
-    expected = request.cookies.get(PRE_CSRF_COOKIE)
+    expected = request.cookies.get(SHARE_CSRF_COOKIE)
     if not expected or not secrets.compare_digest(expected, csrf):
         return _page(request, token, 403, csrf=expected or "",
                      error=gettext_for(language(request))("The form expired; please try again."))
@@ -83,7 +85,7 @@ def use_code(token: str, request: Request, session: DB, code: Annotated[str, For
     response = RedirectResponse(f"/share/{token}", status_code=303)
     response.set_cookie(SHARE_COOKIE, secret, httponly=True, samesite="strict", secure=config.secure_cookies,
                         path=f"/share/{token}")
-    response.delete_cookie(PRE_CSRF_COOKIE, path=f"/share/{token}")
+    response.delete_cookie(SHARE_CSRF_COOKIE, path=f"/share/{token}")
     return response
 
 
@@ -100,8 +102,8 @@ def _stream(fh: BinaryIO, length: int) -> Iterator[bytes]:
 
 @router.get("/share/{token}/items/{recording_id}", include_in_schema=False)
 def download(token: str, recording_id: int, request: Request, session: DB) -> Response:
-    """One item's bytes (HTTP ranges). A download is recorded when it starts at the first byte (a player's later
-    ranges of the same download are not counted again)."""
+    """One item's bytes (HTTP ranges). A download is recorded when it starts at the first byte, or when no download
+    of the item through this link was recorded in the last hour (catalog.shares.counts_as_download)."""
     try:
         link, _release, recordings = shared_item(session, token, request.cookies.get(SHARE_COOKIE), recording_id,
                                                  now=utcnow())
@@ -120,7 +122,7 @@ def download(token: str, recording_id: int, request: Request, session: DB) -> Re
         return Response("the item is missing from the archive; tell the sender", status_code=404)
     except BackendUnavailable:
         return Response("the archive cannot be reached now; try again later", status_code=503)
-    if start == 0:
+    if counts_as_download(session, link, recording, start, now=utcnow()):
         record_download(session, link, recording, client=_client(request),
                         span=f"{start}-{end} of {recording.size_bytes}")
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1), "Cache-Control": "private, no-store",

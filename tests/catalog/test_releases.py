@@ -28,7 +28,7 @@ from catalog.releases import (
 )
 from catalog.signing import load_or_create_key, verify_document
 from catalog.types import utcnow
-from catalog.users import add_user
+from catalog.users import add_user, get_user
 from catalog.verification import verify_archive
 from ingest.config import Settings
 from ingest.pipeline import ingest_folder
@@ -150,6 +150,25 @@ def test_a_release_is_proposed_decided_by_a_second_person_signed_and_withdrawn(t
             with pytest.raises(AccessRefused, match="state secret"):
                 propose(clerk, "transfer", [copy])
 
+            # Two reviewers at once: the second, holding the release as it was, is refused, not a second decision
+            third = propose(clerk, "transfer", [photo], recipient="区人民法院")
+            assert third.id is not None
+            with Session(engine) as other:
+                stale = other.get(type(third), third.id)
+                assert stale is not None and stale.state == "proposed"
+                decide_release(session, worm_store, reviewer, third.id, approve=False, note="材料不全",
+                               signer=signer, now=utcnow())
+                with pytest.raises(ReleaseRefused, match="someone acted on it meanwhile"):
+                    decide_release(other, worm_store, get_user(other, "reviewer"), third.id, approve=True,
+                                   note="同意", signer=signer, now=utcnow())
+            session.refresh(third)
+            assert third.state == "rejected" and len(third.records) == 1
+            # Someone who neither proposed it nor reviews, and may not download its items, may not withdraw it
+            stranger = add_user(session, "U9-clerk-less", roles=["supervisor"], by="admin", units=["U9"])
+            session.commit()
+            with pytest.raises(AccessRefused):
+                withdraw_release(session, worm_store, stranger, transfer.id, reason="x", signer=signer,
+                                 now=utcnow())
             # A withdrawal: recorded and signed; a withdrawn release is not withdrawn again
             with pytest.raises(PermissionDenied):
                 withdraw_release(session, worm_store, officer, transfer.id, reason="x", signer=signer, now=utcnow())
@@ -232,10 +251,10 @@ def test_an_approved_publication_is_handed_over_as_a_verifiable_package_with_its
                                      now=utcnow(), signing=signing)
             exported = _events(session, CustodyKind.EXPORTED, copy.id or 0)
             assert exported[-1].details["reason"].startswith(f"release {made.id} (publication 公示) to 社会公众")
-            copy_sha, officer, release_id, records = copy.sha256, clip.officer_number, made.id, list(made.records)
+            copy_sha, officer, records = copy.sha256, clip.officer_number, list(made.records)
         release_dir = result.path / "data" / "release"
         # the signed decision inside is the very record kept in WORM storage
-        record = (release_dir / "records" / f"release-{release_id:06d}-01-approved.json").read_bytes()
+        record = (release_dir / "records" / records[0].rsplit("/", 1)[1]).read_bytes()
         assert record == worm_store.get_record(records[0])
         assert verify_document(json.loads(record))["decision"] == "approved"
         # the public summary: the copy's hash and nothing personal

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, CustodyKind, Recording, ShareLink, open_catalog
+from catalog.access import AccessRefused
 from catalog.classification import classify_recordings
 from catalog.disposal import Signer
 from catalog.releases import decide_release, propose_release, withdraw_release
@@ -67,8 +68,15 @@ def test_a_recipient_opens_a_shared_release_once_and_every_download_is_recorded(
                 create_share(session, officer, release.id, recipient="张律师", days=7, now=utcnow())
             with pytest.raises(ShareRefused, match="1 to 90 days"):
                 create_share(session, clerk, release.id, recipient="张律师", days=365, now=utcnow())
+            # who may not download the items (another unit's supervisor) may not hand them over: refused, recorded
+            outsider = add_user(session, "U9-supervisor", roles=["supervisor"], by="admin", units=["U9"])
+            session.commit()
+            with pytest.raises(AccessRefused):
+                create_share(session, outsider, release.id, recipient="某人", days=7, now=utcnow())
+            assert _events(session, CustodyKind.ACCESS_REFUSED, clip.id or 0)[-1].details["action"] == "share"
             shared = create_share(session, clerk, release.id, recipient="张律师（某律师事务所）", days=7, now=utcnow())
             guessed = create_share(session, clerk, release.id, recipient="李律师", days=7, now=utcnow())
+            third = create_share(session, clerk, release.id, recipient="王书记员", days=1, now=utcnow())
             ids = {"clip": clip.id or 0, "photo": photo.id or 0}
             shared_id, guessed_id, release_id = shared.link.id or 0, guessed.link.id, release.id
             shas = {clip.id: clip.sha256, photo.id: photo.sha256}
@@ -90,6 +98,10 @@ def test_a_recipient_opens_a_shared_release_once_and_every_download_is_recorded(
             assert opened.status_code == 303, opened.text
             listing = browser.get(shared.path)
             assert 'id="share-items"' in listing.text and shas[ids["clip"]] in listing.text
+            # A download that skips the first byte is a download too; its repeat within the hour is not counted again
+            skipped = browser.get(f"{shared.path}/items/{ids['photo']}", headers={"Range": "bytes=1-"})
+            assert skipped.status_code == 206
+            assert browser.get(f"{shared.path}/items/{ids['photo']}", headers={"Range": "bytes=1-"}).status_code == 206
             # Downloads: whole, then a player's later range (not counted again), then whole again
             whole = browser.get(f"{shared.path}/items/{ids['clip']}")
             assert whole.status_code == 200 and hashlib.sha256(whole.content).hexdigest() == shas[ids["clip"]]
@@ -113,10 +125,12 @@ def test_a_recipient_opens_a_shared_release_once_and_every_download_is_recorded(
             with Session(engine) as session:
                 downloads = _events(session, CustodyKind.SHARE_DOWNLOADED, ids["clip"])
                 assert len(downloads) == 2 and downloads[0].actor.endswith("张律师（某律师事务所）")
-                assert len(_events(session, CustodyKind.SHARE_DOWNLOADED, ids["photo"])) == 1
+                photo_downloads = _events(session, CustodyKind.SHARE_DOWNLOADED, ids["photo"])
+                last = len(photo_bytes) - 1
+                assert [e.details["bytes"].split(" ")[0] for e in photo_downloads] == [f"1-{last}", f"0-{last}"]
                 assert len(_events(session, CustodyKind.SHARE_OPENED, ids["clip"])) == 1
                 refusals = [e for e in _events(session, CustodyKind.ACCESS_REFUSED, ids["clip"])
-                            if e.details.get("action") == "share"]
+                            if e.details.get("action") == "share" and e.actor.startswith("share:")]
                 assert len(refusals) == 1 + MAX_FAILURES
                 revoked = _events(session, CustodyKind.SHARE_REVOKED, ids["photo"])
                 assert revoked[-1].actor == "system" and revoked[-1].details["link"] == guessed_id
@@ -127,6 +141,15 @@ def test_a_recipient_opens_a_shared_release_once_and_every_download_is_recorded(
                                     reason="涉密")
                 session.commit()
             assert browser.get(f"{shared.path}/items/{ids['photo']}").status_code == 403
+            assert f"/items/{ids['photo']}" not in browser.get(shared.path).text  # not even listed
+            # A transfer item raised to personal privacy since the approval is no longer served either
+            with Session(engine) as session:
+                raised_clip = session.get(Recording, ids["clip"])
+                assert raised_clip is not None
+                classify_recordings(session, get_user(session, "supervisor"), [raised_clip], to="personal",
+                                    reason="含当事人隐私")
+                session.commit()
+            assert browser.get(f"{shared.path}/items/{ids['clip']}").status_code == 403
             # An expired link, a revoked one, and a withdrawn release refuse
             with Session(engine) as session:
                 session.execute(update(ShareLink).where(col(ShareLink.id) == shared_id)
@@ -137,14 +160,12 @@ def test_a_recipient_opens_a_shared_release_once_and_every_download_is_recorded(
                 session.execute(update(ShareLink).where(col(ShareLink.id) == shared_id)
                                 .values(expires_at=utcnow() + timedelta(days=1)))
                 session.commit()
-                assert browser.get(f"{shared.path}/items/{ids['clip']}").status_code == 200
+                assert browser.get(shared.path).status_code == 200  # alive again
                 revoke_share(session, get_user(session, "clerk"), shared_id, reason="案件已和解", now=utcnow())
-            assert browser.get(f"{shared.path}/items/{ids['clip']}").status_code == 403
+            assert browser.get(shared.path).status_code == 410 and "已被撤销" in browser.get(shared.path).text
             with Session(engine) as session:
-                clerk = get_user(session, "clerk")
-                third = create_share(session, clerk, release_id, recipient="王书记员", days=1, now=utcnow())
-                withdraw_release(session, worm_store, clerk, release_id, reason="撤回", signer=Signer("station-1", key),
-                                 now=utcnow())
+                withdraw_release(session, worm_store, get_user(session, "clerk"), release_id, reason="撤回",
+                                 signer=Signer("station-1", key), now=utcnow())
             assert other.get(third.path).status_code == 410
             assert "不再提供" in other.get(third.path).text
     finally:

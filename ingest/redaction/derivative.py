@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
@@ -54,8 +55,10 @@ from catalog.user_models import User
 from catalog.users import PERMISSIONS
 from ingest.archiving import archive_recording
 from ingest.config import Settings
+from ingest.derive import read_photo
 from ingest.pipeline.cataloguing import Described, staged_recording
-from ingest.redaction.faces import FaceSearch, find_faces
+from ingest.redaction.faces import FaceSearch, find_faces, find_faces_in_picture
+from ingest.redaction.photo import open_photo, photo_renderer, pixelate, write_jpeg
 from ingest.redaction.render import REDACT_TIMEOUT_S, ffmpeg_version, picture_size, render_redaction
 from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
 from ingest.transfer import CopyResult, copy_and_hash
@@ -68,8 +71,6 @@ Progress = Callable[[str, float], None]
 
 #: What can be redacted: pictures and sound (a document's text is not, yet).
 REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
-#: Photo containers ingest keeps and describes (Pillow with pillow-heif) that ffmpeg 5.1 cannot decode.
-UNREADABLE_PHOTOS = frozenset({"heic", "heif", "avif"})
 
 
 class RedactionAbandoned(RuntimeError):
@@ -139,9 +140,6 @@ def check_redaction_request(session: Session, user: User, original: Recording, r
     if original.media_kind not in REDACTABLE:
         raise RedactionInvalid([f"recording {original.id} ({original.original_name}) is a {original.media_kind}; "
                                 "only video, audio and photos are redacted"])
-    if original.container in UNREADABLE_PHOTOS:
-        raise RedactionInvalid([f"recording {original.id} ({original.original_name}) is a {original.container} "
-                                "photo, which this system's ffmpeg cannot decode; it cannot be redacted yet"])
     if faces is not None and (original.width is None or original.height is None):
         raise RedactionInvalid([f"recording {original.id} has no picture to find faces in"])
     return why
@@ -170,6 +168,31 @@ def _with_faces(source: str, original: Recording, spec: RedactionSpec, faces: Fa
                                 "frame(s) searched) and nothing else was asked: nothing to redact"])
     return replace(spec, boxes=spec.boxes + tuple(regions), extra={**spec.extra, "faces": search.as_json(),
                                                                     "face_regions": len(regions)})
+
+
+def _render_photo(store: EvidenceStore, original: Recording, spec: RedactionSpec, faces: FaceSearch | None,
+                  dest: Path, progress: Progress | None) -> tuple[RedactionSpec, tuple[int, int]]:
+    """A photo redacted by Pillow (ingest.redaction.photo): decoded upright (EXIF orientation; HEIF too), checked,
+    searched for faces, pixelated, written as a JPEG to *dest*; the specification as carried out and the size."""
+    data = read_photo(store, original.sha256)
+    try:
+        rgb = open_photo(bytes(data), f"recording {original.id} ({original.original_name})")
+    except ValueError as exc:
+        raise RedactionInvalid([str(exc)]) from exc
+    del data
+    size = (int(rgb.shape[1]), int(rgb.shape[0]))
+    _checked_spec(original, spec, size, photo=True, faces=faces is not None)
+    if faces is not None:
+        _stage(progress, "faces")
+        regions, search = find_faces_in_picture(rgb, search=faces)
+        if not regions and spec.hides_nothing:
+            raise RedactionInvalid([f"no face was found in recording {original.id} (the photo searched) and nothing "
+                                    "else was asked: nothing to redact"])
+        spec = replace(spec, boxes=spec.boxes + tuple(regions), extra={**spec.extra, "faces": search.as_json(),
+                                                                        "face_regions": len(regions)})
+    _stage(progress, "rendering")
+    write_jpeg(pixelate(rgb, spec.regions(), spec.block), dest)
+    return spec, size
 
 
 def _copy_name(original: Recording, version: int, *, photo: bool) -> str:
@@ -203,20 +226,24 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
     staging = settings.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
     rendered = staging / f"redact-{uuid.uuid4().hex}.{'jpg' if photo else 'mp4'}"
+    size: tuple[int, int] | None
     try:
-        # a presigned URL valid for the face search and the rendering, each bounded by timeout_s
-        with store.read_in_place(original.sha256, valid_s=timeout_s * (2 if faces else 1)) as source, \
-                _store_answers(store, original.sha256):
-            size = picture_size(source) if original.width else None
-            _checked_spec(original, spec, size, photo=photo, faces=faces is not None)
-            if faces is not None:
-                assert size is not None
-                spec = _with_faces(source, original, spec, faces, photo=photo, size=size, timeout_s=timeout_s,
-                                   progress=_stage(progress, "faces"))
-            render_redaction(source, rendered, spec, width=size[0] if size else None,
-                             height=size[1] if size else None, duration_s=original.duration_s,
-                             has_audio=bool(original.audio_codec) and not photo, photo=photo, timeout_s=timeout_s,
-                             progress=_stage(progress, "rendering"))
+        if photo:
+            spec, size = _render_photo(store, original, spec, faces, rendered, progress)
+        else:
+            # a presigned URL valid for the face search and the rendering, each bounded by timeout_s
+            with store.read_in_place(original.sha256, valid_s=timeout_s * (2 if faces else 1)) as source, \
+                    _store_answers(store, original.sha256):
+                size = picture_size(source) if original.width else None
+                _checked_spec(original, spec, size, photo=photo, faces=faces is not None)
+                if faces is not None:
+                    assert size is not None
+                    spec = _with_faces(source, original, spec, faces, photo=photo, size=size, timeout_s=timeout_s,
+                                       progress=_stage(progress, "faces"))
+                render_redaction(source, rendered, spec, width=size[0] if size else None,
+                                 height=size[1] if size else None, duration_s=original.duration_s,
+                                 has_audio=bool(original.audio_codec), timeout_s=timeout_s,
+                                 progress=_stage(progress, "rendering"))
         _still_held(held, original)
         record_access(session, actor=user.name, recording=original, what="original", viewing_session=None,
                       details={"via": via, "reason": why, "for": "redaction"})
@@ -292,7 +319,8 @@ def _catalogue_copy(session: Session, store: EvidenceStore, settings: Settings, 
     now = archive_now(session)[0]
     policy = policy_in_force(session, settings.retention_policy)
     made = {"original_id": original.id, "original_sha256": original.sha256, "version": version,
-            "spec": spec.as_json(), "renderer": ffmpeg_version(), "reason": why, "by": user.name,
+            "spec": spec.as_json(), "renderer": photo_renderer() if photo else ffmpeg_version(), "reason": why,
+            "by": user.name,
             "at": now.isoformat()}
     recording = staged_recording(copy, _described(original, photo=photo, size=size),
                                  original_name=_copy_name(original, version, photo=photo), station=settings.station,

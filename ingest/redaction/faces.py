@@ -32,7 +32,8 @@ from ingest.errors import RenderInterrupted
 from ingest.redaction.spec import Box
 
 __all__ = ["DETECTOR_WIDTH", "PADDING", "PHOTO_DETECTOR_WIDTH", "SAMPLE_FPS", "THRESHOLD", "WINDOW_S",
-           "FaceSearch", "FacesUnavailable", "detector_identity", "find_faces", "regions_of_tracks", "track_faces"]
+           "FaceSearch", "FacesUnavailable", "detector_identity", "find_faces", "find_faces_in_picture",
+           "regions_of_tracks", "track_faces"]
 
 #: Frames looked at per second of video (a face in view for less than about 1/SAMPLE_FPS s may be missed).
 SAMPLE_FPS = 5.0
@@ -209,6 +210,28 @@ def regions_of_tracks(tracks: list[list[tuple[float, Detection]]], *, width: int
             regions.append(Box(round(start, 3), round(max(end, start + 0.001), 3), left, top, right - left,
                                bottom - top))
     return regions
+
+
+def find_faces_in_picture(rgb: np.ndarray, *, search: FaceSearch | None = None) -> tuple[list[Box], FaceSearch]:
+    """`find_faces` for a photo already decoded (upright RGB: ingest.redaction.photo), looked at up to
+    PHOTO_DETECTOR_WIDTH pixels wide."""
+    import cv2
+
+    search = search or FaceSearch()
+    if search.detector_width < PHOTO_DETECTOR_WIDTH:
+        search = replace(search, detector_width=PHOTO_DETECTOR_WIDTH)
+    _model()
+    height, width = rgb.shape[:2]
+    out_width = min(width, search.detector_width)
+    out_width -= out_width % 2
+    out_height = max(2, round(height * out_width / width / 2) * 2)
+    small = cv2.resize(np.ascontiguousarray(rgb), (out_width, out_height), interpolation=cv2.INTER_AREA)
+    samples = [(0.0, _detect(small, search.threshold, width / out_width))]
+    tracks = track_faces(samples)
+    regions = regions_of_tracks(tracks, width=width, height=height, duration_s=None, step_s=0.0,
+                                window_s=search.window_s, padding=search.padding, photo=True)
+    found = {"frames_searched": 1, "detections": len(samples[0][1]), "tracks": len(tracks), "regions": len(regions)}
+    return regions, replace(search, found=found)
 
 
 def find_faces(source: Path | str, *, width: int, height: int, duration_s: float | None, photo: bool,

@@ -10,7 +10,7 @@ from catalog import get_recording
 from evidence.cli.common import caller, catalogue, fail, person, print_json
 from evidence.cli.options import by_option, json_option
 
-__all__ = ["redact"]
+__all__ = ["redact", "redact_job"]
 
 
 @click.command()
@@ -32,10 +32,13 @@ __all__ = ["redact"]
               help="Pixelation block, pixels of the original frame (at least 8).")
 @click.option("--reason", required=True, help="Why the copy is made (recorded with it, and as the reason for "
                                               "reading the original).")
+@click.option("--queue", is_flag=True,
+              help="Hand the rendering to the derive queue (as the web app does) and return at once with the job; "
+                   "where no broker is configured, the installation's renderer is started for it.")
 @by_option
 @json_option
 def redact(ref: str, boxes: tuple[str, ...], movings: tuple[str, ...], faces: bool, face_threshold: float | None,
-           mutes: tuple[str, ...], bleeps: tuple[str, ...], block: int, reason: str, by: str | None,
+           mutes: tuple[str, ...], bleeps: tuple[str, ...], block: int, reason: str, queue: bool, by: str | None,
            as_json: bool) -> None:
     """Make a redacted copy of a recording: a new recording with its own SHA-256, WORM copy and signed manifest
     naming the original and what was hidden. The original is not changed."""
@@ -60,6 +63,9 @@ def redact(ref: str, boxes: tuple[str, ...], movings: tuple[str, ...], faces: bo
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "redact", by)
         original = get_recording(session, ref)
+        if queue:
+            _queue(cfg, session, person(session, identity), original, spec, search, reason, as_json)
+            return
         try:
             made = redact_recording(session, open_store(cfg), cfg, original, spec, user=person(session, identity),
                                     reason=reason, key=load_or_create_key(cfg.station_key_path), via="cli redact",
@@ -84,3 +90,54 @@ def redact(ref: str, boxes: tuple[str, ...], movings: tuple[str, ...], faces: bo
     click.echo(f"recording {data['recording_id']} is {'the' if data['new'] else 'an existing'} redacted copy "
                f"(version {data['version']}) of recording {data['original_id']}: {data['name']}, "
                f"sha256 {data['sha256']}, {data['state']}; the original ({data['original_sha256'][:16]}…) is unchanged")
+
+
+def _queue(cfg: Any, session: Any, user: Any, original: Any, spec: Any, search: Any, reason: str,
+           as_json: bool) -> None:
+    """`--queue`: the job asked for (ingest.redaction.jobs.request_redaction, the web app's call), then a renderer
+    started where no broker is configured."""
+    from catalog.redaction_jobs import job_as_json
+    from ingest.media_work import start_renderer
+    from ingest.redaction import RedactionInvalid
+    from ingest.redaction.jobs import request_redaction
+
+    try:
+        job = request_redaction(session, user=user, original=original, spec=spec, faces=search, reason=reason,
+                                via="cli redact --queue")
+    except RedactionInvalid as exc:
+        fail(f"recording {original.id} cannot be redacted as asked: {exc}", 2)
+    data = job_as_json(job)
+    if not cfg.broker_url:
+        data["renderer_pid"] = start_renderer(cfg)
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"redaction job {data['id']} of recording {original.id} queued; follow it with the web app's "
+               f"/redactions/{data['id']} or `evidence redact-job {data['id']}`")
+
+
+@click.command("redact-job")
+@click.argument("job_id", type=int)
+@by_option
+@json_option
+def redact_job(job_id: int, by: str | None, as_json: bool) -> None:
+    """A redaction job: its state, stage, progress, the copy it made or why it failed (the original must be one
+    the caller may view: scope and class)."""
+    from catalog.access import check_access
+    from catalog.models import RedactionJob
+    from catalog.redaction_jobs import job_as_json
+
+    with catalogue() as (cfg, session):
+        user = person(session, caller(cfg, session, "redact", by))
+        job = session.get(RedactionJob, job_id)
+        if job is None:
+            fail(f"no redaction job {job_id}", 2)
+        check_access(session, user, [get_recording(session, str(job.original_id))], step="view", reason=None,
+                     policy=cfg.access_reason, action="redact")
+        data = job_as_json(job)
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"redaction job {data['id']} of recording {data['original_id']}: {data['state']} ({data['stage']}, "
+               f"{data['progress'] * 100:.0f} %)" + (f"; copy: recording {data['copy_id']}" if data["copy_id"] else "")
+               + (f"; {data['error']}" if data["error"] else ""))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import cv2
 import pytest
 
 from tests.cli import bind_caller, invoke, run_cli, station_adopts_policy
+from tests.helpers.renderers import wait_for_renderers
 from tests.ingest.test_redaction_copies import _device
 from tests.ingest.test_redaction_faces import _photographs
 
@@ -68,6 +70,17 @@ def test_evidence_redact_makes_a_copy_shown_beside_its_original_and_verified(env
     assert second["spec"]["moving"] == [{"keyframes": [{"t_s": 0.5, "x": 0, "y": 80, "w": 64, "h": 64},
                                                        {"t_s": 2.5, "x": 224, "y": 80, "w": 64, "h": 64}]}]
     assert second["spec"]["bleeps"] == [{"start_s": 1.0, "end_s": 2.0}] and second["spec"]["bleep_hz"] == 1000
+    # Queued instead (the web app's way): the job, then the renderer started for it does it
+    queued = json.loads(invoke(env, "redact", rid, "--box", "0-1:0,0,32,32", "--queue", "--reason", "排队遮蔽",
+                               "--json").stdout)
+    assert queued["state"] == "queued" and queued["renderer_pid"] > 0
+    deadline = time.monotonic() + 120
+    while (job := _json(env, "redact-job", str(queued["id"])))["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["state"] == "done" and job["copy_id"], job
+    assert "done" in invoke(env, "redact-job", str(queued["id"])).stdout
+    wait_for_renderers()
     # Faces found by the detector: the real one is hidden, and the specification says how it was found
     portrait = next(r for r in rows if r["original_name"] == "IMG_0003.JPG")
     faced = json.loads(invoke(env, "redact", str(portrait["id"]), "--faces", "--reason", "公示前遮蔽人脸",

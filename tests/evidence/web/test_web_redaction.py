@@ -18,6 +18,7 @@ from ingest.redaction import RedactionSpec, parse_box, parse_mute
 from ingest.redaction.derivative import redact_recording
 from ingest.redaction.jobs import run_pending_jobs
 from storage import LocalStore
+from tests.helpers.renderers import wait_for_renderers
 from tests.webhelpers import add_web_users, form_token, web_login
 
 
@@ -180,5 +181,6 @@ def test_in_the_embedded_default_the_server_starts_a_renderer_that_does_the_job(
                 assert time.monotonic() < deadline, job
                 time.sleep(0.2)
             assert job["state"] == "done" and job["copy_id"], job
+        wait_for_renderers()
     finally:
         engine.dispose()

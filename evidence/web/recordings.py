@@ -38,7 +38,7 @@ from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, language, rend
 from ingest.redaction.derivative import REDACTABLE
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
-__all__ = ["parse_range", "reason_needed", "router", "visible_recording"]
+__all__ = ["parse_range", "reason_needed", "router", "stream_range", "visible_recording"]
 
 router = APIRouter()
 _CHUNK = 1024 * 1024
@@ -65,7 +65,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _stream(fh: BinaryIO, length: int) -> Iterator[bytes]:
+def stream_range(fh: BinaryIO, length: int) -> Iterator[bytes]:
     """*length* bytes from a file already opened at the range's start (the store fetched only those)."""
     with fh:
         left = length
@@ -155,7 +155,7 @@ def _serve(request: Request, session: Session, who: Caller, recording: Recording
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
     if wanted:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(_stream(body, end - start + 1), status_code=206 if wanted else 200,
+    return StreamingResponse(stream_range(body, end - start + 1), status_code=206 if wanted else 200,
                              headers=headers, media_type=content_type)
 
 

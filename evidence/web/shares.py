@@ -5,8 +5,7 @@ nothing else (the cookie is limited to the link's own path)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
@@ -16,7 +15,7 @@ from catalog.shares import NEED_CODE, ShareRefused, counts_as_download, open_sha
 from catalog.types import utcnow
 from evidence.web.deps import DB, WebConfig, language, render
 from evidence.web.i18n import gettext_for
-from evidence.web.recordings import parse_range
+from evidence.web.recordings import parse_range, stream_range
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
 __all__ = ["SHARE_COOKIE", "router"]
@@ -25,7 +24,6 @@ router = APIRouter()
 SHARE_COOKIE = "evidence_share"
 #: The code form's double-submit token (its own name: the sign-in form's, at path /, would shadow it)
 SHARE_CSRF_COOKIE = "evidence_share_csrf"
-_CHUNK = 1024 * 1024
 _TYPES = {"video": "video/mp4", "audio": "audio/mp4", "photo": "image/jpeg"}
 
 
@@ -89,17 +87,6 @@ def use_code(token: str, request: Request, session: DB, code: Annotated[str, For
     return response
 
 
-def _stream(fh: BinaryIO, length: int) -> Iterator[bytes]:
-    with fh:
-        left = length
-        while left > 0:
-            chunk = fh.read(min(_CHUNK, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            yield chunk
-
-
 @router.get("/share/{token}/items/{recording_id}", include_in_schema=False)
 def download(token: str, recording_id: int, request: Request, session: DB) -> Response:
     """One item's bytes (HTTP ranges). A download is recorded when it starts at the first byte, or when no download
@@ -130,5 +117,5 @@ def download(token: str, recording_id: int, request: Request, session: DB) -> Re
                                       + quote(f"release-{link.release_id}-item-{recording.id}", safe="")}
     if wanted:
         headers["Content-Range"] = f"bytes {start}-{end}/{recording.size_bytes}"
-    return StreamingResponse(_stream(body, end - start + 1), status_code=206 if wanted else 200, headers=headers,
+    return StreamingResponse(stream_range(body, end - start + 1), status_code=206 if wanted else 200, headers=headers,
                              media_type=_TYPES.get(recording.media_kind, "application/octet-stream"))

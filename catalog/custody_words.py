@@ -177,8 +177,9 @@ def _retention(details: dict[str, Any], values: Values) -> dict[str, str]:
             "new": values.when(details.get("new"))}
 
 
-#: A release's kind in words (catalog.releases.RELEASE_KINDS).
-_RELEASE_KINDS: dict[str, tuple[str, str]] = {"publication": ("公示", "publication"), "transfer": ("移送", "transfer")}
+#: A release's kind in words, Chinese and English (catalog.releases.RELEASE_KINDS): every place that names one.
+RELEASE_KIND_WORDS: dict[str, tuple[str, str]] = {"publication": ("公示", "publication"),
+                                                  "transfer": ("移送", "transfer")}
 
 
 _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] = {
@@ -196,7 +197,7 @@ _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] 
         "mutes": str(len((d.get("spec") or {}).get("mutes") or [])) if isinstance(d.get("spec"), dict) else "—"},
     K.CLASSIFIED: lambda d, v: {side: v.pick(label(str(d.get(side)), "zh"), label(str(d.get(side)), "en"))
                                 for side in ("from", "to")},
-    **{kind: (lambda d, v: {"kind": v.pick(*_RELEASE_KINDS.get(str(d.get("kind")), ("公开或移送", "release")))})
+    **{kind: (lambda d, v: {"kind": v.pick(*RELEASE_KIND_WORDS.get(str(d.get("kind")), ("公示或移送", "release")))})
        for kind in (K.RELEASE_PROPOSED, K.RELEASE_APPROVED, K.RELEASE_REJECTED, K.RELEASE_WITHDRAWN)},
 }
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from catalog.custody_words import RELEASE_KIND_WORDS
 from catalog.models import Release
 from catalog.package import ExportResult, PackageSigning, export_package
 from catalog.releases import ReleaseRefused, current_problems, get_release, release_as_json, release_items
@@ -26,7 +27,6 @@ from storage import EvidenceStore
 __all__ = ["SUMMARY_FORMAT", "public_summary", "release_package", "summary_of", "summary_text"]
 
 SUMMARY_FORMAT = "evidence-release-summary/1"
-_KIND_WORDS = {"publication": ("公示", "publication"), "transfer": ("移送", "transfer")}
 _MEDIA_WORDS = {"video": "视频", "audio": "音频", "photo": "照片", "document": "文书"}
 
 
@@ -44,7 +44,7 @@ def public_summary(release: dict[str, Any], items: list[dict[str, Any]]) -> dict
 
 def summary_text(summary: dict[str, Any]) -> str:
     """The summary in words, Chinese then English. Pure."""
-    zh, en = _KIND_WORDS.get(summary["kind"], (summary["kind"], summary["kind"]))
+    zh, en = RELEASE_KIND_WORDS.get(summary["kind"], (summary["kind"], summary["kind"]))
     lines = [f"第 {summary['release']} 号{zh}：{summary['title']}", f"依据：{summary['legal_basis']}",
              f"法制审核通过日期：{summary['approved_on'] or '—'}", f"共 {len(summary['items'])} 项："]
     for item in summary["items"]:
@@ -97,7 +97,7 @@ def release_package(session: Session, store: EvidenceStore, release_id: int, *, 
         summary = summary_of(session, release)
         extra["release/public-summary.json"] = json.dumps(summary, ensure_ascii=False, indent=1).encode()
         extra["release/public-summary.txt"] = summary_text(summary).encode()
-    zh, en = _KIND_WORDS[release.kind]
+    zh, en = RELEASE_KIND_WORDS[release.kind]
     return export_package(session, store, out=out, by=by, now=now, signing=signing,
                           refs=[str(recording.id) for _i, recording in items],
                           reason=f"release {release.id} ({en} {zh}) to {release.recipient}: {release.reason}",

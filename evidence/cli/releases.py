@@ -12,6 +12,7 @@ import click
 
 from catalog import get_recording
 from catalog.access import user_scope
+from catalog.custody_words import RELEASE_KIND_WORDS
 from catalog.disposal import Signer
 from catalog.releases import (
     RELEASE_KINDS,
@@ -34,7 +35,11 @@ from ingest.services import open_store
 
 __all__ = ["release"]
 
-_KIND_WORDS = {"publication": "公示 publication", "transfer": "移送 transfer"}
+
+
+def _kind(kind: str) -> str:
+    zh, en = RELEASE_KIND_WORDS[kind]
+    return f"{zh} {en}"
 
 
 @contextmanager
@@ -77,7 +82,7 @@ def release_create(refs: tuple[str, ...], kind: str, title: str, recipient: str,
         made = propose_release(session, user, kind=kind, title=title, recipient=recipient, legal_basis=legal_basis,
                                recordings=recordings, reason=reason, now=utcnow())
         data = release_as_json(session, made)
-    _show(data, as_json, f"release {data['id']} ({_KIND_WORDS[kind]}) of {len(data['items'])} recording(s) to "
+    _show(data, as_json, f"release {data['id']} ({_kind(kind)}) of {len(data['items'])} recording(s) to "
                          f"{data['recipient']} proposed; a reviewer (法制审核) decides it: "
                          f"evidence release approve {data['id']} --note …")
 
@@ -134,7 +139,7 @@ def release_show(number: int, by: str | None, as_json: bool) -> None:
             fail(f"release {number} holds recordings outside what {user.name} may see", 2)
         data = release_as_json(session, found)
         data["shares"] = [share_as_json(link) for link in shares_of(session, number)]
-    lines = [f"release {data['id']}: {_KIND_WORDS[data['kind']]} \"{data['title']}\" to {data['recipient']} "
+    lines = [f"release {data['id']}: {_kind(data['kind'])} \"{data['title']}\" to {data['recipient']} "
              f"({data['legal_basis']}), {data['state']}",
              f"proposed by {data['proposed_by']} at {data['proposed_at']}: {data['reason']}"]
     if data["decided_by"]:

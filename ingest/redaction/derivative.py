@@ -60,7 +60,7 @@ from ingest.pipeline.cataloguing import Described, staged_recording
 from ingest.redaction.faces import FaceSearch, find_faces, find_faces_in_picture
 from ingest.redaction.photo import open_photo, photo_renderer, pixelate, write_jpeg
 from ingest.redaction.render import REDACT_TIMEOUT_S, ffmpeg_version, picture_size, render_redaction
-from ingest.redaction.spec import RedactionInvalid, RedactionSpec, spec_problems
+from ingest.redaction.spec import Box, RedactionInvalid, RedactionSpec, spec_problems
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
@@ -163,9 +163,17 @@ def _with_faces(source: str, original: Recording, spec: RedactionSpec, faces: Fa
     and how they were looked for (the detector, its model's SHA-256, thresholds, what was found) in its record."""
     regions, search = find_faces(source, width=size[0], height=size[1], duration_s=original.duration_s,
                                  photo=photo, search=faces, timeout_s=timeout_s, progress=progress)
+    return _faces_added(original, spec, regions, search,
+                        searched=f"{search.found['frames_searched']} frame(s) searched")
+
+
+def _faces_added(original: Recording, spec: RedactionSpec, regions: list[Box], search: FaceSearch, *,
+                 searched: str) -> RedactionSpec:
+    """*spec* with the face *regions* found and how they were looked for in its record; RedactionInvalid when none
+    was found and nothing else was asked."""
     if not regions and spec.hides_nothing:
-        raise RedactionInvalid([f"no face was found in recording {original.id} ({search.found['frames_searched']} "
-                                "frame(s) searched) and nothing else was asked: nothing to redact"])
+        raise RedactionInvalid([f"no face was found in recording {original.id} ({searched}) and nothing else was "
+                                "asked: nothing to redact"])
     return replace(spec, boxes=spec.boxes + tuple(regions), extra={**spec.extra, "faces": search.as_json(),
                                                                     "face_regions": len(regions)})
 
@@ -185,11 +193,7 @@ def _render_photo(store: EvidenceStore, original: Recording, spec: RedactionSpec
     if faces is not None:
         _stage(progress, "faces")
         regions, search = find_faces_in_picture(rgb, search=faces)
-        if not regions and spec.hides_nothing:
-            raise RedactionInvalid([f"no face was found in recording {original.id} (the photo searched) and nothing "
-                                    "else was asked: nothing to redact"])
-        spec = replace(spec, boxes=spec.boxes + tuple(regions), extra={**spec.extra, "faces": search.as_json(),
-                                                                        "face_regions": len(regions)})
+        spec = _faces_added(original, spec, regions, search, searched="the photo searched")
     _stage(progress, "rendering")
     write_jpeg(pixelate(rgb, spec.regions(), spec.block), dest)
     return spec, size

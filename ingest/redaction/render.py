@@ -1,29 +1,48 @@
-"""Render a redaction with ffmpeg: each region pixelated over its time range, each muted range silenced; H.264
-(yuv420p, CRF 18, so the rest of the picture stays within encoding error of the original) and AAC in MP4, or a JPEG
-of a photo. The original is only read (a file, or a URL ffmpeg reads in place: ingest.derive.ffmpeg_source).
+"""Render a redaction: each region pixelated over its time range, each muted range silenced and each bleeped one
+replaced by a tone; H.264 (yuv420p, CRF 18, so the rest of the picture stays within encoding error of the original)
+and AAC in MP4. The original is only read (a file, or a URL ffmpeg reads in place: ingest.derive.ffmpeg_source).
+Photos are redacted by ingest.redaction.photo.
 
-The pixelation: the whole frame is shrunk to one pixel per block with area averaging and drawn back with
-nearest-neighbour (what was inside a block is gone, not filtered), and taken only inside a mask on which each region
-is drawn while its time range lasts; the blocks lie on the frame's grid. The pixelation is done once a frame however
-many regions there are (an earlier graph cropped and scaled a branch per region: a face is a region a second); each
-region is one `drawbox` on the mask, cheap but not free (docs/redaction.md has what a review measured). The graph
-goes to ffmpeg as a script file (`-filter_complex_script`): a long recording's regions do not fit a command line."""
+With regions to hide, three processes work at once: one ffmpeg decodes the original to raw 4:2:0 pictures and PCM
+sound (muted and bleeped there) in Matroska on a pipe; this process pixelates the pictures in place, only inside the
+regions shown at each frame's time (ingest.redaction.matroska, ingest.redaction.cells); a second ffmpeg encodes the
+stream. Matroska carries every frame's time, so a variable frame rate is kept. An earlier ffmpeg filter graph
+pixelated and merged the whole frame every frame and made the rendering 2.2 times as slow as a plain transcode
+(docs/benchmarks.md); the work is now in proportion to the regions' area. Without regions one ffmpeg does it all."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from bisect import bisect_right
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import IO
 
-from ingest.derive import FfmpegRefused, dies_with_parent, ffmpeg_source, run_ffmpeg
-from ingest.redaction.spec import BLEEP_HZ, RedactionInvalid, RedactionSpec, spec_problems
+import numpy as np
 
-__all__ = ["REDACT_TIMEOUT_S", "audio_filter", "ffmpeg_version", "picture_size", "render_redaction", "video_filter"]
+from ingest.derive import (
+    FfmpegRefused,
+    FfmpegSource,
+    dies_with_parent,
+    ffmpeg_source,
+    killed_from_outside,
+    run_ffmpeg,
+    stopped_from_outside,
+)
+from ingest.errors import RenderInterrupted
+from ingest.redaction.cells import Rect, cell_edges, cells_across, pixelate_in_place
+from ingest.redaction.matroska import MatroskaUnexpected, VideoTrack, pass_frames
+from ingest.redaction.spec import BLEEP_HZ, Box, RedactionInvalid, RedactionSpec, spec_problems
 
+__all__ = ["REDACT_TIMEOUT_S", "FramePixelator", "audio_filter", "ffmpeg_version", "picture_size", "render_redaction"]
+
+#: The size asked for the pipes between the ffmpegs and this process (Linux's default limit for a user).
+_PIPE_BYTES = 1 << 20
 #: The longest one rendering may take (a long 1080p recording at about real time on 2 cores).
 REDACT_TIMEOUT_S = 4 * 3600.0
 
@@ -61,40 +80,15 @@ def ffmpeg_version() -> dict[str, str]:
                               check=False).stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.SubprocessError):
         line = "ffmpeg (version unknown)"
-    return {"program": line.strip(), "video": "libx264 veryfast crf 18 yuv420p; photos mjpeg q 2",
-            "audio": "aac 128k", "pixelate": "scale down by block with area averaging, up with nearest neighbour"}
+    return {"program": line.strip(), "video": "libx264 veryfast crf 18 yuv420p", "audio": "aac 128k",
+            "pixelate": "each cell's mean on the frame's grid of block-pixel cells, inside the regions (numpy; "
+                        "decoded to raw 4:2:0 in Matroska and encoded again by ffmpeg)"}
 
 
 def _between(start_s: float, end_s: float | None) -> str:
     if end_s is None:
         return f"gte(t\\,{start_s:.3f})"
     return f"between(t\\,{start_s:.3f}\\,{end_s:.3f})"
-
-
-def video_filter(spec: RedactionSpec) -> str | None:
-    """The -filter_complex graph from input 0's picture to `[v]` (None: no region to hide). Pure."""
-    boxes = spec.regions()
-    if not boxes:
-        return None
-    block = spec.block
-    regions = ",".join(f"drawbox=x={b.x}:y={b.y}:w={b.w}:h={b.h}:color=white:t=fill"
-                       f":enable='{_between(b.start_s, b.end_s)}'" for b in boxes)
-    return ";".join([
-        # one pixel format before the split: its branches share one, and the mask's grey would otherwise be chosen
-        # for all of them where ffmpeg turns a rotated picture upright first (a phone's: the copy came out grey)
-        "[0:v:0]format=yuv420p,split=3[base][whole][m]",
-        f"[whole]scale='max(1,trunc(iw/{block}))':'max(1,trunc(ih/{block}))':flags=area[cells]",
-        "[cells][m]scale2ref=flags=neighbor[pixelated][frame]",  # back to the frame's size, block by block
-        # the mask in all three planes (chroma at half size), 255 inside a region and 0 outside, whatever range a
-        # conversion between the planes assumes: maskedmerge takes the pixelated frame there, the original elsewhere
-        # (a fifth faster than an alpha overlay at 1080p, bench/redact_faces.py)
-        f"[frame]format=gray,lut=c0=0,{regions},split=3[mask_y][mask_u][mask_v]",
-        "[mask_u]scale=iw/2:ih/2:flags=neighbor,format=gray,lut=c0='255*gt(val,127)'[half_u]",
-        "[mask_v]scale=iw/2:ih/2:flags=neighbor,format=gray,lut=c0='255*gt(val,127)'[half_v]",
-        "[mask_y]lut=c0='255*gt(val,127)'[full_y]",
-        "[full_y][half_u][half_v]mergeplanes=0x001020:yuv420p[mask]",
-        # yuv420p needs even sides: pad right and bottom, so that no region moves
-        "[base][pixelated][mask]maskedmerge,pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p[v]"])
 
 
 def audio_filter(spec: RedactionSpec) -> str | None:
@@ -107,54 +101,209 @@ def audio_filter(spec: RedactionSpec) -> str | None:
     return ",".join(chain) or None
 
 
-@contextmanager
-def _graph_file(graph: str | None, dest: Path) -> Iterator[Path | None]:
-    """*graph* in a file beside *dest* for `-filter_complex_script`, removed when ffmpeg is done (None: none)."""
-    if graph is None:
-        yield None
-        return
-    fd, name = tempfile.mkstemp(prefix=".redaction-", suffix=".filtergraph", dir=dest.parent)
+
+
+class FramePixelator:
+    """Pixelates each raw 4:2:0 frame of a video inside the regions shown at its time: the regions in order of
+    start, those begun and not ended kept at hand (frames come in time order; a time going back starts over)."""
+
+    def __init__(self, boxes: tuple[Box, ...], block: int) -> None:
+        self._boxes = sorted(boxes, key=lambda b: b.start_s)
+        self._starts = [round(b.start_s, 3) for b in self._boxes]
+        self._block = block
+        self._next = 0
+        self._open: list[Box] = []
+        self._last = float("-inf")
+        self._grids: dict[tuple[int, int], tuple[list[int], list[int], list[int], list[int]]] = {}
+
+    def shown_at(self, t: float) -> list[Box]:
+        """The regions shown at *t* (seconds): begun at or before it, ended at or after it (their times to the
+        millisecond, as the specification records them and ffmpeg's `between` read them)."""
+        if t < self._last:
+            self._next, self._open = 0, []
+        self._last = t
+        reach = bisect_right(self._starts, t + 1e-9)
+        self._open.extend(self._boxes[self._next:reach])
+        self._next = max(self._next, reach)
+        self._open = [b for b in self._open if b.end_s is None or round(b.end_s, 3) >= t - 1e-9]
+        return self._open
+
+    def __call__(self, track: VideoTrack, t: float, picture: memoryview) -> None:
+        shown = self.shown_at(t)
+        if not shown:
+            return
+        width, height = track.width, track.height
+        half_w, half_h = (width + 1) // 2, (height + 1) // 2
+        if len(picture) != width * height + 2 * half_w * half_h:
+            raise MatroskaUnexpected(f"a frame of {len(picture)} bytes where {width}×{height} 4:2:0 has "
+                                     f"{width * height + 2 * half_w * half_h}")
+        grid = self._grids.get((width, height))
+        if grid is None:
+            across, down = cells_across(width, self._block), cells_across(height, self._block)
+            grid = self._grids[(width, height)] = (cell_edges(width, across), cell_edges(height, down),
+                                                   cell_edges(half_w, across), cell_edges(half_h, down))
+        xs, ys, half_xs, half_ys = grid
+        pixels = np.frombuffer(picture, dtype=np.uint8)
+        luma: list[Rect] = [(b.x, b.y, b.x + b.w, b.y + b.h) for b in shown]
+        chroma: list[Rect] = [(x1 // 2, y1 // 2, (x2 + 1) // 2, (y2 + 1) // 2) for x1, y1, x2, y2 in luma]
+        pixelate_in_place(pixels[:width * height].reshape(height, width), luma, xs, ys)
+        size = half_w * half_h
+        for start in (width * height, width * height + size):
+            pixelate_in_place(pixels[start:start + size].reshape(half_h, half_w), chroma, half_xs, half_ys)
+
+
+def _encoder_args(dest: Path, *, has_audio: bool, threads: int, even: bool) -> list[str]:
+    return ["-map", "0:v:0", *(["-map", "0:a:0"] if has_audio else []),
+            # yuv420p needs even sides: an odd side is padded right or bottom, so that no region moves
+            "-vf", "format=yuv420p" if even else "pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p",
+            # every frame at its own time: the encoder's clock is its input's, not 1/frame rate (that would move or
+            # drop a phone's frames that come at uneven times)
+            "-enc_time_base:v", "-1", "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast",
+            "-crf", "18", *(["-c:a", "aac", "-b:a", "128k"] if has_audio else []), *_mp4_args(dest, threads)]
+
+
+def _even(width: int | None, height: int | None) -> bool:
+    return width is not None and height is not None and width % 2 == 0 and height % 2 == 0
+
+
+def _mp4_args(dest: Path, threads: int) -> list[str]:
+    return ["-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart", "-threads", str(threads),
+            "-f", "mp4", str(dest)]
+
+
+def _last_line(errors: IO[bytes], reading: FfmpegSource, what: str, code: int) -> str:
+    errors.seek(0)
+    lines = errors.read().decode("utf-8", errors="replace").strip().splitlines()
+    return reading.shown(lines[-1] if lines else f"{what} exited with {code}")
+
+
+def _start(decode: list[str], encode: list[str], decode_errors: IO[bytes], encode_errors: IO[bytes],
+           reading: FfmpegSource) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """The decoder and the encoder started, their error output to files (never a pipe nobody reads)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(graph)
-        yield Path(name)
+        decoder = subprocess.Popen(dies_with_parent(decode), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=decode_errors)
+    except OSError as exc:
+        raise RenderInterrupted(reading.shown_as, f"cannot run ffmpeg: {exc}") from exc
+    try:
+        encoder = subprocess.Popen(dies_with_parent(encode), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=encode_errors)
+    except OSError as exc:
+        decoder.kill()
+        decoder.wait()
+        raise RenderInterrupted(reading.shown_as, f"cannot run ffmpeg: {exc}") from exc
+    for pipe in (decoder.stdout, encoder.stdin):
+        with contextlib.suppress(OSError):  # fewer, larger reads and writes: a frame is megabytes
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
+    return decoder, encoder
+
+
+def _pump(decoder: subprocess.Popen[bytes], encoder: subprocess.Popen[bytes],
+          frame: Callable[[VideoTrack, float, memoryview], None], deadline: float,
+          timeout_s: float) -> tuple[set[str], MatroskaUnexpected | None]:
+    """The decoder's stream through *frame* to the encoder, both waited for: which of them this process stopped
+    (the other one's exit code says why), and what was wrong with the stream. A timeout (ValueError) or what
+    *frame* raises (a job taken over) stops both and is raised."""
+    assert decoder.stdout is not None and encoder.stdin is not None
+    stopped_by_us: set[str] = set()
+    stream_error: MatroskaUnexpected | None = None
+    try:
+        try:
+            pass_frames(decoder.stdout, encoder.stdin, frame)
+            encoder.stdin.close()
+        except BrokenPipeError:
+            decoder.kill()  # the encoder stopped reading: its own exit code says why
+            stopped_by_us.add("decoder")
+        except MatroskaUnexpected as exc:  # the decoder's exit code says why, or the stream was not as asked
+            stream_error = exc
+            encoder.kill()
+            stopped_by_us.add("encoder")
+        except TimeoutError as exc:
+            raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
+        try:
+            decoder.wait(timeout=max(1.0, deadline - time.monotonic()))
+            encoder.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as exc:
+            raise ValueError(f"ffmpeg did not finish within {timeout_s:g} s") from exc
+    except BaseException:
+        for process in (decoder, encoder):
+            process.kill()
+            process.wait()
+        raise
     finally:
-        os.unlink(name)
+        decoder.stdout.close()
+        with contextlib.suppress(OSError):
+            encoder.stdin.close()
+    return stopped_by_us, stream_error
+
+
+def _render_regions(reading: FfmpegSource, dest: Path, spec: RedactionSpec, *, has_audio: bool, even: bool,
+                    duration_s: float | None, timeout_s: float, threads: int,
+                    progress: Callable[[float], None] | None) -> Path:
+    """The three processes of the module's docstring; errors as run_ffmpeg's."""
+    audio = audio_filter(spec)
+    decode = ["ffmpeg", "-nostdin", "-v", "error", "-threads", str(threads), *reading.args, "-map", "0:v:0",
+              *(["-map", "0:a:0", *(["-af", audio] if audio else []), "-c:a", "pcm_f32le"] if has_audio else []),
+              "-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-map_metadata", "-1", "-map_chapters", "-1",
+              "-write_crc32", "0", "-f", "matroska", "pipe:1"]
+    encode = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), "-f", "matroska", "-i", "pipe:0",
+              *_encoder_args(dest, has_audio=has_audio, threads=threads, even=even)]
+    pixelator = FramePixelator(spec.regions(), spec.block)
+    deadline = time.monotonic() + timeout_s
+    told = [-1.0, 0.0]  # the time last told, the last frame's
+
+    def frame(track: VideoTrack, t: float, picture: memoryview) -> None:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        pixelator(track, t, picture)
+        told[1] = max(t, 0.0)
+        if progress is not None and duration_s and t - told[0] >= 0.5:
+            told[0] = t
+            progress(min(told[1] / duration_s, 1.0))
+
+    with tempfile.TemporaryFile() as decode_errors, tempfile.TemporaryFile() as encode_errors:
+        decoder, encoder = _start(decode, encode, decode_errors, encode_errors, reading)
+        stopped_by_us, stream_error = _pump(decoder, encoder, frame, deadline, timeout_s)
+        for who, code in (("decoder", decoder.returncode), ("encoder", encoder.returncode)):
+            if who not in stopped_by_us and stopped_from_outside(code):
+                raise RenderInterrupted(reading.shown_as, f"ffmpeg was stopped from outside (exit {code})",
+                                        killed=killed_from_outside(code))
+        if "decoder" not in stopped_by_us and decoder.returncode != 0:
+            raise FfmpegRefused(_last_line(decode_errors, reading, "ffmpeg", decoder.returncode))
+        if stream_error is not None:
+            raise FfmpegRefused(f"{reading.shown_as}: ffmpeg's decoded stream could not be read: {stream_error}")
+        if encoder.returncode != 0:
+            raise FfmpegRefused(_last_line(encode_errors, reading, "ffmpeg", encoder.returncode))
+        if "decoder" in stopped_by_us:
+            raise FfmpegRefused(f"{reading.shown_as}: the encoder stopped reading before the end")
+    if progress is not None and duration_s and told[0] >= 0:
+        progress(min(told[1] / duration_s, 1.0))  # the last frame's time
+    return dest
 
 
 def render_redaction(source: Path | str, dest: Path, spec: RedactionSpec, *, width: int | None,
-                     height: int | None, duration_s: float | None, has_audio: bool, photo: bool = False,
+                     height: int | None, duration_s: float | None, has_audio: bool,
                      timeout_s: float = REDACT_TIMEOUT_S, threads: int = 2,
                      progress: Callable[[float], None] | None = None) -> Path:
-    """Write *source* redacted as *spec* says to *dest*: MP4, or a JPEG of a *photo*; *progress* is told the share
-    done (0 to 1) as ffmpeg goes. RedactionInvalid when *spec* cannot be carried out on this recording (every
+    """Write *source* (a video or a sound recording) redacted as *spec* says to *dest*, an MP4; *progress* is told
+    the share done (0 to 1) as it goes. RedactionInvalid when *spec* cannot be carried out on this recording (every
     problem named, nothing run); otherwise as ingest.derive.run_ffmpeg raises."""
     problems = spec_problems(spec, width=width, height=height, duration_s=duration_s, has_audio=has_audio,
-                             photo=photo)
+                             photo=False)
     if problems:
         raise RedactionInvalid(problems)
-    video, audio = video_filter(spec), audio_filter(spec)
-    if photo and video is not None:  # full-range 4:2:0, as cameras write JPEG
-        video = video.replace("format=yuv420p[v]", "format=yuvj420p[v]")
-    with ffmpeg_source(source) as reading, _graph_file(video, dest) as graph:
-        args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), *reading.args]
-        if photo:
-            assert graph is not None  # spec_problems: a photo has no sound, so a region is given
-            # quality 2 of 31: the rest of the picture within encoding error
-            args += ["-filter_complex_script", str(graph), "-map", "[v]", "-frames:v", "1", "-c:v", "mjpeg",
-                     "-q:v", "2", "-map_metadata", "-1", "-f", "image2", "-update", "1", str(dest)]
-            return run_ffmpeg(args, dest, timeout_s, reading)
-        if graph is not None:
-            args += ["-filter_complex_script", str(graph), "-map", "[v]"]
-        elif width is not None:
-            args += ["-map", "0:v:0", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p"]
-        if has_audio:
-            args += ["-map", "0:a:0"] + (["-af", audio] if audio is not None else [])
-        if width is not None:
-            args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
-        if has_audio:
-            args += ["-c:a", "aac", "-b:a", "128k"]
-        args += ["-map_metadata", "-1", "-movflags", "+faststart", "-threads", str(threads), "-f", "mp4", str(dest)]
+    with ffmpeg_source(source) as reading:
+        if spec.regions():
+            return _render_regions(reading, dest, spec, has_audio=has_audio, even=_even(width, height),
+                                   duration_s=duration_s,
+                                   timeout_s=timeout_s, threads=threads, progress=progress)
+        audio = audio_filter(spec)
+        args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), *reading.args,
+                *(["-af", audio] if audio is not None else [])]
+        if width is not None:  # the picture as it is
+            args += _encoder_args(dest, has_audio=has_audio, threads=threads, even=_even(width, height))
+        else:
+            args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", *_mp4_args(dest, threads)]
         told = None
         if progress is not None and duration_s:
             def told(seconds: float) -> None:

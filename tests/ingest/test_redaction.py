@@ -122,7 +122,7 @@ def test_a_specification_that_cannot_be_carried_out_runs_nothing(tmp_path: Path)
 @pytest.mark.usefixtures("ffmpeg_available")
 def test_thousands_of_regions_render(tmp_path: Path) -> None:
     # A long recording with faces is a region a second per face: 3,000 regions must neither overflow a command
-    # line nor multiply the work per frame (the graph held a crop-and-scale branch per region before)
+    # line nor multiply the work per frame (they are looked up by time, not each tried at every frame)
     clip = tmp_path / "clip.mp4"
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
                     f"life=s={W}x{H}:rate=25:ratio=0.5:mold=0:seed=7,format=yuv420p,trim=duration=2",
@@ -137,7 +137,6 @@ def test_thousands_of_regions_render(tmp_path: Path) -> None:
     # the top row of cells is hidden while its regions last; the region of the single run is not there
     hidden = _frame(tmp_path / "out-3000.mp4", 0.9)[0:16, 0:W - 16]
     assert max(hidden[2:14, c + 2:c + 14].std() for c in range(0, W - 32, 16)) < 3.0
-    assert not any(tmp_path.glob(".redaction-*"))  # the graph's script file is gone
 
 
 def test_a_moving_region_is_covered_wherever_it_is_between_keyframes() -> None:

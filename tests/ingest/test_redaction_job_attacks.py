@@ -110,7 +110,7 @@ def test_form_with_more_lines_than_the_api_allows_is_a_400_not_a_500(card: Card)
 # --- 4. ffmpeg killed by the OOM killer every time: the job is put back for ever ------------------------------
 
 class _OomKiller:
-    """SIGKILLs every rendering ffmpeg this process starts (as the kernel's out-of-memory killer does)."""
+    """SIGKILLs every rendering decoder (ffmpeg) this process starts, as the kernel's out-of-memory killer does."""
 
     def __init__(self) -> None:
         self.killed = 0
@@ -128,7 +128,7 @@ class _OomKiller:
                     cmd = (proc / "cmdline").read_bytes()
                 except OSError:
                     continue
-                if stat.rsplit(")", 1)[1].split()[1] == me and b"-filter_complex_script" in cmd:
+                if stat.rsplit(")", 1)[1].split()[1] == me and b"-write_crc32" in cmd:
                     try:
                         os.kill(int(proc.name), signal.SIGKILL)
                         self.killed += 1

@@ -5,8 +5,9 @@ The detector is CenterFace (MIT licence), the model `centerface.onnx` that ships
 opencv-python-headless and the system's ffmpeg), run by its own `CenterFace` class on OpenCV's DNN module. Nothing
 is downloaded at run time, and the model's SHA-256 goes into the specification.
 
-How a recording is searched (`find_faces`): ffmpeg decodes the original where it lies and hands over SAMPLE_FPS
-frames a second, scaled to DETECTOR_WIDTH pixels wide; each detection above THRESHOLD is tracked from sample to sample
+How a recording is searched (`FaceSampler`, fed by the renderer's own decode for a picture up to 1080p, or by
+`find_faces`, whose ffmpeg decodes the original where it lies): SAMPLE_FPS frames a second, scaled to DETECTOR_WIDTH
+pixels wide; each detection above THRESHOLD is tracked from sample to sample
 (overlap, or its centre inside the last box), and each track becomes one region per WINDOW_S second: the union of its
 boxes there, grown by PADDING of the face's size on every side, held from one sample interval before its first
 detection to one after its last, so that a face seen at every sample (or missed at one) is hidden without a gap. A
@@ -32,7 +33,7 @@ from ingest.errors import RenderInterrupted
 from ingest.redaction.spec import Box
 
 __all__ = ["DETECTOR_WIDTH", "PADDING", "PHOTO_DETECTOR_WIDTH", "SAMPLE_FPS", "THRESHOLD", "WINDOW_S",
-           "FaceSearch", "FacesUnavailable", "detector_identity", "find_faces", "find_faces_in_picture",
+           "FaceSampler", "FaceSearch", "FacesUnavailable", "detector_identity", "find_faces", "find_faces_in_picture",
            "regions_of_tracks", "track_faces"]
 
 #: Frames looked at per second of video (a face in view for less than about 1/SAMPLE_FPS s may be missed).
@@ -113,7 +114,7 @@ def _frames(source: Path | str, *, fps: float | None, width: int, out_width: int
     """RGB frames of *source* (every 1/*fps* s; None: the first only) scaled to *out_width*×*out_height*."""
     scale = f"scale={out_width}:{out_height}:flags=area"
     with ffmpeg_source(source) as reading:
-        args = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "2", *reading.args, "-map", "0:v:0",
+        args = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "2", *reading.args, "-map", "0:V:0",
                 "-vf", f"fps={fps},{scale}" if fps else scale, *([] if fps else ["-frames:v", "1"]),
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
         deadline = time.monotonic() + timeout_s
@@ -154,30 +155,44 @@ def _centre_inside(a: Detection, b: Detection) -> bool:
     return b[0] <= cx <= b[2] and b[1] <= cy <= b[3]
 
 
-def track_faces(samples: list[tuple[float, list[Detection]]]) -> list[list[tuple[float, Detection]]]:
-    """Detections per sample time → tracks (each a list of (time, detection)), greedy by best overlap. Pure."""
-    tracks: list[list[tuple[float, Detection]]] = []
-    active: list[tuple[int, int]] = []  # (track index, index of the sample it was last seen at)
-    for n, (at, found) in enumerate(samples):
+class _Tracker:
+    """track_faces, one sample at a time: a sample's detections join the tracks as they stand (greedy by best
+    overlap), so a track's members never change once added."""
+
+    def __init__(self) -> None:
+        self.tracks: list[list[tuple[float, Detection]]] = []
+        self._active: list[tuple[int, int]] = []  # (track index, index of the sample it was last seen at)
+        self._n = -1
+
+    def add(self, at: float, found: list[Detection]) -> None:
+        self._n += 1
+        n = self._n
         left = sorted(found, key=lambda d: -d[4])
         still: list[tuple[int, int]] = []
-        for index, seen in active:
+        for index, seen in self._active:
             if n - seen > _TRACK_GAP:
                 continue
-            last = tracks[index][-1][1]
+            last = self.tracks[index][-1][1]
             scored = [(_iou(last, d), d) for d in left if _iou(last, d) >= _TRACK_IOU or _centre_inside(d, last)]
             if scored:
                 best = max(scored, key=lambda pair: pair[0])[1]
                 left.remove(best)
-                tracks[index].append((at, best))
+                self.tracks[index].append((at, best))
                 still.append((index, n))
             else:
                 still.append((index, seen))
         for detection in left:
-            tracks.append([(at, detection)])
-            still.append((len(tracks) - 1, n))
-        active = still
-    return tracks
+            self.tracks.append([(at, detection)])
+            still.append((len(self.tracks) - 1, n))
+        self._active = still
+
+
+def track_faces(samples: list[tuple[float, list[Detection]]]) -> list[list[tuple[float, Detection]]]:
+    """Detections per sample time → tracks (each a list of (time, detection)), greedy by best overlap. Pure."""
+    tracker = _Tracker()
+    for at, found in samples:
+        tracker.add(at, found)
+    return tracker.tracks
 
 
 def regions_of_tracks(tracks: list[list[tuple[float, Detection]]], *, width: int, height: int,
@@ -234,6 +249,102 @@ def find_faces_in_picture(rgb: np.ndarray, *, search: FaceSearch | None = None) 
     return regions, replace(search, found=found)
 
 
+class FaceSampler:
+    """Faces looked for in a video's frames as they come, SAMPLE_FPS times a second: by `find_faces` (frames from
+    a decode of its own) and by the renderer in its own decode (ingest.redaction.render: one pass). Each sample's
+    detections join the tracks at once, and each window's regions are settled as soon as a sample of the next
+    window is in; a frame before `settled_until()` is covered by every region that will ever cover it."""
+
+    def __init__(self, search: FaceSearch, *, width: int, height: int, duration_s: float | None) -> None:
+        _model()
+        self.search = search
+        self.width, self.height, self.duration_s = width, height, duration_s
+        out_width = min(width, search.detector_width)
+        self.out_width = out_width - out_width % 2
+        self.out_height = max(2, round(height * self.out_width / width / 2) * 2)
+        self._scale = width / self.out_width
+        self._step = 1.0 / search.sample_fps
+        self._tracker = _Tracker()
+        self._next = 0  # the number of the next sample
+        self._detections = 0
+        self._settled = 0  # windows before this one have their regions out
+        self._done: dict[int, int] = {}  # a track's index → how many of its members are settled
+        self._open: list[Box] = []  # settled regions not yet over
+        self._finished = False
+
+    def wants(self, t: float) -> bool:
+        """Whether the frame at *t* seconds is to be looked at (a sample is due)."""
+        return not self._finished and t + 1e-6 >= self._next * self._step
+
+    def offer(self, t: float, rgb: np.ndarray) -> None:
+        """The frame at *t* (RGB, out_width × out_height) looked at for every sample due by *t*: where frames are
+        far apart (a variable frame rate) the same frame stands for each, as ffmpeg's fps filter repeats it."""
+        self.record(t, self.detect(rgb))
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """The faces in one frame (RGB, out_width × out_height): nothing of the sampler's state is touched, so
+        another thread may run it."""
+        return _detect(rgb, self.search.threshold, self._scale)
+
+    def record(self, t: float, found: list[Detection]) -> None:
+        """What `detect` found in the frame at *t*, for every sample due by *t*."""
+        while self.wants(t):
+            before = len(self._tracker.tracks)
+            self._tracker.add(self._next * self._step, found)
+            self._done.update((index, 0) for index in range(before, len(self._tracker.tracks)))
+            self._detections += len(found)
+            self._next += 1
+        self._settle(int(((self._next - 1) * self._step) // self.search.window_s))
+
+    def finish(self) -> None:
+        """No frame comes any more: every window is settled."""
+        self._finished = True
+        self._settle(None)
+
+    def settled_until(self) -> float:
+        """Every region that covers a time before this is settled (infinite once finished)."""
+        if self._finished:
+            return float("inf")
+        return self._settled * self.search.window_s - self._step - 0.002  # regions' times are rounded to the ms
+
+    def shown_at(self, t: float) -> list[Box]:
+        """The settled regions over time *t* (times asked in order)."""
+        self._open = [b for b in self._open if b.end_s is None or b.end_s >= t - 1e-9]
+        return [b for b in self._open if b.start_s <= t + 1e-9]
+
+    def _settle(self, until: int | None) -> None:
+        """Settle the windows before *until* (None: all)."""
+        if until is not None and until <= self._settled:
+            return
+        window = self.search.window_s
+        for index, done in list(self._done.items()):
+            track = self._tracker.tracks[index]
+            upto = len(track) if until is None else done
+            while until is not None and upto < len(track) and int(track[upto][0] // window) < until:
+                upto += 1
+            if upto > done:
+                self._open.extend(regions_of_tracks([track[done:upto]], width=self.width, height=self.height,
+                                                    duration_s=self.duration_s, step_s=self._step,
+                                                    window_s=window, padding=self.search.padding))
+                self._done[index] = upto
+            if upto == len(track) and (until is None or self._next - 1 - round(track[-1][0] / self._step)
+                                       > _TRACK_GAP):
+                del self._done[index]  # ended: nothing more joins it
+        self._settled = until if until is not None else self._settled
+
+    def regions(self) -> list[Box]:
+        """Every region, as `find_faces` returns them (the same boxes as settled, in track order)."""
+        return regions_of_tracks(self._tracker.tracks, width=self.width, height=self.height,
+                                 duration_s=self.duration_s, step_s=self._step, window_s=self.search.window_s,
+                                 padding=self.search.padding)
+
+    def found(self) -> FaceSearch:
+        """How faces were looked for, with what was found."""
+        found = {"frames_searched": self._next, "detections": self._detections,
+                 "tracks": len(self._tracker.tracks), "regions": len(self.regions())}
+        return replace(self.search, found=found)
+
+
 def find_faces(source: Path | str, *, width: int, height: int, duration_s: float | None, photo: bool,
                search: FaceSearch | None = None, timeout_s: float = 3600.0,
                progress: Callable[[float], None] | None = None) -> tuple[list[Box], FaceSearch]:
@@ -245,21 +356,25 @@ def find_faces(source: Path | str, *, width: int, height: int, duration_s: float
     if photo and search.detector_width < PHOTO_DETECTOR_WIDTH:  # one frame: looked at closer
         search = replace(search, detector_width=PHOTO_DETECTOR_WIDTH)
     _model()
-    out_width = min(width, search.detector_width)
-    out_width -= out_width % 2
-    out_height = max(2, round(height * out_width / width / 2) * 2)
-    scale = width / out_width
-    fps = None if photo else search.sample_fps
-    samples: list[tuple[float, list[Detection]]] = []
-    for n, frame in enumerate(_frames(source, fps=fps, width=width, out_width=out_width, out_height=out_height,
-                                      timeout_s=timeout_s)):
-        samples.append((n / fps if fps else 0.0, _detect(frame, search.threshold, scale)))
-        if progress is not None and fps and duration_s and n % max(1, int(fps)) == 0:
+    if photo:
+        out_width = min(width, search.detector_width)
+        out_width -= out_width % 2
+        out_height = max(2, round(height * out_width / width / 2) * 2)
+        frame = next(_frames(source, fps=None, width=width, out_width=out_width, out_height=out_height,
+                             timeout_s=timeout_s), None)
+        samples = [(0.0, _detect(frame, search.threshold, width / out_width))] if frame is not None else []
+        tracks = track_faces(samples)
+        regions = regions_of_tracks(tracks, width=width, height=height, duration_s=duration_s, step_s=0.0,
+                                    window_s=search.window_s, padding=search.padding, photo=True)
+        found = {"frames_searched": len(samples), "detections": sum(len(d) for _, d in samples),
+                 "tracks": len(tracks), "regions": len(regions)}
+        return regions, replace(search, found=found)
+    sampler = FaceSampler(search, width=width, height=height, duration_s=duration_s)
+    fps = search.sample_fps
+    for n, frame in enumerate(_frames(source, fps=fps, width=width, out_width=sampler.out_width,
+                                      out_height=sampler.out_height, timeout_s=timeout_s)):
+        sampler.offer(n / fps, frame)
+        if progress is not None and duration_s and n % max(1, int(fps)) == 0:
             progress(min(n / fps / duration_s, 1.0))
-    tracks = track_faces(samples)
-    regions = regions_of_tracks(tracks, width=width, height=height, duration_s=duration_s,
-                                step_s=1.0 / fps if fps else 0.0, window_s=search.window_s,
-                                padding=search.padding, photo=photo)
-    found = {"frames_searched": len(samples), "detections": sum(len(d) for _, d in samples), "tracks": len(tracks),
-             "regions": len(regions)}
-    return regions, replace(search, found=found)
+    sampler.finish()
+    return sampler.regions(), sampler.found()

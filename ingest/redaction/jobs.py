@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: A running job's hold, renewed every third of it with its progress: a renderer that dies lets it go after this.
 LEASE_S = 120.0
-#: Where each stage lies on the job's progress bar, with and without a face search.
+#: Where each stage lies on the job's progress bar, with and without a face search of its own before the rendering
+#: (a video up to 1080p is searched in the rendering's own decode: its bar is the rendering's).
 _BAR = {True: {"faces": (0.0, 0.4), "rendering": (0.4, 0.95), "archiving": (0.95, 1.0)},
         False: {"faces": (0.0, 0.0), "rendering": (0.0, 0.95), "archiving": (0.95, 1.0)}}
 
@@ -90,6 +91,8 @@ class _Reporter:
     def __call__(self, stage: str, share: float) -> None:
         if self.lost:  # another renderer holds the job now: stop (ffmpeg with it), record nothing
             raise RedactionAbandoned(f"redaction job {self.job_id} was taken over by another renderer")
+        if stage == "faces":  # a search of its own comes first (a photo, a picture above 1080p): its share of the bar
+            self.faces = True
         self.stage, self.progress = stage, overall_progress(stage, share, faces=self.faces)
 
     def still_held(self) -> bool:
@@ -141,7 +144,7 @@ def run_redaction_job(engine: Engine, store: EvidenceStore, settings: Settings, 
         request: dict[str, Any] = {"original_id": job.original_id, "requested_by": job.requested_by,
                                    "reason": job.reason, "via": job.via, "spec": job.spec, "faces": job.faces}
     state, error, copy_id, killed = "failed", "", None, False
-    with _Reporter(engine, job_id, holder, faces=request["faces"] is not None, lease_s=lease_s) as reporter:
+    with _Reporter(engine, job_id, holder, faces=False, lease_s=lease_s) as reporter:
         try:
             copy_id = _redact(engine, store, settings, key, request, reporter)
             state = "done"

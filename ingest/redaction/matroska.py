@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["MatroskaUnexpected", "VideoTrack", "pass_frames"]
+__all__ = ["MAX_ELEMENT", "MatroskaUnexpected", "VideoTrack", "pass_frames"]
 
 _SEGMENT, _CLUSTER, _BLOCK_GROUP = 0x18538067, 0x1F43B675, 0xA0
 _INFO, _TIMESTAMP_SCALE, _TRACKS, _TRACK_ENTRY = 0x1549A966, 0x2AD7B1, 0x1654AE6B, 0xAE
@@ -25,6 +25,9 @@ _TIMESTAMP, _SIMPLE_BLOCK, _BLOCK = 0xE7, 0xA3, 0xA1
 _DESCENDED = {_SEGMENT, _CLUSTER, _BLOCK_GROUP}  # read as their children, in line
 _READ = {_INFO, _TRACKS, _TIMESTAMP, _SIMPLE_BLOCK, _BLOCK}  # read whole (small, or a frame)
 _CHUNK = 1 << 20
+#: The largest element read whole: a raw 4:2:0 frame of 8K (7680 × 4320) is 50 MB; a larger size is a broken stream,
+#: not a frame to allocate.
+MAX_ELEMENT = 256 << 20
 
 
 class MatroskaUnexpected(ValueError):
@@ -162,6 +165,8 @@ def pass_frames(source: IO[bytes], sink: IO[bytes],
         if ident not in _READ:
             _copy(reader, sink, size)
             continue
+        if size > MAX_ELEMENT:
+            raise MatroskaUnexpected(f"an element of {size} bytes at byte {reader.offset}: more than a frame")
         data = reader.exact(size)
         if ident == _INFO:
             scale_ns = _uint(dict(_children(data)).get(_TIMESTAMP_SCALE, b"")) or scale_ns

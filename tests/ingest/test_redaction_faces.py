@@ -16,9 +16,17 @@ import cv2
 import numpy as np
 import piexif
 import pytest
+from sqlmodel import Session, select
 
-from ingest.redaction import RedactionSpec, render_redaction
+import ingest.redaction.derivative as derivative
+from catalog import Recording, open_catalog
+from catalog.signing import load_or_create_key
+from catalog.users import add_user
+from ingest.config import Settings
+from ingest.pipeline import ingest_folder
+from ingest.redaction import RedactionInvalid, RedactionSpec, render_redaction
 from ingest.redaction.faces import (
+    FaceSampler,
     FaceSearch,
     _detect,
     detector_identity,
@@ -29,6 +37,7 @@ from ingest.redaction.faces import (
 from ingest.redaction.photo import open_photo, pixelate, write_jpeg
 from ingest.redaction.render import picture_size
 from ingest.redaction.spec import Box
+from storage import LocalStore
 from tests.conftest import _missing
 
 
@@ -91,18 +100,26 @@ def astronaut(tmp_path: Path) -> Path:
 
 
 @pytest.mark.usefixtures("ffmpeg_available")
-def test_a_real_face_in_a_panning_clip_is_found_and_hidden_and_the_rest_is_untouched(astronaut, tmp_path):
+@pytest.mark.parametrize("one_pass", [False, True], ids=["searched-first", "searched-while-rendering"])
+def test_a_real_face_in_a_panning_clip_is_found_and_hidden_and_the_rest_is_untouched(astronaut, tmp_path, one_pass):
     clip = tmp_path / "clip.mp4"
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-loop", "1", "-framerate", "25", "-i", str(astronaut),
                     "-f", "lavfi", "-i", "sine=frequency=800:duration=3", "-vf",
                     f"scale=720:720,crop={W}:{H}:x='t*60':y=20,format=yuv420p", "-t", "3", "-c:v", "libx264",
                     "-crf", "18", "-c:a", "aac", "-shortest", str(clip)], check=True)
-    regions, search = find_faces(clip, width=W, height=H, duration_s=3.0, photo=False)
+    if one_pass:  # the faces searched in the rendering's own decode, the frames held until they are known
+        sampler = FaceSampler(FaceSearch(), width=W, height=H, duration_s=3.0)
+        out = render_redaction(clip, tmp_path / "redacted.mp4", RedactionSpec(), width=W, height=H, duration_s=3.0,
+                               has_audio=True, faces=sampler)
+        regions, search = sampler.regions(), sampler.found()
+    else:
+        regions, search = find_faces(clip, width=W, height=H, duration_s=3.0, photo=False)
     # One face, followed across the pan as one track, hidden window by window
     assert search.found["tracks"] == 1 and search.found["frames_searched"] == 15 and len(regions) == 3
     assert search.as_json()["detector"]["sha256"] == detector_identity()["sha256"]
-    out = render_redaction(clip, tmp_path / "redacted.mp4", RedactionSpec(boxes=tuple(regions)), width=W, height=H,
-                           duration_s=3.0, has_audio=True)
+    if not one_pass:
+        out = render_redaction(clip, tmp_path / "redacted.mp4", RedactionSpec(boxes=tuple(regions)), width=W,
+                               height=H, duration_s=3.0, has_audio=True)
     for at in (0.3, 1.1, 1.9, 2.7):  # between samples too
         original, redacted = _rgb(clip, at, W, H), _rgb(out, at, W, H)
         [face] = _faces(original)
@@ -186,3 +203,95 @@ def test_a_face_in_a_phone_s_rotated_clip_is_found_where_the_picture_shows_it(as
     [face] = _faces(original)
     assert _faces(redacted) == []
     assert max(_block_detail(redacted, face)) < 4.0
+
+
+def test_frames_held_for_the_faces_are_covered_by_exactly_the_regions_found_at_the_end() -> None:
+    # The renderer searches faces in its own decode and holds each frame back until the faces over it are known
+    # (FaceSampler.settled_until). Fed as the renderer feeds it (30 frames a second, a sample every 0.2 s, with a
+    # stretch of 10 frames a second as a phone writes in low light), two faces coming and going and one missed at a
+    # sample, every frame let through must be covered by exactly the regions the whole search finds at the end.
+    sampler = FaceSampler(FaceSearch(), width=1920, height=1080, duration_s=12.0)
+    times = [n / 30 for n in range(150)] + [5.0 + n / 10 for n in range(30)] + [8.0 + n / 30 for n in range(120)]
+
+    def faces_at(t: float) -> list[tuple[float, float, float, float, float]]:
+        found = []
+        if 0.5 <= t < 6.3 and int(t / 0.2) != 12:  # missed at the sample at 2.4 s
+            found.append((100 + 40 * t, 200.0, 180 + 40 * t, 300.0, 0.9))
+        if 3.9 <= t < 11.0:
+            found.append((1500 - 30 * t, 400.0, 1600 - 30 * t, 520.0, 0.7))
+        return found
+
+    held: list[float] = []
+    shown: dict[float, set[Box]] = {}
+
+    def let_through(until: float) -> None:
+        while held and held[0] < until:
+            t = held.pop(0)
+            shown[t] = set(sampler.shown_at(t))
+
+    for t in times:
+        if sampler.wants(t):
+            sampler.record(t, faces_at(t))
+        held.append(t)
+        let_through(sampler.settled_until())
+        assert len(held) <= 2.0 * 30, (t, len(held))  # about WINDOW_S + one sample of frames, never the whole clip
+    sampler.finish()
+    let_through(float("inf"))
+    regions = sampler.regions()
+    assert sampler.found().found["tracks"] == 2 and len(regions) > 10
+    for t in times:
+        assert shown[t] == {b for b in regions if b.start_s <= t + 1e-9 and (b.end_s is None or b.end_s >= t - 1e-9)}, t
+
+
+@pytest.mark.usefixtures("ffmpeg_available")
+@pytest.mark.parametrize("one_pass", [True, False], ids=["searched-while-rendering", "picture-above-1080p"])
+def test_a_recorded_clip_s_faces_are_hidden_in_its_copy_and_a_clip_without_one_makes_nothing(
+        astronaut, tmp_path, catalog_url, monkeypatch, one_pass) -> None:
+    if not one_pass:  # as a picture above 1080p is: searched first, in a decode of its own
+        monkeypatch.setattr(derivative, "ONE_PASS_MAX_PIXELS", 0)
+    folder = tmp_path / "card" / "DCIM" / "100EVCAM"
+    folder.mkdir(parents=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-loop", "1", "-framerate", "25", "-i", str(astronaut),
+                    "-f", "lavfi", "-i", "sine=frequency=800:duration=3", "-vf",
+                    f"scale=720:720,crop={W}:{H}:x='t*60':y=20,format=yuv420p", "-t", "3", "-c:v", "libx264",
+                    "-crf", "18", "-c:a", "aac", "-shortest", str(folder / "MVI_0001.MP4")], check=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    f"life=s={W}x{H}:rate=25:ratio=0.5:mold=0:seed=7,format=yuv420p,trim=duration=2", "-c:v",
+                    "libx264", "-crf", "18", str(folder / "MVI_0002.MP4")], check=True)
+    settings = Settings.from_env({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": catalog_url})
+    engine = open_catalog(catalog_url)
+    store = LocalStore(settings.store_path)
+    try:
+        report = ingest_folder(tmp_path / "card", settings=settings, engine=engine, store=store)
+        assert report.errors == [] and len(report.recordings) == 2, report
+        with Session(engine) as session:
+            clerk = add_user(session, "clerk", roles=["clerk"], by="test")
+            session.commit()
+            faced = session.exec(select(Recording).where(Recording.original_name == "MVI_0001.MP4")).one()
+            faceless = session.exec(select(Recording).where(Recording.original_name == "MVI_0002.MP4")).one()
+            key = load_or_create_key(settings.station_key_path)
+            told: list[str] = []
+            made = derivative.redact_recording(session, store, settings, faced, RedactionSpec(), user=clerk,
+                                               reason="公示", key=key, via="test", faces=FaceSearch(),
+                                               progress=lambda stage, share: told.append(stage))
+            assert ("faces" in told) != one_pass and told[-1] == "archiving"
+            spec = made.recording.technical["redaction"]["spec"]
+            assert spec["face_regions"] == len(spec["boxes"]) == 3 and spec["faces"]["frames_searched"] == 15
+            copy = tmp_path / "copy.mp4"
+            with store.open(made.recording.sha256) as fh:
+                copy.write_bytes(fh.read())
+            regions = [Box(b["start_s"], b["end_s"], b["x"], b["y"], b["w"], b["h"]) for b in spec["boxes"]]
+            for at in (0.3, 1.5, 2.7):
+                original, redacted = _rgb(folder / "MVI_0001.MP4", at, W, H), _rgb(copy, at, W, H)
+                assert _faces(redacted) == [] and len(_faces(original)) == 1, at
+                outside = ~_hidden_mask(regions, at, W, H)
+                assert np.abs(original.astype(np.int16) - redacted.astype(np.int16))[outside].mean() < 2.0, at
+            before = session.exec(select(Recording)).all()
+            with pytest.raises(RedactionInvalid, match=r"no face was found in recording .* nothing to redact"):
+                derivative.redact_recording(session, store, settings, faceless, RedactionSpec(), user=clerk,
+                                            reason="公示", key=key, via="test", faces=FaceSearch())
+            session.rollback()
+            assert len(session.exec(select(Recording)).all()) == len(before)
+            assert not [p for p in settings.staging_dir.iterdir() if p.name.startswith("redact-")]
+    finally:
+        engine.dispose()

@@ -260,6 +260,9 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
                 if sampler is not None:
                     spec = _faces_added(original, spec, sampler.regions(), sampler.found(),
                                         searched=f"{sampler.found().found['frames_searched']} frame(s) searched")
+                    # what is signed is checked as the searched-first path checks it (the count of regions; a
+                    # region after the catalogued end): refused as a whole, the rendering thrown away
+                    _checked_spec(original, spec, size, photo=False, faces=False)
         _still_held(held, original)
         record_access(session, actor=user.name, recording=original, what="original", viewing_session=None,
                       details={"via": via, "reason": why, "for": "redaction"})

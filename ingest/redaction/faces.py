@@ -270,6 +270,8 @@ class FaceSampler:
         self._settled = 0  # windows before this one have their regions out
         self._done: dict[int, int] = {}  # a track's index → how many of its members are settled
         self._open: list[Box] = []  # settled regions not yet over
+        self._settled_regions: list[Box] = []  # every region settled so far
+        self._asked = float("-inf")  # the time shown_at was last asked about
         self._finished = False
 
     def wants(self, t: float) -> bool:
@@ -308,7 +310,10 @@ class FaceSampler:
         return self._settled * self.search.window_s - self._step - 0.002  # regions' times are rounded to the ms
 
     def shown_at(self, t: float) -> list[Box]:
-        """The settled regions over time *t* (times asked in order)."""
+        """The settled regions over time *t* (a time before the last one asked looks at every region again)."""
+        if t < self._asked:
+            self._open = list(self._settled_regions)
+        self._asked = t
         self._open = [b for b in self._open if b.end_s is None or b.end_s >= t - 1e-9]
         return [b for b in self._open if b.start_s <= t + 1e-9]
 
@@ -323,9 +328,11 @@ class FaceSampler:
             while until is not None and upto < len(track) and int(track[upto][0] // window) < until:
                 upto += 1
             if upto > done:
-                self._open.extend(regions_of_tracks([track[done:upto]], width=self.width, height=self.height,
-                                                    duration_s=self.duration_s, step_s=self._step,
-                                                    window_s=window, padding=self.search.padding))
+                settled = regions_of_tracks([track[done:upto]], width=self.width, height=self.height,
+                                            duration_s=self.duration_s, step_s=self._step, window_s=window,
+                                            padding=self.search.padding)
+                self._open.extend(settled)
+                self._settled_regions.extend(settled)
                 self._done[index] = upto
             if upto == len(track) and (until is None or self._next - 1 - round(track[-1][0] / self._step)
                                        > _TRACK_GAP):

@@ -130,20 +130,32 @@ def _copy(reader: _Reader, sink: IO[bytes], size: int) -> None:
         size -= len(chunk)
 
 
-def _is_video_frame(data: bytearray, video: VideoTrack, offset: int) -> int | None:
-    """Where the picture starts in block *data* when it is a frame of *video* (None: another track's)."""
+def _block_start(data: bytearray, offset: int) -> tuple[int, int]:
+    """A block's track number and where its 16-bit time starts."""
     track, at = _number(data, 0, marker=False)
-    if track != video.number:
+    if at + 3 > len(data):
+        raise MatroskaUnexpected(f"a cut block at byte {offset}")
+    return track, at
+
+
+def _header(reader: _Reader) -> tuple[int, int, bytes] | None:
+    """The next element's ID, size (-1: unknown) and header bytes; None at the stream's end."""
+    first = reader.first()
+    if first is None:
         return None
-    if at + 3 > len(data) or data[at + 2] & 0x06:
-        raise MatroskaUnexpected(f"a laced or cut video block at byte {offset}")
-    return at
+    ident, id_bytes = _vint(reader, first, marker=True)
+    start = reader.first()
+    if start is None:
+        raise MatroskaUnexpected(f"the stream ends inside an element's header at byte {reader.offset}")
+    size, size_bytes = _vint(reader, start, marker=False)
+    return ident, size, id_bytes + size_bytes
 
 
-def pass_frames(source: IO[bytes], sink: IO[bytes],
-                frame: Callable[[VideoTrack, float, memoryview], None]) -> int:
+def pass_frames(source: IO[bytes], sink: IO[bytes], frame: Callable[[VideoTrack, float, memoryview], None],
+                clock: Callable[[float], None] | None = None) -> int:
     """Copy the Matroska stream *source* to *sink*, calling *frame* with the video track, the time (seconds) and
-    the picture's bytes of each video frame before it is written (what *frame* changes in them is what is written).
+    the picture's bytes of each video frame before it is written (what *frame* changes in them is what is written),
+    and *clock* with the time of every other block (the sound going on where pictures do not come).
     Returns the number of video frames. MatroskaUnexpected when the stream is not as ffmpeg writes it; OSError
     (BrokenPipeError) when *sink* stops reading."""
     reader = _Reader(source)
@@ -151,13 +163,9 @@ def pass_frames(source: IO[bytes], sink: IO[bytes],
     cluster_time = 0
     video: VideoTrack | None = None
     frames = 0
-    while (first := reader.first()) is not None:
-        ident, id_bytes = _vint(reader, first, marker=True)
-        start = reader.first()
-        if start is None:
-            raise MatroskaUnexpected(f"the stream ends inside an element's header at byte {reader.offset}")
-        size, size_bytes = _vint(reader, start, marker=False)
-        sink.write(id_bytes + size_bytes)
+    while (header := _header(reader)) is not None:
+        ident, size, raw = header
+        sink.write(raw)
         if ident in _DESCENDED:
             continue
         if size < 0:
@@ -174,10 +182,15 @@ def pass_frames(source: IO[bytes], sink: IO[bytes],
             video = _video_track(data)
         elif ident == _TIMESTAMP:
             cluster_time = _uint(data)
-        elif video is not None and (at := _is_video_frame(data, video, reader.offset - size)) is not None:
-            # a block: track number, a 16-bit signed time, flags, the frame
-            relative = int.from_bytes(data[at:at + 2], "big", signed=True)
-            frame(video, (cluster_time + relative) * scale_ns / 1e9, memoryview(data)[at + 3:])
-            frames += 1
+        else:  # a block: track number, a 16-bit signed time, flags, the frame
+            track, at = _block_start(data, reader.offset - size)
+            at_s = (cluster_time + int.from_bytes(data[at:at + 2], "big", signed=True)) * scale_ns / 1e9
+            if video is not None and track == video.number:
+                if data[at + 2] & 0x06:
+                    raise MatroskaUnexpected(f"a laced video block at byte {reader.offset - size}")
+                frame(video, at_s, memoryview(data)[at + 3:])
+                frames += 1
+            elif clock is not None:
+                clock(at_s)
         sink.write(data)
     return frames

@@ -39,7 +39,7 @@ from ingest.derive import (
 )
 from ingest.errors import RenderInterrupted
 from ingest.redaction.cells import Rect, cell_edges, cells_across, pixelate_in_place
-from ingest.redaction.faces import FaceSampler
+from ingest.redaction.faces import Detection, FaceSampler
 from ingest.redaction.matroska import MatroskaUnexpected, VideoTrack, pass_frames
 from ingest.redaction.spec import BLEEP_HZ, Box, RedactionInvalid, RedactionSpec, spec_problems
 
@@ -50,6 +50,8 @@ __all__ = ["REDACT_TIMEOUT_S", "FramePixelator", "audio_filter", "ffmpeg_version
 _PIPE_BYTES = 1 << 20
 #: Samples that may wait for the face detector while the stream moves on (each holds back 1/SAMPLE_FPS s of frames).
 _SAMPLES_AHEAD = 2
+#: How far the sound may go on past a due sample with no picture before the sample repeats the last picture's faces.
+_PICTURELESS_S = 1.0
 #: The longest one rendering may take (a long 1080p recording at about real time on 2 cores).
 REDACT_TIMEOUT_S = 4 * 3600.0
 
@@ -178,43 +180,66 @@ def small_rgb(track: VideoTrack, picture: memoryview, width: int, height: int) -
     return cv2.cvtColor(small.reshape(height * 3 // 2, width), cv2.COLOR_YUV2RGB_I420)
 
 
+class _PastDeadline(Exception):
+    """The rendering's deadline passed while frames still came (never a TimeoutError a callback raises)."""
+
+
 class _Faces:
     """The face search beside the rendering: the detector runs in a thread of its own (OpenCV releases the GIL), so
     the stream keeps moving while a sample is looked at; at most _SAMPLES_AHEAD samples wait for it, so the frames
-    held back for it stay within about WINDOW_S + 1/SAMPLE_FPS + _SAMPLES_AHEAD/SAMPLE_FPS seconds."""
+    held back for it stay within about WINDOW_S + 1/SAMPLE_FPS + _SAMPLES_AHEAD/SAMPLE_FPS seconds. Where the sound
+    goes on _PICTURELESS_S past a due sample and no picture comes (the video ended early, or stopped a while), the
+    samples due meanwhile repeat the last picture's faces, as ffmpeg's fps filter repeats a frame: the frames held
+    are let go instead of waiting, with everything after them, for the next picture or the end."""
 
-    def __init__(self, sampler: FaceSampler) -> None:
-        self.sampler = sampler
+    def __init__(self, sampler: FaceSampler, shown_as: str) -> None:
+        self.sampler, self.shown_as = sampler, shown_as
         self.lock = threading.Lock()
         self._next = 0.0  # the next sample's time, as the sampler counts
         self._step = 1.0 / sampler.search.sample_fps
-        self._queue: queue.Queue[tuple[float, np.ndarray] | None] = queue.Queue(maxsize=_SAMPLES_AHEAD)
+        self._queue: queue.Queue[tuple[float, np.ndarray | None] | None] = queue.Queue(maxsize=_SAMPLES_AHEAD)
         self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="redaction-faces", daemon=True)
         self._thread.start()
 
     def offer(self, track: VideoTrack, t: float, picture: memoryview) -> None:
         """The frame at *t* sent to the detector when a sample is due (as FaceSampler.wants says)."""
-        if self._failed is not None:
-            raise self._failed
+        self._raise_failure()
         if t + 1e-6 < self._next:
             return
         sampler = self.sampler
         if (track.width, track.height) != (sampler.width, sampler.height):
             raise MatroskaUnexpected(f"pictures of {track.width}×{track.height} where the recording shows "
                                      f"{sampler.width}×{sampler.height}")
-        while t + 1e-6 >= self._next:
-            self._next += self._step
+        self._advance(t)
         self._queue.put((t, small_rgb(track, picture, sampler.out_width, sampler.out_height)))
 
+    def clock(self, t: float) -> None:
+        """The stream (its sound) has reached *t*: samples due more than _PICTURELESS_S before it, with no picture
+        since, repeat the last picture's faces."""
+        self._raise_failure()
+        if t - _PICTURELESS_S + 1e-6 >= self._next:
+            self._advance(t - _PICTURELESS_S)
+            self._queue.put((t - _PICTURELESS_S, None))
+
+    def _advance(self, t: float) -> None:
+        while t + 1e-6 >= self._next:
+            self._next += self._step
+
+    def _raise_failure(self) -> None:
+        if self._failed is not None:
+            raise RenderInterrupted(self.shown_as, f"the face detector failed: {self._failed!r}") from self._failed
+
     def _run(self) -> None:
+        last: list[Detection] = []
         try:
             while (item := self._queue.get()) is not None:
                 t, rgb = item
-                found = self.sampler.detect(rgb)
+                if rgb is not None:
+                    last = self.sampler.detect(rgb)
                 with self.lock:
-                    self.sampler.record(t, found)
-        except Exception as exc:  # noqa: BLE001 - raised in the rendering's thread at its next frame or at the end
+                    self.sampler.record(t, last)
+        except BaseException as exc:  # noqa: BLE001 - raised in the rendering's thread at its next frame or the end
             self._failed = exc
             while self._queue.get() is not None:  # never leave the rendering blocked on a full queue
                 pass
@@ -223,19 +248,21 @@ class _Faces:
         """Every sample looked at: the sampler finished (what the detector raised is raised here)."""
         self._queue.put(None)
         self._thread.join()
-        if self._failed is not None:
-            raise self._failed
+        self._raise_failure()
         with self.lock:
             self.sampler.finish()
 
     def stop(self) -> None:
-        """The rendering failed or was stopped: the thread ends without looking at what is left."""
+        """The rendering failed or was stopped: the thread ends without looking at what is left (waited for, so
+        that no detection runs on after the rendering)."""
         while True:
             try:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._queue.put(None)
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=5.0)
+        self._thread.join(timeout=30.0)
 
 
 class _Held:
@@ -324,8 +351,8 @@ def _start(decode: list[str], encode: list[str], decode_errors: IO[bytes], encod
 
 
 def _pump(decoder: subprocess.Popen[bytes], encoder: subprocess.Popen[bytes], sink: IO[bytes] | _Held,
-          frame: Callable[[VideoTrack, float, memoryview], None], end: Callable[[], None], deadline: float,
-          timeout_s: float) -> tuple[set[str], MatroskaUnexpected | None]:
+          frame: Callable[[VideoTrack, float, memoryview], None], clock: Callable[[float], None] | None,
+          end: Callable[[], None], deadline: float, timeout_s: float) -> tuple[set[str], MatroskaUnexpected | None]:
     """The decoder's stream through *frame* and *sink* to the encoder (*end* called after the last byte), both
     waited for: which of them this process stopped (the other one's exit code says why), and what was wrong with
     the stream. Past *deadline* both are killed, wherever the stream stands (an ffmpeg stopped or stuck in a read
@@ -347,7 +374,7 @@ def _pump(decoder: subprocess.Popen[bytes], encoder: subprocess.Popen[bytes], si
     timer.start()
     try:
         try:
-            pass_frames(decoder.stdout, sink, frame)  # type: ignore[arg-type]  # _Held writes as a file does
+            pass_frames(decoder.stdout, sink, frame, clock)  # type: ignore[arg-type]  # _Held writes as a file does
             end()
             encoder.stdin.close()
         except BrokenPipeError:
@@ -362,7 +389,7 @@ def _pump(decoder: subprocess.Popen[bytes], encoder: subprocess.Popen[bytes], si
                 stopped_by_us.add("decoder")
             encoder.kill()
             stopped_by_us.add("encoder")
-        except TimeoutError:
+        except _PastDeadline:
             kill_both()
         decoder.wait()
         encoder.wait()
@@ -421,7 +448,7 @@ def _render_regions(reading: FfmpegSource, dest: Path, spec: RedactionSpec, *, h
 
     def frame(track: VideoTrack, t: float, picture: memoryview) -> None:
         if time.monotonic() > deadline:
-            raise TimeoutError
+            raise _PastDeadline
         if size is not None and (track.width, track.height) != size:  # regions were checked against *size*
             raise MatroskaUnexpected(f"pictures of {track.width}×{track.height} where the recording shows "
                                      f"{size[0]}×{size[1]}")
@@ -436,7 +463,7 @@ def _render_regions(reading: FfmpegSource, dest: Path, spec: RedactionSpec, *, h
     with tempfile.TemporaryFile() as decode_errors, tempfile.TemporaryFile() as encode_errors:
         decoder, encoder = _start(decode, encode, decode_errors, encode_errors, reading)
         assert encoder.stdin is not None
-        searching = _Faces(faces) if faces is not None else None
+        searching = _Faces(faces, reading.shown_as) if faces is not None else None
         held = _Held(encoder.stdin, pixelator, searching)
 
         def end() -> None:
@@ -445,7 +472,8 @@ def _render_regions(reading: FfmpegSource, dest: Path, spec: RedactionSpec, *, h
             held.flush(final=True)
 
         try:
-            stopped_by_us, stream_error = _pump(decoder, encoder, held, frame, end, deadline, timeout_s)
+            stopped_by_us, stream_error = _pump(decoder, encoder, held, frame, searching.clock if searching else None,
+                                                end, deadline, timeout_s)
         finally:
             if searching is not None:
                 searching.stop()

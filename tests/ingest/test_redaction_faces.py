@@ -241,6 +241,8 @@ def test_frames_held_for_the_faces_are_covered_by_exactly_the_regions_found_at_t
     assert sampler.found().found["tracks"] == 2 and len(regions) > 10
     for t in times:
         assert shown[t] == {b for b in regions if b.start_s <= t + 1e-9 and (b.end_s is None or b.end_s >= t - 1e-9)}, t
+    # a time before the last one asked (a broken stream's) is looked up again, not from what was still open
+    assert set(sampler.shown_at(1.0)) == {b for b in regions if b.start_s <= 1.0 <= (b.end_s or 99)} != set()
 
 
 @pytest.mark.usefixtures("ffmpeg_available")
@@ -286,6 +288,15 @@ def test_a_recorded_clip_s_faces_are_hidden_in_its_copy_and_a_clip_without_one_m
                 assert _faces(redacted) == [] and len(_faces(original)) == 1, at
                 outside = ~_hidden_mask(regions, at, W, H)
                 assert np.abs(original.astype(np.int16) - redacted.astype(np.int16))[outside].mean() < 2.0, at
+            # a catalogue row whose duration was cut behind the application's back: the faces found after that
+            # end cannot be hidden by what would be signed, so nothing is made (both paths alike)
+            original_duration = faced.duration_s
+            faced.duration_s = 1.0
+            with pytest.raises(RedactionInvalid, match="after the recording ends"):
+                derivative.redact_recording(session, store, settings, faced, RedactionSpec(), user=clerk,
+                                            reason="公示", key=key, via="test", faces=FaceSearch())
+            session.rollback()
+            assert faced.duration_s == original_duration
             before = session.exec(select(Recording)).all()
             with pytest.raises(RedactionInvalid, match=r"no face was found in recording .* nothing to redact"):
                 derivative.redact_recording(session, store, settings, faceless, RedactionSpec(), user=clerk,

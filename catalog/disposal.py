@@ -24,6 +24,7 @@ from catalog.access import EVERYTHING, Scope, scope_clause, user_scope
 from catalog.case_models import Case, CaseLink, Disposal, DisposalBatch, DisposalStatus
 from catalog.clock import clock_problem
 from catalog.custody import CustodyKind, append_event
+from catalog.db import by_id
 from catalog.errors import DisposalError
 from catalog.findings import chain_differences, linked_cases, load_recording_chain
 from catalog.manifests import (
@@ -198,7 +199,7 @@ def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolic
     require_policy(session, policy, doing="approving a disposal")
     if (wrong := clock_problem(session, now)) is not None:
         raise DisposalError(f"no disposal: {wrong}")
-    batch = session.get(DisposalBatch, batch_id)
+    batch = by_id(session, DisposalBatch, batch_id)
     if batch is None:
         raise DisposalError(f"no disposal batch {batch_id}")
     if batch.status != DisposalStatus.AWAITING_APPROVAL.value:

@@ -50,9 +50,11 @@ class CatalogUnavailable(CatalogError):
 
 
 class RecordingNotFound(CatalogError):
-    def __init__(self, ref: str) -> None:
+    def __init__(self, ref: str, *, ambiguous: str | None = None) -> None:
         self.ref = ref
-        super().__init__(f"no recording {ref!r} in the catalog")
+        self.ambiguous = ambiguous
+        super().__init__(f"recording {ref!r} is ambiguous: {ambiguous}" if ambiguous else
+                         f"no recording {ref!r} in the catalog")
 
 
 class StampInvalid(CatalogError):

@@ -13,7 +13,7 @@ from typing import Any, NotRequired, TypedDict
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.db import begin_write
+from catalog.db import begin_write, by_id
 from catalog.errors import RecordingNotFound
 from catalog.models import CustodyEvent, Device, Officer, Recording, RecordingState, Sighting, Station
 from catalog.registry import officer_json
@@ -192,17 +192,25 @@ def lock_recording_state(session: Session, recording_id: int) -> str:
 
 
 def get_recording(session: Session, ref: str | int) -> Recording:
-    """By numeric id, or by a SHA-256 prefix of at least 8 hex digits."""
+    """By numeric id, or by a SHA-256 prefix of at least 8 hex digits.
+
+    A prefix of digits only (one in 280 of 12 hex digits) is looked up as both: when it is an id and the prefix of
+    another recording's hash, which was meant cannot be told, and neither is returned (RecordingNotFound saying so).
+    """
     text = str(ref).strip().lower()
-    if text.isdigit():
-        recording = session.get(Recording, int(text))
-        if recording is not None:
-            return recording
+    by_number = by_id(session, Recording, int(text)) if text.isdigit() else None
+    by_hash = None
     if len(text) >= 8 and all(c in "0123456789abcdef" for c in text):
         matches = list(session.exec(select(Recording).where(col(Recording.sha256).startswith(text)).limit(2)))
         if len(matches) == 1:
-            return matches[0]
-    raise RecordingNotFound(str(ref))
+            by_hash = matches[0]
+    if by_number is not None and by_hash is not None and by_number.id != by_hash.id:
+        raise RecordingNotFound(str(ref), ambiguous=f"recording {by_number.id} has that id and recording "
+                                                    f"{by_hash.id}'s hash begins with it; give more of the hash")
+    found = by_number or by_hash
+    if found is None:
+        raise RecordingNotFound(str(ref))
+    return found
 
 
 def _iso(value: datetime | None) -> str | None:

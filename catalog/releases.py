@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from catalog.access import Scope, check_access, out_of_scope
 from catalog.custody import CustodyKind, append_event
+from catalog.db import by_id
 from catalog.disposal import RECORD_RETENTION, Signer
 from catalog.errors import CatalogError, PermissionDenied
 from catalog.manifests import ensure_station_key, software_version
@@ -183,7 +184,7 @@ def propose_release(session: Session, user: User, *, kind: str, title: str, reci
 
 
 def get_release(session: Session, release_id: int) -> Release:
-    release = session.get(Release, release_id)
+    release = by_id(session, Release, release_id)
     if release is None:
         raise ReleaseRefused([f"no release {release_id}"])
     return release

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from catalog.access import check_access, record_refusals
 from catalog.custody import CustodyKind, append_event
+from catalog.db import by_id
 from catalog.errors import CatalogError, PermissionDenied
 from catalog.models import CustodyEvent, Recording, Release, ShareLink
 from catalog.releases import current_problems, get_release, may_act_on, release_items
@@ -246,7 +247,7 @@ def revoke_share(session: Session, user: User, link_id: int, *, reason: str, now
     allowed = PERMISSIONS["propose_release"] | PERMISSIONS["approve_release"]
     if not user.active or not allowed & set(user.roles):
         raise PermissionDenied(f"user {user.name!r} may not revoke share links")
-    link = session.get(ShareLink, link_id)
+    link = by_id(session, ShareLink, link_id)
     why = " ".join((reason or "").split())
     if link is None:
         raise ShareRefused("no share link {link}", link=link_id)

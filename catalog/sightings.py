@@ -10,6 +10,7 @@ from collections.abc import Collection
 
 from sqlmodel import Session, col, select
 
+from catalog.db import MAX_ROW_ID
 from catalog.models import Recording, Sighting
 
 __all__ = ["dock_session_recording_ids", "find_known_sighting", "last_sighting_at", "seen_there", "sighting_at",
@@ -47,7 +48,10 @@ def sightings_of(session: Session, recording_id: int) -> list[Sighting]:
 
 
 def sightings_of_dock(session: Session, dock_session_id: int) -> list[Sighting]:
-    """The sightings recorded in dock session *dock_session_id* (one per file catalogued there), in order."""
+    """The sightings recorded in dock session *dock_session_id* (one per file catalogued there), in order; none
+    for a number no dock session can have (`catalog.db.MAX_ROW_ID`)."""
+    if not 1 <= dock_session_id <= MAX_ROW_ID:
+        return []
     return list(session.exec(select(Sighting).where(Sighting.dock_session_id == dock_session_id)
                              .order_by(col(Sighting.id))))
 

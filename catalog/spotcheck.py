@@ -18,6 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from catalog.access import Scope, out_of_scope, scope_clause
 from catalog.custody import CustodyKind, append_event
+from catalog.db import by_id
 from catalog.errors import CatalogError
 from catalog.models import DerivedMedia, Officer, Recording, RecordingState, SpotCheck, SpotCheckItem
 
@@ -160,7 +161,7 @@ def open_spot_check(session: Session, check_id: int, *, scope: Scope,
                     by: str) -> tuple[SpotCheck, list[tuple[SpotCheckItem, Recording]]]:
     """The check and its (item, recording) rows if *scope* covers all of it; SpotCheckError if there is none,
     SpotCheckRefused (recorded) if it lies outside the caller's scope."""
-    check = session.get(SpotCheck, check_id)
+    check = by_id(session, SpotCheck, check_id)
     if check is None:
         raise SpotCheckNotFound(f"no spot check {check_id}")
     _refuse_outside(session, check, scope, by=by, verb="open")
@@ -196,10 +197,10 @@ def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, 
         raise SpotCheckError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
     if outcome == "issue" and not notes.strip():
         raise SpotCheckError("describe the issue found")
-    item = session.get(SpotCheckItem, item_id)
+    item = by_id(session, SpotCheckItem, item_id)
     # The scope is checked on the check asked for before saying anything of its items: an answer "no item X in
     # spot check Y" to a caller outside Y would tell which items Y holds.
-    check = session.get(SpotCheck, item.check_id if check_id is None and item is not None else check_id)
+    check = by_id(session, SpotCheck, item.check_id if check_id is None and item is not None else check_id)
     if check is None:
         raise SpotCheckNotFound(f"no spot check {check_id}" if check_id is not None else
                                 f"no spot-check item {item_id}")

@@ -155,7 +155,7 @@ def video_thumbnail(source: Path | str, dest: Path, *, at_s: float = 1.0, width:
                 # -ss after the input: the frames before it are decoded and dropped (a second at most), because
                 # a URL's concat script cannot seek and -ss before it lands seconds off, or past a short clip's end
                 run_ffmpeg(["ffmpeg", "-nostdin", "-v", "error", "-y", *reading.args, "-ss", f"{position:.3f}",
-                         "-map", "0:v:0", "-frames:v", "1", "-vf", scale, "-c:v", "mjpeg", "-q:v", "3",
+                         "-map", "0:V:0", "-frames:v", "1", "-vf", scale, "-c:v", "mjpeg", "-q:v", "3",
                          "-f", "image2", "-update", "1", str(dest)], dest, timeout_s, reading)
             except FfmpegRefused as exc:
                 refused = exc
@@ -183,10 +183,15 @@ def make_proxy(source: Path | str, dest: Path, *, height: int = PROXY_HEIGHT, th
     RenderInterrupted as `run_ffmpeg` says."""
     # Speed over polish (a proxy is for viewing, the original is the evidence): skipping the decoder's
     # loop filter, bilinear scaling and the superfast preset give >= 6x realtime for 1080p on 2 cores.
+    # Faithful in time: every frame at the original's time (a phone's variable rate is not put on a grid of a
+    # guessed rate, which duplicated or dropped frames and moved them by up to half a frame: a clerk stepping the
+    # proxy must see the frames the original has, where it has them), and the video, not a cover picture an MP4
+    # may list first (0:V).
     with ffmpeg_source(source) as reading:
         args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", str(threads), "-skip_loop_filter", "all",
-                *reading.args, "-map", "0:v:0", "-map", "0:a:0?",
-                "-vf", f"scale=-2:'min({height},ih)':flags=bilinear",
+                *reading.args, "-map", "0:V:0", "-map", "0:a:0?",
+                "-vf", f"scale=-2:'min({height},ih)':flags=bilinear", "-fps_mode", "passthrough",
+                "-enc_time_base:v", "-1",
                 "-c:v", "libx264", "-preset", "superfast", "-crf", "26", "-pix_fmt", "yuv420p",
                 "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
                 "-threads", str(threads), str(dest)]

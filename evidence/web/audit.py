@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from catalog.audit_log import ACCESS_KINDS, LOGS, AuditFilter, count_events, list_events, verification_state
 from catalog.csvsafe import csv_chunks
 from catalog.custody import CustodyKind, append_event
+from catalog.db import MAX_ROW_ID
 from evidence.web.deps import DB, language, render, signed_in
 from evidence.web.search_form import parse_time
 
@@ -30,9 +31,9 @@ CSV_LIMIT = 200_000
 def _recording_id(raw: str, problems: list[str]) -> int | None:
     if not raw:
         return None
-    if raw.isdigit() and len(raw) < 16:
+    if raw.isdigit() and 1 <= int(raw[:16]) <= MAX_ROW_ID:
         return int(raw)
-    problems.append(f"recording must be a number, not {raw[:40]!r}")
+    problems.append(f"recording must be a number from 1 to {MAX_ROW_ID}, not {raw[:40]!r}")
     return None
 
 

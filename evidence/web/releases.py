@@ -169,7 +169,7 @@ def share(number: int, request: Request, session: DB, csrf: Annotated[str, Form(
     who = signed_in(request, session, "propose_release", csrf)
     try:
         made = create_share(session, who.user, number, recipient=recipient, days=days, now=utcnow())
-    except ShareRefused as exc:
+    except (ShareRefused, ReleaseRefused) as exc:
         session.rollback()
         return _release_page(request, session, who, number, 400, str(exc))
     response = _release_page(request, session, who, number, new_share=made)

@@ -143,6 +143,26 @@ def test_recording_lookup_by_id_or_hash_prefix(engine):
             get_recording(session, "999999")
 
 
+def test_a_hash_prefix_of_digits_only_is_looked_up_as_a_hash_too(engine):
+    """One 12-digit prefix in 280 has no letter: it is past any row id (PostgreSQL had refused the id lookup and
+    the command failed), and an 8-digit one can be both an id and another recording's hash."""
+    with Session(engine) as session:
+        digits = add_recording(session, 1, sha256="971309589468" + "a" * 52)
+        by_number = add_recording(session, 2, id=12345678)
+        other = add_recording(session, 3, sha256="12345678" + "b" * 56)
+        session.commit()
+        assert get_recording(session, "971309589468").id == digits.id
+        with pytest.raises(RecordingNotFound, match="no recording '99999999999999999999' in the catalog"):
+            get_recording(session, "9" * 20)
+        with pytest.raises(RecordingNotFound, match=f"'12345678' is ambiguous: recording {by_number.id} has that id "
+                                                    f"and recording {other.id}'s hash begins with it"):
+            get_recording(session, "12345678")
+        assert get_recording(session, "12345678b").id == other.id
+        for nothing in ("0", "-1", "2147483648"):  # past the largest id PostgreSQL holds
+            with pytest.raises(RecordingNotFound):
+                get_recording(session, nothing)
+
+
 def test_custody_events_are_append_only_in_the_database(engine):
     with Session(engine) as session:
         append_event(session, CustodyKind.VIEWED, actor="user", details={})

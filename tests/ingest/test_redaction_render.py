@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -26,14 +25,9 @@ from ingest.redaction import Box, Mute, RedactionSpec, render_redaction
 from ingest.redaction.faces import FaceSampler, FaceSearch
 from ingest.redaction.matroska import MatroskaUnexpected, VideoTrack, pass_frames
 from ingest.redaction.render import FramePixelator, _Faces, _Held, picture_size
+from tests.helpers.clips import busy_clip, cover_first, frame_times, phone_vfr_clip
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
-
-
-def _frame_times(path: Path) -> list[float]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
-                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout
-    return [float(line.strip(",")) for line in out.split() if line.strip(",")]
 
 
 def _gray_frames(path: Path, width: int, height: int) -> np.ndarray:
@@ -43,37 +37,20 @@ def _gray_frames(path: Path, width: int, height: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width).astype(np.int16)
 
 
-def _busy_clip(path: Path, *, size: str = "320x240", seconds: float = 2.0, audio: bool = True,
-               extra: tuple[str, ...] = ()) -> Path:
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-            f"life=s={size}:rate=25:ratio=0.5:mold=0:seed=3,format=yuv420p,trim=duration={seconds}"]
-    if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=700:duration={seconds}", "-c:a", "aac", "-shortest"]
-    subprocess.run([*args, "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", *extra, str(path)], check=True)
-    return path
-
-
 def test_a_phone_s_variable_frame_rate_is_kept_and_a_region_lands_on_its_frames(tmp_path: Path) -> None:
     # Given a phone's clip whose frames come at uneven times, on a 1/90000 clock: 30 a second slowing to 10 in low
     # light, each a few milliseconds off the beat (a sensor's jitter), with a location and a creation time. (A
     # review found the first renderer kept only 48 of 60 such frames and missed frames of a region: the decoder put
     # frames on a grid of its guessed rate.)
-    steady = _busy_clip(tmp_path / "steady.mp4", seconds=3.0)
-    clip = tmp_path / "VID_20261120_140600.mp4"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(steady), "-vf",
-                    "settb=1/90000,setpts='(if(lt(N,45),N/30,1.5+(N-45)/10)+0.006*sin(N*1.7))/TB',"
-                    "trim=end_frame=60", "-fps_mode", "passthrough", "-enc_time_base:v", "1:90000",
-                    "-c:a", "copy", "-c:v", "libx264", "-crf", "18", "-t", "3",
-                    "-metadata", "location=+31.2304+121.4737/", "-metadata",
-                    "creation_time=2026-11-20T14:06:00Z", str(clip)], check=True)
-    times = _frame_times(clip)
+    clip = phone_vfr_clip(tmp_path / "VID_20261120_140600.mp4")
+    times = frame_times(clip)
     assert len(times) == 60 and abs((times[46] - times[45]) - 0.1) < 0.02  # uneven, as the phone wrote it
     # When a region is hidden from the 11th frame to the 15th by time (a millisecond either side)
     box = Box(round(times[10] - 0.001, 3), round(times[14] + 0.001, 3), 64, 48, 96, 96)
     out = render_redaction(clip, tmp_path / "redacted.mp4", RedactionSpec(boxes=(box,)), width=320, height=240,
                            duration_s=times[-1] + 0.1, has_audio=True)
     # Then the copy has every frame at its original time, to the millisecond
-    copied = _frame_times(out)
+    copied = frame_times(out)
     assert len(copied) == len(times)
     assert max(abs(a - b) for a, b in zip(times, copied, strict=True)) < 0.0015
     # and the region is hidden on exactly those frames: flat cells inside, the original around it
@@ -89,7 +66,7 @@ def test_a_phone_s_variable_frame_rate_is_kept_and_a_region_lands_on_its_frames(
     # and a copy that only mutes sound (one ffmpeg, no region) keeps the frames' times too
     muted = render_redaction(clip, tmp_path / "muted.mp4", RedactionSpec(mutes=(Mute(0.0, 0.5),)), width=320,
                              height=240, duration_s=times[-1] + 0.1, has_audio=True)
-    assert max(abs(a - b) for a, b in zip(times, _frame_times(muted), strict=True)) < 0.0015
+    assert max(abs(a - b) for a, b in zip(times, frame_times(muted), strict=True)) < 0.0015
     # and neither the place nor the time of the original went into the copy
     tags = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of",
                                       "json", str(out)], capture_output=True, text=True, check=True).stdout)
@@ -99,7 +76,7 @@ def test_a_phone_s_variable_frame_rate_is_kept_and_a_region_lands_on_its_frames(
 
 def test_a_picture_of_odd_size_is_hidden_to_its_edges(tmp_path: Path) -> None:
     # Given a 321×241 clip (a cropped export; 4:2:0 chroma rounds up) and a region at the bottom right corner
-    clip = _busy_clip(tmp_path / "odd.mkv", size="321x241", audio=False, extra=("-pix_fmt", "yuv444p"))
+    clip = busy_clip(tmp_path / "odd.mkv", size="321x241", audio=False, extra=("-pix_fmt", "yuv444p"))
     box = Box(0.0, None, 241, 161, 80, 80)
     out = render_redaction(clip, tmp_path / "redacted.mp4", RedactionSpec(boxes=(box,)), width=321, height=241,
                            duration_s=2.0, has_audio=False)
@@ -118,7 +95,7 @@ def test_a_picture_of_odd_size_is_hidden_to_its_edges(tmp_path: Path) -> None:
 
 
 def test_a_damaged_original_is_refused_by_name(tmp_path: Path) -> None:
-    clip = _busy_clip(tmp_path / "clip.mp4")
+    clip = busy_clip(tmp_path / "clip.mp4")
     damaged = tmp_path / "DAMAGED_0007.MP4"
     data = bytearray(clip.read_bytes())
     damaged.write_bytes(bytes(data[:len(data) // 3]) + bytes(range(256)) * 64)  # cut, garbage after
@@ -144,7 +121,7 @@ def _children(name_part: str) -> list[int]:
 @pytest.mark.parametrize("which", ["pipe:1", "pipe:0"])  # the decoder, the encoder
 def test_either_ffmpeg_killed_from_outside_is_an_interruption_not_the_media_s_fault(tmp_path: Path,
                                                                                     which: str) -> None:
-    clip = _busy_clip(tmp_path / "clip.mp4", seconds=6.0)
+    clip = busy_clip(tmp_path / "clip.mp4", seconds=6.0)
     killed: list[int] = []
 
     def progress(share: float) -> None:
@@ -161,7 +138,7 @@ def test_either_ffmpeg_killed_from_outside_is_an_interruption_not_the_media_s_fa
 
 
 def test_a_job_taken_over_stops_both_ffmpegs_and_a_timeout_is_named(tmp_path: Path) -> None:
-    clip = _busy_clip(tmp_path / "clip.mp4", seconds=6.0)
+    clip = busy_clip(tmp_path / "clip.mp4", seconds=6.0)
 
     class TakenOver(Exception):
         pass
@@ -188,13 +165,13 @@ def _matroska(clip: Path) -> bytes:
 
 
 def test_the_stream_passes_through_unchanged_with_each_frame_s_time_and_a_cut_one_is_named(tmp_path: Path) -> None:
-    clip = _busy_clip(tmp_path / "clip.mp4", seconds=1.0)
+    clip = busy_clip(tmp_path / "clip.mp4", seconds=1.0)
     stream = _matroska(clip)
     seen: list[float] = []
     sink = io.BytesIO()
     count = pass_frames(io.BytesIO(stream), sink, lambda track, t, picture: seen.append(t))
     assert sink.getvalue() == stream and count == 25
-    assert [round(t, 3) for t in seen] == [round(t, 3) for t in _frame_times(clip)]
+    assert [round(t, 3) for t in seen] == [round(t, 3) for t in frame_times(clip)]
     with pytest.raises(MatroskaUnexpected, match="ends"):
         pass_frames(io.BytesIO(stream[:len(stream) // 2]), io.BytesIO(), lambda *a: None)
     with pytest.raises(MatroskaUnexpected, match="invalid EBML number"):
@@ -216,7 +193,7 @@ def test_regions_shown_are_found_by_time_even_when_time_goes_back() -> None:
 def test_an_ffmpeg_stuck_mid_stream_is_killed_at_the_deadline(tmp_path: Path) -> None:
     # A review stopped (SIGSTOP) the decoder half-way: the deadline was only looked at when a frame came, so the
     # rendering waited for ever (and a job's hold, renewed by its own thread, was never let go)
-    clip = _busy_clip(tmp_path / "clip.mp4", seconds=6.0)
+    clip = busy_clip(tmp_path / "clip.mp4", seconds=6.0)
     stopped: list[int] = []
 
     def progress(share: float) -> None:
@@ -234,7 +211,7 @@ def test_an_ffmpeg_stuck_mid_stream_is_killed_at_the_deadline(tmp_path: Path) ->
 
 
 def test_pictures_not_of_the_size_the_regions_were_checked_against_are_refused_at_once(tmp_path: Path) -> None:
-    clip = _busy_clip(tmp_path / "clip.mp4", seconds=6.0)
+    clip = busy_clip(tmp_path / "clip.mp4", seconds=6.0)
     started = time.monotonic()
     with pytest.raises(FfmpegRefused, match="pictures of 320×240 where the recording shows 240×180"):
         render_redaction(clip, tmp_path / "never.mp4", RedactionSpec(boxes=(Box(0.0, None, 0, 0, 64, 64),)),
@@ -242,35 +219,8 @@ def test_pictures_not_of_the_size_the_regions_were_checked_against_are_refused_a
     assert time.monotonic() - started < 30 and _children("ffmpeg") == []
 
 
-def _cover_first(clip: Path, dest: Path) -> Path:
-    """*clip* with a cover picture the MP4 keeps before its tracks (a phone app's export): ffmpeg lists the cover
-    as video stream 0, marked an attached picture."""
-    cover = dest.with_suffix(".png")
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=160x120", "-frames:v",
-                    "1", str(cover)], check=True)
-    plain = dest.with_suffix(".plain.mp4")
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip), "-i", str(cover), "-map", "0", "-map",
-                    "1", "-c", "copy", "-disposition:v:1", "attached_pic", str(plain)], check=True)
-    data = plain.read_bytes()
-
-    def boxes(start: int, end: int) -> list[tuple[bytes, int, int]]:
-        found, at = [], start
-        while at < end:
-            size, kind = struct.unpack(">I4s", data[at:at + 8])
-            found.append((kind, at, at + size))
-            at += size
-        return found
-
-    _, begin, finish = next(b for b in boxes(0, len(data)) if b[0] == b"moov")
-    inside = boxes(begin + 8, finish)
-    udta = [b for b in inside if b[0] == b"udta"]
-    order = inside[:1] + udta + [b for b in inside[1:] if b[0] != b"udta"]  # mvhd, udta, the tracks
-    dest.write_bytes(data[:begin + 8] + b"".join(data[s:e] for _, s, e in order) + data[finish:])
-    return dest
-
-
 def test_a_cover_picture_stored_before_the_video_is_not_taken_for_it(tmp_path: Path) -> None:
-    clip = _cover_first(_busy_clip(tmp_path / "clip.mp4"), tmp_path / "COVERED.MP4")
+    clip = cover_first(busy_clip(tmp_path / "clip.mp4"), tmp_path / "COVERED.MP4")
     streams = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries",
                                          "stream=index,width,height:stream_disposition=attached_pic", "-of",
                                          "json", str(clip)], capture_output=True, text=True, check=True).stdout)
@@ -279,7 +229,7 @@ def test_a_cover_picture_stored_before_the_video_is_not_taken_for_it(tmp_path: P
     assert picture_size(clip) == (320, 240)
     out = render_redaction(clip, tmp_path / "redacted.mp4", RedactionSpec(boxes=(Box(0.0, None, 192, 144, 96, 80),)),
                            width=320, height=240, duration_s=2.0, has_audio=True)
-    assert len(_frame_times(out)) == 50
+    assert len(frame_times(out)) == 50
     redacted = _gray_frames(out, 320, 240)[25]
     assert max(redacted[144 + r + 2:144 + r + 14, 192 + c + 2:192 + c + 14].std()
                for r in range(0, 80, 16) for c in range(0, 96, 16)) < 3.0

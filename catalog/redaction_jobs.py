@@ -21,16 +21,17 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
+from catalog.db import by_id
 from catalog.models import RedactionJob
 
 __all__ = ["JOB_STAGES", "JOB_STATES", "MAX_ATTEMPTS", "REDACT_ACTOR", "RESEND_AFTER_S", "add_job", "claim", "fail",
-           "finish", "job_as_json", "jobs_of", "mark_sent", "pending", "renew", "to_send"]
+           "finish", "get_job", "job_as_json", "jobs_of", "mark_sent", "pending", "renew", "to_send"]
 
 #: The redaction actor's wire name (ingest.queue.actors declares it with this name); its message is the original's id.
 REDACT_ACTOR = "ingest.redact"
 JOB_STATES = ("queued", "running", "done", "failed")
 #: What a job is doing, as its page shows it (ingest.redaction.derivative.Progress names the middle three).
-JOB_STAGES = ("queued", "starting", "faces", "rendering", "archiving", "waiting", "done", "failed")
+JOB_STAGES = ("queued", "starting", "tracking", "faces", "rendering", "archiving", "waiting", "done", "failed")
 #: A job taken this many times whose holder stopped each time (killed, out of memory) is failed, not taken again.
 MAX_ATTEMPTS = 3
 #: A takeable job whose message was handed to the broker this long ago is sent again (the message was lost, or its
@@ -135,6 +136,12 @@ def fail(session: Session, job_id: int, *, holder: str, now: datetime, error: st
     done = session.execute(update(RedactionJob).where(col(RedactionJob.id) == job_id,
                                                       col(RedactionJob.holder) == holder).values(**values))
     return bool(getattr(done, "rowcount", 0))
+
+
+def get_job(session: Session, job_id: int) -> RedactionJob | None:
+    """Job *job_id*, or None (a number no job can have included: `catalog.db.by_id`); who may see it is the
+    caller's to check, against its original."""
+    return by_id(session, RedactionJob, job_id)
 
 
 def jobs_of(session: Session, original_id: int) -> list[RedactionJob]:

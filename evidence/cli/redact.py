@@ -21,6 +21,9 @@ __all__ = ["redact", "redact_job"]
 @click.option("--moving", "movings", multiple=True, metavar="T:X,Y,W,H;T:X,Y,W,H",
               help="A region that moves (a plate, a passer-by): its place at two or more times, interpolated in "
                    "between; hidden from the first time to the last. Repeat for more.")
+@click.option("--track", "tracks", multiple=True, metavar="START-END:X,Y,W,H",
+              help="A region to follow from where it is at START until END (OpenCV's MIL tracker, ten times a "
+                   "second; its keyframes are recorded and shown for review). Repeat for more.")
 @click.option("--faces", is_flag=True, help="Also hide every face the detector finds (CenterFace; a person reviews "
                                             "the result: what it does not see is not hidden).")
 @click.option("--face-threshold", type=click.FloatRange(0.05, 0.95), default=None,
@@ -37,14 +40,14 @@ __all__ = ["redact", "redact_job"]
                    "where no broker is configured, the installation's renderer is started for it.")
 @by_option
 @json_option
-def redact(ref: str, boxes: tuple[str, ...], movings: tuple[str, ...], faces: bool, face_threshold: float | None,
-           mutes: tuple[str, ...], bleeps: tuple[str, ...], block: int, reason: str, queue: bool, by: str | None,
-           as_json: bool) -> None:
+def redact(ref: str, boxes: tuple[str, ...], movings: tuple[str, ...], tracks: tuple[str, ...], faces: bool,
+           face_threshold: float | None, mutes: tuple[str, ...], bleeps: tuple[str, ...], block: int, reason: str,
+           queue: bool, by: str | None, as_json: bool) -> None:
     """Make a redacted copy of a recording: a new recording with its own SHA-256, WORM copy and signed manifest
     naming the original and what was hidden. The original is not changed."""
     from catalog.signing import load_or_create_key
     from ingest.derive import FfmpegRefused
-    from ingest.redaction import RedactionInvalid, RedactionSpec, parse_box, parse_moving, parse_mute
+    from ingest.redaction import RedactionInvalid, RedactionSpec, parse_box, parse_moving, parse_mute, parse_track
     from ingest.redaction.derivative import redact_recording
     from ingest.redaction.faces import FaceSearch, FacesUnavailable
     from ingest.services import open_store
@@ -52,7 +55,7 @@ def redact(ref: str, boxes: tuple[str, ...], movings: tuple[str, ...], faces: bo
     try:
         spec = RedactionSpec(boxes=tuple(parse_box(b) for b in boxes), mutes=tuple(parse_mute(m) for m in mutes),
                              block=block, moving=tuple(parse_moving(m) for m in movings),
-                             bleeps=tuple(parse_mute(b) for b in bleeps))
+                             bleeps=tuple(parse_mute(b) for b in bleeps), tracks=tuple(parse_track(t) for t in tracks))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     search = None
@@ -124,12 +127,11 @@ def redact_job(job_id: int, by: str | None, as_json: bool) -> None:
     """A redaction job: its state, stage, progress, the copy it made or why it failed (the original must be one
     the caller may view: scope and class)."""
     from catalog.access import check_access
-    from catalog.models import RedactionJob
-    from catalog.redaction_jobs import job_as_json
+    from catalog.redaction_jobs import get_job, job_as_json
 
     with catalogue() as (cfg, session):
         user = person(session, caller(cfg, session, "redact", by))
-        job = session.get(RedactionJob, job_id)
+        job = get_job(session, job_id)
         if job is None:
             fail(f"no redaction job {job_id}", 2)
         check_access(session, user, [get_recording(session, str(job.original_id))], step="view", reason=None,

@@ -29,7 +29,14 @@ from evidence.web.recordings import visible_recording
 from ingest.redaction.derivative import check_redaction_request
 from ingest.redaction.faces import FaceSearch
 from ingest.redaction.jobs import request_redaction
-from ingest.redaction.spec import RedactionInvalid, RedactionSpec, parse_box, parse_moving, parse_mute
+from ingest.redaction.spec import (
+    RedactionInvalid,
+    RedactionSpec,
+    parse_box,
+    parse_moving,
+    parse_mute,
+    parse_track,
+)
 
 __all__ = ["RedactionRequest", "frame_rate", "router", "spec_of_form"]
 
@@ -44,6 +51,7 @@ class RedactionRequest(BaseModel):
 
     boxes: list[str] = Field(default_factory=list, max_length=10_000)
     moving: list[str] = Field(default_factory=list, max_length=1_000)
+    tracks: list[str] = Field(default_factory=list, max_length=100)
     mutes: list[str] = Field(default_factory=list, max_length=1_000)
     bleeps: list[str] = Field(default_factory=list, max_length=1_000)
     faces: bool = False
@@ -72,7 +80,7 @@ def spec_of_form(request: RedactionRequest) -> tuple[RedactionSpec, FaceSearch |
 
     spec = RedactionSpec(boxes=each(request.boxes, parse_box), moving=each(request.moving, parse_moving),
                          mutes=each(request.mutes, parse_mute), bleeps=each(request.bleeps, parse_mute),
-                         block=request.block)
+                         tracks=each(request.tracks, parse_track), block=request.block)
     if problems:
         raise RedactionInvalid(problems)
     faces = None
@@ -123,7 +131,7 @@ def _start_renderer(request: Request) -> None:
 def _job(request: Request, session: Session, who: Caller, job_id: int, reason: str | None = None) -> RedactionJob:
     """The job if the caller may see its original's entry: in their scope, and its class allows them (a state
     secret needs a grant); each refusal recorded; 404 for no such job."""
-    job = session.get(RedactionJob, job_id)
+    job = redaction_jobs.get_job(session, job_id)
     if job is None:
         raise HTTPException(404, f"no redaction job {job_id}")
     original = visible_recording(session, str(job.original_id), who, "redact")
@@ -140,15 +148,17 @@ def _job(request: Request, session: Session, who: Caller, job_id: int, reason: s
 @router.post("/recordings/{ref}/redactions", include_in_schema=False)
 def ask_in_form(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                 reason: Annotated[str, Form()] = "", boxes: Annotated[str, Form()] = "",
-                moving: Annotated[str, Form()] = "", mutes: Annotated[str, Form()] = "",
+                moving: Annotated[str, Form()] = "", tracks: Annotated[str, Form()] = "",
+                mutes: Annotated[str, Form()] = "",
                 bleeps: Annotated[str, Form()] = "", faces: Annotated[str, Form()] = "",
                 block: Annotated[int, Form(ge=1, le=512)] = 16) -> Response:
     """Ask for a redacted copy (each field one region or range a line, as `evidence redact` takes them); then the
     job's page."""
     who = signed_in(request, session, "redact", csrf)
     try:
-        wanted = RedactionRequest(boxes=_lines(boxes), moving=_lines(moving), mutes=_lines(mutes),
-                                  bleeps=_lines(bleeps), faces=faces == "on", block=block, reason=reason)
+        wanted = RedactionRequest(boxes=_lines(boxes), moving=_lines(moving), tracks=_lines(tracks),
+                                  mutes=_lines(mutes), bleeps=_lines(bleeps), faces=faces == "on", block=block,
+                                  reason=reason)
     except ValidationError as exc:  # more lines than a request takes
         raise HTTPException(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                            for e in exc.errors())) from None

@@ -61,13 +61,14 @@ from ingest.redaction.faces import FaceSampler, FaceSearch, find_faces, find_fac
 from ingest.redaction.photo import open_photo, photo_renderer, pixelate, write_jpeg
 from ingest.redaction.render import REDACT_TIMEOUT_S, ffmpeg_version, picture_size, render_redaction
 from ingest.redaction.spec import Box, RedactionInvalid, RedactionSpec, spec_problems
+from ingest.redaction.tracking import follow_tracks
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
 __all__ = ["ONE_PASS_MAX_PIXELS", "REDACTABLE", "Progress", "Redacted", "RedactionAbandoned", "check_redaction_request",
            "redact_recording"]
 
-#: Told what a redaction does now (`faces`, `rendering`, `archiving`) and the share of it done (0 to 1).
+#: Told what a redaction does now (`tracking`, `faces`, `rendering`, `archiving`) and the share of it done (0 to 1).
 Progress = Callable[[str, float], None]
 
 #: The largest picture whose faces are searched in the rendering's own decode (1080p): the frames held back until
@@ -240,11 +241,16 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
         if photo:
             spec, size = _render_photo(store, original, spec, faces, rendered, progress)
         else:
-            # a presigned URL valid for the face search and the rendering, each bounded by timeout_s
-            with store.read_in_place(original.sha256, valid_s=timeout_s * (2 if faces else 1)) as source, \
+            # a presigned URL valid for the tracking, the face search and the rendering, each bounded by timeout_s
+            passes = 1 + (faces is not None) + len(spec.tracks)
+            with store.read_in_place(original.sha256, valid_s=timeout_s * passes) as source, \
                     _store_answers(store, original.sha256):
                 size = picture_size(source) if original.width else None
                 _checked_spec(original, spec, size, photo=photo, faces=faces is not None)
+                if spec.tracks:
+                    assert size is not None
+                    spec = follow_tracks(source, spec, width=size[0], height=size[1], timeout_s=timeout_s,
+                                         duration_s=original.duration_s, progress=_stage(progress, "tracking"))
                 sampler = None
                 if faces is not None:
                     assert size is not None

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -28,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.derive import FfmpegRefused, dies_with_parent, ffmpeg_source, killed_from_outside, stopped_from_outside
-from ingest.errors import RenderInterrupted
+from ingest.redaction.frames import sampled_frames
 from ingest.redaction.spec import Box
 
 __all__ = ["DETECTOR_WIDTH", "PADDING", "PHOTO_DETECTOR_WIDTH", "SAMPLE_FPS", "THRESHOLD", "WINDOW_S",
@@ -127,39 +124,6 @@ def _detect(rgb: np.ndarray, threshold: float, scale: float) -> list[Detection]:
     dets, _landmarks = net(rgb, threshold=threshold)
     return [(float(x1) * scale, float(y1) * scale, float(x2) * scale, float(y2) * scale, float(s))
             for x1, y1, x2, y2, s in dets]
-
-
-def _frames(source: Path | str, *, fps: float | None, width: int, out_width: int, out_height: int,
-            timeout_s: float) -> Iterator[np.ndarray]:
-    """RGB frames of *source* (every 1/*fps* s; None: the first only) scaled to *out_width*×*out_height*."""
-    scale = f"scale={out_width}:{out_height}:flags=area"
-    with ffmpeg_source(source) as reading:
-        args = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "2", *reading.args, "-map", "0:V:0",
-                "-vf", f"fps={fps},{scale}" if fps else scale, *([] if fps else ["-frames:v", "1"]),
-                "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-        deadline = time.monotonic() + timeout_s
-        size = out_width * out_height * 3
-        proc = subprocess.Popen(dies_with_parent(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stderr is not None
-        try:
-            while (data := proc.stdout.read(size)) and len(data) == size:
-                if time.monotonic() > deadline:
-                    raise FfmpegRefused(f"looking for faces in {reading.shown_as} took longer than {timeout_s:g} s")
-                yield np.frombuffer(data, dtype=np.uint8).reshape(out_height, out_width, 3)
-            err = proc.stderr.read().decode(errors="replace").strip()
-            if stopped_from_outside(proc.wait()):
-                raise RenderInterrupted(reading.shown_as, f"ffmpeg was stopped from outside (exit {proc.returncode})",
-                                        killed=killed_from_outside(proc.returncode))
-            if proc.returncode != 0:
-                raise FfmpegRefused(f"ffmpeg could not read {reading.shown_as} to look for faces: "
-                                    f"{reading.shown(err)[-500:] or f'exit {proc.returncode}'}")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
 
 
 def _iou(a: Detection, b: Detection) -> float:
@@ -376,13 +340,14 @@ def find_faces(source: Path | str, *, width: int, height: int, duration_s: float
     _model()
     if photo:
         out_width, out_height = _detector_size(width, height, search.detector_width)
-        small = next(_frames(source, fps=None, width=width, out_width=out_width, out_height=out_height,
-                             timeout_s=timeout_s), None)
+        small = next(sampled_frames(source, fps=None, out_width=out_width, out_height=out_height,
+                                    timeout_s=timeout_s, doing="looking for faces in"), None)
         return _photo_search(small, search, width=width, height=height)
     sampler = FaceSampler(search, width=width, height=height, duration_s=duration_s)
     fps = search.sample_fps
-    for n, frame in enumerate(_frames(source, fps=fps, width=width, out_width=sampler.out_width,
-                                      out_height=sampler.out_height, timeout_s=timeout_s)):
+    for n, frame in enumerate(sampled_frames(source, fps=fps, out_width=sampler.out_width,
+                                             out_height=sampler.out_height, timeout_s=timeout_s,
+                                             doing="looking for faces in")):
         sampler.offer(n / fps, frame)
         if progress is not None and duration_s and n % max(1, int(fps)) == 0:
             progress(min(n / fps / duration_s, 1.0))

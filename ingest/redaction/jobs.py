@@ -43,10 +43,10 @@ logger = logging.getLogger(__name__)
 
 #: A running job's hold, renewed every third of it with its progress: a renderer that dies lets it go after this.
 LEASE_S = 120.0
-#: Where each stage lies on the job's progress bar, with and without a face search of its own before the rendering
-#: (a video up to 1080p is searched in the rendering's own decode: its bar is the rendering's).
-_BAR = {True: {"faces": (0.0, 0.4), "rendering": (0.4, 0.95), "archiving": (0.95, 1.0)},
-        False: {"faces": (0.0, 0.0), "rendering": (0.0, 0.95), "archiving": (0.95, 1.0)}}
+#: Where each stage lies on the job's progress bar, with and without a pass of its own before the rendering: regions
+#: tracked, a face search (a video up to 1080p is searched in the rendering's own decode: its bar is the rendering's).
+_BAR = {True: {"tracking": (0.0, 0.15), "faces": (0.15, 0.4), "rendering": (0.4, 0.95), "archiving": (0.95, 1.0)},
+        False: {"rendering": (0.0, 0.95), "archiving": (0.95, 1.0)}}
 
 
 def overall_progress(stage: str, share: float, *, faces: bool) -> float:
@@ -91,7 +91,7 @@ class _Reporter:
     def __call__(self, stage: str, share: float) -> None:
         if self.lost:  # another renderer holds the job now: stop (ffmpeg with it), record nothing
             raise RedactionAbandoned(f"redaction job {self.job_id} was taken over by another renderer")
-        if stage == "faces":  # a search of its own comes first (a photo, a picture above 1080p): its share of the bar
+        if stage in ("tracking", "faces"):  # a pass of its own first (tracking; faces of a photo, above 1080p)
             self.faces = True
         self.stage, self.progress = stage, overall_progress(stage, share, faces=self.faces)
 

@@ -4,8 +4,9 @@ manifest (`as_json`), so anyone can see what was hidden, where and when.
 
 `--box START-END:X,Y,W,H` (times in seconds or [HH:]MM:SS[.fff], the region in pixels of the original frame; a bare
 `X,Y,W,H` hides the region for the whole recording, or on a photo), `--moving T:X,Y,W,H;T:X,Y,W,H;...` (a region that
-moves: its keyframes, interpolated in between), `--mute START-END` and `--bleep START-END` (the sound replaced by a
-tone).
+moves: its keyframes, interpolated in between), `--track START-END:X,Y,W,H` (a region followed from where it is at
+START until END by a tracker, ingest.redaction.tracking: its keyframes found before the rendering and kept as a
+moving region's), `--mute START-END` and `--bleep START-END` (the sound replaced by a tone).
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BLEEP_HZ", "KEYFRAME_STEP_S", "MAX_REGIONS", "MAX_TIME_S", "MIN_BLOCK", "Box", "Keyframe", "Moving", "Mute",
-           "RedactionInvalid", "RedactionSpec", "parse_box", "parse_moving", "parse_mute", "parse_time",
-           "spec_problems"]
+__all__ = ["BLEEP_HZ", "KEYFRAME_STEP_S", "MAX_REGIONS", "MAX_TIME_S", "MIN_BLOCK", "TRACK_STEP_S", "Box", "Keyframe",
+           "Moving", "Mute", "RedactionInvalid", "RedactionSpec", "Track", "parse_box", "parse_moving", "parse_mute",
+           "parse_time", "parse_track", "spec_problems"]
 
 #: The smallest pixelation block (pixels of the original frame): a region is shrunk so that each block becomes one
 #: pixel and drawn back; what was inside a block cannot be recovered from it.
@@ -30,6 +31,8 @@ KEYFRAME_STEP_S = 0.2
 #: The most regions one redaction draws (still boxes, faces and each moving region's steps): an hour with three faces
 #: is about 10,800; a request past this is refused before it is queued, not left to exhaust a renderer's memory.
 MAX_REGIONS = 100_000
+#: A tracked region's keyframes come this often (the tracker looks at ten pictures a second).
+TRACK_STEP_S = 0.1
 #: The tone that replaces bleeped sound (the broadcast censor's 1 kHz), at a quarter of full scale.
 BLEEP_HZ = 1000
 
@@ -143,6 +146,26 @@ class Moving:
         return tuple(out)
 
 
+@dataclass(frozen=True)
+class Track:
+    """A region to be followed from where it is at *start_s* (pixels of the original frame) until *end_s*: the
+    tracker finds its keyframes before the rendering (ingest.redaction.tracking)."""
+
+    start_s: float
+    end_s: float
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"start_s": self.start_s, "end_s": self.end_s, "x": self.x, "y": self.y, "w": self.w, "h": self.h}
+
+    def box_count(self) -> int:
+        """How many boxes its keyframes will draw, at most (one per TRACK_STEP_S). Pure."""
+        return max(1, math.ceil((self.end_s - self.start_s) / TRACK_STEP_S)) + 1
+
+
 def _at(a: Keyframe, b: Keyframe, t: float) -> tuple[float, float, float, float]:
     """The region between keyframes *a* and *b* at *t* (x, y, w, h)."""
     f = (t - a.t_s) / (b.t_s - a.t_s)
@@ -186,6 +209,15 @@ def parse_box(text: str) -> Box:
     return Box(start, end, *_region(region, f"box {text!r}"))
 
 
+def parse_track(text: str) -> Track:
+    """`START-END:X,Y,W,H`: a region to follow, where it is at START (ValueError naming what is wrong)."""
+    span, sep, region = text.rpartition(":")
+    if not sep or "-" not in span:
+        raise ValueError(f"tracked region {text!r} needs START-END:X,Y,W,H (where the region is at START)")
+    start, end = _span(span, "tracked region")
+    return Track(start, end, *_region(region, f"tracked region {text!r}"))
+
+
 def parse_mute(text: str) -> Mute:
     """`START-END` (ValueError naming what is wrong)."""
     start, end = _span(text, "mute range")
@@ -201,15 +233,18 @@ class RedactionSpec:
     extra: dict[str, Any] = field(default_factory=dict)  # detector, model and thresholds, when faces are found
     moving: tuple[Moving, ...] = ()
     bleeps: tuple[Mute, ...] = ()  # sound replaced by a BLEEP_HZ tone
+    tracks: tuple[Track, ...] = ()  # regions to follow: followed before the rendering, then drawn as moving ones
 
     def regions(self) -> tuple[Box, ...]:
-        """Every box drawn: the still ones, then each moving region's (Moving.boxes)."""
+        """Every box drawn: the still ones, then each moving region's (Moving.boxes). Regions still to be tracked
+        are not drawn: they are followed first (ingest.redaction.tracking.follow_tracks makes them moving ones)."""
         return self.boxes + tuple(box for m in self.moving for box in m.boxes())
 
     def as_json(self) -> dict[str, Any]:
         return {"method": self.method, "block": self.block, "boxes": [b.as_json() for b in self.boxes],
                 "moving": [m.as_json() for m in self.moving], "mutes": [m.as_json() for m in self.mutes],
                 "bleeps": [b.as_json() for b in self.bleeps], "bleep_hz": BLEEP_HZ,
+                "tracks": [t.as_json() for t in self.tracks],
                 "keyframe_step_s": KEYFRAME_STEP_S, **self.extra}
 
     @classmethod
@@ -222,6 +257,7 @@ class RedactionSpec:
             raise RedactionInvalid([f"the specification cannot be read: {type(exc).__name__}: {exc}"]) from None
         times = [v for b in spec.boxes for v in (b.start_s, b.end_s) if v is not None]
         times += [k.t_s for m in spec.moving for k in m.keyframes]
+        times += [v for t in spec.tracks for v in (t.start_s, t.end_s)]
         times += [v for m in spec.mutes + spec.bleeps for v in (m.start_s, m.end_s)]
         if not all(math.isfinite(t) for t in times):
             raise RedactionInvalid(["the specification holds a time that is not a finite number"])
@@ -240,6 +276,8 @@ class RedactionSpec:
             moving=tuple(Moving(tuple(Keyframe(float(k["t_s"]), int(k["x"]), int(k["y"]), int(k["w"]), int(k["h"]))
                                       for k in m["keyframes"])) for m in data.get("moving", [])),
             mutes=tuple(span(m) for m in data.get("mutes", [])), bleeps=tuple(span(b) for b in data.get("bleeps", [])),
+            tracks=tuple(Track(float(t["start_s"]), float(t["end_s"]), int(t["x"]), int(t["y"]), int(t["w"]),
+                               int(t["h"])) for t in data.get("tracks", [])),
             method=str(data.get("method", "pixelate")), block=int(data.get("block", 16)))
 
     def as_lines(self) -> dict[str, list[str]]:
@@ -252,12 +290,13 @@ class RedactionSpec:
                           f"{t(b.start_s)}-{t(b.end_s if b.end_s is not None else MAX_TIME_S)}:{b.x},{b.y},{b.w},{b.h}"
                           for b in self.boxes],
                 "moving": [";".join(f"{t(k.t_s)}:{k.x},{k.y},{k.w},{k.h}" for k in m.keyframes) for m in self.moving],
+                "tracks": [f"{t(k.start_s)}-{t(k.end_s)}:{k.x},{k.y},{k.w},{k.h}" for k in self.tracks],
                 "mutes": [f"{t(m.start_s)}-{t(m.end_s)}" for m in self.mutes],
                 "bleeps": [f"{t(b.start_s)}-{t(b.end_s)}" for b in self.bleeps]}
 
     @property
     def hides_nothing(self) -> bool:
-        return not (self.boxes or self.moving or self.mutes or self.bleeps)
+        return not (self.boxes or self.moving or self.tracks or self.mutes or self.bleeps)
 
 
 def _span_problems(what: str, start_s: float, end_s: float | None, duration_s: float | None) -> list[str]:
@@ -291,13 +330,17 @@ def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None,
         problems.append(f"method {spec.method!r}: only pixelate is built")
     if spec.block < MIN_BLOCK:
         problems.append(f"a pixelation block of {spec.block} px is too fine to hide a face; at least {MIN_BLOCK}")
-    if (spec.boxes or spec.moving) and (width is None or height is None):
+    if (spec.boxes or spec.moving or spec.tracks) and (width is None or height is None):
         problems.append("the recording has no picture to hide a region of")
     for n, box in enumerate(spec.boxes, 1):
         problems += _box_problems(n, box, width, height, duration_s)
     for n, moving in enumerate(spec.moving, 1):
         problems += _moving_problems(n, moving, width, height, duration_s)
-    count = len(spec.boxes) + sum(m.box_count() for m in spec.moving)
+    for n, track in enumerate(spec.tracks, 1):
+        problems += [p.replace("region", "tracked region", 1)
+                     for p in _box_problems(n, Box(track.start_s, track.end_s, track.x, track.y, track.w, track.h),
+                                            width, height, duration_s)]
+    count = len(spec.boxes) + sum(m.box_count() for m in spec.moving) + sum(t.box_count() for t in spec.tracks)
     if count > MAX_REGIONS:
         problems.append(f"{count} regions to draw (moving regions drawn every {KEYFRAME_STEP_S:g} s): at most "
                         f"{MAX_REGIONS} in one redaction; redact the recording in parts")
@@ -314,7 +357,8 @@ def _photo_problems(spec: RedactionSpec) -> list[str]:
     """What a photo (no time) cannot take: a region with a time range, a moving region."""
     return ([f"region {n}: a photo has no time range; give X,Y,W,H" for n, box in enumerate(spec.boxes, 1)
              if box.start_s != 0 or box.end_s is not None]
-            + [f"moving region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.moving) + 1)])
+            + [f"moving region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.moving) + 1)]
+            + [f"tracked region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.tracks) + 1)])
 
 
 def _moving_problems(n: int, moving: Moving, width: int | None, height: int | None,

@@ -24,7 +24,7 @@ from ingest.redaction import (
     render_redaction,
     spec_problems,
 )
-from ingest.redaction.spec import BLEEP_HZ, KEYFRAME_STEP_S, Keyframe, parse_moving, parse_time
+from ingest.redaction.spec import BLEEP_HZ, KEYFRAME_STEP_S, Keyframe, Track, parse_moving, parse_time, parse_track
 
 W, H = 320, 240
 
@@ -233,16 +233,48 @@ def test_a_moving_region_follows_its_keyframes_and_a_bleep_replaces_the_sound(tm
 def test_a_specification_written_as_lines_reads_back_the_same() -> None:
     spec = RedactionSpec(boxes=(parse_box("1.5-2.25:10,20,30,40"), parse_box("0,0,16,16"), Box(3.0, None, 1, 2, 3, 4)),
                          moving=(parse_moving("0.5:0,80,64,64;2.5:224,80,64,64;3:0,0,8,8"),),
-                         mutes=(parse_mute("0.5-1.5"),), bleeps=(parse_mute("1-2.125"),), block=24)
+                         mutes=(parse_mute("0.5-1.5"),), bleeps=(parse_mute("1-2.125"),), block=24,
+                         tracks=(parse_track("0.25-2.5:40,50,60,70"),))
     lines = spec.as_lines()
+    assert lines["tracks"] == ["0.25-2.5:40,50,60,70"]
     assert lines["boxes"][:2] == ["1.5-2.25:10,20,30,40", "0,0,16,16"]
     again = RedactionSpec(boxes=tuple(parse_box(b) for b in lines["boxes"]),
                           moving=tuple(parse_moving(m) for m in lines["moving"]),
                           mutes=tuple(parse_mute(m) for m in lines["mutes"]),
-                          bleeps=tuple(parse_mute(b) for b in lines["bleeps"]), block=24)
+                          bleeps=tuple(parse_mute(b) for b in lines["bleeps"]), block=24,
+                          tracks=tuple(parse_track(t) for t in lines["tracks"]))
+    assert again.tracks == spec.tracks
     # a region to the end reads back as one to the latest time a range may name: the same frames hidden
     assert again.boxes[2] == Box(3.0, 1e7, 1, 2, 3, 4)
     assert (again.boxes[:2], again.moving, again.mutes, again.bleeps) == (spec.boxes[:2], spec.moving, spec.mutes,
                                                                           spec.bleeps)
     # and the JSON a queued job keeps reads back whole
     assert RedactionSpec.from_json(spec.as_json()) == spec
+
+
+def test_a_tracked_region_is_read_and_checked_like_the_rest() -> None:
+    assert parse_track("1-2.5:10,20,30,40") == Track(1.0, 2.5, 10, 20, 30, 40)
+    for bad, why in (("10,20,30,40", "needs START-END:X,Y,W,H"), ("1:10,20,30,40", "needs START-END"),
+                     ("1-2:10,20,30", "four whole numbers"), ("x-2:1,1,1,1", "'x' is not a time")):
+        with pytest.raises(ValueError, match=re.escape(why)):
+            parse_track(bad)
+    spec = RedactionSpec(tracks=(Track(2, 1, 0, 0, 10, 10), Track(0, 1, 300, 0, 40, 40), Track(9, 10, 0, 0, 8, 8)))
+    assert spec_problems(spec, width=W, height=H, duration_s=5.0, has_audio=False) == [
+        "tracked region 1 (0,0,10,10 from 2 s to 1 s): it ends before it starts",
+        "tracked region 2 (300,0,40,40 from 0 s to 1 s): it lies outside the 320×240 picture",
+        "tracked region 3 (0,0,8,8 from 9 s to 10 s): it starts after the recording ends (5 s)",
+    ]
+    assert spec_problems(RedactionSpec(tracks=(Track(0, 1, 0, 0, 8, 8),)), width=W, height=H, duration_s=None,
+                         has_audio=False, photo=True)[0] == "tracked region 1: a photo does not move; give X,Y,W,H"
+    # a tracked region alone is something to redact; an hour of one counts its keyframes against the limit
+    assert spec_problems(RedactionSpec(tracks=(Track(0, 4, 0, 0, 8, 8),)), width=W, height=H, duration_s=5.0,
+                         has_audio=False) == []
+    long = spec_problems(RedactionSpec(tracks=(Track(0, 3600, 0, 0, 8, 8),) * 3), width=W, height=H,
+                         duration_s=4000.0, has_audio=False)
+    assert long == ["108003 regions to draw (moving regions drawn every 0.2 s): at most 100000 in one redaction; "
+                    "redact the recording in parts"]
+    # what a queued job keeps reads back whole, and a time that is no number is refused
+    assert RedactionSpec.from_json(spec.as_json()) == spec
+    broken = {**spec.as_json(), "tracks": [{"start_s": "nan", "end_s": 1, "x": 0, "y": 0, "w": 8, "h": 8}]}
+    with pytest.raises(RedactionInvalid, match="not a finite number"):
+        RedactionSpec.from_json(broken)

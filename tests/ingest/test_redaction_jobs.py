@@ -30,7 +30,8 @@ SPEC = RedactionSpec(boxes=(parse_box("1-2:96,64,96,96"),), mutes=(parse_mute("0
 
 
 def test_the_progress_bar_goes_from_the_search_through_the_rendering_to_the_archive() -> None:
-    assert overall_progress("faces", 0.5, faces=True) == pytest.approx(0.2)
+    assert overall_progress("faces", 0.5, faces=True) == pytest.approx(0.275)
+    assert overall_progress("tracking", 1.0, faces=True) == pytest.approx(0.15)
     assert overall_progress("rendering", 0.0, faces=True) == pytest.approx(0.4)
     assert overall_progress("rendering", 1.0, faces=False) == pytest.approx(0.95)
     assert overall_progress("archiving", 1.0, faces=False) == pytest.approx(1.0)

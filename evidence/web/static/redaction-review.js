@@ -1,6 +1,7 @@
 // The redaction review (evidence.web.redactions): the original and the redacted copy move together, frame by
 // frame, and a region drawn on the copy is added to the form as a line (START-END:X,Y,W,H, in pixels of the
-// picture as shown) for one second from the frame it was drawn on.
+// picture as shown) for one second from the frame it was drawn on; with a time in "follow it until", as a region
+// the tracker follows from that frame until then.
 "use strict";
 (function () {
   const review = document.getElementById("review");
@@ -10,6 +11,8 @@
   const stage = document.getElementById("review-stage");
   const band = document.getElementById("review-band");
   const boxes = document.getElementById("redaction-boxes");
+  const tracks = document.getElementById("redaction-tracks");
+  const followUntil = document.getElementById("review-follow");
   const drawButton = document.getElementById("review-draw");
   const timeShown = document.getElementById("review-time");
   const width = Number(review.dataset.width) || 0;
@@ -100,11 +103,18 @@
     start = null;
     if (w < 2 || h < 2 || !boxes) { band.hidden = true; return; }
     let line = x + "," + y + "," + w + "," + h;
+    let into = boxes;
     if (isVideo) {
       const from = copy.currentTime;
-      line = from.toFixed(2) + "-" + (from + 1).toFixed(2) + ":" + line;
+      const until = followUntil && followUntil.value !== "" ? Number(followUntil.value) : NaN;
+      if (tracks && isFinite(until) && until > from) {
+        into = tracks;
+        line = from.toFixed(2) + "-" + until.toFixed(2) + ":" + line;
+      } else {
+        line = from.toFixed(2) + "-" + (from + 1).toFixed(2) + ":" + line;
+      }
     }
-    boxes.value = (boxes.value.trim() ? boxes.value.trim() + "\n" : "") + line;
+    into.value = (into.value.trim() ? into.value.trim() + "\n" : "") + line;
     drawButton.click();
   });
 })();

@@ -70,6 +70,20 @@ def test_evidence_redact_makes_a_copy_shown_beside_its_original_and_verified(env
     assert second["spec"]["moving"] == [{"keyframes": [{"t_s": 0.5, "x": 0, "y": 80, "w": 64, "h": 64},
                                                        {"t_s": 2.5, "x": 224, "y": 80, "w": 64, "h": 64}]}]
     assert second["spec"]["bleeps"] == [{"start_s": 1.0, "end_s": 2.0}] and second["spec"]["bleep_hz"] == 1000
+    # A third with a region the tracker follows: what was asked, the tracker and its keyframes in the record
+    bad = invoke(env, "redact", rid, "--track", "1:0,80,64,64", "--reason", "公示前遮蔽车牌")
+    assert bad.exit_code == 2 and "needs START-END" in bad.output, bad.output
+    third = json.loads(invoke(env, "redact", rid, "--track", "0.5-2.5:0,80,64,64", "--reason", "公示前遮蔽车牌",
+                              "--json").stdout)
+    assert third["version"] == 3 and third["new"] and third["spec"]["tracks"] == []
+    tracking = third["spec"]["tracking"]
+    assert tracking["tracker"].startswith("OpenCV ") and tracking["tracker"].endswith("TrackerMIL")
+    assert tracking["followed"][0]["asked"] == {"start_s": 0.5, "end_s": 2.5, "x": 0, "y": 80, "w": 64, "h": 64}
+    [followed] = third["spec"]["moving"]
+    assert (followed["keyframes"][0]["t_s"], followed["keyframes"][-1]["t_s"]) == (0.5, 2.5)
+    assert len(followed["keyframes"]) == tracking["followed"][0]["keyframes"] >= 10
+    shown = _json(env, "show", str(third["recording_id"]), "--reason", "核对")
+    assert shown["redacted_from"]["spec"]["tracking"] == tracking
     # Queued instead (the web app's way): the job, then the renderer started for it does it
     queued = json.loads(invoke(env, "redact", rid, "--box", "0-1:0,0,32,32", "--queue", "--reason", "排队遮蔽",
                                "--json").stdout)

@@ -212,3 +212,78 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     admin.goto(f"{base}/admin")
     assert admin.locator("#users tr").count() == 6  # header + five users
     admin.screenshot(path=str(SHOTS / "admin.png"), full_page=True)
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_a_reviewer_steps_frames_and_draws_regions_on_the_redacted_copy(server, browser, settings):
+    """The review's script in a real browser: the copy and the original step together frame by frame, a region
+    drawn on the copy goes into the form for one second from the frame shown, and with a time to follow it until,
+    into the tracker's field from that frame; the form sent as drawn makes the next version."""
+    from ingest.redaction import parse_track
+    from ingest.redaction.jobs import run_pending_jobs
+
+    base, engine, video_id = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _login(page, base, "clerk:李四")
+    page.goto(f"{base}/recordings/{video_id}")
+    form = page.locator("#redaction-form")
+    form.locator("textarea[name=boxes]").fill("0-1:0,0,32,32")
+    form.locator("input[name=reason]").fill("公示前遮蔽")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/redactions/\d+$"))
+    job_url = page.url
+    key = load_or_create_key(settings.station_key_path)
+    assert run_pending_jobs(engine, LocalStore(settings.store_path), settings, key).counts == {"done": 1}
+    page.goto(f"{job_url}?reason=审核遮蔽效果")
+    page.wait_for_function("() => document.querySelector('video#review-copy').readyState >= 1",
+                           timeout=20_000)
+    # Three frames forward: both pictures at the same time, shown to the millisecond
+    fps = float(page.locator("#review").get_attribute("data-fps") or 0)
+    assert fps > 0
+    at = 3 / fps
+    for _ in range(3):
+        page.click("#review-controls [data-step='1']")
+    page.wait_for_function("t => Math.abs(document.querySelector('video#review-copy').currentTime - t) < 0.001", arg=at)
+    page.wait_for_function("t => Math.abs(document.querySelector('video#review-original').currentTime - t) < 0.5 / 15",
+                           arg=at)
+    assert page.locator("#review-time").inner_text() == f"{at:.3f} s"
+    assert errors == []
+    # A region drawn on the copy: a line for one second from this frame, in pixels of the original picture
+    stage = page.locator("#review-stage").bounding_box()
+    scale = int(page.locator("#review").get_attribute("data-width") or 0) / stage["width"]
+
+    def drag(x0: float, y0: float, x1: float, y1: float) -> None:
+        page.click("#review-draw")
+        page.mouse.move(stage["x"] + x0, stage["y"] + y0)
+        page.mouse.down()
+        page.mouse.move(stage["x"] + x1, stage["y"] + y1, steps=5)
+        page.mouse.up()
+
+    boxes, tracks = page.locator("#redaction-boxes"), page.locator("#redaction-tracks")
+    before = boxes.input_value().strip().splitlines()
+    drag(40, 30, 140, 110)
+    added = boxes.input_value().strip().splitlines()[len(before):]
+    assert len(added) == 1 and added[0].startswith(f"{at:.2f}-{at + 1:.2f}:"), added
+    x, y, w, h = (int(v) for v in added[0].split(":")[1].split(","))
+    assert abs(x - 40 * scale) <= 2 and abs(y - 30 * scale) <= 2 and abs(w - 100 * scale) <= 2, added
+    assert abs(h - 80 * scale) <= 2
+    # With a time to follow it until, the next one goes to the tracker from this frame
+    page.fill("#review-follow", "2.5")
+    drag(150, 40, 210, 100)
+    tracked = tracks.input_value().strip().splitlines()[-1]
+    assert tracked.startswith(f"{at:.2f}-2.50:"), tracks.input_value()
+    assert len(boxes.input_value().strip().splitlines()) == len(before) + 1
+    # The form sent as drawn: the next version, with the drawn region and the tracked one
+    page.locator("#redaction-form input[name=reason]").fill("复核后补充")
+    page.locator("#redaction-form button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/redactions/\d+$"))
+    assert page.url != job_url
+    ran = run_pending_jobs(engine, LocalStore(settings.store_path), settings, key)
+    assert ran.counts == {"done": 1}, page.goto(page.url) and page.locator("#job-error").inner_text()
+    page.goto(f"{page.url}?reason=复核")
+    [asked] = page.locator("#redaction-tracks").input_value().strip().splitlines()
+    assert parse_track(asked) == parse_track(tracked)
+    assert errors == []
+    page.screenshot(path=str(SHOTS / "redaction-review.png"), full_page=True)

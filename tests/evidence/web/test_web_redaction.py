@@ -140,15 +140,21 @@ def test_a_clerk_asks_follows_reviews_and_asks_again_in_the_browser(tmp_path, se
                 reads = session.exec(select(CustodyEvent).where(CustodyEvent.recording_id == copy_id,
                                                                 CustodyEvent.kind == "accessed")).all()
                 assert len(reads) == 1 and reads[0].actor == "clerk"
-            # Ask again with what was asked, a region taken away and one added: a new version
+            # Ask again with what was asked, a region taken away, one added and one for the tracker to follow (the
+            # review offers it: a time to follow a drawn region until, and the form's field): a new version
             assert "1-2:96,64,96,96" in review.text and "0.5:0,80,64,64;2.5:224,80,64,64" in review.text
+            assert 'id="review-follow"' in review.text and 'id="redaction-tracks"' in review.text
             again = client.post(f"/recordings/{clip_id}/redactions", data={
-                "csrf": form_token(review.text), "boxes": "0-3:0,0,64,64", "reason": "复核后调整"},
-                follow_redirects=False)
+                "csrf": form_token(review.text), "boxes": "0-3:0,0,64,64", "tracks": "0.5-2:96,64,96,96",
+                "reason": "复核后调整"}, follow_redirects=False)
             assert again.status_code == 303
             assert run_pending_jobs(engine, store, settings, key).counts == {"done": 1}
             second = client.get(again.headers["location"].replace("/redactions/", "/api/redactions/")).json()
             assert second["copy_id"] not in (None, copy_id)
+            # the tracked region asked is in the form to ask again; the copy's page says it was tracked, by what
+            assert "0.5-2:96,64,96,96" in client.get(again.headers["location"] + "?reason=复核").text
+            copy_page = client.get(f"/recordings/{second['copy_id']}")
+            assert "自动跟踪区域" in copy_page.text and "TrackerMIL" in copy_page.text
             # The API asks the same way (with the session's token) and answers the job
             api = client.post(f"/api/recordings/{clip_id}/redactions", json={
                 "boxes": ["0,0,32,32"], "reason": "接口"}, headers={"X-CSRF-Token": form_token(review.text)})

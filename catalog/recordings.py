@@ -198,7 +198,7 @@ def get_recording(session: Session, ref: str | int) -> Recording:
     another recording's hash, which was meant cannot be told, and neither is returned (RecordingNotFound saying so).
     """
     text = str(ref).strip().lower()
-    by_number = by_id(session, Recording, int(text)) if text.isdigit() else None
+    by_number = by_id(session, Recording, int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else None
     by_hash = None
     if len(text) >= 8 and all(c in "0123456789abcdef" for c in text):
         matches = list(session.exec(select(Recording).where(col(Recording.sha256).startswith(text)).limit(2)))

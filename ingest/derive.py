@@ -271,7 +271,7 @@ def _run_reporting(args: list[str], timeout_s: float,
             assert proc.stdout is not None
             for line in proc.stdout:
                 key, _, value = line.decode("ascii", errors="replace").strip().partition("=")
-                if key == "out_time_us" and value.isdigit():
+                if key == "out_time_us" and value.isascii() and value.isdigit():
                     progress(int(value) / 1_000_000)
             proc.wait()
         except BaseException:  # *progress* said stop (its job was taken over): ffmpeg stops with it

@@ -308,7 +308,7 @@ def web_address(key: str, raw: str) -> tuple[str, int]:
 
 def _host_and_port(key: str, raw: str) -> tuple[str, int]:
     host, _, port = raw.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigInvalid(key, raw, "Use HOST:PORT (port 0 picks a free one), or leave it empty to turn it off.")
     return host, int(port)
 

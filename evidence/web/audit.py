@@ -31,7 +31,7 @@ CSV_LIMIT = 200_000
 def _recording_id(raw: str, problems: list[str]) -> int | None:
     if not raw:
         return None
-    if raw.isdigit() and 1 <= int(raw[:16]) <= MAX_ROW_ID:
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw[:16]) <= MAX_ROW_ID:
         return int(raw)
     problems.append(f"recording must be a number from 1 to {MAX_ROW_ID}, not {raw[:40]!r}")
     return None
@@ -57,7 +57,7 @@ def _filters(request: Request) -> tuple[dict[str, str], AuditFilter, list[str]]:
 
 def _page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
-    return int(raw) if raw.isdigit() and 1 <= int(raw[:9]) <= 1_000_000 else 1
+    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw[:9]) <= 1_000_000 else 1
 
 
 @router.get("/audit", response_class=HTMLResponse, include_in_schema=False)

@@ -133,12 +133,12 @@ def _read_paging(form: _Reading, default_size: int, sizes: tuple[int, ...]) -> t
     page, size = 1, default_size
     raw_page, raw_size = form.raw["page"], form.raw["size"]
     if raw_page:
-        if not raw_page.isdigit() or not 1 <= int(raw_page[:12]) <= MAX_PAGE:
+        if not (raw_page.isascii() and raw_page.isdigit()) or not 1 <= int(raw_page[:12]) <= MAX_PAGE:
             form.bad("page", "{value!r} is not a page number from 1 to {max_page}")
         else:
             page = int(raw_page)
     if raw_size:
-        if not raw_size.isdigit() or int(raw_size[:12]) not in sizes:
+        if not (raw_size.isascii() and raw_size.isdigit()) or int(raw_size[:12]) not in sizes:
             sized = ", ".join(map(str, sizes)) if len(sizes) <= 10 else f"{min(sizes)}-{max(sizes)}"
             form.bad("size", "{value!r} is not one of {allowed}", sized)
         else:

@@ -174,7 +174,7 @@ def _at(a: Keyframe, b: Keyframe, t: float) -> tuple[float, float, float, float]
 
 def _region(text: str, what: str) -> tuple[int, int, int, int]:
     parts = text.split(",")
-    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 4 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise ValueError(f"{what}: the region must be four whole numbers X,Y,W,H")
     x, y, w, h = (int(p) for p in parts)
     return x, y, w, h

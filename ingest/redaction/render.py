@@ -489,6 +489,8 @@ def render_redaction(source: Path | str, dest: Path, spec: RedactionSpec, *, wid
     too (its `regions()` and `found()` say what they were, afterwards). RedactionInvalid when *spec* cannot be
     carried out on this recording (every problem named, nothing run); otherwise as ingest.derive.run_ffmpeg
     raises."""
+    if spec.tracks:  # never drawn as asked: each is a moving region once followed (ingest.redaction.tracking)
+        raise ValueError(f"{len(spec.tracks)} region(s) to track are not followed yet: follow_tracks first")
     problems = spec_problems(spec, width=width, height=height, duration_s=duration_s, has_audio=has_audio,
                              photo=False)
     if faces is not None:  # regions may yet be found

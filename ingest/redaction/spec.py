@@ -31,8 +31,9 @@ KEYFRAME_STEP_S = 0.2
 #: The most regions one redaction draws (still boxes, faces and each moving region's steps): an hour with three faces
 #: is about 10,800; a request past this is refused before it is queued, not left to exhaust a renderer's memory.
 MAX_REGIONS = 100_000
-#: A tracked region's keyframes come this often (the tracker looks at ten pictures a second).
-TRACK_STEP_S = 0.1
+#: A tracked region's keyframes are at least this far apart: the tracker looks at a real frame every 75 ms or more
+#: (every third frame at 30 a second, every second at 25).
+TRACK_STEP_S = 0.075
 #: The tone that replaces bleeped sound (the broadcast censor's 1 kHz), at a quarter of full scale.
 BLEEP_HZ = 1000
 
@@ -161,9 +162,11 @@ class Track:
     def as_json(self) -> dict[str, Any]:
         return {"start_s": self.start_s, "end_s": self.end_s, "x": self.x, "y": self.y, "w": self.w, "h": self.h}
 
-    def box_count(self) -> int:
-        """How many boxes its keyframes will draw, at most (one per TRACK_STEP_S). Pure."""
-        return max(1, math.ceil((self.end_s - self.start_s) / TRACK_STEP_S)) + 1
+    def box_count(self, duration_s: float | None = None) -> int:
+        """How many boxes its keyframes will draw, at most (one per TRACK_STEP_S), to the recording's end (its
+        length *duration_s* if known) when the span goes past it. Pure."""
+        end = min(self.end_s, duration_s) if duration_s and self.start_s < duration_s else self.end_s
+        return max(1, math.ceil((end - self.start_s) / TRACK_STEP_S)) + 1
 
 
 def _at(a: Keyframe, b: Keyframe, t: float) -> tuple[float, float, float, float]:
@@ -268,16 +271,22 @@ class RedactionSpec:
         def span(d: dict[str, Any]) -> Mute:
             return Mute(float(d["start_s"]), float(d["end_s"]))
 
+        def whole(value: Any) -> int:  # a pixel: a JSON whole number (never true, never 9.9 read as 9)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"a whole number of pixels was expected, not {value!r}")
+            return value
+
         if not isinstance(data, dict):
             raise TypeError(f"an object was expected, not {type(data).__name__}")
         return cls(
-            boxes=tuple(Box(float(b["start_s"]), None if b["end_s"] is None else float(b["end_s"]), int(b["x"]),
-                            int(b["y"]), int(b["w"]), int(b["h"])) for b in data.get("boxes", [])),
-            moving=tuple(Moving(tuple(Keyframe(float(k["t_s"]), int(k["x"]), int(k["y"]), int(k["w"]), int(k["h"]))
-                                      for k in m["keyframes"])) for m in data.get("moving", [])),
+            boxes=tuple(Box(float(b["start_s"]), None if b["end_s"] is None else float(b["end_s"]), whole(b["x"]),
+                            whole(b["y"]), whole(b["w"]), whole(b["h"])) for b in data.get("boxes", [])),
+            moving=tuple(Moving(tuple(Keyframe(float(k["t_s"]), whole(k["x"]), whole(k["y"]), whole(k["w"]),
+                                               whole(k["h"])) for k in m["keyframes"]))
+                         for m in data.get("moving", [])),
             mutes=tuple(span(m) for m in data.get("mutes", [])), bleeps=tuple(span(b) for b in data.get("bleeps", [])),
-            tracks=tuple(Track(float(t["start_s"]), float(t["end_s"]), int(t["x"]), int(t["y"]), int(t["w"]),
-                               int(t["h"])) for t in data.get("tracks", [])),
+            tracks=tuple(Track(float(t["start_s"]), float(t["end_s"]), whole(t["x"]), whole(t["y"]), whole(t["w"]),
+                               whole(t["h"])) for t in data.get("tracks", [])),
             method=str(data.get("method", "pixelate")), block=int(data.get("block", 16)))
 
     def as_lines(self) -> dict[str, list[str]]:
@@ -314,7 +323,8 @@ def _box_problems(n: int, box: Box, width: int | None, height: int | None, durat
     problems = _span_problems(what, box.start_s, box.end_s, duration_s)
     if box.w <= 0 or box.h <= 0:
         problems.append(f"{what}: it has no area")
-    if width is not None and height is not None and (box.x + box.w > width or box.y + box.h > height):
+    if box.x < 0 or box.y < 0 or (width is not None and height is not None
+                                   and (box.x + box.w > width or box.y + box.h > height)):
         problems.append(f"{what}: it lies outside the {width}×{height} picture")
     return problems
 
@@ -340,9 +350,11 @@ def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None,
         problems += [p.replace("region", "tracked region", 1)
                      for p in _box_problems(n, Box(track.start_s, track.end_s, track.x, track.y, track.w, track.h),
                                             width, height, duration_s)]
-    count = len(spec.boxes) + sum(m.box_count() for m in spec.moving) + sum(t.box_count() for t in spec.tracks)
+    count = (len(spec.boxes) + sum(m.box_count() for m in spec.moving)
+             + sum(t.box_count(duration_s) for t in spec.tracks))
     if count > MAX_REGIONS:
-        problems.append(f"{count} regions to draw (moving regions drawn every {KEYFRAME_STEP_S:g} s): at most "
+        problems.append(f"{count} regions to draw (moving regions drawn every {KEYFRAME_STEP_S:g} s, tracked ones "
+                        f"every {TRACK_STEP_S:g} s): at most "
                         f"{MAX_REGIONS} in one redaction; redact the recording in parts")
     for word, ranges in (("muted", spec.mutes), ("bleeped", spec.bleeps)):
         for n, mute in enumerate(ranges, 1):
@@ -377,7 +389,8 @@ def _moving_problems(n: int, moving: Moving, width: int | None, height: int | No
     for k in frames:
         if k.w <= 0 or k.h <= 0:
             problems.append(f"{what}: the keyframe at {k.t_s:g} s has no area")
-        if width is not None and height is not None and (k.x + k.w > width or k.y + k.h > height):
+        if k.x < 0 or k.y < 0 or (width is not None and height is not None
+                                   and (k.x + k.w > width or k.y + k.h > height)):
             problems.append(f"{what}: the keyframe at {k.t_s:g} s ({k.x},{k.y},{k.w},{k.h}) lies outside the "
                             f"{width}×{height} picture")
     return problems

@@ -1,14 +1,16 @@
 """Regions followed through the picture (`--track START-END:X,Y,W,H`): where the region is at START is given, and
-OpenCV's MIL tracker (`cv2.TrackerMIL`, in opencv-python-headless with no model file to fetch) finds where it is ten
-times a second until END. The places found become a moving region's keyframes (spec.Moving), padded, before the
-rendering; the signed specification holds both what was asked and every keyframe found, so a reviewer sees, and may
-correct, what the tracker decided.
+OpenCV's MIL tracker (`cv2.TrackerMIL`, in opencv-python-headless with no model file to fetch) finds where it is in a
+real frame every 75 ms or more (about ten a second) until END, each at the time the renderer gives that frame. The
+places found become a moving region's keyframes (spec.Moving), padded, before the rendering; the signed
+specification holds both what was asked and every keyframe found, so a reviewer sees, and may correct, what the
+tracker decided.
 
 What it can and cannot do: MIL follows a patch that keeps its size and look (a plate, a face turning a little, a
-screen); it does not grow the region as the thing comes closer, and can drift onto the background when the thing is
-hidden or leaves the picture. Where it says it lost the region, the last place held is kept to END, grown by
-LOST_GROWTH on each side, and the loss is recorded with its time (`lost_at_s`) for the reviewer. A drift it does not
-notice is not caught here: the review in the browser is where a person checks the copy.
+screen); it does not grow the region as the thing comes closer, and drifts onto the background when the thing is
+hidden, leaves the picture or moves faster than its search window (about 25 px of its 640 px picture between two
+looks) — without saying so: MIL reports a loss only when the region has no room left in the picture. Where it does,
+the last place is held to END, grown by LOST_GROWTH on each side, and the loss is recorded with its time
+(`lost_at_s`). A drift is not caught here: the review in the browser, where a person checks the copy, is.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ingest.redaction.frames import sampled_frames
-from ingest.redaction.spec import TRACK_STEP_S, Keyframe, Moving, RedactionSpec, Track
+from ingest.redaction.frames import timed_pictures
+from ingest.redaction.spec import TRACK_STEP_S, Keyframe, Moving, RedactionInvalid, RedactionSpec, Track
 
-__all__ = ["LOST_GROWTH", "TRACK_PAD", "TRACK_WIDTH", "Followed", "follow_region", "follow_tracks", "tracker_name"]
+__all__ = ["LOST_GROWTH", "MIN_PATCH", "PATCH_MARGIN", "TRACK_PAD", "TRACK_WIDTH", "Followed", "TrackingFailed",
+           "follow_region", "follow_tracks", "tracker_name"]
 
 #: The tracker looks at a picture at most this wide (the region scaled with it, the keyframes scaled back).
 TRACK_WIDTH = 640
@@ -63,55 +66,123 @@ def _padded(x: float, y: float, w: float, h: float, share: float, width: int, he
     return x1, y1, max(1, x2 - x1), max(1, y2 - y1)
 
 
+#: OpenCV's random generator is seeded with this before each region is followed.
+TRACK_SEED = 20261205
+#: The tracker's patch is at least this many pixels a side on the picture it looks at (MIL spins for ever on a
+#: patch of 5 px or less, and runs out of memory on a 1-pixel-wide one): a smaller region is followed by a patch this
+#: size around it.
+MIN_PATCH = 16
+#: ...and leaves at least this many pixels of the picture around it (MIL needs room to look for it; a patch as wide
+#: as the picture makes it fail).
+PATCH_MARGIN = 8
+
+
+class TrackingFailed(RedactionInvalid):
+    """The tracker could not follow a region (the region, and OpenCV's reason): the request cannot be carried out
+    as written."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([problem])
+
+
+def _patch(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """*box* (x, y, w, h on the tracker's picture) as a patch MIL can follow: at least MIN_PATCH a side, at most the
+    picture less PATCH_MARGIN on each side, its centre kept where it can be, inside the picture."""
+    x, y, w, h = box
+    pw = min(max(w, MIN_PATCH), width - 2 * PATCH_MARGIN)
+    ph = min(max(h, MIN_PATCH), height - 2 * PATCH_MARGIN)
+    px = min(max(x + w / 2 - pw / 2, PATCH_MARGIN), width - PATCH_MARGIN - pw)
+    py = min(max(y + h / 2 - ph / 2, PATCH_MARGIN), height - PATCH_MARGIN - ph)
+    return round(px), round(py), max(1, round(pw)), max(1, round(ph))
+
+
 def follow_region(source: Path | str, track: Track, *, width: int, height: int, timeout_s: float,
                   duration_s: float | None = None, progress: Callable[[float], None] | None = None) -> Followed:
     """Follow *track* through *source* (a file or URL; its picture *width*×*height*, its length *duration_s* if
-    known) from its start to its end, or to the recording's end where the span asked goes past it.
+    known) from its start to its end, or to the recording's end where the span asked goes past it. Each keyframe is
+    at the time of the picture the tracker saw (`frames.timed_pictures`), the region asked where it starts.
 
     Raises:
-      FfmpegRefused: the source cannot be decoded, or reading took longer than *timeout_s*.
+      FfmpegRefused: the source cannot be decoded, or the whole took longer than *timeout_s*.
       RenderInterrupted: ffmpeg was stopped from outside.
+      TrackingFailed: OpenCV refused the region (each picture too small for the tracker to look around it).
     """
     scale = min(1.0, TRACK_WIDTH / width)
     small_w, small_h = max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+    if small_w <= MIN_PATCH + 2 * PATCH_MARGIN or small_h <= MIN_PATCH + 2 * PATCH_MARGIN:
+        raise TrackingFailed(f"a picture of {width}×{height} is too small to follow a region in")
     sx, sy = small_w / width, small_h / height
-    start = (track.x * sx, track.y * sy, max(1.0, track.w * sx), max(1.0, track.h * sy))
+    start = _patch((track.x * sx, track.y * sy, track.w * sx, track.h * sy), small_w, small_h)
+    end_s = min(track.end_s, duration_s) if duration_s and track.start_s < duration_s else track.end_s
+    span = end_s - track.start_s
     keyframes = [Keyframe(track.start_s, *_padded(track.x, track.y, track.w, track.h, TRACK_PAD, width, height))]
+    # the region asked, against the patch followed: a keyframe is the patch's place with the region's size
+    off = (track.x * sx - start[0], track.y * sy - start[1])
     tracker: Any = None
     lost_at: float | None = None
     last = (float(track.x), float(track.y), float(track.w), float(track.h))
-    pictures = 0
-    end_s = min(track.end_s, duration_s) if duration_s and track.start_s < duration_s else track.end_s
-    span = end_s - track.start_s
-    for n, rgb in enumerate(sampled_frames(source, fps=1 / TRACK_STEP_S, out_width=small_w, out_height=small_h,
-                                           timeout_s=timeout_s, doing="following a region in",
-                                           start_s=track.start_s, end_s=end_s)):
-        pictures += 1
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        if tracker is None:
-            tracker = cv2.TrackerMIL.create()
-            tracker.init(bgr, tuple(round(v) for v in start))
-            continue
-        at = round(track.start_s + n * TRACK_STEP_S, 3)
-        if at > end_s:
-            break
-        ok, (bx, by, bw, bh) = tracker.update(bgr)
+    seen = 0
+
+    after: Keyframe | None = None  # where it is in the first picture past the end: the end's place lies between
+
+    def look(at: float, bgr: np.ndarray) -> None:
+        nonlocal tracker, lost_at, last, seen, after
+        if lost_at is not None or after is not None:
+            return
+        seen += 1
+        try:
+            if tracker is None:
+                # MIL draws its samples from OpenCV's random generator: seeded, the same recording and region give
+                # the same keyframes whatever ran before in this process (a copy made again is the same copy)
+                cv2.setRNGSeed(TRACK_SEED)
+                tracker = cv2.TrackerMIL.create()
+                tracker.init(bgr, start)
+                return
+            ok, (bx, by, _bw, _bh) = tracker.update(bgr)
+        except cv2.error as exc:
+            raise TrackingFailed(f"the tracker could not follow the region {track.x},{track.y},{track.w},"
+                                 f"{track.h} from {track.start_s:g} s: {str(exc).strip().splitlines()[-1]}") from None
+        at = round(at, 3)
         if not ok:
             lost_at = at
-            break
-        last = (bx / sx, by / sy, bw / sx, bh / sy)
-        keyframes.append(Keyframe(at, *_padded(*last, TRACK_PAD, width, height)))
-        if progress is not None and n % 10 == 0 and span > 0:
+            return
+        place = ((bx + off[0]) / sx, (by + off[1]) / sy, float(track.w), float(track.h))
+        if at > end_s + 1e-6:
+            after = Keyframe(at, *_padded(*place, TRACK_PAD, width, height))
+            return
+        last = place
+        if at > keyframes[-1].t_s:
+            keyframes.append(Keyframe(at, *_padded(*last, TRACK_PAD, width, height)))
+        if progress is not None and seen % 10 == 0 and span > 0:
             progress(min((at - track.start_s) / span, 1.0))
-    if pictures < 2 and lost_at is None:  # nothing to follow it in (a span past the last picture): as lost
+
+    timed_pictures(source, every_s=TRACK_STEP_S, out_width=small_w, out_height=small_h, start_s=track.start_s,
+                   end_s=end_s, timeout_s=timeout_s, doing="following a region in", picture=look)
+    if seen < 2 and lost_at is None:  # nothing to follow it in (a span past the last picture): as lost
         lost_at = track.start_s
+    keyframes = _to_the_end(keyframes, last, lost_at, after, end_s, width, height)
+    return Followed(track, Moving(tuple(_forward(keyframes))), lost_at, seen)
+
+
+def _to_the_end(keyframes: list[Keyframe], last: tuple[float, float, float, float], lost_at: float | None,
+                after: Keyframe | None, end_s: float, width: int, height: int) -> list[Keyframe]:
+    """*keyframes* carried to *end_s*: from a loss, the *last* place grown; else between the last keyframe and
+    the place *after* the end (both covered), or the last held."""
     if lost_at is not None:  # the last place held, grown, from the loss to the end
         grown = _padded(*last, TRACK_PAD + LOST_GROWTH, width, height)
-        keyframes = [k for k in keyframes if k.t_s < lost_at] + [Keyframe(lost_at, *grown), Keyframe(end_s, *grown)]
-    elif keyframes[-1].t_s < end_s:  # to the end of the span: the last place found held
+        return [k for k in keyframes if k.t_s < lost_at] + [Keyframe(lost_at, *grown), Keyframe(end_s, *grown)]
+    elif keyframes[-1].t_s < end_s:  # to the end of the span: between the last place and the next, or held
         held = keyframes[-1]
-        keyframes.append(Keyframe(end_s, held.x, held.y, held.w, held.h))
-    return Followed(track, Moving(tuple(_forward(keyframes))), lost_at, pictures)
+        if after is not None and after.t_s > held.t_s:
+            share = (end_s - held.t_s) / (after.t_s - held.t_s)
+            x1 = min(held.x, round(held.x + (after.x - held.x) * share))
+            y1 = min(held.y, round(held.y + (after.y - held.y) * share))
+            x2 = max(held.x + held.w, round(held.x + held.w + (after.x + after.w - held.x - held.w) * share))
+            y2 = max(held.y + held.h, round(held.y + held.h + (after.y + after.h - held.y - held.h) * share))
+            keyframes.append(Keyframe(end_s, x1, y1, x2 - x1, y2 - y1))  # the last place and the end's, together
+        else:
+            keyframes.append(Keyframe(end_s, held.x, held.y, held.w, held.h))
+    return keyframes
 
 
 def _forward(keyframes: list[Keyframe]) -> list[Keyframe]:

@@ -43,7 +43,7 @@ from storage.hashing import hash_stream, hashed_chunks
 from storage.part_checksums import part_size_for, parts_path, read_parts
 from storage.retention import is_disposable, require_future, validate_extension
 
-__all__ = ["S3WormStore", "make_s3_client"]
+__all__ = ["MAX_PRESIGN_S", "S3WormStore", "make_s3_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ def _from(start: int) -> dict[str, str]:
     """get_object arguments for the bytes from *start* on (S3 sends only those)."""
     return {"Range": f"bytes={start}-"} if start else {}
 
+
+#: The longest a presigned URL may be valid (SigV4's limit: a week; AWS S3 and MinIO refuse a longer one).
+MAX_PRESIGN_S = 7 * 24 * 3600
 
 class _BlockReader(io.FileIO):
     """A staged copy opened for a single PUT whose reads are at least SEND_BLOCK_BYTES: urllib3 reads a file body
@@ -234,11 +237,12 @@ class S3WormStore:
 
     def read_in_place(self, sha256: str, *, valid_s: float = 900) -> AbstractContextManager[str]:
         """A presigned GET URL of the object for a media reader, valid for at least *valid_s* seconds (rounded up to
-        whole seconds, plus one for the signer's own rounding down): the reader fetches byte ranges itself, nothing
+        whole seconds, plus one for the signer's own rounding down; at most MAX_PRESIGN_S, a week, which AWS S3 and
+        MinIO refuse to go past): the reader fetches byte ranges itself, nothing
         is copied (EvidenceStore.read_in_place). A context manager yielding the URL (nothing to clean up).
         ObjectMissing if absent."""
         self.head(sha256)
-        return nullcontext(self.presigned_url(sha256, expires_s=int(valid_s) + 2))
+        return nullcontext(self.presigned_url(sha256, expires_s=min(int(valid_s) + 2, MAX_PRESIGN_S)))
 
     def verify(self, sha256: str) -> str:
         key = self._key(sha256)

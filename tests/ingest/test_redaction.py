@@ -271,10 +271,23 @@ def test_a_tracked_region_is_read_and_checked_like_the_rest() -> None:
                          has_audio=False) == []
     long = spec_problems(RedactionSpec(tracks=(Track(0, 3600, 0, 0, 8, 8),) * 3), width=W, height=H,
                          duration_s=4000.0, has_audio=False)
-    assert long == ["108003 regions to draw (moving regions drawn every 0.2 s): at most 100000 in one redaction; "
-                    "redact the recording in parts"]
+    assert long == ["144003 regions to draw (moving regions drawn every 0.2 s, tracked ones every 0.075 s): at most "
+                    "100000 in one redaction; redact the recording in parts"]
     # what a queued job keeps reads back whole, and a time that is no number is refused
     assert RedactionSpec.from_json(spec.as_json()) == spec
     broken = {**spec.as_json(), "tracks": [{"start_s": "nan", "end_s": 1, "x": 0, "y": 0, "w": 8, "h": 8}]}
     with pytest.raises(RedactionInvalid, match="not a finite number"):
         RedactionSpec.from_json(broken)
+    # numbers edited behind the application's back: true is no width, 9.9 is no pixel (not read as 9)
+    for bad in ({"w": True}, {"x": 9.9}, {"h": "8"}):
+        edited = {**spec.as_json(), "tracks": [{"start_s": 0, "end_s": 1, "x": 0, "y": 0, "w": 8, "h": 8, **bad}]}
+        with pytest.raises(RedactionInvalid, match="a whole number of pixels was expected"):
+            RedactionSpec.from_json(edited)
+    # a region left of or above the picture is outside it, as one past its right or bottom edge is
+    assert spec_problems(RedactionSpec(tracks=(Track(0, 1, -5, 0, 8, 8),), boxes=(Box(0, 1, 0, -1, 8, 8),)),
+                         width=W, height=H, duration_s=5.0, has_audio=False) == [
+        "region 1 (0,-1,8,8 from 0 s to 1 s): it lies outside the 320×240 picture",
+        "tracked region 1 (-5,0,8,8 from 0 s to 1 s): it lies outside the 320×240 picture"]
+    # a span asked past the end counts to the end: what is followed
+    assert spec_problems(RedactionSpec(tracks=(Track(0, 99999, 0, 0, 8, 8),)), width=W, height=H, duration_s=10.0,
+                         has_audio=False) == []

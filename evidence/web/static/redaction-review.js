@@ -57,6 +57,14 @@
     });
   }
 
+  // A time as the form's fields take it (ingest.redaction.spec.parse_time): 12.5, 01:02.5 or 1:02:03; NaN if not.
+  function seconds(text) {
+    const found = /^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)$/.exec(text);
+    if (!found) { return NaN; }
+    if ((found[1] !== undefined || found[2] !== undefined) && Number(found[3]) >= 60) { return NaN; }
+    return Number(found[1] || 0) * 3600 + Number(found[2] || 0) * 60 + Number(found[3]);
+  }
+
   let drawing = false;
   let start = null;
 
@@ -106,8 +114,17 @@
     let into = boxes;
     if (isVideo) {
       const from = copy.currentTime;
-      const until = followUntil && followUntil.value !== "" ? Number(followUntil.value) : NaN;
-      if (tracks && isFinite(until) && until > from) {
+      const typed = followUntil ? followUntil.value.trim() : "";
+      const until = seconds(typed);
+      if (typed !== "" && !(until > from)) {  // never a still box in its place: said, and nothing added
+        followUntil.setCustomValidity(typed + ": not a time after " + from.toFixed(2) + " s (seconds, MM:SS or HH:MM:SS)");
+        followUntil.reportValidity();
+        band.hidden = true;
+        drawButton.click();
+        return;
+      }
+      if (followUntil) { followUntil.setCustomValidity(""); }
+      if (tracks && typed !== "") {
         into = tracks;
         line = from.toFixed(2) + "-" + until.toFixed(2) + ":" + line;
       } else {

@@ -269,8 +269,13 @@ def test_a_reviewer_steps_frames_and_draws_regions_on_the_redacted_copy(server, 
     x, y, w, h = (int(v) for v in added[0].split(":")[1].split(","))
     assert abs(x - 40 * scale) <= 2 and abs(y - 30 * scale) <= 2 and abs(w - 100 * scale) <= 2, added
     assert abs(h - 80 * scale) <= 2
-    # With a time to follow it until, the next one goes to the tracker from this frame
-    page.fill("#review-follow", "2.5")
+    # A time to follow it until that is not after this frame adds nothing (never a still box in its place)
+    page.fill("#review-follow", "0:00.05")
+    drag(150, 40, 210, 100)
+    assert tracks.input_value().strip() == "" and len(boxes.input_value().strip().splitlines()) == len(before) + 1
+    assert "not a time after" in page.locator("#review-follow").evaluate("i => i.validationMessage")
+    # With a time to follow it until (MM:SS, as the form's fields take times), the next one goes to the tracker
+    page.fill("#review-follow", "0:02.5")
     drag(150, 40, 210, 100)
     tracked = tracks.input_value().strip().splitlines()[-1]
     assert tracked.startswith(f"{at:.2f}-2.50:"), tracks.input_value()

@@ -279,8 +279,9 @@ def test_a_tracked_region_is_read_and_checked_like_the_rest() -> None:
     with pytest.raises(RedactionInvalid, match="not a finite number"):
         RedactionSpec.from_json(broken)
     # numbers edited behind the application's back: true is no width, 9.9 is no pixel (not read as 9)
-    for bad in ({"w": True}, {"x": 9.9}, {"h": "8"}):
-        edited = {**spec.as_json(), "tracks": [{"start_s": 0, "end_s": 1, "x": 0, "y": 0, "w": 8, "h": 8, **bad}]}
+    edits: list[dict[str, object]] = [{"w": True}, {"x": 9.9}, {"h": "8"}]
+    for edit in edits:
+        edited = {**spec.as_json(), "tracks": [{"start_s": 0, "end_s": 1, "x": 0, "y": 0, "w": 8, "h": 8, **edit}]}
         with pytest.raises(RedactionInvalid, match="a whole number of pixels was expected"):
             RedactionSpec.from_json(edited)
     # a region left of or above the picture is outside it, as one past its right or bottom edge is

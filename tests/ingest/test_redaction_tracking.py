@@ -20,7 +20,7 @@ from ingest.redaction import RedactionSpec, render_redaction
 from ingest.redaction.faces import _detect
 from ingest.redaction.spec import Box, Track
 from ingest.redaction.tracking import LOST_GROWTH, TRACK_PAD, Followed, follow_region, follow_tracks, tracker_name
-from tests.conftest import _missing
+from tests.ingest.test_redaction_faces import _photographs
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -29,12 +29,8 @@ W, H = 480, 360
 
 def _astronaut_pan(tmp_path: Path, speed: int) -> Path:
     """3 s at 25 fps panning across the astronaut at *speed* px a second (of a 720 px picture)."""
-    try:
-        from skimage import data
-    except ImportError:
-        _missing("scikit-image (its wheel ships the test photographs; pip install -e '.[test]')")
     still = tmp_path / "astronaut.png"
-    cv2.imwrite(str(still), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(still), cv2.cvtColor(_photographs().astronaut(), cv2.COLOR_RGB2BGR))
     clip = tmp_path / f"pan{speed}.mp4"
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-loop", "1", "-framerate", "25", "-i", str(still),
                     "-f", "lavfi", "-i", "sine=frequency=800:duration=3", "-vf",

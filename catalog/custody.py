@@ -6,6 +6,12 @@ deleting or reordering rows in the database breaks the chain.
 `find_chain_breaks` is pure; `append_events` (and `append_event`, the batch
 of one) serialises appends by locking the single chain-head row and writes
 version-2 events.
+
+The head is every writer's first lock (`catalog.db.begin_write`): an append
+takes it before the changes pending in the caller's session are flushed, so a
+transaction that changed a recording and then records why never holds the
+recording's row while it waits for the head (the archive step holds the head
+and then locks that row: PostgreSQL had resolved the cycle by killing one).
 """
 from __future__ import annotations
 
@@ -187,10 +193,11 @@ def _pg_append_one(session: Session, event: NewEvent) -> CustodyEvent:
               "actor": event.actor, "at": at.astimezone(UTC).replace(tzinfo=None),
               "details": legacy_json(details).decode(), "body_sha256": hashlib.sha256(body).hexdigest(),
               "chain_version": CHAIN_VERSION}
-    row = session.execute(_PG_APPEND, params).one_or_none()
-    if row is None:  # the head row was deleted behind our back: start it again as on SQLite (verify names it)
-        session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
-        row = session.execute(_PG_APPEND, params).one()
+    with session.no_autoflush:  # the head before the rows: changes pending in *session* are written after it
+        row = session.execute(_PG_APPEND, params).one_or_none()
+        if row is None:  # the head row was deleted behind our back: start it again as on SQLite (verify names it)
+            session.execute(insert(_HEAD).values(id=1, last_event_id=None, last_hash=GENESIS_HASH))
+            row = session.execute(_PG_APPEND, params).one()
     return CustodyEvent(id=row[0], kind=event.kind.value, recording_id=event.recording_id,
                         dock_session_id=event.dock_session_id, actor=event.actor, at=at, details=details,
                         prev_hash=row[1], hash=row[2], chain_version=CHAIN_VERSION)
@@ -234,6 +241,11 @@ def _append(session: Session, events: Sequence[NewEvent]) -> list[tuple[int, dic
     """`append_events`, returning each event's id and the values of its row."""
     if not events:
         return []
+    with session.no_autoflush:  # the head before the rows: changes pending in *session* are written after it
+        return _append_unflushed(session, events)
+
+
+def _append_unflushed(session: Session, events: Sequence[NewEvent]) -> list[tuple[int, dict[str, Any]]]:
     head = _pg_locked_head(session) if session.get_bind().dialect.name == "postgresql" else _locked_head(session)
     rows: list[dict[str, Any]] = []
     prev = head.last_hash

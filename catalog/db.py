@@ -28,8 +28,8 @@ from catalog.errors import CatalogUnavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["MAX_ROW_ID", "MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write", "by_id",
-           "head_revision", "migrate", "open_catalog", "redact_url"]
+__all__ = ["CONFLICT_SQLSTATES", "MAX_ROW_ID", "MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write",
+           "by_id", "head_revision", "is_conflict", "migrate", "open_catalog", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,15 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"evidence", "big") - 2**63
 MAX_ROW_ID = 2**31 - 1
 
 _Row = TypeVar("_Row")
+#: SQLSTATEs of a transaction PostgreSQL rolled back to resolve a conflict (deadlock, serialization failure): the
+#: same work, done again, succeeds.
+CONFLICT_SQLSTATES = ("40P01", "40001")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether *exc* is the database rolling back a transaction to resolve a conflict with another (a deadlock or a
+    serialization failure), not a fault: doing the transaction's work again is the remedy. Pure."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in CONFLICT_SQLSTATES
 
 
 def by_id(session: Session, model: type[_Row], ident: int | None) -> _Row | None:

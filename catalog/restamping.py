@@ -11,13 +11,16 @@ web app, `evidence tag`, `evidence station tag` or the station's kiosk endpoint.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from catalog.db import is_conflict
 from catalog.errors import PermissionDenied
 from catalog.manifests import write_manifest
 from catalog.models import Recording, RecordingState, StampRevision
@@ -30,6 +33,11 @@ from storage import EvidenceStore
 __all__ = ["HOLD_LIFTERS", "RETENTION_FIELDS", "HoldLiftRefused", "StampChange", "change_stamp",
            "check_hold_lift", "lifts_a_hold"]
 
+logger = logging.getLogger(__name__)
+
+#: How many times the retention pass after a stamp change is tried when the database rolls it back to resolve a
+#: conflict (a deadlock with another writer: `catalog.db.is_conflict`).
+CONFLICT_TRIES = 3
 #: Stamp fields that can change what keeps a recording (and so run the retention pass).
 RETENTION_FIELDS = frozenset({"case_number", "important", "captured_start"})
 #: The permission (catalog.users.PERMISSIONS) whose roles may take away what holds a recording pending its case.
@@ -110,6 +118,24 @@ def change_stamp(session: Session, store: EvidenceStore, recording: Recording, *
     retention: list[RetentionChange] = []
     if RETENTION_FIELDS & set(revision.changes):
         assert recording.id is not None
-        retention = apply_retention(session, store, policy, actor=by, recording_ids=[recording.id])
+        retention = _retention_now(session, store, policy, by=by, recording_id=recording.id)
         session.refresh(recording)
     return StampChange(revision, sealed, retention)
+
+
+def _retention_now(session: Session, store: EvidenceStore, policy: RetentionPolicy, *, by: str,
+                   recording_id: int) -> list[RetentionChange]:
+    """The retention pass of one recording whose stamp just changed, done again (up to CONFLICT_TRIES times) when
+    the database rolled it back to resolve a conflict with another writer: the revision is committed by then, and a
+    second tag of the same values changes nothing, so the hold its case number asks for would otherwise wait for
+    the nightly job. The pass is idempotent: what it committed before the conflict is not done twice."""
+    for attempt in range(1, CONFLICT_TRIES + 1):
+        try:
+            return apply_retention(session, store, policy, actor=by, recording_ids=[recording_id])
+        except DBAPIError as exc:
+            session.rollback()
+            if not is_conflict(exc) or attempt == CONFLICT_TRIES:
+                raise
+            logger.warning("Retention of recording %s after its stamp change met another writer (%s): again, "
+                           "%d of %d.", recording_id, str(exc).splitlines()[0], attempt + 1, CONFLICT_TRIES)
+    raise AssertionError("unreachable")

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.db import is_conflict
 from ingest import journal as staging_journal
 from ingest.describe.identity import DeviceIdentity
 from ingest.describe.metadata import Facts
@@ -24,9 +25,6 @@ from ingest.transfer import CopyResult
 __all__ = ["JournaledStamp", "OutageJournal", "StagedCopy", "journaled_copy", "stamp_options"]
 
 logger = logging.getLogger(__name__)
-
-#: SQLSTATEs of a transaction the database rolled back to resolve a conflict (deadlock, serialization).
-_CONFLICTS = ("40P01", "40001")
 
 
 @dataclass
@@ -129,7 +127,7 @@ class OutageJournal:
         """Note the catalogue is unreachable; True the first time (the caller then drops its open batch)."""
         if self.is_offline:
             return False
-        if getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONFLICTS:
+        if is_conflict(exc):
             logger.error("Catalogue conflict while ingesting %r (%s: the database rolled back this dock's open "
                          "batch, a bug to report): copying on, journaled copies are catalogued next.",
                          str(self._root), first_line(exc, 200))

@@ -7,9 +7,12 @@
                                       "case_number"?: "...", "purpose"?: "...", "important"?: true}
 
 Bound to 127.0.0.1 by default: the kiosk runs on the station itself. Errors answer 400/403/404 with
-{"error": "..."}; nothing here can clear a device or change retention. The kiosk tags as the station (its "by" is
-a typed officer number, not a signed-in user), so it can never lift a pending-case hold: taking away a case number
-or the important flag that holds a recording answers 403 (`catalog.restamping.change_stamp` decides).
+{"error": "..."}, 503 when the catalogue or the store failed part way (a tag's revision may stand; its seal and
+retention are finished by the reconciler and the nightly job), 500 for anything else (logged); a request is always
+answered. Nothing here can clear a device, and retention only grows (a case number holds). The kiosk tags as the
+station (its "by" is a typed officer number, not a signed-in user), so it can never lift a pending-case hold:
+taking away a case number or the important flag that holds a recording answers 403
+(`catalog.restamping.change_stamp` decides).
 """
 from __future__ import annotations
 
@@ -23,8 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
 
 from catalog import CatalogError, PermissionDenied, RecordingNotFound, StampInvalid
+from ingest.errors import first_line
+from storage import StorageError
 
 __all__ = ["StatusServer"]
 
@@ -123,6 +129,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(403, {"error": str(exc)})
         except CatalogError as exc:
             self._send(503, {"error": str(exc)})
+        except (SQLAlchemyError, StorageError) as exc:  # the catalogue or the store failed part way: say so
+            logger.error("Tagging dock session %s at the kiosk failed: %s", match.group(1), exc)
+            self._send(503, {"error": f"the tag could not be finished ({first_line(exc)}): try again; a revision "
+                                      f"already made stands, and its seal and retention are finished by the "
+                                      f"station's reconciler and the nightly retention job"})
+        except Exception as exc:  # a bug: answered and logged, never a dropped connection
+            logger.exception("Tagging dock session %s at the kiosk failed.", match.group(1))
+            self._send(500, {"error": f"the station could not tag: {first_line(exc)}"})
         else:
             self._send(200, {"tagged": result})
 

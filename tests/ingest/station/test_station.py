@@ -7,11 +7,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording, StampRevision, open_catalog
@@ -176,23 +180,26 @@ def test_station_watch_process_ingests_and_stops_cleanly_on_sigterm(samples, sta
             assert fh.read() == original.read_bytes()
 
 
-def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_settings):
-    import urllib.error
-    import urllib.request
+def _kiosk(address: tuple[str, int], method: str, path: str,
+           body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """The kiosk endpoint's answer (status, JSON) to a request of its own page."""
+    host, port = address
+    request = urllib.request.Request(f"http://{host}:{port}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
+
+def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_settings):
     root = Path(station_settings.mount_roots[0])
     address: list[tuple[str, int]] = []
 
     def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        host, port = address[0]
-        request = urllib.request.Request(f"http://{host}:{port}{path}", method=method,
-                                         data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return _kiosk(address[0], method, path, body)
 
     with running_station(station_settings) as service:
         wait_for(lambda: service.endpoint_address is not None, 30, "the endpoint")
@@ -240,6 +247,60 @@ def test_kiosk_endpoint_shows_status_and_tags_a_dock_session(samples, station_se
     try:
         with Session(engine) as session:
             assert not [r for r in session.exec(select(Recording)) if r.purpose == "forged"]
+    finally:
+        engine.dispose()
+
+
+def _refuse_legal_hold_events(engine: Engine) -> None:
+    """The catalogue refuses every `legal_hold` event from now on (a database fault part way through a tag)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("CREATE FUNCTION refuse_hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                              "IF NEW.kind = 'legal_hold' THEN RAISE EXCEPTION 'refused by the test'; END IF; "
+                              "RETURN NEW; END $$"))
+            conn.execute(text("CREATE TRIGGER refuse_hold BEFORE INSERT ON custody_event FOR EACH ROW "
+                              "EXECUTE FUNCTION refuse_hold()"))
+        else:
+            conn.execute(text("CREATE TRIGGER refuse_hold BEFORE INSERT ON custody_event "
+                              "WHEN NEW.kind = 'legal_hold' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+
+
+def test_a_catalogue_fault_while_tagging_at_the_kiosk_is_answered_and_the_hold_follows(samples, station_settings):
+    # CI's run on 1790961: a database error part way through a tag (a deadlock, then) dropped the kiosk's
+    # connection without an answer. Given a station whose catalogue refuses the hold a case number asks for
+    root = Path(station_settings.mount_roots[0])
+    engine = open_catalog(station_settings.database_url)
+    try:
+        with running_station(station_settings) as service:
+            wait_for(lambda: service.endpoint_address is not None, 30, "the endpoint")
+            assert service.endpoint_address is not None
+            address = service.endpoint_address
+            shutil.copytree(samples.sidecar_recorder, root / "GPSREC")
+            wait_for(lambda: _devices(_kiosk(address, "GET", "/status")[1]).get("GPSREC", {}).get("state")
+                     in ("done", "waiting-archive"), 90, "the dock to finish")
+            session_id = _devices(_kiosk(address, "GET", "/status")[1])["GPSREC"]["dock_session"]
+            _refuse_legal_hold_events(engine)
+            # When an officer tags a recording with a case number at the kiosk
+            code, body = _kiosk(address, "POST", f"/sessions/{session_id}/tag",
+                                {"by": "020304", "case_number": "AB-2026-00042", "files": ["CLIPS/CLIP0002.wav"]})
+            # Then the kiosk answers, naming the fault and what finishes the rest
+            assert code == 503, body
+            assert "the tag could not be finished" in body["error"] and "refused by the test" in body["error"]
+            assert "nightly retention job" in body["error"]
+            # and the station keeps answering
+            assert _kiosk(address, "GET", "/status")[0] == 200
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse_hold" + (" ON custody_event" if engine.dialect.name
+                                                               == "postgresql" else "")))
+        with Session(engine) as session:
+            [tagged] = [r for r in session.exec(select(Recording)) if r.original_name == "CLIP0002.wav"]
+            assert tagged.case_number == "AB-2026-00042" and not tagged.legal_hold  # the revision stands
+        # and the retention job, once the catalogue takes the event, holds the recording
+        applied = run_cli(station_env(station_settings), "retention", "apply")
+        assert applied.exit_code == 0, applied.output
+        with Session(engine) as session:
+            held = session.get(Recording, tagged.id)
+            assert held is not None and held.legal_hold
     finally:
         engine.dispose()
 

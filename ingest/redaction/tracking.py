@@ -14,7 +14,9 @@ the last place is held to END, grown by LOST_GROWTH on each side, and the loss i
 """
 from __future__ import annotations
 
+import ctypes
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,8 +68,15 @@ def _padded(x: float, y: float, w: float, h: float, share: float, width: int, he
     return x1, y1, max(1, x2 - x1), max(1, y2 - y1)
 
 
-#: OpenCV's random generator is seeded with this before each region is followed.
+#: The random generators MIL draws from are seeded with this before each region is followed.
 TRACK_SEED = 20261205
+#: The process's C library: OpenCV's MIL draws its samples from its `rand()`, not from OpenCV's own generator
+#: (found by experiment, OpenCV 4.x: with cv2.setRNGSeed alone, the same region followed again in the same process
+#: gave other keyframes, the square of the tests up to 20 px apart, each call as the calls before it left `rand()`).
+_LIBC = ctypes.CDLL(None)
+#: One region followed at a time in a process: `rand()` is the whole process's, and another thread's tracker drawing
+#: from it would make the keyframes depend on how the two interleave.
+_ONE_AT_A_TIME = threading.Lock()
 #: The tracker's patch is at least this many pixels a side on the picture it looks at (MIL spins for ever on a
 #: patch of 5 px or less, and runs out of memory on a 1-pixel-wide one): a smaller region is followed by a patch this
 #: size around it.
@@ -132,9 +141,10 @@ def follow_region(source: Path | str, track: Track, *, width: int, height: int, 
         seen += 1
         try:
             if tracker is None:
-                # MIL draws its samples from OpenCV's random generator: seeded, the same recording and region give
-                # the same keyframes whatever ran before in this process (a copy made again is the same copy)
+                # MIL's random samples, seeded: the same recording and region give the same keyframes whatever ran
+                # before in this process (a copy made again is the same copy)
                 cv2.setRNGSeed(TRACK_SEED)
+                _LIBC.srand(TRACK_SEED)
                 tracker = cv2.TrackerMIL.create()
                 tracker.init(bgr, start)
                 return
@@ -156,8 +166,9 @@ def follow_region(source: Path | str, track: Track, *, width: int, height: int, 
         if progress is not None and seen % 10 == 0 and span > 0:
             progress(min((at - track.start_s) / span, 1.0))
 
-    timed_pictures(source, every_s=TRACK_STEP_S, out_width=small_w, out_height=small_h, start_s=track.start_s,
-                   end_s=end_s, timeout_s=timeout_s, doing="following a region in", picture=look)
+    with _ONE_AT_A_TIME:
+        timed_pictures(source, every_s=TRACK_STEP_S, out_width=small_w, out_height=small_h, start_s=track.start_s,
+                       end_s=end_s, timeout_s=timeout_s, doing="following a region in", picture=look)
     if seen < 2 and lost_at is None:  # nothing to follow it in (a span past the last picture): as lost
         lost_at = track.start_s
     keyframes = _to_the_end(keyframes, last, lost_at, after, end_s, width, height)

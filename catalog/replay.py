@@ -30,13 +30,18 @@ from catalog.models import CustodyEvent, Recording, RecordingState
 from catalog.sensitivity import DEFAULT as DEFAULT_CLASS
 
 __all__ = [
-    "BASE_FIELDS", "CASE_KINDS", "FOLD_KINDS", "LIFECYCLE_KINDS", "ORIGIN_KINDS", "ROW_KEY", "TRACKED_FIELDS",
+    "BASE_FIELDS", "CASE_KINDS", "COUNTS_FROM", "FOLD_KINDS", "LIFECYCLE_KINDS", "ORIGIN_KINDS", "ROW_KEY",
+    "TRACKED_FIELDS",
     "CaseReplay", "LinkReplay", "RecordingReplay", "fold_cases", "fold_recording", "load_case_replays",
-    "load_link_rows", "load_replays", "row_values",
+    "load_link_rows", "load_replays", "row_values", "stated_time",
 ]
 
 #: The key of the values a custody event sets on the catalogue row.
 ROW_KEY = "row"
+#: The key, in a `redacted` event and in the copy's `technical["redaction"]`, of what the copy's routine retention
+#: counts from: its original's (catalog.retention_job.base_time), so a copy is never kept longer than its original
+#: by the routine rule.
+COUNTS_FROM = "counts_from"
 #: What verify and disposal compare: the row must say what the chain last set.
 TRACKED_FIELDS = ("state", "retain_until", "legal_hold", "integrity_status", "captured_start", "captured_end",
                   "sensitivity")
@@ -116,6 +121,9 @@ class RecordingReplay:
     kinds: set[str] = field(default_factory=set)
     origin: tuple[int, str, str | None] | None = None  # (event id, kind, sha256) of the event that made the row
     redacted_from: int | None = None  # the original a `redacted` origin event names (None: not a redacted copy)
+    # What a redacted copy's routine retention counts from, as its `redacted` event stated it (its original's; None:
+    # not stated, the copy's own facts count, as for copies made before 2026-12-05)
+    counts_from: datetime | None = None
     places: dict[tuple[str, str], int] = field(default_factory=dict)  # (device serial, path) -> copied/sighted event
     # The highest stamp revision a `restamped` or `manifested` event names, and that event's id (0, None: none)
     revision: int = 0
@@ -189,6 +197,8 @@ def _note_origin(replay: RecordingReplay, event: CustodyEvent, details: dict[str
         replay.origin = (event.id, kind, sha if isinstance(sha, str) else None)
         original = details.get("original_id")
         replay.redacted_from = original if kind == CustodyKind.REDACTED and type(original) is int else None
+        if kind == CustodyKind.REDACTED:
+            replay.counts_from = stated_time(details.get(COUNTS_FROM))
     if kind in (CustodyKind.COPIED, CustodyKind.SIGHTED) and isinstance(details.get("device_serial"), str) \
             and isinstance(details.get("device_path"), str):
         assert event.id is not None
@@ -317,6 +327,16 @@ def _finish(replay: RecordingReplay) -> RecordingReplay:
         origin = replay.origin or (0, "no event")
         replay.set_by["sensitivity"] = (origin[0], f"{origin[1]}, never classified since")
     return replay
+
+
+def stated_time(value: Any) -> datetime | None:
+    """An ISO time the chain or a row states (UTC when it names no zone), or None when it states none or not one.
+    Pure."""
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return parsed if parsed is None or parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _text(value: Any) -> str | None:

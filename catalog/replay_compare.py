@@ -56,7 +56,9 @@ def chain_decision(replay: RecordingReplay, cases: Mapping[str, CaseReplay],
     recorded retain-until count. Pure."""
     values = replay.values
     ingested = values.get("ingested_at")
-    if isinstance(ingested, datetime) and "media_kind" in values:
+    if replay.counts_from is not None:  # a redacted copy: from its original's base, as its `redacted` event says
+        base = replay.counts_from
+    elif isinstance(ingested, datetime) and "media_kind" in values:
         base = base_time_of(media_kind=values.get("media_kind"), captured_start=values.get("captured_start"),
                             captured_end=values.get("captured_end"), archived_at=values.get("archived_at"),
                             ingested_at=ingested, time_implausible=bool(values.get("time_implausible")))

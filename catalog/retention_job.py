@@ -24,12 +24,12 @@ from catalog.custody import CustodyKind, append_event
 from catalog.errors import PolicyInvalid
 from catalog.models import IN_ARCHIVE, Recording, RecordingState
 from catalog.policy_adoption import require_policy
-from catalog.replay import CaseReplay, RecordingReplay, load_case_replays, load_replays
+from catalog.replay import COUNTS_FROM, CaseReplay, RecordingReplay, load_case_replays, load_replays, stated_time
 from catalog.replay_compare import base_time_of, chain_decision
 from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds
 from storage import EvidenceStore, StorageError, StoredObject
 
-__all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
+__all__ = ["RetentionChange", "apply_retention", "base_time", "copy_counts_from", "decide_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +59,23 @@ class RetentionChange:
 def base_time(recording: Recording) -> datetime:
     """What routine retention counts from: the later of capture end (else start) and when the archive took the
     recording (archived, else ingested); a document counts from when it was attached; an implausible capture time
-    (a wrong device clock) does not count."""
+    (a wrong device clock) does not count. A redacted copy counts from its original's, as stated when it was made
+    (`technical["redaction"]["counts_from"]`, and its `redacted` event: catalog.replay.COUNTS_FROM)."""
+    stated = copy_counts_from(recording.technical)
+    if stated is not None:
+        return stated
     ingested = recording.ingested_at or recording.archived_at
     assert ingested is not None
     return base_time_of(media_kind=recording.media_kind, captured_start=recording.captured_start,
                         captured_end=recording.captured_end, archived_at=recording.archived_at,
                         ingested_at=ingested, time_implausible=recording.time_implausible)
+
+
+def copy_counts_from(technical: dict[str, Any] | None) -> datetime | None:
+    """What a redacted copy's routine retention counts from, as its row states it (None: not a copy, or a copy made
+    before copies counted from their original's). Pure."""
+    redaction = (technical or {}).get("redaction")
+    return stated_time(redaction.get(COUNTS_FROM)) if isinstance(redaction, dict) else None
 
 
 def _pending(session: Session, recordings: list[Recording], linked_now: set[int]) -> dict[int, tuple[str, ...]]:

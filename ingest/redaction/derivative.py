@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -49,8 +50,9 @@ from catalog.cases import cases_of
 from catalog.clock import archive_now
 from catalog.policy_adoption import policy_in_force
 from catalog.recordings import redacted_copies
-from catalog.replay import ROW_KEY, row_values
-from catalog.retention import routine_rule
+from catalog.replay import COUNTS_FROM, ROW_KEY, row_values
+from catalog.retention import RetentionPolicy
+from catalog.retention_job import base_time
 from catalog.user_models import User
 from catalog.users import PERMISSIONS
 from ingest.archiving import archive_recording
@@ -65,8 +67,8 @@ from ingest.redaction.tracking import follow_tracks
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
-__all__ = ["ONE_PASS_MAX_PIXELS", "REDACTABLE", "Progress", "Redacted", "RedactionAbandoned", "check_redaction_request",
-           "redact_recording"]
+__all__ = ["COPY_MIN_KEEP", "ONE_PASS_MAX_PIXELS", "REDACTABLE", "Progress", "Redacted", "RedactionAbandoned",
+           "check_redaction_request", "copy_kept_until", "redact_recording"]
 
 #: Told what a redaction does now (`tracking`, `faces`, `rendering`, `archiving`) and the share of it done (0 to 1).
 Progress = Callable[[str, float], None]
@@ -75,6 +77,9 @@ Progress = Callable[[str, float], None]
 #: the faces over them are known take about 1.6 s of the picture (about 150 MB at 1080p and 30 frames a second);
 #: a larger one is searched first, in a decode of its own.
 ONE_PASS_MAX_PIXELS = 1920 * 1088
+#: The shortest a redacted copy is locked for when it is made (a store locks only into the future): a copy of an
+#: original already past its retention (due, awaiting disposal) is kept this long, unless its cases hold it.
+COPY_MIN_KEEP = timedelta(days=1)
 #: What can be redacted: pictures and sound (a document's text is not, yet).
 REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
 
@@ -336,6 +341,15 @@ def _archive(session: Session, store: EvidenceStore, settings: Settings, recordi
     session.refresh(recording)
 
 
+def copy_kept_until(original_until: datetime | None, counts_from: datetime, *, now: datetime,
+                    policy: RetentionPolicy) -> datetime:
+    """How long a redacted copy is locked when it is made: as long as its original is kept now (*original_until*;
+    else the routine term from *counts_from*, its original's base), and COPY_MIN_KEEP from *now* at least (a store
+    locks only into the future). Pure."""
+    kept = original_until or compute_retain_until(counts_from, routine_months=policy.routine_months, zone=policy.zone)
+    return max(kept, now + COPY_MIN_KEEP)
+
+
 def _catalogue_copy(session: Session, store: EvidenceStore, settings: Settings, original: Recording, copy: CopyResult,
                     spec: RedactionSpec, *, key: Ed25519PrivateKey, user: User, why: str, version: int, photo: bool,
                     size: tuple[int, int] | None) -> Recording:
@@ -344,15 +358,19 @@ def _catalogue_copy(session: Session, store: EvidenceStore, settings: Settings, 
                        store=store)
     now = archive_now(session)[0]
     policy = policy_in_force(session, settings.retention_policy)
+    # Kept as long as its original, never longer by the routine rule: its routine retention counts from the
+    # original's base (stated here and in its `redacted` event, so verify replays the same), and it is locked at
+    # first as long as the original is kept now (a day at least: a store locks only into the future)
+    counts_from = base_time(original)
     made = {"original_id": original.id, "original_sha256": original.sha256, "version": version,
             "spec": spec.as_json(), "renderer": photo_renderer() if photo else ffmpeg_version(), "reason": why,
-            "by": user.name,
-            "at": now.isoformat()}
+            COUNTS_FROM: counts_from.isoformat(), "by": user.name, "at": now.isoformat()}
     recording = staged_recording(copy, _described(original, photo=photo, size=size),
                                  original_name=_copy_name(original, version, photo=photo), station=settings.station,
-                                 now=now, retain_until=compute_retain_until(now, routine_months=policy.routine_months,
-                                                                            zone=policy.zone),
-                                 retention_rule=routine_rule(policy.routine_months), technical={"redaction": made})
+                                 now=now, retain_until=copy_kept_until(original.retain_until, counts_from,
+                                                                       now=now, policy=policy),
+                                 retention_rule=f"as long as its original, recording {original.id}",
+                                 technical={"redaction": made})
     recording.sensitivity = original.sensitivity
     recording.redacted_from_id = original.id
     session.add(recording)

@@ -47,9 +47,10 @@ def _filters(request: Request) -> tuple[dict[str, str], AuditFilter, list[str]]:
     for field in ("from", "to"):
         if q[field]:
             try:
-                times[field] = parse_time(q[field], zone)
+                times[field] = parse_time(q[field], zone, end=field == "to")
             except ValueError:
-                problems.append(f"{field}: {q[field][:40]!r} is not a time (ISO 8601, e.g. 2026-11-20T08:00)")
+                problems.append(f"{field}: {q[field][:40]!r} is not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
+                                f"2026-11-20T08:00+08:00)")
     where = AuditFilter(log=q["log"], kind=q["kind"][:32], actor=q["actor"][:100], recording_id=recording_id,
                         since=times.get("from"), until=times.get("to"))
     return q, where, problems

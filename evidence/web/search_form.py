@@ -7,9 +7,10 @@ The filters live in the URL, so a search is a link a clerk can bookmark or send.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from catalog.access import Scope
@@ -17,8 +18,8 @@ from catalog.models import IntegrityStatus, MediaKind
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS, Near, SearchFilters
 from catalog.sensitivity import CLASSES
 
-__all__ = ["FIELDS", "FIELD_LABELS", "MAX_PAGE", "MAX_TEXT", "PAGE_SIZES", "Problem", "SearchInvalid", "parse_search",
-           "parse_time"]
+__all__ = ["FIELDS", "FIELD_LABELS", "MAX_PAGE", "MAX_TEXT", "PAGE_SIZES", "TIME_PROBLEM", "Problem", "SearchInvalid",
+           "parse_search", "parse_time"]
 
 #: The query parameters a search reads.
 FIELDS = ("case", "officer", "device", "station", "unit", "from", "to", "lat", "lon", "radius", "purpose", "kind",
@@ -30,6 +31,9 @@ FIELD_LABELS = {"case": "Case number", "officer": "Officer", "device": "Device",
                 "sensitivity": "Sensitivity class", "integrity": "Integrity",
                 "retention": "Retention", "sort": "Sort", "page": "Page", "size": "Per page"}
 MAX_TEXT = 200
+#: What a time that cannot be read is told (a message id): the forms `parse_time` takes.
+TIME_PROBLEM = ("{value!r} is not a time; type e.g. 2026-11-20, 2026/11/20 08:30, 2026年11月20日 or "
+                "2026-11-20T08:00+08:00")
 MAX_PAGE = 10_000
 PAGE_SIZES = (24, 48, 96)
 
@@ -54,10 +58,30 @@ class SearchInvalid(ValueError):
         self.problems = problems
 
 
-def parse_time(value: str, zone: ZoneInfo) -> datetime:
-    """An ISO 8601 time; one typed without a zone is on the agency's clock (*zone*). ValueError otherwise."""
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
+#: A date as an agency types it: 2026-11-20, 2026/11/20, 2026.11.20 or 2026年11月20日, a time after it or not.
+_TYPED_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*(?:[T ]\s*(.*))?", re.DOTALL)
+#: ISO 8601's basic form of a date (20261120), as `datetime.fromisoformat` reads it.
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})(?=$|[T ])")
+def parse_time(value: str, zone: ZoneInfo, *, end: bool = False) -> datetime:
+    """A time as an agency types it: ISO 8601 (2026-11-20T08:00, 2026-11-20 08:30, +08:00 or Z), or a date written
+    2026/11/20, 2026.11.20 or 2026年11月20日 with a time after it or not; one typed without a zone is on the agency's
+    clock (*zone*). As a range's *end*, a date typed without a time takes in all of that day (on the agency's
+    calendar, or the zone typed): `from=2026-11-20&to=2026-11-20` is the whole day, not its first instant (it had
+    silently found 1 recording of 17); a time typed is that instant. ValueError otherwise. Pure."""
+    text = _COMPACT_DATE.sub(r"\1-\2-\3", value.strip(), count=1)
+    typed = _TYPED_DATE.fullmatch(text)
+    if typed is None:
+        raise ValueError(f"{value!r} is not a time")
+    year, month, day, clock = typed.groups()
+    clock = (clock or "").strip()
+    parsed = datetime.fromisoformat(f"{year}-{int(month):02d}-{int(day):02d}" + (f"T{clock}" if clock else "")
+                                    .replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    if not end or clock:
+        return parsed
+    # the last instant of that calendar day (the next day's midnight on the wall clock, less a microsecond)
+    return (parsed.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=parsed.tzinfo) - timedelta(microseconds=1)
 
 
 def _number(value: str) -> float:
@@ -89,10 +113,9 @@ def _read_times(form: _Reading, zone: ZoneInfo) -> dict[str, datetime | None]:
     for field in times:
         if form.raw[field]:
             try:
-                times[field] = parse_time(form.raw[field], zone)
+                times[field] = parse_time(form.raw[field], zone, end=field == "to")
             except ValueError:
-                form.bad(field,
-                         "{value!r} is not a time; use ISO 8601, e.g. 2026-11-20T08:00 or 2026-11-20T08:00+08:00")
+                form.bad(field, TIME_PROBLEM)
     if times["from"] and times["to"] and times["from"] > times["to"]:
         form.bad("to", "{value!r} is before the start of the range")
     return times

@@ -32,8 +32,8 @@ __all__ = ["router", "scoped_unit"]
 router = APIRouter()
 
 
-def _when(value: str, zone: str) -> datetime | None:
-    return parse_time(value, ZoneInfo(zone)) if value.strip() else None
+def _when(value: str, zone: str, *, end: bool = False) -> datetime | None:
+    return parse_time(value, ZoneInfo(zone), end=end) if value.strip() else None
 
 
 def scoped_unit(scope: Scope, unit: str) -> str | None:
@@ -76,10 +76,12 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
         return _list(request, session, who, 403, str(exc))
     try:
         criteria = SpotCheckCriteria(unit=chosen_unit, officer=officer.strip() or None,
-                                     kind=kind.strip() or None, start=_when(start, zone), end=_when(end, zone))
+                                     kind=kind.strip() or None, start=_when(start, zone),
+                                     end=_when(end, zone, end=True))
         check = new_spot_check(session, criteria, size, by=who.user.name, now=utcnow(), seed=seed.strip() or None)
     except ValueError as exc:
-        return _list(request, session, who, 400, f"not an ISO 8601 time: {exc}")
+        return _list(request, session, who, 400, f"not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
+                                                 f"2026-11-20T08:00+08:00): {exc}")
     except SpotCheckError as exc:
         return _list(request, session, who, 400, str(exc))
     return RedirectResponse(f"/spot-checks/{check.id}", status_code=303)

@@ -108,6 +108,26 @@ def test_scope_rules():
     assert "nothing" in Scope().describe() and "unit U2" in both.describe()
 
 
+def test_a_day_typed_as_the_end_of_the_range_takes_in_the_whole_day(archive):
+    # The report: `from=2026-11-20&to=2026-11-20` silently found 1 recording of 17 (the "to" date read as
+    # its first instant). Every recording here was made on 20 November, on the agency's clock (09:30 to 14:30).
+    engine, _now = archive
+
+    def found(**query: str) -> list[str]:
+        filters, _page = parse_search({**query, "size": "96"}, zone=SHANGHAI, scope=EVERYTHING)
+        with Session(engine) as session:
+            return sorted(r.original_name for r in run_search(session, filters))
+
+    everything = found()
+    assert len(everything) == 6
+    for day in ("2026-11-20", "2026/11/20", "2026.11.20", "2026年11月20日", "20261120"):
+        assert found(**{"from": day, "to": day}) == everything, day
+    assert found(to="2026-11-19") == [] and found(**{"from": "2026-11-21"}) == []
+    # a time typed is that instant: up to 10:00 on the agency's clock, the two made at 09:30 and before
+    assert found(**{"from": "2026/11/20", "to": "2026-11-20 10:00"}) == ["clip1.mp4"]
+    assert found(to="2026-11-20T02:00Z") == ["clip1.mp4"]  # 10:00 in Shanghai
+
+
 def test_search_form_reads_every_filter_from_the_url():
     filters, page = parse_search({"case": " AB-1 ", "from": "2026-11-20T08:00", "to": "2026-11-21T00:00Z",
                                   "lat": "39.9", "lon": "116.4", "radius": "250", "important": "yes",
@@ -124,6 +144,9 @@ def test_search_form_reads_every_filter_from_the_url():
 
 @pytest.mark.parametrize(("query", "field", "words"), [
     ({"from": "2026-13-45"}, "from", "not a time"),
+    ({"from": "20/11/2026"}, "from", "type e.g. 2026-11-20, 2026/11/20 08:30"),  # day first: not guessed at
+    ({"to": "last week"}, "to", "not a time"),
+    ({"to": "2026-11-20 08:30 and later"}, "to", "not a time"),
     ({"from": "2026-11-21", "to": "2026-11-20"}, "to", "before the start"),
     ({"lat": "91", "lon": "0", "radius": "10"}, "lat", "not a latitude"),
     ({"lat": "0", "lon": "-181", "radius": "10"}, "lon", "not a longitude"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -162,6 +163,10 @@ def test_auditors_read_the_access_and_custody_logs(client):
     assert bad_time.status_code == 400 and "is not a time" in bad_time.text
     future = client.get("/audit", params={"from": "2999-01-01T00:00"})
     assert future.text.count("<td>viewed</td>") == 0
+    # today, typed as a date at both ends (as an agency writes it): the whole of today, not its first instant
+    today = datetime.now(ZoneInfo(client.app.state.config.zone)).date()
+    for typed in (today.isoformat(), today.strftime("%Y/%m/%d"), f"{today.year}年{today.month}月{today.day}日"):
+        assert client.get("/audit", params={"from": typed, "to": typed}).text.count("<td>viewed</td>") == 1, typed
     download = client.get("/audit.csv", params={"log": "access", "actor": "clerk:李四"})
     assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
     lines = download.text.strip().splitlines()

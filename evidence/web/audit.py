@@ -7,8 +7,9 @@ Downloading the log is itself recorded (an `exported` custody event naming the f
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -21,7 +22,7 @@ from catalog.db import MAX_ROW_ID
 from evidence.web.deps import DB, language, render, signed_in
 from evidence.web.search_form import parse_time
 
-__all__ = ["ACCESS_KINDS", "LOGS", "router"]
+__all__ = ["ACCESS_KINDS", "LOGS", "csv_disposition", "router"]
 
 router = APIRouter()
 PAGE_SIZE = 100
@@ -96,4 +97,22 @@ def audit_csv(request: Request, session: DB) -> Response:
              json.dumps(e.details, ensure_ascii=False, sort_keys=True), e.prev_hash, e.hash] for e in events)
 
     return StreamingResponse(csv_chunks(header, rows), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": "attachment; filename=custody-log.csv"})
+        "Content-Disposition": csv_disposition(q)})
+
+
+#: The filters a download's name is made of, in this order.
+_NAMED_BY = ("log", "kind", "actor", "recording", "from", "to")
+
+
+def csv_disposition(filters: dict[str, str]) -> str:
+    """The Content-Disposition of the log downloaded with *filters*: named after them (`audit-access-actor-李四-
+    from-2026-11-01-to-2026-11-30.csv`), so two downloads saved side by side say what each holds. The name is
+    UTF-8 (RFC 6266 `filename*`), with an ASCII one beside it for old clients; a character a file name cannot
+    hold (a slash, a quote, a control) becomes `_`. Pure."""
+    parts = ["audit", filters.get("log") or "custody"]
+    for field in _NAMED_BY[1:]:
+        if filters.get(field):
+            parts += [field, filters[field]]
+    name = re.sub(r"[^\w.+@-]+", "_", "-".join(parts)).strip("._")[:150] + ".csv"
+    plain = re.sub(r"[^A-Za-z0-9._+@-]+", "_", name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"

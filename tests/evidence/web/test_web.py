@@ -169,11 +169,22 @@ def test_auditors_read_the_access_and_custody_logs(client):
         assert client.get("/audit", params={"from": typed, "to": typed}).text.count("<td>viewed</td>") == 1, typed
     download = client.get("/audit.csv", params={"log": "access", "actor": "clerk:李四"})
     assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    # named after its filters (the person's name in UTF-8, an ASCII name beside it), so saved downloads say what
+    # each holds
+    assert download.headers["content-disposition"] == (
+        "attachment; filename=\"audit-access-actor-clerk__.csv\"; "
+        "filename*=UTF-8''audit-access-actor-clerk_%E6%9D%8E%E5%9B%9B.csv")
     lines = download.text.strip().splitlines()
     assert lines[0].startswith("\ufeffid,at,kind,actor")  # a UTF-8 BOM first: Excel reads the Chinese names
     assert any(",viewed,clerk:李四," in line for line in lines)
     assert all(",clerk:李四," in line for line in lines[1:])
     assert "audit log (CSV)" in client.get("/audit", params={"kind": "exported"}).text  # the download is recorded
+    # a filter typed to break out of the header or the file name stays inside both
+    hostile = client.get("/audit.csv", params={"actor": 'x"; filename=evil.exe\r\nSet-Cookie: a=b/../..'})
+    disposition = hostile.headers["content-disposition"]
+    assert "set-cookie" not in {k.lower() for k in hostile.headers} and disposition.count('"') == 2
+    assert disposition == ('attachment; filename="audit-custody-actor-x_filename_evil.exe_Set-Cookie_a_b.csv"; '
+                           "filename*=UTF-8''audit-custody-actor-x_filename_evil.exe_Set-Cookie_a_b.csv")
 
 
 def test_admins_manage_users_and_nobody_else_can(client, engine):

@@ -14,7 +14,7 @@ from catalog.custody import CustodyKind
 from catalog.report_values import Values
 from catalog.sensitivity import label
 
-__all__ = ["event_sentence", "has_words", "stamp_changes", "stamp_value"]
+__all__ = ["event_name", "event_sentence", "has_words", "stamp_changes", "stamp_value"]
 
 K = CustodyKind
 _WORDS: dict[CustodyKind, tuple[str, str]] = {
@@ -135,6 +135,50 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                        "Retention policy adopted (fingerprint {fingerprint}): {terms}; reason: {reason}"),
 }
 
+#: Each kind's name, (Chinese, English): what the audit log's event column says.
+_NAMES: dict[CustodyKind, tuple[str, str]] = {
+    K.DOCKED: ("设备接入", "docked"), K.COPIED: ("复制入库", "copied"), K.SIGHTED: ("再次发现", "seen again"),
+    K.ARCHIVED: ("写入存储", "archived"), K.VERIFIED: ("核验一致", "verified"),
+    K.MANIFESTED: ("签署清单", "manifest signed"),
+    K.KEY_REGISTERED: ("登记公钥", "key registered"), K.ROOT_KEY_CREATED: ("创建根密钥", "root key created"),
+    K.KEY_CERTIFIED: ("签发证书", "key certified"), K.KEY_REVOKED: ("吊销密钥", "key revoked"),
+    K.KEY_ROTATED: ("更换密钥", "key rotated"), K.STAMPED: ("首次标识", "stamped"),
+    K.RESTAMPED: ("修改标识", "stamp revised"), K.ACCESSED: ("调阅原件", "original read"),
+    K.VIEWED: ("查看信息", "viewed"), K.ACCESS_REFUSED: ("拒绝访问", "access refused"),
+    K.EXPORTED: ("导出", "exported"), K.RETENTION_CHANGED: ("保存期限变更", "retention changed"),
+    K.LEGAL_HOLD: ("诉讼保全", "legal hold"), K.DISPOSED: ("销毁", "disposed"),
+    K.INGEST_FAILED: ("入库失败", "ingest failed"), K.UNDOCKED: ("设备断开", "undocked"),
+    K.CLEARED: ("清除设备文件", "cleared from device"), K.CASE_OPENED: ("立案", "case opened"),
+    K.CASE_LINKED: ("关联案件", "linked to case"), K.CASE_UNLINKED: ("解除关联", "unlinked from case"),
+    K.CASE_CLOSED: ("结案", "case closed"), K.CASE_REOPENED: ("重新开启案件", "case reopened"),
+    K.DOCUMENT_ATTACHED: ("归入书面材料", "document attached"), K.DISPOSAL_PROPOSED: ("提出销毁", "disposal proposed"),
+    K.DISPOSAL_APPROVED: ("批准销毁", "disposal approved"), K.DISPOSAL_FAILED: ("销毁未执行", "disposal failed"),
+    K.DISPOSAL_RECORDED: ("销毁记录", "disposal recorded"), K.FIXITY_FAILED: ("完整性异常", "fixity failed"),
+    K.USER_CHANGED: ("用户变更", "user changed"), K.REGISTRY_CHANGED: ("登记信息变更", "registry changed"),
+    K.SIGNED_IN: ("登录", "signed in"), K.SIGN_IN_FAILED: ("登录失败", "sign-in failed"),
+    K.SIGNED_OUT: ("退出登录", "signed out"), K.SPOT_CHECK_DRAWN: ("抽检抽取", "spot check drawn"),
+    K.REVIEWED: ("抽检复核", "reviewed"), K.VERIFICATION_RUN: ("运行核验", "verification run"),
+    K.INTEGRITY_CHECKED: ("解码检查", "integrity checked"), K.DISCARDED: ("未复制衍生文件", "discarded"),
+    K.POLICY_ADOPTED: ("采用保存政策", "policy adopted"), K.CLASSIFIED: ("变更敏感类别", "classified"),
+    K.ACCESS_GRANTED: ("授权调阅", "access granted"), K.ACCESS_REVOKED: ("撤销授权", "access revoked"),
+    K.REDACTED: ("遮蔽处理", "redacted"), K.RELEASE_PROPOSED: ("申请发布", "release proposed"),
+    K.RELEASE_APPROVED: ("法制审核通过", "release approved"),
+    K.RELEASE_REJECTED: ("法制审核未通过", "release rejected"),
+    K.RELEASE_WITHDRAWN: ("撤回发布", "release withdrawn"), K.SHARE_CREATED: ("生成分享链接", "share link made"),
+    K.SHARE_OPENED: ("打开分享链接", "share link opened"), K.SHARE_DOWNLOADED: ("分享下载", "downloaded by share link"),
+    K.SHARE_REVOKED: ("撤销分享链接", "share link revoked"),
+}
+
+
+def event_name(kind: str, language: str) -> str:
+    """The name of custody event kind *kind* in *language* ("zh" or "en"); an unknown kind is shown as it is. Pure."""
+    try:
+        zh, en = _NAMES[CustodyKind(kind)]
+    except (ValueError, KeyError):
+        return kind
+    return en if language == "en" else zh
+
+
 #: Detail keys that hold an instant, for every kind.
 _TIME_KEYS = ("retain_until", "effective_at", "until", "not_before", "not_after", "disposed_at")
 #: The stamp fields a revision can change: their names, (Chinese, English).
@@ -147,7 +191,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
 
 
 def has_words(kind: CustodyKind) -> bool:
-    return kind in _WORDS
+    return kind in _WORDS and kind in _NAMES
 
 
 def stamp_value(field: str, value: Any, values: Values) -> str:

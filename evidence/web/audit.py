@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -18,7 +19,10 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from catalog.audit_log import ACCESS_KINDS, LOGS, AuditFilter, count_events, list_events, verification_state
 from catalog.csvsafe import csv_chunks
 from catalog.custody import CustodyKind, append_event
+from catalog.custody_words import event_name, event_sentence
 from catalog.db import MAX_ROW_ID
+from catalog.models import CustodyEvent
+from catalog.report_values import Values
 from evidence.web.deps import DB, language, render, signed_in
 from evidence.web.search_form import parse_time
 
@@ -71,13 +75,34 @@ def audit(request: Request, session: DB) -> Response:
     events = [] if problems else list_events(session, where, newest_first=True, offset=(page - 1) * PAGE_SIZE,
                                              limit=PAGE_SIZE)
     kept = {k: v for k, v in q.items() if v}
-    return render(request, "audit.html", language(request), 400 if problems else 200, user=who.user,
-                  csrf=who.web_session.csrf_token, events=events, total=total, page=page, page_size=PAGE_SIZE,
-                  q=q, error="; ".join(problems) or None, kinds=[k.value for k in CustodyKind],
+    lang = language(request)
+    words = "en" if lang == "en" else "zh"
+    values = Values(words, request.app.state.config.zone)
+    return render(request, "audit.html", lang, 400 if problems else 200, user=who.user,
+                  csrf=who.web_session.csrf_token, events=[_row(e, values) for e in events], total=total, page=page,
+                  page_size=PAGE_SIZE, q=q, error="; ".join(problems) or None,
+                  kinds=[(k.value, event_name(k.value, words)) for k in CustodyKind],
                   prev=f"/audit?{urlencode({**kept, 'page': page - 1})}" if page > 1 else None,
                   next=f"/audit?{urlencode({**kept, 'page': page + 1})}" if total > page * PAGE_SIZE else None,
                   csv_link=f"/audit.csv?{urlencode(kept)}",
                   verification=verification_state(session) if q["log"] == "verification" else None)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One event as the auditor reads it: its name and its details in words, the stated reason apart."""
+
+    event: CustodyEvent
+    name: str
+    reason: str
+    sentence: str
+
+
+def _row(event: CustodyEvent, values: Values) -> _Row:
+    details = event.details if isinstance(event.details, dict) else {}
+    reason = details.get("reason")
+    sentence = event_sentence({"kind": event.kind, "details": details}, values)
+    return _Row(event, event_name(event.kind, values.language), reason if isinstance(reason, str) else "", sentence)
 
 
 @router.get("/audit.csv", include_in_schema=False)

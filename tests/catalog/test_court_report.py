@@ -16,7 +16,7 @@ from catalog import court_report_pdf
 from catalog.court_report import build_report, write_reports
 from catalog.court_report_pdf import write_pdf
 from catalog.custody import CustodyKind
-from catalog.custody_words import event_sentence
+from catalog.custody_words import event_name, event_sentence, has_words
 from catalog.package_files import read_package
 from catalog.report_values import Values
 from tests.cli import run_cli
@@ -63,6 +63,9 @@ def test_every_custody_kind_has_words_in_both_languages(kind):
     event = {"id": 1, "kind": kind.value, "at": "2026-11-20T15:30:00+00:00", "actor": "x", "details": {}}
     zh, en = event_sentence(event, Values("zh")), event_sentence(event, Values("en"))
     assert zh and en and zh != en and "{" not in zh + en
+    # and a name the audit log shows, Chinese by default
+    assert has_words(kind) and re.search(r"[\u4e00-\u9fff]", event_name(kind.value, "zh"))
+    assert event_name(kind.value, "en") != event_name(kind.value, "zh")
 
 
 def test_an_instant_is_shown_local_and_utc_and_a_date_as_written():

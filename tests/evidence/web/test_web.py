@@ -152,21 +152,29 @@ def test_auditors_read_the_access_and_custody_logs(client):
     access = client.get("/audit", params={"log": "access"})
     assert access.status_code == 200 and "调阅记录" in access.text
     assert "viewed" in access.text and "signed_in" in access.text and "复核" in access.text
-    assert "<td>user_changed</td>" not in access.text  # the access log leaves other events out
-    assert "<td>user_changed</td>" in client.get("/audit").text
-    assert "<td>user_changed</td>" in client.get("/audit", params={"log": "admin"}).text
+    # in words an auditor reads: the event's Chinese name, the stated reason in its own column, the details as a
+    # sentence (the JSON kept beside it), the time on the agency's clock
+    assert '<td data-kind="viewed">查看信息</td>' in access.text and '<td class="reason">复核</td>' in access.text
+    assert "查看目录信息（api），事由：复核" in access.text and "登录" in access.text
+    offset = datetime.now(ZoneInfo(client.app.state.config.zone)).strftime("%z")
+    assert f" {offset[:3]}:{offset[3:]}</td>" in access.text
+    english = client.get("/audit", params={"log": "access", "lang": "en"})
+    assert '<td data-kind="viewed">viewed</td>' in english.text and "Catalogue entry viewed (api)" in english.text
+    assert 'data-kind="user_changed"' not in access.text  # the access log leaves other events out
+    assert 'data-kind="user_changed"' in client.get("/audit").text
+    assert 'data-kind="user_changed"' in client.get("/audit", params={"log": "admin"}).text
     only = client.get("/audit", params={"actor": "clerk:李四", "kind": "viewed"})
-    assert only.text.count("<td>viewed</td>") == 1
+    assert only.text.count('data-kind="viewed"') == 1
     assert client.get("/audit", params={"recording": "1; DROP TABLE x"}).status_code == 400
     assert client.get("/audit", params={"page": 10**12}).status_code == 200
     bad_time = client.get("/audit", params={"from": "last week"})
     assert bad_time.status_code == 400 and "is not a time" in bad_time.text
     future = client.get("/audit", params={"from": "2999-01-01T00:00"})
-    assert future.text.count("<td>viewed</td>") == 0
+    assert future.text.count('data-kind="viewed"') == 0
     # today, typed as a date at both ends (as an agency writes it): the whole of today, not its first instant
     today = datetime.now(ZoneInfo(client.app.state.config.zone)).date()
     for typed in (today.isoformat(), today.strftime("%Y/%m/%d"), f"{today.year}年{today.month}月{today.day}日"):
-        assert client.get("/audit", params={"from": typed, "to": typed}).text.count("<td>viewed</td>") == 1, typed
+        assert client.get("/audit", params={"from": typed, "to": typed}).text.count('data-kind="viewed"') == 1, typed
     download = client.get("/audit.csv", params={"log": "access", "actor": "clerk:李四"})
     assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
     # named after its filters (the person's name in UTF-8, an ASCII name beside it), so saved downloads say what

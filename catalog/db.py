@@ -88,7 +88,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def begin_write(session: Session) -> None:
-    """Take the catalogue's write lock (the custody chain head) before a SAVEPOINT or an insert of unique values.
+    """Take the catalogue's write lock (the custody chain head) before a SAVEPOINT, an insert of unique values, or
+    a change to a row another writer changes too (a user, a device, a recording) when the change is written before
+    the transaction appends its event (a query that flushes it, an UPDATE statement).
 
     Every transaction that records custody events holds the head lock until it commits. Taking it first, before
     inserting a row whose unique key another transaction may insert too (the same bytes docked at two stations at
@@ -99,10 +101,11 @@ def begin_write(session: Session) -> None:
     of its own, and its RELEASE would commit (and fsync) at once, one commit per savepoint. The same no-op update
     the custody append uses opens the transaction the savepoints then nest in.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE custody_head SET last_hash = last_hash WHERE id = 1"))
-    else:
-        session.execute(text("SELECT 1 FROM custody_head WHERE id = 1 FOR UPDATE"))
+    with session.no_autoflush:  # the head before the rows: changes pending in *session* are written after it
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("UPDATE custody_head SET last_hash = last_hash WHERE id = 1"))
+        else:
+            session.execute(text("SELECT 1 FROM custody_head WHERE id = 1 FOR UPDATE"))
 
 
 #: `revision = '0020'` / `down_revision = '0019'` in a migration file (the form Alembic writes).

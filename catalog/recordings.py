@@ -160,6 +160,10 @@ def lock_recording(session: Session, recording_id: int) -> Recording:
     the custody head first (`catalog.db.begin_write`; on SQLite the database write lock), then the row FOR UPDATE,
     both held until the transaction ends.
 
+    FOR NO KEY UPDATE, not FOR UPDATE: a row inserted meanwhile that refers to this one (a redacted copy, a sighting)
+    takes a key-share lock on it, which FOR UPDATE would wait for (a copy catalogued while its original was read back
+    deadlocked so), and no change here touches the id.
+
     The head first, as in `lock_recording_state`, because every custody writer takes it first: the row first would
     invert the order on PostgreSQL. A dock holding the head while it inserts a sighting of these bytes (its foreign
     key takes a share lock on this row) and a caller holding this row while its `append_event` waits for the head
@@ -171,7 +175,7 @@ def lock_recording(session: Session, recording_id: int) -> Recording:
     """
     with session.no_autoflush:
         begin_write(session)
-    return session.exec(select(Recording).where(Recording.id == recording_id).with_for_update()).one()
+    return session.exec(select(Recording).where(Recording.id == recording_id).with_for_update(key_share=True)).one()
 
 
 def lock_recording_state(session: Session, recording_id: int) -> str:
@@ -187,7 +191,7 @@ def lock_recording_state(session: Session, recording_id: int) -> str:
     with session.no_autoflush:
         begin_write(session)
     state = session.execute(select(Recording.state).where(col(Recording.id) == recording_id)
-                            .with_for_update()).scalar_one()
+                            .with_for_update(key_share=True)).scalar_one()
     return str(state)
 
 

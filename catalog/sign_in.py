@@ -22,6 +22,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
+from catalog.db import begin_write
 from catalog.errors import SignInRefused
 from catalog.models import CustodyEvent
 from catalog.user_models import SignInDevice, User, ViewingAccess, WebSession
@@ -257,6 +258,9 @@ def sign_in(session: Session, name: str, password: str, *, now: datetime, source
     tokens = parse_device_cookie(device_cookie)
     user, known = _check(session, name, password, now=now, source=source, tokens=tokens)
     assert user.id is not None
+    # The head before the user's row (forgiven failures, pending): the housekeeping below would write the row first,
+    # and an administrator changing this user takes the head, then the row
+    begin_write(session)
     if known is None:
         token = secrets.token_urlsafe(32)
         device = SignInDevice(token_sha256=_digest(token), user_id=user.id, created_at=now, signed_in_at=now)

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from catalog.access import EVERYTHING, Scope, ambiguous_unit_names, user_scope
 from catalog.classification import LOWERING_ROLES
 from catalog.custody import CustodyKind, append_event
+from catalog.db import begin_write
 from catalog.errors import PermissionDenied, UserInvalid
 from catalog.models import Officer
 from catalog.sign_in import end_sessions, forgive_failures, hash_password
@@ -187,6 +188,7 @@ def set_os_user(session: Session, name: str, os_user: str | None, *, by: str) ->
 
 def set_active(session: Session, name: str, active: bool, *, by: str) -> User:
     """Deactivate (every web session of the user ends) or re-activate (old sessions stay ended)."""
+    begin_write(session)  # the head before the row (`set_password`)
     user = get_user(session, name)
     user.active = active
     session.add(user)
@@ -225,8 +227,10 @@ def set_password(session: Session, name: str, password: str, *, by: str) -> User
     end every web session of the user (whoever held the old password is signed out)."""
     if len(password) < MIN_PASSWORD:
         raise UserInvalid(f"a password needs at least {MIN_PASSWORD} characters (got {len(password)})")
+    hashed = hash_password(password)  # the slow part, before the lock
+    begin_write(session)  # the head before the row: a role change of the same user takes them in that order
     user = get_user(session, name)
-    user.password_hash = hash_password(password)
+    user.password_hash = hashed
     forgive_failures(user, utcnow())
     session.add(user)
     ended = end_sessions(session, user)

@@ -58,21 +58,25 @@ def mark_archived(session: Session, archived: Sequence[tuple[Recording, StoredOb
     """
     events: list[NewEvent] = []
     verified: list[tuple[Recording, StoredObject]] = []
-    for recording, stored in archived:
-        if recording.legal_hold and not stored.legal_hold:
-            stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
-        recording.state = RecordingState.ARCHIVED.value
-        recording.archived_at = recording.archived_at or archive_now(session)[0]
-        recording.store_name, recording.store_key = store.name, stored.key
-        recording.store_version = stored.version_id
-        session.add(recording)
-        events.append(NewEvent(CustodyKind.ARCHIVED, actor, recording_id=recording.id, details={
-            "store": store.name, "key": stored.key, "location": stored.location, "version_id": stored.version_id,
-            "retain_until": stored.retain_until.isoformat(), "rule": recording.retention_rule,
-            "legal_hold": recording.legal_hold, "retry": retry,
-            ROW_KEY: row_values(recording, "state", "retain_until", "legal_hold", "archived_at")}))
-        verified += [(recording, stored)] if stored.verified else []
-    append_events(session, events)
+    # The rows' changes are written after the events take the head (archive_now's query would write each row first,
+    # and a writer holding the head waits for that row: a deadlock on PostgreSQL), and no lock is held across the
+    # store's legal-hold calls.
+    with session.no_autoflush:
+        for recording, stored in archived:
+            if recording.legal_hold and not stored.legal_hold:
+                stored = replace(store.set_legal_hold(recording.sha256, True), verified=stored.verified)
+            recording.state = RecordingState.ARCHIVED.value
+            recording.archived_at = recording.archived_at or archive_now(session)[0]
+            recording.store_name, recording.store_key = store.name, stored.key
+            recording.store_version = stored.version_id
+            session.add(recording)
+            events.append(NewEvent(CustodyKind.ARCHIVED, actor, recording_id=recording.id, details={
+                "store": store.name, "key": stored.key, "location": stored.location,
+                "version_id": stored.version_id, "retain_until": stored.retain_until.isoformat(),
+                "rule": recording.retention_rule, "legal_hold": recording.legal_hold, "retry": retry,
+                ROW_KEY: row_values(recording, "state", "retain_until", "legal_hold", "archived_at")}))
+            verified += [(recording, stored)] if stored.verified else []
+        append_events(session, events)
     for recording, stored in verified:
         mark_verified(session, recording, actor=actor, how=READ_BACK_ON_WRITE, version_id=stored.version_id)
 

@@ -24,6 +24,7 @@ from catalog import (
     ensure_station_key,
     load_or_create_key,
 )
+from catalog.db import begin_write
 from catalog.docks import close_open_sessions
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
@@ -130,6 +131,9 @@ class DockStart:
     def _register(self, s: Session, measured_offset_s: float | None, journaled: bool) -> None:
         opts, settings, identity, serial = self._options, self._settings, self._identity, self._serial
         place = settings.station_place
+        # The head before the station's, officers' and device's rows (written before the `docked` event by the
+        # queries below): an administrator assigning the device takes the head, then its row
+        begin_write(s)
         ensure_station(s, settings.station, name=settings.station_name,
                        lat=place[0] if place else None, lon=place[1] if place else None)
         officer_number = opts.officer or identity.officer_number

@@ -115,7 +115,11 @@ class _Handler(BaseHTTPRequestHandler):
         if refused is not None:
             self._send(403, {"error": refused})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not (declared.isascii() and declared.isdigit()):
+            self._send(400, {"error": f"Content-Length {declared[:40]!r} is not a number of bytes"})
+            return
+        length = int(declared[:12])
         if length > MAX_BODY_BYTES:
             self._send(413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
             return

@@ -514,3 +514,20 @@ def test_the_refresh_thread_follows_the_catalogue_and_stops_when_asked(settings,
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("declared", ["twelve", "-1", "1e3", "٣"])
+def test_a_tag_whose_content_length_is_not_a_number_of_bytes_is_answered(declared: str) -> None:
+    # A review: `Content-Length: twelve` dropped the connection without an answer, and -1 read until the client
+    # hung up (the kiosk promises an answer to every request)
+    server = StatusServer("127.0.0.1", 0, status=lambda: {}, tag=lambda **kw: [])
+    server.start()
+    try:
+        host, port = server.address
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall((f"POST /sessions/1/tag HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {declared}\r\n\r\n{{}}").encode())
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.0 400") and b"is not a number of bytes" in answer, answer[:200]
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ingest.derive import FfmpegRefused
 from ingest.redaction.frames import timed_pictures
 from ingest.redaction.spec import TRACK_STEP_S, Keyframe, Moving, RedactionInvalid, RedactionSpec, Track
 
@@ -112,7 +114,8 @@ def follow_region(source: Path | str, track: Track, *, width: int, height: int, 
     at the time of the picture the tracker saw (`frames.timed_pictures`), the region asked where it starts.
 
     Raises:
-      FfmpegRefused: the source cannot be decoded, or the whole took longer than *timeout_s*.
+      FfmpegRefused: the source cannot be decoded, or the whole took longer than *timeout_s* (waiting for another
+        region of this process to be followed included).
       RenderInterrupted: ffmpeg was stopped from outside.
       TrackingFailed: OpenCV refused the region (each picture too small for the tracker to look around it).
     """
@@ -166,9 +169,18 @@ def follow_region(source: Path | str, track: Track, *, width: int, height: int, 
         if progress is not None and seen % 10 == 0 and span > 0:
             progress(min((at - track.start_s) / span, 1.0))
 
-    with _ONE_AT_A_TIME:
+    # The wait for another region of this process counts against *timeout_s* (a job queued behind a long one
+    # gives up in time, named, instead of waiting past its own limit)
+    asked = time.monotonic()
+    if not _ONE_AT_A_TIME.acquire(timeout=timeout_s):
+        raise FfmpegRefused(f"following a region from {track.start_s:g} s: another region was being followed in this "
+                            f"process for longer than {timeout_s:g} s")
+    try:
+        left = timeout_s - (time.monotonic() - asked)
         timed_pictures(source, every_s=TRACK_STEP_S, out_width=small_w, out_height=small_h, start_s=track.start_s,
-                       end_s=end_s, timeout_s=timeout_s, doing="following a region in", picture=look)
+                       end_s=end_s, timeout_s=max(left, 1.0), doing="following a region in", picture=look)
+    finally:
+        _ONE_AT_A_TIME.release()
     if seen < 2 and lost_at is None:  # nothing to follow it in (a span past the last picture): as lost
         lost_at = track.start_s
     keyframes = _to_the_end(keyframes, last, lost_at, after, end_s, width, height)

@@ -9,6 +9,7 @@ import ctypes
 import hashlib
 import subprocess
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -231,3 +232,24 @@ def test_the_same_region_followed_again_in_the_same_process_gives_the_same_keyfr
     for thread in threads:
         thread.join(timeout=120)
     assert results == [first, first]
+
+
+def test_a_region_waiting_behind_another_gives_up_within_its_own_time(tmp_path: Path) -> None:
+    # One region is followed at a time in a process; a review found a job queued behind a long one waiting past its
+    # own limit (a 3 s budget took 20.5 s), shown as "tracking" all along. Given another region being followed
+    from ingest.derive import FfmpegRefused
+    from ingest.redaction import tracking
+
+    clip = _square_clip(tmp_path / "clip.mp4")
+    assert tracking._ONE_AT_A_TIME.acquire(timeout=60)
+    try:
+        # When a region is asked with 1.5 s to do it in, then it is refused in about that time, saying why
+        started = time.monotonic()
+        with pytest.raises(FfmpegRefused, match=r"another region was being followed in this process for longer "
+                                                r"than 1\.5 s"):
+            follow_region(clip, Track(0.0, 1.0, 10, 100, 40, 40), width=320, height=240, timeout_s=1.5)
+        assert time.monotonic() - started < 10
+    finally:
+        tracking._ONE_AT_A_TIME.release()
+    # and once the other is done, it is followed
+    assert follow_region(clip, Track(0.0, 1.0, 10, 100, 40, 40), width=320, height=240, timeout_s=60).lost_at_s is None

@@ -19,7 +19,7 @@ from catalog.classification import class_refusals, raise_to_case_class
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, PermissionDenied
 from catalog.models import MediaKind, Recording, RecordingState
-from catalog.replay import load_case_replays
+from catalog.replay import copy_counts_from, load_case_replays
 from catalog.retention import CaseFacts, RetentionPolicy
 from catalog.types import utcnow
 from catalog.user_models import User
@@ -116,7 +116,9 @@ def adopt_stamped(session: Session, *, by: str, recording_ids: list[int] | None 
                   case_numbers: list[str] | None = None) -> list[CaseLink]:
     """Link recordings whose stamp names an open case to that case (source `stamp`).
 
-    Once only: a recording that was ever linked to the case (even if a clerk unlinked it since) is left alone.
+    Once only: a recording that was ever linked to the case (even if a clerk unlinked it since) is left alone, and
+    so is a redacted copy stating what it counts from (its stamp repeats its original's case number; it serves the
+    cases it was linked to when made, and those a clerk links it to).
     """
     query = (select(Recording, Case).where(Recording.case_number == Case.number,
                                            Case.status == CaseStatus.OPEN.value,
@@ -128,6 +130,8 @@ def adopt_stamped(session: Session, *, by: str, recording_ids: list[int] | None 
         query = query.where(col(Case.number).in_(case_numbers))
     made = []
     for recording, case in list(session.exec(query)):
+        if copy_counts_from(recording.technical) is not None:
+            continue
         ever = session.exec(select(CaseLink.id).where(CaseLink.case_id == case.id,
                                                       CaseLink.recording_id == recording.id)).first()
         if ever is None:

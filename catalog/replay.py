@@ -31,9 +31,8 @@ from catalog.sensitivity import DEFAULT as DEFAULT_CLASS
 
 __all__ = [
     "BASE_FIELDS", "CASE_KINDS", "COUNTS_FROM", "FOLD_KINDS", "LIFECYCLE_KINDS", "ORIGIN_KINDS", "ROW_KEY",
-    "TRACKED_FIELDS",
-    "CaseReplay", "LinkReplay", "RecordingReplay", "fold_cases", "fold_recording", "load_case_replays",
-    "load_link_rows", "load_replays", "row_values", "stated_time",
+    "TRACKED_FIELDS", "CaseReplay", "LinkReplay", "RecordingReplay", "copy_counts_from", "fold_cases", "fold_recording",
+    "load_case_replays", "load_link_rows", "load_replays", "row_values", "stated_time",
 ]
 
 #: The key of the values a custody event sets on the catalogue row.
@@ -327,6 +326,13 @@ def _finish(replay: RecordingReplay) -> RecordingReplay:
         origin = replay.origin or (0, "no event")
         replay.set_by["sensitivity"] = (origin[0], f"{origin[1]}, never classified since")
     return replay
+
+
+def copy_counts_from(technical: dict[str, Any] | None) -> datetime | None:
+    """What a redacted copy's routine retention counts from, as its row states it (`technical["redaction"]`; None:
+    not a copy, or one made before copies counted from their original's). Pure."""
+    redaction = (technical or {}).get("redaction")
+    return stated_time(redaction.get(COUNTS_FROM)) if isinstance(redaction, dict) else None
 
 
 def stated_time(value: Any) -> datetime | None:

@@ -72,7 +72,7 @@ def chain_decision(replay: RecordingReplay, cases: Mapping[str, CaseReplay],
         facts.append(CaseFacts(number=case.number, case_type=case.case_type, status=case.status,
                                closed_on=case.closed_on))
     pending: tuple[str, ...] = ()
-    if replay.stamped:
+    if replay.stamped and replay.counts_from is None:  # a copy is held only by its own links (retention_job)
         pending = pending_case_holds(case_number=replay.case_number, case_registered=replay.case_number in cases,
                                      ever_linked_to_it=replay.case_number in replay.ever_linked(),
                                      important=replay.important, linked_now=bool(replay.linked_now()))

@@ -24,12 +24,12 @@ from catalog.custody import CustodyKind, append_event
 from catalog.errors import PolicyInvalid
 from catalog.models import IN_ARCHIVE, Recording, RecordingState
 from catalog.policy_adoption import require_policy
-from catalog.replay import COUNTS_FROM, CaseReplay, RecordingReplay, load_case_replays, load_replays, stated_time
+from catalog.replay import CaseReplay, RecordingReplay, copy_counts_from, load_case_replays, load_replays
 from catalog.replay_compare import base_time_of, chain_decision
 from catalog.retention import RetentionDecision, RetentionPolicy, decide_retention, pending_case_holds
 from storage import EvidenceStore, StorageError, StoredObject
 
-__all__ = ["RetentionChange", "apply_retention", "base_time", "copy_counts_from", "decide_for"]
+__all__ = ["RetentionChange", "apply_retention", "base_time", "decide_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +71,6 @@ def base_time(recording: Recording) -> datetime:
                         ingested_at=ingested, time_implausible=recording.time_implausible)
 
 
-def copy_counts_from(technical: dict[str, Any] | None) -> datetime | None:
-    """What a redacted copy's routine retention counts from, as its row states it (None: not a copy, or a copy made
-    before copies counted from their original's). Pure."""
-    redaction = (technical or {}).get("redaction")
-    return stated_time(redaction.get(COUNTS_FROM)) if isinstance(redaction, dict) else None
-
-
 def _pending(session: Session, recordings: list[Recording], linked_now: set[int]) -> dict[int, tuple[str, ...]]:
     numbers = sorted({r.case_number for r in recordings if r.case_number})
     ids = [r.id for r in recordings if r.id is not None and (r.case_number or r.important)]
@@ -88,9 +81,11 @@ def _pending(session: Session, recordings: list[Recording], linked_now: set[int]
     for start in range(0, len(ids), 500):
         ever.update((rid, number) for rid, number in session.exec(select(CaseLink.recording_id, Case.number).where(
             col(CaseLink.recording_id).in_(ids[start:start + 500]), CaseLink.case_id == Case.id)))
-    return {r.id: pending_case_holds(case_number=r.case_number, case_registered=r.case_number in registered,
-                                     ever_linked_to_it=(r.id, r.case_number) in ever, important=r.important,
-                                     linked_now=r.id in linked_now)
+    # A redacted copy (one stating what it counts from) is held only by its own links: the case number and flag
+    # its stamp repeats are its original's, whose holds are a clerk's to decide on the original
+    return {r.id: () if copy_counts_from(r.technical) is not None else pending_case_holds(
+                case_number=r.case_number, case_registered=r.case_number in registered,
+                ever_linked_to_it=(r.id, r.case_number) in ever, important=r.important, linked_now=r.id in linked_now)
             for r in recordings if r.id is not None}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -41,10 +42,14 @@ from catalog.retention_job import decide_for
 from ingest.errors import NotStagedHere, StagedCopyMissing
 from storage import EvidenceStore, HashMismatch, ObjectExists, StorageError, StoredObject
 
-__all__ = ["READ_BACK_ON_WRITE", "READ_BACK_QUEUED", "archive_recording", "archive_staged", "mark_archived",
+__all__ = ["MIN_LOCK", "READ_BACK_ON_WRITE", "READ_BACK_QUEUED", "archive_recording", "archive_staged", "mark_archived",
            "prove_stored", "read_back", "read_back_archived", "retention_at_hand_off"]
 
 logger = logging.getLogger(__name__)
+
+#: The shortest a recording is locked for when the store takes it (a store locks only into the future): what a
+#: redacted copy of an original already due is kept, unless its cases hold it.
+MIN_LOCK = timedelta(days=1)
 
 
 def mark_archived(session: Session, archived: Sequence[tuple[Recording, StoredObject]], store: EvidenceStore, *,
@@ -121,6 +126,15 @@ def retention_at_hand_off(session: Session, recording: Recording, policy: Retent
         decision = decide_for(session, [recording], policy_in_force(session, policy))[recording.id]
     if recording.retain_until is None or decision.retain_until > recording.retain_until:
         recording.retain_until, recording.retention_rule = decision.retain_until, decision.rule
+    shortest = recording.archived_at + MIN_LOCK
+    if recording.retain_until is None or recording.retain_until < shortest:
+        # A redacted copy of an original near its date, left staged by a store outage: its date passed while it
+        # waited, and a store locks only into the future (it had been refused at every try, kept in staging, listed
+        # in no plan)
+        note = f"locked {MIN_LOCK.days} day at least when archived"
+        recording.retain_until = shortest
+        if note not in recording.retention_rule:
+            recording.retention_rule = f"{recording.retention_rule}; {note}"[-300:]
     recording.legal_hold = recording.legal_hold or decision.legal_hold
     session.add(recording)
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -55,7 +55,7 @@ from catalog.retention import RetentionPolicy
 from catalog.retention_job import base_time
 from catalog.user_models import User
 from catalog.users import PERMISSIONS
-from ingest.archiving import archive_recording
+from ingest.archiving import MIN_LOCK, archive_recording
 from ingest.config import Settings
 from ingest.derive import read_photo
 from ingest.pipeline.cataloguing import Described, staged_recording
@@ -79,7 +79,7 @@ Progress = Callable[[str, float], None]
 ONE_PASS_MAX_PIXELS = 1920 * 1088
 #: The shortest a redacted copy is locked for when it is made (a store locks only into the future): a copy of an
 #: original already past its retention (due, awaiting disposal) is kept this long, unless its cases hold it.
-COPY_MIN_KEEP = timedelta(days=1)
+COPY_MIN_KEEP = MIN_LOCK
 #: What can be redacted: pictures and sound (a document's text is not, yet).
 REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
 

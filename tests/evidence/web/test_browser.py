@@ -204,7 +204,8 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     auditor = browser.new_page(viewport={"width": 1280, "height": 900})
     _login(auditor, base, "auditor:赵")
     auditor.goto(f"{base}/audit?log=access&actor=officer:李四")
-    assert auditor.locator("#events td:text-is('accessed')").count() >= 1
+    assert auditor.locator("#events td[data-kind='accessed']").count() >= 1
+    assert auditor.locator("#events td[data-kind='accessed']").first.inner_text() == "调阅原件"  # its Chinese name
     auditor.screenshot(path=str(SHOTS / "audit.png"), full_page=True)
 
     admin = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -253,7 +253,9 @@ def test_lock_recording_takes_the_custody_head_then_the_row(engine):
         assert "custody_head" in statements[0]
         assert statements[1].startswith("SELECT recording.")
         if engine.dialect.name != "sqlite":
-            assert statements[1].endswith("FOR UPDATE")
+            # FOR NO KEY UPDATE: a row inserted meanwhile referring to this one (a redacted copy) takes a key-share
+            # lock that FOR UPDATE would wait for (a deadlock a review found), and it still blocks every writer
+            assert statements[1].endswith("FOR NO KEY UPDATE")
             assert _head_is_locked(engine)
         assert _write_is_blocked(engine, recording_id)
         session.rollback()
@@ -281,7 +283,7 @@ def test_lock_recording_state_takes_the_custody_head_then_the_row(engine):
         assert statements[1].startswith("UPDATE recording")
         assert statements[2].startswith("SELECT recording.state")
         if engine.dialect.name != "sqlite":
-            assert statements[2].endswith("FOR UPDATE")
+            assert statements[2].endswith("FOR NO KEY UPDATE")
             assert _head_is_locked(engine)
         assert _write_is_blocked(engine, recording_id)
         session.rollback()

@@ -173,8 +173,7 @@ def lock_recording(session: Session, recording_id: int) -> Recording:
     Raises:
       NoResultFound: no such recording.
     """
-    with session.no_autoflush:
-        begin_write(session)
+    begin_write(session)  # the head with the session's pending changes not yet written
     return session.exec(select(Recording).where(Recording.id == recording_id).with_for_update(key_share=True)).one()
 
 
@@ -188,8 +187,7 @@ def lock_recording_state(session: Session, recording_id: int) -> str:
     Raises:
       NoResultFound: no such recording.
     """
-    with session.no_autoflush:
-        begin_write(session)
+    begin_write(session)  # the head with the session's pending changes not yet written
     state = session.execute(select(Recording.state).where(col(Recording.id) == recording_id)
                             .with_for_update(key_share=True)).scalar_one()
     return str(state)

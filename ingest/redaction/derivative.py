@@ -67,7 +67,7 @@ from ingest.redaction.tracking import follow_tracks
 from ingest.transfer import CopyResult, copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
-__all__ = ["COPY_MIN_KEEP", "ONE_PASS_MAX_PIXELS", "REDACTABLE", "Progress", "Redacted", "RedactionAbandoned",
+__all__ = ["ONE_PASS_MAX_PIXELS", "REDACTABLE", "Progress", "Redacted", "RedactionAbandoned",
            "check_redaction_request", "copy_kept_until", "redact_recording"]
 
 #: Told what a redaction does now (`tracking`, `faces`, `rendering`, `archiving`) and the share of it done (0 to 1).
@@ -77,9 +77,6 @@ Progress = Callable[[str, float], None]
 #: the faces over them are known take about 1.6 s of the picture (about 150 MB at 1080p and 30 frames a second);
 #: a larger one is searched first, in a decode of its own.
 ONE_PASS_MAX_PIXELS = 1920 * 1088
-#: The shortest a redacted copy is locked for when it is made (a store locks only into the future): a copy of an
-#: original already past its retention (due, awaiting disposal) is kept this long, unless its cases hold it.
-COPY_MIN_KEEP = MIN_LOCK
 #: What can be redacted: pictures and sound (a document's text is not, yet).
 REDACTABLE = frozenset({MediaKind.VIDEO.value, MediaKind.AUDIO.value, MediaKind.PHOTO.value})
 
@@ -344,10 +341,10 @@ def _archive(session: Session, store: EvidenceStore, settings: Settings, recordi
 def copy_kept_until(original_until: datetime | None, counts_from: datetime, *, now: datetime,
                     policy: RetentionPolicy) -> datetime:
     """How long a redacted copy is locked when it is made: as long as its original is kept now (*original_until*;
-    else the routine term from *counts_from*, its original's base), and COPY_MIN_KEEP from *now* at least (a store
-    locks only into the future). Pure."""
+    else the routine term from *counts_from*, its original's base), and `ingest.archiving.MIN_LOCK` from *now* at
+    least (a store locks only into the future). Pure."""
     kept = original_until or compute_retain_until(counts_from, routine_months=policy.routine_months, zone=policy.zone)
-    return max(kept, now + COPY_MIN_KEEP)
+    return max(kept, now + MIN_LOCK)
 
 
 def _catalogue_copy(session: Session, store: EvidenceStore, settings: Settings, original: Recording, copy: CopyResult,

@@ -34,7 +34,7 @@ from ingest.archiving import MIN_LOCK, archive_staged
 from ingest.config import Settings
 from ingest.pipeline import ingest_folder
 from ingest.redaction import RedactionSpec, parse_box
-from ingest.redaction.derivative import COPY_MIN_KEEP, copy_kept_until, redact_recording
+from ingest.redaction.derivative import copy_kept_until, redact_recording
 from storage import BackendUnavailable, LocalStore
 from tests.ingest.test_redaction_copies import _device, _events
 
@@ -48,11 +48,11 @@ def test_a_copy_is_locked_as_long_as_its_original_is_kept_and_a_day_at_least() -
     assert copy_kept_until(datetime(2030, 1, 1, tzinfo=UTC), base, now=NOW, policy=POLICY) == datetime(
         2030, 1, 1, tzinfo=UTC)
     # an original already past its date (due, awaiting disposal): a store locks only into the future
-    assert copy_kept_until(datetime(2026, 7, 10, tzinfo=UTC), base, now=NOW, policy=POLICY) == NOW + COPY_MIN_KEEP
+    assert copy_kept_until(datetime(2026, 7, 10, tzinfo=UTC), base, now=NOW, policy=POLICY) == NOW + MIN_LOCK
     # no date on the original: the routine term from its base (six months on the agency's calendar), a day at least
     assert copy_kept_until(None, datetime(2026, 11, 20, tzinfo=UTC), now=NOW, policy=POLICY) == datetime(
         2027, 5, 20, tzinfo=UTC)
-    assert copy_kept_until(None, base, now=NOW, policy=POLICY) == NOW + COPY_MIN_KEEP
+    assert copy_kept_until(None, base, now=NOW, policy=POLICY) == NOW + MIN_LOCK
 
 
 @pytest.mark.usefixtures("ffmpeg_available")

@@ -75,14 +75,16 @@ def get_case(session: Session, number: str) -> Case:
 
 
 def list_cases(session: Session, *, status: str | None = None,
-               where: ColumnElement[bool] | None = None) -> list[Case]:
+               where: ColumnElement[bool] | None = None, limit: int | None = None) -> list[Case]:
     """Cases newest first; only *status* ones, and only those *where* allows (catalog.access.cases_clause: what
-    a caller limited to some recordings may know of)."""
+    a caller limited to some recordings may know of); the first *limit* of them if one is given."""
     query = select(Case).order_by(col(Case.opened_on).desc(), col(Case.id).desc())
     if status:
         query = query.where(Case.status == status)
     if where is not None:
         query = query.where(where)
+    if limit is not None:
+        query = query.limit(limit)
     return list(session.exec(query))
 
 

@@ -23,7 +23,7 @@ from catalog.models import IN_ARCHIVE, Officer, Recording, RecordingState
 from catalog.types import utcnow
 
 __all__ = ["MAX_RADIUS_M", "RETENTION_STATES", "SORTS", "Near", "SearchFilters", "bounding_box", "build_search",
-           "count_search", "haversine_m", "run_search"]
+           "count_search", "haversine_m", "matching_ids", "run_search"]
 
 EARTH_RADIUS_M = 6_371_008.8
 Q = TypeVar("Q", bound=SelectOfScalar[Any])
@@ -200,3 +200,10 @@ def count_search(session: Session, filters: SearchFilters, *, cap: int = 10_000)
     """How many recordings match, counting no further than *cap* + 1 (a page says "more than 10,000")."""
     ids = _filtered(select(Recording.id), filters).limit(cap + 1).subquery()
     return int(session.exec(select(func.count()).select_from(ids)).one())
+
+
+def matching_ids(session: Session, filters: SearchFilters, *, cap: int) -> list[int]:
+    """The ids of every recording the filters select (the caller's scope applied), in the asked order, no more than
+    *cap* + 1 of them (a caller acting on "all matching" refuses more than *cap*); the page and size are ignored."""
+    query = _filtered(select(Recording.id), filters).order_by(*_order(filters.sort)).limit(cap + 1)
+    return [int(i) for i in session.exec(query) if i is not None]

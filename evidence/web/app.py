@@ -23,6 +23,7 @@ from sqlmodel import Session
 from catalog.sign_in import prepare_sign_in
 from evidence.web.admin import router as admin_router
 from evidence.web.audit import router as audit_router
+from evidence.web.bulk import router as bulk_router
 from evidence.web.cases import router as cases_router
 from evidence.web.deps import PageInstead, WebConfig, caller, language, render
 from evidence.web.operations import Metrics
@@ -66,7 +67,8 @@ def local_time(value: str | datetime | None, zone: str) -> str:
 
 
 #: Every router, in the order its routes are matched (and listed in the API description).
-ROUTERS: tuple[APIRouter, ...] = (search_router, recordings_router, redactions_router, releases_router, cases_router,
+ROUTERS: tuple[APIRouter, ...] = (search_router, bulk_router, recordings_router, redactions_router, releases_router,
+                                  cases_router,
                                   retention_router, spotchecks_router, audit_router, stats_router, admin_router,
                                   operations_router, signin_router, shares_router)
 

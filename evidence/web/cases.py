@@ -16,11 +16,10 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
-from starlette.background import BackgroundTask
 
-from catalog.access import AccessRefused, ReasonRequired, case_in_scope, cases_clause, visible_case
+from catalog.access import AccessRefused, case_in_scope, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
 from catalog.case_models import Case, CaseStatus
 from catalog.cases import (
@@ -38,17 +37,16 @@ from catalog.errors import (
     CaseInvalid,
     CaseNotFound,
     CaseStateError,
-    ExportFailed,
     PermissionDenied,
     RecordingNotFound,
 )
-from catalog.package import PackageSigning, export_package, safe_name
+from catalog.package import export_package
 from catalog.recordings import get_recording
-from catalog.signing import SignatureInvalid
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
+from evidence.web.downloads import PackageRefused, package_signing, zip_download
 from evidence.web.recordings import visible_recording
-from storage import BackendUnavailable, StorageError
+from storage import StorageError
 
 __all__ = ["router"]
 
@@ -94,7 +92,8 @@ def _cases_list(request: Request, session: Session, who: Caller, *, status: str 
     config: WebConfig = request.app.state.config
     wanted = status if status in (s.value for s in CaseStatus) else None
     return render(request, "cases.html", language(request), code, user=who.user, csrf=who.web_session.csrf_token,
-                  cases=list_cases(session, status=wanted, where=cases_clause(who.scope))[:500], wanted=wanted or "",
+                  cases=list_cases(session, status=wanted, where=cases_clause(who.scope), limit=500),
+                  wanted=wanted or "",
                   error=error,
                   types=sorted(config.policy.case_types.values(), key=lambda t: t.code),
                   can_manage=who.may("manage_cases"), form=form or {}, today=config.today().isoformat())
@@ -350,7 +349,7 @@ def api_cases(request: Request, session: DB, who: CasesCaller, status: str | Non
     return {"cases": [{"number": c.number, "title": c.title, "case_type": c.case_type, "unit": c.unit,
                        "status": c.status, "opened_on": c.opened_on.isoformat(),
                        "closed_on": c.closed_on.isoformat() if c.closed_on else None}
-                      for c in list_cases(session, status=status, where=cases_clause(who.scope))[:500]],
+                      for c in list_cases(session, status=status, where=cases_clause(who.scope), limit=500)],
             "case_types": sorted(config.policy.case_types)}
 
 
@@ -372,23 +371,10 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
     operation as `evidence export CASE`: the rights and scope of downloading every item, and a stated reason."""
     who = signed_in(request, session, "export", csrf)
     case = _case(session, number, who)
-    folder = Path(tempfile.mkdtemp(prefix="evidence-web-export-"))
-    out = folder / f"{safe_name(case.number)}.zip"
     config = request.app.state.config
-    signing = PackageSigning(station=config.station, station_key=config.key, settings=config.settings,
-                             export_key_path=config.settings.export_key_path if config.settings else None)
     try:
-        export_package(session, config.store, out=out, by=who.user.name, now=utcnow(), case_number=case.number,
-                       reason=reason, signing=signing, language="en" if language(request) == "en" else "zh")
-    except (AccessRefused, ExportFailed, StorageError, SignatureInvalid) as exc:
-        # a refusal, or a missing or altered object, stops the package: nothing half-verified leaves the archive
-        shutil.rmtree(folder, ignore_errors=True)
-        session.rollback()
-        status = (422 if isinstance(exc, ReasonRequired) else 403 if isinstance(exc, AccessRefused) else
-                  503 if isinstance(exc, BackendUnavailable) else 409)
-        return _case_page(request, session, who, case, status, f"no package for case {case.number}: {exc}")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(out, media_type="application/zip", filename=out.name,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+        return zip_download(session, case.number, f"case {case.number}", lambda out: export_package(
+            session, config.store, out=out, by=who.user.name, now=utcnow(), case_number=case.number, reason=reason,
+            signing=package_signing(config), language="en" if language(request) == "en" else "zh"))
+    except PackageRefused as exc:
+        return _case_page(request, session, who, case, exc.status, str(exc))

@@ -1,13 +1,14 @@
 """What every route shares: the database session, the signed-in caller and their rights, page rendering."""
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,12 +34,22 @@ from storage import EvidenceStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DB", "NAV", "Caller", "PageInstead", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
-           "WebConfig", "api_caller", "caller", "language", "render", "signed_in"]
+__all__ = ["DB", "DONE", "NAV", "Caller", "PageInstead", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
+           "WebConfig", "api_caller", "caller", "done", "language", "render", "signed_in"]
 
 SESSION_COOKIE = "evidence_session"
 PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (no session yet)
 LANG_COOKIE = "lang"
+DONE_COOKIE = "evidence_done"  # what the last form post did, said once on the page it redirected to
+
+#: What a form post that succeeded says on the next page, by name (message ids; the values are filled in after).
+DONE = {
+    "linked": "{n} recordings added to case {case}.",
+    "linked_already": "{n} recordings added to case {case}; {already} were in it already.",
+    "tagged": "{n} recordings tagged.",
+    "classified": "{n} recordings given class {to}.",
+    "unchanged": "Nothing to change: the selected recordings are like that already.",
+}
 
 
 #: The deployment settings at their defaults (ingest.settings_table): a WebConfig left at its defaults behaves as
@@ -199,8 +210,27 @@ def _policy_in_force(request: Request, session: Session, who: Caller, action: st
                                  csrf=who.web_session.csrf_token, message=str(exc))) from exc
 
 
+def done(request: Request, response: Response, name: str, **values: str | int) -> Response:
+    """*response* (a redirect after a form post) with what the post did (DONE[*name*]) said once on the next
+    page rendered: the post is not repeated by a reload, and the clerk still sees that it worked."""
+    assert name in DONE, name
+    response.set_cookie(DONE_COOKIE, quote(json.dumps([name, values], ensure_ascii=False)), max_age=120,
+                        httponly=True, samesite="strict", secure=request.app.state.config.secure_cookies)
+    return response
+
+
+def _done_text(request: Request, lang: str) -> str | None:
+    """The message of the cookie `done` set, translated; None without one (or with one this server did not set)."""
+    try:
+        name, values = json.loads(unquote(request.cookies.get(DONE_COOKIE, "")))
+        return str(gettext_for(lang)(DONE[name]).format(**{k: str(v) for k, v in values.items()}))
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return None
+
+
 def render(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page in *lang*; a `?lang=` switch (which keeps the page's other parameters) is remembered in a cookie."""
+    """A page in *lang*; a `?lang=` switch (which keeps the page's other parameters) is remembered in a cookie.
+    What the last form post did (`done`) is said on it once."""
     user: User | None = context.get("user")
     roles = set(user.roles) if user is not None else set()
     nav = [(path, label) for path, label, action in NAV if PERMISSIONS[action] & roles]
@@ -211,7 +241,11 @@ def render(request: Request, name: str, lang: str, status: int = 200, **context:
         "class_label": lambda name: sensitivity_label(name, "zh" if lang.startswith("zh") else "en",
                                                       request.app.state.config.class_names),
         "classes": CLASSES,
-        "path": request.url.path, **context}, status_code=status)
+        "path": request.url.path, "done": _done_text(request, lang) if DONE_COOKIE in request.cookies else None,
+        **context}, status_code=status)
+    if DONE_COOKIE in request.cookies:
+        response.delete_cookie(DONE_COOKIE, httponly=True, samesite="strict",
+                               secure=request.app.state.config.secure_cookies)
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", secure=request.app.state.config.secure_cookies)
     return response

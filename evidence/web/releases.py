@@ -5,20 +5,15 @@ once, on the page that answers the form that made it."""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
-from starlette.background import BackgroundTask
 
 from catalog.access import AccessRefused, ReasonRequired
 from catalog.disposal import Signer
-from catalog.errors import ExportFailed, PermissionDenied, RecordingNotFound
-from catalog.package import PackageSigning
+from catalog.errors import PermissionDenied, RecordingNotFound
 from catalog.recordings import get_recording
 from catalog.release_package import release_package, summary_of
 from catalog.releases import (
@@ -34,10 +29,10 @@ from catalog.releases import (
     withdraw_release,
 )
 from catalog.shares import NewShare, ShareRefused, create_share, revoke_share, share_as_json, shares_of
-from catalog.signing import SignatureInvalid
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, language, render, signed_in
-from storage import BackendUnavailable, StorageError
+from evidence.web.downloads import PackageRefused, package_signing, zip_download
+from storage import StorageError
 
 __all__ = ["router"]
 
@@ -189,23 +184,10 @@ def unshare(number: int, link: int, request: Request, session: DB, csrf: Annotat
 def package(number: int, request: Request, session: DB, csrf: Annotated[str, Form()]) -> Response:
     """The approved release's package as a ZIP download (catalog.release_package: the export's checks)."""
     who = signed_in(request, session, "export", csrf)
-    folder = Path(tempfile.mkdtemp(prefix="evidence-web-release-"))
-    out = folder / f"release-{number}.zip"
     config = request.app.state.config
-    signing = PackageSigning(station=config.station, station_key=config.key, settings=config.settings,
-                             export_key_path=config.settings.export_key_path if config.settings else None)
     try:
-        release_package(session, config.store, number, out=out, by=who.user.name, now=utcnow(), signing=signing,
-                        language="en" if language(request) == "en" else "zh")
-    except (ReleaseRefused, AccessRefused, ExportFailed, StorageError, SignatureInvalid, PermissionDenied) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        session.rollback()
-        status = (400 if isinstance(exc, ReleaseRefused) else 422 if isinstance(exc, ReasonRequired) else
-                  403 if isinstance(exc, AccessRefused | PermissionDenied) else
-                  503 if isinstance(exc, BackendUnavailable) else 409)
-        return _release_page(request, session, who, number, status, f"no package for release {number}: {exc}")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(out, media_type="application/zip", filename=out.name,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+        return zip_download(session, f"release-{number}", f"release {number}", lambda out: release_package(
+            session, config.store, number, out=out, by=who.user.name, now=utcnow(), signing=package_signing(config),
+            language="en" if language(request) == "en" else "zh"))
+    except PackageRefused as exc:
+        return _release_page(request, session, who, number, exc.status, str(exc))

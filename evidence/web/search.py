@@ -6,26 +6,33 @@ text box) is a 400 page or a 422 answer that names the field, never a 500: every
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session
 
-from catalog.access import reason_needed
+from catalog.access import cases_clause, reason_needed
+from catalog.case_models import CaseStatus
+from catalog.cases import list_cases
 from catalog.listings import station_codes
 from catalog.models import IntegrityStatus, MediaKind
 from catalog.recordings import recording_as_json
 from catalog.search import RETENTION_STATES, SORTS, count_search, run_search
-from evidence.web.deps import DB, SearchCaller, language, render, signed_in
+from evidence.web.deps import DB, Caller, SearchCaller, language, render, signed_in
 from evidence.web.i18n import gettext_for
 from evidence.web.search_form import FIELDS, PAGE_SIZES, SearchInvalid, parse_search
 
-__all__ = ["COUNT_CAP", "router"]
+__all__ = ["BULK_ACTIONS", "BULK_CAP", "COUNT_CAP", "router", "search_view"]
 
 router = APIRouter()
 COUNT_CAP = 10_000  # a page counts matches up to this, then says "more than"
+#: What can be done to a selection of results (evidence.web.bulk), each with the right it needs.
+BULK_ACTIONS = {"link": "manage_cases", "tag": "stamp", "class": "classify", "export": "export"}
+BULK_CAP = 1000  # the most recordings one bulk action takes ("all matching" beyond it is refused, not cut short)
 
 
 def _link(query: dict[str, str], **changes: Any) -> str:
@@ -36,34 +43,46 @@ def _link(query: dict[str, str], **changes: Any) -> str:
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def search_page(request: Request, session: DB) -> Response:
     who = signed_in(request, session, "search")
+    return search_view(request, session, who, {k: request.query_params.get(k, "") for k in FIELDS})
+
+
+def search_view(request: Request, session: Session, who: Caller, query: dict[str, str], *, status: int = 200,
+                problems: Sequence[str] = (), bulk: Mapping[str, str] | None = None) -> Response:
+    """The search page for *query* (the filters as typed): its results, and the bulk form (evidence.web.bulk) with
+    *bulk*'s values kept and *problems* said when a bulk action was refused."""
     lang = language(request)
     _ = gettext_for(lang)
-    query = {k: request.query_params.get(k, "") for k in FIELDS}
+    actions = [a for a, right in BULK_ACTIONS.items() if who.may(right)]
     context: dict[str, Any] = {
         "user": who.user, "csrf": who.web_session.csrf_token, "q": query, "rows": [], "total": 0, "page": 1,
         "pages": [], "own": not who.scope.everything and bool(who.scope.officers) and not who.scope.units,
         "scope": who.scope, "kinds": [k.value for k in MediaKind], "integrities": [i.value for i in IntegrityStatus],
         "retentions": RETENTION_STATES, "sorts": SORTS, "sizes": PAGE_SIZES, "cap": COUNT_CAP,
-        "stations": station_codes(session), "errors": [],
+        "stations": station_codes(session), "errors": list(problems),
         # a thumbnail is a view of the content: where the policy asks a reason before viewing, none is shown here
-        "thumbnails": not reason_needed(request.app.state.config.access_reason, "view")}
+        "thumbnails": not reason_needed(request.app.state.config.access_reason, "view"),
+        "bulk_actions": actions, "bulk": dict(bulk or {}), "bulk_cap": BULK_CAP,
+        "query_string": urlencode({k: v for k, v in query.items() if v and k != "page"}),
+        "open_cases": [c.number for c in list_cases(session, status=CaseStatus.OPEN.value,
+                                                    where=cases_clause(who.scope), limit=300)]
+        if "link" in actions else []}
     try:
         filters, page = parse_search(query, zone=ZoneInfo(request.app.state.config.zone), scope=who.scope)
     except SearchInvalid as exc:
-        context["errors"] = [p.text(_) for p in exc.problems]
+        context["errors"] += [p.text(_) for p in exc.problems]
         return render(request, "search.html", lang, 400, **context)
     total = count_search(session, filters, cap=COUNT_CAP)
     last = max(1, -(-min(total, COUNT_CAP) // filters.limit))
     rows = [recording_as_json(r) for r in run_search(session, filters)] if page <= last else []
     if page > last:
-        context["errors"] = [_("There is no page {page}: the results end at page {last}.").format(page=page,
-                                                                                                  last=last)]
+        context["errors"].append(_("There is no page {page}: the results end at page {last}.").format(page=page,
+                                                                                                     last=last))
     window = sorted({1, last, *range(max(1, page - 2), min(last, page + 2) + 1)})
     context.update(rows=rows, total=total, page=page, last=last,
                    pages=[(n, _link(query, page=n)) for n in window],
                    prev=_link(query, page=page - 1) if page > 1 else None,
                    next=_link(query, page=page + 1) if page < last else None)
-    return render(request, "search.html", lang, **context)
+    return render(request, "search.html", lang, status, **context)
 
 
 @router.get("/api/recordings", tags=["recordings"])

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, Officer, Recording, RetentionPolicy
 from catalog.cases import create_case
 from catalog.custody import CustodyKind, append_event
+from catalog.manifests import ensure_station_key, write_manifest
 from catalog.replay import ROW_KEY, row_values
 from catalog.stamps import record_stamp
 from catalog.types import utcnow
@@ -34,6 +35,19 @@ def _recording(store, tmp_path, n: int, officer: str, kind: str = "video") -> Re
                      station_code="station-1", captured_start=start, captured_end=start + timedelta(seconds=30),
                      time_source="container", integrity_status="ok", state="archived", ingested_at=utcnow(),
                      retain_until=utcnow() + timedelta(days=180), officer_number=officer)
+
+
+def seal_all(engine, store) -> None:
+    """Signed manifests in the store for recordings 1, 2 (officer 010203, unit U1) and 3 (officer 030405, unit
+    U2), as the archive writes them (an evidence package carries them)."""
+    key = Ed25519PrivateKey.generate()
+    with Session(engine) as session:
+        ensure_station_key(session, "station-1", key, actor="station:station-1", store=store)
+        for rid in (1, 2, 3):
+            recording = session.get(Recording, rid)
+            assert recording is not None
+            write_manifest(session, store, recording, key, actor="station:station-1")
+        session.commit()
 
 
 @pytest.fixture

@@ -35,12 +35,11 @@ from catalog import (
     open_catalog,
 )
 from catalog.cases import create_case
-from catalog.manifests import ensure_station_key, write_manifest
 from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
 from catalog.types import utcnow
 from catalog.user_models import ViewingAccess
 from evidence.web import WebConfig, create_app
-from tests.evidence.web.conftest import CASE
+from tests.evidence.web.conftest import CASE, seal_all
 from tests.helpers.webserver import serving
 from tests.webhelpers import form_token, web_login
 
@@ -65,22 +64,9 @@ def _recording_ids(events: list[CustodyEvent]) -> list[int]:
     return sorted(ids)
 
 
-def _seal(engine: Any, store: Any) -> None:
-    """Signed manifests in the store for recordings 1, 2 (officer 010203, unit U1) and 3 (officer 030405, unit
-    U2), as the archive writes them (an evidence package carries them)."""
-    key = Ed25519PrivateKey.generate()
-    with Session(engine) as session:
-        ensure_station_key(session, "station-1", key, actor="station:station-1", store=store)
-        for rid in (1, 2, 3):
-            recording = session.get(Recording, rid)
-            assert recording is not None
-            write_manifest(session, store, recording, key, actor="station:station-1")
-        session.commit()
-
-
 def _link_all(engine: Any, store: Any) -> None:
     """Recordings 1, 2 and 3, sealed, linked to the case."""
-    _seal(engine, store)
+    seal_all(engine, store)
     with Session(engine) as session:
         case = get_case(session, CASE)
         for rid in (1, 2, 3):
@@ -347,7 +333,7 @@ def test_case_numbers_with_slashes_work_on_every_route(web_site, store, settings
     from ingest.documents import document_attacher
 
     _client, engine = web_site
-    _seal(engine, store)
+    seal_all(engine, store)
     number = "罚/2026/001"
     key = Ed25519PrivateKey.generate()
     app = create_app(WebConfig(engine=engine, store=store, key=key, station="station-1",
@@ -433,7 +419,7 @@ def test_a_case_with_nothing_in_a_supervisors_units_is_not_theirs_to_know_of(web
     from tests.cli import run_cli
 
     client, engine = web_site
-    _seal(engine, store)
+    seal_all(engine, store)
     secret_title = "内部调查：张三涉嫌违规执法"
     with Session(engine) as session:
         create_case(session, number="NB-2026-00007", title=secret_title, case_type="penalty-general",
@@ -477,7 +463,7 @@ def test_a_refusal_by_role_is_recorded_on_the_web_and_the_command_line(web_site,
     from tests.cli import run_cli
 
     client, engine = web_site
-    _seal(engine, store)
+    seal_all(engine, store)
     web_login(client, "auditor")
     paths = ["/media/1/original", "/media/1/proxy", "/media/2/photo"]
     for path in paths:
@@ -498,7 +484,7 @@ def test_who_read_a_recording_and_why_is_the_audit_logs_not_its_officers(web_sit
     that reason on the recording's page. Other people's reads are left out for whoever may not read the audit log,
     and counted; auditors see them all."""
     client, engine = web_site
-    _seal(engine, store)
+    seal_all(engine, store)
     secret = "纪检内部调查：核查张三（保密）"
     web_login(client, "clerk")
     assert client.get("/media/1/original", params={"reason": secret}).status_code == 200
@@ -592,7 +578,7 @@ def test_an_officer_stamping_a_case_number_does_not_learn_the_cases_title(web_si
     and the recording's page and API then showed the case's title ("Secret: disciplinary probe of …"), case by
     case, for any number guessed (found by a review). Officers do not read case files: number and status only."""
     client, engine = web_site
-    _seal(engine, store)
+    seal_all(engine, store)
     with Session(engine) as session:
         title = get_case(session, CASE).title
     web_login(client, "officer")  # 010203: recording 1 is theirs

@@ -45,7 +45,8 @@ def server(samples, settings):
         assert video is not None
         video_id = video.id
     app = create_app(WebConfig(engine=engine, store=LocalStore(settings.store_path),
-                               key=load_or_create_key(settings.station_key_path), case_pattern=settings.case_pattern))
+                               key=load_or_create_key(settings.station_key_path), case_pattern=settings.case_pattern,
+                               settings=settings))  # settings: the export key (EVIDENCE_EXPORT_KEY)
     try:
         with serving(app) as base:
             yield base, engine, video_id
@@ -188,11 +189,28 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     form.locator("input[name=title]").fill("无照经营（浏览器立案）")
     form.locator("button[type=submit]").click()
     clerk.wait_for_url(f"{base}/cases/AB-2026-00100")
-    link = clerk.locator("#link-form")
-    link.locator("input[name=recordings]").fill(f"{photo_id} {audio_id}")
-    link.locator("input[name=purpose]").fill("证明经营场所")
-    link.locator("button[type=submit]").click()
-    clerk.wait_for_url(f"{base}/cases/AB-2026-00100")
+    # ... and adds search results to it by ticking them (no ids typed), then exports every result of a search
+    clerk.goto(f"{base}/?size=96")
+    for rid in (photo_id, audio_id):
+        clerk.check(f"input[name=ids][value='{rid}']")
+    assert clerk.locator("#picked").inner_text() == "2"
+    bulk = clerk.locator("#bulk")
+    bulk.locator("select[name=action]").select_option("link")
+    assert bulk.locator("fieldset[data-action=tag]").is_hidden()  # only the chosen action's fields are shown
+    bulk.locator("input[name=case]").fill("AB-2026-00100")
+    bulk.locator("input[name=link_purpose]").fill("证明经营场所")
+    bulk.locator("button[type=submit]").click()
+    clerk.wait_for_url(f"{base}/?size=96")
+    assert clerk.locator("p.done").inner_text() == "已将 2 条录像加入案件 AB-2026-00100。"
+    clerk.goto(f"{base}/?case=AB-2026-00042")
+    clerk.check("#pick-page")
+    assert clerk.locator("#picked").inner_text() == str(clerk.locator(".card").count())
+    bulk.locator("select[name=action]").select_option("export")
+    bulk.locator("input[name=reason]").fill("移送法院")
+    with clerk.expect_download() as downloading:
+        bulk.locator("button[type=submit]").click()
+    assert re.fullmatch(r"recordings-\d{8}-\d{6}\.zip", downloading.value.suggested_filename)
+    clerk.goto(f"{base}/cases/AB-2026-00100")
     assert clerk.locator("#recordings tr").count() == 3  # header + two linked recordings
     assert "法律保全" in clerk.content()
     clerk.screenshot(path=str(SHOTS / "case.png"), full_page=True)

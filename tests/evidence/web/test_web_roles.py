@@ -118,6 +118,8 @@ GUARDED = {
     ("POST", "/recordings/{ref}/stamp"): ("/recordings/1/stamp", {"reason": "补充标记", "purpose": "证明现场"}, None,
                                           PAGE),
     ("GET", "/api/recordings/{ref}"): ("/api/recordings/1", None, None, API),
+    ("POST", "/recordings/bulk"): ("/recordings/bulk", {"action": "tag", "ids": ["1"], "purpose": "证明现场",
+                                                        "reason": "补充标记"}, None, PAGE),
     ("POST", "/recordings/{ref}/redactions"): ("/recordings/1/redactions", {"boxes": "0,0,16,16", "reason": "公示"},
                                                None, PAGE),
     ("POST", "/api/recordings/{ref}/redactions"): ("/api/recordings/1/redactions",

@@ -11,11 +11,11 @@ from datetime import datetime
 
 from sqlmodel import Session, col, func, select
 
-from catalog.case_models import DisposalBatch
-from catalog.models import Device, DockSession, Officer, Station, StationKey
+from catalog.case_models import Case, CaseLink, DisposalBatch
+from catalog.models import DerivedMedia, Device, DockSession, MediaWorkFailure, Officer, Station, StationKey
 
-__all__ = ["StationsOverview", "list_devices", "list_officers", "officer_names", "recent_disposal_batches",
-           "station_codes", "stations_overview"]
+__all__ = ["ResultFacts", "StationsOverview", "list_devices", "list_officers", "officer_names",
+           "recent_disposal_batches", "result_facts", "station_codes", "stations_overview"]
 
 #: Rows an administration list shows at most.
 LIST_LIMIT = 2000
@@ -62,3 +62,37 @@ def stations_overview(session: Session) -> StationsOverview:
 def recent_disposal_batches(session: Session, *, limit: int = 50) -> list[DisposalBatch]:
     """The latest *limit* disposal batches, newest first."""
     return list(session.exec(select(DisposalBatch).order_by(col(DisposalBatch.id).desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class ResultFacts:
+    """What a search result shows beside its own row: the cases it serves now (linked, not only the stamped
+    number), the derived files made for it (a thumbnail, a browser copy) and the media work that failed for good
+    on it, with the reason (so a page says why instead of showing a broken image or promising a copy)."""
+
+    cases: tuple[str, ...] = ()
+    derived: frozenset[str] = frozenset()
+    failed: tuple[tuple[str, str], ...] = ()  # (kind, reason)
+
+
+def result_facts(session: Session, recording_ids: list[int]) -> dict[int, ResultFacts]:
+    """ResultFacts for each of *recording_ids* (a page of results: three reads, whatever its size)."""
+    cases: dict[int, set[str]] = {rid: set() for rid in recording_ids}
+    derived: dict[int, set[str]] = {rid: set() for rid in recording_ids}
+    failed: dict[int, list[tuple[str, str]]] = {rid: [] for rid in recording_ids}
+    for start in range(0, len(recording_ids), 500):
+        chunk = recording_ids[start:start + 500]
+        for rid, number in session.exec(select(CaseLink.recording_id, Case.number).where(
+                col(CaseLink.recording_id).in_(chunk), col(CaseLink.unlinked_at).is_(None),
+                CaseLink.case_id == Case.id)):
+            cases[rid].add(number)
+        for rid, kind in session.exec(select(DerivedMedia.recording_id, DerivedMedia.kind).where(
+                col(DerivedMedia.recording_id).in_(chunk))):
+            derived[rid].add(kind)
+        for rid, kind, reason in session.exec(select(MediaWorkFailure.recording_id, MediaWorkFailure.kind,
+                                                     MediaWorkFailure.reason)
+                                              .where(col(MediaWorkFailure.recording_id).in_(chunk))
+                                              .order_by(col(MediaWorkFailure.kind))):
+            failed[rid].append((kind, reason))
+    return {rid: ResultFacts(tuple(sorted(cases[rid])), frozenset(derived[rid]), tuple(failed[rid]))
+            for rid in recording_ids}

@@ -38,7 +38,7 @@ from evidence.web.signin import router as signin_router
 from evidence.web.spotchecks import router as spotchecks_router
 from evidence.web.stats import router as stats_router
 
-__all__ = ["SECURITY_HEADERS", "WebConfig", "create_app", "local_time"]
+__all__ = ["SECURITY_HEADERS", "WebConfig", "clock_duration", "create_app", "local_time"]
 
 #: Sent with every response. No page has a script (none inline, no event handler attributes), so scripts may come
 #: only from this origin; inline style attributes remain (style-src 'unsafe-inline': styles cannot run code).
@@ -52,6 +52,16 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+
+def clock_duration(seconds: float | None) -> str:
+    """A duration as a player shows it: `0:07`, `12:05`, `1:02:03`; '-' for none (a photo, a text record). Pure."""
+    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN or a negative length from a broken header
+        return "-"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
 
 def local_time(value: str | datetime | None, zone: str) -> str:
     """An ISO time (or datetime) on the agency's clock, e.g. `2026-11-20 10:20:00 +08:00`; '-' for none. Pure."""
@@ -96,6 +106,7 @@ def _templates(config: WebConfig) -> Jinja2Templates:
     templates.env.autoescape = True
     templates.env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     templates.env.filters["local"] = lambda value: local_time(value, config.zone)
+    templates.env.filters["duration"] = clock_duration
     return templates
 
 

@@ -18,13 +18,13 @@ from sqlmodel import Session
 from catalog.access import cases_clause, reason_needed
 from catalog.case_models import CaseStatus
 from catalog.cases import list_cases
-from catalog.listings import station_codes
+from catalog.listings import result_facts, station_codes
 from catalog.models import IntegrityStatus, MediaKind
 from catalog.recordings import recording_as_json
 from catalog.search import RETENTION_STATES, SORTS, count_search, run_search
-from evidence.web.deps import DB, Caller, SearchCaller, language, render, signed_in
+from evidence.web.deps import DB, Caller, SearchCaller, WebConfig, language, render, signed_in
 from evidence.web.i18n import gettext_for
-from evidence.web.search_form import FIELDS, PAGE_SIZES, SearchInvalid, parse_search
+from evidence.web.search_form import FIELDS, PAGE_SIZES, QUICK_RANGES, SearchInvalid, parse_search, quick_range
 
 __all__ = ["BULK_ACTIONS", "BULK_CAP", "COUNT_CAP", "router", "search_view"]
 
@@ -52,6 +52,7 @@ def search_view(request: Request, session: Session, who: Caller, query: dict[str
     *bulk*'s values kept and *problems* said when a bulk action was refused."""
     lang = language(request)
     _ = gettext_for(lang)
+    config: WebConfig = request.app.state.config
     actions = [a for a, right in BULK_ACTIONS.items() if who.may(right)]
     context: dict[str, Any] = {
         "user": who.user, "csrf": who.web_session.csrf_token, "q": query, "rows": [], "total": 0, "page": 1,
@@ -61,7 +62,10 @@ def search_view(request: Request, session: Session, who: Caller, query: dict[str
         "stations": station_codes(session), "errors": list(problems),
         # a thumbnail is a view of the content: where the policy asks a reason before viewing, none is shown here
         "thumbnails": not reason_needed(request.app.state.config.access_reason, "view"),
-        "bulk_actions": actions, "bulk": dict(bulk or {}), "bulk_cap": BULK_CAP,
+        "facts": {}, "can_cases": who.may("cases"),
+        "quick": [(name, _link(query, page="", **dict(zip(("from", "to"), quick_range(name, config.today()),
+                                                           strict=True))))
+                  for name in QUICK_RANGES], "bulk_actions": actions, "bulk": dict(bulk or {}), "bulk_cap": BULK_CAP,
         "query_string": urlencode({k: v for k, v in query.items() if v and k != "page"}),
         "open_cases": [c.number for c in list_cases(session, status=CaseStatus.OPEN.value,
                                                     where=cases_clause(who.scope), limit=300)]
@@ -74,6 +78,7 @@ def search_view(request: Request, session: Session, who: Caller, query: dict[str
     total = count_search(session, filters, cap=COUNT_CAP)
     last = max(1, -(-min(total, COUNT_CAP) // filters.limit))
     rows = [recording_as_json(r) for r in run_search(session, filters)] if page <= last else []
+    context["facts"] = result_facts(session, [r["id"] for r in rows])
     if page > last:
         context["errors"].append(_("There is no page {page}: the results end at page {last}.").format(page=page,
                                                                                                      last=last))

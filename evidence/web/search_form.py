@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from catalog.access import Scope
@@ -18,8 +18,20 @@ from catalog.models import IntegrityStatus, MediaKind
 from catalog.search import MAX_RADIUS_M, RETENTION_STATES, SORTS, Near, SearchFilters
 from catalog.sensitivity import CLASSES
 
-__all__ = ["FIELDS", "FIELD_LABELS", "MAX_PAGE", "MAX_TEXT", "PAGE_SIZES", "TIME_PROBLEM", "Problem", "SearchInvalid",
-           "parse_search", "parse_time"]
+__all__ = [
+    "FIELDS",
+    "FIELD_LABELS",
+    "MAX_PAGE",
+    "MAX_TEXT",
+    "PAGE_SIZES",
+    "QUICK_RANGES",
+    "TIME_PROBLEM",
+    "Problem",
+    "SearchInvalid",
+    "parse_search",
+    "parse_time",
+    "quick_range",
+]
 
 #: The query parameters a search reads.
 FIELDS = ("case", "officer", "device", "station", "unit", "from", "to", "lat", "lon", "radius", "purpose", "kind",
@@ -62,6 +74,20 @@ class SearchInvalid(ValueError):
 _TYPED_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*(?:[T ]\s*(.*))?", re.DOTALL)
 #: ISO 8601's basic form of a date (20261120), as `datetime.fromisoformat` reads it.
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})(?=$|[T ])")
+#: The ranges offered a click away (message ids), each a (from, to) of whole days: `quick_range`.
+QUICK_RANGES = ("Today", "Yesterday", "Last 7 days", "Last 30 days", "This month")
+
+
+def quick_range(name: str, today: date) -> tuple[str, str]:
+    """The from and to dates (as typed in the boxes) of QUICK_RANGES' *name* on the agency's calendar, *today*
+    being its date there: a date alone as the end takes in that whole day (`parse_time`), so "today" is from its
+    00:00 to its end and "last 7 days" is today and the 6 days before. Pure."""
+    first = {"Today": today, "Yesterday": today - timedelta(days=1), "Last 7 days": today - timedelta(days=6),
+             "Last 30 days": today - timedelta(days=29), "This month": today.replace(day=1)}[name]
+    last = today - timedelta(days=1) if name == "Yesterday" else today
+    return first.isoformat(), last.isoformat()
+
+
 def parse_time(value: str, zone: ZoneInfo, *, end: bool = False) -> datetime:
     """A time as an agency types it: ISO 8601 (2026-11-20T08:00, 2026-11-20 08:30, +08:00 or Z), or a date written
     2026/11/20, 2026.11.20 or 2026年11月20日 with a time after it or not; one typed without a zone is on the agency's

@@ -19,7 +19,7 @@ from evidence.web.admin import SECTIONS
 from evidence.web.deps import DONE, NAV
 from evidence.web.i18n import catalog_messages
 from evidence.web.search import BULK_ACTIONS
-from evidence.web.search_form import FIELD_LABELS, SearchInvalid, parse_search
+from evidence.web.search_form import FIELD_LABELS, QUICK_RANGES, SearchInvalid, parse_search
 
 WEB = Path(__file__).parents[3] / "evidence" / "web"
 LITERAL = re.compile(r"""(?:\b_|gettext_for\([^)]*\))\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*[,)]""")
@@ -40,7 +40,7 @@ def used_message_ids() -> set[str]:
     found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
     found |= set(JOB_STATES) | set(JOB_STAGES) | set(PUBLIC_REFUSALS) | set(RELEASE_KINDS) | set(RELEASE_STATES)
-    found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values())
+    found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values()) | set(QUICK_RANGES)
     return found
 
 

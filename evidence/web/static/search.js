@@ -1,4 +1,4 @@
-// The search page's bulk form: "select all on this page", the count of ticked results, and only the chosen
+// The search page. Its bulk form: "select all on this page", the count of ticked results, and only the chosen
 // action's fields shown. Without this script the form still works: every field is shown and each box is ticked
 // by hand.
 "use strict";
@@ -31,4 +31,14 @@ document.addEventListener("DOMContentLoaded", () => {
   action.addEventListener("change", show);
   show();
   count();
+});
+
+// A date picked from the calendar goes into the time box beside it, which takes any form the agency types.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("input.picker[data-for]").forEach((picker) => {
+    picker.addEventListener("change", () => {
+      const box = document.getElementById(picker.dataset.for);
+      if (box && picker.value) box.value = picker.value;
+    });
+  });
 });

@@ -13,8 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sqlmodel import Session
 
@@ -139,17 +138,11 @@ def openapi_description(request: Request, session: DB) -> Response:
 
 @router.get("/api/docs", include_in_schema=False)
 def api_docs(request: Request, session: DB) -> Response:
+    """Swagger UI over /api/openapi.json, served from the package's own copy (static/vendor/swagger-ui, from npm
+    by scripts/vendor_npm.py): it works without internet access, under the same policy as every page."""
     if (refused := operator(request, session)) is not None:
         return refused
-    nonce = secrets.token_urlsafe(16)
-    page = get_swagger_ui_html(openapi_url="/api/openapi.json", title="evidence-ingest API",
-                               swagger_favicon_url="data:,")
-    html = bytes(page.body).decode().replace("<script>", f'<script nonce="{nonce}">')
-    # Swagger UI is the only page with a script of its own (from its CDN); it alone gets this policy.
-    return HTMLResponse(html, headers={"Content-Security-Policy": (
-        f"default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'nonce-{nonce}'; "
-        "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
-        "base-uri 'none'; frame-ancestors 'none'")})
+    return request.app.state.templates.TemplateResponse(request, "api_docs.html", {})
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)

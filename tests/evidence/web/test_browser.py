@@ -311,3 +311,29 @@ def test_a_reviewer_steps_frames_and_draws_regions_on_the_redacted_copy(server, 
     assert parse_track(asked) == parse_track(tracked)
     assert errors == []
     page.screenshot(path=str(SHOTS / "redaction-review.png"), full_page=True)
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_the_api_docs_work_without_internet_access(server, browser):
+    """Swagger UI comes from the package (static/vendor): with every other address refused, /api/docs still lists
+    the API's operations, and the page's policy refuses nothing it needs."""
+    base, _engine, _video_id = server
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    outside: list[str] = []
+    refused: list[str] = []
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith(base) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    _login(page, base, "clerk:李四")
+    page.goto(f"{base}/api/docs")
+    page.wait_for_function("() => document.querySelectorAll('.opblock').length > 10", timeout=20_000)
+    assert page.locator(".opblock-summary-path[data-path='/api/recordings']").count() >= 1
+    assert (outside, refused) == ([], [])

@@ -142,7 +142,8 @@ def api_docs(request: Request, session: DB) -> Response:
     by scripts/vendor_npm.py): it works without internet access, under the same policy as every page."""
     if (refused := operator(request, session)) is not None:
         return refused
-    return request.app.state.templates.TemplateResponse(request, "api_docs.html", {})
+    page: Response = request.app.state.templates.TemplateResponse(request, "api_docs.html", {})
+    return page
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)

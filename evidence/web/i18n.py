@@ -6,7 +6,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "catalog_messages", "gettext_for"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "UNTRANSLATED", "catalog_messages", "gettext_for"]
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = {"zh_CN": "中文", "en": "English"}
@@ -22,10 +22,20 @@ def catalog_messages(language: str) -> dict[str, str]:
     return {str(m.id): str(m.string) for m in catalog if m.id and m.string}
 
 
+#: Texts a page asked to translate that its catalog does not hold (shown in English instead), up to a thousand:
+#: the zh-CN render test of every page fails on any (tests/evidence/web/test_i18n_pages.py).
+UNTRANSLATED: set[str] = set()
+
+
 def gettext_for(language: str):  # type: ignore[no-untyped-def]
     messages = catalog_messages(language if language in LANGUAGES else DEFAULT_LANGUAGE)
 
     def gettext(text: str) -> str:
-        return messages.get(text, text)
+        found = messages.get(text)
+        if found is None:
+            if len(UNTRANSLATED) < 1000 and str(text).strip():
+                UNTRANSLATED.add(str(text))
+            return text
+        return found
 
     return gettext

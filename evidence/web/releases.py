@@ -167,6 +167,9 @@ def share(number: int, request: Request, session: DB, csrf: Annotated[str, Form(
     except (ShareRefused, ReleaseRefused) as exc:
         session.rollback()
         return _release_page(request, session, who, number, 400, str(exc))
+    except (AccessRefused, PermissionDenied) as exc:  # who may not download an item may not hand it over (recorded)
+        session.rollback()
+        return _release_page(request, session, who, number, 403, str(exc))
     response = _release_page(request, session, who, number, new_share=made)
     response.headers["Cache-Control"] = "no-store"  # the code is on it
     return response

@@ -337,3 +337,36 @@ def test_the_api_docs_work_without_internet_access(server, browser):
     page.wait_for_function("() => document.querySelectorAll('.opblock').length > 10", timeout=20_000)
     assert page.locator(".opblock-summary-path[data-path='/api/recordings']").count() >= 1
     assert (outside, refused) == ([], [])
+
+
+AXE = Path(__file__).resolve().parents[2] / "vendor" / "axe-core" / "axe.min.js"  # from npm: scripts/vendor_npm.py
+
+
+def _serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands, one line each."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+        .filter(v => v.impact === 'serious' || v.impact === 'critical')
+        .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)""")
+    return list(found)
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_no_page_has_a_serious_or_critical_accessibility_violation(server, browser):
+    """axe-core, injected into each page (the pages' policy allows no injected script, so this page bypasses it),
+    at a desktop and a phone width."""
+    base, _engine, video_id = server
+    pages = ["/", "/?case=AB-2026-00042", f"/recordings/{video_id}", f"/recordings/{video_id}?reason=复核",
+             "/cases", "/cases/AB-2026-00042", "/retention", "/releases", "/spot-checks", "/stats", "/audit",
+             "/audit?log=custody", "/admin", "/admin/officers", "/admin/devices", "/admin/stations",
+             "/admin/policy"]
+    for width in (1366, 390):
+        page = browser.new_page(viewport={"width": width, "height": 900}, bypass_csp=True)
+        page.goto(f"{base}/login")
+        found = {"/login": _serious_violations(page)}
+        _login(page, base, "admin:钱")
+        for path in pages:
+            page.goto(base + path)
+            found[path] = _serious_violations(page)
+        assert {p: v for p, v in found.items() if v} == {}, width
+        page.close()

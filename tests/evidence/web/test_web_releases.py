@@ -84,3 +84,30 @@ def test_a_release_is_proposed_decided_packaged_shared_and_withdrawn_in_the_brow
             assert "Releases" in clerk.get("/releases?lang=en").text
     finally:
         engine.dispose()
+
+
+def test_sharing_a_release_holding_what_the_sharer_may_not_download_is_refused_not_a_crash(web_site):
+    """A supervisor may propose releases but not download a personal-privacy recording they were granted nothing
+    on: sharing a release that holds one is a 403 naming it, recorded (it was a 500: the refusal went uncaught)."""
+    from sqlmodel import Session, select
+
+    from catalog import CustodyEvent
+    from tests.webhelpers import form_token, web_login
+
+    client, engine = web_site
+    web_login(client, "clerk")
+    token = form_token(client.get("/releases").text)
+    client.post("/recordings/1/class", data={"csrf": token, "sensitivity": "personal", "reason": "含个人信息"})
+    proposed = client.post("/releases", data={"csrf": token, "kind": "transfer", "title": "证据移送",
+                                              "recipient": "区检察院", "legal_basis": "刑事诉讼法", "reason": "移送",
+                                              "recordings": "1"}, follow_redirects=False)
+    assert proposed.status_code == 303
+    client.cookies.clear()
+    web_login(client, "supervisor")
+    token = form_token(client.get("/releases").text)
+    shared = client.post("/releases/1/shares", data={"csrf": token, "recipient": "王检察官", "days": "7"})
+    assert shared.status_code == 403 and "个人隐私" in shared.text and "share" not in shared.headers.get("location", "")
+    with Session(engine) as session:
+        refused = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "access_refused",
+                                                          CustodyEvent.actor == "supervisor")).all()
+    assert [(e.recording_id, e.details["action"]) for e in refused] == [(1, "share")]

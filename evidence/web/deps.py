@@ -29,6 +29,7 @@ from catalog.types import utcnow
 from catalog.user_models import User, WebSession
 from catalog.users import PERMISSIONS
 from evidence.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext_for
+from evidence.web.words import link_source_words, period_words, retention_words, scope_words
 from ingest.config import Settings
 from storage import EvidenceStore
 
@@ -240,7 +241,9 @@ def render(request: Request, name: str, lang: str, status: int = 200, **context:
         "_": gettext_for(lang), "lang": lang, "languages": LANGUAGES, "nav": nav, "lang_links": switches,
         "class_label": lambda name: sensitivity_label(name, "zh" if lang.startswith("zh") else "en",
                                                       request.app.state.config.class_names),
-        "classes": CLASSES,
+        "classes": CLASSES, "rule_text": lambda text: retention_words(text, lang),
+        "period_text": lambda text: period_words(text, lang), "scope_text": lambda scope: scope_words(scope, lang),
+        "source_text": lambda text: link_source_words(text, lang),
         "path": request.url.path, "done": _done_text(request, lang) if DONE_COOKIE in request.cookies else None,
         **context}, status_code=status)
     if DONE_COOKIE in request.cookies:

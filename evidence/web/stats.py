@@ -57,7 +57,7 @@ def stats_page(request: Request, session: DB) -> Response:
     alarm = staged_overdue(session, now=utcnow(), older_than_s=request.app.state.config.staged_alarm_s,
                            within=scope_clause(who.scope))
     return render(request, "stats.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  s=statistics(session, who.scope), chart=bar_chart, alarm=alarm)
+                  s=statistics(session, who.scope), chart=bar_chart, alarm=alarm, who_scope=who.scope)
 
 
 @router.get("/api/statistics", tags=["statistics"], response_model=dict[str, Any])

@@ -27,7 +27,7 @@ def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine,
     with TestClient(create_app(config)) as client:
         web_login(client, "auditor")
         page = client.get("/retention")
-        assert page.status_code == 200 and 'id="due">1<' in page.text and "case AB-2026-00099 is open" in page.text
+        assert page.status_code == 200 and 'id="due">1<' in page.text and "案件 AB-2026-00099 尚未结案" in page.text
         assert client.post("/retention/sweep", data={"csrf": form_token(page.text)}).status_code == 403
         client.cookies.clear()
 

@@ -26,6 +26,7 @@ from evidence.web.audit import router as audit_router
 from evidence.web.bulk import router as bulk_router
 from evidence.web.cases import router as cases_router
 from evidence.web.deps import PageInstead, WebConfig, caller, language, render
+from evidence.web.nul_guard import NulGuard
 from evidence.web.operations import Metrics
 from evidence.web.operations import router as operations_router
 from evidence.web.recordings import router as recordings_router
@@ -94,6 +95,7 @@ def create_app(config: WebConfig) -> FastAPI:
         app.include_router(router)
     # the pages' own scripts (no inline script: SECURITY_HEADERS), shipped in the package
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(NulGuard)  # inside the hardening: its refusals carry the same headers
     app.middleware("http")(_count_and_harden)
     app.exception_handler(PageInstead)(_page_instead)
     app.exception_handler(HTTPException)(_http_error)

@@ -23,6 +23,7 @@ from catalog.access import AccessRefused, out_of_scope, record_refusals, visible
 from catalog.case_links import retain_after_link_change
 from catalog.cases import link_recording, member_ids
 from catalog.classification import classify_recordings
+from catalog.db import MAX_ROW_ID
 from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, PermissionDenied, StampInvalid
 from catalog.models import Recording
 from catalog.package import export_package
@@ -52,9 +53,9 @@ class _Refused(Exception):
 
 
 def _query(text: str) -> dict[str, str]:
-    """The search the form was posted from (its filters as the URL had them)."""
+    """The search the form was posted from (its filters as the URL had them, read as the page reads them)."""
     pairs = dict(parse_qsl(text, keep_blank_values=True))
-    return {k: pairs.get(k, "")[:1000] for k in FIELDS}
+    return {k: pairs.get(k, "") for k in FIELDS}
 
 
 def _selected_ids(request: Request, who: Caller, session: Session, *, ids: Sequence[str], every: bool,
@@ -70,9 +71,10 @@ def _selected_ids(request: Request, who: Caller, session: Session, *, ids: Seque
     else:
         found = []
         for ref in ids:
-            if not ref.strip().isdigit():
+            text = ref.strip()
+            if not (text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ROW_ID):
                 raise _Refused(400, _("{value!r} is not a recording number.").format(value=ref[:40]))
-            found.append(int(ref))
+            found.append(int(text))
         found = list(dict.fromkeys(found))
     if not found:
         raise _Refused(400, _("Select at least one recording (tick it, or choose all matching)."))
@@ -82,18 +84,20 @@ def _selected_ids(request: Request, who: Caller, session: Session, *, ids: Seque
 
 
 def _recordings(session: Session, who: Caller, ids: list[int], action: str) -> list[Recording]:
-    """The recordings *ids* in the order given; every one must be in the caller's scope (a refusal otherwise,
-    recorded for each outside it) and exist."""
+    """The recordings *ids* in the order given: each must exist (404, nothing recorded: an id that names nothing is
+    no one's refused access) and be in the caller's scope (a refusal otherwise, recorded for each outside it)."""
+    rows: dict[int | None, Recording] = {}
+    for start in range(0, len(ids), 500):
+        rows |= {r.id: r for r in session.exec(select(Recording).where(col(Recording.id).in_(ids[start:start + 500])))}
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise _Refused(404, f"no recording {', '.join(map(str, missing[:20]))}")
     outside = out_of_scope(session, who.scope, ids)
     if outside:
         record_refusals(session, who.user.name, outside, action=action, why="scope",
                         details={"scope": who.scope.describe(), "via": "web bulk"})
         raise _Refused(403, f"recordings {', '.join(map(str, outside[:20]))} are outside what {who.user.name} may "
                             f"{action} ({who.scope.describe()})")
-    rows = {r.id: r for r in session.exec(select(Recording).where(col(Recording.id).in_(ids)))}
-    missing = [i for i in ids if i not in rows]
-    if missing:
-        raise _Refused(404, f"no recording {', '.join(map(str, missing[:20]))}")
     return [rows[i] for i in ids]
 
 
@@ -139,6 +143,7 @@ def _link(request: Request, session: Session, who: Caller, chosen: list[Recordin
         raise _Refused(403, str(exc)) from None
     members = set(member_ids(session, case))
     new = [r for r in chosen if r.id not in members]
+    ids = [r.id for r in chosen if r.id is not None]
     try:
         for recording in new:
             link_recording(session, case, recording, purpose=form["link_purpose"], by=who.user.name,
@@ -148,8 +153,9 @@ def _link(request: Request, session: Session, who: Caller, chosen: list[Recordin
         raise _Refused(403, str(exc)) from None
     except (CaseInvalid, CaseStateError) as exc:
         raise _Refused(400, str(exc)) from None
+    # every selected one, those in the case already too: a hold the store refused at an earlier try is applied now
     changes = retain_after_link_change(session, request.app.state.config.store, request.app.state.config.policy,
-                                       [r.id for r in new if r.id is not None], by=who.user.name)
+                                       ids, by=who.user.name)
     problems = [f"recording {c.recording_id}: {c.error}" for c in changes if c.error]
     if problems:  # the links stand; the nightly retention job finishes what the store refused now
         raise _Refused(502, *problems)
@@ -172,31 +178,41 @@ def _tag(request: Request, session: Session, who: Caller, chosen: list[Recording
         _ = gettext_for(language(request))
         raise _Refused(400, _("Say what to tag: a case number, a purpose or important."))
     config = request.app.state.config
-    tagged, problems = 0, []
-    for recording in chosen:
+    tagged, refused, unstored = 0, [], []
+    lifting = False
+    for recording in chosen:  # each on its own: one refused never hides whether the others were tagged
         changes = {k: v for k, v in wanted.items() if getattr(recording, k) != v}
         if not changes:
             continue
         try:
-            change_stamp(session, config.store, recording, by=who.user.name, reason=form["reason"],
-                         case_pattern=config.case_pattern, policy=config.policy, key=config.key,
-                         roles=who.user.roles, **changes)
-            tagged += 1
+            change = change_stamp(session, config.store, recording, by=who.user.name, reason=form["reason"],
+                                  case_pattern=config.case_pattern, policy=config.policy, key=config.key,
+                                  roles=who.user.roles, **changes)
         except (HoldLiftRefused, StampInvalid) as exc:
             session.rollback()
-            problems.append(f"recording {recording.id}: {exc}")
-            if not tagged and isinstance(exc, StampInvalid):
-                break  # the same rule would refuse the rest: say it once
+            lifting = lifting or isinstance(exc, HoldLiftRefused)
+            refused.append(f"recording {recording.id}: {exc}")
+            continue
         except StorageError as exc:  # the revision stands; the reconciler and the nightly job finish it
             session.rollback()
             tagged += 1
-            problems.append(f"recording {recording.id}: tagged, but the store could not be reached: {exc}")
-    if problems and tagged:  # the others stand: say both
+            unstored.append(f"recording {recording.id}: tagged, but the store could not be reached: {exc}")
+            continue
+        tagged += 1
+        unstored += [f"recording {c.recording_id}: tagged, but the store refused its retention: {c.error}"
+                     for c in change.retention if c.error]
+    problems = _few(refused) + _few(unstored)
+    if tagged and problems:  # the others stand: say both
         _ = gettext_for(language(request))
-        raise _Refused(200, _(DONE["tagged"]).format(n=tagged), *problems)
+        raise _Refused(502 if unstored else 200, _(DONE["tagged"]).format(n=tagged), *problems)
     if problems:
-        raise _Refused(400, *problems)
+        raise _Refused(403 if lifting else 400, *problems)
     return ("tagged", {"n": tagged}) if tagged else ("unchanged", {})
+
+
+def _few(lines: list[str], shown: int = 20) -> list[str]:
+    """The first *shown* of *lines*, and how many more there were."""
+    return lines[:shown] + ([f"… and {len(lines) - shown} more"] if len(lines) > shown else [])
 
 
 def _class(request: Request, session: Session, who: Caller, chosen: list[Recording],

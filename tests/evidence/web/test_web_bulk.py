@@ -124,9 +124,10 @@ def test_an_officer_tags_their_own_recordings_with_one_reason_and_nobody_elses(w
 
     outside = _post(client, {"action": "tag", "purpose": "x", "reason": "y"}, token, ["2", "3"])
     assert outside.status_code == 403 and _recording(engine, 3).purpose is None
-    # taking away "important" releases what it holds: a clerk's decision, refused to the officer per recording
+    # taking away "important" releases what it holds: a clerk's decision, refused to the officer (403, as on the
+    # recording's own page)
     lift = _post(client, {"action": "tag", "important": "no", "reason": "误标"}, token, ["1"])
-    assert lift.status_code == 400 and _recording(engine, 1).important
+    assert lift.status_code == 403 and _recording(engine, 1).important
     linking = _post(client, {"action": "link", "case": CASE, "link_purpose": "x"}, token, ["1"])
     assert linking.status_code == 403 and _events(engine, "case_linked") == []
 

@@ -28,8 +28,9 @@ from catalog.errors import CatalogUnavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["CONFLICT_SQLSTATES", "MAX_ROW_ID", "MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "alembic_config", "begin_write",
-           "by_id", "head_revision", "is_conflict", "migrate", "open_catalog", "redact_url"]
+__all__ = ["CONFLICT_SQLSTATES", "MAX_ROW_ID", "MIGRATIONS_DIR", "MIGRATION_LOCK_KEY", "TRIGRAM_INDEXES",
+           "alembic_config", "begin_write", "by_id", "head_revision", "is_conflict", "migrate", "open_catalog",
+           "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,14 @@ _Row = TypeVar("_Row")
 #: SQLSTATEs of a transaction PostgreSQL rolled back to resolve a conflict (deadlock, serialization failure): the
 #: same work, done again, succeeds.
 CONFLICT_SQLSTATES = ("40P01", "40001")
+
+#: PostgreSQL's trigram indexes (pg_trgm, GIN) that let a search match part of a text in any letter case without
+#: reading every row (catalog.search.PARTIAL_FROM): index name -> (table, column). Made by migration 0026 on
+#: PostgreSQL alone (SQLite reads its rows, as it does for every text search); not in the models' metadata, so the
+#: comparison of migrations and models leaves them out by these names.
+TRIGRAM_INDEXES = {"ix_recording_case_number_trgm": ("recording", "case_number"),
+                   "ix_recording_purpose_trgm": ("recording", "purpose"),
+                   "ix_case_file_number_trgm": ("case_file", "number")}
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -21,7 +21,7 @@ from catalog.cases import list_cases
 from catalog.listings import result_facts, station_codes
 from catalog.models import IntegrityStatus, MediaKind
 from catalog.recordings import recording_as_json
-from catalog.search import RETENTION_STATES, SORTS, count_search, run_search
+from catalog.search import RETENTION_STATES, SORTS, SearchFilters, count_search, run_search
 from evidence.web.deps import DB, Caller, SearchCaller, WebConfig, language, render, signed_in
 from evidence.web.i18n import gettext_for
 from evidence.web.search_form import FIELDS, PAGE_SIZES, QUICK_RANGES, SearchInvalid, parse_search, quick_range
@@ -70,11 +70,17 @@ def search_view(request: Request, session: Session, who: Caller, query: dict[str
         "open_cases": [c.number for c in list_cases(session, status=CaseStatus.OPEN.value,
                                                     where=cases_clause(who.scope), limit=300)]
         if "link" in actions else []}
+    # an officer's own: what is still to tag first (then newest first), and how many there are
+    context["default_sort"] = "untagged" if context["own"] else "-captured"
     try:
-        filters, page = parse_search(query, zone=ZoneInfo(request.app.state.config.zone), scope=who.scope)
+        filters, page = parse_search(query, zone=ZoneInfo(config.zone), scope=who.scope,
+                                     default_sort=context["default_sort"])
     except SearchInvalid as exc:
         context["errors"] += [p.text(_) for p in exc.problems]
         return render(request, "search.html", lang, 400, **context)
+    if context["own"]:
+        context["untagged"] = count_search(session, SearchFilters(tagged=False, scope=who.scope), cap=COUNT_CAP)
+        context["untagged_link"] = _link({}, tagged="no")
     total = count_search(session, filters, cap=COUNT_CAP)
     last = max(1, -(-min(total, COUNT_CAP) // filters.limit))
     rows = [recording_as_json(r) for r in run_search(session, filters)] if page <= last else []
@@ -98,6 +104,7 @@ def api_search(request: Request, session: DB, who: SearchCaller,
                end: Annotated[str | None, Query(alias="to")] = None,
                lat: str | None = None, lon: str | None = None, radius: str | None = None,
                purpose: str | None = None, kind: str | None = None, important: str | None = None,
+               tagged: str | None = None,
                sensitivity: str | None = None, integrity: str | None = None, retention: str | None = None,
                sort: str = "captured",
                page: str | None = None, size: str | None = None) -> dict[str, Any]:
@@ -105,8 +112,8 @@ def api_search(request: Request, session: DB, who: SearchCaller,
     `page` 1–10000; `total` counts up to 10,001."""
     values = {"case": case, "officer": officer, "device": device, "station": station, "unit": unit, "from": start,
               "to": end, "lat": lat, "lon": lon, "radius": radius, "purpose": purpose, "kind": kind,
-              "important": important, "sensitivity": sensitivity, "integrity": integrity, "retention": retention,
-              "sort": sort, "page": page,
+              "important": important, "tagged": tagged, "sensitivity": sensitivity, "integrity": integrity,
+              "retention": retention, "sort": sort, "page": page,
               "size": size}
     try:
         filters, number = parse_search(values, zone=ZoneInfo(request.app.state.config.zone), scope=who.scope,

@@ -35,11 +35,11 @@ __all__ = [
 
 #: The query parameters a search reads.
 FIELDS = ("case", "officer", "device", "station", "unit", "from", "to", "lat", "lon", "radius", "purpose", "kind",
-          "important", "sensitivity", "integrity", "retention", "sort", "page", "size")
+          "important", "tagged", "sensitivity", "integrity", "retention", "sort", "page", "size")
 #: Each field's label on the page (a message id), so a problem names the box the clerk typed in.
 FIELD_LABELS = {"case": "Case number", "officer": "Officer", "device": "Device", "station": "Station", "unit": "Unit",
                 "from": "From", "to": "To", "lat": "Latitude", "lon": "Longitude", "radius": "Radius (m)",
-                "purpose": "Purpose", "kind": "Kind", "important": "Important",
+                "purpose": "Purpose", "kind": "Kind", "important": "Important", "tagged": "Tagged",
                 "sensitivity": "Sensitivity class", "integrity": "Integrity",
                 "retention": "Retention", "sort": "Sort", "page": "Page", "size": "Per page"}
 MAX_TEXT = 200
@@ -172,6 +172,7 @@ def _read_near(form: _Reading) -> Near | None:
 def _check_choices(form: _Reading) -> None:
     choices = {"kind": [k.value for k in MediaKind], "integrity": [i.value for i in IntegrityStatus],
                "retention": list(RETENTION_STATES), "sort": list(SORTS), "important": ["yes", "no"],
+               "tagged": ["yes", "no"],
                "sensitivity": list(CLASSES)}
     for field, allowed in choices.items():
         if form.raw[field] and form.raw[field] not in allowed:
@@ -212,6 +213,7 @@ def parse_search(params: Mapping[str, str | None], *, zone: ZoneInfo, scope: Sco
         station=raw["station"] or None, unit=raw["unit"] or None, start=times["from"], end=times["to"], near=near,
         purpose=raw["purpose"] or None, kind=raw["kind"] or None,
         important={"yes": True, "no": False}.get(raw["important"]), sensitivity=raw["sensitivity"] or None,
+        tagged={"yes": True, "no": False}.get(raw["tagged"]),
         integrity=raw["integrity"] or None,
         retention=raw["retention"] or None, sort=raw["sort"] or default_sort, offset=(page - 1) * size, limit=size,
         scope=scope)

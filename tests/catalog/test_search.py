@@ -11,7 +11,7 @@ from catalog import Officer, SearchFilters, run_search
 from catalog.access import Scope, can_see, scope_for
 from catalog.search import Near, count_search, haversine_m
 from evidence.web.search_form import MAX_PAGE, SearchInvalid, parse_search
-from tests.helpers.recordings import add_recording
+from tests.helpers.recordings import T0, add_recording
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EVERYTHING = Scope(everything=True)
@@ -167,3 +167,54 @@ def test_search_form_names_the_field_and_the_reason(query, field, words):
     with pytest.raises(SearchInvalid) as caught:
         parse_search(query, zone=SHANGHAI, scope=EVERYTHING)
     assert any(p.field == field and words in p.text() for p in caught.value.problems), caught.value
+
+
+def test_forgiving_search_finds_part_of_a_case_officer_unit_station_or_purpose(archive):
+    """Part of a case number (stamped or linked) in any letter case from three characters on, and part of an
+    officer's number or name, a unit or a station in their registers at any length; never a wildcard typed."""
+    from datetime import date
+
+    from catalog import DEFAULT_CASE_PATTERN, DEFAULT_CASE_TYPES, RetentionPolicy
+    from catalog.cases import create_case, link_recording
+    from catalog.models import Recording, Station
+
+    engine, _now = archive
+    with Session(engine) as session:
+        session.add(Station(code="station-2", name="城东执法中队采集站", created_at=T0))
+        for n in (1, 2):
+            row = session.get(Recording, n)
+            assert row is not None
+            row.case_number = "AB-2026-00042" if n == 1 else None
+        case = create_case(session, number="CD-2026-00777", title="夜间施工", case_type="penalty-general", unit="",
+                           opened_on=date(2026, 11, 1), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,
+                           policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
+        second = session.get(Recording, 2)
+        assert second is not None
+        link_recording(session, case, second, purpose="证明施工", by="clerk")
+        session.commit()
+        assert _names(session, case_number="ab-2026-0004") == ["1"]  # lower case, part of it
+        assert _names(session, case_number="00777") == ["2"]  # part of a linked case's number
+        assert _names(session, case_number="2026-00") == ["1", "2"]
+        assert _names(session, case_number="AB") == []  # two characters: the whole number, not a part of every one
+        assert _names(session, case_number="%") == [] and _names(session, case_number="AB-2026-_0042") == []
+        assert _names(session, officer="0304") == ["2", "3", "4"]  # part of two officers' numbers
+        assert _names(session, officer="王") == ["3", "4"]  # part of a registered name
+        assert _names(session, officer="张三") == ["1", "5"]
+        assert _names(session, unit="二中") == ["3", "4"] and _names(session, unit="u2") == ["3", "4"]
+        assert _names(session, station="城东") == ["2"] and _names(session, station="STATION-2") == ["2"]
+        assert _names(session, station="station-1") == ["1", "3", "4", "5", "6"]  # unregistered: its exact code
+        assert _names(session, purpose="占道") == ["1"]  # two characters of a purpose: part of it still
+
+
+def test_not_yet_tagged_is_a_filter_and_an_officers_first_order(archive):
+    """Untagged: no case number, no purpose, not marked important (the archive fixture: 1 has a purpose, 2 is
+    important, the others have nothing)."""
+    engine, _now = archive
+    with Session(engine) as session:
+        assert _names(session, tagged=False) == ["3", "4", "5", "6"]
+        assert _names(session, tagged=True) == ["1", "2"]
+        officer = scope_for(roles=["officer"], officer_number="010203", units=[])
+        # officer 010203's own: untagged first (5, then 6 has no officer: not theirs), then newest first
+        assert _names(session, scope=officer, sort="untagged") == ["5", "1"]
+        assert _names(session, sort="untagged") == ["6", "5", "4", "3", "2", "1"]
+        assert count_search(session, SearchFilters(tagged=False, scope=officer)) == 1

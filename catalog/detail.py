@@ -69,7 +69,7 @@ from catalog.retention_job import decide_for
 from catalog.sightings import sightings_of
 from catalog.stamps import stamp_history
 
-__all__ = ["derived_media", "recording_detail"]
+__all__ = ["derived_media", "frame_rate", "recording_detail"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -172,3 +172,15 @@ def recording_detail(session: Session, recording: Recording, policy: RetentionPo
     data["has_proxy"] = "proxy" in data["derived"]
     data["media_work_failed"] = {f.kind: f.reason for f in media_failures(session, recording.id)}
     return data
+
+
+def frame_rate(technical: dict[str, Any]) -> float:
+    """Frames a second of a recording as ffprobe gave it (`25/1`, `30000/1001`), 25 when it is not known. Pure."""
+    video = technical.get("video") if isinstance(technical, dict) else None
+    text = str(video.get("frame_rate") or "") if isinstance(video, dict) else ""
+    num, _, den = text.partition("/")
+    try:
+        value = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return 25.0
+    return round(value, 3) if 1 <= value <= 240 else 25.0

@@ -28,7 +28,7 @@ from catalog.access import (
 from catalog.access import reason_needed as access_reason_needed
 from catalog.classification import classify_recordings
 from catalog.custody import CustodyKind, append_event
-from catalog.detail import derived_media, recording_detail
+from catalog.detail import derived_media, frame_rate, recording_detail
 from catalog.errors import CaseStateError, PermissionDenied, RecordingNotFound, StampInvalid
 from catalog.models import Recording
 from catalog.recordings import get_recording
@@ -241,7 +241,8 @@ def _render_page(request: Request, session: Session, who: Caller, recording: Rec
                   r=_page_data(request, session, recording, who), can_play=who.may("play"), can_stamp=who.may("stamp"),
                   can_link=who.may("manage_cases"), can_classify=who.may("classify"), reason=reason or "",
                   play_needs_reason=reason_needed(request, "play") and stated is None,
-                  photo_needs_reason=stated is None, error=error,
+                  photo_needs_reason=stated is None, error=error, fps=frame_rate(recording.technical),
+                  zone=request.app.state.config.zone,
                   **_redaction_context(session, who, recording.id or 0, recording.media_kind, recording.state))
 
 

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from catalog import redaction_jobs
 from catalog.access import AccessRefused, ReasonRequired, check_access
-from catalog.detail import derived_media
+from catalog.detail import derived_media, frame_rate
 from catalog.errors import CaseStateError
 from catalog.models import RedactionJob
 from catalog.recordings import get_recording
@@ -38,7 +38,7 @@ from ingest.redaction.spec import (
     parse_track,
 )
 
-__all__ = ["RedactionRequest", "frame_rate", "router", "spec_of_form"]
+__all__ = ["RedactionRequest", "router", "spec_of_form"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -200,15 +200,3 @@ def job_page(job_id: int, request: Request, session: DB, reason: str | None = No
                   running=job.state in ("queued", "running"), can_play=who.may("play"),
                   original_proxy=derived_media(session, job.original_id, "proxy") is not None,
                   fps=frame_rate(original.technical))
-
-
-def frame_rate(technical: dict[str, Any]) -> float:
-    """Frames a second of a recording as ffprobe gave it (`25/1`, `30000/1001`), 25 when it is not known. Pure."""
-    video = technical.get("video") if isinstance(technical, dict) else None
-    text = str(video.get("frame_rate") or "") if isinstance(video, dict) else ""
-    num, _, den = text.partition("/")
-    try:
-        value = float(num) / float(den or 1)
-    except (ValueError, ZeroDivisionError):
-        return 25.0
-    return round(value, 3) if 1 <= value <= 240 else 25.0

@@ -13,10 +13,10 @@ from sqlmodel import Session, select
 from catalog import CustodyEvent, CustodyKind, Officer, RedactionJob
 from catalog import redaction_jobs as jobs
 from catalog.classification import classify_recordings
+from catalog.detail import frame_rate
 from catalog.types import utcnow
 from catalog.users import add_user, get_user, set_active
 from evidence.web import WebConfig, create_app
-from evidence.web.redactions import frame_rate
 from ingest.redaction import RedactionSpec, parse_box
 from ingest.redaction.jobs import request_redaction, run_redaction_job
 from tests.ingest.conftest import Card

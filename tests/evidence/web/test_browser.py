@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, col, select
@@ -370,3 +371,36 @@ def test_no_page_has_a_serious_or_critical_accessibility_violation(server, brows
             found[path] = _serious_violations(page)
         assert {p: v for p, v in found.items() if v} == {}, width
         page.close()
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_the_player_steps_frames_changes_speed_and_tells_the_agencys_time(server, browser):
+    base, engine, video_id = server
+    with Session(engine) as session:
+        video = session.get(Recording, video_id)
+        assert video is not None and video.captured_start is not None
+        captured = video.captured_start
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    _login(page, base, "clerk:李四")
+    page.goto(f"{base}/recordings/{video_id}")
+    player = page.locator("video#player")
+    player.evaluate("v => { v.muted = true; v.preload = 'auto'; v.load(); }")
+    page.wait_for_function("() => document.querySelector('video#player').readyState >= 2", timeout=20_000)
+    assert page.locator(".split .meta-pane table").count() >= 1  # the stamp beside the player
+    page.select_option("#speed", "0.5")
+    assert player.evaluate("v => v.playbackRate") == 0.5
+    page.locator("body").press("]")
+    assert player.evaluate("v => v.playbackRate") == 1
+    fps = float(page.locator("#player-controls").get_attribute("data-fps") or 0)
+    page.locator("body").press(".")
+    page.locator("body").press(".")
+    page.wait_for_function("() => document.querySelector('video#player').currentTime > 0")
+    assert abs(player.evaluate("v => v.currentTime") - 2 / fps) < 0.5 / fps
+    assert player.evaluate("v => v.paused")
+    page.locator("[data-step='-1']").click()
+    page.wait_for_function(f"() => Math.abs(document.querySelector('video#player').currentTime - {1 / fps}) < "
+                           f"{0.5 / fps}")
+    local = captured.astimezone(ZoneInfo("Asia/Shanghai"))
+    shown = page.locator("#timecode").inner_text()
+    # as the page writes every time (evidence.web.app.local_time), then the frame within the second
+    assert shown == local.strftime("%Y-%m-%d %H:%M:%S +08:00") + " +01f", shown

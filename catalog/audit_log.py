@@ -1,5 +1,5 @@
 """Reading the custody log the way an auditor asks: narrowed to one log (access, administration,
-verification), an event kind, a person, a recording and a time window; counted, paged, or all at once.
+verification), an event kind, a person, a recording, a case and a time window; counted, paged, or all at once.
 
 The filter is a plain value (AuditFilter); turning it into SQL happens here and nowhere else. Reading the
 log changes nothing: a caller who exports it records that itself (an `exported` custody event).
@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, func, select
+from sqlalchemy import ColumnElement
+from sqlmodel import Session, col, func, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from catalog.case_models import Case, CaseLink
 from catalog.models import CustodyAnchor, CustodyEvent, CustodyHead
 
 __all__ = ["ACCESS_KINDS", "LOGS", "AuditFilter", "VerificationState", "count_events", "list_events",
@@ -37,10 +39,20 @@ class AuditFilter:
     recording_id: int | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # inclusive
+    case: str = ""  # a case number: the case's own events and those of every recording it serves or served
+
+
+def _of_case(number: str) -> ColumnElement[bool]:
+    """The events of case *number*: those naming it (opened, linked, closed, its page viewed, exported) and every
+    event of a recording ever linked to it (an unlinked one's history stays the case's to audit)."""
+    members = select(CaseLink.recording_id).where(CaseLink.case_id == Case.id, Case.number == number)
+    return or_(CustodyEvent.details["case"].as_string() == number, col(CustodyEvent.recording_id).in_(members))
 
 
 def _query(where: AuditFilter) -> SelectOfScalar[CustodyEvent]:
     query = select(CustodyEvent)
+    if where.case:
+        query = query.where(_of_case(where.case))
     if where.log in LOGS:
         query = query.where(col(CustodyEvent.kind).in_(LOGS[where.log]))
     if where.kind:

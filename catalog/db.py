@@ -94,6 +94,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # /var/tmp/etilqs_* files: 75 pwrite() calls of every photo a dock catalogued went there.
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+    # SQLite's own lower() folds ASCII alone: a search "in any letter case" (ILIKE, which SQLAlchemy writes as
+    # lower() LIKE lower() here) found ÄRGER or ДЕЛО on PostgreSQL and nothing here
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def begin_write(session: Session) -> None:

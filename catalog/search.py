@@ -126,9 +126,12 @@ def _retention(state: str, now: datetime) -> ColumnElement[bool]:
 
 
 def untagged() -> ColumnElement[bool]:
-    """Not yet tagged: no case number, no purpose, not marked important (what an officer still has to do)."""
+    """Not yet tagged: no case number, no purpose, not marked important, serving no case (a clerk's link says what
+    it is), and still here to tag (not disposed of): what an officer still has to do."""
+    serving = select(CaseLink.id).where(CaseLink.recording_id == Recording.id, col(CaseLink.unlinked_at).is_(None))
     return and_(col(Recording.case_number).is_(None), col(Recording.purpose).is_(None),
-                not_(col(Recording.important)))
+                not_(col(Recording.important)), col(Recording.state) != RecordingState.DISPOSED.value,
+                not_(serving.exists()))
 
 
 def _order(sort: str) -> list[Any]:

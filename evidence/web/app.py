@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from sqlmodel import Session
 
 from catalog.sign_in import prepare_sign_in
@@ -26,7 +27,7 @@ from evidence.web.audit import router as audit_router
 from evidence.web.bulk import router as bulk_router
 from evidence.web.cases import router as cases_router
 from evidence.web.deps import PageInstead, WebConfig, caller, language, render
-from evidence.web.nul_guard import NulGuard
+from evidence.web.nul_guard import NUL_REFUSED, NulGuard
 from evidence.web.operations import Metrics
 from evidence.web.operations import router as operations_router
 from evidence.web.recordings import router as recordings_router
@@ -100,7 +101,17 @@ def create_app(config: WebConfig) -> FastAPI:
     app.exception_handler(PageInstead)(_page_instead)
     app.exception_handler(HTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(DataError)(_refused_by_the_database)
     return app
+
+
+def _refused_by_the_database(request: Request, exc: DataError) -> Response:
+    """A NUL character evidence.web.nul_guard could not see (a field of a large multipart upload) reached
+    PostgreSQL, which refuses it in every text column: a 400 saying so, never a 500. Any other refusal of a value
+    by the database is a fault of this application's: re-raised, a 500 that is logged."""
+    if "NUL" not in str(exc.orig):
+        raise exc
+    return _answer(request, 400, f"the request {NUL_REFUSED}")
 
 
 def _templates(config: WebConfig) -> Jinja2Templates:

@@ -44,7 +44,8 @@ def _recording_id(raw: str, problems: list[str]) -> int | None:
 
 def _filters(request: Request) -> tuple[dict[str, str], AuditFilter, list[str]]:
     """The query's filters as typed, what they ask of the log, and any problems (each naming the field)."""
-    q = {k: request.query_params.get(k, "").strip() for k in ("log", "kind", "actor", "recording", "from", "to")}
+    q = {k: request.query_params.get(k, "").strip() for k in ("log", "kind", "actor", "recording", "case", "from",
+                                                               "to")}
     problems: list[str] = []
     recording_id = _recording_id(q["recording"], problems)
     zone = ZoneInfo(request.app.state.config.zone)
@@ -57,7 +58,7 @@ def _filters(request: Request) -> tuple[dict[str, str], AuditFilter, list[str]]:
                 problems.append(f"{field}: {q[field][:40]!r} is not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
                                 f"2026-11-20T08:00+08:00)")
     where = AuditFilter(log=q["log"], kind=q["kind"][:32], actor=q["actor"][:100], recording_id=recording_id,
-                        since=times.get("from"), until=times.get("to"))
+                        since=times.get("from"), until=times.get("to"), case=q["case"][:64])
     return q, where, problems
 
 
@@ -126,7 +127,7 @@ def audit_csv(request: Request, session: DB) -> Response:
 
 
 #: The filters a download's name is made of, in this order.
-_NAMED_BY = ("log", "kind", "actor", "recording", "from", "to")
+_NAMED_BY = ("log", "kind", "actor", "recording", "case", "from", "to")
 
 
 def csv_disposition(filters: dict[str, str]) -> str:

@@ -128,7 +128,7 @@ def bulk(request: Request, session: DB, csrf: Annotated[str, Form()], action: An
         session.rollback()
         return search_view(request, session, who, searched, status=exc.status, problems=exc.problems, bulk=form)
     name, values = said
-    return done(request, RedirectResponse(back, status_code=303), name, **values)
+    return done(request, who, RedirectResponse(back, status_code=303), name, **values)
 
 
 def _link(request: Request, session: Session, who: Caller, chosen: list[Recording],

@@ -1,6 +1,8 @@
 """What every route shares: the database session, the signed-in caller and their rights, page rendering."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -211,22 +213,32 @@ def _policy_in_force(request: Request, session: Session, who: Caller, action: st
                                  csrf=who.web_session.csrf_token, message=str(exc))) from exc
 
 
-def done(request: Request, response: Response, name: str, **values: str | int) -> Response:
+def _seal(payload: str, key: str) -> str:
+    return hmac.new(key.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def done(request: Request, who: Caller, response: Response, name: str, **values: str | int) -> Response:
     """*response* (a redirect after a form post) with what the post did (DONE[*name*]) said once on the next
-    page rendered: the post is not repeated by a reload, and the clerk still sees that it worked."""
+    page rendered: the post is not repeated by a reload, and the clerk still sees that it worked. The cookie is
+    sealed with the caller's session (its form token): one planted by anyone else says nothing."""
     assert name in DONE, name
-    response.set_cookie(DONE_COOKIE, quote(json.dumps([name, values], ensure_ascii=False)), max_age=120,
-                        httponly=True, samesite="strict", secure=request.app.state.config.secure_cookies)
+    payload = json.dumps([name, values], ensure_ascii=False)
+    response.set_cookie(DONE_COOKIE, quote(json.dumps([payload, _seal(payload, who.web_session.csrf_token)])),
+                        max_age=120, httponly=True, samesite="strict", secure=request.app.state.config.secure_cookies)
     return response
 
 
-def _done_text(request: Request, lang: str) -> str | None:
-    """The message of the cookie `done` set, translated; None without one (or with one this server did not set)."""
+def _done_text(request: Request, lang: str, key: str | None) -> str | None:
+    """The message of the cookie `done` set for this session (*key*: its form token), translated; None without
+    one, or with one this server did not set for it."""
     raw = request.cookies.get(DONE_COOKIE, "")
-    if len(raw) > 2000:  # this server's are short; a longer one was not set here
+    if not key or len(raw) > 2000:  # this server's are short; a longer one was not set here
         return None
     try:
-        name, values = json.loads(unquote(raw))
+        payload, seal = json.loads(unquote(raw))
+        if not secrets.compare_digest(str(seal), _seal(str(payload), key)):
+            return None
+        name, values = json.loads(payload)
         return str(gettext_for(lang)(DONE[name]).format(**{k: str(v) for k, v in values.items()}))
     except Exception:  # noqa: BLE001 - whatever a forged cookie holds (deep nesting: RecursionError), no message
         return None
@@ -247,7 +259,8 @@ def render(request: Request, name: str, lang: str, status: int = 200, **context:
         "classes": CLASSES, "rule_text": lambda text: retention_words(text, lang),
         "period_text": lambda text: period_words(text, lang), "scope_text": lambda scope: scope_words(scope, lang),
         "source_text": lambda text: link_source_words(text, lang),
-        "path": request.url.path, "done": _done_text(request, lang) if DONE_COOKIE in request.cookies else None,
+        "path": request.url.path,
+        "done": _done_text(request, lang, context.get("csrf")) if DONE_COOKIE in request.cookies else None,
         **context}, status_code=status)
     if DONE_COOKIE in request.cookies:
         response.delete_cookie(DONE_COOKIE, httponly=True, samesite="strict",

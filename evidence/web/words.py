@@ -9,6 +9,7 @@ as recorded, never dropped. Pure.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from catalog.access import Scope
 
@@ -46,24 +47,29 @@ def _zh(text: str) -> str | None:
 
 
 def retention_words(text: str | None, lang: str) -> str:
-    """A retention rule or hold reason in *lang*; several joined by "; " are read one by one, each the longest run
-    of parts a pattern reads (a pending-case reason has a "; " of its own)."""
+    """A retention rule or hold reason in *lang*; several joined by "; " (the retention page joins a recording's
+    hold reasons so) are read one by one, each the shortest run of parts a pattern reads whole (a pending-case
+    reason has a "; " of its own); a part no pattern reads is shown as recorded, with its own separator."""
     if not text:
         return "-"
     if not lang.startswith("zh"):
         return text
-    parts, said, start = text.split("; "), [], 0
+    parts, start = text.split("; "), 0
+    said: list[tuple[str, bool]] = []  # (what is shown, whether a pattern read it)
     while start < len(parts):
-        for end in range(len(parts), start, -1):
-            read = _zh("; ".join(parts[start:end]))
-            if read is not None:
-                said.append(read)
+        for end in range(start + 1, len(parts) + 1):
+            found = _zh("; ".join(parts[start:end]))
+            if found is not None:
+                said.append((found, True))
                 start = end
                 break
         else:
-            said.append(parts[start])
+            said.append((parts[start], False))
             start += 1
-    return "；".join(said)
+    out = said[0][0]
+    for (_before, read_before), (part, read) in pairwise(said):
+        out += ("；" if read or read_before else "; ") + part
+    return out
 
 
 def period_words(period: str | None, lang: str) -> str:

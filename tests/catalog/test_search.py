@@ -218,3 +218,15 @@ def test_not_yet_tagged_is_a_filter_and_an_officers_first_order(archive):
         assert _names(session, scope=officer, sort="untagged") == ["5", "1"]
         assert _names(session, sort="untagged") == ["6", "5", "4", "3", "2", "1"]
         assert count_search(session, SearchFilters(tagged=False, scope=officer)) == 1
+
+
+def test_any_letter_case_is_the_same_on_sqlite_and_postgresql(archive):
+    engine, _now = archive
+    with Session(engine) as session:
+        add_recording(session, 7, purpose="Ärger ÉTUDE Дело", case_number="ÄB-2026-1")
+        session.commit()
+        found = {text: [r.id for r in run_search(session, filters)]
+                 for text, filters in (("ärger", SearchFilters(purpose="ärger")),
+                                       ("дело", SearchFilters(purpose="дело")),
+                                       ("äb-2026", SearchFilters(case_number="äb-2026")))}
+    assert all(ids for ids in found.values()), found  # SQLite had found none (its lower() folds ASCII alone)

@@ -33,18 +33,20 @@ def upgrade() -> None:
     try:
         with bind.begin_nested():
             bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            # where the extension lives (a DBA may keep extensions in a schema of their own, off the search path)
+            schema = bind.exec_driver_sql("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                                          "ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'").scalar_one()
+            for name, (table, column) in TRIGRAM_INDEXES.items():
+                bind.exec_driver_sql(_create(name, table, column, schema))
     except DBAPIError as exc:
-        logger.warning("No trigram indexes: the extension pg_trgm could not be created (%s); a search for part of a "
-                       "case number or purpose reads every row. A database owner can add them: %s",
-                       str(exc.orig).strip().splitlines()[0], "; ".join(
-                           ["CREATE EXTENSION pg_trgm", *(_create(n, t, c) for n, (t, c) in TRIGRAM_INDEXES.items())]))
-        return
-    for name, (table, column) in TRIGRAM_INDEXES.items():
-        bind.exec_driver_sql(_create(name, table, column))
+        logger.warning("No trigram indexes (%s); a search for part of a case number or purpose reads every row. A "
+                       "database owner can add them: %s", str(exc.orig).strip().splitlines()[0], "; ".join(
+                           ["CREATE EXTENSION pg_trgm",
+                            *(_create(n, t, c, "public") for n, (t, c) in TRIGRAM_INDEXES.items())]))
 
 
-def _create(name: str, table: str, column: str) -> str:
-    return f'CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ("{column}" gin_trgm_ops)'
+def _create(name: str, table: str, column: str, schema: str) -> str:
+    return f'CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ("{column}" "{schema}".gin_trgm_ops)'
 
 
 def downgrade() -> None:

@@ -81,7 +81,7 @@ def _login(page, base: str, name: str) -> None:
 def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
     base, engine, video_id = server
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
     page.goto(f"{base}/login")
     assert page.locator("h1").inner_text() == "登录"
     page.screenshot(path=str(SHOTS / "login.png"))
@@ -111,7 +111,7 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
     page.goto(f"{base}/?lang=zh_CN")
     assert page.locator("h1").inner_text() == "检索音视频记录"
 
-    supervisor = browser.new_page(viewport={"width": 1280, "height": 900})
+    supervisor = browser.new_page(viewport={"width": 1366, "height": 900})
     _login(supervisor, base, "supervisor:王")
     supervisor.goto(f"{base}/spot-checks")
     supervisor.fill("input[name=size]", "3")
@@ -150,7 +150,7 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
 
     # the officer sees only their own recordings, plays their audio and tags it
-    officer = browser.new_page(viewport={"width": 1280, "height": 900})
+    officer = browser.new_page(viewport={"width": 1366, "height": 900})
     _login(officer, base, "officer:李四")
     assert officer.locator("h1").inner_text() == "我的音视频记录"
     own = _ids(engine, officer_number="020304")
@@ -171,7 +171,7 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     assert refused is not None and refused.status == 403
 
     # the clerk views a photo, searches near a place, switches language without losing the filters, runs a case
-    clerk = browser.new_page(viewport={"width": 1280, "height": 900})
+    clerk = browser.new_page(viewport={"width": 1366, "height": 900})
     _login(clerk, base, "clerk:李四")
     photo_id = _ids(engine, original_name="IMG_0001.JPG")[0]
     clerk.goto(f"{base}/recordings/{photo_id}?reason=复核调阅")  # a photo's original is shown with a reason
@@ -220,14 +220,14 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
     clerk.screenshot(path=str(SHOTS / "retention.png"), full_page=True)
 
     # the auditor reads who looked at what, and why
-    auditor = browser.new_page(viewport={"width": 1280, "height": 900})
+    auditor = browser.new_page(viewport={"width": 1366, "height": 900})
     _login(auditor, base, "auditor:赵")
     auditor.goto(f"{base}/audit?log=access&actor=officer:李四")
     assert auditor.locator("#events td[data-kind='accessed']").count() >= 1
     assert auditor.locator("#events td[data-kind='accessed']").first.inner_text() == "调阅原件"  # its Chinese name
     auditor.screenshot(path=str(SHOTS / "audit.png"), full_page=True)
 
-    admin = browser.new_page(viewport={"width": 1280, "height": 900})
+    admin = browser.new_page(viewport={"width": 1366, "height": 900})
     _login(admin, base, "admin:钱")
     admin.goto(f"{base}/admin")
     assert admin.locator("#users tr").count() == 6  # header + five users
@@ -404,3 +404,44 @@ def test_the_player_steps_frames_changes_speed_and_tells_the_agencys_time(server
     shown = page.locator("#timecode").inner_text()
     # as the page writes every time (evidence.web.app.local_time), then the frame within the second
     assert shown == local.strftime("%Y-%m-%d %H:%M:%S +08:00") + " +01f", shown
+
+
+def _no_sideways_scroll(page) -> bool:
+    return bool(page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1"))
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_an_officer_on_a_phone_finds_what_is_untagged_and_tags_it_at_once(server, browser, samples, settings):
+    """390 px wide (a phone): the header, the search, a recording with its player and the tagging fit without
+    scrolling sideways; the officer's untagged recordings come first and are tagged in one go with one reason."""
+    base, engine, _video_id = server
+    run_ingest(samples.cn_recorder, settings, IngestOptions())  # officer 010203's recorder, docked with no tag
+    add_web_users(engine, {"officer:张三": "officer"}, officer_numbers={"officer:张三": "010203"})
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    _login(phone, base, "officer:张三")
+    with Session(engine) as session:
+        own = [r for r in session.exec(select(Recording).where(Recording.officer_number == "010203")
+                                       .order_by(col(Recording.id)))]
+        untagged = [r.id for r in own if not r.case_number and not r.purpose and not r.important]
+    assert _no_sideways_scroll(phone)
+    assert len(untagged) >= 2
+    assert f"您有 {len(untagged)} 条记录尚未标注" in phone.locator("#untagged").inner_text()
+    phone.click("#untagged a")
+    phone.wait_for_url(re.compile(r".*tagged=no.*"))
+    assert phone.locator(".card").count() == len(untagged)
+    phone.check("#pick-page")
+    bulk = phone.locator("#bulk")
+    bulk.locator("select[name=action]").select_option("tag")
+    bulk.locator("input[name=purpose]").fill("证明现场情况")
+    bulk.locator("input[name=reason]").fill("下班前补标")
+    assert _no_sideways_scroll(phone)
+    phone.screenshot(path=str(SHOTS / "officer-390.png"), full_page=True)
+    bulk.locator("button[type=submit]").click()
+    phone.wait_for_selector("p.done")
+    assert phone.locator("p.done").inner_text() == f"已标注 {len(untagged)} 条录像。"
+    assert phone.locator("#untagged").count() == 0
+    first = own[0].id
+    phone.goto(f"{base}/recordings/{first}")
+    assert _no_sideways_scroll(phone)
+    phone.screenshot(path=str(SHOTS / "recording-390.png"), full_page=True)

@@ -537,10 +537,11 @@ def test_a_reason_nobody_can_read_is_no_reason_and_a_long_one_is_refused(web_sit
     client, engine = web_site
     _link_all(engine, store)
     web_login(client, "clerk")
-    assert client.get("/media/1/original", params={"reason": invisible}).status_code == 422
+    refused = 400 if "\x00" in invisible else 422  # a NUL is refused before any route (evidence.web.nul_guard)
+    assert client.get("/media/1/original", params={"reason": invisible}).status_code == refused
     token = form_token(client.get(f"/cases/{CASE}").text)
     export = client.post(f"/cases/{CASE}/export", data={"csrf": token, "reason": invisible})
-    assert export.status_code == 422 and "application/zip" not in export.headers["content-type"]
+    assert export.status_code == refused and "application/zip" not in export.headers["content-type"]
     too_long = client.get("/media/1/original", params={"reason": "查" * 501})
     assert too_long.status_code == 422 and "501 characters long" in too_long.text
     api = client.get("/api/recordings/1", params={"reason": "查" * 501})

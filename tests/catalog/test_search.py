@@ -207,17 +207,22 @@ def test_forgiving_search_finds_part_of_a_case_officer_unit_station_or_purpose(a
 
 
 def test_not_yet_tagged_is_a_filter_and_an_officers_first_order(archive):
-    """Untagged: no case number, no purpose, not marked important (the archive fixture: 1 has a purpose, 2 is
-    important, the others have nothing)."""
+    """Untagged: no case number, no purpose, not marked important, and still here to tag (the archive fixture: 1
+    has a purpose, 2 is important, 5 is disposed of, the others have nothing)."""
     engine, _now = archive
     with Session(engine) as session:
-        assert _names(session, tagged=False) == ["3", "4", "5", "6"]
-        assert _names(session, tagged=True) == ["1", "2"]
+        assert _names(session, tagged=False) == ["3", "4", "6"]
+        assert _names(session, tagged=True) == ["1", "2", "5"]  # "tagged": not still to tag
         officer = scope_for(roles=["officer"], officer_number="010203", units=[])
-        # officer 010203's own: untagged first (5, then 6 has no officer: not theirs), then newest first
+        # officer 010203's own: 1 (tagged) and 5 (disposed): nothing to tag, newest first
         assert _names(session, scope=officer, sort="untagged") == ["5", "1"]
-        assert _names(session, sort="untagged") == ["6", "5", "4", "3", "2", "1"]
-        assert count_search(session, SearchFilters(tagged=False, scope=officer)) == 1
+        assert _names(session, sort="untagged") == ["6", "4", "3", "5", "2", "1"]
+        assert count_search(session, SearchFilters(tagged=False, scope=officer)) == 0
+        add_recording(session, 7, purpose=None)  # officer 010203's, untagged: first though it is the newest anyway
+        add_recording(session, 8, purpose=None, captured_start=T0, captured_end=T0)  # the oldest: first still
+        session.commit()
+        assert _names(session, scope=officer, sort="untagged")[:2] == ["7", "8"]
+        assert count_search(session, SearchFilters(tagged=False, scope=officer)) == 2
 
 
 def test_any_letter_case_is_the_same_on_sqlite_and_postgresql(archive):

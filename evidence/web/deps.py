@@ -22,6 +22,7 @@ from sqlmodel import Session
 from catalog import PolicyNotAdopted
 from catalog.access import Scope, record_refusal, user_scope
 from catalog.cases import Attach
+from catalog.custody_words import event_name
 from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
 from catalog.sensitivity import CLASSES
@@ -259,6 +260,7 @@ def render(request: Request, name: str, lang: str, status: int = 200, **context:
         "classes": CLASSES, "rule_text": lambda text: retention_words(text, lang),
         "period_text": lambda text: period_words(text, lang), "scope_text": lambda scope: scope_words(scope, lang),
         "source_text": lambda text: link_source_words(text, lang),
+        "event_text": lambda kind: event_name(kind, "en" if lang == "en" else "zh"),
         "path": request.url.path,
         "done": _done_text(request, lang, context.get("csrf")) if DONE_COOKIE in request.cookies else None,
         **context}, status_code=status)

@@ -145,7 +145,8 @@ def test_stamping_a_case_number_in_the_browser_links_or_holds_without_waiting_fo
             "csrf": token, "reason": "补录案件编号", "case_number": UNREGISTERED}, follow_redirects=False)
         assert done.status_code == 303
         page = client.get(f"/recordings/{video['id']}").text
-        assert "pending case: case number" in page and 'id="hold-reasons"' in page
+        # the hold reason in the page's language (evidence.web.words; the catalogue records it in English)
+        assert "待关联案件：案件编号" in page and 'id="hold-reasons"' in page
     with Session(engine) as session:
         links = session.exec(select(CaseLink).where(CaseLink.recording_id == photo["id"])).all()
         assert [(link.source, link.unlinked_at) for link in links] == [("stamp", None)]

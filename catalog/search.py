@@ -100,6 +100,12 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _holds(text: str, *columns: Any) -> ColumnElement[bool]:
+    """Any of *columns* holds *text* anywhere, in any letter case, taken literally (% and _ are characters)."""
+    like = _like(text)
+    return or_(*(col(column).ilike(like, escape="\\") for column in columns))
+
+
 def _near(near: Near) -> ColumnElement[bool]:
     min_lat, max_lat, min_lon, max_lon = bounding_box(near)
     k = math.cos(math.radians(near.lat))
@@ -179,7 +185,7 @@ def _text(column: Any, text: str) -> ColumnElement[bool]:
     """*column* holds *text*: anywhere in it, in any letter case, from PARTIAL_FROM characters on; the whole value
     below that (one or two characters match too much to be a search, and a trigram index cannot answer them)."""
     if len(text) >= PARTIAL_FROM:
-        return col(column).ilike(_like(text), escape="\\")
+        return _holds(text, column)
     return col(column) == text
 
 
@@ -198,21 +204,15 @@ def _who_and_where(filters: SearchFilters) -> list[ColumnElement[bool]]:
     if filters.officer:
         # The register's officers whose number or name holds the text, and any number stamped with exactly that
         # name (an officer the register does not know): a few numbers, each read from (officer, time)
-        like = _like(filters.officer)
-        registered = select(Officer.number).where(or_(col(Officer.number).ilike(like, escape="\\"),
-                                                      col(Officer.name).ilike(like, escape="\\")))
+        registered = select(Officer.number).where(_holds(filters.officer, Officer.number, Officer.name))
         stamped_as = select(Recording.officer_number).where(Recording.officer_name == filters.officer)
         conditions.append(_InList(col(Recording.officer_number),
                                   union(registered, stamped_as, select(literal(filters.officer)))))
     if filters.unit:
-        like = _like(filters.unit)
-        members = select(Officer.number).where(or_(col(Officer.unit_number).ilike(like, escape="\\"),
-                                                   col(Officer.unit_name).ilike(like, escape="\\")))
+        members = select(Officer.number).where(_holds(filters.unit, Officer.unit_number, Officer.unit_name))
         conditions.append(_InList(col(Recording.officer_number), members))
     if filters.station:
-        like = _like(filters.station)
-        named = select(Station.code).where(or_(col(Station.code).ilike(like, escape="\\"),
-                                               col(Station.name).ilike(like, escape="\\")))
+        named = select(Station.code).where(_holds(filters.station, Station.code, Station.name))
         conditions.append(_InList(col(Recording.station_code), union(named, select(literal(filters.station)))))
     equal = ((Recording.device_serial, filters.device), (Recording.media_kind, filters.kind),
              (Recording.integrity_status, filters.integrity))
@@ -228,7 +228,7 @@ def _what_and_when(filters: SearchFilters) -> list[ColumnElement[bool]]:
     if filters.end:
         conditions.append(col(Recording.captured_start) <= filters.end)
     if filters.purpose:  # any part, at any length: a purpose is words, and 巡查 is two characters
-        conditions.append(col(Recording.purpose).ilike(_like(filters.purpose), escape="\\"))
+        conditions.append(_holds(filters.purpose, Recording.purpose))
     if filters.important is not None:
         conditions.append(col(Recording.important).is_(filters.important))
     if filters.tagged is not None:

@@ -7,13 +7,12 @@ revision with a freshly signed manifest.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from catalog.access import (
@@ -35,46 +34,13 @@ from catalog.recordings import get_recording
 from catalog.redaction_jobs import job_as_json, jobs_of
 from catalog.restamping import HoldLiftRefused, change_stamp
 from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
+from evidence.web.ranges import RangeResponse, parse_range
 from ingest.redaction.derivative import REDACTABLE
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
-__all__ = ["parse_range", "reason_needed", "router", "stream_range", "visible_recording"]
+__all__ = ["reason_needed", "router", "visible_recording"]
 
 router = APIRouter()
-_CHUNK = 1024 * 1024
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end inclusive) of a single `bytes=` range within *size*; None for no header. ValueError if the
-    range cannot be satisfied. Pure."""
-    if not header:
-        return None
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
-    if match is None or match.group(1) == match.group(2) == "":
-        raise ValueError(f"unsupported range {header!r}")
-    first, last = match.groups()
-    if first == "":
-        length = int(last)
-        if length == 0:
-            raise ValueError("empty suffix range")
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or end < start:
-        raise ValueError(f"range {header!r} is outside 0-{size - 1}")
-    return start, end
-
-
-def stream_range(fh: BinaryIO, length: int) -> Iterator[bytes]:
-    """*length* bytes from a file already opened at the range's start (the store fetched only those)."""
-    with fh:
-        left = length
-        while left > 0:
-            chunk = fh.read(min(_CHUNK, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            yield chunk
 
 
 def visible_recording(session: Session, ref: str, who: Caller, action: str) -> Recording:
@@ -150,13 +116,7 @@ def _serve(request: Request, session: Session, who: Caller, recording: Recording
         body = _read(request, session, who, recording, step=step, what=what, via=via, reason=reason, opener=opener)
     except _Unsatisfiable as exc:
         return Response(str(exc), status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    wanted = span[0]
-    start, end = wanted if wanted else (0, size - 1)
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
-    if wanted:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(stream_range(body, end - start + 1), status_code=206 if wanted else 200,
-                             headers=headers, media_type=content_type)
+    return RangeResponse(body, span[0], size, media_type=content_type)
 
 
 @router.get("/media/{ref}/thumbnail", include_in_schema=False)

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from catalog.shares import NEED_CODE, ShareRefused, counts_as_download, open_share, record_download, shared_item
 from catalog.types import utcnow
 from evidence.web.deps import DB, WebConfig, language, render
 from evidence.web.i18n import gettext_for
-from evidence.web.recordings import parse_range, stream_range
+from evidence.web.ranges import RangeResponse, parse_range
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
 __all__ = ["SHARE_COOKIE", "router"]
@@ -109,13 +109,13 @@ def download(token: str, recording_id: int, request: Request, session: DB) -> Re
         return Response("the item is missing from the archive; tell the sender", status_code=404)
     except BackendUnavailable:
         return Response("the archive cannot be reached now; try again later", status_code=503)
+    response = RangeResponse(body, wanted, recording.size_bytes,
+                             media_type=_TYPES.get(recording.media_kind, "application/octet-stream"),
+                             headers={"Cache-Control": "private, no-store",
+                                      "Content-Disposition": "attachment; filename*=UTF-8''"
+                                                             + quote(f"release-{link.release_id}-item-{recording.id}",
+                                                                     safe="")})
     if counts_as_download(session, link, recording, start, now=utcnow()):
         record_download(session, link, recording, client=_client(request),
                         span=f"{start}-{end} of {recording.size_bytes}")
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1), "Cache-Control": "private, no-store",
-               "Content-Disposition": "attachment; filename*=UTF-8''"
-                                      + quote(f"release-{link.release_id}-item-{recording.id}", safe="")}
-    if wanted:
-        headers["Content-Range"] = f"bytes {start}-{end}/{recording.size_bytes}"
-    return StreamingResponse(stream_range(body, end - start + 1), status_code=206 if wanted else 200, headers=headers,
-                             media_type=_TYPES.get(recording.media_kind, "application/octet-stream"))
+    return response

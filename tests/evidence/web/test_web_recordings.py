@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from catalog import CustodyEvent, DerivedMedia, Recording, load_or_create_key, open_catalog, read_manifest
 from evidence.web import WebConfig, create_app
-from evidence.web.recordings import parse_range
+from evidence.web.ranges import parse_range
 from ingest.documents import document_attacher
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest

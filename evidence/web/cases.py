@@ -19,9 +19,10 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from catalog.access import AccessRefused, case_in_scope, cases_clause, visible_case
+from catalog.access import AccessRefused, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
 from catalog.case_models import Case, CaseStatus
+from catalog.case_workspace import case_workspace
 from catalog.cases import (
     close_case,
     create_case,
@@ -45,7 +46,7 @@ from catalog.recordings import get_recording
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
-from evidence.web.recordings import visible_recording
+from evidence.web.recordings import reason_needed, visible_recording
 from storage import StorageError
 
 __all__ = ["router"]
@@ -72,13 +73,15 @@ def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> lis
 
 
 def _case_page(request: Request, session: Session, who: Caller, case: Case, status: int = 200,
-               error: str | None = None) -> Response:
+               error: str | None = None, close: dict[str, str] | None = None) -> Response:
     config: WebConfig = request.app.state.config
     return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
-                  c=case_in_scope(session, case, who.scope, config.policy), can_export=who.may("export"),
+                  c=case_workspace(session, case, who.scope, config.policy), can_export=who.may("export"),
                   can_manage=who.may("manage_cases"), can_classify=who.may("classify"),
-                  can_grant=who.may("grant_access"),
-                  grants=case_grants(session, case) if who.may("grant_access") else [], error=error)
+                  can_grant=who.may("grant_access"), can_play=who.may("play"), can_release=who.may("releases"),
+                  thumbnails=not reason_needed(request, "view"), play_needs_reason=reason_needed(request, "play"),
+                  grants=case_grants(session, case) if who.may("grant_access") else [], error=error,
+                  today=config.today().isoformat(), close=close or {"closed_on": config.today().isoformat()})
 
 
 @router.get("/cases", response_class=HTMLResponse, include_in_schema=False)
@@ -258,21 +261,37 @@ def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form
 
 @router.post("/cases/{number:path}/close", include_in_schema=False)
 def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
-          closed_on: Annotated[str, Form()] = "") -> Response:
+          closed_on: Annotated[str, Form()] = "", confirm: Annotated[str, Form()] = "") -> Response:
+    """Close the case (catalog.cases.close_case, then the retention pass): the page asks for the closing date
+    and the case number typed again, and so does this; a refusal keeps what was typed."""
     who = signed_in(request, session, "manage_cases", csrf)
     case = _case(session, number, who)
     config: WebConfig = request.app.state.config
+    typed = {"closed_on": closed_on, "confirm": confirm}
+    problem = close_form_problem(case.number, closed_on, confirm)
+    if problem:
+        return _case_page(request, session, who, case, 400, problem, close=typed)
     try:
-        day = date.fromisoformat(closed_on) if closed_on.strip() else config.today()
-    except ValueError:
-        return _case_page(request, session, who, case, 400, f"closed on: {closed_on!r} is not a date (YYYY-MM-DD)")
-    try:
-        close_case(session, case, by=who.user.name, closed_on=day, today=config.today())
+        close_case(session, case, by=who.user.name, closed_on=date.fromisoformat(closed_on.strip()),
+                   today=config.today())
         session.commit()
     except (CaseInvalid, CaseStateError) as exc:
         session.rollback()
-        return _case_page(request, session, who, case, 400, str(exc))
+        return _case_page(request, session, who, case, 400, str(exc), close=typed)
     return _after_change(request, session, who, case, member_ids(session, case))
+
+
+def close_form_problem(number: str, closed_on: str, confirm: str) -> str | None:
+    """What is wrong with a close form (no date, not a date, the case number not typed again), or None. Pure."""
+    if not closed_on.strip():
+        return f"closing case {number}: give the closing date"
+    try:
+        date.fromisoformat(closed_on.strip())
+    except ValueError:
+        return f"closed on: {closed_on[:40]!r} is not a date (YYYY-MM-DD)"
+    if confirm.strip() != number:
+        return f"closing case {number}: type the case number {number!r} to confirm (got {confirm[:80]!r})"
+    return None
 
 
 @router.post("/cases/{number:path}/reopen", include_in_schema=False)
@@ -361,7 +380,7 @@ def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> di
     case = _case(session, number, who)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": case.number})
     session.commit()
-    return case_in_scope(session, case, who.scope, request.app.state.config.policy)
+    return case_workspace(session, case, who.scope, request.app.state.config.policy)
 
 
 @router.post("/cases/{number:path}/export", include_in_schema=False)

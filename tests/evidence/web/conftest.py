@@ -23,6 +23,22 @@ from tests.webhelpers import add_web_users
 CASE = "AB-2026-00042"
 
 
+def add_recording(session: Session, store, tmp_path, n: int, officer: str, kind: str = "video", *,
+                  start: datetime | None = None, undated: bool = False) -> Recording:
+    """Recording *n* as the station records one (its bytes in the store, its `copied` event and stamp), with
+    the capture time its device gave (*start*, or none at all)."""
+    recording = _recording(store, tmp_path, n, officer, kind)
+    if start is not None or undated:
+        recording.captured_start = start
+        recording.captured_end = start + timedelta(seconds=30) if start else None
+    session.add(recording)
+    session.flush()
+    append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
+                 details={"sha256": recording.sha256, ROW_KEY: row_values(recording)})
+    record_stamp(session, recording, by="station:test", reason="ingest")
+    return recording
+
+
 def _recording(store, tmp_path, n: int, officer: str, kind: str = "video") -> Recording:
     """A recording whose bytes are really in the store (under WORM retention)."""
     start = datetime(2026, 11, 20, 8, n, tzinfo=UTC)
@@ -37,13 +53,13 @@ def _recording(store, tmp_path, n: int, officer: str, kind: str = "video") -> Re
                      retain_until=utcnow() + timedelta(days=180), officer_number=officer)
 
 
-def seal_all(engine, store) -> None:
+def seal_all(engine, store, ids: tuple[int, ...] = (1, 2, 3)) -> None:
     """Signed manifests in the store for recordings 1, 2 (officer 010203, unit U1) and 3 (officer 030405, unit
     U2), as the archive writes them (an evidence package carries them)."""
     key = Ed25519PrivateKey.generate()
     with Session(engine) as session:
         ensure_station_key(session, "station-1", key, actor="station:station-1", store=store)
-        for rid in (1, 2, 3):
+        for rid in ids:
             recording = session.get(Recording, rid)
             assert recording is not None
             write_manifest(session, store, recording, key, actor="station:station-1")
@@ -57,13 +73,8 @@ def web_site(engine, store, settings, tmp_path):
     with Session(engine) as session:
         session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
         session.add(Officer(number="030405", name="王五", unit_number="U2", unit_name="二中队"))
-        for recording in (_recording(store, tmp_path, 1, "010203"), _recording(store, tmp_path, 2, "010203", "photo"),
-                          _recording(store, tmp_path, 3, "030405")):
-            session.add(recording)
-            session.flush()
-            append_event(session, CustodyKind.COPIED, actor="station:test", recording_id=recording.id,
-                         details={"sha256": recording.sha256, ROW_KEY: row_values(recording)})
-            record_stamp(session, recording, by="station:test", reason="ingest")
+        for n, officer, kind in ((1, "010203", "video"), (2, "010203", "photo"), (3, "030405", "video")):
+            add_recording(session, store, tmp_path, n, officer, kind)
         create_case(session, number=CASE, title="无照经营", case_type="penalty-general", unit="",
                     opened_on=date(2026, 11, 1), by="clerk", case_pattern=DEFAULT_CASE_PATTERN,
                     policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))

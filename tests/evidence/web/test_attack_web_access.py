@@ -371,7 +371,7 @@ def test_case_numbers_with_slashes_work_on_every_route(web_site, store, settings
         api = client.get(f"/api/cases/{quote(number, safe='/')}").json()
         assert api["number"] == number and [r["recording_id"] for r in api["recordings"]] == [1]
         assert [d["purpose"] for d in api["documents"]] == ["询问笔录"] and api["unlinked"][0]["recording_id"] == 3
-        post("close")
+        post("close", closed_on=app.state.config.today().isoformat(), confirm=number)
         assert client.get(f"/api/cases/{quote(number, safe='')}").json()["status"] == "closed"
         post("reopen", reason="行政复议")
         assert client.get(f"{base}").status_code == 200

@@ -5,13 +5,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, col, select
 
-from catalog import DerivedMedia, Recording, load_or_create_key, open_catalog
+from catalog import (
+    DEFAULT_CASE_TYPES,
+    CustodyEvent,
+    DerivedMedia,
+    Recording,
+    RetentionPolicy,
+    load_or_create_key,
+    open_catalog,
+)
+from catalog.cases import create_case
 from evidence.web import WebConfig, create_app
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
@@ -212,7 +222,7 @@ def test_officer_clerk_auditor_and_admin_in_the_browser(server, browser):
         bulk.locator("button[type=submit]").click()
     assert re.fullmatch(r"recordings-\d{8}-\d{6}\.zip", downloading.value.suggested_filename)
     clerk.goto(f"{base}/cases/AB-2026-00100")
-    assert clerk.locator("#recordings tr").count() == 3  # header + two linked recordings
+    assert clerk.locator("#timeline tr").count() == 3  # header + two linked recordings
     assert "法律保全" in clerk.content()
     clerk.screenshot(path=str(SHOTS / "case.png"), full_page=True)
     clerk.goto(f"{base}/retention")
@@ -404,6 +414,49 @@ def test_the_player_steps_frames_changes_speed_and_tells_the_agencys_time(server
     shown = page.locator("#timecode").inner_text()
     # as the page writes every time (evidence.web.app.local_time), then the frame within the second
     assert shown == local.strftime("%Y-%m-%d %H:%M:%S +08:00") + " +01f", shown
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_a_case_plays_in_capture_order_one_item_after_another(server, browser, settings):
+    """The case page's playlist: the clerk links two recordings with browser copies (in the browser, by id),
+    plays the first, and when it ends the next starts; each play is the session's recorded access."""
+    base, engine, _video_id = server
+    with Session(engine) as session:
+        playable = list(session.exec(select(Recording)
+                                     .join(DerivedMedia, col(DerivedMedia.recording_id) == Recording.id)
+                                     .where(DerivedMedia.kind == "proxy", col(Recording.captured_start).is_not(None))
+                                     .order_by(col(Recording.captured_start), col(Recording.id))))
+        assert len(playable) >= 2
+        first, second = playable[0].id, playable[1].id
+        create_case(session, number="AB-2026-00300", title="按序播放", case_type="penalty-general", unit="",
+                    opened_on=date(2026, 11, 1), by="clerk:李四", case_pattern=settings.case_pattern,
+                    policy=RetentionPolicy(6, DEFAULT_CASE_TYPES, "Asia/Shanghai"), today=date(2026, 11, 23))
+        session.commit()
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    _login(page, base, "clerk:李四")
+    page.goto(f"{base}/cases/AB-2026-00300")
+    link = page.locator("#link-form")
+    link.locator("input[name=recordings]").fill(f"{second} {first}")  # typed out of order
+    link.locator("input[name=purpose]").fill("证明现场")
+    link.locator("button[type=submit]").click()
+    page.wait_for_url(f"{base}/cases/AB-2026-00300")
+    queued = page.locator("#playlist-items button").evaluate_all("bs => bs.map(b => b.dataset.id)")
+    assert queued[:2] == [str(first), str(second)], queued  # capture order, whatever order they were linked
+    player = page.locator("#playlist-player")
+    player.evaluate("v => { v.muted = true; }")
+    page.locator("#playlist-items button").first.click()
+    page.wait_for_function(f"() => document.querySelector('#playlist-player').src.includes('/media/{first}/proxy')"
+                           " && document.querySelector('#playlist-player').readyState >= 2", timeout=20_000)
+    assert page.locator("#playlist-now").inner_text().startswith("1 / ")
+    player.evaluate("v => { v.currentTime = Math.max(0, v.duration - 0.2); return v.play(); }")
+    page.wait_for_function(f"() => document.querySelector('#playlist-player').src.includes('/media/{second}/proxy')"
+                           " && document.querySelector('#playlist-player').readyState >= 2", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('#playlist-now').textContent.startsWith('2 / ')")
+    with Session(engine) as session:
+        plays = [e.recording_id for e in session.exec(select(CustodyEvent).where(CustodyEvent.kind == "accessed"))
+                 if e.details.get("via") == "web play"]
+    assert plays.count(first) == 1 and plays.count(second) == 1, plays
+    page.screenshot(path=str(SHOTS / "case-playlist.png"), full_page=True)
 
 
 def _no_sideways_scroll(page) -> bool:

@@ -17,6 +17,11 @@ def _kinds(engine) -> list[str]:
         return [e.kind for e in session.exec(select(CustodyEvent).order_by(col(CustodyEvent.id)))]
 
 
+def get_case_status(engine, number: str) -> str:
+    with Session(engine) as session:
+        return get_case(session, number).status
+
+
 def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     client, engine = web_site
     web_login(client, "clerk")
@@ -54,11 +59,22 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     page = client.get("/cases/AB-2026-00100")
     assert "误关联" in page.text and "R3.video</a>" not in page.text
 
-    future = client.post("/cases/AB-2026-00100/close", data={"csrf": token, "closed_on": "2999-01-01"})
+    confirmed = {"csrf": token, "confirm": "AB-2026-00100"}
+    future = client.post("/cases/AB-2026-00100/close", data={**confirmed, "closed_on": "2999-01-01"})
     assert future.status_code == 400 and "in the future" in future.text
-    garbage = client.post("/cases/AB-2026-00100/close", data={"csrf": token, "closed_on": "yesterday"})
+    garbage = client.post("/cases/AB-2026-00100/close", data={**confirmed, "closed_on": "yesterday"})
     assert garbage.status_code == 400 and "not a date" in garbage.text
-    closed = client.post("/cases/AB-2026-00100/close", data={"csrf": token}, follow_redirects=False)
+    undated = client.post("/cases/AB-2026-00100/close", data=confirmed)
+    assert undated.status_code == 400 and "give the closing date" in undated.text
+    today = client.app.state.config.today().isoformat()
+    unconfirmed = client.post("/cases/AB-2026-00100/close", data={"csrf": token, "closed_on": today,
+                                                                  "confirm": "AB-2026-0010"})
+    shown = html.unescape(unconfirmed.text)
+    assert unconfirmed.status_code == 400 and "type the case number 'AB-2026-00100' to confirm" in shown
+    assert 'value="AB-2026-0010"' in shown  # what was typed is kept
+    assert get_case_status(engine, "AB-2026-00100") == "open" and "case_closed" not in _kinds(engine)
+    closed = client.post("/cases/AB-2026-00100/close", data={**confirmed, "closed_on": today},
+                         follow_redirects=False)
     assert closed.status_code == 303
     with Session(engine) as session:
         assert get_case(session, "AB-2026-00100").status == "closed"
@@ -129,7 +145,9 @@ def test_a_server_left_running_with_old_terms_changes_no_case(web_site):
         session.commit()
     web_login(client, "clerk")
     token = form_token(client.get(f"/cases/{CASE}").text)
-    refused = client.post(f"/cases/{CASE}/close", data={"csrf": token}, follow_redirects=False)
+    today = client.app.state.config.today().isoformat()
+    close = {"csrf": token, "closed_on": today, "confirm": CASE}
+    refused = client.post(f"/cases/{CASE}/close", data=close, follow_redirects=False)
     assert refused.status_code == 409, refused.text
     assert "routine_months: adopted 12, here 6" in html.unescape(refused.text)
     with Session(engine) as session:
@@ -137,5 +155,5 @@ def test_a_server_left_running_with_old_terms_changes_no_case(web_site):
         assert "case_closed" not in _kinds(engine)
     # The same server, restarted with the adopted terms, closes it
     client.app.state.config = replace(client.app.state.config, policy=new)
-    closed = client.post(f"/cases/{CASE}/close", data={"csrf": token}, follow_redirects=False)
+    closed = client.post(f"/cases/{CASE}/close", data=close, follow_redirects=False)
     assert closed.status_code == 303, closed.text

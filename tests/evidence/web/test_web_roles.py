@@ -138,7 +138,7 @@ GUARDED = {
     ("POST", "/cases/{number:path}/unlink"): (f"/cases/{CASE}/unlink", {"recording": "1", "reason": "误关联"}, None,
                                               PAGE),
     ("POST", "/cases/{number:path}/export"): (f"/cases/{CASE}/export", {"reason": "移送"}, None, PAGE),
-    ("POST", "/cases/{number:path}/close"): (f"/cases/{CASE}/close", {"closed_on": ""}, None, PAGE),
+    ("POST", "/cases/{number:path}/close"): (f"/cases/{CASE}/close", {"closed_on": "", "confirm": ""}, None, PAGE),
     ("POST", "/cases/{number:path}/reopen"): (f"/cases/{CASE}/reopen", {"reason": "复议"}, None, PAGE),
     ("GET", "/api/cases"): ("/api/cases", None, None, API),
     ("GET", "/api/cases/{number:path}"): (f"/api/cases/{CASE}", None, None, API),

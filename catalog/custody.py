@@ -106,6 +106,7 @@ class CustodyKind(enum.StrEnum):
     SHARE_OPENED = "share_opened"  # the recipient used the link's one-time code
     SHARE_DOWNLOADED = "share_downloaded"  # the recipient downloaded an item through the link
     SHARE_REVOKED = "share_revoked"  # the link ended before its time (by a person, or after too many wrong codes)
+    SNAPSHOT_TAKEN = "snapshot_taken"  # a still of one frame kept as a record of a case (position, reason, the still)
 
 
 #: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with

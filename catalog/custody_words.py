@@ -122,6 +122,10 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                          "{recipient} downloaded through share link {link} ({bytes})"),
     K.SHARE_REVOKED: ("撤销分享链接 {link}（{recipient}），理由：{reason}",
                       "Share link {link} ({recipient}) revoked; reason: {reason}"),
+    K.SNAPSHOT_TAKEN: ("截取 {at_s} 秒处画面，作为第 {still_id} 号材料归入案件 {case}（SHA-256 {still_sha256}），"
+                       "事由：{reason}",
+                       "Still of the frame at {at_s} s kept as item {still_id} of case {case} (SHA-256 "
+                       "{still_sha256}); reason: {reason}"),
     K.CLASSIFIED: ("敏感类别由 {from} 改为 {to}，理由：{reason}",
                    "Sensitivity class changed from {from} to {to}; reason: {reason}"),
     K.ACCESS_GRANTED: ("授权 {user} 调阅案件 {case} 的涉密/敏感材料（至 {expires_at}），理由：{reason}",
@@ -166,7 +170,7 @@ _NAMES: dict[CustodyKind, tuple[str, str]] = {
     K.RELEASE_REJECTED: ("法制审核未通过", "release rejected"),
     K.RELEASE_WITHDRAWN: ("撤回发布", "release withdrawn"), K.SHARE_CREATED: ("生成分享链接", "share link made"),
     K.SHARE_OPENED: ("打开分享链接", "share link opened"), K.SHARE_DOWNLOADED: ("分享下载", "downloaded by share link"),
-    K.SHARE_REVOKED: ("撤销分享链接", "share link revoked"),
+    K.SHARE_REVOKED: ("撤销分享链接", "share link revoked"), K.SNAPSHOT_TAKEN: ("截取画面", "still taken"),
 }
 
 

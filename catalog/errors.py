@@ -33,6 +33,7 @@ __all__ = [
     "PolicyInvalid",
     "RecordingNotFound",
     "SignInRefused",
+    "SnapshotRefused",
     "StampInvalid",
     "UserInvalid",
 ]
@@ -109,6 +110,11 @@ class CaseNotFound(CatalogError):
 
 class CaseStateError(CatalogError):
     """E.g. closing a closed case, linking a disposed recording, attaching to a closed case."""
+
+
+class SnapshotRefused(CatalogError):
+    """A still that cannot be taken (ingest.snapshots): the recording, position, case, stored original or frame is
+    wrong; the message says which."""
 
 
 class DisposalError(CatalogError):

@@ -45,11 +45,20 @@ from ingest.pipeline.cataloguing import Described, staged_recording
 from ingest.transfer import copy_and_hash
 from storage import EvidenceStore, compute_retain_until
 
-__all__ = ["AttachResult", "DocumentKind", "attach_document", "classify_document", "document_attacher"]
+__all__ = ["AttachResult", "DerivedFrom", "DocumentKind", "attach_document", "classify_document", "document_attacher"]
 
 logger = logging.getLogger(__name__)
 
 _TAIL_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class DerivedFrom:
+    """A case record made from a recording (ingest.snapshots: a still of one frame)."""
+
+    captured: datetime | None  # the frame's time on the source's clock
+    time_source: str  # how that time was found, e.g. "still of recording 12 at 83.250 s"
+    details: dict[str, object]  # the source's id and SHA-256, the position: kept in the row's technical record
 
 
 @dataclass(frozen=True)
@@ -151,8 +160,10 @@ def _classify_file(path: Path, name: str) -> DocumentKind:
 
 
 def attach_document(session: Session, store: EvidenceStore, settings: Settings, case: Case, path: Path, *,
-                    title: str, by: str, key: Ed25519PrivateKey, dated: date | None = None) -> AttachResult:
-    """Store *path* as a document of *case* (WORM, hashed, signed manifest) and link it with *title*.
+                    title: str, by: str, key: Ed25519PrivateKey, dated: date | None = None,
+                    derived: DerivedFrom | None = None) -> AttachResult:
+    """Store *path* as a document of *case* (WORM, hashed, signed manifest) and link it with *title*. *derived*:
+    the file was made from a recording (a still): its capture time is the frame's, and its row says from what.
 
     Raises:
       CaseStateError: the case is closed, or the same bytes were disposed of.
@@ -177,8 +188,11 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
                        store=store)
     now = archive_now(session)[0]  # never earlier than the custody chain (catalog.clock)
     captured = datetime.combine(dated, time(), tzinfo=ZoneInfo(settings.station_tz)) if dated else None
+    time_source = "document date" if dated else "none"
+    if derived is not None:
+        captured, time_source = derived.captured, derived.time_source
     described = Described(media_kind=MediaKind.DOCUMENT.value, container=kind.container,
-                          time_source="document date" if dated else "none", integrity_status=kind.status,
+                          time_source=time_source, integrity_status=kind.status,
                           integrity_detail=kind.detail, captured_start=captured, captured_end=captured,
                           case_number=case.number, purpose=title)
     policy = policy_in_force(session, settings.retention_policy)  # a web app left running after a re-adoption
@@ -186,7 +200,8 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     recording = staged_recording(copy, described, original_name=path.name, station=settings.station, now=now,
                                  retain_until=compute_retain_until(now, routine_months=months, zone=policy.zone),
                                  retention_rule=routine_rule(months),
-                                 technical={"attached_from": path.name})
+                                 technical={"attached_from": path.name,
+                                            **({"derived_from": derived.details} if derived else {})})
     session.add(recording)
     session.flush()
     append_event(session, CustodyKind.DOCUMENT_ATTACHED, actor=by, recording_id=recording.id, details={

@@ -1,5 +1,5 @@
-"""`evidence case …`: the archive clerk's case lifecycle (create, list, show, link, unlink, attach, close,
-reopen).
+"""`evidence case …`: the archive clerk's case lifecycle (create, list, show, link, unlink, attach, snapshot,
+close, reopen).
 
 Every command that changes links or case status applies the resulting
 retention and legal holds to the WORM store before it returns
@@ -32,6 +32,7 @@ from catalog import (
 )
 from catalog.access import case_in_scope, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
+from catalog.case_workspace import case_workspace
 from catalog.cases import member_ids
 from catalog.custody import CustodyKind, append_event
 from catalog.policy_adoption import adopted_policy
@@ -152,7 +153,7 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "cases", by)
         found = visible_case(session, number, identity.scope, actor=identity.actor, via="cli case show")
-        data = case_in_scope(session, found, identity.scope, in_force(session, cfg))  # as the web's case page
+        data = case_workspace(session, found, identity.scope, in_force(session, cfg))  # as the web's case page
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, details={
             "via": "cli case show", "case": number, "os_user": identity.account.login})
         session.commit()
@@ -163,12 +164,19 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
     click.echo(f"type {data['case_type']} ({data['case_type_name']}, kept {data['case_retention']} after closing); "
                f"unit {data['unit'] or '-'}; {data['status']}; opened {data['opened_on']}"
                + (f", closed {data['closed_on']} by {data['closed_by']}" if data["closed_on"] else ""))
-    for heading in ("recordings", "documents"):
-        click.echo(f"{heading}:")
-        for item in data[heading]:
-            hold = " HOLD" if item["legal_hold"] else ""
-            click.echo(f"  {item['recording_id']:>6} {item['original_name']}  [{item['state']}; until "
-                       f"{(item['retain_until'] or '-')[:10]}{hold}]  {item['purpose']}")
+    click.echo(f"timeline ({len(data['recordings'])} recordings, {len(data['documents'])} documents, by capture "
+               "time):")
+    for item in data["timeline"]:
+        hold = f" HOLD: {'; '.join(item['hold_reasons'])}" if item["legal_hold"] else ""
+        click.echo(f"  {(item['captured_start'] or '(no time)')[:19]:<19} {item['recording_id']:>6} "
+                   f"{item['media_kind']:<8} {item['original_name']}  [{item['state']}; until "
+                   f"{(item['retain_until'] or '-')[:10]}{hold}]  {item['purpose']}")
+    for release in data["releases"]:
+        click.echo(f"  release {release['id']} ({release['kind']}, {release['state']}) to {release['recipient']}: "
+                   f"{release['case_items']} item(s) of this case")
+    for package in data["exports"]:
+        click.echo(f"  exported {package['at'][:19]} by {package['by']} in {package['package']}: "
+                   f"{package['case_items']} item(s) of this case")
     for item in data["unlinked"]:
         click.echo(f"  (unlinked) recording {item['recording_id']} by {item['unlinked_by']}: {item['reason']}")
     outside = data["outside_scope"]
@@ -256,6 +264,41 @@ def case_attach(number: str, files: tuple[Path, ...], title: str, dated: str | N
              for d in data["documents"]]
     report_changes(data, changes, as_json,
                    f"case {number}: {len(lines)} document(s) attached\n" + "\n".join(lines))
+
+
+@case.command("snapshot")
+@click.argument("number")
+@click.argument("recording")
+@click.option("--at", "at_s", required=True, type=float, help="Position in the video, seconds from its start.")
+@click.option("--reason", default="", help="Why the frame is taken (recorded; required where the policy asks).")
+@click.option("--purpose", default="", help="What the still shows (its purpose in the case).")
+@by_option
+@json_option
+def case_snapshot(number: str, recording: str, at_s: float, reason: str, purpose: str, by: str | None,
+                  as_json: bool) -> None:
+    """Keep one frame of a video in the case as a still: decoded from the original (re-hashed first) as PNG,
+    stored in WORM storage, signed, and recorded on the video as `snapshot_taken` (as the player's snapshot)."""
+    from ingest.snapshots import take_snapshot
+
+    with errors():
+        cfg = settings()
+        store = open_store(cfg)
+        key = load_or_create_key(cfg.station_key_path)
+        with catalog_engine(cfg) as engine, Session(engine) as session:
+            pinned(session, cfg)
+            identity = caller(cfg, session, "manage_cases", by)
+            source = get_recording(session, recording)
+            still = take_snapshot(session, store, cfg, key, user=get_user(session, identity.actor),
+                                  recording=source, case=get_case(session, number), at_s=at_s, reason=reason,
+                                  purpose=purpose)
+            assert still.recording.id is not None
+            changes = _apply(session, store, cfg, [still.recording.id], identity.actor)
+            data: dict[str, Any] = {"case": number, "recording_id": source.id, "at_s": still.at_s,
+                                    "still": {"recording_id": still.recording.id, "sha256": still.recording.sha256,
+                                              "name": still.recording.original_name, "new": still.new}}
+    report_changes(data, changes, as_json,
+                   f"case {number}: the frame of recording {data['recording_id']} at {still.at_s:.3f} s is item "
+                   f"{data['still']['recording_id']} ({data['still']['name']}, sha256 {data['still']['sha256'][:16]}…)")
 
 
 @case.command("close")

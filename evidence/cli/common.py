@@ -32,6 +32,7 @@ from catalog import (
     UserInvalid,
 )
 from catalog.access import can_see, record_refusal
+from catalog.errors import SnapshotRefused
 from catalog.policy_adoption import adopted_policy, ensure_policy
 from catalog.retention import RetentionPolicy
 from catalog.user_models import User
@@ -62,7 +63,7 @@ __all__ = [
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
                 CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, PolicyNotAdopted, RetentionRefused,
-                ExportFailed, PermissionDenied, UserInvalid)
+                ExportFailed, PermissionDenied, UserInvalid, SnapshotRefused)
 #: Evidence that fails a check: the command must say so loudly and exit non-zero.
 _INTEGRITY_ERRORS = (SignatureInvalid, HashMismatch)
 

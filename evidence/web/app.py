@@ -37,6 +37,7 @@ from evidence.web.retention import router as retention_router
 from evidence.web.search import router as search_router
 from evidence.web.shares import router as shares_router
 from evidence.web.signin import router as signin_router
+from evidence.web.snapshots import router as snapshots_router
 from evidence.web.spotchecks import router as spotchecks_router
 from evidence.web.stats import router as stats_router
 
@@ -79,10 +80,9 @@ def local_time(value: str | datetime | None, zone: str) -> str:
 
 
 #: Every router, in the order its routes are matched (and listed in the API description).
-ROUTERS: tuple[APIRouter, ...] = (search_router, bulk_router, recordings_router, redactions_router, releases_router,
-                                  cases_router,
-                                  retention_router, spotchecks_router, audit_router, stats_router, admin_router,
-                                  operations_router, signin_router, shares_router)
+ROUTERS: tuple[APIRouter, ...] = (search_router, bulk_router, recordings_router, snapshots_router, redactions_router,
+                                  releases_router, cases_router, retention_router, spotchecks_router, audit_router,
+                                  stats_router, admin_router, operations_router, signin_router, shares_router)
 
 
 def create_app(config: WebConfig) -> FastAPI:

@@ -53,6 +53,7 @@ DONE = {
     "tagged": "{n} recordings tagged.",
     "classified": "{n} recordings given class {to}.",
     "unchanged": "Nothing to change: the selected recordings are like that already.",
+    "snapshot": "The frame at {at} s is kept as item {still} of case {case}.",
 }
 
 

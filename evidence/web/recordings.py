@@ -38,7 +38,7 @@ from evidence.web.ranges import RangeResponse, parse_range
 from ingest.redaction.derivative import REDACTABLE
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
 
-__all__ = ["reason_needed", "router", "visible_recording"]
+__all__ = ["reason_needed", "render_recording", "router", "visible_recording"]
 
 router = APIRouter()
 
@@ -194,7 +194,7 @@ def _reader(who: Caller) -> str | None:
     return None if who.may("audit") else who.user.name
 
 
-def _render_page(request: Request, session: Session, who: Caller, recording: Recording, *, reason: str | None,
+def render_recording(request: Request, session: Session, who: Caller, recording: Recording, *, reason: str | None,
                  status: int = 200, error: str | None = None) -> Response:
     stated = _stated(reason)
     return render(request, "recording.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
@@ -236,7 +236,7 @@ def recording_page(ref: str, request: Request, session: DB, reason: str | None =
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "web page", "reason": stated})
     session.commit()
-    return _render_page(request, session, who, recording, reason=reason)
+    return render_recording(request, session, who, recording, reason=reason)
 
 
 def _class_allows_view(request: Request, session: Session, who: Caller, recording: Recording,
@@ -261,10 +261,10 @@ def set_class(ref: str, request: Request, session: DB, csrf: Annotated[str, Form
         classify_recordings(session, who.user, [recording], to=sensitivity, reason=reason)
     except PermissionDenied as exc:
         session.rollback()
-        return _render_page(request, session, who, recording, reason=None, status=403, error=str(exc))
+        return render_recording(request, session, who, recording, reason=None, status=403, error=str(exc))
     except CaseStateError as exc:
         session.rollback()
-        return _render_page(request, session, who, recording, reason=None, status=400, error=str(exc))
+        return render_recording(request, session, who, recording, reason=None, status=400, error=str(exc))
     session.commit()
     return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
 
@@ -287,10 +287,10 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                      **changes)
     except HoldLiftRefused as exc:
         session.rollback()
-        return _render_page(request, session, who, recording, reason=None, status=403, error=str(exc))
+        return render_recording(request, session, who, recording, reason=None, status=403, error=str(exc))
     except StampInvalid as exc:
         session.rollback()
-        return _render_page(request, session, who, recording, reason=None, status=400, error=str(exc))
+        return render_recording(request, session, who, recording, reason=None, status=400, error=str(exc))
     return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
 
 

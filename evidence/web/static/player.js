@@ -1,5 +1,5 @@
 // The recording page's player: speed 0.25–2×, one frame back or on, the time on the agency's clock (capture
-// start + position, in EVIDENCE_STATION_TZ) and keyboard shortcuts. Without this script the browser's own
+// start + position, in EVIDENCE_STATION_TZ), keyboard shortcuts, and the position for a snapshot. Without this script the browser's own
 // controls still play the recording.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
@@ -40,6 +40,12 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   media.addEventListener("timeupdate", show);
   media.addEventListener("seeked", show);
+  // the snapshot form keeps the frame on screen (the server decodes it from the original)
+  const at = document.getElementById("snapshot-at");
+  if (at) {
+    const keep = () => { at.value = media.currentTime.toFixed(3); };
+    ["timeupdate", "seeked", "pause"].forEach((name) => media.addEventListener(name, keep));
+  }
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     if (target instanceof HTMLElement && target.closest("input, textarea, select, button, [contenteditable]")) return;

@@ -417,9 +417,10 @@ def test_the_player_steps_frames_changes_speed_and_tells_the_agencys_time(server
 
 
 @pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
-def test_a_case_plays_in_capture_order_one_item_after_another(server, browser, settings):
+def test_a_case_plays_in_capture_order_and_a_frame_becomes_a_still_of_it(server, browser, settings):
     """The case page's playlist: the clerk links two recordings with browser copies (in the browser, by id),
-    plays the first, and when it ends the next starts; each play is the session's recorded access."""
+    plays the first, and when it ends the next starts; each play is the session's recorded access. Then on the
+    first one's page the frame on screen is kept as a still of the case."""
     base, engine, _video_id = server
     with Session(engine) as session:
         playable = list(session.exec(select(Recording)
@@ -457,6 +458,27 @@ def test_a_case_plays_in_capture_order_one_item_after_another(server, browser, s
                  if e.details.get("via") == "web play"]
     assert plays.count(first) == 1 and plays.count(second) == 1, plays
     page.screenshot(path=str(SHOTS / "case-playlist.png"), full_page=True)
+
+    # the player's snapshot: the frame on screen becomes a still of the case
+    page.goto(f"{base}/recordings/{first}")
+    video = page.locator("video#player")
+    video.evaluate("v => { v.muted = true; v.preload = 'auto'; v.load(); }")
+    page.wait_for_function("() => document.querySelector('video#player').readyState >= 2", timeout=20_000)
+    video.evaluate("v => { v.currentTime = 0.6; }")
+    page.wait_for_function("() => document.querySelector('#snapshot-at').value === "
+                           "document.querySelector('video#player').currentTime.toFixed(3)")
+    at = page.locator("#snapshot-at").input_value()
+    form = page.locator("#snapshot-form")
+    form.locator("input[name=purpose]").fill("现场全景")
+    form.locator("input[name=reason]").fill("固定现场画面")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(rf".*/recordings/{first}.*"))
+    said = page.locator("p.done").inner_text()
+    assert said.startswith(f"第 {float(at):.3f} 秒处画面已作为第 ") and "AB-2026-00300" in said, said
+    with Session(engine) as session:
+        still = session.exec(select(Recording).where(Recording.container == "png",
+                                                     Recording.media_kind == "document")).one()
+        assert still.technical["derived_from"]["recording_id"] == first
 
 
 def _no_sideways_scroll(page) -> bool:

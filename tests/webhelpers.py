@@ -5,8 +5,9 @@ import re
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from catalog.models import DerivedMedia, Recording
 from catalog.users import add_user, set_password
 
 WEB_PASSWORD = "correct horse battery"
@@ -33,3 +34,21 @@ def web_login(client: Any, name: str, password: str = WEB_PASSWORD) -> Any:
     """Sign in through the form (as a browser does); the response is the redirect or the refusal."""
     token = form_token(client.get("/login").text)
     return client.post("/login", data={"name": name, "password": password, "csrf": token}, follow_redirects=False)
+
+
+def served_app(engine: Engine, settings: Any) -> tuple[Any, int]:
+    """The web app over an ingested archive as `evidence serve` wires it (local store, the station key, document
+    upload, the deployment settings), and the id of a video with a browser copy."""
+    from catalog import load_or_create_key
+    from evidence.web import WebConfig, create_app
+    from ingest.documents import document_attacher
+    from storage import LocalStore
+
+    with Session(engine) as session:
+        video = session.exec(select(Recording).join(DerivedMedia, col(DerivedMedia.recording_id) == Recording.id)
+                             .where(DerivedMedia.kind == "proxy", Recording.media_kind == "video")).first()
+        assert video is not None and video.id is not None
+    store = LocalStore(settings.store_path)
+    key = load_or_create_key(settings.station_key_path)
+    return create_app(WebConfig(engine=engine, store=store, key=key, case_pattern=settings.case_pattern,
+                                attach=document_attacher(settings, store, key), settings=settings)), video.id

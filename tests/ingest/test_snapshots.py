@@ -17,17 +17,15 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, col, select
 
-from catalog import CustodyEvent, DerivedMedia, Recording, load_or_create_key, open_catalog
+from catalog import CustodyEvent, Recording, open_catalog
 from catalog.case_models import CaseLink
 from catalog.cases import get_case
-from evidence.web import WebConfig, create_app
 from ingest.config import Settings
-from ingest.documents import document_attacher
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
 from ingest.snapshots import snapshot_problem
 from storage import LocalStore
-from tests.webhelpers import add_web_users, form_token, web_login
+from tests.webhelpers import add_web_users, form_token, served_app, web_login
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
 
@@ -61,15 +59,11 @@ def site(samples, settings):
     run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="巡查"))
     engine = open_catalog(settings.database_url)
     add_web_users(engine, {"clerk:李四": "clerk", "officer:张三": "officer"})
+    app, video_id = served_app(engine, settings)
     with Session(engine) as session:
-        video = session.exec(select(Recording).join(DerivedMedia, col(DerivedMedia.recording_id) == Recording.id)
-                             .where(DerivedMedia.kind == "proxy", Recording.media_kind == "video")).first()
+        video = session.get(Recording, video_id)
         assert video is not None and video.duration_s and video.duration_s >= 1.5
-        video_id = video.id
-    store = LocalStore(settings.store_path)
-    key = load_or_create_key(settings.station_key_path)
-    app = create_app(WebConfig(engine=engine, store=store, key=key, case_pattern=settings.case_pattern,
-                               attach=document_attacher(settings, store, key), settings=settings))
+    store = app.state.config.store
     with TestClient(app) as client:
         web_login(client, "clerk:李四")
         token = form_token(client.get("/cases").text)

@@ -7,14 +7,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from catalog import CustodyEvent, DerivedMedia, Recording, load_or_create_key, open_catalog, read_manifest
+from catalog import CustodyEvent, Recording, load_or_create_key, open_catalog, read_manifest
 from evidence.web import WebConfig, create_app
 from evidence.web.ranges import parse_range
-from ingest.documents import document_attacher
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
 from storage import LocalStore
-from tests.webhelpers import add_web_users, form_token, web_login
+from tests.webhelpers import add_web_users, form_token, served_app, web_login
 
 
 def test_range_headers_are_parsed_strictly():
@@ -33,15 +32,8 @@ def site(samples, settings):
     run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="巡查"))  # with thumbnails and proxies
     engine = open_catalog(settings.database_url)
     add_web_users(engine, {"clerk:李四": "clerk", "auditor:赵": "auditor", "officer:张三": "officer"})
-    with Session(engine) as session:
-        video = session.exec(select(Recording).join(DerivedMedia, col(DerivedMedia.recording_id) == Recording.id)
-                             .where(DerivedMedia.kind == "proxy", Recording.media_kind == "video")).first()
-        assert video is not None
-        video_id = video.id
-    store = LocalStore(settings.store_path)
-    key = load_or_create_key(settings.station_key_path)
-    app = create_app(WebConfig(engine=engine, store=store, key=key, case_pattern=settings.case_pattern,
-                               attach=document_attacher(settings, store, key), settings=settings))
+    app, video_id = served_app(engine, settings)
+    store = app.state.config.store
     with TestClient(app) as client:
         yield client, engine, store, video_id
     engine.dispose()

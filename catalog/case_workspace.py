@@ -15,14 +15,17 @@ from sqlmodel import Session, col, select
 
 from catalog.access import Scope, case_in_scope
 from catalog.case_models import Case
+from catalog.classification import class_refusals
 from catalog.custody import CustodyKind
 from catalog.listings import result_facts
 from catalog.models import CustodyEvent, Recording, Release, ReleaseItem
 from catalog.releases import release_in_scope
 from catalog.retention import RetentionPolicy
 from catalog.retention_job import decide_for
+from catalog.user_models import User
+from catalog.users import PERMISSIONS
 
-__all__ = ["case_workspace", "timeline_order"]
+__all__ = ["case_workspace", "playable_for", "timeline_order"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -72,31 +75,49 @@ def _releases(session: Session, scope: Scope, ids: list[int]) -> list[dict[str, 
             for r in releases if release_in_scope(session, scope, r)]
 
 
-def _exports(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+def _exports(session: Session, ids: list[int], reader: str | None) -> list[dict[str, Any]]:
     """Packages any of *ids* were exported in (their `exported` events), newest first, with how many of the
-    case's items each holds."""
-    packages: dict[str, dict[str, Any]] = {}
+    case's items each holds; only *reader*'s own unless *reader* is None (who may read the audit log: who exported
+    what and why is theirs to see, as on a recording's page, catalog.detail). One package per build: every web
+    export of a case has the same file name, its tag manifest tells the builds apart."""
+    packages: dict[tuple[str, str], dict[str, Any]] = {}
     for start in range(0, len(ids), 500):
-        for event in session.exec(select(CustodyEvent).where(CustodyEvent.kind == CustodyKind.EXPORTED.value,
-                                                             col(CustodyEvent.recording_id).in_(ids[start:start + 500]))
-                                  .order_by(col(CustodyEvent.id))):
+        query = select(CustodyEvent).where(CustodyEvent.kind == CustodyKind.EXPORTED.value,
+                                           col(CustodyEvent.recording_id).in_(ids[start:start + 500]))
+        if reader is not None:
+            query = query.where(CustodyEvent.actor == reader)
+        for event in session.exec(query.order_by(col(CustodyEvent.id))):
             name = str(event.details.get("package") or "-")
-            entry = packages.setdefault(name, {"package": name, "at": _iso(event.at), "by": event.actor,
-                                               "reason": event.details.get("reason") or "",
-                                               "case": event.details.get("case"), "case_items": 0})
+            build = str(event.details.get("tagmanifest_sha256") or event.details.get("anchor") or event.id)
+            entry = packages.setdefault((name, build), {
+                "package": name, "tagmanifest_sha256": event.details.get("tagmanifest_sha256"),
+                "at": _iso(event.at), "by": event.actor, "reason": event.details.get("reason") or "",
+                "case": event.details.get("case"), "case_items": 0})
             entry["case_items"] += 1
     return sorted(packages.values(), key=lambda p: p["at"] or "", reverse=True)
 
 
-def case_workspace(session: Session, case: Case, scope: Scope,
-                   policy: RetentionPolicy | None = None) -> dict[str, Any]:
+def playable_for(session: Session, user: User, timeline: list[dict[str, Any]]) -> list[int]:
+    """The timeline's items with a browser copy that *user* may play (role, and class: a state secret or a
+    personal recording needs a grant, the collecting officer or the custodian), in timeline order: the case's
+    playlist, never an item the server would then refuse."""
+    if not user.active or not PERMISSIONS["play"] & set(user.roles):  # the role rule check_access applies
+        return []
+    ids = [int(i["recording_id"]) for i in timeline if i["playable"]]
+    rows = list(session.exec(select(Recording).where(col(Recording.id).in_(ids)))) if ids else []
+    refused = {rid for rid, _why in class_refusals(session, user, rows, "play")}
+    return [rid for rid in ids if rid not in refused]
+
+
+def case_workspace(session: Session, case: Case, scope: Scope, policy: RetentionPolicy | None = None, *,
+                   reader: str | None = None) -> dict[str, Any]:
     """catalog.access.case_in_scope, with `timeline` (its recordings and text records in scope, in capture
     order, each with why it is held now under *policy*: catalog.retention_job.decide_for), `releases` and
-    `exports` (of those items only)."""
+    `exports` (of those items only; only *reader*'s own exports unless *reader* is None)."""
     data = case_in_scope(session, case, scope, policy)
     items = [*data["recordings"], *data["documents"]]
     ids = [int(i["recording_id"]) for i in items]
     data["timeline"] = _timeline(session, items, policy)
     data["releases"] = _releases(session, scope, ids)
-    data["exports"] = _exports(session, ids)
+    data["exports"] = _exports(session, ids, reader)
     return data

@@ -21,6 +21,7 @@ from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, Permission
 from catalog.models import MediaKind, Recording, RecordingState
 from catalog.replay import copy_counts_from, load_case_replays
 from catalog.retention import CaseFacts, RetentionPolicy
+from catalog.stamps import MAX_PURPOSE  # a link's purpose is a stamp's: the same limit
 from catalog.types import utcnow
 from catalog.user_models import User
 
@@ -41,7 +42,6 @@ class Attach(Protocol):
 
 
 _MAX_TITLE = 300
-_MAX_PURPOSE = 500
 
 
 def validate_case(*, number: str, title: str, case_type: str, opened_on: date, case_pattern: str,
@@ -161,8 +161,8 @@ def link_recording(session: Session, case: Case, recording: Recording, *, purpos
                                    f"{case.number}: {closed[0][1]}")
     purpose = _need(purpose, "the purpose (what the recording proves in this case)")
     by = _need(by, "the name of who links the recording")
-    if len(purpose) > _MAX_PURPOSE:
-        raise CaseInvalid([f"purpose is {len(purpose)} characters; at most {_MAX_PURPOSE}"])
+    if len(purpose) > MAX_PURPOSE:
+        raise CaseInvalid([f"purpose is {len(purpose)} characters; at most {MAX_PURPOSE}"])
     if case.status != CaseStatus.OPEN.value:
         raise CaseStateError(f"case {case.number} is closed (on {case.closed_on}); reopen it before linking "
                              f"recording {recording.id}")

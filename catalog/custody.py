@@ -90,6 +90,7 @@ class CustodyKind(enum.StrEnum):
     SIGNED_OUT = "signed_out"
     SPOT_CHECK_DRAWN = "spot_check_drawn"  # a random sample drawn (criteria, seed, population, the ids)
     REVIEWED = "reviewed"  # a spot-check outcome recorded for a recording
+    SPOT_CHECK_SIGNED = "spot_check_signed"  # a drawn reviewer signed the check off: its signed result in WORM storage
     VERIFICATION_RUN = "verification_run"  # `evidence verify` ran: what it checked and what it found
     INTEGRITY_CHECKED = "integrity_checked"  # a later integrity check (decoding) added a verdict; the first is kept
     DISCARDED = "discarded"  # files a device profile marks as disposable derivatives, not copied (listed with why)

@@ -133,6 +133,11 @@ class DockSession(SQLModel, table=True):
     result_note: str | None = Field(default=None, max_length=2000)  # what happened, in words (catalog.docks)
 
 
+#: The recordings a spot check draws from (catalog.spotcheck._population_query says the same in SQLAlchemy).
+DRAWABLE = ("state IN ('archived', 'verified') AND media_kind IN ('video', 'audio', 'photo') "
+            "AND redacted_from_id IS NULL AND belongs_to_id IS NULL")
+
+
 class Recording(SQLModel, table=True):
     __table_args__ = (
         Index("ix_recording_captured", "captured_start", "captured_end"),
@@ -146,6 +151,9 @@ class Recording(SQLModel, table=True):
         # Spot-check draws walk the kept recordings in id order (an index-only scan on PostgreSQL).
         Index("ix_recording_kept_id", "id", postgresql_where=text("state IN ('archived', 'verified')"),
               sqlite_where=text("state IN ('archived', 'verified')")),
+        # ... and only what a spot check may draw (catalog.spotcheck.ENFORCEMENT_KINDS, never a redacted copy or a
+        # housekeeping file): the same predicate as the draw's, so its count and cursor stay index-only
+        Index("ix_recording_drawable_id", "id", postgresql_where=text(DRAWABLE), sqlite_where=text(DRAWABLE)),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -455,6 +463,14 @@ class SpotCheck(SQLModel, table=True):
     criteria: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     population: int  # how many recordings matched the criteria when drawn
     sample_size: int
+    # 双随机's second draw: who reviews, drawn from a pool with the seed "<seed>/reviewers" (catalog.spotcheck_team)
+    reviewer_pool: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                            server_default="[]"))
+    reviewers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    signed_off_by: str | None = Field(default=None, max_length=100)
+    signed_off_at: datetime | None = ts_field()
+    result_record: str | None = Field(default=None, max_length=200)  # the signed result's name in WORM storage
+    result_sha256: str | None = Field(default=None, max_length=64)  # and its SHA-256 (the published summary's)
 
 
 class SpotCheckItem(SQLModel, table=True):
@@ -464,7 +480,7 @@ class SpotCheckItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     check_id: int = Field(foreign_key="spot_check.id", index=True)
     recording_id: int = Field(foreign_key="recording.id")
-    outcome: str = Field(default="pending", max_length=16)  # pending | compliant | issue
+    outcome: str = Field(default="pending", max_length=16)  # pending | compliant | issue | unreadable
     notes: str = Field(default="", max_length=2000)
     reviewed_by: str | None = Field(default=None, max_length=100)
     reviewed_at: datetime | None = ts_field()

@@ -114,6 +114,7 @@ _MAPPING: dict[CustodyKind, PremisMapping] = {
     CustodyKind.SIGNED_OUT: _M("val", "imp"),  # the end of what the sign-in validated
     CustodyKind.SPOT_CHECK_DRAWN: _M("val", "val"),
     CustodyKind.REVIEWED: _M("val", "val"),
+    CustodyKind.SPOT_CHECK_SIGNED: _M("dsg", "aut"),  # the signed result: a signature, by the reviewer's authority
     CustodyKind.VERIFICATION_RUN: _M("fix", "val"),
     CustodyKind.INTEGRITY_CHECKED: _M("val", "val"),  # decoded against its format: a validation
     CustodyKind.DISCARDED: _M("app", "exe"),  # derivatives a device profile marks as not worth keeping

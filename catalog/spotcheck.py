@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -21,13 +22,36 @@ from catalog.custody import CustodyKind, append_event
 from catalog.db import by_id
 from catalog.errors import CatalogError
 from catalog.models import DerivedMedia, Officer, Recording, RecordingState, SpotCheck, SpotCheckItem
+from catalog.spotcheck_team import draw_names, eligible_pool, reviewer_seed
 
-__all__ = ["OUTCOMES", "SpotCheckCriteria", "SpotCheckError", "SpotCheckNotFound", "SpotCheckRefused",
-           "derived_kinds", "draw", "draw_from_catalogue", "draw_positions", "new_spot_check", "open_spot_check",
-           "population", "record_outcome", "spot_checks_in_scope"]
+__all__ = [
+    "ENFORCEMENT_KINDS",
+    "FINDINGS",
+    "OUTCOMES",
+    "UNREADABLE",
+    "SpotCheckCriteria",
+    "SpotCheckError",
+    "SpotCheckNotFound",
+    "SpotCheckRefused",
+    "derived_kinds",
+    "draw",
+    "draw_from_catalogue",
+    "draw_positions",
+    "new_spot_check",
+    "open_spot_check",
+    "population",
+    "record_outcome",
+    "spot_checks_in_scope",
+]
 
-OUTCOMES = ("compliant", "issue")
+OUTCOMES = ("compliant", "issue")  # what a reviewer records
+UNREADABLE = "unreadable"  # set by the draw for a file that is not media at all: a finding, not footage to review
+FINDINGS = ("issue", UNREADABLE)
+#: What a spot check draws from: enforcement recordings, never a text record, a redacted copy or a device's
+#: housekeeping file (they are not what an officer recorded).
+ENFORCEMENT_KINDS = ("video", "audio", "photo")
 MAX_SAMPLE = 500
+MAX_REVIEWERS = 20
 
 
 class SpotCheckError(CatalogError):
@@ -62,7 +86,10 @@ def draw_positions(population_size: int, size: int, seed: str) -> list[int]:
 
 def _population_query(criteria: SpotCheckCriteria) -> Any:
     query = select(Recording.id).where(col(Recording.state).in_((RecordingState.ARCHIVED.value,
-                                                                   RecordingState.VERIFIED.value)))
+                                                                   RecordingState.VERIFIED.value)),
+                                       col(Recording.media_kind).in_(ENFORCEMENT_KINDS),
+                                       col(Recording.redacted_from_id).is_(None),
+                                       col(Recording.belongs_to_id).is_(None))
     if criteria.officer:
         query = query.where(Recording.officer_number == criteria.officer)
     if criteria.kind:
@@ -114,21 +141,42 @@ def draw_from_catalogue(session: Session, criteria: SpotCheckCriteria, size: int
 
 
 def new_spot_check(session: Session, criteria: SpotCheckCriteria, size: int, *, by: str, now: datetime,
-                   seed: str | None = None) -> SpotCheck:
+                   seed: str | None = None, reviewers: int = 0, pool: Sequence[str] = ()) -> SpotCheck:
+    """Draw *size* enforcement recordings matching *criteria* and, with *reviewers*, that many reviewers from
+    *pool* (catalog.spotcheck_team: the named people, or everyone who may review; never *by*); both draws and
+    their seeds are the `spot_check_drawn` event. A drawn file that is not media at all (integrity unreadable)
+    is recorded as a finding at once, not handed to a reviewer as footage. Committed."""
     if not 1 <= size <= MAX_SAMPLE:
         raise SpotCheckError(f"a spot check draws 1 to {MAX_SAMPLE} recordings, not {size}")
+    if not 0 <= reviewers <= MAX_REVIEWERS:
+        raise SpotCheckError(f"a spot check draws 0 to {MAX_REVIEWERS} reviewers, not {reviewers}")
+    if criteria.kind is not None and criteria.kind not in ENFORCEMENT_KINDS:
+        raise SpotCheckError(f"a spot check draws enforcement recordings ({', '.join(ENFORCEMENT_KINDS)}), "
+                             f"not {criteria.kind!r}")
     seed = seed or secrets.token_hex(16)
     total, chosen = draw_from_catalogue(session, criteria, size, seed)
     if not chosen:
-        raise SpotCheckError(f"no archived recording matches {criteria.as_json()}")
+        raise SpotCheckError(f"no archived enforcement recording matches {criteria.as_json()}")
+    eligible = eligible_pool(session, pool, drawer=by, recording_ids=chosen, error=SpotCheckError) if reviewers else []
+    if len(eligible) < reviewers:
+        raise SpotCheckError(f"{reviewers} reviewer(s) asked for, but the pool holds {len(eligible)} who may review "
+                             f"this sample ({', '.join(eligible) or 'nobody'}; never the one who draws)")
+    team = draw_names(eligible, reviewers, reviewer_seed(seed))
     check = SpotCheck(created_by=by, created_at=now, seed=seed, criteria=criteria.as_json(), population=total,
-                      sample_size=len(chosen))
+                      sample_size=len(chosen), reviewer_pool=eligible, reviewers=team)
     session.add(check)
     session.flush()
     assert check.id is not None
-    session.add_all(SpotCheckItem(check_id=check.id, recording_id=rid) for rid in chosen)
+    unreadable = {r.id: r.integrity_detail for r in session.exec(select(Recording).where(
+        col(Recording.id).in_(chosen), Recording.integrity_status == UNREADABLE))}
+    session.add_all(SpotCheckItem(check_id=check.id, recording_id=rid, outcome=UNREADABLE,
+                                  notes=(unreadable[rid] or "not media at all")[:2000], reviewed_by=f"draw:{by}",
+                                  reviewed_at=now) if rid in unreadable else
+                    SpotCheckItem(check_id=check.id, recording_id=rid) for rid in chosen)
     append_event(session, CustodyKind.SPOT_CHECK_DRAWN, actor=by, details={
-        "check": check.id, "criteria": check.criteria, "seed": seed, "population": total, "recordings": chosen})
+        "check": check.id, "criteria": check.criteria, "seed": seed, "population": total, "recordings": chosen,
+        "reviewer_pool": eligible, "reviewer_seed": reviewer_seed(seed), "reviewers": team,
+        "unreadable": sorted(unreadable)})
     session.commit()
     return check
 
@@ -205,8 +253,20 @@ def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, 
         raise SpotCheckNotFound(f"no spot check {check_id}" if check_id is not None else
                                 f"no spot-check item {item_id}")
     _refuse_outside(session, check, scope, by=by, verb="review")
+    if check.reviewers and by not in check.reviewers:
+        append_event(session, CustodyKind.ACCESS_REFUSED, actor=by, details={
+            "action": "review spot check", "check": check.id, "why": "not a drawn reviewer",
+            "reviewers": check.reviewers})
+        session.commit()
+        raise SpotCheckRefused(f"spot check {check.id} is reviewed by {', '.join(check.reviewers)} (drawn at "
+                               f"random); {by} is not one of them")
+    if check.signed_off_at is not None:
+        raise SpotCheckError(f"spot check {check.id} was signed off by {check.signed_off_by}; its outcomes are final")
     if item is None or item.check_id != check.id:
         raise SpotCheckNotFound(f"no item {item_id} in spot check {check.id}")
+    if item.outcome == UNREADABLE:
+        raise SpotCheckError(f"item {item.id} (recording {item.recording_id}) is not media at all: it is counted as "
+                             "a finding, not reviewed as footage")
     item.outcome, item.notes, item.reviewed_by, item.reviewed_at = outcome, notes.strip(), by, now
     session.add(item)
     append_event(session, CustodyKind.REVIEWED, actor=by, recording_id=item.recording_id, at=now, details={

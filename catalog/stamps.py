@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_CASE_PATTERN", "Stamp", "current_stamp", "record_stamp", "re
 #: Case numbers such as 京朝城管罚字〔2026〕第00123号 or AB-2026-00042.
 DEFAULT_CASE_PATTERN = r"[0-9A-Za-z\u4e00-\u9fff〔〕\[\]()（）_/\-]{4,64}"
 
-_MAX_PURPOSE = 500
+MAX_PURPOSE = 500  # characters of a purpose (a stamp's, a case link's)
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ def validate_stamp(stamp: Stamp, *, case_pattern: str) -> list[str]:
     if stamp.purpose is not None:
         if not stamp.purpose.strip():
             problems.append("purpose is blank")
-        elif len(stamp.purpose) > _MAX_PURPOSE:
-            problems.append(f"purpose is {len(stamp.purpose)} characters; at most {_MAX_PURPOSE}")
+        elif len(stamp.purpose) > MAX_PURPOSE:
+            problems.append(f"purpose is {len(stamp.purpose)} characters; at most {MAX_PURPOSE}")
     if stamp.collector is not None and not stamp.collector.strip():
         problems.append("collector is blank")
     return problems

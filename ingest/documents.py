@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from catalog import (
     Case,
+    CaseInvalid,
     CaseStateError,
     CaseStatus,
     CustodyKind,
@@ -39,6 +41,7 @@ from catalog.clock import archive_now
 from catalog.policy_adoption import policy_in_force
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention import routine_rule
+from catalog.stamps import MAX_PURPOSE
 from ingest.archiving import mark_archived
 from ingest.config import Settings
 from ingest.pipeline.cataloguing import Described, staged_recording
@@ -57,8 +60,11 @@ class DerivedFrom:
     """A case record made from a recording (ingest.snapshots: a still of one frame)."""
 
     captured: datetime | None  # the frame's time on the source's clock
-    time_source: str  # how that time was found, e.g. "still of recording 12 at 83.250 s"
+    time_source: str  # how that time was found ("still frame")
     details: dict[str, object]  # the source's id and SHA-256, the position: kept in the row's technical record
+    source: Recording  # whose officer, device, place, clock verdict and class the still takes: what it shows is
+    # theirs, so the same people may see it (scope) and the same class keeps it (a review found a still of a
+    # classed video catalogued `internal`, downloadable by those the video is closed to)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,9 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     if case.status != CaseStatus.OPEN.value:
         raise CaseStateError(f"case {case.number} is closed (on {case.closed_on}); reopen it before attaching "
                              f"{path.name}")
+    if len(title.strip()) > MAX_PURPOSE:  # refused before anything is staged (the link would refuse it after)
+        raise CaseInvalid([f"{path.name}: what it is (its purpose in case {case.number}) is {len(title.strip())} "
+                           f"characters; at most {MAX_PURPOSE}"])
     staging = settings.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
     copy = copy_and_hash(path, staging, part_name=f"attach-{uuid.uuid4().hex}", resume=False)
@@ -191,10 +200,15 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     time_source = "document date" if dated else "none"
     if derived is not None:
         captured, time_source = derived.captured, derived.time_source
+    source = derived.source if derived is not None else None
     described = Described(media_kind=MediaKind.DOCUMENT.value, container=kind.container,
                           time_source=time_source, integrity_status=kind.status,
                           integrity_detail=kind.detail, captured_start=captured, captured_end=captured,
                           case_number=case.number, purpose=title)
+    if source is not None:
+        described = replace(described, device_serial=source.device_serial, officer_number=source.officer_number,
+                            officer_name=source.officer_name, lat=source.lat, lon=source.lon,
+                            place_source=source.place_source, time_implausible=source.time_implausible)
     policy = policy_in_force(session, settings.retention_policy)  # a web app left running after a re-adoption
     months = policy.routine_months
     recording = staged_recording(copy, described, original_name=path.name, station=settings.station, now=now,
@@ -202,8 +216,16 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
                                  retention_rule=routine_rule(months),
                                  technical={"attached_from": path.name,
                                             **({"derived_from": derived.details} if derived else {})})
+    if source is not None:
+        recording.sensitivity = source.sensitivity  # before its first event: the chain says so from the start
     session.add(recording)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same bytes catalogued by another request since find_by_sha256 looked
+        session.rollback()
+        copy.destination.unlink(missing_ok=True)
+        raise CaseStateError(f"{path.name}: the same bytes (sha256 {copy.sha256[:12]}…) were catalogued by another "
+                             "request at this moment; try again to link them") from None
     append_event(session, CustodyKind.DOCUMENT_ATTACHED, actor=by, recording_id=recording.id, details={
         "case": case.number, "name": path.name, "sha256": copy.sha256, "size_bytes": copy.size_bytes,
         "container": kind.container, "integrity": kind.status, ROW_KEY: row_values(recording)})

@@ -24,6 +24,7 @@ from catalog import Case, CaseStateError, CustodyKind, Recording, append_event, 
 from catalog.access import check_access, stated_reason
 from catalog.errors import SnapshotRefused
 from catalog.listings import result_facts
+from catalog.stamps import MAX_PURPOSE
 from catalog.user_models import User
 from catalog.users import require
 from ingest.config import Settings
@@ -35,6 +36,8 @@ __all__ = ["STILL_TIMEOUT_S", "SnapshotRefused", "Still", "snapshot_problem", "t
 
 #: How long decoding one frame may take (a frame near the end of an hour on a network store).
 STILL_TIMEOUT_S = 120.0
+#: No recording is longer (a year): a position beyond is not a time in one.
+MAX_POSITION_S = 366 * 86400.0
 #: A position this far past the probed duration still names the last frame (the probe rounds).
 _END_SLACK_S = 0.5
 
@@ -46,15 +49,18 @@ class Still:
     at_s: float
 
 
-def snapshot_problem(recording: Recording, at_s: float, case: Case, linked_cases: tuple[str, ...]) -> str | None:
-    """Why a still of *recording* at *at_s* seconds cannot go to *case*, or None. Pure."""
+def snapshot_problem(recording: Recording, at_s: float, case: Case, linked_cases: tuple[str, ...],
+                     purpose: str = "") -> str | None:
+    """Why a still of *recording* at *at_s* seconds, showing *purpose*, cannot go to *case*, or None. Pure."""
     name = f"recording {recording.id} ({recording.original_name})"
+    if len(purpose.strip()) > MAX_PURPOSE:
+        return f"what the still shows is {len(purpose.strip())} characters; at most {MAX_PURPOSE}"
     if recording.media_kind != "video":
         return f"{name} is a {recording.media_kind}: a still is taken of a video"
     if recording.state not in ("archived", "verified"):
         return f"{name} is {recording.state}: its original is not in the archive"
-    if not math.isfinite(at_s) or at_s < 0:
-        return f"{name}: the position {at_s!r} is not a time in the recording (seconds from its start)"
+    if not math.isfinite(at_s) or at_s < 0 or at_s > MAX_POSITION_S:
+        return f"{name}: the position {at_s:.6g} is not a time in the recording (seconds from its start)"
     if recording.duration_s is not None and at_s > recording.duration_s + _END_SLACK_S:
         return f"{name}: {at_s:.3f} s is past its end ({recording.duration_s:.3f} s)"
     if case.status != "open":
@@ -122,7 +128,8 @@ def take_snapshot(session: Session, store: EvidenceStore, settings: Settings, ke
     check_access(session, user, [recording], step="play", reason=stated, policy=settings.access_reason,
                  action="snapshot")
     assert recording.id is not None
-    problem = snapshot_problem(recording, at_s, case, result_facts(session, [recording.id])[recording.id].cases)
+    problem = snapshot_problem(recording, at_s, case, result_facts(session, [recording.id])[recording.id].cases,
+                               purpose)
     if problem:
         raise SnapshotRefused(problem)
     _verify_original(session, store, recording, user.name)
@@ -145,7 +152,7 @@ def take_snapshot(session: Session, store: EvidenceStore, settings: Settings, ke
         else:
             try:
                 result = attach_document(session, store, settings, case, dest, title=title, by=user.name, key=key,
-                                         derived=DerivedFrom(frame_time, "still frame", origin))
+                                         derived=DerivedFrom(frame_time, "still frame", origin, recording))
             except CaseStateError as exc:
                 raise SnapshotRefused(str(exc)) from None
             still, new = result.recording, result.new

@@ -153,7 +153,8 @@ def case_show(number: str, by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "cases", by)
         found = visible_case(session, number, identity.scope, actor=identity.actor, via="cli case show")
-        data = case_workspace(session, found, identity.scope, in_force(session, cfg))  # as the web's case page
+        data = case_workspace(session, found, identity.scope, in_force(session, cfg),  # as the web's case page
+                              reader=None if identity.may("audit") else identity.actor)
         append_event(session, CustodyKind.VIEWED, actor=identity.actor, details={
             "via": "cli case show", "case": number, "os_user": identity.account.login})
         session.commit()

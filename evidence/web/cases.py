@@ -22,7 +22,7 @@ from sqlmodel import Session
 from catalog.access import AccessRefused, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
 from catalog.case_models import Case, CaseStatus
-from catalog.case_workspace import case_workspace
+from catalog.case_workspace import case_workspace, playable_for
 from catalog.cases import (
     close_case,
     create_case,
@@ -66,6 +66,11 @@ def _case(session: Session, number: str, who: Caller) -> Case:
         raise HTTPException(403, str(exc)) from None
 
 
+def _reader(who: Caller) -> str | None:
+    """Whose exports a case shows: everyone's to who may read the audit log, else the caller's own."""
+    return None if who.may("audit") else who.user.name
+
+
 def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> list[str]:
     """Apply retention to what changed; the problems (a store that refused) as lines for the page."""
     changes = retain_after_link_change(session, config.store, config.policy, ids, by=by)
@@ -75,8 +80,10 @@ def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> lis
 def _case_page(request: Request, session: Session, who: Caller, case: Case, status: int = 200,
                error: str | None = None, close: dict[str, str] | None = None) -> Response:
     config: WebConfig = request.app.state.config
+    workspace = case_workspace(session, case, who.scope, config.policy, reader=_reader(who))
     return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
-                  c=case_workspace(session, case, who.scope, config.policy), can_export=who.may("export"),
+                  c=workspace, playlist=playable_for(session, who.user, workspace["timeline"]),
+                  can_export=who.may("export"),
                   can_manage=who.may("manage_cases"), can_classify=who.may("classify"),
                   can_grant=who.may("grant_access"), can_play=who.may("play"), can_release=who.may("releases"),
                   thumbnails=not reason_needed(request, "view"), play_needs_reason=reason_needed(request, "play"),
@@ -380,7 +387,7 @@ def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> di
     case = _case(session, number, who)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": case.number})
     session.commit()
-    return case_workspace(session, case, who.scope, request.app.state.config.policy)
+    return case_workspace(session, case, who.scope, request.app.state.config.policy, reader=_reader(who))
 
 
 @router.post("/cases/{number:path}/export", include_in_schema=False)

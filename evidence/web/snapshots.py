@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from catalog.access import AccessRefused, ReasonRequired
 from catalog.case_links import retain_after_link_change
 from catalog.cases import get_case
-from catalog.errors import CaseNotFound, PermissionDenied, SnapshotRefused
+from catalog.errors import CaseInvalid, CaseNotFound, PermissionDenied, SnapshotRefused
 from evidence.web.deps import DB, WebConfig, done, signed_in
 from evidence.web.recordings import render_recording, visible_recording
 from ingest.errors import RenderInterrupted
@@ -41,9 +41,9 @@ def snapshot(ref: str, request: Request, session: DB, csrf: Annotated[str, Form(
                                 error=message)
 
     try:
-        at_s = float(at.strip().replace(",", "."))
+        at_s = float(at.strip())
     except ValueError:
-        return refused(400, f"snapshot: {at[:40]!r} is not a position in seconds")
+        return refused(400, f"snapshot: {at[:40]!r} is not a position in seconds (e.g. 83.25)")
     try:
         target = get_case(session, case.strip())
     except CaseNotFound as exc:
@@ -55,7 +55,7 @@ def snapshot(ref: str, request: Request, session: DB, csrf: Annotated[str, Form(
         return refused(422, str(exc))
     except (AccessRefused, PermissionDenied) as exc:
         return refused(403, str(exc))
-    except SnapshotRefused as exc:
+    except (SnapshotRefused, CaseInvalid) as exc:
         return refused(400, str(exc))
     except StorageError as exc:
         return refused(503, f"the evidence store refused or is down: {exc}")

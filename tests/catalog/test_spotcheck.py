@@ -54,7 +54,7 @@ def test_filters_and_a_recorded_reproducible_draw(archive):
         assert event.details["seed"] == check.seed and event.details["recordings"] == sorted(ids)
         # An auditor redraws from what was recorded and gets the same recordings.
         assert draw(population(session, window), 5, event.details["seed"]) == sorted(ids)
-        with pytest.raises(SpotCheckError, match="no archived recording matches"):
+        with pytest.raises(SpotCheckError, match="no archived enforcement recording matches"):
             new_spot_check(session, SpotCheckCriteria(officer="999999"), 5, by="x", now=utcnow())
         with pytest.raises(SpotCheckError, match="1 to 500"):
             new_spot_check(session, window, 0, by="x", now=utcnow())
@@ -90,24 +90,36 @@ def _refused_then_shown(client: TestClient, url: str, *, refused: str, shown: st
 
 
 def test_supervisors_run_spot_checks_in_the_browser(archive, store):
-    add_web_users(archive, {"supervisor:王": "supervisor", "clerk:李四": "clerk"})
+    """双随机: the sample and its reviewer are both drawn; the one who draws may not review."""
+    add_web_users(archive, {"supervisor:王": "supervisor", "supervisor:赵": "supervisor", "clerk:李四": "clerk"})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
         page = _refused_then_shown(client, "/spot-checks", refused="clerk:李四", shown="supervisor:王")
         assert "双随机抽查" in page.text
         csrf = form_token(page.text)
         bad = client.post("/spot-checks", data={"csrf": csrf, "size": "5", "start": "last week"})
         assert bad.status_code == 400 and "not a time (e.g. 2026-11-20, 2026/11/20 08:30" in bad.text
-        drawn = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "seed": "abc"},
-                            follow_redirects=False)
+        assert 'value="last week"' in bad.text  # the form keeps what was typed
+        crowded = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "reviewers": "2"})
+        assert crowded.status_code == 400 and "2 reviewer(s) asked for, but the pool holds 1" in crowded.text
+        drawn = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "seed": "abc",
+                                                  "reviewers": "1"}, follow_redirects=False)
         assert drawn.status_code == 303
         check_page = client.get(drawn.headers["location"])
-        assert check_page.status_code == 200 and check_page.text.count('name="outcome"') == 4
+        assert check_page.status_code == 200 and 'name="outcome"' not in check_page.text  # 王 drew: no review
+        assert "supervisor:赵" in check_page.text and "已复核 0 / 4" in check_page.text
+        item_action = re.search(r'action="(/spot-checks/\d+/items/\d+)"', client.get(
+            drawn.headers["location"]).text)
+        assert item_action is None
+        client.cookies.clear()
+        web_login(client, "supervisor:赵")
+        check_page = client.get(drawn.headers["location"])
+        assert check_page.text.count('name="outcome"') == 4
         item_action = re.search(r'action="(/spot-checks/\d+/items/\d+)"', check_page.text)
         assert item_action is not None
-        item_url = item_action.group(1)
-        done = client.post(item_url, data={"csrf": csrf, "outcome": "compliant"}, follow_redirects=False)
+        csrf = form_token(check_page.text)
+        done = client.post(item_action.group(1), data={"csrf": csrf, "outcome": "compliant"}, follow_redirects=False)
         assert done.status_code == 303
-        assert "合规 (supervisor:王)" in client.get(drawn.headers["location"]).text
+        assert "合规 (supervisor:赵)" in client.get(drawn.headers["location"]).text
 
 
 def test_statistics_page_counts_what_the_catalogue_holds(archive, store):

@@ -58,7 +58,7 @@ def test_what_a_still_needs_is_decided_without_services():
 def site(samples, settings):
     run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="巡查"))
     engine = open_catalog(settings.database_url)
-    add_web_users(engine, {"clerk:李四": "clerk", "officer:张三": "officer"})
+    add_web_users(engine, {"clerk:李四": "clerk", "officer:张三": "officer", "auditor:赵": "auditor"})
     app, video_id = served_app(engine, settings)
     with Session(engine) as session:
         video = session.get(Recording, video_id)
@@ -138,6 +138,28 @@ def test_a_clerk_keeps_the_frame_on_screen_as_a_still_of_the_case(site):
     again = _still(client, video_id, token, at="1")  # the same frame: the same bytes, kept once
     assert again.status_code == 303, re.findall(r'role="alert">([^<]*)', again.text)
     assert [d.id for d in _documents(engine)] == [still.id]
+
+
+def test_a_still_keeps_its_videos_class_and_people_and_a_long_caption_stages_nothing(site, settings):
+    """A still shows what its video shows: the same class (a review found a still of a personal video catalogued
+    internal and downloadable by those the video is closed to) and the same officer (so the same people see it)."""
+    client, engine, _store, video_id, token = site
+    classed = client.post(f"/recordings/{video_id}/class", data={"csrf": token, "sensitivity": "personal",
+                                                                 "reason": "含个人信息"}, follow_redirects=False)
+    assert classed.status_code == 303, classed.text
+    long = _still(client, video_id, token, at="0.5", purpose="x" * 600)
+    assert long.status_code == 400 and "at most 500" in long.text
+    assert _documents(engine) == [] and not any(settings.staging_dir.glob("*"))  # nothing staged, nothing left
+    kept = _still(client, video_id, token, at="0.5")
+    assert kept.status_code == 303, kept.text
+    [still] = _documents(engine)
+    with Session(engine) as session:
+        video = session.get(Recording, video_id)
+        assert video is not None
+        assert (still.sensitivity, still.officer_number, still.device_serial) == (
+            "personal", video.officer_number, video.device_serial)
+    web_login(client, "auditor:赵")
+    assert client.get(f"/media/{still.id}/original", params={"reason": "核查"}).status_code == 403
 
 
 @pytest.mark.parametrize(("at", "status", "says"), [

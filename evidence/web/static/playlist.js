@@ -27,5 +27,12 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   buttons.forEach((button, index) => button.addEventListener("click", () => play(index)));
   player.addEventListener("ended", () => play(current + 1));
+  // an item the server cannot give now (its copy gone, a class changed since the page was made): say so, go on
+  player.addEventListener("error", () => {
+    if (current < 0) return;
+    buttons[current].classList.add("failed");
+    now.textContent = `${current + 1} / ${buttons.length}: ${buttons[current].textContent} ✕`;
+    play(current + 1);
+  });
   player.addEventListener("play", () => { if (current < 0) play(0); });
 });

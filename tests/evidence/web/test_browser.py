@@ -121,29 +121,52 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
     page.goto(f"{base}/?lang=zh_CN")
     assert page.locator("h1").inner_text() == "检索音视频记录"
 
+    # 双随机: the supervisor draws the recordings and one reviewer; the reviewer reviews beside the player, signs
+    # off, and downloads the summary to publish
     supervisor = browser.new_page(viewport={"width": 1366, "height": 900})
     _login(supervisor, base, "supervisor:王")
     supervisor.goto(f"{base}/spot-checks")
     supervisor.fill("input[name=size]", "3")
+    supervisor.fill("input[name=reviewers]", "1")
     supervisor.fill("input[name=seed]", "2026-11-第四季度")
     supervisor.click("form[action='/spot-checks'] button[type=submit]")
     supervisor.wait_for_url(re.compile(r".*/spot-checks/\d+$"))
-    assert supervisor.locator("select[name=outcome]").count() == 3
-    assert supervisor.locator("#items video, #items audio, #items img").count() >= 1  # each item plays in place
-    players = supervisor.locator("#items video, #items audio")
-    if players.count():
-        players.first.evaluate("m => { m.muted = true; return m.play(); }")
-        supervisor.wait_for_function("[...document.querySelectorAll('#items video, #items audio')]"
-                                     ".some(m => m.readyState >= 2)", timeout=20_000)
-    supervisor.locator("form[action*='/items/'] button[type=submit]").first.click()
-    supervisor.wait_for_load_state()
-    assert "supervisor:王" in supervisor.content()
-    supervisor.screenshot(path=str(SHOTS / "spot-check.png"), full_page=True)
+    check_url = supervisor.url
+    assert supervisor.locator("#reviewers").inner_text().startswith("admin:钱")  # the one other who may review
+    assert supervisor.locator("select[name=outcome]").count() == 0  # who draws does not review
+    reviewer = browser.new_page(viewport={"width": 1366, "height": 900})
+    _login(reviewer, base, "admin:钱")
+    reviewer.goto(check_url)
+    assert reviewer.locator("#progress-text").inner_text() == "已复核 0 / 3"
+    playable = reviewer.locator("button[data-review][data-kind=video], button[data-review][data-kind=audio]")
+    if playable.count():
+        reviewer.locator("#review-player").evaluate("m => { m.muted = true; }")
+        playable.first.click()
+        reviewer.wait_for_function("() => document.querySelector('#review-player').readyState >= 2", timeout=20_000)
+        assert reviewer.locator("#review-title").inner_text() == playable.first.get_attribute("data-name")
+    for n in range(reviewer.locator("form[action*='/items/']").count()):
+        form = reviewer.locator("form[action*='/items/']").nth(n)
+        if n == 0:
+            form.locator("select[name=outcome]").select_option("issue")
+            form.locator("input[name=notes]").fill("执法记录仪未全程开启")
+        form.locator("button[type=submit]").click()
+        reviewer.wait_for_load_state()
+    assert reviewer.locator("#progress-text").inner_text() == "已复核 3 / 3"
+    assert reviewer.locator("#findings").inner_text() == "1"
+    reviewer.click("#sign-off button[type=submit]")
+    reviewer.wait_for_url(check_url)
+    assert "admin:钱" in reviewer.locator("#signed-off").inner_text()
+    reviewer.screenshot(path=str(SHOTS / "spot-check.png"), full_page=True)
+    with reviewer.expect_download() as downloading:
+        reviewer.click("a[href$='summary.csv']")
+    summary = Path(downloading.value.path()).read_text(encoding="utf-8-sig")
+    assert "findings" in summary and "admin:钱" not in summary and "李四" not in summary
     with Session(engine) as session:
         from catalog import CustodyEvent
 
         kinds = {e.kind for e in session.exec(select(CustodyEvent))}
-    assert {"signed_in", "viewed", "accessed", "restamped", "spot_check_drawn", "reviewed"} <= kinds
+    assert {"signed_in", "viewed", "accessed", "restamped", "spot_check_drawn", "reviewed",
+            "spot_check_signed"} <= kinds
 
 
 def _ids(engine, **where) -> list[int]:

@@ -85,6 +85,18 @@ def test_the_workspace_shows_its_timeline_releases_and_exports_within_the_caller
     package = case["exports"][0]
     assert (package["case_items"], package["reason"], package["by"], package["case"]) == (4, "移送法院", "clerk",
                                                                                           CASE)
+    # The administrator exports the same case again: a package of the same name, a build of its own; who exported
+    # what and why is the audit log's, so the clerk still sees only their own
+    web_login(client, "admin")
+    admin_token = form_token(client.get(f"/cases/{CASE}").text)
+    again = client.post(f"/cases/{CASE}/export", data={"csrf": admin_token, "reason": "内部调查：王五"})
+    assert again.status_code == 200
+    everyone = client.get(f"/api/cases/{CASE}").json()["exports"]
+    assert [(p["by"], p["reason"], p["case_items"]) for p in everyone] == [("admin", "内部调查：王五", 4),
+                                                                          ("clerk", "移送法院", 4)]
+    assert everyone[0]["package"] == everyone[1]["package"]
+    web_login(client, "clerk")
+    assert [p["by"] for p in client.get(f"/api/cases/{CASE}").json()["exports"]] == ["clerk"]
 
     # A supervisor of unit 2 sees recording 3 only: not the others, nor a release that reaches into unit 1
     web_login(client, "unit-2-supervisor")
@@ -92,9 +104,10 @@ def test_the_workspace_shows_its_timeline_releases_and_exports_within_the_caller
     assert [i["recording_id"] for i in theirs["timeline"]] == [3]
     assert theirs["outside_scope"]["recordings"] == 3
     assert [r["id"] for r in theirs["releases"]] == [only_unit_2_id]
-    assert [p["case_items"] for p in theirs["exports"]] == [1]
+    assert theirs["exports"] == []  # others' exports, with their reasons, are the audit log's
     page = client.get(f"/cases/{CASE}")
     assert page.status_code == 200 and "R1.video" not in page.text and "移送全案" not in page.text
+    assert "内部调查" not in page.text
     assert "移送二中队" in page.text
 
 
@@ -120,8 +133,19 @@ def test_the_page_plays_the_case_in_order_and_keeps_closing_apart_from_export(we
     assert 'name="confirm" required' in close_form and 'name="closed_on" type="date" required' in close_form
     assert "案件未结期间" in page and f"案件 {CASE} 尚未结案" in page  # retention and holds said in words
 
+    # a supervisor may play recordings, but not a personal one without a grant: it is not queued for them
+    personal = client.post("/recordings/1/class", data={"csrf": token, "sensitivity": "personal",
+                                                         "reason": "含个人信息"}, follow_redirects=False)
+    assert personal.status_code == 303, personal.text
+    web_login(client, "supervisor")
+    assert re.findall(r'data-src="/media/(\d+)/proxy"', client.get(f"/cases/{CASE}").text) == ["4", "3"]
+    web_login(client, "admin")
+    token = form_token(client.get(f"/cases/{CASE}").text)
     classed = client.post("/recordings/3/class", data={"csrf": token, "sensitivity": "state_secret",
                                                          "reason": "涉密"}, follow_redirects=False)
     assert classed.status_code == 303, classed.text
-    again = client.get(f"/cases/{CASE}").text
-    assert re.findall(r'data-src="/media/(\d+)/proxy"', again) == ["4", "1"]  # a secret is never queued to play
+    # neither a secret nor a personal recording is queued for an administrator without a grant on the case; the
+    # clerk, custodian of the archive, plays the personal one but not the secret
+    assert re.findall(r'data-src="/media/(\d+)/proxy"', client.get(f"/cases/{CASE}").text) == ["4"]
+    web_login(client, "clerk")
+    assert re.findall(r'data-src="/media/(\d+)/proxy"', client.get(f"/cases/{CASE}").text) == ["4", "1"]

@@ -1,0 +1,69 @@
+"""双随机's second draw: the inspectors who review a spot check, drawn at random from a pool.
+
+The pool is the people named for the draw, or else every active user who may run spot checks; the one who draws
+is never in it (whoever picks the sample does not also pick its reviewers), and nor is anyone whose scope does
+not cover every recording drawn (they could not open the check). The reviewers are drawn from the pool, in name
+order, with the seed `<check seed>/reviewers`: like the sample, anyone can redraw them from the recorded pool and
+seed and get the same people.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from catalog.access import out_of_scope, user_scope
+from catalog.errors import CatalogError
+from catalog.user_models import User
+
+__all__ = ["REVIEWER_SEED", "draw_names", "eligible_pool", "reviewer_seed"]
+
+REVIEWER_SEED = "{seed}/reviewers"
+
+
+def reviewer_seed(seed: str) -> str:
+    """The seed the reviewers are drawn with, from the check's own. Pure."""
+    return REVIEWER_SEED.format(seed=seed)
+
+
+def draw_names(pool: Sequence[str], count: int, seed: str) -> list[str]:
+    """*count* names from *pool* (sorted, duplicates dropped), chosen as catalog.spotcheck.draw chooses ids: the
+    same pool and seed always give the same names, in pool order. Pure."""
+    from catalog.spotcheck import draw_positions  # spotcheck imports this module
+
+    ordered = sorted(set(pool))
+    return [ordered[p] for p in draw_positions(len(ordered), count, seed)]
+
+
+def eligible_pool(session: Session, named: Sequence[str], *, drawer: str, recording_ids: list[int],
+                  error: type[CatalogError]) -> list[str]:
+    """The pool the reviewers are drawn from for a sample of *recording_ids*: *named* (each an active user who may
+    run spot checks, not *drawer*, whose scope covers the sample; *error* naming each who is not), or, when none
+    is named, every such user."""
+    from catalog.users import PERMISSIONS
+
+    allowed = PERMISSIONS["spotcheck"]
+    wanted = sorted({n.strip() for n in named if n.strip()})
+    query = select(User).order_by(col(User.name))
+    if wanted:
+        query = query.where(col(User.name).in_(wanted))
+    users = {u.name: u for u in session.exec(query)}
+    problems = [f"{name!r} is not a user of this archive" for name in wanted if name not in users]
+    pool = []
+    for name, user in users.items():
+        why = None
+        if not user.active:
+            why = "is not active"
+        elif not allowed & set(user.roles):
+            why = f"may not review spot checks (roles: {', '.join(user.roles) or 'none'})"
+        elif name == drawer:
+            why = "drew the sample: the one who draws does not review"
+        elif out_of_scope(session, user_scope(user), recording_ids):
+            why = f"may not see all of the sample ({user_scope(user).describe()})"
+        if why is None:
+            pool.append(name)
+        elif wanted:
+            problems.append(f"{name!r} {why}")
+    if problems:
+        raise error("reviewer pool: " + "; ".join(problems))
+    return pool

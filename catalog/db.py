@@ -14,9 +14,11 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
@@ -97,10 +99,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # SQLite's own lower() folds ASCII alone: a search "in any letter case" (ILIKE, which SQLAlchemy writes as
     # lower() LIKE lower() here) found ÄRGER or ДЕЛО on PostgreSQL and nothing here
     dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+    # The calendar day of a stored (naive UTC) time on a given zone's clock: PostgreSQL's timezone() here
+    # (catalog.statistics counts days as the agency's calendar has them, summer time included)
+    dbapi_connection.create_function("agency_date", 2, _agency_date, deterministic=True)
 
 
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _agency_date(value: Any, zone: Any) -> str | None:
+    """`agency_date(time, zone)` for SQLite: the YYYY-MM-DD the stored UTC *value* falls on in *zone*."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+        return when.astimezone(_zone(str(zone))).date().isoformat()
+    except (ValueError, OverflowError, ZoneInfoNotFoundError):  # a clock at the calendar's edge: its UTC day
+        return str(value)[:10]
 
 
 def begin_write(session: Session) -> None:

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import case, func, text
+from sqlalchemy import and_, case, func, text
 from sqlmodel import Session, col, select
 
 from catalog.access import EVERYTHING, Scope, scope_clause
-from catalog.models import IN_ARCHIVE, Officer, Recording, RecordingState
+from catalog.models import IN_ARCHIVE, MediaKind, Officer, Recording, RecordingState
 from catalog.sensitivity import CLASSES
 
 __all__ = ["GroupFigures", "StagedBacklog", "Statistics", "check_catalogue", "recordings_by_state",
@@ -22,6 +22,8 @@ __all__ = ["GroupFigures", "StagedBacklog", "Statistics", "check_catalogue", "re
 
 #: States of recordings the archive still holds (disposed-of ones are not counted).
 KEPT_STATES = (RecordingState.STAGED.value, RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
+#: What a recording figure counts: what officers recorded, never a text record attached to a case.
+RECORDED = col(Recording.media_kind) != MediaKind.DOCUMENT.value
 #: Rows per grouping (officers, stations, units); days go back at most DAYS_SHOWN.
 GROUP_ROWS = 20
 DAYS_SHOWN = 30
@@ -36,7 +38,8 @@ class GroupFigures(TypedDict):
 
 
 class Statistics(TypedDict):
-    total: int  # recordings kept
+    total: int  # recordings kept (what officers recorded: no text record)
+    documents: int  # text records kept (attached to cases), counted apart
     tagged_share: float  # share of them with a case number, 0..1 rounded to 0.001
     pending_archive: int  # staged: not yet in WORM storage
     storage_bytes: int  # their total size
@@ -50,9 +53,18 @@ class Statistics(TypedDict):
     scope: str  # what the figures cover, in words (Scope.describe)
 
 
+def _local_day(session: Session, zone: str) -> Any:
+    """The calendar day of a recording's capture on *zone*'s clock (a recording at 00:30 +08:00 is that day's,
+    not the day before's as its UTC date says)."""
+    if session.get_bind().dialect.name == "postgresql":  # stored naive UTC: read as UTC, then on the zone's clock
+        return func.date(func.timezone(zone, func.timezone("UTC", Recording.captured_start)))
+    return func.agency_date(Recording.captured_start, zone)  # catalog.db registers it on every SQLite connection
+
+
 def _grouped(session: Session, key: Any, scoped: list[Any], limit: int = GROUP_ROWS) -> list[GroupFigures]:
     hours = func.coalesce(func.sum(Recording.duration_s), 0) / 3600.0
-    rows = session.execute(select(key, func.count(), hours).where(col(Recording.state).in_(KEPT_STATES), *scoped)
+    rows = session.execute(select(key, func.count(), hours).where(col(Recording.state).in_(KEPT_STATES), RECORDED,
+                                                                  *scoped)
                            .group_by(key).order_by(func.count().desc()).limit(limit))
     return [{"key": str(k) if k is not None else "-", "count": int(n), "hours": round(float(h), 2)}
             for k, n, h in rows]
@@ -60,33 +72,38 @@ def _grouped(session: Session, key: Any, scoped: list[Any], limit: int = GROUP_R
 
 def _totals(session: Session, scoped: list[Any], now: datetime) -> dict[str, Any]:
     kept = col(Recording.state).in_(KEPT_STATES)
-    total, tagged, size = session.execute(select(
-        func.count(), func.sum(case((col(Recording.case_number).is_not(None), 1), else_=0)),
-        func.coalesce(func.sum(Recording.size_bytes), 0)).where(kept, *scoped)).one()
+    total, tagged, documents = session.execute(select(
+        func.sum(case((RECORDED, 1), else_=0)),
+        func.sum(case((and_(RECORDED, col(Recording.case_number).is_not(None)), 1), else_=0)),
+        func.sum(case((RECORDED, 0), else_=1))).where(kept, *scoped)).one()
+    total, tagged, documents = int(total or 0), int(tagged or 0), int(documents or 0)
+    size = session.execute(select(func.coalesce(func.sum(Recording.size_bytes), 0)).where(kept, *scoped)).scalar_one()
     pending = session.execute(select(func.count()).where(Recording.state == RecordingState.STAGED.value,
                                                          *scoped)).scalar_one()
     upcoming = session.execute(select(func.count()).where(
         col(Recording.state).in_(IN_ARCHIVE),
         col(Recording.retain_until) <= now + timedelta(days=UPCOMING_DAYS), col(Recording.legal_hold).is_(False),
         *scoped)).scalar_one()
-    integrity = session.execute(select(Recording.integrity_status, func.count()).where(kept, *scoped)
+    integrity = session.execute(select(Recording.integrity_status, func.count()).where(kept, RECORDED, *scoped)
                                 .group_by(Recording.integrity_status)).all()
-    return {"total": int(total), "tagged_share": round(int(tagged or 0) / total, 3) if total else 0.0,
+    return {"total": total, "documents": documents, "tagged_share": round(tagged / total, 3) if total else 0.0,
             "pending_archive": int(pending), "storage_bytes": int(size), "upcoming_disposals_30d": int(upcoming),
             "integrity": {str(k): int(v) for k, v in integrity}}
 
 
-def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime) -> Statistics:
+def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime, zone: str = "UTC") -> Statistics:
     """Every figure of the statistics page over the recordings in *scope* (a supervisor with units sees their
-    units'); *now* is the moment upcoming disposals are counted from."""
+    units'); *now* is the moment upcoming disposals are counted from, and days are *zone*'s calendar days (the
+    agency's, EVIDENCE_STATION_TZ). Recording figures count what officers recorded, never a text record
+    (`documents` counts those); storage, the archive backlog and upcoming disposals cover everything kept."""
     clause = scope_clause(scope)
     scoped = [] if clause is None else [clause]
-    by_day = [r for r in _grouped(session, func.date(Recording.captured_start), scoped, 400) if r["key"] != "-"]
+    by_day = [r for r in _grouped(session, _local_day(session, zone), scoped, 400) if r["key"] != "-"]
     by_day.sort(key=lambda r: r["key"])
     unit = select(Officer.unit_name).where(Officer.number == Recording.officer_number).scalar_subquery()
     totals = _totals(session, scoped, now)
     return {
-        "total": totals["total"], "tagged_share": totals["tagged_share"],
+        "total": totals["total"], "documents": totals["documents"], "tagged_share": totals["tagged_share"],
         "pending_archive": totals["pending_archive"], "storage_bytes": totals["storage_bytes"],
         "upcoming_disposals_30d": totals["upcoming_disposals_30d"], "integrity": totals["integrity"],
         "by_class": _by_class(session, scoped),
@@ -98,7 +115,7 @@ def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime) ->
 
 def _by_class(session: Session, scoped: list[Any]) -> dict[str, int]:
     counted = {str(name): int(n) for name, n in session.execute(select(Recording.sensitivity, func.count()).where(
-        col(Recording.state).in_(KEPT_STATES), *scoped).group_by(Recording.sensitivity))}
+        col(Recording.state).in_(KEPT_STATES), RECORDED, *scoped).group_by(Recording.sensitivity))}
     return {name: counted.get(name, 0) for name in CLASSES}
 
 

@@ -22,10 +22,10 @@ router = APIRouter()
 StatisticsCaller = Annotated[Caller, api_caller("statistics")]
 
 
-def statistics(session: Session, scope: Scope = EVERYTHING) -> Statistics:
+def statistics(session: Session, scope: Scope = EVERYTHING, zone: str = "UTC") -> Statistics:
     """Every figure the page shows (also the JSON at /api/statistics), over the recordings in *scope* (a
-    supervisor with units sees their units'), as of now."""
-    return catalog_statistics(session, scope, now=utcnow())
+    supervisor with units sees their units'), as of now, days on *zone*'s calendar (the agency's)."""
+    return catalog_statistics(session, scope, now=utcnow(), zone=zone)
 
 
 def bar_chart(rows: Sequence[Mapping[str, Any]], value: str = "count", width: int = 520) -> str:
@@ -56,11 +56,12 @@ def stats_page(request: Request, session: DB) -> Response:
     # Over the caller's scope, like every figure of the page (a unit's supervisor saw the whole archive's count)
     alarm = staged_overdue(session, now=utcnow(), older_than_s=request.app.state.config.staged_alarm_s,
                            within=scope_clause(who.scope))
+    figures = statistics(session, who.scope, request.app.state.config.zone)
     return render(request, "stats.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  s=statistics(session, who.scope), chart=bar_chart, alarm=alarm, who_scope=who.scope)
+                  s=figures, chart=bar_chart, alarm=alarm, who_scope=who.scope)
 
 
 @router.get("/api/statistics", tags=["statistics"], response_model=dict[str, Any])
-def api_statistics(session: DB, who: StatisticsCaller) -> Statistics:
-    """The statistics page's figures as JSON (over the caller's scope)."""
-    return statistics(session, who.scope)
+def api_statistics(request: Request, session: DB, who: StatisticsCaller) -> Statistics:
+    """The statistics page's figures as JSON (over the caller's scope; days on the agency's calendar)."""
+    return statistics(session, who.scope, request.app.state.config.zone)

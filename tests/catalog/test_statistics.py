@@ -84,3 +84,26 @@ def test_an_empty_backlog_has_no_age(engine):
     with Session(engine) as session:
         backlog = staged_backlog(session)
     assert (backlog.count, backlog.oldest, backlog.age_s(NOW)) == (0, None, 0.0)
+
+
+def test_days_are_the_agencys_calendar_days_and_text_records_are_not_recordings(engine):
+    """A recording at 00:30 on 21 November in Beijing (16:30 UTC on the 20th) is the 21st's there, on SQLite and
+    PostgreSQL alike, summer time included; a text record attached to a case is counted apart, never as footage."""
+    with Session(engine) as session:
+        add_recording(session, 1, captured_start=datetime(2026, 11, 20, 16, 30, tzinfo=UTC))
+        add_recording(session, 2, captured_start=datetime(2026, 11, 20, 15, 59, tzinfo=UTC))  # 23:59 in Beijing
+        add_recording(session, 3, captured_start=datetime(2026, 7, 1, 3, 30, tzinfo=UTC))  # 23:30 on 30 June, EDT
+        add_recording(session, 4, media_kind="document", case_number="AB-2026-00042", integrity_status="damaged",
+                      captured_start=datetime(2026, 11, 20, 16, 40, tzinfo=UTC))
+        session.commit()
+    with Session(engine) as session:
+        beijing = statistics(session, now=NOW, zone="Asia/Shanghai")
+        utc = statistics(session, now=NOW)
+        new_york = statistics(session, now=NOW, zone="America/New_York")
+    assert {r["key"]: r["count"] for r in beijing["by_day"]} == {"2026-07-01": 1, "2026-11-20": 1, "2026-11-21": 1}
+    assert {r["key"]: r["count"] for r in utc["by_day"]} == {"2026-07-01": 1, "2026-11-20": 2}
+    assert {r["key"]: r["count"] for r in new_york["by_day"]} == {"2026-06-30": 1, "2026-11-20": 2}
+    assert (beijing["total"], beijing["documents"], beijing["tagged_share"]) == (3, 1, 0.0)
+    assert beijing["integrity"] == {"ok": 3} and sum(beijing["by_class"].values()) == 3
+    assert sum(r["count"] for r in beijing["by_officer"]) == 3
+    assert beijing["storage_bytes"] == 101 + 102 + 103 + 104  # the text record's bytes are stored all the same

@@ -26,7 +26,7 @@ from catalog.manifests import software_version
 if TYPE_CHECKING:
     from catalog.court_report import EventLine, ItemReport, Report, Row
 
-__all__ = ["DEFAULT_FONT", "write_pdf"]
+__all__ = ["DEFAULT_FONT", "FontFaces", "inspect_font", "undrawable_reason", "write_pdf"]
 
 #: Debian's fonts-wqy-zenhei (scripts/bootstrap.sh installs it); EVIDENCE_REPORT_FONT names another.
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
@@ -139,13 +139,13 @@ def _body(pdf: FPDF, report: Report) -> None:
 
 
 @dataclass(frozen=True)
-class _Font:
+class FontFaces:
     name: str  # the text face's full name
     mono: int  # the index of the fixed-width face in a collection (0: none, hashes are set in the text face)
     glyphs: tuple[frozenset[str], frozenset[str]]  # the characters the text face and the mono face can draw
 
 
-def _inspect(font: Path) -> _Font | str:
+def inspect_font(font: Path) -> FontFaces | str:
     """*font*'s faces, or why it cannot set the report (missing, not a font fontTools reads, no Chinese glyphs).
 
     Read here, from a file this function closes, before fpdf2 opens it (fpdf2 leaves the file open when the font
@@ -166,7 +166,7 @@ def _inspect(font: Path) -> _Font | str:
     if not set("证据保管链") <= glyphs[0]:
         return (f"the font {font} has no Chinese glyphs: the report would print blanks; set EVIDENCE_REPORT_FONT "
                 "to a CJK font (Debian fonts-wqy-zenhei)")
-    return _Font(name, mono, (glyphs[0], glyphs[1]))
+    return FontFaces(name, mono, (glyphs[0], glyphs[1]))
 
 
 def _row_texts(where: str, rows: list[Row]) -> Iterator[tuple[str, str, bool]]:
@@ -202,7 +202,7 @@ def _event_text(e: EventLine) -> str:
     return "".join((str(e.id), e.local, e.utc, e.sentence, e.premis, e.premis_uri, e.hash, e.actor))
 
 
-def _undrawable(report: Report, font: _Font) -> dict[str, str]:
+def _undrawable(report: Report, font: FontFaces) -> dict[str, str]:
     """The characters of *report* *font* has no glyph for, each with where it first occurs. Whitespace aside:
     fpdf2 breaks lines at a newline or form feed, drops a carriage return, sets a no-break space as a space, and a
     space it cannot draw changes no fact (verify.py compares the text without spaces)."""
@@ -214,7 +214,7 @@ def _undrawable(report: Report, font: _Font) -> dict[str, str]:
     return missing
 
 
-def _undrawable_reason(font: Path, name: str, missing: dict[str, str]) -> str:
+def undrawable_reason(font: Path, name: str, missing: dict[str, str]) -> str:
     shown = "; ".join(f"{ch} (U+{ord(ch):04X}) in {where}" if ch.isprintable() else f"U+{ord(ch):04X} in {where}"
                       for ch, where in list(missing.items())[:5])
     more = f" and {len(missing) - 5} other characters" if len(missing) > 5 else ""
@@ -225,12 +225,12 @@ def _undrawable_reason(font: Path, name: str, missing: dict[str, str]) -> str:
 def write_pdf(report: Report, target: Path, *, font: Path = DEFAULT_FONT) -> str | None:
     """Write *report* to *target*; None when written, else why not (the font is missing, unreadable, has no
     Chinese glyphs, or has none for a character the report holds)."""
-    face = _inspect(font)
+    face = inspect_font(font)
     if isinstance(face, str):
         return face
     missing = _undrawable(report, face)
     if missing:
-        return _undrawable_reason(font, face.name, missing)
+        return undrawable_reason(font, face.name, missing)
     pdf = _document(report, font, face.mono)
     _body(pdf, report)
     loaded = [f for f in pdf.fonts.values() if isinstance(f, TTFFont)]
@@ -238,7 +238,7 @@ def write_pdf(report: Report, target: Path, *, font: Path = DEFAULT_FONT) -> str
     if dropped:  # from a text _texts does not know of: fpdf2 left it out all the same
         for f in loaded:
             f.close()  # as output() would
-        return _undrawable_reason(font, face.name, dropped)
+        return undrawable_reason(font, face.name, dropped)
     partial = target.with_name(target.name + ".part")
     subsetter = logging.getLogger("fontTools.subset")
     level = subsetter.level

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from catalog.access import Scope, out_of_scope, scope_clause
 from catalog.custody import CustodyKind, append_event
-from catalog.db import by_id
+from catalog.db import begin_write, by_id
 from catalog.errors import CatalogError
 from catalog.models import DerivedMedia, Officer, Recording, RecordingState, SpotCheck, SpotCheckItem
 from catalog.spotcheck_team import draw_names, eligible_pool, reviewer_seed
@@ -37,6 +37,7 @@ __all__ = [
     "draw",
     "draw_from_catalogue",
     "draw_positions",
+    "may_review",
     "new_spot_check",
     "open_spot_check",
     "population",
@@ -52,6 +53,10 @@ FINDINGS = ("issue", UNREADABLE)
 ENFORCEMENT_KINDS = ("video", "audio", "photo")
 MAX_SAMPLE = 500
 MAX_REVIEWERS = 20
+#: A named pool holds at least this many times the reviewers drawn from it: a draw from exactly the people named
+#: would let the one who draws choose the reviewers (found by a review).
+POOL_FACTOR = 2
+MAX_SEED = 64
 
 
 class SpotCheckError(CatalogError):
@@ -141,15 +146,20 @@ def draw_from_catalogue(session: Session, criteria: SpotCheckCriteria, size: int
 
 
 def new_spot_check(session: Session, criteria: SpotCheckCriteria, size: int, *, by: str, now: datetime,
-                   seed: str | None = None, reviewers: int = 0, pool: Sequence[str] = ()) -> SpotCheck:
+                   seed: str | None = None, reviewers: int = 1, pool: Sequence[str] = ()) -> SpotCheck:
     """Draw *size* enforcement recordings matching *criteria* and, with *reviewers*, that many reviewers from
     *pool* (catalog.spotcheck_team: the named people, or everyone who may review; never *by*); both draws and
     their seeds are the `spot_check_drawn` event. A drawn file that is not media at all (integrity unreadable)
-    is recorded as a finding at once, not handed to a reviewer as footage. Committed."""
+    is recorded as a finding at once, not handed to a reviewer as footage. *seed*: the server draws one unless a
+    caller redraws a recorded check (the web never takes one typed: a chosen seed chooses the sample, found by a
+    review). Committed."""
     if not 1 <= size <= MAX_SAMPLE:
         raise SpotCheckError(f"a spot check draws 1 to {MAX_SAMPLE} recordings, not {size}")
-    if not 0 <= reviewers <= MAX_REVIEWERS:
-        raise SpotCheckError(f"a spot check draws 0 to {MAX_REVIEWERS} reviewers, not {reviewers}")
+    if not 1 <= reviewers <= MAX_REVIEWERS:
+        raise SpotCheckError(f"a spot check draws 1 to {MAX_REVIEWERS} reviewers (双随机: never the one who draws), "
+                             f"not {reviewers}")
+    if seed is not None and not 0 < len(seed) <= MAX_SEED:
+        raise SpotCheckError(f"a seed is 1 to {MAX_SEED} characters, not {len(seed)}")
     if criteria.kind is not None and criteria.kind not in ENFORCEMENT_KINDS:
         raise SpotCheckError(f"a spot check draws enforcement recordings ({', '.join(ENFORCEMENT_KINDS)}), "
                              f"not {criteria.kind!r}")
@@ -157,10 +167,15 @@ def new_spot_check(session: Session, criteria: SpotCheckCriteria, size: int, *, 
     total, chosen = draw_from_catalogue(session, criteria, size, seed)
     if not chosen:
         raise SpotCheckError(f"no archived enforcement recording matches {criteria.as_json()}")
-    eligible = eligible_pool(session, pool, drawer=by, recording_ids=chosen, error=SpotCheckError) if reviewers else []
+    eligible = eligible_pool(session, pool, drawer=by, recording_ids=chosen, error=SpotCheckError)
     if len(eligible) < reviewers:
         raise SpotCheckError(f"{reviewers} reviewer(s) asked for, but the pool holds {len(eligible)} who may review "
-                             f"this sample ({', '.join(eligible) or 'nobody'}; never the one who draws)")
+                             f"this sample ({', '.join(eligible) or 'nobody'}; never the one who draws, nor who "
+                             "recorded any of it or may not play all of it)")
+    if any(name.strip() for name in pool) and len(eligible) < POOL_FACTOR * reviewers:
+        raise SpotCheckError(f"a pool named for the draw holds at least {POOL_FACTOR} × the reviewers drawn "
+                             f"({POOL_FACTOR * reviewers} for {reviewers}), so that the draw, not the one who "
+                             f"names it, chooses them; it holds {len(eligible)}")
     team = draw_names(eligible, reviewers, reviewer_seed(seed))
     check = SpotCheck(created_by=by, created_at=now, seed=seed, criteria=criteria.as_json(), population=total,
                       sample_size=len(chosen), reviewer_pool=eligible, reviewers=team)
@@ -179,6 +194,12 @@ def new_spot_check(session: Session, criteria: SpotCheckCriteria, size: int, *, 
         "unreadable": sorted(unreadable)})
     session.commit()
     return check
+
+
+def may_review(check: SpotCheck, who: str) -> bool:
+    """Whether *who* records outcomes on *check* and signs it off: one of its drawn reviewers; for a check drawn
+    before reviewers were (none recorded), anyone in scope but the one who drew it. Pure."""
+    return who in check.reviewers if check.reviewers else who != check.created_by
 
 
 class SpotCheckNotFound(SpotCheckError):
@@ -252,18 +273,22 @@ def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, 
     if check is None:
         raise SpotCheckNotFound(f"no spot check {check_id}" if check_id is not None else
                                 f"no spot-check item {item_id}")
+    begin_write(session)  # a sign-off in another transaction waits, or is seen: never an outcome after it
+    session.refresh(check)
     _refuse_outside(session, check, scope, by=by, verb="review")
-    if check.reviewers and by not in check.reviewers:
+    if item is None or item.check_id != check.id:  # said only to someone who may open the check
+        raise SpotCheckNotFound(f"no item {item_id} in spot check {check.id}")
+    session.refresh(item)
+    if not may_review(check, by):
         append_event(session, CustodyKind.ACCESS_REFUSED, actor=by, details={
             "action": "review spot check", "check": check.id, "why": "not a drawn reviewer",
             "reviewers": check.reviewers})
         session.commit()
-        raise SpotCheckRefused(f"spot check {check.id} is reviewed by {', '.join(check.reviewers)} (drawn at "
+        raise SpotCheckRefused(f"spot check {check.id} is reviewed by "
+                               f"{', '.join(check.reviewers) or 'anyone but ' + check.created_by} (drawn at "
                                f"random); {by} is not one of them")
     if check.signed_off_at is not None:
         raise SpotCheckError(f"spot check {check.id} was signed off by {check.signed_off_by}; its outcomes are final")
-    if item is None or item.check_id != check.id:
-        raise SpotCheckNotFound(f"no item {item_id} in spot check {check.id}")
     if item.outcome == UNREADABLE:
         raise SpotCheckError(f"item {item.id} (recording {item.recording_id}) is not media at all: it is counted as "
                              "a finding, not reviewed as footage")

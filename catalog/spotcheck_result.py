@@ -9,8 +9,8 @@ signed off, the seed and the signed result's SHA-256.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,16 +22,18 @@ from sqlmodel import Session, col, select
 
 from catalog.access import Scope
 from catalog.custody import CustodyKind, append_event
+from catalog.db import begin_write
 from catalog.disposal import RECORD_RETENTION, Signer
 from catalog.manifests import ensure_station_key, software_version
 from catalog.models import Recording, SpotCheck, SpotCheckItem
-from catalog.signing import sign_document, signed_bytes
-from catalog.spotcheck import FINDINGS, SpotCheckError, SpotCheckRefused, open_spot_check
+from catalog.signing import SignatureInvalid, sign_document, signed_bytes, verify_document
+from catalog.spotcheck import FINDINGS, SpotCheckError, SpotCheckRefused, may_review, open_spot_check
 from catalog.spotcheck_team import reviewer_seed
 from catalog.timestamping import stamp_record
-from storage import EvidenceStore
+from storage import EvidenceStore, ObjectMissing, StorageError
 
-__all__ = ["RESULT_FORMAT", "Progress", "progress", "progress_by_check", "sign_off", "spot_check_summary"]
+__all__ = ["RESULT_FORMAT", "Progress", "progress", "progress_by_check", "result_name", "sign_off",
+           "spot_check_summary"]
 
 RESULT_FORMAT = "evidence-spot-check-result/1"
 
@@ -89,13 +91,17 @@ def sign_off(session: Session, store: EvidenceStore, signer: Signer, check_id: i
     event; committed. SpotCheckRefused (recorded) for anyone but a drawn reviewer; SpotCheckError while items
     are pending or once signed off."""
     check, rows = open_spot_check(session, check_id, scope=scope, by=by)
-    if check.reviewers and by not in check.reviewers:
+    begin_write(session)  # one sign-off at a time, and no outcome recorded between reading the items and signing
+    session.refresh(check)
+    for item, _r in rows:
+        session.refresh(item)
+    if not may_review(check, by):
         append_event(session, CustodyKind.ACCESS_REFUSED, actor=by, details={
             "action": "sign off spot check", "check": check.id, "why": "not a drawn reviewer",
             "reviewers": check.reviewers})
         session.commit()
         raise SpotCheckRefused(f"spot check {check.id} is signed off by one of its drawn reviewers "
-                               f"({', '.join(check.reviewers)}), not {by}")
+                               f"({', '.join(check.reviewers) or 'anyone but ' + check.created_by}), not {by}")
     if check.signed_off_at is not None:
         raise SpotCheckError(f"spot check {check.id} was signed off already by {check.signed_off_by} "
                              f"({check.signed_off_at.isoformat()})")
@@ -105,19 +111,46 @@ def sign_off(session: Session, store: EvidenceStore, signer: Signer, check_id: i
         raise SpotCheckError(f"spot check {check.id}: {done.total - done.reviewed} of {done.total} items are not "
                              f"reviewed yet (items {', '.join(pending[:20])}); sign off when every one is")
     ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}", store=store)
-    document = sign_document(_result(check, rows, by=by, now=now), signer.key)
-    data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
-    name = f"spot-checks/spot-check-{check.id:06d}-{uuid.uuid4().hex[:8]}.json"
-    stored = store.put_record(name, data, retain_until=now + RECORD_RETENTION)
-    stamp_record(store, name, signed_bytes(document), signer.tsa, retain_until=now + RECORD_RETENTION)
+    name = result_name(check.id or 0)
+    kept = _kept_result(store, name, check.id or 0)
+    if kept is not None:  # an earlier sign-off wrote it and did not commit: its record is the result, once
+        data, body = kept
+        by, now = str(body["signed_off_by"]), datetime.fromisoformat(str(body["signed_off_at"]))
+    else:
+        document = sign_document(_result(check, rows, by=by, now=now), signer.key)
+        data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+        store.put_record(name, data, retain_until=now + RECORD_RETENTION)  # one name: a second never lands
+        stamp_record(store, name, signed_bytes(document), signer.tsa, retain_until=now + RECORD_RETENTION)
     check.signed_off_by, check.signed_off_at, check.result_record = by, now, name
-    check.result_sha256 = stored.sha256
+    check.result_sha256 = hashlib.sha256(data).hexdigest()
     session.add(check)
-    append_event(session, CustodyKind.SPOT_CHECK_SIGNED, actor=by, at=now, details={
-        "check": check.id, "record": name, "record_sha256": stored.sha256, "counts": done.by_outcome,
-        "findings": done.findings})
+    append_event(session, CustodyKind.SPOT_CHECK_SIGNED, actor=by, details={
+        "check": check.id, "record": name, "record_sha256": check.result_sha256, "counts": done.by_outcome,
+        "findings": done.findings, "signed_off_at": now.isoformat()})
     session.commit()
     return check
+
+
+def result_name(check_id: int) -> str:
+    """The one name a check's signed result has in WORM storage (a second sign-off cannot write another). Pure."""
+    return f"spot-checks/spot-check-{check_id:06d}.json"
+
+
+def _kept_result(store: EvidenceStore, name: str, check_id: int) -> tuple[bytes, dict[str, Any]] | None:
+    """The signed result already stored under *name* (bytes and verified body), or None if there is none. A record
+    there that does not verify, or names another check, is a StorageError: never signed over."""
+    try:
+        data = store.get_record(name)
+    except ObjectMissing:
+        return None
+    try:
+        body = verify_document(json.loads(data))
+    except (ValueError, SignatureInvalid) as exc:
+        raise StorageError(f"{name} is in the store but is not a valid signed result ({exc}); nothing is signed "
+                           "over it") from None
+    if body.get("format") != RESULT_FORMAT or body.get("check") != check_id:
+        raise StorageError(f"{name} in the store is not spot check {check_id}'s result")
+    return data, body
 
 
 def spot_check_summary(check: SpotCheck, items: Sequence[SpotCheckItem], zone: str) -> dict[str, Any]:
@@ -129,6 +162,7 @@ def spot_check_summary(check: SpotCheck, items: Sequence[SpotCheckItem], zone: s
         return value.astimezone(ZoneInfo(zone)).date().isoformat() if value else None
 
     return {"check": check.id, "drawn_on": day(check.created_at), "criteria": criteria,
+            "narrowed_to_officer": bool(check.criteria.get("officer")),  # which one is personal: not said
             "population": check.population, "sample_size": check.sample_size, "reviewers": len(check.reviewers),
             "reviewed": done.reviewed, "compliant": done.by_outcome.get("compliant", 0),
             "issues": done.by_outcome.get("issue", 0), "unreadable": done.by_outcome.get("unreadable", 0),

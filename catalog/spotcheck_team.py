@@ -1,10 +1,11 @@
 """双随机's second draw: the inspectors who review a spot check, drawn at random from a pool.
 
 The pool is the people named for the draw, or else every active user who may run spot checks; the one who draws
-is never in it (whoever picks the sample does not also pick its reviewers), and nor is anyone whose scope does
-not cover every recording drawn (they could not open the check). The reviewers are drawn from the pool, in name
-order, with the seed `<check seed>/reviewers`: like the sample, anyone can redraw them from the recorded pool and
-seed and get the same people.
+is never in it (whoever picks the sample does not also pick its reviewers), nor anyone who recorded part of the
+sample (nobody reviews their own footage), whose scope does not cover every recording drawn (they could not
+open the check) or whose class rights would refuse them one (they could not watch it). The reviewers are drawn
+from the pool, in name order, with the seed `<check seed>/reviewers`: like the sample, anyone can redraw them
+from the recorded pool and seed and get the same people.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from collections.abc import Sequence
 from sqlmodel import Session, col, select
 
 from catalog.access import out_of_scope, user_scope
+from catalog.classification import class_refusals
 from catalog.errors import CatalogError
+from catalog.models import Recording
 from catalog.user_models import User
 
 __all__ = ["REVIEWER_SEED", "draw_names", "eligible_pool", "reviewer_seed"]
@@ -44,13 +47,15 @@ def eligible_pool(session: Session, named: Sequence[str], *, drawer: str, record
 
     allowed = PERMISSIONS["spotcheck"]
     wanted = sorted({n.strip() for n in named if n.strip()})
-    query = select(User).order_by(col(User.name))
+    query = select(User)
     if wanted:
         query = query.where(col(User.name).in_(wanted))
     users = {u.name: u for u in session.exec(query)}
     problems = [f"{name!r} is not a user of this archive" for name in wanted if name not in users]
+    sample = list(session.exec(select(Recording).where(col(Recording.id).in_(recording_ids))))
+    recorded_by = {r.officer_number for r in sample if r.officer_number}
     pool = []
-    for name, user in users.items():
+    for name, user in sorted(users.items()):
         why = None
         if not user.active:
             why = "is not active"
@@ -58,12 +63,16 @@ def eligible_pool(session: Session, named: Sequence[str], *, drawer: str, record
             why = f"may not review spot checks (roles: {', '.join(user.roles) or 'none'})"
         elif name == drawer:
             why = "drew the sample: the one who draws does not review"
+        elif user.officer_number and user.officer_number in recorded_by:
+            why = f"recorded part of the sample (officer {user.officer_number}): nobody reviews their own footage"
         elif out_of_scope(session, user_scope(user), recording_ids):
             why = f"may not see all of the sample ({user_scope(user).describe()})"
+        elif class_refusals(session, user, sample, "play"):
+            why = "may not play all of the sample (its sensitivity class)"
         if why is None:
             pool.append(name)
         elif wanted:
             problems.append(f"{name!r} {why}")
     if problems:
         raise error("reviewer pool: " + "; ".join(problems))
-    return pool
+    return sorted(set(pool))  # in code-point order, as draw_names sorts: the recorded pool is what it draws from

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog.access import EVERYTHING, Scope, scope_clause
 from catalog.models import IN_ARCHIVE, MediaKind, Officer, Recording, RecordingState
+from catalog.periods import Period
 from catalog.sensitivity import CLASSES
 
 __all__ = ["GroupFigures", "StagedBacklog", "Statistics", "check_catalogue", "recordings_by_state",
@@ -35,6 +36,7 @@ class GroupFigures(TypedDict):
     key: str  # the officer number, station code, unit name or day (YYYY-MM-DD); "-" for none
     count: int  # recordings
     hours: float  # their total duration in hours, rounded to 0.01
+    tagged: int  # of them, those with a case number
 
 
 class Statistics(TypedDict):
@@ -49,8 +51,10 @@ class Statistics(TypedDict):
     by_officer: list[GroupFigures]  # the GROUP_ROWS with most recordings, most first
     by_station: list[GroupFigures]
     by_unit: list[GroupFigures]
-    by_day: list[GroupFigures]  # the last DAYS_SHOWN days with recordings, oldest first
+    by_day: list[GroupFigures]  # the period's days with recordings (else the last DAYS_SHOWN), oldest first
     scope: str  # what the figures cover, in words (Scope.describe)
+    period: dict[str, str] | None  # the period asked for (kind, first, last), or None for all time
+    unit: str | None  # the unit drilled into, or None
 
 
 def _local_day(session: Session, zone: str) -> Any:
@@ -63,11 +67,12 @@ def _local_day(session: Session, zone: str) -> Any:
 
 def _grouped(session: Session, key: Any, scoped: list[Any], limit: int = GROUP_ROWS) -> list[GroupFigures]:
     hours = func.coalesce(func.sum(Recording.duration_s), 0) / 3600.0
-    rows = session.execute(select(key, func.count(), hours).where(col(Recording.state).in_(KEPT_STATES), RECORDED,
-                                                                  *scoped)
-                           .group_by(key).order_by(func.count().desc()).limit(limit))
-    return [{"key": str(k) if k is not None else "-", "count": int(n), "hours": round(float(h), 2)}
-            for k, n, h in rows]
+    tagged = func.sum(case((col(Recording.case_number).is_not(None), 1), else_=0))
+    rows = session.execute(select(key, func.count(), hours, tagged)
+                           .where(col(Recording.state).in_(KEPT_STATES), RECORDED, *scoped)
+                           .group_by(key).order_by(func.count().desc(), key).limit(limit))
+    return [{"key": str(k) if k not in (None, "") else "-", "count": int(n), "hours": round(float(h), 2),
+             "tagged": int(t or 0)} for k, n, h, t in rows]
 
 
 def _totals(session: Session, scoped: list[Any], now: datetime) -> dict[str, Any]:
@@ -91,25 +96,36 @@ def _totals(session: Session, scoped: list[Any], now: datetime) -> dict[str, Any
             "integrity": {str(k): int(v) for k, v in integrity}}
 
 
-def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime, zone: str = "UTC") -> Statistics:
+def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime, zone: str = "UTC",
+               period: Period | None = None, unit: str | None = None, rows: int = GROUP_ROWS) -> Statistics:
     """Every figure of the statistics page over the recordings in *scope* (a supervisor with units sees their
     units'); *now* is the moment upcoming disposals are counted from, and days are *zone*'s calendar days (the
     agency's, EVIDENCE_STATION_TZ). Recording figures count what officers recorded, never a text record
-    (`documents` counts those); storage, the archive backlog and upcoming disposals cover everything kept."""
+    (`documents` counts those); storage, the archive backlog and upcoming disposals cover everything kept.
+    *period*: only what was captured in it (its calendar days in *zone*); *unit*: only its officers' (a unit
+    number or name: the drill-down from a unit to its officers); *rows*: rows per grouping."""
     clause = scope_clause(scope)
     scoped = [] if clause is None else [clause]
-    by_day = [r for r in _grouped(session, _local_day(session, zone), scoped, 400) if r["key"] != "-"]
+    if period is not None:
+        start, end = period.bounds(zone)
+        scoped += [col(Recording.captured_start) >= start, col(Recording.captured_start) < end]
+    if unit:
+        members = select(Officer.number).where((Officer.unit_number == unit) | (Officer.unit_name == unit))
+        scoped.append(col(Recording.officer_number).in_(members))
+    by_day = [r for r in _grouped(session, _local_day(session, zone), scoped, 4000) if r["key"] != "-"]
     by_day.sort(key=lambda r: r["key"])
-    unit = select(Officer.unit_name).where(Officer.number == Recording.officer_number).scalar_subquery()
+    unit_name = select(Officer.unit_name).where(Officer.number == Recording.officer_number).scalar_subquery()
     totals = _totals(session, scoped, now)
     return {
         "total": totals["total"], "documents": totals["documents"], "tagged_share": totals["tagged_share"],
         "pending_archive": totals["pending_archive"], "storage_bytes": totals["storage_bytes"],
         "upcoming_disposals_30d": totals["upcoming_disposals_30d"], "integrity": totals["integrity"],
         "by_class": _by_class(session, scoped),
-        "by_officer": _grouped(session, Recording.officer_number, scoped),
-        "by_station": _grouped(session, Recording.station_code, scoped),
-        "by_unit": _grouped(session, unit, scoped), "by_day": by_day[-DAYS_SHOWN:], "scope": scope.describe(),
+        "by_officer": _grouped(session, Recording.officer_number, scoped, rows),
+        "by_station": _grouped(session, Recording.station_code, scoped, rows),
+        "by_unit": _grouped(session, unit_name, scoped, rows),
+        "by_day": by_day if period is not None else by_day[-DAYS_SHOWN:], "scope": scope.describe(),
+        "period": period.as_json() if period is not None else None, "unit": unit or None,
     }
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from catalog.access import Scope
+from catalog.case_workspace import playable_for
 from catalog.csvsafe import csv_chunks
 from catalog.disposal import Signer
 from catalog.models import Recording, SpotCheck, SpotCheckItem
@@ -26,6 +27,7 @@ from catalog.spotcheck import (
     SpotCheckNotFound,
     SpotCheckRefused,
     derived_kinds,
+    may_review,
     new_spot_check,
     open_spot_check,
     record_outcome,
@@ -81,13 +83,13 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
                     size: Annotated[int, Form(ge=1, le=500)] = 10, unit: Annotated[str, Form()] = "",
                     officer: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
                     start: Annotated[str, Form()] = "", end: Annotated[str, Form()] = "",
-                    seed: Annotated[str, Form()] = "", reviewers: Annotated[int, Form(ge=0, le=20)] = 1,
-                    pool: Annotated[str, Form()] = "") -> Response:
-    """Draw the recordings and, 双随机, the reviewers (from the named pool, or everyone who may review)."""
+                    reviewers: Annotated[int, Form(ge=1, le=20)] = 2, pool: Annotated[str, Form()] = "") -> Response:
+    """Draw the recordings and, 双随机, the reviewers (from the named pool, or everyone who may review), with a
+    seed the server draws: one typed here would let whoever draws choose both (found by a review)."""
     who = signed_in(request, session, "spotcheck", csrf)
     zone = request.app.state.config.zone
     form = {"size": str(size), "unit": unit, "officer": officer, "kind": kind, "start": start, "end": end,
-            "seed": seed, "reviewers": str(reviewers), "pool": pool}
+            "reviewers": str(reviewers), "pool": pool}
     try:
         chosen_unit = scoped_unit(who.scope, unit.strip())
     except PermissionError as exc:
@@ -96,8 +98,8 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
         criteria = SpotCheckCriteria(unit=chosen_unit, officer=officer.strip() or None,
                                      kind=kind.strip() or None, start=_when(start, zone),
                                      end=_when(end, zone, end=True))
-        check = new_spot_check(session, criteria, size, by=who.user.name, now=utcnow(), seed=seed.strip() or None,
-                               reviewers=reviewers, pool=re.split(r"[\s,，;；]+", pool.strip()) if pool.strip() else ())
+        check = new_spot_check(session, criteria, size, by=who.user.name, now=utcnow(), reviewers=reviewers,
+                               pool=re.split(r"[\s,，;；]+", pool.strip()) if pool.strip() else ())
     except ValueError as exc:
         return _list(request, session, who, 400, f"not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
                                                  f"2026-11-20T08:00+08:00): {exc}", form)
@@ -120,11 +122,13 @@ def _check_page(request: Request, session: Session, who: Caller, check_id: int, 
                 error: str | None = None) -> Response:
     check, rows = _open(session, who, check_id)
     proxies = derived_kinds(session, [r.id for _item, r in rows if r.id is not None], "proxy")
-    may_review = not check.reviewers or who.user.name in check.reviewers
+    reviewer = may_review(check, who.user.name)
     return render(request, "spotcheck.html", language(request), status, user=who.user,
                   csrf=who.web_session.csrf_token, check=check, items=rows, proxies=proxies, error=error,
-                  tally=progress([item for item, _r in rows]), may_review=may_review and check.signed_off_at is None,
-                  may_sign=may_review and check.signed_off_at is None, reviewer_seed=reviewer_seed(check.seed))
+                  tally=progress([item for item, _r in rows]), may_review=reviewer and check.signed_off_at is None,
+                  may_sign=reviewer and check.signed_off_at is None, reviewer_seed=reviewer_seed(check.seed),
+                  playable=playable_for(session, who.user, [{"recording_id": r.id, "playable": True}
+                                                            for _item, r in rows]))
 
 
 @router.get("/spot-checks/{check_id}", response_class=HTMLResponse, include_in_schema=False)

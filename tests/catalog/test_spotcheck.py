@@ -12,7 +12,15 @@ from sqlmodel import Session, select
 from catalog import CustodyEvent, Officer, Recording
 from catalog.access import EVERYTHING, scope_for
 from catalog.models import SpotCheckItem
-from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, draw, new_spot_check, population, record_outcome
+from catalog.spotcheck import (
+    SpotCheckCriteria,
+    SpotCheckError,
+    SpotCheckRefused,
+    draw,
+    new_spot_check,
+    population,
+    record_outcome,
+)
 from catalog.types import utcnow
 from evidence.web import WebConfig, create_app
 from tests.webhelpers import add_web_users, form_token, web_login
@@ -40,6 +48,7 @@ def archive(engine):
                                   captured_start=T0 + timedelta(days=n % 20), integrity_status="ok",
                                   state="archived", ingested_at=T0, officer_number="010203" if n < 30 else "040506"))
         session.commit()
+    add_web_users(engine, {"supervisor:赵": "supervisor"})  # whom a draw by anyone else takes as its reviewer
     return engine
 
 
@@ -66,12 +75,15 @@ def test_outcomes_are_recorded_and_an_issue_needs_notes(archive):
         item = session.exec(select(SpotCheckItem).where(SpotCheckItem.check_id == check.id)).first()
         assert item is not None and item.id is not None
         with pytest.raises(SpotCheckError, match="describe the issue"):
-            record_outcome(session, item.id, outcome="issue", notes=" ", by="supervisor:王", now=utcnow(),
+            record_outcome(session, item.id, outcome="issue", notes=" ", by="supervisor:赵", now=utcnow(),
                            scope=EVERYTHING)
         with pytest.raises(SpotCheckError, match="outcome must be one of"):
-            record_outcome(session, item.id, outcome="fine", notes="", by="supervisor:王", now=utcnow(),
+            record_outcome(session, item.id, outcome="fine", notes="", by="supervisor:赵", now=utcnow(),
                            scope=EVERYTHING)
-        record_outcome(session, item.id, outcome="issue", notes="未佩戴执法证", by="supervisor:王", now=utcnow(),
+        with pytest.raises(SpotCheckRefused, match="supervisor:王 is not one of them"):  # who drew it
+            record_outcome(session, item.id, outcome="issue", notes="未佩戴执法证", by="supervisor:王", now=utcnow(),
+                           scope=EVERYTHING)
+        record_outcome(session, item.id, outcome="issue", notes="未佩戴执法证", by="supervisor:赵", now=utcnow(),
                        scope=EVERYTHING)
         reviewed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "reviewed")).one()
         assert (reviewed.recording_id, reviewed.details["outcome"]) == (item.recording_id, "issue")
@@ -91,7 +103,7 @@ def _refused_then_shown(client: TestClient, url: str, *, refused: str, shown: st
 
 def test_supervisors_run_spot_checks_in_the_browser(archive, store):
     """双随机: the sample and its reviewer are both drawn; the one who draws may not review."""
-    add_web_users(archive, {"supervisor:王": "supervisor", "supervisor:赵": "supervisor", "clerk:李四": "clerk"})
+    add_web_users(archive, {"supervisor:王": "supervisor", "clerk:李四": "clerk"})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
         page = _refused_then_shown(client, "/spot-checks", refused="clerk:李四", shown="supervisor:王")
         assert "双随机抽查" in page.text
@@ -101,8 +113,8 @@ def test_supervisors_run_spot_checks_in_the_browser(archive, store):
         assert 'value="last week"' in bad.text  # the form keeps what was typed
         crowded = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "reviewers": "2"})
         assert crowded.status_code == 400 and "2 reviewer(s) asked for, but the pool holds 1" in crowded.text
-        drawn = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "seed": "abc",
-                                                  "reviewers": "1"}, follow_redirects=False)
+        drawn = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "reviewers": "1"},
+                            follow_redirects=False)
         assert drawn.status_code == 303
         check_page = client.get(drawn.headers["location"])
         assert check_page.status_code == 200 and 'name="outcome"' not in check_page.text  # 王 drew: no review
@@ -137,7 +149,8 @@ def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
                   units={"supervisor:海淀": ["海淀大队"]})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:
         page = _refused_then_shown(client, "/stats", refused="officer:张三", shown="supervisor:王")
-        assert "各执法人员记录数" in page.text and page.text.count("<svg") == 5
+        assert "各执法人员记录数" in page.text and page.text.count("<svg") == 4  # units and officers: tables too
+        assert 'id="officers"' in page.text and 'id="units"' in page.text
         assert "朝阳大队" in page.text
         client.cookies.clear()
         web_login(client, "supervisor:海淀")

@@ -24,9 +24,10 @@ from catalog.disposal import Signer
 from catalog.models import SpotCheck, SpotCheckItem
 from catalog.signing import verify_document
 from catalog.spotcheck import SpotCheckCriteria, SpotCheckError, SpotCheckRefused, new_spot_check, record_outcome
-from catalog.spotcheck_result import progress, sign_off, spot_check_summary
+from catalog.spotcheck_result import progress, result_name, sign_off, spot_check_summary
 from catalog.spotcheck_team import draw_names, reviewer_seed
 from catalog.types import utcnow
+from catalog.user_models import User
 from evidence.web import WebConfig, create_app
 from tests.webhelpers import add_web_users, form_token, web_login
 
@@ -167,13 +168,14 @@ def _signed_check(archive, store) -> tuple[int, str]:
     signer = Signer("station-1", Ed25519PrivateKey.generate())
     with Session(archive) as session:
         check = new_spot_check(session, SpotCheckCriteria(unit="U1"), 4, by="supervisor:王", now=utcnow(),
-                               seed="s3", reviewers=1, pool=["supervisor:赵"])
+                               seed="s3", reviewers=1, pool=["supervisor:赵", "supervisor:钱"])
         assert check.id is not None
+        [reviewer] = check.reviewers
         for item in _items(archive, check.id):
             if item.outcome == "pending":
-                record_outcome(session, item.id or 0, outcome="issue", notes="张三未表明身份", by="supervisor:赵",
+                record_outcome(session, item.id or 0, outcome="issue", notes="张三未表明身份", by=reviewer,
                                now=utcnow(), scope=EVERYTHING)
-        sign_off(session, store, signer, check.id, by="supervisor:赵", scope=EVERYTHING, now=utcnow())
+        sign_off(session, store, signer, check.id, by=reviewer, scope=EVERYTHING, now=utcnow())
         return check.id, check.seed
 
 
@@ -185,6 +187,7 @@ def test_the_summary_to_publish_holds_counts_and_no_personal_data(archive, store
         summary = spot_check_summary(check, _items(archive, check_id), "Asia/Shanghai")
     assert (summary["sample_size"], summary["reviewed"], summary["findings"], summary["seed"]) == (4, 4, 4, seed)
     assert summary["criteria"] == {"unit": "U1"} and summary["reviewers"] == 1 and summary["result_sha256"]
+    assert summary["narrowed_to_officer"] is False
     text = json.dumps(summary, ensure_ascii=False)
     for personal in ("010203", "张三", "supervisor:", ".mp4", "未表明身份"):
         assert personal not in text, personal
@@ -227,3 +230,67 @@ def test_the_web_pages_draw_review_sign_off_and_publish(archive, store):
         assert rows[0]["result_sha256"] == published["result_sha256"] and reviewer not in as_csv.text
         listing = client.get("/spot-checks").text
         assert "已复核 3 / 3" in listing
+
+
+def test_the_one_who_draws_chooses_neither_the_reviewers_nor_themselves(archive):
+    """No second draw skipped (0 reviewers), no pool of exactly the friend asked for, nobody reviewing footage
+    they recorded, and a check from before reviewers were drawn is not reviewed by whoever drew it."""
+    with Session(archive) as session:
+        with pytest.raises(SpotCheckError, match="1 to 20 reviewers"):
+            new_spot_check(session, SpotCheckCriteria(), 3, by="supervisor:王", now=utcnow(), reviewers=0)
+        with pytest.raises(SpotCheckError, match="at least 2 × the reviewers drawn"):
+            new_spot_check(session, SpotCheckCriteria(), 3, by="supervisor:王", now=utcnow(), reviewers=1,
+                           pool=["supervisor:赵"])
+        recorder = session.exec(select(User).where(User.name == "supervisor:钱")).one()
+        recorder.officer_number = "010203"  # a supervisor who is also the officer whose footage is drawn
+        session.add(recorder)
+        session.commit()
+        with pytest.raises(SpotCheckError, match="'supervisor:钱' recorded part of the sample"):
+            new_spot_check(session, SpotCheckCriteria(), 3, by="supervisor:王", now=utcnow(), reviewers=1,
+                           pool=["supervisor:钱", "supervisor:赵"])
+        drawn = new_spot_check(session, SpotCheckCriteria(), 3, by="supervisor:王", now=utcnow(), reviewers=1)
+        assert "supervisor:钱" not in drawn.reviewer_pool and drawn.reviewer_pool == sorted(drawn.reviewer_pool)
+        legacy = new_spot_check(session, SpotCheckCriteria(), 3, by="supervisor:王", now=utcnow(), reviewers=1)
+        legacy.reviewers, legacy.reviewer_pool = [], []  # as migration 0027 leaves a check drawn before it
+        session.add(legacy)
+        session.commit()
+        legacy_id = legacy.id
+        assert legacy_id is not None
+    item = next(i for i in _items(archive, legacy_id) if i.outcome == "pending")
+    with Session(archive) as session:
+        with pytest.raises(SpotCheckRefused, match="anyone but supervisor:王"):
+            record_outcome(session, item.id or 0, outcome="compliant", notes="", by="supervisor:王", now=utcnow(),
+                           scope=EVERYTHING)
+        record_outcome(session, item.id or 0, outcome="compliant", notes="", by="supervisor:赵", now=utcnow(),
+                       scope=EVERYTHING)
+
+
+def test_a_sign_off_cut_short_after_its_record_is_stored_is_finished_with_that_record(archive, store):
+    """The signed result went to WORM storage and the catalogue never heard of it (the process died before the
+    commit): the next sign-off adopts that record, once, and never stores a second, different one."""
+    signer = Signer("station-1", Ed25519PrivateKey.generate())
+    with Session(archive) as session:
+        check = new_spot_check(session, SpotCheckCriteria(unit="U1"), 2, by="supervisor:王", now=utcnow(),
+                               reviewers=1, pool=["supervisor:赵", "supervisor:钱"])
+        [reviewer] = check.reviewers
+        check_id = check.id
+        assert check_id is not None
+        for item in _items(archive, check_id):
+            if item.outcome == "pending":
+                record_outcome(session, item.id or 0, outcome="compliant", notes="", by=reviewer, now=utcnow(),
+                               scope=EVERYTHING)
+    first_try = datetime(2026, 12, 5, 6, 0, tzinfo=UTC)
+    with Session(archive) as session:
+        sign_off(session, store, signer, check_id, by=reviewer, scope=EVERYTHING, now=first_try)
+        session.rollback()  # never reached: the commit inside came first; undo it as a crash would have
+    with Session(archive) as session:  # the row as a crash before the commit leaves it
+        stale = session.get(SpotCheck, check_id)
+        assert stale is not None
+        stale.signed_off_by = stale.signed_off_at = stale.result_record = stale.result_sha256 = None
+        session.add(stale)
+        session.commit()
+    stored = store.get_record(result_name(check_id))
+    with Session(archive) as session:
+        again = sign_off(session, store, signer, check_id, by=reviewer, scope=EVERYTHING, now=utcnow())
+        assert (again.signed_off_at, again.result_sha256) == (first_try, hashlib.sha256(stored).hexdigest())
+    assert store.list_records("spot-checks/") == [result_name(check_id)]

@@ -44,7 +44,8 @@ def test_statistics_count_the_kept_recordings_by_officer_station_unit_and_day(en
     # counted by sensitivity class, every class named (the disposed state secret is not kept)
     assert figures["by_class"] == {"public": 0, "internal": 3, "commercial": 0, "personal": 1, "state_secret": 0}
     assert sorted(figures["by_officer"], key=lambda r: r["key"]) == [  # equal counts: either may come first
-        {"key": "010203", "count": 2, "hours": 1.5}, {"key": "030405", "count": 2, "hours": 0.0}]
+        {"key": "010203", "count": 2, "hours": 1.5, "tagged": 1}, {"key": "030405", "count": 2, "hours": 0.0,
+                                                                 "tagged": 0}]
     assert {r["key"]: r["count"] for r in figures["by_station"]} == {"station-1": 3, "station-2": 1}
     assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"一中队": 2, "二中队": 2}
     assert [r["key"] for r in figures["by_day"]] == [T0.date().isoformat()]

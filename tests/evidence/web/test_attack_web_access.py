@@ -297,7 +297,7 @@ def test_a_supervisor_of_other_units_can_neither_open_nor_review_a_spot_check(we
     client, engine = web_site
     web_login(client, "admin")
     drawn = client.post("/spot-checks", data={"csrf": form_token(client.get("/spot-checks").text), "size": "2",
-                                              "unit": "U1"}, follow_redirects=False)
+                                              "unit": "U1", "reviewers": "1"}, follow_redirects=False)
     assert drawn.status_code == 303
     check_id = int(drawn.headers["location"].rsplit("/", 1)[-1])
     with Session(engine) as session:

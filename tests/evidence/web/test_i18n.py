@@ -8,6 +8,7 @@ from catalog.access import ACCESS_STEPS
 from catalog.case_models import CaseStatus, DisposalStatus
 from catalog.integrity import INTEGRITY_CHECKS
 from catalog.models import IntegrityStatus, MediaKind
+from catalog.periods import PERIOD_KINDS
 from catalog.redaction_jobs import JOB_STAGES, JOB_STATES
 from catalog.registry import CERTIFICATE_STATES
 from catalog.releases import RELEASE_KINDS, RELEASE_STATES
@@ -41,6 +42,7 @@ def used_message_ids() -> set[str]:
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
     found |= set(JOB_STATES) | set(JOB_STAGES) | set(PUBLIC_REFUSALS) | set(RELEASE_KINDS) | set(RELEASE_STATES)
     found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values()) | set(QUICK_RANGES)
+    found |= {f"period {k}" for k in PERIOD_KINDS}
     return found
 
 

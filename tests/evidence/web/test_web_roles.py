@@ -2,10 +2,14 @@
 scopes hold (an officer sees their own recordings, a supervisor their units')."""
 from __future__ import annotations
 
+from itertools import count
+
 import pytest
 from sqlmodel import Session, select
 
 from catalog import CustodyEvent, Recording, get_case, link_recording
+from catalog.spotcheck import SpotCheckCriteria, new_spot_check
+from catalog.spotcheck_team import draw_names, reviewer_seed
 from catalog.types import utcnow
 from catalog.users import ROLES, set_roles
 from tests.evidence.web.conftest import CASE
@@ -36,9 +40,10 @@ ROUTES = [
     ("approve disposal", "POST", "/retention/batches/999/approve", {"confirm": "yes"}),
     ("statistics api", "GET", "/api/statistics", None),
     ("spot checks", "GET", "/spot-checks", None),
-    ("draw", "POST", "/spot-checks", {"size": "1", "reviewers": "0"}),
+    ("draw", "POST", "/spot-checks", {"size": "1", "reviewers": "1"}),
     ("audit", "GET", "/audit", None),
     ("statistics", "GET", "/stats", None),
+    ("statistics report", "GET", "/stats/report.csv", None),
     ("admin", "GET", "/admin", None),
     ("add user", "POST", "/admin/users", {"name": "new-user", "action": "add", "roles": "clerk"}),
     ("snapshot", "POST", "/recordings/1/snapshot", {"case": CASE, "at": "0", "reason": "固定画面"}),
@@ -54,17 +59,17 @@ ALLOWED = {
                 "download", "stamp"},
     "clerk": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
               "download", "stamp", "cases", "case page", "cases api", "case api", "open case", "link", "close case",
-              "export", "statistics", "statistics api", "retention", "propose disposal", "classify", "classify case",
-              "redact", "snapshot"},
+              "export", "statistics", "statistics report", "statistics api", "retention", "propose disposal",
+              "classify", "classify case", "redact", "snapshot"},
     "supervisor": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
                    "download", "cases", "case page", "cases api", "case api", "export", "spot checks", "draw",
-                   "statistics", "statistics api", "retention", "approve disposal", "classify", "classify case",
-                   "redact", "grant"},
+                   "statistics", "statistics report", "statistics api", "retention", "approve disposal", "classify",
+                   "classify case", "redact", "grant"},
     # an auditor may export only what they may download: nothing with originals (recording 3 is in the case)
     "reviewer": {"search page", "search api", "recording page", "recording api", "thumbnail", "play", "photo",
                  "download", "cases", "case page", "cases api", "case api"},
     "auditor": {"search page", "search api", "recording page", "recording api", "thumbnail", "cases", "case page",
-                "cases api", "case api", "audit", "statistics", "statistics api", "retention"},
+                "cases api", "case api", "audit", "statistics", "statistics report", "statistics api", "retention"},
     "admin": {label for label, *_ in ROUTES},
 }
 
@@ -161,7 +166,7 @@ GUARDED = {
     ("POST", "/releases/{number}/package"): ("/releases/1/package", {}, None, PAGE),
     ("POST", "/releases/{number}/withdraw"): ("/releases/1/withdraw", {"reason": "撤回"}, None, PAGE),
     ("GET", "/spot-checks"): ("/spot-checks", None, None, PAGE),
-    ("POST", "/spot-checks"): ("/spot-checks", {"size": "1", "reviewers": "0"}, None, PAGE),
+    ("POST", "/spot-checks"): ("/spot-checks", {"size": "1", "reviewers": "1"}, None, PAGE),
     ("POST", "/spot-checks/{check_id}/sign-off"): ("/spot-checks/1/sign-off", {}, None, PAGE),
     ("GET", "/spot-checks/{check_id}/summary.{fmt}"): ("/spot-checks/1/summary.json", None, None, PAGE),
     ("GET", "/spot-checks/{check_id}"): ("/spot-checks/1", None, None, PAGE),
@@ -170,6 +175,7 @@ GUARDED = {
     ("GET", "/audit"): ("/audit?log=access", None, None, PAGE),
     ("GET", "/audit.csv"): ("/audit.csv?log=access", None, None, PAGE),
     ("GET", "/stats"): ("/stats", None, None, PAGE),
+    ("GET", "/stats/report.{fmt}"): ("/stats/report.csv?period=quarter", None, None, PAGE),
     ("GET", "/api/statistics"): ("/api/statistics", None, None, API),
     ("GET", "/admin"): ("/admin", None, None, PAGE),
     ("POST", "/admin/users"): ("/admin/users", {"name": "new-user", "action": "add", "roles": "clerk"}, None, PAGE),
@@ -252,6 +258,12 @@ def test_every_guarded_request_is_otherwise_valid(web_site):
     with Session(engine) as session:  # legal review's routes are a reviewer's alone: this administrator is one too
         set_roles(session, "admin", ["admin", "reviewer"], by="test")
         session.commit()
+        # spot check 1, drawn by a supervisor with this administrator as its reviewer (the first seed that draws
+        # them): its review and sign-off are theirs to ask for
+        seed = next(f"s{n}" for n in count() if draw_names(["admin", "unit-2-supervisor"], 1,
+                                                            reviewer_seed(f"s{n}")) == ["admin"])
+        check = new_spot_check(session, SpotCheckCriteria(unit="U2"), 1, by="supervisor", now=utcnow(), seed=seed)
+        assert (check.id, check.reviewers) == (1, ["admin"]), (check.id, check.reviewer_pool)
     web_login(client, "admin")
     token = form_token(client.get("/").text)
     wrong = []

@@ -26,7 +26,7 @@ from catalog.manifests import software_version
 if TYPE_CHECKING:
     from catalog.court_report import EventLine, ItemReport, Report, Row
 
-__all__ = ["DEFAULT_FONT", "FontFaces", "inspect_font", "undrawable_reason", "write_pdf"]
+__all__ = ["DEFAULT_FONT", "FontFaces", "inspect_font", "output_pdf", "undrawable_reason", "write_pdf"]
 
 #: Debian's fonts-wqy-zenhei (scripts/bootstrap.sh installs it); EVIDENCE_REPORT_FONT names another.
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
@@ -239,6 +239,12 @@ def write_pdf(report: Report, target: Path, *, font: Path = DEFAULT_FONT) -> str
         for f in loaded:
             f.close()  # as output() would
         return undrawable_reason(font, face.name, dropped)
+    output_pdf(pdf, target)
+    return None
+
+
+def output_pdf(pdf: FPDF, target: Path) -> None:
+    """Write *pdf* to *target* whole or not at all (a `.part` file renamed into place)."""
     partial = target.with_name(target.name + ".part")
     subsetter = logging.getLogger("fontTools.subset")
     level = subsetter.level
@@ -248,4 +254,3 @@ def write_pdf(report: Report, target: Path, *, font: Path = DEFAULT_FONT) -> str
     finally:
         subsetter.setLevel(level)
     partial.rename(target)
-    return None

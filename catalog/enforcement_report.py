@@ -9,7 +9,6 @@ the report holds (it would silently print another fact).
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ from fpdf.fonts import FontFace
 from sqlmodel import Session, col, select
 
 from catalog.access import Scope
-from catalog.court_report_pdf import DEFAULT_FONT, inspect_font, undrawable_reason
+from catalog.court_report_pdf import DEFAULT_FONT, inspect_font, output_pdf, undrawable_reason
 from catalog.csvsafe import csv_chunks
 from catalog.manifests import software_version
 from catalog.models import SpotCheckItem
@@ -209,13 +208,5 @@ def write_report_pdf(report: EnforcementReport, target: Path, *, font: Path = DE
     pdf.set_font("report", size=8)
     pdf.ln(4)
     pdf.multi_cell(0, 5, w("software").format(version=software_version()), new_x="LMARGIN", new_y="NEXT")
-    partial = target.with_name(target.name + ".part")
-    subsetter = logging.getLogger("fontTools.subset")
-    level = subsetter.level
-    subsetter.setLevel(logging.ERROR)
-    try:
-        pdf.output(str(partial))
-    finally:
-        subsetter.setLevel(level)
-    partial.rename(target)
+    output_pdf(pdf, target)
     return None

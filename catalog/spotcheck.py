@@ -42,6 +42,7 @@ __all__ = [
     "open_spot_check",
     "population",
     "record_outcome",
+    "require_reviewer",
     "spot_checks_in_scope",
 ]
 
@@ -202,6 +203,20 @@ def may_review(check: SpotCheck, who: str) -> bool:
     return who in check.reviewers if check.reviewers else who != check.created_by
 
 
+def require_reviewer(session: Session, check: SpotCheck, by: str, verb: str) -> None:
+    """SpotCheckRefused, recorded as `access_refused` (committed), unless *by* may review *check* (may_review):
+    *verb* it is what they asked to do ("review", "sign off")."""
+    if may_review(check, by):
+        return
+    append_event(session, CustodyKind.ACCESS_REFUSED, actor=by, details={
+        "action": f"{verb} spot check", "check": check.id, "why": "not a drawn reviewer",
+        "reviewers": check.reviewers})
+    session.commit()
+    raise SpotCheckRefused(f"spot check {check.id} is for its drawn reviewers to {verb} "
+                           f"({', '.join(check.reviewers) or 'anyone but ' + check.created_by}); {by} is not one "
+                           "of them")
+
+
 class SpotCheckNotFound(SpotCheckError):
     """No such spot check, or no such item in it."""
 
@@ -279,14 +294,7 @@ def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, 
     if item is None or item.check_id != check.id:  # said only to someone who may open the check
         raise SpotCheckNotFound(f"no item {item_id} in spot check {check.id}")
     session.refresh(item)
-    if not may_review(check, by):
-        append_event(session, CustodyKind.ACCESS_REFUSED, actor=by, details={
-            "action": "review spot check", "check": check.id, "why": "not a drawn reviewer",
-            "reviewers": check.reviewers})
-        session.commit()
-        raise SpotCheckRefused(f"spot check {check.id} is reviewed by "
-                               f"{', '.join(check.reviewers) or 'anyone but ' + check.created_by} (drawn at "
-                               f"random); {by} is not one of them")
+    require_reviewer(session, check, by, "review")
     if check.signed_off_at is not None:
         raise SpotCheckError(f"spot check {check.id} was signed off by {check.signed_off_by}; its outcomes are final")
     if item.outcome == UNREADABLE:

@@ -27,7 +27,7 @@ from catalog.disposal import RECORD_RETENTION, Signer
 from catalog.manifests import ensure_station_key, software_version
 from catalog.models import Recording, SpotCheck, SpotCheckItem
 from catalog.signing import SignatureInvalid, sign_document, signed_bytes, verify_document
-from catalog.spotcheck import FINDINGS, SpotCheckError, SpotCheckRefused, may_review, open_spot_check
+from catalog.spotcheck import FINDINGS, SpotCheckError, open_spot_check, require_reviewer
 from catalog.spotcheck_team import reviewer_seed
 from catalog.timestamping import stamp_record
 from storage import EvidenceStore, ObjectMissing, StorageError
@@ -95,13 +95,7 @@ def sign_off(session: Session, store: EvidenceStore, signer: Signer, check_id: i
     session.refresh(check)
     for item, _r in rows:
         session.refresh(item)
-    if not may_review(check, by):
-        append_event(session, CustodyKind.ACCESS_REFUSED, actor=by, details={
-            "action": "sign off spot check", "check": check.id, "why": "not a drawn reviewer",
-            "reviewers": check.reviewers})
-        session.commit()
-        raise SpotCheckRefused(f"spot check {check.id} is signed off by one of its drawn reviewers "
-                               f"({', '.join(check.reviewers) or 'anyone but ' + check.created_by}), not {by}")
+    require_reviewer(session, check, by, "sign off")
     if check.signed_off_at is not None:
         raise SpotCheckError(f"spot check {check.id} was signed off already by {check.signed_off_by} "
                              f"({check.signed_off_at.isoformat()})")

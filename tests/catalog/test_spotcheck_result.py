@@ -140,7 +140,7 @@ def test_only_the_drawn_reviewers_review_and_sign_off_and_then_nothing_changes(a
             notes = "未佩戴执法记录仪" if outcome == "issue" else ""
             record_outcome(session, item.id or 0, outcome=outcome, notes=notes, by=reviewer, now=utcnow(),
                            scope=EVERYTHING)
-        with pytest.raises(SpotCheckRefused, match="signed off by one of its drawn reviewers"):
+        with pytest.raises(SpotCheckRefused, match="for its drawn reviewers to sign off"):
             sign_off(session, store, signer, check_id, by="supervisor:王", scope=EVERYTHING, now=utcnow())
         signed = sign_off(session, store, signer, check_id, by=reviewer, scope=EVERYTHING, now=utcnow())
         assert signed.result_record and signed.result_sha256
@@ -210,7 +210,7 @@ def test_the_web_pages_draw_review_sign_off_and_publish(archive, store):
             [reviewer] = check.reviewers
         assert client.get(f"{page}/summary.json").status_code == 409  # nothing to publish before the sign-off
         refused = client.post(f"{page}/sign-off", data={"csrf": csrf})
-        assert refused.status_code == 403 and "signed off by one of its drawn reviewers" in refused.text
+        assert refused.status_code == 403 and "for its drawn reviewers to sign off" in refused.text
         client.cookies.clear()
         web_login(client, reviewer)
         shown = client.get(page).text

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from catalog.access import Scope, out_of_scope, scope_clause
@@ -44,6 +45,7 @@ __all__ = [
     "record_outcome",
     "require_reviewer",
     "spot_checks_in_scope",
+    "spot_checks_signed",
 ]
 
 OUTCOMES = ("compliant", "issue")  # what a reviewer records
@@ -270,6 +272,19 @@ def spot_checks_in_scope(session: Session, scope: Scope, *, limit: int = 100) ->
             .where(~clause)
         query = query.where(col(SpotCheck.id).not_in(outside))
     return list(session.exec(query.limit(limit)))
+
+
+def spot_checks_signed(session: Session, scope: Scope, start: datetime, end: datetime, *,
+                       within: ColumnElement[bool] | None = None) -> list[SpotCheck]:
+    """The checks signed off in [*start*, *end*) whose every recording lies in *scope* (and meets *within*, e.g.
+    a unit's officers), oldest first: a report's spot checks."""
+    query = select(SpotCheck).where(col(SpotCheck.signed_off_at) >= start, col(SpotCheck.signed_off_at) < end)
+    for clause in (scope_clause(scope), within):
+        if clause is not None:
+            outside = select(SpotCheckItem.check_id).join(Recording, col(Recording.id) == SpotCheckItem.recording_id) \
+                .where(~clause)
+            query = query.where(col(SpotCheck.id).not_in(outside))
+    return list(session.exec(query.order_by(col(SpotCheck.id))))
 
 
 def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, by: str, now: datetime,

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
-from sqlalchemy import and_, case, func, text
+from sqlalchemy import String, and_, case, cast, func, text
 from sqlmodel import Session, col, select
 
-from catalog.access import EVERYTHING, Scope, scope_clause
+from catalog.access import EVERYTHING, Scope, ambiguous_unit_names, scope_clause
 from catalog.models import IN_ARCHIVE, MediaKind, Officer, Recording, RecordingState
 from catalog.periods import Period
 from catalog.sensitivity import CLASSES
 
 __all__ = ["GroupFigures", "StagedBacklog", "Statistics", "check_catalogue", "recordings_by_state",
-           "staged_backlog", "statistics"]
+           "staged_backlog", "statistics", "unit_members"]
 
 #: States of recordings the archive still holds (disposed-of ones are not counted).
 KEPT_STATES = (RecordingState.STAGED.value, RecordingState.ARCHIVED.value, RecordingState.VERIFIED.value)
@@ -28,19 +28,23 @@ RECORDED = col(Recording.media_kind) != MediaKind.DOCUMENT.value
 #: Rows per grouping (officers, stations, units); days go back at most DAYS_SHOWN.
 GROUP_ROWS = 20
 DAYS_SHOWN = 30
+#: A period longer than this is counted by month, not by day (a year's 365 bars read as nothing).
+LONGEST_BY_DAY = 92
 #: Disposals counted as upcoming: retention ending within this many days.
 UPCOMING_DAYS = 30
 
 
-class GroupFigures(TypedDict):
-    key: str  # the officer number, station code, unit name or day (YYYY-MM-DD); "-" for none
-    count: int  # recordings
-    hours: float  # their total duration in hours, rounded to 0.01
-    tagged: int  # of them, those with a case number
+class GroupFigures(TypedDict, total=False):
+    key: Required[str]  # the officer number, station code, unit number or day (YYYY-MM-DD); "-" for none
+    label: str  # by_unit only: the unit's name (with its number where two units carry it)
+    count: Required[int]  # recordings
+    hours: Required[float]  # their total duration in hours, rounded to 0.01
+    tagged: Required[int]  # of them, those with a case number
 
 
 class Statistics(TypedDict):
     total: int  # recordings kept (what officers recorded: no text record)
+    hours: float  # their total duration, rounded to 0.01
     documents: int  # text records kept (attached to cases), counted apart
     tagged_share: float  # share of them with a case number, 0..1 rounded to 0.001
     pending_archive: int  # staged: not yet in WORM storage
@@ -51,7 +55,8 @@ class Statistics(TypedDict):
     by_officer: list[GroupFigures]  # the GROUP_ROWS with most recordings, most first
     by_station: list[GroupFigures]
     by_unit: list[GroupFigures]
-    by_day: list[GroupFigures]  # the period's days with recordings (else the last DAYS_SHOWN), oldest first
+    by_day: list[GroupFigures]  # the period's days (or months) with recordings, else the latest DAYS_SHOWN
+    by_day_unit: str  # "day", or "month" for a period longer than LONGEST_BY_DAY days
     scope: str  # what the figures cover, in words (Scope.describe)
     period: dict[str, str] | None  # the period asked for (kind, first, last), or None for all time
     unit: str | None  # the unit drilled into, or None
@@ -77,10 +82,11 @@ def _grouped(session: Session, key: Any, scoped: list[Any], limit: int = GROUP_R
 
 def _totals(session: Session, scoped: list[Any], now: datetime) -> dict[str, Any]:
     kept = col(Recording.state).in_(KEPT_STATES)
-    total, tagged, documents = session.execute(select(
+    total, tagged, documents, seconds = session.execute(select(
         func.sum(case((RECORDED, 1), else_=0)),
         func.sum(case((and_(RECORDED, col(Recording.case_number).is_not(None)), 1), else_=0)),
-        func.sum(case((RECORDED, 0), else_=1))).where(kept, *scoped)).one()
+        func.sum(case((RECORDED, 0), else_=1)),
+        func.sum(case((RECORDED, func.coalesce(Recording.duration_s, 0)), else_=0))).where(kept, *scoped)).one()
     total, tagged, documents = int(total or 0), int(tagged or 0), int(documents or 0)
     size = session.execute(select(func.coalesce(func.sum(Recording.size_bytes), 0)).where(kept, *scoped)).scalar_one()
     pending = session.execute(select(func.count()).where(Recording.state == RecordingState.STAGED.value,
@@ -91,9 +97,39 @@ def _totals(session: Session, scoped: list[Any], now: datetime) -> dict[str, Any
         *scoped)).scalar_one()
     integrity = session.execute(select(Recording.integrity_status, func.count()).where(kept, RECORDED, *scoped)
                                 .group_by(Recording.integrity_status)).all()
-    return {"total": total, "documents": documents, "tagged_share": round(tagged / total, 3) if total else 0.0,
+    return {"total": total, "hours": round(float(seconds or 0) / 3600, 2), "documents": documents,
+            "tagged_share": round(tagged / total, 3) if total else 0.0,
             "pending_archive": int(pending), "storage_bytes": int(size), "upcoming_disposals_30d": int(upcoming),
             "integrity": {str(k): int(v) for k, v in integrity}}
+
+
+def unit_members(unit: str) -> Any:
+    """The officer numbers of *unit*: the unit numbered so, or else the one unit named so (a name two units carry,
+    every 大队's 一中队, names neither: catalog.access.ambiguous_unit_names)."""
+    numbered = select(Officer.number).where(Officer.unit_number == unit)
+    named = select(Officer.number).where(Officer.unit_name == unit,
+                                         col(Officer.unit_name).not_in(ambiguous_unit_names([unit])),
+                                         ~select(Officer.number).where(Officer.unit_number == unit).exists())
+    return numbered.union(named)
+
+
+def _by_unit(session: Session, scoped: list[Any], rows: int) -> list[GroupFigures]:
+    """Recordings per unit, told apart by unit number (two 一中队 of two 大队 are two rows), each named
+    "<name> (<number>)" where its name is not unique, else by its name; the number stays the row's key."""
+    number = select(Officer.unit_number).where(Officer.number == Recording.officer_number).scalar_subquery()
+    figures = _grouped(session, number, scoped, rows)
+    names: dict[str, set[str]] = {}
+    for unit_number, unit_name in session.execute(select(Officer.unit_number, Officer.unit_name).distinct()):
+        if unit_number:
+            names.setdefault(str(unit_number), set()).add(str(unit_name or ""))
+    carriers: dict[str, int] = {}
+    for unit_names in names.values():
+        for name in unit_names:
+            carriers[name] = carriers.get(name, 0) + 1
+    for row in figures:
+        name = min(names.get(row["key"], {""}))
+        row["label"] = name if name and carriers.get(name) == 1 else (f"{name} ({row['key']})" if name else row["key"])
+    return figures
 
 
 def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime, zone: str = "UTC",
@@ -102,29 +138,39 @@ def statistics(session: Session, scope: Scope = EVERYTHING, *, now: datetime, zo
     units'); *now* is the moment upcoming disposals are counted from, and days are *zone*'s calendar days (the
     agency's, EVIDENCE_STATION_TZ). Recording figures count what officers recorded, never a text record
     (`documents` counts those); storage, the archive backlog and upcoming disposals cover everything kept.
-    *period*: only what was captured in it (its calendar days in *zone*); *unit*: only its officers' (a unit
-    number or name: the drill-down from a unit to its officers); *rows*: rows per grouping."""
+    *period*: only what was captured in it (its calendar days in *zone*; longer than LONGEST_BY_DAY days, counted
+    by month); *unit*: only its officers' (unit_members: the drill-down from a unit to its officers); *rows*: rows
+    per grouping. Without a period, the days are the DAYS_SHOWN before the newest recording's."""
     clause = scope_clause(scope)
     scoped = [] if clause is None else [clause]
     if period is not None:
         start, end = period.bounds(zone)
         scoped += [col(Recording.captured_start) >= start, col(Recording.captured_start) < end]
     if unit:
-        members = select(Officer.number).where((Officer.unit_number == unit) | (Officer.unit_name == unit))
-        scoped.append(col(Recording.officer_number).in_(members))
-    by_day = [r for r in _grouped(session, _local_day(session, zone), scoped, 4000) if r["key"] != "-"]
+        scoped.append(col(Recording.officer_number).in_(unit_members(unit)))
+    day = _local_day(session, zone)
+    by_month = period is not None and period.days > LONGEST_BY_DAY
+    bucket = func.substr(cast(day, String), 1, 7) if by_month else day
+    window = scoped
+    if period is None:  # the latest days only: the day of every recording is not worked out on each page
+        newest = session.execute(select(func.max(Recording.captured_start)).where(
+            col(Recording.state).in_(KEPT_STATES), RECORDED, *scoped)).scalar_one()
+        if newest is not None:
+            window = [*scoped, col(Recording.captured_start) >= newest - timedelta(days=DAYS_SHOWN + 1)]
+    by_day = [r for r in _grouped(session, bucket, window, 4000) if r["key"] != "-"]
     by_day.sort(key=lambda r: r["key"])
-    unit_name = select(Officer.unit_name).where(Officer.number == Recording.officer_number).scalar_subquery()
     totals = _totals(session, scoped, now)
     return {
-        "total": totals["total"], "documents": totals["documents"], "tagged_share": totals["tagged_share"],
+        "total": totals["total"], "hours": totals["hours"], "documents": totals["documents"],
+        "tagged_share": totals["tagged_share"],
         "pending_archive": totals["pending_archive"], "storage_bytes": totals["storage_bytes"],
         "upcoming_disposals_30d": totals["upcoming_disposals_30d"], "integrity": totals["integrity"],
         "by_class": _by_class(session, scoped),
         "by_officer": _grouped(session, Recording.officer_number, scoped, rows),
         "by_station": _grouped(session, Recording.station_code, scoped, rows),
-        "by_unit": _grouped(session, unit_name, scoped, rows),
-        "by_day": by_day if period is not None else by_day[-DAYS_SHOWN:], "scope": scope.describe(),
+        "by_unit": _by_unit(session, scoped, rows),
+        "by_day": by_day if period is not None else by_day[-DAYS_SHOWN:],
+        "by_day_unit": "month" if by_month else "day", "scope": scope.describe(),
         "period": period.as_json() if period is not None else None, "unit": unit or None,
     }
 

@@ -53,9 +53,14 @@ def asked_period(config: WebConfig, kind: str, on: str, first: str, last: str, *
             raise HTTPException(400, f"{what}: {value[:40]!r} is not a date (YYYY-MM-DD)") from None
 
     try:
-        return period_of(kind, day(on, "on") or config.today(), first=day(first, "from"), last=day(last, "to"))
+        period = period_of(kind, day(on, "on") or config.today(), first=day(first, "from"), last=day(last, "to"))
+        period.bounds(config.zone)  # a period at the calendar's edge has no instants to bound it
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
+    except OverflowError:
+        raise HTTPException(400, f"no period can be counted around {on or first or last!r}: it runs past the "
+                                 "calendar's first or last day") from None
+    return period
 
 
 def bar_chart(rows: Sequence[Mapping[str, Any]], value: str = "count", width: int = 520) -> str:
@@ -67,13 +72,13 @@ def bar_chart(rows: Sequence[Mapping[str, Any]], value: str = "count", width: in
     top = max(r[value] for r in rows) or 1
     bar_h, label_w = 18, 150
     # its text alternative is its figures, for a screen reader (axe-core: an image needs a name)
-    said = escape("; ".join(f"{r['key']}: {r[value]}" for r in rows[:50]))
+    said = escape("; ".join(f"{r.get('label', r['key'])}: {r[value]}" for r in rows[:50]))
     parts = [f'<svg role="img" aria-label="{said}" width="{width}" height="{len(rows) * (bar_h + 4)}" '
              'xmlns="http://www.w3.org/2000/svg">']
     for i, r in enumerate(rows):
         y = i * (bar_h + 4)
         w = int((width - label_w - 60) * r[value] / top)
-        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{escape(r["key"])}</text>'
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{escape(r.get("label", r["key"]))}</text>'
                      f'<rect x="{label_w}" y="{y}" width="{max(w, 1)}" height="{bar_h}" fill="#1f3a5f"></rect>'
                      f'<text x="{label_w + w + 4}" y="{y + 13}" font-size="12">{r[value]}</text>')
     parts.append("</svg>")
@@ -114,21 +119,23 @@ def report(request: Request, session: DB, fmt: str, period: str = "", on: str = 
     assert asked is not None
     made = build_report(session, who.scope, period=asked, zone=config.zone, now=utcnow(), by=who.user.name,
                         lang=language(request), unit=unit.strip() or None)
-    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={
-        "via": f"web report.{fmt}", "report": "enforcement data analysis", "period": asked.as_json(),
-        "scope": who.scope.describe(), "unit": unit.strip() or None})
-    session.commit()
     headers = {"Content-Disposition": f'attachment; filename="{made.file_name}.{fmt}"',
                "Cache-Control": "private, no-store"}
     if fmt == "csv":
-        return Response("".join(report_csv(made)), media_type="text/csv; charset=utf-8", headers=headers)
-    font = config.settings.report_font if config.settings is not None else DEFAULT_FONT
-    with tempfile.TemporaryDirectory(prefix="evidence-report-") as tmp:
-        target = Path(tmp) / "report.pdf"
-        why = write_report_pdf(made, target, font=font)
-        if why is not None:
-            raise HTTPException(503, f"the PDF cannot be made here: {why}; the CSV can")
-        return Response(target.read_bytes(), media_type="application/pdf", headers=headers)
+        body, media = "".join(report_csv(made)).encode(), "text/csv; charset=utf-8"
+    else:
+        font = config.settings.report_font if config.settings is not None else DEFAULT_FONT
+        with tempfile.TemporaryDirectory(prefix="evidence-report-") as tmp:
+            target = Path(tmp) / "report.pdf"
+            why = write_report_pdf(made, target, font=font)
+            if why is not None:
+                raise HTTPException(503, f"the PDF cannot be made here: {why}; the CSV can")
+            body, media = target.read_bytes(), "application/pdf"
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={  # what was handed out, once made
+        "via": f"web report.{fmt}", "report": "enforcement data analysis", "period": asked.as_json(),
+        "scope": who.scope.describe(), "unit": unit.strip() or None})
+    session.commit()
+    return Response(body, media_type=media, headers=headers)
 
 
 @router.get("/api/statistics", tags=["statistics"], response_model=dict[str, Any])

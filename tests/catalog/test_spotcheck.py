@@ -141,10 +141,10 @@ def test_statistics_page_counts_what_the_catalogue_holds(archive, store):
         figures = statistics(session)
         assert figures["total"] == 40 and figures["pending_archive"] == 0
         assert {r["key"]: r["count"] for r in figures["by_officer"]} == {"010203": 30, "040506": 10}
-        assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"朝阳大队": 30, "海淀大队": 10}
+        assert {r["label"]: r["count"] for r in figures["by_unit"]} == {"朝阳大队": 30, "海淀大队": 10}
         assert len(figures["by_day"]) == 20 and figures["integrity"] == {"ok": 40}
         haidian = statistics(session, scope_for(roles=["supervisor"], officer_number=None, units=["海淀大队"]))
-        assert haidian["total"] == 10 and [r["key"] for r in haidian["by_unit"]] == ["海淀大队"]
+        assert haidian["total"] == 10 and [r["key"] for r in haidian["by_unit"]] == ["U2"]
     add_web_users(archive, {"supervisor:王": "supervisor", "officer:张三": "officer", "supervisor:海淀": "supervisor"},
                   units={"supervisor:海淀": ["海淀大队"]})
     with TestClient(create_app(WebConfig(engine=archive, store=store))) as client:

@@ -2,12 +2,13 @@
 the staged backlog and the catalogue's liveness check."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session
 
 from catalog import Officer
 from catalog.access import EVERYTHING, scope_for
+from catalog.periods import period_of
 from catalog.statistics import check_catalogue, recordings_by_state, staged_backlog, statistics
 from tests.helpers.recordings import T0, add_recording
 
@@ -47,7 +48,9 @@ def test_statistics_count_the_kept_recordings_by_officer_station_unit_and_day(en
         {"key": "010203", "count": 2, "hours": 1.5, "tagged": 1}, {"key": "030405", "count": 2, "hours": 0.0,
                                                                  "tagged": 0}]
     assert {r["key"]: r["count"] for r in figures["by_station"]} == {"station-1": 3, "station-2": 1}
-    assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"一中队": 2, "二中队": 2}
+    assert {r["key"]: (r["label"], r["count"]) for r in figures["by_unit"]} == {"U1": ("一中队", 2),
+                                                                               "U2": ("二中队", 2)}
+    assert figures["hours"] == 1.5
     assert [r["key"] for r in figures["by_day"]] == [T0.date().isoformat()]
     assert figures["scope"] == EVERYTHING.describe()
 
@@ -101,10 +104,36 @@ def test_days_are_the_agencys_calendar_days_and_text_records_are_not_recordings(
         beijing = statistics(session, now=NOW, zone="Asia/Shanghai")
         utc = statistics(session, now=NOW)
         new_york = statistics(session, now=NOW, zone="America/New_York")
-    assert {r["key"]: r["count"] for r in beijing["by_day"]} == {"2026-07-01": 1, "2026-11-20": 1, "2026-11-21": 1}
-    assert {r["key"]: r["count"] for r in utc["by_day"]} == {"2026-07-01": 1, "2026-11-20": 2}
-    assert {r["key"]: r["count"] for r in new_york["by_day"]} == {"2026-06-30": 1, "2026-11-20": 2}
+    # without a period: the 30 days before the newest recording (the July one is older)
+    assert {r["key"]: r["count"] for r in beijing["by_day"]} == {"2026-11-20": 1, "2026-11-21": 1}
+    assert {r["key"]: r["count"] for r in utc["by_day"]} == {"2026-11-20": 2}
+    assert {r["key"]: r["count"] for r in new_york["by_day"]} == {"2026-11-20": 2}
+    with Session(engine) as session:  # summer time: 03:30 UTC on 1 July is 23:30 on 30 June in New York (EDT)
+        summer = [statistics(session, now=NOW, zone=zone, period=period_of("day", day))["by_day"]
+                  for zone, day in (("America/New_York", date(2026, 6, 30)), ("Asia/Shanghai", date(2026, 7, 1)))]
+    assert [[(r["key"], r["count"]) for r in days] for days in summer] == [[("2026-06-30", 1)], [("2026-07-01", 1)]]
     assert (beijing["total"], beijing["documents"], beijing["tagged_share"]) == (3, 1, 0.0)
     assert beijing["integrity"] == {"ok": 3} and sum(beijing["by_class"].values()) == 3
     assert sum(r["count"] for r in beijing["by_officer"]) == 3
     assert beijing["storage_bytes"] == 101 + 102 + 103 + 104  # the text record's bytes are stored all the same
+
+
+def test_units_that_share_a_name_are_told_apart_and_a_shared_name_drills_into_neither(engine):
+    """Every 大队 may have its 一中队: two units named so are two rows, each named with its number, and asking
+    for the name alone counts neither (as a supervisor's scope reads it, catalog.access.scope_clause)."""
+    with Session(engine) as session:
+        session.add(Officer(number="010203", name="张三", unit_number="A1", unit_name="一中队"))
+        session.add(Officer(number="030405", name="王五", unit_number="B1", unit_name="一中队"))
+        session.add(Officer(number="050607", name="赵六", unit_number="B2", unit_name="二中队"))
+        add_recording(session, 1)
+        add_recording(session, 2, officer_number="030405")
+        add_recording(session, 3, officer_number="030405")
+        add_recording(session, 4, officer_number="050607")
+        session.commit()
+    with Session(engine) as session:
+        figures = statistics(session, now=NOW)
+        assert {r["key"]: (r["label"], r["count"]) for r in figures["by_unit"]} == {
+            "A1": ("一中队 (A1)", 1), "B1": ("一中队 (B1)", 2), "B2": ("二中队", 1)}
+        assert statistics(session, now=NOW, unit="B1")["total"] == 2
+        assert statistics(session, now=NOW, unit="二中队")["total"] == 1  # a name one unit carries
+        assert statistics(session, now=NOW, unit="一中队")["total"] == 0  # a name two carry: neither

@@ -69,7 +69,9 @@ def test_a_quarter_counts_what_was_recorded_in_its_days_and_a_unit_drills_down(e
         unit_2 = statistics(session, EVERYTHING, now=NOW, zone=ZONE, period=q4, unit="二中队")
     assert (quarter["total"], quarter["documents"]) == (3, 1)  # 1, 3 and 5; not 2 (Q3) nor 4 (2027)
     assert {r["key"]: r["count"] for r in quarter["by_day"]} == {"2026-10-01": 1, "2026-11-20": 1, "2026-12-31": 1}
-    assert {r["key"]: (r["count"], r["tagged"]) for r in quarter["by_unit"]} == {"一中队": (1, 1), "二中队": (2, 0)}
+    assert {r["label"]: (r["count"], r["tagged"]) for r in quarter["by_unit"]} == {"一中队": (1, 1),
+                                                                                  "二中队": (2, 0)}
+    assert quarter["hours"] == 2.0 and quarter["by_day_unit"] == "day"
     assert [r["key"] for r in unit_2["by_officer"]] == ["030405"] and unit_2["unit"] == "二中队"
     assert unit_2["by_officer"][0]["hours"] == 2.0 and unit_2["period"] == q4.as_json()
 
@@ -91,14 +93,21 @@ def test_the_page_drills_from_a_unit_to_its_officers_recordings(client):
     web_login(client, "supervisor:王")
     page = client.get("/stats", params={"period": "quarter", "on": "2026-11-20"}).text
     assert "2026年第4季度" in page and 'id="total">3<' in page
-    assert 'href="/stats?from=&amp;on=2026-11-20&amp;period=quarter&amp;to=&amp;unit=%E4%BA%8C%E4%B8%AD%E9%98%9F"' \
-        in page  # the unit's row opens its officers
-    unit = client.get("/stats", params={"period": "quarter", "on": "2026-11-20", "unit": "二中队"}).text
+    assert 'href="/stats?from=&amp;on=2026-11-20&amp;period=quarter&amp;to=&amp;unit=U2">二中队<' in page
+    unit = client.get("/stats", params={"period": "quarter", "on": "2026-11-20", "unit": "U2"}).text  # its officers
     assert 'href="/?officer=030405&amp;from=2026-10-01&amp;to=2026-12-31"' in unit  # ... and theirs, the recordings
     assert "010203" not in unit
     assert client.get("/stats", params={"period": "custom", "from": "2026-12-01", "to": "2026-11-01"}
                       ).status_code == 400
     assert client.get("/api/statistics", params={"period": "day", "on": "2026-10-01"}).json()["total"] == 1
+    for edge in ("9999-12-31", "0001-01-01"):  # no instants bound a day at the calendar's end: a 400, never a 500
+        for kind in ("day", "week", "year"):
+            answer = client.get("/stats", params={"period": kind, "on": edge})
+            assert answer.status_code == 400 and "calendar" in answer.text, (kind, edge, answer.status_code)
+    decade = client.get("/api/statistics", params={"period": "custom", "from": "2020-01-01", "to": "2029-12-31"})
+    assert decade.json()["by_day_unit"] == "month"
+    assert {r["key"]: r["count"] for r in decade.json()["by_day"]} == {"2026-10": 1, "2026-11": 1, "2026-12": 1,
+                                                                      "2026-09": 1, "2027-01": 1}
 
 
 def test_the_quarterly_report_is_a_csv_and_a_pdf_of_the_callers_scope(client, engine):

@@ -22,6 +22,7 @@ from catalog import (
     open_catalog,
 )
 from catalog.cases import create_case
+from catalog.package_verifier import pdf_text
 from evidence.web import WebConfig, create_app
 from ingest.pipeline import IngestOptions
 from ingest.queue.workers import run_ingest
@@ -160,6 +161,18 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
         reviewer.click("a[href$='summary.csv']")
     summary = Path(downloading.value.path()).read_text(encoding="utf-8-sig")
     assert "findings" in summary and "admin:钱" not in summary and "李四" not in summary
+    # ... and the supervisor takes the quarter's 执法数据分析报告 as a PDF
+    supervisor.goto(f"{base}/stats")
+    supervisor.select_option("#period-form select[name=period]", "quarter")
+    supervisor.fill("#period-form input[name=on]", "2026-11-20")
+    supervisor.click("#period-form button[type=submit]")
+    supervisor.wait_for_url(re.compile(r".*period=quarter.*"))
+    assert supervisor.locator("#period-title").inner_text().startswith("2026年第4季度")
+    with supervisor.expect_download() as downloading:
+        supervisor.click("#reports a[href^='/stats/report.pdf']")
+    assert downloading.value.suggested_filename == "enforcement-report-2026-10-01-2026-12-31.pdf"
+    report_text = pdf_text(Path(downloading.value.path()).read_bytes())
+    assert "执法数据分析报告（2026年第4季度）" in report_text and "双随机抽查" in report_text
     with Session(engine) as session:
         from catalog import CustodyEvent
 

@@ -446,6 +446,8 @@ def test_the_player_steps_frames_changes_speed_and_tells_the_agencys_time(server
     page.wait_for_function(f"() => Math.abs(document.querySelector('video#player').currentTime - {1 / fps}) < "
                            f"{0.5 / fps}")
     local = captured.astimezone(ZoneInfo("Asia/Shanghai"))
+    # the timecode follows the seek's `seeked` event, which comes after currentTime moved (late on a busy machine)
+    page.wait_for_function("() => document.querySelector('#timecode').textContent.endsWith(' +01f')")
     shown = page.locator("#timecode").inner_text()
     # as the page writes every time (evidence.web.app.local_time), then the frame within the second
     assert shown == local.strftime("%Y-%m-%d %H:%M:%S +08:00") + " +01f", shown

@@ -150,7 +150,9 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
             form.locator("select[name=outcome]").select_option("issue")
             form.locator("input[name=notes]").fill("执法记录仪未全程开启")
         form.locator("button[type=submit]").click()
-        reviewer.wait_for_load_state()
+        # the page after the post says so: never act on the page before it (a busy machine navigates late)
+        reviewer.wait_for_function(f"() => document.querySelector('#progress-text').textContent === "
+                                   f"'已复核 {n + 1} / 3'")
     assert reviewer.locator("#progress-text").inner_text() == "已复核 3 / 3"
     assert reviewer.locator("#findings").inner_text() == "1"
     reviewer.click("#sign-off button[type=submit]")

@@ -265,13 +265,17 @@ def derived_kinds(session: Session, recording_ids: list[int], kind: str) -> set[
 
 def spot_checks_in_scope(session: Session, scope: Scope, *, limit: int = 100) -> list[SpotCheck]:
     """The latest checks whose every recording lies in *scope* (a supervisor of other units does not see theirs)."""
-    query = select(SpotCheck).order_by(col(SpotCheck.id).desc())
-    clause = scope_clause(scope)
-    if clause is not None:
-        outside = select(SpotCheckItem.check_id).join(Recording, col(Recording.id) == SpotCheckItem.recording_id) \
-            .where(~clause)
-        query = query.where(col(SpotCheck.id).not_in(outside))
+    query = _wholly(select(SpotCheck).order_by(col(SpotCheck.id).desc()), scope_clause(scope))
     return list(session.exec(query.limit(limit)))
+
+
+def _wholly(query: Any, clause: ColumnElement[bool] | None) -> Any:
+    """*query* of checks, kept to those whose every recording meets *clause* (None: all)."""
+    if clause is None:
+        return query
+    outside = select(SpotCheckItem.check_id).join(Recording, col(Recording.id) == SpotCheckItem.recording_id) \
+        .where(~clause)
+    return query.where(col(SpotCheck.id).not_in(outside))
 
 
 def spot_checks_signed(session: Session, scope: Scope, start: datetime, end: datetime, *,
@@ -279,11 +283,7 @@ def spot_checks_signed(session: Session, scope: Scope, start: datetime, end: dat
     """The checks signed off in [*start*, *end*) whose every recording lies in *scope* (and meets *within*, e.g.
     a unit's officers), oldest first: a report's spot checks."""
     query = select(SpotCheck).where(col(SpotCheck.signed_off_at) >= start, col(SpotCheck.signed_off_at) < end)
-    for clause in (scope_clause(scope), within):
-        if clause is not None:
-            outside = select(SpotCheckItem.check_id).join(Recording, col(Recording.id) == SpotCheckItem.recording_id) \
-                .where(~clause)
-            query = query.where(col(SpotCheck.id).not_in(outside))
+    query = _wholly(_wholly(query, scope_clause(scope)), within)
     return list(session.exec(query.order_by(col(SpotCheck.id))))
 
 

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PINNED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "swagger-ui-dist": ("5.35.0", "evidence/web/static/vendor/swagger-ui",
                         ("swagger-ui.css", "swagger-ui-bundle.js", "LICENSE")),
+    "@picocss/pico": ("2.1.1", "evidence/web/static/vendor/pico", ("css/pico.min.css", "LICENSE.md")),
     "axe-core": ("4.14.1", "tests/vendor/axe-core", ("axe.min.js", "LICENSE")),
 }
 

@@ -43,10 +43,10 @@ from evidence.web.stats import router as stats_router
 
 __all__ = ["SECURITY_HEADERS", "WebConfig", "clock_duration", "create_app", "local_time"]
 
-#: Sent with every response. No page has a script (none inline, no event handler attributes), so scripts may come
-#: only from this origin; inline style attributes remain (style-src 'unsafe-inline': styles cannot run code).
+#: Sent with every response. No page has an inline script, event handler attribute, style element or style
+#: attribute, so scripts and styles may come only from this origin (static/, the vendored files included).
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
                                 "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
                                 "form-action 'self'; frame-ancestors 'none'"),
     "X-Frame-Options": "DENY",

@@ -113,13 +113,23 @@ def test_archive_wide_figures_are_not_an_officers(engine, store):
         assert client.get("/metrics").status_code == 200
 
 
-def test_no_template_has_an_inline_script_or_event_handler():
+def test_no_template_has_an_inline_script_event_handler_or_style():
+    """The policy allows scripts and styles from the archive's own files only; a page that broke the rule would
+    show unstyled or dead, so the templates are held to it."""
     templates = Path(__file__).resolve().parents[3] / "evidence" / "web" / "templates"
     for page in templates.glob("*.html"):
         text = page.read_text(encoding="utf-8")
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text, re.I), f"{page.name}: an inline <script>"
         assert not re.search(r"\son[a-z]+\s*=", text, re.I), f"{page.name}: an inline event handler"
         assert "javascript:" not in text.lower(), page.name
+        assert not re.search(r"<style\b", text, re.I), f"{page.name}: an inline <style>"
+        assert not re.search(r"\sstyle\s*=", text, re.I), f"{page.name}: a style attribute"
+
+
+def test_the_policy_allows_no_inline_style(client):
+    policy = client.get("/login").headers["content-security-policy"]
+    style_src = re.search(r"style-src ([^;]*)", policy)
+    assert style_src and style_src.group(1).split() == ["'self'"]
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/api/openapi.json", "/api/docs"])

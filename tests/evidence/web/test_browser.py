@@ -399,15 +399,38 @@ def _serious_violations(page) -> list[str]:
     return list(found)
 
 
+PAGES = ["/", "/?case=AB-2026-00042", "/recordings/{video}", "/recordings/{video}?reason=复核", "/cases",
+         "/cases/AB-2026-00042", "/retention", "/releases", "/spot-checks", "/stats", "/audit", "/audit?log=custody",
+         "/admin", "/admin/officers", "/admin/devices", "/admin/stations", "/admin/policy"]
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_every_page_wears_the_component_library_and_breaks_none_of_its_policy(server, browser):
+    """Each page, with its policy in force, loads the vendored Pico CSS and the archive's own sheet (the same
+    components everywhere), and the browser reports no refused script or style: a stray style attribute or
+    inline script would show here as an unstyled or dead page."""
+    base, _engine, video_id = server
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text else None)
+    _login(page, base, "admin:钱")
+    styled = {}
+    for path in ["/login", *(p.format(video=video_id) for p in PAGES)]:
+        page.goto(base + path)
+        styled[path] = page.evaluate("""() => [
+            getComputedStyle(document.documentElement).getPropertyValue('--pico-primary').trim() !== '',
+            getComputedStyle(document.querySelector('body > header')).backgroundColor]""")
+    assert {p: s for p, s in styled.items() if s != [True, "rgb(31, 58, 95)"]} == {}
+    assert refused == []
+
+
 @pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 def test_no_page_has_a_serious_or_critical_accessibility_violation(server, browser):
     """axe-core, injected into each page (the pages' policy allows no injected script, so this page bypasses it),
     at a desktop and a phone width."""
     base, _engine, video_id = server
-    pages = ["/", "/?case=AB-2026-00042", f"/recordings/{video_id}", f"/recordings/{video_id}?reason=复核",
-             "/cases", "/cases/AB-2026-00042", "/retention", "/releases", "/spot-checks", "/stats", "/audit",
-             "/audit?log=custody", "/admin", "/admin/officers", "/admin/devices", "/admin/stations",
-             "/admin/policy"]
+    pages = [p.format(video=video_id) for p in PAGES]
     for width in (1366, 390):
         page = browser.new_page(viewport={"width": width, "height": 900}, bypass_csp=True)
         page.goto(f"{base}/login")

@@ -12,6 +12,7 @@ CatalogError
   + CaseStateError      (the action does not fit the case's or recording's state)
   + DisposalError       (a disposal batch cannot be created, approved or run)
   + UserInvalid         (a user cannot be added as asked)
+  + SavedSearchInvalid  (a search cannot be kept under that name; every problem listed)
   + PermissionDenied    (the named person's roles do not allow the action)
   + ExportFailed        (an evidence package cannot be written as asked)
 ```
@@ -32,6 +33,7 @@ __all__ = [
     "PermissionDenied",
     "PolicyInvalid",
     "RecordingNotFound",
+    "SavedSearchInvalid",
     "SignInRefused",
     "SnapshotRefused",
     "StampInvalid",
@@ -123,6 +125,15 @@ class DisposalError(CatalogError):
 
 class UserInvalid(CatalogError):
     """A user cannot be added: the message lists every problem."""
+
+
+class SavedSearchInvalid(CatalogError):
+    """A search cannot be kept (catalog.saved_searches.save_search): each problem is a message id with its values
+    (`problems`: (message, values) pairs), so a page says it in its language; str() is the English."""
+
+    def __init__(self, problems: list[tuple[str, dict[str, str | int]]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(message.format(**values) for message, values in self.problems))
 
 
 class PermissionDenied(CatalogError):

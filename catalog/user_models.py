@@ -1,5 +1,6 @@
-"""People and their browsers (SQLModel tables): users, web sessions, remembered sign-in devices, and what a web
-session has already been recorded as reading. The decisions on them are catalog.users' and catalog.sign_in's.
+"""People and their browsers (SQLModel tables): users, web sessions, remembered sign-in devices, what a web
+session has already been recorded as reading, and each user's saved searches. The decisions on them are
+catalog.users', catalog.sign_in's and catalog.saved_searches'.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from catalog.models import ts_field
 
-__all__ = ["SignInDevice", "User", "ViewingAccess", "WebSession"]
+__all__ = ["SavedSearch", "SignInDevice", "User", "ViewingAccess", "WebSession"]
 
 
 class User(SQLModel, table=True):
@@ -77,3 +78,17 @@ class ViewingAccess(SQLModel, table=True):
     what: str = Field(max_length=16)  # original, photo, proxy, thumbnail
     event_id: int | None = None  # the custody event that recorded this access
     at: datetime | None = ts_field(nullable=False)
+
+
+class SavedSearch(SQLModel, table=True):
+    """A search a user keeps under a name (catalog.saved_searches): only the filters, as the search page's query
+    string. Run again, it is run with the caller's scope of that day, so it never opens more than they may see."""
+
+    __tablename__ = "saved_search"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_saved_search_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    name: str = Field(max_length=100)
+    query: str = Field(max_length=2000)  # the filters, URL-encoded (evidence.web.search_form.saved_query)
+    saved_at: datetime | None = ts_field(nullable=False)

@@ -34,6 +34,7 @@ from evidence.web.recordings import router as recordings_router
 from evidence.web.redactions import router as redactions_router
 from evidence.web.releases import router as releases_router
 from evidence.web.retention import router as retention_router
+from evidence.web.saved_searches import router as saved_searches_router
 from evidence.web.search import router as search_router
 from evidence.web.shares import router as shares_router
 from evidence.web.signin import router as signin_router
@@ -80,9 +81,10 @@ def local_time(value: str | datetime | None, zone: str) -> str:
 
 
 #: Every router, in the order its routes are matched (and listed in the API description).
-ROUTERS: tuple[APIRouter, ...] = (search_router, bulk_router, recordings_router, snapshots_router, redactions_router,
-                                  releases_router, cases_router, retention_router, spotchecks_router, audit_router,
-                                  stats_router, admin_router, operations_router, signin_router, shares_router)
+ROUTERS: tuple[APIRouter, ...] = (search_router, saved_searches_router, bulk_router, recordings_router,
+                                  snapshots_router, redactions_router, releases_router, cases_router, retention_router,
+                                  spotchecks_router, audit_router, stats_router, admin_router, operations_router,
+                                  signin_router, shares_router)
 
 
 def create_app(config: WebConfig) -> FastAPI:

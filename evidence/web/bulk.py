@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
@@ -35,7 +35,7 @@ from evidence.web.deps import DB, DONE, Caller, done, language, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
 from evidence.web.i18n import gettext_for
 from evidence.web.search import BULK_ACTIONS, BULK_CAP, search_view
-from evidence.web.search_form import FIELDS, SearchInvalid, parse_search
+from evidence.web.search_form import SearchInvalid, parse_search, query_of
 from storage import StorageError
 
 __all__ = ["router"]
@@ -50,12 +50,6 @@ class _Refused(Exception):
         super().__init__("; ".join(problems))
         self.status = status
         self.problems = list(problems)
-
-
-def _query(text: str) -> dict[str, str]:
-    """The search the form was posted from (its filters as the URL had them, read as the page reads them)."""
-    pairs = dict(parse_qsl(text, keep_blank_values=True))
-    return {k: pairs.get(k, "") for k in FIELDS}
 
 
 def _selected_ids(request: Request, who: Caller, session: Session, *, ids: Sequence[str], every: bool,
@@ -110,7 +104,7 @@ def bulk(request: Request, session: DB, csrf: Annotated[str, Form()], action: An
          sensitivity: Annotated[str, Form()] = "", reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
     """Do *action* (BULK_ACTIONS: link, tag, class, export) to the selected recordings."""
     who = signed_in(request, session, BULK_ACTIONS.get(action, "search"), csrf)
-    searched = _query(query)
+    searched = query_of(query)
     form = {"action": action, "every": every, "case": case, "link_purpose": link_purpose,
             "case_number": case_number, "purpose": purpose, "important": important, "sensitivity": sensitivity,
             "reason": reason}

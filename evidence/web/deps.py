@@ -54,6 +54,8 @@ DONE = {
     "classified": "{n} recordings given class {to}.",
     "unchanged": "Nothing to change: the selected recordings are like that already.",
     "snapshot": "The frame at {at} s is kept as item {still} of case {case}.",
+    "search_saved": "Search kept as “{search}”.",
+    "search_forgotten": "Saved search “{search}” deleted.",
 }
 
 

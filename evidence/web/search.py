@@ -21,10 +21,19 @@ from catalog.cases import list_cases
 from catalog.listings import result_facts, station_codes
 from catalog.models import IntegrityStatus, MediaKind
 from catalog.recordings import recording_as_json
+from catalog.saved_searches import saved_searches
 from catalog.search import RETENTION_STATES, SORTS, SearchFilters, count_search, run_search
 from evidence.web.deps import DB, Caller, SearchCaller, WebConfig, language, render, signed_in
 from evidence.web.i18n import gettext_for
-from evidence.web.search_form import FIELDS, PAGE_SIZES, QUICK_RANGES, SearchInvalid, parse_search, quick_range
+from evidence.web.search_form import (
+    FIELDS,
+    PAGE_SIZES,
+    QUICK_RANGES,
+    SearchInvalid,
+    parse_search,
+    quick_range,
+    saved_query,
+)
 
 __all__ = ["BULK_ACTIONS", "BULK_CAP", "COUNT_CAP", "router", "search_view"]
 
@@ -47,9 +56,10 @@ def search_page(request: Request, session: DB) -> Response:
 
 
 def search_view(request: Request, session: Session, who: Caller, query: dict[str, str], *, status: int = 200,
-                problems: Sequence[str] = (), bulk: Mapping[str, str] | None = None) -> Response:
-    """The search page for *query* (the filters as typed): its results, and the bulk form (evidence.web.bulk) with
-    *bulk*'s values kept and *problems* said when a bulk action was refused."""
+                problems: Sequence[str] = (), bulk: Mapping[str, str] | None = None, saved_name: str = "") -> Response:
+    """The search page for *query* (the filters as typed): its results, the caller's saved searches and the form
+    to keep this one (evidence.web.saved_searches, *saved_name* as typed), and the bulk form (evidence.web.bulk)
+    with *bulk*'s values kept; *problems* said when a form was refused."""
     lang = language(request)
     _ = gettext_for(lang)
     config: WebConfig = request.app.state.config
@@ -67,6 +77,8 @@ def search_view(request: Request, session: Session, who: Caller, query: dict[str
                                                            strict=True))))
                   for name in QUICK_RANGES], "bulk_actions": actions, "bulk": dict(bulk or {}), "bulk_cap": BULK_CAP,
         "query_string": urlencode({k: v for k, v in query.items() if v and k != "page"}),
+        "saved": [(s.id, s.name, "/?" + s.query) for s in saved_searches(session, who.user)],
+        "saved_name": saved_name, "savable": bool(saved_query(query)),
         "open_cases": [c.number for c in list_cases(session, status=CaseStatus.OPEN.value,
                                                     where=cases_clause(who.scope), limit=300)]
         if "link" in actions else []}

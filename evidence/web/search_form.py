@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from catalog.access import Scope
@@ -30,7 +31,9 @@ __all__ = [
     "SearchInvalid",
     "parse_search",
     "parse_time",
+    "query_of",
     "quick_range",
+    "saved_query",
 ]
 
 #: The query parameters a search reads.
@@ -76,6 +79,18 @@ _TYPED_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})(?=$|[T ])")
 #: The ranges offered a click away (message ids), each a (from, to) of whole days: `quick_range`.
 QUICK_RANGES = ("Today", "Yesterday", "Last 7 days", "Last 30 days", "This month")
+
+
+def query_of(text: str) -> dict[str, str]:
+    """The search a form was posted from (its filters as the URL had them, read as the page reads them). Pure."""
+    pairs = dict(parse_qsl(text, keep_blank_values=True))
+    return {k: pairs.get(k, "") for k in FIELDS}
+
+
+def saved_query(params: Mapping[str, str | None]) -> str:
+    """The filters of *params* as a saved search keeps them: the search's own fields in their fixed order, empty
+    ones and the page number left out, anything else (a form token, a stray parameter) dropped. Pure."""
+    return urlencode([(k, str(params[k])) for k in FIELDS if k != "page" and params.get(k)])
 
 
 def quick_range(name: str, today: date) -> tuple[str, str]:

@@ -103,6 +103,15 @@ def test_clerk_and_supervisor_do_their_work_in_the_browser(server, browser):
     page.wait_for_load_state()
     assert page.locator(".card").count() == 7  # three clips, their GPS sidecars, the recorder's identity file
     page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+    # the search on screen kept under a name, then run again from its link after a search for something else
+    page.fill("#save-search input[name=name]", "本案全部")
+    page.click("#save-search button[type=submit]")
+    page.wait_for_selector("p.done:has-text('检索已保存为“本案全部”')")
+    page.goto(f"{base}/?kind=audio")
+    assert page.locator(".card").count() == 1
+    page.click(".saved-search a:has-text('本案全部')")
+    page.wait_for_selector("input[name=case][value='AB-2026-00042']")
+    assert page.locator(".card").count() == 7
 
     page.goto(f"{base}/recordings/{video_id}")
     video = page.locator("video#player")

@@ -115,6 +115,9 @@ PAGE, API = "page", "api"  # how each route refuses an unsigned caller: the sign
 GUARDED = {
     ("GET", "/"): ("/", None, None, PAGE),
     ("GET", "/api/recordings"): ("/api/recordings?sort=captured", None, None, API),
+    ("POST", "/saved-searches"): ("/saved-searches", {"name": "本案录像", "query": f"case={CASE}"}, None, PAGE),
+    ("POST", "/saved-searches/{saved_id}/delete"): ("/saved-searches/1/delete", {}, None, PAGE),
+    ("GET", "/api/saved-searches"): ("/api/saved-searches", None, None, API),
     ("GET", "/media/{ref}/thumbnail"): ("/media/1/thumbnail", None, None, API),
     ("GET", "/media/{ref}/proxy"): ("/media/1/proxy", None, None, API),
     ("GET", "/media/{ref}/proxy.mp4"): ("/media/1/proxy.mp4", None, None, API),

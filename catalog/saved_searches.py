@@ -1,0 +1,102 @@
+"""Each user's saved searches: a name and the search page's filters, kept to run again with one click.
+
+A saved search holds only filters, never results or rights: run again, it is run with the caller's scope of that
+day (catalog.search), so one saved by someone before their units changed opens no more than they may see now.
+Only its owner lists, runs or deletes it; asked for another user's, the answer is the same as for none at all.
+Saving under a name already used replaces that search (one name, one search). Not evidence: no custody event.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from catalog.db import MAX_ROW_ID
+from catalog.errors import SavedSearchInvalid
+from catalog.types import utcnow
+from catalog.user_models import SavedSearch, User
+
+__all__ = ["MAX_NAME", "MAX_QUERY", "MAX_SAVED", "PROBLEMS", "delete_saved_search", "name_problems", "save_search",
+           "saved_searches"]
+
+MAX_NAME = 100
+MAX_QUERY = 2000
+MAX_SAVED = 50  # per user: more is a list nobody reads; delete one first
+
+Problems = list[tuple[str, dict[str, str | int]]]
+
+#: What can be wrong (message ids: a page translates them, then fills in the values).
+NO_NAME = "Give the search a name."
+LONG_NAME = "A search's name is at most {max} characters; this one has {n}."
+CONTROL_IN_NAME = "A search's name cannot hold control characters."
+NO_FILTER = "There is nothing to keep: choose at least one filter first."
+LONG_QUERY = "These filters are too long to keep ({n} characters; at most {max})."
+TOO_MANY = "You keep {max} searches already; delete one first."
+PROBLEMS = (NO_NAME, LONG_NAME, CONTROL_IN_NAME, NO_FILTER, LONG_QUERY, TOO_MANY)
+
+
+def name_problems(name: str, query: str) -> Problems:
+    """What is wrong with keeping *query* under *name* (message ids with their values; empty: nothing). Pure."""
+    found: Problems = []
+    if not name:
+        found.append((NO_NAME, {}))
+    elif len(name) > MAX_NAME:
+        found.append((LONG_NAME, {"max": MAX_NAME, "n": len(name)}))
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        found.append((CONTROL_IN_NAME, {}))
+    if not query:
+        found.append((NO_FILTER, {}))
+    elif len(query) > MAX_QUERY:
+        found.append((LONG_QUERY, {"n": len(query), "max": MAX_QUERY}))
+    return found
+
+
+def saved_searches(session: Session, user: User) -> list[SavedSearch]:
+    """*user*'s saved searches, by name."""
+    return list(session.exec(select(SavedSearch).where(SavedSearch.user_id == user.id)
+                             .order_by(col(SavedSearch.name), col(SavedSearch.id))))
+
+
+def save_search(session: Session, user: User, name: str, query: str) -> SavedSearch:
+    """Keep *query* (filters, URL-encoded: evidence.web.search_form.saved_query) as *user*'s search *name*
+    (surrounding spaces dropped), replacing one of that name; commits. SavedSearchInvalid lists every problem,
+    including a user who has MAX_SAVED already."""
+    name = name.strip()
+    problems = name_problems(name, query)
+    mine = session.exec(select(SavedSearch).where(SavedSearch.user_id == user.id,
+                                                  SavedSearch.name == name)).first()
+    if mine is None and not problems:
+        count = session.exec(select(func.count()).select_from(SavedSearch)
+                             .where(SavedSearch.user_id == user.id)).one()
+        if count >= MAX_SAVED:
+            problems.append((TOO_MANY, {"max": MAX_SAVED}))
+    if problems:
+        raise SavedSearchInvalid(problems)
+    saved = mine or SavedSearch(user_id=user.id, name=name, query=query)
+    saved.query, saved.saved_at = query, utcnow()
+    session.add(saved)
+    try:
+        session.commit()
+    except IntegrityError:  # the same name saved at the same moment from another tab: that one stands
+        session.rollback()
+        again = session.exec(select(SavedSearch).where(SavedSearch.user_id == user.id,
+                                                       SavedSearch.name == name)).one()
+        again.query, again.saved_at = query, utcnow()
+        session.add(again)
+        session.commit()
+        saved = again
+    session.refresh(saved)
+    return saved
+
+
+def delete_saved_search(session: Session, user: User, saved_id: int) -> str | None:
+    """Delete *user*'s saved search *saved_id*; commits; its name. None when they have none of that id (another
+    user's is not theirs: the same None, so its existence is not told)."""
+    saved = session.get(SavedSearch, saved_id) if 1 <= saved_id <= MAX_ROW_ID else None
+    if saved is None or saved.user_id != user.id:
+        return None
+    name = saved.name
+    session.delete(saved)
+    session.commit()
+    return name

@@ -62,6 +62,7 @@ def save_search(session: Session, user: User, name: str, query: str) -> SavedSea
     """Keep *query* (filters, URL-encoded: evidence.web.search_form.saved_query) as *user*'s search *name*
     (surrounding spaces dropped), replacing one of that name; commits. SavedSearchInvalid lists every problem,
     including a user who has MAX_SAVED already."""
+    assert user.id is not None, "a user not yet in the catalogue keeps no search"
     name = name.strip()
     problems = name_problems(name, query)
     mine = session.exec(select(SavedSearch).where(SavedSearch.user_id == user.id,

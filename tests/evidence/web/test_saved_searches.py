@@ -27,7 +27,9 @@ def test_a_clerk_keeps_the_search_on_screen_and_runs_it_again_with_one_click(web
     web_login(client, "clerk")
     page = client.get("/", params={"station": "station-1", "kind": "video", "page": "1"})
     assert page.status_code == 200 and 'id="save-search"' in page.text
-    query = html.unescape(re.search(r'id="save-search".*?name="query" value="([^"]*)"', page.text, re.S).group(1))
+    form = re.search(r'id="save-search".*?name="query" value="([^"]*)"', page.text, re.S)
+    assert form is not None
+    query = html.unescape(form.group(1))
     # what the form posts is the search on screen; a stray parameter or a page number added to it is not kept
     kept = client.post("/saved-searches", data={"csrf": form_token(page.text), "name": " 一号站录像 ",
                                                 "query": query + "&page=3&csrf=x&evil=1"}, follow_redirects=False)

@@ -214,6 +214,30 @@ def place(key: str, raw: str) -> tuple[float, float] | None:
     return lat, lon
 
 
+#: A tile address: http(s) or a path on this server, with {z}, {x} and {y} (and optionally {s}, {r}) and nothing a
+#: page's policy header or a script's string could be broken by.
+_TILE_URL = re.compile(r"(?:https?://(?:\{s\}\.)?[A-Za-z0-9.-]+(?::\d{1,5})?/|/(?!/))[A-Za-z0-9._~/{}@&=+!$()*-]*")
+
+
+def tile_url(key: str, raw: str) -> str:
+    """A map tile address (Leaflet's template, e.g. `https://tiles.example.gov.cn/{z}/{x}/{y}.png` or
+    `/tiles/{z}/{x}/{y}.png`); empty: no tiles (a plain coordinate grid)."""
+    if not raw:
+        return ""
+    if not _TILE_URL.fullmatch(raw):
+        raise ConfigInvalid(key, raw, "Expected an http(s) URL or a path starting with '/', e.g. "
+                                      "'https://tiles.example.gov.cn/{z}/{x}/{y}.png', without spaces, quotes, "
+                                      "';' or ','.")
+    missing = [p for p in ("{z}", "{x}", "{y}") if p not in raw]
+    if missing:
+        raise ConfigInvalid(key, raw, f"A tile address needs {', '.join(missing)} (Leaflet's placeholders).")
+    unknown = sorted(set(re.findall(r"\{[^}]*\}", raw)) - {"{z}", "{x}", "{y}", "{s}", "{r}"})
+    if unknown or raw.count("{") != raw.count("}"):
+        raise ConfigInvalid(key, raw, f"Only {{z}}, {{x}}, {{y}}, {{s}} and {{r}} may stand in braces, not "
+                                      f"{', '.join(unknown) or 'an unclosed brace'}.")
+    return raw
+
+
 def case_pattern(key: str, raw: str) -> str:
     try:
         re.compile(raw)

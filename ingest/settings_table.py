@@ -223,6 +223,14 @@ SETTINGS: tuple[Setting, ...] = (
        "a resumable partial copy (`staging/*.part`, a copy cut short) not written for this long raises the station's "
        "`partial_copy_idle` alarm (station status and `/metrics`): its recorder has not been docked again to finish "
        "it"),
+    Setting("EVIDENCE_MAP_TILES", "", p.tile_url,
+       "map tiles for the web app's maps (Leaflet's address template, e.g. `https://tiles.example.gov.cn/{z}/{x}/{y}."
+       "png`, or a path on the web app's own server such as `/tiles/{z}/{x}/{y}.png` behind the same proxy): an "
+       "agency's own offline tile server; its origin is added to the pages' `img-src`. Empty: no tiles, the points "
+       "drawn on a plain latitude/longitude grid (nothing is fetched from anywhere)"),
+    Setting("EVIDENCE_MAP_ATTRIBUTION", "", p.text,
+       "the credit the tile server's licence asks for, shown in the map's corner (e.g. `© OpenStreetMap "
+       "contributors`)"),
     Setting("EVIDENCE_METRICS_TOKEN", "", p.token,
        "bearer token that opens `/metrics`, `/api/openapi.json` and `/api/docs` without signing in (for Prometheus: "
        "`authorization: {type: Bearer, credentials_file: …}`); without it only signed-in users see them"),

@@ -29,6 +29,8 @@ PINNED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "swagger-ui-dist": ("5.35.0", "evidence/web/static/vendor/swagger-ui",
                         ("swagger-ui.css", "swagger-ui-bundle.js", "LICENSE")),
     "@picocss/pico": ("2.1.1", "evidence/web/static/vendor/pico", ("css/pico.min.css", "LICENSE.md")),
+    "leaflet": ("1.9.4", "evidence/web/static/vendor/leaflet",
+                ("dist/leaflet.js", "dist/leaflet.css", "dist/images/*.png", "LICENSE")),
     "axe-core": ("4.14.1", "tests/vendor/axe-core", ("axe.min.js", "LICENSE")),
 }
 

@@ -36,9 +36,10 @@ def web_login(client: Any, name: str, password: str = WEB_PASSWORD) -> Any:
     return client.post("/login", data={"name": name, "password": password, "csrf": token}, follow_redirects=False)
 
 
-def served_app(engine: Engine, settings: Any) -> tuple[Any, int]:
+def served_app(engine: Engine, settings: Any, **config: Any) -> tuple[Any, int]:
     """The web app over an ingested archive as `evidence serve` wires it (local store, the station key, document
-    upload, the deployment settings), and the id of a video with a browser copy."""
+    upload, the deployment settings; *config*: other WebConfig fields), and the id of a video with a browser
+    copy."""
     from catalog import load_or_create_key
     from evidence.web import WebConfig, create_app
     from ingest.documents import document_attacher
@@ -51,4 +52,4 @@ def served_app(engine: Engine, settings: Any) -> tuple[Any, int]:
     store = LocalStore(settings.store_path)
     key = load_or_create_key(settings.station_key_path)
     return create_app(WebConfig(engine=engine, store=store, key=key, case_pattern=settings.case_pattern,
-                                attach=document_attacher(settings, store, key), settings=settings)), video.id
+                                attach=document_attacher(settings, store, key), settings=settings, **config)), video.id

@@ -42,20 +42,37 @@ from evidence.web.snapshots import router as snapshots_router
 from evidence.web.spotchecks import router as spotchecks_router
 from evidence.web.stats import router as stats_router
 
-__all__ = ["SECURITY_HEADERS", "WebConfig", "clock_duration", "create_app", "local_time"]
+__all__ = ["SECURITY_HEADERS", "WebConfig", "clock_duration", "create_app", "local_time", "security_headers",
+           "tile_origin"]
 
-#: Sent with every response. No page has an inline script, event handler attribute, style element or style
-#: attribute, so scripts and styles may come only from this origin (static/, the vendored files included).
-SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
-                                "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
-                                "form-action 'self'; frame-ancestors 'none'"),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
+def security_headers(map_tiles: str = "") -> dict[str, str]:
+    """Sent with every response. No page has an inline script, event handler attribute, style element or style
+    attribute, so scripts and styles may come only from this origin (static/, the vendored files included);
+    images from it too, and from the map's tile server where one is configured (EVIDENCE_MAP_TILES). Pure."""
+    return {
+        "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                                    f"img-src 'self' data:{tile_origin(map_tiles)}; media-src 'self'; "
+                                    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+
+
+def tile_origin(map_tiles: str) -> str:
+    """The tile server's origin as a policy source (with a leading space), `{s}.` subdomains as `*.`; '' for none
+    or tiles on this server. *map_tiles* is a checked EVIDENCE_MAP_TILES (ingest.settings_parsers.tile_url). Pure."""
+    if not map_tiles.startswith(("http://", "https://")):
+        return ""
+    scheme, rest = map_tiles.split("://", 1)
+    return f" {scheme}://" + rest.split("/", 1)[0].replace("{s}.", "*.")
+
+
+#: The headers of a server without map tiles (security_headers).
+SECURITY_HEADERS = security_headers()
+
 
 def clock_duration(seconds: float | None) -> str:
     """A duration as a player shows it: `0:07`, `12:05`, `1:02:03`; '-' for none (a photo, a text record). Pure."""
@@ -91,6 +108,7 @@ def create_app(config: WebConfig) -> FastAPI:
     # The API description and its browsable docs are routes of their own (operations: sign-in or the metrics token).
     app = FastAPI(title="evidence-ingest", version="1", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.config = config
+    app.state.headers = security_headers(config.map_tiles)
     app.state.templates = _templates(config)
     app.state.metrics = Metrics.create()
     prepare_sign_in()  # the first unknown name must take as long as any other sign-in
@@ -129,7 +147,7 @@ async def _count_and_harden(request: Request, call_next: Any) -> Response:
     """Count every answer by method and status, and send the security headers with each."""
     response: Response = await call_next(request)
     request.app.state.metrics.requests_total.labels(request.method, str(response.status_code)).inc()
-    for name, value in SECURITY_HEADERS.items():  # every page, file, API answer and error
+    for name, value in request.app.state.headers.items():  # every page, file, API answer and error
         response.headers.setdefault(name, value)
     return response
 

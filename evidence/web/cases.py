@@ -46,6 +46,7 @@ from catalog.recordings import get_recording
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
+from evidence.web.maps import MapPoint, map_context
 from evidence.web.recordings import reason_needed, visible_recording
 from storage import StorageError
 
@@ -81,7 +82,13 @@ def _case_page(request: Request, session: Session, who: Caller, case: Case, stat
                error: str | None = None, close: dict[str, str] | None = None) -> Response:
     config: WebConfig = request.app.state.config
     workspace = case_workspace(session, case, who.scope, config.policy, reader=_reader(who))
+    local = request.app.state.templates.env.filters["local"]
+    places = map_context(config.map_tiles, config.map_attribution,
+                         [MapPoint(int(i["recording_id"]), float(i["lat"]), float(i["lon"]), str(i["original_name"]),
+                                   local(i["captured_start"]))
+                          for i in workspace["timeline"] if i.get("lat") is not None and i.get("lon") is not None])
     return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
+                  map=places,
                   c=workspace, playlist=playable_for(session, who.user, workspace["timeline"]),
                   can_export=who.may("export"),
                   can_manage=who.may("manage_cases"), can_classify=who.may("classify"),

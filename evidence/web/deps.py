@@ -82,6 +82,8 @@ class WebConfig:
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
     staged_alarm_s: float = _DEFAULT.staged_alarm_s  # EVIDENCE_STAGED_ALARM_S
     metrics_token: str = str(_DEFAULT.metrics_token)  # EVIDENCE_METRICS_TOKEN: opens /metrics, API docs
+    map_tiles: str = _DEFAULT.map_tiles  # EVIDENCE_MAP_TILES: the maps' tile server; "": a plain grid
+    map_attribution: str = _DEFAULT.map_attribution  # EVIDENCE_MAP_ATTRIBUTION
     class_names: Mapping[str, tuple[str, str]] = field(  # EVIDENCE_SENSITIVITY_NAMES
         default_factory=lambda: dict(_DEFAULT.sensitivity_names))
     settings: Settings | None = None  # the deployment's (from_settings): the export key, the timestamp authority
@@ -98,7 +100,8 @@ class WebConfig:
                    zone=settings.station_tz, policy=settings.retention_policy,
                    disposal_approval=settings.approval_required, attach=attach,
                    staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token),
-                   class_names=settings.sensitivity_names, settings=settings, renderer=not settings.broker_url)
+                   class_names=settings.sensitivity_names, settings=settings, renderer=not settings.broker_url,
+                   map_tiles=settings.map_tiles, map_attribution=settings.map_attribution)
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""

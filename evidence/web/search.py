@@ -25,6 +25,7 @@ from catalog.saved_searches import saved_searches
 from catalog.search import RETENTION_STATES, SORTS, SearchFilters, count_search, run_search
 from evidence.web.deps import DB, Caller, SearchCaller, WebConfig, language, render, signed_in
 from evidence.web.i18n import gettext_for
+from evidence.web.maps import MapPoint, map_context
 from evidence.web.search_form import (
     FIELDS,
     PAGE_SIZES,
@@ -97,6 +98,11 @@ def search_view(request: Request, session: Session, who: Caller, query: dict[str
     last = max(1, -(-min(total, COUNT_CAP) // filters.limit))
     rows = [recording_as_json(r) for r in run_search(session, filters)] if page <= last else []
     context["facts"] = result_facts(session, [r["id"] for r in rows])
+    local = request.app.state.templates.env.filters["local"]
+    context["map"] = map_context(
+        config.map_tiles, config.map_attribution,
+        [MapPoint(r["id"], r["place"]["lat"], r["place"]["lon"], r["original_name"], local(r["captured_start"]))
+         for r in rows if r["place"]], near=filters.near, pick=True)
     if page > last:
         context["errors"].append(_("There is no page {page}: the results end at page {last}.").format(page=page,
                                                                                                      last=last))

@@ -448,6 +448,10 @@ def test_no_page_has_a_serious_or_critical_accessibility_violation(server, brows
         for path in pages:
             page.goto(base + path)
             found[path] = _serious_violations(page)
+        page.goto(base + "/")
+        page.click("#map-box summary")  # the map opened: Leaflet's controls and the drawing button
+        page.wait_for_selector("#map .leaflet-control-zoom-in")
+        found["/ (map)"] = _serious_violations(page)
         assert {p: v for p, v in found.items() if v} == {}, width
         page.close()
 
@@ -591,3 +595,125 @@ def test_an_officer_on_a_phone_finds_what_is_untagged_and_tags_it_at_once(server
     phone.goto(f"{base}/recordings/{first}")
     assert _no_sideways_scroll(phone)
     phone.screenshot(path=str(SHOTS / "recording-390.png"), full_page=True)
+
+
+def _outside_refused(page, base: str) -> list[str]:
+    """Refuse (and list) every request the page makes anywhere but *base* and data: URLs."""
+    outside: list[str] = []
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith((base, "data:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    return outside
+
+
+def _map_point(page, lat: float, lon: float) -> tuple[float, float]:
+    """Where on the screen the map draws (*lat*, *lon*)."""
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    x, y = page.evaluate("([lat, lon]) => { const p = document.getElementById('map').leafletMap"
+                         ".latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }", [lat, lon])
+    return box["x"] + x, box["y"] + y
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_the_results_are_on_a_map_and_a_circle_drawn_on_it_searches_near_a_place(server, browser):
+    """No tiles configured: the points on a plain latitude/longitude grid, nothing fetched from anywhere else.
+    Every result with a place is a point that opens its recording; a circle drawn with two clicks around one of
+    them fills the near-a-place filters, and the search finds what the API finds there."""
+    base, _engine, _video_id = server
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    outside = _outside_refused(page, base)
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    _login(page, base, "clerk:李四")
+    page.goto(f"{base}/?size=96")
+    placed = [r for r in page.request.get(f"{base}/api/recordings?size=1000").json()["recordings"] if r["place"]]
+    assert placed, "the samples carry GPS places"
+    page.click("#map-box summary")
+    page.wait_for_selector("#map canvas.leaflet-tile")  # the grid drawn in place of tiles
+    assert page.locator("#map path.evidence-point").count() == len(placed)
+    centre = placed[0]["place"]
+    near = [r for r in placed if abs(r["place"]["lat"] - centre["lat"]) < 1e-4
+            and abs(r["place"]["lon"] - centre["lon"]) < 1e-4]
+    page.evaluate("([lat, lon]) => document.getElementById('map').leafletMap.setView([lat, lon], 15)",
+                  [centre["lat"], centre["lon"]])
+    page.click("#draw-near")
+    assert page.locator("#draw-near").get_attribute("aria-pressed") == "true"
+    page.mouse.click(*_map_point(page, centre["lat"], centre["lon"]))
+    page.mouse.click(*_map_point(page, centre["lat"], centre["lon"] + 0.003))  # about 285 m east
+    form = page.locator("form.filters")
+    lat, lon = float(form.locator("[name=lat]").input_value()), float(form.locator("[name=lon]").input_value())
+    metres = float(form.locator("[name=radius]").input_value())
+    assert abs(lat - centre["lat"]) < 2e-4 and abs(lon - centre["lon"]) < 2e-4 and 200 < metres < 380
+    assert "press Search" not in page.locator("#draw-status").inner_text()  # said in Chinese
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#map-box[open] #map path.near-searched")  # the circle searched, drawn on the result
+    expected = page.request.get(f"{base}/api/recordings", params={"lat": str(lat), "lon": str(lon),
+                                                                  "radius": str(metres), "size": "1000"}).json()
+    assert expected["total"] >= len(near) >= 1
+    assert page.locator(".card").count() == expected["total"]
+    page.locator("#map path.evidence-point").last.click()  # the top one of points at the same place
+    page.locator(".leaflet-popup-content a").click()
+    page.wait_for_selector("h1")
+    assert re.search(r"/recordings/\d+$", page.url)
+    assert (outside, refused) == ([], [])
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_an_agencys_own_tile_server_draws_the_map_and_its_policy_lets_it(samples, settings, browser):
+    """EVIDENCE_MAP_TILES pointing at a tile server of the agency's (here one on 127.0.0.1): the map asks it for
+    tiles and shows them, and the pages' policy names that server, so no tile is refused."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from io import BytesIO
+
+    from PIL import Image
+
+    from tests.webhelpers import served_app
+
+    run_ingest(samples.sidecar_recorder, settings, IngestOptions(purpose="日常巡查", case_number="AB-2026-00042"))
+    tile = BytesIO()
+    Image.new("RGB", (256, 256), (180, 210, 180)).save(tile, "PNG")
+    asked: list[str] = []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(tile.getvalue())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    tiles = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=tiles.serve_forever, daemon=True).start()
+    engine = open_catalog(settings.database_url)
+    try:
+        add_web_users(engine, {"clerk:李四": "clerk"})
+        app, _video = served_app(engine, settings, map_attribution="© 本局测绘",
+                                 map_tiles=f"http://127.0.0.1:{tiles.server_port}/{{z}}/{{x}}/{{y}}.png")
+        with serving(app) as base:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            refused: list[str] = []
+            page.on("console", lambda message: refused.append(message.text)
+                    if "Content Security Policy" in message.text else None)
+            _login(page, base, "clerk:李四")
+            page.goto(f"{base}/")
+            page.click("#map-box summary")
+            page.wait_for_selector("#map img.leaflet-tile-loaded")
+            assert asked and all(re.fullmatch(r"/\d+/\d+/\d+\.png", p) for p in asked)
+            assert "© 本局测绘" in page.locator(".leaflet-control-attribution").inner_text()
+            assert refused == []
+    finally:
+        tiles.shutdown()
+        tiles.server_close()
+        engine.dispose()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import unicodedata
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, select, update
 
-from catalog.db import MAX_ROW_ID
+from catalog.db import by_id
 from catalog.errors import SavedSearchInvalid
 from catalog.types import utcnow
 from catalog.user_models import SavedSearch, User
@@ -25,6 +25,8 @@ MAX_QUERY = 2000
 MAX_SAVED = 50  # per user: more is a list nobody reads; delete one first
 
 Problems = list[tuple[str, dict[str, str | int]]]
+#: Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern): a name of them shows as blank.
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 #: What can be wrong (message ids: a page translates them, then fills in the values).
 NO_NAME = "Give the search a name."
@@ -39,7 +41,7 @@ PROBLEMS = (NO_NAME, LONG_NAME, CONTROL_IN_NAME, NO_FILTER, LONG_QUERY, TOO_MANY
 def name_problems(name: str, query: str) -> Problems:
     """What is wrong with keeping *query* under *name* (message ids with their values; empty: nothing). Pure."""
     found: Problems = []
-    if not name:
+    if not any((c.isalnum() or unicodedata.category(c)[0] in "PS") and c not in _BLANK for c in name):
         found.append((NO_NAME, {}))
     elif len(name) > MAX_NAME:
         found.append((LONG_NAME, {"max": MAX_NAME, "n": len(name)}))
@@ -63,8 +65,11 @@ def save_search(session: Session, user: User, name: str, query: str) -> SavedSea
     (surrounding spaces dropped), replacing one of that name; commits. SavedSearchInvalid lists every problem,
     including a user who has MAX_SAVED already."""
     assert user.id is not None, "a user not yet in the catalogue keeps no search"
-    name = name.strip()
+    name = unicodedata.normalize("NFC", name.strip())  # é typed two ways is one name
     problems = name_problems(name, query)
+    # the user's row first: saves from many tabs at once wait here one by one, so none counts before another's
+    # insert and the limit holds (PostgreSQL: a row lock; SQLite: the write transaction begins here)
+    session.exec(update(User).where(col(User.id) == user.id).values(id=user.id))
     mine = session.exec(select(SavedSearch).where(SavedSearch.user_id == user.id,
                                                   SavedSearch.name == name)).first()
     if mine is None and not problems:
@@ -94,7 +99,7 @@ def save_search(session: Session, user: User, name: str, query: str) -> SavedSea
 def delete_saved_search(session: Session, user: User, saved_id: int) -> str | None:
     """Delete *user*'s saved search *saved_id*; commits; its name. None when they have none of that id (another
     user's is not theirs: the same None, so its existence is not told)."""
-    saved = session.get(SavedSearch, saved_id) if 1 <= saved_id <= MAX_ROW_ID else None
+    saved = by_id(session, SavedSearch, saved_id)
     if saved is None or saved.user_id != user.id:
         return None
     name = saved.name

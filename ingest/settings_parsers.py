@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from catalog import DEFAULT_CASE_TYPES, CaseType, PolicyInvalid, load_case_types
@@ -216,7 +217,7 @@ def place(key: str, raw: str) -> tuple[float, float] | None:
 
 #: A tile address: http(s) or a path on this server, with {z}, {x} and {y} (and optionally {s}, {r}) and nothing a
 #: page's policy header or a script's string could be broken by.
-_TILE_URL = re.compile(r"(?:https?://(?:\{s\}\.)?[A-Za-z0-9.-]+(?::\d{1,5})?/|/(?!/))[A-Za-z0-9._~/{}@&=+!$()*-]*")
+_TILE_URL = re.compile(r"(?:https?://(?:\{s\}\.)?[A-Za-z0-9.-]+(?::\d{1,5})?/|/(?!/))[A-Za-z0-9._~/{}@&=+!$()*?%-]*")
 
 
 def tile_url(key: str, raw: str) -> str:
@@ -225,9 +226,11 @@ def tile_url(key: str, raw: str) -> str:
     if not raw:
         return ""
     if not _TILE_URL.fullmatch(raw):
+        odd = sorted({c for c in raw if not (c.isascii() and (c.isalnum() or c in "._~/{}@&=+!$()*?%-:"))})
         raise ConfigInvalid(key, raw, "Expected an http(s) URL or a path starting with '/', e.g. "
-                                      "'https://tiles.example.gov.cn/{z}/{x}/{y}.png', without spaces, quotes, "
-                                      "';' or ','.")
+                                      "'https://tiles.example.gov.cn/{z}/{x}/{y}.png'"
+                                      + (f"; it holds {''.join(odd)!r}, which a tile address here may not (a "
+                                         "non-ASCII host: put it in its punycode form)" if odd else "") + ".")
     missing = [p for p in ("{z}", "{x}", "{y}") if p not in raw]
     if missing:
         raise ConfigInvalid(key, raw, f"A tile address needs {', '.join(missing)} (Leaflet's placeholders).")
@@ -235,6 +238,23 @@ def tile_url(key: str, raw: str) -> str:
     if unknown or raw.count("{") != raw.count("}"):
         raise ConfigInvalid(key, raw, f"Only {{z}}, {{x}}, {{y}}, {{s}} and {{r}} may stand in braces, not "
                                       f"{', '.join(unknown) or 'an unclosed brace'}.")
+    # what a browser asks for, with the placeholders filled in as Leaflet fills them ({r} may be empty)
+    sample = raw.replace("{s}", "a").replace("{r}", "").replace("{z}", "1").replace("{x}", "2").replace("{y}", "3")
+    if raw.startswith("/"):
+        if sample.startswith("//"):
+            raise ConfigInvalid(key, raw, "A path on this server cannot begin with '//' once {r} is empty: that "
+                                          "is another server's address.")
+        return raw
+    try:
+        port = urlsplit(sample).port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigInvalid(key, raw, "The port must be a number from 1 to 65535.")
+    host = urlsplit(sample).hostname or ""
+    if "{s}." in raw and host.count(".") < 2:
+        raise ConfigInvalid(key, raw, f"With {{s}}, the rest of the host ({host[2:]!r}) must be a server's own "
+                                      "domain of two labels or more: the policy allows every name under it.")
     return raw
 
 

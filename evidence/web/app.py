@@ -41,6 +41,7 @@ from evidence.web.signin import router as signin_router
 from evidence.web.snapshots import router as snapshots_router
 from evidence.web.spotchecks import router as spotchecks_router
 from evidence.web.stats import router as stats_router
+from ingest.settings_parsers import tile_url
 
 __all__ = ["SECURITY_HEADERS", "WebConfig", "clock_duration", "create_app", "local_time", "security_headers",
            "tile_origin"]
@@ -108,7 +109,8 @@ def create_app(config: WebConfig) -> FastAPI:
     # The API description and its browsable docs are routes of their own (operations: sign-in or the metrics token).
     app = FastAPI(title="evidence-ingest", version="1", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.config = config
-    app.state.headers = security_headers(config.map_tiles)
+    app.state.headers = security_headers(tile_url("EVIDENCE_MAP_TILES", config.map_tiles))  # checked again:
+    # a WebConfig made in code (not from_settings) must not break the policy header either
     app.state.templates = _templates(config)
     app.state.metrics = Metrics.create()
     prepare_sign_in()  # the first unknown name must take as long as any other sign-in

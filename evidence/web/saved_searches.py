@@ -32,9 +32,8 @@ def keep_search(request: Request, session: DB, csrf: Annotated[str, Form()], nam
     try:
         parse_search(searched, zone=ZoneInfo(request.app.state.config.zone), scope=who.scope)
         saved = save_search(session, who.user, name, saved_query(searched))
-    except SearchInvalid as exc:
-        return search_view(request, session, who, searched, status=400, saved_name=name,
-                           problems=[p.text(_) for p in exc.problems])
+    except SearchInvalid:  # the page says each problem itself, reading the same filters
+        return search_view(request, session, who, searched, status=400, saved_name=name)
     except SavedSearchInvalid as exc:
         session.rollback()
         return search_view(request, session, who, searched, status=400, saved_name=name,

@@ -88,9 +88,11 @@ def query_of(text: str) -> dict[str, str]:
 
 
 def saved_query(params: Mapping[str, str | None]) -> str:
-    """The filters of *params* as a saved search keeps them: the search's own fields in their fixed order, empty
-    ones and the page number left out, anything else (a form token, a stray parameter) dropped. Pure."""
-    return urlencode([(k, str(params[k])) for k in FIELDS if k != "page" and params.get(k)])
+    """The filters of *params* as a saved search keeps them: the search's own fields in their fixed order, trimmed,
+    empty ones and the page number left out, anything else (a form token, a stray parameter) dropped; "" when no
+    filter is left (an order or a page size alone is no search to keep). Pure."""
+    kept = [(k, str(params[k]).strip()) for k in FIELDS if k != "page" and str(params.get(k) or "").strip()]
+    return urlencode(kept) if any(k not in ("sort", "size") for k, _v in kept) else ""
 
 
 def quick_range(name: str, today: date) -> tuple[str, str]:

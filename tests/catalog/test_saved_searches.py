@@ -2,6 +2,8 @@
 replacing, listing and deleting run on SQLite and PostgreSQL, with another user's ids and a full list tried."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlmodel import Session
 
@@ -80,3 +82,45 @@ def test_a_full_list_refuses_a_new_name_but_still_replaces_a_kept_one(engine):
         session.rollback()
         assert save_search(session, li, "检索07", "case=C").query == "case=C"
         assert len(saved_searches(session, li)) == MAX_SAVED
+
+
+def test_many_tabs_saving_at_once_never_pass_the_limit(engine):
+    """Twelve saves of new names at once (fewer than the engine's pool of connections), five places left: five
+    are kept, the rest are told the limit (found by a review: counting, then inserting, let 56 of 16 in)."""
+    _users(engine)
+    with Session(engine) as session:
+        li = _user(session, "clerk:李四")
+        for n in range(MAX_SAVED - 5):
+            save_search(session, li, f"检索{n:02d}", f"case=A{n}")
+    start = threading.Barrier(12, timeout=30)
+    outcomes: list[str] = []
+
+    def tab(n: int) -> None:
+        with Session(engine) as session:
+            user = _user(session, "clerk:李四")
+            start.wait()
+            try:
+                save_search(session, user, f"新检索{n:02d}", "kind=video")
+                outcomes.append("kept")
+            except SavedSearchInvalid as refused:
+                outcomes.append("refused" if refused.problems == [(TOO_MANY, {"max": MAX_SAVED})] else str(refused))
+
+    threads = [threading.Thread(target=tab, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["kept"] * 5 + ["refused"] * 7
+    with Session(engine) as session:
+        assert len(saved_searches(session, _user(session, "clerk:李四"))) == MAX_SAVED
+
+
+def test_a_name_that_shows_nothing_is_no_name_and_one_name_typed_two_ways_is_one(engine):
+    for blank in ("\u3164", "\u2800", " \u3164 ", "\u115f\u1160"):  # Hangul fillers, a blank Braille cell
+        assert (NO_NAME, {}) in name_problems(blank, "case=AB"), repr(blank)
+    _users(engine)
+    with Session(engine) as session:
+        li = _user(session, "clerk:李四")
+        composed = save_search(session, li, "caf\u00e9", "case=A")
+        decomposed = save_search(session, li, "cafe\u0301", "case=B")
+        assert decomposed.id == composed.id and [s.query for s in saved_searches(session, li)] == ["case=B"]

@@ -51,7 +51,10 @@
     box.leafletMap = map; // for the browser tests
     map.attributionControl.setPrefix(false);
     if (box.dataset.tiles) {
-      L.tileLayer(box.dataset.tiles, { maxZoom: 19, attribution: box.dataset.attribution || "" }).addTo(map);
+      // the credit is text (Leaflet would take it as HTML: a link or markup slipped into the setting)
+      const credit = document.createElement("span");
+      credit.textContent = box.dataset.attribution || "";
+      L.tileLayer(box.dataset.tiles, { maxZoom: 19, attribution: credit.innerHTML }).addTo(map);
     } else {
       gridLayer().addTo(map);
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlmodel import Session
 
 from catalog import Recording
@@ -31,6 +32,10 @@ def test_an_agencys_tile_address_is_taken(good):
 
 
 @pytest.mark.parametrize(("bad", "said"), [
+    ("https://{s}.com/{z}/{x}/{y}.png", "two labels or more"),  # *.com: every server under .com
+    ("/{r}/evil.example/{z}/{x}/{y}.png", "another server's address"),  # {r} empty: //evil.example/…
+    ("http://t.example:99999/{z}/{x}/{y}.png", "from 1 to 65535"),
+    ("https://瓦片.公安.cn/{z}/{x}/{y}.png", "punycode"),
     ("javascript:alert(1)//{z}/{x}/{y}", "Expected an http(s) URL"),
     ("//evil.example/{z}/{x}/{y}.png", "Expected an http(s) URL"),  # protocol-relative: anyone's server
     ("https://t.example/{z}/{x}/{y}.png; script-src *", "Expected an http(s) URL"),  # a policy header broken into
@@ -43,6 +48,26 @@ def test_a_tile_address_that_could_break_a_page_or_its_policy_stops_the_start(ba
     with pytest.raises(ConfigInvalid) as refused:
         tile_url("EVIDENCE_MAP_TILES", bad)
     assert "EVIDENCE_MAP_TILES" in str(refused.value) and said in str(refused.value)
+
+
+def test_an_app_made_in_code_with_a_tile_address_that_breaks_the_policy_does_not_start(engine, store):
+    with pytest.raises(ConfigInvalid):
+        create_app(WebConfig(engine=engine, store=store, map_tiles="https://t.example;script-src *;/{z}/{x}/{y}"))
+
+
+def test_a_row_with_a_latitude_and_no_longitude_is_left_off_the_map_not_a_failed_page(web_site):
+    """A catalogue row edited behind the archive's back (its longitude set to NULL): the search page still lists
+    it, and the map leaves it off (found by a review: a 500)."""
+    client, engine = web_site
+    with Session(engine) as session:
+        session.execute(text("UPDATE recording SET lat = 31.2, lon = NULL WHERE id = 1"))
+        session.execute(text("UPDATE recording SET lat = 31.3, lon = 121.5 WHERE id = 3"))
+        session.commit()
+    web_login(client, "clerk")
+    page = client.get("/")
+    assert page.status_code == 200 and [p["id"] for p in _points(page.text)] == [3]
+    assert map_context("", "", [MapPoint(1, float("nan"), 1.0, "a", ""), MapPoint(2, 1.0, None, "b", "")])[
+        "points"] == []
 
 
 def test_the_policy_names_the_tile_server_and_nothing_else():

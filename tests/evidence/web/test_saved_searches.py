@@ -52,8 +52,13 @@ def test_a_search_the_page_refuses_is_not_kept_and_the_name_typed_stays(web_site
     refused = client.post("/saved-searches", data={"csrf": token, "name": "坏日期", "query": "from=2026-13-45"})
     assert refused.status_code == 400
     assert "起始时间" in refused.text and 'value="坏日期"' in refused.text  # the box named, the name kept
+    assert refused.text.count('class="error" role="alert"') == 1  # said once, not by the form and the page both
     empty = client.post("/saved-searches", data={"csrf": token, "name": "全部", "query": "page=2"})
     assert empty.status_code == 400 and "没有可保存的内容" in empty.text  # only a page number: nothing to keep
+    for nothing in ("size=96", "sort=size&size=48", "case=%20%20&purpose=+"):  # an order or blanks: no search
+        kept = client.post("/saved-searches", data={"csrf": token, "name": "空", "query": nothing})
+        assert kept.status_code == 400 and "没有可保存的内容" in kept.text, nothing
+    assert 'id="save-search"' not in client.get("/?size=96").text  # nor offered to keep
     nameless = client.post("/saved-searches", data={"csrf": token, "name": "   ", "query": "kind=video"})
     assert nameless.status_code == 400 and "请为检索命名" in nameless.text
     bidi = client.post("/saved-searches", data={"csrf": token, "name": "案\u202e件", "query": "kind=video"})

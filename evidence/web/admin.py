@@ -21,7 +21,7 @@ from catalog.listings import list_devices, list_officers, officer_names, station
 from catalog.policy_adoption import PolicyTerms, adopted_policy
 from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_device, save_officer, save_station
 from catalog.users import ROLES, add_user, list_users, set_active, set_password, set_roles, set_scope
-from evidence.web.deps import DB, Caller, WebConfig, language, render, signed_in
+from evidence.web.deps import DB, Caller, WebConfig, done, language, render, signed_in
 
 __all__ = ["router"]
 
@@ -42,15 +42,16 @@ def _show(request: Request, session: Session, page: Callable[[Request, Session, 
 
 
 def _apply(request: Request, session: Session, who: Caller, change: Callable[[], object],
-           page: Callable[..., Response], back: str) -> Response:
-    """Make *change* and commit, then go *back*; a refused change shows *page* again with the reason (400)."""
+           page: Callable[..., Response], back: str, said: str, **values: str) -> Response:
+    """Make *change* and commit, then go *back* saying so (deps.DONE[*said*]); a refused change shows *page* again
+    with the reason (400)."""
     try:
         change()
         session.commit()
     except (RegistryInvalid, UserInvalid) as exc:
         session.rollback()
         return page(request, session, who, 400, str(exc))
-    return RedirectResponse(back, status_code=303)
+    return done(request, who, RedirectResponse(back, status_code=303), said, **values)
 
 
 def _users_page(request: Request, session: Session, who: Caller, status: int = 200,
@@ -97,7 +98,7 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
         else:
             raise UserInvalid(f"unknown action {action!r}")
 
-    return _apply(request, session, who, change, _users_page, "/admin")
+    return _apply(request, session, who, change, _users_page, "/admin", f"user_{action}", person=name.strip())
 
 
 # -- officers ------------------------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def change_officer(request: Request, session: DB, csrf: Annotated[str, Form()], 
         return _officers_page(r, s, w, status, error, typed)
 
     return _apply(request, session, who, lambda: save_officer(session, record, by=who.user.name), again,
-                  "/admin/officers")
+                  "/admin/officers", "officer_saved", officer=number.strip())
 
 
 # -- stations and devices ------------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ def change_station(code: str, request: Request, session: DB, csrf: Annotated[str
         return _stations_page(request, session, who, 400, f"({lat!r}, {lon!r}) are not numbers")
     return _apply(request, session, who,
                   lambda: save_station(session, code, name=name, lat=place[0], lon=place[1], by=who.user.name),
-                  _stations_page, "/admin/stations")
+                  _stations_page, "/admin/stations", "station_saved", station=code)
 
 
 def _devices_page(request: Request, session: Session, who: Caller, status: int = 200,
@@ -193,7 +194,7 @@ def change_device(serial: str, request: Request, session: DB, csrf: Annotated[st
     return _apply(request, session, who,
                   lambda: save_device(session, serial, officer_number=officer_number, unit_number=unit_number,
                                       unit_name=unit_name, by=who.user.name),
-                  _devices_page, "/admin/devices")
+                  _devices_page, "/admin/devices", "device_saved", device=serial)
 
 
 @router.get("/admin/policy", response_class=HTMLResponse, include_in_schema=False)

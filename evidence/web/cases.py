@@ -43,8 +43,9 @@ from catalog.errors import (
 )
 from catalog.package import export_package
 from catalog.recordings import get_recording
+from catalog.sensitivity import label as sensitivity_label
 from catalog.types import utcnow
-from evidence.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
+from evidence.web.deps import DB, Caller, WebConfig, api_caller, done, language, render, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
 from evidence.web.maps import MapPoint, map_context
 from evidence.web.recordings import reason_needed, visible_recording
@@ -84,9 +85,8 @@ def _case_page(request: Request, session: Session, who: Caller, case: Case, stat
     workspace = case_workspace(session, case, who.scope, config.policy, reader=_reader(who))
     local = request.app.state.templates.env.filters["local"]
     places = map_context(config.map_tiles, config.map_attribution,
-                         [MapPoint(int(i["recording_id"]), float(i["lat"]), float(i["lon"]), str(i["original_name"]),
-                                   local(i["captured_start"]))
-                          for i in workspace["timeline"] if i.get("lat") is not None and i.get("lon") is not None])
+                         [MapPoint(int(i["recording_id"]), i.get("lat"), i.get("lon"), str(i["original_name"]),
+                                   local(i["captured_start"])) for i in workspace["timeline"]])
     return render(request, "case.html", language(request), status, user=who.user, csrf=who.web_session.csrf_token,
                   map=places,
                   c=workspace, playlist=playable_for(session, who.user, workspace["timeline"]),
@@ -136,7 +136,8 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
     except CaseInvalid as exc:
         session.rollback()
         return _cases_list(request, session, who, code=400, form=form, error=str(exc))
-    return _after_change(request, session, who, case, member_ids(session, case))  # stamped ones it adopted
+    return _after_change(request, session, who, case, member_ids(session, case),  # stamped ones it adopted
+                         "case_opened")
 
 
 @router.get("/cases/{number:path}", response_class=HTMLResponse, include_in_schema=False)
@@ -149,11 +150,16 @@ def case_page(number: str, request: Request, session: DB) -> Response:
     return _case_page(request, session, who, case)
 
 
-def _after_change(request: Request, session: Session, who: Caller, case: Case, ids: list[int]) -> Response:
+def _after_change(request: Request, session: Session, who: Caller, case: Case, ids: list[int], said: str,
+                  back: str | None = None, **values: str | int) -> Response:
+    """The retention pass over *ids* after a change to the case, then back to its page (or *back*) saying what
+    was done (deps.DONE[*said*], with the case's number); the case page with the store's refusal (502) when a
+    hold could not be applied (the nightly retention job finishes it)."""
     problems = _retain(session, request.app.state.config, ids, who.user.name)
     if problems:
         return _case_page(request, session, who, case, 502, "; ".join(problems))
-    return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
+    return done(request, who, RedirectResponse(back or f"/cases/{quote(case.number, safe='')}", status_code=303),
+                said, case=case.number, **values)
 
 
 @router.post("/cases/{number:path}/link", include_in_schema=False)
@@ -176,7 +182,8 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
     except (CaseInvalid, CaseStateError, RecordingNotFound) as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
-    return _after_change(request, session, who, case, [r.id for r in found if r.id is not None])
+    return _after_change(request, session, who, case, [r.id for r in found if r.id is not None], "linked",
+                         n=len({r.id for r in found}))
 
 
 @router.post("/recordings/{ref}/link", include_in_schema=False)
@@ -195,8 +202,8 @@ def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated
         session.rollback()
         raise HTTPException(400, str(exc)) from None
     assert recording.id is not None
-    _after_change(request, session, who, found, [recording.id])
-    return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
+    return _after_change(request, session, who, found, [recording.id], "linked_one",
+                         back=f"/recordings/{recording.id}")
 
 
 #: The largest text record accepted through the browser (a scan of a long file; video goes through a station).
@@ -255,7 +262,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
         return _case_page(request, session, who, case, 503, f"the evidence store refused or is down: {exc}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return _after_change(request, session, who, case, ids)
+    return _after_change(request, session, who, case, ids, "attached", n=len(ids))
 
 
 @router.post("/cases/{number:path}/unlink", include_in_schema=False)
@@ -270,7 +277,7 @@ def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form
     except (CaseInvalid, CaseStateError, RecordingNotFound) as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
-    return _after_change(request, session, who, case, [recording])
+    return _after_change(request, session, who, case, [recording], "unlinked", recording=recording)
 
 
 @router.post("/cases/{number:path}/close", include_in_schema=False)
@@ -292,7 +299,8 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
     except (CaseInvalid, CaseStateError) as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc), close=typed)
-    return _after_change(request, session, who, case, member_ids(session, case))
+    return _after_change(request, session, who, case, member_ids(session, case), "case_closed",
+                         day=closed_on.strip())
 
 
 def close_form_problem(number: str, closed_on: str, confirm: str) -> str | None:
@@ -319,7 +327,7 @@ def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form
     except (CaseInvalid, CaseStateError) as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
-    return _after_change(request, session, who, case, member_ids(session, case))
+    return _after_change(request, session, who, case, member_ids(session, case), "case_reopened")
 
 
 @router.post("/cases/{number:path}/class", include_in_schema=False)
@@ -329,11 +337,15 @@ def case_class(number: str, request: Request, session: DB, csrf: Annotated[str, 
     raised to it)."""
     who = signed_in(request, session, "classify", csrf)
     case = _case(session, number, who)
+    label = sensitivity_label(sensitivity, "en" if language(request) == "en" else "zh",
+                              request.app.state.config.class_names)
     return _class_act(request, session, who, case,
-                      lambda: classify_case(session, who.user, case, to=sensitivity, reason=reason))
+                      lambda: classify_case(session, who.user, case, to=sensitivity, reason=reason),
+                      "case_classified", to=label)
 
 
-def _class_act(request: Request, session: Session, who: Caller, case: Case, act: Callable[[], object]) -> Response:
+def _class_act(request: Request, session: Session, who: Caller, case: Case, act: Callable[[], object], said: str,
+               **values: str) -> Response:
     """Do *act* (a catalog.classification change) and commit; back to the case page, or the page with what was
     refused (403: the caller may not; 400: the request is wrong), nothing kept."""
     try:
@@ -345,7 +357,8 @@ def _class_act(request: Request, session: Session, who: Caller, case: Case, act:
     except CaseStateError as exc:
         session.rollback()
         return _case_page(request, session, who, case, 400, str(exc))
-    return RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303)
+    return done(request, who, RedirectResponse(f"/cases/{quote(case.number, safe='')}", status_code=303), said,
+                case=case.number, **values)
 
 
 @router.post("/cases/{number:path}/grants", include_in_schema=False)
@@ -370,7 +383,8 @@ def case_grant(number: str, request: Request, session: DB, csrf: Annotated[str, 
             expires = datetime.combine(day + timedelta(days=1), time(), zone)
         return grant_case_access(session, who.user, case, to_user=user.strip(), reason=reason, expires_at=expires)
 
-    return _class_act(request, session, who, case, act)
+    return _class_act(request, session, who, case, act, "case_grant_revoked" if revoke else "case_granted",
+                      person=user.strip())
 
 
 @router.get("/api/cases", tags=["cases"])

@@ -33,7 +33,8 @@ from catalog.models import Recording
 from catalog.recordings import get_recording
 from catalog.redaction_jobs import job_as_json, jobs_of
 from catalog.restamping import HoldLiftRefused, change_stamp
-from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, language, render, signed_in
+from catalog.sensitivity import label as sensitivity_label
+from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, done, language, render, signed_in
 from evidence.web.ranges import RangeResponse, parse_range
 from ingest.redaction.derivative import REDACTABLE
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
@@ -266,7 +267,10 @@ def set_class(ref: str, request: Request, session: DB, csrf: Annotated[str, Form
         session.rollback()
         return render_recording(request, session, who, recording, reason=None, status=400, error=str(exc))
     session.commit()
-    return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
+    label = sensitivity_label(sensitivity, "en" if language(request) == "en" else "zh",
+                              request.app.state.config.class_names)
+    return done(request, who, RedirectResponse(f"/recordings/{recording.id}", status_code=303), "class_one",
+                recording=str(recording.id), to=label)
 
 
 @router.post("/recordings/{ref}/stamp", include_in_schema=False)
@@ -282,7 +286,7 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                                "important": important == "on"}
     changes = {k: v for k, v in changes.items() if getattr(recording, k) != v}
     try:  # taking away what holds it pending its case is a clerk's decision (change_stamp refuses it otherwise)
-        change_stamp(session, config.store, recording, by=who.user.name, reason=reason,
+        made = change_stamp(session, config.store, recording, by=who.user.name, reason=reason,
                      case_pattern=config.case_pattern, policy=config.policy, key=config.key, roles=who.user.roles,
                      **changes)
     except HoldLiftRefused as exc:
@@ -291,7 +295,8 @@ def stamp(ref: str, request: Request, session: DB, csrf: Annotated[str, Form()],
     except StampInvalid as exc:
         session.rollback()
         return render_recording(request, session, who, recording, reason=None, status=400, error=str(exc))
-    return RedirectResponse(f"/recordings/{recording.id}", status_code=303)
+    return done(request, who, RedirectResponse(f"/recordings/{recording.id}", status_code=303), "stamped",
+                revision=made.revision.revision)
 
 
 @router.get("/api/recordings/{ref}", tags=["recordings"])

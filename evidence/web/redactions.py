@@ -24,7 +24,7 @@ from catalog.detail import derived_media, frame_rate
 from catalog.errors import CaseStateError
 from catalog.models import RedactionJob
 from catalog.recordings import get_recording
-from evidence.web.deps import DB, Caller, api_caller, language, render, signed_in
+from evidence.web.deps import DB, Caller, api_caller, done, language, render, signed_in
 from evidence.web.recordings import visible_recording
 from ingest.redaction.derivative import check_redaction_request
 from ingest.redaction.faces import FaceSearch
@@ -163,7 +163,7 @@ def ask_in_form(ref: str, request: Request, session: DB, csrf: Annotated[str, Fo
         raise HTTPException(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                            for e in exc.errors())) from None
     job = _ask(request, session, who, ref, wanted, via="web")
-    return RedirectResponse(f"/redactions/{job.id}", status_code=303)
+    return done(request, who, RedirectResponse(f"/redactions/{job.id}", status_code=303), "redaction_asked")
 
 
 @router.post("/api/recordings/{ref}/redactions", tags=["redaction"], status_code=202)

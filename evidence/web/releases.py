@@ -30,7 +30,7 @@ from catalog.releases import (
 )
 from catalog.shares import NewShare, ShareRefused, create_share, revoke_share, share_as_json, shares_of
 from catalog.types import utcnow
-from evidence.web.deps import DB, Caller, language, render, signed_in
+from evidence.web.deps import DB, Caller, done, language, render, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
 from storage import StorageError
 
@@ -110,7 +110,8 @@ def propose(request: Request, session: DB, csrf: Annotated[str, Form()], kind: A
     except (AccessRefused, PermissionDenied) as exc:
         session.commit()  # a refusal is recorded
         return _list_page(request, session, who, 403, str(exc), form)
-    return RedirectResponse(f"/releases/{made.id}", status_code=303)
+    return done(request, who, RedirectResponse(f"/releases/{made.id}", status_code=303), "release_proposed",
+                release=str(made.id))
 
 
 @router.get("/releases/{number}", response_class=HTMLResponse, include_in_schema=False)
@@ -119,8 +120,10 @@ def release_page(number: int, request: Request, session: DB) -> Response:
     return _release_page(request, session, who, number)
 
 
-def _act(request: Request, session: Session, who: Caller, number: int, act: Any) -> Response:
-    """Run *act* (a catalogue call); the release's page after it, or with the refusal."""
+def _act(request: Request, session: Session, who: Caller, number: int, act: Any, said: str,
+         **values: str) -> Response:
+    """Run *act* (a catalogue call); the release's page after it saying what was done (deps.DONE[*said*]), or
+    with the refusal."""
     try:
         act()
     except (ReleaseRefused, ShareRefused) as exc:
@@ -132,7 +135,8 @@ def _act(request: Request, session: Session, who: Caller, number: int, act: Any)
     except StorageError as exc:  # the signed record could not be kept: nothing was decided
         session.rollback()
         return _release_page(request, session, who, number, 503, f"the store did not keep the signed record: {exc}")
-    return RedirectResponse(f"/releases/{number}", status_code=303)
+    return done(request, who, RedirectResponse(f"/releases/{number}", status_code=303), said, release=str(number),
+                **values)
 
 
 @router.post("/releases/{number}/decide", include_in_schema=False)
@@ -144,7 +148,8 @@ def decide(number: int, request: Request, session: DB, csrf: Annotated[str, Form
         raise HTTPException(400, "decision must be approve or reject")
     store, signer = request.app.state.config.store, _signer(request)
     return _act(request, session, who, number, lambda: decide_release(
-        session, store, who.user, number, approve=decision == "approve", note=note, signer=signer, now=utcnow()))
+        session, store, who.user, number, approve=decision == "approve", note=note, signer=signer, now=utcnow()),
+        "release_approved" if decision == "approve" else "release_rejected")
 
 
 @router.post("/releases/{number}/withdraw", include_in_schema=False)
@@ -153,7 +158,7 @@ def withdraw(number: int, request: Request, session: DB, csrf: Annotated[str, Fo
     who = signed_in(request, session, "releases", csrf)
     store, signer = request.app.state.config.store, _signer(request)
     return _act(request, session, who, number, lambda: withdraw_release(
-        session, store, who.user, number, reason=reason, signer=signer, now=utcnow()))
+        session, store, who.user, number, reason=reason, signer=signer, now=utcnow()), "release_withdrawn")
 
 
 @router.post("/releases/{number}/shares", include_in_schema=False)
@@ -180,7 +185,7 @@ def unshare(number: int, link: int, request: Request, session: DB, csrf: Annotat
             reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
     who = signed_in(request, session, "releases", csrf)
     return _act(request, session, who, number, lambda: revoke_share(session, who.user, link, reason=reason,
-                                                                    now=utcnow()))
+                                                                    now=utcnow()), "share_revoked", link=str(link))
 
 
 @router.post("/releases/{number}/package", include_in_schema=False)

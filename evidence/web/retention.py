@@ -12,11 +12,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from catalog.access import disposal_in_scope
+from catalog.case_models import DisposalStatus
 from catalog.disposal import Signer, approve_batch, plan_disposal, plan_pending_cases, start_sweep
 from catalog.errors import DisposalError
 from catalog.listings import recent_disposal_batches
 from catalog.types import utcnow
-from evidence.web.deps import DB, Caller, WebConfig, language, render, signed_in
+from evidence.web.deps import DB, Caller, WebConfig, done, language, render, signed_in
 from storage import BackendUnavailable
 
 __all__ = ["router"]
@@ -26,8 +27,7 @@ PLAN_DAYS = 30
 PLAN_ROWS = 200
 
 
-def _page(request: Request, session: Session, who: Caller, status: int = 200, error: str | None = None,
-          notice: str | None = None) -> Response:
+def _page(request: Request, session: Session, who: Caller, status: int = 200, error: str | None = None) -> Response:
     config: WebConfig = request.app.state.config
     items = plan_disposal(session, config.policy, as_of=utcnow(), within_days=PLAN_DAYS, limit=PLAN_ROWS)
     batches = recent_disposal_batches(session, limit=50)
@@ -39,7 +39,7 @@ def _page(request: Request, session: Session, who: Caller, status: int = 200, er
     return render(request, "retention.html", language(request), status, user=who.user,
                   csrf=who.web_session.csrf_token, items=seen.plan, counts=counts, batches=seen.batches,
                   error=error, pending=seen.pending,
-                  notice=notice, days=PLAN_DAYS, rows=PLAN_ROWS, approval=config.disposal_approval,
+                  days=PLAN_DAYS, rows=PLAN_ROWS, approval=config.disposal_approval,
                   can_propose=who.may("propose_disposal"), can_approve=who.may("approve_disposal"))
 
 
@@ -69,8 +69,10 @@ def sweep(request: Request, session: DB, csrf: Annotated[str, Form()]) -> Respon
     except BackendUnavailable as exc:
         return _page(request, session, who, 503, f"the evidence store cannot be reached now: {exc}")
     if batch is None:
-        return _page(request, session, who, notice="nothing is due for disposal")
-    return RedirectResponse(f"/retention#batch-{batch.id}", status_code=303)
+        return done(request, who, RedirectResponse("/retention", status_code=303), "nothing_due")
+    return done(request, who, RedirectResponse(f"/retention#batch-{batch.id}", status_code=303),
+                "batch_proposed" if batch.status == DisposalStatus.AWAITING_APPROVAL else "batch_disposed",
+                batch=str(batch.id))
 
 
 @router.post("/retention/batches/{batch_id}/approve", include_in_schema=False)
@@ -88,4 +90,5 @@ def approve(batch_id: int, request: Request, session: DB, csrf: Annotated[str, F
         return _page(request, session, who, 400, str(exc))
     except BackendUnavailable as exc:
         return _page(request, session, who, 503, f"the evidence store cannot be reached now: {exc}")
-    return RedirectResponse(f"/retention#batch-{batch_id}", status_code=303)
+    return done(request, who, RedirectResponse(f"/retention#batch-{batch_id}", status_code=303), "batch_approved",
+                batch=str(batch_id))

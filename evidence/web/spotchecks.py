@@ -36,7 +36,7 @@ from catalog.spotcheck import (
 from catalog.spotcheck_result import progress, progress_by_check, sign_off, spot_check_summary
 from catalog.spotcheck_team import reviewer_seed
 from catalog.types import utcnow
-from evidence.web.deps import DB, Caller, language, render, signed_in
+from evidence.web.deps import DB, Caller, done, language, render, signed_in
 from evidence.web.search_form import parse_time
 from storage import StorageError
 
@@ -105,7 +105,8 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
                                                  f"2026-11-20T08:00+08:00): {exc}", form)
     except SpotCheckError as exc:
         return _list(request, session, who, 400, str(exc), form)
-    return RedirectResponse(f"/spot-checks/{check.id}", status_code=303)
+    return done(request, who, RedirectResponse(f"/spot-checks/{check.id}", status_code=303), "spot_check_drawn",
+                check=str(check.id), n=check.sample_size)
 
 
 def _open(session: Session, who: Caller, check_id: int) -> tuple[SpotCheck, list[tuple[SpotCheckItem, Recording]]]:
@@ -156,7 +157,8 @@ def review(check_id: int, item_id: int, request: Request, session: DB, csrf: Ann
         raise HTTPException(404, str(exc)) from None
     except SpotCheckError as exc:
         return _check_page(request, session, who, check_id, 400, str(exc))
-    return RedirectResponse(f"/spot-checks/{check_id}#item-{item_id}", status_code=303)
+    return done(request, who, RedirectResponse(f"/spot-checks/{check_id}#item-{item_id}", status_code=303),
+                "outcome_recorded", item=str(item_id))
 
 
 @router.post("/spot-checks/{check_id}/sign-off", include_in_schema=False)
@@ -178,7 +180,8 @@ def sign(check_id: int, request: Request, session: DB, csrf: Annotated[str, Form
         return _check_page(request, session, who, check_id, 400, str(exc))
     except StorageError as exc:
         return _check_page(request, session, who, check_id, 503, f"the evidence store refused or is down: {exc}")
-    return RedirectResponse(f"/spot-checks/{check_id}", status_code=303)
+    return done(request, who, RedirectResponse(f"/spot-checks/{check_id}", status_code=303), "spot_check_signed",
+                check=str(check_id))
 
 
 @router.get("/spot-checks/{check_id}/summary.{fmt}", include_in_schema=False)

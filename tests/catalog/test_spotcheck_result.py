@@ -221,6 +221,7 @@ def test_the_web_pages_draw_review_sign_off_and_publish(archive, store):
         assert "已复核 3 / 3" in client.get(page).text
         signed = client.post(f"{page}/sign-off", data={"csrf": csrf}, follow_redirects=False)
         assert signed.status_code == 303
+        assert f"抽查 {check_id} 已签署，签名结果已存档。" in client.get(signed.headers["location"]).text
         assert "已签署" in client.get(page).text
         published = client.get(f"{page}/summary.json").json()
         assert (published["check"], published["compliant"], published["findings"]) == (check_id, 3, 0)

@@ -39,7 +39,7 @@ def used_message_ids() -> set[str]:
     found |= {k.value for k in MediaKind} | {i.value for i in IntegrityStatus} | {s.value for s in CaseStatus}
     found |= set(RETENTION_STATES) | {f"sort {s}" for s in SORTS}
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
-    found |= {"due", "upcoming", "held", "nothing is due for disposal"} | {s.value for s in DisposalStatus}
+    found |= {"due", "upcoming", "held"} | {s.value for s in DisposalStatus}
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
     found |= set(JOB_STATES) | set(JOB_STAGES) | set(PUBLIC_REFUSALS) | set(RELEASE_KINDS) | set(RELEASE_STATES)
     found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values()) | set(QUICK_RANGES)

@@ -76,6 +76,7 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     closed = client.post("/cases/AB-2026-00100/close", data={**confirmed, "closed_on": today},
                          follow_redirects=False)
     assert closed.status_code == 303
+    assert f"案件 AB-2026-00100 已于 {today} 结案。" in client.get(closed.headers["location"]).text  # said once
     with Session(engine) as session:
         assert get_case(session, "AB-2026-00100").status == "closed"
         released = session.get(Recording, 1)
@@ -86,6 +87,7 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     reopened = client.post("/cases/AB-2026-00100/reopen", data={"csrf": token, "reason": "复议"},
                            follow_redirects=False)
     assert reopened.status_code == 303
+    assert "案件 AB-2026-00100 已重新开启。" in client.get(reopened.headers["location"]).text
     api = client.get("/api/cases/AB-2026-00100").json()
     assert (api["status"], [r["recording_id"] for r in api["recordings"]]) == ("open", [1])
     assert api["unlinked"][0]["reason"] == "误关联"

@@ -108,7 +108,7 @@ def test_a_clerk_asks_follows_reviews_and_asks_again_in_the_browser(tmp_path, se
             assert asked.status_code == 303 and asked.headers["location"].startswith("/redactions/")
             job_page = client.get(asked.headers["location"])
             assert 'http-equiv="refresh"' in job_page.text and 'id="job-progress"' in job_page.text
-            assert "排队" in job_page.text
+            assert "排队" in job_page.text and "正在制作遮蔽处理件" in job_page.text
             job_id = int(asked.headers["location"].rsplit("/", 1)[1])
             assert client.get(f"/api/redactions/{job_id}").json()["state"] == "queued"
             # the recording's page lists the job

@@ -58,6 +58,7 @@ def test_a_release_is_proposed_decided_packaged_shared_and_withdrawn_in_the_brow
             decided = reviewer.post(f"{path}/decide", data={"csrf": form_token(theirs.text), "decision": "approve",
                                                             "note": "符合移送条件"}, follow_redirects=False)
             assert decided.status_code == 303
+            assert f"发布申请 {number} 已批准。" in reviewer.get(decided.headers["location"]).text
             approved = clerk.get(path)
             assert "已批准" in approved.text and f"releases/release-{int(number):06d}-01-approved-" in approved.text
             # the package downloads, its signed decision inside

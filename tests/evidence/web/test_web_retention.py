@@ -50,6 +50,7 @@ def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine,
         approved = client.post("/retention/batches/1/approve", data={"csrf": token, "confirm": "yes"},
                                follow_redirects=False)
         assert approved.status_code == 303
+        assert "销毁批次 1 已批准并执行。" in client.get(approved.headers["location"]).text
         assert not store.exists(due.sha256) and store.exists(held.sha256)
         with Session(engine) as session:
             batch = session.get(DisposalBatch, 1)

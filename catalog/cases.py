@@ -21,6 +21,7 @@ from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, Permission
 from catalog.models import MediaKind, Recording, RecordingState
 from catalog.replay import copy_counts_from, load_case_replays
 from catalog.retention import CaseFacts, RetentionPolicy
+from catalog.said import say
 from catalog.stamps import MAX_PURPOSE  # a link's purpose is a stamp's: the same limit
 from catalog.types import utcnow
 from catalog.user_models import User
@@ -49,21 +50,24 @@ def validate_case(*, number: str, title: str, case_type: str, opened_on: date, c
     """Every rule a new case breaks (empty: valid)."""
     problems: list[str] = []
     if not re.fullmatch(case_pattern, number):
-        problems.append(f"case number {number!r} does not match the pattern {case_pattern!r}")
+        problems.append(say("case number {number} does not match the pattern {pattern}", number=repr(number),
+                            pattern=repr(case_pattern)))
     if not title.strip():
-        problems.append("title is blank")
+        problems.append(say("title is blank"))
     elif len(title) > _MAX_TITLE:
-        problems.append(f"title is {len(title)} characters; at most {_MAX_TITLE}")
+        problems.append(say("title is {n} characters; at most {max}", n=len(title), max=_MAX_TITLE))
     if case_type not in policy.case_types:
-        problems.append(f"unknown case type {case_type!r}; known: {', '.join(sorted(policy.case_types))}")
+        problems.append(say("unknown case type {case_type}; known: {known}", case_type=repr(case_type),
+                            known=", ".join(sorted(policy.case_types))))
     if opened_on > today:
-        problems.append(f"opened date {opened_on.isoformat()} is in the future (today is {today.isoformat()})")
+        problems.append(say("opened date {opened} is in the future (today is {today})", opened=opened_on.isoformat(),
+                            today=today.isoformat()))
     return problems
 
 
 def _need(text: str | None, what: str) -> str:
     if text is None or not text.strip():
-        raise CaseInvalid([f"{what} is required"])
+        raise CaseInvalid([say("{what} is required", what=what)])
     return text.strip()
 
 
@@ -96,11 +100,11 @@ def case_number_exists(session: Session, number: str) -> bool:
 def create_case(session: Session, *, number: str, title: str, case_type: str, unit: str, opened_on: date,
                 by: str, case_pattern: str, policy: RetentionPolicy, today: date) -> Case:
     """Open a case; recordings already stamped with its number are linked to it (source `stamp`)."""
-    by = _need(by, "the name of who opens the case")
+    by = _need(by, say("the name of who opens the case"))
     problems = validate_case(number=number, title=title, case_type=case_type, opened_on=opened_on,
                              case_pattern=case_pattern, policy=policy, today=today)
     if case_number_exists(session, number):
-        problems.append(f"case {number!r} already exists")
+        problems.append(say("case {number} already exists", number=repr(number)))
     if problems:
         raise CaseInvalid(problems)
     case = Case(number=number, title=title.strip(), case_type=case_type, unit=unit.strip(),
@@ -159,22 +163,24 @@ def link_recording(session: Session, case: Case, recording: Recording, *, purpos
         if closed:
             raise PermissionDenied(f"user {linker.name!r} may not link recording {recording.id} to case "
                                    f"{case.number}: {closed[0][1]}")
-    purpose = _need(purpose, "the purpose (what the recording proves in this case)")
-    by = _need(by, "the name of who links the recording")
+    purpose = _need(purpose, say("the purpose (what the recording proves in this case)"))
+    by = _need(by, say("the name of who links the recording"))
     if len(purpose) > MAX_PURPOSE:
-        raise CaseInvalid([f"purpose is {len(purpose)} characters; at most {MAX_PURPOSE}"])
+        raise CaseInvalid([say("purpose is {n} characters; at most {max}", n=len(purpose), max=MAX_PURPOSE)])
     if case.status != CaseStatus.OPEN.value:
-        raise CaseStateError(f"case {case.number} is closed (on {case.closed_on}); reopen it before linking "
-                             f"recording {recording.id}")
+        raise CaseStateError(say("case {case} is closed (on {day}); reopen it before linking recording "
+                                 "{recording}", case=case.number, day=str(case.closed_on), recording=recording.id))
     if recording.state == RecordingState.DISPOSED.value:
-        raise CaseStateError(f"recording {recording.id} ({recording.original_name}, sha256 {recording.sha256[:12]}…) "
-                             f"was disposed of; only its tombstone remains and it cannot serve case {case.number}")
+        raise CaseStateError(say("recording {recording} ({name}, sha256 {sha}…) was disposed of; only its "
+                                 "tombstone remains and it cannot serve case {case}", recording=recording.id,
+                                 name=recording.original_name, sha=recording.sha256[:12], case=case.number))
     existing = _active_link(session, case.id, recording.id)
     if existing is not None:
         if existing.purpose == purpose:
             return existing
-        raise CaseStateError(f"recording {recording.id} is already linked to case {case.number} with purpose "
-                             f"{existing.purpose!r}; unlink it first to change the purpose")
+        raise CaseStateError(say("recording {recording} is already linked to case {case} with purpose {purpose}; "
+                                 "unlink it first to change the purpose", recording=recording.id, case=case.number,
+                                 purpose=repr(existing.purpose)))
     link = CaseLink(case_id=case.id, recording_id=recording.id, purpose=purpose, source=source, linked_by=by,
                     linked_at=utcnow())
     session.add(link)
@@ -187,11 +193,12 @@ def link_recording(session: Session, case: Case, recording: Recording, *, purpos
 def unlink_recording(session: Session, case: Case, recording: Recording, *, by: str, reason: str) -> CaseLink:
     """End a link (the row stays, with who, when and why). Retention already given is never taken back."""
     assert case.id is not None and recording.id is not None
-    by = _need(by, "the name of who unlinks the recording")
-    reason = _need(reason, "a reason for unlinking")
+    by = _need(by, say("the name of who unlinks the recording"))
+    reason = _need(reason, say("a reason for unlinking"))
     link = _active_link(session, case.id, recording.id)
     if link is None:
-        raise CaseStateError(f"recording {recording.id} is not linked to case {case.number}")
+        raise CaseStateError(say("recording {recording} is not linked to case {case}", recording=recording.id,
+                                 case=case.number))
     link.unlinked_by, link.unlinked_at, link.unlink_reason = by, utcnow(), reason
     session.add(link)
     append_event(session, CustodyKind.CASE_UNLINKED, actor=by, recording_id=recording.id, details={
@@ -200,14 +207,17 @@ def unlink_recording(session: Session, case: Case, recording: Recording, *, by: 
 
 
 def close_case(session: Session, case: Case, *, by: str, closed_on: date, today: date) -> Case:
-    by = _need(by, "the name of who closes the case")
+    by = _need(by, say("the name of who closes the case"))
     if case.status == CaseStatus.CLOSED.value:
-        raise CaseStateError(f"case {case.number} is already closed (on {case.closed_on} by {case.closed_by})")
-    problems = []
+        raise CaseStateError(say("case {case} is already closed (on {day} by {person})", case=case.number,
+                                 day=str(case.closed_on), person=case.closed_by))
+    problems: list[str] = []
     if closed_on < case.opened_on:
-        problems.append(f"closed date {closed_on.isoformat()} is before the opened date {case.opened_on.isoformat()}")
+        problems.append(say("closed date {closed} is before the opened date {opened}", closed=closed_on.isoformat(),
+                            opened=case.opened_on.isoformat()))
     if closed_on > today:
-        problems.append(f"closed date {closed_on.isoformat()} is in the future (today is {today.isoformat()})")
+        problems.append(say("closed date {closed} is in the future (today is {today})", closed=closed_on.isoformat(),
+                            today=today.isoformat()))
     if problems:
         raise CaseInvalid(problems)
     stated = load_case_replays(session).get(case.number)
@@ -223,10 +233,10 @@ def close_case(session: Session, case: Case, *, by: str, closed_on: date, today:
 
 
 def reopen_case(session: Session, case: Case, *, by: str, reason: str) -> Case:
-    by = _need(by, "the name of who reopens the case")
-    reason = _need(reason, "a reason for reopening")
+    by = _need(by, say("the name of who reopens the case"))
+    reason = _need(reason, say("a reason for reopening"))
     if case.status == CaseStatus.OPEN.value:
-        raise CaseStateError(f"case {case.number} is open already")
+        raise CaseStateError(say("case {case} is open already", case=case.number))
     previous = case.closed_on
     case.status, case.closed_on, case.closed_by = CaseStatus.OPEN.value, None, None
     session.add(case)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from catalog.said import Said, say
+
 __all__ = [
     "CaseInvalid",
     "CaseNotFound",
@@ -42,7 +44,11 @@ __all__ = [
 
 
 class CatalogError(Exception):
-    """Base class for catalog failures."""
+    """Base class for catalog failures. A message made with catalog.said.say comes back whole from str(), so a
+    page can say it in the reader's language."""
+
+    def __str__(self) -> str:
+        return self.args[0] if len(self.args) == 1 and isinstance(self.args[0], Said) else super().__str__()
 
 
 class CatalogUnavailable(CatalogError):
@@ -101,13 +107,13 @@ class PolicyNotAdopted(CatalogError):
 class CaseInvalid(CatalogError):
     def __init__(self, details: list[str]) -> None:
         self.details = list(details)
-        super().__init__("invalid case: " + "; ".join(self.details))
+        super().__init__(say("invalid case: {details}", details=self.details))
 
 
 class CaseNotFound(CatalogError):
     def __init__(self, number: str) -> None:
         self.number = number
-        super().__init__(f"no case {number!r} in the catalog")
+        super().__init__(say("no case {number} in the catalog", number=repr(number)))
 
 
 class CaseStateError(CatalogError):

@@ -43,6 +43,7 @@ from catalog.errors import (
 )
 from catalog.package import export_package
 from catalog.recordings import get_recording
+from catalog.said import say
 from catalog.sensitivity import label as sensitivity_label
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, done, language, render, signed_in
@@ -306,13 +307,14 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
 def close_form_problem(number: str, closed_on: str, confirm: str) -> str | None:
     """What is wrong with a close form (no date, not a date, the case number not typed again), or None. Pure."""
     if not closed_on.strip():
-        return f"closing case {number}: give the closing date"
+        return say("closing case {case}: give the closing date", case=number)
     try:
         date.fromisoformat(closed_on.strip())
     except ValueError:
-        return f"closed on: {closed_on[:40]!r} is not a date (YYYY-MM-DD)"
+        return say("closed on: {typed} is not a date (YYYY-MM-DD)", typed=repr(closed_on[:40]))
     if confirm.strip() != number:
-        return f"closing case {number}: type the case number {number!r} to confirm (got {confirm[:80]!r})"
+        return say("closing case {case}: type the case number {quoted} to confirm (got {typed})", case=number,
+                   quoted=repr(number), typed=repr(confirm[:80]))
     return None
 
 

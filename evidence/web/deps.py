@@ -25,6 +25,7 @@ from catalog.cases import Attach
 from catalog.custody_words import event_name
 from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
+from catalog.said import Said, said_in
 from catalog.sensitivity import CLASSES
 from catalog.sensitivity import label as sensitivity_label
 from catalog.sign_in import find_session
@@ -286,7 +287,14 @@ def _done_text(request: Request, lang: str, key: str | None) -> str | None:
 
 def render(request: Request, name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page in *lang*; a `?lang=` switch (which keeps the page's other parameters) is remembered in a cookie.
-    What the last form post did (`done`) is said on it once."""
+    What the last form post did (`done`) is said on it once. An `error` (or each of `errors`) made with
+    catalog.said.say is said in *lang*."""
+    translate = gettext_for(lang)
+    for key in ("error", "message"):
+        if isinstance(context.get(key), Said):
+            context[key] = said_in(context[key], translate)
+    if isinstance(context.get("errors"), list):
+        context["errors"] = [said_in(e, translate) if isinstance(e, Said) else e for e in context["errors"]]
     user: User | None = context.get("user")
     roles = set(user.roles) if user is not None else set()
     nav = [(path, label) for path, label, action in NAV if PERMISSIONS[action] & roles]

@@ -1,6 +1,7 @@
 """Every visible text of the web pages is in both gettext catalogs (zh-CN translated, English)."""
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -43,7 +44,19 @@ def used_message_ids() -> set[str]:
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
     found |= set(JOB_STATES) | set(JOB_STAGES) | set(PUBLIC_REFUSALS) | set(RELEASE_KINDS) | set(RELEASE_STATES)
     found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values()) | set(QUICK_RANGES)
-    found |= {f"period {k}" for k in PERIOD_KINDS} | set(SAVED_SEARCH_PROBLEMS)
+    found |= {f"period {k}" for k in PERIOD_KINDS} | set(SAVED_SEARCH_PROBLEMS) | said_message_ids()
+    return found
+
+
+def said_message_ids() -> set[str]:
+    """Every message made with catalog.said.say in the code (a page may say any of them in Chinese)."""
+    found: set[str] = set()
+    for top in ("catalog", "evidence", "ingest"):
+        for path in (WEB.parents[1] / top).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "say" \
+                        and node.args and isinstance(node.args[0], ast.Constant):
+                    found.add(str(node.args[0].value))
     return found
 
 

@@ -30,9 +30,14 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
     token = form_token(listing.text)
 
     bad = client.post("/cases", data={"csrf": token, "number": "?", "title": " ", "case_type": "nope"})
-    shown = html.unescape(bad.text)
-    assert bad.status_code == 400 and "does not match the pattern" in shown and "title is blank" in shown
-    assert "unknown case type 'nope'" in shown and 'value="nope"' not in shown  # the form keeps what was typed
+    shown = html.unescape(bad.text)  # every problem, said in the page's language (catalog.said)
+    assert bad.status_code == 400 and "案件信息有误：案件编号 '?' 不符合格式" in shown and "案件名称为空" in shown
+    assert "未知的案件类型 'nope'" in shown and 'value="nope"' not in shown  # the form keeps what was typed
+    client.get("/cases?lang=en")  # the same refusal on an English page is English
+    english = html.unescape(client.post("/cases", data={"csrf": token, "number": "?", "title": " ",
+                                                        "case_type": "nope"}).text)
+    assert "invalid case: case number '?' does not match the pattern" in english and "title is blank" in english
+    client.get("/cases?lang=zh_CN")
     opened = client.post("/cases", data={"csrf": token, "number": "AB-2026-00100", "title": "夜间施工噪声",
                                          "case_type": "penalty-general", "unit": "一中队"}, follow_redirects=False)
     assert opened.status_code == 303 and opened.headers["location"] == "/cases/AB-2026-00100"
@@ -61,16 +66,16 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
 
     confirmed = {"csrf": token, "confirm": "AB-2026-00100"}
     future = client.post("/cases/AB-2026-00100/close", data={**confirmed, "closed_on": "2999-01-01"})
-    assert future.status_code == 400 and "in the future" in future.text
+    assert future.status_code == 400 and "晚于今天" in future.text
     garbage = client.post("/cases/AB-2026-00100/close", data={**confirmed, "closed_on": "yesterday"})
-    assert garbage.status_code == 400 and "not a date" in garbage.text
+    assert garbage.status_code == 400 and "不是日期" in garbage.text
     undated = client.post("/cases/AB-2026-00100/close", data=confirmed)
-    assert undated.status_code == 400 and "give the closing date" in undated.text
+    assert undated.status_code == 400 and "请填写结案日期" in undated.text
     today = client.app.state.config.today().isoformat()
     unconfirmed = client.post("/cases/AB-2026-00100/close", data={"csrf": token, "closed_on": today,
                                                                   "confirm": "AB-2026-0010"})
     shown = html.unescape(unconfirmed.text)
-    assert unconfirmed.status_code == 400 and "type the case number 'AB-2026-00100' to confirm" in shown
+    assert unconfirmed.status_code == 400 and "请再次输入案件编号 'AB-2026-00100' 以确认" in shown
     assert 'value="AB-2026-0010"' in shown  # what was typed is kept
     assert get_case_status(engine, "AB-2026-00100") == "open" and "case_closed" not in _kinds(engine)
     closed = client.post("/cases/AB-2026-00100/close", data={**confirmed, "closed_on": today},
@@ -83,7 +88,7 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
         assert released is not None
         assert not released.legal_hold  # kept for the case type's period instead
     relink = client.post("/cases/AB-2026-00100/link", data={"csrf": token, "recordings": "3", "purpose": "x"})
-    assert relink.status_code == 400 and "is closed" in relink.text
+    assert relink.status_code == 400 and "请先重新开启" in relink.text
     reopened = client.post("/cases/AB-2026-00100/reopen", data={"csrf": token, "reason": "复议"},
                            follow_redirects=False)
     assert reopened.status_code == 303

@@ -1,0 +1,60 @@
+"""Messages that can be said in the reader's language: English text (what logs, the command line and str() show)
+that keeps its message id and values, so the web app says it in Chinese (evidence.web.i18n.tell).
+
+    raise CaseStateError(say("case {case} is open already", case=case.number))
+
+A value may itself be a Said (translated in turn) or a list of them (joined with "; "). An exception of the
+catalogue whose message is a Said gives it back whole from str() (catalog.errors.CatalogError.__str__), so a
+page that shows `str(exc)` can still translate it; an f-string or a join makes plain English of it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Said", "said_in", "say"]
+
+
+def _english(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "; ".join(_english(v) for v in value)
+    return str(value)
+
+
+class Said(str):
+    """English text, its message id (`message`, a str.format template) and its `values`."""
+
+    message: str
+    values: dict[str, Any]
+
+    def __new__(cls, message: str, /, **values: Any) -> Said:
+        made = super().__new__(cls, message.format(**{k: _english(v) for k, v in values.items()}))
+        made.message, made.values = message, values
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (a worker's exception) as what it is, not as plain text
+        return (_remade, (self.message, self.values))
+
+
+def _remade(message: str, values: dict[str, Any]) -> Said:
+    return Said(message, **values)
+
+
+def say(message: str, /, **values: Any) -> Said:
+    """*message* (an English template, the message id) with *values* filled in, able to be said in another
+    language."""
+    return Said(message, **values)
+
+
+def said_in(text: str, translate: Callable[[str], str]) -> str:
+    """*text* in the language *translate* (a gettext) speaks: a Said's message translated and its values (each
+    translated in turn) filled in; plain text as it is. Pure."""
+    if not isinstance(text, Said):
+        return text
+
+    def value(v: Any) -> str:
+        if isinstance(v, list | tuple):
+            return "; ".join(value(x) for x in v)
+        return said_in(v, translate) if isinstance(v, Said) else str(v)
+
+    return translate(text.message).format(**{k: value(v) for k, v in text.values.items()})

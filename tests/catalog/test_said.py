@@ -1,0 +1,44 @@
+"""Messages said in the reader's language (catalog.said): English for logs and the command line, the message id
+and values kept for a page to translate; nested messages and lists translated in turn; kept across pickling (a
+worker's exception) and through a catalogue exception's str()."""
+from __future__ import annotations
+
+import pickle
+
+from catalog.errors import CaseInvalid, CaseStateError
+from catalog.said import Said, said_in, say
+
+CHINESE = {"case {case} is open already": "案件 {case} 已处于办理中",
+           "invalid case: {details}": "案件信息有误：{details}", "title is blank": "案件名称为空",
+           "{what} is required": "必须填写{what}", "a reason for reopening": "重新开启的理由"}
+
+
+def _zh(message: str) -> str:
+    return CHINESE.get(message, message)
+
+
+def test_a_message_is_english_text_that_keeps_its_id_and_values():
+    said = say("case {case} is open already", case="AB-1")
+    assert said == "case AB-1 is open already" and isinstance(said, str)
+    assert (said.message, said.values) == ("case {case} is open already", {"case": "AB-1"})
+    assert said_in(said, _zh) == "案件 AB-1 已处于办理中"
+    assert said_in("plain text", _zh) == "plain text"  # what was not made with say stays as it is
+
+
+def test_values_that_are_messages_or_lists_of_them_are_translated_in_turn():
+    nested = say("{what} is required", what=say("a reason for reopening"))
+    assert nested == "a reason for reopening is required"
+    assert said_in(nested, _zh) == "必须填写重新开启的理由"
+    refused = CaseInvalid([say("title is blank"), nested, "plain 1"])
+    assert str(refused) == "invalid case: title is blank; a reason for reopening is required; plain 1"
+    assert said_in(str(refused), _zh) == "案件信息有误：案件名称为空; 必须填写重新开启的理由; plain 1"
+
+
+def test_a_catalogue_exception_gives_its_message_back_whole_and_pickling_keeps_it():
+    error = CaseStateError(say("case {case} is open already", case="AB-1"))
+    assert isinstance(str(error), Said) and said_in(str(error), _zh) == "案件 AB-1 已处于办理中"
+    assert isinstance(f"{error}", Said)  # formatted alone it is still the message …
+    assert not isinstance(f"refused: {error}", Said)  # … inside other text it is English text only
+    again = pickle.loads(pickle.dumps(error))
+    assert isinstance(str(again), Said) and said_in(str(again), _zh) == "案件 AB-1 已处于办理中"
+    assert str(CaseStateError("plain")) == "plain" and not isinstance(str(CaseStateError("plain")), Said)

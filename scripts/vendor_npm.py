@@ -91,7 +91,18 @@ def problems() -> list[str]:
         extra = {str(p.relative_to(ROOT / dest)) for p in (ROOT / dest).rglob("*") if p.is_file()} - {
             *record["files"], "vendor.json"}
         found += [f"{dest}/{e}: not from the package" for e in sorted(extra)]
+        found += [f"{path}: ignored by git, so a clean checkout would not have it (see .gitignore)"
+                  for path in _ignored([f"{dest}/{relative}" for relative in record["files"]])]
     return found
+
+
+def _ignored(paths: list[str]) -> list[str]:
+    """Those of *paths* (under ROOT) that git ignores and does not track; none outside a git checkout."""
+    if not (ROOT / ".git").exists() or not paths:
+        return []
+    answer = subprocess.run(["git", "check-ignore", "--stdin"], cwd=ROOT, input="\n".join(paths), text=True,
+                            capture_output=True, check=False)
+    return answer.stdout.split()
 
 
 def main() -> int:

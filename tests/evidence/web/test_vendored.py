@@ -39,3 +39,21 @@ def test_an_edited_or_added_copy_is_found(tmp_path, monkeypatch):
     (copy / "tests/vendor/axe-core/extra.js").write_text("// not from the package")
     found = vendor.problems()
     assert any("swagger-ui-bundle.js: SHA-256" in p for p in found) and any("extra.js: not from" in p for p in found)
+
+
+def test_a_copy_git_would_leave_out_of_a_clean_checkout_is_found(tmp_path, monkeypatch):
+    """Leaflet's files live under `dist/`, a name a .gitignore often drops: present here, missing from every
+    clean checkout (found when CI's browser tests had no map). The check asks git."""
+    import subprocess
+
+    vendor = _vendor()
+    copy = tmp_path / "repo"
+    for _name, (_version, dest, _globs) in vendor.PINNED.items():
+        shutil.copytree(ROOT / dest, copy / dest)
+    subprocess.run(["git", "init", "-q", str(copy)], check=True)
+    (copy / ".gitignore").write_text("dist/\n")
+    monkeypatch.setattr(vendor, "ROOT", copy)
+    found = vendor.problems()
+    assert any(p.startswith("evidence/web/static/vendor/leaflet/dist/leaflet.js: ignored by git") for p in found)
+    (copy / ".gitignore").write_text("/dist/\n")  # only the top-level build output
+    assert vendor.problems() == []

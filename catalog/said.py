@@ -1,5 +1,5 @@
 """Messages that can be said in the reader's language: English text (what logs, the command line and str() show)
-that keeps its message id and values, so the web app says it in Chinese (evidence.web.i18n.tell).
+that keeps its message id and values, so the web app says it in Chinese (said_in, in evidence.web.deps.render).
 
     raise CaseStateError(say("case {case} is open already", case=case.number))
 

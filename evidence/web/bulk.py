@@ -29,9 +29,8 @@ from catalog.models import Recording
 from catalog.package import export_package
 from catalog.restamping import HoldLiftRefused, change_stamp
 from catalog.search import matching_ids
-from catalog.sensitivity import label as sensitivity_label
 from catalog.types import utcnow
-from evidence.web.deps import DB, DONE, Caller, done, language, signed_in
+from evidence.web.deps import DB, DONE, Caller, class_word, done, language, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
 from evidence.web.i18n import gettext_for
 from evidence.web.search import BULK_ACTIONS, BULK_CAP, search_view
@@ -220,9 +219,8 @@ def _class(request: Request, session: Session, who: Caller, chosen: list[Recordi
         raise _Refused(403, str(exc)) from None
     except CaseStateError as exc:
         raise _Refused(400, str(exc)) from None
-    label = sensitivity_label(form["sensitivity"], "en" if language(request) == "en" else "zh",
-                              request.app.state.config.class_names)
-    return ("classified", {"n": len(changed), "to": label}) if changed else ("unchanged", {})
+    return ("classified", {"n": len(changed), "to": class_word(request, form["sensitivity"])}) if changed else \
+        ("unchanged", {})
 
 
 def _export(request: Request, session: Session, who: Caller, chosen: list[Recording], reason: str) -> Response:

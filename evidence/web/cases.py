@@ -44,9 +44,8 @@ from catalog.errors import (
 from catalog.package import export_package
 from catalog.recordings import get_recording
 from catalog.said import say
-from catalog.sensitivity import label as sensitivity_label
 from catalog.types import utcnow
-from evidence.web.deps import DB, Caller, WebConfig, api_caller, done, language, render, signed_in
+from evidence.web.deps import DB, Caller, WebConfig, api_caller, class_word, done, language, render, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
 from evidence.web.maps import MapPoint, map_context
 from evidence.web.recordings import reason_needed, visible_recording
@@ -339,11 +338,9 @@ def case_class(number: str, request: Request, session: DB, csrf: Annotated[str, 
     raised to it)."""
     who = signed_in(request, session, "classify", csrf)
     case = _case(session, number, who)
-    label = sensitivity_label(sensitivity, "en" if language(request) == "en" else "zh",
-                              request.app.state.config.class_names)
     return _class_act(request, session, who, case,
                       lambda: classify_case(session, who.user, case, to=sensitivity, reason=reason),
-                      "case_classified", to=label)
+                      "case_classified", to=class_word(request, sensitivity))
 
 
 def _class_act(request: Request, session: Session, who: Caller, case: Case, act: Callable[[], object], said: str,

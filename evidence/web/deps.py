@@ -40,7 +40,7 @@ from storage import EvidenceStore
 logger = logging.getLogger(__name__)
 
 __all__ = ["DB", "DONE", "NAV", "Caller", "PageInstead", "PlayCaller", "SearchCaller", "StampCaller", "ViewCaller",
-           "WebConfig", "api_caller", "caller", "done", "language", "render", "signed_in"]
+           "WebConfig", "api_caller", "caller", "class_word", "done", "language", "render", "signed_in"]
 
 SESSION_COOKIE = "evidence_session"
 PRE_CSRF_COOKIE = "evidence_csrf"  # double-submit token for the sign-in form (no session yet)
@@ -166,6 +166,12 @@ DB = Annotated[Session, Depends(_db)]
 def language(request: Request) -> str:
     wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or DEFAULT_LANGUAGE
     return wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def class_word(request: Request, name: str) -> str:
+    """Sensitivity class *name* as the reader's language and the agency's names (EVIDENCE_SENSITIVITY_NAMES) say
+    it: what a page, and a message after a form post, calls it."""
+    return sensitivity_label(name, "en" if language(request) == "en" else "zh", request.app.state.config.class_names)
 
 
 def caller(request: Request, session: Session) -> Caller | None:

@@ -33,8 +33,7 @@ from catalog.models import Recording
 from catalog.recordings import get_recording
 from catalog.redaction_jobs import job_as_json, jobs_of
 from catalog.restamping import HoldLiftRefused, change_stamp
-from catalog.sensitivity import label as sensitivity_label
-from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, done, language, render, signed_in
+from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, class_word, done, language, render, signed_in
 from evidence.web.ranges import RangeResponse, parse_range
 from ingest.redaction.derivative import REDACTABLE
 from storage import BackendUnavailable, EvidenceStore, ObjectMissing
@@ -267,10 +266,8 @@ def set_class(ref: str, request: Request, session: DB, csrf: Annotated[str, Form
         session.rollback()
         return render_recording(request, session, who, recording, reason=None, status=400, error=str(exc))
     session.commit()
-    label = sensitivity_label(sensitivity, "en" if language(request) == "en" else "zh",
-                              request.app.state.config.class_names)
     return done(request, who, RedirectResponse(f"/recordings/{recording.id}", status_code=303), "class_one",
-                recording=str(recording.id), to=label)
+                recording=str(recording.id), to=class_word(request, sensitivity))
 
 
 @router.post("/recordings/{ref}/stamp", include_in_schema=False)

@@ -134,12 +134,12 @@ class UserInvalid(CatalogError):
 
 
 class SavedSearchInvalid(CatalogError):
-    """A search cannot be kept (catalog.saved_searches.save_search): each problem is a message id with its values
-    (`problems`: (message, values) pairs), so a page says it in its language; str() is the English."""
+    """A search cannot be kept (catalog.saved_searches.save_search): `problems`, each made with catalog.said.say,
+    so a page says them in its language; str() is the English."""
 
-    def __init__(self, problems: list[tuple[str, dict[str, str | int]]]) -> None:
+    def __init__(self, problems: list[Said]) -> None:
         self.problems = list(problems)
-        super().__init__("; ".join(message.format(**values) for message, values in self.problems))
+        super().__init__("; ".join(self.problems))
 
 
 class PermissionDenied(CatalogError):

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select, update
 
 from catalog.db import by_id
 from catalog.errors import SavedSearchInvalid
+from catalog.said import Said, say
 from catalog.types import utcnow
 from catalog.user_models import SavedSearch, User
 
@@ -24,11 +25,10 @@ MAX_NAME = 100
 MAX_QUERY = 2000
 MAX_SAVED = 50  # per user: more is a list nobody reads; delete one first
 
-Problems = list[tuple[str, dict[str, str | int]]]
 #: Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern): a name of them shows as blank.
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
-#: What can be wrong (message ids: a page translates them, then fills in the values).
+#: What can be wrong (message ids of catalog.said: a page says them in the reader's language).
 NO_NAME = "Give the search a name."
 LONG_NAME = "A search's name is at most {max} characters; this one has {n}."
 CONTROL_IN_NAME = "A search's name cannot hold control characters."
@@ -38,19 +38,19 @@ TOO_MANY = "You keep {max} searches already; delete one first."
 PROBLEMS = (NO_NAME, LONG_NAME, CONTROL_IN_NAME, NO_FILTER, LONG_QUERY, TOO_MANY)
 
 
-def name_problems(name: str, query: str) -> Problems:
-    """What is wrong with keeping *query* under *name* (message ids with their values; empty: nothing). Pure."""
-    found: Problems = []
+def name_problems(name: str, query: str) -> list[Said]:
+    """What is wrong with keeping *query* under *name* (empty: nothing). Pure."""
+    found: list[Said] = []
     if not any((c.isalnum() or unicodedata.category(c)[0] in "PS") and c not in _BLANK for c in name):
-        found.append((NO_NAME, {}))
+        found.append(say(NO_NAME))
     elif len(name) > MAX_NAME:
-        found.append((LONG_NAME, {"max": MAX_NAME, "n": len(name)}))
+        found.append(say(LONG_NAME, max=MAX_NAME, n=len(name)))
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
-        found.append((CONTROL_IN_NAME, {}))
+        found.append(say(CONTROL_IN_NAME))
     if not query:
-        found.append((NO_FILTER, {}))
+        found.append(say(NO_FILTER))
     elif len(query) > MAX_QUERY:
-        found.append((LONG_QUERY, {"n": len(query), "max": MAX_QUERY}))
+        found.append(say(LONG_QUERY, n=len(query), max=MAX_QUERY))
     return found
 
 
@@ -76,7 +76,7 @@ def save_search(session: Session, user: User, name: str, query: str) -> SavedSea
         count = session.exec(select(func.count()).select_from(SavedSearch)
                              .where(SavedSearch.user_id == user.id)).one()
         if count >= MAX_SAVED:
-            problems.append((TOO_MANY, {"max": MAX_SAVED}))
+            problems.append(say(TOO_MANY, max=MAX_SAVED))
     if problems:
         raise SavedSearchInvalid(problems)
     saved = mine or SavedSearch(user_id=user.id, name=name, query=query)

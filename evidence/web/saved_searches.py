@@ -11,8 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from catalog.errors import SavedSearchInvalid
 from catalog.saved_searches import delete_saved_search, save_search, saved_searches
-from evidence.web.deps import DB, SearchCaller, done, language, signed_in
-from evidence.web.i18n import gettext_for
+from evidence.web.deps import DB, SearchCaller, done, signed_in
 from evidence.web.search import search_view
 from evidence.web.search_form import SearchInvalid, parse_search, query_of, saved_query
 
@@ -28,7 +27,6 @@ def keep_search(request: Request, session: DB, csrf: Annotated[str, Form()], nam
     search again with the reason and the name as typed."""
     who = signed_in(request, session, "search", csrf)
     searched = query_of(query)
-    _ = gettext_for(language(request))
     try:
         parse_search(searched, zone=ZoneInfo(request.app.state.config.zone), scope=who.scope)
         saved = save_search(session, who.user, name, saved_query(searched))
@@ -37,7 +35,7 @@ def keep_search(request: Request, session: DB, csrf: Annotated[str, Form()], nam
     except SavedSearchInvalid as exc:
         session.rollback()
         return search_view(request, session, who, searched, status=400, saved_name=name,
-                           problems=[_(message).format(**values) for message, values in exc.problems])
+                           problems=exc.problems)  # said in the page's language (deps.render)
     return done(request, who, RedirectResponse("/?" + saved.query, status_code=303), "search_saved",
                 search=saved.name)
 

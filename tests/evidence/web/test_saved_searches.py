@@ -22,6 +22,16 @@ def _saved(engine, name: str) -> list[tuple[str, str]]:
         return [(s.name, s.query) for s in saved_searches(session, get_user(session, name))]
 
 
+def _keep(client, engine, user: str, name: str, query: str) -> int:
+    """Sign *user* in and keep *query* as their search *name* through the page's form; its id."""
+    web_login(client, user)
+    client.post("/saved-searches", data={"csrf": form_token(client.get("/").text), "name": name, "query": query})
+    with Session(engine) as session:
+        kept = [s.id for s in saved_searches(session, get_user(session, user)) if s.name == name]
+    assert len(kept) == 1 and kept[0] is not None
+    return kept[0]
+
+
 def test_a_clerk_keeps_the_search_on_screen_and_runs_it_again_with_one_click(web_site):
     client, engine = web_site
     web_login(client, "clerk")
@@ -79,11 +89,7 @@ def test_a_hostile_name_is_shown_as_text(web_site):
 
 def test_nobody_lists_runs_or_deletes_another_users_saved_search(web_site):
     client, engine = web_site
-    web_login(client, "clerk")
-    client.post("/saved-searches", data={"csrf": form_token(client.get("/").text), "name": "档案员的",
-                                         "query": "kind=video"})
-    with Session(engine) as session:
-        theirs = saved_searches(session, get_user(session, "clerk"))[0].id
+    theirs = _keep(client, engine, "clerk", "档案员的", "kind=video")
     client.cookies.clear()
     web_login(client, "supervisor")
     page = client.get("/")
@@ -114,11 +120,7 @@ def test_a_saved_search_runs_with_the_scope_its_owner_has_today(web_site):
 
 def test_deleting_ones_own_says_so_after_the_redirect(web_site):
     client, engine = web_site
-    web_login(client, "officer")
-    client.post("/saved-searches", data={"csrf": form_token(client.get("/").text), "name": "未标注",
-                                         "query": "tagged=no"})
-    with Session(engine) as session:
-        mine = saved_searches(session, get_user(session, "officer"))[0].id
+    mine = _keep(client, engine, "officer", "未标注", "tagged=no")
     gone = client.post(f"/saved-searches/{mine}/delete", data={"csrf": form_token(client.get("/").text)},
                        follow_redirects=False)
     assert gone.status_code == 303 and gone.headers["location"] == "/"

@@ -3,16 +3,17 @@ that keeps its message id and values, so the web app says it in Chinese (said_in
 
     raise CaseStateError(say("case {case} is open already", case=case.number))
 
-A value may itself be a Said (translated in turn) or a list of them (joined with "; "). An exception of the
+A value may itself be a Said (translated in turn) or a list of them (joined with "; "); listed(items) says
+items separated by ", " (roles, ids, classes). An exception of the
 catalogue whose message is a Said gives it back whole from str() (catalog.errors.CatalogError.__str__), so a
 page that shows `str(exc)` can still translate it; an f-string or a join makes plain English of it.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Said", "said_in", "say"]
+__all__ = ["Said", "listed", "said_in", "say"]
 
 
 def _english(value: Any) -> str:
@@ -44,6 +45,13 @@ def say(message: str, /, **values: Any) -> Said:
     """*message* (an English template, the message id) with *values* filled in, able to be said in another
     language."""
     return Said(message, **values)
+
+
+def listed(items: Iterable[Any], sep: str = ", ") -> Said:
+    """*items* said one after another, separated by *sep*; each item that is a Said is translated in turn (a
+    plain list as a value is separated by "; ")."""
+    values = {f"i{n}": item for n, item in enumerate(items)}
+    return Said(sep.join("{" + name + "}" for name in values), **values)
 
 
 def said_in(text: str, translate: Callable[[str], str]) -> str:

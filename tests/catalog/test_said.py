@@ -6,9 +6,10 @@ from __future__ import annotations
 import pickle
 
 from catalog.errors import CaseInvalid, CaseStateError
-from catalog.said import Said, said_in, say
+from catalog.said import Said, listed, said_in, say
 
-CHINESE = {"case {case} is open already": "案件 {case} 已处于办理中",
+CHINESE = {"clerk": "档案管理员", "officer": "执法人员", "roles: {roles}": "角色：{roles}",
+           "case {case} is open already": "案件 {case} 已处于办理中",
            "invalid case: {details}": "案件信息有误：{details}", "title is blank": "案件名称为空",
            "{what} is required": "必须填写{what}", "a reason for reopening": "重新开启的理由"}
 
@@ -42,3 +43,11 @@ def test_a_catalogue_exception_gives_its_message_back_whole_and_pickling_keeps_i
     again = pickle.loads(pickle.dumps(error))
     assert isinstance(str(again), Said) and said_in(str(again), _zh) == "案件 AB-1 已处于办理中"
     assert str(CaseStateError("plain")) == "plain" and not isinstance(str(CaseStateError("plain")), Said)
+
+
+def test_listed_says_items_with_commas_each_translated_and_survives_pickling():
+    roles = say("roles: {roles}", roles=listed([say("clerk"), say("officer"), "x{y}"]))
+    assert roles == "roles: clerk, officer, x{y}"  # a value is never read as a template
+    assert said_in(roles, _zh) == "角色：档案管理员, 执法人员, x{y}"
+    assert said_in(pickle.loads(pickle.dumps(roles)), _zh) == "角色：档案管理员, 执法人员, x{y}"
+    assert listed([]) == "" and listed(["a", "b"], sep=" / ") == "a / b"

@@ -86,3 +86,16 @@ def test_every_shown_message_is_in_both_catalogs():
     assert sorted(set(chinese) - wanted) == []  # no message left behind by a removed page
     untranslated = [m for m in wanted if not re.search(r"[\u4e00-\u9fff]", chinese[m]) and m not in ("SHA-256",)]
     assert untranslated == []
+
+
+def _fields(text: str) -> set[str]:
+    from string import Formatter
+    return {name for _literal, name, _spec, _conv in Formatter().parse(text) if name is not None}
+
+
+def test_every_translation_fills_in_exactly_the_values_its_message_names():
+    """A translation that names a value its message lacks would fail when said (KeyError); one that drops a
+    value hides it from the reader (a recording id, a date)."""
+    for language in ("zh_CN", "en"):
+        wrong = {m: t for m, t in catalog_messages(language).items() if _fields(m) != _fields(t)}
+        assert wrong == {}, language

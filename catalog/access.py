@@ -34,6 +34,8 @@ from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseStateError, PermissionDenied
 from catalog.models import Officer, Recording, RecordingState
 from catalog.retention import RetentionPolicy
+from catalog.said import Said, listed, say
+from catalog.sensitivity import step_word
 from catalog.types import utcnow
 from catalog.user_models import User, ViewingAccess
 
@@ -43,8 +45,8 @@ if TYPE_CHECKING:  # catalog.disposal imports this module (scopes)
 __all__ = ["ACCESS_STEPS", "EVERYTHING", "MAX_REASON_CHARS", "STEP_PERMISSION", "AccessRefused", "BatchInScope",
            "DisposalInScope", "ReasonRequired", "Scope", "ambiguous_unit_names", "can_see", "case_in_scope",
            "cases_clause", "check_access", "disposal_in_scope", "disposed_message", "out_of_scope", "read_evidence",
-           "reason_needed", "record_access", "record_refusal", "record_refusals", "scope_clause", "scope_for",
-           "stated_reason", "user_scope", "visible_case"]
+           "reason_needed", "record_access", "record_refusal", "record_refusals", "role_problem", "scope_clause",
+           "scope_for", "stated_reason", "user_scope", "visible_case"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
 ACCESS_STEPS = ("view", "play", "download")
@@ -58,11 +60,13 @@ class Scope:
     officers: frozenset[str] = frozenset()  # officer numbers whose recordings are in scope
     units: frozenset[str] = frozenset()  # unit numbers, or unambiguous names, whose officers' recordings are in scope
 
-    def describe(self) -> str:
+    def describe(self) -> Said:
+        """What the scope covers, said in the reader's language on a page ("officer 010203, unit U2")."""
         if self.everything:
-            return "the whole archive"
-        parts = [f"officer {n}" for n in sorted(self.officers)] + [f"unit {u}" for u in sorted(self.units)]
-        return ", ".join(parts) or "nothing (an officer account without an officer number)"
+            return say("the whole archive")
+        parts = ([say("officer {number}", number=n) for n in sorted(self.officers)]
+                 + [say("unit {unit}", unit=u) for u in sorted(self.units)])
+        return listed(parts) if parts else say("nothing (an officer account without an officer number)")
 
 
 #: The whole archive (clerks, auditors, administrators, agency-wide supervisors).
@@ -156,8 +160,8 @@ def stated_reason(reason: str | None) -> str | None:
     if reason is None:
         return None
     if len(reason) > MAX_REASON_CHARS:
-        raise ReasonRequired(f"the stated reason is {len(reason)} characters long; state it in at most "
-                             f"{MAX_REASON_CHARS}")
+        raise ReasonRequired(say("the stated reason is {n} characters long; state it in at most {max}", n=len(reason),
+                                 max=MAX_REASON_CHARS))
     if not any(unicodedata.category(c)[0] not in "CZ" for c in reason):
         return None
     return reason.strip()
@@ -188,16 +192,19 @@ def record_refusal(session: Session, actor: str, *, action: str, why: str, detai
     session.commit()
 
 
-def _role_problem(user: User, step: str) -> str | None:
+def role_problem(user: User, step: str) -> Said | None:
+    """Why *user*'s roles (or an inactive account) do not allow *step* on recordings (a STEP_PERMISSION key, or a
+    permission of its own such as `redact`), or None. Pure."""
     from catalog.users import PERMISSIONS  # users imports this module (scopes) at its top
 
-    allowed = PERMISSIONS[STEP_PERMISSION[step]]
+    allowed = PERMISSIONS[STEP_PERMISSION.get(step, step)]
     if user.active and allowed & set(user.roles):
         return None
     if not user.active:
-        return f"user {user.name!r} is not active"
-    return (f"user {user.name!r} (roles: {', '.join(user.roles)}) may not {step} recordings: that needs one of "
-            f"{', '.join(sorted(allowed))}")
+        return say("user {name!r} is not active", name=user.name)
+    return say("user {name!r} (roles: {roles}) may not {step} recordings: that needs one of {allowed}",
+               name=user.name, roles=listed([say(role) for role in user.roles]), step=step_word(step),
+               allowed=listed([say(role) for role in sorted(allowed)]))
 
 
 def check_access(session: Session, user: User, recordings: list[Recording], *, step: str, reason: str | None,
@@ -209,33 +216,40 @@ def check_access(session: Session, user: User, recordings: list[Recording], *, s
     action = action or step
     ids = [r.id for r in recordings if r.id is not None]
     scope = user_scope(user)
-    problem = _role_problem(user, step)
+    problem = role_problem(user, step)
     if problem is not None:
         record_refusals(session, user.name, ids, action=action, why="role", details={"roles": list(user.roles)})
-        raise AccessRefused(f"{problem}; refused: {_ids(ids)}", recording_ids=ids, scope=scope.describe())
+        raise AccessRefused(say("{problem}; refused: {recordings}", problem=problem, recordings=_ids(ids)),
+                            recording_ids=ids, scope=scope.describe())
     outside = out_of_scope(session, scope, ids)
     if outside:
         record_refusals(session, user.name, outside, action=action, why="scope",
-                        details={"scope": scope.describe()})
-        raise AccessRefused(f"{_ids(outside)} {'is' if len(outside) == 1 else 'are'} outside what {user.name} may "
-                            f"{action} ({scope.describe()})", recording_ids=outside, scope=scope.describe())
+                        details={"scope": str(scope.describe())})
+        said = (say("{recordings} is outside what {person} may {action} ({scope})", recordings=_ids(outside),
+                    person=user.name, action=step_word(action), scope=scope.describe()) if len(outside) == 1 else
+                say("{recordings} are outside what {person} may {action} ({scope})", recordings=_ids(outside),
+                    person=user.name, action=step_word(action), scope=scope.describe()))
+        raise AccessRefused(said, recording_ids=outside, scope=scope.describe())
     classed = class_refusals(session, user, recordings, "export" if action == "export" else step)
     if classed:
         refused = [rid for rid, _ in classed]
         record_refusals(session, user.name, refused, action=action, why="class",
                         details={"class": "; ".join(sorted({why for _, why in classed}))})
-        raise AccessRefused(f"{_ids(refused)} refused to {user.name}: "
-                            + "; ".join(f"recording {rid}: {why}" for rid, why in classed),
+        raise AccessRefused(say("{recordings} refused to {person}: {problems}", recordings=_ids(refused),
+                                person=user.name, problems=[say("recording {id}: {problem}", id=rid, problem=why)
+                                                            for rid, why in classed]),
                             recording_ids=refused, scope=scope.describe())
     if stated_reason(reason) is None and reason_needed(policy, step):
-        why = ("a download always needs one" if step == "download" else
-               f"the agency's policy EVIDENCE_ACCESS_REASON={policy} asks for one before anyone may {step} a recording")
-        raise ReasonRequired(f"state the reason for this access (调阅事由) to {_ids(ids)}: {why}", recording_ids=ids,
-                             scope=scope.describe())
+        why = (say("a download always needs one") if step == "download" else
+               say("the agency's policy EVIDENCE_ACCESS_REASON={policy} asks for one before anyone may {step} a "
+                   "recording", policy=policy, step=step_word(step)))
+        raise ReasonRequired(say("state the reason for this access (调阅事由) to {recordings}: {why}",
+                                 recordings=_ids(ids), why=why), recording_ids=ids, scope=scope.describe())
 
 
-def _ids(ids: list[int]) -> str:
-    return ("recording " if len(ids) == 1 else "recordings ") + ", ".join(str(i) for i in ids)
+def _ids(ids: list[int]) -> Said:
+    return (say("recording {recording}", recording=", ".join(str(i) for i in ids)) if len(ids) == 1 else
+            say("recordings {recordings}", recordings=", ".join(str(i) for i in ids)))
 
 
 def record_access(session: Session, *, actor: str, recording: Recording, what: str, details: dict[str, Any],
@@ -263,13 +277,13 @@ def record_access(session: Session, *, actor: str, recording: Recording, what: s
     return True
 
 
-def disposed_message(session: Session, recording: Recording) -> str:
+def disposed_message(session: Session, recording: Recording) -> Said:
     """Why a disposed recording's bytes cannot be read: when, in which batch and by which rule it went."""
     tombstone = session.exec(select(Disposal).where(Disposal.recording_id == recording.id)).first()
     when = tombstone.disposed_at.isoformat() if tombstone and tombstone.disposed_at else "?"
-    return (f"recording {recording.id} ({recording.original_name}) was disposed of on {when} (batch "
-            f"{tombstone.batch_id if tombstone else '?'}, rule: {tombstone.rule if tombstone else '?'}); only its "
-            "tombstone remains")
+    return say("recording {recording} ({name}) was disposed of on {when} (batch {batch}, rule: {rule}); only its "
+               "tombstone remains", recording=recording.id, name=recording.original_name, when=when,
+               batch=tombstone.batch_id if tombstone else "?", rule=tombstone.rule if tombstone else "?")
 
 
 def read_evidence(session: Session, *, user: User, recording: Recording, step: str, what: str, via: str,
@@ -312,9 +326,9 @@ def visible_case(session: Session, number: str, scope: Scope, *, actor: str, via
     if clause is None or session.exec(select(Case.id).where(Case.id == case.id, clause)).first() is not None:
         return case
     record_refusal(session, actor, action="open case", why="scope",
-                   details={"case": case.number, "scope": scope.describe(), "via": via})
-    raise AccessRefused(f"case {case.number} is outside what {actor} may see ({scope.describe()}): none of its "
-                        "recordings lies there", scope=scope.describe())
+                   details={"case": case.number, "scope": str(scope.describe()), "via": via})
+    raise AccessRefused(say("case {case} is outside what {person} may see ({scope}): none of its recordings lies "
+                            "there", case=case.number, person=actor, scope=scope.describe()), scope=scope.describe())
 
 
 def case_in_scope(session: Session, case: Case, scope: Scope, policy: RetentionPolicy | None = None) -> dict[str, Any]:

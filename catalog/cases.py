@@ -161,8 +161,9 @@ def link_recording(session: Session, case: Case, recording: Recording, *, purpos
     if linker is not None:
         closed = class_refusals(session, linker, [recording], "play")
         if closed:
-            raise PermissionDenied(f"user {linker.name!r} may not link recording {recording.id} to case "
-                                   f"{case.number}: {closed[0][1]}")
+            raise PermissionDenied(say("user {user} may not link recording {recording} to case {case}: {why}",
+                                       user=repr(linker.name), recording=recording.id, case=case.number,
+                                       why=closed[0][1]))
     purpose = _need(purpose, say("the purpose (what the recording proves in this case)"))
     by = _need(by, say("the name of who links the recording"))
     if len(purpose) > MAX_PURPOSE:
@@ -222,9 +223,9 @@ def close_case(session: Session, case: Case, *, by: str, closed_on: date, today:
         raise CaseInvalid(problems)
     stated = load_case_replays(session).get(case.number)
     if stated is not None and stated.case_type is not None and stated.case_type != case.case_type:
-        raise CaseStateError(f"case {case.number}: its row says type {case.case_type!r}, the custody chain "
-                             f"{stated.case_type!r} (changed behind the application's back); it is not closed "
-                             "until that is looked into")
+        raise CaseStateError(say("case {case}: its row says type {row}, the custody chain {chain} (changed behind the "
+                                 "application's back); it is not closed until that is looked into", case=case.number,
+                                 row=repr(case.case_type), chain=repr(stated.case_type)))
     case.status, case.closed_on, case.closed_by = CaseStatus.CLOSED.value, closed_on, by
     session.add(case)
     append_event(session, CustodyKind.CASE_CLOSED, actor=by, details={

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import reduce
 
 from sqlmodel import Session, col, or_, select
 
@@ -19,6 +20,7 @@ from catalog.errors import CaseStateError, PermissionDenied
 from catalog.models import CustodyEvent, Recording
 from catalog.recordings import redacted_copies
 from catalog.replay import ROW_KEY
+from catalog.said import Said, listed, say
 from catalog.sensitivity import CLASSES, DEFAULT, RANK, Holder, class_problem, higher, label
 from catalog.types import utcnow
 from catalog.user_models import User
@@ -32,29 +34,43 @@ LOWERING_ROLES = frozenset({"supervisor", "admin"})
 _MAX_REASON = 500
 
 
-def _need_reason(reason: str, what: str) -> str:
+def _need_reason(reason: str, what: Said) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise CaseStateError(f"{what} needs a reason; it is recorded with the change")
+        raise CaseStateError(say("{what} needs a reason; it is recorded with the change", what=what))
     if len(reason) > _MAX_REASON:
-        raise CaseStateError(f"the reason is {len(reason)} characters long; state it in at most {_MAX_REASON}")
+        raise CaseStateError(say("the reason is {n} characters long; state it in at most {max}", n=len(reason),
+                                 max=_MAX_REASON))
     return reason
 
 
 def _check_class(to: str) -> None:
     if to not in CLASSES:
-        raise CaseStateError(f"{to!r} is no sensitivity class; choose one of {', '.join(CLASSES)}")
+        raise CaseStateError(say("{to!r} is no sensitivity class; choose one of {classes}", to=to,
+                                 classes=", ".join(CLASSES)))
+
+
+def _roles(roles: Iterable[str]) -> Said:
+    """*roles* as a refusal lists them (each a word a page says in its reader's language)."""
+    return listed([say(role) for role in roles])
+
+
+def _either(roles: Iterable[str]) -> Said:
+    """"supervisor or admin": *roles* (at least one), each said in the reader's language."""
+    return reduce(lambda first, second: say("{first} or {second}", first=first, second=second),
+                  [say(role) for role in sorted(roles)])
 
 
 def _lowers(old: str, new: str) -> bool:
     return RANK[new] < RANK.get(old, RANK[DEFAULT])
 
 
-def _may_lower(user: User, what: str, old: str, new: str) -> None:
+def _may_lower(user: User, what: Said, old: str, new: str) -> None:
     if _lowers(old, new) and not LOWERING_ROLES & set(user.roles):
-        raise PermissionDenied(f"user {user.name!r} (roles: {', '.join(user.roles)}) may not lower {what} from "
-                               f"{label(old, 'en')} ({label(old)}) to {label(new, 'en')} ({label(new)}): that needs "
-                               f"one of {', '.join(sorted(LOWERING_ROLES))}")
+        raise PermissionDenied(say("user {name!r} (roles: {roles}) may not lower {what} from {old} ({old_zh}) to "
+                                   "{new} ({new_zh}): that needs one of {allowed}", name=user.name,
+                                   roles=_roles(user.roles), what=what, old=label(old, "en"), old_zh=label(old),
+                                   new=label(new, "en"), new_zh=label(new), allowed=_roles(sorted(LOWERING_ROLES))))
 
 
 def _set_recording_class(session: Session, recording: Recording, to: str, *, by: str, reason: str,
@@ -74,16 +90,16 @@ def classify_recordings(session: Session, user: User, recordings: Sequence[Recor
     Returns the ids changed. The caller commits. PermissionDenied when *user* may not lower one of them (nothing
     changed); CaseStateError for an unknown class or a missing reason."""
     _check_class(to)
-    reason = _need_reason(reason, "changing a sensitivity class")
+    reason = _need_reason(reason, say("changing a sensitivity class"))
     for recording in recordings:
-        _may_lower(user, f"recording {recording.id}", recording.sensitivity, to)
+        _may_lower(user, say("recording {recording}", recording=recording.id), recording.sensitivity, to)
     lowered = [r for r in recordings if _lowers(r.sensitivity, to)]
     closed = class_refusals(session, user, lowered, "play")
     if closed:
         # Lowering a class opens what it closed: only someone it opens to already may (a supervisor refused a state
         # secret lowered it to public and read it, found by a review)
-        raise PermissionDenied("; ".join(f"user {user.name!r} may not lower recording {rid}: {why}"
-                                         for rid, why in closed))
+        raise PermissionDenied(listed([say("user {name!r} may not lower recording {recording}: {why}", name=user.name,
+                                           recording=rid, why=why) for rid, why in closed], sep="; "))
     changed = []
     for recording in recordings:
         if recording.sensitivity != to:
@@ -110,7 +126,7 @@ def _linked_recordings(session: Session, case: Case) -> list[Recording]:
                              .order_by(col(Recording.id))))
 
 
-def _whole_case_in_scope(session: Session, user: User, case: Case, act: str) -> None:
+def _whole_case_in_scope(session: Session, user: User, case: Case, act: Said) -> None:
     """PermissionDenied unless every recording *case* holds now lies in *user*'s scope: a unit's supervisor
     granted an agency-wide clerk a case holding another unit's state secret (found by a review)."""
     from catalog.access import out_of_scope, user_scope  # access imports this module
@@ -118,9 +134,10 @@ def _whole_case_in_scope(session: Session, user: User, case: Case, act: str) -> 
     outside = out_of_scope(session, user_scope(user), [r.id for r in _linked_recordings(session, case)
                                                        if r.id is not None])
     if outside:
-        raise PermissionDenied(f"user {user.name!r} may not {act} case {case.number}: it holds recording(s) "
-                               f"{', '.join(map(str, outside))} outside what they may see "
-                               f"({user_scope(user).describe()}); an agency-wide supervisor or administrator does it")
+        raise PermissionDenied(say("user {name!r} may not {act} case {case}: it holds recording(s) {recordings} "
+                                   "outside what they may see ({scope}); an agency-wide supervisor or administrator "
+                                   "does it", name=user.name, act=act, case=case.number,
+                                   recordings=", ".join(map(str, outside)), scope=user_scope(user).describe()))
 
 
 def classify_case(session: Session, user: User, case: Case, *, to: str, reason: str) -> list[int]:
@@ -128,9 +145,9 @@ def classify_case(session: Session, user: User, case: Case, *, to: str, reason: 
     lower to *to*, when *to* is one that asks for more than role and scope (one event each, naming the case).
     Lowering a case lowers no recording. Returns the ids of the recordings raised. The caller commits."""
     _check_class(to)
-    reason = _need_reason(reason, "changing a sensitivity class")
-    _may_lower(user, f"case {case.number}", case.sensitivity, to)
-    _whole_case_in_scope(session, user, case, "classify")
+    reason = _need_reason(reason, say("changing a sensitivity class"))
+    _may_lower(user, say("case {case}", case=case.number), case.sensitivity, to)
+    _whole_case_in_scope(session, user, case, say("classify"))
     raised: list[int] = []
     if case.sensitivity != to:
         old = case.sensitivity
@@ -159,29 +176,31 @@ def raise_to_case_class(session: Session, case: Case, recording: Recording, *, b
     return True
 
 
-def _may_grant(user: User, case: Case, act: str) -> None:
+def _may_grant(user: User, case: Case, act: Said) -> None:
     if not LOWERING_ROLES & set(user.roles):
-        raise PermissionDenied(f"user {user.name!r} (roles: {', '.join(user.roles)}) may not {act} case "
-                               f"{case.number}: that needs one of {', '.join(sorted(LOWERING_ROLES))}")
+        raise PermissionDenied(say("user {name!r} (roles: {roles}) may not {act} case {case}: that needs one of "
+                                   "{allowed}", name=user.name, roles=_roles(user.roles), act=act, case=case.number,
+                                   allowed=_roles(sorted(LOWERING_ROLES))))
 
 
 def grant_case_access(session: Session, user: User, case: Case, *, to_user: str, reason: str,
                       expires_at: datetime | None = None) -> CaseGrant:
     """Open the classed recordings *case* holds to *to_user* (their role and scope still apply), until
     *expires_at* or until revoked; an `access_granted` event. The caller commits."""
-    _may_grant(user, case, "grant access to")
+    _may_grant(user, case, say("grant access to"))
     assert case.id is not None
-    reason = _need_reason(reason, "a grant")
+    reason = _need_reason(reason, say("a grant"))
     if to_user == user.name:
-        raise PermissionDenied(f"user {user.name!r} may not grant themselves access to case {case.number}: another "
-                               f"{' or '.join(sorted(LOWERING_ROLES))} does it")
+        raise PermissionDenied(say("user {name!r} may not grant themselves access to case {case}: another {roles} does "
+                                   "it", name=user.name, case=case.number, roles=_either(LOWERING_ROLES)))
     grantee = session.exec(select(User).where(User.name == to_user)).first()
     if grantee is None or not grantee.active:
-        raise CaseStateError(f"{to_user!r} is not an active user of this archive; a grant names one")
-    _whole_case_in_scope(session, user, case, "grant access to")
+        raise CaseStateError(say("{name!r} is not an active user of this archive; a grant names one", name=to_user))
+    _whole_case_in_scope(session, user, case, say("grant access to"))
     now = utcnow()
     if expires_at is not None and expires_at <= now:
-        raise CaseStateError(f"the grant would expire at {expires_at.isoformat()}, which is not in the future")
+        raise CaseStateError(say("the grant would expire at {when}, which is not in the future",
+                                 when=expires_at.isoformat()))
     grant = CaseGrant(case_id=case.id, user_name=to_user, granted_by=user.name, granted_at=now, reason=reason,
                       expires_at=expires_at)
     session.add(grant)
@@ -195,8 +214,8 @@ def grant_case_access(session: Session, user: User, case: Case, *, to_user: str,
 def revoke_case_access(session: Session, user: User, case: Case, *, to_user: str, reason: str) -> list[int]:
     """End every live grant of *to_user* on *case* (rows kept); an `access_revoked` event each. Returns the grant
     ids ended. The caller commits."""
-    _may_grant(user, case, "revoke access to")
-    reason = _need_reason(reason, "revoking a grant")
+    _may_grant(user, case, say("revoke access to"))
+    reason = _need_reason(reason, say("revoking a grant"))
     now = utcnow()
     ended = []
     for grant in live_grants(session, to_user, case_ids=[case.id] if case.id is not None else [], now=now):
@@ -206,7 +225,7 @@ def revoke_case_access(session: Session, user: User, case: Case, *, to_user: str
             "case": case.number, "user": to_user, "reason": reason, "grant": grant.id})
         ended.append(grant.id)
     if not ended:
-        raise CaseStateError(f"{to_user!r} holds no grant on case {case.number}")
+        raise CaseStateError(say("{name!r} holds no grant on case {case}", name=to_user, case=case.number))
     return [i for i in ended if i is not None]
 
 

@@ -40,6 +40,7 @@ from catalog.replay import ROW_KEY, CaseReplay, load_case_replays, row_values
 from catalog.replay_compare import case_findings, chain_decision
 from catalog.retention import PENDING_CASE, RetentionDecision, RetentionPolicy
 from catalog.retention_job import decide_for
+from catalog.said import say
 from catalog.signing import sign_document, signed_bytes
 from catalog.stamps import current_stamp
 from catalog.timestamping import TsaSettings, stamp_record
@@ -139,10 +140,10 @@ def start_sweep(session: Session, store: EvidenceStore, policy: RetentionPolicy,
     Returns None when nothing (new) is due.
     """
     if not by.strip():
-        raise DisposalError("a sweep needs the name of the operator who runs it")
+        raise DisposalError(say("a sweep needs the name of the operator who runs it"))
     require_policy(session, policy, approval_required=approval_required, doing="a disposal sweep")
     if (wrong := clock_problem(session, now)) is not None:
-        raise DisposalError(f"no sweep: {wrong}")
+        raise DisposalError(say("no sweep: {problem}", problem=wrong))
     pending = {i["recording_id"] for b in session.exec(select(DisposalBatch).where(
         DisposalBatch.status == DisposalStatus.AWAITING_APPROVAL.value)) for i in b.items}
     due = [item for item in plan_disposal(session, policy, as_of=now)
@@ -198,29 +199,30 @@ def approve_batch(session: Session, store: EvidenceStore, policy: RetentionPolic
     then carried out. *scope*: the approver's (default: the scope of the archive user named *by*)."""
     require_policy(session, policy, doing="approving a disposal")
     if (wrong := clock_problem(session, now)) is not None:
-        raise DisposalError(f"no disposal: {wrong}")
+        raise DisposalError(say("no disposal: {problem}", problem=wrong))
     batch = by_id(session, DisposalBatch, batch_id)
     if batch is None:
-        raise DisposalError(f"no disposal batch {batch_id}")
+        raise DisposalError(say("no disposal batch {batch}", batch=batch_id))
     if batch.status != DisposalStatus.AWAITING_APPROVAL.value:
-        raise DisposalError(f"disposal batch {batch_id} is {batch.status!r}; only a batch awaiting approval can "
-                            "be approved")
+        raise DisposalError(say("disposal batch {batch} is {status!r}; only a batch awaiting approval can be approved",
+                                batch=batch_id, status=say(batch.status)))
     if not by.strip():
-        raise DisposalError("approval needs the approver's name")
+        raise DisposalError(say("approval needs the approver's name"))
     proposer = _proposer_in_chain(session, batch_id)
     if proposer != batch.created_by:
-        raise DisposalError(f"disposal batch {batch_id}: its row names {batch.created_by!r} as who proposed it, the "
-                            f"custody chain {proposer!r} (changed behind the application's back); it cannot be "
-                            "approved")
+        raise DisposalError(say("disposal batch {batch}: its row names {row} as who proposed it, the custody chain "
+                                "{chain} (changed behind the application's back); it cannot be approved",
+                                batch=batch_id, row=repr(batch.created_by), chain=repr(proposer)))
     if by.strip() == proposer:
-        raise DisposalError(f"disposal batch {batch_id} was proposed by {proposer!r}; a different person "
-                            "must approve it")
+        raise DisposalError(say("disposal batch {batch} was proposed by {person}; a different person must approve it",
+                                batch=batch_id, person=repr(proposer)))
     scope = scope if scope is not None else approver_scope(session, by)
     outside = batch_out_of_scope(session, batch, scope)
     if outside:
-        raise DisposalError(f"disposal batch {batch_id} holds recording(s) {', '.join(map(str, outside))} outside "
-                            f"the scope of {by.strip()!r} ({scope.describe()}); an approver whose units cover every "
-                            "recording of the batch must approve it")
+        raise DisposalError(say("disposal batch {batch} holds recording(s) {ids} outside the scope of {person} "
+                                "({scope}); an approver whose units cover every recording of the batch must approve "
+                                "it", batch=batch_id, ids=", ".join(map(str, outside)), person=repr(by.strip()),
+                                scope=scope.describe()))
     batch.approved_by, batch.approved_at = by.strip(), now
     session.add(batch)
     append_event(session, CustodyKind.DISPOSAL_APPROVED, actor=batch.approved_by, details={

@@ -19,6 +19,7 @@ CatalogError
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from catalog.said import Said, say
@@ -55,27 +56,28 @@ class CatalogUnavailable(CatalogError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(f"catalog database {url} is unavailable: {reason}")
+        super().__init__(say("catalog database {url} is unavailable: {reason}", url=url, reason=reason))
 
 
 class RecordingNotFound(CatalogError):
     def __init__(self, ref: str, *, ambiguous: str | None = None) -> None:
         self.ref = ref
         self.ambiguous = ambiguous
-        super().__init__(f"recording {ref!r} is ambiguous: {ambiguous}" if ambiguous else
-                         f"no recording {ref!r} in the catalog")
+        super().__init__(say("recording {ref} is ambiguous: {ambiguous}", ref=repr(ref), ambiguous=ambiguous)
+                         if ambiguous else say("no recording {ref} in the catalog", ref=repr(ref)))
 
 
 class StampInvalid(CatalogError):
-    def __init__(self, details: list[str]) -> None:
+    def __init__(self, details: Sequence[str]) -> None:
         self.details = list(details)
-        super().__init__("invalid evidence stamp: " + "; ".join(self.details))
+        super().__init__(say("invalid evidence stamp: {details}", details=self.details))
 
 
 class CustodyBroken(CatalogError):
     def __init__(self, details: list[str]) -> None:
         self.details = list(details)
-        super().__init__(f"custody chain broken ({len(self.details)} problem(s)): " + "; ".join(self.details))
+        super().__init__(say("custody chain broken ({n} problem(s)): {details}", n=len(self.details),
+                             details=self.details))
 
 
 class PolicyInvalid(CatalogError):
@@ -91,17 +93,18 @@ class PolicyNotAdopted(CatalogError):
         self.doing, self.adopted, self.here = doing, adopted, here
         self.adopted_at, self.adopted_by, self.differences = adopted_at, adopted_by, list(differences)
         if not adopted or adopted_at is None:
-            super().__init__(
-                f"{doing} refused: the catalogue has adopted no retention policy yet, and a command's environment "
-                f"may not decide it (fingerprint here {here[:16]}): the station, worker or `evidence ingest` "
-                "adopts its terms at its first start, or an administrator runs `evidence retention adopt --reason …`")
+            super().__init__(say(
+                "{doing} refused: the catalogue has adopted no retention policy yet, and a command's environment "
+                "may not decide it (fingerprint here {here}): the station, worker or `evidence ingest` adopts its "
+                "terms at its first start, or an administrator runs `evidence retention adopt --reason …`",
+                doing=doing, here=here[:16]))
             return
-        super().__init__(
-            f"{doing} refused: the retention policy here (fingerprint {here[:16]}) is not the one the catalogue "
-            f"adopted on {adopted_at.isoformat(timespec='seconds')} by {adopted_by} (fingerprint {adopted[:16]}): "
-            + "; ".join(self.differences)
-            + ". Run with the adopted terms (`evidence retention policy`), or have an administrator adopt these "
-              "(`evidence retention adopt --reason …`)")
+        super().__init__(say(
+            "{doing} refused: the retention policy here (fingerprint {here}) is not the one the catalogue adopted on "
+            "{day} by {person} (fingerprint {adopted}): {differences}. Run with the adopted terms (`evidence "
+            "retention policy`), or have an administrator adopt these (`evidence retention adopt --reason …`)",
+            doing=doing, here=here[:16], day=adopted_at.isoformat(timespec="seconds"), person=adopted_by,
+            adopted=adopted[:16], differences=self.differences))
 
 
 class CaseInvalid(CatalogError):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from catalog.said import listed, say
+
 __all__ = ["MAX_CUSTOM_DAYS", "PERIOD_KINDS", "Period", "period_of"]
 
 PERIOD_KINDS = ("day", "week", "month", "quarter", "year", "custom")
@@ -78,11 +80,12 @@ def period_of(kind: str, on: date, *, first: date | None = None, last: date | No
         return Period(kind, date(on.year, 1, 1), date(on.year, 12, 31))
     if kind == "custom":
         if first is None or last is None:
-            raise ValueError("a period chosen by hand needs its first and its last day")
+            raise ValueError(say("a period chosen by hand needs its first and its last day"))
         if last < first:
-            raise ValueError(f"the period ends ({last.isoformat()}) before it begins ({first.isoformat()})")
+            raise ValueError(say("the period ends ({last}) before it begins ({first})", last=last.isoformat(),
+                                 first=first.isoformat()))
         if (last - first).days + 1 > MAX_CUSTOM_DAYS:
-            raise ValueError(f"a period chosen by hand spans at most {MAX_CUSTOM_DAYS} days, not "
-                             f"{(last - first).days + 1}")
+            raise ValueError(say("a period chosen by hand spans at most {max} days, not {days}", max=MAX_CUSTOM_DAYS,
+                                 days=(last - first).days + 1))
         return Period(kind, first, last)
-    raise ValueError(f"a period is one of {', '.join(PERIOD_KINDS)}, not {kind[:20]!r}")
+    raise ValueError(say("a period is one of {kinds}, not {kind}", kinds=listed(PERIOD_KINDS), kind=repr(kind[:20])))

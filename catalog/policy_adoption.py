@@ -36,6 +36,7 @@ from catalog.db import begin_write
 from catalog.errors import PolicyInvalid, PolicyNotAdopted
 from catalog.models import CustodyEvent
 from catalog.retention import CaseType, RetentionPolicy
+from catalog.said import listed, say
 from storage import RetentionRefused
 
 __all__ = ["AdoptedPolicy", "PolicyTerms", "adopt_policy", "adopted_policy", "ensure_policy", "policy_differences",
@@ -64,7 +65,8 @@ class PolicyTerms:
     @classmethod
     def of(cls, policy: RetentionPolicy, *, disposal_approval: str) -> PolicyTerms:
         if disposal_approval not in _APPROVALS:
-            raise PolicyInvalid(f"disposal approval {disposal_approval!r} is not one of {', '.join(_APPROVALS)}")
+            raise PolicyInvalid(say("disposal approval {approval} is not one of {approvals}",
+                                    approval=repr(disposal_approval), approvals=listed(_APPROVALS)))
         return cls(routine_months=policy.routine_months, zone=policy.zone,
                    case_types=tuple(policy.case_types[code] for code in sorted(policy.case_types)),
                    disposal_approval=disposal_approval)
@@ -86,14 +88,15 @@ class PolicyTerms:
             terms.policy()  # a zone or period no decision could use (ZoneInfoNotFoundError is a KeyError)
             if terms.routine_months > 12 * _MAX_YEARS or any(t.years is not None and not 0 < t.years <= _MAX_YEARS
                                                                for t in terms.case_types):
-                raise PolicyInvalid(f"a period over {_MAX_YEARS} years, which no date can hold")
+                raise PolicyInvalid(say("a period over {max} years, which no date can hold", max=_MAX_YEARS))
             if terms.disposal_approval not in _APPROVALS:
-                raise PolicyInvalid(f"disposal approval {terms.disposal_approval!r} is not one of "
-                                    f"{', '.join(_APPROVALS)}")
+                raise PolicyInvalid(say("disposal approval {approval} is not one of {approvals}",
+                                        approval=repr(terms.disposal_approval), approvals=listed(_APPROVALS)))
             return terms
         except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, PolicyInvalid,
                 RetentionRefused) as exc:  # ArithmeticError: a number like 1e999 (JSON's inf) given as months
-            raise PolicyInvalid(f"the adopted retention policy is not whole ({type(exc).__name__}: {exc})") from exc
+            raise PolicyInvalid(say("the adopted retention policy is not whole ({kind}: {problem})",
+                                    kind=type(exc).__name__, problem=str(exc))) from exc
 
     def as_json(self) -> dict[str, Any]:
         return {"routine_months": self.routine_months, "zone": self.zone,
@@ -154,11 +157,13 @@ def adopted_policy(session: Session) -> AdoptedPolicy | None:
     assert event.id is not None and event.at is not None
     details = event.details or {}
     if not isinstance(details, Mapping) or not isinstance(details.get("terms"), Mapping):
-        raise PolicyInvalid(f"custody event {event.id} adopted no readable terms: the event was edited")
+        raise PolicyInvalid(say("custody event {event} adopted no readable terms: the event was edited",
+                                event=event.id))
     terms = PolicyTerms.from_json(details["terms"])
     if details.get("fingerprint") != terms.fingerprint:
-        raise PolicyInvalid(f"custody event {event.id} adopted terms whose fingerprint is {terms.fingerprint}, "
-                            f"but it states {details.get('fingerprint')!r}: the event was edited")
+        raise PolicyInvalid(say("custody event {event} adopted terms whose fingerprint is {fingerprint}, but it "
+                                "states {stated}: the event was edited", event=event.id,
+                                fingerprint=terms.fingerprint, stated=repr(details.get("fingerprint"))))
     return AdoptedPolicy(terms=terms, event_id=event.id, at=event.at, by=event.actor,
                          reason=str(details.get("reason") or ""))
 
@@ -194,11 +199,12 @@ def adopt_policy(session: Session, terms: PolicyTerms, *, by: str, reason: str) 
     """Adopt *terms* (a custody event stating them whole, and what they replace); committed by the caller.
     Adopting the terms already in force adds nothing."""
     if not reason.strip():
-        raise PolicyInvalid("adopting a retention policy needs a reason")
+        raise PolicyInvalid(say("adopting a retention policy needs a reason"))
     used = set(session.exec(select(Case.case_type).distinct()))
     if missing := sorted(used - {t.code for t in terms.case_types}):
-        raise PolicyInvalid(f"these terms have no case type {', '.join(missing)}, which cases here have: every "
-                            "retention decision on them would fail; keep the type (its period may change)")
+        raise PolicyInvalid(say("these terms have no case type {missing}, which cases here have: every retention "
+                                "decision on them would fail; keep the type (its period may change)",
+                                missing=", ".join(missing)))
     begin_write(session)  # two first uses at once: the second sees the first's event
     current = adopted_policy(session)
     if current is not None and current.terms == terms:

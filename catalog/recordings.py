@@ -17,6 +17,7 @@ from catalog.db import begin_write, by_id
 from catalog.errors import RecordingNotFound
 from catalog.models import CustodyEvent, Device, Officer, Recording, RecordingState, Sighting, Station
 from catalog.registry import officer_json
+from catalog.said import say
 from catalog.types import utcnow
 
 __all__ = [
@@ -207,8 +208,9 @@ def get_recording(session: Session, ref: str | int) -> Recording:
         if len(matches) == 1:
             by_hash = matches[0]
     if by_number is not None and by_hash is not None and by_number.id != by_hash.id:
-        raise RecordingNotFound(str(ref), ambiguous=f"recording {by_number.id} has that id and recording "
-                                                    f"{by_hash.id}'s hash begins with it; give more of the hash")
+        raise RecordingNotFound(str(ref), ambiguous=say("recording {by_id} has that id and recording {by_hash}'s hash "
+                                                        "begins with it; give more of the hash", by_id=by_number.id,
+                                                        by_hash=by_hash.id))
     found = by_number or by_hash
     if found is None:
         raise RecordingNotFound(str(ref))

@@ -32,6 +32,7 @@ from catalog.disposal import RECORD_RETENTION, Signer
 from catalog.errors import CatalogError, PermissionDenied
 from catalog.manifests import ensure_station_key, software_version
 from catalog.models import IN_ARCHIVE, Recording, Release, ReleaseItem
+from catalog.said import Said, listed, say
 from catalog.sensitivity import CLASSES
 from catalog.signing import sign_document, signed_bytes
 from catalog.timestamping import stamp_record
@@ -66,11 +67,12 @@ _MAX_TEXT = 500
 
 
 class ReleaseRefused(CatalogError):
-    """A release act that cannot be done as asked: every problem named."""
+    """A release act that cannot be done as asked: every problem named (each made with catalog.said.say, so a page
+    says them in its language; str() is the English, separated by "; ")."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("; ".join(problems))
+        super().__init__(listed(problems, sep="; "))
 
 
 @dataclass(frozen=True)
@@ -92,28 +94,33 @@ class ItemFacts:
 
 def item_problems(kind: str, item: ItemFacts) -> list[str]:
     """Why *item* may not go out in a release of *kind* (empty: it may). Pure."""
-    what = f"recording {item.recording_id} ({item.name})"
-    problems = []
+    what = {"recording": item.recording_id, "name": item.name}
+    problems: list[str] = []
     if item.state not in IN_ARCHIVE:
-        problems.append(f"{what} is {item.state}: only what is in the WORM store is released")
+        problems.append(say("recording {recording} ({name}) is {state}: only what is in the WORM store is released",
+                            state=say(item.state), **what))
     if item.sensitivity == "state_secret":
-        problems.append(f"{what} is a state secret (国家秘密): it is never released")
+        problems.append(say("recording {recording} ({name}) is a state secret (国家秘密): it is never released",
+                            **what))
     elif kind == "publication" and item.sensitivity != "public":
-        copy = ("a redacted copy" if item.redacted_from_id is not None else
-                "an original (publish a redacted copy instead: `evidence redact`)")
-        problems.append(f"{what} is {item.sensitivity}, {copy}: a publication (公示) carries only what is classed "
-                        "public (公开); lower its class once it is judged fit to publish")
+        problems.append(say("recording {recording} ({name}) is {sensitivity}, a redacted copy: a publication (公示) "
+                            "carries only what is classed public (公开); lower its class once it is judged fit to "
+                            "publish", sensitivity=item.sensitivity, **what) if item.redacted_from_id is not None else
+                        say("recording {recording} ({name}) is {sensitivity}, an original (publish a redacted copy "
+                            "instead: `evidence redact`): a publication (公示) carries only what is classed public "
+                            "(公开); lower its class once it is judged fit to publish", sensitivity=item.sensitivity,
+                            **what))
     return problems
 
 
 def drifted(item: ReleaseItem, recording: Recording) -> list[str]:
     """Why an item may no longer go out as it was proposed: other bytes, or a class above the one it had. Pure."""
-    problems = []
+    problems: list[str] = []
     if recording.sha256 != item.sha256:
-        problems.append(f"recording {recording.id}'s SHA-256 is not the one proposed")
+        problems.append(say("recording {recording}'s SHA-256 is not the one proposed", recording=recording.id))
     if CLASSES.index(recording.sensitivity) > CLASSES.index(item.sensitivity):
-        problems.append(f"recording {recording.id} is {recording.sensitivity} now, above the {item.sensitivity} it "
-                        "was proposed as")
+        problems.append(say("recording {recording} is {now} now, above the {was} it was proposed as",
+                            recording=recording.id, now=recording.sensitivity, was=item.sensitivity))
     return problems
 
 
@@ -127,16 +134,20 @@ def _allowed(user: User, action: str) -> None:
     allowed = PERMISSIONS[action] if action != "withdraw_release" else \
         PERMISSIONS["propose_release"] | PERMISSIONS["approve_release"]
     if not user.active or not allowed & set(user.roles):
-        why = "is not active" if not user.active else f"(roles: {', '.join(user.roles)}) may not {action}"
-        raise PermissionDenied(f"user {user.name!r} {why}: that needs one of {', '.join(sorted(allowed))}")
+        needs = listed(say(role) for role in sorted(allowed))
+        raise PermissionDenied(say("user {name} is not active: that needs one of {needs}", name=repr(user.name),
+                                   needs=needs) if not user.active else
+                               say("user {name} (roles: {roles}) may not {action}: that needs one of {needs}",
+                                   name=repr(user.name), roles=listed(say(role) for role in user.roles),
+                                   action=action, needs=needs))
 
 
-def _text(value: str, what: str, problems: list[str]) -> str:
+def _text(value: str, what: Said, problems: list[str]) -> str:
     text = " ".join((value or "").split())
     if not text:
-        problems.append(f"{what} is required")
+        problems.append(say("{what} is required", what=what))
     elif len(text) > _MAX_TEXT:
-        problems.append(f"{what} is longer than {_MAX_TEXT} characters")
+        problems.append(say("{what} is longer than {max} characters", what=what, max=_MAX_TEXT))
     return text
 
 
@@ -152,14 +163,15 @@ def propose_release(session: Session, user: User, *, kind: str, title: str, reci
     _allowed(user, "propose_release")
     problems: list[str] = []
     if kind not in RELEASE_KINDS:
-        problems.append(f"kind {kind!r}: one of {', '.join(RELEASE_KINDS)} (公示, 移送)")
-    fields = {name: _text(value, name, problems) for name, value in
-              (("title", title), ("recipient", recipient), ("legal basis", legal_basis), ("reason", reason))}
+        problems.append(say("kind {kind}: one of {kinds} (公示, 移送)", kind=repr(kind), kinds=listed(RELEASE_KINDS)))
+    fields = {name: _text(value, label, problems) for name, label, value in
+              (("title", say("title"), title), ("recipient", say("recipient"), recipient),
+               ("legal basis", say("legal basis"), legal_basis), ("reason", say("reason"), reason))}
     if not recordings:
-        problems.append("a release needs at least one recording")
+        problems.append(say("a release needs at least one recording"))
     ids = [r.id for r in recordings]
     if len(set(ids)) != len(ids):
-        problems.append("a recording is named twice")
+        problems.append(say("a recording is named twice"))
     if problems:
         raise ReleaseRefused(problems)
     check_access(session, user, recordings, step="download", reason=fields["reason"], policy="download",
@@ -186,7 +198,7 @@ def propose_release(session: Session, user: User, *, kind: str, title: str, reci
 def get_release(session: Session, release_id: int) -> Release:
     release = by_id(session, Release, release_id)
     if release is None:
-        raise ReleaseRefused([f"no release {release_id}"])
+        raise ReleaseRefused([say("no release {release}", release=release_id)])
     return release
 
 
@@ -212,11 +224,13 @@ def decide_release(session: Session, store: EvidenceStore, user: User, release_i
     _allowed(user, "approve_release")
     release = get_release(session, release_id)
     problems: list[str] = []
-    why = _text(note, "a note on the decision", problems)
+    why = _text(note, say("a note on the decision"), problems)
     if release.state != "proposed":
-        problems.append(f"release {release_id} is {release.state}: only a proposed release is decided")
+        problems.append(say("release {release} is {state}: only a proposed release is decided", release=release_id,
+                            state=say(release.state)))
     if release.proposed_by == user.name:
-        problems.append(f"{user.name} proposed release {release_id}: a second person decides it (no self-approval)")
+        problems.append(say("{person} proposed release {release}: a second person decides it (no self-approval)",
+                            person=user.name, release=release_id))
     items = release_items(session, release)
     if approve:
         problems += current_problems(release, items)
@@ -246,9 +260,10 @@ def withdraw_release(session: Session, store: EvidenceStore, user: User, release
     _allowed(user, "withdraw_release")
     release = get_release(session, release_id)
     problems: list[str] = []
-    why = _text(reason, "reason", problems)
+    why = _text(reason, say("reason"), problems)
     if release.state not in ("proposed", "approved"):
-        problems.append(f"release {release_id} is {release.state}: only a proposed or approved one is withdrawn")
+        problems.append(say("release {release} is {state}: only a proposed or approved one is withdrawn",
+                            release=release_id, state=say(release.state)))
     if problems:
         raise ReleaseRefused(problems)
     items = release_items(session, release)
@@ -281,7 +296,8 @@ def _move(session: Session, release: Release, were: tuple[str, ...], to: str) ->
     if not getattr(moved, "rowcount", 0):
         session.rollback()
         session.refresh(release)
-        raise ReleaseRefused([f"release {release.id} is {release.state} now: someone acted on it meanwhile"])
+        raise ReleaseRefused([say("release {release} is {state} now: someone acted on it meanwhile",
+                                  release=release.id, state=say(release.state))])
     release.state = to
 
 

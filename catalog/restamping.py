@@ -27,6 +27,7 @@ from catalog.models import Recording, RecordingState, StampRevision
 from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
 from catalog.retention_job import RetentionChange, apply_retention
+from catalog.said import listed, say
 from catalog.stamps import restamp
 from storage import EvidenceStore
 
@@ -47,11 +48,11 @@ HOLD_LIFTERS = "manage_cases"
 def lifts_a_hold(recording: Recording, changes: dict[str, Any]) -> list[str]:
     """The changes that take away what holds a recording pending its case (a case number or the important flag):
     a clerk's decision, with a reason, never an officer's at the dock. Pure; empty when none does."""
-    lifted = []
+    lifted: list[str] = []
     if "case_number" in changes and recording.case_number and not changes["case_number"]:
-        lifted.append(f"removes case number {recording.case_number}")
+        lifted.append(say("removes case number {case}", case=recording.case_number))
     if "important" in changes and recording.important and not changes["important"]:
-        lifted.append("removes the important flag")
+        lifted.append(say("removes the important flag"))
     return lifted
 
 
@@ -77,9 +78,12 @@ def check_hold_lift(recording: Recording, changes: dict[str, Any], *, by: str, r
     if not lifted or allowed & set(held):
         return
     raise HoldLiftRefused(
-        f"recording {recording.id} ({where or recording.original_name}): this change {' and '.join(lifted)}, which "
-        f"lifts its hold: a clerk decides that, with a reason (a user with a role of {', '.join(sorted(allowed))}: "
-        f"`evidence tag ID --reason …` or the web app), not {by} (roles: {', '.join(held) or 'none'})",
+        say("recording {recording} ({name}): this change {changes}, which lifts its hold: a clerk decides that, with a "
+            "reason (a user with a role of {allowed}: `evidence tag ID --reason …` or the web app), not {by} (roles: "
+            "{roles})", recording=recording.id, name=where or recording.original_name, by=by,
+            changes=lifted[0] if len(lifted) == 1 else say("{first} and {second}", first=lifted[0], second=lifted[1]),
+            allowed=listed(say(role) for role in sorted(allowed)),
+            roles=listed(say(role) for role in held) if held else say("none")),
         recording_id=recording.id, lifted=lifted)
 
 

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from dateutil.relativedelta import relativedelta
 
 from catalog.errors import PolicyInvalid
+from catalog.said import say
 from storage import compute_retain_until, validate_routine_months
 
 __all__ = [
@@ -89,7 +90,8 @@ class RetentionPolicy:
         try:
             return self.case_types[code]
         except KeyError:
-            raise PolicyInvalid(f"unknown case type {code!r}; known: {', '.join(sorted(self.case_types))}") from None
+            raise PolicyInvalid(say("unknown case type {case_type}; known: {known}", case_type=repr(code),
+                                    known=", ".join(sorted(self.case_types)))) from None
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ def decide_retention(*, base_time: datetime, current: datetime | None, cases: It
             holds.append(f"case {case.number} is open")
             continue
         if case.closed_on is None:
-            raise PolicyInvalid(f"case {case.number} is {case.status!r} without a closed date")
+            raise PolicyInvalid(say("case {case} is {status!r} without a closed date", case=case.number,
+                                    status=say(case.status)))
         until = case_retain_until(case.closed_on, kind, policy.zone)
         if until is None:
             holds.append(f"case {case.number} ({kind.code}) is kept permanently")

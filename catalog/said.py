@@ -27,6 +27,7 @@ class Said(str):
 
     message: str
     values: dict[str, Any]
+    translated = True  # False: the message is no message id, only where the values go (listed)
 
     def __new__(cls, message: str, /, **values: Any) -> Said:
         made = super().__new__(cls, message.format(**{k: _english(v) for k, v in values.items()}))
@@ -41,6 +42,19 @@ def _remade(message: str, values: dict[str, Any]) -> Said:
     return Said(message, **values)
 
 
+class _Listed(Said):
+    """Values in a row (listed): only its values are translated, the separators never looked up."""
+
+    translated = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_relisted, (self.message, self.values))
+
+
+def _relisted(message: str, values: dict[str, Any]) -> Said:
+    return _Listed(message, **values)
+
+
 def say(message: str, /, **values: Any) -> Said:
     """*message* (an English template, the message id) with *values* filled in, able to be said in another
     language."""
@@ -51,7 +65,7 @@ def listed(items: Iterable[Any], sep: str = ", ") -> Said:
     """*items* said one after another, separated by *sep*; each item that is a Said is translated in turn (a
     plain list as a value is separated by "; ")."""
     values = {f"i{n}": item for n, item in enumerate(items)}
-    return Said(sep.join("{" + name + "}" for name in values), **values)
+    return _Listed(sep.join("{" + name + "}" for name in values), **values)
 
 
 def said_in(text: str, translate: Callable[[str], str]) -> str:
@@ -65,4 +79,5 @@ def said_in(text: str, translate: Callable[[str], str]) -> str:
             return "; ".join(value(x) for x in v)
         return said_in(v, translate) if isinstance(v, Said) else str(v)
 
-    return translate(text.message).format(**{k: value(v) for k, v in text.values.items()})
+    template = translate(text.message) if text.translated else text.message
+    return template.format(**{k: value(v) for k, v in text.values.items()})

@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from catalog.said import Said, listed, say
+
 __all__ = ["CLASSES", "CONTENT_STEPS", "DEFAULT", "LABELS", "MAX_NAME", "NEEDS_GRANT_FOR", "RANK", "Holder",
-           "class_problem", "higher", "label", "parse_class", "parse_names"]
+           "class_problem", "higher", "label", "parse_class", "parse_names", "step_word"]
 
 CLASSES = ("public", "internal", "commercial", "personal", "state_secret")
 DEFAULT = "internal"
@@ -47,6 +49,18 @@ NEEDS_GRANT_FOR: dict[str, frozenset[str]] = {
 }
 #: Never, whoever asks (a grant does not open them).
 NEVER: dict[str, frozenset[str]] = {"state_secret": frozenset({"export", "release"})}
+#: The steps (CONTENT_STEPS) and the other acts on a recording (catalog.access.check_access's action, a web route's),
+#: as a refusal says them: in the reader's language on a page.
+_STEP_WORDS = {"view": say("view"), "play": say("play"), "download": say("download"), "export": say("export"),
+               "release": say("release"), "redact": say("redact"), "share": say("share"),
+               "snapshot": say("snapshot"), "classify": say("classify"), "link": say("link"), "stamp": say("stamp"),
+               "manage_cases": say("manage_cases")}
+
+
+def step_word(step: str) -> str:
+    """*step* (view, play, …; an act that reads a recording) as a refusal says it: a message a page says in its
+    reader's language; an act without one as it is. Pure."""
+    return _STEP_WORDS.get(step, step)
 
 
 #: The most characters a configured name may have (it is shown in badges and table cells).
@@ -71,28 +85,29 @@ def parse_class(text: str, names: Mapping[str, tuple[str, str]] | None = None) -
         for name, (zh, en) in table.items():
             if wanted in (name, _folded(zh), _folded(en)):
                 return name
-    raise ValueError(f"{text!r} is no sensitivity class; choose one of "
-                     + ", ".join(f"{n} ({label(n, 'zh', names)})" for n in CLASSES))
+    raise ValueError(say("{text!r} is no sensitivity class; choose one of {classes}", text=text,
+                         classes=", ".join(f"{n} ({label(n, 'zh', names)})" for n in CLASSES)))
 
 
 def parse_names(table: Mapping[str, object]) -> dict[str, tuple[str, str]]:
     """The agency's names from a TOML table `{class: {zh = "…", en = "…"}}` (classes left out keep the built-in
     names); ValueError naming every problem: an unknown class, a missing or blank or too long name, one name for
     two classes. Pure."""
-    problems: list[str] = []
+    problems: list[Said] = []
     names = dict(LABELS)
     for key, entry in table.items():
         if key not in CLASSES:
-            problems.append(f"[{key}] is no class; the classes are {', '.join(CLASSES)}")
+            problems.append(say("[{key}] is no class; the classes are {classes}", key=key, classes=", ".join(CLASSES)))
             continue
         if not isinstance(entry, Mapping):
-            problems.append(f"[{key}] must be a table with zh and en")
+            problems.append(say("[{key}] must be a table with zh and en", key=key))
             continue
         pair = []
         for lang in ("zh", "en"):
             value = entry.get(lang)
             if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_NAME:
-                problems.append(f"[{key}] {lang} must be a name of 1-{MAX_NAME} characters")
+                problems.append(say("[{key}] {lang} must be a name of 1-{max} characters", key=key, lang=lang,
+                                    max=MAX_NAME))
             pair.append(value.strip() if isinstance(value, str) else "")
         names[key] = (pair[0], pair[1])
     for lang, index in (("zh", 0), ("en", 1)):
@@ -100,10 +115,11 @@ def parse_names(table: Mapping[str, object]) -> dict[str, tuple[str, str]]:
         for key, given in names.items():
             folded = _folded(given[index])
             if folded and folded in seen:
-                problems.append(f"the {lang} name {given[index]!r} is given to both {seen[folded]} and {key}")
+                problems.append(say("the {lang} name {name!r} is given to both {first} and {second}", lang=lang,
+                                    name=given[index], first=seen[folded], second=key))
             seen[folded] = key
     if problems:
-        raise ValueError("; ".join(problems))
+        raise ValueError(listed(problems, sep="; "))
     return names
 
 
@@ -125,13 +141,15 @@ def class_problem(sensitivity: str, step: str, holder: Holder) -> str | None:
     """Why *step* on a recording of class *sensitivity* is refused to *holder* (None when allowed). Role and scope
     are checked before this (catalog.access). Pure."""
     if step in NEVER.get(sensitivity, frozenset()):
-        return f"a {label(sensitivity, 'en')} ({label(sensitivity)}) recording never leaves the archive ({step})"
+        return say("a {name} ({zh}) recording never leaves the archive ({step})", name=label(sensitivity, "en"),
+                   zh=label(sensitivity), step=step_word(step))
     if step not in NEEDS_GRANT_FOR.get(sensitivity, frozenset()):
         return None
     if holder.granted:
         return None
     if sensitivity != "state_secret" and (holder.collected_it or holder.custodian):
         return None
-    who = ("a grant on a case it serves" if sensitivity == "state_secret" else
-           "a grant on a case it serves, or being its collecting officer or a records clerk")
-    return f"it is {label(sensitivity, 'en')} ({label(sensitivity)}): to {step} it needs {who}"
+    who = (say("a grant on a case it serves") if sensitivity == "state_secret" else
+           say("a grant on a case it serves, or being its collecting officer or a records clerk"))
+    return say("it is {name} ({zh}): to {step} it needs {who}", name=label(sensitivity, "en"), zh=label(sensitivity),
+               step=step_word(step), who=who)

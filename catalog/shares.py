@@ -27,10 +27,11 @@ from catalog.db import by_id
 from catalog.errors import CatalogError, PermissionDenied
 from catalog.models import CustodyEvent, Recording, Release, ShareLink
 from catalog.releases import current_problems, get_release, may_act_on, release_items
+from catalog.said import Said, listed, say
 from catalog.user_models import User
 from catalog.users import PERMISSIONS
 
-__all__ = ["CODE_DIGITS", "DOWNLOAD_WINDOW", "MAX_DAYS", "MAX_FAILURES", "NEED_CODE", "PUBLIC_REFUSALS", "NewShare",
+__all__ = ["CODE_DIGITS", "DOWNLOAD_WINDOW", "MAX_DAYS", "MAX_FAILURES", "NEED_CODE", "NewShare",
            "ShareRefused", "counts_as_download", "create_share", "open_share", "record_download", "revoke_share",
            "share_as_json", "shared_item", "shares_of"]
 
@@ -43,24 +44,16 @@ MAX_DAYS = 90
 #: same link was recorded this recently (catalog.shares.counts_as_download).
 DOWNLOAD_WINDOW = timedelta(hours=1)
 #: What a browser that has not used the link's code is told (the web app shows the code form instead).
-NEED_CODE = "enter the code you were given to open this link"
-#: Every refusal a recipient may be shown (message ids of the web app's catalogues).
-PUBLIC_REFUSALS = ("this link is not valid", "this link was revoked", "this link expired on {date}",
-                   "this release is no longer available",
-                   "this link's code was used already; ask the sender for a new link",
-                   "wrong code; the link is now revoked",
-                   "wrong code; {left} attempt(s) left before the link is revoked", NEED_CODE,
-                   "this item is not part of the release", "this item is no longer available")
+NEED_CODE = say("enter the code you were given to open this link")
 
 
 class ShareRefused(CatalogError):
-    """A share link that cannot be made, opened or used: why, in words the recipient may read (*key*, a message id
-    the web app translates, with its *values*) and in full for the log (*detail*)."""
+    """A share link that cannot be made, opened or used: why, in words the recipient may read (*public*, said in
+    the reader's language) and in full for the log (*detail*)."""
 
-    def __init__(self, key: str, detail: str = "", **values: object) -> None:
-        self.key, self.values = key, values
-        self.public = key.format(**values)
-        super().__init__(detail or self.public)
+    def __init__(self, public: Said, detail: str = "") -> None:
+        self.public = public
+        super().__init__(detail or public)
 
 
 @dataclass(frozen=True)
@@ -101,8 +94,8 @@ def create_share(session: Session, user: User, release_id: int, *, recipient: st
     """
     allowed = PERMISSIONS["propose_release"]
     if not user.active or not allowed & set(user.roles):
-        raise PermissionDenied(f"user {user.name!r} may not share releases: that needs one of "
-                               f"{', '.join(sorted(allowed))}")
+        raise PermissionDenied(say("user {user} may not share releases: that needs one of {needed}",
+                                   user=repr(user.name), needed=listed([say(role) for role in sorted(allowed)])))
     release = get_release(session, release_id)
     who = " ".join((recipient or "").split())
     # who hands evidence over must be able to download it (role, scope, class; a refusal recorded), as its proposer
@@ -111,13 +104,14 @@ def create_share(session: Session, user: User, release_id: int, *, recipient: st
                  action="share")
     problems = []
     if release.state != "approved":
-        problems.append(f"release {release_id} is {release.state}: only an approved release is shared")
+        problems.append(say("release {release} is {state}: only an approved release is shared", release=release_id,
+                            state=say(release.state)))
     if not who or len(who) > 200:
-        problems.append("name the one recipient (at most 200 characters)")
+        problems.append(say("name the one recipient (at most 200 characters)"))
     if not 1 <= days <= MAX_DAYS:
-        problems.append(f"a link lasts 1 to {MAX_DAYS} days, not {days}")
+        problems.append(say("a link lasts 1 to {max} days, not {days}", max=MAX_DAYS, days=days))
     if problems:
-        raise ShareRefused("{problems}", problems="; ".join(problems))
+        raise ShareRefused(listed(problems, sep="; "))
     token = secrets.token_urlsafe(32)
     code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
     link = ShareLink(release_id=release_id, recipient=who, token_sha256=_sha(token),
@@ -136,15 +130,15 @@ def _live(session: Session, token: str, now: datetime) -> tuple[ShareLink, Relea
     link)."""
     link = session.exec(select(ShareLink).where(ShareLink.token_sha256 == _sha(token))).first()
     if link is None:
-        raise ShareRefused("this link is not valid")
+        raise ShareRefused(say("this link is not valid"))
     release = get_release(session, link.release_id)
     if link.revoked_at is not None:
-        raise ShareRefused("this link was revoked", f"share link {link.id} was revoked: {link.revoke_reason}")
+        raise ShareRefused(say("this link was revoked"), f"share link {link.id} was revoked: {link.revoke_reason}")
     assert link.expires_at is not None
     if now >= link.expires_at:
-        raise ShareRefused("this link expired on {date}", date=link.expires_at.date().isoformat())
+        raise ShareRefused(say("this link expired on {date}", date=link.expires_at.date().isoformat()))
     if release.state != "approved":
-        raise ShareRefused("this release is no longer available",
+        raise ShareRefused(say("this release is no longer available"),
                            f"share link {link.id}: release {release.id} is {release.state}")
     return link, release
 
@@ -161,7 +155,7 @@ def open_share(session: Session, token: str, code: str, *, now: datetime, client
     code is counted and recorded; the MAX_FAILURES-th revokes the link. ShareRefused otherwise, saying why."""
     link, _release = _live(session, token, now)
     if link.opened_at is not None:
-        raise ShareRefused("this link's code was used already; ask the sender for a new link",
+        raise ShareRefused(say("this link's code was used already; ask the sender for a new link"),
                            f"share link {link.id}: its code was used at {link.opened_at.isoformat()}")
     if not secrets.compare_digest(_code_hash(token, code), link.code_sha256):
         # counted in the database (guesses at once each count), the revocation decided on the count it returns
@@ -179,8 +173,8 @@ def open_share(session: Session, token: str, code: str, *, now: datetime, client
                 _events(session, link, CustodyKind.SHARE_REVOKED, "system", {"reason": f"{MAX_FAILURES} wrong codes"})
         session.commit()
         if left <= 0:
-            raise ShareRefused("wrong code; the link is now revoked")
-        raise ShareRefused("wrong code; {left} attempt(s) left before the link is revoked", left=left)
+            raise ShareRefused(say("wrong code; the link is now revoked"))
+        raise ShareRefused(say("wrong code; {left} attempt(s) left before the link is revoked", left=left))
     secret = secrets.token_urlsafe(32)
     # one statement: of two browsers with the right code at once, one opens the link
     taken = session.execute(update(ShareLink).where(
@@ -189,7 +183,7 @@ def open_share(session: Session, token: str, code: str, *, now: datetime, client
         .values(opened_at=now, session_sha256=_sha(secret)))
     if not getattr(taken, "rowcount", 0):
         session.rollback()
-        raise ShareRefused("this link's code was used already; ask the sender for a new link")
+        raise ShareRefused(say("this link's code was used already; ask the sender for a new link"))
     session.refresh(link)
     _events(session, link, CustodyKind.SHARE_OPENED, f"share:{link.id}:{link.recipient}", {"client": client})
     session.commit()
@@ -208,13 +202,13 @@ def shared_item(session: Session, token: str, browser: str | None, recording_id:
     pairs = [(item, recording) for item, recording in release_items(session, release)
              if recording_id is None or recording.id == recording_id]
     if recording_id is not None and not pairs:
-        raise ShareRefused("this item is not part of the release")
+        raise ShareRefused(say("this item is not part of the release"))
     if recording_id is not None:
         problems = current_problems(release, pairs)
         if problems:
             _refused(session, link, "class", {"problems": problems})
             session.commit()
-            raise ShareRefused("this item is no longer available", "; ".join(problems))
+            raise ShareRefused(say("this item is no longer available"), "; ".join(problems))
     # the list shows only what may still go out (an item raised to a state secret is not even named)
     return link, release, [recording for item, recording in pairs if not current_problems(release, [(item, recording)])]
 
@@ -246,17 +240,17 @@ def revoke_share(session: Session, user: User, link_id: int, *, reason: str, now
     """End a link before its time (the proposer's roles or legal review); committed."""
     allowed = PERMISSIONS["propose_release"] | PERMISSIONS["approve_release"]
     if not user.active or not allowed & set(user.roles):
-        raise PermissionDenied(f"user {user.name!r} may not revoke share links")
+        raise PermissionDenied(say("user {user} may not revoke share links", user=repr(user.name)))
     link = by_id(session, ShareLink, link_id)
     why = " ".join((reason or "").split())
     if link is None:
-        raise ShareRefused("no share link {link}", link=link_id)
+        raise ShareRefused(say("no share link {link}", link=link_id))
     release = get_release(session, link.release_id)
     may_act_on(session, user, release, release_items(session, release))
     if link.revoked_at is not None:
-        raise ShareRefused("share link {link} was revoked already", link=link_id)
+        raise ShareRefused(say("share link {link} was revoked already", link=link_id))
     if not why:
-        raise ShareRefused("state why the link is revoked")
+        raise ShareRefused(say("state why the link is revoked"))
     link.revoked_at, link.revoked_by, link.revoke_reason = now, user.name, why[:500]
     session.add(link)
     _events(session, link, CustodyKind.SHARE_REVOKED, user.name, {"reason": link.revoke_reason})

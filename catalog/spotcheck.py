@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, select
@@ -23,6 +23,7 @@ from catalog.custody import CustodyKind, append_event
 from catalog.db import begin_write, by_id
 from catalog.errors import CatalogError
 from catalog.models import DerivedMedia, Officer, Recording, RecordingState, SpotCheck, SpotCheckItem
+from catalog.said import listed, say
 from catalog.spotcheck_team import draw_names, eligible_pool, reviewer_seed
 
 __all__ = [
@@ -157,28 +158,30 @@ def new_spot_check(session: Session, criteria: SpotCheckCriteria, size: int, *, 
     caller redraws a recorded check (the web never takes one typed: a chosen seed chooses the sample, found by a
     review). Committed."""
     if not 1 <= size <= MAX_SAMPLE:
-        raise SpotCheckError(f"a spot check draws 1 to {MAX_SAMPLE} recordings, not {size}")
+        raise SpotCheckError(say("a spot check draws 1 to {max} recordings, not {size}", max=MAX_SAMPLE, size=size))
     if not 1 <= reviewers <= MAX_REVIEWERS:
-        raise SpotCheckError(f"a spot check draws 1 to {MAX_REVIEWERS} reviewers (双随机: never the one who draws), "
-                             f"not {reviewers}")
+        raise SpotCheckError(say("a spot check draws 1 to {max} reviewers (双随机: never the one who draws), not "
+                                 "{reviewers}", max=MAX_REVIEWERS, reviewers=reviewers))
     if seed is not None and not 0 < len(seed) <= MAX_SEED:
-        raise SpotCheckError(f"a seed is 1 to {MAX_SEED} characters, not {len(seed)}")
+        raise SpotCheckError(say("a seed is 1 to {max} characters, not {n}", max=MAX_SEED, n=len(seed)))
     if criteria.kind is not None and criteria.kind not in ENFORCEMENT_KINDS:
-        raise SpotCheckError(f"a spot check draws enforcement recordings ({', '.join(ENFORCEMENT_KINDS)}), "
-                             f"not {criteria.kind!r}")
+        raise SpotCheckError(say("a spot check draws enforcement recordings ({kinds}), not {kind}",
+                                 kinds=listed(say(k) for k in ENFORCEMENT_KINDS), kind=repr(criteria.kind)))
     seed = seed or secrets.token_hex(16)
     total, chosen = draw_from_catalogue(session, criteria, size, seed)
     if not chosen:
-        raise SpotCheckError(f"no archived enforcement recording matches {criteria.as_json()}")
+        raise SpotCheckError(say("no archived enforcement recording matches {criteria}", criteria=criteria.as_json()))
     eligible = eligible_pool(session, pool, drawer=by, recording_ids=chosen, error=SpotCheckError)
     if len(eligible) < reviewers:
-        raise SpotCheckError(f"{reviewers} reviewer(s) asked for, but the pool holds {len(eligible)} who may review "
-                             f"this sample ({', '.join(eligible) or 'nobody'}; never the one who draws, nor who "
-                             "recorded any of it or may not play all of it)")
+        raise SpotCheckError(say("{reviewers} reviewer(s) asked for, but the pool holds {n} who may review this "
+                                 "sample ({names}; never the one who draws, nor who recorded any of it or may not "
+                                 "play all of it)", reviewers=reviewers, n=len(eligible),
+                                 names=listed(eligible) if eligible else say("nobody")))
     if any(name.strip() for name in pool) and len(eligible) < POOL_FACTOR * reviewers:
-        raise SpotCheckError(f"a pool named for the draw holds at least {POOL_FACTOR} × the reviewers drawn "
-                             f"({POOL_FACTOR * reviewers} for {reviewers}), so that the draw, not the one who "
-                             f"names it, chooses them; it holds {len(eligible)}")
+        raise SpotCheckError(say("a pool named for the draw holds at least {factor} × the reviewers drawn ({least} "
+                                 "for {reviewers}), so that the draw, not the one who names it, chooses them; it "
+                                 "holds {n}", factor=POOL_FACTOR, least=POOL_FACTOR * reviewers, reviewers=reviewers,
+                                 n=len(eligible)))
     team = draw_names(eligible, reviewers, reviewer_seed(seed))
     check = SpotCheck(created_by=by, created_at=now, seed=seed, criteria=criteria.as_json(), population=total,
                       sample_size=len(chosen), reviewer_pool=eligible, reviewers=team)
@@ -205,7 +208,7 @@ def may_review(check: SpotCheck, who: str) -> bool:
     return who in check.reviewers if check.reviewers else who != check.created_by
 
 
-def require_reviewer(session: Session, check: SpotCheck, by: str, verb: str) -> None:
+def require_reviewer(session: Session, check: SpotCheck, by: str, verb: Literal["review", "sign off"]) -> None:
     """SpotCheckRefused, recorded as `access_refused` (committed), unless *by* may review *check* (may_review):
     *verb* it is what they asked to do ("review", "sign off")."""
     if may_review(check, by):
@@ -214,9 +217,12 @@ def require_reviewer(session: Session, check: SpotCheck, by: str, verb: str) -> 
         "action": f"{verb} spot check", "check": check.id, "why": "not a drawn reviewer",
         "reviewers": check.reviewers})
     session.commit()
-    raise SpotCheckRefused(f"spot check {check.id} is for its drawn reviewers to {verb} "
-                           f"({', '.join(check.reviewers) or 'anyone but ' + check.created_by}); {by} is not one "
-                           "of them")
+    reviewers = listed(check.reviewers) if check.reviewers else say("anyone but {person}", person=check.created_by)
+    if verb == "sign off":
+        raise SpotCheckRefused(say("spot check {check} is for its drawn reviewers to sign off ({reviewers}); {by} is "
+                                   "not one of them", check=check.id, reviewers=reviewers, by=by))
+    raise SpotCheckRefused(say("spot check {check} is for its drawn reviewers to review ({reviewers}); {by} is not "
+                               "one of them", check=check.id, reviewers=reviewers, by=by))
 
 
 class SpotCheckNotFound(SpotCheckError):
@@ -227,7 +233,8 @@ class SpotCheckRefused(SpotCheckError):
     """The caller's scope does not cover the spot check (a supervisor of other units)."""
 
 
-def _refuse_outside(session: Session, check: SpotCheck, scope: Scope, *, by: str, verb: str) -> None:
+def _refuse_outside(session: Session, check: SpotCheck, scope: Scope, *, by: str,
+                    verb: Literal["open", "review"]) -> None:
     """SpotCheckRefused (recorded as an `access_refused` custody event) unless every recording of *check* is in
     *scope*: a check of other units is neither opened nor reviewed by a supervisor limited to theirs."""
     ids = [rid for rid in session.exec(select(SpotCheckItem.recording_id).where(SpotCheckItem.check_id == check.id))]
@@ -239,8 +246,13 @@ def _refuse_outside(session: Session, check: SpotCheck, scope: Scope, *, by: str
         "action": f"{verb} spot check", "check": check.id, "check_unit": unit, "scope": scope.describe(),
         "outside": len(outside)})
     session.commit()
-    raise SpotCheckRefused(f"spot check {check.id} (drawn from {unit}) is outside what {by} may {verb}: "
-                           f"{len(outside)} of its {len(ids)} recordings lie outside {scope.describe()}")
+    values = {"check": check.id, "unit": check.criteria.get("unit") or say("the whole archive"), "by": by,
+              "n": len(outside), "total": len(ids), "scope": scope.describe()}
+    if verb == "open":
+        raise SpotCheckRefused(say("spot check {check} (drawn from {unit}) is outside what {by} may open: {n} of its "
+                                   "{total} recordings lie outside {scope}", **values))
+    raise SpotCheckRefused(say("spot check {check} (drawn from {unit}) is outside what {by} may review: {n} of its "
+                               "{total} recordings lie outside {scope}", **values))
 
 
 def open_spot_check(session: Session, check_id: int, *, scope: Scope,
@@ -249,7 +261,7 @@ def open_spot_check(session: Session, check_id: int, *, scope: Scope,
     SpotCheckRefused (recorded) if it lies outside the caller's scope."""
     check = by_id(session, SpotCheck, check_id)
     if check is None:
-        raise SpotCheckNotFound(f"no spot check {check_id}")
+        raise SpotCheckNotFound(say("no spot check {check}", check=check_id))
     _refuse_outside(session, check, scope, by=by, verb="open")
     rows = session.exec(select(SpotCheckItem, Recording).where(SpotCheckItem.check_id == check_id,
                                                                SpotCheckItem.recording_id == Recording.id)
@@ -293,28 +305,30 @@ def record_outcome(session: Session, item_id: int, *, outcome: str, notes: str, 
     else the item's) lies outside *scope* — decided before anything is said of its items —, and SpotCheckNotFound
     when there is no such check, or the item is not part of it."""
     if outcome not in OUTCOMES:
-        raise SpotCheckError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        raise SpotCheckError(say("outcome must be one of {outcomes}, not {outcome}",
+                                 outcomes=listed(say(o) for o in OUTCOMES), outcome=repr(outcome)))
     if outcome == "issue" and not notes.strip():
-        raise SpotCheckError("describe the issue found")
+        raise SpotCheckError(say("describe the issue found"))
     item = by_id(session, SpotCheckItem, item_id)
     # The scope is checked on the check asked for before saying anything of its items: an answer "no item X in
     # spot check Y" to a caller outside Y would tell which items Y holds.
     check = by_id(session, SpotCheck, item.check_id if check_id is None and item is not None else check_id)
     if check is None:
-        raise SpotCheckNotFound(f"no spot check {check_id}" if check_id is not None else
-                                f"no spot-check item {item_id}")
+        raise SpotCheckNotFound(say("no spot check {check}", check=check_id) if check_id is not None else
+                                say("no spot-check item {item}", item=item_id))
     begin_write(session)  # a sign-off in another transaction waits, or is seen: never an outcome after it
     session.refresh(check)
     _refuse_outside(session, check, scope, by=by, verb="review")
     if item is None or item.check_id != check.id:  # said only to someone who may open the check
-        raise SpotCheckNotFound(f"no item {item_id} in spot check {check.id}")
+        raise SpotCheckNotFound(say("no item {item} in spot check {check}", item=item_id, check=check.id))
     session.refresh(item)
     require_reviewer(session, check, by, "review")
     if check.signed_off_at is not None:
-        raise SpotCheckError(f"spot check {check.id} was signed off by {check.signed_off_by}; its outcomes are final")
+        raise SpotCheckError(say("spot check {check} was signed off by {person}; its outcomes are final",
+                                 check=check.id, person=check.signed_off_by))
     if item.outcome == UNREADABLE:
-        raise SpotCheckError(f"item {item.id} (recording {item.recording_id}) is not media at all: it is counted as "
-                             "a finding, not reviewed as footage")
+        raise SpotCheckError(say("item {item} (recording {recording}) is not media at all: it is counted as a "
+                                 "finding, not reviewed as footage", item=item.id, recording=item.recording_id))
     item.outcome, item.notes, item.reviewed_by, item.reviewed_at = outcome, notes.strip(), by, now
     session.add(item)
     append_event(session, CustodyKind.REVIEWED, actor=by, recording_id=item.recording_id, at=now, details={

@@ -26,6 +26,7 @@ from catalog.db import begin_write
 from catalog.disposal import RECORD_RETENTION, Signer
 from catalog.manifests import ensure_station_key, software_version
 from catalog.models import Recording, SpotCheck, SpotCheckItem
+from catalog.said import listed, say
 from catalog.signing import SignatureInvalid, sign_document, signed_bytes, verify_document
 from catalog.spotcheck import FINDINGS, SpotCheckError, open_spot_check, require_reviewer
 from catalog.spotcheck_team import reviewer_seed
@@ -97,13 +98,14 @@ def sign_off(session: Session, store: EvidenceStore, signer: Signer, check_id: i
         session.refresh(item)
     require_reviewer(session, check, by, "sign off")
     if check.signed_off_at is not None:
-        raise SpotCheckError(f"spot check {check.id} was signed off already by {check.signed_off_by} "
-                             f"({check.signed_off_at.isoformat()})")
+        raise SpotCheckError(say("spot check {check} was signed off already by {person} ({at})", check=check.id,
+                                 person=check.signed_off_by, at=check.signed_off_at.isoformat()))
     done = progress([item for item, _r in rows])
     if not done.done:
         pending = [str(item.id) for item, _r in rows if item.outcome == "pending"]
-        raise SpotCheckError(f"spot check {check.id}: {done.total - done.reviewed} of {done.total} items are not "
-                             f"reviewed yet (items {', '.join(pending[:20])}); sign off when every one is")
+        raise SpotCheckError(say("spot check {check}: {n} of {total} items are not reviewed yet (items {items}); "
+                                 "sign off when every one is", check=check.id, n=done.total - done.reviewed,
+                                 total=done.total, items=listed(pending[:20])))
     ensure_station_key(session, signer.station, signer.key, actor=f"station:{signer.station}", store=store)
     name = result_name(check.id or 0)
     kept = _kept_result(store, name, check.id or 0)
@@ -140,10 +142,10 @@ def _kept_result(store: EvidenceStore, name: str, check_id: int) -> tuple[bytes,
     try:
         body = verify_document(json.loads(data))
     except (ValueError, SignatureInvalid) as exc:
-        raise StorageError(f"{name} is in the store but is not a valid signed result ({exc}); nothing is signed "
-                           "over it") from None
+        raise StorageError(say("{name} is in the store but is not a valid signed result ({problem}); nothing is "
+                               "signed over it", name=name, problem=str(exc))) from None
     if body.get("format") != RESULT_FORMAT or body.get("check") != check_id:
-        raise StorageError(f"{name} in the store is not spot check {check_id}'s result")
+        raise StorageError(say("{name} in the store is not spot check {check}'s result", name=name, check=check_id))
     return data, body
 
 

@@ -17,6 +17,7 @@ from catalog.access import out_of_scope, user_scope
 from catalog.classification import class_refusals
 from catalog.errors import CatalogError
 from catalog.models import Recording
+from catalog.said import listed, say
 from catalog.user_models import User
 
 __all__ = ["REVIEWER_SEED", "draw_names", "eligible_pool", "reviewer_seed"]
@@ -51,28 +52,31 @@ def eligible_pool(session: Session, named: Sequence[str], *, drawer: str, record
     if wanted:
         query = query.where(col(User.name).in_(wanted))
     users = {u.name: u for u in session.exec(query)}
-    problems = [f"{name!r} is not a user of this archive" for name in wanted if name not in users]
+    problems = [say("{name} is not a user of this archive", name=repr(name)) for name in wanted if name not in users]
     sample = list(session.exec(select(Recording).where(col(Recording.id).in_(recording_ids))))
     recorded_by = {r.officer_number for r in sample if r.officer_number}
     pool = []
     for name, user in sorted(users.items()):
         why = None
         if not user.active:
-            why = "is not active"
+            why = say("{name} is not active", name=repr(name))
         elif not allowed & set(user.roles):
-            why = f"may not review spot checks (roles: {', '.join(user.roles) or 'none'})"
+            why = say("{name} may not review spot checks (roles: {roles})", name=repr(name),
+                      roles=listed([say(role) for role in user.roles]) if user.roles else say("none"))
         elif name == drawer:
-            why = "drew the sample: the one who draws does not review"
+            why = say("{name} drew the sample: the one who draws does not review", name=repr(name))
         elif user.officer_number and user.officer_number in recorded_by:
-            why = f"recorded part of the sample (officer {user.officer_number}): nobody reviews their own footage"
+            why = say("{name} recorded part of the sample (officer {number}): nobody reviews their own footage",
+                      name=repr(name), number=user.officer_number)
         elif out_of_scope(session, user_scope(user), recording_ids):
-            why = f"may not see all of the sample ({user_scope(user).describe()})"
+            why = say("{name} may not see all of the sample ({scope})", name=repr(name),
+                      scope=user_scope(user).describe())
         elif class_refusals(session, user, sample, "play"):
-            why = "may not play all of the sample (its sensitivity class)"
+            why = say("{name} may not play all of the sample (its sensitivity class)", name=repr(name))
         if why is None:
             pool.append(name)
         elif wanted:
-            problems.append(f"{name!r} {why}")
+            problems.append(why)
     if problems:
-        raise error("reviewer pool: " + "; ".join(problems))
+        raise error(say("reviewer pool: {problems}", problems=problems))
     return sorted(set(pool))  # in code-point order, as draw_names sorts: the recorded pool is what it draws from

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from catalog.custody import CustodyKind, NewEvent, append_event, append_events
 from catalog.errors import StampInvalid
 from catalog.models import Recording, StampRevision
+from catalog.said import Said, listed, say
 from catalog.types import utcnow
 
 __all__ = ["DEFAULT_CASE_PATTERN", "Stamp", "current_stamp", "record_stamp", "record_stamps", "restamp",
@@ -41,26 +42,28 @@ class Stamp:
     important: bool
 
 
-def validate_stamp(stamp: Stamp, *, case_pattern: str) -> list[str]:
+def validate_stamp(stamp: Stamp, *, case_pattern: str) -> list[Said]:
     """Every rule the stamp breaks (empty: valid)."""
-    problems: list[str] = []
+    problems: list[Said] = []
     if stamp.case_number is not None and not re.fullmatch(case_pattern, stamp.case_number):
-        problems.append(f"case number {stamp.case_number!r} does not match the pattern {case_pattern!r}")
+        problems.append(say("case number {number} does not match the pattern {pattern}", number=repr(stamp.case_number),
+                            pattern=repr(case_pattern)))
     if stamp.captured_start is not None and stamp.captured_start.tzinfo is None:
-        problems.append(f"capture time {stamp.captured_start.isoformat()} has no time zone")
+        problems.append(say("capture time {time} has no time zone", time=stamp.captured_start.isoformat()))
     if (stamp.lat is None) != (stamp.lon is None):
-        problems.append(f"place needs both latitude and longitude, got lat={stamp.lat} lon={stamp.lon}")
+        problems.append(say("place needs both latitude and longitude, got lat={lat} lon={lon}", lat=stamp.lat,
+                            lon=stamp.lon))
     if stamp.lat is not None and not -90 <= stamp.lat <= 90:
-        problems.append(f"latitude {stamp.lat} is outside -90..90")
+        problems.append(say("latitude {lat} is outside -90..90", lat=stamp.lat))
     if stamp.lon is not None and not -180 <= stamp.lon <= 180:
-        problems.append(f"longitude {stamp.lon} is outside -180..180")
+        problems.append(say("longitude {lon} is outside -180..180", lon=stamp.lon))
     if stamp.purpose is not None:
         if not stamp.purpose.strip():
-            problems.append("purpose is blank")
+            problems.append(say("purpose is blank"))
         elif len(stamp.purpose) > MAX_PURPOSE:
-            problems.append(f"purpose is {len(stamp.purpose)} characters; at most {MAX_PURPOSE}")
+            problems.append(say("purpose is {n} characters; at most {max}", n=len(stamp.purpose), max=MAX_PURPOSE))
     if stamp.collector is not None and not stamp.collector.strip():
-        problems.append("collector is blank")
+        problems.append(say("collector is blank"))
     return problems
 
 
@@ -114,12 +117,12 @@ def restamp(session: Session, recording: Recording, *, by: str, reason: str, cas
             **changes: Any) -> StampRevision:
     """Change stamp fields as a new revision; StampInvalid if the result breaks a rule."""
     if not reason.strip():
-        raise StampInvalid(["a stamp change needs a reason"])
+        raise StampInvalid([say("a stamp change needs a reason")])
     if not by.strip():
-        raise StampInvalid(["a stamp change needs the name of who makes it"])
+        raise StampInvalid([say("a stamp change needs the name of who makes it")])
     unknown = set(changes) - {f.name for f in fields(Stamp)}
     if unknown:
-        raise StampInvalid([f"unknown stamp field(s): {', '.join(sorted(unknown))}"])
+        raise StampInvalid([say("unknown stamp field(s): {fields}", fields=listed(sorted(unknown)))])
     old = current_stamp(recording)
     new = replace(old, **changes)
     problems = validate_stamp(new, case_pattern=case_pattern)
@@ -128,7 +131,7 @@ def restamp(session: Session, recording: Recording, *, by: str, reason: str, cas
     diff = {name: {"old": _json(getattr(old, name)), "new": _json(getattr(new, name))}
             for name in changes if getattr(old, name) != getattr(new, name)}
     if not diff:
-        raise StampInvalid(["the change leaves the stamp as it is"])
+        raise StampInvalid([say("the change leaves the stamp as it is")])
     assert recording.id is not None
     number = recording.stamp_revision + 1
     revision = StampRevision(recording_id=recording.id, revision=number, changed_by=by,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -21,6 +22,8 @@ from catalog.custody import CustodyKind, append_event
 from catalog.db import begin_write
 from catalog.errors import PermissionDenied, UserInvalid
 from catalog.models import Officer
+from catalog.said import Said, listed, say
+from catalog.sensitivity import step_word
 from catalog.sign_in import end_sessions, forgive_failures, hash_password
 from catalog.types import utcnow
 from catalog.user_models import User
@@ -96,35 +99,45 @@ BOOTSTRAP = "bootstrap_admin"
 _LOGIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
 
 
-def _scope_problems(officer_number: str | None, units: list[str]) -> list[str]:
+def _roles(roles: Iterable[str]) -> Said:
+    """*roles* as a refusal lists them (each a word a page says in its reader's language)."""
+    return listed([say(role) for role in roles])
+
+
+def _roles_given(roles: list[str]) -> Said:
+    return _roles(roles) if roles else say("none")
+
+
+def _scope_problems(officer_number: str | None, units: list[str]) -> list[Said]:
     problems = []
     if officer_number is not None and not 1 <= len(officer_number.strip()) <= 32:
-        problems.append(f"officer number {officer_number!r} must be 1-32 characters")
-    problems += [f"unit {u!r} must be 1-200 characters" for u in units if not 1 <= len(u.strip()) <= 200]
+        problems.append(say("officer number {number!r} must be 1-32 characters", number=officer_number))
+    problems += [say("unit {unit!r} must be 1-200 characters", unit=u) for u in units if not 1 <= len(u.strip()) <= 200]
     return problems
 
 
-def _ambiguous_units(session: Session, units: list[str]) -> list[str]:
+def _ambiguous_units(session: Session, units: list[str]) -> list[Said]:
     """A unit given by a name that officers of several unit numbers carry (catalog.access.ambiguous_unit_names):
     refused, naming the numbers, so the supervisor's scope says which one."""
     found = []
     for name in session.exec(ambiguous_unit_names([u.strip() for u in units])):
         numbers = sorted(set(session.exec(select(Officer.unit_number).where(Officer.unit_name == name))))
-        found.append(f"unit {name!r} is the name of units {', '.join(repr(n) for n in numbers)}: give the unit's "
-                     "number")
+        found.append(say("unit {name!r} is the name of units {numbers}: give the unit's number", name=name,
+                         numbers=", ".join(repr(n) for n in numbers)))
     return found
 
 
-def _login_problem(os_user: str) -> str | None:
+def _login_problem(os_user: str) -> Said | None:
     if not _LOGIN.fullmatch(os_user):
-        return (f"OS login {os_user!r} must be 1-64 letters, digits, '_', '.', '@' or '-' (not starting with "
-                f"'.', '@' or '-')")
+        return say("OS login {login!r} must be 1-64 letters, digits, '_', '.', '@' or '-' (not starting with '.', "
+                   "'@' or '-')", login=os_user)
     return None
 
 
-def _os_user_taken(session: Session, os_user: str, name: str) -> str | None:
+def _os_user_taken(session: Session, os_user: str, name: str) -> Said | None:
     other = session.exec(select(User.name).where(User.os_user == os_user, User.name != name)).first()
-    return None if other is None else f"OS login {os_user!r} is already bound to user {other!r}"
+    return None if other is None else say("OS login {login!r} is already bound to user {user!r}", login=os_user,
+                                          user=other)
 
 
 def add_user(session: Session, name: str, *, roles: list[str], display_name: str = "", by: str,
@@ -135,16 +148,17 @@ def add_user(session: Session, name: str, *, roles: list[str], display_name: str
     units = units or []
     problems = _scope_problems(officer_number, units) + _ambiguous_units(session, units)
     if not name.strip() or len(name) > 100:
-        problems.append(f"user name {name!r} must be 1-100 characters")
+        problems.append(say("user name {name!r} must be 1-100 characters", name=name))
     unknown = sorted(set(roles) - set(ALL_ROLES))
     if unknown or not roles:
-        problems.append(f"roles must be some of {', '.join(ALL_ROLES)}; got {', '.join(roles) or 'none'}")
+        problems.append(say("roles must be some of {known}; got {roles}", known=_roles(ALL_ROLES),
+                            roles=_roles_given(roles)))
     if session.exec(select(User.id).where(User.name == name)).first() is not None:
-        problems.append(f"user {name!r} already exists")
+        problems.append(say("user {name!r} already exists", name=name))
     if os_user is not None:
         problems += [p for p in (_login_problem(os_user), _os_user_taken(session, os_user, name)) if p]
     if problems:
-        raise UserInvalid("; ".join(problems))
+        raise UserInvalid(listed(problems, sep="; "))
     user = User(name=name, display_name=display_name, roles=sorted(set(roles)), active=True, created_at=utcnow(),
                 officer_number=officer_number.strip() if officer_number else None,
                 units=sorted({u.strip() for u in units}), os_user=os_user)
@@ -159,7 +173,7 @@ def set_scope(session: Session, name: str, *, officer_number: str | None, units:
     """Tie the user to an officer number and/or units (what they may see); recorded with the old values."""
     problems = _scope_problems(officer_number, units) + _ambiguous_units(session, units)
     if problems:
-        raise UserInvalid("; ".join(problems))
+        raise UserInvalid(listed(problems, sep="; "))
     user = get_user(session, name)
     old = {"officer_number": user.officer_number, "units": list(user.units)}
     user.officer_number = officer_number.strip() if officer_number else None
@@ -177,7 +191,7 @@ def set_os_user(session: Session, name: str, os_user: str | None, *, by: str) ->
     if os_user is not None:
         problems = [p for p in (_login_problem(os_user), _os_user_taken(session, os_user, name)) if p]
         if problems:
-            raise UserInvalid("; ".join(problems))
+            raise UserInvalid(listed(problems, sep="; "))
     old = user.os_user
     user.os_user = os_user
     session.add(user)
@@ -207,18 +221,19 @@ def require(session: Session, name: str, action: str) -> User:
     allowed = PERMISSIONS[action]
     user = session.exec(select(User).where(User.name == name)).first()
     if user is None or not user.active:
-        raise PermissionDenied(f"{name!r} is not an active user of this archive; an administrator adds one with "
-                               f"`evidence user add {name} --role clerk`")
+        raise PermissionDenied(say("{name!r} is not an active user of this archive; an administrator adds one with "
+                                   "`evidence user add {name} --role clerk`", name=name))
     if not allowed & set(user.roles):
-        raise PermissionDenied(f"user {name!r} (roles: {', '.join(user.roles)}) may not {action}: that needs one of "
-                               f"{', '.join(sorted(allowed))}")
+        raise PermissionDenied(say("user {name!r} (roles: {roles}) may not {action}: that needs one of {allowed}",
+                                   name=name, roles=_roles(user.roles), action=step_word(action),
+                                   allowed=_roles(sorted(allowed))))
     return user
 
 
 def get_user(session: Session, name: str) -> User:
     user = session.exec(select(User).where(User.name == name)).first()
     if user is None:
-        raise UserInvalid(f"no user {name!r}")
+        raise UserInvalid(say("no user {name!r}", name=name))
     return user
 
 
@@ -226,7 +241,8 @@ def set_password(session: Session, name: str, password: str, *, by: str) -> User
     """Store an argon2id hash of *password* (at least MIN_PASSWORD characters), forgive past failed sign-ins and
     end every web session of the user (whoever held the old password is signed out)."""
     if len(password) < MIN_PASSWORD:
-        raise UserInvalid(f"a password needs at least {MIN_PASSWORD} characters (got {len(password)})")
+        raise UserInvalid(say("a password needs at least {min} characters (got {n})", min=MIN_PASSWORD,
+                              n=len(password)))
     hashed = hash_password(password)  # the slow part, before the lock
     begin_write(session)  # the head before the row: a role change of the same user takes them in that order
     user = get_user(session, name)
@@ -242,7 +258,8 @@ def set_password(session: Session, name: str, password: str, *, by: str) -> User
 def set_roles(session: Session, name: str, roles: list[str], *, by: str) -> User:
     unknown = sorted(set(roles) - set(ALL_ROLES))
     if unknown or not roles:
-        raise UserInvalid(f"roles must be some of {', '.join(ALL_ROLES)}; got {', '.join(roles) or 'none'}")
+        raise UserInvalid(say("roles must be some of {known}; got {roles}", known=_roles(ALL_ROLES),
+                              roles=_roles_given(roles)))
     user = get_user(session, name)
     old = list(user.roles)
     user.roles = sorted(set(roles))
@@ -263,7 +280,7 @@ class OsAccount:
     login: str
 
     def __str__(self) -> str:
-        return f"OS account {self.login!r} (uid {self.uid})"
+        return say("OS account {login!r} (uid {uid})", login=self.login, uid=self.uid)
 
 
 def os_account() -> OsAccount:
@@ -319,16 +336,19 @@ def decide_caller(*, account: OsAccount, action: str, bound: User | None, assert
             return identity
     if action in SERVICE_ACTIONS and owner:
         if asserted is not None and asserted != station_actor:
-            raise PermissionDenied(f"--by {asserted!r} does not match: {account} owns the catalogue and acts as "
-                                   f"{station_actor!r}, and is bound to no archive user")
+            raise PermissionDenied(say("--by {asserted!r} does not match: {account} owns the catalogue and acts as "
+                                       "{station!r}, and is bound to no archive user", asserted=asserted,
+                                       account=str(account), station=station_actor))
         return Identity(actor=station_actor, account=account, user=None, roles=SERVICE_ROLES, scope=EVERYTHING,
                         how="station service")
-    hint = (f"an administrator binds it with `evidence user bind NAME --os-user {account.login}` (or `evidence "
-            f"user add NAME --role ROLE --os-user {account.login}`)")
+    hint = say("an administrator binds it with `evidence user bind NAME --os-user {login}` (or `evidence user add "
+               "NAME --role ROLE --os-user {login}`)", login=account.login)
     if not admin_bound:
-        hint += (f"; no administrator is bound yet: the account that owns the catalogue (uid {owner_uid}) or root "
-                 f"adds the first with `evidence user add admin --role admin --os-user LOGIN`")
-    raise PermissionDenied(f"{account} is not bound to an archive user, so it may not {action}; {hint}")
+        hint = say("{hint}; no administrator is bound yet: the account that owns the catalogue (uid {uid}) or root "
+                   "adds the first with `evidence user add admin --role admin --os-user LOGIN`", hint=hint,
+                   uid=owner_uid)
+    raise PermissionDenied(say("{account} is not bound to an archive user, so it may not {action}; {hint}",
+                               account=str(account), action=step_word(action), hint=hint))
 
 
 def _bootstrap(account: OsAccount, bound: User | None, asserted: str | None, *, owner_uid: int | None, owner: bool,
@@ -337,13 +357,15 @@ def _bootstrap(account: OsAccount, bound: User | None, asserted: str | None, *, 
     act needs the admin role like any other (PermissionDenied when nobody could add the first one)."""
     if not admin_bound and (owner or account.uid == 0):
         if asserted is not None and bound is not None and asserted != bound.name:
-            raise PermissionDenied(f"--by {asserted!r} does not match: {account} is archive user {bound.name!r}")
+            raise PermissionDenied(say("--by {asserted!r} does not match: {account} is archive user {user!r}",
+                                       asserted=asserted, account=str(account), user=bound.name))
         return Identity(actor=f"bootstrap:{account.login}", account=account, user=None, roles=("admin",),
                         scope=EVERYTHING, how="bootstrap")
     if not admin_bound and bound is None:
-        raise PermissionDenied(
-            f"{account} may not add the first administrator: no active administrator is bound to an OS account "
-            f"yet, and only the account that owns the catalogue (uid {owner_uid}) or root may add one")
+        raise PermissionDenied(say(
+            "{account} may not add the first administrator: no active administrator is bound to an OS account yet, "
+            "and only the account that owns the catalogue (uid {uid}) or root may add one", account=str(account),
+            uid=owner_uid))
     return None
 
 
@@ -353,10 +375,12 @@ def _as_bound_user(account: OsAccount, action: str, bound: User, asserted: str |
     catalogue and the action is a service action (it acts as the station); PermissionDenied otherwise."""
     allowed = PERMISSIONS[action]
     if asserted is not None and asserted != bound.name:
-        raise PermissionDenied(f"--by {asserted!r} does not match: {account} is archive user {bound.name!r}")
+        raise PermissionDenied(say("--by {asserted!r} does not match: {account} is archive user {user!r}",
+                                   asserted=asserted, account=str(account), user=bound.name))
     if not bound.active:
-        raise PermissionDenied(f"{account} is bound to archive user {bound.name!r}, which is inactive; an "
-                               f"administrator re-activates it with `evidence user activate {bound.name}`")
+        raise PermissionDenied(say("{account} is bound to archive user {user!r}, which is inactive; an administrator "
+                                   "re-activates it with `evidence user activate {user}`", account=str(account),
+                                   user=bound.name))
     if allowed & set(bound.roles):
         station_role = action in SERVICE_ACTIONS and "station" in bound.roles and not (set(ROLES) & allowed
                                                                                        & set(bound.roles))
@@ -364,8 +388,9 @@ def _as_bound_user(account: OsAccount, action: str, bound: User, asserted: str |
         return Identity(actor=actor, account=account, user=bound.name, roles=tuple(bound.roles),
                         scope=user_scope(bound), how="bound user")
     if not (action in SERVICE_ACTIONS and owner):
-        raise PermissionDenied(f"archive user {bound.name!r} ({account}; roles: {', '.join(bound.roles)}) may "
-                               f"not {action}: that needs one of {', '.join(sorted(allowed))}")
+        raise PermissionDenied(say("archive user {user!r} ({account}; roles: {roles}) may not {action}: that needs "
+                                   "one of {allowed}", user=bound.name, account=str(account), roles=_roles(bound.roles),
+                                   action=step_word(action), allowed=_roles(sorted(allowed))))
     return None
 
 

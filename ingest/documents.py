@@ -41,6 +41,7 @@ from catalog.clock import archive_now
 from catalog.policy_adoption import policy_in_force
 from catalog.replay import ROW_KEY, row_values
 from catalog.retention import routine_rule
+from catalog.said import say
 from catalog.stamps import MAX_PURPOSE
 from ingest.archiving import mark_archived
 from ingest.config import Settings
@@ -177,11 +178,11 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
       StorageError: the store refused or is down (the staged copy stays for a retry).
     """
     if case.status != CaseStatus.OPEN.value:
-        raise CaseStateError(f"case {case.number} is closed (on {case.closed_on}); reopen it before attaching "
-                             f"{path.name}")
+        raise CaseStateError(say("case {case} is closed (on {day}); reopen it before attaching {file}",
+                                 case=case.number, day=case.closed_on, file=path.name))
     if len(title.strip()) > MAX_PURPOSE:  # refused before anything is staged (the link would refuse it after)
-        raise CaseInvalid([f"{path.name}: what it is (its purpose in case {case.number}) is {len(title.strip())} "
-                           f"characters; at most {MAX_PURPOSE}"])
+        raise CaseInvalid([say("{file}: what it is (its purpose in case {case}) is {n} characters; at most {max}",
+                               file=path.name, case=case.number, n=len(title.strip()), max=MAX_PURPOSE)])
     staging = settings.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
     copy = copy_and_hash(path, staging, part_name=f"attach-{uuid.uuid4().hex}", resume=False)
@@ -224,8 +225,8 @@ def attach_document(session: Session, store: EvidenceStore, settings: Settings, 
     except IntegrityError:  # the same bytes catalogued by another request since find_by_sha256 looked
         session.rollback()
         copy.destination.unlink(missing_ok=True)
-        raise CaseStateError(f"{path.name}: the same bytes (sha256 {copy.sha256[:12]}…) were catalogued by another "
-                             "request at this moment; try again to link them") from None
+        raise CaseStateError(say("{file}: the same bytes (sha256 {sha}…) were catalogued by another request at this "
+                                 "moment; try again to link them", file=path.name, sha=copy.sha256[:12])) from None
     append_event(session, CustodyKind.DOCUMENT_ATTACHED, actor=by, recording_id=recording.id, details={
         "case": case.number, "name": path.name, "sha256": copy.sha256, "size_bytes": copy.size_bytes,
         "container": kind.container, "integrity": kind.status, ROW_KEY: row_values(recording)})

@@ -24,6 +24,7 @@ from catalog import Case, CaseStateError, CustodyKind, Recording, append_event, 
 from catalog.access import check_access, stated_reason
 from catalog.errors import SnapshotRefused
 from catalog.listings import result_facts
+from catalog.said import Said, say
 from catalog.stamps import MAX_PURPOSE
 from catalog.user_models import User
 from catalog.users import require
@@ -50,23 +51,28 @@ class Still:
 
 
 def snapshot_problem(recording: Recording, at_s: float, case: Case, linked_cases: tuple[str, ...],
-                     purpose: str = "") -> str | None:
+                     purpose: str = "") -> Said | None:
     """Why a still of *recording* at *at_s* seconds, showing *purpose*, cannot go to *case*, or None. Pure."""
-    name = f"recording {recording.id} ({recording.original_name})"
+    name = say("recording {id} ({name})", id=recording.id, name=recording.original_name)
     if len(purpose.strip()) > MAX_PURPOSE:
-        return f"what the still shows is {len(purpose.strip())} characters; at most {MAX_PURPOSE}"
+        return say("what the still shows is {n} characters; at most {max}", n=len(purpose.strip()), max=MAX_PURPOSE)
     if recording.media_kind != "video":
-        return f"{name} is a {recording.media_kind}: a still is taken of a video"
+        return say("{recording} is a {kind}: a still is taken of a video", recording=name,
+                   kind=say(recording.media_kind))
     if recording.state not in ("archived", "verified"):
-        return f"{name} is {recording.state}: its original is not in the archive"
+        return say("{recording} is {state}: its original is not in the archive", recording=name,
+                   state=recording.state)
     if not math.isfinite(at_s) or at_s < 0 or at_s > MAX_POSITION_S:
-        return f"{name}: the position {at_s:.6g} is not a time in the recording (seconds from its start)"
+        return say("{recording}: the position {at} is not a time in the recording (seconds from its start)",
+                   recording=name, at=f"{at_s:.6g}")
     if recording.duration_s is not None and at_s > recording.duration_s + _END_SLACK_S:
-        return f"{name}: {at_s:.3f} s is past its end ({recording.duration_s:.3f} s)"
+        return say("{recording}: {at} s is past its end ({end} s)", recording=name, at=f"{at_s:.3f}",
+                   end=f"{recording.duration_s:.3f}")
     if case.status != "open":
-        return f"case {case.number} is closed (on {case.closed_on}); reopen it before adding a still"
+        return say("case {case} is closed (on {day}); reopen it before adding a still", case=case.number,
+                   day=case.closed_on)
     if case.number not in linked_cases:
-        return f"{name} is not in case {case.number}: link it to the case first"
+        return say("{recording} is not in case {case}: link it to the case first", recording=name, case=case.number)
     return None
 
 
@@ -103,8 +109,9 @@ def _verify_original(session: Session, store: EvidenceStore, recording: Recordin
         append_event(session, CustodyKind.FIXITY_FAILED, actor=actor, recording_id=recording.id, details={
             "how": "re-hashed from the store before a still was taken", "problems": [str(exc)]})
         session.commit()
-        raise SnapshotRefused(f"recording {recording.id} ({recording.original_name}): the stored original no longer "
-                              f"hashes to its SHA-256 ({exc}); no still is made, and the fault is recorded") from None
+        raise SnapshotRefused(say("recording {id} ({name}): the stored original no longer hashes to its SHA-256 "
+                                  "({fault}); no still is made, and the fault is recorded", id=recording.id,
+                                  name=recording.original_name, fault=str(exc))) from None
 
 
 def take_snapshot(session: Session, store: EvidenceStore, settings: Settings, key: Ed25519PrivateKey, *,
@@ -140,8 +147,8 @@ def take_snapshot(session: Session, store: EvidenceStore, settings: Settings, ke
             with store.read_in_place(recording.sha256) as source:
                 _frame(source, at_s, dest)
         except ValueError as exc:  # FfmpegRefused: the frame is not there or does not decode
-            raise SnapshotRefused(f"recording {recording.id} ({recording.original_name}) at {at_s:.3f} s: "
-                                  f"{exc}") from None
+            raise SnapshotRefused(say("recording {id} ({name}) at {at} s: {fault}", id=recording.id,
+                                      name=recording.original_name, at=f"{at_s:.3f}", fault=str(exc))) from None
         frame_time = _frame_time(recording, at_s)
         origin = {"recording_id": recording.id, "sha256": recording.sha256, "at_s": round(at_s, 3),
                   "original_name": recording.original_name}

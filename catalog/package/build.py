@@ -47,6 +47,7 @@ from catalog.package.signing_keys import PackageKeys, PackageSigning, package_ke
 from catalog.package.trust_files import write_trust
 from catalog.package.verify_text import verify_text
 from catalog.report_values import LANGUAGES as REPORT_LANGUAGES
+from catalog.said import say
 from catalog.users import require
 from storage import EvidenceStore
 
@@ -120,9 +121,10 @@ def export_package(session: Session, store: EvidenceStore, *, out: Path, by: str
     case = get_case(session, case_number) if case_number else None
     items = collect_items(session, case, refs or [])
     if not items:
-        raise ExportFailed(f"case {case_number} has no recordings or documents to export")
+        raise ExportFailed(say("case {case} has no recordings or documents to export", case=case_number))
     refuse_unless_exportable(session, user, [i.recording for i in items], out=out, reason=reason,
-                             subject=f"case {case_number}" if case_number else "the package", case=case)
+                             subject=say("case {case}", case=case_number) if case_number else say("the package"),
+                             case=case)
     keys = package_keys(session, store, signing, by=by, now=now)
     job = _Job(case, items, by, now, reason.strip(), out.name, organisation, keys, signing.settings, language, extra,
                description)

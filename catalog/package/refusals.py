@@ -13,6 +13,7 @@ from catalog.models import Recording, RecordingState
 from catalog.package.payload import IN_STORE
 from catalog.replay import load_case_replays, load_replays
 from catalog.replay_compare import case_findings, origin_findings, row_findings
+from catalog.said import listed, say
 from catalog.user_models import User
 from catalog.verify_records import revision_rollback
 
@@ -30,24 +31,26 @@ def refuse_unless_exportable(session: Session, user: User, recordings: list[Reco
         check_access(session, user, [r for r in recordings if r.state != RecordingState.DISPOSED.value],
                      step="download", reason=reason, policy="download", action="export")
     except AccessRefused as exc:
-        exc.args = (f"export of {subject} refused, nothing was written: {exc}",)
+        exc.args = (say("export of {subject} refused, nothing was written: {problem}", subject=subject,
+                        problem=str(exc)),)
         raise
     if stated_reason(reason) is None:
-        raise ReasonRequired(f"export of {subject} refused: state the reason for handing over this evidence "
-                             "(调阅事由); it is recorded with every item", recording_ids=[])
+        raise ReasonRequired(say("export of {subject} refused: state the reason for handing over this evidence "
+                                 "(调阅事由); it is recorded with every item", subject=subject), recording_ids=[])
     if out.exists() and (out.is_file() or any(out.iterdir())):
-        raise ExportFailed(f"{out} already exists; an evidence package is never written over another")
+        raise ExportFailed(say("{out} already exists; an evidence package is never written over another", out=out))
     waiting = [r for r in recordings if r.state == RecordingState.STAGED.value]
     if waiting:
-        raise ExportFailed("not in the WORM store yet (still staged): " + ", ".join(
-            f"recording {r.id} ({r.original_name})" for r in waiting))
+        raise ExportFailed(say("not in the WORM store yet (still staged): {recordings}", recordings=listed(
+            say("recording {id} ({name})", id=r.id, name=r.original_name) for r in waiting)))
     unproven = provenance_problems(session, recordings)
     if case is not None:  # its title, unit, type and dates go into the package and the court report
         unproven += [f"case {number}: {text}" for number, text in case_findings(load_case_replays(session), [case],
                                                                                   [case.number])]
     if unproven:
-        raise ExportFailed(f"export of {subject} refused, nothing was written: " + "; ".join(unproven)
-                           + f" (run `evidence verify {' '.join(str(r.id) for r in recordings)}`)")
+        raise ExportFailed(say("export of {subject} refused, nothing was written: {problems} (run `evidence verify "
+                               "{ids}`)", subject=subject, problems=unproven,
+                               ids=" ".join(str(r.id) for r in recordings)))
 
 
 def provenance_problems(session: Session, recordings: list[Recording]) -> list[str]:

@@ -20,8 +20,10 @@ from catalog.errors import UserInvalid
 from catalog.listings import list_devices, list_officers, officer_names, stations_overview
 from catalog.policy_adoption import PolicyTerms, adopted_policy
 from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_device, save_officer, save_station
+from catalog.said import Said, listed, said_in, say
 from catalog.users import ROLES, add_user, list_users, set_active, set_password, set_roles, set_scope
 from evidence.web.deps import DB, Caller, WebConfig, done, language, render, signed_in
+from evidence.web.i18n import gettext_for
 
 __all__ = ["router"]
 
@@ -56,7 +58,8 @@ def _apply(request: Request, session: Session, who: Caller, change: Callable[[],
 
 def _users_page(request: Request, session: Session, who: Caller, status: int = 200,
                 error: str | None = None) -> Response:
-    users = [(u, user_scope(u).describe()) for u in list_users(session)]
+    translate = gettext_for(language(request))
+    users = [(u, said_in(user_scope(u).describe(), translate)) for u in list_users(session)]
     return _render(request, who, "admin.html", status, users=users, roles=ROLES, error=error)
 
 
@@ -84,7 +87,7 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
                 set_password(session, name.strip(), password, by=who.user.name)
         elif action == "roles":
             if name == who.user.name and "admin" not in (roles or []):
-                raise UserInvalid("you cannot take the admin role from yourself (another administrator can)")
+                raise UserInvalid(say("you cannot take the admin role from yourself (another administrator can)"))
             set_roles(session, name, roles or [], by=who.user.name)
         elif action == "password":
             set_password(session, name, password, by=who.user.name)
@@ -93,10 +96,10 @@ def change_user(request: Request, session: DB, csrf: Annotated[str, Form()], nam
                       by=who.user.name)
         elif action in ("deactivate", "activate"):
             if name == who.user.name:
-                raise UserInvalid("you cannot deactivate yourself")
+                raise UserInvalid(say("you cannot deactivate yourself"))
             set_active(session, name, action == "activate", by=who.user.name)  # deactivating ends sessions
         else:
-            raise UserInvalid(f"unknown action {action!r}")
+            raise UserInvalid(say("unknown action {action!r}", action=action))
 
     return _apply(request, session, who, change, _users_page, "/admin", f"user_{action}", person=name.strip())
 
@@ -129,14 +132,16 @@ def change_officer(request: Request, session: DB, csrf: Annotated[str, Form()], 
              "certificate_number": certificate_number, "category": category, "area": area,
              "valid_from": valid_from, "valid_until": valid_until}
     days: dict[str, date | None] = {}
-    problems = []
+    problems: list[Said] = []
     for field in ("valid_from", "valid_until"):
         try:
             days[field] = date.fromisoformat(typed[field]) if typed[field].strip() else None
         except ValueError:
-            problems.append(f"{field}: {typed[field]!r} is not a date (YYYY-MM-DD)")
+            problems.append(say("valid_from: {typed!r} is not a date (YYYY-MM-DD)", typed=typed[field])
+                            if field == "valid_from" else
+                            say("valid_until: {typed!r} is not a date (YYYY-MM-DD)", typed=typed[field]))
     if problems:
-        return _officers_page(request, session, who, 400, "; ".join(problems), typed)
+        return _officers_page(request, session, who, 400, listed(problems, sep="; "), typed)
     record = OfficerForm(number=number, name=name, unit_number=unit_number, unit_name=unit_name, post=post,
                          certificate_number=certificate_number, category=category, area=area,
                          valid_from=days["valid_from"], valid_until=days["valid_until"])
@@ -169,7 +174,7 @@ def change_station(code: str, request: Request, session: DB, csrf: Annotated[str
     try:
         place = [float(v) if v.strip() else None for v in (lat, lon)]
     except ValueError:
-        return _stations_page(request, session, who, 400, f"({lat!r}, {lon!r}) are not numbers")
+        return _stations_page(request, session, who, 400, say("({lat!r}, {lon!r}) are not numbers", lat=lat, lon=lon))
     return _apply(request, session, who,
                   lambda: save_station(session, code, name=name, lat=place[0], lon=place[1], by=who.user.name),
                   _stations_page, "/admin/stations", "station_saved", station=code)

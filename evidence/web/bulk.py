@@ -28,7 +28,9 @@ from catalog.errors import CaseInvalid, CaseNotFound, CaseStateError, Permission
 from catalog.models import Recording
 from catalog.package import export_package
 from catalog.restamping import HoldLiftRefused, change_stamp
+from catalog.said import say
 from catalog.search import matching_ids
+from catalog.sensitivity import step_word
 from catalog.types import utcnow
 from evidence.web.deps import DB, DONE, Caller, class_word, done, language, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
@@ -84,13 +86,14 @@ def _recordings(session: Session, who: Caller, ids: list[int], action: str) -> l
         rows |= {r.id: r for r in session.exec(select(Recording).where(col(Recording.id).in_(ids[start:start + 500])))}
     missing = [i for i in ids if i not in rows]
     if missing:
-        raise _Refused(404, f"no recording {', '.join(map(str, missing[:20]))}")
+        raise _Refused(404, say("no recording {recordings}", recordings=", ".join(map(str, missing[:20]))))
     outside = out_of_scope(session, who.scope, ids)
     if outside:
         record_refusals(session, who.user.name, outside, action=action, why="scope",
-                        details={"scope": who.scope.describe(), "via": "web bulk"})
-        raise _Refused(403, f"recordings {', '.join(map(str, outside[:20]))} are outside what {who.user.name} may "
-                            f"{action} ({who.scope.describe()})")
+                        details={"scope": str(who.scope.describe()), "via": "web bulk"})
+        raise _Refused(403, say("{recordings} are outside what {person} may {action} ({scope})",
+                                recordings=say("recordings {recordings}", recordings=", ".join(map(str, outside[:20]))),
+                                person=who.user.name, action=step_word(action), scope=who.scope.describe()))
     return [rows[i] for i in ids]
 
 
@@ -110,7 +113,8 @@ def bulk(request: Request, session: DB, csrf: Annotated[str, Form()], action: An
     back = "/?" + urlencode({k: v for k, v in searched.items() if v and k != "page"})
     try:
         if action not in BULK_ACTIONS:
-            raise _Refused(400, f"unknown action {action[:40]!r}; one of {', '.join(BULK_ACTIONS)}")
+            raise _Refused(400, say("unknown action {action!r}; one of {actions}", action=action[:40],
+                                    actions=", ".join(BULK_ACTIONS)))
         chosen = _recordings(session, who, _selected_ids(request, who, session, ids=ids or [],
                                                          every=every == "matching", query=searched),
                              BULK_ACTIONS[action])
@@ -149,7 +153,7 @@ def _link(request: Request, session: Session, who: Caller, chosen: list[Recordin
     # every selected one, those in the case already too: a hold the store refused at an earlier try is applied now
     changes = retain_after_link_change(session, request.app.state.config.store, request.app.state.config.policy,
                                        ids, by=who.user.name)
-    problems = [f"recording {c.recording_id}: {c.error}" for c in changes if c.error]
+    problems = [say("recording {id}: {problem}", id=c.recording_id, problem=c.error) for c in changes if c.error]
     if problems:  # the links stand; the nightly retention job finishes what the store refused now
         raise _Refused(502, *problems)
     already = len(chosen) - len(new)
@@ -171,7 +175,9 @@ def _tag(request: Request, session: Session, who: Caller, chosen: list[Recording
         _ = gettext_for(language(request))
         raise _Refused(400, _("Say what to tag: a case number, a purpose or important."))
     config = request.app.state.config
-    tagged, refused, unstored = 0, [], []
+    tagged = 0
+    refused: list[str] = []
+    unstored: list[str] = []
     lifting = False
     for recording in chosen:  # each on its own: one refused never hides whether the others were tagged
         changes = {k: v for k, v in wanted.items() if getattr(recording, k) != v}
@@ -184,16 +190,17 @@ def _tag(request: Request, session: Session, who: Caller, chosen: list[Recording
         except (HoldLiftRefused, StampInvalid) as exc:
             session.rollback()
             lifting = lifting or isinstance(exc, HoldLiftRefused)
-            refused.append(f"recording {recording.id}: {exc}")
+            refused.append(say("recording {id}: {problem}", id=recording.id, problem=str(exc)))
             continue
         except StorageError as exc:  # the revision stands; the reconciler and the nightly job finish it
             session.rollback()
             tagged += 1
-            unstored.append(f"recording {recording.id}: tagged, but the store could not be reached: {exc}")
+            unstored.append(say("recording {id}: tagged, but the store could not be reached: {problem}",
+                                id=recording.id, problem=str(exc)))
             continue
         tagged += 1
-        unstored += [f"recording {c.recording_id}: tagged, but the store refused its retention: {c.error}"
-                     for c in change.retention if c.error]
+        unstored += [say("recording {id}: tagged, but the store refused its retention: {problem}", id=c.recording_id,
+                         problem=c.error) for c in change.retention if c.error]
     problems = _few(refused) + _few(unstored)
     if tagged and problems:  # the others stand: say both
         _ = gettext_for(language(request))
@@ -205,7 +212,7 @@ def _tag(request: Request, session: Session, who: Caller, chosen: list[Recording
 
 def _few(lines: list[str], shown: int = 20) -> list[str]:
     """The first *shown* of *lines*, and how many more there were."""
-    return lines[:shown] + ([f"… and {len(lines) - shown} more"] if len(lines) > shown else [])
+    return lines[:shown] + ([say("… and {n} more", n=len(lines) - shown)] if len(lines) > shown else [])
 
 
 def _class(request: Request, session: Session, who: Caller, chosen: list[Recording],
@@ -230,7 +237,7 @@ def _export(request: Request, session: Session, who: Caller, chosen: list[Record
     refs = [str(r.id) for r in chosen]
     name = f"recordings-{utcnow():%Y%m%d-%H%M%S}"
     try:
-        return zip_download(session, name, f"{len(refs)} recordings", lambda out: export_package(
+        return zip_download(session, name, say("{n} recordings", n=len(refs)), lambda out: export_package(
             session, config.store, out=out, by=who.user.name, now=utcnow(), refs=refs, reason=reason,
             signing=package_signing(config), language="en" if language(request) == "en" else "zh"))
     except PackageRefused as exc:

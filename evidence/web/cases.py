@@ -43,7 +43,7 @@ from catalog.errors import (
 )
 from catalog.package import export_package
 from catalog.recordings import get_recording
-from catalog.said import say
+from catalog.said import Said, listed, say
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, class_word, done, language, render, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
@@ -73,10 +73,10 @@ def _reader(who: Caller) -> str | None:
     return None if who.may("audit") else who.user.name
 
 
-def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> list[str]:
+def _retain(session: Session, config: WebConfig, ids: list[int], by: str) -> list[Said]:
     """Apply retention to what changed; the problems (a store that refused) as lines for the page."""
     changes = retain_after_link_change(session, config.store, config.policy, ids, by=by)
-    return [f"recording {c.recording_id}: {c.error}" for c in changes if c.error]
+    return [say("recording {id}: {problem}", id=c.recording_id, problem=c.error) for c in changes if c.error]
 
 
 def _case_page(request: Request, session: Session, who: Caller, case: Case, status: int = 200,
@@ -127,7 +127,7 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
         opened = date.fromisoformat(opened_on) if opened_on.strip() else config.today()
     except ValueError:
         return _cases_list(request, session, who, code=400, form=form,
-                           error=f"opened on: {opened_on!r} is not a date (YYYY-MM-DD)")
+                           error=say("opened on: {day} is not a date (YYYY-MM-DD)", day=repr(opened_on)))
     try:
         case = create_case(session, number=number.strip(), title=title, case_type=case_type, unit=unit,
                            opened_on=opened, by=who.user.name, case_pattern=config.case_pattern,
@@ -157,7 +157,7 @@ def _after_change(request: Request, session: Session, who: Caller, case: Case, i
     hold could not be applied (the nightly retention job finishes it)."""
     problems = _retain(session, request.app.state.config, ids, who.user.name)
     if problems:
-        return _case_page(request, session, who, case, 502, "; ".join(problems))
+        return _case_page(request, session, who, case, 502, listed(problems, sep="; "))
     return done(request, who, RedirectResponse(back or f"/cases/{quote(case.number, safe='')}", status_code=303),
                 said, case=case.number, **values)
 
@@ -171,7 +171,7 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
     refs = [r for r in recordings.replace(",", " ").split() if r]
     try:
         if not refs:
-            raise CaseInvalid(["name at least one recording (its id or SHA-256 prefix)"])
+            raise CaseInvalid([say("name at least one recording (its id or SHA-256 prefix)")])
         found = [get_recording(session, ref) for ref in refs[:200]]
         for recording in found:
             link_recording(session, case, recording, purpose=purpose, by=who.user.name, linker=who.user)
@@ -227,14 +227,15 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
     case = _case(session, number, who)
     config: WebConfig = request.app.state.config
     if config.attach is None:
-        raise HTTPException(501, "this server cannot store documents; run `evidence serve`, or attach them with "
-                                 "`evidence case attach`")
+        raise HTTPException(501, say("this server cannot store documents; run `evidence serve`, or attach them "
+                                     "with `evidence case attach`"))
     try:
         day = date.fromisoformat(dated) if dated.strip() else None
     except ValueError:
-        return _case_page(request, session, who, case, 400, f"document date: {dated!r} is not a date (YYYY-MM-DD)")
+        return _case_page(request, session, who, case, 400,
+                          say("document date: {day} is not a date (YYYY-MM-DD)", day=repr(dated)))
     if not title.strip():
-        return _case_page(request, session, who, case, 400, "say what the documents are (their title)")
+        return _case_page(request, session, who, case, 400, say("say what the documents are (their title)"))
     folder = Path(tempfile.mkdtemp(prefix="evidence-upload-"))
     ids: list[int] = []
     try:
@@ -246,10 +247,11 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
                     size += len(chunk)
                     if size > MAX_DOCUMENT_BYTES:
                         return _case_page(request, session, who, case, 413,
-                                          f"{path.name} is larger than {MAX_DOCUMENT_BYTES >> 20} MiB")
+                                          say("{file} is larger than {mib} MiB", file=path.name,
+                                              mib=MAX_DOCUMENT_BYTES >> 20))
                     out.write(chunk)
             if size == 0:
-                return _case_page(request, session, who, case, 400, f"{path.name} is empty")
+                return _case_page(request, session, who, case, 400, say("{file} is empty", file=path.name))
             recording, _new = config.attach(session, case, path, title=title.strip(), by=who.user.name, dated=day)
             path.unlink()
             if recording.id is not None:
@@ -259,7 +261,8 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
         return _case_page(request, session, who, case, 400, str(exc))
     except StorageError as exc:  # the staged copy stays for `evidence archive-pending`
         session.rollback()
-        return _case_page(request, session, who, case, 503, f"the evidence store refused or is down: {exc}")
+        return _case_page(request, session, who, case, 503,
+                          say("the evidence store refused or is down: {fault}", fault=str(exc)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return _after_change(request, session, who, case, ids, "attached", n=len(ids))
@@ -378,7 +381,7 @@ def case_grant(number: str, request: Request, session: DB, csrf: Annotated[str, 
             try:
                 day = date.fromisoformat(until.strip())
             except ValueError:
-                raise CaseStateError(f"{until!r} is not a date (YYYY-MM-DD)") from None
+                raise CaseStateError(say("{day} is not a date (YYYY-MM-DD)", day=repr(until))) from None
             expires = datetime.combine(day + timedelta(days=1), time(), zone)
         return grant_case_access(session, who.user, case, to_user=user.strip(), reason=reason, expires_at=expires)
 
@@ -390,7 +393,7 @@ def case_grant(number: str, request: Request, session: DB, csrf: Annotated[str, 
 def api_cases(request: Request, session: DB, who: CasesCaller, status: str | None = None) -> dict[str, Any]:
     """Case files (newest first, at most 500), optionally only `open` or `closed` ones."""
     if status is not None and status not in (s.value for s in CaseStatus):
-        raise HTTPException(422, f"status must be open or closed, not {status[:40]!r}")
+        raise HTTPException(422, say("status must be open or closed, not {status}", status=repr(status[:40])))
     config: WebConfig = request.app.state.config
     return {"cases": [{"number": c.number, "title": c.title, "case_type": c.case_type, "unit": c.unit,
                        "status": c.status, "opened_on": c.opened_on.isoformat(),
@@ -419,7 +422,7 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
     case = _case(session, number, who)
     config = request.app.state.config
     try:
-        return zip_download(session, case.number, f"case {case.number}", lambda out: export_package(
+        return zip_download(session, case.number, say("case {case}", case=case.number), lambda out: export_package(
             session, config.store, out=out, by=who.user.name, now=utcnow(), case_number=case.number, reason=reason,
             signing=package_signing(config), language="en" if language(request) == "en" else "zh"))
     except PackageRefused as exc:

@@ -25,7 +25,7 @@ from catalog.cases import Attach
 from catalog.custody_words import event_name
 from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
-from catalog.said import Said, said_in
+from catalog.said import Said, listed, said_in, say
 from catalog.sensitivity import CLASSES
 from catalog.sensitivity import label as sensitivity_label
 from catalog.sign_in import find_session
@@ -192,13 +192,14 @@ def api_caller(action: str) -> Any:
     def check(request: Request, session: DB) -> Caller:
         who = caller(request, session)
         if who is None:
-            raise HTTPException(401, "sign in first")
+            raise HTTPException(401, say("sign in first"))
         if not who.may(action):
             _refused(request, session, who, action)
-            raise HTTPException(403, f"your roles ({', '.join(who.user.roles)}) do not allow {action}")
+            raise HTTPException(403, say("your roles ({roles}) do not allow {action}",
+                                         roles=listed([say(role) for role in who.user.roles]), action=action))
         if request.method not in ("GET", "HEAD") and \
                 request.headers.get("x-csrf-token") != who.web_session.csrf_token:
-            raise HTTPException(403, "missing or wrong X-CSRF-Token")
+            raise HTTPException(403, say("missing or wrong X-CSRF-Token"))
         return who
     return Depends(check)
 
@@ -238,7 +239,7 @@ def signed_in(request: Request, session: Session, action: str, csrf: str | None 
         raise PageInstead(render(request, "message.html", lang, 403, user=who.user, csrf=who.web_session.csrf_token,
                                  message=gettext_for(lang)("Your role does not allow this.")))
     if csrf is not None and not secrets.compare_digest(csrf, who.web_session.csrf_token):
-        raise HTTPException(403, "missing or wrong form token")
+        raise HTTPException(403, say("missing or wrong form token"))
     if csrf is not None and action in RETENTION_ACTIONS:
         _policy_in_force(request, session, who, action)
     return who

@@ -16,6 +16,7 @@ from catalog.access import AccessRefused, ReasonRequired
 from catalog.errors import ExportFailed, PermissionDenied
 from catalog.package import PackageSigning, safe_name
 from catalog.releases import ReleaseRefused
+from catalog.said import say
 from catalog.signing import SignatureInvalid
 from evidence.web.deps import WebConfig
 from storage import BackendUnavailable, StorageError
@@ -31,8 +32,11 @@ class PackageRefused(Exception):
     """No package: *status* for the page, and a message naming what was asked (*what*) and why."""
 
     def __init__(self, status: int, what: str, cause: Exception) -> None:
-        super().__init__(f"no package for {what}: {cause}")
+        super().__init__(say("no package for {what}: {cause}", what=what, cause=str(cause)))
         self.status = status
+
+    def __str__(self) -> str:  # the Said whole (what and why said in the reader's language)
+        return self.args[0]  # type: ignore[no-any-return]
 
 
 def _status(exc: Exception) -> int:

@@ -33,6 +33,8 @@ from catalog.models import Recording
 from catalog.recordings import get_recording
 from catalog.redaction_jobs import job_as_json, jobs_of
 from catalog.restamping import HoldLiftRefused, change_stamp
+from catalog.said import say
+from catalog.sensitivity import step_word
 from evidence.web.deps import DB, Caller, PlayCaller, ViewCaller, class_word, done, language, render, signed_in
 from evidence.web.ranges import RangeResponse, parse_range
 from ingest.redaction.derivative import REDACTABLE
@@ -51,9 +53,10 @@ def visible_recording(session: Session, ref: str, who: Caller, action: str) -> R
     scope = who.scope
     if out_of_scope(session, scope, [recording.id]):
         record_refusals(session, who.user.name, [recording.id], action=action, why="scope",
-                        details={"scope": scope.describe()})
-        raise HTTPException(403, f"recording {recording.id} is outside what {who.user.name} may {action} "
-                                 f"({scope.describe()})")
+                        details={"scope": str(scope.describe())})
+        raise HTTPException(403, say("{recordings} is outside what {person} may {action} ({scope})",
+                                     recordings=say("recording {recording}", recording=recording.id),
+                                     person=who.user.name, action=step_word(action), scope=scope.describe()))
     return recording
 
 
@@ -84,17 +87,18 @@ def _read(request: Request, session: Session, who: Caller, recording: Recording,
                              reason=reason, policy=request.app.state.config.access_reason,
                              viewing_session=who.web_session.token_sha256, opener=opener, record=record)
     except ReasonRequired as exc:
-        raise HTTPException(422, f"{exc}: add ?reason=… to {request.url.path}") from None
+        raise HTTPException(422, say("{problem}: add ?reason=… to {path}", problem=str(exc),
+                                     path=request.url.path)) from None
     except AccessRefused as exc:
         raise HTTPException(403, str(exc)) from None
     except CaseStateError as exc:
         raise HTTPException(410, str(exc)) from None
     except ObjectMissing as exc:
-        raise HTTPException(404, missing or f"{exc}: the catalogue lists it but the store does not have it; tell the "
-                                            "archive administrator (`evidence verify` reports every such object)") \
-            from None
+        raise HTTPException(404, missing or say("{problem}: the catalogue lists it but the store does not have it; "
+                                                "tell the archive administrator (`evidence verify` reports every such "
+                                                "object)", problem=str(exc))) from None
     except BackendUnavailable as exc:
-        raise HTTPException(503, f"the evidence store cannot be reached now: {exc}") from None
+        raise HTTPException(503, say("the evidence store cannot be reached now: {problem}", problem=str(exc))) from None
 
 
 def _serve(request: Request, session: Session, who: Caller, recording: Recording, *, step: str, what: str, via: str,
@@ -127,7 +131,7 @@ def thumbnail(ref: str, session: DB, who: ViewCaller, request: Request, reason: 
     store: EvidenceStore = request.app.state.config.store
     fh = _read(request, session, who, recording, step="view", what="thumbnail", via="web thumbnail", reason=reason,
                opener=lambda: store.open_derived(recording.sha256, "thumbnail.jpg"),
-               record=reason_needed(request, "view"), missing="no thumbnail (yet)")
+               record=reason_needed(request, "view"), missing=say("no thumbnail (yet)"))
     with fh:
         data = fh.read()
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
@@ -143,8 +147,8 @@ def proxy(ref: str, session: DB, who: PlayCaller, request: Request, reason: str 
     derived = derived_media(session, recording.id, "proxy")
     if derived is None:
         visible_recording(session, ref, who, "play")  # an out-of-scope caller learns nothing about proxies
-        raise HTTPException(404, f"no browser proxy for recording {recording.id} (yet): the derive worker makes one "
-                                 "after archiving")
+        raise HTTPException(404, say("no browser proxy for recording {recording} (yet): the derive worker makes one "
+                                     "after archiving", recording=recording.id))
     store: EvidenceStore = request.app.state.config.store
     name = derived.key.rsplit("/", 1)[-1]
     return _serve(request, session, who, recording, step="play", what="proxy", via="web play", reason=reason,
@@ -159,7 +163,8 @@ def photo(ref: str, session: DB, who: PlayCaller, request: Request, reason: str 
     place; the thumbnail is the preview without one (a review found the original served with no reason)."""
     recording = visible_recording(session, ref, who, "play")
     if recording.media_kind != "photo":
-        raise HTTPException(404, f"recording {recording.id} is a {recording.media_kind}, not a photo")
+        raise HTTPException(404, say("recording {recording} is a {kind}, not a photo", recording=recording.id,
+                                     kind=say(recording.media_kind)))
     store: EvidenceStore = request.app.state.config.store
     response = _serve(request, session, who, recording, step="download", what="photo", via="web view",
                       reason=reason, open_at=lambda start: store.open(recording.sha256, start=start),
@@ -304,8 +309,9 @@ def api_recording(ref: str, request: Request, session: DB, who: ViewCaller,
     recording = visible_recording(session, ref, who, "view")
     stated = _stated(reason)
     if stated is None and reason_needed(request, "view"):
-        raise HTTPException(422, f"state the reason for viewing recording {recording.id} (调阅事由): the agency's "
-                                 "policy EVIDENCE_ACCESS_REASON=view asks for one; add ?reason=…")
+        raise HTTPException(422, say("state the reason for viewing recording {recording} (调阅事由): the agency's "
+                                     "policy EVIDENCE_ACCESS_REASON=view asks for one; add ?reason=…",
+                                     recording=recording.id))
     _class_allows_view(request, session, who, recording, stated)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, recording_id=recording.id,
                  details={"via": "api", "reason": stated})

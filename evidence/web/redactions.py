@@ -24,6 +24,7 @@ from catalog.detail import derived_media, frame_rate
 from catalog.errors import CaseStateError
 from catalog.models import RedactionJob
 from catalog.recordings import get_recording
+from catalog.said import Said, say
 from evidence.web.deps import DB, Caller, api_caller, done, language, render, signed_in
 from evidence.web.recordings import visible_recording
 from ingest.redaction.derivative import check_redaction_request
@@ -74,8 +75,8 @@ def spec_of_form(request: RedactionRequest) -> tuple[RedactionSpec, FaceSearch |
         for text in texts:
             try:
                 parsed.append(parse(text))
-            except ValueError as exc:
-                problems.append(str(exc))
+            except ValueError as exc:  # the parsers' reasons are catalog.said messages
+                problems.append(exc.args[0] if exc.args and isinstance(exc.args[0], Said) else str(exc))
         return tuple(parsed)
 
     spec = RedactionSpec(boxes=each(request.boxes, parse_box), moving=each(request.moving, parse_moving),
@@ -108,7 +109,8 @@ def _ask(request: Request, session: Session, who: Caller, ref: str, wanted: Reda
         raise HTTPException(403, str(exc)) from None
     except (RedactionInvalid, CaseStateError) as exc:
         session.rollback()
-        raise HTTPException(400, f"recording {original.id} cannot be redacted as asked: {exc}") from None
+        raise HTTPException(400, say("recording {id} cannot be redacted as asked: {problem}", id=original.id,
+                                     problem=str(exc))) from None
     _start_renderer(request)
     return job
 
@@ -133,13 +135,13 @@ def _job(request: Request, session: Session, who: Caller, job_id: int, reason: s
     secret needs a grant); each refusal recorded; 404 for no such job."""
     job = redaction_jobs.get_job(session, job_id)
     if job is None:
-        raise HTTPException(404, f"no redaction job {job_id}")
+        raise HTTPException(404, say("no redaction job {job}", job=job_id))
     original = visible_recording(session, str(job.original_id), who, "redact")
     try:
         check_access(session, who.user, [original], step="view", reason=reason,
                      policy=request.app.state.config.access_reason, action="redact")
     except ReasonRequired as exc:
-        raise HTTPException(422, f"{exc}: add ?reason=…") from None
+        raise HTTPException(422, say("{problem}: add ?reason=…", problem=str(exc))) from None
     except AccessRefused as exc:
         raise HTTPException(403, str(exc)) from None
     return job

@@ -28,6 +28,7 @@ from catalog.releases import (
     release_in_scope,
     withdraw_release,
 )
+from catalog.said import Said, listed, say
 from catalog.shares import NewShare, ShareRefused, create_share, revoke_share, share_as_json, shares_of
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, done, language, render, signed_in
@@ -42,7 +43,7 @@ router = APIRouter()
 def _signer(request: Request) -> Signer:
     config = request.app.state.config
     if config.key is None:
-        raise HTTPException(503, "this server has no station key to sign release records with")
+        raise HTTPException(503, say("this server has no station key to sign release records with"))
     return Signer(config.station, config.key, tsa=config.settings)
 
 
@@ -60,10 +61,10 @@ def _release_page(request: Request, session: Session, who: Caller, number: int, 
     try:
         release = get_release(session, number)
     except ReleaseRefused:
-        raise HTTPException(404, f"no release {number}") from None
+        raise HTTPException(404, say("no release {release}", release=number)) from None
     if not release_in_scope(session, who.scope, release):
-        raise HTTPException(403, f"release {number} holds recordings outside what {who.user.name} may see "
-                                 f"({who.scope.describe()})")
+        raise HTTPException(403, say("release {release} holds recordings outside what {person} may see ({scope})",
+                                     release=number, person=who.user.name, scope=who.scope.describe()))
     data = release_as_json(session, release)
     summary = summary_of(session, release) if release.kind == "publication" else None
     shares = [share_as_json(link) for link in shares_of(session, number)]
@@ -81,7 +82,7 @@ def _release_page(request: Request, session: Session, who: Caller, number: int, 
 def releases_page(request: Request, session: DB, state: str | None = None) -> Response:
     who = signed_in(request, session, "releases")
     if state is not None and state not in RELEASE_STATES:
-        raise HTTPException(400, f"state must be one of {', '.join(RELEASE_STATES)}")
+        raise HTTPException(400, say("state must be one of {states}", states=listed(RELEASE_STATES)))
     return _list_page(request, session, who, state=state)
 
 
@@ -98,7 +99,7 @@ def propose(request: Request, session: DB, csrf: Annotated[str, Form()], kind: A
     refs = [ref for ref in re.split(r"[\s,，]+", recordings) if ref]
     try:
         if len(refs) > 1000:
-            raise ReleaseRefused(["at most 1000 recordings in one release"])
+            raise ReleaseRefused([say("at most {max} recordings in one release", max=1000)])
         items = [get_recording(session, ref) for ref in refs]
         made = propose_release(session, who.user, kind=kind, title=title, recipient=recipient,
                                legal_basis=legal_basis, recordings=items, reason=reason, now=utcnow())
@@ -134,7 +135,9 @@ def _act(request: Request, session: Session, who: Caller, number: int, act: Any,
         return _release_page(request, session, who, number, 403, str(exc))
     except StorageError as exc:  # the signed record could not be kept: nothing was decided
         session.rollback()
-        return _release_page(request, session, who, number, 503, f"the store did not keep the signed record: {exc}")
+        problem = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else str(exc)
+        return _release_page(request, session, who, number, 503,
+                             say("the store did not keep the signed record: {problem}", problem=problem))
     return done(request, who, RedirectResponse(f"/releases/{number}", status_code=303), said, release=str(number),
                 **values)
 
@@ -145,7 +148,7 @@ def decide(number: int, request: Request, session: DB, csrf: Annotated[str, Form
     """Legal review (法制审核) approves or rejects; never the proposer."""
     who = signed_in(request, session, "approve_release", csrf)
     if decision not in ("approve", "reject"):
-        raise HTTPException(400, "decision must be approve or reject")
+        raise HTTPException(400, say("decision must be approve or reject"))
     store, signer = request.app.state.config.store, _signer(request)
     return _act(request, session, who, number, lambda: decide_release(
         session, store, who.user, number, approve=decision == "approve", note=note, signer=signer, now=utcnow()),
@@ -194,7 +197,8 @@ def package(number: int, request: Request, session: DB, csrf: Annotated[str, For
     who = signed_in(request, session, "export", csrf)
     config = request.app.state.config
     try:
-        return zip_download(session, f"release-{number}", f"release {number}", lambda out: release_package(
+        what = say("release {release}", release=number)
+        return zip_download(session, f"release-{number}", what, lambda out: release_package(
             session, config.store, number, out=out, by=who.user.name, now=utcnow(), signing=package_signing(config),
             language="en" if language(request) == "en" else "zh"))
     except PackageRefused as exc:

@@ -16,6 +16,7 @@ from catalog.case_models import DisposalStatus
 from catalog.disposal import Signer, approve_batch, plan_disposal, plan_pending_cases, start_sweep
 from catalog.errors import DisposalError
 from catalog.listings import recent_disposal_batches
+from catalog.said import say
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, done, language, render, signed_in
 from storage import BackendUnavailable
@@ -45,8 +46,8 @@ def _page(request: Request, session: Session, who: Caller, status: int = 200, er
 
 def _signer(config: WebConfig) -> Signer:
     if config.key is None:
-        raise HTTPException(503, "this server has no signing key, so it cannot write signed disposal records; "
-                                 "run `evidence serve`, which loads EVIDENCE_STATION_KEY")
+        raise HTTPException(503, say("this server has no signing key, so it cannot write signed disposal records; "
+                                     "run `evidence serve`, which loads EVIDENCE_STATION_KEY"))
     return Signer(config.station, config.key, tsa=config.settings)
 
 
@@ -67,7 +68,8 @@ def sweep(request: Request, session: DB, csrf: Annotated[str, Form()]) -> Respon
     except DisposalError as exc:
         return _page(request, session, who, 400, str(exc))
     except BackendUnavailable as exc:
-        return _page(request, session, who, 503, f"the evidence store cannot be reached now: {exc}")
+        return _page(request, session, who, 503, say("the evidence store cannot be reached now: {problem}",
+                                                     problem=str(exc)))
     if batch is None:
         return done(request, who, RedirectResponse("/retention", status_code=303), "nothing_due")
     return done(request, who, RedirectResponse(f"/retention#batch-{batch.id}", status_code=303),
@@ -81,7 +83,8 @@ def approve(batch_id: int, request: Request, session: DB, csrf: Annotated[str, F
     """A second person approves a proposed batch; it is carried out at once (each item re-checked first)."""
     who = signed_in(request, session, "approve_disposal", csrf)
     if confirm != "yes":
-        return _page(request, session, who, 400, f"tick the box to confirm the disposal of batch {batch_id}")
+        return _page(request, session, who, 400, say("tick the box to confirm the disposal of batch {batch}",
+                                                     batch=batch_id))
     config: WebConfig = request.app.state.config
     try:
         approve_batch(session, config.store, config.policy, batch_id, by=who.user.name, now=utcnow(),
@@ -89,6 +92,7 @@ def approve(batch_id: int, request: Request, session: DB, csrf: Annotated[str, F
     except DisposalError as exc:
         return _page(request, session, who, 400, str(exc))
     except BackendUnavailable as exc:
-        return _page(request, session, who, 503, f"the evidence store cannot be reached now: {exc}")
+        return _page(request, session, who, 503, say("the evidence store cannot be reached now: {problem}",
+                                                     problem=str(exc)))
     return done(request, who, RedirectResponse(f"/retention#batch-{batch_id}", status_code=303), "batch_approved",
                 batch=str(batch_id))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from catalog.errors import SavedSearchInvalid
+from catalog.said import say
 from catalog.saved_searches import delete_saved_search, save_search, saved_searches
 from evidence.web.deps import DB, SearchCaller, done, signed_in
 from evidence.web.search import search_view
@@ -46,7 +47,7 @@ def forget_search(saved_id: int, request: Request, session: DB, csrf: Annotated[
     who = signed_in(request, session, "search", csrf)
     name = delete_saved_search(session, who.user, saved_id)
     if name is None:
-        raise HTTPException(404, f"you have no saved search {saved_id}")
+        raise HTTPException(404, say("you have no saved search {saved}", saved=saved_id))
     return done(request, who, RedirectResponse("/", status_code=303), "search_forgotten", search=name)
 
 

@@ -37,13 +37,8 @@ def _page(request: Request, token: str, status: int = 200, *, error: str | None 
                   items=items, release=release)
 
 
-def _said(request: Request, exc: ShareRefused) -> str:
-    """The refusal in the reader's language."""
-    return str(gettext_for(language(request))(exc.key)).format(**exc.values)
-
-
 def _refusal(request: Request, token: str, exc: ShareRefused, status: int = 403) -> HTMLResponse:
-    return _page(request, token, status, error=_said(request, exc))
+    return _page(request, token, status, error=exc.public)  # said in the reader's language (deps.render)
 
 
 @router.get("/share/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -53,8 +48,8 @@ def share_page(token: str, request: Request, session: DB) -> Response:
         link, release, recordings = shared_item(session, token, request.cookies.get(SHARE_COOKIE), None,
                                                 now=utcnow())
     except ShareRefused as exc:
-        if exc.key != NEED_CODE:
-            return _refusal(request, token, exc, 404 if exc.key == "this link is not valid" else 410)
+        if exc.public.message != NEED_CODE.message:
+            return _refusal(request, token, exc, 404 if exc.public.message == "this link is not valid" else 410)
         form = secrets.token_urlsafe(24)
         response = _page(request, token, csrf=form)
         response.set_cookie(SHARE_CSRF_COOKIE, form, httponly=True, samesite="strict",
@@ -79,7 +74,7 @@ def use_code(token: str, request: Request, session: DB, code: Annotated[str, For
     try:
         _link, secret = open_share(session, token, code, now=utcnow(), client=_client(request))
     except ShareRefused as exc:
-        return _page(request, token, 403, csrf=expected, error=_said(request, exc))
+        return _page(request, token, 403, csrf=expected, error=exc.public)
     response = RedirectResponse(f"/share/{token}", status_code=303)
     response.set_cookie(SHARE_COOKIE, secret, httponly=True, samesite="strict", secure=config.secure_cookies,
                         path=f"/share/{token}")

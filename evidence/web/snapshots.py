@@ -13,6 +13,7 @@ from catalog.access import AccessRefused, ReasonRequired
 from catalog.case_links import retain_after_link_change
 from catalog.cases import get_case
 from catalog.errors import CaseInvalid, CaseNotFound, PermissionDenied, SnapshotRefused
+from catalog.said import listed, say
 from evidence.web.deps import DB, WebConfig, done, signed_in
 from evidence.web.recordings import render_recording, visible_recording
 from ingest.errors import RenderInterrupted
@@ -33,7 +34,7 @@ def snapshot(ref: str, request: Request, session: DB, csrf: Annotated[str, Form(
     recording = visible_recording(session, ref, who, "snapshot")
     config: WebConfig = request.app.state.config
     if config.settings is None or config.key is None:
-        raise HTTPException(501, "this server cannot store stills; run `evidence serve`")
+        raise HTTPException(501, say("this server cannot store stills; run `evidence serve`"))
 
     def refused(status: int, message: str) -> Response:
         session.rollback()
@@ -43,7 +44,7 @@ def snapshot(ref: str, request: Request, session: DB, csrf: Annotated[str, Form(
     try:
         at_s = float(at.strip())
     except ValueError:
-        return refused(400, f"snapshot: {at[:40]!r} is not a position in seconds (e.g. 83.25)")
+        return refused(400, say("snapshot: {at} is not a position in seconds (e.g. 83.25)", at=repr(at[:40])))
     try:
         target = get_case(session, case.strip())
     except CaseNotFound as exc:
@@ -58,14 +59,14 @@ def snapshot(ref: str, request: Request, session: DB, csrf: Annotated[str, Form(
     except (SnapshotRefused, CaseInvalid) as exc:
         return refused(400, str(exc))
     except StorageError as exc:
-        return refused(503, f"the evidence store refused or is down: {exc}")
+        return refused(503, say("the evidence store refused or is down: {fault}", fault=str(exc)))
     except RenderInterrupted as exc:
-        return refused(503, f"the frame could not be decoded now ({exc}); try again")
+        return refused(503, say("the frame could not be decoded now ({fault}); try again", fault=str(exc)))
     assert still.recording.id is not None
     changes = retain_after_link_change(session, config.store, config.policy, [still.recording.id], by=who.user.name)
-    problems = [f"recording {c.recording_id}: {c.error}" for c in changes if c.error]
+    problems = [say("recording {id}: {problem}", id=c.recording_id, problem=c.error) for c in changes if c.error]
     if problems:
-        return refused(502, "; ".join(problems))
+        return refused(502, listed(problems, sep="; "))
     page = f"/recordings/{recording.id}" + (f"?reason={quote(reason.strip(), safe='')}" if reason.strip() else "")
     return done(request, who, RedirectResponse(page, status_code=303), "snapshot", case=target.number,
                 still=still.recording.id, at=f"{still.at_s:.3f}")

@@ -20,6 +20,7 @@ from catalog.case_workspace import playable_for
 from catalog.csvsafe import csv_chunks
 from catalog.disposal import Signer
 from catalog.models import Recording, SpotCheck, SpotCheckItem
+from catalog.said import Said, listed, say
 from catalog.spotcheck import (
     ENFORCEMENT_KINDS,
     SpotCheckCriteria,
@@ -59,8 +60,15 @@ def scoped_unit(scope: Scope, unit: str) -> str | None:
         return unit
     if not unit and len(allowed) == 1:
         return allowed[0]
-    raise PermissionError(f"a spot check draws from your units only ({', '.join(allowed) or 'none'}); "
-                          f"choose one of them" + (f", not {unit!r}" if unit else ""))
+    units = listed(allowed) if allowed else say("none")
+    raise PermissionError(say("a spot check draws from your units only ({units}); choose one of them, not {unit}",
+                              units=units, unit=repr(unit)) if unit else
+                          say("a spot check draws from your units only ({units}); choose one of them", units=units))
+
+
+def _said(exc: Exception) -> str:
+    """What *exc* says: its message as made (a Said is said in the page's language), else str(exc)."""
+    return exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else str(exc)
 
 
 def _list(request: Request, session: DB, who: Caller, status: int = 200, error: str | None = None,
@@ -93,7 +101,7 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
     try:
         chosen_unit = scoped_unit(who.scope, unit.strip())
     except PermissionError as exc:
-        return _list(request, session, who, 403, str(exc), form)
+        return _list(request, session, who, 403, _said(exc), form)
     try:
         criteria = SpotCheckCriteria(unit=chosen_unit, officer=officer.strip() or None,
                                      kind=kind.strip() or None, start=_when(start, zone),
@@ -101,8 +109,8 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
         check = new_spot_check(session, criteria, size, by=who.user.name, now=utcnow(), reviewers=reviewers,
                                pool=re.split(r"[\s,，;；]+", pool.strip()) if pool.strip() else ())
     except ValueError as exc:
-        return _list(request, session, who, 400, f"not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
-                                                 f"2026-11-20T08:00+08:00): {exc}", form)
+        return _list(request, session, who, 400, say("not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
+                                                     "2026-11-20T08:00+08:00): {problem}", problem=_said(exc)), form)
     except SpotCheckError as exc:
         return _list(request, session, who, 400, str(exc), form)
     return done(request, who, RedirectResponse(f"/spot-checks/{check.id}", status_code=303), "spot_check_drawn",
@@ -138,8 +146,8 @@ def spot_check(check_id: int, request: Request, session: DB) -> Response:
     try:
         return _check_page(request, session, who, check_id)
     except HTTPException as exc:
-        if exc.status_code == 403:
-            return _list(request, session, who, 403, str(exc.detail))
+        if exc.status_code == 403:  # the refusal as it was made (a Said stays one: said in the page's language)
+            return _list(request, session, who, 403, exc.detail if isinstance(exc.detail, str) else str(exc.detail))
         raise
 
 
@@ -168,7 +176,7 @@ def sign(check_id: int, request: Request, session: DB, csrf: Annotated[str, Form
     who = signed_in(request, session, "spotcheck", csrf)
     config = request.app.state.config
     if config.key is None:
-        raise HTTPException(503, "this server has no station key to sign the result with")
+        raise HTTPException(503, say("this server has no station key to sign the result with"))
     try:
         sign_off(session, config.store, Signer(config.station, config.key, tsa=config.settings), check_id,
                  by=who.user.name, scope=who.scope, now=utcnow())
@@ -179,7 +187,8 @@ def sign(check_id: int, request: Request, session: DB, csrf: Annotated[str, Form
     except SpotCheckError as exc:
         return _check_page(request, session, who, check_id, 400, str(exc))
     except StorageError as exc:
-        return _check_page(request, session, who, check_id, 503, f"the evidence store refused or is down: {exc}")
+        return _check_page(request, session, who, check_id, 503, say("the evidence store refused or is down: {fault}",
+                                                                     fault=_said(exc)))
     return done(request, who, RedirectResponse(f"/spot-checks/{check_id}", status_code=303), "spot_check_signed",
                 check=str(check_id))
 
@@ -189,10 +198,11 @@ def summary(check_id: int, fmt: str, request: Request, session: DB) -> Response:
     """What may be published (公示) of a signed-off check, without personal data: JSON or CSV (UTF-8 with BOM)."""
     who = signed_in(request, session, "spotcheck")
     if fmt not in ("json", "csv"):
-        raise HTTPException(404, f"a summary is .json or .csv, not .{fmt[:10]}")
+        raise HTTPException(404, say("a summary is .json or .csv, not .{fmt}", fmt=fmt[:10]))
     check, rows = _open(session, who, check_id)
     if check.signed_off_at is None:
-        raise HTTPException(409, f"spot check {check_id} is not signed off yet: its summary is published after")
+        raise HTTPException(409, say("spot check {check} is not signed off yet: its summary is published after",
+                                     check=check_id))
     data = spot_check_summary(check, [item for item, _r in rows], request.app.state.config.zone)
     name = f"spot-check-{check_id}-summary.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}

@@ -19,6 +19,7 @@ from catalog.court_report_pdf import DEFAULT_FONT
 from catalog.custody import CustodyKind, append_event
 from catalog.enforcement_report import build_report, report_csv, write_report_pdf
 from catalog.periods import PERIOD_KINDS, Period, period_of
+from catalog.said import Said, say
 from catalog.statistics import Statistics
 from catalog.statistics import statistics as catalog_statistics
 from catalog.types import utcnow
@@ -50,16 +51,18 @@ def asked_period(config: WebConfig, kind: str, on: str, first: str, last: str, *
         try:
             return date.fromisoformat(value.strip()) if value.strip() else None
         except ValueError:
-            raise HTTPException(400, f"{what}: {value[:40]!r} is not a date (YYYY-MM-DD)") from None
+            raise HTTPException(400, say("{what}: {value} is not a date (YYYY-MM-DD)", what=what,
+                                         value=repr(value[:40]))) from None
 
     try:
         period = period_of(kind, day(on, "on") or config.today(), first=day(first, "from"), last=day(last, "to"))
         period.bounds(config.zone)  # a period at the calendar's edge has no instants to bound it
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
+    except ValueError as exc:  # a period_of refusal (catalog.said: said in the reader's language)
+        raise HTTPException(400, exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else str(exc)
+                            ) from None
     except OverflowError:
-        raise HTTPException(400, f"no period can be counted around {on or first or last!r}: it runs past the "
-                                 "calendar's first or last day") from None
+        raise HTTPException(400, say("no period can be counted around {day}: it runs past the calendar's first or "
+                                     "last day", day=repr(on or first or last))) from None
     return period
 
 
@@ -113,7 +116,7 @@ def report(request: Request, session: DB, fmt: str, period: str = "", on: str = 
     BOM) or PDF; the download is recorded (who, which period, which scope)."""
     who = signed_in(request, session, "statistics")
     if fmt not in ("csv", "pdf"):
-        raise HTTPException(404, f"a report is .csv or .pdf, not .{fmt[:10]}")
+        raise HTTPException(404, say("a report is .csv or .pdf, not .{fmt}", fmt=fmt[:10]))
     config: WebConfig = request.app.state.config
     asked = asked_period(config, period, on, first, last, default="quarter")
     assert asked is not None
@@ -129,7 +132,7 @@ def report(request: Request, session: DB, fmt: str, period: str = "", on: str = 
             target = Path(tmp) / "report.pdf"
             why = write_report_pdf(made, target, font=font)
             if why is not None:
-                raise HTTPException(503, f"the PDF cannot be made here: {why}; the CSV can")
+                raise HTTPException(503, say("the PDF cannot be made here: {why}; the CSV can", why=why))
             body, media = target.read_bytes(), "application/pdf"
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={  # what was handed out, once made
         "via": f"web report.{fmt}", "report": "enforcement data analysis", "period": asked.as_json(),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from catalog import Stamp, StampInvalid, validate_stamp
+from catalog.said import say
 from ingest.config import Settings
 
 __all__ = ["MAX_CLOCK_OFFSET_S", "AfterCommit", "IngestOptions", "Progress", "validate_options"]
@@ -41,6 +42,6 @@ def validate_options(options: IngestOptions, settings: Settings) -> None:
                                     important=False), case_pattern=settings.case_pattern)
     offset = options.clock_offset_s
     if offset is not None and not (math.isfinite(offset) and abs(offset) <= MAX_CLOCK_OFFSET_S):
-        problems.append(f"clock offset {offset!r} s is not a number of seconds within 100 years")
+        problems.append(say("clock offset {offset} s is not a number of seconds within 100 years", offset=repr(offset)))
     if problems:
         raise StampInvalid(problems)

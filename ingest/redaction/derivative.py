@@ -44,6 +44,7 @@ from catalog.access import (
     disposed_message,
     record_access,
     record_refusals,
+    role_problem,
     stated_reason,
 )
 from catalog.cases import cases_of
@@ -53,8 +54,8 @@ from catalog.recordings import redacted_copies
 from catalog.replay import COUNTS_FROM, ROW_KEY, row_values
 from catalog.retention import RetentionPolicy
 from catalog.retention_job import base_time
+from catalog.said import say
 from catalog.user_models import User
-from catalog.users import PERMISSIONS
 from ingest.archiving import MIN_LOCK, archive_recording
 from ingest.config import Settings
 from ingest.derive import read_photo
@@ -95,17 +96,14 @@ class Redacted:
 
 
 def _may_redact(session: Session, user: User, original: Recording) -> None:
-    allowed = PERMISSIONS["redact"]
-    if user.active and allowed & set(user.roles):
+    problem = role_problem(user, "redact")
+    if problem is None:
         return
-    problem = (f"user {user.name!r} is not active" if not user.active else
-               f"user {user.name!r} (roles: {', '.join(user.roles)}) may not redact recordings: that needs one of "
-               f"{', '.join(sorted(allowed))}")
     # on the original's own custody, as a refusal by scope or class is
     record_refusals(session, user.name, [original.id or 0], action="redact", why="role",
                     details={"roles": list(user.roles)})
-    raise AccessRefused(f"{problem}; refused: recording {original.id}", recording_ids=[original.id or 0],
-                        scope="")
+    raise AccessRefused(say("{problem}; refused: recording {id}", problem=problem, id=original.id),
+                        recording_ids=[original.id or 0], scope="")
 
 
 def _described(original: Recording, *, photo: bool, size: tuple[int, int] | None) -> Described:
@@ -137,19 +135,19 @@ def check_redaction_request(session: Session, user: User, original: Recording, r
     _may_redact(session, user, original)
     why = stated_reason(reason)
     if why is None:
-        raise ReasonRequired(f"state why recording {original.id} is redacted (recorded with the copy)",
+        raise ReasonRequired(say("state why recording {id} is redacted (recorded with the copy)", id=original.id),
                              recording_ids=[original.id], scope="")
     check_access(session, user, [original], step="play", reason=why, policy="view", action="redact")
     if original.state == RecordingState.DISPOSED.value:
         raise CaseStateError(disposed_message(session, original))
     if original.state == RecordingState.STAGED.value:
-        raise CaseStateError(f"recording {original.id} ({original.original_name}) is not in the WORM store yet; "
-                             "redact it once it is archived")
+        raise CaseStateError(say("recording {id} ({name}) is not in the WORM store yet; redact it once it is archived",
+                                 id=original.id, name=original.original_name))
     if original.media_kind not in REDACTABLE:
-        raise RedactionInvalid([f"recording {original.id} ({original.original_name}) is a {original.media_kind}; "
-                                "only video, audio and photos are redacted"])
+        raise RedactionInvalid([say("recording {id} ({name}) is a {kind}; only video, audio and photos are redacted",
+                                    id=original.id, name=original.original_name, kind=say(original.media_kind))])
     if faces is not None and (original.width is None or original.height is None):
-        raise RedactionInvalid([f"recording {original.id} has no picture to find faces in"])
+        raise RedactionInvalid([say("recording {id} has no picture to find faces in", id=original.id)])
     return why
 
 
@@ -172,7 +170,7 @@ def _with_faces(source: str, original: Recording, spec: RedactionSpec, faces: Fa
     regions, search = find_faces(source, width=size[0], height=size[1], duration_s=original.duration_s,
                                  photo=photo, search=faces, timeout_s=timeout_s, progress=progress)
     return _faces_added(original, spec, regions, search,
-                        searched=f"{search.found['frames_searched']} frame(s) searched")
+                        searched=say("{n} frame(s) searched", n=search.found['frames_searched']))
 
 
 def _faces_added(original: Recording, spec: RedactionSpec, regions: list[Box], search: FaceSearch, *,
@@ -180,8 +178,8 @@ def _faces_added(original: Recording, spec: RedactionSpec, regions: list[Box], s
     """*spec* with the face *regions* found and how they were looked for in its record; RedactionInvalid when none
     was found and nothing else was asked."""
     if not regions and spec.hides_nothing:
-        raise RedactionInvalid([f"no face was found in recording {original.id} ({searched}) and nothing else was "
-                                "asked: nothing to redact"])
+        raise RedactionInvalid([say("no face was found in recording {id} ({searched}) and nothing else was asked: "
+                                    "nothing to redact", id=original.id, searched=searched)])
     return replace(spec, boxes=spec.boxes + tuple(regions), extra={**spec.extra, "faces": search.as_json(),
                                                                     "face_regions": len(regions)})
 
@@ -268,7 +266,7 @@ def redact_recording(session: Session, store: EvidenceStore, settings: Settings,
                 if sampler is not None:
                     search = sampler.found()
                     spec = _faces_added(original, spec, sampler.regions(), search,
-                                        searched=f"{search.found['frames_searched']} frame(s) searched")
+                                        searched=say("{n} frame(s) searched", n=search.found['frames_searched']))
                     # what is signed is checked as the searched-first path checks it (the count of regions; a
                     # region after the catalogued end): refused as a whole, the rendering thrown away
                     _checked_spec(original, spec, size, photo=False, faces=False)

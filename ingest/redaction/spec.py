@@ -13,8 +13,11 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from catalog.said import Said, listed, say
 
 __all__ = ["BLEEP_HZ", "KEYFRAME_STEP_S", "MAX_REGIONS", "MAX_TIME_S", "MIN_BLOCK", "TRACK_STEP_S", "Box", "Keyframe",
            "Moving", "Mute", "RedactionInvalid", "RedactionSpec", "Track", "parse_box", "parse_moving", "parse_mute",
@@ -43,29 +46,33 @@ _TIME = re.compile(r"^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)$")
 class RedactionInvalid(ValueError):
     """A redaction specification that cannot be carried out as written (each problem named)."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(listed(self.problems, sep="; "))
+
+    def __str__(self) -> str:  # the Said whole, so a page says it in its language
+        return self.args[0] if len(self.args) == 1 and isinstance(self.args[0], Said) else super().__str__()
 
 
 def parse_time(text: str) -> float:
     """Seconds from `12.5`, `01:02.5` or `1:02:03` (ValueError naming the text)."""
     match = _TIME.match(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a time (seconds, MM:SS or HH:MM:SS)")
+        raise ValueError(say("{text} is not a time (seconds, MM:SS or HH:MM:SS)", text=repr(text)))
     hours, minutes, seconds = match.groups()
     if (hours is not None or minutes is not None) and float(seconds) >= 60:
-        raise ValueError(f"{text!r} is not a time: {seconds} seconds in a minute")
+        raise ValueError(say("{text} is not a time: {seconds} seconds in a minute", text=repr(text), seconds=seconds))
     value = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
     if not math.isfinite(value) or value > MAX_TIME_S:  # 400 nines read as infinity, which no record can hold
-        raise ValueError(f"{text[:40]!r} is not a time in a recording (at most {MAX_TIME_S:g} s)")
+        raise ValueError(say("{text} is not a time in a recording (at most {max} s)", text=repr(text[:40]),
+                             max=f"{MAX_TIME_S:g}"))
     return value
 
 
-def _span(text: str, what: str) -> tuple[float, float]:
+def _span(text: str, what: Said) -> tuple[float, float]:
     start, sep, end = text.partition("-")
     if not sep:
-        raise ValueError(f"{what} {text!r} needs START-END")
+        raise ValueError(say("{what} {text} needs START-END", what=what, text=repr(text)))
     return parse_time(start), parse_time(end)
 
 
@@ -175,10 +182,10 @@ def _at(a: Keyframe, b: Keyframe, t: float) -> tuple[float, float, float, float]
     return (a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f, a.w + (b.w - a.w) * f, a.h + (b.h - a.h) * f)
 
 
-def _region(text: str, what: str) -> tuple[int, int, int, int]:
+def _region(text: str, what: Said) -> tuple[int, int, int, int]:
     parts = text.split(",")
     if len(parts) != 4 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
-        raise ValueError(f"{what}: the region must be four whole numbers X,Y,W,H")
+        raise ValueError(say("{what}: the region must be four whole numbers X,Y,W,H", what=what))
     x, y, w, h = (int(p) for p in parts)
     return x, y, w, h
 
@@ -191,10 +198,12 @@ def parse_moving(text: str) -> Moving:
             continue
         at, sep, region = part.rpartition(":")
         if not sep or not at:
-            raise ValueError(f"moving region {text!r}: keyframe {part!r} needs T:X,Y,W,H")
-        frames.append(Keyframe(parse_time(at), *_region(region, f"moving region {text!r}, keyframe {part!r}")))
+            raise ValueError(say("moving region {text}: keyframe {part} needs T:X,Y,W,H", text=repr(text),
+                                 part=repr(part)))
+        frames.append(Keyframe(parse_time(at), *_region(region, say("moving region {text}, keyframe {part}",
+                                                                    text=repr(text), part=repr(part)))))
     if len(frames) < 2:
-        raise ValueError(f"moving region {text!r} needs at least two keyframes T:X,Y,W,H;T:X,Y,W,H")
+        raise ValueError(say("moving region {text} needs at least two keyframes T:X,Y,W,H;T:X,Y,W,H", text=repr(text)))
     return Moving(tuple(frames))
 
 
@@ -205,25 +214,27 @@ def parse_box(text: str) -> Box:
     end: float | None
     if not sep:
         if text.count(",") != 3:
-            raise ValueError(f"box {text!r} needs START-END:X,Y,W,H (or X,Y,W,H for the whole recording)")
+            raise ValueError(say("box {text} needs START-END:X,Y,W,H (or X,Y,W,H for the whole recording)",
+                                 text=repr(text)))
         region, (start, end) = text, (0.0, None)
     else:
-        start, end = _span(span, "box")
-    return Box(start, end, *_region(region, f"box {text!r}"))
+        start, end = _span(span, say("box"))
+    return Box(start, end, *_region(region, say("box {text}", text=repr(text))))
 
 
 def parse_track(text: str) -> Track:
     """`START-END:X,Y,W,H`: a region to follow, where it is at START (ValueError naming what is wrong)."""
     span, sep, region = text.rpartition(":")
     if not sep or "-" not in span:
-        raise ValueError(f"tracked region {text!r} needs START-END:X,Y,W,H (where the region is at START)")
-    start, end = _span(span, "tracked region")
-    return Track(start, end, *_region(region, f"tracked region {text!r}"))
+        raise ValueError(say("tracked region {text} needs START-END:X,Y,W,H (where the region is at START)",
+                             text=repr(text)))
+    start, end = _span(span, say("tracked region"))
+    return Track(start, end, *_region(region, say("tracked region {text}", text=repr(text))))
 
 
 def parse_mute(text: str) -> Mute:
     """`START-END` (ValueError naming what is wrong)."""
-    start, end = _span(text, "mute range")
+    start, end = _span(text, say("mute range"))
     return Mute(start, end)
 
 
@@ -257,13 +268,14 @@ class RedactionSpec:
         try:
             spec = cls._from_json(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RedactionInvalid([f"the specification cannot be read: {type(exc).__name__}: {exc}"]) from None
+            raise RedactionInvalid([say("the specification cannot be read: {kind}: {fault}", kind=type(exc).__name__,
+                                        fault=str(exc))]) from None
         times = [v for b in spec.boxes for v in (b.start_s, b.end_s) if v is not None]
         times += [k.t_s for m in spec.moving for k in m.keyframes]
         times += [v for t in spec.tracks for v in (t.start_s, t.end_s)]
         times += [v for m in spec.mutes + spec.bleeps for v in (m.start_s, m.end_s)]
         if not all(math.isfinite(t) for t in times):
-            raise RedactionInvalid(["the specification holds a time that is not a finite number"])
+            raise RedactionInvalid([say("the specification holds a time that is not a finite number")])
         return spec
 
     @classmethod
@@ -308,89 +320,103 @@ class RedactionSpec:
         return not (self.boxes or self.moving or self.tracks or self.mutes or self.bleeps)
 
 
-def _span_problems(what: str, start_s: float, end_s: float | None, duration_s: float | None) -> list[str]:
+def _span_problems(what: Said, start_s: float, end_s: float | None, duration_s: float | None) -> list[Said]:
     problems = []
     if end_s is not None and end_s <= start_s:
-        problems.append(f"{what}: it ends before it starts")
+        problems.append(say("{what}: it ends before it starts", what=what))
     if duration_s is not None and start_s >= duration_s:
-        problems.append(f"{what}: it starts after the recording ends ({duration_s:g} s)")
+        problems.append(say("{what}: it starts after the recording ends ({end} s)", what=what, end=f"{duration_s:g}"))
     return problems
 
 
-def _box_problems(n: int, box: Box, width: int | None, height: int | None, duration_s: float | None) -> list[str]:
-    until = "the end" if box.end_s is None else f"{box.end_s:g} s"
-    what = f"region {n} ({box.x},{box.y},{box.w},{box.h} from {box.start_s:g} s to {until})"
+def _box_problems(n: int, box: Box, width: int | None, height: int | None, duration_s: float | None, *,
+                  tracked: bool = False) -> list[Said]:
+    where = {"n": n, "x": box.x, "y": box.y, "w": box.w, "h": box.h, "start": f"{box.start_s:g}"}
+    if tracked:  # a tracked region has an end
+        what = say("tracked region {n} ({x},{y},{w},{h} from {start} s to {end} s)", end=f"{box.end_s:g}", **where)
+    elif box.end_s is None:
+        what = say("region {n} ({x},{y},{w},{h} from {start} s to the end)", **where)
+    else:
+        what = say("region {n} ({x},{y},{w},{h} from {start} s to {end} s)", end=f"{box.end_s:g}", **where)
     problems = _span_problems(what, box.start_s, box.end_s, duration_s)
     if box.w <= 0 or box.h <= 0:
-        problems.append(f"{what}: it has no area")
+        problems.append(say("{what}: it has no area", what=what))
     if box.x < 0 or box.y < 0 or (width is not None and height is not None
                                    and (box.x + box.w > width or box.y + box.h > height)):
-        problems.append(f"{what}: it lies outside the {width}×{height} picture")
+        problems.append(say("{what}: it lies outside the {width}×{height} picture", what=what, width=width,
+                            height=height))
     return problems
 
 
 def spec_problems(spec: RedactionSpec, *, width: int | None, height: int | None, duration_s: float | None,
-                  has_audio: bool, photo: bool = False) -> list[str]:
+                  has_audio: bool, photo: bool = False) -> list[Said]:
     """Everything in *spec* that cannot be carried out on a recording of this size, length and sound, or on a
     *photo* (no time, no sound) (empty: it can). Pure."""
     problems = _photo_problems(spec) if photo else []
     if spec.hides_nothing:
-        problems.append("nothing to redact: give at least one region or one muted range")
+        problems.append(say("nothing to redact: give at least one region or one muted range"))
     if spec.method != "pixelate":
-        problems.append(f"method {spec.method!r}: only pixelate is built")
+        problems.append(say("method {method}: only pixelate is built", method=repr(spec.method)))
     if spec.block < MIN_BLOCK:
-        problems.append(f"a pixelation block of {spec.block} px is too fine to hide a face; at least {MIN_BLOCK}")
+        problems.append(say("a pixelation block of {block} px is too fine to hide a face; at least {min}",
+                            block=spec.block, min=MIN_BLOCK))
     if (spec.boxes or spec.moving or spec.tracks) and (width is None or height is None):
-        problems.append("the recording has no picture to hide a region of")
+        problems.append(say("the recording has no picture to hide a region of"))
     for n, box in enumerate(spec.boxes, 1):
         problems += _box_problems(n, box, width, height, duration_s)
     for n, moving in enumerate(spec.moving, 1):
         problems += _moving_problems(n, moving, width, height, duration_s)
     for n, track in enumerate(spec.tracks, 1):
-        problems += [p.replace("region", "tracked region", 1)
-                     for p in _box_problems(n, Box(track.start_s, track.end_s, track.x, track.y, track.w, track.h),
-                                            width, height, duration_s)]
+        problems += _box_problems(n, Box(track.start_s, track.end_s, track.x, track.y, track.w, track.h), width,
+                                  height, duration_s, tracked=True)
     count = (len(spec.boxes) + sum(m.box_count() for m in spec.moving)
              + sum(t.box_count(duration_s) for t in spec.tracks))
     if count > MAX_REGIONS:
-        problems.append(f"{count} regions to draw (moving regions drawn every {KEYFRAME_STEP_S:g} s, tracked ones "
-                        f"every {TRACK_STEP_S:g} s): at most "
-                        f"{MAX_REGIONS} in one redaction; redact the recording in parts")
+        problems.append(say("{count} regions to draw (moving regions drawn every {step} s, tracked ones every "
+                            "{track_step} s): at most {max} in one redaction; redact the recording in parts",
+                            count=count, step=f"{KEYFRAME_STEP_S:g}", track_step=f"{TRACK_STEP_S:g}", max=MAX_REGIONS))
     for word, ranges in (("muted", spec.mutes), ("bleeped", spec.bleeps)):
         for n, mute in enumerate(ranges, 1):
-            what = f"{word} range {n} ({mute.start_s:g} s to {mute.end_s:g} s)"
+            span = {"n": n, "start": f"{mute.start_s:g}", "end": f"{mute.end_s:g}"}
+            what = say("muted range {n} ({start} s to {end} s)", **span) if word == "muted" else \
+                say("bleeped range {n} ({start} s to {end} s)", **span)
             if not has_audio:
-                problems.append(f"{what}: the recording has no sound")
+                problems.append(say("{what}: the recording has no sound", what=what))
             problems += _span_problems(what, mute.start_s, mute.end_s, duration_s)
     return problems
 
 
-def _photo_problems(spec: RedactionSpec) -> list[str]:
+def _photo_problems(spec: RedactionSpec) -> list[Said]:
     """What a photo (no time) cannot take: a region with a time range, a moving region."""
-    return ([f"region {n}: a photo has no time range; give X,Y,W,H" for n, box in enumerate(spec.boxes, 1)
+    return ([say("region {n}: a photo has no time range; give X,Y,W,H", n=n) for n, box in enumerate(spec.boxes, 1)
              if box.start_s != 0 or box.end_s is not None]
-            + [f"moving region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.moving) + 1)]
-            + [f"tracked region {n}: a photo does not move; give X,Y,W,H" for n in range(1, len(spec.tracks) + 1)])
+            + [say("moving region {n}: a photo does not move; give X,Y,W,H", n=n)
+               for n in range(1, len(spec.moving) + 1)]
+            + [say("tracked region {n}: a photo does not move; give X,Y,W,H", n=n)
+               for n in range(1, len(spec.tracks) + 1)])
 
 
 def _moving_problems(n: int, moving: Moving, width: int | None, height: int | None,
-                     duration_s: float | None) -> list[str]:
+                     duration_s: float | None) -> list[Said]:
     frames = moving.keyframes
-    what = f"moving region {n} ({frames[0].t_s:g} s to {frames[-1].t_s:g} s)" if frames else f"moving region {n}"
+    what = say("moving region {n} ({start} s to {end} s)", n=n, start=f"{frames[0].t_s:g}",
+               end=f"{frames[-1].t_s:g}") if frames else say("moving region {n}", n=n)
     problems = []
     if len(frames) < 2:
-        problems.append(f"{what}: it needs at least two keyframes")
+        problems.append(say("{what}: it needs at least two keyframes", what=what))
     if any(b.t_s <= a.t_s for a, b in itertools.pairwise(frames)):
-        problems.append(f"{what}: its keyframes must go forward in time")
+        problems.append(say("{what}: its keyframes must go forward in time", what=what))
     if frames and duration_s is not None and frames[0].t_s >= duration_s:
-        problems.append(f"{what}: it starts after the recording ends ({duration_s:g} s)")
+        problems.append(say("{what}: it starts after the recording ends ({end} s)", what=what, end=f"{duration_s:g}"))
     elif frames and duration_s is not None and frames[-1].t_s > duration_s + KEYFRAME_STEP_S:
-        problems.append(f"{what}: its last keyframe is after the recording ends ({duration_s:g} s)")
+        problems.append(say("{what}: its last keyframe is after the recording ends ({end} s)", what=what,
+                            end=f"{duration_s:g}"))
     for k in frames:
         if k.w <= 0 or k.h <= 0:
-            problems.append(f"{what}: the keyframe at {k.t_s:g} s has no area")
+            problems.append(say("{what}: the keyframe at {t} s has no area", what=what, t=f"{k.t_s:g}"))
         if k.x < 0 or k.y < 0 or (width is not None and height is not None
                                    and (k.x + k.w > width or k.y + k.h > height)):
-            problems.append(f"{what}: the keyframe at {k.t_s:g} s ({k.x},{k.y},{k.w},{k.h}) lies outside the "
-                            f"{width}×{height} picture")
+            problems.append(say("{what}: the keyframe at {t} s ({x},{y},{w},{h}) lies outside the {width}×{height} "
+                                "picture", what=what, t=f"{k.t_s:g}", x=k.x, y=k.y, w=k.w, h=k.h, width=width,
+                                height=height))
     return problems

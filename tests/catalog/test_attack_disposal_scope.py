@@ -56,9 +56,13 @@ def test_a_unit_supervisor_cannot_approve_a_batch_with_other_units_recordings(en
         assert "1 条不在您的单位范围内" in text and "批准并销毁" not in text and 'id="due">1<' in text
         refused = client.post("/retention/batches/1/approve", data={"csrf": form_token(page.text), "confirm": "yes"})
         assert refused.status_code == 400
+        assert (f"销毁批次 1 含有超出 'unit-2-supervisor' 权限范围（单位 U2）的录像 {u1.id}；"
+                "须由所辖单位涵盖该批次全部录像的人员批准") in html.unescape(refused.text)
+        english = client.post("/retention/batches/1/approve?lang=en",
+                              data={"csrf": form_token(page.text), "confirm": "yes"})
         assert (f"disposal batch 1 holds recording(s) {u1.id} outside the scope of 'unit-2-supervisor' (unit U2); "
                 "an approver whose units cover every recording of the batch must approve it") \
-            in html.unescape(refused.text)
+            in html.unescape(english.text)
         assert store.exists(u1.sha256) and store.exists(u2.sha256)
         with Session(engine) as session:
             batch = session.get(DisposalBatch, 1)

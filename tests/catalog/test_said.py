@@ -51,3 +51,11 @@ def test_listed_says_items_with_commas_each_translated_and_survives_pickling():
     assert said_in(roles, _zh) == "角色：档案管理员, 执法人员, x{y}"
     assert said_in(pickle.loads(pickle.dumps(roles)), _zh) == "角色：档案管理员, 执法人员, x{y}"
     assert listed([]) == "" and listed(["a", "b"], sep=" / ") == "a / b"
+    asked: list[str] = []
+
+    def translate(message: str) -> str:
+        asked.append(message)
+        return _zh(message)
+
+    said_in(listed(["a", say("clerk")]), translate)
+    assert asked == ["clerk"]  # the row's own template is never looked up (it is no message id)

@@ -109,10 +109,10 @@ def test_supervisors_run_spot_checks_in_the_browser(archive, store):
         assert "双随机抽查" in page.text
         csrf = form_token(page.text)
         bad = client.post("/spot-checks", data={"csrf": csrf, "size": "5", "start": "last week"})
-        assert bad.status_code == 400 and "not a time (e.g. 2026-11-20, 2026/11/20 08:30" in bad.text
+        assert bad.status_code == 400 and "不是有效时间（例如 2026-11-20、2026/11/20 08:30" in bad.text
         assert 'value="last week"' in bad.text  # the form keeps what was typed
         crowded = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "reviewers": "2"})
-        assert crowded.status_code == 400 and "2 reviewer(s) asked for, but the pool holds 1" in crowded.text
+        assert crowded.status_code == 400 and "需要 2 名检查人员，但人员库中只有 1 人可复核本次样本" in crowded.text
         drawn = client.post("/spot-checks", data={"csrf": csrf, "size": "4", "unit": "U2", "reviewers": "1"},
                             follow_redirects=False)
         assert drawn.status_code == 303
@@ -177,8 +177,8 @@ def test_a_supervisor_of_other_units_learns_nothing_of_a_checks_items(archive, s
             answer = client.post(f"/spot-checks/{their_check}/items/{item}",
                                  data={"csrf": csrf, "outcome": "compliant"}, follow_redirects=False)
             answers.append(answer.status_code)
-            assert f"spot check {their_check} (drawn from U1) is outside what supervisor:海淀 may review" in answer.text
-            assert "no item" not in answer.text
+            assert f"抽查 {their_check}（抽取自 U1）超出 supervisor:海淀 可复核的范围" in answer.text
+            assert "no item" not in answer.text and "中没有第" not in answer.text
         assert answers == [403, 403, 403]
         # In their own check, an item of another check is simply not there.
         foreign = client.post(f"/spot-checks/{mine_check}/items/{their_id}", data={"csrf": csrf,

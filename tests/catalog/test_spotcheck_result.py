@@ -210,7 +210,7 @@ def test_the_web_pages_draw_review_sign_off_and_publish(archive, store):
             [reviewer] = check.reviewers
         assert client.get(f"{page}/summary.json").status_code == 409  # nothing to publish before the sign-off
         refused = client.post(f"{page}/sign-off", data={"csrf": csrf})
-        assert refused.status_code == 403 and "for its drawn reviewers to sign off" in refused.text
+        assert refused.status_code == 403 and "只能由抽中的检查人员签署" in refused.text
         client.cookies.clear()
         web_login(client, reviewer)
         shown = client.get(page).text

@@ -164,7 +164,7 @@ def test_an_officer_in_the_browser_may_mark_but_not_unmark_an_important_recordin
         assert web_login(client, "officer").status_code == 303
         token = form_token(client.get(f"/recordings/{imp['id']}").text)
         refused = client.post(f"/recordings/{imp['id']}/stamp", data={"csrf": token, "reason": "不重要"})
-        assert refused.status_code == 403 and "removes the important flag" in refused.text
+        assert refused.status_code == 403 and "此修改将去除重要标记，从而解除其保全" in refused.text
         client.post("/logout", data={"csrf": token})
     with Session(engine) as session:
         row = session.get(Recording, imp["id"])

@@ -148,7 +148,7 @@ def test_a_still_keeps_its_videos_class_and_people_and_a_long_caption_stages_not
                                                                  "reason": "含个人信息"}, follow_redirects=False)
     assert classed.status_code == 303, classed.text
     long = _still(client, video_id, token, at="0.5", purpose="x" * 600)
-    assert long.status_code == 400 and "at most 500" in long.text
+    assert long.status_code == 400 and "截图说明有 600 个字符，最多 500 个" in long.text
     assert _documents(engine) == [] and not any(settings.staging_dir.glob("*"))  # nothing staged, nothing left
     kept = _still(client, video_id, token, at="0.5")
     assert kept.status_code == 303, kept.text
@@ -162,20 +162,25 @@ def test_a_still_keeps_its_videos_class_and_people_and_a_long_caption_stages_not
     assert client.get(f"/media/{still.id}/original", params={"reason": "核查"}).status_code == 403
 
 
-@pytest.mark.parametrize(("at", "status", "says"), [
-    ("abc", 400, "is not a position in seconds"), ("nan", 400, "not a time"), ("inf", 400, "not a time"),
-    ("-1", 400, "not a time"), ("99999", 400, "past its end")])
-def test_a_position_that_is_not_in_the_recording_keeps_nothing(site, at, status, says):
+@pytest.mark.parametrize(("at", "status", "says", "english"), [
+    ("abc", 400, "不是以秒计的位置", "is not a position in seconds"), ("nan", 400, "不是录像中的时间", "not a time"),
+    ("inf", 400, "不是录像中的时间", "not a time"), ("-1", 400, "不是录像中的时间", "not a time"),
+    ("99999", 400, "已超过录像结尾", "past its end")])
+def test_a_position_that_is_not_in_the_recording_keeps_nothing(site, at, status, says, english):
+    """Said in the page's language (Chinese by default, English when chosen)."""
     client, engine, _store, video_id, token = site
     refused = _still(client, video_id, token, at=at)
-    assert refused.status_code == status and says in refused.text
+    assert refused.status_code == status and says in refused.text and english not in refused.text
+    client.cookies.set("lang", "en")
+    refused = _still(client, video_id, token, at=at)
+    assert refused.status_code == status and english in refused.text and says not in refused.text
     assert _documents(engine) == []
 
 
 def test_a_still_goes_only_to_an_open_case_the_recording_serves(site):
     client, engine, _store, video_id, token = site
     other = _still(client, video_id, token, at="0.5", case="AB-2026-00511")
-    assert other.status_code == 400 and "is not in case AB-2026-00511" in other.text
+    assert other.status_code == 400 and "不在案件 AB-2026-00511 中：请先将其关联到该案件" in other.text
     missing = _still(client, video_id, token, at="0.5", case="AB-2026-09999")
     assert missing.status_code == 404
     today = client.app.state.config.today().isoformat()
@@ -183,7 +188,7 @@ def test_a_still_goes_only_to_an_open_case_the_recording_serves(site):
                          follow_redirects=False)
     assert closed.status_code == 303
     late = _still(client, video_id, token, at="0.5")
-    assert late.status_code == 400 and "is closed" in late.text
+    assert late.status_code == 400 and "结案；请先重新开启，再添加截图" in late.text
     assert _documents(engine) == []
 
 
@@ -220,7 +225,7 @@ def test_a_still_is_never_made_from_an_original_edited_behind_the_archives_back(
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     refused = _still(client, video_id, token, at="0.5")
-    assert refused.status_code == 400 and "no longer hashes to its SHA-256" in refused.text
+    assert refused.status_code == 400 and "存储的原件与其 SHA-256 不再一致" in refused.text
     assert _documents(engine) == []
     with Session(engine) as session:
         failed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "fixity_failed",

@@ -108,7 +108,7 @@ def test_export_is_refused_to_an_auditor_and_to_a_supervisor_of_other_units(web_
     assert 'name="reason"' in page.text and 'id="export-form"' in page.text  # the form asks for the reason
     refused = client.post(url, data={"csrf": form_token(page.text), "reason": "审计抽查"})
     assert refused.status_code == 403 and "application/zip" not in refused.headers["content-type"]
-    assert "auditor" in refused.text and "may not download" in refused.text and "recordings 1, 2, 3" in refused.text
+    assert "auditor" in refused.text and "无权下载录像" in refused.text and "已拒绝：录像 1, 2, 3" in refused.text
     assert {(e.recording_id, e.details["action"], e.details["why"]) for e in _events(engine, "access_refused",
                                                                                         actor="auditor")} == {
         (1, "export", "role"), (2, "export", "role"), (3, "export", "role")}
@@ -118,8 +118,8 @@ def test_export_is_refused_to_an_auditor_and_to_a_supervisor_of_other_units(web_
     token = form_token(client.get(f"/cases/{CASE}").text)
     outside = client.post(url, data={"csrf": token, "reason": "复核"})
     assert outside.status_code == 403 and "application/zip" not in outside.headers["content-type"]
-    assert "recordings 1, 2 are outside what unit-2-supervisor may export (unit U2)" in outside.text
-    assert "nothing was written" in outside.text
+    assert "录像 1, 2 不在 unit-2-supervisor 可导出的范围内（单位 U2）" in outside.text
+    assert f"无法生成 案件 {CASE} 的证据包：已拒绝导出案件 {CASE}，未写入任何内容" in outside.text
     assert _recording_ids(_events(engine, "access_refused", actor="unit-2-supervisor")) == [1, 2]
     assert _events(engine, "exported") == []
 
@@ -128,7 +128,7 @@ def test_export_is_refused_to_an_auditor_and_to_a_supervisor_of_other_units(web_
     token = form_token(client.get(f"/cases/{CASE}").text)
     for blank in ("", "   "):
         unstated = client.post(url, data={"csrf": token, "reason": blank})
-        assert unstated.status_code == 422 and "state the reason" in unstated.text
+        assert unstated.status_code == 422 and "请说明调阅录像 1, 2, 3 的事由：下载一律需要说明事由" in unstated.text
     package = client.post(url, data={"csrf": token, "reason": "移送法院"})
     assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(package.content)).namelist()
@@ -311,20 +311,61 @@ def test_a_supervisor_of_other_units_can_neither_open_nor_review_a_spot_check(we
     assert f'href="/spot-checks/{check_id}"' not in listing.text
     opened = client.get(f"/spot-checks/{check_id}")
     assert opened.status_code == 403 and "R1.video" not in opened.text
-    assert f"spot check {check_id} (drawn from U1) is outside what unit-2-supervisor may open" in opened.text
-    assert "unit U2" in opened.text
+    assert f"抽查 {check_id}（抽取自 U1）超出 unit-2-supervisor 可查看的范围：其 2 条录像中有 2 条不在 单位 U2 之内" \
+        in opened.text
     reviewed = client.post(f"/spot-checks/{check_id}/items/{item_id}",
                            data={"csrf": form_token(listing.text), "outcome": "compliant", "notes": ""})
-    assert reviewed.status_code == 403 and f"spot check {check_id} (drawn from U1) is outside what " \
-        "unit-2-supervisor may review" in reviewed.text
+    assert reviewed.status_code == 403 and f"抽查 {check_id}（抽取自 U1）超出 unit-2-supervisor 可复核的范围" \
+        in reviewed.text
     assert _events(engine, "reviewed") == []
     refusals = _events(engine, "access_refused", actor="unit-2-supervisor")
     assert [(e.details["action"], e.details["check"], e.details["scope"]) for e in refusals] == [
         ("open spot check", check_id, "unit U2"), ("review spot check", check_id, "unit U2")]
+    english = client.get(f"/spot-checks/{check_id}?lang=en")  # the same refusal, in English when asked
+    assert english.status_code == 403 and f"spot check {check_id} (drawn from U1) is outside what " \
+        "unit-2-supervisor may open: 2 of its 2 recordings lie outside unit U2" in english.text
 
     client.cookies.clear()
     web_login(client, "supervisor")  # the whole agency
     assert client.get(f"/spot-checks/{check_id}").status_code == 200
+
+
+def test_a_spot_check_refusal_is_said_in_the_pages_language(web_site):
+    """A spot check the catalogue refuses (nothing to draw from; a sign-off with items unreviewed) is said in
+    Chinese on the default page and in English with ?lang=en."""
+    client, engine = web_site
+    web_login(client, "admin")
+    token = form_token(client.get("/spot-checks").text)
+    empty = client.post("/spot-checks", data={"csrf": token, "size": "2", "unit": "U1", "kind": "audio",
+                                              "reviewers": "1"})
+    assert empty.status_code == 400 and "没有符合 {&#39;unit&#39;: &#39;U1&#39;," in empty.text
+    assert "的已归档执法记录" in empty.text and "no archived enforcement recording" not in empty.text
+    drawn = client.post("/spot-checks", data={"csrf": token, "size": "2", "unit": "U1", "reviewers": "1"},
+                        follow_redirects=False)
+    assert drawn.status_code == 303
+    check_id = int(drawn.headers["location"].rsplit("/", 1)[-1])
+    with Session(engine) as session:
+        from catalog.models import SpotCheck, SpotCheckItem
+
+        check = session.get(SpotCheck, check_id)
+        assert check is not None and len(check.reviewers) == 1
+        reviewer = check.reviewers[0]
+        items = ", ".join(str(i) for i in session.exec(select(SpotCheckItem.id).where(
+            SpotCheckItem.check_id == check_id).order_by(col(SpotCheckItem.id))))
+    not_theirs = client.post(f"/spot-checks/{check_id}/sign-off", data={"csrf": token})
+    assert not_theirs.status_code == 403
+    assert f"抽查 {check_id} 只能由抽中的检查人员签署（{reviewer}）；admin 不在其中" in not_theirs.text
+    client.cookies.clear()
+    web_login(client, reviewer)
+    token = form_token(client.get(f"/spot-checks/{check_id}").text)
+    early = client.post(f"/spot-checks/{check_id}/sign-off", data={"csrf": token})
+    assert early.status_code == 400
+    assert f"抽查 {check_id}：2 项中尚有 2 项未复核（第 {items} 项）；全部复核后方可签署" in early.text
+    assert "not reviewed yet" not in early.text
+    english = client.post(f"/spot-checks/{check_id}/sign-off?lang=en", data={"csrf": token})
+    assert english.status_code == 400 and f"spot check {check_id}: 2 of 2 items are not reviewed yet (items " \
+        f"{items}); sign off when every one is" in english.text
+    assert _events(engine, "spot_check_signed") == []
 
 
 # -- Low: case numbers with `/`, and case pages within the caller's scope -----------------------------------------
@@ -614,3 +655,55 @@ def test_integrity_history_is_a_look_like_show_reason_scope_and_record(web_site,
     assert done.exit_code == 0, done.output
     assert [(e.details["via"], e.details["reason"]) for e in _events(engine, "viewed", actor="officer")] == [
         ("cli integrity history", "自查")]
+
+
+def test_refusals_by_scope_role_and_reason_are_said_in_the_pages_language(web_site):
+    """A refusal by scope (with the caller's scope and the step), one by role (with the roles) and one for a
+    missing reason (调阅事由) are said in Chinese on the default page and in English with ?lang=en; the English of
+    logs and the command line is unchanged."""
+    from dataclasses import replace
+    from html import unescape
+
+    client, engine = web_site
+    page = {"accept": "text/html"}
+    web_login(client, "other-officer")  # officer 030405: recording 1 is officer 010203's
+    outside = client.get("/recordings/1", headers=page)
+    assert outside.status_code == 403
+    assert "录像 1 不在 other-officer 可查看的范围内（执法人员 030405 本人的记录）" in outside.text
+    assert "is outside what" not in outside.text
+    english = client.get("/recordings/1", params={"lang": "en"}, headers=page)
+    assert english.status_code == 403
+    assert "recording 1 is outside what other-officer may view (officer 030405)" in english.text
+    assert [e.details["scope"] for e in _events(engine, "access_refused", actor="other-officer")] == [
+        "officer 030405"] * 2  # the custody log keeps the English
+
+    client.cookies.clear()
+    web_login(client, "unit-2-supervisor")
+    assert "录像 1 不在 unit-2-supervisor 可查看的范围内（单位 U2）" in client.get("/recordings/1", headers=page).text
+
+    client.cookies.clear()
+    web_login(client, "clerk")  # a clerk raises a class; lowering one needs a supervisor or an administrator
+    token = form_token(client.get("/recordings/1").text)
+    lowered = client.post("/recordings/1/class", data={"csrf": token, "sensitivity": "public", "reason": "公开发布"})
+    assert lowered.status_code == 403
+    assert ("用户 'clerk'（角色：档案管理员）无权将录像 1 的敏感类别从“内部”（internal）降为“公开”（public）："
+            "需要以下角色之一：管理员, 监督人员") in unescape(lowered.text)
+
+    # the agency asks for a reason before anyone plays a recording: a still taken without one is refused
+    config = client.app.state.config
+    client.app.state.config = replace(config, settings=replace(config.settings, access_reason="play"))
+    unstated = client.post("/recordings/1/snapshot", data={"csrf": token, "case": CASE, "at": "1", "reason": " "})
+    assert unstated.status_code == 422
+    assert "请说明调阅录像 1 的事由：本机关策略 EVIDENCE_ACCESS_REASON=play 要求在播放录像前说明事由" in unstated.text
+
+    english = client.post("/recordings/1/class?lang=en", data={"csrf": token, "sensitivity": "public",
+                                                                "reason": "公开发布"})
+    assert english.status_code == 403 and (
+        "user 'clerk' (roles: clerk) may not lower recording 1 from internal (内部) to public (公开): that needs "
+        "one of admin, supervisor") in unescape(english.text)
+    unstated = client.post("/recordings/1/snapshot?lang=en", data={"csrf": token, "case": CASE, "at": "1",
+                                                                    "reason": ""})
+    assert unstated.status_code == 422 and (
+        "state the reason for this access (调阅事由) to recording 1: the agency's policy EVIDENCE_ACCESS_REASON=play "
+        "asks for one before anyone may play a recording") in unescape(unstated.text)
+    assert _events(engine, "snapshot_taken") == []

@@ -15,7 +15,6 @@ from catalog.registry import CERTIFICATE_STATES
 from catalog.releases import RELEASE_KINDS, RELEASE_STATES
 from catalog.saved_searches import PROBLEMS as SAVED_SEARCH_PROBLEMS
 from catalog.search import RETENTION_STATES, SORTS
-from catalog.shares import PUBLIC_REFUSALS
 from catalog.spotcheck import OUTCOMES
 from catalog.users import ROLES
 from evidence.web.admin import SECTIONS
@@ -42,7 +41,7 @@ def used_message_ids() -> set[str]:
     found |= set(ROLES) | set(CERTIFICATE_STATES) | set(ACCESS_STEPS) | {label for _path, label in SECTIONS}
     found |= {"due", "upcoming", "held"} | {s.value for s in DisposalStatus}
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
-    found |= set(JOB_STATES) | set(JOB_STAGES) | set(PUBLIC_REFUSALS) | set(RELEASE_KINDS) | set(RELEASE_STATES)
+    found |= set(JOB_STATES) | set(JOB_STAGES) | set(RELEASE_KINDS) | set(RELEASE_STATES)
     found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values()) | set(QUICK_RANGES)
     found |= {f"period {k}" for k in PERIOD_KINDS} | set(SAVED_SEARCH_PROBLEMS) | said_message_ids()
     return found

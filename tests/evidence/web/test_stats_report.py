@@ -110,6 +110,26 @@ def test_the_page_drills_from_a_unit_to_its_officers_recordings(client):
                                                                       "2026-09": 1, "2027-01": 1}
 
 
+def test_a_period_refused_is_said_in_the_pages_language(client):
+    """A period the statistics page cannot count is refused in the reader's language (Chinese by default), as the
+    API and ?lang=en say it in English."""
+    web_login(client, "supervisor:王")
+    backwards = {"period": "custom", "from": "2026-12-01", "to": "2026-11-01"}
+    page = client.get("/stats", params=backwards, headers={"accept": "text/html"})
+    assert page.status_code == 400 and "统计期间的结束日期（2026-11-01）早于开始日期（2026-12-01）" in page.text
+    assert "before it begins" not in page.text
+    unknown = client.get("/stats", params={"period": "fortnight"}, headers={"accept": "text/html"})
+    assert unknown.status_code == 400 and "统计期间须为 day, week, month, quarter, year, custom 之一，不能是 " \
+        "&#39;fortnight&#39;" in unknown.text
+    edge = client.get("/stats", params={"period": "day", "on": "9999-12-31"}, headers={"accept": "text/html"})
+    assert edge.status_code == 400 and "无法按 &#39;9999-12-31&#39; 计算统计期间" in edge.text
+    english = client.get("/stats", params={**backwards, "lang": "en"}, headers={"accept": "text/html"})
+    assert english.status_code == 400 and "the period ends (2026-11-01) before it begins (2026-12-01)" in english.text
+    api = client.get("/api/statistics", params=backwards)
+    assert api.status_code == 400 and api.json() == {"error": "the period ends (2026-11-01) before it begins "
+                                                              "(2026-12-01)"}
+
+
 def test_the_quarterly_report_is_a_csv_and_a_pdf_of_the_callers_scope(client, engine):
     web_login(client, "supervisor:王")
     as_csv = client.get("/stats/report.csv", params={"on": "2026-11-20"})  # a quarter unless asked otherwise

@@ -214,9 +214,9 @@ def test_admins_manage_users_and_nobody_else_can(client, engine):
     assert added.status_code == 303
     short = client.post("/admin/users", data={"csrf": csrf, "action": "password", "name": "supervisor:孙",
                                               "password": "short"})
-    assert short.status_code == 400 and "at least 10 characters" in short.text
+    assert short.status_code == 400 and "密码至少需要 10 个字符（当前为 5 个）" in short.text
     self_off = client.post("/admin/users", data={"csrf": csrf, "action": "deactivate", "name": "admin:钱"})
-    assert self_off.status_code == 400 and "cannot deactivate yourself" in self_off.text
+    assert self_off.status_code == 400 and "不能停用自己的账户" in self_off.text
     client.post("/admin/users", data={"csrf": csrf, "action": "deactivate", "name": "clerk:李四"})
     client.cookies.clear()
     assert _login(client, "clerk:李四").status_code == 401  # a deactivated user cannot sign in

@@ -42,7 +42,9 @@ def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
         session.commit()
     web_login(client, "admin")
     page = client.get("/admin")
-    assert page.status_code == 200 and "officer 010203" in page.text and "unit U2" in page.text
+    assert page.status_code == 200 and "执法人员 010203 本人的记录" in page.text and "单位 U2" in page.text
+    assert "officer 010203" in client.get("/admin?lang=en").text  # in the reader's language
+    client.get("/admin?lang=zh_CN")
     token = form_token(page.text)
 
     added = client.post("/admin/users", data={
@@ -52,7 +54,7 @@ def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
     client.post("/admin/users", data={"csrf": token, "action": "scope", "name": "supervisor", "units": "U1，U2"})
     self_demotion = client.post("/admin/users", data={"csrf": token, "action": "roles", "name": "admin",
                                                       "roles": "clerk"})
-    assert self_demotion.status_code == 400 and "cannot take the admin role from yourself" in self_demotion.text
+    assert self_demotion.status_code == 400 and "不能取消自己的管理员角色（可由其他管理员办理）" in self_demotion.text
     with Session(engine) as session:
         assert get_user(session, "officer:赵六").officer_number == "030405"
         assert get_user(session, "supervisor").units == ["U1", "U2"]
@@ -60,7 +62,7 @@ def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
     officers = client.get("/admin/officers")
     assert officers.status_code == 200 and "张三" in officers.text
     bad = client.post("/admin/officers", data={"csrf": token, "number": "040506", "valid_from": "2026-02-30"})
-    assert bad.status_code == 400 and "'2026-02-30' is not a date" in html.unescape(bad.text)
+    assert bad.status_code == 400 and "生效日期：'2026-02-30' 不是日期（YYYY-MM-DD）" in html.unescape(bad.text)
     soon = (date.today() + timedelta(days=10)).isoformat()
     saved = client.post("/admin/officers", data={
         "csrf": token, "number": "040506", "name": "钱七", "unit_name": "一中队", "certificate_number": "ZF-123",

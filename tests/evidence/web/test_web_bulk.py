@@ -84,7 +84,7 @@ def test_a_selection_reaching_outside_the_callers_scope_is_refused_whole_and_rec
     refused = _post(client, {"action": "class", "sensitivity": "personal", "reason": "含个人信息",
                              "query": "kind=video"}, token, ["3", "1"])
     assert refused.status_code == 403
-    assert "recordings 1 are outside what unit-2-supervisor may classify (unit U2)" in html.unescape(refused.text)
+    assert "录像 1 不在 unit-2-supervisor 可变更敏感类别的范围内（单位 U2）" in html.unescape(refused.text)
     assert 'value="含个人信息"' in refused.text and 'name="kind"' in refused.text  # the form and the search kept
     assert [_recording(engine, rid).sensitivity for rid in (1, 3)] == ["internal", "internal"]  # nothing changed
     assert [(e.recording_id, e.details["why"], e.details["via"]) for e in _events(
@@ -138,7 +138,8 @@ def test_a_clerk_exports_the_selection_as_one_valid_package(web_site, store, tmp
     web_login(client, "clerk")
     token = form_token(client.get("/").text)
     unstated = _post(client, {"action": "export", "query": "kind=video"}, token, ["1", "3"])
-    assert unstated.status_code == 422 and "state the reason" in unstated.text
+    assert unstated.status_code == 422
+    assert "无法生成 2 条录像 的证据包：已拒绝导出该证据包，未写入任何内容：请说明调阅录像 1, 3 的事由" in unstated.text
     assert "application/zip" not in unstated.headers["content-type"] and _events(engine, "exported") == []
 
     package = _post(client, {"action": "export", "reason": "移送法院"}, token, ["1", "3"])
@@ -162,8 +163,8 @@ def test_bad_selections_get_a_clear_answer_and_change_nothing(web_site, monkeypa
         "forged id": ({"action": "class", "sensitivity": "personal", "reason": "r"}, ["1; DROP TABLE recording"],
                       400, "不是录像编号"),
         "unknown id": ({"action": "class", "sensitivity": "personal", "reason": "r"}, ["1", "999"], 404,
-                       "no recording 999"),
-        "unknown action": ({"action": "delete"}, ["1"], 400, "unknown action 'delete'"),
+                       "没有录像 999"),
+        "unknown action": ({"action": "delete"}, ["1"], 400, "未知操作 'delete'；可选：link, tag, class, export"),
         "unknown case": ({"action": "link", "case": "AB-2026-99999", "link_purpose": "x"}, ["1"], 404,
                          "AB-2026-99999"),
         "bad search": ({"action": "link", "case": CASE, "link_purpose": "x", "every": "matching",

@@ -85,9 +85,9 @@ def test_clerk_changes_the_stamp_with_a_reason_and_a_signed_revision(site):
     form = {"csrf": csrf, "case_number": "AB-2026-00042", "purpose": "证明无照经营", "reason": "复核后关联案件"}
     assert client.post(url, data={**form, "csrf": "forged"}).status_code == 403
     blank = client.post(url, data={**form, "reason": " "})
-    assert blank.status_code == 400 and "a stamp change needs a reason" in blank.text
+    assert blank.status_code == 400 and "证据标注有误：修改标注需要说明理由" in blank.text
     bad = client.post(url, data={**form, "case_number": "?"})
-    assert bad.status_code == 400 and "does not match the pattern" in bad.text
+    assert bad.status_code == 400 and "证据标注有误：案件编号 &#39;?&#39; 不符合格式" in bad.text
     saved = client.post(url, data=form, follow_redirects=False)
     assert saved.status_code == 303
     with Session(engine) as session:
@@ -178,7 +178,7 @@ def test_a_clerk_attaches_text_records_to_a_case_in_the_browser(site):
     assert untitled.status_code == 400 and "title" in untitled.text
     nothing = [("files", ("x.pdf", b"", "application/pdf"))]
     empty = client.post(url, data={"csrf": csrf, "title": "询问笔录"}, files=nothing)
-    assert empty.status_code == 400 and "x.pdf is empty" in empty.text
+    assert empty.status_code == 400 and "x.pdf 是空文件" in empty.text
     done = client.post(url, data={"csrf": csrf, "title": "询问笔录", "dated": "2026-11-02"}, files=files,
                        follow_redirects=False)
     assert done.status_code == 303

@@ -95,7 +95,15 @@ def test_a_clerk_asks_follows_reviews_and_asks_again_in_the_browser(tmp_path, se
             # A region outside the picture and an unreadable line are refused, each named; nothing is queued
             bad = client.post(f"/recordings/{clip_id}/redactions", data={
                 "csrf": token, "boxes": "0-1:300,0,64,64\n1-x:1,1,8,8", "reason": "公示"})
-            assert bad.status_code == 400 and "'x' is not a time" in bad.text, bad.text
+            assert bad.status_code == 400 and "'x' is not a time" in bad.text, bad.text  # a client that is no browser
+            bad = client.post(f"/recordings/{clip_id}/redactions", headers={"Accept": "text/html"}, data={
+                "csrf": token, "boxes": "0-1:300,300,64,64", "reason": "公示"})
+            assert bad.status_code == 400
+            assert f"录像 {clip_id} 无法按要求遮蔽：区域 1（300,300,64,64，自 0 秒至 1 秒）：超出了" in bad.text
+            bad = client.post(f"/recordings/{clip_id}/redactions?lang=en", headers={"Accept": "text/html"}, data={
+                "csrf": token, "boxes": "1-x:1,1,8,8", "reason": "公示"})
+            assert bad.status_code == 400 and "&#39;x&#39; is not a time" in bad.text
+            client.get("/?lang=zh_CN")  # back to the default language for the rest
             bad = client.post(f"/recordings/{clip_id}/redactions", data={
                 "csrf": token, "boxes": "0-1:300,300,64,64", "reason": "公示"})
             assert bad.status_code == 400 and "lies outside" in bad.text

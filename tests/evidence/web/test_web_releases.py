@@ -40,8 +40,16 @@ def test_a_release_is_proposed_decided_packaged_shared_and_withdrawn_in_the_brow
                     "legal_basis": "政府信息公开条例", "reason": "执法公示", "recordings": " ".join(ids)}
             # an unredacted original is not published: the form comes back with the reason and its values
             refused = clerk.post("/releases", data=form)
-            assert refused.status_code == 400 and "publish a redacted copy instead" in refused.text
+            assert refused.status_code == 400
+            assert "属原始文件（请改为公示遮蔽处理件：`evidence redact`）" in refused.text
+            assert "publish a redacted copy instead" not in refused.text  # said in the page's language
             assert 'value="整治公示"' in refused.text
+            english = clerk.post("/releases?lang=en", data=form)
+            assert english.status_code == 400
+            assert "an original (publish a redacted copy instead: `evidence redact`): a publication (公示) carries " \
+                "only what is classed public (公开)" in english.text
+            assert "属原始文件" not in english.text
+            assert clerk.get("/releases?lang=zh_CN").status_code == 200  # back to the default language
             made = clerk.post("/releases", data={**form, "kind": "transfer", "recipient": "区人民检察院",
                                                  "reason": "移送审查"}, follow_redirects=False)
             assert made.status_code == 303

@@ -46,7 +46,7 @@ def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine,
         assert "批准并销毁" in page.text
         token = form_token(page.text)
         unconfirmed = client.post("/retention/batches/1/approve", data={"csrf": token})
-        assert unconfirmed.status_code == 400 and "tick the box" in unconfirmed.text
+        assert unconfirmed.status_code == 400 and "请勾选确认框，确认销毁批次 1" in unconfirmed.text
         approved = client.post("/retention/batches/1/approve", data={"csrf": token, "confirm": "yes"},
                                follow_redirects=False)
         assert approved.status_code == 303
@@ -62,7 +62,11 @@ def test_a_clerk_proposes_a_supervisor_approves_and_the_due_footage_goes(engine,
         web_login(client, "admin")
         token = form_token(client.get("/retention").text)
         twice = client.post("/retention/batches/1/approve", data={"csrf": token, "confirm": "yes"})
-        assert twice.status_code == 400 and "only a batch awaiting approval" in html.unescape(twice.text)
+        assert twice.status_code == 400
+        assert "销毁批次 1 状态为“已完成”；只有待批准的批次才能批准" in html.unescape(twice.text)
+        english = client.post("/retention/batches/1/approve?lang=en", data={"csrf": token, "confirm": "yes"})
+        assert english.status_code == 400 and "disposal batch 1 is 'done'; only a batch awaiting approval can be " \
+            "approved" in html.unescape(english.text)
 
 
 def test_disposal_needs_the_signing_key(engine, store, tmp_path):

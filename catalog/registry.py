@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CatalogError
 from catalog.models import Device, Officer, Station
+from catalog.said import Said, listed, say
 
 __all__ = ["CERTIFICATE_STATES", "EXPIRY_WARNING", "OfficerForm", "RegistryInvalid", "certificate_state",
            "officer_json", "save_device", "save_officer", "save_station", "validate_officer"]
@@ -26,9 +27,9 @@ EXPIRY_WARNING = timedelta(days=30)
 
 
 class RegistryInvalid(CatalogError):
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Said]) -> None:
         self.problems = problems
-        super().__init__("; ".join(problems))
+        super().__init__(listed(problems, sep="; "))
 
 
 def certificate_state(valid_from: date | None, valid_until: date | None, today: date) -> str:
@@ -60,19 +61,26 @@ class OfficerForm:
 
 _LIMITS = {"number": 32, "name": 100, "unit_number": 64, "unit_name": 200, "post": 100, "certificate_number": 64,
            "category": 64, "area": 200}
+#: Each field of an officer's record as a refusal names it.
+_FIELDS = {"number": say("the officer number"), "name": say("the officer's name"),
+           "unit_number": say("the unit number"), "unit_name": say("the unit name"), "post": say("the post"),
+           "certificate_number": say("the certificate number"), "category": say("the enforcement category"),
+           "area": say("the enforcement area")}
 
 
-def validate_officer(form: OfficerForm) -> list[str]:
+def validate_officer(form: OfficerForm) -> list[Said]:
     """Every problem with an officer's record (empty: valid). Pure."""
     problems = []
     if not form.number.strip():
-        problems.append("the officer number (警号) is required")
+        problems.append(say("the officer number (警号) is required"))
     for field, limit in _LIMITS.items():
         value = getattr(form, field)
         if len(value) > limit:
-            problems.append(f"{field} is {len(value)} characters; at most {limit}")
+            problems.append(say("{field} is {n} characters; at most {max}", field=_FIELDS[field], n=len(value),
+                                max=limit))
     if form.valid_from and form.valid_until and form.valid_until < form.valid_from:
-        problems.append(f"the certificate ends ({form.valid_until}) before it starts ({form.valid_from})")
+        problems.append(say("the certificate ends ({end}) before it starts ({start})", end=form.valid_until,
+                            start=form.valid_from))
     return problems
 
 
@@ -111,14 +119,15 @@ def save_station(session: Session, code: str, *, name: str, lat: float | None, l
                  by: str) -> Station:
     """Rename a station or set its default place (used for files without GPS); the code never changes."""
     station = session.get(Station, code)
-    problems = [] if station else [f"no station {code!r}; a station registers itself when it first ingests"]
+    problems = [] if station else [say("no station {code}; a station registers itself when it first ingests",
+                                       code=repr(code))]
     if not name.strip() or len(name) > 200:
-        problems.append(f"the station name must be 1-200 characters, not {len(name)}")
+        problems.append(say("the station name must be 1-200 characters, not {n}", n=len(name)))
     if (lat is None) != (lon is None):
-        problems.append("a default place needs both latitude and longitude (or neither)")
+        problems.append(say("a default place needs both latitude and longitude (or neither)"))
     elif lat is not None and lon is not None and not (
             math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        problems.append(f"({lat}, {lon}) is not a place on Earth")
+        problems.append(say("({lat}, {lon}) is not a place on Earth", lat=lat, lon=lon))
     if problems:
         raise RegistryInvalid(problems)
     assert station is not None
@@ -134,12 +143,13 @@ def save_device(session: Session, serial: str, *, officer_number: str | None, un
                 by: str) -> Device:
     """Assign a device to an officer and unit (used when the device itself does not say whose it is)."""
     device = session.exec(select(Device).where(Device.serial == serial)).first()
-    problems = [] if device else [f"no device {serial!r}; a device registers itself when it is first docked"]
+    problems = [] if device else [say("no device {serial}; a device registers itself when it is first docked",
+                                      serial=repr(serial))]
     number = (officer_number or "").strip() or None
     if number and session.exec(select(Officer.id).where(Officer.number == number)).first() is None:
-        problems.append(f"no officer {number!r}; add the officer first")
+        problems.append(say("no officer {number}; add the officer first", number=repr(number)))
     if len(unit_number) > 64 or len(unit_name) > 200:
-        problems.append("unit number is at most 64 characters and unit name at most 200")
+        problems.append(say("unit number is at most 64 characters and unit name at most 200"))
     if problems:
         raise RegistryInvalid(problems)
     assert device is not None

@@ -23,6 +23,7 @@ from catalog.custody_words import event_name, event_sentence
 from catalog.db import MAX_ROW_ID
 from catalog.models import CustodyEvent
 from catalog.report_values import Values
+from catalog.said import Said, listed, say
 from evidence.web.deps import DB, language, render, signed_in
 from evidence.web.search_form import parse_time
 
@@ -30,23 +31,24 @@ __all__ = ["ACCESS_KINDS", "LOGS", "csv_disposition", "router"]
 
 router = APIRouter()
 PAGE_SIZE = 100
+_TIME_FIELDS = {"from": say("From"), "to": say("To")}  # as the form labels them
 CSV_LIMIT = 200_000
 
 
-def _recording_id(raw: str, problems: list[str]) -> int | None:
+def _recording_id(raw: str, problems: list[Said]) -> int | None:
     if not raw:
         return None
     if raw.isascii() and raw.isdigit() and 1 <= int(raw[:16]) <= MAX_ROW_ID:
         return int(raw)
-    problems.append(f"recording must be a number from 1 to {MAX_ROW_ID}, not {raw[:40]!r}")
+    problems.append(say("recording must be a number from 1 to {max}, not {raw}", max=MAX_ROW_ID, raw=repr(raw[:40])))
     return None
 
 
-def _filters(request: Request) -> tuple[dict[str, str], AuditFilter, list[str]]:
+def _filters(request: Request) -> tuple[dict[str, str], AuditFilter, list[Said]]:
     """The query's filters as typed, what they ask of the log, and any problems (each naming the field)."""
     q = {k: request.query_params.get(k, "").strip() for k in ("log", "kind", "actor", "recording", "case", "from",
                                                                "to")}
-    problems: list[str] = []
+    problems: list[Said] = []
     recording_id = _recording_id(q["recording"], problems)
     zone = ZoneInfo(request.app.state.config.zone)
     times: dict[str, datetime] = {}
@@ -55,8 +57,8 @@ def _filters(request: Request) -> tuple[dict[str, str], AuditFilter, list[str]]:
             try:
                 times[field] = parse_time(q[field], zone, end=field == "to")
             except ValueError:
-                problems.append(f"{field}: {q[field][:40]!r} is not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
-                                f"2026-11-20T08:00+08:00)")
+                problems.append(say("{field}: {text} is not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
+                                    "2026-11-20T08:00+08:00)", field=_TIME_FIELDS[field], text=repr(q[field][:40])))
     where = AuditFilter(log=q["log"], kind=q["kind"][:32], actor=q["actor"][:100], recording_id=recording_id,
                         since=times.get("from"), until=times.get("to"), case=q["case"][:64])
     return q, where, problems
@@ -81,7 +83,7 @@ def audit(request: Request, session: DB) -> Response:
     values = Values(words, request.app.state.config.zone)
     return render(request, "audit.html", lang, 400 if problems else 200, user=who.user,
                   csrf=who.web_session.csrf_token, events=[_row(e, values) for e in events], total=total, page=page,
-                  page_size=PAGE_SIZE, q=q, error="; ".join(problems) or None,
+                  page_size=PAGE_SIZE, q=q, error=listed(problems, sep="; ") if problems else None,
                   kinds=[(k.value, event_name(k.value, words)) for k in CustodyKind],
                   prev=f"/audit?{urlencode({**kept, 'page': page - 1})}" if page > 1 else None,
                   next=f"/audit?{urlencode({**kept, 'page': page + 1})}" if total > page * PAGE_SIZE else None,

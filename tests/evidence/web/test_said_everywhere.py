@@ -12,7 +12,8 @@ ROOT = Path(__file__).parents[3]
 PAGE_FACING = [
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "evidence" / "web").glob("*.py")),
     "catalog/access.py", "catalog/cases.py", "catalog/classification.py", "catalog/disposal.py", "catalog/errors.py",
-    "catalog/periods.py", "catalog/releases.py", "catalog/restamping.py", "catalog/saved_searches.py",
+    "catalog/periods.py", "catalog/registry.py", "catalog/releases.py", "catalog/restamping.py",
+    "catalog/saved_searches.py",
     "catalog/sensitivity.py", "catalog/shares.py", "catalog/spotcheck.py", "catalog/spotcheck_result.py",
     "catalog/spotcheck_team.py",
     "catalog/package/refusals.py", "catalog/stamps.py", "catalog/users.py", "ingest/documents.py",
@@ -42,6 +43,13 @@ def _plain(node: ast.expr) -> bool:
     return False
 
 
+def _problems(node: ast.expr) -> bool:
+    """A list of problems a refusal lists (`problems`, `problems.append`, `self.problems`)."""
+    target = node.value if isinstance(node, ast.Attribute) and node.attr == "append" else node
+    name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
+    return "problem" in name
+
+
 def _name(call: ast.Call) -> str:
     return call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
 
@@ -59,6 +67,12 @@ def plain_refusals(path: str, source: str) -> list[str]:
         elif isinstance(node, ast.Call) and any(k.arg in ("error", "message") and _plain(k.value)
                                                 for k in node.keywords):
             found.append(f"{path}:{node.lineno} {_name(node)}(error=…)")  # a page given English
+        elif isinstance(node, ast.Call) and _name(node) == "append" and node.args and _plain(node.args[0]) \
+                and _problems(node.func):
+            found.append(f"{path}:{node.lineno} problems.append")  # a refusal's list of problems
+        elif isinstance(node, ast.Assign | ast.AugAssign) and _plain(node.value) and isinstance(node.value, ast.List) \
+                and any(_problems(t) for t in (node.targets if isinstance(node, ast.Assign) else [node.target])):
+            found.append(f"{path}:{node.lineno} problems = […]")
     for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):  # an exception that makes its English
         for node in ast.walk(cls):
             if isinstance(node, ast.Call) and _name(node) == "__init__" and node.args and _plain(node.args[0]) \
@@ -78,10 +92,13 @@ def test_the_check_finds_what_it_looks_for():
               'raise StampInvalid(["blank"])\nraise CaseStateError(say("case {n}", n=1))\n'
               'raise AssertionError("unreachable")\nraise HTTPException(404, f"no {n}")\n'
               'class Refused(Exception):\n    def __init__(self, what):\n'
-              '        super().__init__(f"no package for {what}")\n')
-    assert sorted(plain_refusals("probe.py", source)) == [
+              '        super().__init__(f"no package for {what}")\n'
+              'problems.append(f"{n} is blank")\nproblems = [f"no {n}"]\nproblems.append(say("{n} is blank", n=1))\n'
+              'lines.append(f"{n}")\n')
+    assert set(plain_refusals("probe.py", source)) == {
         "probe.py:1 raise CaseStateError", "probe.py:2 render(error=…)", "probe.py:3 raise StampInvalid",
-        "probe.py:6 raise HTTPException", "probe.py:9 Refused.__init__"]
+        "probe.py:6 raise HTTPException", "probe.py:9 Refused.__init__", "probe.py:10 problems.append",
+        "probe.py:11 problems = […]"}
 
 
 def _missing_values(source: str) -> list[tuple[int, str]]:

@@ -168,7 +168,10 @@ def test_auditors_read_the_access_and_custody_logs(client):
     assert client.get("/audit", params={"recording": "1; DROP TABLE x"}).status_code == 400
     assert client.get("/audit", params={"page": 10**12}).status_code == 200
     bad_time = client.get("/audit", params={"from": "last week"})
-    assert bad_time.status_code == 400 and "is not a time" in bad_time.text
+    assert bad_time.status_code == 400 and "From: &#39;last week&#39; is not a time (e.g." in bad_time.text
+    chinese = client.get("/audit", params={"from": "last week", "lang": "zh_CN"})  # the reader's language
+    assert chinese.status_code == 400 and "起始时间：&#39;last week&#39; 不是时间（例如 2026-11-20" in chinese.text
+    client.get("/audit", params={"lang": "en"})
     future = client.get("/audit", params={"from": "2999-01-01T00:00"})
     assert future.text.count('data-kind="viewed"') == 0
     # today, typed as a date at both ends (as an agency writes it): the whole of today, not its first instant

@@ -23,7 +23,7 @@ def test_certificate_states_and_officer_rules():
     assert certificate_state(date(2020, 1, 1), today + timedelta(days=31), today) == "valid"
     problems = validate_officer(OfficerForm(number=" ", name="x" * 101, valid_from=date(2026, 2, 1),
                                             valid_until=date(2026, 1, 1)))
-    assert problems == ["the officer number (警号) is required", "name is 101 characters; at most 100",
+    assert problems == ["the officer number (警号) is required", "the officer's name is 101 characters; at most 100",
                         "the certificate ends (2026-01-01) before it starts (2026-02-01)"]
 
 
@@ -73,13 +73,13 @@ def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
     stations = client.get("/admin/stations")
     assert stations.status_code == 200 and "station-1" in stations.text
     nowhere = client.post("/admin/stations/station-1", data={"csrf": token, "name": "城东站", "lat": "95", "lon": "1"})
-    assert nowhere.status_code == 400 and "not a place on Earth" in nowhere.text
+    assert nowhere.status_code == 400 and "（95.0, 1.0）不是地球上的地点" in nowhere.text
     client.post("/admin/stations/station-1", data={"csrf": token, "name": "城东站", "lat": "39.9", "lon": "116.4"})
     unknown = client.post("/admin/stations/station-9", data={"csrf": token, "name": "x"})
-    assert unknown.status_code == 400 and "no station 'station-9'" in html.unescape(unknown.text)
+    assert unknown.status_code == 400 and "没有采集站 'station-9'" in html.unescape(unknown.text)
 
     nobody = client.post("/admin/devices/DSJ-0001", data={"csrf": token, "officer_number": "999999"})
-    assert nobody.status_code == 400 and "no officer '999999'" in html.unescape(nobody.text)
+    assert nobody.status_code == 400 and "没有警号为 '999999' 的执法人员" in html.unescape(nobody.text)
     client.post("/admin/devices/DSJ-0001", data={"csrf": token, "officer_number": "040506", "unit_name": "一中队"})
     assert "钱七" in client.get("/admin/devices").text
 

@@ -477,5 +477,5 @@ def test_numbers_past_any_row_id_are_answered_not_crashed_on(web_site, number):
     audit = client.get("/audit", params={"log": "access", "recording": number})
     # a filter no recording can match is named, not run
     if number.isascii() and number.lstrip("0") and int(number[:12]) > 2**31 - 1:
-        assert audit.status_code == 400 and "recording must be a number from 1 to 2147483647" in audit.text
+        assert audit.status_code == 400 and "录像编号须为 1 至 2147483647 之间的数字" in audit.text
     assert tried >= 15 and crashed == [], crashed

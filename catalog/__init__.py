@@ -65,7 +65,6 @@ from catalog.models import (
     Station,
 )
 from catalog.recordings import (
-    ensure_device,
     ensure_officer,
     ensure_station,
     find_by_sha256,
@@ -161,7 +160,6 @@ __all__ = [
     "decide_for",
     "decide_retention",
     "disposal_due",
-    "ensure_device",
     "ensure_officer",
     "ensure_station",
     "ensure_station_key",

@@ -19,7 +19,8 @@ from sqlmodel import Field, SQLModel
 from catalog.types import UTCDateTime
 
 __all__ = [
-    "ArchiveClaim", "CustodyAnchor", "CustodyEvent", "CustodyHead", "DerivedMedia", "Device", "DockResult",
+    "ArchiveClaim", "CustodyAnchor", "CustodyEvent", "CustodyHead", "DerivedMedia", "Device", "DeviceAssignment",
+    "DeviceStatusChange", "DockResult",
     "DockSession", "IntegrityCheck", "IntegrityStatus", "MediaKind", "MediaWorkAttempt", "MediaWorkFailure", "Officer",
     "OutboxMessage", "Recording", "RecordingState", "Sighting", "SpotCheck", "SpotCheckItem", "StampRevision",
     "Station", "StationKey", "ts_field",
@@ -68,6 +69,7 @@ class DockResult(enum.StrEnum):
 class Station(SQLModel, table=True):
     code: str = Field(primary_key=True, max_length=64)
     name: str = Field(default="", max_length=200)
+    unit_number: str = Field(default="", max_length=64)  # the unit whose station it is ("": not said)
     default_lat: float | None = None
     default_lon: float | None = None
     created_at: datetime | None = ts_field(nullable=False)
@@ -103,6 +105,11 @@ class Officer(SQLModel, table=True):
 
 
 class Device(SQLModel, table=True):
+    """A recorder in the register (catalog.devices): added by an administrator before first use, or by its first
+    dock (then `unreviewed` until an administrator looks at it). officer_number and unit_* are its current
+    assignment (DeviceAssignment holds the history); first_seen and last_seen its first and latest dock (or, for
+    one added by hand and never docked, when it was added)."""
+
     id: int | None = Field(default=None, primary_key=True)
     serial: str = Field(index=True, unique=True, max_length=64)
     profile: str = Field(max_length=64)
@@ -111,6 +118,40 @@ class Device(SQLModel, table=True):
     unit_name: str = Field(default="", max_length=200)
     first_seen: datetime | None = ts_field(nullable=False)
     last_seen: datetime | None = ts_field(nullable=False)
+    model: str = Field(default="", max_length=100)
+    status: str = Field(default="in_service", max_length=16, index=True)  # catalog.devices.DEVICE_STATUSES
+    added_by: str | None = Field(default=None, max_length=100)  # None: the device registered itself by docking
+    unreviewed: bool = False  # an unknown serial that docked: flagged until an administrator reviews it
+    docked: bool = True  # False: added by hand and not docked yet (first_seen/last_seen are when it was added)
+
+
+class DeviceAssignment(SQLModel, table=True):
+    """Who a recorder was assigned to, and when: one row per assignment, the open one (until None) current."""
+
+    __tablename__ = "device_assignment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_serial: str = Field(index=True, max_length=64)
+    officer_number: str | None = Field(default=None, max_length=32)
+    unit_number: str = Field(default="", max_length=64)
+    unit_name: str = Field(default="", max_length=200)
+    since: datetime | None = ts_field(nullable=False)
+    until: datetime | None = ts_field()
+    by: str = Field(max_length=100)  # who assigned it ("device": what the device itself said at a dock)
+    reason: str = Field(default="", max_length=500)
+
+
+class DeviceStatusChange(SQLModel, table=True):
+    """A recorder's status from *at* (in service, lost, in repair, retired), who set it and why."""
+
+    __tablename__ = "device_status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_serial: str = Field(index=True, max_length=64)
+    status: str = Field(max_length=16)
+    at: datetime | None = ts_field(nullable=False)
+    by: str = Field(max_length=100)
+    reason: str = Field(default="", max_length=500)
 
 
 class DockSession(SQLModel, table=True):

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from catalog.custody import CustodyKind, append_event
 from catalog.db import begin_write, by_id
 from catalog.errors import RecordingNotFound
-from catalog.models import CustodyEvent, Device, Officer, Recording, RecordingState, Sighting, Station
+from catalog.models import CustodyEvent, Officer, Recording, RecordingState, Sighting, Station
 from catalog.registry import officer_json
 from catalog.said import say
 from catalog.types import utcnow
@@ -23,7 +23,6 @@ from catalog.types import utcnow
 __all__ = [
     "SHA256_CHUNK",
     "RecordingJson",
-    "ensure_device",
     "ensure_officer",
     "ensure_station",
     "find_by_sha256",
@@ -71,23 +70,6 @@ def ensure_officer(session: Session, number: str, *, name: str = "", unit_number
         append_event(session, CustodyKind.REGISTRY_CHANGED, actor=actor, details={
             "register": "officer", "key": number, "old": old, "new": new, "source": "device"})
     return officer
-
-
-def ensure_device(session: Session, serial: str, *, profile: str, officer_number: str | None,
-                  unit_number: str = "", unit_name: str = "", now: datetime | None = None) -> Device:
-    now = now or utcnow()
-    device = session.exec(select(Device).where(Device.serial == serial)).first()
-    if device is None:
-        device = Device(serial=serial, profile=profile, officer_number=officer_number, unit_number=unit_number,
-                        unit_name=unit_name, first_seen=now, last_seen=now)
-    else:
-        device.last_seen = now
-        device.profile = profile
-        device.officer_number = officer_number or device.officer_number
-        device.unit_number = unit_number or device.unit_number
-        device.unit_name = unit_name or device.unit_name
-    session.add(device)
-    return device
 
 
 def _redaction(recording: Recording) -> dict[str, Any]:

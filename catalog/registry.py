@@ -15,11 +15,11 @@ from sqlmodel import Session, select
 
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CatalogError
-from catalog.models import Device, Officer, Station
+from catalog.models import Officer, Station
 from catalog.said import Said, listed, say
 
 __all__ = ["CERTIFICATE_STATES", "EXPIRY_WARNING", "OfficerForm", "RegistryInvalid", "certificate_state",
-           "officer_json", "save_device", "save_officer", "save_station", "validate_officer"]
+           "officer_json", "save_officer", "save_station", "validate_officer"]
 
 CERTIFICATE_STATES = ("unknown", "not yet valid", "expired", "expiring", "valid")
 #: A certificate this close to its end date is flagged on the officer list.
@@ -137,26 +137,3 @@ def save_station(session: Session, code: str, *, name: str, lat: float | None, l
     append_event(session, CustodyKind.REGISTRY_CHANGED, actor=by, details={
         "register": "station", "key": code, "old": old, "new": {"name": station.name, "lat": lat, "lon": lon}})
     return station
-
-
-def save_device(session: Session, serial: str, *, officer_number: str | None, unit_number: str, unit_name: str,
-                by: str) -> Device:
-    """Assign a device to an officer and unit (used when the device itself does not say whose it is)."""
-    device = session.exec(select(Device).where(Device.serial == serial)).first()
-    problems = [] if device else [say("no device {serial}; a device registers itself when it is first docked",
-                                      serial=repr(serial))]
-    number = (officer_number or "").strip() or None
-    if number and session.exec(select(Officer.id).where(Officer.number == number)).first() is None:
-        problems.append(say("no officer {number}; add the officer first", number=repr(number)))
-    if len(unit_number) > 64 or len(unit_name) > 200:
-        problems.append(say("unit number is at most 64 characters and unit name at most 200"))
-    if problems:
-        raise RegistryInvalid(problems)
-    assert device is not None
-    old = {"officer_number": device.officer_number, "unit_number": device.unit_number, "unit_name": device.unit_name}
-    device.officer_number, device.unit_number, device.unit_name = number, unit_number.strip(), unit_name.strip()
-    session.add(device)
-    append_event(session, CustodyKind.REGISTRY_CHANGED, actor=by, details={
-        "register": "device", "key": serial, "old": old, "new": {
-            "officer_number": number, "unit_number": device.unit_number, "unit_name": device.unit_name}})
-    return device

@@ -30,7 +30,9 @@ class Said(str):
     translated = True  # False: the message is no message id, only where the values go (listed)
 
     def __new__(cls, message: str, /, **values: Any) -> Said:
-        made = super().__new__(cls, message.format(**{k: _english(v) for k, v in values.items()}))
+        # without values nothing is filled in: a word said as it is (a role, a state) may hold braces
+        made = super().__new__(cls, message.format(**{k: _english(v) for k, v in values.items()}) if values
+                               else message)
         made.message, made.values = message, values
         return made
 
@@ -80,4 +82,4 @@ def said_in(text: str, translate: Callable[[str], str]) -> str:
         return said_in(v, translate) if isinstance(v, Said) else str(v)
 
     template = translate(text.message) if text.translated else text.message
-    return template.format(**{k: value(v) for k, v in text.values.items()})
+    return template.format(**{k: value(v) for k, v in text.values.items()}) if text.values else template

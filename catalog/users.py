@@ -86,6 +86,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "approve_release": frozenset({"reviewer"}),  # legal review (法制审核): a second person decides
     "releases": frozenset({"clerk", "supervisor", "reviewer", "auditor", "admin"}),  # read releases
     "manage_keys": frozenset({"admin"}),  # the agency root: certify, rotate, revoke keys (catalog.key_certs)
+    "devices": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # read the recorder register and its alerts
+    "manage_devices": frozenset({"admin"}),  # add, assign, mark lost/repaired/retired, review (catalog.devices)
     # the command line's service actions (SERVICE_ACTIONS)
     "operate_station": frozenset({"station", "admin"}),  # ingest, demo, station watch, worker, archive, anchor
     "apply_retention": frozenset({"station", "clerk", "admin"}),  # bring retention in line with the rules

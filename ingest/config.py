@@ -86,6 +86,8 @@ class Settings:
     time_floor: datetime = _default("EVIDENCE_TIME_FLOOR")
     staged_alarm_s: float = _default("EVIDENCE_STAGED_ALARM_S")
     partial_alarm_s: float = _default("EVIDENCE_PARTIAL_ALARM_S")
+    device_silent_days: int = _default("EVIDENCE_DEVICE_SILENT_DAYS")
+    clock_drift_s: float = _default("EVIDENCE_CLOCK_DRIFT_S")
     map_tiles: str = _default("EVIDENCE_MAP_TILES")
     map_attribution: str = _default("EVIDENCE_MAP_ATTRIBUTION")
     metrics_token: Secret = _default("EVIDENCE_METRICS_TOKEN")

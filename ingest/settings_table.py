@@ -219,6 +219,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_STAGED_ALARM_S", "3600", p.seconds,
        "a recording still `staged` (not in WORM storage) this long raises the staged alarm (station status and "
        "`/metrics` for its own recordings, `evidence station status`, `/health`, the web `/metrics`)"),
+    Setting("EVIDENCE_DEVICE_SILENT_DAYS", "7", p.integer(1),
+       "a recorder in service and assigned to an officer that has not docked for this many days raises a `silent` "
+       "device alert (`evidence device alerts`); one added and never docked counts from when it was added"),
+    Setting("EVIDENCE_CLOCK_DRIFT_S", "60", p.positive_seconds,
+       "a recorder whose clock, as measured at its latest dock, is off the station's by more than this raises a "
+       "`clock_drift` device alert"),
     Setting("EVIDENCE_PARTIAL_ALARM_S", "86400", p.seconds,
        "a resumable partial copy (`staging/*.part`, a copy cut short) not written for this long raises the station's "
        "`partial_copy_idle` alarm (station status and `/metrics`): its recorder has not been docked again to finish "

@@ -61,7 +61,7 @@ def snapshot_problem(recording: Recording, at_s: float, case: Case, linked_cases
                    kind=say(recording.media_kind))
     if recording.state not in ("archived", "verified"):
         return say("{recording} is {state}: its original is not in the archive", recording=name,
-                   state=recording.state)
+                   state=say(recording.state))
     if not math.isfinite(at_s) or at_s < 0 or at_s > MAX_POSITION_S:
         return say("{recording}: the position {at} is not a time in the recording (seconds from its start)",
                    recording=name, at=f"{at_s:.6g}")
@@ -87,7 +87,7 @@ def _frame(source: str, at_s: float, dest: Path) -> Path:
                     "-frames:v", "1", "-c:v", "png", "-f", "image2", "-update", "1", str(dest)], dest,
                    STILL_TIMEOUT_S, reading)
     if not dest.exists() or dest.stat().st_size == 0:
-        raise FfmpegRefused(f"no frame decodes at {at_s:.3f} s")
+        raise FfmpegRefused(say("no frame decodes at {at} s", at=f"{at_s:.3f}"))
     return dest
 
 
@@ -148,7 +148,9 @@ def take_snapshot(session: Session, store: EvidenceStore, settings: Settings, ke
                 _frame(source, at_s, dest)
         except ValueError as exc:  # FfmpegRefused: the frame is not there or does not decode
             raise SnapshotRefused(say("recording {id} ({name}) at {at} s: {fault}", id=recording.id,
-                                      name=recording.original_name, at=f"{at_s:.3f}", fault=str(exc))) from None
+                                      name=recording.original_name, at=f"{at_s:.3f}",
+                                      fault=exc.args[0] if exc.args and isinstance(exc.args[0], Said) else str(exc))
+                                  ) from None
         frame_time = _frame_time(recording, at_s)
         origin = {"recording_id": recording.id, "sha256": recording.sha256, "at_s": round(at_s, 3),
                   "original_name": recording.original_name}

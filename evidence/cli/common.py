@@ -34,6 +34,7 @@ from catalog import (
 from catalog.access import can_see, record_refusal
 from catalog.errors import SnapshotRefused
 from catalog.policy_adoption import adopted_policy, ensure_policy
+from catalog.registry import RegistryInvalid
 from catalog.retention import RetentionPolicy
 from catalog.user_models import User
 from catalog.users import Identity, bound_user, get_user, identify, os_account
@@ -57,13 +58,14 @@ __all__ = [
     "person",
     "pinned",
     "print_json",
+    "print_result",
     "settings",
     "station_operator",
 ]
 
 _USER_ERRORS = (ConfigInvalid, StampInvalid, ProfileError, DeviceGone, RecordingNotFound, IngestError, CaseInvalid,
                 CaseNotFound, CaseStateError, DisposalError, PolicyInvalid, PolicyNotAdopted, RetentionRefused,
-                ExportFailed, PermissionDenied, UserInvalid, SnapshotRefused)
+                ExportFailed, PermissionDenied, UserInvalid, SnapshotRefused, RegistryInvalid)
 #: Evidence that fails a check: the command must say so loudly and exit non-zero.
 _INTEGRITY_ERRORS = (SignatureInvalid, HashMismatch)
 
@@ -186,6 +188,14 @@ def console() -> Console:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def print_result(data: Any, as_json: bool, text: str) -> None:
+    """*data* as JSON with --json, else *text* for a person."""
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(text)
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:

@@ -23,7 +23,7 @@ from catalog.key_lifecycle import create_root, init_export_key, rotate_station_k
 from catalog.key_listing import list_keys
 from catalog.key_models import KeyCertificate
 from catalog.types import utcnow
-from evidence.cli.common import caller, catalogue, fail, parse_time, print_json, settings
+from evidence.cli.common import caller, catalogue, fail, parse_time, print_json, print_result, settings
 from evidence.cli.options import by_option, json_option
 from ingest.services import open_store
 
@@ -73,12 +73,6 @@ def _cert_json(row: KeyCertificate) -> dict[str, Any]:
             "not_after": row.not_after.isoformat() if row.not_after else None, "record": row.record_name}
 
 
-def _say(data: dict[str, Any], as_json: bool, text: str) -> None:
-    if as_json:
-        print_json(data)
-    else:
-        click.echo(text)
-
 
 def _certified_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(f"certified {r['role']} key {r['fingerprint']} ({r['subject']}) until {r['not_after']}, "
@@ -112,7 +106,7 @@ def keys_init_root(name: str, out: Path, years: int, ask_passphrase: bool, passp
         row = create_root(session, open_store(cfg), path=out, name=name, by=actor, now=utcnow(),
                           passphrase=passphrase, years=years)
         data = {"root": {**_cert_json(row), "name": name, "key_file": str(out)}}
-    _say(data, as_json, f"agency root {data['root']['fingerprint']} ({name}), valid until "
+    print_result(data, as_json, f"agency root {data['root']['fingerprint']} ({name}), valid until "
          f"{data['root']['not_after']}; private key in {out} (keep it offline; certify each station with "
          "`evidence keys certify --station CODE`)")
 
@@ -143,7 +137,7 @@ def keys_certify(station: str | None, export_key: bool, renew: bool, root_key_pa
                                        renew=renew)]
         session.commit()
         certified = [_cert_json(r) for r in rows]
-    _say({"certified": certified}, as_json, _certified_text(certified))
+    print_result({"certified": certified}, as_json, _certified_text(certified))
 
 
 @keys.group("export-key")
@@ -166,7 +160,7 @@ def export_key_init(root_key_path: Path, passphrase_env: str | None, days: int, 
         row = init_export_key(session, open_store(cfg), root_key, path=cfg.export_key_path, by=actor, now=utcnow(),
                               days=days)
         certified = [_cert_json(row)]
-    _say({"certified": certified, "key_file": str(cfg.export_key_path)}, as_json,
+    print_result({"certified": certified, "key_file": str(cfg.export_key_path)}, as_json,
          f"{_certified_text(certified)}; private key in {cfg.export_key_path}")
 
 
@@ -188,7 +182,7 @@ def keys_rotate(station: str, root_key_path: Path, passphrase_env: str | None, d
                                       key_path=settings(station).station_key_path, by=actor, now=utcnow(), days=days)
         certificate = _cert_json(rotation.certificate)
     kept = str(rotation.old_key_kept_as) if rotation.old_key_kept_as else None
-    _say({"station": station, "retired": rotation.retired, "new_fingerprint": rotation.new_fingerprint,
+    print_result({"station": station, "retired": rotation.retired, "new_fingerprint": rotation.new_fingerprint,
           "certificate": certificate, "key_file": str(rotation.key_path),
           "old_key_kept_as": kept}, as_json,
          f"station {station}: new key {rotation.new_fingerprint} in {rotation.key_path}; retired "
@@ -214,7 +208,7 @@ def keys_revoke(fingerprint: str, reason: str, since: str | None, root_key_path:
         done = revoke_key(session, open_store(cfg), root_key, fingerprint, reason=reason, by=actor, now=utcnow(),
                           since=effective)
         session.commit()
-    _say({"revoked": {"fingerprint": done.fingerprint, "role": done.role, "subject": done.subject,
+    print_result({"revoked": {"fingerprint": done.fingerprint, "role": done.role, "subject": done.subject,
                       "effective_at": done.effective_at.isoformat(), "record": done.record}}, as_json,
          f"revoked {done.role} key {done.fingerprint} ({done.subject}) from {done.effective_at.isoformat()}")
 

@@ -30,6 +30,7 @@ COMMANDS = {
     "verify": "evidence.cli.verify", "custody": "evidence.cli.verify", "export": "evidence.cli.verify",
     "user": "evidence.cli.users", "serve": "evidence.cli.serve", "integrity": "evidence.cli.integrity",
     "keys": "evidence.cli.keys", "class": "evidence.cli.classes:class_", "redact": "evidence.cli.redact",
+    "device": "evidence.cli.devices",
     "release": "evidence.cli.releases:release", "redact-job": "evidence.cli.redact:redact_job",
 }
 #: Libraries that log every connection or request at INFO/DEBUG: WARNING unless -vv asks for their detail.

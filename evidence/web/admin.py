@@ -16,11 +16,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from catalog.access import user_scope
+from catalog.devices import assign_device
 from catalog.errors import UserInvalid
 from catalog.listings import list_devices, list_officers, officer_names, stations_overview
 from catalog.policy_adoption import PolicyTerms, adopted_policy
-from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_device, save_officer, save_station
+from catalog.registry import OfficerForm, RegistryInvalid, certificate_state, save_officer, save_station
 from catalog.said import Said, listed, said_in, say
+from catalog.types import utcnow
 from catalog.users import ROLES, add_user, list_users, set_active, set_password, set_roles, set_scope
 from evidence.web.deps import DB, Caller, WebConfig, done, language, render, signed_in
 from evidence.web.i18n import gettext_for
@@ -197,8 +199,8 @@ def change_device(serial: str, request: Request, session: DB, csrf: Annotated[st
                   unit_name: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "admin", csrf)
     return _apply(request, session, who,
-                  lambda: save_device(session, serial, officer_number=officer_number, unit_number=unit_number,
-                                      unit_name=unit_name, by=who.user.name),
+                  lambda: assign_device(session, serial, officer_number=officer_number, unit_number=unit_number,
+                                        unit_name=unit_name, by=who.user.name, now=utcnow()),
                   _devices_page, "/admin/devices", "device_saved", device=serial)
 
 

@@ -18,13 +18,13 @@ from catalog import (
     CustodyKind,
     DockSession,
     append_event,
-    ensure_device,
     ensure_officer,
     ensure_station,
     ensure_station_key,
     load_or_create_key,
 )
 from catalog.db import begin_write
+from catalog.devices import device_docked
 from catalog.docks import close_open_sessions
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
@@ -143,13 +143,14 @@ class DockStart:
                            actor=opts.actor)
         if opts.officer:
             ensure_officer(s, opts.officer, actor=opts.actor)
-        ensure_device(s, serial, profile=self._profile.name, officer_number=identity.officer_number,
-                      unit_number=identity.unit_number or "", unit_name=identity.unit_name or "")
+        now = utcnow()
+        device_docked(s, serial, profile=self._profile.name, officer_number=identity.officer_number,
+                      unit_number=identity.unit_number or "", unit_name=identity.unit_name or "", now=now)
         key = load_or_create_key(settings.station_key_path)
         self._begun_key = key
         ensure_station_key(s, settings.station, key, actor=opts.actor)
         dock = DockSession(station_code=settings.station, device_serial=serial, profile=self._profile.name,
-                           source_path=str(self._root), started_at=utcnow(), officer_number=officer_number,
+                           source_path=str(self._root), started_at=now, officer_number=officer_number,
                            clock_offset_s=measured_offset_s)
         s.add(dock)
         s.flush()

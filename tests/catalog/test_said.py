@@ -59,3 +59,10 @@ def test_listed_says_items_with_commas_each_translated_and_survives_pickling():
 
     said_in(listed(["a", say("clerk")]), translate)
     assert asked == ["clerk"]  # the row's own template is never looked up (it is no message id)
+
+
+def test_a_word_said_without_values_is_never_read_as_a_template():
+    """A role or state typed or stored with braces is said as it is (it had crashed the refusal it was in)."""
+    for word in ("{x}", "}", "a{0}", "%s{"):
+        assert say(word) == word and said_in(say(word), _zh) == word
+        assert said_in(say("roles: {roles}", roles=listed([say(word)])), _zh) == f"角色：{word}"

@@ -39,9 +39,9 @@ from catalog import (
 from catalog.cases import create_case, get_case
 from catalog.custody import CustodyKind, NewEvent, append_event, append_events
 from catalog.db import begin_write, is_conflict
+from catalog.devices import assign_device, device_docked
 from catalog.models import Device
-from catalog.recordings import ensure_device, lock_recording_state
-from catalog.registry import save_device
+from catalog.recordings import lock_recording_state
 from catalog.restamping import CONFLICT_TRIES, change_stamp
 from catalog.retention import DEFAULT_CASE_TYPES, RetentionPolicy
 from catalog.sign_in import sign_in
@@ -283,7 +283,7 @@ def test_a_device_docked_while_an_administrator_assigns_it(pg_engine, tmp_path):
                                   "EVIDENCE_DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)})
     with Session(pg_engine) as session:  # the device docked before; the station's key registered
         ensure_station(session, settings.station, name=settings.station_name)
-        ensure_device(session, "A123456", profile="cn-enforcement-recorder", officer_number=None)
+        device_docked(session, "A123456", profile="cn-enforcement-recorder", officer_number=None, now=utcnow())
         ensure_station_key(session, settings.station, load_or_create_key(settings.station_key_path), actor="station")
         session.commit()
     dock = DockStart(pg_engine, settings, IngestOptions(), root=tmp_path,
@@ -295,8 +295,8 @@ def test_a_device_docked_while_an_administrator_assigns_it(pg_engine, tmp_path):
         assert dock._begun_dock_id is not None
 
     # the administrator assigns the device to a unit (`registry_changed` takes the head; the row written at commit)
-    _race(pg_engine, docked, holder_takes_head=lambda holder: save_device(
-        holder, "A123456", officer_number=None, unit_number="U1", unit_name="一中队", by="admin"))
+    _race(pg_engine, docked, holder_takes_head=lambda holder: assign_device(
+        holder, "A123456", officer_number=None, unit_number="U1", unit_name="一中队", by="admin", now=utcnow()))
     with Session(pg_engine) as session:
         assert session.exec(select(Device).where(Device.serial == "A123456")).one().unit_number == "U1"
 

@@ -26,7 +26,6 @@ EXEMPT = {
     ("evidence/web/search_form.py", "ValueError"),  # caught by parse_search, which says its own problem
     ("ingest/redaction/spec.py", "TypeError"),  # inside RedactionSpec.from_json, said by its RedactionInvalid
     ("ingest/redaction/derivative.py", "RedactionAbandoned"),  # a renderer that lost its job: the worker's log
-    ("ingest/snapshots.py", "FfmpegRefused"),  # ffmpeg's reason, quoted inside the said refusal
     ("evidence/web/deps.py", "PageInstead"),  # carries the page to answer; its text is never shown
 }
 INTERNAL = {"AssertionError", "RuntimeError", "NotImplementedError"}  # a bug, never a refusal

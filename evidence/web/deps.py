@@ -23,6 +23,7 @@ from catalog import PolicyNotAdopted
 from catalog.access import Scope, record_refusal, user_scope
 from catalog.cases import Attach
 from catalog.custody_words import event_name
+from catalog.device_alerts import AlertRules
 from catalog.policy_adoption import require_policy
 from catalog.retention import RetentionPolicy
 from catalog.said import Said, listed, said_in, say
@@ -115,6 +116,8 @@ class WebConfig:
     disposal_approval: bool = _DEFAULT.approval_required  # EVIDENCE_DISPOSAL_APPROVAL=required
     attach: Attach | None = None  # stores an uploaded text record for a case (wired by `evidence serve`)
     staged_alarm_s: float = _DEFAULT.staged_alarm_s  # EVIDENCE_STAGED_ALARM_S
+    device_rules: AlertRules = field(default_factory=lambda: AlertRules(  # EVIDENCE_DEVICE_SILENT_DAYS, _CLOCK_DRIFT_S
+        silent_days=_DEFAULT.device_silent_days, drift_s=_DEFAULT.clock_drift_s))
     metrics_token: str = str(_DEFAULT.metrics_token)  # EVIDENCE_METRICS_TOKEN: opens /metrics, API docs
     map_tiles: str = _DEFAULT.map_tiles  # EVIDENCE_MAP_TILES: the maps' tile server; "": a plain grid
     map_attribution: str = _DEFAULT.map_attribution  # EVIDENCE_MAP_ATTRIBUTION
@@ -134,6 +137,7 @@ class WebConfig:
                    zone=settings.station_tz, policy=settings.retention_policy,
                    disposal_approval=settings.approval_required, attach=attach,
                    staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token),
+                   device_rules=AlertRules(silent_days=settings.device_silent_days, drift_s=settings.clock_drift_s),
                    class_names=settings.sensitivity_names, settings=settings, renderer=not settings.broker_url,
                    map_tiles=settings.map_tiles, map_attribution=settings.map_attribution)
 
@@ -215,7 +219,8 @@ StampCaller = Annotated[Caller, api_caller("stamp")]
 #: The header's links: (path, label, the action the role must allow).
 NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/retention", "Retention and disposal", "retention"),
        ("/releases", "Releases", "releases"), ("/spot-checks", "Spot checks", "spotcheck"),
-       ("/stats", "Statistics", "statistics"), ("/audit", "Audit", "audit"), ("/admin", "Administration", "admin"))
+       ("/stats", "Statistics", "statistics"), ("/devices", "Recorders", "devices"), ("/audit", "Audit", "audit"),
+       ("/admin", "Administration", "admin"))
 
 
 class PageInstead(Exception):

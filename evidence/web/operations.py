@@ -20,6 +20,7 @@ from sqlmodel import Session
 from catalog import outbox as catalog_outbox
 from catalog.access import user_scope
 from catalog.alarms import failures_by_stage, staged_overdue
+from catalog.device_alerts import alert_counts, device_alerts
 from catalog.models import RecordingState
 from catalog.statistics import check_catalogue, recordings_by_state, staged_backlog
 from catalog.types import utcnow
@@ -43,6 +44,7 @@ class Metrics:
     staged_count: Gauge
     staged_age: Gauge
     failures: Gauge
+    device_alerts: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -67,7 +69,9 @@ class Metrics:
                              "Age of the oldest staged recording, all stations (0: none)", registry=registry),
             failures=Gauge("evidence_catalogue_ingest_failures_24h",
                            "ingest_failed custody events in the last 24 hours, by stage", ["stage"],
-                           registry=registry))
+                           registry=registry),
+            device_alerts=Gauge("evidence_device_alerts", "Recorder alerts now, by kind (catalog.device_alerts)",
+                                ["kind"], registry=registry))
 
     def refresh(self, session: Session, config: WebConfig) -> None:
         """Set every gauge afresh: a state no recording is in any more reads 0 (it kept its last count before),
@@ -86,6 +90,8 @@ class Metrics:
         self.failures.clear()
         for stage, n in failures_by_stage(session, since=now - timedelta(hours=24)).items():
             self.failures.labels(stage).set(n)
+        for kind, n in alert_counts(device_alerts(session, config.device_rules, now)).items():
+            self.device_alerts.labels(kind).set(n)
 
 
 def _bearer_ok(request: Request) -> bool:

@@ -410,7 +410,7 @@ def _serious_violations(page) -> list[str]:
 
 PAGES = ["/", "/?case=AB-2026-00042", "/recordings/{video}", "/recordings/{video}?reason=复核", "/cases",
          "/cases/AB-2026-00042", "/retention", "/releases", "/spot-checks", "/stats", "/audit", "/audit?log=custody",
-         "/admin", "/admin/officers", "/admin/devices", "/admin/stations", "/admin/policy"]
+         "/devices", "/admin", "/admin/officers", "/admin/devices", "/admin/stations", "/admin/policy"]
 
 
 @pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from catalog.access import ACCESS_STEPS
 from catalog.case_models import CaseStatus, DisposalStatus
+from catalog.device_alerts import ALERT_KINDS
 from catalog.devices import DEVICE_STATUSES
 from catalog.integrity import INTEGRITY_CHECKS
 from catalog.models import IntegrityStatus, MediaKind, RecordingState
@@ -44,7 +45,7 @@ def used_message_ids() -> set[str]:
     found |= set(FIELD_LABELS.values()) | {"pending", *OUTCOMES} | set(INTEGRITY_CHECKS)
     found |= set(JOB_STATES) | set(JOB_STAGES) | set(RELEASE_KINDS) | set(RELEASE_STATES)
     found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values()) | set(QUICK_RANGES)
-    found |= set(DEVICE_STATUSES) | {s.value for s in RecordingState}
+    found |= set(DEVICE_STATUSES) | {s.value for s in RecordingState} | {f"alert {k}" for k in ALERT_KINDS}
     found |= {f"period {k}" for k in PERIOD_KINDS} | set(SAVED_SEARCH_PROBLEMS) | said_message_ids()
     return found
 

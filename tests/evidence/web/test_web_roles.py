@@ -136,6 +136,8 @@ GUARDED = {
                                                    {"boxes": ["0,0,16,16"], "reason": "公示"}, None, API),
     ("GET", "/redactions/{job_id}"): ("/redactions/1", None, None, PAGE),
     ("GET", "/api/redactions/{job_id}"): ("/api/redactions/1", None, None, API),
+    ("GET", "/devices"): ("/devices", None, None, PAGE),
+    ("GET", "/api/devices"): ("/api/devices", None, None, API),
     ("GET", "/cases"): ("/cases", None, None, PAGE),
     ("POST", "/cases"): ("/cases", {"number": "AB-2026-00077", "title": "新案", "case_type": "penalty-general"},
                          None, PAGE),

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from catalog import (
@@ -22,6 +23,7 @@ from catalog import (
     open_catalog,
 )
 from catalog.cases import create_case
+from catalog.models import Device
 from catalog.package_verifier import pdf_text
 from evidence.web import WebConfig, create_app
 from ingest.pipeline import IngestOptions
@@ -721,3 +723,31 @@ def test_an_agencys_own_tile_server_draws_the_map_and_its_policy_lets_it(samples
         tiles.shutdown()
         tiles.server_close()
         engine.dispose()
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_a_supervisor_goes_from_a_recorder_alert_to_its_recordings(server, browser):
+    """The sample recorders registered themselves by docking (unknown serials): each is an alert in the
+    supervisor's inbox, and its link shows exactly that recorder's recordings."""
+    base, engine, _video_id = server
+    with Session(engine) as session:
+        docked = set(session.exec(select(Device.serial).where(col(Device.unreviewed))))
+        made = {serial: n for serial, n in session.exec(
+            select(Recording.device_serial, func.count()).where(col(Recording.device_serial).in_(docked),
+                                                                col(Recording.belongs_to_id).is_(None))
+            .group_by(Recording.device_serial)).all()}
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    _login(page, base, "supervisor:王")
+    page.click("nav >> text=执法记录仪")
+    page.wait_for_selector("#device-alerts tr[data-kind=unreviewed]")
+    rows = page.locator("#device-alerts tr[data-kind=unreviewed]")
+    serials = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())]
+    assert set(serials) == docked and made  # every recorder that docked unknown, none invented
+    serial = max(made, key=lambda s: made[s])
+    page.locator(f"#device-alerts tr:has(td:text-is('{serial}')) a").click()
+    page.wait_for_url(lambda url: "device=" in url)
+    page.wait_for_selector(".card")
+    found = page.request.get(f"{base}/api/recordings", params={"device": serial, "size": "100"}).json()
+    assert page.locator(".card").count() == found["total"] >= made[serial]  # what came off it, its own or seen on it
+    assert page.input_value("input[name=device]") == serial  # the search says what it was asked
+    page.close()

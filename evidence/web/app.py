@@ -8,6 +8,7 @@ Every view of a recording is a custody event with the user.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import DataError
 from sqlmodel import Session
 
+from catalog.said import Said, listed, say
 from catalog.sign_in import prepare_sign_in
 from evidence.web.admin import router as admin_router
 from evidence.web.audit import router as audit_router
@@ -44,8 +46,8 @@ from evidence.web.spotchecks import router as spotchecks_router
 from evidence.web.stats import router as stats_router
 from ingest.settings_parsers import tile_url
 
-__all__ = ["SECURITY_HEADERS", "WebConfig", "clock_duration", "create_app", "local_time", "security_headers",
-           "tile_origin"]
+__all__ = ["SECURITY_HEADERS", "WebConfig", "clock_duration", "create_app", "field_problem", "local_time",
+           "security_headers", "tile_origin"]
 
 def security_headers(map_tiles: str = "") -> dict[str, str]:
     """Sent with every response. No page has an inline script, event handler attribute, style element or style
@@ -166,7 +168,7 @@ def _answer(request: Request, status: int, detail: Any) -> Response:
         who = caller(request, session)
         return render(request, "message.html", language(request), status,
                       user=who.user if who else None, csrf=who.web_session.csrf_token if who else "",
-                      message=detail if isinstance(detail, str) else "; ".join(map(str, detail)))
+                      message=detail if isinstance(detail, str) else listed(detail, sep="; "))
 
 
 def _page_instead(request: Request, exc: PageInstead) -> Response:
@@ -181,6 +183,24 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
     """A missing or malformed field: name each one (a form sent with a blank required box, a path id that is
     not a number)."""
-    problems = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
-                for e in exc.errors()]
-    return _answer(request, 422, problems)
+    return _answer(request, 422, [field_problem(e) for e in exc.errors()])
+
+
+def field_problem(error: Mapping[str, Any]) -> Said:
+    """One of FastAPI's (pydantic's) field errors in words a page can say in its reader's language: the common
+    kinds said here, any other in pydantic's English. Pure."""
+    field = ".".join(str(p) for p in error.get("loc", ())[1:]) or "request"
+    kind, limits = error.get("type", ""), error.get("ctx") or {}
+    if kind == "missing":
+        return say("{field}: required", field=field)
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return say("{field}: not a whole number", field=field)
+    if kind in ("float_parsing", "float_type"):
+        return say("{field}: not a number", field=field)
+    if kind == "string_too_long" and "max_length" in limits:
+        return say("{field}: at most {max} characters", field=field, max=limits["max_length"])
+    if kind in ("greater_than_equal", "greater_than") and limits:
+        return say("{field}: at least {min}", field=field, min=next(iter(limits.values())))
+    if kind in ("less_than_equal", "less_than") and limits:
+        return say("{field}: at most {max}", field=field, max=next(iter(limits.values())))
+    return say("{field} is not valid: {problem}", field=field, problem=str(error.get("msg", "invalid")))

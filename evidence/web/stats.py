@@ -47,7 +47,7 @@ def asked_period(config: WebConfig, kind: str, on: str, first: str, last: str, *
     if not kind:
         return None
 
-    def day(value: str, what: str) -> date | None:
+    def day(value: str, what: Said) -> date | None:
         try:
             return date.fromisoformat(value.strip()) if value.strip() else None
         except ValueError:
@@ -55,7 +55,8 @@ def asked_period(config: WebConfig, kind: str, on: str, first: str, last: str, *
                                          value=repr(value[:40]))) from None
 
     try:
-        period = period_of(kind, day(on, "on") or config.today(), first=day(first, "from"), last=day(last, "to"))
+        period = period_of(kind, day(on, say("Holding the day")) or config.today(), first=day(first, say("From")),
+                           last=day(last, say("To")))  # each named as the form labels it
         period.bounds(config.zone)  # a period at the calendar's edge has no instants to bound it
     except ValueError as exc:  # a period_of refusal (catalog.said: said in the reader's language)
         raise HTTPException(400, exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else str(exc)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from catalog.said import said_in
+
 ROOT = Path(__file__).parents[3]
 
 #: Modules whose refusals reach a page (through str(exc), an HTTPException's detail or a page's error).
@@ -120,3 +122,19 @@ def test_every_message_said_is_given_every_value_it_names():
              for top in ("catalog", "evidence", "ingest") for path in (ROOT / top).rglob("*.py")}
     assert {path: missing for path, missing in found.items() if missing} == {}
     assert _missing_values('say("case {case} is closed on {day}", case=1)') == [(1, "day")]
+
+
+def test_a_malformed_form_field_is_said_in_the_readers_language():
+    """FastAPI's field errors (a blank required box, a number that is not one) said as the archive's messages."""
+    from evidence.web.app import field_problem
+    from evidence.web.i18n import gettext_for
+
+    zh = gettext_for("zh_CN")
+    said = [field_problem({"type": "missing", "loc": ("body", "reason"), "msg": "Field required"}),
+            field_problem({"type": "int_parsing", "loc": ("body", "size"), "msg": "Input should be a valid integer"}),
+            field_problem({"type": "string_too_long", "loc": ("body", "code"), "ctx": {"max_length": 64}}),
+            field_problem({"type": "url_parsing", "loc": ("body", "x"), "msg": "Input should be a valid URL"})]
+    assert said == ["reason: required", "size: not a whole number", "code: at most 64 characters",
+                    "x is not valid: Input should be a valid URL"]
+    assert [said_in(s, zh) for s in said] == ["reason：必须填写", "size：不是整数", "code：最多 64 个字符",
+                                              "x 无效：Input should be a valid URL"]

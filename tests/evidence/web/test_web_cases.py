@@ -59,7 +59,7 @@ def test_a_clerk_runs_a_case_in_the_browser(web_site, store):
 
     no_reason = client.post("/cases/AB-2026-00100/unlink", data={"csrf": token, "recording": "3", "reason": ""},
                             headers={"Accept": "text/html"})
-    assert no_reason.status_code == 422 and "reason: Field required" in no_reason.text
+    assert no_reason.status_code == 422 and "reason：必须填写" in no_reason.text
     client.post("/cases/AB-2026-00100/unlink", data={"csrf": token, "recording": "3", "reason": "误关联"})
     page = client.get("/cases/AB-2026-00100")
     assert "误关联" in page.text and "R3.video</a>" not in page.text

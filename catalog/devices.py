@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
@@ -229,11 +229,16 @@ class DeviceRow:
 
 
 def device_register(session: Session, *, units: frozenset[str] | None = None, limit: int = 5000) -> list[DeviceRow]:
-    """Every device by serial (at most *limit*), or only those assigned to *units*, each with its dock count,
-    its latest dock (when, where, files read) and the latest clock offset measured."""
+    """Every device by serial (at most *limit*), or only those of *units* (unit numbers or names, as a
+    supervisor's scope holds them: the device's unit, or its officer's), each with its dock count, its latest dock
+    (when, where, files read) and the latest clock offset measured."""
     query = select(Device).order_by(col(Device.serial)).limit(limit)
     if units is not None:
-        query = query.where(col(Device.unit_number).in_(sorted(units)))
+        named = sorted(units)
+        officers = select(Officer.number).where(or_(col(Officer.unit_number).in_(named),
+                                                    col(Officer.unit_name).in_(named)))
+        query = query.where(or_(col(Device.unit_number).in_(named), col(Device.unit_name).in_(named),
+                                col(Device.officer_number).in_(officers)))
     devices = list(session.exec(query))
     serials = [d.serial for d in devices]
     if not serials:

@@ -136,6 +136,15 @@ def test_a_fleet_raises_each_alert_once_for_the_right_recorder_and_a_supervisor_
                                                                                                      -95.0)
         assert rows["LOST-1"].last_offset_s is None and rows["OK-1"].last_files == 4
         assert [r.device.serial for r in device_register(session, units=frozenset({"U2"}))] == ["AWAY-2"]
+        # a supervisor scoped by the unit's name, and a device known only by its officer's unit, are found too
+        assign_device(session, "QUIET-1", officer_number="020304", unit_number="", unit_name="", by="admin",
+                      reason="单位待定", now=NOW)
+        assert "QUIET-1" in [r.device.serial for r in device_register(session, units=frozenset({"U1"}))]
+        officer = session.exec(select(Officer).where(Officer.number == "030405")).one()
+        officer.unit_name = "二中队"
+        session.add(officer)
+        session.flush()
+        assert [r.device.serial for r in device_register(session, units=frozenset({"二中队"}))] == ["AWAY-2"]
 
 
 def test_an_unknown_serial_is_accepted_at_the_dock_flagged_and_reviewed_and_the_register_keeps_who_had_it(engine):

@@ -425,6 +425,8 @@ class RedactionJob(SQLModel, table=True):
     lease_until: datetime | None = ts_field()
     copy_id: int | None = Field(default=None, foreign_key="recording.id")
     error: str | None = Field(default=None, max_length=2000)
+    #: The error as catalog.said.kept holds it (a page says it in its reader's language); None: plain text
+    error_said: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime | None = ts_field(nullable=False)
     sent_at: datetime | None = ts_field()  # its message last handed to the broker
     started_at: datetime | None = ts_field()

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from catalog.db import by_id
 from catalog.models import RedactionJob
+from catalog.said import kept, say
 
 __all__ = ["JOB_STAGES", "JOB_STATES", "MAX_ATTEMPTS", "REDACT_ACTOR", "RESEND_AFTER_S", "add_job", "claim", "fail",
            "finish", "get_job", "job_as_json", "jobs_of", "mark_sent", "pending", "renew", "to_send"]
@@ -87,14 +88,15 @@ def claim(session: Session, job_id: int, *, holder: str, now: datetime, lease_s:
         update(RedactionJob).where(col(RedactionJob.id) == job_id, _takeable(now),
                                    col(RedactionJob.attempts) < MAX_ATTEMPTS)
         .values(state="running", stage="starting", holder=holder, lease_until=now + timedelta(seconds=lease_s),
-                attempts=RedactionJob.attempts + 1, started_at=now, error=None))
+                attempts=RedactionJob.attempts + 1, started_at=now, error=None, error_said=None))
     if not getattr(taken, "rowcount", 0):
+        stopped = say("the renderer stopped {n} times while rendering it (killed, or out of memory); not taken "
+                      "again: ask again, perhaps for a shorter part", n=MAX_ATTEMPTS)
         session.execute(
             update(RedactionJob).where(col(RedactionJob.id) == job_id, _takeable(now),
                                        col(RedactionJob.attempts) >= MAX_ATTEMPTS)
-            .values(state="failed", stage="failed", holder=None, finished_at=now,
-                    error=f"the renderer stopped {MAX_ATTEMPTS} times while rendering it (killed, or out of "
-                          "memory); not taken again: ask again, perhaps for a shorter part"))
+            .values(state="failed", stage="failed", holder=None, finished_at=now, error=stopped,
+                    error_said=kept(stopped)))
         session.commit()
         return None
     session.commit()
@@ -126,7 +128,7 @@ def fail(session: Session, job_id: int, *, holder: str, now: datetime, error: st
     """Record why the job failed: for good, or (*retry*) back to `queued` for the next worker (the store or the
     catalogue was away; or, *counted*, its renderer was killed, which counts towards MAX_ATTEMPTS as a death
     does). False when *holder* no longer holds the job (nothing changed)."""
-    values: dict[str, Any] = {"error": error[:2000], "holder": None, "lease_until": None}
+    values: dict[str, Any] = {"error": error[:2000], "error_said": kept(error), "holder": None, "lease_until": None}
     if retry:
         values |= {"state": "queued", "stage": "waiting"}
         if not counted:  # a take that ended by itself for now is not one of the MAX_ATTEMPTS deaths

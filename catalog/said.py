@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Said", "listed", "said_in", "say"]
+__all__ = ["Said", "kept", "listed", "said_in", "said_of", "say", "unkept"]
 
 
 def _english(value: Any) -> str:
@@ -83,3 +83,40 @@ def said_in(text: str, translate: Callable[[str], str]) -> str:
 
     template = translate(text.message) if text.translated else text.message
     return template.format(**{k: value(v) for k, v in text.values.items()}) if text.values else template
+
+
+def said_of(exc: BaseException) -> str:
+    """What *exc* says: its Said whole when it carries one (a ValueError's or an OSError's str() would make plain
+    English of it), else its str(). Pure."""
+    text = str(exc)
+    if isinstance(text, Said):
+        return text
+    return exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else text
+
+
+def kept(text: str) -> dict[str, Any] | None:
+    """*text* as JSON a row can hold (a job's error said later in its reader's language): its message id, whether
+    it is one (listed rows are not) and its values, each in turn; None for plain text. Pure."""
+    if not isinstance(text, Said):
+        return None
+
+    def value(v: Any) -> Any:
+        if isinstance(v, Said):
+            return kept(v)
+        if isinstance(v, list | tuple):
+            return {"list": [value(x) for x in v]}
+        return {"text": str(v)}
+
+    return {"message": text.message, "translated": text.translated,
+            "values": {k: value(v) for k, v in text.values.items()}}
+
+
+def unkept(data: dict[str, Any]) -> Said:
+    """The Said *data* (from kept) holds. Pure."""
+    def value(v: dict[str, Any]) -> Any:
+        if "list" in v:
+            return [value(x) for x in v["list"]]
+        return v["text"] if "text" in v else unkept(v)
+
+    values = {k: value(v) for k, v in data["values"].items()}
+    return Said(data["message"], **values) if data.get("translated", True) else _Listed(data["message"], **values)

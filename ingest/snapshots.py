@@ -24,7 +24,7 @@ from catalog import Case, CaseStateError, CustodyKind, Recording, append_event, 
 from catalog.access import check_access, stated_reason
 from catalog.errors import SnapshotRefused
 from catalog.listings import result_facts
-from catalog.said import Said, say
+from catalog.said import Said, said_of, say
 from catalog.stamps import MAX_PURPOSE
 from catalog.user_models import User
 from catalog.users import require
@@ -149,8 +149,7 @@ def take_snapshot(session: Session, store: EvidenceStore, settings: Settings, ke
         except ValueError as exc:  # FfmpegRefused: the frame is not there or does not decode
             raise SnapshotRefused(say("recording {id} ({name}) at {at} s: {fault}", id=recording.id,
                                       name=recording.original_name, at=f"{at_s:.3f}",
-                                      fault=exc.args[0] if exc.args and isinstance(exc.args[0], Said) else str(exc))
-                                  ) from None
+                                      fault=said_of(exc))) from None
         frame_time = _frame_time(recording, at_s)
         origin = {"recording_id": recording.id, "sha256": recording.sha256, "at_s": round(at_s, 3),
                   "original_name": recording.original_name}

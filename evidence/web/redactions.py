@@ -10,6 +10,7 @@ browsers), each through the recording's media route, so each read is checked and
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Annotated, Any
 
@@ -24,8 +25,9 @@ from catalog.detail import derived_media, frame_rate
 from catalog.errors import CaseStateError
 from catalog.models import RedactionJob
 from catalog.recordings import get_recording
-from catalog.said import Said, say
+from catalog.said import said_in, said_of, say, unkept
 from evidence.web.deps import DB, Caller, api_caller, done, language, render, signed_in
+from evidence.web.i18n import gettext_for
 from evidence.web.recordings import visible_recording
 from ingest.redaction.derivative import check_redaction_request
 from ingest.redaction.faces import FaceSearch
@@ -76,7 +78,7 @@ def spec_of_form(request: RedactionRequest) -> tuple[RedactionSpec, FaceSearch |
             try:
                 parsed.append(parse(text))
             except ValueError as exc:  # the parsers' reasons are catalog.said messages
-                problems.append(exc.args[0] if exc.args and isinstance(exc.args[0], Said) else str(exc))
+                problems.append(said_of(exc))
         return tuple(parsed)
 
     spec = RedactionSpec(boxes=each(request.boxes, parse_box), moving=each(request.moving, parse_moving),
@@ -191,11 +193,16 @@ def job_page(job_id: int, request: Request, session: DB, reason: str | None = No
     original = get_recording(session, str(job.original_id))
     copy = get_recording(session, str(job.copy_id)) if job.copy_id is not None else None
     shown = redaction_jobs.job_as_json(job)
+    translate = gettext_for(language(request))
+    # the worker's refusal in the reader's language (a row edited behind our back: its text as kept)
+    with contextlib.suppress(KeyError, TypeError, AttributeError, ValueError, IndexError):
+        if job.error_said:
+            shown["error"] = said_in(unkept(job.error_said), translate)
     try:
         spec = RedactionSpec.from_json(job.spec)
     except RedactionInvalid as exc:  # a row edited behind the application's back: said, and the form left empty
         spec = RedactionSpec()
-        shown["error"] = shown["error"] or str(exc)
+        shown["error"] = shown["error"] or said_in(str(exc), translate)
     return render(request, "redaction.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
                   job=shown, original=original, copy=copy, lines=spec.as_lines(),
                   block=spec.block, faces=job.faces is not None, reason=reason or "",

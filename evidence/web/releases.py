@@ -28,7 +28,7 @@ from catalog.releases import (
     release_in_scope,
     withdraw_release,
 )
-from catalog.said import Said, listed, say
+from catalog.said import listed, said_of, say
 from catalog.shares import NewShare, ShareRefused, create_share, revoke_share, share_as_json, shares_of
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, done, language, render, signed_in
@@ -135,7 +135,7 @@ def _act(request: Request, session: Session, who: Caller, number: int, act: Any,
         return _release_page(request, session, who, number, 403, str(exc))
     except StorageError as exc:  # the signed record could not be kept: nothing was decided
         session.rollback()
-        problem = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else str(exc)
+        problem = said_of(exc)
         return _release_page(request, session, who, number, 503,
                              say("the store did not keep the signed record: {problem}", problem=problem))
     return done(request, who, RedirectResponse(f"/releases/{number}", status_code=303), said, release=str(number),

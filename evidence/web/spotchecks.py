@@ -20,7 +20,7 @@ from catalog.case_workspace import playable_for
 from catalog.csvsafe import csv_chunks
 from catalog.disposal import Signer
 from catalog.models import Recording, SpotCheck, SpotCheckItem
-from catalog.said import Said, listed, say
+from catalog.said import listed, said_of, say
 from catalog.spotcheck import (
     ENFORCEMENT_KINDS,
     SpotCheckCriteria,
@@ -66,11 +66,6 @@ def scoped_unit(scope: Scope, unit: str) -> str | None:
                           say("a spot check draws from your units only ({units}); choose one of them", units=units))
 
 
-def _said(exc: Exception) -> str:
-    """What *exc* says: its message as made (a Said is said in the page's language), else str(exc)."""
-    return exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else str(exc)
-
-
 def _list(request: Request, session: DB, who: Caller, status: int = 200, error: str | None = None,
           form: dict[str, str] | None = None) -> Response:
     checks = spot_checks_in_scope(session, who.scope, limit=100)
@@ -101,7 +96,7 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
     try:
         chosen_unit = scoped_unit(who.scope, unit.strip())
     except PermissionError as exc:
-        return _list(request, session, who, 403, _said(exc), form)
+        return _list(request, session, who, 403, said_of(exc), form)
     try:
         criteria = SpotCheckCriteria(unit=chosen_unit, officer=officer.strip() or None,
                                      kind=kind.strip() or None, start=_when(start, zone),
@@ -110,7 +105,7 @@ def draw_spot_check(request: Request, session: DB, csrf: Annotated[str, Form()],
                                pool=re.split(r"[\s,，;；]+", pool.strip()) if pool.strip() else ())
     except ValueError as exc:
         return _list(request, session, who, 400, say("not a time (e.g. 2026-11-20, 2026/11/20 08:30 or "
-                                                     "2026-11-20T08:00+08:00): {problem}", problem=_said(exc)), form)
+                                                     "2026-11-20T08:00+08:00): {problem}", problem=said_of(exc)), form)
     except SpotCheckError as exc:
         return _list(request, session, who, 400, str(exc), form)
     return done(request, who, RedirectResponse(f"/spot-checks/{check.id}", status_code=303), "spot_check_drawn",
@@ -188,7 +183,7 @@ def sign(check_id: int, request: Request, session: DB, csrf: Annotated[str, Form
         return _check_page(request, session, who, check_id, 400, str(exc))
     except StorageError as exc:
         return _check_page(request, session, who, check_id, 503, say("the evidence store refused or is down: {fault}",
-                                                                     fault=_said(exc)))
+                                                                     fault=said_of(exc)))
     return done(request, who, RedirectResponse(f"/spot-checks/{check_id}", status_code=303), "spot_check_signed",
                 check=str(check_id))
 

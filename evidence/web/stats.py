@@ -19,7 +19,7 @@ from catalog.court_report_pdf import DEFAULT_FONT
 from catalog.custody import CustodyKind, append_event
 from catalog.enforcement_report import build_report, report_csv, write_report_pdf
 from catalog.periods import PERIOD_KINDS, Period, period_of
-from catalog.said import Said, say
+from catalog.said import Said, said_of, say
 from catalog.statistics import Statistics
 from catalog.statistics import statistics as catalog_statistics
 from catalog.types import utcnow
@@ -59,8 +59,7 @@ def asked_period(config: WebConfig, kind: str, on: str, first: str, last: str, *
                            last=day(last, say("To")))  # each named as the form labels it
         period.bounds(config.zone)  # a period at the calendar's edge has no instants to bound it
     except ValueError as exc:  # a period_of refusal (catalog.said: said in the reader's language)
-        raise HTTPException(400, exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Said) else str(exc)
-                            ) from None
+        raise HTTPException(400, said_of(exc)) from None
     except OverflowError:
         raise HTTPException(400, say("no period can be counted around {day}: it runs past the calendar's first or "
                                      "last day", day=repr(on or first or last))) from None

@@ -27,6 +27,7 @@ from catalog import CaseStateError, CatalogUnavailable, MediaKind, Recording, Re
 from catalog import redaction_jobs as jobs
 from catalog.access import AccessRefused, ReasonRequired
 from catalog.models import RedactionJob
+from catalog.said import said_of, say
 from catalog.types import utcnow
 from catalog.user_models import User
 from ingest.config import Settings
@@ -152,14 +153,15 @@ def run_redaction_job(engine: Engine, store: EvidenceStore, settings: Settings, 
             logger.warning("Redaction job %s was taken over by another renderer; this one stopped.", job_id)
             return None
         except RenderInterrupted as exc:  # killed from outside (out of memory) counts as a renderer's death
-            state, error, killed = "queued", f"waiting to be tried again: {first_line(exc)}", exc.killed
+            state, error, killed = "queued", say("waiting to be tried again: {fault}", fault=first_line(exc)), \
+                exc.killed
         except _FOR_GOOD as exc:
-            error = str(exc)
+            error = said_of(exc)
         except _FOR_NOW as exc:
-            state, error = "queued", f"waiting to be tried again: {first_line(exc)}"
+            state, error = "queued", say("waiting to be tried again: {fault}", fault=first_line(exc))
         except Exception as exc:  # recorded on the job for a person, with the whole trace in the log
             logger.exception("Redaction job %s failed unexpectedly.", job_id)
-            error = f"unexpected: {type(exc).__name__}: {first_line(exc)}"
+            error = say("unexpected: {kind}: {fault}", kind=type(exc).__name__, fault=first_line(exc))
     with Session(engine) as session:
         now = utcnow()
         if copy_id is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 
 from catalog.errors import CaseInvalid, CaseStateError
-from catalog.said import Said, listed, said_in, say
+from catalog.said import Said, kept, listed, said_in, say, unkept
 
 CHINESE = {"clerk": "档案管理员", "officer": "执法人员", "roles: {roles}": "角色：{roles}",
            "case {case} is open already": "案件 {case} 已处于办理中",
@@ -66,3 +66,16 @@ def test_a_word_said_without_values_is_never_read_as_a_template():
     for word in ("{x}", "}", "a{0}", "%s{"):
         assert say(word) == word and said_in(say(word), _zh) == word
         assert said_in(say("roles: {roles}", roles=listed([say(word)])), _zh) == f"角色：{word}"
+
+
+def test_a_message_kept_in_a_row_as_json_is_said_later_in_the_readers_language():
+    """A job's error written by a worker is read by a page in Chinese or English (a JSON column round trip)."""
+    import json
+
+    required = say("{what} is required", what=say("title is blank"))
+    said = say("roles: {roles}", roles=listed([say("clerk"), "x{y}", required]))
+    back = unkept(json.loads(json.dumps(kept(said))))
+    assert back == said and said_in(back, _zh) == said_in(said, _zh) == "角色：档案管理员, x{y}, 必须填写案件名称为空"
+    assert kept("plain") is None
+    nested = say("{problems}!", problems=[say("title is blank"), "b"])
+    assert said_in(unkept(json.loads(json.dumps(kept(nested)))), _zh) == "案件名称为空; b!"

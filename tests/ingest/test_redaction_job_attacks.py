@@ -229,3 +229,23 @@ def test_an_edited_spec_fails_the_job_cleanly_and_the_page_still_opens(card: Car
         if page.status_code >= 500:
             problems.append(f"job page: {page.status_code}")
     assert problems == []
+
+
+def test_the_workers_refusal_is_said_on_the_job_page_in_the_readers_language(card: Card) -> None:
+    """The worker keeps its refusal as a message (catalog.said.kept): the page says it in Chinese or English."""
+    add_web_users(card.engine, {"clerk": "clerk"})
+    with Session(card.engine) as session:
+        job = request_redaction(session, user=get_user(session, "clerk"), original=card.clip(session), spec=SPEC,
+                                faces=None, reason="公示", via="web")
+        job_id = job.id
+        session.execute(update(RedactionJob).where(col(RedactionJob.id) == job_id).values(spec={"block": "NaN"}))
+        session.commit()
+    assert job_id is not None
+    assert run_redaction_job(card.engine, card.store, card.settings, card.key, job_id) == "failed"
+    with Session(card.engine) as session:
+        row = session.get(RedactionJob, job_id)
+        assert row is not None and (row.error or "").startswith("the specification cannot be read")
+    with _app(card) as client:
+        assert web_login(client, "clerk").status_code == 303
+        assert "无法读取遮蔽说明：ValueError" in client.get(f"/redactions/{job_id}").text
+        assert "the specification cannot be read: ValueError" in client.get(f"/redactions/{job_id}?lang=en").text

@@ -33,7 +33,7 @@ from catalog.errors import CatalogError, PermissionDenied
 from catalog.manifests import ensure_station_key, software_version
 from catalog.models import IN_ARCHIVE, Recording, Release, ReleaseItem
 from catalog.said import Said, listed, say
-from catalog.sensitivity import CLASSES
+from catalog.sensitivity import CLASSES, class_word
 from catalog.signing import sign_document, signed_bytes
 from catalog.timestamping import stamp_record
 from catalog.user_models import User
@@ -103,13 +103,13 @@ def item_problems(kind: str, item: ItemFacts) -> list[str]:
         problems.append(say("recording {recording} ({name}) is a state secret (国家秘密): it is never released",
                             **what))
     elif kind == "publication" and item.sensitivity != "public":
+        classed = class_word(item.sensitivity)
         problems.append(say("recording {recording} ({name}) is {sensitivity}, a redacted copy: a publication (公示) "
                             "carries only what is classed public (公开); lower its class once it is judged fit to "
-                            "publish", sensitivity=item.sensitivity, **what) if item.redacted_from_id is not None else
+                            "publish", sensitivity=classed, **what) if item.redacted_from_id is not None else
                         say("recording {recording} ({name}) is {sensitivity}, an original (publish a redacted copy "
                             "instead: `evidence redact`): a publication (公示) carries only what is classed public "
-                            "(公开); lower its class once it is judged fit to publish", sensitivity=item.sensitivity,
-                            **what))
+                            "(公开); lower its class once it is judged fit to publish", sensitivity=classed, **what))
     return problems
 
 
@@ -120,7 +120,8 @@ def drifted(item: ReleaseItem, recording: Recording) -> list[str]:
         problems.append(say("recording {recording}'s SHA-256 is not the one proposed", recording=recording.id))
     if CLASSES.index(recording.sensitivity) > CLASSES.index(item.sensitivity):
         problems.append(say("recording {recording} is {now} now, above the {was} it was proposed as",
-                            recording=recording.id, now=recording.sensitivity, was=item.sensitivity))
+                            recording=recording.id, now=class_word(recording.sensitivity),
+                            was=class_word(item.sensitivity)))
     return problems
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from catalog.said import Said, listed, say
 
 __all__ = ["CLASSES", "CONTENT_STEPS", "DEFAULT", "LABELS", "MAX_NAME", "NEEDS_GRANT_FOR", "RANK", "Holder",
-           "class_problem", "higher", "label", "parse_class", "parse_names", "step_word"]
+           "class_problem", "class_word", "higher", "label", "parse_class", "parse_names", "step_word"]
 
 CLASSES = ("public", "internal", "commercial", "personal", "state_secret")
 DEFAULT = "internal"
@@ -55,6 +55,16 @@ _STEP_WORDS = {"view": say("view"), "play": say("play"), "download": say("downlo
                "release": say("release"), "redact": say("redact"), "share": say("share"),
                "snapshot": say("snapshot"), "classify": say("classify"), "link": say("link"), "stamp": say("stamp"),
                "manage_cases": say("manage_cases")}
+
+
+#: Each class as a message says it (the built-in names; a page says them in its reader's language).
+_CLASS_WORDS = {"public": say("public"), "internal": say("internal"), "commercial": say("commercial secret"),
+                "personal": say("personal privacy"), "state_secret": say("state secret")}
+
+
+def class_word(name: str) -> Said | str:
+    """Class *name* as a message says it (an unknown name as it is). Pure."""
+    return _CLASS_WORDS.get(name, name)
 
 
 def step_word(step: str) -> str:

@@ -93,7 +93,7 @@ def test_a_selection_reaching_outside_the_callers_scope_is_refused_whole_and_rec
     # "all matching" is the search, and the search is their scope: only recording 3 is raised
     done = _post(client, {"action": "class", "sensitivity": "personal", "reason": "含个人信息",
                           "every": "matching", "query": ""}, token)
-    assert done.status_code == 200 and "已将 1 条录像的密级改为" in done.text
+    assert done.status_code == 200 and "已将 1 条录像的敏感类别改为" in done.text
     assert [_recording(engine, rid).sensitivity for rid in (1, 2, 3)] == ["internal", "internal", "personal"]
 
 

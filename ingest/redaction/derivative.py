@@ -199,7 +199,7 @@ def _render_photo(store: EvidenceStore, original: Recording, spec: RedactionSpec
     if faces is not None:
         _stage(progress, "faces")
         regions, search = find_faces_in_picture(rgb, search=faces)
-        spec = _faces_added(original, spec, regions, search, searched="the photo searched")
+        spec = _faces_added(original, spec, regions, search, searched=say("the photo searched"))
     _stage(progress, "rendering")
     write_jpeg(pixelate(rgb, spec.regions(), spec.block), dest)
     return spec, size

@@ -102,7 +102,7 @@ def decide_alerts(facts: DeviceFacts, rules: AlertRules, now: datetime) -> list[
     if facts.unreviewed:
         alert("unreviewed", facts.since,
               say("recorder {serial} was unknown when it docked (docked by {who}): an administrator reviews it",
-                  serial=facts.serial, who=facts.docked_by or "?"), docked_by=facts.docked_by)
+                  serial=facts.serial, who=facts.docked_by or say("not known")), docked_by=facts.docked_by)
     return alerts
 
 

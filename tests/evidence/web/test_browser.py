@@ -740,6 +740,8 @@ def test_a_supervisor_goes_from_a_recorder_alert_to_its_recordings(server, brows
     _login(page, base, "supervisor:王")
     page.click("nav >> text=执法记录仪")
     page.wait_for_selector("#device-alerts tr[data-kind=unreviewed]")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "devices.png"), full_page=True)
     rows = page.locator("#device-alerts tr[data-kind=unreviewed]")
     serials = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())]
     assert set(serials) == docked and made  # every recorder that docked unknown, none invented

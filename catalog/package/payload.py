@@ -29,6 +29,7 @@ from catalog.errors import ExportFailed
 from catalog.manifests import software_version, stored_manifest
 from catalog.models import Recording, RecordingState, StationKey
 from catalog.recordings import get_recording
+from catalog.said import say
 from catalog.signing import SignatureInvalid, signed_bytes
 from storage import EvidenceStore, HashMismatch, ObjectMissing
 from storage.hashing import TwoDigests, hash_stream
@@ -168,11 +169,13 @@ def _signed_manifest(store: EvidenceStore, r: Recording, number: int, trusted: s
         raw = store.get_manifest(r.sha256, number)
         document = stored_manifest(raw, trusted=trusted)
     except ObjectMissing as exc:
-        raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} is "
-                           f"missing from the store; nothing was written (run `evidence verify {r.id}`)") from exc
+        raise ExportFailed(say("recording {id} ({name}): its signed manifest r{number} is missing from the store; "
+                               "nothing was written (run `evidence verify {id}`)", id=r.id, name=r.original_name,
+                               number=number)) from exc
     except SignatureInvalid as exc:
-        raise ExportFailed(f"recording {r.id} ({r.original_name}): its signed manifest r{number} cannot "
-                           f"be trusted: {exc}; nothing was written (run `evidence verify {r.id}`)") from exc
+        raise ExportFailed(say("recording {id} ({name}): its signed manifest r{number} cannot be trusted: {fault}; "
+                               "nothing was written (run `evidence verify {id}`)", id=r.id, name=r.original_name,
+                               number=number, fault=str(exc))) from exc
     return raw, document
 
 

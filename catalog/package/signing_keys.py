@@ -23,6 +23,7 @@ from catalog.errors import ExportFailed
 from catalog.key_certs import EXPORT_SUBJECT
 from catalog.key_files import KeyFileError, read_private_key
 from catalog.manifests import ensure_station_key
+from catalog.said import say
 from catalog.signing import load_or_create_key
 from storage import EvidenceStore
 
@@ -59,20 +60,21 @@ def _refusal(found: Certification, fp: str, *, role: str, subject: str, now: dat
 
 def _certified_export_key(found: Certification, path: Path, now: datetime) -> Ed25519PrivateKey:
     if not path.exists():
-        raise ExportFailed(f"no export key at {path} (EVIDENCE_EXPORT_KEY): this archive has an agency root, so "
-                           "every package is signed with the export key the root certified; an administrator "
-                           "creates it with `evidence keys export-key init --root-key PATH-TO-ROOT-KEY`. Nothing "
-                           "was written")
+        raise ExportFailed(say("no export key at {path} (EVIDENCE_EXPORT_KEY): this archive has an agency root, so "
+                               "every package is signed with the export key the root certified; an administrator "
+                               "creates it with `evidence keys export-key init --root-key PATH-TO-ROOT-KEY`. Nothing "
+                               "was written", path=path))
     try:
         key = read_private_key(path)
     except KeyFileError as exc:
-        raise ExportFailed(f"the export key cannot be read: {exc}. Nothing was written") from exc
+        raise ExportFailed(say("the export key cannot be read: {fault}. Nothing was written", fault=str(exc))) from exc
     fp = key_fingerprint(key.public_key())
     why = _refusal(found, fp, role=ROLE_EXPORT, subject=EXPORT_SUBJECT, now=now)
     if why is not None:
-        raise ExportFailed(f"the export key {fp} ({path}) cannot sign a package: {why}; an administrator certifies "
-                           "it with `evidence keys certify --export --root-key PATH-TO-ROOT-KEY` (or makes a new one "
-                           "with `evidence keys export-key init`). Nothing was written")
+        raise ExportFailed(say("the export key {fp} ({path}) cannot sign a package: {why}; an administrator "
+                               "certifies it with `evidence keys certify --export --root-key PATH-TO-ROOT-KEY` (or "
+                               "makes a new one with `evidence keys export-key init`). Nothing was written", fp=fp,
+                               path=path, why=why))
     return key
 
 
@@ -81,30 +83,31 @@ def package_keys(session: Session, store: EvidenceStore, signing: PackageSigning
     """The checked keys for an export, or ExportFailed saying which key, why, and what fixes it. In an archive
     without a root this may create the export key file and register it (a custody event, a WORM key record)."""
     if signing.station_key is None:
-        raise ExportFailed(f"no station key to sign the export anchor with (station {signing.station!r}, "
-                           "EVIDENCE_STATION_KEY); nothing was written")
+        raise ExportFailed(say("no station key to sign the export anchor with (station {station}, "
+                               "EVIDENCE_STATION_KEY); nothing was written", station=repr(signing.station)))
     if signing.export_key_path is None:
-        raise ExportFailed("no export key is configured (EVIDENCE_EXPORT_KEY); nothing was written")
+        raise ExportFailed(say("no export key is configured (EVIDENCE_EXPORT_KEY); nothing was written"))
     found = load_certification(session, store)
     if not found.active:
         try:
             export_key = load_or_create_key(signing.export_key_path)
         except (OSError, ValueError, TypeError) as exc:
-            raise ExportFailed(f"the export key {signing.export_key_path} (EVIDENCE_EXPORT_KEY) cannot be made or "
-                               f"read: {exc}. Nothing was written") from exc
+            raise ExportFailed(say("the export key {path} (EVIDENCE_EXPORT_KEY) cannot be made or read: {fault}. "
+                                   "Nothing was written", path=signing.export_key_path, fault=str(exc))) from exc
         ensure_station_key(session, EXPORT_SUBJECT, export_key, actor=by, store=store,
                            station_name="export key (signs evidence packages)")
     else:
         if found.root is None:
-            raise ExportFailed(f"the agency root cannot be trusted ({found.root_problem}): no package can be signed "
-                               "that an examiner could check; run `evidence verify --all`. Nothing was written")
+            raise ExportFailed(say("the agency root cannot be trusted ({problem}): no package can be signed that an "
+                                   "examiner could check; run `evidence verify --all`. Nothing was written",
+                                   problem=found.root_problem))
         export_key = _certified_export_key(found, signing.export_key_path, now)
         station_fp = key_fingerprint(signing.station_key.public_key())
         why = _refusal(found, station_fp, role=ROLE_STATION, subject=signing.station, now=now)
         if why is not None:
-            raise ExportFailed(f"the key {station_fp} of station {signing.station!r}, which signs the export "
-                               f"anchor, cannot be used: {why}; an administrator certifies it with `evidence keys "
-                               f"certify --station {signing.station} --root-key PATH-TO-ROOT-KEY`. Nothing was "
-                               "written")
+            raise ExportFailed(say("the key {fp} of station {station}, which signs the export anchor, cannot be "
+                                   "used: {why}; an administrator certifies it with `evidence keys certify --station "
+                                   "{code} --root-key PATH-TO-ROOT-KEY`. Nothing was written", fp=station_fp,
+                                   station=repr(signing.station), why=why, code=signing.station))
     return PackageKeys(station=signing.station, station_key=signing.station_key, export_key=export_key,
                        export_fingerprint=key_fingerprint(export_key.public_key()), certification=found)

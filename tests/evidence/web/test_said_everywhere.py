@@ -18,7 +18,8 @@ PAGE_FACING = [
     "catalog/saved_searches.py",
     "catalog/sensitivity.py", "catalog/shares.py", "catalog/spotcheck.py", "catalog/spotcheck_result.py",
     "catalog/spotcheck_team.py",
-    "catalog/package/refusals.py", "catalog/stamps.py", "catalog/users.py", "ingest/documents.py",
+    "catalog/package/refusals.py", "catalog/package/signing_keys.py", "catalog/stamps.py", "catalog/users.py",
+    "ingest/documents.py",
     "ingest/pipeline/options.py",
     "ingest/redaction/derivative.py", "ingest/redaction/spec.py", "ingest/snapshots.py",
 ]

@@ -46,7 +46,7 @@ __all__ = ["ACCESS_STEPS", "EVERYTHING", "MAX_REASON_CHARS", "STEP_PERMISSION", 
            "DisposalInScope", "ReasonRequired", "Scope", "ambiguous_unit_names", "can_see", "case_in_scope",
            "cases_clause", "check_access", "disposal_in_scope", "disposed_message", "out_of_scope", "read_evidence",
            "reason_needed", "record_access", "record_refusal", "record_refusals", "role_problem", "scope_clause",
-           "scope_for", "stated_reason", "user_scope", "visible_case"]
+           "scope_for", "stated_reason", "unit_members", "unit_numbers", "user_scope", "visible_case"]
 
 #: The steps of looking at evidence, in order; EVIDENCE_ACCESS_REASON names the first that needs a reason.
 ACCESS_STEPS = ("view", "play", "download")
@@ -96,15 +96,29 @@ def scope_clause(scope: Scope) -> ColumnElement[bool] | None:
     if scope.officers:
         parts.append(col(Recording.officer_number).in_(sorted(scope.officers)))
     if scope.units:
-        units = sorted(scope.units)
-        # A name counts only when one unit carries it and it is no unit's number: "U1" given for the unit numbered
-        # U1 also took in another unit named "U1" (found by a review); a number always means its own unit.
-        numbers = select(Officer.unit_number).where(col(Officer.unit_number).in_(units))
-        by_name = and_(col(Officer.unit_name).in_(units), col(Officer.unit_name).not_in(ambiguous_unit_names(units)),
-                       col(Officer.unit_name).not_in(numbers))
-        members = select(Officer.number).where(or_(col(Officer.unit_number).in_(units), by_name))
-        parts.append(col(Recording.officer_number).in_(members))
+        parts.append(col(Recording.officer_number).in_(unit_members(scope.units)))
     return or_(*parts) if parts else false()
+
+
+def _of_units(units: Iterable[str]) -> ColumnElement[bool]:
+    """Officers of *units* (numbers, or names): a name counts only when one unit carries it and it is no unit's
+    number: "U1" given for the unit numbered U1 also took in another unit named "U1" (found by a review); a number
+    always means its own unit."""
+    wanted = sorted(units)
+    numbers = select(Officer.unit_number).where(col(Officer.unit_number).in_(wanted))
+    by_name = and_(col(Officer.unit_name).in_(wanted), col(Officer.unit_name).not_in(ambiguous_unit_names(wanted)),
+                   col(Officer.unit_name).not_in(numbers))
+    return or_(col(Officer.unit_number).in_(wanted), by_name)
+
+
+def unit_members(units: Iterable[str]) -> SelectOfScalar[str]:
+    """The officer numbers of *units*, as a supervisor's scope holds them (numbers, or unambiguous names)."""
+    return select(Officer.number).where(_of_units(units))
+
+
+def unit_numbers(units: Iterable[str]) -> SelectOfScalar[str]:
+    """The unit numbers *units* name (a number itself; a name only when it is unambiguous, as unit_members)."""
+    return select(Officer.unit_number).where(_of_units(units))
 
 
 def ambiguous_unit_names(names: Sequence[str]) -> SelectOfScalar[str]:

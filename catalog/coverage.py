@@ -84,7 +84,7 @@ def officer_coverage(session: Session, officer_number: str, first: date, last: d
     rows = session.exec(select(Recording).where(
         Recording.officer_number == officer_number, col(Recording.media_kind).in_(("video", "audio")),
         col(Recording.captured_start).is_not(None), col(Recording.captured_start) < end,
-        col(Recording.belongs_to_id).is_(None),
+        col(Recording.belongs_to_id).is_(None), col(Recording.redacted_from_id).is_(None),
         (col(Recording.captured_end) >= begin) | col(Recording.captured_end).is_(None)))
     spans = [_span(r) for r in rows]
     days: Sequence[date] = [first + timedelta(days=n) for n in range((last - first).days + 1)]

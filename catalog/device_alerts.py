@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from catalog.devices import DeviceRow, device_register
-from catalog.models import DeviceStatusChange, DockSession, Recording, Station
+from catalog.models import DeviceAssignment, DeviceStatusChange, DockSession, Recording, Station
 from catalog.said import Said, say
 
 __all__ = ["ALERT_KINDS", "WINDOW_DAYS", "AlertRules", "DeviceAlert", "DeviceFacts", "alert_counts",
@@ -139,32 +139,43 @@ def device_alerts(session: Session, rules: AlertRules, now: datetime, *,
         recent.setdefault(dock.device_serial, []).append((dock.station_code, dock.started_at, dock.officer_number))
     changes: dict[str, list[DeviceStatusChange]] = {}
     for change in session.exec(select(DeviceStatusChange).where(col(DeviceStatusChange.device_serial).in_(serials))
-                               .order_by(col(DeviceStatusChange.at), col(DeviceStatusChange.id))):
+                               .order_by(col(DeviceStatusChange.id))):  # in the order made, whatever clock stamped them
         changes.setdefault(change.device_serial, []).append(change)
+    assigned = {serial: since for serial, since in session.exec(
+        select(DeviceAssignment.device_serial, DeviceAssignment.since).where(
+            col(DeviceAssignment.device_serial).in_(serials), col(DeviceAssignment.until).is_(None)))}
     alerts = []
     for row in rows:
-        alerts += decide_alerts(_facts(session, row, station_units, recent.get(row.device.serial, []),
-                                       _lost_periods(changes.get(row.device.serial, []))), rules, now)
+        serial = row.device.serial
+        alerts += decide_alerts(_facts(session, row, station_units, recent.get(serial, []), changes.get(serial, []),
+                                       assigned.get(serial)), rules, now)
     return alerts
 
 
 def _facts(session: Session, row: DeviceRow, station_units: dict[str, str],
-           recent: list[tuple[str, datetime, str | None]],
-           lost: list[tuple[datetime, datetime | None]]) -> DeviceFacts:
+           recent: list[tuple[str, datetime, str | None]], changes: list[DeviceStatusChange],
+           assigned_since: datetime | None) -> DeviceFacts:
     device = row.device
     assert device.last_seen is not None
+    # a dock counts against the unit the device had then: only those since its current assignment began
     foreign = tuple((station, station_units[station], when) for station, when, _who in recent
-                    if device.unit_number and station_units.get(station) not in ("", None, device.unit_number))
+                    if device.unit_number and station_units.get(station) not in ("", None, device.unit_number)
+                    and (assigned_since is None or when >= assigned_since))
+    # silent from the latest of its last dock, its return to service and its assignment to its officer
+    back = [c.at for c in changes if c.status == "in_service" and c.at is not None]
+    since = max([row.last_dock or device.last_seen, *back[-1:], *([assigned_since] if assigned_since else [])])
     lost_ids: list[int] = []
-    for start, end in lost:
+    for start, end in _lost_periods(changes):
         query = select(Recording.id).where(Recording.device_serial == device.serial,
+                                           col(Recording.redacted_from_id).is_(None),
+                                           col(Recording.belongs_to_id).is_(None),
                                            col(Recording.captured_start) >= start)
         if end is not None:
             query = query.where(col(Recording.captured_start) < end)
         lost_ids += [i for i in session.exec(query.order_by(col(Recording.id)).limit(1000)) if i is not None]
     return DeviceFacts(serial=device.serial, status=device.status, officer_number=device.officer_number,
                        unit_number=device.unit_number, unreviewed=device.unreviewed, docked=device.docked,
-                       since=row.last_dock or device.last_seen, last_offset_s=row.last_offset_s,
+                       since=since, last_offset_s=row.last_offset_s,
                        foreign_docks=foreign, lost_recordings=tuple(lost_ids),
                        docked_by=recent[0][2] if recent else None)
 

@@ -8,6 +8,8 @@ as for officers and stations (catalog.registry); the problems of a change are li
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +17,9 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from catalog.access import unit_members, unit_numbers
 from catalog.custody import CustodyKind, append_event
+from catalog.db import begin_write
 from catalog.models import Device, DeviceAssignment, DeviceStatusChange, DockSession, Officer
 from catalog.registry import RegistryInvalid
 from catalog.said import Said, listed, say
@@ -57,10 +61,13 @@ def _reason(reason: str, what: Said) -> str:
 
 
 def get_device(session: Session, serial: str) -> Device:
-    device = session.exec(select(Device).where(Device.serial == serial.strip())).first()
-    if device is None:
-        raise RegistryInvalid([say("no device {serial}", serial=repr(serial))])
-    return device
+    """The device *serial* names: as the dock registered it, or without the spaces around it (a serial a device
+    wrote with spaces is still found when an administrator types it without)."""
+    for wanted in dict.fromkeys((serial, serial.strip())):
+        device = session.exec(select(Device).where(Device.serial == wanted)).first()
+        if device is not None:
+            return device
+    raise RegistryInvalid([say("no device {serial}", serial=repr(serial))])
 
 
 def _json(device: Device) -> dict[str, Any]:
@@ -90,6 +97,7 @@ def add_device(session: Session, serial: str, *, profile: str, model: str = "", 
                unit_number: str = "", unit_name: str = "", by: str, now: datetime) -> Device:
     """Register a recorder before its first use (its status in service); RegistryInvalid listing every problem,
     or when the serial is registered already. Not committed."""
+    begin_write(session)  # the register's changes are taken in turn with the dock's
     serial, number = serial.strip(), (officer_number or "").strip() or None
     problems = device_problems(serial, profile=profile, model=model, unit_number=unit_number, unit_name=unit_name)
     problems += _officer_problem(session, number)
@@ -112,7 +120,11 @@ def assign_device(session: Session, serial: str, *, officer_number: str | None, 
                   by: str, reason: str = "", now: datetime) -> Device:
     """Assign a device to an officer and unit from *now* (the assignment before it ends then); RegistryInvalid
     listing every problem. Not committed."""
-    device = session.exec(select(Device).where(Device.serial == serial)).first()
+    begin_write(session)  # read after the lock: a dock committed meanwhile is seen (a review found two open rows)
+    try:
+        device: Device | None = get_device(session, serial)
+    except RegistryInvalid:
+        device = None
     problems = [] if device else [say("no device {serial}; a device registers itself when it is first docked",
                                       serial=repr(serial))]
     number = (officer_number or "").strip() or None
@@ -138,6 +150,7 @@ def assign_device(session: Session, serial: str, *, officer_number: str | None, 
 def set_device_status(session: Session, serial: str, *, status: str, by: str, reason: str,
                       now: datetime) -> Device:
     """Mark a device in service, lost, in repair or retired from *now*, saying why. Not committed."""
+    begin_write(session)
     device = get_device(session, serial)
     if status not in DEVICE_STATUSES:
         raise RegistryInvalid([say("a device's status is one of {statuses}, not {status}",
@@ -158,6 +171,7 @@ def set_device_status(session: Session, serial: str, *, status: str, by: str, re
 
 def review_device(session: Session, serial: str, *, by: str) -> Device:
     """An administrator has looked at a device that registered itself by docking: its flag goes. Not committed."""
+    begin_write(session)
     device = get_device(session, serial)
     if not device.unreviewed:
         raise RegistryInvalid([say("device {serial} needs no review", serial=repr(device.serial))])
@@ -170,26 +184,38 @@ def review_device(session: Session, serial: str, *, by: str) -> Device:
 
 
 def device_docked(session: Session, serial: str, *, profile: str, officer_number: str | None,
-                  unit_number: str = "", unit_name: str = "", now: datetime) -> Device:
+                  unit_number: str = "", unit_name: str = "", now: datetime, actor: str = "station") -> Device:
     """The device being docked now, registered if it is not (never refused: an unknown serial is flagged for an
-    administrator). What the device says of its officer and unit fills what the register leaves empty; an
-    assignment the register holds is never overwritten by the device. Not committed."""
+    administrator). What the device says of its officer and unit is its assignment only while no administrator
+    has assigned it: then the dock never changes it. Each change is a `registry_changed` event (source: the
+    device) by *actor*. The caller holds the write lock (catalog.db.begin_write). Not committed."""
     device = session.exec(select(Device).where(Device.serial == serial)).first()
+    said = (officer_number or None, unit_number or "", unit_name or "")
     if device is None:
         device = Device(serial=serial, profile=profile, first_seen=now, last_seen=now, unreviewed=True)
-        if officer_number or unit_number or unit_name:
-            _assign(session, device, officer_number=officer_number, unit_number=unit_number, unit_name=unit_name,
-                    by=BY_DEVICE, reason="said by the device at its first dock", now=now)
+        if any(said):
+            _assign(session, device, officer_number=said[0], unit_number=said[1], unit_name=said[2], by=BY_DEVICE,
+                    reason="said by the device at its first dock", now=now)
         session.add(device)
+        session.add(DeviceStatusChange(device_serial=serial, status="in_service", at=now, by=actor,
+                                       reason="registered by its first dock"))
+        append_event(session, CustodyKind.REGISTRY_CHANGED, actor=actor, details={
+            "register": "device", "key": serial, "action": "docked_unknown", "old": None, "new": _json(device),
+            "source": "device"})
         return device
     if not device.docked:  # added by hand: its first dock starts its dock history
         device.first_seen, device.docked = now, True
     device.last_seen, device.profile = now, profile
-    said = (device.officer_number or officer_number, device.unit_number or unit_number,
-            device.unit_name or unit_name)
-    if said != (device.officer_number, device.unit_number, device.unit_name):  # only what the register left empty
+    current = (device.officer_number, device.unit_number, device.unit_name)
+    by_a_person = session.exec(select(DeviceAssignment.id).where(DeviceAssignment.device_serial == serial,
+                                                                 DeviceAssignment.by != BY_DEVICE)).first()
+    if by_a_person is None and any(said) and said != current:
+        old = _json(device)
         _assign(session, device, officer_number=said[0], unit_number=said[1], unit_name=said[2], by=BY_DEVICE,
                 reason="said by the device at a dock", now=now)
+        append_event(session, CustodyKind.REGISTRY_CHANGED, actor=actor, details={
+            "register": "device", "key": serial, "action": "assigned", "old": old, "new": _json(device),
+            "source": "device"})
     session.add(device)
     return device
 
@@ -214,7 +240,7 @@ class DeviceRow:
     docks: int
     last_dock: datetime | None
     last_station: str | None
-    last_offset_s: float | None  # station minus device clock at the latest dock that measured it
+    last_offset_s: float | None  # station minus device clock, as the latest dock measured it (None: it could not)
     last_files: int | None  # files read at the latest dock
 
     def as_json(self) -> dict[str, Any]:
@@ -228,34 +254,38 @@ class DeviceRow:
                 "last_files": self.last_files}
 
 
-def device_register(session: Session, *, units: frozenset[str] | None = None, limit: int = 5000) -> list[DeviceRow]:
-    """Every device by serial (at most *limit*), or only those of *units* (unit numbers or names, as a
-    supervisor's scope holds them: the device's unit, or its officer's), each with its dock count, its latest dock
-    (when, where, files read) and the latest clock offset measured."""
-    query = select(Device).order_by(col(Device.serial)).limit(limit)
+def device_register(session: Session, *, units: frozenset[str] | None = None,
+                    serials: Sequence[str] | None = None, limit: int | None = None) -> list[DeviceRow]:
+    """Every device by serial (the first *limit*, if given), or only those of *units* (as a supervisor's scope
+    holds them: the device's unit by its number, or its officer's unit by number or unambiguous name, as
+    catalog.access.scope_clause reads them), or only *serials*; each with its dock count and its latest dock
+    (when, where, files read, and the clock offset that dock measured, if it could)."""
+    query = select(Device).order_by(col(Device.serial))
     if units is not None:
-        named = sorted(units)
-        officers = select(Officer.number).where(or_(col(Officer.unit_number).in_(named),
-                                                    col(Officer.unit_name).in_(named)))
-        query = query.where(or_(col(Device.unit_number).in_(named), col(Device.unit_name).in_(named),
-                                col(Device.officer_number).in_(officers)))
+        query = query.where(or_(col(Device.unit_number).in_(sorted(units)),
+                                col(Device.unit_number).in_(unit_numbers(units)),
+                                col(Device.officer_number).in_(unit_members(units))))
+    if serials is not None:
+        query = query.where(col(Device.serial).in_(list(serials)))
+    if limit is not None:
+        query = query.limit(limit)
     devices = list(session.exec(query))
-    serials = [d.serial for d in devices]
-    if not serials:
+    if not devices:
         return []
-    by_serial = col(DockSession.device_serial).in_(serials)
+    by_serial = col(DockSession.device_serial).in_([d.serial for d in devices])
     counts = {serial: (n, last) for serial, n, last in session.exec(
         select(DockSession.device_serial, func.count(), func.max(DockSession.id)).where(by_serial)
         .group_by(DockSession.device_serial)).all()}
-    measured_ids = session.exec(select(func.max(DockSession.id)).where(by_serial,
-                                                                       col(DockSession.clock_offset_s).is_not(None))
-                                .group_by(DockSession.device_serial)).all()
-    wanted = {last for _n, last in counts.values()} | set(measured_ids)
-    docks = {d.id: d for d in session.exec(select(DockSession).where(col(DockSession.id).in_(sorted(wanted))))}
+    docks = {d.id: d for d in session.exec(select(DockSession).where(
+        col(DockSession.id).in_(sorted(last for _n, last in counts.values()))))}
     latest = {serial: docks[last] for serial, (_n, last) in counts.items()}
-    measured = {docks[i].device_serial: docks[i].clock_offset_s for i in measured_ids}
-    return [DeviceRow(device=d, docks=int(counts[d.serial][0]) if d.serial in counts else 0,
-                      last_dock=latest[d.serial].started_at if d.serial in latest else None,
-                      last_station=latest[d.serial].station_code if d.serial in latest else None,
-                      last_offset_s=measured.get(d.serial),
-                      last_files=latest[d.serial].files_seen if d.serial in latest else None) for d in devices]
+    rows = []
+    for d in devices:
+        dock = latest.get(d.serial)
+        offset = dock.clock_offset_s if dock is not None else None
+        rows.append(DeviceRow(device=d, docks=int(counts[d.serial][0]) if d.serial in counts else 0,
+                              last_dock=dock.started_at if dock else None,
+                              last_station=dock.station_code if dock else None,
+                              last_offset_s=offset if offset is not None and math.isfinite(offset) else None,
+                              last_files=dock.files_seen if dock else None))
+    return rows

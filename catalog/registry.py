@@ -116,8 +116,10 @@ def save_officer(session: Session, form: OfficerForm, *, by: str) -> Officer:
 
 
 def save_station(session: Session, code: str, *, name: str, lat: float | None, lon: float | None,
-                 by: str) -> Station:
-    """Rename a station or set its default place (used for files without GPS); the code never changes."""
+                 by: str, unit_number: str | None = None) -> Station:
+    """Rename a station, set its default place (used for files without GPS) or the unit whose station it is
+    (*unit_number*; None: as it is; a recorder of another unit docking there is an alert); the code never
+    changes."""
     station = session.get(Station, code)
     problems = [] if station else [say("no station {code}; a station registers itself when it first ingests",
                                        code=repr(code))]
@@ -128,12 +130,17 @@ def save_station(session: Session, code: str, *, name: str, lat: float | None, l
     elif lat is not None and lon is not None and not (
             math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
         problems.append(say("({lat}, {lon}) is not a place on Earth", lat=lat, lon=lon))
+    if unit_number is not None and len(unit_number.strip()) > 64:
+        problems.append(say("unit number is at most 64 characters and unit name at most 200"))
     if problems:
         raise RegistryInvalid(problems)
     assert station is not None
-    old = {"name": station.name, "lat": station.default_lat, "lon": station.default_lon}
+    old = {"name": station.name, "lat": station.default_lat, "lon": station.default_lon, "unit": station.unit_number}
     station.name, station.default_lat, station.default_lon = name.strip(), lat, lon
+    if unit_number is not None:
+        station.unit_number = unit_number.strip()
     session.add(station)
     append_event(session, CustodyKind.REGISTRY_CHANGED, actor=by, details={
-        "register": "station", "key": code, "old": old, "new": {"name": station.name, "lat": lat, "lon": lon}})
+        "register": "station", "key": code, "old": old,
+        "new": {"name": station.name, "lat": lat, "lon": lon, "unit": station.unit_number}})
     return station

@@ -19,6 +19,8 @@ from catalog.devices import (
     set_device_status,
     statuses_of,
 )
+from catalog.registry import RegistryInvalid
+from catalog.said import say
 from catalog.types import utcnow
 from catalog.users import Identity
 from evidence.cli.common import caller, catalogue, print_result
@@ -61,10 +63,9 @@ def device_show(serial: str, by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "devices", by)
         found = get_device(session, serial)
-        units = _units(identity)
-        rows = [r for r in device_register(session, units=units) if r.device.serial == found.serial]
-        if not rows:  # outside the caller's units: said as not there
-            get_device(session, "\0" + serial)
+        rows = device_register(session, units=_units(identity), serials=[found.serial])
+        if not rows:  # outside the caller's units: said exactly as a device that is not there
+            raise RegistryInvalid([say("no device {serial}", serial=repr(serial))])
         data = {**rows[0].as_json(),
                 "assignments": [{"officer_number": a.officer_number, "unit_number": a.unit_number,
                                  "unit_name": a.unit_name, "since": a.since.isoformat() if a.since else None,

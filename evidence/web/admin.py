@@ -171,14 +171,15 @@ def stations(request: Request, session: DB) -> Response:
 @router.post("/admin/stations/{code}", include_in_schema=False)
 def change_station(code: str, request: Request, session: DB, csrf: Annotated[str, Form()],
                    name: Annotated[str, Form()], lat: Annotated[str, Form()] = "",
-                   lon: Annotated[str, Form()] = "") -> Response:
+                   lon: Annotated[str, Form()] = "", unit_number: Annotated[str, Form()] = "") -> Response:
     who = signed_in(request, session, "admin", csrf)
     try:
         place = [float(v) if v.strip() else None for v in (lat, lon)]
     except ValueError:
         return _stations_page(request, session, who, 400, say("({lat!r}, {lon!r}) are not numbers", lat=lat, lon=lon))
     return _apply(request, session, who,
-                  lambda: save_station(session, code, name=name, lat=place[0], lon=place[1], by=who.user.name),
+                  lambda: save_station(session, code, name=name, lat=place[0], lon=place[1], by=who.user.name,
+                                       unit_number=unit_number),
                   _stations_page, "/admin/stations", "station_saved", station=code)
 
 

@@ -145,7 +145,8 @@ class DockStart:
             ensure_officer(s, opts.officer, actor=opts.actor)
         now = utcnow()
         device_docked(s, serial, profile=self._profile.name, officer_number=identity.officer_number,
-                      unit_number=identity.unit_number or "", unit_name=identity.unit_name or "", now=now)
+                      unit_number=identity.unit_number or "", unit_name=identity.unit_name or "", now=now,
+                      actor=opts.actor)
         key = load_or_create_key(settings.station_key_path)
         self._begun_key = key
         ensure_station_key(s, settings.station, key, actor=opts.actor)

@@ -172,8 +172,10 @@ def test_an_unknown_serial_is_accepted_at_the_dock_flagged_and_reviewed_and_the_
             review_device(session, "NEW-9", by="admin")
         events = session.exec(select(CustodyEvent).where(CustodyEvent.kind == CustodyKind.REGISTRY_CHANGED.value)
                               ).all()
-        assert [(e.details.get("action"), e.actor) for e in events if e.details.get("register") == "device"] == [
-            ("assigned", "admin"), ("reviewed", "admin")]
+        assert [(e.details.get("action"), e.actor, e.details.get("source")) for e in events
+                if e.details.get("register") == "device"] == [
+            ("docked_unknown", "station", "device"), ("assigned", "admin", None), ("reviewed", "admin", None)]
+        assert [c.status for c in statuses_of(session, "NEW-9")] == ["in_service"]  # its history starts at the dock
 
 
 def test_the_register_refuses_what_it_cannot_hold_and_says_every_problem(engine):
@@ -237,3 +239,49 @@ def test_a_recorder_nobody_registered_docks_is_kept_flagged_and_reviewed(env, tm
     assert [(a["kind"], a["serial"]) for a in alerts] == [("unreviewed", serial)]
     assert run_cli(env, "device", "review", serial, "--by", "tester").exit_code == 0
     assert json.loads(run_cli(env, "device", "alerts", "--json", "--by", "tester").output) == {"alerts": []}
+
+
+def test_review_findings_scope_names_the_device_never_overrides_a_person_and_old_or_copied_facts_raise_nothing(engine):
+    """What a hostile review of the register found, each checked:
+    a supervisor scoped by a unit name two units share sees neither unit's recorders (as for recordings); the
+    device never changes what an administrator assigned, not even a pool device's missing officer; a dock at
+    another unit's station before the device moved there is no alert; a redacted copy is no recording made while
+    lost; the clock offset is the latest dock's own; a lost period ends in the order the changes were made."""
+    with Session(engine) as session:
+        for number, unit, name in (("010203", "D1-1", "一中队"), ("020304", "D2-1", "一中队")):
+            session.add(Officer(number=number, name="x", unit_number=unit, unit_name=name))
+        ensure_station(session, "st-2", name="二号站")
+        station = session.get(Station, "st-2")
+        assert station is not None
+        station.unit_number = "D2-1"
+        session.add(station)
+        session.flush()
+        add_device(session, "A", profile="p", officer_number="010203", unit_number="D1-1", by="admin",
+                   now=NOW - timedelta(days=40))
+        add_device(session, "POOL", profile="p", unit_number="D1-1", by="admin", now=NOW - timedelta(days=40))
+        assert device_register(session, units=frozenset({"一中队"})) == []  # ambiguous: nobody's
+        assert [r.device.serial for r in device_register(session, units=frozenset({"D1-1"}))] == ["A", "POOL"]
+        device_docked(session, "POOL", profile="p", officer_number="020304", unit_number="D2-1", unit_name="一中队",
+                      now=NOW - timedelta(days=35))
+        pool = device_register(session, serials=["POOL"])[0].device
+        assert (pool.officer_number, pool.unit_number, pool.unit_name) == (None, "D1-1", "")
+        # A docked at D2-1's station while it was D2-1's, then moved to D1-1: that dock is no alert
+        assign_device(session, "A", officer_number="020304", unit_number="D2-1", unit_name="", by="admin",
+                      now=NOW - timedelta(days=20))
+        session.add(DockSession(station_code="st-2", device_serial="A", profile="p", source_path="/m",
+                                started_at=NOW - timedelta(days=10), clock_offset_s=900.0))
+        session.add(DockSession(station_code="st-2", device_serial="A", profile="p", source_path="/m",
+                                started_at=NOW - timedelta(days=9), clock_offset_s=None))
+        assign_device(session, "A", officer_number="010203", unit_number="D1-1", unit_name="", by="admin",
+                      now=NOW - timedelta(days=5))
+        # lost, then found with a clock behind (stamped earlier than the loss); a redacted copy of a recording
+        set_device_status(session, "A", status="lost", by="admin", reason="遗失", now=NOW - timedelta(days=4))
+        set_device_status(session, "A", status="in_service", by="admin", reason="找回", now=NOW - timedelta(days=6))
+        original = add_recording(session, 1, device_serial="A", captured_start=NOW - timedelta(days=2))
+        add_recording(session, 2, device_serial="A", captured_start=NOW - timedelta(days=2),
+                      redacted_from_id=original.id)
+        session.commit()
+        kinds = {(a.serial, a.kind) for a in device_alerts(session, RULES, NOW)}
+        assert ("A", "foreign_station") not in kinds and ("A", "clock_drift") not in kinds
+        assert ("A", "recorded_while_lost") not in kinds  # found (in the order the changes were made) before it
+        assert device_register(session, serials=["A"])[0].last_offset_s is None  # the latest dock measured nothing

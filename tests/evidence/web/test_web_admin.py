@@ -74,7 +74,11 @@ def test_an_administrator_keeps_users_officers_stations_and_devices(web_site):
     assert stations.status_code == 200 and "station-1" in stations.text
     nowhere = client.post("/admin/stations/station-1", data={"csrf": token, "name": "城东站", "lat": "95", "lon": "1"})
     assert nowhere.status_code == 400 and "（95.0, 1.0）不是地球上的地点" in nowhere.text
-    client.post("/admin/stations/station-1", data={"csrf": token, "name": "城东站", "lat": "39.9", "lon": "116.4"})
+    client.post("/admin/stations/station-1", data={"csrf": token, "name": "城东站", "lat": "39.9", "lon": "116.4",
+                                                   "unit_number": "U1"})
+    with Session(engine) as session:  # whose station it is: a recorder of another unit docking here is an alert
+        station = session.get(Station, "station-1")
+        assert station is not None and station.unit_number == "U1"
     unknown = client.post("/admin/stations/station-9", data={"csrf": token, "name": "x"})
     assert unknown.status_code == 400 and "没有采集站 'station-9'" in html.unescape(unknown.text)
 

@@ -309,9 +309,13 @@ def test_custody_chain_covers_the_ingest_and_detects_tampering(samples, settings
     with Session(engine) as session:
         chain = load_chain(session)
         # the first dock adopts the station's retention policy (catalog.policy_adoption), records the officer the
-        # device names (catalog.recordings.ensure_officer), then registers its key
-        assert [e.kind for e in chain][:4] == ["policy_adopted", "registry_changed", "key_registered", "docked"]
+        # device names (catalog.recordings.ensure_officer) and the unknown device itself (catalog.devices), then
+        # registers its key
+        assert [e.kind for e in chain][:5] == ["policy_adopted", "registry_changed", "registry_changed",
+                                               "key_registered", "docked"]
         assert chain[1].details["register"] == "officer" and chain[1].details["source"] == "device"
+        assert (chain[2].details["register"], chain[2].details["action"], chain[2].details["source"]) == (
+            "device", "docked_unknown", "device")
         assert chain[-1].kind == "undocked"
         assert find_chain_breaks(chain) == []
         victim = next(e for e in chain if e.kind == "copied")

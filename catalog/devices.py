@@ -17,16 +17,28 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from catalog.access import unit_members, unit_numbers
+from catalog.access import Scope, unit_members, unit_numbers
 from catalog.custody import CustodyKind, append_event
 from catalog.db import begin_write
 from catalog.models import Device, DeviceAssignment, DeviceStatusChange, DockSession, Officer
 from catalog.registry import RegistryInvalid
 from catalog.said import Said, listed, say
 
-__all__ = ["DEVICE_STATUSES", "DeviceRow", "add_device", "assign_device", "assignments_of", "device_docked",
-           "device_problems", "device_register", "get_device", "review_device", "set_device_status",
-           "statuses_of"]
+__all__ = [
+    "DEVICE_STATUSES",
+    "DeviceRow",
+    "add_device",
+    "assign_device",
+    "assignments_of",
+    "device_docked",
+    "device_problems",
+    "device_register",
+    "get_device",
+    "review_device",
+    "scope_units",
+    "set_device_status",
+    "statuses_of",
+]
 
 #: A recorder's statuses: in use, reported lost (a recording made while lost is an alert), away for repair,
 #: out of use for good.
@@ -34,6 +46,11 @@ DEVICE_STATUSES = ("in_service", "lost", "repair", "retired")
 _MAX_REASON = 500
 #: Who assigns a device when the device itself says whose it is (its identity file, read at a dock).
 BY_DEVICE = "device"
+
+
+def scope_units(scope: Scope) -> frozenset[str] | None:
+    """The units whose recorders *scope* sees (None: every recorder), as device_register takes them. Pure."""
+    return None if scope.everything else scope.units
 
 
 def device_problems(serial: str, *, profile: str, model: str, unit_number: str, unit_name: str) -> list[Said]:

@@ -16,22 +16,18 @@ from catalog.devices import (
     device_register,
     get_device,
     review_device,
+    scope_units,
     set_device_status,
     statuses_of,
 )
 from catalog.registry import RegistryInvalid
 from catalog.said import say
 from catalog.types import utcnow
-from catalog.users import Identity
 from evidence.cli.common import caller, catalogue, print_result
 from evidence.cli.options import by_option, json_option
 
 __all__ = ["device"]
 
-
-def _units(identity: Identity) -> frozenset[str] | None:
-    """The units whose recorders *identity* sees (None: every recorder)."""
-    return None if identity.scope.everything else identity.scope.units
 
 
 
@@ -47,7 +43,7 @@ def device_list(by: str | None, as_json: bool) -> None:
     """Every recorder (a supervisor: their units'), with its latest dock and clock offset."""
     with catalogue() as (_cfg, session):
         identity = caller(_cfg, session, "devices", by)
-        rows = device_register(session, units=_units(identity))
+        rows = device_register(session, units=scope_units(identity.scope))
     lines = [f"{r.device.serial}  {r.device.status}  officer {r.device.officer_number or '-'}  "
              f"unit {r.device.unit_number or '-'}  docks {r.docks}  last {r.last_dock or 'never'}"
              + ("  UNREVIEWED" if r.device.unreviewed else "") for r in rows]
@@ -63,7 +59,7 @@ def device_show(serial: str, by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "devices", by)
         found = get_device(session, serial)
-        rows = device_register(session, units=_units(identity), serials=[found.serial])
+        rows = device_register(session, units=scope_units(identity.scope), serials=[found.serial])
         if not rows:  # outside the caller's units: said exactly as a device that is not there
             raise RegistryInvalid([say("no device {serial}", serial=repr(serial))])
         data = {**rows[0].as_json(),
@@ -156,6 +152,6 @@ def device_alerts_command(by: str | None, as_json: bool) -> None:
     with catalogue() as (cfg, session):
         identity = caller(cfg, session, "devices", by)
         alerts = device_alerts(session, AlertRules(silent_days=cfg.device_silent_days, drift_s=cfg.clock_drift_s),
-                               utcnow(), units=_units(identity))
+                               utcnow(), units=scope_units(identity.scope))
     print_result({"alerts": [a.as_json() for a in alerts]}, as_json,
           "\n".join(f"{a.kind}: {a.message}" for a in alerts) or "no alerts")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from catalog.device_alerts import DeviceAlert, device_alerts
-from catalog.devices import device_register
+from catalog.devices import device_register, scope_units
 from catalog.said import said_in
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, language, render, signed_in
@@ -22,9 +22,6 @@ router = APIRouter()
 DevicesCaller = Annotated[Caller, api_caller("devices")]
 
 
-def _units(who: Caller) -> frozenset[str] | None:
-    return None if who.scope.everything else who.scope.units
-
 
 def _recordings_link(alert: DeviceAlert) -> str:
     """The search that shows what the alert is about: the recorder's recordings (while lost: since it was)."""
@@ -34,7 +31,7 @@ def _recordings_link(alert: DeviceAlert) -> str:
 
 def _alerts(request: Request, session: DB, who: Caller) -> list[DeviceAlert]:
     config: WebConfig = request.app.state.config
-    return device_alerts(session, config.device_rules, utcnow(), units=_units(who))
+    return device_alerts(session, config.device_rules, utcnow(), units=scope_units(who.scope))
 
 
 @router.get("/devices", response_class=HTMLResponse, include_in_schema=False)
@@ -47,11 +44,11 @@ def devices_page(request: Request, session: DB) -> Response:
                "since": a.since, "message": said_in(a.message, translate), "link": _recordings_link(a)}
               for a in _alerts(request, session, who)]
     return render(request, "devices.html", lang, user=who.user, csrf=who.web_session.csrf_token, alerts=alerts,
-                  rows=device_register(session, units=_units(who)), may_change=who.may("manage_devices"))
+                  rows=device_register(session, units=scope_units(who.scope)), may_change=who.may("manage_devices"))
 
 
 @router.get("/api/devices", tags=["devices"])
 def api_devices(request: Request, session: DB, who: DevicesCaller) -> dict[str, Any]:
     """The caller's units' recorders (every recorder for agency-wide roles) and their alerts."""
-    return {"devices": [r.as_json() for r in device_register(session, units=_units(who))],
+    return {"devices": [r.as_json() for r in device_register(session, units=scope_units(who.scope))],
             "alerts": [a.as_json() for a in _alerts(request, session, who)]}

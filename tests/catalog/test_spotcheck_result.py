@@ -207,6 +207,7 @@ def test_the_web_pages_draw_review_sign_off_and_publish(archive, store):
         with Session(archive) as session:
             check = session.get(SpotCheck, check_id)
             assert check is not None and check.reviewer_pool == ["supervisor:赵", "supervisor:钱"]
+            assert check.seed != "web"  # a typed seed would choose the sample: the server draws its own
             [reviewer] = check.reviewers
         assert client.get(f"{page}/summary.json").status_code == 409  # nothing to publish before the sign-off
         refused = client.post(f"{page}/sign-off", data={"csrf": csrf})
@@ -215,8 +216,12 @@ def test_the_web_pages_draw_review_sign_off_and_publish(archive, store):
         web_login(client, reviewer)
         shown = client.get(page).text
         csrf = form_token(shown)
-        assert "已复核 0 / 3" in shown and 'id="review-player"' in shown and "disabled" in shown
-        for item in _items(archive, check_id):
+        # The server's own seed may draw the archive's unreadable file, which the draw records as a finding at
+        # once: the page counts it reviewed and the reviewer never sees it.
+        pending = [item for item in _items(archive, check_id) if item.outcome == "pending"]
+        assert 'id="review-player"' in shown and "disabled" in shown
+        assert f"已复核 {3 - len(pending)} / 3" in shown
+        for item in pending:
             client.post(f"{page}/items/{item.id}", data={"csrf": csrf, "outcome": "compliant"})
         assert "已复核 3 / 3" in client.get(page).text
         signed = client.post(f"{page}/sign-off", data={"csrf": csrf}, follow_redirects=False)
@@ -224,7 +229,8 @@ def test_the_web_pages_draw_review_sign_off_and_publish(archive, store):
         assert f"抽查 {check_id} 已签署，签名结果已存档。" in client.get(signed.headers["location"]).text
         assert "已签署" in client.get(page).text
         published = client.get(f"{page}/summary.json").json()
-        assert (published["check"], published["compliant"], published["findings"]) == (check_id, 3, 0)
+        assert (published["check"], published["compliant"], published["findings"]) == (
+            check_id, len(pending), 3 - len(pending))
         as_csv = client.get(f"{page}/summary.csv")
         assert as_csv.text.startswith("\ufeff") and "attachment" in as_csv.headers["content-disposition"]
         rows = list(csv.DictReader(io.StringIO(as_csv.text.lstrip("\ufeff"))))

@@ -108,6 +108,7 @@ class CustodyKind(enum.StrEnum):
     SHARE_DOWNLOADED = "share_downloaded"  # the recipient downloaded an item through the link
     SHARE_REVOKED = "share_revoked"  # the link ended before its time (by a person, or after too many wrong codes)
     SNAPSHOT_TAKEN = "snapshot_taken"  # a still of one frame kept as a record of a case (position, reason, the still)
+    DEVICE_CLOCK_SET = "device_clock_set"  # 校时: the station's time written to a docked device
 
 
 #: PostgreSQL appends in one statement: lock the head, hash (the version-2 formula of catalog.event_hashes, with

@@ -129,6 +129,10 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                        "事由：{reason}",
                        "Still of the frame at {at_s} s kept as item {still_id} of case {case} (SHA-256 "
                        "{still_sha256}); reason: {reason}"),
+    K.DEVICE_CLOCK_SET: ("校时：向设备 {device_serial} 写入工作站时间 {written}（{zone}，{file}）；"
+                         "写入前测得设备时钟偏差 {offset_before_s} 秒",
+                         "Clock set: the station's time {written} ({zone}, {file}) written to device {device_serial}; "
+                         "its clock was measured {offset_before_s} s off before"),
     K.CLASSIFIED: ("敏感类别由 {from} 改为 {to}，理由：{reason}",
                    "Sensitivity class changed from {from} to {to}; reason: {reason}"),
     K.ACCESS_GRANTED: ("授权 {user} 调阅案件 {case} 的涉密/敏感材料（至 {expires_at}），理由：{reason}",
@@ -175,6 +179,7 @@ _NAMES: dict[CustodyKind, tuple[str, str]] = {
     K.RELEASE_WITHDRAWN: ("撤回发布", "release withdrawn"), K.SHARE_CREATED: ("生成分享链接", "share link made"),
     K.SHARE_OPENED: ("打开分享链接", "share link opened"), K.SHARE_DOWNLOADED: ("分享下载", "downloaded by share link"),
     K.SHARE_REVOKED: ("撤销分享链接", "share link revoked"), K.SNAPSHOT_TAKEN: ("截取画面", "still taken"),
+    K.DEVICE_CLOCK_SET: ("校时", "device clock set"),
 }
 
 

@@ -14,9 +14,24 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from catalog.custody import CustodyKind, append_event
-from catalog.models import DockResult, DockSession
+from catalog.models import DockResult, DockSession, Recording
 
-__all__ = ["close_open_sessions"]
+__all__ = ["close_open_sessions", "sidecar_clock_offset"]
+
+
+def sidecar_clock_offset(session: Session, recording_ids: Iterable[int]) -> float | None:
+    """How far the device's clock was off (GPS time minus its own, seconds) by the newest of *recording_ids* whose
+    time came from a GPS sidecar that also held the device's own reading; None when none did. The newest: a clock
+    drifts, and the dock wants where it is now."""
+    ids = list(recording_ids)
+    found: list[Recording] = []
+    for chunk in range(0, len(ids), 500):
+        found += session.exec(select(Recording).where(
+            col(Recording.id).in_(ids[chunk:chunk + 500]), Recording.time_source == "sidecar",
+            col(Recording.time_implausible).is_(False), Recording.clock_offset_s != 0.0,
+            col(Recording.captured_start).is_not(None)).order_by(col(Recording.captured_start).desc()).limit(1))
+    newest = max(found, key=lambda r: (r.captured_start, r.id or 0), default=None)
+    return None if newest is None else float(round(newest.clock_offset_s))
 
 
 def close_open_sessions(session: Session, *, station: str, now: datetime, note: str, actor: str,

@@ -102,6 +102,7 @@ _MAPPING: dict[CustodyKind, PremisMapping] = {
     CustodyKind.DOCUMENT_ATTACHED: _M("ing", "imp"),
     CustodyKind.REDACTED: _M("red", "imp"),  # a new object derived from the original, which stays as it was
     CustodyKind.SNAPSHOT_TAKEN: _M("cre", "imp"),  # a still created from one frame of the original (untouched)
+    CustodyKind.DEVICE_CLOCK_SET: _M("ine", "exe"),  # about the device, not an object: its clock set at a dock
     CustodyKind.DISPOSAL_PROPOSED: _M("app", "imp"),  # what is due, evaluated for (no further) retention
     CustodyKind.DISPOSAL_APPROVED: _M("app", "aut"),
     CustodyKind.DISPOSAL_FAILED: _M("del", "exe", _FAILED),

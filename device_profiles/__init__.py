@@ -4,6 +4,7 @@ from device_profiles.loader import (
     BUILTIN_DIR,
     TIME_SOURCES,
     ClockRule,
+    ClockSetRule,
     DeviceProfile,
     FilenameRule,
     HousekeepingRule,
@@ -18,7 +19,8 @@ from device_profiles.loader import (
 from device_profiles.matching import is_match, recognise
 
 __all__ = [
-    "BUILTIN_DIR", "TIME_SOURCES", "ClockRule", "DeviceProfile", "FilenameRule", "HousekeepingRule", "IdentityRule",
+    "BUILTIN_DIR", "TIME_SOURCES", "ClockRule", "ClockSetRule", "DeviceProfile", "FilenameRule", "HousekeepingRule",
+    "IdentityRule",
     "ProfileError", "ProfileInvalid", "ProfileNotFound", "Recognition", "SidecarRule",
     "get_profile", "is_match", "load_profile", "load_profiles", "parse_profile", "recognise",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +28,7 @@ __all__ = [
     "BUILTIN_DIR",
     "TIME_SOURCES",
     "ClockRule",
+    "ClockSetRule",
     "DeviceProfile",
     "FilenameRule",
     "HousekeepingRule",
@@ -88,11 +90,25 @@ class HousekeepingRule:
 
 
 @dataclass(frozen=True)
+class ClockSetRule:
+    """How the station sets the device's clock (校时): a file the device reads when it starts, holding the time."""
+
+    file: str  # where, relative to the device's root
+    format: str = "%Y-%m-%d %H:%M:%S"  # strftime format of the one line written
+    zone: str | None = None  # the zone of the time written (default: the clock's zone, else the station's)
+    encoding: str = "ascii"
+    line_end: str = "\r\n"
+
+
+@dataclass(frozen=True)
 class ClockRule:
     zone: str | None  # the device's local zone when its clock is local time
     container_time_is_local: bool = False  # container says UTC but holds local wall time
     file: str | None = None  # a file where the docked device shows its current clock
     file_format: str = "%Y-%m-%d %H:%M:%S"  # strptime format of that file's first line
+    dock_file: str | None = None  # a file the device writes when it is docked: its time is the device's clock then
+    dock_file_time_is_local: bool = True  # that time is the device's wall clock (FAT), shown by the station as UTC
+    set_rule: ClockSetRule | None = None  # clock.set: how the station writes its time (校时); None: it cannot
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,14 @@ class DeviceProfile:
     housekeeping: tuple[HousekeepingRule, ...] = ()
     area: tuple[str, ...] = ()  # folders (globs) holding the device's files; empty: the whole device
     source: str = field(default="", compare=False)
+
+    @property
+    def clock_measures(self) -> tuple[str, ...]:
+        """How a dock measures this device's clock, in the order tried: its clock file, the time of the file it
+        writes when docked, the GPS time its sidecars hold beside its own clock's. Empty: it cannot."""
+        ways = (("clock_file", self.clock.file is not None), ("dock_file", self.clock.dock_file is not None),
+                ("sidecar_gps", self.sidecar is not None and "sidecar" in self.time_sources))
+        return tuple(name for name, can in ways if can)
 
 
 _REQUIRED = {"name", "recognise", "recordings", "time_sources", "clock", "clear_after_archive"}
@@ -190,7 +214,8 @@ def _time_sources(top: Mapping[str, Any], problems: list[str]) -> tuple[str, ...
 
 
 def _clock(top: Mapping[str, Any], problems: list[str]) -> ClockRule:
-    clk = _check_keys("clock", top.get("clock", {}), {"zone", "container_time_is_local", "file", "file_format"},
+    clk = _check_keys("clock", top.get("clock", {}), {"zone", "container_time_is_local", "file", "file_format",
+                                                   "dock_file", "dock_file_time_is_local", "set"},
                       problems)
     zone = clk.get("zone")
     if zone is not None:
@@ -199,14 +224,64 @@ def _clock(top: Mapping[str, Any], problems: list[str]) -> ClockRule:
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(f"clock.zone: {zone!r} is not a known IANA time zone")
     local_container = _bool("clock.container_time_is_local", clk.get("container_time_is_local", False), problems)
-    clock_file = clk.get("file")
-    if clock_file is not None and not isinstance(clock_file, str):
-        problems.append(f"clock.file: expected a file name, got {clock_file!r}")
+    clock_file = _device_path("clock.file", clk.get("file"), problems)
     file_format = clk.get("file_format", "%Y-%m-%d %H:%M:%S")
     if not isinstance(file_format, str) or "%" not in file_format:
         problems.append(f"clock.file_format: {file_format!r} is not a strptime format")
-    return ClockRule(zone=zone, container_time_is_local=local_container,
-                     file=clock_file if isinstance(clock_file, str) else None, file_format=str(file_format))
+    dock_file = _device_path("clock.dock_file", clk.get("dock_file"), problems)
+    dock_local = _bool("clock.dock_file_time_is_local", clk.get("dock_file_time_is_local", True), problems)
+    setting = _clock_set(clk.get("set"), problems)
+    if setting is not None and setting.file.lower() in {(clock_file or "").lower(), (dock_file or "").lower()}:
+        problems.append(f"clock.set.file: {setting.file!r} is where the device shows its own clock; the station "
+                        "writes its time to a file of its own")
+    return ClockRule(zone=zone, container_time_is_local=local_container, file=clock_file,
+                     file_format=str(file_format), dock_file=dock_file, dock_file_time_is_local=dock_local,
+                     set_rule=setting)
+
+
+def _device_path(where: str, value: Any, problems: list[str]) -> str | None:
+    """A file's path relative to the device's root; None when not given (a problem when not such a path)."""
+    if value is None:
+        return None
+    parts = value.replace("\\", "/").split("/") if isinstance(value, str) else []
+    if not parts or value.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts) or "\0" in value:
+        problems.append(f"{where}: expected a file's path on the device (relative, no '..'), got {value!r}")
+        return None
+    return "/".join(parts)
+
+
+_LINE_ENDS = {"crlf": "\r\n", "lf": "\n", "none": ""}
+
+
+def _clock_set(value: Any, problems: list[str]) -> ClockSetRule | None:
+    if value is None:
+        return None
+    rule = _check_keys("clock.set", value, {"file", "format", "zone", "encoding", "line_end"}, problems)
+    if not rule:
+        return None
+    path = _device_path("clock.set.file", rule.get("file"), problems)
+    if path is None and "file" not in rule:
+        problems.append("clock.set.file: missing (the file the device reads its time from)")
+    fmt, zone = rule.get("format", "%Y-%m-%d %H:%M:%S"), rule.get("zone")
+    encoding, line_end = rule.get("encoding", "ascii"), rule.get("line_end", "crlf")
+    sample = datetime(2026, 12, 31, 23, 59, 58)
+    try:
+        if not isinstance(fmt, str) or "%" not in fmt or datetime.strptime(sample.strftime(fmt), fmt) != sample:
+            raise ValueError("does not round-trip a date and time to the second")
+        sample.strftime(fmt).encode(str(encoding))
+    except (ValueError, TypeError, LookupError, UnicodeEncodeError) as exc:
+        problems.append(f"clock.set: format {fmt!r} in encoding {encoding!r} cannot write the time ({exc})")
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"clock.set.zone: {zone!r} is not a known IANA time zone")
+    if line_end not in _LINE_ENDS:
+        problems.append(f"clock.set.line_end: {line_end!r} is not one of {', '.join(_LINE_ENDS)}")
+    if path is None:
+        return None
+    return ClockSetRule(file=path, format=str(fmt), zone=None if zone is None else str(zone),
+                        encoding=str(encoding), line_end=_LINE_ENDS.get(str(line_end), "\r\n"))
 
 
 def _clear_after_archive(top: Mapping[str, Any], problems: list[str]) -> bool:

@@ -88,6 +88,7 @@ class Settings:
     partial_alarm_s: float = _default("EVIDENCE_PARTIAL_ALARM_S")
     device_silent_days: int = _default("EVIDENCE_DEVICE_SILENT_DAYS")
     clock_drift_s: float = _default("EVIDENCE_CLOCK_DRIFT_S")
+    clock_set: bool = _default("EVIDENCE_CLOCK_SET")
     map_tiles: str = _default("EVIDENCE_MAP_TILES")
     map_attribution: str = _default("EVIDENCE_MAP_ATTRIBUTION")
     metrics_token: Secret = _default("EVIDENCE_METRICS_TOKEN")

@@ -9,8 +9,9 @@ with its reason; trash folders are kept, since they may hold deleted recordings.
 *and* its first bytes: a recording named `._CLIP.MP4` or `Thumbs.db`, or hidden inside `System Volume
 Information/`, is media and is kept.
 
-Read-only: nothing on the device is opened for writing, symbolic links are never followed, and anything that is
-not a regular file is reported, not read.
+Read-only: nothing on the device is opened for writing here (the station's time is written at the dock's end, by
+`ingest.clock_set`; its file, while the device has not read it yet, is left behind, listed), symbolic links are
+never followed, and anything that is not a regular file is reported, not read.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from device_profiles import DeviceProfile, HousekeepingRule
+from ingest.clock_set import STATION_TIME_FILE_MAX, is_station_time_file
 from ingest.describe.structure import HEAD_BYTES, sniff_format
 from ingest.errors import DeviceGone
 from ingest.names import display_name, glob_regex, matches_any, name_warnings
@@ -118,6 +120,24 @@ def _is_media(path: bytes) -> bool:
     return sniff_format(head) not in ("unknown", "empty")
 
 
+def _is_station_time_file(relative: str, path: bytes, size: int, profile: DeviceProfile) -> bool:
+    """Whether the file is the one a station wrote for the device to set its clock from (ingest.clock_set): named
+    as the profile's `clock.set.file` and holding nothing but a time in its format. Anything else is kept."""
+    rule = profile.clock.set_rule
+    if rule is None or relative.lower() != rule.file.lower() or size > STATION_TIME_FILE_MAX:
+        return False
+    try:
+        fd = open_device_file(path)
+    except OSError:
+        return False
+    try:
+        return is_station_time_file(os.read(fd, STATION_TIME_FILE_MAX + 1), rule)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _litter_reason(relative: str, is_dir: bool, inherited: str | None) -> str | None:
     """Why a path is operating-system litter (a folder's reason covers everything in it); None: it is not."""
     as_checked = relative + "/x" if is_dir else relative
@@ -174,6 +194,9 @@ class _Walk:
             self.result.skipped.append(Skipped(rel, "not a regular file"))
         elif litter is not None and not _is_media(entry.path):
             self.result.discarded.append(Skipped(rel, litter))
+        elif _is_station_time_file(rel, entry.path, info.st_size, self.profile):
+            self.result.discarded.append(Skipped(rel, "the station's own time file (校时), written at a dock for the "
+                                                      "device to set its clock from; not the device's"))
         elif not _in_area(rel, self.profile):
             self.result.discarded.append(Skipped(rel, "outside the profile's recording area "
                                                       f"({', '.join(self.profile.area)})"))

@@ -225,6 +225,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVIDENCE_CLOCK_DRIFT_S", "60", p.positive_seconds,
        "a recorder whose clock, as measured at its latest dock, is off the station's by more than this raises a "
        "`clock_drift` device alert"),
+    Setting("EVIDENCE_CLOCK_SET", "true", p.boolean,
+       "校时: at the end of each dock, write the station's time to a recorder whose profile says how (`clock.set`: "
+       "a file the device reads when it starts), each write a `device_clock_set` custody event; `false`: never "
+       "write to a device"),
     Setting("EVIDENCE_PARTIAL_ALARM_S", "86400", p.seconds,
        "a resumable partial copy (`staging/*.part`, a copy cut short) not written for this long raises the station's "
        "`partial_copy_idle` alarm (station status and `/metrics`): its recorder has not been docked again to finish "

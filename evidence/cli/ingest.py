@@ -113,13 +113,17 @@ def profiles(as_json: bool) -> None:
         cfg = settings()
         found = load_profiles((cfg.profiles_dir,) if cfg.profiles_dir else ())
     rows = [{"name": p.name, "description": p.description, "time_sources": list(p.time_sources),
-             "clock_zone": p.clock.zone, "clear_after_archive": p.clear_after_archive, "source": p.source}
+             "clock_zone": p.clock.zone, "clock_measured_by": list(p.clock_measures),
+             "clock_set_file": p.clock.set_rule.file if p.clock.set_rule else None,
+             "clear_after_archive": p.clear_after_archive, "source": p.source}
             for p in found.values()]
     if as_json:
         print_json({"profiles": rows})
     else:
         for r in rows:
-            click.echo(f"{r['name']:28s} {r['description']}")
+            measured = ", ".join(r["clock_measured_by"]) or "cannot be measured at a dock"
+            setting = f"set through {r['clock_set_file']}" if r["clock_set_file"] else "cannot be set"
+            click.echo(f"{r['name']:28s} {r['description']}\n{'':28s} clock: {measured}; {setting} (校时)")
 
 
 @click.command()

@@ -3,20 +3,24 @@ stamp revisions), and its result in one word and in a sentence."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
-from catalog import CatalogError, DockSession, Recording
+from catalog import CatalogError, CustodyKind, DockSession, Recording, append_event
+from catalog.docks import sidecar_clock_offset
 from catalog.models import DockResult
 from catalog.policy_adoption import policy_in_force
 from catalog.restamping import change_stamp
 from catalog.sightings import last_sighting_at
+from device_profiles import DeviceProfile
+from ingest.clock_set import write_station_time
 from ingest.config import Settings
 from ingest.pipeline.report import ErrorStage, IngestReport
 from storage import EvidenceStore, StorageError
 
-__all__ = ["dock_result", "link_companions", "result_note", "stamp_marked_important"]
+__all__ = ["dock_result", "link_companions", "result_note", "set_device_clock", "stamp_marked_important"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +95,33 @@ def result_note(dock: DockSession, report: IngestReport, *, stopped: bool, archi
                      + (f", {unsent_messages} not yet taken by the broker when the dock ended (the relay hands them "
                         "over as soon as it answers)" if unsent_messages else ", all taken by the broker"))
     return "; ".join(parts)[:2000]
+
+
+def set_device_clock(session: Session, dock: DockSession, *, root: Path, profile: DeviceProfile, settings: Settings,
+                     serial: str, new_ids: list[int], actor: str, report: IngestReport) -> None:
+    """The device's clock at the dock's end: measured from its GPS sidecars when nothing measured it at the start
+    (the newest of this dock's recordings, `catalog.docks.sidecar_clock_offset`), then set to the station's (校时,
+    `ingest.clock_set`) where the profile says how and EVIDENCE_CLOCK_SET allows: a `device_clock_set` custody event
+    in the dock's closing commit. A write that fails is a note of the dock's report and sets nothing."""
+    measured_by = None
+    if dock.clock_offset_s is None and "sidecar_gps" in profile.clock_measures:
+        offset = sidecar_clock_offset(session, new_ids)
+        if offset is not None:
+            dock.clock_offset_s, measured_by = offset, "sidecar_gps"
+            report.notes.append(f"device clock measured against GPS: {offset:+g} s off the station's")
+    rule = profile.clock.set_rule
+    if rule is None or not settings.clock_set or not root.is_dir():
+        return
+    zone = rule.zone or profile.clock.zone or settings.station_tz
+    try:
+        done = write_station_time(root, rule, zone=zone)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        logger.warning("Clock of %s not set: %s could not be written: %s", serial, rule.file, why)
+        report.notes.append(f"clock not set (校时): {rule.file!r} could not be written on the device: {why}")
+        return
+    append_event(session, CustodyKind.DEVICE_CLOCK_SET, actor=actor, dock_session_id=dock.id, details={
+        "device_serial": serial, "station": settings.station, "file": done.file, "written": done.written,
+        "zone": done.zone, "station_time": done.station_time.isoformat(), "offset_before_s": dock.clock_offset_s,
+        "measured_by": measured_by or ("at the dock" if dock.clock_offset_s is not None else None)})
+    report.notes.append(f"clock set (校时): {done.written} ({done.zone}) written to {done.file}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from catalog.types import utcnow
 from device_profiles import DeviceProfile
@@ -14,8 +16,8 @@ from ingest.describe.metadata import TimeBounds, implausible_reason, measure_clo
 from ingest.describe.probe import MAX_SIDECAR_BYTES
 from ingest.scan import DeviceFile, sidecar_path
 
-__all__ = ["ANONYMOUS_SERIAL", "device_serial", "measure_device_clock", "mtime_is_trustworthy", "part_key",
-           "read_sidecar"]
+__all__ = ["ANONYMOUS_SERIAL", "ClockReading", "device_serial", "dock_file_offset", "measure_device_clock",
+           "mtime_is_trustworthy", "part_key", "read_sidecar"]
 
 #: How the serial of a device without any identity begins (it is named by where it was mounted, so another card in
 #: the same slot gets the same name: its files are always read and told apart by their hash).
@@ -74,17 +76,53 @@ def device_serial(identity: DeviceIdentity, files: list[DeviceFile], profile: De
     return ANONYMOUS_SERIAL + hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:10]
 
 
-def measure_device_clock(root: Path, profile: DeviceProfile, station_tz: str) -> float | None:
-    """How far the device's clock is off (seconds), when its profile names a clock file and that file says."""
-    if profile.clock.file is None:
+@dataclass(frozen=True)
+class ClockReading:
+    """How far the device's clock was off at the dock (station clock minus device clock, seconds), and how it was
+    measured: `clock_file`, `dock_file` (or, after the dock, `sidecar_gps`: `ingest.pipeline.clock_set`)."""
+
+    offset_s: float
+    measured_by: str
+
+
+def measure_device_clock(root: Path, profile: DeviceProfile, station_tz: str,
+                         now: datetime | None = None) -> ClockReading | None:
+    """The device's clock against the station's at the dock, where its profile says how: the clock file it shows
+    its time in, else the time of the file it writes when docked (which a station reads within seconds). None when
+    neither is there or readable."""
+    now = now or utcnow()
+    zone = profile.clock.zone or station_tz
+    if profile.clock.file is not None and (text := _small_text(root / profile.clock.file)) is not None:
+        offset = measure_clock_offset(text, fmt=profile.clock.file_format, zone=zone, station_now=now)
+        if offset is not None:
+            return ClockReading(offset, "clock_file")
+    if profile.clock.dock_file is not None:
+        offset = dock_file_offset(root / profile.clock.dock_file, zone=zone,
+                                  local=profile.clock.dock_file_time_is_local, now=now)
+        if offset is not None:
+            return ClockReading(offset, "dock_file")
+    return None
+
+
+def dock_file_offset(path: Path, *, zone: str, local: bool, now: datetime) -> float | None:
+    """Station clock minus the device clock, from the modification time of a file the device wrote when it was
+    docked. *local*: the file system holds the device's wall clock (FAT), which the station shows as if UTC."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        written = datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, tz=UTC)
+        if local:
+            written = written.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+        return float(round((now - written).total_seconds()))
+    except (OSError, OverflowError, ValueError):
         return None
-    path = root / profile.clock.file
+
+
+def _small_text(path: Path) -> str | None:
     try:
         if path.is_symlink() or not path.is_file():
             return None
         with path.open("rb") as fh:
-            text = fh.read(1024).decode("utf-8", errors="replace")
+            return fh.read(1024).decode("utf-8", errors="replace")
     except OSError:
         return None
-    return measure_clock_offset(text, fmt=profile.clock.file_format, zone=profile.clock.zone or station_tz,
-                                station_now=utcnow())

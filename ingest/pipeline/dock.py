@@ -30,6 +30,7 @@ from catalog.types import utcnow
 from device_profiles import DeviceProfile
 from ingest.config import Settings
 from ingest.describe.identity import DeviceIdentity
+from ingest.pipeline.device import ClockReading
 from ingest.pipeline.options import IngestOptions
 from ingest.pipeline.report import IngestReport
 
@@ -74,11 +75,11 @@ class DockStart:
         # The ingest thread's own:
         self._dock: DockSession | None = None
 
-    def start(self, *, measured_offset_s: float | None, journaled: bool) -> None:
+    def start(self, *, measured: ClockReading | None, journaled: bool) -> None:
         """Begin registering. Every other open session of the device at this station was abandoned (this run holds
         the device's lock) and is closed, saying why: *journaled*, it left copies in the staging journal that this
         session catalogues."""
-        self._thread = threading.Thread(target=self._begin_safely, args=(measured_offset_s, journaled),
+        self._thread = threading.Thread(target=self._begin_safely, args=(measured, journaled),
                                         name="dock-begin", daemon=True)
         self._thread.start()
 
@@ -108,27 +109,27 @@ class DockStart:
         assert self._dock is not None and self._begun_key is not None
         return self._begun_key
 
-    def _begin_safely(self, measured_offset_s: float | None, journaled: bool) -> None:
+    def _begin_safely(self, measured: ClockReading | None, journaled: bool) -> None:
         try:
-            self._begin(measured_offset_s, journaled)
+            self._begin(measured, journaled)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the ingest thread by dock()
             self._begun_error = exc
 
-    def _begin(self, measured_offset_s: float | None, journaled: bool) -> None:
+    def _begin(self, measured: ClockReading | None, journaled: bool) -> None:
         # Several docks may register the same station/officer/key at once: one at a time in this process,
         # and a retry when another process won the race (the rows then exist and are found).
         for attempt in range(3):
             with Session(self._engine, expire_on_commit=False) as session:
                 try:
                     with _REGISTER_LOCK:
-                        self._register(session, measured_offset_s, journaled)
+                        self._register(session, measured, journaled)
                     return
                 except IntegrityError:
                     session.rollback()
                     if attempt == 2:
                         raise
 
-    def _register(self, s: Session, measured_offset_s: float | None, journaled: bool) -> None:
+    def _register(self, s: Session, measured: ClockReading | None, journaled: bool) -> None:
         opts, settings, identity, serial = self._options, self._settings, self._identity, self._serial
         place = settings.station_place
         # The head before the station's, officers' and device's rows (written before the `docked` event by the
@@ -152,13 +153,14 @@ class DockStart:
         ensure_station_key(s, settings.station, key, actor=opts.actor)
         dock = DockSession(station_code=settings.station, device_serial=serial, profile=self._profile.name,
                            source_path=str(self._root), started_at=now, officer_number=officer_number,
-                           clock_offset_s=measured_offset_s)
+                           clock_offset_s=measured.offset_s if measured else None)
         s.add(dock)
         s.flush()
         append_event(s, CustodyKind.DOCKED, actor=opts.actor, dock_session_id=dock.id, details={
             "station": settings.station, "device_serial": serial, "profile": self._profile.name,
             "path": str(self._root), "identity": {k: v for k, v in vars(identity).items() if v},
-            "device_clock_offset_s": measured_offset_s, "usb": opts.usb,
+            "device_clock_offset_s": measured.offset_s if measured else None,
+            "device_clock_measured_by": measured.measured_by if measured else None, "usb": opts.usb,
         })
         self._end_earlier_docks(s, dock, journaled=journaled)
         s.commit()

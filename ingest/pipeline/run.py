@@ -48,8 +48,14 @@ from ingest.config import Settings
 from ingest.describe.identity import DeviceIdentity, read_identity
 from ingest.describe.probe import gather_facts
 from ingest.errors import CatalogueDeferred, CopyFailed, DeviceBusy, DeviceGone, first_line
-from ingest.pipeline.closing import dock_result, link_companions, result_note, stamp_marked_important
-from ingest.pipeline.device import device_serial, measure_device_clock, part_key, read_sidecar
+from ingest.pipeline.closing import (
+    dock_result,
+    link_companions,
+    result_note,
+    set_device_clock,
+    stamp_marked_important,
+)
+from ingest.pipeline.device import ClockReading, device_serial, measure_device_clock, part_key, read_sidecar
 from ingest.pipeline.dock import DockStart, mark_busy, mark_idle
 from ingest.pipeline.known import KnownFiles
 from ingest.pipeline.options import MAX_CLOCK_OFFSET_S, AfterCommit, IngestOptions, Progress, validate_options
@@ -138,14 +144,14 @@ class DockRun:
         self._hold: int | None = None  # this process's lock on the device (ingest.journal.hold)
         self._staging_sync: StagingSync | None = None  # small copies made durable a batch at a time, while `run` runs
 
-    def begin(self, *, measured_offset_s: float | None = None) -> None:
+    def begin(self, *, measured: ClockReading | None = None) -> None:
         """Claim the device and register the dock on a helper thread while the first file already copies."""
         self._hold = self._claim_device()  # other runs, in this process or another, see it is live
         mark_busy(self.serial)
         try:
             self.outage.load()
             self.known.load()
-            self.start.start(measured_offset_s=measured_offset_s, journaled=bool(self.outage.entries))
+            self.start.start(measured=measured, journaled=bool(self.outage.entries))
         except BaseException:
             # Not begun, so never finished: the device is let go here, or the station's next dock of it would
             # wait an hour for this run's lock (found by a review).
@@ -634,6 +640,9 @@ class DockRun:
                          details={"device_serial": self.serial, "files": report.discarded})
         dock.files_seen, dock.files_failed = self.files_seen, self.files_failed
         self.batch.commit()  # the last batch first: the note counts what is committed
+        if not self.stopped:
+            set_device_clock(session, dock, root=self.root, profile=self.profile, settings=self.settings,
+                             serial=self.serial, new_ids=self.batch.dock_new_ids, actor=actor, report=report)
         messages = self.batch.dock_new_ids if self.options.defer_archive else []
         # Closed in one commit with its note: a reader never sees the session ended without saying how
         dock.finished_at = utcnow()
@@ -662,16 +671,17 @@ def _ready(pending: Pending) -> int:
 
 
 def _recognise(root: Path, settings: Settings,
-               options: IngestOptions) -> tuple[DeviceProfile, DeviceIdentity, float | None, IngestOptions]:
+               options: IngestOptions) -> tuple[DeviceProfile, DeviceIdentity, ClockReading | None, IngestOptions]:
     """The device's profile, identity and measured clock offset; the options with the clock corrected."""
     profiles = load_profiles((settings.profiles_dir,) if settings.profiles_dir else ())
     profile = get_profile(profiles, options.profile) if options.profile else recognise(root, profiles)
     identity = read_identity(root, profile.identity) if profile.identity else DeviceIdentity()
     measured = measure_device_clock(root, profile, settings.station_tz)
-    if measured is not None and abs(measured) > MAX_CLOCK_OFFSET_S:
+    if measured is not None and abs(measured.offset_s) > MAX_CLOCK_OFFSET_S:
         measured = None  # a clock file saying year 1 or 9999 corrects nothing: the files' own times are judged
     if measured is not None and options.clock_offset_s is None:
-        options = replace(options, clock_offset_s=measured)  # the device said what its clock reads: correct it
+        # the device said what its clock reads: correct it
+        options = replace(options, clock_offset_s=measured.offset_s)
     return profile, identity, measured, options
 
 
@@ -726,7 +736,7 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     run = DockRun(root, settings, engine, store, options, profile=profile, identity=identity,
                   serial=device_serial(identity, scan.files, profile, root), progress=progress,
                   after_commit=after_commit)
-    run.begin(measured_offset_s=measured)
+    run.begin(measured=measured)
     if policy_note:
         run.report.notes.append(policy_note)
     if identity.problem and profile.identity:

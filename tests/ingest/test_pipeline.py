@@ -1,6 +1,7 @@
 """End to end: sample devices → staging → catalog (SQLite and PostgreSQL) → local WORM store."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -133,10 +134,17 @@ def test_hostile_name_is_kept_as_data_and_never_becomes_a_path(samples, settings
                 or all(c in "0123456789abcdef" for c in name.removesuffix(".jsonl").removesuffix(".lock")), name
 
 
-def test_the_device_is_never_written_to(samples, settings, engine, store):
+def test_the_device_is_never_written_to_but_for_the_station_time_its_profile_asks_for(
+        samples, settings, engine, store):
+    """Nothing on the device changes, but the time file its profile reads at start-up (校时, clock.set), written
+    once at the dock's end; with EVIDENCE_CLOCK_SET off, nothing at all."""
     before = _snapshot(samples.cn_recorder)
-    _ingest(samples.cn_recorder, settings, engine, store)
+    _ingest(samples.cn_recorder, dataclasses.replace(settings, clock_set=False), engine, store)
     assert _snapshot(samples.cn_recorder) == before
+    _ingest(samples.cn_recorder, settings, engine, store)
+    after = _snapshot(samples.cn_recorder)
+    [written] = set(after) - set(before)
+    assert written == os.fsencode(samples.cn_recorder / "TIME.TXT") and after.items() >= before.items()
 
 
 def test_redocking_the_same_device_ingests_nothing_twice(samples, settings, engine, store):

@@ -112,3 +112,9 @@ def test_profiles_lists_the_builtin_profiles(env):
     data = json.loads(_run(env, "profiles", "--json").stdout)
     assert [p["name"] for p in data["profiles"]] == ["cn-enforcement-recorder", "generic-dcim-camera",
                                                      "gps-sidecar-recorder"]
+    # each says how a dock measures its clock and whether the station can set it (校时), or that it cannot
+    assert [(p["clock_measured_by"], p["clock_set_file"]) for p in data["profiles"]] == [
+        ([], "TIME.TXT"), ([], None), (["sidecar_gps"], None)]
+    text = _run(env, "profiles").stdout
+    assert "clock: cannot be measured at a dock; set through TIME.TXT (校时)" in text
+    assert "clock: sidecar_gps; cannot be set (校时)" in text

@@ -90,7 +90,7 @@ def test_station_ingests_docked_devices_and_clears_only_verified_files(samples, 
     left = sorted(str(p.relative_to(root / "ZFY")) for p in (root / "ZFY").rglob("*") if p.is_file()
                   or p.is_symlink())
     assert left == ["RECORD/20261120/ZFY_A123456_010203_20261120_092000.mp4", "RECORD/20261120/notes.txt",
-                    "ZFYINFO.TXT"]
+                    "TIME.TXT", "ZFYINFO.TXT"]  # and the station's time (校时), written for the recorder to read
     assert devices["CAMERA"]["cleared"] == 0  # the generic camera's profile forbids clearing
     assert sorted(p.name for p in (root / "CAMERA" / "DCIM" / "100EVCAM").iterdir()) == [
         "IMG_0001.JPG", "IMG_0001.THM", "IMG_0002.JPG", "IMG_0004.JPG", "MVI_0003.MP4"]

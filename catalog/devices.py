@@ -79,11 +79,16 @@ def _reason(reason: str, what: Said) -> str:
 
 def get_device(session: Session, serial: str) -> Device:
     """The device *serial* names: as the dock registered it, or without the spaces around it (a serial a device
-    wrote with spaces is still found when an administrator types it without)."""
+    wrote with spaces is still found when an administrator types it without), or in another letter case when only
+    one device is so named."""
     for wanted in dict.fromkeys((serial, serial.strip())):
         device = session.exec(select(Device).where(Device.serial == wanted)).first()
         if device is not None:
             return device
+    # Typed in another letter case (dsj-9 for DSJ-9): found when it names one device only
+    alike = session.exec(select(Device).where(func.lower(Device.serial) == serial.strip().lower()).limit(2)).all()
+    if len(alike) == 1:
+        return alike[0]
     raise RegistryInvalid([say("no device {serial}", serial=repr(serial))])
 
 
@@ -118,8 +123,9 @@ def add_device(session: Session, serial: str, *, profile: str, model: str = "", 
     serial, number = serial.strip(), (officer_number or "").strip() or None
     problems = device_problems(serial, profile=profile, model=model, unit_number=unit_number, unit_name=unit_name)
     problems += _officer_problem(session, number)
-    if serial and session.exec(select(Device.id).where(Device.serial == serial)).first() is not None:
-        problems.append(say("device {serial} is registered already", serial=repr(serial)))
+    same = session.exec(select(Device.serial).where(func.lower(Device.serial) == serial.lower())).first()
+    if serial and same is not None:  # a serial in another letter case is the same recorder typed otherwise
+        problems.append(say("device {serial} is registered already", serial=repr(same)))
     if problems:
         raise RegistryInvalid(problems)
     device = Device(serial=serial, profile=profile.strip(), model=model.strip(), first_seen=now, last_seen=now,

@@ -16,6 +16,8 @@ from device_profiles import IdentityRule
 __all__ = ["DeviceIdentity", "parse_identity", "read_identity"]
 
 _FIELDS = ("serial", "officer_number", "officer_name", "unit_number", "unit_name")
+#: The longest value of each field the catalogue holds (catalog.models: Device.serial, Officer).
+_MAX_LENGTH = {"serial": 64, "officer_number": 32, "officer_name": 100, "unit_number": 64, "unit_name": 200}
 #: Identity files are a few hundred bytes; anything larger is not one.
 MAX_IDENTITY_BYTES = 64 * 1024
 
@@ -43,7 +45,9 @@ def parse_identity(raw: bytes, rule: IdentityRule) -> DeviceIdentity:
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
-            values = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            # a JSON null is no value (it had named a device 'None': found by a review); a number is its digits
+            values = ({str(k): str(v) for k, v in data.items() if isinstance(v, (str, int, float))
+                       and not isinstance(v, bool)} if isinstance(data, dict) else {})
         except json.JSONDecodeError as exc:
             problem = f"identity file is not valid JSON: {exc.msg} at line {exc.lineno}"
     else:
@@ -53,8 +57,29 @@ def parse_identity(raw: bytes, rule: IdentityRule) -> DeviceIdentity:
                 continue
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
-    found = {ours: values.get(theirs) or None for ours, theirs in rule.fields.items() if ours in _FIELDS}
-    return DeviceIdentity(**found, problem=problem)
+    found: dict[str, str | None] = {}
+    problems = [problem] if problem else []
+    for ours, theirs in rule.fields.items():
+        if ours not in _FIELDS:
+            continue
+        value, why = _field_value(ours, values.get(theirs))
+        found[ours] = value
+        if why:
+            problems.append(why)
+    return DeviceIdentity(**found, problem="; ".join(problems) or None)
+
+
+def _field_value(field: str, value: str | None) -> tuple[str | None, str | None]:
+    """*value* as the catalogue can hold it, or (None, why it is not used): a serial of 300 characters or holding
+    a NUL is not one to name a device by (it stopped a dock on PostgreSQL: found by a review)."""
+    if value is None or not value.strip():
+        return None, None
+    value = value.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return None, f"identity field {field} holds control characters: not used"
+    if len(value) > _MAX_LENGTH[field]:
+        return None, f"identity field {field} is {len(value)} characters (at most {_MAX_LENGTH[field]}): not used"
+    return value, None
 
 
 def read_identity(root: Path, rule: IdentityRule) -> DeviceIdentity:

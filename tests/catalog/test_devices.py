@@ -20,6 +20,7 @@ from catalog.devices import (
     assignments_of,
     device_docked,
     device_register,
+    get_device,
     review_device,
     set_device_status,
     statuses_of,
@@ -188,6 +189,9 @@ def test_the_register_refuses_what_it_cannot_hold_and_says_every_problem(engine)
         add_device(session, "DSJ-1", profile="generic-dcim", by="admin", now=NOW)
         with pytest.raises(RegistryInvalid, match="registered already"):
             add_device(session, "DSJ-1", profile="generic-dcim", by="admin", now=NOW)
+        with pytest.raises(RegistryInvalid, match="device 'DSJ-1' is registered already"):  # typed in lower case
+            add_device(session, "dsj-1", profile="generic-dcim", by="admin", now=NOW)
+        assert get_device(session, " dsj-1 ").serial == "DSJ-1"  # found in another letter case when only one is
         with pytest.raises(RegistryInvalid, match="needs a reason"):
             set_device_status(session, "DSJ-1", status="lost", by="admin", reason="  ", now=NOW)
         with pytest.raises(RegistryInvalid, match="one of in_service, lost, repair, retired"):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from device_profiles import IdentityRule, load_profiles
-from ingest.describe.identity import parse_identity, read_identity
+from ingest.describe.identity import DeviceIdentity, parse_identity, read_identity
 from ingest.samples import HOSTILE_NAME
 from ingest.scan import scan_device
 
@@ -44,6 +44,21 @@ def test_json_identity_and_broken_json():
     broken = parse_identity(b'{"serial": ', rule)
     assert broken.serial is None and broken.problem is not None
     assert broken.problem.startswith("identity file is not valid JSON")
+
+
+def test_a_hostile_identity_never_names_a_device_nor_an_officer_the_catalogue_cannot_hold():
+    """A JSON null is no serial (it had named a device 'None'); a serial of 300 characters or holding a NUL, an
+    officer number longer than the catalogue holds: not used, each said, the rest read."""
+    rule = IdentityRule(file="RECORDER.JSON", encoding="utf-8",
+                        fields={"serial": "serial", "officer_number": "officer", "officer_name": "name"})
+    assert parse_identity(b'{"serial": null, "officer": 10203, "name": true}', rule) == DeviceIdentity(
+        officer_number="10203")
+    hostile = parse_identity(('{"serial": "' + "S" * 300 + '", "officer": "0102030405060708091011121314151617", '
+                              '"name": "\\u5f20\\u4e09\\u0000"}').encode(), rule)
+    assert (hostile.serial, hostile.officer_number, hostile.officer_name) == (None, None, None)
+    assert hostile.problem == ("identity field serial is 300 characters (at most 64): not used; identity field "
+                               "officer_number is 34 characters (at most 32): not used; identity field officer_name "
+                               "holds control characters: not used")
 
 
 def test_identity_file_is_found_case_insensitively(tmp_path):

@@ -303,3 +303,18 @@ def test_a_folder_the_walk_cannot_enter_makes_the_dock_partial_not_complete(samp
         dock = session.get(DockSession, report.dock_session_id)
         assert dock is not None and dock.result == "partial"
         assert "folder deeper than 64 levels not walked" in (dock.result_note or "")
+
+
+def test_an_identity_file_naming_a_serial_no_catalogue_can_hold_never_stops_the_dock(tmp_path, settings, engine,
+                                                                                      store):
+    """A serial of 300 characters, or one holding a NUL, once stopped the dock on PostgreSQL (a review): the
+    device is named by its file names instead, the identity's problem said, and every file kept."""
+    for n, serial in enumerate(["S" * 300, "A12\x003456"]):
+        device = tmp_path / f"zfy{n}"
+        make_clip(device / "RECORD" / f"ZFY_B76543{n}_010203_20261120_092000.mp4", seconds=1 + n)
+        (device / "ZFYINFO.TXT").write_bytes(f"产品序号={serial}\r\n警员编号=010203\r\n".encode("gbk"))
+        report = ingest_folder(device, settings=settings, engine=engine, store=store, options=IngestOptions())
+        assert report.all_preserved and report.device_serial == f"B76543{n}"
+        assert [r["original_name"] for r in report.recordings] == [
+            f"ZFY_B76543{n}_010203_20261120_092000.mp4", "ZFYINFO.TXT"]
+        assert any("identity field serial" in s["reason"] for s in report.skipped)

@@ -62,8 +62,7 @@ def parse_identity(raw: bytes, rule: IdentityRule) -> DeviceIdentity:
     for ours, theirs in rule.fields.items():
         if ours not in _FIELDS:
             continue
-        value, why = _field_value(ours, values.get(theirs))
-        found[ours] = value
+        found[ours], why = _field_value(ours, values.get(theirs))
         if why:
             problems.append(why)
     return DeviceIdentity(**found, problem="; ".join(problems) or None)

@@ -71,7 +71,7 @@ def test_a_profile_that_would_write_outside_the_device_or_over_its_clock_is_refu
         assert problem in text, problem
     with pytest.raises(ProfileInvalid, match="where the device shows its own clock"):
         parse_profile({**base, "clock": {"zone": None, "file": "clock.txt", "set": {"file": "CLOCK.TXT"}}})
-    with pytest.raises(ProfileInvalid, match="clock.dock_file: expected a file's path"):
+    with pytest.raises(ProfileInvalid, match=r"clock\.dock_file: expected a file's path"):
         parse_profile({**base, "clock": {"zone": None, "dock_file": "/var/log/syslog"}})
 
 

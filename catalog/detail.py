@@ -12,7 +12,7 @@ The shape (`recording_detail`), a JSON object; times are ISO 8601 strings in UTC
     station: str (station code); captured_start, captured_end: time | null (the recording's own clock, corrected)
     raw_device_time: str | null (as the device wrote it); time_source: str (where the time came from)
     time_implausible: bool; time_problem: str | null (why the time is doubted); zone_assumed: bool
-    clock_offset_s: float | null (device clock minus station clock)
+    clock_offset_s: float | null (the corrected time minus the device clock: GPS or station clock minus device clock)
     place: {lat: float, lon: float, source: str} | null
     case_number: str | null; purpose: str | null; important: bool  (the current stamp)
     sensitivity: str  (catalog.sensitivity.CLASSES: public | internal | commercial | personal | state_secret)

@@ -21,15 +21,17 @@ __all__ = ["close_open_sessions", "sidecar_clock_offset"]
 
 def sidecar_clock_offset(session: Session, recording_ids: Iterable[int]) -> float | None:
     """How far the device's clock was off (GPS time minus its own, seconds) by the newest of *recording_ids* whose
-    time came from a GPS sidecar that also held the device's own reading; None when none did. The newest: a clock
-    drifts, and the dock wants where it is now."""
+    time came from a GPS sidecar that also held the device's own reading (`device_time`); None when none did. The
+    newest: a clock drifts, and the dock wants where it is now. A sidecar without the device's reading measures
+    nothing: the offset such a recording carries is against its container's or name's time, which may be the
+    clip's end (a review found a 10-minute clip taken for a 600 s drift)."""
     ids = list(recording_ids)
     found: list[Recording] = []
     for chunk in range(0, len(ids), 500):
-        found += session.exec(select(Recording).where(
+        found += [r for r in session.exec(select(Recording).where(
             col(Recording.id).in_(ids[chunk:chunk + 500]), Recording.time_source == "sidecar",
-            col(Recording.time_implausible).is_(False), Recording.clock_offset_s != 0.0,
-            col(Recording.captured_start).is_not(None)).order_by(col(Recording.captured_start).desc()).limit(1))
+            col(Recording.time_implausible).is_(False), col(Recording.captured_start).is_not(None)))
+            if "device_time" in ((r.technical or {}).get("time_candidates") or {})]
     newest = max(found, key=lambda r: (r.captured_start, r.id or 0), default=None)
     return None if newest is None else float(round(newest.clock_offset_s))
 

@@ -243,8 +243,9 @@ def _device_path(where: str, value: Any, problems: list[str]) -> str | None:
     """A file's path relative to the device's root; None when not given (a problem when not such a path)."""
     if value is None:
         return None
-    parts = value.replace("\\", "/").split("/") if isinstance(value, str) else []
-    if not parts or value.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts) or "\0" in value:
+    parts = value.split("/") if isinstance(value, str) else []
+    if (not parts or any(p in ("", ".", "..") or p != p.strip() for p in parts)
+            or any(c in value for c in "\\:\0")):  # a Windows path, a drive or stream, a NUL
         problems.append(f"{where}: expected a file's path on the device (relative, no '..'), got {value!r}")
         return None
     return "/".join(parts)
@@ -374,6 +375,9 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> DeviceProfile:
     problems: list[str] = []
     top = _top_level(data, problems)
     fields = {key: parse(top, problems) for key, parse in _SECTIONS.items()}
+    setting, identity = fields["clock"].set_rule, fields["identity"]
+    if setting is not None and identity is not None and setting.file.lower() == identity.file.lower():
+        problems.append(f"clock.set.file: {setting.file!r} is the device's identity file")
     for needed in _SOURCES_NEEDING_A_RULE:
         if needed in fields["time_sources"] and fields[needed] is None:
             problems.append(f"time_sources: {needed!r} is listed but the profile has no {needed} rule")

@@ -120,18 +120,20 @@ def _is_media(path: bytes) -> bool:
     return sniff_format(head) not in ("unknown", "empty")
 
 
-def _is_station_time_file(relative: str, path: bytes, size: int, profile: DeviceProfile) -> bool:
-    """Whether the file is the one a station wrote for the device to set its clock from (ingest.clock_set): named
-    as the profile's `clock.set.file` and holding nothing but a time in its format. Anything else is kept."""
+def _is_station_time_file(relative: str, path: bytes, size: int, profile: DeviceProfile,
+                          written: frozenset[str]) -> bool:
+    """Whether the file is one this station wrote for the device to set its clock from (ingest.clock_set): at the
+    profile's `clock.set.file`, exactly, and holding the very bytes of one of its writes (*written*: their
+    SHA-256). Anything else, a device's own file that looks like a time line included, is kept."""
     rule = profile.clock.set_rule
-    if rule is None or relative.lower() != rule.file.lower() or size > STATION_TIME_FILE_MAX:
+    if rule is None or relative != rule.file or size > STATION_TIME_FILE_MAX or not written:
         return False
     try:
         fd = open_device_file(path)
     except OSError:
         return False
     try:
-        return is_station_time_file(os.read(fd, STATION_TIME_FILE_MAX + 1), rule)
+        return is_station_time_file(os.read(fd, STATION_TIME_FILE_MAX + 1), written)
     except OSError:
         return False
     finally:
@@ -151,6 +153,7 @@ class _Walk:
     root: Path
     profile: DeviceProfile
     result: ScanResult
+    station_times: frozenset[str] = frozenset()  # SHA-256 of the time files this station wrote (ingest.clock_set)
     found: list[DeviceFile] = field(default_factory=list)
 
     @property
@@ -194,7 +197,7 @@ class _Walk:
             self.result.skipped.append(Skipped(rel, "not a regular file"))
         elif litter is not None and not _is_media(entry.path):
             self.result.discarded.append(Skipped(rel, litter))
-        elif _is_station_time_file(rel, entry.path, info.st_size, self.profile):
+        elif _is_station_time_file(rel, entry.path, info.st_size, self.profile, self.station_times):
             self.result.discarded.append(Skipped(rel, "the station's own time file (校时), written at a dock for the "
                                                       "device to set its clock from; not the device's"))
         elif not _in_area(rel, self.profile):
@@ -244,11 +247,12 @@ class _Roles:
         return replace(f, role="recording" if f.relative in self.recordings else "unlisted", companion=None)
 
 
-def scan_device(root: Path, profile: DeviceProfile) -> ScanResult:
-    """List every file to keep under *root* in a stable order; report what cannot be kept or is left, and why."""
+def scan_device(root: Path, profile: DeviceProfile, *, station_times: frozenset[str] = frozenset()) -> ScanResult:
+    """List every file to keep under *root* in a stable order; report what cannot be kept or is left, and why.
+    *station_times*: the SHA-256 of the time files this station wrote (the one found is left, listed)."""
     if not root.is_dir():
         raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
-    walk = _Walk(root, profile, ScanResult())
+    walk = _Walk(root, profile, ScanResult(), station_times)
     walk.folder(walk.root_bytes, 0)
     # What each file is to the profile: the identity file, a sidecar or housekeeping file of a recording, a
     # recording, or unlisted. Decided after the walk, when every sibling is known.

@@ -7,6 +7,7 @@ skipped, left on the device on purpose, and every error.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -86,13 +87,17 @@ def _run_ingest(path: Path, cfg: Settings, options: IngestOptions, *, quiet: boo
 @click.option("--clock-offset", type=float, help="Seconds to add to the device clock (known drift).")
 @click.option("--no-derive", is_flag=True, help="Leave thumbnails, browser proxies and decode checks to the next "
               "renderer (`station watch`, `evidence derive-pending`): EVIDENCE_DERIVE=later for this run.")
+@click.option("--no-clock-set", is_flag=True, help="Write nothing to the device, not even the station's time "
+              "(校时) its profile asks for: EVIDENCE_CLOCK_SET=false for this run (a copied card, a folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def ingest(path: Path, profile: str | None, station: str | None, officer: str | None,
            case_number: str | None, purpose: str | None, clock_offset: float | None, no_derive: bool,
-           as_json: bool) -> None:
+           no_clock_set: bool, as_json: bool) -> None:
     """Ingest every recording from a mounted device or a folder."""
     with errors():
         cfg = settings(station)
+        if no_clock_set:
+            cfg = dataclasses.replace(cfg, clock_set=False)
         operator = station_operator(cfg)
         check_policy_at_start(cfg, "`evidence ingest`", adopt_as=operator.actor)
         options = IngestOptions(profile=profile, officer=officer, case_number=case_number, purpose=purpose,
@@ -120,10 +125,10 @@ def profiles(as_json: bool) -> None:
     if as_json:
         print_json({"profiles": rows})
     else:
-        for r in rows:
-            measured = ", ".join(r["clock_measured_by"]) or "cannot be measured at a dock"
-            setting = f"set through {r['clock_set_file']}" if r["clock_set_file"] else "cannot be set"
-            click.echo(f"{r['name']:28s} {r['description']}\n{'':28s} clock: {measured}; {setting} (校时)")
+        for p in found.values():
+            measured = ", ".join(p.clock_measures) or "cannot be measured at a dock"
+            setting = f"set through {p.clock.set_rule.file}" if p.clock.set_rule else "cannot be set"
+            click.echo(f"{p.name:28s} {p.description}\n{'':28s} clock: {measured}; {setting} (校时)")
 
 
 @click.command()

@@ -2,7 +2,10 @@
 stamp revisions), and its result in one word and in a sentence."""
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,12 +18,14 @@ from catalog.policy_adoption import policy_in_force
 from catalog.restamping import change_stamp
 from catalog.sightings import last_sighting_at
 from device_profiles import DeviceProfile
-from ingest.clock_set import write_station_time
+from ingest.clock_set import WrittenTimes, remove_station_time, write_station_time
 from ingest.config import Settings
+from ingest.pipeline.device import ClockReading
 from ingest.pipeline.report import ErrorStage, IngestReport
 from storage import EvidenceStore, StorageError
 
-__all__ = ["dock_result", "link_companions", "result_note", "set_device_clock", "stamp_marked_important"]
+__all__ = ["ClockContext", "dock_result", "link_companions", "result_note", "set_device_clock",
+           "stamp_marked_important"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,31 +102,57 @@ def result_note(dock: DockSession, report: IngestReport, *, stopped: bool, archi
     return "; ".join(parts)[:2000]
 
 
-def set_device_clock(session: Session, dock: DockSession, *, root: Path, profile: DeviceProfile, settings: Settings,
-                     serial: str, new_ids: list[int], actor: str, report: IngestReport) -> None:
+@dataclass(frozen=True)
+class ClockContext:
+    """What the dock's end needs to measure and set the device's clock."""
+
+    root: Path
+    profile: DeviceProfile
+    settings: Settings
+    serial: str
+    measured: ClockReading | None  # what the dock's start measured, if it could
+    same_device: Callable[[], bool]  # whether what is mounted at root now is the device docked
+    written: WrittenTimes  # the time files this station wrote
+
+
+def set_device_clock(session: Session, dock: DockSession, clock: ClockContext, *, new_ids: list[int], actor: str,
+                     report: IngestReport, complete: bool, commit: Callable[[], None]) -> None:
     """The device's clock at the dock's end: measured from its GPS sidecars when nothing measured it at the start
-    (the newest of this dock's recordings, `catalog.docks.sidecar_clock_offset`), then set to the station's (校时,
-    `ingest.clock_set`) where the profile says how and EVIDENCE_CLOCK_SET allows: a `device_clock_set` custody event
-    in the dock's closing commit. A write that fails is a note of the dock's report and sets nothing."""
-    measured_by = None
-    if dock.clock_offset_s is None and "sidecar_gps" in profile.clock_measures:
+    (`catalog.docks.sidecar_clock_offset`), then set to the station's (校时, `ingest.clock_set`) where the profile
+    says how and EVIDENCE_CLOCK_SET allows, only after a *complete* dock (every file read: a card returning errors
+    or pulled is not written to) and only to the very device docked (another card in the same slot, or the empty
+    mount point, never). The `device_clock_set` event is committed at once (*commit*); when it cannot be, the file
+    is taken back. A write that fails is a note of the dock's report and sets nothing."""
+    measured_by = clock.measured.measured_by if clock.measured is not None else None
+    if dock.clock_offset_s is None and "sidecar_gps" in clock.profile.clock_measures:
         offset = sidecar_clock_offset(session, new_ids)
         if offset is not None:
             dock.clock_offset_s, measured_by = offset, "sidecar_gps"
             report.notes.append(f"device clock measured against GPS: {offset:+g} s off the station's")
-    rule = profile.clock.set_rule
-    if rule is None or not settings.clock_set or not root.is_dir():
+    rule = clock.profile.clock.set_rule
+    if rule is None or not clock.settings.clock_set:
         return
-    zone = rule.zone or profile.clock.zone or settings.station_tz
+    if not complete or not clock.same_device():
+        report.notes.append("clock not set (校时): the dock did not read every file of the device, or the device "
+                            "is no longer the one docked")
+        return
+    zone = rule.zone or clock.profile.clock.zone or clock.settings.station_tz
     try:
-        done = write_station_time(root, rule, zone=zone)
+        done = write_station_time(clock.root, rule, zone=zone, written=clock.written.load())
     except OSError as exc:
         why = exc.strerror or str(exc)
-        logger.warning("Clock of %s not set: %s could not be written: %s", serial, rule.file, why)
+        logger.warning("Clock of %s not set: %s could not be written: %s", clock.serial, rule.file, why)
         report.notes.append(f"clock not set (校时): {rule.file!r} could not be written on the device: {why}")
         return
     append_event(session, CustodyKind.DEVICE_CLOCK_SET, actor=actor, dock_session_id=dock.id, details={
-        "device_serial": serial, "station": settings.station, "file": done.file, "written": done.written,
-        "zone": done.zone, "station_time": done.station_time.isoformat(), "offset_before_s": dock.clock_offset_s,
-        "measured_by": measured_by or ("at the dock" if dock.clock_offset_s is not None else None)})
+        "device_serial": clock.serial, "station": clock.settings.station, "file": done.file, "written": done.written,
+        "sha256": done.sha256, "zone": done.zone, "station_time": done.station_time.isoformat(),
+        "offset_before_s": dock.clock_offset_s, "measured_by": measured_by})
+    try:
+        commit()
+    except BaseException:
+        remove_station_time(clock.root, done)  # no write without its event
+        raise
+    with contextlib.suppress(OSError):
+        clock.written.add(done.sha256)
     report.notes.append(f"clock set (校时): {done.written} ({done.zone}) written to {done.file}")

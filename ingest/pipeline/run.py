@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import shutil
 import threading
 import time
@@ -44,11 +45,13 @@ from device_profiles import DeviceProfile, get_profile, load_profiles, recognise
 from ingest import journal as staging_journal
 from ingest import known_files
 from ingest.archiving import archive_staged
+from ingest.clock_set import WrittenTimes
 from ingest.config import Settings
 from ingest.describe.identity import DeviceIdentity, read_identity
 from ingest.describe.probe import gather_facts
 from ingest.errors import CatalogueDeferred, CopyFailed, DeviceBusy, DeviceGone, first_line
 from ingest.pipeline.closing import (
+    ClockContext,
     dock_result,
     link_companions,
     result_note,
@@ -63,7 +66,7 @@ from ingest.pipeline.outage import OutageJournal, StagedCopy, journaled_copy, st
 from ingest.pipeline.register import Batch, Registrar
 from ingest.pipeline.report import ErrorStage, IngestReport
 from ingest.pipeline.uploads import Uploads
-from ingest.scan import DeviceFile, scan_device
+from ingest.scan import DeviceFile, ScanResult, scan_device
 from ingest.staging_sync import StagingSync
 from ingest.transfer import CopyResult, copy_and_hash, device_file_matches, file_identity
 from storage import EvidenceStore
@@ -123,6 +126,7 @@ class DockRun:
                  after_commit: AfterCommit | None = None) -> None:
         self.root, self.settings, self.store, self.options = root, settings, store, options
         self.profile, self.serial, self._progress = profile, serial, progress
+        self.clock: ClockContext | None = None  # how the dock's end measures and sets the clock (ingest_folder)
         self.report = IngestReport()
         self.outage = OutageJournal(settings.staging_dir, serial, root=root, profile=profile.name,
                                     identity=identity, options=options)
@@ -640,9 +644,10 @@ class DockRun:
                          details={"device_serial": self.serial, "files": report.discarded})
         dock.files_seen, dock.files_failed = self.files_seen, self.files_failed
         self.batch.commit()  # the last batch first: the note counts what is committed
-        if not self.stopped:
-            set_device_clock(session, dock, root=self.root, profile=self.profile, settings=self.settings,
-                             serial=self.serial, new_ids=self.batch.dock_new_ids, actor=actor, report=report)
+        if self.clock is not None and not self.stopped:
+            set_device_clock(session, dock, self.clock, new_ids=self.batch.dock_new_ids, actor=actor, report=report,
+                             complete=dock_result(report, stopped=self.stopped) == DockResult.COMPLETE,
+                             commit=self.batch.commit)
         messages = self.batch.dock_new_ids if self.options.defer_archive else []
         # Closed in one commit with its note: a reader never sees the session ended without saying how
         dock.finished_at = utcnow()
@@ -679,10 +684,34 @@ def _recognise(root: Path, settings: Settings,
     measured = measure_device_clock(root, profile, settings.station_tz)
     if measured is not None and abs(measured.offset_s) > MAX_CLOCK_OFFSET_S:
         measured = None  # a clock file saying year 1 or 9999 corrects nothing: the files' own times are judged
-    if measured is not None and options.clock_offset_s is None:
-        # the device said what its clock reads: correct it
-        options = replace(options, clock_offset_s=measured.offset_s)
     return profile, identity, measured, options
+
+
+def _mounted(root: Path) -> tuple[int, int] | None:
+    """What is mounted at *root*: its file system and folder (another card in the slot, or the bare mount point
+    once the device is pulled, is another)."""
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _corrected(measured: ClockReading | None, scan: ScanResult, profile: DeviceProfile,
+               options: IngestOptions) -> tuple[ClockReading | None, IngestOptions, str | None]:
+    """The dock's measurement as it stands once the device's files are known, the options with the clock corrected
+    by it (unless an offset was given), and why a measurement was not used. A dock file older than a file the
+    device wrote was not written at this dock: its time is not the device's clock now (a review found a day-old
+    USB log moving every capture time 20 hours)."""
+    if measured is not None and measured.measured_by == "dock_file":
+        dock_file = next((f for f in scan.files if f.relative == profile.clock.dock_file), None)
+        newer = [f.relative for f in scan.files if dock_file is not None and f.mtime_ns > dock_file.mtime_ns]
+        if dock_file is None or newer:
+            return None, options, (f"device clock not measured: {profile.clock.dock_file!r} was not written at this "
+                                   f"dock ({newer[0] if newer else 'it is not a regular file'} is newer)")
+    if measured is not None and options.clock_offset_s is None:
+        options = replace(options, clock_offset_s=measured.offset_s)  # the device said what its clock reads
+    return measured, options, None
 
 
 def _station_policy(engine: Engine, settings: Settings, actor: str) -> str | None:
@@ -728,7 +757,10 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
         raise DeviceGone(root, "not a folder (unplugged or not mounted?)")
     profile, identity, measured, options = _recognise(root, settings, options)
     policy_note = _station_policy(engine, settings, options.actor)
-    scan = scan_device(root, profile)
+    written = WrittenTimes(settings.home / "station-time-files.txt")
+    mounted = _mounted(root)
+    scan = scan_device(root, profile, station_times=written.load())
+    measured, options, clock_note = _corrected(measured, scan, profile, options)
     if not options.defer_archive:
         with contextlib.suppress(OperationalError):  # a catalogue outage is handled below, per file
             archive_staged(engine, store, settings.staging_dir, key=load_or_create_key(settings.station_key_path),
@@ -736,9 +768,12 @@ def ingest_folder(root: Path, *, settings: Settings, engine: Engine, store: Evid
     run = DockRun(root, settings, engine, store, options, profile=profile, identity=identity,
                   serial=device_serial(identity, scan.files, profile, root), progress=progress,
                   after_commit=after_commit)
+    run.clock = ClockContext(root=root, profile=profile, settings=settings, serial=run.serial, measured=measured,
+                             same_device=lambda: mounted is not None and _mounted(root) == mounted, written=written)
     run.begin(measured=measured)
-    if policy_note:
-        run.report.notes.append(policy_note)
+    for note in (policy_note, clock_note):
+        if note:
+            run.report.notes.append(note)
     if identity.problem and profile.identity:
         run.report.add_skipped(profile.identity.file, identity.problem)
     for left in scan.skipped:

@@ -1,6 +1,7 @@
 """Case files and disposal (SQLModel tables): what retention decides from, and what it did.
 
-A Case groups recordings and documents through CaseLinks (unlinking keeps the row); a DisposalBatch is one
+A Case groups recordings and documents through CaseLinks (unlinking keeps the row) and records its enforcement
+actions as CaseActions (catalog.checklist: were they recorded from start to end?); a DisposalBatch is one
 disposal act, approved by a second person, and each recording it disposed of leaves a Disposal tombstone. The
 recording tables are catalog.models'.
 """
@@ -10,12 +11,12 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from catalog.models import ts_field
 
-__all__ = ["Case", "CaseGrant", "CaseLink", "CaseStatus", "Disposal", "DisposalBatch", "DisposalStatus"]
+__all__ = ["Case", "CaseAction", "CaseGrant", "CaseLink", "CaseStatus", "Disposal", "DisposalBatch", "DisposalStatus"]
 
 
 class CaseStatus(enum.StrEnum):
@@ -121,3 +122,29 @@ class CaseGrant(SQLModel, table=True):
     revoked_by: str | None = Field(default=None, max_length=100)
     revoked_at: datetime | None = ts_field()
     revoke_reason: str | None = Field(default=None, max_length=500)
+
+
+class CaseAction(SQLModel, table=True):
+    """An enforcement action of a case (询问, 查封扣押 …) with its times, as a clerk entered it or a case-handling
+    system's export gave it (catalog.checklist); a correction by a later import raises its revision, the custody
+    event keeping the old values."""
+
+    __tablename__ = "case_action"
+    __table_args__ = (UniqueConstraint("case_id", "external_id", name="uq_case_action_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    action_type: str = Field(max_length=32)  # a code of the action checklist (catalog.checklist_rules)
+    started_at: datetime | None = ts_field(nullable=False, index=True)
+    ended_at: datetime | None = ts_field(nullable=False)
+    place: str = Field(default="", max_length=300)
+    officers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # officer numbers
+    note: str = Field(default="", max_length=1000)
+    source: str = Field(max_length=300)  # "clerk", or "import:<file name>"
+    external_id: str | None = Field(default=None, max_length=100)  # the case-handling system's id of the action
+    zone_assumed: str | None = Field(default=None, max_length=64)  # the zone its times were read in, if not written
+    revision: int = 1
+    entered_by: str = Field(max_length=100)
+    entered_at: datetime | None = ts_field(nullable=False)
+    changed_by: str | None = Field(default=None, max_length=100)
+    changed_at: datetime | None = ts_field()

@@ -77,6 +77,7 @@ class CustodyKind(enum.StrEnum):
     CASE_UNLINKED = "case_unlinked"
     CASE_CLOSED = "case_closed"
     CASE_REOPENED = "case_reopened"
+    CASE_ACTION_RECORDED = "case_action_recorded"  # an enforcement action of a case entered, imported or corrected
     DOCUMENT_ATTACHED = "document_attached"  # a text record stored in WORM storage for a case
     DISPOSAL_PROPOSED = "disposal_proposed"  # a sweep listed what is due and awaits approval
     DISPOSAL_APPROVED = "disposal_approved"

@@ -73,6 +73,9 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
     K.CASE_UNLINKED: ("与案件 {case} 解除关联，理由：{reason}", "Unlinked from case {case}; reason: {reason}"),
     K.CASE_CLOSED: ("案件 {case} 结案（{closed_on}）", "Case {case} closed ({closed_on})"),
     K.CASE_REOPENED: ("案件 {case} 重新开启，理由：{reason}", "Case {case} reopened; reason: {reason}"),
+    K.CASE_ACTION_RECORDED: ("案件 {case} 登记执法事项 {type}（{start} 至 {end}，来源：{source}，第 {revision} 版）",
+                             "Action {type} of case {case} recorded ({start} to {end}; source: {source}; revision "
+                             "{revision})"),
     K.DOCUMENT_ATTACHED: ("书面材料 {name} 归入案件 {case}（SHA-256 {sha256}）",
                           "Document {name} attached to case {case} (SHA-256 {sha256})"),
     K.DISPOSAL_PROPOSED: ("第 {batch} 批销毁清单列出到期材料 {items} 项，待批准",
@@ -129,10 +132,10 @@ _WORDS: dict[CustodyKind, tuple[str, str]] = {
                        "事由：{reason}",
                        "Still of the frame at {at_s} s kept as item {still_id} of case {case} (SHA-256 "
                        "{still_sha256}); reason: {reason}"),
-    K.DEVICE_CLOCK_SET: ("校时：向设备 {device_serial} 写入工作站时间 {written}（{zone}，{file}）；"
-                         "写入前测得设备时钟偏差 {offset_before_s} 秒",
+    K.DEVICE_CLOCK_SET: ("校时：向设备 {device_serial} 写入工作站时间 {written}（{zone}，{file}）；写入前设备时钟"
+                         "{offset_before_s}",
                          "Clock set: the station's time {written} ({zone}, {file}) written to device {device_serial}; "
-                         "its clock was measured {offset_before_s} s off before"),
+                         "before, its clock was {offset_before_s}"),
     K.CLASSIFIED: ("敏感类别由 {from} 改为 {to}，理由：{reason}",
                    "Sensitivity class changed from {from} to {to}; reason: {reason}"),
     K.ACCESS_GRANTED: ("授权 {user} 调阅案件 {case} 的涉密/敏感材料（至 {expires_at}），理由：{reason}",
@@ -162,6 +165,7 @@ _NAMES: dict[CustodyKind, tuple[str, str]] = {
     K.CLEARED: ("清除设备文件", "cleared from device"), K.CASE_OPENED: ("立案", "case opened"),
     K.CASE_LINKED: ("关联案件", "linked to case"), K.CASE_UNLINKED: ("解除关联", "unlinked from case"),
     K.CASE_CLOSED: ("结案", "case closed"), K.CASE_REOPENED: ("重新开启案件", "case reopened"),
+    K.CASE_ACTION_RECORDED: ("登记执法事项", "case action recorded"),
     K.DOCUMENT_ATTACHED: ("归入书面材料", "document attached"), K.DISPOSAL_PROPOSED: ("提出销毁", "disposal proposed"),
     K.DISPOSAL_APPROVED: ("批准销毁", "disposal approved"), K.DISPOSAL_FAILED: ("销毁未执行", "disposal failed"),
     K.DISPOSAL_RECORDED: ("销毁记录", "disposal recorded"), K.FIXITY_FAILED: ("完整性异常", "fixity failed"),
@@ -252,11 +256,23 @@ _SPECIAL: dict[CustodyKind, Callable[[dict[str, Any], Values], dict[str, str]]] 
     K.REDACTED: lambda d, v: {
         "boxes": str(len((d.get("spec") or {}).get("boxes") or [])) if isinstance(d.get("spec"), dict) else "—",
         "mutes": str(len((d.get("spec") or {}).get("mutes") or [])) if isinstance(d.get("spec"), dict) else "—"},
+    K.DEVICE_CLOCK_SET: lambda d, v: {"offset_before_s": _clock_offset(d.get("offset_before_s"), v)},
     K.CLASSIFIED: lambda d, v: {side: v.pick(label(str(d.get(side)), "zh"), label(str(d.get(side)), "en"))
                                 for side in ("from", "to")},
     **{kind: (lambda d, v: {"kind": v.pick(*RELEASE_KIND_WORDS.get(str(d.get("kind")), ("公示或移送", "release")))})
        for kind in (K.RELEASE_PROPOSED, K.RELEASE_APPROVED, K.RELEASE_REJECTED, K.RELEASE_WITHDRAWN)},
 }
+
+
+def _clock_offset(offset: Any, values: Values) -> str:
+    """A measured clock offset (station minus device, seconds) in words: which way the device's clock was off."""
+    if not isinstance(offset, (int, float)) or isinstance(offset, bool):
+        return values.pick("未测量", "not measured")
+    if offset == 0:
+        return values.pick("与工作站一致", "the station's")
+    if offset > 0:
+        return values.pick(f"慢 {offset:g} 秒", f"{offset:g} s behind the station's")
+    return values.pick(f"快 {-offset:g} 秒", f"{-offset:g} s ahead of the station's")
 
 
 def _policy_terms(terms: Any, values: Values) -> str:

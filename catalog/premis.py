@@ -99,6 +99,7 @@ _MAPPING: dict[CustodyKind, PremisMapping] = {
     CustodyKind.CASE_UNLINKED: _M("mem", "imp"),
     CustodyKind.CASE_CLOSED: _M("mem", "imp"),
     CustodyKind.CASE_REOPENED: _M("mem", "imp"),
+    CustodyKind.CASE_ACTION_RECORDED: _M("mem", "imp"),  # what a case records of its actions
     CustodyKind.DOCUMENT_ATTACHED: _M("ing", "imp"),
     CustodyKind.REDACTED: _M("red", "imp"),  # a new object derived from the original, which stays as it was
     CustodyKind.SNAPSHOT_TAKEN: _M("cre", "imp"),  # a still created from one frame of the original (untouched)

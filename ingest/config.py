@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog import CaseType, RetentionPolicy
+from catalog.checklist_rules import Checklist
 from catalog.policy_adoption import PolicyTerms
 from ingest.errors import ConfigInvalid
 from ingest.settings_parsers import Secret, s3_bucket_and_prefix
@@ -97,6 +98,8 @@ class Settings:
     archive_lease_s: float = _default("EVIDENCE_ARCHIVE_LEASE_S")
     worker_stop_s: float = _default("EVIDENCE_WORKER_STOP_S")
     sensitivity_names: Mapping[str, tuple[str, str]] = _default("EVIDENCE_SENSITIVITY_NAMES")
+    action_checklist: Checklist = _default("EVIDENCE_ACTION_CHECKLIST")
+    action_tolerance_s: float = _default("EVIDENCE_ACTION_TOLERANCE_S")
     redis_heartbeat_s: float = _default("EVIDENCE_REDIS_HEARTBEAT_S")
     redis_maintenance_chance: int = _default("EVIDENCE_REDIS_MAINTENANCE_CHANCE")
     status_heartbeat_s: float = _default("EVIDENCE_STATUS_HEARTBEAT_S")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from catalog import DEFAULT_CASE_TYPES, CaseType, PolicyInvalid, load_case_types
+from catalog.checklist_rules import DEFAULT_CHECKLIST, MAX_TOLERANCE_S, Checklist, ChecklistInvalid, load_checklist
 from ingest.errors import ConfigInvalid
 from storage import RetentionRefused, validate_routine_months
 
@@ -322,6 +323,24 @@ def sensitivity_names(key: str, raw: str) -> Mapping[str, tuple[str, str]]:
         return parse_names(table)
     except ValueError as exc:
         raise ConfigInvalid(key, raw, f"{exc}.") from None
+
+
+def action_checklist(key: str, raw: str) -> Checklist:
+    """A YAML or JSON file of the agency's action checklist; empty: the built-in one."""
+    if not raw:
+        return DEFAULT_CHECKLIST
+    try:
+        return load_checklist(Path(raw))
+    except ChecklistInvalid as exc:
+        raise ConfigInvalid(key, raw, f"{exc}.") from None
+
+
+def action_tolerance(key: str, raw: str) -> float:
+    """Seconds from 0 to MAX_TOLERANCE_S."""
+    value = seconds(key, raw)
+    if value > MAX_TOLERANCE_S:
+        raise ConfigInvalid(key, raw, f"Must be at most {MAX_TOLERANCE_S:g} seconds.")
+    return value
 
 
 def broker_url(key: str, raw: str) -> str:

@@ -117,6 +117,13 @@ SETTINGS: tuple[Setting, ...] = (
        "`en = \"classified\"` (classes `public`, `internal`, `commercial`, `personal`, `state_secret`; one left "
        "out keeps its built-in name; docs/sensitivity.md); shown on every page and accepted by `evidence class`",
        shown_default="公开, 内部, 商业秘密, 个人隐私, 国家秘密"),
+    Setting("EVIDENCE_ACTION_CHECKLIST", "", p.action_checklist,
+       "YAML or JSON file of the agency's action checklist (音像记录事项清单): each action type's `code`, `name`, "
+       "`name_en` and whether it needs `full_recording`; replaces the built-in list (docs/checklist.md)",
+       shown_default="查封扣押, 现场检查, 询问, 听证, 强制执行 (full recording); 文书送达, 回访"),
+    Setting("EVIDENCE_ACTION_TOLERANCE_S", "120", p.action_tolerance,
+       "a case action still counts as covered when its recordings begin up to this late or end up to this early "
+       "(0 to 900 seconds; docs/checklist.md)"),
     Setting("EVIDENCE_PROFILES_DIR", "", p.profiles_dir, "extra folder of device-profile YAML files"),
     Setting("EVIDENCE_BROKER_URL", "", p.broker_url,
        "queue broker: `redis://127.0.0.1:6379/0` or `amqp://guest:guest@127.0.0.1:5672/`; when set, ingest leaves "

@@ -1,5 +1,5 @@
 """`evidence case …`: the archive clerk's case lifecycle (create, list, show, link, unlink, attach, snapshot,
-close, reopen).
+close, reopen) and its actions (`evidence case action add|import|list|types`: the action checklist).
 
 Every command that changes links or case status applies the resulting
 retention and legal holds to the WORM store before it returns
@@ -8,7 +8,7 @@ a change). JSON goes to stdout with --json.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,8 +34,13 @@ from catalog.access import case_in_scope, cases_clause, visible_case
 from catalog.case_links import retain_after_link_change
 from catalog.case_workspace import case_workspace
 from catalog.cases import member_ids
+from catalog.checklist import case_checklist, import_actions, record_action, unit_checklist
+from catalog.checklist_import import MAX_IMPORT_BYTES, ActionsInvalid, officers_text
+from catalog.csvsafe import csv_chunks
 from catalog.custody import CustodyKind, append_event
 from catalog.policy_adoption import adopted_policy
+from catalog.said import say
+from catalog.types import utcnow
 from catalog.users import get_user
 from evidence.cli.common import (
     caller,
@@ -44,8 +49,11 @@ from evidence.cli.common import (
     errors,
     in_force,
     parse_date,
+    parse_time,
+    person,
     pinned,
     print_json,
+    print_result,
     settings,
 )
 from evidence.cli.options import by_option, json_option
@@ -338,3 +346,176 @@ def case_reopen(number: str, reason: str, by: str | None, as_json: bool) -> None
         changes = _apply(session, open_store(cfg), cfg, ids, by)
         data = {"case": case_as_json(session, get_case(session, number), cfg.retention_policy)}
     report_changes(data, changes, as_json, f"case {number} reopened")
+
+
+@case.group("action")
+def case_action() -> None:
+    """A case's enforcement actions (音像记录事项清单): were they recorded from start to end? Entered by a clerk or
+    imported from a case-handling system's JSON or CSV export (docs/checklist.md)."""
+
+
+def _local(value: str | None, zone: ZoneInfo) -> str:
+    return datetime.fromisoformat(value).astimezone(zone).isoformat(sep=" ", timespec="seconds") if value else "-"
+
+
+@case_action.command("types")
+@json_option
+def case_action_types(as_json: bool) -> None:
+    """The action checklist in force (EVIDENCE_ACTION_CHECKLIST) and the tolerance (EVIDENCE_ACTION_TOLERANCE_S)."""
+    with errors():
+        cfg = settings()
+    data = {**cfg.action_checklist.as_json(), "tolerance_s": cfg.action_tolerance_s}
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"action checklist: {data['source']}; tolerance {cfg.action_tolerance_s:g} s")
+    for t in data["action_types"]:
+        click.echo(f"{t['code']:14s} {'full recording' if t['full_recording'] else '-':15s} {t['name']} / "
+                   f"{t['name_en']}")
+
+
+@case_action.command("add")
+@click.argument("number")
+@click.option("--type", "action_type", required=True, help="Action type: its code or name (`evidence case action "
+              "types`).")
+@click.option("--start", required=True, help="When it began, ISO 8601 with its offset (2026-11-20T09:00+08:00).")
+@click.option("--end", required=True, help="When it ended, the same way.")
+@click.option("--place", default="", help="Where (地点).")
+@click.option("--officer", "officers", multiple=True, help="An officer number (警号) taking part; repeat for more.")
+@click.option("--note", default="")
+@click.option("--external-id", help="The case-handling system's id of the action (a later import matches it).")
+@by_option
+@json_option
+def case_action_add(number: str, action_type: str, start: str, end: str, place: str, officers: tuple[str, ...],
+                    note: str, external_id: str | None, by: str | None, as_json: bool) -> None:
+    """Record an action of case NUMBER with its times (a `case_action_recorded` custody event)."""
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "manage_cases", by)
+        found = get_case(session, number)
+        action = record_action(session, person(session, identity), found, action_type=action_type,
+                               start=parse_time(start, "--start") or utcnow(), end=parse_time(end, "--end") or utcnow(),
+                               place=place, officers=officers, note=note, external_id=external_id,
+                               checklist=cfg.action_checklist, now=utcnow())
+        session.commit()
+        report = case_checklist(session, found, identity.scope, checklist=cfg.action_checklist,
+                                tolerance_s=cfg.action_tolerance_s)
+        data = next(r.as_json() for r in report.actions if r.action.id == action.id)
+    print_result({"case": number, "action": data}, as_json,
+                 f"case {number}: action {data['id']} ({data['type_name']}) recorded: {data['verdict']}")
+
+
+@case_action.command("import")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--case", "number", help="The case every row is of (rows may then leave the case column out).")
+@click.option("--zone", help="The zone of times written without an offset, e.g. Asia/Shanghai (without it they are "
+              "refused).")
+@click.option("--encoding", default="utf-8", show_default=True, help="The file's encoding (e.g. gb18030).")
+@click.option("--corrections", is_flag=True, help="Change actions recorded already (by external id) whose facts "
+              "the file gives otherwise; without it such rows are refused.")
+@by_option
+@json_option
+def case_action_import(file: Path, number: str | None, zone: str | None, encoding: str, corrections: bool,
+                       by: str | None, as_json: bool) -> None:
+    """Import actions from a case-handling system's JSON (*.json) or CSV export: all or nothing, every bad row
+    named; importing the same file again adds nothing."""
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "manage_cases", by)
+        user = person(session, identity)
+        if zone is not None:
+            try:
+                ZoneInfo(zone)
+            except (ValueError, KeyError):
+                raise click.BadParameter(f"{zone!r} is not a time zone", param_hint="--zone") from None
+        size = file.stat().st_size
+        if size > MAX_IMPORT_BYTES:  # never read a file this large into memory
+            raise ActionsInvalid([say("the file is {size} bytes; at most {max}", size=size, max=MAX_IMPORT_BYTES)],
+                                 source=file.name)
+        with file.open("rb") as fh:
+            data = fh.read(MAX_IMPORT_BYTES + 1)
+        result = import_actions(session, user, data, file_name=file.name, checklist=cfg.action_checklist,
+                                now=utcnow(), case_number=number, zone=zone, encoding=encoding,
+                                corrections=corrections)
+        session.commit()
+        shown = result.as_json()
+    print_result(shown, as_json, f"{file.name}: {len(shown['added'])} action(s) added, {len(shown['unchanged'])} "
+                 f"recorded already, {len(shown['corrected'])} corrected")
+
+
+_CSV_HEADER = ("案件编号", "外部编号", "事项类型", "开始时间", "结束时间", "地点", "执法人员", "备注", "结论",
+               "已记录秒数", "时长秒数", "录像")
+
+
+@case_action.command("list")
+@click.argument("number", required=False)
+@click.option("--unit", help="Only cases of this handling unit (承办单位).")
+@click.option("--review", is_flag=True, help="Only cases for legal review (法制审核): a required action not covered.")
+@click.option("--from", "first", help="Only actions that began on or after this day (YYYY-MM-DD, the agency's).")
+@click.option("--to", "last", help="... and on or before this day.")
+@click.option("--csv", "as_csv", is_flag=True, help="A case's actions as CSV (UTF-8 with BOM, for a spreadsheet).")
+@by_option
+@json_option
+def case_action_list(number: str | None, unit: str | None, review: bool, first: str | None, last: str | None,
+                     as_csv: bool, by: str | None, as_json: bool) -> None:
+    """A case's actions with their verdicts (covered, partly_covered, not_recorded), or without NUMBER the cases
+    with actions, counted by verdict, and whether each goes to legal review."""
+    with catalogue() as (cfg, session):
+        identity = caller(cfg, session, "cases", by)
+        zone = ZoneInfo(cfg.station_tz)
+        if number is None:
+            since, until = _days(parse_date(first, "--from"), parse_date(last, "--to"), zone)
+            rows = [s.as_json() for s in unit_checklist(
+                session, identity.scope, checklist=cfg.action_checklist, tolerance_s=cfg.action_tolerance_s,
+                unit=unit, since=since, until=until, review_only=review)]
+            data: dict[str, Any] = {"cases": rows}
+        else:
+            found = visible_case(session, number, identity.scope, actor=identity.actor, via="cli case action list")
+            data = case_checklist(session, found, identity.scope, checklist=cfg.action_checklist,
+                                  tolerance_s=cfg.action_tolerance_s).as_json()
+            append_event(session, CustodyKind.VIEWED, actor=identity.actor, details={
+                "via": "cli case action list", "case": number, "os_user": identity.account.login})
+            session.commit()
+    if as_csv and number is not None:
+        lines = [[number, a["external_id"], a["type_name"], _local(a["start"], zone), _local(a["end"], zone),
+                 a["place"], officers_text(a["officers"]), a["note"], a["verdict"], a["covered_s"], a["duration_s"],
+                 " ".join(map(str, a["recordings"]))] for a in data["actions"]]
+        for chunk in csv_chunks(_CSV_HEADER, lines):
+            click.echo(chunk, nl=False)
+        return
+    if as_json:
+        print_json(data)
+        return
+    if number is None:
+        _print_cases(data["cases"])
+        return
+    flag = "needs legal review (法制审核)" if data["needs_legal_review"] else "every required action covered"
+    click.echo(f"{data['case']}  {data['title']}: {flag}")
+    for a in data["actions"]:
+        click.echo(f"  {a['id']:>5} {_local(a['start'], zone)} → {_local(a['end'], zone)[11:]}  {a['type_name']}"
+                   f"{' *' if a['full_recording'] else ''}  [{a['verdict']}] {a['covered_s']:g}/{a['duration_s']:g} s"
+                   f"  recordings {', '.join(map(str, a['recordings'])) or '-'}"
+                   + (f" (+{a['recordings_outside_scope']} outside your scope)" if a["recordings_outside_scope"]
+                      else ""))
+        for gap in a["uncovered"]:
+            click.echo(f"        not recorded {_local(gap['from'], zone)[11:]} → {_local(gap['to'], zone)[11:]}")
+        if a["implausible"]:
+            click.echo(f"        time not to be trusted, not counted: {', '.join(map(str, a['implausible']))}")
+        if a["candidates"]:
+            click.echo(f"        its officers' recordings not in the case: {', '.join(map(str, a['candidates']))}")
+    click.echo("  * needs full recording (全过程记录)")
+
+
+def _days(first: date | None, last: date | None, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    since = datetime.combine(first, time(), zone) if first else None
+    until = datetime.combine(last + timedelta(days=1), time(), zone) if last else None
+    return since, until
+
+
+def _print_cases(rows: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{len(rows)} case(s) with actions")
+    for column in ("case", "unit", "status", "covered", "partly", "not recorded", "legal review"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        counts = r["required_counts"]
+        table.add_row(r["case"], r["unit"] or "-", r["status"], str(counts["covered"]), str(counts["partly_covered"]),
+                      str(counts["not_recorded"]), "法制审核" if r["needs_legal_review"] else "-")
+    console().print(table)

@@ -8,7 +8,8 @@ Every figure comes from the catalogue (catalog.statistics, catalog.alarms, catal
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,9 @@ __all__ = ["Metrics", "router"]
 
 router = APIRouter()
 
+#: How long a scrape reuses the recorder alerts counted for an earlier one (seconds).
+DEVICE_ALERTS_EVERY_S = 60.0
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -45,6 +49,9 @@ class Metrics:
     staged_age: Gauge
     failures: Gauge
     device_alerts: Gauge
+    # (monotonic time, counts by kind) of the last alert reckoning: it reads every recorder's docks (seconds at
+    # thousands of recorders), and alerts move by days, so a scrape reuses it for DEVICE_ALERTS_EVERY_S
+    alerts_reckoned: list[tuple[float, dict[str, int]]] = field(default_factory=list)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -90,7 +97,10 @@ class Metrics:
         self.failures.clear()
         for stage, n in failures_by_stage(session, since=now - timedelta(hours=24)).items():
             self.failures.labels(stage).set(n)
-        for kind, n in alert_counts(device_alerts(session, config.device_rules, now)).items():
+        if not self.alerts_reckoned or time.monotonic() - self.alerts_reckoned[-1][0] > DEVICE_ALERTS_EVERY_S:
+            self.alerts_reckoned[:] = [(time.monotonic(),
+                                        alert_counts(device_alerts(session, config.device_rules, now)))]
+        for kind, n in self.alerts_reckoned[-1][1].items():
             self.device_alerts.labels(kind).set(n)
 
 

@@ -6,7 +6,9 @@ CSV: UTF-8 (a BOM is fine; another encoding is named by the caller), one header 
 column names (`COLUMNS`), rows counted as a spreadsheet shows them (the header is row 1). JSON: a list of objects,
 or an object whose `actions` is one, with the same names as keys; items counted from 1. Times are ISO 8601 with
 their offset (`2026-11-20T09:00:00+08:00`); a time without one is refused unless the caller names the zone it is
-in. Nothing is left out quietly: a file with one bad row is refused whole.
+in, and then refused if that zone's clocks went back or forward over it (ambiguous, or nonexistent). Times are
+kept as instants (UTC). Nothing is left out quietly: a file with one bad row is refused whole, and so is a value
+under a column with no name, a JSON key given twice and an officer number written as a JSON number.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import io
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,8 +27,8 @@ from catalog.errors import CaseInvalid, CatalogError
 from catalog.said import Said, listed, say
 
 __all__ = [
-    "COLUMNS", "MAX_ACTION_HOURS", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS", "ActionFields", "ActionsInvalid",
-    "action_problems", "officers_text", "read_actions",
+    "ACTION_TIME_FLOOR", "COLUMNS", "MAX_ACTION_HOURS", "MAX_IMPORT_BYTES", "MAX_IMPORT_ROWS", "MAX_OFFSET",
+    "ActionFields", "ActionsInvalid", "action_problems", "in_utc", "officers_text", "read_actions",
 ]
 
 #: The largest import read (4 MiB: some 20,000 rows of a case-handling system's export).
@@ -36,6 +38,12 @@ MAX_IMPORT_ROWS = 5000
 MAX_ACTION_HOURS = 24
 #: How far past the caller's clock an action may end (the clerk's and the server's clocks differ a little).
 FUTURE_SLACK = timedelta(minutes=5)
+#: No action begins or ends before this (UTC): an earlier time is a mistyped year. The station's EVIDENCE_TIME_FLOOR
+#: (default 2005-01-01, for recordings' capture times) is an ingest setting the catalogue does not read; an action
+#: of a case entered from old files may predate the archive's recorders, so the floor here is earlier.
+ACTION_TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+#: The largest UTC offset a time may carry (the world's zones run from -12:00 to +14:00).
+MAX_OFFSET = timedelta(hours=14)
 MAX_PLACE = 300
 MAX_NOTE = 1000
 MAX_EXTERNAL_ID = 100
@@ -99,20 +107,69 @@ def _controls(text: str, *, lines: bool = False) -> bool:
     return any(unicodedata.category(c) == "Cc" and c not in allowed for c in text)
 
 
+def _offset(value: timedelta) -> str:
+    minutes = int(abs(value).total_seconds()) // 60
+    return f"{'-' if value < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _zone_problem(what: Said, value: datetime) -> Said | None:
+    """Why *value*, a local time of a zone with daylight saving time (not a fixed offset), is no one instant: the
+    clocks went back over it (it happened twice) or forward past it (it never happened). None: it is one."""
+    if value.tzinfo is None or isinstance(value.tzinfo, timezone):
+        return None
+    if value.replace(fold=0).utcoffset() == value.replace(fold=1).utcoffset():
+        return None
+    zone = str(value.tzinfo)
+    wall = value.replace(tzinfo=None)
+    if value.astimezone(UTC).astimezone(value.tzinfo).replace(tzinfo=None) != wall:
+        return say("{what} {time} does not exist in {zone}: the clocks went forward past it; write it with its "
+                   "offset", what=what, time=wall.isoformat(), zone=zone)
+    return say("{what} {time} happened twice in {zone}: the clocks went back over it; write it with its offset",
+               what=what, time=wall.isoformat(), zone=zone)
+
+
+def _instant_problem(what: Said, value: datetime) -> Said | None:
+    """Why the zoned time *value* is no instant an action can be at: an offset beyond MAX_OFFSET, a time that
+    cannot be converted to UTC (year 1 with a positive offset), before ACTION_TIME_FLOOR, or a local time the
+    zone's clocks skipped or repeated."""
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        return say("{what} {time} has the offset {offset}; offsets run from -14:00 to +14:00", what=what,
+                   time=value.isoformat(), offset=_offset(offset))
+    try:
+        instant = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return say("{what} {time} cannot be converted to UTC", what=what, time=value.isoformat())
+    if instant < ACTION_TIME_FLOOR:
+        return say("{what} {time} is before {floor}: a mistyped year?", what=what, time=value.isoformat(),
+                   floor=ACTION_TIME_FLOOR.date().isoformat())
+    return _zone_problem(what, value)
+
+
+def in_utc(value: datetime) -> datetime:
+    """*value* as the instant it names, in UTC (what is kept and compared: a local time's difference across a
+    change of daylight saving time is not the time that passed). For a time `action_problems` accepted."""
+    return value.astimezone(UTC)
+
+
 def _time_problems(fields: ActionFields, now: datetime) -> list[Said]:
+    times = ((say("start"), fields.start), (say("end"), fields.end))
     problems = [say("{what} {time} has no time zone; write it with its offset, e.g. 2026-11-20T09:00:00+08:00",
-                    what=what, time=value.isoformat())
-                for what, value in ((say("start"), fields.start), (say("end"), fields.end)) if value.tzinfo is None]
+                    what=what, time=value.isoformat()) for what, value in times if value.tzinfo is None]
     if problems:
         return problems
-    if fields.end <= fields.start:
+    problems = [p for what, value in times if (p := _instant_problem(what, value)) is not None]
+    if problems:
+        return problems
+    start, end = in_utc(fields.start), in_utc(fields.end)
+    if end <= start:
         problems.append(say("the end {end} is not after the start {start}", end=fields.end.isoformat(),
                             start=fields.start.isoformat()))
-    elif fields.end - fields.start > timedelta(hours=MAX_ACTION_HOURS):
+    elif end - start > timedelta(hours=MAX_ACTION_HOURS):
         problems.append(say("the action lasts more than {hours} hours ({start} to {end}); record each sitting as an "
                             "action of its own", hours=MAX_ACTION_HOURS, start=fields.start.isoformat(),
                             end=fields.end.isoformat()))
-    if fields.end > now + FUTURE_SLACK:
+    if end > now + FUTURE_SLACK:
         problems.append(say("the end {end} is in the future", end=fields.end.isoformat()))
     return problems
 
@@ -134,8 +191,10 @@ def _text_problems(fields: ActionFields) -> list[Said]:
 
 
 def action_problems(fields: ActionFields, *, checklist: Checklist, now: datetime) -> list[Said]:
-    """Every rule *fields* break (empty: none): a case, a known action type, times with their zone, an end after
-    the start and not in the future, no longer than MAX_ACTION_HOURS, texts within their limits. Pure."""
+    """Every rule *fields* break (empty: none): a case, a known action type, times with their zone that name one
+    instant (an offset within ±14:00, convertible to UTC, not before ACTION_TIME_FLOOR, not skipped or repeated by
+    a change of daylight saving time), an end after the start and not in the future, no longer than
+    MAX_ACTION_HOURS (in real time), texts within their limits. Pure."""
     problems: list[Said] = []
     if not fields.case_number.strip():
         problems.append(say("the case number is missing"))
@@ -158,7 +217,7 @@ def _time(value: Any, what: Said, zone: str | None, problems: list[Said]) -> dat
                             value=repr(value.strip()[:40])))
         return None
     if parsed.tzinfo is None and zone is not None:
-        return parsed.replace(tzinfo=ZoneInfo(zone))
+        return parsed.replace(tzinfo=ZoneInfo(zone))  # checked by action_problems: skipped or repeated is refused
     return parsed
 
 
@@ -171,9 +230,22 @@ def _text(value: Any, what: Said, problems: list[Said]) -> str:
     return ""
 
 
+def _number_problem(value: Any, problems: list[Said]) -> bool:
+    """Whether *value*, an officer number, is a JSON number (said in *problems*): 010203 exported as 10203 lost its
+    leading zero, and would name another officer."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        problems.append(say("officer number {number} is a JSON number, which loses leading zeros; write it as a "
+                            "text, in quotes", number=value))
+        return True
+    return False
+
+
 def _officers(value: Any, problems: list[Said]) -> tuple[str, ...]:
     if isinstance(value, list):
-        return tuple(_text(v, say("an officer number"), problems) for v in value if v not in (None, ""))
+        return tuple(_text(v, say("an officer number"), problems) for v in value
+                     if v not in (None, "") and not _number_problem(v, problems))
+    if _number_problem(value, problems):
+        return ()
     text = _text(value, say("officers"), problems)
     for sep in _OFFICER_SEPARATORS:
         text = text.replace(sep, " ")
@@ -199,7 +271,9 @@ def _row(number: int, values: Mapping[str, Any], *, checklist: Checklist, case_n
     fields = ActionFields(case, kind.code if kind else kind_text, start, end, place, officers, note, external, number,
                           assumed)
     problems += action_problems(fields, checklist=checklist, now=now)
-    return (fields if not problems else None), problems
+    if problems:
+        return None, problems
+    return replace(fields, start=in_utc(start), end=in_utc(end)), problems
 
 
 def _naive(value: Any) -> bool:
@@ -235,6 +309,12 @@ def _csv_rows(text: str, problems: list[Said]) -> list[tuple[int, dict[str, Any]
                 problems.append(say("row {row}: {problem}", row=number, problem=say(
                     "{n} cells but {columns} columns", n=len(cells), columns=len(keys))))
                 continue
+            unnamed = [(i, c) for i, (k, c) in enumerate(zip(keys, cells, strict=False)) if k is None and c.strip()]
+            if unnamed:  # never dropped quietly: what the export put there may be what the row is about
+                problems += [say("row {row}: {problem}", row=number, problem=say(
+                    "column {column} has no name in the header but holds {value}", column=i + 1,
+                    value=repr(c.strip()[:40]))) for i, c in unnamed]
+                continue
             rows.append((number, {k: c for k, c in zip(keys, cells, strict=False) if k is not None}))
             if len(rows) > MAX_IMPORT_ROWS:
                 break
@@ -243,11 +323,31 @@ def _csv_rows(text: str, problems: list[Said]) -> list[tuple[int, dict[str, Any]
     return rows
 
 
+class _Object(dict[str, Any]):
+    """A JSON object as read, with the keys it gave more than once (json.loads keeps the last quietly)."""
+
+    repeated: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    made = _Object(pairs)
+    seen: set[str] = set()
+    made.repeated = []
+    for key, _value in pairs:
+        if key in seen:
+            made.repeated.append(key)
+        seen.add(key)
+    return made
+
+
 def _json_rows(text: str, problems: list[Said]) -> list[tuple[int, dict[str, Any]]]:
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object)
     except (ValueError, RecursionError) as exc:
         problems.append(say("not readable as JSON: {reason}", reason=str(exc)[:200]))
+        return []
+    if isinstance(data, _Object) and data.repeated:
+        problems.append(say("the JSON gives {keys} twice", keys=listed(repr(k) for k in data.repeated)))
         return []
     if isinstance(data, dict) and set(data) == {"actions"}:
         data = data["actions"]
@@ -260,6 +360,9 @@ def _json_rows(text: str, problems: list[Said]) -> list[tuple[int, dict[str, Any
             problems.append(say("row {row}: {problem}", row=number, problem=say("not an object")))
             continue
         values: dict[str, Any] = {}
+        if isinstance(item, _Object):
+            problems += [say("row {row}: {problem}", row=number, problem=say("{key} is given twice", key=repr(name)))
+                         for name in item.repeated]
         for name, value in item.items():
             key = _FIELD_OF.get(str(name).strip().casefold())
             if key is None:
@@ -299,24 +402,37 @@ def read_actions(data: bytes, *, file_name: str, checklist: Checklist, now: date
     if problems:
         raise ActionsInvalid(problems, source=file_name)
     found: list[ActionFields] = []
-    first_of: dict[tuple[str, ...], int] = {}
+    by_id: dict[tuple[str, str], int] = {}
+    by_times: dict[tuple[str, str, datetime, datetime], list[ActionFields]] = {}
     for number, values in rows:
         fields, row_problems = _row(number, values, checklist=checklist, case_number=case_number, zone=zone, now=now)
         problems += [say("row {row}: {problem}", row=number, problem=p) for p in row_problems]
         if fields is None:
             continue
-        key = ((fields.case_number, fields.external_id) if fields.external_id is not None else
-               (fields.case_number, fields.action_type, fields.start.isoformat(), fields.end.isoformat()))
-        if key in first_of:
-            problems.append(say("row {row}: {problem}", row=number, problem=say(
-                "the same action as row {other}", other=first_of[key]) if fields.external_id is None else say(
-                "external id {id} is row {other}'s too", id=repr(fields.external_id), other=first_of[key])))
+        problem = _repeated(fields, by_id, by_times)
+        if problem is not None:
+            problems.append(say("row {row}: {problem}", row=number, problem=problem))
             continue
-        first_of[key] = number
+        if fields.external_id is not None:
+            by_id[(fields.case_number, fields.external_id)] = number
+        by_times.setdefault((fields.case_number, fields.action_type, fields.start, fields.end), []).append(fields)
         found.append(fields)
     if problems:
         raise ActionsInvalid(problems, source=file_name)
     return found
+
+
+def _repeated(fields: ActionFields, by_id: Mapping[tuple[str, str], int],
+              by_times: Mapping[tuple[str, str, datetime, datetime], list[ActionFields]]) -> Said | None:
+    """Why *fields* repeat an earlier row of the file: its external id, or its type and times where one of the two
+    has no external id (two rows with other ids at the same times are two actions: two parties questioned)."""
+    if fields.external_id is not None and (fields.case_number, fields.external_id) in by_id:
+        return say("external id {id} is row {other}'s too", id=repr(fields.external_id),
+                   other=by_id[(fields.case_number, fields.external_id)])
+    for other in by_times.get((fields.case_number, fields.action_type, fields.start, fields.end), []):
+        if fields.external_id is None or other.external_id is None:
+            return say("the same action as row {other}", other=other.row)
+    return None
 
 
 def officers_text(officers: Iterable[str]) -> str:

@@ -6,13 +6,15 @@ them must be recorded from start to end (全过程记录). `decide_action_covera
 end and the recordings' time spans:
 
 * covered: one continuous recorded period (recordings of any recorder, joined where they meet or overlap, or
-  leave at most SEGMENT_GAP_S between them, as a recorder splitting a long recording into files does) from no
-  later than start + tolerance to no earlier than end − tolerance;
+  where a recording of at least SPLIT_MIN_S is followed within SEGMENT_GAP_S by the next, as a recorder splitting
+  a long recording into files does) from no later than start + tolerance to no earlier than end − tolerance, the
+  tolerance never more than a quarter of the action's length (TOLERANCE_SHARE);
 * partly_covered: something recorded inside the action, but not that;
 * not_recorded: nothing recorded inside it.
 
-A recording whose time is implausible (a wrong device clock) never covers: it is listed apart, for a person to
-look at. Which recordings are an action's is the catalogue's business (catalog.checklist).
+The seconds covered are the recordings' own (a joined seam is not recorded time). A recording whose time is
+implausible (a wrong device clock) never covers: it is listed apart, for a person to look at; so is one with no
+end time, which covers nothing. Which recordings are an action's is the catalogue's business (catalog.checklist).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +34,26 @@ from catalog.errors import PolicyInvalid
 from catalog.said import Said, listed, say
 
 __all__ = [
-    "DEFAULT_ACTION_TYPES", "DEFAULT_CHECKLIST", "MAX_TOLERANCE_S", "SEGMENT_GAP_S", "ActionType", "ActionVerdict",
-    "Checklist", "ChecklistInvalid", "Coverage", "decide_action_coverage", "load_checklist", "needs_legal_review",
-    "parse_checklist",
+    "DEFAULT_ACTION_TYPES", "DEFAULT_CHECKLIST", "MAX_TOLERANCE_S", "NO_END_LOOKBACK", "SEGMENT_GAP_S", "SPLIT_MIN_S",
+    "TOLERANCE_SHARE", "ActionType", "ActionVerdict", "Checklist", "ChecklistInvalid", "Coverage",
+    "applied_tolerance", "decide_action_coverage", "load_checklist", "needs_legal_review", "parse_checklist",
 ]
 
-#: Recordings that leave at most this many seconds between them count as one: a recorder splits a long
-#: recording into files whose times are written to the second, so one ends at 09:14:59.97 and the next begins at
-#: 09:15:00 (a gap the recorder never had).
+#: Recordings that leave at most this many seconds between them count as one, when the first lasted at least
+#: SPLIT_MIN_S: a recorder splits a long recording into files whose times are written to the second, so one ends at
+#: 09:14:59.97 and the next begins at 09:15:00 (a gap the recorder never had).
 SEGMENT_GAP_S = 2.0
+#: How long a recording must have run for a gap of up to SEGMENT_GAP_S after it to be a split's seam: a recorder
+#: cuts a file at a size or length limit, after minutes. Without it, 1 s recordings 2 s apart (a third of the time)
+#: joined into one "recorded" hour; with it, at most 2 s in 62 may be a seam.
+SPLIT_MIN_S = 60.0
+#: The tolerance applied never exceeds this share of the action's length: otherwise, with 120 s, a fraction of a
+#: second anywhere in a four-minute action "covered" it. With a quarter, a covering recording holds at least half
+#: of the action in one piece.
+TOLERANCE_SHARE = 0.25
+#: A recording with no end time is listed with an action (not counted) when it began during the action or at
+#: most this long before it (no body camera records for longer on one charge).
+NO_END_LOOKBACK = timedelta(hours=24)
 #: The largest tolerance EVIDENCE_ACTION_TOLERANCE_S may give: beyond it a ten-minute recording would "cover" a
 #: forty-minute action.
 MAX_TOLERANCE_S = 900.0
@@ -193,8 +206,10 @@ def load_checklist(path: Path) -> Checklist:
 
 @dataclass(frozen=True)
 class ActionVerdict:
-    """How recordings cover one action: the verdict, the seconds covered of its length, the periods inside it that
-    nothing recorded, the recordings that recorded part of it and the implausible ones that were not counted."""
+    """How recordings cover one action: the verdict, the seconds its recordings hold of its length, the periods
+    inside it that nothing recorded (a split's joined seam aside), the recordings that recorded part of it, the
+    implausible ones and those with no end time that were not counted, and the tolerance applied (the one asked
+    for, at most TOLERANCE_SHARE of the length)."""
 
     verdict: Coverage
     covered_s: float
@@ -202,38 +217,66 @@ class ActionVerdict:
     uncovered: tuple[tuple[datetime, datetime], ...]
     recording_ids: tuple[int, ...]
     implausible_ids: tuple[int, ...] = ()
+    no_end_ids: tuple[int, ...] = ()
+    tolerance_s: float = 0.0
 
 
-def _joined(spans: Iterable[Span], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """The recorded periods inside [start, end), joined where recordings overlap, meet or leave at most
-    SEGMENT_GAP_S between them."""
-    gap = timedelta(seconds=SEGMENT_GAP_S)
+def applied_tolerance(tolerance_s: float, duration_s: float) -> float:
+    """The tolerance applied to an action lasting *duration_s*: *tolerance_s*, at most TOLERANCE_SHARE of it. Pure."""
+    return min(tolerance_s, duration_s * TOLERANCE_SHARE)
+
+
+def _clipped(spans: Iterable[Span], start: datetime, end: datetime) -> list[tuple[datetime, datetime, float]]:
+    """Each span's part inside [start, end) (UTC), with the span's own length in seconds, in order (in UTC: a
+    local time's difference across a change of daylight saving time is not the time that passed)."""
+    parts = []
+    for s in spans:
+        first, last = s.start.astimezone(UTC), s.end.astimezone(UTC)
+        begin, stop = max(first, start), min(last, end)
+        if stop > begin:
+            parts.append((begin, stop, (last - first).total_seconds()))
+    return sorted(parts)
+
+
+def _joined(parts: Sequence[tuple[datetime, datetime, float]], gap_s: float,
+            min_s: float) -> list[tuple[datetime, datetime]]:
+    """The periods *parts* (clipped spans, in order) make, joined where they overlap or meet, or where a gap of at
+    most *gap_s* follows a recording that lasted at least *min_s* (a split's seam)."""
+    gap = timedelta(seconds=gap_s)
     periods: list[tuple[datetime, datetime]] = []
-    for s in sorted(spans, key=lambda s: (s.start, s.end)):
-        begin, stop = max(s.start, start), min(s.end, end)
-        if stop <= begin:
-            continue
-        if periods and begin - periods[-1][1] <= gap:
-            periods[-1] = (periods[-1][0], max(periods[-1][1], stop))
+    tail = 0.0  # the length of the recording that ends the last period (the longest, if several)
+    for begin, stop, length in parts:
+        if periods and (begin <= periods[-1][1] or (begin - periods[-1][1] <= gap and tail >= min_s)):
+            last_begin, last_stop = periods[-1]
+            if stop > last_stop:
+                periods[-1], tail = (last_begin, stop), length
+            elif stop == last_stop:
+                tail = max(tail, length)
         else:
             periods.append((begin, stop))
+            tail = length
     return periods
 
 
-def decide_action_coverage(start: datetime, end: datetime, spans: Iterable[Span],
-                           tolerance_s: float) -> ActionVerdict:
+def decide_action_coverage(start: datetime, end: datetime, spans: Iterable[Span], tolerance_s: float, *,
+                           no_end: Iterable[Span] = ()) -> ActionVerdict:
     """How *spans* (recordings' times, of any recorder) cover the action from *start* to *end*, allowing a
-    recording to begin up to *tolerance_s* late and end up to *tolerance_s* early. ValueError for a time without
-    a zone, an end not after the start or a negative tolerance. Pure."""
+    recording to begin up to *tolerance_s* late and end up to *tolerance_s* early (at most TOLERANCE_SHARE of the
+    action's length). *no_end*: recordings whose end time is unknown (their `end` is not read): never counted,
+    listed when they began during the action or up to NO_END_LOOKBACK before it. Times are compared as instants
+    (UTC), so an action across a change of daylight saving time lasts what it lasted. ValueError for a time
+    without a zone, an end not after the start or a negative tolerance. Pure."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("an action's start and end need a time zone")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
         raise ValueError(f"an action must end after it starts ({start.isoformat()} to {end.isoformat()})")
     if tolerance_s < 0:
         raise ValueError(f"tolerance {tolerance_s} s is negative")
-    spans = list(spans)
+    spans, no_end = list(spans), list(no_end)
     usable = [s for s in spans if not s.implausible]
-    periods = _joined(usable, start, end)
+    parts = _clipped(usable, start, end)
+    periods = _joined(parts, SEGMENT_GAP_S, SPLIT_MIN_S)
     uncovered: list[tuple[datetime, datetime]] = []
     at = start
     for begin, stop in periods:
@@ -243,8 +286,9 @@ def decide_action_coverage(start: datetime, end: datetime, spans: Iterable[Span]
     if at < end:
         uncovered.append((at, end))
     duration = (end - start).total_seconds()
-    covered = duration - sum((b - a).total_seconds() for a, b in uncovered)
-    slack = timedelta(seconds=tolerance_s)
+    covered = sum((b - a).total_seconds() for a, b in _joined(parts, 0.0, 0.0))  # the recordings' own time
+    slack_s = applied_tolerance(tolerance_s, duration)
+    slack = timedelta(seconds=slack_s)
     if not periods:
         verdict = Coverage.NOT_RECORDED
     elif len(periods) == 1 and periods[0][0] <= start + slack and periods[0][1] >= end - slack:
@@ -252,9 +296,11 @@ def decide_action_coverage(start: datetime, end: datetime, spans: Iterable[Span]
     else:
         verdict = Coverage.PARTLY_COVERED
     recorded = sorted({s.recording_id for s in usable if min(s.end, end) > max(s.start, start)})
-    implausible = sorted({s.recording_id for s in spans if s.implausible})
+    implausible = sorted({s.recording_id for s in (*spans, *no_end) if s.implausible})
+    unended = sorted({s.recording_id for s in no_end
+                      if not s.implausible and start - NO_END_LOOKBACK <= s.start < end})
     return ActionVerdict(verdict, round(covered, 3), round(duration, 3), tuple(uncovered), tuple(recorded),
-                         tuple(implausible))
+                         tuple(implausible), tuple(unended), round(slack_s, 3))
 
 
 def needs_legal_review(verdicts: Iterable[tuple[ActionType, Coverage]]) -> bool:

@@ -438,7 +438,8 @@ def case_action_import(file: Path, number: str | None, zone: str | None, encodin
         session.commit()
         shown = result.as_json()
     print_result(shown, as_json, f"{file.name}: {len(shown['added'])} action(s) added, {len(shown['unchanged'])} "
-                 f"recorded already, {len(shown['corrected'])} corrected")
+                 f"recorded already, {len(shown['corrected'])} corrected, {len(shown['identified'])} given their "
+                 "external id")
 
 
 _CSV_HEADER = ("案件编号", "外部编号", "事项类型", "开始时间", "结束时间", "地点", "执法人员", "备注", "结论",
@@ -497,6 +498,10 @@ def case_action_list(number: str | None, unit: str | None, review: bool, first: 
                       else ""))
         for gap in a["uncovered"]:
             click.echo(f"        not recorded {_local(gap['from'], zone)[11:]} → {_local(gap['to'], zone)[11:]}")
+        if a.get("uncovered_withheld"):
+            click.echo(f"        gaps not shown: {a['uncovered_withheld']}")
+        if a.get("no_end"):
+            click.echo(f"        no end time, not counted: {', '.join(map(str, a['no_end']))}")
         if a["implausible"]:
             click.echo(f"        time not to be trusted, not counted: {', '.join(map(str, a['implausible']))}")
         if a["candidates"]:

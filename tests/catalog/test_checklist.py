@@ -1,13 +1,18 @@
 """The action checklist (音像记录事项清单): verdicts at their edges (pure), the checklist file, reading an import
 (pure), and a case's actions in the catalogue on SQLite and PostgreSQL: import, idempotent re-import, corrections,
-refusals, custody events, scope and the legal-review flag."""
+refusals, custody events, scope and the legal-review flag; and what a hostile review found (an external id never
+taken, duplicates beside an id, times no instant can be, a tolerance larger than a short action, recordings with
+no end, hidden recordings' times in the gaps, chained 2 s gaps, input dropped, daylight saving time, queries per
+action)."""
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from catalog import (
@@ -30,6 +35,7 @@ from catalog.checklist import case_checklist, checklist_figures, import_actions,
 from catalog.checklist_import import MAX_IMPORT_BYTES, ActionsInvalid, read_actions
 from catalog.checklist_rules import (
     DEFAULT_CHECKLIST,
+    SPLIT_MIN_S,
     ChecklistInvalid,
     Coverage,
     decide_action_coverage,
@@ -38,12 +44,14 @@ from catalog.checklist_rules import (
     parse_checklist,
 )
 from catalog.coverage import Span
+from catalog.models import Officer
 from catalog.periods import Period
 from catalog.said import Said, said_of
 from catalog.users import add_user
 from tests.helpers.recordings import add_recording
 
 CST = ZoneInfo("Asia/Shanghai")
+NEW_YORK = ZoneInfo("America/New_York")
 CASE = "京朝城管罚字〔2026〕第00123号"
 OTHER = "京朝城管罚字〔2026〕第00124号"
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -95,6 +103,58 @@ def test_a_recorders_split_files_join_but_a_real_gap_does_not():
     gap = [span(1, t(9), t(9, 29, 57)), span(2, t(9, 30), t(10))]
     verdict = decide_action_coverage(t(9), t(10), gap, 120)
     assert verdict.verdict == Coverage.PARTLY_COVERED and verdict.uncovered == ((t(9, 29, 57), t(9, 30)),)
+
+
+def test_a_splits_seam_is_joined_but_not_counted_as_recorded():
+    split = [span(1, t(9), t(9, 29, 59) + timedelta(milliseconds=970)), span(2, t(9, 30), t(10))]
+    verdict = decide_action_coverage(t(9), t(10), split, 0)
+    # covered, the seam not listed as a gap, but the 0.03 s nobody recorded not counted either
+    assert (verdict.verdict, verdict.covered_s, verdict.uncovered) == (Coverage.COVERED, 3599.97, ())
+    two_recorders = [span(1, t(9), t(9, 20)), span(2, t(9, 20, 2), t(10), device="B7654321")]
+    assert decide_action_coverage(t(9), t(10), two_recorders, 0).verdict == Coverage.COVERED
+
+
+def test_short_recordings_two_seconds_apart_do_not_chain_into_a_recorded_hour():
+    # an hour of 1 s recorded, 2 s not: a third of it recorded, and never "covered"
+    blinking = [span(i, t(9) + timedelta(seconds=3 * i), t(9) + timedelta(seconds=3 * i + 1)) for i in range(1200)]
+    verdict = decide_action_coverage(t(9), t(10), blinking, 120)
+    assert (verdict.verdict, verdict.covered_s, len(verdict.uncovered)) == (Coverage.PARTLY_COVERED, 1200, 1200)
+    # a gap of up to 2 s joins only after a recording of SPLIT_MIN_S (a recorder splits a file after minutes)
+    short_first = [span(1, t(9), t(9) + timedelta(seconds=SPLIT_MIN_S - 1)),
+                   span(2, t(9, 1, 1), t(10))]
+    assert decide_action_coverage(t(9), t(10), short_first, 0).verdict == Coverage.PARTLY_COVERED
+    long_first = [span(1, t(9), t(9, 1)), span(2, t(9, 1, 2), t(10))]
+    assert decide_action_coverage(t(9), t(10), long_first, 0).verdict == Coverage.COVERED
+
+
+def test_a_short_action_needs_half_of_it_recorded_in_one_piece():
+    # the examples of docs/checklist.md: a three-minute action with T = 120 s is held to 45 s (a quarter of it)
+    covering = decide_action_coverage(t(9), t(9, 3), [span(1, t(9, 0, 45), t(9, 2, 15))], 120)
+    assert (covering.verdict, covering.tolerance_s) == (Coverage.COVERED, 45)
+    late = decide_action_coverage(t(9), t(9, 3), [span(1, t(9, 0, 46), t(9, 2, 15))], 120)
+    assert late.verdict == Coverage.PARTLY_COVERED
+    # half a second in a four-minute action covered it (the whole of it "within the tolerance")
+    blip = decide_action_coverage(t(9), t(9, 4), [span(1, t(9, 2), t(9, 2) + timedelta(milliseconds=500))], 120)
+    assert (blip.verdict, blip.covered_s, blip.tolerance_s) == (Coverage.PARTLY_COVERED, 0.5, 60)
+    # an hour's action keeps the whole tolerance
+    assert decide_action_coverage(t(9), t(10), [span(1, t(9, 2), t(9, 58))], 120).tolerance_s == 120
+
+
+def test_a_recording_with_no_end_time_covers_nothing_and_is_listed():
+    no_end = [span(8, t(9, 5), t(9, 5)), span(9, t(7), t(7)), span(10, t(11), t(11)),
+              span(11, t(9, 10), t(9, 10), implausible=True)]
+    verdict = decide_action_coverage(t(9), t(10), [], 120, no_end=no_end)
+    # #9 began two hours before (it may have run through the action); #10 after it; #11's time is not to be trusted
+    assert (verdict.verdict, verdict.no_end_ids, verdict.implausible_ids) == (Coverage.NOT_RECORDED, (8, 9), (11,))
+    assert decide_action_coverage(t(9), t(10), [], 120, no_end=[span(9, t(8, 59, day=19), t(8, 59, day=19))]
+                                  ).no_end_ids == ()
+
+
+def test_an_action_across_a_change_of_daylight_saving_time_lasts_what_it_lasted():
+    # 01:30 EST to 03:30 EDT is one hour, not two
+    start, end = datetime(2026, 3, 8, 1, 30, tzinfo=NEW_YORK), datetime(2026, 3, 8, 3, 30, tzinfo=NEW_YORK)
+    verdict = decide_action_coverage(start, end, [span(1, start, end)], 120)
+    assert (verdict.duration_s, verdict.covered_s) == (3600, 3600)
 
 
 def test_a_recording_whose_time_is_implausible_never_covers():
@@ -235,6 +295,58 @@ def test_duplicate_external_ids_inside_one_file_are_refused():
     assert _problems(rows) == ["row 3: external id 'C-1' is row 2's too"]
     same = ("case,type,start,end\n" + f"{CASE},询问,2026-11-20T09:00:00+08:00,2026-11-20T10:00:00+08:00\n" * 2)
     assert _problems(same) == ["row 3: the same action as row 2"]
+
+
+def test_one_file_giving_an_action_with_and_without_its_id_is_refused():
+    rows = ("case,type,start,end,external_id\n"
+            f"{CASE},询问,2026-11-20T09:00:00+08:00,2026-11-20T10:00:00+08:00,C-1\n"
+            f"{CASE},询问,2026-11-20T09:00:00+08:00,2026-11-20T10:00:00+08:00,\n")
+    assert _problems(rows) == ["row 3: the same action as row 2"]
+    # two ids at the same times are two actions (two parties questioned at once)
+    two = rows.replace(",\n", ",C-2\n")
+    assert [r.external_id for r in _read(two)] == ["C-1", "C-2"]
+
+
+@pytest.mark.parametrize(("start", "problem"), [
+    ("0001-01-01T00:00:00+08:00", "start 0001-01-01T00:00:00+08:00 cannot be converted to UTC"),
+    ("2026-11-20T09:00:00+23:59", "start 2026-11-20T09:00:00+23:59 has the offset +23:59; offsets run from -14:00 to "
+                                  "+14:00"),
+    ("1999-12-31T23:59:59Z", "start 1999-12-31T23:59:59+00:00 is before 2000-01-01: a mistyped year?"),
+])
+def test_a_time_that_is_no_instant_of_an_action_is_refused(start, problem):
+    rows = f"case,type,start,end\n{CASE},询问,{start},2026-11-20T10:00:00+08:00\n"
+    assert _problems(rows)[0] == f"row 2: {problem}"
+
+
+def test_a_named_zone_refuses_local_times_its_clocks_skipped_or_repeated():
+    ambiguous = f"case,type,start,end\n{CASE},询问,2026-11-01 01:20:00,2026-11-01 01:50:00\n"
+    assert _problems(ambiguous, zone="America/New_York") == [
+        "row 2: start 2026-11-01T01:20:00 happened twice in America/New_York: the clocks went back over it; write it "
+        "with its offset",
+        "row 2: end 2026-11-01T01:50:00 happened twice in America/New_York: the clocks went back over it; write it "
+        "with its offset"]
+    skipped = f"case,type,start,end\n{CASE},询问,2026-03-08 02:30:00,2026-03-08 03:30:00\n"
+    assert _problems(skipped, zone="America/New_York") == [
+        "row 2: start 2026-03-08T02:30:00 does not exist in America/New_York: the clocks went forward past it; write "
+        "it with its offset"]
+    # 09:00 to 09:30 the next day across the spring change is 23.5 hours: under the 24 allowed, kept in UTC
+    (day,) = _read(f"case,type,start,end\n{CASE},询问,2026-03-07 09:00:00,2026-03-08 09:30:00\n",
+                   zone="America/New_York")
+    assert (day.end - day.start, day.start.utcoffset()) == (timedelta(hours=23, minutes=30), timedelta(0))
+
+
+def test_input_an_import_would_drop_or_alter_is_refused():
+    blank_header = (f"case,type,start,end,,note\n{CASE},询问,2026-11-20T09:00:00+08:00,2026-11-20T10:00:00+08:00,"
+                    "重要,n\n")
+    assert _problems(blank_header) == ["row 2: column 5 has no name in the header but holds '重要'"]
+    row = (f'"case": "{CASE}", "type": "questioning", "start": "2026-11-20T09:00:00+08:00", '
+           '"end": "2026-11-20T10:00:00+08:00"')
+    assert _problems(f'[{{{row}, "note": "a", "note": "b"}}]', "x.json") == ["row 1: 'note' is given twice"]
+    assert _problems(f'{{"actions": [], "actions": [{{{row}}}]}}', "x.json") == ["the JSON gives 'actions' twice"]
+    number = ("row 1: officer number 10203 is a JSON number, which loses leading zeros; write it as a text, in "
+              "quotes")
+    assert _problems(f'[{{{row}, "officers": [10203, "010204"]}}]', "x.json") == [number]
+    assert _problems(f'[{{{row}, "officers": 10203}}]', "x.json") == [number]
 
 
 def test_a_named_zone_reads_times_written_without_one():
@@ -563,3 +675,165 @@ def test_the_period_statistics_count_actions_by_verdict_and_cases_for_review(eng
         lenient = checklist_figures(session, scope, checklist=DEFAULT_CHECKLIST, tolerance_s=900,
                                     zone="Asia/Shanghai")
         assert lenient["required_actions"]["partly_covered"] == 1
+
+
+# --- what a hostile review found (the catalogue) ----------------------------------------------------------------
+
+def _clerks_case(session: Session):
+    return visible_case(session, CASE, user_scope(_user(session, "li4")), actor="li4", via="test")
+
+
+def _rows(*lines: str) -> bytes:
+    return ("case,type,start,end,officers,id\n" + "".join(f"{CASE},{line}\n" for line in lines)).encode()
+
+
+QUESTIONING = "询问,2026-11-20T09:00:00+08:00,2026-11-20T09:40:00+08:00,010203"
+
+
+def test_a_clerks_action_takes_the_external_id_an_import_finds_it_by(engine):
+    _archive(engine)
+    with Session(engine) as session:
+        entered = record_action(session, _user(session, "li4"), _clerks_case(session), action_type="询问", start=t(9),
+                                end=t(9, 40), officers=["010203"], checklist=DEFAULT_CHECKLIST, now=NOW)
+        session.commit()
+        first = _import(session, _rows(f"{QUESTIONING},XZ-1"), "x.csv")
+        session.commit()
+        assert (first.added, [a.id for a in first.identified]) == ([], [entered.id])
+        assert (entered.external_id, entered.revision, entered.source) == ("XZ-1", 2, "clerk")
+        event_ = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "case_action_recorded")
+                              .order_by(col(CustodyEvent.id).desc())).first()
+        assert event_ is not None and event_.details["changes"] == {"external_id": None}
+        assert (event_.details["external_id"], event_.details["corrected_by"]) == ("XZ-1", "import:x.csv")
+        # a later correction finds it by its id and changes it: no second questioning
+        moved = _import(session, _rows(QUESTIONING.replace("09:40", "09:45") + ",XZ-1"), "x.csv", corrections=True)
+        session.commit()
+        assert [a.id for a in moved.corrected] == [entered.id] and moved.added == []
+        assert len(session.exec(select(CaseAction)).all()) == 1
+
+
+def test_two_rows_finding_one_action_are_refused(engine):
+    _archive(engine)
+    with Session(engine) as session:
+        record_action(session, _user(session, "li4"), _clerks_case(session), action_type="询问", start=t(9),
+                      end=t(9, 40), officers=["010203"], checklist=DEFAULT_CHECKLIST, now=NOW)
+        session.commit()
+        with pytest.raises(ActionsInvalid) as caught:
+            _import(session, _rows(f"{QUESTIONING},XZ-1", f"{QUESTIONING[:-1]}4,XZ-2"), "x.csv", corrections=True)
+        assert [str(p) for p in caught.value.details] == [
+            f"row 3: it stands for action 1 of case {CASE}, as row 2 does"]
+    with Session(engine) as session:
+        action = session.exec(select(CaseAction)).one()
+        assert (action.external_id, action.officers, action.revision) == (None, ["010203"], 1)
+
+
+def test_an_action_with_an_id_is_found_by_its_type_and_times_too(engine):
+    _archive(engine)
+    with Session(engine) as session:
+        _import(session, _rows(f"{QUESTIONING},XZ-1"), "x.csv")
+        session.commit()
+        # a clerk may not enter it again
+        with pytest.raises(ActionsInvalid, match="has this action already"):
+            record_action(session, _user(session, "li4"), _clerks_case(session), action_type="询问", start=t(9),
+                          end=t(9, 40), checklist=DEFAULT_CHECKLIST, now=NOW)
+        # a file without ids finds it
+        again = _import(session, _rows(f"{QUESTIONING},"), "y.csv")
+        session.commit()
+        assert (again.added, len(again.unchanged)) == ([], 1)
+        # another id at the same times is another action (two parties questioned at once) ...
+        other = _import(session, _rows(f"{QUESTIONING},XZ-2"), "z.csv")
+        session.commit()
+        assert len(other.added) == 1
+        # ... and a row without an id no longer says which of the two it is
+        with pytest.raises(ActionsInvalid) as caught:
+            _import(session, _rows(f"{QUESTIONING},"), "y.csv")
+        assert [str(p) for p in caught.value.details] == [
+            f"row 2: actions 1, 2 of case {CASE} have its type and times; give its external id to say which"]
+
+
+def test_a_time_no_database_can_hold_is_refused_before_it_is_written(engine):
+    _archive(engine)
+    with Session(engine) as session:
+        with pytest.raises(ActionsInvalid, match="cannot be converted to UTC"):
+            _import(session, b"case,type,start,end\n" + f"{CASE},询问,0001-01-01T00:00:00+08:00,"
+                     "0001-01-01T01:00:00+08:00\n".encode(), "old.csv")
+        clerk, case = _user(session, "li4"), _clerks_case(session)
+        with pytest.raises(ActionsInvalid, match="cannot be converted to UTC"):
+            record_action(session, clerk, case, action_type="询问", start=datetime(1, 1, 1, tzinfo=CST),
+                          end=datetime(1, 1, 1, 1, tzinfo=CST), checklist=DEFAULT_CHECKLIST, now=NOW)
+        with pytest.raises(ActionsInvalid, match="does not exist in America/New_York"):
+            record_action(session, clerk, case, action_type="询问", start=datetime(2026, 3, 8, 2, 30, tzinfo=NEW_YORK),
+                          end=datetime(2026, 3, 8, 4, tzinfo=NEW_YORK), checklist=DEFAULT_CHECKLIST, now=NOW)
+        assert session.exec(select(CaseAction)).all() == []
+
+
+def test_a_recording_with_no_end_time_is_listed_with_the_action(engine):
+    _archive(engine)
+    with Session(engine) as session:
+        add_recording(session, 20, case_number=CASE, captured_start=t(14, 5), captured_end=None)
+        session.commit()
+        _import(session)
+        session.commit()
+        data = case_checklist(session, _clerks_case(session), user_scope(_user(session, "li4")),
+                              checklist=DEFAULT_CHECKLIST, tolerance_s=120).as_json()
+        inspection = next(a for a in data["actions"] if a["type"] == "inspection")
+        assert (inspection["verdict"], inspection["recordings"], inspection["no_end"]) == ("not_recorded", [], [7])
+        assert next(a for a in data["actions"] if a["type"] == "questioning")["no_end"] == []
+
+
+def test_a_reader_who_cannot_see_every_recording_is_not_shown_the_gaps_they_would_date(engine):
+    _archive(engine)
+    with Session(engine) as session:
+        session.add(Officer(number="010203", name="张三", unit_number="U1", unit_name="一中队"))
+        session.add(Officer(number="990001", name="王五", unit_number="U2", unit_name="二中队"))
+        add_user(session, "sup1", roles=["supervisor"], units=["U1"], by="test")
+        hidden = add_recording(session, 30, officer_number="990001", captured_start=t(16, 17, 13),
+                               captured_end=t(16, 31, 59))
+        link_recording(session, _clerks_case(session), hidden, purpose="证明听证", by="clerk:李四")
+        session.commit()
+        _import(session, json.dumps([{"case": CASE, "type": "听证", "start": "2026-11-20T16:00:00+08:00",
+                                      "end": "2026-11-20T17:00:00+08:00"}]).encode(), "h.json")
+        session.commit()
+
+        def hearing(user: str) -> dict[str, Any]:
+            scope = user_scope(_user(session, user))
+            report = case_checklist(session, visible_case(session, CASE, scope, actor=user, via="test"), scope,
+                                    checklist=DEFAULT_CHECKLIST, tolerance_s=120)
+            return next(a for a in report.as_json()["actions"] if a["type"] == "hearing")
+
+        clerk, supervisor = hearing("li4"), hearing("sup1")
+        assert clerk["uncovered"] == [{"from": t(16).astimezone(UTC).isoformat(),
+                                       "to": t(16, 17, 13).astimezone(UTC).isoformat()},
+                                      {"from": t(16, 31, 59).astimezone(UTC).isoformat(),
+                                       "to": t(17).astimezone(UTC).isoformat()}]
+        assert clerk["uncovered_withheld"] is None
+        # the same verdict and seconds, whoever reads it; the hidden recording's times nowhere
+        assert (supervisor["verdict"], supervisor["covered_s"]) == (clerk["verdict"], clerk["covered_s"])
+        assert (supervisor["recordings"], supervisor["recordings_outside_scope"], supervisor["uncovered"]) == (
+            [], 1, [])
+        assert supervisor["uncovered_withheld"] == (
+            "not shown: 1 recording(s) outside your scope recorded part of this action, and the periods not recorded "
+            "would show their times")
+
+
+def test_a_cases_checklist_asks_no_query_per_action(engine):
+    _archive(engine)
+    many = json.dumps([{"case": CASE, "type": "询问", "start": (t(9) + timedelta(minutes=10 * i)).isoformat(),
+                        "end": (t(9, 5) + timedelta(minutes=10 * i)).isoformat(), "officers": ["010203"]}
+                       for i in range(60)]).encode()
+    with Session(engine) as session:
+        _import(session, many, "many.json")
+        session.commit()
+        scope = user_scope(_user(session, "li4"))
+        case = _clerks_case(session)
+        statements: list[str] = []
+
+        def count(*_args: object) -> None:
+            statements.append("")
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            report = case_checklist(session, case, scope, checklist=DEFAULT_CHECKLIST, tolerance_s=120)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert len(report.actions) == 60 and len(statements) <= 10
+        # the officer's recording #6 (14:00-15:00, not in the case) is a candidate of the actions it overlaps
+        assert [r.candidates for r in report.actions if r.candidates] == [(6,)] * 6

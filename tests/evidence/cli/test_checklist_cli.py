@@ -135,3 +135,26 @@ def test_the_checklist_in_force_and_a_bad_one(env, tmp_path):
     bad = run_cli({**env, "EVIDENCE_ACTION_CHECKLIST": str(own)}, "case", "action", "types")
     assert bad.exit_code == 2 and str(own) in bad.stderr and "name_en must be a text" in bad.stderr
     assert run_cli({**env, "EVIDENCE_ACTION_TOLERANCE_S": "3600"}, "case", "action", "types").exit_code == 2
+
+
+def test_a_time_no_database_can_hold_is_refused_not_crashed_on(env, tmp_path):
+    # year 1 at +08:00 is before what UTC can hold: it passed the checks and crashed the write (OverflowError)
+    station_adopts_policy(env)
+    _catalogue(env)
+    _json(env, "case", "create", CASE, "--title", "无照经营", "--type", "penalty-general", "--opened", "2026-11-01",
+          "--by", "li4")
+    old = tmp_path / "old.csv"
+    old.write_text(f"case,type,start,end\n{CASE},询问,0001-01-01T00:00:00+08:00,0001-01-01T01:00:00+08:00\n",
+                   encoding="utf-8")
+    imported = run_cli(env, "case", "action", "import", str(old), "--by", "li4")
+    assert imported.exit_code == 2, imported.output
+    assert "row 2: start 0001-01-01T00:00:00+08:00 cannot be converted to UTC" in imported.stderr
+    added = run_cli(env, "case", "action", "add", CASE, "--type", "询问", "--start", "0001-01-01T00:00+08:00",
+                    "--end", "0001-01-01T01:00+08:00", "--by", "li4")
+    assert added.exit_code == 2, added.output
+    assert "start 0001-01-01T00:00:00+08:00 cannot be converted to UTC" in added.stderr
+    offset = run_cli(env, "case", "action", "add", CASE, "--type", "询问", "--start", "2026-11-20T09:00+23:59",
+                     "--end", "2026-11-20T10:00+23:59", "--by", "li4")
+    assert offset.exit_code == 2 and "offsets run from -14:00 to +14:00" in offset.stderr
+    listed = _json(env, "case", "action", "list", CASE, "--by", "li4")
+    assert listed["actions"] == []

@@ -177,6 +177,9 @@ class DockSession(SQLModel, table=True):
 #: The recordings a spot check draws from (catalog.spotcheck._population_query says the same in SQLAlchemy).
 DRAWABLE = ("state IN ('archived', 'verified') AND media_kind IN ('video', 'audio', 'photo') "
             "AND redacted_from_id IS NULL AND belongs_to_id IS NULL")
+#: The recordings a coverage timeline counts (catalog.coverage): originals of what records an action, with a time.
+COVERED = ("media_kind IN ('video', 'audio') AND redacted_from_id IS NULL AND belongs_to_id IS NULL "
+           "AND captured_start IS NOT NULL")
 
 
 class Recording(SQLModel, table=True):
@@ -195,6 +198,15 @@ class Recording(SQLModel, table=True):
         # ... and only what a spot check may draw (catalog.spotcheck.ENFORCEMENT_KINDS, never a redacted copy or a
         # housekeeping file): the same predicate as the draw's, so its count and cursor stay index-only
         Index("ix_recording_drawable_id", "id", postgresql_where=text(DRAWABLE), sqlite_where=text(DRAWABLE)),
+        # A coverage timeline reads an officer's recordings ending after a period begins (catalog.coverage), every
+        # column it needs in the index (PostgreSQL: index-only), and the files with a wrong clock docked in it.
+        Index("ix_recording_coverage", "officer_number", "captured_end",
+              postgresql_include=["captured_start", "id", "device_serial", "time_implausible"],
+              postgresql_where=text(COVERED), sqlite_where=text(COVERED)),
+        Index("ix_recording_implausible", "officer_number", "ingested_at",
+              postgresql_include=["captured_start", "captured_end", "id", "device_serial"],
+              postgresql_where=text(f"{COVERED} AND time_implausible"),
+              sqlite_where=text(f"{COVERED} AND time_implausible")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

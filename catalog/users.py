@@ -88,6 +88,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_keys": frozenset({"admin"}),  # the agency root: certify, rotate, revoke keys (catalog.key_certs)
     "devices": frozenset({"clerk", "supervisor", "auditor", "admin"}),  # read the recorder register and its alerts
     "manage_devices": frozenset({"admin"}),  # add, assign, mark lost/repaired/retired, review (catalog.devices)
+    # each officer's recorded periods, gaps and overlaps day by day (catalog.coverage): an officer their own
+    "coverage": frozenset({"officer", "clerk", "supervisor", "auditor", "admin"}),
     # the command line's service actions (SERVICE_ACTIONS)
     "operate_station": frozenset({"station", "admin"}),  # ingest, demo, station watch, worker, archive, anchor
     "apply_retention": frozenset({"station", "clerk", "admin"}),  # bring retention in line with the rules

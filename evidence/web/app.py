@@ -28,6 +28,8 @@ from evidence.web.admin import router as admin_router
 from evidence.web.audit import router as audit_router
 from evidence.web.bulk import router as bulk_router
 from evidence.web.cases import router as cases_router
+from evidence.web.checklist import router as checklist_router
+from evidence.web.coverage import router as coverage_router
 from evidence.web.deps import PageInstead, WebConfig, caller, language, render
 from evidence.web.devices import router as devices_router
 from evidence.web.nul_guard import NUL_REFUSED, NulGuard
@@ -104,8 +106,9 @@ def local_time(value: str | datetime | None, zone: str) -> str:
 #: Every router, in the order its routes are matched (and listed in the API description).
 ROUTERS: tuple[APIRouter, ...] = (search_router, saved_searches_router, bulk_router, recordings_router,
                                   snapshots_router, redactions_router, releases_router, cases_router, retention_router,
-                                  spotchecks_router, audit_router, stats_router, devices_router, admin_router,
-                                  operations_router,
+                                  spotchecks_router, audit_router, stats_router, coverage_router, checklist_router,
+                                  devices_router,
+                                  admin_router, operations_router,
                                   signin_router, shares_router)
 
 

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from catalog import PolicyNotAdopted
 from catalog.access import Scope, record_refusal, user_scope
 from catalog.cases import Attach
+from catalog.checklist_rules import Checklist
 from catalog.custody_words import event_name
 from catalog.device_alerts import AlertRules
 from catalog.policy_adoption import require_policy
@@ -90,6 +91,8 @@ DONE = {
     "officer_saved": "Officer {officer} saved.",
     "station_saved": "Station {station} saved.",
     "device_saved": "Device {device} saved.",
+    "action_recorded": "Action {id} of case {case} recorded.",
+    "actions_imported": "{file}: {added} actions added, {unchanged} recorded already, {corrected} corrected.",
     "search_forgotten": "Saved search “{search}” deleted.",
 }
 
@@ -123,6 +126,8 @@ class WebConfig:
     map_attribution: str = _DEFAULT.map_attribution  # EVIDENCE_MAP_ATTRIBUTION
     class_names: Mapping[str, tuple[str, str]] = field(  # EVIDENCE_SENSITIVITY_NAMES
         default_factory=lambda: dict(_DEFAULT.sensitivity_names))
+    action_checklist: Checklist = _DEFAULT.action_checklist  # EVIDENCE_ACTION_CHECKLIST
+    action_tolerance_s: float = _DEFAULT.action_tolerance_s  # EVIDENCE_ACTION_TOLERANCE_S
     settings: Settings | None = None  # the deployment's (from_settings): the export key, the timestamp authority
     #: Start the installation's renderer (ingest.media_work.start_renderer) for work asked for here, a redaction:
     #: where no broker is configured nothing else would take it (from_settings: the embedded default)
@@ -139,7 +144,8 @@ class WebConfig:
                    staged_alarm_s=settings.staged_alarm_s, metrics_token=str(settings.metrics_token),
                    device_rules=AlertRules(silent_days=settings.device_silent_days, drift_s=settings.clock_drift_s),
                    class_names=settings.sensitivity_names, settings=settings, renderer=not settings.broker_url,
-                   map_tiles=settings.map_tiles, map_attribution=settings.map_attribution)
+                   map_tiles=settings.map_tiles, map_attribution=settings.map_attribution,
+                   action_checklist=settings.action_checklist, action_tolerance_s=settings.action_tolerance_s)
 
     def today(self) -> date:
         """Today's date on the agency's calendar (case dates, certificate validity)."""
@@ -219,7 +225,9 @@ StampCaller = Annotated[Caller, api_caller("stamp")]
 #: The header's links: (path, label, the action the role must allow).
 NAV = (("/", "Search", "search"), ("/cases", "Cases", "cases"), ("/retention", "Retention and disposal", "retention"),
        ("/releases", "Releases", "releases"), ("/spot-checks", "Spot checks", "spotcheck"),
-       ("/stats", "Statistics", "statistics"), ("/devices", "Recorders", "devices"), ("/audit", "Audit", "audit"),
+       ("/stats", "Statistics", "statistics"), ("/coverage", "Coverage", "coverage"),
+       ("/checklist", "Action checklist", "cases"),
+       ("/devices", "Recorders", "devices"), ("/audit", "Audit", "audit"),
        ("/admin", "Administration", "admin"))
 
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from catalog.access import EVERYTHING, Scope, scope_clause
 from catalog.alarms import staged_overdue
+from catalog.checklist import checklist_figures
 from catalog.court_report_pdf import DEFAULT_FONT
 from catalog.custody import CustodyKind, append_event
 from catalog.enforcement_report import build_report, report_csv, write_report_pdf
@@ -100,8 +101,14 @@ def stats_page(request: Request, session: DB, period: str = "", on: str = "", fi
     alarm = staged_overdue(session, now=utcnow(), older_than_s=config.staged_alarm_s, within=scope_clause(who.scope))
     figures = statistics(session, who.scope, config.zone, asked, unit.strip() or None)
     query = {"period": asked.kind, "on": on, "from": first, "to": last} if asked else {}
+    # the action checklist's figures of the period (its cases' handling units are not the officers' units)
+    actions = checklist_figures(session, who.scope, checklist=config.action_checklist,
+                                tolerance_s=config.action_tolerance_s, zone=config.zone, period=asked)
+    actions_link = "/checklist?" + urlencode({"first": asked.first.isoformat(), "last": asked.last.isoformat(),
+                                              "review": "1"} if asked else {"review": "1"})
     return render(request, "stats.html", language(request), user=who.user, csrf=who.web_session.csrf_token,
-                  s=figures, chart=bar_chart, alarm=alarm, who_scope=who.scope, asked=asked,
+                  s=figures, chart=bar_chart, alarm=alarm, who_scope=who.scope, asked=asked, actions=actions,
+                  actions_link=actions_link,
                   kinds=PERIOD_KINDS, query=query, form={"period": period, "on": on or config.today().isoformat(),
                                                          "from": first, "to": last, "unit": unit},
                   report_query=urlencode({**(query or {"period": "quarter"}), **({"unit": unit} if unit else {})}),

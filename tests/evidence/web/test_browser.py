@@ -412,7 +412,9 @@ def _serious_violations(page) -> list[str]:
 
 PAGES = ["/", "/?case=AB-2026-00042", "/recordings/{video}", "/recordings/{video}?reason=复核", "/cases",
          "/cases/AB-2026-00042", "/retention", "/releases", "/spot-checks", "/stats", "/audit", "/audit?log=custody",
-         "/devices", "/admin", "/admin/officers", "/admin/devices", "/admin/stations", "/admin/policy"]
+         "/coverage?officer=020304&from=2026-11-19&to=2026-11-21", "/checklist", "/case-actions?case=AB-2026-00042",
+         "/devices", "/admin", "/admin/officers",
+         "/admin/devices", "/admin/stations", "/admin/policy"]
 
 
 @pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -746,7 +748,8 @@ def test_a_supervisor_goes_from_a_recorder_alert_to_its_recordings(server, brows
     serials = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())]
     assert set(serials) == docked and made  # every recorder that docked unknown, none invented
     serial = max(made, key=lambda s: made[s])
-    page.locator(f"#device-alerts tr:has(td:text-is('{serial}')) a").click()
+    # its unknown serial's alert (a GPS recorder also raises its clock drift, measured from its sidecars)
+    page.locator(f"#device-alerts tr[data-kind=unreviewed]:has(td:text-is('{serial}')) a").click()
     page.wait_for_url(lambda url: "device=" in url)
     page.wait_for_selector(".card")
     found = page.request.get(f"{base}/api/recordings", params={"device": serial, "size": "100"}).json()

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from catalog.access import Scope, unit_members, unit_numbers
 from catalog.custody import CustodyKind, append_event
 from catalog.db import begin_write
-from catalog.models import Device, DeviceAssignment, DeviceStatusChange, DockSession, Officer
+from catalog.models import Device, DeviceAssignment, DeviceStatusChange, DockSession, Officer, Sighting
 from catalog.registry import RegistryInvalid
 from catalog.said import Said, listed, say
 
@@ -33,6 +33,7 @@ __all__ = [
     "device_docked",
     "device_problems",
     "device_register",
+    "docks_of",
     "get_device",
     "review_device",
     "scope_units",
@@ -312,3 +313,20 @@ def device_register(session: Session, *, units: frozenset[str] | None = None,
                               last_offset_s=offset if offset is not None and math.isfinite(offset) else None,
                               last_files=dock.files_seen if dock else None))
     return rows
+
+
+def docks_of(session: Session, serial: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The device's latest *limit* docks, newest first: when and where, the result, the files seen, new and failed,
+    the bytes read off it (its files' sizes as the dock saw them) and the clock offset the dock measured."""
+    read = (select(Sighting.dock_session_id, func.count().label("files"),
+                   func.coalesce(func.sum(Sighting.size_bytes), 0).label("bytes"))
+            .group_by(col(Sighting.dock_session_id)).subquery())
+    rows = session.exec(select(DockSession, read.c.files, read.c.bytes)
+                        .join(read, read.c.dock_session_id == DockSession.id, isouter=True)
+                        .where(DockSession.device_serial == serial)
+                        .order_by(col(DockSession.started_at).desc(), col(DockSession.id).desc()).limit(limit))
+    return [{"dock_session": d.id, "started_at": d.started_at.isoformat() if d.started_at else None,
+             "finished_at": d.finished_at.isoformat() if d.finished_at else None, "station": d.station_code,
+             "result": d.result, "files_seen": d.files_seen, "files_new": d.files_new, "files_failed": d.files_failed,
+             "files_sighted": files or 0, "bytes_read": int(size or 0), "clock_offset_s": d.clock_offset_s}
+            for d, files, size in rows]

@@ -14,6 +14,7 @@ from catalog.devices import (
     assign_device,
     assignments_of,
     device_register,
+    docks_of,
     get_device,
     review_device,
     scope_units,
@@ -68,7 +69,8 @@ def device_show(serial: str, by: str | None, as_json: bool) -> None:
                                  "until": a.until.isoformat() if a.until else None, "by": a.by, "reason": a.reason}
                                 for a in assignments_of(session, found.serial)],
                 "statuses": [{"status": c.status, "at": c.at.isoformat() if c.at else None, "by": c.by,
-                              "reason": c.reason} for c in statuses_of(session, found.serial)]}
+                              "reason": c.reason} for c in statuses_of(session, found.serial)],
+                "docks_latest": docks_of(session, found.serial)}
     print_result(data, as_json, "\n".join(f"{k}: {v}" for k, v in data.items()))
 
 

@@ -239,6 +239,10 @@ def test_a_recorder_nobody_registered_docks_is_kept_flagged_and_reviewed(env, tm
     listed = json.loads(run_cli(env, "device", "list", "--json", "--by", "tester").output)["devices"]
     [serial] = [d["serial"] for d in listed if d["unreviewed"]]
     assert listed[0]["docks"] == 1 and listed[0]["last_files"] == 1
+    shown = json.loads(run_cli(env, "device", "show", serial, "--json", "--by", "tester").output)
+    [dock] = shown["docks_latest"]  # each dock: what it read off the recorder, files and bytes
+    assert (dock["files_seen"], dock["files_sighted"], dock["result"]) == (1, 1, "complete")
+    assert dock["bytes_read"] == (card / "MVI_0001.MP4").stat().st_size
     alerts = json.loads(run_cli(env, "device", "alerts", "--json", "--by", "tester").output)["alerts"]
     assert [(a["kind"], a["serial"]) for a in alerts] == [("unreviewed", serial)]
     assert run_cli(env, "device", "review", serial, "--by", "tester").exit_code == 0

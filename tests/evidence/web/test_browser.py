@@ -413,7 +413,7 @@ def _serious_violations(page) -> list[str]:
 PAGES = ["/", "/?case=AB-2026-00042", "/recordings/{video}", "/recordings/{video}?reason=复核", "/cases",
          "/cases/AB-2026-00042", "/retention", "/releases", "/spot-checks", "/stats", "/audit", "/audit?log=custody",
          "/coverage?officer=020304&from=2026-11-19&to=2026-11-21", "/checklist", "/case-actions?case=AB-2026-00042",
-         "/devices", "/admin", "/admin/officers",
+         "/devices", "/devices?serial=GPS7788", "/admin", "/admin/officers",
          "/admin/devices", "/admin/stations", "/admin/policy"]
 
 

@@ -47,6 +47,10 @@ def test_a_supervisor_goes_from_their_units_alert_to_the_recorders_recordings(we
     assert f'href="{link}"' in page.text
     results = client.get(link.replace("&amp;", "&"))
     assert results.status_code == 200 and 'href="/recordings/3"' in results.text
+    history = client.get("/devices?serial=AWAY-2")  # the recorder's own page: its docks and assignments
+    assert 'id="device-docks"' in history.text and "station-1" in history.text
+    assert 'id="device-assignments"' in history.text
+    assert client.get("/devices?serial=OK-1").status_code == 404  # another unit's: said as not there
     api = client.get("/api/devices").json()
     assert [d["serial"] for d in api["devices"]] == ["AWAY-2"] and [a["kind"] for a in api["alerts"]] == ["silent"]
     assert "has not docked for 10 days" in client.get("/devices?lang=en").text

@@ -10,7 +10,7 @@ from catalog.case_models import CaseStatus, DisposalStatus
 from catalog.device_alerts import ALERT_KINDS
 from catalog.devices import DEVICE_STATUSES
 from catalog.integrity import INTEGRITY_CHECKS
-from catalog.models import IntegrityStatus, MediaKind, RecordingState
+from catalog.models import DockResult, IntegrityStatus, MediaKind, RecordingState
 from catalog.periods import PERIOD_KINDS
 from catalog.redaction_jobs import JOB_STAGES, JOB_STATES
 from catalog.registry import CERTIFICATE_STATES
@@ -46,6 +46,7 @@ def used_message_ids() -> set[str]:
     found |= set(JOB_STATES) | set(JOB_STAGES) | set(RELEASE_KINDS) | set(RELEASE_STATES)
     found |= {f"bulk {a}" for a in BULK_ACTIONS} | set(DONE.values()) | set(QUICK_RANGES)
     found |= set(DEVICE_STATUSES) | {s.value for s in RecordingState} | {f"alert {k}" for k in ALERT_KINDS}
+    found |= {r.value for r in DockResult}  # a recorder's docks on its page
     found |= {f"period {k}" for k in PERIOD_KINDS} | set(SAVED_SEARCH_PROBLEMS) | said_message_ids()
     return found
 

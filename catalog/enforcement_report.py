@@ -21,6 +21,8 @@ from fpdf.fonts import FontFace, TTFFont
 from sqlmodel import Session, col, select
 
 from catalog.access import Scope
+from catalog.checklist import ChecklistFigures, checklist_figures
+from catalog.checklist_rules import Checklist
 from catalog.court_report_pdf import DEFAULT_FONT, inspect_font, output_pdf, undrawable_reason
 from catalog.csvsafe import csv_chunks
 from catalog.manifests import software_version
@@ -50,6 +52,10 @@ _WORDS = {
     "status": ("状态", "Status"), "check": ("抽查", "Check"),
     "drawn_on": ("抽取日期", "Drawn on"), "sample": ("抽取 / 总体", "Drawn / population"),
     "findings": ("发现问题", "Findings"), "signed_on": ("签署日期", "Signed off on"), "none": ("无", "none"),
+    "action_cases": ("有执法事项的案件", "Cases with enforcement actions"),
+    "review_cases": ("其中需法制审核", "Of them for legal review (法制审核)"),
+    "required_actions": ("须全过程记录事项（全程 / 部分 / 未记录）",
+                         "Actions needing full recording (covered / partly / not recorded)"),
     "software": ("由 evidence-ingest {version} 生成", "Made by evidence-ingest {version}"),
 }
 
@@ -65,6 +71,7 @@ class EnforcementReport:
     lang: str  # "zh" or "en"
     figures: Statistics
     spot_checks: list[dict[str, Any]] = field(default_factory=list)  # summaries of checks signed off in the period
+    actions: ChecklistFigures | None = None  # the action checklist's figures of the period (catalog.checklist)
 
     def word(self, key: str) -> str:
         zh, en = _WORDS[key]
@@ -81,8 +88,11 @@ class EnforcementReport:
 
 
 def build_report(session: Session, scope: Scope, *, period: Period, zone: str, now: datetime, by: str, lang: str,
-                 unit: str | None = None) -> EnforcementReport:
-    """The report of *period* over *scope* (and *unit*, drilled into), as *by* asks for it at *now*."""
+                 unit: str | None = None, checklist: Checklist | None = None,
+                 tolerance_s: float = 120.0) -> EnforcementReport:
+    """The report of *period* over *scope* (and *unit*, drilled into), as *by* asks for it at *now*; with the
+    agency's action *checklist*, the period's cases and actions judged by it (over the whole scope: a case's
+    handling unit is not an officer's unit)."""
     figures = statistics(session, scope, now=now, zone=zone, period=period, unit=unit, rows=ALL_ROWS)
     start, end = period.bounds(zone)
     summaries = []
@@ -91,8 +101,10 @@ def build_report(session: Session, scope: Scope, *, period: Period, zone: str, n
         items = list(session.exec(select(SpotCheckItem).where(SpotCheckItem.check_id == check.id)
                                   .order_by(col(SpotCheckItem.id))))
         summaries.append(spot_check_summary(check, items, zone))
+    actions = (checklist_figures(session, scope, checklist=checklist, tolerance_s=tolerance_s, zone=zone,
+                                 period=period) if checklist is not None else None)
     return EnforcementReport(period, zone, scope.describe(), unit, now, by, "zh" if lang.startswith("zh") else "en",
-                             figures, summaries)
+                             figures, summaries, actions)
 
 
 def _share(tagged: int, count: int) -> str:
@@ -110,7 +122,17 @@ def _overview(report: EnforcementReport) -> list[tuple[str, str]]:
             (report.word("tagged"), str(tagged)), (report.word("share"), _share(tagged, f["total"])),
             (report.word("documents"), str(f["documents"])),
             (report.word("storage"), f"{f['storage_bytes'] / 2**30:.2f}"),
-            (report.word("pending"), str(f["pending_archive"]))]
+            (report.word("pending"), str(f["pending_archive"])), *_actions(report)]
+
+
+def _actions(report: EnforcementReport) -> list[tuple[str, str]]:
+    a = report.actions
+    if a is None:
+        return []
+    needed = a["required_actions"]
+    return [(report.word("action_cases"), str(a["cases"])), (report.word("review_cases"), str(a["cases_for_review"])),
+            (report.word("required_actions"),
+             f"{needed['covered']} / {needed['partly_covered']} / {needed['not_recorded']}")]
 
 
 def _groups(report: EnforcementReport, key: str) -> list[list[str]]:

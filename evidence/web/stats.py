@@ -128,7 +128,8 @@ def report(request: Request, session: DB, fmt: str, period: str = "", on: str = 
     asked = asked_period(config, period, on, first, last, default="quarter")
     assert asked is not None
     made = build_report(session, who.scope, period=asked, zone=config.zone, now=utcnow(), by=who.user.name,
-                        lang=language(request), unit=unit.strip() or None)
+                        lang=language(request), unit=unit.strip() or None, checklist=config.action_checklist,
+                        tolerance_s=config.action_tolerance_s)
     headers = {"Content-Disposition": f'attachment; filename="{made.file_name}.{fmt}"',
                "Cache-Control": "private, no-store"}
     if fmt == "csv":

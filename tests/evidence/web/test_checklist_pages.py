@@ -156,3 +156,7 @@ def test_the_units_cases_for_legal_review_their_csv_and_api(web_site):
     assert 'id="checklist-cases">1 · <a href="/checklist?first=2026-11-20&amp;last=2026-11-20&amp;review=1">' in stats
     assert "需法制审核: 1" in stats
     assert 'id="checklist-cases">0 ·' in client.get("/stats?period=day&on=2026-11-21", headers=HTML).text
+    report = client.get("/stats/report.csv?period=day&on=2026-11-20").content.decode("utf-8-sig")
+    overview = {row[1]: row[2] for row in csv.reader(io.StringIO(report)) if row[0] == "overview"}
+    assert (overview["有执法事项的案件"], overview["其中需法制审核"]) == ("1", "1")  # in the 执法数据分析报告 too
+    assert overview["须全过程记录事项（全程 / 部分 / 未记录）"] == "0 / 0 / 1"

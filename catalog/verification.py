@@ -39,6 +39,7 @@ from catalog.retention import RetentionPolicy
 from catalog.signing import SignatureInvalid, signed_bytes, verify_document
 from catalog.timestamping import token_name, token_problem, token_signature_problem
 from catalog.types import utcnow
+from catalog.verify_actions import action_findings
 from catalog.verify_disposals import batch_findings, tombstone_findings
 from catalog.verify_integrity import integrity_findings
 from catalog.verify_records import (
@@ -493,6 +494,8 @@ def verify_archive(session: Session, store: EvidenceStore, recording_ids: list[i
     report = run.report
     report.problems.extend(case_problems(session, run.cases_said, None if everything else run.cases_named))
     report.problems.extend(grant_problems(session, None if everything else run.cases_named))
+    report.problems.extend(Problem("case", subject, text) for subject, text in
+                           action_findings(session, None if everything else run.cases_named))
     if everything:
         report.problems.extend(missing_rows(session))
         report.problems.extend(Problem(*found) for found in registry_problems(session))

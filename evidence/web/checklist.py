@@ -4,10 +4,12 @@ import a case-handling system's export), and the cases of a unit with their verd
 (`/checklist`, its CSV, `/api/checklist`). Every decision is catalog.checklist's; the page only shows it."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import re
+from datetime import date, datetime, time, timedelta
+from pathlib import PurePath
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,14 +18,15 @@ from sqlmodel import Session
 from catalog.access import AccessRefused, visible_case
 from catalog.case_models import Case
 from catalog.checklist import case_checklist, checklist_figures, import_actions, record_action, unit_checklist
-from catalog.checklist_import import ActionsInvalid
+from catalog.checklist_import import ACTION_TIME_FLOOR, ActionsInvalid
 from catalog.csvsafe import csv_chunks
 from catalog.custody import CustodyKind, append_event
 from catalog.errors import CaseNotFound, CaseStateError, PermissionDenied
 from catalog.periods import Period
-from catalog.said import Said, said_of, say
+from catalog.said import Said, said_in, said_of, say
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, done, language, render, signed_in
+from evidence.web.i18n import gettext_for
 from evidence.web.search_form import parse_time
 
 __all__ = ["router"]
@@ -56,6 +59,10 @@ def _case_page(request: Request, session: Session, who: Caller, case: Case, stat
     config: WebConfig = request.app.state.config
     report = case_checklist(session, case, who.scope, checklist=config.action_checklist,
                             tolerance_s=config.action_tolerance_s).as_json()
+    translate = gettext_for(language(request))
+    for action in report["actions"]:  # said in the page's language (a review found English on a Chinese page)
+        if action.get("uncovered_withheld"):
+            action["uncovered_withheld"] = said_in(action["uncovered_withheld"], translate)
     return render(request, "case_actions.html", language(request), status, user=who.user,
                   csrf=who.web_session.csrf_token, report=report, case=case, error=error, form=form or {},
                   types=config.action_checklist.types, tolerance_s=config.action_tolerance_s,
@@ -119,7 +126,13 @@ def import_file(request: Request, session: DB, csrf: Annotated[str, Form()], cas
     found = _case(session, case, who)
     config: WebConfig = request.app.state.config
     data = file.file.read(MAX_IMPORT_BYTES + 1)
-    name = (file.filename or "upload")[-200:]
+    name = PurePath((file.filename or "upload").replace("\\", "/")).name[-60:] or "upload"
+    if zone.strip():
+        try:
+            ZoneInfo(zone.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            return _case_page(request, session, who, found, 400,
+                              say("{zone} is not a time zone such as Asia/Shanghai", zone=repr(zone.strip()[:64])))
     if len(data) > MAX_IMPORT_BYTES:
         return _case_page(request, session, who, found, 413, say("{file} is larger than {mib} MiB", file=name,
                                                                  mib=MAX_IMPORT_BYTES >> 20))
@@ -145,12 +158,16 @@ def _window(config: WebConfig, first: str, last: str) -> tuple[Period | None, da
     if not first and not last:
         return None, None, None
     zone = ZoneInfo(config.zone)
-    since = datetime.combine(datetime.fromisoformat(first).date(), time(), zone) if first else None
-    until = (datetime.combine(datetime.fromisoformat(last).date() + timedelta(days=1), time(), zone) if last
-             else None)
-    period = Period("custom", since.date() if since else datetime(2000, 1, 1).date(),
-                    (until - timedelta(days=1)).date() if until else config.today())
-    return period, since, until
+    # clamped to the days an action can be on (catalog.checklist_import.ACTION_TIME_FLOOR to today): a year 1 or
+    # 9999 asked for (a 500 once) is those days
+    floor, today = ACTION_TIME_FLOOR.date(), config.today()
+    day_from = min(max(date.fromisoformat(first), floor), today) if first else floor
+    day_to = min(max(date.fromisoformat(last), floor), today) if last else today
+    if day_from > day_to:
+        raise ValueError(f"{first} is after {last}")
+    since = datetime.combine(day_from, time(), zone)
+    until = datetime.combine(day_to + timedelta(days=1), time(), zone)
+    return Period("custom", day_from, day_to), since, until
 
 
 def _unit_rows(request: Request, session: Session, who: Caller, unit: str, first: str, last: str,
@@ -159,8 +176,8 @@ def _unit_rows(request: Request, session: Session, who: Caller, unit: str, first
     try:
         period, since, until = _window(config, first.strip(), last.strip())
     except ValueError:
-        raise HTTPException(400, say("from and to are dates (YYYY-MM-DD), not {first} and {last}",
-                                     first=repr(first[:20]), last=repr(last[:20]))) from None
+        raise HTTPException(400, say("from and to are dates (YYYY-MM-DD), the first not after the last, not {first} "
+                                     "and {last}", first=repr(first[:20]), last=repr(last[:20]))) from None
     rows = unit_checklist(session, who.scope, checklist=config.action_checklist,
                           tolerance_s=config.action_tolerance_s, unit=unit.strip() or None, since=since, until=until,
                           review_only=bool(review))
@@ -191,11 +208,17 @@ def checklist_csv(request: Request, session: DB, unit: str = "", first: str = ""
     lines = [[r["case"], r["title"], r["unit"], r["status"], sum(r["required_counts"].values()),
               r["required_counts"]["covered"], r["required_counts"]["partly_covered"],
               r["required_counts"]["not_recorded"], "是" if r["needs_legal_review"] else "否"] for r in rows]
-    name = "-".join(filter(None, ["checklist", unit.strip(), first.strip(), last.strip(),
-                                  "review" if review else ""])) + ".csv"
+    name = re.sub(r"[^\w.+@-]+", "_", "-".join(filter(None, ["checklist", unit.strip(), first.strip(),
+                                                               last.strip(), "review" if review else ""])))[:150]
     body = "".join(csv_chunks(CSV_HEADER, lines))  # with its BOM
+    append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={  # what was handed out, once made
+        "via": "web checklist.csv", "unit": unit[:200], "from": first[:20], "to": last[:20], "cases": len(rows)})
+    session.commit()
+    plain = re.sub(r"[^A-Za-z0-9._+@-]+", "_", name)
     return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+                    headers={"Content-Disposition": f"attachment; filename=\"{plain}.csv\"; "
+                                                    f"filename*=UTF-8''{quote(name, safe='')}.csv",
+                             "Cache-Control": "private, no-store"})
 
 
 @router.get("/api/checklist", tags=["cases"])

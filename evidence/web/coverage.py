@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -258,13 +259,23 @@ def _without_cycle_collector() -> Iterator[None]:
     collection of the web app's heap (~200 ms) every sixth page or so, the page's p95 (bench/coverage_speed.py).
     Built inside a function that has returned, nothing of them is left to examine when it runs again. Process-wide
     while it lasts: another request's cycles wait for the next collection."""
-    was_on = gc.isenabled()
-    gc.disable()
+    with _COLLECTOR_HELD:  # the first page in holds it off, the last one out lets it run again (a review found
+        if _HOLDERS[0] == 0:  # two pages racing between isenabled() and disable() leaving it off for good)
+            _HOLDERS[1] = gc.isenabled()
+            gc.disable()
+        _HOLDERS[0] += 1
     try:
         yield
     finally:
-        if was_on:
-            gc.enable()
+        with _COLLECTOR_HELD:
+            _HOLDERS[0] -= 1
+            if _HOLDERS[0] == 0 and _HOLDERS[1]:
+                gc.enable()
+
+
+#: Pages building now that hold off the cyclic collector, and whether it ran before the first of them.
+_COLLECTOR_HELD = threading.Lock()
+_HOLDERS: list[Any] = [0, True]
 
 
 def _units(session: Session, scope: Scope) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlmodel import Session, col, select
 
 from catalog import (
@@ -48,6 +48,9 @@ from catalog.models import Officer
 from catalog.periods import Period
 from catalog.said import Said, said_of
 from catalog.users import add_user
+from catalog.verification import verify_archive
+from catalog.verify_actions import action_findings
+from tests.conftest import as_attacker
 from tests.helpers.recordings import add_recording
 
 CST = ZoneInfo("Asia/Shanghai")
@@ -837,3 +840,35 @@ def test_a_cases_checklist_asks_no_query_per_action(engine):
         assert len(report.actions) == 60 and len(statements) <= 10
         # the officer's recording #6 (14:00-15:00, not in the case) is a candidate of the actions it overlaps
         assert [r.candidates for r in report.actions if r.candidates] == [(6,)] * 6
+
+
+def test_an_action_row_edited_deleted_or_added_behind_the_applications_back_is_found_by_verify(engine, store):
+    """Moving an uncovered action's times onto its recordings, or deleting it, would take the case out of legal
+    review unseen: `evidence verify` holds each row to its latest custody event."""
+    _archive(engine)
+    with Session(engine) as session:
+        _import(session)
+        moved = _import(session, ACTIONS.replace(b"15:00:00+08:00", b"15:10:00+08:00"), corrections=True)
+        session.commit()
+        assert len(moved.corrected) == 1 and action_findings(session) == []  # corrections are the chain's own
+    as_attacker(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE case_action SET started_at = :at WHERE external_id = 'A-2'"),
+                     {"at": datetime(2026, 11, 20, 2, 10)})  # its start moved past a gap
+        conn.execute(text("DELETE FROM case_action WHERE external_id = 'A-3'"))
+        conn.execute(text("INSERT INTO case_action (case_id, action_type, started_at, ended_at, place, officers, "
+                          "note, source, external_id, revision, entered_by, entered_at) SELECT case_id, "
+                          "action_type, started_at, ended_at, place, officers, note, source, 'FAKE', 1, entered_by, "
+                          "entered_at FROM case_action WHERE external_id = 'A-1'"))
+    with Session(engine) as session:
+        found = action_findings(session)
+        report = verify_archive(session, store, [], chain=False, everything=True)
+    texts = [f"{subject}: {text_}" for subject, text_ in found]
+    assert len(texts) == 3, texts
+    assert any("start: the row says '2026-11-20T02:10:00+00:00', the custody chain" in t_ for t_ in texts)
+    assert any("but the catalogue has no row (deleted" in t_ for t_ in texts)
+    assert any("no case_action_recorded event accounts for" in t_ for t_ in texts)
+    said = [p_.subject for p_ in report.problems if p_.kind == "case"]  # `evidence verify --all` says them too
+    assert sum("action" in subject for subject in said) == 3
+    with Session(engine) as session:
+        assert action_findings(session, numbers=["OTHER-CASE"]) == []

@@ -82,6 +82,10 @@ def test_what_is_not_an_action_is_refused_in_the_readers_language_and_the_form_k
     wrong_file = client.post("/case-actions/import", data={"csrf": csrf, "case": CASE},
                              files={"file": ("x.csv", "事项类型,开始时间\n拘留,明天\n".encode(), "text/csv")})
     assert wrong_file.status_code == 400 and "导入 x.csv 被拒绝" in html.unescape(wrong_file.text)
+    zone = client.post("/case-actions/import", data={"csrf": csrf, "case": CASE, "zone": "../../etc/passwd"},
+                       files={"file": ("x.csv", "事项类型,开始时间,结束时间\n询问,2026-11-20 17:00,2026-11-20 17:10\n"
+                                                 .encode(), "text/csv")})
+    assert zone.status_code == 400 and "不是有效的时区（例如 Asia/Shanghai）" in zone.text
     english = client.post("/case-actions?lang=en", data={"csrf": csrf, "case": CASE, "action_type": "questioning",
                                                          "start": "soon", "end": "2026-11-20 16:01"})
     assert "start 'soon' is not a time such as 2026-11-20 09:00" in html.unescape(english.text)
@@ -129,6 +133,7 @@ def test_a_reader_who_sees_part_of_a_case_gets_its_verdicts_but_not_the_gaps_a_h
     assert whole["uncovered"] and part["uncovered"] == [] and part["uncovered_withheld"]
     page = client.get(PAGE, headers=HTML).text
     assert 'href="/recordings/1"' not in page and "另有 1 条不在您的查看范围内" in page
+    assert "not shown" not in page  # why the gaps are withheld is said in Chinese too
 
 
 def test_the_units_cases_for_legal_review_their_csv_and_api(web_site):
@@ -149,6 +154,13 @@ def test_the_units_cases_for_legal_review_their_csv_and_api(web_site):
     api = client.get("/api/checklist", params={"first": "2026-11-20", "last": "2026-11-20"}).json()
     assert api["figures"]["cases_for_review"] == 1 and [c["case"] for c in api["cases"]] == [CASE]
     assert client.get("/checklist?first=someday", headers=HTML).status_code == 400
+    assert client.get("/checklist?first=2026-11-21&last=2026-11-20", headers=HTML).status_code == 400
+    for edge in ("first=0001-01-01", "last=9999-12-31"):  # days no action can be on: clamped, never a 500
+        assert client.get(f"/api/checklist?{edge}").status_code == 200
+        assert client.get(f"/checklist.csv?{edge}").status_code == 200
+    with Session(engine) as session:
+        handed = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "viewed")).all()
+        assert sum(e.details.get("via") == "web checklist.csv" for e in handed) == 3  # each download recorded
     assert json.loads(json.dumps(api))  # plain JSON, nothing a client cannot read
     client.cookies.clear()
     web_login(client, "supervisor")  # the statistics count the period's cases for legal review, linking to them

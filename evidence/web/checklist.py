@@ -164,7 +164,7 @@ def _window(config: WebConfig, first: str, last: str) -> tuple[Period | None, da
     day_from = min(max(date.fromisoformat(first), floor), today) if first else floor
     day_to = min(max(date.fromisoformat(last), floor), today) if last else today
     if day_from > day_to:
-        raise ValueError(f"{first} is after {last}")
+        raise ValueError(first, last)  # the caller says it
     since = datetime.combine(day_from, time(), zone)
     until = datetime.combine(day_to + timedelta(days=1), time(), zone)
     return Period("custom", day_from, day_to), since, until

@@ -81,7 +81,7 @@ def _asked(request: Request, who: Caller, officer: str, unit: str, first: str, l
     first of a supervisor's units) or their own number, over the last 7 days of the agency's calendar."""
     config: WebConfig = request.app.state.config
     officer, unit = officer.strip(), unit.strip()
-    for field, value in (("officer", officer), ("unit", unit)):
+    for field, value in ((say("Officer"), officer), (say("Unit"), unit)):  # the field named in the reader's words
         if len(value) > _MAX_TEXT or "\x00" in value:
             raise HTTPException(400, say("{field}: at most {max} characters", field=field, max=_MAX_TEXT))
     try:

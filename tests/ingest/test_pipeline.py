@@ -250,8 +250,8 @@ def test_a_file_vanishing_mid_dock_is_reported_and_the_rest_continue(samples, se
     real_scan = scan_device
     victim = samples.cn_recorder / "AUDIO" / "20261120" / f"{CN_PREFIX}_084500.wav"
 
-    def scan_then_lose_a_file(root, profile):
-        result = real_scan(root, profile)
+    def scan_then_lose_a_file(root, profile, **kwargs):
+        result = real_scan(root, profile, **kwargs)
         victim.unlink()  # the officer pulled the card, or the device dropped the file
         return result
 
@@ -268,8 +268,8 @@ def test_a_file_vanishing_mid_dock_is_reported_and_the_rest_continue(samples, se
 def test_a_device_unplugged_mid_dock_keeps_what_was_copied(samples, settings, engine, store, monkeypatch):
     real_scan = scan_device
 
-    def scan_then_unplug(root, profile):
-        result = real_scan(root, profile)
+    def scan_then_unplug(root, profile, **kwargs):
+        result = real_scan(root, profile, **kwargs)
         shutil.rmtree(root)
         return result
 

@@ -98,8 +98,8 @@ def test_a_file_still_growing_is_taken_as_it_was_and_again_when_complete(tmp_pat
     clip = _big_device(device, 2)
     real_scan = scan_device
 
-    def scan_then_grow(root, profile):
-        result = real_scan(root, profile)
+    def scan_then_grow(root, profile, **kwargs):
+        result = real_scan(root, profile, **kwargs)
         with clip.open("ab") as fh:  # the recorder is still finishing the file
             fh.write(os.urandom(1 << 20))
         return result

@@ -129,7 +129,7 @@ def test_hostile_name_is_kept_as_data_and_never_becomes_a_path(samples, settings
             path = Path(dirpath) / name
             assert path.is_relative_to(settings.home)
             assert name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db.migrate-lock",
-                            "station-1.ed25519.pem") \
+                            "station-1.ed25519.pem", "station-time-files.txt") \
                 or name.endswith(".json") \
                 or all(c in "0123456789abcdef" for c in name.removesuffix(".jsonl").removesuffix(".lock")), name
 

@@ -43,7 +43,7 @@ from catalog.errors import (
 )
 from catalog.package import export_package
 from catalog.recordings import get_recording
-from catalog.said import Said, listed, say
+from catalog.said import Said, listed, said_of, say
 from catalog.types import utcnow
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, class_word, done, language, render, signed_in
 from evidence.web.downloads import PackageRefused, package_signing, zip_download
@@ -51,21 +51,22 @@ from evidence.web.maps import MapPoint, map_context
 from evidence.web.recordings import reason_needed, visible_recording
 from storage import StorageError
 
-__all__ = ["router"]
+__all__ = ["case_for", "router"]
 
 router = APIRouter()
 CasesCaller = Annotated[Caller, api_caller("cases")]
 
 
-def _case(session: Session, number: str, who: Caller) -> Case:
+def case_for(session: Session, number: str, who: Caller, *, via: str = "web") -> Case:
     """The case if the caller may know of it (catalog.access.visible_case): 404 if there is none, 403 (an
     `access_refused` event) if none of its recordings lies in their scope."""
     try:
-        return visible_case(session, number, who.scope, actor=who.user.name, via="web")
+        return visible_case(session, number, who.scope, actor=who.user.name, via=via)
     except CaseNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise HTTPException(404, said_of(exc)) from None
     except AccessRefused as exc:
-        raise HTTPException(403, str(exc)) from None
+        raise HTTPException(403, said_of(exc)) from None
+
 
 
 def _reader(who: Caller) -> str | None:
@@ -143,7 +144,7 @@ def open_case(request: Request, session: DB, csrf: Annotated[str, Form()], numbe
 @router.get("/cases/{number:path}", response_class=HTMLResponse, include_in_schema=False)
 def case_page(number: str, request: Request, session: DB) -> Response:
     who = signed_in(request, session, "cases")
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "web case page",
                                                                             "case": case.number})
     session.commit()
@@ -167,7 +168,7 @@ def link(number: str, request: Request, session: DB, csrf: Annotated[str, Form()
          purpose: Annotated[str, Form()]) -> Response:
     """Link recordings (ids or SHA-256 prefixes, separated by spaces or commas) with what they prove here."""
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     refs = [r for r in recordings.replace(",", " ").split() if r]
     try:
         if not refs:
@@ -191,7 +192,7 @@ def link_from_recording(ref: str, request: Request, session: DB, csrf: Annotated
                         case: Annotated[str, Form()], purpose: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
     recording = visible_recording(session, ref, who, "link")
-    found = _case(session, case.strip(), who)
+    found = case_for(session, case.strip(), who)
     try:
         link_recording(session, found, recording, purpose=purpose, by=who.user.name, linker=who.user)
         session.commit()
@@ -224,7 +225,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
     """Store uploaded text records (询问笔录, 现场检查笔录, scans…) for the case: hashed, in WORM storage, with a
     signed manifest, linked with *title* as their purpose; a damaged file is kept as found and says so."""
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     config: WebConfig = request.app.state.config
     if config.attach is None:
         raise HTTPException(501, say("this server cannot store documents; run `evidence serve`, or attach them "
@@ -272,7 +273,7 @@ def attach_documents(number: str, request: Request, session: DB, csrf: Annotated
 def unlink(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            recording: Annotated[int, Form()], reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     try:
         found = get_recording(session, recording)
         unlink_recording(session, case, found, by=who.user.name, reason=reason)
@@ -289,7 +290,7 @@ def close(number: str, request: Request, session: DB, csrf: Annotated[str, Form(
     """Close the case (catalog.cases.close_case, then the retention pass): the page asks for the closing date
     and the case number typed again, and so does this; a refusal keeps what was typed."""
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     config: WebConfig = request.app.state.config
     typed = {"closed_on": closed_on, "confirm": confirm}
     problem = close_form_problem(case.number, closed_on, confirm)
@@ -324,7 +325,7 @@ def close_form_problem(number: str, closed_on: str, confirm: str) -> str | None:
 def reopen(number: str, request: Request, session: DB, csrf: Annotated[str, Form()],
            reason: Annotated[str, Form()]) -> Response:
     who = signed_in(request, session, "manage_cases", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     try:
         reopen_case(session, case, by=who.user.name, reason=reason)
         session.commit()
@@ -340,7 +341,7 @@ def case_class(number: str, request: Request, session: DB, csrf: Annotated[str, 
     """The case's sensitivity class (catalog.classification.classify_case: its recordings of a lower class are
     raised to it)."""
     who = signed_in(request, session, "classify", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     return _class_act(request, session, who, case,
                       lambda: classify_case(session, who.user, case, to=sensitivity, reason=reason),
                       "case_classified", to=class_word(request, sensitivity))
@@ -370,7 +371,7 @@ def case_grant(number: str, request: Request, session: DB, csrf: Annotated[str, 
     """Grant (or, with *revoke*, end) a person's access to the case's classed recordings
     (catalog.classification); *until* is a local date, the grant ending at its end in the agency's zone."""
     who = signed_in(request, session, "grant_access", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     zone = ZoneInfo(request.app.state.config.policy.zone)
 
     def act() -> object:
@@ -407,7 +408,7 @@ def api_case(number: str, request: Request, session: DB, who: CasesCaller) -> di
     """One case with its recordings and text records (purposes, retention, holds) and past links; the view is
     recorded. A caller limited to some units or to their own recordings gets only what lies in their scope, and
     `outside_scope` counts the rest."""
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     append_event(session, CustodyKind.VIEWED, actor=who.user.name, details={"via": "api", "case": case.number})
     session.commit()
     return case_workspace(session, case, who.scope, request.app.state.config.policy, reader=_reader(who))
@@ -419,7 +420,7 @@ def case_export(number: str, request: Request, session: DB, csrf: Annotated[str,
     """The case's BagIt package as a ZIP download (built, validated, recorded, then sent and removed). The same
     operation as `evidence export CASE`: the rights and scope of downloading every item, and a stated reason."""
     who = signed_in(request, session, "export", csrf)
-    case = _case(session, number, who)
+    case = case_for(session, number, who)
     config = request.app.state.config
     try:
         return zip_download(session, case.number, say("case {case}", case=case.number), lambda out: export_package(

@@ -15,16 +15,16 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from catalog.access import AccessRefused, visible_case
 from catalog.case_models import Case
 from catalog.checklist import case_checklist, checklist_figures, import_actions, record_action, unit_checklist
 from catalog.checklist_import import ACTION_TIME_FLOOR, ActionsInvalid
 from catalog.csvsafe import csv_chunks
 from catalog.custody import CustodyKind, append_event
-from catalog.errors import CaseNotFound, CaseStateError, PermissionDenied
+from catalog.errors import CaseStateError, PermissionDenied
 from catalog.periods import Period
 from catalog.said import Said, said_in, said_of, say
 from catalog.types import utcnow
+from evidence.web.cases import case_for
 from evidence.web.deps import DB, Caller, WebConfig, api_caller, done, language, render, signed_in
 from evidence.web.i18n import gettext_for
 from evidence.web.search_form import parse_time
@@ -42,12 +42,7 @@ CSV_HEADER = ("案件编号", "案件名称", "承办单位", "状态", "须全�
 
 
 def _case(session: Session, number: str, who: Caller) -> Case:
-    try:
-        return visible_case(session, number, who.scope, actor=who.user.name, via="web checklist")
-    except CaseNotFound as exc:
-        raise HTTPException(404, said_of(exc)) from None
-    except AccessRefused as exc:
-        raise HTTPException(403, said_of(exc)) from None
+    return case_for(session, number, who, via="web checklist")
 
 
 def _case_url(number: str) -> str:
